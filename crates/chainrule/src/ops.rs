@@ -1,0 +1,440 @@
+//! Elementary operations on [`Var`]: arithmetic operators with a `Var` or a
+//! plain number on either side, and the elementary functions.
+//!
+//! Each computes its value and its local partial derivatives at once, and
+//! records one node. Conventions at kinks and poles:
+//! - `abs'(0) = 0`, `relu'(0) = 0`;
+//! - `min`/`max` send the whole gradient to the *first* argument on a tie;
+//! - `atan2` and `hypot` have gradient 0 at the origin;
+//! - `pow(x, y)` has ∂/∂y = 0 where the value is 0 (instead of 0·ln 0);
+//! - `sqrt` and `cbrt` have an infinite derivative at 0, as in calculus.
+
+use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+use crate::scalar::Scalar;
+use crate::tape::{Op, Var};
+
+/// Either a recorded [`Var`] or a constant: the second argument of
+/// [`Var::powf`], [`Var::min`], [`Var::max`], [`Var::atan2`] and
+/// [`Var::hypot`]. Constants add no node.
+#[derive(Clone, Copy, Debug)]
+pub enum Operand<'t, T: Scalar> {
+    /// A recorded value.
+    Var(Var<'t, T>),
+    /// A constant.
+    Const(T),
+}
+
+impl<'t, T: Scalar> From<Var<'t, T>> for Operand<'t, T> {
+    fn from(v: Var<'t, T>) -> Self {
+        Operand::Var(v)
+    }
+}
+
+impl<T: Scalar> From<T> for Operand<'_, T> {
+    fn from(c: T) -> Self {
+        Operand::Const(c)
+    }
+}
+
+impl<T: Scalar> Operand<'_, T> {
+    fn value(&self) -> T {
+        match self {
+            Operand::Var(v) => v.value(),
+            Operand::Const(c) => *c,
+        }
+    }
+}
+
+impl<'t, T: Scalar> Var<'t, T> {
+    /// Records a two-argument function `f(self, other)` given its value and
+    /// both partials; with a constant `other` only the first is recorded.
+    #[inline(always)]
+    fn with_operand(self, other: Operand<'t, T>, op: Op, value: T, da: T, db: T) -> Var<'t, T> {
+        match other {
+            Operand::Var(o) => self.binary(o, op, value, da, db),
+            Operand::Const(c) => self.unary_c(op, value, da, c),
+        }
+    }
+
+    /// e^x.
+    #[inline]
+    pub fn exp(self) -> Self {
+        let e = self.val.exp();
+        self.unary(Op::Exp, e, e)
+    }
+
+    /// Natural logarithm.
+    #[inline]
+    pub fn ln(self) -> Self {
+        self.unary(Op::Ln, self.val.ln(), T::one() / self.val)
+    }
+
+    /// Base-2 logarithm.
+    pub fn log2(self) -> Self {
+        let ln2 = T::from_f64(std::f64::consts::LN_2);
+        self.unary(Op::Log2, self.val.ln() / ln2, T::one() / (self.val * ln2))
+    }
+
+    /// Base-10 logarithm.
+    pub fn log10(self) -> Self {
+        let ln10 = T::from_f64(std::f64::consts::LN_10);
+        self.unary(
+            Op::Log10,
+            self.val.ln() / ln10,
+            T::one() / (self.val * ln10),
+        )
+    }
+
+    /// Square root (derivative +∞ at 0).
+    #[inline]
+    pub fn sqrt(self) -> Self {
+        let s = self.val.sqrt();
+        self.unary(Op::Sqrt, s, T::from_f64(0.5) / s)
+    }
+
+    /// Cube root, defined for negative numbers (derivative +∞ at 0).
+    pub fn cbrt(self) -> Self {
+        let c = self.val.cbrt();
+        self.unary(Op::Cbrt, c, T::one() / (T::from_f64(3.0) * c * c))
+    }
+
+    /// Power by a constant integer.
+    #[inline]
+    pub fn powi(self, n: i32) -> Self {
+        let d = if n == 0 {
+            T::zero()
+        } else {
+            T::from_f64(n as f64) * self.val.powi(n - 1)
+        };
+        self.unary_c(Op::Powi, self.val.powi(n), d, T::from_f64(n as f64))
+    }
+
+    /// x²: shorthand for `powi(2)`.
+    #[inline]
+    pub fn square(self) -> Self {
+        self.unary_c(
+            Op::Powi,
+            self.val * self.val,
+            self.val + self.val,
+            T::from_f64(2.0),
+        )
+    }
+
+    /// 1/x.
+    #[inline]
+    pub fn recip(self) -> Self {
+        let r = T::one() / self.val;
+        self.unary_c(Op::RDiv, r, -(r * r), T::one())
+    }
+
+    /// Power by a real exponent, constant or variable:
+    /// `x.powf(2.5)` or `x.powf(y)`.
+    pub fn powf(self, e: impl Into<Operand<'t, T>>) -> Self {
+        let e = e.into();
+        let ev = e.value();
+        let v = self.val.powf(ev);
+        let dx = if ev == T::zero() {
+            T::zero()
+        } else {
+            ev * self.val.powf(ev - T::one())
+        };
+        let de = if v == T::zero() {
+            T::zero()
+        } else {
+            v * self.val.ln()
+        };
+        self.with_operand(e, Op::Pow, v, dx, de)
+    }
+
+    /// Sine.
+    #[inline]
+    pub fn sin(self) -> Self {
+        let (s, c) = self.val.sin_cos();
+        self.unary(Op::Sin, s, c)
+    }
+
+    /// Cosine.
+    #[inline]
+    pub fn cos(self) -> Self {
+        let (s, c) = self.val.sin_cos();
+        self.unary(Op::Cos, c, -s)
+    }
+
+    /// Tangent.
+    pub fn tan(self) -> Self {
+        let t = self.val.tan();
+        self.unary(Op::Tan, t, T::one() + t * t)
+    }
+
+    /// Arcsine.
+    pub fn asin(self) -> Self {
+        let d = T::one() / (T::one() - self.val * self.val).sqrt();
+        self.unary(Op::Asin, self.val.asin(), d)
+    }
+
+    /// Arccosine.
+    pub fn acos(self) -> Self {
+        let d = -T::one() / (T::one() - self.val * self.val).sqrt();
+        self.unary(Op::Acos, self.val.acos(), d)
+    }
+
+    /// Arctangent.
+    pub fn atan(self) -> Self {
+        let d = T::one() / (T::one() + self.val * self.val);
+        self.unary(Op::Atan, self.val.atan(), d)
+    }
+
+    /// Four-quadrant arctangent of `self / x` (`self` is y), in (−π, π].
+    pub fn atan2(self, x: impl Into<Operand<'t, T>>) -> Self {
+        let x = x.into();
+        let (yv, xv) = (self.val, x.value());
+        let r2 = xv * xv + yv * yv;
+        let (dy, dx) = if r2 == T::zero() {
+            (T::zero(), T::zero())
+        } else {
+            (xv / r2, -yv / r2)
+        };
+        self.with_operand(x, Op::Atan2, yv.atan2(xv), dy, dx)
+    }
+
+    /// Hyperbolic sine.
+    pub fn sinh(self) -> Self {
+        self.unary(Op::Sinh, self.val.sinh(), self.val.cosh())
+    }
+
+    /// Hyperbolic cosine.
+    pub fn cosh(self) -> Self {
+        self.unary(Op::Cosh, self.val.cosh(), self.val.sinh())
+    }
+
+    /// Hyperbolic tangent.
+    pub fn tanh(self) -> Self {
+        let t = self.val.tanh();
+        self.unary(Op::Tanh, t, T::one() - t * t)
+    }
+
+    /// Logistic sigmoid 1/(1 + e^−x), computed without overflow.
+    pub fn sigmoid(self) -> Self {
+        let s = sigmoid(self.val);
+        self.unary(Op::Sigmoid, s, s * (T::one() - s))
+    }
+
+    /// max(0, x), with relu'(0) = 0.
+    pub fn relu(self) -> Self {
+        if self.val > T::zero() {
+            self.unary(Op::Relu, self.val, T::one())
+        } else {
+            self.unary(Op::Relu, T::zero(), T::zero())
+        }
+    }
+
+    /// ln(1 + e^x), computed without overflow; its derivative is the sigmoid.
+    pub fn softplus(self) -> Self {
+        let x = self.val;
+        let v = if x > T::zero() {
+            x + (-x).exp().ln_1p()
+        } else {
+            x.exp().ln_1p()
+        };
+        self.unary(Op::Softplus, v, sigmoid(x))
+    }
+
+    /// |x|, with abs'(0) = 0.
+    pub fn abs(self) -> Self {
+        let d = if self.val > T::zero() {
+            T::one()
+        } else if self.val < T::zero() {
+            -T::one()
+        } else {
+            T::zero()
+        };
+        self.unary(Op::Abs, self.val.abs(), d)
+    }
+
+    /// The smaller of the two; a tie goes to `self` (the first argument).
+    pub fn min(self, other: impl Into<Operand<'t, T>>) -> Self {
+        let o = other.into();
+        if self.val <= o.value() {
+            self.with_operand(o, Op::Min, self.val, T::one(), T::zero())
+        } else {
+            self.with_operand(o, Op::Min, o.value(), T::zero(), T::one())
+        }
+    }
+
+    /// The larger of the two; a tie goes to `self` (the first argument).
+    pub fn max(self, other: impl Into<Operand<'t, T>>) -> Self {
+        let o = other.into();
+        if self.val >= o.value() {
+            self.with_operand(o, Op::Max, self.val, T::one(), T::zero())
+        } else {
+            self.with_operand(o, Op::Max, o.value(), T::zero(), T::one())
+        }
+    }
+
+    /// sqrt(self² + other²), with gradient 0 at the origin.
+    pub fn hypot(self, other: impl Into<Operand<'t, T>>) -> Self {
+        let o = other.into();
+        let h = self.val.hypot(o.value());
+        let (da, db) = if h == T::zero() {
+            (T::zero(), T::zero())
+        } else {
+            (self.val / h, o.value() / h)
+        };
+        self.with_operand(o, Op::Hypot, h, da, db)
+    }
+}
+
+/// Numerically stable logistic sigmoid of a plain number.
+pub fn sigmoid<T: Scalar>(x: T) -> T {
+    if x >= T::zero() {
+        T::one() / (T::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::one() + e)
+    }
+}
+
+// ---- arithmetic operators -------------------------------------------------
+
+impl<'t, T: Scalar> Add for Var<'t, T> {
+    type Output = Var<'t, T>;
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        self.binary(o, Op::Add, self.val + o.val, T::one(), T::one())
+    }
+}
+
+impl<'t, T: Scalar> Sub for Var<'t, T> {
+    type Output = Var<'t, T>;
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        self.binary(o, Op::Sub, self.val - o.val, T::one(), -T::one())
+    }
+}
+
+impl<'t, T: Scalar> Mul for Var<'t, T> {
+    type Output = Var<'t, T>;
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        // product rule on the graph: each factor gets the other's value
+        self.binary(o, Op::Mul, self.val * o.val, o.val, self.val)
+    }
+}
+
+impl<'t, T: Scalar> Div for Var<'t, T> {
+    type Output = Var<'t, T>;
+    #[inline(always)]
+    fn div(self, o: Self) -> Self {
+        let inv = T::one() / o.val;
+        let q = self.val * inv;
+        self.binary(o, Op::Div, q, inv, -q * inv)
+    }
+}
+
+impl<'t, T: Scalar> Neg for Var<'t, T> {
+    type Output = Var<'t, T>;
+    #[inline(always)]
+    fn neg(self) -> Self {
+        self.unary(Op::Neg, -self.val, -T::one())
+    }
+}
+
+impl<'t, T: Scalar> Add<T> for Var<'t, T> {
+    type Output = Var<'t, T>;
+    #[inline(always)]
+    fn add(self, c: T) -> Self {
+        self.unary_c(Op::Add, self.val + c, T::one(), c)
+    }
+}
+
+impl<'t, T: Scalar> Sub<T> for Var<'t, T> {
+    type Output = Var<'t, T>;
+    #[inline(always)]
+    fn sub(self, c: T) -> Self {
+        self.unary_c(Op::Sub, self.val - c, T::one(), c)
+    }
+}
+
+impl<'t, T: Scalar> Mul<T> for Var<'t, T> {
+    type Output = Var<'t, T>;
+    #[inline(always)]
+    fn mul(self, c: T) -> Self {
+        self.unary_c(Op::Mul, self.val * c, c, c)
+    }
+}
+
+impl<'t, T: Scalar> Div<T> for Var<'t, T> {
+    type Output = Var<'t, T>;
+    #[inline(always)]
+    fn div(self, c: T) -> Self {
+        let inv = T::one() / c;
+        self.unary_c(Op::Div, self.val * inv, inv, c)
+    }
+}
+
+macro_rules! scalar_lhs {
+    ($t:ty) => {
+        impl<'t> Add<Var<'t, $t>> for $t {
+            type Output = Var<'t, $t>;
+            #[inline(always)]
+            fn add(self, v: Var<'t, $t>) -> Var<'t, $t> {
+                v + self
+            }
+        }
+        impl<'t> Sub<Var<'t, $t>> for $t {
+            type Output = Var<'t, $t>;
+            #[inline(always)]
+            fn sub(self, v: Var<'t, $t>) -> Var<'t, $t> {
+                v.unary_c(Op::RSub, self - v.val, -1.0, self)
+            }
+        }
+        impl<'t> Mul<Var<'t, $t>> for $t {
+            type Output = Var<'t, $t>;
+            #[inline(always)]
+            fn mul(self, v: Var<'t, $t>) -> Var<'t, $t> {
+                v * self
+            }
+        }
+        impl<'t> Div<Var<'t, $t>> for $t {
+            type Output = Var<'t, $t>;
+            #[inline(always)]
+            fn div(self, v: Var<'t, $t>) -> Var<'t, $t> {
+                let q = self / v.val;
+                v.unary_c(Op::RDiv, q, -q / v.val, self)
+            }
+        }
+    };
+}
+
+scalar_lhs!(f64);
+scalar_lhs!(f32);
+
+macro_rules! assign_ops {
+    ($tr:ident, $m:ident, $op:tt) => {
+        impl<'t, T: Scalar> $tr for Var<'t, T> {
+            #[inline(always)]
+            fn $m(&mut self, o: Self) {
+                *self = *self $op o;
+            }
+        }
+        impl<'t, T: Scalar> $tr<T> for Var<'t, T> {
+            #[inline(always)]
+            fn $m(&mut self, o: T) {
+                *self = *self $op o;
+            }
+        }
+    };
+}
+
+assign_ops!(AddAssign, add_assign, +);
+assign_ops!(SubAssign, sub_assign, -);
+assign_ops!(MulAssign, mul_assign, *);
+assign_ops!(DivAssign, div_assign, /);
+
+impl<'t, T: Scalar> std::iter::Sum<Var<'t, T>> for Option<Var<'t, T>> {
+    fn sum<I: Iterator<Item = Var<'t, T>>>(mut iter: I) -> Self {
+        let first = iter.next()?;
+        Some(iter.fold(first, |a, b| a + b))
+    }
+}

@@ -1,0 +1,638 @@
+//! The tape: an arena of nodes in execution order, and the handles ([`Var`])
+//! that record onto it.
+//!
+//! Each elementary node stores its (at most two) parents' indices and the
+//! local partial derivatives computed during the forward pass, so the reverse
+//! sweep in [`crate::backward`] is a loop of multiply-adds with no dynamic
+//! dispatch. Index 0 is a reserved sink: leaves and unary operations point
+//! their unused parent slot at it with a partial of zero.
+
+use std::cell::{Cell, UnsafeCell};
+use std::fmt;
+
+use crate::scalar::Scalar;
+
+/// One recorded elementary operation: `adj[parents[k]] += adj[self] * partials[k]`.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub(crate) struct Node<T> {
+    pub(crate) parents: [u32; 2],
+    pub(crate) partials: [T; 2],
+}
+
+/// What produced a node; recorded only while tracing (graph export) or
+/// checking for non-finite values, so the hot path stays 24 bytes a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Op {
+    /// The reserved sink at index 0.
+    Sink,
+    /// An input (leaf) created by [`Tape::var`].
+    Input,
+    /// `a + b` (or `a + c` with a constant).
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `a / b`.
+    Div,
+    /// `c - a` with a constant `c` on the left.
+    RSub,
+    /// `c / a` with a constant `c` on the left.
+    RDiv,
+    /// `-a`.
+    Neg,
+    /// `e^a`.
+    Exp,
+    /// Natural logarithm.
+    Ln,
+    /// Base-2 logarithm.
+    Log2,
+    /// Base-10 logarithm.
+    Log10,
+    /// Square root.
+    Sqrt,
+    /// Cube root.
+    Cbrt,
+    /// Power by a constant integer.
+    Powi,
+    /// Power by a constant or a variable real exponent.
+    Pow,
+    /// Sine.
+    Sin,
+    /// Cosine.
+    Cos,
+    /// Tangent.
+    Tan,
+    /// Arcsine.
+    Asin,
+    /// Arccosine.
+    Acos,
+    /// Arctangent.
+    Atan,
+    /// Four-quadrant arctangent.
+    Atan2,
+    /// Hyperbolic sine.
+    Sinh,
+    /// Hyperbolic cosine.
+    Cosh,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// max(0, a).
+    Relu,
+    /// ln(1 + e^a).
+    Softplus,
+    /// |a|.
+    Abs,
+    /// min(a, b).
+    Min,
+    /// max(a, b).
+    Max,
+    /// sqrt(a² + b²).
+    Hypot,
+    /// An output of a custom operation (see [`Tape::custom_op`]).
+    Custom,
+}
+
+impl Op {
+    /// A short lowercase name, as shown in graph exports and error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Sink => "sink",
+            Op::Input => "input",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
+            Op::Div => "div",
+            Op::RSub => "rsub",
+            Op::RDiv => "rdiv",
+            Op::Neg => "neg",
+            Op::Exp => "exp",
+            Op::Ln => "ln",
+            Op::Log2 => "log2",
+            Op::Log10 => "log10",
+            Op::Sqrt => "sqrt",
+            Op::Cbrt => "cbrt",
+            Op::Powi => "powi",
+            Op::Pow => "pow",
+            Op::Sin => "sin",
+            Op::Cos => "cos",
+            Op::Tan => "tan",
+            Op::Asin => "asin",
+            Op::Acos => "acos",
+            Op::Atan => "atan",
+            Op::Atan2 => "atan2",
+            Op::Sinh => "sinh",
+            Op::Cosh => "cosh",
+            Op::Tanh => "tanh",
+            Op::Sigmoid => "sigmoid",
+            Op::Relu => "relu",
+            Op::Softplus => "softplus",
+            Op::Abs => "abs",
+            Op::Min => "min",
+            Op::Max => "max",
+            Op::Hypot => "hypot",
+            Op::Custom => "custom",
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The trace of one node, kept while tracing is on.
+#[derive(Clone, Debug)]
+pub struct TraceEntry {
+    /// The operation.
+    pub op: Op,
+    /// The forward value, as f64.
+    pub value: f64,
+    /// The constant operand of an operation with a constant (`x * 2` keeps 2).
+    pub constant: Option<f64>,
+    /// The name given with [`Tape::name`], if any.
+    pub label: Option<String>,
+}
+
+/// A custom operation's vector-Jacobian product: given the gradients of its
+/// outputs, add the gradients of its inputs into the second slice (which the
+/// engine hands over zeroed).
+pub type Vjp<T> = Box<dyn Fn(&[T], &mut [T])>;
+
+pub(crate) struct CustomNode<T: Scalar> {
+    pub(crate) name: String,
+    pub(crate) first_output: u32,
+    pub(crate) n_outputs: u32,
+    pub(crate) inputs: Vec<u32>,
+    pub(crate) vjp: Vjp<T>,
+}
+
+const TRACE: u8 = 1;
+const CHECK: u8 = 2;
+/// Set while a backward sweep runs: recording then would invalidate the
+/// sweep's view of the arena, so it panics instead.
+pub(crate) const IN_BACKWARD: u8 = 4;
+
+/// Where a non-finite number first appeared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NonFinite {
+    /// Index of the node on the tape.
+    pub node: usize,
+    /// The operation that produced it (custom operations show their name).
+    pub op: String,
+    /// The offending number, as f64.
+    pub value: f64,
+    /// `true` if it appeared in the backward pass (a gradient), `false` if in
+    /// the forward pass (a value).
+    pub in_backward: bool,
+}
+
+impl fmt::Display for NonFinite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.in_backward {
+            "gradient"
+        } else {
+            "value"
+        };
+        write!(
+            f,
+            "non-finite {what} {} first produced by operation `{}` (node {})",
+            self.value, self.op, self.node
+        )
+    }
+}
+
+impl std::error::Error for NonFinite {}
+
+/// The recording arena.
+///
+/// A tape is written through shared references (`&Tape`): every [`Var`]
+/// borrows it, and each operation on `Var`s appends a node. [`Tape::clear`]
+/// needs `&mut`, so no `Var` can outlive the nodes it names.
+///
+/// ```
+/// use chainrule::Tape;
+/// let tape = Tape::new();
+/// let x = tape.var(5.0);
+/// let y = (x * 2.0 + 3.0) / 2.0;
+/// let grads = y.backward();
+/// assert_eq!(y.value(), 6.5);
+/// assert_eq!(grads.wrt(x), 1.0);
+///
+/// let mut tape = Tape::new();
+/// for step in 0..3 {
+///     tape.clear(); // forgets the nodes, keeps the memory
+///     let x = tape.var(step as f64);
+///     let y = x * x;
+///     assert_eq!(y.backward().wrt(x), 2.0 * step as f64);
+/// }
+/// ```
+pub struct Tape<T: Scalar = f64> {
+    // SAFETY: the cells below are only accessed inside `Tape`'s own methods,
+    // never across a call into user code, and no reference into them escapes.
+    // `Tape` is `!Sync` (UnsafeCell), so there is one accessor at a time.
+    pub(crate) nodes: UnsafeCell<Vec<Node<T>>>,
+    pub(crate) customs: UnsafeCell<Vec<CustomNode<T>>>,
+    pub(crate) trace: UnsafeCell<Vec<TraceEntry>>,
+    pub(crate) flags: Cell<u8>,
+    pub(crate) first_bad: UnsafeCell<Option<NonFinite>>,
+    /// Adjoint buffer kept between backward passes (taken while in use).
+    pub(crate) adj_cache: Cell<Vec<T>>,
+    pub(crate) scratch: Cell<Vec<T>>,
+}
+
+impl<T: Scalar> Default for Tape<T> {
+    /// An empty tape over any scalar: `Tape::<f32>::default()`.
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl Tape<f64> {
+    /// An empty tape of `f64` values. For another scalar use
+    /// `Tape::<f32>::default()` or [`Tape::with_capacity`]. (Fixing the
+    /// type here lets `2.0 * x` infer its types with no annotation.)
+    pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl<T: Scalar> fmt::Debug for Tape<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tape")
+            .field("nodes", &self.len())
+            .field("custom_ops", &self.customs_ref().len())
+            .finish()
+    }
+}
+
+impl<T: Scalar> Tape<T> {
+    /// An empty tape with room for `nodes` nodes before it grows.
+    pub fn with_capacity(nodes: usize) -> Self {
+        let mut v = Vec::with_capacity(nodes.max(1));
+        v.push(Node {
+            parents: [0, 0],
+            partials: [T::zero(), T::zero()],
+        });
+        Tape {
+            nodes: UnsafeCell::new(v),
+            customs: UnsafeCell::new(Vec::new()),
+            trace: UnsafeCell::new(Vec::new()),
+            flags: Cell::new(0),
+            first_bad: UnsafeCell::new(None),
+            adj_cache: Cell::new(Vec::new()),
+            scratch: Cell::new(Vec::new()),
+        }
+    }
+
+    /// Forgets every node but keeps the allocated memory, ready for the next
+    /// iteration of a training loop. Tracing and checking settings are kept.
+    pub fn clear(&mut self) {
+        self.nodes.get_mut().truncate(1);
+        self.customs.get_mut().clear();
+        let tr = self.trace.get_mut();
+        tr.clear();
+        if self.flags.get() & TRACE != 0 {
+            tr.push(sink_entry());
+        }
+        *self.first_bad.get_mut() = None;
+    }
+
+    /// Number of nodes recorded, including the reserved sink at index 0.
+    pub fn len(&self) -> usize {
+        self.nodes_ref().len()
+    }
+
+    /// Whether nothing but the reserved sink is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() <= 1
+    }
+
+    /// Bytes of the arena's allocation (nodes only), for memory accounting.
+    pub fn capacity_bytes(&self) -> usize {
+        self.nodes_ref().capacity() * std::mem::size_of::<Node<T>>()
+    }
+
+    /// Size of one elementary node in bytes (24 for f64).
+    pub const fn node_bytes() -> usize {
+        std::mem::size_of::<Node<T>>()
+    }
+
+    /// Records operation names, forward values and labels from now on, for
+    /// [`Tape::trace`] and graph export. Call it on an empty tape (right
+    /// after `new` or `clear`) to trace every node. Costs speed.
+    pub fn set_tracing(&mut self, on: bool) {
+        let f = self.flags.get();
+        self.flags.set(if on { f | TRACE } else { f & !TRACE });
+        self.sync_trace();
+    }
+
+    /// Checks every forward value and every gradient for NaN and infinity,
+    /// and remembers the first operation that produced one (see
+    /// [`Tape::first_non_finite`] and [`Var::try_backward`]). Implies
+    /// tracing. Costs speed; meant for debugging.
+    pub fn set_check_finite(&mut self, on: bool) {
+        let f = self.flags.get();
+        self.flags
+            .set(if on { f | CHECK | TRACE } else { f & !CHECK });
+        self.sync_trace();
+    }
+
+    fn sync_trace(&mut self) {
+        let n = self.nodes.get_mut().len();
+        let tr = self.trace.get_mut();
+        if self.flags.get() & TRACE != 0 {
+            // Nodes recorded before tracing was switched on are unknown.
+            while tr.len() < n {
+                let op = if tr.is_empty() { Op::Sink } else { Op::Input };
+                tr.push(TraceEntry {
+                    op,
+                    value: f64::NAN,
+                    constant: None,
+                    label: None,
+                });
+            }
+        }
+    }
+
+    /// Whether tracing is on.
+    pub fn is_tracing(&self) -> bool {
+        self.flags.get() & TRACE != 0
+    }
+
+    /// The first non-finite forward value recorded while checking was on.
+    pub fn first_non_finite(&self) -> Option<NonFinite> {
+        // SAFETY: see the struct comment.
+        unsafe { (*self.first_bad.get()).clone() }
+    }
+
+    /// The trace (empty unless tracing is on): one entry per node, in order.
+    pub fn trace(&self) -> Vec<TraceEntry> {
+        // SAFETY: see the struct comment.
+        unsafe { (*self.trace.get()).clone() }
+    }
+
+    /// Gives `v` a name that graph exports show (only while tracing).
+    pub fn name(&self, v: Var<'_, T>, label: &str) {
+        if self.is_tracing() {
+            // SAFETY: see the struct comment.
+            let tr = unsafe { &mut *self.trace.get() };
+            if let Some(e) = tr.get_mut(v.idx as usize) {
+                e.label = Some(label.to_string());
+            }
+        }
+    }
+
+    /// A new input (leaf) with value `v`.
+    #[inline]
+    pub fn var(&self, v: T) -> Var<'_, T> {
+        self.push(Op::Input, v, [0, 0], [T::zero(), T::zero()], None)
+    }
+
+    /// New inputs, one per value.
+    pub fn vars(&self, vs: &[T]) -> Vec<Var<'_, T>> {
+        self.reserve(vs.len());
+        vs.iter().map(|&v| self.var(v)).collect()
+    }
+
+    /// Reserves room for `additional` more nodes.
+    pub fn reserve(&self, additional: usize) {
+        self.guard();
+        // SAFETY: see the struct comment.
+        unsafe { (*self.nodes.get()).reserve(additional) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn nodes_ref(&self) -> &Vec<Node<T>> {
+        // SAFETY: see the struct comment; callers do not hold this across a push.
+        unsafe { &*self.nodes.get() }
+    }
+
+    #[inline(always)]
+    pub(crate) fn customs_ref(&self) -> &Vec<CustomNode<T>> {
+        // SAFETY: see the struct comment.
+        unsafe { &*self.customs.get() }
+    }
+
+    /// Appends a node and returns its handle.
+    #[inline(always)]
+    pub(crate) fn push(
+        &self,
+        op: Op,
+        value: T,
+        parents: [u32; 2],
+        partials: [T; 2],
+        constant: Option<T>,
+    ) -> Var<'_, T> {
+        let flags = self.flags.get();
+        if flags & IN_BACKWARD != 0 {
+            self.guard();
+        }
+        // SAFETY: no reference into `nodes` is alive here (see struct
+        // comment; the backward sweep's is excluded by the guard above).
+        let nodes = unsafe { &mut *self.nodes.get() };
+        let idx = nodes.len();
+        assert!(idx < u32::MAX as usize, "tape is full (2^32 nodes)");
+        nodes.push(Node { parents, partials });
+        if flags != 0 {
+            self.record_slow(op, value, constant, idx);
+        }
+        Var {
+            tape: self,
+            idx: idx as u32,
+            val: value,
+        }
+    }
+
+    /// Panics if a backward sweep is running on this tape (a custom
+    /// operation's vector-Jacobian product must not record onto the tape
+    /// being differentiated).
+    #[inline]
+    pub(crate) fn guard(&self) {
+        if self.flags.get() & IN_BACKWARD != 0 {
+            panic!("cannot record onto a tape during its own backward pass");
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_slow(&self, op: Op, value: T, constant: Option<T>, idx: usize) {
+        // SAFETY: see the struct comment.
+        let tr = unsafe { &mut *self.trace.get() };
+        tr.push(TraceEntry {
+            op,
+            value: value.to_f64(),
+            constant: constant.map(|c| c.to_f64()),
+            label: None,
+        });
+        if self.flags.get() & CHECK != 0 && !value.is_finite() {
+            // SAFETY: see the struct comment.
+            let bad = unsafe { &mut *self.first_bad.get() };
+            if bad.is_none() {
+                *bad = Some(NonFinite {
+                    node: idx,
+                    op: self.op_name(idx),
+                    value: value.to_f64(),
+                    in_backward: false,
+                });
+            }
+        }
+    }
+
+    /// The name of the operation that produced node `idx` (needs tracing).
+    pub(crate) fn op_name(&self, idx: usize) -> String {
+        // SAFETY: see the struct comment.
+        let tr = unsafe { &*self.trace.get() };
+        match tr.get(idx).map(|e| e.op) {
+            Some(Op::Custom) => self
+                .customs_ref()
+                .iter()
+                .find(|c| {
+                    (c.first_output as usize..(c.first_output + c.n_outputs) as usize)
+                        .contains(&idx)
+                })
+                .map(|c| format!("custom:{}", c.name))
+                .unwrap_or_else(|| "custom".into()),
+            Some(op) => op.name().to_string(),
+            None => "unknown".into(),
+        }
+    }
+
+    /// Records a custom operation: one node with many inputs and outputs.
+    ///
+    /// `outputs` are the forward values, already computed by the caller from
+    /// the inputs' values; `vjp` receives the gradients of the outputs and
+    /// adds the gradients of the inputs into its second argument (zeroed by
+    /// the engine, one slot per input). Inside the kernel nothing is
+    /// recorded, so a custom operation over 10⁶ values costs one node per
+    /// output and four bytes per input, not a node per arithmetic step.
+    ///
+    /// ```
+    /// use chainrule::Tape;
+    /// let tape = Tape::new();
+    /// let x = tape.vars(&[1.0, 2.0, 3.0]);
+    /// // y = sum of squares, as one fused kernel
+    /// let vals: Vec<f64> = x.iter().map(|v| v.value()).collect();
+    /// let y = tape.custom_op("sumsq", &x, vec![vals.iter().map(|v| v * v).sum()],
+    ///     move |gy, gx| for (g, v) in gx.iter_mut().zip(&vals) { *g += 2.0 * v * gy[0] });
+    /// let grads = y[0].backward();
+    /// assert_eq!(grads.wrt(x[2]), 6.0);
+    /// ```
+    pub fn custom_op<'t, F>(
+        &'t self,
+        name: &str,
+        inputs: &[Var<'t, T>],
+        outputs: Vec<T>,
+        vjp: F,
+    ) -> Vec<Var<'t, T>>
+    where
+        F: Fn(&[T], &mut [T]) + 'static,
+    {
+        self.guard();
+        for v in inputs {
+            assert!(
+                std::ptr::eq(v.tape, self),
+                "custom_op `{name}`: an input belongs to another tape"
+            );
+        }
+        let first = self.len() as u32;
+        self.reserve(outputs.len());
+        let outs: Vec<Var<'t, T>> = outputs
+            .iter()
+            .map(|&o| self.push(Op::Custom, o, [0, 0], [T::zero(), T::zero()], None))
+            .collect();
+        // SAFETY: see the struct comment.
+        let customs = unsafe { &mut *self.customs.get() };
+        customs.push(CustomNode {
+            name: name.to_string(),
+            first_output: first,
+            n_outputs: outputs.len() as u32,
+            inputs: inputs.iter().map(|v| v.idx).collect(),
+            vjp: Box::new(vjp),
+        });
+        if self.flags.get() & CHECK != 0 {
+            // Re-name the first non-finite output now that the op is known.
+            let bad = unsafe { &mut *self.first_bad.get() };
+            if let Some(b) = bad.as_mut() {
+                if b.node >= first as usize && b.op == "custom" {
+                    b.op = format!("custom:{name}");
+                }
+            }
+        }
+        outs
+    }
+}
+
+fn sink_entry() -> TraceEntry {
+    TraceEntry {
+        op: Op::Sink,
+        value: 0.0,
+        constant: None,
+        label: None,
+    }
+}
+
+/// A value recorded on a [`Tape`]: a `Copy` handle that holds its forward
+/// value and the index of its node.
+#[derive(Clone, Copy)]
+pub struct Var<'t, T: Scalar = f64> {
+    pub(crate) tape: &'t Tape<T>,
+    pub(crate) idx: u32,
+    pub(crate) val: T,
+}
+
+impl<T: Scalar> fmt::Debug for Var<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Var({:?} @{})", self.val, self.idx)
+    }
+}
+
+impl<'t, T: Scalar> Var<'t, T> {
+    /// The forward value.
+    #[inline(always)]
+    pub fn value(&self) -> T {
+        self.val
+    }
+
+    /// The node's index on its tape.
+    #[inline(always)]
+    pub fn index(&self) -> usize {
+        self.idx as usize
+    }
+
+    /// The tape this value is recorded on.
+    #[inline(always)]
+    pub fn tape(&self) -> &'t Tape<T> {
+        self.tape
+    }
+
+    /// Records a unary operation with local partial `d`.
+    #[inline(always)]
+    pub(crate) fn unary(self, op: Op, value: T, d: T) -> Var<'t, T> {
+        self.tape
+            .push(op, value, [self.idx, 0], [d, T::zero()], None)
+    }
+
+    /// Records a unary operation with a constant operand (`x * 2`).
+    #[inline(always)]
+    pub(crate) fn unary_c(self, op: Op, value: T, d: T, c: T) -> Var<'t, T> {
+        self.tape
+            .push(op, value, [self.idx, 0], [d, T::zero()], Some(c))
+    }
+
+    /// Records a binary operation with local partials `da`, `db`.
+    #[inline(always)]
+    pub(crate) fn binary(self, other: Var<'t, T>, op: Op, value: T, da: T, db: T) -> Var<'t, T> {
+        assert!(
+            std::ptr::eq(self.tape, other.tape),
+            "operands of `{op}` belong to different tapes"
+        );
+        self.tape
+            .push(op, value, [self.idx, other.idx], [da, db], None)
+    }
+}
