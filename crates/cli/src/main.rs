@@ -1,2 +1,34 @@
-//! The `chainrule` command.
-fn main() {}
+//! The `chainrule` command: gradients from the shell, Gaussian-splatting fits
+//! and benchmarks. Every error exits with code 2 and one message on stderr.
+
+use chainrule_cli::{alloc::CountingAlloc, bench, CliError};
+use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// chainrule: reverse-mode automatic differentiation and differentiable
+/// Gaussian splatting.
+#[derive(Debug, Parser)]
+#[command(name = "chainrule", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Measure speed and memory of a workload.
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result: Result<(), CliError> = match cli.command {
+        Command::Bench(a) => bench::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(e.exit_code());
+    }
+}

@@ -1,0 +1,189 @@
+//! `chainrule bench ad`: the cost of a gradient against the plain function.
+//!
+//! Workload (issue 2): s ← s·a + sin(s)·b for N steps from s0 = 0.5 with
+//! a = 0.9, b = 0.1; gradient of s_N with respect to (s0, a, b).
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use chainrule::{Tape, Var};
+use clap::Args;
+use serde::Serialize;
+
+use crate::error::{CliError, CliResult};
+
+/// Arguments of `chainrule bench ad`.
+#[derive(Debug, Args)]
+pub struct AdArgs {
+    /// Number of steps of the recursion.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub n: usize,
+    /// Timed repetitions (the minimum and median are reported).
+    #[arg(long, default_value_t = 7)]
+    pub reps: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `bench ad` measures.
+#[derive(Debug, Serialize)]
+pub struct AdReport {
+    /// Number of steps.
+    pub n: usize,
+    /// Timed repetitions.
+    pub reps: usize,
+    /// Plain f64 loop, no tape: minimum ns per step.
+    pub plain_ns_per_step: f64,
+    /// Recording plus backward on a reused (cleared) tape: minimum ns per step.
+    pub grad_ns_per_step: f64,
+    /// `grad_ns_per_step / plain_ns_per_step`.
+    pub ratio: f64,
+    /// Median of the reused-tape timings, ns per step.
+    pub grad_ns_per_step_median: f64,
+    /// Recording alone (forward on the tape), reused tape, ns per step.
+    pub record_ns_per_step: f64,
+    /// The reverse sweep alone, ns per step.
+    pub backward_ns_per_step: f64,
+    /// A fresh tape each time (first touch of its memory), ns per step.
+    pub fresh_grad_ns_per_step: f64,
+    /// `fresh_grad_ns_per_step / plain_ns_per_step`.
+    pub fresh_ratio: f64,
+    /// Bytes of one elementary tape node (parents and partials).
+    pub tape_bytes_per_node: usize,
+    /// Nodes recorded per step of the recursion.
+    pub nodes_per_step: f64,
+    /// s_N.
+    pub value: f64,
+    /// [d s_N/d s0, d s_N/d a, d s_N/d b].
+    pub gradient: [f64; 3],
+    /// The machine it ran on.
+    pub machine: String,
+}
+
+/// The recursion on the tape.
+pub fn recursion<'t>(s0: Var<'t>, a: Var<'t>, b: Var<'t>, n: usize) -> Var<'t> {
+    let mut s = s0;
+    for _ in 0..n {
+        s = s * a + s.sin() * b;
+    }
+    s
+}
+
+/// The same recursion in plain f64.
+pub fn plain(s0: f64, a: f64, b: f64, n: usize) -> f64 {
+    let mut s = s0;
+    for _ in 0..n {
+        s = s * a + s.sin() * b;
+    }
+    s
+}
+
+fn secs_per_step(t: Instant, n: usize) -> f64 {
+    t.elapsed().as_secs_f64() * 1e9 / n as f64
+}
+
+/// Runs the measurements.
+pub fn measure(n: usize, reps: usize) -> AdReport {
+    let (s0, a, b) = (0.5, 0.9, 0.1);
+    let mut plain_t = Vec::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        black_box(plain(black_box(s0), black_box(a), black_box(b), black_box(n)));
+        plain_t.push(secs_per_step(t, n));
+    }
+
+    let mut tape = Tape::with_capacity(4 * n + 8);
+    let (mut grad_t, mut rec_t, mut bwd_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut value = 0.0;
+    let mut gradient = [0.0; 3];
+    let mut nodes = 0;
+    // one untimed warm-up touches the tape's and the adjoints' memory
+    for rep in 0..=reps {
+        tape.clear();
+        let t = Instant::now();
+        let (vs0, va, vb) = (tape.var(s0), tape.var(a), tape.var(b));
+        let s = recursion(vs0, va, vb, black_box(n));
+        let rec = secs_per_step(t, n);
+        let t2 = Instant::now();
+        let g = s.backward();
+        let gr = [g.wrt(vs0), g.wrt(va), g.wrt(vb)];
+        let bwd = secs_per_step(t2, n);
+        let total = secs_per_step(t, n);
+        drop(g);
+        if rep > 0 {
+            grad_t.push(total);
+            rec_t.push(rec);
+            bwd_t.push(bwd);
+        }
+        value = s.value();
+        gradient = gr;
+        nodes = tape.len();
+    }
+
+    let mut fresh_t = Vec::new();
+    for _ in 0..reps.clamp(1, 3) {
+        let t = Instant::now();
+        let tape = Tape::new();
+        let (vs0, va, vb) = (tape.var(s0), tape.var(a), tape.var(b));
+        let s = recursion(vs0, va, vb, black_box(n));
+        let g = s.backward();
+        black_box(g.wrt(vs0));
+        fresh_t.push(secs_per_step(t, n));
+    }
+
+    let (plain_min, _) = super::min_median(&mut plain_t);
+    let (grad_min, grad_med) = super::min_median(&mut grad_t);
+    let (rec_min, _) = super::min_median(&mut rec_t);
+    let (bwd_min, _) = super::min_median(&mut bwd_t);
+    let (fresh_min, _) = super::min_median(&mut fresh_t);
+    AdReport {
+        n,
+        reps,
+        plain_ns_per_step: plain_min,
+        grad_ns_per_step: grad_min,
+        ratio: grad_min / plain_min,
+        grad_ns_per_step_median: grad_med,
+        record_ns_per_step: rec_min,
+        backward_ns_per_step: bwd_min,
+        fresh_grad_ns_per_step: fresh_min,
+        fresh_ratio: fresh_min / plain_min,
+        tape_bytes_per_node: Tape::<f64>::node_bytes(),
+        nodes_per_step: (nodes - 4) as f64 / n as f64,
+        value,
+        gradient,
+        machine: super::machine(),
+    }
+}
+
+/// Runs `chainrule bench ad`.
+pub fn run(args: AdArgs) -> CliResult {
+    if args.n == 0 || args.reps == 0 {
+        return Err(CliError::usage("--n and --reps must be at least 1"));
+    }
+    let r = measure(args.n, args.reps);
+    if args.json {
+        println!("{}", serde_json::to_string(&r).expect("report serialises"));
+    } else {
+        println!("scalar recursion, N = {} steps, {} reps ({})", r.n, r.reps, r.machine);
+        println!("  plain f64 loop        {:8.2} ns/step", r.plain_ns_per_step);
+        println!(
+            "  gradient, reused tape {:8.2} ns/step  (record {:.2} + backward {:.2}; ratio {:.2})",
+            r.grad_ns_per_step, r.record_ns_per_step, r.backward_ns_per_step, r.ratio
+        );
+        println!(
+            "  gradient, fresh tape  {:8.2} ns/step  (ratio {:.2})",
+            r.fresh_grad_ns_per_step, r.fresh_ratio
+        );
+        println!(
+            "  tape: {} bytes/node, {:.1} nodes/step",
+            r.tape_bytes_per_node, r.nodes_per_step
+        );
+        println!("  s_N = {:.17e}", r.value);
+        println!(
+            "  gradient = [{:.17e}, {:.17e}, {:.17e}]",
+            r.gradient[0], r.gradient[1], r.gradient[2]
+        );
+    }
+    Ok(())
+}

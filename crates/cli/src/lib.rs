@@ -1,0 +1,10 @@
+//! The library behind the `chainrule` command: each subcommand is a module
+//! with its clap arguments and a `run` function, so tests can call them.
+#![warn(missing_docs)]
+
+pub mod alloc;
+pub mod bench;
+pub mod error;
+pub mod output;
+
+pub use error::CliError;

@@ -1,0 +1,7 @@
+//! # splat
+//!
+//! Differentiable Gaussian splatting on the CPU. Each fused kernel (project,
+//! rasterize) has a forward and a hand-written backward pass, joins the
+//! chainrule tape as one custom operation, and is tested against a small
+//! reference written with plain `chainrule::Var` operations.
+#![warn(missing_docs)]
