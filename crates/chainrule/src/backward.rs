@@ -192,7 +192,7 @@ pub(crate) fn sweep<T: Scalar>(
         // Outputs of this op above `top` have zero adjoint (not in `adj`).
         let seen = end.min(hi);
         let out_grad = &adj[first..seen];
-        if out_grad.iter().any(|g| *g != T::zero()) {
+        if out_grad.iter().any(|g| !g.is_zero()) {
             in_grad.clear();
             in_grad.resize(c.inputs.len(), T::zero());
             if seen == end {
@@ -243,7 +243,7 @@ fn sweep_range<T: Scalar>(
             // operands from another tape are rejected when recording).
             unsafe {
                 let a = *adj.get_unchecked(i);
-                if a == T::zero() {
+                if a.is_zero() {
                     continue;
                 }
                 let n = nodes.get_unchecked(i);
@@ -255,7 +255,7 @@ fn sweep_range<T: Scalar>(
     } else {
         for i in (lo..hi).rev() {
             let a = adj[i];
-            if a == T::zero() {
+            if a.is_zero() {
                 continue;
             }
             let n = nodes[i];

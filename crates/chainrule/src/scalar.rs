@@ -39,6 +39,13 @@ pub trait Scalar:
     fn to_f64(self) -> f64;
     /// Whether the value (and for dual numbers every tangent) is finite.
     fn is_finite(self) -> bool;
+    /// Whether the number is exactly zero (for dual numbers: every part).
+    /// The backward sweep skips nodes whose adjoint is zero, so this must
+    /// not ignore tangents.
+    #[inline(always)]
+    fn is_zero(self) -> bool {
+        self == Self::zero()
+    }
     /// e^x.
     fn exp(self) -> Self;
     /// Natural logarithm.
