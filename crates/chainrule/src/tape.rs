@@ -377,6 +377,41 @@ impl<T: Scalar> Tape<T> {
         unsafe { (*self.trace.get()).clone() }
     }
 
+    /// The nodes that node `idx` was computed from, for graph export: the
+    /// one or two operands of an elementary operation (the reserved sink is
+    /// left out), or every input of a custom operation for each of its
+    /// outputs. Empty for inputs and for an index past the end.
+    pub fn parents_of(&self, idx: usize) -> Vec<usize> {
+        let nodes = self.nodes_ref();
+        if idx == 0 || idx >= nodes.len() {
+            return Vec::new();
+        }
+        if let Some(c) = self.customs_ref().iter().find(|c| {
+            (c.first_output as usize..(c.first_output + c.n_outputs) as usize).contains(&idx)
+        }) {
+            return c.inputs.iter().map(|&i| i as usize).collect();
+        }
+        let n = &nodes[idx];
+        let mut out = Vec::with_capacity(2);
+        if n.parents[0] != 0 {
+            out.push(n.parents[0] as usize);
+        }
+        if n.parents[1] != 0 {
+            out.push(n.parents[1] as usize);
+        }
+        out
+    }
+
+    /// The name of the custom operation that produced node `idx`, if any.
+    pub fn custom_name_of(&self, idx: usize) -> Option<String> {
+        self.customs_ref()
+            .iter()
+            .find(|c| {
+                (c.first_output as usize..(c.first_output + c.n_outputs) as usize).contains(&idx)
+            })
+            .map(|c| c.name.clone())
+    }
+
     /// Gives `v` a name that graph exports show (only while tracing).
     pub fn name(&self, v: Var<'_, T>, label: &str) {
         if self.is_tracing() {

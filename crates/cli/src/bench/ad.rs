@@ -89,7 +89,12 @@ pub fn measure(n: usize, reps: usize) -> AdReport {
     let mut plain_t = Vec::new();
     for _ in 0..reps {
         let t = Instant::now();
-        black_box(plain(black_box(s0), black_box(a), black_box(b), black_box(n)));
+        black_box(plain(
+            black_box(s0),
+            black_box(a),
+            black_box(b),
+            black_box(n),
+        ));
         plain_t.push(secs_per_step(t, n));
     }
 
@@ -165,8 +170,14 @@ pub fn run(args: AdArgs) -> CliResult {
     if args.json {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));
     } else {
-        println!("scalar recursion, N = {} steps, {} reps ({})", r.n, r.reps, r.machine);
-        println!("  plain f64 loop        {:8.2} ns/step", r.plain_ns_per_step);
+        println!(
+            "scalar recursion, N = {} steps, {} reps ({})",
+            r.n, r.reps, r.machine
+        );
+        println!(
+            "  plain f64 loop        {:8.2} ns/step",
+            r.plain_ns_per_step
+        );
         println!(
             "  gradient, reused tape {:8.2} ns/step  (record {:.2} + backward {:.2}; ratio {:.2})",
             r.grad_ns_per_step, r.record_ns_per_step, r.backward_ns_per_step, r.ratio
