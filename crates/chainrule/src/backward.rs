@@ -237,20 +237,40 @@ fn sweep_range<T: Scalar>(
     }
     assert!(hi <= nodes.len() && hi <= adj.len());
     if !check {
+        // The adjoint flowing to node i-1 (the most common parent: chains
+        // of operations) is carried in a register instead of through memory,
+        // which takes a store-to-load round trip off the critical path.
+        let mut carry = T::zero();
         for i in (lo..hi).rev() {
             // SAFETY: i < hi <= len(adj), len(nodes); parents of node i are
             // indices < i (a node is recorded after its operands, and
             // operands from another tape are rejected when recording).
             unsafe {
-                let a = *adj.get_unchecked(i);
+                let a = *adj.get_unchecked(i) + carry;
+                carry = T::zero();
+                // the final adjoint of node i is read by `Gradients::wrt`
+                *adj.get_unchecked_mut(i) = a;
                 if a.is_zero() {
                     continue;
                 }
                 let n = nodes.get_unchecked(i);
                 let [p0, p1] = n.parents;
-                *adj.get_unchecked_mut(p0 as usize) += a * n.partials[0];
-                *adj.get_unchecked_mut(p1 as usize) += a * n.partials[1];
+                let (g0, g1) = (a * n.partials[0], a * n.partials[1]);
+                let prev = (i - 1) as u32;
+                if p0 == prev {
+                    carry += g0;
+                } else {
+                    *adj.get_unchecked_mut(p0 as usize) += g0;
+                }
+                if p1 == prev {
+                    carry += g1;
+                } else {
+                    *adj.get_unchecked_mut(p1 as usize) += g1;
+                }
             }
+        }
+        if lo > 0 && !carry.is_zero() {
+            adj[lo - 1] += carry;
         }
     } else {
         for i in (lo..hi).rev() {

@@ -53,7 +53,7 @@ fn sigmoid_neuron() {
     }
     // exact: s(1-s) times the other factor
     let s = f.value();
-    assert!((dw[0] - s * (1.0 - s) * -1.0).abs() < 1e-15);
+    assert!((dw[0] - -(s * (1.0 - s))).abs() < 1e-15);
     // the sigmoid method gives the same graph in one node
     let f2 = z.sigmoid();
     let g2 = f2.backward();

@@ -1,0 +1,469 @@
+//! Every elementary operation against finite differences across its domain,
+//! the conventions at kinks, f32, custom operations and non-finite checking.
+
+use chainrule::{gradcheck, GradcheckOptions, Tape, Var};
+
+type Unary = for<'t> fn(Var<'t>) -> Var<'t>;
+type Binary = for<'t> fn(Var<'t>, Var<'t>) -> Var<'t>;
+/// Name, operation, exact (value, derivative), domain.
+type Case = (&'static str, Unary, fn(f64) -> (f64, f64), f64, f64);
+
+/// Evenly spread points in [lo, hi], avoiding the ends.
+fn grid(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|k| lo + (hi - lo) * (k as f64 + 0.5) / n as f64)
+        .collect()
+}
+
+fn check_unary(name: &str, f: Unary, exact: fn(f64) -> (f64, f64), lo: f64, hi: f64) {
+    for x in grid(lo, hi, 40) {
+        // value and derivative against the closed form
+        let tape = Tape::new();
+        let v = tape.var(x);
+        let y = f(v);
+        let (fx, dfx) = exact(x);
+        let d = y.backward().wrt(v);
+        let tol = 1e-13 * (1.0 + fx.abs());
+        assert!(
+            (y.value() - fx).abs() <= tol,
+            "{name}({x}) = {}, want {fx}",
+            y.value()
+        );
+        let tol = 1e-12 * (1.0 + dfx.abs());
+        assert!((d - dfx).abs() <= tol, "{name}'({x}) = {d}, want {dfx}");
+        // and against finite differences
+        let r = gradcheck(|xs| f(xs[0]), &[x], GradcheckOptions::default());
+        assert!(r.passed(), "{name} at {x}: {r}");
+    }
+}
+
+#[test]
+fn unary_functions_across_their_domains() {
+    let cases: Vec<Case> = vec![
+        ("exp", |x| x.exp(), |x| (x.exp(), x.exp()), -5.0, 5.0),
+        ("ln", |x| x.ln(), |x| (x.ln(), 1.0 / x), 0.05, 20.0),
+        (
+            "log2",
+            |x| x.log2(),
+            |x| (x.log2(), 1.0 / (x * std::f64::consts::LN_2)),
+            0.05,
+            20.0,
+        ),
+        (
+            "log10",
+            |x| x.log10(),
+            |x| (x.log10(), 1.0 / (x * std::f64::consts::LN_10)),
+            0.05,
+            20.0,
+        ),
+        (
+            "sqrt",
+            |x| x.sqrt(),
+            |x| (x.sqrt(), 0.5 / x.sqrt()),
+            0.05,
+            20.0,
+        ),
+        (
+            "cbrt",
+            |x| x.cbrt(),
+            |x| (x.cbrt(), 1.0 / (3.0 * x.cbrt().powi(2))),
+            -8.0,
+            8.0,
+        ),
+        (
+            "powi3",
+            |x| x.powi(3),
+            |x| (x.powi(3), 3.0 * x * x),
+            -3.0,
+            3.0,
+        ),
+        (
+            "powi-2",
+            |x| x.powi(-2),
+            |x| (x.powi(-2), -2.0 * x.powi(-3)),
+            0.2,
+            3.0,
+        ),
+        ("powi0", |x| x.powi(0), |_| (1.0, 0.0), -3.0, 3.0),
+        ("square", |x| x.square(), |x| (x * x, 2.0 * x), -3.0, 3.0),
+        (
+            "recip",
+            |x| x.recip(),
+            |x| (1.0 / x, -1.0 / (x * x)),
+            0.2,
+            3.0,
+        ),
+        (
+            "powf",
+            |x| x.powf(2.5),
+            |x| (x.powf(2.5), 2.5 * x.powf(1.5)),
+            0.05,
+            4.0,
+        ),
+        ("sin", |x| x.sin(), |x| (x.sin(), x.cos()), -7.0, 7.0),
+        ("cos", |x| x.cos(), |x| (x.cos(), -x.sin()), -7.0, 7.0),
+        (
+            "tan",
+            |x| x.tan(),
+            |x| (x.tan(), 1.0 / x.cos().powi(2)),
+            -1.4,
+            1.4,
+        ),
+        (
+            "asin",
+            |x| x.asin(),
+            |x| (x.asin(), 1.0 / (1.0 - x * x).sqrt()),
+            -0.95,
+            0.95,
+        ),
+        (
+            "acos",
+            |x| x.acos(),
+            |x| (x.acos(), -1.0 / (1.0 - x * x).sqrt()),
+            -0.95,
+            0.95,
+        ),
+        (
+            "atan",
+            |x| x.atan(),
+            |x| (x.atan(), 1.0 / (1.0 + x * x)),
+            -10.0,
+            10.0,
+        ),
+        ("sinh", |x| x.sinh(), |x| (x.sinh(), x.cosh()), -4.0, 4.0),
+        ("cosh", |x| x.cosh(), |x| (x.cosh(), x.sinh()), -4.0, 4.0),
+        (
+            "tanh",
+            |x| x.tanh(),
+            |x| (x.tanh(), 1.0 - x.tanh().powi(2)),
+            -4.0,
+            4.0,
+        ),
+        (
+            "sigmoid",
+            |x| x.sigmoid(),
+            |x| {
+                let s = 1.0 / (1.0 + (-x).exp());
+                (s, s * (1.0 - s))
+            },
+            -30.0,
+            30.0,
+        ),
+        (
+            "softplus",
+            |x| x.softplus(),
+            |x| ((1.0 + x.exp()).ln(), 1.0 / (1.0 + (-x).exp())),
+            -20.0,
+            20.0,
+        ),
+        (
+            "relu",
+            |x| x.relu(),
+            |x| (x.max(0.0), if x > 0.0 { 1.0 } else { 0.0 }),
+            -3.0,
+            3.1,
+        ),
+        ("abs", |x| x.abs(), |x| (x.abs(), x.signum()), -3.0, 3.1),
+        ("neg", |x| -x, |x| (-x, -1.0), -3.0, 3.0),
+        ("add_c", |x| x + 2.5, |x| (x + 2.5, 1.0), -3.0, 3.0),
+        ("c_sub", |x| 2.5 - x, |x| (2.5 - x, -1.0), -3.0, 3.0),
+        ("sub_c", |x| x - 2.5, |x| (x - 2.5, 1.0), -3.0, 3.0),
+        ("c_mul", |x| 2.5 * x, |x| (2.5 * x, 2.5), -3.0, 3.0),
+        ("div_c", |x| x / 4.0, |x| (x / 4.0, 0.25), -3.0, 3.0),
+        (
+            "c_div",
+            |x| 3.0 / x,
+            |x| (3.0 / x, -3.0 / (x * x)),
+            0.2,
+            3.0,
+        ),
+    ];
+    for (name, f, exact, lo, hi) in cases {
+        check_unary(name, f, exact, lo, hi);
+    }
+}
+
+#[test]
+fn softplus_and_sigmoid_do_not_overflow() {
+    let tape = Tape::new();
+    for x in [-800.0, -40.0, 40.0, 800.0] {
+        let v = tape.var(x);
+        let s = v.softplus();
+        let g = s.backward().wrt(v);
+        assert!(s.value().is_finite() && g.is_finite(), "softplus({x})");
+        let s = v.sigmoid();
+        assert!(s.value().is_finite() && s.backward().wrt(v).is_finite());
+    }
+}
+
+fn check_binary(name: &str, f: Binary, pts: &[(f64, f64)]) {
+    for &(a, b) in pts {
+        let r = gradcheck(|xs| f(xs[0], xs[1]), &[a, b], GradcheckOptions::default());
+        assert!(r.passed(), "{name} at ({a}, {b}): {r}");
+    }
+}
+
+#[test]
+fn binary_functions() {
+    let pts: Vec<(f64, f64)> = grid(-3.0, 3.0, 9)
+        .into_iter()
+        .flat_map(|a| grid(-2.5, 2.7, 7).into_iter().map(move |b| (a, b)))
+        .collect();
+    let pos: Vec<(f64, f64)> = pts.iter().map(|&(a, b)| (a.abs() + 0.1, b)).collect();
+    let nonzero_b: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.1.abs() > 0.2).collect();
+    check_binary("add", |a, b| a + b, &pts);
+    check_binary("sub", |a, b| a - b, &pts);
+    check_binary("mul", |a, b| a * b, &pts);
+    check_binary("div", |a, b| a / b, &nonzero_b);
+    check_binary("pow", |a, b| a.powf(b), &pos);
+    // atan2 jumps by 2π across y = 0, x < 0 (its branch cut)
+    let off_cut: Vec<(f64, f64)> = pts
+        .iter()
+        .copied()
+        .filter(|p| p.0.abs() > 0.1 || p.1 > 0.0)
+        .collect();
+    check_binary("atan2", |a, b| a.atan2(b), &off_cut);
+    check_binary("hypot", |a, b| a.hypot(b), &pts);
+    let apart: Vec<(f64, f64)> = pts
+        .iter()
+        .copied()
+        .filter(|p| (p.0 - p.1).abs() > 0.1)
+        .collect();
+    check_binary("min", |a, b| a.min(b), &apart);
+    check_binary("max", |a, b| a.max(b), &apart);
+    check_binary(
+        "mixed",
+        |a, b| (a * b).sin() + a.exp() / (1.0 + b * b),
+        &pts,
+    );
+}
+
+#[test]
+fn conventions_at_kinks() {
+    let tape = Tape::new();
+    let z = tape.var(0.0);
+    assert_eq!(z.abs().backward().wrt(z), 0.0, "abs'(0) = 0");
+    assert_eq!(z.relu().backward().wrt(z), 0.0, "relu'(0) = 0");
+    let (a, b) = (tape.var(2.0), tape.var(2.0));
+    let m = a.min(b);
+    let g = m.backward();
+    assert_eq!(
+        (g.wrt(a), g.wrt(b)),
+        (1.0, 0.0),
+        "min tie goes to the first"
+    );
+    let m = b.max(a);
+    let g = m.backward();
+    assert_eq!(
+        (g.wrt(b), g.wrt(a)),
+        (1.0, 0.0),
+        "max tie goes to the first"
+    );
+    let o = tape.var(0.0);
+    let g = o.atan2(z).backward();
+    assert_eq!((g.wrt(o), g.wrt(z)), (0.0, 0.0));
+    let g = o.hypot(z).backward();
+    assert_eq!((g.wrt(o), g.wrt(z)), (0.0, 0.0));
+    // pow(0, y): d/dy = 0 rather than 0 * ln 0
+    let y = tape.var(2.0);
+    let g = z.powf(y).backward();
+    assert_eq!(g.wrt(y), 0.0);
+    // sqrt'(0) is infinite, as in calculus
+    assert!(z.sqrt().backward().wrt(z).is_infinite());
+}
+
+#[test]
+fn a_zero_adjoint_does_not_spread_nan() {
+    // y = x + 0 * sqrt(x) at x = 0: the sqrt branch carries no gradient, so
+    // its infinite local derivative must not turn dy/dx into NaN.
+    let tape = Tape::new();
+    let x = tape.var(0.0);
+    let y = x + x.sqrt() * 0.0;
+    assert_eq!(y.backward().wrt(x), 1.0);
+}
+
+#[test]
+fn f32_tapes() {
+    let tape = Tape::<f32>::default();
+    let x = tape.var(0.5f32);
+    let y = (x * x).sin() + 2.0f32 * x.exp() - 1.0f32 / x;
+    let g = y.backward().wrt(x);
+    let xf = 0.5f64;
+    let exact = 2.0 * xf * (xf * xf).cos() + 2.0 * xf.exp() + 1.0 / (xf * xf);
+    assert!((g as f64 - exact).abs() < 1e-5, "{g} vs {exact}");
+    let r = gradcheck(
+        |v| (v[0] * v[1]).tanh() + v[1].sqrt(),
+        &[0.3f32, 1.7f32],
+        GradcheckOptions {
+            step: 1e-2,
+            atol: 1e-3,
+            rtol: 1e-3,
+        },
+    );
+    assert!(r.passed(), "{r}");
+}
+
+#[test]
+fn compound_assignment_and_unary_minus() {
+    let tape = Tape::new();
+    let x = tape.var(3.0);
+    let mut y = x;
+    y += x; // 2x
+    y *= x; // 2x^2
+    y -= 1.0; // 2x^2 - 1
+    y /= 2.0; // x^2 - 1/2
+    y += 1.0;
+    y *= 4.0;
+    let y = -y;
+    assert_eq!(y.value(), -(9.0 + 0.5) * 4.0);
+    assert_eq!(y.backward().wrt(x), -4.0 * 2.0 * 3.0);
+}
+
+#[test]
+fn custom_op_matches_plain_operations() {
+    // A fused "softmax-weighted sum" written once as a custom op with a
+    // hand-written VJP, once with plain operations.
+    let xs = [0.3, -1.2, 2.0, 0.7];
+    let plain = {
+        let tape = Tape::new();
+        let v = tape.vars(&xs);
+        let e: Vec<Var> = v.iter().map(|x| x.exp()).collect();
+        let z = e.iter().copied().sum::<Option<Var>>().unwrap();
+        let y = v
+            .iter()
+            .zip(&e)
+            .map(|(x, ex)| *x * *ex / z)
+            .sum::<Option<Var>>()
+            .unwrap();
+        let y = y * y;
+        let g = y.backward().wrt_all(&v);
+        (y.value(), g)
+    };
+    let fused = {
+        let tape = Tape::new();
+        let v = tape.vars(&xs);
+        let x: Vec<f64> = xs.to_vec();
+        let e: Vec<f64> = x.iter().map(|a| a.exp()).collect();
+        let z: f64 = e.iter().sum();
+        let p: Vec<f64> = e.iter().map(|a| a / z).collect();
+        let s: f64 = x.iter().zip(&p).map(|(a, b)| a * b).sum();
+        let out = tape.custom_op("softmax_mean", &v, vec![s], move |gy, gx| {
+            for i in 0..x.len() {
+                // d s / d x_i = p_i (1 + x_i - s)
+                gx[i] += gy[0] * p[i] * (1.0 + x[i] - s);
+            }
+        });
+        let y = out[0] * out[0];
+        let g = y.backward().wrt_all(&v);
+        (y.value(), g)
+    };
+    assert!((plain.0 - fused.0).abs() < 1e-14);
+    for (a, b) in plain.1.iter().zip(&fused.1) {
+        assert!((a - b).abs() < 1e-13, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn custom_op_with_many_outputs_and_a_million_values() {
+    // y_i = 3 x_i for 10^6 values, as one node per output and no node per
+    // element inside the kernel; loss = sum of y_i * i.
+    let n = 1_000_000;
+    let tape = Tape::new();
+    let xs: Vec<f64> = (0..n).map(|i| i as f64 * 1e-6).collect();
+    let v = tape.vars(&xs);
+    let before = tape.len();
+    let ys = tape.custom_op(
+        "triple",
+        &v,
+        xs.iter().map(|x| 3.0 * x).collect(),
+        |gy, gx| {
+            for (g, y) in gx.iter_mut().zip(gy) {
+                *g += 3.0 * y;
+            }
+        },
+    );
+    assert_eq!(tape.len() - before, n, "one node per output");
+    let weights: Vec<f64> = (0..n).map(|i| (i % 7) as f64).collect();
+    let loss = chainrule::vjp(&ys, &weights);
+    for i in [0, 1, 6, 7, 999_999] {
+        assert_eq!(loss.wrt(v[i]), 3.0 * (i % 7) as f64);
+    }
+}
+
+#[test]
+fn custom_ops_chain_and_partial_use() {
+    // Two custom ops in sequence; the output uses only some of the first
+    // op's outputs, and one output of the second.
+    let tape = Tape::new();
+    let x = tape.vars(&[1.0, 2.0, 3.0]);
+    let vals: Vec<f64> = x.iter().map(|v| v.value()).collect();
+    let sq = tape.custom_op(
+        "square_each",
+        &x,
+        vals.iter().map(|a| a * a).collect(),
+        move |gy, gx| {
+            for i in 0..3 {
+                gx[i] += 2.0 * vals[i] * gy[i];
+            }
+        },
+    );
+    let mid = sq[0] + sq[2] * 2.0; // 1 + 18 = 19
+    let m = mid.value();
+    let out = tape.custom_op("twice", &[mid, x[1]], vec![2.0 * m, 7.0], |gy, gx| {
+        gx[0] += 2.0 * gy[0];
+        gx[1] += 0.0 * gy[1];
+    });
+    let g = out[0].backward();
+    assert_eq!(out[0].value(), 38.0);
+    assert_eq!(g.wrt_all(&x), vec![2.0 * 2.0, 0.0, 2.0 * 2.0 * 2.0 * 3.0]);
+    // the output is a custom op's output that is not its first
+    let g = out[1].backward();
+    assert_eq!(g.wrt_all(&x), vec![0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn non_finite_values_name_their_operation() {
+    let mut tape = Tape::new();
+    tape.set_check_finite(true);
+    let x = tape.var(-1.0);
+    let a = x * 2.0;
+    let b = a.ln(); // NaN: the first bad operation
+    let c = b.exp() + 1.0;
+    let err = c.try_backward().unwrap_err();
+    assert_eq!(err.op, "ln");
+    assert_eq!(err.node, b.index());
+    assert!(!err.in_backward);
+    assert!(err.to_string().contains("`ln`"), "{err}");
+
+    tape.clear();
+    let x = tape.var(0.0);
+    let y = x.sqrt() * 3.0; // value fine, gradient infinite
+    assert!(tape.first_non_finite().is_none());
+    let err = y.try_backward().unwrap_err();
+    assert!(err.in_backward);
+    assert_eq!(err.op, "sqrt");
+
+    tape.clear();
+    let x = tape.var(4.0);
+    let y = x.sqrt() * 3.0;
+    let g = y.try_backward().expect("all finite");
+    assert_eq!(g.wrt(x), 0.75);
+}
+
+#[test]
+fn non_finite_custom_op_is_named() {
+    let mut tape = Tape::new();
+    tape.set_check_finite(true);
+    let x = tape.var(1.0);
+    let y = tape.custom_op("kernel", &[x], vec![f64::INFINITY], |_, _| {})[0];
+    let err = (y * 2.0).try_backward().unwrap_err();
+    assert_eq!(err.op, "custom:kernel");
+}
+
+#[test]
+#[should_panic(expected = "different tapes")]
+fn mixing_tapes_is_refused() {
+    let t1 = Tape::new();
+    let t2 = Tape::new();
+    let _ = t1.var(1.0) + t2.var(2.0);
+}
