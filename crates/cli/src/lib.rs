@@ -6,5 +6,6 @@ pub mod alloc;
 pub mod bench;
 pub mod error;
 pub mod output;
+pub mod synth;
 
 pub use error::CliError;

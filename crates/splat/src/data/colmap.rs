@@ -1,0 +1,664 @@
+//! COLMAP sparse reconstructions: `sparse/0/{cameras,images,points3D}` in
+//! the binary (`.bin`) or text (`.txt`) format. PINHOLE and SIMPLE_PINHOLE
+//! cameras are supported; other models are refused by name (undistort the
+//! images with `colmap image_undistorter` first). Poses are world-to-camera
+//! in OpenCV axes already: quaternion (w, x, y, z) and translation.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::{decode_images, DataError, Dataset, ImageJob, LoadOptions, Mat4, Point, View};
+
+/// COLMAP's camera models: (id, name, number of parameters).
+const MODELS: [(i32, &str, usize); 11] = [
+    (0, "SIMPLE_PINHOLE", 3),
+    (1, "PINHOLE", 4),
+    (2, "SIMPLE_RADIAL", 4),
+    (3, "RADIAL", 5),
+    (4, "OPENCV", 8),
+    (5, "OPENCV_FISHEYE", 8),
+    (6, "FULL_OPENCV", 12),
+    (7, "FOV", 5),
+    (8, "SIMPLE_RADIAL_FISHEYE", 4),
+    (9, "RADIAL_FISHEYE", 5),
+    (10, "THIN_PRISM_FISHEYE", 12),
+];
+
+/// A camera of `cameras.{bin,txt}` (pinhole models only).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Camera {
+    /// Image width in pixels.
+    pub width: u64,
+    /// Image height in pixels.
+    pub height: u64,
+    /// Focal lengths and principal point: fx, fy, cx, cy.
+    pub params: [f64; 4],
+}
+
+/// An image of `images.{bin,txt}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Image {
+    /// COLMAP's image id.
+    pub id: i32,
+    /// Rotation quaternion (w, x, y, z), world to camera.
+    pub qvec: [f64; 4],
+    /// Translation, world to camera.
+    pub tvec: [f64; 3],
+    /// The camera it was taken with.
+    pub camera_id: i32,
+    /// File name inside the images folder.
+    pub name: String,
+}
+
+/// The three files of a reconstruction.
+#[derive(Clone, Debug)]
+pub struct Reconstruction {
+    /// Cameras by id.
+    pub cameras: HashMap<i32, Camera>,
+    /// Registered images.
+    pub images: Vec<Image>,
+    /// Sparse points.
+    pub points: Vec<Point>,
+}
+
+/// A bounds-checked little-endian reader whose errors name the file, the
+/// byte offset and the field.
+struct Reader<'a> {
+    path: &'a Path,
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, field: &str) -> Result<&'a [u8], DataError> {
+        if self.data.len() - self.pos < n {
+            return Err(DataError::invalid(
+                self.path,
+                field,
+                format!("file ends at byte {} (truncated)", self.data.len()),
+            ));
+        }
+        let s = &self.data[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    fn u64(&mut self, field: &str) -> Result<u64, DataError> {
+        Ok(u64::from_le_bytes(
+            self.take(8, field)?.try_into().expect("8 bytes"),
+        ))
+    }
+    fn i32(&mut self, field: &str) -> Result<i32, DataError> {
+        Ok(i32::from_le_bytes(
+            self.take(4, field)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn f64(&mut self, field: &str) -> Result<f64, DataError> {
+        let x = f64::from_le_bytes(self.take(8, field)?.try_into().expect("8 bytes"));
+        if !x.is_finite() {
+            return Err(DataError::invalid(
+                self.path,
+                field,
+                format!("{x} is not finite"),
+            ));
+        }
+        Ok(x)
+    }
+    fn u8(&mut self, field: &str) -> Result<u8, DataError> {
+        Ok(self.take(1, field)?[0])
+    }
+    /// A count of records of at least `min_size` bytes each, checked
+    /// against the bytes left before anything is allocated.
+    fn count(&mut self, field: &str, min_size: usize) -> Result<usize, DataError> {
+        let n = self.u64(field)?;
+        let left = (self.data.len() - self.pos) as u64;
+        if n.saturating_mul(min_size as u64) > left {
+            return Err(DataError::invalid(
+                self.path,
+                field,
+                format!("declares {n} records but only {left} bytes follow"),
+            ));
+        }
+        Ok(n as usize)
+    }
+    fn cstring(&mut self, field: &str) -> Result<String, DataError> {
+        let rest = &self.data[self.pos..];
+        let end = rest.iter().position(|&b| b == 0).ok_or_else(|| {
+            DataError::invalid(self.path, field, "unterminated string (truncated file)")
+        })?;
+        let s = std::str::from_utf8(&rest[..end])
+            .map_err(|_| DataError::invalid(self.path, field, "not UTF-8"))?
+            .to_string();
+        self.pos += end + 1;
+        Ok(s)
+    }
+}
+
+fn model(path: &Path, field: &str, id: i32) -> Result<(&'static str, usize), DataError> {
+    MODELS
+        .iter()
+        .find(|m| m.0 == id)
+        .map(|m| (m.1, m.2))
+        .ok_or_else(|| DataError::invalid(path, field, format!("unknown camera model id {id}")))
+}
+
+fn pinhole(
+    path: &Path,
+    field: &str,
+    name: &str,
+    width: u64,
+    height: u64,
+    p: &[f64],
+) -> Result<Camera, DataError> {
+    let params = match name {
+        "PINHOLE" => [p[0], p[1], p[2], p[3]],
+        "SIMPLE_PINHOLE" => [p[0], p[0], p[1], p[2]],
+        other => {
+            return Err(DataError::invalid(
+                path,
+                field,
+                format!(
+                    "camera model {other} is not supported (only PINHOLE and SIMPLE_PINHOLE); \
+                     undistort the images first (colmap image_undistorter)"
+                ),
+            ))
+        }
+    };
+    if width == 0 || height == 0 || width > 1 << 16 || height > 1 << 16 {
+        return Err(DataError::invalid(
+            path,
+            field,
+            format!("bad image size {width}×{height}"),
+        ));
+    }
+    if !(params[0] > 0.0 && params[1] > 0.0) {
+        return Err(DataError::invalid(
+            path,
+            field,
+            "focal length must be positive",
+        ));
+    }
+    Ok(Camera {
+        width,
+        height,
+        params,
+    })
+}
+
+/// Parses `cameras.bin`.
+pub fn cameras_bin(path: &Path, data: &[u8]) -> Result<HashMap<i32, Camera>, DataError> {
+    let mut r = Reader { path, data, pos: 0 };
+    let n = r.count("number of cameras", 24)?;
+    let mut out = HashMap::with_capacity(n);
+    for i in 0..n {
+        let f = format!("camera {i}");
+        let id = r.i32(&format!("{f} id"))?;
+        let (name, np) = model(path, &f, r.i32(&format!("{f} model"))?)?;
+        let w = r.u64(&format!("{f} width"))?;
+        let h = r.u64(&format!("{f} height"))?;
+        let mut p = Vec::with_capacity(np);
+        for k in 0..np {
+            p.push(r.f64(&format!("{f} params[{k}]"))?);
+        }
+        out.insert(id, pinhole(path, &format!("camera {id}"), name, w, h, &p)?);
+    }
+    Ok(out)
+}
+
+/// Parses `images.bin`.
+pub fn images_bin(path: &Path, data: &[u8]) -> Result<Vec<Image>, DataError> {
+    let mut r = Reader { path, data, pos: 0 };
+    let n = r.count("number of images", 64 + 1 + 8)?;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let f = format!("image {i}");
+        let id = r.i32(&format!("{f} id"))?;
+        let mut q = [0.0; 4];
+        for (k, qk) in q.iter_mut().enumerate() {
+            *qk = r.f64(&format!("{f} qvec[{k}]"))?;
+        }
+        let mut t = [0.0; 3];
+        for (k, tk) in t.iter_mut().enumerate() {
+            *tk = r.f64(&format!("{f} tvec[{k}]"))?;
+        }
+        let camera_id = r.i32(&format!("{f} camera_id"))?;
+        let name = r.cstring(&format!("{f} name"))?;
+        let np = r.count(&format!("{f} number of 2D points"), 24)?;
+        r.take(np * 24, &format!("{f} 2D points"))?;
+        out.push(Image {
+            id,
+            qvec: q,
+            tvec: t,
+            camera_id,
+            name,
+        });
+    }
+    Ok(out)
+}
+
+/// Parses `points3D.bin`.
+pub fn points_bin(path: &Path, data: &[u8]) -> Result<Vec<Point>, DataError> {
+    let mut r = Reader { path, data, pos: 0 };
+    let n = r.count("number of points", 8 + 24 + 3 + 8 + 8)?;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let f = format!("point {i}");
+        r.u64(&format!("{f} id"))?;
+        let mut xyz = [0.0; 3];
+        for (k, x) in xyz.iter_mut().enumerate() {
+            *x = r.f64(&format!("{f} xyz[{k}]"))?;
+        }
+        let rgb = [r.u8(&f)?, r.u8(&f)?, r.u8(&f)?];
+        r.f64(&format!("{f} error"))?;
+        let tl = r.count(&format!("{f} track length"), 8)?;
+        r.take(tl * 8, &format!("{f} track"))?;
+        out.push(Point { xyz, rgb });
+    }
+    Ok(out)
+}
+
+/// Lines of a COLMAP text file without comments and blank lines, with their
+/// 1-based line numbers. `keep_blank` keeps empty lines (images.txt has an
+/// empty points line for images without 2D points).
+fn text_lines(text: &str, keep_blank: bool) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(move |(_, l)| !l.starts_with('#') && (keep_blank || !l.is_empty()))
+}
+
+fn num<T: std::str::FromStr>(
+    path: &Path,
+    line: usize,
+    what: &str,
+    s: Option<&str>,
+) -> Result<T, DataError> {
+    let s = s.ok_or_else(|| {
+        DataError::invalid(path, format!("line {line}"), format!("missing {what}"))
+    })?;
+    s.parse().map_err(|_| {
+        DataError::invalid(
+            path,
+            format!("line {line}"),
+            format!("{what} `{s}` is not a valid number"),
+        )
+    })
+}
+
+fn finite(path: &Path, line: usize, what: &str, x: f64) -> Result<f64, DataError> {
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(DataError::invalid(
+            path,
+            format!("line {line}"),
+            format!("{what} is not finite"),
+        ))
+    }
+}
+
+/// Parses `cameras.txt`.
+pub fn cameras_txt(path: &Path, text: &str) -> Result<HashMap<i32, Camera>, DataError> {
+    let mut out = HashMap::new();
+    for (ln, l) in text_lines(text, false) {
+        let mut it = l.split_whitespace();
+        let id: i32 = num(path, ln, "CAMERA_ID", it.next())?;
+        let name = it
+            .next()
+            .ok_or_else(|| DataError::invalid(path, format!("line {ln}"), "missing MODEL"))?;
+        let np = MODELS
+            .iter()
+            .find(|m| m.1 == name)
+            .map(|m| m.2)
+            .ok_or_else(|| {
+                DataError::invalid(
+                    path,
+                    format!("line {ln}"),
+                    format!("unknown camera model {name}"),
+                )
+            })?;
+        let w: u64 = num(path, ln, "WIDTH", it.next())?;
+        let h: u64 = num(path, ln, "HEIGHT", it.next())?;
+        let mut p = Vec::with_capacity(np);
+        for k in 0..np {
+            let x: f64 = num(path, ln, &format!("PARAMS[{k}]"), it.next())?;
+            p.push(finite(path, ln, "a parameter", x)?);
+        }
+        out.insert(id, pinhole(path, &format!("line {ln}"), name, w, h, &p)?);
+    }
+    Ok(out)
+}
+
+/// Parses `images.txt` (two lines per image; the second, the 2D points, is
+/// skipped and may be empty).
+pub fn images_txt(path: &Path, text: &str) -> Result<Vec<Image>, DataError> {
+    let mut out = Vec::new();
+    let mut lines = text_lines(text, true).skip_while(|(_, l)| l.is_empty());
+    while let Some((ln, l)) = lines.next() {
+        if l.is_empty() {
+            continue;
+        }
+        let mut it = l.split_whitespace();
+        let id: i32 = num(path, ln, "IMAGE_ID", it.next())?;
+        let mut q = [0.0; 4];
+        for (k, qk) in q.iter_mut().enumerate() {
+            *qk = finite(
+                path,
+                ln,
+                "a quaternion component",
+                num(path, ln, &format!("Q{k}"), it.next())?,
+            )?;
+        }
+        let mut t = [0.0; 3];
+        for (k, tk) in t.iter_mut().enumerate() {
+            *tk = finite(
+                path,
+                ln,
+                "a translation component",
+                num(path, ln, &format!("T{k}"), it.next())?,
+            )?;
+        }
+        let camera_id: i32 = num(path, ln, "CAMERA_ID", it.next())?;
+        let name: String = it.collect::<Vec<_>>().join(" ");
+        if name.is_empty() {
+            return Err(DataError::invalid(
+                path,
+                format!("line {ln}"),
+                "missing NAME",
+            ));
+        }
+        lines.next(); // the POINTS2D line
+        out.push(Image {
+            id,
+            qvec: q,
+            tvec: t,
+            camera_id,
+            name,
+        });
+    }
+    Ok(out)
+}
+
+/// Parses `points3D.txt`.
+pub fn points_txt(path: &Path, text: &str) -> Result<Vec<Point>, DataError> {
+    let mut out = Vec::new();
+    for (ln, l) in text_lines(text, false) {
+        let mut it = l.split_whitespace();
+        let _id: u64 = num(path, ln, "POINT3D_ID", it.next())?;
+        let mut xyz = [0.0; 3];
+        for (k, x) in xyz.iter_mut().enumerate() {
+            *x = finite(
+                path,
+                ln,
+                "a coordinate",
+                num(path, ln, ["X", "Y", "Z"][k], it.next())?,
+            )?;
+        }
+        let mut rgb = [0u8; 3];
+        for (k, c) in rgb.iter_mut().enumerate() {
+            *c = num(path, ln, ["R", "G", "B"][k], it.next())?;
+        }
+        out.push(Point { xyz, rgb });
+    }
+    Ok(out)
+}
+
+/// Rotation matrix of a unit quaternion (w, x, y, z), normalised first.
+pub fn quat_to_rotation(q: [f64; 4]) -> Option<[[f64; 3]; 3]> {
+    let n = q.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if n.is_nan() || n <= 1e-12 {
+        return None;
+    }
+    let [w, x, y, z] = q.map(|c| c / n);
+    Some([
+        [
+            1.0 - 2.0 * (y * y + z * z),
+            2.0 * (x * y - w * z),
+            2.0 * (x * z + w * y),
+        ],
+        [
+            2.0 * (x * y + w * z),
+            1.0 - 2.0 * (x * x + z * z),
+            2.0 * (y * z - w * x),
+        ],
+        [
+            2.0 * (x * z - w * y),
+            2.0 * (y * z + w * x),
+            1.0 - 2.0 * (x * x + y * y),
+        ],
+    ])
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|e| DataError::io(path, e))
+}
+
+fn text(path: &Path) -> Result<String, DataError> {
+    String::from_utf8(read_file(path)?).map_err(|_| DataError::invalid(path, "text", "not UTF-8"))
+}
+
+/// Reads the reconstruction in `sparse` (a `sparse/0`-style folder),
+/// preferring `.bin` files and falling back to `.txt` file by file.
+pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
+    let pick = |stem: &str| -> Result<(PathBuf, bool), DataError> {
+        let bin = sparse.join(format!("{stem}.bin"));
+        let txt = sparse.join(format!("{stem}.txt"));
+        if bin.is_file() {
+            Ok((bin, true))
+        } else if txt.is_file() {
+            Ok((txt, false))
+        } else {
+            Err(DataError::io(&bin, "missing (and no .txt either)"))
+        }
+    };
+    let (cp, cb) = pick("cameras")?;
+    let cameras = if cb {
+        cameras_bin(&cp, &read_file(&cp)?)?
+    } else {
+        cameras_txt(&cp, &text(&cp)?)?
+    };
+    let (ip, ib) = pick("images")?;
+    let images = if ib {
+        images_bin(&ip, &read_file(&ip)?)?
+    } else {
+        images_txt(&ip, &text(&ip)?)?
+    };
+    let points = match pick("points3D") {
+        Ok((pp, true)) => points_bin(&pp, &read_file(&pp)?)?,
+        Ok((pp, false)) => points_txt(&pp, &text(&pp)?)?,
+        Err(_) => Vec::new(),
+    };
+    for im in &images {
+        if !cameras.contains_key(&im.camera_id) {
+            return Err(DataError::invalid(
+                &ip,
+                format!("image {} ({})", im.id, im.name),
+                format!(
+                    "refers to camera {} which cameras file does not define",
+                    im.camera_id
+                ),
+            ));
+        }
+    }
+    Ok(Reconstruction {
+        cameras,
+        images,
+        points,
+    })
+}
+
+/// Loads a COLMAP dataset folder: `sparse/0` (or `sparse`) and the images
+/// folder named in `opts`, holding out every `holdout_every`-th image
+/// (sorted by name) for testing. Images in a downscaled folder are matched
+/// to the cameras by scaling the intrinsics.
+pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    let sparse = if dir.join("sparse/0").is_dir() {
+        dir.join("sparse/0")
+    } else {
+        dir.join("sparse")
+    };
+    let rec = read_reconstruction(&sparse)?;
+    let mut images = rec.images.clone();
+    images.sort_by(|a, b| a.name.cmp(&b.name));
+    let img_dir = dir.join(&opts.images_dir);
+    let jobs: Vec<ImageJob> = images
+        .iter()
+        .map(|im| ImageJob {
+            path: img_dir.join(&im.name),
+            expect: None,
+        })
+        .collect();
+    for j in &jobs {
+        if !j.path.is_file() {
+            return Err(DataError::io(&j.path, "image file not found"));
+        }
+    }
+    let decoded = decode_images(&jobs, opts.background, 1)?;
+    let mut train = Vec::new();
+    let mut test = Vec::new();
+    for (k, (im, (w, h, rgb))) in images.iter().zip(decoded).enumerate() {
+        let cam = rec.cameras[&im.camera_id];
+        // a folder of downscaled copies: the scale must be the same along
+        // both axes (to a pixel of rounding)
+        let sx = w as f64 / cam.width as f64;
+        let sy = h as f64 / cam.height as f64;
+        if (sx - sy).abs() * (cam.width.max(cam.height) as f64) > 1.5 {
+            return Err(DataError::invalid(
+                &jobs[k].path,
+                "image size",
+                format!(
+                    "is {w}×{h}, which is not a scaled copy of the camera's {}×{}",
+                    cam.width, cam.height
+                ),
+            ));
+        }
+        let (w2, h2, rgb) = super::downscale_box(w, h, &rgb, opts.downscale);
+        let s = sx * w2 as f64 / w as f64;
+        let r = quat_to_rotation(im.qvec).ok_or_else(|| {
+            DataError::invalid(
+                &sparse,
+                format!("image {} ({})", im.id, im.name),
+                "zero quaternion",
+            )
+        })?;
+        let mut m: Mat4 = [[0.0; 4]; 4];
+        for i in 0..3 {
+            m[i][..3].copy_from_slice(&r[i]);
+            m[i][3] = im.tvec[i];
+        }
+        m[3][3] = 1.0;
+        let [fx, fy, cx, cy] = cam.params;
+        let view = View {
+            name: im.name.clone(),
+            width: w2,
+            height: h2,
+            fx: fx * s,
+            fy: fy * s,
+            cx: cx * s,
+            cy: cy * s,
+            world_to_camera: m,
+            image: rgb,
+        };
+        if opts.holdout_every > 0 && k % opts.holdout_every == 0 {
+            test.push(view);
+        } else {
+            train.push(view);
+        }
+    }
+    Ok(Dataset {
+        train,
+        test,
+        points: if rec.points.is_empty() {
+            None
+        } else {
+            Some(rec.points)
+        },
+        format: "colmap",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cam_bin(model: i32, params: &[f64]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(1u64.to_le_bytes());
+        b.extend(7i32.to_le_bytes());
+        b.extend(model.to_le_bytes());
+        b.extend(640u64.to_le_bytes());
+        b.extend(480u64.to_le_bytes());
+        for p in params {
+            b.extend(p.to_le_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn binary_cameras() {
+        let p = Path::new("cameras.bin");
+        let c = cameras_bin(p, &cam_bin(1, &[500.0, 510.0, 320.0, 240.0])).unwrap();
+        assert_eq!(c[&7].params, [500.0, 510.0, 320.0, 240.0]);
+        let c = cameras_bin(p, &cam_bin(0, &[500.0, 320.0, 240.0])).unwrap();
+        assert_eq!(c[&7].params, [500.0, 500.0, 320.0, 240.0]);
+        let e = cameras_bin(p, &cam_bin(4, &[1.0; 8]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("OPENCV is not supported"), "{e}");
+        let full = cam_bin(1, &[500.0, 510.0, 320.0, 240.0]);
+        let e = cameras_bin(p, &full[..full.len() - 3])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("truncated") && e.contains("params[3]"), "{e}");
+        let mut huge = full.clone();
+        huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let e = cameras_bin(p, &huge).unwrap_err().to_string();
+        assert!(e.contains("declares"), "{e}");
+    }
+
+    #[test]
+    fn text_files() {
+        let p = Path::new("cameras.txt");
+        let c = cameras_txt(
+            p,
+            "# c\n1 PINHOLE 100 80 90 91 50 40\n2 SIMPLE_PINHOLE 100 80 90 50 40\n",
+        )
+        .unwrap();
+        assert_eq!(c[&1].params, [90.0, 91.0, 50.0, 40.0]);
+        assert_eq!(c[&2].params, [90.0, 90.0, 50.0, 40.0]);
+        let e = cameras_txt(p, "1 PINHOLE 100 80 90 x 50 40\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1") && e.contains("PARAMS[1]"), "{e}");
+        let e = cameras_txt(p, "1 RADIAL 100 80 1 2 3 4 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("RADIAL is not supported"), "{e}");
+        let ip = Path::new("images.txt");
+        let ims = images_txt(
+            ip,
+            "# h\n1 1 0 0 0 0.5 0 1 1 a.png\n\n2 1 0 0 0 0 0 2 1 b c.png\n10 20 -1\n",
+        )
+        .unwrap();
+        assert_eq!(ims.len(), 2);
+        assert_eq!(ims[1].name, "b c.png");
+        assert_eq!(ims[0].tvec, [0.5, 0.0, 1.0]);
+        let pts = points_txt(Path::new("p.txt"), "1 0.5 1 2 255 0 10 0.1 1 2\n").unwrap();
+        assert_eq!(pts[0].rgb, [255, 0, 10]);
+        let e = points_txt(Path::new("p.txt"), "1 0.5 1 nan 255 0 10 0.1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not finite"), "{e}");
+    }
+
+    #[test]
+    fn quaternion_rotation_is_orthonormal() {
+        let r = quat_to_rotation([0.9, 0.1, -0.3, 0.2]).unwrap();
+        for i in 0..3 {
+            for j in 0..3 {
+                let d: f64 = (0..3).map(|k| r[k][i] * r[k][j]).sum();
+                assert!((d - if i == j { 1.0 } else { 0.0 }).abs() < 1e-12);
+            }
+        }
+        assert!(quat_to_rotation([0.0; 4]).is_none());
+    }
+}

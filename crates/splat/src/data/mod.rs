@@ -1,0 +1,371 @@
+//! Posed-image datasets: NeRF-synthetic (`transforms_*.json`) and COLMAP
+//! (`sparse/0/{cameras,images,points3D}.{bin,txt}`), read into one form:
+//! views with pinhole intrinsics, a world-to-camera pose in OpenCV axes
+//! (x right, y down, z forward) and an RGB image in memory at the training
+//! resolution; plus COLMAP's sparse points when present.
+//!
+//! Every failure names the file and, where it applies, the field.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+pub mod colmap;
+pub mod nerf;
+pub mod synth;
+
+/// What went wrong reading a dataset: always the file, and the field or
+/// position where it applies.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file could not be opened or read.
+    #[error("{path}: cannot read: {message}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's words.
+        message: String,
+    },
+    /// The file was read but its content is wrong.
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field, property or position.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl DataError {
+    pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> Self {
+        DataError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
+    }
+    pub(crate) fn invalid(
+        path: &Path,
+        field: impl Into<String>,
+        message: impl std::fmt::Display,
+    ) -> Self {
+        DataError::Invalid {
+            path: path.to_path_buf(),
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A 4×4 matrix, row-major: `m[row][col]`.
+pub type Mat4 = [[f64; 4]; 4];
+
+/// One posed photograph.
+#[derive(Clone, Debug)]
+pub struct View {
+    /// The image's name (its path relative to the dataset, or COLMAP name).
+    pub name: String,
+    /// Width in pixels (after any downscaling).
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Focal length in pixels, x.
+    pub fx: f64,
+    /// Focal length in pixels, y.
+    pub fy: f64,
+    /// Principal point x in pixels (pixel centres at +0.5).
+    pub cx: f64,
+    /// Principal point y in pixels.
+    pub cy: f64,
+    /// World-to-camera transform in OpenCV axes (x right, y down, z forward).
+    pub world_to_camera: Mat4,
+    /// RGB in [0, 1], row-major, `height × width × 3`.
+    pub image: Vec<f32>,
+}
+
+impl View {
+    /// The camera centre in world coordinates.
+    pub fn camera_center(&self) -> [f64; 3] {
+        let m = &self.world_to_camera;
+        // c = -Rᵀ t
+        let mut c = [0.0; 3];
+        for (i, ci) in c.iter_mut().enumerate() {
+            *ci = -(0..3).map(|k| m[k][i] * m[k][3]).sum::<f64>();
+        }
+        c
+    }
+}
+
+/// A point of COLMAP's sparse reconstruction.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    /// Position in world coordinates.
+    pub xyz: [f64; 3],
+    /// Colour, 0–255.
+    pub rgb: [u8; 3],
+}
+
+/// A loaded dataset.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Training views.
+    pub train: Vec<View>,
+    /// Held-out test views.
+    pub test: Vec<View>,
+    /// Sparse points (COLMAP only).
+    pub points: Option<Vec<Point>>,
+    /// Which format it was read from: `"nerf-synthetic"` or `"colmap"`.
+    pub format: &'static str,
+}
+
+impl Dataset {
+    /// Centre and radius of the camera centres (the usual "scene extent":
+    /// 1.1 × the largest distance of a camera from their mean).
+    pub fn camera_extent(&self) -> ([f64; 3], f64) {
+        let centers: Vec<[f64; 3]> = self
+            .train
+            .iter()
+            .chain(&self.test)
+            .map(|v| v.camera_center())
+            .collect();
+        let n = centers.len().max(1) as f64;
+        let mut mean = [0.0; 3];
+        for c in &centers {
+            for k in 0..3 {
+                mean[k] += c[k] / n;
+            }
+        }
+        let r = centers
+            .iter()
+            .map(|c| (0..3).map(|k| (c[k] - mean[k]).powi(2)).sum::<f64>().sqrt())
+            .fold(0.0, f64::max);
+        (mean, 1.1 * r)
+    }
+}
+
+/// How to load a dataset.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Background the RGBA images of NeRF-synthetic are composited on.
+    pub background: [f32; 3],
+    /// Integer downscale factor (1 = full resolution).
+    pub downscale: u32,
+    /// COLMAP: the folder of images (e.g. `images_2` for downscaled copies).
+    pub images_dir: String,
+    /// COLMAP: hold out every n-th image (sorted by name) for testing.
+    pub holdout_every: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            background: [1.0, 1.0, 1.0],
+            downscale: 1,
+            images_dir: "images".into(),
+            holdout_every: 8,
+        }
+    }
+}
+
+/// Loads a dataset folder, recognising NeRF-synthetic by
+/// `transforms_train.json` and COLMAP by `sparse/0` (or `sparse`).
+pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    if opts.downscale == 0 {
+        return Err(DataError::invalid(
+            dir,
+            "resolution",
+            "downscale factor must be at least 1",
+        ));
+    }
+    if !dir.is_dir() {
+        return Err(DataError::io(dir, "not a directory"));
+    }
+    let ds = if dir.join("transforms_train.json").is_file() {
+        nerf::load(dir, opts)?
+    } else if dir.join("sparse/0").is_dir() || dir.join("sparse").is_dir() {
+        colmap::load(dir, opts)?
+    } else {
+        return Err(DataError::invalid(
+            dir,
+            "dataset",
+            "neither a NeRF-synthetic dataset (transforms_train.json) nor a COLMAP one (sparse/0/)",
+        ));
+    };
+    if ds.train.is_empty() {
+        return Err(DataError::invalid(dir, "dataset", "no training images"));
+    }
+    Ok(ds)
+}
+
+/// An image to decode: its path, the size it must have (if known), and the
+/// name it is reported under.
+pub(crate) struct ImageJob {
+    pub path: PathBuf,
+    pub expect: Option<(u32, u32)>,
+}
+
+/// Decodes images in parallel, composites alpha on `background`, and
+/// downscales by an integer factor (box filter). Returns (width, height,
+/// RGB) for each, in order.
+pub(crate) fn decode_images(
+    jobs: &[ImageJob],
+    background: [f32; 3],
+    downscale: u32,
+) -> Result<Vec<(u32, u32, Vec<f32>)>, DataError> {
+    jobs.par_iter()
+        .map(|job| {
+            let img = image::ImageReader::open(&job.path)
+                .map_err(|e| DataError::io(&job.path, e))?
+                .with_guessed_format()
+                .map_err(|e| DataError::io(&job.path, e))?
+                .decode()
+                .map_err(|e| DataError::invalid(&job.path, "image", e))?;
+            let (w, h) = (img.width(), img.height());
+            if w == 0 || h == 0 {
+                return Err(DataError::invalid(&job.path, "image", "zero-sized image"));
+            }
+            if let Some((ew, eh)) = job.expect {
+                if (ew, eh) != (w, h) {
+                    return Err(DataError::invalid(
+                        &job.path,
+                        "image size",
+                        format!("is {w}×{h}, the camera says {ew}×{eh}"),
+                    ));
+                }
+            }
+            let rgba = img.to_rgba32f();
+            let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+            for p in rgba.pixels() {
+                let a = p.0[3];
+                for c in 0..3 {
+                    rgb.push(p.0[c] * a + background[c] * (1.0 - a));
+                }
+            }
+            Ok(downscale_box(w, h, &rgb, downscale))
+        })
+        .collect()
+}
+
+/// Box-filter downscale by an integer factor (partial blocks at the edges
+/// are dropped, as `w / f` rounds down).
+pub(crate) fn downscale_box(w: u32, h: u32, rgb: &[f32], f: u32) -> (u32, u32, Vec<f32>) {
+    if f <= 1 {
+        return (w, h, rgb.to_vec());
+    }
+    let (nw, nh) = ((w / f).max(1), (h / f).max(1));
+    let fw = f.min(w) as usize;
+    let fh = f.min(h) as usize;
+    let mut out = vec![0.0f32; (nw * nh * 3) as usize];
+    let norm = 1.0 / (fw * fh) as f32;
+    for y in 0..nh as usize {
+        for x in 0..nw as usize {
+            for dy in 0..fh {
+                for dx in 0..fw {
+                    let sy = (y * fh + dy).min(h as usize - 1);
+                    let sx = (x * fw + dx).min(w as usize - 1);
+                    let s = (sy * w as usize + sx) * 3;
+                    let d = (y * nw as usize + x) * 3;
+                    for c in 0..3 {
+                        out[d + c] += rgb[s + c] * norm;
+                    }
+                }
+            }
+        }
+    }
+    (nw, nh, out)
+}
+
+/// Inverse of a rigid transform [R t; 0 1]: [Rᵀ −Rᵀt; 0 1].
+pub fn rigid_inverse(m: &Mat4) -> Mat4 {
+    let mut r = [[0.0; 4]; 4];
+    for i in 0..3 {
+        for j in 0..3 {
+            r[i][j] = m[j][i];
+        }
+        r[i][3] = -(0..3).map(|k| m[k][i] * m[k][3]).sum::<f64>();
+    }
+    r[3][3] = 1.0;
+    r
+}
+
+/// Converts a camera-to-world matrix in OpenGL/Blender camera axes (x right,
+/// y up, looking down −z), as NeRF-synthetic stores it, to a world-to-camera
+/// matrix in OpenCV axes (x right, y down, z forward): flip the camera's y
+/// and z axes (negate the second and third columns), then invert.
+pub fn opengl_c2w_to_opencv_w2c(c2w: &Mat4) -> Mat4 {
+    let mut m = *c2w;
+    for row in m.iter_mut().take(3) {
+        row[1] = -row[1];
+        row[2] = -row[2];
+    }
+    rigid_inverse(&m)
+}
+
+/// Checks that the upper-left 3×3 block is a rotation (orthonormal, det +1)
+/// to a loose tolerance; returns a message if not.
+pub(crate) fn check_rotation(m: &Mat4) -> Result<(), String> {
+    for i in 0..3 {
+        for j in 0..3 {
+            let d: f64 = (0..3).map(|k| m[k][i] * m[k][j]).sum();
+            let want = if i == j { 1.0 } else { 0.0 };
+            if !d.is_finite() || (d - want).abs() > 1e-3 {
+                return Err(format!(
+                    "the 3×3 rotation part is not orthonormal (column {i}·column {j} = {d})"
+                ));
+            }
+        }
+    }
+    if m[3] != [0.0, 0.0, 0.0, 1.0] {
+        return Err("the last row must be [0, 0, 0, 1]".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opengl_to_opencv_round_trip() {
+        // camera at (0, 0, 4) looking at the origin, OpenGL axes: identity
+        // rotation (looks down -z)
+        let c2w = [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 4.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ];
+        let w2c = opengl_c2w_to_opencv_w2c(&c2w);
+        // the origin is 4 units in front of the camera (+z in OpenCV)
+        let p = [0.0, 0.0, 0.0, 1.0];
+        let z: f64 = (0..4).map(|k| w2c[2][k] * p[k]).sum();
+        assert!((z - 4.0).abs() < 1e-12);
+        // a point above the origin (world +y) is up in the image: OpenCV y < 0
+        let q = [0.0, 1.0, 0.0, 1.0];
+        let y: f64 = (0..4).map(|k| w2c[1][k] * q[k]).sum();
+        assert!(y < 0.0);
+        let v = View {
+            name: "v".into(),
+            width: 1,
+            height: 1,
+            fx: 1.0,
+            fy: 1.0,
+            cx: 0.5,
+            cy: 0.5,
+            world_to_camera: w2c,
+            image: vec![0.0; 3],
+        };
+        let c = v.camera_center();
+        assert!((c[2] - 4.0).abs() < 1e-12 && c[0].abs() < 1e-12);
+    }
+
+    #[test]
+    fn downscale_averages_blocks() {
+        let rgb: Vec<f32> = (0..4 * 2 * 3).map(|i| (i / 3) as f32).collect();
+        let (w, h, out) = downscale_box(4, 2, &rgb, 2);
+        assert_eq!((w, h), (2, 1));
+        // block of pixels 0,1,4,5 → mean 2.5; block 2,3,6,7 → 4.5
+        assert_eq!(out, vec![2.5, 2.5, 2.5, 4.5, 4.5, 4.5]);
+    }
+}

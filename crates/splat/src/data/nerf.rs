@@ -1,0 +1,266 @@
+//! NeRF-synthetic datasets: `transforms_{train,val,test}.json` with
+//! `camera_angle_x` (horizontal field of view, radians) and `frames`, each a
+//! `file_path` (relative, with or without extension) and a camera-to-world
+//! `transform_matrix` in OpenGL axes. Images are RGBA PNGs composited on the
+//! chosen background.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{
+    check_rotation, decode_images, opengl_c2w_to_opencv_w2c, DataError, Dataset, ImageJob,
+    LoadOptions, Mat4, View,
+};
+
+/// One frame of a transforms file, before its image is decoded.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    /// The image file, resolved against the dataset folder.
+    pub image_path: PathBuf,
+    /// Camera-to-world, OpenGL axes.
+    pub c2w: Mat4,
+}
+
+/// A parsed transforms file.
+#[derive(Clone, Debug)]
+pub struct Transforms {
+    /// Horizontal field of view in radians.
+    pub camera_angle_x: f64,
+    /// Vertical field of view, if the file gives one.
+    pub camera_angle_y: Option<f64>,
+    /// The frames in file order.
+    pub frames: Vec<Frame>,
+}
+
+/// Parses a transforms JSON document (`text`), resolving image paths
+/// against `dir`. `path` is only used in error messages.
+pub fn parse_transforms(text: &str, path: &Path, dir: &Path) -> Result<Transforms, DataError> {
+    let v: Value = serde_json::from_str(text).map_err(|e| {
+        DataError::invalid(path, format!("line {} column {}", e.line(), e.column()), e)
+    })?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| DataError::invalid(path, "top level", "must be a JSON object"))?;
+    let angle = |key: &str| -> Result<Option<f64>, DataError> {
+        match obj.get(key) {
+            None => Ok(None),
+            Some(x) => {
+                let a = x
+                    .as_f64()
+                    .ok_or_else(|| DataError::invalid(path, key, "must be a number"))?;
+                if !(a.is_finite() && a > 0.0 && a < std::f64::consts::PI) {
+                    return Err(DataError::invalid(
+                        path,
+                        key,
+                        format!("{a} is not a field of view in (0, π) radians"),
+                    ));
+                }
+                Ok(Some(a))
+            }
+        }
+    };
+    let camera_angle_x = angle("camera_angle_x")?
+        .ok_or_else(|| DataError::invalid(path, "camera_angle_x", "missing"))?;
+    let camera_angle_y = angle("camera_angle_y")?;
+    let frames_v = obj
+        .get("frames")
+        .ok_or_else(|| DataError::invalid(path, "frames", "missing"))?
+        .as_array()
+        .ok_or_else(|| DataError::invalid(path, "frames", "must be an array"))?;
+    let mut frames = Vec::with_capacity(frames_v.len());
+    for (i, f) in frames_v.iter().enumerate() {
+        let field = |name: &str| format!("frames[{i}].{name}");
+        let fp = f
+            .get("file_path")
+            .ok_or_else(|| DataError::invalid(path, field("file_path"), "missing"))?
+            .as_str()
+            .ok_or_else(|| DataError::invalid(path, field("file_path"), "must be a string"))?;
+        let rows = f
+            .get("transform_matrix")
+            .ok_or_else(|| DataError::invalid(path, field("transform_matrix"), "missing"))?
+            .as_array()
+            .filter(|r| r.len() == 4)
+            .ok_or_else(|| {
+                DataError::invalid(path, field("transform_matrix"), "must be a 4×4 array")
+            })?;
+        let mut c2w = [[0.0; 4]; 4];
+        for (r, row) in rows.iter().enumerate() {
+            let row = row.as_array().filter(|x| x.len() == 4).ok_or_else(|| {
+                DataError::invalid(path, field("transform_matrix"), "must be a 4×4 array")
+            })?;
+            for (c, x) in row.iter().enumerate() {
+                c2w[r][c] = x.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+                    DataError::invalid(
+                        path,
+                        format!("frames[{i}].transform_matrix[{r}][{c}]"),
+                        "must be a finite number",
+                    )
+                })?;
+            }
+        }
+        check_rotation(&c2w).map_err(|m| DataError::invalid(path, field("transform_matrix"), m))?;
+        frames.push(Frame {
+            image_path: resolve_image(dir, fp),
+            c2w,
+        });
+    }
+    Ok(Transforms {
+        camera_angle_x,
+        camera_angle_y,
+        frames,
+    })
+}
+
+/// Resolves a `file_path` such as `./train/r_0`: as given if that file
+/// exists, else with `.png` appended (the usual NeRF-synthetic omission).
+fn resolve_image(dir: &Path, fp: &str) -> PathBuf {
+    let p = dir.join(fp);
+    if p.is_file() {
+        return p;
+    }
+    let with_png = dir.join(format!("{fp}.png"));
+    if with_png.is_file() {
+        with_png
+    } else {
+        p
+    }
+}
+
+/// Reads one split (`"train"`, `"val"`, `"test"`); `Ok(None)` if its file
+/// does not exist.
+pub fn load_split(
+    dir: &Path,
+    split: &str,
+    opts: &LoadOptions,
+) -> Result<Option<Vec<View>>, DataError> {
+    let path = dir.join(format!("transforms_{split}.json"));
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
+    let t = parse_transforms(&text, &path, dir)?;
+    for f in &t.frames {
+        if !f.image_path.is_file() {
+            return Err(DataError::io(&f.image_path, "image file not found"));
+        }
+    }
+    let jobs: Vec<ImageJob> = t
+        .frames
+        .iter()
+        .map(|f| ImageJob {
+            path: f.image_path.clone(),
+            expect: None,
+        })
+        .collect();
+    let images = decode_images(&jobs, opts.background, opts.downscale)?;
+    // every image of a split must share one size (one camera_angle_x)
+    if let Some(&(w0, h0, _)) = images.first() {
+        for (f, (w, h, _)) in t.frames.iter().zip(&images) {
+            if (*w, *h) != (w0, h0) {
+                return Err(DataError::invalid(
+                    &f.image_path,
+                    "image size",
+                    format!("is {w}×{h} but the split's first image is {w0}×{h0}"),
+                ));
+            }
+        }
+    }
+    let views = t
+        .frames
+        .iter()
+        .zip(images)
+        .map(|(f, (w, h, rgb))| {
+            let fx = 0.5 * w as f64 / (0.5 * t.camera_angle_x).tan();
+            let fy = match t.camera_angle_y {
+                Some(ay) => 0.5 * h as f64 / (0.5 * ay).tan(),
+                None => fx,
+            };
+            View {
+                name: f
+                    .image_path
+                    .strip_prefix(dir)
+                    .unwrap_or(&f.image_path)
+                    .display()
+                    .to_string(),
+                width: w,
+                height: h,
+                fx,
+                fy,
+                cx: w as f64 / 2.0,
+                cy: h as f64 / 2.0,
+                world_to_camera: opengl_c2w_to_opencv_w2c(&f.c2w),
+                image: rgb,
+            }
+        })
+        .collect();
+    Ok(Some(views))
+}
+
+/// Loads a NeRF-synthetic folder: train from `transforms_train.json`, test
+/// from `transforms_test.json` (or `transforms_val.json` when there is no
+/// test split).
+pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    let train = load_split(dir, "train", opts)?.unwrap_or_default();
+    let test = match load_split(dir, "test", opts)? {
+        Some(t) => t,
+        None => load_split(dir, "val", opts)?.unwrap_or_default(),
+    };
+    Ok(Dataset {
+        train,
+        test,
+        points: None,
+        format: "nerf-synthetic",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Transforms, DataError> {
+        parse_transforms(text, Path::new("t.json"), Path::new("."))
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse("{").unwrap_err().to_string();
+        assert!(e.contains("t.json") && e.contains("line 1"), "{e}");
+        let e = parse("{\"frames\": []}").unwrap_err().to_string();
+        assert!(e.contains("camera_angle_x: missing"), "{e}");
+        let e = parse("{\"camera_angle_x\": \"wide\", \"frames\": []}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("camera_angle_x: must be a number"), "{e}");
+        let e = parse("{\"camera_angle_x\": 0.7, \"frames\": [{\"file_path\": \"a\"}]}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("frames[0].transform_matrix: missing"), "{e}");
+        let e = parse(
+            "{\"camera_angle_x\": 0.7, \"frames\": [{\"file_path\": \"a\", \
+             \"transform_matrix\": [[1,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,\"x\",1]]}]}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("frames[0].transform_matrix[3][2]"), "{e}");
+        let e = parse(
+            "{\"camera_angle_x\": 0.7, \"frames\": [{\"file_path\": \"a\", \
+             \"transform_matrix\": [[2,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}]}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("orthonormal"), "{e}");
+    }
+
+    #[test]
+    fn parses_a_valid_file() {
+        let t = parse(
+            "{\"camera_angle_x\": 0.69, \"frames\": [{\"file_path\": \"./train/r_0\", \
+             \"transform_matrix\": [[1,0,0,0],[0,1,0,0],[0,0,1,4],[0,0,0,1]]}]}",
+        )
+        .unwrap();
+        assert_eq!(t.frames.len(), 1);
+        assert_eq!(t.frames[0].c2w[2][3], 4.0);
+        assert!(t.frames[0].image_path.ends_with("train/r_0"));
+    }
+}
