@@ -57,5 +57,52 @@ fn draw(graph: &Graph) -> String {
     }
     let mut svg = SVGWriter::new();
     vg.do_it(false, false, false, &mut svg);
-    svg.finalize()
+    tighten(&svg.finalize())
+}
+
+/// layout-rs sizes the picture as if every label stood on its end (height
+/// grows with the text's length); recompute the height from the boxes and
+/// the edges so the picture has no empty band at the bottom.
+fn tighten(svg: &str) -> String {
+    let attr = |tag: &str, name: &str| -> Option<f64> {
+        let key = format!(" {name}=\"");
+        let i = tag.find(&key)? + key.len();
+        tag[i..].split('"').next()?.trim().parse().ok()
+    };
+    let mut max_y: f64 = 0.0;
+    for part in svg.split('<').skip(1) {
+        if part.starts_with("rect") {
+            if let (Some(y), Some(h)) = (attr(part, "y"), attr(part, "height")) {
+                max_y = max_y.max(y + h);
+            }
+        } else if part.starts_with("path") {
+            if let Some(i) = part.find(" d=\"") {
+                let d = part[i + 4..].split('"').next().unwrap_or("");
+                let nums: Vec<f64> = d.split([' ', ',']).filter_map(|t| t.parse().ok()).collect();
+                for pair in nums.chunks(2) {
+                    if let [_, y] = pair {
+                        max_y = max_y.max(*y);
+                    }
+                }
+            }
+        }
+    }
+    let Some(start) = svg.find("<svg ") else {
+        return svg.to_string();
+    };
+    let Some(len) = svg[start..].find('>') else {
+        return svg.to_string();
+    };
+    let head = &svg[start..start + len];
+    let (Some(w), Some(h)) = (attr(head, "width"), attr(head, "height")) else {
+        return svg.to_string();
+    };
+    if max_y <= 0.0 || max_y + 12.0 >= h {
+        return svg.to_string();
+    }
+    let nh = (max_y + 12.0).ceil();
+    let new_head = format!(
+        "<svg width=\"{w}\" height=\"{nh}\" viewBox=\"0 0 {w} {nh}\" xmlns=\"http://www.w3.org/2000/svg\""
+    );
+    format!("{}{}{}", &svg[..start], new_head, &svg[start + len..])
 }
