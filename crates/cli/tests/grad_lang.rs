@@ -178,6 +178,12 @@ fn error_kinds() {
     assert_eq!(err("log(x - 1)", &[("x", 1.0)]), ErrorKind::NonFinite);
     assert_eq!(err("0 / 0 + x", &[("x", 1.0)]), ErrorKind::NonFinite);
     assert_eq!(err("pi = 3; x", &[("x", 1.0)]), ErrorKind::Name);
+    // every product finite, but a sum of gradients overflows
+    let body = vec!["sin(x)"; 40].join(" + ");
+    let src = format!("fn f(x, n) = if n == 0 then x else f({body}, n - 1); f(x, 300)");
+    let e = gradient(&src, &[("x".into(), 0.1)], &GradOptions::default()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NonFinite);
+    assert!(e.message.contains("overflowed while adding up"), "{e}");
 }
 
 #[test]

@@ -225,19 +225,35 @@ fn run_on_tape(
         .map(|(n, v)| (n.clone(), grads.wrt(*v)))
         .collect();
     if let Some((name, g)) = gradient.iter().find(|(_, g)| !g.is_finite()) {
-        let (node, op) = match &backward_bad {
-            Some(nf) => (nf.node, nf.op.clone()),
-            None => tape
-                .first_non_finite()
-                .map_or((out.index(), "?".into()), |nf| (nf.node, nf.op)),
+        let culprit = match &backward_bad {
+            Some(nf) => Some((
+                nf.node,
+                format!("first produced by the derivative of `{}`", nf.op),
+            )),
+            None => {
+                // Every product was finite: a sum of gradients overflowed.
+                // The highest node with a non-finite gradient is where.
+                let adj = grads.as_slice();
+                (1..adj.len())
+                    .rev()
+                    .find(|&i| !adj[i].is_finite())
+                    .map(|i| {
+                        (
+                            i,
+                            format!(
+                                "it overflowed while adding up the gradients that reach `{}`",
+                                op_name(&tape, i)
+                            ),
+                        )
+                    })
+            }
         };
+        let (node, why) = culprit.unwrap_or((out.index(), "cause unknown".into()));
         let pos = ev.origins.get(node).copied().flatten();
         return Err(LangError::new(
             ErrorKind::NonFinite,
             pos,
-            format!(
-                "the gradient with respect to `{name}` is {g}: first produced by the derivative of `{op}` here"
-            ),
+            format!("the gradient with respect to `{name}` is {g}: {why} here"),
         ));
     }
     let graph = want_graph.then(|| Graph::from_tape(&tape, out, &grads));
