@@ -38,10 +38,15 @@ use eval::{evaluate, EvalOptions, Num};
 
 /// Arguments of `chainrule grad`.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Example:\n  chainrule grad \"w = x * 2; u = w + 3; y = u / 2\" x=5\n  \
-chainrule grad \"fn p(x, n) = if n == 0 then 1 else x * p(x, n - 1); p(x, 5)\" x=2 --json"
-)]
+#[command(after_help = "The language:\n  \
+numbers 2 0.5 1e-3, names, + - * /, ^ or ** (right-associative; -x^2 is -(x^2)), parentheses\n  \
+functions: exp log ln log2 log10 sqrt cbrt square recip sin cos tan asin acos atan atan2\n  \
+           sinh cosh tanh sigmoid relu softplus abs hypot pow min max; constants pi e\n  \
+statements separated by ; or new lines; name = expr binds an intermediate; the last is the output\n  \
+fn f(a, b) = expr defines a function (it may recurse; it sees its parameters and the inputs)\n  \
+if c then a else b, comparisons < <= > >= == !=, and, or, not; # starts a comment\n\n\
+Examples:\n  chainrule grad \"w = x * 2; u = w + 3; y = u / 2\" x=5\n  \
+chainrule grad \"fn p(x, n) = if n == 0 then 1 else x * p(x, n - 1); p(x, 5)\" x=2 --json --svg p.svg")]
 pub struct GradArgs {
     /// The program, or @FILE to read it from a file.
     #[arg(allow_hyphen_values = true)]
