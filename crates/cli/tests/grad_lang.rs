@@ -496,3 +496,33 @@ proptest! {
         }
     }
 }
+
+const VOCAB: &[&str] = &[
+    "x", "y", "z", "1", "0", "2.5", "1e-3", "+", "-", "*", "/", "^", "**", "(", ")", ",", "=",
+    "==", "!=", "<", "<=", ">", ">=", ";", "\n", "fn", "f", "g", "if", "then", "else", "and", "or",
+    "not", "sin", "log", "min", "max", "atan2", "pow", "pi", "e", "#", "$", "é", "",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Token soup (the complement of the cargo-fuzz target that runs in
+    /// CI): any text gives a value or a LangError, never a panic or hang.
+    #[test]
+    fn token_soup_never_panics(toks in prop::collection::vec(prop::sample::select(VOCAB.to_vec()), 0..40),
+                               spaces in any::<bool>()) {
+        let src = toks.join(if spaces { " " } else { "" });
+        let inputs = vec![("x".to_string(), 0.5), ("y".to_string(), -1.5), ("z".to_string(), 2.0)];
+        let opts = GradOptions { max_depth: 50, max_steps: 10_000, graph: true };
+        match gradient(&src, &inputs, &opts) {
+            Ok(r) => {
+                prop_assert!(r.value.is_finite());
+                prop_assert!(r.graph.unwrap().to_dot().starts_with("digraph"));
+            }
+            Err(e) => {
+                let shown = e.render(&src, None);
+                prop_assert!(!shown.is_empty());
+            }
+        }
+    }
+}
