@@ -26,12 +26,14 @@
 
 mod backward;
 mod gradcheck;
+pub mod graph;
 mod ops;
 mod scalar;
 mod tape;
 
 pub use backward::{jacobian, vjp, Gradients};
 pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport, InputCheck};
+pub use graph::{to_dot, Graph, GraphNode};
 pub use ops::{sigmoid, Operand};
 pub use scalar::Scalar;
 pub use tape::{NonFinite, Op, Tape, TraceEntry, Var, Vjp};
