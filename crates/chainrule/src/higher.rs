@@ -36,7 +36,14 @@
 //! ```
 //!
 //! Data the function needs (weights, targets) are fields of the
-//! implementing struct.
+//! implementing struct. A function that can fail implements
+//! [`TryFunction`] and uses the `try_` helpers, which return its error.
+//!
+//! Custom operations ([`Tape::custom_op`]) take part in second derivatives
+//! when their vector-Jacobian product is written over the tape's scalar
+//! `S` and computed from the inputs' values as recorded (which, on a tape
+//! of dual numbers, carry tangents); a product computed from values
+//! converted to `f64` would drop the second-order terms.
 
 use crate::backward::jacobian;
 use crate::dual::{Dual, DualN};
@@ -81,6 +88,56 @@ impl<F: Function> VectorFunction for F {
     }
 }
 
+/// A real-valued function whose evaluation can fail (an interpreter of
+/// user input, say), for [`try_gradient`], [`try_hvp`] and
+/// [`try_grad_hessian`]: an error ends the computation and is handed back
+/// instead of a panic. Every [`Function`] is one that never fails.
+///
+/// ```
+/// use chainrule::{try_grad_hessian, Scalar, Tape, TryFunction, Var};
+/// /// x^k for a k given at run time, which must be non-negative
+/// struct Power(i32);
+/// impl TryFunction for Power {
+///     type Error = String;
+///     fn try_eval<'t, S: Scalar>(&self, _: &'t Tape<S>, x: &[Var<'t, S>])
+///         -> Result<Var<'t, S>, String> {
+///         if self.0 < 0 { return Err(format!("negative power {}", self.0)); }
+///         Ok(x[0].powi(self.0))
+///     }
+/// }
+/// assert_eq!(try_grad_hessian(&Power(3), &[2.0]).unwrap().hessian, vec![vec![12.0]]);
+/// assert!(try_grad_hessian(&Power(-1), &[2.0]).is_err());
+/// ```
+pub trait TryFunction {
+    /// What a failed evaluation reports.
+    type Error;
+    /// Computes the output from the inputs `x`, all on `tape`, or fails.
+    fn try_eval<'t, S: Scalar>(
+        &self,
+        tape: &'t Tape<S>,
+        x: &[Var<'t, S>],
+    ) -> Result<Var<'t, S>, Self::Error>;
+}
+
+impl<F: Function + ?Sized> TryFunction for F {
+    type Error = std::convert::Infallible;
+    fn try_eval<'t, S: Scalar>(
+        &self,
+        tape: &'t Tape<S>,
+        x: &[Var<'t, S>],
+    ) -> Result<Var<'t, S>, Self::Error> {
+        Ok(self.eval(tape, x))
+    }
+}
+
+/// The value of a computation that cannot fail.
+fn infallible<R>(r: Result<R, std::convert::Infallible>) -> R {
+    match r {
+        Ok(v) => v,
+        Err(e) => match e {},
+    }
+}
+
 /// Checks that a function's result lives on the tape it was given.
 fn check_tape<S: Scalar>(tape: &Tape<S>, y: &Var<'_, S>, what: &str) {
     assert!(
@@ -104,12 +161,20 @@ fn check_tape<S: Scalar>(tape: &Tape<S>, y: &Var<'_, S>, what: &str) {
 /// assert_eq!((v, g), (5.0, vec![2.0, 4.0]));
 /// ```
 pub fn gradient<T: Scalar, F: Function + ?Sized>(f: &F, x: &[T]) -> (T, Vec<T>) {
+    infallible(try_gradient(f, x))
+}
+
+/// [`gradient`] of a function that can fail: its first error, if any.
+pub fn try_gradient<T: Scalar, F: TryFunction + ?Sized>(
+    f: &F,
+    x: &[T],
+) -> Result<(T, Vec<T>), F::Error> {
     let tape = Tape::<T>::with_capacity(64);
     let xs = tape.vars(x);
-    let y = f.eval(&tape, &xs);
+    let y = f.try_eval(&tape, &xs)?;
     check_tape(&tape, &y, "gradient");
     let g = y.backward().wrt_all(&xs);
-    (y.value(), g)
+    Ok((y.value(), g))
 }
 
 /// A Hessian-vector product and the first-order quantities that come with
@@ -148,6 +213,18 @@ pub struct Hvp<T> {
 /// # Panics
 /// If `x` and `v` differ in length.
 pub fn hvp<T: Scalar, F: Function + ?Sized>(f: &F, x: &[T], v: &[T]) -> Hvp<T> {
+    infallible(try_hvp(f, x, v))
+}
+
+/// [`hvp`] of a function that can fail: its first error, if any.
+///
+/// # Panics
+/// If `x` and `v` differ in length.
+pub fn try_hvp<T: Scalar, F: TryFunction + ?Sized>(
+    f: &F,
+    x: &[T],
+    v: &[T],
+) -> Result<Hvp<T>, F::Error> {
     assert_eq!(
         x.len(),
         v.len(),
@@ -161,7 +238,7 @@ pub fn hvp<T: Scalar, F: Function + ?Sized>(f: &F, x: &[T], v: &[T]) -> Hvp<T> {
         .zip(v)
         .map(|(&a, &b)| tape.var(Dual::new(a, b)))
         .collect();
-    let y = f.eval(&tape, &xs);
+    let y = f.try_eval(&tape, &xs)?;
     check_tape(&tape, &y, "hvp");
     let g = y.backward();
     let (gradient, hvp) = xs
@@ -171,11 +248,11 @@ pub fn hvp<T: Scalar, F: Function + ?Sized>(f: &F, x: &[T], v: &[T]) -> Hvp<T> {
             (a.re, a.eps)
         })
         .unzip();
-    Hvp {
+    Ok(Hvp {
         value: y.value().re,
         gradient,
         hvp,
-    }
+    })
 }
 
 /// Value, gradient and dense Hessian of a real-valued function (see
@@ -232,6 +309,15 @@ pub fn hessian<T: Scalar, F: Function + ?Sized>(f: &F, x: &[T]) -> Vec<Vec<T>> {
 /// assert_eq!(r.hessian, vec![vec![802.0, -400.0], vec![-400.0, 200.0]]);
 /// ```
 pub fn grad_hessian<T: Scalar, F: Function + ?Sized>(f: &F, x: &[T]) -> SecondOrder<T> {
+    infallible(try_grad_hessian(f, x))
+}
+
+/// [`grad_hessian`] of a function that can fail: its first error, if any.
+/// This is what a command-line `--hessian` over a parsed expression uses.
+pub fn try_grad_hessian<T: Scalar, F: TryFunction + ?Sized>(
+    f: &F,
+    x: &[T],
+) -> Result<SecondOrder<T>, F::Error> {
     match x.len() {
         0 | 1 => grad_hessian_n::<T, F, 1>(f, x),
         2 => grad_hessian_n::<T, F, 2>(f, x),
@@ -258,10 +344,10 @@ fn seed_chunk<'t, T: Scalar, const N: usize>(
         .collect()
 }
 
-fn grad_hessian_n<T: Scalar, F: Function + ?Sized, const N: usize>(
+fn grad_hessian_n<T: Scalar, F: TryFunction + ?Sized, const N: usize>(
     f: &F,
     x: &[T],
-) -> SecondOrder<T> {
+) -> Result<SecondOrder<T>, F::Error> {
     let n = x.len();
     let mut out = SecondOrder {
         value: T::zero(),
@@ -275,7 +361,7 @@ fn grad_hessian_n<T: Scalar, F: Function + ?Sized, const N: usize>(
         tape.clear();
         {
             let xs = seed_chunk(&tape, x, start);
-            let y = f.eval(&tape, &xs);
+            let y = f.try_eval(&tape, &xs)?;
             check_tape(&tape, &y, "hessian");
             out.value = y.value().re;
             let g = y.backward();
@@ -291,7 +377,7 @@ fn grad_hessian_n<T: Scalar, F: Function + ?Sized, const N: usize>(
             break;
         }
     }
-    out
+    Ok(out)
 }
 
 /// The Jacobian `J[i][j] = ∂fᵢ/∂xⱼ` of a vector function by forward mode:

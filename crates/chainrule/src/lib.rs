@@ -42,7 +42,8 @@ pub use dual::{jvp, Dual, DualN};
 pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport, InputCheck};
 pub use higher::{
     grad_hessian, gradient, hessian, hvp, jacobian_auto, jacobian_forward, jacobian_reverse,
-    Function, Hvp, SecondOrder, VectorFunction,
+    try_grad_hessian, try_gradient, try_hvp, Function, Hvp, SecondOrder, TryFunction,
+    VectorFunction,
 };
 pub use ops::{sigmoid, Operand};
 pub use scalar::Scalar;

@@ -9,7 +9,8 @@ use std::cell::Cell;
 
 use chainrule::{
     grad_hessian, gradient, hessian, hvp, jacobian_auto, jacobian_forward, jacobian_reverse, jvp,
-    Dual, DualN, Function, Scalar, Tape, Var, VectorFunction,
+    try_grad_hessian, try_gradient, try_hvp, Dual, DualN, Function, Scalar, Tape, TryFunction, Var,
+    VectorFunction,
 };
 use proptest::prelude::*;
 
@@ -1060,4 +1061,105 @@ fn jacobian_auto_chooses_by_shape() {
 #[should_panic(expected = "hvp: the point has 2 coordinates but the direction 1")]
 fn hvp_rejects_mismatched_direction() {
     hvp(&Rosenbrock, &[1.0, 2.0], &[1.0]);
+}
+
+// ---- custom operations and fallible functions ---------------------------------
+
+/// f = x₀ · Σ xᵢ², the sum as one custom operation whose vector-Jacobian
+/// product is written over the tape's scalar: on a tape of dual numbers it
+/// captures the inputs' tangents, so the Hessian sees through it.
+struct CustomSumSq;
+impl Function for CustomSumSq {
+    fn eval<'t, S: Scalar>(&self, tape: &'t Tape<S>, x: &[Var<'t, S>]) -> Var<'t, S> {
+        let vals: Vec<S> = x.iter().map(|v| v.value()).collect();
+        let y = vals.iter().fold(S::zero(), |a, &v| a + v * v);
+        let out = tape.custom_op("sumsq", x, vec![y], move |gy, gx| {
+            for (g, &v) in gx.iter_mut().zip(&vals) {
+                *g += S::from_f64(2.0) * v * gy[0];
+            }
+        });
+        out[0] * x[0]
+    }
+}
+
+#[test]
+fn hessians_see_through_custom_operations() {
+    let x = [0.7, -1.3, 2.1];
+    let r = grad_hessian(&CustomSumSq, &x);
+    let s: f64 = x.iter().map(|v| v * v).sum();
+    for i in 0..3 {
+        let gi = if i == 0 { s } else { 0.0 } + 2.0 * x[0] * x[i];
+        assert_close(r.gradient[i], gi, 1e-15, 1e-15, "gradient");
+        for j in 0..3 {
+            let d = |a: usize, b: usize| if a == b { 1.0 } else { 0.0 };
+            let e = 2.0 * d(i, 0) * x[j] + 2.0 * d(j, 0) * x[i] + 2.0 * x[0] * d(i, j);
+            assert_close(r.hessian[i][j], e, 1e-15, 1e-15, &format!("H[{i}][{j}]"));
+        }
+    }
+    let h = hvp(&CustomSumSq, &x, &[1.0, 2.0, -1.0]);
+    for i in 0..3 {
+        let e: f64 = (0..3).map(|j| r.hessian[i][j] * [1.0, 2.0, -1.0][j]).sum();
+        assert_close(h.hvp[i], e, 1e-15, 1e-15, "hvp");
+    }
+}
+
+/// Fails on its second-order pass only (a tape of dual numbers), or always.
+struct Fails {
+    only_on_duals: bool,
+}
+impl TryFunction for Fails {
+    type Error = String;
+    fn try_eval<'t, S: Scalar>(
+        &self,
+        _: &'t Tape<S>,
+        x: &[Var<'t, S>],
+    ) -> Result<Var<'t, S>, String> {
+        if !self.only_on_duals || std::any::type_name::<S>().contains("Dual") {
+            return Err(format!("cannot evaluate on {}", std::any::type_name::<S>()));
+        }
+        Ok(x[0].sin())
+    }
+}
+
+#[test]
+fn fallible_functions_report_their_error() {
+    let f = Fails {
+        only_on_duals: true,
+    };
+    assert_eq!(try_gradient(&f, &[1.0]).unwrap().1, vec![1f64.cos()]);
+    let e = try_grad_hessian(&f, &[1.0, 2.0]).unwrap_err();
+    assert!(e.contains("DualN"), "{e}");
+    assert!(try_hvp(&f, &[1.0], &[1.0]).unwrap_err().contains("Dual"));
+    let g = Fails {
+        only_on_duals: false,
+    };
+    assert!(try_gradient(&g, &[1.0]).is_err());
+    // the infallible functions are fallible ones that never fail
+    assert_eq!(
+        try_grad_hessian(&Rosenbrock, &[1.0, 1.0]).unwrap(),
+        grad_hessian(&Rosenbrock, &[1.0, 1.0])
+    );
+}
+
+/// A constant function of no inputs: its value, an empty gradient and Hessian.
+struct Constant;
+impl Function for Constant {
+    fn eval<'t, S: Scalar>(&self, tape: &'t Tape<S>, _: &[Var<'t, S>]) -> Var<'t, S> {
+        tape.var(S::from_f64(4.5)).exp()
+    }
+}
+
+#[test]
+fn functions_of_no_inputs() {
+    let r = grad_hessian(&Constant, &[] as &[f64]);
+    assert_eq!(r.value, 4.5f64.exp());
+    assert!(r.gradient.is_empty() && r.hessian.is_empty());
+    assert_eq!(
+        jacobian_forward(&Constant, &[] as &[f64]),
+        vec![Vec::<f64>::new()]
+    );
+    assert_eq!(
+        jacobian_auto(&Constant, &[] as &[f64]),
+        vec![Vec::<f64>::new()]
+    );
 }
