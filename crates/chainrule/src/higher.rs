@@ -138,6 +138,36 @@ fn infallible<R>(r: Result<R, std::convert::Infallible>) -> R {
     }
 }
 
+/// Runs `f` on a cleared tape of scalar type `S` that is kept between
+/// calls (one per scalar type and thread), so repeated helpers (Newton
+/// steps, many Hessian-vector products) reuse warm memory: a fresh large
+/// tape costs page faults on every call, which for tapes of dual numbers
+/// cost several times the arithmetic. A nested call (a function that calls
+/// a helper itself) gets a tape of its own.
+fn with_tape<S: Scalar, R>(f: impl FnOnce(&mut Tape<S>) -> R) -> R {
+    use std::any::Any;
+    use std::cell::RefCell;
+    thread_local! {
+        static TAPES: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+    }
+    let cached = TAPES.with(|c| {
+        let mut c = c.borrow_mut();
+        let pos = c.iter().position(|t| t.is::<Tape<S>>())?;
+        c.swap_remove(pos).downcast::<Tape<S>>().ok()
+    });
+    let mut tape = cached.unwrap_or_else(|| Box::new(Tape::<S>::with_capacity(64)));
+    tape.clear();
+    let r = f(&mut tape);
+    tape.clear();
+    TAPES.with(|c| {
+        let mut c = c.borrow_mut();
+        if !c.iter().any(|t| t.is::<Tape<S>>()) {
+            c.push(tape);
+        }
+    });
+    r
+}
+
 /// Checks that a function's result lives on the tape it was given.
 fn check_tape<S: Scalar>(tape: &Tape<S>, y: &Var<'_, S>, what: &str) {
     assert!(
@@ -169,12 +199,14 @@ pub fn try_gradient<T: Scalar, F: TryFunction + ?Sized>(
     f: &F,
     x: &[T],
 ) -> Result<(T, Vec<T>), F::Error> {
-    let tape = Tape::<T>::with_capacity(64);
-    let xs = tape.vars(x);
-    let y = f.try_eval(&tape, &xs)?;
-    check_tape(&tape, &y, "gradient");
-    let g = y.backward().wrt_all(&xs);
-    Ok((y.value(), g))
+    with_tape(|tape: &mut Tape<T>| {
+        let tape = &*tape;
+        let xs = tape.vars(x);
+        let y = f.try_eval(tape, &xs)?;
+        check_tape(tape, &y, "gradient");
+        let g = y.backward().wrt_all(&xs);
+        Ok((y.value(), g))
+    })
 }
 
 /// A Hessian-vector product and the first-order quantities that come with
@@ -232,26 +264,28 @@ pub fn try_hvp<T: Scalar, F: TryFunction + ?Sized>(
         x.len(),
         v.len()
     );
-    let tape = Tape::<Dual<T>>::with_capacity(64);
-    let xs: Vec<Var<'_, Dual<T>>> = x
-        .iter()
-        .zip(v)
-        .map(|(&a, &b)| tape.var(Dual::new(a, b)))
-        .collect();
-    let y = f.try_eval(&tape, &xs)?;
-    check_tape(&tape, &y, "hvp");
-    let g = y.backward();
-    let (gradient, hvp) = xs
-        .iter()
-        .map(|&xi| {
-            let a = g.wrt(xi);
-            (a.re, a.eps)
+    with_tape(|tape: &mut Tape<Dual<T>>| {
+        let tape = &*tape;
+        let xs: Vec<Var<'_, Dual<T>>> = x
+            .iter()
+            .zip(v)
+            .map(|(&a, &b)| tape.var(Dual::new(a, b)))
+            .collect();
+        let y = f.try_eval(tape, &xs)?;
+        check_tape(tape, &y, "hvp");
+        let g = y.backward();
+        let (gradient, hvp) = xs
+            .iter()
+            .map(|&xi| {
+                let a = g.wrt(xi);
+                (a.re, a.eps)
+            })
+            .unzip();
+        Ok(Hvp {
+            value: y.value().re,
+            gradient,
+            hvp,
         })
-        .unzip();
-    Ok(Hvp {
-        value: y.value().re,
-        gradient,
-        hvp,
     })
 }
 
@@ -354,15 +388,15 @@ fn grad_hessian_n<T: Scalar, F: TryFunction + ?Sized, const N: usize>(
         gradient: vec![T::zero(); n],
         hessian: vec![vec![T::zero(); n]; n],
     };
-    let mut tape = Tape::<DualN<T, N>>::with_capacity(64);
-    // At least one pass, so that a function of no inputs still has a value.
-    let mut start = 0;
-    loop {
-        tape.clear();
-        {
-            let xs = seed_chunk(&tape, x, start);
-            let y = f.try_eval(&tape, &xs)?;
-            check_tape(&tape, &y, "hessian");
+    with_tape(|tape: &mut Tape<DualN<T, N>>| {
+        // At least one pass, so that a function of no inputs still has a value.
+        let mut start = 0;
+        loop {
+            tape.clear();
+            let tape = &*tape;
+            let xs = seed_chunk(tape, x, start);
+            let y = f.try_eval(tape, &xs)?;
+            check_tape(tape, &y, "hessian");
             out.value = y.value().re;
             let g = y.backward();
             let width = N.min(n.saturating_sub(start));
@@ -371,12 +405,12 @@ fn grad_hessian_n<T: Scalar, F: TryFunction + ?Sized, const N: usize>(
                 out.gradient[i] = a.re;
                 out.hessian[i][start..start + width].copy_from_slice(&a.eps[..width]);
             }
+            start += N;
+            if start >= n {
+                return Ok(());
+            }
         }
-        start += N;
-        if start >= n {
-            break;
-        }
-    }
+    })?;
     Ok(out)
 }
 
@@ -412,13 +446,13 @@ fn jacobian_forward_n<T: Scalar, F: VectorFunction + ?Sized, const N: usize>(
 ) -> Vec<Vec<T>> {
     let n = x.len();
     let mut jac: Vec<Vec<T>> = Vec::new();
-    let mut tape = Tape::<DualN<T, N>>::with_capacity(64);
-    let mut start = 0;
-    loop {
-        tape.clear();
-        {
-            let xs = seed_chunk(&tape, x, start);
-            let ys = f.eval_all(&tape, &xs);
+    with_tape(|tape: &mut Tape<DualN<T, N>>| {
+        let mut start = 0;
+        loop {
+            tape.clear();
+            let tape = &*tape;
+            let xs = seed_chunk(tape, x, start);
+            let ys = f.eval_all(tape, &xs);
             if start == 0 {
                 jac = vec![vec![T::zero(); n]; ys.len()];
             }
@@ -429,15 +463,15 @@ fn jacobian_forward_n<T: Scalar, F: VectorFunction + ?Sized, const N: usize>(
             );
             let width = N.min(n.saturating_sub(start));
             for (row, y) in jac.iter_mut().zip(&ys) {
-                check_tape(&tape, y, "jacobian_forward");
+                check_tape(tape, y, "jacobian_forward");
                 row[start..start + width].copy_from_slice(&y.value().eps[..width]);
             }
+            start += N;
+            if start >= n {
+                break;
+            }
         }
-        start += N;
-        if start >= n {
-            break;
-        }
-    }
+    });
     jac
 }
 
@@ -457,13 +491,15 @@ fn jacobian_forward_n<T: Scalar, F: VectorFunction + ?Sized, const N: usize>(
 /// assert_eq!(jacobian_reverse(&F, &[2.0, 3.0]), vec![vec![3.0, 2.0]]);
 /// ```
 pub fn jacobian_reverse<T: Scalar, F: VectorFunction + ?Sized>(f: &F, x: &[T]) -> Vec<Vec<T>> {
-    let tape = Tape::<T>::with_capacity(64);
-    let xs = tape.vars(x);
-    let ys = f.eval_all(&tape, &xs);
-    for y in &ys {
-        check_tape(&tape, y, "jacobian_reverse");
-    }
-    jacobian(&ys, &xs)
+    with_tape(|tape: &mut Tape<T>| {
+        let tape = &*tape;
+        let xs = tape.vars(x);
+        let ys = f.eval_all(tape, &xs);
+        for y in &ys {
+            check_tape(tape, y, "jacobian_reverse");
+        }
+        jacobian(&ys, &xs)
+    })
 }
 
 /// The Jacobian `J[i][j] = ∂fᵢ/∂xⱼ` by whichever mode is cheaper for its
@@ -474,15 +510,17 @@ pub fn jacobian_reverse<T: Scalar, F: VectorFunction + ?Sized>(f: &F, x: &[T]) -
 /// The number of outputs is found by one evaluation on a `Tape<T>`, which
 /// reverse mode then reuses.
 pub fn jacobian_auto<T: Scalar, F: VectorFunction + ?Sized>(f: &F, x: &[T]) -> Vec<Vec<T>> {
-    let tape = Tape::<T>::with_capacity(64);
-    let xs = tape.vars(x);
-    let ys = f.eval_all(&tape, &xs);
-    if x.len() <= ys.len() {
-        drop(ys);
-        return jacobian_forward(f, x);
-    }
-    for y in &ys {
-        check_tape(&tape, y, "jacobian_auto");
-    }
-    jacobian(&ys, &xs)
+    let reverse = with_tape(|tape: &mut Tape<T>| {
+        let tape = &*tape;
+        let xs = tape.vars(x);
+        let ys = f.eval_all(tape, &xs);
+        if x.len() <= ys.len() {
+            return None;
+        }
+        for y in &ys {
+            check_tape(tape, y, "jacobian_auto");
+        }
+        Some(jacobian(&ys, &xs))
+    });
+    reverse.unwrap_or_else(|| jacobian_forward(f, x))
 }

@@ -992,7 +992,8 @@ proptest! {
             let fp = apply_scalar(c.name, x + h).unwrap();
             let fm = apply_scalar(c.name, x - h).unwrap();
             let fd = (fp - fm) / (2.0 * h);
-            if !matches!(c.name, "abs") || x.abs() > 1e-3 {
+            // abs has a kink at 0, cbrt an infinite slope, 1/x and x⁻² poles
+            if !matches!(c.name, "abs" | "cbrt" | "recip" | "powi-2") || x.abs() > 0.05 {
                 prop_assert!((y.eps - fd).abs() <= 1e-6 * (1.0 + fd.abs()),
                     "{}'({}) = {:e}, differences {:e}", c.name, x, y.eps, fd);
             }
