@@ -57,7 +57,9 @@ fn scale<T: Scalar>(t: T, d: T) -> T {
 /// A dual number `re + eps·ε` (ε² = 0): a value and one tangent.
 ///
 /// Generic over any [`Scalar`] (`f64`, `f32`, or a dual number again for
-/// higher derivatives); `Dual` alone means `Dual<f64>`.
+/// higher derivatives); `Dual` alone in a type means `Dual<f64>`. Where
+/// nothing else fixes the number type, name it: `Dual::<f64>::variable(2.0)`
+/// (a default type parameter does not guide inference).
 ///
 /// ```
 /// use chainrule::{Dual, Scalar};
