@@ -130,6 +130,80 @@ impl<F: Function + ?Sized> TryFunction for F {
     }
 }
 
+/// A real-valued function that records its own inputs: given their values
+/// (which on a tape of dual numbers carry the seeded tangents), it creates
+/// one leaf per value on `tape`, in order, and returns those leaves with
+/// the output. This suits an interpreter that makes its own leaves (to name
+/// them, say); every [`TryFunction`] (and so every [`Function`]) is one,
+/// whose leaves are made with [`Tape::vars`]. The helpers [`try_gradient`],
+/// [`try_hvp`] and [`try_grad_hessian`] accept any `TryRecord`.
+///
+/// ```
+/// use chainrule::{try_grad_hessian, Scalar, Tape, TryRecord, Var};
+/// /// x·y, with leaves made by the function itself
+/// struct Product;
+/// impl TryRecord for Product {
+///     type Error = std::convert::Infallible;
+///     fn try_record<'t, S: Scalar>(&self, tape: &'t Tape<S>, x: &[S])
+///         -> Result<(Vec<Var<'t, S>>, Var<'t, S>), Self::Error> {
+///         let leaves: Vec<Var<'t, S>> = x.iter().map(|&v| tape.var(v)).collect();
+///         let y = leaves[0] * leaves[1];
+///         Ok((leaves, y))
+///     }
+/// }
+/// let r = try_grad_hessian(&Product, &[2.0, 3.0]).unwrap();
+/// assert_eq!(r.gradient, vec![3.0, 2.0]);
+/// assert_eq!(r.hessian, vec![vec![0.0, 1.0], vec![1.0, 0.0]]);
+/// ```
+pub trait TryRecord {
+    /// What a failed evaluation reports.
+    type Error;
+    /// Creates one leaf per value of `x` on `tape` (in order) and computes
+    /// the output from them; returns the leaves and the output, or fails.
+    #[allow(clippy::type_complexity)]
+    fn try_record<'t, S: Scalar>(
+        &self,
+        tape: &'t Tape<S>,
+        x: &[S],
+    ) -> Result<(Vec<Var<'t, S>>, Var<'t, S>), Self::Error>;
+}
+
+impl<F: TryFunction + ?Sized> TryRecord for F {
+    type Error = F::Error;
+    fn try_record<'t, S: Scalar>(
+        &self,
+        tape: &'t Tape<S>,
+        x: &[S],
+    ) -> Result<(Vec<Var<'t, S>>, Var<'t, S>), Self::Error> {
+        let xs = tape.vars(x);
+        let y = self.try_eval(tape, &xs)?;
+        Ok((xs, y))
+    }
+}
+
+/// Runs `f.try_record` and checks what it returned: one leaf per input,
+/// everything on `tape`.
+#[allow(clippy::type_complexity)]
+fn record<'t, S: Scalar, F: TryRecord + ?Sized>(
+    f: &F,
+    tape: &'t Tape<S>,
+    x: &[S],
+    what: &str,
+) -> Result<(Vec<Var<'t, S>>, Var<'t, S>), F::Error> {
+    let (xs, y) = f.try_record(tape, x)?;
+    assert_eq!(
+        xs.len(),
+        x.len(),
+        "{what}: the function recorded {} leaves for {} inputs",
+        xs.len(),
+        x.len()
+    );
+    for v in xs.iter().chain(std::iter::once(&y)) {
+        check_tape(tape, v, what);
+    }
+    Ok((xs, y))
+}
+
 /// The value of a computation that cannot fail.
 fn infallible<R>(r: Result<R, std::convert::Infallible>) -> R {
     match r {
@@ -195,15 +269,13 @@ pub fn gradient<T: Scalar, F: Function + ?Sized>(f: &F, x: &[T]) -> (T, Vec<T>) 
 }
 
 /// [`gradient`] of a function that can fail: its first error, if any.
-pub fn try_gradient<T: Scalar, F: TryFunction + ?Sized>(
+pub fn try_gradient<T: Scalar, F: TryRecord + ?Sized>(
     f: &F,
     x: &[T],
 ) -> Result<(T, Vec<T>), F::Error> {
     with_tape(|tape: &mut Tape<T>| {
         let tape = &*tape;
-        let xs = tape.vars(x);
-        let y = f.try_eval(tape, &xs)?;
-        check_tape(tape, &y, "gradient");
+        let (xs, y) = record(f, tape, x, "gradient")?;
         let g = y.backward().wrt_all(&xs);
         Ok((y.value(), g))
     })
@@ -252,7 +324,7 @@ pub fn hvp<T: Scalar, F: Function + ?Sized>(f: &F, x: &[T], v: &[T]) -> Hvp<T> {
 ///
 /// # Panics
 /// If `x` and `v` differ in length.
-pub fn try_hvp<T: Scalar, F: TryFunction + ?Sized>(
+pub fn try_hvp<T: Scalar, F: TryRecord + ?Sized>(
     f: &F,
     x: &[T],
     v: &[T],
@@ -266,13 +338,8 @@ pub fn try_hvp<T: Scalar, F: TryFunction + ?Sized>(
     );
     with_tape(|tape: &mut Tape<Dual<T>>| {
         let tape = &*tape;
-        let xs: Vec<Var<'_, Dual<T>>> = x
-            .iter()
-            .zip(v)
-            .map(|(&a, &b)| tape.var(Dual::new(a, b)))
-            .collect();
-        let y = f.try_eval(tape, &xs)?;
-        check_tape(tape, &y, "hvp");
+        let seeded: Vec<Dual<T>> = x.iter().zip(v).map(|(&a, &b)| Dual::new(a, b)).collect();
+        let (xs, y) = record(f, tape, &seeded, "hvp")?;
         let g = y.backward();
         let (gradient, hvp) = xs
             .iter()
@@ -348,7 +415,7 @@ pub fn grad_hessian<T: Scalar, F: Function + ?Sized>(f: &F, x: &[T]) -> SecondOr
 
 /// [`grad_hessian`] of a function that can fail: its first error, if any.
 /// This is what a command-line `--hessian` over a parsed expression uses.
-pub fn try_grad_hessian<T: Scalar, F: TryFunction + ?Sized>(
+pub fn try_grad_hessian<T: Scalar, F: TryRecord + ?Sized>(
     f: &F,
     x: &[T],
 ) -> Result<SecondOrder<T>, F::Error> {
@@ -360,12 +427,8 @@ pub fn try_grad_hessian<T: Scalar, F: TryFunction + ?Sized>(
     }
 }
 
-/// Inputs for one chunk: `x` with unit tangents on `start..start + N`.
-fn seed_chunk<'t, T: Scalar, const N: usize>(
-    tape: &'t Tape<DualN<T, N>>,
-    x: &[T],
-    start: usize,
-) -> Vec<Var<'t, DualN<T, N>>> {
+/// The inputs of one chunk: `x` with unit tangents on `start..start + N`.
+fn seed_chunk<T: Scalar, const N: usize>(x: &[T], start: usize) -> Vec<DualN<T, N>> {
     x.iter()
         .enumerate()
         .map(|(i, &xi)| {
@@ -373,12 +436,12 @@ fn seed_chunk<'t, T: Scalar, const N: usize>(
             if (start..start + N).contains(&i) {
                 eps[i - start] = T::one();
             }
-            tape.var(DualN::new(xi, eps))
+            DualN::new(xi, eps)
         })
         .collect()
 }
 
-fn grad_hessian_n<T: Scalar, F: TryFunction + ?Sized, const N: usize>(
+fn grad_hessian_n<T: Scalar, F: TryRecord + ?Sized, const N: usize>(
     f: &F,
     x: &[T],
 ) -> Result<SecondOrder<T>, F::Error> {
@@ -394,9 +457,7 @@ fn grad_hessian_n<T: Scalar, F: TryFunction + ?Sized, const N: usize>(
         loop {
             tape.clear();
             let tape = &*tape;
-            let xs = seed_chunk(tape, x, start);
-            let y = f.try_eval(tape, &xs)?;
-            check_tape(tape, &y, "hessian");
+            let (xs, y) = record(f, tape, &seed_chunk(x, start), "hessian")?;
             out.value = y.value().re;
             let g = y.backward();
             let width = N.min(n.saturating_sub(start));
@@ -451,7 +512,7 @@ fn jacobian_forward_n<T: Scalar, F: VectorFunction + ?Sized, const N: usize>(
         loop {
             tape.clear();
             let tape = &*tape;
-            let xs = seed_chunk(tape, x, start);
+            let xs = tape.vars(&seed_chunk(x, start));
             let ys = f.eval_all(tape, &xs);
             if start == 0 {
                 jac = vec![vec![T::zero(); n]; ys.len()];

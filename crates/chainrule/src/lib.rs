@@ -42,7 +42,7 @@ pub use dual::{jvp, Dual, DualN};
 pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport, InputCheck};
 pub use higher::{
     grad_hessian, gradient, hessian, hvp, jacobian_auto, jacobian_forward, jacobian_reverse,
-    try_grad_hessian, try_gradient, try_hvp, Function, Hvp, SecondOrder, TryFunction,
+    try_grad_hessian, try_gradient, try_hvp, Function, Hvp, SecondOrder, TryFunction, TryRecord,
     VectorFunction,
 };
 pub use ops::{sigmoid, Operand};

@@ -9,8 +9,8 @@ use std::cell::Cell;
 
 use chainrule::{
     grad_hessian, gradient, hessian, hvp, jacobian_auto, jacobian_forward, jacobian_reverse, jvp,
-    try_grad_hessian, try_gradient, try_hvp, Dual, DualN, Function, Scalar, Tape, TryFunction, Var,
-    VectorFunction,
+    try_grad_hessian, try_gradient, try_hvp, Dual, DualN, Function, Scalar, Tape, TryFunction,
+    TryRecord, Var, VectorFunction,
 };
 use proptest::prelude::*;
 
@@ -1163,4 +1163,87 @@ fn functions_of_no_inputs() {
         jacobian_auto(&Constant, &[] as &[f64]),
         vec![Vec::<f64>::new()]
     );
+}
+
+/// An interpreter in the style of the command line's: it makes its own
+/// leaves (after a constant node), and can fail.
+struct Interp {
+    fail_on_duals: bool,
+}
+impl TryRecord for Interp {
+    type Error = String;
+    fn try_record<'t, S: Scalar>(
+        &self,
+        tape: &'t Tape<S>,
+        x: &[S],
+    ) -> Result<(Vec<Var<'t, S>>, Var<'t, S>), String> {
+        let k = tape.var(S::from_f64(3.0));
+        let leaves: Vec<Var<'t, S>> = x.iter().map(|&v| tape.var(v)).collect();
+        if self.fail_on_duals && std::any::type_name::<S>().contains("Dual") {
+            return Err("line 1, column 5: cannot evaluate".into());
+        }
+        // f = 3·e^(xy) + y²
+        let y = (leaves[0] * leaves[1]).exp() * k + leaves[1].square();
+        Ok((leaves, y))
+    }
+}
+
+#[test]
+fn functions_that_record_their_own_leaves() {
+    let (x, y) = (0.4, -1.1);
+    let e = (x * y).exp();
+    let r = try_grad_hessian(
+        &Interp {
+            fail_on_duals: false,
+        },
+        &[x, y],
+    )
+    .unwrap();
+    assert_close(r.value, 3.0 * e + y * y, 1e-15, 0.0, "value");
+    assert_close(r.gradient[0], 3.0 * y * e, 1e-15, 0.0, "df/dx");
+    assert_close(r.gradient[1], 3.0 * x * e + 2.0 * y, 1e-15, 0.0, "df/dy");
+    let cross = 3.0 * e * (1.0 + x * y);
+    let expect = [[3.0 * y * y * e, cross], [cross, 3.0 * x * x * e + 2.0]];
+    for i in 0..2 {
+        for j in 0..2 {
+            assert_close(r.hessian[i][j], expect[i][j], 1e-14, 0.0, "H");
+        }
+    }
+    let h = try_hvp(
+        &Interp {
+            fail_on_duals: false,
+        },
+        &[x, y],
+        &[1.0, 0.0],
+    )
+    .unwrap();
+    assert_close(h.hvp[1], cross, 1e-14, 0.0, "Hv");
+    let bad = Interp {
+        fail_on_duals: true,
+    };
+    assert!(try_gradient(&bad, &[x, y]).is_ok());
+    assert_eq!(
+        try_grad_hessian(&bad, &[x, y]).unwrap_err(),
+        "line 1, column 5: cannot evaluate"
+    );
+}
+
+/// Returns fewer leaves than inputs: a programming error, reported.
+struct TooFewLeaves;
+impl TryRecord for TooFewLeaves {
+    type Error = std::convert::Infallible;
+    fn try_record<'t, S: Scalar>(
+        &self,
+        tape: &'t Tape<S>,
+        x: &[S],
+    ) -> Result<(Vec<Var<'t, S>>, Var<'t, S>), Self::Error> {
+        let a = tape.var(x[0]);
+        Ok((vec![a], a.sin()))
+    }
+}
+
+#[test]
+#[should_panic(expected = "hessian: the function recorded 1 leaves for 2 inputs")]
+fn a_wrong_number_of_leaves_is_reported() {
+    let _ = try_grad_hessian(&TooFewLeaves, &[1.0, 2.0]);
 }
