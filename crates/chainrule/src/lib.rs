@@ -18,7 +18,9 @@
 //! assert_eq!((g.wrt(x), g.wrt(y), g.wrt(z)), (-4.0, -4.0, 3.0));
 //! ```
 //!
-//! Loops and recursion are just code: the tape records what ran. Fused
+//! Loops and recursion are just code: the tape records what ran. Long
+//! recursions can instead join the tape as one operation whose reverse pass
+//! stores every state, checkpoints, or inverts the step ([`Recurrence`]). Fused
 //! kernels with hand-written backward passes join the tape through
 //! [`Tape::custom_op`]; [`gradcheck`] compares any gradient with finite
 //! differences.
@@ -27,11 +29,15 @@
 mod backward;
 mod gradcheck;
 mod ops;
+pub mod recurrence;
 mod scalar;
 mod tape;
 
 pub use backward::{jacobian, vjp, Gradients};
 pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport, InputCheck};
 pub use ops::{sigmoid, Operand};
+pub use recurrence::{
+    InverseFn, Recurrence, RecurrenceOutput, RecurrenceStats, StepFn, Strategy, Trajectory, UntilFn,
+};
 pub use scalar::Scalar;
 pub use tape::{NonFinite, Op, Tape, TraceEntry, Var, Vjp};
