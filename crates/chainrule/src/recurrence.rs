@@ -407,7 +407,7 @@ impl<T: Scalar> Recurrence<T> {
                 self.name
             );
         }
-        let mut sc = Scratch::new();
+        let mut sc = Scratch::new(params);
         let mut cur = s0.to_vec();
         let mut nxt = vec![T::zero(); ns];
         let known = self.until.is_none();
@@ -493,7 +493,6 @@ impl<T: Scalar> Recurrence<T> {
                 &*self.step,
                 &self.name,
                 &cur,
-                params,
                 row(xs, w, t),
                 t,
                 &mut nxt,
@@ -717,7 +716,6 @@ impl<T: Scalar> Trajectory<T> {
         let mut rv = Reverser {
             step: &*self.rec.step,
             name,
-            params: &self.params,
             xs,
             w: self.rec.width,
             ns,
@@ -785,7 +783,6 @@ impl<T: Scalar> Trajectory<T> {
 struct Reverser<'a, T: Scalar> {
     step: &'a StepFn<T>,
     name: &'a str,
-    params: &'a [T],
     xs: &'a [T],
     w: usize,
     ns: usize,
@@ -811,7 +808,6 @@ impl<T: Scalar> Reverser<'_, T> {
             self.step,
             self.name,
             s,
-            self.params,
             row(self.xs, w, t),
             t,
             &self.lam,
@@ -864,7 +860,6 @@ impl<T: Scalar> Reverser<'_, T> {
                 self.step,
                 self.name,
                 &self.cur,
-                self.params,
                 row(self.xs, self.w, t),
                 t,
                 &mut self.nxt,
@@ -891,10 +886,15 @@ fn check_len(name: &str, what: &str, t: usize, got: usize, want: usize) {
 }
 
 /// The small tape each step is recorded on, with its reusable buffers.
+///
+/// Layout: node 0 is the sink, nodes `1 ..= θ.len()` the parameters
+/// (recorded once), then, for the step being recorded, the state's leaves,
+/// the per-step inputs' leaves and the step's own nodes. Between steps the
+/// tape is cut back to the parameters, keeping its memory.
 struct Scratch<T: Scalar> {
     tape: Tape<T>,
+    params: Vec<T>,
     adj: Vec<T>,
-    seeds: Vec<(u32, T)>,
     leaves: Vec<Var<'static, T>>,
     next: Vec<Var<'static, T>>,
 }
@@ -911,51 +911,70 @@ fn recycle<'a, 'b, T: Scalar>(v: Vec<Var<'a, T>>) -> Vec<Var<'b, T>> {
 }
 
 impl<T: Scalar> Scratch<T> {
-    fn new() -> Self {
+    fn new(params: &[T]) -> Self {
+        let tape = Tape::with_capacity(64 + params.len());
+        for &p in params {
+            tape.var(p);
+        }
         Scratch {
-            tape: Tape::with_capacity(64),
+            tape,
+            params: params.to_vec(),
             adj: Vec::new(),
-            seeds: Vec::new(),
             leaves: Vec::new(),
             next: Vec::new(),
         }
     }
 
-    /// Records step `t` on the cleared scratch tape; leaves are nodes
-    /// `1 ..= s.len() + p.len() + x.len()`, in that order.
+    /// Cuts the tape back to its parameter leaves (`&mut`: no `Var` of the
+    /// previous step is alive).
+    #[inline]
+    fn reset(&mut self) {
+        let base = 1 + self.params.len();
+        self.tape.nodes.get_mut().truncate(base);
+        // a step may itself contain custom operations (a nested recurrence)
+        self.tape.customs.get_mut().clear();
+    }
+
+    /// Records step `t` after [`Scratch::reset`]: `leaves` becomes
+    /// θ ++ s ++ x (the θ handles name the permanent leaves).
     fn record<'s>(
         tape: &'s Tape<T>,
+        params: &[T],
         leaves: &mut Vec<Var<'s, T>>,
         next: &mut Vec<Var<'s, T>>,
         f: &StepFn<T>,
-        (s, p, x, t): (&[T], &[T], &[T], usize),
+        (s, x, t): (&[T], &[T], usize),
     ) {
         leaves.clear();
-        for &v in s.iter().chain(p).chain(x) {
+        for (j, &v) in params.iter().enumerate() {
+            leaves.push(Var {
+                tape,
+                idx: 1 + j as u32,
+                val: v,
+            });
+        }
+        for &v in s.iter().chain(x) {
             leaves.push(tape.var(v));
         }
-        let (ls, rest) = leaves.split_at(s.len());
-        let (lp, lx) = rest.split_at(p.len());
+        let (lp, rest) = leaves.split_at(params.len());
+        let (ls, lx) = rest.split_at(s.len());
         next.clear();
         f(ls, lp, lx, t, next);
     }
 
-    /// The values of one step: `out = f(s, p, x, t)`.
-    #[allow(clippy::too_many_arguments)]
-    fn eval(
-        &mut self,
-        f: &StepFn<T>,
-        name: &str,
-        s: &[T],
-        p: &[T],
-        x: &[T],
-        t: usize,
-        out: &mut Vec<T>,
-    ) {
-        self.tape.clear();
+    /// The values of one step: `out = f(s, θ, x, t)`.
+    fn eval(&mut self, f: &StepFn<T>, name: &str, s: &[T], x: &[T], t: usize, out: &mut Vec<T>) {
+        self.reset();
         let mut leaves = recycle(std::mem::take(&mut self.leaves));
         let mut next = recycle(std::mem::take(&mut self.next));
-        Self::record(&self.tape, &mut leaves, &mut next, f, (s, p, x, t));
+        Self::record(
+            &self.tape,
+            &self.params,
+            &mut leaves,
+            &mut next,
+            f,
+            (s, x, t),
+        );
         check_len(name, "step", t, next.len(), s.len());
         out.clear();
         out.extend(next.iter().map(|v| v.value()));
@@ -971,7 +990,6 @@ impl<T: Scalar> Scratch<T> {
         f: &StepFn<T>,
         name: &str,
         s: &[T],
-        p: &[T],
         x: &[T],
         t: usize,
         lam: &[T],
@@ -979,33 +997,56 @@ impl<T: Scalar> Scratch<T> {
         g_p: &mut [T],
         g_x: &mut [T],
     ) {
-        self.tape.clear();
+        self.reset();
         let mut leaves = recycle(std::mem::take(&mut self.leaves));
         let mut next = recycle(std::mem::take(&mut self.next));
-        Self::record(&self.tape, &mut leaves, &mut next, f, (s, p, x, t));
+        Self::record(
+            &self.tape,
+            &self.params,
+            &mut leaves,
+            &mut next,
+            f,
+            (s, x, t),
+        );
         check_len(name, "step", t, next.len(), s.len());
-        self.seeds.clear();
+        let np = self.params.len();
+        let first_op = 1 + np + s.len() + x.len();
+        let top = next.iter().map(|v| v.index()).max().unwrap_or(0);
+        let adj = &mut self.adj;
+        adj.clear();
+        adj.resize(top + 1, T::zero());
         for (v, &g) in next.iter().zip(lam) {
-            if !g.is_zero() {
-                self.seeds.push((v.index() as u32, g));
-            }
+            adj[v.index()] += g;
         }
-        if self.seeds.is_empty() {
-            g_s.iter_mut().for_each(|g| *g = T::zero());
+        if self.tape.customs_ref().is_empty() {
+            // the step's own nodes, newest first; leaves have no parents
+            let nodes = self.tape.nodes_ref();
+            for i in (first_op..=top).rev() {
+                let a = adj[i];
+                if a.is_zero() {
+                    continue;
+                }
+                let n = nodes[i];
+                adj[n.parents[0] as usize] += a * n.partials[0];
+                adj[n.parents[1] as usize] += a * n.partials[1];
+            }
         } else {
-            sweep(&self.tape, &mut self.adj, &self.seeds, false);
-            let adj = &self.adj;
-            let get = |i: usize| adj.get(1 + i).copied().unwrap_or(T::zero());
-            let (ns, np) = (s.len(), p.len());
-            for (i, g) in g_s.iter_mut().enumerate() {
-                *g = get(i);
-            }
-            for (j, g) in g_p.iter_mut().enumerate() {
-                *g += get(ns + j);
-            }
-            for (k, g) in g_x.iter_mut().enumerate() {
-                *g += get(ns + np + k);
-            }
+            let seeds: Vec<(u32, T)> = next
+                .iter()
+                .zip(lam)
+                .map(|(v, &g)| (v.index() as u32, g))
+                .collect();
+            sweep(&self.tape, adj, &seeds, false);
+        }
+        let get = |i: usize| adj.get(i).copied().unwrap_or(T::zero());
+        for (j, g) in g_p.iter_mut().enumerate() {
+            *g += get(1 + j);
+        }
+        for (i, g) in g_s.iter_mut().enumerate() {
+            *g = get(1 + np + i);
+        }
+        for (k, g) in g_x.iter_mut().enumerate() {
+            *g += get(1 + np + s.len() + k);
         }
         self.leaves = recycle(leaves);
         self.next = recycle(next);
