@@ -37,7 +37,8 @@ pub use backward::{jacobian, vjp, Gradients};
 pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport, InputCheck};
 pub use ops::{sigmoid, Operand};
 pub use recurrence::{
-    InverseFn, Recurrence, RecurrenceOutput, RecurrenceStats, StepFn, Strategy, Trajectory, UntilFn,
+    InverseFn, Recurrence, RecurrenceOutput, RecurrenceStats, StepFn, Strategy, Trajectory,
+    UntilFn, DEFAULT_BLOCK,
 };
 pub use scalar::Scalar;
 pub use tape::{NonFinite, Op, Tape, TraceEntry, Var, Vjp};

@@ -8,17 +8,23 @@
 //! code before and after it, and reverses it with a [`Strategy`] chosen by
 //! the caller:
 //!
-//! | strategy | memory | step evaluations |
+//! | strategy | states kept | step evaluations |
 //! |---|---|---|
-//! | [`Strategy::StoreAll`] | `N` states | `N` forward + `N` step VJPs |
-//! | [`Strategy::Checkpoint`] | `c + 1` states (`c ≈ 2 log₂ N` by default) | `ρ·N` forward (ρ ≈ 3–6, see [`RecurrenceStats::recompute_factor`]) + `N` VJPs |
-//! | [`Strategy::Invert`] | one state, independent of `N` | `N` forward + `N` inverse steps + `N` VJPs |
+//! | [`Strategy::StoreAll`] | `⌈N / K⌉`: `O(N)` | `N` forward + `N` in VJPs |
+//! | [`Strategy::Checkpoint`] | `c + 1`, `c = 2⌈log₂(N / K)⌉` by default: `O(log N)` | `ρ·N` forward (ρ ≈ 2–6, see [`RecurrenceStats::recompute_factor`]) + `N` in VJPs |
+//! | [`Strategy::Invert`] | one, independent of `N` | `N` forward + `N` inverse + `N` in VJPs |
 //!
-//! The step is ordinary Rust on [`Var`]s. Each step's vector-Jacobian
-//! product is obtained by recording that single step on a small scratch tape
-//! (cleared and reused: no allocation per step) and sweeping it backward,
-//! so every strategy gives the same gradient as the fully unrolled tape up to
-//! rounding ([`Recurrence::unroll`] records that tape, for comparison).
+//! plus, for all three, a scratch tape of `K` steps' nodes.
+//!
+//! The step is ordinary Rust on [`Var`]s. The reverse pass works in blocks
+//! of `K` steps ([`Recurrence::block`], default 32): from the state at the
+//! start of a block it records the block's steps, unrolled, on a small
+//! scratch tape (cut back and reused: no allocation per step), seeds the
+//! block's final state with the incoming gradient and sweeps it once. So
+//! every strategy gives the gradient of the fully unrolled tape up to
+//! rounding ([`Recurrence::unroll`] records that tape, for comparison);
+//! `K = 1` gives the textbook strategies step by step (store-all then keeps
+//! every state).
 //!
 //! # Checkpointing
 //!
@@ -104,12 +110,16 @@ pub type UntilFn<T> = dyn Fn(&[T], usize) -> bool + Send + Sync;
 /// How a [`Recurrence`] is reversed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
-    /// Keep every state `s_0 … s_{N-1}`: the fastest, `O(N)` memory.
+    /// Keep the state at the start of every block of [`Recurrence::block`]
+    /// steps (every state `s_0 … s_{N-1}` with `block(1)`): the fastest,
+    /// `O(N)` memory, no recomputation.
     StoreAll,
     /// Binomial checkpointing: keep `snapshots` states and recompute the
-    /// rest. `None` chooses `2⌈log₂ N⌉` (at least 2) when `N` is known, and
-    /// a budget that grows as `max(8, ⌈log₂ t⌉)` while an open-ended
-    /// recursion runs. Memory `O(log N)` states.
+    /// rest. Snapshots are taken at block boundaries and the binomial
+    /// schedule runs over blocks. `None` chooses `2⌈log₂ B⌉` (at least 2)
+    /// for `B = ⌈N / block⌉` blocks when `N` is known, and a budget that
+    /// grows as `max(8, ⌈log₂ (t / block)⌉)` while an open-ended recursion
+    /// runs. Memory `O(log N)` states.
     Checkpoint {
         /// Number of snapshots (at least 1), or `None` for automatic.
         snapshots: Option<usize>,
@@ -166,9 +176,13 @@ pub struct Recurrence<T: Scalar = f64> {
     steps: Option<usize>,
     max_steps: usize,
     width: usize,
+    block: usize,
     strategy: Strategy,
     name: String,
 }
+
+/// Steps recorded together on the scratch tape by default.
+pub const DEFAULT_BLOCK: usize = 32;
 
 impl<T: Scalar> Clone for Recurrence<T> {
     fn clone(&self) -> Self {
@@ -179,6 +193,7 @@ impl<T: Scalar> Clone for Recurrence<T> {
             steps: self.steps,
             max_steps: self.max_steps,
             width: self.width,
+            block: self.block,
             strategy: self.strategy,
             name: self.name.clone(),
         }
@@ -193,6 +208,7 @@ impl<T: Scalar> std::fmt::Debug for Recurrence<T> {
             .field("steps", &self.steps)
             .field("max_steps", &self.max_steps)
             .field("inputs_per_step", &self.width)
+            .field("block", &self.block)
             .field("invertible", &self.inverse.is_some())
             .field("until", &self.until.is_some())
             .finish()
@@ -259,6 +275,7 @@ impl<T: Scalar> Recurrence<T> {
             steps: None,
             max_steps: usize::MAX,
             width: 0,
+            block: DEFAULT_BLOCK,
             strategy: Strategy::StoreAll,
             name: "recurrence".into(),
         }
@@ -298,6 +315,26 @@ impl<T: Scalar> Recurrence<T> {
     /// `xs.len() / width`.
     pub fn inputs_per_step(mut self, width: usize) -> Self {
         self.width = width;
+        self
+    }
+
+    /// Steps recorded together on the scratch tape (default
+    /// [`DEFAULT_BLOCK`] = 32): the reverse pass records a block of `block`
+    /// steps unrolled and sweeps it once, which amortises the per-step
+    /// bookkeeping; the scratch tape then holds `block` steps' nodes.
+    /// Stored states and checkpoints are taken at block boundaries, so
+    /// [`Strategy::StoreAll`] keeps `⌈N / block⌉` states (every state with
+    /// `block(1)`). Gradients do not depend on it beyond rounding.
+    ///
+    /// # Panics
+    /// If `block` is 0.
+    pub fn block(mut self, block: usize) -> Self {
+        assert!(
+            block >= 1,
+            "recurrence `{}`: block must be at least 1",
+            self.name
+        );
+        self.block = block;
         self
     }
 
@@ -407,26 +444,26 @@ impl<T: Scalar> Recurrence<T> {
                 self.name
             );
         }
+        let k = self.block;
         let mut sc = Scratch::new(params);
-        let mut cur = s0.to_vec();
-        let mut nxt = vec![T::zero(); ns];
         let known = self.until.is_none();
+        let blocks = limit.div_ceil(k);
         let mut store = match self.strategy {
             Strategy::StoreAll => Store::All(Vec::with_capacity(if known {
-                limit.saturating_mul(ns)
+                blocks.saturating_mul(ns)
             } else {
                 0
             })),
             Strategy::Invert => Store::Invert,
             Strategy::Checkpoint { snapshots } if known => {
-                let c = snapshots.unwrap_or_else(|| auto_snapshots(limit));
-                // the first descent of the reversal, taken now
+                let c = snapshots.unwrap_or_else(|| auto_snapshots(blocks));
+                // the first descent of the reversal (in blocks), taken now
                 let mut pos = vec![0];
                 let (mut a, mut slots) = (0usize, c);
                 // (the last state of the descent is recomputed, not kept:
                 // the forward pass keeps at most `c` states)
-                while limit - a >= 2 && pos.len() < c {
-                    a += split(limit - a, slots);
+                while blocks - a >= 2 && pos.len() < c {
+                    a += split(blocks - a, slots);
                     slots -= 1;
                     pos.push(a);
                 }
@@ -438,27 +475,28 @@ impl<T: Scalar> Recurrence<T> {
             }
             Strategy::Checkpoint { snapshots } => Store::Online {
                 budget: snapshots,
-                spacing: 1,
+                spacing: k,
                 states: Vec::new(),
                 count: 0,
             },
         };
-        let mut t = 0;
         let mut next_chain = 0;
-        loop {
-            if t >= limit {
-                break;
-            }
-            if let Some(u) = &self.until {
-                if u(&cur, t) {
-                    break;
+        let mut cur = s0.to_vec();
+        let until = self.until.as_deref();
+        let visit = |t: usize, s: &[T]| {
+            if let Some(u) = until {
+                if u(s, t) {
+                    return false;
                 }
             }
+            if t % k != 0 {
+                return true;
+            }
             match &mut store {
-                Store::All(v) => v.extend_from_slice(&cur),
+                Store::All(v) => v.extend_from_slice(s),
                 Store::Binomial { pos, states, .. } => {
-                    if next_chain < pos.len() && pos[next_chain] == t {
-                        states.extend_from_slice(&cur);
+                    if next_chain < pos.len() && pos[next_chain] * k == t {
+                        states.extend_from_slice(s);
                         next_chain += 1;
                     }
                 }
@@ -469,37 +507,29 @@ impl<T: Scalar> Recurrence<T> {
                     count,
                 } => {
                     if t % *spacing == 0 {
-                        let cap = budget.unwrap_or_else(|| online_budget(t));
+                        let cap = budget.unwrap_or_else(|| online_budget(t / k));
                         if *count >= cap.max(1) {
                             // thin: keep every other snapshot, double the spacing
-                            let mut k = 0;
+                            let mut j = 0;
                             for i in (0..*count).step_by(2) {
-                                states.copy_within(i * ns..(i + 1) * ns, k * ns);
-                                k += 1;
+                                states.copy_within(i * ns..(i + 1) * ns, j * ns);
+                                j += 1;
                             }
-                            states.truncate(k * ns);
-                            *count = k;
+                            states.truncate(j * ns);
+                            *count = j;
                             *spacing *= 2;
                         }
                         if t % *spacing == 0 {
-                            states.extend_from_slice(&cur);
+                            states.extend_from_slice(s);
                             *count += 1;
                         }
                     }
                 }
                 Store::Invert => {}
             }
-            sc.eval(
-                &*self.step,
-                &self.name,
-                &cur,
-                row(xs, w, t),
-                t,
-                &mut nxt,
-            );
-            std::mem::swap(&mut cur, &mut nxt);
-            t += 1;
-        }
+            true
+        };
+        let t = sc.run(&*self.step, &self.name, &mut cur, xs, w, 0, limit, k, visit);
         Trajectory {
             rec: self.clone(),
             params: params.to_vec(),
@@ -713,40 +743,44 @@ impl<T: Scalar> Trajectory<T> {
             peak_states: self.stored_states(),
             ..Default::default()
         };
+        let k = self.rec.block;
         let mut rv = Reverser {
             step: &*self.rec.step,
             name,
             xs,
             w: self.rec.width,
+            k,
+            n,
             ns,
             sc: &mut sc,
             lam: seed.to_vec(),
-            lam2: vec![T::zero(); ns],
-            cur: vec![T::zero(); ns],
+            cur: Vec::with_capacity(ns),
             nxt: vec![T::zero(); ns],
             stack: Vec::new(),
             g_p: grad_params,
             g_x: grad_xs,
             stats: &mut stats,
         };
+        let blocks = n.div_ceil(k);
         match &self.store {
             Store::All(states) => {
-                for t in (0..n).rev() {
-                    rv.vjp_at(t, &states[t * ns..(t + 1) * ns]);
+                for i in (0..blocks).rev() {
+                    rv.vjp_steps(i * k, ((i + 1) * k).min(n), &states[i * ns..(i + 1) * ns]);
                 }
             }
             Store::Invert => {
                 let inv = self.rec.inverse.as_deref().expect("checked in forward");
-                rv.cur.copy_from_slice(&self.last);
+                let mut s = self.last.clone();
                 rv.stats.peak_states = 1;
                 let w = rv.w;
-                for t in (0..n).rev() {
-                    inv(&rv.cur, &self.params, row(xs, w, t), t, &mut rv.nxt);
-                    std::mem::swap(&mut rv.cur, &mut rv.nxt);
-                    rv.stats.inverted += 1;
-                    let s = std::mem::take(&mut rv.cur);
-                    rv.vjp_at(t, &s);
-                    rv.cur = s;
+                for i in (0..blocks).rev() {
+                    let (a, b) = (i * k, ((i + 1) * k).min(n));
+                    for t in (a..b).rev() {
+                        inv(&s, &self.params, row(xs, w, t), t, &mut rv.nxt);
+                        s.copy_from_slice(&rv.nxt);
+                    }
+                    rv.stats.inverted += b - a;
+                    rv.vjp_steps(a, b, &s);
                 }
             }
             Store::Binomial { slots, pos, states } => {
@@ -754,21 +788,21 @@ impl<T: Scalar> Trajectory<T> {
                     rv.stack = vec![T::zero(); (slots + 1) * ns];
                     rv.stack[..states.len()].copy_from_slice(states);
                     rv.stats.peak_states = slots + 1;
-                    rv.reverse(0, 0, n, *slots, Some(&pos[1..]));
+                    rv.reverse(0, 0, blocks, *slots, Some(&pos[1..]));
                 }
             }
             Store::Online {
                 spacing, states, ..
             } => {
                 let count = self.stored_states();
-                let inner = auto_snapshots(*spacing);
+                let inner = auto_snapshots(spacing / k);
                 rv.stack = vec![T::zero(); (inner + 1) * ns];
                 rv.stats.peak_states = count + inner + 1;
-                for k in (0..count).rev() {
-                    let a = k * spacing;
-                    let b = ((k + 1) * spacing).min(n);
-                    rv.stack[..ns].copy_from_slice(&states[k * ns..(k + 1) * ns]);
-                    rv.reverse(0, a, b, inner, None);
+                for j in (0..count).rev() {
+                    let a = j * spacing;
+                    let b = ((j + 1) * spacing).min(n);
+                    rv.stack[..ns].copy_from_slice(&states[j * ns..(j + 1) * ns]);
+                    rv.reverse(0, a / k, b.div_ceil(k), inner, None);
                 }
             }
         }
@@ -779,17 +813,19 @@ impl<T: Scalar> Trajectory<T> {
     }
 }
 
-/// State of one reverse pass.
+/// State of one reverse pass. Positions in `reverse` and `advance` count
+/// blocks of `k` steps.
 struct Reverser<'a, T: Scalar> {
     step: &'a StepFn<T>,
     name: &'a str,
     xs: &'a [T],
     w: usize,
+    k: usize,
+    n: usize,
     ns: usize,
     sc: &'a mut Scratch<T>,
-    /// ∂L/∂s_{t+1} on the way in, ∂L/∂s_t on the way out.
+    /// ∂L/∂s_b on the way in, ∂L/∂s_a on the way out of `vjp_steps`.
     lam: Vec<T>,
-    lam2: Vec<T>,
     cur: Vec<T>,
     nxt: Vec<T>,
     /// Checkpoint states by recursion depth.
@@ -800,28 +836,26 @@ struct Reverser<'a, T: Scalar> {
 }
 
 impl<T: Scalar> Reverser<'_, T> {
-    /// Pulls `lam` back through step `t` taken from state `s`.
-    fn vjp_at(&mut self, t: usize, s: &[T]) {
-        let w = self.w;
-        let gx = &mut self.g_x[t * w..(t + 1) * w];
-        self.sc.vjp(
+    /// Pulls `lam` back through steps `a..b` taken from state `s` (at `a`).
+    fn vjp_steps(&mut self, a: usize, b: usize, s: &[T]) {
+        self.sc.vjp_steps(
             self.step,
             self.name,
             s,
-            row(self.xs, w, t),
-            t,
-            &self.lam,
-            &mut self.lam2,
+            self.xs,
+            self.w,
+            a,
+            b,
+            &mut self.lam,
             self.g_p,
-            gx,
+            self.g_x,
         );
-        std::mem::swap(&mut self.lam, &mut self.lam2);
-        self.stats.vjps += 1;
+        self.stats.vjps += b - a;
     }
 
-    /// Reverses steps `a..b` whose start state is `stack[depth]`, with
-    /// `slots` snapshots (the start's included). `chain`: positions whose
-    /// states the forward pass already left in `stack[depth + 1 ..]`.
+    /// Reverses blocks `a..b` whose start state is `stack[depth]`, with
+    /// `slots` snapshots (the start's included). `chain`: block positions
+    /// whose states the forward pass already left in `stack[depth + 1 ..]`.
     fn reverse(&mut self, depth: usize, a: usize, b: usize, slots: usize, chain: Option<&[usize]>) {
         let ns = self.ns;
         let mut b = b;
@@ -830,8 +864,10 @@ impl<T: Scalar> Reverser<'_, T> {
             let l = b - a;
             if l == 1 {
                 let mut cur = std::mem::take(&mut self.cur);
-                cur.copy_from_slice(&self.stack[depth * ns..(depth + 1) * ns]);
-                self.vjp_at(a, &cur);
+                cur.clear();
+                cur.extend_from_slice(&self.stack[depth * ns..(depth + 1) * ns]);
+                let (s0, s1) = (a * self.k, (b * self.k).min(self.n));
+                self.vjp_steps(s0, s1, &cur);
                 self.cur = cur;
                 return;
             }
@@ -849,25 +885,28 @@ impl<T: Scalar> Reverser<'_, T> {
         }
     }
 
-    /// Recomputes the state at `m` from `stack[depth]` (at `a`) into
-    /// `stack[depth + 1]`.
+    /// Recomputes the state at block `m` from `stack[depth]` (at block `a`)
+    /// into `stack[depth + 1]`.
     fn advance(&mut self, depth: usize, a: usize, m: usize) {
         let ns = self.ns;
-        self.cur
-            .copy_from_slice(&self.stack[depth * ns..(depth + 1) * ns]);
-        for t in a..m {
-            self.sc.eval(
-                self.step,
-                self.name,
-                &self.cur,
-                row(self.xs, self.w, t),
-                t,
-                &mut self.nxt,
-            );
-            std::mem::swap(&mut self.cur, &mut self.nxt);
-        }
-        self.stats.recomputed += m - a;
-        self.stack[(depth + 1) * ns..(depth + 2) * ns].copy_from_slice(&self.cur);
+        let mut cur = std::mem::take(&mut self.cur);
+        cur.clear();
+        cur.extend_from_slice(&self.stack[depth * ns..(depth + 1) * ns]);
+        let (s0, s1) = (a * self.k, m * self.k);
+        self.sc.run(
+            self.step,
+            self.name,
+            &mut cur,
+            self.xs,
+            self.w,
+            s0,
+            s1,
+            self.k,
+            |_, _| true,
+        );
+        self.stats.recomputed += s1 - s0;
+        self.stack[(depth + 1) * ns..(depth + 2) * ns].copy_from_slice(&cur);
+        self.cur = cur;
     }
 }
 
@@ -885,18 +924,22 @@ fn check_len(name: &str, what: &str, t: usize, got: usize, want: usize) {
     );
 }
 
-/// The small tape each step is recorded on, with its reusable buffers.
+/// The small tape steps are recorded on, with its reusable buffers.
 ///
 /// Layout: node 0 is the sink, nodes `1 ..= θ.len()` the parameters
-/// (recorded once), then, for the step being recorded, the state's leaves,
-/// the per-step inputs' leaves and the step's own nodes. Between steps the
-/// tape is cut back to the parameters, keeping its memory.
+/// (recorded once), then, for the block being recorded, the state's leaves
+/// and, step after step, that step's input leaves and its own nodes. Between
+/// blocks the tape is cut back to the parameters, keeping its memory.
 struct Scratch<T: Scalar> {
     tape: Tape<T>,
     params: Vec<T>,
     adj: Vec<T>,
-    leaves: Vec<Var<'static, T>>,
+    theta: Vec<Var<'static, T>>,
+    cur: Vec<Var<'static, T>>,
     next: Vec<Var<'static, T>>,
+    x: Vec<Var<'static, T>>,
+    /// Node index of each recorded step's first input leaf.
+    xpos: Vec<u32>,
 }
 
 /// Reuses a vector's allocation for `Var`s of another lifetime.
@@ -920,13 +963,16 @@ impl<T: Scalar> Scratch<T> {
             tape,
             params: params.to_vec(),
             adj: Vec::new(),
-            leaves: Vec::new(),
+            theta: Vec::new(),
+            cur: Vec::new(),
             next: Vec::new(),
+            x: Vec::new(),
+            xpos: Vec::new(),
         }
     }
 
     /// Cuts the tape back to its parameter leaves (`&mut`: no `Var` of the
-    /// previous step is alive).
+    /// previous block is alive).
     #[inline]
     fn reset(&mut self) {
         let base = 1 + self.params.len();
@@ -935,121 +981,157 @@ impl<T: Scalar> Scratch<T> {
         self.tape.customs.get_mut().clear();
     }
 
-    /// Records step `t` after [`Scratch::reset`]: `leaves` becomes
-    /// θ ++ s ++ x (the θ handles name the permanent leaves).
-    fn record<'s>(
-        tape: &'s Tape<T>,
-        params: &[T],
-        leaves: &mut Vec<Var<'s, T>>,
-        next: &mut Vec<Var<'s, T>>,
+    /// Runs steps `a..b` from the values in `s`, leaving the final state
+    /// there; blocks of `k` steps are recorded unrolled. Before each step
+    /// `t`, `visit(t, s_t)` may stop the run by returning `false`. Returns
+    /// where it stopped.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
         f: &StepFn<T>,
-        (s, x, t): (&[T], &[T], usize),
+        name: &str,
+        s: &mut Vec<T>,
+        xs: &[T],
+        w: usize,
+        a: usize,
+        b: usize,
+        k: usize,
+        mut visit: impl FnMut(usize, &[T]) -> bool,
+    ) -> usize {
+        let ns = s.len();
+        let mut t = a;
+        while t < b {
+            let end = b.min(t.saturating_add(k));
+            self.reset();
+            let tape = &self.tape;
+            let mut theta = recycle(std::mem::take(&mut self.theta));
+            let mut cur = recycle(std::mem::take(&mut self.cur));
+            let mut next = recycle(std::mem::take(&mut self.next));
+            let mut xv = recycle(std::mem::take(&mut self.x));
+            for (j, &v) in self.params.iter().enumerate() {
+                theta.push(Var {
+                    tape,
+                    idx: 1 + j as u32,
+                    val: v,
+                });
+            }
+            cur.extend(s.iter().map(|&v| tape.var(v)));
+            let mut stopped = false;
+            while t < end {
+                if !visit(t, s) {
+                    stopped = true;
+                    break;
+                }
+                xv.clear();
+                xv.extend(row(xs, w, t).iter().map(|&v| tape.var(v)));
+                next.clear();
+                f(&cur, &theta, &xv, t, &mut next);
+                check_len(name, "step", t, next.len(), ns);
+                std::mem::swap(&mut cur, &mut next);
+                s.clear();
+                s.extend(cur.iter().map(|v| v.value()));
+                t += 1;
+            }
+            self.theta = recycle(theta);
+            self.cur = recycle(cur);
+            self.next = recycle(next);
+            self.x = recycle(xv);
+            if stopped {
+                break;
+            }
+        }
+        t
+    }
+
+    /// The vector-Jacobian product of steps `a..b` from state `s` (at `a`):
+    /// records them unrolled, seeds the final state with `lam`, sweeps
+    /// once; `lam` becomes ∂/∂s_a, and ∂/∂θ and ∂/∂x_t are added into `g_p`
+    /// and `g_x` (all rows; rows `a..b` are touched).
+    #[allow(clippy::too_many_arguments)]
+    fn vjp_steps(
+        &mut self,
+        f: &StepFn<T>,
+        name: &str,
+        s: &[T],
+        xs: &[T],
+        w: usize,
+        a: usize,
+        b: usize,
+        lam: &mut [T],
+        g_p: &mut [T],
+        g_x: &mut [T],
     ) {
-        leaves.clear();
-        for (j, &v) in params.iter().enumerate() {
-            leaves.push(Var {
+        self.reset();
+        let ns = s.len();
+        let np = self.params.len();
+        let tape = &self.tape;
+        let mut theta = recycle(std::mem::take(&mut self.theta));
+        let mut cur = recycle(std::mem::take(&mut self.cur));
+        let mut next = recycle(std::mem::take(&mut self.next));
+        let mut xv = recycle(std::mem::take(&mut self.x));
+        for (j, &v) in self.params.iter().enumerate() {
+            theta.push(Var {
                 tape,
                 idx: 1 + j as u32,
                 val: v,
             });
         }
-        for &v in s.iter().chain(x) {
-            leaves.push(tape.var(v));
+        let s_first = 1 + np;
+        cur.extend(s.iter().map(|&v| tape.var(v)));
+        self.xpos.clear();
+        for t in a..b {
+            self.xpos.push(tape.len() as u32);
+            xv.clear();
+            xv.extend(row(xs, w, t).iter().map(|&v| tape.var(v)));
+            next.clear();
+            f(&cur, &theta, &xv, t, &mut next);
+            check_len(name, "step", t, next.len(), ns);
+            std::mem::swap(&mut cur, &mut next);
         }
-        let (lp, rest) = leaves.split_at(params.len());
-        let (ls, lx) = rest.split_at(s.len());
-        next.clear();
-        f(ls, lp, lx, t, next);
-    }
-
-    /// The values of one step: `out = f(s, θ, x, t)`.
-    fn eval(&mut self, f: &StepFn<T>, name: &str, s: &[T], x: &[T], t: usize, out: &mut Vec<T>) {
-        self.reset();
-        let mut leaves = recycle(std::mem::take(&mut self.leaves));
-        let mut next = recycle(std::mem::take(&mut self.next));
-        Self::record(
-            &self.tape,
-            &self.params,
-            &mut leaves,
-            &mut next,
-            f,
-            (s, x, t),
-        );
-        check_len(name, "step", t, next.len(), s.len());
-        out.clear();
-        out.extend(next.iter().map(|v| v.value()));
-        self.leaves = recycle(leaves);
-        self.next = recycle(next);
-    }
-
-    /// One step's vector-Jacobian product: `g_s = ∂(lam·s_{t+1})/∂s_t`,
-    /// and `∂/∂θ`, `∂/∂x_t` added into `g_p`, `g_x`.
-    #[allow(clippy::too_many_arguments)]
-    fn vjp(
-        &mut self,
-        f: &StepFn<T>,
-        name: &str,
-        s: &[T],
-        x: &[T],
-        t: usize,
-        lam: &[T],
-        g_s: &mut [T],
-        g_p: &mut [T],
-        g_x: &mut [T],
-    ) {
-        self.reset();
-        let mut leaves = recycle(std::mem::take(&mut self.leaves));
-        let mut next = recycle(std::mem::take(&mut self.next));
-        Self::record(
-            &self.tape,
-            &self.params,
-            &mut leaves,
-            &mut next,
-            f,
-            (s, x, t),
-        );
-        check_len(name, "step", t, next.len(), s.len());
-        let np = self.params.len();
-        let first_op = 1 + np + s.len() + x.len();
-        let top = next.iter().map(|v| v.index()).max().unwrap_or(0);
+        let top = cur.iter().map(|v| v.index()).max().unwrap_or(0);
         let adj = &mut self.adj;
         adj.clear();
         adj.resize(top + 1, T::zero());
-        for (v, &g) in next.iter().zip(lam) {
+        for (v, &g) in cur.iter().zip(lam.iter()) {
             adj[v.index()] += g;
         }
-        if self.tape.customs_ref().is_empty() {
-            // the step's own nodes, newest first; leaves have no parents
-            let nodes = self.tape.nodes_ref();
-            for i in (first_op..=top).rev() {
-                let a = adj[i];
-                if a.is_zero() {
+        if tape.customs_ref().is_empty() {
+            // newest node first; the parameter leaves have no parents
+            let nodes = tape.nodes_ref();
+            for i in (1 + np..=top).rev() {
+                let g = adj[i];
+                if g.is_zero() {
                     continue;
                 }
-                let n = nodes[i];
-                adj[n.parents[0] as usize] += a * n.partials[0];
-                adj[n.parents[1] as usize] += a * n.partials[1];
+                let nd = nodes[i];
+                adj[nd.parents[0] as usize] += g * nd.partials[0];
+                adj[nd.parents[1] as usize] += g * nd.partials[1];
             }
         } else {
-            let seeds: Vec<(u32, T)> = next
+            let seeds: Vec<(u32, T)> = cur
                 .iter()
-                .zip(lam)
+                .zip(lam.iter())
                 .map(|(v, &g)| (v.index() as u32, g))
                 .collect();
-            sweep(&self.tape, adj, &seeds, false);
+            sweep(tape, adj, &seeds, false);
         }
         let get = |i: usize| adj.get(i).copied().unwrap_or(T::zero());
         for (j, g) in g_p.iter_mut().enumerate() {
             *g += get(1 + j);
         }
-        for (i, g) in g_s.iter_mut().enumerate() {
-            *g = get(1 + np + i);
+        for (i, g) in lam.iter_mut().enumerate() {
+            *g = get(s_first + i);
         }
-        for (k, g) in g_x.iter_mut().enumerate() {
-            *g += get(1 + np + s.len() + k);
+        for (q, &first) in self.xpos.iter().enumerate() {
+            let t = a + q;
+            for (c, g) in g_x[t * w..(t + 1) * w].iter_mut().enumerate() {
+                *g += get(first as usize + c);
+            }
         }
-        self.leaves = recycle(leaves);
+        self.theta = recycle(theta);
+        self.cur = recycle(cur);
         self.next = recycle(next);
+        self.x = recycle(xv);
     }
 }
 
@@ -1092,14 +1174,14 @@ fn split(l: usize, s: usize) -> usize {
     lo
 }
 
-/// The automatic number of snapshots for `n` known steps: `2⌈log₂ n⌉`, at
-/// least 2.
+/// The automatic number of snapshots for `n` known blocks: `2⌈log₂ n⌉`,
+/// at least 2.
 fn auto_snapshots(n: usize) -> usize {
     let lg = usize::BITS - n.saturating_sub(1).leading_zeros();
     (2 * lg as usize).max(2)
 }
 
-/// The snapshot budget of online checkpointing after `t` steps.
+/// The snapshot budget of online checkpointing after `t` blocks.
 fn online_budget(t: usize) -> usize {
     let lg = usize::BITS - t.leading_zeros();
     (lg as usize).max(8)

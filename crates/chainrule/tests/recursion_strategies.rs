@@ -292,39 +292,42 @@ proptest! {
     #[test]
     fn scalar_recursion_all_strategies_agree(
         s0 in -1.5f64..1.5, a in 0.8f64..0.95, b in 0.0f64..0.05, n in 0usize..1500,
+        block in 1usize..80,
     ) {
-        check_all(&scalar_rec().steps(n), &[s0], &[a, b], &[], first, 1e-12);
+        check_all(&scalar_rec().steps(n).block(block), &[s0], &[a, b], &[], first, 1e-12);
     }
 
     #[test]
     fn alpha_compositing_all_strategies_agree(
         frags in proptest::collection::vec((0.0f64..1.0, 0.0f64..0.5), 0..800),
+        block in 1usize..80,
     ) {
         let xs: Vec<f64> = frags.iter().flat_map(|&(c, a)| [c, a]).collect();
-        check_all(&alpha_rec(), &[1.0, 0.0], &[], &xs, alpha_loss, 1e-12);
+        check_all(&alpha_rec().block(block), &[1.0, 0.0], &[], &xs, alpha_loss, 1e-12);
     }
 
     #[test]
     fn alpha_open_ended_all_strategies_agree(
         frags in proptest::collection::vec((0.0f64..1.0, 0.0f64..0.99), 1..1500),
-        tmin in 1e-6f64..1e-2,
+        tmin in 1e-6f64..1e-2, block in 1usize..40,
     ) {
         let xs: Vec<f64> = frags.iter().flat_map(|&(c, a)| [c, a]).collect();
-        let rec = alpha_rec().until(move |s, _t| s[0] < tmin, usize::MAX);
+        let rec = alpha_rec().until(move |s, _t| s[0] < tmin, usize::MAX).block(block);
         check_all(&rec, &[1.0, 0.0], &[], &xs, alpha_loss, 1e-12);
     }
 
     #[test]
     fn several_scalars_all_strategies_agree(
         q0 in -1.0f64..1.0, p0 in -1.0f64..1.0, h in 0.01f64..0.1, k in 0.5f64..2.0,
-        n in 0usize..1500,
+        n in 0usize..1500, block in 1usize..80,
     ) {
-        check_all(&leapfrog_rec().steps(n), &[q0, p0, 0.0], &[h, k], &[], leapfrog_loss, 1e-12);
+        let rec = leapfrog_rec().steps(n).block(block);
+        check_all(&rec, &[q0, p0, 0.0], &[h, k], &[], leapfrog_loss, 1e-12);
     }
 
     #[test]
-    fn any_snapshot_count_works(n in 1usize..300, c in 1usize..12) {
-        let rec = scalar_rec().steps(n);
+    fn any_snapshot_count_works(n in 1usize..300, c in 1usize..12, block in 1usize..5) {
+        let rec = scalar_rec().steps(n).block(block);
         let st = Strategy::Checkpoint { snapshots: Some(c) };
         let (_, g_ref, _) = run(&rec, None, &[0.5], &[0.9, 0.1], &[], first);
         let (_, g, _) = run(&rec, Some(st), &[0.5], &[0.9, 0.1], &[], first);
@@ -343,38 +346,57 @@ proptest! {
 #[test]
 fn memory_and_recomputation_of_each_strategy() {
     let n = 5000;
-    let go = |st: Strategy| {
-        let traj = scalar_rec()
-            .steps(n)
-            .strategy(st)
-            .forward(&[0.5], &[0.9, 0.1], &[]);
+    let go = |st: Strategy, block: usize| {
+        let traj =
+            scalar_rec()
+                .steps(n)
+                .block(block)
+                .strategy(st)
+                .forward(&[0.5], &[0.9, 0.1], &[]);
         let (mut gs, mut gp) = ([0.0], [0.0; 2]);
         let stats = traj.backward(&[], &[1.0], &mut gs, &mut gp, &mut []);
         (traj.stored_states(), stats)
     };
-    let (stored, st) = go(Strategy::StoreAll);
+    // block(1): the textbook strategies, step by step
+    let (stored, st) = go(Strategy::StoreAll, 1);
     assert_eq!((stored, st.peak_states, st.recomputed), (n, n, 0));
     assert_eq!(st.recompute_factor(), 1.0);
-    let (stored, st) = go(Strategy::Invert);
+    let (stored, st) = go(Strategy::Invert, 1);
     assert_eq!(
         (stored, st.peak_states, st.recomputed, st.inverted),
         (0, 1, 0, n)
     );
     // automatic: 2⌈log₂ 5000⌉ = 26 snapshots
-    let (stored, st) = go(Strategy::Checkpoint { snapshots: None });
+    let (stored, st) = go(Strategy::Checkpoint { snapshots: None }, 1);
     assert!(stored <= 26 && st.peak_states <= 27, "{stored} {st:?}");
     assert_eq!(st.vjps, n);
     assert!(
         st.recompute_factor() > 1.0 && st.recompute_factor() < 4.0,
         "{st:?}"
     );
-    // c snapshots reverse β(c, r) = C(c + r, c) steps with r recomputations
-    // at most: 5000 ≤ C(10 + 5, 10) = 3003·… so r ≤ 6 with c = 10
-    let (stored, st) = go(Strategy::Checkpoint {
-        snapshots: Some(10),
-    });
+    // c snapshots reverse β(c, r) = C(c + r, c) steps with at most r
+    // recomputations of any step: C(15, 10) = 3003 < 5000 ≤ C(16, 10) = 8008,
+    // so with c = 10 no step is recomputed more than 6 times, and the total
+    // is Griewank's r·N − β(c + 1, r − 1) = 6·5000 − C(16, 11) = 25632
+    let (stored, st) = go(
+        Strategy::Checkpoint {
+            snapshots: Some(10),
+        },
+        1,
+    );
     assert!(stored <= 10 && st.peak_states <= 11);
     assert!(st.recompute_factor() <= 1.0 + 6.0, "{st:?}");
+    assert!(st.recomputed <= 25632, "{st:?}");
+
+    // default blocks of 32 steps: states at block starts only
+    let (stored, st) = go(Strategy::StoreAll, 32);
+    assert_eq!((stored, st.recomputed, st.vjps), (157, 0, n)); // ⌈5000/32⌉
+    let (stored, st) = go(Strategy::Checkpoint { snapshots: None }, 32);
+    assert!(stored <= 16 && st.peak_states <= 17, "{stored} {st:?}"); // 2⌈log₂ 157⌉
+    assert!(st.recompute_factor() < 4.0, "{st:?}");
+    assert_eq!(st.vjps, n);
+    let (stored, st) = go(Strategy::Invert, 32);
+    assert_eq!((stored, st.peak_states, st.inverted), (0, 1, n));
 }
 
 #[test]
