@@ -18,7 +18,9 @@
 //! assert_eq!((g.wrt(x), g.wrt(y), g.wrt(z)), (-4.0, -4.0, 3.0));
 //! ```
 //!
-//! Loops and recursion are just code: the tape records what ran. Fused
+//! Loops and recursion are just code: the tape records what ran. Long
+//! recursions can instead join the tape as one operation whose reverse pass
+//! stores every state, checkpoints, or inverts the step ([`Recurrence`]). Fused
 //! kernels with hand-written backward passes join the tape through
 //! [`Tape::custom_op`]; [`gradcheck`] compares any gradient with finite
 //! differences.
@@ -35,6 +37,7 @@ mod gradcheck;
 pub mod graph;
 pub mod higher;
 mod ops;
+pub mod recurrence;
 mod scalar;
 mod tape;
 
@@ -48,5 +51,9 @@ pub use higher::{
     VectorFunction,
 };
 pub use ops::{sigmoid, Operand};
+pub use recurrence::{
+    InverseFn, Recurrence, RecurrenceOutput, RecurrenceStats, StepFn, Strategy, Trajectory,
+    UntilFn, DEFAULT_BLOCK,
+};
 pub use scalar::Scalar;
 pub use tape::{NonFinite, Op, Tape, TraceEntry, Var, Vjp};

@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use crate::error::CliResult;
 
 pub mod ad;
+pub mod recurrence;
 
 /// Arguments of `chainrule bench`.
 #[derive(Debug, Args)]
@@ -20,12 +21,16 @@ pub struct BenchArgs {
 pub enum Workload {
     /// Gradient of the scalar recursion s <- s*a + sin(s)*b against plain Rust.
     Ad(ad::AdArgs),
+    /// Reversing long recursions: unrolled tape, store-all, checkpointing
+    /// and inversion, on a scalar recursion and on alpha compositing.
+    Recurrence(recurrence::RecurrenceArgs),
 }
 
 /// Runs `chainrule bench`.
 pub fn run(args: BenchArgs) -> CliResult {
     match args.workload {
         Workload::Ad(a) => ad::run(a),
+        Workload::Recurrence(a) => recurrence::run(a),
     }
 }
 

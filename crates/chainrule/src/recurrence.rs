@@ -1,0 +1,1258 @@
+//! Long recursions with bounded-memory reverse passes.
+//!
+//! A recursion `s_{t+1} = step(s_t, θ, x_t, t)` of `N` steps, unrolled onto
+//! a [`Tape`], costs a few nodes per step: its reverse pass needs memory
+//! that grows with `N`. [`Recurrence`] records the whole recursion on the
+//! outer tape as **one** custom operation (inputs `s_0`, `θ` and the
+//! per-step inputs `x_0 … x_{N-1}`; outputs `s_N`), so it composes with any
+//! code before and after it, and reverses it with a [`Strategy`] chosen by
+//! the caller:
+//!
+//! | strategy | states kept | step evaluations |
+//! |---|---|---|
+//! | [`Strategy::StoreAll`] | `⌈N / K⌉`: `O(N)` | `N` forward + `N` in VJPs |
+//! | [`Strategy::Checkpoint`] | `c + 1`, `c = 2⌈log₂(N / K)⌉` by default: `O(log N)` | `ρ·N` forward (ρ ≈ 2–6, see [`RecurrenceStats::recompute_factor`]) + `N` in VJPs |
+//! | [`Strategy::Invert`] | one, independent of `N` | `N` forward + `N` inverse + `N` in VJPs |
+//!
+//! plus, for all three, a scratch tape of `K` steps' nodes.
+//!
+//! The step is ordinary Rust on [`Var`]s. The reverse pass works in blocks
+//! of `K` steps ([`Recurrence::block`], default 32): from the state at the
+//! start of a block it records the block's steps, unrolled, on a small
+//! scratch tape (cut back and reused: no allocation per step), seeds the
+//! block's final state with the incoming gradient and sweeps it once. So
+//! every strategy gives the gradient of the fully unrolled tape up to
+//! rounding ([`Recurrence::unroll`] records that tape, for comparison);
+//! `K = 1` gives the textbook strategies step by step (store-all then keeps
+//! every state).
+//!
+//! # Checkpointing
+//!
+//! With `N` known ([`Recurrence::steps`]) the reverse pass follows binomial
+//! checkpointing (Griewank's *revolve*): with `c` snapshots and at most `r`
+//! recomputations of any step, `β(c, r) = C(c + r, c)` steps can be
+//! reversed, and the split points chosen here minimise the total number of
+//! recomputed steps. The snapshots of the first descent are taken during the
+//! forward pass itself. When the recursion stops on a condition
+//! ([`Recurrence::until`]) and `N` is not known in advance, the forward pass
+//! keeps snapshots at a spacing that doubles whenever they exceed their
+//! budget (online thinning); each segment between two snapshots is then
+//! reversed binomially.
+//!
+//! The step must be a pure, deterministic function of its arguments:
+//! recomputation then reproduces every state bit for bit.
+//!
+//! # Inversion and its drift
+//!
+//! [`Strategy::Invert`] stores nothing: walking back from `s_N` it recovers
+//! `s_t = inverse(s_{t+1}, θ, x_t, t)`. In floating point the recovered
+//! state is not exactly the one the forward pass saw: each inverse step adds
+//! a rounding error of about one ulp and *amplifies* the error already
+//! present by the inverse step's Jacobian, `‖∂s_t/∂s_{t+1}‖`. For alpha
+//! compositing, `T_t = T_{t+1} / (1 − α_t)` multiplies the relative error of
+//! `T` by nothing (division is exact to half an ulp), but the absolute error
+//! of the running colour grows like `Σ 1/(1 − α)`; and once `T` underflows
+//! or `1 − α` rounds to 0 the inversion loses everything. Gaussian-splatting
+//! renderers bound it the same way as here: clamp `α ≤ 0.99` (the inverse
+//! amplifies by at most 100 per step) and stop compositing once
+//! `T < 1e-4` (so the walk back is short). In general: keep the inverse's
+//! Jacobian near 1, keep `N` moderate, or use [`Strategy::Checkpoint`],
+//! which reproduces the forward states exactly. The drift can be measured by
+//! comparing [`Strategy::Invert`] with [`Strategy::StoreAll`] on typical
+//! inputs (the tests do so).
+//!
+//! ```
+//! use chainrule::{Recurrence, Strategy, Tape};
+//! // s ← s·a + sin(s)·b for 1000 steps, as one operation on the tape
+//! let rec = Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
+//!     .steps(1000)
+//!     .strategy(Strategy::Checkpoint { snapshots: None });
+//! let tape = Tape::new();
+//! let s0 = tape.var(0.5);
+//! let ab = tape.vars(&[0.9, 0.1]);
+//! let out = rec.apply(&[s0], &ab, &[]);
+//! let loss = out.state[0].square(); // composes with code after it
+//! let g = loss.backward();
+//!
+//! // the same gradient as the unrolled tape (4 nodes per step)
+//! let tape2 = Tape::new();
+//! let (t0, tab) = (tape2.var(0.5), tape2.vars(&[0.9, 0.1]));
+//! let unrolled = rec.unroll(&[t0], &tab, &[]);
+//! let g2 = unrolled.state[0].square().backward();
+//! let rel = (g.wrt(ab[0]) - g2.wrt(tab[0])).abs() / g2.wrt(tab[0]).abs();
+//! assert!(rel < 1e-12);
+//! ```
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use crate::backward::sweep;
+use crate::scalar::Scalar;
+use crate::tape::{Tape, Var};
+
+/// A step of a recursion, written with [`Var`]s:
+/// `step(state, params, x, t, next)` pushes the `state.len()` values of
+/// `s_{t+1}` onto `next` (which it receives empty). `params` is `θ`, shared
+/// by every step; `x` is this step's slice of the per-step inputs (empty
+/// unless [`Recurrence::inputs_per_step`] was set).
+pub type StepFn<T> = dyn for<'s> Fn(&[Var<'s, T>], &[Var<'s, T>], &[Var<'s, T>], usize, &mut Vec<Var<'s, T>>)
+    + Send
+    + Sync;
+
+/// An inverse step on plain values: `inverse(next, params, x, t, prev)`
+/// writes `s_t` into `prev` given `next = s_{t+1}`.
+pub type InverseFn<T> = dyn Fn(&[T], &[T], &[T], usize, &mut [T]) + Send + Sync;
+
+/// A stopping condition on the state's values: `until(s_t, t)` is checked
+/// before step `t`; the recursion stops (with `N = t`) when it is true.
+pub type UntilFn<T> = dyn Fn(&[T], usize) -> bool + Send + Sync;
+
+/// How a [`Recurrence`] is reversed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Keep the state at the start of every block of [`Recurrence::block`]
+    /// steps (every state `s_0 … s_{N-1}` with `block(1)`): the fastest,
+    /// `O(N)` memory, no recomputation.
+    StoreAll,
+    /// Binomial checkpointing: keep `snapshots` states and recompute the
+    /// rest. Snapshots are taken at block boundaries and the binomial
+    /// schedule runs over blocks. `None` chooses `2⌈log₂ B⌉` (at least 2)
+    /// for `B = ⌈N / block⌉` blocks when `N` is known, and a budget that
+    /// grows as `max(8, ⌈log₂ (t / block)⌉)` while an open-ended recursion
+    /// runs. Memory `O(log N)` states.
+    Checkpoint {
+        /// Number of snapshots (at least 1), or `None` for automatic.
+        snapshots: Option<usize>,
+    },
+    /// Recover each state from the next with the inverse step given to
+    /// [`Recurrence::inverse`]: memory independent of `N`. See the module
+    /// documentation for its numerical drift.
+    Invert,
+}
+
+/// What one reverse pass did, for cost accounting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecurrenceStats {
+    /// Steps of the recursion, `N`.
+    pub steps: usize,
+    /// Forward steps evaluated again during the reverse pass.
+    pub recomputed: usize,
+    /// Inverse steps evaluated during the reverse pass.
+    pub inverted: usize,
+    /// Steps whose vector-Jacobian product was taken (always `N`).
+    pub vjps: usize,
+    /// The most states held at once (stored by the forward pass plus those
+    /// the reverse pass held), each of `state.len()` scalars.
+    pub peak_states: usize,
+}
+
+impl RecurrenceStats {
+    /// Forward step evaluations per step, counting the forward pass:
+    /// `(N + recomputed) / N` (1 for store-all and invert; 1 when `N = 0`).
+    pub fn recompute_factor(&self) -> f64 {
+        if self.steps == 0 {
+            1.0
+        } else {
+            (self.steps + self.recomputed) as f64 / self.steps as f64
+        }
+    }
+}
+
+/// A recursion `s_{t+1} = step(s_t, θ, x_t, t)` and how to reverse it.
+///
+/// Built with [`Recurrence::new`] and its builder methods; run on a tape
+/// with [`Recurrence::apply`] (one custom operation), or unrolled node by
+/// node with [`Recurrence::unroll`]. [`Recurrence::forward`] and
+/// [`Trajectory::backward`] are the same machinery on plain numbers, without
+/// an outer tape. Cloning is cheap (the closures are shared).
+///
+/// The length is fixed with [`Recurrence::steps`], set by a stopping
+/// condition with [`Recurrence::until`], or (with per-step inputs) is the
+/// number of input rows.
+pub struct Recurrence<T: Scalar = f64> {
+    step: Arc<StepFn<T>>,
+    inverse: Option<Arc<InverseFn<T>>>,
+    until: Option<Arc<UntilFn<T>>>,
+    steps: Option<usize>,
+    max_steps: usize,
+    width: usize,
+    block: usize,
+    strategy: Strategy,
+    name: String,
+}
+
+/// Steps recorded together on the scratch tape by default.
+pub const DEFAULT_BLOCK: usize = 32;
+
+impl<T: Scalar> Clone for Recurrence<T> {
+    fn clone(&self) -> Self {
+        Recurrence {
+            step: self.step.clone(),
+            inverse: self.inverse.clone(),
+            until: self.until.clone(),
+            steps: self.steps,
+            max_steps: self.max_steps,
+            width: self.width,
+            block: self.block,
+            strategy: self.strategy,
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl<T: Scalar> std::fmt::Debug for Recurrence<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recurrence")
+            .field("name", &self.name)
+            .field("strategy", &self.strategy)
+            .field("steps", &self.steps)
+            .field("max_steps", &self.max_steps)
+            .field("inputs_per_step", &self.width)
+            .field("block", &self.block)
+            .field("invertible", &self.inverse.is_some())
+            .field("until", &self.until.is_some())
+            .finish()
+    }
+}
+
+/// The result of [`Recurrence::apply`] or [`Recurrence::unroll`].
+#[derive(Clone, Debug)]
+pub struct RecurrenceOutput<'t, T: Scalar = f64> {
+    /// The final state `s_N`, recorded on the caller's tape.
+    pub state: Vec<Var<'t, T>>,
+    /// The number of steps taken, `N`.
+    pub steps: usize,
+}
+
+impl Recurrence<f64> {
+    /// A recursion over `f64` with this step (see [`StepFn`]), reversed by
+    /// [`Strategy::StoreAll`] unless [`Recurrence::strategy`] says otherwise.
+    /// For another scalar use [`Recurrence::with_step`].
+    ///
+    /// ```
+    /// use chainrule::Recurrence;
+    /// // alpha compositing: state (T, C), per-step inputs (c_i, α_i)
+    /// let rec = Recurrence::new(|s, _p, x, _t, next| {
+    ///     let (t, c) = (s[0], s[1]);
+    ///     next.push(t * (1.0 - x[1]));
+    ///     next.push(c + x[0] * x[1] * t);
+    /// })
+    /// .inputs_per_step(2);
+    /// let traj = rec.forward(&[1.0, 0.0], &[], &[0.5, 0.5, 1.0, 0.5]);
+    /// assert_eq!(traj.state(), &[0.25, 0.5]); // C = 0.5·0.5 + 1·0.5·0.5
+    /// ```
+    pub fn new<F>(step: F) -> Self
+    where
+        F: for<'s> Fn(
+                &[Var<'s, f64>],
+                &[Var<'s, f64>],
+                &[Var<'s, f64>],
+                usize,
+                &mut Vec<Var<'s, f64>>,
+            ) + Send
+            + Sync
+            + 'static,
+    {
+        Self::with_step(step)
+    }
+}
+
+impl<T: Scalar> Recurrence<T> {
+    /// A recursion over any [`Scalar`] with this step:
+    /// `Recurrence::<f32>::with_step(..)`. (Fixing the type in
+    /// [`Recurrence::new`] lets closures infer their types unannotated.)
+    pub fn with_step<F>(step: F) -> Self
+    where
+        F: for<'s> Fn(&[Var<'s, T>], &[Var<'s, T>], &[Var<'s, T>], usize, &mut Vec<Var<'s, T>>)
+            + Send
+            + Sync
+            + 'static,
+    {
+        Recurrence {
+            step: Arc::new(step),
+            inverse: None,
+            until: None,
+            steps: None,
+            max_steps: usize::MAX,
+            width: 0,
+            block: DEFAULT_BLOCK,
+            strategy: Strategy::StoreAll,
+            name: "recurrence".into(),
+        }
+    }
+
+    /// Runs exactly `n` steps (unless a stopping condition ends it sooner).
+    pub fn steps(mut self, n: usize) -> Self {
+        self.steps = Some(n);
+        self
+    }
+
+    /// Stops before step `t` when `until(s_t, t)` holds, or after
+    /// `max_steps` steps (or when the per-step inputs run out). `N` is then
+    /// not known in advance; checkpointing thins its snapshots online.
+    ///
+    /// ```
+    /// use chainrule::{Recurrence, Strategy};
+    /// // halve until below 1e-3: 10 steps from 1
+    /// let rec = Recurrence::new(|s, _p, _x, _t, next| next.push(s[0] * 0.5))
+    ///     .until(|s, _t| s[0] < 1e-3, 1000)
+    ///     .strategy(Strategy::Checkpoint { snapshots: None });
+    /// let traj = rec.forward(&[1.0], &[], &[]);
+    /// assert_eq!(traj.steps(), 10);
+    /// ```
+    pub fn until<F>(mut self, until: F, max_steps: usize) -> Self
+    where
+        F: Fn(&[T], usize) -> bool + Send + Sync + 'static,
+    {
+        self.until = Some(Arc::new(until));
+        self.max_steps = max_steps;
+        self
+    }
+
+    /// Each step reads `width` per-step inputs: step `t` receives
+    /// `xs[t·width .. (t+1)·width]` as its `x` argument (like `lax.scan`'s
+    /// `xs`). Without [`Recurrence::steps`] or [`Recurrence::until`], `N` is
+    /// `xs.len() / width`.
+    pub fn inputs_per_step(mut self, width: usize) -> Self {
+        self.width = width;
+        self
+    }
+
+    /// Steps recorded together on the scratch tape (default
+    /// [`DEFAULT_BLOCK`] = 32): the reverse pass records a block of `block`
+    /// steps unrolled and sweeps it once, which amortises the per-step
+    /// bookkeeping; the scratch tape then holds `block` steps' nodes.
+    /// Stored states and checkpoints are taken at block boundaries, so
+    /// [`Strategy::StoreAll`] keeps `⌈N / block⌉` states (every state with
+    /// `block(1)`). Gradients do not depend on it beyond rounding.
+    ///
+    /// # Panics
+    /// If `block` is 0.
+    pub fn block(mut self, block: usize) -> Self {
+        assert!(
+            block >= 1,
+            "recurrence `{}`: block must be at least 1",
+            self.name
+        );
+        self.block = block;
+        self
+    }
+
+    /// Chooses the reverse strategy.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// The inverse step, `s_t = inverse(s_{t+1}, θ, x_t, t)`, needed by
+    /// [`Strategy::Invert`]: on plain values, it writes `s_t` into its last
+    /// argument (see [`InverseFn`]). Only values are needed on the way
+    /// back; the step's derivatives still come from the step itself.
+    pub fn inverse<F>(mut self, inverse: F) -> Self
+    where
+        F: Fn(&[T], &[T], &[T], usize, &mut [T]) + Send + Sync + 'static,
+    {
+        self.inverse = Some(Arc::new(inverse));
+        self
+    }
+
+    /// The custom operation's name on the tape (graph exports, error
+    /// messages). Default `"recurrence"`.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
+
+    /// The strategy in use.
+    pub fn get_strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// The most steps this recursion may take with `n_xs` per-step input
+    /// values.
+    fn step_limit(&self, n_xs: usize) -> usize {
+        let from_xs = if self.width > 0 {
+            assert!(
+                n_xs % self.width == 0,
+                "recurrence `{}`: {} per-step input values is not a multiple of inputs_per_step = {}",
+                self.name,
+                n_xs,
+                self.width
+            );
+            Some(n_xs / self.width)
+        } else {
+            assert!(
+                n_xs == 0,
+                "recurrence `{}`: {} per-step input values given but inputs_per_step is 0",
+                self.name,
+                n_xs
+            );
+            None
+        };
+        let limit = match (self.steps, from_xs) {
+            (Some(n), Some(m)) => {
+                assert!(
+                    n <= m,
+                    "recurrence `{}`: {} steps need {} per-step input values, got {}",
+                    self.name,
+                    n,
+                    n * self.width,
+                    n_xs
+                );
+                n
+            }
+            (Some(n), None) => n,
+            (None, Some(m)) => m,
+            (None, None) => {
+                assert!(
+                    self.until.is_some(),
+                    "recurrence `{}`: set its length with steps(n), until(..) or inputs_per_step(..)",
+                    self.name
+                );
+                usize::MAX
+            }
+        };
+        if self.until.is_some() {
+            limit.min(self.max_steps)
+        } else {
+            limit
+        }
+    }
+
+    /// Runs the recursion on plain numbers and keeps what the strategy needs
+    /// to reverse it. `xs` holds the per-step inputs, row after row; it is
+    /// not kept (pass it again to [`Trajectory::backward`]).
+    ///
+    /// # Panics
+    /// If the step returns a state of another length than `s0`, if `xs`
+    /// does not fit [`Recurrence::inputs_per_step`], if the length of the
+    /// recursion is not set, or if [`Strategy::Invert`] has no inverse.
+    pub fn forward(&self, s0: &[T], params: &[T], xs: &[T]) -> Trajectory<T> {
+        let limit = self.step_limit(xs.len());
+        let ns = s0.len();
+        let w = self.width;
+        if self.strategy == Strategy::Invert {
+            assert!(
+                self.inverse.is_some(),
+                "recurrence `{}`: Strategy::Invert needs an inverse step (Recurrence::inverse)",
+                self.name
+            );
+        }
+        if let Strategy::Checkpoint { snapshots: Some(0) } = self.strategy {
+            panic!(
+                "recurrence `{}`: checkpointing needs at least 1 snapshot",
+                self.name
+            );
+        }
+        let k = self.block;
+        let mut sc = Scratch::new(params);
+        let known = self.until.is_none();
+        let blocks = limit.div_ceil(k);
+        let mut store = match self.strategy {
+            Strategy::StoreAll => Store::All(Vec::with_capacity(if known {
+                blocks.saturating_mul(ns)
+            } else {
+                0
+            })),
+            Strategy::Invert => Store::Invert,
+            Strategy::Checkpoint { snapshots } if known => {
+                let c = snapshots.unwrap_or_else(|| auto_snapshots(blocks));
+                // the first descent of the reversal (in blocks), taken now
+                let mut pos = vec![0];
+                let (mut a, mut slots) = (0usize, c);
+                // (the last state of the descent is recomputed, not kept:
+                // the forward pass keeps at most `c` states)
+                while blocks - a >= 2 && pos.len() < c {
+                    a += split(blocks - a, slots);
+                    slots -= 1;
+                    pos.push(a);
+                }
+                Store::Binomial {
+                    slots: c,
+                    states: Vec::with_capacity(pos.len() * ns),
+                    pos,
+                }
+            }
+            Strategy::Checkpoint { snapshots } => Store::Online {
+                budget: snapshots,
+                spacing: k,
+                states: Vec::new(),
+                count: 0,
+            },
+        };
+        let mut next_chain = 0;
+        let mut cur = s0.to_vec();
+        let until = self.until.as_deref();
+        let visit = |t: usize, s: &[T]| {
+            if let Some(u) = until {
+                if u(s, t) {
+                    return false;
+                }
+            }
+            if t % k != 0 {
+                return true;
+            }
+            match &mut store {
+                Store::All(v) => v.extend_from_slice(s),
+                Store::Binomial { pos, states, .. } => {
+                    if next_chain < pos.len() && pos[next_chain] * k == t {
+                        states.extend_from_slice(s);
+                        next_chain += 1;
+                    }
+                }
+                Store::Online {
+                    budget,
+                    spacing,
+                    states,
+                    count,
+                } => {
+                    if t % *spacing == 0 {
+                        let cap = budget.unwrap_or_else(|| online_budget(t / k));
+                        if *count >= cap.max(1) {
+                            // thin: keep every other snapshot, double the spacing
+                            let mut j = 0;
+                            for i in (0..*count).step_by(2) {
+                                states.copy_within(i * ns..(i + 1) * ns, j * ns);
+                                j += 1;
+                            }
+                            states.truncate(j * ns);
+                            *count = j;
+                            *spacing *= 2;
+                        }
+                        if t % *spacing == 0 {
+                            states.extend_from_slice(s);
+                            *count += 1;
+                        }
+                    }
+                }
+                Store::Invert => {}
+            }
+            true
+        };
+        let t = sc.run(&*self.step, &self.name, &mut cur, xs, w, 0, limit, k, visit);
+        Trajectory {
+            rec: self.clone(),
+            params: params.to_vec(),
+            s0_len: ns,
+            n_xs: xs.len(),
+            steps: t,
+            last: cur,
+            store,
+            scratch: RefCell::new(sc),
+        }
+    }
+
+    /// Records the recursion on the tape of its inputs as one custom
+    /// operation with inputs `s0 ++ params ++ xs` and outputs `s_N`; the
+    /// operation's backward pass reverses the recursion with the chosen
+    /// [`Strategy`]. The outer tape gains `s0.len()` nodes, whatever `N`.
+    ///
+    /// # Panics
+    /// As [`Recurrence::forward`]; also if `s0` is empty or the inputs
+    /// belong to different tapes.
+    pub fn apply<'t>(
+        &self,
+        s0: &[Var<'t, T>],
+        params: &[Var<'t, T>],
+        xs: &[Var<'t, T>],
+    ) -> RecurrenceOutput<'t, T> {
+        assert!(
+            !s0.is_empty(),
+            "recurrence `{}`: the state needs at least one value",
+            self.name
+        );
+        let tape = s0[0].tape();
+        let vals = |v: &[Var<'t, T>]| v.iter().map(|v| v.value()).collect::<Vec<T>>();
+        let (s0v, pv, xv) = (vals(s0), vals(params), vals(xs));
+        let traj = self.forward(&s0v, &pv, &xv);
+        let steps = traj.steps();
+        let out = traj.state().to_vec();
+        let mut inputs = Vec::with_capacity(s0.len() + params.len() + xs.len());
+        inputs.extend_from_slice(s0);
+        inputs.extend_from_slice(params);
+        inputs.extend_from_slice(xs);
+        let (ns, np) = (s0.len(), params.len());
+        let state = tape.custom_op(&self.name, &inputs, out, move |gy, gx| {
+            let (gs, rest) = gx.split_at_mut(ns);
+            let (gp, gxs) = rest.split_at_mut(np);
+            traj.backward(&xv, gy, gs, gp, gxs);
+        });
+        RecurrenceOutput { state, steps }
+    }
+
+    /// Records every step on the tape of its inputs, node by node: the
+    /// plain unrolled tape (`O(N)` nodes), with the same step closure and
+    /// the same stopping rule. Its gradients are what every strategy is
+    /// tested against.
+    pub fn unroll<'t>(
+        &self,
+        s0: &[Var<'t, T>],
+        params: &[Var<'t, T>],
+        xs: &[Var<'t, T>],
+    ) -> RecurrenceOutput<'t, T> {
+        let limit = self.step_limit(xs.len());
+        let w = self.width;
+        let mut cur = s0.to_vec();
+        let mut nxt = Vec::with_capacity(cur.len());
+        let mut vals: Vec<T> = Vec::with_capacity(cur.len());
+        let mut t = 0;
+        while t < limit {
+            if let Some(u) = &self.until {
+                vals.clear();
+                vals.extend(cur.iter().map(|v| v.value()));
+                if u(&vals, t) {
+                    break;
+                }
+            }
+            nxt.clear();
+            (self.step)(&cur, params, row(xs, w, t), t, &mut nxt);
+            check_len(&self.name, "step", t, nxt.len(), cur.len());
+            std::mem::swap(&mut cur, &mut nxt);
+            t += 1;
+        }
+        RecurrenceOutput {
+            state: cur,
+            steps: t,
+        }
+    }
+}
+
+/// Snapshots kept by the forward pass.
+enum Store<T> {
+    /// Every state s_0 … s_{N-1}, flat.
+    All(Vec<T>),
+    /// The first descent of the binomial reversal: states at `pos`.
+    Binomial {
+        slots: usize,
+        pos: Vec<usize>,
+        states: Vec<T>,
+    },
+    /// States at multiples of `spacing` (online thinning).
+    Online {
+        budget: Option<usize>,
+        spacing: usize,
+        states: Vec<T>,
+        count: usize,
+    },
+    /// Nothing.
+    Invert,
+}
+
+/// The forward run of a [`Recurrence`]: the final state and what the
+/// strategy keeps to reverse it. Made by [`Recurrence::forward`];
+/// [`Recurrence::apply`] keeps one inside its custom operation.
+pub struct Trajectory<T: Scalar = f64> {
+    rec: Recurrence<T>,
+    params: Vec<T>,
+    s0_len: usize,
+    n_xs: usize,
+    steps: usize,
+    last: Vec<T>,
+    store: Store<T>,
+    scratch: RefCell<Scratch<T>>,
+}
+
+impl<T: Scalar> std::fmt::Debug for Trajectory<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trajectory")
+            .field("recurrence", &self.rec)
+            .field("steps", &self.steps)
+            .field("state", &self.last)
+            .field("stored_states", &self.stored_states())
+            .finish()
+    }
+}
+
+impl<T: Scalar> Trajectory<T> {
+    /// The final state `s_N`.
+    pub fn state(&self) -> &[T] {
+        &self.last
+    }
+
+    /// The number of steps taken, `N`.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// States kept by the forward pass (each of `s0.len()` scalars).
+    pub fn stored_states(&self) -> usize {
+        let ns = self.s0_len.max(1);
+        match &self.store {
+            Store::All(v) => v.len() / ns,
+            Store::Binomial { states, .. } => states.len() / ns,
+            Store::Online { count, .. } => *count,
+            Store::Invert => 0,
+        }
+    }
+
+    /// The reverse pass: given `seed = ∂L/∂s_N`, **adds** `∂L/∂s_0` into
+    /// `grad_s0`, `∂L/∂θ` into `grad_params` and `∂L/∂x` into `grad_xs`
+    /// (same layout as the inputs). `xs` must be the per-step inputs given
+    /// to [`Recurrence::forward`]. Can be called any number of times.
+    ///
+    /// # Panics
+    /// If a slice has the wrong length, or the step or inverse returns a
+    /// state of the wrong length.
+    ///
+    /// ```
+    /// use chainrule::{Recurrence, Strategy};
+    /// // s ← s·a, 10 steps: s_N = s0·a^10
+    /// let rec = Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0]))
+    ///     .steps(10)
+    ///     .strategy(Strategy::Invert)
+    ///     .inverse(|s, p, _x, _t, prev| prev[0] = s[0] / p[0]);
+    /// let traj = rec.forward(&[1.0], &[0.5], &[]);
+    /// let (mut gs, mut ga) = ([0.0], [0.0]);
+    /// traj.backward(&[], &[1.0], &mut gs, &mut ga, &mut []);
+    /// assert!((gs[0] - 0.5f64.powi(10)).abs() < 1e-15);
+    /// assert!((ga[0] - 10.0 * 0.5f64.powi(9)).abs() < 1e-12);
+    /// ```
+    pub fn backward(
+        &self,
+        xs: &[T],
+        seed: &[T],
+        grad_s0: &mut [T],
+        grad_params: &mut [T],
+        grad_xs: &mut [T],
+    ) -> RecurrenceStats {
+        let name = &self.rec.name;
+        let ns = self.s0_len;
+        assert!(
+            xs.len() == self.n_xs && grad_xs.len() == self.n_xs,
+            "recurrence `{name}`: backward needs the {} per-step inputs of the forward pass and as many gradient slots (got {} and {})",
+            self.n_xs,
+            xs.len(),
+            grad_xs.len()
+        );
+        assert!(
+            seed.len() == ns && grad_s0.len() == ns,
+            "recurrence `{name}`: seed and grad_s0 need {ns} values (got {} and {})",
+            seed.len(),
+            grad_s0.len()
+        );
+        assert!(
+            grad_params.len() == self.params.len(),
+            "recurrence `{name}`: grad_params needs {} values (got {})",
+            self.params.len(),
+            grad_params.len()
+        );
+        let mut sc = self.scratch.borrow_mut();
+        let n = self.steps;
+        let mut stats = RecurrenceStats {
+            steps: n,
+            peak_states: self.stored_states(),
+            ..Default::default()
+        };
+        let k = self.rec.block;
+        let mut rv = Reverser {
+            step: &*self.rec.step,
+            name,
+            xs,
+            w: self.rec.width,
+            k,
+            n,
+            ns,
+            sc: &mut sc,
+            lam: seed.to_vec(),
+            cur: Vec::with_capacity(ns),
+            nxt: vec![T::zero(); ns],
+            stack: Vec::new(),
+            g_p: grad_params,
+            g_x: grad_xs,
+            stats: &mut stats,
+        };
+        let blocks = n.div_ceil(k);
+        match &self.store {
+            Store::All(states) => {
+                for i in (0..blocks).rev() {
+                    rv.vjp_steps(i * k, ((i + 1) * k).min(n), &states[i * ns..(i + 1) * ns]);
+                }
+            }
+            Store::Invert => {
+                let inv = self.rec.inverse.as_deref().expect("checked in forward");
+                let mut s = self.last.clone();
+                rv.stats.peak_states = 1;
+                let w = rv.w;
+                for i in (0..blocks).rev() {
+                    let (a, b) = (i * k, ((i + 1) * k).min(n));
+                    for t in (a..b).rev() {
+                        inv(&s, &self.params, row(xs, w, t), t, &mut rv.nxt);
+                        s.copy_from_slice(&rv.nxt);
+                    }
+                    rv.stats.inverted += b - a;
+                    rv.vjp_steps(a, b, &s);
+                }
+            }
+            Store::Binomial { slots, pos, states } => {
+                if n > 0 {
+                    rv.stack = vec![T::zero(); (slots + 1) * ns];
+                    rv.stack[..states.len()].copy_from_slice(states);
+                    rv.stats.peak_states = slots + 1;
+                    rv.reverse(0, 0, blocks, *slots, Some(&pos[1..]));
+                }
+            }
+            Store::Online {
+                spacing, states, ..
+            } => {
+                let count = self.stored_states();
+                let inner = auto_snapshots(spacing / k);
+                rv.stack = vec![T::zero(); (inner + 1) * ns];
+                rv.stats.peak_states = count + inner + 1;
+                for j in (0..count).rev() {
+                    let a = j * spacing;
+                    let b = ((j + 1) * spacing).min(n);
+                    rv.stack[..ns].copy_from_slice(&states[j * ns..(j + 1) * ns]);
+                    rv.reverse(0, a / k, b.div_ceil(k), inner, None);
+                }
+            }
+        }
+        for (g, l) in grad_s0.iter_mut().zip(&rv.lam) {
+            *g += *l;
+        }
+        stats
+    }
+}
+
+/// State of one reverse pass. Positions in `reverse` and `advance` count
+/// blocks of `k` steps.
+struct Reverser<'a, T: Scalar> {
+    step: &'a StepFn<T>,
+    name: &'a str,
+    xs: &'a [T],
+    w: usize,
+    k: usize,
+    n: usize,
+    ns: usize,
+    sc: &'a mut Scratch<T>,
+    /// ∂L/∂s_b on the way in, ∂L/∂s_a on the way out of `vjp_steps`.
+    lam: Vec<T>,
+    cur: Vec<T>,
+    nxt: Vec<T>,
+    /// Checkpoint states by recursion depth.
+    stack: Vec<T>,
+    g_p: &'a mut [T],
+    g_x: &'a mut [T],
+    stats: &'a mut RecurrenceStats,
+}
+
+impl<T: Scalar> Reverser<'_, T> {
+    /// Pulls `lam` back through steps `a..b` taken from state `s` (at `a`).
+    fn vjp_steps(&mut self, a: usize, b: usize, s: &[T]) {
+        self.sc.vjp_steps(
+            self.step,
+            self.name,
+            s,
+            self.xs,
+            self.w,
+            a,
+            b,
+            &mut self.lam,
+            self.g_p,
+            self.g_x,
+        );
+        self.stats.vjps += b - a;
+    }
+
+    /// Reverses blocks `a..b` whose start state is `stack[depth]`, with
+    /// `slots` snapshots (the start's included). `chain`: block positions
+    /// whose states the forward pass already left in `stack[depth + 1 ..]`.
+    fn reverse(&mut self, depth: usize, a: usize, b: usize, slots: usize, chain: Option<&[usize]>) {
+        let ns = self.ns;
+        let mut b = b;
+        let mut chain = chain;
+        while b > a {
+            let l = b - a;
+            if l == 1 {
+                let mut cur = std::mem::take(&mut self.cur);
+                cur.clear();
+                cur.extend_from_slice(&self.stack[depth * ns..(depth + 1) * ns]);
+                let (s0, s1) = (a * self.k, (b * self.k).min(self.n));
+                self.vjp_steps(s0, s1, &cur);
+                self.cur = cur;
+                return;
+            }
+            let m = a + split(l, slots);
+            let rest = match chain {
+                Some(c) if c.first() == Some(&m) => Some(&c[1..]),
+                _ => {
+                    self.advance(depth, a, m);
+                    None
+                }
+            };
+            self.reverse(depth + 1, m, b, slots - 1, rest);
+            chain = None;
+            b = m;
+        }
+    }
+
+    /// Recomputes the state at block `m` from `stack[depth]` (at block `a`)
+    /// into `stack[depth + 1]`.
+    fn advance(&mut self, depth: usize, a: usize, m: usize) {
+        let ns = self.ns;
+        let mut cur = std::mem::take(&mut self.cur);
+        cur.clear();
+        cur.extend_from_slice(&self.stack[depth * ns..(depth + 1) * ns]);
+        let (s0, s1) = (a * self.k, m * self.k);
+        self.sc.run(
+            self.step,
+            self.name,
+            &mut cur,
+            self.xs,
+            self.w,
+            s0,
+            s1,
+            self.k,
+            |_, _| true,
+        );
+        self.stats.recomputed += s1 - s0;
+        self.stack[(depth + 1) * ns..(depth + 2) * ns].copy_from_slice(&cur);
+        self.cur = cur;
+    }
+}
+
+/// Step `t`'s row of the per-step inputs.
+#[inline]
+fn row<T>(xs: &[T], w: usize, t: usize) -> &[T] {
+    &xs[t * w..(t + 1) * w]
+}
+
+#[inline]
+fn check_len(name: &str, what: &str, t: usize, got: usize, want: usize) {
+    assert!(
+        got == want,
+        "recurrence `{name}`: the {what} at t = {t} returned {got} values for a state of {want}"
+    );
+}
+
+/// The small tape steps are recorded on, with its reusable buffers.
+///
+/// Layout: node 0 is the sink, nodes `1 ..= θ.len()` the parameters
+/// (recorded once), then, for the block being recorded, the state's leaves
+/// and, step after step, that step's input leaves and its own nodes. Between
+/// blocks the tape is cut back to the parameters, keeping its memory.
+struct Scratch<T: Scalar> {
+    tape: Tape<T>,
+    params: Vec<T>,
+    adj: Vec<T>,
+    theta: Vec<Var<'static, T>>,
+    cur: Vec<Var<'static, T>>,
+    next: Vec<Var<'static, T>>,
+    x: Vec<Var<'static, T>>,
+    /// Node index of each recorded step's first input leaf.
+    xpos: Vec<u32>,
+}
+
+/// Reuses a vector's allocation for `Var`s of another lifetime.
+fn recycle<'a, 'b, T: Scalar>(v: Vec<Var<'a, T>>) -> Vec<Var<'b, T>> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    v.clear();
+    let (ptr, cap) = (v.as_mut_ptr(), v.capacity());
+    // SAFETY: `Var<'a, T>` and `Var<'b, T>` differ only in a lifetime, so
+    // they have the same layout; the vector is empty, so no value of the
+    // old lifetime survives; the allocation is handed over exactly once.
+    unsafe { Vec::from_raw_parts(ptr.cast::<Var<'b, T>>(), 0, cap) }
+}
+
+impl<T: Scalar> Scratch<T> {
+    fn new(params: &[T]) -> Self {
+        let tape = Tape::with_capacity(64 + params.len());
+        for &p in params {
+            tape.var(p);
+        }
+        Scratch {
+            tape,
+            params: params.to_vec(),
+            adj: Vec::new(),
+            theta: Vec::new(),
+            cur: Vec::new(),
+            next: Vec::new(),
+            x: Vec::new(),
+            xpos: Vec::new(),
+        }
+    }
+
+    /// Cuts the tape back to its parameter leaves (`&mut`: no `Var` of the
+    /// previous block is alive).
+    #[inline]
+    fn reset(&mut self) {
+        let base = 1 + self.params.len();
+        self.tape.nodes.get_mut().truncate(base);
+        // a step may itself contain custom operations (a nested recurrence)
+        self.tape.customs.get_mut().clear();
+    }
+
+    /// Runs steps `a..b` from the values in `s`, leaving the final state
+    /// there; blocks of `k` steps are recorded unrolled. Before each step
+    /// `t`, `visit(t, s_t)` may stop the run by returning `false`. Returns
+    /// where it stopped.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        f: &StepFn<T>,
+        name: &str,
+        s: &mut Vec<T>,
+        xs: &[T],
+        w: usize,
+        a: usize,
+        b: usize,
+        k: usize,
+        mut visit: impl FnMut(usize, &[T]) -> bool,
+    ) -> usize {
+        let ns = s.len();
+        let mut t = a;
+        while t < b {
+            let end = b.min(t.saturating_add(k));
+            self.reset();
+            let tape = &self.tape;
+            let mut theta = recycle(std::mem::take(&mut self.theta));
+            let mut cur = recycle(std::mem::take(&mut self.cur));
+            let mut next = recycle(std::mem::take(&mut self.next));
+            let mut xv = recycle(std::mem::take(&mut self.x));
+            for (j, &v) in self.params.iter().enumerate() {
+                theta.push(Var {
+                    tape,
+                    idx: 1 + j as u32,
+                    val: v,
+                });
+            }
+            cur.extend(s.iter().map(|&v| tape.var(v)));
+            let mut stopped = false;
+            while t < end {
+                if !visit(t, s) {
+                    stopped = true;
+                    break;
+                }
+                xv.clear();
+                xv.extend(row(xs, w, t).iter().map(|&v| tape.var(v)));
+                next.clear();
+                f(&cur, &theta, &xv, t, &mut next);
+                check_len(name, "step", t, next.len(), ns);
+                std::mem::swap(&mut cur, &mut next);
+                s.clear();
+                s.extend(cur.iter().map(|v| v.value()));
+                t += 1;
+            }
+            self.theta = recycle(theta);
+            self.cur = recycle(cur);
+            self.next = recycle(next);
+            self.x = recycle(xv);
+            if stopped {
+                break;
+            }
+        }
+        t
+    }
+
+    /// The vector-Jacobian product of steps `a..b` from state `s` (at `a`):
+    /// records them unrolled, seeds the final state with `lam`, sweeps
+    /// once; `lam` becomes ∂/∂s_a, and ∂/∂θ and ∂/∂x_t are added into `g_p`
+    /// and `g_x` (all rows; rows `a..b` are touched).
+    #[allow(clippy::too_many_arguments)]
+    fn vjp_steps(
+        &mut self,
+        f: &StepFn<T>,
+        name: &str,
+        s: &[T],
+        xs: &[T],
+        w: usize,
+        a: usize,
+        b: usize,
+        lam: &mut [T],
+        g_p: &mut [T],
+        g_x: &mut [T],
+    ) {
+        self.reset();
+        let ns = s.len();
+        let np = self.params.len();
+        let tape = &self.tape;
+        let mut theta = recycle(std::mem::take(&mut self.theta));
+        let mut cur = recycle(std::mem::take(&mut self.cur));
+        let mut next = recycle(std::mem::take(&mut self.next));
+        let mut xv = recycle(std::mem::take(&mut self.x));
+        for (j, &v) in self.params.iter().enumerate() {
+            theta.push(Var {
+                tape,
+                idx: 1 + j as u32,
+                val: v,
+            });
+        }
+        let s_first = 1 + np;
+        cur.extend(s.iter().map(|&v| tape.var(v)));
+        self.xpos.clear();
+        for t in a..b {
+            self.xpos.push(tape.len() as u32);
+            xv.clear();
+            xv.extend(row(xs, w, t).iter().map(|&v| tape.var(v)));
+            next.clear();
+            f(&cur, &theta, &xv, t, &mut next);
+            check_len(name, "step", t, next.len(), ns);
+            std::mem::swap(&mut cur, &mut next);
+        }
+        let top = cur.iter().map(|v| v.index()).max().unwrap_or(0);
+        let adj = &mut self.adj;
+        adj.clear();
+        adj.resize(top + 1, T::zero());
+        for (v, &g) in cur.iter().zip(lam.iter()) {
+            adj[v.index()] += g;
+        }
+        if tape.customs_ref().is_empty() {
+            // newest node first; the parameter leaves have no parents
+            let nodes = tape.nodes_ref();
+            for i in (1 + np..=top).rev() {
+                let g = adj[i];
+                if g.is_zero() {
+                    continue;
+                }
+                let nd = nodes[i];
+                adj[nd.parents[0] as usize] += g * nd.partials[0];
+                adj[nd.parents[1] as usize] += g * nd.partials[1];
+            }
+        } else {
+            let seeds: Vec<(u32, T)> = cur
+                .iter()
+                .zip(lam.iter())
+                .map(|(v, &g)| (v.index() as u32, g))
+                .collect();
+            sweep(tape, adj, &seeds, false);
+        }
+        let get = |i: usize| adj.get(i).copied().unwrap_or(T::zero());
+        for (j, g) in g_p.iter_mut().enumerate() {
+            *g += get(1 + j);
+        }
+        for (i, g) in lam.iter_mut().enumerate() {
+            *g = get(s_first + i);
+        }
+        for (q, &first) in self.xpos.iter().enumerate() {
+            let t = a + q;
+            for (c, g) in g_x[t * w..(t + 1) * w].iter_mut().enumerate() {
+                *g += get(first as usize + c);
+            }
+        }
+        self.theta = recycle(theta);
+        self.cur = recycle(cur);
+        self.next = recycle(next);
+        self.x = recycle(xv);
+    }
+}
+
+/// β(s, r) = C(s + r, s): the most steps `s` snapshots reverse with at most
+/// `r` recomputations of any step (saturating).
+fn beta(s: usize, r: usize) -> usize {
+    let k = s.min(r) as u128;
+    let n = (s + r) as u128;
+    let mut b: u128 = 1;
+    for i in 1..=k {
+        b = b * (n - k + i) / i;
+        if b > usize::MAX as u128 {
+            return usize::MAX;
+        }
+    }
+    b as usize
+}
+
+/// Where to put the next snapshot when reversing `l ≥ 2` steps with `s ≥ 1`
+/// snapshots (the start's included): the offset `j` in `1..l` of the
+/// binomial schedule. The later `l - j` steps are reversed with `s - 1`
+/// snapshots, the first `j` with `s`.
+fn split(l: usize, s: usize) -> usize {
+    debug_assert!(l >= 2 && s >= 1);
+    if s == 1 {
+        return l - 1;
+    }
+    let mut r = 1;
+    while beta(s, r) < l {
+        r += 1;
+    }
+    // Both parts reversed at their own binomial optimum: the first `j`
+    // steps with `s` snapshots and `r - 1` repetitions, the last `l - j`
+    // with `s - 1` snapshots and `r`.
+    let lo = if r >= 2 { beta(s, r - 2) } else { 1 }
+        .max(l.saturating_sub(beta(s - 1, r)))
+        .max(1);
+    let hi = beta(s, r - 1).min(l - beta(s - 1, r - 1)).min(l - 1);
+    debug_assert!(lo <= hi, "split({l}, {s}): {lo} > {hi}");
+    lo
+}
+
+/// The automatic number of snapshots for `n` known blocks: `2⌈log₂ n⌉`,
+/// at least 2.
+fn auto_snapshots(n: usize) -> usize {
+    let lg = usize::BITS - n.saturating_sub(1).leading_zeros();
+    (2 * lg as usize).max(2)
+}
+
+/// The snapshot budget of online checkpointing after `t` blocks.
+fn online_budget(t: usize) -> usize {
+    let lg = usize::BITS - t.leading_zeros();
+    (lg as usize).max(8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Forward steps the reversal of `l` steps with `s` snapshots
+    /// recomputes (no first descent taken in advance).
+    fn cost(l: usize, s: usize) -> usize {
+        let mut b = l;
+        let mut total = 0;
+        while b > 1 {
+            let j = split(b, s);
+            total += j + cost(b - j, s - 1);
+            b = j;
+        }
+        total
+    }
+
+    #[test]
+    fn beta_is_binomial() {
+        assert_eq!(beta(0, 5), 1);
+        assert_eq!(beta(1, 5), 6);
+        assert_eq!(beta(3, 2), 10);
+        assert_eq!(beta(24, 8), 10_518_300);
+        assert_eq!(beta(200, 200), usize::MAX);
+    }
+
+    #[test]
+    fn split_is_optimal() {
+        // opt[l][s]: fewest recomputed steps over every split
+        let (lmax, smax) = (70, 6);
+        let inf = usize::MAX / 4;
+        let mut opt = vec![vec![inf; smax + 1]; lmax + 1];
+        for row in opt.iter_mut().take(2) {
+            row.iter_mut().for_each(|v| *v = 0);
+        }
+        for l in 2..=lmax {
+            for s in 1..=smax {
+                let mut best = inf;
+                for j in 1..l {
+                    let c = j + opt[l - j][s - 1] + opt[j][s];
+                    best = best.min(c);
+                }
+                opt[l][s] = best;
+            }
+        }
+        for l in 1..=lmax {
+            for s in 1..=smax {
+                assert_eq!(cost(l, s), opt[l][s], "l = {l}, s = {s}");
+                // Griewank: t·l − β(s + 1, t − 1) with t minimal, β(s, t) ≥ l
+                if l >= 2 {
+                    let mut t = 1;
+                    while beta(s, t) < l {
+                        t += 1;
+                    }
+                    assert_eq!(cost(l, s), t * l - beta(s + 1, t - 1), "l = {l}, s = {s}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn auto_counts() {
+        assert_eq!(auto_snapshots(1), 2);
+        assert_eq!(auto_snapshots(1000), 20);
+        assert_eq!(auto_snapshots(1 << 20), 40);
+        assert_eq!(online_budget(0), 8);
+        assert_eq!(online_budget(1 << 20), 21);
+    }
+}

@@ -1,0 +1,454 @@
+//! `chainrule bench recurrence`: time and peak heap of each way to reverse
+//! a long recursion (issue 4).
+//!
+//! Two workloads, N steps each:
+//! - `scalar`: s ← s·a + sin(s)·b from s0 = 0.5, a = 0.9, b = 0.1 (the
+//!   engine benchmark); gradient of s_N with respect to (s0, a, b). The
+//!   strategies run through [`Recurrence::apply`] on an outer tape.
+//! - `alpha`: front-to-back compositing of N fragments of one pixel,
+//!   loss (C − 0.3)², gradient with respect to every colour and opacity
+//!   (c, α ~ U(0, 0.5), as the JAX peer). The 2N inputs and their 2N
+//!   gradients live in buffers allocated before the measurement; the
+//!   strategies run through [`Recurrence::forward`] and
+//!   [`chainrule::Trajectory::backward`], the machinery `apply` wraps.
+//!
+//! Strategies: `tape` (the plain loop unrolled on a tape sized in advance),
+//! `store-all`, `checkpoint` (automatic snapshot count) and `invert`. Each
+//! run allocates its own memory (a new tape, new stored states), as a
+//! gradient in a training loop would. `peak_bytes` is the most heap in use
+//! during one gradient above what was live before it, counted by the
+//! binary's allocator (`crate::alloc`); `ns_per_step` is the fastest of
+//! `--reps` runs (forward and backward) divided by N.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use chainrule::{Recurrence, RecurrenceStats, Strategy, Tape};
+use clap::Args;
+use serde::Serialize;
+
+use crate::alloc::measure_peak;
+use crate::error::{CliError, CliResult};
+
+/// Arguments of `chainrule bench recurrence`.
+#[derive(Debug, Args)]
+pub struct RecurrenceArgs {
+    /// Numbers of steps, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1_000usize, 100_000, 10_000_000])]
+    pub n: Vec<usize>,
+    /// Timed repetitions per case (the fastest is reported).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Only these strategies (comma-separated: tape, store-all,
+    /// checkpoint, invert); all by default.
+    #[arg(long, value_delimiter = ',')]
+    pub strategy: Vec<String>,
+    /// Only this workload (scalar or alpha); both by default.
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One measured case.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct CaseResult {
+    /// `scalar` or `alpha`.
+    pub workload: &'static str,
+    /// `tape`, `store-all`, `checkpoint` or `invert`.
+    pub strategy: &'static str,
+    /// Number of steps.
+    pub n: usize,
+    /// Fastest gradient (forward and backward), nanoseconds per step.
+    pub ns_per_step: f64,
+    /// Peak heap bytes of one gradient above what was live before it.
+    pub peak_bytes: usize,
+    /// Forward step evaluations per step (1 except for checkpointing).
+    pub recompute_factor: f64,
+}
+
+/// What `bench recurrence --json` prints.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RecurrenceReport {
+    /// Every case, by workload, then N, then strategy.
+    pub results: Vec<CaseResult>,
+}
+
+/// The strategies, in report order.
+pub const STRATEGIES: [&str; 4] = ["tape", "store-all", "checkpoint", "invert"];
+
+fn strategy_of(name: &str) -> Strategy {
+    match name {
+        "store-all" => Strategy::StoreAll,
+        "checkpoint" => Strategy::Checkpoint { snapshots: None },
+        _ => Strategy::Invert,
+    }
+}
+
+/// The scalar recursion, with its inverse (Newton on s·a + sin(s)·b = y,
+/// monotone for a > |b|).
+pub fn scalar_recurrence(n: usize) -> Recurrence {
+    Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
+        .steps(n)
+        .inverse(|next, p, _x, _t, prev| {
+            let (a, b, y) = (p[0], p[1], next[0]);
+            let mut s = y / (a + b);
+            for _ in 0..60 {
+                let (sn, cs) = s.sin_cos();
+                let ds = (s * a + sn * b - y) / (a + b * cs);
+                s -= ds;
+                if ds.abs() <= 1e-17 * s.abs() {
+                    break;
+                }
+            }
+            prev[0] = s;
+        })
+        .name("scalar")
+}
+
+/// Alpha compositing: state (T, C), per-step inputs (c_i, α_i).
+pub fn alpha_recurrence() -> Recurrence {
+    Recurrence::new(|s, _p, x, _t, next| {
+        let (t, col) = (s[0], s[1]);
+        next.push(t * (1.0 - x[1]));
+        next.push(col + x[0] * x[1] * t);
+    })
+    .inputs_per_step(2)
+    .inverse(|next, _p, x, _t, prev| {
+        let t = next[0] / (1.0 - x[1]);
+        prev[0] = t;
+        prev[1] = next[1] - x[0] * x[1] * t;
+    })
+    .name("composite")
+}
+
+/// Inputs of the alpha workload, interleaved (c_0, α_0, c_1, α_1, …), from
+/// a fixed-seed generator; both uniform in [0, 0.5).
+pub fn alpha_inputs(n: usize) -> Vec<f64> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..2 * n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            0.5 * ((state >> 11) as f64 / (1u64 << 53) as f64)
+        })
+        .collect()
+}
+
+/// One scalar gradient with `strategy`: d s_N / d(s0, a, b).
+fn scalar_once(strategy: &str, n: usize) -> [f64; 3] {
+    let (s0, a, b) = (0.5, 0.9, 0.1);
+    if strategy == "tape" {
+        let tape = Tape::with_capacity(4 * n + 8);
+        let (vs, va, vb) = (tape.var(s0), tape.var(a), tape.var(b));
+        let s = super::ad::recursion(vs, va, vb, black_box(n));
+        let g = s.backward();
+        return [g.wrt(vs), g.wrt(va), g.wrt(vb)];
+    }
+    let rec = scalar_recurrence(n).strategy(strategy_of(strategy));
+    let tape = Tape::new();
+    let (vs, vp) = (tape.var(s0), tape.vars(&[a, b]));
+    let out = rec.apply(&[vs], &vp, &[]);
+    let g = out.state[0].backward();
+    [g.wrt(vs), g.wrt(vp[0]), g.wrt(vp[1])]
+}
+
+/// The statistics of one scalar reversal (untimed).
+fn scalar_stats(strategy: &str, n: usize) -> RecurrenceStats {
+    let traj = scalar_recurrence(n)
+        .strategy(strategy_of(strategy))
+        .forward(&[0.5], &[0.9, 0.1], &[]);
+    let (mut gs, mut gp) = ([0.0], [0.0; 2]);
+    traj.backward(&[], &[1.0], &mut gs, &mut gp, &mut [])
+}
+
+/// One alpha gradient: writes dL/d(c, α) into `grad` and returns the loss.
+fn alpha_once(strategy: &str, xs: &[f64], grad: &mut [f64]) -> (f64, RecurrenceStats) {
+    let n = xs.len() / 2;
+    if strategy == "tape" {
+        let tape = Tape::with_capacity(7 * n + 8);
+        let inputs = tape.vars(xs);
+        let mut t = tape.var(1.0);
+        let mut col = tape.var(0.0);
+        for f in inputs.chunks_exact(2) {
+            let (c, a) = (f[0], f[1]);
+            col += c * a * t;
+            t *= 1.0 - a;
+        }
+        let loss = (col - 0.3).square();
+        let g = loss.backward();
+        for (dst, v) in grad.iter_mut().zip(&inputs) {
+            *dst = g.wrt(*v);
+        }
+        let stats = RecurrenceStats {
+            steps: n,
+            vjps: n,
+            ..Default::default()
+        };
+        return (loss.value(), stats);
+    }
+    let rec = alpha_recurrence().strategy(strategy_of(strategy));
+    let traj = rec.forward(&[1.0, 0.0], &[], xs);
+    let col = traj.state()[1];
+    grad.iter_mut().for_each(|g| *g = 0.0);
+    let mut gs = [0.0; 2];
+    let stats = traj.backward(xs, &[0.0, 2.0 * (col - 0.3)], &mut gs, &mut [], grad);
+    ((col - 0.3) * (col - 0.3), stats)
+}
+
+/// Measures every strategy on both workloads for each N.
+pub fn measure(ns: &[usize], reps: usize) -> RecurrenceReport {
+    measure_some(ns, reps, &STRATEGIES, &["scalar", "alpha"])
+}
+
+/// Measures the given strategies on the given workloads for each N.
+pub fn measure_some(
+    ns: &[usize],
+    reps: usize,
+    strategies: &[&'static str],
+    workloads: &[&str],
+) -> RecurrenceReport {
+    let mut results = Vec::new();
+    let scalar_ns = if workloads.contains(&"scalar") {
+        ns
+    } else {
+        &[]
+    };
+    let alpha_ns = if workloads.contains(&"alpha") {
+        ns
+    } else {
+        &[]
+    };
+    for &n in scalar_ns {
+        for &strategy in strategies {
+            let mut times = Vec::with_capacity(reps);
+            let mut peak = 0;
+            let mut first: Option<[f64; 3]> = None;
+            for _ in 0..reps {
+                let t0 = Instant::now();
+                let (g, bytes) = measure_peak(|| scalar_once(strategy, n));
+                times.push(t0.elapsed().as_secs_f64() * 1e9 / n as f64);
+                peak = peak.max(bytes);
+                if let Some(f) = first {
+                    assert_eq!(f, g, "scalar {strategy}: not deterministic");
+                }
+                first = Some(black_box(g));
+            }
+            let stats = if strategy == "tape" {
+                RecurrenceStats {
+                    steps: n,
+                    ..Default::default()
+                }
+            } else {
+                scalar_stats(strategy, n)
+            };
+            let (min, _) = super::min_median(&mut times);
+            results.push(CaseResult {
+                workload: "scalar",
+                strategy,
+                n,
+                ns_per_step: min,
+                peak_bytes: peak,
+                recompute_factor: stats.recompute_factor(),
+            });
+        }
+    }
+    for &n in alpha_ns {
+        let xs = alpha_inputs(n);
+        let mut grad = vec![0.0; 2 * n];
+        for &strategy in strategies {
+            let mut times = Vec::with_capacity(reps);
+            let mut peak = 0;
+            let mut stats = RecurrenceStats::default();
+            for _ in 0..reps {
+                let t0 = Instant::now();
+                let ((loss, st), bytes) = measure_peak(|| alpha_once(strategy, &xs, &mut grad));
+                times.push(t0.elapsed().as_secs_f64() * 1e9 / n as f64);
+                peak = peak.max(bytes);
+                stats = st;
+                black_box(loss);
+            }
+            let (min, _) = super::min_median(&mut times);
+            results.push(CaseResult {
+                workload: "alpha",
+                strategy,
+                n,
+                ns_per_step: min,
+                peak_bytes: peak,
+                recompute_factor: stats.recompute_factor(),
+            });
+        }
+    }
+    RecurrenceReport { results }
+}
+
+/// Runs `chainrule bench recurrence`.
+pub fn run(args: RecurrenceArgs) -> CliResult {
+    if args.n.is_empty() || args.n.contains(&0) || args.reps == 0 {
+        return Err(CliError::usage(
+            "bench recurrence: every --n and --reps must be at least 1",
+        ));
+    }
+    if let Some(&big) = args.n.iter().find(|&&n| n > 100_000_000) {
+        return Err(CliError::usage(format!(
+            "bench recurrence: --n {big} is above 10^8 (the unrolled tape alone would need {} GB)",
+            big as u64 * 7 * 24 / 1_000_000_000
+        )));
+    }
+    let mut strategies: Vec<&'static str> = Vec::new();
+    for s in &args.strategy {
+        match STRATEGIES.iter().find(|k| **k == s.as_str()) {
+            Some(k) => strategies.push(k),
+            None => {
+                return Err(CliError::usage(format!(
+                    "bench recurrence: unknown --strategy `{s}` (tape, store-all, checkpoint or invert)"
+                )))
+            }
+        }
+    }
+    if strategies.is_empty() {
+        strategies = STRATEGIES.to_vec();
+    }
+    let workloads: Vec<&str> = match args.workload.as_deref() {
+        None => vec!["scalar", "alpha"],
+        Some(w @ ("scalar" | "alpha")) => vec![w],
+        Some(w) => {
+            return Err(CliError::usage(format!(
+                "bench recurrence: unknown --workload `{w}` (scalar or alpha)"
+            )))
+        }
+    };
+    let r = measure_some(&args.n, args.reps, &strategies, &workloads);
+    if args.json {
+        println!("{}", serde_json::to_string(&r).expect("report serialises"));
+    } else {
+        println!(
+            "recurrences, {} reps, fastest run ({})",
+            args.reps,
+            super::machine()
+        );
+        println!(
+            "  {:8} {:11} {:>10} {:>11} {:>14} {:>9}",
+            "workload", "strategy", "N", "ns/step", "peak bytes", "recompute"
+        );
+        for c in &r.results {
+            println!(
+                "  {:8} {:11} {:>10} {:>11.2} {:>14} {:>9.2}",
+                c.workload, c.strategy, c.n, c.ns_per_step, c.peak_bytes, c.recompute_factor
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_strategy_gives_the_tape_gradient() {
+        for n in [1, 37, 500] {
+            let g_ref = scalar_once("tape", n);
+            let xs = alpha_inputs(n);
+            let mut a_ref = vec![0.0; 2 * n];
+            let (l_ref, _) = alpha_once("tape", &xs, &mut a_ref);
+            for st in &STRATEGIES[1..] {
+                let g = scalar_once(st, n);
+                for k in 0..3 {
+                    assert!(
+                        (g[k] - g_ref[k]).abs() <= 1e-12 * g_ref[k].abs(),
+                        "{st} n={n}: {g:?} vs {g_ref:?}"
+                    );
+                }
+                let mut a = vec![0.0; 2 * n];
+                let (l, _) = alpha_once(st, &xs, &mut a);
+                assert_eq!(l, l_ref);
+                let scale = a_ref.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                for (x, y) in a.iter().zip(&a_ref) {
+                    assert!((x - y).abs() <= 1e-12 * scale, "{st} n={n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn report_has_the_contract_shape() {
+        let r = measure(&[50, 2000], 1);
+        assert_eq!(r.results.len(), 2 * 2 * 4);
+        let v = serde_json::to_value(&r).unwrap();
+        let obj = v.as_object().unwrap();
+        assert_eq!(obj.len(), 1);
+        for c in obj["results"].as_array().unwrap() {
+            let c = c.as_object().unwrap();
+            let mut keys: Vec<&str> = c.keys().map(|k| k.as_str()).collect();
+            keys.sort();
+            assert_eq!(
+                keys,
+                [
+                    "n",
+                    "ns_per_step",
+                    "peak_bytes",
+                    "recompute_factor",
+                    "strategy",
+                    "workload"
+                ]
+            );
+            assert!(["scalar", "alpha"].contains(&c["workload"].as_str().unwrap()));
+            assert!(STRATEGIES.contains(&c["strategy"].as_str().unwrap()));
+            assert!(c["ns_per_step"].as_f64().unwrap() > 0.0);
+            let f = c["recompute_factor"].as_f64().unwrap();
+            if c["strategy"] == "checkpoint" && c["n"] == 2000 {
+                assert!(f > 1.0, "{c:?}");
+            } else if c["strategy"] == "checkpoint" {
+                assert!(f >= 1.0, "{c:?}");
+            } else {
+                assert_eq!(f, 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_usage_errors() {
+        for (n, reps) in [
+            (vec![0], 1),
+            (vec![10], 0),
+            (vec![], 1),
+            (vec![1_000_000_000], 1),
+        ] {
+            let e = run(RecurrenceArgs {
+                n,
+                reps,
+                strategy: vec![],
+                workload: None,
+                json: true,
+            })
+            .unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().starts_with("bench recurrence:"), "{e}");
+        }
+        let bad_strategy = RecurrenceArgs {
+            n: vec![10],
+            reps: 1,
+            strategy: vec!["revolve".into()],
+            workload: None,
+            json: true,
+        };
+        assert!(run(bad_strategy)
+            .unwrap_err()
+            .to_string()
+            .contains("--strategy `revolve`"));
+        let bad_workload = RecurrenceArgs {
+            n: vec![10],
+            reps: 1,
+            strategy: vec![],
+            workload: Some("pixel".into()),
+            json: true,
+        };
+        assert!(run(bad_workload)
+            .unwrap_err()
+            .to_string()
+            .contains("--workload `pixel`"));
+    }
+}
