@@ -85,11 +85,13 @@ fn scalar_rec() -> Recurrence {
             // solve s·a + sin(s)·b = y by Newton (monotone when a > |b|)
             let (a, b, y) = (p[0], p[1], next[0]);
             let mut s = y / (a + b);
+            // quadratic convergence: once a correction is below 1e-9 of s,
+            // the corrected s is exact to rounding (the next would be ~1e-18)
             for _ in 0..60 {
                 let (sn, cs) = s.sin_cos();
                 let ds = (s * a + sn * b - y) / (a + b * cs);
                 s -= ds;
-                if ds.abs() <= 1e-17 * s.abs() {
+                if ds.abs() <= 1e-9 * s.abs() + f64::MIN_POSITIVE {
                     break;
                 }
             }

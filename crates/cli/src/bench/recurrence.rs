@@ -94,11 +94,13 @@ pub fn scalar_recurrence(n: usize) -> Recurrence {
         .inverse(|next, p, _x, _t, prev| {
             let (a, b, y) = (p[0], p[1], next[0]);
             let mut s = y / (a + b);
+            // quadratic convergence: once a correction is below 1e-9 of s,
+            // the corrected s is exact to rounding (the next would be ~1e-18)
             for _ in 0..60 {
                 let (sn, cs) = s.sin_cos();
                 let ds = (s * a + sn * b - y) / (a + b * cs);
                 s -= ds;
-                if ds.abs() <= 1e-17 * s.abs() {
+                if ds.abs() <= 1e-9 * s.abs() + f64::MIN_POSITIVE {
                     break;
                 }
             }
