@@ -524,3 +524,34 @@ fn invert_without_inverse_is_reported() {
 fn missing_length_is_reported() {
     Recurrence::new(|s, _p, _x, _t, next| next.push(s[0] * 2.0)).forward(&[1.0], &[], &[]);
 }
+
+#[test]
+#[should_panic(expected = "at least 1 snapshot")]
+fn zero_snapshots_are_reported() {
+    scalar_rec()
+        .steps(10)
+        .strategy(Strategy::Checkpoint { snapshots: Some(0) })
+        .forward(&[0.5], &[0.9, 0.1], &[]);
+}
+
+#[test]
+fn a_step_may_contain_a_recurrence() {
+    // each outer step runs an inner recursion (4 steps of s ← s·p + 0.1),
+    // recorded as a custom operation on the scratch tape
+    let inner = Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + 0.1))
+        .steps(4)
+        .strategy(Strategy::Checkpoint { snapshots: Some(2) });
+    let outer = Recurrence::new(move |s, p, _x, _t, next| {
+        let y = inner.apply(&[s[0]], &[p[0]], &[]).state[0];
+        next.push(y.sin() + s[1]);
+        next.push(s[1] * p[1]);
+    })
+    .steps(50);
+    let loss: Loss = |s| s[0] + s[1];
+    let (v_ref, g_ref, _) = run(&outer, None, &[0.3, 0.2], &[0.7, 0.95], &[], loss);
+    for st in &STRATEGIES[..3] {
+        let (v, g, _) = run(&outer, Some(*st), &[0.3, 0.2], &[0.7, 0.95], &[], loss);
+        assert_eq!(v, v_ref);
+        assert!(rel_diff(&g, &g_ref) <= 1e-12, "{st:?}: {g:?} vs {g_ref:?}");
+    }
+}
