@@ -24,17 +24,32 @@
 //! kernels with hand-written backward passes join the tape through
 //! [`Tape::custom_op`]; [`gradcheck`] compares any gradient with finite
 //! differences.
+//!
+//! Derivatives of derivatives come from the same engine: the tape is
+//! generic over its number type, and on a tape of forward-mode [`Dual`]
+//! numbers one backward sweep gives a Hessian-vector product ([`hvp`],
+//! [`hessian`]); [`jvp`] and [`jacobian_forward`] are forward mode.
 #![warn(missing_docs)]
 
 mod backward;
+pub mod dual;
 mod gradcheck;
+pub mod graph;
+pub mod higher;
 mod ops;
 pub mod recurrence;
 mod scalar;
 mod tape;
 
 pub use backward::{jacobian, vjp, Gradients};
+pub use dual::{jvp, Dual, DualN};
 pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport, InputCheck};
+pub use graph::{to_dot, Graph, GraphNode};
+pub use higher::{
+    grad_hessian, gradient, hessian, hvp, jacobian_auto, jacobian_forward, jacobian_reverse,
+    try_grad_hessian, try_gradient, try_hvp, Function, Hvp, SecondOrder, TryFunction, TryRecord,
+    VectorFunction,
+};
 pub use ops::{sigmoid, Operand};
 pub use recurrence::{
     InverseFn, Recurrence, RecurrenceOutput, RecurrenceStats, StepFn, Strategy, Trajectory,

@@ -5,6 +5,7 @@
 pub mod alloc;
 pub mod bench;
 pub mod error;
+pub mod grad;
 pub mod output;
 pub mod synth;
 

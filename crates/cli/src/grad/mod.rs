@@ -1,0 +1,436 @@
+//! `chainrule grad PROGRAM [NAME=VALUE ...]`: evaluates a small program on
+//! the engine's tape and prints its value and its gradient with respect to
+//! every input, optionally with a picture of the recorded graph.
+//!
+//! The language: numbers, names, `+ - * /`, `^` (or `**`, right-associative
+//! and tighter than unary minus), calls of the built-in functions
+//! ([`eval::BUILTINS`]) and constants `pi` and `e`; statements separated by
+//! `;` or line breaks, `name = expr` binding an intermediate, the last
+//! statement giving the output; user functions `fn f(a, b) = expr` that may
+//! recurse, with `if c then a else b`, comparisons `< <= > >= == !=`,
+//! `and`, `or`, `not`. Recursion is differentiated like any other code: the
+//! tape records what ran.
+//!
+//! ```
+//! use chainrule_cli::grad::{gradient, GradOptions};
+//! let r = gradient("w = x * 2; u = w + 3; y = u / 2", &[("x".into(), 5.0)],
+//!                  &GradOptions::default()).unwrap();
+//! assert_eq!(r.value, 6.5);
+//! assert_eq!(r.gradient, vec![("x".to_string(), 1.0)]);
+//! ```
+
+use std::path::PathBuf;
+
+use chainrule::{Graph, Op, Tape};
+use clap::Args;
+
+use crate::error::{CliError, CliResult};
+use crate::output::write_atomic;
+
+pub mod error;
+pub mod eval;
+pub mod lexer;
+pub mod parser;
+pub mod svg;
+
+pub use error::{ErrorKind, LangError, Pos};
+use eval::{evaluate, EvalOptions, Num};
+
+/// Arguments of `chainrule grad`.
+#[derive(Debug, Args)]
+#[command(after_help = "The language:\n  \
+numbers 2 0.5 1e-3, names, + - * /, ^ or ** (right-associative; -x^2 is -(x^2)), parentheses\n  \
+functions: exp log ln log2 log10 sqrt cbrt square recip sin cos tan asin acos atan atan2\n  \
+           sinh cosh tanh sigmoid relu softplus abs hypot pow min max; constants pi e\n  \
+statements separated by ; or new lines; name = expr binds an intermediate; the last is the output\n  \
+fn f(a, b) = expr defines a function (it may recurse; it sees its parameters and the inputs)\n  \
+if c then a else b, comparisons < <= > >= == !=, and, or, not; # starts a comment\n\n\
+Examples:\n  chainrule grad \"w = x * 2; u = w + 3; y = u / 2\" x=5\n  \
+chainrule grad \"fn p(x, n) = if n == 0 then 1 else x * p(x, n - 1); p(x, 5)\" x=2 --json --svg p.svg")]
+pub struct GradArgs {
+    /// The program, or @FILE to read it from a file.
+    #[arg(allow_hyphen_values = true)]
+    pub program: String,
+    /// Input values as NAME=VALUE, one per input of the program.
+    #[arg(value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+    /// Print one JSON object {"value": .., "gradient": {name: ..}}.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the recorded graph as Graphviz DOT to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub dot: Option<PathBuf>,
+    /// Draw the recorded graph as SVG to FILE (no Graphviz needed).
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Deepest nesting of function calls (recursion) allowed.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_depth: usize,
+    /// Most evaluation steps allowed (stops runaway recursion).
+    #[arg(long, default_value_t = 5_000_000)]
+    pub max_steps: u64,
+}
+
+/// Settings of [`gradient`].
+#[derive(Clone, Copy, Debug)]
+pub struct GradOptions {
+    /// Deepest nesting of user-function calls.
+    pub max_depth: usize,
+    /// Most evaluation steps.
+    pub max_steps: u64,
+    /// Whether to export the graph.
+    pub graph: bool,
+}
+
+impl Default for GradOptions {
+    /// Depth 10,000, 5,000,000 steps, no graph.
+    fn default() -> Self {
+        GradOptions {
+            max_depth: 10_000,
+            max_steps: 5_000_000,
+            graph: false,
+        }
+    }
+}
+
+/// What [`gradient`] computed.
+#[derive(Clone, Debug)]
+pub struct GradResult {
+    /// The output's value.
+    pub value: f64,
+    /// ∂output/∂input for each input, in the order given.
+    pub gradient: Vec<(String, f64)>,
+    /// The recorded graph, if asked for.
+    pub graph: Option<Graph>,
+}
+
+/// Stack bytes assumed per level of expression or call while sizing the
+/// evaluator's thread (generous: unoptimised builds use large frames).
+const FRAME_BYTES: usize = 4096;
+const MIN_STACK: usize = 64 << 20;
+const MAX_STACK: usize = 4 << 30;
+
+/// Parses and evaluates `src` at `inputs` (each name once), and returns the
+/// value and the gradient. Runs the evaluator on a thread whose stack is
+/// sized for `opts.max_depth`, so deep recursion ends with an error, never a
+/// stack overflow. A NaN or infinite value or gradient is an error naming
+/// the first operation that produced one, and where in the program.
+pub fn gradient(
+    src: &str,
+    inputs: &[(String, f64)],
+    opts: &GradOptions,
+) -> Result<GradResult, LangError> {
+    let program = parser::parse(src)?;
+    let names: Vec<&str> = inputs.iter().map(|i| i.0.as_str()).collect();
+    eval::check(&program, &names)?;
+    let fn_height = program
+        .functions
+        .iter()
+        .map(|f| f.body.height as usize)
+        .max()
+        .unwrap_or(0);
+    let main_height = program
+        .stmts
+        .iter()
+        .map(|s| s.expr().height as usize)
+        .max()
+        .unwrap_or(0);
+    let levels = main_height.saturating_add(
+        opts.max_depth
+            .saturating_add(1)
+            .saturating_mul(fn_height + 2),
+    );
+    let stack = levels
+        .saturating_mul(FRAME_BYTES)
+        .saturating_add(MIN_STACK)
+        .min(MAX_STACK);
+    let eval_opts = EvalOptions {
+        max_depth: opts.max_depth,
+        max_steps: opts.max_steps,
+        stack_budget: stack - (16 << 20),
+    };
+    let inputs = inputs.to_vec();
+    let want_graph = opts.graph;
+    let handle = std::thread::Builder::new()
+        .name("chainrule-grad".into())
+        .stack_size(stack)
+        .spawn(move || run_on_tape(&program, &inputs, &eval_opts, want_graph))
+        .map_err(|e| {
+            LangError::new(
+                ErrorKind::Limit,
+                None,
+                format!(
+                    "cannot start the evaluator with a {} MiB stack ({e}); lower --max-depth",
+                    stack >> 20
+                ),
+            )
+        })?;
+    handle.join().unwrap_or_else(|_| {
+        Err(LangError::new(
+            ErrorKind::Limit,
+            None,
+            "internal error: the evaluator stopped unexpectedly",
+        ))
+    })
+}
+
+fn run_on_tape(
+    program: &parser::Program,
+    inputs: &[(String, f64)],
+    opts: &EvalOptions,
+    want_graph: bool,
+) -> Result<GradResult, LangError> {
+    let mut tape = Tape::new();
+    tape.set_check_finite(true);
+    let ev = evaluate(program, &tape, inputs, opts)?;
+    let out = match ev.output {
+        Num::Var(v) => v,
+        Num::Const(c) => {
+            if !c.is_finite() {
+                let (pos, what) = ev
+                    .first_non_finite_constant
+                    .clone()
+                    .map_or((None, "?".to_string()), |(p, w)| (Some(p), w));
+                return Err(LangError::new(
+                    ErrorKind::NonFinite,
+                    pos,
+                    format!("the result is {c}: first produced by `{what}` here"),
+                ));
+            }
+            // The output depends on no input: one leaf shows it.
+            let leaf = tape.var(c);
+            tape.name(leaf, "constant output");
+            leaf
+        }
+    };
+    if !out.value().is_finite() {
+        let (node, op) = first_bad_ancestor(&tape, out.index())
+            .map(|i| (i, op_name(&tape, i)))
+            .unwrap_or((out.index(), "?".into()));
+        let pos = ev.origins.get(node).copied().flatten();
+        return Err(LangError::new(
+            ErrorKind::NonFinite,
+            pos,
+            format!(
+                "the result is {}: the first non-finite value was produced by `{op}` here",
+                out.value()
+            ),
+        ));
+    }
+    let (grads, backward_bad) = match out.try_backward() {
+        Ok(g) => (g, None),
+        Err(nf) if nf.in_backward => (out.backward(), Some(nf)),
+        // A NaN or infinity off the output's path: harmless unless a
+        // gradient turns out non-finite below.
+        Err(_) => (out.backward(), None),
+    };
+    let gradient: Vec<(String, f64)> = ev
+        .inputs
+        .iter()
+        .map(|(n, v)| (n.clone(), grads.wrt(*v)))
+        .collect();
+    if let Some((name, g)) = gradient.iter().find(|(_, g)| !g.is_finite()) {
+        let culprit = match &backward_bad {
+            Some(nf) => Some((
+                nf.node,
+                format!("first produced by the derivative of `{}`", nf.op),
+            )),
+            None => {
+                // Every product was finite: a sum of gradients overflowed.
+                // The highest node with a non-finite gradient is where.
+                let adj = grads.as_slice();
+                (1..adj.len())
+                    .rev()
+                    .find(|&i| !adj[i].is_finite())
+                    .map(|i| {
+                        (
+                            i,
+                            format!(
+                                "it overflowed while adding up the gradients that reach `{}`",
+                                op_name(&tape, i)
+                            ),
+                        )
+                    })
+            }
+        };
+        let (node, why) = culprit.unwrap_or((out.index(), "cause unknown".into()));
+        let pos = ev.origins.get(node).copied().flatten();
+        return Err(LangError::new(
+            ErrorKind::NonFinite,
+            pos,
+            format!("the gradient with respect to `{name}` is {g}: {why} here"),
+        ));
+    }
+    let graph = want_graph.then(|| Graph::from_tape(&tape, out, &grads));
+    Ok(GradResult {
+        value: out.value(),
+        gradient,
+        graph,
+    })
+}
+
+/// The first node (in tape order) with a non-finite value among those the
+/// node `out` depends on.
+fn first_bad_ancestor(tape: &Tape, out: usize) -> Option<usize> {
+    let trace = tape.trace();
+    let mut needed = vec![false; out + 1];
+    needed[out] = true;
+    for i in (1..=out).rev() {
+        if needed[i] {
+            for p in tape.parents_of(i) {
+                needed[p] = true;
+            }
+        }
+    }
+    (1..=out).find(|&i| needed[i] && trace.get(i).is_some_and(|e| !e.value.is_finite()))
+}
+
+fn op_name(tape: &Tape, i: usize) -> String {
+    match tape.trace().get(i).map(|e| e.op) {
+        Some(Op::Custom) => tape.custom_name_of(i).unwrap_or_else(|| "custom".into()),
+        Some(op) => op.name().to_string(),
+        None => "?".into(),
+    }
+}
+
+/// Parses `NAME=VALUE` arguments: names valid and given once, values
+/// finite numbers.
+pub fn parse_inputs(args: &[String]) -> Result<Vec<(String, f64)>, String> {
+    let mut out: Vec<(String, f64)> = Vec::with_capacity(args.len());
+    for a in args {
+        let Some((name, value)) = a.split_once('=') else {
+            return Err(format!(
+                "input `{a}` is not of the form NAME=VALUE (for example x=5)"
+            ));
+        };
+        let name = name.trim();
+        if !eval::is_identifier(name) {
+            return Err(format!(
+                "input `{a}`: `{name}` is not a name (letters, digits and `_`, not starting with a digit)"
+            ));
+        }
+        let v: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("input `{a}`: `{value}` is not a number"))?;
+        if !v.is_finite() {
+            return Err(format!("input `{a}`: the value must be a finite number"));
+        }
+        if out.iter().any(|(n, _)| n == name) {
+            return Err(format!("input `{name}` is given twice"));
+        }
+        out.push((name.to_string(), v));
+    }
+    Ok(out)
+}
+
+/// A number in full precision, as short as round-trips: `6.5`, `1`,
+/// `1e-20`.
+pub fn fmt_full(x: f64) -> String {
+    let a = x.abs();
+    if x == 0.0 || (1e-5..1e16).contains(&a) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
+}
+
+/// The one-line JSON object of `--json`: `{"value":..,"gradient":{..}}`
+/// with the inputs in the order given.
+pub fn to_json(r: &GradResult) -> String {
+    let mut s = format!("{{\"value\":{},\"gradient\":{{", json_num(r.value));
+    for (i, (n, g)) in r.gradient.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&serde_json::to_string(n).unwrap_or_default());
+        s.push(':');
+        s.push_str(&json_num(*g));
+    }
+    s.push_str("}}");
+    s
+}
+
+fn json_num(x: f64) -> String {
+    serde_json::to_string(&x).unwrap_or_else(|_| "null".into())
+}
+
+/// Runs `chainrule grad`.
+pub fn run(args: GradArgs) -> CliResult {
+    let (src, file) = match args.program.strip_prefix('@') {
+        Some(path) => {
+            let p = PathBuf::from(path);
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| CliError::file(&p, format!("cannot read the program: {e}")))?;
+            (text, Some(path.to_string()))
+        }
+        None => (args.program.clone(), None),
+    };
+    let inputs = parse_inputs(&args.inputs).map_err(CliError::usage)?;
+    let opts = GradOptions {
+        max_depth: args.max_depth,
+        max_steps: args.max_steps,
+        graph: args.dot.is_some() || args.svg.is_some(),
+    };
+    let r = gradient(&src, &inputs, &opts)
+        .map_err(|e| CliError::usage(e.render(&src, file.as_deref())))?;
+    if let Some(graph) = &r.graph {
+        write_pictures(graph, args.dot.as_deref(), args.svg.as_deref())?;
+    }
+    if args.json {
+        println!("{}", to_json(&r));
+    } else {
+        println!("value = {}", fmt_full(r.value));
+        for (n, g) in &r.gradient {
+            println!("d/d{n} = {}", fmt_full(*g));
+        }
+    }
+    Ok(())
+}
+
+fn write_pictures(
+    graph: &Graph,
+    dot: Option<&std::path::Path>,
+    svg_path: Option<&std::path::Path>,
+) -> CliResult {
+    let dot_text = graph.to_dot();
+    if let Some(p) = dot {
+        write_atomic(p, dot_text.as_bytes())?;
+    }
+    if let Some(p) = svg_path {
+        let too_large = graph.len() > svg::MAX_SVG_NODES;
+        let drawn = if too_large {
+            None
+        } else {
+            svg::render_svg(graph)
+        };
+        match drawn {
+            Some(text) => write_atomic(p, text.as_bytes())?,
+            None => {
+                let why = if too_large {
+                    format!(
+                        "the graph has {} nodes, too many to draw legibly (limit {})",
+                        graph.len(),
+                        svg::MAX_SVG_NODES
+                    )
+                } else {
+                    "the graph could not be laid out".to_string()
+                };
+                let where_dot = match dot {
+                    Some(d) => d.to_path_buf(),
+                    None => {
+                        let d = p.with_extension("dot");
+                        write_atomic(&d, dot_text.as_bytes())?;
+                        d
+                    }
+                };
+                eprintln!(
+                    "note: {why}; no SVG written to {}; the DOT is in {}",
+                    p.display(),
+                    where_dot.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
