@@ -328,6 +328,36 @@ proptest! {
     }
 
     #[test]
+    fn a_value_step_changes_nothing_but_speed(
+        s0 in -1.5f64..1.5, a in 0.8f64..0.95, b in 0.0f64..0.05, n in 0usize..1500,
+        frags in proptest::collection::vec((0.0f64..1.0, 0.0f64..0.99), 1..800),
+        block in 1usize..80,
+    ) {
+        let rec = scalar_rec()
+            .values(|s, p, _x, _t, next| next[0] = s[0] * p[0] + s[0].sin() * p[1])
+            .steps(n)
+            .block(block);
+        check_all(&rec, &[s0], &[a, b], &[], first, 1e-12);
+        let xs: Vec<f64> = frags.iter().flat_map(|&(c, a)| [c, a]).collect();
+        let rec = alpha_rec()
+            .values(|s, _p, x, _t, next| {
+                next[0] = s[0] * (1.0 - x[1]);
+                next[1] = s[1] + x[0] * x[1] * s[0];
+            })
+            .until(|s, _t| s[0] < 1e-4, usize::MAX)
+            .block(block);
+        let w = check_all(&rec, &[1.0, 0.0], &[], &xs, alpha_loss, 1e-12);
+        // the same operations in the same order: the very same gradients
+        for st in STRATEGIES {
+            let with = run(&rec, Some(st), &[1.0, 0.0], &[], &xs, alpha_loss);
+            let without = run(&alpha_rec().until(|s, _t| s[0] < 1e-4, usize::MAX).block(block),
+                Some(st), &[1.0, 0.0], &[], &xs, alpha_loss);
+            prop_assert_eq!(with, without);
+        }
+        prop_assert!(w <= 1e-12);
+    }
+
+    #[test]
     fn any_snapshot_count_works(n in 1usize..300, c in 1usize..12, block in 1usize..5) {
         let rec = scalar_rec().steps(n).block(block);
         let st = Strategy::Checkpoint { snapshots: Some(c) };
