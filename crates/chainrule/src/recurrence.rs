@@ -26,6 +26,10 @@
 //! `K = 1` gives the textbook strategies step by step (store-all then keeps
 //! every state).
 //!
+//! The forward pass (and checkpointing's recomputations) evaluate the step
+//! by recording it on the scratch tape and reading the values, unless a
+//! plain-value twin of the step is given with [`Recurrence::values`].
+//!
 //! # Checkpointing
 //!
 //! With `N` known ([`Recurrence::steps`]) the reverse pass follows binomial
