@@ -26,6 +26,10 @@
 //! `K = 1` gives the textbook strategies step by step (store-all then keeps
 //! every state).
 //!
+//! The forward pass (and checkpointing's recomputations) evaluate the step
+//! by recording it on the scratch tape and reading the values, unless a
+//! plain-value twin of the step is given with [`Recurrence::values`].
+//!
 //! # Checkpointing
 //!
 //! With `N` known ([`Recurrence::steps`]) the reverse pass follows binomial
@@ -103,6 +107,10 @@ pub type StepFn<T> = dyn for<'s> Fn(&[Var<'s, T>], &[Var<'s, T>], &[Var<'s, T>],
 /// writes `s_t` into `prev` given `next = s_{t+1}`.
 pub type InverseFn<T> = dyn Fn(&[T], &[T], &[T], usize, &mut [T]) + Send + Sync;
 
+/// The step on plain values (see [`Recurrence::values`]):
+/// `values(state, params, x, t, next)` writes `s_{t+1}` into `next`.
+pub type ValueFn<T> = dyn Fn(&[T], &[T], &[T], usize, &mut [T]) + Send + Sync;
+
 /// A stopping condition on the state's values: `until(s_t, t)` is checked
 /// before step `t`; the recursion stops (with `N = t`) when it is true.
 pub type UntilFn<T> = dyn Fn(&[T], usize) -> bool + Send + Sync;
@@ -172,6 +180,7 @@ impl RecurrenceStats {
 pub struct Recurrence<T: Scalar = f64> {
     step: Arc<StepFn<T>>,
     inverse: Option<Arc<InverseFn<T>>>,
+    values: Option<Arc<ValueFn<T>>>,
     until: Option<Arc<UntilFn<T>>>,
     steps: Option<usize>,
     max_steps: usize,
@@ -189,6 +198,7 @@ impl<T: Scalar> Clone for Recurrence<T> {
         Recurrence {
             step: self.step.clone(),
             inverse: self.inverse.clone(),
+            values: self.values.clone(),
             until: self.until.clone(),
             steps: self.steps,
             max_steps: self.max_steps,
@@ -210,6 +220,7 @@ impl<T: Scalar> std::fmt::Debug for Recurrence<T> {
             .field("inputs_per_step", &self.width)
             .field("block", &self.block)
             .field("invertible", &self.inverse.is_some())
+            .field("value_step", &self.values.is_some())
             .field("until", &self.until.is_some())
             .finish()
     }
@@ -271,6 +282,7 @@ impl<T: Scalar> Recurrence<T> {
         Recurrence {
             step: Arc::new(step),
             inverse: None,
+            values: None,
             until: None,
             steps: None,
             max_steps: usize::MAX,
@@ -353,6 +365,34 @@ impl<T: Scalar> Recurrence<T> {
         F: Fn(&[T], &[T], &[T], usize, &mut [T]) + Send + Sync + 'static,
     {
         self.inverse = Some(Arc::new(inverse));
+        self
+    }
+
+    /// The same step on plain values, optional: the forward pass and the
+    /// recomputations of checkpointing then call it instead of recording
+    /// the step on the scratch tape, which roughly halves the cost of
+    /// [`Strategy::StoreAll`] and [`Strategy::Invert`] (the reverse pass
+    /// still records the `Var` step to differentiate it). It must compute
+    /// the same function as the step, with the same operations in the same
+    /// order, so that the states agree bit for bit (then the gradients are
+    /// exactly those without it; a mismatch of a rounding error shifts them
+    /// by about as much).
+    ///
+    /// ```
+    /// use chainrule::Recurrence;
+    /// let rec = Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
+    ///     .values(|s, p, _x, _t, next| next[0] = s[0] * p[0] + s[0].sin() * p[1])
+    ///     .steps(100);
+    /// let plain = Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
+    ///     .steps(100);
+    /// let (a, b) = (rec.forward(&[0.5], &[0.9, 0.1], &[]), plain.forward(&[0.5], &[0.9, 0.1], &[]));
+    /// assert_eq!(a.state(), b.state());
+    /// ```
+    pub fn values<F>(mut self, values: F) -> Self
+    where
+        F: Fn(&[T], &[T], &[T], usize, &mut [T]) + Send + Sync + 'static,
+    {
+        self.values = Some(Arc::new(values));
         self
     }
 
@@ -529,7 +569,12 @@ impl<T: Scalar> Recurrence<T> {
             }
             true
         };
-        let t = sc.run(&*self.step, &self.name, &mut cur, xs, w, 0, limit, k, visit);
+        let f = Stepper {
+            step: &*self.step,
+            values: self.values.as_deref(),
+            name: &self.name,
+        };
+        let t = sc.run(f, &mut cur, xs, w, 0, limit, k, visit);
         Trajectory {
             rec: self.clone(),
             params: params.to_vec(),
@@ -745,8 +790,11 @@ impl<T: Scalar> Trajectory<T> {
         };
         let k = self.rec.block;
         let mut rv = Reverser {
-            step: &*self.rec.step,
-            name,
+            f: Stepper {
+                step: &*self.rec.step,
+                values: self.rec.values.as_deref(),
+                name,
+            },
             xs,
             w: self.rec.width,
             k,
@@ -816,8 +864,7 @@ impl<T: Scalar> Trajectory<T> {
 /// State of one reverse pass. Positions in `reverse` and `advance` count
 /// blocks of `k` steps.
 struct Reverser<'a, T: Scalar> {
-    step: &'a StepFn<T>,
-    name: &'a str,
+    f: Stepper<'a, T>,
     xs: &'a [T],
     w: usize,
     k: usize,
@@ -839,8 +886,8 @@ impl<T: Scalar> Reverser<'_, T> {
     /// Pulls `lam` back through steps `a..b` taken from state `s` (at `a`).
     fn vjp_steps(&mut self, a: usize, b: usize, s: &[T]) {
         self.sc.vjp_steps(
-            self.step,
-            self.name,
+            self.f.step,
+            self.f.name,
             s,
             self.xs,
             self.w,
@@ -893,17 +940,10 @@ impl<T: Scalar> Reverser<'_, T> {
         cur.clear();
         cur.extend_from_slice(&self.stack[depth * ns..(depth + 1) * ns]);
         let (s0, s1) = (a * self.k, m * self.k);
-        self.sc.run(
-            self.step,
-            self.name,
-            &mut cur,
-            self.xs,
-            self.w,
-            s0,
-            s1,
-            self.k,
-            |_, _| true,
-        );
+        self.sc
+            .run(self.f, &mut cur, self.xs, self.w, s0, s1, self.k, |_, _| {
+                true
+            });
         self.stats.recomputed += s1 - s0;
         self.stack[(depth + 1) * ns..(depth + 2) * ns].copy_from_slice(&cur);
         self.cur = cur;
@@ -940,6 +980,16 @@ struct Scratch<T: Scalar> {
     x: Vec<Var<'static, T>>,
     /// Node index of each recorded step's first input leaf.
     xpos: Vec<u32>,
+    /// The next state, for the value step.
+    vals: Vec<T>,
+}
+
+/// The step, and the value step if there is one.
+#[derive(Clone, Copy)]
+struct Stepper<'a, T: Scalar> {
+    step: &'a StepFn<T>,
+    values: Option<&'a ValueFn<T>>,
+    name: &'a str,
 }
 
 /// Reuses a vector's allocation for `Var`s of another lifetime.
@@ -968,6 +1018,7 @@ impl<T: Scalar> Scratch<T> {
             next: Vec::new(),
             x: Vec::new(),
             xpos: Vec::new(),
+            vals: Vec::new(),
         }
     }
 
@@ -988,8 +1039,7 @@ impl<T: Scalar> Scratch<T> {
     #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
-        f: &StepFn<T>,
-        name: &str,
+        f: Stepper<'_, T>,
         s: &mut Vec<T>,
         xs: &[T],
         w: usize,
@@ -1000,6 +1050,20 @@ impl<T: Scalar> Scratch<T> {
     ) -> usize {
         let ns = s.len();
         let mut t = a;
+        if let Some(vf) = f.values {
+            self.vals.clear();
+            self.vals.resize(ns, T::zero());
+            while t < b {
+                if !visit(t, s) {
+                    break;
+                }
+                vf(s, &self.params, row(xs, w, t), t, &mut self.vals);
+                std::mem::swap(s, &mut self.vals);
+                t += 1;
+            }
+            return t;
+        }
+        let (name, f) = (f.name, f.step);
         while t < b {
             let end = b.min(t.saturating_add(k));
             self.reset();

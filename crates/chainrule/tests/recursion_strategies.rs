@@ -85,11 +85,13 @@ fn scalar_rec() -> Recurrence {
             // solve s·a + sin(s)·b = y by Newton (monotone when a > |b|)
             let (a, b, y) = (p[0], p[1], next[0]);
             let mut s = y / (a + b);
+            // quadratic convergence: once a correction is below 1e-9 of s,
+            // the corrected s is exact to rounding (the next would be ~1e-18)
             for _ in 0..60 {
                 let (sn, cs) = s.sin_cos();
                 let ds = (s * a + sn * b - y) / (a + b * cs);
                 s -= ds;
-                if ds.abs() <= 1e-17 * s.abs() {
+                if ds.abs() <= 1e-9 * s.abs() + f64::MIN_POSITIVE {
                     break;
                 }
             }
@@ -326,6 +328,36 @@ proptest! {
     }
 
     #[test]
+    fn a_value_step_changes_nothing_but_speed(
+        s0 in -1.5f64..1.5, a in 0.8f64..0.95, b in 0.0f64..0.05, n in 0usize..1500,
+        frags in proptest::collection::vec((0.0f64..1.0, 0.0f64..0.99), 1..800),
+        block in 1usize..80,
+    ) {
+        let rec = scalar_rec()
+            .values(|s, p, _x, _t, next| next[0] = s[0] * p[0] + s[0].sin() * p[1])
+            .steps(n)
+            .block(block);
+        check_all(&rec, &[s0], &[a, b], &[], first, 1e-12);
+        let xs: Vec<f64> = frags.iter().flat_map(|&(c, a)| [c, a]).collect();
+        let rec = alpha_rec()
+            .values(|s, _p, x, _t, next| {
+                next[0] = s[0] * (1.0 - x[1]);
+                next[1] = s[1] + x[0] * x[1] * s[0];
+            })
+            .until(|s, _t| s[0] < 1e-4, usize::MAX)
+            .block(block);
+        let w = check_all(&rec, &[1.0, 0.0], &[], &xs, alpha_loss, 1e-12);
+        // the same operations in the same order: the very same gradients
+        for st in STRATEGIES {
+            let with = run(&rec, Some(st), &[1.0, 0.0], &[], &xs, alpha_loss);
+            let without = run(&alpha_rec().until(|s, _t| s[0] < 1e-4, usize::MAX).block(block),
+                Some(st), &[1.0, 0.0], &[], &xs, alpha_loss);
+            prop_assert_eq!(with, without);
+        }
+        prop_assert!(w <= 1e-12);
+    }
+
+    #[test]
     fn any_snapshot_count_works(n in 1usize..300, c in 1usize..12, block in 1usize..5) {
         let rec = scalar_rec().steps(n).block(block);
         let st = Strategy::Checkpoint { snapshots: Some(c) };
@@ -521,4 +553,77 @@ fn invert_without_inverse_is_reported() {
 #[should_panic(expected = "set its length")]
 fn missing_length_is_reported() {
     Recurrence::new(|s, _p, _x, _t, next| next.push(s[0] * 2.0)).forward(&[1.0], &[], &[]);
+}
+
+#[test]
+#[should_panic(expected = "at least 1 snapshot")]
+fn zero_snapshots_are_reported() {
+    scalar_rec()
+        .steps(10)
+        .strategy(Strategy::Checkpoint { snapshots: Some(0) })
+        .forward(&[0.5], &[0.9, 0.1], &[]);
+}
+
+#[test]
+fn a_step_may_contain_a_recurrence() {
+    // each outer step runs an inner recursion (4 steps of s ← s·p + 0.1),
+    // recorded as a custom operation on the scratch tape
+    let inner = Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + 0.1))
+        .steps(4)
+        .strategy(Strategy::Checkpoint { snapshots: Some(2) });
+    let outer = Recurrence::new(move |s, p, _x, _t, next| {
+        let y = inner.apply(&[s[0]], &[p[0]], &[]).state[0];
+        next.push(y.sin() + s[1]);
+        next.push(s[1] * p[1]);
+    })
+    .steps(50);
+    let loss: Loss = |s| s[0] + s[1];
+    let (v_ref, g_ref, _) = run(&outer, None, &[0.3, 0.2], &[0.7, 0.95], &[], loss);
+    for st in &STRATEGIES[..3] {
+        let (v, g, _) = run(&outer, Some(*st), &[0.3, 0.2], &[0.7, 0.95], &[], loss);
+        assert_eq!(v, v_ref);
+        assert!(rel_diff(&g, &g_ref) <= 1e-12, "{st:?}: {g:?} vs {g_ref:?}");
+    }
+}
+
+#[test]
+fn dual_numbers_give_second_derivatives_through_a_recurrence() {
+    // a tape of duals with a tangent on `a`: the reversal's gradient then
+    // carries d/da of every first derivative (forward over reverse), and
+    // must match the unrolled tape of duals in both parts
+    use chainrule::Dual;
+    type D = Dual<f64>;
+    let rec =
+        Recurrence::<D>::with_step(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
+            .steps(300)
+            .block(7);
+    let grads = |st: Option<Strategy>| {
+        let tape = Tape::<D>::default();
+        let s0 = tape.var(D::constant(0.5));
+        let p = tape.vars(&[D::new(0.9, 1.0), D::constant(0.1)]);
+        let out = match st {
+            Some(st) => rec.clone().strategy(st).apply(&[s0], &p, &[]),
+            None => rec.unroll(&[s0], &p, &[]),
+        };
+        let g = out.state[0].backward();
+        vec![g.wrt(s0), g.wrt(p[0]), g.wrt(p[1])]
+    };
+    let reference = grads(None);
+    assert!(reference[1].tangent() != 0.0);
+    for st in [
+        Strategy::StoreAll,
+        Strategy::Checkpoint { snapshots: Some(3) },
+    ] {
+        let g = grads(Some(st));
+        for (x, y) in g.iter().zip(&reference) {
+            assert!(
+                (x.value() - y.value()).abs() <= 1e-12 * y.value().abs(),
+                "{st:?}"
+            );
+            assert!(
+                (x.tangent() - y.tangent()).abs() <= 1e-12 * y.tangent().abs().max(1e-300),
+                "{st:?}: {x:?} vs {y:?}"
+            );
+        }
+    }
 }

@@ -13,7 +13,9 @@
 //!   [`chainrule::Trajectory::backward`], the machinery `apply` wraps.
 //!
 //! Strategies: `tape` (the plain loop unrolled on a tape sized in advance),
-//! `store-all`, `checkpoint` (automatic snapshot count) and `invert`. Each
+//! `store-all`, `checkpoint` (automatic snapshot count) and `invert`, all
+//! with the step's plain-value twin ([`Recurrence::values`]) for the forward
+//! pass and recomputations, and the default block of 32 steps. Each
 //! run allocates its own memory (a new tape, new stored states), as a
 //! gradient in a training loop would. `peak_bytes` is the most heap in use
 //! during one gradient above what was live before it, counted by the
@@ -90,15 +92,18 @@ fn strategy_of(name: &str) -> Strategy {
 /// monotone for a > |b|).
 pub fn scalar_recurrence(n: usize) -> Recurrence {
     Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
+        .values(|s, p, _x, _t, next| next[0] = s[0] * p[0] + s[0].sin() * p[1])
         .steps(n)
         .inverse(|next, p, _x, _t, prev| {
             let (a, b, y) = (p[0], p[1], next[0]);
             let mut s = y / (a + b);
+            // quadratic convergence: once a correction is below 1e-9 of s,
+            // the corrected s is exact to rounding (the next would be ~1e-18)
             for _ in 0..60 {
                 let (sn, cs) = s.sin_cos();
                 let ds = (s * a + sn * b - y) / (a + b * cs);
                 s -= ds;
-                if ds.abs() <= 1e-17 * s.abs() {
+                if ds.abs() <= 1e-9 * s.abs() + f64::MIN_POSITIVE {
                     break;
                 }
             }
@@ -115,6 +120,10 @@ pub fn alpha_recurrence() -> Recurrence {
         next.push(col + x[0] * x[1] * t);
     })
     .inputs_per_step(2)
+    .values(|s, _p, x, _t, next| {
+        next[0] = s[0] * (1.0 - x[1]);
+        next[1] = s[1] + x[0] * x[1] * s[0];
+    })
     .inverse(|next, _p, x, _t, prev| {
         let t = next[0] / (1.0 - x[1]);
         prev[0] = t;
