@@ -21,7 +21,7 @@
 
 use std::path::PathBuf;
 
-use chainrule::{Graph, Op, Tape};
+use chainrule::{try_grad_hessian, Graph, Op, Scalar, Tape, TryRecord, Var};
 use clap::Args;
 
 use crate::error::{CliError, CliResult};
@@ -69,6 +69,12 @@ pub struct GradArgs {
     /// Most evaluation steps allowed (stops runaway recursion).
     #[arg(long, default_value_t = 5_000_000)]
     pub max_steps: u64,
+    /// Also print the Hessian of the output with respect to the inputs
+    /// (rows and columns in the order the inputs were named; with --json,
+    /// a "hessian" key). Computed forward-over-reverse on a tape of dual
+    /// numbers, exact to rounding.
+    #[arg(long)]
+    pub hessian: bool,
 }
 
 /// Settings of [`gradient`].
@@ -80,6 +86,8 @@ pub struct GradOptions {
     pub max_steps: u64,
     /// Whether to export the graph.
     pub graph: bool,
+    /// Whether to compute the Hessian too.
+    pub hessian: bool,
 }
 
 impl Default for GradOptions {
@@ -89,6 +97,7 @@ impl Default for GradOptions {
             max_depth: 10_000,
             max_steps: 5_000_000,
             graph: false,
+            hessian: false,
         }
     }
 }
@@ -102,6 +111,8 @@ pub struct GradResult {
     pub gradient: Vec<(String, f64)>,
     /// The recorded graph, if asked for.
     pub graph: Option<Graph>,
+    /// ∂²output/∂input_i∂input_j, if asked for, in the inputs' order.
+    pub hessian: Option<Vec<Vec<f64>>>,
 }
 
 /// Stack bytes assumed per level of expression or call while sizing the
@@ -151,10 +162,17 @@ pub fn gradient(
     };
     let inputs = inputs.to_vec();
     let want_graph = opts.graph;
+    let want_hessian = opts.hessian;
     let handle = std::thread::Builder::new()
         .name("chainrule-grad".into())
         .stack_size(stack)
-        .spawn(move || run_on_tape(&program, &inputs, &eval_opts, want_graph))
+        .spawn(move || {
+            let mut r = run_on_tape(&program, &inputs, &eval_opts, want_graph)?;
+            if want_hessian {
+                r.hessian = Some(hessian_of(&program, &inputs, &eval_opts)?);
+            }
+            Ok(r)
+        })
         .map_err(|e| {
             LangError::new(
                 ErrorKind::Limit,
@@ -266,7 +284,65 @@ fn run_on_tape(
         value: out.value(),
         gradient,
         graph,
+        hessian: None,
     })
+}
+
+/// The program as a function of its inputs, for the engine's second-order
+/// helpers: it records its own leaves (named, in the order given), on a
+/// tape of any scalar, so a tape of dual numbers gives Hessian columns.
+struct Program<'a> {
+    program: &'a parser::Program,
+    names: Vec<String>,
+    opts: EvalOptions,
+}
+
+impl TryRecord for Program<'_> {
+    type Error = LangError;
+    fn try_record<'t, S: Scalar>(
+        &self,
+        tape: &'t Tape<S>,
+        x: &[S],
+    ) -> Result<(Vec<Var<'t, S>>, Var<'t, S>), LangError> {
+        let ins: Vec<(String, S)> = self.names.iter().cloned().zip(x.iter().copied()).collect();
+        let ev = evaluate(self.program, tape, &ins, &self.opts)?;
+        let y = match ev.output {
+            Num::Var(v) => v,
+            Num::Const(c) => tape.var(c),
+        };
+        Ok((ev.inputs.into_iter().map(|(_, v)| v).collect(), y))
+    }
+}
+
+/// The dense Hessian of the program at `inputs`, forward over reverse
+/// (one sweep per eight inputs). Non-finite entries are an error naming them.
+fn hessian_of(
+    program: &parser::Program,
+    inputs: &[(String, f64)],
+    opts: &EvalOptions,
+) -> Result<Vec<Vec<f64>>, LangError> {
+    let f = Program {
+        program,
+        names: inputs.iter().map(|i| i.0.clone()).collect(),
+        opts: *opts,
+    };
+    let x: Vec<f64> = inputs.iter().map(|i| i.1).collect();
+    let h = try_grad_hessian(&f, &x)?.hessian;
+    for (i, row) in h.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            if !v.is_finite() {
+                return Err(LangError::new(
+                    ErrorKind::NonFinite,
+                    None,
+                    format!(
+                        "the second derivative with respect to `{}` and `{}` is {v}",
+                        inputs[i].0, inputs[j].0
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(h)
 }
 
 /// The first node (in tape order) with a non-finite value among those the
@@ -347,7 +423,25 @@ pub fn to_json(r: &GradResult) -> String {
         s.push(':');
         s.push_str(&json_num(*g));
     }
-    s.push_str("}}");
+    s.push('}');
+    if let Some(h) = &r.hessian {
+        s.push_str(",\"hessian\":[");
+        for (i, row) in h.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push('[');
+            for (j, v) in row.iter().enumerate() {
+                if j > 0 {
+                    s.push(',');
+                }
+                s.push_str(&json_num(*v));
+            }
+            s.push(']');
+        }
+        s.push(']');
+    }
+    s.push('}');
     s
 }
 
@@ -371,6 +465,7 @@ pub fn run(args: GradArgs) -> CliResult {
         max_depth: args.max_depth,
         max_steps: args.max_steps,
         graph: args.dot.is_some() || args.svg.is_some(),
+        hessian: args.hessian,
     };
     let r = gradient(&src, &inputs, &opts)
         .map_err(|e| CliError::usage(e.render(&src, file.as_deref())))?;
@@ -383,6 +478,16 @@ pub fn run(args: GradArgs) -> CliResult {
         println!("value = {}", fmt_full(r.value));
         for (n, g) in &r.gradient {
             println!("d/d{n} = {}", fmt_full(*g));
+        }
+        if let Some(h) = &r.hessian {
+            println!("hessian (rows and columns: {}):", {
+                let names: Vec<&str> = r.gradient.iter().map(|g| g.0.as_str()).collect();
+                names.join(", ")
+            });
+            for row in h {
+                let cells: Vec<String> = row.iter().map(|v| fmt_full(*v)).collect();
+                println!("  [{}]", cells.join(", "));
+            }
         }
     }
     Ok(())
