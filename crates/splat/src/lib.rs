@@ -5,4 +5,6 @@
 //! chainrule tape as one custom operation, and is tested against a small
 //! reference written with plain `chainrule::Var` operations.
 #![warn(missing_docs)]
+
+pub mod raster;
 pub mod three;

@@ -13,6 +13,8 @@
 //!   dilation (optionally Mip-Splatting's opacity compensation), conic,
 //!   3σ radius, near/far and frustum culling;
 //! - [`sh`]: view-dependent colour from spherical harmonics of degree 0–3;
+//! - [`render`]: depth sort and the shared tiled rasterizer, giving RGB,
+//!   expected depth and alpha;
 //! - [`ply`]: the PLY layout of the original 3DGS exporter;
 //! - [`scene`]: the parameter container and a seeded random scene.
 
@@ -25,9 +27,11 @@ pub mod camera;
 pub mod ply;
 pub mod project;
 pub mod reference;
+pub mod render;
 pub mod scene;
 pub mod sh;
 
 pub use camera::Camera;
 pub use project::{ProjectOptions, Projected};
+pub use render::{render, render_backward, render_op, RenderImage, RenderOptions};
 pub use scene::Gaussians;

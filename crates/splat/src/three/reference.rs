@@ -4,10 +4,11 @@
 //! purpose; use [`super::project::project_op`] and [`super::sh::sh_op`] for
 //! real work.
 
-use chainrule::Var;
+use chainrule::{Tape, Var};
 
 use super::camera::Camera;
-use super::project::{ProjectOptions, ProjectedVars};
+use super::project::{ProjectOptions, Projected, ProjectedVars};
+use super::render::{depth_order, splat_bounds, RenderOptions, RenderVars, DEPTH_ALPHA_EPS};
 use super::scene::{sh_coeffs, GaussianVars};
 use super::sh::{SH_C0, SH_C1, SH_C2, SH_C3};
 
@@ -197,6 +198,92 @@ pub fn sh_reference<'t>(gv: &GaussianVars<'t>, campos: [f64; 3], degree: usize) 
                 v += *b * gv.sh[(i * kk + k) * 3 + ch];
             }
             out.push(v.relu());
+        }
+    }
+    out
+}
+
+/// The full render of [`super::render`] with every stage elementwise on the
+/// tape: [`project_reference`], [`sh_reference`], then per pixel the
+/// front-to-back compositing rules of [`crate::raster`] (α = min(0.99,
+/// o·exp(−q/2)), skipped below 1/255, stop before T < 1e-4, pixel centres at
+/// `(j + 0.5, i + 0.5)`), with the same depth order and splat boxes.
+pub fn render_reference<'t>(
+    tape: &'t Tape,
+    gv: &GaussianVars<'t>,
+    cam: &Camera,
+    opts: &RenderOptions,
+) -> RenderVars<'t> {
+    let degree = opts.sh_degree.unwrap_or(gv.sh_degree).min(gv.sh_degree);
+    let p = project_reference(gv, cam, &opts.project);
+    let colors = sh_reference(gv, cam.center(), degree);
+    let projected = Projected {
+        means2d: p
+            .means2d
+            .chunks_exact(2)
+            .map(|c| [c[0].value(), c[1].value()])
+            .collect(),
+        conics: p
+            .conics
+            .chunks_exact(3)
+            .map(|c| [c[0].value(), c[1].value(), c[2].value()])
+            .collect(),
+        depths: p.depths.iter().map(|v| v.value()).collect(),
+        opacities: p.opacities.iter().map(|v| v.value()).collect(),
+        radii: p.radii.clone(),
+    };
+    let order = depth_order(&projected);
+    let bounds = splat_bounds(&projected);
+    let (w, h) = (cam.width as usize, cam.height as usize);
+    let mut out = RenderVars {
+        width: w,
+        height: h,
+        rgb: Vec::with_capacity(3 * w * h),
+        depth: Vec::with_capacity(w * h),
+        alpha: Vec::with_capacity(w * h),
+    };
+    for i in 0..h {
+        let py = i as f64 + 0.5;
+        for j in 0..w {
+            let px = j as f64 + 0.5;
+            let mut t = tape.var(1.0);
+            let mut acc = [tape.var(0.0); 4];
+            for &k in &order {
+                let k = k as usize;
+                let b = bounds[k];
+                if !(px >= b[0] && px <= b[2] && py >= b[1] && py <= b[3]) {
+                    continue;
+                }
+                let dx = (p.means2d[2 * k] - px) * -1.0;
+                let dy = (p.means2d[2 * k + 1] - py) * -1.0;
+                let q = p.conics[3 * k] * dx * dx
+                    + p.conics[3 * k + 1] * dx * dy * 2.0
+                    + p.conics[3 * k + 2] * dy * dy;
+                let alpha = (p.opacities[k] * (q * -0.5).exp()).min(0.99);
+                if !(alpha.value() >= 1.0 / 255.0) {
+                    continue;
+                }
+                let next = t * (1.0 - alpha);
+                if next.value() < 1e-4 {
+                    break;
+                }
+                let wgt = alpha * t;
+                for c in 0..3 {
+                    acc[c] += colors[3 * k + c] * wgt;
+                }
+                acc[3] += p.depths[k] * wgt;
+                t = next;
+            }
+            for c in 0..3 {
+                out.rgb.push(acc[c] + t * opts.background[c]);
+            }
+            let a = 1.0 - t;
+            out.alpha.push(a);
+            out.depth.push(if a.value() > DEPTH_ALPHA_EPS {
+                acc[3] / a
+            } else {
+                acc[3] * 0.0
+            });
         }
     }
     out
