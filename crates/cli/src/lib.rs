@@ -6,5 +6,6 @@ pub mod alloc;
 pub mod bench;
 pub mod error;
 pub mod output;
+pub mod render3d;
 
 pub use error::CliError;

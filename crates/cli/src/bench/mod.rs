@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use crate::error::CliResult;
 
 pub mod ad;
+pub mod render3d;
 
 /// Arguments of `chainrule bench`.
 #[derive(Debug, Args)]
@@ -20,12 +21,15 @@ pub struct BenchArgs {
 pub enum Workload {
     /// Gradient of the scalar recursion s <- s*a + sin(s)*b against plain Rust.
     Ad(ad::AdArgs),
+    /// Forward and backward of one 3D Gaussian-splatting view (f32).
+    Render3d(render3d::Render3dArgs),
 }
 
 /// Runs `chainrule bench`.
 pub fn run(args: BenchArgs) -> CliResult {
     match args.workload {
         Workload::Ad(a) => ad::run(a),
+        Workload::Render3d(a) => render3d::run(a),
     }
 }
 
