@@ -5,7 +5,9 @@
 pub mod alloc;
 pub mod bench;
 pub mod error;
+pub mod fit;
 pub mod output;
+pub mod render;
 pub mod render3d;
 
 pub use error::CliError;

@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use crate::error::CliResult;
 
 pub mod ad;
+pub mod fit;
 pub mod render3d;
 
 /// Arguments of `chainrule bench`.
@@ -21,6 +22,8 @@ pub struct BenchArgs {
 pub enum Workload {
     /// Gradient of the scalar recursion s <- s*a + sin(s)*b against plain Rust.
     Ad(ad::AdArgs),
+    /// 2D Gaussian-splatting image fit: seconds per iteration, peak memory, PSNR.
+    Fit(fit::FitBenchArgs),
     /// Forward and backward of one 3D Gaussian-splatting view (f32).
     Render3d(render3d::Render3dArgs),
 }
@@ -29,6 +32,7 @@ pub enum Workload {
 pub fn run(args: BenchArgs) -> CliResult {
     match args.workload {
         Workload::Ad(a) => ad::run(a),
+        Workload::Fit(a) => fit::run(a),
         Workload::Render3d(a) => render3d::run(a),
     }
 }
