@@ -65,6 +65,13 @@ pub struct Render3dReport {
     pub backward_ms: f64,
     /// Median backward ms.
     pub backward_ms_median: f64,
+    /// CPU time of the forward pass summed over threads (ms per view, mean
+    /// over the reps; 10 ms resolution per rep, from /proc/self/stat; null
+    /// where unavailable). On a shared machine this is steadier than wall
+    /// time: with `k` idle cores the wall time is at least this / `k`.
+    pub forward_cpu_ms: Option<f64>,
+    /// CPU time of the backward pass summed over threads (ms per view).
+    pub backward_cpu_ms: Option<f64>,
     /// Peak heap bytes added by one forward plus backward (the scene itself
     /// excluded).
     pub peak_bytes: usize,
@@ -76,6 +83,19 @@ pub struct Render3dReport {
     pub mean_alpha: f64,
     /// The machine it ran on.
     pub machine: String,
+}
+
+/// CPU seconds (user + system) this process has used, all threads, from
+/// `/proc/self/stat` (Linux; assumes 100 clock ticks per second, the kernel's
+/// fixed USER_HZ).
+pub fn process_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // fields after the command name, which is in parentheses
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// Parses `WxH`.
@@ -122,27 +142,44 @@ pub fn measure(
     let (mut fwd_t, mut bwd_t) = (Vec::new(), Vec::new());
     let mut peak = 0;
     let mut stats = (0, 0, 0.0);
+    let (mut f_cpu, mut b_cpu) = (Some(0.0), Some(0.0));
+    let add = |acc: &mut Option<f64>, a: Option<f64>, b: Option<f64>| {
+        *acc = match (*acc, a, b) {
+            (Some(x), Some(a), Some(b)) => Some(x + (b - a) * 1e3),
+            _ => None,
+        }
+    };
     // one untimed warm-up (thread pool, first touch of memory)
     for rep in 0..=reps {
-        let ((f, b, st), p) = measure_peak(|| {
+        let ((f, b, st, cpu), p) = measure_peak(|| {
+            let c0 = process_cpu_seconds();
             let t = Instant::now();
             let (img, state) = render(&g, &cam, &opts).expect("shapes are consistent");
             let f = t.elapsed().as_secs_f64() * 1e3;
+            let c1 = process_cpu_seconds();
             let d_rgb: Vec<f32> = img.rgb.iter().map(|&v| 2.0 * (v - 0.5)).collect();
             let t = Instant::now();
             let grads = render_backward(&g, &cam, &opts, &state, &d_rgb, None, None)
                 .expect("shapes are consistent");
             let b = t.elapsed().as_secs_f64() * 1e3;
+            let c2 = process_cpu_seconds();
             std::hint::black_box(&grads);
             let visible = state.projected.radii.iter().filter(|&&r| r > 0).count();
             let mean_alpha =
                 img.alpha.iter().map(|&a| a as f64).sum::<f64>() / img.alpha.len() as f64;
-            (f, b, (visible, state.raster.tiles.ids.len(), mean_alpha))
+            (
+                f,
+                b,
+                (visible, state.raster.tiles.ids.len(), mean_alpha),
+                [c0, c1, c2],
+            )
         });
         if rep > 0 {
             fwd_t.push(f);
             bwd_t.push(b);
             peak = peak.max(p);
+            add(&mut f_cpu, cpu[0], cpu[1]);
+            add(&mut b_cpu, cpu[1], cpu[2]);
         }
         stats = st;
     }
@@ -158,6 +195,8 @@ pub fn measure(
         forward_ms_median: f_med,
         backward_ms: b_min,
         backward_ms_median: b_med,
+        forward_cpu_ms: f_cpu.map(|v| v / reps as f64),
+        backward_cpu_ms: b_cpu.map(|v| v / reps as f64),
         peak_bytes: peak,
         visible: stats.0,
         tile_pairs: stats.1,
@@ -191,6 +230,11 @@ pub fn run(args: Render3dArgs) -> CliResult {
             "  backward {:8.2} ms/view (median {:.2})",
             r.backward_ms, r.backward_ms_median
         );
+        if let (Some(fc), Some(bc)) = (r.forward_cpu_ms, r.backward_cpu_ms) {
+            println!(
+                "  CPU time summed over threads: forward {fc:.0} ms, backward {bc:.0} ms per view"
+            );
+        }
         println!(
             "  peak heap {:.1} MiB; {} visible, {} tile-splat pairs, mean alpha {:.3}",
             r.peak_bytes as f64 / (1 << 20) as f64,

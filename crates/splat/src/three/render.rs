@@ -7,8 +7,8 @@
 //! (`1 − T_final`), 0 where nothing was drawn. Splats are drawn front to
 //! back by camera depth (a parallel sort of `(depth, index)` keys; the
 //! rasterizer's binning keeps that order within every 16×16 tile). A splat
-//! touches the pixels inside its 3σ box (`mean ± radius`) that can reach
-//! `α ≥ 1/255` ([`crate::raster::opacity_aware_bound`]).
+//! touches the pixels inside the bounding box of its 3σ ellipse that can
+//! reach `α ≥ 1/255` ([`splat_bounds`]); the projection's radius only culls.
 //!
 //! Two ways to run it:
 //! - [`render`] and [`render_backward`]: the fused kernels called directly
@@ -26,7 +26,9 @@ use super::project::{
 };
 use super::scene::{GaussianVars, Gaussians};
 use super::sh::{sh_backward, sh_forward, sh_op};
-use crate::raster::{self, opacity_aware_bound, Blend, OwnedSplats, RasterError, Rendered};
+use crate::raster::{
+    self, opacity_aware_bound, three_sigma_bound, Blend, OwnedSplats, RasterError, Rendered,
+};
 
 /// Settings of a render.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -100,9 +102,10 @@ pub fn depth_order<T: Scalar>(p: &Projected<T>) -> Vec<u32> {
     keys.into_iter().map(|(_, i)| i).collect()
 }
 
-/// The screen box of every splat: its 3σ square `mean ± radius`
-/// intersected with the box where it can reach `α ≥ 1/255` (empty when
-/// culled).
+/// The screen box of every splat: the bounding box of its 3σ ellipse
+/// (inside the original's square `mean ± radius`, which uses the largest
+/// eigenvalue for both axes) intersected with the box where it can reach
+/// `α ≥ 1/255` (empty when culled).
 pub fn splat_bounds<T: Scalar>(p: &Projected<T>) -> Vec<[T; 4]> {
     (0..p.radii.len())
         .into_par_iter()
@@ -114,12 +117,12 @@ pub fn splat_bounds<T: Scalar>(p: &Projected<T>) -> Vec<[T; 4]> {
             }
             let m = p.means2d[i];
             let o = opacity_aware_bound(m, p.conics[i], p.opacities[i]);
-            let (mx, my) = (m[0].to_f64(), m[1].to_f64());
+            let e = three_sigma_bound(m, p.conics[i]);
             [
-                T::from_f64(o[0].to_f64().max(mx - r)),
-                T::from_f64(o[1].to_f64().max(my - r)),
-                T::from_f64(o[2].to_f64().min(mx + r)),
-                T::from_f64(o[3].to_f64().min(my + r)),
+                if o[0] > e[0] { o[0] } else { e[0] },
+                if o[1] > e[1] { o[1] } else { e[1] },
+                if o[2] < e[2] { o[2] } else { e[2] },
+                if o[3] < e[3] { o[3] } else { e[3] },
             ]
         })
         .collect()
