@@ -3,6 +3,7 @@
 //! direct kernel path against the tape path, and finite differences.
 
 use chainrule::{gradcheck, GradcheckOptions, Tape, Var};
+use splat::three::project::project_forward;
 use splat::three::reference::render_reference;
 use splat::three::render::{render, render_backward, render_op, RenderOptions};
 use splat::three::scene::{random_scene, GaussianVars, Gaussians, RandomScene, Rng};
@@ -23,7 +24,7 @@ fn camera(seed: u64, i: usize, w: u32, h: u32) -> Camera {
     let mut rng = Rng::new(seed * 31 + i as u64);
     Camera::orbit(
         [0.0; 3],
-        rng.range(1.0, 2.2),
+        rng.range(0.5, 1.8),
         rng.range(-0.5, 0.5),
         i,
         3,
@@ -83,10 +84,23 @@ fn assert_close(what: &str, a: &[f64], b: &[f64], rtol: f64) {
 fn full_pipeline_equals_all_var_reference() {
     let (w, h) = (32u32, 32u32);
     let mut covered = 0.0;
+    let (mut behind, mut straddling) = (0, 0);
     for seed in 0..2 {
         let g = scene(seed, 20);
         for i in 0..3 {
             let cam = camera(seed, i, w, h);
+            let p = project_forward(&g, &cam, &ProjectOptions::default());
+            behind += g
+                .means
+                .iter()
+                .filter(|m| cam.to_camera(**m)[2] <= 0.0)
+                .count();
+            straddling += (0..g.len())
+                .filter(|&k| {
+                    let (m, r) = (p.means2d[k][0], p.radii[k] as f64);
+                    p.radii[k] > 0 && ((m - r) / 16.0).floor() != ((m + r) / 16.0).floor()
+                })
+                .count();
             for aa in [false, true] {
                 let opts = RenderOptions {
                     project: ProjectOptions {
@@ -106,8 +120,13 @@ fn full_pipeline_equals_all_var_reference() {
             }
         }
     }
-    // the views are neither empty nor saturated
+    // the views are neither empty nor saturated, some Gaussians are behind
+    // a camera and some visible ones straddle tile borders
     assert!(covered > 0.5 && covered < 11.5, "mean alpha sum {covered}");
+    assert!(
+        behind > 0 && straddling > 5,
+        "behind {behind}, straddling {straddling}"
+    );
 }
 
 #[test]

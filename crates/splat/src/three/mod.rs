@@ -5,7 +5,7 @@
 //! over [`chainrule::Scalar`] (f32 for speed, f64 for checking), a
 //! hand-written backward pass, an operation on the chainrule tape, and a
 //! reference written with plain [`chainrule::Var`] operations
-//! ([`reference`]) that the tests compare the backward passes against:
+//! ([`reference`](mod@reference)) that the tests compare the backward passes against:
 //!
 //! - [`camera`]: intrinsics, world-to-camera pose (OpenCV axes) and the
 //!   conversion from OpenGL/Blender (NeRF) camera-to-world matrices;
@@ -13,7 +13,7 @@
 //!   dilation (optionally Mip-Splatting's opacity compensation), conic,
 //!   3σ radius, near/far and frustum culling;
 //! - [`sh`]: view-dependent colour from spherical harmonics of degree 0–3;
-//! - [`render`]: depth sort and the shared tiled rasterizer, giving RGB,
+//! - [`render`](mod@render): depth sort and the shared tiled rasterizer, giving RGB,
 //!   expected depth and alpha;
 //! - [`ply`]: the PLY layout of the original 3DGS exporter;
 //! - [`scene`]: the parameter container and a seeded random scene.

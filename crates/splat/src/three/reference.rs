@@ -203,7 +203,7 @@ pub fn sh_reference<'t>(gv: &GaussianVars<'t>, campos: [f64; 3], degree: usize) 
     out
 }
 
-/// The full render of [`super::render`] with every stage elementwise on the
+/// The full render of [`super::render`](mod@super::render) with every stage elementwise on the
 /// tape: [`project_reference`], [`sh_reference`], then per pixel the
 /// front-to-back compositing rules of [`crate::raster`] (α = min(0.99,
 /// o·exp(−q/2)), skipped below 1/255, stop before T < 1e-4, pixel centres at
