@@ -188,33 +188,30 @@ pub fn run_ply(path: &Path, out_dir: &Path, o: &OrbitOptions) -> CliResult<Vec<P
     let cams = orbit_cameras(&g, o).map_err(|e| CliError::file(path, e))?;
     ensure_dir(out_dir)?;
     let mut written = Vec::with_capacity(o.views + 1);
-    let mut frames = Vec::with_capacity(o.views);
-    for (i, cam) in cams.iter().enumerate() {
-        let rgba = render_rgba(&g, cam, o)?;
-        let mut png = Vec::new();
-        let rgb: Vec<u8> = rgba
-            .pixels()
-            .flat_map(|p| [p.0[0], p.0[1], p.0[2]])
-            .collect();
-        let file = out_dir.join(format!("view_{i:03}.png"));
-        PngEncoder::new(&mut png)
-            .write_image(&rgb, cam.width, cam.height, image::ExtendedColorType::Rgb8)
-            .map_err(|e| CliError::file(&file, format!("cannot encode PNG: {e}")))?;
-        write_atomic(&file, &png)?;
-        written.push(file);
-        frames.push(rgba);
-    }
     let gif_path = out_dir.join("orbit.gif");
+    let gif_fail =
+        |e: image::ImageError| CliError::file(&gif_path, format!("cannot encode GIF: {e}"));
+    // frames go into the GIF as they are rendered: memory stays at one view
     let mut gif = Vec::new();
     {
         let mut enc = GifEncoder::new_with_speed(&mut gif, 10);
-        let fail =
-            |e: image::ImageError| CliError::file(&gif_path, format!("cannot encode GIF: {e}"));
-        enc.set_repeat(Repeat::Infinite).map_err(fail)?;
+        enc.set_repeat(Repeat::Infinite).map_err(gif_fail)?;
         let delay = Delay::from_numer_denom_ms(1000, o.fps.max(1));
-        for f in frames {
-            enc.encode_frame(Frame::from_parts(f, 0, 0, delay))
-                .map_err(fail)?;
+        for (i, cam) in cams.iter().enumerate() {
+            let rgba = render_rgba(&g, cam, o)?;
+            let mut png = Vec::new();
+            let rgb: Vec<u8> = rgba
+                .pixels()
+                .flat_map(|p| [p.0[0], p.0[1], p.0[2]])
+                .collect();
+            let file = out_dir.join(format!("view_{i:03}.png"));
+            PngEncoder::new(&mut png)
+                .write_image(&rgb, cam.width, cam.height, image::ExtendedColorType::Rgb8)
+                .map_err(|e| CliError::file(&file, format!("cannot encode PNG: {e}")))?;
+            write_atomic(&file, &png)?;
+            written.push(file);
+            enc.encode_frame(Frame::from_parts(rgba, 0, 0, delay))
+                .map_err(gif_fail)?;
         }
     }
     write_atomic(&gif_path, &gif)?;

@@ -104,9 +104,9 @@ pub fn parse_size(s: &str) -> CliResult<(u32, u32)> {
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
     let w: u32 = w.trim().parse().map_err(|_| bad())?;
     let h: u32 = h.trim().parse().map_err(|_| bad())?;
-    if w == 0 || h == 0 || w > 16384 || h > 16384 {
+    if w == 0 || h == 0 || w > 16384 || h > 16384 || (w as u64) * (h as u64) > 1 << 26 {
         return Err(CliError::usage(format!(
-            "--size: {w}x{h} is outside 1x1 to 16384x16384"
+            "--size: {w}x{h} must be 1 to 16384 on each side and at most 2^26 pixels"
         )));
     }
     Ok((w, h))
