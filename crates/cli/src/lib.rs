@@ -5,8 +5,11 @@
 pub mod alloc;
 pub mod bench;
 pub mod error;
+pub mod fit;
 pub mod grad;
 pub mod output;
+pub mod render;
+pub mod render3d;
 pub mod synth;
 
 pub use error::CliError;

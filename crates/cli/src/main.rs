@@ -1,7 +1,7 @@
 //! The `chainrule` command: gradients from the shell, Gaussian-splatting fits
 //! and benchmarks. Every error exits with code 2 and one message on stderr.
 
-use chainrule_cli::{alloc::CountingAlloc, bench, grad, synth, CliError};
+use chainrule_cli::{alloc::CountingAlloc, bench, fit, grad, render, synth, CliError};
 use clap::{Parser, Subcommand};
 
 #[global_allocator]
@@ -18,17 +18,23 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Measure speed and memory of a workload.
-    Bench(bench::BenchArgs),
+    /// Fit 2D Gaussians to an image (PNG/JPEG, or a built-in target).
+    Fit(fit::FitArgs),
+    /// Render a saved model (gaussians.json from `fit`) at any resolution.
+    Render(render::RenderArgs),
     /// Differentiate a small program: its value and gradient at given inputs.
     Grad(grad::GradArgs),
     /// Write a NeRF-synthetic dataset of a procedural scene (no download).
     Synth(synth::SynthArgs),
+    /// Measure speed and memory of a workload.
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: Result<(), CliError> = match cli.command {
+        Command::Fit(a) => fit::run(a),
+        Command::Render(a) => render::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Grad(a) => grad::run(a),
         Command::Synth(a) => synth::run(a),

@@ -6,5 +6,14 @@
 //! reference written with plain `chainrule::Var` operations.
 #![warn(missing_docs)]
 
+pub mod adam;
 pub mod atomic;
 pub mod data;
+pub mod fit;
+pub mod format;
+pub mod image_io;
+pub mod loss;
+pub mod model2d;
+pub mod raster;
+pub mod rng;
+pub mod three;

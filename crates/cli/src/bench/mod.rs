@@ -6,7 +6,9 @@ use clap::{Args, Subcommand};
 use crate::error::CliResult;
 
 pub mod ad;
+pub mod fit;
 pub mod recurrence;
+pub mod render3d;
 
 /// Arguments of `chainrule bench`.
 #[derive(Debug, Args)]
@@ -24,6 +26,10 @@ pub enum Workload {
     /// Reversing long recursions: unrolled tape, store-all, checkpointing
     /// and inversion, on a scalar recursion and on alpha compositing.
     Recurrence(recurrence::RecurrenceArgs),
+    /// 2D Gaussian-splatting image fit: seconds per iteration, peak memory, PSNR.
+    Fit(fit::FitBenchArgs),
+    /// Forward and backward of one 3D Gaussian-splatting view (f32).
+    Render3d(render3d::Render3dArgs),
 }
 
 /// Runs `chainrule bench`.
@@ -31,6 +37,8 @@ pub fn run(args: BenchArgs) -> CliResult {
     match args.workload {
         Workload::Ad(a) => ad::run(a),
         Workload::Recurrence(a) => recurrence::run(a),
+        Workload::Fit(a) => fit::run(a),
+        Workload::Render3d(a) => render3d::run(a),
     }
 }
 

@@ -1,0 +1,434 @@
+//! PLY files in the layout of the original 3DGS exporter, so scenes move
+//! between chainrule and the common splat viewers and trainers.
+//!
+//! `binary_little_endian 1.0`, one `vertex` element with float properties
+//! `x y z nx ny nz f_dc_0 f_dc_1 f_dc_2 f_rest_0 … f_rest_44 opacity scale_0
+//! scale_1 scale_2 rot_0 rot_1 rot_2 rot_3`: opacity as a logit, scales as
+//! natural logarithms, rotation as a w-x-y-z quaternion (not necessarily
+//! normalised), normals zero, and `f_rest` grouped by colour channel (the
+//! red channel's bands 1–3 first, then green, then blue). A scene of SH
+//! degree d has `3 ((d+1)² − 1)` `f_rest` properties (0, 9, 24 or 45).
+//!
+//! Reading accepts any property order, extra properties, other scalar types
+//! (`double`, integers), other elements, and fewer SH bands; it checks the
+//! declared counts against the file's length before allocating, and reports
+//! every problem as a [`PlyError`] naming the file and the property.
+
+use std::path::{Path, PathBuf};
+
+use chainrule::Scalar;
+
+use super::scene::{sh_coeffs, Gaussians};
+
+/// A malformed or unreadable PLY file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct PlyError {
+    /// The file.
+    pub path: PathBuf,
+    /// The property (or header element) at fault, when there is one.
+    pub property: Option<String>,
+    /// What is wrong (already names the property).
+    pub message: String,
+}
+
+impl PlyError {
+    fn new(path: &Path, property: Option<&str>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        PlyError {
+            path: path.to_path_buf(),
+            property: property.map(str::to_string),
+            message: match property {
+                Some(p) => format!("property `{p}`: {message}"),
+                None => message,
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Ty {
+    I8,
+    U8,
+    I16,
+    U16,
+    I32,
+    U32,
+    F32,
+    F64,
+}
+
+impl Ty {
+    fn parse(s: &str) -> Option<Ty> {
+        Some(match s {
+            "char" | "int8" => Ty::I8,
+            "uchar" | "uint8" => Ty::U8,
+            "short" | "int16" => Ty::I16,
+            "ushort" | "uint16" => Ty::U16,
+            "int" | "int32" => Ty::I32,
+            "uint" | "uint32" => Ty::U32,
+            "float" | "float32" => Ty::F32,
+            "double" | "float64" => Ty::F64,
+            _ => return None,
+        })
+    }
+    fn size(self) -> usize {
+        match self {
+            Ty::I8 | Ty::U8 => 1,
+            Ty::I16 | Ty::U16 => 2,
+            Ty::I32 | Ty::U32 | Ty::F32 => 4,
+            Ty::F64 => 8,
+        }
+    }
+    fn read(self, b: &[u8]) -> f64 {
+        match self {
+            Ty::I8 => b[0] as i8 as f64,
+            Ty::U8 => b[0] as f64,
+            Ty::I16 => i16::from_le_bytes([b[0], b[1]]) as f64,
+            Ty::U16 => u16::from_le_bytes([b[0], b[1]]) as f64,
+            Ty::I32 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
+            Ty::U32 => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
+            Ty::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
+            Ty::F64 => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Element {
+    name: String,
+    count: usize,
+    /// (name, type, byte offset in the record); None for a list property.
+    props: Vec<(String, Option<Ty>, usize)>,
+    stride: usize,
+}
+
+/// Reads a 3DGS PLY file.
+pub fn read_ply<T: Scalar>(path: &Path) -> Result<Gaussians<T>, PlyError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| PlyError::new(path, None, format!("cannot read: {e}")))?;
+    parse_ply(&bytes, path)
+}
+
+/// Parses the bytes of a 3DGS PLY file; `path` only names the file in
+/// errors.
+///
+/// ```
+/// use splat::three::ply::{parse_ply, to_ply_bytes};
+/// use splat::three::scene::{random_scene, RandomScene};
+/// let g = random_scene::<f32>(&RandomScene { n: 3, ..Default::default() });
+/// let back = parse_ply::<f32>(&to_ply_bytes(&g), "scene.ply".as_ref()).unwrap();
+/// assert_eq!(back, g);
+/// ```
+pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, PlyError> {
+    let err = |prop: Option<&str>, msg: String| PlyError::new(path, prop, msg);
+    if !bytes.starts_with(b"ply\n") && !bytes.starts_with(b"ply\r\n") {
+        return Err(err(None, "not a PLY file (no `ply` magic line)".into()));
+    }
+    let limit = bytes.len().min(1 << 20);
+    let end = find(&bytes[..limit], b"end_header\n")
+        .ok_or_else(|| err(None, "no `end_header` line in the first MiB".into()))?;
+    let data_start = end + b"end_header\n".len();
+    let header = std::str::from_utf8(&bytes[..end])
+        .map_err(|_| err(None, "the header is not UTF-8 text".into()))?;
+    let mut format_ok = false;
+    let mut elements: Vec<Element> = Vec::new();
+    for (ln, raw) in header.lines().enumerate().skip(1) {
+        let line = raw.trim_end_matches('\r').trim();
+        let mut w = line.split_whitespace();
+        match w.next() {
+            None | Some("comment") | Some("obj_info") => {}
+            Some("format") => {
+                let f = w.next().unwrap_or("");
+                if f != "binary_little_endian" {
+                    return Err(err(
+                        Some("format"),
+                        format!(
+                            "format `{f}` is not supported (only binary_little_endian, as the 3DGS exporter writes)"
+                        ),
+                    ));
+                }
+                format_ok = true;
+            }
+            Some("element") => {
+                let name = w.next().unwrap_or("").to_string();
+                let count = w
+                    .next()
+                    .and_then(|c| c.parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        err(
+                            Some(&name),
+                            format!("header line {}: bad element count", ln + 1),
+                        )
+                    })?;
+                elements.push(Element {
+                    name,
+                    count,
+                    props: Vec::new(),
+                    stride: 0,
+                });
+            }
+            Some("property") => {
+                let el = elements.last_mut().ok_or_else(|| {
+                    err(
+                        None,
+                        format!("header line {}: property before any element", ln + 1),
+                    )
+                })?;
+                let ty = w.next().unwrap_or("");
+                if ty == "list" {
+                    let name = w.nth(2).unwrap_or("").to_string();
+                    el.props.push((name, None, 0));
+                    continue;
+                }
+                let name = w.next().unwrap_or("").to_string();
+                let t = Ty::parse(ty)
+                    .ok_or_else(|| err(Some(&name), format!("unknown property type `{ty}`")))?;
+                el.props.push((name, Some(t), el.stride));
+                el.stride += t.size();
+            }
+            Some(other) => {
+                return Err(err(
+                    None,
+                    format!("header line {}: unknown keyword `{other}`", ln + 1),
+                ))
+            }
+        }
+    }
+    if !format_ok {
+        return Err(err(Some("format"), "missing `format` line".into()));
+    }
+    // skip the elements before `vertex` (they must have fixed-size records)
+    let mut offset = data_start;
+    let mut vertex = None;
+    for el in &elements {
+        if el.name == "vertex" {
+            vertex = Some(el);
+            break;
+        }
+        if let Some((p, _, _)) = el.props.iter().find(|p| p.1.is_none()) {
+            return Err(err(
+                Some(p),
+                format!(
+                    "list property in element `{}` before `vertex` is not supported",
+                    el.name
+                ),
+            ));
+        }
+        offset = el
+            .count
+            .checked_mul(el.stride)
+            .and_then(|b| b.checked_add(offset))
+            .filter(|&o| o <= bytes.len())
+            .ok_or_else(|| {
+                err(
+                    Some(&el.name),
+                    format!(
+                        "element declares {} records, more than the file holds",
+                        el.count
+                    ),
+                )
+            })?;
+    }
+    let v = vertex.ok_or_else(|| err(Some("vertex"), "no `vertex` element".into()))?;
+    if let Some((p, _, _)) = v.props.iter().find(|p| p.1.is_none()) {
+        return Err(err(
+            Some(p),
+            "list properties in `vertex` are not supported".into(),
+        ));
+    }
+    let need = v.count.saturating_mul(v.stride);
+    let have = bytes.len() - offset;
+    if need > have {
+        return Err(err(
+            Some("vertex"),
+            format!(
+                "header declares {} vertices of {} bytes ({} bytes) but the file holds {} bytes of data",
+                v.count, v.stride, need, have
+            ),
+        ));
+    }
+    let prop = |name: &str| -> Option<(Ty, usize)> {
+        v.props
+            .iter()
+            .find(|p| p.0 == name)
+            .and_then(|p| p.1.map(|t| (t, p.2)))
+    };
+    let required = |name: &str| {
+        prop(name).ok_or_else(|| err(Some(name), "missing from the `vertex` element".into()))
+    };
+    let n_rest = (0..)
+        .take_while(|i| prop(&format!("f_rest_{i}")).is_some())
+        .count();
+    let has_more = v.props.iter().any(|p| {
+        p.0.starts_with("f_rest_") && p.0[7..].parse::<usize>().is_ok_and(|i| i >= n_rest)
+    });
+    let degree = match n_rest {
+        0 => 0,
+        9 => 1,
+        24 => 2,
+        45 => 3,
+        _ => {
+            return Err(err(
+                Some(&format!("f_rest_{n_rest}")),
+                format!("{n_rest} f_rest properties; want 0, 9, 24 or 45 (SH degree 0 to 3)"),
+            ))
+        }
+    };
+    if has_more {
+        return Err(err(
+            Some(&format!("f_rest_{n_rest}")),
+            "missing while higher f_rest properties exist".into(),
+        ));
+    }
+    let names_xyz = ["x", "y", "z"];
+    let names_dc = ["f_dc_0", "f_dc_1", "f_dc_2"];
+    let names_s = ["scale_0", "scale_1", "scale_2"];
+    let names_r = ["rot_0", "rot_1", "rot_2", "rot_3"];
+    let p_xyz = names_xyz.map(required);
+    let p_dc = names_dc.map(required);
+    let p_s = names_s.map(required);
+    let p_r = names_r.map(required);
+    let p_o = required("opacity")?;
+    let (p_xyz, p_dc, p_s, p_r) = (
+        collect(p_xyz)?,
+        collect(p_dc)?,
+        collect(p_s)?,
+        collect(p_r)?,
+    );
+    let rest_names: Vec<String> = (0..n_rest).map(|i| format!("f_rest_{i}")).collect();
+    let p_rest: Vec<(Ty, usize)> = rest_names
+        .iter()
+        .map(|n| prop(n).expect("counted above"))
+        .collect();
+
+    let n = v.count;
+    let k = sh_coeffs(degree);
+    let mut g = Gaussians::<T>::new(degree);
+    g.means.reserve_exact(n);
+    g.log_scales.reserve_exact(n);
+    g.quats.reserve_exact(n);
+    g.opacity_logits.reserve_exact(n);
+    g.sh.reserve_exact(n * k * 3);
+    for i in 0..n {
+        let rec = &bytes[offset + i * v.stride..offset + (i + 1) * v.stride];
+        let get = |(t, o): (Ty, usize), name: &str| -> Result<T, PlyError> {
+            let x = t.read(&rec[o..o + t.size()]);
+            if x.is_finite() {
+                Ok(T::from_f64(x))
+            } else {
+                Err(err(
+                    Some(name),
+                    format!("vertex {i}: value {x} is not finite"),
+                ))
+            }
+        };
+        let mut m = [T::zero(); 3];
+        for c in 0..3 {
+            m[c] = get(p_xyz[c], names_xyz[c])?;
+        }
+        let mut s = [T::zero(); 3];
+        for c in 0..3 {
+            s[c] = get(p_s[c], names_s[c])?;
+        }
+        let mut q = [T::zero(); 4];
+        for c in 0..4 {
+            q[c] = get(p_r[c], names_r[c])?;
+        }
+        if q.iter().all(|v| v.to_f64() == 0.0) {
+            return Err(err(
+                Some("rot_0"),
+                format!("vertex {i}: the rotation quaternion is zero"),
+            ));
+        }
+        g.means.push(m);
+        g.log_scales.push(s);
+        g.quats.push(q);
+        g.opacity_logits.push(get(p_o, "opacity")?);
+        for c in 0..3 {
+            g.sh.push(get(p_dc[c], names_dc[c])?);
+        }
+        for kk in 1..k {
+            for c in 0..3 {
+                let j = c * (k - 1) + kk - 1;
+                g.sh.push(get(p_rest[j], &rest_names[j])?);
+            }
+        }
+    }
+    Ok(g)
+}
+
+fn collect<const N: usize>(
+    a: [Result<(Ty, usize), PlyError>; N],
+) -> Result<[(Ty, usize); N], PlyError> {
+    let mut out = [(Ty::F32, 0); N];
+    for (o, r) in out.iter_mut().zip(a) {
+        *o = r?;
+    }
+    Ok(out)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The property names of the exporter's layout for an SH degree, in file
+/// order.
+pub fn property_names(degree: usize) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for i in 0..3 * (sh_coeffs(degree) - 1) {
+        v.push(format!("f_rest_{i}"));
+    }
+    v.push("opacity".into());
+    for s in [
+        "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3",
+    ] {
+        v.push(s.into());
+    }
+    v
+}
+
+/// The scene as the bytes of a PLY file in the original exporter's layout
+/// (float32 values; 62 properties at SH degree 3).
+pub fn to_ply_bytes<T: Scalar>(g: &Gaussians<T>) -> Vec<u8> {
+    let names = property_names(g.sh_degree);
+    let mut out = String::from("ply\nformat binary_little_endian 1.0\n");
+    out += &format!("element vertex {}\n", g.len());
+    for n in &names {
+        out += &format!("property float {n}\n");
+    }
+    out += "end_header\n";
+    let mut bytes = out.into_bytes();
+    let k = g.sh_coeffs();
+    bytes.reserve(g.len() * names.len() * 4);
+    let mut put = |x: T| bytes.extend_from_slice(&(x.to_f64() as f32).to_le_bytes());
+    for i in 0..g.len() {
+        for c in 0..3 {
+            put(g.means[i][c]);
+        }
+        for _ in 0..3 {
+            put(T::zero());
+        }
+        for c in 0..3 {
+            put(g.sh[i * k * 3 + c]);
+        }
+        for c in 0..3 {
+            for kk in 1..k {
+                put(g.sh[(i * k + kk) * 3 + c]);
+            }
+        }
+        put(g.opacity_logits[i]);
+        for c in 0..3 {
+            put(g.log_scales[i][c]);
+        }
+        for c in 0..4 {
+            put(g.quats[i][c]);
+        }
+    }
+    bytes
+}

@@ -1,0 +1,670 @@
+//! Projection of 3D Gaussians to the image plane (EWA splatting).
+//!
+//! Per Gaussian, from its mean `m`, log-scales `s`, quaternion `q` (w, x, y,
+//! z; normalised here) and opacity logit `o`:
+//!
+//! - camera-space centre `t = W m + w` (`W`, `w`: the camera's world-to-camera
+//!   rotation and translation); culled unless `near < t_z < far`;
+//! - `Σ = R S Sᵀ Rᵀ` with `R` the rotation of `q / |q|` and `S = diag(exp s)`;
+//! - `Σ' = J W Σ Wᵀ Jᵀ` with `J` the Jacobian of the perspective projection
+//!   at `t`, where `t_x / t_z` and `t_y / t_z` are clamped to ±1.3 × the
+//!   tangent of the half field of view (`width / (2 fx)`, as the original
+//!   3DGS rasterizer), so splats far outside the view do not blow up;
+//! - dilation `Σ' + 0.3 I` (pixels²); in antialiased mode (Mip-Splatting,
+//!   gsplat's `antialiased`) the opacity is multiplied by
+//!   `sqrt(det Σ' / det(Σ' + 0.3 I))`;
+//! - outputs: the pixel-space mean `(fx t_x/t_z + cx, fy t_y/t_z + cy)`, the
+//!   conic (a, b, c) of `(Σ' + 0.3 I)⁻¹`, the depth `t_z`, the opacity
+//!   `sigmoid(o)` (× compensation), and the radius `ceil(3 sqrt(λ_max))` of
+//!   the dilated covariance (0 for a culled Gaussian: behind the near plane,
+//!   beyond the far plane, degenerate, or with its 3σ box outside the image).
+//!
+//! [`project_backward`] is the hand-written vector-Jacobian product; it
+//! recomputes the per-Gaussian intermediates instead of storing them.
+//! [`project_op`] records the stage on a tape as one custom operation.
+
+use chainrule::{sigmoid, Scalar, Tape, Var};
+use rayon::prelude::*;
+
+use super::camera::Camera;
+use super::scene::{GaussianVars, Gaussians};
+
+/// Settings of the projection.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProjectOptions {
+    /// Added to the diagonal of the 2D covariance (pixels²); 0.3 in the
+    /// original and gsplat.
+    pub dilation: f64,
+    /// Mip-Splatting's antialiased mode: compensate the dilation by scaling
+    /// the opacity with `sqrt(det Σ' / det(Σ' + dilation·I))`.
+    pub antialiased: bool,
+    /// The view-frustum clamp of the projection Jacobian, as a multiple of
+    /// the tangent of the half field of view (1.3).
+    pub fov_clamp: f64,
+}
+
+impl Default for ProjectOptions {
+    fn default() -> Self {
+        ProjectOptions {
+            dilation: 0.3,
+            antialiased: false,
+            fov_clamp: 1.3,
+        }
+    }
+}
+
+/// The projected splats, one entry per Gaussian (culled ones have radius 0
+/// and zero values).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Projected<T> {
+    /// Means in pixel coordinates.
+    pub means2d: Vec<[T; 2]>,
+    /// Conics (a, b, c) of the inverse dilated 2D covariance.
+    pub conics: Vec<[T; 3]>,
+    /// Camera-space depths `t_z`.
+    pub depths: Vec<T>,
+    /// Opacities after the sigmoid (and the antialiasing compensation).
+    pub opacities: Vec<T>,
+    /// 3σ radii in pixels; 0 means culled.
+    pub radii: Vec<u32>,
+}
+
+/// Gradients of a loss with respect to the projected values (the input of
+/// [`project_backward`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProjectedGrads<T> {
+    /// dL/d means2d.
+    pub means2d: Vec<[T; 2]>,
+    /// dL/d conics.
+    pub conics: Vec<[T; 3]>,
+    /// dL/d depths.
+    pub depths: Vec<T>,
+    /// dL/d opacities.
+    pub opacities: Vec<T>,
+}
+
+impl<T: Scalar> ProjectedGrads<T> {
+    /// All-zero gradients for `n` Gaussians.
+    pub fn zeros(n: usize) -> Self {
+        ProjectedGrads {
+            means2d: vec![[T::zero(); 2]; n],
+            conics: vec![[T::zero(); 3]; n],
+            depths: vec![T::zero(); n],
+            opacities: vec![T::zero(); n],
+        }
+    }
+}
+
+/// Camera constants in the kernel's scalar type.
+#[derive(Clone, Copy, Debug)]
+struct CamK<T> {
+    w: [[T; 3]; 3],
+    tr: [T; 3],
+    fx: T,
+    fy: T,
+    cx: T,
+    cy: T,
+    limx: T,
+    limy: T,
+    near: T,
+    far: T,
+    width: f64,
+    height: f64,
+    dil: T,
+    aa: bool,
+}
+
+impl<T: Scalar> CamK<T> {
+    fn new(cam: &Camera, o: &ProjectOptions) -> Self {
+        let f = T::from_f64;
+        CamK {
+            w: cam.rotation.map(|r| r.map(f)),
+            tr: cam.translation.map(f),
+            fx: f(cam.fx),
+            fy: f(cam.fy),
+            cx: f(cam.cx),
+            cy: f(cam.cy),
+            limx: f(o.fov_clamp * 0.5 * cam.width as f64 / cam.fx),
+            limy: f(o.fov_clamp * 0.5 * cam.height as f64 / cam.fy),
+            near: f(cam.near),
+            far: f(cam.far),
+            width: cam.width as f64,
+            height: cam.height as f64,
+            dil: f(o.dilation),
+            aa: o.antialiased,
+        }
+    }
+}
+
+/// Rotation matrix of a unit w-x-y-z quaternion.
+pub fn quat_to_rotmat<T: Scalar>(q: [T; 4]) -> [[T; 3]; 3] {
+    let [w, x, y, z] = q;
+    let one = T::one();
+    let two = T::from_f64(2.0);
+    [
+        [
+            one - two * (y * y + z * z),
+            two * (x * y - w * z),
+            two * (x * z + w * y),
+        ],
+        [
+            two * (x * y + w * z),
+            one - two * (x * x + z * z),
+            two * (y * z - w * x),
+        ],
+        [
+            two * (x * z - w * y),
+            two * (y * z + w * x),
+            one - two * (x * x + y * y),
+        ],
+    ]
+}
+
+/// Gradient with respect to the unit quaternion of a loss with gradient `g`
+/// with respect to [`quat_to_rotmat`]'s matrix.
+fn quat_to_rotmat_vjp<T: Scalar>(q: [T; 4], g: &[[T; 3]; 3]) -> [T; 4] {
+    let [w, x, y, z] = q;
+    let two = T::from_f64(2.0);
+    let dw = -z * g[0][1] + y * g[0][2] + z * g[1][0] - x * g[1][2] - y * g[2][0] + x * g[2][1];
+    let dx = y * g[0][1] + z * g[0][2] + y * g[1][0] - two * x * g[1][1] - w * g[1][2]
+        + z * g[2][0]
+        + w * g[2][1]
+        - two * x * g[2][2];
+    let dy = -two * y * g[0][0] + x * g[0][1] + w * g[0][2] + x * g[1][0] + z * g[1][2]
+        - w * g[2][0]
+        + z * g[2][1]
+        - two * y * g[2][2];
+    let dz = -two * z * g[0][0] - w * g[0][1] + x * g[0][2] + w * g[1][0] - two * z * g[1][1]
+        + y * g[1][2]
+        + x * g[2][0]
+        + y * g[2][1];
+    [two * dw, two * dx, two * dy, two * dz]
+}
+
+/// Everything the backward pass needs about one visible Gaussian.
+#[derive(Clone, Copy, Debug)]
+struct Fwd<T> {
+    t: [T; 3],
+    qn: [T; 4],
+    qlen: T,
+    r: [[T; 3]; 3],
+    s: [T; 3],
+    m: [[T; 3]; 3],
+    sigma: [[T; 3]; 3],
+    uc: T,
+    vc: T,
+    clamped_x: bool,
+    clamped_y: bool,
+    tm: [[T; 3]; 2],
+    cov: [T; 3],
+    det0: T,
+    det1: T,
+    comp: T,
+    sig: T,
+    mean2d: [T; 2],
+    conic: [T; 3],
+    opacity: T,
+    radius: u32,
+}
+
+#[inline]
+fn clamp_abs<T: Scalar>(u: T, lim: T) -> (T, bool) {
+    if u > lim {
+        (lim, true)
+    } else if u < -lim {
+        (-lim, true)
+    } else {
+        (u, false)
+    }
+}
+
+#[inline]
+fn forward_one<T: Scalar>(
+    mean: [T; 3],
+    ls: [T; 3],
+    q: [T; 4],
+    ol: T,
+    k: &CamK<T>,
+) -> Option<Fwd<T>> {
+    let w = &k.w;
+    let mut t = k.tr;
+    for (i, ti) in t.iter_mut().enumerate() {
+        *ti += w[i][0] * mean[0] + w[i][1] * mean[1] + w[i][2] * mean[2];
+    }
+    let z = t[2];
+    if !(z > k.near && z < k.far) {
+        return None;
+    }
+    let qlen = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
+    if !(qlen > T::zero()) {
+        return None;
+    }
+    let qn = q.map(|v| v / qlen);
+    let r = quat_to_rotmat(qn);
+    let s = ls.map(|v| v.exp());
+    let mut m = [[T::zero(); 3]; 3];
+    for i in 0..3 {
+        for j in 0..3 {
+            m[i][j] = r[i][j] * s[j];
+        }
+    }
+    let mut sigma = [[T::zero(); 3]; 3];
+    for i in 0..3 {
+        for j in i..3 {
+            let v = m[i][0] * m[j][0] + m[i][1] * m[j][1] + m[i][2] * m[j][2];
+            sigma[i][j] = v;
+            sigma[j][i] = v;
+        }
+    }
+    let (u, v) = (t[0] / z, t[1] / z);
+    let (uc, clamped_x) = clamp_abs(u, k.limx);
+    let (vc, clamped_y) = clamp_abs(v, k.limy);
+    let j = [
+        [k.fx / z, T::zero(), -k.fx * uc / z],
+        [T::zero(), k.fy / z, -k.fy * vc / z],
+    ];
+    let mut tm = [[T::zero(); 3]; 2];
+    for a in 0..2 {
+        for c in 0..3 {
+            tm[a][c] = j[a][0] * w[0][c] + j[a][1] * w[1][c] + j[a][2] * w[2][c];
+        }
+    }
+    let mut ts = [[T::zero(); 3]; 2];
+    for a in 0..2 {
+        for c in 0..3 {
+            ts[a][c] = tm[a][0] * sigma[0][c] + tm[a][1] * sigma[1][c] + tm[a][2] * sigma[2][c];
+        }
+    }
+    let dot = |x: &[T; 3], y: &[T; 3]| x[0] * y[0] + x[1] * y[1] + x[2] * y[2];
+    let cov = [
+        dot(&ts[0], &tm[0]),
+        dot(&ts[0], &tm[1]),
+        dot(&ts[1], &tm[1]),
+    ];
+    let (ad, cd) = (cov[0] + k.dil, cov[2] + k.dil);
+    let b = cov[1];
+    let det1 = ad * cd - b * b;
+    if !(det1 > T::zero()) {
+        return None;
+    }
+    let det0 = cov[0] * cov[2] - b * b;
+    let comp = if !k.aa {
+        T::one()
+    } else if det0 > T::zero() {
+        (det0 / det1).sqrt()
+    } else {
+        T::zero()
+    };
+    let sig = sigmoid(ol);
+    let conic = [cd / det1, -b / det1, ad / det1];
+    let mid = T::from_f64(0.5) * (ad + cd);
+    let disc = mid * mid - det1;
+    let lam = mid + disc.max_with(T::from_f64(0.1)).sqrt();
+    let radius_f = (3.0 * lam.to_f64().sqrt()).ceil();
+    let mean2d = [k.fx * u + k.cx, k.fy * v + k.cy];
+    let (mx, my) = (mean2d[0].to_f64(), mean2d[1].to_f64());
+    let visible = radius_f.is_finite()
+        && mx + radius_f > 0.0
+        && mx - radius_f < k.width
+        && my + radius_f > 0.0
+        && my - radius_f < k.height;
+    if !visible {
+        return None;
+    }
+    Some(Fwd {
+        t,
+        qn,
+        qlen,
+        r,
+        s,
+        m,
+        sigma,
+        uc,
+        vc,
+        clamped_x,
+        clamped_y,
+        tm,
+        cov,
+        det0,
+        det1,
+        comp,
+        sig,
+        mean2d,
+        conic,
+        opacity: sig * comp,
+        radius: radius_f.min(u32::MAX as f64 / 2.0) as u32,
+    })
+}
+
+trait MaxWith {
+    fn max_with(self, o: Self) -> Self;
+}
+impl<T: Scalar> MaxWith for T {
+    #[inline]
+    fn max_with(self, o: Self) -> Self {
+        if self > o {
+            self
+        } else {
+            o
+        }
+    }
+}
+
+/// One Gaussian's projected mean, conic, depth, opacity and radius.
+type OutOne<T> = ([T; 2], [T; 3], T, T, u32);
+
+/// Gradients of one Gaussian's inputs (mean, log-scales, quaternion,
+/// opacity logit).
+type InGrad<T> = ([T; 3], [T; 3], [T; 4], T);
+
+#[inline]
+fn backward_one<T: Scalar>(
+    f: &Fwd<T>,
+    k: &CamK<T>,
+    g_mean2d: [T; 2],
+    g_conic: [T; 3],
+    g_depth: T,
+    g_opacity: T,
+) -> InGrad<T> {
+    let zero = T::zero();
+    let half = T::from_f64(0.5);
+    let two = T::from_f64(2.0);
+    let z = f.t[2];
+    // opacity = sigmoid(o) · comp
+    let g_ol = g_opacity * f.comp * f.sig * (T::one() - f.sig);
+    let [a, b, c] = f.cov;
+    let (ad, cd) = (a + k.dil, c + k.dil);
+    let mut g_cov = [zero; 3];
+    if k.aa && f.det0 > zero {
+        let g_comp = g_opacity * f.sig * half * f.comp;
+        g_cov[0] += g_comp * (c / f.det0 - cd / f.det1);
+        g_cov[1] += g_comp * (-two * b / f.det0 + two * b / f.det1);
+        g_cov[2] += g_comp * (a / f.det0 - ad / f.det1);
+    }
+    // conic Q = inverse of the dilated covariance: dL/dΣ' = −Q Ḡ Q
+    let [qa, qb, qc] = f.conic;
+    let gb = [
+        [g_conic[0], half * g_conic[1]],
+        [half * g_conic[1], g_conic[2]],
+    ];
+    let q = [[qa, qb], [qb, qc]];
+    let mut qg = [[zero; 2]; 2];
+    for i in 0..2 {
+        for j in 0..2 {
+            qg[i][j] = q[i][0] * gb[0][j] + q[i][1] * gb[1][j];
+        }
+    }
+    let mut x = [[zero; 2]; 2];
+    for i in 0..2 {
+        for j in 0..2 {
+            x[i][j] = -(qg[i][0] * q[0][j] + qg[i][1] * q[1][j]);
+        }
+    }
+    g_cov[0] += x[0][0];
+    g_cov[1] += x[0][1] + x[1][0];
+    g_cov[2] += x[1][1];
+    // cov = T Σ Tᵀ with T = J W
+    let gc = [[g_cov[0], half * g_cov[1]], [half * g_cov[1], g_cov[2]]];
+    let tm = &f.tm;
+    // dL/dΣ = Tᵀ Gc T
+    let mut gct = [[zero; 3]; 2]; // Gc T
+    for i in 0..2 {
+        for j in 0..3 {
+            gct[i][j] = gc[i][0] * tm[0][j] + gc[i][1] * tm[1][j];
+        }
+    }
+    let mut g_sigma = [[zero; 3]; 3];
+    for i in 0..3 {
+        for j in 0..3 {
+            g_sigma[i][j] = tm[0][i] * gct[0][j] + tm[1][i] * gct[1][j];
+        }
+    }
+    // dL/dT = 2 Gc T Σ
+    let mut g_tm = [[zero; 3]; 2];
+    for i in 0..2 {
+        for j in 0..3 {
+            g_tm[i][j] = two
+                * (gct[i][0] * f.sigma[0][j]
+                    + gct[i][1] * f.sigma[1][j]
+                    + gct[i][2] * f.sigma[2][j]);
+        }
+    }
+    // dL/dJ = dL/dT Wᵀ
+    let w = &k.w;
+    let mut g_j = [[zero; 3]; 2];
+    for i in 0..2 {
+        for j in 0..3 {
+            g_j[i][j] = g_tm[i][0] * w[j][0] + g_tm[i][1] * w[j][1] + g_tm[i][2] * w[j][2];
+        }
+    }
+    let z2 = z * z;
+    let mut g_t = [zero; 3];
+    // J = [[fx/z, 0, −fx uc/z], [0, fy/z, −fy vc/z]]
+    g_t[2] += g_j[0][0] * (-k.fx / z2)
+        + g_j[0][2] * (k.fx * f.uc / z2)
+        + g_j[1][1] * (-k.fy / z2)
+        + g_j[1][2] * (k.fy * f.vc / z2);
+    let g_uc = -g_j[0][2] * k.fx / z;
+    let g_vc = -g_j[1][2] * k.fy / z;
+    if !f.clamped_x {
+        g_t[0] += g_uc / z;
+        g_t[2] -= g_uc * f.t[0] / z2;
+    }
+    if !f.clamped_y {
+        g_t[1] += g_vc / z;
+        g_t[2] -= g_vc * f.t[1] / z2;
+    }
+    // mean2d = (fx tx/tz + cx, fy ty/tz + cy)
+    g_t[0] += g_mean2d[0] * k.fx / z;
+    g_t[1] += g_mean2d[1] * k.fy / z;
+    g_t[2] -= (g_mean2d[0] * k.fx * f.t[0] + g_mean2d[1] * k.fy * f.t[1]) / z2;
+    g_t[2] += g_depth;
+    // t = W m + w
+    let mut g_mean = [zero; 3];
+    for (j, gm) in g_mean.iter_mut().enumerate() {
+        *gm = w[0][j] * g_t[0] + w[1][j] * g_t[1] + w[2][j] * g_t[2];
+    }
+    // Σ = M Mᵀ: dL/dM = 2 Gsym M (g_sigma is symmetric)
+    let mut g_m = [[zero; 3]; 3];
+    for i in 0..3 {
+        for j in 0..3 {
+            g_m[i][j] = two
+                * (g_sigma[i][0] * f.m[0][j]
+                    + g_sigma[i][1] * f.m[1][j]
+                    + g_sigma[i][2] * f.m[2][j]);
+        }
+    }
+    // M = R S
+    let mut g_r = [[zero; 3]; 3];
+    let mut g_ls = [zero; 3];
+    for i in 0..3 {
+        for j in 0..3 {
+            g_r[i][j] = g_m[i][j] * f.s[j];
+            g_ls[j] += g_m[i][j] * f.r[i][j];
+        }
+    }
+    for j in 0..3 {
+        g_ls[j] *= f.s[j];
+    }
+    let g_qn = quat_to_rotmat_vjp(f.qn, &g_r);
+    let d = f.qn[0] * g_qn[0] + f.qn[1] * g_qn[1] + f.qn[2] * g_qn[2] + f.qn[3] * g_qn[3];
+    let mut g_q = [zero; 4];
+    for i in 0..4 {
+        g_q[i] = (g_qn[i] - f.qn[i] * d) / f.qlen;
+    }
+    (g_mean, g_ls, g_q, g_ol)
+}
+
+fn check_inputs<T: Scalar>(g: &Gaussians<T>) {
+    let n = g.len();
+    assert!(
+        g.log_scales.len() == n && g.quats.len() == n && g.opacity_logits.len() == n,
+        "project: parameter arrays of different lengths"
+    );
+}
+
+/// Projects every Gaussian (in parallel over Gaussians).
+pub fn project_forward<T: Scalar>(
+    g: &Gaussians<T>,
+    cam: &Camera,
+    opts: &ProjectOptions,
+) -> Projected<T> {
+    check_inputs(g);
+    let k = CamK::<T>::new(cam, opts);
+    let n = g.len();
+    let outs: Vec<Option<OutOne<T>>> = (0..n)
+        .into_par_iter()
+        .with_min_len(256)
+        .map(|i| {
+            forward_one(
+                g.means[i],
+                g.log_scales[i],
+                g.quats[i],
+                g.opacity_logits[i],
+                &k,
+            )
+            .map(|f| (f.mean2d, f.conic, f.t[2], f.opacity, f.radius))
+        })
+        .collect();
+    let mut p = Projected {
+        means2d: Vec::with_capacity(n),
+        conics: Vec::with_capacity(n),
+        depths: Vec::with_capacity(n),
+        opacities: Vec::with_capacity(n),
+        radii: Vec::with_capacity(n),
+    };
+    let z = T::zero();
+    for o in outs {
+        let (m, c, d, op, r) = o.unwrap_or(([z; 2], [z; 3], z, z, 0));
+        p.means2d.push(m);
+        p.conics.push(c);
+        p.depths.push(d);
+        p.opacities.push(op);
+        p.radii.push(r);
+    }
+    p
+}
+
+/// The vector-Jacobian product of [`project_forward`]: gradients of the
+/// Gaussians' means, log-scales, quaternions and opacity logits (other
+/// fields of the result are empty except `sh_degree`). Culled Gaussians get
+/// zero gradients.
+pub fn project_backward<T: Scalar>(
+    g: &Gaussians<T>,
+    cam: &Camera,
+    opts: &ProjectOptions,
+    grads: &ProjectedGrads<T>,
+) -> Gaussians<T> {
+    check_inputs(g);
+    let k = CamK::<T>::new(cam, opts);
+    let n = g.len();
+    let z = T::zero();
+    let outs: Vec<InGrad<T>> = (0..n)
+        .into_par_iter()
+        .with_min_len(256)
+        .map(|i| {
+            match forward_one(
+                g.means[i],
+                g.log_scales[i],
+                g.quats[i],
+                g.opacity_logits[i],
+                &k,
+            ) {
+                Some(f) => backward_one(
+                    &f,
+                    &k,
+                    grads.means2d[i],
+                    grads.conics[i],
+                    grads.depths[i],
+                    grads.opacities[i],
+                ),
+                None => ([z; 3], [z; 3], [z; 4], z),
+            }
+        })
+        .collect();
+    let mut out = Gaussians::new(g.sh_degree);
+    out.means.reserve(n);
+    out.log_scales.reserve(n);
+    out.quats.reserve(n);
+    out.opacity_logits.reserve(n);
+    for (m, s, q, o) in outs {
+        out.means.push(m);
+        out.log_scales.push(s);
+        out.quats.push(q);
+        out.opacity_logits.push(o);
+    }
+    out
+}
+
+/// The projected values as tape variables, flat: `means2d[2i + k]`,
+/// `conics[3i + k]`, `depths[i]`, `opacities[i]`.
+#[derive(Clone, Debug)]
+pub struct ProjectedVars<'t, T: Scalar = f64> {
+    /// Pixel-space means, 2 per Gaussian.
+    pub means2d: Vec<Var<'t, T>>,
+    /// Conics, 3 per Gaussian.
+    pub conics: Vec<Var<'t, T>>,
+    /// Depths.
+    pub depths: Vec<Var<'t, T>>,
+    /// Opacities.
+    pub opacities: Vec<Var<'t, T>>,
+    /// Radii (not differentiable); 0 means culled.
+    pub radii: Vec<u32>,
+}
+
+/// Records the projection on `tape` as one custom operation `project3d`
+/// (inputs: means, log-scales, quaternions, opacity logits; outputs: the
+/// fields of [`ProjectedVars`]).
+pub fn project_op<'t, T: Scalar>(
+    tape: &'t Tape<T>,
+    gv: &GaussianVars<'t, T>,
+    cam: &Camera,
+    opts: &ProjectOptions,
+) -> ProjectedVars<'t, T> {
+    let g = gv.values();
+    let n = g.len();
+    let p = project_forward(&g, cam, opts);
+    let mut inputs = Vec::with_capacity(11 * n);
+    inputs.extend_from_slice(&gv.means);
+    inputs.extend_from_slice(&gv.log_scales);
+    inputs.extend_from_slice(&gv.quats);
+    inputs.extend_from_slice(&gv.opacity_logits);
+    let mut outputs = Vec::with_capacity(7 * n);
+    outputs.extend(p.means2d.iter().flatten());
+    outputs.extend(p.conics.iter().flatten());
+    outputs.extend(&p.depths);
+    outputs.extend(&p.opacities);
+    let cam = cam.clone();
+    let opts = *opts;
+    let outs = tape.custom_op("project3d", &inputs, outputs, move |gy, gx| {
+        let mut gr = ProjectedGrads::zeros(n);
+        for i in 0..n {
+            gr.means2d[i] = [gy[2 * i], gy[2 * i + 1]];
+            gr.conics[i] = [
+                gy[2 * n + 3 * i],
+                gy[2 * n + 3 * i + 1],
+                gy[2 * n + 3 * i + 2],
+            ];
+            gr.depths[i] = gy[5 * n + i];
+            gr.opacities[i] = gy[6 * n + i];
+        }
+        let d = project_backward(&g, &cam, &opts, &gr);
+        for i in 0..n {
+            for c in 0..3 {
+                gx[3 * i + c] += d.means[i][c];
+                gx[3 * n + 3 * i + c] += d.log_scales[i][c];
+            }
+            for c in 0..4 {
+                gx[6 * n + 4 * i + c] += d.quats[i][c];
+            }
+            gx[10 * n + i] += d.opacity_logits[i];
+        }
+    });
+    ProjectedVars {
+        means2d: outs[..2 * n].to_vec(),
+        conics: outs[2 * n..5 * n].to_vec(),
+        depths: outs[5 * n..6 * n].to_vec(),
+        opacities: outs[6 * n..7 * n].to_vec(),
+        radii: p.radii,
+    }
+}

@@ -1,0 +1,340 @@
+//! The full 3D pipeline: project → SH colour → depth sort → the shared tiled
+//! rasterizer ([`crate::raster`]) → RGB, expected depth and alpha.
+//!
+//! Depth rides along as a fourth colour channel, so the rasterizer's
+//! compositing gives the accumulated depth `Σ z_k α_k T_k` with no extra
+//! pass; the expected depth is that divided by the pixel's alpha
+//! (`1 − T_final`), 0 where nothing was drawn. Splats are drawn front to
+//! back by camera depth (a parallel sort of `(depth, index)` keys; the
+//! rasterizer's binning keeps that order within every 16×16 tile). A splat
+//! touches the pixels inside the bounding box of its 3σ ellipse that can
+//! reach `α ≥ 1/255` ([`splat_bounds`]); the projection's radius only culls.
+//!
+//! Two ways to run it:
+//! - [`render`] and [`render_backward`]: the fused kernels called directly
+//!   (what a trainer and the benchmark use; f32 is the fast path);
+//! - [`render_op`]: the same stages recorded as custom operations on a
+//!   chainrule tape (`project3d`, `sh3d`, `rasterize`), for arbitrary
+//!   losses and for checking against [`super::reference::render_reference`].
+
+use chainrule::{Scalar, Tape, Var};
+use rayon::prelude::*;
+
+use super::camera::Camera;
+use super::project::{
+    project_backward, project_forward, project_op, ProjectOptions, Projected, ProjectedGrads,
+};
+use super::scene::{GaussianVars, Gaussians};
+use super::sh::{sh_backward, sh_forward, sh_op};
+use crate::raster::{
+    self, opacity_aware_bound, three_sigma_bound, Blend, OwnedSplats, RasterError, Rendered,
+};
+
+/// Settings of a render.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RenderOptions {
+    /// Projection settings (dilation, antialiasing, Jacobian clamp).
+    pub project: ProjectOptions,
+    /// SH bands to use (at most the scene's degree); `None`: all of them.
+    pub sh_degree: Option<usize>,
+    /// Background colour, composited behind the splats.
+    pub background: [f64; 3],
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            project: ProjectOptions::default(),
+            sh_degree: None,
+            background: [0.0; 3],
+        }
+    }
+}
+
+impl RenderOptions {
+    fn degree<T>(&self, g: &Gaussians<T>) -> usize {
+        self.sh_degree.unwrap_or(g.sh_degree).min(g.sh_degree)
+    }
+}
+
+/// Alpha below which a pixel's expected depth is 0 (nothing drawn).
+pub const DEPTH_ALPHA_EPS: f64 = 1e-10;
+
+/// A rendered view: row-major, `height × width` pixels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderImage<T> {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Colour, 3 values per pixel.
+    pub rgb: Vec<T>,
+    /// Expected camera depth per pixel (0 where alpha is 0).
+    pub depth: Vec<T>,
+    /// Coverage `1 − T_final` per pixel.
+    pub alpha: Vec<T>,
+}
+
+/// What [`render_backward`] needs from the forward pass.
+#[derive(Clone, Debug)]
+pub struct RenderState<T> {
+    /// The projected splats.
+    pub projected: Projected<T>,
+    /// The splats handed to the rasterizer (4 channels: RGB and depth).
+    pub splats: OwnedSplats<T>,
+    /// The rasterizer's forward pass.
+    pub raster: Rendered<T>,
+    /// Accumulated depth per pixel (`Σ z α T`).
+    pub depth_sum: Vec<T>,
+}
+
+/// Front-to-back order of the visible splats (radius > 0, opacity > 0):
+/// sorted by depth, ties by index.
+pub fn depth_order<T: Scalar>(p: &Projected<T>) -> Vec<u32> {
+    let mut keys: Vec<(u64, u32)> = (0..p.radii.len())
+        .into_par_iter()
+        .with_min_len(4096)
+        .filter(|&i| p.radii[i] > 0 && p.opacities[i] > T::zero())
+        // positive floats order like their bit patterns
+        .map(|i| (p.depths[i].to_f64().to_bits(), i as u32))
+        .collect();
+    keys.par_sort_unstable();
+    keys.into_iter().map(|(_, i)| i).collect()
+}
+
+/// The screen box of every splat: the bounding box of its 3σ ellipse
+/// (inside the original's square `mean ± radius`, which uses the largest
+/// eigenvalue for both axes) intersected with the box where it can reach
+/// `α ≥ 1/255` (empty when culled).
+pub fn splat_bounds<T: Scalar>(p: &Projected<T>) -> Vec<[T; 4]> {
+    (0..p.radii.len())
+        .into_par_iter()
+        .with_min_len(4096)
+        .map(|i| {
+            let r = p.radii[i] as f64;
+            if r == 0.0 {
+                return [T::one(), T::one(), T::zero(), T::zero()];
+            }
+            let m = p.means2d[i];
+            let o = opacity_aware_bound(m, p.conics[i], p.opacities[i]);
+            let e = three_sigma_bound(m, p.conics[i]);
+            [
+                if o[0] > e[0] { o[0] } else { e[0] },
+                if o[1] > e[1] { o[1] } else { e[1] },
+                if o[2] < e[2] { o[2] } else { e[2] },
+                if o[3] < e[3] { o[3] } else { e[3] },
+            ]
+        })
+        .collect()
+}
+
+/// Renders a view with the fused kernels.
+pub fn render<T: Scalar>(
+    g: &Gaussians<T>,
+    cam: &Camera,
+    opts: &RenderOptions,
+) -> Result<(RenderImage<T>, RenderState<T>), RasterError> {
+    let projected = project_forward(g, cam, &opts.project);
+    let colors = sh_forward(g, cam.center(), opts.degree(g));
+    let n = g.len();
+    let mut feats = Vec::with_capacity(4 * n);
+    for (c, &d) in colors.iter().zip(&projected.depths) {
+        feats.extend_from_slice(&[c[0], c[1], c[2], d]);
+    }
+    let bg = opts.background.map(T::from_f64);
+    let splats = OwnedSplats {
+        width: cam.width as usize,
+        height: cam.height as usize,
+        channels: 4,
+        means: projected.means2d.clone(),
+        conics: projected.conics.clone(),
+        opacities: projected.opacities.clone(),
+        colors: feats,
+        bounds: splat_bounds(&projected),
+        order: depth_order(&projected),
+        background: vec![bg[0], bg[1], bg[2], T::zero()],
+        blend: Blend::Over,
+    };
+    let fwd = raster::forward(&splats.view())?;
+    let px = splats.width * splats.height;
+    let mut img = RenderImage {
+        width: splats.width,
+        height: splats.height,
+        rgb: Vec::with_capacity(3 * px),
+        depth: Vec::with_capacity(px),
+        alpha: Vec::with_capacity(px),
+    };
+    let mut depth_sum = Vec::with_capacity(px);
+    let eps = T::from_f64(DEPTH_ALPHA_EPS);
+    for (p, &t) in fwd.image.chunks_exact(4).zip(&fwd.final_t) {
+        img.rgb.extend_from_slice(&p[..3]);
+        let a = T::one() - t;
+        img.alpha.push(a);
+        depth_sum.push(p[3]);
+        img.depth.push(if a > eps { p[3] / a } else { T::zero() });
+    }
+    Ok((
+        img,
+        RenderState {
+            projected,
+            splats,
+            raster: fwd,
+            depth_sum,
+        },
+    ))
+}
+
+/// The backward pass of [`render`]: gradients of every scene parameter from
+/// the gradients of the RGB image (`3` per pixel) and optionally of the
+/// expected depth and the alpha (one per pixel).
+pub fn render_backward<T: Scalar>(
+    g: &Gaussians<T>,
+    cam: &Camera,
+    opts: &RenderOptions,
+    state: &RenderState<T>,
+    d_rgb: &[T],
+    d_depth: Option<&[T]>,
+    d_alpha: Option<&[T]>,
+) -> Result<Gaussians<T>, RasterError> {
+    let px = state.depth_sum.len();
+    let len_err = |what, got, expected| RasterError::Length {
+        what,
+        got,
+        expected,
+    };
+    if d_rgb.len() != 3 * px {
+        return Err(len_err("d_rgb", d_rgb.len(), 3 * px));
+    }
+    let mut d_image = Vec::with_capacity(4 * px);
+    let mut d_a: Vec<T> = match d_alpha {
+        Some(a) if a.len() != px => return Err(len_err("d_alpha", a.len(), px)),
+        Some(a) => a.to_vec(),
+        None => vec![T::zero(); px],
+    };
+    if let Some(dd) = d_depth {
+        if dd.len() != px {
+            return Err(len_err("d_depth", dd.len(), px));
+        }
+    }
+    let eps = T::from_f64(DEPTH_ALPHA_EPS);
+    for i in 0..px {
+        d_image.extend_from_slice(&d_rgb[3 * i..3 * i + 3]);
+        let a = T::one() - state.raster.final_t[i];
+        let dsum = match d_depth {
+            Some(dd) if a > eps => {
+                // depth = sum / a
+                d_a[i] -= dd[i] * state.depth_sum[i] / (a * a);
+                dd[i] / a
+            }
+            _ => T::zero(),
+        };
+        d_image.push(dsum);
+    }
+    let sg = raster::backward(&state.splats.view(), &state.raster, &d_image, Some(&d_a))?;
+    let n = g.len();
+    let mut d_col = Vec::with_capacity(n);
+    let mut pg = ProjectedGrads {
+        means2d: sg.means,
+        conics: sg.conics,
+        depths: Vec::with_capacity(n),
+        opacities: sg.opacities,
+    };
+    for c in sg.colors.chunks_exact(4) {
+        d_col.push([c[0], c[1], c[2]]);
+        pg.depths.push(c[3]);
+    }
+    let mut out = project_backward(g, cam, &opts.project, &pg);
+    let (gm, gsh) = sh_backward(g, cam.center(), opts.degree(g), &d_col);
+    for (a, b) in out.means.iter_mut().zip(&gm) {
+        for k in 0..3 {
+            a[k] += b[k];
+        }
+    }
+    out.sh = gsh;
+    Ok(out)
+}
+
+/// A view rendered on the tape.
+#[derive(Debug)]
+pub struct RenderVars<'t, T: Scalar = f64> {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Colour, 3 per pixel.
+    pub rgb: Vec<Var<'t, T>>,
+    /// Expected depth per pixel.
+    pub depth: Vec<Var<'t, T>>,
+    /// Alpha per pixel.
+    pub alpha: Vec<Var<'t, T>>,
+}
+
+/// Records a render on `tape`: one custom operation per stage (`project3d`,
+/// `sh3d`, `rasterize`) and one division per pixel for the expected depth.
+pub fn render_op<'t, T: Scalar>(
+    tape: &'t Tape<T>,
+    gv: &GaussianVars<'t, T>,
+    cam: &Camera,
+    opts: &RenderOptions,
+) -> Result<RenderVars<'t, T>, RasterError> {
+    let degree = opts.sh_degree.unwrap_or(gv.sh_degree).min(gv.sh_degree);
+    let p = project_op(tape, gv, cam, &opts.project);
+    let colors = sh_op(tape, gv, cam.center(), degree);
+    let n = gv.len();
+    let projected = Projected {
+        means2d: p
+            .means2d
+            .chunks_exact(2)
+            .map(|c| [c[0].value(), c[1].value()])
+            .collect(),
+        conics: p
+            .conics
+            .chunks_exact(3)
+            .map(|c| [c[0].value(), c[1].value(), c[2].value()])
+            .collect(),
+        depths: p.depths.iter().map(|v| v.value()).collect(),
+        opacities: p.opacities.iter().map(|v| v.value()).collect(),
+        radii: p.radii.clone(),
+    };
+    let mut feats = Vec::with_capacity(4 * n);
+    for i in 0..n {
+        feats.extend_from_slice(&colors[3 * i..3 * i + 3]);
+        feats.push(p.depths[i]);
+    }
+    let bg = opts.background.map(T::from_f64);
+    let out = raster::rasterize_op(
+        tape,
+        cam.width as usize,
+        cam.height as usize,
+        4,
+        &p.means2d,
+        &p.conics,
+        &p.opacities,
+        &feats,
+        splat_bounds(&projected),
+        depth_order(&projected),
+        vec![bg[0], bg[1], bg[2], T::zero()],
+        Blend::Over,
+        true,
+    )?;
+    let px = out.alpha.len();
+    let mut rgb = Vec::with_capacity(3 * px);
+    let mut depth = Vec::with_capacity(px);
+    let eps = T::from_f64(DEPTH_ALPHA_EPS);
+    for (i, &a) in out.alpha.iter().enumerate() {
+        rgb.extend_from_slice(&out.image[4 * i..4 * i + 3]);
+        let s = out.image[4 * i + 3];
+        depth.push(if a.value() > eps {
+            s / a
+        } else {
+            s * T::zero()
+        });
+    }
+    Ok(RenderVars {
+        width: cam.width as usize,
+        height: cam.height as usize,
+        rgb,
+        depth,
+        alpha: out.alpha,
+    })
+}
