@@ -1,24 +1,23 @@
-//! A small, fast, deterministic random-number generator (SplitMix64), so a
-//! fit is reproducible from its seed on every platform.
+//! The project's seeded random numbers: a thin wrapper over ChaCha8 from
+//! `rand_chacha`, whose output stream is fixed across versions and
+//! platforms, so fits, scenes and tests are reproducible from their seed.
 
-/// SplitMix64: 64 bits of state, passes BigCrush, one multiply-xorshift
-/// chain per draw.
+use rand::{Rng as _, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A seeded generator with the few draws the project needs.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(ChaCha8Rng);
 
 impl Rng {
     /// A generator from a seed.
     pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x6A09_E667_F3BC_C909)
+        Rng(ChaCha8Rng::seed_from_u64(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `[0, 1)`.
@@ -29,6 +28,18 @@ impl Rng {
     /// assert!((0.0..1.0).contains(&x));
     /// ```
     pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.random::<f64>()
+    }
+
+    /// Uniform in `[lo, hi)`.
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.uniform()
+    }
+
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u = 1.0 - self.uniform();
+        let v = self.uniform();
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
     }
 }
