@@ -5,6 +5,8 @@
 pub mod alloc;
 pub mod bench;
 pub mod error;
+pub mod fit;
 pub mod output;
+pub mod render;
 
 pub use error::CliError;

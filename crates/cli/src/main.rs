@@ -1,7 +1,7 @@
 //! The `chainrule` command: gradients from the shell, Gaussian-splatting fits
 //! and benchmarks. Every error exits with code 2 and one message on stderr.
 
-use chainrule_cli::{alloc::CountingAlloc, bench, CliError};
+use chainrule_cli::{alloc::CountingAlloc, bench, fit, render, CliError};
 use clap::{Parser, Subcommand};
 
 #[global_allocator]
@@ -18,6 +18,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Fit 2D Gaussians to an image (PNG/JPEG, or a built-in target).
+    Fit(fit::FitArgs),
+    /// Render a saved model (gaussians.json from `fit`) at any resolution.
+    Render(render::RenderArgs),
     /// Measure speed and memory of a workload.
     Bench(bench::BenchArgs),
 }
@@ -25,6 +29,8 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result: Result<(), CliError> = match cli.command {
+        Command::Fit(a) => fit::run(a),
+        Command::Render(a) => render::run(a),
         Command::Bench(a) => bench::run(a),
     };
     if let Err(e) = result {

@@ -6,4 +6,11 @@
 //! reference written with plain `chainrule::Var` operations.
 #![warn(missing_docs)]
 
+pub mod adam;
+pub mod fit;
+pub mod format;
+pub mod image_io;
+pub mod loss;
+pub mod model2d;
 pub mod raster;
+pub mod rng;

@@ -103,6 +103,9 @@ pub struct TileLists {
     pub offsets: Vec<u32>,
     /// Splat indices, tile by tile.
     pub ids: Vec<u32>,
+    /// Per splat (indexed like the splat slices), the covered pixels
+    /// `[j_min, i_min, j_max, i_max]` (inclusive), see [`pixel_rect`].
+    pub rects: Vec<Option<[u32; 4]>>,
 }
 
 /// What the forward pass produces (and the backward pass needs).
@@ -242,45 +245,57 @@ fn bound_for_q<T: Scalar>(mean: [T; 2], conic: [T; 3], qmax: f64) -> Option<[T; 
     ])
 }
 
+/// The pixels a bound covers, as inclusive index ranges
+/// `[j_min, i_min, j_max, i_max]` clipped to the image: pixel `(i, j)` is
+/// covered when its centre `(j + 0.5, i + 0.5)` lies in the box, i.e.
+/// `j ∈ [⌈x_min − ½⌉, ⌊x_max − ½⌋]` (computed in f64). `None` when empty.
+pub fn pixel_rect<T: Scalar>(bound: &[T; 4], width: usize, height: usize) -> Option<[u32; 4]> {
+    let (x0, y0, x1, y1) = (
+        bound[0].to_f64() - 0.5,
+        bound[1].to_f64() - 0.5,
+        bound[2].to_f64() - 0.5,
+        bound[3].to_f64() - 0.5,
+    );
+    if !(x0 <= x1 && y0 <= y1) || width == 0 || height == 0 {
+        return None;
+    }
+    let j0 = x0.ceil().max(0.0);
+    let i0 = y0.ceil().max(0.0);
+    let j1 = x1.floor().min(width as f64 - 1.0);
+    let i1 = y1.floor().min(height as f64 - 1.0);
+    if !(j0 <= j1 && i0 <= i1) {
+        return None;
+    }
+    Some([j0 as u32, i0 as u32, j1 as u32, i1 as u32])
+}
+
 /// Bins the splats into 16×16 tiles, keeping `order` within each tile.
 pub fn bin_tiles<T: Scalar>(s: &Splats<'_, T>) -> TileLists {
     let tiles_x = s.width.div_ceil(TILE);
     let tiles_y = s.height.div_ceil(TILE);
     let n_tiles = tiles_x * tiles_y;
-    // tile range of each listed splat (pixels whose centre j + 0.5 is in
-    // [x_min, x_max]: j in [ceil(x_min - 0.5), floor(x_max - 0.5)])
-    let range = |k: usize| -> Option<[usize; 4]> {
-        let bd = s.bounds[k];
-        let (x0, y0, x1, y1) = (
-            bd[0].to_f64() - 0.5,
-            bd[1].to_f64() - 0.5,
-            bd[2].to_f64() - 0.5,
-            bd[3].to_f64() - 0.5,
-        );
-        if !(x0 <= x1 && y0 <= y1) {
-            return None;
-        }
-        let (w, h) = (s.width as f64, s.height as f64);
-        let j0 = x0.ceil().max(0.0);
-        let i0 = y0.ceil().max(0.0);
-        let j1 = x1.floor().min(w - 1.0);
-        let i1 = y1.floor().min(h - 1.0);
-        if j0 > j1 || i0 > i1 {
-            return None;
-        }
-        Some([
-            j0 as usize / TILE,
-            i0 as usize / TILE,
-            j1 as usize / TILE,
-            i1 as usize / TILE,
-        ])
+    let rects: Vec<Option<[u32; 4]>> = s
+        .bounds
+        .iter()
+        .map(|b| pixel_rect(b, s.width, s.height))
+        .collect();
+    let tile_range = |k: u32| {
+        rects[k as usize].map(|r| {
+            [
+                r[0] as usize / TILE,
+                r[1] as usize / TILE,
+                r[2] as usize / TILE,
+                r[3] as usize / TILE,
+            ]
+        })
     };
-    let ranges: Vec<Option<[usize; 4]>> = s.order.iter().map(|&k| range(k as usize)).collect();
     let mut counts = vec![0u32; n_tiles + 1];
-    for r in ranges.iter().flatten() {
-        for ty in r[1]..=r[3] {
-            for tx in r[0]..=r[2] {
-                counts[ty * tiles_x + tx] += 1;
+    for &k in s.order {
+        if let Some(r) = tile_range(k) {
+            for ty in r[1]..=r[3] {
+                for tx in r[0]..=r[2] {
+                    counts[ty * tiles_x + tx] += 1;
+                }
             }
         }
     }
@@ -290,8 +305,8 @@ pub fn bin_tiles<T: Scalar>(s: &Splats<'_, T>) -> TileLists {
     }
     let mut fill: Vec<u32> = offsets[..n_tiles].to_vec();
     let mut ids = vec![0u32; offsets[n_tiles] as usize];
-    for (&k, r) in s.order.iter().zip(&ranges) {
-        if let Some(r) = r {
+    for &k in s.order {
+        if let Some(r) = tile_range(k) {
             for ty in r[1]..=r[3] {
                 for tx in r[0]..=r[2] {
                     let t = ty * tiles_x + tx;
@@ -306,21 +321,33 @@ pub fn bin_tiles<T: Scalar>(s: &Splats<'_, T>) -> TileLists {
         tiles_y,
         offsets,
         ids,
+        rects,
     }
 }
 
+/// The part of a splat's pixel rectangle inside tile `(tx, ty)`, as
+/// half-open local ranges `(i0, i1, j0, j1)` (rows, columns, in image
+/// pixels).
 #[inline(always)]
-fn inside<T: Scalar>(bd: &[T; 4], px: T, py: T) -> bool {
-    px >= bd[0] && px <= bd[2] && py >= bd[1] && py <= bd[3]
+fn clip_to_tile(
+    r: [u32; 4],
+    tx: usize,
+    ty: usize,
+    w: usize,
+    h: usize,
+) -> (usize, usize, usize, usize) {
+    let j0 = (r[0] as usize).max(tx * TILE);
+    let j1 = (r[2] as usize + 1).min((tx + 1) * TILE).min(w);
+    let i0 = (r[1] as usize).max(ty * TILE);
+    let i1 = (r[3] as usize + 1).min((ty + 1) * TILE).min(h);
+    (i0, i1, j0, j1)
 }
 
 /// α of splat `k` at pixel centre `(px, py)` and the pieces the backward
 /// pass needs: `(α, d.x, d.y, exp(−q/2), clamped)`; `None` when skipped.
+/// The caller has already checked that the pixel is in the splat's rect.
 #[inline(always)]
 fn alpha_at<T: Scalar>(s: &Splats<'_, T>, k: usize, px: T, py: T) -> Option<(T, T, T, T, bool)> {
-    if !inside(&s.bounds[k], px, py) {
-        return None;
-    }
     let m = s.means[k];
     let [a, b, c] = s.conics[k];
     let dx = px - m[0];
@@ -365,6 +392,15 @@ pub fn forward<T: Scalar>(s: &Splats<'_, T>) -> Result<Rendered<T>, RasterError>
     let mut image = vec![T::zero(); w * h * ch];
     let mut final_t = vec![T::one(); w * h];
     let mut last = vec![0u32; w * h];
+    if w == 0 || h == 0 {
+        return Ok(Rendered {
+            image,
+            final_t,
+            last,
+            tiles,
+        });
+    }
+    let t_min = T::from_f64(T_MIN);
     // one tile row at a time: each band owns whole image rows
     let band = TILE * w;
     image
@@ -373,23 +409,78 @@ pub fn forward<T: Scalar>(s: &Splats<'_, T>) -> Result<Rendered<T>, RasterError>
         .zip(last.par_chunks_mut(band))
         .enumerate()
         .for_each(|(ty, ((img, tt), ll))| {
-            let mut acc = vec![T::zero(); ch];
+            // tile-local state, splat-major within the tile: each splat
+            // visits only the pixels of its rectangle, in list order, so
+            // every pixel still composites front to back
+            let mut acc = vec![T::zero(); TILE * TILE * ch];
+            let mut tr = [T::one(); TILE * TILE];
+            let mut lst = [0u32; TILE * TILE];
+            let mut done = [false; TILE * TILE];
             for tx in 0..tiles.tiles_x {
                 let t = ty * tiles.tiles_x + tx;
                 let list = &tiles.ids[tiles.offsets[t] as usize..tiles.offsets[t + 1] as usize];
-                let i_end = ((ty + 1) * TILE).min(h);
-                let j_end = ((tx + 1) * TILE).min(w);
-                for i in ty * TILE..i_end {
-                    let py = T::from_f64(i as f64 + 0.5);
-                    for j in tx * TILE..j_end {
-                        let px = T::from_f64(j as f64 + 0.5);
-                        let local = (i - ty * TILE) * w + j;
-                        let (tf, lst) = render_pixel(s, list, px, py, &mut acc);
-                        for c in 0..ch {
-                            img[local * ch + c] = acc[c] + tf * s.background[c];
+                acc.iter_mut().for_each(|v| *v = T::zero());
+                tr.iter_mut().for_each(|v| *v = T::one());
+                lst.iter_mut().for_each(|v| *v = 0);
+                done.iter_mut().for_each(|v| *v = false);
+                let i_base = ty * TILE;
+                let j_base = tx * TILE;
+                let n_pix =
+                    (((ty + 1) * TILE).min(h) - i_base) * (((tx + 1) * TILE).min(w) - j_base);
+                let mut n_done = 0;
+                for (pos, &k) in list.iter().enumerate() {
+                    let k = k as usize;
+                    let r = tiles.rects[k].expect("listed splats have a rect");
+                    let (i0, i1, j0, j1) = clip_to_tile(r, tx, ty, w, h);
+                    let col = &s.colors[k * ch..(k + 1) * ch];
+                    for i in i0..i1 {
+                        let py = T::from_f64(i as f64 + 0.5);
+                        for j in j0..j1 {
+                            let l = (i - i_base) * TILE + (j - j_base);
+                            if done[l] {
+                                continue;
+                            }
+                            let px = T::from_f64(j as f64 + 0.5);
+                            let Some((alpha, ..)) = alpha_at(s, k, px, py) else {
+                                continue;
+                            };
+                            let a = &mut acc[l * ch..(l + 1) * ch];
+                            match s.blend {
+                                Blend::Over => {
+                                    let next = tr[l] * (T::one() - alpha);
+                                    if next < t_min {
+                                        done[l] = true;
+                                        n_done += 1;
+                                        continue;
+                                    }
+                                    let wgt = alpha * tr[l];
+                                    for c in 0..ch {
+                                        a[c] += col[c] * wgt;
+                                    }
+                                    tr[l] = next;
+                                }
+                                Blend::Sum => {
+                                    for c in 0..ch {
+                                        a[c] += col[c] * alpha;
+                                    }
+                                }
+                            }
+                            lst[l] = pos as u32 + 1;
                         }
-                        tt[local] = tf;
-                        ll[local] = lst;
+                    }
+                    if n_done == n_pix {
+                        break;
+                    }
+                }
+                for i in i_base..((ty + 1) * TILE).min(h) {
+                    for j in j_base..((tx + 1) * TILE).min(w) {
+                        let l = (i - i_base) * TILE + (j - j_base);
+                        let g = (i - i_base) * w + j;
+                        for c in 0..ch {
+                            img[g * ch + c] = acc[l * ch + c] + tr[l] * s.background[c];
+                        }
+                        tt[g] = tr[l];
+                        ll[g] = lst[l];
                     }
                 }
             }
@@ -400,50 +491,6 @@ pub fn forward<T: Scalar>(s: &Splats<'_, T>) -> Result<Rendered<T>, RasterError>
         last,
         tiles,
     })
-}
-
-/// Composites one pixel: fills `acc` with `Σ c α T` and returns
-/// `(T_final, last)`.
-#[inline(always)]
-fn render_pixel<T: Scalar>(
-    s: &Splats<'_, T>,
-    list: &[u32],
-    px: T,
-    py: T,
-    acc: &mut [T],
-) -> (T, u32) {
-    let ch = s.channels;
-    acc.iter_mut().for_each(|a| *a = T::zero());
-    let mut t = T::one();
-    let mut last = 0u32;
-    let t_min = T::from_f64(T_MIN);
-    for (pos, &k) in list.iter().enumerate() {
-        let k = k as usize;
-        let Some((alpha, ..)) = alpha_at(s, k, px, py) else {
-            continue;
-        };
-        let col = &s.colors[k * ch..(k + 1) * ch];
-        match s.blend {
-            Blend::Over => {
-                let next = t * (T::one() - alpha);
-                if next < t_min {
-                    break;
-                }
-                let wgt = alpha * t;
-                for c in 0..ch {
-                    acc[c] += col[c] * wgt;
-                }
-                t = next;
-            }
-            Blend::Sum => {
-                for c in 0..ch {
-                    acc[c] += col[c] * alpha;
-                }
-            }
-        }
-        last = pos as u32 + 1;
-    }
-    (t, last)
 }
 
 /// The backward pass: gradients of the loss with respect to the splats,
@@ -479,6 +526,7 @@ pub fn backward<T: Scalar>(
     let n_tiles = tiles.tiles_x * tiles.tiles_y;
     // per-splat gradient record: mean (2), conic (3), opacity (1), colour (C)
     let stride = 6 + ch;
+    let half = T::from_f64(0.5);
     // each tile: a gradient buffer aligned with its list
     let per_tile: Vec<Vec<T>> = (0..n_tiles)
         .into_par_iter()
@@ -489,27 +537,91 @@ pub fn backward<T: Scalar>(
                 return g;
             }
             let (ty, tx) = (t / tiles.tiles_x, t % tiles.tiles_x);
-            let mut behind = vec![T::zero(); ch];
-            for i in ty * TILE..((ty + 1) * TILE).min(h) {
-                let py = T::from_f64(i as f64 + 0.5);
-                for j in tx * TILE..((tx + 1) * TILE).min(w) {
-                    let px = T::from_f64(j as f64 + 0.5);
+            let (i_base, j_base) = (ty * TILE, tx * TILE);
+            // per-pixel state of the backward walk: T and the colour behind
+            let mut tr = [T::one(); TILE * TILE];
+            let mut behind = vec![T::zero(); TILE * TILE * ch];
+            let mut lst = [0u32; TILE * TILE];
+            let mut max_last = 0u32;
+            for i in i_base..((ty + 1) * TILE).min(h) {
+                for j in j_base..((tx + 1) * TILE).min(w) {
+                    let l = (i - i_base) * TILE + (j - j_base);
                     let p = i * w + j;
-                    let gp = &d_image[p * ch..(p + 1) * ch];
-                    let ga = d_alpha.map_or(T::zero(), |d| d[p]);
-                    backward_pixel(
-                        s,
-                        list,
-                        r.last[p],
-                        r.final_t[p],
-                        px,
-                        py,
-                        gp,
-                        ga,
-                        &mut behind,
-                        &mut g,
-                    );
+                    tr[l] = r.final_t[p];
+                    lst[l] = r.last[p];
+                    max_last = max_last.max(r.last[p]);
+                    if s.blend == Blend::Over {
+                        for c in 0..ch {
+                            behind[l * ch + c] = r.final_t[p] * s.background[c];
+                        }
+                    }
                 }
+            }
+            let mut e = vec![T::zero(); stride];
+            for pos in (0..max_last as usize).rev() {
+                let k = list[pos] as usize;
+                let rect = tiles.rects[k].expect("listed splats have a rect");
+                let (i0, i1, j0, j1) = clip_to_tile(rect, tx, ty, w, h);
+                let col = &s.colors[k * ch..(k + 1) * ch];
+                let [ca, cb, cc] = s.conics[k];
+                let op = s.opacities[k];
+                e.iter_mut().for_each(|v| *v = T::zero());
+                for i in i0..i1 {
+                    let py = T::from_f64(i as f64 + 0.5);
+                    for j in j0..j1 {
+                        let l = (i - i_base) * TILE + (j - j_base);
+                        if pos as u32 >= lst[l] {
+                            continue;
+                        }
+                        let px = T::from_f64(j as f64 + 0.5);
+                        let Some((alpha, dx, dy, wexp, clamped)) = alpha_at(s, k, px, py) else {
+                            continue;
+                        };
+                        let p = i * w + j;
+                        let gp = &d_image[p * ch..(p + 1) * ch];
+                        let bh = &mut behind[l * ch..(l + 1) * ch];
+                        let d_a = match s.blend {
+                            Blend::Over => {
+                                let one_m = T::one() - alpha;
+                                let t = tr[l] / one_m;
+                                tr[l] = t;
+                                let wgt = alpha * t;
+                                let mut da = T::zero();
+                                for c in 0..ch {
+                                    e[6 + c] += gp[c] * wgt;
+                                    da += gp[c] * (col[c] * t - bh[c] / one_m);
+                                    bh[c] += col[c] * wgt;
+                                }
+                                // alpha_final = 1 − T_final; ∂T_final/∂α = −T_final/(1 − α)
+                                match d_alpha {
+                                    Some(dal) => da + dal[p] * r.final_t[p] / one_m,
+                                    None => da,
+                                }
+                            }
+                            Blend::Sum => {
+                                let mut da = T::zero();
+                                for c in 0..ch {
+                                    e[6 + c] += gp[c] * alpha;
+                                    da += gp[c] * col[c];
+                                }
+                                da
+                            }
+                        };
+                        if clamped {
+                            continue;
+                        }
+                        // α = o · w, w = exp(−q/2)
+                        e[5] += d_a * wexp;
+                        let dq = -(half * d_a * op * wexp);
+                        e[2] += dq * dx * dx;
+                        e[3] += dq * (dx * dy + dx * dy);
+                        e[4] += dq * dy * dy;
+                        // d = p − m
+                        e[0] -= dq * ((ca * dx + cb * dy) + (ca * dx + cb * dy));
+                        e[1] -= dq * ((cb * dx + cc * dy) + (cb * dx + cc * dy));
+                    }
+                }
+                g[pos * stride..(pos + 1) * stride].copy_from_slice(&e);
             }
             g
         })
@@ -538,77 +650,6 @@ pub fn backward<T: Scalar>(
         }
     }
     Ok(out)
-}
-
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn backward_pixel<T: Scalar>(
-    s: &Splats<'_, T>,
-    list: &[u32],
-    last: u32,
-    t_final: T,
-    px: T,
-    py: T,
-    gp: &[T],
-    ga: T,
-    behind: &mut [T],
-    g: &mut [T],
-) {
-    let ch = s.channels;
-    let stride = 6 + ch;
-    let half = T::from_f64(0.5);
-    // colour behind the current splat, including the background
-    for (b, &bg) in behind.iter_mut().zip(s.background) {
-        *b = match s.blend {
-            Blend::Over => t_final * bg,
-            Blend::Sum => T::zero(),
-        };
-    }
-    let mut t = t_final;
-    for pos in (0..last as usize).rev() {
-        let k = list[pos] as usize;
-        let Some((alpha, dx, dy, wexp, clamped)) = alpha_at(s, k, px, py) else {
-            continue;
-        };
-        let col = &s.colors[k * ch..(k + 1) * ch];
-        let e = &mut g[pos * stride..(pos + 1) * stride];
-        let d_alpha = match s.blend {
-            Blend::Over => {
-                let one_m = T::one() - alpha;
-                t /= one_m;
-                let wgt = alpha * t;
-                let mut da = T::zero();
-                for c in 0..ch {
-                    e[6 + c] += gp[c] * wgt;
-                    da += gp[c] * (col[c] * t - behind[c] / one_m);
-                    behind[c] += col[c] * wgt;
-                }
-                // alpha_final = 1 − T_final; ∂T_final/∂α = −T_final/(1 − α)
-                da + ga * t_final / one_m
-            }
-            Blend::Sum => {
-                let mut da = T::zero();
-                for c in 0..ch {
-                    e[6 + c] += gp[c] * alpha;
-                    da += gp[c] * col[c];
-                }
-                da
-            }
-        };
-        if clamped {
-            continue;
-        }
-        // α = o · w, w = exp(−q/2)
-        e[5] += d_alpha * wexp;
-        let dq = -(half * d_alpha * s.opacities[k] * wexp);
-        let [a, b, c] = s.conics[k];
-        e[2] += dq * dx * dx;
-        e[3] += dq * (dx * dy + dx * dy);
-        e[4] += dq * dy * dy;
-        // d = p − m
-        e[0] -= dq * ((a * dx + b * dy) + (a * dx + b * dy));
-        e[1] -= dq * ((b * dx + c * dy) + (b * dx + c * dy));
-    }
 }
 
 /// Rasterization as one custom operation on a tape.

@@ -7,8 +7,8 @@
 use chainrule::{gradcheck, GradcheckOptions, Tape, Var};
 use proptest::prelude::*;
 use splat::raster::{
-    backward, forward, opacity_aware_bound, rasterize_op, Blend, Splats, ALPHA_MAX, ALPHA_MIN,
-    T_MIN,
+    backward, forward, opacity_aware_bound, pixel_rect, rasterize_op, Blend, Splats, ALPHA_MAX,
+    ALPHA_MIN, T_MIN,
 };
 
 /// A small deterministic generator (SplitMix64).
@@ -115,8 +115,11 @@ fn reference<'t>(
             let mut acc: Vec<Var> = (0..sc.ch).map(|_| t * 0.0).collect();
             for &k in &sc.order {
                 let k = k as usize;
-                let b = bounds[k];
-                if !(px >= b[0] && px <= b[2] && py >= b[1] && py <= b[3]) {
+                let Some(r) = pixel_rect(&bounds[k], sc.w, sc.h) else {
+                    continue;
+                };
+                let (iu, ju) = (i as u32, j as u32);
+                if !(ju >= r[0] && ju <= r[2] && iu >= r[1] && iu <= r[3]) {
                     continue;
                 }
                 let dx = px - means[2 * k];

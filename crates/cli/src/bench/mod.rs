@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use crate::error::CliResult;
 
 pub mod ad;
+pub mod fit;
 
 /// Arguments of `chainrule bench`.
 #[derive(Debug, Args)]
@@ -20,12 +21,15 @@ pub struct BenchArgs {
 pub enum Workload {
     /// Gradient of the scalar recursion s <- s*a + sin(s)*b against plain Rust.
     Ad(ad::AdArgs),
+    /// 2D Gaussian-splatting image fit: seconds per iteration, peak memory, PSNR.
+    Fit(fit::FitBenchArgs),
 }
 
 /// Runs `chainrule bench`.
 pub fn run(args: BenchArgs) -> CliResult {
     match args.workload {
         Workload::Ad(a) => ad::run(a),
+        Workload::Fit(a) => fit::run(a),
     }
 }
 

@@ -1,0 +1,364 @@
+//! `chainrule fit [IMAGE]`: fit 2D Gaussians to an image by gradient
+//! descent and write the render, a comparison picture and the model.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use splat::fit::{FitConfig, Fitter};
+use splat::format::GaussianFile;
+use splat::image_io::{self, Image};
+use splat::loss::{self, Loss};
+use splat::model2d::Init;
+use splat::raster::Blend;
+
+use crate::error::{CliError, CliResult};
+use crate::output::{ensure_dir, write_atomic};
+
+/// Loss choices on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LossArg {
+    /// Mean squared error.
+    Mse,
+    /// 0.8 · L1 + 0.2 · (1 − SSIM), the 3DGS loss.
+    L1Ssim,
+}
+
+/// Blend choices on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BlendArg {
+    /// Front-to-back compositing with transmittance.
+    Over,
+    /// Order-free weighted sum (GaussianImage).
+    Sum,
+}
+
+/// Initialisation choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InitArg {
+    /// Colours sampled from the image at each Gaussian's position.
+    Image,
+    /// The JAX peer's: uniform random colours.
+    Peer,
+}
+
+/// Arithmetic precision of the render and tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Precision {
+    /// 32-bit floats (fast).
+    F32,
+    /// 64-bit floats.
+    F64,
+}
+
+/// Arguments of `chainrule fit`.
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// PNG or JPEG to fit; without it, a built-in target (gradients, sharp
+    /// edges, fine texture).
+    pub image: Option<PathBuf>,
+    /// Number of Gaussians.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub gaussians: u32,
+    /// Adam iterations.
+    #[arg(long, default_value_t = 600)]
+    pub iters: u32,
+    /// Output folder (render.png, compare.png, gaussians.json).
+    #[arg(long, default_value = "fit-out")]
+    pub out: PathBuf,
+    /// Seed of the initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Loss.
+    #[arg(long, value_enum, default_value_t = LossArg::L1Ssim)]
+    pub loss: LossArg,
+    /// Print one JSON object at the end instead of a progress bar.
+    #[arg(long)]
+    pub json: bool,
+    /// How splats combine.
+    #[arg(long, value_enum, default_value_t = BlendArg::Over)]
+    pub blend: BlendArg,
+    /// Background colour: black, white, or R,G,B in [0,1].
+    #[arg(long, default_value = "black")]
+    pub background: String,
+    /// Resize the image so its longer side is this many pixels (aspect
+    /// kept); the built-in target is SIZE x SIZE (default 256).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8192))]
+    pub size: Option<u32>,
+    /// Initialisation.
+    #[arg(long, value_enum, default_value_t = InitArg::Image)]
+    pub init: InitArg,
+    /// Adam learning rate of the positions.
+    #[arg(long, default_value_t = 0.002)]
+    pub lr_mean: f64,
+    /// Adam learning rate of the Cholesky factors.
+    #[arg(long, default_value_t = 0.01)]
+    pub lr_chol: f64,
+    /// Adam learning rate of the colours.
+    #[arg(long, default_value_t = 0.01)]
+    pub lr_color: f64,
+    /// Adam learning rate of the opacity logits.
+    #[arg(long, default_value_t = 0.01)]
+    pub lr_opacity: f64,
+    /// Precision of the render and the tape.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
+}
+
+/// What `fit --json` prints.
+#[derive(Debug, Serialize)]
+pub struct FitReport {
+    /// PSNR (dB) of the final render clipped to [0,1].
+    pub psnr: f64,
+    /// Mean SSIM of the final render.
+    pub ssim: f64,
+    /// Number of Gaussians.
+    pub gaussians: usize,
+    /// Iterations run.
+    pub iterations: u32,
+    /// Wall-clock seconds of the iterations.
+    pub seconds: f64,
+    /// `seconds / iterations`.
+    pub seconds_per_iteration: f64,
+    /// Loss at the last iteration (before its update).
+    pub final_loss: f64,
+    /// Target width.
+    pub width: usize,
+    /// Target height.
+    pub height: usize,
+    /// Files written.
+    pub render_png: PathBuf,
+    /// See `render_png`.
+    pub compare_png: PathBuf,
+    /// See `render_png`.
+    pub gaussians_json: PathBuf,
+}
+
+/// Parses a background colour.
+pub fn parse_background(s: &str) -> CliResult<[f64; 3]> {
+    match s {
+        "black" => return Ok([0.0; 3]),
+        "white" => return Ok([1.0; 3]),
+        _ => {}
+    }
+    let parts: Vec<&str> = s.split(',').collect();
+    let bad = || {
+        CliError::usage(format!(
+            "--background {s:?}: expected black, white or R,G,B with numbers in [0,1]"
+        ))
+    };
+    if parts.len() != 3 {
+        return Err(bad());
+    }
+    let mut c = [0.0; 3];
+    for (v, p) in c.iter_mut().zip(parts) {
+        *v = p.trim().parse::<f64>().map_err(|_| bad())?;
+        if !(0.0..=1.0).contains(v) {
+            return Err(bad());
+        }
+    }
+    Ok(c)
+}
+
+/// Loads the target: the file (resized if asked) or the built-in one.
+pub fn load_target(image: Option<&Path>, size: Option<u32>) -> CliResult<Image> {
+    match image {
+        None => Ok(image_io::default_target(size.unwrap_or(256) as usize)),
+        Some(p) => {
+            let img = image_io::load(p).map_err(|e| CliError::file(p, e))?;
+            Ok(match size {
+                None => img,
+                Some(s) => {
+                    let s = s as usize;
+                    let (w, h) = if img.width >= img.height {
+                        (
+                            s,
+                            ((img.height * s) as f64 / img.width as f64)
+                                .round()
+                                .max(1.0) as usize,
+                        )
+                    } else {
+                        (
+                            ((img.width * s) as f64 / img.height as f64)
+                                .round()
+                                .max(1.0) as usize,
+                            s,
+                        )
+                    };
+                    img.resized(w, h)
+                }
+            })
+        }
+    }
+}
+
+/// Checks that `dir` can be created and written before any work is done.
+pub fn check_out_dir(dir: &Path) -> CliResult {
+    ensure_dir(dir)?;
+    let probe = dir.join(format!(".chainrule-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|e| CliError::file(dir, format!("output directory is not writable: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+fn check_lr(name: &str, v: f64) -> CliResult {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(CliError::usage(format!(
+            "{name} {v}: must be a finite number >= 0"
+        )))
+    }
+}
+
+/// Runs `chainrule fit`.
+pub fn run(a: FitArgs) -> CliResult {
+    for (name, v) in [
+        ("--lr-mean", a.lr_mean),
+        ("--lr-chol", a.lr_chol),
+        ("--lr-color", a.lr_color),
+        ("--lr-opacity", a.lr_opacity),
+    ] {
+        check_lr(name, v)?;
+    }
+    let background = parse_background(&a.background)?;
+    let target = load_target(a.image.as_deref(), a.size)?;
+    check_out_dir(&a.out)?;
+    let cfg = FitConfig {
+        gaussians: a.gaussians as usize,
+        seed: a.seed,
+        loss: match a.loss {
+            LossArg::Mse => Loss::Mse,
+            LossArg::L1Ssim => Loss::L1Ssim,
+        },
+        blend: match a.blend {
+            BlendArg::Over => Blend::Over,
+            BlendArg::Sum => Blend::Sum,
+        },
+        background,
+        init: match a.init {
+            InitArg::Image => Init::Image,
+            InitArg::Peer => Init::Peer,
+        },
+        lr_mean: a.lr_mean,
+        lr_chol: a.lr_chol,
+        lr_color: a.lr_color,
+        lr_opacity: a.lr_opacity,
+    };
+    match a.precision {
+        Precision::F32 => fit_with::<f32>(&a, target, cfg),
+        Precision::F64 => fit_with::<f64>(&a, target, cfg),
+    }
+}
+
+fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) -> CliResult {
+    let (w, h) = (target.width, target.height);
+    let mut fitter = Fitter::<T>::new(target, cfg);
+    let bar = if a.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(a.iters as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta}]",
+            )
+            .expect("valid template"),
+        );
+        b
+    };
+    let start = Instant::now();
+    let mut last_loss = f64::NAN;
+    for it in 1..=a.iters {
+        last_loss = fitter.step();
+        if !last_loss.is_finite() {
+            return Err(CliError::usage(format!(
+                "the loss became {last_loss} at iteration {it}; try smaller learning rates"
+            )));
+        }
+        if !a.json && (it % 10 == 0 || it == a.iters) {
+            let psnr = loss::psnr(&fitter.render().data, &fitter.target().data);
+            let rate = it as f64 / start.elapsed().as_secs_f64();
+            bar.set_message(format!(
+                "loss {last_loss:.5}  PSNR {psnr:.2} dB  {rate:.1} it/s"
+            ));
+        }
+        bar.set_position(it as u64);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish();
+    let render = fitter.render();
+    let psnr = loss::psnr(&render.data, &fitter.target().data);
+    let ssim = loss::ssim_values(
+        &render
+            .data
+            .iter()
+            .map(|v| v.clamp(0.0, 1.0))
+            .collect::<Vec<_>>(),
+        &fitter.target().data,
+        w,
+        h,
+        3,
+    );
+    let render_png = a.out.join("render.png");
+    let compare_png = a.out.join("compare.png");
+    let gaussians_json = a.out.join("gaussians.json");
+    let png = |img: &Image, p: &Path| -> CliResult {
+        let bytes = img.to_png().map_err(|e| CliError::file(p, e))?;
+        write_atomic(p, &bytes)
+    };
+    png(&render, &render_png)?;
+    png(&image_io::compare(fitter.target(), &render), &compare_png)?;
+    let file = GaussianFile::new(
+        fitter.model(),
+        w,
+        h,
+        fitter.config().background,
+        fitter.config().blend,
+    );
+    write_atomic(&gaussians_json, file.to_json().as_bytes())?;
+    let report = FitReport {
+        psnr,
+        ssim,
+        gaussians: fitter.model().n,
+        iterations: fitter.iterations(),
+        seconds,
+        seconds_per_iteration: if a.iters > 0 {
+            seconds / a.iters as f64
+        } else {
+            0.0
+        },
+        final_loss: last_loss,
+        width: w,
+        height: h,
+        render_png,
+        compare_png,
+        gaussians_json,
+    };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("report serialises")
+        );
+    } else {
+        println!(
+            "fitted {} Gaussians to {}x{} in {} iterations, {:.1} s ({:.1} ms/iteration): PSNR {:.2} dB, SSIM {:.4}",
+            report.gaussians,
+            w,
+            h,
+            report.iterations,
+            seconds,
+            report.seconds_per_iteration * 1e3,
+            psnr,
+            ssim
+        );
+        println!(
+            "wrote {}, {}, {}",
+            report.render_png.display(),
+            report.compare_png.display(),
+            report.gaussians_json.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! `chainrule render FILE --out image.png [--scale S]`: render a saved model
+//! again, at any resolution. The kind of model is chosen by the file's
+//! extension (`.json`: fitted 2D Gaussians from `chainrule fit`).
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use splat::format::GaussianFile;
+use splat::image_io::Image;
+use splat::model2d;
+
+use crate::error::{CliError, CliResult};
+use crate::output::write_atomic;
+
+/// Arguments of `chainrule render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The model: a `gaussians.json` written by `chainrule fit`.
+    pub file: PathBuf,
+    /// The PNG to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Size relative to the size the model was fitted at.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+}
+
+/// Renders a 2D Gaussians file to an image.
+pub fn render_2d(path: &Path, scale: f64) -> CliResult<Image> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::file(path, format!("cannot read: {e}")))?;
+    let file = GaussianFile::from_json(&text).map_err(|e| CliError::file(path, e))?;
+    let (g, background, blend) = file.model().map_err(|e| CliError::file(path, e))?;
+    let w = (file.width as f64 * scale).round();
+    let h = (file.height as f64 * scale).round();
+    if !(w >= 1.0 && h >= 1.0) || w * h > 1.0e9 {
+        return Err(CliError::usage(format!(
+            "--scale {scale}: gives a {w}x{h} image; pick a scale that gives 1 to 10^9 pixels"
+        )));
+    }
+    let (w, h) = (w as usize, h as usize);
+    Ok(Image {
+        width: w,
+        height: h,
+        data: model2d::render(&g, w, h, background, blend),
+    })
+}
+
+/// Runs `chainrule render`.
+pub fn run(a: RenderArgs) -> CliResult {
+    if !(a.scale.is_finite() && a.scale > 0.0) {
+        return Err(CliError::usage(format!(
+            "--scale {}: must be a positive number",
+            a.scale
+        )));
+    }
+    let ext = a
+        .file
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let img = match ext.as_str() {
+        "json" => render_2d(&a.file, a.scale)?,
+        _ => {
+            return Err(CliError::file(
+                &a.file,
+                "unsupported model file: expected a .json written by `chainrule fit`",
+            ))
+        }
+    };
+    let bytes = img.to_png().map_err(|e| CliError::file(&a.out, e))?;
+    write_atomic(&a.out, &bytes)?;
+    Ok(())
+}

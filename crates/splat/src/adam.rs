@@ -1,0 +1,64 @@
+//! Adam with a learning rate per parameter (bias-corrected, as the JAX peer:
+//! `p −= lr · m̂ / (√v̂ + ε)`).
+
+/// Adam's state for a flat parameter vector.
+#[derive(Clone, Debug)]
+pub struct Adam {
+    /// Learning rate of each parameter.
+    pub lr: Vec<f64>,
+    /// First-moment decay (0.9).
+    pub beta1: f64,
+    /// Second-moment decay (0.999).
+    pub beta2: f64,
+    /// Denominator guard (1e-8).
+    pub eps: f64,
+    m: Vec<f64>,
+    v: Vec<f64>,
+    t: u32,
+}
+
+impl Adam {
+    /// Adam with the peer's constants and the given per-parameter rates.
+    pub fn new(lr: Vec<f64>) -> Self {
+        let n = lr.len();
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            t: 0,
+        }
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u32 {
+        self.t
+    }
+
+    /// One update of `params` from `grads`.
+    ///
+    /// ```
+    /// let mut adam = splat::adam::Adam::new(vec![0.1]);
+    /// let mut p = vec![1.0];
+    /// adam.step(&mut p, &[2.0]);
+    /// // the first bias-corrected step moves by lr in the gradient's sign
+    /// assert!((p[0] - 0.9).abs() < 1e-6);
+    /// ```
+    pub fn step(&mut self, params: &mut [f64], grads: &[f64]) {
+        assert_eq!(params.len(), self.lr.len(), "adam: parameter count");
+        assert_eq!(grads.len(), self.lr.len(), "adam: gradient count");
+        self.t += 1;
+        let bc1 = 1.0 - self.beta1.powi(self.t as i32);
+        let bc2 = 1.0 - self.beta2.powi(self.t as i32);
+        for i in 0..params.len() {
+            let g = grads[i];
+            self.m[i] = self.beta1 * self.m[i] + (1.0 - self.beta1) * g;
+            self.v[i] = self.beta2 * self.v[i] + (1.0 - self.beta2) * g * g;
+            let mh = self.m[i] / bc1;
+            let vh = self.v[i] / bc2;
+            params[i] -= self.lr[i] * mh / (vh.sqrt() + self.eps);
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The fit loop: render on the tape, loss, backward, Adam. Reusable from the
+//! command line, benchmarks and tests.
+
+use chainrule::{Scalar, Tape};
+
+use crate::adam::Adam;
+use crate::image_io::Image;
+use crate::loss::{self, Loss};
+use crate::model2d::{self, Gaussians2d, Group, Init};
+use crate::raster::{rasterize_op, Blend};
+
+/// Settings of a fit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FitConfig {
+    /// Number of Gaussians.
+    pub gaussians: usize,
+    /// Seed of the initialisation.
+    pub seed: u64,
+    /// Loss.
+    pub loss: Loss,
+    /// Blend mode.
+    pub blend: Blend,
+    /// Background colour.
+    pub background: [f64; 3],
+    /// Initialisation.
+    pub init: Init,
+    /// Adam learning rate of the means (peer: 0.001).
+    pub lr_mean: f64,
+    /// ... of the Cholesky factors (peer: 0.01).
+    pub lr_chol: f64,
+    /// ... of the colours (peer: 0.01).
+    pub lr_color: f64,
+    /// ... of the opacity logits (peer: 0.01).
+    pub lr_opacity: f64,
+}
+
+impl Default for FitConfig {
+    /// The JAX peer's settings: 500 Gaussians, MSE, over-blending on black,
+    /// peer init, Adam rates 0.001 (means) and 0.01 (others).
+    fn default() -> Self {
+        FitConfig {
+            gaussians: 500,
+            seed: 0,
+            loss: Loss::Mse,
+            blend: Blend::Over,
+            background: [0.0; 3],
+            init: Init::Peer,
+            lr_mean: 0.001,
+            lr_chol: 0.01,
+            lr_color: 0.01,
+            lr_opacity: 0.01,
+        }
+    }
+}
+
+/// A fit in progress. `T` is the precision of the render and the tape
+/// (`f32` is faster; `f64` is what the gradient tests use); parameters and
+/// Adam's state are kept in `f64`.
+pub struct Fitter<T: Scalar = f32> {
+    cfg: FitConfig,
+    target: Image,
+    target_t: Vec<T>,
+    model: Gaussians2d,
+    adam: Adam,
+    tape: Tape<T>,
+    grads: Vec<f64>,
+}
+
+impl<T: Scalar> Fitter<T> {
+    /// Starts a fit of `target` (must be non-empty; `cfg.gaussians ≥ 1`).
+    pub fn new(target: Image, cfg: FitConfig) -> Self {
+        assert!(target.width > 0 && target.height > 0, "fit: empty target");
+        assert!(cfg.gaussians > 0, "fit: no Gaussians");
+        let model = Gaussians2d::init(
+            cfg.gaussians,
+            cfg.seed,
+            cfg.init,
+            Some((&target.data, target.width, target.height)),
+        );
+        let lr = (0..model.params.len())
+            .map(|i| match model.group_of(i) {
+                Group::Mean => cfg.lr_mean,
+                Group::Chol => cfg.lr_chol,
+                Group::Color => cfg.lr_color,
+                Group::Opacity => cfg.lr_opacity,
+            })
+            .collect();
+        let target_t = target.data.iter().map(|&v| T::from_f64(v)).collect();
+        Fitter {
+            grads: vec![0.0; model.params.len()],
+            adam: Adam::new(lr),
+            cfg,
+            target,
+            target_t,
+            model,
+            tape: Tape::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &FitConfig {
+        &self.cfg
+    }
+
+    /// The target image.
+    pub fn target(&self) -> &Image {
+        &self.target
+    }
+
+    /// The current model.
+    pub fn model(&self) -> &Gaussians2d {
+        &self.model
+    }
+
+    /// Iterations done.
+    pub fn iterations(&self) -> u32 {
+        self.adam.steps()
+    }
+
+    /// Loss and gradient at the current parameters (no update).
+    pub fn loss_and_grad(&mut self) -> (f64, &[f64]) {
+        let (w, h) = (self.target.width, self.target.height);
+        let n = self.model.n;
+        self.tape.clear();
+        let value = {
+            let tape = &self.tape;
+            let vals: Vec<T> = self.model.params.iter().map(|&x| T::from_f64(x)).collect();
+            let params = tape.vars(&vals);
+            let pv = model2d::project_vars(n, &params, w, h);
+            let bounds = model2d::bounds_of(&pv);
+            let out = rasterize_op(
+                tape,
+                w,
+                h,
+                3,
+                &pv.means,
+                &pv.conics,
+                &pv.opacities,
+                &pv.colors,
+                bounds,
+                (0..n as u32).collect(),
+                self.cfg
+                    .background
+                    .iter()
+                    .map(|&b| T::from_f64(b))
+                    .collect(),
+                self.cfg.blend,
+                false,
+            )
+            .expect("projection builds consistent shapes");
+            let l = loss::loss(self.cfg.loss, &out.image, &self.target_t, w, h, 3);
+            let g = l.backward();
+            for (dst, v) in self.grads.iter_mut().zip(&params) {
+                *dst = g.wrt(*v).to_f64();
+            }
+            l.value().to_f64()
+        };
+        (value, &self.grads)
+    }
+
+    /// One iteration (render, loss, backward, Adam); returns the loss before
+    /// the update.
+    pub fn step(&mut self) -> f64 {
+        let (value, _) = self.loss_and_grad();
+        self.adam.step(&mut self.model.params, &self.grads);
+        value
+    }
+
+    /// The current render at the target's size (f64, no tape).
+    pub fn render(&self) -> Image {
+        self.render_at(self.target.width, self.target.height)
+    }
+
+    /// The current render at any size.
+    pub fn render_at(&self, width: usize, height: usize) -> Image {
+        Image {
+            width,
+            height,
+            data: model2d::render(
+                &self.model,
+                width,
+                height,
+                self.cfg.background,
+                self.cfg.blend,
+            ),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Image losses built on the engine: MSE, L1, and SSIM (window 11, σ 1.5).
+//!
+//! Only the Gaussian blur inside SSIM is a custom op (a linear map whose
+//! vector-Jacobian product is the same blur, since the kernel is symmetric
+//! and the borders are zero-padded); everything else is ordinary `Var`
+//! arithmetic, so the engine differentiates it.
+//!
+//! Images are `height × width × channels`, row-major, channels last.
+
+use chainrule::{Scalar, Tape, Var};
+use rayon::prelude::*;
+
+/// SSIM window size.
+pub const SSIM_WINDOW: usize = 11;
+/// SSIM Gaussian σ.
+pub const SSIM_SIGMA: f64 = 1.5;
+/// SSIM stabilisers for a data range of 1: `(0.01)²` and `(0.03)²`.
+pub const SSIM_C1: f64 = 1e-4;
+/// See [`SSIM_C1`].
+pub const SSIM_C2: f64 = 9e-4;
+/// Weight of `1 − SSIM` in [`Loss::L1Ssim`] (3DGS: `(1 − λ) L1 + λ (1 − SSIM)`).
+pub const SSIM_LAMBDA: f64 = 0.2;
+
+/// Which loss to fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Loss {
+    /// Mean squared error over pixels and channels.
+    #[default]
+    Mse,
+    /// `(1 − 0.2) · L1 + 0.2 · (1 − SSIM)`, the 3DGS loss.
+    L1Ssim,
+}
+
+/// Mean over all entries of `(x − target)²`.
+pub fn mse<'t, T: Scalar>(x: &[Var<'t, T>], target: &[T]) -> Var<'t, T> {
+    assert_eq!(x.len(), target.len(), "mse: lengths differ");
+    let tape = x[0].tape();
+    let mut s = tape.var(T::zero());
+    for (v, &t) in x.iter().zip(target) {
+        s += (*v - t).square();
+    }
+    s / T::from_f64(x.len() as f64)
+}
+
+/// Mean over all entries of `|x − target|`.
+pub fn l1<'t, T: Scalar>(x: &[Var<'t, T>], target: &[T]) -> Var<'t, T> {
+    assert_eq!(x.len(), target.len(), "l1: lengths differ");
+    let tape = x[0].tape();
+    let mut s = tape.var(T::zero());
+    for (v, &t) in x.iter().zip(target) {
+        s += (*v - t).abs();
+    }
+    s / T::from_f64(x.len() as f64)
+}
+
+/// The normalised 1D Gaussian kernel of SSIM (11 taps, σ 1.5).
+pub fn ssim_kernel() -> [f64; SSIM_WINDOW] {
+    let r = (SSIM_WINDOW / 2) as f64;
+    let mut k = [0.0; SSIM_WINDOW];
+    for (i, v) in k.iter_mut().enumerate() {
+        let d = i as f64 - r;
+        *v = (-d * d / (2.0 * SSIM_SIGMA * SSIM_SIGMA)).exp();
+    }
+    let s: f64 = k.iter().sum();
+    k.iter_mut().for_each(|v| *v /= s);
+    k
+}
+
+/// Separable Gaussian blur with zero padding, same size out (plain values).
+pub fn blur<T: Scalar>(x: &[T], width: usize, height: usize, channels: usize) -> Vec<T> {
+    let k: Vec<T> = ssim_kernel().iter().map(|&v| T::from_f64(v)).collect();
+    let r = SSIM_WINDOW / 2;
+    let row = width * channels;
+    // horizontal
+    let mut tmp = vec![T::zero(); x.len()];
+    tmp.par_chunks_mut(row)
+        .zip(x.par_chunks(row))
+        .for_each(|(out, inp)| {
+            for j in 0..width {
+                for c in 0..channels {
+                    let mut s = T::zero();
+                    for (t, &kv) in k.iter().enumerate() {
+                        let jj = j as isize + t as isize - r as isize;
+                        if jj >= 0 && (jj as usize) < width {
+                            s += kv * inp[jj as usize * channels + c];
+                        }
+                    }
+                    out[j * channels + c] = s;
+                }
+            }
+        });
+    // vertical
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(row).enumerate().for_each(|(i, o)| {
+        for (t, &kv) in k.iter().enumerate() {
+            let ii = i as isize + t as isize - r as isize;
+            if ii >= 0 && (ii as usize) < height {
+                let src = &tmp[ii as usize * row..(ii as usize + 1) * row];
+                for (a, &b) in o.iter_mut().zip(src) {
+                    *a += kv * b;
+                }
+            }
+        }
+    });
+    out
+}
+
+/// The blur as one custom op on the tape; its VJP is the same blur.
+pub fn blur_op<'t, T: Scalar>(
+    tape: &'t Tape<T>,
+    x: &[Var<'t, T>],
+    width: usize,
+    height: usize,
+    channels: usize,
+) -> Vec<Var<'t, T>> {
+    assert_eq!(x.len(), width * height * channels, "blur_op: shape");
+    let vals: Vec<T> = x.iter().map(|v| v.value()).collect();
+    let out = blur(&vals, width, height, channels);
+    tape.custom_op("gaussian_blur", x, out, move |gy, gx| {
+        let g = blur(gy, width, height, channels);
+        for (a, b) in gx.iter_mut().zip(g) {
+            *a += b;
+        }
+    })
+}
+
+/// Mean SSIM of `x` (vars) against a constant `target`, per channel,
+/// zero-padded 11×11 Gaussian window (σ 1.5), data range 1.
+pub fn ssim<'t, T: Scalar>(
+    x: &[Var<'t, T>],
+    target: &[T],
+    width: usize,
+    height: usize,
+    channels: usize,
+) -> Var<'t, T> {
+    let tape = x[0].tape();
+    let mu_y = blur(target, width, height, channels);
+    let yy: Vec<T> = target.iter().map(|&v| v * v).collect();
+    let syy_raw = blur(&yy, width, height, channels);
+    let mu_x = blur_op(tape, x, width, height, channels);
+    let xx: Vec<Var<'t, T>> = x.iter().map(|v| v.square()).collect();
+    let sxx_raw = blur_op(tape, &xx, width, height, channels);
+    let xy: Vec<Var<'t, T>> = x.iter().zip(target).map(|(v, &t)| *v * t).collect();
+    let sxy_raw = blur_op(tape, &xy, width, height, channels);
+    let (c1, c2) = (T::from_f64(SSIM_C1), T::from_f64(SSIM_C2));
+    let two = T::from_f64(2.0);
+    let mut total = tape.var(T::zero());
+    for p in 0..x.len() {
+        let mx = mu_x[p];
+        let my = mu_y[p];
+        let sxx = sxx_raw[p] - mx.square();
+        let syy = syy_raw[p] - my * my;
+        let sxy = sxy_raw[p] - mx * my;
+        let num = (mx * (two * my) + c1) * (sxy * two + c2);
+        let den = (mx.square() + (my * my + c1)) * (sxx + (syy + c2));
+        total += num / den;
+    }
+    total / T::from_f64(x.len() as f64)
+}
+
+/// Mean SSIM of two plain images (for reporting).
+pub fn ssim_values(x: &[f64], y: &[f64], width: usize, height: usize, channels: usize) -> f64 {
+    let mx = blur(x, width, height, channels);
+    let my = blur(y, width, height, channels);
+    let sq = |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(p, q)| p * q).collect() };
+    let sxx = blur(&sq(x, x), width, height, channels);
+    let syy = blur(&sq(y, y), width, height, channels);
+    let sxy = blur(&sq(x, y), width, height, channels);
+    let mut total = 0.0;
+    for p in 0..x.len() {
+        let (a, b) = (mx[p], my[p]);
+        let num = (2.0 * a * b + SSIM_C1) * (2.0 * (sxy[p] - a * b) + SSIM_C2);
+        let den = (a * a + b * b + SSIM_C1) * ((sxx[p] - a * a) + (syy[p] - b * b) + SSIM_C2);
+        total += num / den;
+    }
+    total / x.len() as f64
+}
+
+/// PSNR in dB of `x` clipped to `[0, 1]` against `y`: `10 log10(1 / MSE)`
+/// (the JAX peer's definition). Infinite for identical images.
+pub fn psnr(x: &[f64], y: &[f64]) -> f64 {
+    let mse = x
+        .iter()
+        .zip(y)
+        .map(|(a, b)| (a.clamp(0.0, 1.0) - b).powi(2))
+        .sum::<f64>()
+        / x.len().max(1) as f64;
+    10.0 * (1.0 / mse).log10()
+}
+
+/// The chosen loss of `x` against `target` on the tape.
+pub fn loss<'t, T: Scalar>(
+    which: Loss,
+    x: &[Var<'t, T>],
+    target: &[T],
+    width: usize,
+    height: usize,
+    channels: usize,
+) -> Var<'t, T> {
+    match which {
+        Loss::Mse => mse(x, target),
+        Loss::L1Ssim => {
+            let lam = T::from_f64(SSIM_LAMBDA);
+            // (1 − λ) L1 + λ (1 − SSIM), written with the constant on the right
+            l1(x, target) * (T::one() - lam) - ssim(x, target, width, height, channels) * lam + lam
+        }
+    }
+}
