@@ -1,6 +1,8 @@
 //! The fit loop: render on the tape, loss, backward, Adam. Reusable from the
 //! command line, benchmarks and tests.
 
+use std::time::Instant;
+
 use chainrule::{Scalar, Tape};
 
 use crate::adam::Adam;
@@ -64,6 +66,20 @@ pub struct Fitter<T: Scalar = f32> {
     adam: Adam,
     tape: Tape<T>,
     grads: Vec<f64>,
+    timings: StepTimings,
+}
+
+/// Where the time of the last iteration went, in seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepTimings {
+    /// Parameters onto the tape, projection and the rasterizer's forward pass.
+    pub render: f64,
+    /// Recording the loss.
+    pub loss: f64,
+    /// The reverse sweep (including the rasterizer's backward pass).
+    pub backward: f64,
+    /// The Adam update.
+    pub adam: f64,
 }
 
 impl<T: Scalar> Fitter<T> {
@@ -94,6 +110,7 @@ impl<T: Scalar> Fitter<T> {
             target_t,
             model,
             tape: Tape::default(),
+            timings: StepTimings::default(),
         }
     }
 
@@ -122,6 +139,8 @@ impl<T: Scalar> Fitter<T> {
         let (w, h) = (self.target.width, self.target.height);
         let n = self.model.n;
         self.tape.clear();
+        let t0 = Instant::now();
+        let mut tm = StepTimings::default();
         let value = {
             let tape = &self.tape;
             let vals: Vec<T> = self.model.params.iter().map(|&x| T::from_f64(x)).collect();
@@ -148,13 +167,17 @@ impl<T: Scalar> Fitter<T> {
                 false,
             )
             .expect("projection builds consistent shapes");
+            tm.render = t0.elapsed().as_secs_f64();
             let l = loss::loss(self.cfg.loss, &out.image, &self.target_t, w, h, 3);
+            tm.loss = t0.elapsed().as_secs_f64() - tm.render;
             let g = l.backward();
             for (dst, v) in self.grads.iter_mut().zip(&params) {
                 *dst = g.wrt(*v).to_f64();
             }
+            tm.backward = t0.elapsed().as_secs_f64() - tm.render - tm.loss;
             l.value().to_f64()
         };
+        self.timings = tm;
         (value, &self.grads)
     }
 
@@ -162,8 +185,15 @@ impl<T: Scalar> Fitter<T> {
     /// the update.
     pub fn step(&mut self) -> f64 {
         let (value, _) = self.loss_and_grad();
+        let t = Instant::now();
         self.adam.step(&mut self.model.params, &self.grads);
+        self.timings.adam = t.elapsed().as_secs_f64();
         value
+    }
+
+    /// Where the time of the last iteration went.
+    pub fn timings(&self) -> StepTimings {
+        self.timings
     }
 
     /// The current render at the target's size (f64, no tape).

@@ -343,17 +343,43 @@ fn clip_to_tile(
     (i0, i1, j0, j1)
 }
 
+/// A `q` beyond which `o · exp(−q/2) < 1/255` for certain: `2 ln(255 o)`
+/// plus a margin far above rounding, so the cut never drops a splat the α
+/// test would keep.
+#[inline(always)]
+fn q_cut<T: Scalar>(opacity: T) -> T {
+    let o = opacity.to_f64();
+    let q = 2.0 * (o / ALPHA_MIN).ln();
+    if q.is_nan() {
+        // NaN opacity: skipped by the α test anyway
+        T::from_f64(f64::INFINITY)
+    } else {
+        T::from_f64(q + 1e-4 * (1.0 + q.abs()))
+    }
+}
+
 /// α of splat `k` at pixel centre `(px, py)` and the pieces the backward
 /// pass needs: `(α, d.x, d.y, exp(−q/2), clamped)`; `None` when skipped.
 /// The caller has already checked that the pixel is in the splat's rect.
+/// `q_cut` comes from [`q_cut`].
 #[inline(always)]
-fn alpha_at<T: Scalar>(s: &Splats<'_, T>, k: usize, px: T, py: T) -> Option<(T, T, T, T, bool)> {
+fn alpha_at<T: Scalar>(
+    s: &Splats<'_, T>,
+    k: usize,
+    px: T,
+    py: T,
+    q_cut: T,
+) -> Option<(T, T, T, T, bool)> {
     let m = s.means[k];
     let [a, b, c] = s.conics[k];
     let dx = px - m[0];
     let dy = py - m[1];
     let half = T::from_f64(0.5);
     let q = a * dx * dx + (b + b) * dx * dy + c * dy * dy;
+    // beyond q_cut, α < 1/255 for sure: skip without the exponential
+    if q > q_cut {
+        return None;
+    }
     let w = (-(half * q)).exp();
     let raw = s.opacities[k] * w;
     let (alpha, clamped) = match s.blend {
@@ -433,6 +459,7 @@ pub fn forward<T: Scalar>(s: &Splats<'_, T>) -> Result<Rendered<T>, RasterError>
                     let r = tiles.rects[k].expect("listed splats have a rect");
                     let (i0, i1, j0, j1) = clip_to_tile(r, tx, ty, w, h);
                     let col = &s.colors[k * ch..(k + 1) * ch];
+                    let qc = q_cut(s.opacities[k]);
                     for i in i0..i1 {
                         let py = T::from_f64(i as f64 + 0.5);
                         for j in j0..j1 {
@@ -441,7 +468,7 @@ pub fn forward<T: Scalar>(s: &Splats<'_, T>) -> Result<Rendered<T>, RasterError>
                                 continue;
                             }
                             let px = T::from_f64(j as f64 + 0.5);
-                            let Some((alpha, ..)) = alpha_at(s, k, px, py) else {
+                            let Some((alpha, ..)) = alpha_at(s, k, px, py, qc) else {
                                 continue;
                             };
                             let a = &mut acc[l * ch..(l + 1) * ch];
@@ -565,6 +592,7 @@ pub fn backward<T: Scalar>(
                 let col = &s.colors[k * ch..(k + 1) * ch];
                 let [ca, cb, cc] = s.conics[k];
                 let op = s.opacities[k];
+                let qc = q_cut(op);
                 e.iter_mut().for_each(|v| *v = T::zero());
                 for i in i0..i1 {
                     let py = T::from_f64(i as f64 + 0.5);
@@ -574,7 +602,8 @@ pub fn backward<T: Scalar>(
                             continue;
                         }
                         let px = T::from_f64(j as f64 + 0.5);
-                        let Some((alpha, dx, dy, wexp, clamped)) = alpha_at(s, k, px, py) else {
+                        let Some((alpha, dx, dy, wexp, clamped)) = alpha_at(s, k, px, py, qc)
+                        else {
                             continue;
                         };
                         let p = i * w + j;

@@ -56,6 +56,10 @@ pub struct FitBenchReport {
     pub seconds_per_iteration_median: f64,
     /// Fastest iteration.
     pub seconds_per_iteration_min: f64,
+    /// Mean seconds per iteration in each phase: render (projection and
+    /// rasterizer forward), loss recording, backward sweep (with the
+    /// rasterizer's backward), Adam.
+    pub phases: Phases,
     /// Peak heap bytes above the baseline during the fit.
     pub peak_bytes: usize,
     /// PSNR (dB) after all iterations.
@@ -82,19 +86,41 @@ pub struct FitBenchReport {
     pub machine: String,
 }
 
+/// Mean seconds per iteration of each phase.
+#[derive(Debug, Default, Serialize)]
+pub struct Phases {
+    /// Projection and rasterizer forward.
+    pub render: f64,
+    /// Recording the loss.
+    pub loss: f64,
+    /// Reverse sweep including the rasterizer's backward.
+    pub backward: f64,
+    /// Adam update.
+    pub adam: f64,
+}
+
+type FitRun = (Vec<f64>, Phases, f64, Option<f64>, Option<f64>, f64);
+
 fn run_fit<T: chainrule::Scalar>(
     target: splat::image_io::Image,
     cfg: FitConfig,
     iters: u32,
-) -> (Vec<f64>, f64, Option<f64>, Option<f64>, f64) {
+) -> FitRun {
     let mut f = Fitter::<T>::new(target, cfg);
     let psnr_init = loss::psnr(&f.render().data, &f.target().data);
     let mut times = Vec::with_capacity(iters as usize);
     let (mut p100, mut p300) = (None, None);
+    let mut phases = Phases::default();
     for it in 1..=iters {
         let t = Instant::now();
         f.step();
         times.push(t.elapsed().as_secs_f64());
+        let tm = f.timings();
+        let k = 1.0 / iters as f64;
+        phases.render += tm.render * k;
+        phases.loss += tm.loss * k;
+        phases.backward += tm.backward * k;
+        phases.adam += tm.adam * k;
         if it == 100 {
             p100 = Some(loss::psnr(&f.render().data, &f.target().data));
         }
@@ -103,7 +129,7 @@ fn run_fit<T: chainrule::Scalar>(
         }
     }
     let psnr = loss::psnr(&f.render().data, &f.target().data);
-    (times, psnr_init, p100, p300, psnr)
+    (times, phases, psnr_init, p100, p300, psnr)
 }
 
 /// Runs `chainrule bench fit`.
@@ -121,16 +147,18 @@ pub fn run(a: FitBenchArgs) -> CliResult {
         init: Init::Peer,
         ..FitConfig::default()
     };
-    let ((mut times, psnr_init, p100, p300, psnr), peak) = measure_peak(|| match a.precision {
-        Precision::F32 => run_fit::<f32>(target, cfg, a.iters),
-        Precision::F64 => run_fit::<f64>(target, cfg, a.iters),
-    });
+    let ((mut times, phases, psnr_init, p100, p300, psnr), peak) =
+        measure_peak(|| match a.precision {
+            Precision::F32 => run_fit::<f32>(target, cfg, a.iters),
+            Precision::F64 => run_fit::<f64>(target, cfg, a.iters),
+        });
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     let (min, median) = super::min_median(&mut times);
     let r = FitBenchReport {
         seconds_per_iteration: mean,
         seconds_per_iteration_median: median,
         seconds_per_iteration_min: min,
+        phases,
         peak_bytes: peak,
         psnr,
         psnr_init,
@@ -160,6 +188,13 @@ pub fn run(a: FitBenchArgs) -> CliResult {
             median * 1e3,
             min * 1e3,
             peak as f64 / (1 << 20) as f64
+        );
+        println!(
+            "  phases: render {:.2} ms, loss {:.2} ms, backward {:.2} ms, Adam {:.2} ms",
+            r.phases.render * 1e3,
+            r.phases.loss * 1e3,
+            r.phases.backward * 1e3,
+            r.phases.adam * 1e3
         );
         println!("  PSNR {:.2} dB (start {:.2} dB)", psnr, psnr_init);
     }
