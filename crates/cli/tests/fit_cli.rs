@@ -1,0 +1,315 @@
+//! `chainrule fit` and `chainrule render` end to end through the binary:
+//! outputs, JSON, and exit code 2 with a clear message on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_chainrule"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("chainrule-fit-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_usage_error(o: &Output, needle: &str) {
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(o));
+    let e = stderr(o);
+    assert!(e.contains(needle), "stderr lacks {needle:?}: {e}");
+    assert!(!e.contains("panicked"), "panic: {e}");
+}
+
+fn write_png(path: &Path, w: u32, h: u32) {
+    let img =
+        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 8) as u8, (y * 8) as u8, 128]));
+    img.save(path).unwrap();
+}
+
+#[test]
+fn fit_builtin_target_writes_outputs_and_json() {
+    let d = tmp("builtin");
+    let out = d.join("out");
+    let o = run(&[
+        "fit",
+        "--gaussians",
+        "40",
+        "--iters",
+        "15",
+        "--size",
+        "32",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    for key in [
+        "psnr",
+        "ssim",
+        "gaussians",
+        "iterations",
+        "seconds",
+        "seconds_per_iteration",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert_eq!(v["gaussians"], 40);
+    assert_eq!(v["iterations"], 15);
+    assert!(v["psnr"].as_f64().unwrap() > 5.0);
+    let render = image::open(out.join("render.png")).unwrap();
+    assert_eq!((render.width(), render.height()), (32, 32));
+    let cmp = image::open(out.join("compare.png")).unwrap();
+    assert_eq!((cmp.width(), cmp.height()), (96, 32));
+    assert!(out.join("gaussians.json").is_file());
+
+    // render again at twice the size
+    let big = d.join("big.png");
+    let o = run(&[
+        "render",
+        out.join("gaussians.json").to_str().unwrap(),
+        "--out",
+        big.to_str().unwrap(),
+        "--scale",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let img = image::open(&big).unwrap();
+    assert_eq!((img.width(), img.height()), (64, 64));
+    // and at scale 1 it reproduces render.png exactly
+    let same = d.join("same.png");
+    let o = run(&[
+        "render",
+        out.join("gaussians.json").to_str().unwrap(),
+        "--out",
+        same.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(image::open(&same).unwrap().to_rgb8(), render.to_rgb8());
+}
+
+#[test]
+fn fit_is_deterministic_for_a_seed() {
+    let d = tmp("det");
+    let mut files = Vec::new();
+    for k in 0..2 {
+        let out = d.join(format!("o{k}"));
+        let o = run(&[
+            "fit",
+            "--gaussians",
+            "30",
+            "--iters",
+            "10",
+            "--size",
+            "24",
+            "--seed",
+            "7",
+            "--loss",
+            "mse",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        files.push(std::fs::read(out.join("gaussians.json")).unwrap());
+    }
+    assert_eq!(files[0], files[1]);
+}
+
+#[test]
+fn fit_png_and_jpeg_of_any_size() {
+    let d = tmp("formats");
+    let png = d.join("t.png");
+    write_png(&png, 20, 13);
+    let jpg = d.join("t.jpg");
+    image::open(&png).unwrap().to_rgb8().save(&jpg).unwrap();
+    for input in [&png, &jpg] {
+        let out = d.join("out");
+        let o = run(&[
+            "fit",
+            input.to_str().unwrap(),
+            "--gaussians",
+            "10",
+            "--iters",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+            "--blend",
+            "sum",
+            "--background",
+            "white",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let img = image::open(out.join("render.png")).unwrap();
+        assert_eq!((img.width(), img.height()), (20, 13));
+    }
+}
+
+#[test]
+fn missing_image_is_exit_2() {
+    let d = tmp("missing");
+    let o = run(&[
+        "fit",
+        d.join("nope.png").to_str().unwrap(),
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert_usage_error(&o, "nope.png");
+}
+
+#[test]
+fn unsupported_format_is_exit_2() {
+    let d = tmp("format");
+    let f = d.join("notes.txt");
+    std::fs::write(&f, "hello, not an image").unwrap();
+    let o = run(&["fit", f.to_str().unwrap(), "--out", d.to_str().unwrap()]);
+    assert_usage_error(&o, "unsupported image format");
+    // a GIF decodes in the image crate but is not accepted
+    let gif = d.join("a.gif");
+    image::RgbaImage::from_pixel(4, 4, image::Rgba([1, 2, 3, 255]))
+        .save(&gif)
+        .unwrap();
+    let o = run(&["fit", gif.to_str().unwrap(), "--out", d.to_str().unwrap()]);
+    assert_usage_error(&o, "unsupported image format");
+}
+
+#[test]
+fn corrupt_png_is_exit_2() {
+    let d = tmp("corrupt");
+    let png = d.join("t.png");
+    write_png(&png, 8, 8);
+    let mut bytes = std::fs::read(&png).unwrap();
+    bytes.truncate(40);
+    std::fs::write(&png, bytes).unwrap();
+    let o = run(&["fit", png.to_str().unwrap(), "--out", d.to_str().unwrap()]);
+    assert_usage_error(&o, "t.png");
+}
+
+#[test]
+fn zero_sized_image_is_exit_2() {
+    let d = tmp("zero");
+    // a PNG header declaring 0x5 pixels
+    let mut png = Vec::new();
+    png.extend_from_slice(&[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a]);
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(b"IHDR");
+    ihdr.extend_from_slice(&0u32.to_be_bytes());
+    ihdr.extend_from_slice(&5u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    let f = d.join("zero.png");
+    std::fs::write(&f, png).unwrap();
+    let o = run(&["fit", f.to_str().unwrap(), "--out", d.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("zero.png"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+#[test]
+fn zero_gaussians_is_exit_2() {
+    let o = run(&["fit", "--gaussians", "0"]);
+    assert_usage_error(&o, "--gaussians");
+}
+
+#[test]
+fn non_numeric_flags_are_exit_2() {
+    for args in [
+        &["fit", "--iters", "many"][..],
+        &["fit", "--gaussians", "1e3x"][..],
+        &["fit", "--seed", "-"][..],
+        &["fit", "--lr-mean", "fast"][..],
+        &["fit", "--background", "purple"][..],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+}
+
+#[test]
+fn unwritable_output_directory_is_exit_2() {
+    let d = tmp("unwritable");
+    let file = d.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    // a directory below a regular file cannot be created
+    let out = file.join("sub");
+    let o = run(&[
+        "fit",
+        "--gaussians",
+        "5",
+        "--iters",
+        "1",
+        "--size",
+        "16",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_usage_error(&o, "a-file");
+}
+
+#[test]
+fn render_rejects_bad_models() {
+    let d = tmp("render-bad");
+    let f = d.join("m.json");
+    std::fs::write(&f, r#"{"format":"chainrule-gaussians-2d","version":2}"#).unwrap();
+    let o = run(&[
+        "render",
+        f.to_str().unwrap(),
+        "--out",
+        d.join("x.png").to_str().unwrap(),
+    ]);
+    assert_usage_error(&o, "m.json");
+    let o = run(&[
+        "render",
+        d.join("absent.json").to_str().unwrap(),
+        "--out",
+        d.join("x.png").to_str().unwrap(),
+    ]);
+    assert_usage_error(&o, "absent.json");
+    let o = run(&[
+        "render",
+        f.to_str().unwrap(),
+        "--out",
+        d.join("x.png").to_str().unwrap(),
+        "--scale",
+        "0",
+    ]);
+    assert_usage_error(&o, "--scale");
+    let ply = d.join("scene.xyz");
+    std::fs::write(&ply, "x").unwrap();
+    let o = run(&[
+        "render",
+        ply.to_str().unwrap(),
+        "--out",
+        d.join("x.png").to_str().unwrap(),
+    ]);
+    assert_usage_error(&o, "unsupported model file");
+}
