@@ -62,7 +62,7 @@ pub struct FitArgs {
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
     pub gaussians: u32,
     /// Adam iterations.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 500)]
     pub iters: u32,
     /// Output folder (render.png, compare.png, gaussians.json).
     #[arg(long, default_value = "fit-out")]
@@ -71,7 +71,7 @@ pub struct FitArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Loss.
-    #[arg(long, value_enum, default_value_t = LossArg::L1Ssim)]
+    #[arg(long, value_enum, default_value_t = LossArg::Mse)]
     pub loss: LossArg,
     /// Print one JSON object at the end instead of a progress bar.
     #[arg(long)]
