@@ -611,19 +611,20 @@ pub fn backward<T: Scalar>(
                         let bh = &mut behind[l * ch..(l + 1) * ch];
                         let d_a = match s.blend {
                             Blend::Over => {
-                                let one_m = T::one() - alpha;
-                                let t = tr[l] / one_m;
+                                // 1 − α ≥ 0.01, so the division is well conditioned
+                                let inv = T::one() / (T::one() - alpha);
+                                let t = tr[l] * inv;
                                 tr[l] = t;
                                 let wgt = alpha * t;
                                 let mut da = T::zero();
                                 for c in 0..ch {
                                     e[6 + c] += gp[c] * wgt;
-                                    da += gp[c] * (col[c] * t - bh[c] / one_m);
+                                    da += gp[c] * (col[c] * t - bh[c] * inv);
                                     bh[c] += col[c] * wgt;
                                 }
                                 // alpha_final = 1 − T_final; ∂T_final/∂α = −T_final/(1 − α)
                                 match d_alpha {
-                                    Some(dal) => da + dal[p] * r.final_t[p] / one_m,
+                                    Some(dal) => da + dal[p] * r.final_t[p] * inv,
                                     None => da,
                                 }
                             }
