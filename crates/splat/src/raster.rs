@@ -594,6 +594,15 @@ pub fn backward<T: Scalar>(
                 let op = s.opacities[k];
                 let qc = q_cut(op);
                 e.iter_mut().for_each(|v| *v = T::zero());
+                // geometric gradients in locals (registers), colours in `e`
+                let (mut g_mx, mut g_my, mut g_a, mut g_b, mut g_c, mut g_o) = (
+                    T::zero(),
+                    T::zero(),
+                    T::zero(),
+                    T::zero(),
+                    T::zero(),
+                    T::zero(),
+                );
                 for i in i0..i1 {
                     let py = T::from_f64(i as f64 + 0.5);
                     for j in j0..j1 {
@@ -641,16 +650,17 @@ pub fn backward<T: Scalar>(
                             continue;
                         }
                         // α = o · w, w = exp(−q/2)
-                        e[5] += d_a * wexp;
+                        g_o += d_a * wexp;
                         let dq = -(half * d_a * op * wexp);
-                        e[2] += dq * dx * dx;
-                        e[3] += dq * (dx * dy + dx * dy);
-                        e[4] += dq * dy * dy;
+                        g_a += dq * dx * dx;
+                        g_b += dq * (dx * dy + dx * dy);
+                        g_c += dq * dy * dy;
                         // d = p − m
-                        e[0] -= dq * ((ca * dx + cb * dy) + (ca * dx + cb * dy));
-                        e[1] -= dq * ((cb * dx + cc * dy) + (cb * dx + cc * dy));
+                        g_mx -= dq * ((ca * dx + cb * dy) + (ca * dx + cb * dy));
+                        g_my -= dq * ((cb * dx + cc * dy) + (cb * dx + cc * dy));
                     }
                 }
+                e[..6].copy_from_slice(&[g_mx, g_my, g_a, g_b, g_c, g_o]);
                 g[pos * stride..(pos + 1) * stride].copy_from_slice(&e);
             }
             g
