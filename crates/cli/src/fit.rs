@@ -52,6 +52,9 @@ pub enum Precision {
     F64,
 }
 
+/// The largest `--gaussians` accepted.
+pub const MAX_GAUSSIANS: u32 = 20_000_000;
+
 /// Arguments of `chainrule fit`.
 #[derive(Debug, Args)]
 pub struct FitArgs {
@@ -222,6 +225,12 @@ pub fn run(a: FitArgs) -> CliResult {
         ("--lr-opacity", a.lr_opacity),
     ] {
         check_lr(name, v)?;
+    }
+    if a.gaussians > MAX_GAUSSIANS {
+        return Err(CliError::usage(format!(
+            "--gaussians {}: at most {MAX_GAUSSIANS} (each Gaussian costs about 150 bytes of state)",
+            a.gaussians
+        )));
     }
     let background = parse_background(&a.background)?;
     let target = load_target(a.image.as_deref(), a.size)?;
