@@ -107,6 +107,13 @@ pub struct FitArgs {
     /// Precision of the render and the tape.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
+    /// Add this many Gaussians during the fit, where the error is largest
+    /// (in --grow-rounds equal rounds over the first half of the run).
+    #[arg(long, default_value_t = 0)]
+    pub grow: u32,
+    /// Number of growth rounds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub grow_rounds: u32,
 }
 
 /// What `fit --json` prints.
@@ -226,10 +233,10 @@ pub fn run(a: FitArgs) -> CliResult {
     ] {
         check_lr(name, v)?;
     }
-    if a.gaussians > MAX_GAUSSIANS {
+    if a.gaussians as u64 + a.grow as u64 > MAX_GAUSSIANS as u64 {
         return Err(CliError::usage(format!(
-            "--gaussians {}: at most {MAX_GAUSSIANS} (each Gaussian costs about 150 bytes of state)",
-            a.gaussians
+            "--gaussians {} --grow {}: at most {MAX_GAUSSIANS} in all (each Gaussian costs about 150 bytes of state)",
+            a.gaussians, a.grow
         )));
     }
     let background = parse_background(&a.background)?;
@@ -279,7 +286,19 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
     };
     let start = Instant::now();
     let mut last_loss = f64::NAN;
+    let rounds = a.grow_rounds.min(a.iters / 2).max(1);
+    let grow_at = |it: u32| -> Option<usize> {
+        // round r (1..=rounds) runs before iteration r·iters/(2·rounds) + 1
+        let r = (1..=rounds).find(|r| it == r * a.iters / (2 * rounds) + 1)?;
+        let base = a.grow / rounds;
+        Some((base + u32::from(r <= a.grow % rounds)) as usize)
+    };
     for it in 1..=a.iters {
+        if a.grow > 0 && a.iters >= 2 {
+            if let Some(k) = grow_at(it) {
+                fitter.grow(k);
+            }
+        }
         last_loss = fitter.step();
         if !last_loss.is_finite() {
             return Err(CliError::usage(format!(
