@@ -61,9 +61,14 @@ pub struct FitArgs {
     /// PNG or JPEG to fit; without it, a built-in target (gradients, sharp
     /// edges, fine texture).
     pub image: Option<PathBuf>,
-    /// Number of Gaussians.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Number of Gaussians at the end of the fit.
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
     pub gaussians: u32,
+    /// Start with this many Gaussians and add the rest where the error is
+    /// largest, in --grow-rounds rounds over the first half of the run
+    /// (default: half of --gaussians; equal to --gaussians: no growth).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub initial_gaussians: Option<u32>,
     /// Adam iterations.
     #[arg(long, default_value_t = 500)]
     pub iters: u32,
@@ -107,10 +112,6 @@ pub struct FitArgs {
     /// Precision of the render and the tape.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
-    /// Add this many Gaussians during the fit, where the error is largest
-    /// (in --grow-rounds equal rounds over the first half of the run).
-    #[arg(long, default_value_t = 0)]
-    pub grow: u32,
     /// Number of growth rounds.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub grow_rounds: u32,
@@ -233,17 +234,26 @@ pub fn run(a: FitArgs) -> CliResult {
     ] {
         check_lr(name, v)?;
     }
-    if a.gaussians as u64 + a.grow as u64 > MAX_GAUSSIANS as u64 {
+    if a.gaussians > MAX_GAUSSIANS {
         return Err(CliError::usage(format!(
-            "--gaussians {} --grow {}: at most {MAX_GAUSSIANS} in all (each Gaussian costs about 150 bytes of state)",
-            a.gaussians, a.grow
+            "--gaussians {}: at most {MAX_GAUSSIANS} (each Gaussian costs about 150 bytes of state)",
+            a.gaussians
         )));
     }
+    let initial = a.initial_gaussians.unwrap_or(a.gaussians.div_ceil(2));
+    if initial > a.gaussians {
+        return Err(CliError::usage(format!(
+            "--initial-gaussians {initial}: must not exceed --gaussians {}",
+            a.gaussians
+        )));
+    }
+    // with fewer than 2 iterations there is no room to grow: start with all
+    let initial = if a.iters < 2 { a.gaussians } else { initial };
     let background = parse_background(&a.background)?;
     let target = load_target(a.image.as_deref(), a.size)?;
     check_out_dir(&a.out)?;
     let cfg = FitConfig {
-        gaussians: a.gaussians as usize,
+        gaussians: initial as usize,
         seed: a.seed,
         loss: match a.loss {
             LossArg::Mse => Loss::Mse,
@@ -270,6 +280,7 @@ pub fn run(a: FitArgs) -> CliResult {
 }
 
 fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) -> CliResult {
+    debug_assert!(cfg.gaussians <= a.gaussians as usize);
     let (w, h) = (target.width, target.height);
     let mut fitter = Fitter::<T>::new(target, cfg);
     let bar = if a.json {
@@ -286,16 +297,17 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
     };
     let start = Instant::now();
     let mut last_loss = f64::NAN;
-    let rounds = a.grow_rounds.min(a.iters / 2).max(1);
-    let grow_at = |it: u32| -> Option<usize> {
+    let grow = a.gaussians as usize - fitter.model().n;
+    let rounds = (a.grow_rounds as usize).min(a.iters as usize / 2).max(1);
+    let grow_at = |it: usize| -> Option<usize> {
         // round r (1..=rounds) runs before iteration r·iters/(2·rounds) + 1
-        let r = (1..=rounds).find(|r| it == r * a.iters / (2 * rounds) + 1)?;
-        let base = a.grow / rounds;
-        Some((base + u32::from(r <= a.grow % rounds)) as usize)
+        let iters = a.iters as usize;
+        let r = (1..=rounds).find(|r| it == r * iters / (2 * rounds) + 1)?;
+        Some(grow / rounds + usize::from(r <= grow % rounds))
     };
     for it in 1..=a.iters {
-        if a.grow > 0 && a.iters >= 2 {
-            if let Some(k) = grow_at(it) {
+        if grow > 0 {
+            if let Some(k) = grow_at(it as usize) {
                 fitter.grow(k);
             }
         }

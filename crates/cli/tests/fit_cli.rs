@@ -237,6 +237,8 @@ fn crc32(data: &[u8]) -> u32 {
 fn zero_gaussians_is_exit_2() {
     let o = run(&["fit", "--gaussians", "0"]);
     assert_usage_error(&o, "--gaussians");
+    let o = run(&["fit", "--gaussians", "10", "--initial-gaussians", "11"]);
+    assert_usage_error(&o, "--initial-gaussians");
 }
 
 #[test]
@@ -320,9 +322,9 @@ fn grow_adds_gaussians_during_the_fit() {
     let o = run(&[
         "fit",
         "--gaussians",
+        "33",
+        "--initial-gaussians",
         "20",
-        "--grow",
-        "13",
         "--grow-rounds",
         "3",
         "--iters",
