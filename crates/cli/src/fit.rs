@@ -87,7 +87,7 @@ pub struct FitArgs {
     /// How splats combine.
     #[arg(long, value_enum, default_value_t = BlendArg::Over)]
     pub blend: BlendArg,
-    /// Background colour: black, white, or R,G,B in [0,1].
+    /// Background colour: black, white, or R,G,B with each value from 0 to 1.
     #[arg(long, default_value = "black")]
     pub background: String,
     /// Resize the image so its longer side is this many pixels (aspect
@@ -120,7 +120,7 @@ pub struct FitArgs {
 /// What `fit --json` prints.
 #[derive(Debug, Serialize)]
 pub struct FitReport {
-    /// PSNR (dB) of the final render clipped to [0,1].
+    /// PSNR (dB) of the final render clipped to 0..1.
     pub psnr: f64,
     /// Mean SSIM of the final render.
     pub ssim: f64,
