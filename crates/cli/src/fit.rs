@@ -52,15 +52,23 @@ pub enum Precision {
     F64,
 }
 
+/// The largest `--gaussians` accepted.
+pub const MAX_GAUSSIANS: u32 = 20_000_000;
+
 /// Arguments of `chainrule fit`.
 #[derive(Debug, Args)]
 pub struct FitArgs {
     /// PNG or JPEG to fit; without it, a built-in target (gradients, sharp
     /// edges, fine texture).
     pub image: Option<PathBuf>,
-    /// Number of Gaussians.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Number of Gaussians at the end of the fit.
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
     pub gaussians: u32,
+    /// Start with this many Gaussians and add the rest where the error is
+    /// largest, in --grow-rounds rounds over the first half of the run
+    /// (default: half of --gaussians; equal to --gaussians: no growth).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub initial_gaussians: Option<u32>,
     /// Adam iterations.
     #[arg(long, default_value_t = 500)]
     pub iters: u32,
@@ -79,7 +87,7 @@ pub struct FitArgs {
     /// How splats combine.
     #[arg(long, value_enum, default_value_t = BlendArg::Over)]
     pub blend: BlendArg,
-    /// Background colour: black, white, or R,G,B in [0,1].
+    /// Background colour: black, white, or R,G,B with each value from 0 to 1.
     #[arg(long, default_value = "black")]
     pub background: String,
     /// Resize the image so its longer side is this many pixels (aspect
@@ -104,12 +112,15 @@ pub struct FitArgs {
     /// Precision of the render and the tape.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
+    /// Number of growth rounds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub grow_rounds: u32,
 }
 
 /// What `fit --json` prints.
 #[derive(Debug, Serialize)]
 pub struct FitReport {
-    /// PSNR (dB) of the final render clipped to [0,1].
+    /// PSNR (dB) of the final render clipped to 0..1.
     pub psnr: f64,
     /// Mean SSIM of the final render.
     pub ssim: f64,
@@ -223,11 +234,26 @@ pub fn run(a: FitArgs) -> CliResult {
     ] {
         check_lr(name, v)?;
     }
+    if a.gaussians > MAX_GAUSSIANS {
+        return Err(CliError::usage(format!(
+            "--gaussians {}: at most {MAX_GAUSSIANS} (each Gaussian costs about 150 bytes of state)",
+            a.gaussians
+        )));
+    }
+    let initial = a.initial_gaussians.unwrap_or(a.gaussians.div_ceil(2));
+    if initial > a.gaussians {
+        return Err(CliError::usage(format!(
+            "--initial-gaussians {initial}: must not exceed --gaussians {}",
+            a.gaussians
+        )));
+    }
+    // with fewer than 2 iterations there is no room to grow: start with all
+    let initial = if a.iters < 2 { a.gaussians } else { initial };
     let background = parse_background(&a.background)?;
     let target = load_target(a.image.as_deref(), a.size)?;
     check_out_dir(&a.out)?;
     let cfg = FitConfig {
-        gaussians: a.gaussians as usize,
+        gaussians: initial as usize,
         seed: a.seed,
         loss: match a.loss {
             LossArg::Mse => Loss::Mse,
@@ -254,6 +280,7 @@ pub fn run(a: FitArgs) -> CliResult {
 }
 
 fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) -> CliResult {
+    debug_assert!(cfg.gaussians <= a.gaussians as usize);
     let (w, h) = (target.width, target.height);
     let mut fitter = Fitter::<T>::new(target, cfg);
     let bar = if a.json {
@@ -270,7 +297,20 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
     };
     let start = Instant::now();
     let mut last_loss = f64::NAN;
+    let grow = a.gaussians as usize - fitter.model().n;
+    let rounds = (a.grow_rounds as usize).min(a.iters as usize / 2).max(1);
+    let grow_at = |it: usize| -> Option<usize> {
+        // round r (1..=rounds) runs before iteration r·iters/(2·rounds) + 1
+        let iters = a.iters as usize;
+        let r = (1..=rounds).find(|r| it == r * iters / (2 * rounds) + 1)?;
+        Some(grow / rounds + usize::from(r <= grow % rounds))
+    };
     for it in 1..=a.iters {
+        if grow > 0 {
+            if let Some(k) = grow_at(it as usize) {
+                fitter.grow(k);
+            }
+        }
         last_loss = fitter.step();
         if !last_loss.is_finite() {
             return Err(CliError::usage(format!(

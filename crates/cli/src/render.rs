@@ -14,6 +14,9 @@ use splat::model2d;
 use crate::error::{CliError, CliResult};
 use crate::output::write_atomic;
 
+/// The largest image `render` writes (8192 × 8192).
+pub const MAX_PIXELS: f64 = 67_108_864.0;
+
 /// Arguments of `chainrule render`.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
@@ -54,9 +57,9 @@ pub fn render_2d(path: &Path, scale: f64) -> CliResult<Image> {
     let (g, background, blend) = file.model().map_err(|e| CliError::file(path, e))?;
     let w = (file.width as f64 * scale).round();
     let h = (file.height as f64 * scale).round();
-    if !(w >= 1.0 && h >= 1.0) || w * h > 1.0e9 {
+    if !(w >= 1.0 && h >= 1.0) || w * h > MAX_PIXELS {
         return Err(CliError::usage(format!(
-            "--scale {scale}: gives a {w}x{h} image; pick a scale that gives 1 to 10^9 pixels"
+            "--scale {scale}: gives a {w}x{h} image; pick a scale that gives 1 to {MAX_PIXELS} pixels"
         )));
     }
     let (w, h) = (w as usize, h as usize);

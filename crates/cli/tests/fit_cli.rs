@@ -237,6 +237,8 @@ fn crc32(data: &[u8]) -> u32 {
 fn zero_gaussians_is_exit_2() {
     let o = run(&["fit", "--gaussians", "0"]);
     assert_usage_error(&o, "--gaussians");
+    let o = run(&["fit", "--gaussians", "10", "--initial-gaussians", "11"]);
+    assert_usage_error(&o, "--initial-gaussians");
 }
 
 #[test]
@@ -312,4 +314,31 @@ fn render_rejects_bad_models() {
         d.join("x.png").to_str().unwrap(),
     ]);
     assert_usage_error(&o, "unsupported model file");
+}
+
+#[test]
+fn grow_adds_gaussians_during_the_fit() {
+    let d = tmp("grow");
+    let o = run(&[
+        "fit",
+        "--gaussians",
+        "33",
+        "--initial-gaussians",
+        "20",
+        "--grow-rounds",
+        "3",
+        "--iters",
+        "12",
+        "--size",
+        "24",
+        "--out",
+        d.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["gaussians"], 33);
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("gaussians.json")).unwrap()).unwrap();
+    assert_eq!(model["mean"].as_array().unwrap().len(), 33);
 }

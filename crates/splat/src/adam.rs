@@ -32,6 +32,18 @@ impl Adam {
         }
     }
 
+    /// Rebuilds the state for a new parameter vector: entry `i` of the new
+    /// state takes old entry `from[i]` (moments kept), or starts at zero
+    /// moments when `from[i]` is `None`; `lr` gives the new rates.
+    pub fn remap(&mut self, from: &[Option<usize>], lr: Vec<f64>) {
+        assert_eq!(from.len(), lr.len(), "adam: remap length");
+        let pick =
+            |v: &[f64]| -> Vec<f64> { from.iter().map(|f| f.map_or(0.0, |i| v[i])).collect() };
+        self.m = pick(&self.m);
+        self.v = pick(&self.v);
+        self.lr = lr;
+    }
+
     /// Steps taken so far.
     pub fn steps(&self) -> u32 {
         self.t

@@ -201,6 +201,50 @@ impl<T: Scalar> Fitter<T> {
         self.render_at(self.target.width, self.target.height)
     }
 
+    /// Adds `count` Gaussians where the current error is largest: at the
+    /// centres of the `count` pixels with the largest absolute error
+    /// (summed over channels; ties broken by pixel index, so growth is
+    /// deterministic), each with the target's colour there, opacity ½ and
+    /// the initial size for the new total. They are composited behind the
+    /// existing ones and start with zero Adam moments.
+    pub fn grow(&mut self, count: usize) {
+        let (w, h) = (self.target.width, self.target.height);
+        let count = count.min(w * h);
+        if count == 0 {
+            return;
+        }
+        let render = self.render();
+        let mut err: Vec<(f64, usize)> = (0..w * h)
+            .map(|p| {
+                let e: f64 = (0..3)
+                    .map(|c| (render.data[3 * p + c] - self.target.data[3 * p + c]).abs())
+                    .sum();
+                (e, p)
+            })
+            .collect();
+        err.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let s0 = (0.5 / ((self.model.n + count) as f64).sqrt()).ln();
+        let (mut mean, mut chol, mut color) = (Vec::new(), Vec::new(), Vec::new());
+        for &(_, p) in &err[..count] {
+            let (i, j) = (p / w, p % w);
+            mean.extend([(j as f64 + 0.5) / w as f64, (i as f64 + 0.5) / h as f64]);
+            chol.extend([s0, 0.0, s0]);
+            color.extend_from_slice(&self.target.data[3 * p..3 * p + 3]);
+        }
+        let from = self.model.append(&mean, &chol, &color, &vec![0.0; count]);
+        let lr = (0..self.model.params.len())
+            .map(|i| match self.model.group_of(i) {
+                Group::Mean => self.cfg.lr_mean,
+                Group::Chol => self.cfg.lr_chol,
+                Group::Color => self.cfg.lr_color,
+                Group::Opacity => self.cfg.lr_opacity,
+            })
+            .collect();
+        self.adam.remap(&from, lr);
+        self.grads = vec![0.0; self.model.params.len()];
+        self.cfg.gaussians = self.model.n;
+    }
+
     /// The current render at any size.
     pub fn render_at(&self, width: usize, height: usize) -> Image {
         Image {

@@ -94,6 +94,37 @@ impl Gaussians2d {
         Some(Gaussians2d { n, params })
     }
 
+    /// Appends Gaussians (each `mean` 2, `chol` 3, `color` 3, `opacity` 1
+    /// values) and returns, for every parameter of the grown model, the
+    /// index it had before (`None` for the new ones), for optimiser state.
+    pub fn append(
+        &mut self,
+        mean: &[f64],
+        chol: &[f64],
+        color: &[f64],
+        opacity: &[f64],
+    ) -> Vec<Option<usize>> {
+        let (n, m) = (self.n, opacity.len());
+        assert!(mean.len() == 2 * m && chol.len() == 3 * m && color.len() == 3 * m);
+        let old = std::mem::take(&mut self.params);
+        let mut from = Vec::with_capacity(9 * (n + m));
+        let mut params = Vec::with_capacity(9 * (n + m));
+        for (start, per, extra) in [
+            (0, 2, mean),
+            (2 * n, 3, chol),
+            (5 * n, 3, color),
+            (8 * n, 1, opacity),
+        ] {
+            params.extend_from_slice(&old[start..start + per * n]);
+            from.extend((start..start + per * n).map(Some));
+            params.extend_from_slice(extra);
+            from.extend(std::iter::repeat(None).take(per * m));
+        }
+        self.params = params;
+        self.n = n + m;
+        from
+    }
+
     /// Initial Gaussians: means uniform in the unit square, `l11 = l22 =
     /// 0.5/√N`, `l21 = 0`, opacity ½ (logit 0); colours uniform (peer) or
     /// sampled from `target` (RGB, `height × width × 3`) at each mean.

@@ -292,3 +292,67 @@ fn render_at_double_scale_matches_downsampled_shape() {
     }
     assert!(worst < 0.15, "worst {worst}");
 }
+
+#[test]
+fn growth_adds_gaussians_where_the_error_is_and_keeps_state() {
+    let cfg = FitConfig {
+        gaussians: 20,
+        init: Init::Image,
+        ..FitConfig::default()
+    };
+    let mut f = Fitter::<f64>::new(small_target(), cfg.clone());
+    for _ in 0..10 {
+        f.step();
+    }
+    let before = f.model().clone();
+    let psnr0 = loss::psnr(&f.render().data, &f.target().data);
+    f.grow(15);
+    let g = f.model();
+    assert_eq!(g.n, 35);
+    // old parameters kept, group by group
+    for (grp, per) in [
+        (model2d::Group::Mean, 2),
+        (model2d::Group::Chol, 3),
+        (model2d::Group::Color, 3),
+        (model2d::Group::Opacity, 1),
+    ] {
+        let old = &before.params[before.range(grp)];
+        let new = &g.params[g.range(grp)];
+        assert_eq!(&new[..per * 20], old);
+    }
+    // the new means sit on pixel centres with large error
+    let render = model2d::render(&before, 32, 32, [0.0; 3], Blend::Over);
+    let err = |x: f64, y: f64| {
+        let (j, i) = ((x * 32.0) as usize, (y * 32.0) as usize);
+        let p = i * 32 + j;
+        (0..3)
+            .map(|c| (render[3 * p + c] - f.target().data[3 * p + c]).abs())
+            .sum::<f64>()
+    };
+    let mut all: Vec<f64> = (0..32 * 32)
+        .map(|p| {
+            (0..3)
+                .map(|c| (render[3 * p + c] - f.target().data[3 * p + c]).abs())
+                .sum()
+        })
+        .collect();
+    all.sort_by(|a, b| b.total_cmp(a));
+    for k in 20..35 {
+        assert!(err(g.params[2 * k], g.params[2 * k + 1]) >= all[14] - 1e-12);
+    }
+    // the fit goes on and improves
+    for _ in 0..20 {
+        assert!(f.step().is_finite());
+    }
+    assert!(loss::psnr(&f.render().data, &f.target().data) > psnr0);
+    // deterministic
+    let mut f2 = Fitter::<f64>::new(small_target(), cfg);
+    for _ in 0..10 {
+        f2.step();
+    }
+    f2.grow(15);
+    for _ in 0..20 {
+        f2.step();
+    }
+    assert_eq!(f.model(), f2.model());
+}

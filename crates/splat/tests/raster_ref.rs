@@ -469,3 +469,43 @@ fn bad_shapes_are_errors_not_panics() {
     };
     assert!(forward(&s2).is_err());
 }
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let sc = scene(17, 70, 50, 80, 3, 0.95);
+    let bounds = bounds_of(&sc);
+    let means2: Vec<[f64; 2]> = sc.means.chunks(2).map(|p| [p[0], p[1]]).collect();
+    let conics3: Vec<[f64; 3]> = sc.conics.chunks(3).map(|p| [p[0], p[1], p[2]]).collect();
+    let s = Splats {
+        width: sc.w,
+        height: sc.h,
+        channels: sc.ch,
+        means: &means2,
+        conics: &conics3,
+        opacities: &sc.opac,
+        colors: &sc.colors,
+        bounds: &bounds,
+        order: &sc.order,
+        background: &sc.bg,
+        blend: Blend::Over,
+    };
+    let wts = weights(1, sc.w * sc.h * sc.ch);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let r = forward(&s).unwrap();
+            let g = backward(&s, &r, &wts, None).unwrap();
+            (r.image, g)
+        })
+    };
+    let (img1, g1) = run(1);
+    let (img3, g3) = run(3);
+    assert_eq!(img1, img3);
+    assert_eq!(
+        g1, g3,
+        "gradients must be bit-identical across thread counts"
+    );
+}
