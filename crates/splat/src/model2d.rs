@@ -118,7 +118,7 @@ impl Gaussians2d {
             params.extend_from_slice(&old[start..start + per * n]);
             from.extend((start..start + per * n).map(Some));
             params.extend_from_slice(extra);
-            from.extend(std::iter::repeat(None).take(per * m));
+            from.extend(std::iter::repeat_n(None, per * m));
         }
         self.params = params;
         self.n = n + m;
