@@ -54,9 +54,11 @@ pub fn render_2d(path: &Path, scale: f64) -> CliResult<Image> {
     let (g, background, blend) = file.model().map_err(|e| CliError::file(path, e))?;
     let w = (file.width as f64 * scale).round();
     let h = (file.height as f64 * scale).round();
-    if !(w >= 1.0 && h >= 1.0) || w * h > 1.0e9 {
+    // 2^26 pixels, as `render --orbit --size`: a file's declared size or a
+    // typo in --scale cannot ask for tens of GB
+    if !(w >= 1.0 && h >= 1.0) || w * h > (1u64 << 26) as f64 {
         return Err(CliError::usage(format!(
-            "--scale {scale}: gives a {w}x{h} image; pick a scale that gives 1 to 10^9 pixels"
+            "--scale {scale}: gives a {w}x{h} image; pick a scale that gives 1 to 2^26 pixels"
         )));
     }
     let (w, h) = (w as usize, h as usize);
