@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
         max_depth: 200,
         max_steps: 20_000,
         graph: true,
+        hessian: false,
     };
     if let Ok(r) = gradient(src, &inputs, &opts) {
         assert!(r.value.is_finite());

@@ -14,7 +14,9 @@ use splat::model2d;
 use crate::error::{CliError, CliResult};
 use crate::output::write_atomic;
 
-/// The largest image `render` writes (8192 × 8192).
+/// The largest image `render` writes (8192 × 8192 = 2^26 pixels, as
+/// `render --orbit --size`): a file's declared size or a typo in `--scale`
+/// cannot ask for tens of GB.
 pub const MAX_PIXELS: f64 = 67_108_864.0;
 
 /// Arguments of `chainrule render`.

@@ -19,6 +19,8 @@
 //! `(ln l11, l21/l11, ln l22)`; `color` is linear RGB (unclamped);
 //! `opacity = sigmoid(opacity_logit)`. `width`/`height` are the size the
 //! model was fitted at; rendering at any other size scales the picture.
+//! Reading rejects non-finite numbers and degenerate Gaussians (a log
+//! factor beyond ±[`MAX_LN_FACTOR`], a shear beyond [`MAX_SHEAR`]).
 //! The Gaussians are composited front to back in file order.
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,13 @@ use crate::raster::Blend;
 pub const FORMAT_NAME: &str = "chainrule-gaussians-2d";
 /// The current version.
 pub const FORMAT_VERSION: u32 = 1;
+/// Largest `|ln l11|`, `|ln l22|` a file may hold: a standard deviation
+/// between `e^-30` and `e^30` image sizes. Beyond it the covariance
+/// overflows or vanishes in floating point (degenerate Gaussians), so
+/// [`GaussianFile::from_json`] rejects the file instead of rendering NaN.
+pub const MAX_LN_FACTOR: f64 = 30.0;
+/// Largest `|l21/l11|` a file may hold (same reason as [`MAX_LN_FACTOR`]).
+pub const MAX_SHEAR: f64 = 1e6;
 
 /// A fitted model as stored on disk.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -171,6 +180,16 @@ impl GaussianFile {
             .chain(&f.background);
         if all.into_iter().any(|v| !v.is_finite()) {
             return Err(field("values", "contain a non-finite number".into()));
+        }
+        for (i, c) in f.chol.iter().enumerate() {
+            if c[0].abs() > MAX_LN_FACTOR || c[2].abs() > MAX_LN_FACTOR || c[1].abs() > MAX_SHEAR {
+                return Err(field(
+                    "chol",
+                    format!(
+                        "Gaussian {i}: {c:?} is degenerate (want |ln l11|, |ln l22| <= {MAX_LN_FACTOR} and |l21/l11| <= {MAX_SHEAR:e})"
+                    ),
+                ));
+            }
         }
         Ok(f)
     }

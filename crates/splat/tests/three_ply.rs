@@ -243,3 +243,30 @@ proptest! {
         let _ = parse(&b);
     }
 }
+
+/// Fuzzing regression (fuzz/fuzz_targets/ply.rs): a `double` property that
+/// is finite as f64 but overflows f32 was read as infinity by
+/// `parse_ply::<f32>`; it must be rejected, naming the property.
+#[test]
+fn double_overflowing_f32_is_rejected() {
+    let mut bytes = b"ply\nformat binary_little_endian 1.0\nelement vertex 1\n".to_vec();
+    for p in [
+        "x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
+        "rot_0", "rot_1", "rot_2", "rot_3",
+    ] {
+        bytes.extend_from_slice(format!("property double {p}\n").as_bytes());
+    }
+    bytes.extend_from_slice(b"end_header\n");
+    let mut vals = [0.0f64; 14];
+    vals[0] = -1e300; // x
+    vals[10] = 1.0; // rot_0
+    for v in vals {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    let path = std::path::Path::new("big.ply");
+    let g = splat::three::ply::parse_ply::<f64>(&bytes, path).expect("finite in f64");
+    assert_eq!(g.means[0][0], -1e300);
+    let e = splat::three::ply::parse_ply::<f32>(&bytes, path).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("`x`") && msg.contains("not finite"), "{msg}");
+}

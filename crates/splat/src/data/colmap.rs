@@ -402,10 +402,13 @@ pub fn points_txt(path: &Path, text: &str) -> Result<Vec<Point>, DataError> {
     Ok(out)
 }
 
-/// Rotation matrix of a unit quaternion (w, x, y, z), normalised first.
+/// Rotation matrix of a unit quaternion (w, x, y, z), normalised first;
+/// `None` when its norm is (nearly) zero or overflows f64.
 pub fn quat_to_rotation(q: [f64; 4]) -> Option<[[f64; 3]; 3]> {
     let n = q.iter().map(|x| x * x).sum::<f64>().sqrt();
-    if n.is_nan() || n <= 1e-12 {
+    // an infinite norm (components near f64::MAX) would divide every
+    // component to zero and give the identity silently
+    if !n.is_finite() || n <= 1e-12 {
         return None;
     }
     let [w, x, y, z] = q.map(|c| c / n);
@@ -537,7 +540,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             DataError::invalid(
                 &sparse,
                 format!("image {} ({})", im.id, im.name),
-                "zero quaternion",
+                "the quaternion is zero or too large to normalise",
             )
         })?;
         let mut m: Mat4 = [[0.0; 4]; 4];
@@ -660,5 +663,8 @@ mod tests {
             }
         }
         assert!(quat_to_rotation([0.0; 4]).is_none());
+        // finite components whose squared norm overflows: rejected, not
+        // silently the identity
+        assert!(quat_to_rotation([1e200, 0.0, 0.0, 1e200]).is_none());
     }
 }

@@ -13,6 +13,9 @@
 //! (`double`, integers), other elements, and fewer SH bands; it checks the
 //! declared counts against the file's length before allocating, and reports
 //! every problem as a [`PlyError`] naming the file and the property.
+//! Values must be finite in the target precision, and degenerate Gaussians
+//! are rejected, never repaired: a log scale beyond ±[`MAX_LOG_SCALE`] or a
+//! quaternion whose norm lies outside [`MIN_QUAT_NORM`]..=[`MAX_QUAT_NORM`].
 
 use std::path::{Path, PathBuf};
 
@@ -102,6 +105,18 @@ struct Element {
     props: Vec<(String, Option<Ty>, usize)>,
     stride: usize,
 }
+
+/// Largest `|log scale|` a PLY may hold: scales between `e^-30` and
+/// `e^30`, whose squares stay finite and nonzero in f32. Beyond it a
+/// Gaussian is degenerate (its covariance overflows or vanishes) and the
+/// file is rejected, naming the vertex and property.
+pub const MAX_LOG_SCALE: f64 = 30.0;
+/// Smallest norm of a rotation quaternion a PLY may hold (zero, or so
+/// small that normalising it underflows, is rejected).
+pub const MIN_QUAT_NORM: f64 = 1e-6;
+/// Largest norm of a rotation quaternion a PLY may hold (its square must
+/// stay finite in f32).
+pub const MAX_QUAT_NORM: f64 = 1e6;
 
 /// Reads a 3DGS PLY file.
 pub fn read_ply<T: Scalar>(path: &Path) -> Result<Gaussians<T>, PlyError> {
@@ -314,8 +329,10 @@ pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, P
         let rec = &bytes[offset + i * v.stride..offset + (i + 1) * v.stride];
         let get = |(t, o): (Ty, usize), name: &str| -> Result<T, PlyError> {
             let x = t.read(&rec[o..o + t.size()]);
-            if x.is_finite() {
-                Ok(T::from_f64(x))
+            // checked after the conversion: a finite double can overflow f32
+            let y = T::from_f64(x);
+            if y.to_f64().is_finite() {
+                Ok(y)
             } else {
                 Err(err(
                     Some(name),
@@ -335,10 +352,22 @@ pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, P
         for c in 0..4 {
             q[c] = get(p_r[c], names_r[c])?;
         }
-        if q.iter().all(|v| v.to_f64() == 0.0) {
+        let qn = q.iter().map(|v| v.to_f64().powi(2)).sum::<f64>().sqrt();
+        if !(MIN_QUAT_NORM..=MAX_QUAT_NORM).contains(&qn) {
             return Err(err(
                 Some("rot_0"),
-                format!("vertex {i}: the rotation quaternion is zero"),
+                format!(
+                    "vertex {i}: the rotation quaternion has norm {qn:e}; want {MIN_QUAT_NORM:e} to {MAX_QUAT_NORM:e} (zero cannot be normalised)"
+                ),
+            ));
+        }
+        if let Some(c) = (0..3).find(|&c| s[c].to_f64().abs() > MAX_LOG_SCALE) {
+            return Err(err(
+                Some(names_s[c]),
+                format!(
+                    "vertex {i}: log scale {} is degenerate (want |log scale| <= {MAX_LOG_SCALE}: the covariance would overflow or vanish)",
+                    s[c].to_f64()
+                ),
             ));
         }
         g.means.push(m);
