@@ -595,8 +595,14 @@ pub fn backward<T: Scalar>(
                 let qc = q_cut(op);
                 e.iter_mut().for_each(|v| *v = T::zero());
                 // geometric gradients in locals (registers), colours in `e`
-                let (mut g_mx, mut g_my, mut g_a, mut g_b, mut g_c, mut g_o) =
-                    (T::zero(), T::zero(), T::zero(), T::zero(), T::zero(), T::zero());
+                let (mut g_mx, mut g_my, mut g_a, mut g_b, mut g_c, mut g_o) = (
+                    T::zero(),
+                    T::zero(),
+                    T::zero(),
+                    T::zero(),
+                    T::zero(),
+                    T::zero(),
+                );
                 for i in i0..i1 {
                     let py = T::from_f64(i as f64 + 0.5);
                     for j in j0..j1 {
