@@ -12,12 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use chainrule::Tape;
-
 use crate::adam::Adam;
 use crate::atomic::write_atomic;
 use crate::data::{Dataset, View};
-use crate::loss::{self, Loss};
+use crate::loss;
 use crate::three::project::quat_to_rotmat;
 use crate::three::render::{render, render_backward_with_means2d, RenderOptions};
 use crate::three::scene::{sh_coeffs, Gaussians, Rng};
@@ -212,7 +210,6 @@ pub struct Trainer {
     grad_accum: Vec<f64>,
     grad_count: Vec<f64>,
     max_radii: Vec<f64>,
-    tape: Tape<f32>,
 }
 
 impl Trainer {
@@ -273,7 +270,6 @@ impl Trainer {
             params,
             iteration: 0,
             sh_active: 0,
-            tape: Tape::default(),
         };
         t.adam = (0..GROUPS)
             .map(|g| Adam::new(vec![t.group_lr(g); t.params[g].len()]))
@@ -417,16 +413,11 @@ impl Trainer {
         }
         let (w, h) = (img.width, img.height);
         timings[0] = t0.elapsed().as_secs_f64();
-        self.tape.clear();
         let (value, d_rgb) = {
-            let tape = &self.tape;
-            let vars = tape.vars(&img.rgb);
-            let l = loss::loss(Loss::L1Ssim, &vars, &view.image, w, h, 3);
-            let g = l.backward();
-            (
-                l.value() as f64,
-                vars.iter().map(|v| g.wrt(*v)).collect::<Vec<f32>>(),
-            )
+            let x: Vec<f64> = img.rgb.iter().map(|&v| v as f64).collect();
+            let y: Vec<f64> = view.image.iter().map(|&v| v as f64).collect();
+            let (v, g) = loss::l1_ssim_value_grad(&x, &y, w, h, 3);
+            (v, g.into_iter().map(|d| d as f32).collect::<Vec<f32>>())
         };
         if !value.is_finite() || d_rgb.iter().any(|v| !v.is_finite()) {
             return Err(TrainError::NonFinite {
@@ -823,7 +814,6 @@ impl Trainer {
             grad_accum: Vec::new(),
             grad_count: Vec::new(),
             max_radii: Vec::new(),
-            tape: Tape::default(),
         }
     }
 }

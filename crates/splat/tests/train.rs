@@ -170,3 +170,30 @@ fn malformed_latest_json_is_an_error_naming_the_field() {
         "{msg}"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+    /// The hand-written L1 + SSIM gradient equals the tape's.
+    #[test]
+    fn l1_ssim_gradient_matches_the_tape(
+        seed in 0u64..1000,
+        w in 3usize..14,
+        h in 3usize..14,
+    ) {
+        use chainrule::Tape;
+        use splat::loss::{l1_ssim_value_grad, loss, Loss};
+        let mut rng = splat::three::scene::Rng::new(seed);
+        let x: Vec<f64> = (0..w * h * 3).map(|_| rng.uniform()).collect();
+        let y: Vec<f64> = (0..w * h * 3).map(|_| rng.uniform()).collect();
+        let (v, g) = l1_ssim_value_grad(&x, &y, w, h, 3);
+        let tape = Tape::new();
+        let xv = tape.vars(&x);
+        let l = loss(Loss::L1Ssim, &xv, &y, w, h, 3);
+        let gt = l.backward();
+        proptest::prop_assert!((v - l.value()).abs() < 1e-12, "{} vs {}", v, l.value());
+        for (a, xi) in g.iter().zip(&xv) {
+            let b = gt.wrt(*xi);
+            proptest::prop_assert!((a - b).abs() < 1e-9 * (1.0 + b.abs()), "{} vs {}", a, b);
+        }
+    }
+}
