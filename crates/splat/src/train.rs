@@ -143,6 +143,15 @@ pub const GROUP_NAMES: [&str; GROUPS] = [
     "sh_rest",
 ];
 
+const ADAM_OPS: [&str; GROUPS] = [
+    "Adam update of the means",
+    "Adam update of the scales",
+    "Adam update of the rotations",
+    "Adam update of the opacities",
+    "Adam update of the SH DC coefficients",
+    "Adam update of the higher SH coefficients",
+];
+
 /// What one iteration measured.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepInfo {
@@ -386,8 +395,9 @@ impl Trainer {
 
     /// One iteration: a random training view, render, L1 + 0.2·(1 − SSIM),
     /// backward, Adam, then the schedules (SH band, densification, opacity
-    /// reset). A non-finite loss or gradient stops with the operation named
-    /// and leaves the parameters as they were.
+    /// reset). A non-finite render, loss, gradient or updated parameter
+    /// stops with the operation named (the trainer should then be dropped;
+    /// checkpoints on disk are not touched).
     pub fn step(&mut self) -> Result<StepInfo, TrainError> {
         let it = self.iteration + 1;
         if self.is_empty() {
@@ -460,6 +470,12 @@ impl Trainer {
             let adam = &mut self.adam[g];
             adam.lr.iter_mut().for_each(|x| *x = lr);
             adam.step(&mut self.params[g], fg);
+            if self.params[g].iter().any(|v| !v.is_finite()) {
+                return Err(TrainError::NonFinite {
+                    iteration: it,
+                    op: ADAM_OPS[g],
+                });
+            }
         }
         self.after_step();
         timings[3] = t0.elapsed().as_secs_f64() - timings[0] - timings[1] - timings[2];

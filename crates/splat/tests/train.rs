@@ -197,3 +197,28 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_non_finite_value_stops_with_the_operation_named_and_the_checkpoint_intact() {
+    let ds = tiny("nan");
+    let dir = tmp("nan-ckpt");
+    let c = TrainConfig {
+        lr_scale: f64::NAN, // the first update makes every scale NaN
+        ..cfg()
+    };
+    let mut t = Trainer::new(ds.clone(), c.clone()).unwrap();
+    t.save_checkpoint(&dir).unwrap();
+    let before = std::fs::read(dir.join("latest.json")).unwrap();
+    let e = t.step().expect_err("NaN scales are caught");
+    match &e {
+        TrainError::NonFinite { iteration, op } => {
+            assert_eq!(*iteration, 1);
+            assert_eq!(*op, "Adam update of the scales");
+        }
+        other => panic!("wrong error {other}"),
+    }
+    assert!(e.to_string().contains("iteration 1"), "{e}");
+    // the checkpoint is as it was
+    assert_eq!(std::fs::read(dir.join("latest.json")).unwrap(), before);
+    assert_eq!(Trainer::resume(ds, c, &dir).unwrap().iteration(), 0);
+}
