@@ -490,10 +490,14 @@ impl Trainer {
     fn after_step(&mut self) {
         let it = self.iteration;
         let c = &self.cfg;
+        // the last iteration leaves the scene as the optimiser left it (a
+        // split or an opacity reset just before the end would be scored)
+        let last = it >= c.iters;
         if c.sh_interval > 0 && it % c.sh_interval == 0 && self.sh_active < c.sh_degree {
             self.sh_active += 1;
         }
-        if it < c.densify_until
+        if !last
+            && it < c.densify_until
             && it > c.densify_from
             && c.densify_every > 0
             && it % c.densify_every == 0
@@ -502,7 +506,11 @@ impl Trainer {
             self.densify_and_prune(big);
         }
         let c = &self.cfg;
-        if c.opacity_reset_every > 0 && it % c.opacity_reset_every == 0 && it < c.densify_until {
+        if !last
+            && c.opacity_reset_every > 0
+            && it % c.opacity_reset_every == 0
+            && it < c.densify_until
+        {
             self.reset_opacity();
         }
     }
