@@ -27,7 +27,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Iterations in all (with --resume: including those already done).
-    #[arg(long, default_value_t = 7000)]
+    #[arg(long, default_value_t = 4000)]
     pub iters: u32,
     /// Print one JSON object at the end instead of a progress bar.
     #[arg(long)]
@@ -39,7 +39,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_gaussians: u64,
     /// Random initial points when the dataset has no sparse points.
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub init_points: u64,
     /// Largest spherical-harmonic degree (0 to 3).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]

@@ -73,11 +73,11 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            iters: 7000,
+            iters: 4000,
             seed: 0,
             sh_degree: 3,
             sh_interval: 1000,
-            init_points: 20_000,
+            init_points: 5_000,
             lr_mean: 1.6e-4,
             lr_mean_final: 1.6e-6,
             lr_sh: 2.5e-3,
