@@ -11,5 +11,6 @@ pub mod output;
 pub mod render;
 pub mod render3d;
 pub mod synth;
+pub mod train;
 
 pub use error::CliError;

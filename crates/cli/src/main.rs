@@ -1,7 +1,7 @@
 //! The `chainrule` command: gradients from the shell, Gaussian-splatting fits
 //! and benchmarks. Every error exits with code 2 and one message on stderr.
 
-use chainrule_cli::{alloc::CountingAlloc, bench, fit, grad, render, synth, CliError};
+use chainrule_cli::{alloc::CountingAlloc, bench, fit, grad, render, synth, train, CliError};
 use clap::{Parser, Subcommand};
 
 #[global_allocator]
@@ -26,6 +26,8 @@ enum Command {
     Grad(grad::GradArgs),
     /// Write a NeRF-synthetic dataset of a procedural scene (no download).
     Synth(synth::SynthArgs),
+    /// Train a 3D Gaussian scene on a NeRF-synthetic or COLMAP dataset.
+    Train(train::TrainArgs),
     /// Measure speed and memory of a workload.
     Bench(bench::BenchArgs),
 }
@@ -38,6 +40,7 @@ fn main() {
         Command::Bench(a) => bench::run(a),
         Command::Grad(a) => grad::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Train(a) => train::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

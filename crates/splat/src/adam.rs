@@ -73,4 +73,33 @@ impl Adam {
             params[i] -= self.lr[i] * mh / (vh.sqrt() + self.eps);
         }
     }
+
+    /// The first and second moments, one of each per parameter.
+    pub fn moments(&self) -> (&[f64], &[f64]) {
+        (&self.m, &self.v)
+    }
+
+    /// Adam resumed from saved state: rates, moments and the step count
+    /// (all three vectors must have the same length).
+    ///
+    /// ```
+    /// let a = splat::adam::Adam::from_state(vec![0.1; 2], vec![0.5; 2], vec![1.0; 2], 7);
+    /// assert_eq!(a.steps(), 7);
+    /// assert_eq!(a.moments().0, &[0.5, 0.5]);
+    /// ```
+    pub fn from_state(lr: Vec<f64>, m: Vec<f64>, v: Vec<f64>, t: u32) -> Self {
+        assert!(
+            m.len() == lr.len() && v.len() == lr.len(),
+            "adam: state lengths"
+        );
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            m,
+            v,
+            t,
+        }
+    }
 }

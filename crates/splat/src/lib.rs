@@ -17,3 +17,4 @@ pub mod model2d;
 pub mod raster;
 pub mod rng;
 pub mod three;
+pub mod train;

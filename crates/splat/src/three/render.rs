@@ -196,6 +196,21 @@ pub fn render_backward<T: Scalar>(
     d_depth: Option<&[T]>,
     d_alpha: Option<&[T]>,
 ) -> Result<Gaussians<T>, RasterError> {
+    render_backward_with_means2d(g, cam, opts, state, d_rgb, d_depth, d_alpha).map(|(g, _)| g)
+}
+
+/// [`render_backward`], also returning the gradients with respect to the
+/// projected 2D means in pixels (one per Gaussian; what densification
+/// statistics are taken from).
+pub fn render_backward_with_means2d<T: Scalar>(
+    g: &Gaussians<T>,
+    cam: &Camera,
+    opts: &RenderOptions,
+    state: &RenderState<T>,
+    d_rgb: &[T],
+    d_depth: Option<&[T]>,
+    d_alpha: Option<&[T]>,
+) -> Result<(Gaussians<T>, Vec<[T; 2]>), RasterError> {
     let px = state.depth_sum.len();
     let len_err = |what, got, expected| RasterError::Length {
         what,
@@ -244,6 +259,7 @@ pub fn render_backward<T: Scalar>(
         pg.depths.push(c[3]);
     }
     let mut out = project_backward(g, cam, &opts.project, &pg);
+    let means2d = pg.means2d;
     let (gm, gsh) = sh_backward(g, cam.center(), opts.degree(g), &d_col);
     for (a, b) in out.means.iter_mut().zip(&gm) {
         for k in 0..3 {
@@ -251,7 +267,7 @@ pub fn render_backward<T: Scalar>(
         }
     }
     out.sh = gsh;
-    Ok(out)
+    Ok((out, means2d))
 }
 
 /// A view rendered on the tape.

@@ -1,0 +1,286 @@
+//! `chainrule train DATA --out DIR`: train a 3D Gaussian scene on a
+//! NeRF-synthetic or COLMAP dataset, with checkpoints and `--resume`, and
+//! write `DIR/point_cloud.ply` and renders of the test views with their PSNR
+//! and SSIM.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use serde::Serialize;
+use splat::data::{self, LoadOptions};
+use splat::image_io::Image;
+use splat::three::ply;
+use splat::train::{TrainConfig, TrainError, Trainer};
+
+use crate::error::{CliError, CliResult};
+use crate::fit::{check_out_dir, parse_background};
+use crate::output::write_atomic;
+
+/// Arguments of `chainrule train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Dataset folder: NeRF-synthetic (transforms_train.json) or COLMAP
+    /// (sparse/0 and images/).
+    pub data: PathBuf,
+    /// Output folder: point_cloud.ply, test renders, checkpoints.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Iterations in all (with --resume: including those already done).
+    #[arg(long, default_value_t = 4000)]
+    pub iters: u32,
+    /// Print one JSON object at the end instead of a progress bar.
+    #[arg(long)]
+    pub json: bool,
+    /// Continue from the latest checkpoint in OUT/checkpoints.
+    #[arg(long)]
+    pub resume: bool,
+    /// Cap on the number of Gaussians.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_gaussians: u64,
+    /// Random initial points when the dataset has no sparse points.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub init_points: u64,
+    /// Largest spherical-harmonic degree (0 to 3).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub sh_degree: u8,
+    /// Background the photographs are composited on and renders use:
+    /// black, white, or R,G,B in [0,1].
+    #[arg(long, default_value = "white")]
+    pub background: String,
+    /// Seconds between checkpoints (0: only at the end).
+    #[arg(long, default_value_t = 120.0)]
+    pub checkpoint_every: f64,
+    /// Seed of the initialisation and the order of views.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Integer downscale factor of the images.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub downscale: u32,
+    /// Densify (clone/split/prune) until this iteration.
+    #[arg(long, default_value_t = 15_000)]
+    pub densify_until: u32,
+    /// Measure the test views' PSNR every this many seconds and record the
+    /// curve in the report (0: never).
+    #[arg(long, default_value_t = 0.0)]
+    pub eval_every: f64,
+}
+
+/// One point of the training curve.
+#[derive(Debug, Serialize)]
+pub struct CurvePoint {
+    /// Seconds of training so far (this session).
+    pub seconds: f64,
+    /// Iteration.
+    pub iteration: u32,
+    /// Mean PSNR of the test views.
+    pub psnr: f64,
+    /// Gaussians at that time.
+    pub gaussians: usize,
+}
+
+/// What `train --json` prints.
+#[derive(Debug, Serialize)]
+pub struct TrainReport {
+    /// Mean PSNR (dB) of the test views (of the training views when the
+    /// dataset has no test split).
+    pub psnr: f64,
+    /// Mean SSIM of the same views.
+    pub ssim: f64,
+    /// Number of Gaussians at the end.
+    pub gaussians: usize,
+    /// Iterations done in all (including resumed ones).
+    pub iterations: u32,
+    /// Wall-clock seconds of this session's training.
+    pub seconds: f64,
+    /// Iteration this session started from (0 unless resumed).
+    pub resumed_from: u32,
+    /// Loss at the last iteration.
+    pub final_loss: f64,
+    /// Which views were scored: "test" or "train".
+    pub eval_split: &'static str,
+    /// Views scored.
+    pub eval_views: usize,
+    /// The scene.
+    pub point_cloud: PathBuf,
+    /// Test curve, when `--eval-every` is set.
+    pub curve: Vec<CurvePoint>,
+}
+
+fn train_err(e: TrainError) -> CliError {
+    match e {
+        TrainError::Checkpoint { path, message } => CliError::file(&path, message),
+        e => CliError::usage(e.to_string()),
+    }
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    s / n.max(1) as f64
+}
+
+/// Runs `chainrule train`.
+pub fn run(a: TrainArgs) -> CliResult {
+    let background = parse_background(&a.background)?;
+    if !(a.checkpoint_every.is_finite() && a.checkpoint_every >= 0.0) {
+        return Err(CliError::usage(
+            "--checkpoint-every: must be a number of seconds >= 0",
+        ));
+    }
+    if !(a.eval_every.is_finite() && a.eval_every >= 0.0) {
+        return Err(CliError::usage(
+            "--eval-every: must be a number of seconds >= 0",
+        ));
+    }
+    let opts = LoadOptions {
+        background: background.map(|c| c as f32),
+        downscale: a.downscale,
+        ..LoadOptions::default()
+    };
+    let ds = data::load(&a.data, &opts).map_err(|e| CliError::usage(e.to_string()))?;
+    check_out_dir(&a.out)?;
+    let ckpt_dir = checkpoint_dir(&a.out);
+    let cfg = TrainConfig {
+        iters: a.iters,
+        seed: a.seed,
+        sh_degree: a.sh_degree as usize,
+        init_points: a.init_points as usize,
+        max_gaussians: usize::try_from(a.max_gaussians).unwrap_or(usize::MAX),
+        densify_until: a.densify_until,
+        background,
+        ..TrainConfig::default()
+    };
+    let mut t = if a.resume {
+        if !ckpt_dir.join("latest.json").is_file() {
+            return Err(CliError::file(
+                &ckpt_dir.join("latest.json"),
+                "--resume: no checkpoint to continue from",
+            ));
+        }
+        Trainer::resume(ds, cfg, &ckpt_dir).map_err(train_err)?
+    } else {
+        Trainer::new(ds, cfg).map_err(train_err)?
+    };
+    let resumed_from = t.iteration();
+    let (eval_views, eval_split) = if t.data().test.is_empty() {
+        (t.data().train.clone(), "train")
+    } else {
+        (t.data().test.clone(), "test")
+    };
+    let bar = if a.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(a.iters as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta}]",
+            )
+            .expect("valid template"),
+        );
+        b.set_position(resumed_from as u64);
+        b
+    };
+    let start = Instant::now();
+    let mut last_ckpt = Instant::now();
+    let mut last_eval = 0.0;
+    let mut curve = Vec::new();
+    let mut last_loss = f64::NAN;
+    let mut eval_time = 0.0;
+    while t.iteration() < a.iters {
+        let info = t.step().map_err(train_err)?;
+        if std::env::var_os("CHAINRULE_TRAIN_TIMINGS").is_some() && t.iteration() % 10 == 0 {
+            eprintln!("iteration {} timings {:?}", t.iteration(), info.timings);
+        }
+        last_loss = info.loss;
+        let it = t.iteration();
+        if !a.json && (it % 10 == 0 || it == a.iters) {
+            let secs = start.elapsed().as_secs_f64() - eval_time;
+            let rate = (it - resumed_from) as f64 / secs.max(1e-9);
+            bar.set_message(format!(
+                "loss {:.4}  PSNR {:.2} dB  {} Gaussians  {:.1} it/s",
+                info.loss, info.psnr, info.gaussians, rate
+            ));
+        }
+        bar.set_position(it as u64);
+        let train_secs = start.elapsed().as_secs_f64() - eval_time;
+        if a.eval_every > 0.0 && train_secs - last_eval >= a.eval_every {
+            let e0 = Instant::now();
+            let ev = t.evaluate(&eval_views).map_err(train_err)?;
+            curve.push(CurvePoint {
+                seconds: train_secs,
+                iteration: it,
+                psnr: mean(ev.iter().map(|e| e.psnr)),
+                gaussians: t.len(),
+            });
+            last_eval = train_secs;
+            eval_time += e0.elapsed().as_secs_f64();
+        }
+        if a.checkpoint_every > 0.0 && last_ckpt.elapsed().as_secs_f64() >= a.checkpoint_every {
+            t.save_checkpoint(&ckpt_dir).map_err(train_err)?;
+            last_ckpt = Instant::now();
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64() - eval_time;
+    bar.finish();
+    if t.iteration() > resumed_from || !ckpt_dir.join("latest.json").is_file() {
+        t.save_checkpoint(&ckpt_dir).map_err(train_err)?;
+    }
+    let point_cloud = a.out.join("point_cloud.ply");
+    write_atomic(&point_cloud, &ply::to_ply_bytes(&t.gaussians::<f64>()))?;
+    let ev = t.evaluate(&eval_views).map_err(train_err)?;
+    let renders = a.out.join("renders");
+    crate::output::ensure_dir(&renders)?;
+    let mut per_view = Vec::new();
+    for (i, e) in ev.iter().enumerate() {
+        let img = Image {
+            width: e.width,
+            height: e.height,
+            data: e.rgb.clone(),
+        };
+        let p = renders.join(format!("{eval_split}_{i:03}.png"));
+        let bytes = img.to_png().map_err(|err| CliError::file(&p, err))?;
+        write_atomic(&p, &bytes)?;
+        per_view
+            .push(serde_json::json!({"view": e.name, "render": p, "psnr": e.psnr, "ssim": e.ssim}));
+    }
+    let report = TrainReport {
+        psnr: mean(ev.iter().map(|e| e.psnr)),
+        ssim: mean(ev.iter().map(|e| e.ssim)),
+        gaussians: t.len(),
+        iterations: t.iteration(),
+        seconds,
+        resumed_from,
+        final_loss: last_loss,
+        eval_split,
+        eval_views: ev.len(),
+        point_cloud: point_cloud.clone(),
+        curve,
+    };
+    let metrics = a.out.join("metrics.json");
+    let mut full = serde_json::to_value(&report).expect("report serialises");
+    full["views"] = serde_json::Value::Array(per_view);
+    write_atomic(&metrics, full.to_string().as_bytes())?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("report serialises")
+        );
+    } else {
+        println!(
+            "trained {} Gaussians for {} iterations in {:.1} s: {} views PSNR {:.2} dB, SSIM {:.4}",
+            report.gaussians, report.iterations, seconds, eval_split, report.psnr, report.ssim
+        );
+        println!(
+            "wrote {}, {} and {}",
+            point_cloud.display(),
+            renders.display(),
+            metrics.display()
+        );
+    }
+    Ok(())
+}
+
+/// The folder checkpoints of a run in `out` go to.
+pub fn checkpoint_dir(out: &Path) -> PathBuf {
+    out.join("checkpoints")
+}

@@ -1,0 +1,162 @@
+//! `chainrule train` end to end through the binary: outputs, JSON, resume,
+//! and exit code 2 with the file named on bad input.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("chainrule-train-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_usage_error(o: &Output, needles: &[&str]) {
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(o));
+    let e = stderr(o);
+    for n in needles {
+        assert!(e.contains(n), "stderr lacks {n:?}: {e}");
+    }
+    assert!(!e.contains("panicked"), "panic: {e}");
+}
+
+fn synth(dir: &std::path::Path) {
+    let o = run(&[
+        "synth",
+        dir.to_str().unwrap(),
+        "--size",
+        "24",
+        "--views",
+        "5",
+        "--test-views",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "stderr: {}", stderr(o));
+    serde_json::from_slice(&o.stdout).expect("one JSON object")
+}
+
+#[test]
+fn train_writes_ply_renders_and_json_then_resumes() {
+    let d = tmp("e2e");
+    let data = d.join("data");
+    synth(&data);
+    let out = d.join("out");
+    let (ds, os) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let common = ["--init-points", "200", "--sh-degree", "1"];
+    let mut args = vec!["train", ds, "--out", os, "--iters", "20", "--json"];
+    args.extend(common);
+    let v = json(&run(&args));
+    for k in ["psnr", "ssim", "gaussians", "iterations", "seconds"] {
+        assert!(v.get(k).is_some(), "missing {k}: {v}");
+    }
+    assert_eq!(v["iterations"], 20);
+    assert!(v["psnr"].as_f64().unwrap() > 5.0);
+    assert!(out.join("point_cloud.ply").is_file());
+    assert!(out.join("renders/test_000.png").is_file());
+    assert!(out.join("renders/test_001.png").is_file());
+    assert!(out.join("checkpoints/latest.json").is_file());
+    let g = splat::three::ply::read_ply::<f64>(&out.join("point_cloud.ply")).unwrap();
+    assert_eq!(g.len() as u64, v["gaussians"].as_u64().unwrap());
+    assert_eq!(g.sh_degree, 1);
+    // resume to 30: ten more iterations from the checkpoint at 20
+    let mut args = vec![
+        "train", ds, "--out", os, "--iters", "30", "--json", "--resume",
+    ];
+    args.extend(common);
+    let v = json(&run(&args));
+    assert_eq!(v["resumed_from"], 20);
+    assert_eq!(v["iterations"], 30);
+    let latest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("checkpoints/latest.json")).unwrap())
+            .unwrap();
+    assert_eq!(latest["iteration"], 30);
+    // a checkpoint of another SH degree is refused with the file named
+    let args = [
+        "train",
+        ds,
+        "--out",
+        os,
+        "--iters",
+        "40",
+        "--resume",
+        "--sh-degree",
+        "2",
+    ];
+    assert_usage_error(&run(&args), &["latest.json", "sh_degree"]);
+}
+
+#[test]
+fn bad_datasets_exit_2_naming_the_file() {
+    let d = tmp("bad");
+    let out = d.join("out");
+    let os = out.to_str().unwrap();
+    // not a dataset
+    let empty = d.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    assert_usage_error(
+        &run(&["train", empty.to_str().unwrap(), "--out", os]),
+        &["empty", "transforms_train.json"],
+    );
+    // missing folder
+    let missing = d.join("missing");
+    assert_usage_error(
+        &run(&["train", missing.to_str().unwrap(), "--out", os]),
+        &["missing"],
+    );
+    // malformed JSON
+    let bad = d.join("badjson");
+    synth(&bad);
+    std::fs::write(bad.join("transforms_train.json"), b"{\"frames\": [").unwrap();
+    assert_usage_error(
+        &run(&["train", bad.to_str().unwrap(), "--out", os]),
+        &["transforms_train.json"],
+    );
+    // a missing image
+    let noimg = d.join("noimg");
+    synth(&noimg);
+    std::fs::remove_file(noimg.join("train/r_0.png")).unwrap();
+    assert_usage_error(
+        &run(&["train", noimg.to_str().unwrap(), "--out", os]),
+        &["train/r_0", "not found"],
+    );
+    // an empty dataset
+    let none = d.join("none");
+    synth(&none);
+    std::fs::write(
+        none.join("transforms_train.json"),
+        b"{\"camera_angle_x\": 0.69, \"frames\": []}",
+    )
+    .unwrap();
+    assert_usage_error(
+        &run(&["train", none.to_str().unwrap(), "--out", os]),
+        &["none"],
+    );
+    // --resume with nothing to resume
+    let ok = d.join("ok");
+    synth(&ok);
+    assert_usage_error(
+        &run(&[
+            "train",
+            ok.to_str().unwrap(),
+            "--out",
+            d.join("fresh").to_str().unwrap(),
+            "--resume",
+        ]),
+        &["latest.json"],
+    );
+}

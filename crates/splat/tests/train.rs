@@ -1,0 +1,224 @@
+//! The 3D training loop on a tiny procedural dataset: the loss falls,
+//! densification keeps the optimiser's state aligned with the scene, the
+//! learning-rate and SH schedules follow the settings, and a checkpoint
+//! resumes at its iteration with the same scene.
+
+use std::path::PathBuf;
+
+use splat::data::synth::{write_dataset, SynthOptions};
+use splat::data::{self, Dataset, LoadOptions};
+use splat::train::{TrainConfig, TrainError, Trainer};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("chainrule-train-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn tiny(name: &str) -> Dataset {
+    let d = tmp(name);
+    write_dataset(
+        &d,
+        &SynthOptions {
+            train_views: 6,
+            test_views: 2,
+            size: 24,
+            seed: 1,
+        },
+    )
+    .unwrap();
+    data::load(&d, &LoadOptions::default()).unwrap()
+}
+
+fn cfg() -> TrainConfig {
+    TrainConfig {
+        iters: 60,
+        init_points: 300,
+        sh_degree: 1,
+        sh_interval: 20,
+        densify_from: 10,
+        densify_every: 10,
+        densify_until: 50,
+        opacity_reset_every: 0,
+        ..TrainConfig::default()
+    }
+}
+
+#[test]
+fn loss_decreases_and_test_psnr_improves() {
+    let ds = tiny("loss");
+    let test = ds.test.clone();
+    let mut t = Trainer::new(ds, cfg()).unwrap();
+    assert_eq!(t.len(), 300);
+    let before = t.evaluate(&test).unwrap();
+    let mut losses = Vec::new();
+    while t.iteration() < 60 {
+        let info = t.step().unwrap();
+        assert!(info.loss.is_finite());
+        assert_eq!(info.gaussians, t.len());
+        losses.push(info.loss);
+    }
+    let first: f64 = losses[..10].iter().sum::<f64>() / 10.0;
+    let last: f64 = losses[50..].iter().sum::<f64>() / 10.0;
+    assert!(last < 0.8 * first, "loss {first} -> {last}");
+    let after = t.evaluate(&test).unwrap();
+    let p0: f64 = before.iter().map(|e| e.psnr).sum::<f64>() / 2.0;
+    let p1: f64 = after.iter().map(|e| e.psnr).sum::<f64>() / 2.0;
+    assert!(p1 > p0 + 1.0, "test PSNR {p0} -> {p1}");
+    // SH degree raised every 20 iterations up to the configured 1
+    assert_eq!(t.sh_active(), 1);
+    for e in &after {
+        assert_eq!(e.rgb.len(), 3 * 24 * 24);
+        assert!(e.ssim > 0.0 && e.ssim <= 1.0);
+    }
+}
+
+#[test]
+fn densification_clones_splits_and_prunes_consistently() {
+    let ds = tiny("densify");
+    let c = TrainConfig {
+        densify_grad: 0.0, // every seen splat is a candidate
+        densify_from: 1000,
+        max_gaussians: 450,
+        ..cfg()
+    };
+    let mut t = Trainer::new(ds, c).unwrap();
+    for _ in 0..5 {
+        t.step().unwrap();
+    }
+    let n0 = t.len();
+    t.densify_and_prune(false);
+    // the cap bounds the growth; splits and clones add at most one each
+    assert!(t.len() > n0, "{n0} -> {}", t.len());
+    assert_eq!(t.len(), 450, "300 seen splats, 150 of room under the cap");
+    // state stays aligned: steps run and the scene is consistent
+    for _ in 0..3 {
+        t.step().unwrap();
+    }
+    t.gaussians::<f64>().check_shapes().unwrap();
+    // opacity reset caps every opacity at 0.01; pruning then removes
+    // exactly the splats below 0.005
+    t.reset_opacity();
+    let op = |l: f64| 1.0 / (1.0 + (-l).exp());
+    let g = t.gaussians::<f64>();
+    assert!(g.opacity_logits.iter().all(|&l| op(l) <= 0.01 + 1e-9));
+    let faint = g.opacity_logits.iter().filter(|&&l| op(l) < 0.005).count();
+    let n1 = t.len();
+    // the cap is reached, so nothing grows
+    t.densify_and_prune(false);
+    assert_eq!(t.len(), n1 - faint);
+    assert!(t
+        .gaussians::<f64>()
+        .opacity_logits
+        .iter()
+        .all(|&l| op(l) >= 0.005));
+    t.step().unwrap();
+}
+
+#[test]
+fn checkpoint_resumes_at_its_iteration_with_the_same_scene() {
+    let ds = tiny("resume");
+    let dir = tmp("resume-ckpt");
+    let mut a = Trainer::new(ds.clone(), cfg()).unwrap();
+    for _ in 0..25 {
+        a.step().unwrap();
+    }
+    a.save_checkpoint(&dir).unwrap();
+    let mut b = Trainer::resume(ds.clone(), cfg(), &dir).unwrap();
+    assert_eq!(b.iteration(), 25);
+    assert_eq!(b.len(), a.len());
+    assert_eq!(b.sh_active(), a.sh_active());
+    let (ga, gb) = (a.gaussians::<f64>(), b.gaussians::<f64>());
+    for (x, y) in ga.means.iter().zip(&gb.means) {
+        for k in 0..3 {
+            assert!((x[k] - y[k]).abs() <= 1e-6 * x[k].abs().max(1.0));
+        }
+    }
+    // the next iterations agree (same view, same moments; the PLY stores f32)
+    let la = a.step().unwrap().loss;
+    let lb = b.step().unwrap().loss;
+    assert!((la - lb).abs() < 1e-3 * la.abs(), "{la} vs {lb}");
+    assert_eq!(b.iteration(), 26);
+    // a second checkpoint replaces the first folder
+    b.save_checkpoint(&dir).unwrap();
+    let folders: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("ckpt-"))
+        .collect();
+    assert_eq!(folders.len(), 1);
+    // a corrupt state file is an error naming it, not a panic
+    let bin = dir.join("ckpt-00000026/state.bin");
+    std::fs::write(&bin, b"short").unwrap();
+    match Trainer::resume(ds, cfg(), &dir) {
+        Err(TrainError::Checkpoint { path, .. }) => assert_eq!(path, bin),
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("corrupt state accepted"),
+    }
+}
+
+#[test]
+fn malformed_latest_json_is_an_error_naming_the_field() {
+    let ds = tiny("badjson");
+    let dir = tmp("badjson-ckpt");
+    std::fs::write(dir.join("latest.json"), b"{\"iteration\": -3}").unwrap();
+    let e = Trainer::resume(ds, cfg(), &dir).err().expect("error");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("latest.json") && msg.contains("iteration"),
+        "{msg}"
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+    /// The hand-written L1 + SSIM gradient equals the tape's.
+    #[test]
+    fn l1_ssim_gradient_matches_the_tape(
+        seed in 0u64..1000,
+        w in 3usize..14,
+        h in 3usize..14,
+    ) {
+        use chainrule::Tape;
+        use splat::loss::{l1_ssim_value_grad, loss, Loss};
+        let mut rng = splat::three::scene::Rng::new(seed);
+        let x: Vec<f64> = (0..w * h * 3).map(|_| rng.uniform()).collect();
+        let y: Vec<f64> = (0..w * h * 3).map(|_| rng.uniform()).collect();
+        let (v, g) = l1_ssim_value_grad(&x, &y, w, h, 3);
+        let tape = Tape::new();
+        let xv = tape.vars(&x);
+        let l = loss(Loss::L1Ssim, &xv, &y, w, h, 3);
+        let gt = l.backward();
+        proptest::prop_assert!((v - l.value()).abs() < 1e-12, "{} vs {}", v, l.value());
+        for (a, xi) in g.iter().zip(&xv) {
+            let b = gt.wrt(*xi);
+            proptest::prop_assert!((a - b).abs() < 1e-9 * (1.0 + b.abs()), "{} vs {}", a, b);
+        }
+    }
+}
+
+#[test]
+fn a_non_finite_value_stops_with_the_operation_named_and_the_checkpoint_intact() {
+    let ds = tiny("nan");
+    let dir = tmp("nan-ckpt");
+    let c = TrainConfig {
+        lr_scale: f64::NAN, // the first update makes every scale NaN
+        ..cfg()
+    };
+    let mut t = Trainer::new(ds.clone(), c.clone()).unwrap();
+    t.save_checkpoint(&dir).unwrap();
+    let before = std::fs::read(dir.join("latest.json")).unwrap();
+    let e = t.step().expect_err("NaN scales are caught");
+    match &e {
+        TrainError::NonFinite { iteration, op } => {
+            assert_eq!(*iteration, 1);
+            assert_eq!(*op, "Adam update of the scales");
+        }
+        other => panic!("wrong error {other}"),
+    }
+    assert!(e.to_string().contains("iteration 1"), "{e}");
+    // the checkpoint is as it was
+    assert_eq!(std::fs::read(dir.join("latest.json")).unwrap(), before);
+    assert_eq!(Trainer::resume(ds, c, &dir).unwrap().iteration(), 0);
+}
