@@ -1,8 +1,9 @@
 //! `chainrule render FILE --out image.png [--scale S]`: render a saved model
 //! again, at any resolution. The kind of model is chosen by the file's
 //! extension (`.json`: fitted 2D Gaussians from `chainrule fit`; `.ply`: a 3D
-//! Gaussian-splatting scene, rendered from `--orbit N` cameras into the
-//! directory `--out`, see [`crate::render3d`]).
+//! Gaussian-splatting scene, rendered from `--orbit N` cameras, or from the
+//! cameras of a dataset with `--data DIR`, into the directory `--out`, see
+//! [`crate::render3d`]).
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +50,21 @@ pub struct RenderArgs {
     /// 3D scenes: Mip-Splatting's antialiased projection.
     #[arg(long)]
     pub antialiased: bool,
+    /// 3D scenes: render the cameras of this dataset (NeRF-synthetic or
+    /// COLMAP) instead of an orbit, and print PSNR and SSIM against its
+    /// images.
+    #[arg(long, value_name = "DATASET", conflicts_with = "orbit")]
+    pub data: Option<PathBuf>,
+    /// With --data: which split (`test` or `train`).
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// With --data: background colour, `white` (NeRF-synthetic's usual),
+    /// `black` or `R,G,B` in [0, 1].
+    #[arg(long, default_value = "white")]
+    pub background: String,
+    /// With --data: print one JSON object (mean and per-view PSNR/SSIM).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Renders a 2D Gaussians file to an image.
@@ -87,12 +103,22 @@ pub fn run(a: RenderArgs) -> CliResult {
         .unwrap_or_default();
     let img = match ext.as_str() {
         "json" => render_2d(&a.file, a.scale)?,
+        "ply" if a.data.is_some() => {
+            let data = a.data.as_deref().expect("checked");
+            return crate::render3d::run_ply_on_dataset(
+                &a.file,
+                data,
+                &a.split,
+                &a.background,
+                a.antialiased,
+                &a.out,
+                a.json,
+            );
+        }
         "ply" => {
-            let views = a.orbit.ok_or_else(|| {
-                CliError::usage(
-                    "a .ply scene needs --orbit N (rendering a dataset's cameras with --data arrives with the dataset readers)",
-                )
-            })?;
+            let views = a
+                .orbit
+                .ok_or_else(|| CliError::usage("a .ply scene needs --orbit N or --data DATASET"))?;
             let (width, height) = crate::bench::render3d::parse_size(&a.size)?;
             let o = crate::render3d::OrbitOptions {
                 views,

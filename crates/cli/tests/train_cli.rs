@@ -85,6 +85,33 @@ fn train_writes_ply_renders_and_json_then_resumes() {
         serde_json::from_slice(&std::fs::read(out.join("checkpoints/latest.json")).unwrap())
             .unwrap();
     assert_eq!(latest["iteration"], 30);
+    // `render --data` re-renders the saved PLY from the test cameras and
+    // scores it exactly as training did (same f32 scene, same background)
+    let rd = d.join("rd");
+    let r = json(&run(&[
+        "render",
+        out.join("point_cloud.ply").to_str().unwrap(),
+        "--data",
+        ds,
+        "--out",
+        rd.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(r["views"], 2);
+    let (p1, p2) = (r["psnr"].as_f64().unwrap(), v["psnr"].as_f64().unwrap());
+    assert!((p1 - p2).abs() < 1e-9, "render --data {p1} vs train {p2}");
+    assert!(rd.join("000.png").is_file() && rd.join("001.png").is_file());
+    let bad = run(&[
+        "render",
+        out.join("point_cloud.ply").to_str().unwrap(),
+        "--data",
+        ds,
+        "--split",
+        "val",
+        "--out",
+        rd.to_str().unwrap(),
+    ]);
+    assert_usage_error(&bad, &["--split val"]);
     // a checkpoint of another SH degree is refused with the file named
     let args = [
         "train",
