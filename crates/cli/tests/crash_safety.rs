@@ -2,7 +2,7 @@
 //! (during the fit and during the writes), it never leaves a partial file
 //! under a final name: every `render.png`/`compare.png` present decodes and
 //! every `gaussians.json` present parses. Only `.NAME.tmp-PID` leftovers of
-//! the atomic writes may appear beside them. (`train` is not covered yet.)
+//! the atomic writes may appear beside them. (`train`: see `train_crash.rs`.)
 
 use std::path::Path;
 use std::process::{Command, Stdio};
