@@ -156,6 +156,65 @@ fn write_files(d: &Path) {
         std::fs::write(d.join(name), bytes).unwrap();
     }
     std::fs::write(d.join("a-file"), b"x").unwrap();
+    std::fs::write(d.join("good.ply"), &good_ply).unwrap();
+    // datasets for `train` and `render --data`
+    let frame = |path: &str| {
+        format!(
+            "{{\"camera_angle_x\": 0.7, \"frames\": [{{\"file_path\": \"{path}\", \
+             \"transform_matrix\": [[1,0,0,0],[0,1,0,0],[0,0,1,4],[0,0,0,1]]}}]}}"
+        )
+    };
+    let datasets: Vec<(&str, &str, Vec<u8>)> = vec![
+        (
+            "ds-badjson",
+            "transforms_train.json",
+            b"{\"camera_angle_x\": ".to_vec(),
+        ),
+        (
+            "ds-types",
+            "transforms_train.json",
+            b"{\"camera_angle_x\": \"wide\", \"frames\": []}".to_vec(),
+        ),
+        (
+            "ds-empty",
+            "transforms_train.json",
+            b"{\"camera_angle_x\": 0.7, \"frames\": []}".to_vec(),
+        ),
+        (
+            "ds-missing",
+            "transforms_train.json",
+            frame("./train/r_0").into_bytes(),
+        ),
+        (
+            "ds-badimage",
+            "transforms_train.json",
+            frame("./bad.png").into_bytes(),
+        ),
+        ("ds-badimage", "bad.png", png[..png.len() / 3].to_vec()),
+        (
+            "ds-nanpose",
+            "transforms_train.json",
+            frame("./x")
+                .replace("[0,0,1,4]", "[0,0,1,NaN]")
+                .into_bytes(),
+        ),
+        (
+            "ds-colmap/sparse/0",
+            "cameras.bin",
+            5u64.to_le_bytes().to_vec(),
+        ),
+        ("ds-colmap/sparse/0", "images.bin", vec![]),
+        (
+            "ds-opencv/sparse/0",
+            "cameras.txt",
+            b"1 OPENCV 8 8 1 1 4 4 0 0 0 0\n".to_vec(),
+        ),
+        ("ds-opencv/sparse/0", "images.txt", b"".to_vec()),
+    ];
+    for (sub, name, bytes) in datasets {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+        std::fs::write(d.join(sub).join(name), bytes).unwrap();
+    }
 }
 
 /// One row: the arguments (`{d}` is the folder of bad files).
@@ -257,6 +316,28 @@ const CASES: &[&str] = &[
     "synth {d}/s --views 0 --test-views 0 --size 8",
     "synth {d}/s --views 1 --test-views 0 --size 100000",
     "synth {d}/s --views x",
+    // train (datasets: malformed JSON, wrong types, empty, missing and
+    // truncated images, NaN pose, truncated COLMAP binary, unsupported model)
+    "train",
+    "train {d}/nope --out {d}/t",
+    "train {d}/a-file --out {d}/t",
+    "train {d}/ds-badjson --out {d}/t",
+    "train {d}/ds-types --out {d}/t",
+    "train {d}/ds-empty --out {d}/t",
+    "train {d}/ds-missing --out {d}/t",
+    "train {d}/ds-badimage --out {d}/t",
+    "train {d}/ds-nanpose --out {d}/t",
+    "train {d}/ds-colmap --out {d}/t",
+    "train {d}/ds-opencv --out {d}/t",
+    "train {d}/ds-empty --out {d}/t --iters x",
+    "train {d}/ds-empty --out {d}/t --checkpoint-every nan",
+    "train {d}/ds-badjson --out {d}/t --resume",
+    // render a dataset's cameras
+    "render {d}/good.ply --data {d}/ds-badjson --out {d}/p",
+    "render {d}/good.ply --data {d}/ds-missing --out {d}/p",
+    "render {d}/good.ply --data {d}/ds-colmap --out {d}/p",
+    "render {d}/good.ply --data {d}/nope --out {d}/p",
+    "render {d}/nan.ply --data {d}/ds-empty --out {d}/p",
     // bench
     "bench",
     "bench nope",
