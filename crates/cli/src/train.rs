@@ -48,6 +48,11 @@ pub struct TrainArgs {
     /// black, white, or R,G,B in [0,1].
     #[arg(long, default_value = "white")]
     pub background: String,
+    /// Train on a random background colour each iteration (photographs are
+    /// re-composited through their alpha channel); evaluation and the test
+    /// renders use --background.
+    #[arg(long)]
+    pub random_background: bool,
     /// Seconds between checkpoints (0: only at the end).
     #[arg(long, default_value_t = 120.0)]
     pub checkpoint_every: f64,
@@ -148,6 +153,7 @@ pub fn run(a: TrainArgs) -> CliResult {
         max_gaussians: usize::try_from(a.max_gaussians).unwrap_or(usize::MAX),
         densify_until: a.densify_until,
         background,
+        random_background: a.random_background,
         ..TrainConfig::default()
     };
     let mut t = if a.resume {

@@ -128,6 +128,31 @@ fn train_writes_ply_renders_and_json_then_resumes() {
 }
 
 #[test]
+fn random_background_trains() {
+    let d = tmp("randbg");
+    let data = d.join("data");
+    synth(&data);
+    let out = d.join("out");
+    let v = json(&run(&[
+        "train",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "30",
+        "--init-points",
+        "200",
+        "--sh-degree",
+        "0",
+        "--random-background",
+        "--json",
+    ]));
+    assert_eq!(v["iterations"], 30);
+    assert!(v["psnr"].as_f64().unwrap() > 5.0, "{v}");
+    assert!(out.join("point_cloud.ply").is_file());
+}
+
+#[test]
 fn bad_datasets_exit_2_naming_the_file() {
     let d = tmp("bad");
     let out = d.join("out");

@@ -68,6 +68,11 @@ pub struct TrainConfig {
     pub max_gaussians: usize,
     /// Background colour of renders (the one the photographs are on).
     pub background: [f64; 3],
+    /// Train each iteration on a random background colour: the render's
+    /// background and the photograph's (re-composited through its alpha)
+    /// change together, so transparent regions cannot be learnt as
+    /// background-coloured splats. Evaluation still uses `background`.
+    pub random_background: bool,
 }
 
 impl Default for TrainConfig {
@@ -93,6 +98,7 @@ impl Default for TrainConfig {
             prune_opacity: 0.005,
             max_gaussians: 1_000_000,
             background: [1.0; 3],
+            random_background: false,
         }
     }
 }
@@ -409,7 +415,17 @@ impl Trainer {
         let vi = (rng.next_u64() % self.data.train.len() as u64) as usize;
         let view = &self.data.train[vi];
         let cam = camera_of(view);
-        let opts = self.render_options();
+        let mut opts = self.render_options();
+        let target: Vec<f64> = if self.cfg.random_background {
+            let bg = [rng.uniform(), rng.uniform(), rng.uniform()];
+            opts.background = bg;
+            view.image_on(bg.map(|c| c as f32))
+                .into_iter()
+                .map(|v| v as f64)
+                .collect()
+        } else {
+            view.image.iter().map(|&v| v as f64).collect()
+        };
         let t0 = std::time::Instant::now();
         let mut timings = [0.0; 4];
         let g32: Gaussians<f32> = self.gaussians();
@@ -425,8 +441,7 @@ impl Trainer {
         timings[0] = t0.elapsed().as_secs_f64();
         let (value, d_rgb) = {
             let x: Vec<f64> = img.rgb.iter().map(|&v| v as f64).collect();
-            let y: Vec<f64> = view.image.iter().map(|&v| v as f64).collect();
-            let (v, g) = loss::l1_ssim_value_grad(&x, &y, w, h, 3);
+            let (v, g) = loss::l1_ssim_value_grad(&x, &target, w, h, 3);
             (v, g.into_iter().map(|d| d as f32).collect::<Vec<f32>>())
         };
         if !value.is_finite() || d_rgb.iter().any(|v| !v.is_finite()) {
@@ -449,8 +464,7 @@ impl Trainer {
         timings[2] = t0.elapsed().as_secs_f64() - timings[0] - timings[1];
         let psnr = {
             let a: Vec<f64> = img.rgb.iter().map(|&v| v as f64).collect();
-            let b: Vec<f64> = view.image.iter().map(|&v| v as f64).collect();
-            loss::psnr(&a, &b)
+            loss::psnr(&a, &target)
         };
         // densification statistics: |dL/d mean2d| in NDC units
         let (hw, hh) = (0.5 * w as f64, 0.5 * h as f64);

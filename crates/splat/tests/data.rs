@@ -59,6 +59,27 @@ fn synth_round_trips_through_the_nerf_loader() {
         // the top-left corner is background: alpha composited on `bg`
         assert_eq!(&v.image[..3], &bg[..]);
     }
+    // re-compositing through the kept alpha gives the other background's image
+    let white = load(&dir, &LoadOptions::default()).unwrap();
+    let black = load(
+        &dir,
+        &LoadOptions {
+            background: [0.0; 3],
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    let (vw, vb) = (&white.train[1], &black.train[1]);
+    let alpha = vw
+        .alpha
+        .as_ref()
+        .expect("synth images are transparent around the scene");
+    assert_eq!(alpha.len(), 24 * 24);
+    assert!(alpha.iter().any(|&a| a == 0.0) && alpha.iter().any(|&a| a == 1.0));
+    for (a, b) in vw.image_on([0.0; 3]).iter().zip(&vb.image) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+    assert_eq!(vw.image_on([1.0; 3]), vw.image);
     // downscaling halves the size and the focal length
     let ds = load(
         &dir,
@@ -69,6 +90,7 @@ fn synth_round_trips_through_the_nerf_loader() {
     )
     .unwrap();
     assert_eq!(ds.train[0].width, 12);
+    assert_eq!(ds.train[0].alpha.as_ref().map(|a| a.len()), Some(12 * 12));
     let full = load(&dir, &LoadOptions::default()).unwrap();
     assert!((ds.train[0].fx * 2.0 - full.train[0].fx).abs() < 1e-9);
     std::fs::remove_dir_all(&dir).unwrap();

@@ -518,7 +518,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let decoded = decode_images(&jobs, opts.background, 1)?;
     let mut train = Vec::new();
     let mut test = Vec::new();
-    for (k, (im, (w, h, rgb))) in images.iter().zip(decoded).enumerate() {
+    for (k, (im, (w, h, rgb, alpha))) in images.iter().zip(decoded).enumerate() {
         let cam = rec.cameras[&im.camera_id];
         // a folder of downscaled copies: the scale must be the same along
         // both axes (to a pixel of rounding)
@@ -534,7 +534,8 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
                 ),
             ));
         }
-        let (w2, h2, rgb) = super::downscale_box(w, h, &rgb, opts.downscale);
+        let (w2, h2, rgb) = super::downscale_box(w, h, &rgb, 3, opts.downscale);
+        let alpha = alpha.map(|a| super::downscale_box(w, h, &a, 1, opts.downscale).2);
         let s = sx * w2 as f64 / w as f64;
         let r = quat_to_rotation(im.qvec).ok_or_else(|| {
             DataError::invalid(
@@ -560,6 +561,8 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             cy: cy * s,
             world_to_camera: m,
             image: rgb,
+            alpha,
+            background: opts.background,
         };
         if opts.holdout_every > 0 && k % opts.holdout_every == 0 {
             test.push(view);

@@ -80,11 +80,35 @@ pub struct View {
     pub cy: f64,
     /// World-to-camera transform in OpenCV axes (x right, y down, z forward).
     pub world_to_camera: Mat4,
-    /// RGB in [0, 1], row-major, `height × width × 3`.
+    /// RGB in [0, 1], row-major, `height × width × 3`, composited on
+    /// [`View::background`] where the photograph had transparency.
     pub image: Vec<f32>,
+    /// Coverage in [0, 1] per pixel (`height × width`), when the image had
+    /// an alpha channel that was not fully opaque; `None` otherwise.
+    pub alpha: Option<Vec<f32>>,
+    /// The background `image` was composited on.
+    pub background: [f32; 3],
 }
 
 impl View {
+    /// The image composited on another background `bg` instead (the same
+    /// image when it had no transparency): `image + (bg − background)(1 − α)`.
+    /// Training with random backgrounds uses this.
+    pub fn image_on(&self, bg: [f32; 3]) -> Vec<f32> {
+        let Some(alpha) = &self.alpha else {
+            return self.image.clone();
+        };
+        let d = [0, 1, 2].map(|c| bg[c] - self.background[c]);
+        self.image
+            .chunks_exact(3)
+            .zip(alpha)
+            .flat_map(|(p, &a)| {
+                let t = 1.0 - a;
+                [p[0] + d[0] * t, p[1] + d[1] * t, p[2] + d[2] * t]
+            })
+            .collect()
+    }
+
     /// The camera centre in world coordinates.
     pub fn camera_center(&self) -> [f64; 3] {
         let m = &self.world_to_camera;
@@ -205,14 +229,17 @@ pub(crate) struct ImageJob {
     pub expect: Option<(u32, u32)>,
 }
 
+/// A decoded image: width, height, RGB composited on the background, and
+/// the alpha channel if it was not fully opaque.
+pub(crate) type Decoded = (u32, u32, Vec<f32>, Option<Vec<f32>>);
+
 /// Decodes images in parallel, composites alpha on `background`, and
-/// downscales by an integer factor (box filter). Returns (width, height,
-/// RGB) for each, in order.
+/// downscales by an integer factor (box filter).
 pub(crate) fn decode_images(
     jobs: &[ImageJob],
     background: [f32; 3],
     downscale: u32,
-) -> Result<Vec<(u32, u32, Vec<f32>)>, DataError> {
+) -> Result<Vec<Decoded>, DataError> {
     jobs.par_iter()
         .map(|job| {
             let img = image::ImageReader::open(&job.path)
@@ -236,27 +263,41 @@ pub(crate) fn decode_images(
             }
             let rgba = img.to_rgba32f();
             let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+            let mut alpha = Vec::with_capacity((w * h) as usize);
             for p in rgba.pixels() {
                 let a = p.0[3];
+                alpha.push(a);
                 for c in 0..3 {
                     rgb.push(p.0[c] * a + background[c] * (1.0 - a));
                 }
             }
-            Ok(downscale_box(w, h, &rgb, downscale))
+            let (nw, nh, rgb) = downscale_box(w, h, &rgb, 3, downscale);
+            let alpha = if alpha.iter().all(|&a| a >= 1.0) {
+                None
+            } else {
+                Some(downscale_box(w, h, &alpha, 1, downscale).2)
+            };
+            Ok((nw, nh, rgb, alpha))
         })
         .collect()
 }
 
-/// Box-filter downscale by an integer factor (partial blocks at the edges
-/// are dropped, as `w / f` rounds down).
-pub(crate) fn downscale_box(w: u32, h: u32, rgb: &[f32], f: u32) -> (u32, u32, Vec<f32>) {
+/// Box-filter downscale of a `ch`-channel image by an integer factor
+/// (partial blocks at the edges are dropped, as `w / f` rounds down).
+pub(crate) fn downscale_box(
+    w: u32,
+    h: u32,
+    rgb: &[f32],
+    ch: usize,
+    f: u32,
+) -> (u32, u32, Vec<f32>) {
     if f <= 1 {
         return (w, h, rgb.to_vec());
     }
     let (nw, nh) = ((w / f).max(1), (h / f).max(1));
     let fw = f.min(w) as usize;
     let fh = f.min(h) as usize;
-    let mut out = vec![0.0f32; (nw * nh * 3) as usize];
+    let mut out = vec![0.0f32; nw as usize * nh as usize * ch];
     let norm = 1.0 / (fw * fh) as f32;
     for y in 0..nh as usize {
         for x in 0..nw as usize {
@@ -264,9 +305,9 @@ pub(crate) fn downscale_box(w: u32, h: u32, rgb: &[f32], f: u32) -> (u32, u32, V
                 for dx in 0..fw {
                     let sy = (y * fh + dy).min(h as usize - 1);
                     let sx = (x * fw + dx).min(w as usize - 1);
-                    let s = (sy * w as usize + sx) * 3;
-                    let d = (y * nw as usize + x) * 3;
-                    for c in 0..3 {
+                    let s = (sy * w as usize + sx) * ch;
+                    let d = (y * nw as usize + x) * ch;
+                    for c in 0..ch {
                         out[d + c] += rgb[s + c] * norm;
                     }
                 }
@@ -355,6 +396,8 @@ mod tests {
             cy: 0.5,
             world_to_camera: w2c,
             image: vec![0.0; 3],
+            alpha: None,
+            background: [0.0; 3],
         };
         let c = v.camera_center();
         assert!((c[2] - 4.0).abs() < 1e-12 && c[0].abs() < 1e-12);
@@ -363,7 +406,7 @@ mod tests {
     #[test]
     fn downscale_averages_blocks() {
         let rgb: Vec<f32> = (0..4 * 2 * 3).map(|i| (i / 3) as f32).collect();
-        let (w, h, out) = downscale_box(4, 2, &rgb, 2);
+        let (w, h, out) = downscale_box(4, 2, &rgb, 3, 2);
         assert_eq!((w, h), (2, 1));
         // block of pixels 0,1,4,5 → mean 2.5; block 2,3,6,7 → 4.5
         assert_eq!(out, vec![2.5, 2.5, 2.5, 4.5, 4.5, 4.5]);

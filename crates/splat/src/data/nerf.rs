@@ -155,8 +155,8 @@ pub fn load_split(
         .collect();
     let images = decode_images(&jobs, opts.background, opts.downscale)?;
     // every image of a split must share one size (one camera_angle_x)
-    if let Some(&(w0, h0, _)) = images.first() {
-        for (f, (w, h, _)) in t.frames.iter().zip(&images) {
+    if let Some(&(w0, h0, _, _)) = images.first() {
+        for (f, (w, h, _, _)) in t.frames.iter().zip(&images) {
             if (*w, *h) != (w0, h0) {
                 return Err(DataError::invalid(
                     &f.image_path,
@@ -170,7 +170,7 @@ pub fn load_split(
         .frames
         .iter()
         .zip(images)
-        .map(|(f, (w, h, rgb))| {
+        .map(|(f, (w, h, rgb, alpha))| {
             let fx = 0.5 * w as f64 / (0.5 * t.camera_angle_x).tan();
             let fy = match t.camera_angle_y {
                 Some(ay) => 0.5 * h as f64 / (0.5 * ay).tan(),
@@ -191,6 +191,8 @@ pub fn load_split(
                 cy: h as f64 / 2.0,
                 world_to_camera: opengl_c2w_to_opencv_w2c(&f.c2w),
                 image: rgb,
+                alpha,
+                background: opts.background,
             }
         })
         .collect();
