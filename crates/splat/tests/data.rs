@@ -75,7 +75,7 @@ fn synth_round_trips_through_the_nerf_loader() {
         .as_ref()
         .expect("synth images are transparent around the scene");
     assert_eq!(alpha.len(), 24 * 24);
-    assert!(alpha.iter().any(|&a| a == 0.0) && alpha.iter().any(|&a| a == 1.0));
+    assert!(alpha.contains(&0.0) && alpha.contains(&1.0));
     for (a, b) in vw.image_on([0.0; 3]).iter().zip(&vb.image) {
         assert!((a - b).abs() < 1e-6, "{a} vs {b}");
     }
