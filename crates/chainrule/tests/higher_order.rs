@@ -1247,3 +1247,34 @@ impl TryRecord for TooFewLeaves {
 fn a_wrong_number_of_leaves_is_reported() {
     let _ = try_grad_hessian(&TooFewLeaves, &[1.0, 2.0]);
 }
+
+// ---- powers with a variable exponent at their conventions ---------------------
+
+#[test]
+fn variable_powers_keep_their_conventions_on_dual_tapes() {
+    // x^e at x = 0, e = 1: the tape's convention ∂/∂e = 0 where the value
+    // is 0; the second-order pass must give the same (finite) gradient.
+    let (_, g) = gradient(&Binary("pow"), &[0.0, 1.0]);
+    assert_eq!(g, vec![1.0, 0.0]);
+    let r = grad_hessian(&Binary("pow"), &[0.0, 1.0]);
+    assert_eq!(r.gradient, g);
+    assert_eq!(r.hessian[0][0], 0.0); // e(e − 1)x^(e−2) with e = 1
+    let h = hvp(&Binary("pow"), &[0.0, 1.0], &[1.0, 1.0]);
+    assert_eq!(h.gradient, g);
+    // at e = 0 (x ≠ 0) the cross term ∂²/∂x∂e = x^(e−1)(1 + e ln x) = 1/x
+    // survives the convention ∂/∂x = 0 where the exponent is 0
+    let r = grad_hessian(&Binary("pow"), &[2.0, 0.0]);
+    assert_eq!(r.gradient, vec![0.0, 2f64.ln()]);
+    let l = 2f64.ln();
+    let e = [[0.0, 0.5], [0.5, l * l]];
+    for i in 0..2 {
+        for j in 0..2 {
+            assert_close(r.hessian[i][j], e[i][j], 1e-15, 0.0, "pow at e = 0");
+        }
+    }
+    // at x = 0, e = 0 the second-order pass gives the plain tape's gradient
+    // (∂/∂x = 0 by convention, ∂/∂e = 1·ln 0 = −∞), not NaN
+    let r = grad_hessian(&Binary("pow"), &[0.0, 0.0]);
+    assert_eq!(r.gradient, gradient(&Binary("pow"), &[0.0, 0.0]).1);
+    assert_eq!(r.gradient, vec![0.0, f64::NEG_INFINITY]);
+}
