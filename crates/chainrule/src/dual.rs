@@ -488,16 +488,9 @@ macro_rules! dual_impls {
             }
             fn powf(self, e: Self) -> Self {
                 let v = self.re.powf(e.re);
-                let dx = if e.re == T::zero() {
-                    T::zero()
-                } else {
-                    e.re * self.re.powf(e.re - T::one())
-                };
-                let de = if v == T::zero() {
-                    T::zero()
-                } else {
-                    v * self.re.ln()
-                };
+                // the tape's conventions, on values (matters when T is
+                // itself a dual number)
+                let (dx, de) = crate::ops::pow_partials(self.re, e.re, v);
                 self.chain2(e, v, dx, de)
             }
             #[inline]

@@ -39,6 +39,10 @@
 //! implementing struct. A function that can fail implements
 //! [`TryFunction`] and uses the `try_` helpers, which return its error.
 //!
+//! Examples: `examples/newton.rs` (Newton's method with exact Hessians,
+//! quadratic convergence) and `examples/second_order_cost.rs` (what an HVP
+//! and a dense Hessian cost against a gradient).
+//!
 //! Custom operations ([`Tape::custom_op`]) take part in second derivatives
 //! when their vector-Jacobian product is written over the tape's scalar
 //! `S` and computed from the inputs' values as recorded (which, on a tape

@@ -134,16 +134,7 @@ impl<'t, T: Scalar> Var<'t, T> {
         let e = e.into();
         let ev = e.value();
         let v = self.val.powf(ev);
-        let dx = if ev == T::zero() {
-            T::zero()
-        } else {
-            ev * self.val.powf(ev - T::one())
-        };
-        let de = if v == T::zero() {
-            T::zero()
-        } else {
-            v * self.val.ln()
-        };
+        let (dx, de) = pow_partials(self.val, ev, v);
         self.with_operand(e, Op::Pow, v, dx, de)
     }
 
@@ -283,6 +274,27 @@ impl<'t, T: Scalar> Var<'t, T> {
         };
         self.with_operand(o, Op::Hypot, h, da, db)
     }
+}
+
+/// The partials of `v = x^e`: `(e·x^(e−1), v·ln x)`, with the conventions
+/// ∂/∂x = 0 where e = 0 and ∂/∂e = 0 where v = 0. The conventions test
+/// the *value* (`to_f64`), not every part: for a dual number whose value is
+/// 0 but whose tangent is not, comparing every part would skip them and
+/// give 0·ln 0 = NaN in the gradient where a plain tape gives 0. Where
+/// e = 0 with a tangent and x ≠ 0 the product is still formed, so the
+/// cross derivative ∂²/∂x∂e = 1/x is kept.
+pub(crate) fn pow_partials<T: Scalar>(x: T, e: T, v: T) -> (T, T) {
+    let dx = if e.is_zero() || (e.to_f64() == 0.0 && x.to_f64() == 0.0) {
+        T::zero()
+    } else {
+        e * x.powf(e - T::one())
+    };
+    let de = if v.to_f64() == 0.0 {
+        T::zero()
+    } else {
+        v * x.ln()
+    };
+    (dx, de)
 }
 
 /// Numerically stable logistic sigmoid of a plain number.
