@@ -283,18 +283,7 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
     debug_assert!(cfg.gaussians <= a.gaussians as usize);
     let (w, h) = (target.width, target.height);
     let mut fitter = Fitter::<T>::new(target, cfg);
-    let bar = if a.json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new(a.iters as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta}]",
-            )
-            .expect("valid template"),
-        );
-        b
-    };
+    let bar = crate::output::progress_bar(a.iters as u64, a.json);
     let start = Instant::now();
     let mut last_loss = f64::NAN;
     let grow = a.gaussians as usize - fitter.model().n;

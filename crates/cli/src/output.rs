@@ -26,3 +26,19 @@ pub fn ensure_dir(dir: &Path) -> CliResult {
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::file(dir, format!("cannot create output directory: {e}")))
 }
+
+/// The progress bar of long commands (`fit`, `train`): hidden with `--json`
+/// so the only output is the JSON object.
+pub fn progress_bar(total: u64, hidden: bool) -> indicatif::ProgressBar {
+    if hidden {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(total);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta}]",
+        )
+        .expect("valid template"),
+    );
+    b
+}

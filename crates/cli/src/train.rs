@@ -173,19 +173,8 @@ pub fn run(a: TrainArgs) -> CliResult {
     } else {
         (t.data().test.clone(), "test")
     };
-    let bar = if a.json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new(a.iters as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta}]",
-            )
-            .expect("valid template"),
-        );
-        b.set_position(resumed_from as u64);
-        b
-    };
+    let bar = crate::output::progress_bar(a.iters as u64, a.json);
+    bar.set_position(resumed_from as u64);
     let start = Instant::now();
     let mut last_ckpt = Instant::now();
     let mut last_eval = 0.0;

@@ -612,6 +612,27 @@ pub struct ProjectedVars<'t, T: Scalar = f64> {
     pub radii: Vec<u32>,
 }
 
+impl<T: Scalar> ProjectedVars<'_, T> {
+    /// The forward values, in the layout the rasterizer's helpers take.
+    pub fn values(&self) -> Projected<T> {
+        Projected {
+            means2d: self
+                .means2d
+                .chunks_exact(2)
+                .map(|c| [c[0].value(), c[1].value()])
+                .collect(),
+            conics: self
+                .conics
+                .chunks_exact(3)
+                .map(|c| [c[0].value(), c[1].value(), c[2].value()])
+                .collect(),
+            depths: self.depths.iter().map(|v| v.value()).collect(),
+            opacities: self.opacities.iter().map(|v| v.value()).collect(),
+            radii: self.radii.clone(),
+        }
+    }
+}
+
 /// Records the projection on `tape` as one custom operation `project3d`
 /// (inputs: means, log-scales, quaternions, opacity logits; outputs: the
 /// fields of [`ProjectedVars`]).

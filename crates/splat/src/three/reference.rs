@@ -7,7 +7,7 @@
 use chainrule::{Tape, Var};
 
 use super::camera::Camera;
-use super::project::{ProjectOptions, Projected, ProjectedVars};
+use super::project::{ProjectOptions, ProjectedVars};
 use super::render::{depth_order, splat_bounds, RenderOptions, RenderVars, DEPTH_ALPHA_EPS};
 use super::scene::{sh_coeffs, GaussianVars};
 use super::sh::{SH_C0, SH_C1, SH_C2, SH_C3};
@@ -217,21 +217,7 @@ pub fn render_reference<'t>(
     let degree = opts.sh_degree.unwrap_or(gv.sh_degree).min(gv.sh_degree);
     let p = project_reference(gv, cam, &opts.project);
     let colors = sh_reference(gv, cam.center(), degree);
-    let projected = Projected {
-        means2d: p
-            .means2d
-            .chunks_exact(2)
-            .map(|c| [c[0].value(), c[1].value()])
-            .collect(),
-        conics: p
-            .conics
-            .chunks_exact(3)
-            .map(|c| [c[0].value(), c[1].value(), c[2].value()])
-            .collect(),
-        depths: p.depths.iter().map(|v| v.value()).collect(),
-        opacities: p.opacities.iter().map(|v| v.value()).collect(),
-        radii: p.radii.clone(),
-    };
+    let projected = p.values();
     let order = depth_order(&projected);
     let bounds = splat_bounds(&projected);
     let (w, h) = (cam.width as usize, cam.height as usize);

@@ -297,21 +297,7 @@ pub fn render_op<'t, T: Scalar>(
     let p = project_op(tape, gv, cam, &opts.project);
     let colors = sh_op(tape, gv, cam.center(), degree);
     let n = gv.len();
-    let projected = Projected {
-        means2d: p
-            .means2d
-            .chunks_exact(2)
-            .map(|c| [c[0].value(), c[1].value()])
-            .collect(),
-        conics: p
-            .conics
-            .chunks_exact(3)
-            .map(|c| [c[0].value(), c[1].value(), c[2].value()])
-            .collect(),
-        depths: p.depths.iter().map(|v| v.value()).collect(),
-        opacities: p.opacities.iter().map(|v| v.value()).collect(),
-        radii: p.radii.clone(),
-    };
+    let projected = p.values();
     let mut feats = Vec::with_capacity(4 * n);
     for i in 0..n {
         feats.extend_from_slice(&colors[3 * i..3 * i + 3]);
