@@ -45,7 +45,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
     pub sh_degree: u8,
     /// Background the photographs are composited on and renders use:
-    /// black, white, or R,G,B in [0,1].
+    /// black, white, or R,G,B with each value from 0 to 1.
     #[arg(long, default_value = "white")]
     pub background: String,
     /// Train on a random background colour each iteration (photographs are

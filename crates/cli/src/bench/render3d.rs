@@ -4,7 +4,7 @@
 //! Workload (issue 7): N random Gaussians (default 100,000, SH degree 3,
 //! means uniform in a cube of half-width 1, σ between e^−5 and e^−3.5)
 //! seen at W×H (default 512×512) from a camera 3 units away with a 50°
-//! horizontal field of view; f32 kernels ([`splat::three::render`] and
+//! horizontal field of view; f32 kernels ([`splat::three::render()`] and
 //! [`splat::three::render_backward`]), all cores through rayon. Backward
 //! is the gradient of every parameter from ∂L/∂RGB of an L2 loss against a
 //! grey image.
