@@ -13,8 +13,11 @@ use std::time::Instant;
 
 use clap::Args;
 use serde::Serialize;
-use splat::three::render::{render, render_backward, RenderOptions};
+use splat::raster;
+use splat::three::project::project_forward;
+use splat::three::render::{depth_order, render, render_backward, splat_bounds, RenderOptions};
 use splat::three::scene::{random_scene, RandomScene};
+use splat::three::sh::sh_forward;
 use splat::three::Camera;
 
 use crate::alloc::measure_peak;
@@ -72,6 +75,9 @@ pub struct Render3dReport {
     pub forward_cpu_ms: Option<f64>,
     /// CPU time of the backward pass summed over threads (ms per view).
     pub backward_cpu_ms: Option<f64>,
+    /// The forward pass stage by stage (minimum ms over the reps, each
+    /// stage timed alone on the same scene): where the time goes.
+    pub forward_stages_ms: ForwardStages,
     /// Peak heap bytes added by one forward plus backward (the scene itself
     /// excluded).
     pub peak_bytes: usize,
@@ -83,6 +89,21 @@ pub struct Render3dReport {
     pub mean_alpha: f64,
     /// The machine it ran on.
     pub machine: String,
+}
+
+/// Milliseconds of each stage of the forward pass.
+#[derive(Debug, Default, Serialize)]
+pub struct ForwardStages {
+    /// EWA projection of every Gaussian (means, conics, radii, depths).
+    pub project: f64,
+    /// Colour from spherical harmonics in the view direction.
+    pub sh: f64,
+    /// Screen boxes and the depth sort.
+    pub bounds_sort: f64,
+    /// Tile binning alone (also part of `raster`).
+    pub bin: f64,
+    /// The tiled rasterizer's forward pass, binning included.
+    pub raster: f64,
 }
 
 /// CPU seconds (user + system) this process has used, all threads, from
@@ -183,6 +204,7 @@ pub fn measure(
         }
         stats = st;
     }
+    let stages = stage_times(&g, &cam, &opts, sh_degree, reps);
     let (f_min, f_med) = super::min_median(&mut fwd_t);
     let (b_min, b_med) = super::min_median(&mut bwd_t);
     Render3dReport {
@@ -197,11 +219,55 @@ pub fn measure(
         backward_ms_median: b_med,
         forward_cpu_ms: f_cpu.map(|v| v / reps as f64),
         backward_cpu_ms: b_cpu.map(|v| v / reps as f64),
+        forward_stages_ms: stages,
         peak_bytes: peak,
         visible: stats.0,
         tile_pairs: stats.1,
         mean_alpha: stats.2,
         machine: super::machine(),
+    }
+}
+
+/// Times each stage of the forward pass alone, `reps` times (minimum).
+fn stage_times(
+    g: &splat::three::scene::Gaussians<f32>,
+    cam: &Camera,
+    opts: &RenderOptions,
+    sh_degree: usize,
+    reps: usize,
+) -> ForwardStages {
+    let (_, state) = render(g, cam, opts).expect("shapes are consistent");
+    let splats = state.splats.view();
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+    let mut best = [f64::INFINITY; 5];
+    for _ in 0..reps {
+        let t = Instant::now();
+        let p = project_forward(g, cam, &opts.project);
+        let project = ms(t);
+        let t = Instant::now();
+        let c = sh_forward(g, cam.center(), sh_degree);
+        let sh = ms(t);
+        let t = Instant::now();
+        let b = splat_bounds(&p);
+        let o = depth_order(&p);
+        let bounds_sort = ms(t);
+        let t = Instant::now();
+        let tl = raster::bin_tiles(&splats);
+        let bin = ms(t);
+        let t = Instant::now();
+        let r = raster::forward(&splats).expect("shapes are consistent");
+        let raster = ms(t);
+        std::hint::black_box((&c, &b, &o, &tl, &r));
+        for (m, v) in best.iter_mut().zip([project, sh, bounds_sort, bin, raster]) {
+            *m = m.min(v);
+        }
+    }
+    ForwardStages {
+        project: best[0],
+        sh: best[1],
+        bounds_sort: best[2],
+        bin: best[3],
+        raster: best[4],
     }
 }
 
@@ -235,6 +301,11 @@ pub fn run(args: Render3dArgs) -> CliResult {
                 "  CPU time summed over threads: forward {fc:.0} ms, backward {bc:.0} ms per view"
             );
         }
+        let st = &r.forward_stages_ms;
+        println!(
+            "  forward stages (ms): project {:.1}, SH {:.1}, bounds+sort {:.1}, raster {:.1} (binning {:.1})",
+            st.project, st.sh, st.bounds_sort, st.raster, st.bin
+        );
         println!(
             "  peak heap {:.1} MiB; {} visible, {} tile-splat pairs, mean alpha {:.3}",
             r.peak_bytes as f64 / (1 << 20) as f64,
