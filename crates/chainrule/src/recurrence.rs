@@ -90,7 +90,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use crate::backward::sweep;
+use crate::backward::{sweep, sweep_range};
 use crate::scalar::Scalar;
 use crate::tape::{Tape, Var};
 
@@ -1160,17 +1160,17 @@ impl<T: Scalar> Scratch<T> {
             adj[v.index()] += g;
         }
         if tape.customs_ref().is_empty() {
-            // newest node first; the parameter leaves have no parents
-            let nodes = tape.nodes_ref();
-            for i in (1 + np..=top).rev() {
-                let g = adj[i];
-                if g.is_zero() {
-                    continue;
-                }
-                let nd = nodes[i];
-                adj[nd.parents[0] as usize] += g * nd.partials[0];
-                adj[nd.parents[1] as usize] += g * nd.partials[1];
-            }
+            // newest node first, down to the first state leaf (the
+            // parameter leaves have no parents)
+            sweep_range(
+                tape.nodes_ref(),
+                adj,
+                1 + np,
+                top + 1,
+                false,
+                tape,
+                &mut None,
+            );
         } else {
             let seeds: Vec<(u32, T)> = cur
                 .iter()
