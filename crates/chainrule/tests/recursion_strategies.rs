@@ -420,8 +420,17 @@ fn memory_and_recomputation_of_each_strategy() {
     assert!(st.recompute_factor() <= 1.0 + 6.0, "{st:?}");
     assert!(st.recomputed <= 25632, "{st:?}");
 
-    // default blocks of 32 steps: states at block starts only
+    // store-all records every step whatever the block (it is not recomputed)
     let (stored, st) = go(Strategy::StoreAll, 32);
+    assert_eq!((stored, st.recomputed, st.vjps), (n, 0, n));
+    // default blocks of 32 steps: as many snapshots as blocks keep every
+    // block's start state and recompute nothing
+    let (stored, st) = go(
+        Strategy::Checkpoint {
+            snapshots: Some(157),
+        },
+        32,
+    );
     assert_eq!((stored, st.recomputed, st.vjps), (157, 0, n)); // ⌈5000/32⌉
     let (stored, st) = go(Strategy::Checkpoint { snapshots: None }, 32);
     assert!(stored <= 16 && st.peak_states <= 17, "{stored} {st:?}"); // 2⌈log₂ 157⌉
