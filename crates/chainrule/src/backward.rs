@@ -223,7 +223,7 @@ pub(crate) fn sweep<T: Scalar>(
 
 /// Reverse sweep over elementary nodes `lo..hi` (none of them custom outputs).
 #[inline]
-fn sweep_range<T: Scalar>(
+pub(crate) fn sweep_range<T: Scalar>(
     nodes: &[crate::tape::Node<T>],
     adj: &mut [T],
     lo: usize,

@@ -8,27 +8,34 @@
 //! code before and after it, and reverses it with a [`Strategy`] chosen by
 //! the caller:
 //!
-//! | strategy | states kept | step evaluations |
+//! | strategy | memory | step evaluations |
 //! |---|---|---|
-//! | [`Strategy::StoreAll`] | `⌈N / K⌉`: `O(N)` | `N` forward + `N` in VJPs |
-//! | [`Strategy::Checkpoint`] | `c + 1`, `c = 2⌈log₂(N / K)⌉` by default: `O(log N)` | `ρ·N` forward (ρ ≈ 2–6, see [`RecurrenceStats::recompute_factor`]) + `N` in VJPs |
-//! | [`Strategy::Invert`] | one, independent of `N` | `N` forward + `N` inverse + `N` in VJPs |
+//! | [`Strategy::StoreAll`] | every step's nodes, on a tape of its own: `O(N)` | `N` recorded forward, one sweep back |
+//! | [`Strategy::Checkpoint`] | `c + 1` states, `c = 2⌈log₂(N / K)⌉` by default: `O(log N)` | `ρ·N` forward (ρ ≈ 2–6, see [`RecurrenceStats::recompute_factor`]) + `N` in VJPs |
+//! | [`Strategy::Invert`] | one state, independent of `N` | `N` forward + `N` inverse + `N` in VJPs |
 //!
-//! plus, for all three, a scratch tape of `K` steps' nodes.
+//! plus, for checkpointing and inversion, a scratch tape of `K` steps' nodes.
 //!
-//! The step is ordinary Rust on [`Var`]s. The reverse pass works in blocks
+//! The step is ordinary Rust on [`Var`]s. [`Strategy::StoreAll`] records
+//! every step on an inner tape during the forward pass (the nodes of the
+//! plain unrolled tape, but on a tape of its own, kept by the custom
+//! operation) and reverses it with one sweep. The other two work in blocks
 //! of `K` steps ([`Recurrence::block`], default 32): from the state at the
-//! start of a block it records the block's steps, unrolled, on a small
-//! scratch tape (cut back and reused: no allocation per step), seeds the
-//! block's final state with the incoming gradient and sweeps it once. So
+//! start of a block the reverse pass records the block's steps, unrolled, on
+//! a small scratch tape (cut back and reused: no allocation per step), seeds
+//! the block's final state with the incoming gradient and sweeps it once. So
 //! every strategy gives the gradient of the fully unrolled tape up to
 //! rounding ([`Recurrence::unroll`] records that tape, for comparison);
-//! `K = 1` gives the textbook strategies step by step (store-all then keeps
-//! every state).
+//! `K = 1` gives the textbook strategies step by step. Keeping only the
+//! state at the start of every block and recording each block once more in
+//! the reverse pass (`⌈N / K⌉` states; `N` forward steps + `N` in VJPs, no
+//! recomputation) is [`Strategy::Checkpoint`] with
+//! `snapshots: Some(⌈N / K⌉)`.
 //!
-//! The forward pass (and checkpointing's recomputations) evaluate the step
-//! by recording it on the scratch tape and reading the values, unless a
-//! plain-value twin of the step is given with [`Recurrence::values`].
+//! Checkpointing and inversion evaluate the step forward (in the forward
+//! pass and in recomputations) by recording it on the scratch tape and
+//! reading the values, unless a plain-value twin of the step is given with
+//! [`Recurrence::values`].
 //!
 //! # Checkpointing
 //!
@@ -90,7 +97,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use crate::backward::sweep;
+use crate::backward::{sweep, sweep_range};
 use crate::scalar::Scalar;
 use crate::tape::{Tape, Var};
 
@@ -118,9 +125,11 @@ pub type UntilFn<T> = dyn Fn(&[T], usize) -> bool + Send + Sync;
 /// How a [`Recurrence`] is reversed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
-    /// Keep the state at the start of every block of [`Recurrence::block`]
-    /// steps (every state `s_0 … s_{N-1}` with `block(1)`): the fastest,
-    /// `O(N)` memory, no recomputation.
+    /// Record every step on a tape of its own during the forward pass and
+    /// keep it (every state, and every step's partial derivatives): the
+    /// reverse pass is one sweep of it. The fastest, no recomputation;
+    /// `O(N)` memory, the nodes of the plain unrolled tape (a few per
+    /// step). [`Recurrence::block`] and [`Recurrence::values`] do not apply.
     StoreAll,
     /// Binomial checkpointing: keep `snapshots` states and recompute the
     /// rest. Snapshots are taken at block boundaries and the binomial
@@ -330,13 +339,13 @@ impl<T: Scalar> Recurrence<T> {
         self
     }
 
-    /// Steps recorded together on the scratch tape (default
-    /// [`DEFAULT_BLOCK`] = 32): the reverse pass records a block of `block`
-    /// steps unrolled and sweeps it once, which amortises the per-step
-    /// bookkeeping; the scratch tape then holds `block` steps' nodes.
-    /// Stored states and checkpoints are taken at block boundaries, so
-    /// [`Strategy::StoreAll`] keeps `⌈N / block⌉` states (every state with
-    /// `block(1)`). Gradients do not depend on it beyond rounding.
+    /// Steps recorded together on the scratch tape by [`Strategy::Checkpoint`]
+    /// and [`Strategy::Invert`] (default [`DEFAULT_BLOCK`] = 32): their
+    /// reverse pass records a block of `block` steps unrolled and sweeps it
+    /// once, which amortises the per-step bookkeeping; the scratch tape then
+    /// holds `block` steps' nodes. Checkpoints are taken at block
+    /// boundaries. [`Strategy::StoreAll`] records every step on one tape
+    /// and ignores it. Gradients do not depend on it beyond rounding.
     ///
     /// # Panics
     /// If `block` is 0.
@@ -371,12 +380,13 @@ impl<T: Scalar> Recurrence<T> {
     /// The same step on plain values, optional: the forward pass and the
     /// recomputations of checkpointing then call it instead of recording
     /// the step on the scratch tape, which roughly halves the cost of
-    /// [`Strategy::StoreAll`] and [`Strategy::Invert`] (the reverse pass
-    /// still records the `Var` step to differentiate it). It must compute
-    /// the same function as the step, with the same operations in the same
-    /// order, so that the states agree bit for bit (then the gradients are
-    /// exactly those without it; a mismatch of a rounding error shifts them
-    /// by about as much).
+    /// [`Strategy::Invert`] and of checkpointing's recomputations (the
+    /// reverse pass still records the `Var` step to differentiate it).
+    /// [`Strategy::StoreAll`] records the `Var` step in its forward pass and
+    /// does not use it. It must compute the same function as the step, with
+    /// the same operations in the same order, so that the states agree bit
+    /// for bit (then the gradients are exactly those without it; a mismatch
+    /// of a rounding error shifts them by about as much).
     ///
     /// ```
     /// use chainrule::Recurrence;
@@ -486,14 +496,23 @@ impl<T: Scalar> Recurrence<T> {
         }
         let k = self.block;
         let mut sc = Scratch::new(params);
+        if self.strategy == Strategy::StoreAll {
+            let (recorded, steps, last) = self.record(s0, params, xs, limit);
+            return Trajectory {
+                rec: self.clone(),
+                params: params.to_vec(),
+                s0_len: ns,
+                n_xs: xs.len(),
+                steps,
+                last,
+                store: Store::Tape(Box::new(recorded)),
+                scratch: RefCell::new(sc),
+            };
+        }
         let known = self.until.is_none();
         let blocks = limit.div_ceil(k);
         let mut store = match self.strategy {
-            Strategy::StoreAll => Store::All(Vec::with_capacity(if known {
-                blocks.saturating_mul(ns)
-            } else {
-                0
-            })),
+            Strategy::StoreAll => unreachable!("recorded above"),
             Strategy::Invert => Store::Invert,
             Strategy::Checkpoint { snapshots } if known => {
                 let c = snapshots.unwrap_or_else(|| auto_snapshots(blocks));
@@ -533,7 +552,6 @@ impl<T: Scalar> Recurrence<T> {
                 return true;
             }
             match &mut store {
-                Store::All(v) => v.extend_from_slice(s),
                 Store::Binomial { pos, states, .. } => {
                     if next_chain < pos.len() && pos[next_chain] * k == t {
                         states.extend_from_slice(s);
@@ -565,7 +583,7 @@ impl<T: Scalar> Recurrence<T> {
                         }
                     }
                 }
-                Store::Invert => {}
+                Store::Invert | Store::Tape(_) => {}
             }
             true
         };
@@ -585,6 +603,82 @@ impl<T: Scalar> Recurrence<T> {
             store,
             scratch: RefCell::new(sc),
         }
+    }
+
+    /// The forward pass of [`Strategy::StoreAll`]: records steps `0..limit`
+    /// from `s0` on a new tape, node by node, and keeps it for the reverse
+    /// pass (one sweep). Layout: the sink, the parameters, the state's
+    /// leaves, the per-step inputs' leaves (all rows that may be used, as
+    /// the plain unrolled tape lays them out), then the steps. Returns the
+    /// tape, the number of steps taken and the final state.
+    fn record(
+        &self,
+        s0: &[T],
+        params: &[T],
+        xs: &[T],
+        limit: usize,
+    ) -> (Recorded<T>, usize, Vec<T>) {
+        let (ns, np, w) = (s0.len(), params.len(), self.width);
+        // the input rows that steps `0..limit` may read
+        let nx = xs
+            .len()
+            .checked_div(w)
+            .map_or(0, |rows| rows.min(limit) * w);
+        let base = 1 + np + ns + nx;
+        let tape = Tape::with_capacity(base + 64);
+        let (out, steps, last) = {
+            let theta: Vec<Var<'_, T>> = params.iter().map(|&p| tape.var(p)).collect();
+            let mut cur: Vec<Var<'_, T>> = s0.iter().map(|&v| tape.var(v)).collect();
+            for &v in &xs[..nx] {
+                tape.var(v);
+            }
+            let x_first = 1 + np + ns;
+            let until = self.until.as_deref();
+            let mut next = Vec::with_capacity(ns);
+            let mut xrow: Vec<Var<'_, T>> = Vec::with_capacity(w);
+            let mut vals = Vec::with_capacity(ns);
+            let mut t = 0;
+            while t < limit {
+                if let Some(u) = until {
+                    vals.clear();
+                    vals.extend(cur.iter().map(|v| v.value()));
+                    if u(&vals, t) {
+                        break;
+                    }
+                }
+                xrow.clear();
+                for (j, &v) in row(xs, w, t).iter().enumerate() {
+                    xrow.push(Var {
+                        tape: &tape,
+                        idx: (x_first + t * w + j) as u32,
+                        val: v,
+                    });
+                }
+                next.clear();
+                (self.step)(&cur, &theta, &xrow, t, &mut next);
+                check_len(&self.name, "step", t, next.len(), ns);
+                std::mem::swap(&mut cur, &mut next);
+                t += 1;
+                if t == 1 && until.is_none() && limit > 1 {
+                    // N is known: size the tape from the first step's nodes
+                    // (it grows as usual if later steps record more)
+                    let per = tape.len() - base;
+                    let room = (u32::MAX as usize).saturating_sub(tape.len());
+                    tape.reserve((limit - 1).saturating_mul(per).min(room));
+                }
+            }
+            let out: Vec<u32> = cur.iter().map(|v| v.idx).collect();
+            let last: Vec<T> = cur.iter().map(|v| v.value()).collect();
+            (out, t, last)
+        };
+        let recorded = Recorded {
+            tape,
+            np,
+            ns,
+            nx,
+            out,
+        };
+        (recorded, steps, last)
     }
 
     /// Records the recursion on the tape of its inputs as one custom
@@ -662,10 +756,22 @@ impl<T: Scalar> Recurrence<T> {
     }
 }
 
+/// The whole recursion recorded by the forward pass of
+/// [`Strategy::StoreAll`] (see [`Recurrence::record`] for the layout).
+struct Recorded<T: Scalar> {
+    tape: Tape<T>,
+    np: usize,
+    ns: usize,
+    /// Per-step input leaves recorded (rows that may be used, times width).
+    nx: usize,
+    /// Node of each value of the final state.
+    out: Vec<u32>,
+}
+
 /// Snapshots kept by the forward pass.
-enum Store<T> {
-    /// Every state s_0 … s_{N-1}, flat.
-    All(Vec<T>),
+enum Store<T: Scalar> {
+    /// Every step, recorded node by node on a tape of its own.
+    Tape(Box<Recorded<T>>),
     /// The first descent of the binomial reversal: states at `pos`.
     Binomial {
         slots: usize,
@@ -719,11 +825,12 @@ impl<T: Scalar> Trajectory<T> {
         self.steps
     }
 
-    /// States kept by the forward pass (each of `s0.len()` scalars).
+    /// States kept by the forward pass (each of `s0.len()` scalars): `N`
+    /// for [`Strategy::StoreAll`], whose tape holds every state.
     pub fn stored_states(&self) -> usize {
         let ns = self.s0_len.max(1);
         match &self.store {
-            Store::All(v) => v.len() / ns,
+            Store::Tape(_) => self.steps,
             Store::Binomial { states, .. } => states.len() / ns,
             Store::Online { count, .. } => *count,
             Store::Invert => 0,
@@ -811,10 +918,24 @@ impl<T: Scalar> Trajectory<T> {
         };
         let blocks = n.div_ceil(k);
         match &self.store {
-            Store::All(states) => {
-                for i in (0..blocks).rev() {
-                    rv.vjp_steps(i * k, ((i + 1) * k).min(n), &states[i * ns..(i + 1) * ns]);
+            Store::Tape(r) => {
+                // one sweep of the recorded recursion
+                let seeds: Vec<(u32, T)> = r.out.iter().zip(seed).map(|(&i, &g)| (i, g)).collect();
+                let mut adj = Vec::new();
+                sweep(&r.tape, &mut adj, &seeds, false);
+                let get = |i: usize| adj.get(i).copied().unwrap_or(T::zero());
+                for (j, g) in rv.g_p.iter_mut().enumerate() {
+                    *g += get(1 + j);
                 }
+                let s_first = 1 + r.np;
+                for (i, l) in rv.lam.iter_mut().enumerate() {
+                    *l = get(s_first + i);
+                }
+                let x_first = s_first + r.ns;
+                for (c, g) in rv.g_x[..r.nx].iter_mut().enumerate() {
+                    *g += get(x_first + c);
+                }
+                rv.stats.vjps = n;
             }
             Store::Invert => {
                 let inv = self.rec.inverse.as_deref().expect("checked in forward");
@@ -1160,17 +1281,17 @@ impl<T: Scalar> Scratch<T> {
             adj[v.index()] += g;
         }
         if tape.customs_ref().is_empty() {
-            // newest node first; the parameter leaves have no parents
-            let nodes = tape.nodes_ref();
-            for i in (1 + np..=top).rev() {
-                let g = adj[i];
-                if g.is_zero() {
-                    continue;
-                }
-                let nd = nodes[i];
-                adj[nd.parents[0] as usize] += g * nd.partials[0];
-                adj[nd.parents[1] as usize] += g * nd.partials[1];
-            }
+            // newest node first, down to the first state leaf (the
+            // parameter leaves have no parents)
+            sweep_range(
+                tape.nodes_ref(),
+                adj,
+                1 + np,
+                top + 1,
+                false,
+                tape,
+                &mut None,
+            );
         } else {
             let seeds: Vec<(u32, T)> = cur
                 .iter()

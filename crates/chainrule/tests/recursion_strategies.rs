@@ -420,8 +420,17 @@ fn memory_and_recomputation_of_each_strategy() {
     assert!(st.recompute_factor() <= 1.0 + 6.0, "{st:?}");
     assert!(st.recomputed <= 25632, "{st:?}");
 
-    // default blocks of 32 steps: states at block starts only
+    // store-all records every step whatever the block (it is not recomputed)
     let (stored, st) = go(Strategy::StoreAll, 32);
+    assert_eq!((stored, st.recomputed, st.vjps), (n, 0, n));
+    // default blocks of 32 steps: as many snapshots as blocks keep every
+    // block's start state and recompute nothing
+    let (stored, st) = go(
+        Strategy::Checkpoint {
+            snapshots: Some(157),
+        },
+        32,
+    );
     assert_eq!((stored, st.recomputed, st.vjps), (157, 0, n)); // ⌈5000/32⌉
     let (stored, st) = go(Strategy::Checkpoint { snapshots: None }, 32);
     assert!(stored <= 16 && st.peak_states <= 17, "{stored} {st:?}"); // 2⌈log₂ 157⌉
@@ -623,6 +632,34 @@ fn dual_numbers_give_second_derivatives_through_a_recurrence() {
             assert!(
                 (x.tangent() - y.tangent()).abs() <= 1e-12 * y.tangent().abs().max(1e-300),
                 "{st:?}: {x:?} vs {y:?}"
+            );
+        }
+    }
+}
+
+/// A step that itself applies a recurrence (a custom operation on the tape
+/// the outer strategy records it on): store-all's single sweep and the
+/// scratch-tape VJPs must both call the inner operation's backward.
+#[test]
+fn nested_recurrences_match_the_unrolled_tape() {
+    for inner_st in [Strategy::StoreAll, Strategy::Checkpoint { snapshots: None }] {
+        let inner = scalar_rec().steps(5).block(2).strategy(inner_st);
+        let outer = Recurrence::new(move |s, p, _x, _t, next| {
+            let y = inner.apply(s, p, &[]).state[0];
+            next.push(y * 0.5 + s[0] * p[1]);
+        })
+        .steps(40)
+        .block(3);
+        let (s0, p) = ([0.5], [0.9, 0.1]);
+        let (v_ref, g_ref, _) = run(&outer, None, &s0, &p, &[], first);
+        for st in [Strategy::StoreAll, Strategy::Checkpoint { snapshots: None }] {
+            let (v, g, n) = run(&outer, Some(st), &s0, &p, &[], first);
+            assert_eq!(n, 40);
+            assert_eq!(v, v_ref, "{inner_st:?} in {st:?}");
+            let d = rel_diff(&g, &g_ref);
+            assert!(
+                d <= 1e-12,
+                "{inner_st:?} in {st:?}: {d:e}\n{g:?}\n{g_ref:?}"
             );
         }
     }

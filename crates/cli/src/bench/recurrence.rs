@@ -13,9 +13,11 @@
 //!   [`chainrule::Trajectory::backward`], the machinery `apply` wraps.
 //!
 //! Strategies: `tape` (the plain loop unrolled on a tape sized in advance),
-//! `store-all`, `checkpoint` (automatic snapshot count) and `invert`, all
-//! with the step's plain-value twin ([`Recurrence::values`]) for the forward
-//! pass and recomputations, and the default block of 32 steps. Each
+//! `store-all` (records the step closure on an inner tape of its own, sized
+//! from its first step, and sweeps it once), `checkpoint` (automatic
+//! snapshot count) and `invert`, the last two with the step's plain-value
+//! twin ([`Recurrence::values`]) for the forward pass and recomputations,
+//! and the default block of 32 steps. Each
 //! run allocates its own memory (a new tape, new stored states), as a
 //! gradient in a training loop would. `peak_bytes` is the most heap in use
 //! during one gradient above what was live before it, counted by the
