@@ -22,7 +22,10 @@
 //! gradient in a training loop would. `peak_bytes` is the most heap in use
 //! during one gradient above what was live before it, counted by the
 //! binary's allocator (`crate::alloc`); `ns_per_step` is the fastest of
-//! `--reps` runs (forward and backward) divided by N.
+//! the runs (forward and backward) divided by N. A case runs `--reps`
+//! times, and short cases more often: at least 10⁶ / N times (at most
+//! 1,000), so that every case is timed over about a million steps and the
+//! minimum of a 50 µs case is not one lucky or unlucky run.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -40,7 +43,8 @@ pub struct RecurrenceArgs {
     /// Numbers of steps, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1_000usize, 100_000, 10_000_000])]
     pub n: Vec<usize>,
-    /// Timed repetitions per case (the fastest is reported).
+    /// Timed repetitions per case (the fastest is reported); cases with
+    /// N < 10⁶ repeat at least 10⁶ / N times (at most 1,000).
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
     /// Only these strategies (comma-separated: tape, store-all,
@@ -209,6 +213,12 @@ fn alpha_once(strategy: &str, xs: &[f64], grad: &mut [f64]) -> (f64, RecurrenceS
     ((col - 0.3) * (col - 0.3), stats)
 }
 
+/// Repetitions of a case of `n` steps: `reps`, or enough to time about
+/// 10⁶ steps (at most 1,000).
+fn reps_for(n: usize, reps: usize) -> usize {
+    reps.max((1_000_000 / n.max(1)).min(1_000))
+}
+
 /// Measures every strategy on both workloads for each N.
 pub fn measure(ns: &[usize], reps: usize) -> RecurrenceReport {
     measure_some(ns, reps, &STRATEGIES, &["scalar", "alpha"])
@@ -234,6 +244,7 @@ pub fn measure_some(
     };
     for &n in scalar_ns {
         for &strategy in strategies {
+            let reps = reps_for(n, reps);
             let mut times = Vec::with_capacity(reps);
             let mut peak = 0;
             let mut first: Option<[f64; 3]> = None;
@@ -270,6 +281,7 @@ pub fn measure_some(
         let xs = alpha_inputs(n);
         let mut grad = vec![0.0; 2 * n];
         for &strategy in strategies {
+            let reps = reps_for(n, reps);
             let mut times = Vec::with_capacity(reps);
             let mut peak = 0;
             let mut stats = RecurrenceStats::default();
@@ -336,7 +348,7 @@ pub fn run(args: RecurrenceArgs) -> CliResult {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));
     } else {
         println!(
-            "recurrences, {} reps, fastest run ({})",
+            "recurrences, at least {} reps (10^6 steps timed), fastest run ({})",
             args.reps,
             super::machine()
         );
