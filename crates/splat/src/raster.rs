@@ -414,26 +414,19 @@ impl<T: Scalar> TileState<T> {
     }
 
     /// Composites tile `(tx, ty)` into the state (reset first), with AVX2
-    /// when `simd` (the caller has checked that the CPU has it). The code is the same either
-    /// way and uses no fused multiply-add, so every path gives the same bits.
-    fn render(
-        &mut self,
-        s: &Splats<'_, T>,
-        tiles: &TileLists,
-        qcuts: &[T],
-        tx: usize,
-        ty: usize,
-        simd: bool,
-    ) {
+    /// when `simd` (the caller has checked that the CPU has it). The code
+    /// is the same either way and uses no fused multiply-add, so every path
+    /// gives the same bits.
+    fn render(&mut self, inp: &FwdInput<'_, T>, tx: usize, ty: usize, simd: bool) {
         #[cfg(target_arch = "x86_64")]
         {
             if simd {
                 // SAFETY: `simd` is only set where the CPU supports AVX2.
-                unsafe { self.render_avx2(s, tiles, qcuts, tx, ty) };
+                unsafe { self.render_avx2(inp, tx, ty) };
                 return;
             }
         }
-        self.render_generic(s, tiles, qcuts, tx, ty);
+        self.render_generic(inp, tx, ty);
     }
 
     /// [`TileState::render_generic`] compiled for AVX2 (8 lanes of `f32`).
@@ -442,26 +435,13 @@ impl<T: Scalar> TileState<T> {
     /// The CPU must support AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn render_avx2(
-        &mut self,
-        s: &Splats<'_, T>,
-        tiles: &TileLists,
-        qcuts: &[T],
-        tx: usize,
-        ty: usize,
-    ) {
-        self.render_generic(s, tiles, qcuts, tx, ty);
+    unsafe fn render_avx2(&mut self, inp: &FwdInput<'_, T>, tx: usize, ty: usize) {
+        self.render_generic(inp, tx, ty);
     }
 
     #[inline(always)]
-    fn render_generic(
-        &mut self,
-        s: &Splats<'_, T>,
-        tiles: &TileLists,
-        qcuts: &[T],
-        tx: usize,
-        ty: usize,
-    ) {
+    fn render_generic(&mut self, inp: &FwdInput<'_, T>, tx: usize, ty: usize) {
+        let FwdInput { s, tiles, qcuts } = *inp;
         let (w, h, ch) = (s.width, s.height, s.channels);
         self.acc.iter_mut().for_each(|v| *v = T::zero());
         self.tr = [T::one(); TILE * TILE];
@@ -701,6 +681,11 @@ fn forward_with<T: Scalar>(s: &Splats<'_, T>, simd: bool) -> Result<Rendered<T>,
     }
     // per splat: the q beyond which it is skipped (one logarithm each)
     let qcuts: Vec<T> = s.opacities.iter().map(|&o| q_cut(o)).collect();
+    let inp = FwdInput {
+        s,
+        tiles: &tiles,
+        qcuts: &qcuts,
+    };
     // one tile row at a time: each band owns whole image rows
     let band = TILE * w;
     image
@@ -711,7 +696,7 @@ fn forward_with<T: Scalar>(s: &Splats<'_, T>, simd: bool) -> Result<Rendered<T>,
         .for_each(|(ty, ((img, tt), ll))| {
             let mut st = TileState::new(ch);
             for tx in 0..tiles.tiles_x {
-                st.render(s, &tiles, &qcuts, tx, ty, simd);
+                st.render(&inp, tx, ty, simd);
                 let (i_base, j_base) = (ty * TILE, tx * TILE);
                 for i in i_base..((ty + 1) * TILE).min(h) {
                     for j in j_base..((tx + 1) * TILE).min(w) {
@@ -777,25 +762,15 @@ impl<T: Scalar> BackTile<T> {
     /// The gradient buffer of tile `t` (aligned with its list), with AVX2
     /// when `simd` (the caller has checked that the CPU has it; same bits
     /// either way).
-    #[allow(clippy::too_many_arguments)]
-    fn run(
-        &mut self,
-        s: &Splats<'_, T>,
-        r: &Rendered<T>,
-        d_image: &[T],
-        d_alpha: Option<&[T]>,
-        qcuts: &[T],
-        t: usize,
-        simd: bool,
-    ) -> Vec<T> {
+    fn run(&mut self, inp: &BackInput<'_, T>, t: usize, simd: bool) -> Vec<T> {
         #[cfg(target_arch = "x86_64")]
         {
             if simd {
                 // SAFETY: `simd` is only set where the CPU supports AVX2.
-                return unsafe { self.run_avx2(s, r, d_image, d_alpha, qcuts, t) };
+                return unsafe { self.run_avx2(inp, t) };
             }
         }
-        self.run_generic(s, r, d_image, d_alpha, qcuts, t)
+        self.run_generic(inp, t)
     }
 
     /// [`BackTile::run_generic`] compiled for AVX2.
@@ -804,28 +779,19 @@ impl<T: Scalar> BackTile<T> {
     /// The CPU must support AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn run_avx2(
-        &mut self,
-        s: &Splats<'_, T>,
-        r: &Rendered<T>,
-        d_image: &[T],
-        d_alpha: Option<&[T]>,
-        qcuts: &[T],
-        t: usize,
-    ) -> Vec<T> {
-        self.run_generic(s, r, d_image, d_alpha, qcuts, t)
+    unsafe fn run_avx2(&mut self, inp: &BackInput<'_, T>, t: usize) -> Vec<T> {
+        self.run_generic(inp, t)
     }
 
     #[inline(always)]
-    fn run_generic(
-        &mut self,
-        s: &Splats<'_, T>,
-        r: &Rendered<T>,
-        d_image: &[T],
-        d_alpha: Option<&[T]>,
-        qcuts: &[T],
-        t: usize,
-    ) -> Vec<T> {
+    fn run_generic(&mut self, inp: &BackInput<'_, T>, t: usize) -> Vec<T> {
+        let BackInput {
+            s,
+            r,
+            d_image,
+            d_alpha,
+            qcuts,
+        } = *inp;
         const TT: usize = TILE * TILE;
         let tiles = &r.tiles;
         let (w, h, ch) = (s.width, s.height, s.channels);
@@ -1015,6 +981,26 @@ impl<T: Scalar> BackTile<T> {
     }
 }
 
+/// What every tile of the forward pass reads.
+#[derive(Clone, Copy)]
+struct FwdInput<'a, T> {
+    s: &'a Splats<'a, T>,
+    tiles: &'a TileLists,
+    /// Per splat, see [`q_cut`].
+    qcuts: &'a [T],
+}
+
+/// What every tile of the backward pass reads.
+#[derive(Clone, Copy)]
+struct BackInput<'a, T> {
+    s: &'a Splats<'a, T>,
+    r: &'a Rendered<T>,
+    d_image: &'a [T],
+    d_alpha: Option<&'a [T]>,
+    /// Per splat, see [`q_cut`].
+    qcuts: &'a [T],
+}
+
 /// The sum of a splat's per-lane gradients, in a fixed order.
 #[inline(always)]
 fn lane_sum<T: Scalar>(v: &[T; GROUP]) -> T {
@@ -1070,13 +1056,17 @@ fn backward_with<T: Scalar>(
     // per-splat gradient record: mean (2), conic (3), opacity (1), colour (C)
     let stride = 6 + ch;
     let qcuts: Vec<T> = s.opacities.iter().map(|&o| q_cut(o)).collect();
+    let inp = BackInput {
+        s,
+        r,
+        d_image,
+        d_alpha,
+        qcuts: &qcuts,
+    };
     // each tile: a gradient buffer aligned with its list
     let per_tile: Vec<Vec<T>> = (0..n_tiles)
         .into_par_iter()
-        .map_init(
-            || BackTile::new(ch),
-            |bt, t| bt.run(s, r, d_image, d_alpha, &qcuts, t, simd),
-        )
+        .map_init(|| BackTile::new(ch), |bt, t| bt.run(&inp, t, simd))
         .collect();
     // deterministic reduction in tile order
     let mut out = SplatGrads {
