@@ -724,7 +724,8 @@ fn forward_with<T: Scalar>(s: &Splats<'_, T>, simd: bool) -> Result<Rendered<T>,
 ///
 /// Like [`TileState`], each splat (now back to front) visits the rows of
 /// its rectangle as 16-lane blocks without branches; the splat's gradient
-/// is accumulated per lane and summed over the lanes once per splat.
+/// is accumulated per lane (colours, opacity, `∂/∂a`) or per row (the
+/// terms in `dy`), and summed over the lanes in a fixed order.
 struct BackTile<T> {
     /// Transmittance before the splat being visited.
     tr: [T; TILE * TILE],
@@ -871,12 +872,13 @@ impl<T: Scalar> BackTile<T> {
                 let b2 = cb + cb;
                 let (op, qc) = (rec.op, rec.qc);
                 // per-lane gradient sums of this splat
-                let mut gmx = [zero; GROUP];
-                let mut gmy = [zero; GROUP];
+                // per lane: Σ dq·dx² and Σ ∂L/∂α·w; per row (dy is the
+                // row's): Σ dq and Σ dq·dx, folded into the sums of
+                // dq·dx, dq·dy, dq·dx·dy and dq·dy² (fewer live
+                // accumulators than one per gradient)
                 let mut ga = [zero; GROUP];
-                let mut gb = [zero; GROUP];
-                let mut gc = [zero; GROUP];
                 let mut go = [zero; GROUP];
+                let (mut s_dx, mut s_dy, mut s_dxdy, mut s_dy2) = (zero, zero, zero, zero);
                 self.ecol.iter_mut().for_each(|v| *v = zero);
                 for i in i0..i1 {
                     let row = i - i_base;
@@ -952,23 +954,32 @@ impl<T: Scalar> BackTile<T> {
                         }
                     }
                     // α = o · w, w = exp(−q/2), q from d = p − m
+                    let mut dqm = [zero; GROUP];
+                    let mut dqx = [zero; GROUP];
                     for jj in 0..GROUP {
                         let on = geo[jj] != 0;
                         let (d, e) = (dx[jj], wexp[jj]);
-                        let dq = -(half * da[jj] * op * e);
+                        let dq = if on { -(half * da[jj] * op * e) } else { zero };
                         go[jj] += if on { da[jj] * e } else { zero };
                         ga[jj] += if on { dq * d * d } else { zero };
-                        gb[jj] += if on { dq * (d * dy + d * dy) } else { zero };
-                        gc[jj] += if on { dq * dy * dy } else { zero };
-                        let (u, v) = (ca * d + cb * dy, cb * d + cc * dy);
-                        gmx[jj] -= if on { dq * (u + u) } else { zero };
-                        gmy[jj] -= if on { dq * (v + v) } else { zero };
+                        dqm[jj] = dq;
+                        dqx[jj] = if on { dq * d } else { zero };
                     }
+                    let (r0, r1) = (lane_sum(&dqm), lane_sum(&dqx));
+                    s_dx += r1;
+                    s_dy += dy * r0;
+                    s_dxdy += dy * r1;
+                    s_dy2 += dy * dy * r0;
                 }
                 let e = &mut g[pos as usize * stride..(pos as usize + 1) * stride];
-                for (slot, lanes) in e.iter_mut().zip([&gmx, &gmy, &ga, &gb, &gc, &go]) {
-                    *slot = lane_sum(lanes);
-                }
+                // q = a dx² + 2b dx dy + c dy², d = p − m
+                let two = one + one;
+                e[0] = -(two * (ca * s_dx + cb * s_dy));
+                e[1] = -(two * (cb * s_dx + cc * s_dy));
+                e[2] = lane_sum(&ga);
+                e[3] = two * s_dxdy;
+                e[4] = s_dy2;
+                e[5] = lane_sum(&go);
                 for c in 0..ch {
                     e[6 + c] = lane_sum(lanes_mut(&mut self.ecol, c * GROUP));
                 }
