@@ -19,6 +19,10 @@ use crate::output::write_atomic;
 
 /// Arguments of `chainrule train`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Environment:\n  CHAINRULE_TRAIN_TIMINGS=1  print every 10th iteration's seconds in \
+    [render, loss and its gradient, render backward, update] to stderr"
+)]
 pub struct TrainArgs {
     /// Dataset folder: NeRF-synthetic (transforms_train.json) or COLMAP
     /// (sparse/0 and images/).
