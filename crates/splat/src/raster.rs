@@ -485,11 +485,11 @@ impl<T: Scalar> TileState<T> {
                 let (lo, hi) = (rec.lanes[0] as usize, rec.lanes[1] as usize);
                 let cols = ((1u32 << hi) - (1u32 << lo)) as u16;
                 let col = &batch_cols[b * ch..(b + 1) * ch];
-                let m = rec.m;
-                let [ca, cb, cc] = rec.conic;
+                let m = rec.g.m;
+                let [ca, cb, cc] = rec.g.conic;
                 let b2 = cb + cb;
-                let op = rec.op;
-                let qc = rec.qc;
+                let op = rec.g.op;
+                let qc = rec.g.qc;
                 let tag = pos as u32 + 1;
                 let rt = RowTest::new(rec, &px);
                 for i in i0..i1 {
@@ -605,31 +605,39 @@ fn gather<T: Scalar>(
     let ch = s.channels;
     batch.clear();
     cols.clear();
-    for &k in ids {
+    cols.resize(ids.len() * ch, T::zero());
+    for (b, &k) in ids.iter().enumerate() {
         let k = k as usize;
         let p = &packed[k];
         let (i0, i1, j0, j1) = clip_to_tile(p.rect, tx, ty, s.width, s.height);
         batch.push(SplatRec {
-            m: p.m,
-            conic: p.conic,
-            op: p.op,
-            qc: p.qc,
+            g: p.g,
             rows: [i0 as u32, i1 as u32],
             lanes: [(j0 - tx * TILE) as u32, (j1 - tx * TILE) as u32],
         });
-        cols.extend_from_slice(&s.colors[k * ch..(k + 1) * ch]);
+        // element by element: a library copy call per splat would end the
+        // vector code's register state (vzeroupper) for three values
+        for c in 0..ch {
+            cols[b * ch + c] = s.colors[k * ch + c];
+        }
     }
+}
+
+/// What the tile loops compute α from: one splat's mean, conic, opacity
+/// and `q` cut (see [`q_cut`]).
+#[derive(Clone, Copy)]
+struct SplatGeom<T> {
+    m: [T; 2],
+    conic: [T; 3],
+    op: T,
+    qc: T,
 }
 
 /// One splat as [`gather`] reads it: its fields side by side, so that a
 /// splat costs one or two cache lines instead of one per input array.
 #[derive(Clone, Copy)]
 struct Packed<T> {
-    m: [T; 2],
-    conic: [T; 3],
-    op: T,
-    /// See [`q_cut`].
-    qc: T,
+    g: SplatGeom<T>,
     /// Its pixel rectangle (unused where it has none: it is in no list).
     rect: [u32; 4],
 }
@@ -639,10 +647,12 @@ fn pack<T: Scalar>(s: &Splats<'_, T>, tiles: &TileLists) -> Vec<Packed<T>> {
     (0..s.len())
         .into_par_iter()
         .map(|k| Packed {
-            m: s.means[k],
-            conic: s.conics[k],
-            op: s.opacities[k],
-            qc: q_cut(s.opacities[k]),
+            g: SplatGeom {
+                m: s.means[k],
+                conic: s.conics[k],
+                op: s.opacities[k],
+                qc: q_cut(s.opacities[k]),
+            },
             rect: tiles.rects[k].unwrap_or([0; 4]),
         })
         .collect()
@@ -654,10 +664,7 @@ const BATCH: usize = 32;
 /// One splat as the tile loops read it.
 #[derive(Clone, Copy)]
 struct SplatRec<T> {
-    m: [T; 2],
-    conic: [T; 3],
-    op: T,
-    qc: T,
+    g: SplatGeom<T>,
     /// Image rows `i0..i1` inside the tile.
     rows: [u32; 2],
     /// Lanes (tile columns) `lo..hi`.
@@ -693,16 +700,20 @@ struct RowTest {
 impl RowTest {
     #[inline(always)]
     fn new<T: Scalar>(rec: &SplatRec<T>, px: &[T; GROUP]) -> Self {
-        let [a, b, c] = rec.conic.map(|v| v.to_f64());
         let (lo, hi) = (rec.lanes[0] as usize, rec.lanes[1] as usize);
-        let m0 = rec.m[0].to_f64();
-        let (xl, xr) = if hi > lo {
-            (px[lo].to_f64() - m0, px[hi - 1].to_f64() - m0)
-        } else {
-            (0.0, 0.0)
-        };
-        let qc = rec.qc.to_f64();
-        let on = a > 0.0 && hi > lo && [a, b, c, qc, xl, xr].iter().all(|v| v.is_finite());
+        if hi <= lo || rec.rows[1] < rec.rows[0] + MIN_TESTED_ROWS {
+            // a few rows: the ellipse reaches nearly all, so testing them
+            // would cost more than it saves
+            return RowTest::OFF;
+        }
+        let [a, b, c] = rec.g.conic.map(|v| v.to_f64());
+        let m0 = rec.g.m[0].to_f64();
+        let (xl, xr) = (px[lo].to_f64() - m0, px[hi - 1].to_f64() - m0);
+        let qc = rec.g.qc.to_f64();
+        // no short-circuits: one branch, not seven
+        let finite = [a, b, c, qc, xl, xr]
+            .iter()
+            .fold(true, |ok, v| ok & v.is_finite());
         RowTest {
             a,
             b2: b + b,
@@ -712,9 +723,22 @@ impl RowTest {
             xl,
             xr,
             xm: xl.abs().max(xr.abs()),
-            on,
+            on: (a > 0.0) & finite,
         }
     }
+
+    /// The test that skips nothing.
+    const OFF: RowTest = RowTest {
+        a: 0.0,
+        b2: 0.0,
+        c: 0.0,
+        slope: 0.0,
+        qc: 0.0,
+        xl: 0.0,
+        xr: 0.0,
+        xm: 0.0,
+        on: false,
+    };
 
     /// Whether a row at offset `dy` may hold a lane with `q ≤ q_cut`.
     #[inline(always)]
@@ -733,6 +757,9 @@ impl RowTest {
         !beyond
     }
 }
+
+/// Splats with fewer rows than this in a tile are not row-tested.
+const MIN_TESTED_ROWS: u32 = 4;
 
 /// Renders the splats: the forward pass.
 ///
@@ -966,10 +993,10 @@ impl<T: Scalar> BackTile<T> {
                 let (i0, i1) = (rec.rows[0] as usize, rec.rows[1] as usize);
                 let (lo, hi) = (rec.lanes[0] as usize, rec.lanes[1] as usize);
                 let col = &batch_cols[b * ch..(b + 1) * ch];
-                let m = rec.m;
-                let [ca, cb, cc] = rec.conic;
+                let m = rec.g.m;
+                let [ca, cb, cc] = rec.g.conic;
                 let b2 = cb + cb;
-                let (op, qc) = (rec.op, rec.qc);
+                let (op, qc) = (rec.g.op, rec.g.qc);
                 // per-lane gradient sums of this splat
                 // per lane: Σ dq·dx² and Σ ∂L/∂α·w; per row (dy is the
                 // row's): Σ dq and Σ dq·dx, folded into the sums of
@@ -1455,24 +1482,24 @@ mod tests {
                 }
                 for rec in &batch {
                     let rt = RowTest::new(rec, &px);
-                    let [ca, cb, cc] = rec.conic;
+                    let [ca, cb, cc] = rec.g.conic;
                     let b2 = cb + cb;
                     for i in rec.rows[0]..rec.rows[1] {
                         rows += 1;
-                        let dy = T::from_f64(i as f64 + 0.5) - rec.m[1];
+                        let dy = T::from_f64(i as f64 + 0.5) - rec.g.m[1];
                         if rt.reaches(dy.to_f64()) {
                             continue;
                         }
                         skipped += 1;
                         let cdy = cc * dy * dy;
                         for jj in rec.lanes[0] as usize..rec.lanes[1] as usize {
-                            let dx = px[jj] - rec.m[0];
+                            let dx = px[jj] - rec.g.m[0];
                             let q = ca * dx * dx + b2 * dx * dy + cdy;
-                            let kept = q <= rec.qc;
+                            let kept = q <= rec.g.qc;
                             assert!(
                                 !kept,
                                 "seed {seed} tile {t} row {i} lane {jj}: q {q:?} ≤ cut {:?}",
-                                rec.qc
+                                rec.g.qc
                             );
                         }
                     }
