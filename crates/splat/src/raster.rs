@@ -672,7 +672,7 @@ struct SplatRec<T> {
 }
 
 /// A per-row test that skips the rows of a splat's rectangle where no
-/// lane of the tile can pass `q ≤ q_cut` (about one row in eight in
+/// lane of the tile can pass `q ≤ q_cut` (about one row in nine in
 /// `bench render3d`: the corners of the box around the ellipse).
 ///
 /// `q` is convex in `d.x` along a row (for `a > 0`), so its smallest value
