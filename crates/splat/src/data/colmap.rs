@@ -563,6 +563,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             image: rgb,
             alpha,
             background: opts.background,
+            mask: None,
         };
         if opts.holdout_every > 0 && k % opts.holdout_every == 0 {
             test.push(view);

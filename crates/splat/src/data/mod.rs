@@ -88,6 +88,10 @@ pub struct View {
     pub alpha: Option<Vec<f32>>,
     /// The background `image` was composited on.
     pub background: [f32; 3],
+    /// Which pixels count (`height × width`, 1 = keep, 0 = ignore) in the
+    /// loss, in densification's statistics and in PSNR/SSIM: a user's mask
+    /// and the pixels that undistortion left without a source. `None`: all.
+    pub mask: Option<Vec<f32>>,
 }
 
 impl View {
@@ -398,6 +402,7 @@ mod tests {
             image: vec![0.0; 3],
             alpha: None,
             background: [0.0; 3],
+            mask: None,
         };
         let c = v.camera_center();
         assert!((c[2] - 4.0).abs() < 1e-12 && c[0].abs() < 1e-12);

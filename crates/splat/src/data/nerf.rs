@@ -193,6 +193,7 @@ pub fn load_split(
                 image: rgb,
                 alpha,
                 background: opts.background,
+                mask: None,
             }
         })
         .collect();
