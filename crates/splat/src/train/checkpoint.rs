@@ -1,0 +1,199 @@
+//! Checkpoints: the scene as a 3DGS PLY file, the optimiser's moments and
+//! the densification statistics in `state.bin`, published by atomically
+//! replacing `latest.json`.
+
+use std::path::{Path, PathBuf};
+
+use super::config::check_config;
+use super::{TrainConfig, TrainError, Trainer, GROUPS};
+use crate::adam::Adam;
+use crate::atomic::write_atomic;
+use crate::data::Dataset;
+use crate::three::ply;
+use crate::three::scene::Gaussians;
+
+fn ck_err(path: &Path, m: impl std::fmt::Display) -> TrainError {
+    TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message: m.to_string(),
+    }
+}
+
+const STATE_MAGIC: &[u8; 8] = b"CRTRAIN1";
+
+impl Trainer {
+    /// Writes a checkpoint into `dir/ckpt-ITERATION/` (`point_cloud.ply`,
+    /// `state.bin`), then atomically replaces `dir/latest.json` to point at
+    /// it and removes the older checkpoint folders. Returns the folder.
+    pub fn save_checkpoint(&self, dir: &Path) -> Result<PathBuf, TrainError> {
+        let name = format!("ckpt-{:08}", self.iteration);
+        let sub = dir.join(&name);
+        std::fs::create_dir_all(&sub).map_err(|e| ck_err(&sub, format!("cannot create: {e}")))?;
+        let ply_path = sub.join("point_cloud.ply");
+        write_atomic(&ply_path, &ply::to_ply_bytes(&self.gaussians::<f64>()))
+            .map_err(|e| ck_err(&ply_path, format!("cannot write: {e}")))?;
+        let bin_path = sub.join("state.bin");
+        write_atomic(&bin_path, &self.state_bytes())
+            .map_err(|e| ck_err(&bin_path, format!("cannot write: {e}")))?;
+        let meta = serde_json::json!({
+            "iteration": self.iteration,
+            "checkpoint": name,
+            "gaussians": self.len(),
+            "sh_active": self.sh_active,
+            "sh_degree": self.cfg.sh_degree,
+            "adam_steps": self.adam.iter().map(|a| a.steps()).collect::<Vec<_>>(),
+        });
+        let latest = dir.join("latest.json");
+        write_atomic(&latest, meta.to_string().as_bytes())
+            .map_err(|e| ck_err(&latest, format!("cannot write: {e}")))?;
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let f = e.file_name();
+                let f = f.to_string_lossy();
+                if f.starts_with("ckpt-") && *f != name {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        Ok(sub)
+    }
+
+    fn state_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(STATE_MAGIC);
+        b.extend_from_slice(&(self.len() as u64).to_le_bytes());
+        let mut put = |xs: &[f64]| {
+            for x in xs {
+                b.extend_from_slice(&x.to_le_bytes());
+            }
+        };
+        for a in &self.adam {
+            let (m, v) = a.moments();
+            put(m);
+            put(v);
+        }
+        put(&self.grad_accum);
+        put(&self.grad_count);
+        put(&self.max_radii);
+        b
+    }
+
+    /// Continues a run from the checkpoint `dir/latest.json` points at (the
+    /// settings must match the ones it was trained with, `iters` may grow).
+    pub fn resume(data: Dataset, cfg: TrainConfig, dir: &Path) -> Result<Self, TrainError> {
+        check_config(&data, &cfg)?;
+        let latest = dir.join("latest.json");
+        let text = std::fs::read_to_string(&latest)
+            .map_err(|e| ck_err(&latest, format!("cannot read: {e}")))?;
+        let meta: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| ck_err(&latest, format!("malformed JSON: {e}")))?;
+        let field = |k: &str| -> Result<u64, TrainError> {
+            meta.get(k).and_then(|v| v.as_u64()).ok_or_else(|| {
+                ck_err(
+                    &latest,
+                    format!("{k}: missing or not a non-negative integer"),
+                )
+            })
+        };
+        let iteration = u32::try_from(field("iteration")?)
+            .map_err(|_| ck_err(&latest, "iteration: too large"))?;
+        let n = field("gaussians")? as usize;
+        let sh_active = field("sh_active")? as usize;
+        if field("sh_degree")? as usize != cfg.sh_degree {
+            return Err(ck_err(
+                &latest,
+                format!(
+                    "sh_degree: the checkpoint has {}, this run asks for {}",
+                    field("sh_degree")?,
+                    cfg.sh_degree
+                ),
+            ));
+        }
+        let name = meta
+            .get("checkpoint")
+            .and_then(|v| v.as_str())
+            .filter(|s| s.starts_with("ckpt-") && !s.contains(['/', '\\']))
+            .ok_or_else(|| ck_err(&latest, "checkpoint: missing or not a folder name ckpt-N"))?;
+        let steps: Vec<u32> = meta
+            .get("adam_steps")
+            .and_then(|v| v.as_array())
+            .filter(|a| a.len() == GROUPS)
+            .and_then(|a| {
+                a.iter()
+                    .map(|x| x.as_u64().and_then(|x| u32::try_from(x).ok()))
+                    .collect()
+            })
+            .ok_or_else(|| {
+                ck_err(
+                    &latest,
+                    format!("adam_steps: expected {GROUPS} step counts"),
+                )
+            })?;
+        let sub = dir.join(name);
+        let g: Gaussians<f64> =
+            ply::read_ply(&sub.join("point_cloud.ply")).map_err(|e| ck_err(&e.path.clone(), e))?;
+        if g.len() != n || g.sh_degree != cfg.sh_degree {
+            return Err(ck_err(
+                &sub.join("point_cloud.ply"),
+                format!(
+                    "{} Gaussians of SH degree {}, latest.json says {n} of degree {}",
+                    g.len(),
+                    g.sh_degree,
+                    cfg.sh_degree
+                ),
+            ));
+        }
+        let mut t = Trainer::new_empty(data, cfg);
+        Self::set_from_gaussians(&mut t.params, &g);
+        t.iteration = iteration;
+        t.sh_active = sh_active.min(t.cfg.sh_degree);
+        let bin = sub.join("state.bin");
+        let bytes = std::fs::read(&bin).map_err(|e| ck_err(&bin, format!("cannot read: {e}")))?;
+        let strides = t.strides();
+        let want = 16 + 8 * n * (2 * strides.iter().sum::<usize>() + 3);
+        if bytes.len() != want
+            || &bytes[..8] != STATE_MAGIC
+            || bytes[8..16] != (n as u64).to_le_bytes()
+        {
+            return Err(ck_err(
+                &bin,
+                format!(
+                    "not a state file for {n} Gaussians ({} bytes, expected {want})",
+                    bytes.len()
+                ),
+            ));
+        }
+        let mut vals = bytes[16..]
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")));
+        let mut take = |len: usize| -> Vec<f64> { vals.by_ref().take(len).collect() };
+        t.adam = (0..GROUPS)
+            .map(|g| {
+                let len = n * strides[g];
+                let m = take(len);
+                let v = take(len);
+                Adam::from_state(vec![0.0; len], m, v, steps[g])
+            })
+            .collect();
+        t.grad_accum = take(n);
+        t.grad_count = take(n);
+        t.max_radii = take(n);
+        Ok(t)
+    }
+
+    fn new_empty(data: Dataset, cfg: TrainConfig) -> Self {
+        let (_, extent) = data.camera_extent();
+        Trainer {
+            extent: if extent > 0.0 { extent } else { 1.0 },
+            cfg,
+            data,
+            params: Default::default(),
+            adam: Vec::new(),
+            iteration: 0,
+            sh_active: 0,
+            grad_accum: Vec::new(),
+            grad_count: Vec::new(),
+            max_radii: Vec::new(),
+        }
+    }
+}

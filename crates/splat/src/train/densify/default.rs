@@ -1,0 +1,117 @@
+//! The 3DGS paper's adaptive density control ("default"): clone small and
+//! split large splats with a high average view-space gradient, prune
+//! transparent and oversized ones, reset opacities periodically.
+
+use super::super::{logit, schedule, Trainer};
+use super::{Row, Strategy};
+use crate::adam::Adam;
+use crate::three::project::quat_to_rotmat;
+use crate::three::scene::Rng;
+
+/// Adaptive density control of the 3DGS paper.
+pub(crate) struct Adc;
+
+impl Strategy for Adc {
+    fn after_step(&self, t: &mut Trainer) {
+        let it = t.iteration;
+        if schedule::densify_now(&t.cfg, it) {
+            t.densify_and_prune(schedule::prune_big_now(&t.cfg, it));
+        }
+        if schedule::opacity_reset_now(&t.cfg, it) {
+            t.reset_opacity();
+        }
+    }
+}
+
+impl Trainer {
+    /// Opacities above 0.01 are set to 0.01 (and their moments cleared).
+    pub fn reset_opacity(&mut self) {
+        let cap = logit(0.01);
+        for v in self.params[3].iter_mut() {
+            *v = v.min(cap);
+        }
+        let n = self.params[3].len();
+        let t = self.adam[3].steps();
+        self.adam[3] = Adam::from_state(vec![self.group_lr(3); n], vec![0.0; n], vec![0.0; n], t);
+    }
+
+    /// Clone small and split large splats whose average view-space gradient
+    /// is above the threshold (within `max_gaussians`), then prune the
+    /// nearly transparent ones and, if `prune_big`, those larger than 20
+    /// pixels on screen or a tenth of the scene extent. Resets the
+    /// statistics.
+    pub fn densify_and_prune(&mut self, prune_big: bool) {
+        let n = self.len();
+        let c = self.cfg.clone();
+        let max_scale = |i: usize| -> f64 {
+            (0..3)
+                .map(|k| self.params[1][3 * i + k])
+                .fold(f64::NEG_INFINITY, f64::max)
+                .exp()
+        };
+        let mut cand: Vec<(f64, usize)> = (0..n)
+            .filter_map(|i| {
+                let avg = self.grad_accum[i] / self.grad_count[i].max(1.0);
+                (self.grad_count[i] > 0.0 && avg >= c.densify_grad).then_some((avg, i))
+            })
+            .collect();
+        cand.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let budget = c.max_gaussians.saturating_sub(n);
+        cand.truncate(budget);
+        let split_at = c.percent_dense * self.extent;
+        // rows of the new scene: (source, fresh moments, new mean, log-scale shift)
+        let mut split = vec![false; n];
+        let mut extra: Vec<Row> = Vec::new();
+        let mut rng = Rng::new(c.seed ^ 0xD1B5_4A32_D192_ED03 ^ self.iteration as u64);
+        for &(_, i) in &cand {
+            if max_scale(i) <= split_at {
+                extra.push(Row {
+                    src: i,
+                    fresh: true,
+                    mean: None,
+                    log_shift: 0.0,
+                });
+            } else {
+                split[i] = true;
+                let q = &self.params[2][4 * i..4 * i + 4];
+                let qn = q.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+                let r = quat_to_rotmat([q[0] / qn, q[1] / qn, q[2] / qn, q[3] / qn]);
+                for _ in 0..2 {
+                    let s = [0, 1, 2].map(|k| self.params[1][3 * i + k].exp() * rng.normal());
+                    let mean = [0, 1, 2].map(|a| {
+                        self.params[0][3 * i + a] + (0..3).map(|b| r[a][b] * s[b]).sum::<f64>()
+                    });
+                    extra.push(Row {
+                        src: i,
+                        fresh: true,
+                        mean: Some(mean),
+                        log_shift: -(1.6f64).ln(),
+                    });
+                }
+            }
+        }
+        let min_op = logit(c.prune_opacity);
+        let big_screen = 20.0;
+        let big_world = 0.1 * self.extent;
+        let keep_row = |r: &Row, t: &Trainer| -> bool {
+            if t.params[3][r.src] < min_op {
+                return false;
+            }
+            !(prune_big
+                && !r.fresh
+                && (t.max_radii[r.src] > big_screen || max_scale(r.src) > big_world))
+        };
+        let rows: Vec<Row> = (0..n)
+            .filter(|&i| !split[i])
+            .map(|i| Row {
+                src: i,
+                fresh: false,
+                mean: None,
+                log_shift: 0.0,
+            })
+            .chain(extra)
+            .filter(|r| keep_row(r, self))
+            .collect();
+        self.gather(&rows);
+    }
+}

@@ -1,0 +1,98 @@
+//! The initial scene: the dataset's sparse points, or random points in a
+//! box around what the cameras look at.
+
+use super::{logit, TrainConfig, GROUPS};
+use crate::data::Dataset;
+use crate::three::scene::{sh_coeffs, Rng};
+use crate::three::sh::SH_C0;
+
+/// The box random initial points are drawn in: a cube of half-side
+/// `extent / 3` around the point closest to all optical axes (cameras look
+/// inward; for cameras on a sphere of radius 4 this is the usual ±1.5 cube
+/// around the origin), or around the cameras' centre when the axes are
+/// near-parallel (forward-facing captures).
+fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64; 3]) {
+    // least squares: Σ (I − d dᵀ) p = Σ (I − d dᵀ) c
+    let mut a = [[0.0; 3]; 3];
+    let mut b = [0.0; 3];
+    for v in data.train.iter().chain(&data.test) {
+        let m = &v.world_to_camera;
+        let d = [m[2][0], m[2][1], m[2][2]];
+        let c = v.camera_center();
+        for r in 0..3 {
+            for k in 0..3 {
+                let p = if r == k { 1.0 } else { 0.0 } - d[r] * d[k];
+                a[r][k] += p;
+                b[r] += p * c[k];
+            }
+        }
+    }
+    let det = a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+        - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+        + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
+    let n = (data.train.len() + data.test.len()) as f64;
+    let mid = if det.abs() > 1e-3 * n * n * n {
+        // Cramer's rule
+        let col = |k: usize| {
+            let mut m = a;
+            for r in 0..3 {
+                m[r][k] = b[r];
+            }
+            m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+                - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+                + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+        };
+        [col(0) / det, col(1) / det, col(2) / det]
+    } else {
+        center
+    };
+    let h = extent / 3.0;
+    ([0, 1, 2].map(|k| mid[k] - h), [0, 1, 2].map(|k| mid[k] + h))
+}
+
+/// The initial parameters per group: the dataset's sparse points if it has
+/// them, otherwise `cfg.init_points` random points in a cube around the
+/// point the cameras look at (half-side: a third of the camera extent);
+/// scales from the points' mean spacing, opacity 0.1, no view dependence.
+pub(super) fn initial_params(data: &Dataset, cfg: &TrainConfig) -> [Vec<f64>; GROUPS] {
+    let (center, extent) = data.camera_extent();
+    let extent = if extent > 0.0 { extent } else { 1.0 };
+    let mut rng = Rng::new(cfg.seed);
+    let (pts, cols): (Vec<[f64; 3]>, Vec<[f64; 3]>) = match &data.points {
+        Some(p) if !p.is_empty() => p
+            .iter()
+            .map(|p| (p.xyz, p.rgb.map(|c| c as f64 / 255.0)))
+            .unzip(),
+        _ => {
+            let (lo, hi) = camera_box(data, center, extent);
+            (0..cfg.init_points.clamp(1, cfg.max_gaussians))
+                .map(|_| {
+                    let p = [0, 1, 2].map(|k| rng.range(lo[k], hi[k]));
+                    (p, [rng.uniform(), rng.uniform(), rng.uniform()])
+                })
+                .unzip()
+        }
+    };
+    // initial scale: the mean spacing of the points in their bounding box
+    let mut lo = [f64::INFINITY; 3];
+    let mut hi = [f64::NEG_INFINITY; 3];
+    for p in &pts {
+        for k in 0..3 {
+            lo[k] = lo[k].min(p[k]);
+            hi[k] = hi[k].max(p[k]);
+        }
+    }
+    let vol: f64 = (0..3).map(|k| (hi[k] - lo[k]).max(1e-3 * extent)).product();
+    let spacing = (vol / pts.len() as f64).cbrt();
+    let k = sh_coeffs(cfg.sh_degree);
+    let mut params: [Vec<f64>; GROUPS] = Default::default();
+    for (p, c) in pts.iter().zip(&cols) {
+        params[0].extend_from_slice(p);
+        params[1].extend_from_slice(&[(0.5 * spacing).ln(); 3]);
+        params[2].extend_from_slice(&[1.0, 0.0, 0.0, 0.0]);
+        params[3].push(logit(0.1));
+        params[4].extend(c.iter().map(|&c| (c - 0.5) / SH_C0));
+        params[5].extend(std::iter::repeat_n(0.0, 3 * (k - 1)));
+    }
+    params
+}

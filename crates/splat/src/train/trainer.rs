@@ -1,0 +1,305 @@
+//! The training loop: one iteration renders a random training view,
+//! takes the loss and its gradient, runs the render's backward pass,
+//! updates the parameters with Adam and hands over to the schedules and
+//! the density-control strategy.
+
+use super::config::check_config;
+use super::densify::{Adc, Strategy};
+use super::init::initial_params;
+use super::{camera_of, schedule, TrainConfig, TrainError, GROUPS};
+use crate::adam::Adam;
+use crate::data::Dataset;
+use crate::loss;
+use crate::three::render::{render, render_backward_with_means2d, RenderOptions};
+use crate::three::scene::{sh_coeffs, Gaussians, Rng};
+
+const ADAM_OPS: [&str; GROUPS] = [
+    "Adam update of the means",
+    "Adam update of the scales",
+    "Adam update of the rotations",
+    "Adam update of the opacities",
+    "Adam update of the SH DC coefficients",
+    "Adam update of the higher SH coefficients",
+];
+
+/// What one iteration measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepInfo {
+    /// The loss before the update.
+    pub loss: f64,
+    /// PSNR (dB) of the render of the training view used.
+    pub psnr: f64,
+    /// Gaussians after the iteration (densification included).
+    pub gaussians: usize,
+    /// Seconds spent in the render, the loss and its gradient, the
+    /// render's backward pass, and the update with the schedules.
+    pub timings: [f64; 4],
+}
+
+/// A training run in progress.
+pub struct Trainer {
+    pub(super) cfg: TrainConfig,
+    pub(super) data: Dataset,
+    pub(super) extent: f64,
+    /// Flat parameters per group (strides: 3, 3, 4, 1, 3, 3·(K−1)).
+    pub(super) params: [Vec<f64>; GROUPS],
+    pub(super) adam: Vec<Adam>,
+    pub(super) iteration: u32,
+    pub(super) sh_active: usize,
+    pub(super) grad_accum: Vec<f64>,
+    pub(super) grad_count: Vec<f64>,
+    pub(super) max_radii: Vec<f64>,
+}
+
+impl Trainer {
+    /// Starts a run: the initial scene from the dataset's sparse points if
+    /// it has them, otherwise `cfg.init_points` random points in a cube
+    /// around the point the cameras look at (half-side: a third of the
+    /// camera extent).
+    pub fn new(data: Dataset, cfg: TrainConfig) -> Result<Self, TrainError> {
+        check_config(&data, &cfg)?;
+        let params = initial_params(&data, &cfg);
+        let n = params[3].len();
+        let (_, extent) = data.camera_extent();
+        let extent = if extent > 0.0 { extent } else { 1.0 };
+        let mut t = Trainer {
+            adam: Vec::new(),
+            grad_accum: vec![0.0; n],
+            grad_count: vec![0.0; n],
+            max_radii: vec![0.0; n],
+            cfg,
+            data,
+            extent,
+            params,
+            iteration: 0,
+            sh_active: 0,
+        };
+        t.adam = (0..GROUPS)
+            .map(|g| Adam::new(vec![t.group_lr(g); t.params[g].len()]))
+            .collect();
+        Ok(t)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// The dataset.
+    pub fn data(&self) -> &Dataset {
+        &self.data
+    }
+
+    /// Iterations done.
+    pub fn iteration(&self) -> u32 {
+        self.iteration
+    }
+
+    /// Number of Gaussians.
+    pub fn len(&self) -> usize {
+        self.params[3].len()
+    }
+
+    /// Whether the scene is empty (every splat pruned).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The SH degree in use now.
+    pub fn sh_active(&self) -> usize {
+        self.sh_active
+    }
+
+    /// The scene extent (radius of the cameras) the position rates scale with.
+    pub fn extent(&self) -> f64 {
+        self.extent
+    }
+
+    pub(super) fn strides(&self) -> [usize; GROUPS] {
+        [3, 3, 4, 1, 3, 3 * (sh_coeffs(self.cfg.sh_degree) - 1)]
+    }
+
+    /// Learning rate of a group at the current iteration.
+    pub(super) fn group_lr(&self, g: usize) -> f64 {
+        schedule::group_lr(&self.cfg, g, self.iteration, self.extent)
+    }
+
+    /// The scene (parameters as the PLY file stores them).
+    pub fn gaussians<T: chainrule::Scalar>(&self) -> Gaussians<T> {
+        let k = sh_coeffs(self.cfg.sh_degree);
+        let n = self.len();
+        let c = T::from_f64;
+        let p = &self.params;
+        let mut g = Gaussians::new(self.cfg.sh_degree);
+        g.means = (0..n)
+            .map(|i| [0, 1, 2].map(|j| c(p[0][3 * i + j])))
+            .collect();
+        g.log_scales = (0..n)
+            .map(|i| [0, 1, 2].map(|j| c(p[1][3 * i + j])))
+            .collect();
+        g.quats = (0..n)
+            .map(|i| [0, 1, 2, 3].map(|j| c(p[2][4 * i + j])))
+            .collect();
+        g.opacity_logits = p[3].iter().map(|&v| c(v)).collect();
+        g.sh = Vec::with_capacity(n * k * 3);
+        for i in 0..n {
+            g.sh.extend(p[4][3 * i..3 * i + 3].iter().map(|&v| c(v)));
+            g.sh.extend(
+                p[5][3 * (k - 1) * i..3 * (k - 1) * (i + 1)]
+                    .iter()
+                    .map(|&v| c(v)),
+            );
+        }
+        g
+    }
+
+    pub(super) fn set_from_gaussians(params: &mut [Vec<f64>; GROUPS], g: &Gaussians<f64>) {
+        let k = g.sh_coeffs();
+        for p in params.iter_mut() {
+            p.clear();
+        }
+        for i in 0..g.len() {
+            params[0].extend_from_slice(&g.means[i]);
+            params[1].extend_from_slice(&g.log_scales[i]);
+            params[2].extend_from_slice(&g.quats[i]);
+            params[3].push(g.opacity_logits[i]);
+            params[4].extend_from_slice(&g.sh[3 * k * i..3 * k * i + 3]);
+            params[5].extend_from_slice(&g.sh[3 * k * i + 3..3 * k * (i + 1)]);
+        }
+    }
+
+    pub(super) fn render_options(&self) -> RenderOptions {
+        RenderOptions {
+            sh_degree: Some(self.sh_active),
+            background: self.cfg.background,
+            ..RenderOptions::default()
+        }
+    }
+
+    /// One iteration: a random training view, render, L1 + 0.2·(1 − SSIM),
+    /// backward, Adam, then the schedules (SH band, densification, opacity
+    /// reset). A non-finite render, loss, gradient or updated parameter
+    /// stops with the operation named (the trainer should then be dropped;
+    /// checkpoints on disk are not touched).
+    pub fn step(&mut self) -> Result<StepInfo, TrainError> {
+        let it = self.iteration + 1;
+        if self.is_empty() {
+            return Err(TrainError::Config(format!(
+                "iteration {it}: every Gaussian was pruned"
+            )));
+        }
+        let mut rng = Rng::new(self.cfg.seed ^ (it as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let vi = (rng.next_u64() % self.data.train.len() as u64) as usize;
+        let view = &self.data.train[vi];
+        let cam = camera_of(view);
+        let mut opts = self.render_options();
+        let target: Vec<f64> = if self.cfg.random_background {
+            let bg = [rng.uniform(), rng.uniform(), rng.uniform()];
+            opts.background = bg;
+            view.image_on(bg.map(|c| c as f32))
+                .into_iter()
+                .map(|v| v as f64)
+                .collect()
+        } else {
+            view.image.iter().map(|&v| v as f64).collect()
+        };
+        let t0 = std::time::Instant::now();
+        let mut timings = [0.0; 4];
+        let g32: Gaussians<f32> = self.gaussians();
+        let (img, state) =
+            render(&g32, &cam, &opts).map_err(|e| TrainError::Render(e.to_string()))?;
+        if img.rgb.iter().any(|v| !v.is_finite()) {
+            return Err(TrainError::NonFinite {
+                iteration: it,
+                op: "render",
+            });
+        }
+        let (w, h) = (img.width, img.height);
+        timings[0] = t0.elapsed().as_secs_f64();
+        let (value, d_rgb) = {
+            let x: Vec<f64> = img.rgb.iter().map(|&v| v as f64).collect();
+            let (v, g) = loss::l1_ssim_value_grad(&x, &target, w, h, 3);
+            (v, g.into_iter().map(|d| d as f32).collect::<Vec<f32>>())
+        };
+        if !value.is_finite() || d_rgb.iter().any(|v| !v.is_finite()) {
+            return Err(TrainError::NonFinite {
+                iteration: it,
+                op: "loss L1 + SSIM",
+            });
+        }
+        timings[1] = t0.elapsed().as_secs_f64() - timings[0];
+        let (grads, d_means2d) =
+            render_backward_with_means2d(&g32, &cam, &opts, &state, &d_rgb, None, None)
+                .map_err(|e| TrainError::Render(e.to_string()))?;
+        let flat = flatten_grads(&grads);
+        if flat.iter().any(|g| g.iter().any(|v| !v.is_finite())) {
+            return Err(TrainError::NonFinite {
+                iteration: it,
+                op: "render backward",
+            });
+        }
+        timings[2] = t0.elapsed().as_secs_f64() - timings[0] - timings[1];
+        let psnr = {
+            let a: Vec<f64> = img.rgb.iter().map(|&v| v as f64).collect();
+            loss::psnr(&a, &target)
+        };
+        // densification statistics: |dL/d mean2d| in NDC units
+        let (hw, hh) = (0.5 * w as f64, 0.5 * h as f64);
+        for (i, &r) in state.projected.radii.iter().enumerate() {
+            if r > 0 {
+                let d = d_means2d[i];
+                let gx = d[0] as f64 * hw;
+                let gy = d[1] as f64 * hh;
+                self.grad_accum[i] += (gx * gx + gy * gy).sqrt();
+                self.grad_count[i] += 1.0;
+                self.max_radii[i] = self.max_radii[i].max(r as f64);
+            }
+        }
+        self.iteration = it;
+        for (g, fg) in flat.iter().enumerate() {
+            let lr = self.group_lr(g);
+            let adam = &mut self.adam[g];
+            adam.lr.iter_mut().for_each(|x| *x = lr);
+            adam.step(&mut self.params[g], fg);
+            if self.params[g].iter().any(|v| !v.is_finite()) {
+                return Err(TrainError::NonFinite {
+                    iteration: it,
+                    op: ADAM_OPS[g],
+                });
+            }
+        }
+        self.after_step();
+        timings[3] = t0.elapsed().as_secs_f64() - timings[0] - timings[1] - timings[2];
+        Ok(StepInfo {
+            loss: value,
+            psnr,
+            gaussians: self.len(),
+            timings,
+        })
+    }
+
+    fn after_step(&mut self) {
+        if schedule::sh_band_up(&self.cfg, self.iteration, self.sh_active) {
+            self.sh_active += 1;
+        }
+        Adc.after_step(self);
+    }
+}
+
+fn flatten_grads(g: &Gaussians<f32>) -> [Vec<f64>; GROUPS] {
+    let k = g.sh_coeffs();
+    let mut out: [Vec<f64>; GROUPS] = Default::default();
+    for i in 0..g.len() {
+        out[0].extend(g.means[i].iter().map(|&v| v as f64));
+        out[1].extend(g.log_scales[i].iter().map(|&v| v as f64));
+        out[2].extend(g.quats[i].iter().map(|&v| v as f64));
+        out[3].push(g.opacity_logits[i] as f64);
+        out[4].extend(g.sh[3 * k * i..3 * k * i + 3].iter().map(|&v| v as f64));
+        out[5].extend(
+            g.sh[3 * k * i + 3..3 * k * (i + 1)]
+                .iter()
+                .map(|&v| v as f64),
+        );
+    }
+    out
+}
