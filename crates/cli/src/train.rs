@@ -20,7 +20,9 @@ use crate::output::write_atomic;
 /// Arguments of `chainrule train`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Environment:\n  CHAINRULE_TRAIN_TIMINGS=1  print every 10th iteration's seconds in \
+    after_help = "Masks: pixels a photo's mask ignores take no part in the loss, in \
+    densification's statistics, or in the reported PSNR/SSIM (computed over kept pixels; \
+    `masked_views` in the report counts the scored views with a mask).\n\nEnvironment:\n  CHAINRULE_TRAIN_TIMINGS=1  print every 10th iteration's seconds in \
     [render, loss and its gradient, render backward, update] to stderr"
 )]
 pub struct TrainArgs {
@@ -110,6 +112,10 @@ pub struct TrainReport {
     pub eval_split: &'static str,
     /// Views scored.
     pub eval_views: usize,
+    /// How many of them have a mask: their PSNR and SSIM are computed over
+    /// the kept pixels only (ignored pixels also take no part in the loss
+    /// or in densification's statistics).
+    pub masked_views: usize,
     /// The scene.
     pub point_cloud: PathBuf,
     /// Test curve, when `--eval-every` is set.
@@ -240,7 +246,7 @@ pub fn run(a: TrainArgs) -> CliResult {
         let bytes = img.to_png().map_err(|err| CliError::file(&p, err))?;
         write_atomic(&p, &bytes)?;
         per_view
-            .push(serde_json::json!({"view": e.name, "render": p, "psnr": e.psnr, "ssim": e.ssim}));
+            .push(serde_json::json!({"view": e.name, "render": p, "psnr": e.psnr, "ssim": e.ssim, "masked": e.masked}));
     }
     let report = TrainReport {
         psnr: mean(ev.iter().map(|e| e.psnr)),
@@ -252,6 +258,7 @@ pub fn run(a: TrainArgs) -> CliResult {
         final_loss: last_loss,
         eval_split,
         eval_views: ev.len(),
+        masked_views: ev.iter().filter(|e| e.masked).count(),
         point_cloud: point_cloud.clone(),
         curve,
     };

@@ -161,6 +161,30 @@ pub fn ssim<'t, T: Scalar>(
 
 /// Mean SSIM of two plain images (for reporting).
 pub fn ssim_values(x: &[f64], y: &[f64], width: usize, height: usize, channels: usize) -> f64 {
+    ssim_values_masked(x, y, None, width, height, channels)
+}
+
+/// [`ssim_values`] over the kept pixels of a mask: the render is replaced
+/// by the target where the mask is 0 (as in [`l1_ssim_value_grad_masked`])
+/// and the SSIM map is averaged with the mask's weights. NaN when no pixel
+/// is kept.
+pub fn ssim_values_masked(
+    x: &[f64],
+    y: &[f64],
+    mask: Option<&[f64]>,
+    width: usize,
+    height: usize,
+    channels: usize,
+) -> f64 {
+    let composited;
+    let x = match mask {
+        None => x,
+        Some(m) => {
+            composited = mask_composite(x, y, m, channels);
+            &composited
+        }
+    };
+    let weight = |q: usize| mask.map_or(1.0, |m| m[q / channels]);
     let mx = blur(x, width, height, channels);
     let my = blur(y, width, height, channels);
     let sq = |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(p, q)| p * q).collect() };
@@ -172,21 +196,39 @@ pub fn ssim_values(x: &[f64], y: &[f64], width: usize, height: usize, channels: 
         let (a, b) = (mx[p], my[p]);
         let num = (2.0 * a * b + SSIM_C1) * (2.0 * (sxy[p] - a * b) + SSIM_C2);
         let den = (a * a + b * b + SSIM_C1) * ((sxx[p] - a * a) + (syy[p] - b * b) + SSIM_C2);
-        total += num / den;
+        total += weight(p) * num / den;
     }
-    total / x.len() as f64
+    total / kept_entries(x.len(), mask, channels)
 }
 
 /// PSNR in dB of `x` clipped to `[0, 1]` against `y`: `10 log10(1 / MSE)`
 /// (the JAX peer's definition). Infinite for identical images.
 pub fn psnr(x: &[f64], y: &[f64]) -> f64 {
+    psnr_masked(x, y, None, 3)
+}
+
+/// [`psnr`] over the kept pixels of a mask (`height × width` weights, 1
+/// keep, 0 ignore; `None`: every pixel; images have `channels` values per
+/// pixel): the MSE is the mask-weighted mean. NaN when no pixel is kept.
+pub fn psnr_masked(x: &[f64], y: &[f64], mask: Option<&[f64]>, channels: usize) -> f64 {
+    let weight = |q: usize| mask.map_or(1.0, |m| m[q / channels]);
     let mse = x
         .iter()
         .zip(y)
-        .map(|(a, b)| (a.clamp(0.0, 1.0) - b).powi(2))
+        .enumerate()
+        .map(|(q, (a, b))| weight(q) * (a.clamp(0.0, 1.0) - b).powi(2))
         .sum::<f64>()
-        / x.len().max(1) as f64;
+        / kept_entries(x.len(), mask, channels);
     10.0 * (1.0 / mse).log10()
+}
+
+/// The number of image entries a mask keeps (its weights summed, times
+/// `channels`), or `len` without a mask.
+fn kept_entries(len: usize, mask: Option<&[f64]>, channels: usize) -> f64 {
+    match mask {
+        None => len as f64,
+        Some(m) => channels as f64 * m.iter().sum::<f64>(),
+    }
 }
 
 /// The chosen loss of `x` against `target` on the tape.
@@ -233,9 +275,50 @@ pub fn l1_ssim_value_grad(
     height: usize,
     channels: usize,
 ) -> (f64, Vec<f64>) {
+    l1_ssim_value_grad_masked(x, y, None, width, height, channels)
+}
+
+/// [`l1_ssim_value_grad`] over the kept pixels of a mask (`height × width`
+/// weights, 1 keep, 0 ignore; `None`: every pixel). The render is first
+/// replaced by the target where the mask is 0 (`x' = m·x + (1 − m)·y`, so
+/// SSIM windows that straddle the mask's edge compare the kept pixels
+/// against a consistent image), then the L1 term and the SSIM map are
+/// averaged with the mask's weights: `(1 − λ)·Σ m|x' − y| / (c·Σm) +
+/// λ·(1 − Σ m·ssim / (c·Σm))`. The gradient with respect to `x` is `m`
+/// times that with respect to `x'`: ignored pixels get exactly zero. A
+/// mask with no kept pixel gives loss 0 and a zero gradient.
+///
+/// ```
+/// let (x, y) = (vec![0.9; 3 * 4 * 4], vec![0.2; 3 * 4 * 4]);
+/// let mask = vec![0.0; 4 * 4];
+/// let (v, g) = splat::loss::l1_ssim_value_grad_masked(&x, &y, Some(&mask), 4, 4, 3);
+/// assert_eq!(v, 0.0);
+/// assert!(g.iter().all(|&d| d == 0.0));
+/// ```
+pub fn l1_ssim_value_grad_masked(
+    x: &[f64],
+    y: &[f64],
+    mask: Option<&[f64]>,
+    width: usize,
+    height: usize,
+    channels: usize,
+) -> (f64, Vec<f64>) {
     assert_eq!(x.len(), y.len(), "l1_ssim: lengths differ");
     assert_eq!(x.len(), width * height * channels, "l1_ssim: shape");
-    let n = x.len() as f64;
+    let composited;
+    let x = match mask {
+        None => x,
+        Some(m) => {
+            assert_eq!(m.len(), width * height, "l1_ssim: mask shape");
+            composited = mask_composite(x, y, m, channels);
+            &composited
+        }
+    };
+    let weight = |q: usize| mask.map_or(1.0, |m| m[q / channels]);
+    let n = kept_entries(x.len(), mask, channels);
+    if n <= 0.0 {
+        return (0.0, vec![0.0; x.len()]);
+    }
     let sq = |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(p, q)| p * q).collect() };
     let mx = blur(x, width, height, channels);
     let my = blur(y, width, height, channels);
@@ -253,10 +336,12 @@ pub fn l1_ssim_value_grad(
         let c = ux * ux + uy * uy + SSIM_C1;
         let d = (exx[p] - ux * ux) + (eyy[p] - uy * uy) + SSIM_C2;
         let s = a * b / (c * d);
-        ssim += s;
-        d_mu[p] = s * (2.0 * uy / a - 2.0 * uy / b - 2.0 * ux / c + 2.0 * ux / d) / n;
-        d_xx[p] = -s / d / n;
-        d_xy[p] = 2.0 * s / b / n;
+        let wp = weight(p);
+        ssim += wp * s;
+        let ws = wp * s / n;
+        d_mu[p] = ws * (2.0 * uy / a - 2.0 * uy / b - 2.0 * ux / c + 2.0 * ux / d);
+        d_xx[p] = -ws / d;
+        d_xy[p] = 2.0 * ws / b;
     }
     ssim /= n;
     let g_mu = blur(&d_mu, width, height, channels);
@@ -267,7 +352,8 @@ pub fn l1_ssim_value_grad(
     let grad = (0..x.len())
         .map(|q| {
             let e = x[q] - y[q];
-            l1 += e.abs();
+            let wq = weight(q);
+            l1 += wq * e.abs();
             let sign = if e > 0.0 {
                 1.0
             } else if e < 0.0 {
@@ -276,8 +362,22 @@ pub fn l1_ssim_value_grad(
                 0.0
             };
             let d_ssim = g_mu[q] + 2.0 * x[q] * g_xx[q] + y[q] * g_xy[q];
-            (1.0 - lam) * sign / n - lam * d_ssim
+            wq * (wq * (1.0 - lam) * sign / n - lam * d_ssim)
         })
         .collect();
     ((1.0 - lam) * l1 / n + lam * (1.0 - ssim), grad)
+}
+
+/// The render `x` with the target `y` in its ignored pixels:
+/// `m·x + (1 − m)·y` per pixel (`mask` is `height × width`, images have
+/// `channels` values per pixel).
+pub fn mask_composite(x: &[f64], y: &[f64], mask: &[f64], channels: usize) -> Vec<f64> {
+    x.iter()
+        .zip(y)
+        .enumerate()
+        .map(|(q, (a, b))| {
+            let m = mask[q / channels];
+            m * a + (1.0 - m) * b
+        })
+        .collect()
 }

@@ -103,6 +103,17 @@ pub(super) fn check_config(data: &Dataset, cfg: &TrainConfig) -> Result<(), Trai
         ));
     }
     for v in data.train.iter().chain(&data.test) {
+        if let Some(m) = &v.mask {
+            if m.len() != v.width as usize * v.height as usize {
+                return Err(TrainError::Config(format!(
+                    "{}: mask has {} values for {}x{} pixels",
+                    v.name,
+                    m.len(),
+                    v.width,
+                    v.height
+                )));
+            }
+        }
         if v.image.len() != 3 * v.width as usize * v.height as usize {
             return Err(TrainError::Config(format!(
                 "{}: image has {} values for {}x{} pixels",

@@ -18,14 +18,20 @@ pub struct ViewEval {
     pub height: usize,
     /// The render, clipped to [0, 1], 3 values per pixel.
     pub rgb: Vec<f64>,
-    /// PSNR in dB against the photograph.
+    /// PSNR in dB against the photograph (over the view's kept pixels
+    /// when it has a mask).
     pub psnr: f64,
-    /// Mean SSIM against the photograph.
+    /// Mean SSIM against the photograph (over the kept pixels when it has
+    /// a mask: the render is replaced by the photograph in ignored pixels
+    /// and the SSIM map averaged over the kept ones).
     pub ssim: f64,
+    /// Whether the view has a mask (so the scores are over kept pixels).
+    pub masked: bool,
 }
 
 impl Trainer {
-    /// Renders `views` with the current scene and scores them.
+    /// Renders `views` with the current scene and scores them (PSNR and
+    /// SSIM over the kept pixels of views with a mask).
     pub fn evaluate(&self, views: &[View]) -> Result<Vec<ViewEval>, TrainError> {
         let g: Gaussians<f32> = self.gaussians();
         let opts = self.render_options();
@@ -40,12 +46,18 @@ impl Trainer {
                     .map(|&x| (x as f64).clamp(0.0, 1.0))
                     .collect();
                 let target: Vec<f64> = v.image.iter().map(|&x| x as f64).collect();
+                let mask: Option<Vec<f64>> = v
+                    .mask
+                    .as_ref()
+                    .map(|m| m.iter().map(|&x| x as f64).collect());
+                let m = mask.as_deref();
                 Ok(ViewEval {
                     name: v.name.clone(),
                     width: img.width,
                     height: img.height,
-                    psnr: loss::psnr(&rgb, &target),
-                    ssim: loss::ssim_values(&rgb, &target, img.width, img.height, 3),
+                    psnr: loss::psnr_masked(&rgb, &target, m, 3),
+                    ssim: loss::ssim_values_masked(&rgb, &target, m, img.width, img.height, 3),
+                    masked: mask.is_some(),
                     rgb,
                 })
             })

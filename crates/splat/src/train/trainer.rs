@@ -203,6 +203,10 @@ impl Trainer {
         } else {
             view.image.iter().map(|&v| v as f64).collect()
         };
+        let mask: Option<Vec<f64>> = view
+            .mask
+            .as_ref()
+            .map(|m| m.iter().map(|&v| v as f64).collect());
         let t0 = std::time::Instant::now();
         let mut timings = [0.0; 4];
         let g32: Gaussians<f32> = self.gaussians();
@@ -218,7 +222,7 @@ impl Trainer {
         timings[0] = t0.elapsed().as_secs_f64();
         let (value, d_rgb) = {
             let x: Vec<f64> = img.rgb.iter().map(|&v| v as f64).collect();
-            let (v, g) = loss::l1_ssim_value_grad(&x, &target, w, h, 3);
+            let (v, g) = loss::l1_ssim_value_grad_masked(&x, &target, mask.as_deref(), w, h, 3);
             (v, g.into_iter().map(|d| d as f32).collect::<Vec<f32>>())
         };
         if !value.is_finite() || d_rgb.iter().any(|v| !v.is_finite()) {
@@ -241,12 +245,24 @@ impl Trainer {
         timings[2] = t0.elapsed().as_secs_f64() - timings[0] - timings[1];
         let psnr = {
             let a: Vec<f64> = img.rgb.iter().map(|&v| v as f64).collect();
-            loss::psnr(&a, &target)
+            loss::psnr_masked(&a, &target, mask.as_deref(), 3)
         };
-        // densification statistics: |dL/d mean2d| in NDC units
+        // densification statistics: |dL/d mean2d| in NDC units, over the
+        // views where the splat is drawn; ignored pixels add no gradient,
+        // and with a mask a view counts only if the splat's centre is on a
+        // kept pixel (or off the image with some gradient from kept ones)
         let (hw, hh) = (0.5 * w as f64, 0.5 * h as f64);
+        let kept = |i: usize| -> bool {
+            let Some(m) = &mask else { return true };
+            let [x, y] = state.projected.means2d[i].map(|v| v.floor() as i64);
+            if (0..w as i64).contains(&x) && (0..h as i64).contains(&y) {
+                m[y as usize * w + x as usize] > 0.0
+            } else {
+                d_means2d[i] != [0.0; 2]
+            }
+        };
         for (i, &r) in state.projected.radii.iter().enumerate() {
-            if r > 0 {
+            if r > 0 && kept(i) {
                 let d = d_means2d[i];
                 let gx = d[0] as f64 * hw;
                 let gy = d[1] as f64 * hh;
