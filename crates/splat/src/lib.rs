@@ -11,6 +11,7 @@ pub mod atomic;
 pub mod data;
 pub mod fit;
 pub mod format;
+pub mod formats;
 pub mod image_io;
 pub mod loss;
 pub mod model2d;

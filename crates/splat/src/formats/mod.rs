@@ -1,0 +1,191 @@
+//! Scene files other splat viewers read: the 32-byte `.splat` records of
+//! antimatter15's web viewer ([`splat_file`]) and Niantic's compressed
+//! `.spz` ([`spz`]), beside the 3DGS PLY ([`crate::three::ply`]).
+//!
+//! [`read_scene`] opens any of the three by extension; [`encode_scene`]
+//! writes any of them. Every reader checks lengths before allocating and
+//! reports a malformed file as a [`SceneError`] naming the file and the
+//! field, never a panic. Decoded scenes obey the PLY reader's rules
+//! (finite values, |log scale| ≤ [`MAX_LOG_SCALE`], non-zero quaternions).
+
+pub mod splat_file;
+pub mod spz;
+
+use std::path::{Path, PathBuf};
+
+use crate::three::ply::{self, MAX_LOG_SCALE};
+use crate::three::Gaussians;
+
+/// The DC spherical-harmonic basis constant: colour = 0.5 + `SH_C0` · dc.
+pub const SH_C0: f32 = 0.282_094_8;
+
+/// A malformed, unreadable or unsupported scene file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct SceneError {
+    /// The file.
+    pub path: PathBuf,
+    /// The field (or header entry) at fault, when there is one.
+    pub field: Option<String>,
+    /// What is wrong (already names the field).
+    pub message: String,
+}
+
+impl SceneError {
+    /// An error about `field` of the file at `path`.
+    pub fn new(path: &Path, field: Option<&str>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        SceneError {
+            path: path.to_path_buf(),
+            field: field.map(str::to_string),
+            message: match field {
+                Some(f) => format!("field `{f}`: {message}"),
+                None => message,
+            },
+        }
+    }
+}
+
+impl From<ply::PlyError> for SceneError {
+    fn from(e: ply::PlyError) -> Self {
+        SceneError {
+            path: e.path,
+            field: e.property,
+            message: e.message,
+        }
+    }
+}
+
+/// The scene file formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SceneFormat {
+    /// The original 3DGS exporter's PLY (float32, SH up to degree 3).
+    Ply,
+    /// antimatter15's 32-byte records (no view-dependent colour).
+    Splat,
+    /// Niantic's `.spz`, version [`spz::WRITE_VERSION`] (gzip).
+    Spz,
+}
+
+impl SceneFormat {
+    /// The format a file name's extension says (case-insensitive).
+    pub fn from_path(path: &Path) -> Option<SceneFormat> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "ply" => Some(SceneFormat::Ply),
+            "splat" => Some(SceneFormat::Splat),
+            "spz" => Some(SceneFormat::Spz),
+            _ => None,
+        }
+    }
+
+    /// The usual file extension (no dot).
+    pub fn extension(self) -> &'static str {
+        match self {
+            SceneFormat::Ply => "ply",
+            SceneFormat::Splat => "splat",
+            SceneFormat::Spz => "spz",
+        }
+    }
+}
+
+/// Reads a scene, choosing the format by the file's extension.
+pub fn read_scene(path: &Path) -> Result<Gaussians<f32>, SceneError> {
+    let format = SceneFormat::from_path(path).ok_or_else(|| {
+        SceneError::new(
+            path,
+            None,
+            "unknown scene format: want a .ply, .splat or .spz file",
+        )
+    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| SceneError::new(path, None, format!("cannot read: {e}")))?;
+    decode_scene(&bytes, format, path)
+}
+
+/// Decodes the bytes of a scene file; `path` only names the file in errors.
+pub fn decode_scene(
+    bytes: &[u8],
+    format: SceneFormat,
+    path: &Path,
+) -> Result<Gaussians<f32>, SceneError> {
+    match format {
+        SceneFormat::Ply => Ok(ply::parse_ply(bytes, path)?),
+        SceneFormat::Splat => splat_file::parse(bytes, path),
+        SceneFormat::Spz => spz::parse(bytes, path),
+    }
+}
+
+/// Encodes a scene in a format.
+///
+/// ```
+/// use splat::formats::{decode_scene, encode_scene, SceneFormat};
+/// use splat::three::scene::{random_scene, RandomScene};
+/// let g = random_scene::<f32>(&RandomScene { n: 4, ..Default::default() });
+/// let bytes = encode_scene(&g, SceneFormat::Spz).unwrap();
+/// let back = decode_scene(&bytes, SceneFormat::Spz, "s.spz".as_ref()).unwrap();
+/// assert_eq!(back.len(), 4);
+/// ```
+pub fn encode_scene(g: &Gaussians<f32>, format: SceneFormat) -> Result<Vec<u8>, String> {
+    g.check_shapes()?;
+    Ok(match format {
+        SceneFormat::Ply => ply::to_ply_bytes(g),
+        SceneFormat::Splat => splat_file::to_bytes(g),
+        SceneFormat::Spz => spz::to_bytes(g)?,
+    })
+}
+
+/// Checks one decoded Gaussian against the PLY reader's rules; `i` and the
+/// field names go into the error.
+pub(crate) fn check_gaussian(
+    path: &Path,
+    i: usize,
+    mean: [f32; 3],
+    log_scale: [f32; 3],
+    quat: [f32; 4],
+) -> Result<(), SceneError> {
+    if let Some(c) = (0..3).find(|&c| !mean[c].is_finite()) {
+        return Err(SceneError::new(
+            path,
+            Some("position"),
+            format!("record {i}: coordinate {c} is {} (not finite)", mean[c]),
+        ));
+    }
+    if let Some(c) = (0..3).find(|&c| !(log_scale[c].abs() as f64 <= MAX_LOG_SCALE)) {
+        return Err(SceneError::new(
+            path,
+            Some("scale"),
+            format!(
+                "record {i}: log scale {} is degenerate (want |log scale| <= {MAX_LOG_SCALE})",
+                log_scale[c]
+            ),
+        ));
+    }
+    let qn = quat.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+    if !(ply::MIN_QUAT_NORM..=ply::MAX_QUAT_NORM).contains(&qn) {
+        return Err(SceneError::new(
+            path,
+            Some("rotation"),
+            format!("record {i}: the rotation quaternion has norm {qn:e} (zero cannot be normalised)"),
+        ));
+    }
+    Ok(())
+}
+
+/// `logit(p)` with `p` kept inside `[eps, 1 − eps]` so that 8-bit opacities
+/// 0 and 255 decode to finite logits (±`ln((1 − eps)/eps)`).
+pub(crate) fn logit_clamped(p: f32, eps: f32) -> f32 {
+    let p = p.clamp(eps, 1.0 - eps);
+    (p / (1.0 - p)).ln()
+}
+
+/// Logistic sigmoid.
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Rounds and clamps to a byte.
+pub(crate) fn to_u8(x: f32) -> u8 {
+    // NaN becomes 0 through the saturating cast
+    x.round().clamp(0.0, 255.0) as u8
+}
