@@ -5,11 +5,13 @@
 pub mod alloc;
 pub mod bench;
 pub mod error;
+pub mod export;
 pub mod fit;
 pub mod grad;
 pub mod output;
 pub mod render;
 pub mod render3d;
+pub mod scene_input;
 pub mod synth;
 pub mod train;
 

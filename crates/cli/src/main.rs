@@ -1,7 +1,9 @@
 //! The `chainrule` command: gradients from the shell, Gaussian-splatting fits
 //! and benchmarks. Every error exits with code 2 and one message on stderr.
 
-use chainrule_cli::{alloc::CountingAlloc, bench, fit, grad, render, synth, train, CliError};
+use chainrule_cli::{
+    alloc::CountingAlloc, bench, export, fit, grad, render, synth, train, CliError,
+};
 use clap::{Parser, Subcommand};
 
 #[global_allocator]
@@ -30,6 +32,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Measure speed and memory of a workload.
     Bench(bench::BenchArgs),
+    /// Convert a 3D scene to .ply, .splat or .spz.
+    Export(export::ExportArgs),
 }
 
 fn main() {
@@ -41,6 +45,7 @@ fn main() {
         Command::Grad(a) => grad::run(a),
         Command::Synth(a) => synth::run(a),
         Command::Train(a) => train::run(a),
+        Command::Export(a) => export::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

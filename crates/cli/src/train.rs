@@ -75,6 +75,10 @@ pub struct TrainArgs {
     /// curve in the report (0: never).
     #[arg(long, default_value_t = 0.0)]
     pub eval_every: f64,
+    /// Also write the final scene as OUT/point_cloud.<format> (splat or
+    /// spz; see `chainrule export`).
+    #[arg(long, value_enum)]
+    pub export: Option<crate::export::ExportFormat>,
 }
 
 /// One point of the training curve.
@@ -232,6 +236,10 @@ pub fn run(a: TrainArgs) -> CliResult {
     }
     let point_cloud = a.out.join("point_cloud.ply");
     write_atomic(&point_cloud, &ply::to_ply_bytes(&t.gaussians::<f64>()))?;
+    if let Some(f) = a.export {
+        let file = point_cloud.with_extension(splat::formats::SceneFormat::from(f).extension());
+        crate::export::write_scene(&t.gaussians::<f32>(), f, &file)?;
+    }
     let ev = t.evaluate(&eval_views).map_err(train_err)?;
     let renders = a.out.join("renders");
     crate::output::ensure_dir(&renders)?;

@@ -127,7 +127,10 @@ fn spz_is_much_smaller_than_ply() {
     let ply = encode_scene(&g, SceneFormat::Ply).unwrap().len();
     let spz = encode_scene(&g, SceneFormat::Spz).unwrap().len();
     let splat = encode_scene(&g, SceneFormat::Splat).unwrap().len();
-    println!("PLY {ply} bytes, .splat {splat}, .spz {spz} ({:.1}x smaller)", ply as f64 / spz as f64);
+    println!(
+        "PLY {ply} bytes, .splat {splat}, .spz {spz} ({:.1}x smaller)",
+        ply as f64 / spz as f64
+    );
     assert_eq!(splat, 20_000 * 32);
     // random scenes compress worse than trained ones; the 8x target is
     // measured on a trained scene in BENCHMARKS.md

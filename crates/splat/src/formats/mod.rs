@@ -151,7 +151,9 @@ pub(crate) fn check_gaussian(
             format!("record {i}: coordinate {c} is {} (not finite)", mean[c]),
         ));
     }
-    if let Some(c) = (0..3).find(|&c| !(log_scale[c].abs() as f64 <= MAX_LOG_SCALE)) {
+    if let Some(c) =
+        (0..3).find(|&c| !log_scale[c].is_finite() || log_scale[c].abs() as f64 > MAX_LOG_SCALE)
+    {
         return Err(SceneError::new(
             path,
             Some("scale"),
@@ -166,7 +168,9 @@ pub(crate) fn check_gaussian(
         return Err(SceneError::new(
             path,
             Some("rotation"),
-            format!("record {i}: the rotation quaternion has norm {qn:e} (zero cannot be normalised)"),
+            format!(
+                "record {i}: the rotation quaternion has norm {qn:e} (zero cannot be normalised)"
+            ),
         ));
     }
     Ok(())

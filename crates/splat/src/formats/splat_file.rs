@@ -45,7 +45,12 @@ pub fn to_bytes(g: &Gaussians<f32>) -> Vec<u8> {
         }
         out.push(to_u8(sigmoid(g.opacity_logits[i]) * 255.0));
         let q = g.quats[i];
-        let n = q.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+        let n = q
+            .iter()
+            .map(|v| v * v)
+            .sum::<f32>()
+            .sqrt()
+            .max(f32::MIN_POSITIVE);
         for c in 0..4 {
             out.push(to_u8(128.0 + 128.0 * q[c] / n));
         }

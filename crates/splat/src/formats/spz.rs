@@ -140,7 +140,12 @@ fn quantize_sh(x: f32, bucket: i32) -> u8 {
 /// SPZ axes).
 fn pack_smallest_three(q: [f32; 4]) -> [u8; 4] {
     // to x, y, z, w with the axis flip (w, x, −y, −z)
-    let n = q.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+    let n = q
+        .iter()
+        .map(|v| v * v)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::MIN_POSITIVE);
     let q = [q[1] / n, -q[2] / n, -q[3] / n, q[0] / n];
     let mut largest = 0;
     for i in 1..4 {
@@ -218,8 +223,12 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
     }
     let mut dec = flate2::read::GzDecoder::new(bytes);
     let mut header = [0u8; 16];
-    dec.read_exact(&mut header)
-        .map_err(|e| err(Some("header"), format!("cannot read the 16-byte header: {e}")))?;
+    dec.read_exact(&mut header).map_err(|e| {
+        err(
+            Some("header"),
+            format!("cannot read the 16-byte header: {e}"),
+        )
+    })?;
     let u = |o: usize| u32::from_le_bytes([header[o], header[o + 1], header[o + 2], header[o + 3]]);
     if u(0) != MAGIC {
         return Err(err(
@@ -308,7 +317,9 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
             unpack_smallest_three([b[0], b[1], b[2], b[3]])
         } else {
             let xyz = [0, 1, 2].map(|c| rots[3 * i + c] as f32 / 127.5 - 1.0);
-            let w = (1.0 - xyz.iter().map(|v| v * v).sum::<f32>()).max(0.0).sqrt();
+            let w = (1.0 - xyz.iter().map(|v| v * v).sum::<f32>())
+                .max(0.0)
+                .sqrt();
             [w, xyz[0], -xyz[1], -xyz[2]]
         };
         check_gaussian(path, i, mean, log_scale, quat)?;
@@ -318,8 +329,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
         g.opacity_logits
             .push(logit_clamped(alphas[i] as f32 / 255.0, OPACITY_EPS));
         for c in 0..3 {
-            g.sh
-                .push((colors[3 * i + c] as f32 / 255.0 - 0.5) / COLOR_SCALE);
+            g.sh.push((colors[3 * i + c] as f32 / 255.0 - 0.5) / COLOR_SCALE);
         }
         for kk in 1..k {
             for c in 0..3 {
@@ -345,7 +355,11 @@ mod tests {
 
     #[test]
     fn smallest_three_round_trips_the_axes() {
-        for q in [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.5, -0.5, 0.5, -0.5]] {
+        for q in [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.5, -0.5, 0.5, -0.5],
+        ] {
             let back = unpack_smallest_three(pack_smallest_three(q));
             let dot: f32 = q.iter().zip(back).map(|(a, b)| a * b).sum();
             assert!((dot.abs() - 1.0).abs() < 1e-5, "{q:?} -> {back:?}");

@@ -1,0 +1,80 @@
+//! `chainrule export`: every format from every scene input, the result
+//! readable again, and bad inputs exit 2 naming the file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use splat::formats::read_scene;
+use splat::three::ply::to_ply_bytes;
+use splat::three::scene::{random_scene, RandomScene};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("chainrule-export-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn export(input: &Path, format: &str, out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .arg("export")
+        .arg(input)
+        .args(["--format", format, "--out"])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn export_converts_between_every_format() {
+    let dir = tmp("all");
+    let g = random_scene::<f32>(&RandomScene {
+        n: 50,
+        sh_degree: 2,
+        ..Default::default()
+    });
+    // a train output folder holds point_cloud.ply
+    std::fs::write(dir.join("point_cloud.ply"), to_ply_bytes(&g)).unwrap();
+    let spz = dir.join("a.spz");
+    let o = export(&dir, "spz", &spz);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("50 Gaussians"));
+    let back = read_scene(&spz).unwrap();
+    assert_eq!((back.len(), back.sh_degree), (50, 2));
+    for (from, format, to) in [
+        (&spz, "ply", dir.join("b.ply")),
+        (&spz, "splat", dir.join("c.splat")),
+        (&dir.join("c.splat"), "spz", dir.join("d.spz")),
+    ] {
+        let o = export(from, format, &to);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(read_scene(&to).unwrap().len(), 50);
+    }
+    for (a, b) in back.means.iter().zip(&g.means) {
+        for c in 0..3 {
+            assert!((a[c] - b[c]).abs() < 2e-4);
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_exit_2_naming_the_file() {
+    let dir = tmp("bad");
+    let bad = dir.join("broken.spz");
+    std::fs::write(&bad, b"\x1f\x8bnot really gzip").unwrap();
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let other = dir.join("scene.obj");
+    std::fs::write(&other, b"v 0 0 0").unwrap();
+    for input in [&bad, &empty, &other, &dir.join("missing.ply")] {
+        let o = export(input, "splat", &dir.join("out.splat"));
+        assert_eq!(o.status.code(), Some(2), "{input:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&*input.file_name().unwrap().to_string_lossy()),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(!dir.join("out.splat").exists());
+}
