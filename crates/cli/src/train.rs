@@ -68,6 +68,10 @@ pub struct TrainArgs {
     /// Integer downscale factor of the images.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub downscale: u32,
+    /// Swap kept and ignored pixels of the masks in the dataset's masks/
+    /// folder (by default 0 ignores a pixel, anything else keeps it).
+    #[arg(long)]
+    pub invert_masks: bool,
     /// Densify (clone/split/prune) until this iteration.
     #[arg(long, default_value_t = 15_000)]
     pub densify_until: u32,
@@ -154,6 +158,7 @@ pub fn run(a: TrainArgs) -> CliResult {
     let opts = LoadOptions {
         background: background.map(|c| c as f32),
         downscale: a.downscale,
+        invert_masks: a.invert_masks,
         ..LoadOptions::default()
     };
     let ds = data::load(&a.data, &opts).map_err(|e| CliError::usage(e.to_string()))?;

@@ -8,6 +8,7 @@
 
 pub mod adam;
 pub mod atomic;
+pub mod cameras;
 pub mod data;
 pub mod fit;
 pub mod format;

@@ -2,18 +2,13 @@
 //! back; COLMAP files written here in both formats load to the same views;
 //! broken datasets fail naming the file and field.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use splat::data::colmap::quat_to_rotation;
+mod common;
+
+use common::{rotation_to_quat, tmp};
 use splat::data::synth::{write_dataset, SynthOptions, CAMERA_DISTANCE};
 use splat::data::{load, LoadOptions};
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("splat-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn small_synth(dir: &Path) {
     write_dataset(
@@ -228,51 +223,6 @@ fn write_colmap(dir: &Path, binary: bool) {
     std::fs::remove_dir_all(&src).unwrap();
 }
 
-fn rotation_to_quat(r: [[f64; 3]; 3]) -> [f64; 4] {
-    // Shepperd's method, w-x-y-z
-    let tr = r[0][0] + r[1][1] + r[2][2];
-    let q = if tr > 0.0 {
-        let s = (tr + 1.0).sqrt() * 2.0;
-        [
-            0.25 * s,
-            (r[2][1] - r[1][2]) / s,
-            (r[0][2] - r[2][0]) / s,
-            (r[1][0] - r[0][1]) / s,
-        ]
-    } else if r[0][0] > r[1][1] && r[0][0] > r[2][2] {
-        let s = (1.0 + r[0][0] - r[1][1] - r[2][2]).sqrt() * 2.0;
-        [
-            (r[2][1] - r[1][2]) / s,
-            0.25 * s,
-            (r[0][1] + r[1][0]) / s,
-            (r[0][2] + r[2][0]) / s,
-        ]
-    } else if r[1][1] > r[2][2] {
-        let s = (1.0 + r[1][1] - r[0][0] - r[2][2]).sqrt() * 2.0;
-        [
-            (r[0][2] - r[2][0]) / s,
-            (r[0][1] + r[1][0]) / s,
-            0.25 * s,
-            (r[1][2] + r[2][1]) / s,
-        ]
-    } else {
-        let s = (1.0 + r[2][2] - r[0][0] - r[1][1]).sqrt() * 2.0;
-        [
-            (r[1][0] - r[0][1]) / s,
-            (r[0][2] + r[2][0]) / s,
-            (r[1][2] + r[2][1]) / s,
-            0.25 * s,
-        ]
-    };
-    let back = quat_to_rotation(q).unwrap();
-    for i in 0..3 {
-        for j in 0..3 {
-            assert!((back[i][j] - r[i][j]).abs() < 1e-9);
-        }
-    }
-    q
-}
-
 #[test]
 fn colmap_text_and_binary_agree() {
     let (a, b) = (tmp("colmap-txt"), tmp("colmap-bin"));
@@ -313,15 +263,15 @@ fn colmap_text_and_binary_agree() {
     for k in 0..3 {
         assert!((c1[k] - c2[k]).abs() < 1e-9);
     }
-    // an unsupported model is refused by name
+    // a model COLMAP does not define is refused by name
     std::fs::write(
         a.join("sparse/0/cameras.txt"),
-        "1 OPENCV 24 24 1 1 12 12 0 0 0 0\n",
+        "1 OPENCV_WIDE 24 24 1 1 12 12 0 0 0 0\n",
     )
     .unwrap();
     let e = load(&a, &opts).unwrap_err().to_string();
     assert!(
-        e.contains("cameras.txt") && e.contains("OPENCV is not supported"),
+        e.contains("cameras.txt") && e.contains("unknown camera model OPENCV_WIDE"),
         "{e}"
     );
     // truncated binary images file

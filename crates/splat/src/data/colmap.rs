@@ -1,39 +1,22 @@
 //! COLMAP sparse reconstructions: `sparse/0/{cameras,images,points3D}` in
-//! the binary (`.bin`) or text (`.txt`) format. PINHOLE and SIMPLE_PINHOLE
-//! cameras are supported; other models are refused by name (undistort the
-//! images with `colmap image_undistorter` first). Poses are world-to-camera
-//! in OpenCV axes already: quaternion (w, x, y, z) and translation.
+//! the binary (`.bin`) or text (`.txt`) format, as COLMAP 3 and 4 write them
+//! (COLMAP 4's `rigs.bin` and `frames.bin` are not needed: `images.bin`
+//! still holds each image's pose) and as `image_undistorter` leaves them
+//! (`sparse/` without `0/`). Every camera model COLMAP defines is read
+//! ([`crate::cameras`]); photos of a distorting model are undistorted into a
+//! pinhole view at load, their pixels without a source masked. Poses are
+//! world-to-camera in OpenCV axes already: quaternion (w, x, y, z) and
+//! translation.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{decode_images, DataError, Dataset, ImageJob, LoadOptions, Mat4, Point, View};
+use super::{decode_images, masks, DataError, Dataset, ImageJob, LoadOptions, Mat4, Point, View};
+use crate::cameras::undistort::Remap;
+use crate::cameras::{CameraModel, Intrinsics};
 
-/// COLMAP's camera models: (id, name, number of parameters).
-const MODELS: [(i32, &str, usize); 11] = [
-    (0, "SIMPLE_PINHOLE", 3),
-    (1, "PINHOLE", 4),
-    (2, "SIMPLE_RADIAL", 4),
-    (3, "RADIAL", 5),
-    (4, "OPENCV", 8),
-    (5, "OPENCV_FISHEYE", 8),
-    (6, "FULL_OPENCV", 12),
-    (7, "FOV", 5),
-    (8, "SIMPLE_RADIAL_FISHEYE", 4),
-    (9, "RADIAL_FISHEYE", 5),
-    (10, "THIN_PRISM_FISHEYE", 12),
-];
-
-/// A camera of `cameras.{bin,txt}` (pinhole models only).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Camera {
-    /// Image width in pixels.
-    pub width: u64,
-    /// Image height in pixels.
-    pub height: u64,
-    /// Focal lengths and principal point: fx, fy, cx, cy.
-    pub params: [f64; 4],
-}
+/// A camera of `cameras.{bin,txt}`: any COLMAP model.
+pub type Camera = Intrinsics;
 
 /// An image of `images.{bin,txt}`.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,55 +116,26 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn model(path: &Path, field: &str, id: i32) -> Result<(&'static str, usize), DataError> {
-    MODELS
-        .iter()
-        .find(|m| m.0 == id)
-        .map(|m| (m.1, m.2))
-        .ok_or_else(|| DataError::invalid(path, field, format!("unknown camera model id {id}")))
+fn model(path: &Path, field: &str, id: i32) -> Result<CameraModel, DataError> {
+    CameraModel::from_id(id).ok_or_else(|| {
+        DataError::invalid(
+            path,
+            field,
+            format!("unknown camera model id {id} (this reader knows ids 0 to 17)"),
+        )
+    })
 }
 
-fn pinhole(
+fn camera(
     path: &Path,
     field: &str,
-    name: &str,
+    model: CameraModel,
     width: u64,
     height: u64,
-    p: &[f64],
+    p: Vec<f64>,
 ) -> Result<Camera, DataError> {
-    let params = match name {
-        "PINHOLE" => [p[0], p[1], p[2], p[3]],
-        "SIMPLE_PINHOLE" => [p[0], p[0], p[1], p[2]],
-        other => {
-            return Err(DataError::invalid(
-                path,
-                field,
-                format!(
-                    "camera model {other} is not supported (only PINHOLE and SIMPLE_PINHOLE); \
-                     undistort the images first (colmap image_undistorter)"
-                ),
-            ))
-        }
-    };
-    if width == 0 || height == 0 || width > 1 << 16 || height > 1 << 16 {
-        return Err(DataError::invalid(
-            path,
-            field,
-            format!("bad image size {width}×{height}"),
-        ));
-    }
-    if !(params[0] > 0.0 && params[1] > 0.0) {
-        return Err(DataError::invalid(
-            path,
-            field,
-            "focal length must be positive",
-        ));
-    }
-    Ok(Camera {
-        width,
-        height,
-        params,
-    })
+    Intrinsics::new(model, width, height, p)
+        .map_err(|m| DataError::invalid(path, field, format!("{} camera: {m}", model.name())))
 }
 
 /// Parses `cameras.bin`.
@@ -192,14 +146,14 @@ pub fn cameras_bin(path: &Path, data: &[u8]) -> Result<HashMap<i32, Camera>, Dat
     for i in 0..n {
         let f = format!("camera {i}");
         let id = r.i32(&format!("{f} id"))?;
-        let (name, np) = model(path, &f, r.i32(&format!("{f} model"))?)?;
+        let m = model(path, &f, r.i32(&format!("{f} model"))?)?;
         let w = r.u64(&format!("{f} width"))?;
         let h = r.u64(&format!("{f} height"))?;
-        let mut p = Vec::with_capacity(np);
-        for k in 0..np {
+        let mut p = Vec::with_capacity(m.num_params());
+        for k in 0..m.num_params() {
             p.push(r.f64(&format!("{f} params[{k}]"))?);
         }
-        out.insert(id, pinhole(path, &format!("camera {id}"), name, w, h, &p)?);
+        out.insert(id, camera(path, &format!("camera {id}"), m, w, h, p)?);
     }
     Ok(out)
 }
@@ -305,17 +259,14 @@ pub fn cameras_txt(path: &Path, text: &str) -> Result<HashMap<i32, Camera>, Data
         let name = it
             .next()
             .ok_or_else(|| DataError::invalid(path, format!("line {ln}"), "missing MODEL"))?;
-        let np = MODELS
-            .iter()
-            .find(|m| m.1 == name)
-            .map(|m| m.2)
-            .ok_or_else(|| {
-                DataError::invalid(
-                    path,
-                    format!("line {ln}"),
-                    format!("unknown camera model {name}"),
-                )
-            })?;
+        let m = CameraModel::from_name(name).ok_or_else(|| {
+            DataError::invalid(
+                path,
+                format!("line {ln}"),
+                format!("unknown camera model {name}"),
+            )
+        })?;
+        let np = m.num_params();
         let w: u64 = num(path, ln, "WIDTH", it.next())?;
         let h: u64 = num(path, ln, "HEIGHT", it.next())?;
         let mut p = Vec::with_capacity(np);
@@ -323,7 +274,14 @@ pub fn cameras_txt(path: &Path, text: &str) -> Result<HashMap<i32, Camera>, Data
             let x: f64 = num(path, ln, &format!("PARAMS[{k}]"), it.next())?;
             p.push(finite(path, ln, "a parameter", x)?);
         }
-        out.insert(id, pinhole(path, &format!("line {ln}"), name, w, h, &p)?);
+        if let Some(extra) = it.next() {
+            return Err(DataError::invalid(
+                path,
+                format!("line {ln}"),
+                format!("{} takes {np} parameters; found more (`{extra}`)", m.name()),
+            ));
+        }
+        out.insert(id, camera(path, &format!("line {ln}"), m, w, h, p)?);
     }
     Ok(out)
 }
@@ -492,7 +450,11 @@ pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
 /// Loads a COLMAP dataset folder: `sparse/0` (or `sparse`) and the images
 /// folder named in `opts`, holding out every `holdout_every`-th image
 /// (sorted by name) for testing. Images in a downscaled folder are matched
-/// to the cameras by scaling the intrinsics.
+/// to the cameras by scaling the intrinsics. Photos of a distorting camera
+/// are undistorted into the pinhole [`crate::cameras::undistort`] chooses;
+/// a photo's alpha channel and its file in `masks/` (see [`masks`]) become
+/// [`View::mask`] together with the pixels undistortion left without a
+/// source.
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let sparse = if dir.join("sparse/0").is_dir() {
         dir.join("sparse/0")
@@ -503,6 +465,8 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let mut images = rec.images.clone();
     images.sort_by(|a, b| a.name.cmp(&b.name));
     let img_dir = dir.join(&opts.images_dir);
+    let masks_dir = dir.join("masks");
+    let has_masks = masks_dir.is_dir();
     let jobs: Vec<ImageJob> = images
         .iter()
         .map(|im| ImageJob {
@@ -515,11 +479,22 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             return Err(DataError::io(&j.path, "image file not found"));
         }
     }
+    let mask_paths: Vec<Option<PathBuf>> = if has_masks {
+        images
+            .iter()
+            .zip(&jobs)
+            .map(|(im, j)| masks::find_required(&masks_dir, &im.name, &j.path).map(Some))
+            .collect::<Result<_, _>>()?
+    } else {
+        vec![None; images.len()]
+    };
     let decoded = decode_images(&jobs, opts.background, 1)?;
+    // one resampling map per camera and photo size, shared by its photos
+    let mut remaps: HashMap<(i32, u32, u32), Remap> = HashMap::new();
     let mut train = Vec::new();
     let mut test = Vec::new();
     for (k, (im, (w, h, rgb, alpha))) in images.iter().zip(decoded).enumerate() {
-        let cam = rec.cameras[&im.camera_id];
+        let cam = &rec.cameras[&im.camera_id];
         // a folder of downscaled copies: the scale must be the same along
         // both axes (to a pixel of rounding)
         let sx = w as f64 / cam.width as f64;
@@ -534,9 +509,36 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
                 ),
             ));
         }
-        let (w2, h2, rgb) = super::downscale_box(w, h, &rgb, 3, opts.downscale);
-        let alpha = alpha.map(|a| super::downscale_box(w, h, &a, 1, opts.downscale).2);
-        let s = sx * w2 as f64 / w as f64;
+        let user = match &mask_paths[k] {
+            Some(p) => Some(masks::load(p, &jobs[k].path, w, h, opts.invert_masks)?),
+            None => None,
+        };
+        let mask = masks::combine(user, alpha.as_deref().map(masks::from_alpha));
+        let mut cam = cam.scaled(sx, sy);
+        (cam.width, cam.height) = (w as u64, h as u64);
+        let (pin, rgb, alpha, mask) = if cam.model.is_pinhole() {
+            let p = cam.model.pinhole_part(&cam.params).expect("a pinhole");
+            ((w, h, p), rgb, alpha, mask)
+        } else {
+            let r = remaps
+                .entry((im.camera_id, w, h))
+                .or_insert_with(|| Remap::new(&cam));
+            let p = r.pinhole;
+            let rgb = r.apply(&rgb, 3, &opts.background);
+            let alpha = alpha.map(|a| r.apply(&a, 1, &[0.0]));
+            let mask = r.mask(mask.as_deref());
+            (
+                (p.width, p.height, [p.fx, p.fy, p.cx, p.cy]),
+                rgb,
+                alpha,
+                Some(mask),
+            )
+        };
+        let (pw, ph, [fx, fy, cx, cy]) = pin;
+        let (w2, h2, rgb) = super::downscale_box(pw, ph, &rgb, 3, opts.downscale);
+        let alpha = alpha.map(|a| super::downscale_box(pw, ph, &a, 1, opts.downscale).2);
+        let mask = mask.map(|m| masks::downscale(pw, ph, &m, opts.downscale));
+        let s = [w2 as f64 / pw as f64, h2 as f64 / ph as f64];
         let r = quat_to_rotation(im.qvec).ok_or_else(|| {
             DataError::invalid(
                 &sparse,
@@ -550,20 +552,19 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             m[i][3] = im.tvec[i];
         }
         m[3][3] = 1.0;
-        let [fx, fy, cx, cy] = cam.params;
         let view = View {
             name: im.name.clone(),
             width: w2,
             height: h2,
-            fx: fx * s,
-            fy: fy * s,
-            cx: cx * s,
-            cy: cy * s,
+            fx: fx * s[0],
+            fy: fy * s[1],
+            cx: cx * s[0],
+            cy: cy * s[1],
             world_to_camera: m,
             image: rgb,
             alpha,
             background: opts.background,
-            mask: None,
+            mask: masks::simplify(mask),
         };
         if opts.holdout_every > 0 && k % opts.holdout_every == 0 {
             test.push(view);
@@ -605,12 +606,25 @@ mod tests {
         let p = Path::new("cameras.bin");
         let c = cameras_bin(p, &cam_bin(1, &[500.0, 510.0, 320.0, 240.0])).unwrap();
         assert_eq!(c[&7].params, [500.0, 510.0, 320.0, 240.0]);
+        assert_eq!(c[&7].model, CameraModel::Pinhole);
         let c = cameras_bin(p, &cam_bin(0, &[500.0, 320.0, 240.0])).unwrap();
-        assert_eq!(c[&7].params, [500.0, 500.0, 320.0, 240.0]);
-        let e = cameras_bin(p, &cam_bin(4, &[1.0; 8]))
+        assert_eq!(c[&7].params, [500.0, 320.0, 240.0]);
+        // every model COLMAP defines is read, with its number of parameters
+        for m in CameraModel::ALL {
+            let mut params = vec![0.01; m.num_params()];
+            params[..2].copy_from_slice(&[300.0, 300.0]);
+            let c = cameras_bin(p, &cam_bin(m.id(), &params)).unwrap();
+            assert_eq!(c[&7].model, m);
+            assert_eq!(c[&7].params, params);
+        }
+        let e = cameras_bin(p, &cam_bin(42, &[1.0; 8]))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("OPENCV is not supported"), "{e}");
+        assert!(e.contains("unknown camera model id 42"), "{e}");
+        let e = cameras_bin(p, &cam_bin(2, &[-5.0, 1.0, 1.0, 0.0]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SIMPLE_RADIAL camera: focal length"), "{e}");
         let full = cam_bin(1, &[500.0, 510.0, 320.0, 240.0]);
         let e = cameras_bin(p, &full[..full.len() - 3])
             .unwrap_err()
@@ -631,15 +645,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c[&1].params, [90.0, 91.0, 50.0, 40.0]);
-        assert_eq!(c[&2].params, [90.0, 90.0, 50.0, 40.0]);
+        assert_eq!(c[&2].params, [90.0, 50.0, 40.0]);
         let e = cameras_txt(p, "1 PINHOLE 100 80 90 x 50 40\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 1") && e.contains("PARAMS[1]"), "{e}");
-        let e = cameras_txt(p, "1 RADIAL 100 80 1 2 3 4 5\n")
+        let c = cameras_txt(p, "1 RADIAL 100 80 90 50 40 0.1 -0.01\n").unwrap();
+        assert_eq!(c[&1].model, CameraModel::Radial);
+        let e = cameras_txt(p, "1 RADIAL 100 80 90 50 40 0.1 -0.01 7\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("RADIAL is not supported"), "{e}");
+        assert!(e.contains("takes 5 parameters"), "{e}");
+        let e = cameras_txt(p, "1 WIDE_ANGLE 100 80 1 2 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown camera model WIDE_ANGLE"), "{e}");
         let ip = Path::new("images.txt");
         let ims = images_txt(
             ip,

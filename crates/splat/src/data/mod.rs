@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 pub mod colmap;
+pub mod masks;
 pub mod nerf;
 pub mod synth;
 
@@ -183,6 +184,8 @@ pub struct LoadOptions {
     pub images_dir: String,
     /// COLMAP: hold out every n-th image (sorted by name) for testing.
     pub holdout_every: usize,
+    /// Swap kept and ignored pixels of the user's masks (`masks/`).
+    pub invert_masks: bool,
 }
 
 impl Default for LoadOptions {
@@ -192,6 +195,7 @@ impl Default for LoadOptions {
             downscale: 1,
             images_dir: "images".into(),
             holdout_every: 8,
+            invert_masks: false,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::{
-    check_rotation, decode_images, opengl_c2w_to_opencv_w2c, DataError, Dataset, ImageJob,
+    check_rotation, decode_images, masks, opengl_c2w_to_opencv_w2c, DataError, Dataset, ImageJob,
     LoadOptions, Mat4, View,
 };
 
@@ -166,11 +166,17 @@ pub fn load_split(
             }
         }
     }
+    let user_masks = t
+        .frames
+        .iter()
+        .map(|f| split_mask(&f.image_path, opts))
+        .collect::<Result<Vec<_>, _>>()?;
     let views = t
         .frames
         .iter()
         .zip(images)
-        .map(|(f, (w, h, rgb, alpha))| {
+        .zip(user_masks)
+        .map(|((f, (w, h, rgb, alpha)), mask)| {
             let fx = 0.5 * w as f64 / (0.5 * t.camera_angle_x).tan();
             let fy = match t.camera_angle_y {
                 Some(ay) => 0.5 * h as f64 / (0.5 * ay).tan(),
@@ -193,11 +199,30 @@ pub fn load_split(
                 image: rgb,
                 alpha,
                 background: opts.background,
-                mask: None,
+                mask: masks::simplify(mask),
             }
         })
         .collect();
     Ok(Some(views))
+}
+
+/// The user's mask of a split's image, from `masks/` in the image's folder
+/// (see [`masks`]), downscaled as the image is; `None` without that folder.
+fn split_mask(image: &Path, opts: &LoadOptions) -> Result<Option<Vec<f32>>, DataError> {
+    let folder = image.parent().unwrap_or(Path::new("."));
+    let masks_dir = folder.join("masks");
+    if !masks_dir.is_dir() {
+        return Ok(None);
+    }
+    let name = image
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = masks::find_required(&masks_dir, &name, image)?;
+    let (w, h) =
+        image::image_dimensions(image).map_err(|e| DataError::invalid(image, "image", e))?;
+    let m = masks::load(&path, image, w, h, opts.invert_masks)?;
+    Ok(Some(masks::downscale(w, h, &m, opts.downscale)))
 }
 
 /// Loads a NeRF-synthetic folder: train from `transforms_train.json`, test

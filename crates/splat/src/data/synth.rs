@@ -245,6 +245,23 @@ impl Scene {
     pub fn render(&self, c2w: &Mat4, fov_x: f64, width: u32, height: u32) -> Vec<u8> {
         let f = 0.5 * width as f64 / (0.5 * fov_x).tan();
         let (cx, cy) = (width as f64 / 2.0, height as f64 / 2.0);
+        self.render_camera(c2w, width, height, |p| {
+            Some([(p[0] - cx) / f, (p[1] - cy) / f, 1.0])
+        })
+    }
+
+    /// Renders an RGBA8 image through any camera: `ray(p)` is the direction,
+    /// in OpenCV camera axes (x right, y down, z forward), seen at pixel
+    /// coordinates `p` (pixel centres at +0.5), or `None` where the camera
+    /// sees nothing (left transparent). `c2w` is camera-to-world in OpenGL
+    /// axes, as elsewhere in this module. 2×2 supersampled.
+    pub fn render_camera(
+        &self,
+        c2w: &Mat4,
+        width: u32,
+        height: u32,
+        ray: impl Fn([f64; 2]) -> Option<[f64; 3]> + Sync,
+    ) -> Vec<u8> {
         let origin = [c2w[0][3], c2w[1][3], c2w[2][3]];
         let mut out = vec![0u8; (width * height * 4) as usize];
         out.par_chunks_mut((width * 4) as usize)
@@ -253,8 +270,11 @@ impl Scene {
                 for x in 0..width as usize {
                     let mut acc = [0.0; 4];
                     for (sx, sy) in [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)] {
-                        // OpenGL camera: x right, y up, looking down -z
-                        let dc = [(x as f64 + sx - cx) / f, -(y as f64 + sy - cy) / f, -1.0];
+                        let Some(d) = ray([x as f64 + sx, y as f64 + sy]) else {
+                            continue;
+                        };
+                        // OpenCV → OpenGL camera axes: flip y and z
+                        let dc = [d[0], -d[1], -d[2]];
                         let dw = norm([
                             dot(c2w[0][..3].try_into().expect("3"), dc),
                             dot(c2w[1][..3].try_into().expect("3"), dc),

@@ -1,0 +1,348 @@
+use super::undistort::{pinhole_for, Remap};
+use super::*;
+
+/// Parameters of each model for the tests: f or (fx, fy) = 100 or
+/// (100, 120), principal point (50, 40), then distortion values.
+fn params(m: CameraModel) -> Vec<f64> {
+    use CameraModel::*;
+    let one = [100.0, 50.0, 40.0];
+    let two = [100.0, 120.0, 50.0, 40.0];
+    let with = |base: &[f64], extra: &[f64]| [base, extra].concat();
+    match m {
+        SimplePinhole | SimpleFisheye => one.to_vec(),
+        Pinhole | Fisheye => two.to_vec(),
+        SimpleRadial | SimpleRadialFisheye | SimpleDivision => with(&one, &[0.1]),
+        Radial | RadialFisheye => with(&one, &[0.1, -0.05]),
+        OpenCv => with(&two, &[0.1, -0.05, 0.01, -0.02]),
+        OpenCvFisheye => with(&two, &[0.1, -0.05, 0.02, -0.01]),
+        FullOpenCv => with(&two, &[0.1, -0.05, 0.01, -0.02, 0.02, 0.03, 0.01, -0.02]),
+        Fov => with(&two, &[0.9]),
+        ThinPrismFisheye => with(&two, &[0.1, -0.05, 0.01, -0.02, 0.02, -0.01, 0.003, -0.004]),
+        RadTanThinPrismFisheye => with(
+            &two,
+            &[
+                0.1, -0.05, 0.02, -0.01, 0.005, -0.002, 0.01, -0.02, 0.003, -0.001, -0.004, 0.002,
+            ],
+        ),
+        Division => with(&two, &[0.1]),
+        Eucm => with(&two, &[0.6, 1.1]),
+        Equirectangular => vec![360.0, 180.0],
+    }
+}
+
+/// The pixel of the direction (0.3, −0.2, 1) under each model with
+/// [`params`], computed from the formulas in the module docs on a
+/// calculator (r² = 0.13, θ = atan(√0.13) on the fisheye plane). Worked
+/// example, OPENCV: radial 1 + 0.1·0.13 − 0.05·0.13² = 1.012155; tangential
+/// x: 2·0.01·(0.3·−0.2) + (−0.02)(0.13 + 2·0.09) = −0.0074, y: 2·(−0.02)·
+/// (−0.06) + 0.01·(0.13 + 2·0.04) = 0.0045; so (0.2962465, −0.197931) on the
+/// plane and (100·0.2962465 + 50, 120·(−0.197931) + 40) in pixels.
+const EXPECTED: [(&str, [f64; 2]); 18] = [
+    ("SIMPLE_PINHOLE", [80.0, 20.0]),
+    ("PINHOLE", [80.0, 16.0]),
+    ("SIMPLE_RADIAL", [80.39, 19.74]),
+    ("RADIAL", [80.36465, 19.7569]),
+    ("OPENCV", [79.62465, 16.24828]),
+    ("OPENCV_FISHEYE", [79.117920604268, 16.705663516586]),
+    ("FULL_OPENCV", [79.504233346128, 16.344613323098]),
+    ("FOV", [80.988475430808, 15.209219655354]),
+    ("SIMPLE_RADIAL_FISHEYE", [79.137635008641, 20.574909994240]),
+    ("RADIAL_FISHEYE", [79.116990973391, 20.588672684406]),
+    ("THIN_PRISM_FISHEYE", [78.472199963169, 17.145601003303]),
+    (
+        "RAD_TAN_THIN_PRISM_FISHEYE",
+        [79.671297155679, 16.040021392256],
+    ),
+    ("SIMPLE_DIVISION", [80.400482033408, 19.733011977728]),
+    ("DIVISION", [80.400482033408, 15.679614373274]),
+    ("SIMPLE_FISHEYE", [78.792845070109, 20.804769953261]),
+    ("FISHEYE", [78.792845070109, 16.965723943913]),
+    ("EUCM", [78.805519547089, 16.955584362329]),
+    ("EQUIRECTANGULAR", [196.699244233994, 79.155499932658]),
+];
+
+fn cam(m: CameraModel, w: u64, h: u64, p: Vec<f64>) -> Intrinsics {
+    Intrinsics::new(m, w, h, p).unwrap()
+}
+
+#[test]
+fn every_model_has_an_id_a_name_and_a_hand_computed_projection() {
+    assert_eq!(CameraModel::ALL.len(), EXPECTED.len());
+    for (k, m) in CameraModel::ALL.into_iter().enumerate() {
+        assert_eq!(m.id(), k as i32);
+        assert_eq!(CameraModel::from_id(k as i32), Some(m));
+        assert_eq!(CameraModel::from_name(m.name()), Some(m));
+        let (name, want) = EXPECTED[k];
+        assert_eq!(m.name(), name);
+        let c = cam(m, 100, 80, params(m));
+        let got = c.project([0.3, -0.2, 1.0]).unwrap();
+        // scaling the direction does not move its pixel
+        let got2 = c.project([0.6, -0.4, 2.0]).unwrap();
+        for i in 0..2 {
+            assert!(
+                (got[i] - want[i]).abs() < 1e-9,
+                "{name}: {got:?} vs {want:?}"
+            );
+            assert!((got[i] - got2[i]).abs() < 1e-9, "{name}");
+        }
+    }
+    assert_eq!(CameraModel::from_id(18), None);
+    assert_eq!(CameraModel::from_name("PINHOLEX"), None);
+}
+
+#[test]
+fn fov_series_agree_with_the_closed_form_at_their_edges() {
+    // the series branches must join the exact formula smoothly
+    let exact = |w: f64, r2: f64| {
+        let r = r2.sqrt();
+        (2.0 * r * (w / 2.0).tan()).atan() / (r * w)
+    };
+    for (w, r2) in [(0.0099f64, 0.5f64), (0.9, 0.99e-4), (0.5, 1e-6)] {
+        let c = cam(CameraModel::Fov, 10, 10, vec![1.0, 1.0, 0.0, 0.0, w]);
+        let u = r2.sqrt();
+        let x = c.project([u, 0.0, 1.0]).unwrap()[0];
+        assert!((x / u - exact(w, r2)).abs() < 1e-6, "{w} {r2}");
+    }
+}
+
+/// Realistic cameras of each model over a 640×480 image for the round trip
+/// (invertible over the whole image).
+fn realistic(m: CameraModel) -> Intrinsics {
+    use CameraModel::*;
+    let (f, c) = (500.0, [330.0, 235.0]);
+    let ff = 280.0; // fisheye focal: the corners are ~70° off axis
+    let p: Vec<f64> = match m {
+        SimplePinhole => vec![f, c[0], c[1]],
+        Pinhole => vec![f, f * 1.01, c[0], c[1]],
+        SimpleRadial => vec![f, c[0], c[1], -0.08],
+        Radial => vec![f, c[0], c[1], -0.1, 0.02],
+        OpenCv => vec![f, f * 1.01, c[0], c[1], -0.1, 0.02, 0.001, -0.002],
+        FullOpenCv => vec![
+            f,
+            f * 1.01,
+            c[0],
+            c[1],
+            -0.1,
+            0.02,
+            0.001,
+            -0.002,
+            0.001,
+            0.01,
+            0.002,
+            0.0,
+        ],
+        Fov => vec![f, f, c[0], c[1], 0.8],
+        SimpleDivision => vec![f, c[0], c[1], -0.1],
+        Division => vec![f, f * 1.01, c[0], c[1], -0.1],
+        Eucm => vec![f, f, c[0], c[1], 0.55, 1.05],
+        OpenCvFisheye => vec![ff, ff, c[0], c[1], 0.05, -0.01, 0.002, -0.0005],
+        SimpleRadialFisheye => vec![ff, c[0], c[1], 0.04],
+        RadialFisheye => vec![ff, c[0], c[1], 0.04, -0.005],
+        ThinPrismFisheye => vec![
+            ff, ff, c[0], c[1], 0.05, -0.01, 0.001, -0.001, 0.002, -0.0005, 0.001, -0.001,
+        ],
+        RadTanThinPrismFisheye => vec![
+            ff, ff, c[0], c[1], 0.05, -0.01, 0.002, -0.0005, 0.0, 0.0, 0.001, -0.001, 0.001, 0.0,
+            -0.001, 0.0,
+        ],
+        SimpleFisheye => vec![ff, c[0], c[1]],
+        Fisheye => vec![ff, ff * 1.01, c[0], c[1]],
+        Equirectangular => vec![640.0, 480.0],
+    };
+    cam(m, 640, 480, p)
+}
+
+#[test]
+fn distort_after_undistort_is_the_identity_across_the_image() {
+    for m in CameraModel::ALL {
+        let c = realistic(m);
+        let mut worst = 0.0f64;
+        for y in 0..=48 {
+            for x in 0..=64 {
+                // pixel centres and the image's very edges
+                let px = [x as f64 * 10.0, y as f64 * 10.0];
+                let px = [px[0].clamp(0.5, 639.5), px[1].clamp(0.5, 479.5)];
+                let d = c
+                    .unproject(px)
+                    .unwrap_or_else(|| panic!("{}: no ray for {px:?}", m.name()));
+                let back = c.project(d).unwrap();
+                worst = worst.max((back[0] - px[0]).abs().max((back[1] - px[1]).abs()));
+            }
+        }
+        assert!(worst < 1e-6, "{}: round trip off by {worst} px", m.name());
+    }
+}
+
+#[test]
+fn undistort_after_distort_is_the_identity_for_rays_in_view() {
+    for m in CameraModel::ALL {
+        let c = realistic(m);
+        for &d in &[[0.1, -0.2, 1.0], [-0.3, 0.25, 1.0], [0.0, 0.0, 1.0]] {
+            let px = c.project(d).unwrap();
+            let e = c.unproject(px).unwrap();
+            // the same ray: compare directions normalised to z = 1
+            let (a, b) = ([d[0] / d[2], d[1] / d[2]], [e[0] / e[2], e[1] / e[2]]);
+            assert!(
+                (a[0] - b[0]).abs() < 1e-9 && (a[1] - b[1]).abs() < 1e-9,
+                "{}: {d:?} came back as {e:?}",
+                m.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn behind_the_camera_has_no_pixel_but_a_panorama_sees_everywhere() {
+    for m in CameraModel::ALL {
+        let c = realistic(m);
+        let back = c.project([0.1, 0.1, -1.0]);
+        if m == CameraModel::Equirectangular {
+            let p = back.unwrap();
+            assert!(p[0] > 0.0 && p[0] < 640.0 && p[1] > 0.0 && p[1] < 480.0);
+        } else {
+            assert!(back.is_none(), "{}", m.name());
+        }
+    }
+}
+
+#[test]
+fn bad_parameters_are_refused_with_the_reason() {
+    let e = Intrinsics::new(CameraModel::Pinhole, 10, 10, vec![1.0; 3]).unwrap_err();
+    assert!(e.contains("takes 4 parameters, got 3"), "{e}");
+    let e =
+        Intrinsics::new(CameraModel::SimpleRadial, 10, 10, vec![-1.0, 1.0, 1.0, 0.0]).unwrap_err();
+    assert!(e.contains("focal length"), "{e}");
+    let e = Intrinsics::new(CameraModel::Pinhole, 0, 10, vec![1.0; 4]).unwrap_err();
+    assert!(e.contains("image size"), "{e}");
+    let e =
+        Intrinsics::new(CameraModel::Fov, 10, 10, vec![1.0, 1.0, 1.0, 1.0, f64::NAN]).unwrap_err();
+    assert!(e.contains("parameter 4"), "{e}");
+}
+
+#[test]
+fn the_pinhole_keeps_only_pixels_with_a_source_like_colmaps_undistorter() {
+    // barrel distortion (k < 0): the photo's borders bulge outwards once
+    // undistorted, so the full frame fits; pincushion (k > 0): they bow in,
+    // and the output shrinks to the inner rectangle
+    for k in [-0.1, 0.1] {
+        let c = cam(
+            CameraModel::SimpleRadial,
+            320,
+            240,
+            vec![250.0, 160.0, 120.0, k],
+        );
+        let p = pinhole_for(&c);
+        assert_eq!((p.fx, p.fy), (250.0, 250.0));
+        if k < 0.0 {
+            assert!(p.width > 320 && p.height > 240, "{p:?}");
+        } else {
+            assert!(p.width < 320 && p.height < 240, "{p:?}");
+        }
+        // principal point keeps its relative place
+        assert!((p.cx / p.width as f64 - 0.5).abs() < 1e-9);
+        let r = Remap::new(&c);
+        let mask = r.mask(None);
+        let kept = mask.iter().filter(|&&m| m == 1.0).count() as f64 / mask.len() as f64;
+        assert!(
+            kept > 0.995,
+            "k={k}: only {kept} of the pixels have a source"
+        );
+    }
+    // a pinhole wider than the photo can reach: the pixels beyond have
+    // no source, are masked and keep the fill colour
+    let c = cam(
+        CameraModel::OpenCv,
+        320,
+        240,
+        vec![250.0, 250.0, 160.0, 120.0, -0.05, 0.01, 0.001, 0.0],
+    );
+    let wide = super::undistort::Pinhole {
+        width: 640,
+        height: 480,
+        fx: 250.0,
+        fy: 250.0,
+        cx: 320.0,
+        cy: 240.0,
+    };
+    let r = Remap::to(&c, wide);
+    let mask = r.mask(None);
+    let img = r.apply(&vec![0.5; 320 * 240 * 3], 3, &[7.0, 7.0, 7.0]);
+    for (i, &m) in mask.iter().enumerate() {
+        let (x, y) = ((i % 640) as f64 + 0.5, (i / 640) as f64 + 0.5);
+        let s = c.project([(x - 320.0) / 250.0, (y - 240.0) / 250.0, 1.0]);
+        let inside =
+            s.is_some_and(|s| (0.0..=320.0).contains(&s[0]) && (0.0..=240.0).contains(&s[1]));
+        assert_eq!(m == 1.0, inside, "({x},{y})");
+        let want = if inside { 0.5 } else { 7.0 };
+        assert!((img[i * 3] - want).abs() < 1e-6);
+    }
+    assert!(mask.contains(&0.0) && mask.contains(&1.0));
+}
+
+#[test]
+fn resampling_is_bilinear_and_user_masks_follow_the_pixels() {
+    // a photo that is a linear ramp in x: bilinear sampling reproduces the
+    // ramp at the source position exactly
+    let (w, h) = (64u32, 48u32);
+    let c = cam(
+        CameraModel::Radial,
+        w as u64,
+        h as u64,
+        vec![60.0, 32.0, 24.0, -0.05, 0.01],
+    );
+    let ramp: Vec<f32> = (0..w * h).map(|i| (i % w) as f32).collect();
+    let r = Remap::new(&c);
+    let out = r.apply(&ramp, 1, &[0.0]);
+    let p = r.pinhole;
+    for y in 0..p.height {
+        for x in 0..p.width {
+            let d = [
+                (x as f64 + 0.5 - p.cx) / p.fx,
+                (y as f64 + 0.5 - p.cy) / p.fy,
+                1.0,
+            ];
+            let s = c.project(d).unwrap();
+            let want = (s[0] - 0.5).clamp(0.0, (w - 1) as f64);
+            let got = out[(y * p.width + x) as usize] as f64;
+            assert!((got - want).abs() < 1e-3, "({x},{y}): {got} vs {want}");
+        }
+    }
+    // a user mask that ignores the left half: output pixels whose taps
+    // touch it are ignored, the rest kept
+    let user: Vec<f32> = (0..w * h)
+        .map(|i| if i % w < w / 2 { 0.0 } else { 1.0 })
+        .collect();
+    let m = r.mask(Some(&user));
+    for y in 0..p.height {
+        for x in 0..p.width {
+            let d = [
+                (x as f64 + 0.5 - p.cx) / p.fx,
+                (y as f64 + 0.5 - p.cy) / p.fy,
+                1.0,
+            ];
+            let s = c.project(d).unwrap();
+            let kept = m[(y * p.width + x) as usize] == 1.0;
+            if s[0] - 0.5 >= (w / 2) as f64 {
+                assert!(kept, "({x},{y}) from {s:?}");
+            } else if s[0] - 0.5 < (w / 2 - 1) as f64 {
+                assert!(!kept, "({x},{y}) from {s:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn scaling_a_camera_scales_its_pixels() {
+    for m in CameraModel::ALL {
+        let c = realistic(m);
+        let s = c.scaled(0.5, 0.5);
+        assert_eq!((s.width, s.height), (320, 240));
+        let d = [0.1, -0.2, 1.0];
+        let (a, b) = (c.project(d).unwrap(), s.project(d).unwrap());
+        assert!(
+            (a[0] / 2.0 - b[0]).abs() < 1e-9 && (a[1] / 2.0 - b[1]).abs() < 1e-9,
+            "{}",
+            m.name()
+        );
+    }
+}

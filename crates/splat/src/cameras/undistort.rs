@@ -1,0 +1,245 @@
+//! Undistortion: a photo taken through any [`Intrinsics`] resampled, once at
+//! load, into a pinhole view.
+//!
+//! **The pinhole** ([`pinhole_for`]) is chosen as COLMAP's
+//! `image_undistorter` does with its defaults: the focal lengths and
+//! principal point of the model, and an image size scaled along each axis so
+//! that the output holds only pixels that have a source in the photo (the
+//! borders of the photo, unprojected, bound the output), the scale kept in
+//! [0.2, 2]. Where the clamp or a border's curvature leaves output pixels
+//! without a source (corners, fisheye lenses), those pixels are masked.
+//!
+//! **Resampling** ([`Remap`]): each output pixel's centre is unprojected by
+//! the pinhole and projected by the model into the photo, where the photo is
+//! sampled bilinearly (edge pixels repeated within the photo's area). An
+//! output pixel whose source falls outside the photo has mask 0 and is never
+//! painted: its colour is the fill value given, and training ignores it.
+
+use rayon::prelude::*;
+
+use super::Intrinsics;
+
+/// A pinhole camera (the output of undistortion).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pinhole {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Focal length x, pixels.
+    pub fx: f64,
+    /// Focal length y, pixels.
+    pub fy: f64,
+    /// Principal point x, pixels.
+    pub cx: f64,
+    /// Principal point y, pixels.
+    pub cy: f64,
+}
+
+/// Smallest and largest scale of the output size (COLMAP's defaults).
+const MIN_SCALE: f64 = 0.2;
+const MAX_SCALE: f64 = 2.0;
+/// EQUIRECTANGULAR: half the field of view kept, horizontally and
+/// vertically (a panorama has no single pinhole; its front part is used).
+const PANORAMA_HALF_FOV: [f64; 2] = [std::f64::consts::PI / 3.0, std::f64::consts::PI / 4.0];
+
+/// The pinhole that a photo of `cam` is undistorted into (see the module
+/// docs). A pinhole model gives itself.
+pub fn pinhole_for(cam: &Intrinsics) -> Pinhole {
+    let (w, h) = (cam.width as f64, cam.height as f64);
+    let Some([fx, fy, cx, cy]) = cam.model.pinhole_part(&cam.params) else {
+        // a panorama: its angular resolution at the equator
+        let f = cam.params[0] / (2.0 * std::f64::consts::PI);
+        let pw = (2.0 * f * PANORAMA_HALF_FOV[0].tan()).round().max(1.0);
+        let ph = (2.0 * f * PANORAMA_HALF_FOV[1].tan()).round().max(1.0);
+        return Pinhole {
+            width: pw as u32,
+            height: ph as u32,
+            fx: f,
+            fy: f,
+            cx: pw / 2.0,
+            cy: ph / 2.0,
+        };
+    };
+    let same = Pinhole {
+        width: cam.width as u32,
+        height: cam.height as u32,
+        fx,
+        fy,
+        cx,
+        cy,
+    };
+    if cam.model.is_pinhole() {
+        return same;
+    }
+    // where the photo's borders land in the pinhole: (min, max) of x along
+    // the left and right borders, of y along the top and bottom ones
+    let to_pinhole = |px: [f64; 2]| -> Option<[f64; 2]> {
+        let d = cam.unproject(px)?;
+        (d[2] > 0.0).then(|| [fx * d[0] / d[2] + cx, fy * d[1] / d[2] + cy])
+    };
+    let mut left = (f64::MAX, f64::MIN);
+    let mut right = left;
+    let mut top = left;
+    let mut bottom = left;
+    let widen = |r: &mut (f64, f64), v: f64| *r = (r.0.min(v), r.1.max(v));
+    for y in 0..cam.height {
+        let yc = y as f64 + 0.5;
+        if let Some(p) = to_pinhole([0.5, yc]) {
+            widen(&mut left, p[0]);
+        }
+        if let Some(p) = to_pinhole([w - 0.5, yc]) {
+            widen(&mut right, p[0]);
+        }
+    }
+    for x in 0..cam.width {
+        let xc = x as f64 + 0.5;
+        if let Some(p) = to_pinhole([xc, 0.5]) {
+            widen(&mut top, p[1]);
+        }
+        if let Some(p) = to_pinhole([xc, h - 0.5]) {
+            widen(&mut bottom, p[1]);
+        }
+    }
+    // the scale that keeps only pixels with a source: the innermost border
+    // point on each side bounds the output (the larger of the two sides'
+    // needs decides, as the principal point keeps its relative place); a
+    // side with no border point (all beyond 90° of a fisheye) limits nothing
+    let inner = |c: f64, size: f64, lo: f64, hi: f64| -> f64 {
+        let need = (c / (c - lo)).max((size - 0.5 - c) / (hi - c));
+        if need > 0.0 {
+            (1.0 / need).clamp(MIN_SCALE, MAX_SCALE)
+        } else {
+            MAX_SCALE
+        }
+    };
+    let sx = inner(cx, w, left.1, right.0);
+    let sy = inner(cy, h, top.1, bottom.0);
+    let nw = (sx * w).max(1.0).floor();
+    let nh = (sy * h).max(1.0).floor();
+    Pinhole {
+        width: nw as u32,
+        height: nh as u32,
+        fx,
+        fy,
+        cx: cx * nw / w,
+        cy: cy * nh / h,
+    }
+}
+
+/// For every pixel of a pinhole, where to sample the photo: the source
+/// position in the photo's pixel coordinates, or none.
+#[derive(Clone, Debug)]
+pub struct Remap {
+    /// The output camera.
+    pub pinhole: Pinhole,
+    /// Width of the photo.
+    pub src_width: u32,
+    /// Height of the photo.
+    pub src_height: u32,
+    /// Per output pixel (row-major): the source position, NaN when none.
+    src: Vec<[f64; 2]>,
+}
+
+impl Remap {
+    /// The map from `cam`'s photos to the pinhole [`pinhole_for`] chooses.
+    pub fn new(cam: &Intrinsics) -> Remap {
+        Remap::to(cam, pinhole_for(cam))
+    }
+
+    /// The map from `cam`'s photos to a given pinhole.
+    pub fn to(cam: &Intrinsics, pinhole: Pinhole) -> Remap {
+        let (w, h) = (cam.width as f64, cam.height as f64);
+        let pw = pinhole.width as usize;
+        let mut src = vec![[f64::NAN; 2]; pw * pinhole.height as usize];
+        src.par_chunks_mut(pw.max(1))
+            .enumerate()
+            .for_each(|(y, row)| {
+                for (x, s) in row.iter_mut().enumerate() {
+                    let d = [
+                        (x as f64 + 0.5 - pinhole.cx) / pinhole.fx,
+                        (y as f64 + 0.5 - pinhole.cy) / pinhole.fy,
+                        1.0,
+                    ];
+                    if let Some(p) = cam.project(d) {
+                        if (0.0..=w).contains(&p[0]) && (0.0..=h).contains(&p[1]) {
+                            *s = p;
+                        }
+                    }
+                }
+            });
+        Remap {
+            pinhole,
+            src_width: cam.width as u32,
+            src_height: cam.height as u32,
+            src,
+        }
+    }
+
+    /// The bilinear taps of output pixel `i`: four (source index, weight).
+    fn taps(&self, i: usize) -> Option<[(usize, f64); 4]> {
+        let [sx, sy] = self.src[i];
+        if sx.is_nan() {
+            return None;
+        }
+        let (w, h) = (self.src_width as usize, self.src_height as usize);
+        let fx = (sx - 0.5).clamp(0.0, (w - 1) as f64);
+        let fy = (sy - 0.5).clamp(0.0, (h - 1) as f64);
+        let (x0, y0) = (fx.floor() as usize, fy.floor() as usize);
+        let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+        let (ax, ay) = (fx - x0 as f64, fy - y0 as f64);
+        Some([
+            (y0 * w + x0, (1.0 - ax) * (1.0 - ay)),
+            (y0 * w + x1, ax * (1.0 - ay)),
+            (y1 * w + x0, (1.0 - ax) * ay),
+            (y1 * w + x1, ax * ay),
+        ])
+    }
+
+    /// Resamples a `ch`-channel image of the photo's size into the pinhole;
+    /// pixels without a source get `fill`.
+    pub fn apply(&self, data: &[f32], ch: usize, fill: &[f32]) -> Vec<f32> {
+        assert_eq!(
+            data.len(),
+            self.src_width as usize * self.src_height as usize * ch
+        );
+        assert_eq!(fill.len(), ch);
+        let mut out = vec![0.0f32; self.src.len() * ch];
+        out.par_chunks_mut(ch)
+            .enumerate()
+            .for_each(|(i, o)| match self.taps(i) {
+                None => o.copy_from_slice(fill),
+                Some(taps) => {
+                    for (c, oc) in o.iter_mut().enumerate() {
+                        let v: f64 = taps
+                            .iter()
+                            .map(|&(s, wt)| wt * data[s * ch + c] as f64)
+                            .sum();
+                        *oc = v as f32;
+                    }
+                }
+            });
+        out
+    }
+
+    /// The mask of the output (1 keep, 0 ignore): a pixel is kept when it
+    /// has a source and, if the photo has a `mask`, every tap that weighs
+    /// in its bilinear sample is kept there.
+    pub fn mask(&self, mask: Option<&[f32]>) -> Vec<f32> {
+        (0..self.src.len())
+            .into_par_iter()
+            .map(|i| match (self.taps(i), mask) {
+                (None, _) => 0.0,
+                (Some(_), None) => 1.0,
+                (Some(taps), Some(m)) => {
+                    let kept = taps.iter().all(|&(s, wt)| wt == 0.0 || m[s] > 0.0);
+                    if kept {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }
+            })
+            .collect()
+    }
+}

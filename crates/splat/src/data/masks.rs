@@ -1,0 +1,215 @@
+//! User masks: which pixels of a photo count in training and scoring.
+//!
+//! A `masks/` folder beside the images holds one file per photo (COLMAP:
+//! `DIR/masks/` beside `DIR/images/`, the photo's name relative to
+//! `images/` kept; NeRF-synthetic: `masks/` in the folder of each split's
+//! images, e.g. `DIR/train/masks/`). A photo `NAME.EXT` has its mask at
+//! `masks/NAME.EXT.png` (COLMAP's convention) or `masks/NAME.png`. A pixel
+//! whose mask value is 0 in every colour channel is ignored; any other
+//! value keeps it (`--invert-masks` swaps the two). When the folder exists,
+//! every photo must have its mask, of the photo's size.
+
+use std::path::{Path, PathBuf};
+
+use super::DataError;
+
+/// Where the mask of photo `name` (a path relative to the images folder)
+/// would be in `masks_dir`: `name + ".png"` if that file exists, else the
+/// name with its extension replaced by `.png`; `None` when neither exists.
+pub fn find(masks_dir: &Path, name: &str) -> Option<PathBuf> {
+    let appended = masks_dir.join(format!("{name}.png"));
+    if appended.is_file() {
+        return Some(appended);
+    }
+    let stem = masks_dir.join(name).with_extension("png");
+    stem.is_file().then_some(stem)
+}
+
+/// The mask of `photo` from `masks_dir`: an error naming both paths when
+/// the folder has none for it.
+pub fn find_required(masks_dir: &Path, name: &str, photo: &Path) -> Result<PathBuf, DataError> {
+    find(masks_dir, name).ok_or_else(|| {
+        DataError::io(
+            &masks_dir.join(format!("{name}.png")),
+            format!(
+                "no mask for {} (looked for NAME.png and STEM.png in {})",
+                photo.display(),
+                masks_dir.display()
+            ),
+        )
+    })
+}
+
+/// Decodes a mask file's bytes into 1 (keep) / 0 (ignore) per pixel, inverted
+/// when `invert`; it must be `width × height`, the size of `photo`, else the
+/// error names both files.
+pub fn parse(
+    path: &Path,
+    bytes: &[u8],
+    photo: &Path,
+    width: u32,
+    height: u32,
+    invert: bool,
+) -> Result<Vec<f32>, DataError> {
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| DataError::io(path, e))?
+        .decode()
+        .map_err(|e| DataError::invalid(path, "mask", e))?;
+    if (img.width(), img.height()) != (width, height) {
+        return Err(DataError::invalid(
+            path,
+            "mask size",
+            format!(
+                "is {}×{} but its photo {} is {width}×{height}",
+                img.width(),
+                img.height(),
+                photo.display()
+            ),
+        ));
+    }
+    let (keep, drop) = if invert { (0.0, 1.0) } else { (1.0, 0.0) };
+    Ok(img
+        .to_rgb32f()
+        .pixels()
+        .map(|p| {
+            if p.0.iter().any(|&c| c > 0.0) {
+                keep
+            } else {
+                drop
+            }
+        })
+        .collect())
+}
+
+/// Reads and decodes a mask file (see [`parse`]).
+pub fn load(
+    path: &Path,
+    photo: &Path,
+    width: u32,
+    height: u32,
+    invert: bool,
+) -> Result<Vec<f32>, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    parse(path, &bytes, photo, width, height, invert)
+}
+
+/// The mask an alpha channel implies: pixels with no coverage at all are
+/// ignored (a COLMAP photo with transparency).
+pub fn from_alpha(alpha: &[f32]) -> Vec<f32> {
+    alpha
+        .iter()
+        .map(|&a| if a > 0.0 { 1.0 } else { 0.0 })
+        .collect()
+}
+
+/// Pixel-wise product of two optional masks (`None` keeps everything).
+pub fn combine(a: Option<Vec<f32>>, b: Option<Vec<f32>>) -> Option<Vec<f32>> {
+    match (a, b) {
+        (Some(mut a), Some(b)) => {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x *= y;
+            }
+            Some(a)
+        }
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// A mask downscaled by an integer factor: a pixel is kept only when every
+/// pixel of its block is (its colour averages them all).
+pub fn downscale(w: u32, h: u32, mask: &[f32], f: u32) -> Vec<f32> {
+    super::downscale_box(w, h, mask, 1, f)
+        .2
+        .into_iter()
+        .map(|m| if m > 1.0 - 1e-4 { 1.0 } else { 0.0 })
+        .collect()
+}
+
+/// `None` for a mask that keeps every pixel (the cheaper form for
+/// training).
+pub fn simplify(mask: Option<Vec<f32>>) -> Option<Vec<f32>> {
+    mask.filter(|m| m.iter().any(|&x| x < 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32, px: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::GrayImage::from_raw(w, h, px.to_vec())
+            .unwrap()
+            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn zero_ignores_anything_else_keeps_and_invert_swaps() {
+        let b = png(3, 1, &[0, 1, 255]);
+        let p = Path::new("m.png");
+        let photo = Path::new("a.jpg");
+        assert_eq!(parse(p, &b, photo, 3, 1, false).unwrap(), [0.0, 1.0, 1.0]);
+        assert_eq!(parse(p, &b, photo, 3, 1, true).unwrap(), [1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_mask_of_the_wrong_size_names_both_files() {
+        let b = png(3, 1, &[0, 1, 255]);
+        let e = parse(
+            Path::new("masks/a.png"),
+            &b,
+            Path::new("images/a.jpg"),
+            4,
+            1,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("masks/a.png") && e.contains("images/a.jpg") && e.contains("3×1"),
+            "{e}"
+        );
+        let e = parse(
+            Path::new("m.png"),
+            b"not a png",
+            Path::new("a"),
+            1,
+            1,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("m.png"), "{e}");
+    }
+
+    #[test]
+    fn masks_are_found_by_full_name_or_stem() {
+        let d = std::env::temp_dir().join(format!("splat-masks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("a.jpg.png"), b"").unwrap();
+        std::fs::write(d.join("sub/b.png"), b"").unwrap();
+        assert_eq!(find(&d, "a.jpg"), Some(d.join("a.jpg.png")));
+        assert_eq!(find(&d, "sub/b.jpg"), Some(d.join("sub/b.png")));
+        assert_eq!(find(&d, "c.jpg"), None);
+        let e = find_required(&d, "c.jpg", Path::new("images/c.jpg"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("images/c.jpg") && e.contains("c.jpg.png"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn downscaled_masks_keep_only_whole_blocks() {
+        let m = [1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+        assert_eq!(downscale(4, 2, &m, 2), [1.0, 0.0]);
+        assert_eq!(
+            combine(Some(vec![1.0, 0.0]), Some(vec![0.0, 1.0])),
+            Some(vec![0.0, 0.0])
+        );
+        assert_eq!(simplify(Some(vec![1.0, 1.0])), None);
+    }
+}

@@ -1,0 +1,98 @@
+//! Helpers shared by the dataset tests: writing COLMAP reconstructions.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use splat::cameras::Intrinsics;
+use splat::data::colmap::quat_to_rotation;
+use splat::data::Mat4;
+
+/// A temporary folder for one test, emptied first.
+pub fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("splat-data-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Rotation matrix → unit quaternion (w, x, y, z), Shepperd's method;
+/// checked against `quat_to_rotation`.
+pub fn rotation_to_quat(r: [[f64; 3]; 3]) -> [f64; 4] {
+    let tr = r[0][0] + r[1][1] + r[2][2];
+    let q = if tr > 0.0 {
+        let s = (tr + 1.0).sqrt() * 2.0;
+        [
+            0.25 * s,
+            (r[2][1] - r[1][2]) / s,
+            (r[0][2] - r[2][0]) / s,
+            (r[1][0] - r[0][1]) / s,
+        ]
+    } else if r[0][0] > r[1][1] && r[0][0] > r[2][2] {
+        let s = (1.0 + r[0][0] - r[1][1] - r[2][2]).sqrt() * 2.0;
+        [
+            (r[2][1] - r[1][2]) / s,
+            0.25 * s,
+            (r[0][1] + r[1][0]) / s,
+            (r[0][2] + r[2][0]) / s,
+        ]
+    } else if r[1][1] > r[2][2] {
+        let s = (1.0 + r[1][1] - r[0][0] - r[2][2]).sqrt() * 2.0;
+        [
+            (r[0][2] - r[2][0]) / s,
+            (r[0][1] + r[1][0]) / s,
+            0.25 * s,
+            (r[1][2] + r[2][1]) / s,
+        ]
+    } else {
+        let s = (1.0 + r[2][2] - r[0][0] - r[1][1]).sqrt() * 2.0;
+        [
+            (r[1][0] - r[0][1]) / s,
+            (r[0][2] + r[2][0]) / s,
+            (r[1][2] + r[2][1]) / s,
+            0.25 * s,
+        ]
+    };
+    let back = quat_to_rotation(q).unwrap();
+    for i in 0..3 {
+        for j in 0..3 {
+            assert!((back[i][j] - r[i][j]).abs() < 1e-9);
+        }
+    }
+    q
+}
+
+/// Writes `sparse/0/{cameras,images}.bin` with one camera and the given
+/// images (file name, world-to-camera in OpenCV axes), no points.
+pub fn write_colmap_bin(dir: &Path, cam: &Intrinsics, images: &[(String, Mat4)]) {
+    let sparse = dir.join("sparse/0");
+    std::fs::create_dir_all(&sparse).unwrap();
+    let mut c = Vec::new();
+    c.extend(1u64.to_le_bytes());
+    c.extend(1i32.to_le_bytes());
+    c.extend(cam.model.id().to_le_bytes());
+    c.extend(cam.width.to_le_bytes());
+    c.extend(cam.height.to_le_bytes());
+    for p in &cam.params {
+        c.extend(p.to_le_bytes());
+    }
+    let mut im = Vec::new();
+    im.extend((images.len() as u64).to_le_bytes());
+    for (i, (name, m)) in images.iter().enumerate() {
+        let q = rotation_to_quat([
+            [m[0][0], m[0][1], m[0][2]],
+            [m[1][0], m[1][1], m[1][2]],
+            [m[2][0], m[2][1], m[2][2]],
+        ]);
+        im.extend((i as i32 + 1).to_le_bytes());
+        for x in q.iter().chain(&[m[0][3], m[1][3], m[2][3]]) {
+            im.extend(x.to_le_bytes());
+        }
+        im.extend(1i32.to_le_bytes());
+        im.extend(name.as_bytes());
+        im.push(0);
+        im.extend(0u64.to_le_bytes());
+    }
+    std::fs::write(sparse.join("cameras.bin"), c).unwrap();
+    std::fs::write(sparse.join("images.bin"), im).unwrap();
+}

@@ -1,0 +1,179 @@
+//! Masks end to end: files in `masks/` (COLMAP beside `images/`,
+//! NeRF-synthetic in each split's folder), a COLMAP photo's alpha channel,
+//! `invert_masks`, and the errors for a missing or mis-sized mask; and the
+//! folder layouts COLMAP 4 and `image_undistorter` leave.
+
+mod common;
+
+use std::path::Path;
+
+use common::{tmp, write_colmap_bin};
+use splat::cameras::{CameraModel, Intrinsics};
+use splat::data::synth::{write_dataset, SynthOptions};
+use splat::data::{load, LoadOptions, Mat4};
+
+const W: u32 = 16;
+const H: u32 = 12;
+
+fn pose(i: usize) -> Mat4 {
+    [
+        [1.0, 0.0, 0.0, 0.1 * i as f64],
+        [0.0, 1.0, 0.0, 0.0],
+        [0.0, 0.0, 1.0, 3.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
+}
+
+/// A pinhole COLMAP folder of two opaque grey photos (`p0.jpg`, `p1.jpg`
+/// as PNG bytes), or with an alpha channel whose left column is 0.
+fn write(dir: &Path, alpha: bool) {
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    let cam = Intrinsics::new(
+        CameraModel::Pinhole,
+        W as u64,
+        H as u64,
+        vec![20.0, 20.0, 8.0, 6.0],
+    )
+    .unwrap();
+    let mut images = Vec::new();
+    for i in 0..2 {
+        let name = format!("p{i}.png");
+        let img = image::RgbaImage::from_fn(W, H, |x, _| {
+            image::Rgba([100, 100, 100, if alpha && x == 0 { 0 } else { 255 }])
+        });
+        img.save(dir.join("images").join(&name)).unwrap();
+        images.push((name, pose(i)));
+    }
+    write_colmap_bin(dir, &cam, &images);
+}
+
+/// A grey mask image: 0 in the top row, 255 elsewhere.
+fn mask_png(path: &Path, w: u32, h: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::GrayImage::from_fn(w, h, |_, y| image::Luma([if y == 0 { 0 } else { 255 }]))
+        .save(path)
+        .unwrap();
+}
+
+fn opts(invert: bool) -> LoadOptions {
+    LoadOptions {
+        holdout_every: 0,
+        invert_masks: invert,
+        ..LoadOptions::default()
+    }
+}
+
+#[test]
+fn colmap_masks_by_full_name_or_stem_and_inverted() {
+    let dir = tmp("masks-colmap");
+    write(&dir, false);
+    // no masks folder: every pixel counts
+    let ds = load(&dir, &opts(false)).unwrap();
+    assert!(ds.train.iter().all(|v| v.mask.is_none()));
+    mask_png(&dir.join("masks/p0.png.png"), W, H);
+    mask_png(&dir.join("masks/p1.png"), W, H);
+    for invert in [false, true] {
+        let ds = load(&dir, &opts(invert)).unwrap();
+        for v in &ds.train {
+            let m = v.mask.as_ref().expect("a mask");
+            for (i, &x) in m.iter().enumerate() {
+                let top = i < W as usize;
+                assert_eq!(x, if top != invert { 0.0 } else { 1.0 }, "{} {i}", v.name);
+            }
+        }
+    }
+    // downscaled: a pixel is kept only if its whole block is
+    let ds = load(
+        &dir,
+        &LoadOptions {
+            downscale: 2,
+            ..opts(false)
+        },
+    )
+    .unwrap();
+    let m = ds.train[0].mask.as_ref().unwrap();
+    assert_eq!(m.len(), (W / 2 * H / 2) as usize);
+    assert!(m[..(W / 2) as usize].iter().all(|&x| x == 0.0));
+    assert!(m[(W / 2) as usize..].iter().all(|&x| x == 1.0));
+    // wrong size: both files named
+    mask_png(&dir.join("masks/p1.png"), W + 1, H);
+    let e = load(&dir, &opts(false)).unwrap_err().to_string();
+    assert!(
+        e.contains("masks/p1.png") && e.contains("images/p1.png") && e.contains("17×12"),
+        "{e}"
+    );
+    // missing for one photo
+    std::fs::remove_file(dir.join("masks/p1.png")).unwrap();
+    let e = load(&dir, &opts(false)).unwrap_err().to_string();
+    assert!(e.contains("no mask for") && e.contains("p1.png"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_colmap_photos_alpha_is_a_mask_combined_with_the_users() {
+    let dir = tmp("masks-alpha");
+    write(&dir, true);
+    let ds = load(&dir, &opts(false)).unwrap();
+    let m = ds.train[0].mask.as_ref().unwrap();
+    for (i, &x) in m.iter().enumerate() {
+        assert_eq!(x, if i % W as usize == 0 { 0.0 } else { 1.0 });
+    }
+    mask_png(&dir.join("masks/p0.png.png"), W, H);
+    mask_png(&dir.join("masks/p1.png.png"), W, H);
+    let ds = load(&dir, &opts(false)).unwrap();
+    let m = ds.train[0].mask.as_ref().unwrap();
+    for (i, &x) in m.iter().enumerate() {
+        let ignored = i % W as usize == 0 || i < W as usize;
+        assert_eq!(x, if ignored { 0.0 } else { 1.0 });
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn nerf_masks_live_in_each_splits_folder() {
+    let dir = tmp("masks-nerf");
+    write_dataset(
+        &dir,
+        &SynthOptions {
+            train_views: 2,
+            test_views: 1,
+            size: 8,
+            seed: 1,
+        },
+    )
+    .unwrap();
+    for split in ["train", "test"] {
+        for i in 0..2 {
+            if dir.join(format!("{split}/r_{i}.png")).is_file() {
+                mask_png(&dir.join(format!("{split}/masks/r_{i}.png")), 8, 8);
+            }
+        }
+    }
+    let ds = load(&dir, &LoadOptions::default()).unwrap();
+    for v in ds.train.iter().chain(&ds.test) {
+        let m = v.mask.as_ref().unwrap();
+        assert!(m[..8].iter().all(|&x| x == 0.0) && m[8..].iter().all(|&x| x == 1.0));
+    }
+    // the NeRF alpha is coverage, not a mask: without mask files, none
+    std::fs::remove_dir_all(dir.join("train/masks")).unwrap();
+    let ds = load(&dir, &LoadOptions::default()).unwrap();
+    assert!(ds.train.iter().all(|v| v.mask.is_none()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn colmap4_and_undistorter_layouts_load() {
+    let dir = tmp("layout-colmap4");
+    write(&dir, false);
+    // COLMAP 4 writes rigs.bin and frames.bin beside the usual three
+    std::fs::write(dir.join("sparse/0/rigs.bin"), [1u8, 2, 3]).unwrap();
+    std::fs::write(dir.join("sparse/0/frames.bin"), [4u8, 5]).unwrap();
+    assert_eq!(load(&dir, &opts(false)).unwrap().train.len(), 2);
+    // image_undistorter: the model directly in sparse/
+    for f in ["cameras.bin", "images.bin", "rigs.bin", "frames.bin"] {
+        std::fs::rename(dir.join("sparse/0").join(f), dir.join("sparse").join(f)).unwrap();
+    }
+    std::fs::remove_dir(dir.join("sparse/0")).unwrap();
+    assert_eq!(load(&dir, &opts(false)).unwrap().train.len(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
