@@ -153,7 +153,7 @@ fn main() {
         }
     }
     println!(
-        "  (the unrolled tape of the same recursion holds {} nodes of {} bytes)",
+        "  (the unrolled tape of the same recursion holds {} nodes of at most {} bytes)",
         7 * n,
         Tape::<f64>::node_bytes()
     );

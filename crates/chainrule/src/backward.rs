@@ -10,7 +10,9 @@
 //! adjoints into their inputs'.
 
 use crate::scalar::Scalar;
-use crate::tape::{NonFinite, Tape, Var, IN_BACKWARD};
+use crate::tape::{
+    parents, NonFinite, Tape, Var, IN_BACKWARD, KIND_MASK, K_ADD, K_BINARY, K_PASS, K_UNARY,
+};
 
 /// The gradients of one output with respect to every node recorded before it.
 ///
@@ -176,11 +178,12 @@ pub(crate) fn sweep<T: Scalar>(
         }
     }
     let _reset = Reset(tape, flags);
-    let nodes = tape.nodes_ref();
     let customs = tape.customs_ref();
-    debug_assert!(top < nodes.len());
+    debug_assert!(top < tape.len());
     let mut bad: Option<NonFinite> = None;
     let mut hi = top + 1;
+    // where node `hi - 1`'s partials end
+    let mut pc = tape.nodes_ref().partials_before(hi);
     let mut in_grad = tape.scratch.take();
     for c in customs.iter().rev() {
         let first = c.first_output as usize;
@@ -188,7 +191,7 @@ pub(crate) fn sweep<T: Scalar>(
             continue;
         }
         let end = first + c.n_outputs as usize;
-        sweep_range(nodes, adj, end.min(hi), hi, check, tape, &mut bad);
+        pc = sweep_range(tape, adj, end.min(hi), hi, pc, check, &mut bad);
         // Outputs of this op above `top` have zero adjoint (not in `adj`).
         let seen = end.min(hi);
         let out_grad = &adj[first..seen];
@@ -216,36 +219,51 @@ pub(crate) fn sweep<T: Scalar>(
         }
         hi = first;
     }
-    sweep_range(nodes, adj, 1, hi, check, tape, &mut bad);
+    sweep_range(tape, adj, 1, hi, pc, check, &mut bad);
     tape.scratch.set(in_grad);
     bad
 }
 
-/// Reverse sweep over elementary nodes `lo..hi` (none of them custom outputs).
+/// Reverse sweep over elementary nodes `lo..hi` (none of them custom
+/// outputs). `pc` is where node `hi - 1`'s partials end (see
+/// [`crate::tape::Arena::partials_before`]); returns where node `lo`'s
+/// begin.
+///
+/// Every node's contribution `adjoint × partial` is added into its parents
+/// in the same order, and with the same roundings, as in the uniform
+/// two-parent layout this replaced: a sum's partials of 1 are exact, so it
+/// passes its adjoint through unmultiplied, and a missing parent (the sink)
+/// receives nothing instead of `adjoint × 0`.
 #[inline]
 pub(crate) fn sweep_range<T: Scalar>(
-    nodes: &[crate::tape::Node<T>],
+    tape: &Tape<T>,
     adj: &mut [T],
     lo: usize,
     hi: usize,
+    pc: usize,
     check: bool,
-    tape: &Tape<T>,
     bad: &mut Option<NonFinite>,
-) {
+) -> usize {
     if hi <= lo {
-        return;
+        return pc;
     }
-    assert!(hi <= nodes.len() && hi <= adj.len());
+    let arena = tape.nodes_ref();
+    let (heads, partials) = (&arena.heads[..], &arena.partials[..]);
+    assert!(hi <= heads.len() && hi <= adj.len() && pc <= partials.len());
+    let mut pc = pc;
     if !check {
         // The adjoint flowing to node i-1 (the most common parent: chains
         // of operations) is carried in a register instead of through memory,
         // which takes a store-to-load round trip off the critical path.
         let mut carry = T::zero();
         for i in (lo..hi).rev() {
-            // SAFETY: i < hi <= len(adj), len(nodes); parents of node i are
+            // SAFETY: i < hi <= len(adj), len(heads); parents of node i are
             // indices < i (a node is recorded after its operands, and
-            // operands from another tape are rejected when recording).
+            // operands from another tape are rejected when recording); the
+            // partials of nodes lo..hi lie below `pc` (one stream, in order).
             unsafe {
+                let h = *heads.get_unchecked(i);
+                pc -= (h & 3) as usize;
                 let a = *adj.get_unchecked(i) + carry;
                 carry = T::zero();
                 // the final adjoint of node i is read by `Gradients::wrt`
@@ -253,19 +271,33 @@ pub(crate) fn sweep_range<T: Scalar>(
                 if a.is_zero() {
                     continue;
                 }
-                let n = nodes.get_unchecked(i);
-                let [p0, p1] = n.parents;
-                let (g0, g1) = (a * n.partials[0], a * n.partials[1]);
-                let prev = (i - 1) as u32;
-                if p0 == prev {
-                    carry += g0;
-                } else {
-                    *adj.get_unchecked_mut(p0 as usize) += g0;
+                let (p0, p1) = parents(h);
+                let prev = i - 1;
+                macro_rules! give {
+                    ($p:expr, $g:expr) => {
+                        if $p == prev {
+                            carry += $g;
+                        } else {
+                            *adj.get_unchecked_mut($p) += $g;
+                        }
+                    };
                 }
-                if p1 == prev {
-                    carry += g1;
-                } else {
-                    *adj.get_unchecked_mut(p1 as usize) += g1;
+                match h & KIND_MASK {
+                    K_BINARY => {
+                        let (g0, g1) = (
+                            a * *partials.get_unchecked(pc),
+                            a * *partials.get_unchecked(pc + 1),
+                        );
+                        give!(p0, g0);
+                        give!(p1, g1);
+                    }
+                    K_UNARY => give!(p0, a * *partials.get_unchecked(pc)),
+                    K_ADD => {
+                        give!(p0, a);
+                        give!(p1, a);
+                    }
+                    K_PASS => give!(p0, a),
+                    _ => {}
                 }
             }
         }
@@ -274,13 +306,14 @@ pub(crate) fn sweep_range<T: Scalar>(
         }
     } else {
         for i in (lo..hi).rev() {
+            pc -= (heads[i] & 3) as usize;
             let a = adj[i];
             if a.is_zero() {
                 continue;
             }
-            let n = nodes[i];
+            let (ps, ds) = arena.decode(i, pc);
             for k in 0..2 {
-                let g = a * n.partials[k];
+                let g = a * ds[k];
                 if bad.is_none() && a.is_finite() && !g.is_finite() {
                     *bad = Some(NonFinite {
                         node: i,
@@ -289,7 +322,89 @@ pub(crate) fn sweep_range<T: Scalar>(
                         in_backward: true,
                     });
                 }
-                adj[n.parents[k] as usize] += g;
+                adj[ps[k]] += g;
+            }
+        }
+    }
+    pc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sweep of the uniform layout this file used before kinds: every
+    /// node two parents (the sink for a missing one) and two partials (1
+    /// for a sum), the adjoint of node `i - 1` carried in a register.
+    fn uniform_sweep(tape: &Tape<f64>, top: usize) -> Vec<f64> {
+        let arena = tape.nodes_ref();
+        let mut adj = vec![0.0; top + 1];
+        adj[top] = 1.0;
+        let mut pcs = vec![0; top + 2];
+        for i in 0..=top {
+            pcs[i + 1] = pcs[i] + (arena.heads[i] & 3) as usize;
+        }
+        let mut carry = 0.0;
+        for i in (1..=top).rev() {
+            let a = adj[i] + carry;
+            carry = 0.0;
+            adj[i] = a;
+            if a == 0.0 {
+                continue;
+            }
+            let (ps, ds) = arena.decode(i, pcs[i]);
+            let (g0, g1) = (a * ds[0], a * ds[1]);
+            for (p, g) in [(ps[0], g0), (ps[1], g1)] {
+                if p == i - 1 {
+                    carry += g;
+                } else {
+                    adj[p] += g;
+                }
+            }
+        }
+        adj
+    }
+
+    #[test]
+    fn kinds_sweep_like_the_uniform_layout_bit_for_bit() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..200 {
+            let tape = Tape::new();
+            let mut vs: Vec<Var<'_, f64>> =
+                (0..3).map(|k| tape.var(0.3 + 0.2 * k as f64)).collect();
+            for _ in 0..60 {
+                let n = vs.len();
+                // mostly recent operands, sometimes far ones; repeats allowed
+                let pick =
+                    |r: u64| vs[n - 1 - (r as usize % n.min(if r % 5 == 0 { n } else { 3 }))];
+                let (x, y) = (pick(next()), pick(next()));
+                let v = match next() % 12 {
+                    0 => x + y,
+                    1 => x - y,
+                    2 => x * y,
+                    3 => x / (y.square() + 1.0),
+                    4 => x.sin(),
+                    5 => x + 0.7,
+                    6 => x - 1.5,
+                    7 => 2.0 - x,
+                    8 => x * 0.9,
+                    9 => x + x,
+                    10 => x * x,
+                    _ => (x * 0.1).exp(),
+                };
+                vs.push(v);
+            }
+            let out = *vs.last().unwrap();
+            let g = out.backward();
+            let want = uniform_sweep(&tape, out.index());
+            for i in 1..want.len() {
+                assert_eq!(g.as_slice()[i].to_bits(), want[i].to_bits(), "node {i}");
             }
         }
     }

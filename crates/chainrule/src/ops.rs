@@ -313,7 +313,7 @@ impl<'t, T: Scalar> Add for Var<'t, T> {
     type Output = Var<'t, T>;
     #[inline(always)]
     fn add(self, o: Self) -> Self {
-        self.binary(o, Op::Add, self.val + o.val, T::one(), T::one())
+        self.binary_add(o, Op::Add, self.val + o.val)
     }
 }
 
@@ -356,7 +356,7 @@ impl<'t, T: Scalar> Add<T> for Var<'t, T> {
     type Output = Var<'t, T>;
     #[inline(always)]
     fn add(self, c: T) -> Self {
-        self.unary_c(Op::Add, self.val + c, T::one(), c)
+        self.unary_pass(Op::Add, self.val + c, c)
     }
 }
 
@@ -364,7 +364,7 @@ impl<'t, T: Scalar> Sub<T> for Var<'t, T> {
     type Output = Var<'t, T>;
     #[inline(always)]
     fn sub(self, c: T) -> Self {
-        self.unary_c(Op::Sub, self.val - c, T::one(), c)
+        self.unary_pass(Op::Sub, self.val - c, c)
     }
 }
 

@@ -1148,7 +1148,7 @@ impl<T: Scalar> Scratch<T> {
     #[inline]
     fn reset(&mut self) {
         let base = 1 + self.params.len();
-        self.tape.nodes.get_mut().truncate(base);
+        self.tape.truncate_nodes(base);
         // a step may itself contain custom operations (a nested recurrence)
         self.tape.customs.get_mut().clear();
     }
@@ -1283,15 +1283,8 @@ impl<T: Scalar> Scratch<T> {
         if tape.customs_ref().is_empty() {
             // newest node first, down to the first state leaf (the
             // parameter leaves have no parents)
-            sweep_range(
-                tape.nodes_ref(),
-                adj,
-                1 + np,
-                top + 1,
-                false,
-                tape,
-                &mut None,
-            );
+            let pc = tape.nodes_ref().partials_before(top + 1);
+            sweep_range(tape, adj, 1 + np, top + 1, pc, false, &mut None);
         } else {
             let seeds: Vec<(u32, T)> = cur
                 .iter()

@@ -29,6 +29,12 @@ pub trait Scalar:
     + MulAssign
     + DivAssign
 {
+    /// Whether `x * Self::one()` is `x`, bit for bit, for every `x` (true
+    /// for `f32` and `f64`). The tape then stores no partials for sums and
+    /// passes a sum's gradient through unmultiplied; for other types (a
+    /// dual number's `x · 1` can turn an infinite part into NaN) it stores
+    /// and multiplies by 1 as for any operation.
+    const MUL_BY_ONE_EXACT: bool = false;
     /// The additive identity.
     fn zero() -> Self;
     /// The multiplicative identity.
@@ -156,6 +162,7 @@ fn exp_fast_f32(x: f32) -> f32 {
 macro_rules! impl_scalar_float {
     ($t:ty $(, $fast:ident)?) => {
         impl Scalar for $t {
+            const MUL_BY_ONE_EXACT: bool = true;
             #[inline(always)]
             fn zero() -> Self {
                 0.0

@@ -1,27 +1,130 @@
 //! The tape: an arena of nodes in execution order, and the handles ([`Var`])
 //! that record onto it.
 //!
-//! Each elementary node stores its (at most two) parents' indices and the
-//! local partial derivatives computed during the forward pass, so the reverse
-//! sweep in [`crate::backward`] is a loop of multiply-adds with no dynamic
-//! dispatch. Index 0 is a reserved sink: leaves and unary operations point
-//! their unused parent slot at it with a partial of zero.
+//! Each elementary node stores its parents' indices and the local partial
+//! derivatives computed during the forward pass, so the reverse sweep in
+//! [`crate::backward`] is a loop of multiply-adds with no dynamic dispatch
+//! on operations. The arena is two streams (see [`Arena`]): one 8-byte
+//! *head* per node (its kind and up to two parent indices) and the partials,
+//! only as many as the node's kind needs: none for an input or a sum, one
+//! for a unary operation, two for a general binary one. Index 0 is a
+//! reserved sink that no node points at.
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 
 use crate::scalar::Scalar;
 
-/// One recorded elementary operation: `adj[parents[k]] += adj[self] * partials[k]`.
-#[derive(Clone, Copy, Debug)]
-#[repr(C)]
-pub(crate) struct Node<T> {
-    pub(crate) parents: [u32; 2],
-    pub(crate) partials: [T; 2],
+/// An input or a custom operation's output: no parents, no partials.
+pub(crate) const K_LEAF: u64 = 0;
+/// One parent, one stored partial.
+pub(crate) const K_UNARY: u64 = 1;
+/// Two parents, two stored partials.
+pub(crate) const K_BINARY: u64 = 2;
+/// Two parents with partials 1 and 1 (`a + b`), none stored.
+pub(crate) const K_ADD: u64 = 4;
+/// One parent with partial 1 (`a + c`, `a - c`), none stored.
+pub(crate) const K_PASS: u64 = 8;
+/// The low bits of a head: the kind; `kind & 3` is its number of partials.
+pub(crate) const KIND_MASK: u64 = 15;
+const IDX_BITS: u32 = 30;
+const IDX_MASK: u64 = (1 << IDX_BITS) - 1;
+/// The most nodes a tape holds (parent indices are 30-bit).
+pub(crate) const MAX_NODES: usize = 1 << IDX_BITS;
+
+/// A node's head: `kind | p0 << 4 | p1 << 34`.
+#[inline(always)]
+pub(crate) const fn head(kind: u64, p0: u32, p1: u32) -> u64 {
+    kind | (p0 as u64) << 4 | (p1 as u64) << 34
+}
+
+/// The parents of a head.
+#[inline(always)]
+pub(crate) const fn parents(h: u64) -> (usize, usize) {
+    (((h >> 4) & IDX_MASK) as usize, (h >> 34) as usize)
+}
+
+/// The nodes of a tape, as two streams. `heads[i]` is node `i`'s kind and
+/// parents; its `kind & 3` partials follow those of node `i - 1` in
+/// `partials`. Invariant: `partials.capacity() >= 2 * heads.capacity()`, so
+/// that a node that fits in `heads` always fits its partials (one capacity
+/// check per recorded node).
+pub(crate) struct Arena<T> {
+    pub(crate) heads: Vec<u64>,
+    pub(crate) partials: Vec<T>,
+    /// `min(heads.capacity(), MAX_NODES)`: pushes below it take the fast path.
+    room: usize,
+}
+
+impl<T: Scalar> Arena<T> {
+    fn with_capacity(nodes: usize) -> Self {
+        let mut a = Arena {
+            heads: Vec::with_capacity(nodes.clamp(1, MAX_NODES)),
+            partials: Vec::new(),
+            room: 0,
+        };
+        a.fit_partials();
+        a.heads.push(head(K_LEAF, 0, 0));
+        a
+    }
+
+    /// Restores the capacity invariant after `heads` grew.
+    fn fit_partials(&mut self) {
+        let want = 2 * self.heads.capacity();
+        if self.partials.capacity() < want {
+            self.partials.reserve_exact(want - self.partials.len());
+        }
+        self.room = self.heads.capacity().min(MAX_NODES);
+    }
+
+    /// Room for `additional` more nodes (at most up to the node limit).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let n = additional.min(MAX_NODES.saturating_sub(self.heads.len()));
+        self.heads.reserve(n);
+        self.fit_partials();
+    }
+
+    /// The number of partials stored by nodes `0..n` (walks back from the
+    /// end: cheap when `n` is near the end, as it is for every sweep).
+    pub(crate) fn partials_before(&self, n: usize) -> usize {
+        let mut pc = self.partials.len();
+        for &h in self.heads[n.min(self.heads.len())..].iter().rev() {
+            pc -= (h & 3) as usize;
+        }
+        pc
+    }
+
+    /// Keeps nodes `0..n`.
+    pub(crate) fn truncate(&mut self, n: usize) {
+        if n <= 1 {
+            self.heads.truncate(n);
+            self.partials.clear();
+        } else if n < self.heads.len() {
+            let pc = self.partials_before(n);
+            self.heads.truncate(n);
+            self.partials.truncate(pc);
+        }
+    }
+
+    /// Node `i` decoded to the uniform form `(parents, partials)`, the sink
+    /// standing in for a missing parent (with partial 0).
+    pub(crate) fn decode(&self, i: usize, pc: usize) -> ([usize; 2], [T; 2]) {
+        let h = self.heads[i];
+        let (p0, p1) = parents(h);
+        let (o, z) = (T::one(), T::zero());
+        match h & KIND_MASK {
+            K_UNARY => ([p0, 0], [self.partials[pc], z]),
+            K_BINARY => ([p0, p1], [self.partials[pc], self.partials[pc + 1]]),
+            K_ADD => ([p0, p1], [o, o]),
+            K_PASS => ([p0, 0], [o, z]),
+            _ => ([0, 0], [z, z]),
+        }
+    }
 }
 
 /// What produced a node; recorded only while tracing (graph export) or
-/// checking for non-finite values, so the hot path stays 24 bytes a node.
+/// checking for non-finite values, so the hot path stores only heads and
+/// partials.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Op {
@@ -236,7 +339,7 @@ pub struct Tape<T: Scalar = f64> {
     // SAFETY: the cells below are only accessed inside `Tape`'s own methods,
     // never across a call into user code, and no reference into them escapes.
     // `Tape` is `!Sync` (UnsafeCell), so there is one accessor at a time.
-    pub(crate) nodes: UnsafeCell<Vec<Node<T>>>,
+    pub(crate) nodes: UnsafeCell<Arena<T>>,
     pub(crate) customs: UnsafeCell<Vec<CustomNode<T>>>,
     pub(crate) trace: UnsafeCell<Vec<TraceEntry>>,
     pub(crate) flags: Cell<u8>,
@@ -274,13 +377,8 @@ impl<T: Scalar> fmt::Debug for Tape<T> {
 impl<T: Scalar> Tape<T> {
     /// An empty tape with room for `nodes` nodes before it grows.
     pub fn with_capacity(nodes: usize) -> Self {
-        let mut v = Vec::with_capacity(nodes.max(1));
-        v.push(Node {
-            parents: [0, 0],
-            partials: [T::zero(), T::zero()],
-        });
         Tape {
-            nodes: UnsafeCell::new(v),
+            nodes: UnsafeCell::new(Arena::with_capacity(nodes)),
             customs: UnsafeCell::new(Vec::new()),
             trace: UnsafeCell::new(Vec::new()),
             flags: Cell::new(0),
@@ -304,8 +402,9 @@ impl<T: Scalar> Tape<T> {
     }
 
     /// Number of nodes recorded, including the reserved sink at index 0.
+    #[inline]
     pub fn len(&self) -> usize {
-        self.nodes_ref().len()
+        self.nodes_ref().heads.len()
     }
 
     /// Whether nothing but the reserved sink is recorded.
@@ -315,12 +414,22 @@ impl<T: Scalar> Tape<T> {
 
     /// Bytes of the arena's allocation (nodes only), for memory accounting.
     pub fn capacity_bytes(&self) -> usize {
-        self.nodes_ref().capacity() * std::mem::size_of::<Node<T>>()
+        let a = self.nodes_ref();
+        a.heads.capacity() * 8 + a.partials.capacity() * std::mem::size_of::<T>()
     }
 
-    /// Size of one elementary node in bytes (24 for f64).
+    /// Bytes the recorded nodes occupy (their heads and partials): between
+    /// 8 (an input or a sum) and [`Tape::node_bytes`] per node.
+    pub fn used_bytes(&self) -> usize {
+        let a = self.nodes_ref();
+        a.heads.len() * 8 + a.partials.len() * std::mem::size_of::<T>()
+    }
+
+    /// Size of the largest elementary node in bytes, a binary operation
+    /// with two stored partials (24 for f64); inputs and sums take 8, unary
+    /// operations 16.
     pub const fn node_bytes() -> usize {
-        std::mem::size_of::<Node<T>>()
+        8 + 2 * std::mem::size_of::<T>()
     }
 
     /// Records operation names, forward values and labels from now on, for
@@ -344,7 +453,7 @@ impl<T: Scalar> Tape<T> {
     }
 
     fn sync_trace(&mut self) {
-        let n = self.nodes.get_mut().len();
+        let n = self.nodes.get_mut().heads.len();
         let tr = self.trace.get_mut();
         if self.flags.get() & TRACE != 0 {
             // Nodes recorded before tracing was switched on are unknown.
@@ -383,7 +492,7 @@ impl<T: Scalar> Tape<T> {
     /// outputs. Empty for inputs and for an index past the end.
     pub fn parents_of(&self, idx: usize) -> Vec<usize> {
         let nodes = self.nodes_ref();
-        if idx == 0 || idx >= nodes.len() {
+        if idx == 0 || idx >= nodes.heads.len() {
             return Vec::new();
         }
         if let Some(c) = self.customs_ref().iter().find(|c| {
@@ -391,15 +500,8 @@ impl<T: Scalar> Tape<T> {
         }) {
             return c.inputs.iter().map(|&i| i as usize).collect();
         }
-        let n = &nodes[idx];
-        let mut out = Vec::with_capacity(2);
-        if n.parents[0] != 0 {
-            out.push(n.parents[0] as usize);
-        }
-        if n.parents[1] != 0 {
-            out.push(n.parents[1] as usize);
-        }
-        out
+        let (ps, _) = nodes.decode(idx, nodes.partials_before(idx));
+        ps.into_iter().filter(|&p| p != 0).collect()
     }
 
     /// The name of the custom operation that produced node `idx`, if any.
@@ -426,7 +528,7 @@ impl<T: Scalar> Tape<T> {
     /// A new input (leaf) with value `v`.
     #[inline]
     pub fn var(&self, v: T) -> Var<'_, T> {
-        self.push(Op::Input, v, [0, 0], [T::zero(), T::zero()], None)
+        self.push(Op::Input, v, K_LEAF, [0, 0], [T::zero(), T::zero()], None)
     }
 
     /// New inputs, one per value.
@@ -442,8 +544,13 @@ impl<T: Scalar> Tape<T> {
         unsafe { (*self.nodes.get()).reserve(additional) }
     }
 
+    /// Keeps the first `n` nodes (`&mut`: no `Var` past them is alive).
+    pub(crate) fn truncate_nodes(&mut self, n: usize) {
+        self.nodes.get_mut().truncate(n.max(1));
+    }
+
     #[inline(always)]
-    pub(crate) fn nodes_ref(&self) -> &Vec<Node<T>> {
+    pub(crate) fn nodes_ref(&self) -> &Arena<T> {
         // SAFETY: see the struct comment; callers do not hold this across a push.
         unsafe { &*self.nodes.get() }
     }
@@ -454,27 +561,73 @@ impl<T: Scalar> Tape<T> {
         unsafe { &*self.customs.get() }
     }
 
-    /// Appends a node and returns its handle.
+    /// Appends a node of `kind` with parents `p` and the first `kind & 3`
+    /// partials of `d`, and returns its handle. The fast path is one
+    /// capacity-and-flags check and the stores; growing, tracing and the
+    /// guard against recording during a sweep live in [`Tape::push_slow`].
     #[inline(always)]
     pub(crate) fn push(
         &self,
         op: Op,
         value: T,
-        parents: [u32; 2],
-        partials: [T; 2],
+        kind: u64,
+        p: [u32; 2],
+        d: [T; 2],
         constant: Option<T>,
     ) -> Var<'_, T> {
         let flags = self.flags.get();
-        if flags & IN_BACKWARD != 0 {
-            self.guard();
-        }
         // SAFETY: no reference into `nodes` is alive here (see struct
-        // comment; the backward sweep's is excluded by the guard above).
-        let nodes = unsafe { &mut *self.nodes.get() };
-        let idx = nodes.len();
-        assert!(idx < u32::MAX as usize, "tape is full (2^32 nodes)");
-        nodes.push(Node { parents, partials });
-        if flags != 0 {
+        // comment; a running sweep sets a flag, which takes the slow path).
+        let a = unsafe { &mut *self.nodes.get() };
+        let idx = a.heads.len();
+        if flags != 0 || idx >= a.room {
+            return self.push_slow(op, value, kind, p, d, constant);
+        }
+        // SAFETY: idx < room <= heads.capacity(), and partials has room for
+        // two more per head slot (the arena's invariant).
+        unsafe {
+            a.heads.as_mut_ptr().add(idx).write(head(kind, p[0], p[1]));
+            a.heads.set_len(idx + 1);
+            let n = (kind & 3) as usize;
+            if n > 0 {
+                let pc = a.partials.len();
+                let dst = a.partials.as_mut_ptr().add(pc);
+                dst.write(d[0]);
+                if n > 1 {
+                    dst.add(1).write(d[1]);
+                }
+                a.partials.set_len(pc + n);
+            }
+        }
+        Var {
+            tape: self,
+            idx: idx as u32,
+            val: value,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_slow(
+        &self,
+        op: Op,
+        value: T,
+        kind: u64,
+        p: [u32; 2],
+        d: [T; 2],
+        constant: Option<T>,
+    ) -> Var<'_, T> {
+        self.guard();
+        // SAFETY: as in `push`.
+        let a = unsafe { &mut *self.nodes.get() };
+        let idx = a.heads.len();
+        assert!(idx < MAX_NODES, "tape is full (2^30 nodes)");
+        if idx >= a.room {
+            a.reserve(idx.max(16));
+        }
+        a.heads.push(head(kind, p[0], p[1]));
+        a.partials.extend_from_slice(&d[..(kind & 3) as usize]);
+        if self.flags.get() != 0 {
             self.record_slow(op, value, constant, idx);
         }
         Var {
@@ -579,7 +732,7 @@ impl<T: Scalar> Tape<T> {
         self.reserve(outputs.len());
         let outs: Vec<Var<'t, T>> = outputs
             .iter()
-            .map(|&o| self.push(Op::Custom, o, [0, 0], [T::zero(), T::zero()], None))
+            .map(|&o| self.push(Op::Custom, o, K_LEAF, [0, 0], [T::zero(), T::zero()], None))
             .collect();
         // SAFETY: see the struct comment.
         let customs = unsafe { &mut *self.customs.get() };
@@ -650,14 +803,29 @@ impl<'t, T: Scalar> Var<'t, T> {
     #[inline(always)]
     pub(crate) fn unary(self, op: Op, value: T, d: T) -> Var<'t, T> {
         self.tape
-            .push(op, value, [self.idx, 0], [d, T::zero()], None)
+            .push(op, value, K_UNARY, [self.idx, 0], [d, T::zero()], None)
     }
 
     /// Records a unary operation with a constant operand (`x * 2`).
     #[inline(always)]
     pub(crate) fn unary_c(self, op: Op, value: T, d: T, c: T) -> Var<'t, T> {
         self.tape
-            .push(op, value, [self.idx, 0], [d, T::zero()], Some(c))
+            .push(op, value, K_UNARY, [self.idx, 0], [d, T::zero()], Some(c))
+    }
+
+    /// Records a unary operation with partial 1 and a constant operand
+    /// (`x + c`, `x - c`): no partial is stored where `g · 1 = g` exactly.
+    #[inline(always)]
+    pub(crate) fn unary_pass(self, op: Op, value: T, c: T) -> Var<'t, T> {
+        let kind = if T::MUL_BY_ONE_EXACT { K_PASS } else { K_UNARY };
+        self.tape.push(
+            op,
+            value,
+            kind,
+            [self.idx, 0],
+            [T::one(), T::zero()],
+            Some(c),
+        )
     }
 
     /// Records a binary operation with local partials `da`, `db`.
@@ -668,6 +836,25 @@ impl<'t, T: Scalar> Var<'t, T> {
             "operands of `{op}` belong to different tapes"
         );
         self.tape
-            .push(op, value, [self.idx, other.idx], [da, db], None)
+            .push(op, value, K_BINARY, [self.idx, other.idx], [da, db], None)
+    }
+
+    /// Records a sum (partials 1 and 1): no partials are stored where
+    /// `g · 1 = g` exactly.
+    #[inline(always)]
+    pub(crate) fn binary_add(self, other: Var<'t, T>, op: Op, value: T) -> Var<'t, T> {
+        assert!(
+            std::ptr::eq(self.tape, other.tape),
+            "operands of `{op}` belong to different tapes"
+        );
+        let kind = if T::MUL_BY_ONE_EXACT { K_ADD } else { K_BINARY };
+        self.tape.push(
+            op,
+            value,
+            kind,
+            [self.idx, other.idx],
+            [T::one(), T::one()],
+            None,
+        )
     }
 }
