@@ -1,5 +1,5 @@
 //! Errors of the command line: every one becomes exit code 2 and one message
-//! on stderr, never a panic.
+//! on stderr (with `--json`: one JSON object on stdout), never a panic.
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +31,42 @@ impl CliError {
             path: path.to_path_buf(),
             message: message.to_string(),
         }
+    }
+
+    /// A dataset that could not be read: the file it names stays the path.
+    pub fn data(e: splat::data::DataError) -> Self {
+        match e {
+            splat::data::DataError::Io { path, message } => CliError::File {
+                path,
+                message: format!("cannot read: {message}"),
+            },
+            splat::data::DataError::Invalid {
+                path,
+                field,
+                message,
+            } => CliError::File {
+                path,
+                message: format!("{field}: {message}"),
+            },
+        }
+    }
+
+    /// The file the error is about, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            CliError::Usage(_) => None,
+            CliError::File { path, .. } => Some(path),
+        }
+    }
+
+    /// The error as the one JSON object `--json` mode prints:
+    /// `{"error": MESSAGE, "path": PATH or null}`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "error": self.to_string(),
+            "path": self.path().map(|p| p.display().to_string()),
+        })
+        .to_string()
     }
 
     /// The process exit code for this error.

@@ -1,5 +1,6 @@
 //! The `chainrule` command: gradients from the shell, Gaussian-splatting fits
-//! and benchmarks. Every error exits with code 2 and one message on stderr.
+//! and benchmarks. Every error exits with code 2 and one message on stderr
+//! (with `--json`: one JSON object `{"error": ..., "path": ...}` on stdout).
 
 use chainrule_cli::{
     alloc::CountingAlloc, bench, export, fit, grad, render, synth, train, CliError,
@@ -36,8 +37,35 @@ enum Command {
     Export(export::ExportArgs),
 }
 
+/// Whether the command line asks for JSON output: errors then go to stdout
+/// as one JSON object (`{"error": ..., "path": ...}`), exit code 2.
+fn json_mode() -> bool {
+    std::env::args_os().skip(1).any(|a| a == "--json")
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let json = json_mode();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if json && e.use_stderr() => {
+            // a usage error in JSON mode: clap's message up to its usage
+            // lines, as JSON
+            let msg = e.to_string();
+            let text: Vec<&str> = msg
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:"))
+                .filter(|l| !l.is_empty())
+                .collect();
+            let text = text.join(" ");
+            println!(
+                "{}",
+                CliError::usage(text.trim_start_matches("error: ")).to_json()
+            );
+            std::process::exit(2);
+        }
+        Err(e) => e.exit(),
+    };
     let result: Result<(), CliError> = match cli.command {
         Command::Fit(a) => fit::run(a),
         Command::Render(a) => render::run(a),
@@ -48,7 +76,11 @@ fn main() {
         Command::Export(a) => export::run(a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e}");
+        if json {
+            println!("{}", e.to_json());
+        } else {
+            eprintln!("error: {e}");
+        }
         std::process::exit(e.exit_code());
     }
 }

@@ -241,7 +241,7 @@ pub fn run_ply_on_dataset(
         background: bg.map(|c| c as f32),
         ..Default::default()
     };
-    let ds = splat::data::load(data, &opts).map_err(|e| CliError::usage(e.to_string()))?;
+    let ds = splat::data::load(data, &opts).map_err(CliError::data)?;
     let views = match split {
         "test" => &ds.test,
         "train" => &ds.train,

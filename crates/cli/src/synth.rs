@@ -42,7 +42,7 @@ pub fn run(args: SynthArgs) -> CliResult {
         size: args.size,
         seed: args.seed,
     };
-    let s = write_dataset(&args.dir, &opts).map_err(|e| CliError::usage(e.to_string()))?;
+    let s = write_dataset(&args.dir, &opts).map_err(CliError::data)?;
     let secs = t.elapsed().as_secs_f64();
     if args.json {
         let v = serde_json::json!({

@@ -161,7 +161,7 @@ pub fn run(a: TrainArgs) -> CliResult {
         invert_masks: a.invert_masks,
         ..LoadOptions::default()
     };
-    let ds = data::load(&a.data, &opts).map_err(|e| CliError::usage(e.to_string()))?;
+    let ds = data::load(&a.data, &opts).map_err(CliError::data)?;
     check_out_dir(&a.out)?;
     let ckpt_dir = checkpoint_dir(&a.out);
     let cfg = TrainConfig {

@@ -1,0 +1,66 @@
+//! With `--json`, every subcommand that has the flag reports an error as
+//! exactly one JSON object on stdout, `{"error": ..., "path": ...}`, and
+//! exits with code 2; without it, the error stays plain text on stderr.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_error(args: &[&str]) -> serde_json::Value {
+    let (code, stdout, stderr) = run(args);
+    assert_eq!(code, 2, "{args:?}: {stdout} {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: one line expected, got {stdout:?}"
+    );
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    let obj = v.as_object().unwrap();
+    assert_eq!(obj.len(), 2, "{v}");
+    assert!(obj["error"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
+    assert!(obj["path"].is_null() || obj["path"].is_string(), "{v}");
+    v
+}
+
+#[test]
+fn every_json_subcommand_reports_errors_as_one_json_object() {
+    let missing = std::env::temp_dir().join(format!("chainrule-json-none-{}", std::process::id()));
+    let m = missing.to_str().unwrap();
+    let out = std::env::temp_dir().join(format!("chainrule-json-out-{}", std::process::id()));
+    let o = out.to_str().unwrap();
+    // a missing dataset: the path is named
+    let v = json_error(&["train", m, "--out", o, "--json"]);
+    assert_eq!(v["path"], m, "{v}");
+    let v = json_error(&["render", m, "--out", o, "--json"]);
+    assert!(v["path"].is_string(), "{v}");
+    let v = json_error(&["fit", m, "--json", "--out", o]);
+    assert!(
+        v["error"].as_str().unwrap().contains("chainrule-json-none"),
+        "{v}"
+    );
+    // usage errors: no path
+    let v = json_error(&["grad", "x +", "--at", "x=1", "--json"]);
+    assert!(v["path"].is_null(), "{v}");
+    let v = json_error(&["train", m, "--json"]);
+    assert!(v["error"].as_str().unwrap().contains("--out"), "{v}");
+    json_error(&["bench", "fit", "--json", "--iters", "nope"]);
+    json_error(&["synth", "--json", "--size", "0", "/dev/null/x"]);
+    // without --json: plain text on stderr, nothing on stdout
+    let (code, stdout, stderr) = run(&["train", m, "--out", o]);
+    assert_eq!(code, 2);
+    assert!(
+        stdout.is_empty() && stderr.starts_with("error: "),
+        "{stderr}"
+    );
+}
