@@ -14,5 +14,6 @@ pub mod render3d;
 pub mod scene_input;
 pub mod synth;
 pub mod train;
+pub mod view;
 
 pub use error::CliError;

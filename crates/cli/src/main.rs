@@ -3,7 +3,7 @@
 //! (with `--json`: one JSON object `{"error": ..., "path": ...}` on stdout).
 
 use chainrule_cli::{
-    alloc::CountingAlloc, bench, export, fit, grad, render, synth, train, CliError,
+    alloc::CountingAlloc, bench, export, fit, grad, render, synth, train, view, CliError,
 };
 use clap::{Parser, Subcommand};
 
@@ -35,6 +35,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Convert a 3D scene to .ply, .splat or .spz.
     Export(export::ExportArgs),
+    /// Look at a scene in the browser (an interactive WebGL2 viewer).
+    View(view::ViewArgs),
 }
 
 /// Whether the command line asks for JSON output: errors then go to stdout
@@ -74,6 +76,7 @@ fn main() {
         Command::Synth(a) => synth::run(a),
         Command::Train(a) => train::run(a),
         Command::Export(a) => export::run(a),
+        Command::View(a) => view::run(a),
     };
     if let Err(e) = result {
         if json {

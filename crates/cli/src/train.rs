@@ -83,6 +83,13 @@ pub struct TrainArgs {
     /// spz; see `chainrule export`).
     #[arg(long, value_enum)]
     pub export: Option<crate::export::ExportFormat>,
+    /// Serve the viewer (`chainrule view`'s page) while training: the model
+    /// refreshes every few seconds, with the loss and PSNR curves.
+    #[arg(long)]
+    pub view: bool,
+    /// With --view: the port (0: any free port).
+    #[arg(long, default_value_t = crate::view::DEFAULT_PORT, requires = "view")]
+    pub port: u16,
 }
 
 /// One point of the training curve.
@@ -200,8 +207,18 @@ pub fn run(a: TrainArgs) -> CliResult {
     let mut curve = Vec::new();
     let mut last_loss = f64::NAN;
     let mut eval_time = 0.0;
+    let mut live = match a.view {
+        true => Some(crate::view::live::LiveView::start(&t, a.port, background)?),
+        false => None,
+    };
+    if let Some(v) = &live {
+        eprintln!("viewer at {} (live while training)", v.url);
+    }
     while t.iteration() < a.iters {
         let info = t.step().map_err(train_err)?;
+        if let Some(v) = live.as_mut() {
+            v.tick(&t, info.loss, info.psnr);
+        }
         if std::env::var_os("CHAINRULE_TRAIN_TIMINGS").is_some() && t.iteration() % 10 == 0 {
             eprintln!("iteration {} timings {:?}", t.iteration(), info.timings);
         }
@@ -235,6 +252,9 @@ pub fn run(a: TrainArgs) -> CliResult {
         }
     }
     let seconds = start.elapsed().as_secs_f64() - eval_time;
+    if let Some(v) = &live {
+        v.finish(&t);
+    }
     bar.finish();
     if t.iteration() > resumed_from || !ckpt_dir.join("latest.json").is_file() {
         t.save_checkpoint(&ckpt_dir).map_err(train_err)?;

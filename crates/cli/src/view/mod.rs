@@ -1,0 +1,118 @@
+//! `chainrule view PATH [--port N] [--host ADDR] [--data DATASET] [--open]`:
+//! an interactive viewer in the browser. A small HTTP server
+//! ([`server`]) serves one page ([`assets`]: Spark on three.js, vendored)
+//! and the scene; `chainrule train --view` serves the same page from a
+//! thread beside training ([`live`]).
+//!
+//! Routes (GET/HEAD only): the assets; `/info.json` (what is shown, the
+//! start camera, the model's version); `/model.ply` (the current 3D scene,
+//! float32 PLY); `/cameras.json` (the dataset's cameras); `/stats.json`
+//! (live training curves); `/fit.png?scale=S` (a 2D fit rendered at scale
+//! S).
+
+pub mod assets;
+pub mod live;
+pub mod server;
+pub mod state;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use crate::error::{CliError, CliResult};
+use crate::scene_input::{self, SceneInput};
+pub use state::ViewState;
+
+/// Default port of the viewer.
+pub const DEFAULT_PORT: u16 = 8090;
+
+/// Arguments of `chainrule view`.
+#[derive(Debug, Args)]
+pub struct ViewArgs {
+    /// The scene: a 3DGS .ply, a .splat or .spz file, a 2D fit's
+    /// gaussians.json, or a `train` output folder.
+    pub path: PathBuf,
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// Address to listen on. The default serves this machine only; another
+    /// address exposes the scene to the network.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Dataset (NeRF-synthetic or COLMAP) whose cameras are drawn and can
+    /// be chosen as viewpoints (`?camera=NAME`).
+    #[arg(long, value_name = "DATASET")]
+    pub data: Option<PathBuf>,
+    /// Background of the page: black, white, or R,G,B in [0, 1].
+    #[arg(long, default_value = "white")]
+    pub background: String,
+    /// Open the page in the default browser.
+    #[arg(long)]
+    pub open: bool,
+}
+
+/// Loads a dataset's views and returns their cameras as the page's JSON.
+pub fn dataset_cameras(
+    data: &std::path::Path,
+    background: [f64; 3],
+) -> CliResult<Vec<serde_json::Value>> {
+    let opts = splat::data::LoadOptions {
+        background: background.map(|c| c as f32),
+        ..Default::default()
+    };
+    let ds = splat::data::load(data, &opts).map_err(|e| CliError::usage(e.to_string()))?;
+    Ok(state::cameras_json(&ds))
+}
+
+/// Binds, prints the URL and serves `state` on the current thread forever.
+fn serve_forever(host: &str, port: u16, st: Arc<ViewState>, open: bool) -> CliResult {
+    let (listener, addr) = server::bind(host, port).map_err(|e| {
+        CliError::usage(format!(
+            "cannot listen on {host}:{port}: {e} (try another --port)"
+        ))
+    })?;
+    let url = format!("http://{addr}/");
+    println!("viewer at {url} (Ctrl-C to stop)");
+    if open {
+        open_browser(&url);
+    }
+    server::serve(listener, state::handler(st));
+    Ok(())
+}
+
+/// Asks the desktop to open `url`; a failure is only a warning.
+pub fn open_browser(url: &str) {
+    let cmd = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    if let Err(e) = std::process::Command::new(cmd).arg(url).spawn() {
+        eprintln!("warning: --open: cannot run {cmd}: {e}; open {url} yourself");
+    }
+}
+
+/// Runs `chainrule view`.
+pub fn run(a: ViewArgs) -> CliResult {
+    let background = crate::fit::parse_background(&a.background)?;
+    let st = match scene_input::open(&a.path)? {
+        SceneInput::Scene3d { gaussians, .. } => {
+            if gaussians.is_empty() {
+                return Err(CliError::file(&a.path, "the scene has no Gaussians"));
+            }
+            let cameras = match &a.data {
+                Some(d) => dataset_cameras(d, background)?,
+                None => Vec::new(),
+            };
+            ViewState::scene(gaussians, cameras, background, false)
+        }
+        SceneInput::Fit2d { file } => {
+            if a.data.is_some() {
+                return Err(CliError::usage("--data: a 2D fit has no cameras"));
+            }
+            ViewState::fit2d(&file)?
+        }
+    };
+    serve_forever(&a.host, a.port, Arc::new(st), a.open)
+}

@@ -1,0 +1,269 @@
+//! `chainrule view`'s server: the page, assets and model are served; path
+//! traversal, unknown routes, other methods, oversized and malformed
+//! requests and foreign Host headers get a 4xx; several clients at once and
+//! a stalled one do not block others; bad files exit 2.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use splat::three::ply::{parse_ply, to_ply_bytes};
+use splat::three::scene::{random_scene, RandomScene};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("chainrule-view-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(args: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .arg("view")
+        .args(args)
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    Server { child, addr }
+}
+
+/// Sends raw bytes, returns (status, body).
+fn raw(addr: &str, request: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let _ = s.write_all(request);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let body = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| resp[i + 4..].to_vec())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
+    raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+    )
+}
+
+fn scene_file(dir: &std::path::Path) -> (PathBuf, Vec<u8>) {
+    let g = random_scene::<f32>(&RandomScene {
+        n: 200,
+        ..Default::default()
+    });
+    let p = dir.join("scene.ply");
+    let bytes = to_ply_bytes(&g);
+    std::fs::write(&p, &bytes).unwrap();
+    (p, bytes)
+}
+
+#[test]
+fn serves_the_page_assets_and_model() {
+    let dir = tmp("ok");
+    let (scene, _) = scene_file(&dir);
+    let s = start(&[scene.to_str().unwrap()]);
+    let (st, page) = get(&s.addr, "/");
+    assert_eq!(st, 200);
+    assert!(String::from_utf8_lossy(&page).contains("viewer.js"));
+    for asset in [
+        "/viewer.js",
+        "/vendor/spark.module.min.js",
+        "/vendor/three.module.min.js",
+        "/vendor/LICENSE-spark",
+    ] {
+        let (st, body) = get(&s.addr, asset);
+        assert_eq!(st, 200, "{asset}");
+        assert!(!body.is_empty());
+    }
+    let (st, info) = get(&s.addr, "/info.json");
+    assert_eq!(st, 200);
+    let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(info["splats"], 200);
+    assert_eq!(info["kind"], "3d");
+    let (st, model) = get(&s.addr, "/model.ply?v=0");
+    assert_eq!(st, 200);
+    assert_eq!(parse_ply::<f32>(&model, "m".as_ref()).unwrap().len(), 200);
+    let (st, head) = raw(
+        &s.addr,
+        format!("HEAD / HTTP/1.1\r\nHost: {}\r\n\r\n", s.addr).as_bytes(),
+    );
+    assert_eq!((st, head.len()), (200, 0));
+}
+
+#[test]
+fn refuses_what_it_should_with_4xx() {
+    let dir = tmp("bad");
+    let (scene, _) = scene_file(&dir);
+    let s = start(&[scene.to_str().unwrap()]);
+    let a = s.addr.clone();
+    for (path, want) in [
+        ("/../../etc/passwd", 400),
+        ("/vendor/../viewer.js", 400),
+        ("/%2e%2e/etc/passwd", 400),
+        ("/nope", 404),
+        ("/scene.ply", 404),
+        ("/fit.png", 404),
+    ] {
+        assert_eq!(get(&a, path).0, want, "{path}");
+    }
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (
+            format!("POST / HTTP/1.1\r\nHost: {a}\r\nContent-Length: 0\r\n\r\n").into_bytes(),
+            405,
+        ),
+        (
+            format!("DELETE /model.ply HTTP/1.1\r\nHost: {a}\r\n\r\n").into_bytes(),
+            405,
+        ),
+        (b"garbage\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1 extra\r\n\r\n".to_vec(), 400),
+        (
+            format!("GET / HTTP/1.1\r\nHost: {a}\r\nContent-Length: 5\r\n\r\nhello").into_bytes(),
+            400,
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: {a}\r\nX: {}\r\n\r\n",
+                "a".repeat(20_000)
+            )
+            .into_bytes(),
+            431,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: evil.example\r\n\r\n".to_vec(),
+            403,
+        ),
+        (b"GET / HTTP/1.1\r\n\r\n".to_vec(), 403),
+        (vec![0xff, 0xfe, b'\r', b'\n', b'\r', b'\n'], 400),
+        (
+            b"GET http://example.com/ HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
+            400,
+        ),
+    ];
+    for (req, want) in cases {
+        assert_eq!(
+            raw(&a, &req).0,
+            want,
+            "{:?}",
+            String::from_utf8_lossy(&req[..req.len().min(60)])
+        );
+    }
+    // still serving after all that
+    assert_eq!(get(&a, "/info.json").0, 200);
+}
+
+#[test]
+fn several_clients_and_a_stalled_one() {
+    let dir = tmp("many");
+    let (scene, bytes) = scene_file(&dir);
+    let s = start(&[scene.to_str().unwrap()]);
+    // a client that connects and sends nothing must not block the others
+    let _stalled = TcpStream::connect(&s.addr).unwrap();
+    let mut half = TcpStream::connect(&s.addr).unwrap();
+    half.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let a = s.addr.clone();
+            std::thread::spawn(move || get(&a, "/model.ply"))
+        })
+        .collect();
+    for t in threads {
+        let (st, body) = t.join().unwrap();
+        assert_eq!(st, 200);
+        assert_eq!(body, bytes);
+    }
+}
+
+#[test]
+fn bad_files_exit_2_with_a_message() {
+    let dir = tmp("files");
+    let broken = dir.join("broken.ply");
+    std::fs::write(&broken, b"ply\nformat ascii 1.0\nend_header\n").unwrap();
+    let not_fit = dir.join("gaussians.json");
+    std::fs::write(&not_fit, b"{\"nope\": 1}").unwrap();
+    for p in [broken, not_fit, dir.join("missing.spz"), dir.clone()] {
+        let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .arg("view")
+            .arg(&p)
+            .args(["--port", "0"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{p:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.starts_with("error: "), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn a_2d_fit_is_rendered_at_the_zoom_asked() {
+    let dir = tmp("fit");
+    let fit = dir.join("fit");
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args([
+            "fit",
+            "--gaussians",
+            "50",
+            "--iters",
+            "2",
+            "--size",
+            "32",
+            "--json",
+            "--out",
+        ])
+        .arg(&fit)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = start(&[fit.join("gaussians.json").to_str().unwrap()]);
+    let (st, info) = get(&s.addr, "/info.json");
+    assert_eq!(st, 200);
+    let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(info["kind"], "2d");
+    let (w, h) = (
+        info["width"].as_u64().unwrap() as u32,
+        info["height"].as_u64().unwrap() as u32,
+    );
+    let (st, png) = get(&s.addr, "/fit.png?scale=3");
+    assert_eq!(st, 200);
+    let img = image::load_from_memory(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (3 * w, 3 * h));
+    assert_eq!(get(&s.addr, "/fit.png?scale=1e9").0, 400);
+    assert_eq!(get(&s.addr, "/fit.png?scale=abc").0, 400);
+    assert_eq!(get(&s.addr, "/model.ply").0, 404);
+}
