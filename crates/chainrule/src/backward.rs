@@ -11,7 +11,8 @@
 
 use crate::scalar::Scalar;
 use crate::tape::{
-    parents, NonFinite, Tape, Var, IN_BACKWARD, KIND_MASK, K_ADD, K_BINARY, K_PASS, K_UNARY,
+    n_partials, parents, NonFinite, Tape, Var, IN_BACKWARD, KIND_MASK, K_ADD, K_BINARY, K_PASS,
+    K_UNARY,
 };
 
 /// The gradients of one output with respect to every node recorded before it.
@@ -263,7 +264,7 @@ pub(crate) fn sweep_range<T: Scalar>(
             // partials of nodes lo..hi lie below `pc` (one stream, in order).
             unsafe {
                 let h = *heads.get_unchecked(i);
-                pc -= (h & 3) as usize;
+                pc -= n_partials(h);
                 let a = *adj.get_unchecked(i) + carry;
                 carry = T::zero();
                 // the final adjoint of node i is read by `Gradients::wrt`
@@ -306,7 +307,7 @@ pub(crate) fn sweep_range<T: Scalar>(
         }
     } else {
         for i in (lo..hi).rev() {
-            pc -= (heads[i] & 3) as usize;
+            pc -= n_partials(heads[i]);
             let a = adj[i];
             if a.is_zero() {
                 continue;
@@ -342,7 +343,7 @@ mod tests {
         adj[top] = 1.0;
         let mut pcs = vec![0; top + 2];
         for i in 0..=top {
-            pcs[i + 1] = pcs[i] + (arena.heads[i] & 3) as usize;
+            pcs[i + 1] = pcs[i] + n_partials(arena.heads[i]);
         }
         let mut carry = 0.0;
         for i in (1..=top).rev() {

@@ -141,7 +141,14 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// Sine.
     #[inline]
     pub fn sin(self) -> Self {
-        let (s, c) = self.val.sin_cos();
+        // Two calls rather than `sin_cos`: the value feeds the rest of the
+        // computation (often a recurrence's critical path) while the
+        // derivative only goes to the tape, so `sin` alone is on the path
+        // and `cos` runs alongside. The barrier keeps the compiler from
+        // fusing them back into one `sincos` call; the results are the
+        // same bits (glibc's `sincos` is `sin` and `cos` of one reduction).
+        let s = self.val.sin();
+        let c = std::hint::black_box(self.val).cos();
         self.unary(Op::Sin, s, c)
     }
 
@@ -448,5 +455,33 @@ impl<'t, T: Scalar> std::iter::Sum<Var<'t, T>> for Option<Var<'t, T>> {
     fn sum<I: Iterator<Item = Var<'t, T>>>(mut iter: I) -> Self {
         let first = iter.next()?;
         Some(iter.fold(first, |a, b| a + b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Tape;
+
+    #[test]
+    fn sin_records_the_bits_of_sin_cos() {
+        let tape = Tape::new();
+        let mut x = 0.123_456_789f64;
+        for k in 0..10_000 {
+            x = (x * 7.77 + k as f64 * 0.37) % 2000.0 - 1000.0;
+            let v = tape.var(x).sin();
+            let (s, c) = x.sin_cos();
+            assert_eq!(v.value().to_bits(), s.to_bits(), "sin({x})");
+            assert_eq!(v.backward().wrt_all(&[v])[0], 1.0);
+            let g = {
+                let y = tape.var(x);
+                y.sin().backward().wrt(y)
+            };
+            assert_eq!(g.to_bits(), c.to_bits(), "cos({x})");
+        }
+        let t32 = Tape::<f32>::default();
+        let y = t32.var(0.7f32);
+        let (s, c) = 0.7f32.sin_cos();
+        assert_eq!(y.sin().value().to_bits(), s.to_bits());
+        assert_eq!(y.sin().backward().wrt(y).to_bits(), c.to_bits());
     }
 }

@@ -22,11 +22,20 @@ pub(crate) const K_UNARY: u64 = 1;
 /// Two parents, two stored partials.
 pub(crate) const K_BINARY: u64 = 2;
 /// Two parents with partials 1 and 1 (`a + b`), none stored.
-pub(crate) const K_ADD: u64 = 4;
+pub(crate) const K_ADD: u64 = 3;
 /// One parent with partial 1 (`a + c`, `a - c`), none stored.
-pub(crate) const K_PASS: u64 = 8;
-/// The low bits of a head: the kind; `kind & 3` is its number of partials.
+pub(crate) const K_PASS: u64 = 4;
+/// The low bits of a head: the kind (dense codes, so that the sweep's
+/// dispatch is one jump table).
 pub(crate) const KIND_MASK: u64 = 15;
+
+/// The number of partials a node of `kind` stores, from a packed table
+/// (2 bits per kind).
+#[inline(always)]
+pub(crate) const fn n_partials(kind: u64) -> usize {
+    const TABLE: u64 = (1 << (2 * K_UNARY)) | (2 << (2 * K_BINARY));
+    ((TABLE >> (2 * (kind & KIND_MASK))) & 3) as usize
+}
 const IDX_BITS: u32 = 30;
 const IDX_MASK: u64 = (1 << IDX_BITS) - 1;
 /// The most nodes a tape holds (parent indices are 30-bit).
@@ -45,8 +54,8 @@ pub(crate) const fn parents(h: u64) -> (usize, usize) {
 }
 
 /// The nodes of a tape, as two streams. `heads[i]` is node `i`'s kind and
-/// parents; its `kind & 3` partials follow those of node `i - 1` in
-/// `partials`. Invariant: `partials.capacity() >= 2 * heads.capacity()`, so
+/// parents; its partials follow those of node `i - 1` in
+/// `partials` (see [`n_partials`]). Invariant: `partials.capacity() >= 2 * heads.capacity()`, so
 /// that a node that fits in `heads` always fits its partials (one capacity
 /// check per recorded node).
 pub(crate) struct Arena<T> {
@@ -89,7 +98,7 @@ impl<T: Scalar> Arena<T> {
     pub(crate) fn partials_before(&self, n: usize) -> usize {
         let mut pc = self.partials.len();
         for &h in self.heads[n.min(self.heads.len())..].iter().rev() {
-            pc -= (h & 3) as usize;
+            pc -= n_partials(h);
         }
         pc
     }
@@ -561,8 +570,8 @@ impl<T: Scalar> Tape<T> {
         unsafe { &*self.customs.get() }
     }
 
-    /// Appends a node of `kind` with parents `p` and the first `kind & 3`
-    /// partials of `d`, and returns its handle. The fast path is one
+    /// Appends a node of `kind` with parents `p` and the first
+    /// [`n_partials`]`(kind)` partials of `d`, and returns its handle. The fast path is one
     /// capacity-and-flags check and the stores; growing, tracing and the
     /// guard against recording during a sweep live in [`Tape::push_slow`].
     #[inline(always)]
@@ -588,7 +597,7 @@ impl<T: Scalar> Tape<T> {
         unsafe {
             a.heads.as_mut_ptr().add(idx).write(head(kind, p[0], p[1]));
             a.heads.set_len(idx + 1);
-            let n = (kind & 3) as usize;
+            let n = n_partials(kind);
             if n > 0 {
                 let pc = a.partials.len();
                 let dst = a.partials.as_mut_ptr().add(pc);
@@ -626,7 +635,7 @@ impl<T: Scalar> Tape<T> {
             a.reserve(idx.max(16));
         }
         a.heads.push(head(kind, p[0], p[1]));
-        a.partials.extend_from_slice(&d[..(kind & 3) as usize]);
+        a.partials.extend_from_slice(&d[..n_partials(kind)]);
         if self.flags.get() != 0 {
             self.record_slow(op, value, constant, idx);
         }
