@@ -11,7 +11,7 @@ use serde::Serialize;
 use splat::data::{self, LoadOptions};
 use splat::image_io::Image;
 use splat::three::ply;
-use splat::train::{TrainConfig, TrainError, Trainer};
+use splat::train::{Strategy, TrainConfig, TrainError, Trainer};
 
 use crate::error::{CliError, CliResult};
 use crate::fit::{check_out_dir, parse_background};
@@ -41,9 +41,15 @@ pub struct TrainArgs {
     /// Continue from the latest checkpoint in OUT/checkpoints.
     #[arg(long)]
     pub resume: bool,
-    /// Cap on the number of Gaussians.
-    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_gaussians: u64,
+    /// Cap on the number of Gaussians [default: one per 32 training pixels,
+    /// at least 10,000; e.g. 124,800 for 52 training photos of 320×240].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_gaussians: Option<u64>,
+    /// Density control: `default` (the 3DGS paper's clone/split/prune) or
+    /// `mcmc` (3DGS-MCMC: grow to --max-gaussians, relocate dead
+    /// Gaussians onto live ones, noise on positions).
+    #[arg(long, value_enum, default_value_t = StrategyArg::Default)]
+    pub strategy: StrategyArg,
     /// Random initial points when the dataset has no sparse points.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub init_points: u64,
@@ -72,9 +78,22 @@ pub struct TrainArgs {
     /// folder (by default 0 ignores a pixel, anything else keeps it).
     #[arg(long)]
     pub invert_masks: bool,
-    /// Densify (clone/split/prune) until this iteration.
-    #[arg(long, default_value_t = 15_000)]
-    pub densify_until: u32,
+    /// Densify (clone/split/prune) until this iteration [default: half of
+    /// --iters]. The start, interval and opacity-reset period scale with it
+    /// from the 3DGS paper's (500, 100, 3,000 for 15,000).
+    #[arg(long)]
+    pub densify_until: Option<u32>,
+    /// Densify from this iteration [default: scaled with --densify-until].
+    #[arg(long)]
+    pub densify_from: Option<u32>,
+    /// Densify every this many iterations [default: scaled with
+    /// --densify-until].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub densify_every: Option<u32>,
+    /// Reset opacities every this many iterations, 0 never [default:
+    /// scaled with --densify-until].
+    #[arg(long)]
+    pub opacity_reset_every: Option<u32>,
     /// Measure the test views' PSNR every this many seconds and record the
     /// curve in the report (0: never).
     #[arg(long, default_value_t = 0.0)]
@@ -90,6 +109,15 @@ pub struct TrainArgs {
     /// With --view: the port (0: any free port).
     #[arg(long, default_value_t = crate::view::DEFAULT_PORT, requires = "view")]
     pub port: u16,
+}
+
+/// `--strategy` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StrategyArg {
+    /// The 3DGS paper's adaptive density control.
+    Default,
+    /// 3DGS-MCMC relocation.
+    Mcmc,
 }
 
 /// One point of the training curve.
@@ -171,17 +199,27 @@ pub fn run(a: TrainArgs) -> CliResult {
     let ds = data::load(&a.data, &opts).map_err(CliError::data)?;
     check_out_dir(&a.out)?;
     let ckpt_dir = checkpoint_dir(&a.out);
-    let cfg = TrainConfig {
+    let mut cfg = TrainConfig {
         iters: a.iters,
         seed: a.seed,
         sh_degree: a.sh_degree as usize,
         init_points: a.init_points as usize,
-        max_gaussians: usize::try_from(a.max_gaussians).unwrap_or(usize::MAX),
-        densify_until: a.densify_until,
+        max_gaussians: match a.max_gaussians {
+            Some(m) => usize::try_from(m).unwrap_or(usize::MAX),
+            None => TrainConfig::default_max_gaussians(&ds),
+        },
+        strategy: match a.strategy {
+            StrategyArg::Default => Strategy::Default,
+            StrategyArg::Mcmc => Strategy::Mcmc,
+        },
         background,
         random_background: a.random_background,
         ..TrainConfig::default()
-    };
+    }
+    .with_densify_until(a.densify_until.unwrap_or(a.iters / 2));
+    cfg.densify_from = a.densify_from.unwrap_or(cfg.densify_from);
+    cfg.densify_every = a.densify_every.unwrap_or(cfg.densify_every);
+    cfg.opacity_reset_every = a.opacity_reset_every.unwrap_or(cfg.opacity_reset_every);
     let mut t = if a.resume {
         if !ckpt_dir.join("latest.json").is_file() {
             return Err(CliError::file(

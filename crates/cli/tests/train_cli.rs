@@ -212,3 +212,42 @@ fn bad_datasets_exit_2_naming_the_file() {
         &["latest.json"],
     );
 }
+
+#[test]
+fn mcmc_grows_to_the_budget_and_help_states_the_defaults() {
+    let d = tmp("mcmc");
+    let data = d.join("data");
+    synth(&data);
+    let out = d.join("out");
+    let v = json(&run(&[
+        "train",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "40",
+        "--init-points",
+        "200",
+        "--sh-degree",
+        "0",
+        "--strategy",
+        "mcmc",
+        "--max-gaussians",
+        "230",
+        "--json",
+    ]));
+    // densification ends at half of --iters (20) and runs every iteration
+    // at this scale: 5% growth per round reaches the cap of 230
+    assert_eq!(v["gaussians"], 230);
+    assert!(v["psnr"].as_f64().unwrap() > 5.0);
+    let help = run(&["train", "--help"]);
+    let h = String::from_utf8_lossy(&help.stdout);
+    for needle in [
+        "one per 32 training pixels",
+        "half of",
+        "mcmc",
+        "kept pixels",
+    ] {
+        assert!(h.contains(needle), "train --help lacks {needle:?}");
+    }
+}

@@ -45,8 +45,11 @@ pub struct TrainConfig {
     pub opacity_reset_every: u32,
     /// Prune splats less opaque than this.
     pub prune_opacity: f64,
-    /// Cap on the number of Gaussians (densification stops adding at it).
+    /// Cap on the number of Gaussians (densification stops adding at it;
+    /// MCMC grows to it). See [`TrainConfig::default_max_gaussians`].
     pub max_gaussians: usize,
+    /// How the set of Gaussians changes during training.
+    pub strategy: Strategy,
     /// Background colour of renders (the one the photographs are on).
     pub background: [f64; 3],
     /// Train each iteration on a random background colour: the render's
@@ -78,9 +81,74 @@ impl Default for TrainConfig {
             opacity_reset_every: 3000,
             prune_opacity: 0.005,
             max_gaussians: 1_000_000,
+            strategy: Strategy::Default,
             background: [1.0; 3],
             random_background: false,
         }
+    }
+}
+
+/// Density-control strategies (`--strategy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// The 3DGS paper's adaptive density control: clone and split splats
+    /// with a large average view-space gradient, prune transparent and
+    /// oversized ones, reset opacities periodically.
+    #[default]
+    Default,
+    /// 3DGS-MCMC: grow by 5% per round up to `max_gaussians` and move
+    /// dead (nearly transparent) Gaussians onto live ones, sampled by
+    /// opacity; noise on positions; opacity and scale regularisers.
+    Mcmc,
+}
+
+/// The 3DGS paper's densification schedule (30,000 iterations): densify
+/// from 500 to 15,000 every 100, reset opacities every 3,000.
+pub const PAPER_DENSIFY: [u32; 4] = [500, 15_000, 100, 3_000];
+
+/// Training pixels per Gaussian in the default budget
+/// ([`TrainConfig::default_max_gaussians`]).
+pub const PIXELS_PER_GAUSSIAN: usize = 32;
+
+/// The smallest default budget.
+pub const MIN_DEFAULT_GAUSSIANS: usize = 10_000;
+
+impl TrainConfig {
+    /// The paper's densification schedule scaled by `until / 15,000`:
+    /// densification stops at `until`, starts at `500·s`, runs every
+    /// `100·s` iterations and resets opacities every `3,000·s` (each
+    /// rounded, at least 1), so a short run keeps the paper's proportions
+    /// (`until = iters / 2` is the CLI's default, as in the paper).
+    ///
+    /// ```
+    /// let c = splat::train::TrainConfig::default().with_densify_until(2000);
+    /// assert_eq!(
+    ///     (c.densify_from, c.densify_until, c.densify_every, c.opacity_reset_every),
+    ///     (67, 2000, 13, 400)
+    /// );
+    /// ```
+    pub fn with_densify_until(mut self, until: u32) -> Self {
+        let [from, paper_until, every, reset] = PAPER_DENSIFY;
+        let s = until as f64 / paper_until as f64;
+        let scaled = |v: u32| ((v as f64 * s).round() as u32).max(1);
+        self.densify_from = scaled(from);
+        self.densify_until = until;
+        self.densify_every = scaled(every);
+        self.opacity_reset_every = scaled(reset);
+        self
+    }
+
+    /// The default Gaussian budget of a dataset: one Gaussian per
+    /// [`PIXELS_PER_GAUSSIAN`] (32) training pixels, at least
+    /// [`MIN_DEFAULT_GAUSSIANS`] (10,000). For 52 training photos of
+    /// 320×240 that is 124,800.
+    pub fn default_max_gaussians(data: &Dataset) -> usize {
+        let px: usize = data
+            .train
+            .iter()
+            .map(|v| v.width as usize * v.height as usize)
+            .sum();
+        (px / PIXELS_PER_GAUSSIAN).max(MIN_DEFAULT_GAUSSIANS)
     }
 }
 

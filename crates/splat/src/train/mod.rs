@@ -30,7 +30,7 @@ mod init;
 mod schedule;
 pub mod trainer;
 
-pub use config::TrainConfig;
+pub use config::{Strategy, TrainConfig};
 pub use eval::ViewEval;
 pub use trainer::{StepInfo, Trainer};
 

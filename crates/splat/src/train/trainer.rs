@@ -4,7 +4,7 @@
 //! the density-control strategy.
 
 use super::config::check_config;
-use super::densify::{Adc, Strategy};
+use super::densify::strategy;
 use super::init::initial_params;
 use super::{camera_of, schedule, TrainConfig, TrainError, GROUPS};
 use crate::adam::Adam;
@@ -235,13 +235,14 @@ impl Trainer {
         let (grads, d_means2d) =
             render_backward_with_means2d(&g32, &cam, &opts, &state, &d_rgb, None, None)
                 .map_err(|e| TrainError::Render(e.to_string()))?;
-        let flat = flatten_grads(&grads);
+        let mut flat = flatten_grads(&grads);
         if flat.iter().any(|g| g.iter().any(|v| !v.is_finite())) {
             return Err(TrainError::NonFinite {
                 iteration: it,
                 op: "render backward",
             });
         }
+        let value = value + strategy(self.cfg.strategy).regularise(self, &mut flat);
         timings[2] = t0.elapsed().as_secs_f64() - timings[0] - timings[1];
         let psnr = {
             let a: Vec<f64> = img.rgb.iter().map(|&v| v as f64).collect();
@@ -298,7 +299,7 @@ impl Trainer {
         if schedule::sh_band_up(&self.cfg, self.iteration, self.sh_active) {
             self.sh_active += 1;
         }
-        Adc.after_step(self);
+        strategy(self.cfg.strategy).after_step(self);
     }
 }
 

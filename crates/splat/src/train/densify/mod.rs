@@ -5,17 +5,32 @@ use super::{Trainer, GROUPS};
 use crate::adam::Adam;
 
 mod default;
+mod mcmc;
 
 /// A density-control strategy: what happens to the set of Gaussians after
 /// each optimiser update (densify, prune, relocate, reset). It reads and
 /// rewrites the trainer's parameters, moments and statistics; the
 /// schedules in `schedule` say when.
 pub(crate) trait Strategy {
+    /// Adds the gradient of the strategy's regularisers (if any) to
+    /// `grads` (per parameter group) and returns their value.
+    fn regularise(&self, _t: &Trainer, _grads: &mut [Vec<f64>; GROUPS]) -> f64 {
+        0.0
+    }
     /// Runs after the update of iteration `t.iteration()`.
     fn after_step(&self, t: &mut Trainer);
 }
 
+/// The strategy a setting names.
+pub(super) fn strategy(s: super::Strategy) -> &'static dyn Strategy {
+    match s {
+        super::Strategy::Default => &Adc,
+        super::Strategy::Mcmc => &Mcmc,
+    }
+}
+
 pub(super) use default::Adc;
+use mcmc::Mcmc;
 
 /// One Gaussian of the rearranged scene: which old one it copies, whether
 /// its optimiser moments start at zero, its new position if moved, and the

@@ -1,0 +1,350 @@
+//! 3DGS-MCMC (Kheradmand et al. 2024, as gsplat's `MCMCStrategy` runs it):
+//! Gaussians are samples of a distribution, so instead of cloning and
+//! splitting by gradient, each round moves the dead ones (opacity at most
+//! `prune_opacity`) onto live ones drawn with probability proportional to
+//! opacity, then adds 5% more the same way, up to `max_gaussians`. A
+//! Gaussian copied into `N` places keeps what it draws: its opacity
+//! becomes `1 − (1 − o)^(1/N)` and its scales are multiplied by
+//! `o / Σ_{i=1..N} Σ_{k=0..i−1} C(i−1, k) (−1)^k o'^(k+1) / √(k+1)` (the
+//! paper's equation 9). After every update, positions get noise shaped by
+//! each Gaussian's covariance, scaled by the position learning rate times
+//! `NOISE_LR` and gated to the nearly transparent ones. The loss gets
+//! `OPACITY_REG · mean(opacity) + SCALE_REG · mean(scale)`.
+
+use super::super::{logit, schedule, Trainer, GROUPS};
+use super::{Row, Strategy};
+use crate::three::project::quat_to_rotmat;
+use crate::three::scene::Rng;
+
+/// Noise scale relative to the position learning rate (gsplat: 5·10⁵).
+pub(crate) const NOISE_LR: f64 = 5e5;
+/// Weight of the mean opacity in the loss (gsplat's MCMC setting: 0.01).
+pub(crate) const OPACITY_REG: f64 = 0.01;
+/// Weight of the mean scale in the loss (gsplat's MCMC setting: 0.01).
+pub(crate) const SCALE_REG: f64 = 0.01;
+/// Growth per round (5%).
+const GROWTH: f64 = 1.05;
+/// Copies of one Gaussian the relocation formula is evaluated up to.
+const N_MAX: usize = 51;
+
+/// The MCMC strategy.
+pub(crate) struct Mcmc;
+
+impl Strategy for Mcmc {
+    fn regularise(&self, t: &Trainer, grads: &mut [Vec<f64>; GROUPS]) -> f64 {
+        let n = t.len().max(1) as f64;
+        let mut value = 0.0;
+        for (i, &l) in t.params[3].iter().enumerate() {
+            let o = sigmoid(l);
+            value += OPACITY_REG * o / n;
+            grads[3][i] += OPACITY_REG * o * (1.0 - o) / n;
+        }
+        for (k, &ls) in t.params[1].iter().enumerate() {
+            let s = ls.exp();
+            value += SCALE_REG * s / (3.0 * n);
+            grads[1][k] += SCALE_REG * s / (3.0 * n);
+        }
+        value
+    }
+
+    fn after_step(&self, t: &mut Trainer) {
+        let it = t.iteration;
+        if schedule::densify_now(&t.cfg, it) {
+            t.mcmc_relocate();
+            t.mcmc_add();
+        }
+        t.mcmc_noise();
+    }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Binomial coefficients `C(n, k)` for `n, k < N_MAX`.
+fn binomials() -> Vec<[f64; N_MAX]> {
+    let mut b = vec![[0.0; N_MAX]; N_MAX];
+    for n in 0..N_MAX {
+        b[n][0] = 1.0;
+        for k in 1..=n {
+            b[n][k] = b[n - 1][k - 1] + if k < n { b[n - 1][k] } else { 0.0 };
+        }
+    }
+    b
+}
+
+/// The opacity and scale factor of a Gaussian of opacity `o` that now
+/// stands in `copies` places (itself included), so that the copies
+/// together draw as it did (3DGS-MCMC, equation 9).
+pub(crate) fn relocation(o: f64, copies: usize) -> (f64, f64) {
+    let n = copies.clamp(1, N_MAX);
+    let b = binomials();
+    let o_new = 1.0 - (1.0 - o).powf(1.0 / n as f64);
+    let mut denom = 0.0;
+    for i in 1..=n {
+        for k in 0..i {
+            let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
+            denom += b[i - 1][k] * sign * o_new.powi(k as i32 + 1) / ((k + 1) as f64).sqrt();
+        }
+    }
+    (o_new, o / denom)
+}
+
+/// `n` indices drawn with replacement, with probability proportional to
+/// `weights`.
+fn multinomial(weights: &[f64], n: usize, rng: &mut Rng) -> Vec<usize> {
+    let mut cdf = Vec::with_capacity(weights.len());
+    let mut s = 0.0;
+    for w in weights {
+        s += w.max(0.0);
+        cdf.push(s);
+    }
+    (0..n)
+        .map(|_| {
+            let u = rng.uniform() * s;
+            cdf.partition_point(|&c| c <= u).min(weights.len() - 1)
+        })
+        .collect()
+}
+
+impl Trainer {
+    /// Sets the opacity and scales of each sampled Gaussian for the number
+    /// of places it will stand in (itself plus its copies in `sampled`).
+    fn mcmc_share(&mut self, sampled: &[usize]) {
+        let mut count = std::collections::HashMap::new();
+        for &i in sampled {
+            *count.entry(i).or_insert(0usize) += 1;
+        }
+        let eps = f64::EPSILON;
+        let min_op = self.cfg.prune_opacity;
+        for (&i, &c) in &count {
+            let o = sigmoid(self.params[3][i]);
+            let (o_new, f) = relocation(o, c + 1);
+            self.params[3][i] = logit(o_new.clamp(min_op, 1.0 - eps));
+            for k in 0..3 {
+                self.params[1][3 * i + k] += f.ln();
+            }
+        }
+    }
+
+    fn mcmc_rng(&self, salt: u64) -> Rng {
+        Rng::new(self.cfg.seed ^ salt ^ (self.iteration as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// Moves every dead Gaussian (opacity ≤ `prune_opacity`) onto a live
+    /// one sampled by opacity. Returns how many moved.
+    pub(crate) fn mcmc_relocate(&mut self) -> usize {
+        let n = self.len();
+        let op: Vec<f64> = self.params[3].iter().map(|&l| sigmoid(l)).collect();
+        let dead: Vec<usize> = (0..n)
+            .filter(|&i| op[i] <= self.cfg.prune_opacity)
+            .collect();
+        let alive: Vec<usize> = (0..n).filter(|&i| op[i] > self.cfg.prune_opacity).collect();
+        if dead.is_empty() || alive.is_empty() {
+            return 0;
+        }
+        let mut rng = self.mcmc_rng(0x005E_ED0F_DEAD);
+        let w: Vec<f64> = alive.iter().map(|&i| op[i]).collect();
+        let sampled: Vec<usize> = multinomial(&w, dead.len(), &mut rng)
+            .into_iter()
+            .map(|k| alive[k])
+            .collect();
+        self.mcmc_share(&sampled);
+        let mut src: Vec<usize> = (0..n).collect();
+        let mut fresh = vec![false; n];
+        for (&d, &s) in dead.iter().zip(&sampled) {
+            src[d] = s;
+            fresh[d] = true;
+            fresh[s] = true;
+        }
+        let rows: Vec<Row> = (0..n)
+            .map(|i| Row {
+                src: src[i],
+                fresh: fresh[i],
+                mean: None,
+                log_shift: 0.0,
+            })
+            .collect();
+        self.gather(&rows);
+        dead.len()
+    }
+
+    /// Adds 5% more Gaussians (up to `max_gaussians`), copies of existing
+    /// ones sampled by opacity. Returns how many were added.
+    pub(crate) fn mcmc_add(&mut self) -> usize {
+        let n = self.len();
+        let target = ((GROWTH * n as f64) as usize).min(self.cfg.max_gaussians);
+        let add = target.saturating_sub(n);
+        if add == 0 {
+            return 0;
+        }
+        let mut rng = self.mcmc_rng(0x0ADD_5A3E);
+        let w: Vec<f64> = self.params[3].iter().map(|&l| sigmoid(l)).collect();
+        let sampled = multinomial(&w, add, &mut rng);
+        self.mcmc_share(&sampled);
+        let mut fresh = vec![false; n];
+        for &s in &sampled {
+            fresh[s] = true;
+        }
+        let rows: Vec<Row> = (0..n)
+            .map(|i| (i, fresh[i]))
+            .chain(sampled.iter().map(|&s| (s, true)))
+            .map(|(src, fresh)| Row {
+                src,
+                fresh,
+                mean: None,
+                log_shift: 0.0,
+            })
+            .collect();
+        self.gather(&rows);
+        add
+    }
+
+    /// Position noise `Σ·z·lr·NOISE_LR·σ(100·(1 − o − 0.995))` per
+    /// Gaussian (`Σ = R S² Rᵀ`, `z` standard normal): nearly transparent
+    /// Gaussians explore, opaque ones stay.
+    fn mcmc_noise(&mut self) {
+        let scaler = self.group_lr(0) * NOISE_LR;
+        let mut rng = self.mcmc_rng(0x0015_E000);
+        for i in 0..self.len() {
+            let o = sigmoid(self.params[3][i]);
+            let gate = 1.0 / (1.0 + (-100.0 * (1.0 - o - 0.995)).exp());
+            let z = [rng.normal(), rng.normal(), rng.normal()];
+            if gate * scaler < 1e-300 {
+                continue;
+            }
+            let q = &self.params[2][4 * i..4 * i + 4];
+            let qn = q.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+            let r = quat_to_rotmat([q[0] / qn, q[1] / qn, q[2] / qn, q[3] / qn]);
+            let s2 = [0, 1, 2].map(|k| (2.0 * self.params[1][3 * i + k]).exp());
+            // Σ z = R S² Rᵀ z
+            let rz = [0, 1, 2].map(|b| (0..3).map(|a| r[a][b] * z[a]).sum::<f64>() * s2[b]);
+            for a in 0..3 {
+                let d: f64 = (0..3).map(|b| r[a][b] * rz[b]).sum();
+                self.params[0][3 * i + a] += d * scaler * gate;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Equation 9 against its closed forms: one copy changes nothing; for
+    /// two, `1 − (1 − o')² = o` (the stack is as opaque at the centre) and
+    /// the scale factor is `o / (o' + o' − o'²/√2)`.
+    #[test]
+    fn relocation_matches_the_closed_forms() {
+        for &o in &[0.05, 0.3, 0.7, 0.95] {
+            let (o1, f1) = relocation(o, 1);
+            assert!((o1 - o).abs() < 1e-12 && (f1 - 1.0).abs() < 1e-12);
+            let (o2, f2) = relocation(o, 2);
+            // 1 − (1 − o')² = o at the centre
+            assert!((1.0 - (1.0 - o2).powi(2) - o).abs() < 1e-12);
+            // N = 2: denominator o' + (o' − o'²/√2)
+            let d = o2 + (o2 - o2 * o2 / 2f64.sqrt());
+            assert!((f2 - o / d).abs() < 1e-12);
+            // more copies: fainter, and the scale shrinks less than the opacity
+            let (o5, f5) = relocation(o, 5);
+            assert!(o5 < o2 && f5 > 0.0);
+        }
+        assert_eq!(binomials()[5][2], 10.0);
+        assert_eq!(binomials()[50][25], 126_410_606_437_752.0);
+    }
+
+    #[test]
+    fn multinomial_follows_the_weights() {
+        let mut rng = Rng::new(1);
+        let s = multinomial(&[0.0, 1.0, 3.0], 4000, &mut rng);
+        let c2 = s.iter().filter(|&&i| i == 2).count() as f64 / 4000.0;
+        assert!(!s.contains(&0));
+        assert!((c2 - 0.75).abs() < 0.03, "{c2}");
+    }
+}
+
+#[cfg(test)]
+mod trainer_tests {
+    use super::*;
+    use crate::data::synth::{write_dataset, SynthOptions};
+    use crate::train::{Strategy as Setting, TrainConfig};
+
+    fn trainer(tag: &str) -> Trainer {
+        let d = std::env::temp_dir().join(format!("chainrule-mcmc-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let opts = SynthOptions {
+            train_views: 4,
+            test_views: 1,
+            size: 16,
+            seed: 2,
+        };
+        write_dataset(&d, &opts).unwrap();
+        let data = crate::data::load(&d, &crate::data::LoadOptions::default()).unwrap();
+        let cfg = TrainConfig {
+            iters: 40,
+            init_points: 100,
+            sh_degree: 0,
+            max_gaussians: 130,
+            strategy: Setting::Mcmc,
+            ..TrainConfig::default().with_densify_until(30)
+        };
+        Trainer::new(data, cfg).unwrap()
+    }
+
+    /// The regularisers' gradient is their derivative (central differences
+    /// of the value they return).
+    #[test]
+    fn regulariser_gradient_matches_finite_differences() {
+        let mut t = trainer("reg");
+        for (i, v) in t.params[3].iter_mut().enumerate() {
+            *v = (i as f64 * 0.37).sin() * 3.0;
+        }
+        let zero =
+            || -> [Vec<f64>; GROUPS] { std::array::from_fn(|g| vec![0.0; t.params[g].len()]) };
+        let mut g = zero();
+        Mcmc.regularise(&t, &mut g);
+        for (grp, idx) in [(3usize, 7usize), (1, 11), (1, 0), (3, 42)] {
+            let h = 1e-6;
+            let val = |d: f64, t: &mut Trainer| {
+                t.params[grp][idx] += d;
+                let mut scratch: [Vec<f64>; GROUPS] = Default::default();
+                for (k, s) in scratch.iter_mut().enumerate() {
+                    *s = vec![0.0; t.params[k].len()];
+                }
+                let v = Mcmc.regularise(t, &mut scratch);
+                t.params[grp][idx] -= d;
+                v
+            };
+            let fd = (val(h, &mut t) - val(-h, &mut t)) / (2.0 * h);
+            assert!(
+                (fd - g[grp][idx]).abs() < 1e-8,
+                "{grp}/{idx}: {fd} vs {}",
+                g[grp][idx]
+            );
+        }
+    }
+
+    /// Relocation leaves no dead Gaussian and keeps the count; adding grows
+    /// by 5% up to the cap; training with MCMC stays finite and reaches it.
+    #[test]
+    fn relocation_revives_the_dead_and_growth_stops_at_the_cap() {
+        let mut t = trainer("reloc");
+        let n = t.len();
+        for i in (0..n).step_by(3) {
+            t.params[3][i] = logit(0.001);
+        }
+        let moved = t.mcmc_relocate();
+        assert_eq!(moved, n.div_ceil(3));
+        assert_eq!(t.len(), n);
+        assert!(t.params[3]
+            .iter()
+            .all(|&l| sigmoid(l) > t.cfg.prune_opacity));
+        assert_eq!(t.mcmc_add(), 5);
+        assert_eq!(t.len(), 105);
+        while t.iteration() < t.cfg.iters {
+            t.step().unwrap();
+        }
+        assert_eq!(t.len(), 130);
+        t.gaussians::<f64>().check_shapes().unwrap();
+    }
+}
