@@ -1,20 +1,10 @@
 //! Fuzzes the fitted-Gaussians format of `chainrule fit` (`gaussians.json`):
 //! any text must give a `FormatError` or a file whose model builds, has
 //! finite values and survives a write/read round trip, never a panic.
+//! The body is `chainrule_cli::fuzzing::fitted_gaussians`, which `cargo test` also runs
+//! over this target's corpus on stable Rust.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use splat::format::GaussianFile;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(f) = GaussianFile::from_json(text) {
-        let (g, bg, _) = f.model().expect("a file that parsed has a model");
-        assert!(bg.iter().all(|v| v.is_finite()));
-        assert!(g.params.iter().all(|v| v.is_finite()));
-        let back = GaussianFile::from_json(&f.to_json()).expect("own output reads back");
-        assert_eq!(back.model().expect("model").0, g);
-    }
-});
+fuzz_target!(|data: &[u8]| chainrule_cli::fuzzing::fitted_gaussians(data));

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod error;
 pub mod export;
 pub mod fit;
+pub mod fuzzing;
 pub mod grad;
 pub mod output;
 pub mod render;

@@ -115,16 +115,16 @@ impl Intrinsics {
     /// `None` where Newton's method on the distortion does not converge
     /// (outside the region where the model is invertible).
     pub fn unproject(&self, px: [f64; 2]) -> Option<[f64; 3]> {
-        let Some([fx, fy, cx, cy]) = self.model.pinhole_part(&self.params) else {
-            return Some(models::equirect_unproject(
-                self.params[0],
-                self.params[1],
-                px,
-            ));
+        let d = match self.model.pinhole_part(&self.params) {
+            None => models::equirect_unproject(self.params[0], self.params[1], px),
+            Some([fx, fy, cx, cy]) => {
+                let target = [(px[0] - cx) / fx, (px[1] - cy) / fy];
+                let p = invert_distortion(self.model, self.model.extra(&self.params), target)?;
+                models::dir_from_ideal(self.model.is_fisheye(), p)?
+            }
         };
-        let target = [(px[0] - cx) / fx, (px[1] - cy) / fy];
-        let p = invert_distortion(self.model, self.model.extra(&self.params), target)?;
-        models::dir_from_ideal(self.model.is_fisheye(), p)
+        // extreme parameters (a panorama 1e-300 pixels wide) overflow
+        d.iter().all(|v| v.is_finite()).then_some(d)
     }
 }
 

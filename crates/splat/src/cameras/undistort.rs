@@ -48,8 +48,9 @@ const PANORAMA_HALF_FOV: [f64; 2] = [std::f64::consts::PI / 3.0, std::f64::const
 pub fn pinhole_for(cam: &Intrinsics) -> Pinhole {
     let (w, h) = (cam.width as f64, cam.height as f64);
     let Some([fx, fy, cx, cy]) = cam.model.pinhole_part(&cam.params) else {
-        // a panorama: its angular resolution at the equator
-        let f = cam.params[0] / (2.0 * std::f64::consts::PI);
+        // a panorama: its angular resolution at the equator (from the image
+        // width, which bounds the output size whatever the parameters say)
+        let f = w / (2.0 * std::f64::consts::PI);
         let pw = (2.0 * f * PANORAMA_HALF_FOV[0].tan()).round().max(1.0);
         let ph = (2.0 * f * PANORAMA_HALF_FOV[1].tan()).round().max(1.0);
         return Pinhole {

@@ -51,21 +51,34 @@ pub fn parse(
     height: u32,
     invert: bool,
 ) -> Result<Vec<f32>, DataError> {
-    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| DataError::io(path, e))?
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| DataError::io(path, e))
+    };
+    // the size first, from the header: a mask declaring a huge size is
+    // refused before anything is allocated for it
+    let (mw, mh) = reader()?
+        .into_dimensions()
+        .map_err(|e| DataError::invalid(path, "mask", e))?;
+    if (mw, mh) != (width, height) {
+        return Err(DataError::invalid(
+            path,
+            "mask size",
+            format!(
+                "is {mw}×{mh} but its photo {} is {width}×{height}",
+                photo.display()
+            ),
+        ));
+    }
+    let img = reader()?
         .decode()
         .map_err(|e| DataError::invalid(path, "mask", e))?;
     if (img.width(), img.height()) != (width, height) {
         return Err(DataError::invalid(
             path,
-            "mask size",
-            format!(
-                "is {}×{} but its photo {} is {width}×{height}",
-                img.width(),
-                img.height(),
-                photo.display()
-            ),
+            "mask",
+            "decoded size differs from the header's",
         ));
     }
     let (keep, drop) = if invert { (0.0, 1.0) } else { (1.0, 0.0) };

@@ -1,0 +1,192 @@
+//! What each fuzz target does with its bytes, one function per target in
+//! `fuzz/fuzz_targets/` (which only call these), so that `cargo test` on
+//! stable Rust replays every committed corpus through the same code
+//! (`tests/fuzz_corpus.rs`). Each function must return for any input; a
+//! panic is a finding.
+
+use std::path::Path;
+
+use splat::cameras::undistort::Remap;
+use splat::cameras::{CameraModel, Intrinsics};
+
+/// A fuzz target's body.
+pub type Body = fn(&[u8]);
+
+/// Every target: (name, as its folder in `fuzz/corpus/`, function).
+pub const TARGETS: &[(&str, Body)] = &[
+    ("grad_lang", grad_lang),
+    ("ply", ply),
+    ("colmap", colmap),
+    ("nerf_transforms", nerf_transforms),
+    ("fitted_gaussians", fitted_gaussians),
+    ("camera_params", camera_params),
+    ("masks", masks),
+];
+
+/// The `grad` language: the parser, then the whole pipeline with small
+/// limits; a success has a finite value and gradient and a DOT graph.
+pub fn grad_lang(data: &[u8]) {
+    use crate::grad::{gradient, parser, GradOptions};
+    let Ok(src) = std::str::from_utf8(data) else {
+        return;
+    };
+    if parser::parse(src).is_err() {
+        return;
+    }
+    let inputs = vec![("x".to_string(), 1.5), ("y".to_string(), -0.25)];
+    let opts = GradOptions {
+        max_depth: 200,
+        max_steps: 20_000,
+        graph: true,
+        hessian: false,
+    };
+    if let Ok(r) = gradient(src, &inputs, &opts) {
+        assert!(r.value.is_finite());
+        assert!(r.gradient.iter().all(|(_, g)| g.is_finite()));
+        let g = r.graph.expect("graph asked for");
+        assert!(g.to_dot().starts_with("digraph"));
+    }
+}
+
+/// The 3DGS PLY reader in f64 and f32: values finite, quaternions nonzero,
+/// and what f32 read writes back and reads again equal.
+pub fn ply(data: &[u8]) {
+    use splat::three::ply::{parse_ply, to_ply_bytes};
+    let path = Path::new("fuzz.ply");
+    if let Ok(g) = parse_ply::<f64>(data, path) {
+        let n = g.means.len();
+        assert_eq!(g.log_scales.len(), n);
+        assert_eq!(g.quats.len(), n);
+        assert_eq!(g.opacity_logits.len(), n);
+        assert!(g.means.iter().flatten().all(|v| v.is_finite()));
+        assert!(g.log_scales.iter().flatten().all(|v| v.is_finite()));
+        assert!(g.sh.iter().all(|v| v.is_finite()));
+        assert!(g.opacity_logits.iter().all(|v| v.is_finite()));
+        assert!(g.quats.iter().all(|q| q.iter().any(|v| *v != 0.0)));
+    }
+    if let Ok(g) = parse_ply::<f32>(data, path) {
+        let back = parse_ply::<f32>(&to_ply_bytes(&g), path).expect("own output reads back");
+        assert_eq!(back, g);
+    }
+}
+
+/// The six COLMAP readers; the first byte picks one, the rest is the file.
+pub fn colmap(data: &[u8]) {
+    use splat::data::colmap;
+    let Some((&which, body)) = data.split_first() else {
+        return;
+    };
+    let path = Path::new("sparse/0/fuzz");
+    let text = std::str::from_utf8(body);
+    match (which % 6, text) {
+        (0, _) => drop(colmap::cameras_bin(path, body)),
+        (1, _) => drop(colmap::images_bin(path, body)),
+        (2, _) => drop(colmap::points_bin(path, body)),
+        (3, Ok(t)) => drop(colmap::cameras_txt(path, t)),
+        (4, Ok(t)) => drop(colmap::images_txt(path, t)),
+        (5, Ok(t)) => drop(colmap::points_txt(path, t)),
+        _ => {}
+    }
+}
+
+/// NeRF-synthetic `transforms_*.json`: a field of view in (0, π), finite
+/// matrices.
+pub fn nerf_transforms(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let dir = Path::new("/nonexistent-chainrule-fuzz");
+    let path = dir.join("transforms_train.json");
+    if let Ok(t) = splat::data::nerf::parse_transforms(text, &path, dir) {
+        assert!(t.camera_angle_x > 0.0 && t.camera_angle_x < std::f64::consts::PI);
+        assert!(t
+            .frames
+            .iter()
+            .all(|f| f.c2w.iter().flatten().all(|v| v.is_finite())));
+    }
+}
+
+/// `gaussians.json` of `fit`: the model builds, values finite, and it
+/// writes back and reads again to the same model.
+pub fn fitted_gaussians(data: &[u8]) {
+    use splat::format::GaussianFile;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(f) = GaussianFile::from_json(text) {
+        let (g, bg, _) = f.model().expect("a file that parsed has a model");
+        assert!(bg.iter().all(|v| v.is_finite()));
+        assert!(g.params.iter().all(|v| v.is_finite()));
+        let back = GaussianFile::from_json(&f.to_json()).expect("own output reads back");
+        assert_eq!(back.model().expect("model").0, g);
+    }
+}
+
+/// Camera parameters as `cameras.bin` gives them: byte 0 the model id (as
+/// a signed byte, so unknown ids too), bytes 1 and 2 width and height
+/// (1 to 64), then little-endian f64 parameters. Checked parameters must
+/// give an undistortion map whose mask is 0/1, whose resampling of a finite
+/// photo is finite, and whose unprojected pixels project back into the
+/// image (where Newton converged).
+pub fn camera_params(data: &[u8]) {
+    if data.len() < 3 {
+        return;
+    }
+    let Some(model) = CameraModel::from_id(data[0] as i8 as i32) else {
+        return;
+    };
+    let (w, h) = (1 + data[1] as u64 % 64, 1 + data[2] as u64 % 64);
+    let params: Vec<f64> = data[3..]
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    let Ok(cam) = Intrinsics::new(model, w, h, params) else {
+        return;
+    };
+    for &px in &[
+        [0.5, 0.5],
+        [w as f64 / 2.0, h as f64 / 2.0],
+        [w as f64 - 0.5, h as f64 - 0.5],
+    ] {
+        if let Some(d) = cam.unproject(px) {
+            assert!(d.iter().all(|v| v.is_finite()), "{d:?}");
+            if let Some(p) = cam.project(d) {
+                assert!(p.iter().all(|v| v.is_finite()));
+            }
+        }
+    }
+    let r = Remap::new(&cam);
+    let p = r.pinhole;
+    assert!(p.width >= 1 && p.height >= 1);
+    assert!(u64::from(p.width) <= 2 * w.max(64) && u64::from(p.height) <= 2 * h.max(64));
+    let mask = r.mask(None);
+    assert!(mask.iter().all(|&m| m == 0.0 || m == 1.0));
+    let photo = vec![0.5f32; (w * h * 3) as usize];
+    let out = r.apply(&photo, 3, &[0.0; 3]);
+    assert!(out
+        .iter()
+        .all(|v| v.is_finite() && (0.0..=0.5 + 1e-6).contains(v)));
+}
+
+/// A mask file: the bytes decoded as an image and checked against a
+/// photo of the size it declares (and of a size it does not); values 0/1.
+pub fn masks(data: &[u8]) {
+    use splat::data::masks::parse;
+    let (path, photo) = (Path::new("masks/fuzz.png"), Path::new("images/fuzz.jpg"));
+    let dims = image::ImageReader::new(std::io::Cursor::new(data))
+        .with_guessed_format()
+        .ok()
+        .and_then(|r| r.into_dimensions().ok());
+    if let Some((w, h)) = dims {
+        if let Ok(m) = parse(path, data, photo, w, h, false) {
+            assert_eq!(m.len() as u64, w as u64 * h as u64);
+            assert!(m.iter().all(|&x| x == 0.0 || x == 1.0));
+        }
+        if let Ok(m) = parse(path, data, photo, w.wrapping_add(1), h, true) {
+            panic!(
+                "a {w}×{h} mask accepted for a wider photo ({} values)",
+                m.len()
+            );
+        }
+    }
+}
