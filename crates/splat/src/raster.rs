@@ -15,14 +15,34 @@
 //! α     = min(0.99, o · exp(−q/2))         (Blend::Over)
 //! ```
 //!
-//! A splat is skipped at a pixel when the pixel centre lies outside the
-//! splat's bound (an axis-aligned box, see [`opacity_aware_bound`]) or when
-//! `α < 1/255`. The kept splats are composited front to back in the order
-//! given: `C = Σ c_k α_k T_k + T_final · background`, `T_{k+1} = T_k (1 − α_k)`.
-//! Like gsplat, a pixel stops *before* a splat that would bring `T` below
-//! `1e-4`; that splat and all later ones are left out. Because the bound
-//! test is per pixel, the tiling is only an acceleration: the output does
-//! not depend on tile size.
+//! The rules of [`Blend::Over`] are those of the reference rasterizers
+//! (the original 3DGS CUDA rasterizer, `forward.cu`/`backward.cu`, and
+//! gsplat's tile rasterizer), and each is kept here:
+//!
+//! - **Coverage: exactly the pixels where `α ≥ 1/255`.** Both reference
+//!   kernels skip a splat at a pixel when `o · exp(−q/2)` (capped) is below
+//!   1/255. Neither cuts at a per-pixel box: the original bins each splat
+//!   into the tiles of the square `mean ± ⌈3 √λ_max⌉` (`auxiliary.h`'s
+//!   `getRect`), gsplat into those of its opacity-aware box
+//!   `mean ± ⌈√(2 ln(255 o)) · σ_axis⌉` (its projection kernel), which holds
+//!   the whole `α ≥ 1/255` region. Here a splat's `bounds` box is a binning
+//!   and skipping aid that the caller makes conservative with
+//!   [`opacity_aware_bound`] (gsplat's box before rounding up, a hair
+//!   wider), so the box test never removes a pixel the α test keeps and
+//!   the image is exactly the untiled per-pixel rule.
+//! - **Cap `α ≤ 0.99`** ([`ALPHA_MAX`], the original's `min(0.99f, …)`;
+//!   gsplat caps at 0.999), so `1 − α ≥ 0.01` and the backward pass can
+//!   recover `T` by division.
+//! - **Stop before `T < 1e-4`** ([`T_MIN`]): as in both, a pixel stops at
+//!   the first splat that would bring its transmittance below `1e-4`;
+//!   that splat and all later ones are left out.
+//! - `q ≤ 0` is not skipped separately (the original's `power > 0` test):
+//!   for a positive definite conic it only happens at the centre.
+//! - Pixel centres at `(j + 0.5, i + 0.5)` (gsplat; the original gets the
+//!   same by shifting means by −½ in `ndc2Pix`).
+//!
+//! Because the bound test never cuts, the tiling is only an acceleration:
+//! the output does not depend on tile size.
 //!
 //! [`Blend::Sum`] is the order-free accumulated sum of GaussianImage:
 //! `C = Σ c_k α_k + background`, `α = o · exp(−q/2)` (no clamp, no
@@ -214,23 +234,20 @@ impl<T: Scalar> Splats<'_, T> {
 }
 
 /// The box of the pixels where a splat can reach `α ≥ 1/255`: the ellipse
-/// `q ≤ 2 ln(255 · o)` (about 3.3σ for opacity near 1, smaller for faint
-/// splats), as `(x_min, y_min, x_max, y_max)`. With this bound the box test
-/// never removes a contribution the α threshold would keep, so the image is
-/// exactly the untiled one. Returns an empty box when the splat can never
-/// reach the threshold or its conic is not positive definite.
+/// `q ≤ 2 ln(255 · o)` (about 3.33σ for opacity 1, smaller for faint
+/// splats), as `(x_min, y_min, x_max, y_max)`. This is gsplat's
+/// opacity-aware box (`√(2 ln(o / (1/255)))` standard deviations per axis)
+/// before its rounding up to whole pixels, widened by a relative 1e-9 so
+/// that rounding never drops a pixel the α test keeps. The uncapped
+/// opacity is used: near the edge of the region `α` is far below the 0.99
+/// cap. With this bound the box test never removes a contribution the α
+/// threshold would keep, so the image is exactly the untiled one. Returns
+/// an empty box when the splat can never reach the threshold or its conic
+/// is not positive definite.
 pub fn opacity_aware_bound<T: Scalar>(mean: [T; 2], conic: [T; 3], opacity: T) -> [T; 4] {
     let empty = [T::one(), T::one(), T::zero(), T::zero()];
-    let o = opacity.to_f64().min(ALPHA_MAX);
-    let qmax = 2.0 * (o / ALPHA_MIN).ln();
+    let qmax = 2.0 * (opacity.to_f64() / ALPHA_MIN).ln();
     bound_for_q(mean, conic, qmax).unwrap_or(empty)
-}
-
-/// The box of the ellipse `q ≤ 9` (3σ), as `(x_min, y_min, x_max, y_max)`;
-/// empty for a conic that is not positive definite.
-pub fn three_sigma_bound<T: Scalar>(mean: [T; 2], conic: [T; 3]) -> [T; 4] {
-    let empty = [T::one(), T::one(), T::zero(), T::zero()];
-    bound_for_q(mean, conic, 9.0).unwrap_or(empty)
 }
 
 fn bound_for_q<T: Scalar>(mean: [T; 2], conic: [T; 3], qmax: f64) -> Option<[T; 4]> {

@@ -16,8 +16,12 @@
 //! - outputs: the pixel-space mean `(fx t_x/t_z + cx, fy t_y/t_z + cy)`, the
 //!   conic (a, b, c) of `(Σ' + 0.3 I)⁻¹`, the depth `t_z`, the opacity
 //!   `sigmoid(o)` (× compensation), and the radius `ceil(3 sqrt(λ_max))` of
-//!   the dilated covariance (0 for a culled Gaussian: behind the near plane,
-//!   beyond the far plane, degenerate, or with its 3σ box outside the image).
+//!   the dilated covariance (the original 3DGS's radius, with its
+//!   `max(0.1, ·)` guard on the eigenvalue discriminant; densification
+//!   reads it as the screen size). The radius is 0 for a culled Gaussian:
+//!   behind the near plane, beyond the far plane, degenerate, or reaching
+//!   `α ≥ 1/255` at no pixel centre of the image ([`covers_a_pixel`]; the
+//!   rasterizer's coverage rule, see [`crate::raster`]).
 //!
 //! [`project_backward`] is the hand-written vector-Jacobian product; it
 //! recomputes the per-Gaussian intermediates instead of storing them.
@@ -27,6 +31,7 @@ use chainrule::{sigmoid, Scalar, Tape, Var};
 use rayon::prelude::*;
 
 use super::camera::Camera;
+use crate::raster::{opacity_aware_bound, pixel_rect};
 use super::scene::{GaussianVars, Gaussians};
 
 /// Settings of the projection.
@@ -302,13 +307,8 @@ fn forward_one<T: Scalar>(
     let lam = mid + disc.max_with(T::from_f64(0.1)).sqrt();
     let radius_f = (3.0 * lam.to_f64().sqrt()).ceil();
     let mean2d = [k.fx * u + k.cx, k.fy * v + k.cy];
-    let (mx, my) = (mean2d[0].to_f64(), mean2d[1].to_f64());
-    let visible = radius_f.is_finite()
-        && mx + radius_f > 0.0
-        && mx - radius_f < k.width
-        && my + radius_f > 0.0
-        && my - radius_f < k.height;
-    if !visible {
+    let opacity = sig * comp;
+    if !(radius_f.is_finite() && covers_a_pixel(mean2d, conic, opacity, k.width as usize, k.height as usize)) {
         return None;
     }
     Some(Fwd {
@@ -331,9 +331,25 @@ fn forward_one<T: Scalar>(
         sig,
         mean2d,
         conic,
-        opacity: sig * comp,
+        opacity,
         radius: radius_f.min(u32::MAX as f64 / 2.0) as u32,
     })
+}
+
+/// Whether a splat reaches `α ≥ 1/255` at some pixel centre of a
+/// `width × height` image: the visibility rule of the projection (gsplat
+/// culls by its opacity-aware box the same way, and culls splats with
+/// opacity below 1/255, whose region is empty). Shared with
+/// [`super::reference::project_reference`].
+pub fn covers_a_pixel<T: Scalar>(
+    mean2d: [T; 2],
+    conic: [T; 3],
+    opacity: T,
+    width: usize,
+    height: usize,
+) -> bool {
+    let b = opacity_aware_bound(mean2d, conic, opacity);
+    pixel_rect(&b, width, height).is_some()
 }
 
 trait MaxWith {

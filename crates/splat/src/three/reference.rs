@@ -7,8 +7,8 @@
 use chainrule::{Tape, Var};
 
 use super::camera::Camera;
-use super::project::{ProjectOptions, ProjectedVars};
-use super::render::{depth_order, splat_bounds, RenderOptions, RenderVars, DEPTH_ALPHA_EPS};
+use super::project::{covers_a_pixel, ProjectOptions, ProjectedVars};
+use super::render::{depth_order, RenderOptions, RenderVars, DEPTH_ALPHA_EPS};
 use super::scene::{sh_coeffs, GaussianVars};
 use super::sh::{SH_C0, SH_C1, SH_C2, SH_C3};
 
@@ -128,12 +128,14 @@ pub fn project_reference<'t>(
             let radius = (3.0 * lam.sqrt()).ceil();
             let mx = u * cam.fx + cam.cx;
             let my = v * cam.fy + cam.cy;
-            let (w_img, h_img) = (cam.width as f64, cam.height as f64);
             let visible = radius.is_finite()
-                && mx.value() + radius > 0.0
-                && mx.value() - radius < w_img
-                && my.value() + radius > 0.0
-                && my.value() - radius < h_img;
+                && covers_a_pixel(
+                    [mx.value(), my.value()],
+                    conic.map(|c| c.value()),
+                    opacity.value(),
+                    cam.width as usize,
+                    cam.height as usize,
+                );
             visible.then_some(([mx, my], conic, z, opacity, radius as u32))
         })();
         match projected {
@@ -207,7 +209,8 @@ pub fn sh_reference<'t>(gv: &GaussianVars<'t>, campos: [f64; 3], degree: usize) 
 /// tape: [`project_reference`], [`sh_reference`], then per pixel the
 /// front-to-back compositing rules of [`crate::raster`] (α = min(0.99,
 /// o·exp(−q/2)), skipped below 1/255, stop before T < 1e-4, pixel centres at
-/// `(j + 0.5, i + 0.5)`), with the same depth order and splat boxes.
+/// `(j + 0.5, i + 0.5)`), in the same depth order. Every visible splat is
+/// tested at every pixel: no box, no tiles.
 pub fn render_reference<'t>(
     tape: &'t Tape,
     gv: &GaussianVars<'t>,
@@ -219,7 +222,6 @@ pub fn render_reference<'t>(
     let colors = sh_reference(gv, cam.center(), degree);
     let projected = p.values();
     let order = depth_order(&projected);
-    let bounds = splat_bounds(&projected);
     let (w, h) = (cam.width as usize, cam.height as usize);
     let mut out = RenderVars {
         width: w,
@@ -236,10 +238,6 @@ pub fn render_reference<'t>(
             let mut acc = [tape.var(0.0); 4];
             for &k in &order {
                 let k = k as usize;
-                let b = bounds[k];
-                if !(px >= b[0] && px <= b[2] && py >= b[1] && py <= b[3]) {
-                    continue;
-                }
                 let dx = (p.means2d[2 * k] - px) * -1.0;
                 let dy = (p.means2d[2 * k + 1] - py) * -1.0;
                 let q = p.conics[3 * k] * dx * dx

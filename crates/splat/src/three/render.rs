@@ -7,8 +7,10 @@
 //! (`1 − T_final`), 0 where nothing was drawn. Splats are drawn front to
 //! back by camera depth (a parallel sort of `(depth, index)` keys; the
 //! rasterizer's binning keeps that order within every 16×16 tile). A splat
-//! touches the pixels inside the bounding box of its 3σ ellipse that can
-//! reach `α ≥ 1/255` ([`splat_bounds`]); the projection's radius only culls.
+//! covers exactly the pixels where it reaches `α ≥ 1/255`, binned by the
+//! box of that region ([`splat_bounds`]); the projection culls a splat
+//! whose region holds no pixel centre (the rules and where they come from:
+//! [`crate::raster`]).
 //!
 //! Two ways to run it:
 //! - [`render`] and [`render_backward`]: the fused kernels called directly
@@ -27,7 +29,7 @@ use super::project::{
 use super::scene::{GaussianVars, Gaussians};
 use super::sh::{sh_backward, sh_forward, sh_op};
 use crate::raster::{
-    self, opacity_aware_bound, three_sigma_bound, Blend, OwnedSplats, RasterError, Rendered,
+    self, opacity_aware_bound, Blend, OwnedSplats, RasterError, Rendered,
 };
 
 /// Settings of a render.
@@ -102,28 +104,19 @@ pub fn depth_order<T: Scalar>(p: &Projected<T>) -> Vec<u32> {
     keys.into_iter().map(|(_, i)| i).collect()
 }
 
-/// The screen box of every splat: the bounding box of its 3σ ellipse
-/// (inside the original's square `mean ± radius`, which uses the largest
-/// eigenvalue for both axes) intersected with the box where it can reach
-/// `α ≥ 1/255` (empty when culled).
+/// The screen box of every splat: the box of the region where it reaches
+/// `α ≥ 1/255` ([`opacity_aware_bound`], gsplat's opacity-aware box), empty
+/// when culled. It only bins and skips: the rasterizer's per-pixel α test
+/// decides coverage (see [`crate::raster`]).
 pub fn splat_bounds<T: Scalar>(p: &Projected<T>) -> Vec<[T; 4]> {
     (0..p.radii.len())
         .into_par_iter()
         .with_min_len(4096)
         .map(|i| {
-            let r = p.radii[i] as f64;
-            if r == 0.0 {
+            if p.radii[i] == 0 {
                 return [T::one(), T::one(), T::zero(), T::zero()];
             }
-            let m = p.means2d[i];
-            let o = opacity_aware_bound(m, p.conics[i], p.opacities[i]);
-            let e = three_sigma_bound(m, p.conics[i]);
-            [
-                if o[0] > e[0] { o[0] } else { e[0] },
-                if o[1] > e[1] { o[1] } else { e[1] },
-                if o[2] < e[2] { o[2] } else { e[2] },
-                if o[3] < e[3] { o[3] } else { e[3] },
-            ]
+            opacity_aware_bound(p.means2d[i], p.conics[i], p.opacities[i])
         })
         .collect()
 }
