@@ -14,6 +14,7 @@ pub mod fit;
 pub mod format;
 pub mod formats;
 pub mod image_io;
+pub mod l1_ssim;
 pub mod loss;
 pub mod model2d;
 pub mod raster;

@@ -10,6 +10,8 @@
 use chainrule::{Scalar, Tape, Var};
 use rayon::prelude::*;
 
+use crate::l1_ssim::L1Ssim;
+
 /// SSIM window size.
 pub const SSIM_WINDOW: usize = 11;
 /// SSIM Gaussian σ.
@@ -253,7 +255,7 @@ pub fn loss<'t, T: Scalar>(
 /// `(1 − λ)·L1 + λ·(1 − SSIM)` of plain images and its gradient with
 /// respect to `x`, written out by hand (no tape): the same value and
 /// gradient as [`loss`] with [`Loss::L1Ssim`], at a fraction of the cost.
-/// Used by the 3D trainer on every iteration.
+/// (The 3D trainer keeps an [`L1Ssim`] and reuses its buffers.)
 ///
 /// With `s = A·B / (C·D)` per pixel (`A = 2μxμy + C1`, `B = 2σxy + C2`,
 /// `C = μx² + μy² + C1`, `D = σx² + σy² + C2`), the partial derivatives with
@@ -305,67 +307,12 @@ pub fn l1_ssim_value_grad_masked(
 ) -> (f64, Vec<f64>) {
     assert_eq!(x.len(), y.len(), "l1_ssim: lengths differ");
     assert_eq!(x.len(), width * height * channels, "l1_ssim: shape");
-    let composited;
-    let x = match mask {
-        None => x,
-        Some(m) => {
-            assert_eq!(m.len(), width * height, "l1_ssim: mask shape");
-            composited = mask_composite(x, y, m, channels);
-            &composited
-        }
-    };
-    let weight = |q: usize| mask.map_or(1.0, |m| m[q / channels]);
-    let n = kept_entries(x.len(), mask, channels);
-    if n <= 0.0 {
-        return (0.0, vec![0.0; x.len()]);
+    if let Some(m) = mask {
+        assert_eq!(m.len(), width * height, "l1_ssim: mask shape");
     }
-    let sq = |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(p, q)| p * q).collect() };
-    let mx = blur(x, width, height, channels);
-    let my = blur(y, width, height, channels);
-    let exx = blur(&sq(x, x), width, height, channels);
-    let eyy = blur(&sq(y, y), width, height, channels);
-    let exy = blur(&sq(x, y), width, height, channels);
-    let mut d_mu = vec![0.0; x.len()];
-    let mut d_xx = vec![0.0; x.len()];
-    let mut d_xy = vec![0.0; x.len()];
-    let mut ssim = 0.0;
-    for p in 0..x.len() {
-        let (ux, uy) = (mx[p], my[p]);
-        let a = 2.0 * ux * uy + SSIM_C1;
-        let b = 2.0 * (exy[p] - ux * uy) + SSIM_C2;
-        let c = ux * ux + uy * uy + SSIM_C1;
-        let d = (exx[p] - ux * ux) + (eyy[p] - uy * uy) + SSIM_C2;
-        let s = a * b / (c * d);
-        let wp = weight(p);
-        ssim += wp * s;
-        let ws = wp * s / n;
-        d_mu[p] = ws * (2.0 * uy / a - 2.0 * uy / b - 2.0 * ux / c + 2.0 * ux / d);
-        d_xx[p] = -ws / d;
-        d_xy[p] = 2.0 * ws / b;
-    }
-    ssim /= n;
-    let g_mu = blur(&d_mu, width, height, channels);
-    let g_xx = blur(&d_xx, width, height, channels);
-    let g_xy = blur(&d_xy, width, height, channels);
-    let lam = SSIM_LAMBDA;
-    let mut l1 = 0.0;
-    let grad = (0..x.len())
-        .map(|q| {
-            let e = x[q] - y[q];
-            let wq = weight(q);
-            l1 += wq * e.abs();
-            let sign = if e > 0.0 {
-                1.0
-            } else if e < 0.0 {
-                -1.0
-            } else {
-                0.0
-            };
-            let d_ssim = g_mu[q] + 2.0 * x[q] * g_xx[q] + y[q] * g_xy[q];
-            wq * (wq * (1.0 - lam) * sign / n - lam * d_ssim)
-        })
-        .collect();
-    ((1.0 - lam) * l1 / n + lam * (1.0 - ssim), grad)
+    let mut grad = vec![0.0; x.len()];
+    let value = L1Ssim::new(width, height, channels).value_grad(x, y, mask, &mut grad);
+    (value, grad)
 }
 
 /// The render `x` with the target `y` in its ignored pixels:
