@@ -348,6 +348,10 @@ const CASES: &[&str] = &[
     "bench fit --gaussians 0",
     "bench render3d --size 0x0",
     "bench render3d --size 100000x100000",
+    "bench train --size 0x0",
+    "bench train --gaussians 0",
+    "bench train --iters 0",
+    "bench train --views 0",
 ];
 
 #[test]

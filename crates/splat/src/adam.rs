@@ -1,6 +1,8 @@
 //! Adam with a learning rate per parameter (bias-corrected, as the JAX peer:
 //! `p −= lr · m̂ / (√v̂ + ε)`).
 
+use rayon::prelude::*;
+
 /// Adam's state for a flat parameter vector.
 #[derive(Clone, Debug)]
 pub struct Adam {
@@ -72,6 +74,48 @@ impl Adam {
             let vh = self.v[i] / bc2;
             params[i] -= self.lr[i] * mh / (vh.sqrt() + self.eps);
         }
+    }
+
+    /// One update with the same learning rate `lr` for every parameter
+    /// (the per-parameter rates are ignored), fused into one pass over
+    /// parameters, gradients and moments that runs in parallel over
+    /// blocks (each entry is updated on its own, so the result does not
+    /// depend on the thread count). Returns whether every updated
+    /// parameter is finite.
+    ///
+    /// ```
+    /// let mut a = splat::adam::Adam::new(vec![0.0; 3]);
+    /// let mut p = vec![1.0; 3];
+    /// assert!(a.step_uniform(&mut p, &[2.0, -2.0, 0.0], 0.1));
+    /// assert!((p[0] - 0.9).abs() < 1e-6 && (p[1] - 1.1).abs() < 1e-6 && p[2] == 1.0);
+    /// ```
+    pub fn step_uniform(&mut self, params: &mut [f64], grads: &[f64], lr: f64) -> bool {
+        assert_eq!(params.len(), self.m.len(), "adam: parameter count");
+        assert_eq!(grads.len(), self.m.len(), "adam: gradient count");
+        self.t += 1;
+        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
+        let bc1 = 1.0 - b1.powi(self.t as i32);
+        let bc2 = 1.0 - b2.powi(self.t as i32);
+        // p −= lr · (m / bc1) / (√(v / bc2) + ε), in the order of `step`
+        const BLOCK: usize = 4096;
+        params
+            .par_chunks_mut(BLOCK)
+            .zip(grads.par_chunks(BLOCK))
+            .zip(self.m.par_chunks_mut(BLOCK))
+            .zip(self.v.par_chunks_mut(BLOCK))
+            .map(|(((p, g), m), v)| {
+                let mut finite = true;
+                for i in 0..p.len() {
+                    let gi = g[i];
+                    m[i] = b1 * m[i] + (1.0 - b1) * gi;
+                    v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+                    let (mh, vh) = (m[i] / bc1, v[i] / bc2);
+                    p[i] -= lr * mh / (vh.sqrt() + eps);
+                    finite &= p[i].is_finite();
+                }
+                finite
+            })
+            .reduce(|| true, |a, b| a & b)
     }
 
     /// The first and second moments, one of each per parameter.

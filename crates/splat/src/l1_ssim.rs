@@ -115,15 +115,12 @@ impl<T: Scalar> L1Ssim<T> {
         let x: &[T] = match mask {
             None => x,
             Some(m) => {
-                masked
-                    .par_chunks_mut(row)
-                    .enumerate()
-                    .for_each(|(i, out)| {
-                        for (q, o) in out.iter_mut().enumerate() {
-                            let (p, mp) = (i * row + q, m[i * w + q / ch]);
-                            *o = mp * x[p] + (T::one() - mp) * y[p];
-                        }
-                    });
+                masked.par_chunks_mut(row).enumerate().for_each(|(i, out)| {
+                    for (q, o) in out.iter_mut().enumerate() {
+                        let (p, mp) = (i * row + q, m[i * w + q / ch]);
+                        *o = mp * x[p] + (T::one() - mp) * y[p];
+                    }
+                });
                 masked
             }
         };

@@ -19,5 +19,6 @@ pub mod loss;
 pub mod model2d;
 pub mod raster;
 pub mod rng;
+pub mod stages;
 pub mod three;
 pub mod train;

@@ -811,7 +811,24 @@ fn avx2() -> bool {
 /// [`forward`], using AVX2 only when `simd` (which the caller has checked).
 fn forward_with<T: Scalar>(s: &Splats<'_, T>, simd: bool) -> Result<Rendered<T>, RasterError> {
     s.validate()?;
-    let tiles = bin_tiles(s);
+    forward_tiled(s, bin_tiles(s), simd)
+}
+
+/// [`forward`] with the tile lists already made by [`bin_tiles`] from the
+/// same splats (so that binning can be timed on its own).
+pub fn forward_binned<T: Scalar>(
+    s: &Splats<'_, T>,
+    tiles: TileLists,
+) -> Result<Rendered<T>, RasterError> {
+    s.validate()?;
+    forward_tiled(s, tiles, avx2())
+}
+
+fn forward_tiled<T: Scalar>(
+    s: &Splats<'_, T>,
+    tiles: TileLists,
+    simd: bool,
+) -> Result<Rendered<T>, RasterError> {
     let (w, h, ch) = (s.width, s.height, s.channels);
     let mut image = vec![T::zero(); w * h * ch];
     let mut final_t = vec![T::one(); w * h];

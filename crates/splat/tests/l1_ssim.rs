@@ -16,7 +16,8 @@ fn images(seed: u64, n: usize) -> (Vec<f64>, Vec<f64>) {
 
 /// Sizes with rows longer than one 64-lane block, images shorter and
 /// narrower than the blur window, and a single pixel.
-const SIZES: [(usize, usize, usize); 5] = [(37, 23, 3), (2, 17, 3), (19, 4, 1), (1, 1, 3), (70, 12, 4)];
+const SIZES: [(usize, usize, usize); 5] =
+    [(37, 23, 3), (2, 17, 3), (19, 4, 1), (1, 1, 3), (70, 12, 4)];
 
 #[test]
 fn equals_the_tape() {
@@ -28,10 +29,17 @@ fn equals_the_tape() {
         let xv = tape.vars(&x);
         let l = loss(Loss::L1Ssim, &xv, &y, w, h, ch);
         let gt = l.backward();
-        assert!((v - l.value()).abs() < 1e-12, "{w}x{h}x{ch}: {v} vs {}", l.value());
+        assert!(
+            (v - l.value()).abs() < 1e-12,
+            "{w}x{h}x{ch}: {v} vs {}",
+            l.value()
+        );
         for (a, xi) in g.iter().zip(&xv) {
             let b = gt.wrt(*xi);
-            assert!((a - b).abs() < 1e-9 * (1.0 + b.abs()), "{w}x{h}x{ch}: {a} vs {b}");
+            assert!(
+                (a - b).abs() < 1e-9 * (1.0 + b.abs()),
+                "{w}x{h}x{ch}: {a} vs {b}"
+            );
         }
     }
 }
@@ -84,7 +92,10 @@ fn results_do_not_depend_on_the_thread_count() {
                 let x: Vec<f32> = x.iter().map(|&v| v as f32).collect();
                 let y: Vec<f32> = y.iter().map(|&v| v as f32).collect();
                 let v = L1Ssim::<f32>::new(w, h, ch).value_grad(&x, &y, None, &mut g);
-                (v.to_bits(), g.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                (
+                    v.to_bits(),
+                    g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                )
             })
     };
     let one = run(1);

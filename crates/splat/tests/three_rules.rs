@@ -216,8 +216,14 @@ fn float_render_equals_the_reference_rules_at_every_view() {
             assert!(covered > 0.05 && covered < 0.95, "mean alpha {covered}");
         }
     }
-    assert!(worst32 >= 75.0, "f32 render: {worst32:.1} dB at the worst view");
-    assert!(worst64 >= 150.0, "f64 render: {worst64:.1} dB at the worst view");
+    assert!(
+        worst32 >= 75.0,
+        "f32 render: {worst32:.1} dB at the worst view"
+    );
+    assert!(
+        worst64 >= 150.0,
+        "f64 render: {worst64:.1} dB at the worst view"
+    );
     // the comparison can tell the rules apart: cutting at the 3σ box is
     // visibly different
     assert!(best_old < 75.0, "the 3σ-box rule scored {best_old:.1} dB");
@@ -269,7 +275,10 @@ fn a_splat_covers_its_whole_alpha_region_beyond_three_sigma() {
         x_pix = -3.05 * sd_x;
     }
     // the 3σ box holds no pixel centre, the α ≥ 1/255 region does
-    assert!(x_pix + 3.0 * sd_x < 0.5 && x_pix + 3.3 * sd_x > 0.5, "σ_x {sd_x}");
+    assert!(
+        x_pix + 3.0 * sd_x < 0.5 && x_pix + 3.3 * sd_x > 0.5,
+        "σ_x {sd_x}"
+    );
     let (img, _) = render(&g, &cam, &opts).unwrap();
     let want = rules_f64(&g, &cam, [0.0; 3], false);
     let drawn: f64 = img.alpha.iter().sum();

@@ -9,6 +9,7 @@ pub mod ad;
 pub mod fit;
 pub mod recurrence;
 pub mod render3d;
+pub mod train;
 
 /// Arguments of `chainrule bench`.
 #[derive(Debug, Args)]
@@ -30,6 +31,9 @@ pub enum Workload {
     Fit(fit::FitBenchArgs),
     /// Forward and backward of one 3D Gaussian-splatting view (f32).
     Render3d(render3d::Render3dArgs),
+    /// 3D training iterations on an in-memory synthetic scene: ms per
+    /// iteration and per stage, CPU utilisation, peak heap.
+    Train(train::TrainBenchArgs),
 }
 
 /// Runs `chainrule bench`.
@@ -39,6 +43,7 @@ pub fn run(args: BenchArgs) -> CliResult {
         Workload::Recurrence(a) => recurrence::run(a),
         Workload::Fit(a) => fit::run(a),
         Workload::Render3d(a) => render3d::run(a),
+        Workload::Train(a) => train::run(a),
     }
 }
 

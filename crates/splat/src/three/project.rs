@@ -31,8 +31,8 @@ use chainrule::{sigmoid, Scalar, Tape, Var};
 use rayon::prelude::*;
 
 use super::camera::Camera;
-use crate::raster::{opacity_aware_bound, pixel_rect};
 use super::scene::{GaussianVars, Gaussians};
+use crate::raster::{opacity_aware_bound, pixel_rect};
 
 /// Settings of the projection.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -308,7 +308,9 @@ fn forward_one<T: Scalar>(
     let radius_f = (3.0 * lam.to_f64().sqrt()).ceil();
     let mean2d = [k.fx * u + k.cx, k.fy * v + k.cy];
     let opacity = sig * comp;
-    if !(radius_f.is_finite() && covers_a_pixel(mean2d, conic, opacity, k.width as usize, k.height as usize)) {
+    if !(radius_f.is_finite()
+        && covers_a_pixel(mean2d, conic, opacity, k.width as usize, k.height as usize))
+    {
         return None;
     }
     Some(Fwd {

@@ -28,9 +28,8 @@ use super::project::{
 };
 use super::scene::{GaussianVars, Gaussians};
 use super::sh::{sh_backward, sh_forward, sh_op};
-use crate::raster::{
-    self, opacity_aware_bound, Blend, OwnedSplats, RasterError, Rendered,
-};
+use crate::raster::{self, opacity_aware_bound, Blend, OwnedSplats, RasterError, Rendered};
+use crate::stages::{Lap, StageTimes};
 
 /// Settings of a render.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -127,6 +126,18 @@ pub fn render<T: Scalar>(
     cam: &Camera,
     opts: &RenderOptions,
 ) -> Result<(RenderImage<T>, RenderState<T>), RasterError> {
+    render_staged(g, cam, opts, &mut StageTimes::default())
+}
+
+/// [`render`], adding the time of its stages (projection, sorting and
+/// binning, rasterization) to `times`.
+pub fn render_staged<T: Scalar>(
+    g: &Gaussians<T>,
+    cam: &Camera,
+    opts: &RenderOptions,
+    times: &mut StageTimes,
+) -> Result<(RenderImage<T>, RenderState<T>), RasterError> {
+    let mut lap = Lap::start();
     let projected = project_forward(g, cam, &opts.project);
     let colors = sh_forward(g, cam.center(), opts.degree(g));
     let n = g.len();
@@ -135,7 +146,7 @@ pub fn render<T: Scalar>(
         feats.extend_from_slice(&[c[0], c[1], c[2], d]);
     }
     let bg = opts.background.map(T::from_f64);
-    let splats = OwnedSplats {
+    let mut splats = OwnedSplats {
         width: cam.width as usize,
         height: cam.height as usize,
         channels: 4,
@@ -143,12 +154,17 @@ pub fn render<T: Scalar>(
         conics: projected.conics.clone(),
         opacities: projected.opacities.clone(),
         colors: feats,
-        bounds: splat_bounds(&projected),
-        order: depth_order(&projected),
+        bounds: Vec::new(),
+        order: Vec::new(),
         background: vec![bg[0], bg[1], bg[2], T::zero()],
         blend: Blend::Over,
     };
-    let fwd = raster::forward(&splats.view())?;
+    times.projection += lap.lap();
+    splats.bounds = splat_bounds(&projected);
+    splats.order = depth_order(&projected);
+    let tiles = raster::bin_tiles(&splats.view());
+    times.sort_bin += lap.lap();
+    let fwd = raster::forward_binned(&splats.view(), tiles)?;
     let px = splats.width * splats.height;
     let mut img = RenderImage {
         width: splats.width,
@@ -166,6 +182,7 @@ pub fn render<T: Scalar>(
         depth_sum.push(p[3]);
         img.depth.push(if a > eps { p[3] / a } else { T::zero() });
     }
+    times.raster += lap.lap();
     Ok((
         img,
         RenderState {
@@ -204,6 +221,42 @@ pub fn render_backward_with_means2d<T: Scalar>(
     d_depth: Option<&[T]>,
     d_alpha: Option<&[T]>,
 ) -> Result<(Gaussians<T>, Vec<[T; 2]>), RasterError> {
+    let grads = BackwardGrads {
+        d_rgb,
+        d_depth,
+        d_alpha,
+    };
+    render_backward_staged(g, cam, opts, state, grads, &mut StageTimes::default())
+}
+
+/// The gradients a render's backward pass starts from (see
+/// [`render_backward`]).
+#[derive(Clone, Copy, Debug)]
+pub struct BackwardGrads<'a, T> {
+    /// ∂L/∂RGB, 3 per pixel.
+    pub d_rgb: &'a [T],
+    /// ∂L/∂depth, one per pixel.
+    pub d_depth: Option<&'a [T]>,
+    /// ∂L/∂alpha, one per pixel.
+    pub d_alpha: Option<&'a [T]>,
+}
+
+/// [`render_backward_with_means2d`], adding the time of its stages
+/// (rasterizer backward; colour and projection backward) to `times`.
+pub fn render_backward_staged<T: Scalar>(
+    g: &Gaussians<T>,
+    cam: &Camera,
+    opts: &RenderOptions,
+    state: &RenderState<T>,
+    grads: BackwardGrads<'_, T>,
+    times: &mut StageTimes,
+) -> Result<(Gaussians<T>, Vec<[T; 2]>), RasterError> {
+    let BackwardGrads {
+        d_rgb,
+        d_depth,
+        d_alpha,
+    } = grads;
+    let mut lap = Lap::start();
     let px = state.depth_sum.len();
     let len_err = |what, got, expected| RasterError::Length {
         what,
@@ -239,6 +292,7 @@ pub fn render_backward_with_means2d<T: Scalar>(
         d_image.push(dsum);
     }
     let sg = raster::backward(&state.splats.view(), &state.raster, &d_image, Some(&d_a))?;
+    times.raster_backward += lap.lap();
     let n = g.len();
     let mut d_col = Vec::with_capacity(n);
     let mut pg = ProjectedGrads {
@@ -260,6 +314,7 @@ pub fn render_backward_with_means2d<T: Scalar>(
         }
     }
     out.sh = gsh;
+    times.projection_backward += lap.lap();
     Ok((out, means2d))
 }
 

@@ -194,6 +194,8 @@ impl Trainer {
             grad_accum: Vec::new(),
             grad_count: Vec::new(),
             max_radii: Vec::new(),
+            loss: None,
+            d_rgb: Vec::new(),
         }
     }
 }

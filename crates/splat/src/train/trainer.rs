@@ -9,8 +9,14 @@ use super::init::initial_params;
 use super::{camera_of, schedule, TrainConfig, TrainError, GROUPS};
 use crate::adam::Adam;
 use crate::data::Dataset;
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+
+use crate::l1_ssim::L1Ssim;
 use crate::loss;
-use crate::three::render::{render, render_backward_with_means2d, RenderOptions};
+use crate::stages::{Lap, StageTimes};
+use crate::three::render::{render_backward_staged, render_staged, BackwardGrads, RenderOptions};
 use crate::three::scene::{sh_coeffs, Gaussians, Rng};
 
 const ADAM_OPS: [&str; GROUPS] = [
@@ -34,6 +40,8 @@ pub struct StepInfo {
     /// Seconds spent in the render, the loss and its gradient, the
     /// render's backward pass, and the update with the schedules.
     pub timings: [f64; 4],
+    /// Seconds per stage, finer than `timings`.
+    pub stages: StageTimes,
 }
 
 /// A training run in progress.
@@ -49,6 +57,11 @@ pub struct Trainer {
     pub(super) grad_accum: Vec<f64>,
     pub(super) grad_count: Vec<f64>,
     pub(super) max_radii: Vec<f64>,
+    /// The loss's buffers, kept between iterations (sized for the last
+    /// view).
+    pub(super) loss: Option<L1Ssim<f32>>,
+    /// ∂L/∂RGB of the last iteration.
+    pub(super) d_rgb: Vec<f32>,
 }
 
 impl Trainer {
@@ -73,6 +86,8 @@ impl Trainer {
             params,
             iteration: 0,
             sh_active: 0,
+            loss: None,
+            d_rgb: Vec::new(),
         };
         t.adam = (0..GROUPS)
             .map(|g| Adam::new(vec![t.group_lr(g); t.params[g].len()]))
@@ -132,24 +147,25 @@ impl Trainer {
         let p = &self.params;
         let mut g = Gaussians::new(self.cfg.sh_degree);
         g.means = (0..n)
+            .into_par_iter()
             .map(|i| [0, 1, 2].map(|j| c(p[0][3 * i + j])))
             .collect();
         g.log_scales = (0..n)
+            .into_par_iter()
             .map(|i| [0, 1, 2].map(|j| c(p[1][3 * i + j])))
             .collect();
         g.quats = (0..n)
+            .into_par_iter()
             .map(|i| [0, 1, 2, 3].map(|j| c(p[2][4 * i + j])))
             .collect();
-        g.opacity_logits = p[3].iter().map(|&v| c(v)).collect();
-        g.sh = Vec::with_capacity(n * k * 3);
-        for i in 0..n {
-            g.sh.extend(p[4][3 * i..3 * i + 3].iter().map(|&v| c(v)));
-            g.sh.extend(
-                p[5][3 * (k - 1) * i..3 * (k - 1) * (i + 1)]
-                    .iter()
-                    .map(|&v| c(v)),
-            );
-        }
+        g.opacity_logits = p[3].par_iter().map(|&v| c(v)).collect();
+        g.sh = (0..n)
+            .into_par_iter()
+            .flat_map_iter(|i| {
+                let rest = &p[5][3 * (k - 1) * i..3 * (k - 1) * (i + 1)];
+                p[4][3 * i..3 * i + 3].iter().chain(rest).map(|&v| c(v))
+            })
+            .collect();
         g
     }
 
@@ -188,73 +204,77 @@ impl Trainer {
                 "iteration {it}: every Gaussian was pruned"
             )));
         }
+        let mut st = StageTimes::default();
+        let mut lap = Lap::start();
         let mut rng = Rng::new(self.cfg.seed ^ (it as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let vi = (rng.next_u64() % self.data.train.len() as u64) as usize;
         let view = &self.data.train[vi];
         let cam = camera_of(view);
         let mut opts = self.render_options();
-        let target: Vec<f64> = if self.cfg.random_background {
+        let target: Cow<'_, [f32]> = if self.cfg.random_background {
             let bg = [rng.uniform(), rng.uniform(), rng.uniform()];
             opts.background = bg;
-            view.image_on(bg.map(|c| c as f32))
-                .into_iter()
-                .map(|v| v as f64)
-                .collect()
+            Cow::Owned(view.image_on(bg.map(|c| c as f32)))
         } else {
-            view.image.iter().map(|&v| v as f64).collect()
+            Cow::Borrowed(&view.image)
         };
-        let mask: Option<Vec<f64>> = view
-            .mask
-            .as_ref()
-            .map(|m| m.iter().map(|&v| v as f64).collect());
-        let t0 = std::time::Instant::now();
-        let mut timings = [0.0; 4];
+        let mask = view.mask.as_deref();
         let g32: Gaussians<f32> = self.gaussians();
-        let (img, state) =
-            render(&g32, &cam, &opts).map_err(|e| TrainError::Render(e.to_string()))?;
-        if img.rgb.iter().any(|v| !v.is_finite()) {
+        st.other += lap.lap();
+        let (img, state) = render_staged(&g32, &cam, &opts, &mut st)
+            .map_err(|e| TrainError::Render(e.to_string()))?;
+        lap.lap();
+        if img.rgb.par_iter().any(|v| !v.is_finite()) {
             return Err(TrainError::NonFinite {
                 iteration: it,
                 op: "render",
             });
         }
         let (w, h) = (img.width, img.height);
-        timings[0] = t0.elapsed().as_secs_f64();
-        let (value, d_rgb) = {
-            let x: Vec<f64> = img.rgb.iter().map(|&v| v as f64).collect();
-            let (v, g) = loss::l1_ssim_value_grad_masked(&x, &target, mask.as_deref(), w, h, 3);
-            (v, g.into_iter().map(|d| d as f32).collect::<Vec<f32>>())
+        st.other += lap.lap();
+        let loss_fn = match &mut self.loss {
+            Some(l) if l.shape() == (w, h, 3) => l,
+            slot => slot.insert(L1Ssim::new(w, h, 3)),
         };
-        if !value.is_finite() || d_rgb.iter().any(|v| !v.is_finite()) {
+        self.d_rgb.resize(3 * w * h, 0.0);
+        let value = loss_fn.value_grad(&img.rgb, &target, mask, &mut self.d_rgb);
+        if !value.is_finite() || self.d_rgb.par_iter().any(|v| !v.is_finite()) {
             return Err(TrainError::NonFinite {
                 iteration: it,
                 op: "loss L1 + SSIM",
             });
         }
-        timings[1] = t0.elapsed().as_secs_f64() - timings[0];
-        let (grads, d_means2d) =
-            render_backward_with_means2d(&g32, &cam, &opts, &state, &d_rgb, None, None)
-                .map_err(|e| TrainError::Render(e.to_string()))?;
+        st.loss += lap.lap();
+        let d_rgb = BackwardGrads {
+            d_rgb: &self.d_rgb,
+            d_depth: None,
+            d_alpha: None,
+        };
+        let (grads, d_means2d) = render_backward_staged(&g32, &cam, &opts, &state, d_rgb, &mut st)
+            .map_err(|e| TrainError::Render(e.to_string()))?;
+        lap.lap();
         let mut flat = flatten_grads(&grads);
-        if flat.iter().any(|g| g.iter().any(|v| !v.is_finite())) {
+        if flat.iter().any(|g| g.par_iter().any(|v| !v.is_finite())) {
             return Err(TrainError::NonFinite {
                 iteration: it,
                 op: "render backward",
             });
         }
         let value = value + strategy(self.cfg.strategy).regularise(self, &mut flat);
-        timings[2] = t0.elapsed().as_secs_f64() - timings[0] - timings[1];
         let psnr = {
             let a: Vec<f64> = img.rgb.iter().map(|&v| v as f64).collect();
-            loss::psnr_masked(&a, &target, mask.as_deref(), 3)
+            let b: Vec<f64> = target.iter().map(|&v| v as f64).collect();
+            let m: Option<Vec<f64>> = mask.map(|m| m.iter().map(|&v| v as f64).collect());
+            loss::psnr_masked(&a, &b, m.as_deref(), 3)
         };
+        st.other += lap.lap();
         // densification statistics: |dL/d mean2d| in NDC units, over the
         // views where the splat is drawn; ignored pixels add no gradient,
         // and with a mask a view counts only if the splat's centre is on a
         // kept pixel (or off the image with some gradient from kept ones)
         let (hw, hh) = (0.5 * w as f64, 0.5 * h as f64);
         let kept = |i: usize| -> bool {
-            let Some(m) = &mask else { return true };
+            let Some(m) = mask else { return true };
             let [x, y] = state.projected.means2d[i].map(|v| v.floor() as i64);
             if (0..w as i64).contains(&x) && (0..h as i64).contains(&y) {
                 m[y as usize * w + x as usize] > 0.0
@@ -272,26 +292,31 @@ impl Trainer {
                 self.max_radii[i] = self.max_radii[i].max(r as f64);
             }
         }
+        st.densify += lap.lap();
         self.iteration = it;
         for (g, fg) in flat.iter().enumerate() {
             let lr = self.group_lr(g);
-            let adam = &mut self.adam[g];
-            adam.lr.iter_mut().for_each(|x| *x = lr);
-            adam.step(&mut self.params[g], fg);
-            if self.params[g].iter().any(|v| !v.is_finite()) {
+            if !self.adam[g].step_uniform(&mut self.params[g], fg, lr) {
                 return Err(TrainError::NonFinite {
                     iteration: it,
                     op: ADAM_OPS[g],
                 });
             }
         }
+        st.optimizer += lap.lap();
         self.after_step();
-        timings[3] = t0.elapsed().as_secs_f64() - timings[0] - timings[1] - timings[2];
+        st.densify += lap.lap();
         Ok(StepInfo {
             loss: value,
             psnr,
             gaussians: self.len(),
-            timings,
+            timings: [
+                st.projection + st.sort_bin + st.raster,
+                st.loss,
+                st.raster_backward + st.projection_backward,
+                st.optimizer + st.densify,
+            ],
+            stages: st,
         })
     }
 
@@ -303,20 +328,32 @@ impl Trainer {
     }
 }
 
+/// The gradients as the optimiser's flat f64 groups (in parallel).
 fn flatten_grads(g: &Gaussians<f32>) -> [Vec<f64>; GROUPS] {
     let k = g.sh_coeffs();
-    let mut out: [Vec<f64>; GROUPS] = Default::default();
-    for i in 0..g.len() {
-        out[0].extend(g.means[i].iter().map(|&v| v as f64));
-        out[1].extend(g.log_scales[i].iter().map(|&v| v as f64));
-        out[2].extend(g.quats[i].iter().map(|&v| v as f64));
-        out[3].push(g.opacity_logits[i] as f64);
-        out[4].extend(g.sh[3 * k * i..3 * k * i + 3].iter().map(|&v| v as f64));
-        out[5].extend(
-            g.sh[3 * k * i + 3..3 * k * (i + 1)]
-                .iter()
-                .map(|&v| v as f64),
-        );
-    }
-    out
+    let wide = |v: &f32| *v as f64;
+    let n = g.len();
+    [
+        g.means
+            .par_iter()
+            .flat_map_iter(|m| m.iter().map(wide))
+            .collect(),
+        g.log_scales
+            .par_iter()
+            .flat_map_iter(|m| m.iter().map(wide))
+            .collect(),
+        g.quats
+            .par_iter()
+            .flat_map_iter(|m| m.iter().map(wide))
+            .collect(),
+        g.opacity_logits.par_iter().map(wide).collect(),
+        (0..n)
+            .into_par_iter()
+            .flat_map_iter(|i| g.sh[3 * k * i..3 * k * i + 3].iter().map(wide))
+            .collect(),
+        (0..n)
+            .into_par_iter()
+            .flat_map_iter(|i| g.sh[3 * k * i + 3..3 * k * (i + 1)].iter().map(wide))
+            .collect(),
+    ]
 }

@@ -1,0 +1,314 @@
+//! `chainrule bench train`: where a 3D training iteration's time goes.
+//!
+//! Workload (issue 15): the procedural scene of `chainrule synth` (seed
+//! 0), ray-traced in memory for `--views` cameras on an orbit 30° up (no
+//! files), composited on white; a [`Trainer`] with the default settings
+//! except that it starts from `--gaussians` random points, has every SH
+//! band active after the first three iterations, and runs density control
+//! (statistics, clone/split/prune) every `--densify-every` iterations from
+//! the start with the count capped at its initial value, so that the
+//! scene size stays what was asked for. After `--warmup` untimed
+//! iterations, `--iters` iterations are timed: milliseconds per iteration
+//! and per stage ([`splat::stages::StageTimes`]), CPU utilisation (process
+//! CPU time ÷ wall time ÷ cores), and the peak heap.
+
+use std::time::Instant;
+
+use clap::Args;
+use serde::Serialize;
+use splat::data::synth::{look_at_origin, Scene, CAMERA_ANGLE_X, CAMERA_DISTANCE};
+use splat::data::{opengl_c2w_to_opencv_w2c, Dataset, View};
+use splat::stages::StageTimes;
+use splat::train::{TrainConfig, TrainError, Trainer};
+
+use super::render3d::{parse_size, process_cpu_seconds};
+use crate::alloc::{peak_bytes, reset_peak};
+use crate::error::{CliError, CliResult};
+
+/// Arguments of `chainrule bench train`.
+#[derive(Debug, Args)]
+pub struct TrainBenchArgs {
+    /// Image size of every view, WxH.
+    #[arg(long, default_value = "200x200")]
+    pub size: String,
+    /// Gaussians to start from (random points around the scene).
+    #[arg(long, default_value_t = 20_000)]
+    pub gaussians: usize,
+    /// Timed iterations.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub iters: u32,
+    /// Untimed iterations before them.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u32,
+    /// Training views.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub views: u32,
+    /// Density control every this many iterations (0: never).
+    #[arg(long, default_value_t = 10)]
+    pub densify_every: u32,
+    /// Seed of the initial points and the choice of views.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Milliseconds per iteration of each stage.
+#[derive(Debug, Serialize)]
+pub struct StageMs {
+    /// EWA projection and SH colours.
+    pub projection: f64,
+    /// Screen boxes, depth sort, tile binning.
+    pub binning_and_sorting: f64,
+    /// Rasterizer forward.
+    pub rasterization: f64,
+    /// L1 + SSIM loss and its gradient.
+    pub loss: f64,
+    /// Rasterizer backward.
+    pub rasterization_backward: f64,
+    /// SH and projection backward.
+    pub projection_backward: f64,
+    /// Adam.
+    pub optimiser: f64,
+    /// Densification statistics and density control.
+    pub densification: f64,
+    /// View choice, parameter and gradient conversion, checks.
+    pub other: f64,
+}
+
+impl StageMs {
+    fn from(t: &StageTimes, iters: f64) -> Self {
+        let ms = |s: f64| s * 1e3 / iters;
+        StageMs {
+            projection: ms(t.projection),
+            binning_and_sorting: ms(t.sort_bin),
+            rasterization: ms(t.raster),
+            loss: ms(t.loss),
+            rasterization_backward: ms(t.raster_backward),
+            projection_backward: ms(t.projection_backward),
+            optimiser: ms(t.optimizer),
+            densification: ms(t.densify),
+            other: ms(t.other),
+        }
+    }
+}
+
+/// What `bench train` measures.
+#[derive(Debug, Serialize)]
+pub struct TrainBenchReport {
+    /// Image width.
+    pub width: u32,
+    /// Image height.
+    pub height: u32,
+    /// Pixels rendered per iteration.
+    pub pixels_per_iteration: u64,
+    /// Gaussians at the start of the timed iterations.
+    pub gaussians_start: usize,
+    /// Gaussians at the end.
+    pub gaussians_end: usize,
+    /// Timed iterations.
+    pub iterations: u32,
+    /// Untimed warm-up iterations.
+    pub warmup: u32,
+    /// Wall milliseconds per iteration (mean over the timed ones).
+    pub ms_per_iteration: f64,
+    /// Fastest single iteration, ms.
+    pub ms_per_iteration_min: f64,
+    /// Median iteration, ms.
+    pub ms_per_iteration_median: f64,
+    /// Mean ms per iteration in each stage.
+    pub stages_ms: StageMs,
+    /// Share of an iteration spent in the loss and its gradient.
+    pub loss_fraction: f64,
+    /// Process CPU time ÷ wall time ÷ logical cores over the timed
+    /// iterations (null where /proc/self/stat is unavailable).
+    pub cpu_utilisation: Option<f64>,
+    /// Process CPU milliseconds per timed iteration, all threads (steadier
+    /// than wall time on a shared machine).
+    pub cpu_ms_per_iteration: Option<f64>,
+    /// Logical cores (the rayon pool's threads).
+    pub cores: usize,
+    /// Peak heap bytes of the whole run (dataset, trainer, iterations).
+    pub peak_heap_bytes: usize,
+    /// Peak heap bytes above what was live before the timed iterations:
+    /// what the iterations themselves allocate at once.
+    pub peak_iteration_heap_bytes: usize,
+    /// Heap bytes live before the timed iterations (scene, optimiser,
+    /// dataset).
+    pub live_heap_bytes: usize,
+    /// Seconds to ray-trace the views (not part of the iterations).
+    pub setup_seconds: f64,
+    /// The machine it ran on.
+    pub machine: String,
+}
+
+/// The synthetic views, in memory.
+fn dataset(width: u32, height: u32, views: u32) -> Dataset {
+    let scene = Scene::new(0);
+    let f = 0.5 * width as f64 / (0.5 * CAMERA_ANGLE_X).tan();
+    let el = 30f64.to_radians();
+    let train = (0..views)
+        .map(|k| {
+            let az = std::f64::consts::TAU * (k as f64 + 0.25) / views as f64;
+            let d = CAMERA_DISTANCE;
+            let eye = [
+                d * el.cos() * az.cos(),
+                d * el.cos() * az.sin(),
+                d * el.sin(),
+            ];
+            let c2w = look_at_origin(eye);
+            let rgba = scene.render(&c2w, CAMERA_ANGLE_X, width, height);
+            // straight alpha over white, as the NeRF-synthetic loader does
+            let image = rgba
+                .chunks_exact(4)
+                .flat_map(|p| {
+                    let a = p[3] as f32 / 255.0;
+                    [0, 1, 2].map(|c| p[c] as f32 / 255.0 * a + (1.0 - a))
+                })
+                .collect();
+            View {
+                name: format!("view_{k}"),
+                width,
+                height,
+                fx: f,
+                fy: f,
+                cx: width as f64 / 2.0,
+                cy: height as f64 / 2.0,
+                world_to_camera: opengl_c2w_to_opencv_w2c(&c2w),
+                image,
+                alpha: None,
+                background: [1.0; 3],
+                mask: None,
+            }
+        })
+        .collect();
+    Dataset {
+        train,
+        test: Vec::new(),
+        points: None,
+        format: "nerf-synthetic",
+    }
+}
+
+/// Runs the measurement.
+pub fn measure(args: &TrainBenchArgs, width: u32, height: u32) -> CliResult<TrainBenchReport> {
+    let base = reset_peak();
+    let t = Instant::now();
+    let data = dataset(width, height, args.views);
+    let setup = t.elapsed().as_secs_f64();
+    let cfg = TrainConfig {
+        iters: 30_000,
+        seed: args.seed,
+        init_points: args.gaussians,
+        max_gaussians: args.gaussians,
+        sh_interval: 1,
+        densify_from: 0,
+        densify_every: args.densify_every,
+        opacity_reset_every: 0,
+        ..TrainConfig::default()
+    };
+    let fail = |e: TrainError| CliError::usage(format!("bench train: {e}"));
+    let mut tr = Trainer::new(data, cfg).map_err(fail)?;
+    for _ in 0..args.warmup {
+        tr.step().map_err(fail)?;
+    }
+    let start = tr.len();
+    let peak_setup = peak_bytes();
+    let live = reset_peak();
+    let mut stages = StageTimes::default();
+    let mut per_iter = Vec::with_capacity(args.iters as usize);
+    let c0 = process_cpu_seconds();
+    let t0 = Instant::now();
+    for _ in 0..args.iters {
+        let ti = Instant::now();
+        let info = tr.step().map_err(fail)?;
+        per_iter.push(ti.elapsed().as_secs_f64() * 1e3);
+        stages.add(&info.stages);
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = match (c0, process_cpu_seconds()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let peak_iter = peak_bytes();
+    let iters = args.iters as f64;
+    let cores = rayon::current_num_threads();
+    let (mn, med) = super::min_median(&mut per_iter);
+    let ms_iter = wall * 1e3 / iters;
+    let st = StageMs::from(&stages, iters);
+    Ok(TrainBenchReport {
+        width,
+        height,
+        pixels_per_iteration: width as u64 * height as u64,
+        gaussians_start: start,
+        gaussians_end: tr.len(),
+        iterations: args.iters,
+        warmup: args.warmup,
+        ms_per_iteration: ms_iter,
+        ms_per_iteration_min: mn,
+        ms_per_iteration_median: med,
+        loss_fraction: st.loss / ms_iter,
+        stages_ms: st,
+        cpu_utilisation: cpu.map(|c| c / wall / cores as f64),
+        cpu_ms_per_iteration: cpu.map(|c| c * 1e3 / iters),
+        cores,
+        peak_heap_bytes: peak_setup.max(peak_iter).saturating_sub(base),
+        peak_iteration_heap_bytes: peak_iter.saturating_sub(live),
+        live_heap_bytes: live.saturating_sub(base),
+        setup_seconds: setup,
+        machine: super::machine(),
+    })
+}
+
+/// Runs `chainrule bench train`.
+pub fn run(args: TrainBenchArgs) -> CliResult {
+    let (w, h) = parse_size(&args.size)?;
+    if args.gaussians == 0 {
+        return Err(CliError::usage("--gaussians must be at least 1"));
+    }
+    let r = measure(&args, w, h)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&r).expect("report serialises"));
+        return Ok(());
+    }
+    println!(
+        "3D training: {}x{}, {} -> {} Gaussians, {} iterations after {} warm-up ({})",
+        r.width, r.height, r.gaussians_start, r.gaussians_end, r.iterations, r.warmup, r.machine
+    );
+    println!(
+        "  {:.1} ms/iteration (min {:.1}, median {:.1}); CPU utilisation {}, {} CPU ms/iteration",
+        r.ms_per_iteration,
+        r.ms_per_iteration_min,
+        r.ms_per_iteration_median,
+        r.cpu_utilisation
+            .map_or("n/a".to_string(), |u| format!("{:.0}%", 100.0 * u)),
+        r.cpu_ms_per_iteration
+            .map_or("n/a".to_string(), |c| format!("{c:.0}"))
+    );
+    let s = &r.stages_ms;
+    for (name, v) in [
+        ("projection", s.projection),
+        ("binning and sorting", s.binning_and_sorting),
+        ("rasterization", s.rasterization),
+        ("loss", s.loss),
+        ("rasterization backward", s.rasterization_backward),
+        ("projection backward", s.projection_backward),
+        ("optimiser", s.optimiser),
+        ("densification", s.densification),
+        ("other", s.other),
+    ] {
+        println!(
+            "  {name:<24}{v:8.2} ms  {:5.1}%",
+            100.0 * v / r.ms_per_iteration
+        );
+    }
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    println!(
+        "  peak heap {:.1} MiB (iterations: +{:.1} MiB above {:.1} MiB live)",
+        mib(r.peak_heap_bytes),
+        mib(r.peak_iteration_heap_bytes),
+        mib(r.live_heap_bytes)
+    );
+    Ok(())
+}
