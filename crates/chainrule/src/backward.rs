@@ -165,6 +165,17 @@ pub(crate) fn sweep<T: Scalar>(
     for &(i, s) in seeds {
         adj[i as usize] += s;
     }
+    sweep_from(tape, adj, top, check)
+}
+
+/// The reverse sweep from node `top` down, over adjoints the caller has
+/// already sized (`adj.len() > top`) and seeded.
+pub(crate) fn sweep_from<T: Scalar>(
+    tape: &Tape<T>,
+    adj: &mut [T],
+    top: usize,
+    check: bool,
+) -> Option<NonFinite> {
     let flags = tape.flags.get();
     assert!(
         flags & IN_BACKWARD == 0,

@@ -10,16 +10,13 @@
 //!
 //! | strategy | memory | step evaluations |
 //! |---|---|---|
-//! | [`Strategy::StoreAll`] | every step's nodes, on a tape of its own: `O(N)` | `N` recorded forward, one sweep back |
+//! | [`Strategy::StoreAll`] | every state: `O(N)` (`N · s0.len()` scalars) | `N` forward + `N` in VJPs |
 //! | [`Strategy::Checkpoint`] | `c + 1` states, `c = 2⌈log₂(N / K)⌉` by default: `O(log N)` | `ρ·N` forward (ρ ≈ 2–6, see [`RecurrenceStats::recompute_factor`]) + `N` in VJPs |
 //! | [`Strategy::Invert`] | one state, independent of `N` | `N` forward + `N` inverse + `N` in VJPs |
 //!
-//! plus, for checkpointing and inversion, a scratch tape of `K` steps' nodes.
+//! plus a scratch tape of `K` steps' nodes.
 //!
-//! The step is ordinary Rust on [`Var`]s. [`Strategy::StoreAll`] records
-//! every step on an inner tape during the forward pass (the nodes of the
-//! plain unrolled tape, but on a tape of its own, kept by the custom
-//! operation) and reverses it with one sweep. The other two work in blocks
+//! The step is ordinary Rust on [`Var`]s. Every strategy works in blocks
 //! of `K` steps ([`Recurrence::block`], default 32): from the state at the
 //! start of a block the reverse pass records the block's steps, unrolled, on
 //! a small scratch tape (cut back and reused: no allocation per step), seeds
@@ -30,11 +27,18 @@
 //! state at the start of every block and recording each block once more in
 //! the reverse pass (`⌈N / K⌉` states; `N` forward steps + `N` in VJPs, no
 //! recomputation) is [`Strategy::Checkpoint`] with
-//! `snapshots: Some(⌈N / K⌉)`.
+//! `snapshots: Some(⌈N / K⌉)`. [`Strategy::StoreAll`] keeps every state
+//! (as a compiled loop's reverse pass does), records each block once from
+//! its stored start state, and carries the parameters' adjoints from block
+//! to block, so that its gradient is, bit for bit, the one sweep of the
+//! whole unrolled tape (see `Scratch::vjp_unrolled` for the one rounding
+//! that can differ). It used to keep that whole tape, every step's nodes
+//! and partials (about 200 bytes a step for alpha compositing, against 16
+//! for its two states).
 //!
-//! Checkpointing and inversion evaluate the step forward (in the forward
-//! pass and in recomputations) by recording it on the scratch tape and
-//! reading the values, unless a plain-value twin of the step is given with
+//! Every strategy evaluates the step forward (in the forward pass and in
+//! recomputations) by recording it on the scratch tape and reading the
+//! values, unless a plain-value twin of the step is given with
 //! [`Recurrence::values`].
 //!
 //! # Checkpointing
@@ -97,7 +101,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use crate::backward::{sweep, sweep_range};
+use crate::backward::{sweep, sweep_from, sweep_range};
 use crate::scalar::Scalar;
 use crate::tape::{Tape, Var};
 
@@ -125,11 +129,11 @@ pub type UntilFn<T> = dyn Fn(&[T], usize) -> bool + Send + Sync;
 /// How a [`Recurrence`] is reversed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
-    /// Record every step on a tape of its own during the forward pass and
-    /// keep it (every state, and every step's partial derivatives): the
-    /// reverse pass is one sweep of it. The fastest, no recomputation;
-    /// `O(N)` memory, the nodes of the plain unrolled tape (a few per
-    /// step). [`Recurrence::block`] and [`Recurrence::values`] do not apply.
+    /// Keep every state of the forward pass; the reverse pass records each
+    /// block of steps once from its stored start state and sweeps it. No
+    /// recomputation; `O(N)` memory, `N` states. Its gradient is that of
+    /// one sweep of the fully unrolled tape, bit for bit (see the module
+    /// documentation).
     StoreAll,
     /// Binomial checkpointing: keep `snapshots` states and recompute the
     /// rest. Snapshots are taken at block boundaries and the binomial
@@ -344,8 +348,8 @@ impl<T: Scalar> Recurrence<T> {
     /// reverse pass records a block of `block` steps unrolled and sweeps it
     /// once, which amortises the per-step bookkeeping; the scratch tape then
     /// holds `block` steps' nodes. Checkpoints are taken at block
-    /// boundaries. [`Strategy::StoreAll`] records every step on one tape
-    /// and ignores it. Gradients do not depend on it beyond rounding.
+    /// boundaries. Gradients do not depend on it beyond rounding
+    /// ([`Strategy::StoreAll`]'s not at all).
     ///
     /// # Panics
     /// If `block` is 0.
@@ -382,8 +386,7 @@ impl<T: Scalar> Recurrence<T> {
     /// the step on the scratch tape, which roughly halves the cost of
     /// [`Strategy::Invert`] and of checkpointing's recomputations (the
     /// reverse pass still records the `Var` step to differentiate it).
-    /// [`Strategy::StoreAll`] records the `Var` step in its forward pass and
-    /// does not use it. It must compute the same function as the step, with
+    /// [`Strategy::StoreAll`]'s forward pass calls it too. It must compute the same function as the step, with
     /// the same operations in the same order, so that the states agree bit
     /// for bit (then the gradients are exactly those without it; a mismatch
     /// of a rounding error shifts them by about as much).
@@ -496,23 +499,18 @@ impl<T: Scalar> Recurrence<T> {
         }
         let k = self.block;
         let mut sc = Scratch::new(params);
-        if self.strategy == Strategy::StoreAll {
-            let (recorded, steps, last) = self.record(s0, params, xs, limit);
-            return Trajectory {
-                rec: self.clone(),
-                params: params.to_vec(),
-                s0_len: ns,
-                n_xs: xs.len(),
-                steps,
-                last,
-                store: Store::Tape(Box::new(recorded)),
-                scratch: RefCell::new(sc),
-            };
-        }
         let known = self.until.is_none();
         let blocks = limit.div_ceil(k);
         let mut store = match self.strategy {
-            Strategy::StoreAll => unreachable!("recorded above"),
+            Strategy::StoreAll => Store::States {
+                // every state s_0 .. s_{N-1}, reserved when N is known
+                states: Vec::with_capacity(if known {
+                    limit.min(1 << 24).saturating_mul(ns)
+                } else {
+                    0
+                }),
+                rows: xs.len().checked_div(w).map_or(0, |r| r.min(limit)),
+            },
             Strategy::Invert => Store::Invert,
             Strategy::Checkpoint { snapshots } if known => {
                 let c = snapshots.unwrap_or_else(|| auto_snapshots(blocks));
@@ -547,6 +545,10 @@ impl<T: Scalar> Recurrence<T> {
                 if u(s, t) {
                     return false;
                 }
+            }
+            if let Store::States { states, .. } = &mut store {
+                states.extend_from_slice(s);
+                return true;
             }
             if t % k != 0 {
                 return true;
@@ -583,7 +585,7 @@ impl<T: Scalar> Recurrence<T> {
                         }
                     }
                 }
-                Store::Invert | Store::Tape(_) => {}
+                Store::Invert | Store::States { .. } => {}
             }
             true
         };
@@ -603,82 +605,6 @@ impl<T: Scalar> Recurrence<T> {
             store,
             scratch: RefCell::new(sc),
         }
-    }
-
-    /// The forward pass of [`Strategy::StoreAll`]: records steps `0..limit`
-    /// from `s0` on a new tape, node by node, and keeps it for the reverse
-    /// pass (one sweep). Layout: the sink, the parameters, the state's
-    /// leaves, the per-step inputs' leaves (all rows that may be used, as
-    /// the plain unrolled tape lays them out), then the steps. Returns the
-    /// tape, the number of steps taken and the final state.
-    fn record(
-        &self,
-        s0: &[T],
-        params: &[T],
-        xs: &[T],
-        limit: usize,
-    ) -> (Recorded<T>, usize, Vec<T>) {
-        let (ns, np, w) = (s0.len(), params.len(), self.width);
-        // the input rows that steps `0..limit` may read
-        let nx = xs
-            .len()
-            .checked_div(w)
-            .map_or(0, |rows| rows.min(limit) * w);
-        let base = 1 + np + ns + nx;
-        let tape = Tape::with_capacity(base + 64);
-        let (out, steps, last) = {
-            let theta: Vec<Var<'_, T>> = params.iter().map(|&p| tape.var(p)).collect();
-            let mut cur: Vec<Var<'_, T>> = s0.iter().map(|&v| tape.var(v)).collect();
-            for &v in &xs[..nx] {
-                tape.var(v);
-            }
-            let x_first = 1 + np + ns;
-            let until = self.until.as_deref();
-            let mut next = Vec::with_capacity(ns);
-            let mut xrow: Vec<Var<'_, T>> = Vec::with_capacity(w);
-            let mut vals = Vec::with_capacity(ns);
-            let mut t = 0;
-            while t < limit {
-                if let Some(u) = until {
-                    vals.clear();
-                    vals.extend(cur.iter().map(|v| v.value()));
-                    if u(&vals, t) {
-                        break;
-                    }
-                }
-                xrow.clear();
-                for (j, &v) in row(xs, w, t).iter().enumerate() {
-                    xrow.push(Var {
-                        tape: &tape,
-                        idx: (x_first + t * w + j) as u32,
-                        val: v,
-                    });
-                }
-                next.clear();
-                (self.step)(&cur, &theta, &xrow, t, &mut next);
-                check_len(&self.name, "step", t, next.len(), ns);
-                std::mem::swap(&mut cur, &mut next);
-                t += 1;
-                if t == 1 && until.is_none() && limit > 1 {
-                    // N is known: size the tape from the first step's nodes
-                    // (it grows as usual if later steps record more)
-                    let per = tape.len() - base;
-                    let room = (u32::MAX as usize).saturating_sub(tape.len());
-                    tape.reserve((limit - 1).saturating_mul(per).min(room));
-                }
-            }
-            let out: Vec<u32> = cur.iter().map(|v| v.idx).collect();
-            let last: Vec<T> = cur.iter().map(|v| v.value()).collect();
-            (out, t, last)
-        };
-        let recorded = Recorded {
-            tape,
-            np,
-            ns,
-            nx,
-            out,
-        };
-        (recorded, steps, last)
     }
 
     /// Records the recursion on the tape of its inputs as one custom
@@ -756,22 +682,11 @@ impl<T: Scalar> Recurrence<T> {
     }
 }
 
-/// The whole recursion recorded by the forward pass of
-/// [`Strategy::StoreAll`] (see [`Recurrence::record`] for the layout).
-struct Recorded<T: Scalar> {
-    tape: Tape<T>,
-    np: usize,
-    ns: usize,
-    /// Per-step input leaves recorded (rows that may be used, times width).
-    nx: usize,
-    /// Node of each value of the final state.
-    out: Vec<u32>,
-}
-
 /// Snapshots kept by the forward pass.
 enum Store<T: Scalar> {
-    /// Every step, recorded node by node on a tape of its own.
-    Tape(Box<Recorded<T>>),
+    /// Every state `s_0 .. s_{N-1}`; `rows` per-step input rows were
+    /// available to the steps (`min(rows given, step limit)`).
+    States { states: Vec<T>, rows: usize },
     /// The first descent of the binomial reversal: states at `pos`.
     Binomial {
         slots: usize,
@@ -826,11 +741,11 @@ impl<T: Scalar> Trajectory<T> {
     }
 
     /// States kept by the forward pass (each of `s0.len()` scalars): `N`
-    /// for [`Strategy::StoreAll`], whose tape holds every state.
+    /// for [`Strategy::StoreAll`], which keeps every state.
     pub fn stored_states(&self) -> usize {
         let ns = self.s0_len.max(1);
         match &self.store {
-            Store::Tape(_) => self.steps,
+            Store::States { states, .. } => states.len() / ns,
             Store::Binomial { states, .. } => states.len() / ns,
             Store::Online { count, .. } => *count,
             Store::Invert => 0,
@@ -918,22 +833,32 @@ impl<T: Scalar> Trajectory<T> {
         };
         let blocks = n.div_ceil(k);
         match &self.store {
-            Store::Tape(r) => {
-                // one sweep of the recorded recursion
-                let seeds: Vec<(u32, T)> = r.out.iter().zip(seed).map(|(&i, &g)| (i, g)).collect();
-                let mut adj = Vec::new();
-                sweep(&r.tape, &mut adj, &seeds, false);
-                let get = |i: usize| adj.get(i).copied().unwrap_or(T::zero());
-                for (j, g) in rv.g_p.iter_mut().enumerate() {
-                    *g += get(1 + j);
+            Store::States { states, rows } => {
+                // one re-recording of each block from its stored start
+                // state, laid out so that the sweep adds in the order of
+                // the unrolled tape (see `Scratch::vjp_unrolled`)
+                let mut lp = vec![T::zero(); self.params.len()];
+                for i in (0..blocks).rev() {
+                    let (a, b) = (i * k, ((i + 1) * k).min(n));
+                    rv.sc.vjp_unrolled(
+                        rv.f.step,
+                        name,
+                        &states[a * ns..(a + 1) * ns],
+                        xs,
+                        rv.w,
+                        (a, b),
+                        *rows,
+                        &mut rv.lam,
+                        &mut lp,
+                        rv.g_x,
+                    );
                 }
-                let s_first = 1 + r.np;
-                for (i, l) in rv.lam.iter_mut().enumerate() {
-                    *l = get(s_first + i);
+                for (g, l) in rv.g_p.iter_mut().zip(&lp) {
+                    *g += *l;
                 }
-                let x_first = s_first + r.ns;
-                for (c, g) in rv.g_x[..r.nx].iter_mut().enumerate() {
-                    *g += get(x_first + c);
+                // rows past a stopping point had leaves but no gradient
+                for g in &mut rv.g_x[n * rv.w..*rows * rv.w] {
+                    *g += T::zero();
                 }
                 rv.stats.vjps = n;
             }
@@ -1313,6 +1238,117 @@ impl<T: Scalar> Scratch<T> {
     }
 }
 
+impl<T: Scalar> Scratch<T> {
+    /// [`Strategy::StoreAll`]'s reverse of steps `a..b` from their stored
+    /// start state `s`: records them and sweeps once, so that every adjoint
+    /// receives the same contributions in the same order, with the same
+    /// roundings, as in one sweep of the whole recursion unrolled on a tape
+    /// laid out as `[sink, θ, s_0, x rows, step 0, step 1, …]` (the layout
+    /// of [`Recurrence::unroll`] on a tape holding θ, then `s_0`, then the
+    /// per-step inputs). To that end the parameters' adjoints `lp` run on
+    /// from block to block instead of restarting at 0, the block's nodes
+    /// are contiguous as there, and the node before the block's first node
+    /// stands for the one there: for `a = 0` the last state leaf (no
+    /// per-step inputs), the only input row's last leaf (one row) or a leaf
+    /// nothing points at; for `a > 0` the last state leaf, standing for the
+    /// previous step's last node. `lam` is ∂/∂s_b on the way in and ∂/∂s_a
+    /// on the way out; ∂/∂x of rows `a..b` is added into `g_x`.
+    ///
+    /// A difference remains, in the rounding of one addition, only where a
+    /// step's first operation uses one state value twice (`s · s`) and that
+    /// value is not the previous step's last node, or where two values of a
+    /// step's output are the same node: two contributions are then added in
+    /// another order.
+    #[allow(clippy::too_many_arguments)]
+    fn vjp_unrolled(
+        &mut self,
+        f: &StepFn<T>,
+        name: &str,
+        s: &[T],
+        xs: &[T],
+        w: usize,
+        (a, b): (usize, usize),
+        rows: usize,
+        lam: &mut [T],
+        lp: &mut [T],
+        g_x: &mut [T],
+    ) {
+        self.reset();
+        let ns = s.len();
+        let np = self.params.len();
+        let tape = &self.tape;
+        let mut theta = recycle(std::mem::take(&mut self.theta));
+        let mut cur = recycle(std::mem::take(&mut self.cur));
+        let mut next = recycle(std::mem::take(&mut self.next));
+        let mut xv = recycle(std::mem::take(&mut self.x));
+        for (j, &v) in self.params.iter().enumerate() {
+            theta.push(Var {
+                tape,
+                idx: 1 + j as u32,
+                val: v,
+            });
+        }
+        // the leaf before the block's first node (see above)
+        let one_row = a == 0 && w > 0 && rows == 1;
+        let x_leaves = |t0: usize| {
+            for &v in &xs[t0 * w..b * w] {
+                tape.var(v);
+            }
+        };
+        let mut x_first = tape.len();
+        if !one_row {
+            x_leaves(a);
+        }
+        let s_first = tape.len();
+        cur.extend(s.iter().map(|&v| tape.var(v)));
+        if one_row {
+            x_first = tape.len();
+            x_leaves(a);
+        } else if a == 0 && w > 0 && rows > 0 {
+            tape.var(T::zero());
+        }
+        let leaves_end = tape.len();
+        for t in a..b {
+            xv.clear();
+            let first = x_first + (t - a) * w;
+            for (j, &v) in row(xs, w, t).iter().enumerate() {
+                xv.push(Var {
+                    tape,
+                    idx: (first + j) as u32,
+                    val: v,
+                });
+            }
+            next.clear();
+            f(&cur, &theta, &xv, t, &mut next);
+            check_len(name, "step", t, next.len(), ns);
+            std::mem::swap(&mut cur, &mut next);
+        }
+        let top = cur.iter().map(|v| v.index()).max().unwrap_or(0);
+        let adj = &mut self.adj;
+        adj.clear();
+        adj.resize((top + 1).max(leaves_end), T::zero());
+        adj[1..=np].copy_from_slice(lp);
+        for (v, &g) in cur.iter().zip(lam.iter()) {
+            adj[v.index()] += g;
+        }
+        if tape.customs_ref().is_empty() {
+            let pc = tape.nodes_ref().partials_before(top + 1);
+            sweep_range(tape, adj, 1 + np, top + 1, pc, false, &mut None);
+        } else {
+            sweep_from(tape, adj, top, false);
+        }
+        lp.copy_from_slice(&adj[1..=np]);
+        lam.copy_from_slice(&adj[s_first..s_first + ns]);
+        for (c, g) in g_x[a * w..b * w].iter_mut().enumerate() {
+            *g += adj[x_first + c];
+        }
+        self.theta = recycle(theta);
+        self.cur = recycle(cur);
+        self.next = recycle(next);
+        self.x = recycle(xv);
+    }
+}
+
 /// β(s, r) = C(s + r, s): the most steps `s` snapshots reverse with at most
 /// `r` recomputations of any step (saturating).
 fn beta(s: usize, r: usize) -> usize {
@@ -1380,6 +1416,69 @@ mod tests {
             b = j;
         }
         total
+    }
+
+    /// `rec`'s gradient by store-all and by one sweep of the unrolled tape
+    /// `[sink, θ, s_0, xs, steps]`, as bits.
+    fn both_ways(rec: &Recurrence, s0: &[f64], p: &[f64], xs: &[f64], seed: &[f64]) {
+        let traj = rec.clone().strategy(Strategy::StoreAll).forward(s0, p, xs);
+        let (mut gs, mut gp, mut gx) =
+            (vec![0.0; s0.len()], vec![0.0; p.len()], vec![0.0; xs.len()]);
+        traj.backward(xs, seed, &mut gs, &mut gp, &mut gx);
+        let tape = Tape::new();
+        let pv = tape.vars(p);
+        let sv = tape.vars(s0);
+        let xv = tape.vars(xs);
+        let out = rec.unroll(&sv, &pv, &xv);
+        assert_eq!(out.steps, traj.steps());
+        let g = crate::vjp(&out.state, seed);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let ctx = format!("n = {}, block = {}", out.steps, rec.block);
+        assert_eq!(bits(&gs), bits(&g.wrt_all(&sv)), "s0, {ctx}");
+        assert_eq!(bits(&gp), bits(&g.wrt_all(&pv)), "params, {ctx}");
+        assert_eq!(bits(&gx), bits(&g.wrt_all(&xv)), "xs, {ctx}");
+    }
+
+    #[test]
+    fn store_all_is_the_unrolled_tape_bit_for_bit() {
+        let alpha = Recurrence::new(|s, _p, x, _t, next| {
+            let (t, c) = (s[0], s[1]);
+            next.push(t * (1.0 - x[1]));
+            next.push(c + x[0] * x[1] * t);
+        })
+        .inputs_per_step(2);
+        let scalar =
+            Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]));
+        // the first operation uses the state twice
+        let square = Recurrence::new(|s, _p, x, _t, next| next.push(s[0] * s[0] * 0.5 + x[0]))
+            .inputs_per_step(1);
+        let mixed = Recurrence::new(|s, p, x, t, next| {
+            let u = s[1] * p[0] + x[0];
+            next.push(if t % 3 == 0 { u.sin() } else { u * 0.5 });
+            next.push(s[0].exp() * 0.1 - s[1] * x[0] + u);
+        })
+        .inputs_per_step(1);
+        let mut state = 7u64;
+        let mut rnd = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (state >> 11) as f64 / (1u64 << 53) as f64 * 0.5
+        };
+        for n in [1usize, 2, 5, 31, 32, 33, 100, 257] {
+            for block in [1, 3, 32] {
+                let xs: Vec<f64> = (0..2 * n).map(|_| rnd()).collect();
+                let a = alpha.clone().block(block);
+                both_ways(&a, &[1.0, 0.0], &[], &xs, &[0.3, -1.2]);
+                // more rows than steps, and a stop before the rows run out
+                let stop = a.clone().until(|s, _t| s[0] < 0.2, usize::MAX);
+                both_ways(&stop, &[1.0, 0.0], &[], &xs, &[0.0, 2.0]);
+                let sc = scalar.clone().steps(n).block(block);
+                both_ways(&sc, &[0.5], &[0.9, 0.1], &[], &[1.0]);
+                let m = mixed.clone().block(block);
+                both_ways(&m, &[0.2, -0.4], &[0.7], &xs[..n], &[1.0, 0.5]);
+                let q = square.clone().block(block);
+                both_ways(&q, &[0.9], &[], &xs[..n], &[1.0]);
+            }
+        }
     }
 
     #[test]
