@@ -13,6 +13,7 @@ pub mod output;
 pub mod render;
 pub mod render3d;
 pub mod scene_input;
+pub mod settings;
 pub mod synth;
 pub mod train;
 pub mod view;

@@ -23,7 +23,8 @@ struct Cli {
 enum Command {
     /// Fit 2D Gaussians to an image (PNG/JPEG, or a built-in target).
     Fit(fit::FitArgs),
-    /// Render a saved model (gaussians.json from `fit`) at any resolution.
+    /// Render a 2D fit (gaussians.json from `fit`) or a 3D scene (.ply or a
+    /// `train` folder: orbit, dataset cameras, or a flight along them).
     Render(render::RenderArgs),
     /// Differentiate a small program: its value and gradient at given inputs.
     Grad(grad::GradArgs),

@@ -21,48 +21,78 @@ use crate::output::write_atomic;
 pub const MAX_PIXELS: f64 = 67_108_864.0;
 
 /// Arguments of `chainrule render`.
+///
+/// Renders a 2D fit (`gaussians.json` of `chainrule fit`) to one PNG, or a
+/// 3D scene (a 3DGS `.ply`, or a `chainrule train` output folder) from
+/// cameras on an orbit (`--orbit N`), from a dataset's cameras (`--data`)
+/// or flying along them (`--path N`). A scene trained by `chainrule train`
+/// is rendered with the settings saved beside it (`settings.json`:
+/// background, SH degree, antialiasing, the cameras' focus and up); flags
+/// override them.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// The model: a `gaussians.json` written by `chainrule fit`.
+    /// The model: a `gaussians.json` written by `chainrule fit`, a 3DGS
+    /// `.ply`, or a `chainrule train` output folder.
     pub file: PathBuf,
-    /// The PNG to write.
+    /// The PNG to write (2D), or the folder for the views (3D).
     #[arg(long)]
     pub out: PathBuf,
     /// Size relative to the size the model was fitted at.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
-    /// 3D scenes (.ply): number of views on a circle around the scene;
+    /// 3D scenes: number of views on a circle around the scene;
     /// `--out` is then a directory for view_NNN.png and orbit.gif.
     #[arg(long)]
     pub orbit: Option<usize>,
+    /// 3D scenes: number of frames flying along the dataset's cameras in
+    /// order (the training dataset from settings.json, or --data):
+    /// path_NNN.png and path.gif in --out.
+    #[arg(long, conflicts_with = "orbit")]
+    pub path: Option<usize>,
     /// 3D scenes: image size WxH.
     #[arg(long, default_value = "512x512")]
     pub size: String,
-    /// 3D scenes: the world axis that points up.
-    #[arg(long, value_enum, default_value = "z", allow_hyphen_values = true)]
-    pub up: crate::render3d::UpAxis,
+    /// 3D scenes: the up vector of the orbit: x, -x, y, -y, z, -z or
+    /// X,Y,Z [default: the training cameras' mean up from settings.json,
+    /// else z].
+    #[arg(long, allow_hyphen_values = true)]
+    pub up: Option<String>,
+    /// 3D scenes: centre of the orbit X,Y,Z [default: the point nearest
+    /// the training cameras' optical axes, else the scene's median].
+    #[arg(long, allow_hyphen_values = true)]
+    pub center: Option<String>,
+    /// 3D scenes: radius of the orbit [default: the training cameras'
+    /// median distance from the centre, else one that frames the scene].
+    #[arg(long)]
+    pub radius: Option<f64>,
     /// 3D scenes: horizontal field of view in degrees.
     #[arg(long, default_value_t = 50.0)]
     pub fov: f64,
-    /// 3D scenes: camera elevation above the orbit plane, degrees.
-    #[arg(long, default_value_t = 20.0, allow_hyphen_values = true)]
-    pub elevation: f64,
+    /// 3D scenes: camera elevation above the orbit plane, degrees
+    /// [default: the training cameras' mean elevation, else 20].
+    #[arg(long, allow_hyphen_values = true)]
+    pub elevation: Option<f64>,
     /// 3D scenes: Mip-Splatting's antialiased projection.
     #[arg(long)]
     pub antialiased: bool,
     /// 3D scenes: render the cameras of this dataset (NeRF-synthetic or
     /// COLMAP) instead of an orbit, and print PSNR and SSIM against its
-    /// images.
+    /// images (over the kept pixels of masked views).
     #[arg(long, value_name = "DATASET", conflicts_with = "orbit")]
     pub data: Option<PathBuf>,
     /// With --data: which split (`test` or `train`).
     #[arg(long, default_value = "test")]
     pub split: String,
-    /// With --data: background colour, `white` (NeRF-synthetic's usual),
-    /// `black` or `R,G,B` in [0, 1].
-    #[arg(long, default_value = "white")]
-    pub background: String,
-    /// With --data: print one JSON object (mean and per-view PSNR/SSIM).
+    /// 3D scenes: background colour, `white`, `black` or `R,G,B` in
+    /// [0, 1] [default: settings.json's, else white for NeRF-synthetic and
+    /// black for COLMAP data, else black].
+    #[arg(long)]
+    pub background: Option<String>,
+    /// With --data: swap kept and ignored pixels of the dataset's masks.
+    #[arg(long)]
+    pub invert_masks: bool,
+    /// With --data: print one JSON object (mean and per-view PSNR/SSIM);
+    /// errors are one JSON object too.
     #[arg(long)]
     pub json: bool,
 }
@@ -88,6 +118,107 @@ pub fn render_2d(path: &Path, scale: f64) -> CliResult<Image> {
     })
 }
 
+/// Renders a 3D scene (`ply`) as the arguments ask, with the settings
+/// saved beside it filling in what they leave out.
+fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
+    use crate::render3d::{parse_up, parse_vec3, DataRender, OrbitOptions};
+    let saved = crate::settings::RenderSettings::find(&a.file)?;
+    let dataset = a
+        .data
+        .clone()
+        .or_else(|| saved.as_ref().map(|s| s.dataset.clone()));
+    let background = match (&a.background, &saved) {
+        (Some(b), _) => crate::fit::parse_background(b)?,
+        (None, Some(s)) => s.background,
+        (None, None) => {
+            splat::data::default_background(dataset.as_deref().and_then(splat::data::detect))
+                .map(f64::from)
+        }
+    };
+    let sh_degree = saved.as_ref().map(|s| s.sh_degree);
+    let antialiased = a.antialiased || saved.as_ref().is_some_and(|s| s.antialiased);
+    if a.orbit.is_none() && a.path.is_none() {
+        let data = a.data.as_deref().ok_or_else(|| {
+            CliError::usage("a 3D scene needs --orbit N, --path N or --data DATASET")
+        })?;
+        let d = DataRender {
+            split: a.split.clone(),
+            background,
+            antialiased,
+            sh_degree,
+            invert_masks: a.invert_masks,
+            json: a.json,
+        };
+        return crate::render3d::run_ply_on_dataset(ply, data, &a.out, &d);
+    }
+    let (width, height) = crate::bench::render3d::parse_size(&a.size)?;
+    let up = match (&a.up, &saved) {
+        (Some(u), _) => parse_up(u)?,
+        (None, Some(s)) => parse_up(&format!("{},{},{}", s.up[0], s.up[1], s.up[2]))?,
+        (None, None) => [0.0, 0.0, 1.0],
+    };
+    let center = match (&a.center, &saved) {
+        (Some(c), _) => Some(parse_vec3("--center", c)?),
+        (None, s) => s.as_ref().map(|s| s.center),
+    };
+    if let Some(r) = a.radius {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(CliError::usage(format!(
+                "--radius {r}: must be a positive number"
+            )));
+        }
+    }
+    let o = OrbitOptions {
+        views: a.orbit.unwrap_or(0),
+        width,
+        height,
+        up,
+        center,
+        radius: a
+            .radius
+            .or(saved.as_ref().map(|s| s.radius).filter(|r| *r > 0.0)),
+        sh_degree,
+        fov_deg: a.fov,
+        elevation_deg: a
+            .elevation
+            .or(saved.as_ref().map(|s| s.elevation_deg))
+            .unwrap_or(20.0),
+        background,
+        antialiased,
+        ..Default::default()
+    };
+    let (what, written) = match a.path {
+        Some(frames) => {
+            let data = dataset.ok_or_else(|| {
+                CliError::usage("--path needs the dataset: --data DATASET (or a train folder)")
+            })?;
+            let opts = splat::data::LoadOptions {
+                background: background.map(|c| c as f32),
+                holdout_every: 0,
+                ..Default::default()
+            };
+            let ds = splat::data::load(&data, &opts).map_err(CliError::data)?;
+            let mut views: Vec<_> = ds.train.into_iter().chain(ds.test).collect();
+            views.sort_by(|x, y| x.name.cmp(&y.name));
+            let w = crate::render3d::run_path(ply, &views, frames, &a.out, &o)?;
+            (format!("{frames} frames"), w)
+        }
+        None => (
+            format!("{} views", o.views),
+            crate::render3d::run_ply(ply, &a.out, &o)?,
+        ),
+    };
+    println!(
+        "wrote {what} and {} to {}",
+        written
+            .last()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        a.out.display()
+    );
+    Ok(())
+}
+
 /// Runs `chainrule render`.
 pub fn run(a: RenderArgs) -> CliResult {
     if !(a.scale.is_finite() && a.scale > 0.0) {
@@ -103,44 +234,16 @@ pub fn run(a: RenderArgs) -> CliResult {
         .unwrap_or_default();
     let img = match ext.as_str() {
         "json" => render_2d(&a.file, a.scale)?,
-        "ply" if a.data.is_some() => {
-            let data = a.data.as_deref().expect("checked");
-            return crate::render3d::run_ply_on_dataset(
-                &a.file,
-                data,
-                &a.split,
-                &a.background,
-                a.antialiased,
-                &a.out,
-                a.json,
-            );
-        }
-        "ply" => {
-            let views = a
-                .orbit
-                .ok_or_else(|| CliError::usage("a .ply scene needs --orbit N or --data DATASET"))?;
-            let (width, height) = crate::bench::render3d::parse_size(&a.size)?;
-            let o = crate::render3d::OrbitOptions {
-                views,
-                width,
-                height,
-                up: a.up,
-                fov_deg: a.fov,
-                elevation_deg: a.elevation,
-                antialiased: a.antialiased,
-                ..Default::default()
-            };
-            let written = crate::render3d::run_ply(&a.file, &a.out, &o)?;
-            println!(
-                "wrote {} views and {} to {}",
-                views,
-                written
-                    .last()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                a.out.display()
-            );
-            return Ok(());
+        "ply" => return render_3d(&a, &a.file),
+        _ if a.file.is_dir() => {
+            let ply = crate::scene_input::train_folder_scene(&a.file);
+            if !ply.is_file() {
+                return Err(CliError::file(
+                    &a.file,
+                    "a folder must be a `chainrule train` output (no point_cloud.ply in it)",
+                ));
+            }
+            return render_3d(&a, &ply);
         }
         _ => return Err(CliError::file(
             &a.file,

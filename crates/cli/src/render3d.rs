@@ -2,13 +2,19 @@
 //! exporter's layout) from cameras on a circle around it: one PNG per view
 //! and an animated GIF of the orbit.
 //!
-//! The circle is centred on the scene's centre (the per-axis median of the
-//! means, robust to stray Gaussians), lies in the plane orthogonal to the
-//! chosen up axis, and has a radius that fits the sphere holding 95% of the
-//! means into the field of view.
+//! The circle is centred on `--center`, else on the training cameras' focus
+//! (the point nearest all their optical axes, saved in the training
+//! folder's `settings.json`), else on the scene's centre (the per-axis
+//! median of the means, robust to stray Gaussians). It lies in the plane
+//! orthogonal to the up vector (`--up`, else the cameras' mean up, else
+//! +z) and has radius `--radius`, else the cameras' median distance from
+//! their focus, else one that fits the sphere holding 95% of the means
+//! into the field of view.
 //!
-//! Rendering the cameras of a dataset (`--data DATASET --split test`) needs
-//! the dataset readers of a later issue and is not offered yet.
+//! Also: the cameras of a dataset (`--data DATASET --split test`, one PNG
+//! per photo, named after it, with PSNR and SSIM), and a flight along the
+//! dataset's cameras in order (`--path N`: positions interpolated
+//! linearly, rotations by slerp, PNGs and `path.gif`).
 
 use std::path::{Path, PathBuf};
 
@@ -22,41 +28,39 @@ use splat::three::{Camera, Gaussians, ProjectOptions};
 use crate::error::{CliError, CliResult};
 use crate::output::{ensure_dir, write_atomic};
 
-/// A world axis, with sign, used as "up" for the orbit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum UpAxis {
-    /// +x.
-    #[value(name = "x")]
-    PosX,
-    /// −x.
-    #[value(name = "-x")]
-    NegX,
-    /// +y.
-    #[value(name = "y")]
-    PosY,
-    /// −y (COLMAP scenes often have −y up).
-    #[value(name = "-y")]
-    NegY,
-    /// +z (Blender / NeRF-synthetic).
-    #[value(name = "z")]
-    PosZ,
-    /// −z.
-    #[value(name = "-z")]
-    NegZ,
+/// Parses an up vector: a world axis (`x`, `-x`, `y`, `-y`, `z`, `-z`) or
+/// `X,Y,Z` (normalised).
+pub fn parse_up(text: &str) -> CliResult<[f64; 3]> {
+    let axis = match text.trim() {
+        "x" => Some([1.0, 0.0, 0.0]),
+        "-x" => Some([-1.0, 0.0, 0.0]),
+        "y" => Some([0.0, 1.0, 0.0]),
+        "-y" => Some([0.0, -1.0, 0.0]),
+        "z" => Some([0.0, 0.0, 1.0]),
+        "-z" => Some([0.0, 0.0, -1.0]),
+        _ => None,
+    };
+    if let Some(a) = axis {
+        return Ok(a);
+    }
+    let v = parse_vec3("--up", text)?;
+    let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+    if n <= 1e-9 {
+        return Err(CliError::usage("--up: must not be the zero vector"));
+    }
+    Ok(v.map(|x| x / n))
 }
 
-impl UpAxis {
-    /// The unit vector.
-    pub fn vector(self) -> [f64; 3] {
-        match self {
-            UpAxis::PosX => [1.0, 0.0, 0.0],
-            UpAxis::NegX => [-1.0, 0.0, 0.0],
-            UpAxis::PosY => [0.0, 1.0, 0.0],
-            UpAxis::NegY => [0.0, -1.0, 0.0],
-            UpAxis::PosZ => [0.0, 0.0, 1.0],
-            UpAxis::NegZ => [0.0, 0.0, -1.0],
-        }
+/// Parses `X,Y,Z` (three finite numbers) for the flag `flag`.
+pub fn parse_vec3(flag: &str, text: &str) -> CliResult<[f64; 3]> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let nums: Vec<f64> = parts.iter().filter_map(|p| p.parse().ok()).collect();
+    if parts.len() != 3 || nums.len() != 3 || nums.iter().any(|x| !x.is_finite()) {
+        return Err(CliError::usage(format!(
+            "{flag} {text}: expected X,Y,Z (three finite numbers)"
+        )));
     }
+    Ok([nums[0], nums[1], nums[2]])
 }
 
 /// Settings of an orbit render.
@@ -68,8 +72,14 @@ pub struct OrbitOptions {
     pub width: u32,
     /// Image height.
     pub height: u32,
-    /// Up axis of the scene.
-    pub up: UpAxis,
+    /// Up vector of the scene (unit).
+    pub up: [f64; 3],
+    /// Centre of the orbit; `None`: the scene's centre.
+    pub center: Option<[f64; 3]>,
+    /// Radius of the orbit; `None`: fit the scene into the view.
+    pub radius: Option<f64>,
+    /// Spherical-harmonic degree to render with (`None`: all the scene has).
+    pub sh_degree: Option<usize>,
     /// Horizontal field of view, degrees.
     pub fov_deg: f64,
     /// Camera height above the orbit's plane, degrees.
@@ -88,7 +98,10 @@ impl Default for OrbitOptions {
             views: 36,
             width: 512,
             height: 512,
-            up: UpAxis::PosZ,
+            up: [0.0, 0.0, 1.0],
+            center: None,
+            radius: None,
+            sh_degree: None,
             fov_deg: 50.0,
             elevation_deg: 20.0,
             background: [0.0; 3],
@@ -108,7 +121,9 @@ pub fn orbit_cameras(g: &Gaussians<f32>, o: &OrbitOptions) -> CliResult<Vec<Came
     if g.is_empty() {
         return Err(CliError::usage("the scene has no Gaussians"));
     }
-    let c: [f64; 3] = [0, 1, 2].map(|k| median(g.means.iter().map(|m| m[k] as f64).collect()));
+    let c: [f64; 3] = o.center.unwrap_or_else(|| {
+        [0, 1, 2].map(|k| median(g.means.iter().map(|m| m[k] as f64).collect()))
+    });
     let mut d: Vec<f64> = g
         .means
         .iter()
@@ -123,14 +138,19 @@ pub fn orbit_cameras(g: &Gaussians<f32>, o: &OrbitOptions) -> CliResult<Vec<Came
         * o.fov_deg
             .to_radians()
             .min(o.fov_deg.to_radians() * o.height as f64 / o.width as f64);
-    let dist = r95 / half.sin() * 1.05;
-    let up = o.up.vector();
-    // two unit vectors spanning the plane orthogonal to `up`
-    let e1 = if up[0] != 0.0 {
-        [0.0, 1.0, 0.0]
-    } else {
-        [1.0, 0.0, 0.0]
-    };
+    let dist = o.radius.unwrap_or(r95 / half.sin() * 1.05).max(1e-6);
+    let up = o.up;
+    // two unit vectors spanning the plane orthogonal to `up`: the world
+    // axis least aligned with it, made orthogonal
+    let k = (0..3)
+        .min_by(|&a, &b| up[a].abs().total_cmp(&up[b].abs()))
+        .expect("three axes");
+    let mut e1 = [0.0; 3];
+    e1[k] = 1.0;
+    let along = e1[0] * up[0] + e1[1] * up[1] + e1[2] * up[2];
+    let e1 = [0, 1, 2].map(|i| e1[i] - along * up[i]);
+    let n1 = (e1[0] * e1[0] + e1[1] * e1[1] + e1[2] * e1[2]).sqrt();
+    let e1 = e1.map(|x| x / n1);
     let e2 = [
         up[1] * e1[2] - up[2] * e1[1],
         up[2] * e1[0] - up[0] * e1[2],
@@ -156,7 +176,7 @@ pub fn render_rgba(g: &Gaussians<f32>, cam: &Camera, o: &OrbitOptions) -> CliRes
             antialiased: o.antialiased,
             ..Default::default()
         },
-        sh_degree: None,
+        sh_degree: o.sh_degree,
         background: o.background,
     };
     let (img, _) = render(g, cam, &opts).map_err(|e| CliError::usage(e.to_string()))?;
@@ -170,6 +190,13 @@ pub fn render_rgba(g: &Gaussians<f32>, cam: &Camera, o: &OrbitOptions) -> CliRes
     Ok(RgbaImage::from_raw(cam.width, cam.height, px).expect("buffer of the right size"))
 }
 
+fn read_scene(path: &Path) -> CliResult<Gaussians<f32>> {
+    read_ply::<f32>(path).map_err(|e| CliError::File {
+        path: e.path.clone(),
+        message: e.message.clone(),
+    })
+}
+
 /// `chainrule render SCENE.ply --orbit N`: writes `view_000.png`, … and
 /// `orbit.gif` into `out_dir`; returns the paths written.
 pub fn run_ply(path: &Path, out_dir: &Path, o: &OrbitOptions) -> CliResult<Vec<PathBuf>> {
@@ -181,14 +208,57 @@ pub fn run_ply(path: &Path, out_dir: &Path, o: &OrbitOptions) -> CliResult<Vec<P
     if !(o.fov_deg > 1.0 && o.fov_deg < 170.0) {
         return Err(CliError::usage("--fov must be between 1 and 170 degrees"));
     }
-    let g = read_ply::<f32>(path).map_err(|e| CliError::File {
-        path: e.path.clone(),
-        message: e.message.clone(),
-    })?;
+    let g = read_scene(path)?;
     let cams = orbit_cameras(&g, o).map_err(|e| CliError::file(path, e))?;
+    write_sequence(&g, &cams, out_dir, "view", "orbit.gif", o)
+}
+
+/// `chainrule render SCENE.ply --path N --data DATASET`: `frames` views
+/// flying along the dataset's cameras (train and test, in name order):
+/// `path_000.png`, … and `path.gif` at the cameras' own size and
+/// intrinsics; returns the paths written.
+pub fn run_path(
+    path: &Path,
+    views: &[splat::data::View],
+    frames: usize,
+    out_dir: &Path,
+    o: &OrbitOptions,
+) -> CliResult<Vec<PathBuf>> {
+    if frames == 0 || frames > 10_000 {
+        return Err(CliError::usage(
+            "--path: number of frames must be 1 to 10000",
+        ));
+    }
+    if views.is_empty() {
+        return Err(CliError::usage("--path: the dataset has no cameras"));
+    }
+    let g = read_scene(path)?;
+    let span = (views.len() - 1) as f64;
+    let cams: Vec<Camera> = (0..frames)
+        .map(|i| {
+            let s = if frames == 1 {
+                0.0
+            } else {
+                span * i as f64 / (frames - 1) as f64
+            };
+            splat::train::camera_of(&splat::data::capture::along_path(views, s))
+        })
+        .collect();
+    write_sequence(&g, &cams, out_dir, "path", "path.gif", o)
+}
+
+/// Renders `cams` to `PREFIX_NNN.png` and one animated GIF in `out_dir`.
+fn write_sequence(
+    g: &Gaussians<f32>,
+    cams: &[Camera],
+    out_dir: &Path,
+    prefix: &str,
+    gif_name: &str,
+    o: &OrbitOptions,
+) -> CliResult<Vec<PathBuf>> {
     ensure_dir(out_dir)?;
-    let mut written = Vec::with_capacity(o.views + 1);
-    let gif_path = out_dir.join("orbit.gif");
+    let mut written = Vec::with_capacity(cams.len() + 1);
+    let gif_path = out_dir.join(gif_name);
     let gif_fail =
         |e: image::ImageError| CliError::file(&gif_path, format!("cannot encode GIF: {e}"));
     // frames go into the GIF as they are rendered: memory stays at one view
@@ -198,13 +268,13 @@ pub fn run_ply(path: &Path, out_dir: &Path, o: &OrbitOptions) -> CliResult<Vec<P
         enc.set_repeat(Repeat::Infinite).map_err(gif_fail)?;
         let delay = Delay::from_numer_denom_ms(1000, o.fps.max(1));
         for (i, cam) in cams.iter().enumerate() {
-            let rgba = render_rgba(&g, cam, o)?;
+            let rgba = render_rgba(g, cam, o)?;
             let mut png = Vec::new();
             let rgb: Vec<u8> = rgba
                 .pixels()
                 .flat_map(|p| [p.0[0], p.0[1], p.0[2]])
                 .collect();
-            let file = out_dir.join(format!("view_{i:03}.png"));
+            let file = out_dir.join(format!("{prefix}_{i:03}.png"));
             PngEncoder::new(&mut png)
                 .write_image(&rgb, cam.width, cam.height, image::ExtendedColorType::Rgb8)
                 .map_err(|e| CliError::file(&file, format!("cannot encode PNG: {e}")))?;
@@ -219,26 +289,34 @@ pub fn run_ply(path: &Path, out_dir: &Path, o: &OrbitOptions) -> CliResult<Vec<P
     Ok(written)
 }
 
+/// Settings of `render SCENE --data DATASET`.
+#[derive(Clone, Debug)]
+pub struct DataRender {
+    /// `test` or `train`.
+    pub split: String,
+    /// Background colour (the photos are composited on it too).
+    pub background: [f64; 3],
+    /// Mip-Splatting's antialiased projection.
+    pub antialiased: bool,
+    /// Spherical-harmonic degree (`None`: all the scene has).
+    pub sh_degree: Option<usize>,
+    /// Swap kept and ignored pixels of the dataset's masks.
+    pub invert_masks: bool,
+    /// Print one JSON object.
+    pub json: bool,
+}
+
 /// `chainrule render SCENE.ply --data DATASET [--split test]`: renders the
-/// scene from every camera of a dataset split, writes `NNN.png` for each
-/// into `out_dir`, and prints PSNR and SSIM against the dataset's images
-/// (composited on `background`), per view and their mean.
-pub fn run_ply_on_dataset(
-    path: &Path,
-    data: &Path,
-    split: &str,
-    background: &str,
-    antialiased: bool,
-    out_dir: &Path,
-    json: bool,
-) -> CliResult {
-    let bg = crate::fit::parse_background(background)?;
-    let g = read_ply::<f32>(path).map_err(|e| CliError::File {
-        path: e.path.clone(),
-        message: e.message.clone(),
-    })?;
+/// scene from every camera of a dataset split, writes one PNG per photo
+/// named after it (`r_0.png`, `IMG_0012.png`) into `out_dir`, and prints
+/// PSNR and SSIM against the dataset's images (composited on the
+/// background), per view and their mean.
+pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRender) -> CliResult {
+    let (split, bg, json) = (d.split.as_str(), d.background, d.json);
+    let g = read_scene(path)?;
     let opts = splat::data::LoadOptions {
         background: bg.map(|c| c as f32),
+        invert_masks: d.invert_masks,
         ..Default::default()
     };
     let ds = splat::data::load(data, &opts).map_err(CliError::data)?;
@@ -260,14 +338,15 @@ pub fn run_ply_on_dataset(
     ensure_dir(out_dir)?;
     let ropts = RenderOptions {
         project: ProjectOptions {
-            antialiased,
+            antialiased: d.antialiased,
             ..Default::default()
         },
-        sh_degree: None,
+        sh_degree: d.sh_degree,
         background: bg,
     };
+    let names = splat::data::render_file_names(views);
     let mut rows = Vec::with_capacity(views.len());
-    for (i, v) in views.iter().enumerate() {
+    for (v, name) in views.iter().zip(&names) {
         let cam = splat::train::camera_of(v);
         let (img, _) = render(&g, &cam, &ropts).map_err(|e| CliError::usage(e.to_string()))?;
         let rgb: Vec<f64> = img
@@ -276,10 +355,22 @@ pub fn run_ply_on_dataset(
             .map(|&x| (x as f64).clamp(0.0, 1.0))
             .collect();
         let target: Vec<f64> = v.image.iter().map(|&x| x as f64).collect();
-        let psnr = splat::loss::psnr(&rgb, &target);
-        let ssim = splat::loss::ssim_values(&rgb, &target, img.width, img.height, 3);
+        // over the kept pixels of the view's mask (all without one)
+        let mask: Option<Vec<f64>> = v
+            .mask
+            .as_ref()
+            .map(|m| m.iter().map(|&x| x as f64).collect());
+        let psnr = splat::loss::psnr_masked(&rgb, &target, mask.as_deref(), 3);
+        let ssim = splat::loss::ssim_values_masked(
+            &rgb,
+            &target,
+            mask.as_deref(),
+            img.width,
+            img.height,
+            3,
+        );
         let px: Vec<u8> = rgb.iter().map(|x| (x * 255.0 + 0.5) as u8).collect();
-        let file = out_dir.join(format!("{i:03}.png"));
+        let file = out_dir.join(name);
         let mut png = Vec::new();
         image::RgbImage::from_raw(cam.width, cam.height, px)
             .expect("buffer of the right size")

@@ -57,9 +57,11 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
     pub sh_degree: u8,
     /// Background the photographs are composited on and renders use:
-    /// black, white, or R,G,B with each value from 0 to 1.
-    #[arg(long, default_value = "white")]
-    pub background: String,
+    /// black, white, or R,G,B with each value from 0 to 1 [default: white
+    /// for NeRF-synthetic, black for COLMAP]. Saved with the other settings
+    /// a render needs in OUT/settings.json.
+    #[arg(long)]
+    pub background: Option<String>,
     /// Train on a random background colour each iteration (photographs are
     /// re-composited through their alpha channel); evaluation and the test
     /// renders use --background.
@@ -179,7 +181,10 @@ fn mean(xs: impl Iterator<Item = f64>) -> f64 {
 
 /// Runs `chainrule train`.
 pub fn run(a: TrainArgs) -> CliResult {
-    let background = parse_background(&a.background)?;
+    let background = match &a.background {
+        Some(b) => parse_background(b)?,
+        None => data::default_background(data::detect(&a.data)).map(f64::from),
+    };
     if !(a.checkpoint_every.is_finite() && a.checkpoint_every >= 0.0) {
         return Err(CliError::usage(
             "--checkpoint-every: must be a number of seconds >= 0",
@@ -306,14 +311,23 @@ pub fn run(a: TrainArgs) -> CliResult {
     let ev = t.evaluate(&eval_views).map_err(train_err)?;
     let renders = a.out.join("renders");
     crate::output::ensure_dir(&renders)?;
+    crate::settings::RenderSettings::of_training(
+        t.data(),
+        &a.data,
+        background,
+        a.sh_degree as usize,
+        false,
+    )
+    .write(&a.out)?;
+    let names = data::render_file_names(&eval_views);
     let mut per_view = Vec::new();
-    for (i, e) in ev.iter().enumerate() {
+    for (e, name) in ev.iter().zip(&names) {
         let img = Image {
             width: e.width,
             height: e.height,
             data: e.rgb.clone(),
         };
-        let p = renders.join(format!("{eval_split}_{i:03}.png"));
+        let p = renders.join(name);
         let bytes = img.to_png().map_err(|err| CliError::file(&p, err))?;
         write_atomic(&p, &bytes)?;
         per_view

@@ -67,8 +67,15 @@ fn train_writes_ply_renders_and_json_then_resumes() {
     assert_eq!(v["iterations"], 20);
     assert!(v["psnr"].as_f64().unwrap() > 5.0);
     assert!(out.join("point_cloud.ply").is_file());
-    assert!(out.join("renders/test_000.png").is_file());
-    assert!(out.join("renders/test_001.png").is_file());
+    // test renders are named after their photos (test/r_0.png, …)
+    assert!(out.join("renders/r_0.png").is_file());
+    assert!(out.join("renders/r_1.png").is_file());
+    // the settings a render needs, NeRF-synthetic's white background
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("settings.json")).unwrap()).unwrap();
+    assert_eq!(st["background"], serde_json::json!([1.0, 1.0, 1.0]));
+    assert_eq!(st["dataset_kind"], "nerf-synthetic");
+    assert_eq!(st["sh_degree"], 1);
     assert!(out.join("checkpoints/latest.json").is_file());
     let g = splat::three::ply::read_ply::<f64>(&out.join("point_cloud.ply")).unwrap();
     assert_eq!(g.len() as u64, v["gaussians"].as_u64().unwrap());
@@ -100,7 +107,7 @@ fn train_writes_ply_renders_and_json_then_resumes() {
     assert_eq!(r["views"], 2);
     let (p1, p2) = (r["psnr"].as_f64().unwrap(), v["psnr"].as_f64().unwrap());
     assert!((p1 - p2).abs() < 1e-9, "render --data {p1} vs train {p2}");
-    assert!(rd.join("000.png").is_file() && rd.join("001.png").is_file());
+    assert!(rd.join("r_0.png").is_file() && rd.join("r_1.png").is_file());
     let bad = run(&[
         "render",
         out.join("point_cloud.ply").to_str().unwrap(),

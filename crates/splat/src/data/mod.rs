@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+pub mod capture;
 pub mod colmap;
 pub mod masks;
 pub mod nerf;
@@ -200,6 +201,68 @@ impl Default for LoadOptions {
     }
 }
 
+/// The kind of dataset in `dir`: `"nerf-synthetic"` (a
+/// `transforms_train.json`), `"colmap"` (`sparse/0/` or `sparse/`), or
+/// `None`.
+pub fn detect(dir: &Path) -> Option<&'static str> {
+    if dir.join("transforms_train.json").is_file() {
+        Some("nerf-synthetic")
+    } else if dir.join("sparse/0").is_dir() || dir.join("sparse").is_dir() {
+        Some("colmap")
+    } else {
+        None
+    }
+}
+
+/// The background a dataset's kind is usually trained and rendered on:
+/// white for NeRF-synthetic (its photos are RGBA objects on nothing),
+/// black otherwise (COLMAP photos are opaque; black is what their masked
+/// or undistorted-away pixels show).
+pub fn default_background(kind: Option<&str>) -> [f32; 3] {
+    match kind {
+        Some("nerf-synthetic") => [1.0; 3],
+        _ => [0.0; 3],
+    }
+}
+
+/// File names (`STEM.png`) for renders of `views`, one per view, named
+/// after each photo: its file stem with every character other than ASCII
+/// letters, digits, `-`, `_` and `.` replaced by `_` (`train/r_0.png` →
+/// `r_0.png`, `IMG 0012.JPG` → `IMG_0012.png`); a stem met again gets
+/// `_2`, `_3`, … so no two views share a file.
+pub fn render_file_names(views: &[View]) -> Vec<String> {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    views
+        .iter()
+        .map(|v| {
+            let stem = Path::new(&v.name)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut clean: String = stem
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            if clean.is_empty() || clean.starts_with('.') {
+                clean.insert(0, 'v');
+            }
+            let n = seen.entry(clean.clone()).or_insert(0);
+            *n += 1;
+            if *n > 1 {
+                format!("{clean}_{n}.png")
+            } else {
+                format!("{clean}.png")
+            }
+        })
+        .collect()
+}
+
 /// Loads a dataset folder, recognising NeRF-synthetic by
 /// `transforms_train.json` and COLMAP by `sparse/0` (or `sparse`).
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
@@ -213,16 +276,14 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     if !dir.is_dir() {
         return Err(DataError::io(dir, "not a directory"));
     }
-    let ds = if dir.join("transforms_train.json").is_file() {
-        nerf::load(dir, opts)?
-    } else if dir.join("sparse/0").is_dir() || dir.join("sparse").is_dir() {
-        colmap::load(dir, opts)?
-    } else {
-        return Err(DataError::invalid(
+    let ds = match detect(dir) {
+        Some("nerf-synthetic") => nerf::load(dir, opts)?,
+        Some(_) => colmap::load(dir, opts)?,
+        None => return Err(DataError::invalid(
             dir,
             "dataset",
             "neither a NeRF-synthetic dataset (transforms_train.json) nor a COLMAP one (sparse/0/)",
-        ));
+        )),
     };
     if ds.train.is_empty() {
         return Err(DataError::invalid(dir, "dataset", "no training images"));
@@ -410,6 +471,41 @@ mod tests {
         };
         let c = v.camera_center();
         assert!((c[2] - 4.0).abs() < 1e-12 && c[0].abs() < 1e-12);
+    }
+
+    #[test]
+    fn render_files_are_named_after_their_photos() {
+        let v = |name: &str| View {
+            name: name.into(),
+            width: 1,
+            height: 1,
+            fx: 1.0,
+            fy: 1.0,
+            cx: 0.5,
+            cy: 0.5,
+            world_to_camera: [[0.0; 4]; 4],
+            image: vec![0.0; 3],
+            alpha: None,
+            background: [0.0; 3],
+            mask: None,
+        };
+        let views = [
+            v("train/r_0.png"),
+            v("IMG 0012.JPG"),
+            v("a/IMG 0012.jpg"),
+            v("./x/é.png"),
+            v(".hidden"),
+        ];
+        assert_eq!(
+            render_file_names(&views),
+            [
+                "r_0.png",
+                "IMG_0012.png",
+                "IMG_0012_2.png",
+                "_.png",
+                "v.hidden.png"
+            ]
+        );
     }
 
     #[test]

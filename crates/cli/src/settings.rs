@@ -1,0 +1,182 @@
+//! `settings.json` in a `train` output folder: what a render needs to look
+//! like training did (background, SH degree, antialiased mode, the
+//! dataset's kind and folder) and how to frame the scene (the cameras'
+//! focus, mean up, distance and elevation). `train` writes it atomically;
+//! `render` of the folder or of a PLY beside it reads it, so no flags are
+//! needed; flags given override it.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use splat::data::{capture, Dataset};
+
+use crate::error::{CliError, CliResult};
+use crate::output::write_atomic;
+
+/// The file's name inside the output folder.
+pub const FILE: &str = "settings.json";
+const FORMAT: &str = "chainrule-render-settings";
+
+/// The settings (version 1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RenderSettings {
+    /// Always `chainrule-render-settings`.
+    pub format: String,
+    /// Always 1.
+    pub version: u32,
+    /// Background colour, RGB in [0, 1].
+    pub background: [f64; 3],
+    /// Largest spherical-harmonic degree trained.
+    pub sh_degree: usize,
+    /// Mip-Splatting's antialiased projection.
+    pub antialiased: bool,
+    /// `nerf-synthetic` or `colmap`.
+    pub dataset_kind: String,
+    /// The dataset folder trained on (as given to `train`).
+    pub dataset: PathBuf,
+    /// The cameras' mean up direction (unit).
+    pub up: [f64; 3],
+    /// The point nearest all the cameras' optical axes.
+    pub center: [f64; 3],
+    /// The cameras' median distance from `center`.
+    pub radius: f64,
+    /// The cameras' mean elevation above `center`'s plane, degrees.
+    pub elevation_deg: f64,
+}
+
+impl RenderSettings {
+    /// The settings of a training run on `ds` (read from `dataset`).
+    pub fn of_training(
+        ds: &Dataset,
+        dataset: &Path,
+        background: [f64; 3],
+        sh_degree: usize,
+        antialiased: bool,
+    ) -> RenderSettings {
+        let views: Vec<_> = ds.train.iter().chain(&ds.test).cloned().collect();
+        let center = capture::focus(&views).unwrap_or([0.0; 3]);
+        let up = capture::mean_up(&views).unwrap_or([0.0, 0.0, 1.0]);
+        RenderSettings {
+            format: FORMAT.into(),
+            version: 1,
+            background,
+            sh_degree,
+            antialiased,
+            dataset_kind: ds.format.into(),
+            dataset: dataset.to_path_buf(),
+            up,
+            center,
+            radius: capture::median_distance(&views, center),
+            elevation_deg: capture::mean_elevation(&views, center, up).to_degrees(),
+        }
+    }
+
+    /// Writes `dir/settings.json` atomically.
+    pub fn write(&self, dir: &Path) -> CliResult {
+        let text = serde_json::to_string_pretty(self).expect("plain data serialises");
+        write_atomic(&dir.join(FILE), text.as_bytes())
+    }
+
+    /// Reads and checks a settings file.
+    pub fn read(path: &Path) -> CliResult<RenderSettings> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::file(path, format!("cannot read: {e}")))?;
+        let s: RenderSettings = serde_json::from_str(&text).map_err(|e| {
+            CliError::file(
+                path,
+                format!("line {} column {}: {e}", e.line(), e.column()),
+            )
+        })?;
+        let bad = |what: &str| Err(CliError::file(path, what.to_string()));
+        if s.format != FORMAT || s.version != 1 {
+            return bad("not a version 1 chainrule-render-settings file");
+        }
+        let finite = s
+            .background
+            .iter()
+            .chain(&s.up)
+            .chain(&s.center)
+            .chain([&s.radius, &s.elevation_deg])
+            .all(|v| v.is_finite());
+        if !finite {
+            return bad("every number must be finite");
+        }
+        if s.background.iter().any(|c| !(0.0..=1.0).contains(c)) {
+            return bad("background: each value must be in [0, 1]");
+        }
+        if s.sh_degree > 3 {
+            return bad("sh_degree: must be 0 to 3");
+        }
+        if s.up.iter().map(|x| x * x).sum::<f64>() < 1e-12 {
+            return bad("up: must not be zero");
+        }
+        if s.radius < 0.0 {
+            return bad("radius: must not be negative");
+        }
+        Ok(s)
+    }
+
+    /// The settings that go with a scene: `settings.json` in the folder
+    /// itself (a `train` output) or beside the file (its PLY); `None` when
+    /// there is none.
+    pub fn find(scene: &Path) -> CliResult<Option<RenderSettings>> {
+        let dir = if scene.is_dir() {
+            scene.to_path_buf()
+        } else {
+            scene.parent().unwrap_or(Path::new(".")).to_path_buf()
+        };
+        let file = dir.join(FILE);
+        if file.is_file() {
+            Self::read(&file).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RenderSettings {
+        RenderSettings {
+            format: FORMAT.into(),
+            version: 1,
+            background: [0.0; 3],
+            sh_degree: 3,
+            antialiased: false,
+            dataset_kind: "colmap".into(),
+            dataset: "data/room".into(),
+            up: [0.0, -0.8, -0.6],
+            center: [0.1, 0.2, 0.3],
+            radius: 2.5,
+            elevation_deg: 10.0,
+        }
+    }
+
+    #[test]
+    fn written_settings_read_back_beside_the_ply() {
+        let d = std::env::temp_dir().join(format!("chainrule-settings-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        assert_eq!(RenderSettings::find(&d).unwrap(), None);
+        sample().write(&d).unwrap();
+        assert_eq!(RenderSettings::find(&d).unwrap(), Some(sample()));
+        assert_eq!(
+            RenderSettings::find(&d.join("point_cloud.ply")).unwrap(),
+            Some(sample())
+        );
+        let mut bad = sample();
+        bad.sh_degree = 9;
+        bad.write(&d).unwrap();
+        let e = RenderSettings::find(&d).unwrap_err().to_string();
+        assert!(
+            e.contains("settings.json") && e.contains("sh_degree"),
+            "{e}"
+        );
+        std::fs::write(d.join(FILE), "{").unwrap();
+        let e = RenderSettings::find(&d).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,320 @@
+//! Where a capture's cameras look: the point nearest all their optical axes
+//! (the focus), their mean up direction, and a smooth path through them.
+//! `render --orbit` and `render --path` frame a scene with these; a COLMAP
+//! capture has no fixed world axis to go by.
+
+use super::{Mat4, View};
+
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+fn normalized(a: [f64; 3]) -> Option<[f64; 3]> {
+    let n = dot(a, a).sqrt();
+    (n > 1e-12 && n.is_finite()).then(|| a.map(|x| x / n))
+}
+
+/// A camera's optical axis (world direction of its +z) and its up direction
+/// (world direction of its −y, OpenCV axes).
+fn axes(v: &View) -> ([f64; 3], [f64; 3]) {
+    let m = &v.world_to_camera;
+    ([m[2][0], m[2][1], m[2][2]], [-m[1][0], -m[1][1], -m[1][2]])
+}
+
+/// The least-squares point nearest every camera's optical axis:
+/// `argmin_p Σ |(I − d dᵀ)(p − c)|²` over centres `c` and unit axes `d`.
+/// When the axes are (nearly) parallel there is no such point; then the
+/// mean of the centres. `None` without views.
+pub fn focus(views: &[View]) -> Option<[f64; 3]> {
+    if views.is_empty() {
+        return None;
+    }
+    let mut a = [[0.0f64; 3]; 3];
+    let mut b = [0.0f64; 3];
+    let mut mean = [0.0; 3];
+    for v in views {
+        let (d, _) = axes(v);
+        let c = v.camera_center();
+        for i in 0..3 {
+            mean[i] += c[i] / views.len() as f64;
+            for j in 0..3 {
+                let p = if i == j { 1.0 } else { 0.0 } - d[i] * d[j];
+                a[i][j] += p;
+                b[i] += p * c[j];
+            }
+        }
+    }
+    Some(solve3(a, b).unwrap_or(mean))
+}
+
+/// Solves a 3×3 system by Cramer's rule; `None` when it is (nearly)
+/// singular relative to its size.
+fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
+    let det = |m: [[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(a);
+    let scale = a
+        .iter()
+        .flatten()
+        .map(|x| x.abs())
+        .fold(0.0, f64::max)
+        .powi(3);
+    if d.abs() <= 1e-6 * scale || !d.is_finite() {
+        return None;
+    }
+    let mut x = [0.0; 3];
+    for (k, xk) in x.iter_mut().enumerate() {
+        let mut m = a;
+        for i in 0..3 {
+            m[i][k] = b[i];
+        }
+        *xk = det(m) / d;
+    }
+    Some(x)
+}
+
+/// The cameras' mean up direction (unit), `None` if they cancel out.
+pub fn mean_up(views: &[View]) -> Option<[f64; 3]> {
+    let mut s = [0.0; 3];
+    for v in views {
+        let (_, up) = axes(v);
+        for k in 0..3 {
+            s[k] += up[k];
+        }
+    }
+    normalized(s)
+}
+
+/// The median distance of the cameras from `p`.
+pub fn median_distance(views: &[View], p: [f64; 3]) -> f64 {
+    let mut d: Vec<f64> = views
+        .iter()
+        .map(|v| {
+            let c = v.camera_center();
+            dot(
+                [c[0] - p[0], c[1] - p[1], c[2] - p[2]],
+                [c[0] - p[0], c[1] - p[1], c[2] - p[2]],
+            )
+            .sqrt()
+        })
+        .collect();
+    if d.is_empty() {
+        return 0.0;
+    }
+    d.sort_by(f64::total_cmp);
+    d[d.len() / 2]
+}
+
+/// The mean elevation (radians) of the cameras above the plane through `p`
+/// orthogonal to `up`, seen from `p`.
+pub fn mean_elevation(views: &[View], p: [f64; 3], up: [f64; 3]) -> f64 {
+    let mut s = 0.0;
+    for v in views {
+        let c = v.camera_center();
+        let Some(d) = normalized([c[0] - p[0], c[1] - p[1], c[2] - p[2]]) else {
+            continue;
+        };
+        s += dot(d, up).clamp(-1.0, 1.0).asin();
+    }
+    s / views.len().max(1) as f64
+}
+
+/// Unit quaternion (w, x, y, z) of a rotation matrix (Shepperd's method).
+fn quat_of(r: [[f64; 3]; 3]) -> [f64; 4] {
+    let tr = r[0][0] + r[1][1] + r[2][2];
+    let q = if tr > 0.0 {
+        let s = (tr + 1.0).sqrt() * 2.0;
+        [
+            0.25 * s,
+            (r[2][1] - r[1][2]) / s,
+            (r[0][2] - r[2][0]) / s,
+            (r[1][0] - r[0][1]) / s,
+        ]
+    } else if r[0][0] > r[1][1] && r[0][0] > r[2][2] {
+        let s = (1.0 + r[0][0] - r[1][1] - r[2][2]).sqrt() * 2.0;
+        [
+            (r[2][1] - r[1][2]) / s,
+            0.25 * s,
+            (r[0][1] + r[1][0]) / s,
+            (r[0][2] + r[2][0]) / s,
+        ]
+    } else if r[1][1] > r[2][2] {
+        let s = (1.0 + r[1][1] - r[0][0] - r[2][2]).sqrt() * 2.0;
+        [
+            (r[0][2] - r[2][0]) / s,
+            (r[0][1] + r[1][0]) / s,
+            0.25 * s,
+            (r[1][2] + r[2][1]) / s,
+        ]
+    } else {
+        let s = (1.0 + r[2][2] - r[0][0] - r[1][1]).sqrt() * 2.0;
+        [
+            (r[1][0] - r[0][1]) / s,
+            (r[0][2] + r[2][0]) / s,
+            (r[1][2] + r[2][1]) / s,
+            0.25 * s,
+        ]
+    };
+    let n = q.iter().map(|x| x * x).sum::<f64>().sqrt();
+    q.map(|x| x / n)
+}
+
+/// Spherical linear interpolation of unit quaternions (the shorter way).
+fn slerp(a: [f64; 4], mut b: [f64; 4], t: f64) -> [f64; 4] {
+    let mut c: f64 = (0..4).map(|k| a[k] * b[k]).sum();
+    if c < 0.0 {
+        b = b.map(|x| -x);
+        c = -c;
+    }
+    let (wa, wb) = if c > 0.9995 {
+        (1.0 - t, t)
+    } else {
+        let th = c.min(1.0).acos();
+        let s = th.sin();
+        (((1.0 - t) * th).sin() / s, (t * th).sin() / s)
+    };
+    let q: [f64; 4] = [0, 1, 2, 3].map(|k| wa * a[k] + wb * b[k]);
+    let n = q.iter().map(|x| x * x).sum::<f64>().sqrt();
+    q.map(|x| x / n)
+}
+
+/// A camera pose part way along the path through `views` (in their order):
+/// `s` from 0 (the first) to `views.len() − 1` (the last); positions are
+/// interpolated linearly, rotations by slerp, intrinsics linearly. The
+/// result is the view `⌊s⌋` with pose and intrinsics replaced.
+pub fn along_path(views: &[View], s: f64) -> View {
+    let last = views.len() - 1;
+    let s = s.clamp(0.0, last as f64);
+    let i = (s.floor() as usize).min(last.saturating_sub(1));
+    let t = if last == 0 { 0.0 } else { s - i as f64 };
+    let (a, b) = (&views[i], &views[(i + 1).min(last)]);
+    let rot = |v: &View| {
+        let m = v.world_to_camera;
+        [
+            [m[0][0], m[0][1], m[0][2]],
+            [m[1][0], m[1][1], m[1][2]],
+            [m[2][0], m[2][1], m[2][2]],
+        ]
+    };
+    let q = slerp(quat_of(rot(a)), quat_of(rot(b)), t);
+    let r = super::colmap::quat_to_rotation(q).expect("a unit quaternion");
+    let (ca, cb) = (a.camera_center(), b.camera_center());
+    let c: [f64; 3] = [0, 1, 2].map(|k| ca[k] + t * (cb[k] - ca[k]));
+    let mut m: Mat4 = [[0.0; 4]; 4];
+    for row in 0..3 {
+        m[row][..3].copy_from_slice(&r[row]);
+        m[row][3] = -dot(r[row], c);
+    }
+    m[3][3] = 1.0;
+    let lerp = |x: f64, y: f64| x + t * (y - x);
+    View {
+        fx: lerp(a.fx, b.fx),
+        fy: lerp(a.fy, b.fy),
+        cx: lerp(a.cx, b.cx),
+        cy: lerp(a.cy, b.cy),
+        world_to_camera: m,
+        ..a.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A view at `eye` looking at `target` with world up +z.
+    fn looking(eye: [f64; 3], target: [f64; 3]) -> View {
+        let f = normalized([target[0] - eye[0], target[1] - eye[1], target[2] - eye[2]]).unwrap();
+        let up = [0.0, 0.0, 1.0];
+        let r = normalized([
+            f[1] * up[2] - f[2] * up[1],
+            f[2] * up[0] - f[0] * up[2],
+            f[0] * up[1] - f[1] * up[0],
+        ])
+        .unwrap();
+        let d = [
+            f[1] * r[2] - f[2] * r[1],
+            f[2] * r[0] - f[0] * r[2],
+            f[0] * r[1] - f[1] * r[0],
+        ];
+        let mut m = [[0.0; 4]; 4];
+        for (row, axis) in [r, d, f].into_iter().enumerate() {
+            m[row][..3].copy_from_slice(&axis);
+            m[row][3] = -dot(axis, eye);
+        }
+        m[3][3] = 1.0;
+        View {
+            name: "v".into(),
+            width: 4,
+            height: 4,
+            fx: 4.0,
+            fy: 4.0,
+            cx: 2.0,
+            cy: 2.0,
+            world_to_camera: m,
+            image: vec![0.0; 48],
+            alpha: None,
+            background: [0.0; 3],
+            mask: None,
+        }
+    }
+
+    #[test]
+    fn cameras_looking_at_a_point_have_it_as_focus_and_up_their_up() {
+        let target = [0.3, -1.2, 0.7];
+        let views: Vec<View> = (0..7)
+            .map(|i| {
+                let a = i as f64;
+                looking(
+                    [3.0 * a.cos(), 3.0 * a.sin() - 1.0, 1.5 + 0.2 * a.sin()],
+                    target,
+                )
+            })
+            .collect();
+        let f = focus(&views).unwrap();
+        for k in 0..3 {
+            assert!((f[k] - target[k]).abs() < 1e-9, "{f:?}");
+        }
+        let up = mean_up(&views).unwrap();
+        // the cameras look slightly down, so their mean up leans but is
+        // mostly +z
+        assert!(up[2] > 0.9, "{up:?}");
+        // parallel axes: no focus point, the mean centre instead
+        let par = [
+            looking([0.0, 0.0, 0.0], [0.0, 1.0, 0.0]),
+            looking([1.0, 0.0, 0.0], [1.0, 1.0, 0.0]),
+        ];
+        assert_eq!(focus(&par).unwrap(), [0.5, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn the_path_passes_through_the_cameras_and_turns_smoothly() {
+        let views = [
+            looking([2.0, 0.0, 0.0], [0.0; 3]),
+            looking([0.0, 2.0, 0.0], [0.0; 3]),
+        ];
+        let start = along_path(&views, 0.0);
+        let end = along_path(&views, 1.0);
+        for r in 0..3 {
+            for c in 0..4 {
+                assert!(
+                    (start.world_to_camera[r][c] - views[0].world_to_camera[r][c]).abs() < 1e-9
+                );
+                assert!((end.world_to_camera[r][c] - views[1].world_to_camera[r][c]).abs() < 1e-9);
+            }
+        }
+        // half way: between the two positions, looking half way between
+        // the two directions (45°), so along −(1, 1, 0)/√2
+        let mid = along_path(&views, 0.5);
+        let c = mid.camera_center();
+        assert!((c[0] - 1.0).abs() < 1e-9 && (c[1] - 1.0).abs() < 1e-9);
+        let fwd = mid.world_to_camera[2];
+        let h = std::f64::consts::FRAC_1_SQRT_2;
+        assert!(
+            (fwd[0] + h).abs() < 1e-9 && (fwd[1] + h).abs() < 1e-9,
+            "{fwd:?}"
+        );
+    }
+}
