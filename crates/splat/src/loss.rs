@@ -212,15 +212,17 @@ pub fn psnr(x: &[f64], y: &[f64]) -> f64 {
 /// [`psnr`] over the kept pixels of a mask (`height × width` weights, 1
 /// keep, 0 ignore; `None`: every pixel; images have `channels` values per
 /// pixel): the MSE is the mask-weighted mean. NaN when no pixel is kept.
-pub fn psnr_masked(x: &[f64], y: &[f64], mask: Option<&[f64]>, channels: usize) -> f64 {
-    let weight = |q: usize| mask.map_or(1.0, |m| m[q / channels]);
+pub fn psnr_masked<T: Scalar>(x: &[T], y: &[T], mask: Option<&[T]>, channels: usize) -> f64 {
+    let weight = |q: usize| mask.map_or(1.0, |m| m[q / channels].to_f64());
     let mse = x
         .iter()
         .zip(y)
         .enumerate()
-        .map(|(q, (a, b))| weight(q) * (a.clamp(0.0, 1.0) - b).powi(2))
+        .map(|(q, (a, b))| weight(q) * (a.to_f64().clamp(0.0, 1.0) - b.to_f64()).powi(2))
         .sum::<f64>()
-        / kept_entries(x.len(), mask, channels);
+        / mask.map_or(x.len() as f64, |m| {
+            channels as f64 * m.iter().map(|v| v.to_f64()).sum::<f64>()
+        });
     10.0 * (1.0 / mse).log10()
 }
 

@@ -140,11 +140,11 @@ pub fn render_staged<T: Scalar>(
     let mut lap = Lap::start();
     let projected = project_forward(g, cam, &opts.project);
     let colors = sh_forward(g, cam.center(), opts.degree(g));
-    let n = g.len();
-    let mut feats = Vec::with_capacity(4 * n);
-    for (c, &d) in colors.iter().zip(&projected.depths) {
-        feats.extend_from_slice(&[c[0], c[1], c[2], d]);
-    }
+    let feats: Vec<T> = colors
+        .par_iter()
+        .zip(&projected.depths)
+        .flat_map_iter(|(c, &d)| [c[0], c[1], c[2], d])
+        .collect();
     let bg = opts.background.map(T::from_f64);
     let mut splats = OwnedSplats {
         width: cam.width as usize,
@@ -169,19 +169,25 @@ pub fn render_staged<T: Scalar>(
     let mut img = RenderImage {
         width: splats.width,
         height: splats.height,
-        rgb: Vec::with_capacity(3 * px),
-        depth: Vec::with_capacity(px),
-        alpha: Vec::with_capacity(px),
+        rgb: vec![T::zero(); 3 * px],
+        depth: vec![T::zero(); px],
+        alpha: vec![T::zero(); px],
     };
-    let mut depth_sum = Vec::with_capacity(px);
+    let mut depth_sum = vec![T::zero(); px];
     let eps = T::from_f64(DEPTH_ALPHA_EPS);
-    for (p, &t) in fwd.image.chunks_exact(4).zip(&fwd.final_t) {
-        img.rgb.extend_from_slice(&p[..3]);
-        let a = T::one() - t;
-        img.alpha.push(a);
-        depth_sum.push(p[3]);
-        img.depth.push(if a > eps { p[3] / a } else { T::zero() });
-    }
+    img.rgb
+        .par_chunks_mut(3)
+        .zip(&mut img.alpha)
+        .zip(&mut img.depth)
+        .zip(&mut depth_sum)
+        .zip(fwd.image.par_chunks_exact(4).zip(&fwd.final_t))
+        .for_each(|((((rgb, al), de), ds), (p, &t))| {
+            rgb.copy_from_slice(&p[..3]);
+            let a = T::one() - t;
+            *al = a;
+            *ds = p[3];
+            *de = if a > eps { p[3] / a } else { T::zero() };
+        });
     times.raster += lap.lap();
     Ok((
         img,
@@ -266,7 +272,7 @@ pub fn render_backward_staged<T: Scalar>(
     if d_rgb.len() != 3 * px {
         return Err(len_err("d_rgb", d_rgb.len(), 3 * px));
     }
-    let mut d_image = Vec::with_capacity(4 * px);
+    let mut d_image = vec![T::zero(); 4 * px];
     let mut d_a: Vec<T> = match d_alpha {
         Some(a) if a.len() != px => return Err(len_err("d_alpha", a.len(), px)),
         Some(a) => a.to_vec(),
@@ -278,19 +284,22 @@ pub fn render_backward_staged<T: Scalar>(
         }
     }
     let eps = T::from_f64(DEPTH_ALPHA_EPS);
-    for i in 0..px {
-        d_image.extend_from_slice(&d_rgb[3 * i..3 * i + 3]);
-        let a = T::one() - state.raster.final_t[i];
-        let dsum = match d_depth {
-            Some(dd) if a > eps => {
-                // depth = sum / a
-                d_a[i] -= dd[i] * state.depth_sum[i] / (a * a);
-                dd[i] / a
-            }
-            _ => T::zero(),
-        };
-        d_image.push(dsum);
-    }
+    d_image
+        .par_chunks_mut(4)
+        .zip(&mut d_a)
+        .enumerate()
+        .for_each(|(i, (di, da))| {
+            di[..3].copy_from_slice(&d_rgb[3 * i..3 * i + 3]);
+            let a = T::one() - state.raster.final_t[i];
+            di[3] = match d_depth {
+                Some(dd) if a > eps => {
+                    // depth = sum / a
+                    *da -= dd[i] * state.depth_sum[i] / (a * a);
+                    dd[i] / a
+                }
+                _ => T::zero(),
+            };
+        });
     let sg = raster::backward(&state.splats.view(), &state.raster, &d_image, Some(&d_a))?;
     times.raster_backward += lap.lap();
     let n = g.len();

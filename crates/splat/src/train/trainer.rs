@@ -261,12 +261,7 @@ impl Trainer {
             });
         }
         let value = value + strategy(self.cfg.strategy).regularise(self, &mut flat);
-        let psnr = {
-            let a: Vec<f64> = img.rgb.iter().map(|&v| v as f64).collect();
-            let b: Vec<f64> = target.iter().map(|&v| v as f64).collect();
-            let m: Option<Vec<f64>> = mask.map(|m| m.iter().map(|&v| v as f64).collect());
-            loss::psnr_masked(&a, &b, m.as_deref(), 3)
-        };
+        let psnr = loss::psnr_masked(&img.rgb, &target, mask, 3);
         st.other += lap.lap();
         // densification statistics: |dL/d mean2d| in NDC units, over the
         // views where the splat is drawn; ignored pixels add no gradient,
