@@ -195,6 +195,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             let opts = splat::data::LoadOptions {
                 background: background.map(|c| c as f32),
                 holdout_every: 0,
+                max_width: Some(1600),
                 ..Default::default()
             };
             let ds = splat::data::load(&data, &opts).map_err(CliError::data)?;

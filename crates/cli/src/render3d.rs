@@ -317,6 +317,8 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
     let opts = splat::data::LoadOptions {
         background: bg.map(|c| c as f32),
         invert_masks: d.invert_masks,
+        // as `train` does by default
+        max_width: Some(1600),
         ..Default::default()
     };
     let ds = splat::data::load(data, &opts).map_err(CliError::data)?;

@@ -73,9 +73,12 @@ pub struct TrainArgs {
     /// Seed of the initialisation and the order of views.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Integer downscale factor of the images.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub downscale: u32,
+    /// Integer downscale factor of the images (a COLMAP dataset's
+    /// images_N folder is used when it exists) [default: photos wider than
+    /// 1,600 pixels are scaled down to 1,600 wide, as the original 3DGS
+    /// does].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub downscale: Option<u32>,
     /// Swap kept and ignored pixels of the masks in the dataset's masks/
     /// folder (by default 0 ignores a pixel, anything else keeps it).
     #[arg(long)]
@@ -197,7 +200,8 @@ pub fn run(a: TrainArgs) -> CliResult {
     }
     let opts = LoadOptions {
         background: background.map(|c| c as f32),
-        downscale: a.downscale,
+        downscale: a.downscale.unwrap_or(1),
+        max_width: a.downscale.is_none().then_some(1600),
         invert_masks: a.invert_masks,
         ..LoadOptions::default()
     };

@@ -177,3 +177,52 @@ fn colmap4_and_undistorter_layouts_load() {
     assert_eq!(load(&dir, &opts(false)).unwrap().train.len(), 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn images_n_is_used_for_downscale_n_and_wide_photos_are_limited() {
+    let dir = tmp("layout-images-n");
+    write(&dir, false);
+    // an images_2 folder of half-size copies, brighter so we can tell
+    std::fs::create_dir_all(dir.join("images_2")).unwrap();
+    for i in 0..2 {
+        image::RgbaImage::from_pixel(W / 2, H / 2, image::Rgba([200, 200, 200, 255]))
+            .save(dir.join(format!("images_2/p{i}.png")))
+            .unwrap();
+    }
+    let ds = load(
+        &dir,
+        &LoadOptions {
+            downscale: 2,
+            ..opts(false)
+        },
+    )
+    .unwrap();
+    let v = &ds.train[0];
+    assert_eq!((v.width, v.height), (W / 2, H / 2));
+    assert!((v.image[0] - 200.0 / 255.0).abs() < 1e-6);
+    assert!((v.fx - 10.0).abs() < 1e-9 && (v.cx - 4.0).abs() < 1e-9);
+    // without images_3, downscale 3 box-filters the full photos
+    let ds = load(
+        &dir,
+        &LoadOptions {
+            downscale: 3,
+            ..opts(false)
+        },
+    )
+    .unwrap();
+    assert!((ds.train[0].image[0] - 100.0 / 255.0).abs() < 1e-6);
+    // a width limit: 16 wide → 8 wide, intrinsics halved
+    let ds = load(
+        &dir,
+        &LoadOptions {
+            max_width: Some(8),
+            ..opts(false)
+        },
+    )
+    .unwrap();
+    let v = &ds.train[0];
+    assert_eq!((v.width, v.height), (8, 6));
+    assert!((v.fx - 10.0).abs() < 1e-9 && (v.cy - 3.0).abs() < 1e-9);
+    assert!(v.image.iter().all(|&x| (x - 100.0 / 255.0).abs() < 1e-5));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -464,8 +464,18 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let rec = read_reconstruction(&sparse)?;
     let mut images = rec.images.clone();
     images.sort_by(|a, b| a.name.cmp(&b.name));
-    let img_dir = dir.join(&opts.images_dir);
-    let masks_dir = dir.join("masks");
+    // the Mip-NeRF 360 layout: `images_N` holds copies downscaled N times;
+    // used for downscale N when present (then not downscaled again), with
+    // `masks_N` for their masks
+    let n = opts.downscale;
+    let pre = (n > 1 && opts.images_dir == "images" && dir.join(format!("images_{n}")).is_dir())
+        .then(|| format!("images_{n}"));
+    let downscale = if pre.is_some() { 1 } else { n };
+    let img_dir = dir.join(pre.as_deref().unwrap_or(&opts.images_dir));
+    let masks_dir = match &pre {
+        Some(_) => dir.join(format!("masks_{n}")),
+        None => dir.join("masks"),
+    };
     let has_masks = masks_dir.is_dir();
     let jobs: Vec<ImageJob> = images
         .iter()
@@ -535,9 +545,9 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             )
         };
         let (pw, ph, [fx, fy, cx, cy]) = pin;
-        let (w2, h2, rgb) = super::downscale_box(pw, ph, &rgb, 3, opts.downscale);
-        let alpha = alpha.map(|a| super::downscale_box(pw, ph, &a, 1, opts.downscale).2);
-        let mask = mask.map(|m| masks::downscale(pw, ph, &m, opts.downscale));
+        let (w2, h2, rgb) = super::downscale_box(pw, ph, &rgb, 3, downscale);
+        let alpha = alpha.map(|a| super::downscale_box(pw, ph, &a, 1, downscale).2);
+        let mask = mask.map(|m| masks::downscale(pw, ph, &m, downscale));
         let s = [w2 as f64 / pw as f64, h2 as f64 / ph as f64];
         let r = quat_to_rotation(im.qvec).ok_or_else(|| {
             DataError::invalid(

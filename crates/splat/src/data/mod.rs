@@ -182,7 +182,13 @@ pub struct LoadOptions {
     /// Integer downscale factor (1 = full resolution).
     pub downscale: u32,
     /// COLMAP: the folder of images (e.g. `images_2` for downscaled copies).
+    /// With the default `images` and a `downscale` N > 1, an `images_N`
+    /// folder is used when it exists (the Mip-NeRF 360 layout).
     pub images_dir: String,
+    /// Photos wider than this (after `downscale`) are resampled to this
+    /// width, as the original 3DGS does with 1,600 when no resolution is
+    /// given; `None`: no limit.
+    pub max_width: Option<u32>,
     /// COLMAP: hold out every n-th image (sorted by name) for testing.
     pub holdout_every: usize,
     /// Swap kept and ignored pixels of the user's masks (`masks/`).
@@ -195,6 +201,7 @@ impl Default for LoadOptions {
             background: [1.0, 1.0, 1.0],
             downscale: 1,
             images_dir: "images".into(),
+            max_width: None,
             holdout_every: 8,
             invert_masks: false,
         }
@@ -288,7 +295,59 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     if ds.train.is_empty() {
         return Err(DataError::invalid(dir, "dataset", "no training images"));
     }
+    let mut ds = ds;
+    if let Some(max) = opts.max_width {
+        for v in ds.train.iter_mut().chain(ds.test.iter_mut()) {
+            limit_width(v, max.max(1));
+        }
+    }
     Ok(ds)
+}
+
+/// Resamples a view wider than `max` pixels to `max` wide (the height in
+/// proportion), scaling its intrinsics; a triangle filter as wide as the
+/// scale averages the pixels away. A mask keeps a pixel only where all it
+/// averages were kept.
+pub fn limit_width(v: &mut View, max: u32) {
+    if v.width <= max {
+        return;
+    }
+    let nw = max;
+    let nh = ((v.height as f64 * max as f64 / v.width as f64).round() as u32).max(1);
+    let resize = |data: &[f32], ch: usize| -> Vec<f32> {
+        use image::imageops::{resize, FilterType};
+        let mut out = Vec::with_capacity(nw as usize * nh as usize * ch);
+        // channel by channel as grey images (any channel count)
+        let planes: Vec<Vec<f32>> = (0..ch)
+            .map(|c| {
+                let plane: Vec<f32> = data.iter().skip(c).step_by(ch).copied().collect();
+                let img =
+                    image::ImageBuffer::<image::Luma<f32>, _>::from_raw(v.width, v.height, plane)
+                        .expect("a plane of the view's size");
+                resize(&img, nw, nh, FilterType::Triangle).into_raw()
+            })
+            .collect();
+        for i in 0..nw as usize * nh as usize {
+            for p in &planes {
+                out.push(p[i]);
+            }
+        }
+        out
+    };
+    let (sx, sy) = (nw as f64 / v.width as f64, nh as f64 / v.height as f64);
+    v.image = resize(&v.image, 3);
+    v.alpha = v.alpha.as_ref().map(|a| resize(a, 1));
+    v.mask = v.mask.as_ref().map(|m| {
+        resize(m, 1)
+            .into_iter()
+            .map(|x| if x > 1.0 - 1e-4 { 1.0 } else { 0.0 })
+            .collect()
+    });
+    v.fx *= sx;
+    v.fy *= sy;
+    v.cx *= sx;
+    v.cy *= sy;
+    (v.width, v.height) = (nw, nh);
 }
 
 /// An image to decode: its path, the size it must have (if known), and the
