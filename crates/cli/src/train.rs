@@ -108,7 +108,8 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub export: Option<crate::export::ExportFormat>,
     /// Serve the viewer (`chainrule view`'s page) while training: the model
-    /// refreshes every few seconds, with the loss and PSNR curves.
+    /// refreshes every few seconds, with the loss and PSNR curves; after
+    /// training it keeps serving the final scene until Ctrl-C.
     #[arg(long)]
     pub view: bool,
     /// With --view: the port (0: any free port).
@@ -371,6 +372,9 @@ pub fn run(a: TrainArgs) -> CliResult {
             renders.display(),
             metrics.display()
         );
+    }
+    if let Some(v) = &live {
+        v.serve_until_interrupted();
     }
     Ok(())
 }

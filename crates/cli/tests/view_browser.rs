@@ -168,3 +168,136 @@ fn viewer_matches_render_at_dataset_cameras() {
         );
     }
 }
+
+#[test]
+fn live_training_page_shows_the_model_changing() {
+    let Some(chromium) = browser::chromium_or_skip("live_training_page_shows_the_model_changing")
+    else {
+        return;
+    };
+    let dir = out_dir("live");
+    let data = dir.join("data");
+    run_ok(&[
+        "synth",
+        data.to_str().unwrap(),
+        "--views",
+        "6",
+        "--test-views",
+        "1",
+        "--size",
+        "64",
+    ]);
+    let run = dir.join("run");
+    let (_train, url) = spawn_with_url(
+        &[
+            "train",
+            data.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--iters",
+            "20000",
+            "--init-points",
+            "3000",
+            "--checkpoint-every",
+            "0",
+            "--view",
+            "--port",
+            "0",
+        ],
+        true,
+    );
+    let mut b = browser::Browser::start(&chromium, dir.join("profile"));
+    let session = b.open(&url, 640, 480);
+    b.wait_ready(&session, Duration::from_secs(120));
+    // a marker that a page reload would lose, and the camera to keep
+    b.eval(
+        &session,
+        "window.__marker = 42; document.getElementById('fov').value",
+    );
+    let first = b
+        .eval(&session, "window.__viewer.version")
+        .as_u64()
+        .unwrap();
+    let (w, h, before) = b.capture(&session);
+    save_png(&dir.join("live_before.png"), w, h, &before);
+    std::fs::write(
+        dir.join("live_before_page.png"),
+        browser::screenshot_png(&mut b, &session),
+    )
+    .unwrap();
+    // wait for a newer snapshot to be loaded and drawn
+    let t0 = std::time::Instant::now();
+    loop {
+        let v = b.eval(&session, "[window.__viewer.version, window.__viewer.ready]");
+        if v[0].as_u64().unwrap() > first + 1 && v[1] == serde_json::json!(true) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "no new model on the page: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        b.eval(&session, "window.__marker"),
+        serde_json::json!(42),
+        "the page reloaded"
+    );
+    let (w2, h2, after) = b.capture(&session);
+    assert_eq!((w2, h2), (w, h), "the view kept its size");
+    save_png(&dir.join("live_after.png"), w, h, &after);
+    std::fs::write(
+        dir.join("live_after_page.png"),
+        browser::screenshot_png(&mut b, &session),
+    )
+    .unwrap();
+    let p = browser::psnr(&before, &after);
+    println!("live page: model changed between snapshots (PSNR between them {p:.1} dB)");
+    assert!(p < 40.0, "the model on the page did not change ({p:.1} dB)");
+    let stats = b.eval(
+        &session,
+        "fetch('/stats.json').then(r => r.json()).then(s => [s.points.length, s.iterations_per_second])",
+    );
+    assert!(
+        stats[0].as_u64().unwrap() > 2 && stats[1].as_f64().unwrap() > 0.0,
+        "{stats}"
+    );
+    let shown = b.eval(&session, "document.getElementById('livestats').textContent");
+    assert!(shown.as_str().unwrap().contains("Gaussians"), "{shown}");
+}
+
+/// Frame time of the page on software WebGL (SwiftShader) for 10^5
+/// splats: `cargo test -p chainrule-cli --test view_browser -- --ignored
+/// --nocapture` (a benchmark, not a check; see BENCHMARKS.md).
+#[test]
+#[ignore]
+fn frame_time_of_1e5_splats() {
+    let Some(chromium) = browser::chromium_or_skip("frame_time_of_1e5_splats") else {
+        return;
+    };
+    let dir = out_dir("frametime");
+    let g = random_scene::<f32>(&RandomScene {
+        n: 100_000,
+        sh_degree: 3,
+        extent: 1.0,
+        log_scale_min: -5.0,
+        log_scale_max: -3.5,
+        seed: 5,
+    });
+    let scene = dir.join("scene.ply");
+    std::fs::write(&scene, to_ply_bytes(&g)).unwrap();
+    let (_server, url) = spawn_with_url(&["view", scene.to_str().unwrap(), "--port", "0"], false);
+    let mut b = browser::Browser::start(&chromium, dir.join("profile"));
+    for (w, h) in [(800u32, 600u32), (1280, 720)] {
+        let session = b.open(&url, w, h);
+        b.wait_ready(&session, Duration::from_secs(300));
+        let _ = b.eval(&session, "window.__frameTime(3)");
+        let ms = b.eval(&session, "window.__frameTime(20)").as_f64().unwrap();
+        println!("10^5 splats, {w}x{h}: {ms:.1} ms per frame (SwiftShader)");
+        std::fs::write(
+            dir.join(format!("page_{w}x{h}.png")),
+            browser::screenshot_png(&mut b, &session),
+        )
+        .unwrap();
+    }
+}

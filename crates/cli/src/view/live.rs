@@ -87,4 +87,16 @@ impl LiveView {
     pub fn finish(&self, t: &Trainer) {
         self.state.publish(t.gaussians::<f32>());
     }
+
+    /// After training: keeps serving the final scene until the process is
+    /// interrupted (the server thread runs on; this thread waits).
+    pub fn serve_until_interrupted(&self) -> ! {
+        eprintln!(
+            "training finished; the viewer keeps serving the final scene at {} (Ctrl-C to stop)",
+            self.url
+        );
+        loop {
+            std::thread::park();
+        }
+    }
 }

@@ -210,6 +210,38 @@ impl Browser {
     }
 }
 
+/// A screenshot of the whole page (overlays included) as PNG bytes.
+pub fn screenshot_png(b: &mut Browser, session: &str) -> Vec<u8> {
+    let r = b.call(
+        Some(session),
+        "Page.captureScreenshot",
+        json!({"format": "png"}),
+    );
+    base64_decode(r["data"].as_str().unwrap())
+}
+
+/// Standard base64 (with padding) to bytes.
+pub fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &c)| n | (val(c) as u32) << (18 - 6 * i));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
 /// A client WebSocket (RFC 6455) with just what DevTools needs: text
 /// messages, masked frames out, fragmented frames in.
 pub struct WebSocket {

@@ -189,7 +189,8 @@ async function main() {
     $("fovval").textContent = Math.round(fovDeg) + "°";
     freeCamera(info.home);
     $("cameras").value = "";
-    selectFrustum(null);
+    // the start view is the first dataset camera's pose, when there is one
+    selectFrustum(null, cameras.length ? cameras[0] : null);
   }
 
   // ---- dataset cameras: frusta and the selector ----
@@ -217,9 +218,13 @@ async function main() {
     o.textContent = `${c.name} (${c.split})`;
     $("cameras").appendChild(o);
   }
-  function selectFrustum(c) {
+  // the chosen camera's frustum is highlighted, the one we look through hidden
+  function selectFrustum(c, at = c) {
     selected = c;
-    for (const l of frustumLines) l.material = l.userData.camera === c ? selMat : lineMat;
+    for (const l of frustumLines) {
+      l.material = l.userData.camera === c ? selMat : lineMat;
+      l.visible = l.userData.camera !== at;
+    }
   }
   if (cameras.length) {
     $("camrow").hidden = false;
@@ -355,6 +360,8 @@ async function main() {
       state.splats = count;
       state.loadedAt = performance.now();
       state.framesAtLoad = state.frames;
+      state.loads = (state.loads || 0) + 1;
+      state.ready = false;
       $("count").textContent = count.toLocaleString();
     } finally {
       loading = false;
@@ -393,7 +400,7 @@ async function main() {
       fpsStart = now;
     }
     // Spark sorts in a worker: call the view ready after some frames
-    if (!state.ready && state.loadedAt && state.frames - state.framesAtLoad > 20 && now - state.loadedAt > 1500) {
+    if (!state.ready && state.loadedAt && state.frames - state.framesAtLoad > 5 && now - state.loadedAt > 1000) {
       state.ready = true;
     }
   });
