@@ -79,6 +79,14 @@ fn spawn_with_url(args: &[&str], from_stderr: bool) -> (Kill, String) {
     (Kill(child), url)
 }
 
+/// The browser tests take turns: each runs a software-rendering browser,
+/// and two at once on a small machine starve each other.
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_browser() -> std::sync::MutexGuard<'static, ()> {
+    ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn save_png(path: &Path, w: u32, h: u32, rgb: &[u8]) {
     image::RgbImage::from_raw(w, h, rgb.to_vec())
         .unwrap()
@@ -92,6 +100,7 @@ fn viewer_matches_render_at_dataset_cameras() {
     else {
         return;
     };
+    let _turn = one_browser();
     let dir = out_dir("cameras");
     let data = dir.join("data");
     run_ok(&[
@@ -175,6 +184,7 @@ fn live_training_page_shows_the_model_changing() {
     else {
         return;
     };
+    let _turn = one_browser();
     let dir = out_dir("live");
     let data = dir.join("data");
     run_ok(&[
@@ -207,7 +217,7 @@ fn live_training_page_shows_the_model_changing() {
         true,
     );
     let mut b = browser::Browser::start(&chromium, dir.join("profile"));
-    let session = b.open(&url, 640, 480);
+    let session = b.open(&url, 480, 360);
     b.wait_ready(&session, Duration::from_secs(120));
     // a marker that a page reload would lose, and the camera to keep
     b.eval(
@@ -275,6 +285,7 @@ fn frame_time_of_1e5_splats() {
     let Some(chromium) = browser::chromium_or_skip("frame_time_of_1e5_splats") else {
         return;
     };
+    let _turn = one_browser();
     let dir = out_dir("frametime");
     let g = random_scene::<f32>(&RandomScene {
         n: 100_000,

@@ -65,15 +65,28 @@ impl Drop for Browser {
 }
 
 impl Browser {
-    /// Starts Chromium headless with WebGL through SwiftShader.
+    /// Starts Chromium headless with WebGL through SwiftShader (a second
+    /// try if the first start fails; its stderr goes into the panic).
     pub fn start(chromium: &Path, profile: PathBuf) -> Browser {
-        let _ = std::fs::remove_dir_all(&profile);
-        std::fs::create_dir_all(&profile).unwrap();
+        match Self::try_start(chromium, &profile) {
+            Ok(b) => b,
+            Err(first) => {
+                eprintln!("chromium did not start ({first}); trying once more");
+                Self::try_start(chromium, &profile)
+                    .unwrap_or_else(|e| panic!("chromium did not start twice: {first}\n---\n{e}"))
+            }
+        }
+    }
+
+    fn try_start(chromium: &Path, profile: &Path) -> Result<Browser, String> {
+        let _ = std::fs::remove_dir_all(profile);
+        std::fs::create_dir_all(profile).unwrap();
         let mut child = Command::new(chromium)
             .args([
                 "--headless=new",
                 "--no-sandbox",
                 "--disable-gpu-sandbox",
+                "--disable-dev-shm-usage",
                 "--use-gl=angle",
                 "--use-angle=swiftshader",
                 "--enable-unsafe-swiftshader",
@@ -91,30 +104,40 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start chromium");
+            .map_err(|e| format!("cannot run {}: {e}", chromium.display()))?;
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let log2 = log.clone();
         std::thread::spawn(move || {
-            let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Some(url) = line.strip_prefix("DevTools listening on ") {
-                        let _ = tx.send(url.trim().to_string());
-                        sent = true;
-                    }
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+                let mut l = log2.lock().unwrap();
+                if l.len() < 200 {
+                    l.push(line);
                 }
             }
         });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("chromium printed no DevTools address within 60 s");
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(u) => u,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "no DevTools address within 60 s; chromium said:\n{}",
+                    log.lock().unwrap().join("\n")
+                ));
+            }
+        };
         let ws = WebSocket::connect(&url);
-        Browser {
+        Ok(Browser {
             child,
             ws,
             next_id: 1,
-            _profile: profile,
-        }
+            _profile: profile.to_path_buf(),
+        })
     }
 
     /// Sends a command (on a page session when `session` is given) and

@@ -19,7 +19,9 @@
 
 use std::path::Path;
 
-use super::{check_gaussian, logit_clamped, sigmoid, to_u8, SceneError, SH_C0};
+use super::{
+    check_gaussian, logit_clamped, sigmoid, to_u8, unit_quat, with_capacity, SceneError, SH_C0,
+};
 use crate::three::Gaussians;
 
 /// Bytes per record.
@@ -44,15 +46,8 @@ pub fn to_bytes(g: &Gaussians<f32>) -> Vec<u8> {
             out.push(to_u8((0.5 + SH_C0 * g.sh[i * k * 3 + c]) * 255.0));
         }
         out.push(to_u8(sigmoid(g.opacity_logits[i]) * 255.0));
-        let q = g.quats[i];
-        let n = q
-            .iter()
-            .map(|v| v * v)
-            .sum::<f32>()
-            .sqrt()
-            .max(f32::MIN_POSITIVE);
-        for c in 0..4 {
-            out.push(to_u8(128.0 + 128.0 * q[c] / n));
+        for x in unit_quat(g.quats[i]) {
+            out.push(to_u8(128.0 + 128.0 * x));
         }
     }
     out
@@ -71,12 +66,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
         ));
     }
     let n = bytes.len() / RECORD;
-    let mut g = Gaussians::<f32>::new(0);
-    g.means.reserve_exact(n);
-    g.log_scales.reserve_exact(n);
-    g.quats.reserve_exact(n);
-    g.opacity_logits.reserve_exact(n);
-    g.sh.reserve_exact(3 * n);
+    let mut g = with_capacity(0, n);
     let f = |r: &[u8], o: usize| f32::from_le_bytes([r[o], r[o + 1], r[o + 2], r[o + 3]]);
     for (i, r) in bytes.chunks_exact(RECORD).enumerate() {
         let mean = [f(r, 0), f(r, 4), f(r, 8)];

@@ -32,7 +32,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use super::{check_gaussian, logit_clamped, sigmoid, to_u8, SceneError};
+use super::{check_gaussian, logit_clamped, sigmoid, to_u8, unit_quat, with_capacity, SceneError};
 use crate::three::scene::sh_coeffs;
 use crate::three::Gaussians;
 
@@ -140,13 +140,8 @@ fn quantize_sh(x: f32, bucket: i32) -> u8 {
 /// SPZ axes).
 fn pack_smallest_three(q: [f32; 4]) -> [u8; 4] {
     // to x, y, z, w with the axis flip (w, x, −y, −z)
-    let n = q
-        .iter()
-        .map(|v| v * v)
-        .sum::<f32>()
-        .sqrt()
-        .max(f32::MIN_POSITIVE);
-    let q = [q[1] / n, -q[2] / n, -q[3] / n, q[0] / n];
+    let [w, x, y, z] = unit_quat(q);
+    let q = [x, -y, -z, w];
     let mut largest = 0;
     for i in 1..4 {
         if q[i].abs() > q[largest].abs() {
@@ -290,12 +285,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
     let rot_len = if version >= 3 { 4 } else { 3 };
     let (rots, sh) = rest.split_at(rot_len * n);
     let fscale = 2f32.powi(-frac_bits);
-    let mut g = Gaussians::<f32>::new(degree);
-    g.means.reserve_exact(n);
-    g.log_scales.reserve_exact(n);
-    g.quats.reserve_exact(n);
-    g.opacity_logits.reserve_exact(n);
-    g.sh.reserve_exact(n * k * 3);
+    let mut g = with_capacity(degree, n);
     for i in 0..n {
         let m = if version == 1 {
             [0, 1, 2].map(|c| {

@@ -445,7 +445,9 @@ function setupLive(loadModel, isLoading) {
   const poll = async () => {
     try {
       const info = await getJson("/info.json");
-      if (info.version !== state.version && !isLoading()) await loadModel(info.version, info.splats);
+      // a new snapshot only once the last one is on screen: a slow GPU
+      // shows fewer snapshots rather than none
+      if (info.version !== state.version && !isLoading() && state.ready) await loadModel(info.version, info.splats);
       const stats = await getJson("/stats.json");
       drawCurves(stats);
     } catch (e) {
@@ -520,7 +522,7 @@ async function main2d(info) {
     };
     next.src = `/fit.png?scale=${want.toFixed(4)}`;
   };
-  $("count").textContent = info.splats.toLocaleString();
+  $("hud").textContent = `2D fit: ${info.splats.toLocaleString()} Gaussians, ${info.width}×${info.height} · wheel: zoom · drag: pan`;
   let drag = null;
   img.addEventListener("pointerdown", (e) => {
     img.setPointerCapture(e.pointerId);
