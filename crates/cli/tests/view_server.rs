@@ -267,3 +267,51 @@ fn a_2d_fit_is_rendered_at_the_zoom_asked() {
     assert_eq!(get(&s.addr, "/fit.png?scale=abc").0, 400);
     assert_eq!(get(&s.addr, "/model.ply").0, 404);
 }
+
+#[test]
+fn a_train_folder_brings_its_settings() {
+    let dir = tmp("trainfolder");
+    let data = dir.join("data");
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args([
+            "synth",
+            data.to_str().unwrap(),
+            "--views",
+            "2",
+            "--test-views",
+            "1",
+            "--size",
+            "16",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let (_, _) = scene_file(&run);
+    std::fs::rename(run.join("scene.ply"), run.join("point_cloud.ply")).unwrap();
+    let s = chainrule_cli::settings::RenderSettings {
+        format: "chainrule-render-settings".into(),
+        version: 1,
+        background: [0.0, 0.0, 0.0],
+        sh_degree: 3,
+        antialiased: true,
+        dataset_kind: "nerf-synthetic".into(),
+        dataset: data.clone(),
+        up: [0.0, 1.0, 0.0],
+        center: [0.0; 3],
+        radius: 4.0,
+        elevation_deg: 30.0,
+    };
+    s.write(&run).unwrap();
+    let srv = start(&[run.to_str().unwrap()]);
+    let (_, info) = get(&srv.addr, "/info.json");
+    let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(info["background"], serde_json::json!([0.0, 0.0, 0.0]));
+    assert_eq!(info["antialiased"], true);
+    assert_eq!(info["up"], serde_json::json!([0.0, 1.0, 0.0]));
+    assert_eq!(info["cameras"], true, "the dataset named in settings.json");
+    let (_, cams) = get(&srv.addr, "/cameras.json");
+    let cams: serde_json::Value = serde_json::from_slice(&cams).unwrap();
+    assert_eq!(cams.as_array().unwrap().len(), 3);
+}

@@ -44,9 +44,10 @@ pub struct ViewArgs {
     /// be chosen as viewpoints (`?camera=NAME`).
     #[arg(long, value_name = "DATASET")]
     pub data: Option<PathBuf>,
-    /// Background of the page: black, white, or R,G,B in [0, 1].
-    #[arg(long, default_value = "white")]
-    pub background: String,
+    /// Background of the page: black, white, or R,G,B in [0, 1] (default:
+    /// a training folder's, else white).
+    #[arg(long)]
+    pub background: Option<String>,
     /// Open the page in the default browser.
     #[arg(long)]
     pub open: bool,
@@ -95,17 +96,47 @@ pub fn open_browser(url: &str) {
 
 /// Runs `chainrule view`.
 pub fn run(a: ViewArgs) -> CliResult {
-    let background = crate::fit::parse_background(&a.background)?;
+    // a train folder's (or its PLY's) settings.json: background, dataset,
+    // antialiasing, up axis; flags override it
+    let settings = match a
+        .path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        true => None,
+        false => crate::settings::RenderSettings::find(&a.path)?,
+    };
+    let background = match (&a.background, &settings) {
+        (Some(b), _) => crate::fit::parse_background(b)?,
+        (None, Some(s)) => s.background,
+        (None, None) => [1.0; 3],
+    };
+    let data = a.data.clone().or_else(|| {
+        let d = settings.as_ref()?.dataset.clone();
+        if d.is_dir() {
+            Some(d)
+        } else {
+            eprintln!(
+                "warning: the training's dataset {} is not there; no cameras (use --data)",
+                d.display()
+            );
+            None
+        }
+    });
     let st = match scene_input::open(&a.path)? {
         SceneInput::Scene3d { gaussians, .. } => {
             if gaussians.is_empty() {
                 return Err(CliError::file(&a.path, "the scene has no Gaussians"));
             }
-            let cameras = match &a.data {
+            let cameras = match &data {
                 Some(d) => dataset_cameras(d, background)?,
                 None => Vec::new(),
             };
-            ViewState::scene(gaussians, cameras, background, false)
+            let st = ViewState::scene(gaussians, cameras, background, false);
+            match &settings {
+                Some(s) => st.with_training_settings(s.antialiased, s.up),
+                None => st,
+            }
         }
         SceneInput::Fit2d { file } => {
             if a.data.is_some() {

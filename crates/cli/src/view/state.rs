@@ -58,6 +58,7 @@ pub struct ViewState {
     cameras: Vec<Value>,
     background: [f64; 3],
     live: bool,
+    antialiased: bool,
     /// Start view: scene centre, radius, up axis and camera.
     frame: Value,
     model: Mutex<Model>,
@@ -163,6 +164,7 @@ impl ViewState {
             cameras,
             background,
             live,
+            antialiased: false,
             model: Mutex::new(Model {
                 version: 0,
                 gaussians: Arc::new(g),
@@ -188,6 +190,7 @@ impl ViewState {
             cameras: Vec::new(),
             background: [0.0; 3],
             live: false,
+            antialiased: false,
             frame: Value::Null,
             model: Mutex::new(Model {
                 version: 0,
@@ -196,6 +199,14 @@ impl ViewState {
             }),
             stats: Mutex::new((Vec::new(), 0.0)),
         })
+    }
+
+    /// With a training run's settings: Mip-Splatting's antialiased
+    /// projection, and its cameras' mean up for orbiting.
+    pub fn with_training_settings(mut self, antialiased: bool, up: [f64; 3]) -> Self {
+        self.antialiased = antialiased;
+        self.frame["up"] = json!(up);
+        self
     }
 
     /// Replaces the scene with a new snapshot (cheap: the PLY is made when
@@ -231,7 +242,7 @@ impl ViewState {
                     "kind": "3d", "live": self.live, "version": m.version,
                     "splats": m.gaussians.len(), "sh_degree": m.gaussians.sh_degree,
                     "background": self.background, "cameras": !self.cameras.is_empty(),
-                    "antialiased": false,
+                    "antialiased": self.antialiased,
                     "center": self.frame["center"], "radius": self.frame["radius"],
                     "up": self.frame["up"], "home": self.frame["home"],
                 })
