@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::config::check_config;
+use super::exposure::EXPOSURE_PARAMS;
 use super::{TrainConfig, TrainError, Trainer, GROUPS};
 use crate::adam::Adam;
 use crate::atomic::write_atomic;
@@ -20,10 +21,13 @@ fn ck_err(path: &Path, m: impl std::fmt::Display) -> TrainError {
 }
 
 const STATE_MAGIC: &[u8; 8] = b"CRTRAIN1";
+const EXPOSURE_MAGIC: &[u8; 8] = b"CREXPOS1";
+/// The exposure transforms' file in a checkpoint folder.
+const EXPOSURE_FILE: &str = "exposure.bin";
 
 impl Trainer {
     /// Writes a checkpoint into `dir/ckpt-ITERATION/` (`point_cloud.ply`,
-    /// `state.bin`), then atomically replaces `dir/latest.json` to point at
+    /// `state.bin`, and `exposure.bin` with `--exposure`), then atomically replaces `dir/latest.json` to point at
     /// it and removes the older checkpoint folders. Returns the folder.
     pub fn save_checkpoint(&self, dir: &Path) -> Result<PathBuf, TrainError> {
         let name = format!("ckpt-{:08}", self.iteration);
@@ -35,6 +39,11 @@ impl Trainer {
         let bin_path = sub.join("state.bin");
         write_atomic(&bin_path, &self.state_bytes())
             .map_err(|e| ck_err(&bin_path, format!("cannot write: {e}")))?;
+        if self.cfg.exposure {
+            let path = sub.join(EXPOSURE_FILE);
+            write_atomic(&path, &self.exposure_bytes())
+                .map_err(|e| ck_err(&path, format!("cannot write: {e}")))?;
+        }
         let meta = serde_json::json!({
             "iteration": self.iteration,
             "checkpoint": name,
@@ -42,6 +51,7 @@ impl Trainer {
             "sh_active": self.sh_active,
             "sh_degree": self.cfg.sh_degree,
             "adam_steps": self.adam.iter().map(|a| a.steps()).collect::<Vec<_>>(),
+            "exposure_steps": self.exposure_adam.steps(),
         });
         let latest = dir.join("latest.json");
         write_atomic(&latest, meta.to_string().as_bytes())
@@ -56,6 +66,54 @@ impl Trainer {
             }
         }
         Ok(sub)
+    }
+
+    /// `exposure.bin`: magic, view count, then the transforms and Adam's
+    /// two moments (12 numbers per view each), little-endian `f64`.
+    fn exposure_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(EXPOSURE_MAGIC);
+        b.extend_from_slice(&(self.exposure.len() as u64).to_le_bytes());
+        let (m, v) = self.exposure_adam.moments();
+        for x in self.exposure.as_flattened().iter().chain(m).chain(v) {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+        b
+    }
+
+    /// Reads `exposure.bin` back (the views must be the run's).
+    fn read_exposure(&mut self, path: &Path, steps: u32) -> Result<(), TrainError> {
+        let bytes = std::fs::read(path).map_err(|e| ck_err(path, format!("cannot read: {e}")))?;
+        let n = self.data.train.len();
+        let len = n * EXPOSURE_PARAMS;
+        let want = 16 + 8 * 3 * len;
+        if bytes.len() != want
+            || &bytes[..8] != EXPOSURE_MAGIC
+            || bytes[8..16] != (n as u64).to_le_bytes()
+        {
+            return Err(ck_err(
+                path,
+                format!(
+                    "not an exposure file for {n} training views ({} bytes, expected {want})",
+                    bytes.len()
+                ),
+            ));
+        }
+        let vals: Vec<f64> = bytes[16..]
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        self.exposure = vals[..len]
+            .chunks_exact(EXPOSURE_PARAMS)
+            .map(|c| c.try_into().expect("12 numbers"))
+            .collect();
+        self.exposure_adam = Adam::from_state(
+            vec![0.0; len],
+            vals[len..2 * len].to_vec(),
+            vals[2 * len..].to_vec(),
+            steps,
+        );
+        Ok(())
     }
 
     fn state_bytes(&self) -> Vec<u8> {
@@ -178,6 +236,19 @@ impl Trainer {
         t.grad_accum = take(n);
         t.grad_count = take(n);
         t.max_radii = take(n);
+        if t.cfg.exposure {
+            let steps = meta
+                .get("exposure_steps")
+                .and_then(|v| v.as_u64())
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| {
+                    ck_err(
+                        &latest,
+                        "exposure_steps: missing (was the run trained without --exposure?)",
+                    )
+                })?;
+            t.read_exposure(&sub.join(EXPOSURE_FILE), steps)?;
+        }
         Ok(t)
     }
 
@@ -196,6 +267,8 @@ impl Trainer {
             max_radii: Vec::new(),
             loss: None,
             d_rgb: Vec::new(),
+            exposure: Vec::new(),
+            exposure_adam: Adam::new(Vec::new()),
         }
     }
 }

@@ -50,6 +50,9 @@ pub struct TrainConfig {
     pub max_gaussians: usize,
     /// How the set of Gaussians changes during training.
     pub strategy: Strategy,
+    /// Learn a colour transform per training photo, applied to the render
+    /// inside the loss (`--exposure`; see `train::exposure`).
+    pub exposure: bool,
     /// Background colour of renders (the one the photographs are on).
     pub background: [f64; 3],
     /// Train each iteration on a random background colour: the render's
@@ -82,6 +85,7 @@ impl Default for TrainConfig {
             prune_opacity: 0.005,
             max_gaussians: 1_000_000,
             strategy: Strategy::Default,
+            exposure: false,
             background: [1.0; 3],
             random_background: false,
         }

@@ -1,7 +1,7 @@
 //! Scoring views: render with the current scene, PSNR and SSIM against
 //! the photographs.
 
-use super::{camera_of, TrainError, Trainer};
+use super::{camera_of, exposure, TrainError, Trainer};
 use crate::data::View;
 use crate::loss;
 use crate::three::render::render;
@@ -27,6 +27,10 @@ pub struct ViewEval {
     pub ssim: f64,
     /// Whether the view has a mask (so the scores are over kept pixels).
     pub masked: bool,
+    /// With `--exposure`: PSNR and SSIM by the original 3DGS's protocol
+    /// for held-out photos (a colour transform fitted on the left half of
+    /// the photo, scores over the right half); `None` otherwise.
+    pub half_fit: Option<(f64, f64)>,
 }
 
 impl Trainer {
@@ -58,6 +62,9 @@ impl Trainer {
                     psnr: loss::psnr_masked(&rgb, &target, m, 3),
                     ssim: loss::ssim_values_masked(&rgb, &target, m, img.width, img.height, 3),
                     masked: mask.is_some(),
+                    half_fit: self.cfg.exposure.then(|| {
+                        exposure::half_fit_scores(&rgb, &target, m, img.width, img.height)
+                    }),
                     rgb,
                 })
             })

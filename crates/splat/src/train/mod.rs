@@ -26,6 +26,7 @@ mod checkpoint;
 pub mod config;
 mod densify;
 mod eval;
+pub mod exposure;
 mod init;
 mod schedule;
 pub mod trainer;

@@ -1,6 +1,7 @@
 //! Schedules: the learning rate of each parameter group, when the next
 //! spherical-harmonic band is unlocked, and when density control runs.
 
+use super::exposure::EXPOSURE_LR;
 use super::TrainConfig;
 
 /// Learning rate of parameter group `g` after `iteration` iterations: the
@@ -51,4 +52,11 @@ pub(super) fn opacity_reset_now(cfg: &TrainConfig, it: u32) -> bool {
         && cfg.opacity_reset_every > 0
         && it % cfg.opacity_reset_every == 0
         && it < cfg.densify_until
+}
+
+/// Learning rate of the exposure transforms after `iteration` iterations:
+/// log-linear from 0.01 to 0.001 over `cfg.iters` (the original's).
+pub(super) fn exposure_lr(cfg: &TrainConfig, iteration: u32) -> f64 {
+    let t = (iteration as f64 / cfg.iters.max(1) as f64).clamp(0.0, 1.0);
+    (EXPOSURE_LR[0].ln() * (1.0 - t) + EXPOSURE_LR[1].ln() * t).exp()
 }

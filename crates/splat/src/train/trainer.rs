@@ -5,6 +5,7 @@
 
 use super::config::check_config;
 use super::densify::strategy;
+use super::exposure::{self, EXPOSURE_LR, EXPOSURE_PARAMS, IDENTITY};
 use super::init::initial_params;
 use super::{camera_of, schedule, TrainConfig, TrainError, GROUPS};
 use crate::adam::Adam;
@@ -62,6 +63,10 @@ pub struct Trainer {
     pub(super) loss: Option<L1Ssim<f32>>,
     /// ∂L/∂RGB of the last iteration.
     pub(super) d_rgb: Vec<f32>,
+    /// Per training view, its colour transform (empty without
+    /// `--exposure`), and their optimiser.
+    pub(super) exposure: Vec<[f64; EXPOSURE_PARAMS]>,
+    pub(super) exposure_adam: Adam,
 }
 
 impl Trainer {
@@ -88,7 +93,10 @@ impl Trainer {
             sh_active: 0,
             loss: None,
             d_rgb: Vec::new(),
+            exposure: Vec::new(),
+            exposure_adam: Adam::new(Vec::new()),
         };
+        t.init_exposure();
         t.adam = (0..GROUPS)
             .map(|g| Adam::new(vec![t.group_lr(g); t.params[g].len()]))
             .collect();
@@ -232,12 +240,32 @@ impl Trainer {
         }
         let (w, h) = (img.width, img.height);
         st.other += lap.lap();
+        // with --exposure the loss sees the render through the photo's
+        // colour transform
+        let exposed: Option<Vec<f32>> = self.exposure.get(vi).map(|e| {
+            let raw: Vec<f64> = img.rgb.iter().map(|&v| v as f64).collect();
+            exposure::apply(e, &raw)
+                .into_iter()
+                .map(|v| v as f32)
+                .collect()
+        });
+        let x: &[f32] = exposed.as_deref().unwrap_or(&img.rgb);
         let loss_fn = match &mut self.loss {
             Some(l) if l.shape() == (w, h, 3) => l,
             slot => slot.insert(L1Ssim::new(w, h, 3)),
         };
         self.d_rgb.resize(3 * w * h, 0.0);
-        let value = loss_fn.value_grad(&img.rgb, &target, mask, &mut self.d_rgb);
+        let value = loss_fn.value_grad(x, &target, mask, &mut self.d_rgb);
+        let mut d_exposure = None;
+        if let Some(e) = self.exposure.get(vi) {
+            let raw: Vec<f64> = img.rgb.iter().map(|&v| v as f64).collect();
+            let g: Vec<f64> = self.d_rgb.iter().map(|&v| v as f64).collect();
+            let (de, dx) = exposure::backward(e, &raw, &g);
+            d_exposure = Some(de);
+            for (d, v) in self.d_rgb.iter_mut().zip(dx) {
+                *d = v as f32;
+            }
+        }
         if !value.is_finite() || self.d_rgb.par_iter().any(|v| !v.is_finite()) {
             return Err(TrainError::NonFinite {
                 iteration: it,
@@ -261,7 +289,7 @@ impl Trainer {
             });
         }
         let value = value + strategy(self.cfg.strategy).regularise(self, &mut flat);
-        let psnr = loss::psnr_masked(&img.rgb, &target, mask, 3);
+        let psnr = loss::psnr_masked(x, &target, mask, 3);
         st.other += lap.lap();
         // densification statistics: |dL/d mean2d| in NDC units, over the
         // views where the splat is drawn; ignored pixels add no gradient,
@@ -299,6 +327,10 @@ impl Trainer {
             }
         }
         st.optimizer += lap.lap();
+        if let Some(de) = d_exposure {
+            self.step_exposure(vi, &de)
+                .map_err(|op| TrainError::NonFinite { iteration: it, op })?;
+        }
         self.after_step();
         st.densify += lap.lap();
         Ok(StepInfo {
@@ -313,6 +345,42 @@ impl Trainer {
             ],
             stages: st,
         })
+    }
+
+    /// Identity transforms for every training view when `--exposure` is on.
+    pub(super) fn init_exposure(&mut self) {
+        if self.cfg.exposure {
+            let n = self.data.train.len();
+            self.exposure = vec![IDENTITY; n];
+            self.exposure_adam = Adam::new(vec![EXPOSURE_LR[0]; n * EXPOSURE_PARAMS]);
+        }
+    }
+
+    /// One Adam update of the colour transforms, with the gradient `de` of
+    /// view `vi`'s (the others' is zero this iteration, as in the original
+    /// where all transforms are one tensor). The operation named on a
+    /// non-finite result.
+    fn step_exposure(
+        &mut self,
+        vi: usize,
+        de: &[f64; EXPOSURE_PARAMS],
+    ) -> Result<(), &'static str> {
+        let mut g = vec![0.0; self.exposure.len() * EXPOSURE_PARAMS];
+        g[vi * EXPOSURE_PARAMS..(vi + 1) * EXPOSURE_PARAMS].copy_from_slice(de);
+        let lr = schedule::exposure_lr(&self.cfg, self.iteration);
+        self.exposure_adam.lr.iter_mut().for_each(|x| *x = lr);
+        let flat = self.exposure.as_flattened_mut();
+        self.exposure_adam.step(flat, &g);
+        if flat.iter().any(|v| !v.is_finite()) {
+            return Err("Adam update of the exposure transforms");
+        }
+        Ok(())
+    }
+
+    /// The colour transform learnt for training view `i` (`None` without
+    /// `--exposure`): `A` row-major, then `b`, so `x' = A·x + b`.
+    pub fn exposure(&self, i: usize) -> Option<[f64; EXPOSURE_PARAMS]> {
+        self.exposure.get(i).copied()
     }
 
     fn after_step(&mut self) {

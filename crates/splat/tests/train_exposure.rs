@@ -1,0 +1,131 @@
+//! `--exposure`: the per-photo colour transform's backward pass (to the
+//! transform and through it to the render) against finite differences of
+//! the L1 + SSIM loss, the least-squares fit of the held-out protocol, and
+//! the transforms surviving a checkpoint.
+
+use splat::data::synth::{write_dataset, SynthOptions};
+use splat::data::{self, LoadOptions};
+use splat::loss::l1_ssim_value_grad;
+use splat::three::scene::Rng;
+use splat::train::exposure::{apply, backward, fit, half_fit_scores, IDENTITY};
+use splat::train::{TrainConfig, Trainer};
+
+fn loss_through(e: &[f64; 12], x: &[f64], y: &[f64], w: usize, h: usize) -> f64 {
+    l1_ssim_value_grad(&apply(e, x), y, w, h, 3).0
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(10))]
+    /// Gradients to the transform and to the render equal central
+    /// differences of the loss taken through the transform.
+    #[test]
+    fn exposure_gradients_match_finite_differences(seed in 0u64..1000, w in 3usize..9, h in 3usize..9) {
+        let mut rng = Rng::new(seed);
+        let x: Vec<f64> = (0..w * h * 3).map(|_| rng.uniform()).collect();
+        let y: Vec<f64> = (0..w * h * 3).map(|_| rng.uniform()).collect();
+        let mut e = IDENTITY;
+        for v in e.iter_mut() {
+            *v += 0.2 * (rng.uniform() - 0.5);
+        }
+        let (_, g) = l1_ssim_value_grad(&apply(&e, &x), &y, w, h, 3);
+        let (de, dx) = backward(&e, &x, &g);
+        let eps = 1e-6;
+        for k in 0..12 {
+            let (mut a, mut b) = (e, e);
+            a[k] += eps;
+            b[k] -= eps;
+            let fd = (loss_through(&a, &x, &y, w, h) - loss_through(&b, &x, &y, w, h)) / (2.0 * eps);
+            proptest::prop_assert!((fd - de[k]).abs() < 1e-6, "transform {}: {} vs {}", k, fd, de[k]);
+        }
+        for q in (0..x.len()).step_by(7) {
+            let (mut a, mut b) = (x.clone(), x.clone());
+            a[q] += eps;
+            b[q] -= eps;
+            let fd = (loss_through(&e, &a, &y, w, h) - loss_through(&e, &b, &y, w, h)) / (2.0 * eps);
+            proptest::prop_assert!((fd - dx[q]).abs() < 1e-6, "render {}: {} vs {}", q, fd, dx[q]);
+        }
+    }
+}
+
+#[test]
+fn the_fit_recovers_a_known_transform_and_scores_the_other_half() {
+    let (w, h) = (10, 6);
+    let mut rng = Rng::new(4);
+    let x: Vec<f64> = (0..w * h * 3).map(|_| 0.1 + 0.6 * rng.uniform()).collect();
+    let e = [
+        0.9, 0.05, 0.0, 0.02, 1.1, 0.0, 0.0, -0.03, 0.8, 0.05, -0.02, 0.1,
+    ];
+    let y = apply(&e, &x);
+    let f = fit(&x, &y, |p| p % w < w / 2);
+    for k in 0..12 {
+        assert!((f[k] - e[k]).abs() < 1e-9, "{k}: {} vs {}", f[k], e[k]);
+    }
+    // the protocol: fitted on the left, scored on the right, exact here
+    let (psnr, ssim) = half_fit_scores(&x, &y, None, w, h);
+    assert!(psnr > 150.0 && (ssim - 1.0).abs() < 1e-9, "{psnr} {ssim}");
+    // the right half alone decides the score: spoil the left half's photo
+    // so the fit is wrong, the score drops
+    let mut y2 = y.clone();
+    for p in 0..w * h {
+        if p % w < w / 2 {
+            y2[3 * p] = 0.0;
+        }
+    }
+    assert!(half_fit_scores(&x, &y2, None, w, h).0 < psnr);
+}
+
+#[test]
+fn exposure_trains_and_survives_a_checkpoint() {
+    let d = std::env::temp_dir().join(format!("chainrule-exposure-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    write_dataset(
+        &d.join("data"),
+        &SynthOptions {
+            train_views: 4,
+            test_views: 2,
+            size: 20,
+            seed: 5,
+        },
+    )
+    .unwrap();
+    let mut ds = data::load(&d.join("data"), &LoadOptions::default()).unwrap();
+    // the photos' exposure varies: view k is darkened by 1 − 0.15·k
+    for (k, v) in ds.train.iter_mut().enumerate() {
+        v.image.iter_mut().for_each(|c| *c *= 1.0 - 0.15 * k as f32);
+    }
+    let cfg = TrainConfig {
+        iters: 30,
+        init_points: 200,
+        sh_degree: 0,
+        exposure: true,
+        ..TrainConfig::default().with_densify_until(15)
+    };
+    let mut t = Trainer::new(ds.clone(), cfg.clone()).unwrap();
+    for _ in 0..20 {
+        t.step().unwrap();
+    }
+    assert!((0..4).any(|i| t.exposure(i).unwrap() != IDENTITY));
+    let ev = t.evaluate(&ds.test).unwrap();
+    assert!(ev.iter().all(|e| e.half_fit.is_some()));
+    let ck = d.join("ck");
+    t.save_checkpoint(&ck).unwrap();
+    let r = Trainer::resume(ds.clone(), cfg.clone(), &ck).unwrap();
+    for i in 0..4 {
+        assert_eq!(r.exposure(i), t.exposure(i));
+    }
+    // one more step each: the optimiser's state came back too
+    let (mut a, mut b) = (t, r);
+    a.step().unwrap();
+    b.step().unwrap();
+    assert_eq!(a.exposure(2), b.exposure(2));
+    // a checkpoint without transforms is refused naming the field
+    let plain = TrainConfig {
+        exposure: false,
+        ..cfg.clone()
+    };
+    let p = Trainer::new(ds.clone(), plain).unwrap();
+    let ck2 = d.join("ck2");
+    p.save_checkpoint(&ck2).unwrap();
+    let e = Trainer::resume(ds, cfg, &ck2).err().expect("refused");
+    assert!(e.to_string().contains("exposure"), "{e}");
+}
