@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use crate::error::CliResult;
 
 pub mod ad;
+pub mod denormals;
 pub mod fit;
 pub mod recurrence;
 pub mod render3d;

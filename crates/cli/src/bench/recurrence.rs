@@ -57,6 +57,10 @@ pub struct RecurrenceArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Compute with subnormal numbers flushed to zero (FTZ/DAZ), as XLA's
+    /// CPU backend does for the JAX peers (see `bench::denormals`).
+    #[arg(long)]
+    pub flush_denormals: bool,
 }
 
 /// One measured case.
@@ -343,13 +347,21 @@ pub fn run(args: RecurrenceArgs) -> CliResult {
             )))
         }
     };
-    let r = measure_some(&args.n, args.reps, &strategies, &workloads);
+    let r = {
+        let _mode = super::denormals::FlushDenormals::new(args.flush_denormals);
+        measure_some(&args.n, args.reps, &strategies, &workloads)
+    };
     if args.json {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));
     } else {
         println!(
-            "recurrences, at least {} reps (10^6 steps timed), fastest run ({})",
+            "recurrences, at least {} reps (10^6 steps timed), fastest run ({}{})",
             args.reps,
+            if args.flush_denormals {
+                "subnormals flushed to zero, "
+            } else {
+                ""
+            },
             super::machine()
         );
         println!(
@@ -446,6 +458,7 @@ mod tests {
                 strategy: vec![],
                 workload: None,
                 json: true,
+                flush_denormals: false,
             })
             .unwrap_err();
             assert_eq!(e.exit_code(), 2);
@@ -457,6 +470,7 @@ mod tests {
             strategy: vec!["revolve".into()],
             workload: None,
             json: true,
+            flush_denormals: false,
         };
         assert!(run(bad_strategy)
             .unwrap_err()
@@ -468,6 +482,7 @@ mod tests {
             strategy: vec![],
             workload: Some("pixel".into()),
             json: true,
+            flush_denormals: false,
         };
         assert!(run(bad_workload)
             .unwrap_err()
