@@ -53,7 +53,7 @@ pub use higher::{
 pub use ops::{sigmoid, Operand};
 pub use recurrence::{
     InverseFn, Recurrence, RecurrenceOutput, RecurrenceStats, StepFn, Strategy, Trajectory,
-    UntilFn, DEFAULT_BLOCK,
+    UntilFn, DEFAULT_BLOCK, STORE_ALL_TAPE_BYTES,
 };
 pub use scalar::Scalar;
 pub use tape::{NonFinite, Op, Tape, TraceEntry, Var, Vjp};

@@ -10,7 +10,7 @@
 //!
 //! | strategy | memory | step evaluations |
 //! |---|---|---|
-//! | [`Strategy::StoreAll`] | every state: `O(N)` (`N · s0.len()` scalars) | `N` forward + `N` in VJPs |
+//! | [`Strategy::StoreAll`] | the unrolled tape up to [`STORE_ALL_TAPE_BYTES`], beyond that every state: `O(N)` | `N` forward, one sweep (beyond: + `N` in VJPs) |
 //! | [`Strategy::Checkpoint`] | `c + 1` states, `c = 2⌈log₂(N / K)⌉` by default: `O(log N)` | `ρ·N` forward (ρ ≈ 2–6, see [`RecurrenceStats::recompute_factor`]) + `N` in VJPs |
 //! | [`Strategy::Invert`] | one state, independent of `N` | `N` forward + `N` inverse + `N` in VJPs |
 //!
@@ -27,7 +27,9 @@
 //! state at the start of every block and recording each block once more in
 //! the reverse pass (`⌈N / K⌉` states; `N` forward steps + `N` in VJPs, no
 //! recomputation) is [`Strategy::Checkpoint`] with
-//! `snapshots: Some(⌈N / K⌉)`. [`Strategy::StoreAll`] keeps every state
+//! `snapshots: Some(⌈N / K⌉)`. [`Strategy::StoreAll`] records a short
+//! recursion (up to [`STORE_ALL_TAPE_BYTES`] of nodes, known `N`) whole on a
+//! tape of its own and sweeps it once; a longer one keeps every state
 //! (as a compiled loop's reverse pass does), records each block once from
 //! its stored start state, and carries the parameters' adjoints from block
 //! to block, so that its gradient is, bit for bit, the one sweep of the
@@ -129,9 +131,10 @@ pub type UntilFn<T> = dyn Fn(&[T], usize) -> bool + Send + Sync;
 /// How a [`Recurrence`] is reversed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
-    /// Keep every state of the forward pass; the reverse pass records each
-    /// block of steps once from its stored start state and sweeps it. No
-    /// recomputation; `O(N)` memory, `N` states. Its gradient is that of
+    /// Keep the whole unrolled tape if it fits [`STORE_ALL_TAPE_BYTES`]
+    /// (one sweep back), else every state of the forward pass, the reverse
+    /// pass recording each block of steps once from its stored start state.
+    /// No recomputation; `O(N)` memory, `N` states. Its gradient is that of
     /// one sweep of the fully unrolled tape, bit for bit (see the module
     /// documentation).
     StoreAll,
@@ -201,7 +204,17 @@ pub struct Recurrence<T: Scalar = f64> {
     block: usize,
     strategy: Strategy,
     name: String,
+    /// Bytes up to which [`Strategy::StoreAll`] keeps the whole unrolled
+    /// tape rather than the states ([`STORE_ALL_TAPE_BYTES`]).
+    tape_budget: usize,
 }
+
+/// Up to this many bytes of nodes (4 MiB, about a core's L2 cache),
+/// [`Strategy::StoreAll`] keeps the whole recursion's tape and sweeps it
+/// once; beyond (or when `N` is not known in advance) it keeps only the
+/// states and records each block once more in the reverse pass. Both give
+/// the same gradient, bit for bit.
+pub const STORE_ALL_TAPE_BYTES: usize = 4 << 20;
 
 /// Steps recorded together on the scratch tape by default.
 pub const DEFAULT_BLOCK: usize = 32;
@@ -219,6 +232,7 @@ impl<T: Scalar> Clone for Recurrence<T> {
             block: self.block,
             strategy: self.strategy,
             name: self.name.clone(),
+            tape_budget: self.tape_budget,
         }
     }
 }
@@ -303,6 +317,7 @@ impl<T: Scalar> Recurrence<T> {
             block: DEFAULT_BLOCK,
             strategy: Strategy::StoreAll,
             name: "recurrence".into(),
+            tape_budget: STORE_ALL_TAPE_BYTES,
         }
     }
 
@@ -499,6 +514,20 @@ impl<T: Scalar> Recurrence<T> {
         }
         let k = self.block;
         let mut sc = Scratch::new(params);
+        if self.strategy == Strategy::StoreAll {
+            if let Some((recorded, steps, last)) = self.record(s0, params, xs, limit) {
+                return Trajectory {
+                    rec: self.clone(),
+                    params: params.to_vec(),
+                    s0_len: ns,
+                    n_xs: xs.len(),
+                    steps,
+                    last,
+                    store: Store::Tape(Box::new(recorded)),
+                    scratch: RefCell::new(sc),
+                };
+            }
+        }
         let known = self.until.is_none();
         let blocks = limit.div_ceil(k);
         let mut store = match self.strategy {
@@ -585,7 +614,7 @@ impl<T: Scalar> Recurrence<T> {
                         }
                     }
                 }
-                Store::Invert | Store::States { .. } => {}
+                Store::Invert | Store::States { .. } | Store::Tape(_) => {}
             }
             true
         };
@@ -605,6 +634,94 @@ impl<T: Scalar> Recurrence<T> {
             store,
             scratch: RefCell::new(sc),
         }
+    }
+
+    /// The forward pass of [`Strategy::StoreAll`] for a short recursion:
+    /// records steps `0..limit` from `s0` on a new tape, node by node, and
+    /// keeps it for the reverse pass (one sweep). Layout: the sink, the
+    /// parameters, the state's leaves, the per-step inputs' leaves (all
+    /// rows that may be used, as the plain unrolled tape lays them out),
+    /// then the steps. Returns the tape, the number of steps taken and the
+    /// final state; or `None` if `N` is not known in advance, or if the
+    /// first step's bytes times `N` exceed the budget
+    /// ([`STORE_ALL_TAPE_BYTES`]; then only the states are kept).
+    fn record(
+        &self,
+        s0: &[T],
+        params: &[T],
+        xs: &[T],
+        limit: usize,
+    ) -> Option<(Recorded<T>, usize, Vec<T>)> {
+        if self.until.is_some() {
+            return None;
+        }
+        let (ns, np, w) = (s0.len(), params.len(), self.width);
+        // the input rows that steps `0..limit` may read
+        let nx = xs
+            .len()
+            .checked_div(w)
+            .map_or(0, |rows| rows.min(limit) * w);
+        let base = 1 + np + ns + nx;
+        let tape = Tape::with_capacity(base + 64);
+        let (out, steps, last) = {
+            let theta: Vec<Var<'_, T>> = params.iter().map(|&p| tape.var(p)).collect();
+            let mut cur: Vec<Var<'_, T>> = s0.iter().map(|&v| tape.var(v)).collect();
+            for &v in &xs[..nx] {
+                tape.var(v);
+            }
+            let x_first = 1 + np + ns;
+            let until = self.until.as_deref();
+            let mut next = Vec::with_capacity(ns);
+            let mut xrow: Vec<Var<'_, T>> = Vec::with_capacity(w);
+            let mut vals = Vec::with_capacity(ns);
+            let mut t = 0;
+            while t < limit {
+                if let Some(u) = until {
+                    vals.clear();
+                    vals.extend(cur.iter().map(|v| v.value()));
+                    if u(&vals, t) {
+                        break;
+                    }
+                }
+                xrow.clear();
+                for (j, &v) in row(xs, w, t).iter().enumerate() {
+                    xrow.push(Var {
+                        tape: &tape,
+                        idx: (x_first + t * w + j) as u32,
+                        val: v,
+                    });
+                }
+                next.clear();
+                (self.step)(&cur, &theta, &xrow, t, &mut next);
+                check_len(&self.name, "step", t, next.len(), ns);
+                std::mem::swap(&mut cur, &mut next);
+                t += 1;
+                if t == 1 && until.is_none() && limit > 1 {
+                    // N is known: size the tape from the first step's nodes
+                    // (it grows as usual if later steps record more), or
+                    // leave it to the states if it would not fit the budget
+                    let per = tape.len() - base;
+                    // the step's nodes and their adjoints
+                    let per_bytes = tape.used_bytes() - 8 * base + 8 * per;
+                    if per_bytes.saturating_mul(limit) > self.tape_budget {
+                        return None;
+                    }
+                    let room = (u32::MAX as usize).saturating_sub(tape.len());
+                    tape.reserve((limit - 1).saturating_mul(per).min(room));
+                }
+            }
+            let out: Vec<u32> = cur.iter().map(|v| v.idx).collect();
+            let last: Vec<T> = cur.iter().map(|v| v.value()).collect();
+            (out, t, last)
+        };
+        let recorded = Recorded {
+            tape,
+            np,
+            ns,
+            nx,
+            out,
+        };
+        Some((recorded, steps, last))
     }
 
     /// Records the recursion on the tape of its inputs as one custom
@@ -682,11 +799,26 @@ impl<T: Scalar> Recurrence<T> {
     }
 }
 
+/// The whole recursion recorded by the forward pass of
+/// [`Strategy::StoreAll`] (see [`Recurrence::record`] for the layout).
+struct Recorded<T: Scalar> {
+    tape: Tape<T>,
+    np: usize,
+    ns: usize,
+    /// Per-step input leaves recorded (rows that may be used, times width).
+    nx: usize,
+    /// Node of each value of the final state.
+    out: Vec<u32>,
+}
+
 /// Snapshots kept by the forward pass.
 enum Store<T: Scalar> {
     /// Every state `s_0 .. s_{N-1}`; `rows` per-step input rows were
     /// available to the steps (`min(rows given, step limit)`).
     States { states: Vec<T>, rows: usize },
+    /// Every step, recorded node by node on a tape of its own (a recursion
+    /// whose tape fits [`STORE_ALL_TAPE_BYTES`]).
+    Tape(Box<Recorded<T>>),
     /// The first descent of the binomial reversal: states at `pos`.
     Binomial {
         slots: usize,
@@ -730,6 +862,16 @@ impl<T: Scalar> std::fmt::Debug for Trajectory<T> {
 }
 
 impl<T: Scalar> Trajectory<T> {
+    #[cfg(test)]
+    fn store_kind(&self) -> &'static str {
+        match self.store {
+            Store::States { .. } => "states",
+            Store::Tape(_) => "tape",
+            Store::Binomial { .. } | Store::Online { .. } => "checkpoints",
+            Store::Invert => "none",
+        }
+    }
+
     /// The final state `s_N`.
     pub fn state(&self) -> &[T] {
         &self.last
@@ -746,6 +888,7 @@ impl<T: Scalar> Trajectory<T> {
         let ns = self.s0_len.max(1);
         match &self.store {
             Store::States { states, .. } => states.len() / ns,
+            Store::Tape(_) => self.steps,
             Store::Binomial { states, .. } => states.len() / ns,
             Store::Online { count, .. } => *count,
             Store::Invert => 0,
@@ -833,6 +976,25 @@ impl<T: Scalar> Trajectory<T> {
         };
         let blocks = n.div_ceil(k);
         match &self.store {
+            Store::Tape(r) => {
+                // one sweep of the recorded recursion
+                let seeds: Vec<(u32, T)> = r.out.iter().zip(seed).map(|(&i, &g)| (i, g)).collect();
+                let mut adj = Vec::new();
+                sweep(&r.tape, &mut adj, &seeds, false);
+                let get = |i: usize| adj.get(i).copied().unwrap_or(T::zero());
+                for (j, g) in rv.g_p.iter_mut().enumerate() {
+                    *g += get(1 + j);
+                }
+                let s_first = 1 + r.np;
+                for (i, l) in rv.lam.iter_mut().enumerate() {
+                    *l = get(s_first + i);
+                }
+                let x_first = s_first + r.ns;
+                for (c, g) in rv.g_x[..r.nx].iter_mut().enumerate() {
+                    *g += get(x_first + c);
+                }
+                rv.stats.vjps = n;
+            }
             Store::States { states, rows } => {
                 // one re-recording of each block from its stored start
                 // state, laid out so that the sweep adds in the order of
@@ -1421,7 +1583,26 @@ mod tests {
     /// `rec`'s gradient by store-all and by one sweep of the unrolled tape
     /// `[sink, θ, s_0, xs, steps]`, as bits.
     fn both_ways(rec: &Recurrence, s0: &[f64], p: &[f64], xs: &[f64], seed: &[f64]) {
-        let traj = rec.clone().strategy(Strategy::StoreAll).forward(s0, p, xs);
+        // the whole tape (short recursions), then the states
+        for budget in [STORE_ALL_TAPE_BYTES, 0] {
+            let mut r = rec.clone().strategy(Strategy::StoreAll);
+            r.tape_budget = budget;
+            let (kind, steps) = one_way(&r, s0, p, xs, seed);
+            // (a one-step recursion is recorded before any budget check)
+            let tape = rec.until.is_none() && (budget > 0 || steps <= 1);
+            assert_eq!(kind, if tape { "tape" } else { "states" });
+        }
+    }
+
+    fn one_way(
+        rec: &Recurrence,
+        s0: &[f64],
+        p: &[f64],
+        xs: &[f64],
+        seed: &[f64],
+    ) -> (&'static str, usize) {
+        let traj = rec.forward(s0, p, xs);
+        let ctx = format!("{:?}", traj.store_kind());
         let (mut gs, mut gp, mut gx) =
             (vec![0.0; s0.len()], vec![0.0; p.len()], vec![0.0; xs.len()]);
         traj.backward(xs, seed, &mut gs, &mut gp, &mut gx);
@@ -1433,10 +1614,11 @@ mod tests {
         assert_eq!(out.steps, traj.steps());
         let g = crate::vjp(&out.state, seed);
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        let ctx = format!("n = {}, block = {}", out.steps, rec.block);
+        let ctx = format!("{ctx}, n = {}, block = {}", out.steps, rec.block);
         assert_eq!(bits(&gs), bits(&g.wrt_all(&sv)), "s0, {ctx}");
         assert_eq!(bits(&gp), bits(&g.wrt_all(&pv)), "params, {ctx}");
         assert_eq!(bits(&gx), bits(&g.wrt_all(&xv)), "xs, {ctx}");
+        (traj.store_kind(), traj.steps())
     }
 
     #[test]
