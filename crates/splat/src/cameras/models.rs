@@ -120,26 +120,9 @@ const TABLE: [(CameraModel, i32, &str, usize, bool); 18] = [
 
 impl CameraModel {
     /// Every model COLMAP defines, in id order.
-    pub const ALL: [CameraModel; 18] = [
-        SimplePinhole,
-        Pinhole,
-        SimpleRadial,
-        Radial,
-        OpenCv,
-        OpenCvFisheye,
-        FullOpenCv,
-        Fov,
-        SimpleRadialFisheye,
-        RadialFisheye,
-        ThinPrismFisheye,
-        RadTanThinPrismFisheye,
-        SimpleDivision,
-        Division,
-        SimpleFisheye,
-        Fisheye,
-        Eucm,
-        Equirectangular,
-    ];
+    pub fn all() -> impl Iterator<Item = CameraModel> {
+        TABLE.iter().map(|r| r.0)
+    }
 
     fn row(self) -> &'static (CameraModel, i32, &'static str, usize, bool) {
         TABLE

@@ -122,46 +122,6 @@ pub fn mean_elevation(views: &[View], p: [f64; 3], up: [f64; 3]) -> f64 {
     s / views.len().max(1) as f64
 }
 
-/// Unit quaternion (w, x, y, z) of a rotation matrix (Shepperd's method).
-fn quat_of(r: [[f64; 3]; 3]) -> [f64; 4] {
-    let tr = r[0][0] + r[1][1] + r[2][2];
-    let q = if tr > 0.0 {
-        let s = (tr + 1.0).sqrt() * 2.0;
-        [
-            0.25 * s,
-            (r[2][1] - r[1][2]) / s,
-            (r[0][2] - r[2][0]) / s,
-            (r[1][0] - r[0][1]) / s,
-        ]
-    } else if r[0][0] > r[1][1] && r[0][0] > r[2][2] {
-        let s = (1.0 + r[0][0] - r[1][1] - r[2][2]).sqrt() * 2.0;
-        [
-            (r[2][1] - r[1][2]) / s,
-            0.25 * s,
-            (r[0][1] + r[1][0]) / s,
-            (r[0][2] + r[2][0]) / s,
-        ]
-    } else if r[1][1] > r[2][2] {
-        let s = (1.0 + r[1][1] - r[0][0] - r[2][2]).sqrt() * 2.0;
-        [
-            (r[0][2] - r[2][0]) / s,
-            (r[0][1] + r[1][0]) / s,
-            0.25 * s,
-            (r[1][2] + r[2][1]) / s,
-        ]
-    } else {
-        let s = (1.0 + r[2][2] - r[0][0] - r[1][1]).sqrt() * 2.0;
-        [
-            (r[1][0] - r[0][1]) / s,
-            (r[0][2] + r[2][0]) / s,
-            (r[1][2] + r[2][1]) / s,
-            0.25 * s,
-        ]
-    };
-    let n = q.iter().map(|x| x * x).sum::<f64>().sqrt();
-    q.map(|x| x / n)
-}
-
 /// Spherical linear interpolation of unit quaternions (the shorter way).
 fn slerp(a: [f64; 4], mut b: [f64; 4], t: f64) -> [f64; 4] {
     let mut c: f64 = (0..4).map(|k| a[k] * b[k]).sum();
@@ -199,7 +159,11 @@ pub fn along_path(views: &[View], s: f64) -> View {
             [m[2][0], m[2][1], m[2][2]],
         ]
     };
-    let q = slerp(quat_of(rot(a)), quat_of(rot(b)), t);
+    let q = slerp(
+        super::colmap::rotation_to_quat(rot(a)),
+        super::colmap::rotation_to_quat(rot(b)),
+        t,
+    );
     let r = super::colmap::quat_to_rotation(q).expect("a unit quaternion");
     let (ca, cb) = (a.camera_center(), b.camera_center());
     let c: [f64; 3] = [0, 1, 2].map(|k| ca[k] + t * (cb[k] - ca[k]));

@@ -389,6 +389,47 @@ pub fn quat_to_rotation(q: [f64; 4]) -> Option<[[f64; 3]; 3]> {
     ])
 }
 
+/// Unit quaternion (w, x, y, z) of a rotation matrix (Shepperd's method),
+/// the inverse of [`quat_to_rotation`] (as COLMAP stores poses).
+pub fn rotation_to_quat(r: [[f64; 3]; 3]) -> [f64; 4] {
+    let tr = r[0][0] + r[1][1] + r[2][2];
+    let q = if tr > 0.0 {
+        let s = (tr + 1.0).sqrt() * 2.0;
+        [
+            0.25 * s,
+            (r[2][1] - r[1][2]) / s,
+            (r[0][2] - r[2][0]) / s,
+            (r[1][0] - r[0][1]) / s,
+        ]
+    } else if r[0][0] > r[1][1] && r[0][0] > r[2][2] {
+        let s = (1.0 + r[0][0] - r[1][1] - r[2][2]).sqrt() * 2.0;
+        [
+            (r[2][1] - r[1][2]) / s,
+            0.25 * s,
+            (r[0][1] + r[1][0]) / s,
+            (r[0][2] + r[2][0]) / s,
+        ]
+    } else if r[1][1] > r[2][2] {
+        let s = (1.0 + r[1][1] - r[0][0] - r[2][2]).sqrt() * 2.0;
+        [
+            (r[0][2] - r[2][0]) / s,
+            (r[0][1] + r[1][0]) / s,
+            0.25 * s,
+            (r[1][2] + r[2][1]) / s,
+        ]
+    } else {
+        let s = (1.0 + r[2][2] - r[0][0] - r[1][1]).sqrt() * 2.0;
+        [
+            (r[1][0] - r[0][1]) / s,
+            (r[0][2] + r[2][0]) / s,
+            (r[1][2] + r[2][1]) / s,
+            0.25 * s,
+        ]
+    };
+    let n = q.iter().map(|x| x * x).sum::<f64>().sqrt();
+    q.map(|x| x / n)
+}
+
 fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     std::fs::read(path).map_err(|e| DataError::io(path, e))
 }
@@ -620,7 +661,7 @@ mod tests {
         let c = cameras_bin(p, &cam_bin(0, &[500.0, 320.0, 240.0])).unwrap();
         assert_eq!(c[&7].params, [500.0, 320.0, 240.0]);
         // every model COLMAP defines is read, with its number of parameters
-        for m in CameraModel::ALL {
+        for m in CameraModel::all() {
             let mut params = vec![0.01; m.num_params()];
             params[..2].copy_from_slice(&[300.0, 300.0]);
             let c = cameras_bin(p, &cam_bin(m.id(), &params)).unwrap();

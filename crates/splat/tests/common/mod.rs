@@ -16,43 +16,10 @@ pub fn tmp(name: &str) -> std::path::PathBuf {
     d
 }
 
-/// Rotation matrix → unit quaternion (w, x, y, z), Shepperd's method;
-/// checked against `quat_to_rotation`.
+/// Rotation matrix → unit quaternion (w, x, y, z), checked against
+/// `quat_to_rotation`.
 pub fn rotation_to_quat(r: [[f64; 3]; 3]) -> [f64; 4] {
-    let tr = r[0][0] + r[1][1] + r[2][2];
-    let q = if tr > 0.0 {
-        let s = (tr + 1.0).sqrt() * 2.0;
-        [
-            0.25 * s,
-            (r[2][1] - r[1][2]) / s,
-            (r[0][2] - r[2][0]) / s,
-            (r[1][0] - r[0][1]) / s,
-        ]
-    } else if r[0][0] > r[1][1] && r[0][0] > r[2][2] {
-        let s = (1.0 + r[0][0] - r[1][1] - r[2][2]).sqrt() * 2.0;
-        [
-            (r[2][1] - r[1][2]) / s,
-            0.25 * s,
-            (r[0][1] + r[1][0]) / s,
-            (r[0][2] + r[2][0]) / s,
-        ]
-    } else if r[1][1] > r[2][2] {
-        let s = (1.0 + r[1][1] - r[0][0] - r[2][2]).sqrt() * 2.0;
-        [
-            (r[0][2] - r[2][0]) / s,
-            (r[0][1] + r[1][0]) / s,
-            0.25 * s,
-            (r[1][2] + r[2][1]) / s,
-        ]
-    } else {
-        let s = (1.0 + r[2][2] - r[0][0] - r[1][1]).sqrt() * 2.0;
-        [
-            (r[1][0] - r[0][1]) / s,
-            (r[0][2] + r[2][0]) / s,
-            (r[1][2] + r[2][1]) / s,
-            0.25 * s,
-        ]
-    };
+    let q = splat::data::colmap::rotation_to_quat(r);
     let back = quat_to_rotation(q).unwrap();
     for i in 0..3 {
         for j in 0..3 {
