@@ -662,6 +662,10 @@ impl<T: Scalar> Recurrence<T> {
             .checked_div(w)
             .map_or(0, |rows| rows.min(limit) * w);
         let base = 1 + np + ns + nx;
+        if limit > 1 && 16 * base > self.tape_budget {
+            // the leaves and their adjoints alone exceed the budget
+            return None;
+        }
         let tape = Tape::with_capacity(base + 64);
         let (out, steps, last) = {
             let theta: Vec<Var<'_, T>> = params.iter().map(|&p| tape.var(p)).collect();
