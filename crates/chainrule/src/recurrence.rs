@@ -1215,6 +1215,32 @@ fn recycle<'a, 'b, T: Scalar>(v: Vec<Var<'a, T>>) -> Vec<Var<'b, T>> {
     unsafe { Vec::from_raw_parts(ptr.cast::<Var<'b, T>>(), 0, cap) }
 }
 
+/// The scratch's four `Var` buffers (θ, state, next state, step inputs),
+/// emptied and re-typed for a borrow of `tape`, with θ's leaves (nodes
+/// `1..=θ.len()`) pushed into the first.
+fn take_bufs<'s, T: Scalar>(
+    tape: &'s Tape<T>,
+    params: &[T],
+    slots: [&mut Vec<Var<'static, T>>; 4],
+) -> [Vec<Var<'s, T>>; 4] {
+    let mut bufs = slots.map(|v| recycle(std::mem::take(v)));
+    for (j, &v) in params.iter().enumerate() {
+        bufs[0].push(Var {
+            tape,
+            idx: 1 + j as u32,
+            val: v,
+        });
+    }
+    bufs
+}
+
+/// Hands the buffers of [`take_bufs`] back, emptied, for the next block.
+fn put_bufs<T: Scalar>(bufs: [Vec<Var<'_, T>>; 4], slots: [&mut Vec<Var<'static, T>>; 4]) {
+    for (b, slot) in bufs.into_iter().zip(slots) {
+        *slot = recycle(b);
+    }
+}
+
 impl<T: Scalar> Scratch<T> {
     fn new(params: &[T]) -> Self {
         let tape = Tape::with_capacity(64 + params.len());
@@ -1280,17 +1306,11 @@ impl<T: Scalar> Scratch<T> {
             let end = b.min(t.saturating_add(k));
             self.reset();
             let tape = &self.tape;
-            let mut theta = recycle(std::mem::take(&mut self.theta));
-            let mut cur = recycle(std::mem::take(&mut self.cur));
-            let mut next = recycle(std::mem::take(&mut self.next));
-            let mut xv = recycle(std::mem::take(&mut self.x));
-            for (j, &v) in self.params.iter().enumerate() {
-                theta.push(Var {
-                    tape,
-                    idx: 1 + j as u32,
-                    val: v,
-                });
-            }
+            let [theta, mut cur, mut next, mut xv] = take_bufs(
+                tape,
+                &self.params,
+                [&mut self.theta, &mut self.cur, &mut self.next, &mut self.x],
+            );
             cur.extend(s.iter().map(|&v| tape.var(v)));
             let mut stopped = false;
             while t < end {
@@ -1308,10 +1328,10 @@ impl<T: Scalar> Scratch<T> {
                 s.extend(cur.iter().map(|v| v.value()));
                 t += 1;
             }
-            self.theta = recycle(theta);
-            self.cur = recycle(cur);
-            self.next = recycle(next);
-            self.x = recycle(xv);
+            put_bufs(
+                [theta, cur, next, xv],
+                [&mut self.theta, &mut self.cur, &mut self.next, &mut self.x],
+            );
             if stopped {
                 break;
             }
@@ -1341,17 +1361,11 @@ impl<T: Scalar> Scratch<T> {
         let ns = s.len();
         let np = self.params.len();
         let tape = &self.tape;
-        let mut theta = recycle(std::mem::take(&mut self.theta));
-        let mut cur = recycle(std::mem::take(&mut self.cur));
-        let mut next = recycle(std::mem::take(&mut self.next));
-        let mut xv = recycle(std::mem::take(&mut self.x));
-        for (j, &v) in self.params.iter().enumerate() {
-            theta.push(Var {
-                tape,
-                idx: 1 + j as u32,
-                val: v,
-            });
-        }
+        let [theta, mut cur, mut next, mut xv] = take_bufs(
+            tape,
+            &self.params,
+            [&mut self.theta, &mut self.cur, &mut self.next, &mut self.x],
+        );
         let s_first = 1 + np;
         cur.extend(s.iter().map(|&v| tape.var(v)));
         self.xpos.clear();
@@ -1397,10 +1411,10 @@ impl<T: Scalar> Scratch<T> {
                 *g += get(first as usize + c);
             }
         }
-        self.theta = recycle(theta);
-        self.cur = recycle(cur);
-        self.next = recycle(next);
-        self.x = recycle(xv);
+        put_bufs(
+            [theta, cur, next, xv],
+            [&mut self.theta, &mut self.cur, &mut self.next, &mut self.x],
+        );
     }
 }
 
@@ -1443,17 +1457,11 @@ impl<T: Scalar> Scratch<T> {
         let ns = s.len();
         let np = self.params.len();
         let tape = &self.tape;
-        let mut theta = recycle(std::mem::take(&mut self.theta));
-        let mut cur = recycle(std::mem::take(&mut self.cur));
-        let mut next = recycle(std::mem::take(&mut self.next));
-        let mut xv = recycle(std::mem::take(&mut self.x));
-        for (j, &v) in self.params.iter().enumerate() {
-            theta.push(Var {
-                tape,
-                idx: 1 + j as u32,
-                val: v,
-            });
-        }
+        let [theta, mut cur, mut next, mut xv] = take_bufs(
+            tape,
+            &self.params,
+            [&mut self.theta, &mut self.cur, &mut self.next, &mut self.x],
+        );
         // the leaf before the block's first node (see above)
         let one_row = a == 0 && w > 0 && rows == 1;
         let x_leaves = |t0: usize| {
@@ -1508,10 +1516,10 @@ impl<T: Scalar> Scratch<T> {
         for (c, g) in g_x[a * w..b * w].iter_mut().enumerate() {
             *g += adj[x_first + c];
         }
-        self.theta = recycle(theta);
-        self.cur = recycle(cur);
-        self.next = recycle(next);
-        self.x = recycle(xv);
+        put_bufs(
+            [theta, cur, next, xv],
+            [&mut self.theta, &mut self.cur, &mut self.next, &mut self.x],
+        );
     }
 }
 
