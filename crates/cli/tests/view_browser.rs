@@ -157,13 +157,14 @@ fn viewer_matches_render_at_dataset_cameras() {
         false,
     );
     let mut b = browser::Browser::start(&chromium, dir.join("profile"));
-    for (i, v) in report["per_view"].as_array().unwrap().iter().enumerate() {
+    for v in report["per_view"].as_array().unwrap() {
         let name = v["name"].as_str().unwrap();
         let stem = Path::new(name).file_stem().unwrap().to_str().unwrap();
         let session = b.open(&format!("{url}?camera={stem}&ui=0"), 400, 300);
         b.wait_ready(&session, Duration::from_secs(120));
         let (w, h, got) = b.capture(&session);
-        let want = image::open(refs.join(format!("{i:03}.png")))
+        // render --data names each render after its photo's stem
+        let want = image::open(refs.join(format!("{stem}.png")))
             .unwrap()
             .to_rgb8();
         assert_eq!((w, h), want.dimensions(), "canvas sized to the photo");

@@ -305,6 +305,24 @@ async function main() {
     drag.pan ? pan(dx, dy) : orbit(dx, dy);
   });
   canvas.addEventListener("pointerup", () => (drag = null));
+  // a click (not a drag) on a frustum goes to that camera
+  let downAt = null;
+  canvas.addEventListener("pointerdown", (e) => (downAt = [e.clientX, e.clientY]));
+  const ray = new THREE.Raycaster();
+  ray.params.Line.threshold = radius * 0.02;
+  canvas.addEventListener("click", (e) => {
+    if (!downAt || Math.hypot(e.clientX - downAt[0], e.clientY - downAt[1]) > 4 || !frusta.parent) return;
+    const r = canvas.getBoundingClientRect();
+    const ndc = new THREE.Vector2(((e.clientX - r.left) / r.width) * 2 - 1, 1 - ((e.clientY - r.top) / r.height) * 2);
+    applyCamera(camera, cam, near, far);
+    ray.setFromCamera(ndc, camera);
+    const hit = ray.intersectObjects(frustumLines.filter((l) => l.visible), false)[0];
+    if (hit) {
+      const c = hit.object.userData.camera;
+      $("cameras").value = c.name;
+      goToCamera(c);
+    }
+  });
   canvas.addEventListener("wheel", (e) => {
     e.preventDefault();
     zoom(Math.exp(e.deltaY * 0.001));
