@@ -304,7 +304,7 @@ fn frame_time_of_1e5_splats() {
         let session = b.open(&url, w, h);
         b.wait_ready(&session, Duration::from_secs(300));
         let _ = b.eval(&session, "window.__frameTime(3)");
-        let ms = b.eval(&session, "window.__frameTime(20)").as_f64().unwrap();
+        let ms = b.eval(&session, "window.__frameTime(10)").as_f64().unwrap();
         println!("10^5 splats, {w}x{h}: {ms:.1} ms per frame (SwiftShader)");
         std::fs::write(
             dir.join(format!("page_{w}x{h}.png")),

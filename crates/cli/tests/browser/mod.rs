@@ -295,7 +295,7 @@ impl WebSocket {
             "handshake refused: {head}"
         );
         stream
-            .set_read_timeout(Some(Duration::from_secs(120)))
+            .set_read_timeout(Some(Duration::from_secs(600)))
             .unwrap();
         WebSocket { stream }
     }
