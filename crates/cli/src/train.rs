@@ -93,16 +93,15 @@ pub struct TrainArgs {
     #[arg(long)]
     pub invert_masks: bool,
     /// Densify (clone/split/prune) until this iteration [default: half of
-    /// --iters]. The start and the opacity-reset period scale with it from
-    /// the 3DGS paper's (500 and 3,000 for 15,000); the interval is the
-    /// paper's 100, or a tenth of --densify-until when that is less.
+    /// --iters]. The start, interval and opacity-reset period scale with it
+    /// from the 3DGS paper's (500, 100, 3,000 for 15,000).
     #[arg(long)]
     pub densify_until: Option<u32>,
     /// Densify from this iteration [default: scaled with --densify-until].
     #[arg(long)]
     pub densify_from: Option<u32>,
-    /// Densify every this many iterations [default: 100, or a tenth of
-    /// --densify-until when less].
+    /// Densify every this many iterations [default: scaled with
+    /// --densify-until].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub densify_every: Option<u32>,
     /// Reset opacities every this many iterations, 0 never [default:

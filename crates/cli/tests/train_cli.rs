@@ -243,7 +243,7 @@ fn mcmc_grows_to_the_budget_and_help_states_the_defaults() {
         "230",
         "--json",
     ]));
-    // densification ends at half of --iters (20) and runs every second
+    // densification ends at half of --iters (20) and runs every iteration
     // at this scale: 5% growth per round reaches the cap of 230
     assert_eq!(v["gaussians"], 230);
     assert!(v["psnr"].as_f64().unwrap() > 5.0);

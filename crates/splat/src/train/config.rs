@@ -119,22 +119,16 @@ pub const MIN_DEFAULT_GAUSSIANS: usize = 10_000;
 
 impl TrainConfig {
     /// The paper's densification schedule scaled by `until / 15,000`:
-    /// densification stops at `until`, starts at `500·s` and resets
-    /// opacities every `3,000·s` (each rounded, at least 1), so a short run
-    /// keeps the paper's proportions (`until = iters / 2` is the CLI's
-    /// default, as in the paper). The interval is not scaled below the
-    /// paper's 100 iterations (it is `min(100, until / 10)`, at least 1):
-    /// it is the window the average-gradient statistic is taken over, and
-    /// scaled with the rest (every 7 iterations for 2,000) the paper's 145
-    /// rounds, each able to double the candidates, run before the scene
-    /// has converged: on a 60-photo 320×240 capture the budget of 124,800
-    /// was full by iteration 117.
+    /// densification stops at `until`, starts at `500·s`, runs every
+    /// `100·s` iterations and resets opacities every `3,000·s` (each
+    /// rounded, at least 1), so a short run keeps the paper's proportions
+    /// (`until = iters / 2` is the CLI's default, as in the paper).
     ///
     /// ```
     /// let c = splat::train::TrainConfig::default().with_densify_until(2000);
     /// assert_eq!(
     ///     (c.densify_from, c.densify_until, c.densify_every, c.opacity_reset_every),
-    ///     (67, 2000, 100, 400)
+    ///     (67, 2000, 13, 400)
     /// );
     /// ```
     pub fn with_densify_until(mut self, until: u32) -> Self {
@@ -143,7 +137,7 @@ impl TrainConfig {
         let scaled = |v: u32| ((v as f64 * s).round() as u32).max(1);
         self.densify_from = scaled(from);
         self.densify_until = until;
-        self.densify_every = (until / 10).clamp(1, every);
+        self.densify_every = scaled(every);
         self.opacity_reset_every = scaled(reset);
         self
     }
