@@ -147,6 +147,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             antialiased,
             sh_degree,
             invert_masks: a.invert_masks,
+            resolution: crate::settings::RenderSettings::load_options(saved.as_ref()),
             json: a.json,
         };
         return crate::render3d::run_ply_on_dataset(ply, data, &a.out, &d);
@@ -195,7 +196,8 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             let opts = splat::data::LoadOptions {
                 background: background.map(|c| c as f32),
                 holdout_every: 0,
-                max_width: Some(1600),
+                downscale: crate::settings::RenderSettings::load_options(saved.as_ref()).0,
+                max_width: crate::settings::RenderSettings::load_options(saved.as_ref()).1,
                 ..Default::default()
             };
             let ds = splat::data::load(&data, &opts).map_err(CliError::data)?;

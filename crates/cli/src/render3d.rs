@@ -302,6 +302,8 @@ pub struct DataRender {
     pub sh_degree: Option<usize>,
     /// Swap kept and ignored pixels of the dataset's masks.
     pub invert_masks: bool,
+    /// Integer downscale of the photos, and the width limit (as `train`).
+    pub resolution: (u32, Option<u32>),
     /// Print one JSON object.
     pub json: bool,
 }
@@ -317,8 +319,8 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
     let opts = splat::data::LoadOptions {
         background: bg.map(|c| c as f32),
         invert_masks: d.invert_masks,
-        // as `train` does by default
-        max_width: Some(1600),
+        downscale: d.resolution.0,
+        max_width: d.resolution.1,
         ..Default::default()
     };
     let ds = splat::data::load(data, &opts).map_err(CliError::data)?;

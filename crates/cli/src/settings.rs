@@ -42,6 +42,10 @@ pub struct RenderSettings {
     pub radius: f64,
     /// The cameras' mean elevation above `center`'s plane, degrees.
     pub elevation_deg: f64,
+    /// `train --downscale` when given (`None`: photos wider than 1,600
+    /// pixels were scaled to 1,600), so renders of the dataset match.
+    #[serde(default)]
+    pub downscale: Option<u32>,
 }
 
 impl RenderSettings {
@@ -68,6 +72,15 @@ impl RenderSettings {
             center,
             radius: capture::median_distance(&views, center),
             elevation_deg: capture::mean_elevation(&views, center, up).to_degrees(),
+            downscale: None,
+        }
+    }
+
+    /// How to load the dataset for a render as training loaded it.
+    pub fn load_options(s: Option<&RenderSettings>) -> (u32, Option<u32>) {
+        match s.and_then(|s| s.downscale) {
+            Some(d) => (d, None),
+            None => (1, Some(1600)),
         }
     }
 
@@ -113,6 +126,9 @@ impl RenderSettings {
         if s.radius < 0.0 {
             return bad("radius: must not be negative");
         }
+        if s.downscale.is_some_and(|d| !(1..=64).contains(&d)) {
+            return bad("downscale: must be 1 to 64");
+        }
         Ok(s)
     }
 
@@ -151,6 +167,7 @@ mod tests {
             center: [0.1, 0.2, 0.3],
             radius: 2.5,
             elevation_deg: 10.0,
+            downscale: Some(2),
         }
     }
 

@@ -332,13 +332,16 @@ pub fn run(a: TrainArgs) -> CliResult {
     let ev = t.evaluate(&eval_views).map_err(train_err)?;
     let renders = a.out.join("renders");
     crate::output::ensure_dir(&renders)?;
-    crate::settings::RenderSettings::of_training(
-        t.data(),
-        &a.data,
-        background,
-        a.sh_degree as usize,
-        false,
-    )
+    crate::settings::RenderSettings {
+        downscale: a.downscale,
+        ..crate::settings::RenderSettings::of_training(
+            t.data(),
+            &a.data,
+            background,
+            a.sh_degree as usize,
+            false,
+        )
+    }
     .write(&a.out)?;
     let names = data::render_file_names(&eval_views);
     let mut per_view = Vec::new();

@@ -302,6 +302,7 @@ fn a_train_folder_brings_its_settings() {
         center: [0.0; 3],
         radius: 4.0,
         elevation_deg: 30.0,
+        downscale: None,
     };
     s.write(&run).unwrap();
     let srv = start(&[run.to_str().unwrap()]);
