@@ -353,26 +353,9 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
     for (v, name) in views.iter().zip(&names) {
         let cam = splat::train::camera_of(v);
         let (img, _) = render(&g, &cam, &ropts).map_err(|e| CliError::usage(e.to_string()))?;
-        let rgb: Vec<f64> = img
-            .rgb
-            .iter()
-            .map(|&x| (x as f64).clamp(0.0, 1.0))
-            .collect();
-        let target: Vec<f64> = v.image.iter().map(|&x| x as f64).collect();
         // over the kept pixels of the view's mask (all without one)
-        let mask: Option<Vec<f64>> = v
-            .mask
-            .as_ref()
-            .map(|m| m.iter().map(|&x| x as f64).collect());
-        let psnr = splat::loss::psnr_masked(&rgb, &target, mask.as_deref(), 3);
-        let ssim = splat::loss::ssim_values_masked(
-            &rgb,
-            &target,
-            mask.as_deref(),
-            img.width,
-            img.height,
-            3,
-        );
+        let splat::train::ViewScore { rgb, psnr, ssim } =
+            splat::train::score_view(&img.rgb, v, img.width, img.height);
         let px: Vec<u8> = rgb.iter().map(|x| (x * 255.0 + 0.5) as u8).collect();
         let file = out_dir.join(name);
         let mut png = Vec::new();

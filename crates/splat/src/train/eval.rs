@@ -44,30 +44,64 @@ impl Trainer {
             .map(|v| {
                 let (img, _) = render(&g, &camera_of(v), &opts)
                     .map_err(|e| TrainError::Render(e.to_string()))?;
-                let rgb: Vec<f64> = img
-                    .rgb
-                    .iter()
-                    .map(|&x| (x as f64).clamp(0.0, 1.0))
-                    .collect();
-                let target: Vec<f64> = v.image.iter().map(|&x| x as f64).collect();
-                let mask: Option<Vec<f64>> = v
-                    .mask
-                    .as_ref()
-                    .map(|m| m.iter().map(|&x| x as f64).collect());
-                let m = mask.as_deref();
+                let s = score_view(&img.rgb, v, img.width, img.height);
+                let half_fit = self.cfg.exposure.then(|| {
+                    let target: Vec<f64> = v.image.iter().map(|&x| x as f64).collect();
+                    let mask = mask_f64(v);
+                    exposure::half_fit_scores(
+                        &s.rgb,
+                        &target,
+                        mask.as_deref(),
+                        img.width,
+                        img.height,
+                    )
+                });
                 Ok(ViewEval {
                     name: v.name.clone(),
                     width: img.width,
                     height: img.height,
-                    psnr: loss::psnr_masked(&rgb, &target, m, 3),
-                    ssim: loss::ssim_values_masked(&rgb, &target, m, img.width, img.height, 3),
-                    masked: mask.is_some(),
-                    half_fit: self.cfg.exposure.then(|| {
-                        exposure::half_fit_scores(&rgb, &target, m, img.width, img.height)
-                    }),
-                    rgb,
+                    psnr: s.psnr,
+                    ssim: s.ssim,
+                    masked: v.mask.is_some(),
+                    half_fit,
+                    rgb: s.rgb,
                 })
             })
             .collect()
     }
+}
+
+/// A render scored against its view's photograph.
+#[derive(Clone, Debug)]
+pub struct ViewScore {
+    /// The render clipped to [0, 1], 3 values per pixel.
+    pub rgb: Vec<f64>,
+    /// PSNR in dB over the view's kept pixels (all without a mask).
+    pub psnr: f64,
+    /// Mean SSIM over the kept pixels (all without a mask).
+    pub ssim: f64,
+}
+
+/// Scores a `width × height` RGB render of `view` against its photograph,
+/// over the kept pixels of its mask: the one scoring rule that training's
+/// evaluation and `chainrule render --data` share.
+pub fn score_view(render_rgb: &[f32], view: &View, width: usize, height: usize) -> ViewScore {
+    let rgb: Vec<f64> = render_rgb
+        .iter()
+        .map(|&x| (x as f64).clamp(0.0, 1.0))
+        .collect();
+    let target: Vec<f64> = view.image.iter().map(|&x| x as f64).collect();
+    let mask = mask_f64(view);
+    let m = mask.as_deref();
+    ViewScore {
+        psnr: loss::psnr_masked(&rgb, &target, m, 3),
+        ssim: loss::ssim_values_masked(&rgb, &target, m, width, height, 3),
+        rgb,
+    }
+}
+
+fn mask_f64(view: &View) -> Option<Vec<f64>> {
+    view.mask
+        .as_ref()
+        .map(|m| m.iter().map(|&x| x as f64).collect())
 }

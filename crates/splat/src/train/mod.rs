@@ -32,7 +32,7 @@ mod schedule;
 pub mod trainer;
 
 pub use config::{Strategy, TrainConfig};
-pub use eval::ViewEval;
+pub use eval::{score_view, ViewEval, ViewScore};
 pub use trainer::{StepInfo, Trainer};
 
 /// Why training stopped or could not start.
