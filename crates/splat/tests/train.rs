@@ -75,6 +75,38 @@ fn loss_decreases_and_test_psnr_improves() {
 }
 
 #[test]
+fn initial_scales_are_each_points_nearest_neighbour_distance() {
+    // sparse points: a dense 5×5×5 grid of spacing 0.02 and, far from it,
+    // a sparse one of spacing 0.5: each point starts as large as the RMS
+    // distance to its 3 nearest points (not one size for all)
+    let mut ds = tiny("knn");
+    let grid = |o: f64, h: f64| {
+        (0..125).map(move |i| splat::data::Point {
+            xyz: [
+                o + h * (i % 5) as f64,
+                h * (i / 5 % 5) as f64,
+                h * (i / 25) as f64,
+            ],
+            rgb: [128; 3],
+        })
+    };
+    ds.points = Some(grid(0.0, 0.02).chain(grid(10.0, 0.5)).collect());
+    let t = Trainer::new(ds, cfg()).unwrap();
+    let g = t.gaussians::<f64>();
+    assert_eq!(g.len(), 250);
+    for (i, s) in g.log_scales.iter().enumerate() {
+        let want = if i < 125 { 0.02f64 } else { 0.5 };
+        for v in s {
+            assert!(
+                (v.exp() - want).abs() < 1e-9 * want,
+                "point {i}: {} vs {want}",
+                v.exp()
+            );
+        }
+    }
+}
+
+#[test]
 fn densification_clones_splits_and_prunes_consistently() {
     let ds = tiny("densify");
     let c = TrainConfig {

@@ -1,10 +1,14 @@
 //! The initial scene: the dataset's sparse points, or random points in a
 //! box around what the cameras look at.
 
-use super::{logit, TrainConfig, GROUPS};
+use super::{knn, logit, TrainConfig, GROUPS};
 use crate::data::Dataset;
 use crate::three::scene::{sh_coeffs, Rng};
 use crate::three::sh::SH_C0;
+
+/// The smallest initial scale, times the camera extent (for points with
+/// duplicates among their nearest neighbours).
+const MIN_INIT_SCALE: f64 = 3e-4;
 
 /// The box random initial points are drawn in: a cube of half-side
 /// `extent / 3` around the point closest to all optical axes (cameras look
@@ -53,7 +57,9 @@ fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64;
 /// The initial parameters per group: the dataset's sparse points if it has
 /// them, otherwise `cfg.init_points` random points in a cube around the
 /// point the cameras look at (half-side: a third of the camera extent);
-/// scales from the points' mean spacing, opacity 0.1, no view dependence.
+/// each point's scale the root mean squared distance to its 3 nearest
+/// points (isotropic, as in the original 3DGS and gsplat), opacity 0.1, no
+/// view dependence.
 pub(super) fn initial_params(data: &Dataset, cfg: &TrainConfig) -> [Vec<f64>; GROUPS] {
     let (center, extent) = data.camera_extent();
     let extent = if extent > 0.0 { extent } else { 1.0 };
@@ -73,22 +79,18 @@ pub(super) fn initial_params(data: &Dataset, cfg: &TrainConfig) -> [Vec<f64>; GR
                 .unzip()
         }
     };
-    // initial scale: the mean spacing of the points in their bounding box
-    let mut lo = [f64::INFINITY; 3];
-    let mut hi = [f64::NEG_INFINITY; 3];
-    for p in &pts {
-        for k in 0..3 {
-            lo[k] = lo[k].min(p[k]);
-            hi[k] = hi[k].max(p[k]);
-        }
-    }
-    let vol: f64 = (0..3).map(|k| (hi[k] - lo[k]).max(1e-3 * extent)).product();
-    let spacing = (vol / pts.len() as f64).cbrt();
+    // initial scale: the root mean squared distance to the 3 nearest
+    // points, per point (3DGS, gsplat), floored for duplicates
+    let floor = MIN_INIT_SCALE * extent;
+    let scales: Vec<f64> = knn::mean_sq_dist(&pts, 3)
+        .into_iter()
+        .map(|d2| d2.sqrt().max(floor).ln())
+        .collect();
     let k = sh_coeffs(cfg.sh_degree);
     let mut params: [Vec<f64>; GROUPS] = Default::default();
-    for (p, c) in pts.iter().zip(&cols) {
+    for ((p, c), &s) in pts.iter().zip(&cols).zip(&scales) {
         params[0].extend_from_slice(p);
-        params[1].extend_from_slice(&[(0.5 * spacing).ln(); 3]);
+        params[1].extend_from_slice(&[s; 3]);
         params[2].extend_from_slice(&[1.0, 0.0, 0.0, 0.0]);
         params[3].push(logit(0.1));
         params[4].extend(c.iter().map(|&c| (c - 0.5) / SH_C0));

@@ -11,7 +11,8 @@
 //! file, published by atomically replacing `latest.json`.
 //!
 //! The parts, one file each: [`config`] (settings and their checks),
-//! [`trainer`] (the loop: one iteration), `init` (the initial scene),
+//! [`trainer`] (the loop: one iteration), `init` (the initial scene), [`knn`] (nearest neighbours for the
+//! initial scales),
 //! `schedule` (learning rates, SH degree, densification intervals),
 //! `densify` (the density-control strategies behind one trait),
 //! `checkpoint` (save and resume) and `eval` (scoring views). The L1 + SSIM
@@ -28,6 +29,7 @@ mod densify;
 mod eval;
 pub mod exposure;
 mod init;
+pub mod knn;
 mod schedule;
 pub mod trainer;
 
