@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod backward;
+mod compiled;
 pub mod dual;
 mod gradcheck;
 pub mod graph;

@@ -60,14 +60,15 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// e^x.
     #[inline]
     pub fn exp(self) -> Self {
-        let e = self.val.exp();
-        self.unary(Op::Exp, e, e)
+        let (e, d) = rule::exp(self.val);
+        self.unary(Op::Exp, e, d)
     }
 
     /// Natural logarithm.
     #[inline]
     pub fn ln(self) -> Self {
-        self.unary(Op::Ln, self.val.ln(), T::one() / self.val)
+        let (v, d) = rule::ln(self.val);
+        self.unary(Op::Ln, v, d)
     }
 
     /// Base-2 logarithm.
@@ -89,8 +90,8 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// Square root (derivative +∞ at 0).
     #[inline]
     pub fn sqrt(self) -> Self {
-        let s = self.val.sqrt();
-        self.unary(Op::Sqrt, s, T::from_f64(0.5) / s)
+        let (s, d) = rule::sqrt(self.val);
+        self.unary(Op::Sqrt, s, d)
     }
 
     /// Cube root, defined for negative numbers (derivative +∞ at 0).
@@ -141,22 +142,16 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// Sine.
     #[inline]
     pub fn sin(self) -> Self {
-        // Two calls rather than `sin_cos`: the value feeds the rest of the
-        // computation (often a recurrence's critical path) while the
-        // derivative only goes to the tape, so `sin` alone is on the path
-        // and `cos` runs alongside. The barrier keeps the compiler from
-        // fusing them back into one `sincos` call; the results are the
-        // same bits (glibc's `sincos` is `sin` and `cos` of one reduction).
-        let s = self.val.sin();
-        let c = std::hint::black_box(self.val).cos();
+        // two calls, not `sin_cos` (see `rule::sin`)
+        let (s, c) = rule::sin(self.val);
         self.unary(Op::Sin, s, c)
     }
 
     /// Cosine.
     #[inline]
     pub fn cos(self) -> Self {
-        let (s, c) = self.val.sin_cos();
-        self.unary(Op::Cos, c, -s)
+        let (c, d) = rule::cos(self.val);
+        self.unary(Op::Cos, c, d)
     }
 
     /// Tangent.
@@ -208,14 +203,14 @@ impl<'t, T: Scalar> Var<'t, T> {
 
     /// Hyperbolic tangent.
     pub fn tanh(self) -> Self {
-        let t = self.val.tanh();
-        self.unary(Op::Tanh, t, T::one() - t * t)
+        let (t, d) = rule::tanh(self.val);
+        self.unary(Op::Tanh, t, d)
     }
 
     /// Logistic sigmoid 1/(1 + e^−x), computed without overflow.
     pub fn sigmoid(self) -> Self {
-        let s = sigmoid(self.val);
-        self.unary(Op::Sigmoid, s, s * (T::one() - s))
+        let (s, d) = rule::sigmoid(self.val);
+        self.unary(Op::Sigmoid, s, d)
     }
 
     /// max(0, x), with relu'(0) = 0.
@@ -320,7 +315,7 @@ impl<'t, T: Scalar> Add for Var<'t, T> {
     type Output = Var<'t, T>;
     #[inline(always)]
     fn add(self, o: Self) -> Self {
-        self.binary_add(o, Op::Add, self.val + o.val)
+        self.binary_add(o, Op::Add, rule::add(self.val, o.val))
     }
 }
 
@@ -328,7 +323,8 @@ impl<'t, T: Scalar> Sub for Var<'t, T> {
     type Output = Var<'t, T>;
     #[inline(always)]
     fn sub(self, o: Self) -> Self {
-        self.binary(o, Op::Sub, self.val - o.val, T::one(), -T::one())
+        let (v, da, db) = rule::sub(self.val, o.val);
+        self.binary(o, Op::Sub, v, da, db)
     }
 }
 
@@ -337,7 +333,8 @@ impl<'t, T: Scalar> Mul for Var<'t, T> {
     #[inline(always)]
     fn mul(self, o: Self) -> Self {
         // product rule on the graph: each factor gets the other's value
-        self.binary(o, Op::Mul, self.val * o.val, o.val, self.val)
+        let (v, da, db) = rule::mul(self.val, o.val);
+        self.binary(o, Op::Mul, v, da, db)
     }
 }
 
@@ -345,9 +342,8 @@ impl<'t, T: Scalar> Div for Var<'t, T> {
     type Output = Var<'t, T>;
     #[inline(always)]
     fn div(self, o: Self) -> Self {
-        let inv = T::one() / o.val;
-        let q = self.val * inv;
-        self.binary(o, Op::Div, q, inv, -q * inv)
+        let (q, da, db) = rule::div(self.val, o.val);
+        self.binary(o, Op::Div, q, da, db)
     }
 }
 
@@ -355,7 +351,8 @@ impl<'t, T: Scalar> Neg for Var<'t, T> {
     type Output = Var<'t, T>;
     #[inline(always)]
     fn neg(self) -> Self {
-        self.unary(Op::Neg, -self.val, -T::one())
+        let (v, d) = rule::neg(self.val);
+        self.unary(Op::Neg, v, d)
     }
 }
 
@@ -363,7 +360,7 @@ impl<'t, T: Scalar> Add<T> for Var<'t, T> {
     type Output = Var<'t, T>;
     #[inline(always)]
     fn add(self, c: T) -> Self {
-        self.unary_pass(Op::Add, self.val + c, c)
+        self.unary_pass(Op::Add, rule::add(self.val, c), c)
     }
 }
 
@@ -371,7 +368,7 @@ impl<'t, T: Scalar> Sub<T> for Var<'t, T> {
     type Output = Var<'t, T>;
     #[inline(always)]
     fn sub(self, c: T) -> Self {
-        self.unary_pass(Op::Sub, self.val - c, c)
+        self.unary_pass(Op::Sub, rule::sub_c(self.val, c), c)
     }
 }
 
@@ -379,7 +376,8 @@ impl<'t, T: Scalar> Mul<T> for Var<'t, T> {
     type Output = Var<'t, T>;
     #[inline(always)]
     fn mul(self, c: T) -> Self {
-        self.unary_c(Op::Mul, self.val * c, c, c)
+        let (v, d) = rule::mul_c(self.val, c);
+        self.unary_c(Op::Mul, v, d, c)
     }
 }
 
@@ -387,8 +385,8 @@ impl<'t, T: Scalar> Div<T> for Var<'t, T> {
     type Output = Var<'t, T>;
     #[inline(always)]
     fn div(self, c: T) -> Self {
-        let inv = T::one() / c;
-        self.unary_c(Op::Div, self.val * inv, inv, c)
+        let (v, d) = rule::div_c(self.val, c);
+        self.unary_c(Op::Div, v, d, c)
     }
 }
 
@@ -405,7 +403,8 @@ macro_rules! scalar_lhs {
             type Output = Var<'t, $t>;
             #[inline(always)]
             fn sub(self, v: Var<'t, $t>) -> Var<'t, $t> {
-                v.unary_c(Op::RSub, self - v.val, -1.0, self)
+                let (r, d) = rule::rsub_c(v.val, self);
+                v.unary_c(Op::RSub, r, d, self)
             }
         }
         impl<'t> Mul<Var<'t, $t>> for $t {
@@ -455,6 +454,123 @@ impl<'t, T: Scalar> std::iter::Sum<Var<'t, T>> for Option<Var<'t, T>> {
     fn sum<I: Iterator<Item = Var<'t, T>>>(mut iter: I) -> Self {
         let first = iter.next()?;
         Some(iter.fold(first, |a, b| a + b))
+    }
+}
+
+/// The value and local partials of each operation that a compiled
+/// recurrence step ([`crate::compiled`]) can replay: the `Var` operators
+/// above and the replay call these same functions, so a replayed node has
+/// the recorded node's bits by construction.
+pub(crate) mod rule {
+    use crate::scalar::Scalar;
+
+    /// `a + b` (partials 1 and 1, not stored).
+    #[inline(always)]
+    pub(crate) fn add<T: Scalar>(a: T, b: T) -> T {
+        a + b
+    }
+
+    /// `a - c` with a constant `c` (partial 1, not stored).
+    #[inline(always)]
+    pub(crate) fn sub_c<T: Scalar>(a: T, c: T) -> T {
+        a - c
+    }
+
+    /// `a - b`.
+    #[inline(always)]
+    pub(crate) fn sub<T: Scalar>(a: T, b: T) -> (T, T, T) {
+        (a - b, T::one(), -T::one())
+    }
+
+    /// `a · b`: each factor's partial is the other's value.
+    #[inline(always)]
+    pub(crate) fn mul<T: Scalar>(a: T, b: T) -> (T, T, T) {
+        (a * b, b, a)
+    }
+
+    /// `a / b`, as `a · (1/b)`.
+    #[inline(always)]
+    pub(crate) fn div<T: Scalar>(a: T, b: T) -> (T, T, T) {
+        let inv = T::one() / b;
+        let q = a * inv;
+        (q, inv, -q * inv)
+    }
+
+    /// `a · c` with a constant `c`.
+    #[inline(always)]
+    pub(crate) fn mul_c<T: Scalar>(a: T, c: T) -> (T, T) {
+        (a * c, c)
+    }
+
+    /// `a / c` with a constant `c`, as `a · (1/c)`.
+    #[inline(always)]
+    pub(crate) fn div_c<T: Scalar>(a: T, c: T) -> (T, T) {
+        let inv = T::one() / c;
+        (a * inv, inv)
+    }
+
+    /// `c - a` with a constant `c`.
+    #[inline(always)]
+    pub(crate) fn rsub_c<T: Scalar>(a: T, c: T) -> (T, T) {
+        (c - a, -T::one())
+    }
+
+    /// `-a`.
+    #[inline(always)]
+    pub(crate) fn neg<T: Scalar>(a: T) -> (T, T) {
+        (-a, -T::one())
+    }
+
+    /// `e^a`.
+    #[inline(always)]
+    pub(crate) fn exp<T: Scalar>(a: T) -> (T, T) {
+        let e = a.exp();
+        (e, e)
+    }
+
+    /// `ln a`.
+    #[inline(always)]
+    pub(crate) fn ln<T: Scalar>(a: T) -> (T, T) {
+        (a.ln(), T::one() / a)
+    }
+
+    /// `√a`.
+    #[inline(always)]
+    pub(crate) fn sqrt<T: Scalar>(a: T) -> (T, T) {
+        let s = a.sqrt();
+        (s, T::from_f64(0.5) / s)
+    }
+
+    /// `sin a`. Two calls rather than `sin_cos`: the value feeds the rest
+    /// of the computation (often a recurrence's critical path) while the
+    /// derivative only goes to the tape, so `sin` alone is on the path
+    /// and `cos` runs alongside. The barrier keeps the compiler from
+    /// fusing them back into one `sincos` call; the results are the same
+    /// bits (glibc's `sincos` is `sin` and `cos` of one reduction).
+    #[inline(always)]
+    pub(crate) fn sin<T: Scalar>(a: T) -> (T, T) {
+        (a.sin(), std::hint::black_box(a).cos())
+    }
+
+    /// `cos a`.
+    #[inline(always)]
+    pub(crate) fn cos<T: Scalar>(a: T) -> (T, T) {
+        let (s, c) = a.sin_cos();
+        (c, -s)
+    }
+
+    /// `tanh a`.
+    #[inline(always)]
+    pub(crate) fn tanh<T: Scalar>(a: T) -> (T, T) {
+        let t = a.tanh();
+        (t, T::one() - t * t)
+    }
+
+    /// The logistic sigmoid.
+    #[inline(always)]
+    pub(crate) fn sigmoid<T: Scalar>(a: T) -> (T, T) {
+        let s = super::sigmoid(a);
+        (s, s * (T::one() - s))
     }
 }
 

@@ -104,6 +104,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::backward::{sweep, sweep_from, sweep_range};
+use crate::compiled::{Program, Work};
 use crate::scalar::Scalar;
 use crate::tape::{Tape, Var};
 
@@ -207,6 +208,8 @@ pub struct Recurrence<T: Scalar = f64> {
     /// Bytes up to which [`Strategy::StoreAll`] keeps the whole unrolled
     /// tape rather than the states ([`STORE_ALL_TAPE_BYTES`]).
     tape_budget: usize,
+    /// Declared by [`Recurrence::compiled`].
+    compiled: bool,
 }
 
 /// Up to this many bytes of nodes (4 MiB, about a core's L2 cache),
@@ -233,6 +236,7 @@ impl<T: Scalar> Clone for Recurrence<T> {
             strategy: self.strategy,
             name: self.name.clone(),
             tape_budget: self.tape_budget,
+            compiled: self.compiled,
         }
     }
 }
@@ -249,6 +253,7 @@ impl<T: Scalar> std::fmt::Debug for Recurrence<T> {
             .field("invertible", &self.inverse.is_some())
             .field("value_step", &self.values.is_some())
             .field("until", &self.until.is_some())
+            .field("compiled", &self.compiled)
             .finish()
     }
 }
@@ -318,6 +323,7 @@ impl<T: Scalar> Recurrence<T> {
             strategy: Strategy::StoreAll,
             name: "recurrence".into(),
             tape_budget: STORE_ALL_TAPE_BYTES,
+            compiled: false,
         }
     }
 
@@ -424,6 +430,42 @@ impl<T: Scalar> Recurrence<T> {
         self
     }
 
+    /// Declares that the step records the same operations, on the same
+    /// operands, with the same constants, at every step `t` and for every
+    /// state and input: no branch on values or on `t`. The step is then
+    /// recorded once and compiled into an instruction list
+    /// (`compiled.rs`) that every strategy's reverse pass (and the forward
+    /// pass, without [`Recurrence::values`]) replays instead of recording
+    /// the closure: the same operations in the same order, so the
+    /// gradient is the same, bit for bit, several times faster.
+    ///
+    /// The declaration is checked where it is cheap: the step is recorded
+    /// at the first and at the last step and the two recordings must
+    /// agree (else the forward pass panics, naming the recurrence). A step
+    /// that cannot be compiled (an operation the compiler does not know,
+    /// such as `powf` or `min`; a custom operation or a leaf inside the
+    /// step; a first operation that uses one value twice; a next state
+    /// that repeats a value or passes an input on unchanged) runs as
+    /// without the declaration; [`Trajectory::is_compiled`] tells which.
+    ///
+    /// ```
+    /// use chainrule::Recurrence;
+    /// let plain = Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
+    ///     .steps(1000);
+    /// let fast = plain.clone().compiled();
+    /// let (a, b) = (plain.forward(&[0.5], &[0.9, 0.1], &[]), fast.forward(&[0.5], &[0.9, 0.1], &[]));
+    /// assert!(b.is_compiled());
+    /// let (mut ga, mut gb) = ([[0.0]; 2], [[0.0; 2]; 2]);
+    /// a.backward(&[], &[1.0], &mut ga[0], &mut gb[0], &mut []);
+    /// b.backward(&[], &[1.0], &mut ga[1], &mut gb[1], &mut []);
+    /// assert_eq!(ga[0][0].to_bits(), ga[1][0].to_bits());
+    /// assert_eq!(gb[0], gb[1]);
+    /// ```
+    pub fn compiled(mut self) -> Self {
+        self.compiled = true;
+        self
+    }
+
     /// The custom operation's name on the tape (graph exports, error
     /// messages). Default `"recurrence"`.
     pub fn name(mut self, name: &str) -> Self {
@@ -514,7 +556,11 @@ impl<T: Scalar> Recurrence<T> {
         }
         let k = self.block;
         let mut sc = Scratch::new(params);
-        if self.strategy == Strategy::StoreAll {
+        let program = self.compile_at(s0, params, xs, 0, limit);
+        if let Some(prog) = &program {
+            prog.prepare(&mut sc.work, params, k);
+        }
+        if self.strategy == Strategy::StoreAll && program.is_none() {
             if let Some((recorded, steps, last)) = self.record(s0, params, xs, limit) {
                 return Trajectory {
                     rec: self.clone(),
@@ -525,6 +571,7 @@ impl<T: Scalar> Recurrence<T> {
                     last,
                     store: Store::Tape(Box::new(recorded)),
                     scratch: RefCell::new(sc),
+                    program: None,
                 };
             }
         }
@@ -622,8 +669,21 @@ impl<T: Scalar> Recurrence<T> {
             step: &*self.step,
             values: self.values.as_deref(),
             name: &self.name,
+            program: program.as_ref(),
         };
         let t = sc.run(f, &mut cur, xs, w, 0, limit, k, visit);
+        if let Some(first) = &program {
+            // the declaration, checked at the last step taken
+            if t > 1 {
+                let last = self.compile_at(&cur, params, xs, t - 1, limit);
+                assert!(
+                    last.as_ref().is_some_and(|p| p.same_as(first)),
+                    "recurrence `{}`: declared compiled(), but the step recorded at t = {} differs from the one at t = 0 (it branches on values or on t)",
+                    self.name,
+                    t - 1
+                );
+            }
+        }
         Trajectory {
             rec: self.clone(),
             params: params.to_vec(),
@@ -633,7 +693,25 @@ impl<T: Scalar> Recurrence<T> {
             last: cur,
             store,
             scratch: RefCell::new(sc),
+            program,
         }
+    }
+
+    /// The step compiled from a recording at step `t` from state `s`
+    /// (see [`Recurrence::compiled`]), if declared and possible.
+    fn compile_at(
+        &self,
+        s: &[T],
+        params: &[T],
+        xs: &[T],
+        t: usize,
+        limit: usize,
+    ) -> Option<Program<T>> {
+        let w = self.width;
+        if !self.compiled || t >= limit || xs.len() < (t + 1) * w {
+            return None;
+        }
+        Program::compile(&*self.step, s, params, row(xs, w, t), t).ok()
     }
 
     /// The forward pass of [`Strategy::StoreAll`] for a short recursion:
@@ -852,6 +930,9 @@ pub struct Trajectory<T: Scalar = f64> {
     last: Vec<T>,
     store: Store<T>,
     scratch: RefCell<Scratch<T>>,
+    /// The compiled step, if [`Recurrence::compiled`] was declared and the
+    /// step could be compiled.
+    program: Option<Program<T>>,
 }
 
 impl<T: Scalar> std::fmt::Debug for Trajectory<T> {
@@ -874,6 +955,11 @@ impl<T: Scalar> Trajectory<T> {
             Store::Binomial { .. } | Store::Online { .. } => "checkpoints",
             Store::Invert => "none",
         }
+    }
+
+    /// Whether the step runs compiled (see [`Recurrence::compiled`]).
+    pub fn is_compiled(&self) -> bool {
+        self.program.is_some()
     }
 
     /// The final state `s_N`.
@@ -963,6 +1049,7 @@ impl<T: Scalar> Trajectory<T> {
                 step: &*self.rec.step,
                 values: self.rec.values.as_deref(),
                 name,
+                program: self.program.as_ref(),
             },
             xs,
             w: self.rec.width,
@@ -1006,6 +1093,20 @@ impl<T: Scalar> Trajectory<T> {
                 let mut lp = vec![T::zero(); self.params.len()];
                 for i in (0..blocks).rev() {
                     let (a, b) = (i * k, ((i + 1) * k).min(n));
+                    if let Some(prog) = rv.f.program {
+                        // the same sweep, replayed (θ's adjoints run on)
+                        let s = &states[a * ns..(a + 1) * ns];
+                        prog.vjp_block(
+                            &mut rv.sc.work,
+                            s,
+                            xs,
+                            (a, b),
+                            &mut rv.lam,
+                            &mut lp,
+                            rv.g_x,
+                        );
+                        continue;
+                    }
                     rv.sc.vjp_unrolled(
                         rv.f.step,
                         name,
@@ -1097,6 +1198,27 @@ struct Reverser<'a, T: Scalar> {
 impl<T: Scalar> Reverser<'_, T> {
     /// Pulls `lam` back through steps `a..b` taken from state `s` (at `a`).
     fn vjp_steps(&mut self, a: usize, b: usize, s: &[T]) {
+        if let Some(prog) = self.f.program {
+            // θ's adjoints summed over the block, then added, as
+            // `Scratch::vjp_steps` does
+            let sc = &mut *self.sc;
+            sc.theta_adj.clear();
+            sc.theta_adj.resize(self.g_p.len(), T::zero());
+            prog.vjp_block(
+                &mut sc.work,
+                s,
+                self.xs,
+                (a, b),
+                &mut self.lam,
+                &mut sc.theta_adj,
+                self.g_x,
+            );
+            for (g, &d) in self.g_p.iter_mut().zip(&sc.theta_adj) {
+                *g += d;
+            }
+            self.stats.vjps += b - a;
+            return;
+        }
         self.sc.vjp_steps(
             self.f.step,
             self.f.name,
@@ -1194,6 +1316,10 @@ struct Scratch<T: Scalar> {
     xpos: Vec<u32>,
     /// The next state, for the value step.
     vals: Vec<T>,
+    /// The compiled step's buffers.
+    work: Work<T>,
+    /// A block's parameter adjoints (compiled step).
+    theta_adj: Vec<T>,
 }
 
 /// The step, and the value step if there is one.
@@ -1202,6 +1328,7 @@ struct Stepper<'a, T: Scalar> {
     step: &'a StepFn<T>,
     values: Option<&'a ValueFn<T>>,
     name: &'a str,
+    program: Option<&'a Program<T>>,
 }
 
 /// Reuses a vector's allocation for `Var`s of another lifetime.
@@ -1257,6 +1384,8 @@ impl<T: Scalar> Scratch<T> {
             x: Vec::new(),
             xpos: Vec::new(),
             vals: Vec::new(),
+            work: Work::default(),
+            theta_adj: Vec::new(),
         }
     }
 
@@ -1297,6 +1426,16 @@ impl<T: Scalar> Scratch<T> {
                 }
                 vf(s, &self.params, row(xs, w, t), t, &mut self.vals);
                 std::mem::swap(s, &mut self.vals);
+                t += 1;
+            }
+            return t;
+        }
+        if let Some(prog) = f.program {
+            while t < b {
+                if !visit(t, s) {
+                    break;
+                }
+                prog.values(&mut self.work, s, row(xs, w, t));
                 t += 1;
             }
             return t;

@@ -13,11 +13,14 @@
 //!   [`chainrule::Trajectory::backward`], the machinery `apply` wraps.
 //!
 //! Strategies: `tape` (the plain loop unrolled on a tape sized in advance),
-//! `store-all` (records the step closure on an inner tape of its own, sized
-//! from its first step, and sweeps it once), `checkpoint` (automatic
-//! snapshot count) and `invert`, the last two with the step's plain-value
-//! twin ([`Recurrence::values`]) for the forward pass and recomputations,
-//! and the default block of 32 steps. Each
+//! `store-all` (every state kept), `checkpoint` (automatic snapshot count)
+//! and `invert`, with the step's plain-value twin ([`Recurrence::values`])
+//! for the forward pass and recomputations, and the default block of 32
+//! steps. The last three declare the step compiled
+//! ([`Recurrence::compiled`]): their reverse passes replay its instruction
+//! list; with `--recorded` they record the step closure instead
+//! (store-all then keeps the unrolled tape of a short recursion on an
+//! inner tape, as before). Each
 //! run allocates its own memory (a new tape, new stored states), as a
 //! gradient in a training loop would. `peak_bytes` is the most heap in use
 //! during one gradient above what was live before it, counted by the
@@ -61,6 +64,10 @@ pub struct RecurrenceArgs {
     /// CPU backend does for the JAX peers (see `bench::denormals`).
     #[arg(long)]
     pub flush_denormals: bool,
+    /// Record the step closure in every reverse pass, as before the
+    /// compiled step (`Recurrence::compiled`), for comparison.
+    #[arg(long)]
+    pub recorded: bool,
 }
 
 /// One measured case.
@@ -78,6 +85,11 @@ pub struct CaseResult {
     pub peak_bytes: usize,
     /// Forward step evaluations per step (1 except for checkpointing).
     pub recompute_factor: f64,
+    /// Whether the step ran compiled (`Recurrence::compiled`; never for
+    /// `tape` or `--recorded`). Shown in the table, not in the JSON (whose
+    /// keys are fixed).
+    #[serde(skip)]
+    pub compiled: bool,
 }
 
 /// What `bench recurrence --json` prints.
@@ -100,8 +112,8 @@ fn strategy_of(name: &str) -> Strategy {
 
 /// The scalar recursion, with its inverse (Newton on s·a + sin(s)·b = y,
 /// monotone for a > |b|).
-pub fn scalar_recurrence(n: usize) -> Recurrence {
-    Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
+pub fn scalar_recurrence(n: usize, compiled: bool) -> Recurrence {
+    let rec = Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
         .values(|s, p, _x, _t, next| next[0] = s[0] * p[0] + s[0].sin() * p[1])
         .steps(n)
         .inverse(|next, p, _x, _t, prev| {
@@ -119,12 +131,17 @@ pub fn scalar_recurrence(n: usize) -> Recurrence {
             }
             prev[0] = s;
         })
-        .name("scalar")
+        .name("scalar");
+    if compiled {
+        rec.compiled()
+    } else {
+        rec
+    }
 }
 
 /// Alpha compositing: state (T, C), per-step inputs (c_i, α_i).
-pub fn alpha_recurrence() -> Recurrence {
-    Recurrence::new(|s, _p, x, _t, next| {
+pub fn alpha_recurrence(compiled: bool) -> Recurrence {
+    let rec = Recurrence::new(|s, _p, x, _t, next| {
         let (t, col) = (s[0], s[1]);
         next.push(t * (1.0 - x[1]));
         next.push(col + x[0] * x[1] * t);
@@ -139,7 +156,12 @@ pub fn alpha_recurrence() -> Recurrence {
         prev[0] = t;
         prev[1] = next[1] - x[0] * x[1] * t;
     })
-    .name("composite")
+    .name("composite");
+    if compiled {
+        rec.compiled()
+    } else {
+        rec
+    }
 }
 
 /// Inputs of the alpha workload, interleaved (c_0, α_0, c_1, α_1, …), from
@@ -157,7 +179,13 @@ pub fn alpha_inputs(n: usize) -> Vec<f64> {
 }
 
 /// One scalar gradient with `strategy`: d s_N / d(s0, a, b).
+#[cfg(test)]
 fn scalar_once(strategy: &str, n: usize) -> [f64; 3] {
+    scalar_once_with(strategy, n, true)
+}
+
+/// [`scalar_once`], the step compiled or recorded.
+fn scalar_once_with(strategy: &str, n: usize, compiled: bool) -> [f64; 3] {
     let (s0, a, b) = (0.5, 0.9, 0.1);
     if strategy == "tape" {
         let tape = Tape::with_capacity(4 * n + 8);
@@ -166,7 +194,7 @@ fn scalar_once(strategy: &str, n: usize) -> [f64; 3] {
         let g = s.backward();
         return [g.wrt(vs), g.wrt(va), g.wrt(vb)];
     }
-    let rec = scalar_recurrence(n).strategy(strategy_of(strategy));
+    let rec = scalar_recurrence(n, compiled).strategy(strategy_of(strategy));
     let tape = Tape::new();
     let (vs, vp) = (tape.var(s0), tape.vars(&[a, b]));
     let out = rec.apply(&[vs], &vp, &[]);
@@ -174,17 +202,32 @@ fn scalar_once(strategy: &str, n: usize) -> [f64; 3] {
     [g.wrt(vs), g.wrt(vp[0]), g.wrt(vp[1])]
 }
 
-/// The statistics of one scalar reversal (untimed).
-fn scalar_stats(strategy: &str, n: usize) -> RecurrenceStats {
-    let traj = scalar_recurrence(n)
+/// The statistics of one scalar reversal (untimed), and whether the step
+/// ran compiled.
+fn scalar_stats(strategy: &str, n: usize, compiled: bool) -> (RecurrenceStats, bool) {
+    let traj = scalar_recurrence(n, compiled)
         .strategy(strategy_of(strategy))
         .forward(&[0.5], &[0.9, 0.1], &[]);
     let (mut gs, mut gp) = ([0.0], [0.0; 2]);
-    traj.backward(&[], &[1.0], &mut gs, &mut gp, &mut [])
+    let stats = traj.backward(&[], &[1.0], &mut gs, &mut gp, &mut []);
+    (stats, traj.is_compiled())
 }
 
 /// One alpha gradient: writes dL/d(c, α) into `grad` and returns the loss.
+#[cfg(test)]
 fn alpha_once(strategy: &str, xs: &[f64], grad: &mut [f64]) -> (f64, RecurrenceStats) {
+    let (loss, stats, _) = alpha_once_with(strategy, xs, grad, true);
+    (loss, stats)
+}
+
+/// [`alpha_once`], the step compiled or recorded; also says whether it ran
+/// compiled.
+fn alpha_once_with(
+    strategy: &str,
+    xs: &[f64],
+    grad: &mut [f64],
+    compiled: bool,
+) -> (f64, RecurrenceStats, bool) {
     let n = xs.len() / 2;
     if strategy == "tape" {
         let tape = Tape::with_capacity(7 * n + 8);
@@ -206,15 +249,15 @@ fn alpha_once(strategy: &str, xs: &[f64], grad: &mut [f64]) -> (f64, RecurrenceS
             vjps: n,
             ..Default::default()
         };
-        return (loss.value(), stats);
+        return (loss.value(), stats, false);
     }
-    let rec = alpha_recurrence().strategy(strategy_of(strategy));
+    let rec = alpha_recurrence(compiled).strategy(strategy_of(strategy));
     let traj = rec.forward(&[1.0, 0.0], &[], xs);
     let col = traj.state()[1];
     grad.iter_mut().for_each(|g| *g = 0.0);
     let mut gs = [0.0; 2];
     let stats = traj.backward(xs, &[0.0, 2.0 * (col - 0.3)], &mut gs, &mut [], grad);
-    ((col - 0.3) * (col - 0.3), stats)
+    ((col - 0.3) * (col - 0.3), stats, traj.is_compiled())
 }
 
 /// Repetitions of a case of `n` steps: `reps`, or enough to time about
@@ -225,7 +268,7 @@ fn reps_for(n: usize, reps: usize) -> usize {
 
 /// Measures every strategy on both workloads for each N.
 pub fn measure(ns: &[usize], reps: usize) -> RecurrenceReport {
-    measure_some(ns, reps, &STRATEGIES, &["scalar", "alpha"])
+    measure_some(ns, reps, &STRATEGIES, &["scalar", "alpha"], true)
 }
 
 /// Measures the given strategies on the given workloads for each N.
@@ -234,6 +277,7 @@ pub fn measure_some(
     reps: usize,
     strategies: &[&'static str],
     workloads: &[&str],
+    compiled: bool,
 ) -> RecurrenceReport {
     let mut results = Vec::new();
     let scalar_ns = if workloads.contains(&"scalar") {
@@ -254,7 +298,7 @@ pub fn measure_some(
             let mut first: Option<[f64; 3]> = None;
             for _ in 0..reps {
                 let t0 = Instant::now();
-                let (g, bytes) = measure_peak(|| scalar_once(strategy, n));
+                let (g, bytes) = measure_peak(|| scalar_once_with(strategy, n, compiled));
                 times.push(t0.elapsed().as_secs_f64() * 1e9 / n as f64);
                 peak = peak.max(bytes);
                 if let Some(f) = first {
@@ -262,13 +306,14 @@ pub fn measure_some(
                 }
                 first = Some(black_box(g));
             }
-            let stats = if strategy == "tape" {
-                RecurrenceStats {
+            let (stats, ran_compiled) = if strategy == "tape" {
+                let stats = RecurrenceStats {
                     steps: n,
                     ..Default::default()
-                }
+                };
+                (stats, false)
             } else {
-                scalar_stats(strategy, n)
+                scalar_stats(strategy, n, compiled)
             };
             let (min, _) = super::min_median(&mut times);
             results.push(CaseResult {
@@ -278,6 +323,7 @@ pub fn measure_some(
                 ns_per_step: min,
                 peak_bytes: peak,
                 recompute_factor: stats.recompute_factor(),
+                compiled: ran_compiled,
             });
         }
     }
@@ -289,12 +335,15 @@ pub fn measure_some(
             let mut times = Vec::with_capacity(reps);
             let mut peak = 0;
             let mut stats = RecurrenceStats::default();
+            let mut ran_compiled = false;
             for _ in 0..reps {
                 let t0 = Instant::now();
-                let ((loss, st), bytes) = measure_peak(|| alpha_once(strategy, &xs, &mut grad));
+                let ((loss, st, c), bytes) =
+                    measure_peak(|| alpha_once_with(strategy, &xs, &mut grad, compiled));
                 times.push(t0.elapsed().as_secs_f64() * 1e9 / n as f64);
                 peak = peak.max(bytes);
                 stats = st;
+                ran_compiled = c;
                 black_box(loss);
             }
             let (min, _) = super::min_median(&mut times);
@@ -305,6 +354,7 @@ pub fn measure_some(
                 ns_per_step: min,
                 peak_bytes: peak,
                 recompute_factor: stats.recompute_factor(),
+                compiled: ran_compiled,
             });
         }
     }
@@ -349,29 +399,40 @@ pub fn run(args: RecurrenceArgs) -> CliResult {
     };
     let r = {
         let _mode = super::denormals::FlushDenormals::new(args.flush_denormals);
-        measure_some(&args.n, args.reps, &strategies, &workloads)
+        measure_some(&args.n, args.reps, &strategies, &workloads, !args.recorded)
     };
     if args.json {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));
     } else {
         println!(
-            "recurrences, at least {} reps (10^6 steps timed), fastest run ({}{})",
+            "recurrences, at least {} reps (10^6 steps timed), fastest run ({}{}{})",
             args.reps,
             if args.flush_denormals {
                 "subnormals flushed to zero, "
             } else {
                 ""
             },
+            if args.recorded {
+                "step recorded, not compiled, "
+            } else {
+                ""
+            },
             super::machine()
         );
         println!(
-            "  {:8} {:11} {:>10} {:>11} {:>14} {:>9}",
-            "workload", "strategy", "N", "ns/step", "peak bytes", "recompute"
+            "  {:8} {:11} {:>10} {:>11} {:>14} {:>9} {:>8}",
+            "workload", "strategy", "N", "ns/step", "peak bytes", "recompute", "compiled"
         );
         for c in &r.results {
             println!(
-                "  {:8} {:11} {:>10} {:>11.2} {:>14} {:>9.2}",
-                c.workload, c.strategy, c.n, c.ns_per_step, c.peak_bytes, c.recompute_factor
+                "  {:8} {:11} {:>10} {:>11.2} {:>14} {:>9.2} {:>8}",
+                c.workload,
+                c.strategy,
+                c.n,
+                c.ns_per_step,
+                c.peak_bytes,
+                c.recompute_factor,
+                if c.compiled { "yes" } else { "no" }
             );
         }
     }
@@ -459,6 +520,7 @@ mod tests {
                 workload: None,
                 json: true,
                 flush_denormals: false,
+                recorded: false,
             })
             .unwrap_err();
             assert_eq!(e.exit_code(), 2);
@@ -471,6 +533,7 @@ mod tests {
             workload: None,
             json: true,
             flush_denormals: false,
+            recorded: false,
         };
         assert!(run(bad_strategy)
             .unwrap_err()
@@ -483,6 +546,7 @@ mod tests {
             workload: Some("pixel".into()),
             json: true,
             flush_denormals: false,
+            recorded: false,
         };
         assert!(run(bad_workload)
             .unwrap_err()

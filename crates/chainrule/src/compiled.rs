@@ -1,0 +1,517 @@
+//! A recurrence step compiled once into a compact instruction list.
+//!
+//! [`crate::Recurrence::compiled`] declares that the step records the same
+//! operations, on the same operands, with the same constants, at every
+//! step whatever the values. The step is then recorded once (with
+//! tracing on, so that each node's operation is known) and turned into a
+//! [`Program`]: one [`Instr`] per node, reading *registers* laid out as
+//! `[θ | s | x | the step's nodes]` (a node's register is its index on that
+//! recording minus one). The reverse pass of every strategy then runs the
+//! program instead of recording the step closure: forward values and
+//! partials of a block of steps into a small buffer, then the reverse
+//! sweep, with no allocation, no `Var` handles and no dynamic call per
+//! node.
+//!
+//! Values and partials come from the same functions the `Var` operators
+//! call (`ops::rule`), and [`Program::compile`] checks them against the
+//! recording bit for bit. The sweep adds every contribution into every
+//! adjoint in the order the tape's sweep does (`backward::sweep_range`),
+//! including its one reordering: the two contributions of a node whose
+//! operands are both the node just before it are summed first (the
+//! carried register). That holds in every layout the uncompiled reverse
+//! passes record a block in, except for the step's first node (its
+//! predecessor there is a leaf or the previous step's last node), so a
+//! step whose first operation uses one value twice is not compiled; nor is
+//! one whose next state repeats a node or passes on an input unchanged
+//! (both are rounded differently by the uncompiled passes, see
+//! `Scratch::vjp_unrolled`), one with an operation outside [`Rule`], a
+//! leaf or a custom operation inside the step, or a scalar for which
+//! `x · 1 ≠ x` ([`Scalar::MUL_BY_ONE_EXACT`]). Those steps keep the
+//! recording path; the gradient is the same either way.
+
+use crate::ops::rule;
+use crate::recurrence::StepFn;
+use crate::scalar::Scalar;
+use crate::tape::{Op, Tape, Var, KIND_MASK, K_ADD, K_BINARY, K_LEAF, K_PASS, K_UNARY};
+
+/// The operations a compiled step may contain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rule {
+    /// `a + b`.
+    Add,
+    /// `a + c`.
+    AddC,
+    /// `a - c`.
+    SubC,
+    /// `a - b`.
+    Sub,
+    /// `a · b`.
+    Mul,
+    /// `a / b`.
+    Div,
+    /// `a · c`.
+    MulC,
+    /// `a / c`.
+    DivC,
+    /// `c - a`.
+    RSubC,
+    /// `-a`.
+    Neg,
+    /// `e^a`.
+    Exp,
+    /// `ln a`.
+    Ln,
+    /// `√a`.
+    Sqrt,
+    /// `sin a`.
+    Sin,
+    /// `cos a`.
+    Cos,
+    /// `tanh a`.
+    Tanh,
+    /// The logistic sigmoid.
+    Sigmoid,
+}
+
+/// How a rule's adjoint reaches its operands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    /// Two operands, two stored partials.
+    Binary,
+    /// One operand, one stored partial.
+    Unary,
+    /// Two operands, partials 1 (passed through).
+    Add,
+    /// One operand, partial 1 (passed through).
+    Pass,
+}
+
+impl Rule {
+    fn flow(self) -> Flow {
+        match self {
+            Rule::Add => Flow::Add,
+            Rule::AddC | Rule::SubC => Flow::Pass,
+            Rule::Sub | Rule::Mul | Rule::Div => Flow::Binary,
+            _ => Flow::Unary,
+        }
+    }
+
+    /// The rule a recorded node stands for, from its traced operation and
+    /// its kind (whether a constant was folded in).
+    fn of(op: Op, kind: u64) -> Option<Rule> {
+        Some(match (op, kind) {
+            (Op::Add, K_ADD) => Rule::Add,
+            (Op::Add, K_PASS) => Rule::AddC,
+            (Op::Sub, K_PASS) => Rule::SubC,
+            (Op::Sub, K_BINARY) => Rule::Sub,
+            (Op::Mul, K_BINARY) => Rule::Mul,
+            (Op::Div, K_BINARY) => Rule::Div,
+            (Op::Mul, K_UNARY) => Rule::MulC,
+            (Op::Div, K_UNARY) => Rule::DivC,
+            (Op::RSub, K_UNARY) => Rule::RSubC,
+            (Op::Neg, K_UNARY) => Rule::Neg,
+            (Op::Exp, K_UNARY) => Rule::Exp,
+            (Op::Ln, K_UNARY) => Rule::Ln,
+            (Op::Sqrt, K_UNARY) => Rule::Sqrt,
+            (Op::Sin, K_UNARY) => Rule::Sin,
+            (Op::Cos, K_UNARY) => Rule::Cos,
+            (Op::Tanh, K_UNARY) => Rule::Tanh,
+            (Op::Sigmoid, K_UNARY) => Rule::Sigmoid,
+            _ => return None,
+        })
+    }
+
+    /// Value and partials (the second is zero for one-operand rules; both
+    /// are unused for [`Flow::Add`] and [`Flow::Pass`]).
+    #[inline(always)]
+    fn eval<T: Scalar>(self, a: T, b: T, c: T) -> (T, T, T) {
+        let z = T::zero();
+        let un = |(v, d): (T, T)| (v, d, z);
+        match self {
+            Rule::Add => (rule::add(a, b), z, z),
+            Rule::AddC => (rule::add(a, c), z, z),
+            Rule::SubC => (rule::sub_c(a, c), z, z),
+            Rule::Sub => rule::sub(a, b),
+            Rule::Mul => rule::mul(a, b),
+            Rule::Div => rule::div(a, b),
+            Rule::MulC => un(rule::mul_c(a, c)),
+            Rule::DivC => un(rule::div_c(a, c)),
+            Rule::RSubC => un(rule::rsub_c(a, c)),
+            Rule::Neg => un(rule::neg(a)),
+            Rule::Exp => un(rule::exp(a)),
+            Rule::Ln => un(rule::ln(a)),
+            Rule::Sqrt => un(rule::sqrt(a)),
+            Rule::Sin => un(rule::sin(a)),
+            Rule::Cos => un(rule::cos(a)),
+            Rule::Tanh => un(rule::tanh(a)),
+            Rule::Sigmoid => un(rule::sigmoid(a)),
+        }
+    }
+}
+
+/// One node of the step: `regs[base + j] = rule(regs[a], regs[b], c)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Instr<T> {
+    rule: Rule,
+    flow: Flow,
+    a: u32,
+    b: u32,
+    c: T,
+    /// Both operands are the node just before this one: its two
+    /// contributions are summed before they are added (the sweep's carry).
+    both_prev: bool,
+}
+
+/// Why a step was not compiled.
+pub(crate) type Refusal = String;
+
+/// A compiled step (see the module documentation).
+#[derive(Clone, Debug)]
+pub(crate) struct Program<T: Scalar> {
+    np: usize,
+    ns: usize,
+    w: usize,
+    code: Vec<Instr<T>>,
+    /// The register of each value of the next state (all nodes, distinct).
+    out: Vec<u32>,
+}
+
+/// Buffers a compiled block reuses between calls.
+#[derive(Debug, Default)]
+pub(crate) struct Work<T> {
+    regs: Vec<T>,
+    adj: Vec<T>,
+    parts: Vec<[T; 2]>,
+}
+
+/// `dst[i] = src[i]` (and `src[i] = 0` if `clear`) for `i < n`, unrolled
+/// for the small counts of states and per-step inputs (a loop of unknown
+/// count would become a call to `memcpy` and `memset` for two values).
+///
+/// # Safety
+/// Both ranges are valid for `n` values and do not overlap.
+#[inline(always)]
+unsafe fn move_small<T: Scalar>(dst: *mut T, src: *mut T, n: usize, clear: bool) {
+    #[inline(always)]
+    unsafe fn one<T: Scalar>(dst: *mut T, src: *mut T, i: usize, clear: bool) {
+        *dst.add(i) = *src.add(i);
+        if clear {
+            *src.add(i) = T::zero();
+        }
+    }
+    match n {
+        0 => {}
+        1 => one(dst, src, 0, clear),
+        2 => {
+            one(dst, src, 0, clear);
+            one(dst, src, 1, clear);
+        }
+        3 => {
+            one(dst, src, 0, clear);
+            one(dst, src, 1, clear);
+            one(dst, src, 2, clear);
+        }
+        _ => {
+            for i in 0..n {
+                one(dst, src, i, clear);
+            }
+        }
+    }
+}
+
+impl<T: Scalar> Program<T> {
+    /// Records `step` at step `t` from state `s`, parameters `p` and input
+    /// row `x`, and compiles it; or says why it cannot be compiled.
+    pub(crate) fn compile(
+        step: &StepFn<T>,
+        s: &[T],
+        p: &[T],
+        x: &[T],
+        t: usize,
+    ) -> Result<Self, Refusal> {
+        if !T::MUL_BY_ONE_EXACT {
+            return Err("the scalar type multiplies by 1 inexactly".into());
+        }
+        let (np, ns, w) = (p.len(), s.len(), x.len());
+        let base = np + ns + w;
+        let mut tape = Tape::<T>::with_capacity(base + 64);
+        tape.set_tracing(true);
+        let out: Vec<u32> = {
+            let pv: Vec<Var<'_, T>> = p.iter().map(|&v| tape.var(v)).collect();
+            let sv: Vec<Var<'_, T>> = s.iter().map(|&v| tape.var(v)).collect();
+            let xv: Vec<Var<'_, T>> = x.iter().map(|&v| tape.var(v)).collect();
+            let mut next = Vec::with_capacity(ns);
+            step(&sv, &pv, &xv, t, &mut next);
+            if next.len() != ns {
+                return Err(format!(
+                    "the step returned {} values for a state of {ns}",
+                    next.len()
+                ));
+            }
+            next.iter().map(|v| v.idx - 1).collect()
+        };
+        if !tape.customs_ref().is_empty() {
+            return Err("the step contains a custom operation".into());
+        }
+        let trace = tape.trace();
+        let arena = tape.nodes_ref();
+        let mut code = Vec::with_capacity(arena.heads.len().saturating_sub(1 + base));
+        let mut pc = 0;
+        // the leaves store no partials
+        for (i, &h) in arena.heads.iter().enumerate().skip(1 + base) {
+            let kind = h & KIND_MASK;
+            let op = trace[i].op;
+            if kind == K_LEAF {
+                return Err(format!("the step records a leaf ({op}) of its own"));
+            }
+            let rule = Rule::of(op, kind)
+                .ok_or_else(|| format!("the operation `{op}` is not compiled"))?;
+            let (p0, p1) = crate::tape::parents(h);
+            let j = code.len();
+            let (a, b) = ((p0 - 1) as u32, (p1.max(1) - 1) as u32);
+            let two = matches!(rule.flow(), Flow::Binary | Flow::Add);
+            let b = if two { b } else { a };
+            if a as usize >= base + j || b as usize >= base + j {
+                // (parents precede their node; the replay relies on it)
+                return Err(format!("node {j} reads a later register"));
+            }
+            let prev = (base + j) as u32 - 1;
+            if j == 0 && two && a == b {
+                return Err("the step's first operation uses one value twice".into());
+            }
+            let c = trace[i].constant.map_or(T::zero(), T::from_f64);
+            let ins = Instr {
+                rule,
+                flow: rule.flow(),
+                a,
+                b,
+                c,
+                both_prev: two && a == prev && b == prev,
+            };
+            // the replayed node must be the recorded one, bit for bit
+            let v = |r: u32| {
+                let r = r as usize;
+                if r < np {
+                    p[r]
+                } else if r < np + ns {
+                    s[r - np]
+                } else if r < base {
+                    x[r - np - ns]
+                } else {
+                    T::from_f64(trace[r + 1].value)
+                }
+            };
+            let (val, d0, d1) = rule.eval(v(a), v(b), c);
+            let n = crate::tape::n_partials(kind);
+            let rec = &arena.partials[pc..pc + n];
+            let same = |x: T, y: T| x.to_f64().to_bits() == y.to_f64().to_bits();
+            let parts_ok = match n {
+                0 => true,
+                1 => same(rec[0], d0),
+                _ => same(rec[0], d0) && same(rec[1], d1),
+            };
+            if !same(val, T::from_f64(trace[i].value)) || !parts_ok {
+                return Err(format!(
+                    "the replay of `{op}` (node {j}) differs from its recording"
+                ));
+            }
+            pc += n;
+            code.push(ins);
+        }
+        for (k, &o) in out.iter().enumerate() {
+            if (o as usize) < base {
+                return Err(format!(
+                    "value {k} of the next state is an input of the step"
+                ));
+            }
+            if o as usize >= base + code.len() {
+                return Err(format!("value {k} of the next state is not the step's"));
+            }
+            if out[..k].contains(&o) {
+                return Err(format!("value {k} of the next state repeats another"));
+            }
+        }
+        Ok(Program {
+            np,
+            ns,
+            w,
+            code,
+            out,
+        })
+    }
+
+    /// Whether `other` runs the same operations on the same operands.
+    pub(crate) fn same_as(&self, other: &Program<T>) -> bool {
+        self.out == other.out
+            && self.code.len() == other.code.len()
+            && self.code.iter().zip(&other.code).all(|(x, y)| {
+                x.rule == y.rule
+                    && (x.a, x.b, x.both_prev) == (y.a, y.b, y.both_prev)
+                    && x.c.to_f64().to_bits() == y.c.to_f64().to_bits()
+            })
+    }
+
+    fn base(&self) -> usize {
+        self.np + self.ns + self.w
+    }
+
+    /// Sizes `work` for blocks of up to `k` steps, with parameters `p`.
+    pub(crate) fn prepare(&self, work: &mut Work<T>, p: &[T], k: usize) {
+        let n = self.base() + self.code.len();
+        work.regs.clear();
+        work.regs.resize(n, T::zero());
+        work.regs[..self.np].copy_from_slice(p);
+        work.adj.clear();
+        work.adj.resize(n, T::zero());
+        work.parts.clear();
+        work.parts
+            .resize(k.max(1) * self.code.len(), [T::zero(); 2]);
+    }
+
+    /// One step's values (and, with `parts`, partials) from the state and
+    /// input row already in `regs`.
+    ///
+    /// # Safety
+    /// `regs` holds `base + code.len()` values and `parts` (if not null)
+    /// `code.len()` pairs; every operand of instruction `j` is a register
+    /// below `base + j` ([`Program::compile`] makes them so).
+    #[inline(always)]
+    unsafe fn run_step(&self, regs: *mut T, parts: *mut [T; 2]) {
+        let base = self.base();
+        for (j, ins) in self.code.iter().enumerate() {
+            let (v, d0, d1) =
+                ins.rule
+                    .eval(*regs.add(ins.a as usize), *regs.add(ins.b as usize), ins.c);
+            *regs.add(base + j) = v;
+            if !parts.is_null() {
+                *parts.add(j) = [d0, d1];
+            }
+        }
+    }
+
+    /// The next state from `s` (values only): `s` is overwritten.
+    pub(crate) fn values(&self, work: &mut Work<T>, s: &mut [T], x: &[T]) {
+        let (np, ns, w) = (self.np, self.ns, self.w);
+        assert!(s.len() == ns && x.len() == w && work.regs.len() == self.base() + self.code.len());
+        let regs = work.regs.as_mut_ptr();
+        // SAFETY: the lengths are checked above; `out` and the operands
+        // are registers below `regs.len()` (compile).
+        unsafe {
+            move_small(regs.add(np), s.as_ptr().cast_mut(), ns, false);
+            move_small(regs.add(np + ns), x.as_ptr().cast_mut(), w, false);
+            self.run_step(regs, std::ptr::null_mut());
+            for (k, &o) in self.out.iter().enumerate() {
+                *s.get_unchecked_mut(k) = *regs.add(o as usize);
+            }
+        }
+    }
+
+    /// The vector-Jacobian product of steps `a..b` from state `s` (at
+    /// `a`): `lam` is ∂/∂s_b on the way in and ∂/∂s_a on the way out; the
+    /// parameters' contributions are added into `theta_adj` (in sweep
+    /// order) and ∂/∂x_t of rows `a..b` into `g_x`. See the module
+    /// documentation for why this is the recorded block's sweep, bit for
+    /// bit.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn vjp_block(
+        &self,
+        work: &mut Work<T>,
+        s: &[T],
+        xs: &[T],
+        (a, b): (usize, usize),
+        lam: &mut [T],
+        theta_adj: &mut [T],
+        g_x: &mut [T],
+    ) {
+        let (np, ns, w, base, l) = (self.np, self.ns, self.w, self.base(), self.code.len());
+        let Work { regs, adj, parts } = work;
+        assert!(
+            regs.len() == base + l
+                && adj.len() == base + l
+                && parts.len() >= (b - a) * l
+                && s.len() == ns
+                && lam.len() == ns
+                && theta_adj.len() == np
+                && xs.len() >= b * w
+                && g_x.len() >= b * w
+                && a <= b
+        );
+        let (regs, adj, parts) = (regs.as_mut_ptr(), adj.as_mut_ptr(), parts.as_mut_ptr());
+        // SAFETY: the lengths are checked above; operands and outputs are
+        // registers below `base + l` (compile); rows `a..b` lie in `xs`
+        // and `g_x`.
+        unsafe {
+            move_small(regs.add(np), s.as_ptr().cast_mut(), ns, false);
+            for t in a..b {
+                move_small(
+                    regs.add(np + ns),
+                    xs.as_ptr().add(t * w).cast_mut(),
+                    w,
+                    false,
+                );
+                self.run_step(regs, parts.add((t - a) * l));
+                for (k, &o) in self.out.iter().enumerate() {
+                    *regs.add(np + k) = *regs.add(o as usize);
+                }
+            }
+            // every adjoint register but θ's is zero between steps: each
+            // is read once per step and cleared as it is read
+            for j in 0..np {
+                *adj.add(j) = *theta_adj.get_unchecked(j);
+            }
+            for t in (a..b).rev() {
+                for (k, &o) in self.out.iter().enumerate() {
+                    *adj.add(o as usize) += *lam.get_unchecked(k);
+                }
+                let part = parts.add((t - a) * l);
+                for (j, ins) in self.code.iter().enumerate().rev() {
+                    let g = *adj.add(base + j);
+                    *adj.add(base + j) = T::zero();
+                    if g.is_zero() {
+                        continue;
+                    }
+                    let (pa, pb) = (adj.add(ins.a as usize), adj.add(ins.b as usize));
+                    let [d0, d1] = *part.add(j);
+                    match ins.flow {
+                        Flow::Binary => {
+                            let (g0, g1) = (g * d0, g * d1);
+                            if ins.both_prev {
+                                *pa += (T::zero() + g0) + g1;
+                            } else {
+                                *pa += g0;
+                                *pb += g1;
+                            }
+                        }
+                        Flow::Unary => *pa += g * d0,
+                        Flow::Add => {
+                            if ins.both_prev {
+                                *pa += (T::zero() + g) + g;
+                            } else {
+                                *pa += g;
+                                *pb += g;
+                            }
+                        }
+                        Flow::Pass => *pa += g,
+                    }
+                }
+                move_small(lam.as_mut_ptr(), adj.add(np), ns, true);
+                let gx = g_x.as_mut_ptr().add(t * w);
+                match w {
+                    0 => {}
+                    1 => *gx += *adj.add(np + ns),
+                    _ => {
+                        for c in 0..w {
+                            *gx.add(c) += *adj.add(np + ns + c);
+                        }
+                    }
+                }
+                for c in 0..w {
+                    *adj.add(np + ns + c) = T::zero();
+                }
+            }
+            for j in 0..np {
+                *theta_adj.get_unchecked_mut(j) = *adj.add(j);
+            }
+        }
+    }
+}

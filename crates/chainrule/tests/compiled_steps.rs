@@ -1,0 +1,197 @@
+//! `Recurrence::compiled` (issue 17): a step compiled into an instruction
+//! list must give every strategy's gradient bit for bit as the step
+//! recorded closure by closure, on random straight-line steps.
+
+use std::sync::Arc;
+
+use chainrule::{Recurrence, Strategy as Rev, Var};
+use proptest::prelude::*;
+
+/// One operation of a random step: `kind` on values `a`, `b` (indices into
+/// θ ++ s ++ x ++ the values made so far) with constant `c`.
+#[derive(Clone, Debug)]
+struct OpSpec {
+    kind: u8,
+    a: usize,
+    b: usize,
+    c: f64,
+}
+
+const KINDS: u8 = 18;
+
+fn apply<'t>(o: &OpSpec, vals: &[Var<'t>]) -> Var<'t> {
+    let (a, b, c) = (vals[o.a % vals.len()], vals[o.b % vals.len()], o.c);
+    match o.kind {
+        0 => a + b,
+        1 => a - b,
+        2 => a * b,
+        3 => a / (b * b + 1.0),
+        4 => a + c,
+        5 => a - c,
+        6 => a * c,
+        7 => a / c,
+        8 => c - a,
+        9 => -a,
+        10 => (a * 0.1).exp(),
+        11 => (a * a + 1.0).ln(),
+        12 => (a * a + 0.5).sqrt(),
+        13 => a.sin(),
+        14 => a.cos(),
+        15 => a.tanh(),
+        16 => a.sigmoid(),
+        _ => a * a,
+    }
+}
+
+/// Whether the first node the step records uses one value twice (such a
+/// step is not compiled).
+fn first_uses_twice(o: &OpSpec, n_in: usize) -> bool {
+    match o.kind {
+        0..=2 => o.a % n_in == o.b % n_in,
+        3 | 11 | 12 | 17 => true,
+        _ => false,
+    }
+}
+
+fn step_of(ops: Vec<OpSpec>, ns: usize) -> Recurrence {
+    let ops = Arc::new(ops);
+    Recurrence::new(move |s, p, x, _t, next| {
+        let mut vals: Vec<Var<'_>> = p.iter().chain(s).chain(x).copied().collect();
+        let n_in = vals.len();
+        for o in ops.iter() {
+            let v = apply(o, &vals);
+            vals.push(v);
+        }
+        // the last `ns` values made (distinct nodes), or inputs mixed in
+        // when the step made fewer
+        let made = vals.len() - n_in;
+        for k in 0..ns {
+            let v = if k < made {
+                vals[vals.len() - 1 - k]
+            } else {
+                vals[vals.len() - 1] * (k as f64 + 2.0)
+            };
+            next.push(v * 0.5);
+        }
+    })
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[allow(clippy::type_complexity)]
+fn gradient(
+    rec: &Recurrence,
+    s0: &[f64],
+    p: &[f64],
+    xs: &[f64],
+    seed: &[f64],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, bool) {
+    let traj = rec.forward(s0, p, xs);
+    let (mut gs, mut gp, mut gx) = (vec![0.0; s0.len()], vec![0.0; p.len()], vec![0.0; xs.len()]);
+    traj.backward(xs, seed, &mut gs, &mut gp, &mut gx);
+    (traj.state().to_vec(), gs, gp, gx, traj.is_compiled())
+}
+
+fn spec() -> impl proptest::strategy::Strategy<Value = OpSpec> {
+    (0..KINDS, 0usize..64, 0usize..64, -2.0f64..2.0).prop_map(|(kind, a, b, c)| OpSpec {
+        kind,
+        a,
+        b,
+        c: if c.abs() < 0.1 { 0.7 } else { c },
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn compiled_steps_give_the_recorded_gradient_bit_for_bit(
+        ops in proptest::collection::vec(spec(), 1..9),
+        ns in 1usize..4,
+        np in 0usize..3,
+        w in 0usize..3,
+        n in 1usize..70,
+        block in 1usize..9,
+        vals in proptest::collection::vec(-1.0f64..1.0, 400),
+    ) {
+        let n_in = ns + np + w;
+        // operands near the end of the list, as real steps have them
+        let ops: Vec<OpSpec> = ops
+            .into_iter()
+            .enumerate()
+            .map(|(j, mut o)| {
+                let len = n_in + j;
+                o.a = len - 1 - o.a % len.min(4);
+                o.b = len - 1 - o.b % len.min(4);
+                o
+            })
+            .collect();
+        let expect = !first_uses_twice(&ops[0], n_in);
+        let base = step_of(ops, ns).inputs_per_step(w).steps(n).block(block);
+        // any deterministic inverse: both ways recover the same states
+        let base = base.inverse(|next, _p, x, _t, prev| {
+            for (k, v) in prev.iter_mut().enumerate() {
+                *v = next[k] * 0.9 + x.first().copied().unwrap_or(0.0) * 0.01;
+            }
+        });
+        let (s0, rest) = vals.split_at(ns);
+        let (p, rest) = rest.split_at(np);
+        let (seed, rest) = rest.split_at(ns);
+        let xs = &rest[..n * w];
+        for st in [
+            Rev::StoreAll,
+            Rev::Invert,
+            Rev::Checkpoint { snapshots: None },
+            Rev::Checkpoint { snapshots: Some(2) },
+        ] {
+            let plain = base.clone().strategy(st);
+            let fast = plain.clone().compiled();
+            let want = gradient(&plain, s0, p, xs, seed);
+            let got = gradient(&fast, s0, p, xs, seed);
+            prop_assert!(!want.4);
+            prop_assert_eq!(got.4, expect, "{:?}", st);
+            prop_assert_eq!(bits(&got.0), bits(&want.0), "state, {:?}", st);
+            prop_assert_eq!(bits(&got.1), bits(&want.1), "s0, {:?}", st);
+            prop_assert_eq!(bits(&got.2), bits(&want.2), "params, {:?}", st);
+            prop_assert_eq!(bits(&got.3), bits(&want.3), "xs, {:?}", st);
+        }
+    }
+}
+
+/// The workloads of `bench recurrence` compile, and a step that branches
+/// on `t` is caught by the declaration's check.
+#[test]
+fn bench_steps_compile_and_a_false_declaration_panics() {
+    let alpha = Recurrence::new(|s, _p, x, _t, next| {
+        let (t, c) = (s[0], s[1]);
+        next.push(t * (1.0 - x[1]));
+        next.push(c + x[0] * x[1] * t);
+    })
+    .inputs_per_step(2)
+    .compiled();
+    let xs: Vec<f64> = (0..200)
+        .map(|i| (i as f64 * 0.37).sin().abs() * 0.5)
+        .collect();
+    assert!(alpha.forward(&[1.0, 0.0], &[], &xs).is_compiled());
+    let scalar = Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
+        .steps(10)
+        .compiled();
+    assert!(scalar.forward(&[0.5], &[0.9, 0.1], &[]).is_compiled());
+    let pow = Recurrence::new(|s, _p, _x, _t, next| next.push(s[0].powf(1.5)))
+        .steps(10)
+        .compiled();
+    assert!(!pow.forward(&[0.5], &[], &[]).is_compiled());
+    let branchy = Recurrence::new(|s, _p, _x, t, next| {
+        next.push(if t == 0 { s[0] * 2.0 } else { s[0].sin() })
+    })
+    .steps(5)
+    .compiled();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        branchy.forward(&[0.5], &[], &[]).steps()
+    }));
+    let msg = r.expect_err("declared compiled but branches on t");
+    let msg = msg.downcast_ref::<String>().expect("a message");
+    assert!(msg.contains("compiled()") && msg.contains("t = 4"), "{msg}");
+}
