@@ -267,6 +267,7 @@ impl Trainer {
             max_radii: Vec::new(),
             loss: None,
             d_rgb: Vec::new(),
+            bufs: Default::default(),
             exposure: Vec::new(),
             exposure_adam: Adam::new(Vec::new()),
         }

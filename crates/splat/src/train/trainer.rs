@@ -67,6 +67,18 @@ pub struct Trainer {
     /// `--exposure`), and their optimiser.
     pub(super) exposure: Vec<[f64; EXPOSURE_PARAMS]>,
     pub(super) exposure_adam: Adam,
+    /// Per-iteration buffers kept between iterations.
+    pub(super) bufs: StepBuffers,
+}
+
+/// What [`Trainer::step`] fills every iteration, kept so that an
+/// iteration allocates none of it again (they grow with the scene).
+#[derive(Debug, Default)]
+pub(super) struct StepBuffers {
+    /// The scene in f32, as the renderer takes it.
+    scene: Option<Gaussians<f32>>,
+    /// The gradients as the optimiser's flat f64 groups.
+    grads: [Vec<f64>; GROUPS],
 }
 
 impl Trainer {
@@ -95,6 +107,7 @@ impl Trainer {
             d_rgb: Vec::new(),
             exposure: Vec::new(),
             exposure_adam: Adam::new(Vec::new()),
+            bufs: StepBuffers::default(),
         };
         t.init_exposure();
         t.adam = (0..GROUPS)
@@ -149,32 +162,44 @@ impl Trainer {
 
     /// The scene (parameters as the PLY file stores them).
     pub fn gaussians<T: chainrule::Scalar>(&self) -> Gaussians<T> {
+        let mut g = Gaussians::new(self.cfg.sh_degree);
+        self.write_gaussians(&mut g);
+        g
+    }
+
+    /// [`Trainer::gaussians`] into `g`, reusing its buffers (in parallel).
+    fn write_gaussians<T: chainrule::Scalar>(&self, g: &mut Gaussians<T>) {
         let k = sh_coeffs(self.cfg.sh_degree);
         let n = self.len();
         let c = T::from_f64;
         let p = &self.params;
-        let mut g = Gaussians::new(self.cfg.sh_degree);
-        g.means = (0..n)
-            .into_par_iter()
-            .map(|i| [0, 1, 2].map(|j| c(p[0][3 * i + j])))
-            .collect();
-        g.log_scales = (0..n)
-            .into_par_iter()
-            .map(|i| [0, 1, 2].map(|j| c(p[1][3 * i + j])))
-            .collect();
-        g.quats = (0..n)
-            .into_par_iter()
-            .map(|i| [0, 1, 2, 3].map(|j| c(p[2][4 * i + j])))
-            .collect();
-        g.opacity_logits = p[3].par_iter().map(|&v| c(v)).collect();
-        g.sh = (0..n)
-            .into_par_iter()
-            .flat_map_iter(|i| {
+        g.sh_degree = self.cfg.sh_degree;
+        fn fill<T: Send, const D: usize>(v: &mut Vec<[T; D]>, src: &[f64], c: fn(f64) -> T) {
+            v.resize_with(src.len() / D, || std::array::from_fn(|_| c(0.0)));
+            v.par_iter_mut()
+                .zip(src.par_chunks_exact(D))
+                .with_min_len(4096)
+                .for_each(|(d, s)| *d = std::array::from_fn(|j| c(s[j])));
+        }
+        fill(&mut g.means, &p[0], c);
+        fill(&mut g.log_scales, &p[1], c);
+        fill(&mut g.quats, &p[2], c);
+        g.opacity_logits.resize(n, T::zero());
+        g.opacity_logits
+            .par_iter_mut()
+            .zip(&p[3])
+            .with_min_len(4096)
+            .for_each(|(d, &v)| *d = c(v));
+        g.sh.resize(3 * k * n, T::zero());
+        g.sh.par_chunks_exact_mut(3 * k)
+            .enumerate()
+            .with_min_len(1024)
+            .for_each(|(i, d)| {
                 let rest = &p[5][3 * (k - 1) * i..3 * (k - 1) * (i + 1)];
-                p[4][3 * i..3 * i + 3].iter().chain(rest).map(|&v| c(v))
-            })
-            .collect();
-        g
+                for (d, &v) in d.iter_mut().zip(p[4][3 * i..3 * i + 3].iter().chain(rest)) {
+                    *d = c(v);
+                }
+            });
     }
 
     pub(super) fn set_from_gaussians(params: &mut [Vec<f64>; GROUPS], g: &Gaussians<f64>) {
@@ -227,7 +252,12 @@ impl Trainer {
             Cow::Borrowed(&view.image)
         };
         let mask = view.mask.as_deref();
-        let g32: Gaussians<f32> = self.gaussians();
+        let mut g32 = self
+            .bufs
+            .scene
+            .take()
+            .unwrap_or_else(|| Gaussians::new(self.cfg.sh_degree));
+        self.write_gaussians(&mut g32);
         st.other += lap.lap();
         let (img, state) = render_staged(&g32, &cam, &opts, &mut st)
             .map_err(|e| TrainError::Render(e.to_string()))?;
@@ -281,8 +311,8 @@ impl Trainer {
         let (grads, d_means2d) = render_backward_staged(&g32, &cam, &opts, &state, d_rgb, &mut st)
             .map_err(|e| TrainError::Render(e.to_string()))?;
         lap.lap();
-        let mut flat = flatten_grads(&grads);
-        if flat.iter().any(|g| g.par_iter().any(|v| !v.is_finite())) {
+        let mut flat = std::mem::take(&mut self.bufs.grads);
+        if !flatten_grads(&grads, &mut flat) {
             return Err(TrainError::NonFinite {
                 iteration: it,
                 op: "render backward",
@@ -327,6 +357,10 @@ impl Trainer {
             }
         }
         st.optimizer += lap.lap();
+        self.bufs = StepBuffers {
+            scene: Some(g32),
+            grads: flat,
+        };
         if let Some(de) = d_exposure {
             self.step_exposure(vi, &de)
                 .map_err(|op| TrainError::NonFinite { iteration: it, op })?;
@@ -391,32 +425,40 @@ impl Trainer {
     }
 }
 
-/// The gradients as the optimiser's flat f64 groups (in parallel).
-fn flatten_grads(g: &Gaussians<f32>) -> [Vec<f64>; GROUPS] {
+/// The gradients as the optimiser's flat f64 groups, into `flat` (its
+/// buffers reused; in parallel). Returns whether every gradient is finite.
+fn flatten_grads(g: &Gaussians<f32>, flat: &mut [Vec<f64>; GROUPS]) -> bool {
     let k = g.sh_coeffs();
-    let wide = |v: &f32| *v as f64;
     let n = g.len();
-    [
-        g.means
-            .par_iter()
-            .flat_map_iter(|m| m.iter().map(wide))
-            .collect(),
-        g.log_scales
-            .par_iter()
-            .flat_map_iter(|m| m.iter().map(wide))
-            .collect(),
-        g.quats
-            .par_iter()
-            .flat_map_iter(|m| m.iter().map(wide))
-            .collect(),
-        g.opacity_logits.par_iter().map(wide).collect(),
-        (0..n)
-            .into_par_iter()
-            .flat_map_iter(|i| g.sh[3 * k * i..3 * k * i + 3].iter().map(wide))
-            .collect(),
-        (0..n)
-            .into_par_iter()
-            .flat_map_iter(|i| g.sh[3 * k * i + 3..3 * k * (i + 1)].iter().map(wide))
-            .collect(),
-    ]
+    // one group: `per` values of each Gaussian, from `src(i)`
+    fn group<'a, F>(dst: &mut Vec<f64>, n: usize, per: usize, src: F) -> bool
+    where
+        F: Fn(usize) -> &'a [f32] + Sync,
+    {
+        dst.resize(n * per, 0.0);
+        if per == 0 {
+            return true;
+        }
+        dst.par_chunks_exact_mut(per)
+            .enumerate()
+            .with_min_len(1024)
+            .map(|(i, d)| {
+                let mut finite = true;
+                for (d, &v) in d.iter_mut().zip(src(i)) {
+                    *d = v as f64;
+                    finite &= v.is_finite();
+                }
+                finite
+            })
+            .reduce(|| true, |a, b| a & b)
+    }
+    let [m, s, q, o, dc, rest] = flat;
+    group(m, n, 3, |i| &g.means[i])
+        & group(s, n, 3, |i| &g.log_scales[i])
+        & group(q, n, 4, |i| &g.quats[i])
+        & group(o, n, 1, |i| std::slice::from_ref(&g.opacity_logits[i]))
+        & group(dc, n, 3, |i| &g.sh[3 * k * i..3 * k * i + 3])
+        & group(rest, n, 3 * (k - 1), |i| {
+            &g.sh[3 * k * i + 3..3 * k * (i + 1)]
+        })
 }
