@@ -138,6 +138,14 @@ pub struct TileLists {
     /// Per splat (indexed like the splat slices), the covered pixels
     /// `[j_min, i_min, j_max, i_max]` (inclusive), see [`pixel_rect`].
     pub rects: Vec<Option<[u32; 4]>>,
+    /// The transpose of the lists: splat `k`'s entries (indices into
+    /// `ids`), tile by tile in tile order, are
+    /// `entries[entry_ends[k − 1]..entry_ends[k]]` (from 0 for `k = 0`;
+    /// none for a splat not in `order`, and for one listed twice each
+    /// listing's in turn).
+    pub entries: Vec<u32>,
+    /// One past the last of each splat's `entries`.
+    pub entry_ends: Vec<u32>,
 }
 
 /// What the forward pass produces (and the backward pass needs).
@@ -329,25 +337,41 @@ pub fn bin_tiles<T: Scalar>(s: &Splats<'_, T>) -> TileLists {
         .collect();
     let n_tiles = tiles_x * tiles_y;
     let mut offsets = vec![0u32; n_tiles + 1];
-    for r in &ranges {
+    let mut entry_ends = vec![0u32; s.len()];
+    for (r, &k) in ranges.iter().zip(s.order) {
         for ty in r[1]..=r[3] {
             let row = ty as usize * tiles_x + 1;
             for tx in r[0]..=r[2] {
                 offsets[row + tx as usize] += 1;
             }
         }
+        if r[1] <= r[3] && r[0] <= r[2] {
+            entry_ends[k as usize] += (r[3] - r[1] + 1) * (r[2] - r[0] + 1);
+        }
     }
     for t in 0..n_tiles {
         offsets[t + 1] += offsets[t];
     }
+    for k in 1..entry_ends.len() {
+        entry_ends[k] += entry_ends[k - 1];
+    }
     let mut fill: Vec<u32> = offsets[..n_tiles].to_vec();
     let mut ids = vec![0u32; offsets[n_tiles] as usize];
+    let mut entries = vec![0u32; ids.len()];
+    // per splat, where its next entry goes
+    let mut next: Vec<u32> = std::iter::once(0)
+        .chain(entry_ends.iter().copied())
+        .take(s.len())
+        .collect();
     for (r, &k) in ranges.iter().zip(s.order) {
+        let e = &mut next[k as usize];
         for ty in r[1]..=r[3] {
             let row = ty as usize * tiles_x;
             for tx in r[0]..=r[2] {
                 let f = &mut fill[row + tx as usize];
                 ids[*f as usize] = k;
+                entries[*e as usize] = *f;
+                *e += 1;
                 *f += 1;
             }
         }
@@ -358,6 +382,8 @@ pub fn bin_tiles<T: Scalar>(s: &Splats<'_, T>) -> TileLists {
         offsets,
         ids,
         rects,
+        entries,
+        entry_ends,
     }
 }
 
@@ -921,18 +947,19 @@ impl<T: Scalar> BackTile<T> {
         }
     }
 
-    /// The gradient buffer of tile `t` (aligned with its list), with AVX2
+    /// Writes the gradients of tile `t` into `g` (zeroed, aligned with its
+    /// list: `6 + C` values per entry), with AVX2
     /// when `simd` (the caller has checked that the CPU has it; same bits
     /// either way).
-    fn run(&mut self, inp: &BackInput<'_, T>, t: usize, simd: bool) -> Vec<T> {
+    fn run(&mut self, inp: &BackInput<'_, T>, t: usize, simd: bool, g: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
         {
             if simd {
                 // SAFETY: `simd` is only set where the CPU supports AVX2.
-                return unsafe { self.run_avx2(inp, t) };
+                return unsafe { self.run_avx2(inp, t, g) };
             }
         }
-        self.run_generic(inp, t)
+        self.run_generic(inp, t, g)
     }
 
     /// [`BackTile::run_generic`] compiled for AVX2.
@@ -941,12 +968,12 @@ impl<T: Scalar> BackTile<T> {
     /// The CPU must support AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn run_avx2(&mut self, inp: &BackInput<'_, T>, t: usize) -> Vec<T> {
-        self.run_generic(inp, t)
+    unsafe fn run_avx2(&mut self, inp: &BackInput<'_, T>, t: usize, g: &mut [T]) {
+        self.run_generic(inp, t, g)
     }
 
     #[inline(always)]
-    fn run_generic(&mut self, inp: &BackInput<'_, T>, t: usize) -> Vec<T> {
+    fn run_generic(&mut self, inp: &BackInput<'_, T>, t: usize, g: &mut [T]) {
         let BackInput {
             s,
             r,
@@ -959,9 +986,9 @@ impl<T: Scalar> BackTile<T> {
         let (w, h, ch) = (s.width, s.height, s.channels);
         let stride = 6 + ch;
         let list = &tiles.ids[tiles.offsets[t] as usize..tiles.offsets[t + 1] as usize];
-        let mut g = vec![T::zero(); list.len() * stride];
+        debug_assert_eq!(g.len(), list.len() * stride);
         if list.is_empty() {
-            return g;
+            return;
         }
         let (ty, tx) = (t / tiles.tiles_x, t % tiles.tiles_x);
         let (i_base, j_base) = (ty * TILE, tx * TILE);
@@ -1152,7 +1179,6 @@ impl<T: Scalar> BackTile<T> {
         }
         self.batch = batch;
         self.batch_cols = batch_cols;
-        g
     }
 }
 
@@ -1238,33 +1264,54 @@ fn backward_with<T: Scalar>(
         d_alpha,
         packed: &packed,
     };
-    // each tile: a gradient buffer aligned with its list
-    let per_tile: Vec<Vec<T>> = (0..n_tiles)
+    // one gradient record per tile entry, each tile's aligned with its list
+    let mut records = vec![T::zero(); tiles.ids.len() * stride];
+    let mut per_tile: Vec<(usize, &mut [T])> = Vec::with_capacity(n_tiles);
+    let mut rest = records.as_mut_slice();
+    for t in 0..n_tiles {
+        let len = (tiles.offsets[t + 1] - tiles.offsets[t]) as usize * stride;
+        let (head, tail) = rest.split_at_mut(len);
+        per_tile.push((t, head));
+        rest = tail;
+    }
+    per_tile
         .into_par_iter()
-        .map_init(|| BackTile::new(ch), |bt, t| bt.run(&inp, t, simd))
-        .collect();
-    // deterministic reduction in tile order
+        .for_each_init(|| BackTile::new(ch), |bt, (t, g)| bt.run(&inp, t, simd, g));
+    // per splat (in parallel), its records summed in tile order: the
+    // additions of a serial reduction tile by tile, so the same bits
+    // whatever the thread count
+    let cw = ch.max(1);
     let mut out = SplatGrads {
         means: vec![[T::zero(); 2]; n],
         conics: vec![[T::zero(); 3]; n],
         opacities: vec![T::zero(); n],
-        colors: vec![T::zero(); n * ch],
+        colors: vec![T::zero(); n * cw],
     };
-    for (t, g) in per_tile.iter().enumerate() {
-        let list = &tiles.ids[tiles.offsets[t] as usize..tiles.offsets[t + 1] as usize];
-        for (pos, &k) in list.iter().enumerate() {
-            let k = k as usize;
-            let e = &g[pos * stride..(pos + 1) * stride];
-            out.means[k][0] += e[0];
-            out.means[k][1] += e[1];
-            out.conics[k][0] += e[2];
-            out.conics[k][1] += e[3];
-            out.conics[k][2] += e[4];
-            out.opacities[k] += e[5];
-            for c in 0..ch {
-                out.colors[k * ch + c] += e[6 + c];
+    let (ends, entries) = (&tiles.entry_ends, &tiles.entries);
+    out.means
+        .par_iter_mut()
+        .zip(&mut out.conics)
+        .zip(&mut out.opacities)
+        .zip(out.colors.par_chunks_mut(cw))
+        .enumerate()
+        .with_min_len(1024)
+        .for_each(|(k, (((m, c), o), col))| {
+            let from = if k == 0 { 0 } else { ends[k - 1] as usize };
+            for &at in &entries[from..ends[k] as usize] {
+                let e = &records[at as usize * stride..(at as usize + 1) * stride];
+                m[0] += e[0];
+                m[1] += e[1];
+                c[0] += e[2];
+                c[1] += e[3];
+                c[2] += e[4];
+                *o += e[5];
+                for (dst, &v) in col.iter_mut().zip(&e[6..]) {
+                    *dst += v;
+                }
             }
-        }
+        });
+    if ch == 0 {
+        out.colors.clear();
     }
     Ok(out)
 }
@@ -1580,6 +1627,68 @@ mod tests {
             let gb = backward_with(&s, &a, &d_img, Some(&d_a), true).unwrap();
             assert_eq!(ga, gb);
             assert!(ga.opacities.iter().any(|g| !g.is_zero()));
+        }
+    }
+
+    /// The parallel per-splat reduction of the backward pass gives the
+    /// bits of a serial one over the tiles in order (each tile's records
+    /// added into the splats' sums), on one thread and on three.
+    #[test]
+    fn backward_reduction_is_the_serial_one() {
+        let sc = scene::<f32>(4, 83, 61, 300, 4);
+        let s = sc.view();
+        let r = forward(&s).unwrap();
+        let mut rng = Rng::new(9);
+        let d_img: Vec<f32> = (0..r.image.len())
+            .map(|_| rng.range(-1.0, 1.0) as f32)
+            .collect();
+        let tiles = &r.tiles;
+        let packed = pack(&s, tiles);
+        let inp = BackInput {
+            s: &s,
+            r: &r,
+            d_image: &d_img,
+            d_alpha: None,
+            packed: &packed,
+        };
+        let stride = 6 + s.channels;
+        let mut want = SplatGrads {
+            means: vec![[0.0f32; 2]; s.len()],
+            conics: vec![[0.0; 3]; s.len()],
+            opacities: vec![0.0; s.len()],
+            colors: vec![0.0; s.len() * s.channels],
+        };
+        let mut bt = BackTile::new(s.channels);
+        for t in 0..tiles.offsets.len() - 1 {
+            let list = &tiles.ids[tiles.offsets[t] as usize..tiles.offsets[t + 1] as usize];
+            let mut g = vec![0.0f32; list.len() * stride];
+            bt.run(&inp, t, avx2(), &mut g);
+            for (pos, &k) in list.iter().enumerate() {
+                let (k, e) = (k as usize, &g[pos * stride..(pos + 1) * stride]);
+                want.means[k][0] += e[0];
+                want.means[k][1] += e[1];
+                for c in 0..3 {
+                    want.conics[k][c] += e[2 + c];
+                }
+                want.opacities[k] += e[5];
+                for c in 0..s.channels {
+                    want.colors[k * s.channels + c] += e[6 + c];
+                }
+            }
+        }
+        assert!(want.opacities.iter().any(|&g| g != 0.0));
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let got = pool.install(|| backward(&s, &r, &d_img, None).unwrap());
+            assert_eq!(
+                bits(&got.opacities),
+                bits(&want.opacities),
+                "{threads} threads"
+            );
+            assert_eq!(got, want, "{threads} threads");
         }
     }
 
