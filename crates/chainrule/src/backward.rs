@@ -275,15 +275,10 @@ pub(crate) fn sweep_range<T: Scalar>(
             // partials of nodes lo..hi lie below `pc` (one stream, in order).
             unsafe {
                 let h = *heads.get_unchecked(i);
-                pc -= n_partials(h);
                 let a = *adj.get_unchecked(i) + carry;
                 carry = T::zero();
                 // the final adjoint of node i is read by `Gradients::wrt`
                 *adj.get_unchecked_mut(i) = a;
-                if a.is_zero() {
-                    continue;
-                }
-                let (p0, p1) = parents(h);
                 let prev = i - 1;
                 macro_rules! give {
                     ($p:expr, $g:expr) => {
@@ -294,8 +289,15 @@ pub(crate) fn sweep_range<T: Scalar>(
                         }
                     };
                 }
+                // each arm steps the partials cursor back by its kind's
+                // count (`n_partials`) and skips a zero adjoint
                 match h & KIND_MASK {
                     K_BINARY => {
+                        pc -= 2;
+                        if a.is_zero() {
+                            continue;
+                        }
+                        let (p0, p1) = parents(h);
                         let (g0, g1) = (
                             a * *partials.get_unchecked(pc),
                             a * *partials.get_unchecked(pc + 1),
@@ -303,12 +305,27 @@ pub(crate) fn sweep_range<T: Scalar>(
                         give!(p0, g0);
                         give!(p1, g1);
                     }
-                    K_UNARY => give!(p0, a * *partials.get_unchecked(pc)),
+                    K_UNARY => {
+                        pc -= 1;
+                        if a.is_zero() {
+                            continue;
+                        }
+                        give!(parents(h).0, a * *partials.get_unchecked(pc));
+                    }
                     K_ADD => {
+                        if a.is_zero() {
+                            continue;
+                        }
+                        let (p0, p1) = parents(h);
                         give!(p0, a);
                         give!(p1, a);
                     }
-                    K_PASS => give!(p0, a),
+                    K_PASS => {
+                        if a.is_zero() {
+                            continue;
+                        }
+                        give!(parents(h).0, a);
+                    }
                     _ => {}
                 }
             }

@@ -174,6 +174,8 @@ pub(crate) struct Program<T: Scalar> {
     code: Vec<Instr<T>>,
     /// The register of each value of the next state (all nodes, distinct).
     out: Vec<u32>,
+    /// Partials a step stores (2 per binary rule, 1 per unary rule).
+    n_parts: usize,
 }
 
 /// Buffers a compiled block reuses between calls.
@@ -181,7 +183,7 @@ pub(crate) struct Program<T: Scalar> {
 pub(crate) struct Work<T> {
     regs: Vec<T>,
     adj: Vec<T>,
-    parts: Vec<[T; 2]>,
+    parts: Vec<T>,
 }
 
 /// `dst[i] = src[i]` (and `src[i] = 0` if `clear`) for `i < n`, unrolled
@@ -331,12 +333,21 @@ impl<T: Scalar> Program<T> {
                 return Err(format!("value {k} of the next state repeats another"));
             }
         }
+        let n_parts = code
+            .iter()
+            .map(|i| match i.flow {
+                Flow::Binary => 2,
+                Flow::Unary => 1,
+                _ => 0,
+            })
+            .sum();
         Ok(Program {
             np,
             ns,
             w,
             code,
             out,
+            n_parts,
         })
     }
 
@@ -364,19 +375,24 @@ impl<T: Scalar> Program<T> {
         work.adj.clear();
         work.adj.resize(n, T::zero());
         work.parts.clear();
-        work.parts
-            .resize(k.max(1) * self.code.len(), [T::zero(); 2]);
+        work.parts.resize(k.max(1) * self.n_parts, T::zero());
     }
 
-    /// One step's values (and, with `parts`, partials) from the state and
-    /// input row already in `regs`.
+    /// Partials one step stores.
+    pub(crate) fn parts_per_step(&self) -> usize {
+        self.n_parts
+    }
+
+    /// One step's values (and, with `parts`, the partials its rules keep,
+    /// packed in instruction order) from the state and input row already
+    /// in `regs`. Returns past the last partial written.
     ///
     /// # Safety
     /// `regs` holds `base + code.len()` values and `parts` (if not null)
-    /// `code.len()` pairs; every operand of instruction `j` is a register
+    /// room for `n_parts`; every operand of instruction `j` is a register
     /// below `base + j` ([`Program::compile`] makes them so).
     #[inline(always)]
-    unsafe fn run_step(&self, regs: *mut T, parts: *mut [T; 2]) {
+    unsafe fn run_step(&self, regs: *mut T, mut parts: *mut T) -> *mut T {
         let base = self.base();
         for (j, ins) in self.code.iter().enumerate() {
             let (v, d0, d1) =
@@ -384,9 +400,112 @@ impl<T: Scalar> Program<T> {
                     .eval(*regs.add(ins.a as usize), *regs.add(ins.b as usize), ins.c);
             *regs.add(base + j) = v;
             if !parts.is_null() {
-                *parts.add(j) = [d0, d1];
+                match ins.flow {
+                    Flow::Binary => {
+                        *parts = d0;
+                        *parts.add(1) = d1;
+                        parts = parts.add(2);
+                    }
+                    Flow::Unary => {
+                        *parts = d0;
+                        parts = parts.add(1);
+                    }
+                    _ => {}
+                }
             }
         }
+        parts
+    }
+
+    /// Copies the next state's registers into the state's.
+    ///
+    /// # Safety
+    /// As [`Program::run_step`].
+    #[inline(always)]
+    unsafe fn advance(&self, regs: *mut T) {
+        for (k, &o) in self.out.iter().enumerate() {
+            *regs.add(self.np + k) = *regs.add(o as usize);
+        }
+    }
+
+    /// One step's reverse sweep: `lam` (∂/∂ its next state) in, ∂/∂ its
+    /// state out; its parameters' contributions added into `adj[..np]`
+    /// and its input row's into `gx`. `parts` points past the step's
+    /// partials (they are walked backwards); returns where they begin.
+    ///
+    /// # Safety
+    /// `adj` holds `base + code.len()` values, zero but for θ's; `lam`
+    /// `ns`, `gx` `w`; `parts` is past `n_parts` partials of this step.
+    #[inline(always)]
+    unsafe fn reverse_step(
+        &self,
+        adj: *mut T,
+        mut parts: *const T,
+        lam: *mut T,
+        gx: *mut T,
+    ) -> *const T {
+        let (np, ns, w, base) = (self.np, self.ns, self.w, self.base());
+        for (k, &o) in self.out.iter().enumerate() {
+            *adj.add(o as usize) += *lam.add(k);
+        }
+        for (j, ins) in self.code.iter().enumerate().rev() {
+            let g = *adj.add(base + j);
+            // every adjoint register but θ's is left zero for the next step
+            *adj.add(base + j) = T::zero();
+            let (pa, pb) = (adj.add(ins.a as usize), adj.add(ins.b as usize));
+            match ins.flow {
+                Flow::Binary => {
+                    parts = parts.sub(2);
+                    if g.is_zero() {
+                        continue;
+                    }
+                    let (g0, g1) = (g * *parts, g * *parts.add(1));
+                    if ins.both_prev {
+                        *pa += (T::zero() + g0) + g1;
+                    } else {
+                        *pa += g0;
+                        *pb += g1;
+                    }
+                }
+                Flow::Unary => {
+                    parts = parts.sub(1);
+                    if g.is_zero() {
+                        continue;
+                    }
+                    *pa += g * *parts;
+                }
+                Flow::Add => {
+                    if g.is_zero() {
+                        continue;
+                    }
+                    if ins.both_prev {
+                        *pa += (T::zero() + g) + g;
+                    } else {
+                        *pa += g;
+                        *pb += g;
+                    }
+                }
+                Flow::Pass => {
+                    if !g.is_zero() {
+                        *pa += g;
+                    }
+                }
+            }
+        }
+        move_small(lam, adj.add(np), ns, true);
+        match w {
+            0 => {}
+            1 => *gx += *adj.add(np + ns),
+            _ => {
+                for c in 0..w {
+                    *gx.add(c) += *adj.add(np + ns + c);
+                }
+            }
+        }
+        for c in 0..w {
+            *adj.add(np + ns + c) = T::zero();
+        }
+        parts
     }
 
     /// The next state from `s` (values only): `s` is overwritten.
@@ -404,6 +523,77 @@ impl<T: Scalar> Program<T> {
                 *s.get_unchecked_mut(k) = *regs.add(o as usize);
             }
         }
+    }
+
+    /// Runs steps `0..n` from `s0`, appending every step's partials to
+    /// `parts` (a tape without heads: the program says what each one
+    /// is); returns the final state. [`Program::vjp_parts`] reverses it.
+    pub(crate) fn record_parts(
+        &self,
+        work: &mut Work<T>,
+        s0: &[T],
+        xs: &[T],
+        n: usize,
+        parts: &mut Vec<T>,
+    ) -> Vec<T> {
+        let (np, ns, w) = (self.np, self.ns, self.w);
+        assert!(
+            s0.len() == ns && xs.len() >= n * w && work.regs.len() == self.base() + self.code.len()
+        );
+        parts.clear();
+        parts.reserve_exact(n * self.n_parts);
+        let regs = work.regs.as_mut_ptr();
+        // SAFETY: lengths checked above; `parts` has room for `n` steps.
+        unsafe {
+            move_small(regs.add(np), s0.as_ptr().cast_mut(), ns, false);
+            let mut dst = parts.as_mut_ptr();
+            for t in 0..n {
+                move_small(
+                    regs.add(np + ns),
+                    xs.as_ptr().add(t * w).cast_mut(),
+                    w,
+                    false,
+                );
+                dst = self.run_step(regs, dst);
+                self.advance(regs);
+            }
+            parts.set_len(n * self.n_parts);
+        }
+        work.regs[np..np + ns].to_vec()
+    }
+
+    /// The reverse of [`Program::record_parts`]: one sweep over every
+    /// step, `lam` from ∂/∂s_n to ∂/∂s_0, θ's adjoints added into
+    /// `theta_adj` (in sweep order), ∂/∂x into `g_x`.
+    pub(crate) fn vjp_parts(
+        &self,
+        work: &mut Work<T>,
+        parts: &[T],
+        n: usize,
+        lam: &mut [T],
+        theta_adj: &mut [T],
+        g_x: &mut [T],
+    ) {
+        let (np, w, base) = (self.np, self.w, self.base());
+        let adj = &mut work.adj;
+        assert!(
+            adj.len() == base + self.code.len()
+                && parts.len() == n * self.n_parts
+                && lam.len() == self.ns
+                && theta_adj.len() == np
+                && g_x.len() >= n * w
+        );
+        adj[..np].copy_from_slice(theta_adj);
+        let adj = adj.as_mut_ptr();
+        // SAFETY: lengths checked above; each step walks back over its
+        // own `n_parts` partials.
+        unsafe {
+            let mut src = parts.as_ptr().add(parts.len());
+            for t in (0..n).rev() {
+                src = self.reverse_step(adj, src, lam.as_mut_ptr(), g_x.as_mut_ptr().add(t * w));
+            }
+        }
+        theta_adj.copy_from_slice(&work.adj[..np]);
     }
 
     /// The vector-Jacobian product of steps `a..b` from state `s` (at
@@ -428,7 +618,7 @@ impl<T: Scalar> Program<T> {
         assert!(
             regs.len() == base + l
                 && adj.len() == base + l
-                && parts.len() >= (b - a) * l
+                && parts.len() >= (b - a) * self.n_parts
                 && s.len() == ns
                 && lam.len() == ns
                 && theta_adj.len() == np
@@ -436,12 +626,14 @@ impl<T: Scalar> Program<T> {
                 && g_x.len() >= b * w
                 && a <= b
         );
-        let (regs, adj, parts) = (regs.as_mut_ptr(), adj.as_mut_ptr(), parts.as_mut_ptr());
+        adj[..np].copy_from_slice(theta_adj);
+        let (regs, adjp, parts) = (regs.as_mut_ptr(), adj.as_mut_ptr(), parts.as_mut_ptr());
         // SAFETY: the lengths are checked above; operands and outputs are
         // registers below `base + l` (compile); rows `a..b` lie in `xs`
-        // and `g_x`.
+        // and `g_x`; each step writes and then reads back its own partials.
         unsafe {
             move_small(regs.add(np), s.as_ptr().cast_mut(), ns, false);
+            let mut dst = parts;
             for t in a..b {
                 move_small(
                     regs.add(np + ns),
@@ -449,69 +641,14 @@ impl<T: Scalar> Program<T> {
                     w,
                     false,
                 );
-                self.run_step(regs, parts.add((t - a) * l));
-                for (k, &o) in self.out.iter().enumerate() {
-                    *regs.add(np + k) = *regs.add(o as usize);
-                }
+                dst = self.run_step(regs, dst);
+                self.advance(regs);
             }
-            // every adjoint register but θ's is zero between steps: each
-            // is read once per step and cleared as it is read
-            for j in 0..np {
-                *adj.add(j) = *theta_adj.get_unchecked(j);
-            }
+            let mut src = dst.cast_const();
             for t in (a..b).rev() {
-                for (k, &o) in self.out.iter().enumerate() {
-                    *adj.add(o as usize) += *lam.get_unchecked(k);
-                }
-                let part = parts.add((t - a) * l);
-                for (j, ins) in self.code.iter().enumerate().rev() {
-                    let g = *adj.add(base + j);
-                    *adj.add(base + j) = T::zero();
-                    if g.is_zero() {
-                        continue;
-                    }
-                    let (pa, pb) = (adj.add(ins.a as usize), adj.add(ins.b as usize));
-                    let [d0, d1] = *part.add(j);
-                    match ins.flow {
-                        Flow::Binary => {
-                            let (g0, g1) = (g * d0, g * d1);
-                            if ins.both_prev {
-                                *pa += (T::zero() + g0) + g1;
-                            } else {
-                                *pa += g0;
-                                *pb += g1;
-                            }
-                        }
-                        Flow::Unary => *pa += g * d0,
-                        Flow::Add => {
-                            if ins.both_prev {
-                                *pa += (T::zero() + g) + g;
-                            } else {
-                                *pa += g;
-                                *pb += g;
-                            }
-                        }
-                        Flow::Pass => *pa += g,
-                    }
-                }
-                move_small(lam.as_mut_ptr(), adj.add(np), ns, true);
-                let gx = g_x.as_mut_ptr().add(t * w);
-                match w {
-                    0 => {}
-                    1 => *gx += *adj.add(np + ns),
-                    _ => {
-                        for c in 0..w {
-                            *gx.add(c) += *adj.add(np + ns + c);
-                        }
-                    }
-                }
-                for c in 0..w {
-                    *adj.add(np + ns + c) = T::zero();
-                }
-            }
-            for j in 0..np {
-                *theta_adj.get_unchecked_mut(j) = *adj.add(j);
+                src = self.reverse_step(adjp, src, lam.as_mut_ptr(), g_x.as_mut_ptr().add(t * w));
             }
         }
+        theta_adj.copy_from_slice(&adj[..np]);
     }
 }

@@ -466,6 +466,17 @@ impl<T: Scalar> Recurrence<T> {
         self
     }
 
+    /// Bytes up to which [`Strategy::StoreAll`] keeps the whole recursion
+    /// recorded (the unrolled tape, or for a compiled step its partials
+    /// alone, a tape without heads) and sweeps it once, rather than only
+    /// the states; default [`STORE_ALL_TAPE_BYTES`]. The gradient is the
+    /// same either way, bit for bit; a larger budget trades memory for the
+    /// block re-evaluations of the reverse pass.
+    pub fn store_all_budget(mut self, bytes: usize) -> Self {
+        self.tape_budget = bytes;
+        self
+    }
+
     /// The custom operation's name on the tape (graph exports, error
     /// messages). Default `"recurrence"`.
     pub fn name(mut self, name: &str) -> Self {
@@ -538,6 +549,41 @@ impl<T: Scalar> Recurrence<T> {
     /// does not fit [`Recurrence::inputs_per_step`], if the length of the
     /// recursion is not set, or if [`Strategy::Invert`] has no inverse.
     pub fn forward(&self, s0: &[T], params: &[T], xs: &[T]) -> Trajectory<T> {
+        self.forward_with(s0, params, xs, Vec::new())
+    }
+
+    /// [`Recurrence::forward`], reusing the memory of a trajectory that is
+    /// no longer needed (its stored states or partials), as a training
+    /// loop reuses a cleared tape: no new allocation, no first touch of
+    /// fresh pages.
+    ///
+    /// ```
+    /// use chainrule::Recurrence;
+    /// let rec = Recurrence::new(|s, _p, _x, _t, next| next.push(s[0] * 0.5)).steps(100);
+    /// let mut traj = rec.forward(&[1.0], &[], &[]);
+    /// for k in 0..3 {
+    ///     traj = rec.forward_reusing(traj, &[k as f64], &[], &[]);
+    ///     assert_eq!(traj.state()[0], k as f64 * 0.5f64.powi(100));
+    /// }
+    /// ```
+    pub fn forward_reusing(
+        &self,
+        old: Trajectory<T>,
+        s0: &[T],
+        params: &[T],
+        xs: &[T],
+    ) -> Trajectory<T> {
+        let spare = match old.store {
+            Store::Partials(v) | Store::States { states: v, .. } => v,
+            _ => Vec::new(),
+        };
+        self.forward_with(s0, params, xs, spare)
+    }
+
+    /// [`Recurrence::forward`] with `spare` memory for the stored states or
+    /// partials.
+    fn forward_with(&self, s0: &[T], params: &[T], xs: &[T], mut spare: Vec<T>) -> Trajectory<T> {
+        spare.clear();
         let limit = self.step_limit(xs.len());
         let ns = s0.len();
         let w = self.width;
@@ -560,6 +606,25 @@ impl<T: Scalar> Recurrence<T> {
         if let Some(prog) = &program {
             prog.prepare(&mut sc.work, params, k);
         }
+        if let (Strategy::StoreAll, Some(prog), None) = (self.strategy, &program, &self.until) {
+            let bytes = limit.saturating_mul(prog.parts_per_step() * std::mem::size_of::<T>());
+            if bytes <= self.tape_budget {
+                let mut parts = spare;
+                let last = prog.record_parts(&mut sc.work, s0, xs, limit, &mut parts);
+                self.check_declared(prog, &last, params, xs, limit, limit);
+                return Trajectory {
+                    rec: self.clone(),
+                    params: params.to_vec(),
+                    s0_len: ns,
+                    n_xs: xs.len(),
+                    steps: limit,
+                    last,
+                    store: Store::Partials(parts),
+                    scratch: RefCell::new(sc),
+                    program,
+                };
+            }
+        }
         if self.strategy == Strategy::StoreAll && program.is_none() {
             if let Some((recorded, steps, last)) = self.record(s0, params, xs, limit) {
                 return Trajectory {
@@ -580,11 +645,14 @@ impl<T: Scalar> Recurrence<T> {
         let mut store = match self.strategy {
             Strategy::StoreAll => Store::States {
                 // every state s_0 .. s_{N-1}, reserved when N is known
-                states: Vec::with_capacity(if known {
-                    limit.min(1 << 24).saturating_mul(ns)
-                } else {
-                    0
-                }),
+                states: {
+                    spare.reserve(if known {
+                        limit.min(1 << 24).saturating_mul(ns)
+                    } else {
+                        0
+                    });
+                    spare
+                },
                 rows: xs.len().checked_div(w).map_or(0, |r| r.min(limit)),
             },
             Strategy::Invert => Store::Invert,
@@ -661,7 +729,7 @@ impl<T: Scalar> Recurrence<T> {
                         }
                     }
                 }
-                Store::Invert | Store::States { .. } | Store::Tape(_) => {}
+                Store::Invert | Store::States { .. } | Store::Tape(_) | Store::Partials(_) => {}
             }
             true
         };
@@ -673,16 +741,7 @@ impl<T: Scalar> Recurrence<T> {
         };
         let t = sc.run(f, &mut cur, xs, w, 0, limit, k, visit);
         if let Some(first) = &program {
-            // the declaration, checked at the last step taken
-            if t > 1 {
-                let last = self.compile_at(&cur, params, xs, t - 1, limit);
-                assert!(
-                    last.as_ref().is_some_and(|p| p.same_as(first)),
-                    "recurrence `{}`: declared compiled(), but the step recorded at t = {} differs from the one at t = 0 (it branches on values or on t)",
-                    self.name,
-                    t - 1
-                );
-            }
+            self.check_declared(first, &cur, params, xs, t, limit);
         }
         Trajectory {
             rec: self.clone(),
@@ -694,6 +753,29 @@ impl<T: Scalar> Recurrence<T> {
             store,
             scratch: RefCell::new(sc),
             program,
+        }
+    }
+
+    /// Checks the [`Recurrence::compiled`] declaration after `t` steps
+    /// that ended in state `s`: the step recorded at `t - 1` from `s` must
+    /// be the one compiled at 0.
+    fn check_declared(
+        &self,
+        first: &Program<T>,
+        s: &[T],
+        params: &[T],
+        xs: &[T],
+        t: usize,
+        limit: usize,
+    ) {
+        if t > 1 {
+            let last = self.compile_at(s, params, xs, t - 1, limit);
+            assert!(
+                last.as_ref().is_some_and(|p| p.same_as(first)),
+                "recurrence `{}`: declared compiled(), but the step recorded at t = {} differs from the one at t = 0 (it branches on values or on t)",
+                self.name,
+                t - 1
+            );
         }
     }
 
@@ -901,6 +983,9 @@ enum Store<T: Scalar> {
     /// Every step, recorded node by node on a tape of its own (a recursion
     /// whose tape fits [`STORE_ALL_TAPE_BYTES`]).
     Tape(Box<Recorded<T>>),
+    /// Every step's partials, from the compiled step (a recursion whose
+    /// partials fit the store-all budget).
+    Partials(Vec<T>),
     /// The first descent of the binomial reversal: states at `pos`.
     Binomial {
         slots: usize,
@@ -952,6 +1037,7 @@ impl<T: Scalar> Trajectory<T> {
         match self.store {
             Store::States { .. } => "states",
             Store::Tape(_) => "tape",
+            Store::Partials(_) => "partials",
             Store::Binomial { .. } | Store::Online { .. } => "checkpoints",
             Store::Invert => "none",
         }
@@ -978,7 +1064,7 @@ impl<T: Scalar> Trajectory<T> {
         let ns = self.s0_len.max(1);
         match &self.store {
             Store::States { states, .. } => states.len() / ns,
-            Store::Tape(_) => self.steps,
+            Store::Tape(_) | Store::Partials(_) => self.steps,
             Store::Binomial { states, .. } => states.len() / ns,
             Store::Online { count, .. } => *count,
             Store::Invert => 0,
@@ -1083,6 +1169,16 @@ impl<T: Scalar> Trajectory<T> {
                 let x_first = s_first + r.ns;
                 for (c, g) in rv.g_x[..r.nx].iter_mut().enumerate() {
                     *g += get(x_first + c);
+                }
+                rv.stats.vjps = n;
+            }
+            Store::Partials(parts) => {
+                // one sweep of the compiled steps' partials
+                let prog = rv.f.program.expect("partials come from a program");
+                let mut lp = vec![T::zero(); self.params.len()];
+                prog.vjp_parts(&mut rv.sc.work, parts, n, &mut rv.lam, &mut lp, rv.g_x);
+                for (g, l) in rv.g_p.iter_mut().zip(&lp) {
+                    *g += *l;
                 }
                 rv.stats.vjps = n;
             }

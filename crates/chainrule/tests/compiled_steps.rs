@@ -146,16 +146,23 @@ proptest! {
             Rev::Checkpoint { snapshots: None },
             Rev::Checkpoint { snapshots: Some(2) },
         ] {
-            let plain = base.clone().strategy(st);
-            let fast = plain.clone().compiled();
-            let want = gradient(&plain, s0, p, xs, seed);
-            let got = gradient(&fast, s0, p, xs, seed);
-            prop_assert!(!want.4);
-            prop_assert_eq!(got.4, expect, "{:?}", st);
-            prop_assert_eq!(bits(&got.0), bits(&want.0), "state, {:?}", st);
-            prop_assert_eq!(bits(&got.1), bits(&want.1), "s0, {:?}", st);
-            prop_assert_eq!(bits(&got.2), bits(&want.2), "params, {:?}", st);
-            prop_assert_eq!(bits(&got.3), bits(&want.3), "xs, {:?}", st);
+            // store-all keeps the recorded tape (or the compiled partials)
+            // within its budget, else the states: each way against each
+            for budget in [usize::MAX, 0] {
+                let plain = base.clone().strategy(st).store_all_budget(budget);
+                let want = gradient(&plain, s0, p, xs, seed);
+                prop_assert!(!want.4);
+                for fast_budget in [usize::MAX, 0] {
+                    let fast = plain.clone().compiled().store_all_budget(fast_budget);
+                    let got = gradient(&fast, s0, p, xs, seed);
+                    let ctx = format!("{st:?}, budgets {budget} / {fast_budget}");
+                    prop_assert_eq!(got.4, expect, "{}", ctx);
+                    prop_assert_eq!(bits(&got.0), bits(&want.0), "state, {}", ctx);
+                    prop_assert_eq!(bits(&got.1), bits(&want.1), "s0, {}", ctx);
+                    prop_assert_eq!(bits(&got.2), bits(&want.2), "params, {}", ctx);
+                    prop_assert_eq!(bits(&got.3), bits(&want.3), "xs, {}", ctx);
+                }
+            }
         }
     }
 }
