@@ -93,19 +93,26 @@ pub struct TrainArgs {
     #[arg(long)]
     pub invert_masks: bool,
     /// Densify (clone/split/prune) until this iteration [default: half of
-    /// --iters]. The start, interval and opacity-reset period scale with it
-    /// from the 3DGS paper's (500, 100, 3,000 for 15,000).
+    /// --iters]. The other intervals scale with it from the 3DGS paper's
+    /// (start 500, size pruning from 3,000, for 15,000), except that rounds
+    /// are at least 100 iterations apart and opacity resets at least 30
+    /// rounds (3,000 iterations) apart, as in the paper: a round averages
+    /// each splat's gradient over the views since the last one, and new
+    /// splats need time to settle (a 300-iteration run otherwise densified
+    /// every iteration).
     #[arg(long)]
     pub densify_until: Option<u32>,
-    /// Densify from this iteration [default: scaled with --densify-until].
+    /// Densify from this iteration [default: scaled with --densify-until:
+    /// 500 × until / 15,000].
     #[arg(long)]
     pub densify_from: Option<u32>,
-    /// Densify every this many iterations [default: scaled with
-    /// --densify-until].
+    /// Densify every this many iterations [default: 100 × until / 15,000,
+    /// at least 100].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub densify_every: Option<u32>,
     /// Reset opacities every this many iterations, 0 never [default:
-    /// scaled with --densify-until].
+    /// 3,000 × until / 15,000, at least 30 default intervals (3,000 when
+    /// until ≤ 15,000); no reset after --densify-until].
     #[arg(long)]
     pub opacity_reset_every: Option<u32>,
     /// Measure the test views' PSNR every this many seconds and record the

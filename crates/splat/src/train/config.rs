@@ -41,8 +41,14 @@ pub struct TrainConfig {
     /// Splats whose largest scale is above this fraction of the extent are
     /// split, the others cloned.
     pub percent_dense: f64,
-    /// Reset opacities to at most 0.01 every this many iterations.
+    /// Reset opacities to at most 0.01 every this many iterations (0:
+    /// never).
     pub opacity_reset_every: u32,
+    /// Prune oversized splats (larger than 20 pixels on screen or a tenth
+    /// of the extent in the world) in the density-control rounds after
+    /// this iteration (the paper: after its first opacity
+    /// reset, 3,000; 0: from the first round).
+    pub prune_big_from: u32,
     /// Prune splats less opaque than this.
     pub prune_opacity: f64,
     /// Cap on the number of Gaussians (densification stops adding at it;
@@ -82,6 +88,7 @@ impl Default for TrainConfig {
             densify_grad: 2e-4,
             percent_dense: 0.01,
             opacity_reset_every: 3000,
+            prune_big_from: 3000,
             prune_opacity: 0.005,
             max_gaussians: 1_000_000,
             strategy: Strategy::Default,
@@ -117,19 +124,43 @@ pub const PIXELS_PER_GAUSSIAN: usize = 32;
 /// The smallest default budget.
 pub const MIN_DEFAULT_GAUSSIANS: usize = 10_000;
 
+/// The shortest interval between density-control rounds of a scaled
+/// schedule ([`TrainConfig::with_densify_until`]): the paper's 100.
+pub const MIN_DENSIFY_EVERY: u32 = 100;
+
+/// Density-control rounds between opacity resets, at least (the paper's
+/// 3,000 / 100).
+pub const MIN_ROUNDS_PER_RESET: u32 = 30;
+
 impl TrainConfig {
-    /// The paper's densification schedule scaled by `until / 15,000`:
-    /// densification stops at `until`, starts at `500·s`, runs every
-    /// `100·s` iterations and resets opacities every `3,000·s` (each
-    /// rounded, at least 1), so a short run keeps the paper's proportions
-    /// (`until = iters / 2` is the CLI's default, as in the paper).
+    /// The paper's densification schedule scaled by `s = until / 15,000`:
+    /// densification stops at `until` and starts at `500·s`; size pruning
+    /// starts at `3,000·s` (the paper's first opacity reset); rounds run
+    /// every `100·s` iterations but never more often than every
+    /// [`MIN_DENSIFY_EVERY`] (100), and opacities are reset every
+    /// `3,000·s` but no more often than every [`MIN_ROUNDS_PER_RESET`] (30)
+    /// rounds (so no reset before iteration 3,000). Each value is rounded.
+    /// `until = iters / 2` is the CLI's default, as in the paper.
+    ///
+    /// Why the floors: a round selects splats by their view-space gradient
+    /// averaged over the views since the last round, and the splats it
+    /// adds need iterations to settle before the next round judges them;
+    /// neither depends on the run's length. Scaled all the way down, a
+    /// 300-iteration run densified every iteration (14.0 dB, 69,841
+    /// Gaussians) and a 4,000-iteration run every 13 iterations, growing
+    /// to its budget on noise; an opacity reset every 400 iterations cost
+    /// 1.6 dB at 4,000 iterations (BENCHMARKS.md).
     ///
     /// ```
     /// let c = splat::train::TrainConfig::default().with_densify_until(2000);
     /// assert_eq!(
-    ///     (c.densify_from, c.densify_until, c.densify_every, c.opacity_reset_every),
-    ///     (67, 2000, 13, 400)
+    ///     (c.densify_from, c.densify_until, c.densify_every),
+    ///     (67, 2000, 100)
     /// );
+    /// assert_eq!((c.opacity_reset_every, c.prune_big_from), (3000, 400));
+    /// // the paper's own schedule is unchanged
+    /// let p = splat::train::TrainConfig::default().with_densify_until(15_000);
+    /// assert_eq!((p.densify_from, p.densify_every, p.opacity_reset_every), (500, 100, 3000));
     /// ```
     pub fn with_densify_until(mut self, until: u32) -> Self {
         let [from, paper_until, every, reset] = PAPER_DENSIFY;
@@ -137,8 +168,9 @@ impl TrainConfig {
         let scaled = |v: u32| ((v as f64 * s).round() as u32).max(1);
         self.densify_from = scaled(from);
         self.densify_until = until;
-        self.densify_every = scaled(every);
-        self.opacity_reset_every = scaled(reset);
+        self.densify_every = scaled(every).max(MIN_DENSIFY_EVERY);
+        self.opacity_reset_every = scaled(reset).max(MIN_ROUNDS_PER_RESET * self.densify_every);
+        self.prune_big_from = scaled(reset);
         self
     }
 

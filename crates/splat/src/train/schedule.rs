@@ -41,9 +41,9 @@ pub(super) fn densify_now(cfg: &TrainConfig, it: u32) -> bool {
 }
 
 /// Whether pruning by size (screen and world) is on at iteration `it`:
-/// after the first opacity reset, as in the 3DGS paper.
+/// after `prune_big_from` (the paper: its first opacity reset).
 pub(super) fn prune_big_now(cfg: &TrainConfig, it: u32) -> bool {
-    cfg.opacity_reset_every > 0 && it > cfg.opacity_reset_every
+    it > cfg.prune_big_from
 }
 
 /// Whether opacities are reset after iteration `it`.
@@ -59,4 +59,57 @@ pub(super) fn opacity_reset_now(cfg: &TrainConfig, it: u32) -> bool {
 pub(super) fn exposure_lr(cfg: &TrainConfig, iteration: u32) -> f64 {
     let t = (iteration as f64 / cfg.iters.max(1) as f64).clamp(0.0, 1.0);
     (EXPOSURE_LR[0].ln() * (1.0 - t) + EXPOSURE_LR[1].ln() * t).exp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rounds(iters: u32) -> Vec<u32> {
+        let cfg = TrainConfig {
+            iters,
+            ..TrainConfig::default().with_densify_until(iters / 2)
+        };
+        (1..=iters).filter(|&it| densify_now(&cfg, it)).collect()
+    }
+
+    #[test]
+    fn short_runs_densify_a_few_times_not_every_iteration() {
+        // scaled all the way down, 300 iterations densified at every
+        // iteration from 6 to 149
+        assert_eq!(rounds(300), vec![100]);
+        assert_eq!(rounds(2000), (1..10).map(|k| 100 * k).collect::<Vec<_>>());
+        assert_eq!(rounds(4000).len(), 19);
+        // the paper's schedule is the paper's: from 500 to 15,000 every 100
+        let paper = rounds(30_000);
+        assert_eq!(
+            (paper[0], *paper.last().unwrap(), paper.len()),
+            (600, 14_900, 144)
+        );
+    }
+
+    #[test]
+    fn no_opacity_reset_before_3000_and_size_pruning_scaled() {
+        for iters in [300, 2000, 4000] {
+            let cfg = TrainConfig {
+                iters,
+                ..TrainConfig::default().with_densify_until(iters / 2)
+            };
+            assert!(
+                (1..=iters).all(|it| !opacity_reset_now(&cfg, it)),
+                "{iters}"
+            );
+            // size pruning from the scaled first reset: 3,000 × until / 15,000
+            let from = (3000.0 * (iters / 2) as f64 / 15_000.0).round() as u32;
+            assert!(!prune_big_now(&cfg, from) && prune_big_now(&cfg, from + 1));
+        }
+        let cfg = TrainConfig {
+            iters: 30_000,
+            ..TrainConfig::default().with_densify_until(15_000)
+        };
+        let resets: Vec<u32> = (1..30_000)
+            .filter(|&it| opacity_reset_now(&cfg, it))
+            .collect();
+        assert_eq!(resets, vec![3000, 6000, 9000, 12_000]);
+    }
 }

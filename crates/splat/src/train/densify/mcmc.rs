@@ -286,6 +286,9 @@ mod trainer_tests {
             sh_degree: 0,
             max_gaussians: 130,
             strategy: Setting::Mcmc,
+            // a round every iteration (a scaled schedule has at least 100
+            // between rounds)
+            densify_every: 1,
             ..TrainConfig::default().with_densify_until(30)
         };
         Trainer::new(data, cfg).unwrap()
