@@ -44,11 +44,18 @@ pub struct TrainConfig {
     /// Reset opacities to at most 0.01 every this many iterations (0:
     /// never).
     pub opacity_reset_every: u32,
-    /// Prune oversized splats (larger than 20 pixels on screen or a tenth
-    /// of the extent in the world) in the density-control rounds after
-    /// this iteration (the paper: after its first opacity
+    /// Prune oversized splats (larger than a tenth of the extent in the
+    /// world, or than `prune_screen_px` on screen) in the density-control
+    /// rounds after this iteration (the paper: after its first opacity
     /// reset, 3,000; 0: from the first round).
     pub prune_big_from: u32,
+    /// With size pruning on, also prune splats whose 3σ radius exceeded
+    /// this many pixels in a view since the last round (0: never). The
+    /// paper's rule is 20 pixels, but in the original code it never fires
+    /// (the radii are cleared before the test) and gsplat leaves it off by
+    /// default; at 20 pixels it cost 1.4 dB on a COLMAP capture of a room
+    /// (walls and objects close to the camera are legitimately large).
+    pub prune_screen_px: f64,
     /// Prune splats less opaque than this.
     pub prune_opacity: f64,
     /// Cap on the number of Gaussians (densification stops adding at it;
@@ -89,6 +96,7 @@ impl Default for TrainConfig {
             percent_dense: 0.01,
             opacity_reset_every: 3000,
             prune_big_from: 3000,
+            prune_screen_px: 0.0,
             prune_opacity: 0.005,
             max_gaussians: 1_000_000,
             strategy: Strategy::Default,

@@ -37,9 +37,9 @@ impl Trainer {
 
     /// Clone small and split large splats whose average view-space gradient
     /// is above the threshold (within `max_gaussians`), then prune the
-    /// nearly transparent ones and, if `prune_big`, those larger than 20
-    /// pixels on screen or a tenth of the scene extent. Resets the
-    /// statistics.
+    /// nearly transparent ones and, if `prune_big`, those larger than a
+    /// tenth of the scene extent (or than `prune_screen_px` on screen, when
+    /// set). Resets the statistics.
     pub fn densify_and_prune(&mut self, prune_big: bool) {
         let n = self.len();
         let c = self.cfg.clone();
@@ -91,7 +91,7 @@ impl Trainer {
             }
         }
         let min_op = logit(c.prune_opacity);
-        let big_screen = 20.0;
+        let big_screen = c.prune_screen_px;
         let big_world = 0.1 * self.extent;
         let keep_row = |r: &Row, t: &Trainer| -> bool {
             if t.params[3][r.src] < min_op {
@@ -99,7 +99,8 @@ impl Trainer {
             }
             !(prune_big
                 && !r.fresh
-                && (t.max_radii[r.src] > big_screen || max_scale(r.src) > big_world))
+                && ((big_screen > 0.0 && t.max_radii[r.src] > big_screen)
+                    || max_scale(r.src) > big_world))
         };
         let rows: Vec<Row> = (0..n)
             .filter(|&i| !split[i])
@@ -113,5 +114,60 @@ impl Trainer {
             .filter(|r| keep_row(r, self))
             .collect();
         self.gather(&rows);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::synth::{write_dataset, SynthOptions};
+    use crate::train::TrainConfig;
+
+    fn trainer(cfg: TrainConfig) -> Trainer {
+        let d = std::env::temp_dir().join(format!("chainrule-adc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let opts = SynthOptions {
+            train_views: 2,
+            test_views: 1,
+            size: 16,
+            seed: 3,
+        };
+        write_dataset(&d, &opts).unwrap();
+        let data = crate::data::load(&d, &crate::data::LoadOptions::default()).unwrap();
+        Trainer::new(data, cfg).unwrap()
+    }
+
+    /// Size pruning removes splats larger than a tenth of the extent in the
+    /// world; a large radius on screen alone prunes only when
+    /// `prune_screen_px` asks for it (off by default, as in gsplat and in
+    /// effect in the original code).
+    #[test]
+    fn size_pruning_is_by_world_size_unless_a_screen_size_is_set() {
+        let base = TrainConfig {
+            init_points: 50,
+            densify_grad: f64::INFINITY, // no growth
+            ..TrainConfig::default()
+        };
+        for (screen_px, want) in [(0.0, 49), (20.0, 48)] {
+            let mut t = trainer(TrainConfig {
+                prune_screen_px: screen_px,
+                ..base.clone()
+            });
+            // all small, but splat 0 too large in the world and splat 1
+            // large on screen
+            let small = (0.01 * t.extent()).ln();
+            t.params[1].iter_mut().for_each(|v| *v = small);
+            let big = (0.2 * t.extent()).ln();
+            t.params[1][0..3].copy_from_slice(&[big; 3]);
+            t.max_radii[1] = 40.0;
+            // not before size pruning starts
+            t.densify_and_prune(false);
+            assert_eq!(t.len(), 50);
+            let big = (0.2 * t.extent()).ln();
+            t.params[1][0..3].copy_from_slice(&[big; 3]);
+            t.max_radii[1] = 40.0;
+            t.densify_and_prune(true);
+            assert_eq!(t.len(), want, "prune_screen_px {screen_px}");
+        }
     }
 }
