@@ -157,9 +157,12 @@ pub(crate) struct Instr<T> {
     a: u32,
     b: u32,
     c: T,
-    /// Both operands are the node just before this one: its two
-    /// contributions are summed before they are added (the sweep's carry).
-    both_prev: bool,
+    /// Operand `a` (`b`) is the node just before this one (not for the
+    /// first node): its value is read from a register and its adjoint
+    /// contribution carried in one, summed before it is added, as the
+    /// tape's sweep does.
+    a_prev: bool,
+    b_prev: bool,
 }
 
 /// Why a step was not compiled.
@@ -288,7 +291,8 @@ impl<T: Scalar> Program<T> {
                 a,
                 b,
                 c,
-                both_prev: two && a == prev && b == prev,
+                a_prev: j > 0 && a == prev,
+                b_prev: j > 0 && two && b == prev,
             };
             // the replayed node must be the recorded one, bit for bit
             let v = |r: u32| {
@@ -357,7 +361,7 @@ impl<T: Scalar> Program<T> {
             && self.code.len() == other.code.len()
             && self.code.iter().zip(&other.code).all(|(x, y)| {
                 x.rule == y.rule
-                    && (x.a, x.b, x.both_prev) == (y.a, y.b, y.both_prev)
+                    && (x.a, x.b) == (y.a, y.b)
                     && x.c.to_f64().to_bits() == y.c.to_f64().to_bits()
             })
     }
@@ -392,13 +396,24 @@ impl<T: Scalar> Program<T> {
     /// room for `n_parts`; every operand of instruction `j` is a register
     /// below `base + j` ([`Program::compile`] makes them so).
     #[inline(always)]
-    unsafe fn run_step(&self, regs: *mut T, mut parts: *mut T) -> *mut T {
+    unsafe fn run_step(&self, regs: *mut T, mut parts: *mut T) -> (*mut T, T) {
         let base = self.base();
+        // the value just computed, kept in a register for the next node
+        let mut last = T::zero();
         for (j, ins) in self.code.iter().enumerate() {
-            let (v, d0, d1) =
-                ins.rule
-                    .eval(*regs.add(ins.a as usize), *regs.add(ins.b as usize), ins.c);
+            let x = if ins.a_prev {
+                last
+            } else {
+                *regs.add(ins.a as usize)
+            };
+            let y = if ins.b_prev {
+                last
+            } else {
+                *regs.add(ins.b as usize)
+            };
+            let (v, d0, d1) = ins.rule.eval(x, y, ins.c);
             *regs.add(base + j) = v;
+            last = v;
             if !parts.is_null() {
                 match ins.flow {
                     Flow::Binary => {
@@ -414,17 +429,23 @@ impl<T: Scalar> Program<T> {
                 }
             }
         }
-        parts
+        (parts, last)
     }
 
-    /// Copies the next state's registers into the state's.
+    /// Copies the next state's registers into the state's; `last` is the
+    /// last node's value (taken from the register it is in).
     ///
     /// # Safety
     /// As [`Program::run_step`].
     #[inline(always)]
-    unsafe fn advance(&self, regs: *mut T) {
+    unsafe fn advance(&self, regs: *mut T, last: T) {
+        let last_reg = (self.base() + self.code.len() - 1) as u32;
         for (k, &o) in self.out.iter().enumerate() {
-            *regs.add(self.np + k) = *regs.add(o as usize);
+            *regs.add(self.np + k) = if o == last_reg {
+                last
+            } else {
+                *regs.add(o as usize)
+            };
         }
     }
 
@@ -445,49 +466,58 @@ impl<T: Scalar> Program<T> {
         gx: *mut T,
     ) -> *const T {
         let (np, ns, w, base) = (self.np, self.ns, self.w, self.base());
+        // contributions to the node just before, carried in a register
+        // (the last node's seed starts there: 0 + (0 + λ) either way)
+        let mut carry = T::zero();
+        let last = (base + self.code.len() - 1) as u32;
         for (k, &o) in self.out.iter().enumerate() {
-            *adj.add(o as usize) += *lam.add(k);
+            if o == last {
+                carry = T::zero() + *lam.add(k);
+            } else {
+                *adj.add(o as usize) += *lam.add(k);
+            }
         }
         for (j, ins) in self.code.iter().enumerate().rev() {
-            let g = *adj.add(base + j);
+            let g = *adj.add(base + j) + carry;
+            carry = T::zero();
             // every adjoint register but θ's is left zero for the next step
             *adj.add(base + j) = T::zero();
             let (pa, pb) = (adj.add(ins.a as usize), adj.add(ins.b as usize));
+            macro_rules! give {
+                ($prev:expr, $p:expr, $g:expr) => {
+                    if $prev {
+                        carry += $g;
+                    } else {
+                        *$p += $g;
+                    }
+                };
+            }
             match ins.flow {
                 Flow::Binary => {
                     parts = parts.sub(2);
                     if g.is_zero() {
                         continue;
                     }
-                    let (g0, g1) = (g * *parts, g * *parts.add(1));
-                    if ins.both_prev {
-                        *pa += (T::zero() + g0) + g1;
-                    } else {
-                        *pa += g0;
-                        *pb += g1;
-                    }
+                    give!(ins.a_prev, pa, g * *parts);
+                    give!(ins.b_prev, pb, g * *parts.add(1));
                 }
                 Flow::Unary => {
                     parts = parts.sub(1);
                     if g.is_zero() {
                         continue;
                     }
-                    *pa += g * *parts;
+                    give!(ins.a_prev, pa, g * *parts);
                 }
                 Flow::Add => {
                     if g.is_zero() {
                         continue;
                     }
-                    if ins.both_prev {
-                        *pa += (T::zero() + g) + g;
-                    } else {
-                        *pa += g;
-                        *pb += g;
-                    }
+                    give!(ins.a_prev, pa, g);
+                    give!(ins.b_prev, pb, g);
                 }
                 Flow::Pass => {
                     if !g.is_zero() {
-                        *pa += g;
+                        give!(ins.a_prev, pa, g);
                     }
                 }
             }
@@ -554,8 +584,9 @@ impl<T: Scalar> Program<T> {
                     w,
                     false,
                 );
-                dst = self.run_step(regs, dst);
-                self.advance(regs);
+                let (next, last) = self.run_step(regs, dst);
+                dst = next;
+                self.advance(regs, last);
             }
             parts.set_len(n * self.n_parts);
         }
@@ -641,8 +672,9 @@ impl<T: Scalar> Program<T> {
                     w,
                     false,
                 );
-                dst = self.run_step(regs, dst);
-                self.advance(regs);
+                let (next, last) = self.run_step(regs, dst);
+                dst = next;
+                self.advance(regs, last);
             }
             let mut src = dst.cast_const();
             for t in (a..b).rev() {
