@@ -523,17 +523,26 @@ impl<T: Scalar> Program<T> {
             }
         }
         move_small(lam, adj.add(np), ns, true);
+        // (unrolled for small rows: a loop would be a call to `memset`)
+        let xa = adj.add(np + ns);
         match w {
             0 => {}
-            1 => *gx += *adj.add(np + ns),
+            1 => {
+                *gx += *xa;
+                *xa = T::zero();
+            }
+            2 => {
+                *gx += *xa;
+                *gx.add(1) += *xa.add(1);
+                *xa = T::zero();
+                *xa.add(1) = T::zero();
+            }
             _ => {
                 for c in 0..w {
-                    *gx.add(c) += *adj.add(np + ns + c);
+                    *gx.add(c) += *xa.add(c);
+                    *xa.add(c) = T::zero();
                 }
             }
-        }
-        for c in 0..w {
-            *adj.add(np + ns + c) = T::zero();
         }
         parts
     }
