@@ -1,6 +1,7 @@
 //! The backward pass: one reverse sweep over the tape.
 //!
-//! This file owns reverse accumulation. The adjoint of the output is seeded
+//! This file owns reverse accumulation on a tape (`compiled.rs` replays
+//! the same order for compiled recurrence steps). The adjoint of the output is seeded
 //! with 1 (or a caller's seed); then, from the output's node down to the
 //! first, every elementary node adds `adjoint × local partial` into each of
 //! its two parents — the product rule hands each factor the other's value,

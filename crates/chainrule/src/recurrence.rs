@@ -43,6 +43,13 @@
 //! values, unless a plain-value twin of the step is given with
 //! [`Recurrence::values`].
 //!
+//! A step declared [`Recurrence::compiled`] (no branch on values or on
+//! `t`) is recorded once and compiled into an instruction list
+//! (`compiled.rs`); every strategy then replays it instead of recording the
+//! closure (the forward pass too, without a twin), with the same gradient
+//! bit for bit, and store-all keeps every step's partials (a tape without
+//! heads) when they fit [`Recurrence::store_all_budget`], else the states.
+//!
 //! # Checkpointing
 //!
 //! With `N` known ([`Recurrence::steps`]) the reverse pass follows binomial
@@ -132,9 +139,11 @@ pub type UntilFn<T> = dyn Fn(&[T], usize) -> bool + Send + Sync;
 /// How a [`Recurrence`] is reversed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
-    /// Keep the whole unrolled tape if it fits [`STORE_ALL_TAPE_BYTES`]
-    /// (one sweep back), else every state of the forward pass, the reverse
-    /// pass recording each block of steps once from its stored start state.
+    /// Keep the whole unrolled tape (for a compiled step, every step's
+    /// partials) if it fits the budget ([`STORE_ALL_TAPE_BYTES`] unless
+    /// [`Recurrence::store_all_budget`] says otherwise; one sweep back),
+    /// else every state of the forward pass, the reverse pass recording (or
+    /// replaying) each block of steps once from its stored start state.
     /// No recomputation; `O(N)` memory, `N` states. Its gradient is that of
     /// one sweep of the fully unrolled tape, bit for bit (see the module
     /// documentation).
