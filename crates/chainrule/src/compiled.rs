@@ -432,6 +432,37 @@ impl<T: Scalar> Program<T> {
         (parts, last)
     }
 
+    /// Runs steps `a..b` from state `s`, writing their partials from
+    /// `parts` on; returns past the last one written.
+    ///
+    /// # Safety
+    /// As [`Program::run_step`], with room for `b - a` steps' partials,
+    /// `s.len() == ns` and rows `a..b` in `xs`.
+    #[inline(always)]
+    unsafe fn run_steps(
+        &self,
+        regs: *mut T,
+        s: &[T],
+        xs: &[T],
+        (a, b): (usize, usize),
+        mut parts: *mut T,
+    ) -> *mut T {
+        let (np, ns, w) = (self.np, self.ns, self.w);
+        move_small(regs.add(np), s.as_ptr().cast_mut(), ns, false);
+        for t in a..b {
+            move_small(
+                regs.add(np + ns),
+                xs.as_ptr().add(t * w).cast_mut(),
+                w,
+                false,
+            );
+            let (next, last) = self.run_step(regs, parts);
+            parts = next;
+            self.advance(regs, last);
+        }
+        parts
+    }
+
     /// Copies the next state's registers into the state's; `last` is the
     /// last node's value (taken from the register it is in).
     ///
@@ -584,19 +615,7 @@ impl<T: Scalar> Program<T> {
         let regs = work.regs.as_mut_ptr();
         // SAFETY: lengths checked above; `parts` has room for `n` steps.
         unsafe {
-            move_small(regs.add(np), s0.as_ptr().cast_mut(), ns, false);
-            let mut dst = parts.as_mut_ptr();
-            for t in 0..n {
-                move_small(
-                    regs.add(np + ns),
-                    xs.as_ptr().add(t * w).cast_mut(),
-                    w,
-                    false,
-                );
-                let (next, last) = self.run_step(regs, dst);
-                dst = next;
-                self.advance(regs, last);
-            }
+            self.run_steps(regs, s0, xs, (0, n), parts.as_mut_ptr());
             parts.set_len(n * self.n_parts);
         }
         work.regs[np..np + ns].to_vec()
@@ -672,20 +691,7 @@ impl<T: Scalar> Program<T> {
         // registers below `base + l` (compile); rows `a..b` lie in `xs`
         // and `g_x`; each step writes and then reads back its own partials.
         unsafe {
-            move_small(regs.add(np), s.as_ptr().cast_mut(), ns, false);
-            let mut dst = parts;
-            for t in a..b {
-                move_small(
-                    regs.add(np + ns),
-                    xs.as_ptr().add(t * w).cast_mut(),
-                    w,
-                    false,
-                );
-                let (next, last) = self.run_step(regs, dst);
-                dst = next;
-                self.advance(regs, last);
-            }
-            let mut src = dst.cast_const();
+            let mut src = self.run_steps(regs, s, xs, (a, b), parts).cast_const();
             for t in (a..b).rev() {
                 src = self.reverse_step(adjp, src, lam.as_mut_ptr(), g_x.as_mut_ptr().add(t * w));
             }
