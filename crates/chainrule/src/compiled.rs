@@ -122,29 +122,49 @@ impl Rule {
     }
 
     /// Value and partials (the second is zero for one-operand rules; both
-    /// are unused for [`Flow::Add`] and [`Flow::Pass`]).
-    #[inline(always)]
+    /// are zero for [`Flow::Add`] and [`Flow::Pass`]).
     fn eval<T: Scalar>(self, a: T, b: T, c: T) -> (T, T, T) {
-        let z = T::zero();
-        let un = |(v, d): (T, T)| (v, d, z);
+        let mut buf = [T::zero(); 2];
+        // SAFETY: a rule writes at most two partials.
+        let (v, _) = unsafe { self.exec(a, b, c, buf.as_mut_ptr()) };
+        (v, buf[0], buf[1])
+    }
+
+    /// The value of the rule on `a`, `b`, `c`; the partials it keeps are
+    /// written from `parts` on (two, one or none); returns the value and
+    /// past the last partial written. One dispatch per node.
+    ///
+    /// # Safety
+    /// `parts` has room for the rule's partials.
+    #[inline(always)]
+    unsafe fn exec<T: Scalar>(self, a: T, b: T, c: T, parts: *mut T) -> (T, *mut T) {
+        let two = |(v, d0, d1): (T, T, T)| {
+            *parts = d0;
+            *parts.add(1) = d1;
+            (v, parts.add(2))
+        };
+        let one = |(v, d): (T, T)| {
+            *parts = d;
+            (v, parts.add(1))
+        };
         match self {
-            Rule::Add => (rule::add(a, b), z, z),
-            Rule::AddC => (rule::add(a, c), z, z),
-            Rule::SubC => (rule::sub_c(a, c), z, z),
-            Rule::Sub => rule::sub(a, b),
-            Rule::Mul => rule::mul(a, b),
-            Rule::Div => rule::div(a, b),
-            Rule::MulC => un(rule::mul_c(a, c)),
-            Rule::DivC => un(rule::div_c(a, c)),
-            Rule::RSubC => un(rule::rsub_c(a, c)),
-            Rule::Neg => un(rule::neg(a)),
-            Rule::Exp => un(rule::exp(a)),
-            Rule::Ln => un(rule::ln(a)),
-            Rule::Sqrt => un(rule::sqrt(a)),
-            Rule::Sin => un(rule::sin(a)),
-            Rule::Cos => un(rule::cos(a)),
-            Rule::Tanh => un(rule::tanh(a)),
-            Rule::Sigmoid => un(rule::sigmoid(a)),
+            Rule::Add => (rule::add(a, b), parts),
+            Rule::AddC => (rule::add(a, c), parts),
+            Rule::SubC => (rule::sub_c(a, c), parts),
+            Rule::Sub => two(rule::sub(a, b)),
+            Rule::Mul => two(rule::mul(a, b)),
+            Rule::Div => two(rule::div(a, b)),
+            Rule::MulC => one(rule::mul_c(a, c)),
+            Rule::DivC => one(rule::div_c(a, c)),
+            Rule::RSubC => one(rule::rsub_c(a, c)),
+            Rule::Neg => one(rule::neg(a)),
+            Rule::Exp => one(rule::exp(a)),
+            Rule::Ln => one(rule::ln(a)),
+            Rule::Sqrt => one(rule::sqrt(a)),
+            Rule::Sin => one(rule::sin(a)),
+            Rule::Cos => one(rule::cos(a)),
+            Rule::Tanh => one(rule::tanh(a)),
+            Rule::Sigmoid => one(rule::sigmoid(a)),
         }
     }
 }
@@ -387,13 +407,13 @@ impl<T: Scalar> Program<T> {
         self.n_parts
     }
 
-    /// One step's values (and, with `parts`, the partials its rules keep,
-    /// packed in instruction order) from the state and input row already
-    /// in `regs`. Returns past the last partial written.
+    /// One step's values and the partials its rules keep, packed in
+    /// instruction order, from the state and input row already in `regs`.
+    /// Returns past the last partial written, and the last node's value.
     ///
     /// # Safety
-    /// `regs` holds `base + code.len()` values and `parts` (if not null)
-    /// room for `n_parts`; every operand of instruction `j` is a register
+    /// `regs` holds `base + code.len()` values and `parts` room for
+    /// `n_parts`; every operand of instruction `j` is a register
     /// below `base + j` ([`Program::compile`] makes them so).
     #[inline(always)]
     unsafe fn run_step(&self, regs: *mut T, mut parts: *mut T) -> (*mut T, T) {
@@ -411,23 +431,10 @@ impl<T: Scalar> Program<T> {
             } else {
                 *regs.add(ins.b as usize)
             };
-            let (v, d0, d1) = ins.rule.eval(x, y, ins.c);
+            let (v, next) = ins.rule.exec(x, y, ins.c, parts);
+            parts = next;
             *regs.add(base + j) = v;
             last = v;
-            if !parts.is_null() {
-                match ins.flow {
-                    Flow::Binary => {
-                        *parts = d0;
-                        *parts.add(1) = d1;
-                        parts = parts.add(2);
-                    }
-                    Flow::Unary => {
-                        *parts = d0;
-                        parts = parts.add(1);
-                    }
-                    _ => {}
-                }
-            }
         }
         (parts, last)
     }
@@ -581,14 +588,20 @@ impl<T: Scalar> Program<T> {
     /// The next state from `s` (values only): `s` is overwritten.
     pub(crate) fn values(&self, work: &mut Work<T>, s: &mut [T], x: &[T]) {
         let (np, ns, w) = (self.np, self.ns, self.w);
-        assert!(s.len() == ns && x.len() == w && work.regs.len() == self.base() + self.code.len());
+        assert!(
+            s.len() == ns
+                && x.len() == w
+                && work.regs.len() == self.base() + self.code.len()
+                && work.parts.len() >= self.n_parts
+        );
         let regs = work.regs.as_mut_ptr();
         // SAFETY: the lengths are checked above; `out` and the operands
         // are registers below `regs.len()` (compile).
         unsafe {
             move_small(regs.add(np), s.as_ptr().cast_mut(), ns, false);
             move_small(regs.add(np + ns), x.as_ptr().cast_mut(), w, false);
-            self.run_step(regs, std::ptr::null_mut());
+            // (the partials go to the block buffer, unused)
+            self.run_step(regs, work.parts.as_mut_ptr());
             for (k, &o) in self.out.iter().enumerate() {
                 *s.get_unchecked_mut(k) = *regs.add(o as usize);
             }
