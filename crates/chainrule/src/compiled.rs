@@ -300,7 +300,7 @@ impl<T: Scalar> Program<T> {
                 // (parents precede their node; the replay relies on it)
                 return Err(format!("node {j} reads a later register"));
             }
-            let prev = (base + j) as u32 - 1;
+            let prev = ((base + j) as u32).wrapping_sub(1);
             if j == 0 && two && a == b {
                 return Err("the step's first operation uses one value twice".into());
             }
@@ -343,6 +343,9 @@ impl<T: Scalar> Program<T> {
             }
             pc += n;
             code.push(ins);
+        }
+        if code.is_empty() {
+            return Err("the step records no operation".into());
         }
         for (k, &o) in out.iter().enumerate() {
             if (o as usize) < base {

@@ -202,3 +202,22 @@ fn bench_steps_compile_and_a_false_declaration_panics() {
     let msg = msg.downcast_ref::<String>().expect("a message");
     assert!(msg.contains("compiled()") && msg.contains("t = 4"), "{msg}");
 }
+
+/// Degenerate steps are not compiled and still run.
+#[test]
+fn empty_and_pass_through_steps_are_not_compiled() {
+    let empty = Recurrence::new(|_s, _p, _x, _t, _next| {})
+        .steps(3)
+        .compiled();
+    let traj = empty.forward(&[], &[], &[]);
+    assert!(!traj.is_compiled());
+    let pass = Recurrence::new(|s, _p, _x, _t, next| {
+        next.push(s[1]);
+        next.push(s[0] * 2.0);
+    })
+    .steps(4)
+    .compiled();
+    let traj = pass.forward(&[1.0, 2.0], &[], &[]);
+    assert!(!traj.is_compiled());
+    assert_eq!(traj.state(), &[4.0, 8.0]);
+}
