@@ -1,6 +1,6 @@
 //! A counting global allocator, so benchmarks report peak heap bytes that
 //! were measured, not guessed. The `chainrule` binary installs it; the count
-//! costs two relaxed atomic operations per allocation.
+//! costs four relaxed atomic operations per allocation.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,6 +10,8 @@ pub struct CountingAlloc;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+static TOTAL: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: forwards every call to `System` unchanged; only counts.
 unsafe impl GlobalAlloc for CountingAlloc {
@@ -43,8 +45,18 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
 #[inline]
 fn add(n: usize) {
+    COUNT.fetch_add(1, Ordering::Relaxed);
+    TOTAL.fetch_add(n, Ordering::Relaxed);
     let live = LIVE.fetch_add(n, Ordering::Relaxed) + n;
     PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+/// Allocations so far (`alloc`, `alloc_zeroed` and `realloc` calls that
+/// succeeded) and the bytes they asked for, for benchmarks that report
+/// allocation per iteration (0 if the counting allocator is not
+/// installed).
+pub fn allocations() -> (usize, usize) {
+    (COUNT.load(Ordering::Relaxed), TOTAL.load(Ordering::Relaxed))
 }
 
 /// Heap bytes live now (0 if the counting allocator is not installed).

@@ -65,4 +65,11 @@ fn bench_train_reports_every_stage() {
     }
     assert!(r["peak_heap_bytes"].as_u64().unwrap() >= r["live_heap_bytes"].as_u64().unwrap());
     assert!(r["live_heap_bytes"].as_u64().unwrap() > 0);
+    // an iteration still allocates (the render's outputs, the tile lists)
+    let allocs = r["allocations_per_iteration"].as_f64().unwrap();
+    let bytes = r["allocated_bytes_per_iteration"].as_f64().unwrap();
+    assert!(
+        allocs >= 1.0 && bytes >= allocs,
+        "{allocs} allocations, {bytes} bytes"
+    );
 }

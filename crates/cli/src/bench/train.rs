@@ -10,7 +10,8 @@
 //! scene size stays what was asked for. After `--warmup` untimed
 //! iterations, `--iters` iterations are timed: milliseconds per iteration
 //! and per stage ([`splat::stages::StageTimes`]), CPU utilisation (process
-//! CPU time ÷ wall time ÷ cores), and the peak heap.
+//! CPU time ÷ wall time ÷ cores), the peak heap, and the heap allocations
+//! per iteration (count and bytes).
 
 use std::time::Instant;
 
@@ -22,7 +23,7 @@ use splat::stages::StageTimes;
 use splat::train::{TrainConfig, TrainError, Trainer};
 
 use super::render3d::{parse_size, process_cpu_seconds};
-use crate::alloc::{peak_bytes, reset_peak};
+use crate::alloc::{allocations, peak_bytes, reset_peak};
 use crate::error::{CliError, CliResult};
 
 /// Arguments of `chainrule bench train`.
@@ -137,6 +138,10 @@ pub struct TrainBenchReport {
     /// Heap bytes live before the timed iterations (scene, optimiser,
     /// dataset).
     pub live_heap_bytes: usize,
+    /// Heap allocations per timed iteration (mean).
+    pub allocations_per_iteration: f64,
+    /// Bytes those allocations asked for, per timed iteration (mean).
+    pub allocated_bytes_per_iteration: f64,
     /// Seconds to ray-trace the views (not part of the iterations).
     pub setup_seconds: f64,
     /// The machine it ran on.
@@ -219,6 +224,7 @@ pub fn measure(args: &TrainBenchArgs, width: u32, height: u32) -> CliResult<Trai
     let mut stages = StageTimes::default();
     let mut per_iter = Vec::with_capacity(args.iters as usize);
     let c0 = process_cpu_seconds();
+    let a0 = allocations();
     let t0 = Instant::now();
     for _ in 0..args.iters {
         let ti = Instant::now();
@@ -227,6 +233,7 @@ pub fn measure(args: &TrainBenchArgs, width: u32, height: u32) -> CliResult<Trai
         stages.add(&info.stages);
     }
     let wall = t0.elapsed().as_secs_f64();
+    let a1 = allocations();
     let cpu = match (c0, process_cpu_seconds()) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
@@ -256,6 +263,8 @@ pub fn measure(args: &TrainBenchArgs, width: u32, height: u32) -> CliResult<Trai
         peak_heap_bytes: peak_setup.max(peak_iter).saturating_sub(base),
         peak_iteration_heap_bytes: peak_iter.saturating_sub(live),
         live_heap_bytes: live.saturating_sub(base),
+        allocations_per_iteration: (a1.0 - a0.0) as f64 / iters,
+        allocated_bytes_per_iteration: (a1.1 - a0.1) as f64 / iters,
         setup_seconds: setup,
         machine: super::machine(),
     })
@@ -309,6 +318,11 @@ pub fn run(args: TrainBenchArgs) -> CliResult {
         mib(r.peak_heap_bytes),
         mib(r.peak_iteration_heap_bytes),
         mib(r.live_heap_bytes)
+    );
+    println!(
+        "  allocations per iteration: {:.0} ({:.1} MiB)",
+        r.allocations_per_iteration,
+        mib(r.allocated_bytes_per_iteration as usize)
     );
     Ok(())
 }
