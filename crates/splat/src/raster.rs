@@ -51,9 +51,11 @@
 //! The backward pass walks each pixel's list back to front from its last
 //! contributor, recovering `T_k = T_{k+1} / (1 − α_k)` by division and
 //! carrying the colour accumulated behind, so it stores nothing per step.
-//! Tiles run in parallel (rayon); each tile accumulates its gradients in a
-//! buffer aligned with its list, and the buffers are reduced into the
-//! per-splat gradients in tile order, so results are deterministic.
+//! Tiles run in parallel (rayon) in both passes. In the backward pass
+//! each tile writes its gradients into its part of one record buffer,
+//! aligned with its list, and each splat sums its records in tile order
+//! (in parallel over splats, through the transpose of the lists that
+//! binning makes), so results are deterministic.
 //!
 //! Both passes draw a tile splat by splat: the splats are gathered 32 at a
 //! time into a packed buffer, and each row of a splat's rectangle is one
@@ -873,30 +875,45 @@ fn forward_tiled<T: Scalar>(
         tiles: &tiles,
         packed: &packed,
     };
-    // one tile row at a time: each band owns whole image rows
-    let band = TILE * w;
-    image
-        .par_chunks_mut(band * ch)
-        .zip(final_t.par_chunks_mut(band))
-        .zip(last.par_chunks_mut(band))
+    // every tile in parallel (a tile row alone is too coarse a unit for
+    // small images), each into its own part of a scratch buffer: colour
+    // then transmittance (`C + 1` planes of 256), and the last contributors
+    const TT: usize = TILE * TILE;
+    let n_tiles = tiles.tiles_x * tiles.tiles_y;
+    let mut planes = vec![T::zero(); n_tiles * (ch + 1) * TT];
+    let mut lasts = vec![0u32; n_tiles * TT];
+    planes
+        .par_chunks_mut((ch + 1) * TT)
+        .zip(lasts.par_chunks_mut(TT))
         .enumerate()
-        .for_each(|(ty, ((img, tt), ll))| {
-            let mut st = TileState::new(ch);
-            for tx in 0..tiles.tiles_x {
+        .for_each_init(
+            || TileState::new(ch),
+            |st, (t, (pl, ls))| {
+                let (ty, tx) = (t / tiles.tiles_x, t % tiles.tiles_x);
                 st.render(&inp, tx, ty, simd);
-                let (i_base, j_base) = (ty * TILE, tx * TILE);
-                for i in i_base..((ty + 1) * TILE).min(h) {
-                    for j in j_base..((tx + 1) * TILE).min(w) {
-                        let l = (i - i_base) * TILE + (j - j_base);
-                        let g = (i - i_base) * w + j;
-                        for c in 0..ch {
-                            img[g * ch + c] =
-                                st.acc[c * TILE * TILE + l] + st.tr[l] * s.background[c];
-                        }
-                        tt[g] = st.tr[l];
-                        ll[g] = st.lst[l];
-                    }
+                pl[..ch * TT].copy_from_slice(&st.acc);
+                pl[ch * TT..].copy_from_slice(&st.tr);
+                ls.copy_from_slice(&st.lst);
+            },
+        );
+    // then the image row by row, in parallel
+    image
+        .par_chunks_mut(w * ch)
+        .zip(final_t.par_chunks_mut(w))
+        .zip(last.par_chunks_mut(w))
+        .enumerate()
+        .for_each(|(i, ((img, tt), ll))| {
+            let (ty, row) = (i / TILE, i % TILE);
+            for j in 0..w {
+                let t = ty * tiles.tiles_x + j / TILE;
+                let l = row * TILE + j % TILE;
+                let pl = &planes[t * (ch + 1) * TT..(t + 1) * (ch + 1) * TT];
+                let tr = pl[ch * TT + l];
+                for c in 0..ch {
+                    img[j * ch + c] = pl[c * TT + l] + tr * s.background[c];
                 }
+                tt[j] = tr;
+                ll[j] = lasts[t * TT + l];
             }
         });
     Ok(Rendered {
