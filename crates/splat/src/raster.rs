@@ -54,8 +54,8 @@
 //! Tiles run in parallel (rayon) in both passes. In the backward pass
 //! each tile writes its gradients into its part of one record buffer,
 //! aligned with its list, and each splat sums its records in tile order
-//! (in parallel over splats, through the transpose of the lists that
-//! binning makes), so results are deterministic.
+//! (in parallel over splats, through the transpose of the lists), so
+//! results are deterministic.
 //!
 //! Both passes draw a tile splat by splat: the splats are gathered 32 at a
 //! time into a packed buffer, and each row of a splat's rectangle is one
@@ -140,14 +140,6 @@ pub struct TileLists {
     /// Per splat (indexed like the splat slices), the covered pixels
     /// `[j_min, i_min, j_max, i_max]` (inclusive), see [`pixel_rect`].
     pub rects: Vec<Option<[u32; 4]>>,
-    /// The transpose of the lists: splat `k`'s entries (indices into
-    /// `ids`), tile by tile in tile order, are
-    /// `entries[entry_ends[k − 1]..entry_ends[k]]` (from 0 for `k = 0`;
-    /// none for a splat not in `order`, and for one listed twice each
-    /// listing's in turn).
-    pub entries: Vec<u32>,
-    /// One past the last of each splat's `entries`.
-    pub entry_ends: Vec<u32>,
 }
 
 /// What the forward pass produces (and the backward pass needs).
@@ -339,41 +331,25 @@ pub fn bin_tiles<T: Scalar>(s: &Splats<'_, T>) -> TileLists {
         .collect();
     let n_tiles = tiles_x * tiles_y;
     let mut offsets = vec![0u32; n_tiles + 1];
-    let mut entry_ends = vec![0u32; s.len()];
-    for (r, &k) in ranges.iter().zip(s.order) {
+    for r in &ranges {
         for ty in r[1]..=r[3] {
             let row = ty as usize * tiles_x + 1;
             for tx in r[0]..=r[2] {
                 offsets[row + tx as usize] += 1;
             }
         }
-        if r[1] <= r[3] && r[0] <= r[2] {
-            entry_ends[k as usize] += (r[3] - r[1] + 1) * (r[2] - r[0] + 1);
-        }
     }
     for t in 0..n_tiles {
         offsets[t + 1] += offsets[t];
     }
-    for k in 1..entry_ends.len() {
-        entry_ends[k] += entry_ends[k - 1];
-    }
     let mut fill: Vec<u32> = offsets[..n_tiles].to_vec();
     let mut ids = vec![0u32; offsets[n_tiles] as usize];
-    let mut entries = vec![0u32; ids.len()];
-    // per splat, where its next entry goes
-    let mut next: Vec<u32> = std::iter::once(0)
-        .chain(entry_ends.iter().copied())
-        .take(s.len())
-        .collect();
     for (r, &k) in ranges.iter().zip(s.order) {
-        let e = &mut next[k as usize];
         for ty in r[1]..=r[3] {
             let row = ty as usize * tiles_x;
             for tx in r[0]..=r[2] {
                 let f = &mut fill[row + tx as usize];
                 ids[*f as usize] = k;
-                entries[*e as usize] = *f;
-                *e += 1;
                 *f += 1;
             }
         }
@@ -384,8 +360,6 @@ pub fn bin_tiles<T: Scalar>(s: &Splats<'_, T>) -> TileLists {
         offsets,
         ids,
         rects,
-        entries,
-        entry_ends,
     }
 }
 
@@ -1304,7 +1278,7 @@ fn backward_with<T: Scalar>(
         opacities: vec![T::zero(); n],
         colors: vec![T::zero(); n * cw],
     };
-    let (ends, entries) = (&tiles.entry_ends, &tiles.entries);
+    let (ends, entries) = transpose(tiles, n);
     out.means
         .par_iter_mut()
         .zip(&mut out.conics)
@@ -1331,6 +1305,31 @@ fn backward_with<T: Scalar>(
         out.colors.clear();
     }
     Ok(out)
+}
+
+/// The transpose of the tile lists: per splat `k`, the indices into `ids`
+/// of its entries in the order a walk over the lists tile by tile meets
+/// them, as `entries[ends[k − 1]..ends[k]]` (from 0 for `k = 0`). Two
+/// passes over `ids`, one counting and one placing.
+fn transpose(tiles: &TileLists, n: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut ends = vec![0u32; n];
+    for &k in &tiles.ids {
+        ends[k as usize] += 1;
+    }
+    let mut next = Vec::with_capacity(n);
+    let mut acc = 0u32;
+    for e in ends.iter_mut() {
+        next.push(acc);
+        acc += *e;
+        *e = acc;
+    }
+    let mut entries = vec![0u32; tiles.ids.len()];
+    for (at, &k) in tiles.ids.iter().enumerate() {
+        let slot = &mut next[k as usize];
+        entries[*slot as usize] = at as u32;
+        *slot += 1;
+    }
+    (ends, entries)
 }
 
 /// Rasterization as one custom operation on a tape.
