@@ -693,6 +693,45 @@ impl<T: Scalar> Recurrence<T> {
         let mut next_chain = 0;
         let mut cur = s0.to_vec();
         let until = self.until.as_deref();
+        if let (Store::States { states, .. }, None) = (&mut store, until) {
+            // store-all of a known length on plain values: the loop of
+            // `Scratch::run` without its per-step visitor (same values)
+            let fast = match (self.values.as_deref(), &program) {
+                (Some(vf), _) => {
+                    let mut nxt = vec![T::zero(); ns];
+                    for t in 0..limit {
+                        states.extend_from_slice(&cur);
+                        vf(&cur, params, row(xs, w, t), t, &mut nxt);
+                        std::mem::swap(&mut cur, &mut nxt);
+                    }
+                    true
+                }
+                (None, Some(prog)) => {
+                    for t in 0..limit {
+                        states.extend_from_slice(&cur);
+                        prog.values(&mut sc.work, &mut cur, row(xs, w, t));
+                    }
+                    true
+                }
+                (None, None) => false,
+            };
+            if fast {
+                if let Some(first) = &program {
+                    self.check_declared(first, &cur, params, xs, limit, limit);
+                }
+                return Trajectory {
+                    rec: self.clone(),
+                    params: params.to_vec(),
+                    s0_len: ns,
+                    n_xs: xs.len(),
+                    steps: limit,
+                    last: cur,
+                    store,
+                    scratch: RefCell::new(sc),
+                    program,
+                };
+            }
+        }
         let visit = |t: usize, s: &[T]| {
             if let Some(u) = until {
                 if u(s, t) {
