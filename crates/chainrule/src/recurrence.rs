@@ -593,6 +593,17 @@ impl<T: Scalar> Recurrence<T> {
     /// partials.
     fn forward_with(&self, s0: &[T], params: &[T], xs: &[T], mut spare: Vec<T>) -> Trajectory<T> {
         spare.clear();
+        let finish = |steps, last, store, sc, program| Trajectory {
+            rec: self.clone(),
+            params: params.to_vec(),
+            s0_len: s0.len(),
+            n_xs: xs.len(),
+            steps,
+            last,
+            store,
+            scratch: RefCell::new(sc),
+            program,
+        };
         let limit = self.step_limit(xs.len());
         let ns = s0.len();
         let w = self.width;
@@ -621,32 +632,12 @@ impl<T: Scalar> Recurrence<T> {
                 let mut parts = spare;
                 let last = prog.record_parts(&mut sc.work, s0, xs, limit, &mut parts);
                 self.check_declared(prog, &last, params, xs, limit, limit);
-                return Trajectory {
-                    rec: self.clone(),
-                    params: params.to_vec(),
-                    s0_len: ns,
-                    n_xs: xs.len(),
-                    steps: limit,
-                    last,
-                    store: Store::Partials(parts),
-                    scratch: RefCell::new(sc),
-                    program,
-                };
+                return finish(limit, last, Store::Partials(parts), sc, program);
             }
         }
         if self.strategy == Strategy::StoreAll && program.is_none() {
             if let Some((recorded, steps, last)) = self.record(s0, params, xs, limit) {
-                return Trajectory {
-                    rec: self.clone(),
-                    params: params.to_vec(),
-                    s0_len: ns,
-                    n_xs: xs.len(),
-                    steps,
-                    last,
-                    store: Store::Tape(Box::new(recorded)),
-                    scratch: RefCell::new(sc),
-                    program: None,
-                };
+                return finish(steps, last, Store::Tape(Box::new(recorded)), sc, None);
             }
         }
         let known = self.until.is_none();
@@ -719,17 +710,7 @@ impl<T: Scalar> Recurrence<T> {
                 if let Some(first) = &program {
                     self.check_declared(first, &cur, params, xs, limit, limit);
                 }
-                return Trajectory {
-                    rec: self.clone(),
-                    params: params.to_vec(),
-                    s0_len: ns,
-                    n_xs: xs.len(),
-                    steps: limit,
-                    last: cur,
-                    store,
-                    scratch: RefCell::new(sc),
-                    program,
-                };
+                return finish(limit, cur, store, sc, program);
             }
         }
         let visit = |t: usize, s: &[T]| {
@@ -791,17 +772,7 @@ impl<T: Scalar> Recurrence<T> {
         if let Some(first) = &program {
             self.check_declared(first, &cur, params, xs, t, limit);
         }
-        Trajectory {
-            rec: self.clone(),
-            params: params.to_vec(),
-            s0_len: ns,
-            n_xs: xs.len(),
-            steps: t,
-            last: cur,
-            store,
-            scratch: RefCell::new(sc),
-            program,
-        }
+        finish(t, cur, store, sc, program)
     }
 
     /// Checks the [`Recurrence::compiled`] declaration after `t` steps
