@@ -53,9 +53,8 @@
 //! carrying the colour accumulated behind, so it stores nothing per step.
 //! Tiles run in parallel (rayon) in both passes. In the backward pass
 //! each tile writes its gradients into its part of one record buffer,
-//! aligned with its list, and each splat sums its records in tile order
-//! (in parallel over splats, through the transpose of the lists), so
-//! results are deterministic.
+//! aligned with its list, and the records are reduced into the per-splat
+//! gradients in tile order, so results are deterministic.
 //!
 //! Both passes draw a tile splat by splat: the splats are gathered 32 at a
 //! time into a packed buffer, and each row of a splat's rectangle is one
@@ -1327,68 +1326,26 @@ fn backward_with<T: Scalar>(
     per_tile
         .into_par_iter()
         .for_each_init(|| BackTile::new(ch), |bt, (t, g)| bt.run(&inp, t, simd, g));
-    // per splat (in parallel), its records summed in tile order: the
-    // additions of a serial reduction tile by tile, so the same bits
-    // whatever the thread count
-    let cw = ch.max(1);
+    // deterministic reduction in tile order
     let mut out = SplatGrads {
         means: vec![[T::zero(); 2]; n],
         conics: vec![[T::zero(); 3]; n],
         opacities: vec![T::zero(); n],
-        colors: vec![T::zero(); n * cw],
+        colors: vec![T::zero(); n * ch],
     };
-    let (ends, entries) = transpose(tiles, n);
-    out.means
-        .par_iter_mut()
-        .zip(&mut out.conics)
-        .zip(&mut out.opacities)
-        .zip(out.colors.par_chunks_mut(cw))
-        .enumerate()
-        .with_min_len(1024)
-        .for_each(|(k, (((m, c), o), col))| {
-            let from = if k == 0 { 0 } else { ends[k - 1] as usize };
-            for &at in &entries[from..ends[k] as usize] {
-                let e = &records[at as usize * stride..(at as usize + 1) * stride];
-                m[0] += e[0];
-                m[1] += e[1];
-                c[0] += e[2];
-                c[1] += e[3];
-                c[2] += e[4];
-                *o += e[5];
-                for (dst, &v) in col.iter_mut().zip(&e[6..]) {
-                    *dst += v;
-                }
-            }
-        });
-    if ch == 0 {
-        out.colors.clear();
+    for (e, &k) in records.chunks_exact(stride).zip(&tiles.ids) {
+        let k = k as usize;
+        out.means[k][0] += e[0];
+        out.means[k][1] += e[1];
+        out.conics[k][0] += e[2];
+        out.conics[k][1] += e[3];
+        out.conics[k][2] += e[4];
+        out.opacities[k] += e[5];
+        for c in 0..ch {
+            out.colors[k * ch + c] += e[6 + c];
+        }
     }
     Ok(out)
-}
-
-/// The transpose of the tile lists: per splat `k`, the indices into `ids`
-/// of its entries in the order a walk over the lists tile by tile meets
-/// them, as `entries[ends[k − 1]..ends[k]]` (from 0 for `k = 0`). Two
-/// passes over `ids`, one counting and one placing.
-fn transpose(tiles: &TileLists, n: usize) -> (Vec<u32>, Vec<u32>) {
-    let mut ends = vec![0u32; n];
-    for &k in &tiles.ids {
-        ends[k as usize] += 1;
-    }
-    let mut next = Vec::with_capacity(n);
-    let mut acc = 0u32;
-    for e in ends.iter_mut() {
-        next.push(acc);
-        acc += *e;
-        *e = acc;
-    }
-    let mut entries = vec![0u32; tiles.ids.len()];
-    for (at, &k) in tiles.ids.iter().enumerate() {
-        let slot = &mut next[k as usize];
-        entries[*slot as usize] = at as u32;
-        *slot += 1;
-    }
-    (ends, entries)
 }
 
 /// Rasterization as one custom operation on a tape.
@@ -1702,9 +1659,9 @@ mod tests {
         }
     }
 
-    /// The parallel per-splat reduction of the backward pass gives the
-    /// bits of a serial one over the tiles in order (each tile's records
-    /// added into the splats' sums), on one thread and on three.
+    /// The backward pass gives the bits of a reduction over the tiles in
+    /// order of each tile's records (made one tile at a time), on one
+    /// thread and on three.
     #[test]
     fn backward_reduction_is_the_serial_one() {
         let sc = scene::<f32>(4, 83, 61, 300, 4);
