@@ -119,23 +119,8 @@ impl Trainer {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::data::synth::{write_dataset, SynthOptions};
+    use super::super::tiny_trainer;
     use crate::train::TrainConfig;
-
-    fn trainer(cfg: TrainConfig) -> Trainer {
-        let d = std::env::temp_dir().join(format!("chainrule-adc-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        let opts = SynthOptions {
-            train_views: 2,
-            test_views: 1,
-            size: 16,
-            seed: 3,
-        };
-        write_dataset(&d, &opts).unwrap();
-        let data = crate::data::load(&d, &crate::data::LoadOptions::default()).unwrap();
-        Trainer::new(data, cfg).unwrap()
-    }
 
     /// Size pruning removes splats larger than a tenth of the extent in the
     /// world; a large radius on screen alone prunes only when
@@ -149,10 +134,13 @@ mod tests {
             ..TrainConfig::default()
         };
         for (screen_px, want) in [(0.0, 49), (20.0, 48)] {
-            let mut t = trainer(TrainConfig {
-                prune_screen_px: screen_px,
-                ..base.clone()
-            });
+            let mut t = tiny_trainer(
+                "adc",
+                TrainConfig {
+                    prune_screen_px: screen_px,
+                    ..base.clone()
+                },
+            );
             // all small, but splat 0 too large in the world and splat 1
             // large on screen
             let small = (0.01 * t.extent()).ln();

@@ -265,21 +265,11 @@ mod tests {
 
 #[cfg(test)]
 mod trainer_tests {
+    use super::super::tiny_trainer;
     use super::*;
-    use crate::data::synth::{write_dataset, SynthOptions};
     use crate::train::{Strategy as Setting, TrainConfig};
 
     fn trainer(tag: &str) -> Trainer {
-        let d = std::env::temp_dir().join(format!("chainrule-mcmc-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        let opts = SynthOptions {
-            train_views: 4,
-            test_views: 1,
-            size: 16,
-            seed: 2,
-        };
-        write_dataset(&d, &opts).unwrap();
-        let data = crate::data::load(&d, &crate::data::LoadOptions::default()).unwrap();
         let cfg = TrainConfig {
             iters: 40,
             init_points: 100,
@@ -291,7 +281,7 @@ mod trainer_tests {
             densify_every: 1,
             ..TrainConfig::default().with_densify_until(30)
         };
-        Trainer::new(data, cfg).unwrap()
+        tiny_trainer(&format!("mcmc-{tag}"), cfg)
     }
 
     /// The regularisers' gradient is their derivative (central differences

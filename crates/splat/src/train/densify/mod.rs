@@ -78,3 +78,21 @@ impl Trainer {
         self.max_radii = vec![0.0; n];
     }
 }
+
+/// A trainer on a tiny synthetic dataset (4 training views of 16×16) for
+/// the strategies' tests; `tag` names its temporary folder.
+#[cfg(test)]
+fn tiny_trainer(tag: &str, cfg: super::TrainConfig) -> Trainer {
+    use crate::data::synth::{write_dataset, SynthOptions};
+    let d = std::env::temp_dir().join(format!("chainrule-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let opts = SynthOptions {
+        train_views: 4,
+        test_views: 1,
+        size: 16,
+        seed: 2,
+    };
+    write_dataset(&d, &opts).unwrap();
+    let data = crate::data::load(&d, &crate::data::LoadOptions::default()).unwrap();
+    Trainer::new(data, cfg).unwrap()
+}
