@@ -143,7 +143,7 @@ pub struct TileLists {
 }
 
 /// What the forward pass produces (and the backward pass needs).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Rendered<T> {
     /// The image, `height × width × channels`, row-major, channels last.
     pub image: Vec<T>,
@@ -159,7 +159,7 @@ pub struct Rendered<T> {
 
 /// Gradients of the loss with respect to the splats (same layout as
 /// [`Splats`]).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SplatGrads<T> {
     /// ∂L/∂means.
     pub means: Vec<[T; 2]>,
@@ -305,33 +305,72 @@ pub fn pixel_rect<T: Scalar>(bound: &[T; 4], width: usize, height: usize) -> Opt
 /// The splats' rectangles are computed in parallel; the counting sort
 /// into tiles is one sequential pass over them in `order`.
 pub fn bin_tiles<T: Scalar>(s: &Splats<'_, T>) -> TileLists {
+    let mut out = TileLists::default();
+    bin_tiles_into(s, &mut out, &mut RasterScratch::default());
+    out
+}
+
+/// Buffers the rasterizer reuses from one call to the next (what a trainer
+/// keeps so that an iteration allocates nothing): the packed splats, the
+/// binning's scratch, the forward pass's tile planes and the backward
+/// pass's per-entry gradient records. Their contents between calls mean
+/// nothing; every call overwrites what it reads.
+#[derive(Default)]
+pub(crate) struct RasterScratch<T> {
+    packed: Vec<Packed<T>>,
+    ranges: Vec<[u32; 4]>,
+    fill: Vec<u32>,
+    planes: Vec<T>,
+    lasts: Vec<u32>,
+    records: Vec<T>,
+}
+
+impl<T> std::fmt::Debug for RasterScratch<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RasterScratch").finish_non_exhaustive()
+    }
+}
+
+/// [`bin_tiles`] into `out`, reusing its vectors and `sc`'s.
+pub(crate) fn bin_tiles_into<T: Scalar>(
+    s: &Splats<'_, T>,
+    out: &mut TileLists,
+    sc: &mut RasterScratch<T>,
+) {
     let tiles_x = s.width.div_ceil(TILE);
     let tiles_y = s.height.div_ceil(TILE);
-    let rects: Vec<Option<[u32; 4]>> = s
-        .bounds
-        .par_iter()
-        .with_min_len(4096)
-        .map(|b| pixel_rect(b, s.width, s.height))
-        .collect();
+    let rects = &mut out.rects;
+    rects.clear();
+    rects.par_extend(
+        s.bounds
+            .par_iter()
+            .with_min_len(4096)
+            .map(|b| pixel_rect(b, s.width, s.height)),
+    );
+    let rects = &*rects;
     // per position in `order`: the tile range [tx0, ty0, tx1, ty1] (empty
     // when ty0 > ty1)
-    let ranges: Vec<[u32; 4]> = s
-        .order
-        .par_iter()
-        .with_min_len(4096)
-        .map(|&k| match rects[k as usize] {
-            Some(r) => [
-                r[0] / TILE as u32,
-                r[1] / TILE as u32,
-                r[2] / TILE as u32,
-                r[3] / TILE as u32,
-            ],
-            None => [1, 1, 0, 0],
-        })
-        .collect();
+    let ranges = &mut sc.ranges;
+    ranges.clear();
+    ranges.par_extend(
+        s.order
+            .par_iter()
+            .with_min_len(4096)
+            .map(|&k| match rects[k as usize] {
+                Some(r) => [
+                    r[0] / TILE as u32,
+                    r[1] / TILE as u32,
+                    r[2] / TILE as u32,
+                    r[3] / TILE as u32,
+                ],
+                None => [1, 1, 0, 0],
+            }),
+    );
     let n_tiles = tiles_x * tiles_y;
-    let mut offsets = vec![0u32; n_tiles + 1];
-    for r in &ranges {
+    let offsets = &mut out.offsets;
+    offsets.clear();
+    offsets.resize(n_tiles + 1, 0);
+    for r in ranges.iter() {
         for ty in r[1]..=r[3] {
             let row = ty as usize * tiles_x + 1;
             for tx in r[0]..=r[2] {
@@ -342,8 +381,12 @@ pub fn bin_tiles<T: Scalar>(s: &Splats<'_, T>) -> TileLists {
     for t in 0..n_tiles {
         offsets[t + 1] += offsets[t];
     }
-    let mut fill: Vec<u32> = offsets[..n_tiles].to_vec();
-    let mut ids = vec![0u32; offsets[n_tiles] as usize];
+    let fill = &mut sc.fill;
+    fill.clear();
+    fill.extend_from_slice(&offsets[..n_tiles]);
+    let ids = &mut out.ids;
+    // every entry is written below
+    ids.resize(offsets[n_tiles] as usize, 0);
     for (r, &k) in ranges.iter().zip(s.order) {
         for ty in r[1]..=r[3] {
             let row = ty as usize * tiles_x;
@@ -354,13 +397,8 @@ pub fn bin_tiles<T: Scalar>(s: &Splats<'_, T>) -> TileLists {
             }
         }
     }
-    TileLists {
-        tiles_x,
-        tiles_y,
-        offsets,
-        ids,
-        rects,
-    }
+    out.tiles_x = tiles_x;
+    out.tiles_y = tiles_y;
 }
 
 /// The part of a splat's pixel rectangle inside tile `(tx, ty)`, as
@@ -674,19 +712,17 @@ struct Packed<T> {
 }
 
 /// Packs every splat for [`gather`] (one logarithm each, for the cut).
-fn pack<T: Scalar>(s: &Splats<'_, T>, tiles: &TileLists) -> Vec<Packed<T>> {
-    (0..s.len())
-        .into_par_iter()
-        .map(|k| Packed {
-            g: SplatGeom {
-                m: s.means[k],
-                conic: s.conics[k],
-                op: s.opacities[k],
-                qc: q_cut(s.opacities[k]),
-            },
-            rect: tiles.rects[k].unwrap_or([0; 4]),
-        })
-        .collect()
+fn pack<T: Scalar>(s: &Splats<'_, T>, tiles: &TileLists, out: &mut Vec<Packed<T>>) {
+    out.clear();
+    out.par_extend((0..s.len()).into_par_iter().map(|k| Packed {
+        g: SplatGeom {
+            m: s.means[k],
+            conic: s.conics[k],
+            op: s.opacities[k],
+            qc: q_cut(s.opacities[k]),
+        },
+        rect: tiles.rects[k].unwrap_or([0; 4]),
+    }));
 }
 
 /// Splats gathered per batch in the tile loops.
@@ -859,7 +895,12 @@ impl Simd {
 /// [`forward`] built for `simd` (which the caller has checked the CPU has).
 fn forward_with<T: Scalar>(s: &Splats<'_, T>, simd: Simd) -> Result<Rendered<T>, RasterError> {
     s.validate()?;
-    forward_tiled(s, bin_tiles(s), simd)
+    let mut r = Rendered {
+        tiles: bin_tiles(s),
+        ..Rendered::default()
+    };
+    forward_tiled(s, &mut r, simd, &mut RasterScratch::default());
+    Ok(r)
 }
 
 /// [`forward`] with the tile lists already made by [`bin_tiles`] from the
@@ -869,39 +910,63 @@ pub fn forward_binned<T: Scalar>(
     tiles: TileLists,
 ) -> Result<Rendered<T>, RasterError> {
     s.validate()?;
-    forward_tiled(s, tiles, Simd::best())
+    let mut r = Rendered {
+        tiles,
+        ..Rendered::default()
+    };
+    forward_tiled(s, &mut r, Simd::best(), &mut RasterScratch::default());
+    Ok(r)
 }
 
+/// [`forward_binned`] into `r` (whose `tiles` are already [`bin_tiles`]'s
+/// for `s`), reusing its vectors and `sc`'s.
+pub(crate) fn forward_binned_into<T: Scalar>(
+    s: &Splats<'_, T>,
+    r: &mut Rendered<T>,
+    sc: &mut RasterScratch<T>,
+) -> Result<(), RasterError> {
+    s.validate()?;
+    forward_tiled(s, r, Simd::best(), sc);
+    Ok(())
+}
+
+/// Fills `r`'s image, transmittance and last contributors from its tile
+/// lists (every entry is written; nothing of the old contents is read).
 fn forward_tiled<T: Scalar>(
     s: &Splats<'_, T>,
-    tiles: TileLists,
+    r: &mut Rendered<T>,
     simd: Simd,
-) -> Result<Rendered<T>, RasterError> {
+    sc: &mut RasterScratch<T>,
+) {
     let (w, h, ch) = (s.width, s.height, s.channels);
-    let mut image = vec![T::zero(); w * h * ch];
-    let mut final_t = vec![T::one(); w * h];
-    let mut last = vec![0u32; w * h];
+    let Rendered {
+        image,
+        final_t,
+        last,
+        tiles,
+    } = r;
+    let tiles = &*tiles;
+    refill(image, w * h * ch, T::zero());
+    refill(final_t, w * h, T::one());
+    refill(last, w * h, 0);
     if w == 0 || h == 0 {
-        return Ok(Rendered {
-            image,
-            final_t,
-            last,
-            tiles,
-        });
+        return;
     }
-    let packed = pack(s, &tiles);
+    pack(s, tiles, &mut sc.packed);
     let inp = FwdInput {
         s,
-        tiles: &tiles,
-        packed: &packed,
+        tiles,
+        packed: &sc.packed,
     };
     // every tile in parallel (a tile row alone is too coarse a unit for
     // small images), each into its own part of a scratch buffer: colour
     // then transmittance (`C + 1` planes of 256), and the last contributors
     const TT: usize = TILE * TILE;
     let n_tiles = tiles.tiles_x * tiles.tiles_y;
-    let mut planes = vec![T::zero(); n_tiles * (ch + 1) * TT];
-    let mut lasts = vec![0u32; n_tiles * TT];
+    let (planes, lasts) = (&mut sc.planes, &mut sc.lasts);
+    // every entry is written by its tile
+    planes.resize(n_tiles * (ch + 1) * TT, T::zero());
+    lasts.resize(n_tiles * TT, 0);
     planes
         .par_chunks_mut((ch + 1) * TT)
         .zip(lasts.par_chunks_mut(TT))
@@ -936,12 +1001,13 @@ fn forward_tiled<T: Scalar>(
                 ll[j] = lasts[t * TT + l];
             }
         });
-    Ok(Rendered {
-        image,
-        final_t,
-        last,
-        tiles,
-    })
+}
+
+/// `v` as `len` copies of `x`, in its own allocation when that is big
+/// enough.
+fn refill<U: Copy + Send + Sync>(v: &mut Vec<U>, len: usize, x: U) {
+    v.clear();
+    v.resize(len, x);
 }
 
 /// Per-pixel state of one tile in the backward walk.
@@ -1274,6 +1340,18 @@ pub fn backward<T: Scalar>(
     backward_with(s, r, d_image, d_alpha, Simd::best().for_backward())
 }
 
+/// [`backward`] into `out`, reusing its vectors and `sc`'s.
+pub(crate) fn backward_into<T: Scalar>(
+    s: &Splats<'_, T>,
+    r: &Rendered<T>,
+    d_image: &[T],
+    d_alpha: Option<&[T]>,
+    out: &mut SplatGrads<T>,
+    sc: &mut RasterScratch<T>,
+) -> Result<(), RasterError> {
+    backward_in(s, r, d_image, d_alpha, Simd::best().for_backward(), out, sc)
+}
+
 /// [`backward`] built for `simd` (which the caller has checked the CPU has).
 fn backward_with<T: Scalar>(
     s: &Splats<'_, T>,
@@ -1282,6 +1360,28 @@ fn backward_with<T: Scalar>(
     d_alpha: Option<&[T]>,
     simd: Simd,
 ) -> Result<SplatGrads<T>, RasterError> {
+    let mut out = SplatGrads::default();
+    backward_in(
+        s,
+        r,
+        d_image,
+        d_alpha,
+        simd,
+        &mut out,
+        &mut RasterScratch::default(),
+    )?;
+    Ok(out)
+}
+
+fn backward_in<T: Scalar>(
+    s: &Splats<'_, T>,
+    r: &Rendered<T>,
+    d_image: &[T],
+    d_alpha: Option<&[T]>,
+    simd: Simd,
+    out: &mut SplatGrads<T>,
+    sc: &mut RasterScratch<T>,
+) -> Result<(), RasterError> {
     s.validate()?;
     let (w, h, ch) = (s.width, s.height, s.channels);
     let n = s.len();
@@ -1305,16 +1405,17 @@ fn backward_with<T: Scalar>(
     let n_tiles = tiles.tiles_x * tiles.tiles_y;
     // per-splat gradient record: mean (2), conic (3), opacity (1), colour (C)
     let stride = 6 + ch;
-    let packed = pack(s, tiles);
+    pack(s, tiles, &mut sc.packed);
     let inp = BackInput {
         s,
         r,
         d_image,
         d_alpha,
-        packed: &packed,
+        packed: &sc.packed,
     };
     // one gradient record per tile entry, each tile's aligned with its list
-    let mut records = vec![T::zero(); tiles.ids.len() * stride];
+    let records = &mut sc.records;
+    refill(records, tiles.ids.len() * stride, T::zero());
     let mut per_tile: Vec<(usize, &mut [T])> = Vec::with_capacity(n_tiles);
     let mut rest = records.as_mut_slice();
     for t in 0..n_tiles {
@@ -1327,12 +1428,10 @@ fn backward_with<T: Scalar>(
         .into_par_iter()
         .for_each_init(|| BackTile::new(ch), |bt, (t, g)| bt.run(&inp, t, simd, g));
     // deterministic reduction in tile order
-    let mut out = SplatGrads {
-        means: vec![[T::zero(); 2]; n],
-        conics: vec![[T::zero(); 3]; n],
-        opacities: vec![T::zero(); n],
-        colors: vec![T::zero(); n * ch],
-    };
+    refill(&mut out.means, n, [T::zero(); 2]);
+    refill(&mut out.conics, n, [T::zero(); 3]);
+    refill(&mut out.opacities, n, T::zero());
+    refill(&mut out.colors, n * ch, T::zero());
     for (e, &k) in records.chunks_exact(stride).zip(&tiles.ids) {
         let k = k as usize;
         out.means[k][0] += e[0];
@@ -1345,7 +1444,7 @@ fn backward_with<T: Scalar>(
             out.colors[k * ch + c] += e[6 + c];
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Rasterization as one custom operation on a tape.
@@ -1470,7 +1569,7 @@ pub struct RasterOutput<'t, T: Scalar> {
 
 /// Owned copies of a [`Splats`] description (what the custom op keeps for
 /// its backward pass).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct OwnedSplats<T> {
     /// Image width.
     pub width: usize,
@@ -1583,7 +1682,8 @@ mod tests {
             let sc = scene::<T>(seed, 61, 53, 150, 1);
             let s = sc.view();
             let tiles = bin_tiles(&s);
-            let packed = pack(&s, &tiles);
+            let mut packed = Vec::new();
+            pack(&s, &tiles, &mut packed);
             let (mut batch, mut cols) = (Vec::new(), Vec::new());
             for t in 0..tiles.offsets.len() - 1 {
                 let (ty, tx) = (t / tiles.tiles_x, t % tiles.tiles_x);
@@ -1672,7 +1772,8 @@ mod tests {
             .map(|_| rng.range(-1.0, 1.0) as f32)
             .collect();
         let tiles = &r.tiles;
-        let packed = pack(&s, tiles);
+        let mut packed = Vec::new();
+        pack(&s, tiles, &mut packed);
         let inp = BackInput {
             s: &s,
             r: &r,

@@ -3,9 +3,13 @@
 //! direct kernel path against the tape path, and finite differences.
 
 use chainrule::{gradcheck, GradcheckOptions, Tape, Var};
+use splat::stages::StageTimes;
 use splat::three::project::project_forward;
 use splat::three::reference::render_reference;
-use splat::three::render::{render, render_backward, render_op, RenderOptions};
+use splat::three::render::{
+    render, render_backward, render_backward_staged_in, render_backward_with_means2d, render_op,
+    render_staged_in, BackwardGrads, RenderOptions, RenderWorkspace,
+};
 use splat::three::scene::{random_scene, GaussianVars, Gaussians, RandomScene, Rng};
 use splat::three::{Camera, ProjectOptions};
 
@@ -168,6 +172,56 @@ fn direct_kernels_equal_tape_path() {
         for kk in 9..k {
             assert_eq!(d.sh[(i * k + kk) * 3], 0.0);
         }
+    }
+}
+
+/// One workspace reused across renders of different sizes, scenes, SH
+/// degrees and gradient inputs (growing and shrinking, as a densifying
+/// trainer's does) gives the bits of fresh renders: nothing stale is read.
+#[test]
+fn a_reused_workspace_gives_the_fresh_bits() {
+    let mut ws = RenderWorkspace::default();
+    let cases = [
+        (1, 40, 48, 32, Some(3), true),
+        (2, 12, 20, 18, Some(1), false),
+        (3, 60, 64, 40, None, true),
+        (4, 25, 33, 17, Some(0), false),
+        (5, 60, 64, 40, Some(2), true),
+    ];
+    for (seed, n, w, h, sh_degree, with_extra) in cases {
+        let g = scene(seed, n);
+        let cam = camera(seed, seed as usize, w, h);
+        let opts = RenderOptions {
+            sh_degree,
+            background: [0.2, 0.5, 1.0],
+            ..Default::default()
+        };
+        let px = (w * h) as usize;
+        let wts = loss_weights(seed + 100, px);
+        let grads = BackwardGrads {
+            d_rgb: &wts[..3 * px],
+            d_depth: with_extra.then(|| &wts[3 * px..4 * px]),
+            d_alpha: with_extra.then(|| &wts[4 * px..]),
+        };
+        let (img, state) = render(&g, &cam, &opts).unwrap();
+        let (d, d_means2d) = render_backward_with_means2d(
+            &g,
+            &cam,
+            &opts,
+            &state,
+            grads.d_rgb,
+            grads.d_depth,
+            grads.d_alpha,
+        )
+        .unwrap();
+        let mut st = StageTimes::default();
+        render_staged_in(&g, &cam, &opts, &mut st, &mut ws).unwrap();
+        assert_eq!(ws.image(), &img, "image, case {seed}");
+        assert_eq!(ws.state().projected, state.projected, "case {seed}");
+        assert_eq!(ws.state().raster.image, state.raster.image, "case {seed}");
+        render_backward_staged_in(&g, &cam, &opts, grads, &mut st, &mut ws).unwrap();
+        assert_eq!(ws.grads(), &d, "gradients, case {seed}");
+        assert_eq!(ws.d_means2d(), &d_means2d[..], "2D means, case {seed}");
     }
 }
 

@@ -527,40 +527,47 @@ pub fn project_forward<T: Scalar>(
     cam: &Camera,
     opts: &ProjectOptions,
 ) -> Projected<T> {
+    let mut p = Projected::default();
+    project_forward_into(g, cam, opts, &mut p);
+    p
+}
+
+/// [`project_forward`] into `p`, reusing its vectors.
+pub fn project_forward_into<T: Scalar>(
+    g: &Gaussians<T>,
+    cam: &Camera,
+    opts: &ProjectOptions,
+    p: &mut Projected<T>,
+) {
     check_inputs(g);
     let k = CamK::<T>::new(cam, opts);
     let n = g.len();
-    let outs: Vec<Option<OutOne<T>>> = (0..n)
-        .into_par_iter()
+    let z = T::zero();
+    // every entry is written below
+    p.means2d.resize(n, [z; 2]);
+    p.conics.resize(n, [z; 3]);
+    p.depths.resize(n, z);
+    p.opacities.resize(n, z);
+    p.radii.resize(n, 0);
+    p.means2d
+        .par_iter_mut()
+        .zip(p.conics.par_iter_mut())
+        .zip(p.depths.par_iter_mut())
+        .zip(p.opacities.par_iter_mut())
+        .zip(p.radii.par_iter_mut())
+        .enumerate()
         .with_min_len(256)
-        .map(|i| {
-            forward_one(
+        .for_each(|(i, ((((m, c), d), op), r))| {
+            let o: Option<OutOne<T>> = forward_one(
                 g.means[i],
                 g.log_scales[i],
                 g.quats[i],
                 g.opacity_logits[i],
                 &k,
             )
-            .map(|f| (f.mean2d, f.conic, f.t[2], f.opacity, f.radius))
-        })
-        .collect();
-    let mut p = Projected {
-        means2d: Vec::with_capacity(n),
-        conics: Vec::with_capacity(n),
-        depths: Vec::with_capacity(n),
-        opacities: Vec::with_capacity(n),
-        radii: Vec::with_capacity(n),
-    };
-    let z = T::zero();
-    for o in outs {
-        let (m, c, d, op, r) = o.unwrap_or(([z; 2], [z; 3], z, z, 0));
-        p.means2d.push(m);
-        p.conics.push(c);
-        p.depths.push(d);
-        p.opacities.push(op);
-        p.radii.push(r);
-    }
-    p
+            .map(|f| (f.mean2d, f.conic, f.t[2], f.opacity, f.radius));
+            (*m, *c, *d, *op, *r) = o.unwrap_or(([z; 2], [z; 3], z, z, 0));
+        });
 }
 
 /// The vector-Jacobian product of [`project_forward`]: gradients of the
@@ -573,15 +580,39 @@ pub fn project_backward<T: Scalar>(
     opts: &ProjectOptions,
     grads: &ProjectedGrads<T>,
 ) -> Gaussians<T> {
+    let mut out = Gaussians::new(g.sh_degree);
+    project_backward_into(g, cam, opts, grads, &mut out);
+    out
+}
+
+/// [`project_backward`] into `out`, reusing its vectors (its `sh` is left
+/// as it is).
+pub fn project_backward_into<T: Scalar>(
+    g: &Gaussians<T>,
+    cam: &Camera,
+    opts: &ProjectOptions,
+    grads: &ProjectedGrads<T>,
+    out: &mut Gaussians<T>,
+) {
     check_inputs(g);
     let k = CamK::<T>::new(cam, opts);
     let n = g.len();
     let z = T::zero();
-    let outs: Vec<InGrad<T>> = (0..n)
-        .into_par_iter()
+    out.sh_degree = g.sh_degree;
+    // every entry is written below
+    out.means.resize(n, [z; 3]);
+    out.log_scales.resize(n, [z; 3]);
+    out.quats.resize(n, [z; 4]);
+    out.opacity_logits.resize(n, z);
+    out.means
+        .par_iter_mut()
+        .zip(out.log_scales.par_iter_mut())
+        .zip(out.quats.par_iter_mut())
+        .zip(out.opacity_logits.par_iter_mut())
+        .enumerate()
         .with_min_len(256)
-        .map(|i| {
-            match forward_one(
+        .for_each(|(i, (((m, s), q), o))| {
+            let r: InGrad<T> = match forward_one(
                 g.means[i],
                 g.log_scales[i],
                 g.quats[i],
@@ -597,21 +628,9 @@ pub fn project_backward<T: Scalar>(
                     grads.opacities[i],
                 ),
                 None => ([z; 3], [z; 3], [z; 4], z),
-            }
-        })
-        .collect();
-    let mut out = Gaussians::new(g.sh_degree);
-    out.means.reserve(n);
-    out.log_scales.reserve(n);
-    out.quats.reserve(n);
-    out.opacity_logits.reserve(n);
-    for (m, s, q, o) in outs {
-        out.means.push(m);
-        out.log_scales.push(s);
-        out.quats.push(q);
-        out.opacity_logits.push(o);
-    }
-    out
+            };
+            (*m, *s, *q, *o) = r;
+        });
 }
 
 /// The projected values as tape variables, flat: `means2d[2i + k]`,

@@ -24,11 +24,14 @@ use rayon::prelude::*;
 
 use super::camera::Camera;
 use super::project::{
-    project_backward, project_forward, project_op, ProjectOptions, Projected, ProjectedGrads,
+    project_backward_into, project_forward_into, project_op, ProjectOptions, Projected,
+    ProjectedGrads,
 };
 use super::scene::{GaussianVars, Gaussians};
-use super::sh::{sh_backward, sh_forward, sh_op};
-use crate::raster::{self, opacity_aware_bound, Blend, OwnedSplats, RasterError, Rendered};
+use super::sh::{sh_backward_into, sh_forward_into, sh_op};
+use crate::raster::{
+    self, opacity_aware_bound, Blend, OwnedSplats, RasterError, RasterScratch, Rendered, SplatGrads,
+};
 use crate::stages::{Lap, StageTimes};
 
 /// Settings of a render.
@@ -62,7 +65,7 @@ impl RenderOptions {
 pub const DEPTH_ALPHA_EPS: f64 = 1e-10;
 
 /// A rendered view: row-major, `height × width` pixels.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RenderImage<T> {
     /// Width in pixels.
     pub width: usize,
@@ -77,7 +80,7 @@ pub struct RenderImage<T> {
 }
 
 /// What [`render_backward`] needs from the forward pass.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RenderState<T> {
     /// The projected splats.
     pub projected: Projected<T>,
@@ -92,15 +95,34 @@ pub struct RenderState<T> {
 /// Front-to-back order of the visible splats (radius > 0, opacity > 0):
 /// sorted by depth, ties by index.
 pub fn depth_order<T: Scalar>(p: &Projected<T>) -> Vec<u32> {
-    let mut keys: Vec<(u64, u32)> = (0..p.radii.len())
-        .into_par_iter()
-        .with_min_len(4096)
-        .filter(|&i| p.radii[i] > 0 && p.opacities[i] > T::zero())
-        // positive floats order like their bit patterns
-        .map(|i| (p.depths[i].to_f64().to_bits(), i as u32))
-        .collect();
+    let mut order = Vec::new();
+    depth_order_into(p, &mut order, &mut Vec::new());
+    order
+}
+
+/// Index bit that marks a hidden splat's sort key in [`depth_order_into`].
+const HIDDEN: u32 = 1 << 31;
+
+/// [`depth_order`] into `order`, with `keys` as scratch (both reused). Every
+/// splat gets a key, the hidden ones `(u64::MAX, HIDDEN | i)`, which sort
+/// after every visible one (whose index is below `HIDDEN`), so the visible
+/// prefix is the filtered sort's exactly, without a filtered collect.
+fn depth_order_into<T: Scalar>(p: &Projected<T>, order: &mut Vec<u32>, keys: &mut Vec<(u64, u32)>) {
+    let n = p.radii.len();
+    assert!(n < HIDDEN as usize, "depth order: too many splats");
+    keys.clear();
+    keys.par_extend((0..n).into_par_iter().with_min_len(4096).map(|i| {
+        if p.radii[i] > 0 && p.opacities[i] > T::zero() {
+            // positive floats order like their bit patterns
+            (p.depths[i].to_f64().to_bits(), i as u32)
+        } else {
+            (u64::MAX, HIDDEN | i as u32)
+        }
+    }));
     keys.par_sort_unstable();
-    keys.into_iter().map(|(_, i)| i).collect()
+    let visible = keys.partition_point(|&(_, i)| i < HIDDEN);
+    order.clear();
+    order.extend(keys[..visible].iter().map(|&(_, i)| i));
 }
 
 /// The screen box of every splat: the box of the region where it reaches
@@ -108,16 +130,107 @@ pub fn depth_order<T: Scalar>(p: &Projected<T>) -> Vec<u32> {
 /// when culled. It only bins and skips: the rasterizer's per-pixel α test
 /// decides coverage (see [`crate::raster`]).
 pub fn splat_bounds<T: Scalar>(p: &Projected<T>) -> Vec<[T; 4]> {
-    (0..p.radii.len())
-        .into_par_iter()
-        .with_min_len(4096)
-        .map(|i| {
-            if p.radii[i] == 0 {
-                return [T::one(), T::one(), T::zero(), T::zero()];
-            }
-            opacity_aware_bound(p.means2d[i], p.conics[i], p.opacities[i])
-        })
-        .collect()
+    let mut out = Vec::new();
+    splat_bounds_into(p, &mut out);
+    out
+}
+
+/// [`splat_bounds`] into `out`, reusing its allocation.
+fn splat_bounds_into<T: Scalar>(p: &Projected<T>, out: &mut Vec<[T; 4]>) {
+    out.clear();
+    out.par_extend(
+        (0..p.radii.len())
+            .into_par_iter()
+            .with_min_len(4096)
+            .map(|i| {
+                if p.radii[i] == 0 {
+                    return [T::one(), T::one(), T::zero(), T::zero()];
+                }
+                opacity_aware_bound(p.means2d[i], p.conics[i], p.opacities[i])
+            }),
+    );
+}
+
+/// Everything a render and its backward pass allocate, kept from one call
+/// to the next: what a trainer holds so that an iteration allocates
+/// nothing once the sizes have settled. Use it with [`render_staged_in`]
+/// and [`render_backward_staged_in`]; the results are the same bits as
+/// [`render_staged`]'s and [`render_backward_staged`]'s.
+#[derive(Debug)]
+pub struct RenderWorkspace<T> {
+    image: RenderImage<T>,
+    state: RenderState<T>,
+    colors: Vec<[T; 3]>,
+    keys: Vec<(u64, u32)>,
+    back: BackwardScratch<T>,
+    raster: RasterScratch<T>,
+}
+
+/// The backward pass's buffers (see [`RenderWorkspace`]).
+#[derive(Debug)]
+struct BackwardScratch<T> {
+    d_image: Vec<T>,
+    d_alpha: Vec<T>,
+    splat: SplatGrads<T>,
+    d_colors: Vec<[T; 3]>,
+    d_depths: Vec<T>,
+    d_means_sh: Vec<[T; 3]>,
+    grads: Gaussians<T>,
+}
+
+impl<T: Scalar> Default for BackwardScratch<T> {
+    fn default() -> Self {
+        BackwardScratch {
+            d_image: Vec::new(),
+            d_alpha: Vec::new(),
+            splat: SplatGrads {
+                means: Vec::new(),
+                conics: Vec::new(),
+                opacities: Vec::new(),
+                colors: Vec::new(),
+            },
+            d_colors: Vec::new(),
+            d_depths: Vec::new(),
+            d_means_sh: Vec::new(),
+            grads: Gaussians::new(0),
+        }
+    }
+}
+
+impl<T: Scalar> Default for RenderWorkspace<T> {
+    fn default() -> Self {
+        RenderWorkspace {
+            image: RenderImage::default(),
+            state: RenderState::default(),
+            colors: Vec::new(),
+            keys: Vec::new(),
+            back: BackwardScratch::default(),
+            raster: RasterScratch::default(),
+        }
+    }
+}
+
+impl<T: Scalar> RenderWorkspace<T> {
+    /// The image of the last [`render_staged_in`].
+    pub fn image(&self) -> &RenderImage<T> {
+        &self.image
+    }
+
+    /// The forward state of the last [`render_staged_in`].
+    pub fn state(&self) -> &RenderState<T> {
+        &self.state
+    }
+
+    /// The scene gradients of the last [`render_backward_staged_in`].
+    pub fn grads(&self) -> &Gaussians<T> {
+        &self.back.grads
+    }
+
+    /// The gradients of the projected 2D means (pixels) of the last
+    /// [`render_backward_staged_in`], one per Gaussian.
+    pub fn d_means2d(&self) -> &[[T; 2]] {
+        &self.back.splat.means
+    }
 }
 
 /// Renders a view with the fused kernels.
@@ -137,49 +250,81 @@ pub fn render_staged<T: Scalar>(
     opts: &RenderOptions,
     times: &mut StageTimes,
 ) -> Result<(RenderImage<T>, RenderState<T>), RasterError> {
+    let mut ws = RenderWorkspace::default();
+    render_staged_in(g, cam, opts, times, &mut ws)?;
+    Ok((ws.image, ws.state))
+}
+
+/// [`render_staged`] into `ws` (the image and state are then
+/// [`RenderWorkspace::image`] and [`RenderWorkspace::state`]), reusing its
+/// buffers.
+pub fn render_staged_in<T: Scalar>(
+    g: &Gaussians<T>,
+    cam: &Camera,
+    opts: &RenderOptions,
+    times: &mut StageTimes,
+    ws: &mut RenderWorkspace<T>,
+) -> Result<(), RasterError> {
     let mut lap = Lap::start();
-    let projected = project_forward(g, cam, &opts.project);
-    let colors = sh_forward(g, cam.center(), opts.degree(g));
-    let feats: Vec<T> = colors
-        .par_iter()
+    let RenderWorkspace {
+        image: img,
+        state,
+        colors,
+        keys,
+        raster: sc,
+        ..
+    } = ws;
+    let RenderState {
+        projected,
+        splats,
+        raster: fwd,
+        depth_sum,
+    } = state;
+    project_forward_into(g, cam, &opts.project, projected);
+    sh_forward_into(g, cam.center(), opts.degree(g), colors);
+    // every entry is written below
+    splats.colors.resize(4 * colors.len(), T::zero());
+    splats
+        .colors
+        .par_chunks_mut(4)
+        .zip(colors.par_iter())
         .zip(&projected.depths)
-        .flat_map_iter(|(c, &d)| [c[0], c[1], c[2], d])
-        .collect();
+        .for_each(|((f, c), &d)| f.copy_from_slice(&[c[0], c[1], c[2], d]));
     let bg = opts.background.map(T::from_f64);
-    let mut splats = OwnedSplats {
-        width: cam.width as usize,
-        height: cam.height as usize,
-        channels: 4,
-        means: projected.means2d.clone(),
-        conics: projected.conics.clone(),
-        opacities: projected.opacities.clone(),
-        colors: feats,
-        bounds: Vec::new(),
-        order: Vec::new(),
-        background: vec![bg[0], bg[1], bg[2], T::zero()],
-        blend: Blend::Over,
-    };
+    splats.width = cam.width as usize;
+    splats.height = cam.height as usize;
+    splats.channels = 4;
+    splats.means.clear();
+    splats.means.extend_from_slice(&projected.means2d);
+    splats.conics.clear();
+    splats.conics.extend_from_slice(&projected.conics);
+    splats.opacities.clear();
+    splats.opacities.extend_from_slice(&projected.opacities);
+    splats.background.clear();
+    splats
+        .background
+        .extend_from_slice(&[bg[0], bg[1], bg[2], T::zero()]);
+    splats.blend = Blend::Over;
     times.projection += lap.lap();
-    splats.bounds = splat_bounds(&projected);
-    splats.order = depth_order(&projected);
-    let tiles = raster::bin_tiles(&splats.view());
+    splat_bounds_into(projected, &mut splats.bounds);
+    depth_order_into(projected, &mut splats.order, keys);
+    raster::bin_tiles_into(&splats.view(), &mut fwd.tiles, sc);
     times.sort_bin += lap.lap();
-    let fwd = raster::forward_binned(&splats.view(), tiles)?;
+    raster::forward_binned_into(&splats.view(), fwd, sc)?;
     let px = splats.width * splats.height;
-    let mut img = RenderImage {
-        width: splats.width,
-        height: splats.height,
-        rgb: vec![T::zero(); 3 * px],
-        depth: vec![T::zero(); px],
-        alpha: vec![T::zero(); px],
-    };
-    let mut depth_sum = vec![T::zero(); px];
+    img.width = splats.width;
+    img.height = splats.height;
+    // every entry is written below
+    img.rgb.resize(3 * px, T::zero());
+    img.depth.resize(px, T::zero());
+    img.alpha.resize(px, T::zero());
+    depth_sum.resize(px, T::zero());
     let eps = T::from_f64(DEPTH_ALPHA_EPS);
     img.rgb
         .par_chunks_mut(3)
         .zip(&mut img.alpha)
         .zip(&mut img.depth)
-        .zip(&mut depth_sum)
+        .zip(depth_sum.par_iter_mut())
         .zip(fwd.image.par_chunks_exact(4).zip(&fwd.final_t))
         .for_each(|((((rgb, al), de), ds), (p, &t))| {
             rgb.copy_from_slice(&p[..3]);
@@ -189,15 +334,7 @@ pub fn render_staged<T: Scalar>(
             *de = if a > eps { p[3] / a } else { T::zero() };
         });
     times.raster += lap.lap();
-    Ok((
-        img,
-        RenderState {
-            projected,
-            splats,
-            raster: fwd,
-            depth_sum,
-        },
-    ))
+    Ok(())
 }
 
 /// The backward pass of [`render`]: gradients of every scene parameter from
@@ -257,6 +394,52 @@ pub fn render_backward_staged<T: Scalar>(
     grads: BackwardGrads<'_, T>,
     times: &mut StageTimes,
 ) -> Result<(Gaussians<T>, Vec<[T; 2]>), RasterError> {
+    let mut back = BackwardScratch::default();
+    backward_in(
+        g,
+        cam,
+        opts,
+        state,
+        grads,
+        times,
+        &mut back,
+        &mut RasterScratch::default(),
+    )?;
+    Ok((back.grads, back.splat.means))
+}
+
+/// [`render_backward_staged`] of the last [`render_staged_in`] into `ws`
+/// (the gradients are then [`RenderWorkspace::grads`] and
+/// [`RenderWorkspace::d_means2d`]), reusing its buffers. `g`, `cam` and
+/// `opts` must be the forward pass's.
+pub fn render_backward_staged_in<T: Scalar>(
+    g: &Gaussians<T>,
+    cam: &Camera,
+    opts: &RenderOptions,
+    grads: BackwardGrads<'_, T>,
+    times: &mut StageTimes,
+    ws: &mut RenderWorkspace<T>,
+) -> Result<(), RasterError> {
+    let RenderWorkspace {
+        state,
+        back,
+        raster,
+        ..
+    } = ws;
+    backward_in(g, cam, opts, state, grads, times, back, raster)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_in<T: Scalar>(
+    g: &Gaussians<T>,
+    cam: &Camera,
+    opts: &RenderOptions,
+    state: &RenderState<T>,
+    grads: BackwardGrads<'_, T>,
+    times: &mut StageTimes,
+    back: &mut BackwardScratch<T>,
+    sc: &mut RasterScratch<T>,
+) -> Result<(), RasterError> {
     let BackwardGrads {
         d_rgb,
         d_depth,
@@ -272,12 +455,23 @@ pub fn render_backward_staged<T: Scalar>(
     if d_rgb.len() != 3 * px {
         return Err(len_err("d_rgb", d_rgb.len(), 3 * px));
     }
-    let mut d_image = vec![T::zero(); 4 * px];
-    let mut d_a: Vec<T> = match d_alpha {
+    let BackwardScratch {
+        d_image,
+        d_alpha: d_a,
+        splat: sg,
+        d_colors: d_col,
+        d_depths,
+        d_means_sh: gm,
+        grads: out,
+    } = back;
+    // every entry is written below
+    d_image.resize(4 * px, T::zero());
+    d_a.clear();
+    match d_alpha {
         Some(a) if a.len() != px => return Err(len_err("d_alpha", a.len(), px)),
-        Some(a) => a.to_vec(),
-        None => vec![T::zero(); px],
-    };
+        Some(a) => d_a.extend_from_slice(a),
+        None => d_a.resize(px, T::zero()),
+    }
     if let Some(dd) = d_depth {
         if dd.len() != px {
             return Err(len_err("d_depth", dd.len(), px));
@@ -286,7 +480,7 @@ pub fn render_backward_staged<T: Scalar>(
     let eps = T::from_f64(DEPTH_ALPHA_EPS);
     d_image
         .par_chunks_mut(4)
-        .zip(&mut d_a)
+        .zip(d_a.par_iter_mut())
         .enumerate()
         .for_each(|(i, (di, da))| {
             di[..3].copy_from_slice(&d_rgb[3 * i..3 * i + 3]);
@@ -300,31 +494,39 @@ pub fn render_backward_staged<T: Scalar>(
                 _ => T::zero(),
             };
         });
-    let sg = raster::backward(&state.splats.view(), &state.raster, &d_image, Some(&d_a))?;
+    raster::backward_into(
+        &state.splats.view(),
+        &state.raster,
+        d_image,
+        Some(d_a),
+        sg,
+        sc,
+    )?;
     times.raster_backward += lap.lap();
-    let n = g.len();
-    let mut d_col = Vec::with_capacity(n);
-    let mut pg = ProjectedGrads {
-        means2d: sg.means,
-        conics: sg.conics,
-        depths: Vec::with_capacity(n),
-        opacities: sg.opacities,
-    };
+    d_col.clear();
+    d_depths.clear();
     for c in sg.colors.chunks_exact(4) {
         d_col.push([c[0], c[1], c[2]]);
-        pg.depths.push(c[3]);
+        d_depths.push(c[3]);
     }
-    let mut out = project_backward(g, cam, &opts.project, &pg);
-    let means2d = pg.means2d;
-    let (gm, gsh) = sh_backward(g, cam.center(), opts.degree(g), &d_col);
-    for (a, b) in out.means.iter_mut().zip(&gm) {
+    // the splats' gradients lent to the projection's (and given back)
+    let pg = ProjectedGrads {
+        means2d: std::mem::take(&mut sg.means),
+        conics: std::mem::take(&mut sg.conics),
+        depths: std::mem::take(d_depths),
+        opacities: std::mem::take(&mut sg.opacities),
+    };
+    project_backward_into(g, cam, &opts.project, &pg, out);
+    (sg.means, sg.conics, *d_depths, sg.opacities) =
+        (pg.means2d, pg.conics, pg.depths, pg.opacities);
+    sh_backward_into(g, cam.center(), opts.degree(g), d_col, gm, &mut out.sh);
+    for (a, b) in out.means.iter_mut().zip(gm.iter()) {
         for k in 0..3 {
             a[k] += b[k];
         }
     }
-    out.sh = gsh;
     times.projection_backward += lap.lap();
-    Ok((out, means2d))
+    Ok(())
 }
 
 /// A view rendered on the tape.

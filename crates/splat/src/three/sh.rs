@@ -149,27 +149,41 @@ fn check<T: Scalar>(g: &Gaussians<T>, degree: usize) {
 /// RGB colour of every Gaussian seen from `campos`, using bands up to
 /// `degree` (at most the scene's degree).
 pub fn sh_forward<T: Scalar>(g: &Gaussians<T>, campos: [f64; 3], degree: usize) -> Vec<[T; 3]> {
+    let mut out = Vec::new();
+    sh_forward_into(g, campos, degree, &mut out);
+    out
+}
+
+/// [`sh_forward`] into `out`, reusing its allocation.
+pub fn sh_forward_into<T: Scalar>(
+    g: &Gaussians<T>,
+    campos: [f64; 3],
+    degree: usize,
+    out: &mut Vec<[T; 3]>,
+) {
     check(g, degree);
     let c = campos.map(T::from_f64);
     let kk = g.sh_coeffs();
     let nk = sh_coeffs(degree);
     let half = T::from_f64(0.5);
-    g.means
-        .par_iter()
-        .with_min_len(512)
-        .zip(g.sh.par_chunks_exact(kk * 3))
-        .map(|(m, co)| {
-            let (d, _) = direction(*m, c);
-            let b = sh_basis(degree, d);
-            let mut rgb = [half; 3];
-            for k in 0..nk {
-                for ch in 0..3 {
-                    rgb[ch] += b[k] * co[k * 3 + ch];
+    out.clear();
+    out.par_extend(
+        g.means
+            .par_iter()
+            .with_min_len(512)
+            .zip(g.sh.par_chunks_exact(kk * 3))
+            .map(|(m, co)| {
+                let (d, _) = direction(*m, c);
+                let b = sh_basis(degree, d);
+                let mut rgb = [half; 3];
+                for k in 0..nk {
+                    for ch in 0..3 {
+                        rgb[ch] += b[k] * co[k * 3 + ch];
+                    }
                 }
-            }
-            rgb.map(|v| if v > T::zero() { v } else { T::zero() })
-        })
-        .collect()
+                rgb.map(|v| if v > T::zero() { v } else { T::zero() })
+            }),
+    );
 }
 
 /// The vector-Jacobian product of [`sh_forward`]: gradients of the means
@@ -180,6 +194,20 @@ pub fn sh_backward<T: Scalar>(
     degree: usize,
     grad_colors: &[[T; 3]],
 ) -> (Vec<[T; 3]>, Vec<T>) {
+    let (mut g_means, mut g_sh) = (Vec::new(), Vec::new());
+    sh_backward_into(g, campos, degree, grad_colors, &mut g_means, &mut g_sh);
+    (g_means, g_sh)
+}
+
+/// [`sh_backward`] into `g_means` and `g_sh`, reusing their allocations.
+pub fn sh_backward_into<T: Scalar>(
+    g: &Gaussians<T>,
+    campos: [f64; 3],
+    degree: usize,
+    grad_colors: &[[T; 3]],
+    g_means: &mut Vec<[T; 3]>,
+    g_sh: &mut Vec<T>,
+) {
     check(g, degree);
     assert_eq!(
         grad_colors.len(),
@@ -190,44 +218,46 @@ pub fn sh_backward<T: Scalar>(
     let kk = g.sh_coeffs();
     let nk = sh_coeffs(degree);
     let half = T::from_f64(0.5);
-    let mut g_sh = vec![T::zero(); g.sh.len()];
-    let g_means: Vec<[T; 3]> = g
-        .means
-        .par_iter()
-        .with_min_len(512)
-        .zip(g.sh.par_chunks_exact(kk * 3))
-        .zip(g_sh.par_chunks_exact_mut(kk * 3))
-        .zip(grad_colors.par_iter())
-        .map(|(((m, co), gco), gc)| {
-            let (d, n) = direction(*m, c);
-            let b = sh_basis(degree, d);
-            // the clamp: a channel at or below 0 passes no gradient
-            let mut gcol = *gc;
-            for (ch, gch) in gcol.iter_mut().enumerate() {
-                let mut v = half;
+    // bands above `degree` get no gradient
+    g_sh.clear();
+    g_sh.resize(g.sh.len(), T::zero());
+    g_means.clear();
+    g_means.par_extend(
+        g.means
+            .par_iter()
+            .with_min_len(512)
+            .zip(g.sh.par_chunks_exact(kk * 3))
+            .zip(g_sh.par_chunks_exact_mut(kk * 3))
+            .zip(grad_colors.par_iter())
+            .map(|(((m, co), gco), gc)| {
+                let (d, n) = direction(*m, c);
+                let b = sh_basis(degree, d);
+                // the clamp: a channel at or below 0 passes no gradient
+                let mut gcol = *gc;
+                for (ch, gch) in gcol.iter_mut().enumerate() {
+                    let mut v = half;
+                    for k in 0..nk {
+                        v += b[k] * co[k * 3 + ch];
+                    }
+                    if !(v > T::zero()) {
+                        *gch = T::zero();
+                    }
+                }
+                let mut gb = [T::zero(); 16];
                 for k in 0..nk {
-                    v += b[k] * co[k * 3 + ch];
+                    for ch in 0..3 {
+                        gco[k * 3 + ch] = b[k] * gcol[ch];
+                        gb[k] += co[k * 3 + ch] * gcol[ch];
+                    }
                 }
-                if !(v > T::zero()) {
-                    *gch = T::zero();
+                if degree == 0 || !(n > T::zero()) {
+                    return [T::zero(); 3];
                 }
-            }
-            let mut gb = [T::zero(); 16];
-            for k in 0..nk {
-                for ch in 0..3 {
-                    gco[k * 3 + ch] = b[k] * gcol[ch];
-                    gb[k] += co[k * 3 + ch] * gcol[ch];
-                }
-            }
-            if degree == 0 || !(n > T::zero()) {
-                return [T::zero(); 3];
-            }
-            let gd = sh_basis_vjp(degree, d, &gb);
-            let dot = gd[0] * d[0] + gd[1] * d[1] + gd[2] * d[2];
-            [0, 1, 2].map(|i| (gd[i] - d[i] * dot) / n)
-        })
-        .collect();
-    (g_means, g_sh)
+                let gd = sh_basis_vjp(degree, d, &gb);
+                let dot = gd[0] * d[0] + gd[1] * d[1] + gd[2] * d[2];
+                [0, 1, 2].map(|i| (gd[i] - d[i] * dot) / n)
+            }),
+    );
 }
 
 /// Records the colour stage on `tape` as one custom operation `sh3d`

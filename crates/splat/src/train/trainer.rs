@@ -17,7 +17,9 @@ use rayon::prelude::*;
 use crate::l1_ssim::L1Ssim;
 use crate::loss;
 use crate::stages::{Lap, StageTimes};
-use crate::three::render::{render_backward_staged, render_staged, BackwardGrads, RenderOptions};
+use crate::three::render::{
+    render_backward_staged_in, render_staged_in, BackwardGrads, RenderOptions, RenderWorkspace,
+};
 use crate::three::scene::{sh_coeffs, Gaussians, Rng};
 
 const ADAM_OPS: [&str; GROUPS] = [
@@ -79,6 +81,8 @@ pub(super) struct StepBuffers {
     scene: Option<Gaussians<f32>>,
     /// The gradients as the optimiser's flat f64 groups.
     grads: [Vec<f64>; GROUPS],
+    /// The render's and its backward pass's buffers.
+    render: RenderWorkspace<f32>,
 }
 
 impl Trainer {
@@ -259,8 +263,10 @@ impl Trainer {
             .unwrap_or_else(|| Gaussians::new(self.cfg.sh_degree));
         self.write_gaussians(&mut g32);
         st.other += lap.lap();
-        let (img, state) = render_staged(&g32, &cam, &opts, &mut st)
+        let mut ws = std::mem::take(&mut self.bufs.render);
+        render_staged_in(&g32, &cam, &opts, &mut st, &mut ws)
             .map_err(|e| TrainError::Render(e.to_string()))?;
+        let img = ws.image();
         lap.lap();
         if img.rgb.par_iter().any(|v| !v.is_finite()) {
             return Err(TrainError::NonFinite {
@@ -303,23 +309,25 @@ impl Trainer {
             });
         }
         st.loss += lap.lap();
+        let psnr = loss::psnr_masked(x, &target, mask, 3);
+        st.other += lap.lap();
         let d_rgb = BackwardGrads {
             d_rgb: &self.d_rgb,
             d_depth: None,
             d_alpha: None,
         };
-        let (grads, d_means2d) = render_backward_staged(&g32, &cam, &opts, &state, d_rgb, &mut st)
+        render_backward_staged_in(&g32, &cam, &opts, d_rgb, &mut st, &mut ws)
             .map_err(|e| TrainError::Render(e.to_string()))?;
+        let (grads, d_means2d, state) = (ws.grads(), ws.d_means2d(), ws.state());
         lap.lap();
         let mut flat = std::mem::take(&mut self.bufs.grads);
-        if !flatten_grads(&grads, &mut flat) {
+        if !flatten_grads(grads, &mut flat) {
             return Err(TrainError::NonFinite {
                 iteration: it,
                 op: "render backward",
             });
         }
         let value = value + strategy(self.cfg.strategy).regularise(self, &mut flat);
-        let psnr = loss::psnr_masked(x, &target, mask, 3);
         st.other += lap.lap();
         // densification statistics: |dL/d mean2d| in NDC units, over the
         // views where the splat is drawn; ignored pixels add no gradient,
@@ -360,6 +368,7 @@ impl Trainer {
         self.bufs = StepBuffers {
             scene: Some(g32),
             grads: flat,
+            render: ws,
         };
         if let Some(de) = d_exposure {
             self.step_exposure(vi, &de)
