@@ -71,7 +71,7 @@
 
 use chainrule::{Scalar, Tape, Var};
 use rayon::prelude::*;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Tile edge in pixels.
 pub const TILE: usize = 16;
@@ -323,6 +323,49 @@ pub(crate) struct RasterScratch<T> {
     planes: Vec<T>,
     lasts: Vec<u32>,
     records: Vec<T>,
+    fwd_states: PerThread<TileState<T>>,
+    back_states: PerThread<BackTile<T>>,
+}
+
+/// One tile state per worker thread of the pool a loop runs in, kept
+/// between calls. A state is reset at the start of every tile, so which
+/// thread draws a tile changes nothing (the same holds for the per-task
+/// states of `for_each_init`, which this replaces to allocate nothing).
+struct PerThread<S> {
+    channels: usize,
+    states: Vec<Mutex<S>>,
+}
+
+impl<S> Default for PerThread<S> {
+    fn default() -> Self {
+        PerThread {
+            channels: 0,
+            states: Vec::new(),
+        }
+    }
+}
+
+impl<S: Send> PerThread<S> {
+    /// The states for `channels` channels, one per thread of the current
+    /// pool at least.
+    fn prepare(&mut self, channels: usize, new: impl Fn(usize) -> S) -> &[Mutex<S>] {
+        if self.channels != channels {
+            self.states.clear();
+            self.channels = channels;
+        }
+        let n = rayon::current_num_threads().max(1);
+        while self.states.len() < n {
+            self.states.push(Mutex::new(new(channels)));
+        }
+        &self.states
+    }
+}
+
+/// Runs `f` with the calling worker thread's state from `states`.
+fn with_state<S, R>(states: &[Mutex<S>], f: impl FnOnce(&mut S) -> R) -> R {
+    let i = rayon::current_thread_index().unwrap_or(0) % states.len();
+    let mut st = states[i].lock().unwrap_or_else(|e| e.into_inner());
+    f(&mut st)
 }
 
 impl<T> std::fmt::Debug for RasterScratch<T> {
@@ -861,7 +904,16 @@ enum Simd {
 impl Simd {
     /// The widest this CPU has.
     fn best() -> Simd {
-        Simd::available().pop().unwrap_or(Simd::Generic)
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                return Simd::Avx512;
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                return Simd::Avx2;
+            }
+        }
+        Simd::Generic
     }
 
     /// The set the backward pass uses: at most AVX2. (Its AVX-512 build
@@ -876,6 +928,7 @@ impl Simd {
     }
 
     /// Every set this CPU has, narrowest first.
+    #[cfg(test)]
     fn available() -> Vec<Simd> {
         #[allow(unused_mut)]
         let mut v = vec![Simd::Generic];
@@ -967,20 +1020,20 @@ fn forward_tiled<T: Scalar>(
     // every entry is written by its tile
     planes.resize(n_tiles * (ch + 1) * TT, T::zero());
     lasts.resize(n_tiles * TT, 0);
+    let states = sc.fwd_states.prepare(ch, TileState::new);
     planes
         .par_chunks_mut((ch + 1) * TT)
         .zip(lasts.par_chunks_mut(TT))
         .enumerate()
-        .for_each_init(
-            || TileState::new(ch),
-            |st, (t, (pl, ls))| {
+        .for_each(|(t, (pl, ls))| {
+            with_state(states, |st| {
                 let (ty, tx) = (t / tiles.tiles_x, t % tiles.tiles_x);
                 st.render(&inp, tx, ty, simd);
                 pl[..ch * TT].copy_from_slice(&st.acc);
                 pl[ch * TT..].copy_from_slice(&st.tr);
                 ls.copy_from_slice(&st.lst);
-            },
-        );
+            })
+        });
     // then the image row by row, in parallel
     image
         .par_chunks_mut(w * ch)
@@ -1416,6 +1469,7 @@ fn backward_in<T: Scalar>(
     // one gradient record per tile entry, each tile's aligned with its list
     let records = &mut sc.records;
     refill(records, tiles.ids.len() * stride, T::zero());
+    let states = sc.back_states.prepare(ch, BackTile::new);
     let mut per_tile: Vec<(usize, &mut [T])> = Vec::with_capacity(n_tiles);
     let mut rest = records.as_mut_slice();
     for t in 0..n_tiles {
@@ -1426,7 +1480,7 @@ fn backward_in<T: Scalar>(
     }
     per_tile
         .into_par_iter()
-        .for_each_init(|| BackTile::new(ch), |bt, (t, g)| bt.run(&inp, t, simd, g));
+        .for_each(|(t, g)| with_state(states, |bt| bt.run(&inp, t, simd, g)));
     // deterministic reduction in tile order
     refill(&mut out.means, n, [T::zero(); 2]);
     refill(&mut out.conics, n, [T::zero(); 3]);
