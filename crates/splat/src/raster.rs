@@ -368,6 +368,16 @@ fn with_state<S, R>(states: &[Mutex<S>], f: impl FnOnce(&mut S) -> R) -> R {
     f(&mut st)
 }
 
+impl<T> RasterScratch<T> {
+    /// Swaps the buffer of the backward pass's records with `buf`: a
+    /// caller whose buffer is dead while the records are alive (and the
+    /// records while it is) keeps one allocation for both by swapping
+    /// before and after [`backward_into`].
+    pub(crate) fn swap_records(&mut self, buf: &mut Vec<T>) {
+        std::mem::swap(&mut self.records, buf);
+    }
+}
+
 impl<T> std::fmt::Debug for RasterScratch<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RasterScratch").finish_non_exhaustive()

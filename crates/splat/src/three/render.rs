@@ -494,6 +494,10 @@ fn backward_in<T: Scalar>(
                 _ => T::zero(),
             };
         });
+    // the raster's records die before the SH gradients are made, and
+    // those (read by the caller) before the next records: one buffer
+    // serves both (the SH gradients' after the second swap)
+    sc.swap_records(&mut out.sh);
     raster::backward_into(
         &state.splats.view(),
         &state.raster,
@@ -502,6 +506,7 @@ fn backward_in<T: Scalar>(
         sg,
         sc,
     )?;
+    sc.swap_records(&mut out.sh);
     times.raster_backward += lap.lap();
     d_col.clear();
     d_depths.clear();
