@@ -1480,17 +1480,11 @@ fn backward_in<T: Scalar>(
     let records = &mut sc.records;
     refill(records, tiles.ids.len() * stride, T::zero());
     let states = sc.back_states.prepare(ch, BackTile::new);
-    let mut per_tile: Vec<(usize, &mut [T])> = Vec::with_capacity(n_tiles);
-    let mut rest = records.as_mut_slice();
-    for t in 0..n_tiles {
-        let len = (tiles.offsets[t + 1] - tiles.offsets[t]) as usize * stride;
-        let (head, tail) = rest.split_at_mut(len);
-        per_tile.push((t, head));
-        rest = tail;
+    if n_tiles > 0 {
+        for_tiles_split(0, n_tiles, records, &tiles.offsets, stride, &|t, g| {
+            with_state(states, |bt| bt.run(&inp, t, simd, g))
+        });
     }
-    per_tile
-        .into_par_iter()
-        .for_each(|(t, g)| with_state(states, |bt| bt.run(&inp, t, simd, g)));
     // deterministic reduction in tile order
     refill(&mut out.means, n, [T::zero(); 2]);
     refill(&mut out.conics, n, [T::zero(); 3]);
@@ -1509,6 +1503,29 @@ fn backward_in<T: Scalar>(
         }
     }
     Ok(())
+}
+
+/// Runs `run(t, records of tile t)` for the tiles `t0..t1` (non-empty),
+/// which own `g` (`stride` values per list entry, lists by `offsets`):
+/// halves in parallel down to one tile, so no list of slices is
+/// allocated.
+fn for_tiles_split<T: Send>(
+    t0: usize,
+    t1: usize,
+    g: &mut [T],
+    offsets: &[u32],
+    stride: usize,
+    run: &(impl Fn(usize, &mut [T]) + Sync),
+) {
+    if t1 - t0 == 1 {
+        return run(t0, g);
+    }
+    let mid = t0 + (t1 - t0) / 2;
+    let (a, b) = g.split_at_mut((offsets[mid] - offsets[t0]) as usize * stride);
+    rayon::join(
+        || for_tiles_split(t0, mid, a, offsets, stride, run),
+        || for_tiles_split(mid, t1, b, offsets, stride, run),
+    );
 }
 
 /// Rasterization as one custom operation on a tape.
