@@ -241,10 +241,13 @@ fn mcmc_grows_to_the_budget_and_help_states_the_defaults() {
         "mcmc",
         "--max-gaussians",
         "230",
+        "--densify-every",
+        "1",
         "--json",
     ]));
-    // densification ends at half of --iters (20) and runs every iteration
-    // at this scale: 5% growth per round reaches the cap of 230
+    // densification ends at half of --iters (20); rounds every iteration
+    // (the default interval is at least 100, longer than this run): 5%
+    // growth per round reaches the cap of 230
     assert_eq!(v["gaussians"], 230);
     assert!(v["psnr"].as_f64().unwrap() > 5.0);
     let help = run(&["train", "--help"]);
