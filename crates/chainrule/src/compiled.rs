@@ -29,6 +29,9 @@
 //! `x · 1 ≠ x` ([`Scalar::MUL_BY_ONE_EXACT`]). Those steps keep the
 //! recording path; the gradient is the same either way.
 
+use std::sync::Arc;
+
+use crate::jit::Code;
 use crate::ops::rule;
 use crate::recurrence::StepFn;
 use crate::scalar::Scalar;
@@ -75,7 +78,7 @@ pub(crate) enum Rule {
 
 /// How a rule's adjoint reaches its operands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flow {
+pub(crate) enum Flow {
     /// Two operands, two stored partials.
     Binary,
     /// One operand, one stored partial.
@@ -172,17 +175,17 @@ impl Rule {
 /// One node of the step: `regs[base + j] = rule(regs[a], regs[b], c)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Instr<T> {
-    rule: Rule,
-    flow: Flow,
-    a: u32,
-    b: u32,
-    c: T,
+    pub(crate) rule: Rule,
+    pub(crate) flow: Flow,
+    pub(crate) a: u32,
+    pub(crate) b: u32,
+    pub(crate) c: T,
     /// Operand `a` (`b`) is the node just before this one (not for the
     /// first node): its value is read from a register and its adjoint
     /// contribution carried in one, summed before it is added, as the
     /// tape's sweep does.
-    a_prev: bool,
-    b_prev: bool,
+    pub(crate) a_prev: bool,
+    pub(crate) b_prev: bool,
 }
 
 /// Why a step was not compiled.
@@ -191,14 +194,17 @@ pub(crate) type Refusal = String;
 /// A compiled step (see the module documentation).
 #[derive(Clone, Debug)]
 pub(crate) struct Program<T: Scalar> {
-    np: usize,
-    ns: usize,
-    w: usize,
-    code: Vec<Instr<T>>,
+    pub(crate) np: usize,
+    pub(crate) ns: usize,
+    pub(crate) w: usize,
+    pub(crate) code: Vec<Instr<T>>,
     /// The register of each value of the next state (all nodes, distinct).
-    out: Vec<u32>,
+    pub(crate) out: Vec<u32>,
     /// Partials a step stores (2 per binary rule, 1 per unary rule).
-    n_parts: usize,
+    pub(crate) n_parts: usize,
+    /// The program as native code (`jit.rs`), where built; the
+    /// interpreter below runs otherwise.
+    native: Option<Arc<Code<T>>>,
 }
 
 /// Buffers a compiled block reuses between calls.
@@ -375,12 +381,62 @@ impl<T: Scalar> Program<T> {
             code,
             out,
             n_parts,
+            native: None,
         })
+    }
+
+    /// Generates native code for the program (unless `CHAINRULE_JIT=0`
+    /// or the host has none), keeping it only if one step from state `s`,
+    /// parameters `p` and input row `x` gives the interpreter's values and
+    /// partials bit for bit.
+    pub(crate) fn attach_native(&mut self, s: &[T], p: &[T], x: &[T]) {
+        self.native = None;
+        if !native_enabled() || s.len() != self.ns || p.len() != self.np || x.len() != self.w {
+            return;
+        }
+        let Ok(code) = Code::build(self) else {
+            return;
+        };
+        let mut work = Work::default();
+        self.prepare(&mut work, p, 1);
+        let mut want = Vec::new();
+        let next = self.record_parts(&mut work, s, x, 1, &mut want);
+        let mut st = s.to_vec();
+        let mut got = vec![T::zero(); self.n_parts];
+        // SAFETY: `p`, `st` and `x` hold the parameters, the state and one
+        // input row (checked above); `got` one step's partials.
+        unsafe {
+            code.fwd_parts(p.as_ptr(), st.as_mut_ptr(), x.as_ptr(), 1, got.as_mut_ptr());
+        }
+        let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+        if bits(&got) == bits(&want) && bits(&st) == bits(&next) {
+            self.native = Some(Arc::new(code));
+        }
+    }
+
+    /// Takes `other`'s native code (for `other.same_as(self)`).
+    pub(crate) fn share_native(&mut self, other: &Program<T>) {
+        self.native = other.native.clone();
+    }
+
+    /// Whether the step runs as native code.
+    pub(crate) fn is_native(&self) -> bool {
+        self.native.is_some()
+    }
+
+    /// The same program on the interpreter only (tests compare the two).
+    #[cfg(test)]
+    pub(crate) fn interpreted(&self) -> Self {
+        Program {
+            native: None,
+            ..self.clone()
+        }
     }
 
     /// Whether `other` runs the same operations on the same operands.
     pub(crate) fn same_as(&self, other: &Program<T>) -> bool {
-        self.out == other.out
+        (self.np, self.ns, self.w) == (other.np, other.ns, other.w)
+            && self.out == other.out
             && self.code.len() == other.code.len()
             && self.code.iter().zip(&other.code).all(|(x, y)| {
                 x.rule == y.rule
@@ -598,6 +654,13 @@ impl<T: Scalar> Program<T> {
                 && work.parts.len() >= self.n_parts
         );
         let regs = work.regs.as_mut_ptr();
+        if let Some(code) = &self.native {
+            // SAFETY: lengths checked above; θ is `regs[..np]` (prepare).
+            unsafe {
+                code.fwd_values(regs, s.as_mut_ptr(), x.as_ptr(), 1, std::ptr::null_mut());
+            }
+            return;
+        }
         // SAFETY: the lengths are checked above; `out` and the operands
         // are registers below `regs.len()` (compile).
         unsafe {
@@ -631,7 +694,12 @@ impl<T: Scalar> Program<T> {
         let regs = work.regs.as_mut_ptr();
         // SAFETY: lengths checked above; `parts` has room for `n` steps.
         unsafe {
-            self.run_steps(regs, s0, xs, (0, n), parts.as_mut_ptr());
+            if let Some(code) = &self.native {
+                move_small(regs.add(np), s0.as_ptr().cast_mut(), ns, false);
+                code.fwd_parts(regs, regs.add(np), xs.as_ptr(), n, parts.as_mut_ptr());
+            } else {
+                self.run_steps(regs, s0, xs, (0, n), parts.as_mut_ptr());
+            }
             parts.set_len(n * self.n_parts);
         }
         work.regs[np..np + ns].to_vec()
@@ -658,6 +726,19 @@ impl<T: Scalar> Program<T> {
                 && theta_adj.len() == np
                 && g_x.len() >= n * w
         );
+        if let Some(code) = &self.native {
+            // SAFETY: lengths checked above.
+            unsafe {
+                code.rev(
+                    theta_adj.as_mut_ptr(),
+                    parts.as_ptr().add(parts.len()),
+                    lam.as_mut_ptr(),
+                    g_x.as_mut_ptr(),
+                    n,
+                );
+            }
+            return;
+        }
         adj[..np].copy_from_slice(theta_adj);
         let adj = adj.as_mut_ptr();
         // SAFETY: lengths checked above; each step walks back over its
@@ -701,6 +782,30 @@ impl<T: Scalar> Program<T> {
                 && g_x.len() >= b * w
                 && a <= b
         );
+        if let Some(code) = &self.native {
+            let regs = regs.as_mut_ptr();
+            // SAFETY: lengths checked above; θ is `regs[..np]` (prepare),
+            // the state goes to `regs[np..np + ns]`, the block's partials
+            // to `parts`.
+            unsafe {
+                move_small(regs.add(np), s.as_ptr().cast_mut(), ns, false);
+                code.fwd_parts(
+                    regs,
+                    regs.add(np),
+                    xs.as_ptr().add(a * w),
+                    b - a,
+                    parts.as_mut_ptr(),
+                );
+                code.rev(
+                    theta_adj.as_mut_ptr(),
+                    parts.as_ptr().add((b - a) * self.n_parts),
+                    lam.as_mut_ptr(),
+                    g_x.as_mut_ptr().add(a * w),
+                    b - a,
+                );
+            }
+            return;
+        }
         adj[..np].copy_from_slice(theta_adj);
         let (regs, adjp, parts) = (regs.as_mut_ptr(), adj.as_mut_ptr(), parts.as_mut_ptr());
         // SAFETY: the lengths are checked above; operands and outputs are
@@ -714,4 +819,11 @@ impl<T: Scalar> Program<T> {
         }
         theta_adj.copy_from_slice(&adj[..np]);
     }
+}
+
+/// Whether compiled steps may run as native code: yes unless the
+/// environment variable `CHAINRULE_JIT` is `0` (the interpreter then runs
+/// everywhere; the two give the same bits).
+fn native_enabled() -> bool {
+    std::env::var_os("CHAINRULE_JIT").is_none_or(|v| v != "0")
 }

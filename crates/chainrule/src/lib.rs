@@ -37,6 +37,11 @@ pub mod dual;
 mod gradcheck;
 pub mod graph;
 pub mod higher;
+#[cfg(all(feature = "jit", any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod jit;
+#[cfg(not(all(feature = "jit", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+#[path = "jit_none.rs"]
+mod jit;
 mod ops;
 pub mod recurrence;
 mod scalar;

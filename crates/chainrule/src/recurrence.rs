@@ -108,7 +108,7 @@
 //! ```
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::backward::{sweep, sweep_from, sweep_range};
 use crate::compiled::{Program, Work};
@@ -219,6 +219,9 @@ pub struct Recurrence<T: Scalar = f64> {
     tape_budget: usize,
     /// Declared by [`Recurrence::compiled`].
     compiled: bool,
+    /// The last compiled step that got native code, shared by clones, so
+    /// that running the same recursion again does not generate it again.
+    native: Arc<Mutex<Option<Program<T>>>>,
 }
 
 /// Up to this many bytes of nodes (4 MiB, about a core's L2 cache),
@@ -246,6 +249,7 @@ impl<T: Scalar> Clone for Recurrence<T> {
             name: self.name.clone(),
             tape_budget: self.tape_budget,
             compiled: self.compiled,
+            native: self.native.clone(),
         }
     }
 }
@@ -333,6 +337,7 @@ impl<T: Scalar> Recurrence<T> {
             name: "recurrence".into(),
             tape_budget: STORE_ALL_TAPE_BYTES,
             compiled: false,
+            native: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -622,7 +627,9 @@ impl<T: Scalar> Recurrence<T> {
         }
         let k = self.block;
         let mut sc = Scratch::new(params);
-        let program = self.compile_at(s0, params, xs, 0, limit);
+        let program = self
+            .compile_at(s0, params, xs, 0, limit)
+            .map(|p| self.with_native(p, s0, params, xs));
         if let Some(prog) = &program {
             prog.prepare(&mut sc.work, params, k);
         }
@@ -796,6 +803,23 @@ impl<T: Scalar> Recurrence<T> {
                 t - 1
             );
         }
+    }
+
+    /// `prog` (compiled at step 0 from `s0`) with native code: the cached
+    /// code if it is the cached program's, else new code (then cached).
+    fn with_native(&self, mut prog: Program<T>, s0: &[T], params: &[T], xs: &[T]) -> Program<T> {
+        let Ok(mut cache) = self.native.lock() else {
+            return prog;
+        };
+        if let Some(hit) = cache.as_ref().filter(|c| c.same_as(&prog)) {
+            prog.share_native(hit);
+        } else {
+            prog.attach_native(s0, params, row(xs, self.width, 0));
+            if prog.is_native() {
+                *cache = Some(prog.clone());
+            }
+        }
+        prog
     }
 
     /// The step compiled from a recording at step `t` from state `s`
@@ -1065,6 +1089,15 @@ impl<T: Scalar> Trajectory<T> {
     /// Whether the step runs compiled (see [`Recurrence::compiled`]).
     pub fn is_compiled(&self) -> bool {
         self.program.is_some()
+    }
+
+    /// Whether the compiled step runs as native machine code (generated
+    /// with Cranelift for `f64`/`f32` on x86-64 and AArch64 when the
+    /// default `jit` feature is on, unless the environment variable
+    /// `CHAINRULE_JIT` is `0`); otherwise it runs on an instruction-list
+    /// interpreter. Both give the same bits.
+    pub fn is_native(&self) -> bool {
+        self.program.as_ref().is_some_and(|p| p.is_native())
     }
 
     /// The final state `s_N`.

@@ -87,11 +87,26 @@ fn gradient(
     p: &[f64],
     xs: &[f64],
     seed: &[f64],
-) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, bool) {
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, bool, bool) {
     let traj = rec.forward(s0, p, xs);
     let (mut gs, mut gp, mut gx) = (vec![0.0; s0.len()], vec![0.0; p.len()], vec![0.0; xs.len()]);
     traj.backward(xs, seed, &mut gs, &mut gp, &mut gx);
-    (traj.state().to_vec(), gs, gp, gx, traj.is_compiled())
+    (
+        traj.state().to_vec(),
+        gs,
+        gp,
+        gx,
+        traj.is_compiled(),
+        traj.is_native(),
+    )
+}
+
+/// Whether a compiled step should run as native code here: on x86-64 and
+/// AArch64 unless `CHAINRULE_JIT=0` (set it too when building without
+/// the default `jit` feature).
+fn native_expected() -> bool {
+    cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
+        && std::env::var("CHAINRULE_JIT").as_deref() != Ok("0")
 }
 
 fn spec() -> impl proptest::strategy::Strategy<Value = OpSpec> {
@@ -157,6 +172,7 @@ proptest! {
                     let got = gradient(&fast, s0, p, xs, seed);
                     let ctx = format!("{st:?}, budgets {budget} / {fast_budget}");
                     prop_assert_eq!(got.4, expect, "{}", ctx);
+                    prop_assert_eq!(got.5, expect && native_expected(), "native, {}", ctx);
                     prop_assert_eq!(bits(&got.0), bits(&want.0), "state, {}", ctx);
                     prop_assert_eq!(bits(&got.1), bits(&want.1), "s0, {}", ctx);
                     prop_assert_eq!(bits(&got.2), bits(&want.2), "params, {}", ctx);
@@ -181,7 +197,9 @@ fn bench_steps_compile_and_a_false_declaration_panics() {
     let xs: Vec<f64> = (0..200)
         .map(|i| (i as f64 * 0.37).sin().abs() * 0.5)
         .collect();
-    assert!(alpha.forward(&[1.0, 0.0], &[], &xs).is_compiled());
+    let traj = alpha.forward(&[1.0, 0.0], &[], &xs);
+    assert!(traj.is_compiled());
+    assert_eq!(traj.is_native(), native_expected());
     let scalar = Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
         .steps(10)
         .compiled();

@@ -1,0 +1,46 @@
+//! No native code on this build (the `jit` feature is off, or the target
+//! has no Cranelift code generator): compiled steps run on the
+//! instruction-list interpreter (`compiled.rs`).
+
+use crate::compiled::Program;
+use crate::scalar::Scalar;
+
+/// Never built: see the module documentation.
+#[derive(Debug)]
+pub(crate) enum Code<T> {
+    #[allow(dead_code)]
+    Never(std::convert::Infallible, std::marker::PhantomData<T>),
+}
+
+impl<T: Scalar> Code<T> {
+    /// Always says why there is no native code.
+    pub(crate) fn build(_: &Program<T>) -> Result<Self, String> {
+        Err("built without native code (the `jit` feature)".into())
+    }
+
+    pub(crate) unsafe fn fwd_parts(
+        &self,
+        _: *const T,
+        _: *mut T,
+        _: *const T,
+        _: usize,
+        _: *mut T,
+    ) {
+        match *self {}
+    }
+
+    pub(crate) unsafe fn fwd_values(
+        &self,
+        _: *const T,
+        _: *mut T,
+        _: *const T,
+        _: usize,
+        _: *mut T,
+    ) {
+        match *self {}
+    }
+
+    pub(crate) unsafe fn rev(&self, _: *mut T, _: *const T, _: *mut T, _: *mut T, _: usize) {
+        match *self {}
+    }
+}
