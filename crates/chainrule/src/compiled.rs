@@ -426,6 +426,7 @@ impl<T: Scalar> Program<T> {
 
     /// The same program on the interpreter only (tests compare the two).
     #[cfg(test)]
+    #[allow(dead_code)] // (unused without the `jit` feature)
     pub(crate) fn interpreted(&self) -> Self {
         Program {
             native: None,

@@ -26,7 +26,8 @@ impl<T: Scalar> Code<T> {
         _: usize,
         _: *mut T,
     ) {
-        match *self {}
+        let Code::Never(never, _) = self;
+        match *never {}
     }
 
     pub(crate) unsafe fn fwd_values(
@@ -37,10 +38,12 @@ impl<T: Scalar> Code<T> {
         _: usize,
         _: *mut T,
     ) {
-        match *self {}
+        let Code::Never(never, _) = self;
+        match *never {}
     }
 
     pub(crate) unsafe fn rev(&self, _: *mut T, _: *const T, _: *mut T, _: *mut T, _: usize) {
-        match *self {}
+        let Code::Never(never, _) = self;
+        match *never {}
     }
 }
