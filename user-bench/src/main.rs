@@ -1,13 +1,15 @@
-//! `bench ad`'s figure, measured from a user's own crate: the gradient of
-//! s ← s·a + sin(s)·b over N steps (default 10⁶) on a reused tape, against
-//! the same loop on plain `f64`, minimum of `--reps` runs (default 7).
+//! `bench ad`'s figures, measured from a user's own crate: the gradient of
+//! s ← s·a + sin(s)·b over N steps (default 10⁶) on a reused tape, and as
+//! a compiled store-all `Recurrence` (native code where the engine has
+//! it), against the same loop on plain `f64`, minimum of `--reps` runs
+//! (default 7).
 //!
 //! Usage: `chainrule-user-bench [--n N] [--reps R] [--json]`.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use chainrule::Tape;
+use chainrule::{Recurrence, Strategy, Tape};
 
 fn plain(s0: f64, a: f64, b: f64, n: usize) -> f64 {
     let mut s = s0;
@@ -75,16 +77,47 @@ fn main() {
             grad_min = grad_min.min(el);
         }
     }
+    // the same recursion as a compiled step (`bench ad`'s compiled row)
+    let rec = Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
+        .steps(n)
+        .strategy(Strategy::StoreAll)
+        .store_all_budget(usize::MAX)
+        .compiled();
+    let mut traj = rec.forward(&[s0], &[a, b], &[]);
+    let mut comp_min = f64::INFINITY;
+    let mut same = true;
+    for rep in 0..=reps {
+        let t = Instant::now();
+        traj = rec.forward_reusing(traj, &[s0], &[a, b], &[]);
+        let (mut gs, mut gp) = ([0.0], [0.0; 2]);
+        traj.backward(&[], &[1.0], &mut gs, &mut gp, &mut []);
+        let el = ns_per_step(t, n);
+        if rep > 0 {
+            comp_min = comp_min.min(el);
+        }
+        same &= [gs[0], gp[0], gp[1]].map(f64::to_bits) == gradient.map(f64::to_bits);
+    }
+    let native = traj.is_native();
     let ratio = grad_min / plain_min;
+    let comp_ratio = comp_min / plain_min;
     if json {
         println!(
-            "{{\"n\":{n},\"reps\":{reps},\"plain_ns_per_step\":{plain_min},\"grad_ns_per_step\":{grad_min},\"ratio\":{ratio},\"gradient\":[{:e},{:e},{:e}]}}",
+            "{{\"n\":{n},\"reps\":{reps},\"plain_ns_per_step\":{plain_min},\"grad_ns_per_step\":{grad_min},\"ratio\":{ratio},\"compiled_ns_per_step\":{comp_min},\"compiled_ratio\":{comp_ratio},\"compiled_native\":{native},\"compiled_same_gradient\":{same},\"gradient\":[{:e},{:e},{:e}]}}",
             gradient[0], gradient[1], gradient[2]
         );
     } else {
         println!("user crate, default release profile, N = {n}, {reps} reps");
         println!("  plain f64 loop        {plain_min:8.2} ns/step");
         println!("  gradient, reused tape {grad_min:8.2} ns/step  (ratio {ratio:.2})");
+        println!(
+            "  compiled step         {comp_min:8.2} ns/step  (ratio {comp_ratio:.2}; {}; gradient {} the tape's)",
+            if native { "native code" } else { "interpreted" },
+            if same { "bit for bit" } else { "NOT" }
+        );
         println!("  gradient = {gradient:?}");
+    }
+    if !same {
+        eprintln!("chainrule-user-bench: the compiled step's gradient differs from the tape's");
+        std::process::exit(1);
     }
 }

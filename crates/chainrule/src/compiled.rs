@@ -29,7 +29,8 @@
 //! `x · 1 ≠ x` ([`Scalar::MUL_BY_ONE_EXACT`]). Those steps keep the
 //! recording path; the gradient is the same either way.
 
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, Mutex};
 
 use crate::jit::Code;
 use crate::ops::rule;
@@ -414,9 +415,32 @@ impl<T: Scalar> Program<T> {
         }
     }
 
-    /// Takes `other`'s native code (for `other.same_as(self)`).
-    pub(crate) fn share_native(&mut self, other: &Program<T>) {
-        self.native = other.native.clone();
+    /// The program with native code: that of an equal program run
+    /// before if it is among the last [`NATIVE_CACHE`] (whatever
+    /// recursion ran it), else new code (see [`Program::attach_native`]).
+    pub(crate) fn with_native(mut self, s: &[T], p: &[T], x: &[T]) -> Self {
+        if !native_enabled() {
+            return self;
+        }
+        let Ok(mut cache) = NATIVE.lock() else {
+            return self;
+        };
+        let hit = cache
+            .iter()
+            .filter_map(|c| c.downcast_ref::<Program<T>>())
+            .find(|c| c.same_as(&self));
+        if let Some(hit) = hit {
+            self.native = hit.native.clone();
+            return self;
+        }
+        self.attach_native(s, p, x);
+        if self.is_native() {
+            if cache.len() >= NATIVE_CACHE {
+                cache.remove(0);
+            }
+            cache.push(Box::new(self.clone()));
+        }
+        self
     }
 
     /// Whether the step runs as native code.
@@ -675,6 +699,52 @@ impl<T: Scalar> Program<T> {
         }
     }
 
+    /// Runs steps `0..n` on values from `s` (overwritten by `s_n`), rows
+    /// `0..n` of `xs`, appending every state before its step to `states`
+    /// if given; in one call of the native code. `None` (nothing run)
+    /// without native code or with fewer than `n` rows.
+    pub(crate) fn values_steps(
+        &self,
+        work: &mut Work<T>,
+        s: &mut [T],
+        xs: &[T],
+        n: usize,
+        states: Option<&mut Vec<T>>,
+    ) -> Option<()> {
+        let code = self.native.as_ref()?;
+        if s.len() != self.ns
+            || xs.len() < n.checked_mul(self.w)?
+            || work.regs.len() != self.base() + self.code.len()
+        {
+            return None;
+        }
+        let theta = work.regs.as_ptr();
+        match states {
+            Some(v) => {
+                let len = v.len();
+                v.reserve(n.checked_mul(self.ns)?);
+                // SAFETY: θ is `regs[..np]` (prepare); `s` and the rows are
+                // checked above; `n` states fit past `len` (reserved), and
+                // are written before `set_len`.
+                unsafe {
+                    code.fwd_values(
+                        theta,
+                        s.as_mut_ptr(),
+                        xs.as_ptr(),
+                        n,
+                        v.as_mut_ptr().add(len),
+                    );
+                    v.set_len(len + n * self.ns);
+                }
+            }
+            // SAFETY: as above, no states written.
+            None => unsafe {
+                code.fwd_values(theta, s.as_mut_ptr(), xs.as_ptr(), n, std::ptr::null_mut());
+            },
+        }
+        Some(())
+    }
+
     /// Runs steps `0..n` from `s0`, appending every step's partials to
     /// `parts` (a tape without heads: the program says what each one
     /// is); returns the final state. [`Program::vjp_parts`] reverses it.
@@ -828,3 +898,10 @@ impl<T: Scalar> Program<T> {
 fn native_enabled() -> bool {
     std::env::var_os("CHAINRULE_JIT").is_none_or(|v| v != "0")
 }
+
+/// Programs with native code, most recent last: a recursion run again
+/// (or another with the same step) does not generate its code again.
+static NATIVE: Mutex<Vec<Box<dyn Any + Send>>> = Mutex::new(Vec::new());
+
+/// How many programs [`NATIVE`] keeps.
+const NATIVE_CACHE: usize = 16;

@@ -600,6 +600,17 @@ impl<T: Scalar> Code<T> {
         set(&mut flags, "opt_level", "speed")?;
         set(&mut flags, "use_colocated_libcalls", "false")?;
         set(&mut flags, "is_pic", "false")?;
+        // (the generated functions are checked against the interpreter
+        // and by tests; Cranelift's IR verifier would double the time)
+        set(
+            &mut flags,
+            "enable_verifier",
+            if cfg!(debug_assertions) {
+                "true"
+            } else {
+                "false"
+            },
+        )?;
         let isa = cranelift_native::builder()
             .map_err(|e| format!("no code generator for this host: {e}"))?
             .finish(settings::Flags::new(flags))

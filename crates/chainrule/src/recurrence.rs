@@ -108,7 +108,7 @@
 //! ```
 
 use std::cell::RefCell;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::backward::{sweep, sweep_from, sweep_range};
 use crate::compiled::{Program, Work};
@@ -219,9 +219,6 @@ pub struct Recurrence<T: Scalar = f64> {
     tape_budget: usize,
     /// Declared by [`Recurrence::compiled`].
     compiled: bool,
-    /// The last compiled step that got native code, shared by clones, so
-    /// that running the same recursion again does not generate it again.
-    native: Arc<Mutex<Option<Program<T>>>>,
 }
 
 /// Up to this many bytes of nodes (4 MiB, about a core's L2 cache),
@@ -249,7 +246,6 @@ impl<T: Scalar> Clone for Recurrence<T> {
             name: self.name.clone(),
             tape_budget: self.tape_budget,
             compiled: self.compiled,
-            native: self.native.clone(),
         }
     }
 }
@@ -337,7 +333,6 @@ impl<T: Scalar> Recurrence<T> {
             name: "recurrence".into(),
             tape_budget: STORE_ALL_TAPE_BYTES,
             compiled: false,
-            native: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -629,7 +624,7 @@ impl<T: Scalar> Recurrence<T> {
         let mut sc = Scratch::new(params);
         let program = self
             .compile_at(s0, params, xs, 0, limit)
-            .map(|p| self.with_native(p, s0, params, xs));
+            .map(|p| p.with_native(s0, params, row(xs, w, 0)));
         if let Some(prog) = &program {
             prog.prepare(&mut sc.work, params, k);
         }
@@ -694,7 +689,11 @@ impl<T: Scalar> Recurrence<T> {
         if let (Store::States { states, .. }, None) = (&mut store, until) {
             // store-all of a known length on plain values: the loop of
             // `Scratch::run` without its per-step visitor (same values)
+            let native = program.as_ref().and_then(|prog| {
+                prog.values_steps(&mut sc.work, &mut cur, xs, limit, Some(&mut *states))
+            });
             let fast = match (self.values.as_deref(), &program) {
+                _ if native.is_some() => true,
                 (Some(vf), _) => {
                     let mut nxt = vec![T::zero(); ns];
                     for t in 0..limit {
@@ -717,6 +716,16 @@ impl<T: Scalar> Recurrence<T> {
                 if let Some(first) = &program {
                     self.check_declared(first, &cur, params, xs, limit, limit);
                 }
+                return finish(limit, cur, store, sc, program);
+            }
+        }
+        if let (Store::Invert, None, Some(prog)) = (&store, until, &program) {
+            // inversion keeps no state: all steps in one native call
+            if prog
+                .values_steps(&mut sc.work, &mut cur, xs, limit, None)
+                .is_some()
+            {
+                self.check_declared(prog, &cur, params, xs, limit, limit);
                 return finish(limit, cur, store, sc, program);
             }
         }
@@ -803,23 +812,6 @@ impl<T: Scalar> Recurrence<T> {
                 t - 1
             );
         }
-    }
-
-    /// `prog` (compiled at step 0 from `s0`) with native code: the cached
-    /// code if it is the cached program's, else new code (then cached).
-    fn with_native(&self, mut prog: Program<T>, s0: &[T], params: &[T], xs: &[T]) -> Program<T> {
-        let Ok(mut cache) = self.native.lock() else {
-            return prog;
-        };
-        if let Some(hit) = cache.as_ref().filter(|c| c.same_as(&prog)) {
-            prog.share_native(hit);
-        } else {
-            prog.attach_native(s0, params, row(xs, self.width, 0));
-            if prog.is_native() {
-                *cache = Some(prog.clone());
-            }
-        }
-        prog
     }
 
     /// The step compiled from a recording at step `t` from state `s`

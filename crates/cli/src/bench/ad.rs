@@ -66,6 +66,10 @@ pub struct AdReport {
     pub compiled_ratio: f64,
     /// Whether the compiled step's gradient equals the tape's bit for bit.
     pub compiled_same_gradient: bool,
+    /// Whether the compiled step ran as native code (`Trajectory::is_native`;
+    /// otherwise on the instruction-list interpreter, e.g. with
+    /// `CHAINRULE_JIT=0`).
+    pub compiled_native: bool,
     /// Bytes the tape holds per recorded node, on average (8-byte heads
     /// plus the partials each kind of node keeps; see `Tape::used_bytes`).
     pub tape_bytes_per_node: f64,
@@ -159,6 +163,7 @@ pub fn measure(n: usize, reps: usize) -> AdReport {
 
     let mut comp_t = Vec::new();
     let mut comp_grad = [0.0; 3];
+    let mut native = false;
     let rec = compiled_recurrence(n);
     // one untimed warm-up, then its memory is reused (as the tape's)
     let mut traj = rec.forward(&[s0], &[a, b], &[]);
@@ -173,6 +178,7 @@ pub fn measure(n: usize, reps: usize) -> AdReport {
             comp_t.push(el);
         }
         comp_grad = [gs[0], gp[0], gp[1]];
+        native = traj.is_native();
     }
 
     let mut fresh_t = Vec::new();
@@ -207,6 +213,7 @@ pub fn measure(n: usize, reps: usize) -> AdReport {
         compiled_ns_per_step: comp_min,
         compiled_ratio: comp_min / plain_min,
         compiled_same_gradient: bits(&comp_grad) == bits(&gradient),
+        compiled_native: native,
         tape_bytes_per_node: used as f64 / nodes as f64,
         nodes_per_step: (nodes - 4) as f64 / n as f64,
         value,
@@ -241,9 +248,14 @@ pub fn run(args: AdArgs) -> CliResult {
             r.fresh_grad_ns_per_step, r.fresh_ratio
         );
         println!(
-            "  compiled step         {:8.2} ns/step  (ratio {:.2}; gradient {} the tape's)",
+            "  compiled step         {:8.2} ns/step  (ratio {:.2}; {}; gradient {} the tape's)",
             r.compiled_ns_per_step,
             r.compiled_ratio,
+            if r.compiled_native {
+                "native code"
+            } else {
+                "interpreted"
+            },
             if r.compiled_same_gradient {
                 "bit for bit"
             } else {
@@ -273,6 +285,10 @@ mod tests {
             let r = measure(n, 1);
             assert!(r.compiled_same_gradient, "n = {n}: {r:?}");
             assert!(r.compiled_ns_per_step > 0.0 && r.compiled_ratio > 0.0);
+            // native code on x86-64 and AArch64 unless CHAINRULE_JIT=0
+            let native = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
+                && std::env::var("CHAINRULE_JIT").as_deref() != Ok("0");
+            assert_eq!(r.compiled_native, native, "n = {n}");
         }
     }
 }
