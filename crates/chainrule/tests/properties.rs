@@ -82,7 +82,7 @@ proptest! {
         x in prop::collection::vec(-1.5f64..1.5, 1..5),
     ) {
         let r = gradcheck(|v| *run(&prog, v).last().unwrap(), &x, GradcheckOptions {
-            step: 1e-3, atol: 1e-6, rtol: 1e-5,
+            step: 1e-4, atol: 1e-6, rtol: 1e-5,
         });
         prop_assert!(r.passed(), "{:?}\n{}", prog, r);
     }
