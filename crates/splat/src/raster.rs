@@ -51,10 +51,19 @@
 //! The backward pass walks each pixel's list back to front from its last
 //! contributor, recovering `T_k = T_{k+1} / (1 − α_k)` by division and
 //! carrying the colour accumulated behind, so it stores nothing per step.
+//! A splat whose rectangle in a tile is at most 8 columns wide has two of
+//! its rows walked as one 16-lane block (their half rows copied side by
+//! side). Its gradient sums are per lane and summed over the lanes once
+//! per splat, in a fixed order.
 //! Tiles run in parallel (rayon) in both passes. In the backward pass
 //! each tile writes its gradients into its part of one record buffer,
 //! aligned with its list, and the records are reduced into the per-splat
 //! gradients in tile order, so results are deterministic.
+//!
+//! Binning lists a splat only in the tiles of its box where some pixel
+//! centre of its rectangle may have `q ≤ q_cut` (an exact test on the
+//! clipped rectangle, with a rounding margin): the other tiles' pixels
+//! would all skip it.
 //!
 //! Both passes draw a tile splat by splat: the splats are gathered 32 at a
 //! time into a packed buffer, and each row of a splat's rectangle is one
@@ -774,6 +783,18 @@ impl<T: Scalar> TileState<T> {
 /// into scalar code instead.)
 const GROUP: usize = TILE;
 
+/// `v[at..at + HALF]` as an array.
+#[inline(always)]
+fn half_mut<U>(v: &mut [U], at: usize) -> &mut [U; HALF] {
+    (&mut v[at..at + HALF]).try_into().expect("HALF lanes")
+}
+
+/// `v[at..at + HALF]` as an array.
+#[inline(always)]
+fn half_ref<U>(v: &[U], at: usize) -> &[U; HALF] {
+    v[at..at + HALF].try_into().expect("HALF lanes")
+}
+
 /// `v[at..at + GROUP]` as an array.
 #[inline(always)]
 fn lanes_mut<U>(v: &mut [U], at: usize) -> &mut [U; GROUP] {
@@ -1163,6 +1184,10 @@ struct BackTile<T> {
     gp: Vec<T>,
     /// Per-lane colour gradients of the splat, channel-major.
     ecol: Vec<T>,
+    /// The colour behind and `∂L/∂image` of a block of two half rows,
+    /// channel-major (16 lanes per channel).
+    pair_behind: Vec<T>,
+    pair_gp: Vec<T>,
     batch: Vec<SplatRec<T>>,
     batch_cols: Vec<T>,
 }
@@ -1177,6 +1202,8 @@ impl<T: Scalar> BackTile<T> {
             behind: vec![T::zero(); ch * TILE * TILE],
             gp: vec![T::zero(); ch * TILE * TILE],
             ecol: vec![T::zero(); ch * GROUP],
+            pair_behind: vec![T::zero(); ch * GROUP],
+            pair_gp: vec![T::zero(); ch * GROUP],
             batch: Vec::with_capacity(BATCH),
             batch_cols: Vec::with_capacity(BATCH * ch),
         }
@@ -1217,6 +1244,90 @@ impl<T: Scalar> BackTile<T> {
     #[target_feature(enable = "avx2")]
     unsafe fn run_avx2(&mut self, inp: &BackInput<'_, T>, t: usize, g: &mut [T]) {
         self.run_generic(inp, t, g)
+    }
+
+    /// Walks one block of two half rows of a narrow splat (the second may
+    /// be missing): their lanes `w.w0..w.w0 + HALF` are copied side by
+    /// side, walked, and the transmittance and colour behind written back.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn pair(
+        &mut self,
+        sp: &mut BackSplat<T>,
+        k: &BackConsts<T>,
+        col: &[T],
+        px: &[T; GROUP],
+        w: Window,
+        a: HalfRow<T>,
+        b: Option<HalfRow<T>>,
+    ) {
+        const TT: usize = TILE * TILE;
+        let ch = col.len();
+        let mut bpx = [k.zero; GROUP];
+        let mut bdy = [a.dy; GROUP];
+        let mut inr = [0u32; GROUP];
+        let mut tr = [k.one; GROUP];
+        let mut lst = [0u32; GROUP];
+        let mut dal = [k.zero; GROUP];
+        let rows = [a.row, b.map_or(a.row, |b| b.row)];
+        let n = 1 + b.is_some() as usize;
+        if let Some(b) = b {
+            bdy[HALF..].fill(b.dy);
+        } else {
+            // an empty second half: no lane inside, nothing to write back
+            self.pair_behind.fill(k.zero);
+            self.pair_gp.fill(k.zero);
+        }
+        for l in 0..HALF {
+            let jj = w.w0 + l;
+            let i = ((jj >= w.lo) & (jj < w.hi)) as u32;
+            bpx[l] = px[jj];
+            bpx[HALF + l] = px[jj];
+            inr[l] = i;
+            inr[HALF + l] = i * (n as u32 - 1);
+        }
+        // whole half rows as fixed-size copies (vector moves, no calls)
+        for h in 0..n {
+            let src = rows[h] * TILE + w.w0;
+            *half_mut(&mut tr, h * HALF) = *half_ref(&self.tr, src);
+            *half_mut(&mut lst, h * HALF) = *half_ref(&self.lst, src);
+            *half_mut(&mut dal, h * HALF) = *half_ref(&self.dal, src);
+            for c in 0..ch {
+                *half_mut(&mut self.pair_behind, c * GROUP + h * HALF) =
+                    *half_ref(&self.behind, c * TT + src);
+                *half_mut(&mut self.pair_gp, c * GROUP + h * HALF) =
+                    *half_ref(&self.gp, c * TT + src);
+            }
+        }
+        let blk = BlockRows {
+            px: &bpx,
+            dy: &bdy,
+            inr: &inr,
+        };
+        back_block(
+            sp,
+            k,
+            col,
+            &mut self.ecol,
+            &blk,
+            BlockState {
+                tr: &mut tr,
+                lst: &mut lst,
+                dal: &mut dal,
+                behind: &mut self.pair_behind,
+                gp: &mut self.pair_gp,
+                off: 0,
+                stride: GROUP,
+            },
+        );
+        for h in 0..n {
+            let dst = rows[h] * TILE + w.w0;
+            *half_mut(&mut self.tr, dst) = *half_ref(&tr, h * HALF);
+            for c in 0..ch {
+                *half_mut(&mut self.behind, c * TT + dst) =
+                    *half_ref(&self.pair_behind, c * GROUP + h * HALF);
+            }
+        }
     }
 
     #[inline(always)]
@@ -1278,6 +1389,17 @@ impl<T: Scalar> BackTile<T> {
             }
         }
         let with_dal = over && d_alpha.is_some();
+        let k = BackConsts {
+            // hidden from the optimiser: see `back_block`
+            zero: std::hint::black_box(zero),
+            one,
+            half,
+            a_cap,
+            a_max,
+            a_min,
+            over,
+            with_dal,
+        };
         let mut px = [zero; GROUP];
         for (jj, p) in px.iter_mut().enumerate() {
             *p = T::from_f64((j_base + jj) as f64 + 0.5);
@@ -1303,134 +1425,90 @@ impl<T: Scalar> BackTile<T> {
                 let col = &batch_cols[b * ch..(b + 1) * ch];
                 let m = rec.g.m;
                 let [ca, cb, cc] = rec.g.conic;
-                let b2 = cb + cb;
-                let (op, qc) = (rec.g.op, rec.g.qc);
-                // per-lane gradient sums of this splat, summed over the
-                // lanes once per splat (not per row: the horizontal sums
-                // were a serial chain in every row): Σ dq·dx², Σ ∂L/∂α·w,
-                // and Σ dq·dx, dq·dy, dq·dx·dy, dq·dy² (fewer accumulators
-                // than one per gradient)
-                let mut ga = [zero; GROUP];
-                let mut go = [zero; GROUP];
-                let mut s_dx = [zero; GROUP];
-                let mut s_dy = [zero; GROUP];
-                let mut s_dxdy = [zero; GROUP];
-                let mut s_dy2 = [zero; GROUP];
+                let mut sp = BackSplat {
+                    m0: m[0],
+                    ca,
+                    b2: cb + cb,
+                    cc,
+                    op: rec.g.op,
+                    qc: rec.g.qc,
+                    pos,
+                    ga: [zero; GROUP],
+                    go: [zero; GROUP],
+                    s_dx: [zero; GROUP],
+                    s_dy: [zero; GROUP],
+                    s_dxdy: [zero; GROUP],
+                    s_dy2: [zero; GROUP],
+                };
                 self.ecol.iter_mut().for_each(|v| *v = zero);
                 let rt = RowTest::new(rec, &px);
+                let mut inr = [0u32; GROUP];
+                for (jj, v) in inr.iter_mut().enumerate() {
+                    *v = ((jj >= lo) & (jj < hi)) as u32;
+                }
+                // a splat no wider than half a block here has two rows
+                // walked per block; a row waits here for its partner
+                let narrow = hi <= lo + HALF;
+                let win = Window {
+                    w0: lo.min(GROUP - HALF),
+                    lo,
+                    hi,
+                };
+                let mut waiting: Option<HalfRow<T>> = None;
                 for i in i0..i1 {
                     let row = i - i_base;
                     if pos >= self.row_last[row] {
                         continue;
                     }
-                    let base = row * TILE;
                     let dy = T::from_f64(i as f64 + 0.5) - m[1];
                     if !rt.reaches(dy.to_f64()) {
                         continue;
                     }
-                    let (cdy, dyy) = (cc * dy * dy, dy * dy);
-                    let tr: &mut [T; GROUP] = lanes_mut(&mut self.tr, base);
-                    let lst: &mut [u32; GROUP] = lanes_mut(&mut self.lst, base);
-                    let dal: &mut [T; GROUP] = lanes_mut(&mut self.dal, base);
-                    let mut dx = [zero; GROUP];
-                    let mut wexp = [zero; GROUP];
-                    let mut alpha = [zero; GROUP];
-                    let mut keep = [0u32; GROUP];
-                    let mut geo = [0u32; GROUP];
-                    for jj in 0..GROUP {
-                        // α as in the module docs; the forward and backward passes
-                        // evaluate it with the same operations in the same order
-                        let d = px[jj] - m[0];
-                        let q = ca * d * d + b2 * d * dy + cdy;
-                        let e = (-(half * q)).exp_fast();
-                        let raw = op * e;
-                        let clamped = raw > a_cap;
-                        let a = if clamped { a_max } else { raw };
-                        let k = (jj >= lo) & (jj < hi) & (pos < lst[jj]) & (q <= qc) & (a >= a_min);
-                        dx[jj] = d;
-                        wexp[jj] = e;
-                        alpha[jj] = a;
-                        keep[jj] = k as u32;
-                        geo[jj] = (k & !clamped) as u32;
+                    if narrow {
+                        let hr = HalfRow { row, dy };
+                        match waiting.take() {
+                            None => waiting = Some(hr),
+                            Some(first) => self.pair(&mut sp, &k, col, &px, win, first, Some(hr)),
+                        }
+                        continue;
                     }
-                    // ∂L/∂α per lane, and the colour gradients
-                    let mut da = [zero; GROUP];
-                    if over {
-                        let mut inv = [zero; GROUP];
-                        let mut tt = [zero; GROUP];
-                        for jj in 0..GROUP {
-                            // 1 − α ≥ 0.01, so the division is well conditioned
-                            let iv = one / (one - alpha[jj]);
-                            inv[jj] = iv;
-                            tt[jj] = tr[jj] * iv;
-                            // `T · 1` is exact: no conditional store
-                            tr[jj] *= if keep[jj] != 0 { iv } else { one };
-                        }
-                        for (c, &cv) in col.iter().enumerate() {
-                            let gpc: &mut [T; GROUP] = lanes_mut(&mut self.gp, c * TT + base);
-                            let bh: &mut [T; GROUP] = lanes_mut(&mut self.behind, c * TT + base);
-                            let ec: &mut [T; GROUP] = lanes_mut(&mut self.ecol, c * GROUP);
-                            for jj in 0..GROUP {
-                                // every value computed unconditionally,
-                                // then selected (see below)
-                                let wgt = alpha[jj] * tt[jj];
-                                let on = keep[jj] != 0;
-                                let (gv, bv) = (gpc[jj] * wgt, cv * wgt);
-                                da[jj] += gpc[jj] * (cv * tt[jj] - bh[jj] * inv[jj]);
-                                ec[jj] += if on { gv } else { zero };
-                                bh[jj] += if on { bv } else { zero };
-                            }
-                        }
-                        if with_dal {
-                            for jj in 0..GROUP {
-                                da[jj] += dal[jj] * inv[jj];
-                            }
-                        }
-                    } else {
-                        for (c, &cv) in col.iter().enumerate() {
-                            let gpc: &mut [T; GROUP] = lanes_mut(&mut self.gp, c * TT + base);
-                            let ec: &mut [T; GROUP] = lanes_mut(&mut self.ecol, c * GROUP);
-                            for jj in 0..GROUP {
-                                let on = keep[jj] != 0;
-                                let gv = gpc[jj] * alpha[jj];
-                                ec[jj] += if on { gv } else { zero };
-                                da[jj] += gpc[jj] * cv;
-                            }
-                        }
-                    }
-                    // α = o · w, w = exp(−q/2), q from d = p − m
-                    for jj in 0..GROUP {
-                        let on = geo[jj] != 0;
-                        let (d, e) = (dx[jj], wexp[jj]);
-                        // the products first, then selects of plain
-                        // values: with a product inside the `if`, LLVM
-                        // keeps a branch, sinks the `+=` into both arms
-                        // and vectorises them as two masked stores, which
-                        // the next row's loads cannot forward from (about
-                        // a third of the backward's time); same bits
-                        let dqv = -(half * da[jj] * op * e);
-                        let dq = if on { dqv } else { zero };
-                        let (gov, gav, dqxv) = (da[jj] * e, dq * d * d, dq * d);
-                        go[jj] += if on { gov } else { zero };
-                        ga[jj] += if on { gav } else { zero };
-                        let dqx = if on { dqxv } else { zero };
-                        s_dx[jj] += dqx;
-                        s_dy[jj] += dy * dq;
-                        s_dxdy[jj] += dy * dqx;
-                        s_dy2[jj] += dyy * dq;
-                    }
+                    let base = row * TILE;
+                    let blk = BlockRows {
+                        px: &px,
+                        dy: &[dy; GROUP],
+                        inr: &inr,
+                    };
+                    back_block(
+                        &mut sp,
+                        &k,
+                        col,
+                        &mut self.ecol,
+                        &blk,
+                        BlockState {
+                            tr: lanes_mut(&mut self.tr, base),
+                            lst: lanes_mut(&mut self.lst, base),
+                            dal: lanes_mut(&mut self.dal, base),
+                            behind: &mut self.behind,
+                            gp: &mut self.gp,
+                            off: base,
+                            stride: TT,
+                        },
+                    );
+                }
+                if let Some(first) = waiting {
+                    self.pair(&mut sp, &k, col, &px, win, first, None);
                 }
                 let e = &mut g[pos as usize * stride..(pos as usize + 1) * stride];
                 // q = a dx² + 2b dx dy + c dy², d = p − m
                 let two = one + one;
-                let (s_dx, s_dy) = (lane_sum(&s_dx), lane_sum(&s_dy));
-                let (s_dxdy, s_dy2) = (lane_sum(&s_dxdy), lane_sum(&s_dy2));
+                let (s_dx, s_dy) = (lane_sum(&sp.s_dx), lane_sum(&sp.s_dy));
+                let (s_dxdy, s_dy2) = (lane_sum(&sp.s_dxdy), lane_sum(&sp.s_dy2));
                 e[0] = -(two * (ca * s_dx + cb * s_dy));
                 e[1] = -(two * (cb * s_dx + cc * s_dy));
-                e[2] = lane_sum(&ga);
+                e[2] = lane_sum(&sp.ga);
                 e[3] = two * s_dxdy;
                 e[4] = s_dy2;
-                e[5] = lane_sum(&go);
+                e[5] = lane_sum(&sp.go);
                 for c in 0..ch {
                     e[6 + c] = lane_sum(lanes_mut(&mut self.ecol, c * GROUP));
                 }
@@ -1439,6 +1517,204 @@ impl<T: Scalar> BackTile<T> {
         }
         self.batch = batch;
         self.batch_cols = batch_cols;
+    }
+}
+
+/// Lanes of half a block: in the backward pass, a splat no wider than
+/// this in a tile (its rectangle's columns there) has two of its rows
+/// walked in one 16-lane block.
+const HALF: usize = GROUP / 2;
+
+/// A row of a narrow splat waiting for a second one to share a block: its
+/// tile row and `d.y`.
+#[derive(Clone, Copy)]
+struct HalfRow<T> {
+    row: usize,
+    dy: T,
+}
+
+/// Where a narrow splat's half rows lie in their tile rows: lanes
+/// `w0..w0 + HALF`, of which `lo..hi` are inside its rectangle.
+#[derive(Clone, Copy)]
+struct Window {
+    w0: usize,
+    lo: usize,
+    hi: usize,
+}
+
+/// The constants of one tile's backward walk.
+struct BackConsts<T> {
+    zero: T,
+    one: T,
+    half: T,
+    a_cap: T,
+    a_max: T,
+    a_min: T,
+    over: bool,
+    with_dal: bool,
+}
+
+/// One splat in the backward walk: what α is computed from, its list
+/// position, and its per-lane gradient sums (summed over the lanes once
+/// per splat, not per row: Σ dq·dx², Σ ∂L/∂α·w, and Σ dq·dx, dq·dy,
+/// dq·dx·dy, dq·dy², fewer accumulators than one per gradient). A lane
+/// is any pixel of a block; which one does not matter to a sum.
+struct BackSplat<T> {
+    m0: T,
+    ca: T,
+    b2: T,
+    cc: T,
+    op: T,
+    qc: T,
+    pos: u32,
+    ga: [T; GROUP],
+    go: [T; GROUP],
+    s_dx: [T; GROUP],
+    s_dy: [T; GROUP],
+    s_dxdy: [T; GROUP],
+    s_dy2: [T; GROUP],
+}
+
+/// Where the 16 lanes of a block are: each lane's pixel centre `x` and
+/// `d.y`, and whether it is inside the splat's rectangle (1) or not (0).
+struct BlockRows<'a, T> {
+    px: &'a [T; GROUP],
+    dy: &'a [T; GROUP],
+    inr: &'a [u32; GROUP],
+}
+
+/// The per-pixel state of a block's lanes: a tile row in place, or two
+/// half rows copied side by side. Channel `c` of `behind` and `gp` is at
+/// `off + c · stride`.
+struct BlockState<'a, T> {
+    tr: &'a mut [T; GROUP],
+    lst: &'a mut [u32; GROUP],
+    dal: &'a mut [T; GROUP],
+    behind: &'a mut [T],
+    gp: &'a mut [T],
+    off: usize,
+    stride: usize,
+}
+
+/// One block of the backward walk for splat `sp`: recovers `T` before the
+/// splat, updates the colour behind, and adds the splat's gradients. Each
+/// lane does the forward pass's operations for α in the same order, so
+/// both passes agree on which pixels kept the splat.
+///
+/// The masked-off lanes add a zero that the optimiser cannot see through
+/// (`k.zero`, from `black_box`), selected from values computed beforehand:
+/// otherwise LLVM turns `acc += if on { x } else { 0 }` into masked
+/// stores of both arms, which the next block's loads of `acc` cannot
+/// forward from (a third of the backward pass's time).
+#[inline(always)]
+fn back_block<T: Scalar>(
+    sp: &mut BackSplat<T>,
+    k: &BackConsts<T>,
+    col: &[T],
+    ecol: &mut [T],
+    rows: &BlockRows<'_, T>,
+    st: BlockState<'_, T>,
+) {
+    let BackConsts {
+        zero,
+        one,
+        half,
+        a_cap,
+        a_max,
+        a_min,
+        ..
+    } = *k;
+    let BlockState {
+        tr,
+        lst,
+        dal,
+        behind,
+        gp,
+        off,
+        stride,
+    } = st;
+    let (px, dyl, inr) = (rows.px, rows.dy, rows.inr);
+    let (m0, ca, b2, cc, op, qc, pos) = (sp.m0, sp.ca, sp.b2, sp.cc, sp.op, sp.qc, sp.pos);
+    let mut dx = [zero; GROUP];
+    let mut wexp = [zero; GROUP];
+    let mut alpha = [zero; GROUP];
+    let mut keep = [0u32; GROUP];
+    let mut geo = [0u32; GROUP];
+    for jj in 0..GROUP {
+        // α as in the module docs; the forward and backward passes
+        // evaluate it with the same operations in the same order
+        let d = px[jj] - m0;
+        let dy = dyl[jj];
+        let cdy = cc * dy * dy;
+        let q = ca * d * d + b2 * d * dy + cdy;
+        let e = (-(half * q)).exp_fast();
+        let raw = op * e;
+        let clamped = raw > a_cap;
+        let a = if clamped { a_max } else { raw };
+        let kp = (inr[jj] != 0) & (pos < lst[jj]) & (q <= qc) & (a >= a_min);
+        dx[jj] = d;
+        wexp[jj] = e;
+        alpha[jj] = a;
+        keep[jj] = kp as u32;
+        geo[jj] = (kp & !clamped) as u32;
+    }
+    // ∂L/∂α per lane, and the colour gradients
+    let mut da = [zero; GROUP];
+    if k.over {
+        let mut inv = [zero; GROUP];
+        let mut tt = [zero; GROUP];
+        for jj in 0..GROUP {
+            // 1 − α ≥ 0.01, so the division is well conditioned
+            let iv = one / (one - alpha[jj]);
+            inv[jj] = iv;
+            tt[jj] = tr[jj] * iv;
+            // `T · 1` is exact: no conditional store
+            tr[jj] *= if keep[jj] != 0 { iv } else { one };
+        }
+        for (c, &cv) in col.iter().enumerate() {
+            let gpc: &mut [T; GROUP] = lanes_mut(gp, off + c * stride);
+            let bh: &mut [T; GROUP] = lanes_mut(behind, off + c * stride);
+            let ec: &mut [T; GROUP] = lanes_mut(ecol, c * GROUP);
+            for jj in 0..GROUP {
+                let wgt = alpha[jj] * tt[jj];
+                let on = keep[jj] != 0;
+                let (gv, bv) = (gpc[jj] * wgt, cv * wgt);
+                da[jj] += gpc[jj] * (cv * tt[jj] - bh[jj] * inv[jj]);
+                ec[jj] += if on { gv } else { zero };
+                bh[jj] += if on { bv } else { zero };
+            }
+        }
+        if k.with_dal {
+            for jj in 0..GROUP {
+                da[jj] += dal[jj] * inv[jj];
+            }
+        }
+    } else {
+        for (c, &cv) in col.iter().enumerate() {
+            let gpc: &mut [T; GROUP] = lanes_mut(gp, off + c * stride);
+            let ec: &mut [T; GROUP] = lanes_mut(ecol, c * GROUP);
+            for jj in 0..GROUP {
+                let on = keep[jj] != 0;
+                let gv = gpc[jj] * alpha[jj];
+                ec[jj] += if on { gv } else { zero };
+                da[jj] += gpc[jj] * cv;
+            }
+        }
+    }
+    // α = o · w, w = exp(−q/2), q from d = p − m
+    for jj in 0..GROUP {
+        let on = geo[jj] != 0;
+        let (d, e, dy) = (dx[jj], wexp[jj], dyl[jj]);
+        let dqv = -(half * da[jj] * op * e);
+        let dq = if on { dqv } else { zero };
+        let (gov, gav, dqxv) = (da[jj] * e, dq * d * d, dq * d);
+        sp.go[jj] += if on { gov } else { zero };
+        sp.ga[jj] += if on { gav } else { zero };
+        let dqx = if on { dqxv } else { zero };
+        sp.s_dx[jj] += dqx;
+        sp.s_dy[jj] += dy * dq;
+        sp.s_dxdy[jj] += dy * dqx;
+        sp.s_dy2[jj] += (dy * dy) * dq;
     }
 }
 
