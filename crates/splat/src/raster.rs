@@ -2201,8 +2201,9 @@ mod tests {
                             for j in j0..j1 {
                                 let dx = T::from_f64(j as f64 + 0.5) - m[0];
                                 let q = ca * dx * dx + b2 * dx * dy + cdy;
+                                let kept = q <= qc;
                                 assert!(
-                                    !(q <= qc),
+                                    !kept,
                                     "seed {seed} splat {k} tile {t} pixel ({i}, {j}): q {q:?} ≤ cut {qc:?}"
                                 );
                             }
