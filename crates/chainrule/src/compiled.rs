@@ -32,7 +32,7 @@
 use std::any::Any;
 use std::sync::{Arc, Mutex};
 
-use crate::jit::Code;
+use crate::jit::{Code, Fwd};
 use crate::ops::rule;
 use crate::recurrence::StepFn;
 use crate::scalar::Scalar;
@@ -407,7 +407,13 @@ impl<T: Scalar> Program<T> {
         // SAFETY: `p`, `st` and `x` hold the parameters, the state and one
         // input row (checked above); `got` one step's partials.
         unsafe {
-            code.fwd_parts(p.as_ptr(), st.as_mut_ptr(), x.as_ptr(), 1, got.as_mut_ptr());
+            code.forward(
+                Fwd::Parts,
+                p.as_ptr(),
+                st.as_mut_ptr(),
+                x.as_ptr(),
+                (1, got.as_mut_ptr()),
+            );
         }
         let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
         if bits(&got) == bits(&want) && bits(&st) == bits(&next) {
@@ -682,7 +688,13 @@ impl<T: Scalar> Program<T> {
         if let Some(code) = &self.native {
             // SAFETY: lengths checked above; θ is `regs[..np]` (prepare).
             unsafe {
-                code.fwd_values(regs, s.as_mut_ptr(), x.as_ptr(), 1, std::ptr::null_mut());
+                code.forward(
+                    Fwd::Values,
+                    regs,
+                    s.as_mut_ptr(),
+                    x.as_ptr(),
+                    (1, std::ptr::null_mut()),
+                );
             }
             return;
         }
@@ -727,19 +739,25 @@ impl<T: Scalar> Program<T> {
                 // checked above; `n` states fit past `len` (reserved), and
                 // are written before `set_len`.
                 unsafe {
-                    code.fwd_values(
+                    code.forward(
+                        Fwd::Values,
                         theta,
                         s.as_mut_ptr(),
                         xs.as_ptr(),
-                        n,
-                        v.as_mut_ptr().add(len),
+                        (n, v.as_mut_ptr().add(len)),
                     );
                     v.set_len(len + n * self.ns);
                 }
             }
             // SAFETY: as above, no states written.
             None => unsafe {
-                code.fwd_values(theta, s.as_mut_ptr(), xs.as_ptr(), n, std::ptr::null_mut());
+                code.forward(
+                    Fwd::Values,
+                    theta,
+                    s.as_mut_ptr(),
+                    xs.as_ptr(),
+                    (n, std::ptr::null_mut()),
+                );
             },
         }
         Some(())
@@ -767,7 +785,13 @@ impl<T: Scalar> Program<T> {
         unsafe {
             if let Some(code) = &self.native {
                 move_small(regs.add(np), s0.as_ptr().cast_mut(), ns, false);
-                code.fwd_parts(regs, regs.add(np), xs.as_ptr(), n, parts.as_mut_ptr());
+                code.forward(
+                    Fwd::Parts,
+                    regs,
+                    regs.add(np),
+                    xs.as_ptr(),
+                    (n, parts.as_mut_ptr()),
+                );
             } else {
                 self.run_steps(regs, s0, xs, (0, n), parts.as_mut_ptr());
             }
@@ -860,12 +884,12 @@ impl<T: Scalar> Program<T> {
             // to `parts`.
             unsafe {
                 move_small(regs.add(np), s.as_ptr().cast_mut(), ns, false);
-                code.fwd_parts(
+                code.forward(
+                    Fwd::Parts,
                     regs,
                     regs.add(np),
                     xs.as_ptr().add(a * w),
-                    b - a,
-                    parts.as_mut_ptr(),
+                    (b - a, parts.as_mut_ptr()),
                 );
                 code.rev(
                     theta_adj.as_mut_ptr(),

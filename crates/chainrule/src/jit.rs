@@ -58,6 +58,15 @@ type FwdValues<T> = unsafe extern "C" fn(*const T, *mut T, *const T, usize, *mut
 /// (rows `0..n`) added into.
 type Rev<T> = unsafe extern "C" fn(*mut T, *const T, *mut T, *mut T, usize);
 
+/// Which forward function [`Code::forward`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fwd {
+    /// Values and every step's partials.
+    Parts,
+    /// Values only (and optionally every state).
+    Values,
+}
+
 /// A step's native code (see the module documentation).
 pub(crate) struct Code<T> {
     module: Option<JITModule>,
@@ -680,36 +689,25 @@ impl<T: Scalar> Code<T> {
     }
 
     /// Steps `0..n` from the state at `s` (overwritten by the final one),
-    /// partials from `parts` on.
+    /// rows of `xs`: with `Fwd::Parts`, every step's partials written from
+    /// `out` on; with `Fwd::Values`, values only, each state before its
+    /// step written from `out` on unless it is null.
     ///
     /// # Safety
     /// `theta` holds the parameters, `s` the state, `xs` `n` rows and
-    /// `parts` room for `n` steps' partials.
-    pub(crate) unsafe fn fwd_parts(
+    /// `out` room for `n` steps' partials (or states).
+    pub(crate) unsafe fn forward(
         &self,
+        kind: Fwd,
         theta: *const T,
         s: *mut T,
         xs: *const T,
-        n: usize,
-        parts: *mut T,
+        (n, out): (usize, *mut T),
     ) {
-        (self.fwd_parts)(theta, s, xs, n, parts)
-    }
-
-    /// Steps `0..n` on values from the state at `s` (overwritten), each
-    /// state before its step written from `states` on unless it is null.
-    ///
-    /// # Safety
-    /// As [`Code::fwd_parts`], with room for `n` states at `states`.
-    pub(crate) unsafe fn fwd_values(
-        &self,
-        theta: *const T,
-        s: *mut T,
-        xs: *const T,
-        n: usize,
-        states: *mut T,
-    ) {
-        (self.fwd_values)(theta, s, xs, n, states)
+        match kind {
+            Fwd::Parts => (self.fwd_parts)(theta, s, xs, n, out),
+            Fwd::Values => (self.fwd_values)(theta, s, xs, n, out),
+        }
     }
 
     /// The sweep of steps `n-1..0`: `lam` in and out, `theta_adj` and the

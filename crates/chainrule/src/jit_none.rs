@@ -5,6 +5,15 @@
 use crate::compiled::Program;
 use crate::scalar::Scalar;
 
+/// Which forward function (as in `jit.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fwd {
+    /// Values and every step's partials.
+    Parts,
+    /// Values only.
+    Values,
+}
+
 /// Never built: see the module documentation.
 #[derive(Debug)]
 pub(crate) enum Code<T> {
@@ -18,32 +27,23 @@ impl<T: Scalar> Code<T> {
         Err("built without native code (the `jit` feature)".into())
     }
 
-    pub(crate) unsafe fn fwd_parts(
-        &self,
-        _: *const T,
-        _: *mut T,
-        _: *const T,
-        _: usize,
-        _: *mut T,
-    ) {
+    fn never(&self) -> ! {
         let Code::Never(never, _) = self;
         match *never {}
     }
 
-    pub(crate) unsafe fn fwd_values(
+    pub(crate) unsafe fn forward(
         &self,
+        _: Fwd,
         _: *const T,
         _: *mut T,
         _: *const T,
-        _: usize,
-        _: *mut T,
+        _: (usize, *mut T),
     ) {
-        let Code::Never(never, _) = self;
-        match *never {}
+        self.never()
     }
 
     pub(crate) unsafe fn rev(&self, _: *mut T, _: *const T, _: *mut T, _: *mut T, _: usize) {
-        let Code::Never(never, _) = self;
-        match *never {}
+        self.never()
     }
 }

@@ -448,6 +448,16 @@ impl<T: Scalar> Recurrence<T> {
     /// the closure: the same operations in the same order, so the
     /// gradient is the same, bit for bit, several times faster.
     ///
+    /// For `f64` and `f32` on x86-64 and AArch64 the instruction list is
+    /// also turned into machine code (Cranelift, the default `jit`
+    /// feature), which then runs the reverse passes and the forward pass
+    /// of store-all and inversion (in place of [`Recurrence::values`]):
+    /// the same IEEE operations in the same order and the same library
+    /// calls for `exp`, `ln`, `sin`, …, so again the same bits (NaNs
+    /// aside, whose payload Rust does not fix).
+    /// [`Trajectory::is_native`] tells whether it ran; the environment
+    /// variable `CHAINRULE_JIT=0` turns it off.
+    ///
     /// The declaration is checked where it is cheap: the step is recorded
     /// at the first and at the last step and the two recordings must
     /// agree (else the forward pass panics, naming the recurrence). A step
