@@ -6,12 +6,13 @@ use super::TrainConfig;
 
 /// Learning rate of parameter group `g` after `iteration` iterations: the
 /// positions' decays log-linearly from `lr_mean` to `lr_mean_final` (both
-/// times the scene `extent`) over `cfg.iters`; the others are constant
-/// (higher SH bands: 20× below the DC rate).
+/// times the scene `extent`) over `cfg.lr_mean_steps` (30,000 by default,
+/// however long the run), then stays; the others are constant (higher SH
+/// bands: 20× below the DC rate).
 pub(super) fn group_lr(cfg: &TrainConfig, g: usize, iteration: u32, extent: f64) -> f64 {
     match g {
         0 => {
-            let t = (iteration as f64 / cfg.iters.max(1) as f64).clamp(0.0, 1.0);
+            let t = (iteration as f64 / cfg.lr_mean_steps.max(1) as f64).clamp(0.0, 1.0);
             let (a, b) = (cfg.lr_mean.ln(), cfg.lr_mean_final.ln());
             (a * (1.0 - t) + b * t).exp() * extent
         }
@@ -71,6 +72,27 @@ mod tests {
             ..TrainConfig::default().with_densify_until(iters / 2)
         };
         (1..=iters).filter(|&it| densify_now(&cfg, it)).collect()
+    }
+
+    /// The position rate decays a hundredfold over 30,000 iterations
+    /// whatever the run's length (the original's), so a 4,000-iteration
+    /// run ends at 0.01^(4/30) ≈ 54% of its start, and stays at the final
+    /// rate after 30,000.
+    #[test]
+    fn position_rate_decays_over_30000_iterations_whatever_the_run() {
+        let cfg = TrainConfig::default();
+        let lr = |it| group_lr(&cfg, 0, it, 2.0);
+        assert!((lr(0) - 2.0 * 1.6e-4).abs() < 1e-15);
+        let want = 2.0 * 1.6e-4 * 0.01f64.powf(4000.0 / 30_000.0);
+        assert!((lr(4000) - want).abs() < 1e-12 * want, "{}", lr(4000));
+        assert!((lr(30_000) - 2.0 * 1.6e-6).abs() < 1e-15);
+        assert_eq!(lr(60_000), lr(30_000));
+        // the same for a shorter run: the rate does not depend on `iters`
+        let short = TrainConfig {
+            iters: 4000,
+            ..TrainConfig::default()
+        };
+        assert_eq!(group_lr(&short, 0, 2000, 2.0), lr(2000));
     }
 
     #[test]
