@@ -33,6 +33,9 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Iterations in all (with --resume: including those already done).
+    /// The position learning rate decays a hundredfold over 30,000
+    /// iterations (the original 3DGS's) or twice --iters if fewer, so a
+    /// run ends at a tenth of its starting rate or below.
     #[arg(long, default_value_t = 4000)]
     pub iters: u32,
     /// Print one JSON object at the end instead of a progress bar.
@@ -233,6 +236,7 @@ pub fn run(a: TrainArgs) -> CliResult {
     let ckpt_dir = checkpoint_dir(&a.out);
     let mut cfg = TrainConfig {
         iters: a.iters,
+        lr_mean_steps: TrainConfig::position_lr_steps(a.iters),
         seed: a.seed,
         sh_degree: a.sh_degree as usize,
         init_points: a.init_points as usize,

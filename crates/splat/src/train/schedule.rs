@@ -6,8 +6,8 @@ use super::TrainConfig;
 
 /// Learning rate of parameter group `g` after `iteration` iterations: the
 /// positions' decays log-linearly from `lr_mean` to `lr_mean_final` (both
-/// times the scene `extent`) over `cfg.lr_mean_steps` (30,000 by default,
-/// however long the run), then stays; the others are constant (higher SH
+/// times the scene `extent`) over `cfg.lr_mean_steps` (30,000 by default;
+/// the CLI: [`TrainConfig::position_lr_steps`]), then stays; the others are constant (higher SH
 /// bands: 20× below the DC rate).
 pub(super) fn group_lr(cfg: &TrainConfig, g: usize, iteration: u32, extent: f64) -> f64 {
     match g {
@@ -74,25 +74,33 @@ mod tests {
         (1..=iters).filter(|&it| densify_now(&cfg, it)).collect()
     }
 
-    /// The position rate decays a hundredfold over 30,000 iterations
-    /// whatever the run's length (the original's), so a 4,000-iteration
-    /// run ends at 0.01^(4/30) ≈ 54% of its start, and stays at the final
-    /// rate after 30,000.
+    /// The position rate decays a hundredfold over `lr_mean_steps` and
+    /// stays there: with the CLI's rule a 4,000-iteration run ends at a
+    /// tenth of its start, a 30,000-iteration run at the original's
+    /// hundredth.
     #[test]
-    fn position_rate_decays_over_30000_iterations_whatever_the_run() {
-        let cfg = TrainConfig::default();
-        let lr = |it| group_lr(&cfg, 0, it, 2.0);
-        assert!((lr(0) - 2.0 * 1.6e-4).abs() < 1e-15);
-        let want = 2.0 * 1.6e-4 * 0.01f64.powf(4000.0 / 30_000.0);
-        assert!((lr(4000) - want).abs() < 1e-12 * want, "{}", lr(4000));
-        assert!((lr(30_000) - 2.0 * 1.6e-6).abs() < 1e-15);
-        assert_eq!(lr(60_000), lr(30_000));
-        // the same for a shorter run: the rate does not depend on `iters`
-        let short = TrainConfig {
+    fn position_rate_decays_over_lr_mean_steps_then_stays() {
+        let at = |iters: u32, it| {
+            let cfg = TrainConfig {
+                iters,
+                lr_mean_steps: TrainConfig::position_lr_steps(iters),
+                ..TrainConfig::default()
+            };
+            group_lr(&cfg, 0, it, 2.0) / (2.0 * 1.6e-4)
+        };
+        assert!((at(4000, 0) - 1.0).abs() < 1e-12);
+        assert!((at(4000, 4000) - 0.1).abs() < 1e-12, "{}", at(4000, 4000));
+        assert!((at(4000, 8000) - 0.01).abs() < 1e-12);
+        assert_eq!(at(4000, 9000), at(4000, 8000));
+        assert!((at(30_000, 30_000) - 0.01).abs() < 1e-12);
+        assert!((at(30_000, 15_000) - 0.1).abs() < 1e-12);
+        // the library's default is the original's 30,000 whatever `iters`
+        let cfg = TrainConfig {
             iters: 4000,
             ..TrainConfig::default()
         };
-        assert_eq!(group_lr(&short, 0, 2000, 2.0), lr(2000));
+        let want = 0.01f64.powf(4000.0 / 30_000.0);
+        assert!((group_lr(&cfg, 0, 4000, 1.0) / 1.6e-4 - want).abs() < 1e-12);
     }
 
     #[test]
