@@ -477,20 +477,29 @@ pub(crate) fn bin_tiles_into<T: Scalar>(
 /// rectangle's part in that tile may have `q ≤ q_cut` (see
 /// [`rect_reaches`]). A tile it cannot reach would only skip it at every
 /// pixel, so leaving it out of that tile's list changes no bit of the
-/// image or the gradients. Ranges of more than 63 tiles are not tested
-/// (all bits set).
+/// image or the gradients. Only the tiles off the mean's tile row and
+/// column are tested (where the box's corners are; a test costs more than
+/// the rare tile it would leave out elsewhere), and only in ranges of at
+/// most 63 tiles: the other bits are set.
 fn reached_tiles<T: Scalar>(s: &Splats<'_, T>, k: usize, r: [u32; 4], t: [u32; 4]) -> u64 {
     let (nx, ny) = ((t[2] - t[0] + 1) as usize, (t[3] - t[1] + 1) as usize);
-    if nx * ny == 1 || nx * ny > 63 {
+    if nx == 1 || ny == 1 || nx * ny > 63 {
         return u64::MAX;
     }
     let [a, b, c] = s.conics[k].map(|v| v.to_f64());
     let [mx, my] = s.means[k].map(|v| v.to_f64());
     let qc = q_cut(s.opacities[k]).to_f64();
+    // the mean's tile (NaN or out of the image: none)
+    let (mtx, mty) = ((mx / TILE as f64).floor(), (my / TILE as f64).floor());
     let mut mask = 0u64;
     let mut bit = 0;
     for ty in t[1] as usize..=t[3] as usize {
         for tx in t[0] as usize..=t[2] as usize {
+            if (tx as f64 == mtx) | (ty as f64 == mty) {
+                mask |= 1 << bit;
+                bit += 1;
+                continue;
+            }
             let (i0, i1, j0, j1) = clip_to_tile(r, tx, ty, s.width, s.height);
             // pixel centres j + 0.5 for j in j0..j1, as offsets from the mean
             let x = [j0 as f64 + 0.5 - mx, j1 as f64 - 0.5 - mx];
@@ -519,8 +528,10 @@ fn rect_reaches(conic: [f64; 3], qc: f64, x: [f64; 2], y: [f64; 2]) -> bool {
     }
     let q = |x: f64, y: f64| a * x * x + 2.0 * b * x * y + c * y * y;
     // along a horizontal edge at y, the smallest q is at x = −b y / a
-    let along_x = |y: f64| q((-b * y / a).max(x[0]).min(x[1]), y);
-    let along_y = |x: f64| q(x, (-b * x / c).max(y[0]).min(y[1]));
+    // (multiplied by 1/a: the margin covers the rounding)
+    let (ba, bc) = (-b / a, -b / c);
+    let along_x = |y: f64| q((ba * y).max(x[0]).min(x[1]), y);
+    let along_y = |x: f64| q(x, (bc * x).max(y[0]).min(y[1]));
     let qmin = along_x(y[0])
         .min(along_x(y[1]))
         .min(along_y(x[0]))
