@@ -1,0 +1,720 @@
+//! The backward pass: each pixel's list walked back to front, storing nothing per step.
+
+use super::lanes::*;
+use super::scratch::{refill, with_state, RasterScratch};
+use super::simd::Simd;
+use super::*;
+
+/// Per-pixel state of one tile in the backward walk.
+///
+/// Like [`TileState`](super::forward::TileState), each splat (now back to front) visits the rows of
+/// its rectangle as 16-lane blocks without branches; the splat's gradient
+/// is accumulated per lane (colours, opacity, `∂/∂a`) or per row (the
+/// terms in `dy`), and summed over the lanes in a fixed order.
+pub(super) struct BackTile<T> {
+    /// Transmittance before the splat being visited.
+    tr: [T; TILE * TILE],
+    /// One past the list position of each pixel's last contributor.
+    lst: [u32; TILE * TILE],
+    /// Per row, the largest `lst`: rows the splat cannot reach are skipped.
+    row_last: [u32; TILE],
+    /// `∂L/∂alpha · T_final` per pixel (zero without `∂L/∂alpha`).
+    dal: [T; TILE * TILE],
+    /// Colour accumulated behind the splat, channel-major.
+    behind: Vec<T>,
+    /// `∂L/∂image`, channel-major.
+    gp: Vec<T>,
+    /// Per-lane colour gradients of the splat, channel-major.
+    ecol: Vec<T>,
+    /// The colour behind and `∂L/∂image` of a block of two half rows,
+    /// channel-major (16 lanes per channel).
+    pair_behind: Vec<T>,
+    pair_gp: Vec<T>,
+    batch: Vec<SplatRec<T>>,
+    batch_cols: Vec<T>,
+}
+
+impl<T: Scalar> BackTile<T> {
+    pub(super) fn new(ch: usize) -> Self {
+        BackTile {
+            tr: [T::one(); TILE * TILE],
+            lst: [0; TILE * TILE],
+            row_last: [0; TILE],
+            dal: [T::zero(); TILE * TILE],
+            behind: vec![T::zero(); ch * TILE * TILE],
+            gp: vec![T::zero(); ch * TILE * TILE],
+            ecol: vec![T::zero(); ch * GROUP],
+            pair_behind: vec![T::zero(); ch * GROUP],
+            pair_gp: vec![T::zero(); ch * GROUP],
+            batch: Vec::with_capacity(BATCH),
+            batch_cols: Vec::with_capacity(BATCH * ch),
+        }
+    }
+
+    /// Writes the gradients of tile `t` into `g` (zeroed, aligned with its
+    /// list: `6 + C` values per entry), built for the instruction set
+    /// `simd` (which the caller has checked the CPU has; same bits on
+    /// every path).
+    pub(super) fn run(&mut self, inp: &BackInput<'_, T>, t: usize, simd: Simd, g: &mut [T]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `simd` names an instruction set the CPU supports.
+            match simd {
+                Simd::Avx512 => return unsafe { self.run_avx512(inp, t, g) },
+                Simd::Avx2 => return unsafe { self.run_avx2(inp, t, g) },
+                Simd::Generic => {}
+            }
+        }
+        self.run_generic(inp, t, g)
+    }
+
+    /// [`BackTile::run_generic`] compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512(&mut self, inp: &BackInput<'_, T>, t: usize, g: &mut [T]) {
+        self.run_generic(inp, t, g)
+    }
+
+    /// [`BackTile::run_generic`] compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_avx2(&mut self, inp: &BackInput<'_, T>, t: usize, g: &mut [T]) {
+        self.run_generic(inp, t, g)
+    }
+
+    /// Walks one block of two half rows of a narrow splat (the second may
+    /// be missing): their lanes `w.w0..w.w0 + HALF` are copied side by
+    /// side, walked, and the transmittance and colour behind written back.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn pair(
+        &mut self,
+        sp: &mut BackSplat<T>,
+        k: &BackConsts<T>,
+        col: &[T],
+        px: &[T; GROUP],
+        w: Window,
+        a: HalfRow<T>,
+        b: Option<HalfRow<T>>,
+    ) {
+        const TT: usize = TILE * TILE;
+        let ch = col.len();
+        let mut bpx = [k.zero; GROUP];
+        let mut bdy = [a.dy; GROUP];
+        let mut inr = [0u32; GROUP];
+        let mut tr = [k.one; GROUP];
+        let mut lst = [0u32; GROUP];
+        let mut dal = [k.zero; GROUP];
+        let rows = [a.row, b.map_or(a.row, |b| b.row)];
+        let n = 1 + b.is_some() as usize;
+        if let Some(b) = b {
+            bdy[HALF..].fill(b.dy);
+        } else {
+            // an empty second half: no lane inside, nothing to write back
+            self.pair_behind.fill(k.zero);
+            self.pair_gp.fill(k.zero);
+        }
+        for l in 0..HALF {
+            let jj = w.w0 + l;
+            let i = ((jj >= w.lo) & (jj < w.hi)) as u32;
+            bpx[l] = px[jj];
+            bpx[HALF + l] = px[jj];
+            inr[l] = i;
+            inr[HALF + l] = i * (n as u32 - 1);
+        }
+        // whole half rows as fixed-size copies (vector moves, no calls)
+        for h in 0..n {
+            let src = rows[h] * TILE + w.w0;
+            *half_mut(&mut tr, h * HALF) = *half_ref(&self.tr, src);
+            *half_mut(&mut lst, h * HALF) = *half_ref(&self.lst, src);
+            *half_mut(&mut dal, h * HALF) = *half_ref(&self.dal, src);
+            for c in 0..ch {
+                *half_mut(&mut self.pair_behind, c * GROUP + h * HALF) =
+                    *half_ref(&self.behind, c * TT + src);
+                *half_mut(&mut self.pair_gp, c * GROUP + h * HALF) =
+                    *half_ref(&self.gp, c * TT + src);
+            }
+        }
+        let blk = BlockRows {
+            px: &bpx,
+            dy: &bdy,
+            inr: &inr,
+        };
+        back_block(
+            sp,
+            k,
+            col,
+            &mut self.ecol,
+            &blk,
+            BlockState {
+                tr: &mut tr,
+                lst: &mut lst,
+                dal: &mut dal,
+                behind: &mut self.pair_behind,
+                gp: &mut self.pair_gp,
+                off: 0,
+                stride: GROUP,
+            },
+        );
+        for h in 0..n {
+            let dst = rows[h] * TILE + w.w0;
+            *half_mut(&mut self.tr, dst) = *half_ref(&tr, h * HALF);
+            for c in 0..ch {
+                *half_mut(&mut self.behind, c * TT + dst) =
+                    *half_ref(&self.pair_behind, c * GROUP + h * HALF);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn run_generic(&mut self, inp: &BackInput<'_, T>, t: usize, g: &mut [T]) {
+        let BackInput {
+            s,
+            r,
+            d_image,
+            d_alpha,
+            packed,
+        } = *inp;
+        const TT: usize = TILE * TILE;
+        let tiles = &r.tiles;
+        let (w, h, ch) = (s.width, s.height, s.channels);
+        let stride = 6 + ch;
+        let list = &tiles.ids[tiles.offsets[t] as usize..tiles.offsets[t + 1] as usize];
+        debug_assert_eq!(g.len(), list.len() * stride);
+        if list.is_empty() {
+            return;
+        }
+        let (ty, tx) = (t / tiles.tiles_x, t % tiles.tiles_x);
+        let (i_base, j_base) = (ty * TILE, tx * TILE);
+        let over = s.blend == Blend::Over;
+        let (zero, one, half) = (T::zero(), T::one(), T::from_f64(0.5));
+        let (a_max, a_min) = (T::from_f64(ALPHA_MAX), T::from_f64(ALPHA_MIN));
+        let a_cap = if over {
+            a_max
+        } else {
+            T::from_f64(f64::INFINITY)
+        };
+        // the per-pixel state of the walk, from the forward pass
+        self.tr = [one; TT];
+        self.lst = [0; TT];
+        self.row_last = [0; TILE];
+        self.dal = [zero; TT];
+        self.behind.iter_mut().for_each(|v| *v = zero);
+        self.gp.iter_mut().for_each(|v| *v = zero);
+        let mut max_last = 0u32;
+        for i in i_base..((ty + 1) * TILE).min(h) {
+            let row = i - i_base;
+            for j in j_base..((tx + 1) * TILE).min(w) {
+                let l = row * TILE + (j - j_base);
+                let p = i * w + j;
+                let ft = r.final_t[p];
+                self.tr[l] = ft;
+                self.lst[l] = r.last[p];
+                self.row_last[row] = self.row_last[row].max(r.last[p]);
+                max_last = max_last.max(r.last[p]);
+                for c in 0..ch {
+                    if over {
+                        self.behind[c * TT + l] = ft * s.background[c];
+                    }
+                    self.gp[c * TT + l] = d_image[p * ch + c];
+                }
+                if let (true, Some(dal)) = (over, d_alpha) {
+                    // alpha_final = 1 − T_final; ∂T_final/∂α = −T_final/(1 − α)
+                    self.dal[l] = dal[p] * ft;
+                }
+            }
+        }
+        let with_dal = over && d_alpha.is_some();
+        let k = BackConsts {
+            // hidden from the optimiser: see `back_block`
+            zero: std::hint::black_box(zero),
+            one,
+            half,
+            a_cap,
+            a_max,
+            a_min,
+            over,
+            with_dal,
+        };
+        let mut px = [zero; GROUP];
+        for (jj, p) in px.iter_mut().enumerate() {
+            *p = T::from_f64((j_base + jj) as f64 + 0.5);
+        }
+        let mut batch = std::mem::take(&mut self.batch);
+        let mut batch_cols = std::mem::take(&mut self.batch_cols);
+        let mut end = max_last as usize;
+        while end > 0 {
+            let start = end.saturating_sub(BATCH);
+            gather(
+                &mut batch,
+                &mut batch_cols,
+                s,
+                packed,
+                &list[start..end],
+                tx,
+                ty,
+            );
+            for (b, rec) in batch.iter().enumerate().rev() {
+                let pos = (start + b) as u32;
+                let (i0, i1) = (rec.rows[0] as usize, rec.rows[1] as usize);
+                let (lo, hi) = (rec.lanes[0] as usize, rec.lanes[1] as usize);
+                let col = &batch_cols[b * ch..(b + 1) * ch];
+                let m = rec.g.m;
+                let [ca, cb, cc] = rec.g.conic;
+                let mut sp = BackSplat {
+                    m0: m[0],
+                    ca,
+                    b2: cb + cb,
+                    cc,
+                    op: rec.g.op,
+                    qc: rec.g.qc,
+                    pos,
+                    ga: [zero; GROUP],
+                    go: [zero; GROUP],
+                    s_dx: [zero; GROUP],
+                    s_dy: [zero; GROUP],
+                    s_dxdy: [zero; GROUP],
+                    s_dy2: [zero; GROUP],
+                };
+                self.ecol.iter_mut().for_each(|v| *v = zero);
+                let rt = RowTest::new(rec, &px);
+                let mut inr = [0u32; GROUP];
+                for (jj, v) in inr.iter_mut().enumerate() {
+                    *v = ((jj >= lo) & (jj < hi)) as u32;
+                }
+                // a splat no wider than half a block here has two rows
+                // walked per block; a row waits here for its partner
+                let narrow = hi <= lo + HALF;
+                let win = Window {
+                    w0: lo.min(GROUP - HALF),
+                    lo,
+                    hi,
+                };
+                let mut waiting: Option<HalfRow<T>> = None;
+                for i in i0..i1 {
+                    let row = i - i_base;
+                    if pos >= self.row_last[row] {
+                        continue;
+                    }
+                    let dy = T::from_f64(i as f64 + 0.5) - m[1];
+                    if !rt.reaches(dy.to_f64()) {
+                        continue;
+                    }
+                    if narrow {
+                        let hr = HalfRow { row, dy };
+                        match waiting.take() {
+                            None => waiting = Some(hr),
+                            Some(first) => self.pair(&mut sp, &k, col, &px, win, first, Some(hr)),
+                        }
+                        continue;
+                    }
+                    let base = row * TILE;
+                    let blk = BlockRows {
+                        px: &px,
+                        dy: &[dy; GROUP],
+                        inr: &inr,
+                    };
+                    back_block(
+                        &mut sp,
+                        &k,
+                        col,
+                        &mut self.ecol,
+                        &blk,
+                        BlockState {
+                            tr: lanes_mut(&mut self.tr, base),
+                            lst: lanes_mut(&mut self.lst, base),
+                            dal: lanes_mut(&mut self.dal, base),
+                            behind: &mut self.behind,
+                            gp: &mut self.gp,
+                            off: base,
+                            stride: TT,
+                        },
+                    );
+                }
+                if let Some(first) = waiting {
+                    self.pair(&mut sp, &k, col, &px, win, first, None);
+                }
+                let e = &mut g[pos as usize * stride..(pos as usize + 1) * stride];
+                // q = a dx² + 2b dx dy + c dy², d = p − m
+                let two = one + one;
+                let (s_dx, s_dy) = (lane_sum(&sp.s_dx), lane_sum(&sp.s_dy));
+                let (s_dxdy, s_dy2) = (lane_sum(&sp.s_dxdy), lane_sum(&sp.s_dy2));
+                e[0] = -(two * (ca * s_dx + cb * s_dy));
+                e[1] = -(two * (cb * s_dx + cc * s_dy));
+                e[2] = lane_sum(&sp.ga);
+                e[3] = two * s_dxdy;
+                e[4] = s_dy2;
+                e[5] = lane_sum(&sp.go);
+                for c in 0..ch {
+                    e[6 + c] = lane_sum(lanes_mut(&mut self.ecol, c * GROUP));
+                }
+            }
+            end = start;
+        }
+        self.batch = batch;
+        self.batch_cols = batch_cols;
+    }
+}
+
+/// A row of a narrow splat waiting for a second one to share a block: its
+/// tile row and `d.y`.
+#[derive(Clone, Copy)]
+pub(super) struct HalfRow<T> {
+    row: usize,
+    dy: T,
+}
+
+/// Where a narrow splat's half rows lie in their tile rows: lanes
+/// `w0..w0 + HALF`, of which `lo..hi` are inside its rectangle.
+#[derive(Clone, Copy)]
+pub(super) struct Window {
+    w0: usize,
+    lo: usize,
+    hi: usize,
+}
+
+/// The constants of one tile's backward walk.
+pub(super) struct BackConsts<T> {
+    zero: T,
+    one: T,
+    half: T,
+    a_cap: T,
+    a_max: T,
+    a_min: T,
+    over: bool,
+    with_dal: bool,
+}
+
+/// One splat in the backward walk: what α is computed from, its list
+/// position, and its per-lane gradient sums (summed over the lanes once
+/// per splat, not per row: Σ dq·dx², Σ ∂L/∂α·w, and Σ dq·dx, dq·dy,
+/// dq·dx·dy, dq·dy², fewer accumulators than one per gradient). A lane
+/// is any pixel of a block; which one does not matter to a sum.
+pub(super) struct BackSplat<T> {
+    m0: T,
+    ca: T,
+    b2: T,
+    cc: T,
+    op: T,
+    qc: T,
+    pos: u32,
+    ga: [T; GROUP],
+    go: [T; GROUP],
+    s_dx: [T; GROUP],
+    s_dy: [T; GROUP],
+    s_dxdy: [T; GROUP],
+    s_dy2: [T; GROUP],
+}
+
+/// Where the 16 lanes of a block are: each lane's pixel centre `x` and
+/// `d.y`, and whether it is inside the splat's rectangle (1) or not (0).
+pub(super) struct BlockRows<'a, T> {
+    px: &'a [T; GROUP],
+    dy: &'a [T; GROUP],
+    inr: &'a [u32; GROUP],
+}
+
+/// The per-pixel state of a block's lanes: a tile row in place, or two
+/// half rows copied side by side. Channel `c` of `behind` and `gp` is at
+/// `off + c · stride`.
+pub(super) struct BlockState<'a, T> {
+    tr: &'a mut [T; GROUP],
+    lst: &'a mut [u32; GROUP],
+    dal: &'a mut [T; GROUP],
+    behind: &'a mut [T],
+    gp: &'a mut [T],
+    off: usize,
+    stride: usize,
+}
+
+/// One block of the backward walk for splat `sp`: recovers `T` before the
+/// splat, updates the colour behind, and adds the splat's gradients. Each
+/// lane does the forward pass's operations for α in the same order, so
+/// both passes agree on which pixels kept the splat.
+///
+/// The masked-off lanes add a zero that the optimiser cannot see through
+/// (`k.zero`, from `black_box`), selected from values computed beforehand:
+/// otherwise LLVM turns `acc += if on { x } else { 0 }` into masked
+/// stores of both arms, which the next block's loads of `acc` cannot
+/// forward from (a third of the backward pass's time).
+#[inline(always)]
+pub(super) fn back_block<T: Scalar>(
+    sp: &mut BackSplat<T>,
+    k: &BackConsts<T>,
+    col: &[T],
+    ecol: &mut [T],
+    rows: &BlockRows<'_, T>,
+    st: BlockState<'_, T>,
+) {
+    let BackConsts {
+        zero,
+        one,
+        half,
+        a_cap,
+        a_max,
+        a_min,
+        ..
+    } = *k;
+    let BlockState {
+        tr,
+        lst,
+        dal,
+        behind,
+        gp,
+        off,
+        stride,
+    } = st;
+    let (px, dyl, inr) = (rows.px, rows.dy, rows.inr);
+    let (m0, ca, b2, cc, op, qc, pos) = (sp.m0, sp.ca, sp.b2, sp.cc, sp.op, sp.qc, sp.pos);
+    let mut dx = [zero; GROUP];
+    let mut wexp = [zero; GROUP];
+    let mut alpha = [zero; GROUP];
+    let mut keep = [0u32; GROUP];
+    let mut geo = [0u32; GROUP];
+    for jj in 0..GROUP {
+        // α as in the module docs; the forward and backward passes
+        // evaluate it with the same operations in the same order
+        let d = px[jj] - m0;
+        let dy = dyl[jj];
+        let cdy = cc * dy * dy;
+        let q = ca * d * d + b2 * d * dy + cdy;
+        let e = (-(half * q)).exp_fast();
+        let raw = op * e;
+        let clamped = raw > a_cap;
+        let a = if clamped { a_max } else { raw };
+        let kp = (inr[jj] != 0) & (pos < lst[jj]) & (q <= qc) & (a >= a_min);
+        dx[jj] = d;
+        wexp[jj] = e;
+        alpha[jj] = a;
+        keep[jj] = kp as u32;
+        geo[jj] = (kp & !clamped) as u32;
+    }
+    // ∂L/∂α per lane, and the colour gradients
+    let mut da = [zero; GROUP];
+    if k.over {
+        let mut inv = [zero; GROUP];
+        let mut tt = [zero; GROUP];
+        for jj in 0..GROUP {
+            // 1 − α ≥ 0.01, so the division is well conditioned
+            let iv = one / (one - alpha[jj]);
+            inv[jj] = iv;
+            tt[jj] = tr[jj] * iv;
+            // `T · 1` is exact: no conditional store
+            tr[jj] *= if keep[jj] != 0 { iv } else { one };
+        }
+        for (c, &cv) in col.iter().enumerate() {
+            let gpc: &mut [T; GROUP] = lanes_mut(gp, off + c * stride);
+            let bh: &mut [T; GROUP] = lanes_mut(behind, off + c * stride);
+            let ec: &mut [T; GROUP] = lanes_mut(ecol, c * GROUP);
+            for jj in 0..GROUP {
+                let wgt = alpha[jj] * tt[jj];
+                let on = keep[jj] != 0;
+                let (gv, bv) = (gpc[jj] * wgt, cv * wgt);
+                da[jj] += gpc[jj] * (cv * tt[jj] - bh[jj] * inv[jj]);
+                ec[jj] += if on { gv } else { zero };
+                bh[jj] += if on { bv } else { zero };
+            }
+        }
+        if k.with_dal {
+            for jj in 0..GROUP {
+                da[jj] += dal[jj] * inv[jj];
+            }
+        }
+    } else {
+        for (c, &cv) in col.iter().enumerate() {
+            let gpc: &mut [T; GROUP] = lanes_mut(gp, off + c * stride);
+            let ec: &mut [T; GROUP] = lanes_mut(ecol, c * GROUP);
+            for jj in 0..GROUP {
+                let on = keep[jj] != 0;
+                let gv = gpc[jj] * alpha[jj];
+                ec[jj] += if on { gv } else { zero };
+                da[jj] += gpc[jj] * cv;
+            }
+        }
+    }
+    // α = o · w, w = exp(−q/2), q from d = p − m
+    for jj in 0..GROUP {
+        let on = geo[jj] != 0;
+        let (d, e, dy) = (dx[jj], wexp[jj], dyl[jj]);
+        let dqv = -(half * da[jj] * op * e);
+        let dq = if on { dqv } else { zero };
+        let (gov, gav, dqxv) = (da[jj] * e, dq * d * d, dq * d);
+        sp.go[jj] += if on { gov } else { zero };
+        sp.ga[jj] += if on { gav } else { zero };
+        let dqx = if on { dqxv } else { zero };
+        sp.s_dx[jj] += dqx;
+        sp.s_dy[jj] += dy * dq;
+        sp.s_dxdy[jj] += dy * dqx;
+        sp.s_dy2[jj] += (dy * dy) * dq;
+    }
+}
+
+/// What every tile of the backward pass reads.
+#[derive(Clone, Copy)]
+pub(super) struct BackInput<'a, T> {
+    pub(super) s: &'a Splats<'a, T>,
+    pub(super) r: &'a Rendered<T>,
+    pub(super) d_image: &'a [T],
+    pub(super) d_alpha: Option<&'a [T]>,
+    /// Per splat, what the tile loops read (see [`pack`]).
+    pub(super) packed: &'a [Packed<T>],
+}
+
+/// The sum of a splat's per-lane gradients, in a fixed order: a tree of
+/// halvings (four dependent additions, not sixteen).
+#[inline(always)]
+pub(super) fn lane_sum<T: Scalar>(v: &[T; GROUP]) -> T {
+    let mut h8 = [T::zero(); 8];
+    for jj in 0..8 {
+        h8[jj] = v[jj] + v[jj + 8];
+    }
+    let mut h4 = [T::zero(); 4];
+    for jj in 0..4 {
+        h4[jj] = h8[jj] + h8[jj + 4];
+    }
+    (h4[0] + h4[2]) + (h4[1] + h4[3])
+}
+
+/// The backward pass: gradients of the loss with respect to the splats,
+/// given `∂L/∂image` (`height × width × channels`) and optionally
+/// `∂L/∂alpha` per pixel (`alpha = 1 − T_final`; ignored for
+/// [`Blend::Sum`]). `r` must be the forward pass of the same `s`.
+pub fn backward<T: Scalar>(
+    s: &Splats<'_, T>,
+    r: &Rendered<T>,
+    d_image: &[T],
+    d_alpha: Option<&[T]>,
+) -> Result<SplatGrads<T>, RasterError> {
+    backward_with(s, r, d_image, d_alpha, Simd::best().for_backward())
+}
+
+/// [`backward()`] into `out`, reusing its vectors and `sc`'s.
+pub(crate) fn backward_into<T: Scalar>(
+    s: &Splats<'_, T>,
+    r: &Rendered<T>,
+    d_image: &[T],
+    d_alpha: Option<&[T]>,
+    out: &mut SplatGrads<T>,
+    sc: &mut RasterScratch<T>,
+) -> Result<(), RasterError> {
+    backward_in(s, r, d_image, d_alpha, Simd::best().for_backward(), out, sc)
+}
+
+/// [`backward()`] built for `simd` (which the caller has checked the CPU has).
+pub(super) fn backward_with<T: Scalar>(
+    s: &Splats<'_, T>,
+    r: &Rendered<T>,
+    d_image: &[T],
+    d_alpha: Option<&[T]>,
+    simd: Simd,
+) -> Result<SplatGrads<T>, RasterError> {
+    let mut out = SplatGrads::default();
+    backward_in(
+        s,
+        r,
+        d_image,
+        d_alpha,
+        simd,
+        &mut out,
+        &mut RasterScratch::default(),
+    )?;
+    Ok(out)
+}
+
+pub(super) fn backward_in<T: Scalar>(
+    s: &Splats<'_, T>,
+    r: &Rendered<T>,
+    d_image: &[T],
+    d_alpha: Option<&[T]>,
+    simd: Simd,
+    out: &mut SplatGrads<T>,
+    sc: &mut RasterScratch<T>,
+) -> Result<(), RasterError> {
+    s.validate()?;
+    let (w, h, ch) = (s.width, s.height, s.channels);
+    let n = s.len();
+    if d_image.len() != w * h * ch {
+        return Err(RasterError::Length {
+            what: "d_image",
+            got: d_image.len(),
+            expected: w * h * ch,
+        });
+    }
+    if let Some(da) = d_alpha {
+        if da.len() != w * h {
+            return Err(RasterError::Length {
+                what: "d_alpha",
+                got: da.len(),
+                expected: w * h,
+            });
+        }
+    }
+    let tiles = &r.tiles;
+    let n_tiles = tiles.tiles_x * tiles.tiles_y;
+    // per-splat gradient record: mean (2), conic (3), opacity (1), colour (C)
+    let stride = 6 + ch;
+    pack(s, tiles, &mut sc.packed);
+    let inp = BackInput {
+        s,
+        r,
+        d_image,
+        d_alpha,
+        packed: &sc.packed,
+    };
+    // one gradient record per tile entry, each tile's aligned with its list
+    let records = &mut sc.records;
+    refill(records, tiles.ids.len() * stride, T::zero());
+    let states = sc.back_states.prepare(ch, BackTile::new);
+    if n_tiles > 0 {
+        for_tiles_split(0, n_tiles, records, &tiles.offsets, stride, &|t, g| {
+            with_state(states, |bt| bt.run(&inp, t, simd, g))
+        });
+    }
+    // deterministic reduction in tile order
+    refill(&mut out.means, n, [T::zero(); 2]);
+    refill(&mut out.conics, n, [T::zero(); 3]);
+    refill(&mut out.opacities, n, T::zero());
+    refill(&mut out.colors, n * ch, T::zero());
+    for (e, &k) in records.chunks_exact(stride).zip(&tiles.ids) {
+        let k = k as usize;
+        out.means[k][0] += e[0];
+        out.means[k][1] += e[1];
+        out.conics[k][0] += e[2];
+        out.conics[k][1] += e[3];
+        out.conics[k][2] += e[4];
+        out.opacities[k] += e[5];
+        for c in 0..ch {
+            out.colors[k * ch + c] += e[6 + c];
+        }
+    }
+    Ok(())
+}
+
+/// Runs `run(t, records of tile t)` for the tiles `t0..t1` (non-empty),
+/// which own `g` (`stride` values per list entry, lists by `offsets`):
+/// halves in parallel down to one tile, so no list of slices is
+/// allocated.
+pub(super) fn for_tiles_split<T: Send>(
+    t0: usize,
+    t1: usize,
+    g: &mut [T],
+    offsets: &[u32],
+    stride: usize,
+    run: &(impl Fn(usize, &mut [T]) + Sync),
+) {
+    if t1 - t0 == 1 {
+        return run(t0, g);
+    }
+    let mid = t0 + (t1 - t0) / 2;
+    let (a, b) = g.split_at_mut((offsets[mid] - offsets[t0]) as usize * stride);
+    rayon::join(
+        || for_tiles_split(t0, mid, a, offsets, stride, run),
+        || for_tiles_split(mid, t1, b, offsets, stride, run),
+    );
+}
