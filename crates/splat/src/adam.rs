@@ -2,6 +2,7 @@
 //! `p −= lr · m̂ / (√v̂ + ε)`).
 
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Adam's state for a flat parameter vector.
 #[derive(Clone, Debug)]
@@ -17,6 +18,111 @@ pub struct Adam {
     m: Vec<f64>,
     v: Vec<f64>,
     t: u32,
+    id: u64,
+}
+
+/// A new identity for an optimiser state ([`Adam::id`]).
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// One step's constants: decays, guard, bias corrections and rate.
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    b1: f64,
+    b2: f64,
+    eps: f64,
+    bc1: f64,
+    bc2: f64,
+    lr: f64,
+}
+
+impl Step {
+    /// Updates one parameter and its moments from its gradient `g`:
+    /// `p −= lr · (m / bc1) / (√(v / bc2) + ε)`, in the order of
+    /// [`Adam::step`].
+    #[inline(always)]
+    fn update(&self, p: &mut f64, m: &mut f64, v: &mut f64, g: f64) {
+        *m = self.b1 * *m + (1.0 - self.b1) * g;
+        *v = self.b2 * *v + (1.0 - self.b2) * g * g;
+        let (mh, vh) = (*m / self.bc1, *v / self.bc2);
+        *p -= self.lr * mh / (vh.sqrt() + self.eps);
+    }
+}
+
+impl Step {
+    /// Updates rows of `w` parameters (with their moments `pmv`) from
+    /// gradient rows `g[r·gs + go..][..w]` (plus `e`), writing the new
+    /// values as `f32` to `c[r·cs + co..][..w]`; `shape` is `[w, gs, go,
+    /// cs, co]`.
+    #[inline(always)]
+    fn update_rows(
+        &self,
+        [p, m, v]: [&mut [f64]; 3],
+        g: &[f32],
+        c: &mut [f32],
+        e: Option<&[f64]>,
+        [w, gs, go, cs, co]: [usize; 5],
+    ) -> Checked {
+        let mut seen = Checked {
+            grads_finite: true,
+            params_finite: true,
+        };
+        let rows = g.chunks_exact(gs).zip(c.chunks_exact_mut(cs));
+        for (r, (gr, cr)) in rows.enumerate() {
+            let (gr, cr) = (&gr[go..go + w], &mut cr[co..co + w]);
+            let at = r * w..r * w + w;
+            let (p, m, v) = (&mut p[at.clone()], &mut m[at.clone()], &mut v[at.clone()]);
+            for j in 0..w {
+                seen.grads_finite &= gr[j].is_finite();
+                let gi = match e {
+                    Some(e) => gr[j] as f64 + e[r * w + j],
+                    None => gr[j] as f64,
+                };
+                self.update(&mut p[j], &mut m[j], &mut v[j], gi);
+                seen.params_finite &= p[j].is_finite();
+                cr[j] = p[j] as f32;
+            }
+        }
+        seen
+    }
+}
+
+/// Rows of `width` values inside a buffer of longer rows: row `i` is
+/// `data[i·stride + offset..][..width]` (what [`Adam::step_rows`] reads its
+/// gradients from).
+#[derive(Clone, Copy, Debug)]
+pub struct Rows<'a, T> {
+    /// The buffer, `stride` values per row.
+    pub data: &'a [T],
+    /// Values per row of `data`.
+    pub stride: usize,
+    /// Where in its row of `data` a row starts.
+    pub offset: usize,
+    /// Values per row.
+    pub width: usize,
+}
+
+/// Rows inside a buffer of longer rows, written (see [`Rows`]; the width
+/// is the [`Rows`] read with it).
+#[derive(Debug)]
+pub struct RowsMut<'a, T> {
+    /// The buffer, `stride` values per row.
+    pub data: &'a mut [T],
+    /// Values per row of `data`.
+    pub stride: usize,
+    /// Where in its row of `data` a row starts.
+    pub offset: usize,
+}
+
+/// What [`Adam::step_rows`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// Every gradient read was finite.
+    pub grads_finite: bool,
+    /// Every updated parameter is finite.
+    pub params_finite: bool,
 }
 
 impl Adam {
@@ -31,6 +137,7 @@ impl Adam {
             m: vec![0.0; n],
             v: vec![0.0; n],
             t: 0,
+            id: next_id(),
         }
     }
 
@@ -44,6 +151,16 @@ impl Adam {
         self.m = pick(&self.m);
         self.v = pick(&self.v);
         self.lr = lr;
+        self.id = next_id();
+    }
+
+    /// The state's identity: every [`Adam::new`] and [`Adam::from_state`]
+    /// gets a new one (a clone keeps it, [`Adam::remap`] gives a new one),
+    /// so that a caller can tell that the state it last stepped was
+    /// replaced (the trainer's density control rebuilds it whenever it
+    /// changes the parameters).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Steps taken so far.
@@ -92,11 +209,7 @@ impl Adam {
     pub fn step_uniform(&mut self, params: &mut [f64], grads: &[f64], lr: f64) -> bool {
         assert_eq!(params.len(), self.m.len(), "adam: parameter count");
         assert_eq!(grads.len(), self.m.len(), "adam: gradient count");
-        self.t += 1;
-        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
-        let bc1 = 1.0 - b1.powi(self.t as i32);
-        let bc2 = 1.0 - b2.powi(self.t as i32);
-        // p −= lr · (m / bc1) / (√(v / bc2) + ε), in the order of `step`
+        let k = self.begin(lr);
         const BLOCK: usize = 4096;
         params
             .par_chunks_mut(BLOCK)
@@ -106,16 +219,118 @@ impl Adam {
             .map(|(((p, g), m), v)| {
                 let mut finite = true;
                 for i in 0..p.len() {
-                    let gi = g[i];
-                    m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                    v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                    let (mh, vh) = (m[i] / bc1, v[i] / bc2);
-                    p[i] -= lr * mh / (vh.sqrt() + eps);
+                    k.update(&mut p[i], &mut m[i], &mut v[i], g[i]);
                     finite &= p[i].is_finite();
                 }
                 finite
             })
             .reduce(|| true, |a, b| a & b)
+    }
+
+    /// Counts a step and returns its constants (uniform rate `lr`).
+    fn begin(&mut self, lr: f64) -> Step {
+        self.t += 1;
+        Step {
+            b1: self.beta1,
+            b2: self.beta2,
+            eps: self.eps,
+            bc1: 1.0 - self.beta1.powi(self.t as i32),
+            bc2: 1.0 - self.beta2.powi(self.t as i32),
+            lr,
+        }
+    }
+
+    /// [`Adam::step_uniform`] fused with the trainer's conversions: the
+    /// gradient of parameter row `i` (`grads.width` values; `params` holds
+    /// the rows back to back) is read as `f32` from row `i` of `grads`
+    /// (plus `extra[j]`, in `f64`, when given: a regulariser's gradient),
+    /// and each updated parameter is also written as `f32` into row `i` of
+    /// `copy` (the scene the next render reads). One pass over the data,
+    /// parallel over fixed blocks of rows, each entry updated on its own:
+    /// the same bits as converting the gradients to `f64`, adding `extra`,
+    /// [`Adam::step_uniform`] and converting the parameters to `f32`, on
+    /// any number of threads.
+    ///
+    /// ```
+    /// use splat::adam::{Adam, Rows, RowsMut};
+    /// // two rows of 2 parameters; gradients and copies in rows of 3
+    /// let mut a = Adam::new(vec![0.0; 4]);
+    /// let mut p = vec![1.0; 4];
+    /// let g = [2.0f32, -2.0, 9.0, 0.0, 2.0, 9.0];
+    /// let mut copy = [0.0f32; 6];
+    /// let grads = Rows { data: &g, stride: 3, offset: 0, width: 2 };
+    /// let out = RowsMut { data: &mut copy, stride: 3, offset: 0 };
+    /// let r = a.step_rows(&mut p, grads, None, out, 0.1);
+    /// assert!(r.grads_finite && r.params_finite);
+    /// assert!((p[0] - 0.9).abs() < 1e-6 && (p[1] - 1.1).abs() < 1e-6);
+    /// assert!(p[2] == 1.0 && (p[3] - 0.9).abs() < 1e-6);
+    /// assert_eq!(copy, [p[0] as f32, p[1] as f32, 0.0, p[2] as f32, p[3] as f32, 0.0]);
+    /// ```
+    pub fn step_rows(
+        &mut self,
+        params: &mut [f64],
+        grads: Rows<'_, f32>,
+        extra: Option<&[f64]>,
+        copy: RowsMut<'_, f32>,
+        lr: f64,
+    ) -> Checked {
+        let w = grads.width;
+        assert_eq!(params.len(), self.m.len(), "adam: parameter count");
+        if w == 0 {
+            assert!(params.is_empty(), "adam: rows of width 0");
+            self.t += 1;
+            return Checked {
+                grads_finite: true,
+                params_finite: true,
+            };
+        }
+        assert_eq!(params.len() % w, 0, "adam: parameters in whole rows");
+        let rows = params.len() / w;
+        assert!(
+            grads.offset + w <= grads.stride && grads.data.len() == rows * grads.stride,
+            "adam: gradient rows"
+        );
+        assert!(
+            copy.offset + w <= copy.stride && copy.data.len() == rows * copy.stride,
+            "adam: copy rows"
+        );
+        if let Some(e) = extra {
+            assert_eq!(e.len(), params.len(), "adam: extra gradient count");
+        }
+        let k = self.begin(lr);
+        // rows per block: about 4096 parameters
+        let b = (4096 / w).max(1);
+        let (gs, go, cs, co) = (grads.stride, grads.offset, copy.stride, copy.offset);
+        // rows back to back in both buffers: a block is one long row (a
+        // loop the compiler vectorises)
+        let flat = gs == w && cs == w;
+        params
+            .par_chunks_mut(b * w)
+            .zip(self.m.par_chunks_mut(b * w))
+            .zip(self.v.par_chunks_mut(b * w))
+            .zip(grads.data.par_chunks(b * gs))
+            .zip(copy.data.par_chunks_mut(b * cs))
+            .enumerate()
+            .map(|(bi, ((((p, m), v), g), c))| {
+                let e = extra.map(|e| &e[bi * b * w..bi * b * w + p.len()]);
+                let n = p.len();
+                let shape = if flat {
+                    [n, n, 0, n, 0]
+                } else {
+                    [w, gs, go, cs, co]
+                };
+                k.update_rows([p, m, v], g, c, e, shape)
+            })
+            .reduce(
+                || Checked {
+                    grads_finite: true,
+                    params_finite: true,
+                },
+                |a, b| Checked {
+                    grads_finite: a.grads_finite & b.grads_finite,
+                    params_finite: a.params_finite & b.params_finite,
+                },
+            )
     }
 
     /// The first and second moments, one of each per parameter.
@@ -144,6 +359,135 @@ impl Adam {
             m,
             v,
             t,
+            id: next_id(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::three::scene::Rng;
+
+    /// The fused update gives the bits of the unfused steps it replaces:
+    /// gradients to `f64`, plus the regulariser's, `step_uniform`, the
+    /// parameters to `f32`; over several steps, rows inside longer rows
+    /// and a rate that changes.
+    #[test]
+    fn fused_rows_match_the_unfused_steps() {
+        let mut r = Rng::new(7);
+        for (rows, w, stride, off, extra) in [
+            (5000, 3, 3, 0, false),
+            (3001, 3, 48, 0, true),
+            (3001, 45, 48, 3, false),
+            (9000, 1, 1, 0, true),
+        ] {
+            let mut p: Vec<f64> = (0..rows * w).map(|_| r.normal()).collect();
+            let mut q = p.clone();
+            let (mut a, mut b) = (Adam::new(vec![0.0; p.len()]), Adam::new(vec![0.0; p.len()]));
+            let mut copy = vec![0.0f32; rows * stride];
+            for step in 0..4 {
+                let g: Vec<f32> = (0..rows * stride).map(|_| r.normal() as f32).collect();
+                let e: Vec<f64> = (0..rows * w).map(|_| 0.1 * r.normal()).collect();
+                let lr = 0.01 * (step + 1) as f64;
+                let got = a.step_rows(
+                    &mut p,
+                    Rows {
+                        data: &g,
+                        stride,
+                        offset: off,
+                        width: w,
+                    },
+                    extra.then_some(&e[..]),
+                    RowsMut {
+                        data: &mut copy,
+                        stride,
+                        offset: off,
+                    },
+                    lr,
+                );
+                assert_eq!(
+                    got,
+                    Checked {
+                        grads_finite: true,
+                        params_finite: true
+                    }
+                );
+                let flat: Vec<f64> = (0..rows * w)
+                    .map(|i| {
+                        g[(i / w) * stride + off + i % w] as f64 + if extra { e[i] } else { 0.0 }
+                    })
+                    .collect();
+                assert!(b.step_uniform(&mut q, &flat, lr));
+                assert_eq!(
+                    p.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    q.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                );
+                assert_eq!(a.moments(), b.moments());
+                for i in 0..rows * w {
+                    assert_eq!(
+                        copy[(i / w) * stride + off + i % w].to_bits(),
+                        (q[i] as f32).to_bits()
+                    );
+                }
+            }
+            assert_eq!(a.steps(), b.steps());
+        }
+    }
+
+    /// A non-finite gradient is reported, and so is a parameter it makes
+    /// non-finite.
+    #[test]
+    fn fused_rows_report_non_finite_values() {
+        let mut a = Adam::new(vec![0.0; 4]);
+        let mut p = vec![0.0; 4];
+        let mut c = vec![0.0f32; 4];
+        let g = [1.0, f32::NAN, 0.0, 0.0];
+        let got = a.step_rows(
+            &mut p,
+            Rows {
+                data: &g,
+                stride: 2,
+                offset: 0,
+                width: 2,
+            },
+            None,
+            RowsMut {
+                data: &mut c,
+                stride: 2,
+                offset: 0,
+            },
+            0.1,
+        );
+        assert_eq!(
+            got,
+            Checked {
+                grads_finite: false,
+                params_finite: false
+            }
+        );
+        let got = a.step_rows(
+            &mut [0.0; 4],
+            Rows {
+                data: &[0.0; 4],
+                stride: 2,
+                offset: 0,
+                width: 2,
+            },
+            Some(&[0.0, 0.0, f64::INFINITY, 0.0]),
+            RowsMut {
+                data: &mut c,
+                stride: 2,
+                offset: 0,
+            },
+            0.1,
+        );
+        assert_eq!(
+            got,
+            Checked {
+                grads_finite: true,
+                params_finite: false
+            }
+        );
     }
 }

@@ -7,8 +7,8 @@ use super::config::check_config;
 use super::densify::strategy;
 use super::exposure::{self, EXPOSURE_LR, EXPOSURE_PARAMS, IDENTITY};
 use super::init::initial_params;
-use super::{camera_of, schedule, TrainConfig, TrainError, GROUPS};
-use crate::adam::Adam;
+use super::{camera_of, schedule, Strategy, TrainConfig, TrainError, GROUPS};
+use crate::adam::{Adam, Rows, RowsMut};
 use crate::data::Dataset;
 use std::borrow::Cow;
 
@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use crate::l1_ssim::L1Ssim;
 use crate::loss;
 use crate::stages::{Lap, StageTimes};
+use crate::three::project::Projected;
 use crate::three::render::{
     render_backward_staged_in, render_staged_in, BackwardGrads, RenderOptions, RenderWorkspace,
 };
@@ -53,6 +54,9 @@ pub struct Trainer {
     pub(super) data: Dataset,
     pub(super) extent: f64,
     /// Flat parameters per group (strides: 3, 3, 4, 1, 3, 3·(K−1)).
+    /// Code that changes them outside [`Trainer::step`] rebuilds the
+    /// group's `adam` state too (as density control does), or the next
+    /// step renders the f32 copy of the old ones (see `StepBuffers`).
     pub(super) params: [Vec<f64>; GROUPS],
     pub(super) adam: Vec<Adam>,
     pub(super) iteration: u32,
@@ -79,8 +83,14 @@ pub struct Trainer {
 pub(super) struct StepBuffers {
     /// The scene in f32, as the renderer takes it.
     scene: Option<Gaussians<f32>>,
-    /// The gradients as the optimiser's flat f64 groups.
-    grads: [Vec<f64>; GROUPS],
+    /// The optimiser states (identity and step count per group) right
+    /// after the fused update that wrote `scene`, when density control
+    /// left the parameters alone; `scene` holds the parameters while the
+    /// states are still these (density control rebuilds them whenever it
+    /// changes the parameters: `gather`, `reset_opacity`).
+    scene_stamp: Option<[(u64, u32); GROUPS]>,
+    /// A regulariser's gradient per group (with a strategy that has one).
+    reg: [Vec<f64>; GROUPS],
     /// The render's and its backward pass's buffers.
     render: RenderWorkspace<f32>,
 }
@@ -261,7 +271,13 @@ impl Trainer {
             .scene
             .take()
             .unwrap_or_else(|| Gaussians::new(self.cfg.sh_degree));
-        self.write_gaussians(&mut g32);
+        if self.bufs.scene_stamp != Some(self.adam_stamp()) {
+            self.write_gaussians(&mut g32);
+        }
+        debug_assert!(
+            g32 == self.gaussians::<f32>(),
+            "the f32 scene lags the parameters"
+        );
         st.other += lap.lap();
         let mut ws = std::mem::take(&mut self.bufs.render);
         render_staged_in(&g32, &cam, &opts, &mut st, &mut ws)
@@ -320,54 +336,94 @@ impl Trainer {
             .map_err(|e| TrainError::Render(e.to_string()))?;
         let (grads, d_means2d, state) = (ws.grads(), ws.d_means2d(), ws.state());
         lap.lap();
-        let mut flat = std::mem::take(&mut self.bufs.grads);
-        if !flatten_grads(grads, &mut flat) {
+        // a regulariser's gradient, added in the optimiser's pass (the
+        // default strategy has none)
+        let mut reg = std::mem::take(&mut self.bufs.reg);
+        let has_reg = self.cfg.strategy != Strategy::Default;
+        let value = if has_reg {
+            for (r, p) in reg.iter_mut().zip(&self.params) {
+                r.clear();
+                r.resize(p.len(), 0.0);
+            }
+            value + strategy(self.cfg.strategy).regularise(self, &mut reg)
+        } else {
+            value
+        };
+        st.other += lap.lap();
+        accumulate_densify_stats(
+            [
+                &mut self.grad_accum,
+                &mut self.grad_count,
+                &mut self.max_radii,
+            ],
+            &state.projected,
+            d_means2d,
+            mask,
+            (w, h),
+        );
+        st.densify += lap.lap();
+        self.iteration = it;
+        // the update, the gradients' conversion and check, and the f32
+        // scene for the next render, in one pass per group
+        let k = sh_coeffs(self.cfg.sh_degree);
+        fn rows(data: &[f32], stride: usize, offset: usize, width: usize) -> Rows<'_, f32> {
+            Rows {
+                data,
+                stride,
+                offset,
+                width,
+            }
+        }
+        let gsrc = [
+            rows(grads.means.as_flattened(), 3, 0, 3),
+            rows(grads.log_scales.as_flattened(), 3, 0, 3),
+            rows(grads.quats.as_flattened(), 4, 0, 4),
+            rows(&grads.opacity_logits, 1, 0, 1),
+            rows(&grads.sh, 3 * k, 0, 3),
+            rows(&grads.sh, 3 * k, 3, 3 * (k - 1)),
+        ];
+        let mut grads_finite = true;
+        let mut failed = None;
+        for (g, src) in gsrc.into_iter().enumerate() {
+            let lr = self.group_lr(g);
+            let (data, stride, offset): (&mut [f32], _, _) = match g {
+                0 => (g32.means.as_flattened_mut(), 3, 0),
+                1 => (g32.log_scales.as_flattened_mut(), 3, 0),
+                2 => (g32.quats.as_flattened_mut(), 4, 0),
+                3 => (&mut g32.opacity_logits, 1, 0),
+                4 => (&mut g32.sh, 3 * k, 0),
+                _ => (&mut g32.sh, 3 * k, 3),
+            };
+            let copy = RowsMut {
+                data,
+                stride,
+                offset,
+            };
+            let extra = has_reg.then_some(&reg[g][..]);
+            let c = self.adam[g].step_rows(&mut self.params[g], src, extra, copy, lr);
+            grads_finite &= c.grads_finite;
+            if !c.params_finite {
+                failed = failed.or(Some(g));
+            }
+        }
+        if !grads_finite {
             return Err(TrainError::NonFinite {
                 iteration: it,
                 op: "render backward",
             });
         }
-        let value = value + strategy(self.cfg.strategy).regularise(self, &mut flat);
-        st.other += lap.lap();
-        // densification statistics: |dL/d mean2d| in NDC units, over the
-        // views where the splat is drawn; ignored pixels add no gradient,
-        // and with a mask a view counts only if the splat's centre is on a
-        // kept pixel (or off the image with some gradient from kept ones)
-        let (hw, hh) = (0.5 * w as f64, 0.5 * h as f64);
-        let kept = |i: usize| -> bool {
-            let Some(m) = mask else { return true };
-            let [x, y] = state.projected.means2d[i].map(|v| v.floor() as i64);
-            if (0..w as i64).contains(&x) && (0..h as i64).contains(&y) {
-                m[y as usize * w + x as usize] > 0.0
-            } else {
-                d_means2d[i] != [0.0; 2]
-            }
-        };
-        for (i, &r) in state.projected.radii.iter().enumerate() {
-            if r > 0 && kept(i) {
-                let d = d_means2d[i];
-                let gx = d[0] as f64 * hw;
-                let gy = d[1] as f64 * hh;
-                self.grad_accum[i] += (gx * gx + gy * gy).sqrt();
-                self.grad_count[i] += 1.0;
-                self.max_radii[i] = self.max_radii[i].max(r as f64);
-            }
-        }
-        st.densify += lap.lap();
-        self.iteration = it;
-        for (g, fg) in flat.iter().enumerate() {
-            let lr = self.group_lr(g);
-            if !self.adam[g].step_uniform(&mut self.params[g], fg, lr) {
-                return Err(TrainError::NonFinite {
-                    iteration: it,
-                    op: ADAM_OPS[g],
-                });
-            }
+        if let Some(g) = failed {
+            return Err(TrainError::NonFinite {
+                iteration: it,
+                op: ADAM_OPS[g],
+            });
         }
         st.optimizer += lap.lap();
+        let stamp = self.params_kept_after_step().then(|| self.adam_stamp());
         self.bufs = StepBuffers {
             scene: Some(g32),
-            grads: flat,
+            scene_stamp: stamp,
+            reg,
             render: ws,
         };
         if let Some(de) = d_exposure {
@@ -426,6 +482,22 @@ impl Trainer {
         self.exposure.get(i).copied()
     }
 
+    /// Each group's optimiser identity and step count.
+    fn adam_stamp(&self) -> [(u64, u32); GROUPS] {
+        std::array::from_fn(|g| (self.adam[g].id(), self.adam[g].steps()))
+    }
+
+    /// Whether [`Trainer::after_step`] at this iteration leaves the
+    /// parameters as the optimiser left them (so the f32 scene it wrote
+    /// stays current): the default strategy changes them only when it
+    /// densifies or resets opacities; MCMC moves positions every step.
+    fn params_kept_after_step(&self) -> bool {
+        let it = self.iteration;
+        self.cfg.strategy == Strategy::Default
+            && !schedule::densify_now(&self.cfg, it)
+            && !schedule::opacity_reset_now(&self.cfg, it)
+    }
+
     fn after_step(&mut self) {
         if schedule::sh_band_up(&self.cfg, self.iteration, self.sh_active) {
             self.sh_active += 1;
@@ -434,40 +506,44 @@ impl Trainer {
     }
 }
 
-/// The gradients as the optimiser's flat f64 groups, into `flat` (its
-/// buffers reused; in parallel). Returns whether every gradient is finite.
-fn flatten_grads(g: &Gaussians<f32>, flat: &mut [Vec<f64>; GROUPS]) -> bool {
-    let k = g.sh_coeffs();
-    let n = g.len();
-    // one group: `per` values of each Gaussian, from `src(i)`
-    fn group<'a, F>(dst: &mut Vec<f64>, n: usize, per: usize, src: F) -> bool
-    where
-        F: Fn(usize) -> &'a [f32] + Sync,
-    {
-        dst.resize(n * per, 0.0);
-        if per == 0 {
-            return true;
+/// Adds one view's densification statistics to `[grad_accum, grad_count,
+/// max_radii]`: |dL/d mean2d| in NDC units, over the views where the
+/// splat is drawn; ignored pixels add no gradient, and with a mask a view
+/// counts only if the splat's centre is on a kept pixel (or off the image
+/// with some gradient from kept ones). Parallel over Gaussians, each entry
+/// on its own (the same bits on any number of threads).
+fn accumulate_densify_stats(
+    [accum, count, max_radii]: [&mut Vec<f64>; 3],
+    p: &Projected<f32>,
+    d_means2d: &[[f32; 2]],
+    mask: Option<&[f32]>,
+    (w, h): (usize, usize),
+) {
+    let (hw, hh) = (0.5 * w as f64, 0.5 * h as f64);
+    let kept = |i: usize| -> bool {
+        let Some(m) = mask else { return true };
+        let [x, y] = p.means2d[i].map(|v| v.floor() as i64);
+        if (0..w as i64).contains(&x) && (0..h as i64).contains(&y) {
+            m[y as usize * w + x as usize] > 0.0
+        } else {
+            d_means2d[i] != [0.0; 2]
         }
-        dst.par_chunks_exact_mut(per)
-            .enumerate()
-            .with_min_len(1024)
-            .map(|(i, d)| {
-                let mut finite = true;
-                for (d, &v) in d.iter_mut().zip(src(i)) {
-                    *d = v as f64;
-                    finite &= v.is_finite();
-                }
-                finite
-            })
-            .reduce(|| true, |a, b| a & b)
-    }
-    let [m, s, q, o, dc, rest] = flat;
-    group(m, n, 3, |i| &g.means[i])
-        & group(s, n, 3, |i| &g.log_scales[i])
-        & group(q, n, 4, |i| &g.quats[i])
-        & group(o, n, 1, |i| std::slice::from_ref(&g.opacity_logits[i]))
-        & group(dc, n, 3, |i| &g.sh[3 * k * i..3 * k * i + 3])
-        & group(rest, n, 3 * (k - 1), |i| {
-            &g.sh[3 * k * i + 3..3 * k * (i + 1)]
-        })
+    };
+    accum
+        .par_iter_mut()
+        .zip(count.par_iter_mut())
+        .zip(max_radii.par_iter_mut())
+        .enumerate()
+        .with_min_len(4096)
+        .for_each(|(i, ((a, c), mr))| {
+            let r = p.radii[i];
+            if r > 0 && kept(i) {
+                let d = d_means2d[i];
+                let gx = d[0] as f64 * hw;
+                let gy = d[1] as f64 * hh;
+                *a += (gx * gx + gy * gy).sqrt();
+                *c += 1.0;
+                *mr = mr.max(r as f64);
+            }
+        });
 }
