@@ -280,9 +280,40 @@ fn the_pinhole_keeps_only_pixels_with_a_source_like_colmaps_undistorter() {
 }
 
 #[test]
-fn resampling_is_bilinear_and_user_masks_follow_the_pixels() {
-    // a photo that is a linear ramp in x: bilinear sampling reproduces the
-    // ramp at the source position exactly
+fn lanczos3_weights_match_the_formula_by_hand() {
+    use super::undistort::lanczos3_taps;
+    // half-way between pixels 3 and 4 (position 4.0): distances 2.5, 1.5,
+    // 0.5 on each side; L(t) = 3·sin(πt)·sin(πt/3)/(πt)²:
+    // L(0.5) = 1.5/(π²/4) = 0.607927, L(1.5) = −3/(2.25π²) = −0.135095,
+    // L(2.5) = 1.5/(6.25π²) = 0.024317; their sum 0.994299 normalises them
+    let t = lanczos3_taps(4.0, 10);
+    let want = [0.024457, -0.135870, 0.611413, 0.611413, -0.135870, 0.024457];
+    for (k, (&(i, w), want)) in t.iter().zip(want).enumerate() {
+        assert_eq!(i, k + 1);
+        assert!((w - want).abs() < 1e-6, "tap {k}: {w} vs {want}");
+    }
+    // on a pixel centre: that pixel alone, exactly (an interpolating kernel)
+    let t = lanczos3_taps(5.5, 10);
+    assert_eq!(
+        t.map(|(i, w)| (i, w)),
+        [(3, 0.0), (4, 0.0), (5, 1.0), (6, 0.0), (7, 0.0), (8, 0.0)]
+    );
+    // near a border the indices repeat the edge pixel; weights sum to one
+    for pos in [0.0, 0.3, 0.75, 1.9, 7.25, 9.6, 10.0] {
+        let t = lanczos3_taps(pos, 10);
+        assert!(t.iter().all(|&(i, _)| i < 10), "{pos}: {t:?}");
+        let sum: f64 = t.iter().map(|&(_, w)| w).sum();
+        assert!((sum - 1.0).abs() < 1e-12, "{pos}: {sum}");
+    }
+    assert_eq!(lanczos3_taps(0.2, 10)[2], (0, 1.0));
+}
+
+#[test]
+fn resampling_is_lanczos3_and_user_masks_follow_the_pixels() {
+    // a photo that is a linear ramp in x: the kernel reproduces it at the
+    // source position to within 0.02 px of slope away from the borders
+    // (normalised Lanczos-3 is not exactly linear; its largest error, at
+    // fractions near 0.2 and 0.8, is 0.01998)
     let (w, h) = (64u32, 48u32);
     let c = cam(
         CameraModel::Radial,
@@ -294,39 +325,77 @@ fn resampling_is_bilinear_and_user_masks_follow_the_pixels() {
     let r = Remap::new(&c);
     let out = r.apply(&ramp, 1, &[0.0]);
     let p = r.pinhole;
+    let src = |x: u32, y: u32| {
+        let d = [
+            (x as f64 + 0.5 - p.cx) / p.fx,
+            (y as f64 + 0.5 - p.cy) / p.fy,
+            1.0,
+        ];
+        c.project(d).unwrap()
+    };
+    let mut inner = 0;
     for y in 0..p.height {
         for x in 0..p.width {
-            let d = [
-                (x as f64 + 0.5 - p.cx) / p.fx,
-                (y as f64 + 0.5 - p.cy) / p.fy,
-                1.0,
-            ];
-            let s = c.project(d).unwrap();
-            let want = (s[0] - 0.5).clamp(0.0, (w - 1) as f64);
+            let s = src(x, y);
+            let want = s[0] - 0.5;
             let got = out[(y * p.width + x) as usize] as f64;
-            assert!((got - want).abs() < 1e-3, "({x},{y}): {got} vs {want}");
+            if (3.0..(w - 4) as f64).contains(&want) {
+                assert!((got - want).abs() < 0.02, "({x},{y}): {got} vs {want}");
+                inner += 1;
+            }
+            // clamped to its taps' range: never beyond the photo's
+            assert!((0.0..=(w - 1) as f64).contains(&got), "({x},{y}): {got}");
         }
     }
-    // a user mask that ignores the left half: output pixels whose taps
-    // touch it are ignored, the rest kept
-    let user: Vec<f32> = (0..w * h)
+    assert!(inner > (p.width * p.height / 2) as usize);
+    // a step edge (0 left, 1 right): the negative lobes would overshoot;
+    // the clamp keeps every pixel within [0, 1], and pixels near the edge
+    // take values in between
+    let step: Vec<f32> = (0..w * h)
         .map(|i| if i % w < w / 2 { 0.0 } else { 1.0 })
         .collect();
-    let m = r.mask(Some(&user));
+    let out = r.apply(&step, 1, &[0.0]);
+    assert!(out.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert!(out.iter().any(|&v| v > 0.05 && v < 0.95));
+    // a user mask that ignores the left half: output pixels whose six
+    // columns of taps touch it are ignored, the rest kept
+    let m = r.mask(Some(&step));
     for y in 0..p.height {
         for x in 0..p.width {
-            let d = [
-                (x as f64 + 0.5 - p.cx) / p.fx,
-                (y as f64 + 0.5 - p.cy) / p.fy,
-                1.0,
-            ];
-            let s = c.project(d).unwrap();
+            let f = (src(x, y)[0] - 0.5).clamp(0.0, (w - 1) as f64);
             let kept = m[(y * p.width + x) as usize] == 1.0;
-            if s[0] - 0.5 >= (w / 2) as f64 {
-                assert!(kept, "({x},{y}) from {s:?}");
-            } else if s[0] - 0.5 < (w / 2 - 1) as f64 {
-                assert!(!kept, "({x},{y}) from {s:?}");
+            if f.floor() - 2.0 >= (w / 2) as f64 {
+                assert!(kept, "({x},{y}) from {f}");
+            } else if f.floor() + 3.0 < (w / 2) as f64 || f.fract() != 0.0 {
+                assert!(!kept, "({x},{y}) from {f}");
             }
+        }
+    }
+    // an output pinhole one whole pixel to the right of a pinhole photo:
+    // every kept pixel is exactly the photo's neighbour pixel
+    let pc = cam(
+        CameraModel::Pinhole,
+        w as u64,
+        h as u64,
+        vec![60.0, 60.0, 32.0, 24.0],
+    );
+    let shifted = super::undistort::Pinhole {
+        width: w,
+        height: h,
+        fx: 60.0,
+        fy: 60.0,
+        cx: 33.0,
+        cy: 24.0,
+    };
+    let rs = Remap::to(&pc, shifted);
+    let noise: Vec<f32> = (0..w * h)
+        .map(|i| ((i * 7919) % 101) as f32 / 100.0)
+        .collect();
+    let out = rs.apply(&noise, 1, &[0.0]);
+    for y in 0..h {
+        for x in 1..w {
+            let i = (y * w + x) as usize;
+            assert_eq!(out[i], noise[i - 1], "({x},{y})");
         }
     }
 }
