@@ -28,6 +28,11 @@
 //! leaf or a custom operation inside the step, or a scalar for which
 //! `x · 1 ≠ x` ([`Scalar::MUL_BY_ONE_EXACT`]). Those steps keep the
 //! recording path; the gradient is the same either way.
+//!
+//! A [`Program`] can also hold a traced inverse step (`traced.rs`,
+//! [`Program::inverse`]): plain arithmetic on values only, with IEEE
+//! division among its rules, run over the rows backwards
+//! ([`Program::inverse_steps`]).
 
 use std::any::Any;
 use std::sync::{Arc, Mutex};
@@ -75,6 +80,12 @@ pub(crate) enum Rule {
     Tanh,
     /// The logistic sigmoid.
     Sigmoid,
+    /// `a / b` as one IEEE division (traced plain arithmetic only).
+    Quot,
+    /// `a / c` as one IEEE division (traced plain arithmetic only).
+    QuotC,
+    /// `c / a` (traced plain arithmetic only).
+    RQuotC,
 }
 
 /// How a rule's adjoint reaches its operands.
@@ -91,11 +102,11 @@ pub(crate) enum Flow {
 }
 
 impl Rule {
-    fn flow(self) -> Flow {
+    pub(crate) fn flow(self) -> Flow {
         match self {
             Rule::Add => Flow::Add,
             Rule::AddC | Rule::SubC => Flow::Pass,
-            Rule::Sub | Rule::Mul | Rule::Div => Flow::Binary,
+            Rule::Sub | Rule::Mul | Rule::Div | Rule::Quot => Flow::Binary,
             _ => Flow::Unary,
         }
     }
@@ -169,6 +180,37 @@ impl Rule {
             Rule::Cos => one(rule::cos(a)),
             Rule::Tanh => one(rule::tanh(a)),
             Rule::Sigmoid => one(rule::sigmoid(a)),
+            Rule::Quot => two(rule::quot(a, b)),
+            Rule::QuotC => one(rule::quot_c(a, c)),
+            Rule::RQuotC => one(rule::rquot_c(a, c)),
+        }
+    }
+
+    /// The value alone (the same bits as [`Rule::exec`]'s).
+    #[inline(always)]
+    pub(crate) fn value<T: Scalar>(self, a: T, b: T, c: T) -> T {
+        match self {
+            Rule::Add => rule::add(a, b),
+            Rule::AddC => rule::add(a, c),
+            Rule::SubC => rule::sub_c(a, c),
+            Rule::Sub => rule::sub(a, b).0,
+            Rule::Mul => rule::mul(a, b).0,
+            Rule::Div => rule::div(a, b).0,
+            Rule::MulC => rule::mul_c(a, c).0,
+            Rule::DivC => rule::div_c(a, c).0,
+            Rule::RSubC => rule::rsub_c(a, c).0,
+            Rule::Neg => rule::neg(a).0,
+            Rule::Exp => rule::exp(a).0,
+            Rule::Ln => rule::ln(a).0,
+            Rule::Sqrt => rule::sqrt(a).0,
+            // (`rule::sin` is `a.sin()` and a partial kept from fusing)
+            Rule::Sin => a.sin(),
+            Rule::Cos => rule::cos(a).0,
+            Rule::Tanh => rule::tanh(a).0,
+            Rule::Sigmoid => rule::sigmoid(a).0,
+            Rule::Quot => rule::quot(a, b).0,
+            Rule::QuotC => rule::quot_c(a, c).0,
+            Rule::RQuotC => rule::rquot_c(a, c).0,
         }
     }
 }
@@ -203,6 +245,9 @@ pub(crate) struct Program<T: Scalar> {
     pub(crate) out: Vec<u32>,
     /// Partials a step stores (2 per binary rule, 1 per unary rule).
     pub(crate) n_parts: usize,
+    /// A traced inverse step (`traced.rs`): plain arithmetic on values
+    /// only, run over the rows backwards ([`Program::inverse_steps`]).
+    pub(crate) back: bool,
     /// The program as native code (`jit.rs`), where built; the
     /// interpreter below runs otherwise.
     native: Option<Arc<Code<T>>>,
@@ -382,8 +427,85 @@ impl<T: Scalar> Program<T> {
             code,
             out,
             n_parts,
+            back: false,
             native: None,
         })
+    }
+
+    /// A traced inverse step (`traced.rs`): registers `[θ | s_{t+1} |
+    /// x_t | nodes]`, `out` the registers of `s_t` (any, inputs too).
+    pub(crate) fn inverse(
+        np: usize,
+        ns: usize,
+        w: usize,
+        code: Vec<Instr<T>>,
+        out: Vec<u32>,
+    ) -> Self {
+        Program {
+            np,
+            ns,
+            w,
+            n_parts: code
+                .iter()
+                .map(|i| match i.flow {
+                    Flow::Binary => 2,
+                    Flow::Unary => 1,
+                    _ => 0,
+                })
+                .sum(),
+            code,
+            out,
+            back: true,
+            native: None,
+        }
+    }
+
+    /// Steps `b - 1` down to `a` of an inverse program: `s` holds `s_b`
+    /// on the way in and `s_a` on the way out; rows `a..b` of `xs`. One
+    /// native call where there is native code.
+    pub(crate) fn inverse_steps(
+        &self,
+        work: &mut Work<T>,
+        s: &mut [T],
+        xs: &[T],
+        (a, b): (usize, usize),
+    ) {
+        let (np, ns, w, base) = (self.np, self.ns, self.w, self.base());
+        assert!(
+            self.back
+                && s.len() == ns
+                && a <= b
+                && xs.len() >= b * w
+                && work.regs.len() == base + self.code.len()
+        );
+        if let Some(code) = &self.native {
+            // SAFETY: lengths checked above; θ is `regs[..np]` (prepare);
+            // the rows `a..b` end at row `b`.
+            unsafe {
+                code.forward(
+                    Fwd::Back,
+                    work.regs.as_ptr(),
+                    s.as_mut_ptr(),
+                    xs.as_ptr().add(b * w),
+                    (b - a, std::ptr::null_mut()),
+                );
+            }
+            return;
+        }
+        let regs = &mut work.regs;
+        for t in (a..b).rev() {
+            regs[np..np + ns].copy_from_slice(s);
+            regs[np + ns..base].copy_from_slice(&xs[t * w..(t + 1) * w]);
+            for (j, ins) in self.code.iter().enumerate() {
+                let v = ins
+                    .rule
+                    .value(regs[ins.a as usize], regs[ins.b as usize], ins.c);
+                regs[base + j] = v;
+            }
+            for (k, &o) in self.out.iter().enumerate() {
+                s[k] = regs[o as usize];
+            }
+        }
     }
 
     /// Generates native code for the program (unless `CHAINRULE_JIT=0`
@@ -399,6 +521,29 @@ impl<T: Scalar> Program<T> {
             return;
         };
         let mut work = Work::default();
+        if self.back {
+            // one step back, natively and on the interpreter
+            self.prepare(&mut work, p, 1);
+            let mut want = s.to_vec();
+            self.inverse_steps(&mut work, &mut want, x, (0, 1));
+            let mut got = s.to_vec();
+            // SAFETY: `p`, `got` and `x` hold the parameters, the state
+            // and one input row (checked above).
+            unsafe {
+                code.forward(
+                    Fwd::Back,
+                    p.as_ptr(),
+                    got.as_mut_ptr(),
+                    x.as_ptr().add(x.len()),
+                    (1, std::ptr::null_mut()),
+                );
+            }
+            let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+            if bits(&got) == bits(&want) {
+                self.native = Some(Arc::new(code));
+            }
+            return;
+        }
         self.prepare(&mut work, p, 1);
         let mut want = Vec::new();
         let next = self.record_parts(&mut work, s, x, 1, &mut want);
@@ -466,7 +611,7 @@ impl<T: Scalar> Program<T> {
 
     /// Whether `other` runs the same operations on the same operands.
     pub(crate) fn same_as(&self, other: &Program<T>) -> bool {
-        (self.np, self.ns, self.w) == (other.np, other.ns, other.w)
+        (self.np, self.ns, self.w, self.back) == (other.np, other.ns, other.w, other.back)
             && self.out == other.out
             && self.code.len() == other.code.len()
             && self.code.iter().zip(&other.code).all(|(x, y)| {

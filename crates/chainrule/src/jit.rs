@@ -4,7 +4,9 @@
 //! the forward pass of `n` steps keeping every step's partials (the
 //! layout the interpreter writes), the forward pass of `n` steps on values
 //! only (optionally writing every state), and the reverse sweep of `n`
-//! steps over those partials. Registers of the instruction list become
+//! steps over those partials; and for a traced inverse step (`traced.rs`)
+//! one function, its values over `n` steps backwards. Registers of the
+//! instruction list become
 //! SSA values, so operands live in machine registers instead of memory,
 //! and there is no decoding and no jump per node.
 //!
@@ -65,14 +67,26 @@ pub(crate) enum Fwd {
     Parts,
     /// Values only (and optionally every state).
     Values,
+    /// Values only, over the rows backwards, ending at `xs` (a traced
+    /// inverse step, `Program::inverse_steps`); no states written.
+    Back,
 }
 
 /// A step's native code (see the module documentation).
 pub(crate) struct Code<T> {
     module: Option<JITModule>,
-    fwd_parts: FwdParts<T>,
-    fwd_values: FwdValues<T>,
-    rev: Rev<T>,
+    /// A step's three functions, or (an inverse step) one.
+    fns: Fns<T>,
+}
+
+/// The functions of a step, or of an inverse step.
+enum Fns<T> {
+    Step {
+        fwd_parts: FwdParts<T>,
+        fwd_values: FwdValues<T>,
+        rev: Rev<T>,
+    },
+    Back(FwdValues<T>),
 }
 
 // SAFETY: after `finalize_definitions` the module is only touched by
@@ -294,6 +308,37 @@ impl<T: Scalar> Gen<'_, T> {
                     }
                     v
                 }
+                Rule::Quot => {
+                    let q = b.ins().fdiv(x, y);
+                    if let Some(p) = parts {
+                        let o = self.konst(b, one);
+                        let inv = b.ins().fdiv(o, y);
+                        let nq = b.ins().fneg(q);
+                        let d1 = b.ins().fdiv(nq, y);
+                        self.store(b, inv, p, off);
+                        self.store(b, d1, p, off + 1);
+                    }
+                    q
+                }
+                Rule::QuotC => {
+                    let k = self.konst(b, c);
+                    let v = b.ins().fdiv(x, k);
+                    if let Some(p) = parts {
+                        let d = self.konst(b, one / c);
+                        self.store(b, d, p, off);
+                    }
+                    v
+                }
+                Rule::RQuotC => {
+                    let k = self.konst(b, c);
+                    let q = b.ins().fdiv(k, x);
+                    if let Some(p) = parts {
+                        let nq = b.ins().fneg(q);
+                        let d = b.ins().fdiv(nq, x);
+                        self.store(b, d, p, off);
+                    }
+                    q
+                }
                 Rule::Sqrt => {
                     let v = b.ins().sqrt(x);
                     if let Some(p) = parts {
@@ -351,8 +396,10 @@ impl<T: Scalar> Gen<'_, T> {
         (head, body, exit)
     }
 
-    /// The forward pass of `n` steps (with partials, or values only).
-    fn forward(&self, b: &mut FunctionBuilder<'_>, with_parts: bool) {
+    /// The forward pass of `n` steps (with partials, or values only;
+    /// `back`: values only over the rows backwards, from the row before
+    /// `xs`).
+    fn forward(&self, b: &mut FunctionBuilder<'_>, with_parts: bool, back: bool) {
         let p = self.prog;
         let (np, ns, w) = (p.np, p.ns, p.w);
         let entry = b.create_block();
@@ -378,14 +425,26 @@ impl<T: Scalar> Gen<'_, T> {
         let sv: Vec<Value> = state.iter().map(|&v| b.use_var(v)).collect();
         regs.extend_from_slice(&sv);
         let r = b.use_var(row);
+        let row_bytes = i64::from(self.sz) * w as i64;
+        let r = if back {
+            b.ins().iadd_imm(r, -row_bytes)
+        } else {
+            r
+        };
         for c in 0..w {
             let x = self.load(b, r, c);
             regs.push(x);
         }
-        let r = b.ins().iadd_imm(r, i64::from(self.sz) * w as i64);
+        let r = if back {
+            r
+        } else {
+            b.ins().iadd_imm(r, row_bytes)
+        };
         b.def_var(row, r);
         let o = b.use_var(outp);
-        if with_parts {
+        if back {
+            self.step_forward(b, &mut regs, None);
+        } else if with_parts {
             self.step_forward(b, &mut regs, Some(o));
             let o = b.ins().iadd_imm(o, i64::from(self.sz) * p.n_parts as i64);
             b.def_var(outp, o);
@@ -637,7 +696,12 @@ impl<T: Scalar> Code<T> {
         let mut ctx = module.make_context();
         let mut fctx = FunctionBuilderContext::new();
         let mut ids = Vec::with_capacity(3);
-        for (name, which) in [("fwd_parts", 0), ("fwd_values", 1), ("rev", 2)] {
+        let fns: &[(&str, u8)] = if prog.back {
+            &[("back", 3)]
+        } else {
+            &[("fwd_parts", 0), ("fwd_values", 1), ("rev", 2)]
+        };
+        for &(name, which) in fns {
             ctx.func.signature = Signature::new(cc);
             for _ in 0..4 {
                 ctx.func.signature.params.push(AbiParam::new(ptr));
@@ -649,9 +713,10 @@ impl<T: Scalar> Code<T> {
             {
                 let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
                 match which {
-                    0 => gen.forward(&mut b, true),
-                    1 => gen.forward(&mut b, false),
-                    _ => gen.reverse(&mut b),
+                    0 => gen.forward(&mut b, true, false),
+                    1 => gen.forward(&mut b, false, false),
+                    2 => gen.reverse(&mut b),
+                    _ => gen.forward(&mut b, false, true),
                 }
                 b.seal_all_blocks();
                 b.finalize();
@@ -673,29 +738,37 @@ impl<T: Scalar> Code<T> {
         // SAFETY: each function was generated with exactly this signature
         // (five pointer-sized arguments, no result, the host's C calling
         // convention).
-        let (fwd_parts, fwd_values, rev) = unsafe {
-            (
-                std::mem::transmute::<*const u8, FwdParts<T>>(f(0)),
-                std::mem::transmute::<*const u8, FwdValues<T>>(f(1)),
-                std::mem::transmute::<*const u8, Rev<T>>(f(2)),
-            )
+        let fns = unsafe {
+            if prog.back {
+                Fns::Back(std::mem::transmute::<*const u8, FwdValues<T>>(f(0)))
+            } else {
+                Fns::Step {
+                    fwd_parts: std::mem::transmute::<*const u8, FwdParts<T>>(f(0)),
+                    fwd_values: std::mem::transmute::<*const u8, FwdValues<T>>(f(1)),
+                    rev: std::mem::transmute::<*const u8, Rev<T>>(f(2)),
+                }
+            }
         };
         Ok(Code {
             module: Some(module),
-            fwd_parts,
-            fwd_values,
-            rev,
+            fns,
         })
     }
 
     /// Steps `0..n` from the state at `s` (overwritten by the final one),
     /// rows of `xs`: with `Fwd::Parts`, every step's partials written from
     /// `out` on; with `Fwd::Values`, values only, each state before its
-    /// step written from `out` on unless it is null.
+    /// step written from `out` on unless it is null; with `Fwd::Back`
+    /// (the code of an inverse step), values only over the `n` rows
+    /// before `xs`, last first, `out` unused.
     ///
     /// # Safety
-    /// `theta` holds the parameters, `s` the state, `xs` `n` rows and
-    /// `out` room for `n` steps' partials (or states).
+    /// `theta` holds the parameters, `s` the state, `xs` `n` rows (or
+    /// ends them) and `out` room for `n` steps' partials (or states).
+    ///
+    /// # Panics
+    /// If the kind is not one this code has (`Back` only for an inverse
+    /// step, which has no other).
     pub(crate) unsafe fn forward(
         &self,
         kind: Fwd,
@@ -704,9 +777,11 @@ impl<T: Scalar> Code<T> {
         xs: *const T,
         (n, out): (usize, *mut T),
     ) {
-        match kind {
-            Fwd::Parts => (self.fwd_parts)(theta, s, xs, n, out),
-            Fwd::Values => (self.fwd_values)(theta, s, xs, n, out),
+        match (kind, &self.fns) {
+            (Fwd::Parts, Fns::Step { fwd_parts, .. }) => fwd_parts(theta, s, xs, n, out),
+            (Fwd::Values, Fns::Step { fwd_values, .. }) => fwd_values(theta, s, xs, n, out),
+            (Fwd::Back, Fns::Back(back)) => back(theta, s, xs, n, out),
+            _ => panic!("native code: no {kind:?} function here"),
         }
     }
 
@@ -724,8 +799,11 @@ impl<T: Scalar> Code<T> {
         gx: *mut T,
         n: usize,
     ) {
+        let Fns::Step { rev, .. } = &self.fns else {
+            panic!("native code: an inverse step has no sweep");
+        };
         if n > 0 {
-            (self.rev)(theta_adj, parts_end, lam, gx, n)
+            rev(theta_adj, parts_end, lam, gx, n)
         }
     }
 }

@@ -12,6 +12,8 @@ pub(crate) enum Fwd {
     Parts,
     /// Values only.
     Values,
+    /// Values only, rows backwards.
+    Back,
 }
 
 /// Never built: see the module documentation.

@@ -46,6 +46,7 @@ mod ops;
 pub mod recurrence;
 mod scalar;
 mod tape;
+mod traced;
 
 pub use backward::{jacobian, vjp, Gradients};
 pub use dual::{jvp, Dual, DualN};
@@ -63,3 +64,4 @@ pub use recurrence::{
 };
 pub use scalar::Scalar;
 pub use tape::{NonFinite, Op, Tape, TraceEntry, Var, Vjp};
+pub use traced::{Traced, TracedFn};

@@ -496,6 +496,27 @@ pub(crate) mod rule {
         (q, inv, -q * inv)
     }
 
+    /// `a / b` as one IEEE division (plain arithmetic, `traced.rs`; the
+    /// `Var` quotient is [`div`]).
+    #[inline(always)]
+    pub(crate) fn quot<T: Scalar>(a: T, b: T) -> (T, T, T) {
+        let q = a / b;
+        (q, T::one() / b, -q / b)
+    }
+
+    /// `a / c` with a constant `c`, as one IEEE division.
+    #[inline(always)]
+    pub(crate) fn quot_c<T: Scalar>(a: T, c: T) -> (T, T) {
+        (a / c, T::one() / c)
+    }
+
+    /// `c / a` with a constant `c`, as one IEEE division.
+    #[inline(always)]
+    pub(crate) fn rquot_c<T: Scalar>(a: T, c: T) -> (T, T) {
+        let q = c / a;
+        (q, -q / a)
+    }
+
     /// `a · c` with a constant `c`.
     #[inline(always)]
     pub(crate) fn mul_c<T: Scalar>(a: T, c: T) -> (T, T) {

@@ -114,6 +114,7 @@ use crate::backward::{sweep, sweep_from, sweep_range};
 use crate::compiled::{Program, Work};
 use crate::scalar::Scalar;
 use crate::tape::{Tape, Var};
+use crate::traced::{trace_inverse, TracedFn};
 
 /// A step of a recursion, written with [`Var`]s:
 /// `step(state, params, x, t, next)` pushes the `state.len()` values of
@@ -206,6 +207,7 @@ impl RecurrenceStats {
 pub struct Recurrence<T: Scalar = f64> {
     step: Arc<StepFn<T>>,
     inverse: Option<Arc<InverseFn<T>>>,
+    traced_inverse: Option<Arc<TracedFn<T>>>,
     values: Option<Arc<ValueFn<T>>>,
     until: Option<Arc<UntilFn<T>>>,
     steps: Option<usize>,
@@ -236,6 +238,7 @@ impl<T: Scalar> Clone for Recurrence<T> {
         Recurrence {
             step: self.step.clone(),
             inverse: self.inverse.clone(),
+            traced_inverse: self.traced_inverse.clone(),
             values: self.values.clone(),
             until: self.until.clone(),
             steps: self.steps,
@@ -260,6 +263,7 @@ impl<T: Scalar> std::fmt::Debug for Recurrence<T> {
             .field("inputs_per_step", &self.width)
             .field("block", &self.block)
             .field("invertible", &self.inverse.is_some())
+            .field("traced_inverse", &self.traced_inverse.is_some())
             .field("value_step", &self.values.is_some())
             .field("until", &self.until.is_some())
             .field("compiled", &self.compiled)
@@ -323,6 +327,7 @@ impl<T: Scalar> Recurrence<T> {
         Recurrence {
             step: Arc::new(step),
             inverse: None,
+            traced_inverse: None,
             values: None,
             until: None,
             steps: None,
@@ -408,6 +413,56 @@ impl<T: Scalar> Recurrence<T> {
         F: Fn(&[T], &[T], &[T], usize, &mut [T]) + Send + Sync + 'static,
     {
         self.inverse = Some(Arc::new(inverse));
+        self
+    }
+
+    /// The inverse step as plain arithmetic on [`Traced`](crate::Traced)
+    /// values, for [`Strategy::Invert`]: `f(next, params, x, prev)` pushes
+    /// the values of `s_t` onto `prev` from `next = s_{t+1}`. It is run
+    /// once, on no values, to trace its operations (`+ − × ÷`, constants,
+    /// `√ exp ln sin tanh`), which are then replayed at every step by an
+    /// instruction-list interpreter or, for `f64` and `f32` with the
+    /// `jit` feature, as native code over a whole block of steps. The
+    /// arithmetic is the plain number type's (`a / b` is one division),
+    /// so a traced inverse gives the bits of the same closure written on
+    /// plain numbers for [`Recurrence::inverse`]. It has no `t`: the same
+    /// operations run at every step.
+    ///
+    /// With both inverses given (they must compute the same bits), the
+    /// traced one runs where it is native code and the closure otherwise.
+    ///
+    /// ```
+    /// use chainrule::{Recurrence, Strategy};
+    /// // alpha compositing, inverted: T_t = T_{t+1} / (1 - α_t)
+    /// let rec = Recurrence::new(|s, _p, x, _t, next| {
+    ///     next.push(s[0] * (1.0 - x[1]));
+    ///     next.push(s[1] + x[0] * x[1] * s[0]);
+    /// })
+    /// .inputs_per_step(2)
+    /// .strategy(Strategy::Invert)
+    /// .traced_inverse(|next, _p, x, prev| {
+    ///     let t = next[0] / (1.0 - x[1]);
+    ///     prev.push(t);
+    ///     prev.push(next[1] - x[0] * x[1] * t);
+    /// });
+    /// let xs = [0.5, 0.5, 1.0, 0.5];
+    /// let traj = rec.forward(&[1.0, 0.0], &[], &xs);
+    /// let (mut gs, mut gx) = ([0.0; 2], [0.0; 4]);
+    /// traj.backward(&xs, &[0.0, 1.0], &mut gs, &mut [], &mut gx);
+    /// assert_eq!(gx, [0.5, 0.0, 0.25, 0.5]); // ∂C/∂(c₀, α₀, c₁, α₁)
+    /// ```
+    pub fn traced_inverse<F>(mut self, f: F) -> Self
+    where
+        F: for<'s> Fn(
+                &[crate::Traced<'s, T>],
+                &[crate::Traced<'s, T>],
+                &[crate::Traced<'s, T>],
+                &mut Vec<crate::Traced<'s, T>>,
+            ) + Send
+            + Sync
+            + 'static,
+    {
+        self.traced_inverse = Some(Arc::new(f));
         self
     }
 
@@ -603,7 +658,18 @@ impl<T: Scalar> Recurrence<T> {
     /// partials.
     fn forward_with(&self, s0: &[T], params: &[T], xs: &[T], mut spare: Vec<T>) -> Trajectory<T> {
         spare.clear();
-        let finish = |steps, last, store, sc, program| Trajectory {
+        // the traced inverse: native code, or the only inverse given
+        let inverse = match (&self.traced_inverse, self.strategy) {
+            (Some(f), Strategy::Invert) => {
+                match trace_inverse(&**f, params.len(), s0.len(), self.width) {
+                    Ok(p) => Some(p.with_native(s0, params, row(xs, self.width, 0))),
+                    Err(e) => panic!("recurrence `{}`: {e}", self.name),
+                }
+            }
+            _ => None,
+        }
+        .filter(|p| p.is_native() || self.inverse.is_none());
+        let finish = |steps, last, store, mut sc: Scratch<T>, program| Trajectory {
             rec: self.clone(),
             params: params.to_vec(),
             s0_len: s0.len(),
@@ -611,16 +677,22 @@ impl<T: Scalar> Recurrence<T> {
             steps,
             last,
             store,
-            scratch: RefCell::new(sc),
+            scratch: RefCell::new({
+                if let Some(inv) = &inverse {
+                    inv.prepare(&mut sc.inv_work, params, 1);
+                }
+                sc
+            }),
             program,
+            inverse,
         };
         let limit = self.step_limit(xs.len());
         let ns = s0.len();
         let w = self.width;
         if self.strategy == Strategy::Invert {
             assert!(
-                self.inverse.is_some(),
-                "recurrence `{}`: Strategy::Invert needs an inverse step (Recurrence::inverse)",
+                self.inverse.is_some() || self.traced_inverse.is_some(),
+                "recurrence `{}`: Strategy::Invert needs an inverse step (Recurrence::inverse or traced_inverse)",
                 self.name
             );
         }
@@ -1063,6 +1135,8 @@ pub struct Trajectory<T: Scalar = f64> {
     /// The compiled step, if [`Recurrence::compiled`] was declared and the
     /// step could be compiled.
     program: Option<Program<T>>,
+    /// The traced inverse ([`Recurrence::traced_inverse`]) where it runs.
+    inverse: Option<Program<T>>,
 }
 
 impl<T: Scalar> std::fmt::Debug for Trajectory<T> {
@@ -1280,18 +1354,39 @@ impl<T: Scalar> Trajectory<T> {
                 rv.stats.vjps = n;
             }
             Store::Invert => {
-                let inv = self.rec.inverse.as_deref().expect("checked in forward");
                 let mut s = self.last.clone();
                 rv.stats.peak_states = 1;
                 let w = rv.w;
-                for i in (0..blocks).rev() {
-                    let (a, b) = (i * k, ((i + 1) * k).min(n));
-                    for t in (a..b).rev() {
-                        inv(&s, &self.params, row(xs, w, t), t, &mut rv.nxt);
-                        s.copy_from_slice(&rv.nxt);
+                if let Some(prog) = &self.inverse {
+                    // the walk back through block i - 1 is made before block
+                    // i's VJP, which does not depend on it, so that the
+                    // processor overlaps the walk's latency (a chain of
+                    // divisions, say) with the VJP's work; a second state
+                    let mut prev = s.clone();
+                    rv.stats.peak_states = 2;
+                    let last = blocks.saturating_sub(1) * k;
+                    prog.inverse_steps(&mut rv.sc.inv_work, &mut s, xs, (last, n));
+                    for i in (0..blocks).rev() {
+                        let (a, b) = (i * k, ((i + 1) * k).min(n));
+                        prev.copy_from_slice(&s);
+                        if i > 0 {
+                            prog.inverse_steps(&mut rv.sc.inv_work, &mut prev, xs, (a - k, a));
+                        }
+                        rv.stats.inverted += b - a;
+                        rv.vjp_steps(a, b, &s);
+                        std::mem::swap(&mut s, &mut prev);
                     }
-                    rv.stats.inverted += b - a;
-                    rv.vjp_steps(a, b, &s);
+                } else {
+                    let inv = self.rec.inverse.as_deref().expect("checked in forward");
+                    for i in (0..blocks).rev() {
+                        let (a, b) = (i * k, ((i + 1) * k).min(n));
+                        for t in (a..b).rev() {
+                            inv(&s, &self.params, row(xs, w, t), t, &mut rv.nxt);
+                            s.copy_from_slice(&rv.nxt);
+                        }
+                        rv.stats.inverted += b - a;
+                        rv.vjp_steps(a, b, &s);
+                    }
                 }
             }
             Store::Binomial { slots, pos, states } => {
@@ -1468,6 +1563,8 @@ struct Scratch<T: Scalar> {
     vals: Vec<T>,
     /// The compiled step's buffers.
     work: Work<T>,
+    /// The traced inverse's buffers.
+    inv_work: Work<T>,
     /// A block's parameter adjoints (compiled step).
     theta_adj: Vec<T>,
 }
@@ -1535,6 +1632,7 @@ impl<T: Scalar> Scratch<T> {
             xpos: Vec::new(),
             vals: Vec::new(),
             work: Work::default(),
+            inv_work: Work::default(),
             theta_adj: Vec::new(),
         }
     }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chainrule::{Recurrence, Strategy as Rev, Var};
+use chainrule::{Recurrence, Strategy as Rev, Traced, Var};
 use proptest::prelude::*;
 
 /// One operation of a random step: `kind` on values `a`, `b` (indices into
@@ -169,6 +169,19 @@ proptest! {
                 prop_assert!(!want.4);
                 for fast_budget in [usize::MAX, 0] {
                     let fast = plain.clone().compiled().store_all_budget(fast_budget);
+                    // the same inverse traced (it runs where it is native)
+                    let fast = if st == Rev::Invert {
+                        fast.traced_inverse(|next, _p, x, prev| {
+                            for &v in next {
+                                prev.push(match x.first() {
+                                    Some(&x0) => v * 0.9 + x0 * 0.01,
+                                    None => v * 0.9 + 0.0,
+                                });
+                            }
+                        })
+                    } else {
+                        fast
+                    };
                     let got = gradient(&fast, s0, p, xs, seed);
                     let ctx = format!("{st:?}, budgets {budget} / {fast_budget}");
                     prop_assert_eq!(got.4, expect, "{}", ctx);
@@ -238,4 +251,58 @@ fn empty_and_pass_through_steps_are_not_compiled() {
     let traj = pass.forward(&[1.0, 2.0], &[], &[]);
     assert!(!traj.is_compiled());
     assert_eq!(traj.state(), &[4.0, 8.0]);
+}
+
+/// A traced inverse alone (on the interpreter when `CHAINRULE_JIT=0`),
+/// with the closure, or the closure alone: the same recovered states, so
+/// the same gradient bit for bit, whatever the block size.
+#[test]
+fn a_traced_inverse_gives_the_closures_gradient() {
+    let step = Recurrence::new(|s, p, x, _t, next| {
+        next.push(s[0] * (1.0 - x[1]));
+        next.push(s[1] + x[0] * x[1] * s[0] + p[0]);
+    })
+    .inputs_per_step(2)
+    .strategy(Rev::Invert);
+    let closure = |next: &[f64], p: &[f64], x: &[f64], _t: usize, prev: &mut [f64]| {
+        let t = next[0] / (1.0 - x[1]);
+        prev[0] = t;
+        prev[1] = next[1] - p[0] - x[0] * x[1] * t;
+    };
+    fn traced<'s>(
+        next: &[Traced<'s, f64>],
+        p: &[Traced<'s, f64>],
+        x: &[Traced<'s, f64>],
+        prev: &mut Vec<Traced<'s, f64>>,
+    ) {
+        let t = next[0] / (1.0 - x[1]);
+        prev.push(t);
+        prev.push(next[1] - p[0] - x[0] * x[1] * t);
+    }
+    let xs: Vec<f64> = (0..2 * 203)
+        .map(|i| (i as f64 * 0.37).sin().abs() * 0.5)
+        .collect();
+    let (s0, p, seed) = ([1.0, 0.0], [0.01], [0.3, -1.2]);
+    for block in [1, 7, 32, 300] {
+        let want = gradient(
+            &step.clone().block(block).inverse(closure),
+            &s0,
+            &p,
+            &xs,
+            &seed,
+        );
+        for rec in [
+            step.clone().block(block).traced_inverse(traced),
+            step.clone()
+                .block(block)
+                .traced_inverse(traced)
+                .inverse(closure),
+            step.clone().block(block).traced_inverse(traced).compiled(),
+        ] {
+            let got = gradient(&rec, &s0, &p, &xs, &seed);
+            assert_eq!(bits(&got.1), bits(&want.1), "block {block}");
+            assert_eq!(bits(&got.2), bits(&want.2), "block {block}");
+            assert_eq!(bits(&got.3), bits(&want.3), "block {block}");
+        }
+    }
 }
