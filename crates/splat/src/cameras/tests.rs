@@ -280,6 +280,58 @@ fn the_pinhole_keeps_only_pixels_with_a_source_like_colmaps_undistorter() {
 }
 
 #[test]
+fn a_camera_without_distortion_undistorts_onto_itself() {
+    // k = 0: the same size and principal point, and the photo unchanged
+    // (COLMAP's rule gives 319×239 with the principal point moved by half
+    // a pixel, every pixel interpolated between four)
+    let c = cam(
+        CameraModel::SimpleRadial,
+        320,
+        240,
+        vec![288.0, 160.0, 120.0, 0.0],
+    );
+    let p = pinhole_for(&c);
+    assert_eq!((p.width, p.height, p.cx, p.cy), (320, 240, 160.0, 120.0));
+    let noise: Vec<f32> = (0..320 * 240)
+        .map(|i| ((i * 7919) % 101) as f32 / 100.0)
+        .collect();
+    let r = Remap::new(&c);
+    let out = r.apply(&noise, 1, &[0.0]);
+    for (i, (a, b)) in out.iter().zip(&noise).enumerate() {
+        assert!((a - b).abs() < 1e-6, "pixel {i}: {a} vs {b}");
+    }
+    assert!(r.mask(None).iter().all(|&m| m == 1.0));
+    // the room capture's COLMAP camera (k = −0.00147, at most 0.11 px of
+    // distortion) and a principal point off the centre keep their size;
+    // barrel distortion (5 px at the middle of each side) grows the image by whole
+    // pixels on each side
+    let c = cam(
+        CameraModel::SimpleRadial,
+        320,
+        240,
+        vec![288.34, 160.0, 120.0, -0.00147],
+    );
+    let p = pinhole_for(&c);
+    assert_eq!((p.width, p.height, p.cx, p.cy), (320, 240, 160.0, 120.0));
+    let c = cam(
+        CameraModel::SimpleRadial,
+        320,
+        240,
+        vec![288.0, 150.3, 127.9, 0.0],
+    );
+    let p = pinhole_for(&c);
+    assert_eq!((p.width, p.height, p.cx, p.cy), (320, 240, 150.3, 127.9));
+    let c = cam(
+        CameraModel::SimpleRadial,
+        320,
+        240,
+        vec![288.0, 160.0, 120.0, -0.1],
+    );
+    let p = pinhole_for(&c);
+    assert_eq!((p.width, p.height, p.cx, p.cy), (330, 244, 165.0, 122.0));
+}
+
+#[test]
 fn lanczos3_weights_match_the_formula_by_hand() {
     use super::undistort::lanczos3_taps;
     // half-way between pixels 3 and 4 (position 4.0): distances 2.5, 1.5,
@@ -348,15 +400,35 @@ fn resampling_is_lanczos3_and_user_masks_follow_the_pixels() {
         }
     }
     assert!(inner > (p.width * p.height / 2) as usize);
-    // a step edge (0 left, 1 right): the negative lobes would overshoot;
-    // the clamp keeps every pixel within [0, 1], and pixels near the edge
-    // take values in between
+    // a step edge (0 left, 1 right) sampled half-way between pixels (a
+    // pinhole photo, an output half a pixel to the right): the negative
+    // lobes would give −0.111 and 1.111 beside the edge; the clamp keeps
+    // every pixel within [0, 1], the one on the edge at 0.5
     let step: Vec<f32> = (0..w * h)
         .map(|i| if i % w < w / 2 { 0.0 } else { 1.0 })
         .collect();
-    let out = r.apply(&step, 1, &[0.0]);
+    let pc = cam(
+        CameraModel::Pinhole,
+        w as u64,
+        h as u64,
+        vec![60.0, 60.0, 32.0, 24.0],
+    );
+    let half = super::undistort::Pinhole {
+        width: w,
+        height: h,
+        fx: 60.0,
+        fy: 60.0,
+        cx: 32.5,
+        cy: 24.0,
+    };
+    let out = Remap::to(&pc, half).apply(&step, 1, &[0.0]);
     assert!(out.iter().all(|v| (0.0..=1.0).contains(v)));
-    assert!(out.iter().any(|&v| v > 0.05 && v < 0.95));
+    let row = &out[(10 * w) as usize..(11 * w) as usize];
+    assert!((row[(w / 2) as usize] - 0.5).abs() < 1e-6, "{row:?}");
+    assert_eq!(
+        (row[(w / 2 - 1) as usize], row[(w / 2 + 1) as usize]),
+        (0.0, 1.0)
+    );
     // a user mask that ignores the left half: output pixels whose six
     // columns of taps touch it are ignored, the rest kept
     let m = r.mask(Some(&step));

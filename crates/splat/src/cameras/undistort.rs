@@ -1,13 +1,22 @@
 //! Undistortion: a photo taken through any [`Intrinsics`] resampled, once at
 //! load, into a pinhole view.
 //!
-//! **The pinhole** ([`pinhole_for`]) is chosen as COLMAP's
+//! **The pinhole** ([`pinhole_for`]) is chosen much as COLMAP's
 //! `image_undistorter` does with its defaults: the focal lengths and
 //! principal point of the model, and an image size scaled along each axis so
 //! that the output holds only pixels that have a source in the photo (the
 //! borders of the photo, unprojected, bound the output), the scale kept in
 //! [0.2, 2]. Where the clamp or a border's curvature leaves output pixels
 //! without a source (corners, fisheye lenses), those pixels are masked.
+//! Two departures keep a nearly undistorted photo as it is: the borders are
+//! measured from the first pixel's centre on both sides (COLMAP measures
+//! the left and top ones from the image's edge, so a camera without
+//! distortion loses a column and a row), and the image grows or shrinks by
+//! whole pixels on each side, the principal point moving with it (COLMAP
+//! scales the principal point with the size, which puts every output pixel
+//! centre up to half a pixel off the photo's: a SIMPLE_RADIAL capture with
+//! k ≈ 0 came out 319×239 with each pixel interpolated half-way between
+//! four).
 //!
 //! **Resampling** ([`Remap`]): each output pixel's centre is unprojected by
 //! the pinhole and projected by the model into the photo, where the photo is
@@ -113,10 +122,11 @@ pub fn pinhole_for(cam: &Intrinsics) -> Pinhole {
     }
     // the scale that keeps only pixels with a source: the innermost border
     // point on each side bounds the output (the larger of the two sides'
-    // needs decides, as the principal point keeps its relative place); a
-    // side with no border point (all beyond 90° of a fisheye) limits nothing
+    // needs decides, as the principal point keeps its relative place),
+    // measured from the centres of the first and last pixels; a side with
+    // no border point (all beyond 90° of a fisheye) limits nothing
     let inner = |c: f64, size: f64, lo: f64, hi: f64| -> f64 {
-        let need = (c / (c - lo)).max((size - 0.5 - c) / (hi - c));
+        let need = ((c - 0.5) / (c - lo)).max((size - 0.5 - c) / (hi - c));
         if need > 0.0 {
             (1.0 / need).clamp(MIN_SCALE, MAX_SCALE)
         } else {
@@ -125,15 +135,23 @@ pub fn pinhole_for(cam: &Intrinsics) -> Pinhole {
     };
     let sx = inner(cx, w, left.1, right.0);
     let sy = inner(cy, h, top.1, bottom.0);
-    let nw = (sx * w).max(1.0).floor();
-    let nh = (sy * h).max(1.0).floor();
+    // whole pixels added (or removed) before and after the principal point,
+    // rounded inwards, so that output pixel centres stay on the photo's
+    // where the distortion is small (1e-6 absorbs rounding of a scale of 1)
+    let grow = |s: f64, c: f64, size: f64| -> (f64, f64) {
+        let before = ((s - 1.0) * c + 1e-6).floor();
+        let after = ((s - 1.0) * (size - c) + 1e-6).floor();
+        ((size + before + after).max(1.0), c + before)
+    };
+    let (nw, ncx) = grow(sx, cx, w);
+    let (nh, ncy) = grow(sy, cy, h);
     Pinhole {
         width: nw as u32,
         height: nh as u32,
         fx,
         fy,
-        cx: cx * nw / w,
-        cy: cy * nh / h,
+        cx: ncx,
+        cy: ncy,
     }
 }
 
