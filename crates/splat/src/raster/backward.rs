@@ -297,15 +297,13 @@ impl<T: Scalar> BackTile<T> {
                     hi,
                 };
                 let mut waiting: Option<HalfRow<T>> = None;
+                let (i0, i1) = rt.rows(i0, i1, m[1]);
                 for i in i0..i1 {
                     let row = i - i_base;
                     if pos >= self.row_last[row] {
                         continue;
                     }
                     let dy = T::from_f64(i as f64 + 0.5) - m[1];
-                    if !rt.reaches(dy.to_f64()) {
-                        continue;
-                    }
                     if narrow {
                         let hr = HalfRow { row, dy };
                         match waiting.take() {

@@ -133,18 +133,16 @@ impl<T: Scalar> TileState<T> {
                 let qc = rec.g.qc;
                 let tag = pos as u32 + 1;
                 let rt = RowTest::new(rec, &px);
+                let (i0, i1) = rt.rows(i0, i1, m[1]);
                 for i in i0..i1 {
                     let row = i - i_base;
                     if self.done_rows[row] & cols == cols {
                         continue;
                     }
                     let dy = T::from_f64(i as f64 + 0.5) - m[1];
-                    if !rt.reaches(dy.to_f64()) {
-                        continue;
-                    }
                     let cdy = cc * dy * dy;
                     let base = row * TILE;
-                    let mut stops = 0u32;
+                    let mut stopped = 0u32;
                     // fixed-size views: no bounds checks in the lane loops
                     let tr: &mut [T; GROUP] = lanes_mut(&mut self.tr, base);
                     let done: &mut [u32; GROUP] = lanes_mut(&mut self.done, base);
@@ -181,7 +179,7 @@ impl<T: Scalar> TileState<T> {
                             // on some CPUs)
                             tr[jj] *= if take { f } else { one };
                             done[jj] |= stop as u32;
-                            stops += stop as u32;
+                            stopped |= stop as u32;
                             hit[jj] = take as u32;
                         }
                     } else {
@@ -203,12 +201,13 @@ impl<T: Scalar> TileState<T> {
                             };
                         }
                     }
-                    if stops > 0 {
-                        n_done += stops as usize;
+                    // (whether any lane stopped, not how many: no count per row)
+                    if stopped != 0 {
                         let mut bits = 0u16;
                         for (jj, &d) in self.done[base..base + TILE].iter().enumerate() {
                             bits |= ((d != 0) as u16) << jj;
                         }
+                        n_done += (bits & !self.done_rows[row]).count_ones() as usize;
                         self.done_rows[row] = bits;
                     }
                 }

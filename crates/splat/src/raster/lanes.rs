@@ -207,6 +207,29 @@ impl RowTest {
         let beyond = q - self.qc > margin;
         !beyond
     }
+
+    /// The rows of `i0..i1` from the first to the last that
+    /// [`RowTest::reaches`] keeps, found by testing from both ends (an
+    /// empty range when none does). The rows a convex `q` reaches are
+    /// contiguous, so this tests about two rows per splat instead of every
+    /// row; a row inside the range that the test would skip (rounding can
+    /// make one) is walked to no effect: it keeps no lane.
+    #[inline(always)]
+    pub(super) fn rows<T: Scalar>(&self, i0: usize, i1: usize, m1: T) -> (usize, usize) {
+        if !self.on {
+            return (i0, i1);
+        }
+        let reaches = |i: usize| self.reaches((T::from_f64(i as f64 + 0.5) - m1).to_f64());
+        let mut first = i0;
+        while first < i1 && !reaches(first) {
+            first += 1;
+        }
+        let mut last = i1;
+        while last > first && !reaches(last - 1) {
+            last -= 1;
+        }
+        (first, last)
+    }
 }
 
 /// Splats with fewer rows than this in a tile are not row-tested.
