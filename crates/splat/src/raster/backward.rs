@@ -251,6 +251,12 @@ impl<T: Scalar> BackTile<T> {
         let mut end = max_last as usize;
         while end > 0 {
             let start = end.saturating_sub(BATCH);
+            prefetch(
+                packed,
+                s.colors,
+                ch,
+                &list[start.saturating_sub(BATCH)..start],
+            );
             gather(
                 &mut batch,
                 &mut batch_cols,

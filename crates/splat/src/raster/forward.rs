@@ -117,6 +117,8 @@ impl<T: Scalar> TileState<T> {
         let mut batch_cols = std::mem::take(&mut self.batch_cols);
         'list: for (chunk, ids) in list.chunks(BATCH).enumerate() {
             gather(&mut batch, &mut batch_cols, s, packed, ids, tx, ty);
+            let next = &list[((chunk + 1) * BATCH).min(list.len())..];
+            prefetch(packed, s.colors, ch, &next[..next.len().min(BATCH)]);
             for (b, rec) in batch.iter().enumerate() {
                 let pos = chunk * BATCH + b;
                 if n_done == n_pix {

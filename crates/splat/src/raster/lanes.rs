@@ -76,6 +76,35 @@ pub(super) fn gather<T: Scalar>(
     }
 }
 
+/// Asks the CPU to bring the splats `ids` (the next batch of a tile's
+/// list) into the cache while the current batch is drawn, so that
+/// [`gather`] finds them there: at 10⁵ splats the packed records do not
+/// fit in the core's caches and a tile's list reads them at random. A
+/// hint only: it changes no value.
+#[inline(always)]
+pub(super) fn prefetch<T>(packed: &[Packed<T>], colors: &[T], ch: usize, ids: &[u32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let size = std::mem::size_of::<Packed<T>>();
+        for &k in ids {
+            let k = k as usize;
+            if let (Some(p), Some(c)) = (packed.get(k), colors.get(k * ch)) {
+                let p = (p as *const Packed<T>).cast::<i8>();
+                // SAFETY: a prefetch never faults; both addresses are in
+                // the record (its first and last byte), the other in `colors`
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(p);
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(size - 1));
+                    _mm_prefetch::<_MM_HINT_T0>((c as *const T).cast::<i8>());
+                }
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (packed, colors, ch, ids);
+}
+
 /// What the tile loops compute α from: one splat's mean, conic, opacity
 /// and `q` cut (see [`q_cut`]).
 #[derive(Clone, Copy)]
