@@ -52,6 +52,61 @@ impl Step {
 }
 
 impl Step {
+    /// [`Step::update_rows`] compiled for the widest vector unit the CPU
+    /// has (AVX-512, AVX2, or the baseline's SSE2). The same operations in
+    /// the same order on every path (division and square root are
+    /// correctly rounded at any width, and nothing is fused into FMA), so
+    /// the same bits.
+    fn update_rows_best(
+        &self,
+        pmv: [&mut [f64]; 3],
+        g: &[f32],
+        c: &mut [f32],
+        e: Option<&[f64]>,
+        shape: [usize; 5],
+    ) -> Checked {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked just above)
+                return unsafe { self.update_rows_avx512(pmv, g, c, e, shape) };
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 (checked just above)
+                return unsafe { self.update_rows_avx2(pmv, g, c, e, shape) };
+            }
+        }
+        self.update_rows(pmv, g, c, e, shape)
+    }
+
+    /// [`Step::update_rows`] with AVX-512 (callers check the CPU has it).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn update_rows_avx512(
+        &self,
+        pmv: [&mut [f64]; 3],
+        g: &[f32],
+        c: &mut [f32],
+        e: Option<&[f64]>,
+        shape: [usize; 5],
+    ) -> Checked {
+        self.update_rows(pmv, g, c, e, shape)
+    }
+
+    /// [`Step::update_rows`] with AVX2 (callers check the CPU has it).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn update_rows_avx2(
+        &self,
+        pmv: [&mut [f64]; 3],
+        g: &[f32],
+        c: &mut [f32],
+        e: Option<&[f64]>,
+        shape: [usize; 5],
+    ) -> Checked {
+        self.update_rows(pmv, g, c, e, shape)
+    }
+
     /// Updates rows of `w` parameters (with their moments `pmv`) from
     /// gradient rows `g[r·gs + go..][..w]` (plus `e`), writing the new
     /// values as `f32` to `c[r·cs + co..][..w]`; `shape` is `[w, gs, go,
@@ -319,7 +374,7 @@ impl Adam {
                 } else {
                     [w, gs, go, cs, co]
                 };
-                k.update_rows([p, m, v], g, c, e, shape)
+                k.update_rows_best([p, m, v], g, c, e, shape)
             })
             .reduce(
                 || Checked {
@@ -432,6 +487,61 @@ mod tests {
                 }
             }
             assert_eq!(a.steps(), b.steps());
+        }
+    }
+
+    /// The AVX-512 and AVX2 builds of the row update give the baseline's
+    /// bits (those the CPU has; rows inside longer rows and back to back).
+    #[test]
+    fn every_vector_path_gives_the_baseline_bits() {
+        let mut r = Rng::new(11);
+        let k = Step {
+            b1: 0.9,
+            b2: 0.999,
+            eps: 1e-8,
+            bc1: 1.0 - 0.9f64.powi(3),
+            bc2: 1.0 - 0.999f64.powi(3),
+            lr: 0.003,
+        };
+        for (rows, w, gs, go, extra) in [(100, 45, 48, 3, true), (1, 4099, 4099, 0, false)] {
+            let init: Vec<Vec<f64>> = (0..3)
+                .map(|j| {
+                    (0..rows * w)
+                        .map(|_| r.normal().abs() * (j + 1) as f64)
+                        .collect()
+                })
+                .collect();
+            let g: Vec<f32> = (0..rows * gs).map(|_| r.normal() as f32).collect();
+            let e: Vec<f64> = (0..rows * w).map(|_| r.normal()).collect();
+            let e = extra.then_some(&e[..]);
+            let run = |path: usize| {
+                let [mut p, mut m, mut v] = [0, 1, 2].map(|j| init[j].clone());
+                let mut c = vec![0.0f32; rows * gs];
+                let shape = [w, gs, go, gs, go];
+                let pmv = [&mut p[..], &mut m[..], &mut v[..]];
+                let seen = match path {
+                    0 => k.update_rows(pmv, &g, &mut c, e, shape),
+                    #[cfg(target_arch = "x86_64")]
+                    1 => unsafe { k.update_rows_avx2(pmv, &g, &mut c, e, shape) },
+                    #[cfg(target_arch = "x86_64")]
+                    _ => unsafe { k.update_rows_avx512(pmv, &g, &mut c, e, shape) },
+                    #[cfg(not(target_arch = "x86_64"))]
+                    _ => unreachable!(),
+                };
+                let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                let cb: Vec<u32> = c.iter().map(|v| v.to_bits()).collect();
+                (seen, bits(&p), bits(&m), bits(&v), cb)
+            };
+            let base = run(0);
+            #[cfg(target_arch = "x86_64")]
+            for (path, feature) in [
+                (1, std::is_x86_feature_detected!("avx2")),
+                (2, std::is_x86_feature_detected!("avx512f")),
+            ] {
+                if feature {
+                    assert!(run(path) == base, "path {path} differs");
+                }
+            }
         }
     }
 
