@@ -279,6 +279,33 @@ fn the_pinhole_keeps_only_pixels_with_a_source_like_colmaps_undistorter() {
     assert!(mask.contains(&0.0) && mask.contains(&1.0));
 }
 
+/// A pinhole photo (focal 60, principal point at its centre) and an output
+/// pinhole of the same size whose principal point is `dx` pixels to the
+/// right: output pixel centres fall `dx` pixels left of the photo's.
+fn pinhole_and_shifted(w: u32, h: u32, dx: f64) -> (Intrinsics, super::undistort::Pinhole) {
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    let pc = cam(
+        CameraModel::Pinhole,
+        w as u64,
+        h as u64,
+        vec![60.0, 60.0, cx, cy],
+    );
+    let out = super::undistort::Pinhole {
+        width: w,
+        height: h,
+        fx: 60.0,
+        fy: 60.0,
+        cx: cx + dx,
+        cy,
+    };
+    (pc, out)
+}
+
+/// `n` values in [0, 1] with no pattern a kernel could reproduce by accident.
+fn noise(n: u32) -> Vec<f32> {
+    (0..n).map(|i| ((i * 7919) % 101) as f32 / 100.0).collect()
+}
+
 #[test]
 fn a_camera_without_distortion_undistorts_onto_itself() {
     // k = 0: the same size and principal point, and the photo unchanged
@@ -292,9 +319,7 @@ fn a_camera_without_distortion_undistorts_onto_itself() {
     );
     let p = pinhole_for(&c);
     assert_eq!((p.width, p.height, p.cx, p.cy), (320, 240, 160.0, 120.0));
-    let noise: Vec<f32> = (0..320 * 240)
-        .map(|i| ((i * 7919) % 101) as f32 / 100.0)
-        .collect();
+    let noise = noise(320 * 240);
     let r = Remap::new(&c);
     let out = r.apply(&noise, 1, &[0.0]);
     for (i, (a, b)) in out.iter().zip(&noise).enumerate() {
@@ -407,20 +432,7 @@ fn resampling_is_lanczos3_and_user_masks_follow_the_pixels() {
     let step: Vec<f32> = (0..w * h)
         .map(|i| if i % w < w / 2 { 0.0 } else { 1.0 })
         .collect();
-    let pc = cam(
-        CameraModel::Pinhole,
-        w as u64,
-        h as u64,
-        vec![60.0, 60.0, 32.0, 24.0],
-    );
-    let half = super::undistort::Pinhole {
-        width: w,
-        height: h,
-        fx: 60.0,
-        fy: 60.0,
-        cx: 32.5,
-        cy: 24.0,
-    };
+    let (pc, half) = pinhole_and_shifted(w, h, 0.5);
     let out = Remap::to(&pc, half).apply(&step, 1, &[0.0]);
     assert!(out.iter().all(|v| (0.0..=1.0).contains(v)));
     let row = &out[(10 * w) as usize..(11 * w) as usize];
@@ -445,25 +457,9 @@ fn resampling_is_lanczos3_and_user_masks_follow_the_pixels() {
     }
     // an output pinhole one whole pixel to the right of a pinhole photo:
     // every kept pixel is exactly the photo's neighbour pixel
-    let pc = cam(
-        CameraModel::Pinhole,
-        w as u64,
-        h as u64,
-        vec![60.0, 60.0, 32.0, 24.0],
-    );
-    let shifted = super::undistort::Pinhole {
-        width: w,
-        height: h,
-        fx: 60.0,
-        fy: 60.0,
-        cx: 33.0,
-        cy: 24.0,
-    };
-    let rs = Remap::to(&pc, shifted);
-    let noise: Vec<f32> = (0..w * h)
-        .map(|i| ((i * 7919) % 101) as f32 / 100.0)
-        .collect();
-    let out = rs.apply(&noise, 1, &[0.0]);
+    let (pc, shifted) = pinhole_and_shifted(w, h, 1.0);
+    let noise = noise(w * h);
+    let out = Remap::to(&pc, shifted).apply(&noise, 1, &[0.0]);
     for y in 0..h {
         for x in 1..w {
             let i = (y * w + x) as usize;
