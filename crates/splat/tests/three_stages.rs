@@ -154,6 +154,52 @@ fn projection_backward_equals_engine_on_random_scenes() {
     assert!(clamped > 0, "no visible Gaussian had a clamped Jacobian");
 }
 
+/// A Gaussian whose projected values get no gradient (one the view did
+/// not draw) gets none back, and the others' gradients keep their bits:
+/// the kernel skips such Gaussians.
+#[test]
+fn projection_backward_of_zero_gradients_is_zero() {
+    let g = scene(5, 40, 0);
+    let n = g.len();
+    let mut rng = Rng::new(9);
+    let mut r = || rng.range(-1.0, 1.0);
+    for cam in cameras(5) {
+        let opts = ProjectOptions::default();
+        let full = ProjectedGrads {
+            means2d: (0..n).map(|_| [r(), r()]).collect(),
+            conics: (0..n).map(|_| [r(), r(), r()]).collect(),
+            depths: (0..n).map(|_| r()).collect(),
+            opacities: (0..n).map(|_| r()).collect(),
+        };
+        let mut half = full.clone();
+        for i in (1..n).step_by(2) {
+            half.means2d[i] = [0.0; 2];
+            half.conics[i] = [0.0; 3];
+            half.depths[i] = 0.0;
+            half.opacities[i] = 0.0;
+        }
+        let a = project_backward(&g, &cam, &opts, &full);
+        let b = project_backward(&g, &cam, &opts, &half);
+        let row = |d: &Gaussians<f64>, i: usize| -> Vec<u64> {
+            let mut v: Vec<f64> = d.means[i].to_vec();
+            v.extend(d.log_scales[i]);
+            v.extend(d.quats[i]);
+            v.push(d.opacity_logits[i]);
+            v.iter().map(|x| x.to_bits()).collect()
+        };
+        for i in 0..n {
+            if i % 2 == 1 {
+                assert_eq!(row(&b, i), vec![0; 11], "Gaussian {i}");
+            } else {
+                assert_eq!(row(&b, i), row(&a, i), "Gaussian {i}");
+            }
+        }
+        // some of the zeroed ones were drawn: the shortcut is what skips them
+        let p = project_forward(&g, &cam, &opts);
+        assert!((1..n).step_by(2).any(|i| p.radii[i] > 0));
+    }
+}
+
 #[test]
 fn projection_culls_behind_near_and_outside() {
     let cam = Camera::look_at([0.0, 0.0, -3.0], [0.0; 3], [0.0, -1.0, 0.0], 1.0, 32, 32).unwrap();

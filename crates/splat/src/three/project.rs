@@ -612,6 +612,18 @@ pub fn project_backward_into<T: Scalar>(
         .enumerate()
         .with_min_len(256)
         .for_each(|(i, (((m, s), q), o))| {
+            // a splat this view did not draw (culled, or every pixel it
+            // touches ignored) has zero gradients in and out: skip the
+            // recomputed projection (the zeros are the same up to their
+            // sign, which no update can see)
+            let untouched = grads.means2d[i] == [z; 2]
+                && grads.conics[i] == [z; 3]
+                && grads.depths[i] == z
+                && grads.opacities[i] == z;
+            if untouched {
+                (*m, *s, *q, *o) = ([z; 3], [z; 3], [z; 4], z);
+                return;
+            }
             let r: InGrad<T> = match forward_one(
                 g.means[i],
                 g.log_scales[i],
