@@ -203,9 +203,10 @@ impl Rule {
             Rule::Exp => rule::exp(a).0,
             Rule::Ln => rule::ln(a).0,
             Rule::Sqrt => rule::sqrt(a).0,
-            // (`rule::sin` is `a.sin()` and a partial kept from fusing)
+            // (`rule::sin` is `a.sin()` and a partial kept from fusing;
+            // `rule::cos` likewise `a.cos()`)
             Rule::Sin => a.sin(),
-            Rule::Cos => rule::cos(a).0,
+            Rule::Cos => a.cos(),
             Rule::Tanh => rule::tanh(a).0,
             Rule::Sigmoid => rule::sigmoid(a).0,
             Rule::Quot => rule::quot(a, b).0,

@@ -495,12 +495,14 @@ macro_rules! dual_impls {
             }
             #[inline]
             fn sin(self) -> Self {
-                let (s, c) = self.re.sin_cos();
+                // two calls, not `sin_cos`: the bits of `sin` and `cos`,
+                // as the tape records them (`ops::rule::sin`)
+                let (s, c) = (self.re.sin(), std::hint::black_box(self.re).cos());
                 self.chain(s, c)
             }
             #[inline]
             fn cos(self) -> Self {
-                let (s, c) = self.re.sin_cos();
+                let (s, c) = (std::hint::black_box(self.re).sin(), self.re.cos());
                 self.chain(c, -s)
             }
             fn tan(self) -> Self {
@@ -563,7 +565,7 @@ macro_rules! dual_impls {
             }
             #[inline]
             fn sin_cos(self) -> (Self, Self) {
-                let (s, c) = self.re.sin_cos();
+                let (s, c) = (self.re.sin(), std::hint::black_box(self.re).cos());
                 (self.chain(s, c), self.chain(c, -s))
             }
         }

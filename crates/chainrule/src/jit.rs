@@ -155,7 +155,7 @@ value_calls! {
     value_exp => |a: T| rule::exp(a).0,
     value_ln => |a: T| rule::ln(a).0,
     value_sin => |a: T| a.sin(),
-    value_cos => |a: T| rule::cos(a).0,
+    value_cos => |a: T| a.cos(),
     value_tanh => |a: T| rule::tanh(a).0,
     value_sigmoid => |a: T| rule::sigmoid(a).0,
 }

@@ -573,11 +573,13 @@ pub(crate) mod rule {
         (a.sin(), std::hint::black_box(a).cos())
     }
 
-    /// `cos a`.
+    /// `cos a`: the bits of `a.cos()`, and `−a.sin()` as the partial,
+    /// two calls as in [`sin`] (glibc's `sincos`, which the compiler
+    /// would fuse them into, differs from `sin` by an ulp at some
+    /// arguments, such as 1.6762650767948966).
     #[inline(always)]
     pub(crate) fn cos<T: Scalar>(a: T) -> (T, T) {
-        let (s, c) = a.sin_cos();
-        (c, -s)
+        (a.cos(), -std::hint::black_box(a).sin())
     }
 
     /// `tanh a`.
@@ -597,28 +599,63 @@ pub(crate) mod rule {
 
 #[cfg(test)]
 mod tests {
+    use std::hint::black_box;
+
     use crate::Tape;
 
+    /// Arguments where glibc's `sincos` (which the compiler makes of a
+    /// `sin_cos`) gives another sine than `sin`, and ordinary ones.
+    const ARGS: [f64; 3] = [1.6762650767948966, 0.7, -123.456];
+
     #[test]
-    fn sin_records_the_bits_of_sin_cos() {
+    fn sin_and_cos_record_the_bits_of_sin_and_cos() {
         let tape = Tape::new();
+        let mut xs = ARGS.to_vec();
         let mut x = 0.123_456_789f64;
         for k in 0..10_000 {
             x = (x * 7.77 + k as f64 * 0.37) % 2000.0 - 1000.0;
-            let v = tape.var(x).sin();
-            let (s, c) = x.sin_cos();
-            assert_eq!(v.value().to_bits(), s.to_bits(), "sin({x})");
-            assert_eq!(v.backward().wrt_all(&[v])[0], 1.0);
-            let g = {
-                let y = tape.var(x);
-                y.sin().backward().wrt(y)
-            };
-            assert_eq!(g.to_bits(), c.to_bits(), "cos({x})");
+            xs.push(x);
+        }
+        // (each call on its own copy of x, or the compiler fuses them)
+        let sin_cos = |x: f64| (black_box(x).sin(), black_box(x).cos());
+        for &x in &xs {
+            let (s, c) = sin_cos(x);
+            let y = tape.var(x);
+            let (vs, vc) = (y.sin(), y.cos());
+            assert_eq!(vs.value().to_bits(), s.to_bits(), "sin({x})");
+            assert_eq!(vc.value().to_bits(), c.to_bits(), "cos({x})");
+            assert_eq!(vs.backward().wrt(y).to_bits(), c.to_bits(), "sin'({x})");
+            assert_eq!(vc.backward().wrt(y).to_bits(), (-s).to_bits(), "cos'({x})");
         }
         let t32 = Tape::<f32>::default();
         let y = t32.var(0.7f32);
-        let (s, c) = 0.7f32.sin_cos();
+        let (s, c) = (black_box(0.7f32).sin(), black_box(0.7f32).cos());
         assert_eq!(y.sin().value().to_bits(), s.to_bits());
         assert_eq!(y.sin().backward().wrt(y).to_bits(), c.to_bits());
+        assert_eq!(y.cos().value().to_bits(), c.to_bits());
+        assert_eq!(y.cos().backward().wrt(y).to_bits(), (-s).to_bits());
+    }
+
+    /// Dual numbers (forward mode, Hessians) take the same bits.
+    #[test]
+    fn dual_sin_and_cos_take_the_bits_of_sin_and_cos() {
+        use crate::{Dual, Scalar};
+        for x in ARGS {
+            let d = Dual::new(x, 1.0);
+            let (s, c) = (black_box(x).sin(), black_box(x).cos());
+            assert_eq!(
+                (d.sin().re.to_bits(), d.sin().eps.to_bits()),
+                (s.to_bits(), c.to_bits())
+            );
+            assert_eq!(
+                (d.cos().re.to_bits(), d.cos().eps.to_bits()),
+                (c.to_bits(), (-s).to_bits())
+            );
+            let (ds, dc) = d.sin_cos();
+            assert_eq!(
+                (ds.re.to_bits(), dc.re.to_bits()),
+                (s.to_bits(), c.to_bits())
+            );
+        }
     }
 }
