@@ -413,14 +413,7 @@ impl<T: Scalar> Program<T> {
                 return Err(format!("value {k} of the next state repeats another"));
             }
         }
-        let n_parts = code
-            .iter()
-            .map(|i| match i.flow {
-                Flow::Binary => 2,
-                Flow::Unary => 1,
-                _ => 0,
-            })
-            .sum();
+        let n_parts = n_parts_of(&code);
         Ok(Program {
             np,
             ns,
@@ -446,14 +439,7 @@ impl<T: Scalar> Program<T> {
             np,
             ns,
             w,
-            n_parts: code
-                .iter()
-                .map(|i| match i.flow {
-                    Flow::Binary => 2,
-                    Flow::Unary => 1,
-                    _ => 0,
-                })
-                .sum(),
+            n_parts: n_parts_of(&code),
             code,
             out,
             back: true,
@@ -1060,6 +1046,17 @@ impl<T: Scalar> Program<T> {
         }
         theta_adj.copy_from_slice(&adj[..np]);
     }
+}
+
+/// Partials a step of `code` stores (2 per binary rule, 1 per unary).
+fn n_parts_of<T>(code: &[Instr<T>]) -> usize {
+    code.iter()
+        .map(|i| match i.flow {
+            Flow::Binary => 2,
+            Flow::Unary => 1,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Whether compiled steps may run as native code: yes unless the
