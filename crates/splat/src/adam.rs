@@ -51,6 +51,26 @@ impl Step {
     }
 }
 
+/// A copy of [`Step::update_rows`] built with a target feature (`$name`,
+/// `$feature`); callers check that the CPU has it.
+macro_rules! update_rows_with {
+    ($name:ident, $feature:literal) => {
+        #[doc = concat!("[`Step::update_rows`] built with `", $feature, "` (callers check the CPU has it).")]
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        fn $name(
+            &self,
+            pmv: [&mut [f64]; 3],
+            g: &[f32],
+            c: &mut [f32],
+            e: Option<&[f64]>,
+            shape: [usize; 5],
+        ) -> Checked {
+            self.update_rows(pmv, g, c, e, shape)
+        }
+    };
+}
+
 impl Step {
     /// [`Step::update_rows`] compiled for the widest vector unit the CPU
     /// has (AVX-512, AVX2, or the baseline's SSE2). The same operations in
@@ -79,33 +99,8 @@ impl Step {
         self.update_rows(pmv, g, c, e, shape)
     }
 
-    /// [`Step::update_rows`] with AVX-512 (callers check the CPU has it).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn update_rows_avx512(
-        &self,
-        pmv: [&mut [f64]; 3],
-        g: &[f32],
-        c: &mut [f32],
-        e: Option<&[f64]>,
-        shape: [usize; 5],
-    ) -> Checked {
-        self.update_rows(pmv, g, c, e, shape)
-    }
-
-    /// [`Step::update_rows`] with AVX2 (callers check the CPU has it).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn update_rows_avx2(
-        &self,
-        pmv: [&mut [f64]; 3],
-        g: &[f32],
-        c: &mut [f32],
-        e: Option<&[f64]>,
-        shape: [usize; 5],
-    ) -> Checked {
-        self.update_rows(pmv, g, c, e, shape)
-    }
+    update_rows_with!(update_rows_avx512, "avx512f");
+    update_rows_with!(update_rows_avx2, "avx2");
 
     /// Updates rows of `w` parameters (with their moments `pmv`) from
     /// gradient rows `g[r·gs + go..][..w]` (plus `e`), writing the new

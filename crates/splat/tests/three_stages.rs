@@ -8,7 +8,7 @@ use splat::three::project::{
 };
 use splat::three::reference::{project_reference, sh_reference};
 use splat::three::scene::{random_scene, GaussianVars, Gaussians, RandomScene, Rng};
-use splat::three::sh::{sh_basis, sh_forward, sh_op};
+use splat::three::sh::{sh_backward, sh_basis, sh_forward, sh_op};
 use splat::three::{Camera, ProjectOptions};
 
 fn scene(seed: u64, n: usize, degree: usize) -> Gaussians<f64> {
@@ -403,6 +403,39 @@ fn sh_backward_equals_engine_all_degrees() {
     let g = scene(9, 20, 1);
     let [k, r] = sh_grads(&g, [3.0, 0.5, -1.0], 1, 9);
     assert_close("sh stored degree 1", &k, &r, 1e-9);
+}
+
+/// A Gaussian whose colour gets no gradient (one the view did not draw)
+/// gets none back, and the others' gradients keep their bits.
+#[test]
+fn sh_backward_of_zero_gradients_is_zero() {
+    let g = scene(6, 30, 3);
+    let n = g.len();
+    let mut rng = Rng::new(4);
+    let full: Vec<[f64; 3]> = (0..n)
+        .map(|_| [0, 1, 2].map(|_| rng.range(-1.0, 1.0)))
+        .collect();
+    let mut half = full.clone();
+    for gc in half.iter_mut().skip(1).step_by(2) {
+        *gc = [0.0; 3];
+    }
+    let campos = [0.3, -2.0, 0.5];
+    let (am, ash) = sh_backward(&g, campos, 3, &full);
+    let (bm, bsh) = sh_backward(&g, campos, 3, &half);
+    let k = 3 * g.sh_coeffs();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for i in 0..n {
+        let (a, b) = (&ash[k * i..k * (i + 1)], &bsh[k * i..k * (i + 1)]);
+        if i % 2 == 1 {
+            assert!(
+                bm[i] == [0.0; 3] && b.iter().all(|&v| v == 0.0),
+                "Gaussian {i}"
+            );
+        } else {
+            assert_eq!(bits(&bm[i]), bits(&am[i]), "Gaussian {i}");
+            assert_eq!(bits(b), bits(a), "Gaussian {i}");
+        }
+    }
 }
 
 #[test]

@@ -230,6 +230,12 @@ pub fn sh_backward_into<T: Scalar>(
             .zip(g_sh.par_chunks_exact_mut(kk * 3))
             .zip(grad_colors.par_iter())
             .map(|(((m, co), gco), gc)| {
+                // no gradient in (a Gaussian this view did not draw): none
+                // out (its SH gradients are the zeros written above; the
+                // computed ones could differ only in their sign)
+                if *gc == [T::zero(); 3] {
+                    return [T::zero(); 3];
+                }
                 let (d, n) = direction(*m, c);
                 let b = sh_basis(degree, d);
                 // the clamp: a channel at or below 0 passes no gradient
