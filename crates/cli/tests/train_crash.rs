@@ -28,6 +28,16 @@ fn train(data: &Path, out: &Path) -> std::process::Child {
     c.spawn().expect("binary runs")
 }
 
+/// The iteration `checkpoints/latest.json` names (0 if there is none yet);
+/// it is written atomically, so it is whole whenever it exists.
+fn latest_iteration(out: &Path) -> u64 {
+    std::fs::read(out.join("checkpoints/latest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["iteration"].as_u64())
+        .unwrap_or(0)
+}
+
 /// Every output present is whole; returns the iteration of the latest
 /// checkpoint (0 if none yet).
 fn check(out: &Path, context: &str) -> u64 {
@@ -106,17 +116,32 @@ fn train_killed_and_resumed_reaches_the_end_with_whole_files() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let at = full.mul_f64(0.1 + (seed % 1000) as f64 / 1000.0 * 0.6);
+        let started = Instant::now();
         let mut child = train(&data, &out);
-        std::thread::sleep(at.max(Duration::from_millis(5)));
+        if k == 0 {
+            // the first round is killed as soon as a checkpoint before the
+            // last iteration is saved, so that at least one resume starts
+            // mid-run however fast training is next to its final writes
+            let t0 = Instant::now();
+            while child.try_wait().unwrap().is_none()
+                && !(1..300).contains(&latest_iteration(&out))
+                && t0.elapsed() < full * 4
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        } else {
+            std::thread::sleep(at.max(Duration::from_millis(5)));
+        }
+        let killed_after = started.elapsed();
         let _ = child.kill(); // SIGKILL; an error means it already exited
         child.wait().unwrap();
-        let it = check(&out, &format!("round {k}, killed after {at:?}"));
+        let it = check(&out, &format!("round {k}, killed after {killed_after:?}"));
         assert!(it >= last, "checkpoints never go back: {it} after {last}");
         last = it;
         if it > 0 && it < 300 {
             interrupted += 1;
         }
-        println!("round {k}: killed after {at:?}, latest checkpoint at iteration {it}");
+        println!("round {k}: killed after {killed_after:?}, latest checkpoint at iteration {it}");
     }
     assert!(
         interrupted > 0,
