@@ -4,7 +4,7 @@
 //! nearest neighbours) and gsplat (`knn`, the same with `k = 3`).
 //!
 //! A kd-tree built in place over an index permutation (median splits on
-//! the axes in turn, leaves of up to [`LEAF`] points), queried in parallel:
+//! the axes in turn, leaves of up to `LEAF` (8) points), queried in parallel:
 //! O(N log N) for any layout of points, including the dense clusters and
 //! far outliers of a COLMAP reconstruction, where a uniform grid would
 //! degrade.
