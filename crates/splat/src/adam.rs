@@ -544,51 +544,37 @@ mod tests {
     /// non-finite.
     #[test]
     fn fused_rows_report_non_finite_values() {
-        let mut a = Adam::new(vec![0.0; 4]);
-        let mut p = vec![0.0; 4];
-        let mut c = vec![0.0f32; 4];
-        let g = [1.0, f32::NAN, 0.0, 0.0];
-        let got = a.step_rows(
-            &mut p,
-            Rows {
-                data: &g,
+        // one step over two rows of two parameters
+        fn step(a: &mut Adam, p: &mut [f64], g: &[f32], extra: Option<&[f64]>) -> Checked {
+            let mut c = vec![0.0f32; 4];
+            let rows = Rows {
+                data: g,
                 stride: 2,
                 offset: 0,
                 width: 2,
-            },
-            None,
-            RowsMut {
+            };
+            let out = RowsMut {
                 data: &mut c,
                 stride: 2,
                 offset: 0,
-            },
-            0.1,
-        );
+            };
+            a.step_rows(p, rows, extra, out, 0.1)
+        }
+        let mut a = Adam::new(vec![0.0; 4]);
         assert_eq!(
-            got,
+            step(&mut a, &mut [0.0; 4], &[1.0, f32::NAN, 0.0, 0.0], None),
             Checked {
                 grads_finite: false,
                 params_finite: false
             }
         );
-        let got = a.step_rows(
-            &mut [0.0; 4],
-            Rows {
-                data: &[0.0; 4],
-                stride: 2,
-                offset: 0,
-                width: 2,
-            },
-            Some(&[0.0, 0.0, f64::INFINITY, 0.0]),
-            RowsMut {
-                data: &mut c,
-                stride: 2,
-                offset: 0,
-            },
-            0.1,
-        );
         assert_eq!(
-            got,
+            step(
+                &mut a,
+                &mut [0.0; 4],
+                &[0.0; 4],
+                Some(&[0.0, 0.0, f64::INFINITY, 0.0])
+            ),
             Checked {
                 grads_finite: true,
                 params_finite: false
