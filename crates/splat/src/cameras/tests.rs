@@ -330,30 +330,14 @@ fn a_camera_without_distortion_undistorts_onto_itself() {
     // distortion) and a principal point off the centre keep their size;
     // barrel distortion (5 px at the middle of each side) grows the image by whole
     // pixels on each side
-    let c = cam(
-        CameraModel::SimpleRadial,
-        320,
-        240,
-        vec![288.34, 160.0, 120.0, -0.00147],
-    );
-    let p = pinhole_for(&c);
-    assert_eq!((p.width, p.height, p.cx, p.cy), (320, 240, 160.0, 120.0));
-    let c = cam(
-        CameraModel::SimpleRadial,
-        320,
-        240,
-        vec![288.0, 150.3, 127.9, 0.0],
-    );
-    let p = pinhole_for(&c);
-    assert_eq!((p.width, p.height, p.cx, p.cy), (320, 240, 150.3, 127.9));
-    let c = cam(
-        CameraModel::SimpleRadial,
-        320,
-        240,
-        vec![288.0, 160.0, 120.0, -0.1],
-    );
-    let p = pinhole_for(&c);
-    assert_eq!((p.width, p.height, p.cx, p.cy), (330, 244, 165.0, 122.0));
+    for (params, want) in [
+        ([288.34, 160.0, 120.0, -0.00147], (320, 240, 160.0, 120.0)),
+        ([288.0, 150.3, 127.9, 0.0], (320, 240, 150.3, 127.9)),
+        ([288.0, 160.0, 120.0, -0.1], (330, 244, 165.0, 122.0)),
+    ] {
+        let p = pinhole_for(&cam(CameraModel::SimpleRadial, 320, 240, params.to_vec()));
+        assert_eq!((p.width, p.height, p.cx, p.cy), want, "{params:?}");
+    }
 }
 
 #[test]
