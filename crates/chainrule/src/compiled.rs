@@ -111,6 +111,23 @@ impl Rule {
         }
     }
 
+    /// How many of the rule's partials are computed from the values (the
+    /// others are constants, operands' values or the node's own), in
+    /// the order [`Rule::exec`] writes them.
+    pub(crate) fn computed_parts(self) -> usize {
+        match self {
+            Rule::Div | Rule::Quot => 2,
+            Rule::Ln
+            | Rule::Sqrt
+            | Rule::Sin
+            | Rule::Cos
+            | Rule::Tanh
+            | Rule::Sigmoid
+            | Rule::RQuotC => 1,
+            _ => 0,
+        }
+    }
+
     /// The rule a recorded node stands for, from its traced operation and
     /// its kind (whether a constant was folded in).
     fn of(op: Op, kind: u64) -> Option<Rule> {
@@ -232,6 +249,31 @@ pub(crate) struct Instr<T> {
     pub(crate) b_prev: bool,
 }
 
+/// Where the reverse sweep finds one of a node's partials (the step's
+/// *plan*, [`Program::plan`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Part<T> {
+    /// A constant: the rule's partial does not depend on the values
+    /// (`a - b`, `a · c`, `-a`, ...).
+    Const(T),
+    /// The value of parameter register `r`, the same at every step (`a · θ`).
+    Theta(u32),
+    /// Saved value `k` of the step ([`Save`]).
+    Slot(u32),
+}
+
+/// A value a step saves for its reverse sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Save {
+    /// The value of register `r` (the state, an input or a node): a
+    /// partial that is an operand's value (`a · b`) or the node's own
+    /// (`e^a`), saved once however many partials read it.
+    Reg(u32),
+    /// Partial `k` of instruction `j`, computed in the forward pass
+    /// (`cos a` for `sin a`, `1/b` for `a / b`, ...).
+    Computed(u32, u8),
+}
+
 /// Why a step was not compiled.
 pub(crate) type Refusal = String;
 
@@ -244,7 +286,12 @@ pub(crate) struct Program<T: Scalar> {
     pub(crate) code: Vec<Instr<T>>,
     /// The register of each value of the next state (all nodes, distinct).
     pub(crate) out: Vec<u32>,
-    /// Partials a step stores (2 per binary rule, 1 per unary rule).
+    /// Where each instruction's partials are found in the sweep (unused
+    /// entries for rules with fewer than two, or none).
+    pub(crate) parts: Vec<[Part<T>; 2]>,
+    /// The values a step saves, in this order ([`Program::plan`]).
+    pub(crate) saves: Vec<Save>,
+    /// Values a step saves (`saves.len()`).
     pub(crate) n_parts: usize,
     /// A traced inverse step (`traced.rs`): plain arithmetic on values
     /// only, run over the rows backwards ([`Program::inverse_steps`]).
@@ -413,14 +460,16 @@ impl<T: Scalar> Program<T> {
                 return Err(format!("value {k} of the next state repeats another"));
             }
         }
-        let n_parts = n_parts_of(&code);
+        let (parts, saves) = Self::plan(&code, np, base);
         Ok(Program {
             np,
             ns,
             w,
             code,
             out,
-            n_parts,
+            n_parts: saves.len(),
+            parts,
+            saves,
             back: false,
             native: None,
         })
@@ -435,16 +484,74 @@ impl<T: Scalar> Program<T> {
         code: Vec<Instr<T>>,
         out: Vec<u32>,
     ) -> Self {
+        let (parts, saves) = Self::plan(&code, np, np + ns + w);
         Program {
             np,
             ns,
             w,
-            n_parts: n_parts_of(&code),
+            n_parts: saves.len(),
+            parts,
+            saves,
             code,
             out,
             back: true,
             native: None,
         }
+    }
+
+    /// What a step saves for its reverse sweep, and where the sweep finds
+    /// each partial: only what the values of the parameters and the
+    /// rules' constants do not already give. A product's partials are its
+    /// operands' values (a parameter's is read from θ, any other value is
+    /// saved once however many partials read it), `e^a`'s is the node's
+    /// own value, a constant partial (`a - b`, `a · c`, `-a`) is not saved
+    /// at all, and only the partials computed from the values (`cos a`,
+    /// `1/b`, ...) are saved as such. The sweep multiplies by the same
+    /// values as when every partial was stored, so the bits are the same;
+    /// `bench ad`'s step saves 3 values instead of 5.
+    fn plan(code: &[Instr<T>], np: usize, base: usize) -> (Vec<[Part<T>; 2]>, Vec<Save>) {
+        fn slot<T>(saves: &mut Vec<Save>, s: Save) -> Part<T> {
+            let k = saves.iter().position(|&x| x == s).unwrap_or_else(|| {
+                saves.push(s);
+                saves.len() - 1
+            });
+            Part::Slot(k as u32)
+        }
+        let mut saves: Vec<Save> = Vec::new();
+        let mut parts = Vec::with_capacity(code.len());
+        let one = T::one();
+        let unused = Part::Const(T::zero());
+        for (j, ins) in code.iter().enumerate() {
+            let sv = &mut saves;
+            let reg = |sv: &mut Vec<Save>, r: u32| {
+                if (r as usize) < np {
+                    Part::Theta(r)
+                } else {
+                    slot(sv, Save::Reg(r))
+                }
+            };
+            let computed = |sv: &mut Vec<Save>, k: u8| slot(sv, Save::Computed(j as u32, k));
+            let p = match ins.rule {
+                Rule::Add | Rule::AddC | Rule::SubC => [unused, unused],
+                Rule::Sub => [Part::Const(one), Part::Const(-one)],
+                Rule::Mul => [reg(sv, ins.b), reg(sv, ins.a)],
+                Rule::MulC => [Part::Const(ins.c), unused],
+                // (rule::div_c and rule::quot_c round 1/c as here)
+                Rule::DivC | Rule::QuotC => [Part::Const(one / ins.c), unused],
+                Rule::RSubC | Rule::Neg => [Part::Const(-one), unused],
+                Rule::Exp => [reg(sv, (base + j) as u32), unused],
+                Rule::Div | Rule::Quot => [computed(sv, 0), computed(sv, 1)],
+                Rule::Ln
+                | Rule::Sqrt
+                | Rule::Sin
+                | Rule::Cos
+                | Rule::Tanh
+                | Rule::Sigmoid
+                | Rule::RQuotC => [computed(sv, 0), unused],
+            };
+            parts.push(p);
+        }
+        (parts, saves)
     }
 
     /// Steps `b - 1` down to `a` of an inverse program: `s` holds `s_b`
@@ -629,16 +736,16 @@ impl<T: Scalar> Program<T> {
         self.n_parts
     }
 
-    /// One step's values and the partials its rules keep, packed in
-    /// instruction order, from the state and input row already in `regs`.
-    /// Returns past the last partial written, and the last node's value.
+    /// One step's values and what it saves for the sweep ([`Program::plan`])
+    /// from `parts` on, from the state and input row already in `regs`.
+    /// Returns the last node's value.
     ///
     /// # Safety
     /// `regs` holds `base + code.len()` values and `parts` room for
     /// `n_parts`; every operand of instruction `j` is a register
     /// below `base + j` ([`Program::compile`] makes them so).
     #[inline(always)]
-    unsafe fn run_step(&self, regs: *mut T, mut parts: *mut T) -> (*mut T, T) {
+    unsafe fn run_step(&self, regs: *mut T, parts: *mut T) -> T {
         let base = self.base();
         // the value just computed, kept in a register for the next node
         let mut last = T::zero();
@@ -653,12 +760,22 @@ impl<T: Scalar> Program<T> {
             } else {
                 *regs.add(ins.b as usize)
             };
-            let (v, next) = ins.rule.exec(x, y, ins.c, parts);
-            parts = next;
+            let mut d = [T::zero(); 2];
+            let (v, _) = ins.rule.exec(x, y, ins.c, d.as_mut_ptr());
+            for (k, &dk) in d.iter().enumerate().take(ins.rule.computed_parts()) {
+                if let Part::Slot(slot) = self.parts[j][k] {
+                    *parts.add(slot as usize) = dk;
+                }
+            }
             *regs.add(base + j) = v;
             last = v;
         }
-        (parts, last)
+        for (k, &sv) in self.saves.iter().enumerate() {
+            if let Save::Reg(r) = sv {
+                *parts.add(k) = *regs.add(r as usize);
+            }
+        }
+        last
     }
 
     /// Runs steps `a..b` from state `s`, writing their partials from
@@ -685,8 +802,8 @@ impl<T: Scalar> Program<T> {
                 w,
                 false,
             );
-            let (next, last) = self.run_step(regs, parts);
-            parts = next;
+            let last = self.run_step(regs, parts);
+            parts = parts.add(self.n_parts);
             self.advance(regs, last);
         }
         parts
@@ -711,21 +828,32 @@ impl<T: Scalar> Program<T> {
 
     /// One step's reverse sweep: `lam` (∂/∂ its next state) in, ∂/∂ its
     /// state out; its parameters' contributions added into `adj[..np]`
-    /// and its input row's into `gx`. `parts` points past the step's
-    /// partials (they are walked backwards); returns where they begin.
+    /// and its input row's into `gx`. `parts` points past the values the
+    /// step saved; returns where they begin. `theta` holds the parameters.
     ///
     /// # Safety
-    /// `adj` holds `base + code.len()` values, zero but for θ's; `lam`
-    /// `ns`, `gx` `w`; `parts` is past `n_parts` partials of this step.
+    /// `adj` holds `base + code.len()` values, zero but for θ's; `theta`
+    /// `np`, `lam` `ns`, `gx` `w`; `parts` is past `n_parts` saved values
+    /// of this step.
     #[inline(always)]
     unsafe fn reverse_step(
         &self,
         adj: *mut T,
-        mut parts: *const T,
+        theta: *const T,
+        parts: *const T,
         lam: *mut T,
         gx: *mut T,
     ) -> *const T {
         let (np, ns, w, base) = (self.np, self.ns, self.w, self.base());
+        let start = parts.sub(self.n_parts);
+        // SAFETY: slots are below `n_parts`, θ's registers below `np`.
+        let part = |p: Part<T>| unsafe {
+            match p {
+                Part::Const(c) => c,
+                Part::Theta(r) => *theta.add(r as usize),
+                Part::Slot(k) => *start.add(k as usize),
+            }
+        };
         // contributions to the node just before, carried in a register
         // (the last node's seed starts there: 0 + (0 + λ) either way)
         let mut carry = T::zero();
@@ -754,19 +882,18 @@ impl<T: Scalar> Program<T> {
             }
             match ins.flow {
                 Flow::Binary => {
-                    parts = parts.sub(2);
                     if g.is_zero() {
                         continue;
                     }
-                    give!(ins.a_prev, pa, g * *parts);
-                    give!(ins.b_prev, pb, g * *parts.add(1));
+                    let [p0, p1] = self.parts[j];
+                    give!(ins.a_prev, pa, g * part(p0));
+                    give!(ins.b_prev, pb, g * part(p1));
                 }
                 Flow::Unary => {
-                    parts = parts.sub(1);
                     if g.is_zero() {
                         continue;
                     }
-                    give!(ins.a_prev, pa, g * *parts);
+                    give!(ins.a_prev, pa, g * part(self.parts[j][0]));
                 }
                 Flow::Add => {
                     if g.is_zero() {
@@ -804,7 +931,7 @@ impl<T: Scalar> Program<T> {
                 }
             }
         }
-        parts
+        start
     }
 
     /// The next state from `s` (values only): `s` is overwritten.
@@ -945,9 +1072,10 @@ impl<T: Scalar> Program<T> {
         g_x: &mut [T],
     ) {
         let (np, w, base) = (self.np, self.w, self.base());
-        let adj = &mut work.adj;
+        let Work { regs, adj, .. } = work;
         assert!(
             adj.len() == base + self.code.len()
+                && regs.len() == base + self.code.len()
                 && parts.len() == n * self.n_parts
                 && lam.len() == self.ns
                 && theta_adj.len() == np
@@ -957,6 +1085,7 @@ impl<T: Scalar> Program<T> {
             // SAFETY: lengths checked above.
             unsafe {
                 code.rev(
+                    regs.as_ptr(),
                     theta_adj.as_mut_ptr(),
                     parts.as_ptr().add(parts.len()),
                     lam.as_mut_ptr(),
@@ -967,16 +1096,17 @@ impl<T: Scalar> Program<T> {
             return;
         }
         adj[..np].copy_from_slice(theta_adj);
-        let adj = adj.as_mut_ptr();
+        let (adjp, theta) = (adj.as_mut_ptr(), regs.as_ptr());
         // SAFETY: lengths checked above; each step walks back over its
-        // own `n_parts` partials.
+        // own `n_parts` saved values.
         unsafe {
             let mut src = parts.as_ptr().add(parts.len());
             for t in (0..n).rev() {
-                src = self.reverse_step(adj, src, lam.as_mut_ptr(), g_x.as_mut_ptr().add(t * w));
+                let gx = g_x.as_mut_ptr().add(t * w);
+                src = self.reverse_step(adjp, theta, src, lam.as_mut_ptr(), gx);
             }
         }
-        theta_adj.copy_from_slice(&work.adj[..np]);
+        theta_adj.copy_from_slice(&adj[..np]);
     }
 
     /// The vector-Jacobian product of steps `a..b` from state `s` (at
@@ -1024,6 +1154,7 @@ impl<T: Scalar> Program<T> {
                     (b - a, parts.as_mut_ptr()),
                 );
                 code.rev(
+                    regs,
                     theta_adj.as_mut_ptr(),
                     parts.as_ptr().add((b - a) * self.n_parts),
                     lam.as_mut_ptr(),
@@ -1041,22 +1172,12 @@ impl<T: Scalar> Program<T> {
         unsafe {
             let mut src = self.run_steps(regs, s, xs, (a, b), parts).cast_const();
             for t in (a..b).rev() {
-                src = self.reverse_step(adjp, src, lam.as_mut_ptr(), g_x.as_mut_ptr().add(t * w));
+                let gx = g_x.as_mut_ptr().add(t * w);
+                src = self.reverse_step(adjp, regs, src, lam.as_mut_ptr(), gx);
             }
         }
         theta_adj.copy_from_slice(&adj[..np]);
     }
-}
-
-/// Partials a step of `code` stores (2 per binary rule, 1 per unary).
-fn n_parts_of<T>(code: &[Instr<T>]) -> usize {
-    code.iter()
-        .map(|i| match i.flow {
-            Flow::Binary => 2,
-            Flow::Unary => 1,
-            _ => 0,
-        })
-        .sum()
 }
 
 /// Whether compiled steps may run as native code: yes unless the

@@ -1,13 +1,12 @@
 //! Native code for a compiled recurrence step (Cranelift).
 //!
 //! [`Code::build`] turns a [`Program`] into three machine-code functions:
-//! the forward pass of `n` steps keeping every step's partials (the
-//! layout the interpreter writes), the forward pass of `n` steps on values
-//! only (optionally writing every state), and the reverse sweep of `n`
-//! steps over those partials; and for a traced inverse step (`traced.rs`)
-//! one function, its values over `n` steps backwards. Registers of the
-//! instruction list become
-//! SSA values, so operands live in machine registers instead of memory,
+//! the forward pass of `n` steps keeping what every step's sweep needs
+//! (`Program::plan`, the layout the interpreter writes), the forward pass
+//! of `n` steps on values only (optionally writing every state), and the
+//! reverse sweep of `n` steps over those values; and for a traced inverse
+//! step (`traced.rs`) one function, its values over `n` steps backwards.
+//! Registers of the instruction list become SSA values, so operands live in machine registers instead of memory,
 //! and there is no decoding and no jump per node.
 //!
 //! It is exact: the code performs the interpreter's IEEE operations on
@@ -45,20 +44,21 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
 
-use crate::compiled::{Flow, Program, Rule};
+use crate::compiled::{Flow, Part, Program, Rule, Save};
 use crate::ops::rule;
 use crate::scalar::Scalar;
 
 /// `fwd_parts(θ, s, xs, n, parts)`: steps `0..n` from the state at `s`
-/// (overwritten by the final state), rows of `xs`, partials from `parts` on.
+/// (overwritten by the final state), rows of `xs`, saved values
+/// (`Program::plan`) from `parts` on.
 type FwdParts<T> = unsafe extern "C" fn(*const T, *mut T, *const T, usize, *mut T);
 /// `fwd_values(θ, s, xs, n, states)`: as `FwdParts` on values only; if
 /// `states` is not null, the state before each step is written there.
 type FwdValues<T> = unsafe extern "C" fn(*const T, *mut T, *const T, usize, *mut T);
-/// `rev(θ̄, parts_end, λ, gx, n)`: the sweep of steps `n-1..0` over the
-/// partials ending at `parts_end`; `λ` in and out, `θ̄` added into, `gx`
-/// (rows `0..n`) added into.
-type Rev<T> = unsafe extern "C" fn(*mut T, *const T, *mut T, *mut T, usize);
+/// `rev(θ, θ̄, parts_end, λ, gx, n)`: the sweep of steps `n-1..0` over the
+/// saved values ending at `parts_end` (`Program::plan`); `λ` in and out,
+/// `θ̄` added into, `gx` (rows `0..n`) added into.
+type Rev<T> = unsafe extern "C" fn(*const T, *mut T, *const T, *mut T, *mut T, usize);
 
 /// Which forward function [`Code::forward`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,22 +218,42 @@ impl<T: Scalar> Gen<'_, T> {
     }
 
     /// One step forward: `regs` holds θ, s and x; the nodes' values are
-    /// appended. With `parts` (pointer to the step's first partial) the
-    /// partials are stored as the interpreter stores them.
+    /// appended. With `parts` (pointer to the step's first saved value)
+    /// the step's saved values are stored as the interpreter stores them
+    /// (`Program::plan`), each as soon as it is known.
     fn step_forward(
         &self,
         b: &mut FunctionBuilder<'_>,
         regs: &mut Vec<Value>,
         parts: Option<Value>,
     ) {
-        let mut off = 0usize;
-        for ins in &self.prog.code {
+        let prog = self.prog;
+        let base = prog.np + prog.ns + prog.w;
+        // the saved register values in `rs`, stored as soon as they exist
+        let save = |b: &mut FunctionBuilder<'_>, regs: &[Value], rs: std::ops::Range<usize>| {
+            let Some(p) = parts else { return };
+            for (k, sv) in prog.saves.iter().enumerate() {
+                if let Save::Reg(r) = *sv {
+                    if rs.contains(&(r as usize)) {
+                        self.store(b, regs[r as usize], p, k);
+                    }
+                }
+            }
+        };
+        // the state and the input row
+        save(b, regs, prog.np..base);
+        for (j, ins) in prog.code.iter().enumerate() {
+            // the slot of the node's computed partial k
+            let off = |k: usize| match prog.parts[j][k] {
+                Part::Slot(s) => s as usize,
+                _ => unreachable!("a computed partial has a slot"),
+            };
             let (x, y) = (regs[ins.a as usize], regs[ins.b as usize]);
             let c = ins.c;
             let one = T::one();
             // the slot of the node's first partial
             let slot = |b: &mut FunctionBuilder<'_>, k: usize| {
-                parts.map(|p| b.ins().iadd_imm(p, i64::from(self.sz) * (off + k) as i64))
+                parts.map(|p| b.ins().iadd_imm(p, i64::from(self.sz) * off(k) as i64))
             };
             let v = match ins.rule {
                 Rule::Add => b.ins().fadd(x, y),
@@ -245,23 +265,10 @@ impl<T: Scalar> Gen<'_, T> {
                     let c = self.konst(b, c);
                     b.ins().fsub(x, c)
                 }
-                Rule::Sub => {
-                    let v = b.ins().fsub(x, y);
-                    if let Some(p) = parts {
-                        let (d0, d1) = (self.konst(b, one), self.konst(b, -one));
-                        self.store(b, d0, p, off);
-                        self.store(b, d1, p, off + 1);
-                    }
-                    v
-                }
-                Rule::Mul => {
-                    let v = b.ins().fmul(x, y);
-                    if let Some(p) = parts {
-                        self.store(b, y, p, off);
-                        self.store(b, x, p, off + 1);
-                    }
-                    v
-                }
+                // (constant partials and operands' values: nothing to
+                // store here, see `Program::plan`)
+                Rule::Sub => b.ins().fsub(x, y),
+                Rule::Mul => b.ins().fmul(x, y),
                 Rule::Div => {
                     let o = self.konst(b, one);
                     let inv = b.ins().fdiv(o, y);
@@ -269,45 +276,25 @@ impl<T: Scalar> Gen<'_, T> {
                     if let Some(p) = parts {
                         let nq = b.ins().fneg(q);
                         let d1 = b.ins().fmul(nq, inv);
-                        self.store(b, inv, p, off);
-                        self.store(b, d1, p, off + 1);
+                        self.store(b, inv, p, off(0));
+                        self.store(b, d1, p, off(1));
                     }
                     q
                 }
                 Rule::MulC => {
                     let k = self.konst(b, c);
-                    let v = b.ins().fmul(x, k);
-                    if let Some(p) = parts {
-                        self.store(b, k, p, off);
-                    }
-                    v
+                    b.ins().fmul(x, k)
                 }
                 Rule::DivC => {
                     // rule::div_c: a · (1/c), 1/c rounded as at run time
                     let k = self.konst(b, one / c);
-                    let v = b.ins().fmul(x, k);
-                    if let Some(p) = parts {
-                        self.store(b, k, p, off);
-                    }
-                    v
+                    b.ins().fmul(x, k)
                 }
                 Rule::RSubC => {
                     let k = self.konst(b, c);
-                    let v = b.ins().fsub(k, x);
-                    if let Some(p) = parts {
-                        let d = self.konst(b, -one);
-                        self.store(b, d, p, off);
-                    }
-                    v
+                    b.ins().fsub(k, x)
                 }
-                Rule::Neg => {
-                    let v = b.ins().fneg(x);
-                    if let Some(p) = parts {
-                        let d = self.konst(b, -one);
-                        self.store(b, d, p, off);
-                    }
-                    v
-                }
+                Rule::Neg => b.ins().fneg(x),
                 Rule::Quot => {
                     let q = b.ins().fdiv(x, y);
                     if let Some(p) = parts {
@@ -315,8 +302,8 @@ impl<T: Scalar> Gen<'_, T> {
                         let inv = b.ins().fdiv(o, y);
                         let nq = b.ins().fneg(q);
                         let d1 = b.ins().fdiv(nq, y);
-                        self.store(b, inv, p, off);
-                        self.store(b, d1, p, off + 1);
+                        self.store(b, inv, p, off(0));
+                        self.store(b, d1, p, off(1));
                     }
                     q
                 }
@@ -325,7 +312,7 @@ impl<T: Scalar> Gen<'_, T> {
                     let v = b.ins().fdiv(x, k);
                     if let Some(p) = parts {
                         let d = self.konst(b, one / c);
-                        self.store(b, d, p, off);
+                        self.store(b, d, p, off(0));
                     }
                     v
                 }
@@ -335,7 +322,7 @@ impl<T: Scalar> Gen<'_, T> {
                     if let Some(p) = parts {
                         let nq = b.ins().fneg(q);
                         let d = b.ins().fdiv(nq, x);
-                        self.store(b, d, p, off);
+                        self.store(b, d, p, off(0));
                     }
                     q
                 }
@@ -344,7 +331,7 @@ impl<T: Scalar> Gen<'_, T> {
                     if let Some(p) = parts {
                         let h = self.konst(b, T::from_f64(0.5));
                         let d = b.ins().fdiv(h, v);
-                        self.store(b, d, p, off);
+                        self.store(b, d, p, off(0));
                     }
                     v
                 }
@@ -364,12 +351,8 @@ impl<T: Scalar> Gen<'_, T> {
                     }
                 }
             };
-            off += match ins.flow {
-                Flow::Binary => 2,
-                Flow::Unary => 1,
-                _ => 0,
-            };
             regs.push(v);
+            save(b, regs, base + j..base + j + 1);
         }
     }
 
@@ -485,7 +468,10 @@ impl<T: Scalar> Gen<'_, T> {
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
         let args = b.block_params(entry).to_vec();
-        let (tadj, parts_end, lam_p, gx, n) = (args[0], args[1], args[2], args[3], args[4]);
+        let (theta, tadj, parts_end, lam_p, gx, n) =
+            (args[0], args[1], args[2], args[3], args[4], args[5]);
+        // the parameters' values some partials are (loop invariant)
+        let theta_v: Vec<Value> = (0..np).map(|i| self.load(b, theta, i)).collect();
         // variables: 0 counter, 1 partials pointer, 2 gx row, 3 carry,
         // 4.. the adjoint registers, then λ
         let (counter, pp, gxr, carry) = (
@@ -542,17 +528,6 @@ impl<T: Scalar> Gen<'_, T> {
             b.def_var(var_of(t), lv);
             zero_known[t] = false;
         }
-        // partial offsets of each instruction
-        let mut offs = Vec::with_capacity(l);
-        let mut off = 0usize;
-        for ins in &p.code {
-            offs.push(off);
-            off += match ins.flow {
-                Flow::Binary => 2,
-                Flow::Unary => 1,
-                _ => 0,
-            };
-        }
         for (j, ins) in p.code.iter().enumerate().rev() {
             let r = base + j;
             // g = adj[r] + carry
@@ -584,13 +559,19 @@ impl<T: Scalar> Gen<'_, T> {
             b.ins().brif(is_zero, merge, &[], doit, &[]);
             b.switch_to_block(doit);
             let pq = b.use_var(pp);
+            // the partial: a constant, θ's value or a saved value
+            let part = |b: &mut FunctionBuilder<'_>, k: usize| match p.parts[j][k] {
+                Part::Const(c) => self.konst(b, c),
+                Part::Theta(r) => theta_v[r as usize],
+                Part::Slot(s) => self.load(b, pq, s as usize),
+            };
             let contribs: Vec<Value> = match ins.flow {
                 Flow::Binary => {
-                    let (p0, p1) = (self.load(b, pq, offs[j]), self.load(b, pq, offs[j] + 1));
+                    let (p0, p1) = (part(b, 0), part(b, 1));
                     vec![b.ins().fmul(g, p0), b.ins().fmul(g, p1)]
                 }
                 Flow::Unary => {
-                    let p0 = self.load(b, pq, offs[j]);
+                    let p0 = part(b, 0);
                     vec![b.ins().fmul(g, p0)]
                 }
                 Flow::Add => vec![g, g],
@@ -711,10 +692,10 @@ impl<T: Scalar> Code<T> {
         };
         for &(name, which) in fns {
             ctx.func.signature = Signature::new(cc);
-            for _ in 0..4 {
+            // (five pointer-sized arguments, six for the sweep)
+            for _ in 0..if which == 2 { 6 } else { 5 } {
                 ctx.func.signature.params.push(AbiParam::new(ptr));
             }
-            ctx.func.signature.params.push(AbiParam::new(ptr));
             let id = module
                 .declare_function(name, Linkage::Local, &ctx.func.signature)
                 .map_err(|e| format!("cranelift: {e}"))?;
@@ -744,8 +725,8 @@ impl<T: Scalar> Code<T> {
             .map_err(|e| format!("cranelift: {e}"))?;
         let f = |i: usize| module.get_finalized_function(ids[i]);
         // SAFETY: each function was generated with exactly this signature
-        // (five pointer-sized arguments, no result, the host's C calling
-        // convention).
+        // (five pointer-sized arguments, six for `rev`, no result, the
+        // host's C calling convention).
         let fns = unsafe {
             if prog.back {
                 Fns::Back(std::mem::transmute::<*const u8, FwdValues<T>>(f(0)))
@@ -794,13 +775,16 @@ impl<T: Scalar> Code<T> {
     }
 
     /// The sweep of steps `n-1..0`: `lam` in and out, `theta_adj` and the
-    /// rows `0..n` of `gx` added into; `parts_end` is past the partials.
+    /// rows `0..n` of `gx` added into; `parts_end` is past the saved
+    /// values; `theta` holds the parameters.
     ///
     /// # Safety
-    /// `theta_adj` holds the parameters' adjoints, `lam` the state's, `gx`
-    /// `n` rows, and `n` steps' partials end at `parts_end`.
+    /// `theta` holds the parameters, `theta_adj` their adjoints, `lam` the
+    /// state's, `gx` `n` rows, and `n` steps' saved values end at
+    /// `parts_end`.
     pub(crate) unsafe fn rev(
         &self,
+        theta: *const T,
         theta_adj: *mut T,
         parts_end: *const T,
         lam: *mut T,
@@ -811,7 +795,7 @@ impl<T: Scalar> Code<T> {
             panic!("native code: an inverse step has no sweep");
         };
         if n > 0 {
-            rev(theta_adj, parts_end, lam, gx, n)
+            rev(theta, theta_adj, parts_end, lam, gx, n)
         }
     }
 }

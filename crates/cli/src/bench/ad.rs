@@ -93,8 +93,9 @@ pub fn recursion<'t>(s0: Var<'t>, a: Var<'t>, b: Var<'t>, n: usize) -> Var<'t> {
 }
 
 /// The recursion as a compiled [`Recurrence`] of `n` steps, store-all
-/// with every step's partials kept (40 bytes a step: no node heads and no
-/// adjoint per node, against the tape's 72 + 32).
+/// with what every step's sweep needs kept (24 bytes a step, `s`, `cos s`
+/// and `sin s`: no node heads, no adjoint per node and no partial that is
+/// a parameter, against the tape's 72 + 32).
 pub fn compiled_recurrence(n: usize) -> Recurrence {
     Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
         .steps(n)
