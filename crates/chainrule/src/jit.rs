@@ -955,7 +955,9 @@ mod tests {
         let Ok(mut prog) = Program::compile(&*step, &s0, &p, &xs[..w], 0) else {
             return Ok(());
         };
-        prog.attach_native(&s0, &p, &xs[..w]);
+        // (the native code is built even under `CHAINRULE_JIT=0`, which
+        // only keeps `attach_native` from attaching it)
+        prog.build_native(&s0, &p, &xs[..w]);
         prop_assert!(prog.is_native(), "no native code");
         let want = run(&prog.interpreted(), &s0, &p, &xs, n, &seed, &theta0, &gx0);
         let got = run(&prog, &s0, &p, &xs, n, &seed, &theta0, &gx0);
