@@ -1118,6 +1118,91 @@ impl<T: Scalar> Program<T> {
         theta_adj.copy_from_slice(&adj[..np]);
     }
 
+    /// The first half of [`Program::vjp_block`] in native code: steps
+    /// `a..b` from state `s` (at `a`), their saved values into the block
+    /// buffer; `false` (nothing run) without native code. Then
+    /// [`Program::block_rev`] sweeps the block back in pieces, so that a
+    /// caller can interleave other work (an inverse walk) with the sweep.
+    pub(crate) fn block_forward(
+        &self,
+        work: &mut Work<T>,
+        s: &[T],
+        xs: &[T],
+        (a, b): (usize, usize),
+    ) -> bool {
+        let Some(code) = &self.native else {
+            return false;
+        };
+        let (np, ns, w, l) = (self.np, self.ns, self.w, self.code.len());
+        let Work { regs, parts, .. } = work;
+        assert!(
+            regs.len() == self.base() + l
+                && parts.len() >= (b - a) * self.n_parts
+                && s.len() == ns
+                && xs.len() >= b * w
+                && a <= b
+        );
+        let regs = regs.as_mut_ptr();
+        // SAFETY: as in `vjp_block`.
+        unsafe {
+            move_small(regs.add(np), s.as_ptr().cast_mut(), ns, false);
+            code.forward(
+                Fwd::Parts,
+                regs,
+                regs.add(np),
+                xs.as_ptr().add(a * w),
+                (b - a, parts.as_mut_ptr()),
+            );
+        }
+        true
+    }
+
+    /// The sweep of steps `c1 - 1` down to `c0` of the block `a..b` whose
+    /// saved values [`Program::block_forward`] wrote: `lam`, `theta_adj`
+    /// and `g_x` as in [`Program::vjp_block`]. Sweeping `a..b` in pieces
+    /// from the end gives the bits of one sweep: θ's adjoints and the rows
+    /// are summed in the same order, and `λ` leaves each piece as `0 + λ`,
+    /// which the next step starts from anyway (`jit.rs`).
+    ///
+    /// # Panics
+    /// Without native code, or if `a <= c0 <= c1 <= b` does not hold.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn block_rev(
+        &self,
+        work: &mut Work<T>,
+        (a, b): (usize, usize),
+        (c0, c1): (usize, usize),
+        lam: &mut [T],
+        theta_adj: &mut [T],
+        g_x: &mut [T],
+    ) {
+        let code = self.native.as_ref().expect("block_rev: native code only");
+        let w = self.w;
+        let Work { regs, parts, .. } = work;
+        assert!(
+            a <= c0
+                && c0 <= c1
+                && c1 <= b
+                && regs.len() >= self.np
+                && parts.len() >= (b - a) * self.n_parts
+                && lam.len() == self.ns
+                && theta_adj.len() == self.np
+                && g_x.len() >= c1 * w
+        );
+        // SAFETY: lengths checked above; steps `c0..c1` of the block keep
+        // their saved values at `(c0 - a)..(c1 - a)` of the buffer.
+        unsafe {
+            code.rev(
+                regs.as_ptr(),
+                theta_adj.as_mut_ptr(),
+                parts.as_ptr().add((c1 - a) * self.n_parts),
+                lam.as_mut_ptr(),
+                g_x.as_mut_ptr().add(c0 * w),
+                c1 - c0,
+            );
+        }
+    }
+
     /// The vector-Jacobian product of steps `a..b` from state `s` (at
     /// `a`): `lam` is ∂/∂s_b on the way in and ∂/∂s_a on the way out; the
     /// parameters' contributions are added into `theta_adj` (in sweep

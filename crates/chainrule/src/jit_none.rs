@@ -45,7 +45,15 @@ impl<T: Scalar> Code<T> {
         self.never()
     }
 
-    pub(crate) unsafe fn rev(&self, _: *mut T, _: *const T, _: *mut T, _: *mut T, _: usize) {
+    pub(crate) unsafe fn rev(
+        &self,
+        _: *const T,
+        _: *mut T,
+        _: *const T,
+        _: *mut T,
+        _: *mut T,
+        _: usize,
+    ) {
         self.never()
     }
 }
