@@ -62,6 +62,12 @@ pub struct TrainArgs {
     /// (`psnr_half_fit`, `ssim_half_fit`).
     #[arg(long)]
     pub exposure: bool,
+    /// Mip-Splatting's antialiased projection (gsplat's `antialiased`):
+    /// a splat's opacity is scaled to compensate the 0.3 px² screen-space
+    /// dilation, so splats smaller than a pixel fade rather than grow.
+    /// Saved in OUT/settings.json, so `render` and `view` use it too.
+    #[arg(long)]
+    pub antialiased: bool,
     /// Random initial points when the dataset has no sparse points.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub init_points: u64,
@@ -251,6 +257,7 @@ pub fn run(a: TrainArgs) -> CliResult {
         background,
         random_background: a.random_background,
         exposure: a.exposure,
+        antialiased: a.antialiased,
         ..TrainConfig::default()
     }
     .with_densify_until(a.densify_until.unwrap_or(a.iters / 2));
@@ -350,7 +357,7 @@ pub fn run(a: TrainArgs) -> CliResult {
             &a.data,
             background,
             a.sh_degree as usize,
-            false,
+            t.config().antialiased,
         )
     }
     .write(&a.out)?;

@@ -261,3 +261,45 @@ fn mcmc_grows_to_the_budget_and_help_states_the_defaults() {
         assert!(h.contains(needle), "train --help lacks {needle:?}");
     }
 }
+
+/// `--antialiased` trains and scores with Mip-Splatting's projection,
+/// saves it in settings.json, and `render --data` of the PLY beside it
+/// scores the model exactly as training did (without the flag it differs).
+#[test]
+fn antialiased_training_is_saved_and_rendered_alike() {
+    let d = tmp("aa");
+    let data = d.join("data");
+    synth(&data);
+    let ds = data.to_str().unwrap();
+    let train = |name: &str, extra: &[&str]| {
+        let out = d.join(name);
+        let mut args = vec!["train", ds, "--out", out.to_str().unwrap(), "--json"];
+        args.extend(["--iters", "30", "--init-points", "200", "--sh-degree", "1"]);
+        args.extend(extra);
+        (json(&run(&args)), out)
+    };
+    let (aa, out) = train("aa", &["--antialiased"]);
+    let (plain, plain_out) = train("plain", &[]);
+    let settings = |o: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(o.join("settings.json")).unwrap()).unwrap()
+    };
+    assert_eq!(settings(&out)["antialiased"], true);
+    assert_eq!(settings(&plain_out)["antialiased"], false);
+    let (pa, pp) = (
+        aa["psnr"].as_f64().unwrap(),
+        plain["psnr"].as_f64().unwrap(),
+    );
+    assert!(pa != pp, "the flag changed nothing: {pa} dB both");
+    let rd = d.join("rd");
+    let r = json(&run(&[
+        "render",
+        out.join("point_cloud.ply").to_str().unwrap(),
+        "--data",
+        ds,
+        "--out",
+        rd.to_str().unwrap(),
+        "--json",
+    ]));
+    let pr = r["psnr"].as_f64().unwrap();
+    assert!((pr - pa).abs() < 1e-9, "render --data {pr} vs train {pa}");
+}

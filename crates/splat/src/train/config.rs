@@ -75,6 +75,13 @@ pub struct TrainConfig {
     pub exposure: bool,
     /// Background colour of renders (the one the photographs are on).
     pub background: [f64; 3],
+    /// Render with Mip-Splatting's antialiased projection (gsplat's
+    /// `antialiased`): the 0.3 px² screen-space dilation is compensated by
+    /// scaling each splat's opacity with `sqrt(det Σ' / det(Σ' + 0.3 I))`,
+    /// so a splat smaller than a pixel fades instead of growing to one.
+    /// Training and evaluation use it alike; a render of the result must
+    /// too (the CLI saves it in `settings.json`).
+    pub antialiased: bool,
     /// Train each iteration on a random background colour: the render's
     /// background and the photograph's (re-composited through its alpha)
     /// change together, so transparent regions cannot be learnt as
@@ -110,6 +117,7 @@ impl Default for TrainConfig {
             strategy: Strategy::Default,
             exposure: false,
             background: [1.0; 3],
+            antialiased: false,
             random_background: false,
         }
     }

@@ -232,11 +232,13 @@ impl Trainer {
     }
 
     pub(super) fn render_options(&self) -> RenderOptions {
-        RenderOptions {
+        let mut o = RenderOptions {
             sh_degree: Some(self.sh_active),
             background: self.cfg.background,
             ..RenderOptions::default()
-        }
+        };
+        o.project.antialiased = self.cfg.antialiased;
+        o
     }
 
     /// One iteration: a random training view, render, L1 + 0.2·(1 − SSIM),
