@@ -1143,7 +1143,9 @@ impl<T: Scalar> Program<T> {
                 && a <= b
         );
         let regs = regs.as_mut_ptr();
-        // SAFETY: as in `vjp_block`.
+        // SAFETY: lengths checked above; θ is `regs[..np]` (prepare), the
+        // state goes to `regs[np..np + ns]`, the block's saved values to
+        // `parts`.
         unsafe {
             move_small(regs.add(np), s.as_ptr().cast_mut(), ns, false);
             code.forward(
@@ -1220,6 +1222,11 @@ impl<T: Scalar> Program<T> {
         theta_adj: &mut [T],
         g_x: &mut [T],
     ) {
+        // native code: the block's forward pass, then its whole sweep
+        if self.block_forward(work, s, xs, (a, b)) {
+            self.block_rev(work, (a, b), (a, b), lam, theta_adj, g_x);
+            return;
+        }
         let (np, ns, w, base, l) = (self.np, self.ns, self.w, self.base(), self.code.len());
         let Work { regs, adj, parts } = work;
         assert!(
@@ -1233,31 +1240,6 @@ impl<T: Scalar> Program<T> {
                 && g_x.len() >= b * w
                 && a <= b
         );
-        if let Some(code) = &self.native {
-            let regs = regs.as_mut_ptr();
-            // SAFETY: lengths checked above; θ is `regs[..np]` (prepare),
-            // the state goes to `regs[np..np + ns]`, the block's partials
-            // to `parts`.
-            unsafe {
-                move_small(regs.add(np), s.as_ptr().cast_mut(), ns, false);
-                code.forward(
-                    Fwd::Parts,
-                    regs,
-                    regs.add(np),
-                    xs.as_ptr().add(a * w),
-                    (b - a, parts.as_mut_ptr()),
-                );
-                code.rev(
-                    regs,
-                    theta_adj.as_mut_ptr(),
-                    parts.as_ptr().add((b - a) * self.n_parts),
-                    lam.as_mut_ptr(),
-                    g_x.as_mut_ptr().add(a * w),
-                    b - a,
-                );
-            }
-            return;
-        }
         adj[..np].copy_from_slice(theta_adj);
         let (regs, adjp, parts) = (regs.as_mut_ptr(), adj.as_mut_ptr(), parts.as_mut_ptr());
         // SAFETY: the lengths are checked above; operands and outputs are
