@@ -508,12 +508,19 @@ fn backward_in<T: Scalar>(
     )?;
     sc.swap_records(&mut out.sh);
     times.raster_backward += lap.lap();
-    d_col.clear();
-    d_depths.clear();
-    for c in sg.colors.chunks_exact(4) {
-        d_col.push([c[0], c[1], c[2]]);
-        d_depths.push(c[3]);
-    }
+    // split in parallel (every entry written)
+    let n = sg.colors.len() / 4;
+    d_col.resize(n, [T::zero(); 3]);
+    d_depths.resize(n, T::zero());
+    d_col
+        .par_iter_mut()
+        .zip(d_depths.par_iter_mut())
+        .zip(sg.colors.par_chunks_exact(4))
+        .with_min_len(4096)
+        .for_each(|((dc, dd), c)| {
+            *dc = [c[0], c[1], c[2]];
+            *dd = c[3];
+        });
     // the splats' gradients lent to the projection's (and given back)
     let pg = ProjectedGrads {
         means2d: std::mem::take(&mut sg.means),
@@ -525,11 +532,15 @@ fn backward_in<T: Scalar>(
     (sg.means, sg.conics, *d_depths, sg.opacities) =
         (pg.means2d, pg.conics, pg.depths, pg.opacities);
     sh_backward_into(g, cam.center(), opts.degree(g), d_col, gm, &mut out.sh);
-    for (a, b) in out.means.iter_mut().zip(gm.iter()) {
-        for k in 0..3 {
-            a[k] += b[k];
-        }
-    }
+    out.means
+        .par_iter_mut()
+        .zip(gm.par_iter())
+        .with_min_len(4096)
+        .for_each(|(a, b)| {
+            for k in 0..3 {
+                a[k] += b[k];
+            }
+        });
     times.projection_backward += lap.lap();
     Ok(())
 }

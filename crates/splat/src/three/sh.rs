@@ -218,8 +218,8 @@ pub fn sh_backward_into<T: Scalar>(
     let kk = g.sh_coeffs();
     let nk = sh_coeffs(degree);
     let half = T::from_f64(0.5);
-    // bands above `degree` get no gradient
-    g_sh.clear();
+    // every entry of `g_sh` is written in the parallel pass below (bands
+    // above `degree` get zeros there, not in a serial fill first)
     g_sh.resize(g.sh.len(), T::zero());
     g_means.clear();
     g_means.par_extend(
@@ -231,9 +231,10 @@ pub fn sh_backward_into<T: Scalar>(
             .zip(grad_colors.par_iter())
             .map(|(((m, co), gco), gc)| {
                 // no gradient in (a Gaussian this view did not draw): none
-                // out (its SH gradients are the zeros written above; the
-                // computed ones could differ only in their sign)
+                // out (zero SH gradients; the computed ones could differ
+                // only in their sign)
                 if *gc == [T::zero(); 3] {
+                    gco.fill(T::zero());
                     return [T::zero(); 3];
                 }
                 let (d, n) = direction(*m, c);
@@ -256,6 +257,7 @@ pub fn sh_backward_into<T: Scalar>(
                         gb[k] += co[k * 3 + ch] * gcol[ch];
                     }
                 }
+                gco[nk * 3..].fill(T::zero());
                 if degree == 0 || !(n > T::zero()) {
                     return [T::zero(); 3];
                 }
