@@ -213,14 +213,54 @@ pub fn psnr(x: &[f64], y: &[f64]) -> f64 {
 /// keep, 0 ignore; `None`: every pixel; images have `channels` values per
 /// pixel): the MSE is the mask-weighted mean. NaN when no pixel is kept.
 pub fn psnr_masked<T: Scalar>(x: &[T], y: &[T], mask: Option<&[T]>, channels: usize) -> f64 {
+    let sq = squared_error(x, y, mask, channels, 0..x.len());
+    psnr_of(sq, x.len(), mask, channels)
+}
+
+/// [`psnr_masked`] with the squared errors summed in parallel over fixed
+/// blocks of entries, the blocks' sums then added in order: the same value
+/// on any number of threads, which may differ from [`psnr_masked`]'s in
+/// the last bits (the trainer's per-iteration PSNR, which nothing else
+/// reads). `blocks` holds the blocks' sums (kept by the caller so that
+/// nothing is allocated once it is large enough).
+pub fn psnr_masked_blocked<T: Scalar>(
+    x: &[T],
+    y: &[T],
+    mask: Option<&[T]>,
+    channels: usize,
+    blocks: &mut Vec<f64>,
+) -> f64 {
+    const BLOCK: usize = 16_384;
+    blocks.clear();
+    blocks.par_extend((0..x.len().div_ceil(BLOCK)).into_par_iter().map(|b| {
+        let at = b * BLOCK..((b + 1) * BLOCK).min(x.len());
+        squared_error(x, y, mask, channels, at)
+    }));
+    psnr_of(blocks.iter().sum(), x.len(), mask, channels)
+}
+
+/// The mask-weighted squared error of `x` clipped to `[0, 1]` against `y`
+/// over entries `at`.
+fn squared_error<T: Scalar>(
+    x: &[T],
+    y: &[T],
+    mask: Option<&[T]>,
+    channels: usize,
+    at: std::ops::Range<usize>,
+) -> f64 {
     let weight = |q: usize| mask.map_or(1.0, |m| m[q / channels].to_f64());
-    let mse = x
+    x[at.clone()]
         .iter()
-        .zip(y)
-        .enumerate()
-        .map(|(q, (a, b))| weight(q) * (a.to_f64().clamp(0.0, 1.0) - b.to_f64()).powi(2))
+        .zip(y.iter().skip(at.start))
+        .zip(at)
+        .map(|((a, b), q)| weight(q) * (a.to_f64().clamp(0.0, 1.0) - b.to_f64()).powi(2))
         .sum::<f64>()
-        / mask.map_or(x.len() as f64, |m| {
+}
+
+/// PSNR from the summed squared error of `len` entries (mask-weighted).
+fn psnr_of<T: Scalar>(sq: f64, len: usize, mask: Option<&[T]>, channels: usize) -> f64 {
+    let mse = sq
+        / mask.map_or(len as f64, |m| {
             channels as f64 * m.iter().map(|v| v.to_f64()).sum::<f64>()
         });
     10.0 * (1.0 / mse).log10()

@@ -6,8 +6,8 @@ use chainrule::{Tape, Var};
 use splat::data::synth::{write_dataset, SynthOptions};
 use splat::data::{self, Dataset, LoadOptions};
 use splat::loss::{
-    blur, blur_op, l1_ssim_value_grad_masked, psnr, psnr_masked, ssim_values, ssim_values_masked,
-    SSIM_C1, SSIM_C2, SSIM_LAMBDA,
+    blur, blur_op, l1_ssim_value_grad_masked, psnr, psnr_masked, psnr_masked_blocked, ssim_values,
+    ssim_values_masked, SSIM_C1, SSIM_C2, SSIM_LAMBDA,
 };
 use splat::three::scene::Rng;
 use splat::train::{TrainConfig, Trainer};
@@ -155,6 +155,34 @@ fn masked_psnr_is_the_psnr_of_the_kept_pixels() {
     assert!((psnr_masked(&x, &y, Some(&m), 3) - want).abs() < 1e-9);
     let none = vec![0.0; w * h];
     assert!(psnr_masked(&x, &y, Some(&none), 3).is_nan());
+}
+
+/// The trainer's blocked PSNR: the serial one's value to rounding, and
+/// the same bits on one thread as on two (images of several blocks, with
+/// and without a mask).
+#[test]
+fn blocked_psnr_is_the_psnr_on_any_thread_count() {
+    let (w, h) = (200, 150);
+    let mut rng = Rng::new(4);
+    let x: Vec<f32> = (0..w * h * 3).map(|_| rng.uniform() as f32).collect();
+    let y: Vec<f32> = (0..w * h * 3).map(|_| rng.uniform() as f32).collect();
+    let m: Vec<f32> = random_mask(&mut rng, w * h, false)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    for mask in [None, Some(&m[..])] {
+        let want = psnr_masked(&x, &y, mask, 3);
+        let on = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| psnr_masked_blocked(&x, &y, mask, 3, &mut Vec::new()))
+        };
+        let (one, two) = (on(1), on(2));
+        assert_eq!(one.to_bits(), two.to_bits());
+        assert!((one - want).abs() < 1e-9, "{one} against {want}");
+    }
 }
 
 fn tiny(name: &str) -> Dataset {

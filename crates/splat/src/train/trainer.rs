@@ -93,6 +93,8 @@ pub(super) struct StepBuffers {
     reg: [Vec<f64>; GROUPS],
     /// The render's and its backward pass's buffers.
     render: RenderWorkspace<f32>,
+    /// The per-iteration PSNR's block sums.
+    psnr_blocks: Vec<f64>,
 }
 
 impl Trainer {
@@ -327,7 +329,7 @@ impl Trainer {
             });
         }
         st.loss += lap.lap();
-        let psnr = loss::psnr_masked(x, &target, mask, 3);
+        let psnr = loss::psnr_masked_blocked(x, &target, mask, 3, &mut self.bufs.psnr_blocks);
         st.other += lap.lap();
         let d_rgb = BackwardGrads {
             d_rgb: &self.d_rgb,
@@ -422,12 +424,10 @@ impl Trainer {
         }
         st.optimizer += lap.lap();
         let stamp = self.params_kept_after_step().then(|| self.adam_stamp());
-        self.bufs = StepBuffers {
-            scene: Some(g32),
-            scene_stamp: stamp,
-            reg,
-            render: ws,
-        };
+        self.bufs.scene = Some(g32);
+        self.bufs.scene_stamp = stamp;
+        self.bufs.reg = reg;
+        self.bufs.render = ws;
         if let Some(de) = d_exposure {
             self.step_exposure(vi, &de)
                 .map_err(|op| TrainError::NonFinite { iteration: it, op })?;
