@@ -6,6 +6,7 @@ use crate::data::View;
 use crate::loss;
 use crate::three::render::render;
 use crate::three::scene::Gaussians;
+use rayon::prelude::*;
 
 /// The evaluation of one view.
 #[derive(Clone, Debug)]
@@ -35,12 +36,14 @@ pub struct ViewEval {
 
 impl Trainer {
     /// Renders `views` with the current scene and scores them (PSNR and
-    /// SSIM over the kept pixels of views with a mask).
+    /// SSIM over the kept pixels of views with a mask). Views are scored in
+    /// parallel (each on its own, so the same values on any thread count):
+    /// the scoring is serial within a view.
     pub fn evaluate(&self, views: &[View]) -> Result<Vec<ViewEval>, TrainError> {
         let g: Gaussians<f32> = self.gaussians();
         let opts = self.render_options();
         views
-            .iter()
+            .par_iter()
             .map(|v| {
                 let (img, _) = render(&g, &camera_of(v), &opts)
                     .map_err(|e| TrainError::Render(e.to_string()))?;
