@@ -7,6 +7,7 @@ use super::{Row, Strategy};
 use crate::adam::Adam;
 use crate::three::project::quat_to_rotmat;
 use crate::three::scene::Rng;
+use rayon::prelude::*;
 
 /// Adaptive density control of the 3DGS paper.
 pub(crate) struct Adc;
@@ -102,16 +103,17 @@ impl Trainer {
                 && ((big_screen > 0.0 && t.max_radii[r.src] > big_screen)
                     || max_scale(r.src) > big_world))
         };
+        // which old splats stay, in parallel (the exponentials), then the
+        // rows in order
+        let kept: Vec<bool> = (0..n)
+            .into_par_iter()
+            .with_min_len(4096)
+            .map(|i| !split[i] && keep_row(&Row::unchanged(i), self))
+            .collect();
         let rows: Vec<Row> = (0..n)
-            .filter(|&i| !split[i])
-            .map(|i| Row {
-                src: i,
-                fresh: false,
-                mean: None,
-                log_shift: 0.0,
-            })
-            .chain(extra)
-            .filter(|r| keep_row(r, self))
+            .filter(|&i| kept[i])
+            .map(Row::unchanged)
+            .chain(extra.into_iter().filter(|r| keep_row(r, self)))
             .collect();
         self.gather(&rows);
     }

@@ -3,6 +3,8 @@
 
 use super::{Trainer, GROUPS};
 use crate::adam::Adam;
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 mod default;
 mod mcmc;
@@ -42,37 +44,83 @@ pub(super) struct Row {
     pub(super) log_shift: f64,
 }
 
+impl Row {
+    /// Old Gaussian `src` as it is, with its moments.
+    pub(super) fn unchanged(src: usize) -> Row {
+        Row {
+            src,
+            fresh: false,
+            mean: None,
+            log_shift: 0.0,
+        }
+    }
+}
+
 impl Trainer {
     /// Rebuilds the scene from `rows` (parameters and Adam moments; the
     /// densification statistics start over).
     pub(super) fn gather(&mut self, rows: &[Row]) {
         let strides = self.strides();
+        let n = rows.len();
         for g in 0..GROUPS {
             let s = strides[g];
-            let (m, v) = self.adam[g].moments();
-            let mut p = Vec::with_capacity(rows.len() * s);
-            let mut nm = Vec::with_capacity(rows.len() * s);
-            let mut nv = Vec::with_capacity(rows.len() * s);
-            for r in rows {
-                let src = r.src * s..r.src * s + s;
-                match (g, r.mean) {
-                    (0, Some(mean)) => p.extend_from_slice(&mean),
-                    (1, _) => p.extend(self.params[1][src.clone()].iter().map(|x| x + r.log_shift)),
-                    _ => p.extend_from_slice(&self.params[g][src.clone()]),
-                }
-                if r.fresh {
-                    nm.extend(std::iter::repeat_n(0.0, s));
-                    nv.extend(std::iter::repeat_n(0.0, s));
-                } else {
-                    nm.extend_from_slice(&m[src.clone()]);
-                    nv.extend_from_slice(&v[src]);
+            // new vectors filled in parallel row by row, every entry written
+            // once (no serial zero-fill first): the same values as a serial
+            // copy, on any thread count
+            let (mut p, mut nm, mut nv) = (
+                Vec::with_capacity(n * s),
+                Vec::with_capacity(n * s),
+                Vec::with_capacity(n * s),
+            );
+            if s > 0 {
+                let (old, (m, v)) = (&self.params[g], self.adam[g].moments());
+                let dp = &mut p.spare_capacity_mut()[..n * s];
+                let dm = &mut nm.spare_capacity_mut()[..n * s];
+                let dv = &mut nv.spare_capacity_mut()[..n * s];
+                let put = |d: &mut [MaybeUninit<f64>], x: &[f64]| {
+                    for (d, &x) in d.iter_mut().zip(x) {
+                        d.write(x);
+                    }
+                };
+                dp.par_chunks_exact_mut(s)
+                    .zip(dm.par_chunks_exact_mut(s))
+                    .zip(dv.par_chunks_exact_mut(s))
+                    .zip(rows.par_iter())
+                    .with_min_len(1024)
+                    .for_each(|(((p, nm), nv), r)| {
+                        let src = r.src * s..r.src * s + s;
+                        match (g, r.mean) {
+                            (0, Some(mean)) => put(p, &mean),
+                            (1, _) => {
+                                for (d, x) in p.iter_mut().zip(&old[src.clone()]) {
+                                    d.write(x + r.log_shift);
+                                }
+                            }
+                            _ => put(p, &old[src.clone()]),
+                        }
+                        if r.fresh {
+                            put(nm, &[0.0; 64][..s]);
+                            put(nv, &[0.0; 64][..s]);
+                        } else {
+                            put(nm, &m[src.clone()]);
+                            put(nv, &v[src]);
+                        }
+                    });
+                // SAFETY: the pass above wrote entries 0..n·s of each
+                unsafe {
+                    p.set_len(n * s);
+                    nm.set_len(n * s);
+                    nv.set_len(n * s);
                 }
             }
             let t = self.adam[g].steps();
-            self.adam[g] = Adam::from_state(vec![0.0; p.len()], nm, nv, t);
+            // the trainer's groups step at one rate per group: the
+            // per-parameter rates are not read, so the old vector is reused
+            let mut lr = std::mem::take(&mut self.adam[g].lr);
+            lr.resize(n * s, 0.0);
+            self.adam[g] = Adam::from_state(lr, nm, nv, t);
             self.params[g] = p;
         }
-        let n = rows.len();
         self.grad_accum = vec![0.0; n];
         self.grad_count = vec![0.0; n];
         self.max_radii = vec![0.0; n];
