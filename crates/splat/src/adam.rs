@@ -64,7 +64,7 @@ macro_rules! update_rows_with {
             g: &[f32],
             c: &mut [f32],
             e: Option<&[f64]>,
-            shape: [usize; 5],
+            shape: [usize; 6],
         ) -> Checked {
             self.update_rows(pmv, g, c, e, shape)
         }
@@ -83,7 +83,7 @@ impl Step {
         g: &[f32],
         c: &mut [f32],
         e: Option<&[f64]>,
-        shape: [usize; 5],
+        shape: [usize; 6],
     ) -> Checked {
         #[cfg(target_arch = "x86_64")]
         {
@@ -104,8 +104,9 @@ impl Step {
 
     /// Updates rows of `w` parameters (with their moments `pmv`) from
     /// gradient rows `g[r·gs + go..][..w]` (plus `e`), writing the new
-    /// values as `f32` to `c[r·cs + co..][..w]`; `shape` is `[w, gs, go,
-    /// cs, co]`.
+    /// values as `f32` to `c[r·cs + co..][..w]`; `shape` is `[w, live, gs,
+    /// go, cs, co]`. Each row's columns from `live` on are left alone
+    /// when the update could not change them (see [`Step::quiet`]).
     #[inline(always)]
     fn update_rows(
         &self,
@@ -113,7 +114,7 @@ impl Step {
         g: &[f32],
         c: &mut [f32],
         e: Option<&[f64]>,
-        [w, gs, go, cs, co]: [usize; 5],
+        [w, live, gs, go, cs, co]: [usize; 6],
     ) -> Checked {
         let mut seen = Checked {
             grads_finite: true,
@@ -124,18 +125,80 @@ impl Step {
             let (gr, cr) = (&gr[go..go + w], &mut cr[co..co + w]);
             let at = r * w..r * w + w;
             let (p, m, v) = (&mut p[at.clone()], &mut m[at.clone()], &mut v[at.clone()]);
-            for j in 0..w {
-                seen.grads_finite &= gr[j].is_finite();
-                let gi = match e {
-                    Some(e) => gr[j] as f64 + e[r * w + j],
-                    None => gr[j] as f64,
-                };
-                self.update(&mut p[j], &mut m[j], &mut v[j], gi);
-                seen.params_finite &= p[j].is_finite();
-                cr[j] = p[j] as f32;
+            let er = e.map(|e| &e[at]);
+            let (head, tail) = (0..live, live..w);
+            self.update_span([&mut *p, &mut *m, &mut *v], gr, cr, er, head, &mut seen);
+            if live < w && !self.quiet([p, m, v], gr, er, tail.clone()) {
+                self.update_span([p, m, v], gr, cr, er, tail, &mut seen);
             }
         }
         seen
+    }
+
+    /// Updates entries `js` of one row (see [`Step::update_rows`]).
+    #[inline(always)]
+    fn update_span(
+        &self,
+        [p, m, v]: [&mut [f64]; 3],
+        g: &[f32],
+        c: &mut [f32],
+        e: Option<&[f64]>,
+        js: std::ops::Range<usize>,
+        seen: &mut Checked,
+    ) {
+        // slices of one length, so that the loop has no bounds checks
+        let n = js.len();
+        let (p, m, v) = (&mut p[js.clone()], &mut m[js.clone()], &mut v[js.clone()]);
+        let (g, c, e) = (&g[js.clone()], &mut c[js.clone()], e.map(|e| &e[js]));
+        let (m, v, g, c) = (&mut m[..n], &mut v[..n], &g[..n], &mut c[..n]);
+        let e = e.map(|e| &e[..n]);
+        for j in 0..n {
+            seen.grads_finite &= g[j].is_finite();
+            let gi = match e {
+                Some(e) => g[j] as f64 + e[j],
+                None => g[j] as f64,
+            };
+            self.update(&mut p[j], &mut m[j], &mut v[j], gi);
+            seen.params_finite &= p[j].is_finite();
+            c[j] = p[j] as f32;
+        }
+    }
+
+    /// Whether the update would leave entries `js` of a row exactly as
+    /// they are: every gradient (with `e`) is ±0, both moments +0 and the
+    /// parameter finite, at a finite rate ≥ 0. Then `m` and `v` stay +0
+    /// (`β·(+0) + (1 − β)·(±0) = +0`), the step is `lr·(+0)/(√(+0) + ε) =
+    /// +0`, and `p − (+0) = p` (for `p = −0` too); the checks would pass,
+    /// and the `f32` copy, which the caller keeps current, is unchanged.
+    #[inline(always)]
+    fn quiet(
+        &self,
+        [p, m, v]: [&[f64]; 3],
+        g: &[f32],
+        e: Option<&[f64]>,
+        js: std::ops::Range<usize>,
+    ) -> bool {
+        // one pass of plain loads and ORs (a loop the compiler vectorises):
+        // `x << 1` drops the sign bit, so it is 0 exactly for ±0
+        let n = js.len();
+        let (p, m, v, g) = (
+            &p[js.clone()],
+            &m[js.clone()],
+            &v[js.clone()],
+            &g[js.clone()],
+        );
+        let (m, v, g) = (&m[..n], &v[..n], &g[..n]);
+        let e = e.map(|e| &e[js][..n]);
+        let mut bits = 0u64;
+        let mut finite = true;
+        for j in 0..n {
+            bits |= m[j].to_bits() | v[j].to_bits() | u64::from(g[j].to_bits() << 1);
+            if let Some(e) = e {
+                bits |= e[j].to_bits() << 1;
+            }
+            finite &= p[j].is_finite();
+        }
+        bits == 0 && finite && self.lr >= 0.0 && self.lr.is_finite()
     }
 }
 
@@ -325,6 +388,29 @@ impl Adam {
         lr: f64,
     ) -> Checked {
         let w = grads.width;
+        self.step_rows_live(params, grads, extra, copy, lr, w)
+    }
+
+    /// [`Adam::step_rows`] where only the first `live` columns of each
+    /// row can be expected to get a gradient (the trainer's SH bands above
+    /// the active degree): the rest of a row is updated only when the
+    /// update could change it. When its gradients (and `extra`) are ±0, its
+    /// moments +0 and its parameters finite (at a finite rate ≥ 0), the
+    /// update would leave all of it as it is, so it is skipped, and its
+    /// `copy` is not written: the caller keeps `copy` holding the current
+    /// parameters there. The same bits as [`Adam::step_rows`] whatever
+    /// `live` is (tested), only faster when the tails are quiet.
+    pub fn step_rows_live(
+        &mut self,
+        params: &mut [f64],
+        grads: Rows<'_, f32>,
+        extra: Option<&[f64]>,
+        copy: RowsMut<'_, f32>,
+        lr: f64,
+        live: usize,
+    ) -> Checked {
+        let w = grads.width;
+        let live = live.min(w);
         assert_eq!(params.len(), self.m.len(), "adam: parameter count");
         if w == 0 {
             assert!(params.is_empty(), "adam: rows of width 0");
@@ -364,10 +450,10 @@ impl Adam {
             .map(|(bi, ((((p, m), v), g), c))| {
                 let e = extra.map(|e| &e[bi * b * w..bi * b * w + p.len()]);
                 let n = p.len();
-                let shape = if flat {
-                    [n, n, 0, n, 0]
+                let shape = if flat && live == w {
+                    [n, n, n, 0, n, 0]
                 } else {
-                    [w, gs, go, cs, co]
+                    [w, live, gs, go, cs, co]
                 };
                 k.update_rows_best([p, m, v], g, c, e, shape)
             })
@@ -485,6 +571,89 @@ mod tests {
         }
     }
 
+    /// Skipping the quiet tails of rows gives the bits of the full update:
+    /// rows whose tail is quiet, and rows that are not (a gradient, a
+    /// regulariser's gradient, a moment of −0 or not zero, a non-finite
+    /// parameter in the tail), with the copy holding the parameters.
+    #[test]
+    fn skipping_quiet_tails_keeps_the_bits() {
+        let mut r = Rng::new(5);
+        let (rows, w, stride, off, live) = (3001, 45, 48, 3, 9);
+        for extra in [false, true] {
+            let mut p: Vec<f64> = (0..rows * w).map(|_| r.normal()).collect();
+            p[7 * w + 30] = f64::INFINITY;
+            let (mut a, mut b) = (Adam::new(vec![0.0; p.len()]), Adam::new(vec![0.0; p.len()]));
+            // moments of the tails zero, except in a few rows
+            let (mut m0, mut v0) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+            for i in 0..rows * w {
+                if i % w < live || i % 17 == 0 {
+                    (m0[i], v0[i]) = (r.normal(), r.normal().abs());
+                }
+            }
+            m0[11 * w + 40] = -0.0;
+            for st in [&mut a, &mut b] {
+                *st = Adam::from_state(vec![0.0; p.len()], m0.clone(), v0.clone(), 3);
+            }
+            let mut q = p.clone();
+            let mut copy: Vec<f32> = vec![0.0; rows * stride];
+            for i in 0..rows * w {
+                copy[(i / w) * stride + off + i % w] = p[i] as f32;
+            }
+            let mut copy_b = copy.clone();
+            for step in 0..3 {
+                let g: Vec<f32> = (0..rows * stride)
+                    .map(|i| match (i % stride >= off + live, i % 23 == step) {
+                        (true, false) => {
+                            if i % 2 == 0 {
+                                0.0
+                            } else {
+                                -0.0
+                            }
+                        }
+                        _ => r.normal() as f32,
+                    })
+                    .collect();
+                let e: Vec<f64> = (0..rows * w)
+                    .map(|i| {
+                        if i % w < live || i % 29 == 0 {
+                            r.normal()
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                let rows_of = |g| Rows {
+                    data: g,
+                    stride,
+                    offset: off,
+                    width: w,
+                };
+                let lr = 0.01 * (step + 1) as f64;
+                let e = extra.then_some(&e[..]);
+                let out = RowsMut {
+                    data: &mut copy,
+                    stride,
+                    offset: off,
+                };
+                let got = a.step_rows_live(&mut p, rows_of(&g), e, out, lr, live);
+                let out = RowsMut {
+                    data: &mut copy_b,
+                    stride,
+                    offset: off,
+                };
+                let want = b.step_rows(&mut q, rows_of(&g), e, out, lr);
+                assert_eq!(got, want);
+                assert!(!got.params_finite, "the infinite parameter is seen");
+                let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&p), bits(&q));
+                assert_eq!(bits(a.moments().0), bits(b.moments().0));
+                assert_eq!(bits(a.moments().1), bits(b.moments().1));
+                let cb = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(cb(&copy), cb(&copy_b));
+            }
+        }
+    }
+
     /// The AVX-512 and AVX2 builds of the row update give the baseline's
     /// bits (those the CPU has; rows inside longer rows and back to back).
     #[test]
@@ -512,7 +681,7 @@ mod tests {
             let run = |path: usize| {
                 let [mut p, mut m, mut v] = [0, 1, 2].map(|j| init[j].clone());
                 let mut c = vec![0.0f32; rows * gs];
-                let shape = [w, gs, go, gs, go];
+                let shape = [w, w, gs, go, gs, go];
                 let pmv = [&mut p[..], &mut m[..], &mut v[..]];
                 let seen = match path {
                     0 => k.update_rows(pmv, &g, &mut c, e, shape),

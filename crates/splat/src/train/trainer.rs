@@ -404,7 +404,15 @@ impl Trainer {
                 offset,
             };
             let extra = has_reg.then_some(&reg[g][..]);
-            let c = self.adam[g].step_rows(&mut self.params[g], src, extra, copy, lr);
+            // the SH bands above the active degree get no gradient: their
+            // columns are skipped while the update cannot move them (same
+            // bits; `g32` holds the current parameters there)
+            let live = match g {
+                5 => 3 * (sh_coeffs(self.sh_active) - 1),
+                _ => src.width,
+            };
+            let p = &mut self.params[g];
+            let c = self.adam[g].step_rows_live(p, src, extra, copy, lr, live);
             grads_finite &= c.grads_finite;
             if !c.params_finite {
                 failed = failed.or(Some(g));
