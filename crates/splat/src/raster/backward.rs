@@ -4,6 +4,7 @@ use super::lanes::*;
 use super::scratch::{refill, with_state, RasterScratch};
 use super::simd::Simd;
 use super::*;
+use rayon::prelude::*;
 
 /// Per-pixel state of one tile in the backward walk.
 ///
@@ -680,24 +681,69 @@ pub(super) fn backward_in<T: Scalar>(
             with_state(states, |bt| bt.run(&inp, t, simd, g))
         });
     }
-    // deterministic reduction in tile order
+    reduce(records, tiles, stride, (n, s.order.len()), out);
+    Ok(())
+}
+
+/// Sums the records (`stride` values per list entry) into the per-splat
+/// gradients `out`: each splat's records in tile order, from zero. With
+/// [`bin_tiles`]' per-splat entries the splats are summed in parallel;
+/// the sums and their order are those of a walk through the lists, so
+/// both ways give the same bits.
+fn reduce<T: Scalar>(
+    records: &[T],
+    tiles: &TileLists,
+    stride: usize,
+    (n, n_order): (usize, usize),
+    out: &mut SplatGrads<T>,
+) {
+    let ch = stride - 6;
     refill(&mut out.means, n, [T::zero(); 2]);
     refill(&mut out.conics, n, [T::zero(); 3]);
     refill(&mut out.opacities, n, T::zero());
     refill(&mut out.colors, n * ch, T::zero());
-    for (e, &k) in records.chunks_exact(stride).zip(&tiles.ids) {
-        let k = k as usize;
-        out.means[k][0] += e[0];
-        out.means[k][1] += e[1];
-        out.conics[k][0] += e[2];
-        out.conics[k][1] += e[3];
-        out.conics[k][2] += e[4];
-        out.opacities[k] += e[5];
-        for c in 0..ch {
-            out.colors[k * ch + c] += e[6 + c];
+    let by = &tiles.by_splat;
+    if ch == 0 || !by.fits(tiles.ids.len(), n_order, n) {
+        for (e, &k) in records.chunks_exact(stride).zip(&tiles.ids) {
+            let k = k as usize;
+            let col = &mut out.colors[k * ch..(k + 1) * ch];
+            add_record(
+                e,
+                &mut out.means[k],
+                &mut out.conics[k],
+                &mut out.opacities[k],
+                col,
+            );
         }
+        return;
     }
-    Ok(())
+    out.means
+        .par_iter_mut()
+        .zip(out.conics.par_iter_mut())
+        .zip(out.opacities.par_iter_mut())
+        .zip(out.colors.par_chunks_mut(ch))
+        .enumerate()
+        .with_min_len(1024)
+        .for_each(|(k, (((m, cn), op), col))| {
+            for &f in by.of(k) {
+                let e = &records[f as usize * stride..(f as usize + 1) * stride];
+                add_record(e, m, cn, op, col);
+            }
+        });
+}
+
+/// Adds one record `e` to a splat's gradients.
+#[inline(always)]
+fn add_record<T: Scalar>(e: &[T], m: &mut [T; 2], cn: &mut [T; 3], op: &mut T, col: &mut [T]) {
+    m[0] += e[0];
+    m[1] += e[1];
+    cn[0] += e[2];
+    cn[1] += e[3];
+    cn[2] += e[4];
+    *op += e[5];
+    for (c, v) in col.iter_mut().enumerate() {
+        *v += e[6 + c];
+    }
 }
 
 /// Runs `run(t, records of tile t)` for the tiles `t0..t1` (non-empty),

@@ -175,6 +175,27 @@ pub struct TileLists {
     /// Per splat (indexed like the splat slices), the covered pixels
     /// `[j_min, i_min, j_max, i_max]` (inclusive), see [`pixel_rect`].
     pub rects: Vec<Option<[u32; 4]>>,
+    /// Each splat's entries in `ids`, for the backward pass's reduction
+    /// (made by [`bin_tiles`]; lists made otherwise have none, and the
+    /// reduction then walks the lists instead).
+    pub(crate) by_splat: SplatEntries,
+}
+
+/// Each drawn splat's entries in the tile lists, in tile order: the
+/// backward pass sums a splat's gradient records from them, in parallel
+/// over splats and in the order a walk through the lists would.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SplatEntries {
+    /// Per position `o` of `order`, where its entries start in `entries`
+    /// (`order.len() + 1` values).
+    offsets: Vec<u32>,
+    /// Positions in [`TileLists::ids`], splat by splat in `order`, each
+    /// splat's in tile order.
+    entries: Vec<u32>,
+    /// Per splat, its position in `order` (`u32::MAX`: not drawn).
+    position: Vec<u32>,
+    /// Whether no splat is listed twice in `order` (else the rest is unused).
+    unique: bool,
 }
 
 /// What the forward pass produces (and the backward pass needs).

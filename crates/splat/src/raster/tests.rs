@@ -276,3 +276,92 @@ fn vector_paths_give_the_same_bits() {
         same_on_every_path::<f64>(Blend::Sum, simd);
     }
 }
+
+/// Binning in parallel chunks gives the lists of a sequential pass (each
+/// tile's list: the splats of `order` that reach it, in that order), and
+/// each splat's entries are its positions in those lists in tile order; on
+/// one thread and on three, with more splats than one chunk holds.
+#[test]
+fn parallel_binning_is_the_sequential_one() {
+    let mut sc = scene::<f32>(5, 70, 50, 3 * BIN_CHUNK_MIN + 17, 1);
+    // a splat twice, and one left out
+    sc.order[7] = sc.order[3];
+    sc.order.pop();
+    let s = sc.view();
+    let (tiles_x, tiles_y) = (70usize.div_ceil(TILE), 50usize.div_ceil(TILE));
+    let mut want: Vec<Vec<u32>> = vec![Vec::new(); tiles_x * tiles_y];
+    for &k in s.order {
+        let Some(r) = pixel_rect(&s.bounds[k as usize], s.width, s.height) else {
+            continue;
+        };
+        let t = r.map(|v| v / TILE as u32);
+        let mask = reached_tiles(&s, k as usize, r, t);
+        let mut bit = 0;
+        for ty in t[1]..=t[3] {
+            for tx in t[0]..=t[2] {
+                if (mask >> bit.min(63)) & 1 != 0 {
+                    want[ty as usize * tiles_x + tx as usize].push(k);
+                }
+                bit += 1;
+            }
+        }
+    }
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let got = pool.install(|| bin_tiles(&s));
+        for (t, list) in want.iter().enumerate() {
+            let at = got.offsets[t] as usize..got.offsets[t + 1] as usize;
+            assert_eq!(&got.ids[at], &list[..], "{threads} threads, tile {t}");
+        }
+        assert_eq!(got.offsets.len(), want.len() + 1);
+        let by = &got.by_splat;
+        assert!(
+            !by.fits(got.ids.len(), s.order.len(), s.len()),
+            "listed twice"
+        );
+        for (o, &k) in s.order.iter().enumerate() {
+            let entries = &by.entries[by.offsets[o] as usize..by.offsets[o + 1] as usize];
+            let mut all: Vec<u32> = (0..got.ids.len() as u32)
+                .filter(|&f| got.ids[f as usize] == k)
+                .collect();
+            if k == s.order[3] {
+                // the entries of one of its two places in `order`
+                all.retain(|f| entries.contains(f));
+            }
+            assert_eq!(entries, &all[..], "{threads} threads, order position {o}");
+        }
+    }
+    // listed once again (`order` was n − 1, …, 0)
+    sc.order[7] = (sc.means.len() - 8) as u32;
+    let s = sc.view();
+    let got = bin_tiles(&s);
+    assert!(got.by_splat.fits(got.ids.len(), s.order.len(), s.len()));
+}
+
+/// A splat listed twice in `order` is drawn twice; the backward pass then
+/// sums its records by walking the lists, and gives the bits of the
+/// parallel sums when it is listed once.
+#[test]
+fn backward_reduction_with_a_splat_listed_twice() {
+    let mut sc = scene::<f32>(6, 50, 40, 200, 3);
+    sc.order.push(sc.order[20]);
+    let s = sc.view();
+    let r = forward(&s).unwrap();
+    let mut rng = Rng::new(3);
+    let d_img: Vec<f32> = (0..r.image.len())
+        .map(|_| rng.range(-1.0, 1.0) as f32)
+        .collect();
+    let g = backward(&s, &r, &d_img, None).unwrap();
+    assert!(g.opacities.iter().all(|v| v.is_finite()));
+    sc.order.pop();
+    let s = sc.view();
+    let r = forward(&s).unwrap();
+    let fast = backward(&s, &r, &d_img, None).unwrap();
+    let mut walked = r.clone();
+    walked.tiles.by_splat = Default::default();
+    let slow = backward(&s, &walked, &d_img, None).unwrap();
+    assert_eq!(fast, slow);
+}
