@@ -148,12 +148,12 @@ fn exp_fast_f32(x: f32) -> f32 {
     let s1 = f32::from_bits(((n1 + 127) as u32) << 23);
     let s2 = f32::from_bits(((n2 + 127) as u32) << 23);
     let y = (y * s1) * s2;
+    // the special cases as selects, not branches, so that a loop of a
+    // few lanes that the compiler unrolls still becomes vector code
+    let y = if x.is_nan() { x } else { y };
+    let y = if x > HI { f32::INFINITY } else { y };
     if x < LO {
         0.0
-    } else if x > HI {
-        f32::INFINITY
-    } else if x.is_nan() {
-        x
     } else {
         y
     }

@@ -27,10 +27,6 @@ pub(super) struct BackTile<T> {
     gp: Vec<T>,
     /// Per-lane colour gradients of the splat, channel-major.
     ecol: Vec<T>,
-    /// The colour behind and `∂L/∂image` of a block of two half rows,
-    /// channel-major (16 lanes per channel).
-    pair_behind: Vec<T>,
-    pair_gp: Vec<T>,
     batch: Vec<SplatRec<T>>,
     batch_cols: Vec<T>,
 }
@@ -45,8 +41,6 @@ impl<T: Scalar> BackTile<T> {
             behind: vec![T::zero(); ch * TILE * TILE],
             gp: vec![T::zero(); ch * TILE * TILE],
             ecol: vec![T::zero(); ch * GROUP],
-            pair_behind: vec![T::zero(); ch * GROUP],
-            pair_gp: vec![T::zero(); ch * GROUP],
             batch: Vec::with_capacity(BATCH),
             batch_cols: Vec::with_capacity(BATCH * ch),
         }
@@ -87,90 +81,6 @@ impl<T: Scalar> BackTile<T> {
     #[target_feature(enable = "avx2")]
     unsafe fn run_avx2(&mut self, inp: &BackInput<'_, T>, t: usize, g: &mut [T]) {
         self.run_generic(inp, t, g)
-    }
-
-    /// Walks one block of two half rows of a narrow splat (the second may
-    /// be missing): their lanes `w.w0..w.w0 + HALF` are copied side by
-    /// side, walked, and the transmittance and colour behind written back.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn pair(
-        &mut self,
-        sp: &mut BackSplat<T>,
-        k: &BackConsts<T>,
-        col: &[T],
-        px: &[T; GROUP],
-        w: Window,
-        a: HalfRow<T>,
-        b: Option<HalfRow<T>>,
-    ) {
-        const TT: usize = TILE * TILE;
-        let ch = col.len();
-        let mut bpx = [k.zero; GROUP];
-        let mut bdy = [a.dy; GROUP];
-        let mut inr = [0u32; GROUP];
-        let mut tr = [k.one; GROUP];
-        let mut lst = [0u32; GROUP];
-        let mut dal = [k.zero; GROUP];
-        let rows = [a.row, b.map_or(a.row, |b| b.row)];
-        let n = 1 + b.is_some() as usize;
-        if let Some(b) = b {
-            bdy[HALF..].fill(b.dy);
-        } else {
-            // an empty second half: no lane inside, nothing to write back
-            self.pair_behind.fill(k.zero);
-            self.pair_gp.fill(k.zero);
-        }
-        for l in 0..HALF {
-            let jj = w.w0 + l;
-            let i = ((jj >= w.lo) & (jj < w.hi)) as u32;
-            bpx[l] = px[jj];
-            bpx[HALF + l] = px[jj];
-            inr[l] = i;
-            inr[HALF + l] = i * (n as u32 - 1);
-        }
-        // whole half rows as fixed-size copies (vector moves, no calls)
-        for h in 0..n {
-            let src = rows[h] * TILE + w.w0;
-            *half_mut(&mut tr, h * HALF) = *half_ref(&self.tr, src);
-            *half_mut(&mut lst, h * HALF) = *half_ref(&self.lst, src);
-            *half_mut(&mut dal, h * HALF) = *half_ref(&self.dal, src);
-            for c in 0..ch {
-                *half_mut(&mut self.pair_behind, c * GROUP + h * HALF) =
-                    *half_ref(&self.behind, c * TT + src);
-                *half_mut(&mut self.pair_gp, c * GROUP + h * HALF) =
-                    *half_ref(&self.gp, c * TT + src);
-            }
-        }
-        let blk = BlockRows {
-            px: &bpx,
-            dy: &bdy,
-            inr: &inr,
-        };
-        back_block(
-            sp,
-            k,
-            col,
-            &mut self.ecol,
-            &blk,
-            BlockState {
-                tr: &mut tr,
-                lst: &mut lst,
-                dal: &mut dal,
-                behind: &mut self.pair_behind,
-                gp: &mut self.pair_gp,
-                off: 0,
-                stride: GROUP,
-            },
-        );
-        for h in 0..n {
-            let dst = rows[h] * TILE + w.w0;
-            *half_mut(&mut self.tr, dst) = *half_ref(&tr, h * HALF);
-            for c in 0..ch {
-                *half_mut(&mut self.behind, c * TT + dst) =
-                    *half_ref(&self.pair_behind, c * GROUP + h * HALF);
-            }
-        }
     }
 
     #[inline(always)]
@@ -295,15 +205,18 @@ impl<T: Scalar> BackTile<T> {
                 for (jj, v) in inr.iter_mut().enumerate() {
                     *v = ((jj >= lo) & (jj < hi)) as u32;
                 }
-                // a splat no wider than half a block here has two rows
-                // walked per block; a row waits here for its partner
+                // A splat no wider than half a block here has each row
+                // walked as a half block in place, its rows accumulating in
+                // the two halves of the lane sums by turns (the lanes a
+                // block of two half rows side by side gave them). A wider
+                // one has a row whose chord of the ellipse is at most half
+                // a block wide walked as the half block holding it, in
+                // place, accumulating in the lanes of its columns; the
+                // other lanes keep no pixel, so a whole row gives the same
+                // bits.
                 let narrow = hi <= lo + HALF;
-                let win = Window {
-                    w0: lo.min(GROUP - HALF),
-                    lo,
-                    hi,
-                };
-                let mut waiting: Option<HalfRow<T>> = None;
+                let w_narrow = lo.min(GROUP - HALF);
+                let mut turn = 0;
                 let (i0, i1) = rt.rows(i0, i1, m[1]);
                 for i in i0..i1 {
                     let row = i - i_base;
@@ -311,39 +224,62 @@ impl<T: Scalar> BackTile<T> {
                         continue;
                     }
                     let dy = T::from_f64(i as f64 + 0.5) - m[1];
-                    if narrow {
-                        let hr = HalfRow { row, dy };
-                        match waiting.take() {
-                            None => waiting = Some(hr),
-                            Some(first) => self.pair(&mut sp, &k, col, &px, win, first, Some(hr)),
+                    let half_at = if narrow {
+                        turn ^= HALF;
+                        Some((w_narrow, HALF - turn))
+                    } else {
+                        match rt.chord_lanes(dy.to_f64(), lo, hi) {
+                            Some((first, end)) if end <= first => continue,
+                            Some((first, end)) if end <= first + HALF => {
+                                let w0 = first.min(GROUP - HALF);
+                                Some((w0, w0))
+                            }
+                            _ => None,
                         }
-                        continue;
-                    }
-                    let base = row * TILE;
-                    let blk = BlockRows {
-                        px: &px,
-                        dy: &[dy; GROUP],
-                        inr: &inr,
                     };
-                    back_block(
-                        &mut sp,
-                        &k,
-                        col,
-                        &mut self.ecol,
-                        &blk,
-                        BlockState {
-                            tr: lanes_mut(&mut self.tr, base),
-                            lst: lanes_mut(&mut self.lst, base),
-                            dal: lanes_mut(&mut self.dal, base),
-                            behind: &mut self.behind,
-                            gp: &mut self.gp,
-                            off: base,
-                            stride: TT,
-                        },
-                    );
-                }
-                if let Some(first) = waiting {
-                    self.pair(&mut sp, &k, col, &px, win, first, None);
+                    let base = row * TILE;
+                    match half_at {
+                        Some((w0, acc)) => back_block(
+                            &mut sp,
+                            &k,
+                            col,
+                            &mut self.ecol,
+                            BlockRows {
+                                px: half_ref(&px, w0),
+                                dy,
+                                inr: half_ref(&inr, w0),
+                                acc,
+                            },
+                            BlockState {
+                                tr: half_mut(&mut self.tr, base + w0),
+                                lst: half_mut(&mut self.lst, base + w0),
+                                dal: half_mut(&mut self.dal, base + w0),
+                                behind: &mut self.behind,
+                                gp: &mut self.gp,
+                                off: base + w0,
+                            },
+                        ),
+                        None => back_block(
+                            &mut sp,
+                            &k,
+                            col,
+                            &mut self.ecol,
+                            BlockRows {
+                                px: &px,
+                                dy,
+                                inr: &inr,
+                                acc: 0,
+                            },
+                            BlockState {
+                                tr: lanes_mut(&mut self.tr, base),
+                                lst: lanes_mut(&mut self.lst, base),
+                                dal: lanes_mut(&mut self.dal, base),
+                                behind: &mut self.behind,
+                                gp: &mut self.gp,
+                                off: base,
+                            },
+                        ),
+                    }
                 }
                 let e = &mut g[pos as usize * stride..(pos as usize + 1) * stride];
                 // q = a dx² + 2b dx dy + c dy², d = p − m
@@ -365,23 +301,6 @@ impl<T: Scalar> BackTile<T> {
         self.batch = batch;
         self.batch_cols = batch_cols;
     }
-}
-
-/// A row of a narrow splat waiting for a second one to share a block: its
-/// tile row and `d.y`.
-#[derive(Clone, Copy)]
-pub(super) struct HalfRow<T> {
-    row: usize,
-    dy: T,
-}
-
-/// Where a narrow splat's half rows lie in their tile rows: lanes
-/// `w0..w0 + HALF`, of which `lo..hi` are inside its rectangle.
-#[derive(Clone, Copy)]
-pub(super) struct Window {
-    w0: usize,
-    lo: usize,
-    hi: usize,
 }
 
 /// The constants of one tile's backward walk.
@@ -417,25 +336,26 @@ pub(super) struct BackSplat<T> {
     s_dy2: [T; GROUP],
 }
 
-/// Where the 16 lanes of a block are: each lane's pixel centre `x` and
-/// `d.y`, and whether it is inside the splat's rectangle (1) or not (0).
-pub(super) struct BlockRows<'a, T> {
-    px: &'a [T; GROUP],
-    dy: &'a [T; GROUP],
-    inr: &'a [u32; GROUP],
+/// Where the `N` lanes of a block (a tile row, or half of one) are: each
+/// lane's pixel centre `x`, the row's `d.y`, whether a lane is inside the
+/// splat's rectangle (1) or not (0), and the lane of the splat's lane
+/// sums where the block's first lane adds.
+pub(super) struct BlockRows<'a, T, const N: usize> {
+    px: &'a [T; N],
+    dy: T,
+    inr: &'a [u32; N],
+    acc: usize,
 }
 
-/// The per-pixel state of a block's lanes: a tile row in place, or two
-/// half rows copied side by side. Channel `c` of `behind` and `gp` is at
-/// `off + c · stride`.
-pub(super) struct BlockState<'a, T> {
-    tr: &'a mut [T; GROUP],
-    lst: &'a mut [u32; GROUP],
-    dal: &'a mut [T; GROUP],
+/// The per-pixel state of a block's lanes, in place in the tile. Channel
+/// `c` of `behind` and `gp` is at `off + c · TILE²`.
+pub(super) struct BlockState<'a, T, const N: usize> {
+    tr: &'a mut [T; N],
+    lst: &'a mut [u32; N],
+    dal: &'a mut [T; N],
     behind: &'a mut [T],
     gp: &'a mut [T],
     off: usize,
-    stride: usize,
 }
 
 /// One block of the backward walk for splat `sp`: recovers `T` before the
@@ -449,14 +369,15 @@ pub(super) struct BlockState<'a, T> {
 /// stores of both arms, which the next block's loads of `acc` cannot
 /// forward from (a third of the backward pass's time).
 #[inline(always)]
-pub(super) fn back_block<T: Scalar>(
+pub(super) fn back_block<T: Scalar, const N: usize>(
     sp: &mut BackSplat<T>,
     k: &BackConsts<T>,
     col: &[T],
     ecol: &mut [T],
-    rows: &BlockRows<'_, T>,
-    st: BlockState<'_, T>,
+    rows: BlockRows<'_, T, N>,
+    st: BlockState<'_, T, N>,
 ) {
+    const TT: usize = TILE * TILE;
     let BackConsts {
         zero,
         one,
@@ -473,21 +394,19 @@ pub(super) fn back_block<T: Scalar>(
         behind,
         gp,
         off,
-        stride,
     } = st;
-    let (px, dyl, inr) = (rows.px, rows.dy, rows.inr);
+    let (px, dy, inr, acc) = (rows.px, rows.dy, rows.inr, rows.acc);
     let (m0, ca, b2, cc, op, qc, pos) = (sp.m0, sp.ca, sp.b2, sp.cc, sp.op, sp.qc, sp.pos);
-    let mut dx = [zero; GROUP];
-    let mut wexp = [zero; GROUP];
-    let mut alpha = [zero; GROUP];
-    let mut keep = [0u32; GROUP];
-    let mut geo = [0u32; GROUP];
-    for jj in 0..GROUP {
+    let (cdy, dy2) = (cc * dy * dy, dy * dy);
+    let mut dx = [zero; N];
+    let mut wexp = [zero; N];
+    let mut alpha = [zero; N];
+    let mut keep = [0u32; N];
+    let mut geo = [0u32; N];
+    for jj in 0..N {
         // α as in the module docs; the forward and backward passes
         // evaluate it with the same operations in the same order
         let d = px[jj] - m0;
-        let dy = dyl[jj];
-        let cdy = cc * dy * dy;
         let q = ca * d * d + b2 * d * dy + cdy;
         let e = (-(half * q)).exp_fast();
         let raw = op * e;
@@ -501,23 +420,27 @@ pub(super) fn back_block<T: Scalar>(
         geo[jj] = (kp & !clamped) as u32;
     }
     // ∂L/∂α per lane, and the colour gradients
-    let mut da = [zero; GROUP];
+    let mut da = [zero; N];
     if k.over {
-        let mut inv = [zero; GROUP];
-        let mut tt = [zero; GROUP];
-        for jj in 0..GROUP {
+        let mut inv = [zero; N];
+        let mut tt = [zero; N];
+        let mut trv: [T; N] = *tr;
+        for jj in 0..N {
             // 1 − α ≥ 0.01, so the division is well conditioned
             let iv = one / (one - alpha[jj]);
             inv[jj] = iv;
-            tt[jj] = tr[jj] * iv;
+            tt[jj] = trv[jj] * iv;
             // `T · 1` is exact: no conditional store
-            tr[jj] *= if keep[jj] != 0 { iv } else { one };
+            trv[jj] *= if keep[jj] != 0 { iv } else { one };
         }
+        *tr = trv;
         for (c, &cv) in col.iter().enumerate() {
-            let gpc: &mut [T; GROUP] = lanes_mut(gp, off + c * stride);
-            let bh: &mut [T; GROUP] = lanes_mut(behind, off + c * stride);
-            let ec: &mut [T; GROUP] = lanes_mut(ecol, c * GROUP);
-            for jj in 0..GROUP {
+            // copied in and out: values the compiler knows are apart, so
+            // that a half block's unrolled lanes still become vector code
+            let gpc: [T; N] = *lanes_at(gp, off + c * TT);
+            let mut bh: [T; N] = *lanes_at(behind, off + c * TT);
+            let mut ec: [T; N] = *lanes_at(ecol, c * GROUP + acc);
+            for jj in 0..N {
                 let wgt = alpha[jj] * tt[jj];
                 let on = keep[jj] != 0;
                 let (gv, bv) = (gpc[jj] * wgt, cv * wgt);
@@ -525,39 +448,54 @@ pub(super) fn back_block<T: Scalar>(
                 ec[jj] += if on { gv } else { zero };
                 bh[jj] += if on { bv } else { zero };
             }
+            *lanes_at(behind, off + c * TT) = bh;
+            *lanes_at(ecol, c * GROUP + acc) = ec;
         }
         if k.with_dal {
-            for jj in 0..GROUP {
+            for jj in 0..N {
                 da[jj] += dal[jj] * inv[jj];
             }
         }
     } else {
         for (c, &cv) in col.iter().enumerate() {
-            let gpc: &mut [T; GROUP] = lanes_mut(gp, off + c * stride);
-            let ec: &mut [T; GROUP] = lanes_mut(ecol, c * GROUP);
-            for jj in 0..GROUP {
+            let gpc: [T; N] = *lanes_at(gp, off + c * TT);
+            let mut ec: [T; N] = *lanes_at(ecol, c * GROUP + acc);
+            for jj in 0..N {
                 let on = keep[jj] != 0;
                 let gv = gpc[jj] * alpha[jj];
                 ec[jj] += if on { gv } else { zero };
                 da[jj] += gpc[jj] * cv;
             }
+            *lanes_at(ecol, c * GROUP + acc) = ec;
         }
     }
     // α = o · w, w = exp(−q/2), q from d = p − m
-    for jj in 0..GROUP {
+    let mut go: [T; N] = *lanes_at(&mut sp.go, acc);
+    let mut ga: [T; N] = *lanes_at(&mut sp.ga, acc);
+    let mut s_dx: [T; N] = *lanes_at(&mut sp.s_dx, acc);
+    let mut s_dy: [T; N] = *lanes_at(&mut sp.s_dy, acc);
+    let mut s_dxdy: [T; N] = *lanes_at(&mut sp.s_dxdy, acc);
+    let mut s_dy2: [T; N] = *lanes_at(&mut sp.s_dy2, acc);
+    for jj in 0..N {
         let on = geo[jj] != 0;
-        let (d, e, dy) = (dx[jj], wexp[jj], dyl[jj]);
+        let (d, e) = (dx[jj], wexp[jj]);
         let dqv = -(half * da[jj] * op * e);
         let dq = if on { dqv } else { zero };
         let (gov, gav, dqxv) = (da[jj] * e, dq * d * d, dq * d);
-        sp.go[jj] += if on { gov } else { zero };
-        sp.ga[jj] += if on { gav } else { zero };
+        go[jj] += if on { gov } else { zero };
+        ga[jj] += if on { gav } else { zero };
         let dqx = if on { dqxv } else { zero };
-        sp.s_dx[jj] += dqx;
-        sp.s_dy[jj] += dy * dq;
-        sp.s_dxdy[jj] += dy * dqx;
-        sp.s_dy2[jj] += (dy * dy) * dq;
+        s_dx[jj] += dqx;
+        s_dy[jj] += dy * dq;
+        s_dxdy[jj] += dy * dqx;
+        s_dy2[jj] += dy2 * dq;
     }
+    *lanes_at(&mut sp.go, acc) = go;
+    *lanes_at(&mut sp.ga, acc) = ga;
+    *lanes_at(&mut sp.s_dx, acc) = s_dx;
+    *lanes_at(&mut sp.s_dy, acc) = s_dy;
+    *lanes_at(&mut sp.s_dxdy, acc) = s_dxdy;
+    *lanes_at(&mut sp.s_dy2, acc) = s_dy2;
 }
 
 /// What every tile of the backward pass reads.
@@ -681,20 +619,22 @@ pub(super) fn backward_in<T: Scalar>(
             with_state(states, |bt| bt.run(&inp, t, simd, g))
         });
     }
-    reduce(records, tiles, stride, (n, s.order.len()), out);
+    reduce(records, tiles, stride, n, out);
     Ok(())
 }
 
 /// Sums the records (`stride` values per list entry) into the per-splat
-/// gradients `out`: each splat's records in tile order, from zero. With
-/// [`bin_tiles`]' per-splat entries the splats are summed in parallel;
-/// the sums and their order are those of a walk through the lists, so
-/// both ways give the same bits.
+/// gradients `out`: each splat's records in list order (tiles in order),
+/// from zero. The splats are cut into one range per thread; each range's
+/// sums walk the whole list in order and take the entries of their own
+/// splats, so every sum is the sequential walk's (the same bits whatever
+/// the thread count), while the records are still read in order, not
+/// gathered splat by splat from all over the buffer.
 fn reduce<T: Scalar>(
     records: &[T],
     tiles: &TileLists,
     stride: usize,
-    (n, n_order): (usize, usize),
+    n: usize,
     out: &mut SplatGrads<T>,
 ) {
     let ch = stride - 6;
@@ -702,35 +642,32 @@ fn reduce<T: Scalar>(
     refill(&mut out.conics, n, [T::zero(); 3]);
     refill(&mut out.opacities, n, T::zero());
     refill(&mut out.colors, n * ch, T::zero());
-    let by = &tiles.by_splat;
-    if ch == 0 || !by.fits(tiles.ids.len(), n_order, n) {
-        for (e, &k) in records.chunks_exact(stride).zip(&tiles.ids) {
-            let k = k as usize;
-            let col = &mut out.colors[k * ch..(k + 1) * ch];
-            add_record(
-                e,
-                &mut out.means[k],
-                &mut out.conics[k],
-                &mut out.opacities[k],
-                col,
-            );
-        }
+    if n == 0 || ch == 0 {
         return;
     }
+    let part = n
+        .div_ceil(rayon::current_num_threads().max(1))
+        .max(REDUCE_PART_MIN);
     out.means
-        .par_iter_mut()
-        .zip(out.conics.par_iter_mut())
-        .zip(out.opacities.par_iter_mut())
-        .zip(out.colors.par_chunks_mut(ch))
+        .par_chunks_mut(part)
+        .zip(out.conics.par_chunks_mut(part))
+        .zip(out.opacities.par_chunks_mut(part))
+        .zip(out.colors.par_chunks_mut(part * ch))
         .enumerate()
-        .with_min_len(1024)
-        .for_each(|(k, (((m, cn), op), col))| {
-            for &f in by.of(k) {
-                let e = &records[f as usize * stride..(f as usize + 1) * stride];
-                add_record(e, m, cn, op, col);
+        .for_each(|(p, (((m, cn), op), col))| {
+            let k0 = p * part;
+            for (e, &k) in records.chunks_exact(stride).zip(&tiles.ids) {
+                let Some(i) = (k as usize).checked_sub(k0).filter(|&i| i < m.len()) else {
+                    continue;
+                };
+                let c = &mut col[i * ch..(i + 1) * ch];
+                add_record(e, &mut m[i], &mut cn[i], &mut op[i], c);
             }
         });
 }
+
+/// The fewest splats in a range of the backward pass's reduction.
+pub(super) const REDUCE_PART_MIN: usize = 4096;
 
 /// Adds one record `e` to a splat's gradients.
 #[inline(always)]

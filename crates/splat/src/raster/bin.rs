@@ -4,7 +4,6 @@ use super::lanes::q_cut;
 use super::scratch::RasterScratch;
 use super::*;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// The box of the pixels where a splat can reach `α ≥ 1/255`: the ellipse
 /// `q ≤ 2 ln(255 · o)` (about 3.33σ for opacity 1, smaller for faint
@@ -99,7 +98,7 @@ fn for_kept_tiles(r: &[u32; 4], mask: u64, tiles_x: usize, mut f: impl FnMut(usi
     }
 }
 
-/// A vector shared by the chunks of the scatter, which write disjoint entries.
+/// `ids` shared by the chunks of the scatter, which write disjoint entries.
 struct SharedIds(*mut u32);
 // SAFETY: only used to write entries that no other chunk writes (see
 // `bin_tiles_into`), and only while the vector is borrowed mutably.
@@ -150,80 +149,54 @@ pub(crate) fn bin_tiles_into<T: Scalar>(
         .div_ceil(4 * rayon::current_num_threads().max(1))
         .max(BIN_CHUNK_MIN);
     let n_chunks = n.div_ceil(chunk).max(1);
-    // per chunk, its entries per tile (then its first slot in each tile's
-    // list), and after them its number of entries (then its first entry in
-    // `by_splat.entries`)
+    // per chunk, its entries per tile, then its first slot in each tile's list
     let counts = &mut sc.fill;
     counts.clear();
-    counts.resize(n_chunks * (n_tiles + 1), 0);
+    counts.resize(n_chunks * n_tiles, 0);
     counts
-        .par_chunks_mut(n_tiles + 1)
+        .par_chunks_mut(n_tiles.max(1))
         .zip(ranges.par_chunks(chunk))
         .for_each(|(c, rs)| {
-            let mut total = 0;
             for (r, mask) in rs {
-                for_kept_tiles(r, *mask, tiles_x, |t| {
-                    c[t] += 1;
-                    total += 1;
-                });
+                for_kept_tiles(r, *mask, tiles_x, |t| c[t] += 1);
             }
-            c[n_tiles] = total;
         });
     let offsets = &mut out.offsets;
     offsets.clear();
     offsets.resize(n_tiles + 1, 0);
-    for t in 0..=n_tiles {
+    for t in 0..n_tiles {
         // column t of the counts: a running sum over the chunks, from
-        // where the tile's list starts (the last column: the entries)
-        let mut at = if t < n_tiles { offsets[t] } else { 0 };
+        // where the tile's list starts
+        let mut at = offsets[t];
         for c in 0..n_chunks {
-            let v = &mut counts[c * (n_tiles + 1) + t];
+            let v = &mut counts[c * n_tiles + t];
             let here = *v;
             *v = at;
             at += here;
         }
-        if t < n_tiles {
-            offsets[t + 1] = at;
-        }
+        offsets[t + 1] = at;
     }
-    let n_ids = offsets[n_tiles] as usize;
     let ids = &mut out.ids;
     // every entry is written below
-    ids.resize(n_ids, 0);
-    let by = &mut out.by_splat;
-    by.entries.resize(n_ids, 0);
-    by.offsets.resize(n + 1, 0);
-    by.offsets[n] = n_ids as u32;
-    let (ids_w, entries_w) = (
-        SharedIds(ids.as_mut_ptr()),
-        SharedIds(by.entries.as_mut_ptr()),
-    );
-    let (ids_w, entries_w) = (&ids_w, &entries_w);
+    ids.resize(offsets[n_tiles] as usize, 0);
+    let ids_w = SharedIds(ids.as_mut_ptr());
+    let ids_w = &ids_w;
     counts
-        .par_chunks_mut(n_tiles + 1)
+        .par_chunks_mut(n_tiles.max(1))
         .zip(ranges.par_chunks(chunk))
         .zip(s.order.par_chunks(chunk))
-        .zip(by.offsets[..n].par_chunks_mut(chunk))
-        .for_each(|(((fill, rs), ks), eo)| {
-            let mut e = fill[n_tiles];
-            for ((r, mask), (&k, eo)) in rs.iter().zip(ks.iter().zip(eo)) {
-                *eo = e;
+        .for_each(|((fill, rs), ks)| {
+            for ((r, mask), &k) in rs.iter().zip(ks) {
                 for_kept_tiles(r, *mask, tiles_x, |t| {
                     let f = fill[t];
-                    // SAFETY: `f < n_ids` and `e < n_ids` (the counts
-                    // above), and no other chunk writes either: each
-                    // chunk's slots in a tile's list, and its entries in
-                    // `by_splat.entries`, are its own range
-                    unsafe {
-                        *ids_w.0.add(f as usize) = k;
-                        *entries_w.0.add(e as usize) = f;
-                    }
+                    // SAFETY: `f < ids.len()` (the tile's slots end at
+                    // `offsets[t + 1]`), and no other chunk writes it:
+                    // each chunk's slots in a tile's list are its own range
+                    unsafe { *ids_w.0.add(f as usize) = k };
                     fill[t] = f + 1;
-                    e += 1;
                 });
             }
         });
-    by.set_positions(s.order, s.len(), &mut sc.seen);
     out.tiles_x = tiles_x;
     out.tiles_y = tiles_y;
 }
@@ -324,59 +297,3 @@ pub(super) fn clip_to_tile(
 
 /// The fewest positions of `order` in a chunk of the binning's scatter.
 pub(super) const BIN_CHUNK_MIN: usize = 4096;
-
-/// No position: a splat not in `order`.
-const NOT_DRAWN: u32 = u32::MAX;
-
-impl SplatEntries {
-    /// Sets each splat's position in `order` (`n` splats), with `seen` as
-    /// scratch, and whether no splat is listed twice.
-    fn set_positions(&mut self, order: &[u32], n: usize, seen: &mut Vec<AtomicU32>) {
-        seen.clear();
-        seen.par_extend(
-            (0..n)
-                .into_par_iter()
-                .with_min_len(4096)
-                .map(|_| AtomicU32::new(NOT_DRAWN)),
-        );
-        let twice = AtomicBool::new(false);
-        order
-            .par_iter()
-            .enumerate()
-            .with_min_len(4096)
-            .for_each(|(o, &k)| {
-                if seen[k as usize].swap(o as u32, Ordering::Relaxed) != NOT_DRAWN {
-                    twice.store(true, Ordering::Relaxed);
-                }
-            });
-        self.position.clear();
-        self.position.par_extend(
-            seen.par_iter()
-                .with_min_len(4096)
-                .map(|v| v.load(Ordering::Relaxed)),
-        );
-        self.unique = !twice.into_inner();
-    }
-
-    /// Whether these are the entries of lists of `n_ids` entries binned
-    /// from an `order` of `n_order` splats out of `n`, each listed once.
-    pub(super) fn fits(&self, n_ids: usize, n_order: usize, n: usize) -> bool {
-        self.unique
-            && self.entries.len() == n_ids
-            && self.offsets.len() == n_order + 1
-            && self.position.len() == n
-    }
-
-    /// The entries (positions in the tile lists, in tile order) of splat
-    /// `k`: none when it is not drawn.
-    #[inline]
-    pub(super) fn of(&self, k: usize) -> &[u32] {
-        match self.position[k] {
-            NOT_DRAWN => &[],
-            o => {
-                let o = o as usize;
-                &self.entries[self.offsets[o] as usize..self.offsets[o + 1] as usize]
-            }
-        }
-    }
-}

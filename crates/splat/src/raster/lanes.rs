@@ -36,6 +36,12 @@ pub(super) fn half_ref<U>(v: &[U], at: usize) -> &[U; HALF] {
     v[at..at + HALF].try_into().expect("HALF lanes")
 }
 
+/// `v[at..at + N]` as an array.
+#[inline(always)]
+pub(super) fn lanes_at<U, const N: usize>(v: &mut [U], at: usize) -> &mut [U; N] {
+    (&mut v[at..at + N]).try_into().expect("N lanes")
+}
+
 /// `v[at..at + GROUP]` as an array.
 #[inline(always)]
 pub(super) fn lanes_mut<U>(v: &mut [U], at: usize) -> &mut [U; GROUP] {
@@ -175,15 +181,15 @@ pub(super) struct RowTest {
     xm: f64,
     /// False where the test does not apply (`a ≤ 0`, or anything not finite).
     on: bool,
+    /// Whether the splat has too few rows here for [`RowTest::rows`] to test.
+    few: bool,
 }
 
 impl RowTest {
     #[inline(always)]
     pub(super) fn new<T: Scalar>(rec: &SplatRec<T>, px: &[T; GROUP]) -> Self {
         let (lo, hi) = (rec.lanes[0] as usize, rec.lanes[1] as usize);
-        if hi <= lo || rec.rows[1] < rec.rows[0] + MIN_TESTED_ROWS {
-            // a few rows: the ellipse reaches nearly all, so testing them
-            // would cost more than it saves
+        if hi <= lo {
             return RowTest::OFF;
         }
         let [a, b, c] = rec.g.conic.map(|v| v.to_f64());
@@ -204,6 +210,9 @@ impl RowTest {
             xr,
             xm: xl.abs().max(xr.abs()),
             on: (a > 0.0) & finite,
+            // a few rows: the ellipse reaches nearly all, so testing them
+            // would cost more than it saves
+            few: rec.rows[1] < rec.rows[0] + MIN_TESTED_ROWS,
         }
     }
 
@@ -218,6 +227,7 @@ impl RowTest {
         xr: 0.0,
         xm: 0.0,
         on: false,
+        few: true,
     };
 
     /// Whether a row at offset `dy` may hold a lane with `q ≤ q_cut`.
@@ -245,7 +255,7 @@ impl RowTest {
     /// make one) is walked to no effect: it keeps no lane.
     #[inline(always)]
     pub(super) fn rows<T: Scalar>(&self, i0: usize, i1: usize, m1: T) -> (usize, usize) {
-        if !self.on {
+        if !self.on | self.few {
             return (i0, i1);
         }
         let reaches = |i: usize| self.reaches((T::from_f64(i as f64 + 0.5) - m1).to_f64());
@@ -261,10 +271,48 @@ impl RowTest {
     }
 }
 
+impl RowTest {
+    /// The lanes `first..end` of the span `lo..hi` (the lanes of the test's
+    /// span) that a row at offset `dy` may keep: those whose pixel centre
+    /// lies on the chord of the ellipse `q = q_cut + margin` (the margin of
+    /// [`RowTest::reaches`]), widened by a pad far above the rounding of
+    /// the roots. A lane outside has `q > q_cut` in both passes, so it
+    /// keeps no pixel. An empty range when the row has no such lane;
+    /// `None` where the test does not apply.
+    #[inline(always)]
+    pub(super) fn chord_lanes(&self, dy: f64, lo: usize, hi: usize) -> Option<(usize, usize)> {
+        if !self.on {
+            return None;
+        }
+        let cdy = self.c * dy * dy;
+        let margin = 1e-5 * (self.a * self.xm * self.xm + (self.b2 * self.xm * dy).abs() + cdy);
+        // a x² + 2 h x + (c dy² − cut) ≤ 0, h = b dy
+        let h = 0.5 * self.b2 * dy;
+        let disc = h * h - self.a * (cdy - (self.qc + margin));
+        if disc.is_nan() {
+            return None;
+        }
+        if disc < 0.0 {
+            return Some((lo, lo));
+        }
+        let r = disc.sqrt();
+        let (x0, x1) = ((-h - r) / self.a, (-h + r) / self.a);
+        let pad = 1e-3 + 1e-9 * (x0.abs() + x1.abs());
+        // lane lo + n has its centre at xl + n
+        let span = (hi - lo) as f64;
+        let first = (x0 - pad - self.xl).ceil().max(0.0).min(span);
+        let end = ((x1 + pad - self.xl).floor() + 1.0).max(0.0).min(span);
+        if !(first.is_finite() && end.is_finite()) {
+            return None;
+        }
+        Some((lo + first as usize, lo + (end as usize).max(first as usize)))
+    }
+}
+
 /// Splats with fewer rows than this in a tile are not row-tested.
 pub(super) const MIN_TESTED_ROWS: u32 = 4;
 
-/// Lanes of half a block: in the backward pass, a splat no wider than
-/// this in a tile (its rectangle's columns there) has two of its rows
-/// walked in one 16-lane block.
+/// Lanes of half a block: in the backward pass, a row of a splat that is
+/// no wider than this in a tile (its rectangle's columns there, or the
+/// row's chord of its ellipse) is walked as a half block.
 pub(super) const HALF: usize = GROUP / 2;

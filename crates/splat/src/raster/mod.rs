@@ -51,19 +51,22 @@
 //! The backward pass walks each pixel's list back to front from its last
 //! contributor, recovering `T_k = T_{k+1} / (1 − α_k)` by division and
 //! carrying the colour accumulated behind, so it stores nothing per step.
-//! A splat whose rectangle in a tile is at most 8 columns wide has two of
-//! its rows walked as one 16-lane block (their half rows copied side by
-//! side). Its gradient sums are per lane and summed over the lanes once
-//! per splat, in a fixed order.
+//! A row of a splat that is at most 8 columns wide in a tile (its
+//! rectangle there, or the row's chord of its ellipse, computed with a
+//! rounding margin) is walked as an 8-lane half block in place. Its
+//! gradient sums are per lane and summed over the lanes once per splat, in
+//! a fixed order.
 //! Tiles run in parallel (rayon) in both passes. In the backward pass
 //! each tile writes its gradients into its part of one record buffer,
-//! aligned with its list, and the records are reduced into the per-splat
-//! gradients in tile order, so results are deterministic.
+//! aligned with its list, and each splat's records are summed in tile
+//! order (in parallel over ranges of splats, each range walking the whole
+//! list), so results are deterministic.
 //!
 //! Binning lists a splat only in the tiles of its box where some pixel
 //! centre of its rectangle may have `q ≤ q_cut` (an exact test on the
 //! clipped rectangle, with a rounding margin): the other tiles' pixels
-//! would all skip it.
+//! would all skip it. Its counting sort runs in parallel chunks of the
+//! order with the sequential sort's output.
 //!
 //! Both passes draw a tile splat by splat: the splats are gathered 32 at a
 //! time into a packed buffer, and each row of a splat's rectangle is one
@@ -175,27 +178,6 @@ pub struct TileLists {
     /// Per splat (indexed like the splat slices), the covered pixels
     /// `[j_min, i_min, j_max, i_max]` (inclusive), see [`pixel_rect`].
     pub rects: Vec<Option<[u32; 4]>>,
-    /// Each splat's entries in `ids`, for the backward pass's reduction
-    /// (made by [`bin_tiles`]; lists made otherwise have none, and the
-    /// reduction then walks the lists instead).
-    pub(crate) by_splat: SplatEntries,
-}
-
-/// Each drawn splat's entries in the tile lists, in tile order: the
-/// backward pass sums a splat's gradient records from them, in parallel
-/// over splats and in the order a walk through the lists would.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct SplatEntries {
-    /// Per position `o` of `order`, where its entries start in `entries`
-    /// (`order.len() + 1` values).
-    offsets: Vec<u32>,
-    /// Positions in [`TileLists::ids`], splat by splat in `order`, each
-    /// splat's in tile order.
-    entries: Vec<u32>,
-    /// Per splat, its position in `order` (`u32::MAX`: not drawn).
-    position: Vec<u32>,
-    /// Whether no splat is listed twice in `order` (else the rest is unused).
-    unique: bool,
 }
 
 /// What the forward pass produces (and the backward pass needs).

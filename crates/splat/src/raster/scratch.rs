@@ -3,7 +3,6 @@
 use super::backward::BackTile;
 use super::forward::TileState;
 use super::lanes::Packed;
-use std::sync::atomic::AtomicU32;
 use std::sync::Mutex;
 
 /// Buffers the rasterizer reuses from one call to the next (what a trainer
@@ -16,7 +15,6 @@ pub(crate) struct RasterScratch<T> {
     pub(super) packed: Vec<Packed<T>>,
     pub(super) ranges: Vec<([u32; 4], u64)>,
     pub(super) fill: Vec<u32>,
-    pub(super) seen: Vec<AtomicU32>,
     pub(super) planes: Vec<T>,
     pub(super) lasts: Vec<u32>,
     pub(super) records: Vec<T>,

@@ -208,7 +208,13 @@ fn same_on_every_path<T: Scalar>(blend: Blend, simd: Simd) {
 /// thread and on three.
 #[test]
 fn backward_reduction_is_the_serial_one() {
-    let sc = scene::<f32>(4, 83, 61, 300, 4);
+    backward_reduction_is_the_serial_one_for(300);
+    // more splats than one thread's range holds
+    backward_reduction_is_the_serial_one_for(2 * REDUCE_PART_MIN + 100);
+}
+
+fn backward_reduction_is_the_serial_one_for(n: usize) {
+    let sc = scene::<f32>(4, 83, 61, n, 4);
     let s = sc.view();
     let r = forward(&s).unwrap();
     let mut rng = Rng::new(9);
@@ -278,9 +284,9 @@ fn vector_paths_give_the_same_bits() {
 }
 
 /// Binning in parallel chunks gives the lists of a sequential pass (each
-/// tile's list: the splats of `order` that reach it, in that order), and
-/// each splat's entries are its positions in those lists in tile order; on
-/// one thread and on three, with more splats than one chunk holds.
+/// tile's list: the splats of `order` that reach it, in that order), on
+/// one thread and on three, with more splats than one chunk holds, one of
+/// them listed twice in `order` and one left out.
 #[test]
 fn parallel_binning_is_the_sequential_one() {
     let mut sc = scene::<f32>(5, 70, 50, 3 * BIN_CHUNK_MIN + 17, 1);
@@ -317,51 +323,68 @@ fn parallel_binning_is_the_sequential_one() {
             assert_eq!(&got.ids[at], &list[..], "{threads} threads, tile {t}");
         }
         assert_eq!(got.offsets.len(), want.len() + 1);
-        let by = &got.by_splat;
-        assert!(
-            !by.fits(got.ids.len(), s.order.len(), s.len()),
-            "listed twice"
-        );
-        for (o, &k) in s.order.iter().enumerate() {
-            let entries = &by.entries[by.offsets[o] as usize..by.offsets[o + 1] as usize];
-            let mut all: Vec<u32> = (0..got.ids.len() as u32)
-                .filter(|&f| got.ids[f as usize] == k)
-                .collect();
-            if k == s.order[3] {
-                // the entries of one of its two places in `order`
-                all.retain(|f| entries.contains(f));
-            }
-            assert_eq!(entries, &all[..], "{threads} threads, order position {o}");
-        }
+        assert_eq!(got.ids.len(), want.iter().map(Vec::len).sum::<usize>());
     }
-    // listed once again (`order` was n − 1, …, 0)
-    sc.order[7] = (sc.means.len() - 8) as u32;
-    let s = sc.view();
-    let got = bin_tiles(&s);
-    assert!(got.by_splat.fits(got.ids.len(), s.order.len(), s.len()));
 }
 
-/// A splat listed twice in `order` is drawn twice; the backward pass then
-/// sums its records by walking the lists, and gives the bits of the
-/// parallel sums when it is listed once.
+/// Every lane of a row outside [`RowTest::chord_lanes`] has `q > q_cut`,
+/// computed exactly as the tile loops compute it (so the backward pass
+/// may leave it out of a half block); and chords do make rows of splats
+/// wider than half a block fit in one.
+fn chords_leave_out_only_lanes_without_a_kept_pixel<T: Scalar>() {
+    let (mut narrowed, mut wide_rows) = (0usize, 0usize);
+    for seed in 0..6u64 {
+        let sc = scene::<T>(seed, 61, 53, 150, 1);
+        let s = sc.view();
+        let tiles = bin_tiles(&s);
+        let mut packed = Vec::new();
+        pack(&s, &tiles, &mut packed);
+        let (mut batch, mut cols) = (Vec::new(), Vec::new());
+        for t in 0..tiles.offsets.len() - 1 {
+            let (ty, tx) = (t / tiles.tiles_x, t % tiles.tiles_x);
+            let ids = &tiles.ids[tiles.offsets[t] as usize..tiles.offsets[t + 1] as usize];
+            gather(&mut batch, &mut cols, &s, &packed, ids, tx, ty);
+            let mut px = [T::zero(); GROUP];
+            for (jj, p) in px.iter_mut().enumerate() {
+                *p = T::from_f64((tx * TILE + jj) as f64 + 0.5);
+            }
+            for rec in &batch {
+                let rt = RowTest::new(rec, &px);
+                let (lo, hi) = (rec.lanes[0] as usize, rec.lanes[1] as usize);
+                let [ca, cb, cc] = rec.g.conic;
+                let b2 = cb + cb;
+                for i in rec.rows[0]..rec.rows[1] {
+                    let dy = T::from_f64(i as f64 + 0.5) - rec.g.m[1];
+                    let Some((first, end)) = rt.chord_lanes(dy.to_f64(), lo, hi) else {
+                        continue;
+                    };
+                    assert!(lo <= first && first <= end && end <= hi);
+                    if hi > lo + HALF {
+                        wide_rows += 1;
+                        narrowed += (end <= first + HALF) as usize;
+                    }
+                    let cdy = cc * dy * dy;
+                    for jj in (lo..hi).filter(|jj| !(first..end).contains(jj)) {
+                        let dx = px[jj] - rec.g.m[0];
+                        let q = ca * dx * dx + b2 * dx * dy + cdy;
+                        assert!(
+                            !(q <= rec.g.qc),
+                            "seed {seed} tile {t} row {i} lane {jj}: q {q:?} ≤ cut {:?}",
+                            rec.g.qc
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        narrowed * 10 > wide_rows,
+        "chords narrowed only {narrowed} of {wide_rows} wide rows"
+    );
+}
+
 #[test]
-fn backward_reduction_with_a_splat_listed_twice() {
-    let mut sc = scene::<f32>(6, 50, 40, 200, 3);
-    sc.order.push(sc.order[20]);
-    let s = sc.view();
-    let r = forward(&s).unwrap();
-    let mut rng = Rng::new(3);
-    let d_img: Vec<f32> = (0..r.image.len())
-        .map(|_| rng.range(-1.0, 1.0) as f32)
-        .collect();
-    let g = backward(&s, &r, &d_img, None).unwrap();
-    assert!(g.opacities.iter().all(|v| v.is_finite()));
-    sc.order.pop();
-    let s = sc.view();
-    let r = forward(&s).unwrap();
-    let fast = backward(&s, &r, &d_img, None).unwrap();
-    let mut walked = r.clone();
-    walked.tiles.by_splat = Default::default();
-    let slow = backward(&s, &walked, &d_img, None).unwrap();
-    assert_eq!(fast, slow);
+fn chords_leave_out_only_lanes_without_a_kept_pixel_f32_f64() {
+    chords_leave_out_only_lanes_without_a_kept_pixel::<f32>();
+    chords_leave_out_only_lanes_without_a_kept_pixel::<f64>();
 }
