@@ -367,8 +367,9 @@ fn chords_leave_out_only_lanes_without_a_kept_pixel<T: Scalar>() {
                     for jj in (lo..hi).filter(|jj| !(first..end).contains(jj)) {
                         let dx = px[jj] - rec.g.m[0];
                         let q = ca * dx * dx + b2 * dx * dy + cdy;
+                        let kept = q <= rec.g.qc;
                         assert!(
-                            !(q <= rec.g.qc),
+                            !kept,
                             "seed {seed} tile {t} row {i} lane {jj}: q {q:?} ≤ cut {:?}",
                             rec.g.qc
                         );
