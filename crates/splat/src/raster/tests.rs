@@ -61,11 +61,10 @@ fn scene<T: Scalar>(seed: u64, w: usize, h: usize, n: usize, ch: usize) -> Owned
     }
 }
 
-/// Every row the tile loops skip (outside [`RowTest::rows`]) has no lane
-/// with `q ≤ q_cut`, computed exactly as the tile loops compute it; and
-/// they do skip rows.
-fn row_test_skips_only_empty_rows<T: Scalar>() {
-    let (mut skipped, mut rows) = (0usize, 0usize);
+/// Calls `f(seed, tile, splat, pixel centres x of the tile's columns)`
+/// for every splat of every tile of six random scenes, as the tile loops
+/// gather them.
+fn for_each_gathered<T: Scalar>(mut f: impl FnMut(u64, usize, &SplatRec<T>, &[T; GROUP])) {
     for seed in 0..6u64 {
         let sc = scene::<T>(seed, 61, 53, 150, 1);
         let s = sc.view();
@@ -82,33 +81,43 @@ fn row_test_skips_only_empty_rows<T: Scalar>() {
                 *p = T::from_f64((tx * TILE + jj) as f64 + 0.5);
             }
             for rec in &batch {
-                let rt = RowTest::new(rec, &px);
-                let [ca, cb, cc] = rec.g.conic;
-                let b2 = cb + cb;
-                // the rows the tile loops walk
-                let walked = rt.rows(rec.rows[0] as usize, rec.rows[1] as usize, rec.g.m[1]);
-                for i in rec.rows[0]..rec.rows[1] {
-                    rows += 1;
-                    let dy = T::from_f64(i as f64 + 0.5) - rec.g.m[1];
-                    if (walked.0..walked.1).contains(&(i as usize)) {
-                        continue;
-                    }
-                    skipped += 1;
-                    let cdy = cc * dy * dy;
-                    for jj in rec.lanes[0] as usize..rec.lanes[1] as usize {
-                        let dx = px[jj] - rec.g.m[0];
-                        let q = ca * dx * dx + b2 * dx * dy + cdy;
-                        let kept = q <= rec.g.qc;
-                        assert!(
-                            !kept,
-                            "seed {seed} tile {t} row {i} lane {jj}: q {q:?} ≤ cut {:?}",
-                            rec.g.qc
-                        );
-                    }
-                }
+                f(seed, t, rec, &px);
             }
         }
     }
+}
+
+/// Every row the tile loops skip (outside [`RowTest::rows`]) has no lane
+/// with `q ≤ q_cut`, computed exactly as the tile loops compute it; and
+/// they do skip rows.
+fn row_test_skips_only_empty_rows<T: Scalar>() {
+    let (mut skipped, mut rows) = (0usize, 0usize);
+    for_each_gathered::<T>(|seed, t, rec, px| {
+        let rt = RowTest::new(rec, px);
+        let [ca, cb, cc] = rec.g.conic;
+        let b2 = cb + cb;
+        // the rows the tile loops walk
+        let walked = rt.rows(rec.rows[0] as usize, rec.rows[1] as usize, rec.g.m[1]);
+        for i in rec.rows[0]..rec.rows[1] {
+            rows += 1;
+            let dy = T::from_f64(i as f64 + 0.5) - rec.g.m[1];
+            if (walked.0..walked.1).contains(&(i as usize)) {
+                continue;
+            }
+            skipped += 1;
+            let cdy = cc * dy * dy;
+            for jj in rec.lanes[0] as usize..rec.lanes[1] as usize {
+                let dx = px[jj] - rec.g.m[0];
+                let q = ca * dx * dx + b2 * dx * dy + cdy;
+                let kept = q <= rec.g.qc;
+                assert!(
+                    !kept,
+                    "seed {seed} tile {t} row {i} lane {jj}: q {q:?} ≤ cut {:?}",
+                    rec.g.qc
+                );
+            }
+        }
+    });
     assert!(
         skipped * 50 > rows,
         "the test skipped only {skipped} of {rows} rows"
@@ -333,51 +342,34 @@ fn parallel_binning_is_the_sequential_one() {
 /// wider than half a block fit in one.
 fn chords_leave_out_only_lanes_without_a_kept_pixel<T: Scalar>() {
     let (mut narrowed, mut wide_rows) = (0usize, 0usize);
-    for seed in 0..6u64 {
-        let sc = scene::<T>(seed, 61, 53, 150, 1);
-        let s = sc.view();
-        let tiles = bin_tiles(&s);
-        let mut packed = Vec::new();
-        pack(&s, &tiles, &mut packed);
-        let (mut batch, mut cols) = (Vec::new(), Vec::new());
-        for t in 0..tiles.offsets.len() - 1 {
-            let (ty, tx) = (t / tiles.tiles_x, t % tiles.tiles_x);
-            let ids = &tiles.ids[tiles.offsets[t] as usize..tiles.offsets[t + 1] as usize];
-            gather(&mut batch, &mut cols, &s, &packed, ids, tx, ty);
-            let mut px = [T::zero(); GROUP];
-            for (jj, p) in px.iter_mut().enumerate() {
-                *p = T::from_f64((tx * TILE + jj) as f64 + 0.5);
+    for_each_gathered::<T>(|seed, t, rec, px| {
+        let rt = RowTest::new(rec, px);
+        let (lo, hi) = (rec.lanes[0] as usize, rec.lanes[1] as usize);
+        let [ca, cb, cc] = rec.g.conic;
+        let b2 = cb + cb;
+        for i in rec.rows[0]..rec.rows[1] {
+            let dy = T::from_f64(i as f64 + 0.5) - rec.g.m[1];
+            let Some((first, end)) = rt.chord_lanes(dy.to_f64(), lo, hi) else {
+                continue;
+            };
+            assert!(lo <= first && first <= end && end <= hi);
+            if hi > lo + HALF {
+                wide_rows += 1;
+                narrowed += (end <= first + HALF) as usize;
             }
-            for rec in &batch {
-                let rt = RowTest::new(rec, &px);
-                let (lo, hi) = (rec.lanes[0] as usize, rec.lanes[1] as usize);
-                let [ca, cb, cc] = rec.g.conic;
-                let b2 = cb + cb;
-                for i in rec.rows[0]..rec.rows[1] {
-                    let dy = T::from_f64(i as f64 + 0.5) - rec.g.m[1];
-                    let Some((first, end)) = rt.chord_lanes(dy.to_f64(), lo, hi) else {
-                        continue;
-                    };
-                    assert!(lo <= first && first <= end && end <= hi);
-                    if hi > lo + HALF {
-                        wide_rows += 1;
-                        narrowed += (end <= first + HALF) as usize;
-                    }
-                    let cdy = cc * dy * dy;
-                    for jj in (lo..hi).filter(|jj| !(first..end).contains(jj)) {
-                        let dx = px[jj] - rec.g.m[0];
-                        let q = ca * dx * dx + b2 * dx * dy + cdy;
-                        let kept = q <= rec.g.qc;
-                        assert!(
-                            !kept,
-                            "seed {seed} tile {t} row {i} lane {jj}: q {q:?} ≤ cut {:?}",
-                            rec.g.qc
-                        );
-                    }
-                }
+            let cdy = cc * dy * dy;
+            for jj in (lo..hi).filter(|jj| !(first..end).contains(jj)) {
+                let dx = px[jj] - rec.g.m[0];
+                let q = ca * dx * dx + b2 * dx * dy + cdy;
+                let kept = q <= rec.g.qc;
+                assert!(
+                    !kept,
+                    "seed {seed} tile {t} row {i} lane {jj}: q {q:?} ≤ cut {:?}",
+                    rec.g.qc
+                );
             }
         }
-    }
+    });
     assert!(
         narrowed * 10 > wide_rows,
         "chords narrowed only {narrowed} of {wide_rows} wide rows"
