@@ -48,6 +48,14 @@ pub struct TrainArgs {
     /// at least 10,000; e.g. 124,800 for 52 training photos of 320×240].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_gaussians: Option<u64>,
+    /// Once the Gaussian budget is full, each densification round retires
+    /// up to this fraction of the Gaussians (the least opaque ones that
+    /// are not candidates) to clone or split as many more of the splats
+    /// with the highest gradient; 0 keeps the 3DGS paper's rule (no growth
+    /// once the budget is reached). A run that never fills its budget is
+    /// unaffected.
+    #[arg(long, default_value_t = splat::train::config::RETIRE_PER_ROUND)]
+    pub retire_per_round: f64,
     /// Density control: `default` (the 3DGS paper's clone/split/prune) or
     /// `mcmc` (3DGS-MCMC: grow to --max-gaussians, relocate dead
     /// Gaussians onto live ones, noise on positions).
@@ -258,6 +266,7 @@ pub fn run(a: TrainArgs) -> CliResult {
         random_background: a.random_background,
         exposure: a.exposure,
         antialiased: a.antialiased,
+        retire_per_round: a.retire_per_round,
         ..TrainConfig::default()
     }
     .with_densify_until(a.densify_until.unwrap_or(a.iters / 2));

@@ -37,7 +37,9 @@ impl Trainer {
     }
 
     /// Clone small and split large splats whose average view-space gradient
-    /// is above the threshold (within `max_gaussians`), then prune the
+    /// is above the threshold (within `max_gaussians`, making room by
+    /// retiring the faintest splats when the budget is full; see
+    /// [`TrainConfig::retire_per_round`](crate::train::TrainConfig::retire_per_round)), then prune the
     /// nearly transparent ones and, if `prune_big`, those larger than a
     /// tenth of the scene extent (or than `prune_screen_px` on screen, when
     /// set). Resets the statistics.
@@ -58,7 +60,9 @@ impl Trainer {
             .collect();
         cand.sort_by(|a, b| b.0.total_cmp(&a.0));
         let budget = c.max_gaussians.saturating_sub(n);
-        cand.truncate(budget);
+        let retired = self.faintest_to_retire(&cand, budget);
+        let room = retired.iter().filter(|&&r| r).count();
+        cand.truncate(budget + room);
         let split_at = c.percent_dense * self.extent;
         // rows of the new scene: (source, fresh moments, new mean, log-scale shift)
         let mut split = vec![false; n];
@@ -108,7 +112,7 @@ impl Trainer {
         let kept: Vec<bool> = (0..n)
             .into_par_iter()
             .with_min_len(4096)
-            .map(|i| !split[i] && keep_row(&Row::unchanged(i), self))
+            .map(|i| !split[i] && !retired[i] && keep_row(&Row::unchanged(i), self))
             .collect();
         let rows: Vec<Row> = (0..n)
             .filter(|&i| kept[i])
@@ -119,10 +123,95 @@ impl Trainer {
     }
 }
 
+impl Trainer {
+    /// Which splats a round retires to make room for candidates (`cand`,
+    /// sorted by decreasing gradient) beyond the `budget` of free slots:
+    /// up to `retire_per_round` of the scene, no more than the candidates
+    /// left out, taken from the least opaque splats that are not among the
+    /// candidates kept (ties: the lower index first).
+    fn faintest_to_retire(&self, cand: &[(f64, usize)], budget: usize) -> Vec<bool> {
+        let n = self.len();
+        let mut retired = vec![false; n];
+        let frac = self.cfg.retire_per_round;
+        if frac <= 0.0 || cand.len() <= budget {
+            return retired;
+        }
+        let want = ((frac * n as f64) as usize).min(cand.len() - budget);
+        let mut kept = vec![false; n];
+        for &(_, i) in &cand[..budget + want] {
+            kept[i] = true;
+        }
+        let mut faint: Vec<usize> = (0..n).filter(|&i| !kept[i]).collect();
+        faint.sort_by(|&a, &b| self.params[3][a].total_cmp(&self.params[3][b]));
+        for &i in faint.iter().take(want) {
+            retired[i] = true;
+        }
+        retired
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tiny_trainer;
     use crate::train::TrainConfig;
+
+    /// With the budget full, a round retires the faintest splats that are
+    /// not candidates (at most `retire_per_round` of the scene, at most
+    /// the candidates left out) and clones that many more candidates, the
+    /// ones of highest gradient; with `retire_per_round` 0 it adds none.
+    #[test]
+    fn a_full_budget_retires_the_faintest_for_the_strongest_candidates() {
+        for (frac, want_clones) in [(0.0, 0usize), (0.1, 5), (0.5, 8)] {
+            let mut t = tiny_trainer(
+                "retire",
+                TrainConfig {
+                    init_points: 50,
+                    max_gaussians: 50,
+                    retire_per_round: frac,
+                    ..TrainConfig::default()
+                },
+            );
+            let n = t.len();
+            assert_eq!(n, 50);
+            // all small (cloned, not split), opaque enough to survive
+            let small = (1e-4 * t.extent()).ln();
+            t.params[1].iter_mut().for_each(|v| *v = small);
+            t.params[3]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = 0.1 * i as f64);
+            // splats 40..48 are candidates, 47 the strongest
+            t.grad_accum.iter_mut().for_each(|v| *v = 0.0);
+            t.grad_count.iter_mut().for_each(|v| *v = 1.0);
+            for i in 40..48 {
+                t.grad_accum[i] = 1.0 + i as f64;
+            }
+            // the faintest splat is a candidate: never retired
+            t.params[3][45] = -5.0;
+            let means: Vec<[f64; 3]> = (0..n)
+                .map(|i| [0, 1, 2].map(|k| t.params[0][3 * i + k]))
+                .collect();
+            t.densify_and_prune(false);
+            assert_eq!(t.len(), 50, "retire {frac}");
+            let now: Vec<[f64; 3]> = (0..t.len())
+                .map(|i| [0, 1, 2].map(|k| t.params[0][3 * i + k]))
+                .collect();
+            let count = |m: &[f64; 3]| now.iter().filter(|x| *x == m).count();
+            // the faintest non-candidates (0, 1, ...) are gone, the
+            // strongest candidates (47, 46, ...) are there twice
+            for i in 0..want_clones {
+                assert_eq!(count(&means[i]), 0, "retire {frac}: splat {i} kept");
+                assert_eq!(
+                    count(&means[47 - i]),
+                    2,
+                    "retire {frac}: {} not cloned",
+                    47 - i
+                );
+            }
+            assert_eq!(count(&means[want_clones]), 1, "retire {frac}");
+            assert_eq!(count(&means[45]), 1 + usize::from(want_clones > 2));
+        }
+    }
 
     /// Size pruning removes splats larger than a tenth of the extent in the
     /// world; a large radius on screen alone prunes only when
