@@ -45,6 +45,19 @@ fn synth(dir: &std::path::Path) {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// `render OUT/point_cloud.ply --data DS --out RD --json`'s report.
+fn render_data(out: &std::path::Path, ds: &str, rd: &std::path::Path) -> serde_json::Value {
+    json(&run(&[
+        "render",
+        out.join("point_cloud.ply").to_str().unwrap(),
+        "--data",
+        ds,
+        "--out",
+        rd.to_str().unwrap(),
+        "--json",
+    ]))
+}
+
 fn json(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "stderr: {}", stderr(o));
     serde_json::from_slice(&o.stdout).expect("one JSON object")
@@ -95,15 +108,7 @@ fn train_writes_ply_renders_and_json_then_resumes() {
     // `render --data` re-renders the saved PLY from the test cameras and
     // scores it exactly as training did (same f32 scene, same background)
     let rd = d.join("rd");
-    let r = json(&run(&[
-        "render",
-        out.join("point_cloud.ply").to_str().unwrap(),
-        "--data",
-        ds,
-        "--out",
-        rd.to_str().unwrap(),
-        "--json",
-    ]));
+    let r = render_data(&out, ds, &rd);
     assert_eq!(r["views"], 2);
     let (p1, p2) = (r["psnr"].as_f64().unwrap(), v["psnr"].as_f64().unwrap());
     assert!((p1 - p2).abs() < 1e-9, "render --data {p1} vs train {p2}");
@@ -291,15 +296,7 @@ fn antialiased_training_is_saved_and_rendered_alike() {
     );
     assert!(pa != pp, "the flag changed nothing: {pa} dB both");
     let rd = d.join("rd");
-    let r = json(&run(&[
-        "render",
-        out.join("point_cloud.ply").to_str().unwrap(),
-        "--data",
-        ds,
-        "--out",
-        rd.to_str().unwrap(),
-        "--json",
-    ]));
+    let r = render_data(&out, ds, &rd);
     let pr = r["psnr"].as_f64().unwrap();
     assert!((pr - pa).abs() < 1e-9, "render --data {pr} vs train {pa}");
 }
