@@ -408,7 +408,7 @@ pub(super) fn back_block<T: Scalar, const N: usize>(
         // evaluate it with the same operations in the same order
         let d = px[jj] - m0;
         let q = ca * d * d + b2 * d * dy + cdy;
-        let e = (-(half * q)).exp_fast();
+        let e = (-(half * q)).exp_fast_select();
         let raw = op * e;
         let clamped = raw > a_cap;
         let a = if clamped { a_max } else { raw };
