@@ -119,10 +119,9 @@ pub trait Scalar:
 
     /// [`Scalar::exp_fast`]'s value, bit for bit for every input, computed
     /// with its special cases (flush, overflow, NaN) as selects rather than
-    /// branches. A short loop that the compiler unrolls becomes vector
-    /// code only in this form; a loop that is already vectorised can run
-    /// slower with it (measured: the rasterizer's forward pass), so each
-    /// kernel uses the form that measures faster.
+    /// branches. A short loop that the compiler unrolls may become vector
+    /// code only in this form (the rasterizer backward's 8-lane half
+    /// blocks did); elsewhere `exp_fast` keeps its branches.
     ///
     /// ```
     /// use chainrule::Scalar;
