@@ -14,19 +14,19 @@ use rayon::prelude::*;
 /// terms in `dy`), and summed over the lanes in a fixed order.
 pub(super) struct BackTile<T> {
     /// Transmittance before the splat being visited.
-    tr: [T; TILE * TILE],
+    tr: Aligned<[T; TILE * TILE]>,
     /// One past the list position of each pixel's last contributor.
-    lst: [u32; TILE * TILE],
+    lst: Aligned<[u32; TILE * TILE]>,
     /// Per row, the largest `lst`: rows the splat cannot reach are skipped.
     row_last: [u32; TILE],
     /// `∂L/∂alpha · T_final` per pixel (zero without `∂L/∂alpha`).
-    dal: [T; TILE * TILE],
-    /// Colour accumulated behind the splat, channel-major.
-    behind: Vec<T>,
-    /// `∂L/∂image`, channel-major.
-    gp: Vec<T>,
-    /// Per-lane colour gradients of the splat, channel-major.
-    ecol: Vec<T>,
+    dal: Aligned<[T; TILE * TILE]>,
+    /// Colour accumulated behind the splat, one plane per channel.
+    behind: Vec<Aligned<[T; TILE * TILE]>>,
+    /// `∂L/∂image`, one plane per channel.
+    gp: Vec<Aligned<[T; TILE * TILE]>>,
+    /// Per-lane colour gradients of the splat, one block per channel.
+    ecol: Vec<Aligned<[T; GROUP]>>,
     batch: Vec<SplatRec<T>>,
     batch_cols: Vec<T>,
 }
@@ -34,13 +34,13 @@ pub(super) struct BackTile<T> {
 impl<T: Scalar> BackTile<T> {
     pub(super) fn new(ch: usize) -> Self {
         BackTile {
-            tr: [T::one(); TILE * TILE],
-            lst: [0; TILE * TILE],
+            tr: Aligned([T::one(); TILE * TILE]),
+            lst: Aligned([0; TILE * TILE]),
             row_last: [0; TILE],
-            dal: [T::zero(); TILE * TILE],
-            behind: vec![T::zero(); ch * TILE * TILE],
-            gp: vec![T::zero(); ch * TILE * TILE],
-            ecol: vec![T::zero(); ch * GROUP],
+            dal: Aligned([T::zero(); TILE * TILE]),
+            behind: vec![Aligned([T::zero(); TILE * TILE]); ch],
+            gp: vec![Aligned([T::zero(); TILE * TILE]); ch],
+            ecol: vec![Aligned([T::zero(); GROUP]); ch],
             batch: Vec::with_capacity(BATCH),
             batch_cols: Vec::with_capacity(BATCH * ch),
         }
@@ -112,12 +112,12 @@ impl<T: Scalar> BackTile<T> {
             T::from_f64(f64::INFINITY)
         };
         // the per-pixel state of the walk, from the forward pass
-        self.tr = [one; TT];
-        self.lst = [0; TT];
+        self.tr.0 = [one; TT];
+        self.lst.0 = [0; TT];
         self.row_last = [0; TILE];
-        self.dal = [zero; TT];
-        self.behind.iter_mut().for_each(|v| *v = zero);
-        self.gp.iter_mut().for_each(|v| *v = zero);
+        self.dal.0 = [zero; TT];
+        self.behind.iter_mut().for_each(|v| v.0 = [zero; TT]);
+        self.gp.iter_mut().for_each(|v| v.0 = [zero; TT]);
         let mut max_last = 0u32;
         for i in i_base..((ty + 1) * TILE).min(h) {
             let row = i - i_base;
@@ -131,9 +131,9 @@ impl<T: Scalar> BackTile<T> {
                 max_last = max_last.max(r.last[p]);
                 for c in 0..ch {
                     if over {
-                        self.behind[c * TT + l] = ft * s.background[c];
+                        self.behind[c][l] = ft * s.background[c];
                     }
-                    self.gp[c * TT + l] = d_image[p * ch + c];
+                    self.gp[c][l] = d_image[p * ch + c];
                 }
                 if let (true, Some(dal)) = (over, d_alpha) {
                     // alpha_final = 1 − T_final; ∂T_final/∂α = −T_final/(1 − α)
@@ -153,7 +153,7 @@ impl<T: Scalar> BackTile<T> {
             over,
             with_dal,
         };
-        let mut px = [zero; GROUP];
+        let mut px = Aligned([zero; GROUP]);
         for (jj, p) in px.iter_mut().enumerate() {
             *p = T::from_f64((j_base + jj) as f64 + 0.5);
         }
@@ -192,16 +192,16 @@ impl<T: Scalar> BackTile<T> {
                     op: rec.g.op,
                     qc: rec.g.qc,
                     pos,
-                    ga: [zero; GROUP],
-                    go: [zero; GROUP],
-                    s_dx: [zero; GROUP],
-                    s_dy: [zero; GROUP],
-                    s_dxdy: [zero; GROUP],
-                    s_dy2: [zero; GROUP],
+                    ga: Aligned([zero; GROUP]),
+                    go: Aligned([zero; GROUP]),
+                    s_dx: Aligned([zero; GROUP]),
+                    s_dy: Aligned([zero; GROUP]),
+                    s_dxdy: Aligned([zero; GROUP]),
+                    s_dy2: Aligned([zero; GROUP]),
                 };
-                self.ecol.iter_mut().for_each(|v| *v = zero);
+                self.ecol.iter_mut().for_each(|v| v.0 = [zero; GROUP]);
                 let rt = RowTest::new(rec, &px);
-                let mut inr = [0u32; GROUP];
+                let mut inr = Aligned([0u32; GROUP]);
                 for (jj, v) in inr.iter_mut().enumerate() {
                     *v = ((jj >= lo) & (jj < hi)) as u32;
                 }
@@ -245,15 +245,15 @@ impl<T: Scalar> BackTile<T> {
                             col,
                             &mut self.ecol,
                             BlockRows {
-                                px: half_ref(&px, w0),
+                                px: half_ref(&px.0, w0),
                                 dy,
-                                inr: half_ref(&inr, w0),
+                                inr: half_ref(&inr.0, w0),
                                 acc,
                             },
                             BlockState {
-                                tr: half_mut(&mut self.tr, base + w0),
-                                lst: half_mut(&mut self.lst, base + w0),
-                                dal: half_mut(&mut self.dal, base + w0),
+                                tr: half_mut(&mut self.tr.0, base + w0),
+                                lst: half_mut(&mut self.lst.0, base + w0),
+                                dal: half_mut(&mut self.dal.0, base + w0),
                                 behind: &mut self.behind,
                                 gp: &mut self.gp,
                                 off: base + w0,
@@ -271,9 +271,9 @@ impl<T: Scalar> BackTile<T> {
                                 acc: 0,
                             },
                             BlockState {
-                                tr: lanes_mut(&mut self.tr, base),
-                                lst: lanes_mut(&mut self.lst, base),
-                                dal: lanes_mut(&mut self.dal, base),
+                                tr: lanes_mut(&mut self.tr.0, base),
+                                lst: lanes_mut(&mut self.lst.0, base),
+                                dal: lanes_mut(&mut self.dal.0, base),
                                 behind: &mut self.behind,
                                 gp: &mut self.gp,
                                 off: base,
@@ -293,7 +293,7 @@ impl<T: Scalar> BackTile<T> {
                 e[4] = s_dy2;
                 e[5] = lane_sum(&sp.go);
                 for c in 0..ch {
-                    e[6 + c] = lane_sum(lanes_mut(&mut self.ecol, c * GROUP));
+                    e[6 + c] = lane_sum(&self.ecol[c]);
                 }
             }
             end = start;
@@ -328,12 +328,12 @@ pub(super) struct BackSplat<T> {
     op: T,
     qc: T,
     pos: u32,
-    ga: [T; GROUP],
-    go: [T; GROUP],
-    s_dx: [T; GROUP],
-    s_dy: [T; GROUP],
-    s_dxdy: [T; GROUP],
-    s_dy2: [T; GROUP],
+    ga: Aligned<[T; GROUP]>,
+    go: Aligned<[T; GROUP]>,
+    s_dx: Aligned<[T; GROUP]>,
+    s_dy: Aligned<[T; GROUP]>,
+    s_dxdy: Aligned<[T; GROUP]>,
+    s_dy2: Aligned<[T; GROUP]>,
 }
 
 /// Where the `N` lanes of a block (a tile row, or half of one) are: each
@@ -347,14 +347,15 @@ pub(super) struct BlockRows<'a, T, const N: usize> {
     acc: usize,
 }
 
-/// The per-pixel state of a block's lanes, in place in the tile. Channel
-/// `c` of `behind` and `gp` is at `off + c · TILE²`.
+/// The per-pixel state of a block's lanes, in place in the tile. The
+/// block's lanes of channel `c` of `behind` and `gp` start at `off` in
+/// plane `c`.
 pub(super) struct BlockState<'a, T, const N: usize> {
     tr: &'a mut [T; N],
     lst: &'a mut [u32; N],
     dal: &'a mut [T; N],
-    behind: &'a mut [T],
-    gp: &'a mut [T],
+    behind: &'a mut [Aligned<[T; TILE * TILE]>],
+    gp: &'a mut [Aligned<[T; TILE * TILE]>],
     off: usize,
 }
 
@@ -373,11 +374,10 @@ pub(super) fn back_block<T: Scalar, const N: usize>(
     sp: &mut BackSplat<T>,
     k: &BackConsts<T>,
     col: &[T],
-    ecol: &mut [T],
+    ecol: &mut [Aligned<[T; GROUP]>],
     rows: BlockRows<'_, T, N>,
     st: BlockState<'_, T, N>,
 ) {
-    const TT: usize = TILE * TILE;
     let BackConsts {
         zero,
         one,
@@ -437,9 +437,9 @@ pub(super) fn back_block<T: Scalar, const N: usize>(
         for (c, &cv) in col.iter().enumerate() {
             // copied in and out: values the compiler knows are apart, so
             // that a half block's unrolled lanes still become vector code
-            let gpc: [T; N] = *lanes_at(gp, off + c * TT);
-            let mut bh: [T; N] = *lanes_at(behind, off + c * TT);
-            let mut ec: [T; N] = *lanes_at(ecol, c * GROUP + acc);
+            let gpc: [T; N] = *lanes_at(&mut gp[c].0, off);
+            let mut bh: [T; N] = *lanes_at(&mut behind[c].0, off);
+            let mut ec: [T; N] = *lanes_at(&mut ecol[c].0, acc);
             for jj in 0..N {
                 let wgt = alpha[jj] * tt[jj];
                 let on = keep[jj] != 0;
@@ -448,8 +448,8 @@ pub(super) fn back_block<T: Scalar, const N: usize>(
                 ec[jj] += if on { gv } else { zero };
                 bh[jj] += if on { bv } else { zero };
             }
-            *lanes_at(behind, off + c * TT) = bh;
-            *lanes_at(ecol, c * GROUP + acc) = ec;
+            *lanes_at(&mut behind[c].0, off) = bh;
+            *lanes_at(&mut ecol[c].0, acc) = ec;
         }
         if k.with_dal {
             for jj in 0..N {
@@ -458,24 +458,24 @@ pub(super) fn back_block<T: Scalar, const N: usize>(
         }
     } else {
         for (c, &cv) in col.iter().enumerate() {
-            let gpc: [T; N] = *lanes_at(gp, off + c * TT);
-            let mut ec: [T; N] = *lanes_at(ecol, c * GROUP + acc);
+            let gpc: [T; N] = *lanes_at(&mut gp[c].0, off);
+            let mut ec: [T; N] = *lanes_at(&mut ecol[c].0, acc);
             for jj in 0..N {
                 let on = keep[jj] != 0;
                 let gv = gpc[jj] * alpha[jj];
                 ec[jj] += if on { gv } else { zero };
                 da[jj] += gpc[jj] * cv;
             }
-            *lanes_at(ecol, c * GROUP + acc) = ec;
+            *lanes_at(&mut ecol[c].0, acc) = ec;
         }
     }
     // α = o · w, w = exp(−q/2), q from d = p − m
-    let mut go: [T; N] = *lanes_at(&mut sp.go, acc);
-    let mut ga: [T; N] = *lanes_at(&mut sp.ga, acc);
-    let mut s_dx: [T; N] = *lanes_at(&mut sp.s_dx, acc);
-    let mut s_dy: [T; N] = *lanes_at(&mut sp.s_dy, acc);
-    let mut s_dxdy: [T; N] = *lanes_at(&mut sp.s_dxdy, acc);
-    let mut s_dy2: [T; N] = *lanes_at(&mut sp.s_dy2, acc);
+    let mut go: [T; N] = *lanes_at(&mut sp.go.0, acc);
+    let mut ga: [T; N] = *lanes_at(&mut sp.ga.0, acc);
+    let mut s_dx: [T; N] = *lanes_at(&mut sp.s_dx.0, acc);
+    let mut s_dy: [T; N] = *lanes_at(&mut sp.s_dy.0, acc);
+    let mut s_dxdy: [T; N] = *lanes_at(&mut sp.s_dxdy.0, acc);
+    let mut s_dy2: [T; N] = *lanes_at(&mut sp.s_dy2.0, acc);
     for jj in 0..N {
         let on = geo[jj] != 0;
         let (d, e) = (dx[jj], wexp[jj]);
@@ -490,12 +490,12 @@ pub(super) fn back_block<T: Scalar, const N: usize>(
         s_dxdy[jj] += dy * dqx;
         s_dy2[jj] += dy2 * dq;
     }
-    *lanes_at(&mut sp.go, acc) = go;
-    *lanes_at(&mut sp.ga, acc) = ga;
-    *lanes_at(&mut sp.s_dx, acc) = s_dx;
-    *lanes_at(&mut sp.s_dy, acc) = s_dy;
-    *lanes_at(&mut sp.s_dxdy, acc) = s_dxdy;
-    *lanes_at(&mut sp.s_dy2, acc) = s_dy2;
+    *lanes_at(&mut sp.go.0, acc) = go;
+    *lanes_at(&mut sp.ga.0, acc) = ga;
+    *lanes_at(&mut sp.s_dx.0, acc) = s_dx;
+    *lanes_at(&mut sp.s_dy.0, acc) = s_dy;
+    *lanes_at(&mut sp.s_dxdy.0, acc) = s_dxdy;
+    *lanes_at(&mut sp.s_dy2.0, acc) = s_dy2;
 }
 
 /// What every tile of the backward pass reads.

@@ -15,15 +15,15 @@ use rayon::prelude::*;
 /// back, and each lane does exactly the operations of the per-pixel
 /// formulation, so the result is the same bit for bit.
 pub(super) struct TileState<T> {
-    /// Accumulated colour, channel-major: `acc[c · 256 + l]`.
-    acc: Vec<T>,
+    /// Accumulated colour, one plane per channel: `acc[c][l]`.
+    acc: Vec<Aligned<[T; TILE * TILE]>>,
     /// Transmittance per pixel.
-    tr: [T; TILE * TILE],
+    tr: Aligned<[T; TILE * TILE]>,
     /// One past the list position of the last contributor per pixel.
-    lst: [u32; TILE * TILE],
+    lst: Aligned<[u32; TILE * TILE]>,
     /// Pixels that have stopped (the next splat would bring `T` below
     /// `T_MIN`): 1, else 0.
-    done: [u32; TILE * TILE],
+    done: Aligned<[u32; TILE * TILE]>,
     /// Per tile row, a bit per column of `done`.
     done_rows: [u16; TILE],
     /// Scratch for the splats of one batch and their colours.
@@ -34,10 +34,10 @@ pub(super) struct TileState<T> {
 impl<T: Scalar> TileState<T> {
     pub(super) fn new(ch: usize) -> Self {
         TileState {
-            acc: vec![T::zero(); ch * TILE * TILE],
-            tr: [T::one(); TILE * TILE],
-            lst: [0; TILE * TILE],
-            done: [0; TILE * TILE],
+            acc: vec![Aligned([T::zero(); TILE * TILE]); ch],
+            tr: Aligned([T::one(); TILE * TILE]),
+            lst: Aligned([0; TILE * TILE]),
+            done: Aligned([0; TILE * TILE]),
             done_rows: [0; TILE],
             batch: Vec::with_capacity(BATCH),
             batch_cols: Vec::with_capacity(BATCH * ch),
@@ -86,10 +86,12 @@ impl<T: Scalar> TileState<T> {
     fn render_generic(&mut self, inp: &FwdInput<'_, T>, tx: usize, ty: usize) {
         let FwdInput { s, tiles, packed } = *inp;
         let (w, h, ch) = (s.width, s.height, s.channels);
-        self.acc.iter_mut().for_each(|v| *v = T::zero());
-        self.tr = [T::one(); TILE * TILE];
-        self.lst = [0; TILE * TILE];
-        self.done = [0; TILE * TILE];
+        self.acc
+            .iter_mut()
+            .for_each(|v| v.0 = [T::zero(); TILE * TILE]);
+        self.tr.0 = [T::one(); TILE * TILE];
+        self.lst.0 = [0; TILE * TILE];
+        self.done.0 = [0; TILE * TILE];
         self.done_rows = [0; TILE];
         let t = ty * tiles.tiles_x + tx;
         let list = &tiles.ids[tiles.offsets[t] as usize..tiles.offsets[t + 1] as usize];
@@ -109,7 +111,7 @@ impl<T: Scalar> TileState<T> {
         } else {
             T::from_f64(f64::INFINITY)
         };
-        let mut px = [T::zero(); TILE];
+        let mut px = Aligned([T::zero(); TILE]);
         for (jj, p) in px.iter_mut().enumerate() {
             *p = T::from_f64((j_base + jj) as f64 + 0.5);
         }
@@ -146,14 +148,14 @@ impl<T: Scalar> TileState<T> {
                     let base = row * TILE;
                     let mut stopped = 0u32;
                     // fixed-size views: no bounds checks in the lane loops
-                    let tr: &mut [T; GROUP] = lanes_mut(&mut self.tr, base);
-                    let done: &mut [u32; GROUP] = lanes_mut(&mut self.done, base);
-                    let lst: &mut [u32; GROUP] = lanes_mut(&mut self.lst, base);
+                    let tr: &mut [T; GROUP] = lanes_mut(&mut self.tr.0, base);
+                    let done: &mut [u32; GROUP] = lanes_mut(&mut self.done.0, base);
+                    let lst: &mut [u32; GROUP] = lanes_mut(&mut self.lst.0, base);
                     // lane masks are integers, not bools, so that every
                     // array in the loops has 4- or 8-byte lanes and
                     // vectorises
-                    let mut alpha = [T::zero(); GROUP];
-                    let mut keep = [0u32; GROUP];
+                    let mut alpha = Aligned([T::zero(); GROUP]);
+                    let mut keep = Aligned([0u32; GROUP]);
                     for jj in 0..GROUP {
                         // α as in the module docs; the forward and backward passes
                         // evaluate it with the same operations in the same order
@@ -166,8 +168,8 @@ impl<T: Scalar> TileState<T> {
                             ((jj >= lo) & (jj < hi) & (done[jj] == 0) & (q <= qc) & (a >= a_min))
                                 as u32;
                     }
-                    let mut wgt = [T::zero(); GROUP];
-                    let mut hit = [0u32; GROUP];
+                    let mut wgt = Aligned([T::zero(); GROUP]);
+                    let mut hit = Aligned([0u32; GROUP]);
                     if over {
                         for jj in 0..GROUP {
                             let f = one - alpha[jj];
@@ -193,7 +195,7 @@ impl<T: Scalar> TileState<T> {
                         lst[jj] = lst[jj].max(if hit[jj] != 0 { tag } else { 0 });
                     }
                     for (c, &cv) in col.iter().enumerate() {
-                        let a: &mut [T; GROUP] = lanes_mut(&mut self.acc, c * TILE * TILE + base);
+                        let a: &mut [T; GROUP] = lanes_mut(&mut self.acc[c].0, base);
                         // adding +0 leaves the sum unchanged (it is never −0)
                         for jj in 0..GROUP {
                             a[jj] += if hit[jj] != 0 {
@@ -325,9 +327,11 @@ pub(super) fn forward_tiled<T: Scalar>(
             with_state(states, |st| {
                 let (ty, tx) = (t / tiles.tiles_x, t % tiles.tiles_x);
                 st.render(&inp, tx, ty, simd);
-                pl[..ch * TT].copy_from_slice(&st.acc);
-                pl[ch * TT..].copy_from_slice(&st.tr);
-                ls.copy_from_slice(&st.lst);
+                for (p, a) in pl.chunks_exact_mut(TT).zip(&st.acc) {
+                    p.copy_from_slice(&a.0);
+                }
+                pl[ch * TT..].copy_from_slice(&st.tr.0);
+                ls.copy_from_slice(&st.lst.0);
             })
         });
     // then the image row by row, in parallel

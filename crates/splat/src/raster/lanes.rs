@@ -24,6 +24,32 @@ pub(super) fn q_cut<T: Scalar>(opacity: T) -> T {
 /// into scalar code instead.)
 pub(super) const GROUP: usize = TILE;
 
+/// A value on a 64-byte boundary: lane arrays in it never straddle a
+/// cache line when read as whole vectors (an AVX-512 register is 64
+/// bytes). With only the 4-byte alignment of `f32`, where a lane array
+/// landed depended on what came before it (on the stack, the size of the
+/// command line and environment; on the heap, earlier allocations), and
+/// so did the forward pass's time: 12.7 against 19–22 ms at 200² for the
+/// same binary run from two paths (`BENCHMARKS.md`, issue 15).
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub(super) struct Aligned<A>(pub(super) A);
+
+impl<A> std::ops::Deref for Aligned<A> {
+    type Target = A;
+    #[inline(always)]
+    fn deref(&self) -> &A {
+        &self.0
+    }
+}
+
+impl<A> std::ops::DerefMut for Aligned<A> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut A {
+        &mut self.0
+    }
+}
+
 /// `v[at..at + HALF]` as an array.
 #[inline(always)]
 pub(super) fn half_mut<U>(v: &mut [U], at: usize) -> &mut [U; HALF] {
