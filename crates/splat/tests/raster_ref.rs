@@ -7,8 +7,8 @@
 use chainrule::{gradcheck, GradcheckOptions, Tape, Var};
 use proptest::prelude::*;
 use splat::raster::{
-    backward, forward, opacity_aware_bound, pixel_rect, rasterize_op, Blend, Splats, ALPHA_MAX,
-    ALPHA_MIN, T_MIN,
+    backward, backward_abs, forward, opacity_aware_bound, pixel_rect, rasterize_op, Blend, Splats,
+    ALPHA_MAX, ALPHA_MIN, T_MIN,
 };
 
 /// A small deterministic generator (SplitMix64).
@@ -105,61 +105,97 @@ fn reference<'t>(
     opac: &[Var<'t>],
     colors: &[Var<'t>],
 ) -> (Vec<Var<'t>>, Vec<Var<'t>>) {
-    let tape = means[0].tape();
     let mut img = Vec::new();
     let mut alpha_out = Vec::new();
     for i in 0..sc.h {
         for j in 0..sc.w {
-            let (px, py) = (j as f64 + 0.5, i as f64 + 0.5);
-            let mut t = tape.var(1.0) * 0.0 + 1.0;
-            let mut acc: Vec<Var> = (0..sc.ch).map(|_| t * 0.0).collect();
-            for &k in &sc.order {
-                let k = k as usize;
-                let Some(r) = pixel_rect(&bounds[k], sc.w, sc.h) else {
-                    continue;
-                };
-                let (iu, ju) = (i as u32, j as u32);
-                if !(ju >= r[0] && ju <= r[2] && iu >= r[1] && iu <= r[3]) {
-                    continue;
-                }
-                let dx = px - means[2 * k];
-                let dy = py - means[2 * k + 1];
-                let q = conics[3 * k] * dx * dx
-                    + (conics[3 * k + 1] + conics[3 * k + 1]) * dx * dy
-                    + conics[3 * k + 2] * dy * dy;
-                let raw = opac[k] * (-(q * 0.5)).exp();
-                let a = match blend {
-                    Blend::Over => raw.min(ALPHA_MAX),
-                    Blend::Sum => raw,
-                };
-                if a.value() < ALPHA_MIN {
-                    continue;
-                }
-                match blend {
-                    Blend::Over => {
-                        let next = t * (1.0 - a);
-                        if next.value() < T_MIN {
-                            break;
-                        }
-                        for c in 0..sc.ch {
-                            acc[c] = acc[c] + colors[k * sc.ch + c] * a * t;
-                        }
-                        t = next;
-                    }
-                    Blend::Sum => {
-                        for c in 0..sc.ch {
-                            acc[c] = acc[c] + colors[k * sc.ch + c] * a;
-                        }
-                    }
-                }
-            }
-            for c in 0..sc.ch {
-                img.push(acc[c] + t * sc.bg[c]);
-            }
-            alpha_out.push(1.0 - t);
+            let (rgb, a) = reference_pixel(sc, bounds, blend, [means, conics, opac, colors], i, j);
+            img.extend(rgb);
+            alpha_out.push(a);
         }
     }
     (img, alpha_out)
+}
+
+/// Pixel `(i, j)` of [`reference`]: its channels and its alpha, from the
+/// splats' `[means, conics, opacities, colours]`.
+fn reference_pixel<'t>(
+    sc: &Scene,
+    bounds: &[[f64; 4]],
+    blend: Blend,
+    [means, conics, opac, colors]: [&[Var<'t>]; 4],
+    i: usize,
+    j: usize,
+) -> (Vec<Var<'t>>, Var<'t>) {
+    let tape = means[0].tape();
+    let (px, py) = (j as f64 + 0.5, i as f64 + 0.5);
+    let mut t = tape.var(1.0) * 0.0 + 1.0;
+    let mut acc: Vec<Var> = (0..sc.ch).map(|_| t * 0.0).collect();
+    for &k in &sc.order {
+        let k = k as usize;
+        let Some(r) = pixel_rect(&bounds[k], sc.w, sc.h) else {
+            continue;
+        };
+        let (iu, ju) = (i as u32, j as u32);
+        if !(ju >= r[0] && ju <= r[2] && iu >= r[1] && iu <= r[3]) {
+            continue;
+        }
+        let dx = px - means[2 * k];
+        let dy = py - means[2 * k + 1];
+        let q = conics[3 * k] * dx * dx
+            + (conics[3 * k + 1] + conics[3 * k + 1]) * dx * dy
+            + conics[3 * k + 2] * dy * dy;
+        let raw = opac[k] * (-(q * 0.5)).exp();
+        let a = match blend {
+            Blend::Over => raw.min(ALPHA_MAX),
+            Blend::Sum => raw,
+        };
+        if a.value() < ALPHA_MIN {
+            continue;
+        }
+        match blend {
+            Blend::Over => {
+                let next = t * (1.0 - a);
+                if next.value() < T_MIN {
+                    break;
+                }
+                for c in 0..sc.ch {
+                    acc[c] = acc[c] + colors[k * sc.ch + c] * a * t;
+                }
+                t = next;
+            }
+            Blend::Sum => {
+                for c in 0..sc.ch {
+                    acc[c] = acc[c] + colors[k * sc.ch + c] * a;
+                }
+            }
+        }
+    }
+    let rgb = (0..sc.ch).map(|c| acc[c] + t * sc.bg[c]).collect();
+    (rgb, 1.0 - t)
+}
+
+/// The kernel's view of `sc` (with its means and conics as arrays).
+fn splats_of<'a>(
+    sc: &'a Scene,
+    means2: &'a [[f64; 2]],
+    conics3: &'a [[f64; 3]],
+    bounds: &'a [[f64; 4]],
+    blend: Blend,
+) -> Splats<'a, f64> {
+    Splats {
+        width: sc.w,
+        height: sc.h,
+        channels: sc.ch,
+        means: means2,
+        conics: conics3,
+        opacities: &sc.opac,
+        colors: &sc.colors,
+        bounds,
+        order: &sc.order,
+        background: &sc.bg,
+        blend,
+    }
 }
 
 /// Weights for a scalar loss L = Σ wi · img + Σ wa · alpha.
@@ -201,19 +237,7 @@ fn compare(sc: &Scene, blend: Blend) -> (f64, usize) {
     // the kernel, called directly
     let means2: Vec<[f64; 2]> = sc.means.chunks(2).map(|p| [p[0], p[1]]).collect();
     let conics3: Vec<[f64; 3]> = sc.conics.chunks(3).map(|p| [p[0], p[1], p[2]]).collect();
-    let s = Splats {
-        width: sc.w,
-        height: sc.h,
-        channels: sc.ch,
-        means: &means2,
-        conics: &conics3,
-        opacities: &sc.opac,
-        colors: &sc.colors,
-        bounds: &bounds,
-        order: &sc.order,
-        background: &sc.bg,
-        blend,
-    };
+    let s = splats_of(sc, &means2, &conics3, &bounds, blend);
     let r = forward(&s).unwrap();
     for (a, b) in r.image.iter().zip(&img) {
         assert!(
@@ -305,21 +329,76 @@ fn over_with_early_stop_and_clamp_matches() {
     let bounds = bounds_of(&sc);
     let means2: Vec<[f64; 2]> = sc.means.chunks(2).map(|p| [p[0], p[1]]).collect();
     let conics3: Vec<[f64; 3]> = sc.conics.chunks(3).map(|p| [p[0], p[1], p[2]]).collect();
-    let s = Splats {
-        width: sc.w,
-        height: sc.h,
-        channels: sc.ch,
-        means: &means2,
-        conics: &conics3,
-        opacities: &sc.opac,
-        colors: &sc.colors,
-        bounds: &bounds,
-        order: &sc.order,
-        background: &sc.bg,
-        blend: Blend::Over,
-    };
+    let s = splats_of(&sc, &means2, &conics3, &bounds, Blend::Over);
     let r = forward(&s).unwrap();
     assert!(r.final_t.iter().any(|&t| (T_MIN..1e-2).contains(&t)));
+}
+
+/// AbsGS's statistic ([`backward_abs`]): per splat, the sum over pixels
+/// of the absolute value of each pixel's contribution to `∂L/∂mean`, `x`
+/// and `y` apart. The reference takes every pixel's part of the loss on
+/// its own tape (its channels and alpha, weighted as in the loss) and sums
+/// the absolute values of its gradients with respect to the means.
+#[test]
+fn absolute_mean_gradients_match_per_pixel_tapes() {
+    for (seed, blend) in [(21, Blend::Over), (22, Blend::Over), (23, Blend::Sum)] {
+        let sc = scene(seed, 23, 19, 30, 3, 0.99);
+        let (w, h, ch, n) = (sc.w, sc.h, sc.ch, sc.opac.len());
+        let bounds = bounds_of(&sc);
+        let n_img = w * h * ch;
+        let wts = weights(seed, n_img + w * h);
+        let with_alpha = blend == Blend::Over;
+        let (mut want, mut signed) = (vec![[0.0f64; 2]; n], vec![[0.0f64; 2]; n]);
+        for i in 0..h {
+            for j in 0..w {
+                let tape = Tape::new();
+                let vars = [&sc.means, &sc.conics, &sc.opac, &sc.colors].map(|v| tape.vars(v));
+                let [m, c, o, col] = &vars;
+                let (rgb, a) = reference_pixel(&sc, &bounds, blend, [m, c, o, col], i, j);
+                let p = i * w + j;
+                let mut loss = a * if with_alpha { wts[n_img + p] } else { 0.0 };
+                for (cc, v) in rgb.iter().enumerate() {
+                    loss = loss + *v * wts[p * ch + cc];
+                }
+                let g = loss.backward().wrt_all(m);
+                for k in 0..n {
+                    for d in 0..2 {
+                        want[k][d] += g[2 * k + d].abs();
+                        signed[k][d] += g[2 * k + d];
+                    }
+                }
+            }
+        }
+        let means2: Vec<[f64; 2]> = sc.means.chunks(2).map(|p| [p[0], p[1]]).collect();
+        let conics3: Vec<[f64; 3]> = sc.conics.chunks(3).map(|p| [p[0], p[1], p[2]]).collect();
+        let s = splats_of(&sc, &means2, &conics3, &bounds, blend);
+        let r = forward(&s).unwrap();
+        let d_alpha = with_alpha.then(|| &wts[n_img..]);
+        let (kg, abs) = backward_abs(&s, &r, &wts[..n_img], d_alpha).unwrap();
+        assert_eq!(kg, backward(&s, &r, &wts[..n_img], d_alpha).unwrap());
+        let scale = want.iter().flatten().fold(0.0f64, |a, &b| a.max(b));
+        let mut cancelled = 0;
+        for k in 0..n {
+            for d in 0..2 {
+                let (got, exp) = (abs[k][d], want[k][d]);
+                assert!(
+                    (got - exp).abs() <= 1e-10 * exp + 1e-13 * scale,
+                    "seed {seed}, splat {k}, axis {d}: {got} against {exp}"
+                );
+                // the signed sums (the reference's and the gradient) agree,
+                // and the absolute sum is at least their absolute value
+                let g = kg.means[k][d];
+                assert!((g - signed[k][d]).abs() <= 1e-9 * (exp + 1e-3 * scale));
+                assert!(got >= g.abs() * (1.0 - 1e-12), "seed {seed}, splat {k}");
+                cancelled += (got > 1.5 * g.abs() && got > 1e-3 * scale) as usize;
+            }
+        }
+        // not a scene where the absolute values change nothing
+        assert!(
+            cancelled > 5,
+            "seed {seed}: {cancelled} sums with cancellation"
+        );
+    }
 }
 
 #[test]
@@ -398,19 +477,7 @@ fn f32_kernel_agrees_with_f64() {
     let bounds = bounds_of(&sc);
     let means2: Vec<[f64; 2]> = sc.means.chunks(2).map(|p| [p[0], p[1]]).collect();
     let conics3: Vec<[f64; 3]> = sc.conics.chunks(3).map(|p| [p[0], p[1], p[2]]).collect();
-    let s = Splats {
-        width: sc.w,
-        height: sc.h,
-        channels: sc.ch,
-        means: &means2,
-        conics: &conics3,
-        opacities: &sc.opac,
-        colors: &sc.colors,
-        bounds: &bounds,
-        order: &sc.order,
-        background: &sc.bg,
-        blend: Blend::Over,
-    };
+    let s = splats_of(&sc, &means2, &conics3, &bounds, Blend::Over);
     let r = forward(&s).unwrap();
     let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
     let means32: Vec<[f32; 2]> = means2.iter().map(|p| [p[0] as f32, p[1] as f32]).collect();
@@ -476,19 +543,7 @@ fn results_do_not_depend_on_the_thread_count() {
     let bounds = bounds_of(&sc);
     let means2: Vec<[f64; 2]> = sc.means.chunks(2).map(|p| [p[0], p[1]]).collect();
     let conics3: Vec<[f64; 3]> = sc.conics.chunks(3).map(|p| [p[0], p[1], p[2]]).collect();
-    let s = Splats {
-        width: sc.w,
-        height: sc.h,
-        channels: sc.ch,
-        means: &means2,
-        conics: &conics3,
-        opacities: &sc.opac,
-        colors: &sc.colors,
-        bounds: &bounds,
-        order: &sc.order,
-        background: &sc.bg,
-        blend: Blend::Over,
-    };
+    let s = splats_of(&sc, &means2, &conics3, &bounds, Blend::Over);
     let wts = weights(1, sc.w * sc.h * sc.ch);
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()

@@ -177,7 +177,8 @@ fn direct_kernels_equal_tape_path() {
 
 /// One workspace reused across renders of different sizes, scenes, SH
 /// degrees and gradient inputs (growing and shrinking, as a densifying
-/// trainer's does) gives the bits of fresh renders: nothing stale is read.
+/// trainer's does) gives the bits of fresh renders: nothing stale is read;
+/// with AbsGS's absolute sums on, too (and they are there only then).
 #[test]
 fn a_reused_workspace_gives_the_fresh_bits() {
     let mut ws = RenderWorkspace::default();
@@ -215,6 +216,9 @@ fn a_reused_workspace_gives_the_fresh_bits() {
         )
         .unwrap();
         let mut st = StageTimes::default();
+        // AbsGS's sums on in some cases: the gradients keep their bits
+        let absgrad = seed % 2 == 1;
+        ws.set_absgrad(absgrad);
         render_staged_in(&g, &cam, &opts, &mut st, &mut ws).unwrap();
         assert_eq!(ws.image(), &img, "image, case {seed}");
         assert_eq!(ws.state().projected, state.projected, "case {seed}");
@@ -222,6 +226,22 @@ fn a_reused_workspace_gives_the_fresh_bits() {
         render_backward_staged_in(&g, &cam, &opts, grads, &mut st, &mut ws).unwrap();
         assert_eq!(ws.grads(), &d, "gradients, case {seed}");
         assert_eq!(ws.d_means2d(), &d_means2d[..], "2D means, case {seed}");
+        match ws.d_means2d_abs() {
+            Some(abs) => {
+                assert!(absgrad, "case {seed}");
+                // each at least the signed sum's absolute value, and more
+                // for some (pixels pulling a splat different ways)
+                let mut more = 0;
+                for (a, d) in abs.iter().zip(&d_means2d) {
+                    for k in 0..2 {
+                        assert!(a[k] >= d[k].abs() * (1.0 - 1e-12), "case {seed}");
+                        more += (a[k] > 1.01 * d[k].abs()) as usize;
+                    }
+                }
+                assert!(more > 0, "case {seed}");
+            }
+            None => assert!(!absgrad, "case {seed}"),
+        }
     }
 }
 

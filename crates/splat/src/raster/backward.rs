@@ -51,16 +51,32 @@ impl<T: Scalar> BackTile<T> {
     /// `simd` (which the caller has checked the CPU has; same bits on
     /// every path).
     pub(super) fn run(&mut self, inp: &BackInput<'_, T>, t: usize, simd: Simd, g: &mut [T]) {
+        // the absolute sums are a second build of the loops: none of their
+        // work is done (or compiled in) when they are not asked for
+        if inp.abs {
+            self.run_for::<true>(inp, t, simd, g)
+        } else {
+            self.run_for::<false>(inp, t, simd, g)
+        }
+    }
+
+    fn run_for<const ABS: bool>(
+        &mut self,
+        inp: &BackInput<'_, T>,
+        t: usize,
+        simd: Simd,
+        g: &mut [T],
+    ) {
         #[cfg(target_arch = "x86_64")]
         {
             // SAFETY: `simd` names an instruction set the CPU supports.
             match simd {
-                Simd::Avx512 => return unsafe { self.run_avx512(inp, t, g) },
-                Simd::Avx2 => return unsafe { self.run_avx2(inp, t, g) },
+                Simd::Avx512 => return unsafe { self.run_avx512::<ABS>(inp, t, g) },
+                Simd::Avx2 => return unsafe { self.run_avx2::<ABS>(inp, t, g) },
                 Simd::Generic => {}
             }
         }
-        self.run_generic(inp, t, g)
+        self.run_generic::<ABS>(inp, t, g)
     }
 
     /// [`BackTile::run_generic`] compiled for AVX-512.
@@ -69,8 +85,13 @@ impl<T: Scalar> BackTile<T> {
     /// The CPU must support AVX-512F.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn run_avx512(&mut self, inp: &BackInput<'_, T>, t: usize, g: &mut [T]) {
-        self.run_generic(inp, t, g)
+    unsafe fn run_avx512<const ABS: bool>(
+        &mut self,
+        inp: &BackInput<'_, T>,
+        t: usize,
+        g: &mut [T],
+    ) {
+        self.run_generic::<ABS>(inp, t, g)
     }
 
     /// [`BackTile::run_generic`] compiled for AVX2.
@@ -79,23 +100,24 @@ impl<T: Scalar> BackTile<T> {
     /// The CPU must support AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn run_avx2(&mut self, inp: &BackInput<'_, T>, t: usize, g: &mut [T]) {
-        self.run_generic(inp, t, g)
+    unsafe fn run_avx2<const ABS: bool>(&mut self, inp: &BackInput<'_, T>, t: usize, g: &mut [T]) {
+        self.run_generic::<ABS>(inp, t, g)
     }
 
     #[inline(always)]
-    fn run_generic(&mut self, inp: &BackInput<'_, T>, t: usize, g: &mut [T]) {
+    fn run_generic<const ABS: bool>(&mut self, inp: &BackInput<'_, T>, t: usize, g: &mut [T]) {
         let BackInput {
             s,
             r,
             d_image,
             d_alpha,
             packed,
+            ..
         } = *inp;
         const TT: usize = TILE * TILE;
         let tiles = &r.tiles;
         let (w, h, ch) = (s.width, s.height, s.channels);
-        let stride = 6 + ch;
+        let stride = record_stride(ch, ABS);
         let list = &tiles.ids[tiles.offsets[t] as usize..tiles.offsets[t + 1] as usize];
         debug_assert_eq!(g.len(), list.len() * stride);
         if list.is_empty() {
@@ -187,6 +209,7 @@ impl<T: Scalar> BackTile<T> {
                 let mut sp = BackSplat {
                     m0: m[0],
                     ca,
+                    cb,
                     b2: cb + cb,
                     cc,
                     op: rec.g.op,
@@ -198,6 +221,8 @@ impl<T: Scalar> BackTile<T> {
                     s_dy: Aligned([zero; GROUP]),
                     s_dxdy: Aligned([zero; GROUP]),
                     s_dy2: Aligned([zero; GROUP]),
+                    abs_x: Aligned([zero; GROUP]),
+                    abs_y: Aligned([zero; GROUP]),
                 };
                 self.ecol.iter_mut().for_each(|v| v.0 = [zero; GROUP]);
                 let rt = RowTest::new(rec, &px);
@@ -239,7 +264,7 @@ impl<T: Scalar> BackTile<T> {
                     };
                     let base = row * TILE;
                     match half_at {
-                        Some((w0, acc)) => back_block(
+                        Some((w0, acc)) => back_block::<T, HALF, ABS>(
                             &mut sp,
                             &k,
                             col,
@@ -259,7 +284,7 @@ impl<T: Scalar> BackTile<T> {
                                 off: base + w0,
                             },
                         ),
-                        None => back_block(
+                        None => back_block::<T, GROUP, ABS>(
                             &mut sp,
                             &k,
                             col,
@@ -295,6 +320,11 @@ impl<T: Scalar> BackTile<T> {
                 for c in 0..ch {
                     e[6 + c] = lane_sum(&self.ecol[c]);
                 }
+                if ABS {
+                    // Σ |∂L/∂m| per pixel: ∂q/∂m = −2 (a dx + b dy, b dx + c dy)
+                    e[6 + ch] = two * lane_sum(&sp.abs_x);
+                    e[7 + ch] = two * lane_sum(&sp.abs_y);
+                }
             }
             end = start;
         }
@@ -323,6 +353,7 @@ pub(super) struct BackConsts<T> {
 pub(super) struct BackSplat<T> {
     m0: T,
     ca: T,
+    cb: T,
     b2: T,
     cc: T,
     op: T,
@@ -334,6 +365,11 @@ pub(super) struct BackSplat<T> {
     s_dy: Aligned<[T; GROUP]>,
     s_dxdy: Aligned<[T; GROUP]>,
     s_dy2: Aligned<[T; GROUP]>,
+    /// Σ |a · dq·dx + b · dq·dy| and Σ |b · dq·dx + c · dq·dy| (each
+    /// pixel's `∂L/∂m` over −2, in absolute value), kept only in the
+    /// build with the absolute sums.
+    abs_x: Aligned<[T; GROUP]>,
+    abs_y: Aligned<[T; GROUP]>,
 }
 
 /// Where the `N` lanes of a block (a tile row, or half of one) are: each
@@ -370,7 +406,7 @@ pub(super) struct BlockState<'a, T, const N: usize> {
 /// stores of both arms, which the next block's loads of `acc` cannot
 /// forward from (a third of the backward pass's time).
 #[inline(always)]
-pub(super) fn back_block<T: Scalar, const N: usize>(
+pub(super) fn back_block<T: Scalar, const N: usize, const ABS: bool>(
     sp: &mut BackSplat<T>,
     k: &BackConsts<T>,
     col: &[T],
@@ -396,7 +432,8 @@ pub(super) fn back_block<T: Scalar, const N: usize>(
         off,
     } = st;
     let (px, dy, inr, acc) = (rows.px, rows.dy, rows.inr, rows.acc);
-    let (m0, ca, b2, cc, op, qc, pos) = (sp.m0, sp.ca, sp.b2, sp.cc, sp.op, sp.qc, sp.pos);
+    let (m0, ca, cb, b2, cc) = (sp.m0, sp.ca, sp.cb, sp.b2, sp.cc);
+    let (op, qc, pos) = (sp.op, sp.qc, sp.pos);
     let (cdy, dy2) = (cc * dy * dy, dy * dy);
     let mut dx = [zero; N];
     let mut wexp = [zero; N];
@@ -476,6 +513,11 @@ pub(super) fn back_block<T: Scalar, const N: usize>(
     let mut s_dy: [T; N] = *lanes_at(&mut sp.s_dy.0, acc);
     let mut s_dxdy: [T; N] = *lanes_at(&mut sp.s_dxdy.0, acc);
     let mut s_dy2: [T; N] = *lanes_at(&mut sp.s_dy2.0, acc);
+    let (mut abs_x, mut abs_y) = ([zero; N], [zero; N]);
+    if ABS {
+        abs_x = *lanes_at(&mut sp.abs_x.0, acc);
+        abs_y = *lanes_at(&mut sp.abs_y.0, acc);
+    }
     for jj in 0..N {
         let on = geo[jj] != 0;
         let (d, e) = (dx[jj], wexp[jj]);
@@ -485,10 +527,20 @@ pub(super) fn back_block<T: Scalar, const N: usize>(
         go[jj] += if on { gov } else { zero };
         ga[jj] += if on { gav } else { zero };
         let dqx = if on { dqxv } else { zero };
+        let dqy = dy * dq;
         s_dx[jj] += dqx;
-        s_dy[jj] += dy * dq;
+        s_dy[jj] += dqy;
         s_dxdy[jj] += dy * dqx;
         s_dy2[jj] += dy2 * dq;
+        if ABS {
+            // this pixel's ∂L/∂m over −2 (zero where it kept no splat)
+            abs_x[jj] += (ca * dqx + cb * dqy).abs();
+            abs_y[jj] += (cb * dqx + cc * dqy).abs();
+        }
+    }
+    if ABS {
+        *lanes_at(&mut sp.abs_x.0, acc) = abs_x;
+        *lanes_at(&mut sp.abs_y.0, acc) = abs_y;
     }
     *lanes_at(&mut sp.go.0, acc) = go;
     *lanes_at(&mut sp.ga.0, acc) = ga;
@@ -507,6 +559,16 @@ pub(super) struct BackInput<'a, T> {
     pub(super) d_alpha: Option<&'a [T]>,
     /// Per splat, what the tile loops read (see [`pack`]).
     pub(super) packed: &'a [Packed<T>],
+    /// Whether the records also carry the absolute sums (see
+    /// [`backward_abs`]).
+    pub(super) abs: bool,
+}
+
+/// Values per list entry in the backward pass's records: mean (2), conic
+/// (3), opacity (1), colour (`ch`), and with `abs` the absolute sums of
+/// the mean's per-pixel gradients (2).
+fn record_stride(ch: usize, abs: bool) -> usize {
+    6 + ch + if abs { 2 } else { 0 }
 }
 
 /// The sum of a splat's per-lane gradients, in a fixed order: a tree of
@@ -537,16 +599,57 @@ pub fn backward<T: Scalar>(
     backward_with(s, r, d_image, d_alpha, Simd::best().for_backward())
 }
 
-/// [`backward()`] into `out`, reusing its vectors and `sc`'s.
+/// [`backward()`], also returning per splat the sums over pixels of the
+/// absolute value of each pixel's contribution to `∂L/∂means`, `x` and
+/// `y` apart: `[Σ_p |∂L_p/∂m.x|, Σ_p |∂L_p/∂m.y|]` (the absolute
+/// screen-space gradient of AbsGS, Ye et al. 2024, gsplat's
+/// `absgrad=True`), where `L_p` is the part of the loss that reaches the
+/// splat through pixel `p` (its colours and its alpha). `∂L/∂means` is
+/// the same sum without the absolute values, so each entry is at least
+/// the absolute value of the gradient's. Deterministic and independent of
+/// the thread count, like the gradients.
+///
+/// ```
+/// use splat::raster::{backward_abs, forward, opacity_aware_bound, Blend, Splats};
+/// let means = [[8.0, 8.0]];
+/// let conics = [[0.1, 0.0, 0.1]];
+/// let bounds = [opacity_aware_bound(means[0], conics[0], 0.9)];
+/// let s = Splats { width: 16, height: 16, channels: 1, means: &means,
+///     conics: &conics, opacities: &[0.9], colors: &[1.0], bounds: &bounds,
+///     order: &[0], background: &[0.0], blend: Blend::Over };
+/// let r = forward(&s).unwrap();
+/// let d_image = vec![1.0; 256];
+/// let (g, abs) = backward_abs(&s, &r, &d_image, None).unwrap();
+/// // a symmetric splat under a uniform gradient: the pixels pull it both
+/// // ways, so the sum cancels but the absolute sum does not
+/// assert!(g.means[0][0].abs() < 1e-9 && abs[0][0] > 0.1);
+/// ```
+pub fn backward_abs<T: Scalar>(
+    s: &Splats<'_, T>,
+    r: &Rendered<T>,
+    d_image: &[T],
+    d_alpha: Option<&[T]>,
+) -> Result<(SplatGrads<T>, Vec<[T; 2]>), RasterError> {
+    let (mut out, mut abs) = (SplatGrads::default(), Vec::new());
+    let sc = &mut RasterScratch::default();
+    let simd = Simd::best().for_backward();
+    backward_in(s, r, d_image, d_alpha, simd, &mut out, Some(&mut abs), sc)?;
+    Ok((out, abs))
+}
+
+/// [`backward()`] into `out`, reusing its vectors and `sc`'s; with `abs`,
+/// also [`backward_abs`]'s sums into it.
 pub(crate) fn backward_into<T: Scalar>(
     s: &Splats<'_, T>,
     r: &Rendered<T>,
     d_image: &[T],
     d_alpha: Option<&[T]>,
     out: &mut SplatGrads<T>,
+    abs: Option<&mut Vec<[T; 2]>>,
     sc: &mut RasterScratch<T>,
 ) -> Result<(), RasterError> {
-    backward_in(s, r, d_image, d_alpha, Simd::best().for_backward(), out, sc)
+    let simd = Simd::best().for_backward();
+    backward_in(s, r, d_image, d_alpha, simd, out, abs, sc)
 }
 
 /// [`backward()`] built for `simd` (which the caller has checked the CPU has).
@@ -565,11 +668,13 @@ pub(super) fn backward_with<T: Scalar>(
         d_alpha,
         simd,
         &mut out,
+        None,
         &mut RasterScratch::default(),
     )?;
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn backward_in<T: Scalar>(
     s: &Splats<'_, T>,
     r: &Rendered<T>,
@@ -577,6 +682,7 @@ pub(super) fn backward_in<T: Scalar>(
     d_alpha: Option<&[T]>,
     simd: Simd,
     out: &mut SplatGrads<T>,
+    abs: Option<&mut Vec<[T; 2]>>,
     sc: &mut RasterScratch<T>,
 ) -> Result<(), RasterError> {
     s.validate()?;
@@ -600,8 +706,7 @@ pub(super) fn backward_in<T: Scalar>(
     }
     let tiles = &r.tiles;
     let n_tiles = tiles.tiles_x * tiles.tiles_y;
-    // per-splat gradient record: mean (2), conic (3), opacity (1), colour (C)
-    let stride = 6 + ch;
+    let stride = record_stride(ch, abs.is_some());
     pack(s, tiles, &mut sc.packed);
     let inp = BackInput {
         s,
@@ -609,6 +714,7 @@ pub(super) fn backward_in<T: Scalar>(
         d_image,
         d_alpha,
         packed: &sc.packed,
+        abs: abs.is_some(),
     };
     // one gradient record per tile entry, each tile's aligned with its list
     let records = &mut sc.records;
@@ -619,7 +725,10 @@ pub(super) fn backward_in<T: Scalar>(
             with_state(states, |bt| bt.run(&inp, t, simd, g))
         });
     }
-    reduce(records, tiles, stride, n, out);
+    reduce(records, tiles, stride, ch, n, out);
+    if let Some(abs) = abs {
+        reduce_abs(records, tiles, stride, ch, n, abs);
+    }
     Ok(())
 }
 
@@ -634,10 +743,10 @@ fn reduce<T: Scalar>(
     records: &[T],
     tiles: &TileLists,
     stride: usize,
+    ch: usize,
     n: usize,
     out: &mut SplatGrads<T>,
 ) {
-    let ch = stride - 6;
     refill(&mut out.means, n, [T::zero(); 2]);
     refill(&mut out.conics, n, [T::zero(); 3]);
     refill(&mut out.opacities, n, T::zero());
@@ -645,9 +754,7 @@ fn reduce<T: Scalar>(
     if n == 0 || ch == 0 {
         return;
     }
-    let part = n
-        .div_ceil(rayon::current_num_threads().max(1))
-        .max(REDUCE_PART_MIN);
+    let part = reduce_part(n);
     out.means
         .par_chunks_mut(part)
         .zip(out.conics.par_chunks_mut(part))
@@ -655,15 +762,60 @@ fn reduce<T: Scalar>(
         .zip(out.colors.par_chunks_mut(part * ch))
         .enumerate()
         .for_each(|(p, (((m, cn), op), col))| {
-            let k0 = p * part;
-            for (e, &k) in records.chunks_exact(stride).zip(&tiles.ids) {
-                let Some(i) = (k as usize).checked_sub(k0).filter(|&i| i < m.len()) else {
-                    continue;
-                };
+            walk_range(records, &tiles.ids, stride, p * part, m.len(), |i, e| {
                 let c = &mut col[i * ch..(i + 1) * ch];
                 add_record(e, &mut m[i], &mut cn[i], &mut op[i], c);
-            }
+            });
         });
+}
+
+/// Sums the records' absolute sums (their last two values) into `abs`, one
+/// per splat, as [`reduce`] sums the gradients (the same order).
+fn reduce_abs<T: Scalar>(
+    records: &[T],
+    tiles: &TileLists,
+    stride: usize,
+    ch: usize,
+    n: usize,
+    abs: &mut Vec<[T; 2]>,
+) {
+    refill(abs, n, [T::zero(); 2]);
+    if n == 0 {
+        return;
+    }
+    let part = reduce_part(n);
+    abs.par_chunks_mut(part).enumerate().for_each(|(p, a)| {
+        let len = a.len();
+        walk_range(records, &tiles.ids, stride, p * part, len, |i, e| {
+            a[i][0] += e[6 + ch];
+            a[i][1] += e[7 + ch];
+        });
+    });
+}
+
+/// Splats per range of the reductions: one range per thread, at least
+/// [`REDUCE_PART_MIN`].
+fn reduce_part(n: usize) -> usize {
+    n.div_ceil(rayon::current_num_threads().max(1))
+        .max(REDUCE_PART_MIN)
+}
+
+/// Calls `add(k − k0, record)` for every list entry (in list order) whose
+/// splat `k` is in `k0..k0 + len`.
+#[inline(always)]
+fn walk_range<T>(
+    records: &[T],
+    ids: &[u32],
+    stride: usize,
+    k0: usize,
+    len: usize,
+    mut add: impl FnMut(usize, &[T]),
+) {
+    for (e, &k) in records.chunks_exact(stride).zip(ids) {
+        if let Some(i) = (k as usize).checked_sub(k0).filter(|&i| i < len) {
+            add(i, e);
+        }
+    }
 }
 
 /// The fewest splats in a range of the backward pass's reduction.

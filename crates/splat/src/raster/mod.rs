@@ -99,8 +99,8 @@ mod simd;
 #[cfg(test)]
 mod tests;
 
-pub use backward::backward;
 pub(crate) use backward::backward_into;
+pub use backward::{backward, backward_abs};
 pub(crate) use bin::bin_tiles_into;
 pub use bin::{bin_tiles, opacity_aware_bound, pixel_rect};
 pub(crate) use forward::forward_binned_into;

@@ -214,7 +214,8 @@ fn same_on_every_path<T: Scalar>(blend: Blend, simd: Simd) {
 
 /// The backward pass gives the bits of a reduction over the tiles in
 /// order of each tile's records (made one tile at a time), on one
-/// thread and on three.
+/// thread and on three; so do [`backward_abs`]'s absolute sums, and its
+/// gradients are [`backward`]'s.
 #[test]
 fn backward_reduction_is_the_serial_one() {
     backward_reduction_is_the_serial_one_for(300);
@@ -239,8 +240,12 @@ fn backward_reduction_is_the_serial_one_for(n: usize) {
         d_image: &d_img,
         d_alpha: None,
         packed: &packed,
+        // the build with the absolute sums: its gradients must be the
+        // other build's, bit for bit
+        abs: true,
     };
-    let stride = 6 + s.channels;
+    let stride = 8 + s.channels;
+    let mut want_abs = vec![[0.0f32; 2]; s.len()];
     let mut want = SplatGrads {
         means: vec![[0.0f32; 2]; s.len()],
         conics: vec![[0.0; 3]; s.len()],
@@ -263,6 +268,8 @@ fn backward_reduction_is_the_serial_one_for(n: usize) {
             for c in 0..s.channels {
                 want.colors[k * s.channels + c] += e[6 + c];
             }
+            want_abs[k][0] += e[6 + s.channels];
+            want_abs[k][1] += e[7 + s.channels];
         }
     }
     assert!(want.opacities.iter().any(|&g| g != 0.0));
@@ -278,6 +285,9 @@ fn backward_reduction_is_the_serial_one_for(n: usize) {
             "{threads} threads"
         );
         assert_eq!(got, want, "{threads} threads");
+        let (got, abs) = pool.install(|| backward_abs(&s, &r, &d_img, None).unwrap());
+        assert_eq!(got, want, "{threads} threads, with the absolute sums");
+        assert_eq!(abs, want_abs, "{threads} threads, absolute sums");
     }
 }
 

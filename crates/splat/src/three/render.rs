@@ -176,6 +176,10 @@ struct BackwardScratch<T> {
     d_depths: Vec<T>,
     d_means_sh: Vec<[T; 3]>,
     grads: Gaussians<T>,
+    /// Whether the backward pass also makes `means2d_abs`.
+    absgrad: bool,
+    /// See [`RenderWorkspace::d_means2d_abs`].
+    means2d_abs: Vec<[T; 2]>,
 }
 
 impl<T: Scalar> Default for BackwardScratch<T> {
@@ -193,6 +197,8 @@ impl<T: Scalar> Default for BackwardScratch<T> {
             d_depths: Vec::new(),
             d_means_sh: Vec::new(),
             grads: Gaussians::new(0),
+            absgrad: false,
+            means2d_abs: Vec::new(),
         }
     }
 }
@@ -230,6 +236,25 @@ impl<T: Scalar> RenderWorkspace<T> {
     /// [`render_backward_staged_in`], one per Gaussian.
     pub fn d_means2d(&self) -> &[[T; 2]] {
         &self.back.splat.means
+    }
+
+    /// Makes every following [`render_backward_staged_in`] also sum, per
+    /// Gaussian, the absolute values of each pixel's contribution to its
+    /// 2D mean's gradient (AbsGS's densification statistic; see
+    /// [`raster::backward_abs`]), read with
+    /// [`RenderWorkspace::d_means2d_abs`]; or stop doing it. Off by
+    /// default, and then it costs nothing.
+    pub fn set_absgrad(&mut self, on: bool) {
+        self.back.absgrad = on;
+    }
+
+    /// With [`RenderWorkspace::set_absgrad`] on, per Gaussian
+    /// `[Σ_p |∂L_p/∂x|, Σ_p |∂L_p/∂y|]` over the pixels `p` of the last
+    /// [`render_backward_staged_in`] (pixels, like
+    /// [`RenderWorkspace::d_means2d`], which is the same sum without the
+    /// absolute values); `None` when it is off.
+    pub fn d_means2d_abs(&self) -> Option<&[[T; 2]]> {
+        self.back.absgrad.then_some(&self.back.means2d_abs[..])
     }
 }
 
@@ -463,6 +488,8 @@ fn backward_in<T: Scalar>(
         d_depths,
         d_means_sh: gm,
         grads: out,
+        absgrad,
+        means2d_abs,
     } = back;
     // every entry is written below
     d_image.resize(4 * px, T::zero());
@@ -504,6 +531,7 @@ fn backward_in<T: Scalar>(
         d_image,
         Some(d_a),
         sg,
+        absgrad.then_some(means2d_abs),
         sc,
     )?;
     sc.swap_records(&mut out.sh);
