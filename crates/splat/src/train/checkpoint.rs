@@ -230,7 +230,7 @@ impl Trainer {
                 let len = n * strides[g];
                 let m = take(len);
                 let v = take(len);
-                Adam::from_state(vec![0.0; len], m, v, steps[g])
+                Adam::from_state(Vec::new(), m, v, steps[g])
             })
             .collect();
         t.grad_accum = take(n);

@@ -126,8 +126,9 @@ impl Trainer {
             bufs: StepBuffers::default(),
         };
         t.init_exposure();
+        // stepped at one rate per group (`group_lr`): no per-parameter rates
         t.adam = (0..GROUPS)
-            .map(|g| Adam::new(vec![t.group_lr(g); t.params[g].len()]))
+            .map(|g| Adam::zeroed(t.params[g].len()))
             .collect();
         Ok(t)
     }

@@ -33,7 +33,7 @@ impl Trainer {
         }
         let n = self.params[3].len();
         let t = self.adam[3].steps();
-        self.adam[3] = Adam::from_state(vec![self.group_lr(3); n], vec![0.0; n], vec![0.0; n], t);
+        self.adam[3] = Adam::from_state(Vec::new(), vec![0.0; n], vec![0.0; n], t);
     }
 
     /// Clone small and split large splats whose average view-space gradient

@@ -114,11 +114,9 @@ impl Trainer {
                 }
             }
             let t = self.adam[g].steps();
-            // the trainer's groups step at one rate per group: the
-            // per-parameter rates are not read, so the old vector is reused
-            let mut lr = std::mem::take(&mut self.adam[g].lr);
-            lr.resize(n * s, 0.0);
-            self.adam[g] = Adam::from_state(lr, nm, nv, t);
+            // the trainer's groups step at one rate per group: no
+            // per-parameter rates are kept
+            self.adam[g] = Adam::from_state(Vec::new(), nm, nv, t);
             self.params[g] = p;
         }
         self.grad_accum = vec![0.0; n];
