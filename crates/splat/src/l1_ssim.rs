@@ -317,7 +317,7 @@ fn hblur_row<T: Scalar, const C: usize>(inp: &[T], out: &mut [T], k: &[T; SSIM_W
         let t1 = (row + reach - q).div_ceil(ch).min(SSIM_WINDOW);
         let mut acc = T::zero();
         for t in t0..t1 {
-            acc = acc + k[t] * inp[q + t * ch - reach];
+            acc += k[t] * inp[q + t * ch - reach];
         }
         out[q] = acc;
     }
@@ -328,7 +328,7 @@ fn hblur_row<T: Scalar, const C: usize>(inp: &[T], out: &mut [T], k: &[T; SSIM_W
         for (t, &kv) in k.iter().enumerate() {
             let src = &win[t * ch..t * ch + LANES];
             for j in 0..LANES {
-                acc[j] = acc[j] + kv * src[j];
+                acc[j] += kv * src[j];
             }
         }
         out[q..q + LANES].copy_from_slice(&acc);
@@ -337,7 +337,7 @@ fn hblur_row<T: Scalar, const C: usize>(inp: &[T], out: &mut [T], k: &[T; SSIM_W
     for q in q..b {
         let mut acc = T::zero();
         for (t, &kv) in k.iter().enumerate() {
-            acc = acc + kv * inp[q + t * ch - reach];
+            acc += kv * inp[q + t * ch - reach];
         }
         out[q] = acc;
     }
@@ -372,7 +372,7 @@ fn vblur_block<T: Scalar>(
         for (s, &kt) in src.iter().zip(kv) {
             let s = &s[l0..l0 + LANES];
             for j in 0..LANES {
-                acc[j] = acc[j] + kt * s[j];
+                acc[j] += kt * s[j];
             }
         }
         out[l0..l0 + LANES].copy_from_slice(&acc);
@@ -381,7 +381,7 @@ fn vblur_block<T: Scalar>(
     for l in l0..len {
         let mut acc = T::zero();
         for (s, &kt) in src.iter().zip(kv) {
-            acc = acc + kt * s[l];
+            acc += kt * s[l];
         }
         out[l] = acc;
     }
