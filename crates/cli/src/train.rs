@@ -56,6 +56,12 @@ pub struct TrainArgs {
     /// unaffected.
     #[arg(long, default_value_t = splat::train::config::RETIRE_PER_ROUND)]
     pub retire_per_round: f64,
+    /// Densify by AbsGS's statistic: the per-pixel absolute values of each
+    /// splat's 2D-mean gradient summed, so that opposite gradients of a
+    /// large splat over fine detail no longer cancel, with its own
+    /// threshold (8·10⁻⁴ instead of 2·10⁻⁴).
+    #[arg(long)]
+    pub absgrad: bool,
     /// Density control: `default` (the 3DGS paper's clone/split/prune) or
     /// `mcmc` (3DGS-MCMC: grow to --max-gaussians, relocate dead
     /// Gaussians onto live ones, noise on positions).
@@ -267,6 +273,12 @@ pub fn run(a: TrainArgs) -> CliResult {
         exposure: a.exposure,
         antialiased: a.antialiased,
         retire_per_round: a.retire_per_round,
+        absgrad: a.absgrad,
+        densify_grad: if a.absgrad {
+            splat::train::config::ABSGRAD_THRESHOLD
+        } else {
+            TrainConfig::default().densify_grad
+        },
         ..TrainConfig::default()
     }
     .with_densify_until(a.densify_until.unwrap_or(a.iters / 2));

@@ -70,6 +70,14 @@ pub struct TrainConfig {
     /// growth once the budget is reached). See
     /// [`RETIRE_PER_ROUND`] for the CLI's default and why.
     pub retire_per_round: f64,
+    /// Densify by AbsGS's statistic (Ye et al. 2024; gsplat's `absgrad`):
+    /// per view, the norm of the per-pixel *absolute* contributions to a
+    /// splat's 2D-mean gradient, summed over its pixels, so that
+    /// gradients of opposite sign (a large splat over fine texture) no
+    /// longer cancel. Same averaging and NDC scaling as the plain
+    /// statistic, compared with `densify_grad` (which should then be
+    /// [`ABSGRAD_THRESHOLD`]; the CLI's `--absgrad` sets it).
+    pub absgrad: bool,
     /// Prune splats less opaque than this.
     pub prune_opacity: f64,
     /// Cap on the number of Gaussians (densification stops adding at it;
@@ -120,6 +128,7 @@ impl Default for TrainConfig {
             prune_big_from: 3000,
             prune_screen_px: 0.0,
             retire_per_round: 0.0,
+            absgrad: false,
             prune_opacity: 0.005,
             max_gaussians: 1_000_000,
             strategy: Strategy::Default,
@@ -166,6 +175,13 @@ pub const PAPER_DENSIFY: [u32; 4] = [500, 15_000, 100, 3_000];
 /// (BENCHMARKS.md, fifth session). A run whose budget never fills is
 /// unchanged.
 pub const RETIRE_PER_ROUND: f64 = 0.02;
+
+/// The gradient threshold that goes with [`TrainConfig::absgrad`]: the
+/// absolute sums are at least the plain ones (2·10⁻⁴), so they need a
+/// higher threshold. AbsGS's paper uses 4·10⁻⁴, gsplat's `absgrad`
+/// 8·10⁻⁴ (for the same NDC scaling as ours); this is gsplat's. Both
+/// are compared in BENCHMARKS.md (sixth session).
+pub const ABSGRAD_THRESHOLD: f64 = 8e-4;
 
 /// Training pixels per Gaussian in the default budget
 /// ([`TrainConfig::default_max_gaussians`]).

@@ -337,9 +337,13 @@ impl Trainer {
             d_depth: None,
             d_alpha: None,
         };
+        ws.set_absgrad(self.cfg.absgrad);
         render_backward_staged_in(&g32, &cam, &opts, d_rgb, &mut st, &mut ws)
             .map_err(|e| TrainError::Render(e.to_string()))?;
-        let (grads, d_means2d, state) = (ws.grads(), ws.d_means2d(), ws.state());
+        let (grads, state) = (ws.grads(), ws.state());
+        // densification's statistic: the plain 2D-mean gradient, or with
+        // `absgrad` the sums of its per-pixel absolute values
+        let d_means2d = ws.d_means2d_abs().unwrap_or(ws.d_means2d());
         lap.lap();
         // a regulariser's gradient, added in the optimiser's pass (the
         // default strategy has none)
@@ -518,7 +522,8 @@ impl Trainer {
 }
 
 /// Adds one view's densification statistics to `[grad_accum, grad_count,
-/// max_radii]`: |dL/d mean2d| in NDC units, over the views where the
+/// max_radii]`: |dL/d mean2d| in NDC units (or the norm of its per-pixel
+/// absolute sums, with `absgrad`), over the views where the
 /// splat is drawn; ignored pixels add no gradient, and with a mask a view
 /// counts only if the splat's centre is on a kept pixel (or off the image
 /// with some gradient from kept ones). Parallel over Gaussians, each entry

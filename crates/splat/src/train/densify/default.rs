@@ -213,6 +213,34 @@ mod tests {
         }
     }
 
+    /// AbsGS's statistic sums the per-pixel gradients' absolute values, so
+    /// a splat's entry is at least the plain statistic's (|Σ g| ≤ Σ |g|
+    /// per axis), and above it for some splat of a textured view (their
+    /// pixels pull both ways).
+    #[test]
+    fn the_absolute_statistic_bounds_the_plain_one() {
+        let stat = |absgrad: bool| {
+            let mut t = tiny_trainer(
+                "absgrad",
+                TrainConfig {
+                    init_points: 200,
+                    absgrad,
+                    ..TrainConfig::default()
+                },
+            );
+            t.step().unwrap();
+            (t.grad_accum.clone(), t.grad_count.clone())
+        };
+        let ((plain, n0), (abs, n1)) = (stat(false), stat(true));
+        assert_eq!(n0, n1, "the same splats are counted");
+        let mut above = 0;
+        for (p, a) in plain.iter().zip(&abs) {
+            assert!(*a >= p * (1.0 - 1e-5) - 1e-12, "abs {a} < plain {p}");
+            above += usize::from(*a > 1.01 * p);
+        }
+        assert!(above > 0, "no splat's absolute sum exceeds its plain one");
+    }
+
     /// Size pruning removes splats larger than a tenth of the extent in the
     /// world; a large radius on screen alone prunes only when
     /// `prune_screen_px` asks for it (off by default, as in gsplat and in
