@@ -207,9 +207,15 @@ fn weights(seed: u64, n: usize) -> Vec<f64> {
 /// Compares the kernel's gradients with the unrolled reference's; returns
 /// the largest relative difference and the number of contributions seen.
 fn compare(sc: &Scene, blend: Blend) -> (f64, usize) {
+    compare_with(sc, blend, |_| {})
+}
+
+/// [`compare`] with the loss weights (image, then alpha) changed by `edit`.
+fn compare_with(sc: &Scene, blend: Blend, edit: impl Fn(&mut [f64])) -> (f64, usize) {
     let bounds = bounds_of(sc);
     let n_img = sc.w * sc.h * sc.ch;
-    let wts = weights(7, n_img + sc.w * sc.h);
+    let mut wts = weights(7, n_img + sc.w * sc.h);
+    edit(&mut wts);
     let with_alpha = blend == Blend::Over;
 
     // reference on the tape
@@ -398,6 +404,29 @@ fn absolute_mean_gradients_match_per_pixel_tapes() {
             cancelled > 5,
             "seed {seed}: {cancelled} sums with cancellation"
         );
+    }
+}
+
+/// Channels with no gradient anywhere, and alpha gradients only in some
+/// tiles: the backward skips those channels' terms (and ∂L/∂alpha's
+/// where it is zero over a tile) and still matches the tape.
+#[test]
+fn zero_gradient_channels_match() {
+    for seed in [31, 32] {
+        let sc = scene(seed, 40, 36, 40, 3, 0.99);
+        let (w, h, ch) = (sc.w, sc.h, sc.ch);
+        let (worst, contributions) = compare_with(&sc, Blend::Over, |wts| {
+            for p in 0..w * h {
+                wts[p * ch + 1] = 0.0;
+                // −0 counts as zero too
+                wts[p * ch + 2] = -0.0;
+                if p % w < 16 {
+                    wts[w * h * ch + p] = 0.0;
+                }
+            }
+        });
+        assert!(contributions > 200);
+        assert!(worst < 1e-9, "seed {seed}: relative difference {worst:e}");
     }
 }
 

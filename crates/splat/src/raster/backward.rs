@@ -27,6 +27,8 @@ pub(super) struct BackTile<T> {
     gp: Vec<Aligned<[T; TILE * TILE]>>,
     /// Per-lane colour gradients of the splat, one block per channel.
     ecol: Vec<Aligned<[T; GROUP]>>,
+    /// The channels whose `∂L/∂image` is not zero everywhere in the tile.
+    live: Vec<usize>,
     batch: Vec<SplatRec<T>>,
     batch_cols: Vec<T>,
 }
@@ -41,6 +43,7 @@ impl<T: Scalar> BackTile<T> {
             behind: vec![Aligned([T::zero(); TILE * TILE]); ch],
             gp: vec![Aligned([T::zero(); TILE * TILE]); ch],
             ecol: vec![Aligned([T::zero(); GROUP]); ch],
+            live: Vec::with_capacity(ch),
             batch: Vec::with_capacity(BATCH),
             batch_cols: Vec::with_capacity(BATCH * ch),
         }
@@ -163,8 +166,22 @@ impl<T: Scalar> BackTile<T> {
                 }
             }
         }
-        let with_dal = over && d_alpha.is_some();
+        // A channel whose ∂L/∂image is zero over the whole tile (the
+        // trainer's depth channel) adds ±0 · (a finite value) to ∂L/∂α, and
+        // +0 to the colour's gradient: nothing, bit for bit (a sum from +0
+        // is never −0). It is skipped, and so is ∂L/∂alpha where it is zero
+        // over the tile. (Only a non-finite colour or background, which
+        // makes the image non-finite, would have turned these terms into
+        // NaN.)
+        self.live.clear();
+        for c in 0..ch {
+            if self.gp[c].iter().any(|&v| v != zero) {
+                self.live.push(c);
+            }
+        }
+        let with_dal = over && d_alpha.is_some() && self.dal.iter().any(|&v| v != zero);
         let k = BackConsts {
+            live: &self.live,
             // hidden from the optimiser: see `back_block`
             zero: std::hint::black_box(zero),
             one,
@@ -334,7 +351,9 @@ impl<T: Scalar> BackTile<T> {
 }
 
 /// The constants of one tile's backward walk.
-pub(super) struct BackConsts<T> {
+pub(super) struct BackConsts<'a, T> {
+    /// The channels walked (see [`BackTile::run_generic`]).
+    live: &'a [usize],
     zero: T,
     one: T,
     half: T,
@@ -408,7 +427,7 @@ pub(super) struct BlockState<'a, T, const N: usize> {
 #[inline(always)]
 pub(super) fn back_block<T: Scalar, const N: usize, const ABS: bool>(
     sp: &mut BackSplat<T>,
-    k: &BackConsts<T>,
+    k: &BackConsts<'_, T>,
     col: &[T],
     ecol: &mut [Aligned<[T; GROUP]>],
     rows: BlockRows<'_, T, N>,
@@ -471,7 +490,8 @@ pub(super) fn back_block<T: Scalar, const N: usize, const ABS: bool>(
             trv[jj] *= if keep[jj] != 0 { iv } else { one };
         }
         *tr = trv;
-        for (c, &cv) in col.iter().enumerate() {
+        for &c in k.live {
+            let cv = col[c];
             // copied in and out: values the compiler knows are apart, so
             // that a half block's unrolled lanes still become vector code
             let gpc: [T; N] = *lanes_at(&mut gp[c].0, off);
@@ -494,7 +514,8 @@ pub(super) fn back_block<T: Scalar, const N: usize, const ABS: bool>(
             }
         }
     } else {
-        for (c, &cv) in col.iter().enumerate() {
+        for &c in k.live {
+            let cv = col[c];
             let gpc: [T; N] = *lanes_at(&mut gp[c].0, off);
             let mut ec: [T; N] = *lanes_at(&mut ecol[c].0, acc);
             for jj in 0..N {
@@ -596,7 +617,7 @@ pub fn backward<T: Scalar>(
     d_image: &[T],
     d_alpha: Option<&[T]>,
 ) -> Result<SplatGrads<T>, RasterError> {
-    backward_with(s, r, d_image, d_alpha, Simd::best().for_backward())
+    backward_with(s, r, d_image, d_alpha, Simd::best())
 }
 
 /// [`backward()`], also returning per splat the sums over pixels of the
@@ -632,7 +653,7 @@ pub fn backward_abs<T: Scalar>(
 ) -> Result<(SplatGrads<T>, Vec<[T; 2]>), RasterError> {
     let (mut out, mut abs) = (SplatGrads::default(), Vec::new());
     let sc = &mut RasterScratch::default();
-    let simd = Simd::best().for_backward();
+    let simd = Simd::best();
     backward_in(s, r, d_image, d_alpha, simd, &mut out, Some(&mut abs), sc)?;
     Ok((out, abs))
 }
@@ -648,7 +669,7 @@ pub(crate) fn backward_into<T: Scalar>(
     abs: Option<&mut Vec<[T; 2]>>,
     sc: &mut RasterScratch<T>,
 ) -> Result<(), RasterError> {
-    let simd = Simd::best().for_backward();
+    let simd = Simd::best();
     backward_in(s, r, d_image, d_alpha, simd, out, abs, sc)
 }
 

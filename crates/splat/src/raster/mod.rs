@@ -71,8 +71,9 @@
 //! Both passes draw a tile splat by splat: the splats are gathered 32 at a
 //! time into a packed buffer, and each row of a splat's rectangle is one
 //! branch-free block of 16 lanes (a tile row) that the compiler vectorises;
-//! an AVX2 or AVX-512 build of the loops is chosen at run time (AVX-512
-//! for the forward pass only, where it was faster). Rows of the rectangle
+//! an AVX2 or AVX-512 build of the loops is chosen at run time (the
+//! widest the CPU has, in both passes; their lane arrays are 64-byte
+//! aligned, see `lanes::Aligned`). Rows of the rectangle
 //! where the ellipse misses the tile's pixel centres are skipped by a
 //! conservative test, so skipping changes nothing. The exponential is
 //! [`Scalar::exp_fast`] (for `f32` a polynomial within 2 ulp; for `f64` the

@@ -27,17 +27,6 @@ impl Simd {
         Simd::Generic
     }
 
-    /// The set the backward pass uses: at most AVX2. (Its AVX-512 build
-    /// gives the same bits but was 15% slower on the Sapphire Rapids
-    /// development VM in `bench train`, while the forward pass's was 35%
-    /// faster.)
-    pub(super) fn for_backward(self) -> Simd {
-        match self {
-            Simd::Avx512 => Simd::Avx2,
-            s => s,
-        }
-    }
-
     /// Every set this CPU has, narrowest first.
     #[cfg(test)]
     pub(super) fn available() -> Vec<Simd> {
