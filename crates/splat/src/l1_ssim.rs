@@ -398,6 +398,41 @@ fn weights<T: Scalar>(mask: Option<&[T]>, ch: usize, q0: usize, len: usize, wv: 
     }
 }
 
+/// Walks an image row (`row` lanes) in blocks of [`BLOCK`] lanes: the `P`
+/// planes of `hz` (horizontal blurs, one plane each) blurred vertically
+/// and the mask's weights of each block go to `body(q0, len, blurred,
+/// weights, terms)`, which writes `terms[..len]`; the terms are added in
+/// order (in `f64`) into the sum returned. The sum is kept out of `body`'s
+/// loop so that the loop vectorises.
+#[inline(always)]
+fn row_blocks<T: Scalar, const P: usize>(
+    at: Row<'_, T>,
+    hz: &[T],
+    mask: Option<&[T]>,
+    row: usize,
+    mut body: impl FnMut(usize, usize, &[[T; BLOCK]; P], &[T; BLOCK], &mut [T; BLOCK]),
+) -> f64 {
+    let n = hz.len() / P;
+    let mut sum = 0.0f64;
+    let mut m = [[T::zero(); BLOCK]; P];
+    let mut wv = [T::one(); BLOCK];
+    let mut tv = [T::zero(); BLOCK];
+    let mut q0 = 0;
+    while q0 < row {
+        let len = BLOCK.min(row - q0);
+        for (p, mp) in m.iter_mut().enumerate() {
+            vblur_block(at, &hz[p * n..(p + 1) * n], mp, q0, len);
+        }
+        weights(mask, at.ch, q0, len, &mut wv);
+        body(q0, len, &m, &wv, &mut tv);
+        for &v in &tv[..len] {
+            sum += v.to_f64();
+        }
+        q0 += len;
+    }
+    sum
+}
+
 /// One image row of the SSIM pass: the five maps blurred vertically from
 /// `hz` (their horizontal blurs, one plane each), the per-pixel SSIM and
 /// its partials with respect to `μx`, `E[x²]` and `E[xy]` (times the
@@ -411,45 +446,36 @@ fn ssim_row<T: Scalar>(
     [c1, c2, inv_n]: [T; 3],
     [dm, dxx, dxy]: [&mut [T]; 3],
 ) -> f64 {
-    let (row, n) = (dm.len(), hz.len() / 5);
     let two = T::from_f64(2.0);
-    let mut ssim = 0.0f64;
-    let mut m = [[T::zero(); BLOCK]; 5];
-    let mut wv = [T::one(); BLOCK];
-    let mut sv = [T::zero(); BLOCK];
-    let mut q0 = 0;
-    while q0 < row {
-        let len = BLOCK.min(row - q0);
-        for (p, mp) in m.iter_mut().enumerate() {
-            vblur_block(at, &hz[p * n..(p + 1) * n], mp, q0, len);
-        }
-        weights(mask, at.ch, q0, len, &mut wv);
-        let (dm, dxx, dxy) = (
-            &mut dm[q0..q0 + len],
-            &mut dxx[q0..q0 + len],
-            &mut dxy[q0..q0 + len],
-        );
-        // a loop without a running sum, so that it vectorises
-        for l in 0..len {
-            let (ux, uy) = (m[0][l], m[1][l]);
-            let a = two * ux * uy + c1;
-            let b = two * (m[4][l] - ux * uy) + c2;
-            let c = ux * ux + uy * uy + c1;
-            let d = (m[2][l] - ux * ux) + (m[3][l] - uy * uy) + c2;
-            let s = a * b / (c * d);
-            let ws = wv[l] * s;
-            sv[l] = ws;
-            let ws = ws * inv_n;
-            dm[l] = ws * (two * uy / a - two * uy / b - two * ux / c + two * ux / d);
-            dxx[l] = -ws / d;
-            dxy[l] = two * ws / b;
-        }
-        for &v in &sv[..len] {
-            ssim += v.to_f64();
-        }
-        q0 += len;
-    }
-    ssim
+    let row = dm.len();
+    row_blocks::<T, 5>(
+        at,
+        hz,
+        mask,
+        row,
+        #[inline(always)]
+        |q0, len, m, wv, sv| {
+            let (dm, dxx, dxy) = (
+                &mut dm[q0..q0 + len],
+                &mut dxx[q0..q0 + len],
+                &mut dxy[q0..q0 + len],
+            );
+            for l in 0..len {
+                let (ux, uy) = (m[0][l], m[1][l]);
+                let a = two * ux * uy + c1;
+                let b = two * (m[4][l] - ux * uy) + c2;
+                let c = ux * ux + uy * uy + c1;
+                let d = (m[2][l] - ux * ux) + (m[3][l] - uy * uy) + c2;
+                let s = a * b / (c * d);
+                let ws = wv[l] * s;
+                sv[l] = ws;
+                let ws = ws * inv_n;
+                dm[l] = ws * (two * uy / a - two * uy / b - two * ux / c + two * ux / d);
+                dxx[l] = -ws / d;
+                dxy[l] = two * ws / b;
+            }
+        },
+    )
 }
 
 /// One image row of the gradient: the three SSIM partials blurred
@@ -465,41 +491,32 @@ fn grad_row<T: Scalar>(
     [l1w, lam]: [T; 2],
     g: &mut [T],
 ) -> f64 {
-    let (row, n) = (g.len(), hz.len() / 3);
     let two = T::from_f64(2.0);
-    let mut l1 = 0.0f64;
-    let mut m = [[T::zero(); BLOCK]; 3];
-    let mut wv = [T::one(); BLOCK];
-    let mut lv = [T::zero(); BLOCK];
-    let mut q0 = 0;
-    while q0 < row {
-        let len = BLOCK.min(row - q0);
-        for (p, mp) in m.iter_mut().enumerate() {
-            vblur_block(at, &hz[p * n..(p + 1) * n], mp, q0, len);
-        }
-        weights(mask, at.ch, q0, len, &mut wv);
-        let (xr, yr, g) = (&x[q0..q0 + len], &y[q0..q0 + len], &mut g[q0..q0 + len]);
-        // a loop without a running sum, so that it vectorises
-        for l in 0..len {
-            let e = xr[l] - yr[l];
-            let wq = wv[l];
-            lv[l] = wq * e.abs();
-            let sign = if e > T::zero() {
-                T::one()
-            } else if e < T::zero() {
-                -T::one()
-            } else {
-                T::zero()
-            };
-            let d_ssim = m[0][l] + two * xr[l] * m[1][l] + yr[l] * m[2][l];
-            g[l] = wq * (wq * l1w * sign - lam * d_ssim);
-        }
-        for &v in &lv[..len] {
-            l1 += v.to_f64();
-        }
-        q0 += len;
-    }
-    l1
+    let row = g.len();
+    row_blocks::<T, 3>(
+        at,
+        hz,
+        mask,
+        row,
+        #[inline(always)]
+        |q0, len, m, wv, lv| {
+            let (xr, yr, g) = (&x[q0..q0 + len], &y[q0..q0 + len], &mut g[q0..q0 + len]);
+            for l in 0..len {
+                let e = xr[l] - yr[l];
+                let wq = wv[l];
+                lv[l] = wq * e.abs();
+                let sign = if e > T::zero() {
+                    T::one()
+                } else if e < T::zero() {
+                    -T::one()
+                } else {
+                    T::zero()
+                };
+                let d_ssim = m[0][l] + two * xr[l] * m[1][l] + yr[l] * m[2][l];
+                g[l] = wq * (wq * l1w * sign - lam * d_ssim);
+            }
+        },
+    )
 }
 
 #[cfg(test)]
