@@ -59,7 +59,7 @@ pub struct TrainArgs {
     /// Densify by AbsGS's statistic: the per-pixel absolute values of each
     /// splat's 2D-mean gradient summed, so that opposite gradients of a
     /// large splat over fine detail no longer cancel, with its own
-    /// threshold (8·10⁻⁴ instead of 2·10⁻⁴).
+    /// threshold (4·10⁻⁴, AbsGS's, instead of 2·10⁻⁴).
     #[arg(long)]
     pub absgrad: bool,
     /// Density control: `default` (the 3DGS paper's clone/split/prune) or
