@@ -59,9 +59,15 @@ pub struct TrainArgs {
     /// Densify by AbsGS's statistic: the per-pixel absolute values of each
     /// splat's 2D-mean gradient summed, so that opposite gradients of a
     /// large splat over fine detail no longer cancel, with its own
-    /// threshold (4·10⁻⁴, AbsGS's, instead of 2·10⁻⁴).
-    #[arg(long)]
+    /// threshold (4·10⁻⁴, AbsGS's, instead of 2·10⁻⁴) [default: on for
+    /// COLMAP data, where it measured +0.6 dB at the same Gaussian count;
+    /// off for NeRF-synthetic data, whose budget seldom binds and where it
+    /// grew 11% more splats for +0.1 dB].
+    #[arg(long, overrides_with = "no_absgrad")]
     pub absgrad: bool,
+    /// Densify by the 3DGS paper's signed statistic, also on COLMAP data.
+    #[arg(long, overrides_with = "absgrad")]
+    pub no_absgrad: bool,
     /// Density control: `default` (the 3DGS paper's clone/split/prune) or
     /// `mcmc` (3DGS-MCMC: grow to --max-gaussians, relocate dead
     /// Gaussians onto live ones, noise on positions).
@@ -252,6 +258,7 @@ pub fn run(a: TrainArgs) -> CliResult {
         ..LoadOptions::default()
     };
     let ds = data::load(&a.data, &opts).map_err(CliError::data)?;
+    let absgrad = use_absgrad(a.absgrad, a.no_absgrad, data::detect(&a.data));
     check_out_dir(&a.out)?;
     let ckpt_dir = checkpoint_dir(&a.out);
     let mut cfg = TrainConfig {
@@ -273,8 +280,8 @@ pub fn run(a: TrainArgs) -> CliResult {
         exposure: a.exposure,
         antialiased: a.antialiased,
         retire_per_round: a.retire_per_round,
-        absgrad: a.absgrad,
-        densify_grad: if a.absgrad {
+        absgrad,
+        densify_grad: if absgrad {
             splat::train::config::ABSGRAD_THRESHOLD
         } else {
             TrainConfig::default().densify_grad
@@ -449,4 +456,25 @@ pub fn run(a: TrainArgs) -> CliResult {
 /// The folder checkpoints of a run in `out` go to.
 pub fn checkpoint_dir(out: &Path) -> PathBuf {
     out.join("checkpoints")
+}
+
+/// Whether to densify by AbsGS's statistic: as asked (`--absgrad`,
+/// `--no-absgrad`), else on for COLMAP data (`kind` as from
+/// [`data::detect`]) and off for the rest.
+fn use_absgrad(absgrad: bool, no_absgrad: bool, kind: Option<&str>) -> bool {
+    absgrad || (!no_absgrad && kind == Some("colmap"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::use_absgrad;
+
+    #[test]
+    fn absgrad_defaults_to_colmap_data_and_the_flags_override() {
+        assert!(use_absgrad(false, false, Some("colmap")));
+        assert!(!use_absgrad(false, false, Some("nerf-synthetic")));
+        assert!(!use_absgrad(false, false, None));
+        assert!(!use_absgrad(false, true, Some("colmap")));
+        assert!(use_absgrad(true, false, Some("nerf-synthetic")));
+    }
 }
