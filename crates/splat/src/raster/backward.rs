@@ -632,7 +632,7 @@ pub fn backward<T: Scalar>(
 ///
 /// ```
 /// use splat::raster::{backward_abs, forward, opacity_aware_bound, Blend, Splats};
-/// let means = [[8.0, 8.0]];
+/// let means = [[8.0f64, 8.0]];
 /// let conics = [[0.1, 0.0, 0.1]];
 /// let bounds = [opacity_aware_bound(means[0], conics[0], 0.9)];
 /// let s = Splats { width: 16, height: 16, channels: 1, means: &means,
