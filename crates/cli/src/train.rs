@@ -235,7 +235,16 @@ fn mean(xs: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// Runs `chainrule train`.
+///
+/// The run happens on a worker thread of rayon's pool: a parallel loop
+/// started from outside the pool queues its job in the pool's injector,
+/// which allocates a block every 63 jobs, so from the main thread every
+/// other iteration would allocate (issue 15: none should).
 pub fn run(a: TrainArgs) -> CliResult {
+    rayon::scope(|_| run_on_worker(a))
+}
+
+fn run_on_worker(a: TrainArgs) -> CliResult {
     let background = match &a.background {
         Some(b) => parse_background(b)?,
         None => data::default_background(data::detect(&a.data)).map(f64::from),

@@ -32,39 +32,12 @@ use chainrule::Scalar;
 use rayon::prelude::*;
 
 use crate::loss::{ssim_kernel, SSIM_C1, SSIM_C2, SSIM_LAMBDA, SSIM_WINDOW};
+use crate::simd::Simd;
 
 /// Lanes of the vertical pass processed together (stack buffers).
 const BLOCK: usize = 64;
 /// Blur radius.
 const R: usize = SSIM_WINDOW / 2;
-
-/// The vector unit the kernels are compiled for (found once per call):
-/// AVX-512, AVX2 or the baseline. Every path does the same operations in
-/// the same order (nothing is fused into FMA; division is correctly
-/// rounded at any width), so the bits do not depend on it.
-#[derive(Clone, Copy, Debug)]
-enum Isa {
-    Base,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-impl Isa {
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if std::is_x86_feature_detected!("avx2") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Base
-    }
-}
 
 /// Calls kernel `$f` (an `#[inline(always)]` generic function) compiled
 /// for `$isa`'s vector unit.
@@ -81,13 +54,13 @@ macro_rules! multiversion {
             f()
         }
         match $isa {
-            // SAFETY: `Isa::detect` found the feature on this CPU
+            // SAFETY: `Simd::best` found the feature on this CPU
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { avx512(#[inline(always)] || $f($($a),*)) },
+            Simd::Avx512 => unsafe { avx512(#[inline(always)] || $f($($a),*)) },
             // SAFETY: as above
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { avx2(#[inline(always)] || $f($($a),*)) },
-            Isa::Base => $f($($a),*),
+            Simd::Avx2 => unsafe { avx2(#[inline(always)] || $f($($a),*)) },
+            _ => $f($($a),*),
         }
     }};
 }
@@ -143,13 +116,13 @@ impl<T: Scalar> L1Ssim<T> {
     /// assert!(v.abs() < 1e-6 && g.iter().all(|d| d.abs() < 1e-6));
     /// ```
     pub fn value_grad(&mut self, x: &[T], y: &[T], mask: Option<&[T]>, grad: &mut [T]) -> f64 {
-        self.value_grad_on(Isa::detect(), x, y, mask, grad)
+        self.value_grad_on(Simd::best(), x, y, mask, grad)
     }
 
     /// [`L1Ssim::value_grad`] with the kernels compiled for `isa`.
     fn value_grad_on(
         &mut self,
-        isa: Isa,
+        isa: Simd,
         x: &[T],
         y: &[T],
         mask: Option<&[T]>,
@@ -271,7 +244,7 @@ struct Row<'a, T> {
 /// Horizontal blur of each source plane into consecutive planes of `dst`,
 /// parallel over (plane, row) pairs.
 fn hblur_planes<T: Scalar>(
-    isa: Isa,
+    isa: Simd,
     srcs: &[&[T]],
     dst: &mut [T],
     k: &[T; SSIM_WINDOW],
@@ -530,16 +503,7 @@ mod tests {
     /// register blocks long.
     #[test]
     fn every_vector_unit_gives_the_same_bits() {
-        let mut isas = vec![Isa::Base];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") {
-                isas.push(Isa::Avx2);
-            }
-            if std::is_x86_feature_detected!("avx512f") {
-                isas.push(Isa::Avx512);
-            }
-        }
+        let isas = Simd::available();
         let mut r = Rng::new(3);
         for (w, h, ch) in [(3, 2, 3), (7, 13, 3), (37, 29, 3), (90, 41, 3), (53, 24, 1)] {
             let n = w * h * ch;

@@ -19,6 +19,7 @@ pub mod loss;
 pub mod model2d;
 pub mod raster;
 pub mod rng;
+mod simd;
 pub mod stages;
 pub mod three;
 pub mod train;

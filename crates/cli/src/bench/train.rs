@@ -197,7 +197,20 @@ fn dataset(width: u32, height: u32, views: u32) -> Dataset {
 }
 
 /// Runs the measurement.
+///
+/// On a worker thread of rayon's pool, as `chainrule train` runs its
+/// loop: a parallel loop started from outside the pool queues its job in
+/// the pool's injector, which allocates a block every 63 jobs (about one
+/// allocation per two iterations at 200²); from a worker it does not.
 pub fn measure(args: &TrainBenchArgs, width: u32, height: u32) -> CliResult<TrainBenchReport> {
+    rayon::scope(|_| measure_on_worker(args, width, height))
+}
+
+fn measure_on_worker(
+    args: &TrainBenchArgs,
+    width: u32,
+    height: u32,
+) -> CliResult<TrainBenchReport> {
     let base = reset_peak();
     let t = Instant::now();
     let data = dataset(width, height, args.views);

@@ -1,9 +1,9 @@
 //! The backward pass: each pixel's list walked back to front, storing nothing per step.
 
 use super::lanes::*;
-use super::scratch::{refill, with_state, RasterScratch};
-use super::simd::Simd;
+use super::scratch::{refill, refill_room, with_state, RasterScratch};
 use super::*;
+use crate::simd::Simd;
 use rayon::prelude::*;
 
 /// Per-pixel state of one tile in the backward walk.
@@ -739,7 +739,7 @@ pub(super) fn backward_in<T: Scalar>(
     };
     // one gradient record per tile entry, each tile's aligned with its list
     let records = &mut sc.records;
-    refill(records, tiles.ids.len() * stride, T::zero());
+    refill_room(records, tiles.ids.len() * stride, T::zero());
     let states = sc.back_states.prepare(ch, BackTile::new);
     if n_tiles > 0 {
         for_tiles_split(0, n_tiles, records, &tiles.offsets, stride, &|t, g| {

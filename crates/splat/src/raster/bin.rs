@@ -1,7 +1,7 @@
 //! Binning: the pixels and tiles a splat covers, and the per-tile lists.
 
 use super::lanes::q_cut;
-use super::scratch::RasterScratch;
+use super::scratch::{room, RasterScratch};
 use super::*;
 use rayon::prelude::*;
 
@@ -125,6 +125,7 @@ pub(crate) fn bin_tiles_into<T: Scalar>(
     // when ty0 > ty1), and which of its tiles the splat reaches
     let ranges = &mut sc.ranges;
     ranges.clear();
+    room(ranges, s.order.len());
     ranges.par_extend(
         s.order
             .par_iter()
@@ -178,6 +179,7 @@ pub(crate) fn bin_tiles_into<T: Scalar>(
     }
     let ids = &mut out.ids;
     // every entry is written below
+    room(ids, offsets[n_tiles] as usize);
     ids.resize(offsets[n_tiles] as usize, 0);
     let ids_w = SharedIds(ids.as_mut_ptr());
     let ids_w = &ids_w;

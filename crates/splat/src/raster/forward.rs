@@ -2,8 +2,8 @@
 
 use super::lanes::*;
 use super::scratch::{refill, with_state, RasterScratch};
-use super::simd::Simd;
 use super::*;
+use crate::simd::Simd;
 use rayon::prelude::*;
 
 /// Per-pixel state of one tile in the forward pass.

@@ -85,8 +85,8 @@
 //! The files: `bin.rs` (bounds, pixel rectangles, tile lists),
 //! `forward.rs` and `backward.rs` (the two passes), `lanes.rs` (what
 //! both passes' tile loops share: packed splats, batches, the row test),
-//! `simd.rs` (the instruction sets chosen at run time), `scratch.rs` (the
-//! buffers kept between calls), `op.rs` (the tape operation).
+//! `scratch.rs` (the buffers kept between calls), `op.rs` (the tape
+//! operation); the instruction sets are the crate's `simd` module's.
 
 use chainrule::Scalar;
 
@@ -96,7 +96,6 @@ mod forward;
 mod lanes;
 mod op;
 mod scratch;
-mod simd;
 #[cfg(test)]
 mod tests;
 
@@ -107,7 +106,7 @@ pub use bin::{bin_tiles, opacity_aware_bound, pixel_rect};
 pub(crate) use forward::forward_binned_into;
 pub use forward::{forward, forward_binned};
 pub use op::{rasterize_op, OwnedSplats, RasterOutput};
-pub(crate) use scratch::RasterScratch;
+pub(crate) use scratch::{room, RasterScratch};
 
 /// Tile edge in pixels.
 pub const TILE: usize = 16;

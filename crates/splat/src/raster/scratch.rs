@@ -85,3 +85,21 @@ pub(super) fn refill<U: Copy + Send + Sync>(v: &mut Vec<U>, len: usize, x: U) {
     v.clear();
     v.resize(len, x);
 }
+
+/// Makes room in `v` for `len` entries in all, with an eighth more when it
+/// has to grow: for the buffers whose length changes from view to view
+/// (tile lists, their gradient records, the visible splats), so that once
+/// the views have been drawn a few times no call allocates (issue 15), at
+/// less memory than the standard library's doubling.
+pub(crate) fn room<U>(v: &mut Vec<U>, len: usize) {
+    if len > v.capacity() {
+        v.reserve_exact(len + len / 8 - v.len());
+    }
+}
+
+/// [`refill`] with [`room`]'s headroom.
+pub(super) fn refill_room<U: Copy + Send + Sync>(v: &mut Vec<U>, len: usize, x: U) {
+    v.clear();
+    room(v, len);
+    v.resize(len, x);
+}

@@ -2,9 +2,9 @@ use super::backward::*;
 use super::bin::*;
 use super::forward::*;
 use super::lanes::*;
-use super::simd::Simd;
 use super::*;
 use crate::rng::Rng;
+use crate::simd::Simd;
 
 /// Random splats on a `w × h` image (not a multiple of the tile size),
 /// some bright enough to be clamped, some very thin.

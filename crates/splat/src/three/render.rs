@@ -122,6 +122,7 @@ fn depth_order_into<T: Scalar>(p: &Projected<T>, order: &mut Vec<u32>, keys: &mu
     keys.par_sort_unstable();
     let visible = keys.partition_point(|&(_, i)| i < HIDDEN);
     order.clear();
+    crate::raster::room(order, visible);
     order.extend(keys[..visible].iter().map(|&(_, i)| i));
 }
 

@@ -89,6 +89,10 @@ pub(super) struct StepBuffers {
     /// states are still these (density control rebuilds them whenever it
     /// changes the parameters: `gather`, `reset_opacity`).
     scene_stamp: Option<[(u64, u32); GROUPS]>,
+    /// Debug builds: the scene converted afresh, to check `scene` against
+    /// (kept, so that the check allocates nothing per iteration either).
+    #[cfg(debug_assertions)]
+    scene_check: Option<Gaussians<f32>>,
     /// A regulariser's gradient per group (with a strategy that has one).
     reg: [Vec<f64>; GROUPS],
     /// The render's and its backward pass's buffers.
@@ -279,10 +283,17 @@ impl Trainer {
         if self.bufs.scene_stamp != Some(self.adam_stamp()) {
             self.write_gaussians(&mut g32);
         }
-        debug_assert!(
-            g32 == self.gaussians::<f32>(),
-            "the f32 scene lags the parameters"
-        );
+        #[cfg(debug_assertions)]
+        {
+            let mut check = self
+                .bufs
+                .scene_check
+                .take()
+                .unwrap_or_else(|| Gaussians::new(self.cfg.sh_degree));
+            self.write_gaussians(&mut check);
+            assert!(g32 == check, "the f32 scene lags the parameters");
+            self.bufs.scene_check = Some(check);
+        }
         st.other += lap.lap();
         let mut ws = std::mem::take(&mut self.bufs.render);
         render_staged_in(&g32, &cam, &opts, &mut st, &mut ws)

@@ -1,20 +1,25 @@
-//! The instruction sets the tile loops are built for.
+//! The vector instruction sets the crate's hot loops are compiled for,
+//! chosen at run time: the rasterizer's tile loops (`raster`) and the
+//! L1 + SSIM loss's kernels (`l1_ssim`). Every kernel does the same
+//! operations in the same order on every set (no fused multiply-add;
+//! division is correctly rounded at any width), so the bits never depend
+//! on which one runs.
 
-/// The instruction sets the tile loops are built for (chosen at run time;
-/// every one gives the same bits).
+/// A vector instruction set (chosen at run time; every one gives the same
+/// bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Simd {
+pub(crate) enum Simd {
     /// The target's baseline.
     Generic,
-    /// AVX2: a tile row of `f32` in two registers.
+    /// AVX2 (8 lanes of `f32`: a raster tile row in two registers).
     Avx2,
-    /// AVX-512F: a tile row of `f32` in one register.
+    /// AVX-512F (16 lanes of `f32`: a raster tile row in one register).
     Avx512,
 }
 
 impl Simd {
     /// The widest this CPU has.
-    pub(super) fn best() -> Simd {
+    pub(crate) fn best() -> Simd {
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx512f") {
@@ -29,7 +34,7 @@ impl Simd {
 
     /// Every set this CPU has, narrowest first.
     #[cfg(test)]
-    pub(super) fn available() -> Vec<Simd> {
+    pub(crate) fn available() -> Vec<Simd> {
         #[allow(unused_mut)]
         let mut v = vec![Simd::Generic];
         #[cfg(target_arch = "x86_64")]
