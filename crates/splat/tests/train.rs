@@ -180,6 +180,22 @@ fn checkpoint_resumes_at_its_iteration_with_the_same_scene() {
         .filter(|e| e.file_name().to_string_lossy().starts_with("ckpt-"))
         .collect();
     assert_eq!(folders.len(), 1);
+    // resuming with the other projection is an error naming the setting
+    let other = TrainConfig {
+        antialiased: !cfg().antialiased,
+        ..cfg()
+    };
+    match Trainer::resume(ds.clone(), other, &dir) {
+        Err(e @ TrainError::Checkpoint { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("antialiased") && msg.contains("latest.json"),
+                "{msg}"
+            );
+        }
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("a checkpoint trained without --antialiased resumed with it"),
+    }
     // a corrupt state file is an error naming it, not a panic
     let bin = dir.join("ckpt-00000026/state.bin");
     std::fs::write(&bin, b"short").unwrap();

@@ -50,6 +50,7 @@ impl Trainer {
             "gaussians": self.len(),
             "sh_active": self.sh_active,
             "sh_degree": self.cfg.sh_degree,
+            "antialiased": self.cfg.antialiased,
             "adam_steps": self.adam.iter().map(|a| a.steps()).collect::<Vec<_>>(),
             "exposure_steps": self.exposure_adam.steps(),
         });
@@ -166,6 +167,26 @@ impl Trainer {
                     cfg.sh_degree
                 ),
             ));
+        }
+        // the projection the model was trained under: a scene trained
+        // antialiased and continued without (or the other way) would change
+        // every splat's opacity. Checkpoints written before this field
+        // existed carry no record and are accepted as they are.
+        if let Some(aa) = meta.get("antialiased") {
+            let aa = aa
+                .as_bool()
+                .ok_or_else(|| ck_err(&latest, "antialiased: not true or false"))?;
+            if aa != cfg.antialiased {
+                let flag = |on: bool| if on { "on" } else { "off" };
+                return Err(ck_err(
+                    &latest,
+                    format!(
+                        "antialiased: the checkpoint was trained with --antialiased {}, this run has it {} (resume with the same setting)",
+                        flag(aa),
+                        flag(cfg.antialiased)
+                    ),
+                ));
+            }
         }
         let name = meta
             .get("checkpoint")
