@@ -41,6 +41,14 @@ pub(super) fn densify_now(cfg: &TrainConfig, it: u32) -> bool {
         && it % cfg.densify_every == 0
 }
 
+/// Density-control rounds from iteration `it` (counted when a round runs
+/// after it) to the end of the window.
+pub(super) fn densify_rounds_left(cfg: &TrainConfig, it: u32) -> u32 {
+    (it..cfg.densify_until.min(cfg.iters))
+        .filter(|&i| densify_now(cfg, i))
+        .count() as u32
+}
+
 /// Whether pruning by size (screen and world) is on at iteration `it`:
 /// after `prune_big_from` (the paper: its first opacity reset).
 pub(super) fn prune_big_now(cfg: &TrainConfig, it: u32) -> bool {

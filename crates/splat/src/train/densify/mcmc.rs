@@ -2,7 +2,9 @@
 //! Gaussians are samples of a distribution, so instead of cloning and
 //! splitting by gradient, each round moves the dead ones (opacity at most
 //! `prune_opacity`) onto live ones drawn with probability proportional to
-//! opacity, then adds 5% more the same way, up to `max_gaussians`. A
+//! opacity, then adds 5% more the same way, up to `max_gaussians` (more
+//! when 5% a round would not reach it before the window closes: see
+//! [`Trainer::mcmc_add`]). A
 //! Gaussian copied into `N` places keeps what it draws: its opacity
 //! becomes `1 − (1 − o)^(1/N)` and its scales are multiplied by
 //! `o / Σ_{i=1..N} Σ_{k=0..i−1} C(i−1, k) (−1)^k o'^(k+1) / √(k+1)` (the
@@ -22,7 +24,7 @@ pub(crate) const NOISE_LR: f64 = 5e5;
 pub(crate) const OPACITY_REG: f64 = 0.01;
 /// Weight of the mean scale in the loss (gsplat's MCMC setting: 0.01).
 pub(crate) const SCALE_REG: f64 = 0.01;
-/// Growth per round (5%).
+/// Growth per round (5%, the paper's and gsplat's), the least a round adds.
 const GROWTH: f64 = 1.05;
 /// Copies of one Gaussian the relocation formula is evaluated up to.
 const N_MAX: usize = 51;
@@ -169,11 +171,26 @@ impl Trainer {
         dead.len()
     }
 
-    /// Adds 5% more Gaussians (up to `max_gaussians`), copies of existing
-    /// ones sampled by opacity. Returns how many were added.
+    /// Adds Gaussians, copies of existing ones sampled by opacity, up to
+    /// `max_gaussians`. Returns how many were added.
+    ///
+    /// 3DGS-MCMC grows 5% a round and, over its 245 rounds of a
+    /// 30,000-iteration run, reaches any cap: the cap is the model's size.
+    /// Our window (half of `--iters`, 19 rounds at 4,000 iterations) would
+    /// leave 5% a round at 2.5 times the initial points, far below the
+    /// budget, so a round grows by the larger of 5% and the constant rate
+    /// that reaches the cap in the rounds left, `(cap / n)^(1 / rounds)`:
+    /// the last round of the window fills it.
     pub(crate) fn mcmc_add(&mut self) -> usize {
         let n = self.len();
-        let target = ((GROWTH * n as f64) as usize).min(self.cfg.max_gaussians);
+        let cap = self.cfg.max_gaussians;
+        let left = schedule::densify_rounds_left(&self.cfg, self.iteration);
+        let target = if left <= 1 {
+            cap
+        } else {
+            let rate = GROWTH.max((cap as f64 / n.max(1) as f64).powf(1.0 / left as f64));
+            ((rate * n as f64) as usize).min(cap)
+        };
         let add = target.saturating_sub(n);
         if add == 0 {
             return 0;
@@ -339,5 +356,36 @@ mod trainer_tests {
         }
         assert_eq!(t.len(), 130);
         t.gaussians::<f64>().check_shapes().unwrap();
+    }
+
+    /// A budget that 5% a round would not reach in the window is filled by
+    /// its last round, and no round grows by less than 5%.
+    #[test]
+    fn growth_fills_the_budget_by_the_end_of_the_window() {
+        let mut t = tiny_trainer(
+            "mcmc-fill",
+            TrainConfig {
+                iters: 40,
+                init_points: 100,
+                sh_degree: 0,
+                max_gaussians: 2000,
+                strategy: Setting::Mcmc,
+                densify_every: 1,
+                ..TrainConfig::default().with_densify_until(30)
+            },
+        );
+        // 28 rounds (iterations 2 to 29): 1.05^28 = 3.9 would stop at 392
+        assert_eq!(schedule::densify_rounds_left(&t.cfg, 0), 28);
+        let mut last = t.len();
+        while t.iteration() < t.cfg.iters {
+            t.step().unwrap();
+            let n = t.len();
+            assert!(
+                n == last || n >= (1.05 * last as f64) as usize || n == 2000,
+                "{last} -> {n}"
+            );
+            last = n;
+        }
+        assert_eq!(t.len(), 2000);
     }
 }
