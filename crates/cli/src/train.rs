@@ -22,7 +22,8 @@ use crate::output::write_atomic;
 #[command(
     after_help = "Masks: pixels a photo's mask ignores take no part in the loss, in \
     densification's statistics, or in the reported PSNR/SSIM (computed over kept pixels; \
-    `masked_views` in the report counts the scored views with a mask).\n\nEnvironment:\n  CHAINRULE_TRAIN_TIMINGS=1  print every 10th iteration's seconds in \
+    `masked_views` in the report counts the scored views whose mask ignores at least one \
+    pixel: a mask that keeps every pixel changes nothing and is not counted).\n\nEnvironment:\n  CHAINRULE_TRAIN_TIMINGS=1  print every 10th iteration's seconds in \
     [render, loss and its gradient, render backward, update] to stderr"
 )]
 pub struct TrainArgs {
@@ -206,9 +207,10 @@ pub struct TrainReport {
     pub eval_split: &'static str,
     /// Views scored.
     pub eval_views: usize,
-    /// How many of them have a mask: their PSNR and SSIM are computed over
-    /// the kept pixels only (ignored pixels also take no part in the loss
-    /// or in densification's statistics).
+    /// How many of them have a mask that ignores at least one pixel: their
+    /// PSNR and SSIM are computed over the kept pixels only (ignored pixels
+    /// also take no part in the loss or in densification's statistics). A
+    /// mask file that keeps every pixel changes nothing and is not counted.
     pub masked_views: usize,
     /// With `--exposure`: mean PSNR of the same views by the original's
     /// protocol (colour transform fitted by least squares on the left half
