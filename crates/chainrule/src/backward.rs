@@ -12,8 +12,8 @@
 
 use crate::scalar::Scalar;
 use crate::tape::{
-    n_partials, parents, stream_fence, NonFinite, Tape, Var, IN_BACKWARD, KIND_MASK, K_ADD,
-    K_BINARY, K_PASS, K_UNARY,
+    n_partials, parents, NonFinite, Tape, Var, IN_BACKWARD, KIND_MASK, K_ADD, K_BINARY, K_PASS,
+    K_UNARY,
 };
 
 /// The gradients of one output with respect to every node recorded before it.
@@ -193,8 +193,6 @@ pub(crate) fn sweep_from<T: Scalar>(
     let _reset = Reset(tape, flags);
     let customs = tape.customs_ref();
     debug_assert!(top < tape.len());
-    // the recording's streaming stores (long tapes) before their reads
-    stream_fence();
     let mut bad: Option<NonFinite> = None;
     let mut hi = top + 1;
     // where node `hi - 1`'s partials end
@@ -240,8 +238,7 @@ pub(crate) fn sweep_from<T: Scalar>(
 }
 
 /// Reverse sweep over elementary nodes `lo..hi` (none of them custom
-/// outputs). The caller has fenced the recording's streaming stores
-/// ([`stream_fence`]; [`sweep_from`] does). `pc` is where node `hi - 1`'s partials end (see
+/// outputs). `pc` is where node `hi - 1`'s partials end (see
 /// [`crate::tape::Arena::partials_before`]); returns where node `lo`'s
 /// begin.
 ///
@@ -440,32 +437,6 @@ mod tests {
             }
         }
         adj
-    }
-
-    #[test]
-    fn streamed_tapes_give_the_same_bits() {
-        // bench ad's recursion on a tape sized for streaming stores and on
-        // one that is not, cleared and recorded twice
-        let record = |tape: &Tape<f64>| {
-            let (s0, a, b) = (tape.var(0.5), tape.var(0.9), tape.var(0.1));
-            let mut s = s0;
-            for k in 0..5000 {
-                s = s * a + s.sin() * b - 0.25 * (k % 3) as f64;
-            }
-            let g = s.backward();
-            let mut bits: Vec<u64> = g.as_slice().iter().map(|x| x.to_bits()).collect();
-            bits.push(s.value().to_bits());
-            drop(g);
-            (bits, tape.parents_of(s.index() - 1))
-        };
-        let mut long = Tape::with_capacity(crate::tape::STREAM_MIN_NODES);
-        assert!(long.nodes_ref().streams() == cfg!(target_arch = "x86_64"));
-        let short = Tape::new();
-        let want = record(&short);
-        assert!(!short.nodes_ref().streams());
-        assert_eq!(record(&long), want);
-        long.clear();
-        assert_eq!(record(&long), want);
     }
 
     #[test]

@@ -1877,7 +1877,6 @@ impl<T: Scalar> Scratch<T> {
         if tape.customs_ref().is_empty() {
             // newest node first, down to the first state leaf (the
             // parameter leaves have no parents)
-            crate::tape::stream_fence();
             let pc = tape.nodes_ref().partials_before(top + 1);
             sweep_range(tape, adj, 1 + np, top + 1, pc, false, &mut None);
         } else {
@@ -1996,7 +1995,6 @@ impl<T: Scalar> Scratch<T> {
             adj[v.index()] += g;
         }
         if tape.customs_ref().is_empty() {
-            crate::tape::stream_fence();
             let pc = tape.nodes_ref().partials_before(top + 1);
             sweep_range(tape, adj, 1 + np, top + 1, pc, false, &mut None);
         } else {

@@ -53,46 +53,6 @@ pub(crate) const fn parents(h: u64) -> (usize, usize) {
     (((h >> 4) & IDX_MASK) as usize, (h >> 34) as usize)
 }
 
-/// Arenas of this many nodes or more are written with streaming stores
-/// (2 Mi nodes: 16 MiB of heads alone, beyond the second-level caches).
-/// `bench ad` at N = 10⁶ (4 Mi nodes, a 72 MB tape): recording 13.9–14.0
-/// ns a step against 16.6–16.7 with ordinary stores, which first read
-/// every line they fill (see BENCHMARKS.md, seventh pass). The sweep
-/// reads the tape back from memory either way: it does not fit the caches.
-pub(crate) const STREAM_MIN_NODES: usize = 1 << 21;
-
-/// Writes `v` to `dst` with a streaming (non-temporal) store where there is
-/// one (x86-64's `movnti`), which does not read the line first and does
-/// not keep it in the caches; an ordinary store elsewhere. A sweep fences
-/// ([`stream_fence`]) before it reads what was written.
-///
-/// # Safety
-/// `dst` must be valid for an 8-byte write and 8-byte aligned.
-#[inline(always)]
-unsafe fn stream_store(dst: *mut u64, v: u64) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: the caller's contract.
-    unsafe {
-        std::arch::x86_64::_mm_stream_si64(dst.cast::<i64>(), v as i64)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: the caller's contract.
-    unsafe {
-        dst.write(v)
-    };
-}
-
-/// Orders the streaming stores of [`stream_store`] before the reads that
-/// follow (`sfence`; nothing where there are no streaming stores).
-#[inline]
-pub(crate) fn stream_fence() {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a fence has no preconditions.
-    unsafe {
-        std::arch::x86_64::_mm_sfence()
-    };
-}
-
 /// The nodes of a tape, as two streams. `heads[i]` is node `i`'s kind and
 /// parents; its partials follow those of node `i - 1` in
 /// `partials` (see [`n_partials`]). Invariant: `partials.capacity() >= 2 * heads.capacity()`, so
@@ -103,14 +63,6 @@ pub(crate) struct Arena<T> {
     pub(crate) partials: Vec<T>,
     /// `min(heads.capacity(), MAX_NODES)`: pushes below it take the fast path.
     room: usize,
-    /// Whether the fast path writes with streaming (non-temporal) stores:
-    /// on arenas sized for [`STREAM_MIN_NODES`] or more by
-    /// [`Tape::with_capacity`] or [`Tape::reserve`] (not grown by
-    /// doubling while recording), for 8-byte scalars
-    /// aligned as `u64`s are (f64). Whatever reads the streams fences
-    /// first ([`stream_fence`]: the sweep, [`Arena::decode`],
-    /// [`Tape::clear`], [`Tape::parents_of`], dropping the arena).
-    stream: bool,
 }
 
 impl<T: Scalar> Arena<T> {
@@ -119,7 +71,6 @@ impl<T: Scalar> Arena<T> {
             heads: Vec::with_capacity(nodes.clamp(1, MAX_NODES)),
             partials: Vec::new(),
             room: 0,
-            stream: false,
         };
         a.fit_partials();
         a.heads.push(head(K_LEAF, 0, 0));
@@ -133,16 +84,6 @@ impl<T: Scalar> Arena<T> {
             self.partials.reserve_exact(want - self.partials.len());
         }
         self.room = self.heads.capacity().min(MAX_NODES);
-        self.stream = cfg!(target_arch = "x86_64")
-            && std::mem::size_of::<T>() == 8
-            && std::mem::align_of::<T>() == 8
-            && self.room >= STREAM_MIN_NODES;
-    }
-
-    /// Whether the fast path writes with streaming stores.
-    #[cfg(test)]
-    pub(crate) fn streams(&self) -> bool {
-        self.stream
     }
 
     /// Room for `additional` more nodes (at most up to the node limit).
@@ -177,7 +118,6 @@ impl<T: Scalar> Arena<T> {
     /// Node `i` decoded to the uniform form `(parents, partials)`, the sink
     /// standing in for a missing parent (with partial 0).
     pub(crate) fn decode(&self, i: usize, pc: usize) -> ([usize; 2], [T; 2]) {
-        stream_fence();
         let h = self.heads[i];
         let (p0, p1) = parents(h);
         let (o, z) = (T::one(), T::zero());
@@ -188,13 +128,6 @@ impl<T: Scalar> Arena<T> {
             K_PASS => ([p0, 0], [o, z]),
             _ => ([0, 0], [z, z]),
         }
-    }
-}
-
-impl<T> Drop for Arena<T> {
-    fn drop(&mut self) {
-        // the streaming stores before the memory is handed back
-        stream_fence();
     }
 }
 
@@ -467,8 +400,6 @@ impl<T: Scalar> Tape<T> {
     /// Forgets every node but keeps the allocated memory, ready for the next
     /// iteration of a training loop. Tracing and checking settings are kept.
     pub fn clear(&mut self) {
-        // the streaming stores before the memory is written again
-        stream_fence();
         self.nodes.get_mut().truncate(1);
         self.customs.get_mut().clear();
         let tr = self.trace.get_mut();
@@ -569,7 +500,6 @@ impl<T: Scalar> Tape<T> {
     /// left out), or every input of a custom operation for each of its
     /// outputs. Empty for inputs and for an index past the end.
     pub fn parents_of(&self, idx: usize) -> Vec<usize> {
-        stream_fence();
         let nodes = self.nodes_ref();
         if idx == 0 || idx >= nodes.heads.len() {
             return Vec::new();
@@ -625,7 +555,6 @@ impl<T: Scalar> Tape<T> {
 
     /// Keeps the first `n` nodes (`&mut`: no `Var` past them is alive).
     pub(crate) fn truncate_nodes(&mut self, n: usize) {
-        stream_fence();
         self.nodes.get_mut().truncate(n.max(1));
     }
 
@@ -664,32 +593,8 @@ impl<T: Scalar> Tape<T> {
             return self.push_slow(op, value, kind, p, d, constant);
         }
         // SAFETY: idx < room <= heads.capacity(), and partials has room for
-        // two more per head slot (the arena's invariant); `stream` implies
-        // 8-byte scalars aligned as `u64`s, so the streaming stores write
-        // whole, aligned slots.
+        // two more per head slot (the arena's invariant).
         unsafe {
-            if a.stream {
-                a.heads.set_len(idx + 1);
-                stream_store(a.heads.as_mut_ptr().add(idx), head(kind, p[0], p[1]));
-                let n = n_partials(kind);
-                if n > 0 {
-                    let pc = a.partials.len();
-                    let dst = a.partials.as_mut_ptr().add(pc);
-                    stream_store(dst.cast::<u64>(), std::mem::transmute_copy::<T, u64>(&d[0]));
-                    if n > 1 {
-                        stream_store(
-                            dst.add(1).cast::<u64>(),
-                            std::mem::transmute_copy::<T, u64>(&d[1]),
-                        );
-                    }
-                    a.partials.set_len(pc + n);
-                }
-                return Var {
-                    tape: self,
-                    idx: idx as u32,
-                    val: value,
-                };
-            }
             a.heads.as_mut_ptr().add(idx).write(head(kind, p[0], p[1]));
             a.heads.set_len(idx + 1);
             let n = n_partials(kind);
@@ -728,10 +633,6 @@ impl<T: Scalar> Tape<T> {
         assert!(idx < MAX_NODES, "tape is full (2^30 nodes)");
         if idx >= a.room {
             a.reserve(idx.max(16));
-            // a tape that grows by doubling writes as usual: its fresh
-            // pages measured slower with streaming stores (`bench ad`'s
-            // fresh-tape figure, 77 against 60 ns a step at N = 10⁶)
-            a.stream = false;
         }
         a.heads.push(head(kind, p[0], p[1]));
         a.partials.extend_from_slice(&d[..n_partials(kind)]);
