@@ -61,7 +61,9 @@ fn bench_train_reports_every_stage() {
     let loss = stages["loss"].as_f64().unwrap();
     assert!((r["loss_fraction"].as_f64().unwrap() - loss / ms).abs() < 1e-9);
     if let Some(u) = r["cpu_utilisation"].as_f64() {
-        assert!(u > 0.0 && u <= 1.5, "utilisation {u}");
+        // CPU time comes in clock ticks (10 ms): a release build's four
+        // tiny iterations can take less than one
+        assert!((0.0..=1.5).contains(&u), "utilisation {u}");
     }
     assert!(r["peak_heap_bytes"].as_u64().unwrap() >= r["live_heap_bytes"].as_u64().unwrap());
     assert!(r["live_heap_bytes"].as_u64().unwrap() > 0);
@@ -72,4 +74,62 @@ fn bench_train_reports_every_stage() {
         allocs >= 1.0 && bytes >= allocs,
         "{allocs} allocations, {bytes} bytes"
     );
+}
+
+fn chainrule(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+/// `--data DIR --resume OUT`: the timed iterations continue a real run
+/// from its checkpoint, on that dataset's views; a folder without a
+/// checkpoint is a usage error naming the file.
+#[test]
+fn bench_train_continues_a_real_run() {
+    let dir = std::env::temp_dir().join(format!("chainrule-bench-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (ds, out) = (dir.join("ds"), dir.join("out"));
+    let (ds, out) = (ds.to_str().unwrap(), out.to_str().unwrap());
+    let ok = |o: &std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    ok(&chainrule(&[
+        "synth",
+        ds,
+        "--size",
+        "24",
+        "--views",
+        "4",
+        "--test-views",
+        "1",
+    ]));
+    ok(&chainrule(&[
+        "train",
+        ds,
+        "--out",
+        out,
+        "--iters",
+        "6",
+        "--init-points",
+        "200",
+    ]));
+    let o = chainrule(&[
+        "bench", "train", "--data", ds, "--resume", out, "--iters", "2", "--warmup", "1", "--json",
+    ]);
+    ok(&o);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(r["data"], ds);
+    assert_eq!(r["resumed_from"], 6);
+    assert_eq!(r["pixels_per_iteration"], 24 * 24);
+    assert!(r["gaussians_start"].as_u64().unwrap() > 0);
+    let o = chainrule(&[
+        "bench", "train", "--data", ds, "--resume", ds, "--iters", "1", "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    // with --json the error is a JSON object on stdout
+    let e = String::from_utf8_lossy(&o.stdout) + String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("latest.json") && e.contains("--resume"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

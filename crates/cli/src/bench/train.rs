@@ -12,13 +12,23 @@
 //! and per stage ([`splat::stages::StageTimes`]), CPU utilisation (process
 //! CPU time ÷ wall time ÷ cores), the peak heap, and the heap allocations
 //! per iteration (count and bytes).
+//!
+//! With `--data DIR` the views are a real dataset's instead, loaded as
+//! `chainrule train DIR` loads them, and the trainer has `train`'s default
+//! settings for that data (AbsGS on COLMAP data, the Gaussian budget, the
+//! schedules of a `--train-iters` run); with `--resume OUT` too, it
+//! continues from the latest checkpoint of the `train` run in `OUT`, so
+//! the timed iterations are that run's next ones: a capture's late
+//! iterations at their real size, repeatably (`--size`, `--gaussians`,
+//! `--views`, `--densify-every` and `--seed` then play no part).
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
 use serde::Serialize;
 use splat::data::synth::{look_at_origin, Scene, CAMERA_ANGLE_X, CAMERA_DISTANCE};
-use splat::data::{opengl_c2w_to_opencv_w2c, Dataset, View};
+use splat::data::{opengl_c2w_to_opencv_w2c, Dataset, LoadOptions, View};
 use splat::stages::StageTimes;
 use splat::train::{TrainConfig, TrainError, Trainer};
 
@@ -50,6 +60,19 @@ pub struct TrainBenchArgs {
     /// Seed of the initial points and the choice of views.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// A dataset folder (COLMAP or NeRF-synthetic) to train on instead of
+    /// the synthetic views, loaded as `chainrule train` loads it, with its
+    /// default settings.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// With --data: continue from the latest checkpoint of this `train`
+    /// output folder (or of its `checkpoints` folder).
+    #[arg(long, requires = "data")]
+    pub resume: Option<PathBuf>,
+    /// With --data: the length of the run whose schedules apply (as
+    /// `train --iters`).
+    #[arg(long, default_value_t = 4000)]
+    pub train_iters: u32,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -98,7 +121,11 @@ impl StageMs {
 /// What `bench train` measures.
 #[derive(Debug, Serialize)]
 pub struct TrainBenchReport {
-    /// Image width.
+    /// The dataset folder trained on (null: the synthetic views).
+    pub data: Option<String>,
+    /// The iteration the run continued from (`--resume`; null otherwise).
+    pub resumed_from: Option<u32>,
+    /// Image width (of the first training view, with `--data`).
     pub width: u32,
     /// Image height.
     pub height: u32,
@@ -142,7 +169,8 @@ pub struct TrainBenchReport {
     pub allocations_per_iteration: f64,
     /// Bytes those allocations asked for, per timed iteration (mean).
     pub allocated_bytes_per_iteration: f64,
-    /// Seconds to ray-trace the views (not part of the iterations).
+    /// Seconds to ray-trace or load the views and build the trainer (not
+    /// part of the iterations).
     pub setup_seconds: f64,
     /// The machine it ran on.
     pub machine: String,
@@ -196,6 +224,69 @@ fn dataset(width: u32, height: u32, views: u32) -> Dataset {
     }
 }
 
+/// A real dataset, loaded as `chainrule train DIR` loads it, and the
+/// settings `train DIR --iters ITERS` would use.
+fn real_dataset(dir: &std::path::Path, iters: u32) -> CliResult<(Dataset, TrainConfig)> {
+    let kind = splat::data::detect(dir);
+    let background = splat::data::default_background(kind);
+    let opts = LoadOptions {
+        background,
+        max_width: Some(1600),
+        ..LoadOptions::default()
+    };
+    let data = splat::data::load(dir, &opts).map_err(CliError::data)?;
+    let absgrad = kind == Some("colmap");
+    let cfg = TrainConfig {
+        iters,
+        lr_mean_steps: TrainConfig::position_lr_steps(iters),
+        max_gaussians: TrainConfig::default_max_gaussians(&data),
+        background: background.map(f64::from),
+        absgrad,
+        densify_grad: match absgrad {
+            true => splat::train::config::ABSGRAD_THRESHOLD,
+            false => TrainConfig::default().densify_grad,
+        },
+        ..TrainConfig::default()
+    }
+    .with_densify_until(iters / 2);
+    Ok((data, cfg))
+}
+
+/// The trainer the timed iterations run: on the synthetic views, or on
+/// `--data` (from its start or a `--resume`d checkpoint).
+fn trainer(args: &TrainBenchArgs, width: u32, height: u32) -> CliResult<Trainer> {
+    let fail = |e: TrainError| CliError::usage(format!("bench train: {e}"));
+    let Some(dir) = &args.data else {
+        let cfg = TrainConfig {
+            iters: 30_000,
+            seed: args.seed,
+            init_points: args.gaussians,
+            max_gaussians: args.gaussians,
+            sh_interval: 1,
+            densify_from: 0,
+            densify_every: args.densify_every,
+            opacity_reset_every: 0,
+            ..TrainConfig::default()
+        };
+        return Trainer::new(dataset(width, height, args.views), cfg).map_err(fail);
+    };
+    let (data, cfg) = real_dataset(dir, args.train_iters)?;
+    let Some(out) = &args.resume else {
+        return Trainer::new(data, cfg).map_err(fail);
+    };
+    let ckpt = match out.join("checkpoints").is_dir() {
+        true => out.join("checkpoints"),
+        false => out.clone(),
+    };
+    if !ckpt.join("latest.json").is_file() {
+        return Err(CliError::file(
+            &ckpt.join("latest.json"),
+            "--resume: no checkpoint to continue from",
+        ));
+    }
+    Trainer::resume(data, cfg, &ckpt).map_err(fail)
+}
+
 /// Runs the measurement.
 ///
 /// On a worker thread of rayon's pool, as `chainrule train` runs its
@@ -213,21 +304,15 @@ fn measure_on_worker(
 ) -> CliResult<TrainBenchReport> {
     let base = reset_peak();
     let t = Instant::now();
-    let data = dataset(width, height, args.views);
+    let mut tr = trainer(args, width, height)?;
     let setup = t.elapsed().as_secs_f64();
-    let cfg = TrainConfig {
-        iters: 30_000,
-        seed: args.seed,
-        init_points: args.gaussians,
-        max_gaussians: args.gaussians,
-        sh_interval: 1,
-        densify_from: 0,
-        densify_every: args.densify_every,
-        opacity_reset_every: 0,
-        ..TrainConfig::default()
-    };
+    let resumed_from = args.resume.as_ref().map(|_| tr.iteration());
+    let (width, height) = tr
+        .data()
+        .train
+        .first()
+        .map_or((width, height), |v| (v.width, v.height));
     let fail = |e: TrainError| CliError::usage(format!("bench train: {e}"));
-    let mut tr = Trainer::new(data, cfg).map_err(fail)?;
     for _ in 0..args.warmup {
         tr.step().map_err(fail)?;
     }
@@ -258,6 +343,8 @@ fn measure_on_worker(
     let ms_iter = wall * 1e3 / iters;
     let st = StageMs::from(&stages, iters);
     Ok(TrainBenchReport {
+        data: args.data.as_ref().map(|d| d.display().to_string()),
+        resumed_from,
         width,
         height,
         pixels_per_iteration: width as u64 * height as u64,
@@ -294,8 +381,13 @@ pub fn run(args: TrainBenchArgs) -> CliResult {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));
         return Ok(());
     }
+    let source = match (&r.data, r.resumed_from) {
+        (Some(d), Some(i)) => format!("{d} from iteration {i}"),
+        (Some(d), None) => d.clone(),
+        _ => "synthetic views".to_string(),
+    };
     println!(
-        "3D training: {}x{}, {} -> {} Gaussians, {} iterations after {} warm-up ({})",
+        "3D training on {source}: {}x{}, {} -> {} Gaussians, {} iterations after {} warm-up ({})",
         r.width, r.height, r.gaussians_start, r.gaussians_end, r.iterations, r.warmup, r.machine
     );
     println!(
