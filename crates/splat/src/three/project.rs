@@ -231,6 +231,19 @@ fn forward_one<T: Scalar>(
     ol: T,
     k: &CamK<T>,
 ) -> Option<Fwd<T>> {
+    forward_one_with::<T, true>(mean, ls, q, ol, k)
+}
+
+/// [`forward_one`], with or without the early test
+/// [`surely_off_image`] (the tests compare the two).
+#[inline(always)]
+fn forward_one_with<T: Scalar, const EARLY_CULL: bool>(
+    mean: [T; 3],
+    ls: [T; 3],
+    q: [T; 4],
+    ol: T,
+    k: &CamK<T>,
+) -> Option<Fwd<T>> {
     let w = &k.w;
     let mut t = k.tr;
     for (i, ti) in t.iter_mut().enumerate() {
@@ -240,13 +253,20 @@ fn forward_one<T: Scalar>(
     if !(z > k.near && z < k.far) {
         return None;
     }
+    let (u, v) = (t[0] / z, t[1] / z);
+    let (uc, clamped_x) = clamp_abs(u, k.limx);
+    let (vc, clamped_y) = clamp_abs(v, k.limy);
+    let s = ls.map(|v| v.exp());
+    let mean2d = [k.fx * u + k.cx, k.fy * v + k.cy];
+    if EARLY_CULL && surely_off_image(mean2d, [uc, vc], z, s, k) {
+        return None;
+    }
     let qlen = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
     if !(qlen > T::zero()) {
         return None;
     }
     let qn = q.map(|v| v / qlen);
     let r = quat_to_rotmat(qn);
-    let s = ls.map(|v| v.exp());
     let mut m = [[T::zero(); 3]; 3];
     for i in 0..3 {
         for j in 0..3 {
@@ -261,9 +281,6 @@ fn forward_one<T: Scalar>(
             sigma[j][i] = v;
         }
     }
-    let (u, v) = (t[0] / z, t[1] / z);
-    let (uc, clamped_x) = clamp_abs(u, k.limx);
-    let (vc, clamped_y) = clamp_abs(v, k.limy);
     let j = [
         [k.fx / z, T::zero(), -k.fx * uc / z],
         [T::zero(), k.fy / z, -k.fy * vc / z],
@@ -306,7 +323,6 @@ fn forward_one<T: Scalar>(
     let disc = mid * mid - det1;
     let lam = mid + disc.max_with(T::from_f64(0.1)).sqrt();
     let radius_f = (3.0 * lam.to_f64().sqrt()).ceil();
-    let mean2d = [k.fx * u + k.cx, k.fy * v + k.cy];
     let opacity = sig * comp;
     if !(radius_f.is_finite()
         && covers_a_pixel(mean2d, conic, opacity, k.width as usize, k.height as usize))
@@ -336,6 +352,43 @@ fn forward_one<T: Scalar>(
         opacity,
         radius: radius_f.min(u32::MAX as f64 / 2.0) as u32,
     })
+}
+
+/// A cheap test that a splat reaches no pixel of the image, from its
+/// centre and largest scale alone, before its covariance is built (on a
+/// capture most splats are outside any one photo): `true` only when
+/// [`covers_a_pixel`] would say `false`, so the result is the same,
+/// only sooner. Why it is safe: the projected covariance's `xx` entry is
+/// `T₀ Σ T₀ᵀ ≤ |T₀|² s²_max` with `T₀ = J₀ W` (`W` a rotation, so `|T₀|² =
+/// (fx/z)²(1 + u_c²)`), plus the dilation; α ≥ 1/255 reaches at most
+/// `√(2 ln 255 · σ²_x)` from the centre (opacity ≤ 1); the bound is
+/// widened by 5% and 2 pixels for rounding. Only splats of at most 100
+/// pixels' σ are tested, so the rounding of the f32 conic that
+/// [`covers_a_pixel`] recovers the covariance from stays far inside that
+/// margin (larger ones take the full test).
+#[inline]
+fn surely_off_image<T: Scalar>(
+    mean2d: [T; 2],
+    [uc, vc]: [T; 2],
+    z: T,
+    s: [T; 3],
+    k: &CamK<T>,
+) -> bool {
+    let smax = s[0].max_with(s[1]).max_with(s[2]).to_f64();
+    let (z, dil) = (z.to_f64(), k.dil.to_f64());
+    let var =
+        |f: T, c: T| (f.to_f64() / z).powi(2) * (1.0 + c.to_f64().powi(2)) * smax * smax + dil;
+    let (vx, vy) = (var(k.fx, uc), var(k.fy, vc));
+    // 2 ln 255: α = o·exp(−q/2) ≥ 1/255 needs q ≤ 2 ln(255 o) ≤ 2 ln 255
+    let q_max = 2.0 * (1.0 / crate::raster::ALPHA_MIN).ln();
+    if !(vx <= 1e4 && vy <= 1e4) {
+        return false;
+    }
+    let off = |m: T, var: f64, size: f64| {
+        let (m, r) = (m.to_f64(), (q_max * var).sqrt() * 1.05 + 2.0);
+        m + r < 0.5 || m - r > size - 0.5
+    };
+    off(mean2d[0], vx, k.width) || off(mean2d[1], vy, k.height)
 }
 
 /// Whether a splat reaches `α ≥ 1/255` at some pixel centre of a
@@ -736,5 +789,74 @@ pub fn project_op<'t, T: Scalar>(
         depths: outs[5 * n..6 * n].to_vec(),
         opacities: outs[6 * n..7 * n].to_vec(),
         radii: p.radii,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::three::scene::Rng;
+
+    /// The early off-image test changes no splat's projection: random
+    /// splats in and far around the view (small to huge, thin, faint to
+    /// opaque) project the same with and without it, and it does cull.
+    #[test]
+    fn the_early_cull_keeps_every_projection() {
+        let cam = Camera::look_at([0.0, 0.0, -4.0], [0.0; 3], [0.0, -1.0, 0.0], 1.0, 64, 48)
+            .expect("a camera");
+        let mut rng = Rng::new(7);
+        let mut u = |a: f64, b: f64| a + (b - a) * rng.uniform();
+        for aa in [false, true] {
+            let o = ProjectOptions {
+                antialiased: aa,
+                ..ProjectOptions::default()
+            };
+            let (k32, k64) = (CamK::<f32>::new(&cam, &o), CamK::<f64>::new(&cam, &o));
+            let (mut culled, mut kept) = (0, 0);
+            for _ in 0..200_000 {
+                let mean = [u(-12.0, 12.0), u(-12.0, 12.0), u(-10.0, 20.0)];
+                let big = u(-7.0, 1.5);
+                let ls = [big, u(-7.0, big), u(-9.0, big)];
+                let q = [u(-1.0, 1.0), u(-1.0, 1.0), u(-1.0, 1.0), u(-1.0, 1.0)];
+                let ol = u(-8.0, 8.0);
+                let with = forward_one_with::<f64, true>(mean, ls, q, ol, &k64);
+                let without = forward_one_with::<f64, false>(mean, ls, q, ol, &k64);
+                assert_eq!(
+                    with.map(|f| (f.mean2d, f.conic, f.opacity, f.radius)),
+                    without.map(|f| (f.mean2d, f.conic, f.opacity, f.radius)),
+                );
+                let c = |v: [f64; 3]| v.map(|x| x as f32);
+                let (m, l, ql) = (c(mean), c(ls), q.map(|x| x as f32));
+                let with = forward_one_with::<f32, true>(m, l, ql, ol as f32, &k32);
+                let without = forward_one_with::<f32, false>(m, l, ql, ol as f32, &k32);
+                assert_eq!(
+                    with.map(|f| (f.mean2d, f.conic, f.opacity, f.radius)),
+                    without.map(|f| (f.mean2d, f.conic, f.opacity, f.radius)),
+                );
+                let z = cam.to_camera(mean)[2];
+                if z > cam.near && z < cam.far {
+                    match without {
+                        Some(_) => kept += 1,
+                        None if surely_off_image_of(m, l, &k32) => culled += 1,
+                        None => {}
+                    }
+                }
+            }
+            assert!(
+                culled > 5_000 && kept > 5_000,
+                "{culled} culled early, {kept} kept"
+            );
+        }
+    }
+
+    fn surely_off_image_of(mean: [f32; 3], ls: [f32; 3], k: &CamK<f32>) -> bool {
+        let mut t = k.tr;
+        for (i, ti) in t.iter_mut().enumerate() {
+            *ti += k.w[i][0] * mean[0] + k.w[i][1] * mean[1] + k.w[i][2] * mean[2];
+        }
+        let (u, v) = (t[0] / t[2], t[1] / t[2]);
+        let m2 = [k.fx * u + k.cx, k.fy * v + k.cy];
+        let uv = [clamp_abs(u, k.limx).0, clamp_abs(v, k.limy).0];
+        surely_off_image(m2, uv, t[2], ls.map(f32::exp), k)
     }
 }

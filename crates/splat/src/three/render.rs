@@ -28,7 +28,7 @@ use super::project::{
     ProjectedGrads,
 };
 use super::scene::{GaussianVars, Gaussians};
-use super::sh::{sh_backward_into, sh_forward_into, sh_op};
+use super::sh::{sh_backward_into, sh_forward_drawn_into, sh_op};
 use crate::raster::{
     self, opacity_aware_bound, Blend, OwnedSplats, RasterError, RasterScratch, Rendered, SplatGrads,
 };
@@ -307,7 +307,9 @@ pub fn render_staged_in<T: Scalar>(
         depth_sum,
     } = state;
     project_forward_into(g, cam, &opts.project, projected);
-    sh_forward_into(g, cam.center(), opts.degree(g), colors);
+    // colours of the splats drawn only (a culled one's is never read)
+    let radii = Some(&projected.radii[..]);
+    sh_forward_drawn_into(g, cam.center(), opts.degree(g), radii, colors);
     // every entry is written below
     splats.colors.resize(4 * colors.len(), T::zero());
     splats

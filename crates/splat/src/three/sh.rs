@@ -161,7 +161,25 @@ pub fn sh_forward_into<T: Scalar>(
     degree: usize,
     out: &mut Vec<[T; 3]>,
 ) {
+    sh_forward_drawn_into(g, campos, degree, None, out);
+}
+
+/// [`sh_forward_into`] for the Gaussians a view draws: with `radii` (the
+/// projection's, 0 for a culled Gaussian), a culled Gaussian's colour is
+/// not evaluated and left at zero, since the rasterizer never reads it;
+/// every other colour is [`sh_forward`]'s, bit for bit. On a capture most
+/// of the scene is outside any one photo, so this skips most of the work.
+pub fn sh_forward_drawn_into<T: Scalar>(
+    g: &Gaussians<T>,
+    campos: [f64; 3],
+    degree: usize,
+    radii: Option<&[u32]>,
+    out: &mut Vec<[T; 3]>,
+) {
     check(g, degree);
+    if let Some(r) = radii {
+        assert_eq!(r.len(), g.len(), "one radius per Gaussian");
+    }
     let c = campos.map(T::from_f64);
     let kk = g.sh_coeffs();
     let nk = sh_coeffs(degree);
@@ -172,7 +190,11 @@ pub fn sh_forward_into<T: Scalar>(
             .par_iter()
             .with_min_len(512)
             .zip(g.sh.par_chunks_exact(kk * 3))
-            .map(|(m, co)| {
+            .enumerate()
+            .map(|(i, (m, co))| {
+                if radii.is_some_and(|r| r[i] == 0) {
+                    return [T::zero(); 3];
+                }
                 let (d, _) = direction(*m, c);
                 let b = sh_basis(degree, d);
                 let mut rgb = [half; 3];
@@ -294,4 +316,30 @@ pub fn sh_op<'t, T: Scalar>(
             *dst += *src;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::three::scene::{random_scene, RandomScene};
+
+    /// Drawn splats get [`sh_forward`]'s colours bit for bit, culled ones
+    /// zero, at every degree.
+    #[test]
+    fn drawn_colours_are_the_full_passes() {
+        let g = random_scene::<f32>(&RandomScene {
+            n: 3000,
+            ..Default::default()
+        });
+        let radii: Vec<u32> = (0..g.len() as u32).map(|i| i % 3).collect();
+        for degree in 0..=3 {
+            let all = sh_forward(&g, [0.3, -0.2, -5.0], degree);
+            let mut drawn = Vec::new();
+            sh_forward_drawn_into(&g, [0.3, -0.2, -5.0], degree, Some(&radii), &mut drawn);
+            for (i, (a, d)) in all.iter().zip(&drawn).enumerate() {
+                let want = if radii[i] == 0 { [0.0; 3] } else { *a };
+                assert_eq!(want.map(f32::to_bits), d.map(f32::to_bits), "splat {i}");
+            }
+        }
+    }
 }
