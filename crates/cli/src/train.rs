@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::Args;
 use serde::Serialize;
-use splat::data::{self, LoadOptions};
+use splat::data::{self, Dataset, LoadOptions};
 use splat::image_io::Image;
 use splat::three::ply;
 use splat::train::{Strategy, TrainConfig, TrainError, Trainer};
@@ -272,32 +272,24 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     let absgrad = use_absgrad(a.absgrad, a.no_absgrad, data::detect(&a.data));
     check_out_dir(&a.out)?;
     let ckpt_dir = checkpoint_dir(&a.out);
+    let defaults = data_defaults(&ds, background, a.iters, absgrad);
     let mut cfg = TrainConfig {
-        iters: a.iters,
-        lr_mean_steps: TrainConfig::position_lr_steps(a.iters),
         seed: a.seed,
         sh_degree: a.sh_degree as usize,
         init_points: a.init_points as usize,
         max_gaussians: match a.max_gaussians {
             Some(m) => usize::try_from(m).unwrap_or(usize::MAX),
-            None => TrainConfig::default_max_gaussians(&ds),
+            None => defaults.max_gaussians,
         },
         strategy: match a.strategy {
             StrategyArg::Default => Strategy::Default,
             StrategyArg::Mcmc => Strategy::Mcmc,
         },
-        background,
         random_background: a.random_background,
         exposure: a.exposure,
         antialiased: a.antialiased,
         retire_per_round: a.retire_per_round,
-        absgrad,
-        densify_grad: if absgrad {
-            splat::train::config::ABSGRAD_THRESHOLD
-        } else {
-            TrainConfig::default().densify_grad
-        },
-        ..TrainConfig::default()
+        ..defaults
     }
     .with_densify_until(a.densify_until.unwrap_or(a.iters / 2));
     cfg.densify_from = a.densify_from.unwrap_or(cfg.densify_from);
@@ -469,10 +461,38 @@ pub fn checkpoint_dir(out: &Path) -> PathBuf {
     out.join("checkpoints")
 }
 
+/// The settings `chainrule train` derives from the data when no flag says
+/// otherwise, for a run of `iters` on `ds`: the Gaussian budget, the
+/// position rate's horizon, the densification window (half the run) and
+/// its intervals, the background, and AbsGS's threshold when `absgrad`
+/// (see [`use_absgrad`]). `bench train --data` uses the same, so that it
+/// times the iterations `train` runs.
+pub(crate) fn data_defaults(
+    ds: &Dataset,
+    background: [f64; 3],
+    iters: u32,
+    absgrad: bool,
+) -> TrainConfig {
+    TrainConfig {
+        iters,
+        lr_mean_steps: TrainConfig::position_lr_steps(iters),
+        max_gaussians: TrainConfig::default_max_gaussians(ds),
+        background,
+        absgrad,
+        densify_grad: if absgrad {
+            splat::train::config::ABSGRAD_THRESHOLD
+        } else {
+            TrainConfig::default().densify_grad
+        },
+        ..TrainConfig::default()
+    }
+    .with_densify_until(iters / 2)
+}
+
 /// Whether to densify by AbsGS's statistic: as asked (`--absgrad`,
 /// `--no-absgrad`), else on for COLMAP data (`kind` as from
 /// [`data::detect`]) and off for the rest.
-fn use_absgrad(absgrad: bool, no_absgrad: bool, kind: Option<&str>) -> bool {
+pub(crate) fn use_absgrad(absgrad: bool, no_absgrad: bool, kind: Option<&str>) -> bool {
     absgrad || (!no_absgrad && kind == Some("colmap"))
 }
 

@@ -235,20 +235,8 @@ fn real_dataset(dir: &std::path::Path, iters: u32) -> CliResult<(Dataset, TrainC
         ..LoadOptions::default()
     };
     let data = splat::data::load(dir, &opts).map_err(CliError::data)?;
-    let absgrad = kind == Some("colmap");
-    let cfg = TrainConfig {
-        iters,
-        lr_mean_steps: TrainConfig::position_lr_steps(iters),
-        max_gaussians: TrainConfig::default_max_gaussians(&data),
-        background: background.map(f64::from),
-        absgrad,
-        densify_grad: match absgrad {
-            true => splat::train::config::ABSGRAD_THRESHOLD,
-            false => TrainConfig::default().densify_grad,
-        },
-        ..TrainConfig::default()
-    }
-    .with_densify_until(iters / 2);
+    let absgrad = crate::train::use_absgrad(false, false, kind);
+    let cfg = crate::train::data_defaults(&data, background.map(f64::from), iters, absgrad);
     Ok((data, cfg))
 }
 
