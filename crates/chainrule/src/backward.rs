@@ -182,12 +182,12 @@ pub(crate) fn sweep_from<T: Scalar>(
         flags & IN_BACKWARD == 0,
         "backward pass started during another on the same tape"
     );
-    tape.flags.set(flags | IN_BACKWARD);
+    tape.set_flags(flags | IN_BACKWARD);
     // Restores the flags even if a custom vjp panics.
     struct Reset<'a, T: Scalar>(&'a Tape<T>, u8);
     impl<T: Scalar> Drop for Reset<'_, T> {
         fn drop(&mut self) {
-            self.0.flags.set(self.1);
+            self.0.set_flags(self.1);
         }
     }
     let _reset = Reset(tape, flags);
@@ -265,80 +265,13 @@ pub(crate) fn sweep_range<T: Scalar>(
     assert!(hi <= heads.len() && hi <= adj.len() && pc <= partials.len());
     let mut pc = pc;
     if !check {
-        // The adjoint flowing to node i-1 (the most common parent: chains
-        // of operations) is carried in a register instead of through memory,
-        // which takes a store-to-load round trip off the critical path.
-        let mut carry = T::zero();
-        // only a sweep longer than the caches hold gains from prefetching
-        let far = hi - lo >= PREFETCH_MIN_NODES;
-        for i in (lo..hi).rev() {
-            // SAFETY: i < hi <= len(adj), len(heads); parents of node i are
-            // indices < i (a node is recorded after its operands, and
-            // operands from another tape are rejected when recording); the
-            // partials of nodes lo..hi lie below `pc` (one stream, in order).
-            unsafe {
-                if far && i % 8 == 0 {
-                    prefetch_below(heads, adj, partials, i, pc);
-                }
-                let h = *heads.get_unchecked(i);
-                let a = *adj.get_unchecked(i) + carry;
-                carry = T::zero();
-                // the final adjoint of node i is read by `Gradients::wrt`
-                *adj.get_unchecked_mut(i) = a;
-                let prev = i - 1;
-                macro_rules! give {
-                    ($p:expr, $g:expr) => {
-                        if $p == prev {
-                            carry += $g;
-                        } else {
-                            *adj.get_unchecked_mut($p) += $g;
-                        }
-                    };
-                }
-                // each arm steps the partials cursor back by its kind's
-                // count (`n_partials`) and skips a zero adjoint
-                match h & KIND_MASK {
-                    K_BINARY => {
-                        pc -= 2;
-                        if a.is_zero() {
-                            continue;
-                        }
-                        let (p0, p1) = parents(h);
-                        let (g0, g1) = (
-                            a * *partials.get_unchecked(pc),
-                            a * *partials.get_unchecked(pc + 1),
-                        );
-                        give!(p0, g0);
-                        give!(p1, g1);
-                    }
-                    K_UNARY => {
-                        pc -= 1;
-                        if a.is_zero() {
-                            continue;
-                        }
-                        give!(parents(h).0, a * *partials.get_unchecked(pc));
-                    }
-                    K_ADD => {
-                        if a.is_zero() {
-                            continue;
-                        }
-                        let (p0, p1) = parents(h);
-                        give!(p0, a);
-                        give!(p1, a);
-                    }
-                    K_PASS => {
-                        if a.is_zero() {
-                            continue;
-                        }
-                        give!(parents(h).0, a);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if lo > 0 && !carry.is_zero() {
-            adj[lo - 1] += carry;
-        }
+        // only a sweep longer than the caches hold gains from prefetching;
+        // two copies of the loop, so that neither tests for it per node
+        pc = if hi - lo >= PREFETCH_MIN_NODES {
+            sweep_plain::<T, true>(heads, partials, adj, lo, hi, pc)
+        } else {
+            sweep_plain::<T, false>(heads, partials, adj, lo, hi, pc)
+        };
     } else {
         for i in (lo..hi).rev() {
             pc -= n_partials(heads[i]);
@@ -360,6 +293,94 @@ pub(crate) fn sweep_range<T: Scalar>(
                 adj[ps[k]] += g;
             }
         }
+    }
+    pc
+}
+
+/// [`sweep_range`]'s loop without checks, prefetching ahead if `FAR`.
+/// The caller has checked `hi <= heads.len()`, `hi <= adj.len()` and
+/// `pc <= partials.len()`.
+#[inline(always)]
+fn sweep_plain<T: Scalar, const FAR: bool>(
+    heads: &[u64],
+    partials: &[T],
+    adj: &mut [T],
+    lo: usize,
+    hi: usize,
+    pc: usize,
+) -> usize {
+    let mut pc = pc;
+    // The adjoint flowing to node i-1 (the most common parent: chains
+    // of operations) is carried in a register instead of through memory,
+    // which takes a store-to-load round trip off the critical path.
+    let mut carry = T::zero();
+    for i in (lo..hi).rev() {
+        // SAFETY: i < hi <= len(adj), len(heads); parents of node i are
+        // indices < i (a node is recorded after its operands, and
+        // operands from another tape are rejected when recording); the
+        // partials of nodes lo..hi lie below `pc` (one stream, in order).
+        unsafe {
+            if FAR && i % 8 == 0 {
+                prefetch_below(heads, adj, partials, i, pc);
+            }
+            let h = *heads.get_unchecked(i);
+            let a = *adj.get_unchecked(i) + carry;
+            carry = T::zero();
+            // the final adjoint of node i is read by `Gradients::wrt`
+            *adj.get_unchecked_mut(i) = a;
+            let prev = i - 1;
+            macro_rules! give {
+                ($p:expr, $g:expr) => {
+                    if $p == prev {
+                        carry += $g;
+                    } else {
+                        *adj.get_unchecked_mut($p) += $g;
+                    }
+                };
+            }
+            // each arm steps the partials cursor back by its kind's
+            // count (`n_partials`) and skips a zero adjoint
+            match h & KIND_MASK {
+                K_BINARY => {
+                    pc -= 2;
+                    if a.is_zero() {
+                        continue;
+                    }
+                    let (p0, p1) = parents(h);
+                    let (g0, g1) = (
+                        a * *partials.get_unchecked(pc),
+                        a * *partials.get_unchecked(pc + 1),
+                    );
+                    give!(p0, g0);
+                    give!(p1, g1);
+                }
+                K_UNARY => {
+                    pc -= 1;
+                    if a.is_zero() {
+                        continue;
+                    }
+                    give!(parents(h).0, a * *partials.get_unchecked(pc));
+                }
+                K_ADD => {
+                    if a.is_zero() {
+                        continue;
+                    }
+                    let (p0, p1) = parents(h);
+                    give!(p0, a);
+                    give!(p1, a);
+                }
+                K_PASS => {
+                    if a.is_zero() {
+                        continue;
+                    }
+                    give!(parents(h).0, a);
+                }
+                _ => {}
+            }
+        }
+    }
+    if lo > 0 && !carry.is_zero() {
+        adj[lo - 1] += carry;
     }
     pc
 }

@@ -61,8 +61,12 @@ pub(crate) const fn parents(h: u64) -> (usize, usize) {
 pub(crate) struct Arena<T> {
     pub(crate) heads: Vec<u64>,
     pub(crate) partials: Vec<T>,
-    /// `min(heads.capacity(), MAX_NODES)`: pushes below it take the fast path.
+    /// `min(heads.capacity(), MAX_NODES)`, or 0 while `blocked`: pushes
+    /// below it take the fast path (one comparison a node).
     room: usize,
+    /// Set while any of the tape's flags is (tracing, checking, a sweep
+    /// running): every push then takes the slow path, which handles them.
+    blocked: bool,
 }
 
 impl<T: Scalar> Arena<T> {
@@ -71,6 +75,7 @@ impl<T: Scalar> Arena<T> {
             heads: Vec::with_capacity(nodes.clamp(1, MAX_NODES)),
             partials: Vec::new(),
             room: 0,
+            blocked: false,
         };
         a.fit_partials();
         a.heads.push(head(K_LEAF, 0, 0));
@@ -83,7 +88,11 @@ impl<T: Scalar> Arena<T> {
         if self.partials.capacity() < want {
             self.partials.reserve_exact(want - self.partials.len());
         }
-        self.room = self.heads.capacity().min(MAX_NODES);
+        self.room = if self.blocked {
+            0
+        } else {
+            self.heads.capacity().min(MAX_NODES)
+        };
     }
 
     /// Room for `additional` more nodes (at most up to the node limit).
@@ -446,7 +455,7 @@ impl<T: Scalar> Tape<T> {
     /// after `new` or `clear`) to trace every node. Costs speed.
     pub fn set_tracing(&mut self, on: bool) {
         let f = self.flags.get();
-        self.flags.set(if on { f | TRACE } else { f & !TRACE });
+        self.set_flags(if on { f | TRACE } else { f & !TRACE });
         self.sync_trace();
     }
 
@@ -456,9 +465,20 @@ impl<T: Scalar> Tape<T> {
     /// tracing. Costs speed; meant for debugging.
     pub fn set_check_finite(&mut self, on: bool) {
         let f = self.flags.get();
-        self.flags
-            .set(if on { f | CHECK | TRACE } else { f & !CHECK });
+        self.set_flags(if on { f | CHECK | TRACE } else { f & !CHECK });
         self.sync_trace();
+    }
+
+    /// Sets the flags, and with them whether pushes take the slow path
+    /// (any flag set: the fast path checks only the arena's `room`).
+    pub(crate) fn set_flags(&self, f: u8) {
+        self.flags.set(f);
+        // SAFETY: see the struct comment; no reference into the arena is
+        // alive across this call (a sweep takes its view after setting
+        // IN_BACKWARD and drops it before clearing it).
+        let a = unsafe { &mut *self.nodes.get() };
+        a.blocked = f != 0;
+        a.fit_partials();
     }
 
     fn sync_trace(&mut self) {
@@ -571,8 +591,8 @@ impl<T: Scalar> Tape<T> {
     }
 
     /// Appends a node of `kind` with parents `p` and the first
-    /// [`n_partials`]`(kind)` partials of `d`, and returns its handle. The fast path is one
-    /// capacity-and-flags check and the stores; growing, tracing and the
+    /// [`n_partials`]`(kind)` partials of `d`, and returns its handle. The
+    /// fast path is one comparison and the stores; growing, tracing and the
     /// guard against recording during a sweep live in [`Tape::push_slow`].
     #[inline(always)]
     pub(crate) fn push(
@@ -584,66 +604,73 @@ impl<T: Scalar> Tape<T> {
         d: [T; 2],
         constant: Option<T>,
     ) -> Var<'_, T> {
-        let flags = self.flags.get();
         // SAFETY: no reference into `nodes` is alive here (see struct
         // comment; a running sweep sets a flag, which takes the slow path).
         let a = unsafe { &mut *self.nodes.get() };
         let idx = a.heads.len();
-        if flags != 0 || idx >= a.room {
-            return self.push_slow(op, value, kind, p, d, constant);
-        }
-        // SAFETY: idx < room <= heads.capacity(), and partials has room for
-        // two more per head slot (the arena's invariant).
-        unsafe {
-            a.heads.as_mut_ptr().add(idx).write(head(kind, p[0], p[1]));
-            a.heads.set_len(idx + 1);
-            let n = n_partials(kind);
-            if n > 0 {
-                let pc = a.partials.len();
-                let dst = a.partials.as_mut_ptr().add(pc);
-                dst.write(d[0]);
-                if n > 1 {
-                    dst.add(1).write(d[1]);
+        // `room` is 0 while any flag is set, so this one comparison also
+        // sends tracing, checking and recording during a sweep to the slow path
+        let idx = if idx >= a.room {
+            // the partials go by value: an array would be built on the
+            // stack on every push, for a call that almost never happens
+            self.push_slow(op, value, kind, p, d[0], d[1], constant)
+        } else {
+            // SAFETY: idx < room <= heads.capacity(), and partials has room
+            // for two more per head slot (the arena's invariant).
+            unsafe {
+                a.heads.as_mut_ptr().add(idx).write(head(kind, p[0], p[1]));
+                a.heads.set_len(idx + 1);
+                let n = n_partials(kind);
+                if n > 0 {
+                    let pc = a.partials.len();
+                    let dst = a.partials.as_mut_ptr().add(pc);
+                    dst.write(d[0]);
+                    if n > 1 {
+                        dst.add(1).write(d[1]);
+                    }
+                    a.partials.set_len(pc + n);
                 }
-                a.partials.set_len(pc + n);
             }
-        }
+            idx as u32
+        };
         Var {
             tape: self,
-            idx: idx as u32,
+            idx,
             val: value,
         }
     }
 
+    /// The rest of [`Tape::push`]: growing the arena, tracing, checking,
+    /// and the guard against recording during a sweep. Returns the node's
+    /// index (a plain integer, so that the fast path's handle stays in
+    /// registers).
     #[cold]
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn push_slow(
         &self,
         op: Op,
         value: T,
         kind: u64,
         p: [u32; 2],
-        d: [T; 2],
+        d0: T,
+        d1: T,
         constant: Option<T>,
-    ) -> Var<'_, T> {
+    ) -> u32 {
         self.guard();
         // SAFETY: as in `push`.
         let a = unsafe { &mut *self.nodes.get() };
         let idx = a.heads.len();
         assert!(idx < MAX_NODES, "tape is full (2^30 nodes)");
-        if idx >= a.room {
+        if idx >= a.heads.capacity() {
             a.reserve(idx.max(16));
         }
         a.heads.push(head(kind, p[0], p[1]));
-        a.partials.extend_from_slice(&d[..n_partials(kind)]);
+        a.partials.extend_from_slice(&[d0, d1][..n_partials(kind)]);
         if self.flags.get() != 0 {
             self.record_slow(op, value, constant, idx);
         }
-        Var {
-            tape: self,
-            idx: idx as u32,
-            val: value,
-        }
+        idx as u32
     }
 
     /// Panics if a backward sweep is running on this tape (a custom
@@ -765,6 +792,15 @@ impl<T: Scalar> Tape<T> {
     }
 }
 
+/// The panic of a binary operation whose operands are on two tapes, out of
+/// line so that the recording's fast path does not prepare its message.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn different_tapes(op: Op) -> ! {
+    panic!("operands of `{op}` belong to different tapes")
+}
+
 fn sink_entry() -> TraceEntry {
     TraceEntry {
         op: Op::Sink,
@@ -840,10 +876,9 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// Records a binary operation with local partials `da`, `db`.
     #[inline(always)]
     pub(crate) fn binary(self, other: Var<'t, T>, op: Op, value: T, da: T, db: T) -> Var<'t, T> {
-        assert!(
-            std::ptr::eq(self.tape, other.tape),
-            "operands of `{op}` belong to different tapes"
-        );
+        if !std::ptr::eq(self.tape, other.tape) {
+            different_tapes(op);
+        }
         self.tape
             .push(op, value, K_BINARY, [self.idx, other.idx], [da, db], None)
     }
@@ -852,10 +887,9 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// `g · 1 = g` exactly.
     #[inline(always)]
     pub(crate) fn binary_add(self, other: Var<'t, T>, op: Op, value: T) -> Var<'t, T> {
-        assert!(
-            std::ptr::eq(self.tape, other.tape),
-            "operands of `{op}` belong to different tapes"
-        );
+        if !std::ptr::eq(self.tape, other.tape) {
+            different_tapes(op);
+        }
         let kind = if T::MUL_BY_ONE_EXACT { K_ADD } else { K_BINARY };
         self.tape.push(
             op,
@@ -865,5 +899,50 @@ impl<'t, T: Scalar> Var<'t, T> {
             [T::one(), T::one()],
             None,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracing_sees_every_push_even_after_the_arena_grows() {
+        let mut tape = Tape::new();
+        tape.set_tracing(true);
+        // growing recomputes the fast path's room, which must stay shut
+        tape.reserve(1000);
+        {
+            let x = tape.var(2.0);
+            let y = x * x + 1.0;
+            let tr = tape.trace();
+            assert_eq!(tr.len(), tape.len());
+            assert_eq!(tr[y.index()].op, Op::Add);
+            assert_eq!(tr[y.index()].value, 5.0);
+        }
+        tape.set_tracing(false);
+        let n = tape.len();
+        let z = tape.var(1.0).sin();
+        assert_eq!(z.index(), n + 1);
+        assert_eq!(tape.trace().len(), n, "nodes after tracing stopped");
+    }
+
+    #[test]
+    fn recording_during_a_sweep_panics_and_the_tape_records_after() {
+        let tape = Tape::new();
+        let x = tape.var(3.0);
+        let tp: *const Tape = &tape;
+        let y = tape.custom_op("records", &[x], vec![6.0], move |gy, gx| {
+            // SAFETY: called only by the sweep below, while `tape` lives
+            let t = unsafe { &*tp };
+            t.var(1.0);
+            gx[0] += 2.0 * gy[0];
+        });
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| y[0].backward().wrt(x)));
+        let msg = *r.unwrap_err().downcast_ref::<&str>().unwrap();
+        assert!(msg.contains("during its own backward pass"), "{msg}");
+        let z = x * 2.0 + 1.0;
+        assert_eq!(z.index(), 4);
+        assert_eq!(z.backward().wrt(x), 2.0);
     }
 }
