@@ -106,6 +106,11 @@ pub struct TrainArgs {
     /// renders use --background.
     #[arg(long)]
     pub random_background: bool,
+    /// Adam updates only the Gaussians each iteration's view draws
+    /// (gsplat's `visible_adam`); the others keep their parameters and
+    /// moments instead of moving on their momentum.
+    #[arg(long)]
+    pub visible_adam: bool,
     /// Seconds between checkpoints (0: only at the end).
     #[arg(long, default_value_t = 120.0)]
     pub checkpoint_every: f64,
@@ -286,6 +291,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             StrategyArg::Mcmc => Strategy::Mcmc,
         },
         random_background: a.random_background,
+        visible_adam: a.visible_adam,
         exposure: a.exposure,
         antialiased: a.antialiased,
         retire_per_round: a.retire_per_round,

@@ -68,8 +68,9 @@ macro_rules! update_rows_with {
             c: &mut [f32],
             e: Option<&[f64]>,
             shape: [usize; 6],
+            drawn: Option<(&[u32], Undrawn)>,
         ) -> Checked {
-            self.update_rows(pmv, g, c, e, shape)
+            self.update_rows(pmv, g, c, e, shape, drawn)
         }
     };
 }
@@ -87,19 +88,20 @@ impl Step {
         c: &mut [f32],
         e: Option<&[f64]>,
         shape: [usize; 6],
+        drawn: Option<(&[u32], Undrawn)>,
     ) -> Checked {
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU has AVX-512F (checked just above)
-                return unsafe { self.update_rows_avx512(pmv, g, c, e, shape) };
+                return unsafe { self.update_rows_avx512(pmv, g, c, e, shape, drawn) };
             }
             if std::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU has AVX2 (checked just above)
-                return unsafe { self.update_rows_avx2(pmv, g, c, e, shape) };
+                return unsafe { self.update_rows_avx2(pmv, g, c, e, shape, drawn) };
             }
         }
-        self.update_rows(pmv, g, c, e, shape)
+        self.update_rows(pmv, g, c, e, shape, drawn)
     }
 
     update_rows_with!(update_rows_avx512, "avx512f");
@@ -109,7 +111,10 @@ impl Step {
     /// gradient rows `g[r·gs + go..][..w]` (plus `e`), writing the new
     /// values as `f32` to `c[r·cs + co..][..w]`; `shape` is `[w, live, gs,
     /// go, cs, co]`. Each row's columns from `live` on are left alone
-    /// when the update could not change them (see [`Step::quiet`]).
+    /// when the update could not change them (see [`Step::quiet`]). With
+    /// `drawn`, a row `r` whose `drawn[r]` is 0 is not read from `g`: it
+    /// is updated with a gradient of +0 ([`Undrawn::Decay`]) or left alone
+    /// ([`Undrawn::Skip`]).
     #[inline(always)]
     fn update_rows(
         &self,
@@ -118,6 +123,7 @@ impl Step {
         c: &mut [f32],
         e: Option<&[f64]>,
         [w, live, gs, go, cs, co]: [usize; 6],
+        drawn: Option<(&[u32], Undrawn)>,
     ) -> Checked {
         let mut seen = Checked {
             grads_finite: true,
@@ -125,7 +131,12 @@ impl Step {
         };
         let rows = g.chunks_exact(gs).zip(c.chunks_exact_mut(cs));
         for (r, (gr, cr)) in rows.enumerate() {
-            let (gr, cr) = (&gr[go..go + w], &mut cr[co..co + w]);
+            let gr = match drawn {
+                Some((d, Undrawn::Skip)) if d[r] == 0 => continue,
+                Some((d, Undrawn::Decay)) if d[r] == 0 => None,
+                _ => Some(&gr[go..go + w]),
+            };
+            let cr = &mut cr[co..co + w];
             let at = r * w..r * w + w;
             let (p, m, v) = (&mut p[at.clone()], &mut m[at.clone()], &mut v[at.clone()]);
             let er = e.map(|e| &e[at]);
@@ -138,32 +149,44 @@ impl Step {
         seen
     }
 
-    /// Updates entries `js` of one row (see [`Step::update_rows`]).
+    /// Updates entries `js` of one row (see [`Step::update_rows`]); `g`
+    /// `None` is a gradient of +0 throughout (not read).
     #[inline(always)]
     fn update_span(
         &self,
         [p, m, v]: [&mut [f64]; 3],
-        g: &[f32],
+        g: Option<&[f32]>,
         c: &mut [f32],
         e: Option<&[f64]>,
         js: std::ops::Range<usize>,
         seen: &mut Checked,
     ) {
-        // slices of one length, so that the loop has no bounds checks
+        // slices of one length, so that the loops have no bounds checks
         let n = js.len();
         let (p, m, v) = (&mut p[js.clone()], &mut m[js.clone()], &mut v[js.clone()]);
-        let (g, c, e) = (&g[js.clone()], &mut c[js.clone()], e.map(|e| &e[js]));
-        let (m, v, g, c) = (&mut m[..n], &mut v[..n], &g[..n], &mut c[..n]);
+        let (c, e) = (&mut c[js.clone()], e.map(|e| &e[js.clone()]));
+        let (p, m, v, c) = (&mut p[..n], &mut m[..n], &mut v[..n], &mut c[..n]);
         let e = e.map(|e| &e[..n]);
-        for j in 0..n {
-            seen.grads_finite &= g[j].is_finite();
+        let mut one = |j: usize, g: f64| {
             let gi = match e {
-                Some(e) => g[j] as f64 + e[j],
-                None => g[j] as f64,
+                Some(e) => g + e[j],
+                None => g,
             };
             self.update(&mut p[j], &mut m[j], &mut v[j], gi);
             seen.params_finite &= p[j].is_finite();
             c[j] = p[j] as f32;
+        };
+        match g {
+            Some(g) => {
+                let g = &g[js][..n];
+                let mut finite = true;
+                for j in 0..n {
+                    finite &= g[j].is_finite();
+                    one(j, g[j] as f64);
+                }
+                seen.grads_finite &= finite;
+            }
+            None => (0..n).for_each(|j| one(j, 0.0)),
         }
     }
 
@@ -177,29 +200,28 @@ impl Step {
     fn quiet(
         &self,
         [p, m, v]: [&[f64]; 3],
-        g: &[f32],
+        g: Option<&[f32]>,
         e: Option<&[f64]>,
         js: std::ops::Range<usize>,
     ) -> bool {
         // one pass of plain loads and ORs (a loop the compiler vectorises):
         // `x << 1` drops the sign bit, so it is 0 exactly for ±0
         let n = js.len();
-        let (p, m, v, g) = (
-            &p[js.clone()],
-            &m[js.clone()],
-            &v[js.clone()],
-            &g[js.clone()],
-        );
-        let (m, v, g) = (&m[..n], &v[..n], &g[..n]);
-        let e = e.map(|e| &e[js][..n]);
+        let (p, m, v) = (&p[js.clone()], &m[js.clone()], &v[js.clone()]);
+        let (m, v) = (&m[..n], &v[..n]);
+        let e = e.map(|e| &e[js.clone()][..n]);
         let mut bits = 0u64;
         let mut finite = true;
         for j in 0..n {
-            bits |= m[j].to_bits() | v[j].to_bits() | u64::from(g[j].to_bits() << 1);
+            bits |= m[j].to_bits() | v[j].to_bits();
             if let Some(e) = e {
                 bits |= e[j].to_bits() << 1;
             }
             finite &= p[j].is_finite();
+        }
+        if let Some(g) = g {
+            let g = &g[js][..n];
+            bits |= g.iter().fold(0, |b, x| b | u64::from(x.to_bits() << 1));
         }
         bits == 0 && finite && self.lr >= 0.0 && self.lr.is_finite()
     }
@@ -239,6 +261,45 @@ pub struct Checked {
     pub grads_finite: bool,
     /// Every updated parameter is finite.
     pub params_finite: bool,
+}
+
+/// What [`Adam::step_rows_live`] does with a row its [`Live::drawn`]
+/// marks as not drawn (its gradient row is then never read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Undrawn {
+    /// The update with a gradient of +0 (the moments decay and the
+    /// parameter moves on its momentum): the bits of the plain update
+    /// when the row's gradients are ±0, as they are for a Gaussian the
+    /// view did not draw, without reading them.
+    Decay,
+    /// No update: parameters, moments and copy are left as they are
+    /// (the step count still advances). A visible-only ("sparse") Adam,
+    /// as gsplat's `visible_adam`: a different optimiser, not the same
+    /// bits.
+    Skip,
+}
+
+/// Which parts of the rows [`Adam::step_rows_live`] updates.
+#[derive(Clone, Copy, Debug)]
+pub struct Live<'a> {
+    /// Leading columns of a row that can get a gradient; the rest of a
+    /// row is skipped while the update cannot change it (see
+    /// [`Adam::step_rows_live`]).
+    pub columns: usize,
+    /// Per row, non-zero when the row can get a gradient (the trainer
+    /// passes the projection's radii: 0 for a Gaussian the view did not
+    /// draw), with what to do with the others; `None`: every row is read.
+    pub drawn: Option<(&'a [u32], Undrawn)>,
+}
+
+impl Live<'_> {
+    /// Every row read, the first `columns` of each live.
+    pub fn columns(columns: usize) -> Self {
+        Live {
+            columns,
+            drawn: None,
+        }
+    }
 }
 
 impl Adam {
@@ -408,18 +469,37 @@ impl Adam {
         lr: f64,
     ) -> Checked {
         let w = grads.width;
-        self.step_rows_live(params, grads, extra, copy, lr, w)
+        self.step_rows_live(params, grads, extra, copy, lr, Live::columns(w))
     }
 
-    /// [`Adam::step_rows`] where only the first `live` columns of each
-    /// row can be expected to get a gradient (the trainer's SH bands above
-    /// the active degree): the rest of a row is updated only when the
-    /// update could change it. When its gradients (and `extra`) are ±0, its
-    /// moments +0 and its parameters finite (at a finite rate ≥ 0), the
-    /// update would leave all of it as it is, so it is skipped, and its
-    /// `copy` is not written: the caller keeps `copy` holding the current
-    /// parameters there. The same bits as [`Adam::step_rows`] whatever
-    /// `live` is (tested), only faster when the tails are quiet.
+    /// [`Adam::step_rows`] where only the first `live.columns` columns of
+    /// each row can be expected to get a gradient (the trainer's SH bands
+    /// above the active degree): the rest of a row is updated only when
+    /// the update could change it. When its gradients (and `extra`) are
+    /// ±0, its moments +0 and its parameters finite (at a finite rate ≥
+    /// 0), the update would leave all of it as it is, so it is skipped,
+    /// and its `copy` is not written: the caller keeps `copy` holding the
+    /// current parameters there. The same bits as [`Adam::step_rows`]
+    /// whatever `live.columns` is (tested), only faster when the tails are
+    /// quiet.
+    ///
+    /// With `live.drawn`, the gradient rows of the rows marked 0 are not
+    /// read (they may hold anything): with [`Undrawn::Decay`] those rows
+    /// get the update of a +0 gradient, the bits of [`Adam::step_rows`]
+    /// when their gradients are ±0 (tested); with [`Undrawn::Skip`] they
+    /// are left alone (`copy` too).
+    ///
+    /// ```
+    /// use splat::adam::{Adam, Live, Rows, RowsMut, Undrawn};
+    /// // two rows of one parameter; the second row's gradient is not read
+    /// let (mut a, mut p, mut c) = (Adam::zeroed(2), vec![1.0, 1.0], [0.0f32; 2]);
+    /// let g = Rows { data: &[2.0, f32::NAN], stride: 1, offset: 0, width: 1 };
+    /// let out = RowsMut { data: &mut c, stride: 1, offset: 0 };
+    /// let live = Live { columns: 1, drawn: Some((&[3, 0], Undrawn::Skip)) };
+    /// let r = a.step_rows_live(&mut p, g, None, out, 0.1, live);
+    /// assert!(r.grads_finite && (p[0] - 0.9).abs() < 1e-6 && p[1] == 1.0);
+    /// assert_eq!(c, [p[0] as f32, 0.0]);
+    /// ```
     pub fn step_rows_live(
         &mut self,
         params: &mut [f64],
@@ -427,10 +507,10 @@ impl Adam {
         extra: Option<&[f64]>,
         copy: RowsMut<'_, f32>,
         lr: f64,
-        live: usize,
+        live: Live<'_>,
     ) -> Checked {
         let w = grads.width;
-        let live = live.min(w);
+        let (drawn, live) = (live.drawn, live.columns.min(w));
         assert_eq!(params.len(), self.m.len(), "adam: parameter count");
         if w == 0 {
             assert!(params.is_empty(), "adam: rows of width 0");
@@ -453,6 +533,9 @@ impl Adam {
         if let Some(e) = extra {
             assert_eq!(e.len(), params.len(), "adam: extra gradient count");
         }
+        if let Some((d, _)) = drawn {
+            assert_eq!(d.len(), rows, "adam: one drawn flag per row");
+        }
         let k = self.begin(lr);
         // rows per block: about 4096 parameters
         let b = (4096 / w).max(1);
@@ -470,12 +553,13 @@ impl Adam {
             .map(|(bi, ((((p, m), v), g), c))| {
                 let e = extra.map(|e| &e[bi * b * w..bi * b * w + p.len()]);
                 let n = p.len();
-                let shape = if flat && live == w {
+                let d = drawn.map(|(d, u)| (&d[bi * b..bi * b + n / w], u));
+                let shape = if flat && live == w && d.is_none() {
                     [n, n, n, 0, n, 0]
                 } else {
                     [w, live, gs, go, cs, co]
                 };
-                k.update_rows_best([p, m, v], g, c, e, shape)
+                k.update_rows_best([p, m, v], g, c, e, shape, d)
             })
             .reduce(
                 || Checked {
@@ -657,7 +741,7 @@ mod tests {
                     stride,
                     offset: off,
                 };
-                let got = a.step_rows_live(&mut p, rows_of(&g), e, out, lr, live);
+                let got = a.step_rows_live(&mut p, rows_of(&g), e, out, lr, Live::columns(live));
                 let out = RowsMut {
                     data: &mut copy_b,
                     stride,
@@ -676,6 +760,124 @@ mod tests {
         }
     }
 
+    /// Rows marked as not drawn: with `Decay`, the bits of the plain
+    /// update with zero gradients there (their gradient rows, NaN here,
+    /// are not read); with `Skip`, left alone while the drawn rows get the
+    /// plain update's bits. Rows inside longer rows, a tail of columns
+    /// that is quiet in some rows, a regulariser's gradient, several steps.
+    #[test]
+    fn undrawn_rows_decay_without_reading_or_are_skipped() {
+        let mut r = Rng::new(9);
+        let (rows, w, stride, off, live) = (2500, 45, 48, 3, 9);
+        let drawn: Vec<u32> = (0..rows).map(|i| u32::from(i % 3 == 1) * 7).collect();
+        for extra in [false, true] {
+            let p0: Vec<f64> = (0..rows * w).map(|_| r.normal()).collect();
+            // moments of the tails zero in most rows (quiet tails)
+            let (mut m0, mut v0) = (vec![0.0; p0.len()], vec![0.0; p0.len()]);
+            for i in 0..rows * w {
+                if i % w < live || i % 13 == 0 {
+                    (m0[i], v0[i]) = (r.normal(), r.normal().abs());
+                }
+            }
+            let state = || Adam::from_state(Vec::new(), m0.clone(), v0.clone(), 2);
+            let (mut a, mut b, mut s) = (state(), state(), state());
+            let (mut pa, mut pb, mut ps) = (p0.clone(), p0.clone(), p0.clone());
+            let mut c0 = vec![0.0f32; rows * stride];
+            for i in 0..rows * w {
+                c0[(i / w) * stride + off + i % w] = p0[i] as f32;
+            }
+            let (mut ca, mut cb, mut cs) = (c0.clone(), c0.clone(), c0.clone());
+            let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let fbits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            for step in 0..3 {
+                // gradients: NaN in undrawn rows, zero there for the plain update
+                let g: Vec<f32> = (0..rows * stride)
+                    .map(|i| match (drawn[i / stride], i % stride >= off + live) {
+                        (0, _) => f32::NAN,
+                        (_, true) if i % 5 != step => 0.0,
+                        _ => r.normal() as f32,
+                    })
+                    .collect();
+                let g0: Vec<f32> = g
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &x)| if drawn[i / stride] == 0 { 0.0 } else { x })
+                    .collect();
+                let e: Vec<f64> = (0..rows * w)
+                    .map(|i| if i % 11 == 0 { r.normal() } else { 0.0 })
+                    .collect();
+                let e = extra.then_some(&e[..]);
+                let rows_of = |g| Rows {
+                    data: g,
+                    stride,
+                    offset: off,
+                    width: w,
+                };
+                fn out(data: &mut [f32], (stride, offset): (usize, usize)) -> RowsMut<'_, f32> {
+                    RowsMut {
+                        data,
+                        stride,
+                        offset,
+                    }
+                }
+                let so = (stride, off);
+                let lr = 0.01 * (step + 1) as f64;
+                let mode = |u| Live {
+                    columns: live,
+                    drawn: Some((&drawn[..], u)),
+                };
+                let ga = a.step_rows_live(
+                    &mut pa,
+                    rows_of(&g),
+                    e,
+                    out(&mut ca, so),
+                    lr,
+                    mode(Undrawn::Decay),
+                );
+                let gb = b.step_rows(&mut pb, rows_of(&g0), e, out(&mut cb, so), lr);
+                assert_eq!(ga, gb);
+                assert_eq!(bits(&pa), bits(&pb));
+                assert_eq!(bits(a.moments().0), bits(b.moments().0));
+                assert_eq!(bits(a.moments().1), bits(b.moments().1));
+                assert_eq!(fbits(&ca), fbits(&cb));
+                // skip: the drawn rows as the plain update (from the same
+                // state), the others unchanged
+                let (pk, mk, vk, ck) = (
+                    ps.clone(),
+                    s.moments().0.to_vec(),
+                    s.moments().1.to_vec(),
+                    cs.clone(),
+                );
+                let mut plain = s.clone();
+                let mut pp = ps.clone();
+                let mut cp = cs.clone();
+                plain.step_rows(&mut pp, rows_of(&g0), e, out(&mut cp, so), lr);
+                let gs = s.step_rows_live(
+                    &mut ps,
+                    rows_of(&g),
+                    e,
+                    out(&mut cs, so),
+                    lr,
+                    mode(Undrawn::Skip),
+                );
+                assert!(gs.grads_finite && gs.params_finite);
+                for i in 0..rows * w {
+                    let j = (i / w) * stride + off + i % w;
+                    let (want_p, want_m, want_v, want_c) = if drawn[i / w] == 0 {
+                        (pk[i], mk[i], vk[i], ck[j])
+                    } else {
+                        (pp[i], plain.moments().0[i], plain.moments().1[i], cp[j])
+                    };
+                    assert_eq!(ps[i].to_bits(), want_p.to_bits(), "entry {i}");
+                    assert_eq!(s.moments().0[i].to_bits(), want_m.to_bits());
+                    assert_eq!(s.moments().1[i].to_bits(), want_v.to_bits());
+                    assert_eq!(cs[j].to_bits(), want_c.to_bits());
+                }
+                assert_eq!(s.steps(), plain.steps());
+            }
+        }
+    }
+
     /// The AVX-512 and AVX2 builds of the row update give the baseline's
     /// bits (those the CPU has; rows inside longer rows and back to back).
     #[test]
@@ -689,7 +891,14 @@ mod tests {
             bc2: 1.0 - 0.999f64.powi(3),
             lr: 0.003,
         };
-        for (rows, w, gs, go, extra) in [(100, 45, 48, 3, true), (1, 4099, 4099, 0, false)] {
+        for (rows, w, gs, go, extra, mode) in [
+            (100, 45, 48, 3, true, None),
+            (100, 45, 48, 3, true, Some(Undrawn::Decay)),
+            (100, 3, 48, 0, false, Some(Undrawn::Skip)),
+            (1, 4099, 4099, 0, false, None),
+        ] {
+            // every third row not drawn
+            let drawn = mode.map(|u| ((0..rows).map(|r| (r % 3) as u32).collect::<Vec<_>>(), u));
             let init: Vec<Vec<f64>> = (0..3)
                 .map(|j| {
                     (0..rows * w)
@@ -705,12 +914,13 @@ mod tests {
                 let mut c = vec![0.0f32; rows * gs];
                 let shape = [w, w, gs, go, gs, go];
                 let pmv = [&mut p[..], &mut m[..], &mut v[..]];
+                let d = drawn.as_ref().map(|(d, u)| (&d[..], *u));
                 let seen = match path {
-                    0 => k.update_rows(pmv, &g, &mut c, e, shape),
+                    0 => k.update_rows(pmv, &g, &mut c, e, shape, d),
                     #[cfg(target_arch = "x86_64")]
-                    1 => unsafe { k.update_rows_avx2(pmv, &g, &mut c, e, shape) },
+                    1 => unsafe { k.update_rows_avx2(pmv, &g, &mut c, e, shape, d) },
                     #[cfg(target_arch = "x86_64")]
-                    _ => unsafe { k.update_rows_avx512(pmv, &g, &mut c, e, shape) },
+                    _ => unsafe { k.update_rows_avx512(pmv, &g, &mut c, e, shape, d) },
                     #[cfg(not(target_arch = "x86_64"))]
                     _ => unreachable!(),
                 };

@@ -73,6 +73,10 @@ pub struct TrainBenchArgs {
     /// `train --iters`).
     #[arg(long, default_value_t = 4000)]
     pub train_iters: u32,
+    /// Adam updates only the Gaussians each view draws (as `train
+    /// --visible-adam`).
+    #[arg(long)]
+    pub visible_adam: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -254,11 +258,13 @@ fn trainer(args: &TrainBenchArgs, width: u32, height: u32) -> CliResult<Trainer>
             densify_from: 0,
             densify_every: args.densify_every,
             opacity_reset_every: 0,
+            visible_adam: args.visible_adam,
             ..TrainConfig::default()
         };
         return Trainer::new(dataset(width, height, args.views), cfg).map_err(fail);
     };
-    let (data, cfg) = real_dataset(dir, args.train_iters)?;
+    let (data, mut cfg) = real_dataset(dir, args.train_iters)?;
+    cfg.visible_adam = args.visible_adam;
     let Some(out) = &args.resume else {
         return Trainer::new(data, cfg).map_err(fail);
     };

@@ -649,14 +649,8 @@ pub fn project_backward_into<T: Scalar>(
 ) {
     check_inputs(g);
     let k = CamK::<T>::new(cam, opts);
-    let n = g.len();
-    let z = T::zero();
-    out.sh_degree = g.sh_degree;
     // every entry is written below
-    out.means.resize(n, [z; 3]);
-    out.log_scales.resize(n, [z; 3]);
-    out.quats.resize(n, [z; 4]);
-    out.opacity_logits.resize(n, z);
+    size_grads(g, out);
     out.means
         .par_iter_mut()
         .zip(out.log_scales.par_iter_mut())
@@ -665,36 +659,130 @@ pub fn project_backward_into<T: Scalar>(
         .enumerate()
         .with_min_len(256)
         .for_each(|(i, (((m, s), q), o))| {
-            // a splat this view did not draw (culled, or every pixel it
-            // touches ignored) has zero gradients in and out: skip the
-            // recomputed projection (the zeros are the same up to their
-            // sign, which no update can see)
-            let untouched = grads.means2d[i] == [z; 2]
-                && grads.conics[i] == [z; 3]
-                && grads.depths[i] == z
-                && grads.opacities[i] == z;
-            if untouched {
-                (*m, *s, *q, *o) = ([z; 3], [z; 3], [z; 4], z);
+            let gr = (
+                grads.means2d[i],
+                grads.conics[i],
+                grads.depths[i],
+                grads.opacities[i],
+            );
+            (*m, *s, *q, *o) = backward_splat(g, i, &k, gr);
+        });
+}
+
+/// Sizes the projection's gradient fields of `out` for `g`'s Gaussians
+/// (new entries zero; the caller writes every entry).
+fn size_grads<T: Scalar>(g: &Gaussians<T>, out: &mut Gaussians<T>) {
+    let (n, z) = (g.len(), T::zero());
+    out.sh_degree = g.sh_degree;
+    out.means.resize(n, [z; 3]);
+    out.log_scales.resize(n, [z; 3]);
+    out.quats.resize(n, [z; 4]);
+    out.opacity_logits.resize(n, z);
+}
+
+/// One Gaussian's part of [`project_backward_into`], from the gradients
+/// of its 2D mean, conic, depth and opacity.
+#[inline]
+fn backward_splat<T: Scalar>(
+    g: &Gaussians<T>,
+    i: usize,
+    k: &CamK<T>,
+    (gm, gc, gd, go): ([T; 2], [T; 3], T, T),
+) -> InGrad<T> {
+    let z = T::zero();
+    // a splat this view did not draw (culled, or every pixel it touches
+    // ignored) has zero gradients in and out: skip the recomputed
+    // projection (the zeros are the same up to their sign, which no update
+    // can see)
+    if gm == [z; 2] && gc == [z; 3] && gd == z && go == z {
+        return ([z; 3], [z; 3], [z; 4], z);
+    }
+    let (m, s, q, o) = (g.means[i], g.log_scales[i], g.quats[i], g.opacity_logits[i]);
+    match forward_one(m, s, q, o, k) {
+        Some(f) => backward_one(&f, k, gm, gc, gd, go),
+        None => ([z; 3], [z; 3], [z; 4], z),
+    }
+}
+
+/// The gradients of the projected splats with their colours, as the
+/// rasterizer's backward pass leaves them (one entry per Gaussian): what
+/// [`project_sh_backward_into`] starts from.
+#[derive(Clone, Copy, Debug)]
+pub struct SplatGradsIn<'a, T> {
+    /// dL/d means2d.
+    pub means2d: &'a [[T; 2]],
+    /// dL/d conics.
+    pub conics: &'a [[T; 3]],
+    /// dL/d opacities.
+    pub opacities: &'a [T],
+    /// dL/d of each splat's rasterized features, 4 per splat: colour
+    /// (r, g, b), then depth.
+    pub features: &'a [T],
+}
+
+/// [`project_backward_into`] and [`sh_backward_drawn_into`] (colours of
+/// SH degree `degree` seen from the camera; with `radii`, the SH rows of
+/// Gaussians of radius 0 left as they are) in one pass over the
+/// Gaussians, the SH mean gradients added to the projection's: `out`
+/// gets the bits of the two passes and the sum `out.means[i][k] +=
+/// g_means[i][k]`, without the intermediate buffers (the colour and depth
+/// gradients split out of `features`, the SH mean gradients) or their
+/// passes.
+///
+/// [`sh_backward_drawn_into`]: super::sh::sh_backward_drawn_into
+pub fn project_sh_backward_into<T: Scalar>(
+    g: &Gaussians<T>,
+    cam: &Camera,
+    opts: &ProjectOptions,
+    (degree, radii): (usize, Option<&[u32]>),
+    grads: SplatGradsIn<'_, T>,
+    out: &mut Gaussians<T>,
+) {
+    check_inputs(g);
+    let n = g.len();
+    assert!(degree <= g.sh_degree, "SH degree above the scene's");
+    assert!(
+        grads.means2d.len() == n
+            && grads.conics.len() == n
+            && grads.opacities.len() == n
+            && grads.features.len() == 4 * n,
+        "project_sh_backward: one gradient per Gaussian"
+    );
+    if let Some(r) = radii {
+        assert_eq!(r.len(), n, "one radius per Gaussian");
+    }
+    let k = CamK::<T>::new(cam, opts);
+    let c = cam.center().map(T::from_f64);
+    let kk = g.sh_coeffs();
+    let z = T::zero();
+    // every entry is written below (an SH row of a culled Gaussian only
+    // without `radii`)
+    size_grads(g, out);
+    out.sh.resize(g.sh.len(), z);
+    out.means
+        .par_iter_mut()
+        .zip(out.log_scales.par_iter_mut())
+        .zip(out.quats.par_iter_mut())
+        .zip(out.opacity_logits.par_iter_mut())
+        .zip(out.sh.par_chunks_exact_mut(kk * 3))
+        .enumerate()
+        .with_min_len(256)
+        .for_each(|(i, ((((m, s), q), o), gco))| {
+            let f = &grads.features[4 * i..4 * i + 4];
+            let gr = (grads.means2d[i], grads.conics[i], f[3], grads.opacities[i]);
+            (*m, *s, *q, *o) = backward_splat(g, i, &k, gr);
+            if radii.is_some_and(|r| r[i] == 0) {
+                // as the separate passes: the mean plus a zero gradient
+                for v in m.iter_mut() {
+                    *v += z;
+                }
                 return;
             }
-            let r: InGrad<T> = match forward_one(
-                g.means[i],
-                g.log_scales[i],
-                g.quats[i],
-                g.opacity_logits[i],
-                &k,
-            ) {
-                Some(f) => backward_one(
-                    &f,
-                    &k,
-                    grads.means2d[i],
-                    grads.conics[i],
-                    grads.depths[i],
-                    grads.opacities[i],
-                ),
-                None => ([z; 3], [z; 3], [z; 4], z),
-            };
-            (*m, *s, *q, *o) = r;
+            let co = &g.sh[i * kk * 3..(i + 1) * kk * 3];
+            let gm = super::sh::backward_one(g.means[i], co, gco, [f[0], f[1], f[2]], c, degree);
+            for (a, b) in m.iter_mut().zip(gm) {
+                *a += b;
+            }
         });
 }
 
@@ -796,6 +884,90 @@ pub fn project_op<'t, T: Scalar>(
 mod tests {
     use super::*;
     use crate::three::scene::Rng;
+
+    /// The fused projection and colour backward pass gives the separate
+    /// passes' bits (their mean gradients summed), with and without the
+    /// drawn-only SH rows, at every degree: random splats around the view,
+    /// culled ones with zero gradients, some drawn ones with none or with
+    /// only a colour or only a projection gradient.
+    #[test]
+    fn the_fused_backward_is_the_separate_passes() {
+        use crate::three::scene::{random_scene, RandomScene};
+        use crate::three::sh::sh_backward_drawn_into;
+        let cam = Camera::look_at([0.0, 0.0, -4.0], [0.0; 3], [0.0, -1.0, 0.0], 1.0, 64, 48)
+            .expect("a camera");
+        let g = random_scene::<f32>(&RandomScene {
+            n: 4000,
+            extent: 3.0,
+            ..Default::default()
+        });
+        let o = ProjectOptions::default();
+        let p = project_forward(&g, &cam, &o);
+        let n = g.len();
+        assert!(
+            p.radii.iter().filter(|&&r| r == 0).count() > 100,
+            "some culled"
+        );
+        let mut rng = Rng::new(3);
+        let mut r = |i: usize, on: bool| match (p.radii[i], on) {
+            (0, _) | (_, false) => 0.0,
+            _ => rng.normal() as f32,
+        };
+        // splat i: projection gradients unless i % 5 == 1, colour gradients
+        // unless i % 5 == 2, none when i % 5 == 3
+        let (pr, co) = (
+            |i: usize| i % 5 != 1 && i % 5 != 3,
+            |i: usize| i % 5 < 2 || i % 5 == 4,
+        );
+        let pg = ProjectedGrads {
+            means2d: (0..n).map(|i| [r(i, pr(i)), r(i, pr(i))]).collect(),
+            conics: (0..n).map(|i| [0; 3].map(|_| r(i, pr(i)))).collect(),
+            depths: (0..n).map(|i| r(i, pr(i))).collect(),
+            opacities: (0..n).map(|i| r(i, pr(i))).collect(),
+        };
+        let colors: Vec<[f32; 3]> = (0..n).map(|i| [0; 3].map(|_| r(i, co(i)))).collect();
+        let features: Vec<f32> = (0..n)
+            .flat_map(|i| [colors[i][0], colors[i][1], colors[i][2], pg.depths[i]])
+            .collect();
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for degree in 0..=3 {
+            for radii in [None, Some(&p.radii[..])] {
+                let mut want = Gaussians::new(g.sh_degree);
+                project_backward_into(&g, &cam, &o, &pg, &mut want);
+                let (mut gm, c) = (Vec::new(), cam.center());
+                want.sh = vec![f32::NAN; g.sh.len()];
+                sh_backward_drawn_into(&g, c, degree, radii, &colors, &mut gm, &mut want.sh);
+                for (a, b) in want.means.iter_mut().zip(&gm) {
+                    for k in 0..3 {
+                        a[k] += b[k];
+                    }
+                }
+                let mut got = Gaussians::new(g.sh_degree);
+                got.sh = vec![f32::NAN; g.sh.len()];
+                let grads = SplatGradsIn {
+                    means2d: &pg.means2d,
+                    conics: &pg.conics,
+                    opacities: &pg.opacities,
+                    features: &features,
+                };
+                project_sh_backward_into(&g, &cam, &o, (degree, radii), grads, &mut got);
+                assert_eq!(
+                    bits(got.means.as_flattened()),
+                    bits(want.means.as_flattened())
+                );
+                assert_eq!(
+                    bits(got.log_scales.as_flattened()),
+                    bits(want.log_scales.as_flattened())
+                );
+                assert_eq!(
+                    bits(got.quats.as_flattened()),
+                    bits(want.quats.as_flattened())
+                );
+                assert_eq!(bits(&got.opacity_logits), bits(&want.opacity_logits));
+                assert_eq!(bits(&got.sh), bits(&want.sh));
+            }
+        }
+    }
 
     /// The early off-image test changes no splat's projection: random
     /// splats in and far around the view (small to huge, thin, faint to

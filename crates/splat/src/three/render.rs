@@ -24,11 +24,11 @@ use rayon::prelude::*;
 
 use super::camera::Camera;
 use super::project::{
-    project_backward_into, project_forward_into, project_op, ProjectOptions, Projected,
-    ProjectedGrads,
+    project_forward_into, project_op, project_sh_backward_into, ProjectOptions, Projected,
+    SplatGradsIn,
 };
 use super::scene::{GaussianVars, Gaussians};
-use super::sh::{sh_backward_into, sh_forward_drawn_into, sh_op};
+use super::sh::{sh_forward_drawn_into, sh_op};
 use crate::raster::{
     self, opacity_aware_bound, Blend, OwnedSplats, RasterError, RasterScratch, Rendered, SplatGrads,
 };
@@ -173,14 +173,13 @@ struct BackwardScratch<T> {
     d_image: Vec<T>,
     d_alpha: Vec<T>,
     splat: SplatGrads<T>,
-    d_colors: Vec<[T; 3]>,
-    d_depths: Vec<T>,
-    d_means_sh: Vec<[T; 3]>,
     grads: Gaussians<T>,
     /// Whether the backward pass also makes `means2d_abs`.
     absgrad: bool,
     /// See [`RenderWorkspace::d_means2d_abs`].
     means2d_abs: Vec<[T; 2]>,
+    /// See [`RenderWorkspace::set_sh_grads_drawn_only`].
+    sh_drawn_only: bool,
 }
 
 impl<T: Scalar> Default for BackwardScratch<T> {
@@ -194,12 +193,10 @@ impl<T: Scalar> Default for BackwardScratch<T> {
                 opacities: Vec::new(),
                 colors: Vec::new(),
             },
-            d_colors: Vec::new(),
-            d_depths: Vec::new(),
-            d_means_sh: Vec::new(),
             grads: Gaussians::new(0),
             absgrad: false,
             means2d_abs: Vec::new(),
+            sh_drawn_only: false,
         }
     }
 }
@@ -247,6 +244,19 @@ impl<T: Scalar> RenderWorkspace<T> {
     /// default, and then it costs nothing.
     pub fn set_absgrad(&mut self, on: bool) {
         self.back.absgrad = on;
+    }
+
+    /// Makes every following [`render_backward_staged_in`] leave the SH
+    /// gradient rows (in [`RenderWorkspace::grads`]) of the Gaussians the
+    /// view did not draw (radius 0 in [`RenderWorkspace::state`]'s
+    /// projection) as they were instead of zeroing them, or stop doing it
+    /// (off by default: every row written). A caller that turns it on reads
+    /// those rows as zero without reading them, as the trainer's optimiser
+    /// does ([`crate::adam::Undrawn`]); on a capture most Gaussians are
+    /// outside a given photo, and their rows are 192 bytes each at SH
+    /// degree 3.
+    pub fn set_sh_grads_drawn_only(&mut self, on: bool) {
+        self.back.sh_drawn_only = on;
     }
 
     /// With [`RenderWorkspace::set_absgrad`] on, per Gaussian
@@ -487,12 +497,10 @@ fn backward_in<T: Scalar>(
         d_image,
         d_alpha: d_a,
         splat: sg,
-        d_colors: d_col,
-        d_depths,
-        d_means_sh: gm,
         grads: out,
         absgrad,
         means2d_abs,
+        sh_drawn_only,
     } = back;
     // every entry is written below
     d_image.resize(4 * px, T::zero());
@@ -539,39 +547,16 @@ fn backward_in<T: Scalar>(
     )?;
     sc.swap_records(&mut out.sh);
     times.raster_backward += lap.lap();
-    // split in parallel (every entry written)
-    let n = sg.colors.len() / 4;
-    d_col.resize(n, [T::zero(); 3]);
-    d_depths.resize(n, T::zero());
-    d_col
-        .par_iter_mut()
-        .zip(d_depths.par_iter_mut())
-        .zip(sg.colors.par_chunks_exact(4))
-        .with_min_len(4096)
-        .for_each(|((dc, dd), c)| {
-            *dc = [c[0], c[1], c[2]];
-            *dd = c[3];
-        });
-    // the splats' gradients lent to the projection's (and given back)
-    let pg = ProjectedGrads {
-        means2d: std::mem::take(&mut sg.means),
-        conics: std::mem::take(&mut sg.conics),
-        depths: std::mem::take(d_depths),
-        opacities: std::mem::take(&mut sg.opacities),
+    // the projection's and the colours' backward passes, in one pass
+    let grads = SplatGradsIn {
+        means2d: &sg.means,
+        conics: &sg.conics,
+        opacities: &sg.opacities,
+        features: &sg.colors,
     };
-    project_backward_into(g, cam, &opts.project, &pg, out);
-    (sg.means, sg.conics, *d_depths, sg.opacities) =
-        (pg.means2d, pg.conics, pg.depths, pg.opacities);
-    sh_backward_into(g, cam.center(), opts.degree(g), d_col, gm, &mut out.sh);
-    out.means
-        .par_iter_mut()
-        .zip(gm.par_iter())
-        .with_min_len(4096)
-        .for_each(|(a, b)| {
-            for k in 0..3 {
-                a[k] += b[k];
-            }
-        });
+    let drawn = sh_drawn_only.then_some(&state.projected.radii[..]);
+    let sh = (opts.degree(g), drawn);
+    project_sh_backward_into(g, cam, &opts.project, sh, grads, out);
     times.projection_backward += lap.lap();
     Ok(())
 }

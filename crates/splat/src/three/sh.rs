@@ -230,7 +230,29 @@ pub fn sh_backward_into<T: Scalar>(
     g_means: &mut Vec<[T; 3]>,
     g_sh: &mut Vec<T>,
 ) {
+    sh_backward_drawn_into(g, campos, degree, None, grad_colors, g_means, g_sh);
+}
+
+/// [`sh_backward_into`] for the Gaussians a view drew: with `radii` (the
+/// projection's, 0 for a culled Gaussian, whose colour gradient is zero),
+/// a culled Gaussian's row of `g_sh` is left as it is, not zeroed (a
+/// reader skips those rows, as the trainer's optimiser does with
+/// [`crate::adam::Undrawn::Decay`]: 192 bytes a Gaussian at degree 3 not
+/// written, and not read again); its mean gradient is zero. Every other
+/// entry is [`sh_backward_into`]'s, bit for bit.
+pub fn sh_backward_drawn_into<T: Scalar>(
+    g: &Gaussians<T>,
+    campos: [f64; 3],
+    degree: usize,
+    radii: Option<&[u32]>,
+    grad_colors: &[[T; 3]],
+    g_means: &mut Vec<[T; 3]>,
+    g_sh: &mut Vec<T>,
+) {
     check(g, degree);
+    if let Some(r) = radii {
+        assert_eq!(r.len(), g.len(), "one radius per Gaussian");
+    }
     assert_eq!(
         grad_colors.len(),
         g.len(),
@@ -238,8 +260,6 @@ pub fn sh_backward_into<T: Scalar>(
     );
     let c = campos.map(T::from_f64);
     let kk = g.sh_coeffs();
-    let nk = sh_coeffs(degree);
-    let half = T::from_f64(0.5);
     // every entry of `g_sh` is written in the parallel pass below (bands
     // above `degree` get zeros there, not in a serial fill first)
     g_sh.resize(g.sh.len(), T::zero());
@@ -251,43 +271,63 @@ pub fn sh_backward_into<T: Scalar>(
             .zip(g.sh.par_chunks_exact(kk * 3))
             .zip(g_sh.par_chunks_exact_mut(kk * 3))
             .zip(grad_colors.par_iter())
-            .map(|(((m, co), gco), gc)| {
-                // no gradient in (a Gaussian this view did not draw): none
-                // out (zero SH gradients; the computed ones could differ
-                // only in their sign)
-                if *gc == [T::zero(); 3] {
-                    gco.fill(T::zero());
+            .enumerate()
+            .map(|(i, (((m, co), gco), gc))| {
+                if radii.is_some_and(|r| r[i] == 0) {
                     return [T::zero(); 3];
                 }
-                let (d, n) = direction(*m, c);
-                let b = sh_basis(degree, d);
-                // the clamp: a channel at or below 0 passes no gradient
-                let mut gcol = *gc;
-                for (ch, gch) in gcol.iter_mut().enumerate() {
-                    let mut v = half;
-                    for k in 0..nk {
-                        v += b[k] * co[k * 3 + ch];
-                    }
-                    if !(v > T::zero()) {
-                        *gch = T::zero();
-                    }
-                }
-                let mut gb = [T::zero(); 16];
-                for k in 0..nk {
-                    for ch in 0..3 {
-                        gco[k * 3 + ch] = b[k] * gcol[ch];
-                        gb[k] += co[k * 3 + ch] * gcol[ch];
-                    }
-                }
-                gco[nk * 3..].fill(T::zero());
-                if degree == 0 || !(n > T::zero()) {
-                    return [T::zero(); 3];
-                }
-                let gd = sh_basis_vjp(degree, d, &gb);
-                let dot = gd[0] * d[0] + gd[1] * d[1] + gd[2] * d[2];
-                [0, 1, 2].map(|i| (gd[i] - d[i] * dot) / n)
+                backward_one(*m, co, gco, *gc, c, degree)
             }),
     );
+}
+
+/// One Gaussian's part of [`sh_backward_into`]: from the gradient `gc` of
+/// its colour (seen from `c`), writes its SH gradients into `gco` (a row
+/// of `3·K` values, zeros above `degree`) and returns its mean's gradient.
+#[inline]
+pub(crate) fn backward_one<T: Scalar>(
+    m: [T; 3],
+    co: &[T],
+    gco: &mut [T],
+    gc: [T; 3],
+    c: [T; 3],
+    degree: usize,
+) -> [T; 3] {
+    let nk = sh_coeffs(degree);
+    let half = T::from_f64(0.5);
+    // no gradient in (a Gaussian this view did not draw): none out (zero
+    // SH gradients; the computed ones could differ only in their sign)
+    if gc == [T::zero(); 3] {
+        gco.fill(T::zero());
+        return [T::zero(); 3];
+    }
+    let (d, n) = direction(m, c);
+    let b = sh_basis(degree, d);
+    // the clamp: a channel at or below 0 passes no gradient
+    let mut gcol = gc;
+    for (ch, gch) in gcol.iter_mut().enumerate() {
+        let mut v = half;
+        for k in 0..nk {
+            v += b[k] * co[k * 3 + ch];
+        }
+        if !(v > T::zero()) {
+            *gch = T::zero();
+        }
+    }
+    let mut gb = [T::zero(); 16];
+    for k in 0..nk {
+        for ch in 0..3 {
+            gco[k * 3 + ch] = b[k] * gcol[ch];
+            gb[k] += co[k * 3 + ch] * gcol[ch];
+        }
+    }
+    gco[nk * 3..].fill(T::zero());
+    if degree == 0 || !(n > T::zero()) {
+        return [T::zero(); 3];
+    }
+    let gd = sh_basis_vjp(degree, d, &gb);
+    let dot = gd[0] * d[0] + gd[1] * d[1] + gd[2] * d[2];
+    [0, 1, 2].map(|i| (gd[i] - d[i] * dot) / n)
 }
 
 /// Records the colour stage on `tape` as one custom operation `sh3d`
@@ -339,6 +379,43 @@ mod tests {
             for (i, (a, d)) in all.iter().zip(&drawn).enumerate() {
                 let want = if radii[i] == 0 { [0.0; 3] } else { *a };
                 assert_eq!(want.map(f32::to_bits), d.map(f32::to_bits), "splat {i}");
+            }
+        }
+    }
+
+    /// With radii, the backward pass leaves culled splats' SH rows as they
+    /// were (NaN here) and gives them zero mean gradients; every other
+    /// entry is the full pass's bit for bit, at every degree.
+    #[test]
+    fn drawn_gradients_are_the_full_passes() {
+        let g = random_scene::<f32>(&RandomScene {
+            n: 3000,
+            ..Default::default()
+        });
+        let radii: Vec<u32> = (0..g.len() as u32).map(|i| i % 3).collect();
+        let mut r = crate::three::scene::Rng::new(4);
+        // culled splats draw nothing, so their colour gradient is zero
+        let gc: Vec<[f32; 3]> = (0..g.len())
+            .map(|i| match radii[i] {
+                0 => [0.0; 3],
+                _ => [0; 3].map(|_| r.normal() as f32),
+            })
+            .collect();
+        let kk = g.sh_coeffs();
+        for degree in 0..=3 {
+            let (gm, gs) = sh_backward(&g, [0.3, -0.2, -5.0], degree, &gc);
+            let (mut dm, mut ds) = (Vec::new(), vec![f32::NAN; g.sh.len()]);
+            let cam = [0.3, -0.2, -5.0];
+            sh_backward_drawn_into(&g, cam, degree, Some(&radii), &gc, &mut dm, &mut ds);
+            let b = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            for i in 0..g.len() {
+                assert_eq!(b(&gm[i]), b(&dm[i]), "splat {i}");
+                let row = i * 3 * kk..(i + 1) * 3 * kk;
+                if radii[i] == 0 {
+                    assert!(ds[row].iter().all(|v| v.is_nan()), "splat {i} written");
+                } else {
+                    assert_eq!(b(&gs[row.clone()]), b(&ds[row]), "splat {i}");
+                }
             }
         }
     }

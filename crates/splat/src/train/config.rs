@@ -102,6 +102,12 @@ pub struct TrainConfig {
     /// change together, so transparent regions cannot be learnt as
     /// background-coloured splats. Evaluation still uses `background`.
     pub random_background: bool,
+    /// Update only the Gaussians the iteration's view drew (radius > 0),
+    /// as gsplat's `visible_adam` (Taming 3DGS's "sparse Adam"): the
+    /// others' parameters and moments are left as they are instead of
+    /// decaying and moving on their momentum. Off: the plain Adam of the
+    /// original 3DGS.
+    pub visible_adam: bool,
 }
 
 impl Default for TrainConfig {
@@ -136,6 +142,7 @@ impl Default for TrainConfig {
             background: [1.0; 3],
             antialiased: false,
             random_background: false,
+            visible_adam: false,
         }
     }
 }

@@ -8,7 +8,7 @@ use super::densify::strategy;
 use super::exposure::{self, EXPOSURE_LR, EXPOSURE_PARAMS, IDENTITY};
 use super::init::initial_params;
 use super::{camera_of, schedule, Strategy, TrainConfig, TrainError, GROUPS};
-use crate::adam::{Adam, Rows, RowsMut};
+use crate::adam::{Adam, Live, Rows, RowsMut, Undrawn};
 use crate::data::Dataset;
 use std::borrow::Cow;
 
@@ -349,6 +349,9 @@ impl Trainer {
             d_alpha: None,
         };
         ws.set_absgrad(self.cfg.absgrad);
+        // the SH gradient rows of Gaussians this view did not draw are not
+        // zeroed: the update below reads them as zero without reading them
+        ws.set_sh_grads_drawn_only(true);
         render_backward_staged_in(&g32, &cam, &opts, d_rgb, &mut st, &mut ws)
             .map_err(|e| TrainError::Render(e.to_string()))?;
         let (grads, state) = (ws.grads(), ws.state());
@@ -423,10 +426,20 @@ impl Trainer {
             // the SH bands above the active degree get no gradient: their
             // columns are skipped while the update cannot move them (same
             // bits; `g32` holds the current parameters there)
-            let live = match g {
+            let columns = match g {
                 5 => 3 * (sh_coeffs(self.sh_active) - 1),
                 _ => src.width,
             };
+            // the Gaussians this view did not draw: the SH rows unwritten
+            // (see above), read as zero; with `visible_adam`, every group's
+            // rows of them left alone
+            let radii = &state.projected.radii[..];
+            let drawn = match (self.cfg.visible_adam, g) {
+                (true, _) => Some((radii, Undrawn::Skip)),
+                (false, 4 | 5) => Some((radii, Undrawn::Decay)),
+                (false, _) => None,
+            };
+            let live = Live { columns, drawn };
             let p = &mut self.params[g];
             let c = self.adam[g].step_rows_live(p, src, extra, copy, lr, live);
             grads_finite &= c.grads_finite;
