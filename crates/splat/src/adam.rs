@@ -493,9 +493,11 @@ impl Adam {
     /// use splat::adam::{Adam, Live, Rows, RowsMut, Undrawn};
     /// // two rows of one parameter; the second row's gradient is not read
     /// let (mut a, mut p, mut c) = (Adam::zeroed(2), vec![1.0, 1.0], [0.0f32; 2]);
-    /// let g = Rows { data: &[2.0, f32::NAN], stride: 1, offset: 0, width: 1 };
+    /// let gv = [2.0f32, f32::NAN];
+    /// let g = Rows { data: &gv, stride: 1, offset: 0, width: 1 };
     /// let out = RowsMut { data: &mut c, stride: 1, offset: 0 };
-    /// let live = Live { columns: 1, drawn: Some((&[3, 0], Undrawn::Skip)) };
+    /// let radii: [u32; 2] = [3, 0];
+    /// let live = Live { columns: 1, drawn: Some((&radii[..], Undrawn::Skip)) };
     /// let r = a.step_rows_live(&mut p, g, None, out, 0.1, live);
     /// assert!(r.grads_finite && (p[0] - 0.9).abs() < 1e-6 && p[1] == 1.0);
     /// assert_eq!(c, [p[0] as f32, 0.0]);
