@@ -580,6 +580,18 @@ impl Adam {
         (&self.m, &self.v)
     }
 
+    /// The first and second moments, taken out of the state (for a caller
+    /// that rewrites them in place and builds a new state on them with
+    /// [`Adam::from_state`], as the trainer's density control does).
+    ///
+    /// ```
+    /// let a = splat::adam::Adam::from_state(Vec::new(), vec![0.5; 2], vec![1.0; 2], 7);
+    /// assert_eq!(a.into_moments(), (vec![0.5; 2], vec![1.0; 2]));
+    /// ```
+    pub fn into_moments(self) -> (Vec<f64>, Vec<f64>) {
+        (self.m, self.v)
+    }
+
     /// Adam resumed from saved state: rates, moments and the step count
     /// (the moments of the same length; the rates of that length too, or
     /// empty for a state stepped only at a rate given with each call, as

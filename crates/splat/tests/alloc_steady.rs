@@ -1,5 +1,8 @@
 //! Issue 15's "no allocation per iteration": once a trainer has warmed up,
-//! a training iteration without a density round allocates nothing.
+//! a training iteration allocates nothing, with or without a density round
+//! of the default strategy (once the scene has reached its budget: a
+//! round that grows the scene past the capacity of its vectors allocates
+//! them anew, with headroom). The MCMC strategy's rounds are not covered.
 //!
 //! This binary installs a counting global allocator (so it holds this one
 //! test only: a second test running beside it would be counted too) and
@@ -75,8 +78,8 @@ fn count(f: impl FnOnce()) -> (usize, usize) {
     )
 }
 
-#[test]
-fn steady_state_training_iterations_allocate_nothing() {
+/// A synthetic dataset of 6 training views of 64×64.
+fn dataset() -> data::Dataset {
     let d = std::env::temp_dir().join(format!("chainrule-alloc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     let opts = SynthOptions {
@@ -88,41 +91,101 @@ fn steady_state_training_iterations_allocate_nothing() {
     write_dataset(&d, &opts).unwrap();
     let ds = data::load(&d, &LoadOptions::default()).unwrap();
     let _ = std::fs::remove_dir_all(&d);
-    let cfg = TrainConfig {
-        iters: 1000,
-        init_points: 8000,
-        sh_degree: 3,
-        // every SH degree active after the warm-up
-        sh_interval: 1,
-        // no density round (nor opacity reset) in this run
-        densify_from: 1000,
-        densify_every: 100,
-        opacity_reset_every: 0,
-        ..TrainConfig::default()
-    };
+    ds
+}
+
+/// Asserts that `f` allocated nothing (`what` names it).
+fn assert_none(what: &str, f: impl FnOnce()) {
+    let (allocs, bytes) = count(f);
+    assert_eq!(
+        allocs, 0,
+        "{what} allocated {allocs} times ({bytes} bytes); \
+         rerun with ALLOC_TRACE=1 -- --nocapture for their backtraces"
+    );
+}
+
+// One test: the counting allocator would count a second test's
+// allocations, running beside it.
+#[test]
+fn steady_state_training_iterations_allocate_nothing() {
     // two threads at least, so the parallel stages split their work
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
         .unwrap();
     pool.install(|| {
-        let mut t = Trainer::new(ds, cfg).unwrap();
+        let base = TrainConfig {
+            iters: 1000,
+            init_points: 8000,
+            sh_degree: 3,
+            // every SH degree active after the warm-up
+            sh_interval: 1,
+            ..TrainConfig::default()
+        };
+        // iterations without a density round (nor opacity reset)
+        let mut t = Trainer::new(
+            dataset(),
+            TrainConfig {
+                densify_from: 1000,
+                densify_every: 100,
+                opacity_reset_every: 0,
+                ..base.clone()
+            },
+        )
+        .unwrap();
         // the warm-up: every view drawn at least once, every SH degree on,
         // buffers grown to what the views need (with headroom)
         for _ in 0..40 {
             t.step().unwrap();
         }
         let n = t.len();
-        let (allocs, bytes) = count(|| {
+        assert_none("30 steady-state iterations", || {
             for _ in 0..30 {
                 t.step().unwrap();
             }
         });
         assert_eq!(t.len(), n, "no density round expected");
-        assert_eq!(
-            allocs, 0,
-            "30 steady-state iterations allocated {allocs} times ({bytes} bytes); \
-             rerun with ALLOC_TRACE=1 -- --nocapture for their backtraces"
-        );
+
+        // iterations with density rounds every 20 (from the start, the
+        // budget full: a round retires faint splats for clones and splits,
+        // prunes transparent and large ones) and opacity resets every 50
+        let mut t = Trainer::new(
+            dataset(),
+            TrainConfig {
+                init_points: 4000,
+                max_gaussians: 4000,
+                retire_per_round: 0.05,
+                densify_grad: 1e-6,
+                densify_from: 0,
+                densify_every: 20,
+                prune_big_from: 0,
+                opacity_reset_every: 50,
+                ..base
+            },
+        )
+        .unwrap();
+        for _ in 0..100 {
+            t.step().unwrap();
+        }
+        assert_none("100 iterations with 5 density rounds and 2 resets", || {
+            for _ in 0..100 {
+                t.step().unwrap();
+            }
+        });
+        // one more round, called directly after statistics were gathered
+        // again (the last step ran a round): it did change the scene
+        for _ in 0..10 {
+            t.step().unwrap();
+        }
+        let before = t.gaussians::<f64>();
+        assert_none("a density round", || t.densify_and_prune(true));
+        let after = t.gaussians::<f64>();
+        let gone = before.means.iter().filter(|m| !after.means.contains(m));
+        let twice = after
+            .means
+            .iter()
+            .filter(|m| after.means.iter().filter(|x| x == m).count() > 1);
+        assert!(gone.count() > 0, "the round retired or pruned none");
+        assert!(twice.count() > 0, "the round cloned none");
     });
 }

@@ -289,6 +289,7 @@ impl Trainer {
             loss: None,
             d_rgb: Vec::new(),
             bufs: Default::default(),
+            densify_scratch: Default::default(),
             exposure: Vec::new(),
             exposure_adam: Adam::new(Vec::new()),
         }

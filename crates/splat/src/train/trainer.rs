@@ -75,6 +75,8 @@ pub struct Trainer {
     pub(super) exposure_adam: Adam,
     /// Per-iteration buffers kept between iterations.
     pub(super) bufs: StepBuffers,
+    /// Density rounds' buffers kept between rounds.
+    pub(super) densify_scratch: super::densify::DensifyScratch,
 }
 
 /// What [`Trainer::step`] fills every iteration, kept so that an
@@ -128,6 +130,7 @@ impl Trainer {
             exposure: Vec::new(),
             exposure_adam: Adam::new(Vec::new()),
             bufs: StepBuffers::default(),
+            densify_scratch: Default::default(),
         };
         t.init_exposure();
         // stepped at one rate per group (`group_lr`): no per-parameter rates

@@ -31,9 +31,12 @@ impl Trainer {
         for v in self.params[3].iter_mut() {
             *v = v.min(cap);
         }
-        let n = self.params[3].len();
+        // the moments cleared in place (no new vectors)
         let t = self.adam[3].steps();
-        self.adam[3] = Adam::from_state(Vec::new(), vec![0.0; n], vec![0.0; n], t);
+        let (mut m, mut v) = std::mem::replace(&mut self.adam[3], Adam::zeroed(0)).into_moments();
+        m.fill(0.0);
+        v.fill(0.0);
+        self.adam[3] = Adam::from_state(Vec::new(), m, v, t);
     }
 
     /// Clone small and split large splats whose average view-space gradient
@@ -44,40 +47,45 @@ impl Trainer {
     /// tenth of the scene extent (or than `prune_screen_px` on screen, when
     /// set). Resets the statistics.
     pub fn densify_and_prune(&mut self, prune_big: bool) {
+        // the round's buffers, kept between rounds (put back at the end)
+        let mut sc = std::mem::take(&mut self.densify_scratch);
         let n = self.len();
         let c = self.cfg.clone();
-        let max_scale = |i: usize| -> f64 {
+        let max_scale = |t: &Trainer, i: usize| -> f64 {
             (0..3)
-                .map(|k| self.params[1][3 * i + k])
+                .map(|k| t.params[1][3 * i + k])
                 .fold(f64::NEG_INFINITY, f64::max)
                 .exp()
         };
-        let mut cand: Vec<(f64, usize)> = (0..n)
-            .filter_map(|i| {
-                let avg = self.grad_accum[i] / self.grad_count[i].max(1.0);
-                (self.grad_count[i] > 0.0 && avg >= c.densify_grad).then_some((avg, i))
-            })
-            .collect();
-        cand.sort_by(|a, b| b.0.total_cmp(&a.0));
+        sc.cand.clear();
+        sc.cand.extend((0..n).filter_map(|i| {
+            let avg = self.grad_accum[i] / self.grad_count[i].max(1.0);
+            (self.grad_count[i] > 0.0 && avg >= c.densify_grad).then_some((avg, i))
+        }));
+        // by decreasing gradient, ties by index (the order of a stable
+        // sort of the index-ordered list, without its buffer)
+        sc.cand
+            .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         let budget = c.max_gaussians.saturating_sub(n);
-        let retired = self.faintest_to_retire(&cand, budget);
-        let room = retired.iter().filter(|&&r| r).count();
-        cand.truncate(budget + room);
+        self.faintest_to_retire(&mut sc, budget);
+        let room = sc.retired.iter().filter(|&&r| r).count();
+        sc.cand.truncate(budget + room);
         let split_at = c.percent_dense * self.extent;
         // rows of the new scene: (source, fresh moments, new mean, log-scale shift)
-        let mut split = vec![false; n];
-        let mut extra: Vec<Row> = Vec::new();
+        sc.split.clear();
+        sc.split.resize(n, false);
+        sc.extra.clear();
         let mut rng = Rng::new(c.seed ^ 0xD1B5_4A32_D192_ED03 ^ self.iteration as u64);
-        for &(_, i) in &cand {
-            if max_scale(i) <= split_at {
-                extra.push(Row {
+        for &(_, i) in &sc.cand {
+            if max_scale(self, i) <= split_at {
+                sc.extra.push(Row {
                     src: i,
                     fresh: true,
                     mean: None,
                     log_shift: 0.0,
                 });
             } else {
-                split[i] = true;
+                sc.split[i] = true;
                 let q = &self.params[2][4 * i..4 * i + 4];
                 let qn = q.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
                 let r = quat_to_rotmat([q[0] / qn, q[1] / qn, q[2] / qn, q[3] / qn]);
@@ -86,7 +94,7 @@ impl Trainer {
                     let mean = [0, 1, 2].map(|a| {
                         self.params[0][3 * i + a] + (0..3).map(|b| r[a][b] * s[b]).sum::<f64>()
                     });
-                    extra.push(Row {
+                    sc.extra.push(Row {
                         src: i,
                         fresh: true,
                         mean: Some(mean),
@@ -105,48 +113,67 @@ impl Trainer {
             !(prune_big
                 && !r.fresh
                 && ((big_screen > 0.0 && t.max_radii[r.src] > big_screen)
-                    || max_scale(r.src) > big_world))
+                    || max_scale(t, r.src) > big_world))
         };
         // which old splats stay, in parallel (the exponentials), then the
         // rows in order
-        let kept: Vec<bool> = (0..n)
-            .into_par_iter()
-            .with_min_len(4096)
-            .map(|i| !split[i] && !retired[i] && keep_row(&Row::unchanged(i), self))
-            .collect();
-        let rows: Vec<Row> = (0..n)
-            .filter(|&i| kept[i])
-            .map(Row::unchanged)
-            .chain(extra.into_iter().filter(|r| keep_row(r, self)))
-            .collect();
+        sc.kept.clear();
+        sc.kept.resize(n, false);
+        {
+            let (split, retired) = (&sc.split, &sc.retired);
+            let t = &*self;
+            sc.kept
+                .par_iter_mut()
+                .enumerate()
+                .with_min_len(4096)
+                .for_each(|(i, k)| {
+                    *k = !split[i] && !retired[i] && keep_row(&Row::unchanged(i), t);
+                });
+        }
+        sc.rows.clear();
+        let kept = &sc.kept;
+        sc.rows
+            .extend((0..n).filter(|&i| kept[i]).map(Row::unchanged));
+        let t = &*self;
+        sc.rows
+            .extend(sc.extra.drain(..).filter(|r| keep_row(r, t)));
+        let rows = std::mem::take(&mut sc.rows);
+        self.densify_scratch = sc;
         self.gather(&rows);
+        self.densify_scratch.rows = rows;
     }
 }
 
 impl Trainer {
-    /// Which splats a round retires to make room for candidates (`cand`,
-    /// sorted by decreasing gradient) beyond the `budget` of free slots:
-    /// up to `retire_per_round` of the scene, no more than the candidates
-    /// left out, taken from the least opaque splats that are not among the
-    /// candidates kept (ties: the lower index first).
-    fn faintest_to_retire(&self, cand: &[(f64, usize)], budget: usize) -> Vec<bool> {
+    /// Which splats a round retires to make room for candidates
+    /// (`sc.cand`, sorted by decreasing gradient) beyond the `budget` of
+    /// free slots, marked in `sc.retired`: up to `retire_per_round` of the
+    /// scene, no more than the candidates left out, taken from the least
+    /// opaque splats that are not among the candidates kept (ties: the
+    /// lower index first).
+    fn faintest_to_retire(&self, sc: &mut super::DensifyScratch, budget: usize) {
         let n = self.len();
-        let mut retired = vec![false; n];
+        sc.retired.clear();
+        sc.retired.resize(n, false);
         let frac = self.cfg.retire_per_round;
-        if frac <= 0.0 || cand.len() <= budget {
-            return retired;
+        if frac <= 0.0 || sc.cand.len() <= budget {
+            return;
         }
-        let want = ((frac * n as f64) as usize).min(cand.len() - budget);
-        let mut kept = vec![false; n];
-        for &(_, i) in &cand[..budget + want] {
-            kept[i] = true;
+        let want = ((frac * n as f64) as usize).min(sc.cand.len() - budget);
+        sc.kept.clear();
+        sc.kept.resize(n, false);
+        for &(_, i) in &sc.cand[..budget + want] {
+            sc.kept[i] = true;
         }
-        let mut faint: Vec<usize> = (0..n).filter(|&i| !kept[i]).collect();
-        faint.sort_by(|&a, &b| self.params[3][a].total_cmp(&self.params[3][b]));
-        for &i in faint.iter().take(want) {
-            retired[i] = true;
+        let kept = &sc.kept;
+        sc.faint.clear();
+        sc.faint.extend((0..n).filter(|&i| !kept[i]));
+        let op = &self.params[3];
+        sc.faint
+            .sort_unstable_by(|&a, &b| op[a].total_cmp(&op[b]).then(a.cmp(&b)));
+        for &i in sc.faint.iter().take(want) {
+            sc.retired[i] = true;
         }
-        retired
     }
 }
 

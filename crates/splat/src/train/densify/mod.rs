@@ -3,8 +3,6 @@
 
 use super::{Trainer, GROUPS};
 use crate::adam::Adam;
-use rayon::prelude::*;
-use std::mem::MaybeUninit;
 
 mod default;
 mod mcmc;
@@ -37,6 +35,7 @@ use mcmc::Mcmc;
 /// One Gaussian of the rearranged scene: which old one it copies, whether
 /// its optimiser moments start at zero, its new position if moved, and the
 /// shift of its log-scales.
+#[derive(Debug)]
 pub(super) struct Row {
     pub(super) src: usize,
     pub(super) fresh: bool,
@@ -56,72 +55,154 @@ impl Row {
     }
 }
 
+/// Buffers of the density rounds, kept between rounds so that a round in
+/// steady state allocates nothing (they grow, with `Vec`'s headroom, only
+/// when a round needs more than any before it).
+#[derive(Debug, Default)]
+pub(super) struct DensifyScratch {
+    /// Candidates (average gradient, index), by decreasing gradient.
+    pub(super) cand: Vec<(f64, usize)>,
+    /// Per old splat: split into two new ones.
+    pub(super) split: Vec<bool>,
+    /// Per old splat: retired to make room.
+    pub(super) retired: Vec<bool>,
+    /// Per old splat: kept (as a candidate, or as it is).
+    pub(super) kept: Vec<bool>,
+    /// Indices of the non-candidates, faintest first.
+    pub(super) faint: Vec<usize>,
+    /// The new splats a round adds (clones and split halves).
+    pub(super) extra: Vec<Row>,
+    /// Rows of the new scene, for [`Trainer::gather`].
+    pub(super) rows: Vec<Row>,
+    /// `gather`'s copies of the rows whose source an in-place pass would
+    /// overwrite first: parameters, first and second moments.
+    moved: [Vec<f64>; 3],
+}
+
+impl Row {
+    /// Whether the row copies its source with its moments and unchanged.
+    fn is_unchanged(&self) -> bool {
+        !self.fresh && self.mean.is_none() && self.log_shift == 0.0
+    }
+
+    /// Writes the row's parameters of group `g` (stride `s`) to `p` and
+    /// its moments to `m` and `v`, from its source's `old` values
+    /// (parameters, moments).
+    fn write(&self, g: usize, old: [&[f64]; 3], [p, m, v]: [&mut [f64]; 3]) {
+        let s = p.len();
+        let src = self.src * s..self.src * s + s;
+        match (g, self.mean) {
+            (0, Some(mean)) => p.copy_from_slice(&mean),
+            (1, _) => {
+                for (d, x) in p.iter_mut().zip(&old[0][src.clone()]) {
+                    *d = x + self.log_shift;
+                }
+            }
+            _ => p.copy_from_slice(&old[0][src.clone()]),
+        }
+        if self.fresh {
+            m.fill(0.0);
+            v.fill(0.0);
+        } else {
+            m.copy_from_slice(&old[1][src.clone()]);
+            v.copy_from_slice(&old[2][src]);
+        }
+    }
+}
+
 impl Trainer {
     /// Rebuilds the scene from `rows` (parameters and Adam moments; the
-    /// densification statistics start over).
+    /// densification statistics start over), in place: the parameter and
+    /// moment vectors are rewritten where they are, so that a round
+    /// allocates only when the scene outgrows their capacity.
+    ///
+    /// One pass in row order writes row `k` from its source `src ≥ k`
+    /// directly (entries at and after `k` are still the old ones when row
+    /// `k` is written); the rows whose source comes before them (new
+    /// splats appended after the kept ones, or moved to a lower index by
+    /// a relocation) are first copied aside. The values are those of a
+    /// copy into new vectors, on any thread count.
     pub(super) fn gather(&mut self, rows: &[Row]) {
         let strides = self.strides();
         let n = rows.len();
+        let mut moved = std::mem::take(&mut self.densify_scratch.moved);
         for g in 0..GROUPS {
             let s = strides[g];
-            // new vectors filled in parallel row by row, every entry written
-            // once (no serial zero-fill first): the same values as a serial
-            // copy, on any thread count
-            let (mut p, mut nm, mut nv) = (
-                Vec::with_capacity(n * s),
-                Vec::with_capacity(n * s),
-                Vec::with_capacity(n * s),
-            );
+            let t = self.adam[g].steps();
+            let (mut m, mut v) =
+                std::mem::replace(&mut self.adam[g], Adam::zeroed(0)).into_moments();
+            let p = &mut self.params[g];
             if s > 0 {
-                let (old, (m, v)) = (&self.params[g], self.adam[g].moments());
-                let dp = &mut p.spare_capacity_mut()[..n * s];
-                let dm = &mut nm.spare_capacity_mut()[..n * s];
-                let dv = &mut nv.spare_capacity_mut()[..n * s];
-                let put = |d: &mut [MaybeUninit<f64>], x: &[f64]| {
-                    for (d, &x) in d.iter_mut().zip(x) {
-                        d.write(x);
+                // the rows read before the pass overwrites their source
+                for b in moved.iter_mut() {
+                    b.clear();
+                }
+                for (k, r) in rows.iter().enumerate() {
+                    if r.src < k {
+                        let at = moved[0].len();
+                        for b in moved.iter_mut() {
+                            b.resize(at + s, 0.0);
+                        }
+                        let [mp, mm, mv] = &mut moved;
+                        r.write(
+                            g,
+                            [p, &m, &v],
+                            [&mut mp[at..], &mut mm[at..], &mut mv[at..]],
+                        );
                     }
-                };
-                dp.par_chunks_exact_mut(s)
-                    .zip(dm.par_chunks_exact_mut(s))
-                    .zip(dv.par_chunks_exact_mut(s))
-                    .zip(rows.par_iter())
-                    .with_min_len(1024)
-                    .for_each(|(((p, nm), nv), r)| {
+                }
+                let len = p.len().max(n * s);
+                for x in [&mut *p, &mut m, &mut v] {
+                    x.resize(len, 0.0);
+                }
+                let mut next = 0;
+                for (k, r) in rows.iter().enumerate() {
+                    let at = k * s..k * s + s;
+                    if r.src < k {
+                        let from = next..next + s;
+                        next += s;
+                        p[at.clone()].copy_from_slice(&moved[0][from.clone()]);
+                        m[at.clone()].copy_from_slice(&moved[1][from.clone()]);
+                        v[at].copy_from_slice(&moved[2][from]);
+                    } else if r.src > k || !r.is_unchanged() {
+                        // the source's entries (at or after k·s) are still
+                        // the old ones: read them through one copy of
+                        // the row (s ≤ 45 entries)
+                        let mut old = [[0.0f64; 64]; 3];
                         let src = r.src * s..r.src * s + s;
-                        match (g, r.mean) {
-                            (0, Some(mean)) => put(p, &mean),
-                            (1, _) => {
-                                for (d, x) in p.iter_mut().zip(&old[src.clone()]) {
-                                    d.write(x + r.log_shift);
-                                }
-                            }
-                            _ => put(p, &old[src.clone()]),
-                        }
-                        if r.fresh {
-                            put(nm, &[0.0; 64][..s]);
-                            put(nv, &[0.0; 64][..s]);
-                        } else {
-                            put(nm, &m[src.clone()]);
-                            put(nv, &v[src]);
-                        }
-                    });
-                // SAFETY: the pass above wrote entries 0..n·s of each
-                unsafe {
-                    p.set_len(n * s);
-                    nm.set_len(n * s);
-                    nv.set_len(n * s);
+                        old[0][..s].copy_from_slice(&p[src.clone()]);
+                        old[1][..s].copy_from_slice(&m[src.clone()]);
+                        old[2][..s].copy_from_slice(&v[src]);
+                        let local = Row {
+                            src: 0,
+                            fresh: r.fresh,
+                            mean: r.mean,
+                            log_shift: r.log_shift,
+                        };
+                        local.write(
+                            g,
+                            [&old[0][..s], &old[1][..s], &old[2][..s]],
+                            [&mut p[at.clone()], &mut m[at.clone()], &mut v[at]],
+                        );
+                    }
+                }
+                for x in [&mut *p, &mut m, &mut v] {
+                    x.truncate(n * s);
                 }
             }
-            let t = self.adam[g].steps();
             // the trainer's groups step at one rate per group: no
             // per-parameter rates are kept
-            self.adam[g] = Adam::from_state(Vec::new(), nm, nv, t);
-            self.params[g] = p;
+            self.adam[g] = Adam::from_state(Vec::new(), m, v, t);
         }
-        self.grad_accum = vec![0.0; n];
-        self.grad_count = vec![0.0; n];
-        self.max_radii = vec![0.0; n];
+        self.densify_scratch.moved = moved;
+        for x in [
+            &mut self.grad_accum,
+            &mut self.grad_count,
+            &mut self.max_radii,
+        ] {
+            x.clear();
+            x.resize(n, 0.0);
+        }
     }
 }
 
