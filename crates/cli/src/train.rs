@@ -39,6 +39,15 @@ pub struct TrainArgs {
     /// run ends at a tenth of its starting rate or below.
     #[arg(long, default_value_t = 4000)]
     pub iters: u32,
+    /// Position learning rate at the start, in the original 3DGS's units
+    /// (times the scene extent: the cameras' spread).
+    #[arg(long, default_value_t = TrainConfig::default().lr_mean)]
+    pub lr_mean: f64,
+    /// Position learning rate at the end of its decay (see --iters), in
+    /// the same units [default: a hundredth of --lr-mean, the original
+    /// 3DGS's ratio].
+    #[arg(long)]
+    pub lr_mean_final: Option<f64>,
     /// Print one JSON object at the end instead of a progress bar.
     #[arg(long)]
     pub json: bool,
@@ -208,6 +217,11 @@ pub struct TrainReport {
     pub resumed_from: u32,
     /// Loss at the last iteration.
     pub final_loss: f64,
+    /// Position learning rate at the start (`--lr-mean`), times the
+    /// scene extent.
+    pub lr_mean: f64,
+    /// Position learning rate at the end of its decay (`--lr-mean-final`).
+    pub lr_mean_final: f64,
     /// Which views were scored: "test" or "train".
     pub eval_split: &'static str,
     /// Views scored.
@@ -277,30 +291,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     let absgrad = use_absgrad(a.absgrad, a.no_absgrad, data::detect(&a.data));
     check_out_dir(&a.out)?;
     let ckpt_dir = checkpoint_dir(&a.out);
-    let defaults = data_defaults(&ds, background, a.iters, absgrad);
-    let mut cfg = TrainConfig {
-        seed: a.seed,
-        sh_degree: a.sh_degree as usize,
-        init_points: a.init_points as usize,
-        max_gaussians: match a.max_gaussians {
-            Some(m) => usize::try_from(m).unwrap_or(usize::MAX),
-            None => defaults.max_gaussians,
-        },
-        strategy: match a.strategy {
-            StrategyArg::Default => Strategy::Default,
-            StrategyArg::Mcmc => Strategy::Mcmc,
-        },
-        random_background: a.random_background,
-        visible_adam: a.visible_adam,
-        exposure: a.exposure,
-        antialiased: a.antialiased,
-        retire_per_round: a.retire_per_round,
-        ..defaults
-    }
-    .with_densify_until(a.densify_until.unwrap_or(a.iters / 2));
-    cfg.densify_from = a.densify_from.unwrap_or(cfg.densify_from);
-    cfg.densify_every = a.densify_every.unwrap_or(cfg.densify_every);
-    cfg.opacity_reset_every = a.opacity_reset_every.unwrap_or(cfg.opacity_reset_every);
+    let cfg = train_config(&a, data_defaults(&ds, background, a.iters, absgrad))?;
     let mut t = if a.resume {
         if !ckpt_dir.join("latest.json").is_file() {
             return Err(CliError::file(
@@ -421,6 +412,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         seconds,
         resumed_from,
         final_loss: last_loss,
+        lr_mean: t.config().lr_mean,
+        lr_mean_final: t.config().lr_mean_final,
         eval_split,
         eval_views: ev.len(),
         masked_views: ev.iter().filter(|e| e.masked).count(),
@@ -495,6 +488,55 @@ pub(crate) fn data_defaults(
     .with_densify_until(iters / 2)
 }
 
+/// The training settings of `a` over `defaults` (what
+/// [`data_defaults`] derives from the dataset): the flags given replace
+/// the defaults, the densification window follows `--densify-until`, and
+/// the position rates `--lr-mean` and `--lr-mean-final` (a hundredth of
+/// `--lr-mean` unless given) replace the defaults' rates.
+fn train_config(a: &TrainArgs, defaults: TrainConfig) -> CliResult<TrainConfig> {
+    let mut cfg = TrainConfig {
+        seed: a.seed,
+        sh_degree: a.sh_degree as usize,
+        init_points: a.init_points as usize,
+        max_gaussians: match a.max_gaussians {
+            Some(m) => usize::try_from(m).unwrap_or(usize::MAX),
+            None => defaults.max_gaussians,
+        },
+        strategy: match a.strategy {
+            StrategyArg::Default => Strategy::Default,
+            StrategyArg::Mcmc => Strategy::Mcmc,
+        },
+        random_background: a.random_background,
+        visible_adam: a.visible_adam,
+        exposure: a.exposure,
+        antialiased: a.antialiased,
+        retire_per_round: a.retire_per_round,
+        ..defaults
+    }
+    .with_densify_until(a.densify_until.unwrap_or(a.iters / 2));
+    cfg.densify_from = a.densify_from.unwrap_or(cfg.densify_from);
+    cfg.densify_every = a.densify_every.unwrap_or(cfg.densify_every);
+    cfg.opacity_reset_every = a.opacity_reset_every.unwrap_or(cfg.opacity_reset_every);
+    for (flag, v) in [
+        ("--lr-mean", Some(a.lr_mean)),
+        ("--lr-mean-final", a.lr_mean_final),
+    ] {
+        if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+            return Err(CliError::usage(format!(
+                "{flag}: must be a positive number (got {v})"
+            )));
+        }
+    }
+    // the final rate keeps the defaults' ratio to the initial one; scaled
+    // by a ratio of exactly 1 when --lr-mean is the default, so the
+    // default run's rates are the same bits
+    cfg.lr_mean_final = a
+        .lr_mean_final
+        .unwrap_or(cfg.lr_mean_final * (a.lr_mean / cfg.lr_mean));
+    cfg.lr_mean = a.lr_mean;
+    Ok(cfg)
+}
+
 /// Whether to densify by AbsGS's statistic: as asked (`--absgrad`,
 /// `--no-absgrad`), else on for COLMAP data (`kind` as from
 /// [`data::detect`]) and off for the rest.
@@ -504,7 +546,69 @@ pub(crate) fn use_absgrad(absgrad: bool, no_absgrad: bool, kind: Option<&str>) -
 
 #[cfg(test)]
 mod tests {
-    use super::use_absgrad;
+    use super::{train_config, use_absgrad, TrainArgs};
+    use clap::Parser;
+    use splat::train::TrainConfig;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        train: TrainArgs,
+    }
+
+    /// The settings `train` would run with these flags, over the CLI's
+    /// defaults for a 2,000-iteration run.
+    fn config(flags: &[&str]) -> Result<TrainConfig, crate::error::CliError> {
+        let args = ["train", "data", "--out", "o", "--iters", "2000"];
+        let a = Cli::try_parse_from(args.iter().chain(flags))
+            .expect("flags parse")
+            .train;
+        let defaults = TrainConfig {
+            iters: 2000,
+            lr_mean_steps: TrainConfig::position_lr_steps(2000),
+            ..TrainConfig::default()
+        };
+        train_config(&a, defaults)
+    }
+
+    /// `--lr-mean` and `--lr-mean-final` reach the position rate's
+    /// schedule; without them the rates are the library's default bits.
+    #[test]
+    fn position_rate_flags_reach_the_schedule() {
+        let base = config(&[]).unwrap();
+        let d = TrainConfig::default();
+        assert_eq!(base.lr_mean.to_bits(), d.lr_mean.to_bits());
+        assert_eq!(base.lr_mean_final.to_bits(), d.lr_mean_final.to_bits());
+        assert_eq!(base.lr_mean_steps, 4000);
+
+        // the final rate follows --lr-mean at the same hundredfold ratio
+        let x2 = config(&["--lr-mean", "3.2e-4"]).unwrap();
+        assert_eq!(x2.lr_mean, 3.2e-4);
+        assert_eq!(x2.lr_mean_final, 3.2e-6);
+        for it in [0, 1000, 2000, 4000, 5000] {
+            let r = x2.position_lr(it) / base.position_lr(it);
+            assert!((r - 2.0).abs() < 1e-12, "iteration {it}: ratio {r}");
+        }
+        assert!((x2.position_lr(0) - 3.2e-4).abs() < 1e-18);
+        assert!((x2.position_lr(4000) - 3.2e-6).abs() < 1e-18);
+
+        // a final rate of its own: halfway through the decay, the
+        // geometric mean of the two
+        let own = config(&["--lr-mean", "1e-4", "--lr-mean-final", "1e-5"]).unwrap();
+        assert_eq!(own.lr_mean_final, 1e-5);
+        assert!((own.position_lr(2000) - 1e-4 * 0.1f64.sqrt()).abs() < 1e-16);
+        assert!((own.position_lr(4000) - 1e-5).abs() < 1e-18);
+
+        let bad: [(&[&str], &str); 3] = [
+            (&["--lr-mean", "0"], "--lr-mean:"),
+            (&["--lr-mean=-1e-4"], "--lr-mean:"),
+            (&["--lr-mean-final", "inf"], "--lr-mean-final:"),
+        ];
+        for (flags, name) in bad {
+            let e = config(flags).expect_err("refused");
+            assert!(e.to_string().starts_with(name), "{e}");
+        }
+    }
 
     #[test]
     fn absgrad_defaults_to_colmap_data_and_the_flags_override() {

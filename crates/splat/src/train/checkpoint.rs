@@ -51,6 +51,9 @@ impl Trainer {
             "sh_active": self.sh_active,
             "sh_degree": self.cfg.sh_degree,
             "antialiased": self.cfg.antialiased,
+            "lr_mean": self.cfg.lr_mean,
+            "lr_mean_final": self.cfg.lr_mean_final,
+            "lr_mean_steps": self.cfg.lr_mean_steps,
             "adam_steps": self.adam.iter().map(|a| a.steps()).collect::<Vec<_>>(),
             "exposure_steps": self.exposure_adam.steps(),
         });

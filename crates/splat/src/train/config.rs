@@ -271,6 +271,25 @@ impl TrainConfig {
         POSITION_LR_STEPS.min(iters.saturating_mul(2)).max(1)
     }
 
+    /// The position learning rate after `iteration` iterations, per unit
+    /// of scene extent (the trainer multiplies it by the extent): it
+    /// decays log-linearly from [`lr_mean`](Self::lr_mean) to
+    /// [`lr_mean_final`](Self::lr_mean_final) over
+    /// [`lr_mean_steps`](Self::lr_mean_steps) iterations, then stays.
+    ///
+    /// ```
+    /// use splat::train::TrainConfig;
+    /// let cfg = TrainConfig { lr_mean_steps: 100, ..TrainConfig::default() };
+    /// assert!((cfg.position_lr(0) - 1.6e-4).abs() < 1e-18);
+    /// assert!((cfg.position_lr(50) - 1.6e-5).abs() < 1e-18);
+    /// assert!((cfg.position_lr(500) - 1.6e-6).abs() < 1e-18);
+    /// ```
+    pub fn position_lr(&self, iteration: u32) -> f64 {
+        let t = (iteration as f64 / self.lr_mean_steps.max(1) as f64).clamp(0.0, 1.0);
+        let (a, b) = (self.lr_mean.ln(), self.lr_mean_final.ln());
+        (a * (1.0 - t) + b * t).exp()
+    }
+
     /// The default Gaussian budget of a dataset: one Gaussian per
     /// [`PIXELS_PER_GAUSSIAN`] (32) training pixels, at least
     /// [`MIN_DEFAULT_GAUSSIANS`] (10,000). For 52 training photos of
@@ -308,6 +327,17 @@ pub(super) fn check_config(data: &Dataset, cfg: &TrainConfig) -> Result<(), Trai
         return Err(TrainError::Config(
             "--max-gaussians must be at least 1".into(),
         ));
+    }
+    for (flag, v) in [
+        ("--lr-mean", cfg.lr_mean),
+        ("--lr-mean-final", cfg.lr_mean_final),
+    ] {
+        // the schedule interpolates the logarithms of the two rates
+        if !(v.is_finite() && v > 0.0) {
+            return Err(TrainError::Config(format!(
+                "{flag} {v} is not a positive number"
+            )));
+        }
     }
     for v in data.train.iter().chain(&data.test) {
         if let Some(m) = &v.mask {

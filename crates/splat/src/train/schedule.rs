@@ -11,11 +11,7 @@ use super::TrainConfig;
 /// bands: 20× below the DC rate).
 pub(super) fn group_lr(cfg: &TrainConfig, g: usize, iteration: u32, extent: f64) -> f64 {
     match g {
-        0 => {
-            let t = (iteration as f64 / cfg.lr_mean_steps.max(1) as f64).clamp(0.0, 1.0);
-            let (a, b) = (cfg.lr_mean.ln(), cfg.lr_mean_final.ln());
-            (a * (1.0 - t) + b * t).exp() * extent
-        }
+        0 => cfg.position_lr(iteration) * extent,
         1 => cfg.lr_scale,
         2 => cfg.lr_rotation,
         3 => cfg.lr_opacity,
