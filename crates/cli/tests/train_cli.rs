@@ -79,9 +79,10 @@ fn train_writes_ply_renders_and_json_then_resumes() {
     }
     assert_eq!(v["iterations"], 20);
     assert!(v["psnr"].as_f64().unwrap() > 5.0);
-    // the position rates used: the original 3DGS's, decaying a hundredfold
-    assert_eq!(v["lr_mean"], 1.6e-4);
-    assert_eq!(v["lr_mean_final"], 1.6e-6);
+    // the position rates used: twice the original 3DGS's, decaying a
+    // hundredfold
+    assert_eq!(v["lr_mean"], 3.2e-4);
+    assert_eq!(v["lr_mean_final"], 3.2e-6);
     assert!(out.join("point_cloud.ply").is_file());
     // test renders are named after their photos (test/r_0.png, …)
     assert!(out.join("renders/r_0.png").is_file());
@@ -108,8 +109,8 @@ fn train_writes_ply_renders_and_json_then_resumes() {
         serde_json::from_slice(&std::fs::read(out.join("checkpoints/latest.json")).unwrap())
             .unwrap();
     assert_eq!(latest["iteration"], 30);
-    assert_eq!(latest["lr_mean"], 1.6e-4);
-    assert_eq!(latest["lr_mean_final"], 1.6e-6);
+    assert_eq!(latest["lr_mean"], 3.2e-4);
+    assert_eq!(latest["lr_mean_final"], 3.2e-6);
     assert_eq!(latest["lr_mean_steps"], 60);
     // `render --data` re-renders the saved PLY from the test cameras and
     // scores it exactly as training did (same f32 scene, same background)
@@ -193,14 +194,14 @@ fn position_rate_flags_are_used_and_recorded() {
         "0",
         "--json",
     ];
-    let v = json(&run(&[&common[..], &["--lr-mean", "3.2e-4"]].concat()));
-    assert_eq!(v["lr_mean"], 3.2e-4);
-    assert_eq!(v["lr_mean_final"], 3.2e-6);
+    let v = json(&run(&[&common[..], &["--lr-mean", "1.6e-4"]].concat()));
+    assert_eq!(v["lr_mean"], 1.6e-4);
+    assert_eq!(v["lr_mean_final"], 1.6e-6);
     let latest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("checkpoints/latest.json")).unwrap())
             .unwrap();
-    assert_eq!(latest["lr_mean"], 3.2e-4);
-    assert_eq!(latest["lr_mean_final"], 3.2e-6);
+    assert_eq!(latest["lr_mean"], 1.6e-4);
+    assert_eq!(latest["lr_mean_final"], 1.6e-6);
     let flags = ["--lr-mean", "2e-4", "--lr-mean-final", "1e-5"];
     let v = json(&run(&[&common[..], &flags].concat()));
     assert_eq!(v["lr_mean"], 2e-4);
