@@ -63,12 +63,24 @@ fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).expect("one JSON object")
 }
 
-#[test]
-fn train_writes_ply_renders_and_json_then_resumes() {
-    let d = tmp("e2e");
+/// A synthetic dataset in a fresh `name` folder, and an output folder
+/// beside it: (folder, dataset, output).
+fn synth_run(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let d = tmp(name);
     let data = d.join("data");
     synth(&data);
     let out = d.join("out");
+    (d, data, out)
+}
+
+/// The checkpoint record `train` left in `out`.
+fn latest_json(out: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("checkpoints/latest.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn train_writes_ply_renders_and_json_then_resumes() {
+    let (d, data, out) = synth_run("e2e");
     let (ds, os) = (data.to_str().unwrap(), out.to_str().unwrap());
     let common = ["--init-points", "200", "--sh-degree", "1"];
     let mut args = vec!["train", ds, "--out", os, "--iters", "20", "--json"];
@@ -105,9 +117,7 @@ fn train_writes_ply_renders_and_json_then_resumes() {
     let v = json(&run(&args));
     assert_eq!(v["resumed_from"], 20);
     assert_eq!(v["iterations"], 30);
-    let latest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("checkpoints/latest.json")).unwrap())
-            .unwrap();
+    let latest = latest_json(&out);
     assert_eq!(latest["iteration"], 30);
     assert_eq!(latest["lr_mean"], 3.2e-4);
     assert_eq!(latest["lr_mean_final"], 3.2e-6);
@@ -176,10 +186,7 @@ fn random_background_trains() {
 /// checkpoint record them, and a rate that is not positive is refused.
 #[test]
 fn position_rate_flags_are_used_and_recorded() {
-    let d = tmp("lrmean");
-    let data = d.join("data");
-    synth(&data);
-    let out = d.join("out");
+    let (_, data, out) = synth_run("lrmean");
     let (ds, os) = (data.to_str().unwrap(), out.to_str().unwrap());
     let common = [
         "train",
@@ -197,9 +204,7 @@ fn position_rate_flags_are_used_and_recorded() {
     let v = json(&run(&[&common[..], &["--lr-mean", "1.6e-4"]].concat()));
     assert_eq!(v["lr_mean"], 1.6e-4);
     assert_eq!(v["lr_mean_final"], 1.6e-6);
-    let latest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("checkpoints/latest.json")).unwrap())
-            .unwrap();
+    let latest = latest_json(&out);
     assert_eq!(latest["lr_mean"], 1.6e-4);
     assert_eq!(latest["lr_mean_final"], 1.6e-6);
     let flags = ["--lr-mean", "2e-4", "--lr-mean-final", "1e-5"];
