@@ -4,9 +4,10 @@
 use chainrule::{gradcheck, GradcheckOptions, Tape, Var};
 use proptest::prelude::*;
 use splat::three::project::{
-    project_backward, project_forward, project_op, quat_to_rotmat, ProjectedGrads,
+    project_backward, project_forward, project_op, quat_to_rotmat, Projected, ProjectedGrads,
 };
 use splat::three::reference::{project_reference, sh_reference};
+use splat::three::render::depth_order;
 use splat::three::scene::{random_scene, GaussianVars, Gaussians, RandomScene, Rng};
 use splat::three::sh::{sh_backward, sh_basis, sh_forward, sh_op};
 use splat::three::{Camera, ProjectOptions};
@@ -557,5 +558,63 @@ proptest! {
         // world up (+z) appears upward in the image
         let above = c.project_point([0.3, -0.2, 0.1 + 0.01]).unwrap();
         prop_assert!(above[1] < 24.0);
+    }
+}
+
+/// Random projections: depths drawn from a few values (ties) and from a
+/// range, some splats hidden (radius 0 or opacity 0).
+fn projected_for_order(seed: u64, n: usize, wide: bool) -> Projected<f64> {
+    let mut rng = Rng::new(seed);
+    let mut p = Projected {
+        means2d: vec![[0.0; 2]; n],
+        conics: vec![[1.0, 0.0, 1.0]; n],
+        depths: Vec::with_capacity(n),
+        opacities: Vec::with_capacity(n),
+        radii: Vec::with_capacity(n),
+    };
+    for _ in 0..n {
+        let d = if rng.uniform() < 0.3 {
+            [0.5, 1.25, 3.0][(rng.uniform() * 3.0) as usize % 3]
+        } else {
+            rng.range(0.01, 1e3)
+        };
+        // a depth the f32 path can hold exactly, unless `wide`
+        p.depths.push(if wide { d } else { d as f32 as f64 });
+        p.opacities.push(if rng.uniform() < 0.1 {
+            0.0
+        } else {
+            rng.uniform()
+        });
+        p.radii.push(if rng.uniform() < 0.4 { 0 } else { 3 });
+    }
+    p
+}
+
+/// The depth order is the visible splats sorted by `(depth, index)`, on
+/// the radix sort's path (depths exact in f32, and an f32 scene) and on the
+/// wide one (depths that f32 cannot hold).
+#[test]
+fn depth_order_is_the_sorted_visible_splats() {
+    for (seed, n) in [(1u64, 0usize), (2, 1), (3, 37), (4, 5000), (5, 70_000)] {
+        for wide in [false, true] {
+            let p = projected_for_order(seed, n, wide);
+            let mut want: Vec<(u64, u32)> = (0..n)
+                .filter(|&i| p.radii[i] > 0 && p.opacities[i] > 0.0)
+                .map(|i| (p.depths[i].to_bits(), i as u32))
+                .collect();
+            want.sort();
+            let want: Vec<u32> = want.into_iter().map(|(_, i)| i).collect();
+            assert_eq!(depth_order(&p), want, "seed {seed}, n {n}, wide {wide}");
+            let p32 = Projected {
+                means2d: p.means2d.iter().map(|m| m.map(|v| v as f32)).collect(),
+                conics: p.conics.iter().map(|c| c.map(|v| v as f32)).collect(),
+                depths: p.depths.iter().map(|&v| v as f32).collect(),
+                opacities: p.opacities.iter().map(|&v| v as f32).collect(),
+                radii: p.radii.clone(),
+            };
+            if !wide {
+                assert_eq!(depth_order(&p32), want, "f32, seed {seed}, n {n}");
+            }
+        }
     }
 }
