@@ -12,8 +12,8 @@
 
 use crate::scalar::Scalar;
 use crate::tape::{
-    n_partials, parents, NonFinite, Tape, Var, IN_BACKWARD, KIND_MASK, K_ADD, K_BINARY, K_PASS,
-    K_UNARY,
+    n_partials, parents, partial, NonFinite, Tape, Var, IN_BACKWARD, KIND_MASK, K_ADD, K_BINARY,
+    K_COS, K_PASS, K_SIN, K_UNARY,
 };
 
 /// The gradients of one output with respect to every node recorded before it.
@@ -361,6 +361,24 @@ fn sweep_plain<T: Scalar, const FAR: bool>(
                     }
                     give!(parents(h).0, a * *partials.get_unchecked(pc));
                 }
+                // the partial from the kept argument: a library call
+                // beside the adjoints' chain (it does not depend on it)
+                K_SIN => {
+                    pc -= 1;
+                    if a.is_zero() {
+                        continue;
+                    }
+                    let d = partial(K_SIN, *partials.get_unchecked(pc));
+                    give!(parents(h).0, a * d);
+                }
+                K_COS => {
+                    pc -= 1;
+                    if a.is_zero() {
+                        continue;
+                    }
+                    let d = partial(K_COS, *partials.get_unchecked(pc));
+                    give!(parents(h).0, a * d);
+                }
                 K_ADD => {
                     if a.is_zero() {
                         continue;
@@ -479,7 +497,8 @@ mod tests {
                 let pick =
                     |r: u64| vs[n - 1 - (r as usize % n.min(if r % 5 == 0 { n } else { 3 }))];
                 let (x, y) = (pick(next()), pick(next()));
-                let v = match next() % 12 {
+                let v = match next() % 13 {
+                    12 => x.cos() * y,
                     0 => x + y,
                     1 => x - y,
                     2 => x * y,

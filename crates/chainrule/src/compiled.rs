@@ -41,7 +41,9 @@ use crate::jit::{Code, Fwd};
 use crate::ops::rule;
 use crate::recurrence::StepFn;
 use crate::scalar::Scalar;
-use crate::tape::{Op, Tape, Var, KIND_MASK, K_ADD, K_BINARY, K_LEAF, K_PASS, K_UNARY};
+use crate::tape::{
+    Op, Tape, Var, KIND_MASK, K_ADD, K_BINARY, K_COS, K_LEAF, K_PASS, K_SIN, K_UNARY,
+};
 
 /// The operations a compiled step may contain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,8 +147,8 @@ impl Rule {
             (Op::Exp, K_UNARY) => Rule::Exp,
             (Op::Ln, K_UNARY) => Rule::Ln,
             (Op::Sqrt, K_UNARY) => Rule::Sqrt,
-            (Op::Sin, K_UNARY) => Rule::Sin,
-            (Op::Cos, K_UNARY) => Rule::Cos,
+            (Op::Sin, K_SIN) => Rule::Sin,
+            (Op::Cos, K_COS) => Rule::Cos,
             (Op::Tanh, K_UNARY) => Rule::Tanh,
             (Op::Sigmoid, K_UNARY) => Rule::Sigmoid,
             _ => return None,
@@ -433,6 +435,9 @@ impl<T: Scalar> Program<T> {
             let same = |x: T, y: T| x.to_f64().to_bits() == y.to_f64().to_bits();
             let parts_ok = match n {
                 0 => true,
+                // sin and cos keep their argument, from which the sweep
+                // derives the partial `d0` is (`tape::partial`)
+                1 if kind == K_SIN || kind == K_COS => same(rec[0], v(a)),
                 1 => same(rec[0], d0),
                 _ => same(rec[0], d0) && same(rec[1], d1),
             };

@@ -12,7 +12,7 @@
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 use crate::scalar::Scalar;
-use crate::tape::{Op, Var};
+use crate::tape::{Op, Var, K_COS, K_SIN};
 
 /// Either a recorded [`Var`] or a constant: the second argument of
 /// [`Var::powf`], [`Var::min`], [`Var::max`], [`Var::atan2`] and
@@ -139,19 +139,19 @@ impl<'t, T: Scalar> Var<'t, T> {
         self.with_operand(e, Op::Pow, v, dx, de)
     }
 
-    /// Sine.
+    /// Sine. The tape keeps the argument, and the sweep computes the
+    /// partial `cos` from it (see the `tape` module): one library call on
+    /// the forward pass instead of two.
     #[inline]
     pub fn sin(self) -> Self {
-        // two calls, not `sin_cos` (see `rule::sin`)
-        let (s, c) = rule::sin(self.val);
-        self.unary(Op::Sin, s, c)
+        self.unary_arg(Op::Sin, self.val.sin(), K_SIN)
     }
 
-    /// Cosine.
+    /// Cosine; like [`Var::sin`], the partial `−sin` is computed by the
+    /// sweep from the kept argument.
     #[inline]
     pub fn cos(self) -> Self {
-        let (c, d) = rule::cos(self.val);
-        self.unary(Op::Cos, c, d)
+        self.unary_arg(Op::Cos, self.val.cos(), K_COS)
     }
 
     /// Tangent.
@@ -562,12 +562,14 @@ pub(crate) mod rule {
         (s, T::from_f64(0.5) / s)
     }
 
-    /// `sin a`. Two calls rather than `sin_cos`: the value feeds the rest
-    /// of the computation (often a recurrence's critical path) while the
-    /// derivative only goes to the tape, so `sin` alone is on the path
-    /// and `cos` runs alongside. The barrier keeps the compiler from
-    /// fusing them back into one `sincos` call; the results are the same
-    /// bits (glibc's `sincos` is `sin` and `cos` of one reduction).
+    /// `sin a` and its partial, for compiled steps (`compiled.rs`,
+    /// `jit.rs`; the tape's [`Var::sin`](crate::Var::sin) keeps `a` and
+    /// the sweep calls `cos`, `tape::partial`). Two calls rather than
+    /// `sin_cos`: the value feeds the rest of the computation (often a
+    /// recurrence's critical path) while the derivative does not, so
+    /// `sin` alone is on the path. The barrier keeps the compiler from
+    /// fusing them into one `sincos` call, which is not the same bits
+    /// (see [`cos`]).
     #[inline(always)]
     pub(crate) fn sin<T: Scalar>(a: T) -> (T, T) {
         (a.sin(), std::hint::black_box(a).cos())
@@ -576,7 +578,8 @@ pub(crate) mod rule {
     /// `cos a`: the bits of `a.cos()`, and `−a.sin()` as the partial,
     /// two calls as in [`sin`] (glibc's `sincos`, which the compiler
     /// would fuse them into, differs from `sin` by an ulp at some
-    /// arguments, such as 1.6762650767948966).
+    /// arguments, such as 1.6762650767948966: for 0.855 ≤ |a| < 2.426 it
+    /// splits the reduced argument otherwise than `sin` does).
     #[inline(always)]
     pub(crate) fn cos<T: Scalar>(a: T) -> (T, T) {
         (a.cos(), -std::hint::black_box(a).sin())
@@ -634,6 +637,37 @@ mod tests {
         assert_eq!(y.sin().backward().wrt(y).to_bits(), c.to_bits());
         assert_eq!(y.cos().value().to_bits(), c.to_bits());
         assert_eq!(y.cos().backward().wrt(y).to_bits(), (-s).to_bits());
+    }
+
+    /// The tape keeps sin's and cos's argument and the sweep calls the
+    /// library for the partial: every sweep (plain, checked for
+    /// non-finite values, and through a chain where the adjoint is not 1)
+    /// gives the bits of the partial computed when recording.
+    #[test]
+    fn sin_and_cos_partials_from_the_kept_argument_are_the_recorded_bits() {
+        let mut x = 0.731_f64;
+        let mut xs = ARGS.to_vec();
+        xs.extend([0.0, -0.0, 1e-300, 5e-324, 1e22, -1e300, f64::MAX]);
+        for k in 0..20_000 {
+            x = (x * 3.1 + k as f64 * 0.013) % 7.0 - 3.5;
+            xs.push(x);
+            xs.push(x * 1e6);
+        }
+        let mut checked = Tape::new();
+        checked.set_check_finite(true);
+        for &x in &xs {
+            let (s, c) = (black_box(x).sin(), black_box(x).cos());
+            // (added into a zeroed adjoint: −0 becomes +0)
+            let (ds, dc) = (0.0 + 1.3 * c, 0.0 + 1.3 * -s);
+            for tape in [&Tape::new(), &checked] {
+                let y = tape.var(x);
+                let (vs, vc) = (y.sin() * 1.3, y.cos() * 1.3);
+                let g = vs.try_backward().expect("finite").wrt(y);
+                assert_eq!(g.to_bits(), ds.to_bits(), "sin'({x})");
+                let g = vc.try_backward().expect("finite").wrt(y);
+                assert_eq!(g.to_bits(), dc.to_bits(), "cos'({x})");
+            }
+        }
     }
 
     /// Dual numbers (forward mode, Hessians) take the same bits.

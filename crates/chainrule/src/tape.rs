@@ -9,6 +9,14 @@
 //! only as many as the node's kind needs: none for an input or a sum, one
 //! for a unary operation, two for a general binary one. Index 0 is a
 //! reserved sink that no node points at.
+//!
+//! Sine and cosine are the exception: their partial (`cos a`, `−sin a`)
+//! is a second library call as costly as the value, so they store their
+//! argument `a` in the partial's slot and the sweep calls the library for
+//! the partial ([`K_SIN`], [`K_COS`]). The call is then off the forward
+//! pass, whose time is the chain of values through `sin` and the rest of
+//! the step, and runs in the sweep beside its chain of adjoints; it is the
+//! same function of the same number, so the same bits.
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
@@ -25,6 +33,12 @@ pub(crate) const K_BINARY: u64 = 2;
 pub(crate) const K_ADD: u64 = 3;
 /// One parent with partial 1 (`a + c`, `a - c`), none stored.
 pub(crate) const K_PASS: u64 = 4;
+/// `sin a`: one parent, and its argument `a` stored in the partial's slot;
+/// the partial is `a.cos()`, called when the sweep needs it ([`partial`]).
+pub(crate) const K_SIN: u64 = 5;
+/// `cos a`: one parent and its argument `a` stored; the partial is
+/// `−a.sin()` ([`partial`]).
+pub(crate) const K_COS: u64 = 6;
 /// The low bits of a head: the kind (dense codes, so that the sweep's
 /// dispatch is one jump table).
 pub(crate) const KIND_MASK: u64 = 15;
@@ -33,8 +47,22 @@ pub(crate) const KIND_MASK: u64 = 15;
 /// (2 bits per kind).
 #[inline(always)]
 pub(crate) const fn n_partials(kind: u64) -> usize {
-    const TABLE: u64 = (1 << (2 * K_UNARY)) | (2 << (2 * K_BINARY));
+    const TABLE: u64 =
+        (1 << (2 * K_UNARY)) | (2 << (2 * K_BINARY)) | (1 << (2 * K_SIN)) | (1 << (2 * K_COS));
     ((TABLE >> (2 * (kind & KIND_MASK))) & 3) as usize
+}
+
+/// The partial of a one-parent node of `kind` from what it stored: the
+/// stored partial itself, or for [`K_SIN`] and [`K_COS`] the derivative of
+/// the stored argument, computed exactly as the value's rule would
+/// (`ops::rule::sin`, `ops::rule::cos`), so the same bits.
+#[inline(always)]
+pub(crate) fn partial<T: Scalar>(kind: u64, stored: T) -> T {
+    match kind & KIND_MASK {
+        K_SIN => stored.cos(),
+        K_COS => -stored.sin(),
+        _ => stored,
+    }
 }
 const IDX_BITS: u32 = 30;
 const IDX_MASK: u64 = (1 << IDX_BITS) - 1;
@@ -131,7 +159,7 @@ impl<T: Scalar> Arena<T> {
         let (p0, p1) = parents(h);
         let (o, z) = (T::one(), T::zero());
         match h & KIND_MASK {
-            K_UNARY => ([p0, 0], [self.partials[pc], z]),
+            K_UNARY | K_SIN | K_COS => ([p0, 0], [partial(h, self.partials[pc]), z]),
             K_BINARY => ([p0, p1], [self.partials[pc], self.partials[pc + 1]]),
             K_ADD => ([p0, p1], [o, o]),
             K_PASS => ([p0, 0], [o, z]),
@@ -849,6 +877,15 @@ impl<'t, T: Scalar> Var<'t, T> {
     pub(crate) fn unary(self, op: Op, value: T, d: T) -> Var<'t, T> {
         self.tape
             .push(op, value, K_UNARY, [self.idx, 0], [d, T::zero()], None)
+    }
+
+    /// Records `sin` or `cos` (`kind` [`K_SIN`] or [`K_COS`]) of `self`:
+    /// `self`'s value, the argument, is stored where a unary node keeps
+    /// its partial.
+    #[inline(always)]
+    pub(crate) fn unary_arg(self, op: Op, value: T, kind: u64) -> Var<'t, T> {
+        self.tape
+            .push(op, value, kind, [self.idx, 0], [self.val, T::zero()], None)
     }
 
     /// Records a unary operation with a constant operand (`x * 2`).
