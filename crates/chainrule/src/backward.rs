@@ -363,20 +363,12 @@ fn sweep_plain<T: Scalar, const FAR: bool>(
                 }
                 // the partial from the kept argument: a library call
                 // beside the adjoints' chain (it does not depend on it)
-                K_SIN => {
+                K_SIN | K_COS => {
                     pc -= 1;
                     if a.is_zero() {
                         continue;
                     }
-                    let d = partial(K_SIN, *partials.get_unchecked(pc));
-                    give!(parents(h).0, a * d);
-                }
-                K_COS => {
-                    pc -= 1;
-                    if a.is_zero() {
-                        continue;
-                    }
-                    let d = partial(K_COS, *partials.get_unchecked(pc));
+                    let d = partial(h, *partials.get_unchecked(pc));
                     give!(parents(h).0, a * d);
                 }
                 K_ADD => {

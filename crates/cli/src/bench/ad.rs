@@ -83,7 +83,12 @@ pub struct AdReport {
     pub machine: String,
 }
 
-/// The recursion on the tape.
+/// The recursion on the tape. Inlined into its caller, as the loop is
+/// when a user writes it (`user-bench`): as a function of its own it kept
+/// `s` in memory and its operands' checks in the loop, and the recording
+/// measured 2.3 ns a step slower than the same loop inline (AMD EPYC,
+/// BENCHMARKS.md, issue 17, ninth session).
+#[inline(always)]
 pub fn recursion<'t>(s0: Var<'t>, a: Var<'t>, b: Var<'t>, n: usize) -> Var<'t> {
     let mut s = s0;
     for _ in 0..n {
