@@ -646,8 +646,7 @@ impl<T: Scalar> Program<T> {
                     (1, std::ptr::null_mut()),
                 );
             }
-            let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
-            if bits(&got) == bits(&want) {
+            if value_bits(&got) == value_bits(&want) {
                 self.native = Some(Arc::new(code));
             }
             return;
@@ -668,8 +667,7 @@ impl<T: Scalar> Program<T> {
                 (1, got.as_mut_ptr()),
             );
         }
-        let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
-        if bits(&got) == bits(&want) && bits(&st) == bits(&next) {
+        if value_bits(&got) == value_bits(&want) && value_bits(&st) == value_bits(&next) {
             self.native = Some(Arc::new(code));
         }
     }
@@ -1274,3 +1272,22 @@ static NATIVE: Mutex<Vec<Box<dyn Any + Send>>> = Mutex::new(Vec::new());
 
 /// How many programs [`NATIVE`] keeps.
 const NATIVE_CACHE: usize = 16;
+
+/// The bits of each value, every NaN as one. Which NaN an operation on
+/// two NaNs returns (its sign and payload) depends on the order of its
+/// operands, which neither Rust nor the code generators keep for
+/// commutative operations (LLVM may swap a product's operands, and Rust
+/// promises no NaN's sign or payload): native code and the interpreter
+/// agree when they agree on every number and on which values are NaN.
+pub(crate) fn value_bits<T: Scalar>(v: &[T]) -> Vec<u64> {
+    v.iter()
+        .map(|x| {
+            let x = x.to_f64();
+            if x.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                x.to_bits()
+            }
+        })
+        .collect()
+}

@@ -808,7 +808,7 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use crate::compiled::{Program, Work};
+    use crate::compiled::{value_bits, Program, Work};
     use crate::recurrence::StepFn;
     use crate::scalar::Scalar;
     use crate::tape::Var;
@@ -852,23 +852,6 @@ mod tests {
         }
     }
 
-    /// The bits of each value, every NaN as one: which NaN an operation
-    /// on two NaNs returns depends on its operand order, which neither
-    /// Rust nor Cranelift keeps for commutative operations (Rust promises
-    /// no NaN payload).
-    fn bits<T: Scalar>(v: &[T]) -> Vec<u64> {
-        v.iter()
-            .map(|x| {
-                let x = x.to_f64();
-                if x.is_nan() {
-                    f64::NAN.to_bits()
-                } else {
-                    x.to_bits()
-                }
-            })
-            .collect()
-    }
-
     /// Everything both passes of `prog` produce, on the interpreter or not.
     #[allow(clippy::too_many_arguments)]
     fn run<T: Scalar>(
@@ -905,15 +888,15 @@ mod tests {
         );
         prog.vjp_block(&mut work, s0, xs, (0, mid), &mut lam2, &mut th2, &mut gx2);
         vec![
-            bits(&last),
-            bits(&parts),
-            bits(&lam),
-            bits(&th),
-            bits(&gx),
-            bits(&s_mid),
-            bits(&lam2),
-            bits(&th2),
-            bits(&gx2),
+            value_bits(&last),
+            value_bits(&parts),
+            value_bits(&lam),
+            value_bits(&th),
+            value_bits(&gx),
+            value_bits(&s_mid),
+            value_bits(&lam2),
+            value_bits(&th2),
+            value_bits(&gx2),
         ]
     }
 
