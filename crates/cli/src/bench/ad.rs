@@ -135,7 +135,7 @@ const AUTO_MAX_REPS: usize = 100_000;
 
 /// Runs the measurements: `reps` timed repetitions of each, or by default
 /// (`None`) as many gradients as the JAX peer times (at least 5, about
-/// 1 s; see [`AUTO_SECONDS`]) and as many runs of the plain loop and the
+/// 1 s) and as many runs of the plain loop and the
 /// compiled step. The same count matters on a host whose speed changes
 /// within a second (the AMD EPYC Zen 5 VM: a third slower for a while,
 /// BENCHMARKS.md, issue 17): 7 repetitions (0.2 s) could all fall in a slow
