@@ -2,7 +2,9 @@
 //! a training iteration allocates nothing, with or without a density round
 //! of the default strategy (once the scene has reached its budget: a
 //! round that grows the scene past the capacity of its vectors allocates
-//! them anew, with headroom). The MCMC strategy's rounds are not covered.
+//! them anew, with headroom), and with the MCMC strategy's rounds once the
+//! scene is at its budget (a round then relocates dead splats; growth
+//! allocates as above).
 //!
 //! This binary installs a counting global allocator (so it holds this one
 //! test only: a second test running beside it would be counted too) and
@@ -11,7 +13,7 @@
 
 use splat::data::synth::{write_dataset, SynthOptions};
 use splat::data::{self, LoadOptions};
-use splat::train::{TrainConfig, Trainer};
+use splat::train::{Strategy, TrainConfig, Trainer};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -160,7 +162,7 @@ fn steady_state_training_iterations_allocate_nothing() {
                 densify_every: 20,
                 prune_big_from: 0,
                 opacity_reset_every: 50,
-                ..base
+                ..base.clone()
             },
         )
         .unwrap();
@@ -187,5 +189,42 @@ fn steady_state_training_iterations_allocate_nothing() {
             .filter(|m| after.means.iter().filter(|x| x == m).count() > 1);
         assert!(gone.count() > 0, "the round retired or pruned none");
         assert!(twice.count() > 0, "the round cloned none");
+
+        // MCMC at its budget: a round every 20 iterations relocates the
+        // dead splats onto live ones (the threshold raised to the initial
+        // opacity, so that about half are dead), and every iteration adds
+        // its regulariser and position noise
+        let mut t = Trainer::new(
+            dataset(),
+            TrainConfig {
+                strategy: Strategy::Mcmc,
+                init_points: 4000,
+                max_gaussians: 4000,
+                densify_from: 0,
+                densify_every: 20,
+                prune_opacity: 0.1,
+                ..base
+            },
+        )
+        .unwrap();
+        // (a longer warm-up: relocations change the splats' footprints,
+        // and the render's tile lists grow to the most they have needed)
+        for _ in 0..300 {
+            t.step().unwrap();
+        }
+        assert_none("100 MCMC iterations with 5 relocation rounds", || {
+            for _ in 0..100 {
+                t.step().unwrap();
+            }
+        });
+        assert_eq!(t.len(), 4000, "the budget is full");
+        // the last step ran a round: a relocated splat and its source
+        // share their rotation until their next update
+        assert_eq!(t.iteration() % 20, 0);
+        let quats = t.gaussians::<f64>().quats;
+        let mut sorted: Vec<_> = quats.iter().map(|q| q.map(f64::to_bits)).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert!(sorted.len() < quats.len(), "the round relocated none");
     });
 }

@@ -14,7 +14,7 @@
 //! `OPACITY_REG · mean(opacity) + SCALE_REG · mean(scale)`.
 
 use super::super::{logit, schedule, Trainer, GROUPS};
-use super::{Row, Strategy};
+use super::{DensifyScratch, Row, Strategy};
 use crate::three::project::quat_to_rotmat;
 use crate::three::scene::Rng;
 
@@ -63,16 +63,20 @@ fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// Binomial coefficients `C(n, k)` for `n, k < N_MAX`.
-fn binomials() -> Vec<[f64; N_MAX]> {
-    let mut b = vec![[0.0; N_MAX]; N_MAX];
-    for n in 0..N_MAX {
-        b[n][0] = 1.0;
-        for k in 1..=n {
-            b[n][k] = b[n - 1][k - 1] + if k < n { b[n - 1][k] } else { 0.0 };
+/// Binomial coefficients `C(n, k)` for `n, k < N_MAX`, made once per
+/// process (a round evaluates [`relocation`] once per sampled Gaussian).
+fn binomials() -> &'static [[f64; N_MAX]] {
+    static TABLE: std::sync::OnceLock<Vec<[f64; N_MAX]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut b = vec![[0.0; N_MAX]; N_MAX];
+        for n in 0..N_MAX {
+            b[n][0] = 1.0;
+            for k in 1..=n {
+                b[n][k] = b[n - 1][k - 1] + if k < n { b[n - 1][k] } else { 0.0 };
+            }
         }
-    }
-    b
+        b
+    })
 }
 
 /// The opacity and scale factor of a Gaussian of opacity `o` that now
@@ -94,32 +98,56 @@ pub(crate) fn relocation(o: f64, copies: usize) -> (f64, f64) {
 
 /// `n` indices drawn with replacement, with probability proportional to
 /// `weights`.
+#[cfg(test)]
 fn multinomial(weights: &[f64], n: usize, rng: &mut Rng) -> Vec<usize> {
-    let mut cdf = Vec::with_capacity(weights.len());
+    let (mut cdf, mut out) = (Vec::new(), Vec::new());
+    multinomial_into(weights, n, rng, &mut cdf, &mut out);
+    out
+}
+
+/// [`multinomial`] into `out`, with `cdf` as scratch (both reused).
+fn multinomial_into(
+    weights: &[f64],
+    n: usize,
+    rng: &mut Rng,
+    cdf: &mut Vec<f64>,
+    out: &mut Vec<usize>,
+) {
+    cdf.clear();
     let mut s = 0.0;
     for w in weights {
         s += w.max(0.0);
         cdf.push(s);
     }
-    (0..n)
-        .map(|_| {
-            let u = rng.uniform() * s;
-            cdf.partition_point(|&c| c <= u).min(weights.len() - 1)
-        })
-        .collect()
+    out.clear();
+    out.extend((0..n).map(|_| {
+        let u = rng.uniform() * s;
+        cdf.partition_point(|&c| c <= u).min(weights.len() - 1)
+    }));
 }
 
 impl Trainer {
     /// Sets the opacity and scales of each sampled Gaussian for the number
     /// of places it will stand in (itself plus its copies in `sampled`).
-    fn mcmc_share(&mut self, sampled: &[usize]) {
-        let mut count = std::collections::HashMap::new();
+    /// Each Gaussian's update reads and writes only its own entries, so
+    /// the order they are visited in does not matter; `copies` (all zero,
+    /// left so) and `touched` are scratch.
+    fn mcmc_share(&mut self, sampled: &[usize], copies: &mut Vec<u32>, touched: &mut Vec<usize>) {
+        let n = self.len();
+        if copies.len() < n {
+            copies.resize(n, 0);
+        }
+        touched.clear();
         for &i in sampled {
-            *count.entry(i).or_insert(0usize) += 1;
+            if copies[i] == 0 {
+                touched.push(i);
+            }
+            copies[i] += 1;
         }
         let eps = f64::EPSILON;
         let min_op = self.cfg.prune_opacity;
-        for (&i, &c) in &count {
+        for &i in touched.iter() {
+            let c = std::mem::take(&mut copies[i]) as usize;
             let o = sigmoid(self.params[3][i]);
             let (o_new, f) = relocation(o, c + 1);
             self.params[3][i] = logit(o_new.clamp(min_op, 1.0 - eps));
@@ -135,39 +163,67 @@ impl Trainer {
 
     /// Moves every dead Gaussian (opacity ≤ `prune_opacity`) onto a live
     /// one sampled by opacity. Returns how many moved.
+    ///
+    /// Its lists are the density rounds' scratch, kept between rounds: a
+    /// round allocates nothing once they have grown to the scene's size.
     pub(crate) fn mcmc_relocate(&mut self) -> usize {
+        let mut sc = std::mem::take(&mut self.densify_scratch);
+        let moved = self.mcmc_relocation_rows(&mut sc);
+        self.densify_scratch = sc;
+        if moved > 0 {
+            self.gather_scratch_rows();
+        }
+        moved
+    }
+
+    /// Rebuilds the scene from the scratch's rows (see [`Trainer::gather`]).
+    fn gather_scratch_rows(&mut self) {
+        let rows = std::mem::take(&mut self.densify_scratch.rows);
+        self.gather(&rows);
+        self.densify_scratch.rows = rows;
+    }
+
+    /// [`Trainer::mcmc_relocate`] up to the new scene's rows, left in
+    /// `sc.rows`: returns how many moved (0: no rows made).
+    fn mcmc_relocation_rows(&mut self, sc: &mut DensifyScratch) -> usize {
         let n = self.len();
-        let op: Vec<f64> = self.params[3].iter().map(|&l| sigmoid(l)).collect();
-        let dead: Vec<usize> = (0..n)
-            .filter(|&i| op[i] <= self.cfg.prune_opacity)
-            .collect();
-        let alive: Vec<usize> = (0..n).filter(|&i| op[i] > self.cfg.prune_opacity).collect();
+        let min_op = self.cfg.prune_opacity;
+        let DensifyScratch {
+            opacity: op,
+            dead,
+            alive,
+            weights: w,
+            cdf,
+            sampled,
+            copies,
+            touched,
+            rows,
+            ..
+        } = sc;
+        op.clear();
+        op.extend(self.params[3].iter().map(|&l| sigmoid(l)));
+        dead.clear();
+        dead.extend((0..n).filter(|&i| op[i] <= min_op));
+        alive.clear();
+        alive.extend((0..n).filter(|&i| op[i] > min_op));
         if dead.is_empty() || alive.is_empty() {
             return 0;
         }
         let mut rng = self.mcmc_rng(0x005E_ED0F_DEAD);
-        let w: Vec<f64> = alive.iter().map(|&i| op[i]).collect();
-        let sampled: Vec<usize> = multinomial(&w, dead.len(), &mut rng)
-            .into_iter()
-            .map(|k| alive[k])
-            .collect();
-        self.mcmc_share(&sampled);
-        let mut src: Vec<usize> = (0..n).collect();
-        let mut fresh = vec![false; n];
-        for (&d, &s) in dead.iter().zip(&sampled) {
-            src[d] = s;
-            fresh[d] = true;
-            fresh[s] = true;
+        w.clear();
+        w.extend(alive.iter().map(|&i| op[i]));
+        multinomial_into(w, dead.len(), &mut rng, cdf, sampled);
+        for k in sampled.iter_mut() {
+            *k = alive[*k];
         }
-        let rows: Vec<Row> = (0..n)
-            .map(|i| Row {
-                src: src[i],
-                fresh: fresh[i],
-                mean: None,
-                log_shift: 0.0,
-            })
-            .collect();
-        self.gather(&rows);
+        self.mcmc_share(sampled, copies, touched);
+        rows.clear();
+        rows.extend((0..n).map(Row::unchanged));
+        for (&d, &s) in dead.iter().zip(sampled.iter()) {
+            rows[d].src = s;
+            rows[d].fresh = true;
+            rows[s].fresh = true;
+        }
         dead.len()
     }
 
@@ -195,25 +251,34 @@ impl Trainer {
         if add == 0 {
             return 0;
         }
+        let mut sc = std::mem::take(&mut self.densify_scratch);
+        let DensifyScratch {
+            weights: w,
+            cdf,
+            sampled,
+            copies,
+            touched,
+            rows,
+            ..
+        } = &mut sc;
         let mut rng = self.mcmc_rng(0x0ADD_5A3E);
-        let w: Vec<f64> = self.params[3].iter().map(|&l| sigmoid(l)).collect();
-        let sampled = multinomial(&w, add, &mut rng);
-        self.mcmc_share(&sampled);
-        let mut fresh = vec![false; n];
-        for &s in &sampled {
-            fresh[s] = true;
+        w.clear();
+        w.extend(self.params[3].iter().map(|&l| sigmoid(l)));
+        multinomial_into(w, add, &mut rng, cdf, sampled);
+        self.mcmc_share(sampled, copies, touched);
+        rows.clear();
+        rows.extend((0..n).map(Row::unchanged));
+        for &s in sampled.iter() {
+            rows[s].fresh = true;
         }
-        let rows: Vec<Row> = (0..n)
-            .map(|i| (i, fresh[i]))
-            .chain(sampled.iter().map(|&s| (s, true)))
-            .map(|(src, fresh)| Row {
-                src,
-                fresh,
-                mean: None,
-                log_shift: 0.0,
-            })
-            .collect();
-        self.gather(&rows);
+        rows.extend(sampled.iter().map(|&s| Row {
+            src: s,
+            fresh: true,
+            mean: None,
+            log_shift: 0.0,
+        }));
+        self.densify_scratch = sc;
+        self.gather_scratch_rows();
         add
     }
 

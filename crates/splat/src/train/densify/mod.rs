@@ -77,6 +77,22 @@ pub(super) struct DensifyScratch {
     /// `gather`'s copies of the rows whose source an in-place pass would
     /// overwrite first: parameters, first and second moments.
     moved: [Vec<f64>; 3],
+    /// MCMC: every splat's opacity.
+    opacity: Vec<f64>,
+    /// MCMC: the dead splats (opacity at most `prune_opacity`).
+    dead: Vec<usize>,
+    /// MCMC: the live ones.
+    alive: Vec<usize>,
+    /// MCMC: the weights of the draw.
+    weights: Vec<f64>,
+    /// MCMC: the draw's cumulative weights.
+    cdf: Vec<f64>,
+    /// MCMC: the splats drawn.
+    sampled: Vec<usize>,
+    /// MCMC: per splat, how many times it was drawn (zero between rounds).
+    copies: Vec<u32>,
+    /// MCMC: the splats drawn at least once, in the order first drawn.
+    touched: Vec<usize>,
 }
 
 impl Row {
