@@ -127,18 +127,26 @@ fn multinomial_into(
 }
 
 impl Trainer {
-    /// Sets the opacity and scales of each sampled Gaussian for the number
-    /// of places it will stand in (itself plus its copies in `sampled`).
-    /// Each Gaussian's update reads and writes only its own entries, so
-    /// the order they are visited in does not matter; `copies` (all zero,
-    /// left so) and `touched` are scratch.
-    fn mcmc_share(&mut self, sampled: &[usize], copies: &mut Vec<u32>, touched: &mut Vec<usize>) {
+    /// Sets the opacity and scales of each Gaussian in `sc.sampled` for
+    /// the number of places it will stand in (itself plus its copies
+    /// there), then starts `sc.rows` as the unchanged scene. Each
+    /// Gaussian's update reads and writes only its own entries, so the
+    /// order they are visited in does not matter; `sc.copies` is left all
+    /// zero.
+    fn mcmc_share(&mut self, sc: &mut DensifyScratch) {
         let n = self.len();
+        let DensifyScratch {
+            sampled,
+            copies,
+            touched,
+            rows,
+            ..
+        } = sc;
         if copies.len() < n {
             copies.resize(n, 0);
         }
         touched.clear();
-        for &i in sampled {
+        for &i in sampled.iter() {
             if copies[i] == 0 {
                 touched.push(i);
             }
@@ -155,6 +163,15 @@ impl Trainer {
                 self.params[1][3 * i + k] += f.ln();
             }
         }
+        rows.clear();
+        rows.extend((0..n).map(Row::unchanged));
+    }
+
+    /// Draws `count` indices into `sc.sampled` with probability
+    /// proportional to `sc.weights`, from this round's stream `salt`.
+    fn mcmc_draw(&self, sc: &mut DensifyScratch, count: usize, salt: u64) {
+        let mut rng = self.mcmc_rng(salt);
+        multinomial_into(&sc.weights, count, &mut rng, &mut sc.cdf, &mut sc.sampled);
     }
 
     fn mcmc_rng(&self, salt: u64) -> Rng {
@@ -188,43 +205,30 @@ impl Trainer {
     fn mcmc_relocation_rows(&mut self, sc: &mut DensifyScratch) -> usize {
         let n = self.len();
         let min_op = self.cfg.prune_opacity;
-        let DensifyScratch {
-            opacity: op,
-            dead,
-            alive,
-            weights: w,
-            cdf,
-            sampled,
-            copies,
-            touched,
-            rows,
-            ..
-        } = sc;
-        op.clear();
-        op.extend(self.params[3].iter().map(|&l| sigmoid(l)));
-        dead.clear();
-        dead.extend((0..n).filter(|&i| op[i] <= min_op));
-        alive.clear();
-        alive.extend((0..n).filter(|&i| op[i] > min_op));
-        if dead.is_empty() || alive.is_empty() {
+        sc.opacity.clear();
+        sc.opacity
+            .extend(self.params[3].iter().map(|&l| sigmoid(l)));
+        let op = &sc.opacity;
+        sc.dead.clear();
+        sc.dead.extend((0..n).filter(|&i| op[i] <= min_op));
+        sc.alive.clear();
+        sc.alive.extend((0..n).filter(|&i| op[i] > min_op));
+        if sc.dead.is_empty() || sc.alive.is_empty() {
             return 0;
         }
-        let mut rng = self.mcmc_rng(0x005E_ED0F_DEAD);
-        w.clear();
-        w.extend(alive.iter().map(|&i| op[i]));
-        multinomial_into(w, dead.len(), &mut rng, cdf, sampled);
-        for k in sampled.iter_mut() {
-            *k = alive[*k];
+        sc.weights.clear();
+        sc.weights.extend(sc.alive.iter().map(|&i| op[i]));
+        self.mcmc_draw(sc, sc.dead.len(), 0x005E_ED0F_DEAD);
+        for k in sc.sampled.iter_mut() {
+            *k = sc.alive[*k];
         }
-        self.mcmc_share(sampled, copies, touched);
-        rows.clear();
-        rows.extend((0..n).map(Row::unchanged));
-        for (&d, &s) in dead.iter().zip(sampled.iter()) {
-            rows[d].src = s;
-            rows[d].fresh = true;
-            rows[s].fresh = true;
+        self.mcmc_share(sc);
+        for (&d, &s) in sc.dead.iter().zip(&sc.sampled) {
+            sc.rows[d].src = s;
+            sc.rows[d].fresh = true;
+            sc.rows[s].fresh = true;
         }
-        dead.len()
+        sc.dead.len()
     }
 
     /// Adds Gaussians, copies of existing ones sampled by opacity, up to
@@ -252,26 +256,15 @@ impl Trainer {
             return 0;
         }
         let mut sc = std::mem::take(&mut self.densify_scratch);
-        let DensifyScratch {
-            weights: w,
-            cdf,
-            sampled,
-            copies,
-            touched,
-            rows,
-            ..
-        } = &mut sc;
-        let mut rng = self.mcmc_rng(0x0ADD_5A3E);
-        w.clear();
-        w.extend(self.params[3].iter().map(|&l| sigmoid(l)));
-        multinomial_into(w, add, &mut rng, cdf, sampled);
-        self.mcmc_share(sampled, copies, touched);
-        rows.clear();
-        rows.extend((0..n).map(Row::unchanged));
-        for &s in sampled.iter() {
-            rows[s].fresh = true;
+        sc.weights.clear();
+        sc.weights
+            .extend(self.params[3].iter().map(|&l| sigmoid(l)));
+        self.mcmc_draw(&mut sc, add, 0x0ADD_5A3E);
+        self.mcmc_share(&mut sc);
+        for &s in &sc.sampled {
+            sc.rows[s].fresh = true;
         }
-        rows.extend(sampled.iter().map(|&s| Row {
+        sc.rows.extend(sc.sampled.iter().map(|&s| Row {
             src: s,
             fresh: true,
             mean: None,
