@@ -328,14 +328,14 @@ pub(super) fn lanczos3_taps(pos: f64, n: usize) -> [(usize, f64); 2 * LANCZOS_A]
     let pi = std::f64::consts::PI;
     let (s1, (sa, ca)) = ((pi * frac).sin(), (pi * frac / 3.0).sin_cos());
     let half_sqrt3 = 0.75f64.sqrt();
-    // (cos φ, sin φ) for k = 0..5
+    // (−1)^k·(cos φ, sin φ) for k = 0..5
     let phase = [
         (-0.5, half_sqrt3),
-        (0.5, half_sqrt3),
-        (1.0, 0.0),
-        (0.5, -half_sqrt3),
         (-0.5, -half_sqrt3),
-        (-1.0, 0.0),
+        (1.0, 0.0),
+        (-0.5, half_sqrt3),
+        (-0.5, -half_sqrt3),
+        (1.0, -0.0),
     ];
     for (k, t) in taps.iter_mut().enumerate() {
         let i = i0 + k as f64 - (LANCZOS_A as f64 - 1.0);
@@ -345,11 +345,9 @@ pub(super) fn lanczos3_taps(pos: f64, n: usize) -> [(usize, f64); 2 * LANCZOS_A]
             f64::from(u8::from(i == i0))
         } else {
             // 3·sin(πt)·sin(πt/3)/(πt)², with 0 < |t| < 3 here
-            let d = f - i;
-            let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
             let (cp, sp) = phase[k];
-            let pt = pi * d;
-            3.0 * (sign * s1) * (sa * cp + ca * sp) / (pt * pt)
+            let pt = pi * (f - i);
+            3.0 * s1 * (sa * cp + ca * sp) / (pt * pt)
         };
         *t = (i.clamp(0.0, (n - 1) as f64) as usize, w);
         sum += w;
