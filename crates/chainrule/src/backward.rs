@@ -20,7 +20,8 @@ use crate::tape::{
 ///
 /// Borrow of the tape: drop it (or copy out what you need with
 /// [`Gradients::wrt_all`]) before [`Tape::clear`]. Its buffer goes back to
-/// the tape on drop, so repeated backward passes do not allocate.
+/// the tape on drop, so repeated backward passes do not allocate (and the
+/// next recording zeroes it as it goes: see [`Tape::clear`]).
 pub struct Gradients<'t, T: Scalar = f64> {
     tape: &'t Tape<T>,
     adj: Vec<T>,
@@ -60,6 +61,13 @@ impl<'t, T: Scalar> Gradients<'t, T> {
 impl<T: Scalar> Drop for Gradients<'_, T> {
     fn drop(&mut self) {
         let buf = std::mem::take(&mut self.adj);
+        // SAFETY: no reference into the arena is alive here (see `Tape`'s
+        // struct comment: user code never holds one, and a sweep does not
+        // hold one across a custom operation's vjp).
+        let arena = unsafe { &mut *self.tape.nodes.get() };
+        let Err(buf) = arena.return_adj(buf) else {
+            return;
+        };
         let cached = self.tape.adj_cache.take();
         self.tape
             .adj_cache
@@ -81,23 +89,17 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// Reverse sweep with adjoint seed `seed` (a vector-Jacobian product
     /// with a one-hot row scaled by `seed`).
     pub fn backward_with(&self, seed: T) -> Gradients<'t, T> {
-        let tape = self.tape;
-        let mut adj = tape.adj_cache.take();
-        sweep(tape, &mut adj, &[(self.idx, seed)], false);
-        Gradients { tape, adj }
+        sweep_tape(self.tape, &[(self.idx, seed)], false).0
     }
 
     /// Like [`Var::backward`], but fails if a forward value recorded while
     /// checking was on ([`Tape::set_check_finite`]) was NaN or infinite, or
     /// if a gradient became so; the error names the first operation.
     pub fn try_backward(&self) -> Result<Gradients<'t, T>, NonFinite> {
-        let tape = self.tape;
-        if let Some(bad) = tape.first_non_finite() {
+        if let Some(bad) = self.tape.first_non_finite() {
             return Err(bad);
         }
-        let mut adj = tape.adj_cache.take();
-        let bad = sweep(tape, &mut adj, &[(self.idx, T::one())], true);
-        let grads = Gradients { tape, adj };
+        let (grads, bad) = sweep_tape(self.tape, &[(self.idx, T::one())], true);
         match bad {
             Some(b) => Err(b),
             None => Ok(grads),
@@ -130,9 +132,7 @@ pub fn vjp<'t, T: Scalar>(outputs: &[Var<'t, T>], seeds: &[T]) -> Gradients<'t, 
             (o.idx, s)
         })
         .collect();
-    let mut adj = tape.adj_cache.take();
-    sweep(tape, &mut adj, &pairs, false);
-    Gradients { tape, adj }
+    sweep_tape(tape, &pairs, false).0
 }
 
 /// The Jacobian `J[i][j] = ∂outputs[i]/∂inputs[j]`, by one reverse sweep per
@@ -152,8 +152,44 @@ pub fn jacobian<'t, T: Scalar>(outputs: &[Var<'t, T>], inputs: &[Var<'t, T>]) ->
         .collect()
 }
 
-/// The reverse sweep. `adj` is resized to cover the highest seeded node and
-/// zeroed; returns the first non-finite gradient if `check`.
+/// The reverse sweep on the tape's own adjoint buffer: the one the
+/// recording zeroed ([`crate::tape::Arena::lend_adj`]), or, while that is
+/// lent to another live [`Gradients`] (or a sweep is running), the cached
+/// one, zeroed here. The buffer is in the returned [`Gradients`] before the
+/// sweep starts, so that it goes back to the tape even if a custom
+/// operation's vjp panics. Also returns the first non-finite gradient if
+/// `check`.
+fn sweep_tape<'t, T: Scalar>(
+    tape: &'t Tape<T>,
+    seeds: &[(u32, T)],
+    check: bool,
+) -> (Gradients<'t, T>, Option<NonFinite>) {
+    let top = seeds.iter().map(|s| s.0 as usize).max().unwrap_or(0);
+    let lent = if tape.flags.get() & IN_BACKWARD == 0 && top < tape.len() {
+        // SAFETY: no reference into the arena is alive (see `Tape`).
+        unsafe { &mut *tape.nodes.get() }.lend_adj(top + 1)
+    } else {
+        None
+    };
+    let mut grads = Gradients {
+        tape,
+        adj: lent.unwrap_or_else(|| {
+            let mut adj = tape.adj_cache.take();
+            adj.clear();
+            adj.resize(top + 1, T::zero());
+            adj
+        }),
+    };
+    for &(i, s) in seeds {
+        grads.adj[i as usize] += s;
+    }
+    let bad = sweep_from(tape, &mut grads.adj, top, check);
+    (grads, bad)
+}
+
+/// The reverse sweep on a buffer of the caller's. `adj` is resized to cover
+/// the highest seeded node and zeroed; returns the first non-finite
+/// gradient if `check`.
 pub(crate) fn sweep<T: Scalar>(
     tape: &Tape<T>,
     adj: &mut Vec<T>,
@@ -273,9 +309,14 @@ pub(crate) fn sweep_range<T: Scalar>(
             sweep_plain::<T, false>(heads, partials, adj, lo, hi, pc)
         };
     } else {
+        // the same additions in the same order as `sweep_plain` (node
+        // `i - 1`'s share carried), so the same bits
+        let mut carry = T::zero();
         for i in (lo..hi).rev() {
             pc -= n_partials(heads[i]);
-            let a = adj[i];
+            let a = adj[i] + carry;
+            carry = T::zero();
+            adj[i] = a;
             if a.is_zero() {
                 continue;
             }
@@ -290,8 +331,15 @@ pub(crate) fn sweep_range<T: Scalar>(
                         in_backward: true,
                     });
                 }
-                adj[ps[k]] += g;
+                if ps[k] == i - 1 {
+                    carry += g;
+                } else {
+                    adj[ps[k]] += g;
+                }
             }
+        }
+        if lo > 0 && !carry.is_zero() {
+            adj[lo - 1] += carry;
         }
     }
     pc
@@ -470,47 +518,122 @@ mod tests {
         adj
     }
 
-    #[test]
-    fn kinds_sweep_like_the_uniform_layout_bit_for_bit() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
+    /// A xorshift generator (deterministic, no dependency).
+    fn rng(seed: u64) -> impl FnMut() -> u64 {
+        let mut state = seed;
+        move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             state
-        };
+        }
+    }
+
+    /// Appends `n` random operations on recent (sometimes far) values of
+    /// `vs` to the tape.
+    fn record_random<'t>(vs: &mut Vec<Var<'t, f64>>, n: usize, next: &mut impl FnMut() -> u64) {
+        for _ in 0..n {
+            let m = vs.len();
+            // mostly recent operands, sometimes far ones; repeats allowed
+            let pick = |r: u64| vs[m - 1 - (r as usize % m.min(if r % 5 == 0 { m } else { 3 }))];
+            let (x, y) = (pick(next()), pick(next()));
+            let v = match next() % 13 {
+                12 => x.cos() * y,
+                0 => x + y,
+                1 => x - y,
+                2 => x * y,
+                3 => x / (y.square() + 1.0),
+                4 => x.sin(),
+                5 => x + 0.7,
+                6 => x - 1.5,
+                7 => 2.0 - x,
+                8 => x * 0.9,
+                9 => x + x,
+                10 => x * x,
+                _ => (x * 0.1).exp(),
+            };
+            vs.push(v);
+        }
+    }
+
+    /// Asserts that `g` holds, bit for bit, the adjoints of a sweep from
+    /// `out` on a buffer of its own (and zeros above `out`, where a
+    /// [`vjp`] seeded a later output with 0).
+    fn assert_fresh(g: &Gradients<'_, f64>, tape: &Tape<f64>, out: Var<'_, f64>) {
+        let want = uniform_sweep(tape, out.index());
+        let got = g.as_slice();
+        assert!(got.len() >= want.len());
+        for i in 1..got.len() {
+            let w = want.get(i).copied().unwrap_or(0.0);
+            assert_eq!(got[i].to_bits(), w.to_bits(), "node {i}");
+        }
+    }
+
+    #[test]
+    fn kinds_sweep_like_the_uniform_layout_bit_for_bit() {
+        let mut next = rng(0x2545_F491_4F6C_DD1D);
         for _ in 0..200 {
             let tape = Tape::new();
             let mut vs: Vec<Var<'_, f64>> =
                 (0..3).map(|k| tape.var(0.3 + 0.2 * k as f64)).collect();
-            for _ in 0..60 {
-                let n = vs.len();
-                // mostly recent operands, sometimes far ones; repeats allowed
-                let pick =
-                    |r: u64| vs[n - 1 - (r as usize % n.min(if r % 5 == 0 { n } else { 3 }))];
-                let (x, y) = (pick(next()), pick(next()));
-                let v = match next() % 13 {
-                    12 => x.cos() * y,
-                    0 => x + y,
-                    1 => x - y,
-                    2 => x * y,
-                    3 => x / (y.square() + 1.0),
-                    4 => x.sin(),
-                    5 => x + 0.7,
-                    6 => x - 1.5,
-                    7 => 2.0 - x,
-                    8 => x * 0.9,
-                    9 => x + x,
-                    10 => x * x,
-                    _ => (x * 0.1).exp(),
-                };
-                vs.push(v);
-            }
+            record_random(&mut vs, 60, &mut next);
             let out = *vs.last().unwrap();
-            let g = out.backward();
-            let want = uniform_sweep(&tape, out.index());
-            for i in 1..want.len() {
-                assert_eq!(g.as_slice()[i].to_bits(), want[i].to_bits(), "node {i}");
+            assert_fresh(&out.backward(), &tape, out);
+        }
+    }
+
+    /// The adjoint buffer that recording zeroes is lent to one backward
+    /// pass at a time, comes back dirty, and is zeroed again where needed:
+    /// passes held while others run and more nodes are recorded, dropped in
+    /// either order, several passes on one recording, a cleared or
+    /// truncated tape, all give the adjoints of a sweep on a fresh buffer.
+    #[test]
+    fn adjoints_are_those_of_a_fresh_buffer_however_the_buffer_is_reused() {
+        let mut next = rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..60 {
+            let mut tape = Tape::new();
+            for _round in 0..5 {
+                let mut vs: Vec<Var<'_, f64>> =
+                    (0..3).map(|k| tape.var(0.4 + 0.3 * k as f64)).collect();
+                record_random(&mut vs, 1 + (next() % 40) as usize, &mut next);
+                let a = vs[next() as usize % vs.len()];
+                let ga = a.backward();
+                assert_fresh(&ga, &tape, a);
+                // more nodes while `ga` holds the tape's buffer
+                record_random(&mut vs, (next() % 30) as usize, &mut next);
+                let b = vs[next() as usize % vs.len()];
+                let gb = if next() % 2 == 0 {
+                    b.backward()
+                } else {
+                    vjp(&[b, a], &[1.0, 0.0])
+                };
+                assert_fresh(&gb, &tape, b);
+                assert_fresh(&ga, &tape, a);
+                if next() % 2 == 0 {
+                    drop(ga);
+                    drop(gb);
+                } else {
+                    drop(gb);
+                    drop(ga);
+                }
+                // again on the same recording, after both came back
+                let c = vs[next() as usize % vs.len()];
+                assert_fresh(&c.backward(), &tape, c);
+                let top = *vs.last().unwrap();
+                // the checked sweep adds in the same order (the same bits);
+                // a random program may overflow, which it reports
+                match top.try_backward() {
+                    Ok(g) => assert_fresh(&g, &tape, top),
+                    Err(_) => assert_fresh(&top.backward(), &tape, top),
+                }
+                match next() % 3 {
+                    0 => tape.clear(),
+                    1 => {
+                        let keep = 1 + (next() as usize) % tape.len();
+                        tape.truncate_nodes(keep);
+                    }
+                    _ => {}
+                }
             }
         }
     }

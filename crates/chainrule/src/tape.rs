@@ -81,16 +81,31 @@ pub(crate) const fn parents(h: u64) -> (usize, usize) {
     (((h >> 4) & IDX_MASK) as usize, (h >> 34) as usize)
 }
 
-/// The nodes of a tape, as two streams. `heads[i]` is node `i`'s kind and
-/// parents; its partials follow those of node `i - 1` in
-/// `partials` (see [`n_partials`]). Invariant: `partials.capacity() >= 2 * heads.capacity()`, so
-/// that a node that fits in `heads` always fits its partials (one capacity
-/// check per recorded node).
+/// The nodes of a tape, as two streams, and the buffer of their adjoints.
+/// `heads[i]` is node `i`'s kind and parents; its partials follow those of
+/// node `i - 1` in `partials` (see [`n_partials`]). Invariants:
+/// `partials.capacity() >= 2 * heads.capacity()`, and unless `adj` is lent
+/// `adj.capacity() >= heads.capacity()`, so that a node that fits in
+/// `heads` always fits its partials and its adjoint (one capacity check per
+/// recorded node).
+///
+/// `adj` is the next backward pass's adjoint buffer, zeroed as the nodes
+/// are recorded (one store a node beside the head's) rather than by a
+/// separate pass over the whole buffer when the sweep starts. While it is
+/// not lent, `adj.len() == heads.len()` and `adj[adj_clean..]` is zero;
+/// entries below `adj_clean` may hold an earlier sweep's adjoints, and
+/// [`Arena::lend_adj`] zeroes those before handing the buffer out.
 pub(crate) struct Arena<T> {
     pub(crate) heads: Vec<u64>,
     pub(crate) partials: Vec<T>,
-    /// `min(heads.capacity(), MAX_NODES)`, or 0 while `blocked`: pushes
-    /// below it take the fast path (one comparison a node).
+    adj: Vec<T>,
+    adj_clean: usize,
+    /// Whether `adj` is lent to a backward pass's [`crate::Gradients`]:
+    /// pushes then take the slow path, which does not write it.
+    adj_lent: bool,
+    /// `min(heads.capacity(), MAX_NODES)`, or 0 while `blocked` or
+    /// `adj_lent`: pushes below it take the fast path (one comparison a
+    /// node).
     room: usize,
     /// Set while any of the tape's flags is (tracing, checking, a sweep
     /// running): every push then takes the slow path, which handles them.
@@ -102,25 +117,65 @@ impl<T: Scalar> Arena<T> {
         let mut a = Arena {
             heads: Vec::with_capacity(nodes.clamp(1, MAX_NODES)),
             partials: Vec::new(),
+            adj: Vec::new(),
+            adj_clean: 0,
+            adj_lent: false,
             room: 0,
             blocked: false,
         };
         a.fit_partials();
         a.heads.push(head(K_LEAF, 0, 0));
+        a.adj.push(T::zero());
         a
     }
 
-    /// Restores the capacity invariant after `heads` grew.
+    /// Restores the capacity invariants after `heads` grew, and `room`
+    /// after a change of `blocked` or `adj_lent`.
     fn fit_partials(&mut self) {
-        let want = 2 * self.heads.capacity();
-        if self.partials.capacity() < want {
-            self.partials.reserve_exact(want - self.partials.len());
+        let cap = self.heads.capacity();
+        if self.partials.capacity() < 2 * cap {
+            self.partials.reserve_exact(2 * cap - self.partials.len());
         }
-        self.room = if self.blocked {
+        if !self.adj_lent && self.adj.capacity() < cap {
+            self.adj.reserve_exact(cap - self.adj.len());
+        }
+        self.room = if self.blocked || self.adj_lent {
             0
         } else {
-            self.heads.capacity().min(MAX_NODES)
+            cap.min(MAX_NODES)
         };
+    }
+
+    /// The adjoint buffer for a sweep over nodes `0..n` (`n <= heads.len()`),
+    /// zero there, or `None` if it is already lent. Until it comes back
+    /// ([`Arena::return_adj`]) pushes take the slow path.
+    pub(crate) fn lend_adj(&mut self, n: usize) -> Option<Vec<T>> {
+        if self.adj_lent {
+            return None;
+        }
+        debug_assert!(n <= self.adj.len() && self.adj.len() == self.heads.len());
+        let mut v = std::mem::take(&mut self.adj);
+        v.truncate(n);
+        v[..self.adj_clean.min(n)].fill(T::zero());
+        self.adj_lent = true;
+        self.fit_partials();
+        Some(v)
+    }
+
+    /// Takes back a buffer lent by [`Arena::lend_adj`] (or any other whose
+    /// length is at most `heads.len()`), its entries all possibly
+    /// non-zero; returns it if no buffer is lent.
+    pub(crate) fn return_adj(&mut self, mut v: Vec<T>) -> Result<(), Vec<T>> {
+        if !self.adj_lent || v.len() > self.heads.len() {
+            return Err(v);
+        }
+        self.adj_clean = v.len();
+        // the nodes recorded while it was lent, and those above the sweep
+        v.resize(self.heads.len(), T::zero());
+        self.adj = v;
+        self.adj_lent = false;
+        self.fit_partials();
+        Ok(())
     }
 
     /// Room for `additional` more nodes (at most up to the node limit).
@@ -142,6 +197,10 @@ impl<T: Scalar> Arena<T> {
 
     /// Keeps nodes `0..n`.
     pub(crate) fn truncate(&mut self, n: usize) {
+        if !self.adj_lent {
+            self.adj.truncate(n);
+        }
+        self.adj_clean = self.adj_clean.min(n);
         if n <= 1 {
             self.heads.truncate(n);
             self.partials.clear();
@@ -643,11 +702,14 @@ impl<T: Scalar> Tape<T> {
             // stack on every push, for a call that almost never happens
             self.push_slow(op, value, kind, p, d[0], d[1], constant)
         } else {
-            // SAFETY: idx < room <= heads.capacity(), and partials has room
-            // for two more per head slot (the arena's invariant).
+            // SAFETY: idx < room <= heads.capacity(), partials has room
+            // for two more per head slot, and (room > 0: not lent) adj has
+            // room for one, at `idx` (the arena's invariants).
             unsafe {
                 a.heads.as_mut_ptr().add(idx).write(head(kind, p[0], p[1]));
                 a.heads.set_len(idx + 1);
+                a.adj.as_mut_ptr().add(idx).write(T::zero());
+                a.adj.set_len(idx + 1);
                 let n = n_partials(kind);
                 if n > 0 {
                     let pc = a.partials.len();
@@ -695,6 +757,9 @@ impl<T: Scalar> Tape<T> {
         }
         a.heads.push(head(kind, p[0], p[1]));
         a.partials.extend_from_slice(&[d0, d1][..n_partials(kind)]);
+        if !a.adj_lent {
+            a.adj.push(T::zero());
+        }
         if self.flags.get() != 0 {
             self.record_slow(op, value, constant, idx);
         }
