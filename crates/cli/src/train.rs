@@ -70,9 +70,10 @@ pub struct TrainArgs {
     /// are not candidates) to clone or split as many more of the splats
     /// with the highest gradient; 0 keeps the 3DGS paper's rule (no growth
     /// once the budget is reached). A run that never fills its budget is
-    /// unaffected.
-    #[arg(long, default_value_t = splat::train::config::RETIRE_PER_ROUND)]
-    pub retire_per_round: f64,
+    /// unaffected [default: 0.02, times 4,000 / --iters for shorter runs
+    /// (at most 0.08), which have fewer rounds].
+    #[arg(long)]
+    pub retire_per_round: Option<f64>,
     /// Densify by AbsGS's statistic: the per-pixel absolute values of each
     /// splat's 2D-mean gradient summed, so that opposite gradients of a
     /// large splat over fine detail no longer cancel, with its own
@@ -108,7 +109,10 @@ pub struct TrainArgs {
     /// Random initial points when the dataset has no sparse points.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub init_points: u64,
-    /// Largest spherical-harmonic degree (0 to 3).
+    /// Largest spherical-harmonic degree (0 to 3). One more band is
+    /// trained every 1,000 iterations, or every 1,000 × --iters / 4,000
+    /// in runs shorter than 4,000 (at least 250), whose SH learning rate is
+    /// raised by 4,000 / --iters (at most ×4) as the position rate is.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
     pub sh_degree: u8,
     /// Background the photographs are composited on and renders use:
@@ -295,10 +299,12 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         ..LoadOptions::default()
     };
     let ds = data::load(&a.data, &opts).map_err(CliError::data)?;
-    let absgrad = use_absgrad(a.absgrad, a.no_absgrad, data::detect(&a.data));
+    let kind = data::detect(&a.data);
+    let absgrad = use_absgrad(a.absgrad, a.no_absgrad, kind);
     check_out_dir(&a.out)?;
     let ckpt_dir = checkpoint_dir(&a.out);
-    let cfg = train_config(&a, data_defaults(&ds, background, a.iters, absgrad))?;
+    let colmap = kind == Some("colmap");
+    let cfg = train_config(&a, data_defaults(&ds, background, a.iters, absgrad, colmap))?;
     let mut t = if a.resume {
         if !ckpt_dir.join("latest.json").is_file() {
             return Err(CliError::file(
@@ -471,17 +477,19 @@ pub fn checkpoint_dir(out: &Path) -> PathBuf {
 /// otherwise, for a run of `iters` on `ds`: the Gaussian budget, the
 /// position rate's horizon, the densification window (half the run) and
 /// its intervals, the background, and AbsGS's threshold when `absgrad`
-/// (see [`use_absgrad`]). `bench train --data` uses the same, so that it
-/// times the iterations `train` runs.
+/// (see [`use_absgrad`]), and the scale rate for COLMAP data (`colmap`).
+/// `bench train --data` uses the same, so that it times the iterations
+/// `train` runs.
 pub(crate) fn data_defaults(
     ds: &Dataset,
     background: [f64; 3],
     iters: u32,
     absgrad: bool,
+    colmap: bool,
 ) -> TrainConfig {
     TrainConfig {
         max_gaussians: TrainConfig::default_max_gaussians(ds),
-        ..run_defaults(background, iters, absgrad)
+        ..run_defaults(background, iters, absgrad, colmap)
     }
 }
 
@@ -489,16 +497,28 @@ pub(crate) fn data_defaults(
 /// settings that depend on the run's length and the kind of data only,
 /// among them the CLI's position rates ([`splat::train::config::LR_MEAN`],
 /// higher for runs shorter than 4,000 iterations:
-/// [`splat::train::config::lr_mean_scale`]).
-fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool) -> TrainConfig {
-    use splat::train::config::{lr_mean_scale, LR_MEAN, LR_MEAN_FINAL};
+/// [`splat::train::config::lr_mean_scale`]), its scale rate on COLMAP
+/// data (`colmap`: [`splat::train::config::LR_SCALE`]) and retiring
+/// rule, and for short
+/// runs the compressed SH schedule and retiring
+/// ([`splat::train::config::compress_for_run`]).
+fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -> TrainConfig {
+    use splat::train::config::{
+        compress_for_run, lr_mean_scale, LR_MEAN, LR_MEAN_FINAL, LR_SCALE, RETIRE_PER_ROUND,
+    };
     // a scale of exactly 1 from 4,000 iterations on: the same bits
     let scale = lr_mean_scale(iters);
-    TrainConfig {
+    let cfg = TrainConfig {
         iters,
         lr_mean: LR_MEAN * scale,
         lr_mean_final: LR_MEAN_FINAL * scale,
         lr_mean_steps: TrainConfig::position_lr_steps(iters),
+        lr_scale: if colmap {
+            LR_SCALE
+        } else {
+            TrainConfig::default().lr_scale
+        },
+        retire_per_round: RETIRE_PER_ROUND,
         background,
         absgrad,
         densify_grad: if absgrad {
@@ -508,7 +528,8 @@ fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool) -> TrainConfig 
         },
         ..TrainConfig::default()
     }
-    .with_densify_until(iters / 2)
+    .with_densify_until(iters / 2);
+    compress_for_run(cfg, iters)
 }
 
 /// The training settings of `a` over `defaults` (what
@@ -533,7 +554,7 @@ fn train_config(a: &TrainArgs, defaults: TrainConfig) -> CliResult<TrainConfig> 
         visible_adam: a.visible_adam,
         exposure: a.exposure,
         antialiased: a.antialiased,
-        retire_per_round: a.retire_per_round,
+        retire_per_round: a.retire_per_round.unwrap_or(defaults.retire_per_round),
         ..defaults
     }
     .with_densify_until(a.densify_until.unwrap_or(a.iters / 2));
@@ -588,7 +609,7 @@ mod tests {
         let a = Cli::try_parse_from(args.iter().chain(flags))
             .expect("flags parse")
             .train;
-        train_config(&a, run_defaults([0.0; 3], iters, true))
+        train_config(&a, run_defaults([0.0; 3], iters, true, true))
     }
 
     /// [`config_at`] for a 4,000-iteration run (the default length).
@@ -641,6 +662,40 @@ mod tests {
     /// higher position rate (at most four times), both rates scaled so
     /// the decay keeps its hundredfold ratio; the flags still win, and a
     /// given `--lr-mean` takes the final rate at that ratio as before.
+    /// On COLMAP data the scale rate is twice the original's at every
+    /// length; a short run
+    /// gets its SH bands sooner, a higher SH rate and more retiring per
+    /// round, by the position rate's factor; a given --retire-per-round
+    /// wins; from 4,000 iterations on the library's SH settings are kept
+    /// to the bit.
+    #[test]
+    fn short_runs_compress_the_sh_schedule_and_the_retiring() {
+        let d = TrainConfig::default();
+        for (iters, s, interval) in [
+            (30_000, 1.0, 1000),
+            (4000, 1.0, 1000),
+            (2000, 2.0, 500),
+            (1000, 4.0, 250),
+            (10, 4.0, 250),
+        ] {
+            let c = config_at(iters, &[]).unwrap();
+            assert_eq!(c.lr_scale, 2.0 * d.lr_scale, "{iters}");
+            assert_eq!(c.sh_interval, interval, "{iters}");
+            assert_eq!(c.lr_sh, d.lr_sh * s, "{iters}");
+            assert_eq!(c.retire_per_round, 0.02 * s, "{iters}");
+        }
+        assert_eq!(
+            config_at(4000, &[]).unwrap().lr_sh.to_bits(),
+            d.lr_sh.to_bits()
+        );
+        // other data keep the original's scale rate
+        let other = super::run_defaults([1.0; 3], 2000, false, false);
+        assert_eq!((other.lr_scale, other.sh_interval), (d.lr_scale, 500));
+        let given = config_at(2000, &["--retire-per-round", "0"]).unwrap();
+        assert_eq!(given.retire_per_round, 0.0);
+        assert_eq!(given.sh_interval, 500);
+    }
+
     #[test]
     fn short_runs_default_to_a_higher_position_rate() {
         for (iters, scale) in [

@@ -240,7 +240,8 @@ fn real_dataset(dir: &std::path::Path, iters: u32) -> CliResult<(Dataset, TrainC
     };
     let data = splat::data::load(dir, &opts).map_err(CliError::data)?;
     let absgrad = crate::train::use_absgrad(false, false, kind);
-    let cfg = crate::train::data_defaults(&data, background.map(f64::from), iters, absgrad);
+    let colmap = kind == Some("colmap");
+    let cfg = crate::train::data_defaults(&data, background.map(f64::from), iters, absgrad, colmap);
     Ok((data, cfg))
 }
 

@@ -235,6 +235,69 @@ pub fn lr_mean_scale(iters: u32) -> f64 {
     (f64::from(LR_MEAN_ITERS) / f64::from(iters.max(1))).clamp(1.0, 4.0)
 }
 
+/// The CLI's [`TrainConfig::lr_scale`] (log-scales) on COLMAP data: twice
+/// the original 3DGS's 0.005, at every run length. Why: as with the positions
+/// ([`LR_MEAN`]), the model underfits a capture's photos, and the splats'
+/// sizes are the other group that moves the score. Two 60-photo COLMAP
+/// captures at 4,000 iterations and the default budget: +0.25 and +0.13 dB
+/// with twice the rate; at 2,000 iterations and 30,000 Gaussians +0.19 and
+/// +0.17 dB, where three and four times gained nothing and half the rate
+/// lost 0.54 dB. Not on NeRF-synthetic data: the synth scene's default
+/// run gained 0.23 dB but grew 11% more splats (its budget does not bind)
+/// and took 134 s instead of 111 (BENCHMARKS.md, twelfth session).
+pub const LR_SCALE: f64 = 0.01;
+
+/// Iterations between spherical-harmonic bands in the CLI's runs of
+/// `iters` iterations: the original's 1,000 divided by
+/// [`lr_mean_scale`], so 1,000 from 4,000 iterations on, 500 at 2,000 and
+/// 250 at 1,000 or fewer. With the original's 1,000 a 2,000-iteration run
+/// reaches the second band only at its last iteration; a shorter run gets
+/// the same share of its length with each band as a 4,000-iteration run
+/// does.
+///
+/// ```
+/// use splat::train::config::sh_interval;
+/// assert_eq!(sh_interval(4000), 1000);
+/// assert_eq!(sh_interval(30_000), 1000);
+/// assert_eq!(sh_interval(2000), 500);
+/// assert_eq!(sh_interval(1000), 250);
+/// assert_eq!(sh_interval(20), 250);
+/// ```
+pub fn sh_interval(iters: u32) -> u32 {
+    (1000.0 / lr_mean_scale(iters)).round() as u32
+}
+
+/// The CLI's settings for a run of `iters` iterations shorter than
+/// [`LR_MEAN_ITERS`], compressed as its position rate is
+/// ([`lr_mean_scale`], `s` below; from 4,000 iterations on `s` is exactly 1
+/// and nothing changes): the SH bands come every [`sh_interval`], the SH
+/// rate is `s` times the original's (the colours have fewer iterations to
+/// travel as far), and each density round retires `s` times
+/// [`RETIRE_PER_ROUND`] (a shorter run has fewer rounds: the same share of
+/// the Gaussians is replaced over the run). Two 60-photo COLMAP captures at
+/// 2,000 iterations and 30,000 Gaussians, on top of [`LR_SCALE`]: bands
+/// every 500 +0.18 and +0.23 dB, the SH rate +0.12 and +0.11, the retiring
+/// +0.06 and +0.08; the synth scene +0.6 dB (BENCHMARKS.md, twelfth
+/// session).
+///
+/// ```
+/// use splat::train::{config::compress_for_run, TrainConfig};
+/// let cfg = TrainConfig { retire_per_round: 0.02, ..TrainConfig::default() };
+/// let short = compress_for_run(cfg.clone(), 2000);
+/// assert_eq!((short.sh_interval, short.lr_sh, short.retire_per_round), (500, 5e-3, 0.04));
+/// let long = compress_for_run(cfg.clone(), 4000);
+/// assert_eq!((long.sh_interval, long.lr_sh, long.retire_per_round), (1000, 2.5e-3, 0.02));
+/// ```
+pub fn compress_for_run(cfg: TrainConfig, iters: u32) -> TrainConfig {
+    let s = lr_mean_scale(iters);
+    TrainConfig {
+        sh_interval: sh_interval(iters),
+        lr_sh: cfg.lr_sh * s,
+        retire_per_round: cfg.retire_per_round * s,
+        ..cfg
+    }
+}
+
 /// The gradient threshold that goes with [`TrainConfig::absgrad`]: the
 /// absolute sums are at least the plain ones (2·10⁻⁴), so they need a
 /// higher threshold. AbsGS's paper uses 4·10⁻⁴, gsplat's `absgrad`
