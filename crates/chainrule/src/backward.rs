@@ -21,7 +21,7 @@ use crate::tape::{
 /// Borrow of the tape: drop it (or copy out what you need with
 /// [`Gradients::wrt_all`]) before [`Tape::clear`]. Its buffer goes back to
 /// the tape on drop, so repeated backward passes do not allocate (and the
-/// next recording zeroes it as it goes: see [`Tape::clear`]).
+/// tape re-zeroes it as it records, not in a pass before the next sweep).
 pub struct Gradients<'t, T: Scalar = f64> {
     tape: &'t Tape<T>,
     adj: Vec<T>,

@@ -497,10 +497,9 @@ pub(crate) fn data_defaults(
 /// settings that depend on the run's length and the kind of data only,
 /// among them the CLI's position rates ([`splat::train::config::LR_MEAN`],
 /// higher for runs shorter than 4,000 iterations:
-/// [`splat::train::config::lr_mean_scale`]), its scale rate on COLMAP
-/// data (`colmap`: [`splat::train::config::LR_SCALE`]) and retiring
-/// rule, and for short
-/// runs the compressed SH schedule and retiring
+/// [`splat::train::config::lr_mean_scale`]), the scale rate on COLMAP
+/// data (`colmap`: [`splat::train::config::LR_SCALE`]), the retiring
+/// rule, and for short runs the compressed SH schedule and retiring
 /// ([`splat::train::config::compress_for_run`]).
 fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -> TrainConfig {
     use splat::train::config::{
@@ -658,16 +657,11 @@ mod tests {
         }
     }
 
-    /// Runs shorter than 4,000 iterations start at a proportionally
-    /// higher position rate (at most four times), both rates scaled so
-    /// the decay keeps its hundredfold ratio; the flags still win, and a
-    /// given `--lr-mean` takes the final rate at that ratio as before.
     /// On COLMAP data the scale rate is twice the original's at every
-    /// length; a short run
-    /// gets its SH bands sooner, a higher SH rate and more retiring per
-    /// round, by the position rate's factor; a given --retire-per-round
-    /// wins; from 4,000 iterations on the library's SH settings are kept
-    /// to the bit.
+    /// length; a short run gets its SH bands sooner, a higher SH rate and
+    /// more retiring per round, by the position rate's factor; a given
+    /// --retire-per-round wins; from 4,000 iterations on the library's SH
+    /// settings are kept to the bit.
     #[test]
     fn short_runs_compress_the_sh_schedule_and_the_retiring() {
         let d = TrainConfig::default();
@@ -696,6 +690,10 @@ mod tests {
         assert_eq!(given.sh_interval, 500);
     }
 
+    /// Runs shorter than 4,000 iterations start at a proportionally
+    /// higher position rate (at most four times), both rates scaled so
+    /// the decay keeps its hundredfold ratio; the flags still win, and a
+    /// given `--lr-mean` takes the final rate at that ratio as before.
     #[test]
     fn short_runs_default_to_a_higher_position_rate() {
         for (iters, scale) in [

@@ -277,8 +277,9 @@ pub fn sh_interval(iters: u32) -> u32 {
 /// the Gaussians is replaced over the run). Two 60-photo COLMAP captures at
 /// 2,000 iterations and 30,000 Gaussians, on top of [`LR_SCALE`]: bands
 /// every 500 +0.18 and +0.23 dB, the SH rate +0.12 and +0.11, the retiring
-/// +0.06 and +0.08; the synth scene +0.6 dB (BENCHMARKS.md, twelfth
-/// session).
+/// +0.06 and +0.08. The synth scene (which keeps the original's scale
+/// rate): +0.57 dB at 2,000 iterations, +0.46 at 1,000 (BENCHMARKS.md,
+/// twelfth session).
 ///
 /// ```
 /// use splat::train::{config::compress_for_run, TrainConfig};
