@@ -70,8 +70,8 @@ pub struct TrainArgs {
     /// are not candidates) to clone or split as many more of the splats
     /// with the highest gradient; 0 keeps the 3DGS paper's rule (no growth
     /// once the budget is reached). A run that never fills its budget is
-    /// unaffected [default: 0.02, times 4,000 / --iters for shorter runs
-    /// (at most 0.08), which have fewer rounds].
+    /// unaffected [default: 0.04, times 4,000 / --iters for shorter runs
+    /// (at most 0.16), which have fewer rounds].
     #[arg(long)]
     pub retire_per_round: Option<f64>,
     /// Densify by AbsGS's statistic: the per-pixel absolute values of each
@@ -676,7 +676,7 @@ mod tests {
             assert_eq!(c.lr_scale, 2.0 * d.lr_scale, "{iters}");
             assert_eq!(c.sh_interval, interval, "{iters}");
             assert_eq!(c.lr_sh, d.lr_sh * s, "{iters}");
-            assert_eq!(c.retire_per_round, 0.02 * s, "{iters}");
+            assert_eq!(c.retire_per_round, 0.04 * s, "{iters}");
         }
         assert_eq!(
             config_at(4000, &[]).unwrap().lr_sh.to_bits(),
