@@ -173,9 +173,10 @@ pub const POSITION_LR_STEPS: u32 = 30_000;
 pub const PAPER_DENSIFY: [u32; 4] = [500, 15_000, 100, 3_000];
 
 /// The CLI's [`TrainConfig::retire_per_round`]: 4% of the Gaussians a
-/// round (and more in short runs: [`compress_for_run`]). Why: with a budget, the paper's rule stops growing once the
-/// budget is full, which on a capture happens a few rounds after
-/// densification starts, when the splats are still far from converged;
+/// round (and more in short runs: [`compress_for_run`]). Why: with a
+/// budget, the paper's rule stops growing once the budget is full, which
+/// on a capture happens a few rounds after densification starts, when the
+/// splats are still far from converged;
 /// afterwards only the few splats pruned as transparent are replaced.
 /// Retiring the faintest lets later rounds, which judge better-trained
 /// splats, keep placing splats where the gradient says they are missing
@@ -282,9 +283,9 @@ pub fn sh_interval(iters: u32) -> u32 {
 /// the Gaussians is replaced over the run). Two 60-photo COLMAP captures at
 /// 2,000 iterations and 30,000 Gaussians, on top of [`LR_SCALE`]: bands
 /// every 500 +0.18 and +0.23 dB, the SH rate +0.12 and +0.11, the retiring
-/// (at the former 2% a round, so 4% there) +0.06 and +0.08. The synth scene (which keeps the original's scale
-/// rate): +0.57 dB at 2,000 iterations, +0.46 at 1,000 (BENCHMARKS.md,
-/// twelfth session).
+/// (at the former 2% a round, so 4% there) +0.06 and +0.08. The synth
+/// scene (which keeps the original's scale rate): +0.57 dB at 2,000
+/// iterations, +0.46 at 1,000 (BENCHMARKS.md, twelfth session).
 ///
 /// ```
 /// use splat::train::{config::compress_for_run, TrainConfig};
