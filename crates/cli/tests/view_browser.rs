@@ -7,8 +7,7 @@
 //! set; with CI=true a missing browser fails. Captures are written to
 //! `target/view-browser/` to look at.
 
-mod browser;
-
+use crate::browser;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -278,7 +277,7 @@ fn live_training_page_shows_the_model_changing() {
 }
 
 /// Frame time of the page on software WebGL (SwiftShader) for 10^5
-/// splats: `cargo test -p chainrule-cli --test view_browser -- --ignored
+/// splats: `cargo test -p chainrule-cli --test cli_tests -- view_browser:: --ignored
 /// --nocapture` (a benchmark, not a check; see BENCHMARKS.md).
 #[test]
 #[ignore]

@@ -4,9 +4,7 @@
 
 use std::path::Path;
 
-mod common;
-
-use common::{rotation_to_quat, tmp};
+use crate::common::{rotation_to_quat, tmp};
 use splat::data::synth::{write_dataset, SynthOptions, CAMERA_DISTANCE};
 use splat::data::{load, LoadOptions};
 

@@ -3,9 +3,7 @@
 //! camera at the same pose sees (its "pinhole twin"), over the pixels the
 //! loader keeps. Without undistortion the same photos would not match.
 
-mod common;
-
-use common::{tmp, write_colmap_bin};
+use crate::common::{tmp, write_colmap_bin};
 use splat::cameras::{CameraModel, Intrinsics};
 use splat::data::synth::{look_at_origin, Scene, CAMERA_DISTANCE};
 use splat::data::{load, opengl_c2w_to_opencv_w2c, LoadOptions, Mat4, View};

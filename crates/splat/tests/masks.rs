@@ -3,11 +3,9 @@
 //! `invert_masks`, and the errors for a missing or mis-sized mask; and the
 //! folder layouts COLMAP 4 and `image_undistorter` leave.
 
-mod common;
-
 use std::path::Path;
 
-use common::{tmp, write_colmap_bin};
+use crate::common::{tmp, write_colmap_bin};
 use splat::cameras::{CameraModel, Intrinsics};
 use splat::data::synth::{write_dataset, SynthOptions};
 use splat::data::{load, LoadOptions, Mat4};
