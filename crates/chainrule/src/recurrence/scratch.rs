@@ -56,17 +56,17 @@ pub(super) fn check_len(name: &str, what: &str, t: usize, got: usize, want: usiz
 /// and, step after step, that step's input leaves and its own nodes. Between
 /// blocks the tape is cut back to the parameters, keeping its memory.
 pub(super) struct Scratch<T: Scalar> {
-    pub(super) tape: Tape<T>,
-    pub(super) params: Vec<T>,
-    pub(super) adj: Vec<T>,
-    pub(super) theta: Vec<Var<'static, T>>,
-    pub(super) cur: Vec<Var<'static, T>>,
-    pub(super) next: Vec<Var<'static, T>>,
-    pub(super) x: Vec<Var<'static, T>>,
+    tape: Tape<T>,
+    params: Vec<T>,
+    adj: Vec<T>,
+    theta: Vec<Var<'static, T>>,
+    cur: Vec<Var<'static, T>>,
+    next: Vec<Var<'static, T>>,
+    x: Vec<Var<'static, T>>,
     /// Node index of each recorded step's first input leaf.
-    pub(super) xpos: Vec<u32>,
+    xpos: Vec<u32>,
     /// The next state, for the value step.
-    pub(super) vals: Vec<T>,
+    vals: Vec<T>,
     /// The compiled step's buffers.
     pub(super) work: Work<T>,
     /// The traced inverse's buffers.
@@ -85,7 +85,7 @@ pub(super) struct Stepper<'a, T: Scalar> {
 }
 
 /// Reuses a vector's allocation for `Var`s of another lifetime.
-pub(super) fn recycle<'a, 'b, T: Scalar>(v: Vec<Var<'a, T>>) -> Vec<Var<'b, T>> {
+fn recycle<'a, 'b, T: Scalar>(v: Vec<Var<'a, T>>) -> Vec<Var<'b, T>> {
     let mut v = std::mem::ManuallyDrop::new(v);
     v.clear();
     let (ptr, cap) = (v.as_mut_ptr(), v.capacity());
@@ -98,7 +98,7 @@ pub(super) fn recycle<'a, 'b, T: Scalar>(v: Vec<Var<'a, T>>) -> Vec<Var<'b, T>> 
 /// The scratch's four `Var` buffers (θ, state, next state, step inputs),
 /// emptied and re-typed for a borrow of `tape`, with θ's leaves (nodes
 /// `1..=θ.len()`) pushed into the first.
-pub(super) fn take_bufs<'s, T: Scalar>(
+fn take_bufs<'s, T: Scalar>(
     tape: &'s Tape<T>,
     params: &[T],
     slots: [&mut Vec<Var<'static, T>>; 4],
@@ -115,10 +115,7 @@ pub(super) fn take_bufs<'s, T: Scalar>(
 }
 
 /// Hands the buffers of [`take_bufs`] back, emptied, for the next block.
-pub(super) fn put_bufs<T: Scalar>(
-    bufs: [Vec<Var<'_, T>>; 4],
-    slots: [&mut Vec<Var<'static, T>>; 4],
-) {
+fn put_bufs<T: Scalar>(bufs: [Vec<Var<'_, T>>; 4], slots: [&mut Vec<Var<'static, T>>; 4]) {
     for (b, slot) in bufs.into_iter().zip(slots) {
         *slot = recycle(b);
     }
@@ -149,7 +146,7 @@ impl<T: Scalar> Scratch<T> {
     /// Cuts the tape back to its parameter leaves (`&mut`: no `Var` of the
     /// previous block is alive).
     #[inline]
-    pub(super) fn reset(&mut self) {
+    fn reset(&mut self) {
         let base = 1 + self.params.len();
         self.tape.truncate_nodes(base);
         // a step may itself contain custom operations (a nested recurrence)

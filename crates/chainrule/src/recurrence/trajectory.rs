@@ -356,30 +356,30 @@ impl<T: Scalar> Trajectory<T> {
 
 /// State of one reverse pass. Positions in `reverse` and `advance` count
 /// blocks of `k` steps.
-pub(super) struct Reverser<'a, T: Scalar> {
-    pub(super) f: Stepper<'a, T>,
-    pub(super) xs: &'a [T],
-    pub(super) w: usize,
-    pub(super) k: usize,
-    pub(super) n: usize,
-    pub(super) ns: usize,
-    pub(super) sc: &'a mut Scratch<T>,
+struct Reverser<'a, T: Scalar> {
+    f: Stepper<'a, T>,
+    xs: &'a [T],
+    w: usize,
+    k: usize,
+    n: usize,
+    ns: usize,
+    sc: &'a mut Scratch<T>,
     /// ∂L/∂s_b on the way in, ∂L/∂s_a on the way out of `vjp_steps`.
-    pub(super) lam: Vec<T>,
-    pub(super) cur: Vec<T>,
-    pub(super) nxt: Vec<T>,
+    lam: Vec<T>,
+    cur: Vec<T>,
+    nxt: Vec<T>,
     /// Checkpoint states by recursion depth.
-    pub(super) stack: Vec<T>,
-    pub(super) g_p: &'a mut [T],
-    pub(super) g_x: &'a mut [T],
-    pub(super) stats: &'a mut RecurrenceStats,
+    stack: Vec<T>,
+    g_p: &'a mut [T],
+    g_x: &'a mut [T],
+    stats: &'a mut RecurrenceStats,
 }
 
 /// Steps of an inverse walk interleaved with as many steps of a block's
 /// sweep ([`Reverser::vjp_steps_walking`]).
 /// (Loaded A/B at N = 10⁵, alpha: pieces of 4 or 8 steps beat 16 and
 /// whole blocks of 32 by 5–10%.)
-pub(super) const WALK_PIECE: usize = 8;
+const WALK_PIECE: usize = 8;
 
 impl<T: Scalar> Reverser<'_, T> {
     /// [`Reverser::vjp_steps`] of the full block `a..b` (from `s`, at `a`)
@@ -391,7 +391,7 @@ impl<T: Scalar> Reverser<'_, T> {
     /// whole block of either. Same operations on the same values as the
     /// walk followed by the VJP. `false` (nothing done) unless the step
     /// and the inverse run as native code.
-    pub(super) fn vjp_steps_walking(
+    fn vjp_steps_walking(
         &mut self,
         a: usize,
         b: usize,
@@ -435,7 +435,7 @@ impl<T: Scalar> Reverser<'_, T> {
     }
 
     /// Pulls `lam` back through steps `a..b` taken from state `s` (at `a`).
-    pub(super) fn vjp_steps(&mut self, a: usize, b: usize, s: &[T]) {
+    fn vjp_steps(&mut self, a: usize, b: usize, s: &[T]) {
         if let Some(prog) = self.f.program {
             // θ's adjoints summed over the block, then added, as
             // `Scratch::vjp_steps` does
@@ -475,14 +475,7 @@ impl<T: Scalar> Reverser<'_, T> {
     /// Reverses blocks `a..b` whose start state is `stack[depth]`, with
     /// `slots` snapshots (the start's included). `chain`: block positions
     /// whose states the forward pass already left in `stack[depth + 1 ..]`.
-    pub(super) fn reverse(
-        &mut self,
-        depth: usize,
-        a: usize,
-        b: usize,
-        slots: usize,
-        chain: Option<&[usize]>,
-    ) {
+    fn reverse(&mut self, depth: usize, a: usize, b: usize, slots: usize, chain: Option<&[usize]>) {
         let ns = self.ns;
         let mut b = b;
         let mut chain = chain;
@@ -513,7 +506,7 @@ impl<T: Scalar> Reverser<'_, T> {
 
     /// Recomputes the state at block `m` from `stack[depth]` (at block `a`)
     /// into `stack[depth + 1]`.
-    pub(super) fn advance(&mut self, depth: usize, a: usize, m: usize) {
+    fn advance(&mut self, depth: usize, a: usize, m: usize) {
         let ns = self.ns;
         let mut cur = std::mem::take(&mut self.cur);
         cur.clear();
