@@ -95,6 +95,12 @@ pub struct RenderArgs {
     /// errors are one JSON object too.
     #[arg(long)]
     pub json: bool,
+    /// With --data: also write `compare/NAME.png` in --out for each photo:
+    /// the photo, the render and their error as a heat map side by side
+    /// (black none, red, yellow, white at a mean error of 0.25 and above;
+    /// pixels a mask leaves out dark blue).
+    #[arg(long)]
+    pub compare: bool,
 }
 
 /// Renders a 2D Gaussians file to an image.
@@ -149,6 +155,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             invert_masks: a.invert_masks,
             resolution: crate::settings::RenderSettings::load_options(saved.as_ref()),
             json: a.json,
+            compare: a.compare,
         };
         return crate::render3d::run_ply_on_dataset(ply, data, &a.out, &d);
     }

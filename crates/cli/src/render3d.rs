@@ -306,6 +306,31 @@ pub struct DataRender {
     pub resolution: (u32, Option<u32>),
     /// Print one JSON object.
     pub json: bool,
+    /// Also write `compare/NAME`: photo, render and error heat map.
+    pub compare: bool,
+}
+
+/// Writes `dir/name`: the photo, the render and their error as a heat map
+/// side by side (ignored pixels of a masked view dark blue).
+fn write_compare(dir: &Path, name: &str, v: &splat::data::View, rgb: Vec<f64>) -> CliResult {
+    use splat::image_io::{compare_masked, Image};
+    ensure_dir(dir)?;
+    let (width, height) = (v.width as usize, v.height as usize);
+    let photo = Image {
+        width,
+        height,
+        data: v.image.iter().map(|&x| x as f64).collect(),
+    };
+    let render = Image {
+        width,
+        height,
+        data: rgb,
+    };
+    let file = dir.join(name);
+    let png = compare_masked(&photo, &render, v.mask.as_deref())
+        .to_png()
+        .map_err(|e| CliError::file(&file, format!("cannot encode PNG: {e}")))?;
+    write_atomic(&file, &png)
 }
 
 /// `chainrule render SCENE.ply --data DATASET [--split test]`: renders the
@@ -364,6 +389,9 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .map_err(|e| CliError::file(&file, format!("cannot encode PNG: {e}")))?;
         write_atomic(&file, &png)?;
+        if d.compare {
+            write_compare(&out_dir.join("compare"), name, v, rgb)?;
+        }
         rows.push((v.name.clone(), psnr, ssim));
     }
     let n = rows.len() as f64;

@@ -88,24 +88,103 @@ fn a_trained_capture_renders_with_its_saved_settings() {
         .unwrap()
         .starts_with(b"GIF89a"));
     // --data from the folder: black background without being told, the
-    // same PSNR training reported
+    // same PSNR training reported; scored on a copy of the capture whose
+    // first test photo has a mask ignoring its left quarter
+    let masked = d.join("masked");
+    copy_dir(std::path::Path::new(fixture()), &masked);
+    std::fs::create_dir_all(masked.join("masks")).unwrap();
+    for e in std::fs::read_dir(masked.join("images")).unwrap() {
+        let photo = e.unwrap().path();
+        let (w, h) = image::image_dimensions(&photo).unwrap();
+        let first = photo.ends_with("IMG_0000.jpg");
+        let keep = |x: u32| u8::from(!first || x >= w / 4) * 255;
+        let mask = image::GrayImage::from_fn(w, h, |x, _| image::Luma([keep(x)]));
+        let stem = photo.file_stem().unwrap().to_str().unwrap();
+        mask.save(masked.join(format!("masks/{stem}.png"))).unwrap();
+    }
     let rd = out.join("rd");
     let r: serde_json::Value = serde_json::from_slice(
         &run(&[
             "render",
             o,
             "--data",
-            fixture(),
+            masked.to_str().unwrap(),
             "--out",
             rd.to_str().unwrap(),
             "--json",
+            "--compare",
         ])
         .stdout,
     )
     .unwrap();
     assert_eq!(r["views"], 2);
     assert!(rd.join("IMG_0000.png").is_file());
+    check_compare(&masked, &rd, "IMG_0000.png");
     std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Copies the folder `from` (files and subfolders) to `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// `render --data --compare`'s `compare/NAME` in `rd`: the photo as the
+/// loader gave it, the render written beside it, and the error heat map,
+/// dark blue exactly where the view's mask leaves pixels out.
+fn check_compare(data: &std::path::Path, rd: &std::path::Path, name: &str) {
+    let ds = splat::data::load(data, &Default::default()).unwrap();
+    let names = splat::data::render_file_names(&ds.test);
+    let v = &ds.test[names.iter().position(|n| n == name).expect("the test view")];
+    let cmp = image::open(rd.join("compare").join(name))
+        .unwrap()
+        .to_rgb8();
+    let render = image::open(rd.join(name)).unwrap().to_rgb8();
+    let (w, h) = (v.width, v.height);
+    assert_eq!((cmp.width(), cmp.height()), (3 * w, h));
+    let (mut ignored, mut blue) = (0, 0);
+    for y in 0..h {
+        for x in 0..w {
+            let i = (y * w + x) as usize;
+            let photo = cmp.get_pixel(x, y).0;
+            let mid = cmp.get_pixel(w + x, y).0;
+            let heat = cmp.get_pixel(2 * w + x, y).0;
+            assert_eq!(mid, render.get_pixel(x, y).0, "render panel at {x},{y}");
+            for c in 0..3 {
+                let want = (v.image[i * 3 + c] * 255.0 + 0.5) as u8;
+                assert!(photo[c].abs_diff(want) <= 1, "photo panel at {x},{y}");
+            }
+            if v.mask.as_ref().is_some_and(|m| m[i] == 0.0) {
+                ignored += 1;
+                assert_eq!(heat, [0, 0, 89], "ignored pixel {x},{y}");
+                continue;
+            }
+            blue += usize::from(heat == [0, 0, 89]);
+            // red rises with the mean absolute error, full at 0.25 / 3
+            let err: f64 = (0..3)
+                .map(|c| (photo[c] as f64 - mid[c] as f64).abs() / 255.0 / 3.0)
+                .sum();
+            let red = ((err / 0.25 * 3.0).min(1.0) * 255.0) as i32;
+            assert!(
+                (heat[0] as i32 - red).abs() <= 14,
+                "heat at {x},{y}: {heat:?} for {err}"
+            );
+        }
+    }
+    assert_eq!(blue, 0, "kept pixels drawn as ignored");
+    // the mask's left quarter at least (undistortion may add more)
+    assert!(
+        ignored >= (w / 4 * h) as usize,
+        "{ignored} ignored pixels in {name}"
+    );
 }
 
 #[test]

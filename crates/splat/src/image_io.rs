@@ -168,6 +168,13 @@ pub fn default_target(size: usize) -> Image {
 /// mean absolute error over the channels (black 0, red, yellow, white at
 /// 0.25 and above).
 pub fn compare(target: &Image, render: &Image) -> Image {
+    compare_masked(target, render, None)
+}
+
+/// [`compare`] for a photo with a mask (`height × width`, 0 = ignored):
+/// ignored pixels show dark blue in the error panel, since they take no
+/// part in the loss or the scores.
+pub fn compare_masked(target: &Image, render: &Image, mask: Option<&[f32]>) -> Image {
     let (w, h) = (target.width, target.height);
     let mut data = vec![0.0; h * 3 * w * 3];
     for i in 0..h {
@@ -182,11 +189,15 @@ pub fn compare(target: &Image, render: &Image) -> Image {
                 err += (r - target.data[p + c]).abs() / 3.0;
             }
             let e = (err / 0.25).clamp(0.0, 1.0) * 3.0;
-            let heat = [
-                e.min(1.0),
-                (e - 1.0).clamp(0.0, 1.0),
-                (e - 2.0).clamp(0.0, 1.0),
-            ];
+            let heat = if mask.is_some_and(|m| m[i * w + j] == 0.0) {
+                [0.0, 0.0, 0.35]
+            } else {
+                [
+                    e.min(1.0),
+                    (e - 1.0).clamp(0.0, 1.0),
+                    (e - 2.0).clamp(0.0, 1.0),
+                ]
+            };
             for c in 0..3 {
                 data[(row + 2 * w + j) * 3 + c] = heat[c];
             }
