@@ -174,7 +174,7 @@ pub struct TrainArgs {
     /// curve in the report (0: never).
     #[arg(long, default_value_t = 0.0)]
     pub eval_every: f64,
-    /// Also write the final scene as OUT/point_cloud.<format> (splat or
+    /// Also write the final scene as `OUT/point_cloud.FORMAT` (ply, splat or
     /// spz; see `chainrule export`).
     #[arg(long, value_enum)]
     pub export: Option<crate::export::ExportFormat>,

@@ -1,6 +1,7 @@
 //! The viewer in a real browser (headless Chromium, WebGL through
 //! SwiftShader): at a dataset camera (`?camera=NAME&ui=0`) the page's canvas
-//! matches `chainrule render --data` of the same view, PSNR ≥ 30 dB; the
+//! matches `chainrule render --data` of the same view, PSNR ≥ 30 dB, and so
+//! does the page exported by `view --export` as a static site; the
 //! live-training page shows the model changing.
 //!
 //! Skips with a printed message only when no Chromium exists and CI is not
@@ -176,6 +177,64 @@ fn viewer_matches_render_at_dataset_cameras() {
             dir.display()
         );
     }
+    // `view --export`: the same page as a static site, hosted below a
+    // sub-path by a plain file server that knows nothing of the viewer,
+    // draws the same view
+    let site = dir.join("www/shared/scene");
+    run_ok(&[
+        "view",
+        scene.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--export",
+        site.to_str().unwrap(),
+    ]);
+    let url = static_server(&dir.join("www"));
+    let v = &report["per_view"][0];
+    let stem = Path::new(v["name"].as_str().unwrap())
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let session = b.open(&format!("{url}shared/scene/?camera={stem}&ui=0"), 400, 300);
+    b.wait_ready(&session, Duration::from_secs(120));
+    let (w, h, got) = b.capture(&session);
+    let want = image::open(refs.join(format!("{stem}.png")))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!((w, h), want.dimensions());
+    save_png(&dir.join(format!("site_{stem}.png")), w, h, &got);
+    let p = browser::psnr(&got, want.as_raw());
+    println!("{stem}: exported site vs render --data PSNR {p:.2} dB");
+    assert!(p >= 30.0, "exported site: PSNR {p:.2} dB < 30");
+}
+
+/// Serves the files under `root` on a free loopback port (GET by path,
+/// `index.html` for a folder), as a static web host would; returns the
+/// base URL. The server thread lives as long as the test process.
+fn static_server(root: &Path) -> String {
+    use chainrule_cli::view::server::{bind, serve, Body, Request, Response};
+    let (listener, addr) = bind("127.0.0.1", 0).unwrap();
+    let root = root.to_path_buf();
+    let handler = std::sync::Arc::new(move |req: &Request| {
+        let mut path = root.join(req.path.trim_start_matches('/'));
+        if path.is_dir() {
+            path = path.join("index.html");
+        }
+        let ty = match path.extension().and_then(|e| e.to_str()) {
+            Some("html") => "text/html; charset=utf-8",
+            Some("js") => "text/javascript; charset=utf-8",
+            Some("css") => "text/css; charset=utf-8",
+            Some("json") => "application/json",
+            _ => "application/octet-stream",
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) if !req.path.contains("..") => Response::ok(ty, Body::Owned(bytes)),
+            _ => Response::error(404, "no such file"),
+        }
+    });
+    std::thread::spawn(move || serve(listener, handler));
+    format!("http://{addr}/")
 }
 
 #[test]

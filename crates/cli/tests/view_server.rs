@@ -266,6 +266,92 @@ fn a_2d_fit_is_rendered_at_the_zoom_asked() {
     assert_eq!(get(&s.addr, "/fit.png?scale=1e9").0, 400);
     assert_eq!(get(&s.addr, "/fit.png?scale=abc").0, 400);
     assert_eq!(get(&s.addr, "/model.ply").0, 404);
+    drop(s);
+    // a 2D fit's page needs the server: --export says so, exit 2
+    let site = dir.join("site");
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["view", fit.join("gaussians.json").to_str().unwrap()])
+        .args(["--export", site.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("--export") && e.contains("2D fit"), "{e}");
+    assert!(!site.exists());
+}
+
+#[test]
+fn export_writes_the_page_as_a_static_site() {
+    let dir = tmp("export");
+    let (scene, _) = scene_file(&dir);
+    let site = dir.join("site");
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["view", scene.to_str().unwrap(), "--export"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("http.server"));
+    // every asset the server has, byte for byte, the page's URLs all
+    // relative (a site may live below a sub-path)
+    for &(path, _, bytes) in chainrule_cli::view::assets::ASSETS {
+        let file = if path == "/" {
+            "index.html"
+        } else {
+            &path[1..]
+        };
+        assert_eq!(std::fs::read(site.join(file)).unwrap(), bytes, "{file}");
+    }
+    for file in ["index.html", "viewer.js"] {
+        let text = std::fs::read_to_string(site.join(file)).unwrap();
+        // a quote, then `/` and a name: an absolute URL such as "/info.json"
+        let b = text.as_bytes();
+        let absolute = b.windows(3).position(|w| {
+            matches!(w[0], b'"' | b'\'' | b'`') && w[1] == b'/' && w[2].is_ascii_alphabetic()
+        });
+        if let Some(i) = absolute {
+            panic!(
+                "{file} has an absolute URL: {}",
+                &text[i..(i + 30).min(text.len())]
+            );
+        }
+    }
+    // the scene as the server would answer: not live, every splat, and
+    // no cameras without a dataset
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(site.join("info.json")).unwrap()).unwrap();
+    assert_eq!(
+        (
+            &info["kind"],
+            &info["live"],
+            &info["splats"],
+            &info["cameras"]
+        ),
+        (
+            &serde_json::json!("3d"),
+            &serde_json::json!(false),
+            &serde_json::json!(200),
+            &serde_json::json!(false)
+        )
+    );
+    let model = std::fs::read(site.join("model.ply")).unwrap();
+    assert_eq!(parse_ply::<f32>(&model, "m".as_ref()).unwrap().len(), 200);
+    let cams: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(site.join("cameras.json")).unwrap()).unwrap();
+    assert_eq!(cams, serde_json::json!([]));
+    // --export is not a server: --port with it is a usage error
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args([
+            "view",
+            scene.to_str().unwrap(),
+            "--port",
+            "9000",
+            "--export",
+        ])
+        .arg(dir.join("other"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]

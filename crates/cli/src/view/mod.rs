@@ -8,7 +8,8 @@
 //! start camera, the model's version); `/model.ply` (the current 3D scene,
 //! float32 PLY); `/cameras.json` (the dataset's cameras); `/stats.json`
 //! (live training curves); `/fit.png?scale=S` (a 2D fit rendered at scale
-//! S).
+//! S). `--export DIR` writes the page's URLs of a 3D scene as files
+//! instead ([`ViewState::static_site`]): a static site to host and share.
 
 pub mod assets;
 pub mod live;
@@ -51,6 +52,12 @@ pub struct ViewArgs {
     /// Open the page in the default browser.
     #[arg(long)]
     pub open: bool,
+    /// Write the page and the scene to this folder instead of serving
+    /// them: a static site (index.html, the viewer's scripts, model.ply,
+    /// info.json, cameras.json) that any web server can host, to share the
+    /// scene (browsers do not run it from file://). 3D scenes only.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["port", "host", "open"])]
+    pub export: Option<PathBuf>,
 }
 
 /// Loads a dataset's views and returns their cameras as the page's JSON.
@@ -142,8 +149,44 @@ pub fn run(a: ViewArgs) -> CliResult {
             if a.data.is_some() {
                 return Err(CliError::usage("--data: a 2D fit has no cameras"));
             }
+            if a.export.is_some() {
+                return Err(CliError::usage(
+                    "--export: a 2D fit's page renders the image on the server at each \
+                     zoom, so it cannot be a static site; export a 3D scene, or share \
+                     `chainrule render` PNGs",
+                ));
+            }
             ViewState::fit2d(&file)?
         }
     };
-    serve_forever(&a.host, a.port, Arc::new(st), a.open)
+    match &a.export {
+        Some(dir) => export_site(&st, dir),
+        None => serve_forever(&a.host, a.port, Arc::new(st), a.open),
+    }
+}
+
+/// Writes `st`'s page and scene as a static site into `dir` (each file
+/// atomically) and says how to look at it.
+fn export_site(st: &ViewState, dir: &std::path::Path) -> CliResult {
+    let files = st
+        .static_site()
+        .ok_or_else(|| CliError::usage("--export: only a 3D scene can be a static site"))?;
+    let mut total = 0;
+    for (rel, body) in &files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            crate::output::ensure_dir(parent)?;
+        }
+        crate::output::write_atomic(&path, body.bytes())?;
+        total += body.bytes().len();
+    }
+    println!(
+        "wrote the viewer and the scene to {} ({} files, {:.1} MB); host the folder on any \
+         web server (locally: python3 -m http.server -d {} 8000) and open its index.html",
+        dir.display(),
+        files.len(),
+        total as f64 / 1e6,
+        dir.display()
+    );
+    Ok(())
 }

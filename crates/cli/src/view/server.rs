@@ -78,7 +78,8 @@ pub enum Body {
 }
 
 impl Body {
-    fn bytes(&self) -> &[u8] {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
         match self {
             Body::Owned(v) => v,
             Body::Shared(v) => v,

@@ -307,6 +307,32 @@ impl ViewState {
         }
     }
 
+    /// The page and a 3D scene as the files of a static site, each a path
+    /// relative to the site's folder and its bytes: the assets (the page's
+    /// URLs are all relative), `info.json` (not live), `cameras.json` and
+    /// `model.ply`, the same bytes the server answers with. `None` for a
+    /// 2D fit, whose image the server renders at each zoom.
+    pub fn static_site(&self) -> Option<Vec<(String, Body)>> {
+        if !matches!(self.kind, Kind::Scene3d) {
+            return None;
+        }
+        let mut files: Vec<(String, Body)> = super::assets::ASSETS
+            .iter()
+            .filter(|a| a.0 != "/")
+            .map(|&(path, _, bytes)| (path[1..].to_string(), Body::Static(bytes)))
+            .collect();
+        let mut info = self.info();
+        info["live"] = json!(false);
+        let json_body = |v: &Value| Body::Owned(v.to_string().into_bytes());
+        files.push(("info.json".into(), json_body(&info)));
+        files.push((
+            "cameras.json".into(),
+            json_body(&Value::Array(self.cameras.clone())),
+        ));
+        files.push(("model.ply".into(), Body::Shared(self.model_ply())));
+        Some(files)
+    }
+
     /// Answers one request.
     pub fn respond(&self, req: &Request) -> Response {
         if let Some((ty, bytes)) = super::assets::asset(&req.path) {

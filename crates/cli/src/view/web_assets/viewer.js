@@ -114,9 +114,9 @@ function findCamera(cameras, name) {
 }
 
 async function main() {
-  const info = await getJson("/info.json");
+  const info = await getJson("info.json");
   if (info.kind === "2d") return main2d(info);
-  const cameras = info.cameras ? await getJson("/cameras.json") : [];
+  const cameras = info.cameras ? await getJson("cameras.json") : [];
   const bg = info.background;
   const canvas = $("view");
   const renderer = new THREE.WebGLRenderer({ canvas, antialias: false, alpha: false, preserveDrawingBuffer: false });
@@ -366,7 +366,7 @@ async function main() {
   async function loadModel(version, count) {
     loading = true;
     try {
-      const m = new SplatMesh({ url: `/model.ply?v=${version}`, fileType: "ply", extSplats: true });
+      const m = new SplatMesh({ url: `model.ply?v=${version}`, fileType: "ply", extSplats: true });
       await m.initialized;
       scene.add(m);
       if (mesh) {
@@ -462,11 +462,11 @@ function setupLive(loadModel, isLoading) {
   $("live").hidden = false;
   const poll = async () => {
     try {
-      const info = await getJson("/info.json");
+      const info = await getJson("info.json");
       // a new snapshot only once the last one is on screen: a slow GPU
       // shows fewer snapshots rather than none
       if (info.version !== state.version && !isLoading() && state.ready) await loadModel(info.version, info.splats);
-      const stats = await getJson("/stats.json");
+      const stats = await getJson("stats.json");
       drawCurves(stats);
     } catch (e) {
       // the run may have ended: keep the last model on screen
@@ -538,7 +538,7 @@ async function main2d(info) {
       shownScale = want;
       state.ready = true;
     };
-    next.src = `/fit.png?scale=${want.toFixed(4)}`;
+    next.src = `fit.png?scale=${want.toFixed(4)}`;
   };
   $("hud").textContent = `2D fit: ${info.splats.toLocaleString()} Gaussians, ${info.width}×${info.height} · wheel: zoom · drag: pan`;
   let drag = null;
