@@ -141,6 +141,11 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
                 .map(f64::from)
         }
     };
+    if a.compare && a.data.is_none() {
+        return Err(CliError::usage(
+            "--compare compares renders with photos: it needs --data DATASET",
+        ));
+    }
     let sh_degree = saved.as_ref().map(|s| s.sh_degree);
     let antialiased = a.antialiased || saved.as_ref().is_some_and(|s| s.antialiased);
     if a.orbit.is_none() && a.path.is_none() {

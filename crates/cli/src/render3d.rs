@@ -314,7 +314,6 @@ pub struct DataRender {
 /// side by side (ignored pixels of a masked view dark blue).
 fn write_compare(dir: &Path, name: &str, v: &splat::data::View, rgb: Vec<f64>) -> CliResult {
     use splat::image_io::{compare_masked, Image};
-    ensure_dir(dir)?;
     let (width, height) = (v.width as usize, v.height as usize);
     let photo = Image {
         width,
@@ -365,6 +364,10 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         ));
     }
     ensure_dir(out_dir)?;
+    let compare_dir = out_dir.join("compare");
+    if d.compare {
+        ensure_dir(&compare_dir)?;
+    }
     let ropts = RenderOptions {
         project: ProjectOptions {
             antialiased: d.antialiased,
@@ -390,7 +393,7 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
             .map_err(|e| CliError::file(&file, format!("cannot encode PNG: {e}")))?;
         write_atomic(&file, &png)?;
         if d.compare {
-            write_compare(&out_dir.join("compare"), name, v, rgb)?;
+            write_compare(&compare_dir, name, v, rgb)?;
         }
         rows.push((v.name.clone(), psnr, ssim));
     }
@@ -402,10 +405,13 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
             .iter()
             .map(|(name, p, s)| serde_json::json!({"name": name, "psnr": p, "ssim": s}))
             .collect();
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "split": split, "views": rows.len(), "psnr": mean_psnr, "ssim": mean_ssim,
             "per_view": per, "out": out_dir.display().to_string(),
         });
+        if d.compare {
+            v["compare"] = serde_json::json!(compare_dir.display().to_string());
+        }
         println!("{v}");
     } else {
         for (name, p, s) in &rows {
@@ -416,6 +422,12 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
             rows.len(),
             out_dir.display()
         );
+        if d.compare {
+            println!(
+                "photo | render | error side by side in {}",
+                compare_dir.display()
+            );
+        }
     }
     Ok(())
 }

@@ -119,7 +119,16 @@ fn a_trained_capture_renders_with_its_saved_settings() {
     .unwrap();
     assert_eq!(r["views"], 2);
     assert!(rd.join("IMG_0000.png").is_file());
+    assert_eq!(r["compare"], rd.join("compare").to_str().unwrap());
     check_compare(&masked, &rd, "IMG_0000.png");
+    // --compare needs photos to compare with
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["render", o, "--orbit", "2", "--compare", "--out"])
+        .arg(out.join("no-photos"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--data"));
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -141,7 +150,13 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 /// loader gave it, the render written beside it, and the error heat map,
 /// dark blue exactly where the view's mask leaves pixels out.
 fn check_compare(data: &std::path::Path, rd: &std::path::Path, name: &str) {
-    let ds = splat::data::load(data, &Default::default()).unwrap();
+    // as `render` loads it for this COLMAP run: on black (the fixture is
+    // 160×120, under any downscaling limit)
+    let opts = splat::data::LoadOptions {
+        background: [0.0; 3],
+        ..Default::default()
+    };
+    let ds = splat::data::load(data, &opts).unwrap();
     let names = splat::data::render_file_names(&ds.test);
     let v = &ds.test[names.iter().position(|n| n == name).expect("the test view")];
     let cmp = image::open(rd.join("compare").join(name))

@@ -174,8 +174,13 @@ pub fn compare(target: &Image, render: &Image) -> Image {
 /// [`compare`] for a photo with a mask (`height × width`, 0 = ignored):
 /// ignored pixels show dark blue in the error panel, since they take no
 /// part in the loss or the scores.
+///
+/// # Panics
+/// If `render` or `mask` is not the size of `target`.
 pub fn compare_masked(target: &Image, render: &Image, mask: Option<&[f32]>) -> Image {
     let (w, h) = (target.width, target.height);
+    assert_eq!((render.width, render.height), (w, h), "render size");
+    assert!(mask.is_none_or(|m| m.len() == w * h), "mask size");
     let mut data = vec![0.0; h * 3 * w * 3];
     for i in 0..h {
         for j in 0..w {
