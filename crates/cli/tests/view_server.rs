@@ -334,8 +334,25 @@ fn export_writes_the_page_as_a_static_site() {
             &serde_json::json!(false)
         )
     );
+    assert_eq!(info["model"], "model.ply");
     let model = std::fs::read(site.join("model.ply")).unwrap();
     assert_eq!(parse_ply::<f32>(&model, "m".as_ref()).unwrap().len(), 200);
+    // the model as .spz: named in info.json, decodes to the same splats
+    let spz_site = dir.join("site-spz");
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["view", scene.to_str().unwrap(), "--export-format", "spz"])
+        .arg("--export")
+        .arg(&spz_site)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(spz_site.join("info.json")).unwrap()).unwrap();
+    assert_eq!(info["model"], "model.spz");
+    assert!(!spz_site.join("model.ply").exists());
+    let spz = std::fs::read(spz_site.join("model.spz")).unwrap();
+    let back = splat::formats::decode_scene(&spz, splat::formats::SceneFormat::Spz, "m".as_ref());
+    assert_eq!(back.unwrap().len(), 200);
     let cams: serde_json::Value =
         serde_json::from_slice(&std::fs::read(site.join("cameras.json")).unwrap()).unwrap();
     assert_eq!(cams, serde_json::json!([]));

@@ -58,6 +58,11 @@ pub struct ViewArgs {
     /// scene (browsers do not run it from file://). 3D scenes only.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["port", "host", "open"])]
     pub export: Option<PathBuf>,
+    /// With --export: the model's file format. PLY keeps every value as
+    /// trained; spz (quantised, SH kept) is several times smaller to
+    /// download; splat drops the view-dependent colour.
+    #[arg(long, value_enum, default_value = "ply", requires = "export")]
+    pub export_format: crate::export::ExportFormat,
 }
 
 /// Loads a dataset's views and returns their cameras as the page's JSON.
@@ -160,16 +165,22 @@ pub fn run(a: ViewArgs) -> CliResult {
         }
     };
     match &a.export {
-        Some(dir) => export_site(&st, dir),
+        Some(dir) => export_site(&st, dir, a.export_format.into()),
         None => serve_forever(&a.host, a.port, Arc::new(st), a.open),
     }
 }
 
 /// Writes `st`'s page and scene as a static site into `dir` (each file
 /// atomically) and says how to look at it.
-fn export_site(st: &ViewState, dir: &std::path::Path) -> CliResult {
+fn export_site(
+    st: &ViewState,
+    dir: &std::path::Path,
+    format: splat::formats::SceneFormat,
+) -> CliResult {
+    let model = dir.join(format!("model.{}", format.extension()));
     let files = st
-        .static_site()
+        .static_site(format)
+        .map_err(|e| CliError::file(&model, e))?
         .ok_or_else(|| CliError::usage("--export: only a 3D scene can be a static site"))?;
     let mut total = 0;
     for (rel, body) in &files {

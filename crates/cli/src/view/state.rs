@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use serde_json::{json, Value};
 use splat::format::GaussianFile;
+use splat::formats::{encode_scene, SceneFormat};
 use splat::three::ply::to_ply_bytes;
 use splat::three::Gaussians;
 
@@ -310,27 +311,36 @@ impl ViewState {
     /// The page and a 3D scene as the files of a static site, each a path
     /// relative to the site's folder and its bytes: the assets (the page's
     /// URLs are all relative), `info.json` (not live), `cameras.json` and
-    /// `model.ply`, the same bytes the server answers with. `None` for a
-    /// 2D fit, whose image the server renders at each zoom.
-    pub fn static_site(&self) -> Option<Vec<(String, Body)>> {
+    /// the model, the same bytes the server answers with when `format` is
+    /// PLY (`model.ply`), else `model.spz` or `model.splat`, named in
+    /// `info.json`'s `model`. `Ok(None)` for a 2D fit, whose image the
+    /// server renders at each zoom; `Err` if the scene cannot be encoded
+    /// in `format`.
+    pub fn static_site(&self, format: SceneFormat) -> Result<Option<Vec<(String, Body)>>, String> {
         if !matches!(self.kind, Kind::Scene3d) {
-            return None;
+            return Ok(None);
         }
         let mut files: Vec<(String, Body)> = super::assets::ASSETS
             .iter()
             .filter(|a| a.0 != "/")
             .map(|&(path, _, bytes)| (path[1..].to_string(), Body::Static(bytes)))
             .collect();
+        let model = format!("model.{}", format.extension());
+        let bytes = match format {
+            SceneFormat::Ply => Body::Shared(self.model_ply()),
+            _ => Body::Owned(encode_scene(&lock(&self.model).gaussians, format)?),
+        };
         let mut info = self.info();
         info["live"] = json!(false);
+        info["model"] = json!(model);
         let json_body = |v: &Value| Body::Owned(v.to_string().into_bytes());
         files.push(("info.json".into(), json_body(&info)));
         files.push((
             "cameras.json".into(),
             json_body(&Value::Array(self.cameras.clone())),
         ));
-        files.push(("model.ply".into(), Body::Shared(self.model_ply())));
-        Some(files)
+        files.push((model, bytes));
+        Ok(Some(files))
     }
 
     /// Answers one request.

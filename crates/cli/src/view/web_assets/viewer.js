@@ -366,7 +366,15 @@ async function main() {
   async function loadModel(version, count) {
     loading = true;
     try {
-      const m = new SplatMesh({ url: `model.ply?v=${version}`, fileType: "ply", extSplats: true });
+      // a static site (`view --export`) names its model file; the server
+      // answers model.ply with the version it is asked for
+      const file = info.model || "model.ply";
+      const fileType = file.slice(file.lastIndexOf(".") + 1);
+      const m = new SplatMesh({ url: `${file}?v=${version}`, fileType, extSplats: true });
+      // .spz stores right-up-back axes (y and z negated from the PLY's, as
+      // Niantic's library writes it) and Spark draws them as stored: turn
+      // the mesh half a turn about x back into the PLY's frame
+      if (fileType === "spz") m.quaternion.set(1, 0, 0, 0);
       await m.initialized;
       scene.add(m);
       if (mesh) {
