@@ -32,7 +32,8 @@ pub const MAX_PIXELS: f64 = 67_108_864.0;
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// The model: a `gaussians.json` written by `chainrule fit`, a 3DGS
-    /// `.ply`, or a `chainrule train` output folder.
+    /// `.ply`, a `.spz` or `.splat` file, or a `chainrule train` output
+    /// folder.
     pub file: PathBuf,
     /// The PNG to write (2D), or the folder for the views (3D).
     #[arg(long)]
@@ -249,7 +250,7 @@ pub fn run(a: RenderArgs) -> CliResult {
         .unwrap_or_default();
     let img = match ext.as_str() {
         "json" => render_2d(&a.file, a.scale)?,
-        "ply" => return render_3d(&a, &a.file),
+        "ply" | "spz" | "splat" => return render_3d(&a, &a.file),
         _ if a.file.is_dir() => {
             let ply = crate::scene_input::train_folder_scene(&a.file);
             if !ply.is_file() {
@@ -260,10 +261,13 @@ pub fn run(a: RenderArgs) -> CliResult {
             }
             return render_3d(&a, &ply);
         }
-        _ => return Err(CliError::file(
-            &a.file,
-            "unsupported model file: expected a .json written by `chainrule fit` or a 3DGS .ply",
-        )),
+        _ => {
+            return Err(CliError::file(
+                &a.file,
+                "unsupported model file: expected a .json written by `chainrule fit`, or a 3D \
+             scene: a 3DGS .ply, a .spz or a .splat file, or a `chainrule train` folder",
+            ))
+        }
     };
     let bytes = img.to_png().map_err(|e| CliError::file(&a.out, e))?;
     write_atomic(&a.out, &bytes)?;

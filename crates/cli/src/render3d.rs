@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::codecs::png::PngEncoder;
 use image::{Delay, Frame, ImageEncoder, RgbaImage};
-use splat::three::ply::read_ply;
 use splat::three::render::{render, RenderOptions};
 use splat::three::{Camera, Gaussians, ProjectOptions};
 
@@ -190,11 +189,10 @@ pub fn render_rgba(g: &Gaussians<f32>, cam: &Camera, o: &OrbitOptions) -> CliRes
     Ok(RgbaImage::from_raw(cam.width, cam.height, px).expect("buffer of the right size"))
 }
 
+/// Reads a scene file of any format `splat::formats` knows (.ply, .spz,
+/// .splat), by its extension.
 fn read_scene(path: &Path) -> CliResult<Gaussians<f32>> {
-    read_ply::<f32>(path).map_err(|e| CliError::File {
-        path: e.path.clone(),
-        message: e.message.clone(),
-    })
+    splat::formats::read_scene(path).map_err(crate::scene_input::scene_error)
 }
 
 /// `chainrule render SCENE.ply --orbit N`: writes `view_000.png`, … and

@@ -55,6 +55,39 @@ fn export_converts_between_every_format() {
             assert!((a[c] - b[c]).abs() < 2e-4);
         }
     }
+    // `render` takes every format too: the .spz's views are the PLY's up
+    // to its quantisation
+    let view = |scene: &Path, out: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .arg("render")
+            .arg(scene)
+            .args(["--orbit", "1", "--size", "64x48", "--background", "white"])
+            .arg("--out")
+            .arg(dir.join(out))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        image::open(dir.join(out).join("view_000.png"))
+            .unwrap()
+            .to_rgb8()
+    };
+    let (ply, spz_view) = (
+        view(&dir.join("point_cloud.ply"), "v-ply"),
+        view(&spz, "v-spz"),
+    );
+    let mse = ply
+        .as_raw()
+        .iter()
+        .zip(spz_view.as_raw())
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum::<f64>()
+        / ply.as_raw().len() as f64;
+    let psnr = 10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10();
+    println!("render of the .spz against the PLY's: {psnr:.2} dB");
+    assert!(
+        psnr > 30.0,
+        "render of the .spz: {psnr:.2} dB against the PLY's"
+    );
 }
 
 #[test]
