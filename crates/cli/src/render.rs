@@ -50,7 +50,8 @@ pub struct RenderArgs {
     /// path_NNN.png and path.gif in --out.
     #[arg(long, conflicts_with = "orbit")]
     pub path: Option<usize>,
-    /// 3D scenes: image size WxH.
+    /// 3D scenes: image size WxH of --orbit views (--path and --data
+    /// render at the dataset cameras' own size).
     #[arg(long, default_value = "512x512")]
     pub size: String,
     /// 3D scenes: the up vector of the orbit: x, -x, y, -y, z, -z or
@@ -206,6 +207,15 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             let data = dataset.ok_or_else(|| {
                 CliError::usage("--path needs the dataset: --data DATASET (or a train folder)")
             })?;
+            if a.data.is_none() && !data.is_dir() {
+                return Err(CliError::file(
+                    &data,
+                    format!(
+                        "the dataset that {} names is not there (moved?); give --data DATASET",
+                        crate::settings::RenderSettings::path_for(&a.file).display()
+                    ),
+                ));
+            }
             let opts = splat::data::LoadOptions {
                 background: background.map(|c| c as f32),
                 holdout_every: 0,

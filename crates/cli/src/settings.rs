@@ -32,7 +32,8 @@ pub struct RenderSettings {
     pub antialiased: bool,
     /// `nerf-synthetic` or `colmap`.
     pub dataset_kind: String,
-    /// The dataset folder trained on (as given to `train`).
+    /// The dataset folder trained on: absolute, so renders from another
+    /// working folder find it (older files hold the path as given).
     pub dataset: PathBuf,
     /// The cameras' mean up direction (unit).
     pub up: [f64; 3],
@@ -67,7 +68,7 @@ impl RenderSettings {
             sh_degree,
             antialiased,
             dataset_kind: ds.format.into(),
-            dataset: dataset.to_path_buf(),
+            dataset: std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf()),
             up,
             center,
             radius: capture::median_distance(&views, center),
@@ -132,16 +133,22 @@ impl RenderSettings {
         Ok(s)
     }
 
+    /// Where the settings of `scene` (a `train` folder, or a scene file
+    /// in one) are: `settings.json` in that folder.
+    pub fn path_for(scene: &Path) -> PathBuf {
+        let dir = if scene.is_dir() {
+            scene
+        } else {
+            scene.parent().unwrap_or(Path::new("."))
+        };
+        dir.join(FILE)
+    }
+
     /// The settings that go with a scene: `settings.json` in the folder
     /// itself (a `train` output) or beside the file (its PLY); `None` when
     /// there is none.
     pub fn find(scene: &Path) -> CliResult<Option<RenderSettings>> {
-        let dir = if scene.is_dir() {
-            scene.to_path_buf()
-        } else {
-            scene.parent().unwrap_or(Path::new(".")).to_path_buf()
-        };
-        let file = dir.join(FILE);
+        let file = Self::path_for(scene);
         if file.is_file() {
             Self::read(&file).map(Some)
         } else {

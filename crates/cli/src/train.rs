@@ -451,15 +451,24 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             serde_json::to_string(&report).expect("report serialises")
         );
     } else {
+        let ran = match resumed_from {
+            0 => format!("{} iterations in {seconds:.1} s", report.iterations),
+            from => format!(
+                "iterations {from} to {} (resumed) in {seconds:.1} s",
+                report.iterations
+            ),
+        };
         println!(
-            "trained {} Gaussians for {} iterations in {:.1} s: {} views PSNR {:.2} dB, SSIM {:.4}",
-            report.gaussians, report.iterations, seconds, eval_split, report.psnr, report.ssim
+            "trained {} Gaussians for {ran}: {} views PSNR {:.2} dB, SSIM {:.4}",
+            report.gaussians, eval_split, report.psnr, report.ssim
         );
         println!(
-            "wrote {}, {} and {}",
+            "wrote {}, {}, {}, {} and {}",
             point_cloud.display(),
             renders.display(),
-            metrics.display()
+            metrics.display(),
+            a.out.join(crate::settings::FILE).display(),
+            a.out.join("checkpoints").display()
         );
     }
     if let Some(v) = &live {

@@ -354,3 +354,52 @@ fn antialiased_training_is_saved_and_rendered_alike() {
     let pr = r["psnr"].as_f64().unwrap();
     assert!((pr - pa).abs() < 1e-9, "render --data {pr} vs train {pa}");
 }
+
+#[test]
+fn settings_name_the_dataset_absolutely_and_a_moved_one_is_reported() {
+    let d = tmp("moved");
+    synth(&d.join("data"));
+    // trained from inside `d` with a relative dataset path
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .current_dir(&d)
+        .args(["train", "data", "--out", "out", "--iters", "5", "--json"])
+        .args(["--init-points", "100", "--sh-degree", "0"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("out/settings.json")).unwrap()).unwrap();
+    let saved = PathBuf::from(st["dataset"].as_str().unwrap());
+    assert_eq!(saved, d.join("data").canonicalize().unwrap());
+    // so a render from anywhere finds it
+    let out = d.join("out");
+    let path = d.join("path");
+    let o = run(&[
+        "render",
+        out.to_str().unwrap(),
+        "--path",
+        "2",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // moved away: the error names the settings file and the way out
+    std::fs::rename(d.join("data"), d.join("data2")).unwrap();
+    let o = run(&[
+        "render",
+        out.to_str().unwrap(),
+        "--path",
+        "2",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert_usage_error(&o, &["settings.json", "--data", "not there"]);
+    let o = run(&[
+        "train",
+        d.join("data").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_usage_error(&o, &["no such folder"]);
+    std::fs::remove_dir_all(&d).unwrap();
+}

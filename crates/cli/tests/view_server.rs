@@ -356,6 +356,13 @@ fn export_writes_the_page_as_a_static_site() {
     let cams: serde_json::Value =
         serde_json::from_slice(&std::fs::read(site.join("cameras.json")).unwrap()).unwrap();
     assert_eq!(cams, serde_json::json!([]));
+    // --export-format alone would be silently dropped: a usage error
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["view", scene.to_str().unwrap(), "--export-format", "spz"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--export"));
     // --export is not a server: --port with it is a usage error
     let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
         .args([

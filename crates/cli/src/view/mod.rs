@@ -61,8 +61,9 @@ pub struct ViewArgs {
     /// With --export: the model's file format. PLY keeps every value as
     /// trained; spz (quantised, SH kept) is several times smaller to
     /// download; splat drops the view-dependent colour.
-    #[arg(long, value_enum, default_value = "ply", requires = "export")]
-    pub export_format: crate::export::ExportFormat,
+    /// [default: ply]
+    #[arg(long, value_enum, requires = "export")]
+    pub export_format: Option<crate::export::ExportFormat>,
 }
 
 /// Loads a dataset's views and returns their cameras as the page's JSON.
@@ -165,7 +166,13 @@ pub fn run(a: ViewArgs) -> CliResult {
         }
     };
     match &a.export {
-        Some(dir) => export_site(&st, dir, a.export_format.into()),
+        Some(dir) => export_site(
+            &st,
+            dir,
+            a.export_format
+                .unwrap_or(crate::export::ExportFormat::Ply)
+                .into(),
+        ),
         None => serve_forever(&a.host, a.port, Arc::new(st), a.open),
     }
 }

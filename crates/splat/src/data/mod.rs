@@ -280,6 +280,9 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             "downscale factor must be at least 1",
         ));
     }
+    if !dir.exists() {
+        return Err(DataError::io(dir, "no such folder"));
+    }
     if !dir.is_dir() {
         return Err(DataError::io(dir, "not a directory"));
     }
