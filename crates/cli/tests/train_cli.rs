@@ -373,26 +373,22 @@ fn settings_name_the_dataset_absolutely_and_a_moved_one_is_reported() {
     assert_eq!(saved, d.join("data").canonicalize().unwrap());
     // so a render from anywhere finds it
     let out = d.join("out");
-    let path = d.join("path");
-    let o = run(&[
-        "render",
-        out.to_str().unwrap(),
-        "--path",
-        "2",
-        "--out",
-        path.to_str().unwrap(),
-    ]);
+    let (o_s, path) = (out.to_str().unwrap(), d.join("path"));
+    let flight = || {
+        run(&[
+            "render",
+            o_s,
+            "--path",
+            "2",
+            "--out",
+            path.to_str().unwrap(),
+        ])
+    };
+    let o = flight();
     assert!(o.status.success(), "{}", stderr(&o));
     // moved away: the error names the settings file and the way out
     std::fs::rename(d.join("data"), d.join("data2")).unwrap();
-    let o = run(&[
-        "render",
-        out.to_str().unwrap(),
-        "--path",
-        "2",
-        "--out",
-        path.to_str().unwrap(),
-    ]);
+    let o = flight();
     assert_usage_error(&o, &["settings.json", "--data", "not there"]);
     let o = run(&[
         "train",
