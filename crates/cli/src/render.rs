@@ -93,7 +93,8 @@ pub struct RenderArgs {
     /// With --data: swap kept and ignored pixels of the dataset's masks.
     #[arg(long)]
     pub invert_masks: bool,
-    /// With --data: print one JSON object (mean and per-view PSNR/SSIM);
+    /// 3D scenes: print one JSON object: with --data the mean and
+    /// per-view PSNR/SSIM, with --orbit or --path the files written;
     /// errors are one JSON object too.
     #[arg(long)]
     pub json: bool,
@@ -202,7 +203,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
         antialiased,
         ..Default::default()
     };
-    let (what, written) = match a.path {
+    let (kind, what, written) = match a.path {
         Some(frames) => {
             let data = dataset.ok_or_else(|| {
                 CliError::usage("--path needs the dataset: --data DATASET (or a train folder)")
@@ -227,21 +228,26 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             let mut views: Vec<_> = ds.train.into_iter().chain(ds.test).collect();
             views.sort_by(|x, y| x.name.cmp(&y.name));
             let w = crate::render3d::run_path(ply, &views, frames, &a.out, &o)?;
-            (format!("{frames} frames"), w)
+            ("path", format!("{frames} frames"), w)
         }
         None => (
+            "orbit",
             format!("{} views", o.views),
             crate::render3d::run_ply(ply, &a.out, &o)?,
         ),
     };
-    println!(
-        "wrote {what} and {} to {}",
-        written
-            .last()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        a.out.display()
-    );
+    // the PNGs, then the GIF
+    let (gif, pngs) = written.split_last().expect("at least one view and the GIF");
+    if a.json {
+        let files: Vec<String> = pngs.iter().map(|p| p.display().to_string()).collect();
+        let v = serde_json::json!({
+            "kind": kind, "frames": pngs.len(), "files": files,
+            "gif": gif.display().to_string(), "out": a.out.display().to_string(),
+        });
+        println!("{v}");
+    } else {
+        println!("wrote {what} and {} to {}", gif.display(), a.out.display());
+    }
     Ok(())
 }
 

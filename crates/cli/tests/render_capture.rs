@@ -64,7 +64,7 @@ fn a_trained_capture_renders_with_its_saved_settings() {
     let radius = st["radius"].as_f64().unwrap();
     assert!(radius > 0.0);
     let views = out.join("orbit");
-    run(&[
+    let report = run(&[
         "render",
         o,
         "--orbit",
@@ -73,10 +73,20 @@ fn a_trained_capture_renders_with_its_saved_settings() {
         "32x24",
         "--out",
         views.to_str().unwrap(),
+        "--json",
     ]);
+    // --json: one object naming every file written
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(
+        (&report["kind"], &report["frames"]),
+        (&"orbit".into(), &3.into())
+    );
     for i in 0..3 {
-        assert!(views.join(format!("view_{i:03}.png")).is_file());
+        let file = views.join(format!("view_{i:03}.png"));
+        assert!(file.is_file());
+        assert_eq!(report["files"][i], file.to_str().unwrap());
     }
+    assert_eq!(report["gif"], views.join("orbit.gif").to_str().unwrap());
     let path = out.join("path");
     run(&["render", o, "--path", "4", "--out", path.to_str().unwrap()]);
     for i in 0..4 {
