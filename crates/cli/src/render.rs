@@ -82,9 +82,9 @@ pub struct RenderArgs {
     /// images (over the kept pixels of masked views).
     #[arg(long, value_name = "DATASET", conflicts_with = "orbit")]
     pub data: Option<PathBuf>,
-    /// With --data: which split (`test` or `train`).
-    #[arg(long, default_value = "test")]
-    pub split: String,
+    /// With --data: which split (`test` or `train`) [default: test].
+    #[arg(long)]
+    pub split: Option<String>,
     /// 3D scenes: background colour, `white`, `black` or `R,G,B` in
     /// [0, 1] [default: settings.json's, else white for NeRF-synthetic and
     /// black for COLMAP data, else black].
@@ -144,10 +144,17 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
                 .map(f64::from)
         }
     };
-    if a.compare && a.data.is_none() {
-        return Err(CliError::usage(
-            "--compare compares renders with photos: it needs --data DATASET",
-        ));
+    if a.data.is_none() {
+        let photo_flags = [
+            ("--compare", a.compare),
+            ("--split", a.split.is_some()),
+            ("--invert-masks", a.invert_masks),
+        ];
+        if let Some((flag, _)) = photo_flags.iter().find(|f| f.1) {
+            return Err(CliError::usage(format!(
+                "{flag} applies to renders of a dataset's photos: it needs --data DATASET"
+            )));
+        }
     }
     let sh_degree = saved.as_ref().map(|s| s.sh_degree);
     let antialiased = a.antialiased || saved.as_ref().is_some_and(|s| s.antialiased);
@@ -156,7 +163,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             CliError::usage("a 3D scene needs --orbit N, --path N or --data DATASET")
         })?;
         let d = DataRender {
-            split: a.split.clone(),
+            split: a.split.clone().unwrap_or_else(|| "test".into()),
             background,
             antialiased,
             sh_degree,

@@ -131,14 +131,22 @@ fn a_trained_capture_renders_with_its_saved_settings() {
     assert!(rd.join("IMG_0000.png").is_file());
     assert_eq!(r["compare"], rd.join("compare").to_str().unwrap());
     check_compare(&masked, &rd, "IMG_0000.png");
-    // --compare needs photos to compare with
-    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .args(["render", o, "--orbit", "2", "--compare", "--out"])
-        .arg(out.join("no-photos"))
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--data"));
+    // the flags about photos need photos
+    for flag in [
+        &["--compare"][..],
+        &["--split", "train"],
+        &["--invert-masks"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .args(["render", o, "--orbit", "2", "--out"])
+            .arg(out.join("no-photos"))
+            .args(flag)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{flag:?}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("--data") && e.contains(flag[0]), "{e}");
+    }
     std::fs::remove_dir_all(&d).unwrap();
 }
 
