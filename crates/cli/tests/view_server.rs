@@ -92,6 +92,14 @@ fn scene_file(dir: &std::path::Path) -> (PathBuf, Vec<u8>) {
     (p, bytes)
 }
 
+/// Runs the binary to completion with `args`.
+fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn serves_the_page_assets_and_model() {
     let dir = tmp("ok");
@@ -269,11 +277,13 @@ fn a_2d_fit_is_rendered_at_the_zoom_asked() {
     drop(s);
     // a 2D fit's page needs the server: --export says so, exit 2
     let site = dir.join("site");
-    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .args(["view", fit.join("gaussians.json").to_str().unwrap()])
-        .args(["--export", site.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let fit_json = fit.join("gaussians.json");
+    let o = cli(&[
+        "view",
+        fit_json.to_str().unwrap(),
+        "--export",
+        site.to_str().unwrap(),
+    ]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(e.contains("--export") && e.contains("2D fit"), "{e}");
@@ -285,11 +295,8 @@ fn export_writes_the_page_as_a_static_site() {
     let dir = tmp("export");
     let (scene, _) = scene_file(&dir);
     let site = dir.join("site");
-    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .args(["view", scene.to_str().unwrap(), "--export"])
-        .arg(&site)
-        .output()
-        .unwrap();
+    let (scene, site_s) = (scene.to_str().unwrap(), site.to_str().unwrap());
+    let o = cli(&["view", scene, "--export", site_s]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("http.server"));
     // every asset the server has, byte for byte, the page's URLs all
@@ -339,12 +346,8 @@ fn export_writes_the_page_as_a_static_site() {
     assert_eq!(parse_ply::<f32>(&model, "m".as_ref()).unwrap().len(), 200);
     // the model as .spz: named in info.json, decodes to the same splats
     let spz_site = dir.join("site-spz");
-    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .args(["view", scene.to_str().unwrap(), "--export-format", "spz"])
-        .arg("--export")
-        .arg(&spz_site)
-        .output()
-        .unwrap();
+    let spz_s = spz_site.to_str().unwrap();
+    let o = cli(&["view", scene, "--export-format", "spz", "--export", spz_s]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let info: serde_json::Value =
         serde_json::from_slice(&std::fs::read(spz_site.join("info.json")).unwrap()).unwrap();
@@ -357,24 +360,19 @@ fn export_writes_the_page_as_a_static_site() {
         serde_json::from_slice(&std::fs::read(site.join("cameras.json")).unwrap()).unwrap();
     assert_eq!(cams, serde_json::json!([]));
     // --export-format alone would be silently dropped: a usage error
-    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .args(["view", scene.to_str().unwrap(), "--export-format", "spz"])
-        .output()
-        .unwrap();
+    let o = cli(&["view", scene, "--export-format", "spz"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--export"));
     // --export is not a server: --port with it is a usage error
-    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .args([
-            "view",
-            scene.to_str().unwrap(),
-            "--port",
-            "9000",
-            "--export",
-        ])
-        .arg(dir.join("other"))
-        .output()
-        .unwrap();
+    let other = dir.join("other");
+    let o = cli(&[
+        "view",
+        scene,
+        "--port",
+        "9000",
+        "--export",
+        other.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
 }
 
