@@ -35,8 +35,8 @@ impl From<ExportFormat> for SceneFormat {
 /// Arguments of `chainrule export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The scene: a 3DGS .ply, a .splat or .spz file, or a `train` output
-    /// folder.
+    /// The scene: a 3DGS .ply, a .splat or .spz file, a `train` output
+    /// folder, or a site folder written by `view --export`.
     pub input: PathBuf,
     /// Output format.
     #[arg(long, value_enum)]

@@ -23,17 +23,18 @@ pub const MAX_PIXELS: f64 = 67_108_864.0;
 /// Arguments of `chainrule render`.
 ///
 /// Renders a 2D fit (`gaussians.json` of `chainrule fit`) to one PNG, or a
-/// 3D scene (a 3DGS `.ply`, or a `chainrule train` output folder) from
+/// 3D scene (a 3DGS `.ply`, `.spz` or `.splat` file, a `chainrule train`
+/// output folder, or a site written by `chainrule view --export`) from
 /// cameras on an orbit (`--orbit N`), from a dataset's cameras (`--data`)
 /// or flying along them (`--path N`). A scene trained by `chainrule train`
-/// is rendered with the settings saved beside it (`settings.json`:
-/// background, SH degree, antialiasing, the cameras' focus and up); flags
-/// override them.
+/// is rendered with the settings saved beside it (`settings.json`, which
+/// an exported site carries too: background, SH degree, antialiasing, the
+/// cameras' focus and up); flags override them.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// The model: a `gaussians.json` written by `chainrule fit`, a 3DGS
-    /// `.ply`, a `.spz` or `.splat` file, or a `chainrule train` output
-    /// folder.
+    /// `.ply`, a `.spz` or `.splat` file, a `chainrule train` output
+    /// folder, or a site folder written by `chainrule view --export`.
     pub file: PathBuf,
     /// The PNG to write (2D), or the folder for the views (3D).
     #[arg(long)]
@@ -135,7 +136,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
     let dataset = a
         .data
         .clone()
-        .or_else(|| saved.as_ref().map(|s| s.dataset.clone()));
+        .or_else(|| saved.as_ref().and_then(|s| s.dataset.clone()));
     let background = match (&a.background, &saved) {
         (Some(b), _) => crate::fit::parse_background(b)?,
         (None, Some(s)) => s.background,
@@ -275,14 +276,8 @@ pub fn run(a: RenderArgs) -> CliResult {
         "json" => render_2d(&a.file, a.scale)?,
         "ply" | "spz" | "splat" => return render_3d(&a, &a.file),
         _ if a.file.is_dir() => {
-            let ply = crate::scene_input::train_folder_scene(&a.file);
-            if !ply.is_file() {
-                return Err(CliError::file(
-                    &a.file,
-                    "a folder must be a `chainrule train` output (no point_cloud.ply in it)",
-                ));
-            }
-            return render_3d(&a, &ply);
+            let scene = crate::scene_input::folder_scene(&a.file)?;
+            return render_3d(&a, &scene);
         }
         _ => {
             return Err(CliError::file(

@@ -34,7 +34,10 @@ pub struct RenderSettings {
     pub dataset_kind: String,
     /// The dataset folder trained on: absolute, so renders from another
     /// working folder find it (older files hold the path as given).
-    pub dataset: PathBuf,
+    /// `null` in a site written by `view --export`, which is shared
+    /// without the photos.
+    #[serde(default)]
+    pub dataset: Option<PathBuf>,
     /// The cameras' mean up direction (unit).
     pub up: [f64; 3],
     /// The point nearest all the cameras' optical axes.
@@ -68,7 +71,7 @@ impl RenderSettings {
             sh_degree,
             antialiased,
             dataset_kind: ds.format.into(),
-            dataset: std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf()),
+            dataset: Some(std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf())),
             up,
             center,
             radius: capture::median_distance(&views, center),
@@ -85,10 +88,14 @@ impl RenderSettings {
         }
     }
 
+    /// The file's text (pretty JSON).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("plain data serialises")
+    }
+
     /// Writes `dir/settings.json` atomically.
     pub fn write(&self, dir: &Path) -> CliResult {
-        let text = serde_json::to_string_pretty(self).expect("plain data serialises");
-        write_atomic(&dir.join(FILE), text.as_bytes())
+        write_atomic(&dir.join(FILE), self.to_json().as_bytes())
     }
 
     /// Reads and checks a settings file.
@@ -169,7 +176,7 @@ mod tests {
             sh_degree: 3,
             antialiased: false,
             dataset_kind: "colmap".into(),
-            dataset: "data/room".into(),
+            dataset: Some("data/room".into()),
             up: [0.0, -0.8, -0.6],
             center: [0.1, 0.2, 0.3],
             radius: 2.5,

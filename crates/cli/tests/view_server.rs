@@ -405,7 +405,7 @@ fn a_train_folder_brings_its_settings() {
         sh_degree: 3,
         antialiased: true,
         dataset_kind: "nerf-synthetic".into(),
-        dataset: data.clone(),
+        dataset: Some(data.clone()),
         up: [0.0, 1.0, 0.0],
         center: [0.0; 3],
         radius: 4.0,
@@ -423,4 +423,72 @@ fn a_train_folder_brings_its_settings() {
     let (_, cams) = get(&srv.addr, "/cameras.json");
     let cams: serde_json::Value = serde_json::from_slice(&cams).unwrap();
     assert_eq!(cams.as_array().unwrap().len(), 3);
+    drop(srv);
+    exported_site_keeps_the_settings_and_cameras(&dir, &run, &s);
+}
+
+/// A site exported from a train folder: its settings.json (the dataset's
+/// path left out) frames `render` as the folder does, `view` of the site
+/// serves its cameras, and a re-export in another format replaces the
+/// model.
+fn exported_site_keeps_the_settings_and_cameras(
+    dir: &std::path::Path,
+    run: &std::path::Path,
+    s: &chainrule_cli::settings::RenderSettings,
+) {
+    let site = dir.join("site");
+    let (run_s, site_s) = (run.to_str().unwrap(), site.to_str().unwrap());
+    let o = cli(&["view", run_s, "--export", site_s]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let saved = chainrule_cli::settings::RenderSettings::read(&site.join("settings.json"));
+    let want = chainrule_cli::settings::RenderSettings {
+        dataset: None,
+        ..s.clone()
+    };
+    assert_eq!(saved.unwrap(), want);
+    let text = std::fs::read_to_string(site.join("settings.json")).unwrap();
+    assert!(
+        !text.contains(dir.to_str().unwrap()),
+        "no local path: {text}"
+    );
+    // the site and the train folder orbit alike: same centre, up, radius,
+    // background and antialiasing, so the same pixels
+    let orbit = |scene: &str, out: &str| {
+        let out = dir.join(out);
+        let args = ["render", scene, "--orbit", "2", "--size", "24x20"];
+        let o = cli(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(out.join("view_001.png")).unwrap()
+    };
+    assert_eq!(orbit(site_s, "o-site"), orbit(run_s, "o-run"));
+    let generic = dir.join("bare.ply");
+    std::fs::copy(site.join("model.ply"), &generic).unwrap();
+    assert_ne!(
+        orbit(generic.to_str().unwrap(), "o-bare"),
+        orbit(run_s, "o-run")
+    );
+    // view of the site: the cameras it was exported with
+    let srv = start(&[site_s]);
+    let (_, cams) = get(&srv.addr, "/cameras.json");
+    let cams: serde_json::Value = serde_json::from_slice(&cams).unwrap();
+    assert_eq!(cams.as_array().unwrap().len(), 3);
+    drop(srv);
+    // .spz over the PLY site: one model left, the one info.json names
+    let o = cli(&["view", run_s, "--export", site_s, "--export-format", "spz"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(site.join("model.spz").is_file() && !site.join("model.ply").exists());
+    // a folder that is neither a train output nor a site: named
+    let o = cli(&[
+        "render",
+        dir.to_str().unwrap(),
+        "--orbit",
+        "2",
+        "--out",
+        site_s,
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("point_cloud.ply") && e.contains("info.json"),
+        "{e}"
+    );
 }

@@ -32,7 +32,8 @@ pub const DEFAULT_PORT: u16 = 8090;
 #[derive(Debug, Args)]
 pub struct ViewArgs {
     /// The scene: a 3DGS .ply, a .splat or .spz file, a 2D fit's
-    /// gaussians.json, or a `train` output folder.
+    /// gaussians.json, a `train` output folder, or a site folder written
+    /// by --export.
     pub path: PathBuf,
     /// Port to listen on (0: any free port).
     #[arg(long, default_value_t = DEFAULT_PORT)]
@@ -54,8 +55,10 @@ pub struct ViewArgs {
     pub open: bool,
     /// Write the page and the scene to this folder instead of serving
     /// them: a static site (index.html, the viewer's scripts, model.ply,
-    /// info.json, cameras.json) that any web server can host, to share the
-    /// scene (browsers do not run it from file://). 3D scenes only.
+    /// info.json, cameras.json, and a training folder's settings.json
+    /// without its dataset path) that any web server can host, to share
+    /// the scene (browsers do not run it from file://). `render` and
+    /// `view` take the folder as a scene. 3D scenes only.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["port", "host", "open"])]
     pub export: Option<PathBuf>,
     /// With --export: the model's file format. PLY keeps every value as
@@ -125,7 +128,7 @@ pub fn run(a: ViewArgs) -> CliResult {
         (None, None) => [1.0; 3],
     };
     let data = a.data.clone().or_else(|| {
-        let d = settings.as_ref()?.dataset.clone();
+        let d = settings.as_ref()?.dataset.clone()?;
         if d.is_dir() {
             Some(d)
         } else {
@@ -143,7 +146,7 @@ pub fn run(a: ViewArgs) -> CliResult {
             }
             let cameras = match &data {
                 Some(d) => dataset_cameras(d, background)?,
-                None => Vec::new(),
+                None => site_cameras(&a.path)?,
             };
             let st = ViewState::scene(gaussians, cameras, background, false);
             match &settings {
@@ -166,29 +169,73 @@ pub fn run(a: ViewArgs) -> CliResult {
         }
     };
     match &a.export {
-        Some(dir) => export_site(
-            &st,
-            dir,
-            a.export_format
-                .unwrap_or(crate::export::ExportFormat::Ply)
-                .into(),
-        ),
+        Some(dir) => {
+            // the site's own settings.json, so that `render` and `view` of
+            // its model frame it as training did; the dataset stays home
+            let site_settings = settings.map(|s| crate::settings::RenderSettings {
+                dataset: None,
+                background,
+                ..s
+            });
+            export_site(
+                &st,
+                dir,
+                a.export_format
+                    .unwrap_or(crate::export::ExportFormat::Ply)
+                    .into(),
+                site_settings.as_ref(),
+            )
+        }
         None => serve_forever(&a.host, a.port, Arc::new(st), a.open),
     }
 }
 
+/// The cameras of a site written by `--export` when `scene` is one (the
+/// folder, or a model in it): its `cameras.json`, so a shared scene keeps
+/// its viewpoints. Empty for any other scene.
+fn site_cameras(scene: &std::path::Path) -> CliResult<Vec<serde_json::Value>> {
+    let dir = match scene.is_dir() {
+        true => scene,
+        false => scene.parent().unwrap_or(std::path::Path::new(".")),
+    };
+    let file = dir.join("cameras.json");
+    if scene_input::site_model(dir).is_none() || !file.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| CliError::file(&file, format!("cannot read: {e}")))?;
+    match serde_json::from_str(&text) {
+        Ok(serde_json::Value::Array(cams)) => Ok(cams),
+        Ok(_) => Err(CliError::file(&file, "must be a JSON array of cameras")),
+        Err(e) => Err(CliError::file(
+            &file,
+            format!("line {} column {}: {e}", e.line(), e.column()),
+        )),
+    }
+}
+
 /// Writes `st`'s page and scene as a static site into `dir` (each file
-/// atomically) and says how to look at it.
+/// atomically), with `settings` as its `settings.json` when given, and
+/// says how to look at it. A model that an earlier export into `dir`
+/// left in another format is removed, so the folder holds one scene.
 fn export_site(
     st: &ViewState,
     dir: &std::path::Path,
     format: splat::formats::SceneFormat,
+    settings: Option<&crate::settings::RenderSettings>,
 ) -> CliResult {
     let model = dir.join(format!("model.{}", format.extension()));
-    let files = st
+    let mut files = st
         .static_site(format)
         .map_err(|e| CliError::file(&model, e))?
         .ok_or_else(|| CliError::usage("--export: only a 3D scene can be a static site"))?;
+    if let Some(s) = settings {
+        files.push((
+            crate::settings::FILE.into(),
+            server::Body::Owned(s.to_json().into_bytes()),
+        ));
+    }
+    let stale = scene_input::site_model(dir).filter(|old| *old != model);
     let mut total = 0;
     for (rel, body) in &files {
         let path = dir.join(rel);
@@ -197,6 +244,14 @@ fn export_site(
         }
         crate::output::write_atomic(&path, body.bytes())?;
         total += body.bytes().len();
+    }
+    if let Some(old) = stale {
+        std::fs::remove_file(&old).map_err(|e| {
+            CliError::file(
+                &old,
+                format!("cannot remove the previous export's model: {e}"),
+            )
+        })?;
     }
     println!(
         "wrote the viewer and the scene to {} ({} files, {:.1} MB); host the folder on any \
