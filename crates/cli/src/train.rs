@@ -24,7 +24,9 @@ use crate::output::write_atomic;
     densification's statistics, or in the reported PSNR/SSIM (computed over kept pixels; \
     `masked_views` in the report counts the scored views whose mask ignores at least one \
     pixel: a mask that keeps every pixel changes nothing and is not counted).\n\nEnvironment:\n  CHAINRULE_TRAIN_TIMINGS=1  print every 10th iteration's seconds in \
-    [render, loss and its gradient, render backward, update] to stderr"
+    [render, loss and its gradient, render backward, update] to stderr\n  \
+    CHAINRULE_SIMD=generic|avx2|avx512  cap the kernels' vector instruction set (default: the \
+    widest the CPU has; the results are the same bits, only the speed differs)"
 )]
 pub struct TrainArgs {
     /// Dataset folder: NeRF-synthetic (transforms_train.json) or COLMAP

@@ -399,3 +399,28 @@ fn settings_name_the_dataset_absolutely_and_a_moved_one_is_reported() {
     assert_usage_error(&o, &["no such folder"]);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// Every vector instruction set the kernels can run with gives the same
+/// trained scene, bit for bit (`CHAINRULE_SIMD` caps the set; on a CPU
+/// without a set the cap falls back to the widest it has, so the runs are
+/// then equal trivially).
+#[test]
+fn every_simd_set_trains_the_same_bits() {
+    let (_d, data, out) = synth_run("simd");
+    let ply = |set: &str| {
+        let out = out.with_extension(set);
+        let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .env("CHAINRULE_SIMD", set)
+            .args(["train", data.to_str().unwrap(), "--out"])
+            .arg(&out)
+            .args(["--iters", "120", "--init-points", "300", "--json"])
+            .output()
+            .expect("binary runs");
+        assert!(o.status.success(), "{set}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("ignored"), "{}", stderr(&o));
+        std::fs::read(out.join("point_cloud.ply")).unwrap()
+    };
+    let widest = ply("avx512");
+    assert_eq!(ply("avx2"), widest, "avx2");
+    assert_eq!(ply("generic"), widest, "generic");
+}

@@ -91,15 +91,16 @@ impl Step {
         drawn: Option<(&[u32], Undrawn)>,
     ) -> Checked {
         #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F (checked just above)
-                return unsafe { self.update_rows_avx512(pmv, g, c, e, shape, drawn) };
+        match crate::simd::Simd::best() {
+            // SAFETY: `best` returns a set only when the CPU has it
+            crate::simd::Simd::Avx512 => {
+                return unsafe { self.update_rows_avx512(pmv, g, c, e, shape, drawn) }
             }
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2 (checked just above)
-                return unsafe { self.update_rows_avx2(pmv, g, c, e, shape, drawn) };
+            // SAFETY: as above
+            crate::simd::Simd::Avx2 => {
+                return unsafe { self.update_rows_avx2(pmv, g, c, e, shape, drawn) }
             }
+            crate::simd::Simd::Generic => {}
         }
         self.update_rows(pmv, g, c, e, shape, drawn)
     }

@@ -23,3 +23,15 @@ mod simd;
 pub mod stages;
 pub mod three;
 pub mod train;
+
+/// The vector instruction set the kernels run with in this process
+/// (`generic`, `avx2` or `avx512`): the widest the CPU has, unless the
+/// `CHAINRULE_SIMD` environment variable caps it. Every set gives the
+/// same bits; only the speed differs.
+///
+/// ```
+/// assert!(["generic", "avx2", "avx512"].contains(&splat::simd_in_use()));
+/// ```
+pub fn simd_in_use() -> &'static str {
+    simd::Simd::best().name()
+}

@@ -7,7 +7,7 @@
 
 /// A vector instruction set (chosen at run time; every one gives the same
 /// bits).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Simd {
     /// The target's baseline.
     Generic,
@@ -17,9 +17,37 @@ pub(crate) enum Simd {
     Avx512,
 }
 
+/// The environment variable that caps the instruction set
+/// ([`Simd::best`]): `generic`, `avx2` or `avx512`.
+pub const SIMD_ENV: &str = "CHAINRULE_SIMD";
+
 impl Simd {
-    /// The widest this CPU has.
+    /// The widest set this CPU has, capped by `CHAINRULE_SIMD` when it is
+    /// set (`generic`, `avx2`, `avx512`: to measure the narrower kernels on
+    /// a wider CPU, as another machine would run them; the bits are the
+    /// same). Decided once per process; an unknown value is reported on
+    /// stderr and ignored.
     pub(crate) fn best() -> Simd {
+        static BEST: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            let widest = Simd::widest();
+            match std::env::var(SIMD_ENV) {
+                Ok(v) => match Simd::parse(&v) {
+                    Some(cap) => cap.min(widest),
+                    None => {
+                        eprintln!(
+                            "warning: {SIMD_ENV}={v:?} is not generic, avx2 or avx512; ignored"
+                        );
+                        widest
+                    }
+                },
+                Err(_) => widest,
+            }
+        })
+    }
+
+    /// The widest set this CPU has.
+    fn widest() -> Simd {
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx512f") {
@@ -30,6 +58,25 @@ impl Simd {
             }
         }
         Simd::Generic
+    }
+
+    /// A set by its name in `CHAINRULE_SIMD` (ASCII case ignored).
+    fn parse(name: &str) -> Option<Simd> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "generic" => Some(Simd::Generic),
+            "avx2" => Some(Simd::Avx2),
+            "avx512" | "avx512f" => Some(Simd::Avx512),
+            _ => None,
+        }
+    }
+
+    /// The set's name, as `CHAINRULE_SIMD` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Simd::Generic => "generic",
+            Simd::Avx2 => "avx2",
+            Simd::Avx512 => "avx512",
+        }
     }
 
     /// Every set this CPU has, narrowest first.
@@ -47,5 +94,23 @@ impl Simd {
             }
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Simd;
+
+    #[test]
+    fn names_parse_back_and_caps_order_by_width() {
+        for s in [Simd::Generic, Simd::Avx2, Simd::Avx512] {
+            assert_eq!(Simd::parse(s.name()), Some(s));
+            assert_eq!(Simd::parse(&s.name().to_uppercase()), Some(s));
+        }
+        assert_eq!(Simd::parse("sse9"), None);
+        assert!(Simd::Generic < Simd::Avx2 && Simd::Avx2 < Simd::Avx512);
+        // a cap never asks for more than the CPU has
+        assert_eq!(Simd::Avx512.min(Simd::widest()), Simd::widest());
+        assert!(Simd::available().contains(&Simd::best()));
     }
 }

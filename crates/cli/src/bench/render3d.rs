@@ -89,6 +89,9 @@ pub struct Render3dReport {
     pub mean_alpha: f64,
     /// The machine it ran on.
     pub machine: String,
+    /// The kernels' vector instruction set (`splat::simd_in_use`:
+    /// `CHAINRULE_SIMD` caps it).
+    pub simd: String,
 }
 
 /// Milliseconds of each stage of the forward pass.
@@ -225,6 +228,7 @@ pub fn measure(
         tile_pairs: stats.1,
         mean_alpha: stats.2,
         machine: super::machine(),
+        simd: splat::simd_in_use().into(),
     }
 }
 
@@ -285,8 +289,8 @@ pub fn run(args: Render3dArgs) -> CliResult {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));
     } else {
         println!(
-            "3D render: {} Gaussians (SH degree {}), {}x{}, {} reps ({})",
-            r.gaussians, r.sh_degree, r.width, r.height, r.reps, r.machine
+            "3D render: {} Gaussians (SH degree {}), {}x{}, {} reps ({}, {})",
+            r.gaussians, r.sh_degree, r.width, r.height, r.reps, r.machine, r.simd
         );
         println!(
             "  forward  {:8.2} ms/view (median {:.2})",

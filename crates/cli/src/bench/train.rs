@@ -178,6 +178,9 @@ pub struct TrainBenchReport {
     pub setup_seconds: f64,
     /// The machine it ran on.
     pub machine: String,
+    /// The kernels' vector instruction set (`splat::simd_in_use`:
+    /// `CHAINRULE_SIMD` caps it).
+    pub simd: String,
 }
 
 /// The synthetic views, in memory.
@@ -362,6 +365,7 @@ fn measure_on_worker(
         allocated_bytes_per_iteration: (a1.1 - a0.1) as f64 / iters,
         setup_seconds: setup,
         machine: super::machine(),
+        simd: splat::simd_in_use().into(),
     })
 }
 
@@ -382,8 +386,15 @@ pub fn run(args: TrainBenchArgs) -> CliResult {
         _ => "synthetic views".to_string(),
     };
     println!(
-        "3D training on {source}: {}x{}, {} -> {} Gaussians, {} iterations after {} warm-up ({})",
-        r.width, r.height, r.gaussians_start, r.gaussians_end, r.iterations, r.warmup, r.machine
+        "3D training on {source}: {}x{}, {} -> {} Gaussians, {} iterations after {} warm-up ({}, {})",
+        r.width,
+        r.height,
+        r.gaussians_start,
+        r.gaussians_end,
+        r.iterations,
+        r.warmup,
+        r.machine,
+        r.simd
     );
     println!(
         "  {:.1} ms/iteration (min {:.1}, median {:.1}); CPU utilisation {}, {} CPU ms/iteration",
