@@ -137,13 +137,21 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
         .data
         .clone()
         .or_else(|| saved.as_ref().and_then(|s| s.dataset.clone()));
+    // a site exported from a scene without training settings still
+    // names its page's background in info.json
+    let site = crate::scene_input::site_info(crate::scene_input::scene_folder(&a.file))
+        .ok()
+        .flatten();
     let background = match (&a.background, &saved) {
         (Some(b), _) => crate::fit::parse_background(b)?,
         (None, Some(s)) => s.background,
-        (None, None) => {
-            splat::data::default_background(dataset.as_deref().and_then(splat::data::detect))
-                .map(f64::from)
-        }
+        (None, None) => match site.and_then(|s| s.background) {
+            Some(b) => b,
+            None => {
+                splat::data::default_background(dataset.as_deref().and_then(splat::data::detect))
+                    .map(f64::from)
+            }
+        },
     };
     if a.data.is_none() {
         let photo_flags = [
@@ -213,8 +221,16 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
     };
     let (kind, what, written) = match a.path {
         Some(frames) => {
-            let data = dataset.ok_or_else(|| {
-                CliError::usage("--path needs the dataset: --data DATASET (or a train folder)")
+            let data = dataset.ok_or_else(|| match &saved {
+                Some(_) => CliError::usage(format!(
+                    "--path needs the dataset's cameras, and {} names no dataset (a site \
+                     written by `view --export` is shared without its photos): give --data \
+                     DATASET",
+                    crate::settings::RenderSettings::path_for(&a.file).display()
+                )),
+                None => {
+                    CliError::usage("--path needs the dataset: --data DATASET (or a train folder)")
+                }
             })?;
             if a.data.is_none() && !data.is_dir() {
                 return Err(CliError::file(

@@ -29,31 +29,84 @@ pub enum SceneInput {
 
 /// The scene file of a folder: a `train` output's `point_cloud.ply`, or
 /// the model that a site written by `view --export` names in its
-/// `info.json`. An error naming the folder when it holds neither.
+/// `info.json`. An error naming the folder when it holds neither, or
+/// naming `info.json` when that file is wrong.
 pub fn folder_scene(dir: &Path) -> CliResult<PathBuf> {
     let ply = dir.join("point_cloud.ply");
     if ply.is_file() {
         return Ok(ply);
     }
-    site_model(dir).ok_or_else(|| {
-        CliError::file(
+    match site_info(dir)? {
+        Some(site) => Ok(site.model),
+        None => Err(CliError::file(
             dir,
             "a folder must be a `chainrule train` output (no point_cloud.ply in it) or a \
-             site written by `chainrule view --export` (no info.json naming its model)",
-        )
-    })
+             site written by `chainrule view --export` (no info.json in it)",
+        )),
+    }
 }
 
-/// The model file (`model.ply`, `model.spz` or `model.splat`) that a site
-/// written by `view --export` into `dir` names in its `info.json`, when
-/// that file is there.
-pub fn site_model(dir: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(dir.join("info.json")).ok()?;
-    let info: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let name = info.get("model")?.as_str()?;
+/// What `render` and `view` read from a site's `info.json`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiteInfo {
+    /// The model file it names (`model.ply`, `model.spz` or
+    /// `model.splat`), checked to be there.
+    pub model: PathBuf,
+    /// The page's background, RGB in [0, 1], when it gives a valid one.
+    pub background: Option<[f64; 3]>,
+}
+
+/// The site that `view --export` wrote into `dir`: `Ok(None)` when `dir`
+/// has no `info.json`; an error naming that file when it is not a 3D
+/// site's (unreadable, not JSON, no model, an unknown model name, or the
+/// model file missing).
+pub fn site_info(dir: &Path) -> CliResult<Option<SiteInfo>> {
+    let file = dir.join("info.json");
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let bad = |what: String| CliError::file(&file, what);
+    let text = std::fs::read_to_string(&file).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let info: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let name = info.get("model").and_then(|m| m.as_str()).ok_or_else(|| {
+        bad(
+            "model: missing (is this a site written by `chainrule view --export` of a 3D scene?)"
+                .into(),
+        )
+    })?;
     let known = ["model.ply", "model.spz", "model.splat"];
-    let path = dir.join(known.into_iter().find(|k| *k == name)?);
-    path.is_file().then_some(path)
+    if !known.contains(&name) {
+        return Err(bad(format!(
+            "model: {name:?} is not one of {}",
+            known.join(", ")
+        )));
+    }
+    let model = dir.join(name);
+    if !model.is_file() {
+        return Err(CliError::file(
+            &model,
+            format!("{} names it, but it is not there", file.display()),
+        ));
+    }
+    let background = info
+        .get("background")
+        .and_then(|b| serde_json::from_value::<[f64; 3]>(b.clone()).ok())
+        .filter(|b| b.iter().all(|c| (0.0..=1.0).contains(c)));
+    Ok(Some(SiteInfo { model, background }))
+}
+
+/// The folder a scene path stands for: the path itself when it is a
+/// folder, else the folder of the file.
+pub fn scene_folder(scene: &Path) -> &Path {
+    if scene.is_dir() {
+        scene
+    } else {
+        match scene.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }
+    }
 }
 
 /// Converts a reader's error to the CLI's (path and message kept).

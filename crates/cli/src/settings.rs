@@ -1,8 +1,10 @@
 //! `settings.json` in a `train` output folder: what a render needs to look
 //! like training did (background, SH degree, antialiased mode, the
 //! dataset's kind and folder) and how to frame the scene (the cameras'
-//! focus, mean up, distance and elevation). `train` writes it atomically;
-//! `render` of the folder or of a PLY beside it reads it, so no flags are
+//! focus, mean up, distance and elevation). `train` writes it atomically
+//! (version 1); `view --export` writes a copy into its site without the
+//! dataset's folder (version 2: `dataset` is `null`). `render` and `view`
+//! of the folder or of a scene file beside it read it, so no flags are
 //! needed; flags given override it.
 
 use std::path::{Path, PathBuf};
@@ -17,12 +19,14 @@ use crate::output::write_atomic;
 pub const FILE: &str = "settings.json";
 const FORMAT: &str = "chainrule-render-settings";
 
-/// The settings (version 1).
+/// The settings: version 1 (`train`) always names the dataset; version 2
+/// (a site's copy) may not.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RenderSettings {
     /// Always `chainrule-render-settings`.
     pub format: String,
-    /// Always 1.
+    /// 1, or 2 when `dataset` is `None` (older readers, which expect a
+    /// path, then refuse the file by its version rather than misread it).
     pub version: u32,
     /// Background colour, RGB in [0, 1].
     pub background: [f64; 3],
@@ -36,7 +40,6 @@ pub struct RenderSettings {
     /// working folder find it (older files hold the path as given).
     /// `null` in a site written by `view --export`, which is shared
     /// without the photos.
-    #[serde(default)]
     pub dataset: Option<PathBuf>,
     /// The cameras' mean up direction (unit).
     pub up: [f64; 3],
@@ -93,6 +96,16 @@ impl RenderSettings {
         serde_json::to_string_pretty(self).expect("plain data serialises")
     }
 
+    /// These settings for a site shared without its photos: no dataset,
+    /// so version 2.
+    pub fn without_dataset(self) -> RenderSettings {
+        RenderSettings {
+            version: 2,
+            dataset: None,
+            ..self
+        }
+    }
+
     /// Writes `dir/settings.json` atomically.
     pub fn write(&self, dir: &Path) -> CliResult {
         write_atomic(&dir.join(FILE), self.to_json().as_bytes())
@@ -102,15 +115,14 @@ impl RenderSettings {
     pub fn read(path: &Path) -> CliResult<RenderSettings> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CliError::file(path, format!("cannot read: {e}")))?;
-        let s: RenderSettings = serde_json::from_str(&text).map_err(|e| {
-            CliError::file(
-                path,
-                format!("line {} column {}: {e}", e.line(), e.column()),
-            )
-        })?;
+        let s: RenderSettings =
+            serde_json::from_str(&text).map_err(|e| CliError::file(path, e.to_string()))?;
         let bad = |what: &str| Err(CliError::file(path, what.to_string()));
-        if s.format != FORMAT || s.version != 1 {
-            return bad("not a version 1 chainrule-render-settings file");
+        if s.format != FORMAT || !(1..=2).contains(&s.version) {
+            return bad("not a version 1 or 2 chainrule-render-settings file");
+        }
+        if s.version == 1 && s.dataset.is_none() {
+            return bad("dataset: a version 1 file names its dataset");
         }
         let finite = s
             .background
@@ -205,6 +217,14 @@ mod tests {
             e.contains("settings.json") && e.contains("sh_degree"),
             "{e}"
         );
+        // a site's copy: version 2, no dataset; version 1 must name one
+        let site = sample().without_dataset();
+        site.write(&d).unwrap();
+        assert_eq!(RenderSettings::find(&d).unwrap(), Some(site.clone()));
+        let v1 = RenderSettings { version: 1, ..site };
+        v1.write(&d).unwrap();
+        let e = RenderSettings::find(&d).unwrap_err().to_string();
+        assert!(e.contains("dataset"), "{e}");
         std::fs::write(d.join(FILE), "{").unwrap();
         let e = RenderSettings::find(&d).unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");

@@ -441,10 +441,8 @@ fn exported_site_keeps_the_settings_and_cameras(
     let o = cli(&["view", run_s, "--export", site_s]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let saved = chainrule_cli::settings::RenderSettings::read(&site.join("settings.json"));
-    let want = chainrule_cli::settings::RenderSettings {
-        dataset: None,
-        ..s.clone()
-    };
+    let want = s.clone().without_dataset();
+    assert_eq!((want.version, &want.dataset), (2, &None));
     assert_eq!(saved.unwrap(), want);
     let text = std::fs::read_to_string(site.join("settings.json")).unwrap();
     assert!(
@@ -477,6 +475,38 @@ fn exported_site_keeps_the_settings_and_cameras(
     let o = cli(&["view", run_s, "--export", site_s, "--export-format", "spz"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(site.join("model.spz").is_file() && !site.join("model.ply").exists());
+    // --path: the site has no dataset, and says so
+    let o = cli(&["render", site_s, "--path", "3", "--out", site_s]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("settings.json") && e.contains("--data"), "{e}");
+    // a bare scene over the site: the old settings go (they framed another
+    // scene), and render takes the page's background from info.json
+    let bare = generic.to_str().unwrap();
+    let o = cli(&["view", bare, "--export", site_s, "--background", "1,0,0"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!site.join("settings.json").exists() && !site.join("model.spz").exists());
+    orbit(site_s, "o-red");
+    let png = image::open(dir.join("o-red").join("view_000.png")).unwrap();
+    assert_eq!(
+        png.to_rgb8().get_pixel(0, 0).0,
+        [255, 0, 0],
+        "the page's background"
+    );
+    // never into a train folder: its settings.json would lose the dataset
+    let o = cli(&["view", run_s, "--export", run_s]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("train") && run.join("settings.json").is_file(),
+        "{e}"
+    );
+    assert!(!run.join("index.html").exists());
+    // a broken info.json is named, with what is wrong
+    std::fs::write(site.join("info.json"), r#"{"model": "model.spz"}"#).unwrap();
+    let o = cli(&["render", site_s, "--orbit", "2", "--out", site_s]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("model.spz") && e.contains("info.json"), "{e}");
     // a folder that is neither a train output nor a site: named
     let o = cli(&[
         "render",

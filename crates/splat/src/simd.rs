@@ -25,13 +25,14 @@ impl Simd {
     /// The widest set this CPU has, capped by `CHAINRULE_SIMD` when it is
     /// set (`generic`, `avx2`, `avx512`: to measure the narrower kernels on
     /// a wider CPU, as another machine would run them; the bits are the
-    /// same). Decided once per process; an unknown value is reported on
-    /// stderr and ignored.
+    /// same). Decided once per process; an empty value counts as unset, an
+    /// unknown one is reported on stderr and ignored.
     pub(crate) fn best() -> Simd {
         static BEST: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
         *BEST.get_or_init(|| {
             let widest = Simd::widest();
             match std::env::var(SIMD_ENV) {
+                Ok(v) if v.trim().is_empty() => widest,
                 Ok(v) => match Simd::parse(&v) {
                     Some(cap) => cap.min(widest),
                     None => {

@@ -172,11 +172,8 @@ pub fn run(a: ViewArgs) -> CliResult {
         Some(dir) => {
             // the site's own settings.json, so that `render` and `view` of
             // its model frame it as training did; the dataset stays home
-            let site_settings = settings.map(|s| crate::settings::RenderSettings {
-                dataset: None,
-                background,
-                ..s
-            });
+            let site_settings = settings
+                .map(|s| crate::settings::RenderSettings { background, ..s }.without_dataset());
             export_site(
                 &st,
                 dir,
@@ -192,32 +189,30 @@ pub fn run(a: ViewArgs) -> CliResult {
 
 /// The cameras of a site written by `--export` when `scene` is one (the
 /// folder, or a model in it): its `cameras.json`, so a shared scene keeps
-/// its viewpoints. Empty for any other scene.
+/// its viewpoints. Empty for any other scene; a `cameras.json` that cannot
+/// be read is reported as a warning (the cameras are optional).
 fn site_cameras(scene: &std::path::Path) -> CliResult<Vec<serde_json::Value>> {
-    let dir = match scene.is_dir() {
-        true => scene,
-        false => scene.parent().unwrap_or(std::path::Path::new(".")),
-    };
+    let dir = scene_input::scene_folder(scene);
     let file = dir.join("cameras.json");
-    if scene_input::site_model(dir).is_none() || !file.is_file() {
+    if scene_input::site_info(dir)?.is_none() || !file.is_file() {
         return Ok(Vec::new());
     }
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| CliError::file(&file, format!("cannot read: {e}")))?;
-    match serde_json::from_str(&text) {
-        Ok(serde_json::Value::Array(cams)) => Ok(cams),
-        Ok(_) => Err(CliError::file(&file, "must be a JSON array of cameras")),
-        Err(e) => Err(CliError::file(
-            &file,
-            format!("line {} column {}: {e}", e.line(), e.column()),
-        )),
-    }
+    let cams = match std::fs::read_to_string(&file).map(|t| serde_json::from_str(&t)) {
+        Ok(Ok(serde_json::Value::Array(cams))) => return Ok(cams),
+        Ok(Ok(_)) => "not a JSON array of cameras".to_string(),
+        Ok(Err(e)) => format!("not JSON: {e}"),
+        Err(e) => format!("cannot read: {e}"),
+    };
+    eprintln!("warning: {}: {cams}; no cameras", file.display());
+    Ok(Vec::new())
 }
 
 /// Writes `st`'s page and scene as a static site into `dir` (each file
 /// atomically), with `settings` as its `settings.json` when given, and
 /// says how to look at it. A model that an earlier export into `dir`
-/// left in another format is removed, so the folder holds one scene.
+/// left in another format is removed, and so are its settings when this
+/// scene has none, so the folder holds one scene. A `train` output folder
+/// is refused: its own settings.json would lose the dataset.
 fn export_site(
     st: &ViewState,
     dir: &std::path::Path,
@@ -229,13 +224,32 @@ fn export_site(
         .static_site(format)
         .map_err(|e| CliError::file(&model, e))?
         .ok_or_else(|| CliError::usage("--export: only a 3D scene can be a static site"))?;
+    if dir.join("point_cloud.ply").is_file() {
+        return Err(CliError::usage(format!(
+            "--export {}: that folder is a `chainrule train` output; its settings.json and \
+             files would be replaced. Export into a new folder",
+            dir.display()
+        )));
+    }
     if let Some(s) = settings {
         files.push((
             crate::settings::FILE.into(),
             server::Body::Owned(s.to_json().into_bytes()),
         ));
     }
-    let stale = scene_input::site_model(dir).filter(|old| *old != model);
+    // what an earlier export into `dir` left that this one does not
+    // replace: its model in another format, and its settings when this
+    // scene has none (they would frame another scene)
+    let mut stale = Vec::new();
+    if let Some(earlier) = scene_input::site_info(dir).ok().flatten() {
+        if earlier.model != model {
+            stale.push(earlier.model);
+        }
+        let old_settings = dir.join(crate::settings::FILE);
+        if settings.is_none() && old_settings.is_file() {
+            stale.push(old_settings);
+        }
+    }
     let mut total = 0;
     for (rel, body) in &files {
         let path = dir.join(rel);
@@ -245,11 +259,11 @@ fn export_site(
         crate::output::write_atomic(&path, body.bytes())?;
         total += body.bytes().len();
     }
-    if let Some(old) = stale {
+    for old in stale {
         std::fs::remove_file(&old).map_err(|e| {
             CliError::file(
                 &old,
-                format!("cannot remove the previous export's model: {e}"),
+                format!("cannot remove the previous export's file: {e}"),
             )
         })?;
     }
