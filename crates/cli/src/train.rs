@@ -254,6 +254,11 @@ pub struct TrainReport {
     pub point_cloud: PathBuf,
     /// Test curve, when `--eval-every` is set.
     pub curve: Vec<CurvePoint>,
+    /// The machine it ran on (CPU model and logical cores), so that
+    /// `seconds` can be compared between machines.
+    pub machine: String,
+    /// The kernels' vector instruction set (`CHAINRULE_SIMD` caps it).
+    pub simd: &'static str,
 }
 
 fn train_err(e: TrainError) -> CliError {
@@ -442,6 +447,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             .then(|| mean(ev.iter().filter_map(|e| e.half_fit.map(|h| h.1)))),
         point_cloud: point_cloud.clone(),
         curve,
+        machine: crate::bench::machine(),
+        simd: splat::simd_in_use(),
     };
     let metrics = a.out.join("metrics.json");
     let mut full = serde_json::to_value(&report).expect("report serialises");
