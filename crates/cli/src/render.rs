@@ -139,13 +139,16 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
         .or_else(|| saved.as_ref().and_then(|s| s.dataset.clone()));
     // a site exported from a scene without training settings still
     // names its page's background in info.json
-    let site = crate::scene_input::site_info(crate::scene_input::scene_folder(&a.file))
-        .ok()
-        .flatten();
+    let site_background = || {
+        crate::scene_input::site_info(crate::scene_input::scene_folder(&a.file))
+            .ok()
+            .flatten()
+            .and_then(|s| s.background)
+    };
     let background = match (&a.background, &saved) {
         (Some(b), _) => crate::fit::parse_background(b)?,
         (None, Some(s)) => s.background,
-        (None, None) => match site.and_then(|s| s.background) {
+        (None, None) => match site_background() {
             Some(b) => b,
             None => {
                 splat::data::default_background(dataset.as_deref().and_then(splat::data::detect))

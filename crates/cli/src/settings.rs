@@ -155,12 +155,7 @@ impl RenderSettings {
     /// Where the settings of `scene` (a `train` folder, or a scene file
     /// in one) are: `settings.json` in that folder.
     pub fn path_for(scene: &Path) -> PathBuf {
-        let dir = if scene.is_dir() {
-            scene
-        } else {
-            scene.parent().unwrap_or(Path::new("."))
-        };
-        dir.join(FILE)
+        crate::scene_input::scene_folder(scene).join(FILE)
     }
 
     /// The settings that go with a scene: `settings.json` in the folder

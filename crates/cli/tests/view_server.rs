@@ -359,6 +359,12 @@ fn export_writes_the_page_as_a_static_site() {
     let cams: serde_json::Value =
         serde_json::from_slice(&std::fs::read(site.join("cameras.json")).unwrap()).unwrap();
     assert_eq!(cams, serde_json::json!([]));
+    // someone else's info.json beside a scene file does not make it a site
+    std::fs::write(dir.join("info.json"), r#"{"name": "not ours"}"#).unwrap();
+    let plain = dir.join("site-plain");
+    let o = cli(&["view", scene, "--export", plain.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_file(dir.join("info.json")).unwrap();
     // --export-format alone would be silently dropped: a usage error
     let o = cli(&["view", scene, "--export-format", "spz"]);
     assert_eq!(o.status.code(), Some(2));

@@ -194,7 +194,8 @@ pub fn run(a: ViewArgs) -> CliResult {
 fn site_cameras(scene: &std::path::Path) -> CliResult<Vec<serde_json::Value>> {
     let dir = scene_input::scene_folder(scene);
     let file = dir.join("cameras.json");
-    if scene_input::site_info(dir)?.is_none() || !file.is_file() {
+    // a file beside someone else's info.json is not a site: no cameras
+    if !matches!(scene_input::site_info(dir), Ok(Some(_))) || !file.is_file() {
         return Ok(Vec::new());
     }
     let cams = match std::fs::read_to_string(&file).map(|t| serde_json::from_str(&t)) {
