@@ -303,6 +303,28 @@ impl Live<'_> {
     }
 }
 
+/// One of the two groups [`Adam::step_rows_pair`] updates together: its
+/// state, parameters (rows of `grads.width` back to back), where its
+/// gradients are, its columns of the shared copy, its rate and its live
+/// columns (as [`Live::columns`]).
+#[derive(Debug)]
+pub struct RowGroup<'a> {
+    /// The group's optimiser state.
+    pub adam: &'a mut Adam,
+    /// The group's parameters.
+    pub params: &'a mut [f64],
+    /// The group's gradient rows.
+    pub grads: Rows<'a, f32>,
+    /// A regulariser's gradient per parameter, added to `grads`.
+    pub extra: Option<&'a [f64]>,
+    /// Where the group's columns start in a row of the shared copy.
+    pub copy_offset: usize,
+    /// The group's learning rate.
+    pub lr: f64,
+    /// Leading columns of a row that can get a gradient.
+    pub columns: usize,
+}
+
 impl Adam {
     /// Adam with the peer's constants and the given per-parameter rates.
     pub fn new(lr: Vec<f64>) -> Self {
@@ -514,31 +536,17 @@ impl Adam {
     ) -> Checked {
         let w = grads.width;
         let (drawn, live) = (live.drawn, live.columns.min(w));
-        assert_eq!(params.len(), self.m.len(), "adam: parameter count");
-        if w == 0 {
-            assert!(params.is_empty(), "adam: rows of width 0");
+        let Some(rows) = self.rows_of(params, grads, extra, drawn) else {
             self.t += 1;
             return Checked {
                 grads_finite: true,
                 params_finite: true,
             };
-        }
-        assert_eq!(params.len() % w, 0, "adam: parameters in whole rows");
-        let rows = params.len() / w;
-        assert!(
-            grads.offset + w <= grads.stride && grads.data.len() == rows * grads.stride,
-            "adam: gradient rows"
-        );
+        };
         assert!(
             copy.offset + w <= copy.stride && copy.data.len() == rows * copy.stride,
             "adam: copy rows"
         );
-        if let Some(e) = extra {
-            assert_eq!(e.len(), params.len(), "adam: extra gradient count");
-        }
-        if let Some((d, _)) = drawn {
-            assert_eq!(d.len(), rows, "adam: one drawn flag per row");
-        }
         let k = self.begin(lr);
         // rows per block: about 4096 parameters
         let b = (4096 / w).max(1);
@@ -574,6 +582,160 @@ impl Adam {
                     params_finite: a.params_finite & b.params_finite,
                 },
             )
+    }
+
+    /// Checks the shapes [`Adam::step_rows_live`] and
+    /// [`Adam::step_rows_pair`] take and returns the number of rows, or
+    /// `None` for rows of width 0 (no parameters).
+    fn rows_of(
+        &self,
+        params: &[f64],
+        grads: Rows<'_, f32>,
+        extra: Option<&[f64]>,
+        drawn: Option<(&[u32], Undrawn)>,
+    ) -> Option<usize> {
+        let w = grads.width;
+        assert_eq!(params.len(), self.m.len(), "adam: parameter count");
+        if w == 0 {
+            assert!(params.is_empty(), "adam: rows of width 0");
+            return None;
+        }
+        assert_eq!(params.len() % w, 0, "adam: parameters in whole rows");
+        let rows = params.len() / w;
+        assert!(
+            grads.offset + w <= grads.stride && grads.data.len() == rows * grads.stride,
+            "adam: gradient rows"
+        );
+        if let Some(e) = extra {
+            assert_eq!(e.len(), params.len(), "adam: extra gradient count");
+        }
+        if let Some((d, _)) = drawn {
+            assert_eq!(d.len(), rows, "adam: one drawn flag per row");
+        }
+        Some(rows)
+    }
+
+    /// [`Adam::step_rows_live`] for two groups whose rows are the same
+    /// Gaussians and share one `copy` buffer (rows of `copy_stride`
+    /// values; each group writes its own columns, from
+    /// [`RowGroup::copy_offset`]): the trainer's SH colours, whose DC and
+    /// higher bands are separate groups with their own rates but read one
+    /// gradient row and write one scene row per Gaussian. Both groups are
+    /// updated block of rows by block of rows, so each row's gradient and
+    /// copy are fetched from memory once instead of once per group. Each
+    /// group gets exactly the bits [`Adam::step_rows_live`] would give it
+    /// (tested), and its own [`Checked`].
+    ///
+    /// ```
+    /// use splat::adam::{Adam, RowGroup, Rows};
+    /// // two rows; group a owns column 0, group b columns 1 and 2
+    /// let (mut a, mut b) = (Adam::zeroed(2), Adam::zeroed(4));
+    /// let (mut pa, mut pb) = (vec![1.0; 2], vec![1.0; 4]);
+    /// let g = [2.0f32, -2.0, 0.0, 2.0, 0.0, -2.0];
+    /// let mut copy = [0.0f32; 6];
+    /// let rows = |offset, width| Rows { data: &g[..], stride: 3, offset, width };
+    /// let [ca, cb] = Adam::step_rows_pair(
+    ///     [
+    ///         RowGroup { adam: &mut a, params: &mut pa, grads: rows(0, 1), extra: None, copy_offset: 0, lr: 0.1, columns: 1 },
+    ///         RowGroup { adam: &mut b, params: &mut pb, grads: rows(1, 2), extra: None, copy_offset: 1, lr: 0.01, columns: 2 },
+    ///     ],
+    ///     &mut copy,
+    ///     3,
+    ///     None,
+    /// );
+    /// assert!(ca.grads_finite && cb.params_finite);
+    /// assert!((pa[0] - 0.9).abs() < 1e-6 && (pb[0] - 1.01).abs() < 1e-6 && pb[1] == 1.0);
+    /// assert_eq!(copy[..3], [pa[0] as f32, pb[0] as f32, pb[1] as f32]);
+    /// ```
+    pub fn step_rows_pair(
+        groups: [RowGroup<'_>; 2],
+        copy: &mut [f32],
+        copy_stride: usize,
+        drawn: Option<(&[u32], Undrawn)>,
+    ) -> [Checked; 2] {
+        let [a, b] = groups;
+        let ok = Checked {
+            grads_finite: true,
+            params_finite: true,
+        };
+        let rows_a = a.adam.rows_of(a.params, a.grads, a.extra, drawn);
+        let rows_b = b.adam.rows_of(b.params, b.grads, b.extra, drawn);
+        let (ra, rb) = match (rows_a, rows_b) {
+            (Some(ra), Some(rb)) => (ra, rb),
+            // a group of width 0: nothing to pair; step the other alone
+            _ => {
+                let mut out = [ok; 2];
+                for (i, g) in [a, b].into_iter().enumerate() {
+                    let c = RowsMut {
+                        data: &mut *copy,
+                        stride: copy_stride,
+                        offset: g.copy_offset,
+                    };
+                    let live = Live {
+                        columns: g.columns,
+                        drawn,
+                    };
+                    out[i] = g
+                        .adam
+                        .step_rows_live(g.params, g.grads, g.extra, c, g.lr, live);
+                }
+                return out;
+            }
+        };
+        assert_eq!(ra, rb, "adam: the paired groups have the same rows");
+        for g in [&a, &b] {
+            assert!(
+                g.copy_offset + g.grads.width <= copy_stride && copy.len() == ra * copy_stride,
+                "adam: copy rows"
+            );
+        }
+        let (wa, wb) = (a.grads.width, b.grads.width);
+        let (ka, kb) = (a.adam.begin(a.lr), b.adam.begin(b.lr));
+        let shape = |g: &RowGroup<'_>| {
+            let w = g.grads.width;
+            [
+                w,
+                g.columns.min(w),
+                g.grads.stride,
+                g.grads.offset,
+                copy_stride,
+                g.copy_offset,
+            ]
+        };
+        let (sa, sb) = (shape(&a), shape(&b));
+        let (gsa, gsb) = (a.grads.stride, b.grads.stride);
+        let (ea, eb) = (a.extra, b.extra);
+        // rows per block: about 4096 parameters of the two groups together
+        let n = (4096 / (wa + wb)).max(1);
+        let and = |x: Checked, y: Checked| Checked {
+            grads_finite: x.grads_finite & y.grads_finite,
+            params_finite: x.params_finite & y.params_finite,
+        };
+        let (ma, va) = (&mut a.adam.m, &mut a.adam.v);
+        let (mb, vb) = (&mut b.adam.m, &mut b.adam.v);
+        let [ca, cb] = a
+            .params
+            .par_chunks_mut(n * wa)
+            .zip(ma.par_chunks_mut(n * wa))
+            .zip(va.par_chunks_mut(n * wa))
+            .zip(b.params.par_chunks_mut(n * wb))
+            .zip(mb.par_chunks_mut(n * wb))
+            .zip(vb.par_chunks_mut(n * wb))
+            .zip(a.grads.data.par_chunks(n * gsa))
+            .zip(b.grads.data.par_chunks(n * gsb))
+            .zip(copy.par_chunks_mut(n * copy_stride))
+            .enumerate()
+            .map(|(bi, ((((((((pa, ma), va), pb), mb), vb), ga), gb), c))| {
+                let r0 = bi * n;
+                let d = drawn.map(|(d, u)| (&d[r0..r0 + pa.len() / wa], u));
+                let ea = ea.map(|e| &e[r0 * wa..r0 * wa + pa.len()]);
+                let eb = eb.map(|e| &e[r0 * wb..r0 * wb + pb.len()]);
+                let x = ka.update_rows_best([pa, ma, va], ga, c, ea, sa, d);
+                let y = kb.update_rows_best([pb, mb, vb], gb, c, eb, sb, d);
+                [x, y]
+            })
+            .reduce(|| [ok; 2], |x, y| [and(x[0], y[0]), and(x[1], y[1])]);
+        [ca, cb]
     }
 
     /// The first and second moments, one of each per parameter.
@@ -890,6 +1052,125 @@ mod tests {
                 }
                 assert_eq!(s.steps(), plain.steps());
             }
+        }
+    }
+
+    /// Two groups stepped together give each the bits of stepping it
+    /// alone, whatever the drawn rows, live columns, regulariser and the
+    /// blocks' boundaries (row counts that are not a multiple of a block),
+    /// and each its own finiteness report.
+    #[test]
+    fn paired_groups_match_the_groups_stepped_alone() {
+        let mut r = Rng::new(21);
+        // a row: 3 values of group a, then 45 of group b (the trainer's SH)
+        let (stride, wa, wb) = (48, 3, 45);
+        for (case, rows) in [1usize, 85, 86, 1003].into_iter().enumerate() {
+            let drawn: Vec<u32> = (0..rows).map(|i| u32::from(i % 3 != 1) * 5).collect();
+            let modes = [None, Some(Undrawn::Decay), Some(Undrawn::Skip)];
+            let mode = modes[case % 3];
+            let d = mode.map(|u| (&drawn[..], u));
+            let live_b = [9, 45, 0, 24][case];
+            let pa0: Vec<f64> = (0..rows * wa).map(|_| r.normal()).collect();
+            let pb0: Vec<f64> = (0..rows * wb).map(|_| r.normal()).collect();
+            let state = |n: usize, r: &mut Rng| {
+                let m = (0..n)
+                    .map(|i| if i % 7 == 0 { 0.0 } else { r.normal() })
+                    .collect();
+                let v = (0..n)
+                    .map(|i| if i % 7 == 0 { 0.0 } else { r.normal().abs() })
+                    .collect();
+                Adam::from_state(Vec::new(), m, v, 4)
+            };
+            let (sa, sb) = (state(rows * wa, &mut r), state(rows * wb, &mut r));
+            let ea: Vec<f64> = (0..rows * wa).map(|_| r.normal()).collect();
+            let eb: Vec<f64> = (0..rows * wb).map(|_| r.normal()).collect();
+            let (ea, eb) = match case {
+                1 | 3 => (Some(&ea[..]), Some(&eb[..])),
+                _ => (None, None),
+            };
+            let mut g: Vec<f32> = (0..rows * stride).map(|_| r.normal() as f32).collect();
+            if case == 2 {
+                // a non-finite gradient in group b only
+                g[stride + 7] = f32::INFINITY;
+            }
+            let c0: Vec<f32> = (0..rows * stride).map(|_| r.normal() as f32).collect();
+            let rows_at = |offset, width| Rows {
+                data: &g[..],
+                stride,
+                offset,
+                width,
+            };
+            // alone, one group after the other
+            let (mut a1, mut b1, mut pa1, mut pb1, mut c1) =
+                (sa.clone(), sb.clone(), pa0.clone(), pb0.clone(), c0.clone());
+            fn out(data: &mut [f32], stride: usize, offset: usize) -> RowsMut<'_, f32> {
+                RowsMut {
+                    data,
+                    stride,
+                    offset,
+                }
+            }
+            let live = |columns| Live { columns, drawn: d };
+            let alone = [
+                a1.step_rows_live(
+                    &mut pa1,
+                    rows_at(0, wa),
+                    ea,
+                    out(&mut c1, stride, 0),
+                    0.02,
+                    live(wa),
+                ),
+                b1.step_rows_live(
+                    &mut pb1,
+                    rows_at(3, wb),
+                    eb,
+                    out(&mut c1, stride, 3),
+                    0.001,
+                    live(live_b),
+                ),
+            ];
+            // together
+            let (mut a2, mut b2, mut pa2, mut pb2, mut c2) =
+                (sa.clone(), sb.clone(), pa0.clone(), pb0.clone(), c0.clone());
+            let paired = Adam::step_rows_pair(
+                [
+                    RowGroup {
+                        adam: &mut a2,
+                        params: &mut pa2,
+                        grads: rows_at(0, wa),
+                        extra: ea,
+                        copy_offset: 0,
+                        lr: 0.02,
+                        columns: wa,
+                    },
+                    RowGroup {
+                        adam: &mut b2,
+                        params: &mut pb2,
+                        grads: rows_at(3, wb),
+                        extra: eb,
+                        copy_offset: 3,
+                        lr: 0.001,
+                        columns: live_b,
+                    },
+                ],
+                &mut c2,
+                stride,
+                d,
+            );
+            assert_eq!(paired, alone, "case {case}");
+            if case == 2 && mode != Some(Undrawn::Skip) {
+                assert!(paired[0].grads_finite && !paired[1].grads_finite);
+            }
+            let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&pa1), bits(&pa2), "case {case}");
+            assert_eq!(bits(&pb1), bits(&pb2), "case {case}");
+            for (x, y) in [(&a1, &a2), (&b1, &b2)] {
+                assert_eq!(bits(x.moments().0), bits(y.moments().0), "case {case}");
+                assert_eq!(bits(x.moments().1), bits(y.moments().1), "case {case}");
+                assert_eq!(x.steps(), y.steps());
+            }
+            let fbits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(fbits(&c1), fbits(&c2), "case {case}");
         }
     }
 

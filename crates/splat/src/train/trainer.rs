@@ -8,7 +8,7 @@ use super::densify::strategy;
 use super::exposure::{self, EXPOSURE_LR, EXPOSURE_PARAMS, IDENTITY};
 use super::init::initial_params;
 use super::{camera_of, schedule, Strategy, TrainConfig, TrainError, GROUPS};
-use crate::adam::{Adam, Live, Rows, RowsMut, Undrawn};
+use crate::adam::{Adam, Checked, Live, RowGroup, Rows, RowsMut, Undrawn};
 use crate::data::Dataset;
 use std::borrow::Cow;
 
@@ -410,46 +410,86 @@ impl Trainer {
         ];
         let mut grads_finite = true;
         let mut failed = None;
-        for (g, src) in gsrc.into_iter().enumerate() {
-            let lr = self.group_lr(g);
-            let (data, stride, offset): (&mut [f32], _, _) = match g {
-                0 => (g32.means.as_flattened_mut(), 3, 0),
-                1 => (g32.log_scales.as_flattened_mut(), 3, 0),
-                2 => (g32.quats.as_flattened_mut(), 4, 0),
-                3 => (&mut g32.opacity_logits, 1, 0),
-                4 => (&mut g32.sh, 3 * k, 0),
-                _ => (&mut g32.sh, 3 * k, 3),
-            };
-            let copy = RowsMut {
-                data,
-                stride,
-                offset,
-            };
-            let extra = has_reg.then_some(&reg[g][..]);
-            // the SH bands above the active degree get no gradient: their
-            // columns are skipped while the update cannot move them (same
-            // bits; `g32` holds the current parameters there)
-            let columns = match g {
-                5 => 3 * (sh_coeffs(self.sh_active) - 1),
-                _ => src.width,
-            };
-            // the Gaussians this view did not draw: the SH rows unwritten
-            // (see above), read as zero; with `visible_adam`, every group's
-            // rows of them left alone
-            let radii = &state.projected.radii[..];
-            let drawn = match (self.cfg.visible_adam, g) {
-                (true, _) => Some((radii, Undrawn::Skip)),
-                (false, 4 | 5) => Some((radii, Undrawn::Decay)),
-                (false, _) => None,
-            };
-            let live = Live { columns, drawn };
-            let p = &mut self.params[g];
-            let c = self.adam[g].step_rows_live(p, src, extra, copy, lr, live);
+        let mut report = |g: usize, c: Checked| {
             grads_finite &= c.grads_finite;
             if !c.params_finite {
                 failed = failed.or(Some(g));
             }
+        };
+        // the Gaussians this view did not draw: the SH rows unwritten (see
+        // above), read as zero; with `visible_adam`, every group's rows of
+        // them left alone
+        let radii = &state.projected.radii[..];
+        let drawn_of = |g: usize| match (self.cfg.visible_adam, g) {
+            (true, _) => Some((radii, Undrawn::Skip)),
+            (false, 4 | 5) => Some((radii, Undrawn::Decay)),
+            (false, _) => None,
+        };
+        let [means, scales, quats, opacities, dc, rest] = gsrc;
+        for (g, src) in [means, scales, quats, opacities].into_iter().enumerate() {
+            let lr = self.group_lr(g);
+            let (data, stride): (&mut [f32], _) = match g {
+                0 => (g32.means.as_flattened_mut(), 3),
+                1 => (g32.log_scales.as_flattened_mut(), 3),
+                2 => (g32.quats.as_flattened_mut(), 4),
+                _ => (&mut g32.opacity_logits, 1),
+            };
+            let copy = RowsMut {
+                data,
+                stride,
+                offset: 0,
+            };
+            let extra = has_reg.then_some(&reg[g][..]);
+            let live = Live {
+                columns: src.width,
+                drawn: drawn_of(g),
+            };
+            let p = &mut self.params[g];
+            report(
+                g,
+                self.adam[g].step_rows_live(p, src, extra, copy, lr, live),
+            );
         }
+        // the SH colours: the DC and higher bands read one gradient row and
+        // write one scene row per Gaussian, so they are stepped together
+        // (the same bits as one after the other); the bands above the
+        // active degree get no gradient, so their columns are skipped while
+        // the update cannot move them (`g32` holds the current parameters
+        // there)
+        let (lr_dc, lr_rest) = (self.group_lr(4), self.group_lr(5));
+        let rest_live = 3 * (sh_coeffs(self.sh_active) - 1);
+        let [.., p_dc, p_rest] = &mut self.params;
+        let [.., a_dc, a_rest] = &mut self.adam[..] else {
+            unreachable!("the trainer has {GROUPS} optimiser groups")
+        };
+        let extra = |g: usize| has_reg.then_some(&reg[g][..]);
+        let [c_dc, c_rest] = Adam::step_rows_pair(
+            [
+                RowGroup {
+                    adam: a_dc,
+                    params: p_dc,
+                    grads: dc,
+                    extra: extra(4),
+                    copy_offset: dc.offset,
+                    lr: lr_dc,
+                    columns: dc.width,
+                },
+                RowGroup {
+                    adam: a_rest,
+                    params: p_rest,
+                    grads: rest,
+                    extra: extra(5),
+                    copy_offset: rest.offset,
+                    lr: lr_rest,
+                    columns: rest_live,
+                },
+            ],
+            &mut g32.sh,
+            3 * k,
+            drawn_of(4),
+        );
+        report(4, c_dc);
+        report(5, c_rest);
         if !grads_finite {
             return Err(TrainError::NonFinite {
                 iteration: it,
