@@ -11,7 +11,7 @@ use serde::Serialize;
 use splat::data::{self, Dataset, LoadOptions};
 use splat::image_io::Image;
 use splat::three::ply;
-use splat::train::{Strategy, TrainConfig, TrainError, Trainer};
+use splat::train::{CheckpointWriter, Strategy, TrainConfig, TrainError, Trainer};
 
 use crate::error::{CliError, CliResult};
 use crate::fit::{check_out_dir, parse_background};
@@ -333,6 +333,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     bar.set_position(resumed_from as u64);
     let start = Instant::now();
     let mut last_ckpt = Instant::now();
+    let mut saver = CheckpointWriter::new(&ckpt_dir);
     let mut last_eval = 0.0;
     let mut curve = Vec::new();
     let mut last_loss = f64::NAN;
@@ -377,7 +378,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             eval_time += e0.elapsed().as_secs_f64();
         }
         if a.checkpoint_every > 0.0 && last_ckpt.elapsed().as_secs_f64() >= a.checkpoint_every {
-            t.save_checkpoint(&ckpt_dir).map_err(train_err)?;
+            // the files are made here and written while training goes on
+            saver.save(t.checkpoint()).map_err(train_err)?;
             last_ckpt = Instant::now();
         }
     }
@@ -386,8 +388,11 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         v.finish(&t);
     }
     bar.finish();
+    // the last checkpoint is written while the scene is exported and the
+    // test views are scored; the run ends only once it is on disk
+    saver.finish().map_err(train_err)?;
     if t.iteration() > resumed_from || !ckpt_dir.join("latest.json").is_file() {
-        t.save_checkpoint(&ckpt_dir).map_err(train_err)?;
+        saver.save(t.checkpoint()).map_err(train_err)?;
     }
     let point_cloud = a.out.join("point_cloud.ply");
     write_atomic(&point_cloud, &ply::to_ply_bytes(&t.gaussians::<f64>()))?;
@@ -450,6 +455,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         machine: crate::bench::machine(),
         simd: splat::simd_in_use(),
     };
+    saver.finish().map_err(train_err)?;
     let metrics = a.out.join("metrics.json");
     let mut full = serde_json::to_value(&report).expect("report serialises");
     full["views"] = serde_json::Value::Array(per_view);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use splat::data::synth::{write_dataset, SynthOptions};
 use splat::data::{self, Dataset, LoadOptions};
-use splat::train::{TrainConfig, TrainError, Trainer};
+use splat::train::{CheckpointWriter, TrainConfig, TrainError, Trainer};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("chainrule-train-{}-{name}", std::process::id()));
@@ -146,6 +146,71 @@ fn densification_clones_splits_and_prunes_consistently() {
         .iter()
         .all(|&l| op(l) >= 0.005));
     t.step().unwrap();
+}
+
+/// The background writer writes the bytes `save_checkpoint` writes, in
+/// the order saved (the newest is the one `latest.json` names and the only
+/// folder left), while the trainer goes on; a write that fails is
+/// reported by the next `save` or by `finish`.
+#[test]
+fn checkpoints_written_in_the_background_are_the_saved_ones() {
+    let ds = tiny("bg-ckpt");
+    let (sync_dir, bg_dir) = (tmp("bg-ckpt-sync"), tmp("bg-ckpt-bg"));
+    let mut t = Trainer::new(ds, cfg()).unwrap();
+    let mut w = CheckpointWriter::new(&bg_dir);
+    for round in 0..3 {
+        for _ in 0..5 {
+            t.step().unwrap();
+        }
+        t.save_checkpoint(&sync_dir).unwrap();
+        w.save(t.checkpoint()).unwrap();
+        if round == 1 {
+            // training goes on while the write may still be running
+            t.step().unwrap();
+            t.save_checkpoint(&sync_dir).unwrap();
+            w.save(t.checkpoint()).unwrap();
+        }
+    }
+    let last = w.finish().unwrap().expect("a write was pending");
+    assert_eq!(last, bg_dir.join("ckpt-00000016"));
+    assert_eq!(w.finish().unwrap(), None);
+    let files = |d: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(files(&bg_dir), files(&sync_dir));
+    let sub = "ckpt-00000016";
+    let (a, b) = (files(&bg_dir.join(sub)), files(&sync_dir.join(sub)));
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, b);
+    let folders = std::fs::read_dir(&bg_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("ckpt-"))
+        .count();
+    assert_eq!(folders, 1);
+    // a folder that cannot be created: the error names it, at `finish`
+    let blocked = tmp("bg-ckpt-blocked");
+    std::fs::create_dir_all(&blocked).unwrap();
+    let file = blocked.join("not-a-folder");
+    std::fs::write(&file, b"x").unwrap();
+    let mut w = CheckpointWriter::new(&file);
+    w.save(t.checkpoint()).unwrap();
+    match w.finish() {
+        Err(e @ TrainError::Checkpoint { .. }) => {
+            assert!(e.to_string().contains("not-a-folder"), "{e}")
+        }
+        other => panic!("expected a checkpoint error, got {other:?}"),
+    }
 }
 
 #[test]
