@@ -379,6 +379,9 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         }
         if a.checkpoint_every > 0.0 && last_ckpt.elapsed().as_secs_f64() >= a.checkpoint_every {
             // the files are made here and written while training goes on
+            // (the previous write is waited for first, so that at most one
+            // checkpoint is held in memory)
+            saver.finish().map_err(train_err)?;
             saver.save(t.checkpoint()).map_err(train_err)?;
             last_ckpt = Instant::now();
         }

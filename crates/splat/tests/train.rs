@@ -204,13 +204,20 @@ fn checkpoints_written_in_the_background_are_the_saved_ones() {
     let file = blocked.join("not-a-folder");
     std::fs::write(&file, b"x").unwrap();
     let mut w = CheckpointWriter::new(&file);
-    w.save(t.checkpoint()).unwrap();
-    match w.finish() {
+    let named = |r: Result<_, TrainError>| match r {
         Err(e @ TrainError::Checkpoint { .. }) => {
             assert!(e.to_string().contains("not-a-folder"), "{e}")
         }
-        other => panic!("expected a checkpoint error, got {other:?}"),
-    }
+        Err(e) => panic!("expected a checkpoint error, got {e}"),
+        Ok(_) => panic!("a write into a file succeeded"),
+    };
+    // reported by the next save (which then starts nothing) ...
+    w.save(t.checkpoint()).unwrap();
+    named(w.save(t.checkpoint()).map(|_| None));
+    assert_eq!(w.finish().unwrap(), None);
+    // ... or by finish
+    w.save(t.checkpoint()).unwrap();
+    named(w.finish());
 }
 
 #[test]

@@ -29,7 +29,7 @@ const EXPOSURE_FILE: &str = "exposure.bin";
 /// its folder, ready to be written by [`Checkpoint::write`], on another
 /// thread while training goes on if the caller likes (it borrows nothing
 /// from the trainer).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Checkpoint {
     /// The folder's name, `ckpt-ITERATION`.
     name: String,
@@ -41,6 +41,18 @@ pub struct Checkpoint {
     exposure: Option<Vec<u8>>,
     /// `latest.json`'s text.
     meta: String,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    // the sizes, not megabytes of bytes
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("name", &self.name)
+            .field("ply_bytes", &self.ply.len())
+            .field("state_bytes", &self.state.len())
+            .field("exposure_bytes", &self.exposure.as_ref().map(Vec::len))
+            .finish()
+    }
 }
 
 impl Checkpoint {
@@ -87,7 +99,9 @@ impl Checkpoint {
 /// checkpoint is about 150 MB, which took this VM 1.6 s to write). One
 /// write at a time: [`CheckpointWriter::save`] first waits for the
 /// previous one, so they land in order and the folder's cleanup never
-/// races. Drop or [`CheckpointWriter::finish`] waits for the last.
+/// races. [`CheckpointWriter::finish`] waits for the last and returns its
+/// error; dropping the writer waits too but has no one to report an error
+/// to, so a caller that cares calls `finish`.
 #[derive(Debug)]
 pub struct CheckpointWriter {
     dir: PathBuf,
@@ -108,7 +122,11 @@ impl CheckpointWriter {
     pub fn save(&mut self, ck: Checkpoint) -> Result<(), TrainError> {
         self.finish()?;
         let dir = self.dir.clone();
-        self.pending = Some(std::thread::spawn(move || ck.write(&dir)));
+        let h = std::thread::Builder::new()
+            .name("checkpoint-writer".into())
+            .spawn(move || ck.write(&dir))
+            .map_err(|e| ck_err(&self.dir, format!("cannot start the writer thread: {e}")))?;
+        self.pending = Some(h);
         Ok(())
     }
 
