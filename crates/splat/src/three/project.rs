@@ -734,8 +734,25 @@ pub fn project_sh_backward_into<T: Scalar>(
     g: &Gaussians<T>,
     cam: &Camera,
     opts: &ProjectOptions,
+    sh: (usize, Option<&[u32]>),
+    grads: SplatGradsIn<'_, T>,
+    out: &mut Gaussians<T>,
+) {
+    project_sh_backward_seen_into(g, cam, opts, sh, grads, None, out)
+}
+
+/// [`project_sh_backward_into`] given what the forward pass computed for
+/// the same scene and camera: its splats' features (colour and depth, 4
+/// per Gaussian, as the render's) and the projection's radii. A drawn
+/// Gaussian's colour clamp is read from its forward colour instead of
+/// being computed again (the same bits; see [`super::sh::backward_one`]).
+pub(crate) fn project_sh_backward_seen_into<T: Scalar>(
+    g: &Gaussians<T>,
+    cam: &Camera,
+    opts: &ProjectOptions,
     (degree, radii): (usize, Option<&[u32]>),
     grads: SplatGradsIn<'_, T>,
+    seen: Option<(&[T], &[u32])>,
     out: &mut Gaussians<T>,
 ) {
     check_inputs(g);
@@ -750,6 +767,12 @@ pub fn project_sh_backward_into<T: Scalar>(
     );
     if let Some(r) = radii {
         assert_eq!(r.len(), n, "one radius per Gaussian");
+    }
+    if let Some((f, r)) = seen {
+        assert!(
+            f.len() == 4 * n && r.len() == n,
+            "project_sh_backward: one forward colour and radius per Gaussian"
+        );
     }
     let k = CamK::<T>::new(cam, opts);
     let c = cam.center().map(T::from_f64);
@@ -779,7 +802,13 @@ pub fn project_sh_backward_into<T: Scalar>(
                 return;
             }
             let co = &g.sh[i * kk * 3..(i + 1) * kk * 3];
-            let gm = super::sh::backward_one(g.means[i], co, gco, [f[0], f[1], f[2]], c, degree);
+            // the forward's colour of a drawn Gaussian (a culled one's was
+            // not computed)
+            let fwd = seen
+                .filter(|(_, r)| r[i] > 0)
+                .map(|(fc, _)| [fc[4 * i], fc[4 * i + 1], fc[4 * i + 2]]);
+            let gc = ([f[0], f[1], f[2]], fwd);
+            let gm = super::sh::backward_one(g.means[i], co, gco, gc, c, degree);
             for (a, b) in m.iter_mut().zip(gm) {
                 *a += b;
             }
@@ -896,11 +925,16 @@ mod tests {
         use crate::three::sh::sh_backward_drawn_into;
         let cam = Camera::look_at([0.0, 0.0, -4.0], [0.0; 3], [0.0, -1.0, 0.0], 1.0, 64, 48)
             .expect("a camera");
-        let g = random_scene::<f32>(&RandomScene {
+        let mut g = random_scene::<f32>(&RandomScene {
             n: 4000,
             extent: 3.0,
             ..Default::default()
         });
+        // a green at or below 0 in every fourth Gaussian (the clamp)
+        let kk = 3 * g.sh_coeffs();
+        for row in g.sh.chunks_exact_mut(kk).step_by(4) {
+            row[1] = -3.0;
+        }
         let o = ProjectOptions::default();
         let p = project_forward(&g, &cam, &o);
         let n = g.len();
@@ -965,6 +999,27 @@ mod tests {
                 );
                 assert_eq!(bits(&got.opacity_logits), bits(&want.opacity_logits));
                 assert_eq!(bits(&got.sh), bits(&want.sh));
+                // the clamp read from the forward pass's colours (as the
+                // render's backward does): the same bits again
+                let mut fwd = Vec::new();
+                crate::three::sh::sh_forward_drawn_into(&g, c, degree, Some(&p.radii), &mut fwd);
+                let clamped = fwd
+                    .iter()
+                    .zip(&p.radii)
+                    .filter(|(f, &r)| r > 0 && f.contains(&0.0))
+                    .count();
+                assert!(clamped > 100, "some drawn colours clamped: {clamped}");
+                let seen_f: Vec<f32> = fwd.iter().flat_map(|f| [f[0], f[1], f[2], 9.0]).collect();
+                let mut seen = Gaussians::new(g.sh_degree);
+                seen.sh = vec![f32::NAN; g.sh.len()];
+                let sh = (degree, radii);
+                let fr = Some((&seen_f[..], &p.radii[..]));
+                project_sh_backward_seen_into(&g, &cam, &o, sh, grads, fr, &mut seen);
+                assert_eq!(
+                    bits(seen.means.as_flattened()),
+                    bits(got.means.as_flattened())
+                );
+                assert_eq!(bits(&seen.sh), bits(&got.sh));
             }
         }
     }

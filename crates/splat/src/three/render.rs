@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use super::camera::Camera;
 use super::project::{
-    project_forward_into, project_op, project_sh_backward_into, ProjectOptions, Projected,
+    project_forward_into, project_op, project_sh_backward_seen_into, ProjectOptions, Projected,
     SplatGradsIn,
 };
 use super::scene::{GaussianVars, Gaussians};
@@ -632,9 +632,11 @@ fn backward_in<T: Scalar>(
         opacities: &sg.opacities,
         features: &sg.colors,
     };
-    let drawn = sh_drawn_only.then_some(&state.projected.radii[..]);
+    let radii = &state.projected.radii[..];
+    let drawn = sh_drawn_only.then_some(radii);
     let sh = (opts.degree(g), drawn);
-    project_sh_backward_into(g, cam, &opts.project, sh, grads, out);
+    let seen = Some((&state.splats.colors[..], radii));
+    project_sh_backward_seen_into(g, cam, &opts.project, sh, grads, seen, out);
     times.projection_backward += lap.lap();
     Ok(())
 }

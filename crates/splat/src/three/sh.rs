@@ -276,7 +276,7 @@ pub fn sh_backward_drawn_into<T: Scalar>(
                 if radii.is_some_and(|r| r[i] == 0) {
                     return [T::zero(); 3];
                 }
-                backward_one(*m, co, gco, *gc, c, degree)
+                backward_one(*m, co, gco, (*gc, None), c, degree)
             }),
     );
 }
@@ -284,12 +284,17 @@ pub fn sh_backward_drawn_into<T: Scalar>(
 /// One Gaussian's part of [`sh_backward_into`]: from the gradient `gc` of
 /// its colour (seen from `c`), writes its SH gradients into `gco` (a row
 /// of `3·K` values, zeros above `degree`) and returns its mean's gradient.
+/// `seen`: the colour the forward pass computed for these inputs
+/// ([`sh_forward_drawn_into`]'s, clamped at 0), when the caller has it:
+/// the clamp is read from it instead of computing the colour again (the
+/// forward sums in the same order, so `seen > 0` exactly when the
+/// recomputed sum is).
 #[inline]
 pub(crate) fn backward_one<T: Scalar>(
     m: [T; 3],
     co: &[T],
     gco: &mut [T],
-    gc: [T; 3],
+    (gc, seen): ([T; 3], Option<[T; 3]>),
     c: [T; 3],
     degree: usize,
 ) -> [T; 3] {
@@ -306,10 +311,16 @@ pub(crate) fn backward_one<T: Scalar>(
     // the clamp: a channel at or below 0 passes no gradient
     let mut gcol = gc;
     for (ch, gch) in gcol.iter_mut().enumerate() {
-        let mut v = half;
-        for k in 0..nk {
-            v += b[k] * co[k * 3 + ch];
-        }
+        let v = match seen {
+            Some(rgb) => rgb[ch],
+            None => {
+                let mut v = half;
+                for k in 0..nk {
+                    v += b[k] * co[k * 3 + ch];
+                }
+                v
+            }
+        };
         if !(v > T::zero()) {
             *gch = T::zero();
         }
