@@ -126,10 +126,7 @@ impl Step {
         [w, live, gs, go, cs, co]: [usize; 6],
         drawn: Option<(&[u32], Undrawn)>,
     ) -> Checked {
-        let mut seen = Checked {
-            grads_finite: true,
-            params_finite: true,
-        };
+        let mut seen = Checked::FINITE;
         let rows = g.chunks_exact(gs).zip(c.chunks_exact_mut(cs));
         for (r, (gr, cr)) in rows.enumerate() {
             let gr = match drawn {
@@ -262,6 +259,22 @@ pub struct Checked {
     pub grads_finite: bool,
     /// Every updated parameter is finite.
     pub params_finite: bool,
+}
+
+impl Checked {
+    /// Nothing non-finite seen (what a step over no rows reports).
+    const FINITE: Checked = Checked {
+        grads_finite: true,
+        params_finite: true,
+    };
+
+    /// What two parts of one step found together.
+    fn and(self, o: Checked) -> Checked {
+        Checked {
+            grads_finite: self.grads_finite & o.grads_finite,
+            params_finite: self.params_finite & o.params_finite,
+        }
+    }
 }
 
 /// What [`Adam::step_rows_live`] does with a row its [`Live::drawn`]
@@ -538,10 +551,7 @@ impl Adam {
         let (drawn, live) = (live.drawn, live.columns.min(w));
         let Some(rows) = self.rows_of(params, grads, extra, drawn) else {
             self.t += 1;
-            return Checked {
-                grads_finite: true,
-                params_finite: true,
-            };
+            return Checked::FINITE;
         };
         assert!(
             copy.offset + w <= copy.stride && copy.data.len() == rows * copy.stride,
@@ -572,16 +582,7 @@ impl Adam {
                 };
                 k.update_rows_best([p, m, v], g, c, e, shape, d)
             })
-            .reduce(
-                || Checked {
-                    grads_finite: true,
-                    params_finite: true,
-                },
-                |a, b| Checked {
-                    grads_finite: a.grads_finite & b.grads_finite,
-                    params_finite: a.params_finite & b.params_finite,
-                },
-            )
+            .reduce(|| Checked::FINITE, Checked::and)
     }
 
     /// Checks the shapes [`Adam::step_rows_live`] and
@@ -654,17 +655,13 @@ impl Adam {
         drawn: Option<(&[u32], Undrawn)>,
     ) -> [Checked; 2] {
         let [a, b] = groups;
-        let ok = Checked {
-            grads_finite: true,
-            params_finite: true,
-        };
         let rows_a = a.adam.rows_of(a.params, a.grads, a.extra, drawn);
         let rows_b = b.adam.rows_of(b.params, b.grads, b.extra, drawn);
         let (ra, rb) = match (rows_a, rows_b) {
             (Some(ra), Some(rb)) => (ra, rb),
             // a group of width 0: nothing to pair; step the other alone
             _ => {
-                let mut out = [ok; 2];
+                let mut out = [Checked::FINITE; 2];
                 for (i, g) in [a, b].into_iter().enumerate() {
                     let c = RowsMut {
                         data: &mut *copy,
@@ -707,10 +704,6 @@ impl Adam {
         let (ea, eb) = (a.extra, b.extra);
         // rows per block: about 4096 parameters of the two groups together
         let n = (4096 / (wa + wb)).max(1);
-        let and = |x: Checked, y: Checked| Checked {
-            grads_finite: x.grads_finite & y.grads_finite,
-            params_finite: x.params_finite & y.params_finite,
-        };
         let (ma, va) = (&mut a.adam.m, &mut a.adam.v);
         let (mb, vb) = (&mut b.adam.m, &mut b.adam.v);
         let [ca, cb] = a
@@ -734,7 +727,10 @@ impl Adam {
                 let y = kb.update_rows_best([pb, mb, vb], gb, c, eb, sb, d);
                 [x, y]
             })
-            .reduce(|| [ok; 2], |x, y| [and(x[0], y[0]), and(x[1], y[1])]);
+            .reduce(
+                || [Checked::FINITE; 2],
+                |x, y| [x[0].and(y[0]), x[1].and(y[1])],
+            );
         [ca, cb]
     }
 

@@ -744,9 +744,9 @@ pub fn project_sh_backward_into<T: Scalar>(
 /// [`project_sh_backward_into`] given what the forward pass computed for
 /// the same scene, camera, projection options and SH degree: its splats'
 /// features (colour and depth, 4 per Gaussian, as the render's) and the
-/// projection's radii. A drawn
-/// Gaussian's colour clamp is read from its forward colour instead of
-/// being computed again (the same bits; see [`super::sh::backward_one`]).
+/// projection's radii. A drawn Gaussian's colour clamp is read from its
+/// forward colour instead of being computed again (the same bits; see
+/// [`super::sh::backward_one`]).
 pub(crate) fn project_sh_backward_seen_into<T: Scalar>(
     g: &Gaussians<T>,
     cam: &Camera,
