@@ -76,8 +76,23 @@ fn step_of(ops: Vec<OpSpec>, ns: usize) -> Recurrence {
     })
 }
 
+/// The bits of each value, every NaN as one. IEEE 754 leaves the sign
+/// and payload of an arithmetic result's NaN unspecified, and x86 passes
+/// on one operand's NaN when both are NaN, chosen by operand order in the
+/// machine code, so two faithful ways of computing a gradient may end in
+/// NaNs of opposite sign (the CI of 2026-12-03 found +NaN against −NaN;
+/// the case is in the regressions file). Every number still matches bit
+/// for bit.
 fn bits(v: &[f64]) -> Vec<u64> {
-    v.iter().map(|x| x.to_bits()).collect()
+    v.iter()
+        .map(|x| {
+            if x.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                x.to_bits()
+            }
+        })
+        .collect()
 }
 
 #[allow(clippy::type_complexity)]
