@@ -25,6 +25,19 @@ impl CliError {
         CliError::Usage(msg.into())
     }
 
+    /// This error with a second failure's message appended (the first
+    /// error's kind and path kept): when two things went wrong, both are
+    /// reported.
+    pub fn also(self, more: impl std::fmt::Display) -> Self {
+        match self {
+            CliError::Usage(m) => CliError::Usage(format!("{m}; and {more}")),
+            CliError::File { path, message } => CliError::File {
+                path,
+                message: format!("{message}; and {more}"),
+            },
+        }
+    }
+
     /// An error about a file.
     pub fn file(path: &Path, message: impl std::fmt::Display) -> Self {
         CliError::File {

@@ -397,68 +397,80 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     if t.iteration() > resumed_from || !ckpt_dir.join("latest.json").is_file() {
         saver.save(t.checkpoint()).map_err(train_err)?;
     }
-    let point_cloud = a.out.join("point_cloud.ply");
-    write_atomic(&point_cloud, &ply::to_ply_bytes(&t.gaussians::<f64>()))?;
-    if let Some(f) = a.export {
-        let file = point_cloud.with_extension(splat::formats::SceneFormat::from(f).extension());
-        crate::export::write_scene(&t.gaussians::<f32>(), f, &file)?;
-    }
-    let ev = t.evaluate(&eval_views).map_err(train_err)?;
-    let renders = a.out.join("renders");
-    crate::output::ensure_dir(&renders)?;
-    crate::settings::RenderSettings {
-        downscale: a.downscale,
-        ..crate::settings::RenderSettings::of_training(
-            t.data(),
-            &a.data,
-            background,
-            a.sh_degree as usize,
-            t.config().antialiased,
-        )
-    }
-    .write(&a.out)?;
-    let names = data::render_file_names(&eval_views);
-    let mut per_view = Vec::new();
-    for (e, name) in ev.iter().zip(&names) {
-        let img = Image {
-            width: e.width,
-            height: e.height,
-            data: e.rgb.clone(),
+    // the scene, the renders and the report, then the checkpoint's write
+    // waited for: an error in either is reported, both if both fail
+    let outputs = (|| -> Result<_, CliError> {
+        let point_cloud = a.out.join("point_cloud.ply");
+        write_atomic(&point_cloud, &ply::to_ply_bytes(&t.gaussians::<f64>()))?;
+        if let Some(f) = a.export {
+            let file = point_cloud.with_extension(splat::formats::SceneFormat::from(f).extension());
+            crate::export::write_scene(&t.gaussians::<f32>(), f, &file)?;
+        }
+        let ev = t.evaluate(&eval_views).map_err(train_err)?;
+        let renders = a.out.join("renders");
+        crate::output::ensure_dir(&renders)?;
+        crate::settings::RenderSettings {
+            downscale: a.downscale,
+            ..crate::settings::RenderSettings::of_training(
+                t.data(),
+                &a.data,
+                background,
+                a.sh_degree as usize,
+                t.config().antialiased,
+            )
+        }
+        .write(&a.out)?;
+        let names = data::render_file_names(&eval_views);
+        let mut per_view = Vec::new();
+        for (e, name) in ev.iter().zip(&names) {
+            let img = Image {
+                width: e.width,
+                height: e.height,
+                data: e.rgb.clone(),
+            };
+            let p = renders.join(name);
+            let bytes = img.to_png().map_err(|err| CliError::file(&p, err))?;
+            write_atomic(&p, &bytes)?;
+            per_view
+                .push(serde_json::json!({"view": e.name, "render": p, "psnr": e.psnr, "ssim": e.ssim, "masked": e.masked,
+                "psnr_half_fit": e.half_fit.map(|h| h.0), "ssim_half_fit": e.half_fit.map(|h| h.1)}));
+        }
+        let report = TrainReport {
+            psnr: mean(ev.iter().map(|e| e.psnr)),
+            ssim: mean(ev.iter().map(|e| e.ssim)),
+            gaussians: t.len(),
+            iterations: t.iteration(),
+            seconds,
+            resumed_from,
+            final_loss: last_loss,
+            lr_mean: t.config().lr_mean,
+            lr_mean_final: t.config().lr_mean_final,
+            eval_split,
+            eval_views: ev.len(),
+            masked_views: ev.iter().filter(|e| e.masked).count(),
+            psnr_half_fit: t
+                .config()
+                .exposure
+                .then(|| mean(ev.iter().filter_map(|e| e.half_fit.map(|h| h.0)))),
+            ssim_half_fit: t
+                .config()
+                .exposure
+                .then(|| mean(ev.iter().filter_map(|e| e.half_fit.map(|h| h.1)))),
+            point_cloud: point_cloud.clone(),
+            curve,
+            machine: crate::bench::machine(),
+            simd: splat::simd_in_use(),
         };
-        let p = renders.join(name);
-        let bytes = img.to_png().map_err(|err| CliError::file(&p, err))?;
-        write_atomic(&p, &bytes)?;
-        per_view
-            .push(serde_json::json!({"view": e.name, "render": p, "psnr": e.psnr, "ssim": e.ssim, "masked": e.masked,
-            "psnr_half_fit": e.half_fit.map(|h| h.0), "ssim_half_fit": e.half_fit.map(|h| h.1)}));
-    }
-    let report = TrainReport {
-        psnr: mean(ev.iter().map(|e| e.psnr)),
-        ssim: mean(ev.iter().map(|e| e.ssim)),
-        gaussians: t.len(),
-        iterations: t.iteration(),
-        seconds,
-        resumed_from,
-        final_loss: last_loss,
-        lr_mean: t.config().lr_mean,
-        lr_mean_final: t.config().lr_mean_final,
-        eval_split,
-        eval_views: ev.len(),
-        masked_views: ev.iter().filter(|e| e.masked).count(),
-        psnr_half_fit: t
-            .config()
-            .exposure
-            .then(|| mean(ev.iter().filter_map(|e| e.half_fit.map(|h| h.0)))),
-        ssim_half_fit: t
-            .config()
-            .exposure
-            .then(|| mean(ev.iter().filter_map(|e| e.half_fit.map(|h| h.1)))),
-        point_cloud: point_cloud.clone(),
-        curve,
-        machine: crate::bench::machine(),
-        simd: splat::simd_in_use(),
-    };
-    saver.finish().map_err(train_err)?;
+        Ok((point_cloud, renders, report, per_view))
+    })();
+    let (point_cloud, renders, report, per_view) =
+        match (outputs, saver.finish().map_err(train_err)) {
+            (Ok(o), Ok(_)) => o,
+            (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
+            (Err(e), Err(c)) => {
+                return Err(e.also(format!("the final checkpoint was not written: {c}")))
+            }
+        };
     let metrics = a.out.join("metrics.json");
     let mut full = serde_json::to_value(&report).expect("report serialises");
     full["views"] = serde_json::Value::Array(per_view);

@@ -431,3 +431,52 @@ fn every_simd_set_trains_the_same_bits() {
     assert_eq!(ply("avx2"), widest, "avx2");
     assert_eq!(ply("generic"), widest, "generic");
 }
+
+/// When the scene cannot be written and the final checkpoint cannot
+/// either, the one error reported names both (the checkpoint is written in
+/// the background while the scene is exported).
+#[test]
+fn a_scene_error_and_a_checkpoint_error_are_both_reported() {
+    let d = tmp("both-errors");
+    let ds = d.join("ds");
+    synth(&ds);
+    let out = d.join("out");
+    std::fs::create_dir_all(out.join("point_cloud.ply")).unwrap();
+    std::fs::write(out.join("checkpoints"), "not a folder").unwrap();
+    let o = run(&[
+        "train",
+        ds.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "5",
+        "--checkpoint-every",
+        "0",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let e = v["error"].as_str().unwrap();
+    assert!(e.contains("point_cloud.ply"), "{e}");
+    assert!(e.contains("the final checkpoint was not written"), "{e}");
+    assert!(e.contains("ckpt-00000005"), "{e}");
+    assert!(v["path"].as_str().unwrap().ends_with("point_cloud.ply"), "{v}");
+    // with only the checkpoint failing, that is the error
+    std::fs::remove_dir(out.join("point_cloud.ply")).unwrap();
+    let o = run(&[
+        "train",
+        ds.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "5",
+        "--checkpoint-every",
+        "0",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let e = v["error"].as_str().unwrap();
+    assert!(e.contains("ckpt-00000005") && !e.contains("; and"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}
