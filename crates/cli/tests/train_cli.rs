@@ -443,39 +443,34 @@ fn a_scene_error_and_a_checkpoint_error_are_both_reported() {
     let out = d.join("out");
     std::fs::create_dir_all(out.join("point_cloud.ply")).unwrap();
     std::fs::write(out.join("checkpoints"), "not a folder").unwrap();
-    let o = run(&[
-        "train",
-        ds.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--iters",
-        "5",
-        "--checkpoint-every",
-        "0",
-        "--json",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    // the one JSON error object of a failed five-iteration run
+    let failed = || -> serde_json::Value {
+        let o = run(&[
+            "train",
+            ds.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--iters",
+            "5",
+            "--checkpoint-every",
+            "0",
+            "--json",
+        ]);
+        assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+        serde_json::from_slice(&o.stdout).expect("one JSON object")
+    };
+    let v = failed();
     let e = v["error"].as_str().unwrap();
     assert!(e.contains("point_cloud.ply"), "{e}");
     assert!(e.contains("the final checkpoint was not written"), "{e}");
     assert!(e.contains("ckpt-00000005"), "{e}");
-    assert!(v["path"].as_str().unwrap().ends_with("point_cloud.ply"), "{v}");
+    assert!(
+        v["path"].as_str().unwrap().ends_with("point_cloud.ply"),
+        "{v}"
+    );
     // with only the checkpoint failing, that is the error
     std::fs::remove_dir(out.join("point_cloud.ply")).unwrap();
-    let o = run(&[
-        "train",
-        ds.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--iters",
-        "5",
-        "--checkpoint-every",
-        "0",
-        "--json",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let v = failed();
     let e = v["error"].as_str().unwrap();
     assert!(e.contains("ckpt-00000005") && !e.contains("; and"), "{e}");
     let _ = std::fs::remove_dir_all(&d);
