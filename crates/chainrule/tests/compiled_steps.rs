@@ -77,12 +77,13 @@ fn step_of(ops: Vec<OpSpec>, ns: usize) -> Recurrence {
 }
 
 /// The bits of each value, every NaN as one. IEEE 754 leaves the sign
-/// and payload of an arithmetic result's NaN unspecified, and x86 passes
-/// on one operand's NaN when both are NaN, chosen by operand order in the
-/// machine code, so two faithful ways of computing a gradient may end in
-/// NaNs of opposite sign (the CI of 2026-12-03 found +NaN against −NaN;
-/// the case is in the regressions file). Every number still matches bit
-/// for bit.
+/// and payload of an arithmetic result's NaN unspecified: x86 makes a new
+/// NaN negative, a negation flips its sign, and with two NaN operands the
+/// operand order in the machine code picks the one passed on, so two
+/// faithful ways of computing a gradient may end in NaNs of opposite sign
+/// (the CI of 2026-12-03 found +NaN from the native compiled step against
+/// −NaN recorded; the case is in the regressions file). Every number
+/// still matches bit for bit, and a NaN never matches a number.
 fn bits(v: &[f64]) -> Vec<u64> {
     v.iter()
         .map(|x| {

@@ -25,9 +25,10 @@ impl CliError {
         CliError::Usage(msg.into())
     }
 
-    /// This error with a second failure's message appended (the first
-    /// error's kind and path kept): when two things went wrong, both are
-    /// reported.
+    /// This error with a second failure's message appended: when two
+    /// things went wrong, both are reported. The first error's kind and
+    /// path are kept (a usage error stays without a path, whatever the
+    /// second names).
     pub fn also(self, more: impl std::fmt::Display) -> Self {
         match self {
             CliError::Usage(m) => CliError::Usage(format!("{m}; and {more}")),
