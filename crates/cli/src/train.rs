@@ -268,6 +268,20 @@ fn train_err(e: TrainError) -> CliError {
     }
 }
 
+/// `e`, after waiting for the checkpoint being written in the background,
+/// with that write's failure appended if it failed.
+fn with_pending(saver: &mut CheckpointWriter, e: CliError) -> CliError {
+    match saver.finish() {
+        Ok(_) => e,
+        Err(c) => e.also(checkpoint_failed("last", train_err(c))),
+    }
+}
+
+/// The second half of a message whose first half is another failure.
+fn checkpoint_failed(which: &str, c: CliError) -> String {
+    format!("the {which} checkpoint was not written: {c}")
+}
+
 fn mean(xs: impl Iterator<Item = f64>) -> f64 {
     let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
     s / n.max(1) as f64
@@ -346,7 +360,9 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         eprintln!("viewer at {} (live while training)", v.url);
     }
     while t.iteration() < a.iters {
-        let info = t.step().map_err(train_err)?;
+        let info = t
+            .step()
+            .map_err(|e| with_pending(&mut saver, train_err(e)))?;
         if let Some(v) = live.as_mut() {
             v.tick(&t, info.loss, info.psnr);
         }
@@ -367,7 +383,9 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         let train_secs = start.elapsed().as_secs_f64() - eval_time;
         if a.eval_every > 0.0 && train_secs - last_eval >= a.eval_every {
             let e0 = Instant::now();
-            let ev = t.evaluate(&eval_views).map_err(train_err)?;
+            let ev = t
+                .evaluate(&eval_views)
+                .map_err(|e| with_pending(&mut saver, train_err(e)))?;
             curve.push(CurvePoint {
                 seconds: train_secs,
                 iteration: it,
@@ -467,9 +485,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         match (outputs, saver.finish().map_err(train_err)) {
             (Ok(o), Ok(_)) => o,
             (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
-            (Err(e), Err(c)) => {
-                return Err(e.also(format!("the final checkpoint was not written: {c}")))
-            }
+            (Err(e), Err(c)) => return Err(e.also(checkpoint_failed("final", c))),
         };
     let metrics = a.out.join("metrics.json");
     let mut full = serde_json::to_value(&report).expect("report serialises");
