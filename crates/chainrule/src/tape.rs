@@ -64,6 +64,7 @@ pub(crate) fn partial<T: Scalar>(kind: u64, stored: T) -> T {
         _ => stored,
     }
 }
+
 /// How many nodes ahead of the one being recorded [`record_prefetch`]
 /// asks for (512: 4 KiB of heads, one page).
 const RECORD_AHEAD: usize = 512;
