@@ -9,6 +9,7 @@ pub mod export;
 pub mod fit;
 pub mod fuzzing;
 pub mod grad;
+pub mod original_3dgs;
 pub mod output;
 pub mod render;
 pub mod render3d;

@@ -24,17 +24,21 @@ pub const MAX_PIXELS: f64 = 67_108_864.0;
 ///
 /// Renders a 2D fit (`gaussians.json` of `chainrule fit`) to one PNG, or a
 /// 3D scene (a 3DGS `.ply`, `.spz` or `.splat` file, a `chainrule train`
-/// output folder, or a site written by `chainrule view --export`) from
-/// cameras on an orbit (`--orbit N`), from a dataset's cameras (`--data`)
-/// or flying along them (`--path N`). A scene trained by `chainrule train`
-/// is rendered with the settings saved beside it (`settings.json`, which
-/// an exported site carries too: background, SH degree, antialiasing, the
-/// cameras' focus and up); flags override them.
+/// output folder, a site written by `chainrule view --export`, or a model
+/// folder of the original 3DGS) from cameras on an orbit (`--orbit N`),
+/// from a dataset's cameras (`--data`) or flying along them (`--path N`).
+/// A scene trained by `chainrule train` is rendered with the settings
+/// saved beside it (`settings.json`, which an exported site carries too:
+/// background, SH degree, antialiasing, the cameras' focus and up); one
+/// trained by the original 3DGS with those of its `cameras.json` and
+/// `cfg_args`; flags override them.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// The model: a `gaussians.json` written by `chainrule fit`, a 3DGS
     /// `.ply`, a `.spz` or `.splat` file, a `chainrule train` output
-    /// folder, or a site folder written by `chainrule view --export`.
+    /// folder, a site folder written by `chainrule view --export`, or a
+    /// model folder of the original 3DGS (its latest
+    /// `point_cloud/iteration_N`, framed by its `cameras.json`).
     pub file: PathBuf,
     /// The PNG to write (2D), or the folder for the views (3D).
     #[arg(long)]
@@ -47,8 +51,9 @@ pub struct RenderArgs {
     #[arg(long)]
     pub orbit: Option<usize>,
     /// 3D scenes: number of frames flying along the dataset's cameras in
-    /// order (the training dataset from settings.json, or --data):
-    /// path_NNN.png and path.gif in --out.
+    /// order (the training dataset from settings.json, or --data, or an
+    /// original 3DGS model's cameras.json): path_NNN.png and path.gif in
+    /// --out.
     #[arg(long, conflicts_with = "orbit")]
     pub path: Option<usize>,
     /// 3D scenes: image size WxH of --orbit views (--path and --data
@@ -224,6 +229,16 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
     };
     let (kind, what, written) = match a.path {
         Some(frames) => {
+            // an original 3DGS model folder's own cameras, when no dataset
+            // is named
+            let own = match &dataset {
+                None => crate::original_3dgs::find(&a.file)?,
+                Some(_) => None,
+            };
+            if let Some(m) = own {
+                let w = crate::render3d::run_path(ply, &m.cameras, frames, &a.out, &o)?;
+                return report(a, "path", &format!("{frames} frames"), w);
+            }
             let data = dataset.ok_or_else(|| match &saved {
                 Some(_) => CliError::usage(format!(
                     "--path needs the dataset's cameras, and {} names no dataset (a site \
@@ -263,7 +278,11 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             crate::render3d::run_ply(ply, &a.out, &o)?,
         ),
     };
-    // the PNGs, then the GIF
+    report(a, kind, &what, written)
+}
+
+/// Says what an orbit or a path wrote: the PNGs, then the GIF.
+fn report(a: &RenderArgs, kind: &str, what: &str, written: Vec<PathBuf>) -> CliResult {
     let (gif, pngs) = written.split_last().expect("at least one view and the GIF");
     if a.json {
         let files: Vec<String> = pngs.iter().map(|p| p.display().to_string()).collect();

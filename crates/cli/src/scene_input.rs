@@ -1,7 +1,8 @@
 //! What `chainrule view` and `chainrule export` accept as a scene: a 3DGS
 //! PLY, a `.splat` or `.spz` file, a `train` output folder (its
-//! `point_cloud.ply`) or a site written by `view --export` (its model),
-//! or a 2D fit's `gaussians.json`.
+//! `point_cloud.ply`), a site written by `view --export` (its model), an
+//! original 3DGS model folder (its latest `point_cloud/iteration_N`), or
+//! a 2D fit's `gaussians.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -27,23 +28,33 @@ pub enum SceneInput {
     },
 }
 
-/// The scene file of a folder: a `train` output's `point_cloud.ply`, or
-/// the model that a site written by `view --export` names in its
-/// `info.json`. An error naming the folder when it holds neither, or
+/// The scene file of a folder: a `train` output's `point_cloud.ply`, the
+/// model that a site written by `view --export` names in its `info.json`,
+/// or an original 3DGS model folder's latest
+/// `point_cloud/iteration_N/point_cloud.ply`. An error naming the folder when it holds neither, or
 /// naming `info.json` when that file is wrong.
 pub fn folder_scene(dir: &Path) -> CliResult<PathBuf> {
     let ply = dir.join("point_cloud.ply");
     if ply.is_file() {
         return Ok(ply);
     }
-    match site_info(dir)? {
-        Some(site) => Ok(site.model),
-        None => Err(CliError::file(
-            dir,
-            "a folder must be a `chainrule train` output (no point_cloud.ply in it) or a \
-             site written by `chainrule view --export` (no info.json in it)",
-        )),
+    if let Some(site) = site_info(dir)? {
+        return Ok(site.model);
     }
+    if crate::original_3dgs::root_of(dir).is_some() {
+        return crate::original_3dgs::latest_scene(dir).ok_or_else(|| {
+            CliError::file(
+                &dir.join("point_cloud"),
+                "an original 3DGS model folder with no iteration_N/point_cloud.ply in it",
+            )
+        });
+    }
+    Err(CliError::file(
+        dir,
+        "a folder must be a `chainrule train` output (no point_cloud.ply in it), a site \
+         written by `chainrule view --export` (no info.json in it) or an original 3DGS \
+         model folder (no cameras.json and point_cloud/ in it)",
+    ))
 }
 
 /// What `render` and `view` read from a site's `info.json`.

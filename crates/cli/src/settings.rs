@@ -17,7 +17,7 @@ use crate::output::write_atomic;
 
 /// The file's name inside the output folder.
 pub const FILE: &str = "settings.json";
-const FORMAT: &str = "chainrule-render-settings";
+pub(crate) const FORMAT: &str = "chainrule-render-settings";
 
 /// The settings: version 1 (`train`) always names the dataset; version 2
 /// (a site's copy) may not.
@@ -159,15 +159,16 @@ impl RenderSettings {
     }
 
     /// The settings that go with a scene: `settings.json` in the folder
-    /// itself (a `train` output) or beside the file (its PLY); `None` when
-    /// there is none.
+    /// itself (a `train` output) or beside the file (its PLY), else those
+    /// of an original 3DGS model folder that the scene is in (framed by
+    /// its `cameras.json`: [`crate::original_3dgs`]); `None` when there
+    /// are none.
     pub fn find(scene: &Path) -> CliResult<Option<RenderSettings>> {
         let file = Self::path_for(scene);
         if file.is_file() {
-            Self::read(&file).map(Some)
-        } else {
-            Ok(None)
+            return Self::read(&file).map(Some);
         }
+        Ok(crate::original_3dgs::find(scene)?.map(|m| m.settings()))
     }
 }
 

@@ -264,3 +264,145 @@ fn an_orbit_about_a_given_centre_and_up_keeps_its_radius_and_looks_at_it() {
         assert!((f[0] * v[0] + f[1] * v[1] + f[2] * v[2] + 2.0).abs() < 1e-9);
     }
 }
+
+/// A scene as the original 3DGS leaves it: `MODEL/cameras.json` (each
+/// camera's centre and camera-to-world rotation), `MODEL/cfg_args` and
+/// `MODEL/point_cloud/iteration_N/point_cloud.ply`. Made here from a
+/// `chainrule train` run on the COLMAP fixture, so the two must frame the
+/// scene alike: `render MODEL --orbit` (or of its PLY) draws what `render`
+/// of the train folder draws, with no flags, and `--path` flies along
+/// `cameras.json`. The PLY alone, out of its folder, is framed otherwise.
+#[test]
+fn an_original_3dgs_model_folder_renders_framed_by_its_cameras() {
+    let d = tmp("inria");
+    let out = d.join("out");
+    let o = out.to_str().unwrap();
+    run(&[
+        "train",
+        fixture(),
+        "--out",
+        o,
+        "--iters",
+        "10",
+        "--sh-degree",
+        "1",
+        "--json",
+    ]);
+    let model = d.join("model");
+    let it = model.join("point_cloud").join("iteration_10");
+    std::fs::create_dir_all(&it).unwrap();
+    std::fs::create_dir_all(model.join("point_cloud").join("iteration_5")).unwrap();
+    std::fs::copy(out.join("point_cloud.ply"), it.join("point_cloud.ply")).unwrap();
+    let ds = splat::data::load(
+        std::path::Path::new(fixture()),
+        &splat::data::LoadOptions::default(),
+    )
+    .unwrap();
+    let cams: Vec<serde_json::Value> = ds
+        .train
+        .iter()
+        .chain(&ds.test)
+        .enumerate()
+        .map(|(id, v)| {
+            let m = v.world_to_camera;
+            let rotation = [0, 1, 2].map(|i| [m[0][i], m[1][i], m[2][i]]);
+            serde_json::json!({
+                "id": id, "img_name": v.name.trim_end_matches(".jpg"),
+                "width": v.width, "height": v.height,
+                "position": v.camera_center(),
+                "rotation": rotation,
+                "fx": v.fx, "fy": v.fy,
+            })
+        })
+        .collect();
+    std::fs::write(
+        model.join("cameras.json"),
+        serde_json::to_string(&cams).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        model.join("cfg_args"),
+        "Namespace(data_device='cuda', eval=True, images='images', model_path='./output/room', \
+         resolution=-1, sh_degree=1, source_path='/data/room', white_background=False)",
+    )
+    .unwrap();
+    let orbit = |scene: &std::path::Path, name: &str| -> Vec<image::RgbaImage> {
+        let dir = d.join(name);
+        run(&[
+            "render",
+            scene.to_str().unwrap(),
+            "--orbit",
+            "3",
+            "--size",
+            "48x36",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        (0..3)
+            .map(|i| {
+                image::open(dir.join(format!("view_{i:03}.png")))
+                    .unwrap()
+                    .to_rgba8()
+            })
+            .collect()
+    };
+    let ours = orbit(&out, "ours");
+    let folder = orbit(&model, "folder");
+    let ply = orbit(&it.join("point_cloud.ply"), "ply");
+    // the same framing, up to the last bits of the poses' round trip
+    for (a, b) in ours.iter().zip(&folder) {
+        let worst = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap();
+        assert!(worst <= 1, "{worst}");
+    }
+    assert_eq!(folder, ply);
+    let bare = d.join("bare.ply");
+    std::fs::copy(it.join("point_cloud.ply"), &bare).unwrap();
+    assert_ne!(orbit(&bare, "bare"), ours);
+    // a flight along cameras.json, at the cameras' own size
+    let path = d.join("path");
+    let r: serde_json::Value = serde_json::from_slice(
+        &run(&[
+            "render",
+            model.to_str().unwrap(),
+            "--path",
+            "3",
+            "--out",
+            path.to_str().unwrap(),
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!((&r["kind"], &r["frames"]), (&"path".into(), &3.into()));
+    let first = image::open(path.join("path_000.png")).unwrap();
+    assert_eq!(
+        (first.width(), first.height()),
+        (ds.train[0].width, ds.train[0].height)
+    );
+    // a broken cameras.json is an error naming it, the camera and field
+    let mut bad = cams.clone();
+    bad[3]["fx"] = serde_json::json!(-1.0);
+    std::fs::write(
+        model.join("cameras.json"),
+        serde_json::to_string(&bad).unwrap(),
+    )
+    .unwrap();
+    let e = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["render", model.to_str().unwrap(), "--orbit", "1", "--out"])
+        .arg(d.join("bad"))
+        .output()
+        .unwrap();
+    assert_eq!(e.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        e.contains("cameras.json") && e.contains("camera 3: fx"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -528,3 +528,81 @@ fn exported_site_keeps_the_settings_and_cameras(
         "{e}"
     );
 }
+
+/// An original 3DGS model folder (`cameras.json`, `cfg_args`,
+/// `point_cloud/iteration_N/point_cloud.ply`): `view` serves its latest
+/// scene with its cameras, their mean up and `cfg_args`'s background, and
+/// `--export` gives the site that framing, so `render` of the site draws
+/// what `render` of the folder draws.
+#[test]
+fn an_original_3dgs_model_folder_brings_its_cameras() {
+    let dir = tmp("inria");
+    let model = dir.join("model");
+    let it = model.join("point_cloud").join("iteration_30000");
+    std::fs::create_dir_all(&it).unwrap();
+    let (scene, bytes) = scene_file(&dir);
+    std::fs::rename(&scene, it.join("point_cloud.ply")).unwrap();
+    // two cameras 4 from the origin on ±x, looking at it, world −y up
+    // (image down = world +y)
+    let cam = |name: &str, x: f64| {
+        let fwd = [-x.signum(), 0.0, 0.0];
+        let down = [0.0, 1.0, 0.0];
+        let right = [
+            down[1] * fwd[2] - down[2] * fwd[1],
+            down[2] * fwd[0] - down[0] * fwd[2],
+            down[0] * fwd[1] - down[1] * fwd[0],
+        ];
+        let rotation = [0, 1, 2].map(|i| [right[i], down[i], fwd[i]]);
+        serde_json::json!({
+            "id": 0, "img_name": name, "width": 40, "height": 30, "fx": 30.0, "fy": 30.0,
+            "position": [x, 0.0, 0.0], "rotation": rotation,
+        })
+    };
+    let cams = serde_json::json!([cam("b", -4.0), cam("a", 4.0)]);
+    std::fs::write(model.join("cameras.json"), cams.to_string()).unwrap();
+    std::fs::write(
+        model.join("cfg_args"),
+        "Namespace(sh_degree=3, white_background=True)",
+    )
+    .unwrap();
+    let srv = start(&[model.to_str().unwrap()]);
+    let (_, model_bytes) = get(&srv.addr, "/model.ply");
+    let means = |b: &[u8]| parse_ply::<f32>(b, "m".as_ref()).unwrap().means;
+    assert_eq!(means(&model_bytes), means(&bytes));
+    let (_, info) = get(&srv.addr, "/info.json");
+    let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(info["background"], serde_json::json!([1.0, 1.0, 1.0]));
+    assert_eq!(info["up"], serde_json::json!([0.0, -1.0, 0.0]));
+    assert_eq!(info["cameras"], true);
+    let (_, served) = get(&srv.addr, "/cameras.json");
+    let served: serde_json::Value = serde_json::from_slice(&served).unwrap();
+    let names: Vec<&str> = served
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"], "sorted by photo name");
+    drop(srv);
+    let site = dir.join("site");
+    let o = cli(&[
+        "view",
+        model.to_str().unwrap(),
+        "--export",
+        site.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let orbit = |scene: &std::path::Path, out: &str| {
+        let out = dir.join(out);
+        let args = ["render", scene.to_str().unwrap(), "--orbit", "2"];
+        let o = cli(&[
+            &args[..],
+            &["--size", "24x20", "--out", out.to_str().unwrap()],
+        ]
+        .concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(out.join("view_001.png")).unwrap()
+    };
+    assert_eq!(orbit(&site, "o-site"), orbit(&model, "o-model"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

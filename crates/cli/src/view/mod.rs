@@ -146,7 +146,10 @@ pub fn run(a: ViewArgs) -> CliResult {
             }
             let cameras = match &data {
                 Some(d) => dataset_cameras(d, background)?,
-                None => site_cameras(&a.path)?,
+                None => match crate::original_3dgs::find(&a.path)? {
+                    Some(m) => state::views_json(m.cameras.iter().map(|v| (v, "train"))),
+                    None => site_cameras(&a.path)?,
+                },
             };
             let st = ViewState::scene(gaussians, cameras, background, false);
             match &settings {

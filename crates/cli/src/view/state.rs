@@ -75,8 +75,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The page's JSON for a dataset's cameras (train views, then test).
 pub fn cameras_json(ds: &splat::data::Dataset) -> Vec<Value> {
     let views = ds.train.iter().map(|v| (v, "train"));
+    views_json(views.chain(ds.test.iter().map(|v| (v, "test"))))
+}
+
+/// The page's JSON for cameras, each with the split it belongs to.
+pub fn views_json<'a>(views: impl Iterator<Item = (&'a splat::data::View, &'a str)>) -> Vec<Value> {
     views
-        .chain(ds.test.iter().map(|v| (v, "test")))
         .map(|(v, split)| {
             let m = &v.world_to_camera;
             json!({
