@@ -34,9 +34,8 @@ fn fixture() -> &'static str {
     )
 }
 
-#[test]
-fn a_trained_capture_renders_with_its_saved_settings() {
-    let d = tmp("room");
+/// `d/out`: ten iterations of `train` on the fixture, SH degree 1.
+fn trained(d: &std::path::Path) -> PathBuf {
     let out = d.join("out");
     let o = out.to_str().unwrap();
     run(&[
@@ -50,6 +49,14 @@ fn a_trained_capture_renders_with_its_saved_settings() {
         "1",
         "--json",
     ]);
+    out
+}
+
+#[test]
+fn a_trained_capture_renders_with_its_saved_settings() {
+    let d = tmp("room");
+    let out = trained(&d);
+    let o = out.to_str().unwrap();
     let st: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("settings.json")).unwrap()).unwrap();
     assert_eq!(st["dataset_kind"], "colmap");
@@ -275,19 +282,7 @@ fn an_orbit_about_a_given_centre_and_up_keeps_its_radius_and_looks_at_it() {
 #[test]
 fn an_original_3dgs_model_folder_renders_framed_by_its_cameras() {
     let d = tmp("inria");
-    let out = d.join("out");
-    let o = out.to_str().unwrap();
-    run(&[
-        "train",
-        fixture(),
-        "--out",
-        o,
-        "--iters",
-        "10",
-        "--sh-degree",
-        "1",
-        "--json",
-    ]);
+    let out = trained(&d);
     let model = d.join("model");
     let it = model.join("point_cloud").join("iteration_10");
     std::fs::create_dir_all(&it).unwrap();
