@@ -17,6 +17,10 @@
 //! for its own scenes, and the cameras that `render --path` flies along
 //! and `view` lists. `cfg_args` (a Python `Namespace(...)`) gives the
 //! background (`white_background`) and the SH degree (`sh_degree`).
+//!
+//! The cameras only frame the scene, so `render` and `view` take a broken
+//! `cameras.json` or `cfg_args` as a warning that names the file, the
+//! camera and the field, and frame the scene as they frame a bare PLY.
 
 use std::path::{Path, PathBuf};
 
@@ -69,7 +73,11 @@ pub fn latest_scene(root: &Path) -> Option<PathBuf> {
     dir.filter_map(|e| {
         let e = e.ok()?;
         let name = e.file_name();
-        let n: u64 = name.to_str()?.strip_prefix("iteration_")?.parse().ok()?;
+        let digits = name.to_str()?.strip_prefix("iteration_")?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: u64 = digits.parse().ok()?;
         let ply = e.path().join("point_cloud.ply");
         ply.is_file().then_some((n, ply))
     })
@@ -123,24 +131,79 @@ pub fn find(scene: &Path) -> CliResult<Option<Model>> {
     }))
 }
 
-/// The value of `name=VALUE` in a Python `Namespace(...)` repr (up to the
-/// next comma or closing parenthesis), `None` when it is absent.
-fn arg<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    let key = format!("{name}=");
-    let mut from = 0;
-    while let Some(at) = text[from..].find(&key) {
-        let start = from + at;
-        // a whole argument name: preceded by `(`, `,` or a space
-        let whole = text[..start]
-            .chars()
-            .next_back()
-            .is_none_or(|c| c == '(' || c == ',' || c.is_whitespace());
-        let rest = &text[start + key.len()..];
-        if whole {
-            let end = rest.find([',', ')']).unwrap_or(rest.len());
-            return Some(rest[..end].trim());
+/// [`find`], with what is wrong reported as a warning on stderr: the
+/// cameras only frame the scene, so a scene in a folder whose
+/// `cameras.json` or `cfg_args` is broken (or whose cameras frame
+/// nothing finite) still renders and views, framed as a bare PLY is.
+pub fn find_or_warn(scene: &Path) -> Option<Model> {
+    // `render` and `view` ask more than once: one warning is enough
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let warn = |text: String| {
+        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("warning: {text}");
         }
-        from = start + key.len();
+    };
+    match find(scene) {
+        Ok(Some(m)) if m.settings().is_finite() => Some(m),
+        Ok(Some(m)) => {
+            warn(format!(
+                "{}: the cameras frame no finite centre, up and radius; framing the scene \
+                 without them",
+                m.root.join("cameras.json").display()
+            ));
+            None
+        }
+        Ok(None) => None,
+        Err(e) => {
+            warn(format!(
+                "{e}; framing the scene without the model folder's cameras"
+            ));
+            None
+        }
+    }
+}
+
+/// The value of `name=VALUE` in a Python `Namespace(...)` repr (up to the
+/// next comma or closing parenthesis), `None` when it is absent. Quoted
+/// values (`model_path='./a, sh_degree=9'`) are skipped whole, so text
+/// inside them is never taken for an argument.
+fn arg<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let body = text.trim();
+    let body = body.strip_prefix("Namespace(").unwrap_or(body);
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        while i < bytes.len() && (bytes[i] == b',' || bytes[i].is_ascii_whitespace()) {
+            i += 1;
+        }
+        let key_start = i;
+        while i < bytes.len() && bytes[i] != b'=' && bytes[i] != b',' && bytes[i] != b')' {
+            i += 1;
+        }
+        let key = body[key_start..i].trim();
+        if i >= bytes.len() || bytes[i] != b'=' {
+            // not `name=value` (a stray token): skip it
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let value_start = i;
+        let mut quote: Option<u8> = None;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match quote {
+                Some(_) if b == b'\\' => i += 1,
+                Some(q) if b == q => quote = None,
+                Some(_) => {}
+                None if b == b'\'' || b == b'"' => quote = Some(b),
+                None if b == b',' || b == b')' => break,
+                None => {}
+            }
+            i += 1;
+        }
+        if key == name {
+            return Some(body[value_start..i.min(bytes.len())].trim());
+        }
     }
     None
 }
@@ -167,49 +230,42 @@ fn number(c: &Value, key: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("{key}: expected a finite number"))
 }
 
+/// `v` as an array of exactly `n` finite numbers.
+fn numbers(v: Option<&Value>, n: usize) -> Option<Vec<f64>> {
+    let a = v?.as_array()?;
+    let x: Vec<f64> = a.iter().map(Value::as_f64).collect::<Option<_>>()?;
+    (x.len() == n && x.iter().all(|x| x.is_finite())).then_some(x)
+}
+
 fn camera(c: &Value) -> Result<View, String> {
     let dim = |key: &str| -> Result<u32, String> {
         c.get(key)
             .and_then(Value::as_u64)
-            .filter(|n| (1..=65_536).contains(n))
+            .filter(|n| (1..=16_384).contains(n))
             .map(|n| n as u32)
-            .ok_or_else(|| format!("{key}: expected a whole number of pixels, 1 to 65536"))
+            .ok_or_else(|| format!("{key}: expected a whole number of pixels, 1 to 16384"))
     };
     let (width, height) = (dim("width")?, dim("height")?);
+    if width as u64 * height as u64 > 1 << 26 {
+        return Err(format!(
+            "width × height: {width}×{height} is over 2^26 pixels"
+        ));
+    }
     let (fx, fy) = (number(c, "fx")?, number(c, "fy")?);
     if fx <= 0.0 || fy <= 0.0 {
         return Err("fx, fy: focal lengths must be positive".into());
     }
-    let position: Vec<f64> = c
-        .get("position")
-        .and_then(Value::as_array)
-        .map(|p| p.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
-    if position.len() != 3 || position.iter().any(|x| !x.is_finite()) {
-        return Err("position: expected three finite numbers".into());
-    }
+    let position = numbers(c.get("position"), 3)
+        .ok_or("position: expected an array of three finite numbers")?;
     let rows: Vec<Vec<f64>> = c
         .get("rotation")
         .and_then(Value::as_array)
-        .map(|r| {
-            r.iter()
-                .map(|row| {
-                    row.as_array()
-                        .map(|x| x.iter().filter_map(Value::as_f64).collect())
-                        .unwrap_or_default()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if rows.len() != 3
-        || rows
-            .iter()
-            .any(|r| r.len() != 3 || r.iter().any(|x| !x.is_finite()))
-    {
-        return Err("rotation: expected three rows of three finite numbers".into());
-    }
+        .filter(|r| r.len() == 3)
+        .and_then(|r| r.iter().map(|row| numbers(Some(row), 3)).collect())
+        .ok_or("rotation: expected three rows of three finite numbers")?;
     let r = |i: usize, j: usize| rows[i][j];
     // a rotation: RᵀR = I (to the precision such files are written with)
+    // and det R = +1 (not a mirror)
     for i in 0..3 {
         for j in 0..3 {
             let d: f64 = (0..3).map(|k| r(k, i) * r(k, j)).sum();
@@ -220,13 +276,17 @@ fn camera(c: &Value) -> Result<View, String> {
             }
         }
     }
-    let name = match c.get("img_name") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => c
-            .get("id")
-            .map(|id| id.to_string())
-            .ok_or("img_name: expected the photo's name")?,
+    let det = r(0, 0) * (r(1, 1) * r(2, 2) - r(1, 2) * r(2, 1))
+        - r(0, 1) * (r(1, 0) * r(2, 2) - r(1, 2) * r(2, 0))
+        + r(0, 2) * (r(1, 0) * r(2, 1) - r(1, 1) * r(2, 0));
+    if det < 0.0 {
+        return Err("rotation: a reflection (determinant −1), not a rotation".into());
+    }
+    let name = match (c.get("img_name"), c.get("id")) {
+        (Some(Value::String(s)), _) => s.clone(),
+        (Some(Value::Number(n)), _) | (None, Some(Value::Number(n))) => n.to_string(),
+        (None, Some(Value::String(s))) => s.clone(),
+        _ => return Err("img_name: expected the photo's name".into()),
     };
     // world to camera: Rᵀ and −Rᵀ c, R the camera-to-world rotation
     let mut m = [[0.0; 4]; 4];
@@ -311,43 +371,68 @@ mod tests {
         );
     }
 
+    fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+        [
+            a[1] * b[2] - a[2] * b[1],
+            a[2] * b[0] - a[0] * b[2],
+            a[0] * b[1] - a[1] * b[0],
+        ]
+    }
+
+    fn unit(a: [f64; 3]) -> [f64; 3] {
+        let n = (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt();
+        a.map(|x| x / n)
+    }
+
     #[test]
     fn cameras_around_a_point_give_it_as_the_orbit_centre() {
-        // four cameras on a circle of radius 3 about (1, 2, 3) in the plane
-        // z = 3, looking at it, world +z up
-        let c = [1.0, 2.0, 3.0];
-        let cams: Vec<Value> = (0..4)
-            .map(|k| {
-                let a = k as f64 * std::f64::consts::FRAC_PI_2 + 0.3;
-                let p = [c[0] + 3.0 * a.cos(), c[1] + 3.0 * a.sin(), c[2]];
-                let fwd = [-a.cos(), -a.sin(), 0.0];
-                let down = [0.0, 0.0, -1.0];
-                // right = down × forward (x = y × z in a right-handed frame)
-                let right = [
-                    down[1] * fwd[2] - down[2] * fwd[1],
-                    down[2] * fwd[0] - down[0] * fwd[2],
-                    down[0] * fwd[1] - down[1] * fwd[0],
-                ];
+        // five cameras at uneven angles on a circle of radius 3 about c,
+        // raised 1 along a tilted world up, each looking at c with the
+        // image's up towards `up`
+        let (c, up) = ([1.0, 2.0, 3.0], unit([0.3, -0.5, 0.8]));
+        let e1 = unit(cross(up, [1.0, 0.0, 0.0]));
+        let e2 = cross(up, e1);
+        let mut ups = [0.0; 3];
+        let cams: Vec<Value> = [0.1f64, 0.9, 2.0, 3.7, 5.2]
+            .iter()
+            .enumerate()
+            .map(|(k, &a)| {
+                let p: [f64; 3] =
+                    [0, 1, 2].map(|i| c[i] + 3.0 * (a.cos() * e1[i] + a.sin() * e2[i]) + up[i]);
+                let fwd = unit([0, 1, 2].map(|i| c[i] - p[i]));
+                let right = unit(cross(fwd, up));
+                let down = cross(fwd, right);
+                for i in 0..3 {
+                    ups[i] -= down[i];
+                }
+                // camera axes as columns: x right, y down, z forward
                 let rot = [0, 1, 2].map(|i| [right[i], down[i], fwd[i]]);
                 cam(&format!("{k}.png"), p, rot)
             })
             .collect();
         let d = std::env::temp_dir().join(format!("chainrule-3dgs-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(d.join("point_cloud/iteration_7000")).unwrap();
-        std::fs::create_dir_all(d.join("point_cloud/iteration_30000")).unwrap();
-        std::fs::write(d.join("point_cloud/iteration_7000/point_cloud.ply"), "x").unwrap();
-        std::fs::write(d.join("point_cloud/iteration_30000/point_cloud.ply"), "x").unwrap();
-        std::fs::write(
-            d.join("cameras.json"),
-            serde_json::to_string(&cams).unwrap(),
-        )
-        .unwrap();
+        for it in [
+            "iteration_7000",
+            "iteration_30000",
+            "iteration_90000",
+            "iteration_+5",
+        ] {
+            std::fs::create_dir_all(d.join("point_cloud").join(it)).unwrap();
+        }
+        // iteration_90000 holds no PLY, and `+5` is not an iteration
+        for it in ["iteration_7000", "iteration_30000", "iteration_+5"] {
+            std::fs::write(d.join("point_cloud").join(it).join("point_cloud.ply"), "x").unwrap();
+        }
+        let write = |cams: &[Value]| {
+            std::fs::write(d.join("cameras.json"), serde_json::to_string(cams).unwrap()).unwrap()
+        };
+        write(&cams);
         std::fs::write(
             d.join("cfg_args"),
             "Namespace(data_device='cuda', eval=True, images='images', \
-             model_path='./output/x', resolution=-1, sh_degree=2, \
-             source_path='/data/x', white_background=True)",
+             model_path='./output/x, sh_degree=9', resolution=-1, sh_degree=2, \
+             source_path=\"/data/x(white_background=False)\", white_background=True)",
         )
         .unwrap();
         let ply = latest_scene(&d).unwrap();
@@ -355,35 +440,79 @@ mod tests {
         assert_eq!(root_of(&ply).as_deref(), Some(d.as_path()));
         let m = find(&ply).unwrap().unwrap();
         assert_eq!((m.white_background, m.sh_degree), (Some(true), Some(2)));
+        let names: Vec<&str> = m.cameras.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["0.png", "1.png", "2.png", "3.png", "4.png"]);
         let s = m.settings();
+        let ups = unit(ups);
         for k in 0..3 {
             assert!((s.center[k] - c[k]).abs() < 1e-9, "{:?}", s.center);
-            assert!((s.up[k] - [0.0, 0.0, 1.0][k]).abs() < 1e-12, "{:?}", s.up);
+            assert!((s.up[k] - ups[k]).abs() < 1e-12, "{:?} {ups:?}", s.up);
         }
-        assert!((s.radius - 3.0).abs() < 1e-9 && s.elevation_deg.abs() < 1e-6);
+        // the cameras' up leans towards the centre, so their mean is not
+        // quite the world's up
+        assert!((s.up[0] - up[0]).abs() > 1e-3);
+        assert!((s.radius - 10f64.sqrt()).abs() < 1e-9, "{}", s.radius);
+        assert!(s.elevation_deg > 1.0, "{}", s.elevation_deg);
         assert_eq!((s.background, s.sh_degree, s.dataset), ([1.0; 3], 2, None));
         // a broken camera is named with its field
         let mut bad = cams.clone();
         bad[2]["rotation"][1][1] = serde_json::json!(5.0);
-        std::fs::write(d.join("cameras.json"), serde_json::to_string(&bad).unwrap()).unwrap();
+        write(&bad);
         let e = find(&d).unwrap_err().to_string();
         assert!(
             e.contains("cameras.json") && e.contains("camera 2: rotation"),
             "{e}"
         );
-        bad[2] = cam("2.png", [0.0, 0.0, f64::MAX], [[1.0, 0.0, 0.0]; 3]);
-        bad[2]["position"] = serde_json::json!([0.0, "x", 1.0]);
-        std::fs::write(d.join("cameras.json"), serde_json::to_string(&bad).unwrap()).unwrap();
+        // a mirror: orthonormal columns, determinant −1
+        bad[2] = cams[2].clone();
+        for i in 0..3 {
+            let x = bad[2]["rotation"][i][0].as_f64().unwrap();
+            bad[2]["rotation"][i][0] = serde_json::json!(-x);
+        }
+        write(&bad);
+        let e = find(&d).unwrap_err().to_string();
+        assert!(e.contains("camera 2: rotation: a reflection"), "{e}");
+        bad[2] = cams[2].clone();
+        bad[2]["position"] = serde_json::json!([0.0, 1.0, 2.0, 3.0]);
+        write(&bad);
         let e = find(&d).unwrap_err().to_string();
         assert!(e.contains("camera 2: position"), "{e}");
+        bad[2]["position"] = serde_json::json!([0.0, "x", 1.0]);
+        write(&bad);
+        assert!(find(&d)
+            .unwrap_err()
+            .to_string()
+            .contains("camera 2: position"));
+        bad[2] = cams[2].clone();
+        bad[2]["width"] = serde_json::json!(65_536);
+        write(&bad);
+        assert!(find(&d)
+            .unwrap_err()
+            .to_string()
+            .contains("camera 2: width"));
+        bad[2]["width"] = serde_json::json!(16_384);
+        bad[2]["height"] = serde_json::json!(16_384);
+        write(&bad);
+        assert!(find(&d).unwrap_err().to_string().contains("2^26 pixels"));
+        // a name from a string id when img_name is missing
+        bad[2] = cams[2].clone();
+        bad[2].as_object_mut().unwrap().remove("img_name");
+        bad[2]["id"] = serde_json::json!("frame_a");
+        write(&bad);
+        assert!(find(&d)
+            .unwrap()
+            .unwrap()
+            .cameras
+            .iter()
+            .any(|v| v.name == "frame_a"));
+        write(&[]);
+        assert!(find(&d).unwrap_err().to_string().contains("no cameras"));
         std::fs::write(d.join("cameras.json"), "{}").unwrap();
         let e = find(&d).unwrap_err().to_string();
         assert!(e.contains("expected an array"), "{e}");
-        std::fs::write(
-            d.join("cameras.json"),
-            serde_json::to_string(&cams).unwrap(),
-        )
-        .unwrap();
+        // what `render` and `view` do with a broken file: no model, a warning
+        assert!(find_or_warn(&d).is_none());
+        write(&cams);
         std::fs::write(d.join("cfg_args"), "Namespace(sh_degree=7)").unwrap();
         let e = find(&d).unwrap_err().to_string();
         assert!(e.contains("cfg_args") && e.contains("sh_degree=7"), "{e}");
@@ -404,5 +533,12 @@ mod tests {
         assert_eq!(arg(t, "sh_degree"), Some("3"));
         assert_eq!(arg(t, "white_background"), Some("False"));
         assert_eq!(arg(t, "eval"), None);
+        // quoted values, escapes and brackets never end or start an argument
+        let t = "Namespace(images='it\\'s, sh_degree=1', model_path=\"a)b\", \
+                 test_iterations=[7000, 30000], sh_degree=2)";
+        assert_eq!(arg(t, "sh_degree"), Some("2"));
+        assert_eq!(arg(t, "model_path"), Some("\"a)b\""));
+        assert_eq!(arg("", "sh_degree"), None);
+        assert_eq!(arg("Namespace(sh_degree='", "sh_degree"), Some("'"));
     }
 }

@@ -232,7 +232,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             // an original 3DGS model folder's own cameras, when no dataset
             // is named
             let own = match &dataset {
-                None => crate::original_3dgs::find(&a.file)?,
+                None => crate::original_3dgs::find_or_warn(&a.file),
                 Some(_) => None,
             };
             if let Some(m) = own {

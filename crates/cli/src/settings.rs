@@ -124,14 +124,7 @@ impl RenderSettings {
         if s.version == 1 && s.dataset.is_none() {
             return bad("dataset: a version 1 file names its dataset");
         }
-        let finite = s
-            .background
-            .iter()
-            .chain(&s.up)
-            .chain(&s.center)
-            .chain([&s.radius, &s.elevation_deg])
-            .all(|v| v.is_finite());
-        if !finite {
+        if !s.is_finite() {
             return bad("every number must be finite");
         }
         if s.background.iter().any(|c| !(0.0..=1.0).contains(c)) {
@@ -168,7 +161,17 @@ impl RenderSettings {
         if file.is_file() {
             return Self::read(&file).map(Some);
         }
-        Ok(crate::original_3dgs::find(scene)?.map(|m| m.settings()))
+        Ok(crate::original_3dgs::find_or_warn(scene).map(|m| m.settings()))
+    }
+
+    /// Whether every number is finite (as [`RenderSettings::read`] requires).
+    pub fn is_finite(&self) -> bool {
+        self.background
+            .iter()
+            .chain(&self.up)
+            .chain(&self.center)
+            .chain([&self.radius, &self.elevation_deg])
+            .all(|v| v.is_finite())
     }
 }
 

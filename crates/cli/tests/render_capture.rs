@@ -288,33 +288,15 @@ fn an_original_3dgs_model_folder_renders_framed_by_its_cameras() {
     std::fs::create_dir_all(&it).unwrap();
     std::fs::create_dir_all(model.join("point_cloud").join("iteration_5")).unwrap();
     std::fs::copy(out.join("point_cloud.ply"), it.join("point_cloud.ply")).unwrap();
-    let ds = splat::data::load(
-        std::path::Path::new(fixture()),
-        &splat::data::LoadOptions::default(),
-    )
-    .unwrap();
-    let cams: Vec<serde_json::Value> = ds
-        .train
-        .iter()
-        .chain(&ds.test)
-        .enumerate()
-        .map(|(id, v)| {
-            let m = v.world_to_camera;
-            let rotation = [0, 1, 2].map(|i| [m[0][i], m[1][i], m[2][i]]);
-            serde_json::json!({
-                "id": id, "img_name": v.name.trim_end_matches(".jpg"),
-                "width": v.width, "height": v.height,
-                "position": v.camera_center(),
-                "rotation": rotation,
-                "fx": v.fx, "fy": v.fy,
-            })
-        })
-        .collect();
-    std::fs::write(
-        model.join("cameras.json"),
-        serde_json::to_string(&cams).unwrap(),
-    )
-    .unwrap();
+    // the fixture's cameras as the original 3DGS writes them, computed from
+    // COLMAP's poses in Python (fixtures/original_3dgs/make_cameras.py)
+    let own = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/original_3dgs/cameras.json"
+    );
+    std::fs::copy(own, model.join("cameras.json")).unwrap();
+    let cams: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(own).unwrap()).unwrap();
     std::fs::write(
         model.join("cfg_args"),
         "Namespace(data_device='cuda', eval=True, images='images', model_path='./output/room', \
@@ -358,7 +340,8 @@ fn an_original_3dgs_model_folder_renders_framed_by_its_cameras() {
     assert_eq!(folder, ply);
     let bare = d.join("bare.ply");
     std::fs::copy(it.join("point_cloud.ply"), &bare).unwrap();
-    assert_ne!(orbit(&bare, "bare"), ours);
+    let bare_views = orbit(&bare, "bare");
+    assert_ne!(bare_views, ours);
     // a flight along cameras.json, at the cameras' own size
     let path = d.join("path");
     let r: serde_json::Value = serde_json::from_slice(
@@ -377,10 +360,14 @@ fn an_original_3dgs_model_folder_renders_framed_by_its_cameras() {
     assert_eq!((&r["kind"], &r["frames"]), (&"path".into(), &3.into()));
     let first = image::open(path.join("path_000.png")).unwrap();
     assert_eq!(
-        (first.width(), first.height()),
-        (ds.train[0].width, ds.train[0].height)
+        (first.width() as u64, first.height() as u64),
+        (
+            cams[0]["width"].as_u64().unwrap(),
+            cams[0]["height"].as_u64().unwrap()
+        )
     );
-    // a broken cameras.json is an error naming it, the camera and field
+    // a broken cameras.json: a warning naming it, the camera and the
+    // field, and the scene framed as a bare PLY is
     let mut bad = cams.clone();
     bad[3]["fx"] = serde_json::json!(-1.0);
     std::fs::write(
@@ -388,16 +375,29 @@ fn an_original_3dgs_model_folder_renders_framed_by_its_cameras() {
         serde_json::to_string(&bad).unwrap(),
     )
     .unwrap();
-    let e = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .args(["render", model.to_str().unwrap(), "--orbit", "1", "--out"])
-        .arg(d.join("bad"))
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args([
+            "render",
+            model.to_str().unwrap(),
+            "--orbit",
+            "3",
+            "--size",
+            "48x36",
+            "--out",
+        ])
+        .arg(d.join("warned"))
         .output()
         .unwrap();
-    assert_eq!(e.status.code(), Some(2));
-    let e = String::from_utf8_lossy(&e.stderr);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert_eq!(e.matches("warning").count(), 1, "{e}");
     assert!(
         e.contains("cameras.json") && e.contains("camera 3: fx"),
         "{e}"
     );
+    let warned = image::open(d.join("warned").join("view_001.png"))
+        .unwrap()
+        .to_rgba8();
+    assert_eq!(warned, bare_views[1]);
     std::fs::remove_dir_all(&d).unwrap();
 }

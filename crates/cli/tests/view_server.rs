@@ -542,24 +542,42 @@ fn an_original_3dgs_model_folder_brings_its_cameras() {
     std::fs::create_dir_all(&it).unwrap();
     let (scene, bytes) = scene_file(&dir);
     std::fs::rename(&scene, it.join("point_cloud.ply")).unwrap();
-    // two cameras 4 from the origin on ±x, looking at it, world −y up
-    // (image down = world +y)
-    let cam = |name: &str, x: f64| {
-        let fwd = [-x.signum(), 0.0, 0.0];
-        let down = [0.0, 1.0, 0.0];
-        let right = [
-            down[1] * fwd[2] - down[2] * fwd[1],
-            down[2] * fwd[0] - down[0] * fwd[2],
-            down[0] * fwd[1] - down[1] * fwd[0],
-        ];
-        let rotation = [0, 1, 2].map(|i| [right[i], down[i], fwd[i]]);
-        serde_json::json!({
-            "id": 0, "img_name": name, "width": 40, "height": 30, "fx": 30.0, "fy": 30.0,
-            "position": [x, 0.0, 0.0], "rotation": rotation,
-        })
+    // three cameras at uneven angles 4 from the origin, raised 1 along the
+    // world's up (−y), looking at it; the image's down is as near world
+    // +y as looking down allows
+    let unit = |a: [f64; 3]| {
+        let n = (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt();
+        a.map(|x| x / n)
     };
-    let cams = serde_json::json!([cam("b", -4.0), cam("a", 4.0)]);
-    std::fs::write(model.join("cameras.json"), cams.to_string()).unwrap();
+    let cross = |a: [f64; 3], b: [f64; 3]| {
+        [
+            a[1] * b[2] - a[2] * b[1],
+            a[2] * b[0] - a[0] * b[2],
+            a[0] * b[1] - a[1] * b[0],
+        ]
+    };
+    let mut up = [0.0; 3];
+    let cams: Vec<serde_json::Value> = [("b", 0.2f64), ("a", 1.9), ("c", 4.0)]
+        .iter()
+        .map(|&(name, t)| {
+            let p = [4.0 * t.cos(), -1.0, 4.0 * t.sin()];
+            let fwd = unit(p.map(|x| -x));
+            let right = unit(cross(fwd, [0.0, -1.0, 0.0]));
+            let down = cross(fwd, right);
+            (0..3).for_each(|i| up[i] -= down[i]);
+            let rotation = [0, 1, 2].map(|i| [right[i], down[i], fwd[i]]);
+            serde_json::json!({
+                "id": 0, "img_name": name, "width": 40, "height": 30, "fx": 30.0, "fy": 30.0,
+                "position": p, "rotation": rotation,
+            })
+        })
+        .collect();
+    let up = unit(up);
+    std::fs::write(
+        model.join("cameras.json"),
+        serde_json::to_string(&cams).unwrap(),
+    )
+    .unwrap();
     std::fs::write(
         model.join("cfg_args"),
         "Namespace(sh_degree=3, white_background=True)",
@@ -572,7 +590,10 @@ fn an_original_3dgs_model_folder_brings_its_cameras() {
     let (_, info) = get(&srv.addr, "/info.json");
     let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
     assert_eq!(info["background"], serde_json::json!([1.0, 1.0, 1.0]));
-    assert_eq!(info["up"], serde_json::json!([0.0, -1.0, 0.0]));
+    for (k, want) in up.iter().enumerate() {
+        let got = info["up"][k].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-9, "{} against {up:?}", info["up"]);
+    }
     assert_eq!(info["cameras"], true);
     let (_, served) = get(&srv.addr, "/cameras.json");
     let served: serde_json::Value = serde_json::from_slice(&served).unwrap();
@@ -582,15 +603,17 @@ fn an_original_3dgs_model_folder_brings_its_cameras() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["a", "b"], "sorted by photo name");
+    assert_eq!(names, ["a", "b", "c"], "sorted by photo name");
     drop(srv);
+    // exporting into the model folder would replace its cameras.json
+    let before = std::fs::read(model.join("cameras.json")).unwrap();
+    let m = model.to_str().unwrap();
+    let o = cli(&["view", m, "--export", m]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("original 3DGS"));
+    assert_eq!(std::fs::read(model.join("cameras.json")).unwrap(), before);
     let site = dir.join("site");
-    let o = cli(&[
-        "view",
-        model.to_str().unwrap(),
-        "--export",
-        site.to_str().unwrap(),
-    ]);
+    let o = cli(&["view", m, "--export", site.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let orbit = |scene: &std::path::Path, out: &str| {
         let out = dir.join(out);

@@ -146,7 +146,7 @@ pub fn run(a: ViewArgs) -> CliResult {
             }
             let cameras = match &data {
                 Some(d) => dataset_cameras(d, background)?,
-                None => match crate::original_3dgs::find(&a.path)? {
+                None => match crate::original_3dgs::find_or_warn(&a.path) {
                     Some(m) => state::views_json(m.cameras.iter().map(|v| (v, "train"))),
                     None => site_cameras(&a.path)?,
                 },
@@ -232,6 +232,13 @@ fn export_site(
         return Err(CliError::usage(format!(
             "--export {}: that folder is a `chainrule train` output; its settings.json and \
              files would be replaced. Export into a new folder",
+            dir.display()
+        )));
+    }
+    if crate::original_3dgs::root_of(dir).is_some() {
+        return Err(CliError::usage(format!(
+            "--export {}: that folder is a model folder of the original 3DGS; its \
+             cameras.json would be replaced. Export into a new folder",
             dir.display()
         )));
     }
