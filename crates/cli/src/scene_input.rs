@@ -1,8 +1,8 @@
 //! What `chainrule view` and `chainrule export` accept as a scene: a 3DGS
-//! PLY, a `.splat` or `.spz` file, a `train` output folder (its
-//! `point_cloud.ply`), a site written by `view --export` (its model), an
-//! original 3DGS model folder (its latest `point_cloud/iteration_N`), or
-//! a 2D fit's `gaussians.json`.
+//! PLY (or SuperSplat's compressed PLY), a `.splat` or `.spz` file, a
+//! `train` output folder (its `point_cloud.ply`), a site written by `view
+//! --export` (its model), an original 3DGS model folder (its latest
+//! `point_cloud/iteration_N`), or a 2D fit's `gaussians.json`.
 
 use std::path::{Path, PathBuf};
 

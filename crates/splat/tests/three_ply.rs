@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use splat::three::ply::{parse_ply, property_names, to_ply_bytes, PlyError};
+use splat::three::ply::{parse_ply, property_names, read_ply, to_ply_bytes, PlyError};
 use splat::three::scene::{random_scene, Gaussians, RandomScene};
 
 fn scene(n: usize, degree: usize, seed: u64) -> Gaussians<f32> {
@@ -269,4 +269,41 @@ fn double_overflowing_f32_is_rejected() {
     let e = splat::three::ply::parse_ply::<f32>(&bytes, path).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("`x`") && msg.contains("not finite"), "{msg}");
+}
+
+/// A compressed PLY written by PlayCanvas's splat-transform reads as that
+/// tool itself decodes it (its decoding is committed beside it, a float
+/// PLY): every value to f32 rounding, but an opacity byte of 0 or 255,
+/// whose logit the tool writes as infinite and this reader as the finite
+/// logit half a step inside (both render alike).
+#[test]
+fn compressed_ply_reads_as_splat_transform_decodes_it() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compressed_ply");
+    let ours = read_ply::<f64>(&dir.join("room.compressed.ply")).unwrap();
+    let theirs = read_ply::<f64>(&dir.join("room.decoded.ply")).unwrap();
+    assert_eq!((ours.len(), ours.sh_degree), (389, 3));
+    assert_eq!((theirs.len(), theirs.sh_degree), (389, 3));
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * (1.0 + b.abs());
+    for i in 0..ours.len() {
+        for c in 0..3 {
+            assert!(close(ours.means[i][c], theirs.means[i][c]), "mean {i}");
+            assert!(
+                close(ours.log_scales[i][c], theirs.log_scales[i][c]),
+                "scale {i}"
+            );
+        }
+        for c in 0..4 {
+            assert!(close(ours.quats[i][c], theirs.quats[i][c]), "quat {i}");
+        }
+        assert!(
+            close(ours.opacity_logits[i], theirs.opacity_logits[i]),
+            "opacity {i}: {} {}",
+            ours.opacity_logits[i],
+            theirs.opacity_logits[i]
+        );
+    }
+    for (j, (a, b)) in ours.sh.iter().zip(&theirs.sh).enumerate() {
+        assert!(close(*a, *b), "sh {j}: {a} {b}");
+    }
 }

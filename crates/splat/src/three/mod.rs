@@ -24,6 +24,7 @@
 #![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod camera;
+pub mod compressed_ply;
 pub mod ply;
 pub mod project;
 pub mod reference;

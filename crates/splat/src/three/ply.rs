@@ -9,6 +9,10 @@
 //! red channel's bands 1–3 first, then green, then blue). A scene of SH
 //! degree d has `3 ((d+1)² − 1)` `f_rest` properties (0, 9, 24 or 45).
 //!
+//! Reading also takes the compressed PLY of PlayCanvas's SuperSplat and
+//! splat-transform (`chunk`, packed `vertex` and `sh` elements), decoded
+//! as their own reader decodes it: see [`super::compressed_ply`].
+//!
 //! Reading accepts any property order, extra properties, other scalar types
 //! (`double`, integers), other elements, and fewer SH bands; it checks the
 //! declared counts against the file's length before allocating, and reports
@@ -36,7 +40,7 @@ pub struct PlyError {
 }
 
 impl PlyError {
-    fn new(path: &Path, property: Option<&str>, message: impl Into<String>) -> Self {
+    pub(super) fn new(path: &Path, property: Option<&str>, message: impl Into<String>) -> Self {
         let message = message.into();
         PlyError {
             path: path.to_path_buf(),
@@ -50,7 +54,7 @@ impl PlyError {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Ty {
+pub(super) enum Ty {
     I8,
     U8,
     I16,
@@ -75,7 +79,7 @@ impl Ty {
             _ => return None,
         })
     }
-    fn size(self) -> usize {
+    pub(super) fn size(self) -> usize {
         match self {
             Ty::I8 | Ty::U8 => 1,
             Ty::I16 | Ty::U16 => 2,
@@ -83,7 +87,7 @@ impl Ty {
             Ty::F64 => 8,
         }
     }
-    fn read(self, b: &[u8]) -> f64 {
+    pub(super) fn read(self, b: &[u8]) -> f64 {
         match self {
             Ty::I8 => b[0] as i8 as f64,
             Ty::U8 => b[0] as f64,
@@ -98,12 +102,12 @@ impl Ty {
 }
 
 #[derive(Debug)]
-struct Element {
-    name: String,
-    count: usize,
+pub(super) struct Element {
+    pub(super) name: String,
+    pub(super) count: usize,
     /// (name, type, byte offset in the record); None for a list property.
-    props: Vec<(String, Option<Ty>, usize)>,
-    stride: usize,
+    pub(super) props: Vec<(String, Option<Ty>, usize)>,
+    pub(super) stride: usize,
 }
 
 /// Largest `|log scale|` a PLY may hold: scales between `e^-30` and
@@ -212,6 +216,9 @@ pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, P
     }
     if !format_ok {
         return Err(err(Some("format"), "missing `format` line".into()));
+    }
+    if super::compressed_ply::is_compressed(&elements) {
+        return super::compressed_ply::decode(bytes, path, &elements, data_start);
     }
     // skip the elements before `vertex` (they must have fixed-size records)
     let mut offset = data_start;
