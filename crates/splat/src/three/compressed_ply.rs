@@ -205,6 +205,12 @@ pub(super) fn decode<T: Scalar>(
             .collect(),
         None => Vec::new(),
     };
+    if let Some(j) = p_rest.iter().position(|p| p.0 != Ty::U8) {
+        return Err(err(
+            Some(&format!("f_rest_{j}")),
+            "want a `uchar` in the `sh` element of a compressed PLY".into(),
+        ));
+    }
 
     let k = sh_coeffs(degree);
     let mut g = Gaussians::<T>::new(degree);
@@ -434,6 +440,14 @@ mod tests {
         );
         let e = parse_ply::<f32>(b.as_bytes(), "c.ply".as_ref()).unwrap_err();
         assert!(e.to_string().contains("packed_color"), "{e}");
+        let sh = [0u8; 9];
+        let b = String::from_utf8_lossy(&file(&w[..1], 1, Some(&sh)))
+            .replace("property uchar f_rest_8\n", "property int8 f_rest_8\n");
+        let e = parse_ply::<f32>(b.as_bytes(), "c.ply".as_ref()).unwrap_err();
+        assert!(
+            e.to_string().contains("f_rest_8") && e.to_string().contains("uchar"),
+            "{e}"
+        );
         let b = String::from_utf8_lossy(&file(&w[..1], 1, None)).replace(
             "property float min_scale_x\n",
             "property float min_scale_q\n",
