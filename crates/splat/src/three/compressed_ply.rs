@@ -41,6 +41,22 @@ const SH_C0: f64 = 0.282_094_791_773_878_14;
 /// Gaussians per `chunk` record.
 const CHUNK: usize = 256;
 
+/// A `chunk` record's bounds of positions and log scales, in file order.
+const BOUNDS: [&str; 12] = [
+    "min_x",
+    "min_y",
+    "min_z",
+    "max_x",
+    "max_y",
+    "max_z",
+    "min_scale_x",
+    "min_scale_y",
+    "min_scale_z",
+    "max_scale_x",
+    "max_scale_y",
+    "max_scale_z",
+];
+
 /// Whether the header's elements are a compressed PLY's: a `chunk` element
 /// and a `vertex` element with `packed_position`.
 pub(super) fn is_compressed(elements: &[Element]) -> bool {
@@ -100,20 +116,7 @@ pub(super) fn decode<T: Scalar>(
             ));
         }
         found.push(Records { el, start: offset });
-        offset = el
-            .count
-            .checked_mul(el.stride)
-            .and_then(|b| b.checked_add(offset))
-            .filter(|&o| o <= bytes.len())
-            .ok_or_else(|| {
-                err(
-                    Some(&el.name),
-                    format!(
-                        "element declares {} records of {} bytes, more than the file holds",
-                        el.count, el.stride
-                    ),
-                )
-            })?;
+        offset = el.end(offset, bytes.len(), path)?;
     }
     let element = |name: &str| found.iter().find(|r| r.el.name == name);
     let chunk = element("chunk").expect("is_compressed");
@@ -138,20 +141,7 @@ pub(super) fn decode<T: Scalar>(
             )
         })
     };
-    let bound_names = [
-        "min_x",
-        "min_y",
-        "min_z",
-        "max_x",
-        "max_y",
-        "max_z",
-        "min_scale_x",
-        "min_scale_y",
-        "min_scale_z",
-        "max_scale_x",
-        "max_scale_y",
-        "max_scale_z",
-    ];
+    let bound_names = BOUNDS;
     let bounds: Vec<(Ty, usize)> = bound_names
         .iter()
         .map(|b| required(chunk, b))
@@ -324,20 +314,7 @@ mod tests {
     fn file(words: &[[u32; 4]], chunks: usize, sh: Option<&[u8]>) -> Vec<u8> {
         let mut h = String::from("ply\nformat binary_little_endian 1.0\n");
         h += &format!("element chunk {chunks}\n");
-        for b in [
-            "min_x",
-            "min_y",
-            "min_z",
-            "max_x",
-            "max_y",
-            "max_z",
-            "min_scale_x",
-            "min_scale_y",
-            "min_scale_z",
-            "max_scale_x",
-            "max_scale_y",
-            "max_scale_z",
-        ] {
+        for b in super::BOUNDS {
             h += &format!("property float {b}\n");
         }
         h += &format!("element vertex {}\n", words.len());

@@ -110,6 +110,28 @@ pub(super) struct Element {
     pub(super) stride: usize,
 }
 
+impl Element {
+    /// Where this element's records end when they start at `offset`, or
+    /// the error (naming the element) when that is past `len`, the file's
+    /// length, or overflows.
+    pub(super) fn end(&self, offset: usize, len: usize, path: &Path) -> Result<usize, PlyError> {
+        self.count
+            .checked_mul(self.stride)
+            .and_then(|b| b.checked_add(offset))
+            .filter(|&o| o <= len)
+            .ok_or_else(|| {
+                PlyError::new(
+                    path,
+                    Some(&self.name),
+                    format!(
+                        "element declares {} records of {} bytes, more than the file holds",
+                        self.count, self.stride
+                    ),
+                )
+            })
+    }
+}
+
 /// Largest `|log scale|` a PLY may hold: scales between `e^-30` and
 /// `e^30`, whose squares stay finite and nonzero in f32. Beyond it a
 /// Gaussian is degenerate (its covariance overflows or vanishes) and the
@@ -237,20 +259,7 @@ pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, P
                 ),
             ));
         }
-        offset = el
-            .count
-            .checked_mul(el.stride)
-            .and_then(|b| b.checked_add(offset))
-            .filter(|&o| o <= bytes.len())
-            .ok_or_else(|| {
-                err(
-                    Some(&el.name),
-                    format!(
-                        "element declares {} records, more than the file holds",
-                        el.count
-                    ),
-                )
-            })?;
+        offset = el.end(offset, bytes.len(), path)?;
     }
     let v = vertex.ok_or_else(|| err(Some("vertex"), "no `vertex` element".into()))?;
     if let Some((p, _, _)) = v.props.iter().find(|p| p.1.is_none()) {
