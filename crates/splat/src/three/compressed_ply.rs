@@ -12,7 +12,8 @@
 //!   `packed_scale` hold 11, 10 and 11 bits (x in the top bits) of a
 //!   fraction between the chunk's bounds; `packed_rotation` holds in its
 //!   top 2 bits which of the quaternion's w, x, y, z is largest, and the
-//!   other three in file order, 10 bits each, scaled from ±1/√2; the
+//!   other three in w, x, y, z order, 10 bits each (the first in bits
+//!   20–29), scaled from ±1/√2; the
 //!   largest follows from the unit norm. `packed_color` holds 8 bits each
 //!   of r, g, b (a fraction between the chunk's colour bounds, else of
 //!   [0, 1]) and the opacity (sigmoid), r in the top byte;
@@ -23,8 +24,10 @@
 //! Colours are `0.5 + SH_C0 · f_dc`, so `f_dc = (c − 0.5) / SH_C0`, and the
 //! opacity byte a is `sigmoid(opacity)`, so `opacity = ln(a / (1 − a))`
 //! (a = 0 and a = 255, whose logits are infinite, are read as 0.5/255 and
-//! 254.5/255: both render as the infinite ones do, the first below the
-//! rasterizer's smallest alpha and the second above its cap). These are
+//! 254.5/255, the edges of the writer's rounding bins: the first renders
+//! as the infinite logit does, below the rasterizer's smallest alpha; the
+//! second draws at most 0.2% fainter away from the splat's centre, where
+//! the rasterizer's cap of 0.99 does not bind). These are
 //! the formulas of splat-transform's own reader (3.10), against whose
 //! decoded output the tests check this one.
 
@@ -57,13 +60,12 @@ const BOUNDS: [&str; 12] = [
     "max_scale_z",
 ];
 
-/// Whether the header's elements are a compressed PLY's: a `chunk` element
-/// and a `vertex` element with `packed_position`.
+/// Whether the header's elements are a compressed PLY's: a `vertex`
+/// element with `packed_position` (its `chunk` element is then required).
 pub(super) fn is_compressed(elements: &[Element]) -> bool {
-    elements.iter().any(|e| e.name == "chunk")
-        && elements
-            .iter()
-            .any(|e| e.name == "vertex" && e.props.iter().any(|p| p.0 == "packed_position"))
+    elements
+        .iter()
+        .any(|e| e.name == "vertex" && e.props.iter().any(|p| p.0 == "packed_position"))
 }
 
 /// A fixed-size element's records: where they start in the file, and
@@ -119,7 +121,12 @@ pub(super) fn decode<T: Scalar>(
         offset = el.end(offset, bytes.len(), path)?;
     }
     let element = |name: &str| found.iter().find(|r| r.el.name == name);
-    let chunk = element("chunk").expect("is_compressed");
+    let chunk = element("chunk").ok_or_else(|| {
+        err(
+            Some("chunk"),
+            "packed vertices (a compressed PLY) but no `chunk` element of bounds".into(),
+        )
+    })?;
     let vertex =
         element("vertex").ok_or_else(|| err(Some("vertex"), "no `vertex` element".into()))?;
     let n = vertex.el.count;
@@ -148,6 +155,15 @@ pub(super) fn decode<T: Scalar>(
         .collect::<Result<_, _>>()?;
     let colour_names = ["min_r", "min_g", "min_b", "max_r", "max_g", "max_b"];
     let colour: Option<Vec<(Ty, usize)>> = colour_names.iter().map(|b| chunk.prop(b)).collect();
+    if colour.is_none() {
+        if let Some(b) = colour_names.iter().find(|b| chunk.prop(b).is_some()) {
+            let missing = colour_names.iter().find(|b| chunk.prop(b).is_none());
+            return Err(err(
+                Some(missing.expect("one is missing")),
+                format!("missing from the `chunk` element, which has `{b}`: the colour bounds come as all six or none"),
+            ));
+        }
+    }
     let p_pos = required(vertex, "packed_position")?;
     let p_rot = required(vertex, "packed_rotation")?;
     let p_scale = required(vertex, "packed_scale")?;
@@ -172,9 +188,21 @@ pub(super) fn decode<T: Scalar>(
                     format!("{} records for {n} Gaussians", r.el.count),
                 ));
             }
-            (0..)
+            // at most 46 looked up, however long the header
+            let n_rest = (0..46)
                 .take_while(|i| r.prop(&format!("f_rest_{i}")).is_some())
-                .count()
+                .count();
+            if r.el.props.len() != n_rest {
+                return Err(err(
+                    Some("sh"),
+                    format!(
+                        "{} properties; want exactly f_rest_0 to f_rest_{} (0, 9, 24 or 45 of them)",
+                        r.el.props.len(),
+                        n_rest.max(1) - 1
+                    ),
+                ));
+            }
+            n_rest
         }
     };
     let degree = match n_rest {
@@ -221,14 +249,24 @@ pub(super) fn decode<T: Scalar>(
             ))
         }
     };
+    let (mut b, mut cb) = (vec![0.0; bounds.len()], vec![0.0; colour_names.len()]);
     for i in 0..n {
         let c = i / CHUNK;
-        let b: Vec<f64> = bounds.iter().map(|&p| chunk.get(bytes, c, p)).collect();
-        if let Some(j) = b.iter().position(|x| !x.is_finite()) {
-            return Err(err(
-                Some(bound_names[j]),
-                format!("chunk {c}: bound {} is not finite", b[j]),
-            ));
+        if i % CHUNK == 0 {
+            for (v, &p) in b.iter_mut().zip(&bounds) {
+                *v = chunk.get(bytes, c, p);
+            }
+            if let Some(j) = b.iter().position(|x| !x.is_finite()) {
+                return Err(err(
+                    Some(bound_names[j]),
+                    format!("chunk {c}: bound {} is not finite", b[j]),
+                ));
+            }
+            if let Some(cs) = &colour {
+                for (v, &p) in cb.iter_mut().zip(cs) {
+                    *v = chunk.get(bytes, c, p);
+                }
+            }
         }
         let unpack = |v: u32| [unorm(v >> 21, 11), unorm(v >> 11, 10), unorm(v, 11)];
         let t = unpack(word(i, p_pos));
@@ -275,12 +313,9 @@ pub(super) fn decode<T: Scalar>(
         let a = ((col & 0xff) as f64).clamp(0.5, 254.5) / 255.0;
         g.opacity_logits.push(T::from_f64((a / (1.0 - a)).ln()));
         let fr = [unorm(col >> 24, 8), unorm(col >> 16, 8), unorm(col >> 8, 8)];
-        let cb: Option<Vec<f64>> = colour
-            .as_ref()
-            .map(|cs| cs.iter().map(|&p| chunk.get(bytes, c, p)).collect());
         for ch in 0..3 {
-            let v = match &cb {
-                Some(cb) => lerp(cb[ch], cb[3 + ch], fr[ch]),
+            let v = match colour {
+                Some(_) => lerp(cb[ch], cb[3 + ch], fr[ch]),
                 None => fr[ch],
             };
             g.sh.push(finite((v - 0.5) / SH_C0, i, colour_names[ch])?);
@@ -399,6 +434,40 @@ mod tests {
     #[test]
     fn bad_compressed_files_name_what_is_wrong() {
         let w = [[0u32, 0, 0, 0]; 300];
+        let one = || String::from_utf8_lossy(&file(&w[..1], 1, None)).into_owned();
+        let fails = |text: &str, want: &[&str]| {
+            let e = parse_ply::<f32>(text.as_bytes(), "c.ply".as_ref())
+                .unwrap_err()
+                .to_string();
+            assert!(want.iter().all(|w| e.contains(w)), "{e}");
+        };
+        // one colour bound without the others (the floats' bytes shift,
+        // but the header is refused first)
+        fails(
+            &one().replace(
+                "property float max_scale_z\n",
+                "property float max_scale_z\nproperty float min_r\n",
+            ),
+            &["min_g", "min_r", "all six or none"],
+        );
+        // packed vertices without chunk bounds
+        fails(
+            &one().replace("element chunk 1\n", "element other 1\n"),
+            &["chunk", "no `chunk` element"],
+        );
+        // sh properties with a gap, or an extra one
+        let sh = String::from_utf8_lossy(&file(&w[..1], 1, Some(&[0; 9]))).into_owned();
+        fails(
+            &sh.replace("property uchar f_rest_8\n", "property uchar f_rest_20\n"),
+            &["sh", "f_rest_0 to f_rest_7"],
+        );
+        fails(
+            &sh.replace(
+                "property uchar f_rest_8\n",
+                "property uchar f_rest_8\nproperty float junk\n",
+            ),
+            &["sh", "10 properties"],
+        );
         let e = parse_ply::<f32>(&file(&w, 1, None), "c.ply".as_ref()).unwrap_err();
         assert!(
             e.to_string().contains("chunk") && e.to_string().contains("at least 2"),

@@ -288,7 +288,9 @@ pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, P
     let required = |name: &str| {
         prop(name).ok_or_else(|| err(Some(name), "missing from the `vertex` element".into()))
     };
-    let n_rest = (0..)
+    // at most 46 looked up, however long the header (a longer run is
+    // refused below as a wrong count)
+    let n_rest = (0..46)
         .take_while(|i| prop(&format!("f_rest_{i}")).is_some())
         .count();
     let has_more = v.props.iter().any(|p| {
