@@ -205,18 +205,7 @@ pub(super) fn decode<T: Scalar>(
             n_rest
         }
     };
-    let degree = match n_rest {
-        0 => 0,
-        9 => 1,
-        24 => 2,
-        45 => 3,
-        _ => {
-            return Err(err(
-                Some(&format!("f_rest_{n_rest}")),
-                format!("{n_rest} f_rest properties in `sh`; want 0, 9, 24 or 45"),
-            ))
-        }
-    };
+    let degree = super::ply::sh_degree_of(n_rest, path)?;
     let p_rest: Vec<(Ty, usize)> = match sh {
         Some(r) => (0..n_rest)
             .map(|i| r.prop(&format!("f_rest_{i}")).expect("counted above"))

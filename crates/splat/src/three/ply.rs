@@ -110,6 +110,22 @@ pub(super) struct Element {
     pub(super) stride: usize,
 }
 
+/// The SH degree of `n_rest` `f_rest` properties (0, 9, 24 or 45), or
+/// the error naming the first property past them.
+pub(super) fn sh_degree_of(n_rest: usize, path: &Path) -> Result<usize, PlyError> {
+    match n_rest {
+        0 => Ok(0),
+        9 => Ok(1),
+        24 => Ok(2),
+        45 => Ok(3),
+        _ => Err(PlyError::new(
+            path,
+            Some(&format!("f_rest_{n_rest}")),
+            format!("{n_rest} f_rest properties; want 0, 9, 24 or 45 (SH degree 0 to 3)"),
+        )),
+    }
+}
+
 impl Element {
     /// Where this element's records end when they start at `offset`, or
     /// the error (naming the element) when that is past `len`, the file's
@@ -296,18 +312,7 @@ pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, P
     let has_more = v.props.iter().any(|p| {
         p.0.starts_with("f_rest_") && p.0[7..].parse::<usize>().is_ok_and(|i| i >= n_rest)
     });
-    let degree = match n_rest {
-        0 => 0,
-        9 => 1,
-        24 => 2,
-        45 => 3,
-        _ => {
-            return Err(err(
-                Some(&format!("f_rest_{n_rest}")),
-                format!("{n_rest} f_rest properties; want 0, 9, 24 or 45 (SH degree 0 to 3)"),
-            ))
-        }
-    };
+    let degree = sh_degree_of(n_rest, path)?;
     if has_more {
         return Err(err(
             Some(&format!("f_rest_{n_rest}")),
