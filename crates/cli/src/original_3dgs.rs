@@ -131,33 +131,28 @@ pub fn find(scene: &Path) -> CliResult<Option<Model>> {
     }))
 }
 
-/// [`find`], with what is wrong reported as a warning on stderr: the
-/// cameras only frame the scene, so a scene in a folder whose
-/// `cameras.json` or `cfg_args` is broken (or whose cameras frame
-/// nothing finite) still renders and views, framed as a bare PLY is.
-pub fn find_or_warn(scene: &Path) -> Option<Model> {
-    // `render` and `view` ask more than once: one warning is enough
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let warn = |text: String| {
-        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            eprintln!("warning: {text}");
-        }
-    };
+/// [`find`] with the model's [`Model::settings`], and what is wrong
+/// reported as a warning on stderr: the cameras only frame the scene, so a
+/// scene in a folder whose `cameras.json` or `cfg_args` is broken (or
+/// whose cameras frame nothing finite) still renders and views, framed as
+/// a bare PLY is.
+pub fn find_or_warn(scene: &Path) -> Option<(Model, RenderSettings)> {
     match find(scene) {
-        Ok(Some(m)) if m.settings().is_finite() => Some(m),
         Ok(Some(m)) => {
-            warn(format!(
-                "{}: the cameras frame no finite centre, up and radius; framing the scene \
-                 without them",
+            let s = m.settings();
+            if s.is_finite() {
+                return Some((m, s));
+            }
+            eprintln!(
+                "warning: {}: the cameras frame no finite centre, up and radius; framing the \
+                 scene without them",
                 m.root.join("cameras.json").display()
-            ));
+            );
             None
         }
         Ok(None) => None,
         Err(e) => {
-            warn(format!(
-                "{e}; framing the scene without the model folder's cameras"
-            ));
+            eprintln!("warning: {e}; framing the scene without the model folder's cameras");
             None
         }
     }
@@ -512,6 +507,7 @@ mod tests {
         assert!(e.contains("expected an array"), "{e}");
         // what `render` and `view` do with a broken file: no model, a warning
         assert!(find_or_warn(&d).is_none());
+        assert!(RenderSettings::find(&d).unwrap().is_none());
         write(&cams);
         std::fs::write(d.join("cfg_args"), "Namespace(sh_degree=7)").unwrap();
         let e = find(&d).unwrap_err().to_string();

@@ -137,7 +137,7 @@ pub fn render_2d(path: &Path, scale: f64) -> CliResult<Image> {
 /// saved beside it filling in what they leave out.
 fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
     use crate::render3d::{parse_up, parse_vec3, DataRender, OrbitOptions};
-    let saved = crate::settings::RenderSettings::find(&a.file)?;
+    let (saved, model) = crate::settings::RenderSettings::find_with_model(&a.file)?;
     let dataset = a
         .data
         .clone()
@@ -231,11 +231,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
         Some(frames) => {
             // an original 3DGS model folder's own cameras, when no dataset
             // is named
-            let own = match &dataset {
-                None => crate::original_3dgs::find_or_warn(&a.file),
-                Some(_) => None,
-            };
-            if let Some(m) = own {
+            if let (None, Some(m)) = (&dataset, &model) {
                 let w = crate::render3d::run_path(ply, &m.cameras, frames, &a.out, &o)?;
                 return report(a, "path", &format!("{frames} frames"), w);
             }

@@ -31,8 +31,9 @@ pub enum SceneInput {
 /// The scene file of a folder: a `train` output's `point_cloud.ply`, the
 /// model that a site written by `view --export` names in its `info.json`,
 /// or an original 3DGS model folder's latest
-/// `point_cloud/iteration_N/point_cloud.ply`. An error naming the folder when it holds neither, or
-/// naming `info.json` when that file is wrong.
+/// `point_cloud/iteration_N/point_cloud.ply`. An error naming the folder
+/// when it is none of these, or naming `info.json` when that file is
+/// wrong.
 pub fn folder_scene(dir: &Path) -> CliResult<PathBuf> {
     let ply = dir.join("point_cloud.ply");
     if ply.is_file() {

@@ -157,11 +157,23 @@ impl RenderSettings {
     /// its `cameras.json`: [`crate::original_3dgs`]); `None` when there
     /// are none.
     pub fn find(scene: &Path) -> CliResult<Option<RenderSettings>> {
+        Ok(Self::find_with_model(scene)?.0)
+    }
+
+    /// [`RenderSettings::find`], with the original 3DGS model folder the
+    /// settings came from when they came from one (its cameras are then
+    /// `render --path`'s and `view`'s).
+    pub fn find_with_model(
+        scene: &Path,
+    ) -> CliResult<(Option<RenderSettings>, Option<crate::original_3dgs::Model>)> {
         let file = Self::path_for(scene);
         if file.is_file() {
-            return Self::read(&file).map(Some);
+            return Ok((Some(Self::read(&file)?), None));
         }
-        Ok(crate::original_3dgs::find_or_warn(scene).map(|m| m.settings()))
+        Ok(match crate::original_3dgs::find_or_warn(scene) {
+            Some((m, s)) => (Some(s), Some(m)),
+            None => (None, None),
+        })
     }
 
     /// Whether every number is finite (as [`RenderSettings::read`] requires).

@@ -114,13 +114,13 @@ pub fn open_browser(url: &str) {
 pub fn run(a: ViewArgs) -> CliResult {
     // a train folder's (or its PLY's) settings.json: background, dataset,
     // antialiasing, up axis; flags override it
-    let settings = match a
+    let (settings, model) = match a
         .path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
     {
-        true => None,
-        false => crate::settings::RenderSettings::find(&a.path)?,
+        true => (None, None),
+        false => crate::settings::RenderSettings::find_with_model(&a.path)?,
     };
     let background = match (&a.background, &settings) {
         (Some(b), _) => crate::fit::parse_background(b)?,
@@ -146,7 +146,7 @@ pub fn run(a: ViewArgs) -> CliResult {
             }
             let cameras = match &data {
                 Some(d) => dataset_cameras(d, background)?,
-                None => match crate::original_3dgs::find_or_warn(&a.path) {
+                None => match &model {
                     Some(m) => state::views_json(m.cameras.iter().map(|v| (v, "train"))),
                     None => site_cameras(&a.path)?,
                 },

@@ -183,17 +183,6 @@ pub(crate) fn logit_clamped(p: f32, eps: f32) -> f32 {
     (p / (1.0 - p)).ln()
 }
 
-/// An empty scene with room for `n` Gaussians of SH `degree`.
-pub(crate) fn with_capacity(degree: usize, n: usize) -> Gaussians<f32> {
-    let mut g = Gaussians::<f32>::new(degree);
-    g.means.reserve_exact(n);
-    g.log_scales.reserve_exact(n);
-    g.quats.reserve_exact(n);
-    g.opacity_logits.reserve_exact(n);
-    g.sh.reserve_exact(n * g.sh_coeffs() * 3);
-    g
-}
-
 /// The quaternion scaled to unit length (a zero one stays finite).
 pub(crate) fn unit_quat(q: [f32; 4]) -> [f32; 4] {
     let n = q.iter().map(|v| v * v).sum::<f32>().sqrt();

@@ -19,9 +19,7 @@
 
 use std::path::Path;
 
-use super::{
-    check_gaussian, logit_clamped, sigmoid, to_u8, unit_quat, with_capacity, SceneError, SH_C0,
-};
+use super::{check_gaussian, logit_clamped, sigmoid, to_u8, unit_quat, SceneError, SH_C0};
 use crate::three::Gaussians;
 
 /// Bytes per record.
@@ -66,7 +64,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
         ));
     }
     let n = bytes.len() / RECORD;
-    let mut g = with_capacity(0, n);
+    let mut g = Gaussians::<f32>::with_capacity(0, n);
     let f = |r: &[u8], o: usize| f32::from_le_bytes([r[o], r[o + 1], r[o + 2], r[o + 3]]);
     for (i, r) in bytes.chunks_exact(RECORD).enumerate() {
         let mean = [f(r, 0), f(r, 4), f(r, 8)];

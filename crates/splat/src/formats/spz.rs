@@ -32,7 +32,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use super::{check_gaussian, logit_clamped, sigmoid, to_u8, unit_quat, with_capacity, SceneError};
+use super::{check_gaussian, logit_clamped, sigmoid, to_u8, unit_quat, SceneError};
 use crate::three::scene::sh_coeffs;
 use crate::three::Gaussians;
 
@@ -285,7 +285,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
     let rot_len = if version >= 3 { 4 } else { 3 };
     let (rots, sh) = rest.split_at(rot_len * n);
     let fscale = 2f32.powi(-frac_bits);
-    let mut g = with_capacity(degree, n);
+    let mut g = Gaussians::<f32>::with_capacity(degree, n);
     for i in 0..n {
         let m = if version == 1 {
             [0, 1, 2].map(|c| {

@@ -37,9 +37,7 @@ use chainrule::Scalar;
 
 use super::ply::{Element, PlyError, Ty, MAX_LOG_SCALE};
 use super::scene::{sh_coeffs, Gaussians};
-
-/// The zeroth-band SH constant, `1 / (2 √π)`.
-const SH_C0: f64 = 0.282_094_791_773_878_14;
+use super::sh::SH_C0;
 
 /// Gaussians per `chunk` record.
 const CHUNK: usize = 256;
@@ -148,8 +146,7 @@ pub(super) fn decode<T: Scalar>(
             )
         })
     };
-    let bound_names = BOUNDS;
-    let bounds: Vec<(Ty, usize)> = bound_names
+    let bounds: Vec<(Ty, usize)> = BOUNDS
         .iter()
         .map(|b| required(chunk, b))
         .collect::<Result<_, _>>()?;
@@ -220,12 +217,7 @@ pub(super) fn decode<T: Scalar>(
     }
 
     let k = sh_coeffs(degree);
-    let mut g = Gaussians::<T>::new(degree);
-    g.means.reserve_exact(n);
-    g.log_scales.reserve_exact(n);
-    g.quats.reserve_exact(n);
-    g.opacity_logits.reserve_exact(n);
-    g.sh.reserve_exact(n * k * 3);
+    let mut g = Gaussians::<T>::with_capacity(degree, n);
     let word = |i: usize, p: (Ty, usize)| vertex.get(bytes, i, p) as i64 as u32;
     let finite = |x: f64, i: usize, name: &str| -> Result<T, PlyError> {
         let y = T::from_f64(x);
@@ -247,7 +239,7 @@ pub(super) fn decode<T: Scalar>(
             }
             if let Some(j) = b.iter().position(|x| !x.is_finite()) {
                 return Err(err(
-                    Some(bound_names[j]),
+                    Some(BOUNDS[j]),
                     format!("chunk {c}: bound {} is not finite", b[j]),
                 ));
             }

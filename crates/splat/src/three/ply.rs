@@ -342,12 +342,7 @@ pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, P
 
     let n = v.count;
     let k = sh_coeffs(degree);
-    let mut g = Gaussians::<T>::new(degree);
-    g.means.reserve_exact(n);
-    g.log_scales.reserve_exact(n);
-    g.quats.reserve_exact(n);
-    g.opacity_logits.reserve_exact(n);
-    g.sh.reserve_exact(n * k * 3);
+    let mut g = Gaussians::<T>::with_capacity(degree, n);
     for i in 0..n {
         let rec = &bytes[offset + i * v.stride..offset + (i + 1) * v.stride];
         let get = |(t, o): (Ty, usize), name: &str| -> Result<T, PlyError> {

@@ -46,6 +46,17 @@ impl<T: Scalar> Gaussians<T> {
         }
     }
 
+    /// An empty scene of the given SH degree with room for `n` Gaussians.
+    pub fn with_capacity(sh_degree: usize, n: usize) -> Self {
+        let mut g = Self::new(sh_degree);
+        g.means.reserve_exact(n);
+        g.log_scales.reserve_exact(n);
+        g.quats.reserve_exact(n);
+        g.opacity_logits.reserve_exact(n);
+        g.sh.reserve_exact(n * sh_coeffs(sh_degree) * 3);
+        g
+    }
+
     /// Number of Gaussians.
     pub fn len(&self) -> usize {
         self.means.len()
