@@ -35,7 +35,7 @@ use std::path::Path;
 
 use chainrule::Scalar;
 
-use super::ply::{Element, PlyError, Ty, MAX_LOG_SCALE};
+use super::ply::{finite_in, Element, PlyError, Ty, MAX_LOG_SCALE};
 use super::scene::{sh_coeffs, Gaussians};
 use super::sh::SH_C0;
 
@@ -219,17 +219,7 @@ pub(super) fn decode<T: Scalar>(
     let k = sh_coeffs(degree);
     let mut g = Gaussians::<T>::with_capacity(degree, n);
     let word = |i: usize, p: (Ty, usize)| vertex.get(bytes, i, p) as i64 as u32;
-    let finite = |x: f64, i: usize, name: &str| -> Result<T, PlyError> {
-        let y = T::from_f64(x);
-        if y.to_f64().is_finite() {
-            Ok(y)
-        } else {
-            Err(err(
-                Some(name),
-                format!("vertex {i}: value {x} is not finite"),
-            ))
-        }
-    };
+    let finite = |x: f64, i: usize, name: &str| finite_in::<T>(x, i, name, path);
     let (mut b, mut cb) = (vec![0.0; bounds.len()], vec![0.0; colour_names.len()]);
     for i in 0..n {
         let c = i / CHUNK;

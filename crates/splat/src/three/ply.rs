@@ -110,6 +110,27 @@ pub(super) struct Element {
     pub(super) stride: usize,
 }
 
+/// Vertex `i`'s value `x` of property `name` in `T`, or the error when
+/// it is not finite there (checked after the conversion: a finite double
+/// can overflow f32).
+pub(super) fn finite_in<T: Scalar>(
+    x: f64,
+    i: usize,
+    name: &str,
+    path: &Path,
+) -> Result<T, PlyError> {
+    let y = T::from_f64(x);
+    if y.to_f64().is_finite() {
+        Ok(y)
+    } else {
+        Err(PlyError::new(
+            path,
+            Some(name),
+            format!("vertex {i}: value {x} is not finite"),
+        ))
+    }
+}
+
 /// The SH degree of `n_rest` `f_rest` properties (0, 9, 24 or 45), or
 /// the error naming the first property past them.
 pub(super) fn sh_degree_of(n_rest: usize, path: &Path) -> Result<usize, PlyError> {
@@ -346,17 +367,7 @@ pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, P
     for i in 0..n {
         let rec = &bytes[offset + i * v.stride..offset + (i + 1) * v.stride];
         let get = |(t, o): (Ty, usize), name: &str| -> Result<T, PlyError> {
-            let x = t.read(&rec[o..o + t.size()]);
-            // checked after the conversion: a finite double can overflow f32
-            let y = T::from_f64(x);
-            if y.to_f64().is_finite() {
-                Ok(y)
-            } else {
-                Err(err(
-                    Some(name),
-                    format!("vertex {i}: value {x} is not finite"),
-                ))
-            }
+            finite_in(t.read(&rec[o..o + t.size()]), i, name, path)
         };
         let mut m = [T::zero(); 3];
         for c in 0..3 {
