@@ -1,4 +1,4 @@
-//! `chainrule export IN --format ply|splat|spz --out FILE`: convert a scene
+//! `chainrule export IN --format ply|splat|spz|compressed-ply --out FILE`: convert a scene
 //! (any input of [`crate::scene_input`] but a 2D fit) to the formats other
 //! viewers read. See [`splat::formats`] for each format's quantisation.
 
@@ -20,6 +20,9 @@ pub enum ExportFormat {
     Splat,
     /// Niantic's .spz version 3 (gzip, quantised, SH kept).
     Spz,
+    /// SuperSplat's .compressed.ply (quantised in chunks of 256, SH kept;
+    /// as PlayCanvas's splat-transform writes it).
+    CompressedPly,
 }
 
 impl From<ExportFormat> for SceneFormat {
@@ -28,6 +31,7 @@ impl From<ExportFormat> for SceneFormat {
             ExportFormat::Ply => SceneFormat::Ply,
             ExportFormat::Splat => SceneFormat::Splat,
             ExportFormat::Spz => SceneFormat::Spz,
+            ExportFormat::CompressedPly => SceneFormat::CompressedPly,
         }
     }
 }

@@ -34,7 +34,7 @@ enum Command {
     Train(train::TrainArgs),
     /// Measure speed and memory of a workload.
     Bench(bench::BenchArgs),
-    /// Convert a 3D scene to .ply, .splat or .spz.
+    /// Convert a 3D scene to .ply, .splat, .spz or .compressed.ply.
     Export(export::ExportArgs),
     /// Look at a scene in the browser (an interactive WebGL2 viewer).
     View(view::ViewArgs),

@@ -23,9 +23,10 @@ pub const MAX_PIXELS: f64 = 67_108_864.0;
 /// Arguments of `chainrule render`.
 ///
 /// Renders a 2D fit (`gaussians.json` of `chainrule fit`) to one PNG, or a
-/// 3D scene (a 3DGS `.ply`, `.spz` or `.splat` file, a `chainrule train`
-/// output folder, a site written by `chainrule view --export`, or a model
-/// folder of the original 3DGS) from cameras on an orbit (`--orbit N`),
+/// 3D scene (a 3DGS `.ply` or SuperSplat `.compressed.ply`, a `.spz` or
+/// `.splat` file, a `chainrule train` output folder, a site written by
+/// `chainrule view --export`, or a model folder of the original 3DGS)
+/// from cameras on an orbit (`--orbit N`),
 /// from a dataset's cameras (`--data`) or flying along them (`--path N`).
 /// A scene trained by `chainrule train` is rendered with the settings
 /// saved beside it (`settings.json`, which an exported site carries too:
@@ -35,7 +36,7 @@ pub const MAX_PIXELS: f64 = 67_108_864.0;
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// The model: a `gaussians.json` written by `chainrule fit`, a 3DGS
-    /// `.ply`, a `.spz` or `.splat` file, a `chainrule train` output
+    /// `.ply` (or `.compressed.ply`), a `.spz` or `.splat` file, a `chainrule train` output
     /// folder, a site folder written by `chainrule view --export`, or a
     /// model folder of the original 3DGS (its latest
     /// `point_cloud/iteration_N`, framed by its `cameras.json`).

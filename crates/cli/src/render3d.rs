@@ -189,8 +189,8 @@ pub fn render_rgba(g: &Gaussians<f32>, cam: &Camera, o: &OrbitOptions) -> CliRes
     Ok(RgbaImage::from_raw(cam.width, cam.height, px).expect("buffer of the right size"))
 }
 
-/// Reads a scene file of any format `splat::formats` knows (.ply, .spz,
-/// .splat), by its extension.
+/// Reads a scene file of any format `splat::formats` knows (.ply and
+/// .compressed.ply, .spz, .splat), by its extension.
 fn read_scene(path: &Path) -> CliResult<Gaussians<f32>> {
     splat::formats::read_scene(path).map_err(crate::scene_input::scene_error)
 }

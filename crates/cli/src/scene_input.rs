@@ -61,8 +61,8 @@ pub fn folder_scene(dir: &Path) -> CliResult<PathBuf> {
 /// What `render` and `view` read from a site's `info.json`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SiteInfo {
-    /// The model file it names (`model.ply`, `model.spz` or
-    /// `model.splat`), checked to be there.
+    /// The model file it names (`model.ply`, `model.spz`, `model.splat`
+    /// or `model.compressed.ply`), checked to be there.
     pub model: PathBuf,
     /// The page's background, RGB in [0, 1], when it gives a valid one.
     pub background: Option<[f64; 3]>,
@@ -87,7 +87,12 @@ pub fn site_info(dir: &Path) -> CliResult<Option<SiteInfo>> {
                 .into(),
         )
     })?;
-    let known = ["model.ply", "model.spz", "model.splat"];
+    let known = [
+        "model.ply",
+        "model.spz",
+        "model.splat",
+        "model.compressed.ply",
+    ];
     if !known.contains(&name) {
         return Err(bad(format!(
             "model: {name:?} is not one of {}",

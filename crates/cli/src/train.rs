@@ -176,8 +176,8 @@ pub struct TrainArgs {
     /// curve in the report (0: never).
     #[arg(long, default_value_t = 0.0)]
     pub eval_every: f64,
-    /// Also write the final scene as `OUT/point_cloud.FORMAT` (splat or
-    /// spz; see `chainrule export`; ply is always written).
+    /// Also write the final scene as `OUT/point_cloud.FORMAT` (splat, spz
+    /// or compressed-ply; see `chainrule export`; ply is always written).
     #[arg(long, value_enum)]
     pub export: Option<crate::export::ExportFormat>,
     /// Serve the viewer (`chainrule view`'s page) while training: the model

@@ -45,6 +45,8 @@ fn export_converts_between_every_format() {
         (&spz, "ply", dir.join("b.ply")),
         (&spz, "splat", dir.join("c.splat")),
         (&dir.join("c.splat"), "spz", dir.join("d.spz")),
+        (&spz, "compressed-ply", dir.join("e.compressed.ply")),
+        (&dir.join("e.compressed.ply"), "ply", dir.join("f.ply")),
     ] {
         let o = export(from, format, &to);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -55,8 +57,8 @@ fn export_converts_between_every_format() {
             assert!((a[c] - b[c]).abs() < 2e-4);
         }
     }
-    // `render` takes every format too: the .spz's views are the PLY's up
-    // to its quantisation
+    // `render` takes every format too: the .spz's and the compressed
+    // PLY's views are the PLY's up to their quantisation
     let view = |scene: &Path, out: &str| {
         let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
             .arg("render")
@@ -71,23 +73,26 @@ fn export_converts_between_every_format() {
             .unwrap()
             .to_rgb8()
     };
-    let (ply, spz_view) = (
-        view(&dir.join("point_cloud.ply"), "v-ply"),
-        view(&spz, "v-spz"),
-    );
-    let mse = ply
-        .as_raw()
-        .iter()
-        .zip(spz_view.as_raw())
-        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-        .sum::<f64>()
-        / ply.as_raw().len() as f64;
-    let psnr = 10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10();
-    println!("render of the .spz against the PLY's: {psnr:.2} dB");
-    assert!(
-        psnr > 30.0,
-        "render of the .spz: {psnr:.2} dB against the PLY's"
-    );
+    let ply = view(&dir.join("point_cloud.ply"), "v-ply");
+    for (scene, name) in [
+        (&spz, "spz"),
+        (&dir.join("e.compressed.ply"), "compressed-ply"),
+    ] {
+        let got = view(scene, &format!("v-{name}"));
+        let mse = ply
+            .as_raw()
+            .iter()
+            .zip(got.as_raw())
+            .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+            .sum::<f64>()
+            / ply.as_raw().len() as f64;
+        let psnr = 10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10();
+        println!("render of the {name} against the PLY's: {psnr:.2} dB");
+        assert!(
+            psnr > 30.0,
+            "render of the {name}: {psnr:.2} dB against the PLY's"
+        );
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! `.splat` and `.spz`: round trips within each field's stated quantisation,
-//! sizes against the PLY, and malformed files giving errors (never panics).
+//! `.splat`, `.spz` and `.compressed.ply`: round trips within each field's
+//! stated quantisation, sizes against the PLY, and malformed files giving
+//! errors (never panics).
 
 use std::path::Path;
 
@@ -89,6 +90,84 @@ fn check_spz(g: &Gaussians<f32>) {
     }
 }
 
+/// The compressed PLY's round trip: each value within half a step of its
+/// chunk's grid (bounded here by the whole scene's range, which contains
+/// every chunk's) or at the bound when a chunk's range is under 10⁻⁵;
+/// log scales clamped to ±20, SH coefficients to ±4 (a step of 1/32,
+/// truncated), rotations to 10 bits of each small component.
+fn check_compressed_ply(g: &Gaussians<f32>) {
+    let decoded = round_trip(g, SceneFormat::CompressedPly);
+    // record r of the file is Gaussian order[r]: put them back
+    let order = splat::three::compressed_ply::write::order(g);
+    let mut b = decoded.clone();
+    for (r, &i) in order.iter().enumerate() {
+        b.means[i] = decoded.means[r];
+        b.log_scales[i] = decoded.log_scales[r];
+        b.quats[i] = decoded.quats[r];
+        b.opacity_logits[i] = decoded.opacity_logits[r];
+        let w = decoded.sh_coeffs() * 3;
+        b.sh[i * w..(i + 1) * w].copy_from_slice(&decoded.sh[r * w..(r + 1) * w]);
+    }
+    assert_eq!((b.len(), b.sh_degree), (g.len(), g.sh_degree));
+    let k = g.sh_coeffs();
+    let colour = |g: &Gaussians<f32>, i: usize, c: usize| 0.5 + SH_C0 * g.sh[i * k * 3 + c];
+    let range = |f: &dyn Fn(usize) -> f32| {
+        let (lo, hi) = (0..g.len())
+            .map(f)
+            .fold((f32::MAX, f32::MIN), |(l, h), v| (l.min(v), h.max(v)));
+        hi - lo
+    };
+    let bits = [11, 10, 11];
+    for c in 0..3 {
+        let step = |r: f32, b: u32| (r / (2.0 * ((1u32 << b) - 1) as f32)).max(1e-5);
+        let pos = step(range(&|i| g.means[i][c]), bits[c]);
+        let scale = step(range(&|i| g.log_scales[i][c].clamp(-20.0, 20.0)), bits[c]);
+        let col = step(range(&|i| colour(g, i, c)), 8);
+        for i in 0..g.len() {
+            let slack = |x: f32| 1e-6 * (1.0 + x.abs());
+            let (m, mb) = (g.means[i][c], b.means[i][c]);
+            assert!(
+                (m - mb).abs() <= pos + slack(m),
+                "position {i}.{c}: {m} vs {mb}"
+            );
+            let (s, sb) = (g.log_scales[i][c].clamp(-20.0, 20.0), b.log_scales[i][c]);
+            assert!(
+                (s - sb).abs() <= scale + slack(s),
+                "log scale {i}.{c}: {s} vs {sb}"
+            );
+            let (x, xb) = (colour(g, i, c), colour(&b, i, c));
+            assert!(
+                (x - xb).abs() <= col + slack(x),
+                "colour {i}.{c}: {x} vs {xb}"
+            );
+            for kk in 1..k {
+                let x = g.sh[(i * k + kk) * 3 + c].clamp(-4.0, 4.0);
+                let y = b.sh[(i * k + kk) * 3 + c];
+                assert!(
+                    (x - y).abs() <= 1.0 / 32.0 + 1e-5,
+                    "sh {kk} {c}: {x} vs {y}"
+                );
+            }
+        }
+    }
+    for i in 0..g.len() {
+        let (o, ob) = (sigmoid(g.opacity_logits[i]), sigmoid(b.opacity_logits[i]));
+        assert!((o - ob).abs() <= 0.5 / 255.0 + 1e-6, "{o} vs {ob}");
+        // the largest component follows from the other three's rounding
+        let e = quat_err(g.quats[i], b.quats[i]);
+        assert!(e <= 4e-3, "rotation error {e}");
+    }
+}
+
+#[test]
+fn compressed_ply_round_trip_within_quantisation_every_degree() {
+    for degree in 0..=3 {
+        // 600: two full chunks and a short one
+        check_compressed_ply(&scene(600, degree, 10 + degree as u64));
+    }
+    check_compressed_ply(&scene(0, 2, 1));
+}
+
 #[test]
 fn spz_round_trip_within_quantisation_every_degree() {
     for degree in 0..=3 {
@@ -103,12 +182,17 @@ proptest! {
         check_spz(&scene(n, degree, seed));
     }
 
+    #[test]
+    fn compressed_ply_round_trip_random_scenes(seed in 0u64..1000, n in 1usize..700, degree in 0usize..4) {
+        check_compressed_ply(&scene(n, degree, seed));
+    }
+
     /// Corrupting any bytes of a valid file gives a scene or an error,
     /// never a panic.
     #[test]
     fn corrupted_files_never_panic(seed in 0u64..1000, flips in proptest::collection::vec((0usize..4096, any::<u8>()), 1..8), cut in 0usize..4096) {
         let g = scene(20, 2, seed);
-        for f in [SceneFormat::Splat, SceneFormat::Spz, SceneFormat::Ply] {
+        for f in [SceneFormat::Splat, SceneFormat::Spz, SceneFormat::Ply, SceneFormat::CompressedPly] {
             let mut bytes = encode_scene(&g, f).unwrap();
             for &(at, v) in &flips {
                 let n = bytes.len();
@@ -135,6 +219,14 @@ fn spz_is_much_smaller_than_ply() {
     // random scenes compress worse than trained ones; the 8x target is
     // measured on a trained scene in BENCHMARKS.md
     assert!(ply > 5 * spz, "PLY {ply} vs .spz {spz}");
+    // 16 bytes a Gaussian, 45 SH bytes, 72 a chunk of 256, and the header
+    let compressed = encode_scene(&g, SceneFormat::CompressedPly).unwrap().len();
+    let header = compressed - 20_000 * (16 + 45) - 79 * 72;
+    assert!((1500..2000).contains(&header), "header of {header} bytes");
+    assert!(
+        ply > 3 * compressed,
+        "PLY {ply} vs .compressed.ply {compressed}"
+    );
 }
 
 #[test]

@@ -31,7 +31,8 @@ pub const DEFAULT_PORT: u16 = 8090;
 /// Arguments of `chainrule view`.
 #[derive(Debug, Args)]
 pub struct ViewArgs {
-    /// The scene: a 3DGS .ply, a .splat or .spz file, a 2D fit's
+    /// The scene: a 3DGS .ply (or SuperSplat .compressed.ply), a .splat
+    /// or .spz file, a 2D fit's
     /// gaussians.json, a `train` output folder, or a site folder written
     /// by --export.
     pub path: PathBuf,
@@ -63,7 +64,8 @@ pub struct ViewArgs {
     pub export: Option<PathBuf>,
     /// With --export: the model's file format. PLY keeps every value as
     /// trained; spz (quantised, SH kept) is several times smaller to
-    /// download; splat drops the view-dependent colour.
+    /// download, and compressed-ply (SuperSplat's, quantised, SH kept)
+    /// about four times; splat drops the view-dependent colour.
     /// [default: ply]
     #[arg(long, value_enum, requires = "export")]
     pub export_format: Option<crate::export::ExportFormat>,

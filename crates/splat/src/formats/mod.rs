@@ -1,8 +1,10 @@
 //! Scene files other splat viewers read: the 32-byte `.splat` records of
-//! antimatter15's web viewer ([`splat_file`]) and Niantic's compressed
-//! `.spz` ([`spz`]), beside the 3DGS PLY ([`crate::three::ply`]).
+//! antimatter15's web viewer ([`splat_file`]), Niantic's compressed
+//! `.spz` ([`spz`]) and SuperSplat's compressed PLY
+//! ([`crate::three::compressed_ply`]), beside the 3DGS PLY
+//! ([`crate::three::ply`]).
 //!
-//! [`read_scene`] opens any of the three by extension; [`encode_scene`]
+//! [`read_scene`] opens any of them by extension; [`encode_scene`]
 //! writes any of them. Every reader checks lengths before allocating and
 //! reports a malformed file as a [`SceneError`] naming the file and the
 //! field, never a panic. Decoded scenes obey the PLY reader's rules
@@ -65,13 +67,19 @@ pub enum SceneFormat {
     Splat,
     /// Niantic's `.spz`, version [`spz::WRITE_VERSION`] (gzip).
     Spz,
+    /// PlayCanvas SuperSplat's compressed PLY (`.compressed.ply`: chunks
+    /// of 256 Gaussians, 16 bytes each plus a byte per SH coefficient).
+    CompressedPly,
 }
 
 impl SceneFormat {
-    /// The format a file name's extension says (case-insensitive).
+    /// The format a file name's extension says (case-insensitive;
+    /// `.compressed.ply` is [`SceneFormat::CompressedPly`]).
     pub fn from_path(path: &Path) -> Option<SceneFormat> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
+            "ply" if name.ends_with(".compressed.ply") => Some(SceneFormat::CompressedPly),
             "ply" => Some(SceneFormat::Ply),
             "splat" => Some(SceneFormat::Splat),
             "spz" => Some(SceneFormat::Spz),
@@ -85,6 +93,7 @@ impl SceneFormat {
             SceneFormat::Ply => "ply",
             SceneFormat::Splat => "splat",
             SceneFormat::Spz => "spz",
+            SceneFormat::CompressedPly => "compressed.ply",
         }
     }
 }
@@ -95,7 +104,7 @@ pub fn read_scene(path: &Path) -> Result<Gaussians<f32>, SceneError> {
         SceneError::new(
             path,
             None,
-            "unknown scene format: want a .ply, .splat or .spz file",
+            "unknown scene format: want a .ply (or .compressed.ply), .splat or .spz file",
         )
     })?;
     let bytes = std::fs::read(path)
@@ -110,7 +119,8 @@ pub fn decode_scene(
     path: &Path,
 ) -> Result<Gaussians<f32>, SceneError> {
     match format {
-        SceneFormat::Ply => Ok(ply::parse_ply(bytes, path)?),
+        // the PLY reader tells the two PLY layouts apart by their headers
+        SceneFormat::Ply | SceneFormat::CompressedPly => Ok(ply::parse_ply(bytes, path)?),
         SceneFormat::Splat => splat_file::parse(bytes, path),
         SceneFormat::Spz => spz::parse(bytes, path),
     }
@@ -132,6 +142,7 @@ pub fn encode_scene(g: &Gaussians<f32>, format: SceneFormat) -> Result<Vec<u8>, 
         SceneFormat::Ply => ply::to_ply_bytes(g),
         SceneFormat::Splat => splat_file::to_bytes(g),
         SceneFormat::Spz => spz::to_bytes(g)?,
+        SceneFormat::CompressedPly => crate::three::compressed_ply::to_bytes(g),
     })
 }
 

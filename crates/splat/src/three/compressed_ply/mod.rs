@@ -1,6 +1,9 @@
 //! The compressed PLY of PlayCanvas's SuperSplat editor and its
 //! `splat-transform` tool (`*.compressed.ply`), read so that scenes shared
-//! in that form open here too.
+//! in that form open here too, and written ([`to_bytes`], in [`write`]'s
+//! rules) so that scenes trained here can be shared in it: about a
+//! quarter of the float PLY's size, and opened by SuperSplat, PlayCanvas
+//! and Spark.
 //!
 //! The file is a binary little-endian PLY with three elements:
 //!
@@ -35,6 +38,10 @@ use std::path::Path;
 
 use chainrule::Scalar;
 
+pub mod write;
+
+pub use write::to_bytes;
+
 use super::ply::{finite_in, Element, PlyError, Ty, MAX_LOG_SCALE};
 use super::scene::{sh_coeffs, Gaussians};
 use super::sh::SH_C0;
@@ -57,6 +64,10 @@ const BOUNDS: [&str; 12] = [
     "max_scale_y",
     "max_scale_z",
 ];
+
+/// A `chunk` record's colour bounds, after [`BOUNDS`] (absent from the
+/// oldest files).
+const COLOUR_BOUNDS: [&str; 6] = ["min_r", "min_g", "min_b", "max_r", "max_g", "max_b"];
 
 /// Whether the header's elements are a compressed PLY's: a `vertex`
 /// element with `packed_position` (its `chunk` element is then required).
@@ -150,7 +161,7 @@ pub(super) fn decode<T: Scalar>(
         .iter()
         .map(|b| required(chunk, b))
         .collect::<Result<_, _>>()?;
-    let colour_names = ["min_r", "min_g", "min_b", "max_r", "max_g", "max_b"];
+    let colour_names = COLOUR_BOUNDS;
     let colour: Option<Vec<(Ty, usize)>> = colour_names.iter().map(|b| chunk.prop(b)).collect();
     if colour.is_none() {
         if let Some(b) = colour_names.iter().find(|b| chunk.prop(b).is_some()) {
