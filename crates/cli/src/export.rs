@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use splat::formats::{encode_scene, SceneFormat};
+use splat::formats::{encode_scene_as, SceneFormat};
 
 use crate::error::{CliError, CliResult};
 use crate::output::write_atomic;
@@ -50,15 +50,31 @@ pub struct ExportArgs {
     pub out: PathBuf,
 }
 
-/// Writes `g` to `out` in `format` (atomically); returns the bytes written.
+/// Writes `g` to `out` in `format` (atomically), declaring it
+/// antialiased when `antialiased` (in the file, where the format can say
+/// it: see [`splat::formats::declared_antialiased`]); returns the bytes
+/// written.
 pub fn write_scene(
     g: &splat::three::Gaussians<f32>,
     format: ExportFormat,
     out: &std::path::Path,
+    antialiased: bool,
 ) -> CliResult<usize> {
-    let bytes = encode_scene(g, format.into()).map_err(|e| CliError::file(out, e))?;
+    let bytes =
+        encode_scene_as(g, format.into(), antialiased).map_err(|e| CliError::file(out, e))?;
     write_atomic(out, &bytes)?;
     Ok(bytes.len())
+}
+
+/// Whether the scene at `input` (read from `file`) is antialiased: as its
+/// training's settings say (`settings.json` beside it), else as the file
+/// itself declares; not when neither says.
+pub fn scene_antialiased(input: &std::path::Path, file: &std::path::Path) -> CliResult<bool> {
+    let (settings, _) = crate::settings::RenderSettings::find_with_model(input)?;
+    Ok(match settings {
+        Some(s) => s.antialiased,
+        None => splat::formats::declared_antialiased_in(file).unwrap_or(false),
+    })
 }
 
 /// Runs `chainrule export`.
@@ -72,13 +88,17 @@ pub fn run(a: ExportArgs) -> CliResult {
             ))
         }
     };
-    let n = write_scene(&g, a.format, &a.out)?;
+    // the drawing mode goes with the scene, so other viewers draw it as
+    // it was trained
+    let antialiased = scene_antialiased(&a.input, &file)?;
+    let n = write_scene(&g, a.format, &a.out, antialiased)?;
     let before = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     println!(
-        "wrote {} ({} Gaussians, SH degree {}, {n} bytes; {} was {before} bytes)",
+        "wrote {} ({} Gaussians, SH degree {}{}, {n} bytes; {} was {before} bytes)",
         a.out.display(),
         g.len(),
         g.sh_degree,
+        if antialiased { ", antialiased" } else { "" },
         file.display()
     );
     Ok(())

@@ -81,7 +81,10 @@ pub struct RenderArgs {
     /// [default: the training cameras' mean elevation, else 20].
     #[arg(long, allow_hyphen_values = true)]
     pub elevation: Option<f64>,
-    /// 3D scenes: Mip-Splatting's antialiased projection.
+    /// 3D scenes: Mip-Splatting's antialiased projection (default: as the
+    /// training's settings say, else as the scene file declares it:
+    /// Brush's `SplatRenderMode: mip` or Postshot's `antialiased 1` PLY
+    /// comment, the .spz flag).
     #[arg(long)]
     pub antialiased: bool,
     /// 3D scenes: render the cameras of this dataset (NeRF-synthetic or
@@ -175,7 +178,13 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
         }
     }
     let sh_degree = saved.as_ref().map(|s| s.sh_degree);
-    let antialiased = a.antialiased || saved.as_ref().is_some_and(|s| s.antialiased);
+    // the training's settings, else what the scene file declares (another
+    // tool's scene may say it was trained antialiased)
+    let antialiased = a.antialiased
+        || match &saved {
+            Some(s) => s.antialiased,
+            None => splat::formats::declared_antialiased_in(ply).unwrap_or(false),
+        };
     if a.orbit.is_none() && a.path.is_none() {
         let data = a.data.as_deref().ok_or_else(|| {
             CliError::usage("a 3D scene needs --orbit N, --path N or --data DATASET")

@@ -105,7 +105,10 @@ pub struct TrainArgs {
     /// Mip-Splatting's antialiased projection (gsplat's `antialiased`):
     /// a splat's opacity is scaled to compensate the 0.3 px² screen-space
     /// dilation, so splats smaller than a pixel fade rather than grow.
-    /// Saved in OUT/settings.json, so `render` and `view` use it too.
+    /// Saved in OUT/settings.json, so `render` and `view` use it too, and
+    /// declared in the scene files written (the PLY comment
+    /// `SplatRenderMode: mip` that Brush writes, the .spz flag), so that
+    /// other viewers and tools draw the scene as it was trained.
     #[arg(long)]
     pub antialiased: bool,
     /// Random initial points when the dataset has no sparse points.
@@ -419,10 +422,16 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     // waited for: an error in either is reported, both if both fail
     let outputs = (|| -> Result<_, CliError> {
         let point_cloud = a.out.join("point_cloud.ply");
-        write_atomic(&point_cloud, &ply::to_ply_bytes(&t.gaussians::<f64>()))?;
+        // the drawing mode in the file too, for viewers and tools that
+        // never see settings.json
+        let antialiased = t.config().antialiased;
+        write_atomic(
+            &point_cloud,
+            &ply::to_ply_bytes_as(&t.gaussians::<f64>(), antialiased),
+        )?;
         if let Some(f) = a.export {
             let file = point_cloud.with_extension(splat::formats::SceneFormat::from(f).extension());
-            crate::export::write_scene(&t.gaussians::<f32>(), f, &file)?;
+            crate::export::write_scene(&t.gaussians::<f32>(), f, &file, antialiased)?;
         }
         let ev = t.evaluate(&eval_views).map_err(train_err)?;
         let renders = a.out.join("renders");

@@ -116,3 +116,67 @@ fn bad_inputs_exit_2_naming_the_file() {
     }
     assert!(!dir.join("out.splat").exists());
 }
+
+/// A scene file that declares itself antialiased (Brush's PLY comment, as
+/// `train --antialiased` writes it) renders as `--antialiased` renders it
+/// when no training settings are beside it, and `export` and `view
+/// --export` keep the declaration in every format that can hold it.
+#[test]
+fn the_antialiased_mode_of_a_scene_file_is_kept() {
+    use splat::formats::{declared_antialiased_in, encode_scene_as, SceneFormat};
+    let dir = tmp("mode");
+    let g = random_scene::<f32>(&RandomScene {
+        n: 200,
+        sh_degree: 1,
+        ..Default::default()
+    });
+    let mip = dir.join("mip.ply");
+    std::fs::write(&mip, encode_scene_as(&g, SceneFormat::Ply, true).unwrap()).unwrap();
+    let plain = dir.join("plain.ply");
+    std::fs::write(&plain, to_ply_bytes(&g)).unwrap();
+    let render = |scene: &Path, out: &str, flag: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_chainrule"));
+        c.arg("render")
+            .arg(scene)
+            .args(["--orbit", "1", "--size", "64x48", "--out"])
+            .arg(dir.join(out));
+        if flag {
+            c.arg("--antialiased");
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(dir.join(out).join("view_000.png")).unwrap()
+    };
+    let with_flag = render(&plain, "flag", true);
+    assert_eq!(render(&mip, "mip", false), with_flag);
+    assert_ne!(render(&plain, "plain", false), with_flag);
+    for (format, file) in [
+        ("spz", "m.spz"),
+        ("compressed-ply", "m.compressed.ply"),
+        ("ply", "m.ply"),
+    ] {
+        let out = dir.join(file);
+        let o = export(&mip, format, &out);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(declared_antialiased_in(&out), Some(true), "{format}");
+        let o = export(&plain, format, &out);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_ne!(declared_antialiased_in(&out), Some(true), "{format}");
+    }
+    let site = dir.join("site");
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .arg("view")
+        .arg(&mip)
+        .args(["--export-format", "compressed-ply", "--export"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(site.join("info.json")).unwrap()).unwrap();
+    assert_eq!(info["antialiased"], serde_json::json!(true));
+    assert_eq!(
+        declared_antialiased_in(&site.join("model.compressed.ply")),
+        Some(true)
+    );
+}

@@ -5,7 +5,10 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use splat::formats::{decode_scene, encode_scene, read_scene, SceneFormat, SH_C0};
+use splat::formats::{
+    declared_antialiased, declared_antialiased_in, decode_scene, encode_scene, encode_scene_as,
+    read_scene, SceneFormat, SH_C0,
+};
 use splat::three::scene::{random_scene, RandomScene};
 use splat::three::Gaussians;
 
@@ -269,4 +272,64 @@ fn bad_files_name_the_file_and_field() {
     assert!(e.to_string().contains("cannot read"), "{e}");
     let e = read_scene(Path::new("x.obj")).unwrap_err();
     assert!(e.to_string().contains("unknown scene format"), "{e}");
+}
+
+/// Every format that can declare the antialiased mode declares what it was
+/// written with, in the forms other tools read (Brush's and Postshot's
+/// PLY comments, the .spz flag), and the scene reads the same either way.
+#[test]
+fn the_antialiased_mode_travels_with_the_file() {
+    let g = scene(40, 1, 3);
+    let dir = std::env::temp_dir().join(format!("chainrule-mode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [
+        SceneFormat::Ply,
+        SceneFormat::CompressedPly,
+        SceneFormat::Spz,
+        SceneFormat::Splat,
+    ] {
+        for aa in [false, true] {
+            let bytes = encode_scene_as(&g, f, aa).unwrap();
+            let want = match (f, aa) {
+                (SceneFormat::Splat, _) => None,
+                (SceneFormat::Spz, _) => Some(aa),
+                (_, true) => Some(true),
+                (_, false) => None,
+            };
+            assert_eq!(declared_antialiased(&bytes, f), want, "{f:?} {aa}");
+            let file = dir.join(format!("s{aa}.{}", f.extension()));
+            std::fs::write(&file, &bytes).unwrap();
+            assert_eq!(declared_antialiased_in(&file), want, "{f:?} {aa}");
+            let plain = decode_scene(&encode_scene(&g, f).unwrap(), f, Path::new("x")).unwrap();
+            assert_eq!(decode_scene(&bytes, f, Path::new("x")).unwrap(), plain);
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    // other producers' forms; the last one decides
+    let ply = |comments: &str| {
+        format!("ply\nformat binary_little_endian 1.0\n{comments}element vertex 0\nend_header\n")
+            .into_bytes()
+    };
+    for (comments, want) in [
+        ("comment SplatRenderMode: mip\n", Some(true)),
+        ("comment splatrendermode:   MIP  \n", Some(true)),
+        ("comment SplatRenderMode: default\n", Some(false)),
+        ("comment SplatRenderMode: 2dgs\n", None),
+        ("comment antialiased 1\n", Some(true)),
+        ("comment antialiased 0\n", Some(false)),
+        (
+            "comment antialiased 1\ncomment SplatRenderMode: default\n",
+            Some(false),
+        ),
+        ("comment made by hand\n", None),
+        ("", None),
+    ] {
+        assert_eq!(
+            declared_antialiased(&ply(comments), SceneFormat::Ply),
+            want,
+            "{comments}"
+        );
+    }
+    assert_eq!(declared_antialiased(b"not a ply", SceneFormat::Ply), None);
+    assert_eq!(declared_antialiased(b"not gzip", SceneFormat::Spz), None);
 }

@@ -35,12 +35,11 @@ impl LiveView {
     /// initial scene.
     pub fn start(t: &Trainer, port: u16, background: [f64; 3]) -> CliResult<LiveView> {
         let cameras = super::state::cameras_json(t.data());
-        let st = Arc::new(ViewState::scene(
-            t.gaussians::<f32>(),
-            cameras,
-            background,
-            true,
-        ));
+        // drawn as it trains: Mip-Splatting's projection when antialiased
+        let st = Arc::new(
+            ViewState::scene(t.gaussians::<f32>(), cameras, background, true)
+                .with_antialiased(t.config().antialiased),
+        );
         let (listener, addr) = super::server::bind("127.0.0.1", port).map_err(|e| {
             CliError::usage(format!(
                 "--view: cannot listen on 127.0.0.1:{port}: {e} (try another --port)"

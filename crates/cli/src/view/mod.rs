@@ -142,7 +142,7 @@ pub fn run(a: ViewArgs) -> CliResult {
         }
     });
     let st = match scene_input::open(&a.path)? {
-        SceneInput::Scene3d { gaussians, .. } => {
+        SceneInput::Scene3d { gaussians, file } => {
             if gaussians.is_empty() {
                 return Err(CliError::file(&a.path, "the scene has no Gaussians"));
             }
@@ -156,7 +156,10 @@ pub fn run(a: ViewArgs) -> CliResult {
             let st = ViewState::scene(gaussians, cameras, background, false);
             match &settings {
                 Some(s) => st.with_training_settings(s.antialiased, s.up),
-                None => st,
+                // another tool's scene may say how it was trained
+                None => st.with_antialiased(
+                    splat::formats::declared_antialiased_in(&file).unwrap_or(false),
+                ),
             }
         }
         SceneInput::Fit2d { file } => {

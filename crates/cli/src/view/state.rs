@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use serde_json::{json, Value};
 use splat::format::GaussianFile;
-use splat::formats::{encode_scene, SceneFormat};
-use splat::three::ply::to_ply_bytes;
+use splat::formats::{encode_scene_as, SceneFormat};
+use splat::three::ply::to_ply_bytes_as;
 use splat::three::Gaussians;
 
 use super::server::{Body, Handler, Request, Response};
@@ -214,6 +214,14 @@ impl ViewState {
         self
     }
 
+    /// Drawn with Mip-Splatting's antialiased projection when
+    /// `antialiased` (a scene file that declares it, with no training
+    /// settings beside it); the model it serves and exports says so too.
+    pub fn with_antialiased(mut self, antialiased: bool) -> Self {
+        self.antialiased = antialiased;
+        self
+    }
+
     /// Replaces the scene with a new snapshot (cheap: the PLY is made when
     /// a browser asks for it, on the server's thread).
     pub fn publish(&self, g: Gaussians<f32>) {
@@ -276,7 +284,7 @@ impl ViewState {
             (m.version, m.gaussians.clone())
         };
         // encoded without the lock: training never waits for a browser
-        let bytes = Arc::new(to_ply_bytes(&g));
+        let bytes = Arc::new(to_ply_bytes_as(&g, self.antialiased));
         let mut m = lock(&self.model);
         if m.version == version {
             m.ply = Some((version, bytes.clone()));
@@ -333,7 +341,11 @@ impl ViewState {
         let model = format!("model.{}", format.extension());
         let bytes = match format {
             SceneFormat::Ply => Body::Shared(self.model_ply()),
-            _ => Body::Owned(encode_scene(&lock(&self.model).gaussians, format)?),
+            _ => Body::Owned(encode_scene_as(
+                &lock(&self.model).gaussians,
+                format,
+                self.antialiased,
+            )?),
         };
         let mut info = self.info();
         info["live"] = json!(false);

@@ -126,6 +126,71 @@ pub fn decode_scene(
     }
 }
 
+/// Whether a scene file declares its splats antialiased (Mip-Splatting's
+/// screen-space filter with opacity compensation: gsplat's and this
+/// project's `antialiased`): `Some(true)` or `Some(false)` when it says,
+/// `None` when it is silent. A PLY or compressed PLY says it in a header
+/// comment, as Brush writes it (`SplatRenderMode: mip` or `default`) or
+/// Postshot (`antialiased 1` or `0`), the last such comment deciding (as
+/// Brush and splat-transform read them); a `.spz` in its header's flag
+/// 0x1; a `.splat` cannot say. Unreadable bytes are silent.
+///
+/// ```
+/// use splat::formats::{declared_antialiased, encode_scene_as, SceneFormat};
+/// use splat::three::scene::{random_scene, RandomScene};
+/// let g = random_scene::<f32>(&RandomScene { n: 3, ..Default::default() });
+/// let ply = encode_scene_as(&g, SceneFormat::Ply, true).unwrap();
+/// assert_eq!(declared_antialiased(&ply, SceneFormat::Ply), Some(true));
+/// let header = b"ply\nformat binary_little_endian 1.0\ncomment antialiased 0\nend_header\n";
+/// assert_eq!(declared_antialiased(header, SceneFormat::Ply), Some(false));
+/// ```
+pub fn declared_antialiased(bytes: &[u8], format: SceneFormat) -> Option<bool> {
+    match format {
+        SceneFormat::Ply | SceneFormat::CompressedPly => {
+            let end = ply::header_end(bytes)?;
+            let header = std::str::from_utf8(&bytes[..end]).ok()?;
+            let mut said = None;
+            for line in header.lines() {
+                let Some(comment) = line.trim().strip_prefix("comment ") else {
+                    continue;
+                };
+                let lower = comment.trim().to_ascii_lowercase();
+                if let Some(mode) = lower.strip_prefix("splatrendermode:") {
+                    match mode.trim() {
+                        "mip" => said = Some(true),
+                        "default" => said = Some(false),
+                        _ => {}
+                    }
+                } else if let Some(v) = lower.strip_prefix("antialiased ") {
+                    match v.trim() {
+                        "1" => said = Some(true),
+                        "0" => said = Some(false),
+                        _ => {}
+                    }
+                }
+            }
+            said
+        }
+        SceneFormat::Spz => spz::flags(bytes).map(|f| f & spz::FLAG_ANTIALIASED != 0),
+        SceneFormat::Splat => None,
+    }
+}
+
+/// [`declared_antialiased`] of the file at `path` (its format by its
+/// name), reading no more of it than a header needs; `None` when the file
+/// cannot be read or says nothing.
+pub fn declared_antialiased_in(path: &Path) -> Option<bool> {
+    use std::io::Read;
+    let format = SceneFormat::from_path(path)?;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(ply::MAX_HEADER as u64)
+        .read_to_end(&mut head)
+        .ok()?;
+    declared_antialiased(&head, format)
+}
+
 /// Encodes a scene in a format.
 ///
 /// ```
@@ -137,12 +202,24 @@ pub fn decode_scene(
 /// assert_eq!(back.len(), 4);
 /// ```
 pub fn encode_scene(g: &Gaussians<f32>, format: SceneFormat) -> Result<Vec<u8>, String> {
+    encode_scene_as(g, format, false)
+}
+
+/// [`encode_scene`], declaring the splats antialiased when `antialiased`
+/// (in the ways [`declared_antialiased`] reads; a `.splat` cannot say it,
+/// and a scene that is not antialiased is written as [`encode_scene`]
+/// writes it, declaring nothing but `.spz`'s flag).
+pub fn encode_scene_as(
+    g: &Gaussians<f32>,
+    format: SceneFormat,
+    antialiased: bool,
+) -> Result<Vec<u8>, String> {
     g.check_shapes()?;
     Ok(match format {
-        SceneFormat::Ply => ply::to_ply_bytes(g),
+        SceneFormat::Ply => ply::to_ply_bytes_as(g, antialiased),
         SceneFormat::Splat => splat_file::to_bytes(g),
-        SceneFormat::Spz => spz::to_bytes(g)?,
-        SceneFormat::CompressedPly => crate::three::compressed_ply::to_bytes(g),
+        SceneFormat::Spz => spz::to_bytes_as(g, antialiased)?,
+        SceneFormat::CompressedPly => crate::three::compressed_ply::to_bytes_as(g, antialiased),
     })
 }
 

@@ -68,9 +68,18 @@ fn bytes_per_point(version: u32, degree: usize) -> usize {
     pos + 1 + 3 + 3 + rot + 3 * (sh_coeffs(degree) - 1)
 }
 
+/// The header's flag of an antialiased scene.
+pub const FLAG_ANTIALIASED: u8 = 0x1;
+
 /// The scene as version-3 `.spz` bytes. Fails only when a coordinate is
 /// too large for 24-bit fixed point (|x| ≥ 2²³).
 pub fn to_bytes(g: &Gaussians<f32>) -> Result<Vec<u8>, String> {
+    to_bytes_as(g, false)
+}
+
+/// [`to_bytes`], with the header's [`FLAG_ANTIALIASED`] set when
+/// `antialiased`.
+pub fn to_bytes_as(g: &Gaussians<f32>, antialiased: bool) -> Result<Vec<u8>, String> {
     let n = g.len();
     let k = g.sh_coeffs();
     let max_abs = g
@@ -90,7 +99,8 @@ pub fn to_bytes(g: &Gaussians<f32>) -> Result<Vec<u8>, String> {
     raw.extend_from_slice(&MAGIC.to_le_bytes());
     raw.extend_from_slice(&WRITE_VERSION.to_le_bytes());
     raw.extend_from_slice(&u32n.to_le_bytes());
-    raw.extend_from_slice(&[g.sh_degree as u8, frac_bits, 0, 0]);
+    let flags = if antialiased { FLAG_ANTIALIASED } else { 0 };
+    raw.extend_from_slice(&[g.sh_degree as u8, frac_bits, flags, 0]);
     let fscale = (1u32 << frac_bits) as f32;
     for m in &g.means {
         for x in flip_position(*m) {
@@ -195,6 +205,17 @@ fn half_to_f32(h: u16) -> f32 {
         }
         e => (1.0 + frac / 1024.0) * 2f32.powi(e - 15),
     }
+}
+
+/// The flags byte of a `.spz` file's header (the start of its gzip stream
+/// is enough), or `None` when the bytes do not start an `.spz`.
+pub fn flags(bytes: &[u8]) -> Option<u8> {
+    let mut header = [0u8; 16];
+    flate2::read::GzDecoder::new(bytes)
+        .read_exact(&mut header)
+        .ok()?;
+    (u32::from_le_bytes([header[0], header[1], header[2], header[3]]) == MAGIC)
+        .then_some(header[14])
 }
 
 /// Parses `.spz` bytes (versions 1–3); `path` only names the file in errors.

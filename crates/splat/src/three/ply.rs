@@ -188,6 +188,19 @@ pub fn read_ply<T: Scalar>(path: &Path) -> Result<Gaussians<T>, PlyError> {
     parse_ply(&bytes, path)
 }
 
+/// The most bytes a PLY header may take (1 MiB).
+pub const MAX_HEADER: usize = 1 << 20;
+
+/// Where a PLY header's `end_header` line starts, if it ends within
+/// [`MAX_HEADER`] bytes.
+pub fn header_end(bytes: &[u8]) -> Option<usize> {
+    find(&bytes[..bytes.len().min(MAX_HEADER)], b"end_header\n")
+}
+
+/// The header comment that declares a scene antialiased, as Brush writes
+/// it (see [`crate::formats::declared_antialiased`]).
+pub const ANTIALIASED_COMMENT: &str = "comment SplatRenderMode: mip\n";
+
 /// Parses the bytes of a 3DGS PLY file; `path` only names the file in
 /// errors.
 ///
@@ -203,8 +216,7 @@ pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, P
     if !bytes.starts_with(b"ply\n") && !bytes.starts_with(b"ply\r\n") {
         return Err(err(None, "not a PLY file (no `ply` magic line)".into()));
     }
-    let limit = bytes.len().min(1 << 20);
-    let end = find(&bytes[..limit], b"end_header\n")
+    let end = header_end(bytes)
         .ok_or_else(|| err(None, "no `end_header` line in the first MiB".into()))?;
     let data_start = end + b"end_header\n".len();
     let header = std::str::from_utf8(&bytes[..end])
@@ -454,8 +466,18 @@ pub fn property_names(degree: usize) -> Vec<String> {
 /// The scene as the bytes of a PLY file in the original exporter's layout
 /// (float32 values; 62 properties at SH degree 3).
 pub fn to_ply_bytes<T: Scalar>(g: &Gaussians<T>) -> Vec<u8> {
+    to_ply_bytes_as(g, false)
+}
+
+/// [`to_ply_bytes`], with the header comment [`ANTIALIASED_COMMENT`] when
+/// `antialiased` (and none otherwise), so that viewers and trainers that
+/// read it draw the splats as they were trained.
+pub fn to_ply_bytes_as<T: Scalar>(g: &Gaussians<T>, antialiased: bool) -> Vec<u8> {
     let names = property_names(g.sh_degree);
     let mut out = String::from("ply\nformat binary_little_endian 1.0\n");
+    if antialiased {
+        out += ANTIALIASED_COMMENT;
+    }
     out += &format!("element vertex {}\n", g.len());
     for n in &names {
         out += &format!("property float {n}\n");

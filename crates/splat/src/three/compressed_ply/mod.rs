@@ -1,6 +1,6 @@
 //! The compressed PLY of PlayCanvas's SuperSplat editor and its
 //! `splat-transform` tool (`*.compressed.ply`), read so that scenes shared
-//! in that form open here too, and written ([`to_bytes`], in [`write`]'s
+//! in that form open here too, and written ([`to_bytes`], in [`mod@write`]'s
 //! rules) so that scenes trained here can be shared in it: about a
 //! quarter of the float PLY's size, and opened by SuperSplat, PlayCanvas
 //! and Spark.
@@ -40,7 +40,7 @@ use chainrule::Scalar;
 
 pub mod write;
 
-pub use write::to_bytes;
+pub use write::{to_bytes, to_bytes_as};
 
 use super::ply::{finite_in, Element, PlyError, Ty, MAX_LOG_SCALE};
 use super::scene::{sh_coeffs, Gaussians};
