@@ -39,7 +39,8 @@ impl From<ExportFormat> for SceneFormat {
 /// Arguments of `chainrule export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The scene: a 3DGS .ply, a .splat or .spz file, a `train` output
+    /// The scene: a 3DGS .ply (or .compressed.ply), a .splat, .spz or
+    /// .sog file, a `train` output
     /// folder, or a site folder written by `view --export`.
     pub input: PathBuf,
     /// Output format.
@@ -66,15 +67,16 @@ pub fn write_scene(
     Ok(bytes.len())
 }
 
-/// Whether the scene at `input` (read from `file`) is antialiased: as its
-/// training's settings say (`settings.json` beside it), else as the file
-/// itself declares; not when neither says.
-pub fn scene_antialiased(input: &std::path::Path, file: &std::path::Path) -> CliResult<bool> {
-    let (settings, _) = crate::settings::RenderSettings::find_with_model(input)?;
-    Ok(match settings {
-        Some(s) => s.antialiased,
-        None => splat::formats::declared_antialiased_in(file).unwrap_or(false),
-    })
+/// Whether the scene at `input` (read from `file`) is antialiased, as
+/// [`scene_input::antialiased`] decides; training settings that cannot be
+/// read are warned about and left out (the scene itself was read).
+pub fn scene_antialiased(input: &std::path::Path, file: &std::path::Path) -> bool {
+    let (settings, model) =
+        crate::settings::RenderSettings::find_with_model(input).unwrap_or_else(|e| {
+            eprintln!("warning: {e}; the scene's drawing mode comes from the file");
+            (None, None)
+        });
+    scene_input::antialiased(settings.as_ref(), model.as_ref(), input, file)
 }
 
 /// Runs `chainrule export`.
@@ -90,7 +92,7 @@ pub fn run(a: ExportArgs) -> CliResult {
     };
     // the drawing mode goes with the scene, so other viewers draw it as
     // it was trained
-    let antialiased = scene_antialiased(&a.input, &file)?;
+    let antialiased = scene_antialiased(&a.input, &file);
     let n = write_scene(&g, a.format, &a.out, antialiased)?;
     let before = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     println!(
@@ -98,7 +100,11 @@ pub fn run(a: ExportArgs) -> CliResult {
         a.out.display(),
         g.len(),
         g.sh_degree,
-        if antialiased { ", antialiased" } else { "" },
+        match (antialiased, a.format) {
+            (false, _) => "",
+            (true, ExportFormat::Splat) => ", antialiased (which .splat cannot record)",
+            (true, _) => ", antialiased",
+        },
         file.display()
     );
     Ok(())

@@ -21,6 +21,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("fitted_gaussians", fitted_gaussians),
     ("camera_params", camera_params),
     ("masks", masks),
+    ("sog", sog),
 ];
 
 /// The `grad` language: the parser, then the whole pipeline with small
@@ -67,6 +68,33 @@ pub fn ply(data: &[u8]) {
     if let Ok(g) = parse_ply::<f32>(data, path) {
         let back = parse_ply::<f32>(&to_ply_bytes(&g), path).expect("own output reads back");
         assert_eq!(back, g);
+        compressed_reads_back(&g);
+    }
+}
+
+/// `g` written as a compressed PLY reads back: as many Gaussians, the
+/// same SH degree, every value finite.
+fn compressed_reads_back(g: &splat::three::Gaussians<f32>) {
+    use splat::three::{compressed_ply, ply::parse_ply};
+    let bytes = compressed_ply::to_bytes(g);
+    let back = parse_ply::<f32>(&bytes, Path::new("fuzz.compressed.ply"))
+        .expect("own compressed output reads back");
+    assert_eq!((back.len(), back.sh_degree), (g.len(), g.sh_degree));
+}
+
+/// PlayCanvas's SOG reader (a zip of WebP images and `meta.json`): values
+/// finite, quaternions nonzero, and the scene writes as a compressed PLY
+/// that reads back.
+pub fn sog(data: &[u8]) {
+    use splat::formats::{decode_scene, SceneFormat};
+    if let Ok(g) = decode_scene(data, SceneFormat::Sog, Path::new("fuzz.sog")) {
+        assert!(g.check_shapes().is_ok());
+        assert!(g.means.iter().flatten().all(|v| v.is_finite()));
+        assert!(g.log_scales.iter().flatten().all(|v| v.is_finite()));
+        assert!(g.sh.iter().all(|v| v.is_finite()));
+        assert!(g.opacity_logits.iter().all(|v| v.is_finite()));
+        assert!(g.quats.iter().all(|q| q.iter().any(|v| *v != 0.0)));
+        compressed_reads_back(&g);
     }
 }
 

@@ -23,8 +23,8 @@ pub const MAX_PIXELS: f64 = 67_108_864.0;
 /// Arguments of `chainrule render`.
 ///
 /// Renders a 2D fit (`gaussians.json` of `chainrule fit`) to one PNG, or a
-/// 3D scene (a 3DGS `.ply` or SuperSplat `.compressed.ply`, a `.spz` or
-/// `.splat` file, a `chainrule train` output folder, a site written by
+/// 3D scene (a 3DGS `.ply` or SuperSplat `.compressed.ply`, a `.spz`,
+/// `.splat` or PlayCanvas `.sog` file, a `chainrule train` output folder, a site written by
 /// `chainrule view --export`, or a model folder of the original 3DGS)
 /// from cameras on an orbit (`--orbit N`),
 /// from a dataset's cameras (`--data`) or flying along them (`--path N`).
@@ -36,7 +36,7 @@ pub const MAX_PIXELS: f64 = 67_108_864.0;
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// The model: a `gaussians.json` written by `chainrule fit`, a 3DGS
-    /// `.ply` (or `.compressed.ply`), a `.spz` or `.splat` file, a `chainrule train` output
+    /// `.ply` (or `.compressed.ply`), a `.spz`, `.splat` or `.sog` file, a `chainrule train` output
     /// folder, a site folder written by `chainrule view --export`, or a
     /// model folder of the original 3DGS (its latest
     /// `point_cloud/iteration_N`, framed by its `cameras.json`).
@@ -85,8 +85,12 @@ pub struct RenderArgs {
     /// training's settings say, else as the scene file declares it:
     /// Brush's `SplatRenderMode: mip` or Postshot's `antialiased 1` PLY
     /// comment, the .spz flag).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_antialiased")]
     pub antialiased: bool,
+    /// 3D scenes: the plain projection, whatever the settings or the
+    /// scene file say.
+    #[arg(long)]
+    pub no_antialiased: bool,
     /// 3D scenes: render the cameras of this dataset (NeRF-synthetic or
     /// COLMAP) instead of an orbit, and print PSNR and SSIM against its
     /// images (over the kept pixels of masked views).
@@ -180,11 +184,9 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
     let sh_degree = saved.as_ref().map(|s| s.sh_degree);
     // the training's settings, else what the scene file declares (another
     // tool's scene may say it was trained antialiased)
-    let antialiased = a.antialiased
-        || match &saved {
-            Some(s) => s.antialiased,
-            None => splat::formats::declared_antialiased_in(ply).unwrap_or(false),
-        };
+    let antialiased = !a.no_antialiased
+        && (a.antialiased
+            || crate::scene_input::antialiased(saved.as_ref(), model.as_ref(), &a.file, ply));
     if a.orbit.is_none() && a.path.is_none() {
         let data = a.data.as_deref().ok_or_else(|| {
             CliError::usage("a 3D scene needs --orbit N, --path N or --data DATASET")
@@ -318,7 +320,7 @@ pub fn run(a: RenderArgs) -> CliResult {
         .unwrap_or_default();
     let img = match ext.as_str() {
         "json" => render_2d(&a.file, a.scale)?,
-        "ply" | "spz" | "splat" => return render_3d(&a, &a.file),
+        "ply" | "spz" | "splat" | "sog" => return render_3d(&a, &a.file),
         _ if a.file.is_dir() => {
             let scene = crate::scene_input::folder_scene(&a.file)?;
             return render_3d(&a, &scene);
@@ -327,7 +329,8 @@ pub fn run(a: RenderArgs) -> CliResult {
             return Err(CliError::file(
                 &a.file,
                 "unsupported model file: expected a .json written by `chainrule fit`, or a 3D \
-             scene: a 3DGS .ply, a .spz or a .splat file, or a `chainrule train` folder",
+             scene: a 3DGS .ply (or .compressed.ply), a .spz, .splat or .sog file, or a \
+             `chainrule train` folder",
             ))
         }
     };

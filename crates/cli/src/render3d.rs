@@ -190,7 +190,7 @@ pub fn render_rgba(g: &Gaussians<f32>, cam: &Camera, o: &OrbitOptions) -> CliRes
 }
 
 /// Reads a scene file of any format `splat::formats` knows (.ply and
-/// .compressed.ply, .spz, .splat), by its extension.
+/// .compressed.ply, .spz, .splat, .sog), by its extension.
 fn read_scene(path: &Path) -> CliResult<Gaussians<f32>> {
     splat::formats::read_scene(path).map_err(crate::scene_input::scene_error)
 }

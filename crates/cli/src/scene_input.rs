@@ -1,5 +1,6 @@
 //! What `chainrule view` and `chainrule export` accept as a scene: a 3DGS
-//! PLY (or SuperSplat's compressed PLY), a `.splat` or `.spz` file, a
+//! PLY (or SuperSplat's compressed PLY), a `.splat`, `.spz` or PlayCanvas
+//! `.sog` file, a
 //! `train` output folder (its `point_cloud.ply`), a site written by `view
 //! --export` (its model), an original 3DGS model folder (its latest
 //! `point_cloud/iteration_N`), or a 2D fit's `gaussians.json`.
@@ -66,6 +67,8 @@ pub struct SiteInfo {
     pub model: PathBuf,
     /// The page's background, RGB in [0, 1], when it gives a valid one.
     pub background: Option<[f64; 3]>,
+    /// Whether the page draws the splats antialiased, when it says.
+    pub antialiased: Option<bool>,
 }
 
 /// The site that `view --export` wrote into `dir`: `Ok(None)` when `dir`
@@ -110,7 +113,38 @@ pub fn site_info(dir: &Path) -> CliResult<Option<SiteInfo>> {
         .get("background")
         .and_then(|b| serde_json::from_value::<[f64; 3]>(b.clone()).ok())
         .filter(|b| b.iter().all(|c| (0.0..=1.0).contains(c)));
-    Ok(Some(SiteInfo { model, background }))
+    let antialiased = info.get("antialiased").and_then(|a| a.as_bool());
+    Ok(Some(SiteInfo {
+        model,
+        background,
+        antialiased,
+    }))
+}
+
+/// Whether the scene at `scene` (read from `file`) is drawn antialiased
+/// (Mip-Splatting's projection): as its training's `settings.json` says,
+/// else as the page of a site it belongs to says (`info.json`), else as
+/// the file declares ([`splat::formats::declared_antialiased`]: another
+/// tool's scene may say how it was trained); not when none says. The
+/// settings made up for an original 3DGS model folder (`model`) say
+/// nothing about it: that training had no such mode, so its file decides.
+pub fn antialiased(
+    settings: Option<&crate::settings::RenderSettings>,
+    model: Option<&crate::original_3dgs::Model>,
+    scene: &Path,
+    file: &Path,
+) -> bool {
+    if let (Some(s), None) = (settings, model) {
+        return s.antialiased;
+    }
+    if let Some(a) = site_info(scene_folder(scene))
+        .ok()
+        .flatten()
+        .and_then(|s| s.antialiased)
+    {
+        return a;
+    }
+    splat::formats::declared_antialiased_in(file).unwrap_or(false)
 }
 
 /// The folder a scene path stands for: the path itself when it is a

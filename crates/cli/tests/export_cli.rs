@@ -179,4 +179,70 @@ fn the_antialiased_mode_of_a_scene_file_is_kept() {
         declared_antialiased_in(&site.join("model.compressed.ply")),
         Some(true)
     );
+    // a site whose model cannot say it (.splat): its page's info.json does
+    let site = dir.join("site-splat");
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .arg("view")
+        .arg(&mip)
+        .args(["--export-format", "splat", "--export"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.join("from-site.ply");
+    assert!(export(&site, "ply", &out).status.success());
+    assert_eq!(declared_antialiased_in(&out), Some(true));
+    // an original 3DGS model folder: its made-up settings do not hide the
+    // file's declaration
+    let model = dir.join("model");
+    let it = model.join("point_cloud/iteration_100");
+    std::fs::create_dir_all(&it).unwrap();
+    std::fs::copy(&mip, it.join("point_cloud.ply")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/original_3dgs/cameras.json"),
+        model.join("cameras.json"),
+    )
+    .unwrap();
+    assert!(export(&model, "ply", &out).status.success());
+    assert_eq!(declared_antialiased_in(&out), Some(true));
+    // someone else's settings.json beside the scene: a warning, not an error
+    let foreign = dir.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::copy(&mip, foreign.join("s.ply")).unwrap();
+    std::fs::write(foreign.join("settings.json"), r#"{"theme": "dark"}"#).unwrap();
+    let o = export(&foreign.join("s.ply"), "spz", &foreign.join("s.spz"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("warning"));
+    assert_eq!(declared_antialiased_in(&foreign.join("s.spz")), Some(true));
+}
+
+/// A PlayCanvas `.sog` (splat-transform's, from the splat crate's
+/// fixtures) exports to every writable format and renders, keeping the
+/// antialiased mode its `meta.json` declares.
+#[test]
+fn a_sog_file_exports_and_renders() {
+    use splat::formats::declared_antialiased_in;
+    let dir = tmp("sog");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../splat/tests/fixtures/sog");
+    for (name, mode) in [("room_sh3.sog", None), ("room_sh1_mip.sog", Some(true))] {
+        let sog = fixtures.join(name);
+        for (format, file) in [("ply", "a.ply"), ("compressed-ply", "a.compressed.ply")] {
+            let out = dir.join(file);
+            let o = export(&sog, format, &out);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(read_scene(&out).unwrap().len(), 120);
+            assert_eq!(declared_antialiased_in(&out), mode, "{name} as {format}");
+        }
+        let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .arg("render")
+            .arg(&sog)
+            .args(["--orbit", "1", "--size", "32x24", "--out"])
+            .arg(dir.join("r"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // not a format `export` writes
+    let o = export(&fixtures.join("room_sh0.sog"), "sog", &dir.join("b.sog"));
+    assert_eq!(o.status.code(), Some(2));
 }

@@ -15,6 +15,7 @@ mod l1_ssim;
 mod masks;
 mod model_loss;
 mod raster_ref;
+mod sog;
 mod three_ply;
 mod three_render;
 mod three_rules;

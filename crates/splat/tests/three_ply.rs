@@ -274,7 +274,9 @@ fn double_overflowing_f32_is_rejected() {
 /// splat-transform's decoding of the fixture: a plain PLY of float
 /// properties only, read here by name, because its opacities for the bytes
 /// 0 and 255 are infinite (which `read_ply` rightly refuses).
-fn decoded_columns(bytes: &[u8]) -> (usize, std::collections::HashMap<String, Vec<f64>>) {
+pub(crate) fn decoded_columns(
+    bytes: &[u8],
+) -> (usize, std::collections::HashMap<String, Vec<f64>>) {
     let end = bytes
         .windows(11)
         .position(|w| w == b"end_header\n")
@@ -368,7 +370,8 @@ fn compressed_ply_reads_as_splat_transform_decodes_it() {
 /// them at the format's edges (rotations with tied, negative and zero
 /// components, log scales past the writer's ±20 clamp, opacities past
 /// the byte's range, SH past ±4, large colours), and a cluster of 520 in
-/// a 10⁻⁴ cube, 480 of them at one point and all with nearly one scale,
+/// a 10⁻⁴ cube at the origin, 480 of them at it (as −0 and +0) and all
+/// with nearly one scale,
 /// so that the Morton order refines a run of equal codes, meets a run of
 /// identical positions, and a whole chunk has log scales within 10⁻⁵ of
 /// each other (packed as the bound) and others exactly equal.
@@ -420,9 +423,10 @@ fn compressed_writer_edges() -> Gaussians<f32> {
     g.sh[(9 * k + 1) * 3] = -4.0;
     g.sh[9 * k * 3] = 10.0;
     g.sh[10 * k * 3 + 1] = -10.0;
-    let centre = g.means[0];
     for j in 0..520 {
-        let mut m = centre;
+        // at the origin, as −0 and +0 in turn: the bounds' zeros keep the
+        // reference's signs
+        let mut m = if j % 2 == 0 { [-0.0; 3] } else { [0.0; 3] };
         if j >= 480 {
             for v in &mut m {
                 *v += 1e-4 * u();

@@ -31,8 +31,8 @@ pub const DEFAULT_PORT: u16 = 8090;
 /// Arguments of `chainrule view`.
 #[derive(Debug, Args)]
 pub struct ViewArgs {
-    /// The scene: a 3DGS .ply (or SuperSplat .compressed.ply), a .splat
-    /// or .spz file, a 2D fit's
+    /// The scene: a 3DGS .ply (or SuperSplat .compressed.ply), a .splat,
+    /// .spz or PlayCanvas .sog file, a 2D fit's
     /// gaussians.json, a `train` output folder, or a site folder written
     /// by --export.
     pub path: PathBuf,
@@ -154,12 +154,11 @@ pub fn run(a: ViewArgs) -> CliResult {
                 },
             };
             let st = ViewState::scene(gaussians, cameras, background, false);
+            let antialiased =
+                scene_input::antialiased(settings.as_ref(), model.as_ref(), &a.path, &file);
             match &settings {
-                Some(s) => st.with_training_settings(s.antialiased, s.up),
-                // another tool's scene may say how it was trained
-                None => st.with_antialiased(
-                    splat::formats::declared_antialiased_in(&file).unwrap_or(false),
-                ),
+                Some(s) => st.with_training_settings(antialiased, s.up),
+                None => st.with_antialiased(antialiased),
             }
         }
         SceneInput::Fit2d { file } => {

@@ -1,15 +1,16 @@
 //! Scene files other splat viewers read: the 32-byte `.splat` records of
 //! antimatter15's web viewer ([`splat_file`]), Niantic's compressed
-//! `.spz` ([`spz`]) and SuperSplat's compressed PLY
-//! ([`crate::three::compressed_ply`]), beside the 3DGS PLY
-//! ([`crate::three::ply`]).
+//! `.spz` ([`spz`]), SuperSplat's compressed PLY
+//! ([`crate::three::compressed_ply`]) and PlayCanvas's SOG ([`sog`], read
+//! only), beside the 3DGS PLY ([`crate::three::ply`]).
 //!
 //! [`read_scene`] opens any of them by extension; [`encode_scene`]
-//! writes any of them. Every reader checks lengths before allocating and
+//! writes any of them but SOG. Every reader checks lengths before allocating and
 //! reports a malformed file as a [`SceneError`] naming the file and the
 //! field, never a panic. Decoded scenes obey the PLY reader's rules
 //! (finite values, |log scale| ≤ [`MAX_LOG_SCALE`], non-zero quaternions).
 
+pub mod sog;
 pub mod splat_file;
 pub mod spz;
 
@@ -70,6 +71,9 @@ pub enum SceneFormat {
     /// PlayCanvas SuperSplat's compressed PLY (`.compressed.ply`: chunks
     /// of 256 Gaussians, 16 bytes each plus a byte per SH coefficient).
     CompressedPly,
+    /// PlayCanvas's SOG (`.sog`: a zip of WebP images and `meta.json`),
+    /// read only ([`sog`]).
+    Sog,
 }
 
 impl SceneFormat {
@@ -83,6 +87,7 @@ impl SceneFormat {
             "ply" => Some(SceneFormat::Ply),
             "splat" => Some(SceneFormat::Splat),
             "spz" => Some(SceneFormat::Spz),
+            "sog" => Some(SceneFormat::Sog),
             _ => None,
         }
     }
@@ -94,6 +99,7 @@ impl SceneFormat {
             SceneFormat::Splat => "splat",
             SceneFormat::Spz => "spz",
             SceneFormat::CompressedPly => "compressed.ply",
+            SceneFormat::Sog => "sog",
         }
     }
 }
@@ -104,7 +110,7 @@ pub fn read_scene(path: &Path) -> Result<Gaussians<f32>, SceneError> {
         SceneError::new(
             path,
             None,
-            "unknown scene format: want a .ply (or .compressed.ply), .splat or .spz file",
+            "unknown scene format: want a .ply (or .compressed.ply), .splat, .spz or .sog file",
         )
     })?;
     let bytes = std::fs::read(path)
@@ -123,6 +129,7 @@ pub fn decode_scene(
         SceneFormat::Ply | SceneFormat::CompressedPly => Ok(ply::parse_ply(bytes, path)?),
         SceneFormat::Splat => splat_file::parse(bytes, path),
         SceneFormat::Spz => spz::parse(bytes, path),
+        SceneFormat::Sog => sog::parse(bytes, path),
     }
 }
 
@@ -133,7 +140,7 @@ pub fn decode_scene(
 /// comment, as Brush writes it (`SplatRenderMode: mip` or `default`) or
 /// Postshot (`antialiased 1` or `0`), the last such comment deciding (as
 /// Brush and splat-transform read them); a `.spz` in its header's flag
-/// 0x1; a `.splat` cannot say. Unreadable bytes are silent.
+/// 0x1; a `.sog` in `meta.json`'s `model`; a `.splat` cannot say. Unreadable bytes are silent.
 ///
 /// ```
 /// use splat::formats::{declared_antialiased, encode_scene_as, SceneFormat};
@@ -172,6 +179,7 @@ pub fn declared_antialiased(bytes: &[u8], format: SceneFormat) -> Option<bool> {
             said
         }
         SceneFormat::Spz => spz::flags(bytes).map(|f| f & spz::FLAG_ANTIALIASED != 0),
+        SceneFormat::Sog => sog::declared_antialiased(std::io::Cursor::new(bytes)),
         SceneFormat::Splat => None,
     }
 }
@@ -182,6 +190,9 @@ pub fn declared_antialiased(bytes: &[u8], format: SceneFormat) -> Option<bool> {
 pub fn declared_antialiased_in(path: &Path) -> Option<bool> {
     use std::io::Read;
     let format = SceneFormat::from_path(path)?;
+    if format == SceneFormat::Sog {
+        return sog::declared_antialiased(std::fs::File::open(path).ok()?);
+    }
     let mut head = Vec::new();
     std::fs::File::open(path)
         .ok()?
@@ -220,6 +231,13 @@ pub fn encode_scene_as(
         SceneFormat::Splat => splat_file::to_bytes(g),
         SceneFormat::Spz => spz::to_bytes_as(g, antialiased)?,
         SceneFormat::CompressedPly => crate::three::compressed_ply::to_bytes_as(g, antialiased),
+        SceneFormat::Sog => {
+            return Err(
+                "writing .sog is not supported (its SH palette is a k-means clustering); \
+                 write .compressed.ply or .spz, which PlayCanvas's tools read"
+                    .into(),
+            )
+        }
     })
 }
 

@@ -177,7 +177,8 @@ impl Trainer {
         });
         Checkpoint {
             name,
-            ply: ply::to_ply_bytes(&self.gaussians::<f64>()),
+            // declared as trained, for viewers opening the checkpoint's PLY
+            ply: ply::to_ply_bytes_as(&self.gaussians::<f64>(), self.cfg.antialiased),
             state: self.state_bytes(),
             exposure: self.cfg.exposure.then(|| self.exposure_bytes()),
             meta: meta.to_string(),

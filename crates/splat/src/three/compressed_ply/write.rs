@@ -138,20 +138,27 @@ impl Chunk {
             .iter()
             .map(|&i| [0, 1, 2].map(|c| (g.sh[i * k * 3 + c] as f64 * SH_C0 + 0.5) as f32))
             .collect();
-        let (mut min, mut max) = ([f64::INFINITY; 9], [f64::NEG_INFINITY; 9]);
-        for (j, &i) in members.iter().enumerate() {
-            let m = g.means[i];
-            let s = g.log_scales[i];
-            let c = colours[j];
-            let v = [m[0], m[1], m[2], s[0], s[1], s[2], c[0], c[1], c[2]];
-            for a in 0..9 {
-                min[a] = min[a].min(v[a] as f64);
-                max[a] = max[a].max(v[a] as f64);
+        let value = |j: usize, a: usize| -> f64 {
+            let i = members[j];
+            (match a {
+                0..3 => g.means[i][a],
+                3..6 => g.log_scales[i][a - 3],
+                _ => colours[j][a - 6],
+            }) as f64
+        };
+        // from the first member on, with JavaScript's Math.min and
+        // Math.max (−0 below +0, a NaN spreading), as the reference
+        let (mut min, mut max) = ([0.0; 9], [0.0; 9]);
+        for a in 0..9 {
+            (min[a], max[a]) = (value(0, a), value(0, a));
+            for j in 1..members.len() {
+                min[a] = js_min(min[a], value(j, a));
+                max[a] = js_max(max[a], value(j, a));
             }
         }
         for a in 3..6 {
-            min[a] = min[a].clamp(-20.0, 20.0);
-            max[a] = max[a].clamp(-20.0, 20.0);
+            min[a] = js_max(-20.0, js_min(20.0, min[a]));
+            max[a] = js_max(-20.0, js_min(20.0, max[a]));
         }
         Chunk { colours, min, max }
     }
@@ -188,6 +195,30 @@ impl Chunk {
             three(3, g.log_scales[i]),
             colour,
         ]
+    }
+}
+
+/// JavaScript's `Math.min` of two numbers: NaN if either is, and −0
+/// below +0.
+fn js_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a < b || (a == b && a.is_sign_negative()) {
+        a
+    } else {
+        b
+    }
+}
+
+/// JavaScript's `Math.max` of two numbers: NaN if either is, and +0
+/// above −0.
+fn js_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a > b || (a == b && a.is_sign_positive()) {
+        a
+    } else {
+        b
     }
 }
 
@@ -290,9 +321,14 @@ fn morton_codes(means: &[[f32; 3]], part: &[usize]) -> Option<Vec<u32>> {
     let (mut lo, mut hi) = ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]);
     for &i in part {
         for a in 0..3 {
+            // as the reference compares (a NaN never replaces a bound)
             let v = means[i][a] as f64;
-            lo[a] = lo[a].min(v);
-            hi[a] = hi[a].max(v);
+            if v < lo[a] {
+                lo[a] = v;
+            }
+            if v > hi[a] {
+                hi[a] = v;
+            }
         }
     }
     let len = [0, 1, 2].map(|a| hi[a] - lo[a]);

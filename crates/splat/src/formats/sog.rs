@@ -1,0 +1,335 @@
+//! PlayCanvas's SOG (`.sog`, "spatially ordered Gaussians"), the format
+//! SuperSplat and `splat-transform` write by default to share scenes: a
+//! zip of `meta.json` and lossless WebP images, one pixel per Gaussian
+//! (row-major, the first `count` pixels). Read here as **version 2** (the
+//! `version` key of `meta.json`); version 1, without that key, is refused
+//! with a message. Written files are not made here (their SH palette is a
+//! k-means clustering); `export` writes `.compressed.ply` or `.spz`.
+//!
+//! Version 2, field by field (the formulas of splat-transform 3.10's
+//! reader, against whose decoding the tests hold this one):
+//!
+//! - `means`: `means_l.webp` and `means_u.webp` hold the low and high
+//!   bytes of a 16-bit fraction `v` per axis (R, G, B); the coordinate is
+//!   `t = min + (max − min) · v / 65535` (a zero range counts as 1),
+//!   mapped back from the writer's log transform: `sign(t) (e^|t| − 1)`;
+//! - `quats`: R, G, B the three smaller components `(b / 255 · 2 − 1) / √2`
+//!   in w, x, y, z order, A = 252 + the index of the largest (rebuilt as
+//!   the positive root of the unit norm); any other A is the identity;
+//! - `scales`: R, G, B index the 256 log scales of `scales.codebook`;
+//! - `sh0`: R, G, B index the DC coefficients of `sh0.codebook`; A is the
+//!   opacity `a / 255`, its logit taken within [10⁻⁶, 1 − 10⁻⁶];
+//! - `shN` (optional, `bands` 1–3): `shN_labels.webp` holds a 16-bit
+//!   palette label per Gaussian (R low, G high); label `l` below
+//!   `shN.count` takes its coefficients from `shN_centroids.webp`, row
+//!   `l / 64`, columns `(l mod 64) · coeffs + j`, whose R, G, B index
+//!   `shN.codebook`; a label past the palette has no higher bands;
+//! - `model` (optional): `"antialiased"` declares Mip-Splatting's drawing
+//!   mode ([`super::declared_antialiased`]).
+
+use std::io::{Cursor, Read, Seek};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{check_gaussian, SceneError};
+use crate::three::scene::sh_coeffs;
+use crate::three::Gaussians;
+
+/// The most Gaussians a SOG file may declare (2²⁸; each costs tens of
+/// bytes of images and more once decoded).
+const MAX_COUNT: usize = 1 << 28;
+
+/// The largest `meta.json` read (its codebooks are a few kB).
+const MAX_META: u64 = 16 << 20;
+
+#[derive(Deserialize)]
+struct Meta {
+    // `version` is checked before this layout is read
+    count: Option<usize>,
+    means: Means,
+    scales: Coded,
+    quats: Files,
+    sh0: Coded,
+    #[serde(rename = "shN")]
+    sh_n: Option<ShN>,
+    model: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Means {
+    mins: [f64; 3],
+    maxs: [f64; 3],
+    files: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Coded {
+    codebook: Vec<f32>,
+    files: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Files {
+    files: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ShN {
+    count: usize,
+    bands: usize,
+    codebook: Vec<f32>,
+    files: Vec<String>,
+}
+
+/// One decoded image: RGBA bytes, row-major.
+struct Texture {
+    rgba: Vec<u8>,
+    width: usize,
+    height: usize,
+}
+
+impl Texture {
+    fn px(&self, i: usize) -> [u8; 4] {
+        [0, 1, 2, 3].map(|c| self.rgba[4 * i + c])
+    }
+}
+
+/// The zip's entries by name, read on demand.
+struct Bundle<'a, R> {
+    zip: zip::ZipArchive<R>,
+    path: &'a Path,
+}
+
+impl<'a, R: Read + Seek> Bundle<'a, R> {
+    fn open(file: R, path: &'a Path) -> Result<Self, SceneError> {
+        let zip = zip::ZipArchive::new(file).map_err(|e| {
+            SceneError::new(path, None, format!("not a SOG file (a zip archive): {e}"))
+        })?;
+        Ok(Bundle { zip, path })
+    }
+
+    fn read(&mut self, name: &str, limit: u64) -> Result<Vec<u8>, SceneError> {
+        let path = self.path;
+        let mut entry = self.zip.by_name(name).map_err(|e| {
+            SceneError::new(path, Some(name), format!("missing from the archive: {e}"))
+        })?;
+        if entry.size() > limit {
+            return Err(SceneError::new(
+                path,
+                Some(name),
+                format!("{} bytes; at most {limit} expected", entry.size()),
+            ));
+        }
+        let mut out = Vec::with_capacity(entry.size() as usize);
+        entry
+            .by_ref()
+            .take(limit + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| SceneError::new(path, Some(name), format!("cannot read: {e}")))?;
+        if out.len() as u64 > limit {
+            return Err(SceneError::new(
+                path,
+                Some(name),
+                format!("more than {limit} bytes"),
+            ));
+        }
+        Ok(out)
+    }
+
+    fn meta(&mut self) -> Result<Meta, SceneError> {
+        let text = self.read("meta.json", MAX_META)?;
+        let path = self.path;
+        let probe: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| SceneError::new(path, Some("meta.json"), format!("not JSON: {e}")))?;
+        match probe.get("version").and_then(|v| v.as_u64()) {
+            Some(2) => {}
+            Some(v) => {
+                return Err(SceneError::new(
+                    path,
+                    Some("meta.json"),
+                    format!("SOG version {v} is not supported (only version 2)"),
+                ))
+            }
+            None => {
+                return Err(SceneError::new(
+                    path,
+                    Some("meta.json"),
+                    "SOG version 1 (no `version` key) is not supported (only version 2: \
+                     `splat-transform` rewrites an old file)",
+                ))
+            }
+        }
+        serde_json::from_value(probe)
+            .map_err(|e| SceneError::new(path, Some("meta.json"), format!("not SOG's layout: {e}")))
+    }
+
+    /// The image `files[k]` of `field`, with at least `need` pixels.
+    fn texture(
+        &mut self,
+        field: &str,
+        files: &[String],
+        k: usize,
+        need: usize,
+    ) -> Result<Texture, SceneError> {
+        let path = self.path;
+        let name = files.get(k).ok_or_else(|| {
+            SceneError::new(
+                path,
+                Some(&format!("meta.json: {field}.files")),
+                format!("{} file names; want at least {}", files.len(), k + 1),
+            )
+        })?;
+        // a lossless WebP of `need` pixels is far smaller than 8 bytes
+        // each; the decoder's own limits bound what it allocates
+        let bytes = self.read(name, 64 + 8 * need.max(1 << 16) as u64)?;
+        let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::WebP)
+            .map_err(|e| SceneError::new(path, Some(name), format!("not a WebP image: {e}")))?
+            .to_rgba8();
+        let (width, height) = (img.width() as usize, img.height() as usize);
+        if width * height < need {
+            return Err(SceneError::new(
+                path,
+                Some(name),
+                format!("{width}×{height} pixels for {need} (too small)"),
+            ));
+        }
+        Ok(Texture {
+            rgba: img.into_raw(),
+            width,
+            height,
+        })
+    }
+}
+
+/// Whether a `.sog` archive declares the antialiased drawing mode (its
+/// `meta.json`'s `model`): `None` when it says nothing or cannot be read.
+/// Reads `meta.json` only (a zip's directory is at its end, so `file` is
+/// the whole archive, read by seeking).
+pub fn declared_antialiased<R: Read + Seek>(file: R) -> Option<bool> {
+    let meta = Bundle::open(file, Path::new("")).ok()?.meta().ok()?;
+    meta.model.map(|m| m == "antialiased")
+}
+
+/// Parses `.sog` bytes (version 2); `path` only names the file in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
+    let mut zip = Bundle::open(Cursor::new(bytes), path)?;
+    let meta = zip.meta()?;
+    let field = |name: &str| format!("meta.json: {name}");
+    let bad = |name: &str, msg: String| SceneError::new(path, Some(&field(name)), msg);
+    let n = meta.count.ok_or_else(|| bad("count", "missing".into()))?;
+    if n > MAX_COUNT {
+        return Err(bad("count", format!("{n} Gaussians; at most {MAX_COUNT}")));
+    }
+    for (name, book) in [
+        ("scales.codebook", &meta.scales.codebook),
+        ("sh0.codebook", &meta.sh0.codebook),
+    ] {
+        if book.len() < 256 {
+            return Err(bad(name, format!("{} entries; want 256", book.len())));
+        }
+    }
+    if meta
+        .means
+        .mins
+        .iter()
+        .chain(&meta.means.maxs)
+        .any(|v| !v.is_finite())
+    {
+        return Err(bad("means", "a bound is not finite".into()));
+    }
+    let lo = zip.texture("means", &meta.means.files, 0, n)?;
+    let hi = zip.texture("means", &meta.means.files, 1, n)?;
+    let quats = zip.texture("quats", &meta.quats.files, 0, n)?;
+    let scales = zip.texture("scales", &meta.scales.files, 0, n)?;
+    let sh0 = zip.texture("sh0", &meta.sh0.files, 0, n)?;
+    let (degree, rest) = match &meta.sh_n {
+        None => (0, None),
+        Some(s) => {
+            if !(1..=3).contains(&s.bands) {
+                return Err(bad("shN.bands", format!("{}; want 1, 2 or 3", s.bands)));
+            }
+            if s.codebook.len() < 256 {
+                return Err(bad(
+                    "shN.codebook",
+                    format!("{} entries; want 256", s.codebook.len()),
+                ));
+            }
+            let coeffs = sh_coeffs(s.bands) - 1;
+            let centroids = zip.texture("shN", &s.files, 0, 0)?;
+            if centroids.width != 64 * coeffs {
+                return Err(SceneError::new(
+                    path,
+                    s.files.first().map(String::as_str),
+                    format!(
+                        "{} pixels wide; want 64 × {coeffs} for {} bands",
+                        centroids.width, s.bands
+                    ),
+                ));
+            }
+            let labels = zip.texture("shN", &s.files, 1, n)?;
+            (s.bands, Some((s, centroids, labels)))
+        }
+    };
+
+    let k = sh_coeffs(degree);
+    let mut g = Gaussians::with_capacity(degree, n);
+    let axis = |a: usize, v: u16| {
+        let (min, max) = (meta.means.mins[a], meta.means.maxs[a]);
+        let range = if max - min == 0.0 { 1.0 } else { max - min };
+        let t = min + range * (v as f64 / 65535.0);
+        // e^|t| − 1 as the reference computes it (not exp_m1), for its bits
+        let e = t.abs().exp() - 1.0;
+        (if t < 0.0 { -e } else { e }) as f32
+    };
+    for i in 0..n {
+        let (l, h) = (lo.px(i), hi.px(i));
+        let mean = [0, 1, 2].map(|a| axis(a, u16::from_le_bytes([l[a], h[a]])));
+        let s = scales.px(i);
+        let log_scale = [0, 1, 2].map(|a| meta.scales.codebook[s[a] as usize]);
+        let quat = unpack_quat(quats.px(i));
+        check_gaussian(path, i, mean, log_scale, quat)?;
+        g.means.push(mean);
+        g.log_scales.push(log_scale);
+        g.quats.push(quat);
+        let c = sh0.px(i);
+        let a = (c[3] as f64 / 255.0).clamp(1e-6, 1.0 - 1e-6);
+        g.opacity_logits.push((a / (1.0 - a)).ln() as f32);
+        for ch in 0..3 {
+            g.sh.push(meta.sh0.codebook[c[ch] as usize]);
+        }
+        if let Some((s, centroids, labels)) = &rest {
+            let lab = labels.px(i);
+            let label = u16::from_le_bytes([lab[0], lab[1]]) as usize;
+            let (row, col) = (label / 64, (label % 64) * (k - 1));
+            for j in 0..k - 1 {
+                let texel = (row < centroids.height && label < s.count)
+                    .then(|| centroids.px(row * centroids.width + col + j));
+                for ch in 0..3 {
+                    g.sh.push(texel.map_or(0.0, |t| s.codebook[t[ch] as usize]));
+                }
+            }
+        }
+    }
+    Ok(g)
+}
+
+/// A quaternion (w, x, y, z) from its packed pixel.
+fn unpack_quat(p: [u8; 4]) -> [f32; 4] {
+    if !(252..=255).contains(&p[3]) {
+        return [1.0, 0.0, 0.0, 0.0];
+    }
+    let largest = (p[3] - 252) as usize;
+    let small = [0, 1, 2].map(|c| (p[c] as f64 / 255.0 * 2.0 - 1.0) / std::f64::consts::SQRT_2);
+    let mut q = [0.0f64; 4];
+    let mut rest = small.iter();
+    for (slot, v) in q.iter_mut().enumerate() {
+        if slot != largest {
+            *v = *rest.next().expect("three small components");
+        }
+    }
+    q[largest] = (1.0 - small.iter().map(|v| v * v).sum::<f64>())
+        .max(0.0)
+        .sqrt();
+    q.map(|v| v as f32)
+}

@@ -1,0 +1,186 @@
+//! PlayCanvas's SOG (`.sog`): files written by splat-transform read as that
+//! tool decodes them, and malformed files give errors naming the file and
+//! the entry, never a panic.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use splat::formats::{declared_antialiased_in, decode_scene, read_scene, SceneFormat};
+
+use crate::three_ply::decoded_columns;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/sog")
+        .join(name)
+}
+
+/// Each of splat-transform's files (SH degree 3, 1 and 0; one declaring
+/// the antialiased mode) reads as the tool's own decoding of it, every
+/// value to f32 rounding.
+#[test]
+fn sog_reads_as_splat_transform_decodes_it() {
+    for (name, degree, mode) in [
+        ("room_sh3", 3, None),
+        ("room_sh1_mip", 1, Some(true)),
+        ("room_sh0", 0, None),
+    ] {
+        let sog = fixture(&format!("{name}.sog"));
+        let g = read_scene(&sog).unwrap();
+        let (n, theirs) =
+            decoded_columns(&std::fs::read(fixture(&format!("{name}.decoded.ply"))).unwrap());
+        assert_eq!((g.len(), g.sh_degree, n), (120, degree, 120), "{name}");
+        assert_eq!(declared_antialiased_in(&sog), mode, "{name}");
+        let k = g.sh_coeffs();
+        let close = |a: f32, b: f64, what: &str| {
+            assert!(
+                (a as f64 - b).abs() <= 1e-6 * (1.0 + b.abs()),
+                "{name} {what}: {a} vs {b}"
+            )
+        };
+        let col = |c: &str, i: usize| theirs[c][i];
+        for i in 0..n {
+            for c in 0..3 {
+                close(g.means[i][c], col(["x", "y", "z"][c], i), "mean");
+                close(g.log_scales[i][c], col(&format!("scale_{c}"), i), "scale");
+                close(g.sh[i * k * 3 + c], col(&format!("f_dc_{c}"), i), "f_dc");
+            }
+            for c in 0..4 {
+                close(g.quats[i][c], col(&format!("rot_{c}"), i), "rot");
+            }
+            close(g.opacity_logits[i], col("opacity", i), "opacity");
+            for j in 0..3 * (k - 1) {
+                let (c, kk) = (j / (k - 1), j % (k - 1) + 1);
+                close(
+                    g.sh[(i * k + kk) * 3 + c],
+                    col(&format!("f_rest_{j}"), i),
+                    "f_rest",
+                );
+            }
+        }
+    }
+}
+
+/// The fixture's entries, by name.
+fn entries() -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(fixture("room_sh3.sog")).unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    (0..zip.len())
+        .map(|i| {
+            let mut e = zip.by_index(i).unwrap();
+            let mut v = Vec::new();
+            e.read_to_end(&mut v).unwrap();
+            (e.name().unwrap().to_string(), v)
+        })
+        .collect()
+}
+
+fn zip_of(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, bytes) in files {
+        w.start_file(name.as_str(), opts).unwrap();
+        w.write_all(bytes).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// The fixture with `meta.json` edited by `edit`.
+fn with_meta(edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+    let mut files = entries();
+    for (name, bytes) in &mut files {
+        if name == "meta.json" {
+            let mut meta: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            edit(&mut meta);
+            *bytes = serde_json::to_vec(&meta).unwrap();
+        }
+    }
+    zip_of(&files)
+}
+
+fn err(bytes: &[u8]) -> String {
+    decode_scene(bytes, SceneFormat::Sog, Path::new("scene.sog"))
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn bad_sog_files_name_what_is_wrong() {
+    // the same entries, rezipped, read as before (and deflated too)
+    let same = decode_scene(&zip_of(&entries()), SceneFormat::Sog, Path::new("s.sog")).unwrap();
+    assert_eq!(same, read_scene(&fixture("room_sh3.sog")).unwrap());
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"PK not really".to_vec(), "zip"),
+        (
+            zip_of(
+                &entries()
+                    .into_iter()
+                    .filter(|e| e.0 != "meta.json")
+                    .collect::<Vec<_>>(),
+            ),
+            "meta.json",
+        ),
+        (
+            zip_of(
+                &entries()
+                    .into_iter()
+                    .filter(|e| e.0 != "quats.webp")
+                    .collect::<Vec<_>>(),
+            ),
+            "quats.webp",
+        ),
+        (
+            with_meta(|m| {
+                m.as_object_mut().unwrap().remove("version");
+            }),
+            "version 1",
+        ),
+        (with_meta(|m| m["version"] = 3.into()), "version 3"),
+        (with_meta(|m| m["count"] = 100_000.into()), "too small"),
+        (with_meta(|m| m["count"] = (1u64 << 40).into()), "count"),
+        (
+            with_meta(|m| m["scales"]["codebook"] = serde_json::json!([0.0, 1.0])),
+            "scales.codebook",
+        ),
+        (with_meta(|m| m["shN"]["bands"] = 5.into()), "shN.bands"),
+        (with_meta(|m| m["shN"]["bands"] = 2.into()), "wide"),
+        (
+            with_meta(|m| m["means"]["files"] = serde_json::json!(["means_l.webp"])),
+            "means.files",
+        ),
+        (
+            with_meta(|m| m["means"] = serde_json::json!({"mins": 1})),
+            "meta.json",
+        ),
+        (
+            with_meta(|m| m["sh0"]["files"] = serde_json::json!(["meta.json"])),
+            "not a WebP",
+        ),
+    ];
+    for (bytes, want) in cases {
+        let e = err(&bytes);
+        assert!(
+            e.contains("scene.sog") && e.contains(want),
+            "want {want:?} in: {e}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    /// Corrupting any bytes of a valid file, or cutting it short, gives a
+    /// scene or an error, never a panic.
+    #[test]
+    fn corrupted_sog_files_never_panic(flips in proptest::collection::vec((0usize..20_000, any::<u8>()), 1..8), cut in 0usize..20_000) {
+        let good = std::fs::read(fixture("room_sh3.sog")).unwrap();
+        let mut bytes = good.clone();
+        for &(at, v) in &flips {
+            let n = bytes.len();
+            bytes[at % n] = v;
+        }
+        let _ = decode_scene(&bytes, SceneFormat::Sog, Path::new("bad.sog"));
+        let _ = decode_scene(&good[..cut % good.len()], SceneFormat::Sog, Path::new("bad.sog"));
+    }
+}
