@@ -7,7 +7,7 @@ use std::path::Path;
 use proptest::prelude::*;
 use splat::formats::{
     declared_antialiased, declared_antialiased_in, decode_scene, encode_scene, encode_scene_as,
-    read_scene, SceneFormat, SH_C0,
+    read_scene, SceneError, SceneFormat, SH_C0,
 };
 use splat::three::scene::{random_scene, RandomScene};
 use splat::three::Gaussians;
@@ -250,8 +250,9 @@ fn bad_files_name_the_file_and_field() {
     let p = Path::new("scene.spz");
     let e = decode_scene(b"hello", SceneFormat::Spz, p).unwrap_err();
     assert!(e.to_string().contains("not an .spz file"), "{e}");
+    // version 4 is a plain header of 32 bytes
     let e = decode_scene(b"NGSP\x04\0\0\0", SceneFormat::Spz, p).unwrap_err();
-    assert_eq!(e.field.as_deref(), Some("version"), "{e}");
+    assert_eq!(e.field.as_deref(), Some("header"), "{e}");
     // a header that declares more points than the data holds
     let good = encode_scene(&scene(5, 1, 0), SceneFormat::Spz).unwrap();
     let mut raw = Vec::new();
@@ -332,4 +333,85 @@ fn the_antialiased_mode_travels_with_the_file() {
     }
     assert_eq!(declared_antialiased(b"not a ply", SceneFormat::Ply), None);
     assert_eq!(declared_antialiased(b"not gzip", SceneFormat::Spz), None);
+}
+
+fn v4_fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/spz_v4")
+        .join(name)
+}
+
+/// Version 4 (ZSTD streams), as splat-transform writes `.spz` by default,
+/// reads exactly as the same tool's version-3 file of the same scene (one
+/// gzip stream of the same fields), flags included.
+#[test]
+fn spz_v4_reads_as_its_version_3_twin() {
+    for (name, degree, mode) in [("room_sh3", 3, false), ("room_sh1_mip", 1, true)] {
+        let v4 = v4_fixture(&format!("{name}.v4.spz"));
+        let v3 = v4_fixture(&format!("{name}.v3.spz"));
+        let g = read_scene(&v4).unwrap();
+        assert_eq!((g.len(), g.sh_degree), (120, degree), "{name}");
+        assert_eq!(g, read_scene(&v3).unwrap(), "{name}");
+        assert_eq!(declared_antialiased_in(&v4), Some(mode), "{name}");
+        assert_eq!(declared_antialiased_in(&v3), Some(mode), "{name}");
+    }
+}
+
+/// Malformed version-4 containers name the field at fault.
+#[test]
+fn bad_spz_v4_files_name_the_field() {
+    let good = std::fs::read(v4_fixture("room_sh3.v4.spz")).unwrap();
+    let p = Path::new("s.spz");
+    let toc = u32::from_le_bytes(good[16..20].try_into().unwrap()) as usize;
+    let with = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = good.clone();
+        f(&mut b);
+        decode_scene(&b, SceneFormat::Spz, p).unwrap_err()
+    };
+    let cases: Vec<(SceneError, &str)> = vec![
+        (with(&|b| b[15] = 5), "numStreams"),
+        (
+            with(&|b| b[16..20].copy_from_slice(&u32::MAX.to_le_bytes())),
+            "tocByteOffset",
+        ),
+        (with(&|b| b[toc + 8] ^= 1), "positions"),
+        (
+            with(&|b| b[toc + 16..toc + 24].copy_from_slice(&(1u64 << 40).to_le_bytes())),
+            "alphas",
+        ),
+        (with(&|b| b.truncate(b.len() - 10)), "sh"),
+        (with(&|b| b[4] = 3), "version"),
+        (
+            with(&|b| b[8..12].copy_from_slice(&1_000_000u32.to_le_bytes())),
+            "positions",
+        ),
+    ];
+    for (e, field) in cases {
+        assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        assert!(e.to_string().starts_with("s.spz"), "{e}");
+    }
+    // a stream claiming to inflate a millionfold is refused before decoding
+    let e = with(&|b| {
+        let n = 1_000_000u32;
+        b[8..12].copy_from_slice(&n.to_le_bytes());
+        b[toc + 8..toc + 16].copy_from_slice(&(9 * n as u64).to_le_bytes());
+    });
+    assert!(e.to_string().contains("inflate"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Corrupting any bytes of a version-4 file, or cutting it short,
+    /// gives a scene or an error, never a panic.
+    #[test]
+    fn corrupted_spz_v4_files_never_panic(flips in proptest::collection::vec((0usize..2300, any::<u8>()), 1..8), cut in 0usize..2300) {
+        let good = std::fs::read(v4_fixture("room_sh3.v4.spz")).unwrap();
+        let mut bytes = good.clone();
+        for &(at, v) in &flips {
+            let n = bytes.len();
+            bytes[at % n] = v;
+        }
+        let _ = decode_scene(&bytes, SceneFormat::Spz, Path::new("bad.spz"));
+        let _ = decode_scene(&good[..cut % good.len()], SceneFormat::Spz, Path::new("bad.spz"));
+    }
 }

@@ -1,9 +1,9 @@
 //! Niantic's `.spz` (<https://github.com/nianticlabs/spz>): quantised
-//! Gaussians, gzip-compressed. Written as **version 3** (the last gzip
-//! version, which Spark, SuperSplat and the reference library read); read
-//! as versions 1 to 3. Version 4 (ZSTD streams) is refused with a message.
+//! Gaussians, compressed. Written as **version 3** (the last gzip version,
+//! which Spark, SuperSplat and the reference library read); read as
+//! versions 1 to 4.
 //!
-//! Layout inside the gzip stream: a 16-byte header (magic `NGSP` as
+//! Versions 1–3, inside one gzip stream: a 16-byte header (magic `NGSP` as
 //! u32 0x5053474e, version u32, point count u32, SH degree u8, fractional
 //! bits u8, flags u8 (0x1: antialiased), reserved u8), then per field for
 //! all points: positions (3 × 24-bit signed fixed point; float16 in v1),
@@ -11,10 +11,18 @@
 //! the smallest three quaternion components; v1/v2: 3 bytes x, y, z), SH
 //! (coefficient-major, channel inner, bands ≥ 1 only).
 //!
+//! Version 4 (what splat-transform writes by default) is not compressed
+//! as a whole: a 32-byte header (the same first 15 bytes, then the number
+//! of streams u8 and the offset of a table u32), the table (per stream,
+//! its compressed and uncompressed sizes, u64 each), then one ZSTD stream
+//! per field of version 3's layout, in its order (5 streams, 6 with SH).
+//!
 //! SPZ stores right-up-back axes (three.js); scenes here use the PLY's
 //! right-down-forward, so y and z are negated on the way in and out (with
 //! the matching quaternion and SH sign flips), as the reference library
-//! does for PLY input.
+//! does for PLY input. (PlayCanvas's splat-transform 3.10 writes and reads
+//! `.spz` in the PLY's axes instead, so its files read here, and ours
+//! there, turned half a turn about x.)
 //!
 //! Quantisation of a round trip, per field (the tests hold these):
 //! - `position`: fixed point with 12 fractional bits (fewer, chosen so the
@@ -207,9 +215,110 @@ fn half_to_f32(h: u16) -> f32 {
     }
 }
 
-/// The flags byte of a `.spz` file's header (the start of its gzip stream
-/// is enough), or `None` when the bytes do not start an `.spz`.
+/// Version 4's fields, decompressed from their ZSTD streams and laid end
+/// to end as version 3 lays them out (so that one decoder reads both).
+/// Each stream's sizes are checked against what `n` points of SH degree
+/// `degree` need before anything is decompressed, and a stream may not
+/// inflate more than [`MAX_ZSTD_RATIO`] times its compressed size.
+fn zstd_streams(bytes: &[u8], n: usize, degree: usize, path: &Path) -> Result<Vec<u8>, SceneError> {
+    let err = |field: &str, msg: String| SceneError::new(path, Some(field), msg);
+    if bytes.len() < 32 {
+        return Err(err(
+            "header",
+            format!("{} bytes; the header alone is 32", bytes.len()),
+        ));
+    }
+    let sizes = [
+        9 * n,
+        n,
+        3 * n,
+        3 * n,
+        4 * n,
+        3 * (sh_coeffs(degree) - 1) * n,
+    ];
+    let want = if degree == 0 { 5 } else { 6 };
+    let streams = bytes[15] as usize;
+    if streams != want {
+        return Err(err(
+            "numStreams",
+            format!("{streams}; want {want} for SH degree {degree}"),
+        ));
+    }
+    let toc = u32::from_le_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]) as usize;
+    let data = toc
+        .checked_add(16 * streams)
+        .filter(|&d| toc >= 32 && d <= bytes.len())
+        .ok_or_else(|| {
+            err(
+                "tocByteOffset",
+                format!(
+                    "{toc}: the table of {streams} streams does not fit in the file's {} bytes",
+                    bytes.len()
+                ),
+            )
+        })?;
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
+    let names = ["positions", "alphas", "colors", "scales", "rotations", "sh"];
+    let mut at = data;
+    let mut raw = Vec::with_capacity(sizes[..streams].iter().sum::<usize>().min(bytes.len() * 64));
+    for (s, &size) in sizes[..streams].iter().enumerate() {
+        let (packed, unpacked) = (u64_at(toc + 16 * s), u64_at(toc + 16 * s + 8));
+        if unpacked != size as u64 {
+            return Err(err(
+                names[s],
+                format!("{unpacked} bytes uncompressed; {n} points need {size}"),
+            ));
+        }
+        let end = (at as u64)
+            .checked_add(packed)
+            .filter(|&e| e <= bytes.len() as u64)
+            .ok_or_else(|| {
+                err(
+                    names[s],
+                    format!("{packed} compressed bytes at {at}, past the file's end"),
+                )
+            })? as usize;
+        if unpacked > packed.max(1) * MAX_ZSTD_RATIO {
+            return Err(err(
+                names[s],
+                format!(
+                    "{packed} compressed bytes would inflate {}-fold (at most {MAX_ZSTD_RATIO})",
+                    unpacked / packed.max(1)
+                ),
+            ));
+        }
+        let before = raw.len();
+        let mut dec = ruzstd::decoding::StreamingDecoder::new(&bytes[at..end])
+            .map_err(|e| err(names[s], format!("not a ZSTD stream: {e}")))?;
+        (&mut dec)
+            .take(unpacked + 1)
+            .read_to_end(&mut raw)
+            .map_err(|e| err(names[s], format!("corrupt ZSTD stream: {e}")))?;
+        if (raw.len() - before) as u64 != unpacked {
+            return Err(err(
+                names[s],
+                format!(
+                    "{} bytes decompressed; the table says {unpacked}",
+                    raw.len() - before
+                ),
+            ));
+        }
+        at = end;
+    }
+    Ok(raw)
+}
+
+/// The most a version-4 stream may inflate (its quantised fields compress
+/// a few-fold; a ZSTD stream can claim millions-fold).
+const MAX_ZSTD_RATIO: u64 = 1000;
+
+/// The flags byte of a `.spz` file's header (the start of its gzip stream,
+/// or of a version-4 file, is enough), or `None` when the bytes do not
+/// start an `.spz`.
 pub fn flags(bytes: &[u8]) -> Option<u8> {
+    if bytes.starts_with(b"NGSP") {
+        return bytes.get(14).copied();
+    }
     let mut header = [0u8; 16];
     flate2::read::GzDecoder::new(bytes)
         .read_exact(&mut header)
@@ -218,33 +327,36 @@ pub fn flags(bytes: &[u8]) -> Option<u8> {
         .then_some(header[14])
 }
 
-/// Parses `.spz` bytes (versions 1–3); `path` only names the file in errors.
+/// Parses `.spz` bytes (versions 1–4); `path` only names the file in errors.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
     let err = |field: Option<&str>, msg: String| SceneError::new(path, field, msg);
-    if bytes.starts_with(b"NGSP") {
-        let v = bytes
-            .get(4..8)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .unwrap_or(0);
+    let version4 = bytes.starts_with(b"NGSP");
+    if !version4 && !bytes.starts_with(&[0x1f, 0x8b]) {
         return Err(err(
-            Some("version"),
-            format!(
-                "an uncompressed NGSP header of version {v}: version 4 (ZSTD streams) is not supported; \
-                 save the file as version 3 (gzip)"
-            ),
+            None,
+            "not an .spz file (no gzip magic, no NGSP header)".into(),
         ));
-    }
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Err(err(None, "not an .spz file (no gzip magic)".into()));
     }
     let mut dec = flate2::read::GzDecoder::new(bytes);
     let mut header = [0u8; 16];
-    dec.read_exact(&mut header).map_err(|e| {
-        err(
-            Some("header"),
-            format!("cannot read the 16-byte header: {e}"),
-        )
-    })?;
+    if version4 {
+        match bytes.get(..16) {
+            Some(h) => header.copy_from_slice(h),
+            None => {
+                return Err(err(
+                    Some("header"),
+                    format!("{} bytes; the header alone is 32", bytes.len()),
+                ))
+            }
+        }
+    } else {
+        dec.read_exact(&mut header).map_err(|e| {
+            err(
+                Some("header"),
+                format!("cannot read the 16-byte header: {e}"),
+            )
+        })?;
+    }
     let u = |o: usize| u32::from_le_bytes([header[o], header[o + 1], header[o + 2], header[o + 3]]);
     if u(0) != MAGIC {
         return Err(err(
@@ -253,10 +365,13 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
         ));
     }
     let version = u(4);
-    if !(1..=3).contains(&version) {
+    if version4 != (version == 4) || !(1..=4).contains(&version) {
         return Err(err(
             Some("version"),
-            format!("{version}: only versions 1 to 3 are supported"),
+            format!(
+                "{version} in a {} file: versions 1 to 3 are gzip streams, version 4 is not",
+                if version4 { "plain" } else { "gzip" }
+            ),
         ));
     }
     let n = u(8);
@@ -283,11 +398,15 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
     let n = n as usize;
     let expected = n * bytes_per_point(version, degree);
     let mut raw = Vec::new();
-    // memory follows the data actually decompressed, never the declared count
-    (&mut dec)
-        .take(expected as u64)
-        .read_to_end(&mut raw)
-        .map_err(|e| err(None, format!("corrupt gzip stream: {e}")))?;
+    if version4 {
+        raw = zstd_streams(bytes, n, degree, path)?;
+    } else {
+        // memory follows the data actually decompressed, never the declared count
+        (&mut dec)
+            .take(expected as u64)
+            .read_to_end(&mut raw)
+            .map_err(|e| err(None, format!("corrupt gzip stream: {e}")))?;
+    }
     if raw.len() < expected {
         return Err(err(
             Some("numPoints"),
