@@ -205,6 +205,18 @@ fn the_antialiased_mode_of_a_scene_file_is_kept() {
     .unwrap();
     assert!(export(&model, "ply", &out).status.success());
     assert_eq!(declared_antialiased_in(&out), Some(true));
+    // and a site exported from it: its settings.json carries the mode
+    let site = dir.join("site-model");
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .arg("view")
+        .arg(&model)
+        .args(["--export-format", "spz", "--export"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(export(&site, "ply", &out).status.success());
+    assert_eq!(declared_antialiased_in(&out), Some(true));
     // someone else's settings.json beside the scene: a warning, not an error
     let foreign = dir.join("foreign");
     std::fs::create_dir_all(&foreign).unwrap();

@@ -144,7 +144,15 @@ fn bad_sog_files_name_what_is_wrong() {
             with_meta(|m| m["scales"]["codebook"] = serde_json::json!([0.0, 1.0])),
             "scales.codebook",
         ),
-        (with_meta(|m| m["shN"]["bands"] = 5.into()), "shN.bands"),
+        (
+            with_meta(|m| m["sh0"]["codebook"][7] = serde_json::json!(1e39)),
+            "sh0.codebook",
+        ),
+        (
+            with_meta(|m| m["shN"]["codebook"][0] = serde_json::json!(-1e39)),
+            "shN.codebook",
+        ),
+        (with_image("quats.webp", 4096, 4096, false), "far too large"),
         (with_meta(|m| m["shN"]["bands"] = 2.into()), "wide"),
         (
             with_meta(|m| m["means"]["files"] = serde_json::json!(["means_l.webp"])),
@@ -166,6 +174,75 @@ fn bad_sog_files_name_what_is_wrong() {
             "want {want:?} in: {e}"
         );
     }
+    // what the reference reads, this reader reads: a version of 2.0, a
+    // model that is not a word (the default), and SH bands it does not
+    // know (no higher bands)
+    let read = |bytes: &[u8]| decode_scene(bytes, SceneFormat::Sog, Path::new("s.sog")).unwrap();
+    assert!(read(&with_meta(|m| m["version"] = serde_json::json!(2.0))) == same);
+    assert!(read(&with_meta(|m| m["model"] = serde_json::json!(7))) == same);
+    assert_eq!(
+        read(&with_meta(|m| m["shN"]["bands"] = 5.into())).sh_degree,
+        0
+    );
+}
+
+/// The fixture with image `name` replaced by a `w` × `h` lossless WebP of
+/// noise, or of one colour (a few hundred bytes, whatever its size).
+fn with_image(name: &str, w: u32, h: u32, noise: bool) -> Vec<u8> {
+    let mut state = 7u32;
+    let px: Vec<u8> = (0..w * h * 4)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            if noise {
+                (state >> 24) as u8
+            } else {
+                252
+            }
+        })
+        .collect();
+    let mut webp = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+        .encode(&px, w, h, image::ExtendedColorType::Rgba8)
+        .unwrap();
+    let mut files = entries();
+    for (n, bytes) in &mut files {
+        if n == name {
+            *bytes = webp.clone();
+        }
+    }
+    zip_of(&files)
+}
+
+/// A palette of 16,384 SH entries (what splat-transform makes of a scene
+/// of 16k Gaussians and more): its centroid image, 960 × 256 pixels of
+/// noise here (about 1 MB), reads.
+#[test]
+fn a_large_sh_palette_reads() {
+    let big = with_image("shN_centroids.webp", 960, 256, true);
+    let mut files = Vec::new();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(big)).unwrap();
+    for i in 0..zip.len() {
+        let mut e = zip.by_index(i).unwrap();
+        let mut v = Vec::new();
+        e.read_to_end(&mut v).unwrap();
+        let name = e.name().unwrap().to_string();
+        if name == "meta.json" {
+            let mut meta: serde_json::Value = serde_json::from_slice(&v).unwrap();
+            meta["shN"]["count"] = 16_384.into();
+            v = serde_json::to_vec(&meta).unwrap();
+        }
+        files.push((name, v));
+    }
+    let centroids = &files
+        .iter()
+        .find(|f| f.0 == "shN_centroids.webp")
+        .unwrap()
+        .1;
+    assert!(centroids.len() > 600_000, "{} bytes", centroids.len());
+    let g = decode_scene(&zip_of(&files), SceneFormat::Sog, Path::new("big.sog")).unwrap();
+    assert_eq!((g.len(), g.sh_degree), (120, 3));
 }
 
 proptest! {

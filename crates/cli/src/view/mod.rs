@@ -179,8 +179,16 @@ pub fn run(a: ViewArgs) -> CliResult {
         Some(dir) => {
             // the site's own settings.json, so that `render` and `view` of
             // its model frame it as training did; the dataset stays home
-            let site_settings = settings
-                .map(|s| crate::settings::RenderSettings { background, ..s }.without_dataset());
+            // with the drawing mode decided above: the settings made up
+            // for an original 3DGS folder do not know it
+            let site_settings = settings.map(|s| {
+                crate::settings::RenderSettings {
+                    background,
+                    antialiased: st.antialiased(),
+                    ..s
+                }
+                .without_dataset()
+            });
             export_site(
                 &st,
                 dir,

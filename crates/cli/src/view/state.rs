@@ -214,6 +214,12 @@ impl ViewState {
         self
     }
 
+    /// Whether the scene is drawn with Mip-Splatting's antialiased
+    /// projection.
+    pub fn antialiased(&self) -> bool {
+        self.antialiased
+    }
+
     /// Drawn with Mip-Splatting's antialiased projection when
     /// `antialiased` (a scene file that declares it, with no training
     /// settings beside it); the model it serves and exports says so too.

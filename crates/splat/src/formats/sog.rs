@@ -53,7 +53,9 @@ struct Meta {
     sh0: Coded,
     #[serde(rename = "shN")]
     sh_n: Option<ShN>,
-    model: Option<String>,
+    /// `"antialiased"`, `"default"` or another tool's word (read as the
+    /// reference reads it: anything but `"antialiased"` is the default).
+    model: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -142,8 +144,9 @@ impl<'a, R: Read + Seek> Bundle<'a, R> {
         let path = self.path;
         let probe: serde_json::Value = serde_json::from_slice(&text)
             .map_err(|e| SceneError::new(path, Some("meta.json"), format!("not JSON: {e}")))?;
-        match probe.get("version").and_then(|v| v.as_u64()) {
-            Some(2) => {}
+        match probe.get("version") {
+            // as the reference compares (`2.0` is 2)
+            Some(v) if v.as_f64() == Some(2.0) => {}
             Some(v) => {
                 return Err(SceneError::new(
                     path,
@@ -164,13 +167,17 @@ impl<'a, R: Read + Seek> Bundle<'a, R> {
             .map_err(|e| SceneError::new(path, Some("meta.json"), format!("not SOG's layout: {e}")))
     }
 
-    /// The image `files[k]` of `field`, with at least `need` pixels.
+    /// The image `files[k]` of `field`, with at least `need` pixels and at
+    /// most `2 · room + 65,536`: its size is read from its header before it
+    /// is decoded, so that a small file cannot make the decoder allocate
+    /// far beyond what the scene takes (a WebP of one colour compresses a
+    /// 16k × 16k image to a few kB).
     fn texture(
         &mut self,
         field: &str,
         files: &[String],
         k: usize,
-        need: usize,
+        (need, room): (usize, usize),
     ) -> Result<Texture, SceneError> {
         let path = self.path;
         let name = files.get(k).ok_or_else(|| {
@@ -180,20 +187,32 @@ impl<'a, R: Read + Seek> Bundle<'a, R> {
                 format!("{} file names; want at least {}", files.len(), k + 1),
             )
         })?;
-        // a lossless WebP of `need` pixels is far smaller than 8 bytes
-        // each; the decoder's own limits bound what it allocates
-        let bytes = self.read(name, 64 + 8 * need.max(1 << 16) as u64)?;
-        let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::WebP)
-            .map_err(|e| SceneError::new(path, Some(name), format!("not a WebP image: {e}")))?
-            .to_rgba8();
-        let (width, height) = (img.width() as usize, img.height() as usize);
-        if width * height < need {
+        // a lossless WebP of `need` pixels is smaller than 8 bytes each
+        let most = 2 * room + (1 << 16);
+        let bytes = self.read(name, 64 + 8 * most as u64)?;
+        let not_webp = |e: image::ImageError| {
+            SceneError::new(path, Some(name), format!("not a WebP image: {e}"))
+        };
+        let reader =
+            || image::ImageReader::with_format(Cursor::new(&bytes[..]), image::ImageFormat::WebP);
+        let (w, h) = reader().into_dimensions().map_err(not_webp)?;
+        let pixels = w as usize * h as usize;
+        if pixels < need || pixels > most {
             return Err(SceneError::new(
                 path,
                 Some(name),
-                format!("{width}×{height} pixels for {need} (too small)"),
+                format!(
+                    "{w}×{h} pixels for {need} ({})",
+                    if pixels < need {
+                        "too small"
+                    } else {
+                        "far too large"
+                    }
+                ),
             ));
         }
+        let img = reader().decode().map_err(not_webp)?.to_rgba8();
+        let (width, height) = (img.width() as usize, img.height() as usize);
         Ok(Texture {
             rgba: img.into_raw(),
             width,
@@ -208,7 +227,7 @@ impl<'a, R: Read + Seek> Bundle<'a, R> {
 /// the whole archive, read by seeking).
 pub fn declared_antialiased<R: Read + Seek>(file: R) -> Option<bool> {
     let meta = Bundle::open(file, Path::new("")).ok()?.meta().ok()?;
-    meta.model.map(|m| m == "antialiased")
+    meta.model.map(|m| m.as_str() == Some("antialiased"))
 }
 
 /// Parses `.sog` bytes (version 2); `path` only names the file in errors.
@@ -218,15 +237,34 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
     let field = |name: &str| format!("meta.json: {name}");
     let bad = |name: &str, msg: String| SceneError::new(path, Some(&field(name)), msg);
     let n = meta.count.ok_or_else(|| bad("count", "missing".into()))?;
-    if n > MAX_COUNT {
-        return Err(bad("count", format!("{n} Gaussians; at most {MAX_COUNT}")));
+    // the images' pixels compress to a byte or more a Gaussian in
+    // practice; a count a thousand times the archive's size is a lie
+    let most = MAX_COUNT.min(1000 * bytes.len());
+    if n > most {
+        return Err(bad(
+            "count",
+            format!(
+                "{n} Gaussians in a file of {} bytes; at most {most}",
+                bytes.len()
+            ),
+        ));
     }
-    for (name, book) in [
+    // the reference reads a file whose SH bands it does not know as one
+    // without SH
+    let sh_n = meta.sh_n.as_ref().filter(|s| (1..=3).contains(&s.bands));
+    let books = [
         ("scales.codebook", &meta.scales.codebook),
         ("sh0.codebook", &meta.sh0.codebook),
-    ] {
+    ];
+    for (name, book) in books
+        .into_iter()
+        .chain(sh_n.map(|s| ("shN.codebook", &s.codebook)))
+    {
         if book.len() < 256 {
             return Err(bad(name, format!("{} entries; want 256", book.len())));
+        }
+        if let Some(j) = book.iter().position(|v| !v.is_finite()) {
+            return Err(bad(name, format!("entry {j} is {} (not finite)", book[j])));
         }
     }
     if meta
@@ -238,25 +276,21 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
     {
         return Err(bad("means", "a bound is not finite".into()));
     }
-    let lo = zip.texture("means", &meta.means.files, 0, n)?;
-    let hi = zip.texture("means", &meta.means.files, 1, n)?;
-    let quats = zip.texture("quats", &meta.quats.files, 0, n)?;
-    let scales = zip.texture("scales", &meta.scales.files, 0, n)?;
-    let sh0 = zip.texture("sh0", &meta.sh0.files, 0, n)?;
-    let (degree, rest) = match &meta.sh_n {
+    let lo = zip.texture("means", &meta.means.files, 0, (n, n))?;
+    let hi = zip.texture("means", &meta.means.files, 1, (n, n))?;
+    let quats = zip.texture("quats", &meta.quats.files, 0, (n, n))?;
+    let scales = zip.texture("scales", &meta.scales.files, 0, (n, n))?;
+    let sh0 = zip.texture("sh0", &meta.sh0.files, 0, (n, n))?;
+    let (degree, rest) = match sh_n {
         None => (0, None),
         Some(s) => {
-            if !(1..=3).contains(&s.bands) {
-                return Err(bad("shN.bands", format!("{}; want 1, 2 or 3", s.bands)));
-            }
-            if s.codebook.len() < 256 {
-                return Err(bad(
-                    "shN.codebook",
-                    format!("{} entries; want 256", s.codebook.len()),
-                ));
-            }
             let coeffs = sh_coeffs(s.bands) - 1;
-            let centroids = zip.texture("shN", &s.files, 0, 0)?;
+            // the palette: 64 entries a row, `coeffs` pixels each (at most
+            // 65,536 entries: labels are 16-bit)
+            let entries = s.count.min(1 << 16).div_ceil(64) * 64;
+            // (rows past the image's read as no higher bands, as the
+            // reference reads them)
+            let centroids = zip.texture("shN", &s.files, 0, (0, entries * coeffs))?;
             if centroids.width != 64 * coeffs {
                 return Err(SceneError::new(
                     path,
@@ -267,7 +301,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
                     ),
                 ));
             }
-            let labels = zip.texture("shN", &s.files, 1, n)?;
+            let labels = zip.texture("shN", &s.files, 1, (n, n))?;
             (s.bands, Some((s, centroids, labels)))
         }
     };
