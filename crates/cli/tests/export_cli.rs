@@ -25,6 +25,19 @@ fn export(input: &Path, format: &str, out: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// `chainrule view SCENE --export-format FORMAT --export SITE`, which must
+/// succeed.
+fn view_export(scene: &Path, format: &str, site: &Path) {
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .arg("view")
+        .arg(scene)
+        .args(["--export-format", format, "--export"])
+        .arg(site)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 #[test]
 fn export_converts_between_every_format() {
     let dir = tmp("all");
@@ -164,14 +177,7 @@ fn the_antialiased_mode_of_a_scene_file_is_kept() {
         assert_ne!(declared_antialiased_in(&out), Some(true), "{format}");
     }
     let site = dir.join("site");
-    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .arg("view")
-        .arg(&mip)
-        .args(["--export-format", "compressed-ply", "--export"])
-        .arg(&site)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    view_export(&mip, "compressed-ply", &site);
     let info: serde_json::Value =
         serde_json::from_slice(&std::fs::read(site.join("info.json")).unwrap()).unwrap();
     assert_eq!(info["antialiased"], serde_json::json!(true));
@@ -181,14 +187,7 @@ fn the_antialiased_mode_of_a_scene_file_is_kept() {
     );
     // a site whose model cannot say it (.splat): its page's info.json does
     let site = dir.join("site-splat");
-    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .arg("view")
-        .arg(&mip)
-        .args(["--export-format", "splat", "--export"])
-        .arg(&site)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    view_export(&mip, "splat", &site);
     let out = dir.join("from-site.ply");
     assert!(export(&site, "ply", &out).status.success());
     assert_eq!(declared_antialiased_in(&out), Some(true));
@@ -207,14 +206,7 @@ fn the_antialiased_mode_of_a_scene_file_is_kept() {
     assert_eq!(declared_antialiased_in(&out), Some(true));
     // and a site exported from it: its settings.json carries the mode
     let site = dir.join("site-model");
-    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .arg("view")
-        .arg(&model)
-        .args(["--export-format", "spz", "--export"])
-        .arg(&site)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    view_export(&model, "spz", &site);
     assert!(export(&site, "ply", &out).status.success());
     assert_eq!(declared_antialiased_in(&out), Some(true));
     // someone else's settings.json beside the scene: a warning, not an error

@@ -76,6 +76,16 @@ fn entries() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// The fixture without its entry `name`.
+fn without(name: &str) -> Vec<u8> {
+    zip_of(
+        &entries()
+            .into_iter()
+            .filter(|e| e.0 != name)
+            .collect::<Vec<_>>(),
+    )
+}
+
 fn zip_of(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts =
@@ -113,24 +123,8 @@ fn bad_sog_files_name_what_is_wrong() {
     assert_eq!(same, read_scene(&fixture("room_sh3.sog")).unwrap());
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"PK not really".to_vec(), "zip"),
-        (
-            zip_of(
-                &entries()
-                    .into_iter()
-                    .filter(|e| e.0 != "meta.json")
-                    .collect::<Vec<_>>(),
-            ),
-            "meta.json",
-        ),
-        (
-            zip_of(
-                &entries()
-                    .into_iter()
-                    .filter(|e| e.0 != "quats.webp")
-                    .collect::<Vec<_>>(),
-            ),
-            "quats.webp",
-        ),
+        (without("meta.json"), "meta.json"),
+        (without("quats.webp"), "quats.webp"),
         (
             with_meta(|m| {
                 m.as_object_mut().unwrap().remove("version");
@@ -252,12 +246,6 @@ proptest! {
     #[test]
     fn corrupted_sog_files_never_panic(flips in proptest::collection::vec((0usize..20_000, any::<u8>()), 1..8), cut in 0usize..20_000) {
         let good = std::fs::read(fixture("room_sh3.sog")).unwrap();
-        let mut bytes = good.clone();
-        for &(at, v) in &flips {
-            let n = bytes.len();
-            bytes[at % n] = v;
-        }
-        let _ = decode_scene(&bytes, SceneFormat::Sog, Path::new("bad.sog"));
-        let _ = decode_scene(&good[..cut % good.len()], SceneFormat::Sog, Path::new("bad.sog"));
+        crate::common::decode_corrupted(&good, &flips, cut, SceneFormat::Sog);
     }
 }

@@ -1,4 +1,5 @@
-//! Helpers shared by the dataset tests: writing COLMAP reconstructions.
+//! Helpers shared by the tests: writing COLMAP reconstructions, feeding
+//! corrupted scene files to their readers.
 
 #![allow(dead_code)]
 
@@ -62,4 +63,23 @@ pub fn write_colmap_bin(dir: &Path, cam: &Intrinsics, images: &[(String, Mat4)])
     }
     std::fs::write(sparse.join("cameras.bin"), c).unwrap();
     std::fs::write(sparse.join("images.bin"), im).unwrap();
+}
+
+/// Decodes `good` with `flips` (offset, byte) written into it, then cut to
+/// `cut` bytes, as `format`: a property test's body, for readers that must
+/// give a scene or an error for any bytes, never a panic.
+pub fn decode_corrupted(
+    good: &[u8],
+    flips: &[(usize, u8)],
+    cut: usize,
+    format: splat::formats::SceneFormat,
+) {
+    let path = Path::new("bad");
+    let mut bytes = good.to_vec();
+    for &(at, v) in flips {
+        let n = bytes.len();
+        bytes[at % n] = v;
+    }
+    let _ = splat::formats::decode_scene(&bytes, format, path);
+    let _ = splat::formats::decode_scene(&good[..cut % good.len()], format, path);
 }
