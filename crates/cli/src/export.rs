@@ -40,13 +40,15 @@ impl From<ExportFormat> for SceneFormat {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The scene: a 3DGS .ply (or .compressed.ply), a .splat, .spz or
-    /// .sog file, a `train` output
-    /// folder, or a site folder written by `view --export`.
+    /// .sog file, a `train` output folder, a site folder written by `view
+    /// --export`, or a model folder of the original 3DGS.
     pub input: PathBuf,
     /// Output format.
     #[arg(long, value_enum)]
     pub format: ExportFormat,
-    /// The file to write.
+    /// The file to write, named with the format's extension (.ply,
+    /// .splat, .spz, .compressed.ply); its folder is made if missing. Not
+    /// the scene being exported, nor a `train` folder's point_cloud.ply.
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -79,6 +81,43 @@ pub fn scene_antialiased(input: &std::path::Path, file: &std::path::Path) -> boo
     scene_input::antialiased(settings.as_ref(), model.as_ref(), input, file)
 }
 
+/// Refuses an `--out` whose name says another format than `--format` (the
+/// file would not read back as the name promises), or that would replace
+/// the scene being exported or a `train` folder's own `point_cloud.ply`.
+fn check_out(a: &ExportArgs, file: &std::path::Path) -> CliResult {
+    let want = SceneFormat::from(a.format);
+    let named = SceneFormat::from_path(&a.out);
+    if named != Some(want) {
+        return Err(CliError::usage(format!(
+            "--out {}: this --format writes a .{} file; name it so (readers here and \
+             elsewhere choose the format by the name)",
+            a.out.display(),
+            want.extension()
+        )));
+    }
+    let same = |x: &std::path::Path, y: &std::path::Path| match (x.canonicalize(), y.canonicalize())
+    {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    };
+    if same(&a.out, file) {
+        return Err(CliError::usage(format!(
+            "--out {}: that is the scene being exported; write to another file",
+            a.out.display()
+        )));
+    }
+    let folder = scene_input::scene_folder(&a.out);
+    if a.out.file_name().is_some_and(|n| n == "point_cloud.ply")
+        && folder.join(crate::settings::FILE).is_file()
+    {
+        return Err(CliError::usage(format!(
+            "--out {}: that is a `chainrule train` folder's scene; write to another file",
+            a.out.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `chainrule export`.
 pub fn run(a: ExportArgs) -> CliResult {
     let (file, g) = match scene_input::open(&a.input)? {
@@ -92,14 +131,21 @@ pub fn run(a: ExportArgs) -> CliResult {
     };
     // the drawing mode goes with the scene, so other viewers draw it as
     // it was trained
+    check_out(&a, &file)?;
     let antialiased = scene_antialiased(&a.input, &file);
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::output::ensure_dir(dir)?;
+    }
     let n = write_scene(&g, a.format, &a.out, antialiased)?;
     let before = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     println!(
         "wrote {} ({} Gaussians, SH degree {}{}, {n} bytes; {} was {before} bytes)",
         a.out.display(),
         g.len(),
-        g.sh_degree,
+        match a.format {
+            ExportFormat::Splat => "0 (.splat keeps the colour only)".to_string(),
+            _ => g.sh_degree.to_string(),
+        },
         match (antialiased, a.format) {
             (false, _) => "",
             (true, ExportFormat::Splat) => ", antialiased (which .splat cannot record)",

@@ -23,8 +23,9 @@ struct Cli {
 enum Command {
     /// Fit 2D Gaussians to an image (PNG/JPEG, or a built-in target).
     Fit(fit::FitArgs),
-    /// Render a 2D fit (gaussians.json from `fit`) or a 3D scene (.ply or a
-    /// `train` folder: orbit, dataset cameras, or a flight along them).
+    /// Render a 2D fit (gaussians.json from `fit`) or a 3D scene (a scene
+    /// file, a `train` folder, a site, an original 3DGS model folder): an
+    /// orbit, a dataset's cameras, or a flight along them.
     Render(render::RenderArgs),
     /// Differentiate a small program: its value and gradient at given inputs.
     Grad(grad::GradArgs),
@@ -34,7 +35,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Measure speed and memory of a workload.
     Bench(bench::BenchArgs),
-    /// Convert a 3D scene to .ply, .splat, .spz or .compressed.ply.
+    /// Convert a 3D scene (any that `view` opens, .sog and .spz v4 among
+    /// them) to .ply, .splat, .spz or .compressed.ply.
     Export(export::ExportArgs),
     /// Look at a scene in the browser (an interactive WebGL2 viewer).
     View(view::ViewArgs),

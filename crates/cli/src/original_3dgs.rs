@@ -226,13 +226,15 @@ fn number(c: &Value, key: &str) -> Result<f64, String> {
 }
 
 /// `v` as an array of exactly `n` finite numbers.
-fn numbers(v: Option<&Value>, n: usize) -> Option<Vec<f64>> {
+pub(crate) fn numbers(v: Option<&Value>, n: usize) -> Option<Vec<f64>> {
     let a = v?.as_array()?;
     let x: Vec<f64> = a.iter().map(Value::as_f64).collect::<Option<_>>()?;
     (x.len() == n && x.iter().all(|x| x.is_finite())).then_some(x)
 }
 
-fn camera(c: &Value) -> Result<View, String> {
+/// A camera's `width` and `height` (1 to 16,384 pixels a side, at most
+/// 2²⁶ in all) and its positive focal lengths `fx`, `fy`.
+pub(crate) fn pixels_and_focal(c: &Value) -> Result<(u32, u32, f64, f64), String> {
     let dim = |key: &str| -> Result<u32, String> {
         c.get(key)
             .and_then(Value::as_u64)
@@ -250,14 +252,18 @@ fn camera(c: &Value) -> Result<View, String> {
     if fx <= 0.0 || fy <= 0.0 {
         return Err("fx, fy: focal lengths must be positive".into());
     }
-    let position = numbers(c.get("position"), 3)
-        .ok_or("position: expected an array of three finite numbers")?;
+    Ok((width, height, fx, fy))
+}
+
+/// `c[key]` as three rows of three finite numbers that make a rotation
+/// (orthonormal to 10⁻⁴, determinant +1).
+pub(crate) fn rotation(c: &Value, key: &str) -> Result<Vec<Vec<f64>>, String> {
     let rows: Vec<Vec<f64>> = c
-        .get("rotation")
+        .get(key)
         .and_then(Value::as_array)
         .filter(|r| r.len() == 3)
         .and_then(|r| r.iter().map(|row| numbers(Some(row), 3)).collect())
-        .ok_or("rotation: expected three rows of three finite numbers")?;
+        .ok_or_else(|| format!("{key}: expected three rows of three finite numbers"))?;
     let r = |i: usize, j: usize| rows[i][j];
     // a rotation: RᵀR = I (to the precision such files are written with)
     // and det R = +1 (not a mirror)
@@ -265,9 +271,9 @@ fn camera(c: &Value) -> Result<View, String> {
         for j in 0..3 {
             let d: f64 = (0..3).map(|k| r(k, i) * r(k, j)).sum();
             if (d - if i == j { 1.0 } else { 0.0 }).abs() > 1e-4 {
-                return Err(
-                    "rotation: not a rotation matrix (its columns are not orthonormal)".into(),
-                );
+                return Err(format!(
+                    "{key}: not a rotation matrix (its columns are not orthonormal)"
+                ));
             }
         }
     }
@@ -275,8 +281,19 @@ fn camera(c: &Value) -> Result<View, String> {
         - r(0, 1) * (r(1, 0) * r(2, 2) - r(1, 2) * r(2, 0))
         + r(0, 2) * (r(1, 0) * r(2, 1) - r(1, 1) * r(2, 0));
     if det < 0.0 {
-        return Err("rotation: a reflection (determinant −1), not a rotation".into());
+        return Err(format!(
+            "{key}: a reflection (determinant −1), not a rotation"
+        ));
     }
+    Ok(rows)
+}
+
+fn camera(c: &Value) -> Result<View, String> {
+    let (width, height, fx, fy) = pixels_and_focal(c)?;
+    let position = numbers(c.get("position"), 3)
+        .ok_or("position: expected an array of three finite numbers")?;
+    let rows = rotation(c, "rotation")?;
+    let r = |i: usize, j: usize| rows[i][j];
     let name = match (c.get("img_name"), c.get("id")) {
         (Some(Value::String(s)), _) => s.clone(),
         (Some(Value::Number(n)), _) | (None, Some(Value::Number(n))) => n.to_string(),

@@ -44,7 +44,8 @@ pub struct RenderArgs {
     /// The PNG to write (2D), or the folder for the views (3D).
     #[arg(long)]
     pub out: PathBuf,
-    /// Size relative to the size the model was fitted at.
+    /// 2D fits: size relative to the size the model was fitted at (a 3D
+    /// scene's size is --size).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
     /// 3D scenes: number of views on a circle around the scene;
@@ -247,6 +248,14 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
                 let w = crate::render3d::run_path(ply, &m.cameras, frames, &a.out, &o)?;
                 return report(a, "path", &format!("{frames} frames"), w);
             }
+            // a site's own cameras (it is shared without its photos)
+            if dataset.is_none() {
+                let site = crate::scene_input::scene_folder(&a.file);
+                if let Some(views) = crate::scene_input::site_views(site)? {
+                    let w = crate::render3d::run_path(ply, &views, frames, &a.out, &o)?;
+                    return report(a, "path", &format!("{frames} frames"), w);
+                }
+            }
             let data = dataset.ok_or_else(|| match &saved {
                 Some(_) => CliError::usage(format!(
                     "--path needs the dataset's cameras, and {} names no dataset (a site \
@@ -325,12 +334,14 @@ pub fn run(a: RenderArgs) -> CliResult {
             let scene = crate::scene_input::folder_scene(&a.file)?;
             return render_3d(&a, &scene);
         }
+        _ if !a.file.exists() => return Err(CliError::file(&a.file, "no such file or folder")),
         _ => {
             return Err(CliError::file(
                 &a.file,
                 "unsupported model file: expected a .json written by `chainrule fit`, or a 3D \
-             scene: a 3DGS .ply (or .compressed.ply), a .spz, .splat or .sog file, or a \
-             `chainrule train` folder",
+             scene: a 3DGS .ply (or .compressed.ply), a .spz, .splat or .sog file, a \
+             `chainrule train` folder, a site written by `view --export`, or an original \
+             3DGS model folder",
             ))
         }
     };

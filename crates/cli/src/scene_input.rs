@@ -147,6 +147,70 @@ pub fn antialiased(
     splat::formats::declared_antialiased_in(file).unwrap_or(false)
 }
 
+/// The cameras of the site in `dir` (its `cameras.json`, as `view
+/// --export` writes them from the dataset: name, size, intrinsics, and the
+/// world-to-camera `R` and `t` in OpenCV axes), sorted by name, the order
+/// `render --path` flies them. `Ok(None)` when `dir` is no site or has no
+/// cameras; an error naming the file and the camera when one is malformed.
+pub fn site_views(dir: &Path) -> CliResult<Option<Vec<splat::data::View>>> {
+    use crate::original_3dgs::{numbers, pixels_and_focal, rotation};
+    use serde_json::Value;
+    let file = dir.join("cameras.json");
+    if !matches!(site_info(dir), Ok(Some(_))) || !file.is_file() {
+        return Ok(None);
+    }
+    let bad = |what: String| CliError::file(&file, what);
+    let text = std::fs::read_to_string(&file).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let cams: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let cams = cams
+        .as_array()
+        .ok_or_else(|| bad("expected an array of cameras".into()))?;
+    let view = |c: &Value| -> Result<splat::data::View, String> {
+        let (width, height, fx, fy) = pixels_and_focal(c)?;
+        let finite = |k: &str| {
+            c.get(k)
+                .and_then(Value::as_f64)
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| format!("{k}: expected a finite number"))
+        };
+        let (cx, cy) = (finite("cx")?, finite("cy")?);
+        let r = rotation(c, "R")?;
+        let t = numbers(c.get("t"), 3).ok_or("t: expected an array of three finite numbers")?;
+        let name = c
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or("name: expected the photo's name")?
+            .to_string();
+        let mut m = [[0.0; 4]; 4];
+        for i in 0..3 {
+            m[i][..3].copy_from_slice(&r[i]);
+            m[i][3] = t[i];
+        }
+        m[3][3] = 1.0;
+        Ok(splat::data::View {
+            name,
+            width,
+            height,
+            fx,
+            fy,
+            cx,
+            cy,
+            world_to_camera: m,
+            image: Vec::new(),
+            alpha: None,
+            background: [0.0; 3],
+            mask: None,
+        })
+    };
+    let mut views = cams
+        .iter()
+        .enumerate()
+        .map(|(i, c)| view(c).map_err(|m| bad(format!("camera {i}: {m}"))))
+        .collect::<CliResult<Vec<_>>>()?;
+    views.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((!views.is_empty()).then_some(views))
+}
+
 /// The folder a scene path stands for: the path itself when it is a
 /// folder, else the folder of the file.
 pub fn scene_folder(scene: &Path) -> &Path {
@@ -170,6 +234,9 @@ pub fn scene_error(e: SceneError) -> CliError {
 
 /// Opens `path` as one of the scenes above.
 pub fn open(path: &Path) -> CliResult<SceneInput> {
+    if !path.exists() {
+        return Err(CliError::file(path, "no such file or folder"));
+    }
     if path.is_dir() {
         let file = folder_scene(path)?;
         let gaussians = read_scene(&file).map_err(scene_error)?;

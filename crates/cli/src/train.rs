@@ -180,7 +180,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     pub eval_every: f64,
     /// Also write the final scene as `OUT/point_cloud.FORMAT` (splat, spz
-    /// or compressed-ply; see `chainrule export`; ply is always written).
+    /// or compressed-ply; see `chainrule export`). `point_cloud.ply` is
+    /// always written, so `ply` adds nothing.
     #[arg(long, value_enum)]
     pub export: Option<crate::export::ExportFormat>,
     /// Serve the viewer (`chainrule view`'s page) while training: the model

@@ -128,6 +128,47 @@ fn bad_inputs_exit_2_naming_the_file() {
         assert!(!err.contains("panicked"), "{err}");
     }
     assert!(!dir.join("out.splat").exists());
+    // a missing input says so
+    let o = export(&dir.join("nowhere"), "spz", &dir.join("out.spz"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no such file"));
+    // an --out whose name says another format, the input itself, or a
+    // train folder's own scene: refused, nothing written
+    let g = random_scene::<f32>(&RandomScene {
+        n: 5,
+        ..Default::default()
+    });
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let ply = run.join("point_cloud.ply");
+    std::fs::write(&ply, to_ply_bytes(&g)).unwrap();
+    std::fs::write(run.join("settings.json"), "{}").unwrap();
+    let before = std::fs::read(&ply).unwrap();
+    for (format, out, want) in [
+        ("spz", dir.join("scene.ply"), "writes a .spz file"),
+        (
+            "compressed-ply",
+            dir.join("scene.ply"),
+            "writes a .compressed.ply file",
+        ),
+        ("ply", ply.clone(), "the scene being exported"),
+    ] {
+        let o = export(&run, format, &out);
+        assert_eq!(o.status.code(), Some(2), "{format} {out:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{err}");
+    }
+    let other = dir.join("other.ply");
+    std::fs::write(&other, to_ply_bytes(&g)).unwrap();
+    let o = export(&other, "ply", &ply);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("train"),
+        "{o:?}"
+    );
+    assert_eq!(std::fs::read(&ply).unwrap(), before);
+    assert!(!dir.join("scene.ply").exists());
+    // and a missing folder of --out is made
+    let o = export(&other, "spz", &dir.join("new/deeper/s.spz"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// A scene file that declares itself antialiased (Brush's PLY comment, as

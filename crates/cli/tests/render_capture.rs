@@ -401,3 +401,57 @@ fn an_original_3dgs_model_folder_renders_framed_by_its_cameras() {
     assert_eq!(warned, bare_views[1]);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A site written by `view --export` carries the dataset's cameras but not
+/// its photos: `render SITE --path N` flies along them as the train folder
+/// flies along its dataset (the same frames, to the model format's
+/// quantisation), and a malformed camera is an error naming the file.
+#[test]
+fn a_site_flies_along_its_own_cameras() {
+    let d = tmp("site-path");
+    let out = trained(&d);
+    let site = d.join("site");
+    run(&[
+        "view",
+        out.to_str().unwrap(),
+        "--export",
+        site.to_str().unwrap(),
+    ]);
+    let (a, b) = (d.join("fly-train"), d.join("fly-site"));
+    for (scene, to) in [(&out, &a), (&site, &b)] {
+        run(&[
+            "render",
+            scene.to_str().unwrap(),
+            "--path",
+            "4",
+            "--out",
+            to.to_str().unwrap(),
+        ]);
+    }
+    for k in 0..4 {
+        let f = format!("path_{k:03}.png");
+        let (x, y) = (
+            std::fs::read(a.join(&f)).unwrap(),
+            std::fs::read(b.join(&f)).unwrap(),
+        );
+        assert_eq!(
+            x, y,
+            "{f}: the site's flight differs from the train folder's"
+        );
+    }
+    // a camera that is not one
+    let cams = site.join("cameras.json");
+    let text = std::fs::read_to_string(&cams).unwrap();
+    std::fs::write(&cams, text.replacen("\"fx\":", "\"fx\":-", 1)).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["render", site.to_str().unwrap(), "--path", "4", "--out"])
+        .arg(d.join("bad"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cameras.json") && err.contains("camera 0") && err.contains("fx"),
+        "{err}"
+    );
+}

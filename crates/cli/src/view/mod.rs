@@ -32,9 +32,9 @@ pub const DEFAULT_PORT: u16 = 8090;
 #[derive(Debug, Args)]
 pub struct ViewArgs {
     /// The scene: a 3DGS .ply (or SuperSplat .compressed.ply), a .splat,
-    /// .spz or PlayCanvas .sog file, a 2D fit's
-    /// gaussians.json, a `train` output folder, or a site folder written
-    /// by --export.
+    /// .spz or PlayCanvas .sog file, a 2D fit's gaussians.json, a `train`
+    /// output folder, a site folder written by --export, or a model folder
+    /// of the original 3DGS.
     pub path: PathBuf,
     /// Port to listen on (0: any free port).
     #[arg(long, default_value_t = DEFAULT_PORT)]
@@ -55,8 +55,9 @@ pub struct ViewArgs {
     #[arg(long)]
     pub open: bool,
     /// Write the page and the scene to this folder instead of serving
-    /// them: a static site (index.html, the viewer's scripts, model.ply,
-    /// info.json, cameras.json, and a training folder's settings.json
+    /// them: a static site (index.html, the viewer's scripts, the model
+    /// as model.ply, model.spz, model.splat or model.compressed.ply by
+    /// --export-format, info.json, cameras.json, and a training folder's settings.json
     /// without its dataset path) that any web server can host, to share
     /// the scene (browsers do not run it from file://). `render` and
     /// `view` take the folder as a scene. 3D scenes only.
