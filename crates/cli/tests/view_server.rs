@@ -636,3 +636,25 @@ fn an_original_3dgs_model_folder_brings_its_cameras() {
     assert_eq!(orbit(&site, "o-site"), orbit(&model, "o-model"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--export` into a folder of other files (a dataset, a project) is
+/// refused, writing nothing; an empty folder or an earlier site is fine.
+#[test]
+fn export_refuses_a_folder_of_other_files() {
+    let dir = tmp("export-other");
+    let (scene, _) = scene_file(&dir);
+    let busy = dir.join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("notes.txt"), "mine").unwrap();
+    let (scene, busy_s) = (scene.to_str().unwrap(), busy.to_str().unwrap());
+    let o = cli(&["view", scene, "--export", busy_s]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("other files"));
+    assert!(!busy.join("index.html").exists());
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for _ in 0..2 {
+        let o = cli(&["view", scene, "--export", empty.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}

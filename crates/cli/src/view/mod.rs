@@ -229,7 +229,8 @@ fn site_cameras(scene: &std::path::Path) -> CliResult<Vec<serde_json::Value>> {
 /// says how to look at it. A model that an earlier export into `dir`
 /// left in another format is removed, and so are its settings when this
 /// scene has none, so the folder holds one scene. A `train` output folder
-/// is refused: its own settings.json would lose the dataset.
+/// is refused (its own settings.json would lose the dataset), and so is a
+/// folder holding other files that no earlier export wrote.
 fn export_site(
     st: &ViewState,
     dir: &std::path::Path,
@@ -252,6 +253,18 @@ fn export_site(
         return Err(CliError::usage(format!(
             "--export {}: that folder is a model folder of the original 3DGS; its \
              cameras.json would be replaced. Export into a new folder",
+            dir.display()
+        )));
+    }
+    // a folder of something else (a dataset, a project): the site's files
+    // would land among its own
+    let holds_files = std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if holds_files && !dir.join("info.json").is_file() {
+        return Err(CliError::usage(format!(
+            "--export {}: that folder holds other files and no earlier site; export into \
+             a new or empty folder, or one an earlier --export wrote",
             dir.display()
         )));
     }
