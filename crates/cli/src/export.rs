@@ -88,9 +88,13 @@ fn check_out(a: &ExportArgs, file: &std::path::Path) -> CliResult {
     let want = SceneFormat::from(a.format);
     let named = SceneFormat::from_path(&a.out);
     if named != Some(want) {
+        let read_as = match named {
+            Some(f) => format!(" (a .{} name is read as that format)", f.extension()),
+            None => String::new(),
+        };
         return Err(CliError::usage(format!(
             "--out {}: this --format writes a .{} file; name it so (readers here and \
-             elsewhere choose the format by the name)",
+             elsewhere choose the format by the name){read_as}",
             a.out.display(),
             want.extension()
         )));
@@ -107,11 +111,15 @@ fn check_out(a: &ExportArgs, file: &std::path::Path) -> CliResult {
         )));
     }
     let folder = scene_input::scene_folder(&a.out);
-    if a.out.file_name().is_some_and(|n| n == "point_cloud.ply")
-        && folder.join(crate::settings::FILE).is_file()
+    if a.out
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().eq_ignore_ascii_case("point_cloud.ply"))
+        && (folder.join(crate::settings::FILE).is_file()
+            || crate::original_3dgs::root_of(&a.out).is_some())
     {
         return Err(CliError::usage(format!(
-            "--out {}: that is a `chainrule train` folder's scene; write to another file",
+            "--out {}: that is the scene of a `chainrule train` folder, a site or an \
+             original 3DGS model; write to another file",
             a.out.display()
         )));
     }

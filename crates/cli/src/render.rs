@@ -251,7 +251,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             // a site's own cameras (it is shared without its photos)
             if dataset.is_none() {
                 let site = crate::scene_input::scene_folder(&a.file);
-                if let Some(views) = crate::scene_input::site_views(site)? {
+                if let Some(views) = crate::scene_input::site_views(site, saved.as_ref())? {
                     let w = crate::render3d::run_path(ply, &views, frames, &a.out, &o)?;
                     return report(a, "path", &format!("{frames} frames"), w);
                 }
@@ -327,6 +327,9 @@ pub fn run(a: RenderArgs) -> CliResult {
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
+    if !a.file.exists() {
+        return Err(CliError::file(&a.file, "no such file or folder"));
+    }
     let img = match ext.as_str() {
         "json" => render_2d(&a.file, a.scale)?,
         "ply" | "spz" | "splat" | "sog" => return render_3d(&a, &a.file),
@@ -334,7 +337,6 @@ pub fn run(a: RenderArgs) -> CliResult {
             let scene = crate::scene_input::folder_scene(&a.file)?;
             return render_3d(&a, &scene);
         }
-        _ if !a.file.exists() => return Err(CliError::file(&a.file, "no such file or folder")),
         _ => {
             return Err(CliError::file(
                 &a.file,

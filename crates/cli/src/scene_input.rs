@@ -152,7 +152,14 @@ pub fn antialiased(
 /// world-to-camera `R` and `t` in OpenCV axes), sorted by name, the order
 /// `render --path` flies them. `Ok(None)` when `dir` is no site or has no
 /// cameras; an error naming the file and the camera when one is malformed.
-pub fn site_views(dir: &Path) -> CliResult<Option<Vec<splat::data::View>>> {
+/// The views are sized as `settings` (the site's training settings) load
+/// the photos: divided by their `downscale`, else at most 1,600 pixels
+/// wide, the intrinsics scaled alike (cameras.json keeps the photos' own
+/// size, which the page uses).
+pub fn site_views(
+    dir: &Path,
+    settings: Option<&crate::settings::RenderSettings>,
+) -> CliResult<Option<Vec<splat::data::View>>> {
     use crate::original_3dgs::{numbers, pixels_and_focal, rotation};
     use serde_json::Value;
     let file = dir.join("cameras.json");
@@ -207,6 +214,18 @@ pub fn site_views(dir: &Path) -> CliResult<Option<Vec<splat::data::View>>> {
         .enumerate()
         .map(|(i, c)| view(c).map_err(|m| bad(format!("camera {i}: {m}"))))
         .collect::<CliResult<Vec<_>>>()?;
+    let (downscale, max_width) = crate::settings::RenderSettings::load_options(settings);
+    for v in &mut views {
+        let (w, h) = (v.width, v.height);
+        let (mut nw, mut nh) = ((w / downscale.max(1)).max(1), (h / downscale.max(1)).max(1));
+        if let Some(max) = max_width.filter(|&m| nw > m) {
+            nh = ((nh as f64 * max as f64 / nw as f64).round() as u32).max(1);
+            nw = max;
+        }
+        let (sx, sy) = (nw as f64 / w as f64, nh as f64 / h as f64);
+        (v.fx, v.cx, v.fy, v.cy) = (v.fx * sx, v.cx * sx, v.fy * sy, v.cy * sy);
+        (v.width, v.height) = (nw, nh);
+    }
     views.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((!views.is_empty()).then_some(views))
 }

@@ -439,6 +439,42 @@ fn a_site_flies_along_its_own_cameras() {
             "{f}: the site's flight differs from the train folder's"
         );
     }
+    // trained at half size: the site flies at the training's size too
+    // (its cameras.json keeps the photos' own)
+    let half = d.join("half");
+    run(&[
+        "train",
+        fixture(),
+        "--out",
+        half.to_str().unwrap(),
+        "--iters",
+        "10",
+        "--downscale",
+        "2",
+        "--json",
+    ]);
+    let half_site = d.join("half-site");
+    run(&[
+        "view",
+        half.to_str().unwrap(),
+        "--export",
+        half_site.to_str().unwrap(),
+    ]);
+    let (c, e) = (d.join("fly-half"), d.join("fly-half-site"));
+    for (scene, to) in [(&half, &c), (&half_site, &e)] {
+        run(&[
+            "render",
+            scene.to_str().unwrap(),
+            "--path",
+            "2",
+            "--out",
+            to.to_str().unwrap(),
+        ]);
+    }
+    assert_eq!(
+        std::fs::read(c.join("path_001.png")).unwrap(),
+        std::fs::read(e.join("path_001.png")).unwrap()
+    );
     // a camera that is not one
     let cams = site.join("cameras.json");
     let text = std::fs::read_to_string(&cams).unwrap();

@@ -258,15 +258,21 @@ fn export_site(
     }
     // a folder of something else (a dataset, a project): the site's files
     // would land among its own
-    let holds_files = std::fs::read_dir(dir)
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false);
-    if holds_files && !dir.join("info.json").is_file() {
-        return Err(CliError::usage(format!(
-            "--export {}: that folder holds other files and no earlier site; export into \
-             a new or empty folder, or one an earlier --export wrote",
-            dir.display()
-        )));
+    // (hidden files such as .git or .DS_Store do not count)
+    let other = std::fs::read_dir(dir).ok().and_then(|d| {
+        d.flatten()
+            .map(|e| e.file_name())
+            .find(|n| !n.to_string_lossy().starts_with('.'))
+    });
+    if let Some(name) = other {
+        if !matches!(scene_input::site_info(dir), Ok(Some(_))) {
+            return Err(CliError::usage(format!(
+                "--export {}: that folder holds other files ({} among them) and no earlier \
+                 site; export into a new or empty folder, or one an earlier --export wrote",
+                dir.display(),
+                name.to_string_lossy()
+            )));
+        }
     }
     if let Some(s) = settings {
         files.push((
