@@ -309,20 +309,12 @@ fn camera(c: &Value) -> Result<View, String> {
         m[i][3] = -(0..3).map(|k| r(k, i) * position[k]).sum::<f64>();
     }
     m[3][3] = 1.0;
-    Ok(View {
+    Ok(View::camera_only(
         name,
-        width,
-        height,
-        fx,
-        fy,
-        cx: width as f64 / 2.0,
-        cy: height as f64 / 2.0,
-        world_to_camera: m,
-        image: Vec::new(),
-        alpha: None,
-        background: [0.0; 3],
-        mask: None,
-    })
+        (width, height),
+        [fx, fy, width as f64 / 2.0, height as f64 / 2.0],
+        m,
+    ))
 }
 
 impl Model {

@@ -194,20 +194,12 @@ pub fn site_views(
             m[i][3] = t[i];
         }
         m[3][3] = 1.0;
-        Ok(splat::data::View {
+        Ok(splat::data::View::camera_only(
             name,
-            width,
-            height,
-            fx,
-            fy,
-            cx,
-            cy,
-            world_to_camera: m,
-            image: Vec::new(),
-            alpha: None,
-            background: [0.0; 3],
-            mask: None,
-        })
+            (width, height),
+            [fx, fy, cx, cy],
+            m,
+        ))
     };
     let mut views = cams
         .iter()
@@ -216,15 +208,8 @@ pub fn site_views(
         .collect::<CliResult<Vec<_>>>()?;
     let (downscale, max_width) = crate::settings::RenderSettings::load_options(settings);
     for v in &mut views {
-        let (w, h) = (v.width, v.height);
-        let (mut nw, mut nh) = ((w / downscale.max(1)).max(1), (h / downscale.max(1)).max(1));
-        if let Some(max) = max_width.filter(|&m| nw > m) {
-            nh = ((nh as f64 * max as f64 / nw as f64).round() as u32).max(1);
-            nw = max;
-        }
-        let (sx, sy) = (nw as f64 / w as f64, nh as f64 / h as f64);
-        (v.fx, v.cx, v.fy, v.cy) = (v.fx * sx, v.cx * sx, v.fy * sy, v.cy * sy);
-        (v.width, v.height) = (nw, nh);
+        let (w, h) = splat::data::loaded_size(v.width, v.height, downscale, max_width);
+        v.rescale_intrinsics(w, h);
     }
     views.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((!views.is_empty()).then_some(views))

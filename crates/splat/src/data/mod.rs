@@ -97,6 +97,43 @@ pub struct View {
 }
 
 impl View {
+    /// A camera without a photo (`image` empty): what a render needs of a
+    /// view whose photo is elsewhere (a shared site's cameras, an original
+    /// 3DGS model's `cameras.json`). `intrinsics` is `[fx, fy, cx, cy]`.
+    pub fn camera_only(
+        name: String,
+        (width, height): (u32, u32),
+        [fx, fy, cx, cy]: [f64; 4],
+        world_to_camera: Mat4,
+    ) -> View {
+        View {
+            name,
+            width,
+            height,
+            fx,
+            fy,
+            cx,
+            cy,
+            world_to_camera,
+            image: Vec::new(),
+            alpha: None,
+            background: [0.0; 3],
+            mask: None,
+        }
+    }
+
+    /// Sets the size to `width` × `height`, scaling the intrinsics to
+    /// match (the pixels, if any, are the caller's to resample).
+    pub fn rescale_intrinsics(&mut self, width: u32, height: u32) {
+        let (sx, sy) = (
+            width as f64 / self.width as f64,
+            height as f64 / self.height as f64,
+        );
+        (self.fx, self.cx) = (self.fx * sx, self.cx * sx);
+        (self.fy, self.cy) = (self.fy * sy, self.cy * sy);
+        (self.width, self.height) = (width, height);
+    }
+
     /// The image composited on another background `bg` instead (the same
     /// image when it had no transparency): `image + (bg − background)(1 − α)`.
     /// Training with random backgrounds uses this.
@@ -315,8 +352,7 @@ pub fn limit_width(v: &mut View, max: u32) {
     if v.width <= max {
         return;
     }
-    let nw = max;
-    let nh = ((v.height as f64 * max as f64 / v.width as f64).round() as u32).max(1);
+    let (nw, nh) = loaded_size(v.width, v.height, 1, Some(max));
     let resize = |data: &[f32], ch: usize| -> Vec<f32> {
         use image::imageops::{resize, FilterType};
         let mut out = Vec::with_capacity(nw as usize * nh as usize * ch);
@@ -337,7 +373,6 @@ pub fn limit_width(v: &mut View, max: u32) {
         }
         out
     };
-    let (sx, sy) = (nw as f64 / v.width as f64, nh as f64 / v.height as f64);
     v.image = resize(&v.image, 3);
     v.alpha = v.alpha.as_ref().map(|a| resize(a, 1));
     v.mask = v.mask.as_ref().map(|m| {
@@ -346,11 +381,23 @@ pub fn limit_width(v: &mut View, max: u32) {
             .map(|x| if x > 1.0 - 1e-4 { 1.0 } else { 0.0 })
             .collect()
     });
-    v.fx *= sx;
-    v.fy *= sy;
-    v.cx *= sx;
-    v.cy *= sy;
-    (v.width, v.height) = (nw, nh);
+    v.rescale_intrinsics(nw, nh);
+}
+
+/// The size a `width` × `height` photo is loaded at: divided by
+/// `downscale` (as the box filter does, at least 1 pixel), then, when
+/// wider than `max_width`, resampled to it with the height in proportion
+/// (as [`limit_width`] does).
+pub fn loaded_size(width: u32, height: u32, downscale: u32, max_width: Option<u32>) -> (u32, u32) {
+    let d = downscale.max(1);
+    let (w, h) = ((width / d).max(1), (height / d).max(1));
+    match max_width.map(|m| m.max(1)) {
+        Some(max) if w > max => (
+            max,
+            ((h as f64 * max as f64 / w as f64).round() as u32).max(1),
+        ),
+        _ => (w, h),
+    }
 }
 
 /// An image to decode: its path, the size it must have (if known), and the
