@@ -1,4 +1,4 @@
-//! `chainrule export IN --format ply|splat|spz|compressed-ply --out FILE`: convert a scene
+//! `chainrule export IN --format ply|splat|spz|compressed-ply|sog --out FILE`: convert a scene
 //! (any input of [`crate::scene_input`] but a 2D fit) to the formats other
 //! viewers read. See [`splat::formats`] for each format's quantisation.
 
@@ -23,6 +23,9 @@ pub enum ExportFormat {
     /// SuperSplat's .compressed.ply (quantised in chunks of 256, SH kept;
     /// as PlayCanvas's splat-transform writes it).
     CompressedPly,
+    /// PlayCanvas's .sog (lossless WebP images in a zip, SH through a
+    /// palette; the smallest, read by SuperSplat, PlayCanvas and Spark).
+    Sog,
 }
 
 impl From<ExportFormat> for SceneFormat {
@@ -32,6 +35,7 @@ impl From<ExportFormat> for SceneFormat {
             ExportFormat::Splat => SceneFormat::Splat,
             ExportFormat::Spz => SceneFormat::Spz,
             ExportFormat::CompressedPly => SceneFormat::CompressedPly,
+            ExportFormat::Sog => SceneFormat::Sog,
         }
     }
 }
@@ -47,7 +51,7 @@ pub struct ExportArgs {
     #[arg(long, value_enum)]
     pub format: ExportFormat,
     /// The file to write, named with the format's extension (.ply,
-    /// .splat, .spz, .compressed.ply); its folder is made if missing. Not
+    /// .splat, .spz, .compressed.ply, .sog); its folder is made if missing. Not
     /// the scene being exported, nor a `train` folder's point_cloud.ply.
     #[arg(long)]
     pub out: PathBuf,

@@ -50,7 +50,8 @@ pub fn grad_lang(data: &[u8]) {
 }
 
 /// The 3DGS PLY reader in f64 and f32: values finite, quaternions nonzero,
-/// and what f32 read writes back and reads again equal.
+/// what f32 read writes back and reads again equal, and it writes as a
+/// compressed PLY and a `.sog` that read back.
 pub fn ply(data: &[u8]) {
     use splat::three::ply::{parse_ply, to_ply_bytes};
     let path = Path::new("fuzz.ply");
@@ -69,6 +70,7 @@ pub fn ply(data: &[u8]) {
         let back = parse_ply::<f32>(&to_ply_bytes(&g), path).expect("own output reads back");
         assert_eq!(back, g);
         compressed_reads_back(&g);
+        sog_reads_back(&g);
     }
 }
 
@@ -82,9 +84,19 @@ fn compressed_reads_back(g: &splat::three::Gaussians<f32>) {
     assert_eq!((back.len(), back.sh_degree), (g.len(), g.sh_degree));
 }
 
+/// `g` written as a `.sog` reads back: as many Gaussians, the same SH
+/// degree (a scene of finite positions, scales and rotations, as every
+/// reader here makes, always writes).
+fn sog_reads_back(g: &splat::three::Gaussians<f32>) {
+    use splat::formats::sog;
+    let bytes = sog::to_bytes(g).expect("a scene read here writes as .sog");
+    let back = sog::parse(&bytes, Path::new("fuzz.sog")).expect("own .sog reads back");
+    assert_eq!((back.len(), back.sh_degree), (g.len(), g.sh_degree));
+}
+
 /// PlayCanvas's SOG reader (a zip of WebP images and `meta.json`): values
 /// finite, quaternions nonzero, and the scene writes as a compressed PLY
-/// that reads back.
+/// and as a `.sog` that read back.
 pub fn sog(data: &[u8]) {
     use splat::formats::{decode_scene, SceneFormat};
     if let Ok(g) = decode_scene(data, SceneFormat::Sog, Path::new("fuzz.sog")) {
@@ -95,6 +107,7 @@ pub fn sog(data: &[u8]) {
         assert!(g.opacity_logits.iter().all(|v| v.is_finite()));
         assert!(g.quats.iter().all(|q| q.iter().any(|v| *v != 0.0)));
         compressed_reads_back(&g);
+        sog_reads_back(&g);
     }
 }
 

@@ -179,8 +179,8 @@ pub struct TrainArgs {
     /// curve in the report (0: never).
     #[arg(long, default_value_t = 0.0)]
     pub eval_every: f64,
-    /// Also write the final scene as `OUT/point_cloud.FORMAT` (splat, spz
-    /// or compressed-ply; see `chainrule export`). `point_cloud.ply` is
+    /// Also write the final scene as `OUT/point_cloud.FORMAT` (splat, spz,
+    /// compressed-ply or sog; see `chainrule export`). `point_cloud.ply` is
     /// always written, so `ply` adds nothing.
     #[arg(long, value_enum)]
     pub export: Option<crate::export::ExportFormat>,

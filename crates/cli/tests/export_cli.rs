@@ -60,6 +60,12 @@ fn export_converts_between_every_format() {
         (&dir.join("c.splat"), "spz", dir.join("d.spz")),
         (&spz, "compressed-ply", dir.join("e.compressed.ply")),
         (&dir.join("e.compressed.ply"), "ply", dir.join("f.ply")),
+        (&spz, "sog", dir.join("g.sog")),
+        (
+            &dir.join("g.sog"),
+            "compressed-ply",
+            dir.join("h.compressed.ply"),
+        ),
     ] {
         let o = export(from, format, &to);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -70,8 +76,8 @@ fn export_converts_between_every_format() {
             assert!((a[c] - b[c]).abs() < 2e-4);
         }
     }
-    // `render` takes every format too: the .spz's and the compressed
-    // PLY's views are the PLY's up to their quantisation
+    // `render` takes every format too: the .spz's, the compressed PLY's
+    // and the .sog's views are the PLY's up to their quantisation
     let view = |scene: &Path, out: &str| {
         let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
             .arg("render")
@@ -90,6 +96,7 @@ fn export_converts_between_every_format() {
     for (scene, name) in [
         (&spz, "spz"),
         (&dir.join("e.compressed.ply"), "compressed-ply"),
+        (&dir.join("g.sog"), "sog"),
     ] {
         let got = view(scene, &format!("v-{name}"));
         let mse = ply
@@ -207,6 +214,7 @@ fn the_antialiased_mode_of_a_scene_file_is_kept() {
     for (format, file) in [
         ("spz", "m.spz"),
         ("compressed-ply", "m.compressed.ply"),
+        ("sog", "m.sog"),
         ("ply", "m.ply"),
     ] {
         let out = dir.join(file);
@@ -263,7 +271,7 @@ fn the_antialiased_mode_of_a_scene_file_is_kept() {
 
 /// A PlayCanvas `.sog` (splat-transform's, from the splat crate's
 /// fixtures) exports to every writable format and renders, keeping the
-/// antialiased mode its `meta.json` declares.
+/// antialiased mode its `meta.json` declares, and writes one back.
 #[test]
 fn a_sog_file_exports_and_renders() {
     use splat::formats::declared_antialiased_in;
@@ -287,7 +295,19 @@ fn a_sog_file_exports_and_renders() {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    // not a format `export` writes
-    let o = export(&fixtures.join("room_sh0.sog"), "sog", &dir.join("b.sog"));
-    assert_eq!(o.status.code(), Some(2));
+    // and back to a .sog: the same Gaussians (in the same Morton order)
+    // within the quantisation
+    let back = dir.join("b.sog");
+    let o = export(&fixtures.join("room_sh3.sog"), "sog", &back);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (a, b) = (
+        read_scene(&fixtures.join("room_sh3.sog")).unwrap(),
+        read_scene(&back).unwrap(),
+    );
+    assert_eq!((b.len(), b.sh_degree), (120, 3));
+    for (p, q) in a.means.iter().zip(&b.means) {
+        for c in 0..3 {
+            assert!((p[c] - q[c]).abs() < 1e-3, "{p:?} against {q:?}");
+        }
+    }
 }

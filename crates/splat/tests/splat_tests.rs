@@ -16,6 +16,7 @@ mod masks;
 mod model_loss;
 mod raster_ref;
 mod sog;
+mod sog_write;
 mod three_ply;
 mod three_render;
 mod three_rules;

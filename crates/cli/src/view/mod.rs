@@ -56,8 +56,8 @@ pub struct ViewArgs {
     pub open: bool,
     /// Write the page and the scene to this folder instead of serving
     /// them: a static site (index.html, the viewer's scripts, the model
-    /// as model.ply, model.spz, model.splat or model.compressed.ply by
-    /// --export-format, info.json, cameras.json, and a training folder's settings.json
+    /// as model.ply, model.spz, model.splat, model.compressed.ply or
+    /// model.sog by --export-format, info.json, cameras.json, and a training folder's settings.json
     /// without its dataset path) that any web server can host, to share
     /// the scene (browsers do not run it from file://). `render` and
     /// `view` take the folder as a scene. 3D scenes only.
@@ -65,8 +65,9 @@ pub struct ViewArgs {
     pub export: Option<PathBuf>,
     /// With --export: the model's file format. PLY keeps every value as
     /// trained; spz (quantised, SH kept) is several times smaller to
-    /// download, and compressed-ply (SuperSplat's, quantised, SH kept)
-    /// about four times; splat drops the view-dependent colour.
+    /// download, compressed-ply (SuperSplat's, quantised, SH kept) about
+    /// four times, and sog (PlayCanvas's WebP images, SH through a
+    /// palette) the smallest; splat drops the view-dependent colour.
     /// [default: ply]
     #[arg(long, value_enum, requires = "export")]
     pub export_format: Option<crate::export::ExportFormat>,

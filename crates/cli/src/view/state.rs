@@ -330,8 +330,8 @@ impl ViewState {
     /// relative to the site's folder and its bytes: the assets (the page's
     /// URLs are all relative), `info.json` (not live), `cameras.json` and
     /// the model, the same bytes the server answers with when `format` is
-    /// PLY (`model.ply`), else `model.spz`, `model.splat` or
-    /// `model.compressed.ply`, named in
+    /// PLY (`model.ply`), else `model.spz`, `model.splat`,
+    /// `model.compressed.ply` or `model.sog`, named in
     /// `info.json`'s `model`. `Ok(None)` for a 2D fit, whose image the
     /// server renders at each zoom; `Err` if the scene cannot be encoded
     /// in `format`.

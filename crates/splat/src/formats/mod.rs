@@ -71,8 +71,8 @@ pub enum SceneFormat {
     /// PlayCanvas SuperSplat's compressed PLY (`.compressed.ply`: chunks
     /// of 256 Gaussians, 16 bytes each plus a byte per SH coefficient).
     CompressedPly,
-    /// PlayCanvas's SOG (`.sog`: a zip of WebP images and `meta.json`),
-    /// read only ([`sog`]).
+    /// PlayCanvas's SOG (`.sog`: a zip of WebP images and `meta.json`;
+    /// [`sog`]).
     Sog,
 }
 
@@ -231,13 +231,7 @@ pub fn encode_scene_as(
         SceneFormat::Splat => splat_file::to_bytes(g),
         SceneFormat::Spz => spz::to_bytes_as(g, antialiased)?,
         SceneFormat::CompressedPly => crate::three::compressed_ply::to_bytes_as(g, antialiased),
-        SceneFormat::Sog => {
-            return Err(
-                "writing .sog is not supported (its SH palette is a k-means clustering); \
-                 write .compressed.ply or .spz, which PlayCanvas's tools read"
-                    .into(),
-            )
-        }
+        SceneFormat::Sog => sog::to_bytes_as(g, antialiased)?,
     })
 }
 

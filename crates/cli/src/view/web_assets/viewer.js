@@ -369,7 +369,10 @@ async function main() {
       // a static site (`view --export`) names its model file; the server
       // answers model.ply with the version it is asked for
       const file = info.model || "model.ply";
-      const fileType = file.slice(file.lastIndexOf(".") + 1);
+      const ext = file.slice(file.lastIndexOf(".") + 1);
+      // Spark's name for a .sog (a zip) is "pcsogszip"; the others are
+      // their extensions
+      const fileType = ext === "sog" ? "pcsogszip" : ext;
       const m = new SplatMesh({ url: `${file}?v=${version}`, fileType, extSplats: true });
       // .spz stores right-up-back axes (y and z negated from the PLY's, as
       // Niantic's library writes it) and Spark draws them as stored: turn

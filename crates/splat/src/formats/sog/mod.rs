@@ -3,8 +3,7 @@
 //! zip of `meta.json` and lossless WebP images, one pixel per Gaussian
 //! (row-major, the first `count` pixels). Read here as **version 2** (the
 //! `version` key of `meta.json`); version 1, without that key, is refused
-//! with a message. Written files are not made here (their SH palette is a
-//! k-means clustering); `export` writes `.compressed.ply` or `.spz`.
+//! with a message. [`to_bytes`] writes the same version (`write.rs`).
 //!
 //! Version 2, field by field (the formulas of splat-transform 3.10's
 //! reader, against whose decoding the tests hold this one):
@@ -26,6 +25,11 @@
 //!   `shN.codebook`; a label past the palette has no higher bands;
 //! - `model` (optional): `"antialiased"` declares Mip-Splatting's drawing
 //!   mode ([`super::declared_antialiased`]).
+
+mod quantize;
+mod write;
+
+pub use write::{to_bytes, to_bytes_as};
 
 use std::io::{Cursor, Read, Seek};
 use std::path::Path;

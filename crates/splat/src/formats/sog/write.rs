@@ -1,0 +1,271 @@
+//! Writes SOG version 2 (`.sog`), the layout [`super::parse`] reads and
+//! splat-transform, SuperSplat, PlayCanvas and Spark open: a zip of
+//! `meta.json` and lossless WebP images, one pixel per Gaussian in Morton
+//! order (the compressed PLY's, [`crate::three::compressed_ply::write::order`]),
+//! in images of `W × H` pixels with `W = 4⌈√n / 4⌉` and `H = 4⌈n / W / 4⌉`.
+//!
+//! What each field keeps (the decoded value against the scene's):
+//!
+//! - positions: 16 bits an axis after splat-transform's log transform
+//!   `sign(x) ln(1 + |x|)` between the scene's bounds, so about 10⁻⁴ of
+//!   a unit near the origin and relatively coarser far out;
+//! - rotations: the three smaller components of the unit quaternion in 8
+//!   bits each, the largest rebuilt from the norm;
+//! - log scales and DC colours: the nearest of 256 entries of their own
+//!   codebook ([`super::quantize::codebook`], one for the three axes and
+//!   one for the three channels);
+//! - opacity: 8 bits of the sigmoid;
+//! - higher SH bands: an entry of a palette of at most 65,536 vectors
+//!   (the largest power of two not above the count, as splat-transform's
+//!   size), each coefficient the nearest of a 256-entry codebook.
+//!
+//! Values are rounded to the nearest step (splat-transform truncates; the
+//! readers only divide, so either reads back the same way).
+
+use std::io::{Cursor, Write};
+
+use image::codecs::webp::WebPEncoder;
+use image::ExtendedColorType;
+use serde_json::json;
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, DateTime, ZipWriter};
+
+use super::quantize::{codebook, nearest, palette};
+use crate::three::compressed_ply::write::order;
+use crate::three::scene::sh_coeffs;
+use crate::three::Gaussians;
+
+/// WebP's largest width or height.
+const MAX_SIDE: usize = 16_383;
+
+/// The palette's entries at most (labels are 16-bit).
+const MAX_PALETTE: usize = 1 << 16;
+
+/// Encodes `g` as a `.sog` file (version 2).
+///
+/// ```
+/// use splat::formats::sog;
+/// use splat::three::scene::{random_scene, RandomScene};
+/// let g = random_scene::<f32>(&RandomScene { n: 300, sh_degree: 2, ..Default::default() });
+/// let bytes = sog::to_bytes(&g).unwrap();
+/// let back = sog::parse(&bytes, "scene.sog".as_ref()).unwrap();
+/// assert_eq!((back.len(), back.sh_degree), (300, 2));
+/// ```
+pub fn to_bytes(g: &Gaussians<f32>) -> Result<Vec<u8>, String> {
+    to_bytes_as(g, false)
+}
+
+/// [`to_bytes`], declaring Mip-Splatting's antialiased drawing mode in
+/// `meta.json` (`"model": "antialiased"`) when `antialiased`. The error
+/// names a Gaussian whose position, scale or rotation is not finite, or a
+/// scene too large for WebP's 16,383-pixel sides (about 268 million).
+pub fn to_bytes_as(g: &Gaussians<f32>, antialiased: bool) -> Result<Vec<u8>, String> {
+    g.check_shapes()?;
+    let n = g.len();
+    for i in 0..n {
+        let fields = [
+            ("position", g.means[i].as_slice()),
+            ("log scale", g.log_scales[i].as_slice()),
+            ("rotation", g.quats[i].as_slice()),
+        ];
+        if let Some((what, _)) = fields
+            .iter()
+            .find(|(_, v)| v.iter().any(|x| !x.is_finite()))
+        {
+            return Err(format!("Gaussian {i}: its {what} is not finite"));
+        }
+    }
+    let width = (((n as f64).sqrt() / 4.0).ceil() as usize * 4).max(4);
+    let height = (n.div_ceil(width).div_ceil(4) * 4).max(4);
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(format!(
+            "{n} Gaussians need {width}×{height} pixel images; WebP allows {MAX_SIDE} a side"
+        ));
+    }
+    let order = order(g);
+    let image = |fill: &dyn Fn(usize) -> [u8; 4]| {
+        let mut rgba = vec![0u8; width * height * 4];
+        for (slot, &i) in order.iter().enumerate() {
+            rgba[4 * slot..4 * slot + 4].copy_from_slice(&fill(i));
+        }
+        rgba
+    };
+
+    // positions: 16 bits an axis of the log-transformed coordinate
+    let log = |x: f32| {
+        let x = x as f64;
+        x.signum() * x.abs().ln_1p()
+    };
+    let (mut mins, mut maxs) = ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]);
+    for m in &g.means {
+        for a in 0..3 {
+            mins[a] = mins[a].min(log(m[a]));
+            maxs[a] = maxs[a].max(log(m[a]));
+        }
+    }
+    if n == 0 {
+        (mins, maxs) = ([0.0; 3], [0.0; 3]);
+    }
+    let fraction = |i: usize, a: usize| {
+        let range = maxs[a] - mins[a];
+        if range > 0.0 {
+            ((log(g.means[i][a]) - mins[a]) / range * 65535.0).round() as u16
+        } else {
+            0
+        }
+    };
+    let means_l = image(&|i| {
+        let f = [0, 1, 2].map(|a| fraction(i, a).to_le_bytes()[0]);
+        [f[0], f[1], f[2], 255]
+    });
+    let means_u = image(&|i| {
+        let f = [0, 1, 2].map(|a| fraction(i, a).to_le_bytes()[1]);
+        [f[0], f[1], f[2], 255]
+    });
+
+    let quats = image(&|i| pack_quat(g.quats[i]));
+
+    let scale_values: Vec<f32> = g.log_scales.iter().flatten().copied().collect();
+    let scale_book = codebook(&scale_values, 256);
+    let scales = image(&|i| {
+        let s = g.log_scales[i].map(|v| nearest(&scale_book, v));
+        [s[0], s[1], s[2], 255]
+    });
+
+    let k = sh_coeffs(g.sh_degree);
+    let stride = 3 * k;
+    let dc: Vec<f32> = (0..n)
+        .flat_map(|i| g.sh[i * stride..i * stride + 3].iter().copied())
+        .collect();
+    let dc_book = codebook(&dc, 256);
+    let sh0 = image(&|i| {
+        let c = [0, 1, 2].map(|ch| nearest(&dc_book, g.sh[i * stride + ch]));
+        let o = 1.0 / (1.0 + (-(g.opacity_logits[i] as f64)).exp());
+        let a = (o * 255.0).round();
+        // (a NaN opacity becomes 0 through the saturating cast)
+        [c[0], c[1], c[2], a as u8]
+    });
+
+    let mut files: Vec<(&str, Vec<u8>)> = vec![
+        ("means_l.webp", webp(&means_l, width, height)?),
+        ("means_u.webp", webp(&means_u, width, height)?),
+        ("quats.webp", webp(&quats, width, height)?),
+        ("scales.webp", webp(&scales, width, height)?),
+        ("sh0.webp", webp(&sh0, width, height)?),
+    ];
+    let mut meta = json!({
+        "version": 2,
+        "asset": { "generator": concat!("chainrule ", env!("CARGO_PKG_VERSION")) },
+        "count": n,
+        "means": { "mins": mins, "maxs": maxs, "files": ["means_l.webp", "means_u.webp"] },
+        "scales": { "codebook": scale_book, "files": ["scales.webp"] },
+        "quats": { "files": ["quats.webp"] },
+        "sh0": { "codebook": dc_book, "files": ["sh0.webp"] },
+    });
+    if antialiased {
+        meta["model"] = json!("antialiased");
+    }
+
+    if g.sh_degree > 0 {
+        let coeffs = k - 1;
+        let d = 3 * coeffs;
+        let rest: Vec<f32> = (0..n)
+            .flat_map(|i| g.sh[i * stride + 3..(i + 1) * stride].iter().copied())
+            .collect();
+        // the largest power of two not above the count, as splat-transform
+        let size = if n == 0 {
+            0
+        } else {
+            MAX_PALETTE.min(1 << n.ilog2())
+        };
+        let (centroids, labels) = palette(&rest, d, size);
+        let entries = centroids.len() / d;
+        let rest_book = codebook(&centroids, 256);
+        // (one row when there are no entries: WebP has no empty image)
+        let rows = entries.div_ceil(64).max(1);
+        let mut table = vec![0u8; 64 * coeffs * rows * 4];
+        for (e, vector) in centroids.chunks_exact(d).enumerate() {
+            for j in 0..coeffs {
+                let px = &mut table[4 * (e * coeffs + j)..4 * (e * coeffs + j + 1)];
+                for ch in 0..3 {
+                    px[ch] = nearest(&rest_book, vector[j * 3 + ch]);
+                }
+                px[3] = 255;
+            }
+        }
+        let label_image = image(&|i| {
+            let [lo, hi, ..] = labels[i].to_le_bytes();
+            [lo, hi, 0, 255]
+        });
+        files.push(("shN_centroids.webp", webp(&table, 64 * coeffs, rows)?));
+        files.push(("shN_labels.webp", webp(&label_image, width, height)?));
+        meta["shN"] = json!({
+            "count": entries,
+            "bands": g.sh_degree,
+            "codebook": rest_book,
+            "files": ["shN_centroids.webp", "shN_labels.webp"],
+        });
+    }
+    let meta = serde_json::to_vec(&meta).map_err(|e| format!("meta.json: {e}"))?;
+    zip(&meta, &files)
+}
+
+/// A quaternion (w, x, y, z) packed as SOG's pixel: the three smaller
+/// components of the unit quaternion whose largest is positive, each
+/// `(q √2 + 1) / 2` in a byte, and A = 252 + the largest's index (the
+/// first of equals). A zero quaternion is the identity.
+fn pack_quat(q: [f32; 4]) -> [u8; 4] {
+    let q = q.map(|v| v as f64);
+    let norm = q.iter().map(|v| v * v).sum::<f64>().sqrt();
+    if norm == 0.0 {
+        return pack_quat([1.0, 0.0, 0.0, 0.0]);
+    }
+    let mut largest = 0;
+    for c in 1..4 {
+        if q[c].abs() > q[largest].abs() {
+            largest = c;
+        }
+    }
+    let sign = if q[largest] < 0.0 { -1.0 } else { 1.0 };
+    let mut out = [0u8; 4];
+    let mut slot = 0;
+    for (c, v) in q.iter().enumerate() {
+        if c != largest {
+            let s = v / norm * sign * std::f64::consts::SQRT_2;
+            out[slot] = ((s * 0.5 + 0.5) * 255.0).round().clamp(0.0, 255.0) as u8;
+            slot += 1;
+        }
+    }
+    out[3] = 252 + largest as u8;
+    out
+}
+
+/// Lossless WebP of an RGBA image.
+fn webp(rgba: &[u8], width: usize, height: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    WebPEncoder::new_lossless(&mut out)
+        .encode(rgba, width as u32, height as u32, ExtendedColorType::Rgba8)
+        .map_err(|e| format!("WebP encoding: {e}"))?;
+    Ok(out)
+}
+
+/// The archive: `meta.json` (deflated) first, then the images as they are
+/// (stored: WebP is already compressed), every entry dated 1980-01-01 so
+/// that the same scene gives the same bytes.
+fn zip(meta: &[u8], files: &[(&str, Vec<u8>)]) -> Result<Vec<u8>, String> {
+    let zip_err = |e: zip::result::ZipError| format!("zip: {e}");
+    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default().last_modified_time(DateTime::default());
+    zip.start_file(
+        "meta.json",
+        options.compression_method(CompressionMethod::Deflated),
+    )
+    .map_err(zip_err)?;
+    zip.write_all(meta).map_err(|e| format!("zip: {e}"))?;
+    for (name, bytes) in files {
+        zip.start_file(*name, options.compression_method(CompressionMethod::Stored))
+            .map_err(zip_err)?;
+        zip.write_all(bytes).map_err(|e| format!("zip: {e}"))?;
+    }
+    Ok(zip.finish().map_err(zip_err)?.into_inner())
+}
