@@ -36,7 +36,7 @@ enum Command {
     /// Measure speed and memory of a workload.
     Bench(bench::BenchArgs),
     /// Convert a 3D scene (any that `view` opens, .sog and .spz v4 among
-    /// them) to .ply, .splat, .spz or .compressed.ply.
+    /// them) to .ply, .splat, .spz, .compressed.ply or .sog.
     Export(export::ExportArgs),
     /// Look at a scene in the browser (an interactive WebGL2 viewer).
     View(view::ViewArgs),

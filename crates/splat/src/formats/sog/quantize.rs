@@ -5,14 +5,16 @@
 //!
 //! The codebook is a one-dimensional k-means (Lloyd's iterations on the
 //! sorted values, started from greedy splits of their range, towards the
-//! least squared error of the values it stands for), so every entry is the
-//! mean of the values that use it. The palette splits the vectors in two again and again (along
-//! the coordinate that varies most, where the squared error is least),
+//! least density-weighted squared error of the values it stands for), so
+//! every entry is the weighted mean of the values that use it. The palette
+//! splits the vectors in two again and again (along the coordinate that
+//! varies most, where the squared error is least, within the middle half),
 //! until there are as many groups as entries, each entry the mean of its
-//! group. splat-transform clusters the palette with k-means instead, a
-//! pass over every entry for every vector and iteration (it uses the GPU
-//! for it); with as many entries as half the Gaussians (its palette size,
-//! kept here), the splits take a fraction of a second on the CPU.
+//! group. splat-transform clusters the palette with k-means instead (ten
+//! Lloyd iterations, on the GPU or with a k-d tree on the CPU); with its
+//! palette size, kept here (between half the Gaussians and all of them, at
+//! most 65,536), the splits take about a second per million Gaussians on
+//! the CPU and reach a somewhat larger error (BENCHMARKS.md).
 
 use std::cmp::Ordering;
 
@@ -20,11 +22,62 @@ use std::cmp::Ordering;
 /// dozen).
 const MAX_ITERATIONS: usize = 100;
 
+/// Bins of the histogram that weighs each value by its neighbourhood's
+/// density (see [`codebook`]).
+const BINS: usize = 1024;
+
+/// Running sums of weights, weighted values and weighted squares over the
+/// sorted values (shifted by the first, for precision), so that any
+/// range's weighted mean and squared error take O(1).
+struct Sums {
+    base: f64,
+    sums: Vec<[f64; 3]>,
+}
+
+impl Sums {
+    fn new(v: &[f64], w: &[f64]) -> Sums {
+        let base = v[0];
+        let mut sums = Vec::with_capacity(v.len() + 1);
+        let mut acc = [0.0f64; 3];
+        sums.push(acc);
+        for (&x, &w) in v.iter().zip(w) {
+            let d = x - base;
+            acc = [acc[0] + w, acc[1] + w * d, acc[2] + w * d * d];
+            sums.push(acc);
+        }
+        Sums { base, sums }
+    }
+
+    fn range(&self, a: usize, b: usize) -> [f64; 3] {
+        let (p, q) = (self.sums[a], self.sums[b]);
+        [q[0] - p[0], q[1] - p[1], q[2] - p[2]]
+    }
+
+    /// The weighted mean of the values `a..b` (not empty).
+    fn mean(&self, a: usize, b: usize) -> f64 {
+        let [w, wx, _] = self.range(a, b);
+        self.base + wx / w
+    }
+
+    /// The weighted squared error of the values `a..b` about their mean.
+    fn sse(&self, a: usize, b: usize) -> f64 {
+        let [w, wx, wxx] = self.range(a, b);
+        if b <= a || w <= 0.0 {
+            return 0.0;
+        }
+        (wxx - wx * wx / w).max(0.0)
+    }
+}
+
 /// A codebook of `k` entries in increasing order for `values` (their
-/// non-finite members left out): the means of a one-dimensional k-means
-/// partition. Fewer distinct values than `k` become entries themselves;
-/// the unused entries then repeat the largest value. Nothing to code gives
-/// zeros.
+/// non-finite members left out): the weighted means of a one-dimensional
+/// k-means partition. Each value weighs `1/√c`, `c` the number of values in
+/// its bin of a 1,024-bin histogram over their range (the density weight
+/// `count^0.5` a bin of splat-transform's quantiser has), so that sparse
+/// tails (the largest splats' scales, the brightest colours) get entries
+/// of their own instead of being drawn towards the crowd. Fewer distinct
+/// values than `k` become entries themselves; the unused entries then
+/// repeat the largest value. Nothing to code gives zeros.
 pub(super) fn codebook(values: &[f32], k: usize) -> Vec<f32> {
     let mut v: Vec<f64> = values
         .iter()
@@ -43,14 +96,18 @@ pub(super) fn codebook(values: &[f32], k: usize) -> Vec<f32> {
         return distinct.into_iter().map(|x| x as f32).collect();
     }
     let n = v.len();
-    // sums of the sorted values, for each range's mean in O(1)
-    let mut sums = Vec::with_capacity(n + 1);
-    sums.push(0.0f64);
+    let (lo, hi) = (v[0], v[n - 1]);
+    let bin = |x: f64| (((x - lo) / (hi - lo) * BINS as f64) as usize).min(BINS - 1);
+    let mut counts = vec![0usize; BINS];
     for &x in &v {
-        sums.push(sums.last().expect("pushed") + x);
+        counts[bin(x)] += 1;
     }
-    let mean = |a: usize, b: usize| (sums[b] - sums[a]) / (b - a) as f64;
-    let mut c = greedy_splits(&v, k);
+    let w: Vec<f64> = v
+        .iter()
+        .map(|&x| 1.0 / (counts[bin(x)] as f64).sqrt())
+        .collect();
+    let sums = Sums::new(&v, &w);
+    let mut c = greedy_splits(&v, &sums, k);
     // then Lloyd's iterations: a value belongs to the nearest entry, so
     // each entry's values are a range of `v` bounded by the midpoints
     // between entries
@@ -66,7 +123,7 @@ pub(super) fn codebook(values: &[f32], k: usize) -> Vec<f32> {
             .map(|i| {
                 let (a, b) = (bounds[i], bounds[i + 1]);
                 if b > a {
-                    mean(a, b)
+                    sums.mean(a, b)
                 } else {
                     f64::NAN
                 }
@@ -108,25 +165,12 @@ pub(super) fn codebook(values: &[f32], k: usize) -> Vec<f32> {
     c.into_iter().map(|x| x as f32).collect()
 }
 
-/// The means of `k` ranges of the sorted `v` (which has more than `k`
-/// distinct values), made by splitting the range of largest squared error
-/// at its best cut until there are `k`: a start for Lloyd's iterations that
-/// gives a far value (a huge splat's scale) its own entry, where starting
+/// The weighted means of `k` ranges of the sorted `v` (which has more
+/// than `k` distinct values), made by splitting the range of largest
+/// weighted squared error at its best cut until there are `k`: a start for
+/// Lloyd's iterations that gives a far value its own entry, where starting
 /// at the quantiles would spend every entry on the crowd.
-fn greedy_splits(v: &[f64], k: usize) -> Vec<f64> {
-    // squared errors of ranges from running sums, shifted by the first
-    // value for precision
-    let base = v[0];
-    let mut sums = Vec::with_capacity(v.len() + 1);
-    sums.push((0.0f64, 0.0f64));
-    for &x in v {
-        let (s, ss) = *sums.last().expect("pushed");
-        sums.push((s + (x - base), ss + (x - base) * (x - base)));
-    }
-    let sse = |a: usize, b: usize| {
-        let (s, ss) = (sums[b].0 - sums[a].0, sums[b].1 - sums[a].1);
-        (ss - s * s / (b - a) as f64).max(0.0)
-    };
+fn greedy_splits(v: &[f64], sums: &Sums, k: usize) -> Vec<f64> {
     let mut ranges = vec![(0usize, v.len())];
     while ranges.len() < k {
         // the range to split: the largest error among those with two
@@ -135,7 +179,7 @@ fn greedy_splits(v: &[f64], k: usize) -> Vec<f64> {
             .iter()
             .enumerate()
             .filter(|(_, &(a, b))| v[a] != v[b - 1])
-            .map(|(i, &(a, b))| (i, sse(a, b)))
+            .map(|(i, &(a, b))| (i, sums.sse(a, b)))
             .max_by(|x, y| x.1.total_cmp(&y.1))
         else {
             break;
@@ -144,15 +188,14 @@ fn greedy_splits(v: &[f64], k: usize) -> Vec<f64> {
         // the cut between two different values of least error
         let cut = (a + 1..b)
             .filter(|&c| v[c - 1] != v[c])
-            .min_by(|&c, &e| (sse(a, c) + sse(c, b)).total_cmp(&(sse(a, e) + sse(e, b))))
+            .min_by(|&c, &e| {
+                (sums.sse(a, c) + sums.sse(c, b)).total_cmp(&(sums.sse(a, e) + sums.sse(e, b)))
+            })
             .expect("two distinct values");
         ranges[at] = (a, cut);
         ranges.push((cut, b));
     }
-    ranges
-        .iter()
-        .map(|&(a, b)| base + (sums[b].0 - sums[a].0) / (b - a) as f64)
-        .collect()
+    ranges.iter().map(|&(a, b)| sums.mean(a, b)).collect()
 }
 
 /// The index of the entry of `book` (increasing) nearest `x`; a NaN gets 0.
@@ -181,8 +224,10 @@ pub(super) fn nearest(book: &[f32], x: f32) -> u8 {
 /// The groups come from splitting the rows again and again along the
 /// coordinate that varies most within them, at the cut that leaves the
 /// least squared error along it (two-means in one dimension, so separate
-/// clusters stay apart), the entries still to make shared between the two
-/// sides in proportion to their rows.
+/// clusters stay apart) among the cuts that leave each side at least a
+/// quarter of the rows (so that a few far rows cannot make every split
+/// peel them off one by one: at most log₄⁄₃ k levels), the entries still
+/// to make shared between the two sides in proportion to their rows.
 pub(super) fn palette(rows: &[f32], d: usize, k: usize) -> (Vec<f32>, Vec<u32>) {
     assert!(d > 0 && rows.len() % d == 0, "rows of {d} values");
     let n = rows.len() / d;
@@ -234,7 +279,7 @@ pub(super) fn palette(rows: &[f32], d: usize, k: usize) -> (Vec<f32>, Vec<u32>) 
             let (s, ss) = (sums[hi].0 - sums[lo].0, sums[hi].1 - sums[lo].1);
             ss - s * s / (hi - lo) as f64
         };
-        let cut = (1..m)
+        let cut = ((m / 4).max(1)..=(m - m / 4).min(m - 1))
             .min_by(|&c, &e| {
                 (sse(0, c) + sse(c, m))
                     .total_cmp(&(sse(0, e) + sse(e, m)))
@@ -279,9 +324,9 @@ mod tests {
     }
 
     #[test]
-    fn a_codebook_is_a_local_optimum_of_the_squared_error() {
+    fn a_codebook_entry_stands_for_the_values_nearest_it() {
         // two clusters of very different sizes and a far outlier: each
-        // entry is the mean of the values nearest to it
+        // entry lies among the values nearest to it (their weighted mean)
         let mut values: Vec<f32> = (0..5000).map(|i| (i % 97) as f32 * 0.01).collect();
         values.extend((0..50).map(|i| 10.0 + i as f32 * 0.1));
         values.push(1000.0);
@@ -290,18 +335,20 @@ mod tests {
         assert!(book.windows(2).all(|w| w[0] <= w[1]));
         assert!(book.contains(&1000.0), "the outlier keeps an entry");
         for (e, &c) in book.iter().enumerate() {
-            let mine: Vec<f64> = values
+            let mine: Vec<f32> = values
                 .iter()
-                .filter(|&&x| nearest(&book, x) as usize == e)
-                .map(|&x| x as f64)
+                .copied()
+                .filter(|&x| nearest(&book, x) as usize == e)
                 .collect();
-            if !mine.is_empty() {
-                let m = mine.iter().sum::<f64>() / mine.len() as f64;
-                assert!(
-                    (m - c as f64).abs() < 1e-5,
-                    "entry {e}: {c} against mean {m}"
-                );
-            }
+            let (lo, hi) = mine
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                    (a.min(x), b.max(x))
+                });
+            assert!(
+                mine.is_empty() || (lo <= c && c <= hi),
+                "entry {e}: {c} outside {lo}..{hi}"
+            );
         }
         let err = |book: &[f32]| -> f64 {
             values
@@ -313,6 +360,24 @@ mod tests {
         // better than evenly spaced entries over the range
         let even: Vec<f32> = (0..16).map(|i| i as f32 * 1000.0 / 15.0).collect();
         assert!(err(&book) < err(&even) / 100.0);
+    }
+
+    #[test]
+    fn a_sparse_tail_keeps_fine_entries() {
+        // 100,000 values crowded in [0, 1) and 40 spread over [1, 9]: the
+        // density weight gives the tail entries of its own, so no tail
+        // value is far from one (the least squared error alone spends
+        // nearly every entry on the crowd)
+        let mut values: Vec<f32> = (0..100_000)
+            .map(|i| (i as f32 * 0.618_034).fract())
+            .collect();
+        values.extend((0..40).map(|i| 1.0 + i as f32 * 0.2));
+        let book = codebook(&values, 64);
+        let worst = values
+            .iter()
+            .map(|&x| (x - book[nearest(&book, x) as usize]).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 0.2, "a value is {worst} from its entry");
     }
 
     #[test]
@@ -352,13 +417,14 @@ mod tests {
 
     #[test]
     fn a_palette_keeps_unequal_clusters_apart() {
-        // 3 rows of one kind and 1,000 of another, 8 entries: no entry
-        // mixes them (a split at the median of every range would)
-        let mut rows = vec![0.0f32; 3 * 2];
-        rows.extend((0..1000).flat_map(|i| [5.0 + (i % 10) as f32 * 0.01, 1.0]));
-        let (c, l) = palette(&rows, 2, 8);
-        assert_eq!(c.len(), 8 * 2);
-        for r in 0..1003 {
+        // 5 rows of one kind and 59 of another, 32 entries (a palette's
+        // usual size, half the rows): no entry mixes them (a split at the
+        // median of every range would)
+        let mut rows = vec![0.0f32; 5 * 2];
+        rows.extend((0..59).flat_map(|i| [5.0 + (i % 10) as f32 * 0.01, 1.0]));
+        let (c, l) = palette(&rows, 2, 32);
+        assert_eq!(c.len(), 32 * 2);
+        for r in 0..64 {
             let e = l[r] as usize;
             assert!((c[2 * e] - rows[2 * r]).abs() < 0.1, "row {r}");
         }

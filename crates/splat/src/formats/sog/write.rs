@@ -2,7 +2,8 @@
 //! splat-transform, SuperSplat, PlayCanvas and Spark open: a zip of
 //! `meta.json` and lossless WebP images, one pixel per Gaussian in Morton
 //! order (the compressed PLY's, [`crate::three::compressed_ply::write::order`]),
-//! in images of `W × H` pixels with `W = 4⌈√n / 4⌉` and `H = 4⌈n / W / 4⌉`.
+//! in images of `W × H` pixels with `W = 4⌈√n / 4⌉` and `H = 4⌈n / W / 4⌉`
+//! (at least 4 each).
 //!
 //! What each field keeps (the decoded value against the scene's):
 //!
@@ -17,10 +18,14 @@
 //! - opacity: 8 bits of the sigmoid;
 //! - higher SH bands: an entry of a palette of at most 65,536 vectors
 //!   (the largest power of two not above the count, as splat-transform's
-//!   size), each coefficient the nearest of a 256-entry codebook.
+//!   size), each coefficient the nearest of a 256-entry codebook; an SH
+//!   value that is not finite is written as 0.
 //!
 //! Values are rounded to the nearest step (splat-transform truncates; the
-//! readers only divide, so either reads back the same way).
+//! readers only divide, so either reads back the same way). The images are
+//! WebP's lossless coding by the `image` crate, which leaves out some of
+//! the transforms libwebp searches: about 15% more bytes than
+//! splat-transform's for the same pixels (BENCHMARKS.md).
 
 use std::io::{Cursor, Write};
 
@@ -32,6 +37,7 @@ use zip::{CompressionMethod, DateTime, ZipWriter};
 
 use super::quantize::{codebook, nearest, palette};
 use crate::three::compressed_ply::write::order;
+use crate::three::ply::MAX_LOG_SCALE;
 use crate::three::scene::sh_coeffs;
 use crate::three::Gaussians;
 
@@ -57,8 +63,10 @@ pub fn to_bytes(g: &Gaussians<f32>) -> Result<Vec<u8>, String> {
 
 /// [`to_bytes`], declaring Mip-Splatting's antialiased drawing mode in
 /// `meta.json` (`"model": "antialiased"`) when `antialiased`. The error
-/// names a Gaussian whose position, scale or rotation is not finite, or a
-/// scene too large for WebP's 16,383-pixel sides (about 268 million).
+/// names a Gaussian whose position, scale or rotation is not finite or
+/// whose log scale is beyond ±[`MAX_LOG_SCALE`] (which no reader here
+/// accepts), or a scene too large for WebP's 16,383-pixel sides (about
+/// 268 million).
 pub fn to_bytes_as(g: &Gaussians<f32>, antialiased: bool) -> Result<Vec<u8>, String> {
     g.check_shapes()?;
     let n = g.len();
@@ -73,6 +81,15 @@ pub fn to_bytes_as(g: &Gaussians<f32>, antialiased: bool) -> Result<Vec<u8>, Str
             .find(|(_, v)| v.iter().any(|x| !x.is_finite()))
         {
             return Err(format!("Gaussian {i}: its {what} is not finite"));
+        }
+        if let Some(v) = g.log_scales[i]
+            .iter()
+            .find(|v| v.abs() as f64 > MAX_LOG_SCALE)
+        {
+            return Err(format!(
+                "Gaussian {i}: its log scale {v} is degenerate \
+                 (want |log scale| <= {MAX_LOG_SCALE})"
+            ));
         }
     }
     let width = (((n as f64).sqrt() / 4.0).ceil() as usize * 4).max(4);
@@ -134,12 +151,14 @@ pub fn to_bytes_as(g: &Gaussians<f32>, antialiased: bool) -> Result<Vec<u8>, Str
 
     let k = sh_coeffs(g.sh_degree);
     let stride = 3 * k;
+    // (a NaN would take the first entry, the most negative; 0 is neutral)
+    let sh = |j: usize| Some(g.sh[j]).filter(|v| v.is_finite()).unwrap_or(0.0);
     let dc: Vec<f32> = (0..n)
-        .flat_map(|i| g.sh[i * stride..i * stride + 3].iter().copied())
+        .flat_map(|i| (i * stride..i * stride + 3).map(sh))
         .collect();
     let dc_book = codebook(&dc, 256);
     let sh0 = image(&|i| {
-        let c = [0, 1, 2].map(|ch| nearest(&dc_book, g.sh[i * stride + ch]));
+        let c = [0, 1, 2].map(|ch| nearest(&dc_book, sh(i * stride + ch)));
         let o = 1.0 / (1.0 + (-(g.opacity_logits[i] as f64)).exp());
         let a = (o * 255.0).round();
         // (a NaN opacity becomes 0 through the saturating cast)
@@ -170,7 +189,7 @@ pub fn to_bytes_as(g: &Gaussians<f32>, antialiased: bool) -> Result<Vec<u8>, Str
         let coeffs = k - 1;
         let d = 3 * coeffs;
         let rest: Vec<f32> = (0..n)
-            .flat_map(|i| g.sh[i * stride + 3..(i + 1) * stride].iter().copied())
+            .flat_map(|i| (i * stride + 3..(i + 1) * stride).map(sh))
             .collect();
         // the largest power of two not above the count, as splat-transform
         let size = if n == 0 {
@@ -249,22 +268,20 @@ fn webp(rgba: &[u8], width: usize, height: usize) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// The archive: `meta.json` (deflated) first, then the images as they are
-/// (stored: WebP is already compressed), every entry dated 1980-01-01 so
-/// that the same scene gives the same bytes.
+/// The archive: `meta.json` first, then the images, every entry stored as
+/// it is (as splat-transform stores them: WebP is already compressed, and
+/// PlayCanvas's older bundle reader parses entries without inflating
+/// them), dated 1980-01-01 so that the same scene gives the same bytes.
 fn zip(meta: &[u8], files: &[(&str, Vec<u8>)]) -> Result<Vec<u8>, String> {
     let zip_err = |e: zip::result::ZipError| format!("zip: {e}");
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    let options = SimpleFileOptions::default().last_modified_time(DateTime::default());
-    zip.start_file(
-        "meta.json",
-        options.compression_method(CompressionMethod::Deflated),
-    )
-    .map_err(zip_err)?;
+    let options = SimpleFileOptions::default()
+        .last_modified_time(DateTime::default())
+        .compression_method(CompressionMethod::Stored);
+    zip.start_file("meta.json", options).map_err(zip_err)?;
     zip.write_all(meta).map_err(|e| format!("zip: {e}"))?;
     for (name, bytes) in files {
-        zip.start_file(*name, options.compression_method(CompressionMethod::Stored))
-            .map_err(zip_err)?;
+        zip.start_file(*name, options).map_err(zip_err)?;
         zip.write_all(bytes).map_err(|e| format!("zip: {e}"))?;
     }
     Ok(zip.finish().map_err(zip_err)?.into_inner())
