@@ -340,6 +340,7 @@ impl Model {
             radius: capture::median_distance(&self.cameras, center),
             elevation_deg: capture::mean_elevation(&self.cameras, center, up).to_degrees(),
             downscale: None,
+            invert_masks: false,
         }
     }
 }

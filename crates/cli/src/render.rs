@@ -105,7 +105,8 @@ pub struct RenderArgs {
     /// black for COLMAP data, else black].
     #[arg(long)]
     pub background: Option<String>,
-    /// With --data: swap kept and ignored pixels of the dataset's masks.
+    /// With --data: swap kept and ignored pixels of the dataset's masks
+    /// [default: as the training did, by its settings.json].
     #[arg(long)]
     pub invert_masks: bool,
     /// 3D scenes: print one JSON object: with --data the mean and
@@ -197,7 +198,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             background,
             antialiased,
             sh_degree,
-            invert_masks: a.invert_masks,
+            invert_masks: a.invert_masks || saved.as_ref().is_some_and(|s| s.invert_masks),
             resolution: crate::settings::RenderSettings::load_options(saved.as_ref()),
             json: a.json,
             compare: a.compare,

@@ -395,9 +395,10 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         }
         rows.push((v.name.clone(), psnr, ssim));
     }
-    let n = rows.len() as f64;
-    let mean_psnr = rows.iter().map(|r| r.1).sum::<f64>() / n;
-    let mean_ssim = rows.iter().map(|r| r.2).sum::<f64>() / n;
+    // over the views with a kept pixel (a view its mask ignores whole
+    // has no score)
+    let mean_psnr = crate::train::mean_of_scored(rows.iter().map(|r| r.1));
+    let mean_ssim = crate::train::mean_of_scored(rows.iter().map(|r| r.2));
     if json {
         let per: Vec<serde_json::Value> = rows
             .iter()

@@ -53,6 +53,10 @@ pub struct RenderSettings {
     /// pixels were scaled to 1,600), so renders of the dataset match.
     #[serde(default)]
     pub downscale: Option<u32>,
+    /// `train --invert-masks`, so that `render --data` scores the pixels
+    /// training scored.
+    #[serde(default)]
+    pub invert_masks: bool,
 }
 
 impl RenderSettings {
@@ -80,6 +84,7 @@ impl RenderSettings {
             radius: capture::median_distance(&views, center),
             elevation_deg: capture::mean_elevation(&views, center, up).to_degrees(),
             downscale: None,
+            invert_masks: false,
         }
     }
 
@@ -205,6 +210,7 @@ mod tests {
             radius: 2.5,
             elevation_deg: 10.0,
             downscale: Some(2),
+            invert_masks: true,
         }
     }
 

@@ -23,7 +23,9 @@ use crate::output::write_atomic;
     after_help = "Masks: pixels a photo's mask ignores take no part in the loss, in \
     densification's statistics, or in the reported PSNR/SSIM (computed over kept pixels; \
     `masked_views` in the report counts the scored views whose mask ignores at least one \
-    pixel: a mask that keeps every pixel changes nothing and is not counted).\n\nEnvironment:\n  CHAINRULE_TRAIN_TIMINGS=1  print every 10th iteration's seconds in \
+    pixel: a mask that keeps every pixel changes nothing and is not counted; a held-out photo \
+    whose mask ignores every pixel has no score, null in the report, and is left out of the \
+    means).\n\nEnvironment:\n  CHAINRULE_TRAIN_TIMINGS=1  print every 10th iteration's seconds in \
     [render, loss and its gradient, render backward, update] to stderr\n  \
     CHAINRULE_SIMD=generic|avx2|avx512  cap the kernels' vector instruction set (default: the \
     widest the CPU has; the results are the same bits, only the speed differs)"
@@ -286,9 +288,17 @@ fn checkpoint_failed(which: &str, c: CliError) -> String {
     format!("the {which} checkpoint was not written: {c}")
 }
 
-fn mean(xs: impl Iterator<Item = f64>) -> f64 {
-    let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
-    s / n.max(1) as f64
+/// The mean of views' scores, leaving out views with none (NaN: a view
+/// whose mask ignores every pixel); NaN when no view has a score.
+pub(crate) fn mean_of_scored(xs: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = xs
+        .filter(|x| !x.is_nan())
+        .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 {
+        f64::NAN
+    } else {
+        s / n as f64
+    }
 }
 
 /// Runs `chainrule train`.
@@ -325,6 +335,9 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     };
     let ds = data::load(&a.data, &opts).map_err(CliError::data)?;
     let kind = data::detect(&a.data);
+    if kind == Some("colmap") {
+        note_models(&a.data);
+    }
     let absgrad = use_absgrad(a.absgrad, a.no_absgrad, kind);
     check_out_dir(&a.out)?;
     let ckpt_dir = checkpoint_dir(&a.out);
@@ -393,7 +406,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             curve.push(CurvePoint {
                 seconds: train_secs,
                 iteration: it,
-                psnr: mean(ev.iter().map(|e| e.psnr)),
+                psnr: mean_of_scored(ev.iter().map(|e| e.psnr)),
                 gaussians: t.len(),
             });
             last_eval = train_secs;
@@ -439,6 +452,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         crate::output::ensure_dir(&renders)?;
         crate::settings::RenderSettings {
             downscale: a.downscale,
+            invert_masks: a.invert_masks,
             ..crate::settings::RenderSettings::of_training(
                 t.data(),
                 &a.data,
@@ -464,8 +478,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
                 "psnr_half_fit": e.half_fit.map(|h| h.0), "ssim_half_fit": e.half_fit.map(|h| h.1)}));
         }
         let report = TrainReport {
-            psnr: mean(ev.iter().map(|e| e.psnr)),
-            ssim: mean(ev.iter().map(|e| e.ssim)),
+            psnr: mean_of_scored(ev.iter().map(|e| e.psnr)),
+            ssim: mean_of_scored(ev.iter().map(|e| e.ssim)),
             gaussians: t.len(),
             iterations: t.iteration(),
             seconds,
@@ -479,11 +493,11 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             psnr_half_fit: t
                 .config()
                 .exposure
-                .then(|| mean(ev.iter().filter_map(|e| e.half_fit.map(|h| h.0)))),
+                .then(|| mean_of_scored(ev.iter().filter_map(|e| e.half_fit.map(|h| h.0)))),
             ssim_half_fit: t
                 .config()
                 .exposure
-                .then(|| mean(ev.iter().filter_map(|e| e.half_fit.map(|h| h.1)))),
+                .then(|| mean_of_scored(ev.iter().filter_map(|e| e.half_fit.map(|h| h.1)))),
             point_cloud: point_cloud.clone(),
             curve,
             machine: crate::bench::machine(),
@@ -651,6 +665,30 @@ fn train_config(a: &TrainArgs, defaults: TrainConfig) -> CliResult<TrainConfig> 
 /// [`data::detect`]) and off for the rest.
 pub(crate) fn use_absgrad(absgrad: bool, no_absgrad: bool, kind: Option<&str>) -> bool {
     absgrad || (!no_absgrad && kind == Some("colmap"))
+}
+
+/// Says on stderr which model of a COLMAP folder that holds several (the
+/// mapper's `sparse/0`, `sparse/1`, … when it could not join every photo
+/// into one) is trained on, and what the others hold.
+fn note_models(data: &std::path::Path) {
+    let models = splat::data::colmap::models(data);
+    if models.len() < 2 {
+        return;
+    }
+    let chosen = splat::data::colmap::model_folder(data);
+    let name = |p: &std::path::Path| p.strip_prefix(data).unwrap_or(p).display().to_string();
+    let list: Vec<String> = models
+        .iter()
+        .map(|(p, n)| format!("{} {n} photos", name(p)))
+        .collect();
+    eprintln!(
+        "note: {} holds {} COLMAP models ({}); training on {}, the one with the most \
+         photos (move another to sparse/0 and the rest away to train on it)",
+        data.display(),
+        models.len(),
+        list.join(", "),
+        name(&chosen)
+    );
 }
 
 #[cfg(test)]

@@ -491,3 +491,62 @@ fn a_site_flies_along_its_own_cameras() {
         "{err}"
     );
 }
+
+/// A run trained with `--invert-masks` is scored by `render OUT --data`
+/// over the same pixels without the flag (settings.json keeps it), and a
+/// held-out photo whose mask ignores every pixel has no score and is left
+/// out of the means instead of making them NaN.
+#[test]
+fn render_scores_what_training_scored_with_inverted_and_empty_masks() {
+    let d = tmp("inverted-masks");
+    let data = d.join("data");
+    copy_dir(std::path::Path::new(fixture()), &data);
+    std::fs::create_dir_all(data.join("masks")).unwrap();
+    for e in std::fs::read_dir(data.join("images")).unwrap() {
+        let photo = e.unwrap().path();
+        let (w, h) = image::image_dimensions(&photo).unwrap();
+        // inverted: 0 keeps; the first (held-out) photo's mask keeps
+        // nothing once inverted, the others keep their left quarter
+        let all = photo.ends_with("IMG_0000.jpg");
+        let value = |x: u32| u8::from(all || x >= w / 4) * 255;
+        let mask = image::GrayImage::from_fn(w, h, |x, _| image::Luma([value(x)]));
+        let stem = photo.file_stem().unwrap().to_str().unwrap();
+        mask.save(data.join(format!("masks/{stem}.png"))).unwrap();
+    }
+    let out = d.join("o");
+    let trained: serde_json::Value = serde_json::from_slice(
+        &run(&[
+            "train",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--iters",
+            "30",
+            "--invert-masks",
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let psnr = trained["psnr"]
+        .as_f64()
+        .expect("a mean over the scored views");
+    assert!(psnr.is_finite());
+    let rendered: serde_json::Value = serde_json::from_slice(
+        &run(&[
+            "render",
+            out.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            d.join("r").to_str().unwrap(),
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(rendered["psnr"].as_f64(), Some(psnr), "{rendered}");
+    let per = rendered["per_view"].as_array().unwrap();
+    assert!(per.iter().any(|v| v["psnr"].is_null()), "{rendered}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -417,6 +417,7 @@ fn a_train_folder_brings_its_settings() {
         radius: 4.0,
         elevation_deg: 30.0,
         downscale: None,
+        invert_masks: false,
     };
     s.write(&run).unwrap();
     let srv = start(&[run.to_str().unwrap()]);

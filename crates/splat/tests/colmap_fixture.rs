@@ -77,3 +77,56 @@ fn colmaps_own_simple_radial_capture_loads_undistorted() {
     // the sparse points come along
     assert!(ds.points.as_ref().is_some_and(|p| p.len() > 100));
 }
+
+/// When COLMAP's mapper writes several models (`sparse/0`, `sparse/1`, …,
+/// in no order of size), the one registering the most photos is loaded,
+/// and `models` lists them all with their counts.
+#[test]
+fn of_several_models_the_largest_loads() {
+    use splat::data::colmap::{model_folder, models};
+    let dir = crate::common::tmp("several-models");
+    let copy = |from: &Path, to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.path().is_file() {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    };
+    copy(&fixture().join("images"), &dir.join("images"));
+    // the whole model as sparse/1, and a two-photo one as sparse/0 (the
+    // same cameras and points, images.txt with two of the poses)
+    copy(&fixture().join("sparse/0"), &dir.join("sparse/1"));
+    std::fs::create_dir_all(dir.join("sparse/0")).unwrap();
+    for f in ["cameras.bin", "points3D.bin"] {
+        std::fs::copy(
+            fixture().join("sparse/0").join(f),
+            dir.join("sparse/0").join(f),
+        )
+        .unwrap();
+    }
+    let rec = read_reconstruction(&fixture().join("sparse/0")).unwrap();
+    let mut text = String::from("# two of the photos\n");
+    for im in rec.images.iter().take(2) {
+        let [qw, qx, qy, qz] = im.qvec;
+        let [tx, ty, tz] = im.tvec;
+        text += &format!(
+            "{} {qw} {qx} {qy} {qz} {tx} {ty} {tz} {} {}\n\n",
+            im.id, im.camera_id, im.name
+        );
+    }
+    std::fs::write(dir.join("sparse/0/images.txt"), text).unwrap();
+    assert_eq!(
+        models(&dir),
+        vec![(dir.join("sparse/0"), 2), (dir.join("sparse/1"), 12)]
+    );
+    assert_eq!(model_folder(&dir), dir.join("sparse/1"));
+    let ds = load(&dir, &LoadOptions::default()).unwrap();
+    assert_eq!(ds.train.len() + ds.test.len(), 12);
+    // a single model is read where it is, numbered or not
+    std::fs::remove_dir_all(dir.join("sparse/1")).unwrap();
+    assert_eq!(model_folder(&dir), dir.join("sparse/0"));
+    let ds = load(&dir, &LoadOptions::default()).unwrap();
+    assert_eq!(ds.train.len() + ds.test.len(), 2);
+}

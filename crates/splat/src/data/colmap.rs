@@ -488,8 +488,67 @@ pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
     })
 }
 
-/// Loads a COLMAP dataset folder: `sparse/0` (or `sparse`) and the images
-/// folder named in `opts`, holding out every `holdout_every`-th image
+/// The models of a COLMAP folder, as COLMAP's mapper writes them when it
+/// cannot register every photo into one (`sparse/0`, `sparse/1`, …, in no
+/// order of size): each numbered folder under `sparse/` that holds an
+/// `images.bin` or `images.txt`, with the number of photos it registers
+/// (0 when that file cannot be read), in the order of their numbers.
+/// Empty when `sparse/` holds no numbered model.
+pub fn models(dir: &Path) -> Vec<(PathBuf, usize)> {
+    let Ok(entries) = std::fs::read_dir(dir.join("sparse")) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.parse::<u64>().ok()?;
+            let path = e.path();
+            (path.join("images.bin").is_file() || path.join("images.txt").is_file())
+                .then_some((n, path))
+        })
+        .collect();
+    found.sort();
+    found
+        .into_iter()
+        .map(|(_, path)| {
+            let bin = path.join("images.bin");
+            let count = if bin.is_file() {
+                std::fs::read(&bin)
+                    .ok()
+                    .and_then(|d| images_bin(&bin, &d).ok())
+                    .map_or(0, |v| v.len())
+            } else {
+                let txt = path.join("images.txt");
+                std::fs::read_to_string(&txt)
+                    .ok()
+                    .and_then(|t| images_txt(&txt, &t).ok())
+                    .map_or(0, |v| v.len())
+            };
+            (path, count)
+        })
+        .collect()
+}
+
+/// The model [`load`] reads: of several (see [`models`]), the one that
+/// registers the most photos (the lowest number of equals); else `sparse/0`
+/// when it exists, else `sparse/` itself (`image_undistorter`'s layout).
+pub fn model_folder(dir: &Path) -> PathBuf {
+    let all = models(dir);
+    let best = all
+        .iter()
+        .enumerate()
+        .max_by(|(i, a), (j, b)| a.1.cmp(&b.1).then(j.cmp(i)))
+        .map(|(_, m)| m.0.clone());
+    match best {
+        Some(m) if all.len() > 1 => m,
+        _ if dir.join("sparse/0").is_dir() => dir.join("sparse/0"),
+        _ => dir.join("sparse"),
+    }
+}
+
+/// Loads a COLMAP dataset folder: its model ([`model_folder`]: of several,
+/// the one registering the most photos) and the images folder named in
+/// `opts`, holding out every `holdout_every`-th image
 /// (sorted by name) for testing. Images in a downscaled folder are matched
 /// to the cameras by scaling the intrinsics. Photos of a distorting camera
 /// are undistorted into the pinhole [`crate::cameras::undistort`] chooses;
@@ -497,12 +556,14 @@ pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
 /// [`View::mask`] together with the pixels undistortion left without a
 /// source.
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let sparse = if dir.join("sparse/0").is_dir() {
-        dir.join("sparse/0")
-    } else {
-        dir.join("sparse")
-    };
+    let sparse = model_folder(dir);
     let rec = read_reconstruction(&sparse)?;
+    // the file the poses come from, for errors about one of them
+    let images_file = ["images.bin", "images.txt"]
+        .map(|f| sparse.join(f))
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| sparse.clone());
     let mut images = rec.images.clone();
     images.sort_by(|a, b| a.name.cmp(&b.name));
     // the Mip-NeRF 360 layout: `images_N` holds copies downscaled N times;
@@ -592,7 +653,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         let s = [w2 as f64 / pw as f64, h2 as f64 / ph as f64];
         let r = quat_to_rotation(im.qvec).ok_or_else(|| {
             DataError::invalid(
-                &sparse,
+                &images_file,
                 format!("image {} ({})", im.id, im.name),
                 "the quaternion is zero or too large to normalise",
             )
