@@ -145,7 +145,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Integer downscale factor of the images (a COLMAP dataset's
-    /// images_N folder is used when it exists) [default: photos wider than
+    /// images_N folder is used when it exists, with its masks_N, else the
+    /// full-size masks/ fitted to it) [default: photos wider than
     /// 1,600 pixels are scaled down to 1,600 wide, as the original 3DGS
     /// does].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]

@@ -130,3 +130,53 @@ fn of_several_models_the_largest_loads() {
     let ds = load(&dir, &LoadOptions::default()).unwrap();
     assert_eq!(ds.train.len() + ds.test.len(), 2);
 }
+
+/// With an `images_2` folder (the Mip-NeRF 360 layout) and full-size
+/// masks in `masks/` (no `masks_2`), `--downscale 2` fits each mask to its
+/// smaller photo instead of leaving the masks out.
+#[test]
+fn full_size_masks_fit_an_images_n_folder() {
+    let dir = crate::common::tmp("images-n-masks");
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    std::fs::create_dir_all(dir.join("images_2")).unwrap();
+    std::fs::create_dir_all(dir.join("masks")).unwrap();
+    std::fs::create_dir_all(dir.join("sparse/0")).unwrap();
+    for e in std::fs::read_dir(fixture().join("sparse/0")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join("sparse/0").join(e.file_name())).unwrap();
+    }
+    for e in std::fs::read_dir(fixture().join("images")).unwrap() {
+        let photo = e.unwrap().path();
+        let name = photo.file_name().unwrap().to_owned();
+        std::fs::copy(&photo, dir.join("images").join(&name)).unwrap();
+        let img = image::open(&photo).unwrap();
+        let (w, h) = (img.width(), img.height());
+        img.resize_exact(w / 2, h / 2, image::imageops::FilterType::Triangle)
+            .to_rgb8()
+            .save(dir.join("images_2").join(&name))
+            .unwrap();
+        // the left quarter ignored
+        let mask =
+            image::GrayImage::from_fn(w, h, |x, _| image::Luma([u8::from(x >= w / 4) * 255]));
+        let stem = photo.file_stem().unwrap().to_str().unwrap();
+        mask.save(dir.join(format!("masks/{stem}.png"))).unwrap();
+    }
+    let ds = load(
+        &dir,
+        &LoadOptions {
+            downscale: 2,
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    for v in ds.train.iter().chain(&ds.test) {
+        assert!(v.width <= 80 && v.height <= 60, "{}×{}", v.width, v.height);
+        let m = v.mask.as_ref().expect("the mask, fitted");
+        assert_eq!(m.len(), (v.width * v.height) as usize);
+        let ignored = m.iter().filter(|&&x| x < 1.0).count() as f64 / m.len() as f64;
+        assert!(
+            (0.2..0.4).contains(&ignored),
+            "{ignored} of the pixels ignored"
+        );
+    }
+}

@@ -574,10 +574,15 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         .then(|| format!("images_{n}"));
     let downscale = if pre.is_some() { 1 } else { n };
     let img_dir = dir.join(pre.as_deref().unwrap_or(&opts.images_dir));
+    // with `images_N`, its `masks_N`, else the full-size `masks/` fitted
+    // to each smaller photo
     let masks_dir = match &pre {
-        Some(_) => dir.join(format!("masks_{n}")),
-        None => dir.join("masks"),
+        Some(_) if dir.join(format!("masks_{n}")).is_dir() || !dir.join("masks").is_dir() => {
+            dir.join(format!("masks_{n}"))
+        }
+        _ => dir.join("masks"),
     };
+    let fit_masks = pre.is_some() && masks_dir == dir.join("masks");
     let has_masks = masks_dir.is_dir();
     let jobs: Vec<ImageJob> = images
         .iter()
@@ -622,6 +627,13 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             ));
         }
         let user = match &mask_paths[k] {
+            Some(p) if fit_masks => {
+                // the mask is of the full-size photo, the camera's size
+                let full = dir.join(&opts.images_dir).join(&im.name);
+                let (cw, ch) = (cam.width as u32, cam.height as u32);
+                let m = masks::load(p, &full, cw, ch, opts.invert_masks)?;
+                Some(masks::fit(cw, ch, &m, w, h))
+            }
             Some(p) => Some(masks::load(p, &jobs[k].path, w, h, opts.invert_masks)?),
             None => None,
         };

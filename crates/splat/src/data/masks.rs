@@ -140,6 +140,29 @@ pub fn downscale(w: u32, h: u32, mask: &[f32], f: u32) -> Vec<f32> {
         .collect()
 }
 
+/// A `mw × mh` mask resampled to `w × h` (a smaller copy of its photo,
+/// an `images_N` folder's): a pixel is kept only when every mask pixel
+/// its area covers is.
+pub fn fit(mw: u32, mh: u32, mask: &[f32], w: u32, h: u32) -> Vec<f32> {
+    let span = |i: u32, n: u32, m: u32| {
+        let a = (i as u64 * m as u64 / n as u64) as u32;
+        let b = ((i as u64 + 1) * m as u64).div_ceil(n as u64) as u32;
+        a.min(m.saturating_sub(1))..b.clamp(a + 1, m.max(a + 1))
+    };
+    let mut out = Vec::with_capacity((w * h) as usize);
+    for y in 0..h {
+        let ys = span(y, h, mh);
+        for x in 0..w {
+            let xs = span(x, w, mw);
+            let kept = ys
+                .clone()
+                .all(|sy| xs.clone().all(|sx| mask[(sy * mw + sx) as usize] >= 1.0));
+            out.push(if kept { 1.0 } else { 0.0 });
+        }
+    }
+    out
+}
+
 /// `None` for a mask that keeps every pixel (the cheaper form for
 /// training).
 pub fn simplify(mask: Option<Vec<f32>>) -> Option<Vec<f32>> {
@@ -149,6 +172,19 @@ pub fn simplify(mask: Option<Vec<f32>>) -> Option<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mask_fits_a_smaller_copy_of_its_photo_conservatively() {
+        // 4×2 → 2×1: a block is kept only when all of it is
+        let m = [1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0];
+        assert_eq!(fit(4, 2, &m, 2, 1), vec![1.0, 0.0]);
+        // 5×3 → 2×1 (not a whole factor): the blocks overlap at the seam
+        let m = [1.0; 15];
+        assert_eq!(fit(5, 3, &m, 2, 1), vec![1.0, 1.0]);
+        let mut m = [1.0; 15];
+        m[2] = 0.0; // the middle column belongs to both blocks
+        assert_eq!(fit(5, 3, &m, 2, 1), vec![0.0, 0.0]);
+    }
 
     fn png(w: u32, h: u32, px: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
