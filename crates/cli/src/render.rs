@@ -68,7 +68,9 @@ pub struct RenderArgs {
     #[arg(long, allow_hyphen_values = true)]
     pub up: Option<String>,
     /// 3D scenes: centre of the orbit X,Y,Z [default: the point nearest
-    /// the training cameras' optical axes, else the scene's median].
+    /// the training cameras' optical axes (the sparse points' median when
+    /// that point is behind the cameras or beyond the points, as with a
+    /// forward-facing capture), else the scene's median].
     #[arg(long, allow_hyphen_values = true)]
     pub center: Option<String>,
     /// 3D scenes: radius of the orbit [default: the training cameras'

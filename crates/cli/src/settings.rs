@@ -69,7 +69,7 @@ impl RenderSettings {
         antialiased: bool,
     ) -> RenderSettings {
         let views: Vec<_> = ds.train.iter().chain(&ds.test).cloned().collect();
-        let center = capture::focus(&views).unwrap_or([0.0; 3]);
+        let center = capture::focus_within(&views, ds.points.as_deref()).unwrap_or([0.0; 3]);
         let up = capture::mean_up(&views).unwrap_or([0.0, 0.0, 1.0]);
         RenderSettings {
             format: FORMAT.into(),

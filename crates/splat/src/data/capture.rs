@@ -47,6 +47,43 @@ pub fn focus(views: &[View]) -> Option<[f64; 3]> {
     Some(solve3(a, b).unwrap_or(mean))
 }
 
+/// [`focus`], unless it is not where the scene is: behind the cameras, or
+/// farther from their mean than 95% of the sparse `points` (the
+/// least-squares point of nearly parallel axes, as a forward-facing
+/// capture's, can lie thousands of units away); then the points' median
+/// (per axis). Without points, [`focus`].
+pub fn focus_within(views: &[View], points: Option<&[super::Point]>) -> Option<[f64; 3]> {
+    let f = focus(views)?;
+    let Some(points) = points.filter(|p| !p.is_empty()) else {
+        return Some(f);
+    };
+    let n = views.len() as f64;
+    let mut mean = [0.0; 3];
+    let mut axis = [0.0; 3];
+    for v in views {
+        let (d, _) = axes(v);
+        let c = v.camera_center();
+        for i in 0..3 {
+            mean[i] += c[i] / n;
+            axis[i] += d[i];
+        }
+    }
+    let dist = |p: &[f64; 3]| (0..3).map(|i| (p[i] - mean[i]).powi(2)).sum::<f64>().sqrt();
+    let mut far: Vec<f64> = points.iter().map(|p| dist(&p.xyz)).collect();
+    far.sort_by(f64::total_cmp);
+    let far = far[(far.len() - 1) * 95 / 100];
+    let depth: f64 = (0..3).map(|i| (f[i] - mean[i]) * axis[i]).sum();
+    if depth > 0.0 && dist(&f) <= far {
+        return Some(f);
+    }
+    let median = |k: usize| {
+        let mut c: Vec<f64> = points.iter().map(|p| p.xyz[k]).collect();
+        c.sort_by(f64::total_cmp);
+        c[c.len() / 2]
+    };
+    Some([median(0), median(1), median(2)])
+}
+
 /// Solves a 3×3 system by Cramer's rule; `None` when it is (nearly)
 /// singular relative to its size.
 fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
@@ -223,6 +260,56 @@ mod tests {
             background: [0.0; 3],
             mask: None,
         }
+    }
+
+    #[test]
+    fn a_forward_facing_capture_centres_on_its_points() {
+        use crate::data::Point;
+        // cameras side by side looking nearly the same way (+y), their
+        // axes meeting far behind the scene; the scene's points at y 4-6
+        let views: Vec<View> = (0..5)
+            .map(|i| looking([i as f64 * 0.1 - 0.2, 0.0, 1.0], [0.0, 30.0, 1.0]))
+            .collect();
+        let far = focus(&views).unwrap();
+        assert!((far[1] - 30.0).abs() < 1e-6, "{far:?}");
+        // axes exactly parallel: no point, the cameras' mean, behind none
+        // of the scene's points either
+        let parallel: Vec<View> = (0..5)
+            .map(|i| {
+                let x = i as f64 * 0.1 - 0.2;
+                looking([x, 0.0, 1.0], [x, 300.0, 1.0])
+            })
+            .collect();
+        let points: Vec<Point> = (0..21)
+            .map(|i| Point {
+                xyz: [0.05 * (i % 5) as f64, 4.0 + 0.1 * i as f64, 1.0],
+                rgb: [0; 3],
+            })
+            .collect();
+        let c = focus_within(&views, Some(&points)).unwrap();
+        assert_eq!(c, [0.1, 5.0, 1.0]);
+        assert_eq!(focus_within(&parallel, Some(&points)), Some(c));
+        // where the axes do meet among the points, that point stays
+        let around: Vec<View> = (0..6)
+            .map(|i| {
+                let a = i as f64;
+                looking([3.0 * a.cos(), 3.0 * a.sin(), 1.0], [0.0, 0.0, 1.0])
+            })
+            .collect();
+        let ring: Vec<Point> = (0..12)
+            .map(|i| Point {
+                xyz: [(i as f64).cos(), (i as f64).sin(), 1.0],
+                rgb: [0; 3],
+            })
+            .collect();
+        let f = focus_within(&around, Some(&ring)).unwrap();
+        assert!(
+            f.iter()
+                .zip([0.0, 0.0, 1.0])
+                .all(|(a, b)| (a - b).abs() < 1e-9),
+            "{f:?}"
+        );
+        assert_eq!(focus_within(&views, None), Some(far));
     }
 
     #[test]
