@@ -144,8 +144,10 @@ pub fn cameras_bin(path: &Path, data: &[u8]) -> Result<HashMap<i32, Camera>, Dat
     let n = r.count("number of cameras", 24)?;
     let mut out = HashMap::with_capacity(n);
     for i in 0..n {
-        let f = format!("camera {i}");
-        let id = r.i32(&format!("{f} id"))?;
+        let id = r.i32(&format!("camera record {i} id"))?;
+        // the camera's own id from here on (what cameras.txt and COLMAP
+        // call it), with the record's place
+        let f = format!("camera {id} (record {i})");
         let m = model(path, &f, r.i32(&format!("{f} model"))?)?;
         let w = r.u64(&format!("{f} width"))?;
         let h = r.u64(&format!("{f} height"))?;
@@ -744,7 +746,9 @@ mod tests {
         let e = cameras_bin(p, &cam_bin(42, &[1.0; 8]))
             .unwrap_err()
             .to_string();
+        // named by its own id (7), not its place in the file
         assert!(e.contains("unknown camera model id 42"), "{e}");
+        assert!(e.contains("camera 7 (record 0)"), "{e}");
         let e = cameras_bin(p, &cam_bin(2, &[-5.0, 1.0, 1.0, 0.0]))
             .unwrap_err()
             .to_string();
