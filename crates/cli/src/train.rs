@@ -334,11 +334,12 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         invert_masks: a.invert_masks,
         ..LoadOptions::default()
     };
-    let ds = data::load(&a.data, &opts).map_err(CliError::data)?;
-    let kind = data::detect(&a.data);
-    if kind == Some("colmap") {
+    // (before loading, so that an error in the chosen model says which)
+    if data::detect(&a.data) == Some("colmap") {
         note_models(&a.data);
     }
+    let ds = data::load(&a.data, &opts).map_err(CliError::data)?;
+    let kind = data::detect(&a.data);
     let absgrad = use_absgrad(a.absgrad, a.no_absgrad, kind);
     check_out_dir(&a.out)?;
     let ckpt_dir = checkpoint_dir(&a.out);
@@ -670,7 +671,8 @@ pub(crate) fn use_absgrad(absgrad: bool, no_absgrad: bool, kind: Option<&str>) -
 
 /// Says on stderr which model of a COLMAP folder that holds several (the
 /// mapper's `sparse/0`, `sparse/1`, … when it could not join every photo
-/// into one) is trained on, and what the others hold.
+/// into one, or one in `sparse/` itself beside numbered ones) is trained
+/// on, and what the others hold.
 fn note_models(data: &std::path::Path) {
     let models = splat::data::colmap::models(data);
     if models.len() < 2 {

@@ -124,9 +124,23 @@ fn of_several_models_the_largest_loads() {
     assert_eq!(model_folder(&dir), dir.join("sparse/1"));
     let ds = load(&dir, &LoadOptions::default()).unwrap();
     assert_eq!(ds.train.len() + ds.test.len(), 12);
-    // a single model is read where it is, numbered or not
+    // a model in sparse/ itself is a candidate too, and wins here
+    for e in std::fs::read_dir(dir.join("sparse/1")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join("sparse").join(e.file_name())).unwrap();
+    }
     std::fs::remove_dir_all(dir.join("sparse/1")).unwrap();
-    assert_eq!(model_folder(&dir), dir.join("sparse/0"));
+    assert_eq!(models(&dir)[0], (dir.join("sparse"), 12));
+    assert_eq!(model_folder(&dir), dir.join("sparse"));
+    // a single model is read where it is, numbered or not
+    for e in std::fs::read_dir(dir.join("sparse")).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    std::fs::rename(dir.join("sparse/0"), dir.join("sparse/3")).unwrap();
+    assert_eq!(model_folder(&dir), dir.join("sparse/3"));
     let ds = load(&dir, &LoadOptions::default()).unwrap();
     assert_eq!(ds.train.len() + ds.test.len(), 2);
 }
@@ -169,14 +183,31 @@ fn full_size_masks_fit_an_images_n_folder() {
         },
     )
     .unwrap();
-    for v in ds.train.iter().chain(&ds.test) {
-        assert!(v.width <= 80 && v.height <= 60, "{}×{}", v.width, v.height);
-        let m = v.mask.as_ref().expect("the mask, fitted");
-        assert_eq!(m.len(), (v.width * v.height) as usize);
-        let ignored = m.iter().filter(|&&x| x < 1.0).count() as f64 / m.len() as f64;
-        assert!(
-            (0.2..0.4).contains(&ignored),
-            "{ignored} of the pixels ignored"
-        );
+    let check = |ds: &splat::data::Dataset| {
+        for v in ds.train.iter().chain(&ds.test) {
+            assert!(v.width <= 80 && v.height <= 60, "{}×{}", v.width, v.height);
+            let m = v.mask.as_ref().expect("the mask, fitted");
+            assert_eq!(m.len(), (v.width * v.height) as usize);
+            let ignored = m.iter().filter(|&&x| x < 1.0).count() as f64 / m.len() as f64;
+            assert!(
+                (0.2..0.4).contains(&ignored),
+                "{ignored} of the pixels ignored"
+            );
+        }
+    };
+    check(&ds);
+    // masks already of the smaller photos' size are taken as they are
+    for e in std::fs::read_dir(dir.join("images_2")).unwrap() {
+        let photo = e.unwrap().path();
+        let (w, h) = image::image_dimensions(&photo).unwrap();
+        let mask =
+            image::GrayImage::from_fn(w, h, |x, _| image::Luma([u8::from(x >= w / 4) * 255]));
+        let stem = photo.file_stem().unwrap().to_str().unwrap();
+        mask.save(dir.join(format!("masks/{stem}.png"))).unwrap();
     }
+    let opts = LoadOptions {
+        downscale: 2,
+        ..LoadOptions::default()
+    };
+    check(&load(&dir, &opts).unwrap());
 }

@@ -59,21 +59,29 @@ pub fn focus_within(views: &[View], points: Option<&[super::Point]>) -> Option<[
     };
     let n = views.len() as f64;
     let mut mean = [0.0; 3];
-    let mut axis = [0.0; 3];
     for v in views {
-        let (d, _) = axes(v);
         let c = v.camera_center();
         for i in 0..3 {
             mean[i] += c[i] / n;
-            axis[i] += d[i];
         }
     }
     let dist = |p: &[f64; 3]| (0..3).map(|i| (p[i] - mean[i]).powi(2)).sum::<f64>().sqrt();
     let mut far: Vec<f64> = points.iter().map(|p| dist(&p.xyz)).collect();
     far.sort_by(f64::total_cmp);
     let far = far[(far.len() - 1) * 95 / 100];
-    let depth: f64 = (0..3).map(|i| (f[i] - mean[i]) * axis[i]).sum();
-    if depth > 0.0 && dist(&f) <= far {
+    // in front of the cameras: the median camera's depth of the focus
+    // (a mean axis would vanish for a ring of cameras), beyond rounding
+    let mut depths: Vec<f64> = views
+        .iter()
+        .map(|v| {
+            let (d, _) = axes(v);
+            let c = v.camera_center();
+            (0..3).map(|i| (f[i] - c[i]) * d[i]).sum()
+        })
+        .collect();
+    depths.sort_by(f64::total_cmp);
+    let depth = depths[depths.len() / 2];
+    if depth > 1e-9 * far.max(f64::MIN_POSITIVE) && dist(&f) <= far {
         return Some(f);
     }
     let median = |k: usize| {
@@ -303,6 +311,21 @@ mod tests {
             })
             .collect();
         let f = focus_within(&around, Some(&ring)).unwrap();
+        // a full level ring of 36, whose axes sum to nothing: still in
+        // front of every camera
+        let ring36: Vec<View> = (0..36)
+            .map(|i| {
+                let a = i as f64 * std::f64::consts::TAU / 36.0;
+                looking([3.0 * a.cos(), 3.0 * a.sin(), 1.0], [0.0, 0.0, 1.0])
+            })
+            .collect();
+        let f36 = focus_within(&ring36, Some(&ring)).unwrap();
+        assert!(
+            f36.iter()
+                .zip([0.0, 0.0, 1.0])
+                .all(|(a, b)| (a - b).abs() < 1e-9),
+            "{f36:?}"
+        );
         assert!(
             f.iter()
                 .zip([0.0, 0.0, 1.0])

@@ -492,48 +492,52 @@ pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
 
 /// The models of a COLMAP folder, as COLMAP's mapper writes them when it
 /// cannot register every photo into one (`sparse/0`, `sparse/1`, …, in no
-/// order of size): each numbered folder under `sparse/` that holds an
-/// `images.bin` or `images.txt`, with the number of photos it registers
-/// (0 when that file cannot be read), in the order of their numbers.
-/// Empty when `sparse/` holds no numbered model.
+/// order of size), and `sparse/` itself when it holds a model
+/// (`image_undistorter`'s layout): each with an `images.bin` or
+/// `images.txt`, with the number of photos it registers (0 when that file
+/// cannot be read), `sparse/` first, then by number.
 pub fn models(dir: &Path) -> Vec<(PathBuf, usize)> {
-    let Ok(entries) = std::fs::read_dir(dir.join("sparse")) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(u64, PathBuf)> = entries
+    let sparse = dir.join("sparse");
+    let holds = |p: &Path| p.join("images.bin").is_file() || p.join("images.txt").is_file();
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&sparse)
+        .into_iter()
+        .flatten()
         .flatten()
         .filter_map(|e| {
             let n = e.file_name().to_str()?.parse::<u64>().ok()?;
             let path = e.path();
-            (path.join("images.bin").is_file() || path.join("images.txt").is_file())
-                .then_some((n, path))
+            holds(&path).then_some((n, path))
         })
         .collect();
     found.sort();
-    found
-        .into_iter()
-        .map(|(_, path)| {
-            let bin = path.join("images.bin");
-            let count = if bin.is_file() {
-                std::fs::read(&bin)
-                    .ok()
-                    .and_then(|d| images_bin(&bin, &d).ok())
-                    .map_or(0, |v| v.len())
-            } else {
-                let txt = path.join("images.txt");
-                std::fs::read_to_string(&txt)
-                    .ok()
-                    .and_then(|t| images_txt(&txt, &t).ok())
-                    .map_or(0, |v| v.len())
-            };
+    let top = holds(&sparse).then_some(sparse.clone());
+    top.into_iter()
+        .chain(found.into_iter().map(|(_, p)| p))
+        .map(|path| {
+            let count = photo_count(&path).unwrap_or(0);
             (path, count)
         })
         .collect()
 }
 
-/// The model [`load`] reads: of several (see [`models`]), the one that
-/// registers the most photos (the lowest number of equals); else `sparse/0`
-/// when it exists, else `sparse/` itself (`image_undistorter`'s layout).
+/// The number of photos a model registers: `images.bin`'s declared count,
+/// or the records of `images.txt`.
+fn photo_count(model: &Path) -> Option<usize> {
+    use std::io::Read;
+    let bin = model.join("images.bin");
+    if bin.is_file() {
+        let mut head = [0u8; 8];
+        std::fs::File::open(&bin).ok()?.read_exact(&mut head).ok()?;
+        return usize::try_from(u64::from_le_bytes(head)).ok();
+    }
+    let txt = model.join("images.txt");
+    let text = std::fs::read_to_string(&txt).ok()?;
+    images_txt(&txt, &text).ok().map(|v| v.len())
+}
+
+/// The model [`load`] reads: of those [`models`] finds, the one that
+/// registers the most photos (the first of equals); `sparse/0` (or
+/// `sparse/`) when there is none, for the error that names what is missing.
 pub fn model_folder(dir: &Path) -> PathBuf {
     let all = models(dir);
     let best = all
@@ -542,9 +546,9 @@ pub fn model_folder(dir: &Path) -> PathBuf {
         .max_by(|(i, a), (j, b)| a.1.cmp(&b.1).then(j.cmp(i)))
         .map(|(_, m)| m.0.clone());
     match best {
-        Some(m) if all.len() > 1 => m,
-        _ if dir.join("sparse/0").is_dir() => dir.join("sparse/0"),
-        _ => dir.join("sparse"),
+        Some(m) => m,
+        None if dir.join("sparse/0").is_dir() => dir.join("sparse/0"),
+        None => dir.join("sparse"),
     }
 }
 
@@ -629,8 +633,9 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             ));
         }
         let user = match &mask_paths[k] {
-            Some(p) if fit_masks => {
-                // the mask is of the full-size photo, the camera's size
+            // a mask of the full-size photo (the camera's size) is fitted;
+            // one already of the smaller photo's size is taken as it is
+            Some(p) if fit_masks && image::image_dimensions(p).ok() != Some((w, h)) => {
                 let full = dir.join(&opts.images_dir).join(&im.name);
                 let (cw, ch) = (cam.width as u32, cam.height as u32);
                 let m = masks::load(p, &full, cw, ch, opts.invert_masks)?;
