@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use splat::formats::{read_scene, SceneError};
+use splat::formats::{read_scene, SceneError, SceneFormat};
 use splat::three::Gaussians;
 
 use crate::error::{CliError, CliResult};
@@ -90,13 +90,17 @@ pub fn site_info(dir: &Path) -> CliResult<Option<SiteInfo>> {
                 .into(),
         )
     })?;
-    let known = [
-        "model.ply",
-        "model.spz",
-        "model.splat",
-        "model.compressed.ply",
-    ];
-    if !known.contains(&name) {
+    // `view --export` writes model.EXTENSION in each format
+    let known: Vec<String> = [
+        SceneFormat::Ply,
+        SceneFormat::Spz,
+        SceneFormat::Splat,
+        SceneFormat::CompressedPly,
+        SceneFormat::Sog,
+    ]
+    .map(|f| format!("model.{}", f.extension()))
+    .into();
+    if !known.iter().any(|k| k == name) {
         return Err(bad(format!(
             "model: {name:?} is not one of {}",
             known.join(", ")

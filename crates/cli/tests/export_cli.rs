@@ -234,6 +234,13 @@ fn the_antialiased_mode_of_a_scene_file_is_kept() {
         declared_antialiased_in(&site.join("model.compressed.ply")),
         Some(true)
     );
+    // a site whose model is a .sog reads as a scene too (and says it)
+    let site = dir.join("site-sog");
+    view_export(&mip, "sog", &site);
+    let out = dir.join("from-sog-site.ply");
+    let o = export(&site, "ply", &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(declared_antialiased_in(&out), Some(true));
     // a site whose model cannot say it (.splat): its page's info.json does
     let site = dir.join("site-splat");
     view_export(&mip, "splat", &site);
