@@ -111,6 +111,10 @@ pub struct RenderArgs {
     /// [default: as the training did, by its settings.json].
     #[arg(long)]
     pub invert_masks: bool,
+    /// With --data: read the masks as they are (0 ignores a pixel), also
+    /// for a run trained with --invert-masks.
+    #[arg(long, conflicts_with = "invert_masks")]
+    pub no_invert_masks: bool,
     /// 3D scenes: print one JSON object: with --data the mean and
     /// per-view PSNR/SSIM, with --orbit or --path the files written;
     /// errors are one JSON object too.
@@ -178,6 +182,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             ("--compare", a.compare),
             ("--split", a.split.is_some()),
             ("--invert-masks", a.invert_masks),
+            ("--no-invert-masks", a.no_invert_masks),
         ];
         if let Some((flag, _)) = photo_flags.iter().find(|f| f.1) {
             return Err(CliError::usage(format!(
@@ -200,7 +205,8 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             background,
             antialiased,
             sh_degree,
-            invert_masks: a.invert_masks || saved.as_ref().is_some_and(|s| s.invert_masks),
+            invert_masks: a.invert_masks
+                || (!a.no_invert_masks && saved.as_ref().is_some_and(|s| s.invert_masks)),
             resolution: crate::settings::RenderSettings::load_options(saved.as_ref()),
             json: a.json,
             compare: a.compare,

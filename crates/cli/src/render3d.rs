@@ -393,19 +393,23 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         if d.compare {
             write_compare(&compare_dir, name, v, rgb)?;
         }
-        rows.push((v.name.clone(), psnr, ssim));
+        rows.push((v.name.clone(), psnr, ssim, file.display().to_string()));
     }
     // over the views with a kept pixel (a view its mask ignores whole
     // has no score)
     let mean_psnr = crate::train::mean_of_scored(rows.iter().map(|r| r.1));
     let mean_ssim = crate::train::mean_of_scored(rows.iter().map(|r| r.2));
+    let scored = rows.iter().filter(|r| !r.1.is_nan()).count();
     if json {
         let per: Vec<serde_json::Value> = rows
             .iter()
-            .map(|(name, p, s)| serde_json::json!({"name": name, "psnr": p, "ssim": s}))
+            .map(|(name, p, s, file)| {
+                serde_json::json!({"name": name, "psnr": p, "ssim": s, "render": file})
+            })
             .collect();
         let mut v = serde_json::json!({
-            "split": split, "views": rows.len(), "psnr": mean_psnr, "ssim": mean_ssim,
+            "split": split, "views": rows.len(), "scored_views": scored,
+            "psnr": mean_psnr, "ssim": mean_ssim,
             "per_view": per, "out": out_dir.display().to_string(),
         });
         if d.compare {
@@ -413,11 +417,15 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         }
         println!("{v}");
     } else {
-        for (name, p, s) in &rows {
+        for (name, p, s, _) in &rows {
             println!("{name}: PSNR {p:.2} dB, SSIM {s:.4}");
         }
+        let unscored = match rows.len() - scored {
+            0 => String::new(),
+            k => format!(" ({k} with every pixel masked, left out)"),
+        };
         println!(
-            "{split}: {} views, mean PSNR {mean_psnr:.2} dB, mean SSIM {mean_ssim:.4}; renders in {}",
+            "{split}: {} views{unscored}, mean PSNR {mean_psnr:.2} dB, mean SSIM {mean_ssim:.4}; renders in {}",
             rows.len(),
             out_dir.display()
         );

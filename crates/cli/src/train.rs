@@ -246,6 +246,9 @@ pub struct TrainReport {
     pub eval_split: &'static str,
     /// Views scored.
     pub eval_views: usize,
+    /// How many of them have a score: all but those whose mask ignores
+    /// every pixel (left out of `psnr` and `ssim`).
+    pub scored_views: usize,
     /// How many of them have a mask that ignores at least one pixel: their
     /// PSNR and SSIM are computed over the kept pixels only (ignored pixels
     /// also take no part in the loss or in densification's statistics). A
@@ -491,6 +494,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             lr_mean_final: t.config().lr_mean_final,
             eval_split,
             eval_views: ev.len(),
+            scored_views: ev.iter().filter(|e| !e.psnr.is_nan()).count(),
             masked_views: ev.iter().filter(|e| e.masked).count(),
             psnr_half_fit: t
                 .config()
@@ -530,8 +534,12 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
                 report.iterations
             ),
         };
+        let unscored = match report.eval_views - report.scored_views {
+            0 => String::new(),
+            k => format!(" ({k} with every pixel masked, left out)"),
+        };
         println!(
-            "trained {} Gaussians for {ran}: {} views PSNR {:.2} dB, SSIM {:.4}",
+            "trained {} Gaussians for {ran}: {} views{unscored} PSNR {:.2} dB, SSIM {:.4}",
             report.gaussians, eval_split, report.psnr, report.ssim
         );
         println!(

@@ -532,6 +532,14 @@ fn render_scores_what_training_scored_with_inverted_and_empty_masks() {
         .as_f64()
         .expect("a mean over the scored views");
     assert!(psnr.is_finite());
+    assert_eq!(
+        (
+            trained["eval_views"].as_u64(),
+            trained["scored_views"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "{trained}"
+    );
     let rendered: serde_json::Value = serde_json::from_slice(
         &run(&[
             "render",
@@ -548,5 +556,30 @@ fn render_scores_what_training_scored_with_inverted_and_empty_masks() {
     assert_eq!(rendered["psnr"].as_f64(), Some(psnr), "{rendered}");
     let per = rendered["per_view"].as_array().unwrap();
     assert!(per.iter().any(|v| v["psnr"].is_null()), "{rendered}");
+    assert_eq!(rendered["scored_views"], 1, "{rendered}");
+    // --no-invert-masks reads them as they are: the other pixels
+    let plain: serde_json::Value = serde_json::from_slice(
+        &run(&[
+            "render",
+            out.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--no-invert-masks",
+            "--out",
+            d.join("r2").to_str().unwrap(),
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(plain["scored_views"], 2, "{plain}");
+    assert_ne!(plain["psnr"].as_f64(), Some(psnr), "{plain}");
+    // each view names the file its render went to
+    for v in per {
+        assert!(
+            std::path::Path::new(v["render"].as_str().unwrap()).is_file(),
+            "{v}"
+        );
+    }
     std::fs::remove_dir_all(&d).unwrap();
 }
