@@ -175,14 +175,10 @@ fn full_size_masks_fit_an_images_n_folder() {
         let stem = photo.file_stem().unwrap().to_str().unwrap();
         mask.save(dir.join(format!("masks/{stem}.png"))).unwrap();
     }
-    let ds = load(
-        &dir,
-        &LoadOptions {
-            downscale: 2,
-            ..LoadOptions::default()
-        },
-    )
-    .unwrap();
+    let opts = LoadOptions {
+        downscale: 2,
+        ..LoadOptions::default()
+    };
     let check = |ds: &splat::data::Dataset| {
         for v in ds.train.iter().chain(&ds.test) {
             assert!(v.width <= 80 && v.height <= 60, "{}×{}", v.width, v.height);
@@ -195,7 +191,7 @@ fn full_size_masks_fit_an_images_n_folder() {
             );
         }
     };
-    check(&ds);
+    check(&load(&dir, &opts).unwrap());
     // masks already of the smaller photos' size are taken as they are
     for e in std::fs::read_dir(dir.join("images_2")).unwrap() {
         let photo = e.unwrap().path();
@@ -205,9 +201,5 @@ fn full_size_masks_fit_an_images_n_folder() {
         let stem = photo.file_stem().unwrap().to_str().unwrap();
         mask.save(dir.join(format!("masks/{stem}.png"))).unwrap();
     }
-    let opts = LoadOptions {
-        downscale: 2,
-        ..LoadOptions::default()
-    };
     check(&load(&dir, &opts).unwrap());
 }

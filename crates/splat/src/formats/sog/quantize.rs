@@ -241,7 +241,6 @@ pub(super) fn palette(rows: &[f32], d: usize, k: usize) -> (Vec<f32>, Vec<u32>) 
     let mut todo = vec![(0usize, n, k)];
     let mut groups: Vec<(usize, usize)> = Vec::with_capacity(k);
     let (mut mean, mut m2) = (vec![0.0f64; d], vec![0.0f64; d]);
-    let mut sums: Vec<(f64, f64)> = Vec::new();
     while let Some((a, b, parts)) = todo.pop() {
         if parts <= 1 {
             groups.push((a, b));
@@ -266,19 +265,9 @@ pub(super) fn palette(rows: &[f32], d: usize, k: usize) -> (Vec<f32>, Vec<u32>) 
         // the cut c (rows a..a+c and a+c..b) of least squared error along
         // the axis, from running sums
         let m = b - a;
-        sums.clear();
-        let (mut s, mut ss) = (0.0, 0.0);
-        sums.push((0.0, 0.0));
-        for &r in &order[a..b] {
-            let x = value(r, axis);
-            s += x;
-            ss += x * x;
-            sums.push((s, ss));
-        }
-        let sse = |lo: usize, hi: usize| {
-            let (s, ss) = (sums[hi].0 - sums[lo].0, sums[hi].1 - sums[lo].1);
-            ss - s * s / (hi - lo) as f64
-        };
+        let xs: Vec<f64> = order[a..b].iter().map(|&r| value(r, axis)).collect();
+        let sums = Sums::new(&xs, &vec![1.0; m]);
+        let sse = |lo: usize, hi: usize| sums.sse(lo, hi);
         let cut = ((m / 4).max(1)..=(m - m / 4).min(m - 1))
             .min_by(|&c, &e| {
                 (sse(0, c) + sse(c, m))

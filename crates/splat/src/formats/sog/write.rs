@@ -123,22 +123,29 @@ pub fn to_bytes_as(g: &Gaussians<f32>, antialiased: bool) -> Result<Vec<u8>, Str
     if n == 0 {
         (mins, maxs) = ([0.0; 3], [0.0; 3]);
     }
-    let fraction = |i: usize, a: usize| {
-        let range = maxs[a] - mins[a];
-        if range > 0.0 {
-            ((log(g.means[i][a]) - mins[a]) / range * 65535.0).round() as u16
-        } else {
-            0
-        }
+    // each axis's 16-bit fraction, split into a low and a high image
+    let fractions: Vec<[[u8; 2]; 3]> = g
+        .means
+        .iter()
+        .map(|m| {
+            [0, 1, 2].map(|a| {
+                let range = maxs[a] - mins[a];
+                let f = if range > 0.0 {
+                    ((log(m[a]) - mins[a]) / range * 65535.0).round() as u16
+                } else {
+                    0
+                };
+                f.to_le_bytes()
+            })
+        })
+        .collect();
+    let half = |byte: usize| {
+        image(&|i| {
+            let f = fractions[i];
+            [f[0][byte], f[1][byte], f[2][byte], 255]
+        })
     };
-    let means_l = image(&|i| {
-        let f = [0, 1, 2].map(|a| fraction(i, a).to_le_bytes()[0]);
-        [f[0], f[1], f[2], 255]
-    });
-    let means_u = image(&|i| {
-        let f = [0, 1, 2].map(|a| fraction(i, a).to_le_bytes()[1]);
-        [f[0], f[1], f[2], 255]
-    });
+    let (means_l, means_u) = (half(0), half(1));
 
     let quats = image(&|i| pack_quat(g.quats[i]));
 
