@@ -30,28 +30,48 @@ fn next_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// One step's constants: decays, guard, bias corrections and rate.
+/// One step's constants: decays, guard, rate, and the rate and scale
+/// that carry the bias corrections.
 #[derive(Clone, Copy, Debug)]
 struct Step {
     b1: f64,
     b2: f64,
     eps: f64,
-    bc1: f64,
-    bc2: f64,
     lr: f64,
+    /// `lr / bc1`, with `bc1 = 1 − β₁ᵗ`.
+    rate: f64,
+    /// `1 / √bc2`, with `bc2 = 1 − β₂ᵗ`.
+    rsq: f64,
 }
 
 impl Step {
+    /// The constants of step `t` (counted from 1) at rate `lr`.
+    fn new(b1: f64, b2: f64, eps: f64, t: u32, lr: f64) -> Step {
+        let (bc1, bc2) = bias_corrections(b1, b2, t);
+        Step {
+            b1,
+            b2,
+            eps,
+            lr,
+            rate: lr / bc1,
+            rsq: 1.0 / bc2.sqrt(),
+        }
+    }
+
     /// Updates one parameter and its moments from its gradient `g`:
-    /// `p −= lr · (m / bc1) / (√(v / bc2) + ε)`, in the order of
-    /// [`Adam::step`].
+    /// `p −= (lr / bc1) · m / (√v · (1 / √bc2) + ε)`, as [`Adam::step`]
+    /// does.
     #[inline(always)]
     fn update(&self, p: &mut f64, m: &mut f64, v: &mut f64, g: f64) {
         *m = self.b1 * *m + (1.0 - self.b1) * g;
         *v = self.b2 * *v + (1.0 - self.b2) * g * g;
-        let (mh, vh) = (*m / self.bc1, *v / self.bc2);
-        *p -= self.lr * mh / (vh.sqrt() + self.eps);
+        *p -= self.rate * *m / (v.sqrt() * self.rsq + self.eps);
     }
+}
+
+/// Adam's bias corrections `(1 − β₁ᵗ, 1 − β₂ᵗ)` at step `t`.
+fn bias_corrections(b1: f64, b2: f64, t: u32) -> (f64, f64) {
+    (1.0 - b1.powi(t as i32), 1.0 - b2.powi(t as i32))
 }
 
 /// A copy of [`Step::update_rows`] built with a target feature (`$name`,
@@ -411,15 +431,12 @@ impl Adam {
         assert_eq!(params.len(), self.lr.len(), "adam: parameter count");
         assert_eq!(grads.len(), self.lr.len(), "adam: gradient count");
         self.t += 1;
-        let bc1 = 1.0 - self.beta1.powi(self.t as i32);
-        let bc2 = 1.0 - self.beta2.powi(self.t as i32);
+        let (bc1, _) = bias_corrections(self.beta1, self.beta2, self.t);
+        let mut k = Step::new(self.beta1, self.beta2, self.eps, self.t, 0.0);
         for i in 0..params.len() {
-            let g = grads[i];
-            self.m[i] = self.beta1 * self.m[i] + (1.0 - self.beta1) * g;
-            self.v[i] = self.beta2 * self.v[i] + (1.0 - self.beta2) * g * g;
-            let mh = self.m[i] / bc1;
-            let vh = self.v[i] / bc2;
-            params[i] -= self.lr[i] * mh / (vh.sqrt() + self.eps);
+            // the per-parameter rate, in `Step::update`'s arithmetic
+            (k.lr, k.rate) = (self.lr[i], self.lr[i] / bc1);
+            k.update(&mut params[i], &mut self.m[i], &mut self.v[i], grads[i]);
         }
     }
 
@@ -460,14 +477,7 @@ impl Adam {
     /// Counts a step and returns its constants (uniform rate `lr`).
     fn begin(&mut self, lr: f64) -> Step {
         self.t += 1;
-        Step {
-            b1: self.beta1,
-            b2: self.beta2,
-            eps: self.eps,
-            bc1: 1.0 - self.beta1.powi(self.t as i32),
-            bc2: 1.0 - self.beta2.powi(self.t as i32),
-            lr,
-        }
+        Step::new(self.beta1, self.beta2, self.eps, self.t, lr)
     }
 
     /// [`Adam::step_uniform`] fused with the trainer's conversions: the
@@ -1212,14 +1222,7 @@ mod tests {
     #[test]
     fn every_vector_path_gives_the_baseline_bits() {
         let mut r = Rng::new(11);
-        let k = Step {
-            b1: 0.9,
-            b2: 0.999,
-            eps: 1e-8,
-            bc1: 1.0 - 0.9f64.powi(3),
-            bc2: 1.0 - 0.999f64.powi(3),
-            lr: 0.003,
-        };
+        let k = Step::new(0.9, 0.999, 1e-8, 3, 0.003);
         for (rows, w, gs, go, extra, mode) in [
             (100, 45, 48, 3, true, None),
             (100, 45, 48, 3, true, Some(Undrawn::Decay)),
