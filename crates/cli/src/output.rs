@@ -21,6 +21,31 @@ pub fn write_atomic_with(
         .map_err(|e| CliError::file(path, format!("cannot write: {e}")))
 }
 
+/// Removes the `.png` files in `dir` whose names are not in `keep`: the
+/// renders an earlier run into the same output folder left there (of
+/// views this run may not have), so that the folder holds this run's
+/// renders only. Other files and folders are left alone.
+pub fn remove_stale_pngs(dir: &Path, keep: &[String]) -> CliResult {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| CliError::file(dir, format!("cannot list the folder: {e}")))?;
+    for e in entries.flatten() {
+        let path = e.path();
+        let png = path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("png"));
+        let kept = e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| keep.iter().any(|k| k == n));
+        if png && !kept && path.is_file() {
+            std::fs::remove_file(&path).map_err(|err| {
+                CliError::file(&path, format!("cannot remove an earlier render: {err}"))
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Creates `dir` (and parents) or says why it cannot.
 pub fn ensure_dir(dir: &Path) -> CliResult {
     std::fs::create_dir_all(dir)

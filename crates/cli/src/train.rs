@@ -32,9 +32,12 @@ use crate::output::write_atomic;
 )]
 pub struct TrainArgs {
     /// Dataset folder: NeRF-synthetic (transforms_train.json) or COLMAP
-    /// (sparse/0 and images/).
+    /// (sparse/0 and images/; of several models in sparse/, the one with
+    /// the most photos). A COLMAP model folder such as DATA/sparse/1 trains
+    /// on that model, with DATA's photos.
     pub data: PathBuf,
-    /// Output folder: point_cloud.ply, test renders, checkpoints.
+    /// Output folder: point_cloud.ply, test renders (renders/ keeps only
+    /// this run's: an earlier run's PNGs there are removed), checkpoints.
     #[arg(long)]
     pub out: PathBuf,
     /// Iterations in all (with --resume: including those already done).
@@ -482,6 +485,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
                 .push(serde_json::json!({"view": e.name, "render": p, "psnr": e.psnr, "ssim": e.ssim, "masked": e.masked,
                 "psnr_half_fit": e.half_fit.map(|h| h.0), "ssim_half_fit": e.half_fit.map(|h| h.1)}));
         }
+        // an earlier run's renders of other views would pass for this one's
+        crate::output::remove_stale_pngs(&renders, &names)?;
         let report = TrainReport {
             psnr: mean_of_scored(ev.iter().map(|e| e.psnr)),
             ssim: mean_of_scored(ev.iter().map(|e| e.ssim)),
@@ -692,13 +697,15 @@ fn note_models(data: &std::path::Path) {
         .iter()
         .map(|(p, n)| format!("{} {n} photos", name(p)))
         .collect();
+    let other = models.iter().find(|(p, _)| *p != chosen).map(|(p, _)| p);
     eprintln!(
         "note: {} holds {} COLMAP models ({}); training on {}, the one with the most \
-         photos (move another to sparse/0 and the rest away to train on it)",
+         photos (name another to train on it instead, as in `chainrule train {}`)",
         data.display(),
         models.len(),
         list.join(", "),
-        name(&chosen)
+        name(&chosen),
+        other.unwrap_or(&chosen).display()
     );
 }
 

@@ -583,3 +583,128 @@ fn render_scores_what_training_scored_with_inverted_and_empty_masks() {
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A COLMAP model named by its folder (`DATA/sparse/1`) trains on that
+/// model rather than the largest, with DATA's photos; `settings.json`
+/// keeps the path, so `render OUT --data` scores the same photos.
+#[test]
+fn a_model_named_by_its_folder_trains_and_renders() {
+    let d = tmp("named-model");
+    let data = d.join("data");
+    copy_dir(std::path::Path::new(fixture()), &data);
+    // sparse/1: the same cameras and points, three of the twelve poses
+    let rec = splat::data::colmap::read_reconstruction(&data.join("sparse/0")).unwrap();
+    std::fs::create_dir_all(data.join("sparse/1")).unwrap();
+    for f in ["cameras.bin", "points3D.bin"] {
+        std::fs::copy(data.join("sparse/0").join(f), data.join("sparse/1").join(f)).unwrap();
+    }
+    let mut text = String::new();
+    for im in rec.images.iter().take(3) {
+        let [qw, qx, qy, qz] = im.qvec;
+        let [tx, ty, tz] = im.tvec;
+        let (id, cam, name) = (im.id, im.camera_id, &im.name);
+        text += &format!("{id} {qw} {qx} {qy} {qz} {tx} {ty} {tz} {cam} {name}\n\n");
+    }
+    std::fs::write(data.join("sparse/1/images.txt"), text).unwrap();
+    let model = data.join("sparse/1");
+    let out = d.join("o");
+    let trained: serde_json::Value = serde_json::from_slice(
+        &run(&[
+            "train",
+            model.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--iters",
+            "10",
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(trained["eval_views"], 1, "{trained}");
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("settings.json")).unwrap()).unwrap();
+    assert!(
+        st["dataset"].as_str().unwrap().ends_with("sparse/1"),
+        "{st}"
+    );
+    let rendered: serde_json::Value = serde_json::from_slice(
+        &run(&[
+            "render",
+            out.to_str().unwrap(),
+            "--data",
+            model.to_str().unwrap(),
+            "--out",
+            d.join("r").to_str().unwrap(),
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        rendered["per_view"].as_array().unwrap().len(),
+        1,
+        "{rendered}"
+    );
+    assert_eq!(rendered["psnr"], trained["psnr"], "{rendered}");
+    // the saved path finds the model's cameras again: a flight along them
+    let path = d.join("p");
+    run(&[
+        "render",
+        out.to_str().unwrap(),
+        "--path",
+        "4",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert!(path.join("path_003.png").is_file());
+    // the same output folder trained again on the whole capture: the
+    // renders are this run's views only, the user's other files stay
+    let renders = out.join("renders");
+    std::fs::write(renders.join("notes.txt"), "mine").unwrap();
+    let before: Vec<_> = std::fs::read_dir(&renders).unwrap().collect();
+    assert_eq!(before.len(), 2);
+    // a render of a view the next run does not have
+    std::fs::copy(
+        before
+            .iter()
+            .map(|e| e.as_ref().unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "png"))
+            .unwrap(),
+        renders.join("IMG_9999.png"),
+    )
+    .unwrap();
+    let again: serde_json::Value = serde_json::from_slice(
+        &run(&[
+            "train",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--iters",
+            "10",
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&renders)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    let mut expected: Vec<String> = metrics["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let p = std::path::Path::new(v["render"].as_str().unwrap());
+            p.file_name().unwrap().to_str().unwrap().to_string()
+        })
+        .chain(["notes.txt".to_string()])
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected, "{again}");
+    assert_eq!(again["eval_views"], 2, "{again}");
+}

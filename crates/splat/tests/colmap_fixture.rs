@@ -124,6 +124,15 @@ fn of_several_models_the_largest_loads() {
     assert_eq!(model_folder(&dir), dir.join("sparse/1"));
     let ds = load(&dir, &LoadOptions::default()).unwrap();
     assert_eq!(ds.train.len() + ds.test.len(), 12);
+    // a model named by its folder loads instead, with the dataset's photos
+    // (given as it is and relative to the working folder alike)
+    use splat::data::{colmap::dataset_of_model, detect};
+    let small = dir.join("sparse/0");
+    assert_eq!(dataset_of_model(&small), Some(dir.clone()));
+    assert_eq!(detect(&small), Some("colmap"));
+    let ds = load(&small, &LoadOptions::default()).unwrap();
+    assert_eq!(ds.train.len() + ds.test.len(), 2);
+    assert_eq!(dataset_of_model(&dir.join("images")), None);
     // a model in sparse/ itself is a candidate too, and wins here
     for e in std::fs::read_dir(dir.join("sparse/1")).unwrap() {
         let e = e.unwrap();
@@ -202,4 +211,22 @@ fn full_size_masks_fit_an_images_n_folder() {
         mask.save(dir.join(format!("masks/{stem}.png"))).unwrap();
     }
     check(&load(&dir, &opts).unwrap());
+    // a mask of neither size names itself, the photo it masks, and both
+    // sizes it could have had
+    let first = std::fs::read_dir(dir.join("images_2"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let stem = first.file_stem().unwrap().to_str().unwrap().to_string();
+    image::GrayImage::new(7, 5)
+        .save(dir.join(format!("masks/{stem}.png")))
+        .unwrap();
+    let e = load(&dir, &opts).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("{stem}.png"))
+            && e.contains(&*first.to_string_lossy())
+            && e.contains("7×5"),
+        "{e}"
+    );
 }

@@ -490,6 +490,52 @@ pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
     })
 }
 
+/// When `path` is one model of a COLMAP dataset rather than the dataset
+/// (`D/sparse/1`, or `D/sparse` in `image_undistorter`'s layout: a folder
+/// named `sparse`, or inside one, that holds a `cameras` and an `images`
+/// file and no `sparse/` of its own), the dataset folder `D` whose photos
+/// it poses. This is how a user picks a model other than the one
+/// [`model_folder`] would: `chainrule train D/sparse/1`.
+///
+/// ```
+/// let d = std::env::temp_dir().join(format!("cr-model-of-{}", std::process::id()));
+/// std::fs::create_dir_all(d.join("sparse/1")).unwrap();
+/// for f in ["cameras.txt", "images.txt"] {
+///     std::fs::write(d.join("sparse/1").join(f), "").unwrap();
+/// }
+/// use splat::data::colmap::dataset_of_model;
+/// assert_eq!(dataset_of_model(&d.join("sparse/1")), Some(d.clone()));
+/// assert_eq!(dataset_of_model(&d), None);
+/// std::fs::remove_dir_all(&d).unwrap();
+/// ```
+pub fn dataset_of_model(path: &Path) -> Option<PathBuf> {
+    let either = |a: &str, b: &str| path.join(a).is_file() || path.join(b).is_file();
+    let holds = either("cameras.bin", "cameras.txt") && either("images.bin", "images.txt");
+    if !holds || path.join("sparse").is_dir() {
+        return None;
+    }
+    // by the names as given, else (`0` from inside `sparse/`) as resolved
+    root_of_model_path(path).or_else(|| root_of_model_path(&std::fs::canonicalize(path).ok()?))
+}
+
+/// The dataset folder of a model folder's path by its names alone:
+/// `D` for `D/sparse` and `D/sparse/N` (`.` when `D` is empty), else
+/// `None`.
+fn root_of_model_path(path: &Path) -> Option<PathBuf> {
+    // `Path::parent` of a relative `sparse` is "", which names the
+    // current folder
+    let parent_of = |p: &Path| match p.parent() {
+        Some(q) if q.as_os_str().is_empty() => Some(PathBuf::from(".")),
+        q => q.map(Path::to_path_buf),
+    };
+    let named_sparse = |p: &Path| p.file_name().is_some_and(|n| n == "sparse");
+    if named_sparse(path) {
+        return parent_of(path);
+    }
+    let parent = path.parent()?;
+    named_sparse(parent).then(|| parent_of(parent)).flatten()
+}
+
 /// The models of a COLMAP folder, as COLMAP's mapper writes them when it
 /// cannot register every photo into one (`sparse/0`, `sparse/1`, …, in no
 /// order of size), and `sparse/` itself when it holds a model
@@ -562,7 +608,13 @@ pub fn model_folder(dir: &Path) -> PathBuf {
 /// [`View::mask`] together with the pixels undistortion left without a
 /// source.
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let sparse = model_folder(dir);
+    // a model named by its own folder ([`dataset_of_model`]) poses the
+    // photos of the dataset around it
+    let (dir, sparse) = match dataset_of_model(dir) {
+        Some(root) => (root, dir.to_path_buf()),
+        None => (dir.to_path_buf(), model_folder(dir)),
+    };
+    let dir = dir.as_path();
     let rec = read_reconstruction(&sparse)?;
     // the file the poses come from, for errors about one of them
     let images_file = ["images.bin", "images.txt"]
@@ -636,9 +688,22 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             // a mask of the full-size photo (the camera's size) is fitted;
             // one already of the smaller photo's size is taken as it is
             Some(p) if fit_masks && image::image_dimensions(p).ok() != Some((w, h)) => {
-                let full = dir.join(&opts.images_dir).join(&im.name);
                 let (cw, ch) = (cam.width as u32, cam.height as u32);
-                let m = masks::load(p, &full, cw, ch, opts.invert_masks)?;
+                match image::image_dimensions(p) {
+                    Ok((mw, mh)) if (mw, mh) != (cw, ch) => {
+                        return Err(DataError::invalid(
+                            p,
+                            "mask size",
+                            format!(
+                                "is {mw}×{mh}: neither its photo {}'s {w}×{h} nor the \
+                                 full-size photo's {cw}×{ch} (the camera's)",
+                                jobs[k].path.display()
+                            ),
+                        ))
+                    }
+                    _ => {}
+                }
+                let m = masks::load(p, &jobs[k].path, cw, ch, opts.invert_masks)?;
                 Some(masks::fit(cw, ch, &m, w, h))
             }
             Some(p) => Some(masks::load(p, &jobs[k].path, w, h, opts.invert_masks)?),
@@ -730,6 +795,20 @@ mod tests {
             b.extend(p.to_le_bytes());
         }
         b
+    }
+
+    /// A model folder's dataset by the path's names: relative paths
+    /// (whose parent may be empty) included.
+    #[test]
+    fn model_paths_name_their_dataset() {
+        let root = |p: &str| root_of_model_path(Path::new(p));
+        assert_eq!(root("D/sparse/1"), Some(PathBuf::from("D")));
+        assert_eq!(root("D/sparse/1/"), Some(PathBuf::from("D")));
+        assert_eq!(root("/a/D/sparse"), Some(PathBuf::from("/a/D")));
+        assert_eq!(root("sparse/0"), Some(PathBuf::from(".")));
+        assert_eq!(root("sparse"), Some(PathBuf::from(".")));
+        assert_eq!(root("D/models/1"), None);
+        assert_eq!(root("1"), None);
     }
 
     #[test]

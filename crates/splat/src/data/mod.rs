@@ -246,12 +246,16 @@ impl Default for LoadOptions {
 }
 
 /// The kind of dataset in `dir`: `"nerf-synthetic"` (a
-/// `transforms_train.json`), `"colmap"` (`sparse/0/` or `sparse/`), or
+/// `transforms_train.json`), `"colmap"` (`sparse/0/` or `sparse/`, or one
+/// model of a COLMAP dataset: see [`colmap::dataset_of_model`]), or
 /// `None`.
 pub fn detect(dir: &Path) -> Option<&'static str> {
     if dir.join("transforms_train.json").is_file() {
         Some("nerf-synthetic")
-    } else if dir.join("sparse/0").is_dir() || dir.join("sparse").is_dir() {
+    } else if dir.join("sparse/0").is_dir()
+        || dir.join("sparse").is_dir()
+        || colmap::dataset_of_model(dir).is_some()
+    {
         Some("colmap")
     } else {
         None
