@@ -96,7 +96,7 @@ pub fn find(scene: &Path) -> CliResult<Option<Model>> {
     let text = std::fs::read_to_string(&file)
         .map_err(|e| CliError::file(&file, format!("cannot read: {e}")))?;
     let mut cameras = parse_cameras(&text).map_err(|m| CliError::file(&file, m))?;
-    cameras.sort_by(|x, y| x.name.cmp(&y.name));
+    cameras.sort_by(|x, y| splat::data::capture::path_order(&x.name, &y.name));
     let args = root.join("cfg_args");
     let (white_background, sh_degree) = if args.is_file() {
         let text = std::fs::read_to_string(&args)

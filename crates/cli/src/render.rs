@@ -53,9 +53,10 @@ pub struct RenderArgs {
     #[arg(long)]
     pub orbit: Option<usize>,
     /// 3D scenes: number of frames flying along the dataset's cameras in
-    /// order (the training dataset from settings.json, or --data, or an
-    /// original 3DGS model's cameras.json): path_NNN.png and path.gif in
-    /// --out.
+    /// the order of their photos' names, numbers in names compared as
+    /// numbers (IMG_2 before IMG_10) (the training dataset from
+    /// settings.json, or --data, or an original 3DGS model's
+    /// cameras.json): path_NNN.png and path.gif in --out.
     #[arg(long, conflicts_with = "orbit")]
     pub path: Option<usize>,
     /// 3D scenes: image size WxH of --orbit views (--path and --data
@@ -294,7 +295,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             };
             let ds = splat::data::load(&data, &opts).map_err(CliError::data)?;
             let mut views: Vec<_> = ds.train.into_iter().chain(ds.test).collect();
-            views.sort_by(|x, y| x.name.cmp(&y.name));
+            views.sort_by(|x, y| splat::data::capture::path_order(&x.name, &y.name));
             let w = crate::render3d::run_path(ply, &views, frames, &a.out, &o)?;
             ("path", format!("{frames} frames"), w)
         }

@@ -153,8 +153,8 @@ pub fn antialiased(
 
 /// The cameras of the site in `dir` (its `cameras.json`, as `view
 /// --export` writes them from the dataset: name, size, intrinsics, and the
-/// world-to-camera `R` and `t` in OpenCV axes), sorted by name, the order
-/// `render --path` flies them. `Ok(None)` when `dir` is no site or has no
+/// world-to-camera `R` and `t` in OpenCV axes), in the order `render
+/// --path` flies them ([`splat::data::capture::path_order`]). `Ok(None)` when `dir` is no site or has no
 /// cameras; an error naming the file and the camera when one is malformed.
 /// The views are sized as `settings` (the site's training settings) load
 /// the photos: divided by their `downscale`, else at most 1,600 pixels
@@ -215,7 +215,7 @@ pub fn site_views(
         let (w, h) = splat::data::loaded_size(v.width, v.height, downscale, max_width);
         v.rescale_intrinsics(w, h);
     }
-    views.sort_by(|a, b| a.name.cmp(&b.name));
+    views.sort_by(|a, b| splat::data::capture::path_order(&a.name, &b.name));
     Ok((!views.is_empty()).then_some(views))
 }
 

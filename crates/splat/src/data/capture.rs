@@ -229,9 +229,78 @@ pub fn along_path(views: &[View], s: f64) -> View {
     }
 }
 
+/// The order `render --path` flies through a capture's photos: by name,
+/// with runs of digits compared as numbers (`IMG_2` before `IMG_10`, as
+/// a file browser lists them), ties broken by the plain order (so `01`
+/// and `1` keep a fixed order).
+///
+/// ```
+/// use splat::data::capture::path_order;
+/// let mut names = ["f10.png", "f9.png", "f1.png", "e.png", "f09.png"];
+/// names.sort_by(|a, b| path_order(a, b));
+/// assert_eq!(names, ["e.png", "f1.png", "f09.png", "f9.png", "f10.png"]);
+/// ```
+pub fn path_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
+    // the leading run of digits (or other bytes) of a name
+    let run = |s: &[u8], digits: bool| {
+        s.iter()
+            .take_while(|c| c.is_ascii_digit() == digits)
+            .count()
+    };
+    while let (Some(&c), Some(&d)) = (x.first(), y.first()) {
+        let digits = c.is_ascii_digit();
+        if digits != d.is_ascii_digit() {
+            return c.cmp(&d);
+        }
+        let (m, n) = (run(x, digits), run(y, digits));
+        let (p, q) = (&x[..m], &y[..n]);
+        let o = if digits {
+            // as numbers: without leading zeros, the longer is larger
+            let strip = |r: &[u8]| {
+                let z = r.iter().take_while(|&&c| c == b'0').count();
+                r[z..].to_vec()
+            };
+            let (p, q) = (strip(p), strip(q));
+            p.len().cmp(&q.len()).then_with(|| p.cmp(&q))
+        } else {
+            p.cmp(q)
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+        (x, y) = (&x[m..], &y[n..]);
+    }
+    x.len().cmp(&y.len()).then_with(|| a.cmp(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// `path_order` is a total order (equal only for equal names,
+        /// antisymmetric, transitive) and, on names whose numbers have the
+        /// same width (zero-padded frames), the plain order.
+        #[test]
+        fn path_order_is_a_total_order(
+            a in "[a0-9_]{0,6}", b in "[a0-9_]{0,6}", c in "[a0-9_]{0,6}",
+            i in 0u32..1000, j in 0u32..1000,
+        ) {
+            use std::cmp::Ordering::*;
+            let o = |x: &str, y: &str| path_order(x, y);
+            proptest::prop_assert_eq!(o(&a, &b) == Equal, a == b);
+            proptest::prop_assert_eq!(o(&a, &b), o(&b, &a).reverse());
+            let mut v = [a.clone(), b.clone(), c.clone()];
+            v.sort_by(|x, y| o(x, y));
+            proptest::prop_assert!(o(&v[0], &v[2]) != Greater);
+            let (p, q) = (format!("f{i:04}.png"), format!("f{j:04}.png"));
+            proptest::prop_assert_eq!(o(&p, &q), p.cmp(&q));
+            let (p, q) = (format!("f{i}.png"), format!("f{j}.png"));
+            proptest::prop_assert_eq!(o(&p, &q), i.cmp(&j));
+        }
+    }
 
     /// A view at `eye` looking at `target` with world up +z.
     fn looking(eye: [f64; 3], target: [f64; 3]) -> View {
