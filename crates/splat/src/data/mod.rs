@@ -276,36 +276,63 @@ pub fn default_background(kind: Option<&str>) -> [f32; 3] {
 /// File names (`STEM.png`) for renders of `views`, one per view, named
 /// after each photo: its file stem with every character other than ASCII
 /// letters, digits, `-`, `_` and `.` replaced by `_` (`train/r_0.png` →
-/// `r_0.png`, `IMG 0012.JPG` → `IMG_0012.png`); a stem met again gets
-/// `_2`, `_3`, … so no two views share a file.
+/// `r_0.png`, `IMG 0012.JPG` → `IMG_0012.png`). Photos in different
+/// folders with the same stem (a camera rig's `cam0/F.jpg` and
+/// `cam1/F.jpg`) keep their folders in the name (`cam0_F.png`,
+/// `cam1_F.png`); a name met again after that gets `_2`, `_3`, … so no two
+/// views share a file.
 pub fn render_file_names(views: &[View]) -> Vec<String> {
+    let clean = |text: &str| -> String {
+        let mut c: String = text
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if c.is_empty() || c.starts_with('.') {
+            c.insert(0, 'v');
+        }
+        c
+    };
+    let stem = |v: &View| {
+        Path::new(&v.name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    // the name without its extension, its folders joined by `_` (a leading
+    // `./` dropped)
+    let full = |v: &View| {
+        let p = Path::new(&v.name).with_extension("");
+        let parts: Vec<String> = p
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect();
+        parts.join("_")
+    };
+    let mut stems = std::collections::HashMap::<String, usize>::new();
+    for v in views {
+        *stems.entry(clean(&stem(v))).or_insert(0) += 1;
+    }
     let mut seen = std::collections::HashMap::<String, usize>::new();
     views
         .iter()
         .map(|v| {
-            let stem = Path::new(&v.name)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let mut clean: String = stem
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            if clean.is_empty() || clean.starts_with('.') {
-                clean.insert(0, 'v');
-            }
-            let n = seen.entry(clean.clone()).or_insert(0);
+            let s = clean(&stem(v));
+            let base = if stems[&s] > 1 { clean(&full(v)) } else { s };
+            let n = seen.entry(base.clone()).or_insert(0);
             *n += 1;
             if *n > 1 {
-                format!("{clean}_{n}.png")
+                format!("{base}_{n}.png")
             } else {
-                format!("{clean}.png")
+                format!("{base}.png")
             }
         })
         .collect()
@@ -608,15 +635,21 @@ mod tests {
             v("a/IMG 0012.jpg"),
             v("./x/é.png"),
             v(".hidden"),
+            v("cam0/F.jpg"),
+            v("cam1/F.jpg"),
+            v("cam0_F.png"),
         ];
         assert_eq!(
             render_file_names(&views),
             [
                 "r_0.png",
                 "IMG_0012.png",
-                "IMG_0012_2.png",
+                "a_IMG_0012.png",
                 "_.png",
-                "v.hidden.png"
+                "v.hidden.png",
+                "cam0_F.png",
+                "cam1_F.png",
+                "cam0_F_2.png",
             ]
         );
     }
