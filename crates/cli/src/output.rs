@@ -21,29 +21,41 @@ pub fn write_atomic_with(
         .map_err(|e| CliError::file(path, format!("cannot write: {e}")))
 }
 
-/// Removes the `.png` files in `dir` whose names are not in `keep`: the
-/// renders an earlier run into the same output folder left there (of
-/// views this run may not have), so that the folder holds this run's
-/// renders only. Other files and folders are left alone.
-pub fn remove_stale_pngs(dir: &Path, keep: &[String]) -> CliResult {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| CliError::file(dir, format!("cannot list the folder: {e}")))?;
-    for e in entries.flatten() {
-        let path = e.path();
-        let png = path
-            .extension()
-            .is_some_and(|x| x.eq_ignore_ascii_case("png"));
-        let kept = e
-            .file_name()
-            .to_str()
-            .is_some_and(|n| keep.iter().any(|k| k == n));
-        if png && !kept && path.is_file() {
-            std::fs::remove_file(&path).map_err(|err| {
-                CliError::file(&path, format!("cannot remove an earlier render: {err}"))
-            })?;
+/// Removes from `renders` the render files that an earlier `train` into
+/// `out` listed in its `metrics.json` (`views[].render`) and this run did
+/// not write again (`keep`): renders of views this run may not have, which
+/// would pass for its own. Nothing else is touched (a user's own files in
+/// the folder stay), and a file that cannot be removed is a warning on
+/// stderr, not an error: the run's results are already written.
+pub fn remove_earlier_renders(out: &Path, renders: &Path, keep: &[String]) {
+    let Ok(text) = std::fs::read(out.join("metrics.json")) else {
+        return;
+    };
+    let Ok(earlier) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return;
+    };
+    let views = earlier["views"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    for v in views {
+        let Some(name) = v["render"].as_str().and_then(|r| Path::new(r).file_name()) else {
+            continue;
+        };
+        let png = Path::new(name).extension().is_some_and(|x| x == "png");
+        if !png || keep.iter().any(|k| std::ffi::OsStr::new(k) == name) {
+            continue;
+        }
+        let path = renders.join(name);
+        if path.is_file() {
+            if let Err(e) = std::fs::remove_file(&path) {
+                eprintln!(
+                    "warning: {}: cannot remove an earlier run's render: {e}",
+                    path.display()
+                );
+            }
         }
     }
-    Ok(())
 }
 
 /// Creates `dir` (and parents) or says why it cannot.

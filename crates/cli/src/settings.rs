@@ -59,6 +59,20 @@ pub struct RenderSettings {
     pub invert_masks: bool,
 }
 
+/// The dataset path `settings.json` keeps: absolute, so that renders from
+/// another working folder find it, and resolved (`canonicalize`), except
+/// for a COLMAP model folder (`DATA/sparse/1`), which keeps its names: it
+/// may be a link to a folder elsewhere, and only its place under `sparse/`
+/// says which dataset's photos it poses.
+fn stored_dataset_path(dataset: &Path) -> PathBuf {
+    if splat::data::colmap::dataset_of_model(dataset).is_some() {
+        if let Ok(abs) = std::path::absolute(dataset) {
+            return abs;
+        }
+    }
+    std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf())
+}
+
 impl RenderSettings {
     /// The settings of a training run on `ds` (read from `dataset`).
     pub fn of_training(
@@ -78,7 +92,7 @@ impl RenderSettings {
             sh_degree,
             antialiased,
             dataset_kind: ds.format.into(),
-            dataset: Some(std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf())),
+            dataset: Some(stored_dataset_path(dataset)),
             up,
             center,
             radius: capture::median_distance(&views, center),

@@ -36,8 +36,8 @@ pub struct TrainArgs {
     /// the most photos). A COLMAP model folder such as DATA/sparse/1 trains
     /// on that model, with DATA's photos.
     pub data: PathBuf,
-    /// Output folder: point_cloud.ply, test renders (renders/ keeps only
-    /// this run's: an earlier run's PNGs there are removed), checkpoints.
+    /// Output folder: point_cloud.ply, test renders (an earlier run's
+    /// renders of views this run does not have are removed), checkpoints.
     #[arg(long)]
     pub out: PathBuf,
     /// Iterations in all (with --resume: including those already done).
@@ -486,7 +486,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
                 "psnr_half_fit": e.half_fit.map(|h| h.0), "ssim_half_fit": e.half_fit.map(|h| h.1)}));
         }
         // an earlier run's renders of other views would pass for this one's
-        crate::output::remove_stale_pngs(&renders, &names)?;
+        crate::output::remove_earlier_renders(&a.out, &renders, &names);
         let report = TrainReport {
             psnr: mean_of_scored(ev.iter().map(|e| e.psnr)),
             ssim: mean_of_scored(ev.iter().map(|e| e.ssim)),

@@ -658,22 +658,53 @@ fn a_model_named_by_its_folder_trains_and_renders() {
         path.to_str().unwrap(),
     ]);
     assert!(path.join("path_003.png").is_file());
-    // the same output folder trained again on the whole capture: the
-    // renders are this run's views only, the user's other files stay
+    // a model folder that is a link to one elsewhere keeps its place
+    // under sparse/ in settings.json, so the saved path finds the photos
+    #[cfg(unix)]
+    {
+        let elsewhere = d.join("elsewhere");
+        copy_dir(&model, &elsewhere);
+        std::os::unix::fs::symlink(&elsewhere, data.join("sparse/2")).unwrap();
+        let linked = d.join("o-linked");
+        run(&[
+            "train",
+            data.join("sparse/2").to_str().unwrap(),
+            "--out",
+            linked.to_str().unwrap(),
+            "--iters",
+            "5",
+            "--json",
+        ]);
+        run(&[
+            "render",
+            linked.to_str().unwrap(),
+            "--path",
+            "2",
+            "--out",
+            d.join("p-linked").to_str().unwrap(),
+        ]);
+    }
+    // the same output folder trained again on the whole capture: an
+    // earlier run's renders of views it does not have are removed, the
+    // user's own files (PNGs included) stay
     let renders = out.join("renders");
     std::fs::write(renders.join("notes.txt"), "mine").unwrap();
-    let before: Vec<_> = std::fs::read_dir(&renders).unwrap().collect();
-    assert_eq!(before.len(), 2);
-    // a render of a view the next run does not have
-    std::fs::copy(
-        before
-            .iter()
-            .map(|e| e.as_ref().unwrap().path())
-            .find(|p| p.extension().is_some_and(|x| x == "png"))
-            .unwrap(),
-        renders.join("IMG_9999.png"),
-    )
-    .unwrap();
+    let first_render = std::fs::read_dir(&renders)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "png"))
+        .unwrap();
+    std::fs::copy(&first_render, renders.join("holiday.png")).unwrap();
+    // as if the earlier run had also rendered a view IMG_9999
+    std::fs::copy(&first_render, renders.join("IMG_9999.png")).unwrap();
+    let metrics_path = out.join("metrics.json");
+    let mut earlier: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&metrics_path).unwrap()).unwrap();
+    earlier["views"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"view": "IMG_9999.png", "render": renders.join("IMG_9999.png")}));
+    std::fs::write(&metrics_path, earlier.to_string()).unwrap();
     let again: serde_json::Value = serde_json::from_slice(
         &run(&[
             "train",
@@ -693,7 +724,7 @@ fn a_model_named_by_its_folder_trains_and_renders() {
         .collect();
     names.sort();
     let metrics: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(&metrics_path).unwrap()).unwrap();
     let mut expected: Vec<String> = metrics["views"]
         .as_array()
         .unwrap()
@@ -702,7 +733,7 @@ fn a_model_named_by_its_folder_trains_and_renders() {
             let p = std::path::Path::new(v["render"].as_str().unwrap());
             p.file_name().unwrap().to_str().unwrap().to_string()
         })
-        .chain(["notes.txt".to_string()])
+        .chain(["notes.txt".to_string(), "holiday.png".to_string()])
         .collect();
     expected.sort();
     assert_eq!(names, expected, "{again}");

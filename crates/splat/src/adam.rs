@@ -210,10 +210,13 @@ impl Step {
 
     /// Whether the update would leave entries `js` of a row exactly as
     /// they are: every gradient (with `e`) is ±0, both moments +0 and the
-    /// parameter finite, at a finite rate ≥ 0. Then `m` and `v` stay +0
-    /// (`β·(+0) + (1 − β)·(±0) = +0`), the step is `lr·(+0)/(√(+0) + ε) =
-    /// +0`, and `p − (+0) = p` (for `p = −0` too); the checks would pass,
-    /// and the `f32` copy, which the caller keeps current, is unchanged.
+    /// parameter finite, with decays in [0, 1], `ε > 0`, and the step's
+    /// constants finite with a rate of +0 or above (`lr / bc1`: a finite
+    /// `lr` can still overflow it). Then `m` and `v` stay +0 (`β·(+0) +
+    /// (1 − β)·(±0) = +0`), the step is `(lr / bc1)·(+0) / (√(+0)·(1 /
+    /// √bc2) + ε) = +0`, and `p − (+0) = p` (for `p = −0` too); the checks
+    /// would pass, and the `f32` copy, which the caller keeps current, is
+    /// unchanged.
     #[inline(always)]
     fn quiet(
         &self,
@@ -241,7 +244,14 @@ impl Step {
             let g = &g[js][..n];
             bits |= g.iter().fold(0, |b, x| b | u64::from(x.to_bits() << 1));
         }
-        bits == 0 && finite && self.lr >= 0.0 && self.lr.is_finite()
+        let unit = |b: f64| (0.0..=1.0).contains(&b);
+        let constants = self.rate.is_finite()
+            && self.rate.is_sign_positive()
+            && self.rsq.is_finite()
+            && self.eps > 0.0
+            && unit(self.b1)
+            && unit(self.b2);
+        bits == 0 && finite && constants
     }
 }
 
@@ -864,6 +874,37 @@ mod tests {
     /// rows whose tail is quiet, and rows that are not (a gradient, a
     /// regulariser's gradient, a moment of −0 or not zero, a non-finite
     /// parameter in the tail), with the copy holding the parameters.
+    /// A quiet row skipped gives the full update's bits at every rate:
+    /// one whose `lr / bc1` overflows (the full update then makes NaN), −0
+    /// (which turns a −0 parameter into +0) and the ordinary ones.
+    #[test]
+    fn quiet_rows_match_the_full_update_at_extreme_rates() {
+        for lr in [1.8e307, f64::MAX, -0.0, 0.0, 1e-300, 0.1] {
+            let run = |columns: usize| {
+                let mut a = Adam::zeroed(2);
+                let mut p = vec![1.0, -0.0];
+                let g = [0.0f32, -0.0];
+                let mut c = [0.0f32; 2];
+                let grads = Rows {
+                    data: &g[..],
+                    stride: 2,
+                    offset: 0,
+                    width: 2,
+                };
+                let out = RowsMut {
+                    data: &mut c[..],
+                    stride: 2,
+                    offset: 0,
+                };
+                a.step_rows_live(&mut p, grads, None, out, lr, Live::columns(columns));
+                let (m, v) = a.moments();
+                let bits = |x: &[f64]| x.iter().map(|y| y.to_bits()).collect::<Vec<_>>();
+                (bits(&p), bits(m), bits(v))
+            };
+            assert_eq!(run(0), run(2), "lr {lr}");
+        }
+    }
+
     #[test]
     fn skipping_quiet_tails_keeps_the_bits() {
         let mut r = Rng::new(5);

@@ -211,14 +211,26 @@ fn full_size_masks_fit_an_images_n_folder() {
         mask.save(dir.join(format!("masks/{stem}.png"))).unwrap();
     }
     check(&load(&dir, &opts).unwrap());
-    // a mask of neither size names itself, the photo it masks, and both
-    // sizes it could have had
+    // a mask whose bytes are another format than its name says (a JPEG
+    // saved as .png) is sized by its bytes, as it is read
     let first = std::fs::read_dir(dir.join("images_2"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .min()
         .unwrap();
     let stem = first.file_stem().unwrap().to_str().unwrap().to_string();
+    let (w, h) = image::image_dimensions(&first).unwrap();
+    let jpeg = image::GrayImage::from_fn(w, h, |x, _| image::Luma([u8::from(x >= w / 4) * 255]));
+    let mut bytes = Vec::new();
+    jpeg.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
+    std::fs::write(dir.join(format!("masks/{stem}.png")), bytes).unwrap();
+    check(&load(&dir, &opts).unwrap());
+    // a mask of neither size names itself, the photo it masks, and both
+    // sizes it could have had
     image::GrayImage::new(7, 5)
         .save(dir.join(format!("masks/{stem}.png")))
         .unwrap();

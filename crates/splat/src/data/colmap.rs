@@ -687,10 +687,10 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         let user = match &mask_paths[k] {
             // a mask of the full-size photo (the camera's size) is fitted;
             // one already of the smaller photo's size is taken as it is
-            Some(p) if fit_masks && image::image_dimensions(p).ok() != Some((w, h)) => {
+            Some(p) if fit_masks && masks::dimensions(p) != Some((w, h)) => {
                 let (cw, ch) = (cam.width as u32, cam.height as u32);
-                match image::image_dimensions(p) {
-                    Ok((mw, mh)) if (mw, mh) != (cw, ch) => {
+                match masks::dimensions(p) {
+                    Some((mw, mh)) if (mw, mh) != (cw, ch) => {
                         return Err(DataError::invalid(
                             p,
                             "mask size",

@@ -107,6 +107,18 @@ pub fn load(
     parse(path, &bytes, photo, width, height, invert)
 }
 
+/// A mask file's size from its header, its format guessed from its bytes
+/// as [`load`] reads it (a `.png` holding another format included);
+/// `None` when it cannot be read.
+pub fn dimensions(path: &Path) -> Option<(u32, u32)> {
+    image::ImageReader::open(path)
+        .ok()?
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
+}
+
 /// The mask an alpha channel implies: pixels with no coverage at all are
 /// ignored (a COLMAP photo with transparency).
 pub fn from_alpha(alpha: &[f32]) -> Vec<f32> {

@@ -339,7 +339,9 @@ pub fn render_file_names(views: &[View]) -> Vec<String> {
 }
 
 /// Loads a dataset folder, recognising NeRF-synthetic by
-/// `transforms_train.json` and COLMAP by `sparse/0` (or `sparse`).
+/// `transforms_train.json` and COLMAP by `sparse/0` (or `sparse`), or one
+/// COLMAP model of a dataset named by its folder (`DATA/sparse/1`: see
+/// [`colmap::dataset_of_model`]).
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     if opts.downscale == 0 {
         return Err(DataError::invalid(
@@ -360,7 +362,8 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         None => return Err(DataError::invalid(
             dir,
             "dataset",
-            "neither a NeRF-synthetic dataset (transforms_train.json) nor a COLMAP one (sparse/0/)",
+            "neither a NeRF-synthetic dataset (transforms_train.json) nor a COLMAP one (sparse/0/, \
+             or a model folder such as DATA/sparse/1)",
         )),
     };
     if ds.train.is_empty() {
