@@ -27,6 +27,11 @@ fn run(args: &[&str]) -> Output {
     o
 }
 
+/// [`run`]'s stdout as JSON (a command given `--json`).
+fn run_json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_slice(&run(args).stdout).expect("one JSON object on stdout")
+}
+
 fn fixture() -> &'static str {
     concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -120,20 +125,16 @@ fn a_trained_capture_renders_with_its_saved_settings() {
         mask.save(masked.join(format!("masks/{stem}.png"))).unwrap();
     }
     let rd = out.join("rd");
-    let r: serde_json::Value = serde_json::from_slice(
-        &run(&[
-            "render",
-            o,
-            "--data",
-            masked.to_str().unwrap(),
-            "--out",
-            rd.to_str().unwrap(),
-            "--json",
-            "--compare",
-        ])
-        .stdout,
-    )
-    .unwrap();
+    let r = run_json(&[
+        "render",
+        o,
+        "--data",
+        masked.to_str().unwrap(),
+        "--out",
+        rd.to_str().unwrap(),
+        "--json",
+        "--compare",
+    ]);
     assert_eq!(r["views"], 2);
     assert!(rd.join("IMG_0000.png").is_file());
     assert_eq!(r["compare"], rd.join("compare").to_str().unwrap());
@@ -344,19 +345,15 @@ fn an_original_3dgs_model_folder_renders_framed_by_its_cameras() {
     assert_ne!(bare_views, ours);
     // a flight along cameras.json, at the cameras' own size
     let path = d.join("path");
-    let r: serde_json::Value = serde_json::from_slice(
-        &run(&[
-            "render",
-            model.to_str().unwrap(),
-            "--path",
-            "3",
-            "--out",
-            path.to_str().unwrap(),
-            "--json",
-        ])
-        .stdout,
-    )
-    .unwrap();
+    let r = run_json(&[
+        "render",
+        model.to_str().unwrap(),
+        "--path",
+        "3",
+        "--out",
+        path.to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!((&r["kind"], &r["frames"]), (&"path".into(), &3.into()));
     let first = image::open(path.join("path_000.png")).unwrap();
     assert_eq!(
@@ -514,20 +511,16 @@ fn render_scores_what_training_scored_with_inverted_and_empty_masks() {
         mask.save(data.join(format!("masks/{stem}.png"))).unwrap();
     }
     let out = d.join("o");
-    let trained: serde_json::Value = serde_json::from_slice(
-        &run(&[
-            "train",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--iters",
-            "30",
-            "--invert-masks",
-            "--json",
-        ])
-        .stdout,
-    )
-    .unwrap();
+    let trained = run_json(&[
+        "train",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "30",
+        "--invert-masks",
+        "--json",
+    ]);
     let psnr = trained["psnr"]
         .as_f64()
         .expect("a mean over the scored views");
@@ -540,38 +533,30 @@ fn render_scores_what_training_scored_with_inverted_and_empty_masks() {
         (Some(2), Some(1)),
         "{trained}"
     );
-    let rendered: serde_json::Value = serde_json::from_slice(
-        &run(&[
-            "render",
-            out.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            d.join("r").to_str().unwrap(),
-            "--json",
-        ])
-        .stdout,
-    )
-    .unwrap();
+    let rendered = run_json(&[
+        "render",
+        out.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        d.join("r").to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(rendered["psnr"].as_f64(), Some(psnr), "{rendered}");
     let per = rendered["per_view"].as_array().unwrap();
     assert!(per.iter().any(|v| v["psnr"].is_null()), "{rendered}");
     assert_eq!(rendered["scored_views"], 1, "{rendered}");
     // --no-invert-masks reads them as they are: the other pixels
-    let plain: serde_json::Value = serde_json::from_slice(
-        &run(&[
-            "render",
-            out.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--no-invert-masks",
-            "--out",
-            d.join("r2").to_str().unwrap(),
-            "--json",
-        ])
-        .stdout,
-    )
-    .unwrap();
+    let plain = run_json(&[
+        "render",
+        out.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--no-invert-masks",
+        "--out",
+        d.join("r2").to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(plain["scored_views"], 2, "{plain}");
     assert_ne!(plain["psnr"].as_f64(), Some(psnr), "{plain}");
     // each view names the file its render went to
@@ -608,19 +593,15 @@ fn a_model_named_by_its_folder_trains_and_renders() {
     std::fs::write(data.join("sparse/1/images.txt"), text).unwrap();
     let model = data.join("sparse/1");
     let out = d.join("o");
-    let trained: serde_json::Value = serde_json::from_slice(
-        &run(&[
-            "train",
-            model.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--iters",
-            "10",
-            "--json",
-        ])
-        .stdout,
-    )
-    .unwrap();
+    let trained = run_json(&[
+        "train",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "10",
+        "--json",
+    ]);
     assert_eq!(trained["eval_views"], 1, "{trained}");
     let st: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("settings.json")).unwrap()).unwrap();
@@ -628,19 +609,15 @@ fn a_model_named_by_its_folder_trains_and_renders() {
         st["dataset"].as_str().unwrap().ends_with("sparse/1"),
         "{st}"
     );
-    let rendered: serde_json::Value = serde_json::from_slice(
-        &run(&[
-            "render",
-            out.to_str().unwrap(),
-            "--data",
-            model.to_str().unwrap(),
-            "--out",
-            d.join("r").to_str().unwrap(),
-            "--json",
-        ])
-        .stdout,
-    )
-    .unwrap();
+    let rendered = run_json(&[
+        "render",
+        out.to_str().unwrap(),
+        "--data",
+        model.to_str().unwrap(),
+        "--out",
+        d.join("r").to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(
         rendered["per_view"].as_array().unwrap().len(),
         1,
@@ -705,19 +682,15 @@ fn a_model_named_by_its_folder_trains_and_renders() {
         .unwrap()
         .push(serde_json::json!({"view": "IMG_9999.png", "render": renders.join("IMG_9999.png")}));
     std::fs::write(&metrics_path, earlier.to_string()).unwrap();
-    let again: serde_json::Value = serde_json::from_slice(
-        &run(&[
-            "train",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--iters",
-            "10",
-            "--json",
-        ])
-        .stdout,
-    )
-    .unwrap();
+    let again = run_json(&[
+        "train",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "10",
+        "--json",
+    ]);
     let mut names: Vec<String> = std::fs::read_dir(&renders)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
