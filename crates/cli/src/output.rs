@@ -58,6 +58,15 @@ pub fn remove_earlier_renders(out: &Path, renders: &Path, keep: &[String]) {
     }
 }
 
+/// `n` things, in words: `1 view`, `2 views`.
+pub fn count(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
 /// Creates `dir` (and parents) or says why it cannot.
 pub fn ensure_dir(dir: &Path) -> CliResult {
     std::fs::create_dir_all(dir)

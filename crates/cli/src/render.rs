@@ -150,6 +150,35 @@ pub fn render_2d(path: &Path, scale: f64) -> CliResult<Image> {
     })
 }
 
+/// Warns when `--data` loads another COLMAP model than the one the scene
+/// was trained on (`trained`, from its settings): the other model's
+/// cameras are in a frame of their own, so its scores would mean nothing.
+fn warn_other_model(trained: &Path, data: &Path) {
+    use splat::data::colmap::{dataset_of_model, model_folder};
+    let model_of = |p: &Path| -> Option<PathBuf> {
+        let m = if dataset_of_model(p).is_some() {
+            p.to_path_buf()
+        } else if splat::data::detect(p) == Some("colmap") {
+            model_folder(p)
+        } else {
+            return None;
+        };
+        std::fs::canonicalize(m).ok()
+    };
+    if let (Some(t), Some(d)) = (model_of(trained), model_of(data)) {
+        if t != d {
+            eprintln!(
+                "warning: the scene was trained on the COLMAP model {}, but --data {} loads {}: \
+                 another reconstruction's cameras need not share its frame (give --data {})",
+                t.display(),
+                data.display(),
+                d.display(),
+                trained.display()
+            );
+        }
+    }
+}
+
 /// Renders a 3D scene (`ply`) as the arguments ask, with the settings
 /// saved beside it filling in what they leave out.
 fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
@@ -212,6 +241,12 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             json: a.json,
             compare: a.compare,
         };
+        if let Some(note) = crate::train::models_note(data, "scoring") {
+            eprintln!("{note}");
+        }
+        if let Some(trained) = saved.as_ref().and_then(|s| s.dataset.as_deref()) {
+            warn_other_model(trained, data);
+        }
         return crate::render3d::run_ply_on_dataset(ply, data, &a.out, &d);
     }
     let (width, height) = crate::bench::render3d::parse_size(&a.size)?;
@@ -256,14 +291,14 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             // is named
             if let (None, Some(m)) = (&dataset, &model) {
                 let w = crate::render3d::run_path(ply, &m.cameras, frames, &a.out, &o)?;
-                return report(a, "path", &format!("{frames} frames"), w);
+                return report(a, "path", &crate::output::count(frames, "frame"), w);
             }
             // a site's own cameras (it is shared without its photos)
             if dataset.is_none() {
                 let site = crate::scene_input::scene_folder(&a.file);
                 if let Some(views) = crate::scene_input::site_views(site, saved.as_ref())? {
                     let w = crate::render3d::run_path(ply, &views, frames, &a.out, &o)?;
-                    return report(a, "path", &format!("{frames} frames"), w);
+                    return report(a, "path", &crate::output::count(frames, "frame"), w);
                 }
             }
             let data = dataset.ok_or_else(|| match &saved {
@@ -297,11 +332,11 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             let mut views: Vec<_> = ds.train.into_iter().chain(ds.test).collect();
             views.sort_by(|x, y| splat::data::capture::path_order(&x.name, &y.name));
             let w = crate::render3d::run_path(ply, &views, frames, &a.out, &o)?;
-            ("path", format!("{frames} frames"), w)
+            ("path", crate::output::count(frames, "frame"), w)
         }
         None => (
             "orbit",
-            format!("{} views", o.views),
+            crate::output::count(o.views, "view"),
             crate::render3d::run_ply(ply, &a.out, &o)?,
         ),
     };

@@ -374,7 +374,9 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         sh_degree: d.sh_degree,
         background: bg,
     };
-    let names = splat::data::render_file_names(views);
+    // named as among the whole dataset, whichever split is rendered
+    let all = ds.train.iter().chain(&ds.test).map(|v| v.name.as_str());
+    let names = splat::data::render_file_names_in(views, all);
     let mut rows = Vec::with_capacity(views.len());
     for (v, name) in views.iter().zip(&names) {
         let cam = splat::train::camera_of(v);
@@ -425,8 +427,8 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
             k => format!(" ({k} with every pixel masked, left out)"),
         };
         println!(
-            "{split}: {} views{unscored}, mean PSNR {mean_psnr:.2} dB, mean SSIM {mean_ssim:.4}; renders in {}",
-            rows.len(),
+            "{split}: {}{unscored}, mean PSNR {mean_psnr:.2} dB, mean SSIM {mean_ssim:.4}; renders in {}",
+            crate::output::count(rows.len(), "view"),
             out_dir.display()
         );
         if d.compare {

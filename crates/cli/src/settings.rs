@@ -64,10 +64,11 @@ pub struct RenderSettings {
 /// for a COLMAP model folder (`DATA/sparse/1`), which keeps its names: it
 /// may be a link to a folder elsewhere, and only its place under `sparse/`
 /// says which dataset's photos it poses.
-fn stored_dataset_path(dataset: &Path) -> PathBuf {
+pub(crate) fn stored_dataset_path(dataset: &Path) -> PathBuf {
     if splat::data::colmap::dataset_of_model(dataset).is_some() {
         if let Ok(abs) = std::path::absolute(dataset) {
-            return abs;
+            // rebuilt from its parts: no trailing `/` or `.` parts
+            return abs.components().collect();
         }
     }
     std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf())

@@ -358,6 +358,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
                 "--resume: no checkpoint to continue from",
             ));
         }
+        warn_resume_elsewhere(&a);
         Trainer::resume(ds, cfg, &ckpt_dir).map_err(train_err)?
     } else {
         Trainer::new(ds, cfg).map_err(train_err)?
@@ -470,7 +471,10 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             )
         }
         .write(&a.out)?;
-        let names = data::render_file_names(&eval_views);
+        // named as among the whole dataset (as `render --data` names them)
+        let ds = t.data();
+        let all = ds.train.iter().chain(&ds.test).map(|v| v.name.as_str());
+        let names = data::render_file_names_in(&eval_views, all);
         let mut per_view = Vec::new();
         for (e, name) in ev.iter().zip(&names) {
             let img = Image {
@@ -686,10 +690,48 @@ pub(crate) fn use_absgrad(absgrad: bool, no_absgrad: bool, kind: Option<&str>) -
 /// mapper's `sparse/0`, `sparse/1`, … when it could not join every photo
 /// into one, or one in `sparse/` itself beside numbered ones) is trained
 /// on, and what the others hold.
+/// Warns when `--resume` continues, on another dataset or at another
+/// `--downscale`, the run whose settings `OUT/settings.json` holds: the
+/// checkpoint's Gaussians (and its views' exposures) were fitted to that
+/// run's photos. A warning, not an error: the dataset may only have moved.
+fn warn_resume_elsewhere(a: &TrainArgs) {
+    use crate::settings::{stored_dataset_path, RenderSettings, FILE};
+    let Ok(s) = RenderSettings::read(&a.out.join(FILE)) else {
+        return;
+    };
+    let here = stored_dataset_path(&a.data);
+    if let Some(before) = s.dataset.as_deref().filter(|d| *d != here) {
+        eprintln!(
+            "warning: --resume continues a run on {}, here on {}: its Gaussians were fitted \
+             to the other dataset's photos",
+            before.display(),
+            here.display()
+        );
+    }
+    if s.downscale != a.downscale {
+        let said = |d: Option<u32>| d.map_or("none".to_string(), |d| d.to_string());
+        eprintln!(
+            "warning: --resume continues a run trained at --downscale {}, here {}",
+            said(s.downscale),
+            said(a.downscale)
+        );
+    }
+}
+
 fn note_models(data: &std::path::Path) {
+    if let Some(note) = models_note(data, "training") {
+        eprintln!("{note}");
+    }
+}
+
+/// The note printed when `data` holds several COLMAP models: which it
+/// holds, with their photo counts, which one is `doing` (training,
+/// scoring: the one with the most photos), and how to choose another.
+/// `None` for a dataset of one model (or none).
+pub(crate) fn models_note(data: &std::path::Path, doing: &str) -> Option<String> {
     let models = splat::data::colmap::models(data);
     if models.len() < 2 {
-        return;
+        return None;
     }
     let chosen = splat::data::colmap::model_folder(data);
     let name = |p: &std::path::Path| p.strip_prefix(data).unwrap_or(p).display().to_string();
@@ -698,15 +740,15 @@ fn note_models(data: &std::path::Path) {
         .map(|(p, n)| format!("{} {n} photos", name(p)))
         .collect();
     let other = models.iter().find(|(p, _)| *p != chosen).map(|(p, _)| p);
-    eprintln!(
-        "note: {} holds {} COLMAP models ({}); training on {}, the one with the most \
-         photos (name another to train on it instead, as in `chainrule train {}`)",
+    Some(format!(
+        "note: {} holds {} COLMAP models ({}); {doing} on {}, the one with the most photos \
+         (name another to use it instead, as in {})",
         data.display(),
         models.len(),
         list.join(", "),
         name(&chosen),
         other.unwrap_or(&chosen).display()
-    );
+    ))
 }
 
 #[cfg(test)]

@@ -624,6 +624,52 @@ fn a_model_named_by_its_folder_trains_and_renders() {
         "{rendered}"
     );
     assert_eq!(rendered["psnr"], trained["psnr"], "{rendered}");
+    // --data of the dataset loads its largest model, another reconstruction
+    // than the one trained: said on stderr, with a note of the models
+    let other = run(&[
+        "render",
+        out.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        d.join("r-other").to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        said.contains("holds 2 COLMAP models") && said.contains("warning: the scene was trained"),
+        "{said}"
+    );
+    // sparse/ itself and a model outside a dataset are refused, saying why
+    let refused = |path: &std::path::Path| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .args(["train", path.to_str().unwrap(), "--out"])
+            .arg(d.join("refused"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let e = refused(&data.join("sparse"));
+    assert!(e.contains("holds COLMAP models (0, 1)"), "{e}");
+    let loose = d.join("loose-model");
+    copy_dir(&model, &loose);
+    let e = refused(&loose);
+    assert!(e.contains("DATA/sparse/N"), "{e}");
+    // --resume on another dataset than the run's is said
+    let resumed = run(&[
+        "train",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "12",
+        "--resume",
+    ]);
+    let said = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        said.contains("warning: --resume continues a run on"),
+        "{said}"
+    );
     // the saved path finds the model's cameras again: a flight along them
     let path = d.join("p");
     run(&[

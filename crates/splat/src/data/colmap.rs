@@ -492,7 +492,7 @@ pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
 
 /// When `path` is one model of a COLMAP dataset rather than the dataset
 /// (`D/sparse/1`, or `D/sparse` in `image_undistorter`'s layout: a folder
-/// named `sparse`, or inside one, that holds a `cameras` and an `images`
+/// named `sparse`, or inside one, that holds a `cameras` or an `images`
 /// file and no `sparse/` of its own), the dataset folder `D` whose photos
 /// it poses. This is how a user picks a model other than the one
 /// [`model_folder`] would: `chainrule train D/sparse/1`.
@@ -509,13 +509,55 @@ pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
 /// std::fs::remove_dir_all(&d).unwrap();
 /// ```
 pub fn dataset_of_model(path: &Path) -> Option<PathBuf> {
-    let either = |a: &str, b: &str| path.join(a).is_file() || path.join(b).is_file();
-    let holds = either("cameras.bin", "cameras.txt") && either("images.bin", "images.txt");
+    // a model's cameras or its poses (one missing is then `load`'s error,
+    // which names the file)
+    let holds = ["cameras.bin", "cameras.txt", "images.bin", "images.txt"]
+        .iter()
+        .any(|f| path.join(f).is_file());
     if !holds || path.join("sparse").is_dir() {
         return None;
     }
     // by the names as given, else (`0` from inside `sparse/`) as resolved
     root_of_model_path(path).or_else(|| root_of_model_path(&std::fs::canonicalize(path).ok()?))
+}
+
+/// Why `dir` is not a COLMAP dataset although it looks like part of one,
+/// for the error that refuses it: a model outside a `sparse/` folder (its
+/// photos cannot be found), or a `sparse/` folder of numbered models.
+/// `None` when it looks like neither.
+pub fn not_a_dataset_hint(dir: &Path) -> Option<String> {
+    let holds = ["cameras.bin", "cameras.txt", "images.bin", "images.txt"]
+        .iter()
+        .any(|f| dir.join(f).is_file());
+    if holds {
+        return Some(
+            "it holds a COLMAP model, but a model is read from inside its dataset, \
+             DATA/sparse/N (or DATA/sparse) beside the photos in DATA/images: move it \
+             there, or give DATA"
+                .into(),
+        );
+    }
+    let mut numbered: Vec<u64> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    numbered.sort();
+    let named_sparse = dir
+        .canonicalize()
+        .ok()
+        .is_some_and(|d| d.file_name().is_some_and(|n| n == "sparse"));
+    (named_sparse && !numbered.is_empty()).then(|| {
+        let list: Vec<String> = numbered.iter().map(u64::to_string).collect();
+        format!(
+            "it holds COLMAP models ({}): give the dataset folder above it (the model \
+             with the most photos is trained), or one model, as {}",
+            list.join(", "),
+            dir.join(&list[0]).display()
+        )
+    })
 }
 
 /// The dataset folder of a model folder's path by its names alone:

@@ -280,8 +280,20 @@ pub fn default_background(kind: Option<&str>) -> [f32; 3] {
 /// folders with the same stem (a camera rig's `cam0/F.jpg` and
 /// `cam1/F.jpg`) keep their folders in the name (`cam0_F.png`,
 /// `cam1_F.png`); a name met again after that gets `_2`, `_3`, … so no two
-/// views share a file.
+/// views share a file. Whether stems collide is judged over `views` alone;
+/// [`render_file_names_in`] judges it over a whole dataset.
 pub fn render_file_names(views: &[View]) -> Vec<String> {
+    render_file_names_in(views, views.iter().map(|v| v.name.as_str()))
+}
+
+/// [`render_file_names`] for `views` taken from a dataset whose photos are
+/// `all` (its splits together): a photo keeps its folders in its render's
+/// name when its stem is shared by any photo of the dataset, so that each
+/// photo's render has one name whichever split is rendered.
+pub fn render_file_names_in<'a>(
+    views: &[View],
+    all: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
     let clean = |text: &str| -> String {
         let mut c: String = text
             .chars()
@@ -298,8 +310,8 @@ pub fn render_file_names(views: &[View]) -> Vec<String> {
         }
         c
     };
-    let stem = |v: &View| {
-        Path::new(&v.name)
+    let stem = |name: &str| {
+        Path::new(name)
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
@@ -317,15 +329,18 @@ pub fn render_file_names(views: &[View]) -> Vec<String> {
             .collect();
         parts.join("_")
     };
+    // each distinct photo counted once, views named among them too
+    let mut names: std::collections::HashSet<&str> = all.into_iter().collect();
+    names.extend(views.iter().map(|v| v.name.as_str()));
     let mut stems = std::collections::HashMap::<String, usize>::new();
-    for v in views {
-        *stems.entry(clean(&stem(v))).or_insert(0) += 1;
+    for name in names {
+        *stems.entry(clean(&stem(name))).or_insert(0) += 1;
     }
     let mut seen = std::collections::HashMap::<String, usize>::new();
     views
         .iter()
         .map(|v| {
-            let s = clean(&stem(v));
+            let s = clean(&stem(&v.name));
             let base = if stems[&s] > 1 { clean(&full(v)) } else { s };
             let n = seen.entry(base.clone()).or_insert(0);
             *n += 1;
@@ -359,12 +374,17 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let ds = match detect(dir) {
         Some("nerf-synthetic") => nerf::load(dir, opts)?,
         Some(_) => colmap::load(dir, opts)?,
-        None => return Err(DataError::invalid(
-            dir,
-            "dataset",
-            "neither a NeRF-synthetic dataset (transforms_train.json) nor a COLMAP one (sparse/0/, \
-             or a model folder such as DATA/sparse/1)",
-        )),
+        None => {
+            return Err(DataError::invalid(
+                dir,
+                "dataset",
+                colmap::not_a_dataset_hint(dir).unwrap_or_else(|| {
+                    "neither a NeRF-synthetic dataset (transforms_train.json) nor a COLMAP one \
+                     (sparse/0/, or a model folder such as DATA/sparse/1)"
+                        .into()
+                }),
+            ))
+        }
     };
     if ds.train.is_empty() {
         return Err(DataError::invalid(dir, "dataset", "no training images"));
@@ -655,6 +675,14 @@ mod tests {
                 "cam0_F_2.png",
             ]
         );
+        // a split of a dataset: its photos are named as among the whole
+        // dataset, so cam1/F keeps its folder though cam0/F is elsewhere
+        let all = ["cam0/F.jpg", "cam1/F.jpg", "G.jpg"];
+        assert_eq!(
+            render_file_names_in(&[v("cam1/F.jpg"), v("G.jpg")], all),
+            ["cam1_F.png", "G.png"]
+        );
+        assert_eq!(render_file_names(&[v("cam1/F.jpg")]), ["F.png"]);
     }
 
     #[test]
