@@ -265,6 +265,10 @@ pub struct TrainReport {
     pub ssim_half_fit: Option<f64>,
     /// The scene.
     pub point_cloud: PathBuf,
+    /// The dataset trained on, as `settings.json` keeps it (for COLMAP
+    /// data of several models, the folder names the model only when one
+    /// was given; otherwise the one with the most photos was trained).
+    pub dataset: PathBuf,
     /// Test curve, when `--eval-every` is set.
     pub curve: Vec<CurvePoint>,
     /// The machine it ran on (CPU model and logical cores), so that
@@ -346,6 +350,13 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     }
     let ds = data::load(&a.data, &opts).map_err(CliError::data)?;
     let kind = data::detect(&a.data);
+    if kind == Some("colmap") && ds.points.is_none() && !a.resume {
+        eprintln!(
+            "note: the COLMAP model has no sparse points (points3D.bin or .txt, or none in \
+             it): training starts from {} random points (--init-points)",
+            a.init_points
+        );
+    }
     let absgrad = use_absgrad(a.absgrad, a.no_absgrad, kind);
     check_out_dir(&a.out)?;
     let ckpt_dir = checkpoint_dir(&a.out);
@@ -514,6 +525,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
                 .exposure
                 .then(|| mean_of_scored(ev.iter().filter_map(|e| e.half_fit.map(|h| h.1)))),
             point_cloud: point_cloud.clone(),
+            dataset: crate::settings::stored_dataset_path(&a.data),
             curve,
             machine: crate::bench::machine(),
             simd: splat::simd_in_use(),

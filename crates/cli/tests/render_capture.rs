@@ -603,6 +603,10 @@ fn a_model_named_by_its_folder_trains_and_renders() {
         "--json",
     ]);
     assert_eq!(trained["eval_views"], 1, "{trained}");
+    assert!(
+        trained["dataset"].as_str().unwrap().ends_with("sparse/1"),
+        "{trained}"
+    );
     let st: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("settings.json")).unwrap()).unwrap();
     assert!(
