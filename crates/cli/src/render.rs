@@ -150,22 +150,21 @@ pub fn render_2d(path: &Path, scale: f64) -> CliResult<Image> {
     })
 }
 
-/// Warns when `--data` loads another COLMAP model than the one the scene
-/// was trained on (`trained`, from its settings): the other model's
-/// cameras are in a frame of their own, so its scores would mean nothing.
-fn warn_other_model(trained: &Path, data: &Path) {
-    use splat::data::colmap::{dataset_of_model, model_folder};
-    let model_of = |p: &Path| -> Option<PathBuf> {
-        let m = if dataset_of_model(p).is_some() {
-            p.to_path_buf()
-        } else if splat::data::detect(p) == Some("colmap") {
-            model_folder(p)
-        } else {
-            return None;
-        };
-        std::fs::canonicalize(m).ok()
+/// Says, before `--data` is read, which model a dataset of several COLMAP
+/// models gives (the note `train` prints), and warns when it is another
+/// than the one the scene was trained on (`trained`, from its settings):
+/// another reconstruction's cameras are in a frame of their own, so its
+/// scores or flight would mean nothing.
+fn note_data_model(trained: Option<&Path>, data: &Path) {
+    if let Some(note) = crate::train::models_note(data, "using") {
+        eprintln!("{note}");
+    }
+    let colmap = |p: &Path| splat::data::detect(p) == Some("colmap");
+    let Some(trained) = trained.filter(|t| colmap(t) && colmap(data)) else {
+        return;
     };
-    if let (Some(t), Some(d)) = (model_of(trained), model_of(data)) {
+    let loaded = crate::settings::loaded_from;
+    if let (Some(t), Some(d)) = (loaded(trained), loaded(data)) {
         if t != d {
             eprintln!(
                 "warning: the scene was trained on the COLMAP model {}, but --data {} loads {}: \
@@ -207,6 +206,10 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             }
         },
     };
+    // --data given for scores or a flight: which model it loads
+    if let Some(data) = a.data.as_deref() {
+        note_data_model(saved.as_ref().and_then(|s| s.dataset.as_deref()), data);
+    }
     if a.data.is_none() {
         let photo_flags = [
             ("--compare", a.compare),
@@ -241,12 +244,6 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             json: a.json,
             compare: a.compare,
         };
-        if let Some(note) = crate::train::models_note(data, "scoring") {
-            eprintln!("{note}");
-        }
-        if let Some(trained) = saved.as_ref().and_then(|s| s.dataset.as_deref()) {
-            warn_other_model(trained, data);
-        }
         return crate::render3d::run_ply_on_dataset(ply, data, &a.out, &d);
     }
     let (width, height) = crate::bench::render3d::parse_size(&a.size)?;

@@ -374,9 +374,7 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         sh_degree: d.sh_degree,
         background: bg,
     };
-    // named as among the whole dataset, whichever split is rendered
-    let all = ds.train.iter().chain(&ds.test).map(|v| v.name.as_str());
-    let names = splat::data::render_file_names_in(views, all);
+    let names = splat::data::render_file_names(views);
     let mut rows = Vec::with_capacity(views.len());
     for (v, name) in views.iter().zip(&names) {
         let cam = splat::train::camera_of(v);

@@ -74,6 +74,22 @@ pub(crate) fn stored_dataset_path(dataset: &Path) -> PathBuf {
     std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf())
 }
 
+/// What loading `dataset` reads, resolved, so that two paths can be
+/// compared: a COLMAP dataset's model folder (the one named, else the one
+/// with the most photos), else the dataset folder itself; `None` when the
+/// path cannot be resolved (moved, or not a dataset).
+pub(crate) fn loaded_from(dataset: &Path) -> Option<PathBuf> {
+    use splat::data::colmap::{dataset_of_model, model_folder};
+    let m = if dataset_of_model(dataset).is_some() {
+        dataset.to_path_buf()
+    } else if splat::data::detect(dataset) == Some("colmap") {
+        model_folder(dataset)
+    } else {
+        dataset.to_path_buf()
+    };
+    std::fs::canonicalize(m).ok()
+}
+
 impl RenderSettings {
     /// The settings of a training run on `ds` (read from `dataset`).
     pub fn of_training(

@@ -482,10 +482,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             )
         }
         .write(&a.out)?;
-        // named as among the whole dataset (as `render --data` names them)
-        let ds = t.data();
-        let all = ds.train.iter().chain(&ds.test).map(|v| v.name.as_str());
-        let names = data::render_file_names_in(&eval_views, all);
+        let names = data::render_file_names(&eval_views);
         let mut per_view = Vec::new();
         for (e, name) in ev.iter().zip(&names) {
             let img = Image {
@@ -698,29 +695,35 @@ pub(crate) fn use_absgrad(absgrad: bool, no_absgrad: bool, kind: Option<&str>) -
     absgrad || (!no_absgrad && kind == Some("colmap"))
 }
 
-/// Says on stderr which model of a COLMAP folder that holds several (the
-/// mapper's `sparse/0`, `sparse/1`, … when it could not join every photo
-/// into one, or one in `sparse/` itself beside numbered ones) is trained
-/// on, and what the others hold.
 /// Warns when `--resume` continues, on another dataset or at another
 /// `--downscale`, the run whose settings `OUT/settings.json` holds: the
 /// checkpoint's Gaussians (and its views' exposures) were fitted to that
 /// run's photos. A warning, not an error: the dataset may only have moved.
 fn warn_resume_elsewhere(a: &TrainArgs) {
-    use crate::settings::{stored_dataset_path, RenderSettings, FILE};
+    use crate::settings::{loaded_from, RenderSettings, FILE};
     let Ok(s) = RenderSettings::read(&a.out.join(FILE)) else {
         return;
     };
-    let here = stored_dataset_path(&a.data);
-    if let Some(before) = s.dataset.as_deref().filter(|d| *d != here) {
-        eprintln!(
-            "warning: --resume continues a run on {}, here on {}: its Gaussians were fitted \
-             to the other dataset's photos",
-            before.display(),
-            here.display()
-        );
+    if let Some(before) = s.dataset.as_deref() {
+        if let (Some(x), Some(y)) = (loaded_from(before), loaded_from(&a.data)) {
+            if x != y {
+                eprintln!(
+                    "warning: --resume continues a run on {}, here on {}: its Gaussians were \
+                     fitted to the other dataset's photos",
+                    x.display(),
+                    y.display()
+                );
+            }
+        }
     }
-    if s.downscale != a.downscale {
+    // no --downscale and --downscale 1 load the same pixels unless a photo
+    // is wider than 1,600
+    let differs = match (s.downscale, a.downscale) {
+        (Some(x), Some(y)) => x != y,
+        (None, Some(d)) | (Some(d), None) => d > 1,
+        (None, None) => false,
+    };
+    if differs {
         let said = |d: Option<u32>| d.map_or("none".to_string(), |d| d.to_string());
         eprintln!(
             "warning: --resume continues a run trained at --downscale {}, here {}",
@@ -730,6 +733,10 @@ fn warn_resume_elsewhere(a: &TrainArgs) {
     }
 }
 
+/// Says on stderr which model of a COLMAP folder that holds several (the
+/// mapper's `sparse/0`, `sparse/1`, … when it could not join every photo
+/// into one, or one in `sparse/` itself beside numbered ones) is trained
+/// on, and what the others hold.
 fn note_models(data: &std::path::Path) {
     if let Some(note) = models_note(data, "training") {
         eprintln!("{note}");

@@ -674,6 +674,19 @@ fn a_model_named_by_its_folder_trains_and_renders() {
         said.contains("warning: --resume continues a run on"),
         "{said}"
     );
+    // and not when the same dataset is reached by another path
+    let same = data.join("sparse").join("..");
+    let resumed = run(&[
+        "train",
+        same.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "14",
+        "--resume",
+    ]);
+    let said = String::from_utf8_lossy(&resumed.stderr);
+    assert!(!said.contains("warning"), "{said}");
     // the saved path finds the model's cameras again: a flight along them
     let path = d.join("p");
     run(&[

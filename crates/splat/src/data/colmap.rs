@@ -514,7 +514,9 @@ pub fn dataset_of_model(path: &Path) -> Option<PathBuf> {
     let holds = ["cameras.bin", "cameras.txt", "images.bin", "images.txt"]
         .iter()
         .any(|f| path.join(f).is_file());
-    if !holds || path.join("sparse").is_dir() {
+    // (a `sparse/` holding numbered models is a folder of models, whatever
+    // stray file lies beside them)
+    if !holds || path.join("sparse").is_dir() || !numbered_models(path).is_empty() {
         return None;
     }
     // by the names as given, else (`0` from inside `sparse/`) as resolved
@@ -526,38 +528,46 @@ pub fn dataset_of_model(path: &Path) -> Option<PathBuf> {
 /// photos cannot be found), or a `sparse/` folder of numbered models.
 /// `None` when it looks like neither.
 pub fn not_a_dataset_hint(dir: &Path) -> Option<String> {
+    let numbered = numbered_models(dir);
+    if !numbered.is_empty() {
+        return Some(format!(
+            "it holds COLMAP models ({}): give the dataset folder whose sparse/ holds them \
+             (the model with the most photos is trained), or one model, as {}",
+            numbered.join(", "),
+            dir.join(&numbered[0]).display()
+        ));
+    }
     let holds = ["cameras.bin", "cameras.txt", "images.bin", "images.txt"]
         .iter()
         .any(|f| dir.join(f).is_file());
-    if holds {
-        return Some(
-            "it holds a COLMAP model, but a model is read from inside its dataset, \
-             DATA/sparse/N (or DATA/sparse) beside the photos in DATA/images: move it \
-             there, or give DATA"
-                .into(),
-        );
-    }
-    let mut numbered: Vec<u64> = std::fs::read_dir(dir)
+    holds.then(|| {
+        "it has a COLMAP model's files (cameras or images), but a model is read from \
+         inside its dataset, DATA/sparse/N (or DATA/sparse) beside the photos in \
+         DATA/images: move it there, or give DATA"
+            .into()
+    })
+}
+
+/// The names of `dir`'s numbered subfolders that hold a model file
+/// (cameras or images), in numeric order.
+fn numbered_models(dir: &Path) -> Vec<String> {
+    let model_file = |p: &Path| {
+        ["cameras.bin", "cameras.txt", "images.bin", "images.txt"]
+            .iter()
+            .any(|f| p.join(f).is_file())
+    };
+    let mut found: Vec<(u64, String)> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|e| model_file(&e.path()))
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            Some((name.parse().ok()?, name))
+        })
         .collect();
-    numbered.sort();
-    let named_sparse = dir
-        .canonicalize()
-        .ok()
-        .is_some_and(|d| d.file_name().is_some_and(|n| n == "sparse"));
-    (named_sparse && !numbered.is_empty()).then(|| {
-        let list: Vec<String> = numbered.iter().map(u64::to_string).collect();
-        format!(
-            "it holds COLMAP models ({}): give the dataset folder above it (the model \
-             with the most photos is trained), or one model, as {}",
-            list.join(", "),
-            dir.join(&list[0]).display()
-        )
-    })
+    found.sort();
+    found.into_iter().map(|(_, n)| n).collect()
 }
 
 /// The dataset folder of a model folder's path by its names alone:

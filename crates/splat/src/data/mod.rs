@@ -280,16 +280,16 @@ pub fn default_background(kind: Option<&str>) -> [f32; 3] {
 /// folders with the same stem (a camera rig's `cam0/F.jpg` and
 /// `cam1/F.jpg`) keep their folders in the name (`cam0_F.png`,
 /// `cam1_F.png`); a name met again after that gets `_2`, `_3`, … so no two
-/// views share a file. Whether stems collide is judged over `views` alone;
-/// [`render_file_names_in`] judges it over a whole dataset.
+/// views share a file. Whether stems collide is judged over `views`, the
+/// set rendered together (a NeRF-synthetic dataset's `train/r_0` and
+/// `test/r_0` are never in one set, so both stay `r_0.png`); a photo may
+/// therefore keep its folder in one split's renders and not in another's.
 pub fn render_file_names(views: &[View]) -> Vec<String> {
     render_file_names_in(views, views.iter().map(|v| v.name.as_str()))
 }
 
-/// [`render_file_names`] for `views` taken from a dataset whose photos are
-/// `all` (its splits together): a photo keeps its folders in its render's
-/// name when its stem is shared by any photo of the dataset, so that each
-/// photo's render has one name whichever split is rendered.
+/// [`render_file_names`] judging stem collisions over the photos `all`
+/// (the views named are counted among them too).
 pub fn render_file_names_in<'a>(
     views: &[View],
     all: impl IntoIterator<Item = &'a str>,
@@ -675,8 +675,7 @@ mod tests {
                 "cam0_F_2.png",
             ]
         );
-        // a split of a dataset: its photos are named as among the whole
-        // dataset, so cam1/F keeps its folder though cam0/F is elsewhere
+        // stems judged among other photos: cam1/F keeps its folder
         let all = ["cam0/F.jpg", "cam1/F.jpg", "G.jpg"];
         assert_eq!(
             render_file_names_in(&[v("cam1/F.jpg"), v("G.jpg")], all),
