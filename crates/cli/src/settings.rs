@@ -80,14 +80,14 @@ pub(crate) fn stored_dataset_path(dataset: &Path) -> PathBuf {
 /// path cannot be resolved (moved, or not a dataset).
 pub(crate) fn loaded_from(dataset: &Path) -> Option<PathBuf> {
     use splat::data::colmap::{dataset_of_model, model_folder};
-    let m = if dataset_of_model(dataset).is_some() {
-        dataset.to_path_buf()
-    } else if splat::data::detect(dataset) == Some("colmap") {
+    let of_models =
+        splat::data::detect(dataset) == Some("colmap") && dataset_of_model(dataset).is_none();
+    std::fs::canonicalize(if of_models {
         model_folder(dataset)
     } else {
         dataset.to_path_buf()
-    };
-    std::fs::canonicalize(m).ok()
+    })
+    .ok()
 }
 
 impl RenderSettings {

@@ -510,13 +510,9 @@ pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
 /// ```
 pub fn dataset_of_model(path: &Path) -> Option<PathBuf> {
     // a model's cameras or its poses (one missing is then `load`'s error,
-    // which names the file)
-    let holds = ["cameras.bin", "cameras.txt", "images.bin", "images.txt"]
-        .iter()
-        .any(|f| path.join(f).is_file());
-    // (a `sparse/` holding numbered models is a folder of models, whatever
-    // stray file lies beside them)
-    if !holds || path.join("sparse").is_dir() || !numbered_models(path).is_empty() {
+    // which names the file); a `sparse/` holding numbered models is a
+    // folder of models, whatever stray file lies beside them
+    if !has_model_file(path) || path.join("sparse").is_dir() || !numbered_models(path).is_empty() {
         return None;
     }
     // by the names as given, else (`0` from inside `sparse/`) as resolved
@@ -537,10 +533,7 @@ pub fn not_a_dataset_hint(dir: &Path) -> Option<String> {
             dir.join(&numbered[0]).display()
         ));
     }
-    let holds = ["cameras.bin", "cameras.txt", "images.bin", "images.txt"]
-        .iter()
-        .any(|f| dir.join(f).is_file());
-    holds.then(|| {
+    has_model_file(dir).then(|| {
         "it has a COLMAP model's files (cameras or images), but a model is read from \
          inside its dataset, DATA/sparse/N (or DATA/sparse) beside the photos in \
          DATA/images: move it there, or give DATA"
@@ -551,16 +544,11 @@ pub fn not_a_dataset_hint(dir: &Path) -> Option<String> {
 /// The names of `dir`'s numbered subfolders that hold a model file
 /// (cameras or images), in numeric order.
 fn numbered_models(dir: &Path) -> Vec<String> {
-    let model_file = |p: &Path| {
-        ["cameras.bin", "cameras.txt", "images.bin", "images.txt"]
-            .iter()
-            .any(|f| p.join(f).is_file())
-    };
     let mut found: Vec<(u64, String)> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| model_file(&e.path()))
+        .filter(|e| has_model_file(&e.path()))
         .filter_map(|e| {
             let name = e.file_name().to_str()?.to_string();
             Some((name.parse().ok()?, name))
@@ -568,6 +556,13 @@ fn numbered_models(dir: &Path) -> Vec<String> {
         .collect();
     found.sort();
     found.into_iter().map(|(_, n)| n).collect()
+}
+
+/// Whether `dir` holds a model's cameras or images file (`.bin` or `.txt`).
+fn has_model_file(dir: &Path) -> bool {
+    ["cameras.bin", "cameras.txt", "images.bin", "images.txt"]
+        .iter()
+        .any(|f| dir.join(f).is_file())
 }
 
 /// The dataset folder of a model folder's path by its names alone:
@@ -737,11 +732,15 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             ));
         }
         let user = match &mask_paths[k] {
-            // a mask of the full-size photo (the camera's size) is fitted;
-            // one already of the smaller photo's size is taken as it is
-            Some(p) if fit_masks && masks::dimensions(p) != Some((w, h)) => {
+            Some(p) if !fit_masks => Some(masks::load(p, &jobs[k].path, w, h, opts.invert_masks)?),
+            // with `images_N`, a mask of the full-size photo (the camera's
+            // size) is fitted; one already of the smaller photo's size is
+            // taken as it is, and one of neither size is refused
+            Some(p) => {
                 let (cw, ch) = (cam.width as u32, cam.height as u32);
+                let photo = &jobs[k].path;
                 match masks::dimensions(p) {
+                    Some(d) if d == (w, h) => Some(masks::load(p, photo, w, h, opts.invert_masks)?),
                     Some((mw, mh)) if (mw, mh) != (cw, ch) => {
                         return Err(DataError::invalid(
                             p,
@@ -749,16 +748,17 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
                             format!(
                                 "is {mw}×{mh}: neither its photo {}'s {w}×{h} nor the \
                                  full-size photo's {cw}×{ch} (the camera's)",
-                                jobs[k].path.display()
+                                photo.display()
                             ),
                         ))
                     }
-                    _ => {}
+                    // (unreadable ones too: the loader's error says why)
+                    _ => {
+                        let m = masks::load(p, photo, cw, ch, opts.invert_masks)?;
+                        Some(masks::fit(cw, ch, &m, w, h))
+                    }
                 }
-                let m = masks::load(p, &jobs[k].path, cw, ch, opts.invert_masks)?;
-                Some(masks::fit(cw, ch, &m, w, h))
             }
-            Some(p) => Some(masks::load(p, &jobs[k].path, w, h, opts.invert_masks)?),
             None => None,
         };
         let mask = masks::combine(user, alpha.as_deref().map(masks::from_alpha));

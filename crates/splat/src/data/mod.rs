@@ -285,15 +285,6 @@ pub fn default_background(kind: Option<&str>) -> [f32; 3] {
 /// `test/r_0` are never in one set, so both stay `r_0.png`); a photo may
 /// therefore keep its folder in one split's renders and not in another's.
 pub fn render_file_names(views: &[View]) -> Vec<String> {
-    render_file_names_in(views, views.iter().map(|v| v.name.as_str()))
-}
-
-/// [`render_file_names`] judging stem collisions over the photos `all`
-/// (the views named are counted among them too).
-pub fn render_file_names_in<'a>(
-    views: &[View],
-    all: impl IntoIterator<Item = &'a str>,
-) -> Vec<String> {
     let clean = |text: &str| -> String {
         let mut c: String = text
             .chars()
@@ -329,9 +320,8 @@ pub fn render_file_names_in<'a>(
             .collect();
         parts.join("_")
     };
-    // each distinct photo counted once, views named among them too
-    let mut names: std::collections::HashSet<&str> = all.into_iter().collect();
-    names.extend(views.iter().map(|v| v.name.as_str()));
+    // each distinct photo counted once
+    let names: std::collections::HashSet<&str> = views.iter().map(|v| v.name.as_str()).collect();
     let mut stems = std::collections::HashMap::<String, usize>::new();
     for name in names {
         *stems.entry(clean(&stem(name))).or_insert(0) += 1;
@@ -675,12 +665,7 @@ mod tests {
                 "cam0_F_2.png",
             ]
         );
-        // stems judged among other photos: cam1/F keeps its folder
-        let all = ["cam0/F.jpg", "cam1/F.jpg", "G.jpg"];
-        assert_eq!(
-            render_file_names_in(&[v("cam1/F.jpg"), v("G.jpg")], all),
-            ["cam1_F.png", "G.png"]
-        );
+        // judged over the views named: alone, cam1/F is F.png
         assert_eq!(render_file_names(&[v("cam1/F.jpg")]), ["F.png"]);
     }
 
