@@ -88,3 +88,11 @@ pub fn progress_bar(total: u64, hidden: bool) -> indicatif::ProgressBar {
     );
     b
 }
+
+/// Prints the loader's notes on a dataset ([`splat::data::Dataset::notes`])
+/// to stderr, one `note:` line each.
+pub fn print_notes(ds: &splat::data::Dataset) {
+    for n in &ds.notes {
+        eprintln!("note: {n}");
+    }
+}

@@ -346,6 +346,7 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         ..Default::default()
     };
     let ds = splat::data::load(data, &opts).map_err(CliError::data)?;
+    crate::output::print_notes(&ds);
     let views = match split {
         "test" => &ds.test,
         "train" => &ds.train,

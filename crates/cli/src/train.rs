@@ -25,7 +25,8 @@ use crate::output::write_atomic;
     `masked_views` in the report counts the scored views whose mask ignores at least one \
     pixel: a mask that keeps every pixel changes nothing and is not counted; a held-out photo \
     whose mask ignores every pixel has no score, null in the report, and is left out of the \
-    means).\n\nEnvironment:\n  CHAINRULE_TRAIN_TIMINGS=1  print every 10th iteration's seconds in \
+    means). A photo that masks/ has no mask for is used whole, with a note naming it; a masks/ \
+    folder with no mask for any photo is an error.\n\nEnvironment:\n  CHAINRULE_TRAIN_TIMINGS=1  print every 10th iteration's seconds in \
     [render, loss and its gradient, render backward, update] to stderr\n  \
     CHAINRULE_SIMD=generic|avx2|avx512  cap the kernels' vector instruction set (default: the \
     widest the CPU has; the results are the same bits, only the speed differs)"
@@ -349,6 +350,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         note_models(&a.data);
     }
     let ds = data::load(&a.data, &opts).map_err(CliError::data)?;
+    crate::output::print_notes(&ds);
     let kind = data::detect(&a.data);
     if kind == Some("colmap") && ds.points.is_none() && !a.resume {
         eprintln!(

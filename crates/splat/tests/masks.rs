@@ -100,11 +100,47 @@ fn colmap_masks_by_full_name_or_stem_and_inverted() {
         e.contains("masks/p1.png") && e.contains("images/p1.png") && e.contains("17×12"),
         "{e}"
     );
-    // missing for one photo
+    // missing for one photo: that photo is used whole, and the loader
+    // says so
     std::fs::remove_file(dir.join("masks/p1.png")).unwrap();
+    for invert in [false, true] {
+        let ds = load(&dir, &opts(invert)).unwrap();
+        let by_name = |n: &str| ds.train.iter().find(|v| v.name.ends_with(n)).unwrap();
+        assert!(by_name("p0.png").mask.is_some());
+        assert!(by_name("p1.png").mask.is_none());
+        assert_eq!(ds.notes.len(), 1, "{:?}", ds.notes);
+        let n = &ds.notes[0];
+        assert!(
+            n.contains("no mask for 1 of the 2 photos (p1.png)") && n.contains("masks"),
+            "{n}"
+        );
+    }
+    // missing for every photo: the files are named otherwise, an error
+    // naming the folder and a photo
+    std::fs::rename(dir.join("masks/p0.png.png"), dir.join("masks/mask_p0.png")).unwrap();
     let e = load(&dir, &opts(false)).unwrap_err().to_string();
-    assert!(e.contains("no mask for") && e.contains("p1.png"), "{e}");
+    assert!(
+        e.contains("no mask for any of the 2 photos")
+            && e.contains("p0.png")
+            && e.contains("masks"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_missing_masks_note_names_a_few_and_counts_the_rest() {
+    use splat::data::masks::missing_note;
+    let d = Path::new("cap/masks");
+    let names = |k: usize| (0..k).map(|i| format!("p{i}.jpg")).collect::<Vec<_>>();
+    assert_eq!(missing_note(d, &[], 3), None);
+    let n = missing_note(d, &names(2), 60).unwrap();
+    assert!(n.contains("2 of the 60 photos (p0.jpg and p1.jpg)"), "{n}");
+    let n = missing_note(d, &names(7), 60).unwrap();
+    assert!(
+        n.contains("7 of the 60 photos (p0.jpg, p1.jpg and 5 more)"),
+        "{n}"
+    );
 }
 
 #[test]
@@ -152,6 +188,23 @@ fn nerf_masks_live_in_each_splits_folder() {
         let m = v.mask.as_ref().unwrap();
         assert!(m[..8].iter().all(|&x| x == 0.0) && m[8..].iter().all(|&x| x == 1.0));
     }
+    assert!(ds.notes.is_empty(), "{:?}", ds.notes);
+    // a split's folder that leaves a photo out: that one whole, said once
+    std::fs::remove_file(dir.join("train/masks/r_1.png")).unwrap();
+    let ds = load(&dir, &LoadOptions::default()).unwrap();
+    let whole: Vec<&str> = ds
+        .train
+        .iter()
+        .filter(|v| v.mask.is_none())
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(whole, ["train/r_1.png"]);
+    assert_eq!(ds.notes.len(), 1, "{:?}", ds.notes);
+    assert!(
+        ds.notes[0].contains("1 of the 2 photos (r_1.png)"),
+        "{:?}",
+        ds.notes
+    );
     // the NeRF alpha is coverage, not a mask: without mask files, none
     std::fs::remove_dir_all(dir.join("train/masks")).unwrap();
     let ds = load(&dir, &LoadOptions::default()).unwrap();

@@ -228,6 +228,7 @@ fn dataset(width: u32, height: u32, views: u32) -> Dataset {
         test: Vec::new(),
         points: None,
         format: "nerf-synthetic",
+        notes: Vec::new(),
     }
 }
 

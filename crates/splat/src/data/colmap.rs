@@ -701,12 +701,22 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             return Err(DataError::io(&j.path, "image file not found"));
         }
     }
+    let mut notes = Vec::new();
     let mask_paths: Vec<Option<PathBuf>> = if has_masks {
-        images
+        let photos: Vec<(&str, &Path)> = images
             .iter()
             .zip(&jobs)
-            .map(|(im, j)| masks::find_required(&masks_dir, &im.name, &j.path).map(Some))
-            .collect::<Result<_, _>>()?
+            .map(|(im, j)| (im.name.as_str(), j.path.as_path()))
+            .collect();
+        let found = masks::find_each(&masks_dir, &photos)?;
+        let missing: Vec<String> = images
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(im, _)| im.name.clone())
+            .collect();
+        notes.extend(masks::missing_note(&masks_dir, &missing, images.len()));
+        found
     } else {
         vec![None; images.len()]
     };
@@ -829,6 +839,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             Some(rec.points)
         },
         format: "colmap",
+        notes,
     })
 }
 

@@ -6,8 +6,11 @@
 //! images, e.g. `DIR/train/masks/`). A photo `NAME.EXT` has its mask at
 //! `masks/NAME.EXT.png` (COLMAP's convention) or `masks/NAME.png`. A pixel
 //! whose mask value is 0 in every colour channel is ignored; any other
-//! value keeps it (`--invert-masks` swaps the two). When the folder exists,
-//! every photo must have its mask, of the photo's size.
+//! value keeps it (`--invert-masks` swaps the two). A mask must have its
+//! photo's size. A photo without a mask in the folder is used whole (the
+//! loader says which, in [`super::Dataset::notes`]), as when only the photos
+//! that show a passer-by are masked; a folder with no mask for any photo is
+//! an error (the files are probably named otherwise).
 
 use std::path::{Path, PathBuf};
 
@@ -25,19 +28,49 @@ pub fn find(masks_dir: &Path, name: &str) -> Option<PathBuf> {
     stem.is_file().then_some(stem)
 }
 
-/// The mask of `photo` from `masks_dir`: an error naming both paths when
-/// the folder has none for it.
-pub fn find_required(masks_dir: &Path, name: &str, photo: &Path) -> Result<PathBuf, DataError> {
-    find(masks_dir, name).ok_or_else(|| {
-        DataError::io(
+/// The masks of several photos from one `masks_dir`, each photo given as
+/// its name relative to the images folder and its path: `None` for a photo
+/// without one (used whole). An error naming the folder and the first
+/// photo when no photo has a mask (the folder's files are named otherwise).
+pub fn find_each(
+    masks_dir: &Path,
+    photos: &[(&str, &Path)],
+) -> Result<Vec<Option<PathBuf>>, DataError> {
+    let found: Vec<Option<PathBuf>> = photos
+        .iter()
+        .map(|(name, _)| find(masks_dir, name))
+        .collect();
+    if let (true, Some((name, photo))) = (found.iter().all(Option::is_none), photos.first()) {
+        return Err(DataError::io(
             &masks_dir.join(format!("{name}.png")),
             format!(
-                "no mask for {} (looked for NAME.png and STEM.png in {})",
+                "no mask for any of the {} photos, e.g. {} (looked for NAME.png and STEM.png \
+                 in {}; a photo NAME.EXT has its mask at NAME.EXT.png or NAME.png)",
+                photos.len(),
                 photo.display(),
                 masks_dir.display()
             ),
-        )
-    })
+        ));
+    }
+    Ok(found)
+}
+
+/// The note [`super::Dataset::notes`] holds when `masks_dir` has no mask
+/// for some of the photos (`missing`, their names, of `total`): they are
+/// used whole. `None` when none is missing.
+pub fn missing_note(masks_dir: &Path, missing: &[String], total: usize) -> Option<String> {
+    let first = missing.first()?;
+    let more = match missing.len() {
+        1 => String::new(),
+        2 => format!(" and {}", missing[1]),
+        k => format!(", {} and {} more", missing[1], k - 2),
+    };
+    Some(format!(
+        "{} has no mask for {} of the {total} photos ({first}{more}): they are used whole \
+         (every pixel counts)",
+        masks_dir.display(),
+        missing.len(),
+    ))
 }
 
 /// Decodes a mask file's bytes into 1 (keep) / 0 (ignore) per pixel, inverted

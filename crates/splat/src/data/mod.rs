@@ -184,6 +184,9 @@ pub struct Dataset {
     pub points: Option<Vec<Point>>,
     /// Which format it was read from: `"nerf-synthetic"` or `"colmap"`.
     pub format: &'static str,
+    /// What the loader chose that a user should hear of (one sentence
+    /// each), e.g. the photos a partial `masks/` folder leaves whole.
+    pub notes: Vec<String>,
 }
 
 impl Dataset {

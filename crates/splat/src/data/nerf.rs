@@ -128,11 +128,13 @@ fn resolve_image(dir: &Path, fp: &str) -> PathBuf {
 }
 
 /// Reads one split (`"train"`, `"val"`, `"test"`); `Ok(None)` if its file
-/// does not exist.
+/// does not exist. What the user should hear of (photos a partial
+/// `masks/` folder leaves whole) goes into `notes`.
 pub fn load_split(
     dir: &Path,
     split: &str,
     opts: &LoadOptions,
+    notes: &mut Vec<String>,
 ) -> Result<Option<Vec<View>>, DataError> {
     let path = dir.join(format!("transforms_{split}.json"));
     if !path.is_file() {
@@ -166,11 +168,7 @@ pub fn load_split(
             }
         }
     }
-    let user_masks = t
-        .frames
-        .iter()
-        .map(|f| split_mask(&f.image_path, opts))
-        .collect::<Result<Vec<_>, _>>()?;
+    let user_masks = split_masks(&t.frames, opts, notes)?;
     let views = t
         .frames
         .iter()
@@ -206,39 +204,84 @@ pub fn load_split(
     Ok(Some(views))
 }
 
-/// The user's mask of a split's image, from `masks/` in the image's folder
-/// (see [`masks`]), downscaled as the image is; `None` without that folder.
-fn split_mask(image: &Path, opts: &LoadOptions) -> Result<Option<Vec<f32>>, DataError> {
-    let folder = image.parent().unwrap_or(Path::new("."));
-    let masks_dir = folder.join("masks");
-    if !masks_dir.is_dir() {
-        return Ok(None);
+/// The user's masks of a split's images, each from `masks/` in its
+/// image's folder (see [`masks`]), downscaled as the image is; `None` for
+/// an image whose folder has no `masks/`, or which that folder leaves out
+/// (then said in `notes`).
+fn split_masks(
+    frames: &[Frame],
+    opts: &LoadOptions,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Option<Vec<f32>>>, DataError> {
+    let folder = |f: &Frame| {
+        f.image_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("masks")
+    };
+    let mut out = vec![None; frames.len()];
+    // the frames by mask folder, in order of first appearance
+    let mut folders: Vec<PathBuf> = Vec::new();
+    for f in frames {
+        let d = folder(f);
+        if d.is_dir() && !folders.contains(&d) {
+            folders.push(d);
+        }
     }
-    let name = image
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let path = masks::find_required(&masks_dir, &name, image)?;
-    let (w, h) =
-        image::image_dimensions(image).map_err(|e| DataError::invalid(image, "image", e))?;
-    let m = masks::load(&path, image, w, h, opts.invert_masks)?;
-    Ok(Some(masks::downscale(w, h, &m, opts.downscale)))
+    for dir in folders {
+        let members: Vec<usize> = (0..frames.len())
+            .filter(|&k| folder(&frames[k]) == dir)
+            .collect();
+        let names: Vec<String> = members
+            .iter()
+            .map(|&k| {
+                let p = &frames[k].image_path;
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let photos: Vec<(&str, &Path)> = members
+            .iter()
+            .zip(&names)
+            .map(|(&k, n)| (n.as_str(), frames[k].image_path.as_path()))
+            .collect();
+        let found = masks::find_each(&dir, &photos)?;
+        let missing: Vec<String> = names
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
+        notes.extend(masks::missing_note(&dir, &missing, names.len()));
+        for (&k, path) in members.iter().zip(found) {
+            let Some(path) = path else { continue };
+            let image = &frames[k].image_path;
+            let (w, h) = image::image_dimensions(image)
+                .map_err(|e| DataError::invalid(image, "image", e))?;
+            let m = masks::load(&path, image, w, h, opts.invert_masks)?;
+            out[k] = Some(masks::downscale(w, h, &m, opts.downscale));
+        }
+    }
+    Ok(out)
 }
 
 /// Loads a NeRF-synthetic folder: train from `transforms_train.json`, test
 /// from `transforms_test.json` (or `transforms_val.json` when there is no
 /// test split).
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let train = load_split(dir, "train", opts)?.unwrap_or_default();
-    let test = match load_split(dir, "test", opts)? {
+    let mut notes = Vec::new();
+    let train = load_split(dir, "train", opts, &mut notes)?.unwrap_or_default();
+    let test = match load_split(dir, "test", opts, &mut notes)? {
         Some(t) => t,
-        None => load_split(dir, "val", opts)?.unwrap_or_default(),
+        None => load_split(dir, "val", opts, &mut notes)?.unwrap_or_default(),
     };
     Ok(Dataset {
         train,
         test,
         points: None,
         format: "nerf-synthetic",
+        notes,
     })
 }
 
