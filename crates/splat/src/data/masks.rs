@@ -289,9 +289,10 @@ mod tests {
         assert_eq!(find(&d, "a.jpg"), Some(d.join("a.jpg.png")));
         assert_eq!(find(&d, "sub/b.jpg"), Some(d.join("sub/b.png")));
         assert_eq!(find(&d, "c.jpg"), None);
-        let e = find_required(&d, "c.jpg", Path::new("images/c.jpg"))
-            .unwrap_err()
-            .to_string();
+        let (a, c) = (Path::new("images/a.jpg"), Path::new("images/c.jpg"));
+        let found = find_each(&d, &[("c.jpg", c), ("a.jpg", a)]).unwrap();
+        assert_eq!(found, [None, Some(d.join("a.jpg.png"))]);
+        let e = find_each(&d, &[("c.jpg", c)]).unwrap_err().to_string();
         assert!(e.contains("images/c.jpg") && e.contains("c.jpg.png"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
