@@ -44,15 +44,19 @@ impl From<ExportFormat> for SceneFormat {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The scene: a 3DGS .ply (or .compressed.ply), a .splat, .spz or
-    /// .sog file, a `train` output folder, a site folder written by `view
+    /// .sog file (or an unbundled SOG's meta.json or folder), a `train`
+    /// output folder, a site folder written by `view
     /// --export`, or a model folder of the original 3DGS.
     pub input: PathBuf,
     /// Output format.
     #[arg(long, value_enum)]
     pub format: ExportFormat,
     /// The file to write, named with the format's extension (.ply,
-    /// .splat, .spz, .compressed.ply, .sog); its folder is made if missing. Not
-    /// the scene being exported, nor a `train` folder's point_cloud.ply.
+    /// .splat, .spz, .compressed.ply, .sog; with --format sog, a name
+    /// meta.json writes the SOG unbundled: meta.json and its WebP images
+    /// loose in that folder, as splat-transform does); its folder is made
+    /// if missing. Not the scene being exported, nor a `train` folder's
+    /// point_cloud.ply.
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -67,10 +71,46 @@ pub fn write_scene(
     out: &std::path::Path,
     antialiased: bool,
 ) -> CliResult<usize> {
+    if format == ExportFormat::Sog && splat::formats::sog::is_meta_json(out) {
+        return write_unbundled_sog(g, out, antialiased);
+    }
     let bytes =
         encode_scene_as(g, format.into(), antialiased).map_err(|e| CliError::file(out, e))?;
     write_atomic(out, &bytes)?;
     Ok(bytes.len())
+}
+
+/// Writes `g` as an unbundled SOG: `out` is its `meta.json`, and the
+/// images go beside it, each atomically and `meta.json` last. An earlier
+/// `meta.json` there is removed first: the images have fixed names, so a
+/// run stopped half-way would otherwise leave it naming a mix of its own
+/// images and new ones; this way the folder holds a whole SOG or no
+/// `meta.json`. Returns the bytes written.
+fn write_unbundled_sog(
+    g: &splat::three::Gaussians<f32>,
+    out: &std::path::Path,
+    antialiased: bool,
+) -> CliResult<usize> {
+    let files =
+        splat::formats::sog::to_files_as(g, antialiased).map_err(|e| CliError::file(out, e))?;
+    let dir = scene_input::scene_folder(out);
+    match std::fs::remove_file(out) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(CliError::file(out, format!("cannot replace: {e}")));
+        }
+        _ => {}
+    }
+    let mut total = 0;
+    for (name, bytes) in &files {
+        let file = if name == "meta.json" {
+            out.to_path_buf()
+        } else {
+            dir.join(name)
+        };
+        write_atomic(&file, bytes)?;
+        total += bytes.len();
+    }
+    Ok(total)
 }
 
 /// Whether the scene at `input` (read from `file`) is antialiased, as

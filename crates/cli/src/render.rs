@@ -36,7 +36,8 @@ pub const MAX_PIXELS: f64 = 67_108_864.0;
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// The model: a `gaussians.json` written by `chainrule fit`, a 3DGS
-    /// `.ply` (or `.compressed.ply`), a `.spz`, `.splat` or `.sog` file, a `chainrule train` output
+    /// `.ply` (or `.compressed.ply`), a `.spz`, `.splat` or `.sog` file
+    /// (or an unbundled SOG's `meta.json` or folder), a `chainrule train` output
     /// folder, a site folder written by `chainrule view --export`, or a
     /// model folder of the original 3DGS (its latest
     /// `point_cloud/iteration_N`, framed by its `cameras.json`).
@@ -373,6 +374,8 @@ pub fn run(a: RenderArgs) -> CliResult {
         return Err(CliError::file(&a.file, "no such file or folder"));
     }
     let img = match ext.as_str() {
+        // an unbundled SOG's meta.json is a 3D scene
+        "json" if splat::formats::sog::is_meta_json(&a.file) => return render_3d(&a, &a.file),
         "json" => render_2d(&a.file, a.scale)?,
         "ply" | "spz" | "splat" | "sog" => return render_3d(&a, &a.file),
         _ if a.file.is_dir() => {
@@ -383,8 +386,8 @@ pub fn run(a: RenderArgs) -> CliResult {
             return Err(CliError::file(
                 &a.file,
                 "unsupported model file: expected a .json written by `chainrule fit`, or a 3D \
-             scene: a 3DGS .ply (or .compressed.ply), a .spz, .splat or .sog file, a \
-             `chainrule train` folder, a site written by `view --export`, or an original \
+             scene: a 3DGS .ply (or .compressed.ply), a .spz, .splat or .sog file (or an \
+             unbundled SOG's meta.json), a `chainrule train` folder, a site written by `view --export`, or an original \
              3DGS model folder",
             ))
         }

@@ -1,6 +1,6 @@
 //! What `chainrule view` and `chainrule export` accept as a scene: a 3DGS
 //! PLY (or SuperSplat's compressed PLY), a `.splat`, `.spz` or PlayCanvas
-//! `.sog` file, a
+//! `.sog` file (or an unbundled SOG: its `meta.json`, or the folder), a
 //! `train` output folder (its `point_cloud.ply`), a site written by `view
 //! --export` (its model), an original 3DGS model folder (its latest
 //! `point_cloud/iteration_N`), or a 2D fit's `gaussians.json`.
@@ -43,6 +43,11 @@ pub fn folder_scene(dir: &Path) -> CliResult<PathBuf> {
     if let Some(site) = site_info(dir)? {
         return Ok(site.model);
     }
+    // an unbundled SOG (splat-transform's output for a meta.json name)
+    let meta = dir.join("meta.json");
+    if meta.is_file() {
+        return Ok(meta);
+    }
     if crate::original_3dgs::root_of(dir).is_some() {
         return crate::original_3dgs::latest_scene(dir).ok_or_else(|| {
             CliError::file(
@@ -54,8 +59,9 @@ pub fn folder_scene(dir: &Path) -> CliResult<PathBuf> {
     Err(CliError::file(
         dir,
         "a folder must be a `chainrule train` output (no point_cloud.ply in it), a site \
-         written by `chainrule view --export` (no info.json in it) or an original 3DGS \
-         model folder (no cameras.json and point_cloud/ in it)",
+         written by `chainrule view --export` (no info.json in it), an unbundled SOG (no \
+         meta.json in it) or an original 3DGS model folder (no cameras.json and point_cloud/ \
+         in it)",
     ))
 }
 
@@ -253,6 +259,7 @@ pub fn open(path: &Path) -> CliResult<SceneInput> {
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        && !splat::formats::sog::is_meta_json(path)
     {
         crate::render::render_2d(path, 1.0)?;
         return Ok(SceneInput::Fit2d {

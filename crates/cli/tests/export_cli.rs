@@ -318,3 +318,53 @@ fn a_sog_file_exports_and_renders() {
         }
     }
 }
+
+/// An unbundled SOG (`meta.json` and its images loose in a folder, as
+/// splat-transform writes one for a `meta.json` name): `export --format
+/// sog --out DIR/meta.json` writes one, holding the `.sog`'s Gaussians,
+/// and `export`, `render` and `view` read it by its `meta.json` or by its
+/// folder. Writing one again replaces it whole.
+#[test]
+fn an_unbundled_sog_is_written_and_read() {
+    let dir = tmp("sog-unbundled");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../splat/tests/fixtures/sog");
+    let mip = fixtures.join("room_sh1_mip.sog");
+    let bundled = dir.join("b.sog");
+    assert!(export(&mip, "sog", &bundled).status.success());
+    let folder = dir.join("loose");
+    let meta = folder.join("meta.json");
+    for _ in 0..2 {
+        let o = export(&mip, "sog", &meta);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let names: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n == "means_l.webp"), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains(".tmp")), "{names:?}");
+    assert_eq!(read_scene(&meta).unwrap(), read_scene(&bundled).unwrap());
+    assert_eq!(
+        splat::formats::declared_antialiased_in(&meta),
+        Some(true),
+        "the drawing mode goes with it"
+    );
+    for input in [&meta, &folder] {
+        let out = dir.join("back.ply");
+        let o = export(input, "ply", &out);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(read_scene(&out).unwrap(), read_scene(&bundled).unwrap());
+        let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .arg("render")
+            .arg(input)
+            .args(["--orbit", "1", "--size", "32x24", "--out"])
+            .arg(dir.join("r"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        view_export(input, "ply", &dir.join("site"));
+    }
+    // the scene being exported is not overwritten by its own export
+    let o = export(&meta, "sog", &meta);
+    assert_eq!(o.status.code(), Some(2));
+}

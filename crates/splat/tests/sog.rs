@@ -17,16 +17,23 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// Each of splat-transform's files (SH degree 3, 1 and 0; one declaring
-/// the antialiased mode) reads as the tool's own decoding of it, every
-/// value to f32 rounding.
+/// the antialiased mode; one unbundled, its `meta.json` and images loose
+/// in a folder) reads as the tool's own decoding of it, every value to
+/// f32 rounding.
 #[test]
 fn sog_reads_as_splat_transform_decodes_it() {
-    for (name, degree, mode) in [
-        ("room_sh3", 3, None),
-        ("room_sh1_mip", 1, Some(true)),
-        ("room_sh0", 0, None),
+    for (name, file, degree, mode) in [
+        ("room_sh3", "room_sh3.sog", 3, None),
+        ("room_sh1_mip", "room_sh1_mip.sog", 1, Some(true)),
+        ("room_sh0", "room_sh0.sog", 0, None),
+        (
+            "room_sh3_unbundled",
+            "room_sh3_unbundled/meta.json",
+            3,
+            None,
+        ),
     ] {
-        let sog = fixture(&format!("{name}.sog"));
+        let sog = fixture(file);
         let g = read_scene(&sog).unwrap();
         let (n, theirs) =
             decoded_columns(&std::fs::read(fixture(&format!("{name}.decoded.ply"))).unwrap());
@@ -62,9 +69,57 @@ fn sog_reads_as_splat_transform_decodes_it() {
     }
 }
 
-/// The fixture's entries, by name.
-fn entries() -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(fixture("room_sh3.sog")).unwrap();
+/// An unbundled SOG is the archive's entries loose in a folder, named by
+/// its `meta.json`: each fixture unzipped reads as the archive does, and
+/// says the same drawing mode; the folder's files are read only by plain
+/// names beside `meta.json`, and a missing one is named.
+#[test]
+fn an_unbundled_sog_reads_as_its_archive() {
+    let dir = crate::common::tmp("sog-unbundled");
+    for name in ["room_sh3", "room_sh1_mip", "room_sh0"] {
+        let sog = fixture(&format!("{name}.sog"));
+        let folder = dir.join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        for (entry, bytes) in entries_of(&sog) {
+            std::fs::write(folder.join(entry), bytes).unwrap();
+        }
+        let meta = folder.join("meta.json");
+        assert_eq!(SceneFormat::from_path(&meta), Some(SceneFormat::Sog));
+        assert_eq!(
+            read_scene(&meta).unwrap(),
+            read_scene(&sog).unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            declared_antialiased_in(&meta),
+            declared_antialiased_in(&sog),
+            "{name}"
+        );
+    }
+    let folder = dir.join("room_sh3");
+    let meta = folder.join("meta.json");
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+        f(&mut m);
+        std::fs::write(&meta, serde_json::to_vec(&m).unwrap()).unwrap();
+    };
+    edit(&|m| m["quats"]["files"] = serde_json::json!(["../room_sh0/quats.webp"]));
+    let e = read_scene(&meta).unwrap_err().to_string();
+    assert!(
+        e.contains("meta.json") && e.contains("../room_sh0/quats.webp") && e.contains("file name"),
+        "{e}"
+    );
+    edit(&|m| m["quats"]["files"] = serde_json::json!(["quats.webp"]));
+    std::fs::remove_file(folder.join("quats.webp")).unwrap();
+    let e = read_scene(&meta).unwrap_err().to_string();
+    assert!(e.contains("quats.webp") && e.contains("cannot open"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The entries of the archive at `path`, by name.
+fn entries_of(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
     (0..zip.len())
         .map(|i| {
@@ -74,6 +129,11 @@ fn entries() -> Vec<(String, Vec<u8>)> {
             (e.name().unwrap().to_string(), v)
         })
         .collect()
+}
+
+/// The fixture's entries, by name.
+fn entries() -> Vec<(String, Vec<u8>)> {
+    entries_of(&fixture("room_sh3.sog"))
 }
 
 /// The fixture without its entry `name`.

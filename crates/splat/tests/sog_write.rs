@@ -357,3 +357,22 @@ fn write_sog_writer_fixture() {
     )
     .unwrap();
 }
+
+/// The unbundled files are the archive's entries, byte for byte, with
+/// `meta.json` written last.
+#[test]
+fn sog_unbundled_files_are_the_archives_entries() {
+    let g = written_scene();
+    for antialiased in [false, true] {
+        let files = splat::formats::sog::to_files_as(&g, antialiased).unwrap();
+        assert_eq!(files.last().unwrap().0, "meta.json");
+        let zip = splat::formats::sog::to_bytes_as(&g, antialiased).unwrap();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+        assert_eq!(zip.len(), files.len());
+        for (name, bytes) in &files {
+            let mut entry = Vec::new();
+            zip.by_name(name).unwrap().read_to_end(&mut entry).unwrap();
+            assert!(entry == *bytes, "{name}");
+        }
+    }
+}

@@ -32,7 +32,8 @@ pub const DEFAULT_PORT: u16 = 8090;
 #[derive(Debug, Args)]
 pub struct ViewArgs {
     /// The scene: a 3DGS .ply (or SuperSplat .compressed.ply), a .splat,
-    /// .spz or PlayCanvas .sog file, a 2D fit's gaussians.json, a `train`
+    /// .spz or PlayCanvas .sog file (or an unbundled SOG's meta.json or
+    /// folder), a 2D fit's gaussians.json, a `train`
     /// output folder, a site folder written by --export, or a model folder
     /// of the original 3DGS.
     pub path: PathBuf,

@@ -72,16 +72,21 @@ pub enum SceneFormat {
     /// of 256 Gaussians, 16 bytes each plus a byte per SH coefficient).
     CompressedPly,
     /// PlayCanvas's SOG (`.sog`: a zip of WebP images and `meta.json`;
-    /// [`sog`]).
+    /// [`sog`]), or the same files unbundled in a folder, named by their
+    /// `meta.json`.
     Sog,
 }
 
 impl SceneFormat {
     /// The format a file name's extension says (case-insensitive;
-    /// `.compressed.ply` is [`SceneFormat::CompressedPly`]).
+    /// `.compressed.ply` is [`SceneFormat::CompressedPly`], and a file
+    /// named `meta.json` an unbundled [`SceneFormat::Sog`]).
     pub fn from_path(path: &Path) -> Option<SceneFormat> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        if sog::is_meta_json(path) {
+            return Some(SceneFormat::Sog);
+        }
         match ext.as_str() {
             "ply" if name.ends_with(".compressed.ply") => Some(SceneFormat::CompressedPly),
             "ply" => Some(SceneFormat::Ply),
@@ -104,15 +109,20 @@ impl SceneFormat {
     }
 }
 
-/// Reads a scene, choosing the format by the file's extension.
+/// Reads a scene, choosing the format by the file's extension (an
+/// unbundled SOG by its `meta.json`, the images beside it).
 pub fn read_scene(path: &Path) -> Result<Gaussians<f32>, SceneError> {
     let format = SceneFormat::from_path(path).ok_or_else(|| {
         SceneError::new(
             path,
             None,
-            "unknown scene format: want a .ply (or .compressed.ply), .splat, .spz or .sog file",
+            "unknown scene format: want a .ply (or .compressed.ply), .splat, .spz or .sog file \
+             (or an unbundled SOG's meta.json)",
         )
     })?;
+    if sog::is_meta_json(path) {
+        return sog::read_unbundled(path);
+    }
     let bytes = std::fs::read(path)
         .map_err(|e| SceneError::new(path, None, format!("cannot read: {e}")))?;
     decode_scene(&bytes, format, path)
@@ -190,6 +200,9 @@ pub fn declared_antialiased(bytes: &[u8], format: SceneFormat) -> Option<bool> {
 pub fn declared_antialiased_in(path: &Path) -> Option<bool> {
     use std::io::Read;
     let format = SceneFormat::from_path(path)?;
+    if sog::is_meta_json(path) {
+        return sog::declared_antialiased_unbundled(path);
+    }
     if format == SceneFormat::Sog {
         return sog::declared_antialiased(std::fs::File::open(path).ok()?);
     }

@@ -29,10 +29,10 @@
 mod quantize;
 mod write;
 
-pub use write::{to_bytes, to_bytes_as};
+pub use write::{to_bytes, to_bytes_as, to_files_as};
 
 use std::io::{Cursor, Read, Seek};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -101,9 +101,18 @@ impl Texture {
     }
 }
 
-/// The zip's entries by name, read on demand.
+/// Where a SOG's files are: the entries of a `.sog` zip, or the files
+/// beside an unbundled `meta.json` (splat-transform's output when it is
+/// given a `meta.json` name: the same files, loose in one folder).
+enum Source<R> {
+    Zip(zip::ZipArchive<R>),
+    Folder(PathBuf),
+}
+
+/// The SOG's files by name, read on demand. `path` names the `.sog` (or
+/// the `meta.json`) in errors.
 struct Bundle<'a, R> {
-    zip: zip::ZipArchive<R>,
+    source: Source<R>,
     path: &'a Path,
 }
 
@@ -112,12 +121,19 @@ impl<'a, R: Read + Seek> Bundle<'a, R> {
         let zip = zip::ZipArchive::new(file).map_err(|e| {
             SceneError::new(path, None, format!("not a SOG file (a zip archive): {e}"))
         })?;
-        Ok(Bundle { zip, path })
+        Ok(Bundle {
+            source: Source::Zip(zip),
+            path,
+        })
     }
 
     fn read(&mut self, name: &str, limit: u64) -> Result<Vec<u8>, SceneError> {
         let path = self.path;
-        let mut entry = self.zip.by_name(name).map_err(|e| {
+        let zip = match &mut self.source {
+            Source::Zip(zip) => zip,
+            Source::Folder(dir) => return read_loose(dir, path, name, limit),
+        };
+        let mut entry = zip.by_name(name).map_err(|e| {
             SceneError::new(path, Some(name), format!("missing from the archive: {e}"))
         })?;
         if entry.size() > limit {
@@ -225,32 +241,139 @@ impl<'a, R: Read + Seek> Bundle<'a, R> {
     }
 }
 
+/// A file of an unbundled SOG: `name` (from `meta.json`) must be a plain
+/// file name in `dir`, the folder of `meta` (named in errors).
+fn read_loose(dir: &Path, meta: &Path, name: &str, limit: u64) -> Result<Vec<u8>, SceneError> {
+    let plain = Path::new(name)
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !plain || name.is_empty() {
+        return Err(SceneError::new(
+            meta,
+            Some(name),
+            "not a file name beside meta.json (an unbundled SOG's files sit in its folder)",
+        ));
+    }
+    let file = dir.join(name);
+    let f = std::fs::File::open(&file).map_err(|e| {
+        SceneError::new(
+            &file,
+            None,
+            format!("cannot open ({} names it): {e}", meta.display()),
+        )
+    })?;
+    let mut out = Vec::new();
+    f.take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| SceneError::new(&file, None, format!("cannot read: {e}")))?;
+    if out.len() as u64 > limit {
+        return Err(SceneError::new(
+            &file,
+            None,
+            format!("more than {limit} bytes"),
+        ));
+    }
+    Ok(out)
+}
+
+/// Whether a file name is an unbundled SOG's `meta.json` (by its name, as
+/// splat-transform and PlayCanvas choose: any case).
+pub fn is_meta_json(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.eq_ignore_ascii_case("meta.json"))
+}
+
 /// Whether a `.sog` archive declares the antialiased drawing mode (its
 /// `meta.json`'s `model`): `None` when it says nothing or cannot be read.
 /// Reads `meta.json` only (a zip's directory is at its end, so `file` is
 /// the whole archive, read by seeking).
 pub fn declared_antialiased<R: Read + Seek>(file: R) -> Option<bool> {
     let meta = Bundle::open(file, Path::new("")).ok()?.meta().ok()?;
-    meta.model.map(|m| m.as_str() == Some("antialiased"))
+    model_antialiased(&meta)
+}
+
+/// [`declared_antialiased`] of an unbundled SOG, by its `meta.json`.
+pub fn declared_antialiased_unbundled(meta: &Path) -> Option<bool> {
+    let meta = Bundle::<Cursor<&[u8]>>::loose(meta).meta().ok()?;
+    model_antialiased(&meta)
+}
+
+fn model_antialiased(meta: &Meta) -> Option<bool> {
+    meta.model
+        .as_ref()
+        .map(|m| m.as_str() == Some("antialiased"))
+}
+
+impl<'a> Bundle<'a, Cursor<&'a [u8]>> {
+    /// The files beside `meta`, an unbundled SOG's `meta.json`.
+    fn loose(meta: &'a Path) -> Self {
+        let dir = match meta.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Bundle {
+            source: Source::Folder(dir),
+            path: meta,
+        }
+    }
 }
 
 /// Parses `.sog` bytes (version 2); `path` only names the file in errors.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
-    let mut zip = Bundle::open(Cursor::new(bytes), path)?;
+    decode(Bundle::open(Cursor::new(bytes), path)?, bytes.len())
+}
+
+/// Reads an unbundled SOG (version 2): `meta` is its `meta.json`, and the
+/// images it names sit beside it, as splat-transform writes them for a
+/// `meta.json` output and PlayCanvas's engine loads them.
+pub fn read_unbundled(meta: &Path) -> Result<Gaussians<f32>, SceneError> {
+    let mut bundle = Bundle::loose(meta);
+    // the files' sizes bound the count as an archive's size does
+    let listed = bundle.meta()?;
+    let dir = meta.parent().unwrap_or(Path::new("."));
+    let size: u64 = std::iter::once("meta.json")
+        .chain(listed.file_names())
+        .filter_map(|n| std::fs::metadata(dir.join(n)).ok())
+        .map(|m| m.len())
+        .sum();
+    decode(bundle, usize::try_from(size).unwrap_or(usize::MAX))
+}
+
+impl Meta {
+    /// Every image file it names.
+    fn file_names(&self) -> impl Iterator<Item = &str> {
+        let lists = [
+            &self.means.files,
+            &self.scales.files,
+            &self.quats.files,
+            &self.sh0.files,
+        ];
+        lists
+            .into_iter()
+            .chain(self.sh_n.as_ref().map(|s| &s.files))
+            .flatten()
+            .map(String::as_str)
+    }
+}
+
+/// Decodes a SOG from its files; `size` is their bytes in all.
+fn decode<R: Read + Seek>(
+    mut zip: Bundle<'_, R>,
+    size: usize,
+) -> Result<Gaussians<f32>, SceneError> {
+    let path = zip.path;
     let meta = zip.meta()?;
     let field = |name: &str| format!("meta.json: {name}");
     let bad = |name: &str, msg: String| SceneError::new(path, Some(&field(name)), msg);
     let n = meta.count.ok_or_else(|| bad("count", "missing".into()))?;
     // the images' pixels compress to a byte or more a Gaussian in
     // practice; a count a thousand times the archive's size is a lie
-    let most = MAX_COUNT.min(1000 * bytes.len());
+    let most = MAX_COUNT.min(1000usize.saturating_mul(size));
     if n > most {
         return Err(bad(
             "count",
-            format!(
-                "{n} Gaussians in a file of {} bytes; at most {most}",
-                bytes.len()
-            ),
+            format!("{n} Gaussians in {size} bytes of files; at most {most}"),
         ));
     }
     // the reference reads a file whose SH bands it does not know as one

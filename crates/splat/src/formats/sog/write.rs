@@ -68,6 +68,42 @@ pub fn to_bytes(g: &Gaussians<f32>) -> Result<Vec<u8>, String> {
 /// accepts), or a scene too large for WebP's 16,383-pixel sides (about
 /// 268 million).
 pub fn to_bytes_as(g: &Gaussians<f32>, antialiased: bool) -> Result<Vec<u8>, String> {
+    let (meta, files) = encode(g, antialiased)?;
+    zip(&meta, &files)
+}
+
+/// [`to_bytes_as`] unbundled: the same files as the archive's entries,
+/// by name, to be written into one folder (splat-transform's output for
+/// a `meta.json` name, which PlayCanvas's engine and SuperSplat load
+/// from a server), `meta.json` last so that a folder whose writing
+/// stopped half-way holds no `meta.json` that names missing images.
+///
+/// ```
+/// use splat::formats::sog;
+/// use splat::three::scene::{random_scene, RandomScene};
+/// let g = random_scene::<f32>(&RandomScene { n: 10, ..Default::default() });
+/// let files = sog::to_files_as(&g, false).unwrap();
+/// assert_eq!(files.last().unwrap().0, "meta.json");
+/// assert!(files.iter().any(|(name, _)| name == "means_l.webp"));
+/// ```
+pub fn to_files_as(
+    g: &Gaussians<f32>,
+    antialiased: bool,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let (meta, files) = encode(g, antialiased)?;
+    let mut out: Vec<(String, Vec<u8>)> = files
+        .into_iter()
+        .map(|(name, bytes)| (name.to_string(), bytes))
+        .collect();
+    out.push(("meta.json".to_string(), meta));
+    Ok(out)
+}
+
+/// `meta.json`'s bytes and the images, by name.
+type Encoded = (Vec<u8>, Vec<(&'static str, Vec<u8>)>);
+
+/// The files of `g`'s SOG: `meta.json`'s bytes and the images.
+fn encode(g: &Gaussians<f32>, antialiased: bool) -> Result<Encoded, String> {
     g.check_shapes()?;
     let n = g.len();
     for i in 0..n {
@@ -233,7 +269,7 @@ pub fn to_bytes_as(g: &Gaussians<f32>, antialiased: bool) -> Result<Vec<u8>, Str
         });
     }
     let meta = serde_json::to_vec(&meta).map_err(|e| format!("meta.json: {e}"))?;
-    zip(&meta, &files)
+    Ok((meta, files))
 }
 
 /// A quaternion (w, x, y, z) packed as SOG's pixel: the three smaller
