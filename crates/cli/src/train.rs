@@ -66,7 +66,9 @@ pub struct TrainArgs {
     /// Print one JSON object at the end instead of a progress bar.
     #[arg(long)]
     pub json: bool,
-    /// Continue from the latest checkpoint in OUT/checkpoints.
+    /// Continue from the latest checkpoint in OUT/checkpoints (with a
+    /// warning when DATA or --downscale is not the run's, as its
+    /// checkpoints/run.json records them).
     #[arg(long)]
     pub resume: bool,
     /// Cap on the number of Gaussians [default: one per 32 training pixels,
@@ -376,6 +378,9 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     } else {
         Trainer::new(ds, cfg).map_err(train_err)?
     };
+    // what the checkpoints to come are fitted to (a resumed run's from here
+    // on: its next checkpoint continues on this run's photos)
+    RunRecord::of(&a).write(&ckpt_dir)?;
     let resumed_from = t.iteration();
     let (eval_views, eval_split) = if t.data().test.is_empty() {
         (t.data().train.clone(), "train")
@@ -697,25 +702,71 @@ pub(crate) fn use_absgrad(absgrad: bool, no_absgrad: bool, kind: Option<&str>) -
     absgrad || (!no_absgrad && kind == Some("colmap"))
 }
 
+/// What a run's checkpoints are fitted to, kept beside them in
+/// `OUT/checkpoints/run.json` from the run's start (a resumed run's too),
+/// so that `--resume` after a run stopped before its end (and so before
+/// `settings.json`) can tell whether it continues on the same photos.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunRecord {
+    /// The dataset, as `settings.json` keeps it.
+    dataset: std::path::PathBuf,
+    /// `--downscale`, if given.
+    downscale: Option<u32>,
+}
+
+impl RunRecord {
+    const FILE: &'static str = "run.json";
+
+    fn of(a: &TrainArgs) -> RunRecord {
+        RunRecord {
+            dataset: crate::settings::stored_dataset_path(&a.data),
+            downscale: a.downscale,
+        }
+    }
+
+    fn write(&self, ckpt_dir: &std::path::Path) -> CliResult {
+        crate::output::ensure_dir(ckpt_dir)?;
+        let file = ckpt_dir.join(Self::FILE);
+        let text = serde_json::to_vec_pretty(self).map_err(|e| CliError::file(&file, e))?;
+        write_atomic(&file, &text)
+    }
+
+    /// The record of the run whose checkpoints `ckpt_dir` holds, else
+    /// what `settings.json` says of the last run that ended in `out`.
+    fn read(out: &std::path::Path, ckpt_dir: &std::path::Path) -> Option<RunRecord> {
+        if let Some(r) = std::fs::read(ckpt_dir.join(Self::FILE))
+            .ok()
+            .and_then(|t| serde_json::from_slice(&t).ok())
+        {
+            return Some(r);
+        }
+        use crate::settings::{RenderSettings, FILE};
+        let s = RenderSettings::read(&out.join(FILE)).ok()?;
+        Some(RunRecord {
+            dataset: s.dataset?,
+            downscale: s.downscale,
+        })
+    }
+}
+
 /// Warns when `--resume` continues, on another dataset or at another
-/// `--downscale`, the run whose settings `OUT/settings.json` holds: the
-/// checkpoint's Gaussians (and its views' exposures) were fitted to that
-/// run's photos. A warning, not an error: the dataset may only have moved.
+/// `--downscale`, the run whose checkpoints OUT holds (as its
+/// `checkpoints/run.json` says, else `settings.json`): the checkpoint's
+/// Gaussians (and its views' exposures) were fitted to that run's photos.
+/// A warning, not an error: the dataset may only have moved.
 fn warn_resume_elsewhere(a: &TrainArgs) {
-    use crate::settings::{loaded_from, RenderSettings, FILE};
-    let Ok(s) = RenderSettings::read(&a.out.join(FILE)) else {
+    use crate::settings::loaded_from;
+    let Some(s) = RunRecord::read(&a.out, &checkpoint_dir(&a.out)) else {
         return;
     };
-    if let Some(before) = s.dataset.as_deref() {
-        if let (Some(x), Some(y)) = (loaded_from(before), loaded_from(&a.data)) {
-            if x != y {
-                eprintln!(
-                    "warning: --resume continues a run on {}, here on {}: its Gaussians were \
-                     fitted to the other dataset's photos",
-                    x.display(),
-                    y.display()
-                );
-            }
+    if let (Some(x), Some(y)) = (loaded_from(&s.dataset), loaded_from(&a.data)) {
+        if x != y {
+            eprintln!(
+                "warning: --resume continues a run on {}, here on {}: its Gaussians were \
+                 fitted to the other dataset's photos",
+                x.display(),
+                y.display()
+            );
         }
     }
     // no --downscale and --downscale 1 load the same pixels unless a photo
