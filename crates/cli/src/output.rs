@@ -21,23 +21,22 @@ pub fn write_atomic_with(
         .map_err(|e| CliError::file(path, format!("cannot write: {e}")))
 }
 
-/// Removes from `renders` the render files that an earlier `train` into
-/// `out` listed in its `metrics.json` (`views[].render`) and this run did
-/// not write again (`keep`): renders of views this run may not have, which
-/// would pass for its own. Nothing else is touched (a user's own files in
-/// the folder stay), and a file that cannot be removed is a warning on
-/// stderr, not an error: the run's results are already written.
-pub fn remove_earlier_renders(out: &Path, renders: &Path, keep: &[String]) {
-    let Ok(text) = std::fs::read(out.join("metrics.json")) else {
+/// Removes from `renders` the render files that an earlier run listed in
+/// its report (`train`'s `metrics.json`, `views[].render`; `render
+/// --data`'s `scores.json`, `per_view[].render`: the file `report`, the
+/// array `list`) and this run did not write again (`keep`): renders of
+/// views this run may not have, which would pass for its own. Nothing
+/// else is touched (a user's own files in the folder stay), and a file
+/// that cannot be removed is a warning on stderr, not an error: the run's
+/// results are already written.
+pub fn remove_earlier_renders(report: &Path, list: &str, renders: &Path, keep: &[String]) {
+    let Ok(text) = std::fs::read(report) else {
         return;
     };
     let Ok(earlier) = serde_json::from_slice::<serde_json::Value>(&text) else {
         return;
     };
-    let views = earlier["views"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
+    let views = earlier[list].as_array().map(Vec::as_slice).unwrap_or(&[]);
     for v in views {
         let Some(name) = v["render"].as_str().and_then(|r| Path::new(r).file_name()) else {
             continue;

@@ -98,7 +98,9 @@ pub struct RenderArgs {
     pub no_antialiased: bool,
     /// 3D scenes: render the cameras of this dataset (NeRF-synthetic or
     /// COLMAP) instead of an orbit, and print PSNR and SSIM against its
-    /// images (over the kept pixels of masked views).
+    /// images (over the kept pixels of masked views), also kept in
+    /// --out's scores.json (an earlier run's renders there that this one
+    /// does not write again are removed).
     #[arg(long, value_name = "DATASET", conflicts_with = "orbit")]
     pub data: Option<PathBuf>,
     /// With --data: which split (`test` or `train`) [default: test].

@@ -330,11 +330,17 @@ fn write_compare(dir: &Path, name: &str, v: &splat::data::View, rgb: Vec<f64>) -
     write_atomic(&file, &png)
 }
 
+/// The report `render --data` leaves in its output folder: what `--json`
+/// prints (the scores, and each view's render), read by the next such run
+/// into the folder to remove the renders it does not write again.
+pub const SCORES_FILE: &str = "scores.json";
+
 /// `chainrule render SCENE.ply --data DATASET [--split test]`: renders the
 /// scene from every camera of a dataset split, writes one PNG per photo
 /// named after it (`r_0.png`, `IMG_0012.png`) into `out_dir`, and prints
 /// PSNR and SSIM against the dataset's images (composited on the
-/// background), per view and their mean.
+/// background), per view and their mean, also kept in `out_dir`'s
+/// [`SCORES_FILE`].
 pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRender) -> CliResult {
     let (split, bg, json) = (d.split.as_str(), d.background, d.json);
     let g = read_scene(path)?;
@@ -401,22 +407,30 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
     let mean_psnr = crate::train::mean_of_scored(rows.iter().map(|r| r.1));
     let mean_ssim = crate::train::mean_of_scored(rows.iter().map(|r| r.2));
     let scored = rows.iter().filter(|r| !r.1.is_nan()).count();
+    let per: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(name, p, s, file)| {
+            serde_json::json!({"name": name, "psnr": p, "ssim": s, "render": file})
+        })
+        .collect();
+    let mut report = serde_json::json!({
+        "split": split, "views": rows.len(), "scored_views": scored,
+        "psnr": mean_psnr, "ssim": mean_ssim,
+        "per_view": per, "out": out_dir.display().to_string(),
+    });
+    if d.compare {
+        report["compare"] = serde_json::json!(compare_dir.display().to_string());
+    }
+    // an earlier run's renders of other views would pass for this one's;
+    // then this run's report, which the next run reads alike
+    let scores = out_dir.join(SCORES_FILE);
+    crate::output::remove_earlier_renders(&scores, "per_view", out_dir, &names);
+    if d.compare {
+        crate::output::remove_earlier_renders(&scores, "per_view", &compare_dir, &names);
+    }
+    write_atomic(&scores, report.to_string().as_bytes())?;
     if json {
-        let per: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(name, p, s, file)| {
-                serde_json::json!({"name": name, "psnr": p, "ssim": s, "render": file})
-            })
-            .collect();
-        let mut v = serde_json::json!({
-            "split": split, "views": rows.len(), "scored_views": scored,
-            "psnr": mean_psnr, "ssim": mean_ssim,
-            "per_view": per, "out": out_dir.display().to_string(),
-        });
-        if d.compare {
-            v["compare"] = serde_json::json!(compare_dir.display().to_string());
-        }
-        println!("{v}");
+        println!("{report}");
     } else {
         for (name, p, s, _) in &rows {
             println!("{name}: PSNR {p:.2} dB, SSIM {s:.4}");

@@ -505,7 +505,12 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
                 "psnr_half_fit": e.half_fit.map(|h| h.0), "ssim_half_fit": e.half_fit.map(|h| h.1)}));
         }
         // an earlier run's renders of other views would pass for this one's
-        crate::output::remove_earlier_renders(&a.out, &renders, &names);
+        crate::output::remove_earlier_renders(
+            &a.out.join("metrics.json"),
+            "views",
+            &renders,
+            &names,
+        );
         let report = TrainReport {
             psnr: mean_of_scored(ev.iter().map(|e| e.psnr)),
             ssim: mean_of_scored(ev.iter().map(|e| e.ssim)),

@@ -139,6 +139,46 @@ fn a_trained_capture_renders_with_its_saved_settings() {
     assert!(rd.join("IMG_0000.png").is_file());
     assert_eq!(r["compare"], rd.join("compare").to_str().unwrap());
     check_compare(&masked, &rd, "IMG_0000.png");
+    // the report is kept in the folder, and the next render into it (the
+    // training split) removes the earlier renders it does not write again,
+    // and nothing else
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rd.join("scores.json")).unwrap()).unwrap();
+    assert_eq!(kept["per_view"], r["per_view"]);
+    std::fs::write(rd.join("my_notes.png"), b"mine").unwrap();
+    let t = run_json(&[
+        "render",
+        o,
+        "--data",
+        masked.to_str().unwrap(),
+        "--split",
+        "train",
+        "--out",
+        rd.to_str().unwrap(),
+        "--json",
+    ]);
+    let pngs = |dir: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".png"))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut want: Vec<String> = t["per_view"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let p = std::path::Path::new(v["render"].as_str().unwrap());
+            p.file_name().unwrap().to_string_lossy().into_owned()
+        })
+        .chain(["my_notes.png".to_string()])
+        .collect();
+    want.sort();
+    assert!(!want.iter().any(|n| n == "IMG_0000.png"), "{want:?}");
+    assert_eq!(pngs(&rd), want);
     // the flags about photos need photos
     for flag in [
         &["--compare"][..],
