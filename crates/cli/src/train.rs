@@ -25,8 +25,9 @@ use crate::output::write_atomic;
     `masked_views` in the report counts the scored views whose mask ignores at least one \
     pixel: a mask that keeps every pixel changes nothing and is not counted; a held-out photo \
     whose mask ignores every pixel has no score, null in the report, and is left out of the \
-    means). A photo that masks/ has no mask for is used whole, with a note naming it; a masks/ \
-    folder with no mask for any photo is an error.\n\nEnvironment:\n  CHAINRULE_TRAIN_TIMINGS=1  print every 10th iteration's seconds in \
+    means). A photo that masks/ has no mask for is trained and scored without one (a note says \
+    which); a masks/ folder with no mask for any photo is an error. With images_N, a photo \
+    that masks_N has no mask for takes its full-size mask from masks/, fitted.\n\nEnvironment:\n  CHAINRULE_TRAIN_TIMINGS=1  print every 10th iteration's seconds in \
     [render, loss and its gradient, render backward, update] to stderr\n  \
     CHAINRULE_SIMD=generic|avx2|avx512  cap the kernels' vector instruction set (default: the \
     widest the CPU has; the results are the same bits, only the speed differs)"
@@ -151,8 +152,9 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Integer downscale factor of the images (a COLMAP dataset's
-    /// images_N folder is used when it exists, with its masks_N, else the
-    /// full-size masks/ fitted to it) [default: photos wider than
+    /// images_N folder is used when it exists, with its masks_N, and for
+    /// photos without one there the full-size masks/ fitted to it)
+    /// [default: photos wider than
     /// 1,600 pixels are scaled down to 1,600 wide, as the original 3DGS
     /// does].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]

@@ -227,8 +227,9 @@ fn full_size_masks_fit_an_images_n_folder() {
         image::ImageFormat::Jpeg,
     )
     .unwrap();
-    std::fs::write(dir.join(format!("masks/{stem}.png")), bytes).unwrap();
+    std::fs::write(dir.join(format!("masks/{stem}.png")), &bytes).unwrap();
     check(&load(&dir, &opts).unwrap());
+    let keep_left_out = bytes;
     // a mask of neither size names itself, the photo it masks, and both
     // sizes it could have had
     image::GrayImage::new(7, 5)
@@ -241,4 +242,24 @@ fn full_size_masks_fit_an_images_n_folder() {
             && e.contains("7×5"),
         "{e}"
     );
+    // a masks_2 folder is used first, and a photo it has no mask for takes
+    // its full-size mask from masks/, fitted: with an empty masks_2 every
+    // photo does, and with one mask there (keeping the whole photo) that
+    // photo takes it
+    std::fs::write(dir.join(format!("masks/{stem}.png")), &keep_left_out).unwrap();
+    std::fs::create_dir_all(dir.join("masks_2")).unwrap();
+    let ds = load(&dir, &opts).unwrap();
+    check(&ds);
+    assert!(ds.notes.is_empty(), "{:?}", ds.notes);
+    image::GrayImage::from_pixel(w, h, image::Luma([255]))
+        .save(dir.join(format!("masks_2/{stem}.png")))
+        .unwrap();
+    let ds = load(&dir, &opts).unwrap();
+    let name = first.file_name().unwrap().to_str().unwrap();
+    for v in ds.train.iter().chain(&ds.test) {
+        // (a mask that keeps every pixel is no mask)
+        let kept_all = v.mask.as_ref().is_none_or(|m| m.iter().all(|&x| x == 1.0));
+        assert_eq!(kept_all, v.name.ends_with(name), "{}", v.name);
+    }
+    assert!(ds.notes.is_empty(), "{:?}", ds.notes);
 }

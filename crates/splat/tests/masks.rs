@@ -201,10 +201,46 @@ fn nerf_masks_live_in_each_splits_folder() {
     assert_eq!(whole, ["train/r_1.png"]);
     assert_eq!(ds.notes.len(), 1, "{:?}", ds.notes);
     assert!(
-        ds.notes[0].contains("1 of the 2 photos (r_1.png)"),
+        ds.notes[0].contains("1 of the 2 photos (r_1.png): it is"),
         "{:?}",
         ds.notes
     );
+    // splits whose images share a folder share its masks/: a mask for one
+    // photo of one split is enough for the folder, and the note counts the
+    // photos of every split
+    std::fs::remove_dir_all(dir.join("test/masks")).unwrap();
+    let shared = dir.join("test");
+    for split in ["train", "test"] {
+        let json = dir.join(format!("transforms_{split}.json"));
+        let mut t: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        for f in t["frames"].as_array_mut().unwrap() {
+            let p = f["file_path"].as_str().unwrap().to_string();
+            let stem = Path::new(&p).file_name().unwrap().to_str().unwrap();
+            let moved = format!("./test/{split}_{stem}");
+            let from = dir.join(&p).with_extension("png");
+            std::fs::copy(&from, dir.join(&moved).with_extension("png")).unwrap();
+            f["file_path"] = moved.into();
+        }
+        std::fs::write(&json, serde_json::to_vec(&t).unwrap()).unwrap();
+    }
+    mask_png(&shared.join("masks/train_r_0.png"), 8, 8);
+    let ds = load(&dir, &LoadOptions::default()).unwrap();
+    let masked: Vec<&str> = ds
+        .train
+        .iter()
+        .chain(&ds.test)
+        .filter(|v| v.mask.is_some())
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(masked, ["test/train_r_0.png"]);
+    assert_eq!(ds.notes.len(), 1, "{:?}", ds.notes);
+    assert!(
+        ds.notes[0].contains("no mask for 2 of the 3 photos"),
+        "{:?}",
+        ds.notes
+    );
+    std::fs::remove_dir_all(shared.join("masks")).unwrap();
     // the NeRF alpha is coverage, not a mask: without mask files, none
     std::fs::remove_dir_all(dir.join("train/masks")).unwrap();
     let ds = load(&dir, &LoadOptions::default()).unwrap();

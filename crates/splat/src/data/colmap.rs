@@ -679,16 +679,14 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         .then(|| format!("images_{n}"));
     let downscale = if pre.is_some() { 1 } else { n };
     let img_dir = dir.join(pre.as_deref().unwrap_or(&opts.images_dir));
-    // with `images_N`, its `masks_N`, else the full-size `masks/` fitted
-    // to each smaller photo
-    let masks_dir = match &pre {
-        Some(_) if dir.join(format!("masks_{n}")).is_dir() || !dir.join("masks").is_dir() => {
-            dir.join(format!("masks_{n}"))
-        }
-        _ => dir.join("masks"),
-    };
-    let fit_masks = pre.is_some() && masks_dir == dir.join("masks");
-    let has_masks = masks_dir.is_dir();
+    // with `images_N`, its `masks_N`, and for a photo that has no mask
+    // there the full-size `masks/`, fitted to the smaller photo
+    let own_masks = dir.join(match &pre {
+        Some(_) => format!("masks_{n}"),
+        None => "masks".to_string(),
+    });
+    let full_masks = dir.join("masks");
+    let fallback = pre.is_some() && full_masks.is_dir();
     let jobs: Vec<ImageJob> = images
         .iter()
         .map(|im| ImageJob {
@@ -702,24 +700,29 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         }
     }
     let mut notes = Vec::new();
-    let mask_paths: Vec<Option<PathBuf>> = if has_masks {
-        let photos: Vec<(&str, &Path)> = images
-            .iter()
-            .zip(&jobs)
-            .map(|(im, j)| (im.name.as_str(), j.path.as_path()))
-            .collect();
-        let found = masks::find_each(&masks_dir, &photos)?;
-        let missing: Vec<String> = images
-            .iter()
-            .zip(&found)
-            .filter(|(_, f)| f.is_none())
-            .map(|(im, _)| im.name.clone())
-            .collect();
-        notes.extend(masks::missing_note(&masks_dir, &missing, images.len()));
-        found
-    } else {
-        vec![None; images.len()]
-    };
+    // each photo's mask file, and whether it is a full-size one to fit to
+    // an `images_N` photo
+    let mut mask_paths: Vec<Option<(PathBuf, bool)>> = vec![None; images.len()];
+    if own_masks.is_dir() || fallback {
+        let mut tally = masks::Tally::default();
+        for (k, (im, j)) in images.iter().zip(&jobs).enumerate() {
+            mask_paths[k] = masks::find(&own_masks, &im.name)
+                .map(|p| (p, false))
+                .or_else(|| {
+                    fallback
+                        .then(|| masks::find(&full_masks, &im.name))
+                        .flatten()
+                        .map(|p| (p, true))
+                });
+            tally.add(&im.name, &j.path, mask_paths[k].is_some());
+        }
+        let searched = if own_masks.is_dir() || !fallback {
+            &own_masks
+        } else {
+            &full_masks
+        };
+        notes.extend(tally.verdict(searched)?);
+    }
     let decoded = decode_images(&jobs, opts.background, 1)?;
     // one resampling map per camera and photo size, shared by its photos
     let mut remaps: HashMap<(i32, u32, u32), Remap> = HashMap::new();
@@ -742,11 +745,11 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             ));
         }
         let user = match &mask_paths[k] {
-            Some(p) if !fit_masks => Some(masks::load(p, &jobs[k].path, w, h, opts.invert_masks)?),
+            Some((p, false)) => Some(masks::load(p, &jobs[k].path, w, h, opts.invert_masks)?),
             // with `images_N`, a mask of the full-size photo (the camera's
             // size) is fitted; one already of the smaller photo's size is
             // taken as it is, and one of neither size is refused
-            Some(p) => {
+            Some((p, true)) => {
                 let (cw, ch) = (cam.width as u32, cam.height as u32);
                 let photo = &jobs[k].path;
                 match masks::dimensions(p) {

@@ -7,10 +7,10 @@
 //! `masks/NAME.EXT.png` (COLMAP's convention) or `masks/NAME.png`. A pixel
 //! whose mask value is 0 in every colour channel is ignored; any other
 //! value keeps it (`--invert-masks` swaps the two). A mask must have its
-//! photo's size. A photo without a mask in the folder is used whole (the
-//! loader says which, in [`super::Dataset::notes`]), as when only the photos
-//! that show a passer-by are masked; a folder with no mask for any photo is
-//! an error (the files are probably named otherwise).
+//! photo's size. A photo without a mask in the folder is trained and scored
+//! without one (the loader says which, in [`super::Dataset::notes`]), as
+//! when only the photos that show a passer-by are masked; a folder with no
+//! mask for any photo is an error (the files are probably named otherwise).
 
 use std::path::{Path, PathBuf};
 
@@ -28,46 +28,74 @@ pub fn find(masks_dir: &Path, name: &str) -> Option<PathBuf> {
     stem.is_file().then_some(stem)
 }
 
-/// The masks of several photos from one `masks_dir`, each photo given as
-/// its name relative to the images folder and its path: `None` for a photo
-/// without one (used whole). An error naming the folder and the first
-/// photo when no photo has a mask (the folder's files are named otherwise).
-pub fn find_each(
-    masks_dir: &Path,
-    photos: &[(&str, &Path)],
-) -> Result<Vec<Option<PathBuf>>, DataError> {
-    let found: Vec<Option<PathBuf>> = photos
-        .iter()
-        .map(|(name, _)| find(masks_dir, name))
-        .collect();
-    if let (true, Some((name, photo))) = (found.iter().all(Option::is_none), photos.first()) {
-        return Err(DataError::io(
-            &masks_dir.join(format!("{name}.png")),
-            format!(
-                "no mask for any of the {} photos, e.g. {} (looked for NAME.png and STEM.png \
-                 in {}; a photo NAME.EXT has its mask at NAME.EXT.png or NAME.png)",
-                photos.len(),
-                photo.display(),
-                masks_dir.display()
-            ),
-        ));
+/// What a masks folder held for the photos looked up in it: how many,
+/// which had none (their names), and the first photo (name and path), for
+/// the error when none had one.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Photos looked up.
+    pub total: usize,
+    /// The names of those without a mask.
+    pub missing: Vec<String>,
+    /// The first photo looked up: its name and path.
+    pub first: Option<(String, PathBuf)>,
+}
+
+impl Tally {
+    /// Counts photo `name` (at `photo`), which has a mask if `found`.
+    pub fn add(&mut self, name: &str, photo: &Path, found: bool) {
+        self.total += 1;
+        if !found {
+            self.missing.push(name.to_string());
+        }
+        if self.first.is_none() {
+            self.first = Some((name.to_string(), photo.to_path_buf()));
+        }
     }
-    Ok(found)
+
+    /// The verdict on `masks_dir`: an error naming the folder and its
+    /// first photo when no photo had a mask there (its files are named
+    /// otherwise), else the note for [`super::Dataset::notes`] when some
+    /// had none (`None` when all had one).
+    pub fn verdict(&self, masks_dir: &Path) -> Result<Option<String>, DataError> {
+        let Some((name, photo)) = &self.first else {
+            return Ok(None);
+        };
+        if self.missing.len() == self.total {
+            let stem = Path::new(name).with_extension("png");
+            return Err(DataError::invalid(
+                masks_dir,
+                "masks",
+                format!(
+                    "no mask for any of the {} photos (for {} it looked for {name}.png and \
+                     {}: a photo's mask is its file name, or its name without the extension, \
+                     with .png appended)",
+                    self.total,
+                    photo.display(),
+                    stem.display()
+                ),
+            ));
+        }
+        Ok(missing_note(masks_dir, &self.missing, self.total))
+    }
 }
 
 /// The note [`super::Dataset::notes`] holds when `masks_dir` has no mask
 /// for some of the photos (`missing`, their names, of `total`): they are
-/// used whole. `None` when none is missing.
+/// trained and scored without one. `None` when none is missing.
 pub fn missing_note(masks_dir: &Path, missing: &[String], total: usize) -> Option<String> {
     let first = missing.first()?;
-    let more = match missing.len() {
-        1 => String::new(),
-        2 => format!(" and {}", missing[1]),
-        k => format!(", {} and {} more", missing[1], k - 2),
+    let (list, pronoun) = match missing.len() {
+        1 => (first.clone(), "it is"),
+        2 => (format!("{first} and {}", missing[1]), "they are"),
+        k => (
+            format!("{first}, {} and {} more", missing[1], k - 2),
+            "they are",
+        ),
     };
     Some(format!(
-        "{} has no mask for {} of the {total} photos ({first}{more}): they are used whole \
-         (every pixel counts)",
+        "{} has no mask for {} of the {total} photos ({list}): {pronoun} trained and scored \
+         without a mask file",
         masks_dir.display(),
         missing.len(),
     ))
@@ -290,10 +318,22 @@ mod tests {
         assert_eq!(find(&d, "sub/b.jpg"), Some(d.join("sub/b.png")));
         assert_eq!(find(&d, "c.jpg"), None);
         let (a, c) = (Path::new("images/a.jpg"), Path::new("images/c.jpg"));
-        let found = find_each(&d, &[("c.jpg", c), ("a.jpg", a)]).unwrap();
-        assert_eq!(found, [None, Some(d.join("a.jpg.png"))]);
-        let e = find_each(&d, &[("c.jpg", c)]).unwrap_err().to_string();
-        assert!(e.contains("images/c.jpg") && e.contains("c.jpg.png"), "{e}");
+        let tally = |photos: &[(&str, &Path)]| {
+            let mut t = Tally::default();
+            for (name, photo) in photos {
+                t.add(name, photo, find(&d, name).is_some());
+            }
+            t.verdict(&d)
+        };
+        let note = tally(&[("c.jpg", c), ("a.jpg", a)]).unwrap().unwrap();
+        assert!(note.contains("1 of the 2 photos (c.jpg): it is"), "{note}");
+        assert_eq!(tally(&[("a.jpg", a)]).unwrap(), None);
+        let e = tally(&[("c.jpg", c)]).unwrap_err().to_string();
+        assert!(
+            e.contains("images/c.jpg") && e.contains("c.jpg.png") && e.contains("c.png"),
+            "{e}"
+        );
+        assert!(!e.contains("cannot read"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -128,13 +128,13 @@ fn resolve_image(dir: &Path, fp: &str) -> PathBuf {
 }
 
 /// Reads one split (`"train"`, `"val"`, `"test"`); `Ok(None)` if its file
-/// does not exist. What the user should hear of (photos a partial
-/// `masks/` folder leaves whole) goes into `notes`.
-pub fn load_split(
+/// does not exist. What its images' `masks/` folders held is added to
+/// `tallies` (see [`split_masks`]).
+fn load_split(
     dir: &Path,
     split: &str,
     opts: &LoadOptions,
-    notes: &mut Vec<String>,
+    tallies: &mut Vec<(PathBuf, masks::Tally)>,
 ) -> Result<Option<Vec<View>>, DataError> {
     let path = dir.join(format!("transforms_{split}.json"));
     if !path.is_file() {
@@ -168,7 +168,7 @@ pub fn load_split(
             }
         }
     }
-    let user_masks = split_masks(&t.frames, opts, notes)?;
+    let user_masks = split_masks(&t.frames, opts, tallies)?;
     let views = t
         .frames
         .iter()
@@ -206,62 +206,44 @@ pub fn load_split(
 
 /// The user's masks of a split's images, each from `masks/` in its
 /// image's folder (see [`masks`]), downscaled as the image is; `None` for
-/// an image whose folder has no `masks/`, or which that folder leaves out
-/// (then said in `notes`).
+/// an image whose folder has no `masks/`, or which that folder leaves out.
+/// What each folder held is added to `tallies` (one per folder, across the
+/// splits, which may share one), for [`masks::Tally::verdict`] once every
+/// split is read.
 fn split_masks(
     frames: &[Frame],
     opts: &LoadOptions,
-    notes: &mut Vec<String>,
+    tallies: &mut Vec<(PathBuf, masks::Tally)>,
 ) -> Result<Vec<Option<Vec<f32>>>, DataError> {
-    let folder = |f: &Frame| {
-        f.image_path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("masks")
-    };
-    let mut out = vec![None; frames.len()];
-    // the frames by mask folder, in order of first appearance
-    let mut folders: Vec<PathBuf> = Vec::new();
+    let mut out = Vec::with_capacity(frames.len());
     for f in frames {
-        let d = folder(f);
-        if d.is_dir() && !folders.contains(&d) {
-            folders.push(d);
+        let image = &f.image_path;
+        let dir = image.parent().unwrap_or(Path::new(".")).join("masks");
+        if !dir.is_dir() {
+            out.push(None);
+            continue;
         }
-    }
-    for dir in folders {
-        let members: Vec<usize> = (0..frames.len())
-            .filter(|&k| folder(&frames[k]) == dir)
-            .collect();
-        let names: Vec<String> = members
-            .iter()
-            .map(|&k| {
-                let p = &frames[k].image_path;
-                p.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            })
-            .collect();
-        let photos: Vec<(&str, &Path)> = members
-            .iter()
-            .zip(&names)
-            .map(|(&k, n)| (n.as_str(), frames[k].image_path.as_path()))
-            .collect();
-        let found = masks::find_each(&dir, &photos)?;
-        let missing: Vec<String> = names
-            .iter()
-            .zip(&found)
-            .filter(|(_, f)| f.is_none())
-            .map(|(n, _)| n.clone())
-            .collect();
-        notes.extend(masks::missing_note(&dir, &missing, names.len()));
-        for (&k, path) in members.iter().zip(found) {
-            let Some(path) = path else { continue };
-            let image = &frames[k].image_path;
-            let (w, h) = image::image_dimensions(image)
-                .map_err(|e| DataError::invalid(image, "image", e))?;
-            let m = masks::load(&path, image, w, h, opts.invert_masks)?;
-            out[k] = Some(masks::downscale(w, h, &m, opts.downscale));
-        }
+        let name = image
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let found = masks::find(&dir, &name);
+        let k = match tallies.iter().position(|(d, _)| *d == dir) {
+            Some(k) => k,
+            None => {
+                tallies.push((dir.clone(), masks::Tally::default()));
+                tallies.len() - 1
+            }
+        };
+        tallies[k].1.add(&name, image, found.is_some());
+        let Some(path) = found else {
+            out.push(None);
+            continue;
+        };
+        let (w, h) =
+            image::image_dimensions(image).map_err(|e| DataError::invalid(image, "image", e))?;
+        let m = masks::load(&path, image, w, h, opts.invert_masks)?;
+        out.push(Some(masks::downscale(w, h, &m, opts.downscale)));
     }
     Ok(out)
 }
@@ -270,12 +252,16 @@ fn split_masks(
 /// from `transforms_test.json` (or `transforms_val.json` when there is no
 /// test split).
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let mut notes = Vec::new();
-    let train = load_split(dir, "train", opts, &mut notes)?.unwrap_or_default();
-    let test = match load_split(dir, "test", opts, &mut notes)? {
+    let mut tallies = Vec::new();
+    let train = load_split(dir, "train", opts, &mut tallies)?.unwrap_or_default();
+    let test = match load_split(dir, "test", opts, &mut tallies)? {
         Some(t) => t,
-        None => load_split(dir, "val", opts, &mut notes)?.unwrap_or_default(),
+        None => load_split(dir, "val", opts, &mut tallies)?.unwrap_or_default(),
     };
+    let mut notes = Vec::new();
+    for (masks_dir, tally) in &tallies {
+        notes.extend(tally.verdict(masks_dir)?);
+    }
     Ok(Dataset {
         train,
         test,
