@@ -85,15 +85,35 @@ pub fn write_scene(
 /// `meta.json` there is removed first: the images have fixed names, so a
 /// run stopped half-way would otherwise leave it naming a mix of its own
 /// images and new ones; this way the folder holds a whole SOG or no
-/// `meta.json`. Returns the bytes written.
+/// `meta.json`. The earlier SOG's images that the new one does not use
+/// (higher SH bands) are removed after. Refused when the folder holds
+/// another unbundled SOG (another `*meta.json`), whose images these would
+/// overwrite. Returns the bytes written.
 fn write_unbundled_sog(
     g: &splat::three::Gaussians<f32>,
     out: &std::path::Path,
     antialiased: bool,
 ) -> CliResult<usize> {
-    let files =
-        splat::formats::sog::to_files_as(g, antialiased).map_err(|e| CliError::file(out, e))?;
+    use splat::formats::sog;
     let dir = scene_input::scene_folder(out);
+    let own = out.file_name().map(|n| n.to_os_string());
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let other = e.path();
+            if Some(e.file_name()) != own && sog::is_unbundled(&other) {
+                return Err(CliError::file(
+                    out,
+                    format!(
+                        "its folder holds another unbundled SOG, {}, whose images this one's \
+                         would overwrite (they have fixed names); write to another folder",
+                        other.display()
+                    ),
+                ));
+            }
+        }
+    }
+    let earlier = sog::unbundled_files(out).unwrap_or_default();
+    let files = sog::to_files_as(g, antialiased).map_err(|e| CliError::file(out, e))?;
     match std::fs::remove_file(out) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(CliError::file(out, format!("cannot replace: {e}")));
@@ -109,6 +129,20 @@ fn write_unbundled_sog(
         };
         write_atomic(&file, bytes)?;
         total += bytes.len();
+    }
+    // (the first of `earlier` is the meta.json itself, rewritten)
+    for stale in earlier.iter().skip(1) {
+        if !files.iter().any(|(n, _)| n == stale) {
+            let path = dir.join(stale);
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!(
+                        "warning: {}: cannot remove the earlier SOG's image: {e}",
+                        path.display()
+                    );
+                }
+            }
+        }
     }
     Ok(total)
 }
@@ -133,12 +167,19 @@ fn check_out(a: &ExportArgs, file: &std::path::Path) -> CliResult {
     let named = SceneFormat::from_path(&a.out);
     if named != Some(want) {
         let read_as = match named {
+            Some(_) if splat::formats::sog::is_meta_json(&a.out) => {
+                " (a meta.json name is read as an unbundled SOG)".to_string()
+            }
             Some(f) => format!(" (a .{} name is read as that format)", f.extension()),
             None => String::new(),
         };
+        let or_unbundled = match want {
+            SceneFormat::Sog => ", or DIR/meta.json for its files unbundled in DIR",
+            _ => "",
+        };
         return Err(CliError::usage(format!(
-            "--out {}: this --format writes a .{} file; name it so (readers here and \
-             elsewhere choose the format by the name){read_as}",
+            "--out {}: this --format writes a .{} file{or_unbundled}; name it so (readers here \
+             and elsewhere choose the format by the name){read_as}",
             a.out.display(),
             want.extension()
         )));
@@ -189,7 +230,11 @@ pub fn run(a: ExportArgs) -> CliResult {
         crate::output::ensure_dir(dir)?;
     }
     let n = write_scene(&g, a.format, &a.out, antialiased)?;
-    let before = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let before = match splat::formats::sog::is_meta_json(&file) {
+        // the SOG's files together, not its meta.json alone
+        true => splat::formats::sog::unbundled_size(&file).unwrap_or(0),
+        false => std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0),
+    };
     println!(
         "wrote {} ({} Gaussians, SH degree {}{}, {n} bytes; {} was {before} bytes)",
         a.out.display(),

@@ -377,7 +377,7 @@ pub fn run(a: RenderArgs) -> CliResult {
     }
     let img = match ext.as_str() {
         // an unbundled SOG's meta.json is a 3D scene
-        "json" if splat::formats::sog::is_meta_json(&a.file) => return render_3d(&a, &a.file),
+        "json" if splat::formats::sog::is_unbundled(&a.file) => return render_3d(&a, &a.file),
         "json" => render_2d(&a.file, a.scale)?,
         "ply" | "spz" | "splat" | "sog" => return render_3d(&a, &a.file),
         _ if a.file.is_dir() => {

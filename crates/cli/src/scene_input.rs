@@ -45,7 +45,7 @@ pub fn folder_scene(dir: &Path) -> CliResult<PathBuf> {
     }
     // an unbundled SOG (splat-transform's output for a meta.json name)
     let meta = dir.join("meta.json");
-    if meta.is_file() {
+    if splat::formats::sog::is_unbundled(&meta) {
         return Ok(meta);
     }
     if crate::original_3dgs::root_of(dir).is_some() {
@@ -60,7 +60,7 @@ pub fn folder_scene(dir: &Path) -> CliResult<PathBuf> {
         dir,
         "a folder must be a `chainrule train` output (no point_cloud.ply in it), a site \
          written by `chainrule view --export` (no info.json in it), an unbundled SOG (no \
-         meta.json in it) or an original 3DGS model folder (no cameras.json and point_cloud/ \
+         SOG's meta.json in it) or an original 3DGS model folder (no cameras.json and point_cloud/ \
          in it)",
     ))
 }
@@ -259,7 +259,7 @@ pub fn open(path: &Path) -> CliResult<SceneInput> {
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        && !splat::formats::sog::is_meta_json(path)
+        && !splat::formats::sog::is_unbundled(path)
     {
         crate::render::render_2d(path, 1.0)?;
         return Ok(SceneInput::Fit2d {

@@ -367,4 +367,42 @@ fn an_unbundled_sog_is_written_and_read() {
     // the scene being exported is not overwritten by its own export
     let o = export(&meta, "sog", &meta);
     assert_eq!(o.status.code(), Some(2));
+    // a scene without higher SH bands replaces it whole: the earlier
+    // palette images go
+    let flat = dir.join("flat.ply");
+    let g = random_scene::<f32>(&RandomScene {
+        n: 50,
+        sh_degree: 0,
+        ..Default::default()
+    });
+    std::fs::write(&flat, to_ply_bytes(&g)).unwrap();
+    assert!(folder.join("shN_labels.webp").is_file());
+    let o = export(&flat, "sog", &meta);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!folder.join("shN_labels.webp").is_file());
+    assert!(!folder.join("shN_centroids.webp").is_file());
+    assert_eq!(read_scene(&meta).unwrap().len(), 50);
+    // another SOG's folder is not written into (the images' names are
+    // fixed), and the messages say how to name an unbundled SOG
+    let o = export(&flat, "sog", &folder.join("second.meta.json"));
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("another unbundled SOG"), "{e}");
+    let o = export(&flat, "sog", &dir.join("x.json"));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("DIR/meta.json"), "{e}");
+    let o = export(&flat, "ply", &dir.join("q/meta.json"));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("a meta.json name is read as an unbundled SOG"),
+        "{e}"
+    );
+    // a folder with another tool's meta.json is not a scene, and a 2D
+    // fit named meta.json is still a 2D fit
+    let foreign = dir.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("meta.json"), br#"{"name": "x"}"#).unwrap();
+    let o = export(&foreign, "ply", &dir.join("f.ply"));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("a folder must be"), "{e}");
 }

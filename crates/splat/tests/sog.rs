@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use splat::formats::{declared_antialiased_in, decode_scene, read_scene, SceneFormat};
+use splat::formats::{declared_antialiased_in, decode_scene, read_scene, sog, SceneFormat};
 
 use crate::three_ply::decoded_columns;
 
@@ -104,17 +104,52 @@ fn an_unbundled_sog_reads_as_its_archive() {
         f(&mut m);
         std::fs::write(&meta, serde_json::to_vec(&m).unwrap()).unwrap();
     };
-    edit(&|m| m["quats"]["files"] = serde_json::json!(["../room_sh0/quats.webp"]));
-    let e = read_scene(&meta).unwrap_err().to_string();
-    assert!(
-        e.contains("meta.json") && e.contains("../room_sh0/quats.webp") && e.contains("file name"),
-        "{e}"
+    for odd in [
+        "../room_sh0/quats.webp",
+        "sub/quats.webp",
+        "/quats.webp",
+        "",
+    ] {
+        edit(&|m| m["quats"]["files"] = serde_json::json!([odd]));
+        let e = read_scene(&meta).unwrap_err().to_string();
+        assert!(
+            e.contains("meta.json") && e.contains(odd) && e.contains("file name"),
+            "{e}"
+        );
+    }
+    // `./NAME` is the file beside it, as PlayCanvas resolves it
+    edit(&|m| m["quats"]["files"] = serde_json::json!(["./quats.webp"]));
+    assert_eq!(
+        read_scene(&meta).unwrap(),
+        read_scene(&fixture("room_sh3.sog")).unwrap()
     );
     edit(&|m| m["quats"]["files"] = serde_json::json!(["quats.webp"]));
     std::fs::remove_file(folder.join("quats.webp")).unwrap();
     let e = read_scene(&meta).unwrap_err().to_string();
-    assert!(e.contains("quats.webp") && e.contains("cannot open"), "{e}");
+    assert!(e.contains("quats.webp") && e.contains("not there"), "{e}");
+    // another tool's meta.json is not taken for a SOG's
+    let other = dir.join("other/meta.json");
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    std::fs::write(&other, br#"{"name": "x", "version": "1.0"}"#).unwrap();
+    assert!(!sog::is_unbundled(&other) && sog::is_unbundled(&meta));
+    let e = read_scene(&other).unwrap_err().to_string();
+    assert!(e.contains("not a SOG's meta.json"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The names splat-transform takes for an unbundled SOG's index.
+#[test]
+fn meta_json_names_follow_splat_transform() {
+    for (name, yes) in [
+        ("meta.json", true),
+        ("a/scene.meta.json", true),
+        ("META.JSON", true),
+        ("lod-meta.json", false),
+        ("meta.json.bak", false),
+        ("scene.sog", false),
+    ] {
+        assert_eq!(sog::is_meta_json(Path::new(name)), yes, "{name}");
+    }
 }
 
 /// The entries of the archive at `path`, by name.

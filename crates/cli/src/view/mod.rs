@@ -119,10 +119,13 @@ pub fn open_browser(url: &str) {
 pub fn run(a: ViewArgs) -> CliResult {
     // a train folder's (or its PLY's) settings.json: background, dataset,
     // antialiasing, up axis; flags override it
+    // (a 2D fit's gaussians.json has none; an unbundled SOG's meta.json
+    // is a 3D scene like any other)
     let (settings, model) = match a
         .path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        && !splat::formats::sog::is_unbundled(&a.path)
     {
         true => (None, None),
         false => crate::settings::RenderSettings::find_with_model(&a.path)?,

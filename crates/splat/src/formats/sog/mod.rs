@@ -160,31 +160,42 @@ impl<'a, R: Read + Seek> Bundle<'a, R> {
     }
 
     fn meta(&mut self) -> Result<Meta, SceneError> {
-        let text = self.read("meta.json", MAX_META)?;
+        let (text, field) = match &self.source {
+            // the file itself, which the path names
+            Source::Folder(_) => (read_loose_file(self.path, MAX_META)?, None),
+            Source::Zip(_) => (self.read("meta.json", MAX_META)?, Some("meta.json")),
+        };
         let path = self.path;
         let probe: serde_json::Value = serde_json::from_slice(&text)
-            .map_err(|e| SceneError::new(path, Some("meta.json"), format!("not JSON: {e}")))?;
+            .map_err(|e| SceneError::new(path, field, format!("not JSON: {e}")))?;
+        if probe.get("means").is_none() {
+            return Err(SceneError::new(
+                path,
+                field,
+                "not a SOG's meta.json (no `means`)",
+            ));
+        }
         match probe.get("version") {
             // as the reference compares (`2.0` is 2)
             Some(v) if v.as_f64() == Some(2.0) => {}
             Some(v) => {
                 return Err(SceneError::new(
                     path,
-                    Some("meta.json"),
+                    field,
                     format!("SOG version {v} is not supported (only version 2)"),
                 ))
             }
             None => {
                 return Err(SceneError::new(
                     path,
-                    Some("meta.json"),
+                    field,
                     "SOG version 1 (no `version` key) is not supported (only version 2: \
                      `splat-transform` rewrites an old file)",
                 ))
             }
         }
         serde_json::from_value(probe)
-            .map_err(|e| SceneError::new(path, Some("meta.json"), format!("not SOG's layout: {e}")))
+            .map_err(|e| SceneError::new(path, field, format!("not SOG's layout: {e}")))
     }
 
     /// The image `files[k]` of `field`, with at least `need` pixels and at
@@ -241,34 +252,57 @@ impl<'a, R: Read + Seek> Bundle<'a, R> {
     }
 }
 
-/// A file of an unbundled SOG: `name` (from `meta.json`) must be a plain
-/// file name in `dir`, the folder of `meta` (named in errors).
+/// Whether `name` (from `meta.json`) names a file beside `meta.json`: one
+/// plain file name, perhaps after `./` (as PlayCanvas resolves it), no
+/// folders, `..` or root.
+fn loose_name_ok(name: &str) -> bool {
+    use std::path::Component;
+    let parts: Vec<Component> = Path::new(name).components().collect();
+    parts
+        .iter()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .count()
+        == 1
+        && parts
+            .iter()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+/// A file of an unbundled SOG: `name` (from `meta.json`) must be a file
+/// name beside `meta` ([`loose_name_ok`]), in `dir`, its folder.
 fn read_loose(dir: &Path, meta: &Path, name: &str, limit: u64) -> Result<Vec<u8>, SceneError> {
-    let plain = Path::new(name)
-        .components()
-        .all(|c| matches!(c, std::path::Component::Normal(_)));
-    if !plain || name.is_empty() {
+    if !loose_name_ok(name) {
         return Err(SceneError::new(
             meta,
-            Some(name),
-            "not a file name beside meta.json (an unbundled SOG's files sit in its folder)",
+            None,
+            format!(
+                "{name:?} is not a file name beside meta.json (an unbundled SOG's files sit \
+                 in its folder)"
+            ),
         ));
     }
     let file = dir.join(name);
-    let f = std::fs::File::open(&file).map_err(|e| {
-        SceneError::new(
+    if !file.is_file() {
+        return Err(SceneError::new(
             &file,
             None,
-            format!("cannot open ({} names it): {e}", meta.display()),
-        )
-    })?;
+            format!("not there ({} names it)", meta.display()),
+        ));
+    }
+    read_loose_file(&file, limit)
+}
+
+/// The bytes of `file`, at most `limit` of them.
+fn read_loose_file(file: &Path, limit: u64) -> Result<Vec<u8>, SceneError> {
+    let f = std::fs::File::open(file)
+        .map_err(|e| SceneError::new(file, None, format!("cannot open: {e}")))?;
     let mut out = Vec::new();
     f.take(limit + 1)
         .read_to_end(&mut out)
-        .map_err(|e| SceneError::new(&file, None, format!("cannot read: {e}")))?;
+        .map_err(|e| SceneError::new(file, None, format!("cannot read: {e}")))?;
     if out.len() as u64 > limit {
         return Err(SceneError::new(
-            &file,
+            file,
             None,
             format!("more than {limit} bytes"),
         ));
@@ -276,12 +310,33 @@ fn read_loose(dir: &Path, meta: &Path, name: &str, limit: u64) -> Result<Vec<u8>
     Ok(out)
 }
 
-/// Whether a file name is an unbundled SOG's `meta.json` (by its name, as
-/// splat-transform and PlayCanvas choose: any case).
+/// Whether a file name is an unbundled SOG's `meta.json` by splat-transform's
+/// rule: a name ending in `meta.json` (`meta.json`, `scene.meta.json`; any
+/// case), other than its level-of-detail index `lod-meta.json`.
 pub fn is_meta_json(path: &Path) -> bool {
     path.file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.eq_ignore_ascii_case("meta.json"))
+        .map(str::to_ascii_lowercase)
+        .is_some_and(|n| n.ends_with("meta.json") && !n.ends_with("lod-meta.json"))
+}
+
+/// Whether `path` is an unbundled SOG's `meta.json`: so named
+/// ([`is_meta_json`]) and a JSON object with SOG's `means`, so that
+/// another tool's `meta.json` (or a 2D fit so named) is not taken for one.
+pub fn is_unbundled(path: &Path) -> bool {
+    if !is_meta_json(path) || !path.is_file() {
+        return false;
+    }
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut text = Vec::new();
+    if f.take(MAX_META).read_to_end(&mut text).is_err() {
+        return false;
+    }
+    serde_json::from_slice::<serde_json::Value>(&text)
+        .ok()
+        .is_some_and(|v| v.get("means").is_some())
 }
 
 /// Whether a `.sog` archive declares the antialiased drawing mode (its
@@ -328,16 +383,40 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
 /// images it names sit beside it, as splat-transform writes them for a
 /// `meta.json` output and PlayCanvas's engine loads them.
 pub fn read_unbundled(meta: &Path) -> Result<Gaussians<f32>, SceneError> {
-    let mut bundle = Bundle::loose(meta);
-    // the files' sizes bound the count as an archive's size does
-    let listed = bundle.meta()?;
+    let size = unbundled_size(meta)?;
+    decode(
+        Bundle::loose(meta),
+        usize::try_from(size).unwrap_or(usize::MAX),
+    )
+}
+
+/// The files of the unbundled SOG whose `meta.json` is `meta`: its own
+/// name, then the images it names (plain names beside it only), as
+/// [`read_unbundled`] reads them. An error when `meta` is not a SOG's.
+pub fn unbundled_files(meta: &Path) -> Result<Vec<String>, SceneError> {
+    let listed = Bundle::loose(meta).meta()?;
+    let own = meta
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut names = vec![own];
+    for n in listed.file_names().filter(|n| loose_name_ok(n)) {
+        if !names.iter().any(|m| m == n) {
+            names.push(n.to_string());
+        }
+    }
+    Ok(names)
+}
+
+/// The bytes of an unbundled SOG's files ([`unbundled_files`]) in all,
+/// those that are there: what an archive of it would about weigh.
+pub fn unbundled_size(meta: &Path) -> Result<u64, SceneError> {
     let dir = meta.parent().unwrap_or(Path::new("."));
-    let size: u64 = std::iter::once("meta.json")
-        .chain(listed.file_names())
+    Ok(unbundled_files(meta)?
+        .iter()
         .filter_map(|n| std::fs::metadata(dir.join(n)).ok())
         .map(|m| m.len())
-        .sum();
-    decode(bundle, usize::try_from(size).unwrap_or(usize::MAX))
+        .sum())
 }
 
 impl Meta {
