@@ -48,7 +48,33 @@ fn json_mode() -> bool {
     std::env::args_os().skip(1).any(|a| a == "--json")
 }
 
+/// Makes a failed write to stdout or stderr an exit rather than a panic
+/// (`println!` panics when the stream is gone): a closed pipe (`| head`)
+/// ends the program quietly with success, as other Unix tools do; any
+/// other failure (a full disk, `> /dev/full`) says so and exits with 2.
+fn exit_on_closed_output() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if let Some(what) = msg.strip_prefix("failed printing to ") {
+            if msg.contains("Broken pipe") {
+                std::process::exit(0);
+            }
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: cannot write to {what}");
+            std::process::exit(2);
+        }
+        default(info);
+    }));
+}
+
 fn main() {
+    exit_on_closed_output();
     let json = json_mode();
     let cli = match Cli::try_parse() {
         Ok(c) => c,

@@ -407,3 +407,56 @@ fn every_bad_input_exits_2_with_a_message() {
         failures.join("\n")
     );
 }
+
+/// Output that cannot be written is an error (exit 2, saying so), not a
+/// panic (exit 101); a closed pipe, as `| head` leaves it, ends the
+/// program quietly.
+#[test]
+fn unwritable_output_exits_2_and_a_closed_pipe_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let full = Path::new("/dev/full");
+    if full.exists() {
+        let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .args(["grad", "x*x", "x=3"])
+            .stdout(std::fs::File::create(full).unwrap())
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{e}");
+        assert!(
+            e.contains("cannot write to stdout") && !e.contains("panicked"),
+            "{e}"
+        );
+    }
+    // an output of about 300 kB (a gradient of 20,000 inputs), far past a
+    // pipe's buffer, into a pipe whose reader goes after a few bytes
+    let n = 20_000;
+    let program = (1..n)
+        .map(|i| format!("a{i} = a{} + x{i}", i - 1))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir().join("long.txt");
+    std::fs::write(&path, format!("a0 = x0\n{program}\na{}", n - 1)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .arg("grad")
+        .arg(format!("@{}", path.display()))
+        .args((0..n).map(|i| format!("x{i}=1")))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 4];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // (the reader is dropped: the pipe is closed)
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(status.code(), Some(0), "{err}");
+}
