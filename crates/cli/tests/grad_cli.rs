@@ -352,7 +352,20 @@ fn deep_nesting_is_a_clean_error() {
 fn non_finite_results_name_the_operation() {
     fails(
         &["y = log(x - 1) * 2", "x=1"],
-        &["-inf", "`ln`", "column 5"],
+        &["-inf", "`log`", "column 5"],
+    );
+    // named in the program's words, not the engine's (`rdiv`)
+    fails(&["1/x", "x=0"], &["inf", "`/`", "column 2"]);
+    // a NaN from constants alone is blamed on the operation that made it,
+    // not on the first one that met an input
+    fails(
+        &["c = sqrt(0-1); c*x", "x=1"],
+        &["NaN", "`sqrt`", "column 5"],
+    );
+    fails(&["0/0 + x", "x=1"], &["NaN", "`/`", "column 2"]);
+    fails(
+        &["fn f(a) = log(a); f(0-1) + x", "x=1"],
+        &["NaN", "`log`", "column 11"],
     );
     fails(
         &["sqrt(x)", "x=0"],

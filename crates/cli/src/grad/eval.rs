@@ -127,6 +127,14 @@ pub struct Evaluation<'t, T: Scalar> {
     /// The first NaN or infinity among folded constants, with the place and
     /// the operation.
     pub first_non_finite_constant: Option<(Pos, String)>,
+    /// For each tape node index, the program's own word for the operation
+    /// that recorded it (`+`, `/`, `sqrt`; `None` for inputs), which
+    /// errors name rather than the engine's (`rdiv`).
+    pub words: Vec<Option<String>>,
+    /// The nodes recorded by an operation with a NaN or infinite constant
+    /// operand: a non-finite value there came from that constant
+    /// ([`Evaluation::first_non_finite_constant`]), not from the operation.
+    pub fed_by_bad_constant: Vec<std::ops::Range<usize>>,
 }
 
 /// Checks names and calls before running anything: every name is an
@@ -416,6 +424,8 @@ pub fn evaluate<'t, T: Scalar>(
         inputs: HashMap::new(),
         labelled: HashSet::new(),
         origins: Vec::new(),
+        words: Vec::new(),
+        fed: Vec::new(),
         bad_const: None,
         depth: 0,
         steps: 0,
@@ -433,6 +443,7 @@ pub fn evaluate<'t, T: Scalar>(
         leaves.push((name.clone(), var));
     }
     ctx.origins = vec![None; tape.len()];
+    ctx.words = vec![None; tape.len()];
     let mut last = None;
     for s in &program.stmts {
         let e = s.expr();
@@ -469,6 +480,8 @@ pub fn evaluate<'t, T: Scalar>(
         inputs: leaves,
         origins: ctx.origins,
         first_non_finite_constant: ctx.bad_const,
+        words: ctx.words,
+        fed_by_bad_constant: ctx.fed,
     })
 }
 
@@ -489,6 +502,8 @@ struct Ctx<'p, 't, T: Scalar> {
     inputs: HashMap<String, Var<'t, T>>,
     labelled: HashSet<usize>,
     origins: Vec<Option<Pos>>,
+    words: Vec<Option<String>>,
+    fed: Vec<std::ops::Range<usize>>,
     bad_const: Option<(Pos, String)>,
     depth: usize,
     steps: u64,
@@ -534,14 +549,21 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
         }
     }
 
-    /// Notes where new tape nodes came from, and the first non-finite
-    /// folded constant.
-    fn note(&mut self, r: Num<'t, T>, pos: Pos, what: &str) -> Num<'t, T> {
+    /// Notes where new tape nodes came from (and whether an operand was a
+    /// non-finite constant: `operands`), and the first non-finite folded
+    /// constant.
+    fn note(&mut self, r: Num<'t, T>, pos: Pos, what: &str, operands: &[Num<'t, T>]) -> Num<'t, T> {
         match r {
             Num::Var(_) => {
                 let n = self.tape.len();
-                if self.origins.len() < n {
+                let first = self.origins.len();
+                if first < n {
                     self.origins.resize(n, Some(pos));
+                    self.words.resize(n, Some(what.to_string()));
+                    let bad = |x: &Num<'t, T>| matches!(x, Num::Const(c) if !c.is_finite());
+                    if operands.iter().any(bad) {
+                        self.fed.push(first..n);
+                    }
                 }
             }
             Num::Const(c) => {
@@ -589,11 +611,12 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
                 LangError::new(ErrorKind::Name, Some(e.pos), format!("unknown name `{n}`"))
             })?,
             ExprKind::Neg(a) => {
-                let r = match self.num(a, scope)? {
+                let x = self.num(a, scope)?;
+                let r = match x {
                     Num::Const(c) => Num::Const(-c),
                     Num::Var(v) => Num::Var(-v),
                 };
-                Value::Num(self.note(r, e.pos, "-"))
+                Value::Num(self.note(r, e.pos, "-", &[x]))
             }
             ExprKind::Not(a) => Value::Bool(!self.truth(a, scope)?),
             ExprKind::Bin(op, a, b) => {
@@ -607,7 +630,7 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
                     BinOp::Div => "/",
                     BinOp::Pow => "^",
                 };
-                Value::Num(self.note(r, e.pos, what))
+                Value::Num(self.note(r, e.pos, what, &[x, y]))
             }
             ExprKind::Cmp(op, a, b) => {
                 let x = self.num(a, scope)?.value();
@@ -656,7 +679,7 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
                         vals.push(self.num(a, scope)?);
                     }
                     let r = self.builtin(f, &vals);
-                    Value::Num(self.note(r, e.pos, f))
+                    Value::Num(self.note(r, e.pos, f, &vals))
                 }
             }
         })

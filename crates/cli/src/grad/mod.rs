@@ -222,10 +222,16 @@ fn run_on_tape(
         }
     };
     if !out.value().is_finite() {
-        let (node, op) = first_bad_ancestor(&tape, out.index())
-            .map(|i| (i, op_name(&tape, i)))
-            .unwrap_or((out.index(), "?".into()));
-        let pos = ev.origins.get(node).copied().flatten();
+        let node = first_bad_ancestor(&tape, out.index()).unwrap_or(out.index());
+        let mut op = word(&ev, &tape, node);
+        let mut pos = ev.origins.get(node).copied().flatten();
+        // an operation with a NaN or infinite constant operand passed it
+        // on: the constant's own operation is the cause
+        if ev.fed_by_bad_constant.iter().any(|r| r.contains(&node)) {
+            if let Some((p, w)) = &ev.first_non_finite_constant {
+                (pos, op) = (Some(*p), w.clone());
+            }
+        }
         return Err(LangError::new(
             ErrorKind::NonFinite,
             pos,
@@ -251,7 +257,10 @@ fn run_on_tape(
         let culprit = match &backward_bad {
             Some(nf) => Some((
                 nf.node,
-                format!("first produced by the derivative of `{}`", nf.op),
+                format!(
+                    "first produced by the derivative of `{}`",
+                    word(&ev, &tape, nf.node)
+                ),
             )),
             None => {
                 // Every product was finite: a sum of gradients overflowed.
@@ -265,7 +274,7 @@ fn run_on_tape(
                             i,
                             format!(
                                 "it overflowed while adding up the gradients that reach `{}`",
-                                op_name(&tape, i)
+                                word(&ev, &tape, i)
                             ),
                         )
                     })
@@ -359,6 +368,15 @@ fn first_bad_ancestor(tape: &Tape, out: usize) -> Option<usize> {
         }
     }
     (1..=out).find(|&i| needed[i] && trace.get(i).is_some_and(|e| !e.value.is_finite()))
+}
+
+/// The program's word for node `i`'s operation (`/`, `sqrt`), else the
+/// engine's name for it.
+fn word(ev: &eval::Evaluation<'_, f64>, tape: &Tape, i: usize) -> String {
+    match ev.words.get(i).cloned().flatten() {
+        Some(w) => w,
+        None => op_name(tape, i),
+    }
 }
 
 fn op_name(tape: &Tape, i: usize) -> String {
