@@ -247,7 +247,30 @@ fn bench_steps_compile_and_a_false_declaration_panics() {
     }));
     let msg = r.expect_err("declared compiled but branches on t");
     let msg = msg.downcast_ref::<String>().expect("a message");
-    assert!(msg.contains("compiled()") && msg.contains("t = 4"), "{msg}");
+    assert!(msg.contains("compiled()") && msg.contains("t = 1"), "{msg}");
+    // a step that alternates with t's parity, whose first and last steps
+    // (0 and 4) agree, is caught too (it gave silently wrong values)
+    let parity = Recurrence::new(|s, _p, _x, t, next| {
+        next.push(if t % 2 == 0 { s[0] * 0.5 } else { s[0].sin() })
+    })
+    .steps(5)
+    .compiled();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        parity.forward(&[1.0], &[], &[]).steps()
+    }));
+    let msg = r.expect_err("declared compiled but alternates with t");
+    let msg = msg.downcast_ref::<String>().expect("a message");
+    assert!(msg.contains("compiled()") && msg.contains("t = 1"), "{msg}");
+    // and one that changes only half-way
+    let late = Recurrence::new(|s, _p, _x, t, next| {
+        next.push(if t == 50 { s[0] * 0.5 } else { s[0].sin() })
+    })
+    .steps(101)
+    .compiled();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        late.forward(&[1.0], &[], &[]).steps()
+    }));
+    assert!(r.is_err(), "a step that differs at t = 50 of 101");
 }
 
 /// Degenerate steps are not compiled and still run.

@@ -523,8 +523,11 @@ impl<T: Scalar> Recurrence<T> {
     /// variable `CHAINRULE_JIT=0` turns it off.
     ///
     /// The declaration is checked where it is cheap: the step is recorded
-    /// at the first and at the last step and the two recordings must
-    /// agree (else the forward pass panics, naming the recurrence). A step
+    /// at the first, the second, the middle and the last step and the
+    /// recordings must agree (else the forward pass panics, naming the
+    /// recurrence). This catches a step that branches on `t`'s parity or
+    /// on a value that changes over the run, not every false declaration:
+    /// a step that differs only at other steps runs as the first one. A step
     /// that cannot be compiled (an operation the compiler does not know,
     /// such as `powf` or `min`; a custom operation or a leaf inside the
     /// step; a first operation that uses one value twice; a next state
@@ -883,8 +886,10 @@ impl<T: Scalar> Recurrence<T> {
     }
 
     /// Checks the [`Recurrence::compiled`] declaration after `t` steps
-    /// that ended in state `s`: the step recorded at `t - 1` from `s` must
-    /// be the one compiled at 0.
+    /// that ended in state `s`: the step recorded from `s` at `t - 1`, at
+    /// 1 and half-way must be the one compiled at 0 (step 1 catches a step
+    /// that alternates with `t`'s parity, which the first and last steps
+    /// alone miss when both are even).
     fn check_declared(
         &self,
         first: &Program<T>,
@@ -894,13 +899,17 @@ impl<T: Scalar> Recurrence<T> {
         t: usize,
         limit: usize,
     ) {
-        if t > 1 {
-            let last = self.compile_at(s, params, xs, t - 1, limit);
+        let mut probes = [1, t / 2, t.saturating_sub(1)];
+        probes.sort_unstable();
+        for (k, &at) in probes.iter().enumerate() {
+            if at == 0 || at >= t || probes[..k].contains(&at) {
+                continue;
+            }
+            let again = self.compile_at(s, params, xs, at, limit);
             assert!(
-                last.as_ref().is_some_and(|p| p.same_as(first)),
-                "recurrence `{}`: declared compiled(), but the step recorded at t = {} differs from the one at t = 0 (it branches on values or on t)",
+                again.as_ref().is_some_and(|p| p.same_as(first)),
+                "recurrence `{}`: declared compiled(), but the step recorded at t = {at} differs from the one at t = 0 (it branches on values or on t)",
                 self.name,
-                t - 1
             );
         }
     }
