@@ -374,3 +374,20 @@ fn non_finite_results_name_the_operation() {
     fails(&["a = x / 0; a", "x=1"], &["inf", "column 7"]);
     fails(&["log(0 - 1) + x", "x=1"], &["NaN"]);
 }
+
+/// An input the program never names (a misspelling, most often) is said on
+/// stderr; one named only inside a function is used.
+#[test]
+fn unused_inputs_are_warned_about() {
+    let o = grad(&["x + 1", "x=1", "y=2"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("d/dy = 0"), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("warning: the program never uses input `y`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = grad(&["fn f(a) = a * y; f(x)", "x=1", "y=2"]);
+    assert!(o.status.success());
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+}

@@ -281,6 +281,24 @@ pub fn check(program: &Program, inputs: &[&str]) -> Result<(), LangError> {
     Ok(())
 }
 
+/// The `inputs` whose names appear nowhere in the program (neither in a
+/// statement nor in a function's body), in the order given.
+pub fn unused_inputs(program: &Program, inputs: &[&str]) -> Vec<String> {
+    let none = HashSet::new();
+    let mut named = Vec::new();
+    for s in &program.stmts {
+        collect_free(s.expr(), &none, &mut named);
+    }
+    for f in &program.functions {
+        collect_free(&f.body, &none, &mut named);
+    }
+    inputs
+        .iter()
+        .filter(|i| !named.iter().any(|(n, _)| n == *i))
+        .map(|i| i.to_string())
+        .collect()
+}
+
 /// Whether `s` is a valid name (and not a keyword).
 pub fn is_identifier(s: &str) -> bool {
     let mut cs = s.chars();

@@ -45,6 +45,12 @@ functions: exp log ln log2 log10 sqrt cbrt square recip sin cos tan asin acos at
 statements separated by ; or new lines; name = expr binds an intermediate; the last is the output\n  \
 fn f(a, b) = expr defines a function (it may recurse; it sees its parameters and the inputs)\n  \
 if c then a else b, comparisons < <= > >= == !=, and, or, not; # starts a comment\n\n\
+Conventions:\n  \
+pi and e are constants, not input names; an input the program never uses gets a warning\n  \
+at a tie, min and max pass the whole gradient to their first argument, abs has derivative 0 at 0\n  \
+x^y at x = 0 has an infinite derivative in y (log 0): an error, as every non-finite value is\n  \
+an expression nests at most 200 parentheses or calls deep, and a chain of one operator\n  \
+(x + x + ...) at most 1,500 terms: bind parts to names to go further\n\n\
 Examples:\n  chainrule grad \"w = x * 2; u = w + 3; y = u / 2\" x=5\n  \
 chainrule grad \"fn p(x, n) = if n == 0 then 1 else x * p(x, n - 1); p(x, 5)\" x=2 --json --svg p.svg")]
 pub struct GradArgs {
@@ -113,6 +119,9 @@ pub struct GradResult {
     pub graph: Option<Graph>,
     /// ∂²output/∂input_i∂input_j, if asked for, in the inputs' order.
     pub hessian: Option<Vec<Vec<f64>>>,
+    /// The inputs whose names the program never mentions (a misspelt
+    /// input gets a derivative of 0 without a word otherwise).
+    pub unused: Vec<String>,
 }
 
 /// Stack bytes assumed per level of expression or call while sizing the
@@ -134,6 +143,7 @@ pub fn gradient(
     let program = parser::parse(src)?;
     let names: Vec<&str> = inputs.iter().map(|i| i.0.as_str()).collect();
     eval::check(&program, &names)?;
+    let unused = eval::unused_inputs(&program, &names);
     let fn_height = program
         .functions
         .iter()
@@ -168,6 +178,7 @@ pub fn gradient(
         .stack_size(stack)
         .spawn(move || {
             let mut r = run_on_tape(&program, &inputs, &eval_opts, want_graph)?;
+            r.unused = unused;
             if want_hessian {
                 r.hessian = Some(hessian_of(&program, &inputs, &eval_opts)?);
             }
@@ -294,6 +305,7 @@ fn run_on_tape(
         gradient,
         graph,
         hessian: None,
+        unused: Vec::new(),
     })
 }
 
@@ -487,6 +499,9 @@ pub fn run(args: GradArgs) -> CliResult {
     };
     let r = gradient(&src, &inputs, &opts)
         .map_err(|e| CliError::usage(e.render(&src, file.as_deref())))?;
+    for n in &r.unused {
+        eprintln!("warning: the program never uses input `{n}` (its derivative is 0)");
+    }
     if let Some(graph) = &r.graph {
         write_pictures(graph, args.dot.as_deref(), args.svg.as_deref())?;
     }
