@@ -450,6 +450,18 @@ assign_ops!(SubAssign, sub_assign, -);
 assign_ops!(MulAssign, mul_assign, *);
 assign_ops!(DivAssign, div_assign, /);
 
+/// The sum of an iterator of [`Var`]s, `None` when it is empty (a tape
+/// has no zero of its own to start from): `a₀ + a₁ + …`, left to right.
+///
+/// ```
+/// use chainrule::{Tape, Var};
+/// let tape = Tape::new();
+/// let xs: Vec<Var> = [1.0, 2.0, 3.0].iter().map(|&v| tape.var(v)).collect();
+/// let total: Option<Var> = xs.iter().map(|&x| x * x).sum();
+/// let total = total.expect("three terms");
+/// assert_eq!(total.value(), 14.0);
+/// assert_eq!(total.backward().wrt(xs[2]), 6.0);
+/// ```
 impl<'t, T: Scalar> std::iter::Sum<Var<'t, T>> for Option<Var<'t, T>> {
     fn sum<I: Iterator<Item = Var<'t, T>>>(mut iter: I) -> Self {
         let first = iter.next()?;
