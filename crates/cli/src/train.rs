@@ -274,6 +274,9 @@ pub struct TrainReport {
     /// data of several models, the folder names the model only when one
     /// was given; otherwise the one with the most photos was trained).
     pub dataset: PathBuf,
+    /// What loading the dataset said (the photos a partial `masks/` leaves
+    /// without a mask), as printed on stderr.
+    pub notes: Vec<String>,
     /// Test curve, when `--eval-every` is set.
     pub curve: Vec<CurvePoint>,
     /// The machine it ran on (CPU model and logical cores), so that
@@ -537,6 +540,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
                 .then(|| mean_of_scored(ev.iter().filter_map(|e| e.half_fit.map(|h| h.1)))),
             point_cloud: point_cloud.clone(),
             dataset: crate::settings::stored_dataset_path(&a.data),
+            notes: t.data().notes.clone(),
             curve,
             machine: crate::bench::machine(),
             simd: splat::simd_in_use(),

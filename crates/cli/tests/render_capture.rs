@@ -818,3 +818,48 @@ fn a_model_named_by_its_folder_trains_and_renders() {
     assert_eq!(names, expected, "{again}");
     assert_eq!(again["eval_views"], 2, "{again}");
 }
+
+/// A masks/ folder that leaves photos out: training says which, on stderr
+/// and in the report, and trains them without a mask.
+#[test]
+fn a_partial_masks_folder_is_said_and_reported() {
+    let d = tmp("partial-masks");
+    let data = d.join("data");
+    copy_dir(std::path::Path::new(fixture()), &data);
+    std::fs::create_dir_all(data.join("masks")).unwrap();
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(data.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    photos.sort();
+    let (w, h) = image::image_dimensions(&photos[0]).unwrap();
+    let stem = photos[0].file_stem().unwrap().to_str().unwrap();
+    image::GrayImage::from_fn(w, h, |x, _| image::Luma([u8::from(x > 2) * 255]))
+        .save(data.join(format!("masks/{stem}.png")))
+        .unwrap();
+    let out = d.join("out");
+    let o = run(&[
+        "train",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "2",
+        "--json",
+    ]);
+    let said = String::from_utf8_lossy(&o.stderr);
+    let want = format!(
+        "no mask for {} of the {} photos",
+        photos.len() - 1,
+        photos.len()
+    );
+    assert!(
+        said.contains(&format!("note: ")) && said.contains(&want),
+        "{said}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let notes = report["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{report}");
+    assert!(notes[0].as_str().unwrap().contains(&want), "{report}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
