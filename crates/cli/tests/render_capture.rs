@@ -853,10 +853,7 @@ fn a_partial_masks_folder_is_said_and_reported() {
         photos.len() - 1,
         photos.len()
     );
-    assert!(
-        said.contains(&format!("note: ")) && said.contains(&want),
-        "{said}"
-    );
+    assert!(said.contains("note: ") && said.contains(&want), "{said}");
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let notes = report["notes"].as_array().unwrap();
     assert_eq!(notes.len(), 1, "{report}");
