@@ -48,10 +48,12 @@ fn json_mode() -> bool {
     std::env::args_os().skip(1).any(|a| a == "--json")
 }
 
-/// Makes a failed write to stdout or stderr an exit rather than a panic
-/// (`println!` panics when the stream is gone): a closed pipe (`| head`)
-/// ends the program quietly with success, as other Unix tools do; any
-/// other failure (a full disk, `> /dev/full`) says so and exits with 2.
+/// Makes a failed write to stdout an exit rather than a panic (`println!`
+/// panics when the stream is gone): a closed pipe (`| head`) ends the
+/// program quietly with success, as other Unix tools do; any other failure
+/// (a full disk, `> /dev/full`) says so and exits with 2. (The library's
+/// notes and warnings on stderr are best-effort and never panic: its
+/// `eprintln!`.)
 fn exit_on_closed_output() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -62,12 +64,14 @@ fn exit_on_closed_output() {
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or("");
         if let Some(what) = msg.strip_prefix("failed printing to ") {
-            if msg.contains("Broken pipe") {
-                std::process::exit(0);
+            if what.starts_with("stdout") {
+                if msg.contains("Broken pipe") {
+                    std::process::exit(0);
+                }
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "error: cannot write to {what}");
+                std::process::exit(2);
             }
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "error: cannot write to {what}");
-            std::process::exit(2);
         }
         default(info);
     }));
@@ -111,7 +115,8 @@ fn main() {
         if json {
             println!("{}", e.to_json());
         } else {
-            eprintln!("error: {e}");
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {e}");
         }
         std::process::exit(e.exit_code());
     }

@@ -436,7 +436,10 @@ fn unwritable_output_exits_2_and_a_closed_pipe_quietly() {
         .map(|i| format!("a{i} = a{} + x{i}", i - 1))
         .collect::<Vec<_>>()
         .join("\n");
-    let path = dir().join("long.txt");
+    // (a folder of its own: `dir()` is the table test's, which it clears)
+    let own = std::env::temp_dir().join(format!("chainrule-closed-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&own).unwrap();
+    let path = own.join("long.txt");
     std::fs::write(&path, format!("a0 = x0\n{program}\na{}", n - 1)).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_chainrule"))
         .arg("grad")
@@ -459,4 +462,5 @@ fn unwritable_output_exits_2_and_a_closed_pipe_quietly() {
     let status = child.wait().unwrap();
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(status.code(), Some(0), "{err}");
+    std::fs::remove_dir_all(&own).unwrap();
 }

@@ -367,6 +367,15 @@ fn an_unbundled_sog_is_written_and_read() {
     // the scene being exported is not overwritten by its own export
     let o = export(&meta, "sog", &meta);
     assert_eq!(o.status.code(), Some(2));
+    // an earlier meta.json naming its images `./NAME` (as PlayCanvas
+    // resolves them) is the same files: writing again keeps them
+    let text = std::fs::read_to_string(&meta).unwrap();
+    std::fs::write(&meta, text.replace("\"means_l.webp", "\"./means_l.webp")).unwrap();
+    assert!(std::fs::read_to_string(&meta)
+        .unwrap()
+        .contains("./means_l.webp"));
+    assert!(export(&mip, "sog", &meta).status.success());
+    assert_eq!(read_scene(&meta).unwrap(), read_scene(&bundled).unwrap());
     // a scene without higher SH bands replaces it whole: the earlier
     // palette images go
     let flat = dir.join("flat.ply");

@@ -390,4 +390,24 @@ fn unused_inputs_are_warned_about() {
     let o = grad(&["fn f(a) = a * y; f(x)", "x=1", "y=2"]);
     assert!(o.status.success());
     assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    // a parameter or an assignment of the same name hides the input
+    for program in ["fn f(y) = y * 2; f(x)", "y = 2; y * x"] {
+        let o = grad(&[program, "x=1", "y=3"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("never uses input `y`"),
+            "{program}: {}",
+            stderr(&o)
+        );
+    }
+    // a warning that cannot be written does not fail the run
+    if std::path::Path::new("/dev/full").exists() {
+        let o = bin()
+            .args(["grad", "x + 1", "x=1", "y=2"])
+            .stderr(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        assert!(stdout(&o).contains("d/dy = 0"));
+    }
 }

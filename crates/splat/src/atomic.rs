@@ -1,6 +1,9 @@
 //! Atomic file writes: a temporary file beside the target, flushed and
 //! synced, then renamed over it, so a crash never leaves a partial file
-//! under the final name.
+//! under the final name. A target that is a link is written through (the
+//! file it names is replaced, the link kept); one that is not a regular
+//! file (a device such as `/dev/stdout`, a FIFO) is written directly, as
+//! a stream, since renaming over it would replace the device itself.
 
 use std::io::Write;
 use std::path::Path;
@@ -15,6 +18,21 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    if let Ok(m) = std::fs::metadata(path) {
+        if !m.is_file() && !m.is_dir() {
+            let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+            fill(&mut f)?;
+            return f.flush();
+        }
+    }
+    let resolved;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            resolved = std::fs::canonicalize(path)?;
+            resolved.as_path()
+        }
+        _ => path,
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -54,6 +72,40 @@ mod tests {
         assert!(err.is_err());
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_are_written_through_and_devices_written_directly() {
+        let dir = std::env::temp_dir().join(format!("splat-atomic-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("target.txt");
+        std::fs::write(&target, b"old").unwrap();
+        let link = dir.join("link.txt");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        // a FIFO (as a device) is written into, not replaced by a file
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success());
+        if made {
+            let reader = {
+                let fifo = fifo.clone();
+                std::thread::spawn(move || std::fs::read(fifo).unwrap())
+            };
+            write_atomic(&fifo, b"streamed").unwrap();
+            assert_eq!(reader.join().unwrap(), b"streamed");
+            assert!(!std::fs::metadata(&fifo).unwrap().is_file());
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

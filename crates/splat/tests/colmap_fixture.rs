@@ -262,4 +262,20 @@ fn full_size_masks_fit_an_images_n_folder() {
         assert_eq!(kept_all, v.name.ends_with(name), "{}", v.name);
     }
     assert!(ds.notes.is_empty(), "{:?}", ds.notes);
+    // a photo in neither folder trains without a mask, and the note names
+    // both folders
+    let last = std::fs::read_dir(dir.join("images_2"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let last_stem = last.file_stem().unwrap().to_str().unwrap().to_string();
+    std::fs::remove_file(dir.join(format!("masks/{last_stem}.png"))).unwrap();
+    let ds = load(&dir, &opts).unwrap();
+    assert_eq!(ds.notes.len(), 1, "{:?}", ds.notes);
+    let n = &ds.notes[0];
+    assert!(
+        n.contains("masks_2 (nor") && n.contains("masks) has no mask for 1 of the"),
+        "{n}"
+    );
 }

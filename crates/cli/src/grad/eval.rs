@@ -131,10 +131,6 @@ pub struct Evaluation<'t, T: Scalar> {
     /// that recorded it (`+`, `/`, `sqrt`; `None` for inputs), which
     /// errors name rather than the engine's (`rdiv`).
     pub words: Vec<Option<String>>,
-    /// The nodes recorded by an operation with a NaN or infinite constant
-    /// operand: a non-finite value there came from that constant
-    /// ([`Evaluation::first_non_finite_constant`]), not from the operation.
-    pub fed_by_bad_constant: Vec<std::ops::Range<usize>>,
 }
 
 /// Checks names and calls before running anything: every name is an
@@ -281,16 +277,23 @@ pub fn check(program: &Program, inputs: &[&str]) -> Result<(), LangError> {
     Ok(())
 }
 
-/// The `inputs` whose names appear nowhere in the program (neither in a
-/// statement nor in a function's body), in the order given.
+/// The `inputs` the program never reads: named by no statement before an
+/// assignment hides them, nor by a function body whose parameter does
+/// not, in the order given.
 pub fn unused_inputs(program: &Program, inputs: &[&str]) -> Vec<String> {
-    let none = HashSet::new();
     let mut named = Vec::new();
+    // a statement sees the names earlier ones bound, which hide inputs
+    let mut bound: HashSet<&str> = HashSet::new();
     for s in &program.stmts {
-        collect_free(s.expr(), &none, &mut named);
+        collect_free(s.expr(), &bound, &mut named);
+        if let Stmt::Assign { name, .. } = s {
+            bound.insert(name);
+        }
     }
+    // a function's parameters hide inputs of the same names
     for f in &program.functions {
-        collect_free(&f.body, &none, &mut named);
+        let params: HashSet<&str> = f.params.iter().map(String::as_str).collect();
+        collect_free(&f.body, &params, &mut named);
     }
     inputs
         .iter()
@@ -443,7 +446,6 @@ pub fn evaluate<'t, T: Scalar>(
         labelled: HashSet::new(),
         origins: Vec::new(),
         words: Vec::new(),
-        fed: Vec::new(),
         bad_const: None,
         depth: 0,
         steps: 0,
@@ -499,7 +501,6 @@ pub fn evaluate<'t, T: Scalar>(
         origins: ctx.origins,
         first_non_finite_constant: ctx.bad_const,
         words: ctx.words,
-        fed_by_bad_constant: ctx.fed,
     })
 }
 
@@ -521,7 +522,6 @@ struct Ctx<'p, 't, T: Scalar> {
     labelled: HashSet<usize>,
     origins: Vec<Option<Pos>>,
     words: Vec<Option<String>>,
-    fed: Vec<std::ops::Range<usize>>,
     bad_const: Option<(Pos, String)>,
     depth: usize,
     steps: u64,
@@ -567,27 +567,27 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
         }
     }
 
-    /// Notes where new tape nodes came from (and whether an operand was a
-    /// non-finite constant: `operands`), and the first non-finite folded
-    /// constant.
-    fn note(&mut self, r: Num<'t, T>, pos: Pos, what: &str, operands: &[Num<'t, T>]) -> Num<'t, T> {
-        match r {
-            Num::Var(_) => {
-                let n = self.tape.len();
-                let first = self.origins.len();
-                if first < n {
-                    self.origins.resize(n, Some(pos));
-                    self.words.resize(n, Some(what.to_string()));
-                    let bad = |x: &Num<'t, T>| matches!(x, Num::Const(c) if !c.is_finite());
-                    if operands.iter().any(bad) {
-                        self.fed.push(first..n);
-                    }
-                }
-            }
-            Num::Const(c) => {
-                if !c.is_finite() && self.bad_const.is_none() {
+    /// Notes where new tape nodes came from (the program's place and word
+    /// for the operation). A NaN or infinite constant is recorded as a
+    /// leaf here, so that a non-finite value later found on the tape is
+    /// traced back to the operation that made it rather than to the first
+    /// one that met an input ([`Evaluation::first_non_finite_constant`]
+    /// keeps the first of them).
+    fn note(&mut self, r: Num<'t, T>, pos: Pos, what: &str) -> Num<'t, T> {
+        let r = match r {
+            Num::Const(c) if !c.is_finite() => {
+                if self.bad_const.is_none() {
                     self.bad_const = Some((pos, what.to_string()));
                 }
+                Num::Var(self.leaf(c))
+            }
+            r => r,
+        };
+        if let Num::Var(_) = r {
+            let n = self.tape.len();
+            if self.origins.len() < n {
+                self.origins.resize(n, Some(pos));
+                self.words.resize(n, Some(what.to_string()));
             }
         }
         r
@@ -634,7 +634,7 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
                     Num::Const(c) => Num::Const(-c),
                     Num::Var(v) => Num::Var(-v),
                 };
-                Value::Num(self.note(r, e.pos, "-", &[x]))
+                Value::Num(self.note(r, e.pos, "-"))
             }
             ExprKind::Not(a) => Value::Bool(!self.truth(a, scope)?),
             ExprKind::Bin(op, a, b) => {
@@ -648,7 +648,7 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
                     BinOp::Div => "/",
                     BinOp::Pow => "^",
                 };
-                Value::Num(self.note(r, e.pos, what, &[x, y]))
+                Value::Num(self.note(r, e.pos, what))
             }
             ExprKind::Cmp(op, a, b) => {
                 let x = self.num(a, scope)?.value();
@@ -697,7 +697,7 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
                         vals.push(self.num(a, scope)?);
                     }
                     let r = self.builtin(f, &vals);
-                    Value::Num(self.note(r, e.pos, f, &vals))
+                    Value::Num(self.note(r, e.pos, f))
                 }
             }
         })

@@ -48,9 +48,11 @@ if c then a else b, comparisons < <= > >= == !=, and, or, not; # starts a commen
 Conventions:\n  \
 pi and e are constants, not input names; an input the program never uses gets a warning\n  \
 at a tie, min and max pass the whole gradient to their first argument, abs has derivative 0 at 0\n  \
-x^y at x = 0 has an infinite derivative in y (log 0): an error, as every non-finite value is\n  \
-an expression nests at most 200 parentheses or calls deep, and a chain of one operator\n  \
-(x + x + ...) at most 1,500 terms: bind parts to names to go further\n\n\
+a NaN or infinity on the output's path, in a value or a derivative, is an error naming the\n  \
+operation (x^y at x = 0, y = 0: its derivative in y is -inf)\n  \
+an expression nests at most 200 levels (the whole expression is one; each parenthesis, call,\n  \
+unary minus or ^ of a right-nested chain adds one), and a chain of + - * / at most 1,500 terms:\n  \
+bind parts to names to go further\n\n\
 Examples:\n  chainrule grad \"w = x * 2; u = w + 3; y = u / 2\" x=5\n  \
 chainrule grad \"fn p(x, n) = if n == 0 then 1 else x * p(x, n - 1); p(x, 5)\" x=2 --json --svg p.svg")]
 pub struct GradArgs {
@@ -234,15 +236,8 @@ fn run_on_tape(
     };
     if !out.value().is_finite() {
         let node = first_bad_ancestor(&tape, out.index()).unwrap_or(out.index());
-        let mut op = word(&ev, &tape, node);
-        let mut pos = ev.origins.get(node).copied().flatten();
-        // an operation with a NaN or infinite constant operand passed it
-        // on: the constant's own operation is the cause
-        if ev.fed_by_bad_constant.iter().any(|r| r.contains(&node)) {
-            if let Some((p, w)) = &ev.first_non_finite_constant {
-                (pos, op) = (Some(*p), w.clone());
-            }
-        }
+        let op = word(&ev, &tape, node);
+        let pos = ev.origins.get(node).copied().flatten();
         return Err(LangError::new(
             ErrorKind::NonFinite,
             pos,
@@ -366,20 +361,27 @@ fn hessian_of(
     Ok(h)
 }
 
-/// The first node (in tape order) with a non-finite value among those the
-/// node `out` depends on.
+/// Where the non-finite value of node `out` began: the first node (in
+/// tape order) among those it reaches through non-finite values alone (a
+/// NaN or infinity that an operation turned finite again, as `x / inf`,
+/// is not the cause). Its parents are all finite, so its own operation
+/// made the value (a constant's is the one that computed it: non-finite
+/// constants are recorded as leaves).
 fn first_bad_ancestor(tape: &Tape, out: usize) -> Option<usize> {
     let trace = tape.trace();
-    let mut needed = vec![false; out + 1];
-    needed[out] = true;
+    let bad = |i: usize| trace.get(i).is_some_and(|e| !e.value.is_finite());
+    let mut chain = vec![false; out + 1];
+    chain[out] = bad(out);
     for i in (1..=out).rev() {
-        if needed[i] {
+        if chain[i] {
             for p in tape.parents_of(i) {
-                needed[p] = true;
+                if bad(p) {
+                    chain[p] = true;
+                }
             }
         }
     }
-    (1..=out).find(|&i| needed[i] && trace.get(i).is_some_and(|e| !e.value.is_finite()))
+    (1..=out).find(|&i| chain[i])
 }
 
 /// The program's word for node `i`'s operation (`/`, `sqrt`), else the

@@ -717,6 +717,9 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             tally.add(&im.name, &j.path, mask_paths[k].is_some());
         }
         let searched = if own_masks.is_dir() || !fallback {
+            if own_masks.is_dir() && fallback {
+                tally.also = Some(full_masks.clone());
+            }
             &own_masks
         } else {
             &full_masks

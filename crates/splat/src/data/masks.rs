@@ -39,6 +39,9 @@ pub struct Tally {
     pub missing: Vec<String>,
     /// The first photo looked up: its name and path.
     pub first: Option<(String, PathBuf)>,
+    /// A second folder searched for the photos the first has no mask for
+    /// (the full-size `masks/` beside `masks_N`), named in the messages.
+    pub also: Option<PathBuf>,
 }
 
 impl Tally {
@@ -61,22 +64,35 @@ impl Tally {
         let Some((name, photo)) = &self.first else {
             return Ok(None);
         };
+        let also = match &self.also {
+            Some(d) => format!(" or in {}", d.display()),
+            None => String::new(),
+        };
         if self.missing.len() == self.total {
             let stem = Path::new(name).with_extension("png");
             return Err(DataError::invalid(
                 masks_dir,
                 "masks",
                 format!(
-                    "no mask for any of the {} photos (for {} it looked for {name}.png and \
-                     {}: a photo's mask is its file name, or its name without the extension, \
-                     with .png appended)",
+                    "no mask for any of the {} photos here{also} (for {} it looked for \
+                     {name}.png and {}: a photo's mask is its file name, or its name without \
+                     the extension, with .png appended)",
                     self.total,
                     photo.display(),
                     stem.display()
                 ),
             ));
         }
-        Ok(missing_note(masks_dir, &self.missing, self.total))
+        Ok(
+            missing_note(masks_dir, &self.missing, self.total).map(|n| match &self.also {
+                Some(d) => n.replacen(
+                    " has no mask",
+                    &format!(" (nor {}) has no mask", d.display()),
+                    1,
+                ),
+                None => n,
+            }),
+        )
     }
 }
 

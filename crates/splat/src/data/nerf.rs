@@ -134,7 +134,7 @@ fn load_split(
     dir: &Path,
     split: &str,
     opts: &LoadOptions,
-    tallies: &mut Vec<(PathBuf, masks::Tally)>,
+    tallies: &mut Tallies,
 ) -> Result<Option<Vec<View>>, DataError> {
     let path = dir.join(format!("transforms_{split}.json"));
     if !path.is_file() {
@@ -204,6 +204,14 @@ fn load_split(
     Ok(Some(views))
 }
 
+/// What the splits' `masks/` folders held: a tally per folder (by its
+/// resolved path), and the photos already counted.
+#[derive(Default)]
+struct Tallies {
+    folders: Vec<(PathBuf, masks::Tally)>,
+    counted: std::collections::HashSet<PathBuf>,
+}
+
 /// The user's masks of a split's images, each from `masks/` in its
 /// image's folder (see [`masks`]), downscaled as the image is; `None` for
 /// an image whose folder has no `masks/`, or which that folder leaves out.
@@ -213,8 +221,12 @@ fn load_split(
 fn split_masks(
     frames: &[Frame],
     opts: &LoadOptions,
-    tallies: &mut Vec<(PathBuf, masks::Tally)>,
+    tallies: &mut Tallies,
 ) -> Result<Vec<Option<Vec<f32>>>, DataError> {
+    let Tallies {
+        folders: tallies,
+        counted,
+    } = tallies;
     let mut out = Vec::with_capacity(frames.len());
     for f in frames {
         let image = &f.image_path;
@@ -228,14 +240,20 @@ fn split_masks(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let found = masks::find(&dir, &name);
-        let k = match tallies.iter().position(|(d, _)| *d == dir) {
+        // one folder however its path is written, each photo counted once
+        // (a split may reuse another's photos)
+        let key = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+        let k = match tallies.iter().position(|(d, _)| *d == key) {
             Some(k) => k,
             None => {
-                tallies.push((dir.clone(), masks::Tally::default()));
+                tallies.push((key, masks::Tally::default()));
                 tallies.len() - 1
             }
         };
-        tallies[k].1.add(&name, image, found.is_some());
+        let photo = std::fs::canonicalize(image).unwrap_or_else(|_| image.clone());
+        if counted.insert(photo) {
+            tallies[k].1.add(&name, image, found.is_some());
+        }
         let Some(path) = found else {
             out.push(None);
             continue;
@@ -252,14 +270,14 @@ fn split_masks(
 /// from `transforms_test.json` (or `transforms_val.json` when there is no
 /// test split).
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let mut tallies = Vec::new();
+    let mut tallies = Tallies::default();
     let train = load_split(dir, "train", opts, &mut tallies)?.unwrap_or_default();
     let test = match load_split(dir, "test", opts, &mut tallies)? {
         Some(t) => t,
         None => load_split(dir, "val", opts, &mut tallies)?.unwrap_or_default(),
     };
     let mut notes = Vec::new();
-    for (masks_dir, tally) in &tallies {
+    for (masks_dir, tally) in &tallies.folders {
         notes.extend(tally.verdict(masks_dir)?);
     }
     Ok(Dataset {

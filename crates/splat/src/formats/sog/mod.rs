@@ -391,7 +391,8 @@ pub fn read_unbundled(meta: &Path) -> Result<Gaussians<f32>, SceneError> {
 }
 
 /// The files of the unbundled SOG whose `meta.json` is `meta`: its own
-/// name, then the images it names (plain names beside it only), as
+/// name, then the images it names, each once by its plain file name
+/// (`./NAME` is NAME; names that are not beside it are left out), as
 /// [`read_unbundled`] reads them. An error when `meta` is not a SOG's.
 pub fn unbundled_files(meta: &Path) -> Result<Vec<String>, SceneError> {
     let listed = Bundle::loose(meta).meta()?;
@@ -401,8 +402,13 @@ pub fn unbundled_files(meta: &Path) -> Result<Vec<String>, SceneError> {
         .unwrap_or_default();
     let mut names = vec![own];
     for n in listed.file_names().filter(|n| loose_name_ok(n)) {
-        if !names.iter().any(|m| m == n) {
-            names.push(n.to_string());
+        // `./NAME` is NAME: one file, named one way
+        let plain = Path::new(n)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !names.contains(&plain) {
+            names.push(plain);
         }
     }
     Ok(names)
