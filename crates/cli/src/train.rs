@@ -384,8 +384,12 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         Trainer::new(ds, cfg).map_err(train_err)?
     };
     // what the checkpoints to come are fitted to (a resumed run's from here
-    // on: its next checkpoint continues on this run's photos)
-    RunRecord::of(&a).write(&ckpt_dir)?;
+    // on: its next checkpoint continues on this run's photos); only for
+    // --resume's warning, so a failure is a warning (the checkpoints' own
+    // writes report an unwritable folder)
+    if let Err(e) = RunRecord::of(&a).write(&ckpt_dir) {
+        eprintln!("warning: {e}; --resume will not know which dataset this run trained on");
+    }
     let resumed_from = t.iteration();
     let (eval_views, eval_split) = if t.data().test.is_empty() {
         (t.data().train.clone(), "train")
