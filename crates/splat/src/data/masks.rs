@@ -83,16 +83,11 @@ impl Tally {
                 ),
             ));
         }
-        Ok(
-            missing_note(masks_dir, &self.missing, self.total).map(|n| match &self.also {
-                Some(d) => n.replacen(
-                    " has no mask",
-                    &format!(" (nor {}) has no mask", d.display()),
-                    1,
-                ),
-                None => n,
-            }),
-        )
+        let folders = match &self.also {
+            Some(d) => format!("{} (nor {})", masks_dir.display(), d.display()),
+            None => masks_dir.display().to_string(),
+        };
+        Ok(note(&folders, &self.missing, self.total))
     }
 }
 
@@ -100,6 +95,11 @@ impl Tally {
 /// for some of the photos (`missing`, their names, of `total`): they are
 /// trained and scored without one. `None` when none is missing.
 pub fn missing_note(masks_dir: &Path, missing: &[String], total: usize) -> Option<String> {
+    note(&masks_dir.display().to_string(), missing, total)
+}
+
+/// [`missing_note`] for the folder (or folders) named `folders`.
+fn note(folders: &str, missing: &[String], total: usize) -> Option<String> {
     let first = missing.first()?;
     let (list, pronoun) = match missing.len() {
         1 => (first.clone(), "it is"),
@@ -110,9 +110,8 @@ pub fn missing_note(masks_dir: &Path, missing: &[String], total: usize) -> Optio
         ),
     };
     Some(format!(
-        "{} has no mask for {} of the {total} photos ({list}): {pronoun} trained and scored \
-         without a mask file",
-        masks_dir.display(),
+        "{folders} has no mask for {} of the {total} photos ({list}): {pronoun} trained and \
+         scored without a mask file",
         missing.len(),
     ))
 }
