@@ -27,10 +27,14 @@ pub fn write_atomic_with(
     }
     let resolved;
     let path = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            resolved = std::fs::canonicalize(path)?;
-            resolved.as_path()
-        }
+        // (a dangling link is replaced, as before)
+        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
+            Ok(target) => {
+                resolved = target;
+                resolved.as_path()
+            }
+            Err(_) => path,
+        },
         _ => path,
     };
     let dir = match path.parent() {
