@@ -242,11 +242,7 @@ fn bench_steps_compile_and_a_false_declaration_panics() {
     })
     .steps(5)
     .compiled();
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        branchy.forward(&[0.5], &[], &[]).steps()
-    }));
-    let msg = r.expect_err("declared compiled but branches on t");
-    let msg = msg.downcast_ref::<String>().expect("a message");
+    let msg = refusal(&branchy, 0.5).expect("declared compiled but branches on t");
     assert!(msg.contains("compiled()") && msg.contains("t = 1"), "{msg}");
     // a step that alternates with t's parity, whose first and last steps
     // (0 and 4) agree, is caught too (it gave silently wrong values)
@@ -255,11 +251,7 @@ fn bench_steps_compile_and_a_false_declaration_panics() {
     })
     .steps(5)
     .compiled();
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        parity.forward(&[1.0], &[], &[]).steps()
-    }));
-    let msg = r.expect_err("declared compiled but alternates with t");
-    let msg = msg.downcast_ref::<String>().expect("a message");
+    let msg = refusal(&parity, 1.0).expect("declared compiled but alternates with t");
     assert!(msg.contains("compiled()") && msg.contains("t = 1"), "{msg}");
     // and one that changes only half-way
     let late = Recurrence::new(|s, _p, _x, t, next| {
@@ -267,10 +259,18 @@ fn bench_steps_compile_and_a_false_declaration_panics() {
     })
     .steps(101)
     .compiled();
+    let msg = refusal(&late, 1.0).expect("a step that differs at t = 50 of 101");
+    assert!(msg.contains("compiled()"), "{msg}");
+}
+
+/// The panic message of `rec`'s forward pass from the state `s0`, `None`
+/// when it runs.
+fn refusal(rec: &Recurrence<f64>, s0: f64) -> Option<String> {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        late.forward(&[1.0], &[], &[]).steps()
+        rec.forward(&[s0], &[], &[]).steps()
     }));
-    assert!(r.is_err(), "a step that differs at t = 50 of 101");
+    let payload = r.err()?;
+    Some(payload.downcast_ref::<String>().expect("a message").clone())
 }
 
 /// Degenerate steps are not compiled and still run.

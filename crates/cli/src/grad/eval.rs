@@ -124,9 +124,6 @@ pub struct Evaluation<'t, T: Scalar> {
     /// For each tape node index, the place in the program that recorded it
     /// (`None` for inputs).
     pub origins: Vec<Option<Pos>>,
-    /// The first NaN or infinity among folded constants, with the place and
-    /// the operation.
-    pub first_non_finite_constant: Option<(Pos, String)>,
     /// For each tape node index, the program's own word for the operation
     /// that recorded it (`+`, `/`, `sqrt`; `None` for inputs), which
     /// errors name rather than the engine's (`rdiv`).
@@ -446,7 +443,6 @@ pub fn evaluate<'t, T: Scalar>(
         labelled: HashSet::new(),
         origins: Vec::new(),
         words: Vec::new(),
-        bad_const: None,
         depth: 0,
         steps: 0,
         opts: *opts,
@@ -499,7 +495,6 @@ pub fn evaluate<'t, T: Scalar>(
         output,
         inputs: leaves,
         origins: ctx.origins,
-        first_non_finite_constant: ctx.bad_const,
         words: ctx.words,
     })
 }
@@ -522,7 +517,6 @@ struct Ctx<'p, 't, T: Scalar> {
     labelled: HashSet<usize>,
     origins: Vec<Option<Pos>>,
     words: Vec<Option<String>>,
-    bad_const: Option<(Pos, String)>,
     depth: usize,
     steps: u64,
     opts: EvalOptions,
@@ -571,16 +565,10 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
     /// for the operation). A NaN or infinite constant is recorded as a
     /// leaf here, so that a non-finite value later found on the tape is
     /// traced back to the operation that made it rather than to the first
-    /// one that met an input ([`Evaluation::first_non_finite_constant`]
-    /// keeps the first of them).
+    /// one that met an input.
     fn note(&mut self, r: Num<'t, T>, pos: Pos, what: &str) -> Num<'t, T> {
         let r = match r {
-            Num::Const(c) if !c.is_finite() => {
-                if self.bad_const.is_none() {
-                    self.bad_const = Some((pos, what.to_string()));
-                }
-                Num::Var(self.leaf(c))
-            }
+            Num::Const(c) if !c.is_finite() => Num::Var(self.leaf(c)),
             r => r,
         };
         if let Num::Var(_) = r {

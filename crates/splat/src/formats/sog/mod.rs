@@ -324,19 +324,12 @@ pub fn is_meta_json(path: &Path) -> bool {
 /// ([`is_meta_json`]) and a JSON object with SOG's `means`, so that
 /// another tool's `meta.json` (or a 2D fit so named) is not taken for one.
 pub fn is_unbundled(path: &Path) -> bool {
-    if !is_meta_json(path) || !path.is_file() {
-        return false;
-    }
-    let Ok(f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut text = Vec::new();
-    if f.take(MAX_META).read_to_end(&mut text).is_err() {
-        return false;
-    }
-    serde_json::from_slice::<serde_json::Value>(&text)
-        .ok()
-        .is_some_and(|v| v.get("means").is_some())
+    is_meta_json(path)
+        && path.is_file()
+        && read_loose_file(path, MAX_META)
+            .ok()
+            .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
+            .is_some_and(|v| v.get("means").is_some())
 }
 
 /// Whether a `.sog` archive declares the antialiased drawing mode (its
