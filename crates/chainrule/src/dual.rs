@@ -554,6 +554,22 @@ macro_rules! dual_impls {
             fn ln_1p(self) -> Self {
                 self.chain(self.re.ln_1p(), T::one() / (T::one() + self.re))
             }
+            fn exp_m1(self) -> Self {
+                let m = self.re.exp_m1();
+                self.chain(m, m + T::one())
+            }
+            fn asinh(self) -> Self {
+                let d = T::one() / self.re.hypot(T::one());
+                self.chain(self.re.asinh(), d)
+            }
+            fn acosh(self) -> Self {
+                let d = T::one() / ((self.re - T::one()).sqrt() * (self.re + T::one()).sqrt());
+                self.chain(self.re.acosh(), d)
+            }
+            fn atanh(self) -> Self {
+                let d = T::one() / (T::one() - self.re * self.re);
+                self.chain(self.re.atanh(), d)
+            }
             fn hypot(self, y: Self) -> Self {
                 let h = self.re.hypot(y.re);
                 let (da, db) = if h == T::zero() {

@@ -207,6 +207,75 @@ impl<'t, T: Scalar> Var<'t, T> {
         self.unary(Op::Tanh, t, d)
     }
 
+    /// Inverse hyperbolic sine; its derivative is 1/√(x² + 1), computed
+    /// as `1 / hypot(x, 1)` so that it does not round to 0 where x²
+    /// overflows.
+    pub fn asinh(self) -> Self {
+        let x = self.val;
+        self.unary(Op::Asinh, x.asinh(), T::one() / x.hypot(T::one()))
+    }
+
+    /// Inverse hyperbolic cosine, for x ≥ 1; its derivative
+    /// 1/(√(x − 1)·√(x + 1)) is +∞ at 1, and below 1 value and derivative
+    /// are NaN.
+    pub fn acosh(self) -> Self {
+        let x = self.val;
+        let d = T::one() / ((x - T::one()).sqrt() * (x + T::one()).sqrt());
+        self.unary(Op::Acosh, x.acosh(), d)
+    }
+
+    /// Inverse hyperbolic tangent, for −1 < x < 1 (±∞ at ±1); its
+    /// derivative is 1/(1 − x²).
+    pub fn atanh(self) -> Self {
+        let x = self.val;
+        self.unary(Op::Atanh, x.atanh(), T::one() / (T::one() - x * x))
+    }
+
+    /// ln(1 + x), accurate where x is near 0 (where `(1 + x).ln()` loses
+    /// the digits of x that 1 + x rounds away); its derivative is
+    /// 1/(1 + x).
+    ///
+    /// ```
+    /// use chainrule::Tape;
+    /// let tape = Tape::new();
+    /// let x = tape.var(1e-12);
+    /// let y = x.ln_1p();
+    /// // ln(1 + x) = x − x²/2 + …; the plain formula is off by ~1e-16
+    /// assert!((y.value() - (1e-12 - 5e-25)).abs() < 1e-27);
+    /// assert!(((1.0f64 + 1e-12).ln() - 1e-12).abs() > 1e-17);
+    /// assert_eq!(y.backward().wrt(x), 1.0 / (1.0 + 1e-12));
+    /// ```
+    pub fn ln_1p(self) -> Self {
+        let x = self.val;
+        self.unary(Op::Ln1p, x.ln_1p(), T::one() / (T::one() + x))
+    }
+
+    /// e^x − 1, accurate where x is near 0; its derivative is e^x,
+    /// computed as `expm1(x) + 1`.
+    pub fn exp_m1(self) -> Self {
+        let m = self.val.exp_m1();
+        self.unary(Op::ExpM1, m, m + T::one())
+    }
+
+    /// `self` limited to `[lo, hi]`: `self.max(lo).min(hi)`, two nodes, so
+    /// the gradient passes where `lo ≤ self ≤ hi` (ties included, as
+    /// [`Var::min`] and [`Var::max`] send a tie to their first argument)
+    /// and goes to the bound that is in force elsewhere. Unlike
+    /// `f64::clamp` it does not panic when `lo > hi`: the result is then
+    /// `hi`.
+    ///
+    /// ```
+    /// use chainrule::Tape;
+    /// let tape = Tape::new();
+    /// let x = tape.var(3.0);
+    /// let y = x.clamp(0.0, 1.0) + x.clamp(0.0, 5.0);
+    /// assert_eq!(y.value(), 4.0);
+    /// assert_eq!(y.backward().wrt(x), 1.0);
+    /// ```
+    pub fn clamp(self, lo: impl Into<Operand<'t, T>>, hi: impl Into<Operand<'t, T>>) -> Self {
+        self.max(lo).min(hi)
+    }
+
     /// Logistic sigmoid 1/(1 + e^−x), computed without overflow.
     pub fn sigmoid(self) -> Self {
         let (s, d) = rule::sigmoid(self.val);
@@ -462,6 +531,36 @@ assign_ops!(DivAssign, div_assign, /);
 /// assert_eq!(total.value(), 14.0);
 /// assert_eq!(total.backward().wrt(xs[2]), 6.0);
 /// ```
+impl<'t, T: Scalar> Var<'t, T> {
+    /// ln(e^x₁ + … + e^xₙ) without overflow or underflow: computed as
+    /// `m + ln Σ e^(xᵢ − m)` with m the largest value (a constant: the
+    /// result does not depend on it, so its gradient is exact, the softmax
+    /// of the inputs). `None` for no inputs. Where the largest value is
+    /// infinite or NaN, m is 0 and the result is that of the plain formula
+    /// (+∞ or NaN; −∞ if every input is −∞).
+    ///
+    /// ```
+    /// use chainrule::{Tape, Var};
+    /// let tape = Tape::new();
+    /// let xs = [tape.var(1000.0), tape.var(1000.0)];
+    /// let y = Var::logsumexp(&xs).unwrap();
+    /// assert!((y.value() - (1000.0 + 2f64.ln())).abs() < 1e-12);
+    /// let g = y.backward();
+    /// assert_eq!((g.wrt(xs[0]), g.wrt(xs[1])), (0.5, 0.5));
+    /// ```
+    pub fn logsumexp(xs: &[Var<'t, T>]) -> Option<Self> {
+        let m = xs
+            .iter()
+            .map(|x| x.val.to_f64())
+            .fold(f64::NEG_INFINITY, f64::max);
+        // the value alone (no tangent of a dual number): a true constant
+        let m = if m.is_finite() { m } else { 0.0 };
+        let shift = T::from_f64(m);
+        let s: Option<Var<'t, T>> = xs.iter().map(|&x| (x - shift).exp()).sum();
+        Some(s?.ln() + shift)
+    }
+}
+
 impl<'t, T: Scalar> std::iter::Sum<Var<'t, T>> for Option<Var<'t, T>> {
     fn sum<I: Iterator<Item = Var<'t, T>>>(mut iter: I) -> Self {
         let first = iter.next()?;

@@ -88,6 +88,33 @@ pub trait Scalar:
     fn abs(self) -> Self;
     /// ln(1 + x), accurate near 0.
     fn ln_1p(self) -> Self;
+    /// e^x − 1, accurate near 0. The default is `exp(x) − 1`, which loses
+    /// the digits near 0 that `f32` and `f64` (and [`crate::Dual`]) keep;
+    /// a type with an accurate `expm1` should override it.
+    fn exp_m1(self) -> Self {
+        self.exp() - Self::one()
+    }
+    /// Inverse hyperbolic sine. The default is `sign(x) · ln(|x| + √(x² + 1))`
+    /// (see [`Scalar::exp_m1`] on overriding it).
+    fn asinh(self) -> Self {
+        let a = self.abs();
+        let v = (a + (a * a + Self::one()).sqrt()).ln();
+        if self < Self::zero() {
+            -v
+        } else {
+            v
+        }
+    }
+    /// Inverse hyperbolic cosine (NaN below 1). The default is
+    /// `ln(x + √(x² − 1))`.
+    fn acosh(self) -> Self {
+        (self + (self * self - Self::one()).sqrt()).ln()
+    }
+    /// Inverse hyperbolic tangent (±∞ at ±1, NaN beyond). The default is
+    /// `½ · ln((1 + x) / (1 − x))`.
+    fn atanh(self) -> Self {
+        Self::from_f64(0.5) * ((Self::one() + self) / (Self::one() - self)).ln()
+    }
     /// sqrt(self² + y²) without undue overflow.
     fn hypot(self, y: Self) -> Self;
     /// Sine and cosine together (one call where the platform allows).
@@ -296,6 +323,22 @@ macro_rules! impl_scalar_float {
             #[inline(always)]
             fn ln_1p(self) -> Self {
                 <$t>::ln_1p(self)
+            }
+            #[inline(always)]
+            fn exp_m1(self) -> Self {
+                <$t>::exp_m1(self)
+            }
+            #[inline(always)]
+            fn asinh(self) -> Self {
+                <$t>::asinh(self)
+            }
+            #[inline(always)]
+            fn acosh(self) -> Self {
+                <$t>::acosh(self)
+            }
+            #[inline(always)]
+            fn atanh(self) -> Self {
+                <$t>::atanh(self)
             }
             #[inline(always)]
             fn hypot(self, y: Self) -> Self {

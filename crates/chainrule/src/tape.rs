@@ -324,6 +324,16 @@ pub enum Op {
     Cosh,
     /// Hyperbolic tangent.
     Tanh,
+    /// Inverse hyperbolic sine.
+    Asinh,
+    /// Inverse hyperbolic cosine.
+    Acosh,
+    /// Inverse hyperbolic tangent.
+    Atanh,
+    /// ln(1 + a), accurate near 0.
+    Ln1p,
+    /// e^a − 1, accurate near 0.
+    ExpM1,
     /// Logistic sigmoid.
     Sigmoid,
     /// max(0, a).
@@ -373,6 +383,11 @@ impl Op {
             Op::Sinh => "sinh",
             Op::Cosh => "cosh",
             Op::Tanh => "tanh",
+            Op::Asinh => "asinh",
+            Op::Acosh => "acosh",
+            Op::Atanh => "atanh",
+            Op::Ln1p => "log1p",
+            Op::ExpM1 => "expm1",
             Op::Sigmoid => "sigmoid",
             Op::Relu => "relu",
             Op::Softplus => "softplus",

@@ -42,6 +42,8 @@ struct UnaryCase {
 const ANY: &[f64] = &[-1.7, -0.4, 0.3, 1.1, 2.5];
 const POS: &[f64] = &[0.2, 0.9, 1.7, 4.0];
 const UNIT: &[f64] = &[-0.8, -0.3, 0.1, 0.6, 0.95];
+const ABOVE_ONE: &[f64] = &[1.05, 1.6, 3.0, 12.0];
+const ABOVE_MINUS_ONE: &[f64] = &[-0.9, -0.2, 1e-9, 0.7, 5.0];
 
 fn sig(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
@@ -179,6 +181,43 @@ fn unary_cases() -> Vec<UnaryCase> {
             points: ANY,
         },
         UnaryCase {
+            name: "asinh",
+            d: |x| {
+                let q = x * x + 1.0;
+                (x.asinh(), 1.0 / q.sqrt(), -x / q.powf(1.5))
+            },
+            points: ANY,
+        },
+        UnaryCase {
+            name: "acosh",
+            d: |x| {
+                let q = x * x - 1.0;
+                (x.acosh(), 1.0 / q.sqrt(), -x / q.powf(1.5))
+            },
+            points: ABOVE_ONE,
+        },
+        UnaryCase {
+            name: "atanh",
+            d: |x| {
+                let q = 1.0 - x * x;
+                (x.atanh(), 1.0 / q, 2.0 * x / (q * q))
+            },
+            points: UNIT,
+        },
+        UnaryCase {
+            name: "log1p",
+            d: |x| {
+                let q = 1.0 + x;
+                (x.ln_1p(), 1.0 / q, -1.0 / (q * q))
+            },
+            points: ABOVE_MINUS_ONE,
+        },
+        UnaryCase {
+            name: "expm1",
+            d: |x| (x.exp_m1(), x.exp(), x.exp()),
+            points: ANY,
+        },
+        UnaryCase {
             name: "sigmoid",
             d: |x| {
                 let s = sig(x);
@@ -240,6 +279,11 @@ fn apply_var<'t, S: Scalar>(name: &str, x: Var<'t, S>) -> Var<'t, S> {
         "sinh" => x.sinh(),
         "cosh" => x.cosh(),
         "tanh" => x.tanh(),
+        "asinh" => x.asinh(),
+        "acosh" => x.acosh(),
+        "atanh" => x.atanh(),
+        "log1p" => x.ln_1p(),
+        "expm1" => x.exp_m1(),
         "sigmoid" => x.sigmoid(),
         "softplus" => x.softplus(),
         "abs" => x.abs(),
@@ -273,6 +317,11 @@ fn apply_scalar<S: Scalar>(name: &str, x: S) -> Option<S> {
         "sinh" => x.sinh(),
         "cosh" => x.cosh(),
         "tanh" => x.tanh(),
+        "asinh" => x.asinh(),
+        "acosh" => x.acosh(),
+        "atanh" => x.atanh(),
+        "log1p" => x.ln_1p(),
+        "expm1" => x.exp_m1(),
         "sigmoid" => chainrule::sigmoid(x),
         "softplus" => x.exp().ln_1p(),
         "abs" => x.abs(),
@@ -660,6 +709,8 @@ enum U {
     Neg,
     Softplus,
     Sinh,
+    Asinh,
+    Log1pSq,
     // not smooth: only in programs for first-derivative comparisons
     Abs,
     Relu,
@@ -710,6 +761,8 @@ impl E {
                     U::Neg => -a,
                     U::Softplus => a.softplus(),
                     U::Sinh => a.sinh(),
+                    U::Asinh => a.asinh(),
+                    U::Log1pSq => a.square().ln_1p(),
                     U::Abs => a.abs(),
                     U::Relu => a.relu(),
                 }
@@ -760,6 +813,8 @@ impl E {
                         }
                     }
                     U::Sinh => a.sinh(),
+                    U::Asinh => a.asinh(),
+                    U::Log1pSq => (a * a).ln_1p(),
                     U::Abs => a.abs(),
                     U::Relu => {
                         if a > S::zero() {
@@ -836,6 +891,8 @@ fn expr(n: usize, smooth: bool) -> impl Strategy<Value = E> {
         U::Neg,
         U::Softplus,
         U::Sinh,
+        U::Asinh,
+        U::Log1pSq,
     ];
     let mut bs = vec![
         B::Add,
@@ -1017,11 +1074,17 @@ proptest! {
     /// Tangents of dual numbers against central differences, for every
     /// elementary function `Scalar` offers, at random points.
     #[test]
-    fn dual_tangents_match_central_differences(x in -0.9..0.9f64, k in 0usize..27) {
+    fn dual_tangents_match_central_differences(x in -0.9..0.9f64, k in 0usize..64) {
         let cases = unary_cases();
         let c = &cases[k % cases.len()];
         // shift into the function's domain
-        let x = if c.points == POS { x.abs() + 0.3 } else { x };
+        let x = if c.points == POS {
+            x.abs() + 0.3
+        } else if c.points == ABOVE_ONE {
+            x.abs() + 1.2
+        } else {
+            x
+        };
         if let Some(y) = apply_scalar(c.name, Dual::variable(x)) {
             let h = 1e-5;
             let fp = apply_scalar(c.name, x + h).unwrap();

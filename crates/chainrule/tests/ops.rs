@@ -140,6 +140,53 @@ fn unary_functions_across_their_domains() {
             4.0,
         ),
         (
+            "asinh",
+            |x| x.asinh(),
+            |x| ((x + (x * x + 1.0).sqrt()).ln(), 1.0 / (x * x + 1.0).sqrt()),
+            0.0,
+            10.0,
+        ),
+        (
+            "asinh_neg",
+            |x| x.asinh(),
+            |x| {
+                (
+                    -(-x + (x * x + 1.0).sqrt()).ln(),
+                    1.0 / (x * x + 1.0).sqrt(),
+                )
+            },
+            -10.0,
+            0.0,
+        ),
+        (
+            "acosh",
+            |x| x.acosh(),
+            |x| ((x + (x * x - 1.0).sqrt()).ln(), 1.0 / (x * x - 1.0).sqrt()),
+            1.05,
+            10.0,
+        ),
+        (
+            "atanh",
+            |x| x.atanh(),
+            |x| (0.5 * ((1.0 + x) / (1.0 - x)).ln(), 1.0 / (1.0 - x * x)),
+            -0.95,
+            0.95,
+        ),
+        (
+            "ln_1p",
+            |x| x.ln_1p(),
+            |x| ((1.0 + x).ln(), 1.0 / (1.0 + x)),
+            -0.9,
+            5.0,
+        ),
+        (
+            "exp_m1",
+            |x| x.exp_m1(),
+            |x| (x.exp() - 1.0, x.exp()),
+            -5.0,
+            5.0,
+        ),
+        (
             "sigmoid",
             |x| x.sigmoid(),
             |x| {
@@ -181,6 +228,119 @@ fn unary_functions_across_their_domains() {
     for (name, f, exact, lo, hi) in cases {
         check_unary(name, f, exact, lo, hi);
     }
+}
+
+#[test]
+fn ln_1p_and_exp_m1_keep_the_digits_near_zero() {
+    // ln(1 + x) = x − x²/2 + x³/3 …, e^x − 1 = x + x²/2 + …: at |x| = 1e-10
+    // two terms are exact to 1e-30, where (1 + x).ln() is off by ~1e-17
+    for x in [1e-10, -1e-10, 3e-15, -2.5e-300] {
+        let tape = Tape::new();
+        let v = tape.var(x);
+        let l = v.ln_1p();
+        let want = x - x * x / 2.0;
+        assert!((l.value() - want).abs() <= 1e-15 * x.abs(), "ln_1p({x})");
+        assert_eq!(l.backward().wrt(v), 1.0 / (1.0 + x));
+        let m = v.exp_m1();
+        let want = x + x * x / 2.0;
+        assert!((m.value() - want).abs() <= 1e-15 * x.abs(), "exp_m1({x})");
+        assert_eq!(m.backward().wrt(v), m.value() + 1.0);
+    }
+    // f32 too
+    let tape = Tape::<f32>::with_capacity(8);
+    let v = tape.var(1e-6f32);
+    assert!((v.ln_1p().value() - 1e-6).abs() < 1e-12);
+    assert!((v.exp_m1().value() - 1e-6).abs() < 1e-12);
+}
+
+#[test]
+fn inverse_hyperbolics_at_their_edges() {
+    let tape = Tape::new();
+    // acosh at 1: value 0, derivative +inf; below 1: NaN
+    let v = tape.var(1.0);
+    let y = v.acosh();
+    assert_eq!(y.value(), 0.0);
+    assert_eq!(y.backward().wrt(v), f64::INFINITY);
+    assert!(tape.var(0.5).acosh().value().is_nan());
+    // atanh at ±1: ±inf, derivative +inf
+    for s in [1.0, -1.0] {
+        let v = tape.var(s);
+        let y = v.atanh();
+        assert_eq!(y.value(), s * f64::INFINITY);
+        assert_eq!(y.backward().wrt(v), f64::INFINITY);
+    }
+    // asinh is odd and does not overflow where x² would
+    let v = tape.var(-1e200);
+    let y = v.asinh();
+    assert!((y.value() + (2e200f64).ln()).abs() < 1e-12 * 461.0);
+    assert!((y.backward().wrt(v) - 1e-200).abs() < 1e-212);
+}
+
+#[test]
+fn clamp_passes_the_gradient_inside_and_at_the_bounds() {
+    // (x, lo, hi) → (value, ∂/∂x)
+    let cases = [
+        (0.5, 0.0, 1.0, 0.5, 1.0),
+        (-2.0, 0.0, 1.0, 0.0, 0.0),
+        (3.0, 0.0, 1.0, 1.0, 0.0),
+        (0.0, 0.0, 1.0, 0.0, 1.0),
+        (1.0, 0.0, 1.0, 1.0, 1.0),
+        // lo > hi gives hi, not a panic
+        (0.5, 2.0, 1.0, 1.0, 0.0),
+    ];
+    for (x, lo, hi, value, d) in cases {
+        let tape = Tape::new();
+        let v = tape.var(x);
+        let y = v.clamp(lo, hi);
+        assert_eq!(y.value(), value, "clamp({x}, {lo}, {hi})");
+        assert_eq!(y.backward().wrt(v), d, "clamp'({x}, {lo}, {hi})");
+    }
+    // recorded bounds get the gradient where they are in force
+    let tape = Tape::new();
+    let (x, lo, hi) = (tape.var(-1.0), tape.var(0.0), tape.var(2.0));
+    let g = x.clamp(lo, hi).backward();
+    assert_eq!((g.wrt(x), g.wrt(lo), g.wrt(hi)), (0.0, 1.0, 0.0));
+    let x = tape.var(5.0);
+    let g = x.clamp(lo, hi).backward();
+    assert_eq!((g.wrt(x), g.wrt(lo), g.wrt(hi)), (0.0, 0.0, 1.0));
+}
+
+#[test]
+fn logsumexp_is_stable_and_its_gradient_is_the_softmax() {
+    let tape = Tape::new();
+    assert!(Var::logsumexp(&[] as &[Var]).is_none());
+    // moderate values: the plain formula
+    let xs: Vec<f64> = vec![0.3, -1.2, 2.5, 0.0, 1.7];
+    let vs: Vec<Var> = xs.iter().map(|&x| tape.var(x)).collect();
+    let y = Var::logsumexp(&vs).unwrap();
+    let z: f64 = xs.iter().map(|x| x.exp()).sum();
+    assert!((y.value() - z.ln()).abs() < 1e-14);
+    let g = y.backward();
+    for (x, v) in xs.iter().zip(&vs) {
+        assert!((g.wrt(*v) - x.exp() / z).abs() < 1e-15, "softmax at {x}");
+    }
+    let r = gradcheck(
+        |v| Var::logsumexp(v).unwrap(),
+        &xs,
+        GradcheckOptions::default(),
+    );
+    assert!(r.passed(), "{r}");
+    // large and tiny values neither overflow nor underflow
+    let vs = [tape.var(800.0), tape.var(799.0), tape.var(-900.0)];
+    let y = Var::logsumexp(&vs).unwrap();
+    let want = 800.0 + (1.0 + (-1.0f64).exp()).ln();
+    assert!((y.value() - want).abs() < 1e-12);
+    let g = y.backward();
+    let s0 = 1.0 / (1.0 + (-1.0f64).exp());
+    assert!((g.wrt(vs[0]) - s0).abs() < 1e-15);
+    assert!((g.wrt(vs[1]) - (1.0 - s0)).abs() < 1e-15);
+    assert_eq!(g.wrt(vs[2]), 0.0);
+    // one term is itself; every term −∞ gives −∞
+    let v = tape.var(-3.0);
+    let y = Var::logsumexp(&[v]).unwrap();
+    assert_eq!((y.value(), y.backward().wrt(v)), (-3.0, 1.0));
+    let y = Var::logsumexp(&[tape.var(f64::NEG_INFINITY), tape.var(f64::NEG_INFINITY)]).unwrap();
+    assert_eq!(y.value(), f64::NEG_INFINITY);
 }
 
 #[test]

@@ -15,7 +15,7 @@ enum Step {
 
 fn step_strategy() -> impl Strategy<Value = Step> {
     prop_oneof![
-        (0u8..12, any::<usize>()).prop_map(|(o, a)| Step::Unary(o, a)),
+        (0u8..16, any::<usize>()).prop_map(|(o, a)| Step::Unary(o, a)),
         (0u8..7, any::<usize>(), any::<usize>()).prop_map(|(o, a, b)| Step::Binary(o, a, b)),
         (0u8..4, any::<usize>(), -2.0f64..2.0).prop_map(|(o, a, c)| Step::Const(o, a, c)),
     ]
@@ -42,6 +42,10 @@ fn run<'t>(prog: &[Step], inputs: &[Var<'t>]) -> Vec<Var<'t>> {
                     8 => x.atan(),
                     9 => -x,
                     10 => x.softplus(),
+                    11 => x.asinh(),
+                    12 => x.square().ln_1p(),
+                    13 => x.tanh().exp_m1(),
+                    14 => (x.tanh() * 0.9).atanh(),
                     _ => (x.square() + 1.0).recip(),
                 }
             }

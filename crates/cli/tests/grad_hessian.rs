@@ -124,3 +124,47 @@ fn cli_json_and_order_of_inputs() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Value, gradient and Hessian against sympy's (`fixtures/sympy/`:
+/// `make_reference.py` differentiates the same functions symbolically), for
+/// programs that use every inverse hyperbolic, `log1p`, `expm1`, `clamp`
+/// and `logsumexp`.
+#[test]
+fn new_functions_match_sympy() {
+    let text = include_str!("fixtures/sympy/reference.json");
+    let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+    let cases = doc["cases"].as_array().unwrap();
+    assert!(cases.len() >= 6);
+    let close = |got: f64, want: f64, what: &str| {
+        assert!(
+            (got - want).abs() <= 1e-13 * (1.0 + want.abs()),
+            "{what}: {got:e}, sympy {want:e}"
+        );
+    };
+    for c in cases {
+        let src = c["program"].as_str().unwrap();
+        let ins: Vec<(String, f64)> = ["x", "y", "z"]
+            .iter()
+            .map(|n| (n.to_string(), c["inputs"][n].as_f64().unwrap()))
+            .collect();
+        let opts = GradOptions {
+            hessian: true,
+            ..GradOptions::default()
+        };
+        let r = gradient(src, &ins, &opts).unwrap();
+        close(
+            r.value,
+            c["value"].as_f64().unwrap(),
+            &format!("{src}: value"),
+        );
+        let h = r.hessian.expect("asked for");
+        for i in 0..3 {
+            let want = c["gradient"][i].as_f64().unwrap();
+            close(r.gradient[i].1, want, &format!("{src}: d/d{}", ins[i].0));
+            for j in 0..3 {
+                let want = c["hessian"][i][j].as_f64().unwrap();
+                close(h[i][j], want, &format!("{src}: H[{i}][{j}]"));
+            }
+        }
+    }
+}

@@ -118,6 +118,11 @@ fn every_builtin_against_finite_differences() {
         ("sinh(x)", 0.5),
         ("cosh(x)", 0.5),
         ("tanh(x)", 0.5),
+        ("asinh(x)", -1.3),
+        ("acosh(x)", 2.2),
+        ("atanh(x)", 0.4),
+        ("log1p(x)", 0.3),
+        ("expm1(x)", -0.6),
         ("sigmoid(x)", -0.8),
         ("relu(x)", 1.3),
         ("softplus(x)", -0.4),
@@ -134,6 +139,13 @@ fn every_builtin_against_finite_differences() {
         ("min(2, x, 3 * x)", 1.0),
         ("max(x, 2)", 1.0),
         ("max(0.5, x * x, 0.1)", 1.0),
+        ("clamp(x, 0, 2)", 1.3),
+        ("clamp(3, x, 5)", 4.0),
+        ("clamp(0.5 * x, 0, x)", 1.3),
+        ("clamp(x * x, 0, 2) + clamp(x, -1, 0.5)", 0.7),
+        ("logsumexp(x, 2 * x, 1)", 0.3),
+        ("logsumexp(1, x)", -0.4),
+        ("logsumexp(300 * x, 299 * x)", 2.0),
         ("1 / x", 0.8),
         ("2 / x", 0.8),
         ("3 - x", 0.8),
@@ -164,6 +176,8 @@ fn error_kinds() {
     assert_eq!(err("q", &[("x", 1.0)]), ErrorKind::Input);
     assert_eq!(err("x", &[("x", 1.0), ("x", 2.0)]), ErrorKind::Input);
     assert_eq!(err("sin(x, 1)", &[("x", 1.0)]), ErrorKind::Arity);
+    assert_eq!(err("clamp(x, 1)", &[("x", 1.0)]), ErrorKind::Arity);
+    assert_eq!(err("logsumexp(x)", &[("x", 1.0)]), ErrorKind::Arity);
     assert_eq!(err("nope(x)", &[("x", 1.0)]), ErrorKind::Name);
     assert_eq!(err("fn sin(a) = a; sin(x)", &[("x", 1.0)]), ErrorKind::Name);
     assert_eq!(
@@ -232,9 +246,9 @@ enum E {
     Two(&'static str, Box<E>, Box<E>),
 }
 
-const SMOOTH_UN: &[&str] = &["sin", "cos", "tanh", "sigmoid", "atan", "softplus"];
+const SMOOTH_UN: &[&str] = &["sin", "cos", "tanh", "sigmoid", "atan", "softplus", "asinh"];
 const ALL_UN: &[&str] = &[
-    "sin", "cos", "tanh", "sigmoid", "atan", "softplus", "abs", "relu", "exp", "square",
+    "sin", "cos", "tanh", "sigmoid", "atan", "softplus", "asinh", "abs", "relu", "exp", "square",
 ];
 
 fn expr(smooth: bool) -> impl Strategy<Value = E> {
@@ -370,6 +384,7 @@ fn build<'t>(e: &E, xs: &[Var<'t>]) -> Result<Var<'t>, f64> {
                 "sigmoid" => a.sigmoid(),
                 "atan" => a.atan(),
                 "softplus" => a.softplus(),
+                "asinh" => a.asinh(),
                 "abs" => a.abs(),
                 "relu" => a.relu(),
                 "exp" => a.exp(),
@@ -418,6 +433,7 @@ fn un_const(f: &str, c: f64) -> f64 {
                 c.exp().ln_1p()
             }
         }
+        "asinh" => c.asinh(),
         "abs" => c.abs(),
         "relu" => c.max(0.0),
         "exp" => c.exp(),

@@ -18,7 +18,7 @@ use super::parser::{BinOp, CmpOp, Expr, ExprKind, FnDef, Program, Stmt};
 pub const CONSTANTS: &[(&str, f64)] = &[("pi", std::f64::consts::PI), ("e", std::f64::consts::E)];
 
 /// The built-in functions with their number of arguments (`None`: two or
-/// more, for `min` and `max`).
+/// more, for `min`, `max` and `logsumexp`).
 pub const BUILTINS: &[(&str, Option<usize>)] = &[
     ("exp", Some(1)),
     ("log", Some(1)),
@@ -38,6 +38,11 @@ pub const BUILTINS: &[(&str, Option<usize>)] = &[
     ("sinh", Some(1)),
     ("cosh", Some(1)),
     ("tanh", Some(1)),
+    ("asinh", Some(1)),
+    ("acosh", Some(1)),
+    ("atanh", Some(1)),
+    ("log1p", Some(1)),
+    ("expm1", Some(1)),
     ("sigmoid", Some(1)),
     ("relu", Some(1)),
     ("softplus", Some(1)),
@@ -45,8 +50,10 @@ pub const BUILTINS: &[(&str, Option<usize>)] = &[
     ("atan2", Some(2)),
     ("hypot", Some(2)),
     ("pow", Some(2)),
+    ("clamp", Some(3)),
     ("min", None),
     ("max", None),
+    ("logsumexp", None),
 ];
 
 fn builtin_arity(name: &str) -> Option<Option<usize>> {
@@ -760,6 +767,11 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
             "sinh" => un(|v| v.sinh(), |c| c.sinh()),
             "cosh" => un(|v| v.cosh(), |c| c.cosh()),
             "tanh" => un(|v| v.tanh(), |c| c.tanh()),
+            "asinh" => un(|v| v.asinh(), |c| c.asinh()),
+            "acosh" => un(|v| v.acosh(), |c| c.acosh()),
+            "atanh" => un(|v| v.atanh(), |c| c.atanh()),
+            "log1p" => un(|v| v.ln_1p(), |c| c.ln_1p()),
+            "expm1" => un(|v| v.exp_m1(), |c| c.exp_m1()),
             "sigmoid" => un(|v| v.sigmoid(), chainrule::sigmoid),
             "relu" => un(|v| v.relu(), |c| if c > T::zero() { c } else { T::zero() }),
             "softplus" => un(
@@ -786,32 +798,56 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
             },
             "min" | "max" => {
                 let is_min = f == "min";
-                let mut acc = a[0];
-                for &b in &a[1..] {
-                    acc = match (acc, b) {
-                        (V(p), q) => V(if is_min {
-                            p.min(q.operand())
-                        } else {
-                            p.max(q.operand())
-                        }),
-                        // a tie goes to the first argument, as in the engine
-                        (C(p), C(q)) => C(if (is_min && p <= q) || (!is_min && p >= q) {
-                            p
-                        } else {
-                            q
-                        }),
-                        (C(p), V(q)) => {
-                            if (is_min && p <= q.value()) || (!is_min && p >= q.value()) {
-                                C(p)
-                            } else {
-                                V(if is_min { q.min(p) } else { q.max(p) })
-                            }
-                        }
-                    };
+                a[1..].iter().fold(a[0], |acc, &b| min_max(is_min, acc, b))
+            }
+            // the engine's `clamp`: max, then min, ties to the first argument
+            "clamp" => min_max(true, min_max(false, a[0], a[1]), a[2]),
+            "logsumexp" => {
+                if a.iter().any(|n| matches!(n, V(_))) {
+                    let xs: Vec<Var<'t, T>> = a
+                        .iter()
+                        .map(|n| match *n {
+                            V(v) => v,
+                            C(c) => self.leaf(c),
+                        })
+                        .collect();
+                    V(Var::logsumexp(&xs).expect("two or more arguments"))
+                } else {
+                    // Var::logsumexp's formula on constants
+                    let m = a
+                        .iter()
+                        .map(|n| n.value().to_f64())
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    let shift = T::from_f64(if m.is_finite() { m } else { 0.0 });
+                    let s = a
+                        .iter()
+                        .fold(T::zero(), |s, n| s + (n.value() - shift).exp());
+                    C(s.ln() + shift)
                 }
-                acc
             }
             _ => unreachable!("`{f}` passed the check as a built-in"),
+        }
+    }
+}
+
+/// `min(p, q)` or `max(p, q)` of constants or recorded values; a tie goes
+/// to the first argument, as in the engine.
+fn min_max<'t, T: Scalar>(is_min: bool, p: Num<'t, T>, q: Num<'t, T>) -> Num<'t, T> {
+    use Num::{Const as C, Var as V};
+    let first_wins = |p: T, q: T| (is_min && p <= q) || (!is_min && p >= q);
+    match (p, q) {
+        (V(p), q) => V(if is_min {
+            p.min(q.operand())
+        } else {
+            p.max(q.operand())
+        }),
+        (C(p), C(q)) => C(if first_wins(p, q) { p } else { q }),
+        (C(p), V(q)) => {
+            if first_wins(p, q.value()) {
+                C(p)
+            } else {
+                V(if is_min { q.min(p) } else { q.max(p) })
+            }
         }
     }
 }

@@ -40,8 +40,10 @@ use eval::{evaluate, EvalOptions, Num};
 #[derive(Debug, Args)]
 #[command(after_help = "The language:\n  \
 numbers 2 0.5 1e-3, names, + - * /, ^ or ** (right-associative; -x^2 is -(x^2)), parentheses\n  \
-functions: exp log ln log2 log10 sqrt cbrt square recip sin cos tan asin acos atan atan2\n  \
-           sinh cosh tanh sigmoid relu softplus abs hypot pow min max; constants pi e\n  \
+functions: exp expm1 log ln log1p log2 log10 sqrt cbrt square recip sin cos tan asin acos\n  \
+           atan atan2 sinh cosh tanh asinh acosh atanh sigmoid relu softplus abs hypot pow\n  \
+           min max clamp(x, lo, hi) logsumexp (min, max, logsumexp: two or more arguments);\n  \
+           constants pi e\n  \
 statements separated by ; or new lines; name = expr binds an intermediate; the last is the output\n  \
 fn f(a, b) = expr defines a function (it may recurse; it sees its parameters and the inputs)\n  \
 if c then a else b, comparisons < <= > >= == !=, and, or, not; # starts a comment\n\n\
