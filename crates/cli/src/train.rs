@@ -153,7 +153,8 @@ pub struct TrainArgs {
     pub seed: u64,
     /// Integer downscale factor of the images (a COLMAP dataset's
     /// images_N folder is used when it exists, with its masks_N, and for
-    /// photos without one there the full-size masks/ fitted to it)
+    /// photos without one there the full-size masks/ fitted to it; a photo
+    /// images_N lacks is read from images/ and downscaled)
     /// [default: photos wider than
     /// 1,600 pixels are scaled down to 1,600 wide, as the original 3DGS
     /// does].

@@ -279,3 +279,113 @@ fn full_size_masks_fit_an_images_n_folder() {
         "{n}"
     );
 }
+
+/// A photo that `images_2` lacks is read from `images/` and downscaled as
+/// it would be without `images_2` (the same view, bit for bit), with a note
+/// naming it; its mask is looked for in `masks/` first, then a `masks_2`
+/// one is fitted to it. A photo in neither folder is still an error.
+#[test]
+fn a_photo_missing_from_images_n_is_read_full_size() {
+    let dir = crate::common::tmp("images-n-fallback");
+    for d in ["images", "images_2", "sparse/0"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    for e in std::fs::read_dir(fixture().join("sparse/0")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join("sparse/0").join(e.file_name())).unwrap();
+    }
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(fixture().join("images")).unwrap() {
+        let photo = e.unwrap().path();
+        let name = photo.file_name().unwrap().to_owned();
+        std::fs::copy(&photo, dir.join("images").join(&name)).unwrap();
+        names.push(name.to_str().unwrap().to_string());
+    }
+    names.sort();
+    let opts = LoadOptions {
+        downscale: 2,
+        ..LoadOptions::default()
+    };
+    // without images_2 (an empty one is set aside): every photo downscaled
+    std::fs::rename(dir.join("images_2"), dir.join("set-aside")).unwrap();
+    let plain = load(&dir, &opts).unwrap();
+    std::fs::rename(dir.join("set-aside"), dir.join("images_2")).unwrap();
+    // images_2 has every photo but the last, as distinct copies
+    let missing = names.last().unwrap().clone();
+    for name in &names[..names.len() - 1] {
+        let img = image::open(dir.join("images").join(name)).unwrap();
+        let (w, h) = (img.width(), img.height());
+        img.resize_exact(w / 2, h / 2, image::imageops::FilterType::Nearest)
+            .to_rgb8()
+            .save(dir.join("images_2").join(name))
+            .unwrap();
+    }
+    let ds = load(&dir, &opts).unwrap();
+    let find = |d: &splat::data::Dataset| {
+        let v = d.train.iter().chain(&d.test).find(|v| v.name == missing);
+        let v = v.expect("the missing photo's view").clone();
+        (v.image, [v.fx, v.fy, v.cx, v.cy], v.width, v.height)
+    };
+    assert_eq!(ds.train.len() + ds.test.len(), names.len());
+    assert!(
+        find(&ds) == find(&plain),
+        "the photo read full-size is the plain downscale's"
+    );
+    assert_eq!(ds.notes.len(), 1, "{:?}", ds.notes);
+    let n = &ds.notes[0];
+    assert!(
+        n.contains("images_2 has no copy of 1 of the") && n.contains(&missing),
+        "{n}"
+    );
+    // its mask: a masks_2 one (of the images_2 size) is fitted to it
+    let (w, h) = image::image_dimensions(dir.join("images").join(&missing)).unwrap();
+    let (w2, h2) = (w / 2, h / 2);
+    let stem = std::path::Path::new(&missing)
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    std::fs::create_dir_all(dir.join("masks_2")).unwrap();
+    for name in &names {
+        let s = std::path::Path::new(name)
+            .file_stem()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        image::GrayImage::from_fn(w2, h2, |x, _| image::Luma([u8::from(x >= w2 / 4) * 255]))
+            .save(dir.join(format!("masks_2/{s}.png")))
+            .unwrap();
+    }
+    let ds = load(&dir, &opts).unwrap();
+    for v in ds.train.iter().chain(&ds.test) {
+        let m = v.mask.as_ref().expect("a mask");
+        let ignored = m.iter().filter(|&&x| x < 1.0).count() as f64 / m.len() as f64;
+        assert!((0.2..0.35).contains(&ignored), "{}: {ignored}", v.name);
+    }
+    // a masks_2 mask of another size names both sizes
+    image::GrayImage::new(7, 5)
+        .save(dir.join(format!("masks_2/{stem}.png")))
+        .unwrap();
+    let e = load(&dir, &opts).unwrap_err().to_string();
+    assert!(e.contains("7×5") && e.contains("images_2 photo's"), "{e}");
+    // a full-size mask in masks/ comes first
+    std::fs::create_dir_all(dir.join("masks")).unwrap();
+    image::GrayImage::from_fn(w, h, |x, _| image::Luma([u8::from(x < w / 2) * 255]))
+        .save(dir.join(format!("masks/{stem}.png")))
+        .unwrap();
+    let ds = load(&dir, &opts).unwrap();
+    let v = ds
+        .train
+        .iter()
+        .chain(&ds.test)
+        .find(|v| v.name == missing)
+        .unwrap();
+    let m = v.mask.as_ref().unwrap();
+    let ignored = m.iter().filter(|&&x| x < 1.0).count() as f64 / m.len() as f64;
+    assert!((0.45..0.6).contains(&ignored), "{ignored}");
+    // in neither folder: an error naming the images_2 path
+    std::fs::remove_file(dir.join("images").join(&missing)).unwrap();
+    let e = load(&dir, &opts).unwrap_err().to_string();
+    assert!(e.contains("images_2") && e.contains(&missing), "{e}");
+}

@@ -677,8 +677,8 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let n = opts.downscale;
     let pre = (n > 1 && opts.images_dir == "images" && dir.join(format!("images_{n}")).is_dir())
         .then(|| format!("images_{n}"));
-    let downscale = if pre.is_some() { 1 } else { n };
     let img_dir = dir.join(pre.as_deref().unwrap_or(&opts.images_dir));
+    let full_dir = dir.join(&opts.images_dir);
     // with `images_N`, its `masks_N`, and for a photo that has no mask
     // there the full-size `masks/`, fitted to the smaller photo
     let own_masks = dir.join(match &pre {
@@ -687,30 +687,56 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     });
     let full_masks = dir.join("masks");
     let fallback = pre.is_some() && full_masks.is_dir();
-    let jobs: Vec<ImageJob> = images
-        .iter()
-        .map(|im| ImageJob {
-            path: img_dir.join(&im.name),
-            expect: None,
-        })
-        .collect();
-    for j in &jobs {
-        if !j.path.is_file() {
-            return Err(DataError::io(&j.path, "image file not found"));
+    // a photo that `images_N` lacks is read from the full-size folder and
+    // downscaled as it would be without `images_N`
+    let mut full_size = vec![false; images.len()];
+    let mut jobs = Vec::with_capacity(images.len());
+    for (k, im) in images.iter().enumerate() {
+        let mut path = img_dir.join(&im.name);
+        if pre.is_some() && !path.is_file() && full_dir.join(&im.name).is_file() {
+            path = full_dir.join(&im.name);
+            full_size[k] = true;
         }
+        if !path.is_file() {
+            return Err(DataError::io(&path, "image file not found"));
+        }
+        jobs.push(ImageJob { path, expect: None });
     }
     let mut notes = Vec::new();
+    let from_full: Vec<String> = images
+        .iter()
+        .zip(&full_size)
+        .filter(|(_, &f)| f)
+        .map(|(im, _)| im.name.clone())
+        .collect();
+    if let Some((list, pronoun)) = masks::name_list(&from_full) {
+        notes.push(format!(
+            "{} has no copy of {} of the {} photos ({list}): {pronoun} read from {} and \
+             downscaled {n}×",
+            img_dir.display(),
+            from_full.len(),
+            images.len(),
+            full_dir.display()
+        ));
+    }
     // each photo's mask file, and whether it is a full-size one to fit to
     // an `images_N` photo
     let mut mask_paths: Vec<Option<(PathBuf, bool)>> = vec![None; images.len()];
     if own_masks.is_dir() || fallback {
         let mut tally = masks::Tally::default();
         for (k, (im, j)) in images.iter().zip(&jobs).enumerate() {
-            mask_paths[k] = masks::find(&own_masks, &im.name)
+            // a full-size photo read in place of an `images_N` one looks in
+            // `masks/` first, then fits a `masks_N` mask to itself
+            let (first, second, second_ok) = if full_size[k] {
+                (&full_masks, &own_masks, pre.is_some())
+            } else {
+                (&own_masks, &full_masks, fallback)
+            };
+            mask_paths[k] = masks::find(first, &im.name)
                 .map(|p| (p, false))
                 .or_else(|| {
-                    fallback
-                        .then(|| masks::find(&full_masks, &im.name))
+                    second_ok
+                        .then(|| masks::find(second, &im.name))
                         .flatten()
                         .map(|p| (p, true))
                 });
@@ -749,29 +775,49 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         }
         let user = match &mask_paths[k] {
             Some((p, false)) => Some(masks::load(p, &jobs[k].path, w, h, opts.invert_masks)?),
-            // with `images_N`, a mask of the full-size photo (the camera's
-            // size) is fitted; one already of the smaller photo's size is
-            // taken as it is, and one of neither size is refused
+            // with `images_N`, a mask of the other size of the photo is
+            // fitted: the full-size one (the camera's size) to an
+            // `images_N` photo, an `images_N` one (the camera's size
+            // divided by N, to a pixel) to a full-size photo read in its
+            // place; one already of the photo's size is taken as it is, and
+            // one of neither size is refused
             Some((p, true)) => {
                 let (cw, ch) = (cam.width as u32, cam.height as u32);
+                let other = if full_size[k] {
+                    let near =
+                        |m: u32, c: u32| (m as u64 * n as u64).abs_diff(c as u64) <= n as u64;
+                    match masks::dimensions(p) {
+                        Some((mw, mh)) if near(mw, cw) && near(mh, ch) => (mw, mh),
+                        _ => (cw.div_ceil(n), ch.div_ceil(n)),
+                    }
+                } else {
+                    (cw, ch)
+                };
                 let photo = &jobs[k].path;
                 match masks::dimensions(p) {
                     Some(d) if d == (w, h) => Some(masks::load(p, photo, w, h, opts.invert_masks)?),
-                    Some((mw, mh)) if (mw, mh) != (cw, ch) => {
+                    Some((mw, mh)) if (mw, mh) != other => {
+                        let (ow, oh) = other;
                         return Err(DataError::invalid(
                             p,
                             "mask size",
                             format!(
                                 "is {mw}×{mh}: neither its photo {}'s {w}×{h} nor the \
-                                 full-size photo's {cw}×{ch} (the camera's)",
-                                photo.display()
+                                 {} photo's {ow}×{oh}",
+                                photo.display(),
+                                if full_size[k] {
+                                    format!("images_{n}")
+                                } else {
+                                    "full-size (the camera's)".to_string()
+                                }
                             ),
-                        ))
+                        ));
                     }
                     // (unreadable ones too: the loader's error says why)
                     _ => {
-                        let m = masks::load(p, photo, cw, ch, opts.invert_masks)?;
-                        Some(masks::fit(cw, ch, &m, w, h))
+                        let (ow, oh) = other;
+                        let m = masks::load(p, photo, ow, oh, opts.invert_masks)?;
+                        Some(masks::fit(ow, oh, &m, w, h))
                     }
                 }
             }
@@ -799,6 +845,8 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             )
         };
         let (pw, ph, [fx, fy, cx, cy]) = pin;
+        // `images_N` photos are already downscaled
+        let downscale = if pre.is_some() && !full_size[k] { 1 } else { n };
         let (w2, h2, rgb) = super::downscale_box(pw, ph, &rgb, 3, downscale);
         let alpha = alpha.map(|a| super::downscale_box(pw, ph, &a, 1, downscale).2);
         let mask = mask.map(|m| masks::downscale(pw, ph, &m, downscale));

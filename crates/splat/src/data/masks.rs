@@ -100,20 +100,26 @@ pub fn missing_note(masks_dir: &Path, missing: &[String], total: usize) -> Optio
 
 /// [`missing_note`] for the folder (or folders) named `folders`.
 fn note(folders: &str, missing: &[String], total: usize) -> Option<String> {
-    let first = missing.first()?;
-    let (list, pronoun) = match missing.len() {
-        1 => (first.clone(), "it is"),
-        2 => (format!("{first} and {}", missing[1]), "they are"),
-        k => (
-            format!("{first}, {} and {} more", missing[1], k - 2),
-            "they are",
-        ),
-    };
+    let (list, pronoun) = name_list(missing)?;
     Some(format!(
         "{folders} has no mask for {} of the {total} photos ({list}): {pronoun} trained and \
          scored without a mask file",
         missing.len(),
     ))
+}
+
+/// A short list of photo names for a note (`A`, `A and B`, `A, B and 3
+/// more`) and the pronoun that goes with it; `None` for no names.
+pub(super) fn name_list(names: &[String]) -> Option<(String, &'static str)> {
+    let first = names.first()?;
+    Some(match names.len() {
+        1 => (first.clone(), "it is"),
+        2 => (format!("{first} and {}", names[1]), "they are"),
+        k => (
+            format!("{first}, {} and {} more", names[1], k - 2),
+            "they are",
+        ),
+    })
 }
 
 /// Decodes a mask file's bytes into 1 (keep) / 0 (ignore) per pixel, inverted

@@ -223,7 +223,8 @@ pub struct LoadOptions {
     pub downscale: u32,
     /// COLMAP: the folder of images (e.g. `images_2` for downscaled copies).
     /// With the default `images` and a `downscale` N > 1, an `images_N`
-    /// folder is used when it exists (the Mip-NeRF 360 layout).
+    /// folder is used when it exists (the Mip-NeRF 360 layout); a photo it
+    /// lacks is read from `images` and downscaled, with a note.
     pub images_dir: String,
     /// Photos wider than this (after `downscale`) are resampled to this
     /// width, as the original 3DGS does with 1,600 when no resolution is
