@@ -664,3 +664,38 @@ fn nested_recurrences_match_the_unrolled_tape() {
         }
     }
 }
+
+/// `RecurrenceOutput::stats` reports what `apply`'s reverse pass did: the
+/// same figures as `Trajectory::backward` on plain numbers, set by the
+/// sweep (not before it), and `None` for the unrolled tape.
+#[test]
+fn apply_reports_its_reverse_pass() {
+    for st in STRATEGIES {
+        let rec = scalar_rec().steps(700).block(16).strategy(st);
+        let traj = rec.forward(&[0.4], &[0.9, 0.03], &[]);
+        let (mut gs, mut gp) = ([0.0], [0.0; 2]);
+        let want = traj.backward(&[], &[1.0], &mut gs, &mut gp, &mut []);
+        let tape = Tape::new();
+        let (s0, p) = (tape.var(0.4), tape.vars(&[0.9, 0.03]));
+        let out = rec.apply(&[s0], &p, &[]);
+        assert_eq!(out.stats(), None, "{st:?}: before the sweep");
+        let g = out.state[0].backward();
+        assert_eq!(out.stats(), Some(want), "{st:?}");
+        assert_eq!(g.wrt(s0), gs[0], "{st:?}");
+        // a clone shares the report
+        assert_eq!(out.clone().stats(), Some(want));
+        if st == Strategy::StoreAll || st == Strategy::Invert {
+            assert_eq!(want.recomputed, 0, "{st:?}");
+        } else {
+            assert!(
+                want.recomputed > 0 && want.peak_states < 700,
+                "{st:?}: {want:?}"
+            );
+        }
+    }
+    let tape = Tape::new();
+    let (s0, p) = (tape.var(0.4), tape.vars(&[0.9, 0.03]));
+    let out = scalar_rec().steps(50).unroll(&[s0], &p, &[]);
+    out.state[0].backward();
+    assert_eq!(out.stats(), None);
+}

@@ -107,7 +107,8 @@
 //! assert!(rel < 1e-12);
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::backward::{sweep, sweep_from, sweep_range};
@@ -287,6 +288,35 @@ pub struct RecurrenceOutput<'t, T: Scalar = f64> {
     pub state: Vec<Var<'t, T>>,
     /// The number of steps taken, `N`.
     pub steps: usize,
+    /// What the latest reverse pass did, set by the custom operation's
+    /// backward ([`RecurrenceOutput::stats`]).
+    stats: Rc<Cell<Option<RecurrenceStats>>>,
+}
+
+impl<T: Scalar> RecurrenceOutput<'_, T> {
+    /// What the reverse pass of [`Recurrence::apply`] did (steps recomputed
+    /// or inverted, the most states held), once a backward sweep through
+    /// the output has run it; after several sweeps, the latest. `None`
+    /// before any sweep reached it, and always for [`Recurrence::unroll`],
+    /// whose steps are ordinary nodes of the tape.
+    ///
+    /// ```
+    /// use chainrule::{Recurrence, Strategy, Tape};
+    /// let rec = Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin()))
+    ///     .steps(1000)
+    ///     .strategy(Strategy::Checkpoint { snapshots: None });
+    /// let tape = Tape::new();
+    /// let (s0, a) = (tape.var(0.5), tape.var(0.9));
+    /// let out = rec.apply(&[s0], &[a], &[]);
+    /// assert_eq!(out.stats(), None);
+    /// out.state[0].backward();
+    /// let st = out.stats().unwrap();
+    /// assert_eq!((st.steps, st.vjps), (1000, 1000));
+    /// assert!(st.recompute_factor() > 1.0 && st.peak_states < 100);
+    /// ```
+    pub fn stats(&self) -> Option<RecurrenceStats> {
+        self.stats.get()
+    }
 }
 
 impl Recurrence<f64> {
@@ -1053,12 +1083,18 @@ impl<T: Scalar> Recurrence<T> {
         inputs.extend_from_slice(params);
         inputs.extend_from_slice(xs);
         let (ns, np) = (s0.len(), params.len());
+        let stats = Rc::new(Cell::new(None));
+        let report = Rc::clone(&stats);
         let state = tape.custom_op(&self.name, &inputs, out, move |gy, gx| {
             let (gs, rest) = gx.split_at_mut(ns);
             let (gp, gxs) = rest.split_at_mut(np);
-            traj.backward(&xv, gy, gs, gp, gxs);
+            report.set(Some(traj.backward(&xv, gy, gs, gp, gxs)));
         });
-        RecurrenceOutput { state, steps }
+        RecurrenceOutput {
+            state,
+            steps,
+            stats,
+        }
     }
 
     /// Records every step on the tape of its inputs, node by node: the
@@ -1094,6 +1130,7 @@ impl<T: Scalar> Recurrence<T> {
         RecurrenceOutput {
             state: cur,
             steps: t,
+            stats: Rc::default(),
         }
     }
 }
