@@ -590,12 +590,41 @@ fn projected_for_order(seed: u64, n: usize, wide: bool) -> Projected<f64> {
     p
 }
 
+/// Every splat at one depth: every digit of the radix sort is shared (its
+/// passes move nothing), and the order is the index order of the visible.
+#[test]
+fn depth_order_of_equal_depths_is_the_index_order() {
+    let mut p = projected_for_order(7, 60_000, false);
+    p.depths.iter_mut().for_each(|d| *d = 2.0);
+    let want: Vec<u32> = (0..p.radii.len())
+        .filter(|&i| p.radii[i] > 0 && p.opacities[i] > 0.0)
+        .map(|i| i as u32)
+        .collect();
+    for threads in [1, 4] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        assert!(
+            pool.install(|| depth_order(&p)) == want,
+            "{threads} threads"
+        );
+    }
+}
+
 /// The depth order is the visible splats sorted by `(depth, index)`, on
 /// the radix sort's path (depths exact in f32, and an f32 scene) and on the
 /// wide one (depths that f32 cannot hold).
 #[test]
 fn depth_order_is_the_sorted_visible_splats() {
-    for (seed, n) in [(1u64, 0usize), (2, 1), (3, 37), (4, 5000), (5, 70_000)] {
+    for (seed, n) in [
+        (1u64, 0usize),
+        (2, 1),
+        (3, 37),
+        (4, 5000),
+        (5, 70_000),
+        (6, 200_000),
+    ] {
         for wide in [false, true] {
             let p = projected_for_order(seed, n, wide);
             let mut want: Vec<(u64, u32)> = (0..n)
@@ -605,6 +634,15 @@ fn depth_order_is_the_sorted_visible_splats() {
             want.sort();
             let want: Vec<u32> = want.into_iter().map(|(_, i)| i).collect();
             assert_eq!(depth_order(&p), want, "seed {seed}, n {n}, wide {wide}");
+            // the radix sort's chunks (one per thread) change nothing
+            for threads in [1, 3, 8] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let got = pool.install(|| depth_order(&p));
+                assert!(got == want, "{threads} threads, seed {seed}, n {n}");
+            }
             let p32 = Projected {
                 means2d: p.means2d.iter().map(|m| m.map(|v| v as f32)).collect(),
                 conics: p.conics.iter().map(|c| c.map(|v| v as f32)).collect(),

@@ -25,6 +25,7 @@
 
 pub mod camera;
 pub mod compressed_ply;
+mod depth_sort;
 pub mod ply;
 pub mod project;
 pub mod reference;

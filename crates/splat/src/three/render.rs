@@ -23,6 +23,8 @@ use chainrule::{Scalar, Tape, Var};
 use rayon::prelude::*;
 
 use super::camera::Camera;
+pub use super::depth_sort::depth_order;
+use super::depth_sort::{depth_order_into, DepthKeys};
 use super::project::{
     project_forward_into, project_op, project_sh_backward_seen_into, ProjectOptions, Projected,
     SplatGradsIn,
@@ -90,118 +92,6 @@ pub struct RenderState<T> {
     pub raster: Rendered<T>,
     /// Accumulated depth per pixel (`Σ z α T`).
     pub depth_sum: Vec<T>,
-}
-
-/// Front-to-back order of the visible splats (radius > 0, opacity > 0):
-/// sorted by depth, ties by index.
-pub fn depth_order<T: Scalar>(p: &Projected<T>) -> Vec<u32> {
-    let mut order = Vec::new();
-    depth_order_into(p, &mut order, &mut DepthKeys::default());
-    order
-}
-
-/// Index bit that marks a hidden splat's sort key in [`depth_order_into`].
-const HIDDEN: u32 = 1 << 31;
-
-/// The depth sort's scratch (see [`depth_order_into`]).
-#[derive(Debug, Default)]
-struct DepthKeys {
-    /// `(depth bits, index)` of every splat (the wide path).
-    wide: Vec<(u64, u32)>,
-    /// `f32 depth bits << 32 | index` of the visible splats (the narrow
-    /// path), and the radix sort's second buffer.
-    narrow: [Vec<u64>; 2],
-}
-
-/// Digit width of the narrow path's radix sort (3 passes cover the 32 bits
-/// of an `f32` depth).
-const RADIX_BITS: u32 = 11;
-
-/// [`depth_order`] into `order`, with `keys` as scratch (all reused).
-///
-/// When every visible splat's depth is exactly an `f32` (always for an
-/// `f32` scene), each gets the key `bits(depth as f32) << 32 | index`,
-/// made in index order, and a stable least-significant-digit radix sort on
-/// the depth bits orders them: ties stay in index order. The order of
-/// these keys is that of `(bits(depth as f64), index)`, since widening an
-/// `f32` keeps the order of bit patterns (positive depths order like their
-/// bits), and since each key is distinct, the sorted order is unique: the
-/// same as the wide path's, which sorts `(bits(depth as f64), index)` for
-/// every splat (the hidden ones `(u64::MAX, HIDDEN | i)`, after every
-/// visible one) and keeps the visible prefix. The narrow path reads the
-/// splats once and sorts only the visible ones (on a capture most splats
-/// are outside a given photo), 8 bytes each, in three passes.
-fn depth_order_into<T: Scalar>(p: &Projected<T>, order: &mut Vec<u32>, keys: &mut DepthKeys) {
-    let n = p.radii.len();
-    assert!(n < HIDDEN as usize, "depth order: too many splats");
-    let visible = |i: usize| p.radii[i] > 0 && p.opacities[i] > T::zero();
-    // the narrow keys, in index order, with a histogram per digit
-    const B: usize = 1 << RADIX_BITS;
-    let mut hist = [[0u32; B]; 3];
-    let [nk, tmp] = &mut keys.narrow;
-    nk.clear();
-    crate::raster::room(nk, n);
-    let mut narrow = true;
-    for i in 0..n {
-        if !visible(i) {
-            continue;
-        }
-        let d = p.depths[i].to_f64();
-        let f = d as f32;
-        if f64::from(f) != d {
-            narrow = false;
-            break;
-        }
-        let hi = f.to_bits();
-        for (k, h) in hist.iter_mut().enumerate() {
-            h[((hi >> (RADIX_BITS * k as u32)) as usize) & (B - 1)] += 1;
-        }
-        nk.push(u64::from(hi) << 32 | i as u64);
-    }
-    order.clear();
-    if narrow {
-        let m = nk.len();
-        tmp.clear();
-        crate::raster::room(tmp, n);
-        tmp.resize(m, 0);
-        let (mut src, mut dst) = (nk, tmp);
-        for (k, h) in hist.iter().enumerate() {
-            // a digit every key shares moves nothing
-            if h.iter().any(|&c| c as usize == m) {
-                continue;
-            }
-            let mut at = [0u32; B];
-            let mut sum = 0;
-            for (a, &c) in at.iter_mut().zip(h) {
-                *a = sum;
-                sum += c;
-            }
-            let shift = 32 + RADIX_BITS * k as u32;
-            for &key in src.iter() {
-                let dgt = ((key >> shift) as usize) & (B - 1);
-                dst[at[dgt] as usize] = key;
-                at[dgt] += 1;
-            }
-            std::mem::swap(&mut src, &mut dst);
-        }
-        crate::raster::room(order, m);
-        order.extend(src.iter().map(|&key| key as u32));
-        return;
-    }
-    let wide = &mut keys.wide;
-    wide.clear();
-    wide.par_extend((0..n).into_par_iter().with_min_len(4096).map(|i| {
-        if visible(i) {
-            // positive floats order like their bit patterns
-            (p.depths[i].to_f64().to_bits(), i as u32)
-        } else {
-            (u64::MAX, HIDDEN | i as u32)
-        }
-    }));
-    wide.par_sort_unstable();
-    let visible = wide.partition_point(|&(_, i)| i < HIDDEN);
-    crate::raster::room(order, visible);
-    order.extend(wide[..visible].iter().map(|&(_, i)| i));
 }
 
 /// The screen box of every splat: the box of the region where it reaches
