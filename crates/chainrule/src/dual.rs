@@ -555,8 +555,7 @@ macro_rules! dual_impls {
                 self.chain(self.re.ln_1p(), T::one() / (T::one() + self.re))
             }
             fn exp_m1(self) -> Self {
-                let m = self.re.exp_m1();
-                self.chain(m, m + T::one())
+                self.chain(self.re.exp_m1(), self.re.exp())
             }
             fn asinh(self) -> Self {
                 let d = T::one() / self.re.hypot(T::one());
@@ -567,7 +566,7 @@ macro_rules! dual_impls {
                 self.chain(self.re.acosh(), d)
             }
             fn atanh(self) -> Self {
-                let d = T::one() / (T::one() - self.re * self.re);
+                let d = T::one() / ((T::one() - self.re) * (T::one() + self.re));
                 self.chain(self.re.atanh(), d)
             }
             fn hypot(self, y: Self) -> Self {

@@ -4,7 +4,9 @@
 //! Each computes its value and its local partial derivatives at once, and
 //! records one node. Conventions at kinks and poles:
 //! - `abs'(0) = 0`, `relu'(0) = 0`;
-//! - `min`/`max` send the whole gradient to the *first* argument on a tie;
+//! - `min`/`max` send the whole gradient to the *first* argument on a tie,
+//!   and give NaN when either argument is NaN (unlike `f64::min`, which
+//!   drops it: a NaN should reach the output, where it can be reported);
 //! - `atan2` and `hypot` have gradient 0 at the origin;
 //! - `pow(x, y)` has ∂/∂y = 0 where the value is 0 (instead of 0·ln 0);
 //! - `sqrt` and `cbrt` have an infinite derivative at 0, as in calculus.
@@ -225,10 +227,12 @@ impl<'t, T: Scalar> Var<'t, T> {
     }
 
     /// Inverse hyperbolic tangent, for −1 < x < 1 (±∞ at ±1); its
-    /// derivative is 1/(1 − x²).
+    /// derivative is 1/(1 − x²), computed as 1/((1 − x)(1 + x)), which
+    /// keeps its digits near ±1.
     pub fn atanh(self) -> Self {
         let x = self.val;
-        self.unary(Op::Atanh, x.atanh(), T::one() / (T::one() - x * x))
+        let d = T::one() / ((T::one() - x) * (T::one() + x));
+        self.unary(Op::Atanh, x.atanh(), d)
     }
 
     /// ln(1 + x), accurate where x is near 0 (where `(1 + x).ln()` loses
@@ -250,11 +254,10 @@ impl<'t, T: Scalar> Var<'t, T> {
         self.unary(Op::Ln1p, x.ln_1p(), T::one() / (T::one() + x))
     }
 
-    /// e^x − 1, accurate where x is near 0; its derivative is e^x,
-    /// computed as `expm1(x) + 1`.
+    /// e^x − 1, accurate where x is near 0; its derivative is e^x.
     pub fn exp_m1(self) -> Self {
-        let m = self.val.exp_m1();
-        self.unary(Op::ExpM1, m, m + T::one())
+        let x = self.val;
+        self.unary(Op::ExpM1, x.exp_m1(), x.exp())
     }
 
     /// `self` limited to `[lo, hi]`: `self.max(lo).min(hi)`, two nodes, so
@@ -262,7 +265,7 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// [`Var::min`] and [`Var::max`] send a tie to their first argument)
     /// and goes to the bound that is in force elsewhere. Unlike
     /// `f64::clamp` it does not panic when `lo > hi`: the result is then
-    /// `hi`.
+    /// `hi`. A NaN in `self` or a bound gives NaN.
     ///
     /// ```
     /// use chainrule::Tape;
@@ -314,20 +317,22 @@ impl<'t, T: Scalar> Var<'t, T> {
         self.unary(Op::Abs, self.val.abs(), d)
     }
 
-    /// The smaller of the two; a tie goes to `self` (the first argument).
+    /// The smaller of the two; a tie goes to `self` (the first argument),
+    /// and a NaN in either wins (so that it is seen, not dropped).
     pub fn min(self, other: impl Into<Operand<'t, T>>) -> Self {
         let o = other.into();
-        if self.val <= o.value() {
+        if self.val <= o.value() || self.val.to_f64().is_nan() {
             self.with_operand(o, Op::Min, self.val, T::one(), T::zero())
         } else {
             self.with_operand(o, Op::Min, o.value(), T::zero(), T::one())
         }
     }
 
-    /// The larger of the two; a tie goes to `self` (the first argument).
+    /// The larger of the two; a tie goes to `self` (the first argument),
+    /// and a NaN in either wins (so that it is seen, not dropped).
     pub fn max(self, other: impl Into<Operand<'t, T>>) -> Self {
         let o = other.into();
-        if self.val >= o.value() {
+        if self.val >= o.value() || self.val.to_f64().is_nan() {
             self.with_operand(o, Op::Max, self.val, T::one(), T::zero())
         } else {
             self.with_operand(o, Op::Max, o.value(), T::zero(), T::one())
@@ -519,6 +524,67 @@ assign_ops!(SubAssign, sub_assign, -);
 assign_ops!(MulAssign, mul_assign, *);
 assign_ops!(DivAssign, div_assign, /);
 
+impl<'t, T: Scalar> Var<'t, T> {
+    /// ln(e^x₁ + … + e^xₙ) without overflow, and without losing a result
+    /// near 0: with m the largest value, at xₖ (the first such), it is
+    /// `m + ln_1p(expm1(xₖ − m) + Σ_{i≠k} e^(xᵢ − m))`. m is a constant
+    /// (the result does not depend on it), so the gradient is exact: the
+    /// softmax of the inputs. `None` for no inputs. m is the largest value
+    /// that is not NaN; where it is infinite, m is 0 and the result is the
+    /// plain formula's (+∞, or −∞ if every input is −∞); a NaN input makes
+    /// the result NaN.
+    ///
+    /// m is taken from the values, so a [`crate::Recurrence`] whose step
+    /// uses `logsumexp` records another constant at each step: it cannot
+    /// be [`compiled`](crate::Recurrence::compiled).
+    ///
+    /// ```
+    /// use chainrule::{Tape, Var};
+    /// let tape = Tape::new();
+    /// let xs = [tape.var(1000.0), tape.var(1000.0)];
+    /// let y = Var::logsumexp(&xs).unwrap();
+    /// assert!((y.value() - (1000.0 + 2f64.ln())).abs() < 1e-12);
+    /// let g = y.backward();
+    /// assert_eq!((g.wrt(xs[0]), g.wrt(xs[1])), (0.5, 0.5));
+    /// // ln(1 + e^-40) = 4.248e-18 is kept, as softplus keeps it
+    /// let y = Var::logsumexp(&[tape.var(-40.0), tape.var(0.0)]).unwrap();
+    /// assert!((y.value() - (-40f64).exp()).abs() < 1e-30);
+    /// ```
+    pub fn logsumexp(xs: &[Var<'t, T>]) -> Option<Self> {
+        let (k, m) = lse_shift(xs.iter().map(|x| x.val))?;
+        let shift = T::from_f64(m);
+        let lead = (xs[k] - shift).exp_m1();
+        let rest: Option<Var<'t, T>> = xs
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != k)
+            .map(|(_, &x)| (x - shift).exp())
+            .sum();
+        let inner = match rest {
+            Some(r) => lead + r,
+            None => lead,
+        };
+        Some(inner.ln_1p() + shift)
+    }
+}
+
+/// [`Var::logsumexp`]'s shift: the index of the first largest value that
+/// is not NaN (0 if all are NaN) and the value itself as `f64` (the value
+/// alone, without a dual number's tangent: a true constant), 0 where it
+/// is infinite. `None` for no values.
+fn lse_shift<T: Scalar>(values: impl Iterator<Item = T>) -> Option<(usize, f64)> {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, v) in values.enumerate() {
+        let v = v.to_f64();
+        match best {
+            None => best = Some((i, v)),
+            Some((_, b)) if v > b || (b.is_nan() && !v.is_nan()) => best = Some((i, v)),
+            _ => {}
+        }
+    }
+    best.map(|(k, m)| (k, if m.is_finite() { m } else { 0.0 }))
+}
+
 /// The sum of an iterator of [`Var`]s, `None` when it is empty (a tape
 /// has no zero of its own to start from): `a₀ + a₁ + …`, left to right.
 ///
@@ -531,36 +597,6 @@ assign_ops!(DivAssign, div_assign, /);
 /// assert_eq!(total.value(), 14.0);
 /// assert_eq!(total.backward().wrt(xs[2]), 6.0);
 /// ```
-impl<'t, T: Scalar> Var<'t, T> {
-    /// ln(e^x₁ + … + e^xₙ) without overflow or underflow: computed as
-    /// `m + ln Σ e^(xᵢ − m)` with m the largest value (a constant: the
-    /// result does not depend on it, so its gradient is exact, the softmax
-    /// of the inputs). `None` for no inputs. Where the largest value is
-    /// infinite or NaN, m is 0 and the result is that of the plain formula
-    /// (+∞ or NaN; −∞ if every input is −∞).
-    ///
-    /// ```
-    /// use chainrule::{Tape, Var};
-    /// let tape = Tape::new();
-    /// let xs = [tape.var(1000.0), tape.var(1000.0)];
-    /// let y = Var::logsumexp(&xs).unwrap();
-    /// assert!((y.value() - (1000.0 + 2f64.ln())).abs() < 1e-12);
-    /// let g = y.backward();
-    /// assert_eq!((g.wrt(xs[0]), g.wrt(xs[1])), (0.5, 0.5));
-    /// ```
-    pub fn logsumexp(xs: &[Var<'t, T>]) -> Option<Self> {
-        let m = xs
-            .iter()
-            .map(|x| x.val.to_f64())
-            .fold(f64::NEG_INFINITY, f64::max);
-        // the value alone (no tangent of a dual number): a true constant
-        let m = if m.is_finite() { m } else { 0.0 };
-        let shift = T::from_f64(m);
-        let s: Option<Var<'t, T>> = xs.iter().map(|&x| (x - shift).exp()).sum();
-        Some(s?.ln() + shift)
-    }
-}
-
 impl<'t, T: Scalar> std::iter::Sum<Var<'t, T>> for Option<Var<'t, T>> {
     fn sum<I: Iterator<Item = Var<'t, T>>>(mut iter: I) -> Self {
         let first = iter.next()?;

@@ -88,32 +88,27 @@ pub trait Scalar:
     fn abs(self) -> Self;
     /// ln(1 + x), accurate near 0.
     fn ln_1p(self) -> Self;
-    /// e^x − 1, accurate near 0. The default is `exp(x) − 1`, which loses
-    /// the digits near 0 that `f32` and `f64` (and [`crate::Dual`]) keep;
-    /// a type with an accurate `expm1` should override it.
+    /// e^x − 1, accurate near 0. The default builds it from `exp` and
+    /// `ln` as `(u − 1)·x / ln u` with `u = e^x` (Kahan's way), without
+    /// losing those digits; `f32`, `f64` and the dual numbers use their
+    /// own.
     fn exp_m1(self) -> Self {
-        self.exp() - Self::one()
+        default_exp_m1(self)
     }
-    /// Inverse hyperbolic sine. The default is `sign(x) · ln(|x| + √(x² + 1))`
-    /// (see [`Scalar::exp_m1`] on overriding it).
+    /// Inverse hyperbolic sine. The default builds it from `ln_1p` and
+    /// `hypot`, accurate near 0 and for large values.
     fn asinh(self) -> Self {
-        let a = self.abs();
-        let v = (a + (a * a + Self::one()).sqrt()).ln();
-        if self < Self::zero() {
-            -v
-        } else {
-            v
-        }
+        default_asinh(self)
     }
     /// Inverse hyperbolic cosine (NaN below 1). The default is
-    /// `ln(x + √(x² − 1))`.
+    /// `ln(x + √(x − 1)·√(x + 1))`.
     fn acosh(self) -> Self {
-        (self + (self * self - Self::one()).sqrt()).ln()
+        default_acosh(self)
     }
-    /// Inverse hyperbolic tangent (±∞ at ±1, NaN beyond). The default is
-    /// `½ · ln((1 + x) / (1 − x))`.
+    /// Inverse hyperbolic tangent (±∞ at ±1, NaN beyond). The default
+    /// builds it from `ln_1p`, accurate near 0.
     fn atanh(self) -> Self {
-        Self::from_f64(0.5) * ((Self::one() + self) / (Self::one() - self)).ln()
+        default_atanh(self)
     }
     /// sqrt(self² + y²) without undue overflow.
     fn hypot(self, y: Self) -> Self;
@@ -362,12 +357,97 @@ macro_rules! impl_scalar_float {
     };
 }
 
+/// [`Scalar::exp_m1`]'s default: `e^x − 1` as `(u − 1)·x / ln u` with
+/// `u = e^x` (Kahan's way), which keeps the digits that `u − 1` alone
+/// loses near 0.
+pub(crate) fn default_exp_m1<S: Scalar>(x: S) -> S {
+    let one = S::one();
+    let u = x.exp();
+    if u == one {
+        return x;
+    }
+    let um1 = u - one;
+    if um1 == -one || !u.is_finite() {
+        return um1;
+    }
+    um1 * x / u.ln()
+}
+
+/// [`Scalar::asinh`]'s default: `sign(x) · ln_1p(a + a²/(1 + √(a² + 1)))`
+/// with `a = |x|` and the root as `hypot(a, 1)`, so that neither a small
+/// `x` nor `x²`'s overflow loses the result.
+pub(crate) fn default_asinh<S: Scalar>(x: S) -> S {
+    let a = x.abs();
+    let v = (a + a * (a / (S::one() + a.hypot(S::one())))).ln_1p();
+    if x < S::zero() {
+        -v
+    } else {
+        v
+    }
+}
+
+/// [`Scalar::acosh`]'s default: `ln(x + √(x − 1)·√(x + 1))` (no `x²` to
+/// overflow).
+pub(crate) fn default_acosh<S: Scalar>(x: S) -> S {
+    (x + (x - S::one()).sqrt() * (x + S::one()).sqrt()).ln()
+}
+
+/// [`Scalar::atanh`]'s default: `sign(x) · ½ ln_1p(2a / (1 − a))` with
+/// `a = |x|`, accurate near 0.
+pub(crate) fn default_atanh<S: Scalar>(x: S) -> S {
+    let a = x.abs();
+    let v = S::from_f64(0.5) * (S::from_f64(2.0) * a / (S::one() - a)).ln_1p();
+    if x < S::zero() {
+        -v
+    } else {
+        v
+    }
+}
+
 impl_scalar_float!(f64);
 impl_scalar_float!(f32, exp_fast_f32, exp_fast_f32_select);
 
 #[cfg(test)]
 mod tests {
     use super::Scalar;
+
+    /// The defaults for types without their own, on f64 against std's.
+    #[test]
+    fn default_bodies_match_std() {
+        use super::{default_acosh, default_asinh, default_atanh, default_exp_m1};
+        let rel = |got: f64, want: f64| {
+            if want == 0.0 || want.is_infinite() {
+                got == want
+            } else {
+                ((got - want) / want).abs() <= 4.0 * f64::EPSILON
+            }
+        };
+        let mut xs = vec![
+            0.0, 1e-300, 1e-20, 3e-9, 0.1, 0.5, 0.99, 1.0, 2.0, 30.0, 1e10,
+        ];
+        xs.extend([1e154, 1e200, 700.0]);
+        for &a in &xs {
+            for x in [a, -a] {
+                assert!(rel(default_asinh(x), x.asinh()), "asinh({x})");
+                if x.abs() <= 1.0 {
+                    assert!(rel(default_atanh(x), x.atanh()), "atanh({x})");
+                }
+                if x >= 1.0 {
+                    assert!(rel(default_acosh(x), x.acosh()), "acosh({x})");
+                }
+                if x.abs() < 700.0 || x < 0.0 {
+                    let (g, w) = (default_exp_m1(x), x.exp_m1());
+                    assert!(
+                        rel(g, w) || (g - w).abs() <= 2.0 * f64::EPSILON * w.abs(),
+                        "exp_m1({x}): {g} vs {w}"
+                    );
+                }
+            }
+        }
+        assert!(default_acosh(0.5f64).is_nan());
+        assert_eq!(default_exp_m1(f64::INFINITY), f64::INFINITY);
+        assert_eq!(default_exp_m1(f64::NEG_INFINITY), -1.0);
+    }
 
     /// Distance in units of the last place between an f32 and the exact value.
     fn ulps(got: f32, exact: f64) -> f64 {

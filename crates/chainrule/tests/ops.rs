@@ -254,6 +254,53 @@ fn ln_1p_and_exp_m1_keep_the_digits_near_zero() {
 }
 
 #[test]
+fn exp_m1_and_atanh_derivatives_keep_their_digits() {
+    // e^x as exp_m1's partial: expm1(x) + 1 would round to 0 below -37
+    for x in [-50.0, -20.0, -1.0, 0.0, 3.0] {
+        let tape = Tape::new();
+        let v = tape.var(x);
+        assert_eq!(v.exp_m1().backward().wrt(v), x.exp(), "exp_m1'({x})");
+    }
+    let tape = Tape::<f32>::with_capacity(4);
+    let v = tape.var(-17.0f32);
+    let d = v.exp_m1().backward().wrt(v);
+    assert!((d / (-17.0f32).exp() - 1.0).abs() < 1e-6, "f32: {d}");
+    // atanh' near 1: 1/((1 − x)(1 + x)), exact where 1 − x is
+    let x = 1.0 - 1e-10;
+    let tape = Tape::new();
+    let v = tape.var(x);
+    let want = 1.0 / ((1.0 - x) * (1.0 + x));
+    let got = v.atanh().backward().wrt(v);
+    assert!(
+        (got / want - 1.0).abs() < 4.0 * f64::EPSILON,
+        "{got} vs {want}"
+    );
+    assert!(((1.0 / (1.0 - x * x)) / want - 1.0).abs() > 1e-12);
+}
+
+#[test]
+fn min_max_and_clamp_pass_nan_on() {
+    let tape = Tape::new();
+    let (x, nan) = (tape.var(0.3), tape.var(f64::NAN));
+    for y in [
+        x.max(nan),
+        nan.max(x),
+        x.min(nan),
+        nan.min(x),
+        x.max(f64::NAN),
+        nan.clamp(0.0, 1.0),
+        x.clamp(f64::NAN, 1.0),
+        x.clamp(0.0, f64::NAN),
+        x.clamp(nan, 1.0),
+    ] {
+        assert!(y.value().is_nan());
+    }
+    // ties still go to the first argument
+    let g = x.max(0.3).backward();
+    assert_eq!(g.wrt(x), 1.0);
+}
+
+#[test]
 fn inverse_hyperbolics_at_their_edges() {
     let tape = Tape::new();
     // acosh at 1: value 0, derivative +inf; below 1: NaN
@@ -335,6 +382,24 @@ fn logsumexp_is_stable_and_its_gradient_is_the_softmax() {
     assert!((g.wrt(vs[0]) - s0).abs() < 1e-15);
     assert!((g.wrt(vs[1]) - (1.0 - s0)).abs() < 1e-15);
     assert_eq!(g.wrt(vs[2]), 0.0);
+    // a result near 0 keeps its digits (ln(1 + e^-40) = e^-40 to 1e-35)
+    let (a, b) = (tape.var(-40.0), tape.var(0.0));
+    let y = Var::logsumexp(&[a, b]).unwrap();
+    assert!(
+        (y.value() / (-40f64).exp() - 1.0).abs() < 1e-15,
+        "{}",
+        y.value()
+    );
+    let g = y.backward();
+    assert!((g.wrt(a) / (-40f64).exp() - 1.0).abs() < 1e-15);
+    assert_eq!(g.wrt(b), 1.0 / (1.0 + (-40f64).exp()));
+    // a NaN anywhere gives NaN; +inf gives +inf
+    for xs in [[f64::NAN, 1.0], [1.0, f64::NAN]] {
+        let vs = [tape.var(xs[0]), tape.var(xs[1])];
+        assert!(Var::logsumexp(&vs).unwrap().value().is_nan());
+    }
+    let vs = [tape.var(1.0), tape.var(f64::INFINITY)];
+    assert_eq!(Var::logsumexp(&vs).unwrap().value(), f64::INFINITY);
     // one term is itself; every term −∞ gives −∞
     let v = tape.var(-3.0);
     let y = Var::logsumexp(&[v]).unwrap();

@@ -363,12 +363,17 @@ fn a_photo_missing_from_images_n_is_read_full_size() {
         let ignored = m.iter().filter(|&&x| x < 1.0).count() as f64 / m.len() as f64;
         assert!((0.2..0.35).contains(&ignored), "{}: {ignored}", v.name);
     }
-    // a masks_2 mask of another size names both sizes
-    image::GrayImage::new(7, 5)
-        .save(dir.join(format!("masks_2/{stem}.png")))
-        .unwrap();
-    let e = load(&dir, &opts).unwrap_err().to_string();
-    assert!(e.contains("7×5") && e.contains("images_2 photo's"), "{e}");
+    // a masks_2 mask of another size names both sizes, one pixel off too
+    for (mw, mh) in [(7, 5), (w2 + 1, h2 + 1)] {
+        image::GrayImage::new(mw, mh)
+            .save(dir.join(format!("masks_2/{stem}.png")))
+            .unwrap();
+        let e = load(&dir, &opts).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("{mw}×{mh}")) && e.contains("the images_2 size"),
+            "{e}"
+        );
+    }
     // a full-size mask in masks/ comes first
     std::fs::create_dir_all(dir.join("masks")).unwrap();
     image::GrayImage::from_fn(w, h, |x, _| image::Luma([u8::from(x < w / 2) * 255]))
@@ -384,8 +389,23 @@ fn a_photo_missing_from_images_n_is_read_full_size() {
     let m = v.mask.as_ref().unwrap();
     let ignored = m.iter().filter(|&&x| x < 1.0).count() as f64 / m.len() as f64;
     assert!((0.45..0.6).contains(&ignored), "{ignored}");
-    // in neither folder: an error naming the images_2 path
+    // in neither folder: an error naming both paths
+    let kept = std::fs::read(dir.join("images").join(&missing)).unwrap();
     std::fs::remove_file(dir.join("images").join(&missing)).unwrap();
     let e = load(&dir, &opts).unwrap_err().to_string();
-    assert!(e.contains("images_2") && e.contains(&missing), "{e}");
+    assert!(
+        e.contains(&format!("images_2/{missing}")) && e.contains(&format!("images/{missing}")),
+        "{e}"
+    );
+    std::fs::write(dir.join("images").join(&missing), kept).unwrap();
+    // an images_2 with none of the photos (copies named otherwise) is an
+    // error, not a silent full-size load
+    std::fs::remove_dir_all(dir.join("images_2")).unwrap();
+    std::fs::create_dir_all(dir.join("images_2")).unwrap();
+    std::fs::write(dir.join("images_2/other.png"), b"x").unwrap();
+    let e = load(&dir, &opts).unwrap_err().to_string();
+    assert!(
+        e.contains("has none of the model's") && e.contains("images_2"),
+        "{e}"
+    );
 }

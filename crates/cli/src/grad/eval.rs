@@ -813,16 +813,10 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
                         .collect();
                     V(Var::logsumexp(&xs).expect("two or more arguments"))
                 } else {
-                    // Var::logsumexp's formula on constants
-                    let m = a
-                        .iter()
-                        .map(|n| n.value().to_f64())
-                        .fold(f64::NEG_INFINITY, f64::max);
-                    let shift = T::from_f64(if m.is_finite() { m } else { 0.0 });
-                    let s = a
-                        .iter()
-                        .fold(T::zero(), |s, n| s + (n.value() - shift).exp());
-                    C(s.ln() + shift)
+                    // the engine's formula on constants, on a scratch tape
+                    let scratch = Tape::<T>::with_capacity(4 * a.len());
+                    let xs: Vec<Var<'_, T>> = a.iter().map(|n| scratch.var(n.value())).collect();
+                    C(Var::logsumexp(&xs).expect("two or more arguments").value())
                 }
             }
             _ => unreachable!("`{f}` passed the check as a built-in"),
@@ -834,7 +828,8 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
 /// to the first argument, as in the engine.
 fn min_max<'t, T: Scalar>(is_min: bool, p: Num<'t, T>, q: Num<'t, T>) -> Num<'t, T> {
     use Num::{Const as C, Var as V};
-    let first_wins = |p: T, q: T| (is_min && p <= q) || (!is_min && p >= q);
+    // a NaN wins, as in the engine
+    let first_wins = |p: T, q: T| (is_min && p <= q) || (!is_min && p >= q) || p.to_f64().is_nan();
     match (p, q) {
         (V(p), q) => V(if is_min {
             p.min(q.operand())

@@ -40,16 +40,17 @@ use eval::{evaluate, EvalOptions, Num};
 #[derive(Debug, Args)]
 #[command(after_help = "The language:\n  \
 numbers 2 0.5 1e-3, names, + - * /, ^ or ** (right-associative; -x^2 is -(x^2)), parentheses\n  \
-functions: exp expm1 log ln log1p log2 log10 sqrt cbrt square recip sin cos tan asin acos\n  \
-           atan atan2 sinh cosh tanh asinh acosh atanh sigmoid relu softplus abs hypot pow\n  \
-           min max clamp(x, lo, hi) logsumexp (min, max, logsumexp: two or more arguments);\n  \
-           constants pi e\n  \
+functions: exp expm1 log ln log1p log2 log10 sqrt cbrt square recip sin cos tan asin acos\n             \
+atan atan2 sinh cosh tanh asinh acosh atanh sigmoid relu softplus abs hypot pow(x, y)\n             \
+min(a, b, ...) max(a, b, ...) logsumexp(a, b, ...) clamp(x, lo, hi); constants pi e\n  \
 statements separated by ; or new lines; name = expr binds an intermediate; the last is the output\n  \
 fn f(a, b) = expr defines a function (it may recurse; it sees its parameters and the inputs)\n  \
 if c then a else b, comparisons < <= > >= == !=, and, or, not; # starts a comment\n\n\
 Conventions:\n  \
 pi and e are constants, not input names; an input the program never uses gets a warning\n  \
-at a tie, min and max pass the whole gradient to their first argument, abs has derivative 0 at 0\n  \
+at a tie, min and max pass the whole gradient to their first argument, and a NaN argument\n  \
+makes them NaN; clamp is min(max(x, lo), hi) (so a tie goes to x, and lo > hi gives hi);\n  \
+abs has derivative 0 at 0\n  \
 a NaN or infinity on the output's path, in a value or a derivative, is an error naming the\n  \
 operation (x^y at x = 0, y = 0: its derivative in y is -inf)\n  \
 an expression nests at most 200 levels (the whole expression is one; each parenthesis, call,\n  \

@@ -693,14 +693,38 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let mut jobs = Vec::with_capacity(images.len());
     for (k, im) in images.iter().enumerate() {
         let mut path = img_dir.join(&im.name);
-        if pre.is_some() && !path.is_file() && full_dir.join(&im.name).is_file() {
-            path = full_dir.join(&im.name);
+        if pre.is_some() && !path.is_file() {
+            let full = full_dir.join(&im.name);
+            if !full.is_file() {
+                return Err(DataError::io(
+                    &path,
+                    format!("image file not found (nor {})", full.display()),
+                ));
+            }
+            path = full;
             full_size[k] = true;
         }
         if !path.is_file() {
             return Err(DataError::io(&path, "image file not found"));
         }
         jobs.push(ImageJob { path, expect: None });
+    }
+    // an `images_N` that has none of the photos is not that capture's
+    // (another naming, or another capture): an error, not a silent
+    // full-size load
+    if !images.is_empty() && full_size.iter().all(|&f| f) {
+        let name = &images[0].name;
+        return Err(DataError::invalid(
+            &img_dir,
+            "images",
+            format!(
+                "has none of the model's {} photos (for {name} it looked for {}): remove it \
+                 or name its copies as the photos in {} are named",
+                images.len(),
+                img_dir.join(name).display(),
+                full_dir.display()
+            ),
+        ));
     }
     let mut notes = Vec::new();
     let from_full: Vec<String> = images
@@ -728,7 +752,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             // a full-size photo read in place of an `images_N` one looks in
             // `masks/` first, then fits a `masks_N` mask to itself
             let (first, second, second_ok) = if full_size[k] {
-                (&full_masks, &own_masks, pre.is_some())
+                (&full_masks, &own_masks, true)
             } else {
                 (&own_masks, &full_masks, fallback)
             };
@@ -784,8 +808,8 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             Some((p, true)) => {
                 let (cw, ch) = (cam.width as u32, cam.height as u32);
                 let other = if full_size[k] {
-                    let near =
-                        |m: u32, c: u32| (m as u64 * n as u64).abs_diff(c as u64) <= n as u64;
+                    // floor(c / n) or ceil(c / n)
+                    let near = |m: u32, c: u32| (m as u64 * n as u64).abs_diff(c as u64) < n as u64;
                     match masks::dimensions(p) {
                         Some((mw, mh)) if near(mw, cw) && near(mh, ch) => (mw, mh),
                         _ => (cw.div_ceil(n), ch.div_ceil(n)),
@@ -802,13 +826,12 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
                             p,
                             "mask size",
                             format!(
-                                "is {mw}×{mh}: neither its photo {}'s {w}×{h} nor the \
-                                 {} photo's {ow}×{oh}",
+                                "is {mw}×{mh}: neither its photo {}'s {w}×{h} nor {}",
                                 photo.display(),
                                 if full_size[k] {
-                                    format!("images_{n}")
+                                    format!("the images_{n} size, {ow}×{oh} (the camera's ÷ {n})")
                                 } else {
-                                    "full-size (the camera's)".to_string()
+                                    format!("the full-size photo's {ow}×{oh} (the camera's)")
                                 }
                             ),
                         ));

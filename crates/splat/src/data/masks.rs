@@ -234,9 +234,10 @@ pub fn downscale(w: u32, h: u32, mask: &[f32], f: u32) -> Vec<f32> {
         .collect()
 }
 
-/// A `mw × mh` mask resampled to `w × h` (a smaller copy of its photo,
-/// an `images_N` folder's): a pixel is kept only when every mask pixel
-/// its area covers is.
+/// A `mw × mh` mask resampled to `w × h`, another size of its photo (an
+/// `images_N` folder's smaller copy, or the full-size photo read in its
+/// place): a pixel is kept only when every mask pixel its area covers is
+/// (when enlarging, the one it falls in).
 pub fn fit(mw: u32, mh: u32, mask: &[f32], w: u32, h: u32) -> Vec<f32> {
     let span = |i: u32, n: u32, m: u32| {
         let a = (i as u64 * m as u64 / n as u64) as u32;
