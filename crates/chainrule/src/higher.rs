@@ -35,6 +35,11 @@
 //! assert!((h[1][1] + 0.5f64.sin()).abs() < 1e-15);
 //! ```
 //!
+//! For `f64` inputs a closure does: [`gradient_of`] takes one on plain
+//! `Var`s, and [`hvp_of`] and [`hessian_of`] one on `Var`s of dual
+//! numbers, where a plain `2.0` still works on either side of an operator
+//! (`|x| x[0].square() * x[1] * 2.0`).
+//!
 //! Data the function needs (weights, targets) are fields of the
 //! implementing struct. A function that can fail implements
 //! [`TryFunction`] and uses the `try_` helpers, which return its error.
@@ -333,6 +338,21 @@ pub fn try_hvp<T: Scalar, F: TryRecord + ?Sized>(
     x: &[T],
     v: &[T],
 ) -> Result<Hvp<T>, F::Error> {
+    hvp_with(x, v, |tape, seeded| record(f, tape, seeded, "hvp"))
+}
+
+/// [`try_hvp`] with the function's recording given as a closure: on a
+/// tape of dual numbers, the leaves and the output from the inputs
+/// `x + v·ε`.
+#[allow(clippy::type_complexity)]
+fn hvp_with<T: Scalar, E>(
+    x: &[T],
+    v: &[T],
+    rec: impl for<'t> FnOnce(
+        &'t Tape<Dual<T>>,
+        &[Dual<T>],
+    ) -> Result<(Vec<Var<'t, Dual<T>>>, Var<'t, Dual<T>>), E>,
+) -> Result<Hvp<T>, E> {
     assert_eq!(
         x.len(),
         v.len(),
@@ -343,7 +363,7 @@ pub fn try_hvp<T: Scalar, F: TryRecord + ?Sized>(
     with_tape(|tape: &mut Tape<Dual<T>>| {
         let tape = &*tape;
         let seeded: Vec<Dual<T>> = x.iter().zip(v).map(|(&a, &b)| Dual::new(a, b)).collect();
-        let (xs, y) = record(f, tape, &seeded, "hvp")?;
+        let (xs, y) = rec(tape, &seeded)?;
         let g = y.backward();
         let (gradient, hvp) = xs
             .iter()
@@ -358,6 +378,119 @@ pub fn try_hvp<T: Scalar, F: TryRecord + ?Sized>(
             hvp,
         })
     })
+}
+
+/// The value and gradient of a closure on `f64` inputs: [`gradient`]
+/// without a [`Function`] impl.
+///
+/// ```
+/// let (v, g) = chainrule::gradient_of(|x| x[0] * x[1].sin() + 1.0, &[2.0, 0.0]);
+/// assert_eq!((v, g), (1.0, vec![0.0, 2.0]));
+/// ```
+///
+/// # Panics
+/// If the closure returns a value recorded on another tape.
+pub fn gradient_of<F>(f: F, x: &[f64]) -> (f64, Vec<f64>)
+where
+    F: for<'t> Fn(&[Var<'t>]) -> Var<'t>,
+{
+    with_tape(|tape: &mut Tape<f64>| {
+        let (xs, y) = record_closure(&f, tape, x);
+        (y.value(), y.backward().wrt_all(&xs))
+    })
+}
+
+/// [`hvp`] of a closure on `f64` inputs, given them as `Var`s of
+/// [`Dual`] numbers (one forward and one backward sweep); a plain `f64`
+/// works on either side of `+ − × ÷` and as the second argument of
+/// `min`, `max`, `powf`, `atan2`, `hypot` and `clamp`.
+///
+/// ```
+/// // f = x·y²: H = [[0, 2y], [2y, 2x]]
+/// let r = chainrule::hvp_of(|x| x[0] * x[1].square(), &[2.0, 3.0], &[1.0, -1.0]);
+/// assert_eq!((r.value, r.gradient, r.hvp), (18.0, vec![9.0, 12.0], vec![-6.0, 2.0]));
+/// ```
+///
+/// # Panics
+/// If `x` and `v` differ in length, or the closure returns a value
+/// recorded on another tape.
+pub fn hvp_of<F>(f: F, x: &[f64], v: &[f64]) -> Hvp<f64>
+where
+    F: for<'t> Fn(&[Var<'t, Dual<f64>>]) -> Var<'t, Dual<f64>>,
+{
+    infallible(hvp_with(x, v, |tape, seeded| {
+        Ok(record_closure(&f, tape, seeded))
+    }))
+}
+
+/// Records a closure's value on `tape` from one leaf per input.
+#[allow(clippy::type_complexity)]
+fn record_closure<'t, S: Scalar, F>(
+    f: &F,
+    tape: &'t Tape<S>,
+    x: &[S],
+) -> (Vec<Var<'t, S>>, Var<'t, S>)
+where
+    F: for<'u> Fn(&[Var<'u, S>]) -> Var<'u, S>,
+{
+    let xs = tape.vars(x);
+    let y = f(&xs);
+    check_tape(tape, &y, "a closure's derivative");
+    (xs, y)
+}
+
+/// Value, gradient and dense Hessian of a closure on `f64` inputs (see
+/// [`hvp_of`] for what it is given): one Hessian-vector product per input,
+/// each one forward and one backward sweep. For many inputs a
+/// [`Function`] impl and [`grad_hessian`] are faster (up to 8 columns a
+/// sweep).
+///
+/// ```
+/// // Rosenbrock: (1 − x)² + 100 (y − x²)²
+/// let r = chainrule::hessian_of(
+///     |x| (1.0 - x[0]).square() + (x[1] - x[0].square()).square() * 100.0,
+///     &[1.0, 1.0],
+/// );
+/// assert_eq!((r.value, r.gradient), (0.0, vec![0.0, 0.0]));
+/// assert_eq!(r.hessian, vec![vec![802.0, -400.0], vec![-400.0, 200.0]]);
+/// ```
+///
+/// # Panics
+/// If the closure returns a value recorded on another tape.
+pub fn hessian_of<F>(f: F, x: &[f64]) -> SecondOrder<f64>
+where
+    F: for<'t> Fn(&[Var<'t, Dual<f64>>]) -> Var<'t, Dual<f64>>,
+{
+    let n = x.len();
+    let mut out = SecondOrder {
+        value: 0.0,
+        gradient: vec![0.0; n],
+        hessian: Vec::with_capacity(n),
+    };
+    // at least one sweep, so that a function of no inputs has a value
+    for j in 0..n.max(1) {
+        let mut e = vec![0.0; n];
+        if j < n {
+            e[j] = 1.0;
+        }
+        let r = infallible(hvp_with(x, &e, |tape, seeded| {
+            Ok(record_closure(&f, tape, seeded))
+        }));
+        out.value = r.value;
+        out.gradient = r.gradient;
+        if j < n {
+            out.hessian.push(r.hvp);
+        }
+    }
+    // column j was H·e_j; H[i][j] is its i-th entry
+    for i in 0..n {
+        for j in 0..i {
+            let (a, b) = (out.hessian[i][j], out.hessian[j][i]);
+            out.hessian[i][j] = b;
+            out.hessian[j][i] = a;
+        }
+    }
+    out
 }
 
 /// Value, gradient and dense Hessian of a real-valued function (see

@@ -33,7 +33,8 @@
 //! Derivatives of derivatives come from the same engine: the tape is
 //! generic over its number type, and on a tape of forward-mode [`Dual`]
 //! numbers one backward sweep gives a Hessian-vector product ([`hvp`],
-//! [`hessian`]); [`jvp`] and [`jacobian_forward`] are forward mode.
+//! [`hessian`]; of a closure on `f64` inputs: [`hvp_of`], [`hessian_of`]);
+//! [`jvp`] and [`jacobian_forward`] are forward mode.
 #![warn(missing_docs)]
 
 mod backward;
@@ -58,9 +59,9 @@ pub use dual::{jvp, Dual, DualN};
 pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport, InputCheck};
 pub use graph::{to_dot, Graph, GraphNode};
 pub use higher::{
-    grad_hessian, gradient, hessian, hvp, jacobian_auto, jacobian_forward, jacobian_reverse,
-    try_grad_hessian, try_gradient, try_hvp, Function, Hvp, SecondOrder, TryFunction, TryRecord,
-    VectorFunction,
+    grad_hessian, gradient, gradient_of, hessian, hessian_of, hvp, hvp_of, jacobian_auto,
+    jacobian_forward, jacobian_reverse, try_grad_hessian, try_gradient, try_hvp, Function, Hvp,
+    SecondOrder, TryFunction, TryRecord, VectorFunction,
 };
 pub use ops::{sigmoid, Operand};
 pub use recurrence::{

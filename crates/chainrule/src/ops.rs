@@ -13,6 +13,7 @@
 
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
+use crate::dual::Dual;
 use crate::scalar::Scalar;
 use crate::tape::{Op, Var, K_COS, K_SIN};
 
@@ -501,6 +502,84 @@ macro_rules! scalar_lhs {
 
 scalar_lhs!(f64);
 scalar_lhs!(f32);
+
+/// A plain number on either side of `+ − × ÷` with a `Var` of dual numbers
+/// (a constant: tangent 0), and as the second argument of `min`, `max`,
+/// `powf`, `atan2`, `hypot` and `clamp`: so that a closure given to
+/// [`crate::hessian_of`] or [`crate::hvp_of`] writes `x[0] * 2.0` as it
+/// would on a plain tape.
+macro_rules! plain_with_dual {
+    ($p:ty) => {
+        impl<'t> Add<$p> for Var<'t, Dual<$p>> {
+            type Output = Var<'t, Dual<$p>>;
+            #[inline(always)]
+            fn add(self, c: $p) -> Self {
+                self + Dual::constant(c)
+            }
+        }
+        impl<'t> Sub<$p> for Var<'t, Dual<$p>> {
+            type Output = Var<'t, Dual<$p>>;
+            #[inline(always)]
+            fn sub(self, c: $p) -> Self {
+                self - Dual::constant(c)
+            }
+        }
+        impl<'t> Mul<$p> for Var<'t, Dual<$p>> {
+            type Output = Var<'t, Dual<$p>>;
+            #[inline(always)]
+            fn mul(self, c: $p) -> Self {
+                self * Dual::constant(c)
+            }
+        }
+        impl<'t> Div<$p> for Var<'t, Dual<$p>> {
+            type Output = Var<'t, Dual<$p>>;
+            #[inline(always)]
+            fn div(self, c: $p) -> Self {
+                self / Dual::constant(c)
+            }
+        }
+        impl<'t> Add<Var<'t, Dual<$p>>> for $p {
+            type Output = Var<'t, Dual<$p>>;
+            #[inline(always)]
+            fn add(self, v: Var<'t, Dual<$p>>) -> Var<'t, Dual<$p>> {
+                v + Dual::constant(self)
+            }
+        }
+        impl<'t> Sub<Var<'t, Dual<$p>>> for $p {
+            type Output = Var<'t, Dual<$p>>;
+            #[inline(always)]
+            fn sub(self, v: Var<'t, Dual<$p>>) -> Var<'t, Dual<$p>> {
+                let c = Dual::constant(self);
+                let (r, d) = rule::rsub_c(v.val, c);
+                v.unary_c(Op::RSub, r, d, c)
+            }
+        }
+        impl<'t> Mul<Var<'t, Dual<$p>>> for $p {
+            type Output = Var<'t, Dual<$p>>;
+            #[inline(always)]
+            fn mul(self, v: Var<'t, Dual<$p>>) -> Var<'t, Dual<$p>> {
+                v * Dual::constant(self)
+            }
+        }
+        impl<'t> Div<Var<'t, Dual<$p>>> for $p {
+            type Output = Var<'t, Dual<$p>>;
+            #[inline(always)]
+            fn div(self, v: Var<'t, Dual<$p>>) -> Var<'t, Dual<$p>> {
+                let c = Dual::constant(self);
+                let q = c / v.val;
+                v.unary_c(Op::RDiv, q, -q / v.val, c)
+            }
+        }
+        impl<'t> From<$p> for Operand<'t, Dual<$p>> {
+            fn from(c: $p) -> Self {
+                Operand::Const(Dual::constant(c))
+            }
+        }
+    };
+}
+
+plain_with_dual!(f64);
+plain_with_dual!(f32);
 
 macro_rules! assign_ops {
     ($tr:ident, $m:ident, $op:tt) => {
