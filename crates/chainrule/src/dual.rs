@@ -557,6 +557,14 @@ macro_rules! dual_impls {
             fn exp_m1(self) -> Self {
                 self.chain(self.re.exp_m1(), self.re.exp())
             }
+            fn erf(self) -> Self {
+                let d = T::from_f64(std::f64::consts::FRAC_2_SQRT_PI) * (-(self.re * self.re)).exp();
+                self.chain(self.re.erf(), d)
+            }
+            fn erfc(self) -> Self {
+                let d = T::from_f64(-std::f64::consts::FRAC_2_SQRT_PI) * (-(self.re * self.re)).exp();
+                self.chain(self.re.erfc(), d)
+            }
             fn asinh(self) -> Self {
                 let d = T::one() / self.re.hypot(T::one());
                 self.chain(self.re.asinh(), d)

@@ -261,6 +261,34 @@ impl<'t, T: Scalar> Var<'t, T> {
         self.unary(Op::ExpM1, x.exp_m1(), x.exp())
     }
 
+    /// The error function erf(x) = 2/√π ∫₀ˣ e^(−t²) dt; its derivative
+    /// is 2/√π · e^(−x²). With [`Var::erfc`], the normal distribution's
+    /// CDF is `½ erfc(−x/√2)`.
+    ///
+    /// ```
+    /// use chainrule::Tape;
+    /// let tape = Tape::new();
+    /// let x = tape.var(0.5);
+    /// let y = x.erf();
+    /// assert!((y.value() - 0.5204998778130465).abs() < 1e-15);
+    /// let d = 2.0 / std::f64::consts::PI.sqrt() * (-0.25f64).exp();
+    /// assert!((y.backward().wrt(x) - d).abs() < 1e-15);
+    /// ```
+    pub fn erf(self) -> Self {
+        let x = self.val;
+        let d = T::from_f64(std::f64::consts::FRAC_2_SQRT_PI) * (-(x * x)).exp();
+        self.unary(Op::Erf, x.erf(), d)
+    }
+
+    /// The complementary error function 1 − erf(x), which keeps its digits
+    /// where erf(x) is near 1 (erfc(10) = 2.1e-45); its derivative is
+    /// −2/√π · e^(−x²).
+    pub fn erfc(self) -> Self {
+        let x = self.val;
+        let d = T::from_f64(-std::f64::consts::FRAC_2_SQRT_PI) * (-(x * x)).exp();
+        self.unary(Op::Erfc, x.erfc(), d)
+    }
+
     /// `self` limited to `[lo, hi]`: `self.max(lo).min(hi)`, two nodes, so
     /// the gradient passes where `lo ≤ self ≤ hi` (ties included, as
     /// [`Var::min`] and [`Var::max`] send a tie to their first argument)

@@ -110,6 +110,18 @@ pub trait Scalar:
     fn atanh(self) -> Self {
         default_atanh(self)
     }
+    /// The error function erf(x) = 2/√π ∫₀ˣ e^(−t²) dt. The default
+    /// evaluates it in `f64` ([`libm::erf`]) and converts back, which
+    /// drops a dual number's tangent: a type with tangents overrides it,
+    /// as [`crate::Dual`] does.
+    fn erf(self) -> Self {
+        Self::from_f64(libm::erf(self.to_f64()))
+    }
+    /// The complementary error function 1 − erf(x), accurate where erf
+    /// is near 1 (large x). The default is as for [`Scalar::erf`].
+    fn erfc(self) -> Self {
+        Self::from_f64(libm::erfc(self.to_f64()))
+    }
     /// sqrt(self² + y²) without undue overflow.
     fn hypot(self, y: Self) -> Self;
     /// Sine and cosine together (one call where the platform allows).
@@ -224,7 +236,7 @@ fn exp_fast_f32_core(x: f32) -> f32 {
 }
 
 macro_rules! impl_scalar_float {
-    ($t:ty $(, $fast:ident, $select:ident)?) => {
+    ($t:ty, $erf:path, $erfc:path $(, $fast:ident, $select:ident)?) => {
         impl Scalar for $t {
             const MUL_BY_ONE_EXACT: bool = true;
             #[inline(always)]
@@ -324,6 +336,14 @@ macro_rules! impl_scalar_float {
                 <$t>::exp_m1(self)
             }
             #[inline(always)]
+            fn erf(self) -> Self {
+                $erf(self)
+            }
+            #[inline(always)]
+            fn erfc(self) -> Self {
+                $erfc(self)
+            }
+            #[inline(always)]
             fn asinh(self) -> Self {
                 <$t>::asinh(self)
             }
@@ -404,8 +424,14 @@ pub(crate) fn default_atanh<S: Scalar>(x: S) -> S {
     }
 }
 
-impl_scalar_float!(f64);
-impl_scalar_float!(f32, exp_fast_f32, exp_fast_f32_select);
+impl_scalar_float!(f64, libm::erf, libm::erfc);
+impl_scalar_float!(
+    f32,
+    libm::erff,
+    libm::erfcf,
+    exp_fast_f32,
+    exp_fast_f32_select
+);
 
 #[cfg(test)]
 mod tests {

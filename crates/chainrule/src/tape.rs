@@ -334,6 +334,10 @@ pub enum Op {
     Ln1p,
     /// e^a − 1, accurate near 0.
     ExpM1,
+    /// The error function.
+    Erf,
+    /// The complementary error function.
+    Erfc,
     /// Logistic sigmoid.
     Sigmoid,
     /// max(0, a).
@@ -388,6 +392,8 @@ impl Op {
             Op::Atanh => "atanh",
             Op::Ln1p => "log1p",
             Op::ExpM1 => "expm1",
+            Op::Erf => "erf",
+            Op::Erfc => "erfc",
             Op::Sigmoid => "sigmoid",
             Op::Relu => "relu",
             Op::Softplus => "softplus",

@@ -41,6 +41,12 @@ struct UnaryCase {
 
 const ANY: &[f64] = &[-1.7, -0.4, 0.3, 1.1, 2.5];
 const POS: &[f64] = &[0.2, 0.9, 1.7, 4.0];
+/// erf's value as the engine computes it (libm's); `ops.rs` checks it
+/// against a series, so the cases here test only the derivatives.
+fn erf_value(x: f64) -> f64 {
+    chainrule::Scalar::erf(x)
+}
+
 const UNIT: &[f64] = &[-0.8, -0.3, 0.1, 0.6, 0.95];
 const ABOVE_ONE: &[f64] = &[1.05, 1.6, 3.0, 12.0];
 const ABOVE_MINUS_ONE: &[f64] = &[-0.9, -0.2, 1e-9, 0.7, 5.0];
@@ -218,6 +224,14 @@ fn unary_cases() -> Vec<UnaryCase> {
             points: ANY,
         },
         UnaryCase {
+            name: "erf",
+            d: |x| {
+                let d = std::f64::consts::FRAC_2_SQRT_PI * (-x * x).exp();
+                (erf_value(x), d, -2.0 * x * d)
+            },
+            points: ANY,
+        },
+        UnaryCase {
             name: "sigmoid",
             d: |x| {
                 let s = sig(x);
@@ -284,6 +298,7 @@ fn apply_var<'t, S: Scalar>(name: &str, x: Var<'t, S>) -> Var<'t, S> {
         "atanh" => x.atanh(),
         "log1p" => x.ln_1p(),
         "expm1" => x.exp_m1(),
+        "erf" => x.erf(),
         "sigmoid" => x.sigmoid(),
         "softplus" => x.softplus(),
         "abs" => x.abs(),
@@ -322,6 +337,7 @@ fn apply_scalar<S: Scalar>(name: &str, x: S) -> Option<S> {
         "atanh" => x.atanh(),
         "log1p" => x.ln_1p(),
         "expm1" => x.exp_m1(),
+        "erf" => x.erf(),
         "sigmoid" => chainrule::sigmoid(x),
         "softplus" => x.exp().ln_1p(),
         "abs" => x.abs(),

@@ -37,6 +37,45 @@ fn check_unary(name: &str, f: Unary, exact: fn(f64) -> (f64, f64), lo: f64, hi: 
     }
 }
 
+/// erf by its Maclaurin series 2/√π Σ (−1)ⁿ x^(2n+1) / (n! (2n+1)),
+/// summed until the terms vanish: an independent check of libm's erf for
+/// |x| ≤ 2.5 (the terms grow to about 15 there, so the sum keeps ~1e-15).
+fn erf_series(x: f64) -> f64 {
+    let (mut term, mut sum, mut n) = (x, x, 0.0);
+    loop {
+        n += 1.0;
+        term *= -x * x / n;
+        let t = term / (2.0 * n + 1.0);
+        sum += t;
+        if t.abs() < 1e-18 * sum.abs().max(1e-300) {
+            break;
+        }
+    }
+    std::f64::consts::FRAC_2_SQRT_PI * sum
+}
+
+#[test]
+fn erfc_keeps_its_tail() {
+    // erfc(x) ~ e^(−x²) / (x√π) (1 − 1/(2x²) + 3/(4x⁴) − 15/(8x⁶) …)
+    for x in [6.0f64, 10.0, 20.0] {
+        let tape = Tape::new();
+        let v = tape.var(x);
+        let y = v.erfc();
+        let u = 1.0 / (2.0 * x * x);
+        let series = 1.0 - u + 3.0 * u * u - 15.0 * u * u * u + 105.0 * u.powi(4);
+        let want = (-x * x).exp() / (x * std::f64::consts::PI.sqrt()) * series;
+        assert!(
+            (y.value() / want - 1.0).abs() < 1e-5,
+            "erfc({x}) = {:e}",
+            y.value()
+        );
+        assert!(y.value() > 0.0 && v.erf().value() == 1.0);
+        let d = y.backward().wrt(v);
+        let want_d = -std::f64::consts::FRAC_2_SQRT_PI * (-x * x).exp();
+        assert!((d / want_d - 1.0).abs() < 1e-14, "erfc'({x})");
+    }
+}
+
 #[test]
 fn unary_functions_across_their_domains() {
     let cases: Vec<Case> = vec![
@@ -185,6 +224,30 @@ fn unary_functions_across_their_domains() {
             |x| (x.exp() - 1.0, x.exp()),
             -5.0,
             5.0,
+        ),
+        (
+            "erf",
+            |x| x.erf(),
+            |x| {
+                (
+                    erf_series(x),
+                    std::f64::consts::FRAC_2_SQRT_PI * (-x * x).exp(),
+                )
+            },
+            -2.5,
+            2.5,
+        ),
+        (
+            "erfc",
+            |x| x.erfc(),
+            |x| {
+                (
+                    1.0 - erf_series(x),
+                    -std::f64::consts::FRAC_2_SQRT_PI * (-x * x).exp(),
+                )
+            },
+            -2.5,
+            1.0,
         ),
         (
             "sigmoid",

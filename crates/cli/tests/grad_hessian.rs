@@ -127,8 +127,8 @@ fn cli_json_and_order_of_inputs() {
 
 /// Value, gradient and Hessian against sympy's (`fixtures/sympy/`:
 /// `make_reference.py` differentiates the same functions symbolically), for
-/// programs that use every inverse hyperbolic, `log1p`, `expm1`, `clamp`
-/// and `logsumexp`.
+/// programs that use every inverse hyperbolic, `log1p`, `expm1`, `clamp`,
+/// `logsumexp`, `erf` and `erfc`.
 #[test]
 fn new_functions_match_sympy() {
     let text = include_str!("fixtures/sympy/reference.json");

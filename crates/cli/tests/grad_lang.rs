@@ -123,6 +123,8 @@ fn every_builtin_against_finite_differences() {
         ("atanh(x)", 0.4),
         ("log1p(x)", 0.3),
         ("expm1(x)", -0.6),
+        ("erf(x)", 0.7),
+        ("erfc(x)", -1.2),
         ("sigmoid(x)", -0.8),
         ("relu(x)", 1.3),
         ("softplus(x)", -0.4),

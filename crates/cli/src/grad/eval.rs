@@ -43,6 +43,8 @@ pub const BUILTINS: &[(&str, Option<usize>)] = &[
     ("atanh", Some(1)),
     ("log1p", Some(1)),
     ("expm1", Some(1)),
+    ("erf", Some(1)),
+    ("erfc", Some(1)),
     ("sigmoid", Some(1)),
     ("relu", Some(1)),
     ("softplus", Some(1)),
@@ -772,6 +774,8 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
             "atanh" => un(|v| v.atanh(), |c| c.atanh()),
             "log1p" => un(|v| v.ln_1p(), |c| c.ln_1p()),
             "expm1" => un(|v| v.exp_m1(), |c| c.exp_m1()),
+            "erf" => un(|v| v.erf(), |c| c.erf()),
+            "erfc" => un(|v| v.erfc(), |c| c.erfc()),
             "sigmoid" => un(|v| v.sigmoid(), chainrule::sigmoid),
             "relu" => un(|v| v.relu(), |c| if c > T::zero() { c } else { T::zero() }),
             "softplus" => un(

@@ -41,8 +41,10 @@ use eval::{evaluate, EvalOptions, Num};
 #[command(after_help = "The language:\n  \
 numbers 2 0.5 1e-3, names, + - * /, ^ or ** (right-associative; -x^2 is -(x^2)), parentheses\n  \
 functions: exp expm1 log ln log1p log2 log10 sqrt cbrt square recip sin cos tan asin acos\n             \
-atan atan2 sinh cosh tanh asinh acosh atanh sigmoid relu softplus abs hypot pow(x, y)\n             \
-min(a, b, ...) max(a, b, ...) logsumexp(a, b, ...) clamp(x, lo, hi); constants pi e\n  \
+atan atan2 sinh cosh tanh asinh acosh atanh erf erfc sigmoid relu softplus abs hypot\n             \
+pow(x, y) \
+min(a, b, ...) max(a, b, ...) logsumexp(a, b, ...) clamp(x, lo, hi)\n  \
+constants: pi e\n  \
 statements separated by ; or new lines; name = expr binds an intermediate; the last is the output\n  \
 fn f(a, b) = expr defines a function (it may recurse; it sees its parameters and the inputs)\n  \
 if c then a else b, comparisons < <= > >= == !=, and, or, not; # starts a comment\n\n\
