@@ -383,6 +383,10 @@ fn hvp_with<T: Scalar, E>(
 /// The value and gradient of a closure on `f64` inputs: [`gradient`]
 /// without a [`Function`] impl.
 ///
+/// Write the closure in the call (or pass an `fn` item): one bound to a
+/// name first is not inferred as one for every tape's lifetime, and does
+/// not compile.
+///
 /// ```
 /// let (v, g) = chainrule::gradient_of(|x| x[0] * x[1].sin() + 1.0, &[2.0, 0.0]);
 /// assert_eq!((v, g), (1.0, vec![0.0, 2.0]));
@@ -395,15 +399,17 @@ where
     F: for<'t> Fn(&[Var<'t>]) -> Var<'t>,
 {
     with_tape(|tape: &mut Tape<f64>| {
-        let (xs, y) = record_closure(&f, tape, x);
+        let (xs, y) = record_closure(&f, tape, x, "gradient_of");
         (y.value(), y.backward().wrt_all(&xs))
     })
 }
 
 /// [`hvp`] of a closure on `f64` inputs, given them as `Var`s of
 /// [`Dual`] numbers (one forward and one backward sweep); a plain `f64`
-/// works on either side of `+ − × ÷` and as the second argument of
-/// `min`, `max`, `powf`, `atan2`, `hypot` and `clamp`.
+/// works on either side of `+ − × ÷` (and in `+=` …) and as the second
+/// argument of `min`, `max`, `powf`, `atan2`, `hypot` and `clamp`. A
+/// branch on a value reads its real part: `x[0].value().re > 0.0`. Write
+/// the closure in the call, as for [`gradient_of`].
 ///
 /// ```
 /// // f = x·y²: H = [[0, 2y], [2y, 2x]]
@@ -419,7 +425,7 @@ where
     F: for<'t> Fn(&[Var<'t, Dual<f64>>]) -> Var<'t, Dual<f64>>,
 {
     infallible(hvp_with(x, v, |tape, seeded| {
-        Ok(record_closure(&f, tape, seeded))
+        Ok(record_closure(&f, tape, seeded, "hvp_of"))
     }))
 }
 
@@ -429,21 +435,23 @@ fn record_closure<'t, S: Scalar, F>(
     f: &F,
     tape: &'t Tape<S>,
     x: &[S],
+    what: &str,
 ) -> (Vec<Var<'t, S>>, Var<'t, S>)
 where
     F: for<'u> Fn(&[Var<'u, S>]) -> Var<'u, S>,
 {
     let xs = tape.vars(x);
     let y = f(&xs);
-    check_tape(tape, &y, "a closure's derivative");
+    check_tape(tape, &y, what);
     (xs, y)
 }
 
 /// Value, gradient and dense Hessian of a closure on `f64` inputs (see
 /// [`hvp_of`] for what it is given): one Hessian-vector product per input,
-/// each one forward and one backward sweep. For many inputs a
-/// [`Function`] impl and [`grad_hessian`] are faster (up to 8 columns a
-/// sweep).
+/// each one forward and one backward sweep, column `j` being `H·e_j`. As
+/// with [`grad_hessian`], the result is symmetric up to rounding (not
+/// symmetrised). For many inputs a [`Function`] impl and
+/// [`grad_hessian`] are faster (up to 8 columns a sweep).
 ///
 /// ```
 /// // Rosenbrock: (1 − x)² + 100 (y − x²)²
@@ -474,7 +482,7 @@ where
             e[j] = 1.0;
         }
         let r = infallible(hvp_with(x, &e, |tape, seeded| {
-            Ok(record_closure(&f, tape, seeded))
+            Ok(record_closure(&f, tape, seeded, "hessian_of"))
         }));
         out.value = r.value;
         out.gradient = r.gradient;

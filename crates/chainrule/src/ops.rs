@@ -531,8 +531,9 @@ macro_rules! scalar_lhs {
 scalar_lhs!(f64);
 scalar_lhs!(f32);
 
-/// A plain number on either side of `+ − × ÷` with a `Var` of dual numbers
-/// (a constant: tangent 0), and as the second argument of `min`, `max`,
+/// A plain number on either side of `+ − × ÷` (and in `+= −= ×= ÷=`) with
+/// a `Var` of dual numbers (a constant: tangent 0), and as the second
+/// argument of `min`, `max`,
 /// `powf`, `atan2`, `hypot` and `clamp`: so that a closure given to
 /// [`crate::hessian_of`] or [`crate::hvp_of`] writes `x[0] * 2.0` as it
 /// would on a plain tape.
@@ -596,6 +597,30 @@ macro_rules! plain_with_dual {
                 let c = Dual::constant(self);
                 let q = c / v.val;
                 v.unary_c(Op::RDiv, q, -q / v.val, c)
+            }
+        }
+        impl<'t> AddAssign<$p> for Var<'t, Dual<$p>> {
+            #[inline(always)]
+            fn add_assign(&mut self, c: $p) {
+                *self = *self + c;
+            }
+        }
+        impl<'t> SubAssign<$p> for Var<'t, Dual<$p>> {
+            #[inline(always)]
+            fn sub_assign(&mut self, c: $p) {
+                *self = *self - c;
+            }
+        }
+        impl<'t> MulAssign<$p> for Var<'t, Dual<$p>> {
+            #[inline(always)]
+            fn mul_assign(&mut self, c: $p) {
+                *self = *self * c;
+            }
+        }
+        impl<'t> DivAssign<$p> for Var<'t, Dual<$p>> {
+            #[inline(always)]
+            fn div_assign(&mut self, c: $p) {
+                *self = *self / c;
             }
         }
         impl<'t> From<$p> for Operand<'t, Dual<$p>> {

@@ -724,6 +724,7 @@ fn closures_take_plain_constants() {
                 + x[0].atan2(c(2.0))
                 + x[1].hypot(c(1.0))
                 + x[0].clamp(c(0.0), c(1.0))
+                + (x[0] + c(2.0) - c(0.5)) * c(3.0) / c(4.0)
         }
     }
     let x = [0.7, 1.9];
@@ -740,6 +741,15 @@ fn closures_take_plain_constants() {
                 + x[0].atan2(2.0)
                 + x[1].hypot(1.0)
                 + x[0].clamp(0.0, 1.0)
+                + {
+                    // compound assignment with plain numbers too
+                    let mut a = x[0];
+                    a += 2.0;
+                    a -= 0.5;
+                    a *= 3.0;
+                    a /= 4.0;
+                    a
+                }
         },
         &x,
     );

@@ -175,7 +175,9 @@ pub enum Strategy {
     Invert,
 }
 
-/// What one reverse pass did, for cost accounting.
+/// What one reverse pass did, for cost accounting: returned by
+/// [`Trajectory::backward`], and after a sweep through
+/// [`Recurrence::apply`]'s output by [`RecurrenceOutput::stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecurrenceStats {
     /// Steps of the recursion, `N`.
@@ -297,8 +299,10 @@ impl<T: Scalar> RecurrenceOutput<'_, T> {
     /// What the reverse pass of [`Recurrence::apply`] did (steps recomputed
     /// or inverted, the most states held), once a backward sweep through
     /// the output has run it; after several sweeps, the latest. `None`
-    /// before any sweep reached it, and always for [`Recurrence::unroll`],
-    /// whose steps are ordinary nodes of the tape.
+    /// before any sweep reached it (a sweep whose gradient at the output is
+    /// zero skips the operation, and leaves it as it was), and always for
+    /// [`Recurrence::unroll`], whose steps are ordinary nodes of the tape.
+    /// Clones share the report.
     ///
     /// ```
     /// use chainrule::{Recurrence, Strategy, Tape};

@@ -118,14 +118,15 @@ pub(super) fn depth_order_into<T: Scalar>(
         });
     order.clear();
     if narrow {
-        // the chunks' keys side by side, in index order
+        // the chunks' keys side by side, in index order (one chunk's
+        // already are)
         let m: usize = lens.iter().sum();
         room(dst, n);
-        dst.truncate(m);
-        dst.resize(m, 0);
         if chunks == 1 {
-            dst.copy_from_slice(&src[..m]);
+            src.truncate(m);
         } else {
+            dst.truncate(m);
+            dst.resize(m, 0);
             let to = Shared(dst.as_mut_ptr());
             let to = &to;
             let lens = &*lens;
@@ -136,9 +137,11 @@ pub(super) fn depth_order_into<T: Scalar>(
                 let out = unsafe { std::slice::from_raw_parts_mut(to.0.add(start), len) };
                 out.copy_from_slice(&keys[..len]);
             });
+            src.truncate(m);
+            std::mem::swap(src, dst);
         }
-        src.truncate(m);
-        std::mem::swap(src, dst);
+        // the passes' chunks by the keys they sort
+        let chunks = chunks.min(m / CHUNK_MIN).max(1);
         for digit in 0..3 {
             radix_pass(src, dst, hist, 32 + RADIX_BITS * digit, chunks);
         }
