@@ -743,8 +743,8 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             full_dir.display()
         ));
     }
-    // each photo's mask file, and whether it is a full-size one to fit to
-    // an `images_N` photo
+    // each photo's mask file, and whether it is of the photo's other size
+    // (full-size for an `images_N` photo, or the reverse) and is fitted
     let mut mask_paths: Vec<Option<(PathBuf, bool)>> = vec![None; images.len()];
     if own_masks.is_dir() || fallback {
         let mut tally = masks::Tally::default();
