@@ -473,7 +473,7 @@ where
     let mut out = SecondOrder {
         value: 0.0,
         gradient: vec![0.0; n],
-        hessian: Vec::with_capacity(n),
+        hessian: vec![vec![0.0; n]; n],
     };
     // at least one sweep, so that a function of no inputs has a value
     for j in 0..n.max(1) {
@@ -486,16 +486,9 @@ where
         }));
         out.value = r.value;
         out.gradient = r.gradient;
-        if j < n {
-            out.hessian.push(r.hvp);
-        }
-    }
-    // column j was H·e_j; H[i][j] is its i-th entry
-    for i in 0..n {
-        for j in 0..i {
-            let (a, b) = (out.hessian[i][j], out.hessian[j][i]);
-            out.hessian[i][j] = b;
-            out.hessian[j][i] = a;
+        // H·e_j is column j
+        for (row, h) in out.hessian.iter_mut().zip(r.hvp) {
+            row[j] = h;
         }
     }
     out

@@ -399,14 +399,7 @@ pub(crate) fn default_exp_m1<S: Scalar>(x: S) -> S {
 /// `x` nor `x²`'s overflow loses the result.
 pub(crate) fn default_asinh<S: Scalar>(x: S) -> S {
     let a = x.abs();
-    let v = (a + a * (a / (S::one() + a.hypot(S::one())))).ln_1p();
-    if x < S::zero() {
-        -v
-    } else if v == S::zero() {
-        x // ±0 keeps its sign
-    } else {
-        v
-    }
+    odd(x, (a + a * (a / (S::one() + a.hypot(S::one())))).ln_1p())
 }
 
 /// [`Scalar::acosh`]'s default: `ln(x + √(x − 1)·√(x + 1))`, as
@@ -421,11 +414,19 @@ pub(crate) fn default_acosh<S: Scalar>(x: S) -> S {
 /// `a = |x|`, accurate near 0.
 pub(crate) fn default_atanh<S: Scalar>(x: S) -> S {
     let a = x.abs();
-    let v = S::from_f64(0.5) * (S::from_f64(2.0) * a / (S::one() - a)).ln_1p();
+    odd(
+        x,
+        S::from_f64(0.5) * (S::from_f64(2.0) * a / (S::one() - a)).ln_1p(),
+    )
+}
+
+/// An odd function's value at `x` from its value `v` at `|x|`; ±0 keeps
+/// its sign.
+fn odd<S: Scalar>(x: S, v: S) -> S {
     if x < S::zero() {
         -v
     } else if v == S::zero() {
-        x // ±0 keeps its sign
+        x
     } else {
         v
     }
