@@ -113,6 +113,26 @@ impl Rule {
         }
     }
 
+    /// Whether the rule is plain arithmetic that a sweep recomputes
+    /// (from its operands' values) rather than keep: the value of a node
+    /// made of θ and the step's inputs by these rules alone is not saved
+    /// ([`Program::plan`], [`Part::Remat`]). One IEEE operation each, so
+    /// the recomputed value has the forward pass's bits.
+    pub(crate) fn recomputable(self) -> bool {
+        matches!(
+            self,
+            Rule::Add
+                | Rule::AddC
+                | Rule::SubC
+                | Rule::Sub
+                | Rule::Mul
+                | Rule::MulC
+                | Rule::DivC
+                | Rule::RSubC
+                | Rule::Neg
+        )
+    }
+
     /// How many of the rule's partials are computed from the values (the
     /// others are constants, operands' values or the node's own), in
     /// the order [`Rule::exec`] writes them.
@@ -262,6 +282,10 @@ pub(crate) enum Part<T> {
     Theta(u32),
     /// Saved value `k` of the step ([`Save`]).
     Slot(u32),
+    /// The value of register `r`, recomputed by the sweep from θ and the
+    /// step's input row ([`Program::remat`]): an input, or a node made of
+    /// those by [`Rule::recomputable`] rules. Not saved.
+    Remat(u32),
 }
 
 /// A value a step saves for its reverse sweep.
@@ -295,6 +319,10 @@ pub(crate) struct Program<T: Scalar> {
     pub(crate) saves: Vec<Save>,
     /// Values a step saves (`saves.len()`).
     pub(crate) n_parts: usize,
+    /// The registers the sweep recomputes at each step, in increasing
+    /// order (inputs, then nodes in program order): those a [`Part::Remat`]
+    /// reads and the nodes they are made of.
+    pub(crate) remat: Vec<u32>,
     /// A traced inverse step (`traced.rs`): plain arithmetic on values
     /// only, run over the rows backwards ([`Program::inverse_steps`]).
     pub(crate) back: bool,
@@ -465,7 +493,7 @@ impl<T: Scalar> Program<T> {
                 return Err(format!("value {k} of the next state repeats another"));
             }
         }
-        let (parts, saves) = Self::plan(&code, np, base);
+        let (parts, saves, remat) = Self::plan(&code, np, ns, base);
         Ok(Program {
             np,
             ns,
@@ -475,6 +503,7 @@ impl<T: Scalar> Program<T> {
             n_parts: saves.len(),
             parts,
             saves,
+            remat,
             back: false,
             native: None,
         })
@@ -489,7 +518,7 @@ impl<T: Scalar> Program<T> {
         code: Vec<Instr<T>>,
         out: Vec<u32>,
     ) -> Self {
-        let (parts, saves) = Self::plan(&code, np, np + ns + w);
+        let (parts, saves, remat) = Self::plan(&code, np, ns, np + ns + w);
         Program {
             np,
             ns,
@@ -497,6 +526,7 @@ impl<T: Scalar> Program<T> {
             n_parts: saves.len(),
             parts,
             saves,
+            remat,
             code,
             out,
             back: true,
@@ -505,16 +535,30 @@ impl<T: Scalar> Program<T> {
     }
 
     /// What a step saves for its reverse sweep, and where the sweep finds
-    /// each partial: only what the values of the parameters and the
-    /// rules' constants do not already give. A product's partials are its
-    /// operands' values (a parameter's is read from θ, any other value is
-    /// saved once however many partials read it), `e^a`'s is the node's
-    /// own value, a constant partial (`a - b`, `a · c`, `-a`) is not saved
-    /// at all, and only the partials computed from the values (`cos a`,
-    /// `1/b`, ...) are saved as such. The sweep multiplies by the same
-    /// values as when every partial was stored, so the bits are the same;
-    /// `bench ad`'s step saves 3 values instead of 5.
-    fn plan(code: &[Instr<T>], np: usize, base: usize) -> (Vec<[Part<T>; 2]>, Vec<Save>) {
+    /// each partial: only what the values of the parameters, the step's
+    /// input row and the rules' constants do not already give. A
+    /// product's partials are its operands' values (a parameter's is read
+    /// from θ, any other value is saved once however many partials read
+    /// it), `e^a`'s is the node's own value, a constant partial (`a - b`,
+    /// `a · c`, `-a`) is not saved at all, and only the partials computed
+    /// from the values (`cos a`, `1/b`, ...) are saved as such. A value
+    /// that depends on the state is saved; one made of θ and the input row
+    /// by plain arithmetic ([`Rule::recomputable`]) is recomputed by the
+    /// sweep from the row, which the sweep reads anyway
+    /// ([`Part::Remat`]): compositing's `α·c` and `1 − α` cost two
+    /// operations there instead of three saved values. The sweep
+    /// multiplies by the same values as when every partial was stored, so
+    /// the bits are the same; `bench ad`'s step saves 3 values instead of
+    /// 5, the alpha compositing step 1 instead of 5. Returns the partials'
+    /// places, the saves and the registers to recompute
+    /// ([`Program::remat`]).
+    #[allow(clippy::type_complexity)]
+    fn plan(
+        code: &[Instr<T>],
+        np: usize,
+        ns: usize,
+        base: usize,
+    ) -> (Vec<[Part<T>; 2]>, Vec<Save>, Vec<u32>) {
         fn slot<T>(saves: &mut Vec<Save>, s: Save) -> Part<T> {
             let k = saves.iter().position(|&x| x == s).unwrap_or_else(|| {
                 saves.push(s);
@@ -522,15 +566,28 @@ impl<T: Scalar> Program<T> {
             });
             Part::Slot(k as u32)
         }
+        let len = base + code.len();
+        // registers the sweep can recompute from θ and the input row
+        let mut can = vec![false; len];
+        can[(np + ns).min(base)..base].fill(true);
+        for (j, ins) in code.iter().enumerate() {
+            let from = |r: u32| (r as usize) < np || can[r as usize];
+            can[base + j] = ins.rule.recomputable() && from(ins.a) && from(ins.b);
+        }
+        let mut needed = vec![false; len];
         let mut saves: Vec<Save> = Vec::new();
         let mut parts = Vec::with_capacity(code.len());
         let one = T::one();
         let unused = Part::Const(T::zero());
         for (j, ins) in code.iter().enumerate() {
             let sv = &mut saves;
-            let reg = |sv: &mut Vec<Save>, r: u32| {
+            let nd = &mut needed;
+            let mut reg = |sv: &mut Vec<Save>, r: u32| {
                 if (r as usize) < np {
                     Part::Theta(r)
+                } else if can[r as usize] {
+                    nd[r as usize] = true;
+                    Part::Remat(r)
                 } else {
                     slot(sv, Save::Reg(r))
                 }
@@ -556,7 +613,19 @@ impl<T: Scalar> Program<T> {
             };
             parts.push(p);
         }
-        (parts, saves)
+        // what the recomputed values are made of (operands precede nodes)
+        for r in (base..len).rev() {
+            if needed[r] {
+                let ins = &code[r - base];
+                for o in [ins.a, ins.b] {
+                    if o as usize >= np {
+                        needed[o as usize] = true;
+                    }
+                }
+            }
+        }
+        let remat = (0..len).filter(|&r| needed[r]).map(|r| r as u32).collect();
+        (parts, saves, remat)
     }
 
     /// Steps `b - 1` down to `a` of an inverse program: `s` holds `s_b`
@@ -841,28 +910,41 @@ impl<T: Scalar> Program<T> {
     /// One step's reverse sweep: `lam` (∂/∂ its next state) in, ∂/∂ its
     /// state out; its parameters' contributions added into `adj[..np]`
     /// and its input row's into `gx`. `parts` points past the values the
-    /// step saved; returns where they begin. `theta` holds the parameters.
+    /// step saved; returns where they begin. `regs` holds the parameters;
+    /// the registers the step recomputes ([`Program::remat`]) are
+    /// written there from its input row `x`.
     ///
     /// # Safety
-    /// `adj` holds `base + code.len()` values, zero but for θ's; `theta`
-    /// `np`, `lam` `ns`, `gx` `w`; `parts` is past `n_parts` saved values
-    /// of this step.
+    /// `adj` and `regs` hold `base + code.len()` values, `adj` zero but
+    /// for θ's; `lam` `ns`, `gx` and `x` `w`; `parts` is past `n_parts`
+    /// saved values of this step.
     #[inline(always)]
     unsafe fn reverse_step(
         &self,
         adj: *mut T,
-        theta: *const T,
+        regs: *mut T,
         parts: *const T,
+        x: *const T,
         lam: *mut T,
         gx: *mut T,
     ) -> *const T {
         let (np, ns, w, base) = (self.np, self.ns, self.w, self.base());
         let start = parts.sub(self.n_parts);
-        // SAFETY: slots are below `n_parts`, θ's registers below `np`.
+        for &r in &self.remat {
+            let r = r as usize;
+            *regs.add(r) = if r < base {
+                *x.add(r - np - ns)
+            } else {
+                let ins = &self.code[r - base];
+                let (a, b) = (*regs.add(ins.a as usize), *regs.add(ins.b as usize));
+                ins.rule.value(a, b, ins.c)
+            };
+        }
+        // SAFETY: slots are below `n_parts`, registers below `regs.len()`.
         let part = |p: Part<T>| unsafe {
             match p {
                 Part::Const(c) => c,
-                Part::Theta(r) => *theta.add(r as usize),
+                Part::Theta(r) | Part::Remat(r) => *regs.add(r as usize),
                 Part::Slot(k) => *start.add(k as usize),
             }
         };
@@ -1073,11 +1155,15 @@ impl<T: Scalar> Program<T> {
 
     /// The reverse of [`Program::record_parts`]: one sweep over every
     /// step, `lam` from ∂/∂s_n to ∂/∂s_0, θ's adjoints added into
-    /// `theta_adj` (in sweep order), ∂/∂x into `g_x`.
+    /// `theta_adj` (in sweep order), ∂/∂x into `g_x`; `xs` the rows the
+    /// forward pass read (the sweep recomputes from them what the steps did
+    /// not save).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn vjp_parts(
         &self,
         work: &mut Work<T>,
         parts: &[T],
+        xs: &[T],
         n: usize,
         lam: &mut [T],
         theta_adj: &mut [T],
@@ -1092,6 +1178,7 @@ impl<T: Scalar> Program<T> {
                 && lam.len() == self.ns
                 && theta_adj.len() == np
                 && g_x.len() >= n * w
+                && xs.len() >= n * w
         );
         if let Some(code) = &self.native {
             // SAFETY: lengths checked above.
@@ -1101,21 +1188,21 @@ impl<T: Scalar> Program<T> {
                     theta_adj.as_mut_ptr(),
                     parts.as_ptr().add(parts.len()),
                     lam.as_mut_ptr(),
-                    g_x.as_mut_ptr(),
+                    (g_x.as_mut_ptr(), xs.as_ptr()),
                     n,
                 );
             }
             return;
         }
         adj[..np].copy_from_slice(theta_adj);
-        let (adjp, theta) = (adj.as_mut_ptr(), regs.as_ptr());
+        let (adjp, regs) = (adj.as_mut_ptr(), regs.as_mut_ptr());
         // SAFETY: lengths checked above; each step walks back over its
         // own `n_parts` saved values.
         unsafe {
             let mut src = parts.as_ptr().add(parts.len());
             for t in (0..n).rev() {
-                let gx = g_x.as_mut_ptr().add(t * w);
-                src = self.reverse_step(adjp, theta, src, lam.as_mut_ptr(), gx);
+                let (gx, x) = (g_x.as_mut_ptr().add(t * w), xs.as_ptr().add(t * w));
+                src = self.reverse_step(adjp, regs, src, x, lam.as_mut_ptr(), gx);
             }
         }
         theta_adj.copy_from_slice(&adj[..np]);
@@ -1167,7 +1254,9 @@ impl<T: Scalar> Program<T> {
     /// and `g_x` as in [`Program::vjp_block`]. Sweeping `a..b` in pieces
     /// from the end gives the bits of one sweep: θ's adjoints and the rows
     /// are summed in the same order, and `λ` leaves each piece as `0 + λ`,
-    /// which the next step starts from anyway (`jit.rs`).
+    /// which the next step starts from anyway (`jit.rs`). `xs` holds the
+    /// per-step input rows (from row 0), whence the sweep recomputes what
+    /// the step did not save ([`Part::Remat`]).
     ///
     /// # Panics
     /// Without native code, or if `a <= c0 <= c1 <= b` does not hold.
@@ -1175,6 +1264,7 @@ impl<T: Scalar> Program<T> {
     pub(crate) fn block_rev(
         &self,
         work: &mut Work<T>,
+        xs: &[T],
         (a, b): (usize, usize),
         (c0, c1): (usize, usize),
         lam: &mut [T],
@@ -1193,6 +1283,7 @@ impl<T: Scalar> Program<T> {
                 && lam.len() == self.ns
                 && theta_adj.len() == self.np
                 && g_x.len() >= c1 * w
+                && xs.len() >= c1 * w
         );
         // SAFETY: lengths checked above; steps `c0..c1` of the block keep
         // their saved values at `(c0 - a)..(c1 - a)` of the buffer.
@@ -1202,7 +1293,7 @@ impl<T: Scalar> Program<T> {
                 theta_adj.as_mut_ptr(),
                 parts.as_ptr().add((c1 - a) * self.n_parts),
                 lam.as_mut_ptr(),
-                g_x.as_mut_ptr().add(c0 * w),
+                (g_x.as_mut_ptr().add(c0 * w), xs.as_ptr().add(c0 * w)),
                 c1 - c0,
             );
         }
@@ -1227,7 +1318,7 @@ impl<T: Scalar> Program<T> {
     ) {
         // native code: the block's forward pass, then its whole sweep
         if self.block_forward(work, s, xs, (a, b)) {
-            self.block_rev(work, (a, b), (a, b), lam, theta_adj, g_x);
+            self.block_rev(work, xs, (a, b), (a, b), lam, theta_adj, g_x);
             return;
         }
         let (np, ns, w, base, l) = (self.np, self.ns, self.w, self.base(), self.code.len());
@@ -1251,8 +1342,8 @@ impl<T: Scalar> Program<T> {
         unsafe {
             let mut src = self.run_steps(regs, s, xs, (a, b), parts).cast_const();
             for t in (a..b).rev() {
-                let gx = g_x.as_mut_ptr().add(t * w);
-                src = self.reverse_step(adjp, regs, src, lam.as_mut_ptr(), gx);
+                let (gx, x) = (g_x.as_mut_ptr().add(t * w), xs.as_ptr().add(t * w));
+                src = self.reverse_step(adjp, regs, src, x, lam.as_mut_ptr(), gx);
             }
         }
         theta_adj.copy_from_slice(&adj[..np]);

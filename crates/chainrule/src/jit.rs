@@ -55,10 +55,12 @@ type FwdParts<T> = unsafe extern "C" fn(*const T, *mut T, *const T, usize, *mut 
 /// `fwd_values(θ, s, xs, n, states)`: as `FwdParts` on values only; if
 /// `states` is not null, the state before each step is written there.
 type FwdValues<T> = unsafe extern "C" fn(*const T, *mut T, *const T, usize, *mut T);
-/// `rev(θ, θ̄, parts_end, λ, gx, n)`: the sweep of steps `n-1..0` over the
-/// saved values ending at `parts_end` (`Program::plan`); `λ` in and out,
-/// `θ̄` added into, `gx` (rows `0..n`) added into.
-type Rev<T> = unsafe extern "C" fn(*const T, *mut T, *const T, *mut T, *mut T, usize);
+/// `rev(θ, θ̄, parts_end, λ, gx, xs, n)`: the sweep of steps `n-1..0` over
+/// the saved values ending at `parts_end` (`Program::plan`); `λ` in and
+/// out, `θ̄` added into, `gx` (rows `0..n`) added into; `xs` the steps'
+/// input rows `0..n`, whence the values not saved are recomputed
+/// (`Program::remat`).
+type Rev<T> = unsafe extern "C" fn(*const T, *mut T, *const T, *mut T, *mut T, *const T, usize);
 
 /// Which forward function [`Code::forward`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,6 +202,47 @@ impl<T: Scalar> Gen<'_, T> {
         b.ins().store(MEM, v, p, self.sz * i as i32);
     }
 
+    /// The value of a [`Rule::recomputable`] rule on `x`, `y` and its
+    /// constant `c` (one IEEE operation, as the interpreter's), or `None`
+    /// for any other rule.
+    fn plain(
+        &self,
+        b: &mut FunctionBuilder<'_>,
+        rule: Rule,
+        x: Value,
+        y: Value,
+        c: T,
+    ) -> Option<Value> {
+        Some(match rule {
+            Rule::Add => b.ins().fadd(x, y),
+            Rule::AddC => {
+                let c = self.konst(b, c);
+                b.ins().fadd(x, c)
+            }
+            Rule::SubC => {
+                let c = self.konst(b, c);
+                b.ins().fsub(x, c)
+            }
+            Rule::Sub => b.ins().fsub(x, y),
+            Rule::Mul => b.ins().fmul(x, y),
+            Rule::MulC => {
+                let k = self.konst(b, c);
+                b.ins().fmul(x, k)
+            }
+            Rule::DivC => {
+                // rule::div_c: a · (1/c), 1/c rounded as at run time
+                let k = self.konst(b, T::one() / c);
+                b.ins().fmul(x, k)
+            }
+            Rule::RSubC => {
+                let k = self.konst(b, c);
+                b.ins().fsub(k, x)
+            }
+            Rule::Neg => b.ins().fneg(x),
+            _ => return None,
+        })
+    }
+
     /// `f(a, d)` (partial through `d`) or `f(a)`.
     fn call(&self, b: &mut FunctionBuilder<'_>, f: usize, a: Value, d: Option<Value>) -> Value {
         let mut sig = Signature::new(self.cc);
@@ -255,20 +298,12 @@ impl<T: Scalar> Gen<'_, T> {
             let slot = |b: &mut FunctionBuilder<'_>, k: usize| {
                 parts.map(|p| b.ins().iadd_imm(p, i64::from(self.sz) * off(k) as i64))
             };
+            // (plain arithmetic has constant partials or operands' values:
+            // nothing to store here, see `Program::plan`)
             let v = match ins.rule {
-                Rule::Add => b.ins().fadd(x, y),
-                Rule::AddC => {
-                    let c = self.konst(b, c);
-                    b.ins().fadd(x, c)
-                }
-                Rule::SubC => {
-                    let c = self.konst(b, c);
-                    b.ins().fsub(x, c)
-                }
-                // (constant partials and operands' values: nothing to
-                // store here, see `Program::plan`)
-                Rule::Sub => b.ins().fsub(x, y),
-                Rule::Mul => b.ins().fmul(x, y),
+                r if r.recomputable() => self
+                    .plain(b, r, x, y, c)
+                    .expect("plain arithmetic has a value"),
                 Rule::Div => {
                     let o = self.konst(b, one);
                     let inv = b.ins().fdiv(o, y);
@@ -281,20 +316,6 @@ impl<T: Scalar> Gen<'_, T> {
                     }
                     q
                 }
-                Rule::MulC => {
-                    let k = self.konst(b, c);
-                    b.ins().fmul(x, k)
-                }
-                Rule::DivC => {
-                    // rule::div_c: a · (1/c), 1/c rounded as at run time
-                    let k = self.konst(b, one / c);
-                    b.ins().fmul(x, k)
-                }
-                Rule::RSubC => {
-                    let k = self.konst(b, c);
-                    b.ins().fsub(k, x)
-                }
-                Rule::Neg => b.ins().fneg(x),
                 Rule::Quot => {
                     let q = b.ins().fdiv(x, y);
                     if let Some(p) = parts {
@@ -468,12 +489,13 @@ impl<T: Scalar> Gen<'_, T> {
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
         let args = b.block_params(entry).to_vec();
-        let (theta, tadj, parts_end, lam_p, gx, n) =
-            (args[0], args[1], args[2], args[3], args[4], args[5]);
+        let (theta, tadj, parts_end, lam_p, gx, xs, n) = (
+            args[0], args[1], args[2], args[3], args[4], args[5], args[6],
+        );
         // the parameters' values some partials are (loop invariant)
         let theta_v: Vec<Value> = (0..np).map(|i| self.load(b, theta, i)).collect();
         // variables: 0 counter, 1 partials pointer, 2 gx row, 3 carry,
-        // 4.. the adjoint registers, then λ
+        // 4.. the adjoint registers, then λ, then the xs row
         let (counter, pp, gxr, carry) = (
             Variable::new(0),
             Variable::new(1),
@@ -482,6 +504,7 @@ impl<T: Scalar> Gen<'_, T> {
         );
         let adj = |r: usize| Variable::new(4 + r);
         let lam: Vec<Variable> = (0..ns).map(|k| Variable::new(4 + base + l + k)).collect();
+        let xr = Variable::new(4 + base + l + ns);
         b.declare_var(pp, self.ptr);
         b.def_var(pp, parts_end);
         b.declare_var(gxr, self.ptr);
@@ -489,6 +512,13 @@ impl<T: Scalar> Gen<'_, T> {
         let nw = b.ins().imul_imm(n, i64::from(self.sz) * w as i64);
         let end = b.ins().iadd(gx, nw);
         b.def_var(gxr, end);
+        // the input rows are read only for values recomputed from them
+        let reads_x = p.remat.iter().any(|&r| (r as usize) < base);
+        if reads_x {
+            b.declare_var(xr, self.ptr);
+            let end = b.ins().iadd(xs, nw);
+            b.def_var(xr, end);
+        }
         b.declare_var(carry, self.ty);
         for r in 0..base + l {
             b.declare_var(adj(r), self.ty);
@@ -514,6 +544,32 @@ impl<T: Scalar> Gen<'_, T> {
             .ins()
             .iadd_imm(q, -(i64::from(self.sz) * p.n_parts as i64));
         b.def_var(pp, q);
+        // the values recomputed from θ and the input row (`Program::plan`)
+        let mut re: Vec<Option<Value>> = vec![None; base + l];
+        let row = reads_x.then(|| {
+            let r = b.use_var(xr);
+            let r = b.ins().iadd_imm(r, -(i64::from(self.sz) * w as i64));
+            b.def_var(xr, r);
+            r
+        });
+        for &r in &p.remat {
+            let r = r as usize;
+            let v = match (r.checked_sub(base), row) {
+                (None, Some(row)) => self.load(b, row, r - np - ns),
+                (Some(j), _) => {
+                    let ins = &p.code[j];
+                    let of = |o: u32| match re[o as usize] {
+                        Some(v) => v,
+                        None => theta_v[o as usize],
+                    };
+                    let (x, y) = (of(ins.a), of(ins.b));
+                    self.plain(b, ins.rule, x, y, ins.c)
+                        .expect("only plain arithmetic is recomputed")
+                }
+                (None, None) => unreachable!("an input is recomputed from its row"),
+            };
+            re[r] = Some(v);
+        }
         // "known +0" for every register but θ's, and the carry (index base + l)
         let mut zero_known = vec![true; base + l + 1];
         zero_known[..np].fill(false);
@@ -563,6 +619,7 @@ impl<T: Scalar> Gen<'_, T> {
             let part = |b: &mut FunctionBuilder<'_>, k: usize| match p.parts[j][k] {
                 Part::Const(c) => self.konst(b, c),
                 Part::Theta(r) => theta_v[r as usize],
+                Part::Remat(r) => re[r as usize].expect("recomputed above"),
                 Part::Slot(s) => self.load(b, pq, s as usize),
             };
             let contribs: Vec<Value> = match ins.flow {
@@ -692,8 +749,8 @@ impl<T: Scalar> Code<T> {
         };
         for &(name, which) in fns {
             ctx.func.signature = Signature::new(cc);
-            // (five pointer-sized arguments, six for the sweep)
-            for _ in 0..if which == 2 { 6 } else { 5 } {
+            // (five pointer-sized arguments, seven for the sweep)
+            for _ in 0..if which == 2 { 7 } else { 5 } {
                 ctx.func.signature.params.push(AbiParam::new(ptr));
             }
             let id = module
@@ -725,7 +782,7 @@ impl<T: Scalar> Code<T> {
             .map_err(|e| format!("cranelift: {e}"))?;
         let f = |i: usize| module.get_finalized_function(ids[i]);
         // SAFETY: each function was generated with exactly this signature
-        // (five pointer-sized arguments, six for `rev`, no result, the
+        // (five pointer-sized arguments, seven for `rev`, no result, the
         // host's C calling convention).
         let fns = unsafe {
             if prog.back {
@@ -776,26 +833,26 @@ impl<T: Scalar> Code<T> {
 
     /// The sweep of steps `n-1..0`: `lam` in and out, `theta_adj` and the
     /// rows `0..n` of `gx` added into; `parts_end` is past the saved
-    /// values; `theta` holds the parameters.
+    /// values; `theta` holds the parameters, `xs` the steps' input rows.
     ///
     /// # Safety
     /// `theta` holds the parameters, `theta_adj` their adjoints, `lam` the
-    /// state's, `gx` `n` rows, and `n` steps' saved values end at
-    /// `parts_end`.
+    /// state's, `gx` and `xs` `n` rows each, and `n` steps' saved values
+    /// end at `parts_end`.
     pub(crate) unsafe fn rev(
         &self,
         theta: *const T,
         theta_adj: *mut T,
         parts_end: *const T,
         lam: *mut T,
-        gx: *mut T,
+        (gx, xs): (*mut T, *const T),
         n: usize,
     ) {
         let Fns::Step { rev, .. } = &self.fns else {
             panic!("native code: an inverse step has no sweep");
         };
         if n > 0 {
-            rev(theta, theta_adj, parts_end, lam, gx, n)
+            rev(theta, theta_adj, parts_end, lam, gx, xs, n)
         }
     }
 }
@@ -869,7 +926,7 @@ mod tests {
         let mut parts = Vec::new();
         let last = prog.record_parts(&mut work, s0, xs, n, &mut parts);
         let (mut lam, mut th, mut gx) = (seed.to_vec(), theta0.to_vec(), gx0.to_vec());
-        prog.vjp_parts(&mut work, &parts, n, &mut lam, &mut th, &mut gx);
+        prog.vjp_parts(&mut work, &parts, xs, n, &mut lam, &mut th, &mut gx);
         // the same steps as two blocks, from the stored first state
         let (mut lam2, mut th2, mut gx2) = (seed.to_vec(), theta0.to_vec(), gx0.to_vec());
         let mid = n / 2;

@@ -51,7 +51,7 @@ impl<T: Scalar> Code<T> {
         _: *mut T,
         _: *const T,
         _: *mut T,
-        _: *mut T,
+        _: (*mut T, *const T),
         _: usize,
     ) {
         self.never()

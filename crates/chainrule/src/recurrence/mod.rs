@@ -238,8 +238,10 @@ pub struct Recurrence<T: Scalar = f64> {
 /// Up to this many bytes of nodes (4 MiB, about a core's L2 cache),
 /// [`Strategy::StoreAll`] keeps the whole recursion's tape and sweeps it
 /// once; beyond (or when `N` is not known in advance) it keeps only the
-/// states and records each block once more in the reverse pass. Both give
-/// the same gradient, bit for bit.
+/// states and records each block once more in the reverse pass (unless
+/// the step is compiled and saves no more values than its state holds:
+/// then its partials are kept at any length). All give the same
+/// gradient, bit for bit.
 pub const STORE_ALL_TAPE_BYTES: usize = 4 << 20;
 
 /// Steps recorded together on the scratch tape by default.
@@ -591,7 +593,10 @@ impl<T: Scalar> Recurrence<T> {
     /// alone, a tape without heads) and sweeps it once, rather than only
     /// the states; default [`STORE_ALL_TAPE_BYTES`]. The gradient is the
     /// same either way, bit for bit; a larger budget trades memory for the
-    /// block re-evaluations of the reverse pass.
+    /// block re-evaluations of the reverse pass. A compiled step that
+    /// saves no more values than its state holds keeps its partials at
+    /// any length, whatever the budget: they take no more memory than the
+    /// states would.
     pub fn store_all_budget(mut self, bytes: usize) -> Self {
         self.tape_budget = bytes;
         self
@@ -758,7 +763,10 @@ impl<T: Scalar> Recurrence<T> {
         }
         if let (Strategy::StoreAll, Some(prog), None) = (self.strategy, &program, &self.until) {
             let bytes = limit.saturating_mul(prog.parts_per_step() * std::mem::size_of::<T>());
-            if bytes <= self.tape_budget {
+            // within the budget, or no larger than the states themselves
+            // (then keeping the partials costs no memory and saves the
+            // reverse pass its re-evaluations)
+            if bytes <= self.tape_budget || prog.parts_per_step() <= ns {
                 let mut parts = spare;
                 let last = prog.record_parts(&mut sc.work, s0, xs, limit, &mut parts);
                 self.check_declared(prog, &last, params, xs, limit, limit);
@@ -1235,6 +1243,71 @@ mod tests {
                 both_ways(&m, &[0.2, -0.4], &[0.7], &xs[..n], &[1.0, 0.5]);
                 let q = square.clone().block(block);
                 both_ways(&q, &[0.9], &[], &xs[..n], &[1.0]);
+            }
+        }
+    }
+
+    /// A compiled step saves only what depends on its state: the values
+    /// made of θ and the input row by plain arithmetic are recomputed by
+    /// the sweep. Compositing then saves one value a step (T), fewer than
+    /// its state's two, so store-all keeps the partials at any length
+    /// (and sweeps them once) with the unrolled tape's bits.
+    #[test]
+    fn compiled_steps_save_only_what_depends_on_the_state() {
+        let alpha = Recurrence::new(|s, _p, x, _t, next| {
+            let (t, c) = (s[0], s[1]);
+            next.push(t * (1.0 - x[1]));
+            next.push(c + x[0] * x[1] * t);
+        })
+        .inputs_per_step(2)
+        .compiled();
+        // `sin x` is not recomputed (a call): saved with its partial
+        let sine = Recurrence::new(|s, p, x, _t, next| {
+            let u = x[0] * p[0] - 0.5;
+            next.push(s[0] * u + x[1].sin() * (x[1] + p[1]));
+        })
+        .inputs_per_step(2)
+        .compiled();
+        let scalar =
+            Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
+                .compiled();
+        let mut state = 11u64;
+        let mut rnd = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (state >> 11) as f64 / (1u64 << 53) as f64 * 0.5
+        };
+        let xs: Vec<f64> = (0..2 * 300).map(|_| rnd()).collect();
+        type Case<'a> = (
+            &'a Recurrence,
+            &'a [f64],
+            &'a [f64],
+            &'a [f64],
+            usize,
+            &'a str,
+        );
+        let cases: [Case<'_>; 3] = [
+            (&alpha, &[1.0, 0.0], &[], &xs, 1, "partials"),
+            // s·u: s and u = x·θ − 0.5 (recomputed); sin x₁: its value
+            // and cos x₁; (x₁ + θ₁) recomputed
+            (&sine, &[0.7], &[0.9, -0.3], &xs, 3, "states"),
+            (
+                &scalar.clone().steps(300),
+                &[0.5],
+                &[0.9, 0.1],
+                &[],
+                3,
+                "states",
+            ),
+        ];
+        for (rec, s0, p, xs, saves, kind) in cases {
+            for block in [1, 7, 32] {
+                let r = rec.clone().block(block).strategy(Strategy::StoreAll);
+                let traj = r.forward(s0, p, xs);
+                let prog = traj.program.as_ref().expect("compiled");
+                assert_eq!(prog.parts_per_step(), saves);
+                // past the budget: the partials if no more than the states
+                let (k, _) = one_way(&r.store_all_budget(0), s0, p, xs, &[0.3, -1.2][..s0.len()]);
+                assert_eq!(k, kind);
             }
         }
     }

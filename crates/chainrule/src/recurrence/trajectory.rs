@@ -227,7 +227,7 @@ impl<T: Scalar> Trajectory<T> {
                 // one sweep of the compiled steps' partials
                 let prog = rv.f.program.expect("partials come from a program");
                 let mut lp = vec![T::zero(); self.params.len()];
-                prog.vjp_parts(&mut rv.sc.work, parts, n, &mut rv.lam, &mut lp, rv.g_x);
+                prog.vjp_parts(&mut rv.sc.work, parts, xs, n, &mut rv.lam, &mut lp, rv.g_x);
                 for (g, l) in rv.g_p.iter_mut().zip(&lp) {
                     *g += *l;
                 }
@@ -419,6 +419,7 @@ impl<T: Scalar> Reverser<'_, T> {
             inv.inverse_steps(&mut sc.inv_work, prev, self.xs, (walk_lo, walk_hi));
             prog.block_rev(
                 &mut sc.work,
+                self.xs,
                 (a, b),
                 (lo, hi),
                 &mut self.lam,
