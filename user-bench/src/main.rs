@@ -2,7 +2,11 @@
 //! s ← s·a + sin(s)·b over N steps (default 10⁶) on a reused tape, and as
 //! a compiled store-all `Recurrence` (native code where the engine has
 //! it), against the same loop on plain `f64`, minimum of `--reps` runs
-//! (default 7).
+//! of each. By default it counts as `bench ad` and the JAX peer do: at
+//! least 5 gradients and until about 1 s has been spent on them, then as
+//! many runs of the plain loop and of the compiled step (this VM's speed
+//! changes for seconds at a time, so minima are only comparable at equal
+//! counts).
 //!
 //! Usage: `chainrule-user-bench [--n N] [--reps R] [--json]`.
 
@@ -23,21 +27,27 @@ fn ns_per_step(t: Instant, n: usize) -> f64 {
     t.elapsed().as_secs_f64() * 1e9 / n as f64
 }
 
-fn parse(args: &[String], name: &str, default: usize) -> Result<usize, String> {
+fn parse(args: &[String], name: &str) -> Result<Option<usize>, String> {
     match args.iter().position(|a| a == name) {
-        None => Ok(default),
+        None => Ok(None),
         Some(i) => args
             .get(i + 1)
             .and_then(|v| v.parse().ok())
             .filter(|&v: &usize| v > 0)
+            .map(Some)
             .ok_or_else(|| format!("{name} needs a positive integer")),
     }
 }
 
+/// At least this many gradients by default (`bench ad`'s count) ...
+const AUTO_MIN_REPS: usize = 5;
+/// ... and until this many seconds have been spent on them.
+const AUTO_SECONDS: f64 = 1.0;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (n, reps) = match (parse(&args, "--n", 1_000_000), parse(&args, "--reps", 7)) {
-        (Ok(n), Ok(r)) => (n, r),
+    let (n, reps) = match (parse(&args, "--n"), parse(&args, "--reps")) {
+        (Ok(n), Ok(r)) => (n.unwrap_or(1_000_000), r),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("chainrule-user-bench: {e}");
             std::process::exit(2);
@@ -45,6 +55,37 @@ fn main() {
     };
     let json = args.iter().any(|a| a == "--json");
     let (s0, a, b) = (0.5, 0.9, 0.1);
+
+    let mut tape = Tape::with_capacity(4 * n + 8);
+    let mut grad_min = f64::INFINITY;
+    let mut gradient;
+    // one untimed warm-up touches the tape's and the adjoints' memory
+    let (mut rep, mut spent) = (0, 0.0);
+    loop {
+        tape.clear();
+        let t = Instant::now();
+        let (vs0, va, vb) = (tape.var(s0), tape.var(a), tape.var(b));
+        let mut s = vs0;
+        for _ in 0..black_box(n) {
+            s = s * va + s.sin() * vb;
+        }
+        let g = s.backward();
+        gradient = [g.wrt(vs0), g.wrt(va), g.wrt(vb)];
+        let el = ns_per_step(t, n);
+        if rep > 0 {
+            grad_min = grad_min.min(el);
+            spent += el * n as f64 * 1e-9;
+        }
+        let enough = match reps {
+            Some(r) => rep >= r,
+            None => rep >= AUTO_MIN_REPS && spent >= AUTO_SECONDS,
+        };
+        if enough {
+            break;
+        }
+        rep += 1;
+    }
+    let reps = rep;
 
     let mut plain_min = f64::INFINITY;
     for _ in 0..reps {
@@ -58,25 +99,6 @@ fn main() {
         plain_min = plain_min.min(ns_per_step(t, n));
     }
 
-    let mut tape = Tape::with_capacity(4 * n + 8);
-    let mut grad_min = f64::INFINITY;
-    let mut gradient = [0.0; 3];
-    // one untimed warm-up touches the tape's and the adjoints' memory
-    for rep in 0..=reps {
-        tape.clear();
-        let t = Instant::now();
-        let (vs0, va, vb) = (tape.var(s0), tape.var(a), tape.var(b));
-        let mut s = vs0;
-        for _ in 0..black_box(n) {
-            s = s * va + s.sin() * vb;
-        }
-        let g = s.backward();
-        gradient = [g.wrt(vs0), g.wrt(va), g.wrt(vb)];
-        let el = ns_per_step(t, n);
-        if rep > 0 {
-            grad_min = grad_min.min(el);
-        }
-    }
     // the same recursion as a compiled step (`bench ad`'s compiled row)
     let rec = Recurrence::new(|s, p, _x, _t, next| next.push(s[0] * p[0] + s[0].sin() * p[1]))
         .steps(n)

@@ -25,10 +25,15 @@
 //! gradient in a training loop would. `peak_bytes` is the most heap in use
 //! during one gradient above what was live before it, counted by the
 //! binary's allocator (`crate::alloc`); `ns_per_step` is the fastest of
-//! the runs (forward and backward) divided by N. A case runs `--reps`
-//! times, and short cases more often: at least 10⁶ / N times (at most
-//! 1,000), so that every case is timed over about a million steps and the
-//! minimum of a 50 µs case is not one lucky or unlucky run.
+//! the runs (forward and backward) divided by N. By default a case runs
+//! as the JAX peer times its call (`run.sh alpha`): at least 5 times and
+//! until about 2 s have been spent on it, because this VM's speed changes
+//! for seconds at a time (BENCHMARKS.md, issue 17) and a minimum over
+//! fewer runs than the peer's is not comparable with its minimum. With
+//! `--reps R` a case runs R times instead. Short cases run more often
+//! either way: at least 10⁶ / N times (at most 1,000), so that every case
+//! is timed over about a million steps and the minimum of a 50 µs case is
+//! not one lucky or unlucky run.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -46,10 +51,12 @@ pub struct RecurrenceArgs {
     /// Numbers of steps, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1_000usize, 100_000, 10_000_000])]
     pub n: Vec<usize>,
-    /// Timed repetitions per case (the fastest is reported); cases with
-    /// N < 10⁶ repeat at least 10⁶ / N times (at most 1,000).
-    #[arg(long, default_value_t = 3)]
-    pub reps: usize,
+    /// Timed repetitions per case (the fastest is reported). By default
+    /// as many as the JAX peer (`run.sh alpha`) times: at least 5, and
+    /// until about 2 s have been spent on the case. Cases with N < 10⁶
+    /// repeat at least 10⁶ / N times (at most 1,000) either way.
+    #[arg(long)]
+    pub reps: Option<usize>,
     /// Only these strategies (comma-separated: tape, store-all,
     /// checkpoint, invert); all by default.
     #[arg(long, value_delimiter = ',')]
@@ -266,21 +273,45 @@ fn alpha_once_with(
     ((col - 0.3) * (col - 0.3), stats, traj.is_compiled())
 }
 
-/// Repetitions of a case of `n` steps: `reps`, or enough to time about
-/// 10⁶ steps (at most 1,000).
-fn reps_for(n: usize, reps: usize) -> usize {
-    reps.max((1_000_000 / n.max(1)).min(1_000))
+/// How long a case is timed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timing {
+    /// At least this many runs (and at least 10⁶ / N, at most 1,000).
+    pub reps: usize,
+    /// And until this many seconds have been spent on the case.
+    pub seconds: f64,
+}
+
+impl Timing {
+    /// The JAX peer's protocol (`peers/common.py`, `bench` with the alpha
+    /// peer's target): at least 5 runs and about 2 s.
+    pub const PEER: Timing = Timing {
+        reps: 5,
+        seconds: 2.0,
+    };
+
+    /// Exactly `reps` runs (more for short cases).
+    pub fn reps(reps: usize) -> Timing {
+        Timing { reps, seconds: 0.0 }
+    }
+
+    /// Whether a case of `n` steps has had enough runs, `runs` of them
+    /// taking `spent` seconds.
+    fn enough(self, n: usize, runs: usize, spent: f64) -> bool {
+        let floor = self.reps.max((1_000_000 / n.max(1)).min(1_000));
+        runs >= floor && spent >= self.seconds
+    }
 }
 
 /// Measures every strategy on both workloads for each N.
-pub fn measure(ns: &[usize], reps: usize) -> RecurrenceReport {
-    measure_some(ns, reps, &STRATEGIES, &["scalar", "alpha"], true)
+pub fn measure(ns: &[usize], timing: Timing) -> RecurrenceReport {
+    measure_some(ns, timing, &STRATEGIES, &["scalar", "alpha"], true)
 }
 
 /// Measures the given strategies on the given workloads for each N.
 pub fn measure_some(
     ns: &[usize],
-    reps: usize,
+    timing: Timing,
     strategies: &[&'static str],
     workloads: &[&str],
     compiled: bool,
@@ -298,14 +329,16 @@ pub fn measure_some(
     };
     for &n in scalar_ns {
         for &strategy in strategies {
-            let reps = reps_for(n, reps);
-            let mut times = Vec::with_capacity(reps);
+            let mut times = Vec::new();
             let mut peak = 0;
             let mut first: Option<[f64; 3]> = None;
-            for _ in 0..reps {
+            let mut spent = 0.0;
+            while !timing.enough(n, times.len(), spent) {
                 let t0 = Instant::now();
                 let (g, bytes) = measure_peak(|| scalar_once_with(strategy, n, compiled));
-                times.push(t0.elapsed().as_secs_f64() * 1e9 / n as f64);
+                let secs = t0.elapsed().as_secs_f64();
+                spent += secs;
+                times.push(secs * 1e9 / n as f64);
                 peak = peak.max(bytes);
                 if let Some(f) = first {
                     assert_eq!(f, g, "scalar {strategy}: not deterministic");
@@ -337,16 +370,18 @@ pub fn measure_some(
         let xs = alpha_inputs(n);
         let mut grad = vec![0.0; 2 * n];
         for &strategy in strategies {
-            let reps = reps_for(n, reps);
-            let mut times = Vec::with_capacity(reps);
+            let mut times = Vec::new();
             let mut peak = 0;
             let mut stats = RecurrenceStats::default();
             let mut ran_compiled = false;
-            for _ in 0..reps {
+            let mut spent = 0.0;
+            while !timing.enough(n, times.len(), spent) {
                 let t0 = Instant::now();
                 let ((loss, st, c), bytes) =
                     measure_peak(|| alpha_once_with(strategy, &xs, &mut grad, compiled));
-                times.push(t0.elapsed().as_secs_f64() * 1e9 / n as f64);
+                let secs = t0.elapsed().as_secs_f64();
+                spent += secs;
+                times.push(secs * 1e9 / n as f64);
                 peak = peak.max(bytes);
                 stats = st;
                 ran_compiled = c;
@@ -369,7 +404,7 @@ pub fn measure_some(
 
 /// Runs `chainrule bench recurrence`.
 pub fn run(args: RecurrenceArgs) -> CliResult {
-    if args.n.is_empty() || args.n.contains(&0) || args.reps == 0 {
+    if args.n.is_empty() || args.n.contains(&0) || args.reps == Some(0) {
         return Err(CliError::usage(
             "bench recurrence: every --n and --reps must be at least 1",
         ));
@@ -405,14 +440,18 @@ pub fn run(args: RecurrenceArgs) -> CliResult {
     };
     let r = {
         let _mode = super::denormals::FlushDenormals::new(args.flush_denormals);
-        measure_some(&args.n, args.reps, &strategies, &workloads, !args.recorded)
+        let timing = args.reps.map_or(Timing::PEER, Timing::reps);
+        measure_some(&args.n, timing, &strategies, &workloads, !args.recorded)
     };
     if args.json {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));
     } else {
         println!(
-            "recurrences, at least {} reps (10^6 steps timed), fastest run ({}{}{})",
-            args.reps,
+            "recurrences, {} (10^6 steps timed), fastest run ({}{}{})",
+            match args.reps {
+                Some(r) => format!("at least {r} reps"),
+                None => "at least 5 reps and about 2 s a case, as the JAX peer".into(),
+            },
             // (the FP mode always: the JAX peers flush subnormals, so
             // only the flushed rows compare like with like)
             if args.flush_denormals {
@@ -496,7 +535,7 @@ mod tests {
 
     #[test]
     fn report_has_the_contract_shape() {
-        let r = measure(&[50, 2000], 1);
+        let r = measure(&[50, 2000], Timing::reps(1));
         assert_eq!(r.results.len(), 2 * 2 * 4);
         let v = serde_json::to_value(&r).unwrap();
         let obj = v.as_object().unwrap();
@@ -540,7 +579,7 @@ mod tests {
         ] {
             let e = run(RecurrenceArgs {
                 n,
-                reps,
+                reps: Some(reps),
                 strategy: vec![],
                 workload: None,
                 json: true,
@@ -553,7 +592,7 @@ mod tests {
         }
         let bad_strategy = RecurrenceArgs {
             n: vec![10],
-            reps: 1,
+            reps: Some(1),
             strategy: vec!["revolve".into()],
             workload: None,
             json: true,
@@ -566,7 +605,7 @@ mod tests {
             .contains("--strategy `revolve`"));
         let bad_workload = RecurrenceArgs {
             n: vec![10],
-            reps: 1,
+            reps: Some(1),
             strategy: vec![],
             workload: Some("pixel".into()),
             json: true,
