@@ -291,9 +291,10 @@ pub(crate) enum Part<T> {
 /// A value a step saves for its reverse sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Save {
-    /// The value of register `r` (the state, an input or a node): a
-    /// partial that is an operand's value (`a · b`) or the node's own
-    /// (`e^a`), saved once however many partials read it.
+    /// The value of register `r` (the state or a node; never an input,
+    /// which the sweep reads from its row): a partial that is an
+    /// operand's value (`a · b`) or the node's own (`e^a`), saved once
+    /// however many partials read it.
     Reg(u32),
     /// Partial `k` of instruction `j`, computed in the forward pass
     /// (`cos a` for `sin a`, `1/b` for `a / b`, ...).
@@ -569,7 +570,7 @@ impl<T: Scalar> Program<T> {
         let len = base + code.len();
         // registers the sweep can recompute from θ and the input row
         let mut can = vec![false; len];
-        can[(np + ns).min(base)..base].fill(true);
+        can[np + ns..base].fill(true);
         for (j, ins) in code.iter().enumerate() {
             let from = |r: u32| (r as usize) < np || can[r as usize];
             can[base + j] = ins.rule.recomputable() && from(ins.a) && from(ins.b);

@@ -4,7 +4,8 @@
 //! the forward pass of `n` steps keeping what every step's sweep needs
 //! (`Program::plan`, the layout the interpreter writes), the forward pass
 //! of `n` steps on values only (optionally writing every state), and the
-//! reverse sweep of `n` steps over those values; and for a traced inverse
+//! reverse sweep of `n` steps over those values and the steps' input rows
+//! (whence it recomputes what was not saved); and for a traced inverse
 //! step (`traced.rs`) one function, its values over `n` steps backwards.
 //! Registers of the instruction list become SSA values, so operands live in machine registers instead of memory,
 //! and there is no decoding and no jump per node.
@@ -1003,6 +1004,104 @@ mod tests {
         let got = run(&prog, &s0, &p, &xs, n, &seed, &theta0, &gx0);
         prop_assert_eq!(got, want);
         Ok(())
+    }
+
+    /// Operands anywhere in the step (θ and the input row often, so many
+    /// nodes are recomputed by the sweep), rows up to 3 wide, values
+    /// including NaN, infinities and subnormals: native code against the
+    /// interpreter, exact.
+    fn check_wide<T>(
+        ops: &[(u8, usize, usize, f64)],
+        ns: usize,
+        np: usize,
+        w: usize,
+        vals: &[f64],
+        n: usize,
+    ) -> Result<(), TestCaseError>
+    where
+        T: Scalar + for<'t> std::ops::Sub<Var<'t, T>, Output = Var<'t, T>>,
+    {
+        let ops = ops.to_vec();
+        let step: Box<StepFn<T>> = Box::new(move |s, p, x, _t, next| {
+            let mut v: Vec<Var<'_, T>> = p.iter().chain(s).chain(x).copied().collect();
+            for &(k, a, b, c) in &ops {
+                let len = v.len();
+                let pick = |a: usize| {
+                    if a < 40 && np + w > 0 {
+                        let q = a % (np + w);
+                        if q < np {
+                            q
+                        } else {
+                            np + ns + (q - np)
+                        }
+                    } else {
+                        a % len
+                    }
+                };
+                let k = if k >= 17 { 2 } else { k };
+                let r = op(k, v[pick(a)], v[pick(b)], c);
+                v.push(r);
+            }
+            let len = v.len();
+            for k in 0..ns {
+                next.push(
+                    v[len - 1 - k % (len - np - ns - w).max(1)] * T::from_f64(0.5 + k as f64),
+                );
+            }
+        });
+        let t = |i: usize| T::from_f64(vals[i % vals.len()]);
+        let s0: Vec<T> = (0..ns).map(t).collect();
+        let p: Vec<T> = (ns..ns + np).map(t).collect();
+        let xs: Vec<T> = (10..10 + n * w).map(t).collect();
+        let seed: Vec<T> = (5..5 + ns).map(t).collect();
+        let theta0: Vec<T> = (8..8 + np).map(t).collect();
+        let gx0: Vec<T> = (3..3 + n * w).map(t).collect();
+        let x0: Vec<T> = xs[..w].to_vec();
+        let Ok(mut prog) = Program::compile(&*step, &s0, &p, &x0, 0) else {
+            return Ok(());
+        };
+        prog.build_native(&s0, &p, &x0);
+        prop_assert!(prog.is_native(), "no native code");
+        let want = run(&prog.interpreted(), &s0, &p, &xs, n, &seed, &theta0, &gx0);
+        let got = run(&prog, &s0, &p, &xs, n, &seed, &theta0, &gx0);
+        prop_assert_eq!(got, want);
+        Ok(())
+    }
+
+    fn wide_special() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(0.0),
+            Just(-0.0),
+            Just(1.0),
+            Just(f64::NAN),
+            Just(-f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(1e-310),
+            Just(1e300),
+            -3.0f64..3.0,
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn native_is_interpreter_with_operands_anywhere(
+            ops in proptest::collection::vec((0u8..26, 0usize..64, 0usize..64, wide_special()), 1..10),
+            ns in 1usize..4,
+            np in 0usize..4,
+            w in 1usize..4,
+            vals in proptest::collection::vec(wide_special(), 1..24),
+            n in 1usize..6,
+            single in any::<bool>(),
+        ) {
+            if single {
+                check_wide::<f32>(&ops, ns, np, w, &vals, n)?;
+            } else {
+                check_wide::<f64>(&ops, ns, np, w, &vals, n)?;
+            }
+        }
     }
 
     proptest! {

@@ -3,6 +3,7 @@
 //! the engine's generic code again). One file's tests:
 //! `cargo test -p chainrule --test engine_tests -- MODULE::`.
 
+mod compiled_remat;
 mod compiled_steps;
 mod higher_order;
 mod ops;

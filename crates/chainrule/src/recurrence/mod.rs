@@ -48,7 +48,10 @@
 //! (`compiled.rs`); every strategy then replays it instead of recording the
 //! closure (the forward pass too, without a twin), with the same gradient
 //! bit for bit, and store-all keeps every step's partials (a tape without
-//! heads) when they fit [`Recurrence::store_all_budget`], else the states.
+//! heads) when they fit [`Recurrence::store_all_budget`] or take no more
+//! room than the states (a step that saves no more values than its state
+//! holds: values made of θ and the input row are recomputed by the sweep,
+//! so alpha compositing saves one), else the states.
 //!
 //! # Checkpointing
 //!
@@ -152,9 +155,11 @@ pub type UntilFn<T> = dyn Fn(&[T], usize) -> bool + Send + Sync;
 pub enum Strategy {
     /// Keep the whole unrolled tape (for a compiled step, every step's
     /// partials) if it fits the budget ([`STORE_ALL_TAPE_BYTES`] unless
-    /// [`Recurrence::store_all_budget`] says otherwise; one sweep back),
-    /// else every state of the forward pass, the reverse pass recording (or
-    /// replaying) each block of steps once from its stored start state.
+    /// [`Recurrence::store_all_budget`] says otherwise; one sweep back) or,
+    /// for a compiled step, if its partials take no more room than the
+    /// states; else every state of the forward pass, the reverse pass
+    /// recording (or replaying) each block of steps once from its stored
+    /// start state.
     /// No recomputation; `O(N)` memory, `N` states. Its gradient is that of
     /// one sweep of the fully unrolled tape, bit for bit (see the module
     /// documentation).
@@ -710,10 +715,21 @@ impl<T: Scalar> Recurrence<T> {
     fn forward_with(&self, s0: &[T], params: &[T], xs: &[T], mut spare: Vec<T>) -> Trajectory<T> {
         spare.clear();
         // the traced inverse: native code, or the only inverse given
+        // (its code checked on the first row, or a row of zeros when there
+        // is none: a recursion of no steps)
         let inverse = match (&self.traced_inverse, self.strategy) {
             (Some(f), Strategy::Invert) => {
                 match trace_inverse(&**f, params.len(), s0.len(), self.width) {
-                    Ok(p) => Some(p.with_native(s0, params, row(xs, self.width, 0))),
+                    Ok(p) => {
+                        let w = self.width;
+                        let zeros = vec![T::zero(); if xs.len() < w { w } else { 0 }];
+                        let first = if xs.len() < w {
+                            &zeros[..]
+                        } else {
+                            row(xs, w, 0)
+                        };
+                        Some(p.with_native(s0, params, first))
+                    }
                     Err(e) => panic!("recurrence `{}`: {e}", self.name),
                 }
             }

@@ -24,7 +24,8 @@ pub(super) enum Store<T: Scalar> {
     /// whose tape fits [`STORE_ALL_TAPE_BYTES`]).
     Tape(Box<Recorded<T>>),
     /// Every step's partials, from the compiled step (a recursion whose
-    /// partials fit the store-all budget).
+    /// partials fit the store-all budget, or take no more room than its
+    /// states); the sweep recomputes the rest from the input rows.
     Partials(Vec<T>),
     /// The first descent of the binomial reversal: states at `pos`.
     Binomial {
@@ -125,7 +126,10 @@ impl<T: Scalar> Trajectory<T> {
     /// The reverse pass: given `seed = ∂L/∂s_N`, **adds** `∂L/∂s_0` into
     /// `grad_s0`, `∂L/∂θ` into `grad_params` and `∂L/∂x` into `grad_xs`
     /// (same layout as the inputs). `xs` must be the per-step inputs given
-    /// to [`Recurrence::forward`]. Can be called any number of times.
+    /// to [`Recurrence::forward`]: the reverse pass reads them again (to
+    /// recompute steps, or the values a compiled step did not save), so
+    /// other values of the same length give a wrong gradient. Can be
+    /// called any number of times.
     ///
     /// # Panics
     /// If a slice has the wrong length, or the step or inverse returns a
