@@ -986,6 +986,19 @@ mod tests {
                 next.push(v[len - 1 - k] * T::from_f64(0.5));
             }
         });
+        native_against_interpreter(&*step, (ns, np, w), vals, n)
+    }
+
+    /// `step` (state, parameters and row sizes `ns, np, w`) compiled, on
+    /// values drawn from `vals`, over `n` steps: its native code against
+    /// the interpreter, every output bit for bit (a step that does not
+    /// compile passes).
+    fn native_against_interpreter<T: Scalar>(
+        step: &StepFn<T>,
+        (ns, np, w): (usize, usize, usize),
+        vals: &[f64],
+        n: usize,
+    ) -> Result<(), TestCaseError> {
         let t = |i: usize| T::from_f64(vals[i % vals.len()]);
         let s0: Vec<T> = (0..ns).map(t).collect();
         let p: Vec<T> = (ns..ns + np).map(t).collect();
@@ -993,7 +1006,7 @@ mod tests {
         let seed: Vec<T> = (5..5 + ns).map(t).collect();
         let theta0: Vec<T> = (8..8 + np).map(t).collect();
         let gx0: Vec<T> = (3..3 + n * w).map(t).collect();
-        let Ok(mut prog) = Program::compile(&*step, &s0, &p, &xs[..w], 0) else {
+        let Ok(mut prog) = Program::compile(step, &s0, &p, &xs[..w], 0) else {
             return Ok(());
         };
         // (the native code is built even under `CHAINRULE_JIT=0`, which
@@ -1049,23 +1062,7 @@ mod tests {
                 );
             }
         });
-        let t = |i: usize| T::from_f64(vals[i % vals.len()]);
-        let s0: Vec<T> = (0..ns).map(t).collect();
-        let p: Vec<T> = (ns..ns + np).map(t).collect();
-        let xs: Vec<T> = (10..10 + n * w).map(t).collect();
-        let seed: Vec<T> = (5..5 + ns).map(t).collect();
-        let theta0: Vec<T> = (8..8 + np).map(t).collect();
-        let gx0: Vec<T> = (3..3 + n * w).map(t).collect();
-        let x0: Vec<T> = xs[..w].to_vec();
-        let Ok(mut prog) = Program::compile(&*step, &s0, &p, &x0, 0) else {
-            return Ok(());
-        };
-        prog.build_native(&s0, &p, &x0);
-        prop_assert!(prog.is_native(), "no native code");
-        let want = run(&prog.interpreted(), &s0, &p, &xs, n, &seed, &theta0, &gx0);
-        let got = run(&prog, &s0, &p, &xs, n, &seed, &theta0, &gx0);
-        prop_assert_eq!(got, want);
-        Ok(())
+        native_against_interpreter(&*step, (ns, np, w), vals, n)
     }
 
     fn wide_special() -> impl Strategy<Value = f64> {

@@ -75,6 +75,39 @@ fn random_ops(r: &mut Rng, np: usize, ns: usize, w: usize) -> Vec<OpSpec> {
     ops
 }
 
+/// Operation `kind` of a random step on values `a`, `b` with constant
+/// `c`: every rule a compiled step knows, some wrapped so that their
+/// arguments stay in their domains (kinds 0–17 are `compiled_steps.rs`'s
+/// too).
+pub(crate) fn op<'t, T>(kind: u8, a: Var<'t, T>, b: Var<'t, T>, c: f64) -> Var<'t, T>
+where
+    T: chainrule::Scalar + std::ops::Sub<Var<'t, T>, Output = Var<'t, T>>,
+{
+    let (c, k) = (T::from_f64(c), |v: f64| T::from_f64(v));
+    match kind {
+        0 => a + b,
+        1 => a - b,
+        2 => a * b,
+        3 => a / (b * b + k(1.0)),
+        4 => a + c,
+        5 => a - c,
+        6 => a * c,
+        7 => a / c,
+        8 => c - a,
+        9 => -a,
+        10 => (a * k(0.1)).exp(),
+        11 => (a * a + k(1.0)).ln(),
+        12 => (a * a + k(0.5)).sqrt(),
+        13 => a.sin(),
+        14 => a.cos(),
+        15 => a.tanh(),
+        16 => a.sigmoid(),
+        17 => a * a,
+        18 => (a * c) * (b - c),
+        _ => b * (a / c),
+    }
+}
+
 macro_rules! suite {
     ($modname:ident, $t:ty) => {
         mod $modname {
@@ -82,29 +115,7 @@ macro_rules! suite {
             type T = $t;
 
             fn apply<'t>(o: &OpSpec, vals: &[Var<'t, T>]) -> Var<'t, T> {
-                let (a, b, c) = (vals[o.a], vals[o.b], o.c as T);
-                match o.kind {
-                    0 => a + b,
-                    1 => a - b,
-                    2 => a * b,
-                    3 => a / (b * b + 1.0),
-                    4 => a + c,
-                    5 => a - c,
-                    6 => a * c,
-                    7 => a / c,
-                    8 => c - a,
-                    9 => -a,
-                    10 => (a * 0.1).exp(),
-                    11 => (a * a + 1.0).ln(),
-                    12 => (a * a + 0.5).sqrt(),
-                    13 => a.sin(),
-                    14 => a.cos(),
-                    15 => a.tanh(),
-                    16 => a.sigmoid(),
-                    17 => a * a,
-                    18 => (a * c) * (b - c),
-                    _ => b * (a / c),
-                }
+                op(o.kind, vals[o.a], vals[o.b], o.c)
             }
 
             /// `outs`: which values become the next state (indices into

@@ -20,27 +20,8 @@ struct OpSpec {
 const KINDS: u8 = 18;
 
 fn apply<'t>(o: &OpSpec, vals: &[Var<'t>]) -> Var<'t> {
-    let (a, b, c) = (vals[o.a % vals.len()], vals[o.b % vals.len()], o.c);
-    match o.kind {
-        0 => a + b,
-        1 => a - b,
-        2 => a * b,
-        3 => a / (b * b + 1.0),
-        4 => a + c,
-        5 => a - c,
-        6 => a * c,
-        7 => a / c,
-        8 => c - a,
-        9 => -a,
-        10 => (a * 0.1).exp(),
-        11 => (a * a + 1.0).ln(),
-        12 => (a * a + 0.5).sqrt(),
-        13 => a.sin(),
-        14 => a.cos(),
-        15 => a.tanh(),
-        16 => a.sigmoid(),
-        _ => a * a,
-    }
+    let (a, b) = (vals[o.a % vals.len()], vals[o.b % vals.len()]);
+    crate::compiled_remat::op(o.kind.min(KINDS - 1), a, b, o.c)
 }
 
 /// Whether the first node the step records uses one value twice (such a
