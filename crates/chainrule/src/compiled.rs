@@ -546,8 +546,9 @@ impl<T: Scalar> Program<T> {
     /// that depends on the state is saved; one made of θ and the input row
     /// by plain arithmetic ([`Rule::recomputable`]) is recomputed by the
     /// sweep from the row, which the sweep reads anyway
-    /// ([`Part::Remat`]): compositing's `α·c` and `1 − α` cost two
-    /// operations there instead of three saved values. The sweep
+    /// ([`Part::Remat`]): compositing's `c·α` and `1 − α` cost two
+    /// operations there instead of four saved values (`c`, `α`, `1 − α`,
+    /// `c·α`). The sweep
     /// multiplies by the same values as when every partial was stored, so
     /// the bits are the same; `bench ad`'s step saves 3 values instead of
     /// 5, the alpha compositing step 1 instead of 5. Returns the partials'
