@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use chainrule::{Recurrence, Strategy as Rev, Var};
+use chainrule::{Recurrence, Strategy as Rev, Traced, Var};
 
 struct Rng(u64);
 impl Rng {
@@ -24,12 +24,14 @@ impl Rng {
     }
 }
 
+/// One operation of a random step: `kind` ([`op`]) on values `a`, `b`
+/// (indices into θ ++ s ++ x ++ the values made so far) with constant `c`.
 #[derive(Clone, Debug)]
-struct OpSpec {
-    kind: u8,
-    a: usize,
-    b: usize,
-    c: f64,
+pub(crate) struct OpSpec {
+    pub(crate) kind: u8,
+    pub(crate) a: usize,
+    pub(crate) b: usize,
+    pub(crate) c: f64,
 }
 
 const KINDS: u8 = 20;
@@ -110,12 +112,36 @@ where
 
 macro_rules! suite {
     ($modname:ident, $t:ty) => {
-        mod $modname {
+        pub(crate) mod $modname {
             use super::*;
             type T = $t;
 
             fn apply<'t>(o: &OpSpec, vals: &[Var<'t, T>]) -> Var<'t, T> {
                 op(o.kind, vals[o.a], vals[o.b], o.c)
+            }
+
+            /// A deterministic stand-in for an inverse step (`prev =
+            /// 0.9·next + 0.01·x₀`): any inverse will do, as the compiled
+            /// and recorded recurrences recover the same states with it.
+            pub(crate) fn shrink(next: &[T], _p: &[T], x: &[T], _t: usize, prev: &mut [T]) {
+                for (k, v) in prev.iter_mut().enumerate() {
+                    *v = next[k] * 0.9 + x.first().copied().unwrap_or(0.0) * 0.01;
+                }
+            }
+
+            /// [`shrink`] traced (it runs where it is native code).
+            pub(crate) fn shrink_traced<'s>(
+                next: &[Traced<'s, T>],
+                _p: &[Traced<'s, T>],
+                x: &[Traced<'s, T>],
+                prev: &mut Vec<Traced<'s, T>>,
+            ) {
+                for &v in next {
+                    prev.push(match x.first() {
+                        Some(&x0) => v * 0.9 + x0 * 0.01,
+                        None => v * 0.9 + 0.0,
+                    });
+                }
             }
 
             /// `outs`: which values become the next state (indices into
@@ -218,11 +244,7 @@ macro_rules! suite {
                         base.steps(n)
                     };
                     let xs_used: &[T] = &xs;
-                    let base = base.inverse(|next, _p, x, _t, prev| {
-                        for (k, v) in prev.iter_mut().enumerate() {
-                            *v = next[k] * 0.9 + x.first().copied().unwrap_or(0.0) * 0.01;
-                        }
-                    });
+                    let base = base.inverse(shrink);
                     for st in [
                         Rev::StoreAll,
                         Rev::Invert,
@@ -240,14 +262,7 @@ macro_rules! suite {
                                 }
                                 let fast = plain.clone().compiled().store_all_budget(fast_budget);
                                 let fast = if traced {
-                                    fast.traced_inverse(|next, _p, x, prev| {
-                                        for &v in next {
-                                            prev.push(match x.first() {
-                                                Some(&x0) => v * 0.9 + x0 * 0.01,
-                                                None => v * 0.9 + 0.0,
-                                            });
-                                        }
-                                    })
+                                    fast.traced_inverse(shrink_traced)
                                 } else {
                                     fast
                                 };

@@ -7,15 +7,7 @@ use std::sync::Arc;
 use chainrule::{Recurrence, Strategy as Rev, Traced, Var};
 use proptest::prelude::*;
 
-/// One operation of a random step: `kind` on values `a`, `b` (indices into
-/// θ ++ s ++ x ++ the values made so far) with constant `c`.
-#[derive(Clone, Debug)]
-struct OpSpec {
-    kind: u8,
-    a: usize,
-    b: usize,
-    c: f64,
-}
+use crate::compiled_remat::OpSpec;
 
 const KINDS: u8 = 18;
 
@@ -143,11 +135,7 @@ proptest! {
         let expect = !first_uses_twice(&ops[0], n_in);
         let base = step_of(ops, ns).inputs_per_step(w).steps(n).block(block);
         // any deterministic inverse: both ways recover the same states
-        let base = base.inverse(|next, _p, x, _t, prev| {
-            for (k, v) in prev.iter_mut().enumerate() {
-                *v = next[k] * 0.9 + x.first().copied().unwrap_or(0.0) * 0.01;
-            }
-        });
+        let base = base.inverse(crate::compiled_remat::f64_suite::shrink);
         let (s0, rest) = vals.split_at(ns);
         let (p, rest) = rest.split_at(np);
         let (seed, rest) = rest.split_at(ns);
@@ -168,14 +156,7 @@ proptest! {
                     let fast = plain.clone().compiled().store_all_budget(fast_budget);
                     // the same inverse traced (it runs where it is native)
                     let fast = if st == Rev::Invert {
-                        fast.traced_inverse(|next, _p, x, prev| {
-                            for &v in next {
-                                prev.push(match x.first() {
-                                    Some(&x0) => v * 0.9 + x0 * 0.01,
-                                    None => v * 0.9 + 0.0,
-                                });
-                            }
-                        })
+                        fast.traced_inverse(crate::compiled_remat::f64_suite::shrink_traced)
                     } else {
                         fast
                     };
