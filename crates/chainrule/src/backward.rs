@@ -10,10 +10,11 @@
 //! output: the caller's vector-Jacobian product turns their outputs'
 //! adjoints into their inputs'.
 
+use crate::lookahead;
 use crate::scalar::Scalar;
 use crate::tape::{
-    n_partials, parents, partial, NonFinite, Tape, Var, IN_BACKWARD, KIND_MASK, K_ADD, K_BINARY,
-    K_COS, K_PASS, K_SIN, K_UNARY,
+    n_partials, parents, partial, takes_arg, Arena, NonFinite, Tape, Var, IN_BACKWARD, KIND_MASK,
+    K_ADD, K_BINARY, K_COS, K_PASS, K_SIN, K_UNARY,
 };
 
 /// The gradients of one output with respect to every node recorded before it.
@@ -302,12 +303,23 @@ pub(crate) fn sweep_range<T: Scalar>(
     let mut pc = pc;
     if !check {
         // only a sweep longer than the caches hold gains from prefetching;
-        // two copies of the loop, so that neither tests for it per node
-        pc = if hi - lo >= PREFETCH_MIN_NODES {
-            sweep_plain::<T, true>(heads, partials, adj, lo, hi, pc)
+        // copies of the loop, so that none tests for it per node
+        let far = hi - lo >= PREFETCH_MIN_NODES;
+        let top = (hi, pc, T::zero());
+        let carry;
+        (_, pc, carry) = if hi - lo >= lookahead::MIN_NODES
+            && lookahead::enabled()
+            && lookahead::worth_it(heads, lo, hi)
+        {
+            sweep_helped(arena, adj, lo, hi, pc, far, true)
+        } else if far {
+            sweep_plain::<T, true, false>(heads, partials, adj, lo, top, &[])
         } else {
-            sweep_plain::<T, false>(heads, partials, adj, lo, hi, pc)
+            sweep_plain::<T, false, false>(heads, partials, adj, lo, top, &[])
         };
+        if lo > 0 && !carry.is_zero() {
+            adj[lo - 1] += carry;
+        }
     } else {
         // the same additions in the same order as `sweep_plain` (node
         // `i - 1`'s share carried), so the same bits
@@ -345,23 +357,78 @@ pub(crate) fn sweep_range<T: Scalar>(
     pc
 }
 
-/// [`sweep_range`]'s loop without checks, prefetching ahead if `FAR`.
-/// The caller has checked `hi <= heads.len()`, `hi <= adj.len()` and
-/// `pc <= partials.len()`.
-#[inline(always)]
-fn sweep_plain<T: Scalar, const FAR: bool>(
-    heads: &[u64],
-    partials: &[T],
+/// [`sweep_range`]'s loop with a [`lookahead`] helper thread computing
+/// the deferred partials ahead of it: the same additions in the same
+/// order, so the same bits. Each block of partials is swept by a call of
+/// [`sweep_plain`] that stops where the next block starts, so that the
+/// loop itself makes no call (a call would cost the carried adjoint its
+/// register). Without `spawn` (tests), no thread is started and the sweep
+/// computes every block itself, as it does when the system refuses one.
+fn sweep_helped<T: Scalar>(
+    arena: &Arena<T>,
     adj: &mut [T],
     lo: usize,
     hi: usize,
     pc: usize,
-) -> usize {
+    far: bool,
+    spawn: bool,
+) -> (usize, usize, T) {
+    let (heads, partials) = (&arena.heads[..], &arena.partials[..]);
+    let ahead = lookahead::Ahead::new();
+    let top = arena.args_before(hi);
+    std::thread::scope(|s| {
+        // the helper returns once this is dropped, even on unwinding
+        let _stop = lookahead::StopOnDrop(&ahead);
+        // without a thread the sweep claims every block itself
+        if spawn {
+            let _ = std::thread::Builder::new()
+                .name("chainrule-sweep-helper".into())
+                .stack_size(256 << 10)
+                .spawn_scoped(s, || ahead.help(&arena.args, &arena.arg_cos, top));
+        }
+        let mut feed = lookahead::Feed::new(&ahead, &arena.args, &arena.arg_cos, top);
+        let mut at = (hi, pc, T::zero());
+        let mut k = 0;
+        while at.0 > lo {
+            let made = feed.block(k);
+            k += 1;
+            at = if far {
+                sweep_plain::<T, true, true>(heads, partials, adj, lo, at, made)
+            } else {
+                sweep_plain::<T, false, true>(heads, partials, adj, lo, at, made)
+            };
+        }
+        at
+    })
+}
+
+/// [`sweep_range`]'s loop without checks, prefetching ahead if `FAR`.
+/// Sweeps nodes from `hi - 1` down to `lo`, where `(hi, pc, carry)` is
+/// where an earlier call stopped (or the range's top, `pc` where node
+/// `hi - 1`'s partials end, and a carry of 0), and returns where it stops
+/// likewise. If `HELPED`, the deferred partials ([`partial`]) are taken
+/// from `made` in order instead of computed, and the loop stops before a
+/// `sin` or `cos` node when `made` is used up. The caller adds the last
+/// carry into node `lo - 1`. The caller has checked `hi <= heads.len()`,
+/// `hi <= adj.len()` and `pc <= partials.len()`.
+///
+/// Never inlined: the loop's registers are then allocated for the loop
+/// alone (inlined into its callers, the carried adjoint went to the stack).
+#[inline(never)]
+fn sweep_plain<T: Scalar, const FAR: bool, const HELPED: bool>(
+    heads: &[u64],
+    partials: &[T],
+    adj: &mut [T],
+    lo: usize,
+    (hi, pc, carry): (usize, usize, T),
+    made: &[T],
+) -> (usize, usize, T) {
     let mut pc = pc;
+    let mut used = 0;
     // The adjoint flowing to node i-1 (the most common parent: chains
     // of operations) is carried in a register instead of through memory,
     // which takes a store-to-load round trip off the critical path.
-    let mut carry = T::zero();
+    let mut carry = carry;
     for i in (lo..hi).rev() {
         // SAFETY: i < hi <= len(adj), len(heads); parents of node i are
         // indices < i (a node is recorded after its operands, and
@@ -372,6 +439,9 @@ fn sweep_plain<T: Scalar, const FAR: bool>(
                 prefetch_below(heads, adj, partials, i, pc);
             }
             let h = *heads.get_unchecked(i);
+            if HELPED && used == made.len() && takes_arg(h) {
+                return (i + 1, pc, carry);
+            }
             let a = *adj.get_unchecked(i) + carry;
             carry = T::zero();
             // the final adjoint of node i is read by `Gradients::wrt`
@@ -410,13 +480,22 @@ fn sweep_plain<T: Scalar, const FAR: bool>(
                     give!(parents(h).0, a * *partials.get_unchecked(pc));
                 }
                 // the partial from the kept argument: a library call
-                // beside the adjoints' chain (it does not depend on it)
+                // beside the adjoints' chain (it does not depend on it),
+                // or made by a helper thread
                 K_SIN | K_COS => {
                     pc -= 1;
+                    let d = if HELPED {
+                        used += 1;
+                        *made.get_unchecked(used - 1)
+                    } else {
+                        if a.is_zero() {
+                            continue;
+                        }
+                        partial(h, *partials.get_unchecked(pc))
+                    };
                     if a.is_zero() {
                         continue;
                     }
-                    let d = partial(h, *partials.get_unchecked(pc));
                     give!(parents(h).0, a * d);
                 }
                 K_ADD => {
@@ -437,10 +516,7 @@ fn sweep_plain<T: Scalar, const FAR: bool>(
             }
         }
     }
-    if lo > 0 && !carry.is_zero() {
-        adj[lo - 1] += carry;
-    }
-    pc
+    (lo, pc, carry)
 }
 
 /// How many nodes below the one being swept [`prefetch_below`] asks for
@@ -490,9 +566,16 @@ mod tests {
     /// node two parents (the sink for a missing one) and two partials (1
     /// for a sum), the adjoint of node `i - 1` carried in a register.
     fn uniform_sweep(tape: &Tape<f64>, top: usize) -> Vec<f64> {
-        let arena = tape.nodes_ref();
         let mut adj = vec![0.0; top + 1];
         adj[top] = 1.0;
+        uniform_sweep_seeded(tape, adj)
+    }
+
+    /// [`uniform_sweep`] from the seeds in `adj` (one entry per node up to
+    /// the top one).
+    fn uniform_sweep_seeded(tape: &Tape<f64>, mut adj: Vec<f64>) -> Vec<f64> {
+        let arena = tape.nodes_ref();
+        let top = adj.len() - 1;
         let mut pcs = vec![0; top + 2];
         for i in 0..=top {
             pcs[i + 1] = pcs[i] + n_partials(arena.heads[i]);
@@ -556,6 +639,26 @@ mod tests {
         }
     }
 
+    /// Appends `n` random operations to the tape whose values stay in
+    /// [-1, 1] and whose adjoints neither vanish nor overflow over a long
+    /// tape: half of them `sin` or `cos`, on recent values.
+    fn record_bounded<'t>(vs: &mut Vec<Var<'t, f64>>, n: usize, next: &mut impl FnMut() -> u64) {
+        for _ in 0..n {
+            let m = vs.len();
+            let pick = |r: u64| vs[m - 1 - (r as usize % m.min(4))];
+            let (x, y) = (pick(next()), pick(next()));
+            let v = match next() % 6 {
+                0 => (x * 1.3).sin(),
+                1 => x.cos() * 0.9,
+                2 => (x + y).sin(),
+                3 => x * y.cos(),
+                4 => x * 0.6 - y * 0.4,
+                _ => (x * y + 0.5).sin(),
+            };
+            vs.push(v);
+        }
+    }
+
     /// Asserts that `g` holds, bit for bit, the adjoints of a sweep from
     /// `out` on a buffer of its own (and zeros above `out`, where a
     /// [`vjp`] seeded a later output with 0).
@@ -566,6 +669,170 @@ mod tests {
         for i in 1..got.len() {
             let w = want.get(i).copied().unwrap_or(0.0);
             assert_eq!(got[i].to_bits(), w.to_bits(), "node {i}");
+        }
+    }
+
+    /// The same bits, or both NaN: a NaN's sign and payload are not kept
+    /// by the compiler (it may commute an addition), so two builds of one
+    /// sweep may differ there.
+    fn same(x: f64, y: f64) -> bool {
+        x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan())
+    }
+
+    /// The adjoints of a sweep of nodes `lo..adj.len()` with the lookahead
+    /// helper (a thread if `spawn`), then of `1..lo` alone, from the seeds
+    /// in `adj`.
+    fn helped_sweep(
+        tape: &Tape<f64>,
+        mut adj: Vec<f64>,
+        lo: usize,
+        spawn: bool,
+        far: bool,
+    ) -> Vec<f64> {
+        let arena = tape.nodes_ref();
+        let top = adj.len() - 1;
+        let pc = arena.partials_before(top + 1);
+        let (stop, pc, carry) = sweep_helped(arena, &mut adj, lo, top + 1, pc, far, spawn);
+        assert_eq!(stop, lo);
+        if lo > 0 && carry != 0.0 {
+            adj[lo - 1] += carry;
+        }
+        let (heads, partials) = (&arena.heads[..], &arena.partials[..]);
+        let (_, _, carry) =
+            sweep_plain::<f64, false, false>(heads, partials, &mut adj, 1, (lo, pc, 0.0), &[]);
+        if carry != 0.0 {
+            adj[0] += carry;
+        }
+        adj
+    }
+
+    /// A sweep whose `sin` and `cos` partials come from the helper thread,
+    /// from the sweep itself, or from both (blocks go to whichever gets
+    /// there first), over the whole tape or a part of it, adds the same
+    /// bits in the same order as the uniform sweep. The tapes hold many
+    /// more blocks than the helper's ring.
+    #[test]
+    fn helped_sweeps_are_the_uniform_sweep_bit_for_bit() {
+        let mut next = rng(0x5851_F42D_4C95_7F2D);
+        for round in 0..12 {
+            let tape = Tape::new();
+            let mut vs: Vec<Var<'_, f64>> =
+                (0..3).map(|k| tape.var(0.2 + 0.3 * k as f64)).collect();
+            record_bounded(&mut vs, 30_000 + (next() % 20_000) as usize, &mut next);
+            let top = vs.last().unwrap().index();
+            let deferred = tape.nodes_ref().args.len();
+            assert!(
+                deferred > 20 * lookahead::BLOCK,
+                "{deferred} sines and cosines"
+            );
+            // seeds all along the tape, so that no stretch of adjoints
+            // vanishes
+            let seeds: Vec<f64> = (0..=top)
+                .map(|i| {
+                    if i % 97 == 0 || i == top {
+                        0.5 + (i % 7) as f64
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let want = uniform_sweep_seeded(&tape, seeds.clone());
+            let live = want.iter().filter(|x| x.is_finite() && **x != 0.0).count();
+            assert!(
+                live > want.len() / 2,
+                "{live} of {} adjoints nonzero",
+                want.len()
+            );
+            let lo = if round % 3 == 0 {
+                1
+            } else {
+                1 + (next() as usize % top)
+            };
+            for (spawn, far) in [(false, false), (true, false), (true, true)] {
+                let got = helped_sweep(&tape, seeds.clone(), lo, spawn, far);
+                for i in 1..=top {
+                    assert!(
+                        same(got[i], want[i]),
+                        "round {round}, lo {lo}, thread {spawn}: node {i}: {} against {}",
+                        got[i],
+                        want[i]
+                    );
+                }
+            }
+        }
+    }
+
+    /// A tape long enough for `backward` to start the helper (where there
+    /// is a second core) gives the bits of the checked sweep, which never
+    /// uses one.
+    #[test]
+    fn a_long_backward_is_the_checked_one_bit_for_bit() {
+        let tape = Tape::new();
+        let (s0, a, b) = (tape.var(0.5), tape.var(0.9), tape.var(0.1));
+        let mut s = s0;
+        let mut k = 0;
+        while tape.len() < lookahead::MIN_NODES + 1000 {
+            s = if k % 3 == 2 {
+                s * a + s.cos() * b
+            } else {
+                s * a + s.sin() * b
+            };
+            k += 1;
+        }
+        let g = s.backward();
+        let got = g.as_slice().to_vec();
+        drop(g);
+        let checked = s.try_backward().expect("finite");
+        assert_eq!(got.len(), checked.as_slice().len());
+        for (i, (&x, &y)) in got.iter().zip(checked.as_slice()).enumerate() {
+            assert!(same(x, y), "node {i}: {x} against {y}");
+        }
+        assert!(checked.wrt(a).is_finite() && checked.wrt(a) != 0.0);
+    }
+
+    /// The arena's copy of the `sin` and `cos` arguments matches the nodes
+    /// through truncation, clearing and recording again.
+    #[test]
+    fn the_argument_copy_follows_the_nodes() {
+        let mut next = rng(0x2545_F491_4F6C_DD1D ^ 7);
+        let mut tape = Tape::new();
+        for _ in 0..20 {
+            {
+                let mut vs: Vec<Var<'_, f64>> = (0..3).map(|k| tape.var(k as f64 - 0.5)).collect();
+                record_random(&mut vs, 1 + (next() % 400) as usize, &mut next);
+            }
+            match next() % 3 {
+                0 => tape.clear(),
+                1 => {
+                    let n = next() as usize % (tape.len() + 1);
+                    tape.truncate_nodes(n);
+                }
+                _ => {}
+            }
+            let arena = tape.nodes_ref();
+            let mut pc = 0;
+            let mut want = Vec::new();
+            for &h in &arena.heads {
+                if takes_arg(h) {
+                    want.push((arena.partials[pc].to_bits(), h & KIND_MASK == K_COS));
+                }
+                pc += n_partials(h);
+            }
+            let got: Vec<_> = (0..arena.args.len())
+                .map(|j| {
+                    (
+                        arena.args[j].to_bits(),
+                        arena.arg_cos[j / 64] >> (j % 64) & 1 == 1,
+                    )
+                })
+                .collect();
+            assert_eq!(got, want);
+            // the bits past the arguments are clear, for the next recording
+            let n = arena.args.len();
+            assert!(arena.arg_cos.len() * 64 >= arena.heads.capacity());
+            assert!(
+                (n..arena.arg_cos.len() * 64).all(|j| arena.arg_cos[j / 64] >> (j % 64) & 1 == 0)
+            );
         }
     }
 

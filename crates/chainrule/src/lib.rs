@@ -35,6 +35,13 @@
 //! numbers one backward sweep gives a Hessian-vector product ([`hvp`],
 //! [`hessian`]; of a closure on `f64` inputs: [`hvp_of`], [`hessian_of`]);
 //! [`jvp`] and [`jacobian_forward`] are forward mode.
+//!
+//! A backward pass over more than a million nodes, many of them `sin` or
+//! `cos`, starts a second thread for its duration that computes those
+//! nodes' derivatives (a `cos` or `sin` call each) ahead of the sweep: the
+//! same values, added in the same order, so the same gradients to the bit.
+//! Set `CHAINRULE_SWEEP_HELPER=0` to keep every pass on the calling thread
+//! (it is also single-threaded on a one-core machine).
 #![warn(missing_docs)]
 
 mod backward;
@@ -48,6 +55,7 @@ mod jit;
 #[cfg(not(all(feature = "jit", any(target_arch = "x86_64", target_arch = "aarch64"))))]
 #[path = "jit_none.rs"]
 mod jit;
+mod lookahead;
 mod ops;
 pub mod recurrence;
 mod scalar;

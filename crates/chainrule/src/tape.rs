@@ -52,6 +52,13 @@ pub(crate) const fn n_partials(kind: u64) -> usize {
     ((TABLE >> (2 * (kind & KIND_MASK))) & 3) as usize
 }
 
+/// Whether a node of `kind` stores its argument for [`partial`] ([`K_SIN`],
+/// [`K_COS`]), and so in [`Arena::args`] too.
+#[inline(always)]
+pub(crate) const fn takes_arg(kind: u64) -> bool {
+    matches!(kind & KIND_MASK, K_SIN | K_COS)
+}
+
 /// The partial of a one-parent node of `kind` from what it stored: the
 /// stored partial itself, or for [`K_SIN`] and [`K_COS`] the derivative of
 /// the stored argument, computed exactly as the value's rule would
@@ -121,10 +128,14 @@ pub(crate) const fn parents(h: u64) -> (usize, usize) {
 /// The nodes of a tape, as two streams, and the buffer of their adjoints.
 /// `heads[i]` is node `i`'s kind and parents; its partials follow those of
 /// node `i - 1` in `partials` (see [`n_partials`]). Invariants:
-/// `partials.capacity() >= 2 * heads.capacity()`, and unless `adj` is lent
+/// `partials.capacity() >= 2 * heads.capacity()`,
+/// `args.capacity() >= heads.capacity()`, `arg_cos` covers
+/// `heads.capacity()` bits (and is zero from `args.len()` on), and unless
+/// `adj` is lent
 /// `adj.capacity() >= heads.capacity()`, so that a node that fits in
-/// `heads` always fits its partials and its adjoint (one capacity check per
-/// recorded node).
+/// `heads` always fits its partials, argument and adjoint (one capacity
+/// check per recorded node; the capacity of `args` is address space, its
+/// pages are touched only by the sines and cosines recorded).
 ///
 /// `adj` is the next backward pass's adjoint buffer, zeroed as the nodes
 /// are recorded (one store a node beside the head's) rather than by a
@@ -135,6 +146,14 @@ pub(crate) const fn parents(h: u64) -> (usize, usize) {
 pub(crate) struct Arena<T> {
     pub(crate) heads: Vec<u64>,
     pub(crate) partials: Vec<T>,
+    /// The argument of every [`K_SIN`] and [`K_COS`] node again, in node
+    /// order: what a sweep's helper thread reads ([`crate::lookahead`])
+    /// without touching the cache lines of `heads` and `partials`, which
+    /// the next recording overwrites.
+    pub(crate) args: Vec<T>,
+    /// Bit `j` (of word `j / 64`) set if `args[j]` is a cosine's; a sine's
+    /// costs the recording nothing here.
+    pub(crate) arg_cos: Vec<u64>,
     adj: Vec<T>,
     adj_clean: usize,
     /// Whether `adj` is lent to a backward pass's [`crate::Gradients`]:
@@ -154,6 +173,8 @@ impl<T: Scalar> Arena<T> {
         let mut a = Arena {
             heads: Vec::with_capacity(nodes.clamp(1, MAX_NODES)),
             partials: Vec::new(),
+            args: Vec::new(),
+            arg_cos: Vec::new(),
             adj: Vec::new(),
             adj_clean: 0,
             adj_lent: false,
@@ -172,6 +193,12 @@ impl<T: Scalar> Arena<T> {
         let cap = self.heads.capacity();
         if self.partials.capacity() < 2 * cap {
             self.partials.reserve_exact(2 * cap - self.partials.len());
+        }
+        if self.args.capacity() < cap {
+            self.args.reserve_exact(cap - self.args.len());
+        }
+        if self.arg_cos.len() < cap.div_ceil(64) {
+            self.arg_cos.resize(cap.div_ceil(64), 0);
         }
         if !self.adj_lent && self.adj.capacity() < cap {
             self.adj.reserve_exact(cap - self.adj.len());
@@ -232,6 +259,27 @@ impl<T: Scalar> Arena<T> {
         pc
     }
 
+    /// The number of [`Arena::args`] of nodes `0..n` (walks back from the
+    /// end, as [`Arena::partials_before`] does).
+    pub(crate) fn args_before(&self, n: usize) -> usize {
+        let above = self.heads[n.min(self.heads.len())..]
+            .iter()
+            .filter(|&&h| takes_arg(h))
+            .count();
+        self.args.len() - above
+    }
+
+    /// Keeps the first `n` of `args`, and zeroes the bits of the others.
+    fn forget_args(&mut self, n: usize) {
+        let words = self.args.len().div_ceil(64);
+        self.args.truncate(n);
+        if let Some(w) = self.arg_cos.get_mut(n / 64) {
+            *w &= (1u64 << (n % 64)) - 1;
+        }
+        let from = n.div_ceil(64).min(words);
+        self.arg_cos[from..words].fill(0);
+    }
+
     /// Keeps nodes `0..n`.
     pub(crate) fn truncate(&mut self, n: usize) {
         if !self.adj_lent {
@@ -241,10 +289,13 @@ impl<T: Scalar> Arena<T> {
         if n <= 1 {
             self.heads.truncate(n);
             self.partials.clear();
+            self.forget_args(0);
         } else if n < self.heads.len() {
             let pc = self.partials_before(n);
+            let ac = self.args_before(n);
             self.heads.truncate(n);
             self.partials.truncate(pc);
+            self.forget_args(ac);
         }
     }
 
@@ -578,21 +629,28 @@ impl<T: Scalar> Tape<T> {
     /// Bytes of the arena's allocation (nodes only), for memory accounting.
     pub fn capacity_bytes(&self) -> usize {
         let a = self.nodes_ref();
-        a.heads.capacity() * 8 + a.partials.capacity() * std::mem::size_of::<T>()
+        a.heads.capacity() * 8
+            + (a.partials.capacity() + a.args.capacity()) * std::mem::size_of::<T>()
+            + a.arg_cos.capacity() * 8
     }
 
-    /// Bytes the recorded nodes occupy (their heads and partials): between
-    /// 8 (an input or a sum) and [`Tape::node_bytes`] per node.
+    /// Bytes the recorded nodes occupy (their heads, partials, and the
+    /// arguments of sines and cosines): between 8 (an input or a sum) and
+    /// [`Tape::node_bytes`] per node.
     pub fn used_bytes(&self) -> usize {
         let a = self.nodes_ref();
-        a.heads.len() * 8 + a.partials.len() * std::mem::size_of::<T>()
+        a.heads.len() * 8
+            + (a.partials.len() + a.args.len()) * std::mem::size_of::<T>()
+            + a.args.len().div_ceil(64) * 8
     }
 
-    /// Size of the largest elementary node in bytes, a binary operation
-    /// with two stored partials (24 for f64); inputs and sums take 8, unary
-    /// operations 16.
+    /// Size of the largest elementary node in bytes: a sine or cosine,
+    /// which keeps its argument twice (the second copy for a sweep's
+    /// helper thread) and a flag, 25 for f64. A binary operation with two
+    /// stored partials takes 24, inputs and sums 8, other unary operations
+    /// 16.
     pub const fn node_bytes() -> usize {
-        8 + 2 * std::mem::size_of::<T>()
+        8 + 2 * std::mem::size_of::<T>() + 1
     }
 
     /// Records operation names, forward values and labels from now on, for
@@ -761,8 +819,9 @@ impl<T: Scalar> Tape<T> {
             self.push_slow(op, value, kind, p, d[0], d[1], constant)
         } else {
             // SAFETY: idx < room <= heads.capacity(), partials has room
-            // for two more per head slot, and (room > 0: not lent) adj has
-            // room for one, at `idx` (the arena's invariants).
+            // for two more per head slot, args and arg_cos for one, and
+            // (room > 0: not lent) adj has room for one, at `idx` (the
+            // arena's invariants).
             unsafe {
                 // a page ahead of each stream (one head line: 8 nodes)
                 if idx % 8 == 0 {
@@ -781,6 +840,14 @@ impl<T: Scalar> Tape<T> {
                         dst.add(1).write(d[1]);
                     }
                     a.partials.set_len(pc + n);
+                }
+                if takes_arg(kind) {
+                    let ac = a.args.len();
+                    a.args.as_mut_ptr().add(ac).write(d[0]);
+                    a.args.set_len(ac + 1);
+                    if kind & KIND_MASK == K_COS {
+                        *a.arg_cos.get_unchecked_mut(ac / 64) |= 1 << (ac % 64);
+                    }
                 }
             }
             idx as u32
@@ -819,6 +886,13 @@ impl<T: Scalar> Tape<T> {
         }
         a.heads.push(head(kind, p[0], p[1]));
         a.partials.extend_from_slice(&[d0, d1][..n_partials(kind)]);
+        if takes_arg(kind) {
+            a.args.push(d0);
+            if kind & KIND_MASK == K_COS {
+                let j = a.args.len() - 1;
+                a.arg_cos[j / 64] |= 1 << (j % 64);
+            }
+        }
         if !a.adj_lent {
             a.adj.push(T::zero());
         }
