@@ -313,9 +313,9 @@ pub(crate) fn sweep_range<T: Scalar>(
         {
             sweep_helped(arena, adj, lo, hi, pc, far, true)
         } else if far {
-            sweep_plain::<T, true, false>(heads, partials, adj, lo, top, &[])
+            sweep_plain::<T, true, false, false>(heads, partials, adj, lo, top, &[])
         } else {
-            sweep_plain::<T, false, false>(heads, partials, adj, lo, top, &[])
+            sweep_plain::<T, false, false, false>(heads, partials, adj, lo, top, &[])
         };
         if lo > 0 && !carry.is_zero() {
             adj[lo - 1] += carry;
@@ -376,6 +376,7 @@ fn sweep_helped<T: Scalar>(
     let (heads, partials) = (&arena.heads[..], &arena.partials[..]);
     let ahead = lookahead::Ahead::new();
     let top = arena.args_before(hi);
+    let mode = lookahead::float_mode();
     std::thread::scope(|s| {
         // the helper returns once this is dropped, even on unwinding
         let _stop = lookahead::StopOnDrop(&ahead);
@@ -384,18 +385,27 @@ fn sweep_helped<T: Scalar>(
             let _ = std::thread::Builder::new()
                 .name("chainrule-sweep-helper".into())
                 .stack_size(256 << 10)
-                .spawn_scoped(s, || ahead.help(&arena.args, &arena.arg_cos, top));
+                .spawn_scoped(s, || ahead.help(&arena.args, &arena.arg_cos, top, mode));
         }
-        let mut feed = lookahead::Feed::new(&ahead, &arena.args, &arena.arg_cos, top);
+        let mut feed = lookahead::Feed::new(&ahead);
         let mut at = (hi, pc, T::zero());
         let mut k = 0;
         while at.0 > lo {
             let made = feed.block(k);
             k += 1;
-            at = if far {
-                sweep_plain::<T, true, true>(heads, partials, adj, lo, at, made)
-            } else {
-                sweep_plain::<T, false, true>(heads, partials, adj, lo, at, made)
+            at = match (made, far) {
+                (Some(m), true) => {
+                    sweep_plain::<T, true, true, true>(heads, partials, adj, lo, at, m)
+                }
+                (Some(m), false) => {
+                    sweep_plain::<T, false, true, true>(heads, partials, adj, lo, at, m)
+                }
+                (None, true) => {
+                    sweep_plain::<T, true, true, false>(heads, partials, adj, lo, at, &[])
+                }
+                (None, false) => {
+                    sweep_plain::<T, false, true, false>(heads, partials, adj, lo, at, &[])
+                }
             };
         }
         at
@@ -406,16 +416,16 @@ fn sweep_helped<T: Scalar>(
 /// Sweeps nodes from `hi - 1` down to `lo`, where `(hi, pc, carry)` is
 /// where an earlier call stopped (or the range's top, `pc` where node
 /// `hi - 1`'s partials end, and a carry of 0), and returns where it stops
-/// likewise. If `HELPED`, the deferred partials ([`partial`]) are taken
-/// from `made` in order instead of computed, and the loop stops before a
-/// `sin` or `cos` node when `made` is used up. The caller adds the last
-/// carry into node `lo - 1`. The caller has checked `hi <= heads.len()`,
+/// likewise. If `BLOCKS`, it stops before the `sin` or `cos` node that
+/// would be the [`lookahead::BLOCK`]-th + 1 of the call; if `MADE`, their
+/// partials ([`partial`]) are taken from `made` in order instead of
+/// computed. The caller adds the last carry into node `lo - 1`. The caller has checked `hi <= heads.len()`,
 /// `hi <= adj.len()` and `pc <= partials.len()`.
 ///
 /// Never inlined: the loop's registers are then allocated for the loop
 /// alone (inlined into its callers, the carried adjoint went to the stack).
 #[inline(never)]
-fn sweep_plain<T: Scalar, const FAR: bool, const HELPED: bool>(
+fn sweep_plain<T: Scalar, const FAR: bool, const BLOCKS: bool, const MADE: bool>(
     heads: &[u64],
     partials: &[T],
     adj: &mut [T],
@@ -439,7 +449,7 @@ fn sweep_plain<T: Scalar, const FAR: bool, const HELPED: bool>(
                 prefetch_below(heads, adj, partials, i, pc);
             }
             let h = *heads.get_unchecked(i);
-            if HELPED && used == made.len() && takes_arg(h) {
+            if BLOCKS && used == lookahead::BLOCK && takes_arg(h) {
                 return (i + 1, pc, carry);
             }
             let a = *adj.get_unchecked(i) + carry;
@@ -484,8 +494,10 @@ fn sweep_plain<T: Scalar, const FAR: bool, const HELPED: bool>(
                 // or made by a helper thread
                 K_SIN | K_COS => {
                     pc -= 1;
-                    let d = if HELPED {
+                    if BLOCKS {
                         used += 1;
+                    }
+                    let d = if MADE {
                         *made.get_unchecked(used - 1)
                     } else {
                         if a.is_zero() {
@@ -698,8 +710,14 @@ mod tests {
             adj[lo - 1] += carry;
         }
         let (heads, partials) = (&arena.heads[..], &arena.partials[..]);
-        let (_, _, carry) =
-            sweep_plain::<f64, false, false>(heads, partials, &mut adj, 1, (lo, pc, 0.0), &[]);
+        let (_, _, carry) = sweep_plain::<f64, false, false, false>(
+            heads,
+            partials,
+            &mut adj,
+            1,
+            (lo, pc, 0.0),
+            &[],
+        );
         if carry != 0.0 {
             adj[0] += carry;
         }
@@ -902,6 +920,152 @@ mod tests {
                     _ => {}
                 }
             }
+        }
+    }
+
+    /// Asserts that the arena's copy of the `sin`/`cos` arguments (and
+    /// their cosine bits) is exactly what its nodes hold, and that the bits
+    /// past it are clear.
+    fn assert_args_follow(tape: &Tape<f64>, what: &str) {
+        let arena = tape.nodes_ref();
+        let mut pc = 0;
+        let mut want = Vec::new();
+        for &h in &arena.heads {
+            if takes_arg(h) {
+                want.push((arena.partials[pc].to_bits(), h & KIND_MASK == K_COS));
+            }
+            pc += n_partials(h);
+        }
+        let got: Vec<_> = (0..arena.args.len())
+            .map(|j| {
+                (
+                    arena.args[j].to_bits(),
+                    arena.arg_cos[j / 64] >> (j % 64) & 1 == 1,
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{what}");
+        let n = arena.args.len();
+        assert!(arena.arg_cos.len() * 64 >= arena.heads.capacity(), "{what}");
+        assert!(
+            (n..arena.arg_cos.len() * 64).all(|j| arena.arg_cos[j / 64] >> (j % 64) & 1 == 0),
+            "{what}: stale cosine bits"
+        );
+    }
+
+    /// Truncation at every length, one node at a time (each `sin` and `cos`
+    /// dropped on its own, at every bit position), keeps the argument copy
+    /// in step with the nodes; so does recording again after it.
+    #[test]
+    fn the_argument_copy_follows_every_truncation() {
+        let mut next = rng(0x0DDB_1A5E_5BAD_5EED);
+        let mut tape = Tape::new();
+        {
+            let mut vs: Vec<Var<'_, f64>> = (0..3).map(|k| tape.var(k as f64 - 0.5)).collect();
+            record_bounded(&mut vs, 400, &mut next);
+        }
+        assert!(tape.nodes_ref().args.len() > 128);
+        for n in (1..tape.len()).rev() {
+            tape.truncate_nodes(n);
+            assert_eq!(tape.len(), n);
+            assert_args_follow(&tape, &format!("truncated to {n}"));
+        }
+        {
+            let mut vs: Vec<Var<'_, f64>> = (0..3).map(|k| tape.var(k as f64 + 0.25)).collect();
+            record_bounded(&mut vs, 200, &mut next);
+        }
+        assert_args_follow(&tape, "recorded again");
+    }
+
+    /// A helped sweep whose top is not the tape's last node (later nodes,
+    /// with `sin`s and `cos`es of their own, in `args` above the range) takes
+    /// its blocks from the range's own top: the uniform sweep's bits.
+    #[test]
+    fn helped_sweeps_below_the_tapes_end_are_the_uniform_sweep_bit_for_bit() {
+        let mut next = rng(0x9E37_79B9_7F4A_7C15);
+        for round in 0..8 {
+            let tape = Tape::new();
+            let mut vs: Vec<Var<'_, f64>> =
+                (0..3).map(|k| tape.var(0.2 + 0.3 * k as f64)).collect();
+            record_bounded(&mut vs, 20_000 + (next() % 10_000) as usize, &mut next);
+            let top = vs.last().unwrap().index();
+            // nodes above the sweep's top (not a whole number of blocks)
+            record_bounded(&mut vs, 7 + (next() % 3000) as usize, &mut next);
+            let arena = tape.nodes_ref();
+            let above = arena.args.len() - arena.args_before(top + 1);
+            assert!(above > 0 && above % lookahead::BLOCK != 0, "{above} above");
+            let seeds: Vec<f64> = (0..=top)
+                .map(|i| {
+                    if i % 89 == 0 || i == top {
+                        0.5 + (i % 5) as f64
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let want = uniform_sweep_seeded(&tape, seeds.clone());
+            let lo = if round % 2 == 0 {
+                1
+            } else {
+                1 + (next() as usize % top)
+            };
+            for (spawn, far) in [(false, false), (true, false), (true, true)] {
+                let got = helped_sweep(&tape, seeds.clone(), lo, spawn, far);
+                for i in 1..=top {
+                    assert!(
+                        same(got[i], want[i]),
+                        "round {round}, lo {lo}, thread {spawn}: node {i}: {} against {}",
+                        got[i],
+                        want[i]
+                    );
+                }
+            }
+        }
+    }
+
+    /// A long tape cut by a custom operation: `backward` sweeps two ranges
+    /// of more than `MIN_NODES` each (the lower one ending below the tape's
+    /// end), each with its own helper; and a backward from a node in the
+    /// middle of the tape. Both give the checked sweep's bits.
+    #[test]
+    fn a_long_backward_cut_by_a_custom_op_is_the_checked_one_bit_for_bit() {
+        let tape = Tape::new();
+        let (s0, a, b) = (tape.var(0.5), tape.var(0.9), tape.var(0.1));
+        let mut s = s0;
+        fn step<'t>(
+            s: Var<'t, f64>,
+            a: Var<'t, f64>,
+            b: Var<'t, f64>,
+            k: &mut u64,
+        ) -> Var<'t, f64> {
+            *k += 1;
+            if *k % 3 == 2 {
+                s * a + s.cos() * b
+            } else {
+                s * a + s.sin() * b
+            }
+        }
+        let mut k = 0u64;
+        while tape.len() < lookahead::MIN_NODES + 777 {
+            s = step(s, a, b, &mut k);
+        }
+        let mid = s;
+        let v = s.value();
+        let c = tape.custom_op("twice", &[s], vec![2.0 * v], |gy, gx| gx[0] += 2.0 * gy[0]);
+        s = c[0];
+        while tape.len() < 2 * lookahead::MIN_NODES + 2000 {
+            s = step(s, a, b, &mut k);
+        }
+        for out in [s, mid] {
+            let g = out.backward();
+            let got = g.as_slice().to_vec();
+            drop(g);
+            let checked = out.try_backward().expect("finite");
+            assert_eq!(got.len(), checked.as_slice().len());
+            for (i, (&x, &y)) in got.iter().zip(checked.as_slice()).enumerate() {
+                assert!(same(x, y), "out {}: node {i}: {x} against {y}", out.index());
+            }
+            assert!(checked.wrt(a).is_finite() && checked.wrt(a) != 0.0);
         }
     }
 }

@@ -18,10 +18,13 @@
 //! makes them, and the sweep adds in the same order: the gradients are
 //! identical with or without the helper.
 //!
-//! The sweep never waits long: a block the helper claimed but has not
-//! finished after [`WAIT`] is swept with its partials computed in place
-//! (the helper's copy is then unused). The helper never runs more than
-//! [`RING`] blocks ahead.
+//! The helper never takes a core from anyone: on Linux it runs as
+//! `SCHED_IDLE`, on cores that would otherwise be idle. So the sweep never
+//! waits long for it: a block the helper claimed but has not finished
+//! after [`WAIT`] is swept with its partials computed in place (the
+//! helper's copy is then unused), and after [`PATIENCE`] such waits in one
+//! sweep it takes only blocks already done. The helper never runs more
+//! than [`RING`] blocks ahead.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -40,16 +43,22 @@ pub(crate) const BLOCK: usize = 256;
 const RING: usize = 16;
 
 /// How long the sweep waits for a block the helper is computing before it
-/// computes the block's partials itself (a helper that the system has
-/// descheduled must not stall the sweep).
-const WAIT: Duration = Duration::from_micros(20);
+/// computes the block's partials itself: about what the helper needs for a
+/// whole block (256 calls of 10 ns), so a helper that the system has
+/// descheduled costs the sweep no more than computing the block would.
+const WAIT: Duration = Duration::from_micros(4);
+
+/// Waits in vain after which a sweep stops waiting for the helper (it has
+/// no core to itself).
+const PATIENCE: usize = 4;
 
 /// Sweeps of fewer nodes run on one thread (a thread costs tens of
 /// microseconds to start; 2²⁰ nodes take milliseconds to sweep).
 pub(crate) const MIN_NODES: usize = 1 << 20;
 
 /// Whether sweeps may use a helper thread: more than one core, and
-/// `CHAINRULE_SWEEP_HELPER` not set to `0`.
+/// `CHAINRULE_SWEEP_HELPER` not set to `0` (read at the first long sweep
+/// of the process).
 pub(crate) fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
@@ -114,15 +123,19 @@ impl<T: Scalar> Ahead<T> {
     /// Called by the sweep as it reaches the first deferred partial of
     /// block `k` (blocks taken in order from 0): the block's partials, from
     /// the top, if the helper has made them (or finishes them within
-    /// [`WAIT`]), or `None` if the sweep is to compute them itself.
-    pub(crate) fn take(&self, k: usize) -> Option<&[T]> {
+    /// `wait`), or `Err(waited)` if the sweep is to compute them itself
+    /// (`waited`: it waited for the helper in vain).
+    ///
+    /// Only through [`Feed::block`]: the slice is valid until the sweep
+    /// takes the next block, which `Feed`'s `&mut self` enforces.
+    fn take(&self, k: usize, wait: Duration) -> Result<&[T], bool> {
         self.at.store(k, Ordering::Release);
         if self
             .next
             .compare_exchange(k, k + 1, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            return None;
+            return Err(false);
         }
         let done = &self.done[k % RING];
         let mut since: Option<Instant> = None;
@@ -132,8 +145,8 @@ impl<T: Scalar> Ahead<T> {
             spins += 1;
             if spins % 64 == 0 {
                 let t0 = *since.get_or_insert_with(Instant::now);
-                if t0.elapsed() > WAIT {
-                    return None;
+                if t0.elapsed() >= wait {
+                    return Err(true);
                 }
             }
         }
@@ -141,14 +154,24 @@ impl<T: Scalar> Ahead<T> {
         // SAFETY: `done` (Acquire) says the helper's writes to this slot
         // are finished, and it writes it again only for block k + RING,
         // which it may claim only once the sweep has taken block k + 1.
-        Some(unsafe { std::slice::from_raw_parts(slot.as_ptr().cast::<T>(), BLOCK) })
+        Ok(unsafe { std::slice::from_raw_parts(slot.as_ptr().cast::<T>(), BLOCK) })
     }
 
     /// The helper's loop: claims blocks ahead of the sweep and computes
     /// their deferred partials, until the arguments run out or the sweep
     /// ends. `top` is the number of arguments of the nodes below the
-    /// sweep's range's top (block 0 ends there).
-    pub(crate) fn help(&self, args: &[T], cos: &[u64], top: usize) {
+    /// sweep's range's top (block 0 ends there); `mode` is the sweep's
+    /// floating-point control word ([`float_mode`]), taken on so that the
+    /// partials are computed as the sweep would (flushing subnormals or
+    /// not) wherever a new thread starts with the default.
+    ///
+    /// In the crate's unit tests the helper keeps its priority, so that
+    /// the tests, which run in parallel, still see it interleave with the
+    /// sweep.
+    pub(crate) fn help(&self, args: &[T], cos: &[u64], top: usize, mode: u32) {
+        #[cfg(not(test))]
+        idle_priority();
+        set_float_mode(mode);
         let mut spins = 0u32;
         loop {
             if self.stop.load(Ordering::Acquire) {
@@ -178,54 +201,54 @@ impl<T: Scalar> Ahead<T> {
             let base = (k % RING) * BLOCK;
             // SAFETY: see `unsafe impl Sync`: the slot is this thread's
             // until it marks the block done.
-            let slot = unsafe { std::slice::from_raw_parts_mut(self.slots[base].get(), BLOCK) };
+            let slot = unsafe {
+                std::slice::from_raw_parts_mut(
+                    UnsafeCell::raw_get(self.slots[base..base + BLOCK].as_ptr()),
+                    BLOCK,
+                )
+            };
             fill(slot, args, cos, end);
             self.done[k % RING].store(k + 1, Ordering::Release);
         }
     }
 }
 
-/// The sweep's side: where each block of deferred partials comes from.
+/// The sweep's side: the blocks of deferred partials the helper made.
 pub(crate) struct Feed<'a, T> {
     ahead: &'a Ahead<T>,
-    args: &'a [T],
-    cos: &'a [u64],
-    /// The number of arguments below the top of the sweep's range.
-    top: usize,
-    /// The block the sweep computes itself when it gets there first.
-    own: Box<[T]>,
+    /// Waits for the helper in vain so far.
+    vain: usize,
 }
 
 impl<'a, T: Scalar> Feed<'a, T> {
-    /// The sweep's side of `ahead` for a range whose nodes below its top
-    /// hold `top` of the tape's `args` (cosines' where `cos` has a bit).
-    pub(crate) fn new(ahead: &'a Ahead<T>, args: &'a [T], cos: &'a [u64], top: usize) -> Self {
-        Feed {
-            ahead,
-            args,
-            cos,
-            top,
-            own: vec![T::zero(); BLOCK].into_boxed_slice(),
-        }
+    /// The sweep's side of `ahead`.
+    pub(crate) fn new(ahead: &'a Ahead<T>) -> Self {
+        Feed { ahead, vain: 0 }
     }
 
-    /// Block `k`'s deferred partials, from the top, for the sweep: the
-    /// helper's, or computed here if the sweep got there first. Valid
-    /// until the next call. A block of the range's bottom may hold fewer
-    /// than [`BLOCK`]; the sweep reads only those its nodes need.
-    pub(crate) fn block(&mut self, k: usize) -> &[T] {
-        if let Some(made) = self.ahead.take(k) {
-            return made;
+    /// Block `k`'s deferred partials, from the top, if the helper made
+    /// them; `None` if the sweep is to compute them as it goes (interleaved
+    /// with the sweep, the calls overlap the adjoints' chain). Valid until
+    /// the next call. A block of the range's bottom may hold fewer than
+    /// [`BLOCK`]; the sweep reads only those its nodes need.
+    pub(crate) fn block(&mut self, k: usize) -> Option<&[T]> {
+        let wait = if self.vain < PATIENCE {
+            WAIT
+        } else {
+            Duration::ZERO
+        };
+        match self.ahead.take(k, wait) {
+            Ok(made) => Some(made),
+            Err(waited) => {
+                self.vain += usize::from(waited);
+                None
+            }
         }
-        let end = self.top.saturating_sub(k * BLOCK);
-        fill(&mut self.own, self.args, self.cos, end);
-        &self.own
     }
 }
 
 /// The deferred partials of arguments `end - BLOCK .. end` (those that
 /// exist), from the top, into `out`.
-#[inline(always)]
 fn fill<T: Scalar>(out: &mut [T], args: &[T], cos: &[u64], end: usize) {
     for (o, i) in out.iter_mut().zip((end.saturating_sub(BLOCK)..end).rev()) {
         let kind = if cos[i / 64] >> (i % 64) & 1 == 1 {
@@ -234,5 +257,93 @@ fn fill<T: Scalar>(out: &mut [T], args: &[T], cos: &[u64], end: usize) {
             K_SIN
         };
         *o = partial(kind, args[i]);
+    }
+}
+
+/// Lowers the calling thread to `SCHED_IDLE` (Linux; elsewhere, and if the
+/// system refuses, it keeps its priority).
+#[cfg_attr(test, allow(dead_code))]
+fn idle_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread; `param` outlives the call.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    }
+}
+
+/// The calling thread's floating-point control word (x86-64's MXCSR:
+/// rounding, flush-to-zero and denormals-are-zero; 0 elsewhere).
+pub(crate) fn float_mode() -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut v = 0u32;
+        // SAFETY: stmxcsr stores the 32-bit MXCSR register into `v`.
+        unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
+        v
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    0
+}
+
+/// Sets the calling thread's floating-point control word to one read by
+/// [`float_mode`].
+fn set_float_mode(mode: u32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: ldmxcsr loads a value that stmxcsr read (valid bits only).
+    unsafe {
+        std::arch::asm!("ldmxcsr [{}]", in(reg) &mode, options(nostack, readonly))
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = mode;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A helper thread and a sweep-like consumer taking blocks `0..taken`
+    /// in order: every block the helper made holds the partials of its
+    /// arguments, from the top. Run under Miri (`cargo +nightly miri test
+    /// -p chainrule --lib lookahead`, with `-Zmiri-deterministic-floats`)
+    /// it also checks the ring's synchronization for data races and the
+    /// slot pointers for aliasing violations.
+    fn take_blocks(n: usize, taken: usize) {
+        let args: Vec<f64> = (0..n).map(|i| i as f64 * 0.01 - 3.0).collect();
+        let cos: Vec<u64> = (0..n.div_ceil(64))
+            .map(|w| 0xAAAA_5555_0F0F_F0F0u64.rotate_left(w as u32))
+            .collect();
+        let ahead = Ahead::new();
+        std::thread::scope(|s| {
+            let _stop = StopOnDrop(&ahead);
+            s.spawn(|| ahead.help(&args, &cos, n, float_mode()));
+            let mut feed = Feed::new(&ahead);
+            for k in 0..taken {
+                let Some(b) = feed.block(k) else { continue };
+                for (j, &x) in b.iter().enumerate() {
+                    let Some(i) = n.checked_sub(k * BLOCK + 1 + j) else {
+                        break;
+                    };
+                    let kind = if cos[i / 64] >> (i % 64) & 1 == 1 {
+                        K_COS
+                    } else {
+                        K_SIN
+                    };
+                    assert_eq!(x.to_bits(), partial(kind, args[i]).to_bits(), "{k} {j}");
+                }
+            }
+        });
+    }
+
+    /// (How many blocks the helper makes depends on the cores' other
+    /// work; in unit tests it keeps its priority, see [`Ahead::help`].)
+    #[test]
+    fn blocks_hold_their_partials_whoever_makes_them() {
+        let n = 3 * RING * BLOCK + 17;
+        for _ in 0..20 {
+            take_blocks(n, n.div_ceil(BLOCK));
+            // a consumer that ends while the helper is still ahead of it
+            take_blocks(n, 3);
+        }
     }
 }
