@@ -827,30 +827,7 @@ mod tests {
                 }
                 _ => {}
             }
-            let arena = tape.nodes_ref();
-            let mut pc = 0;
-            let mut want = Vec::new();
-            for &h in &arena.heads {
-                if takes_arg(h) {
-                    want.push((arena.partials[pc].to_bits(), h & KIND_MASK == K_COS));
-                }
-                pc += n_partials(h);
-            }
-            let got: Vec<_> = (0..arena.args.len())
-                .map(|j| {
-                    (
-                        arena.args[j].to_bits(),
-                        arena.arg_cos[j / 64] >> (j % 64) & 1 == 1,
-                    )
-                })
-                .collect();
-            assert_eq!(got, want);
-            // the bits past the arguments are clear, for the next recording
-            let n = arena.args.len();
-            assert!(arena.arg_cos.len() * 64 >= arena.heads.capacity());
-            assert!(
-                (n..arena.arg_cos.len() * 64).all(|j| arena.arg_cos[j / 64] >> (j % 64) & 1 == 0)
-            );
+            assert_args_follow(&tape, "after a round");
         }
     }
 
@@ -946,7 +923,7 @@ mod tests {
             .collect();
         assert_eq!(got, want, "{what}");
         let n = arena.args.len();
-        assert!(arena.arg_cos.len() * 64 >= arena.heads.capacity(), "{what}");
+        assert!(arena.arg_cos.len() * 64 >= arena.args.capacity(), "{what}");
         assert!(
             (n..arena.arg_cos.len() * 64).all(|j| arena.arg_cos[j / 64] >> (j % 64) & 1 == 0),
             "{what}: stale cosine bits"

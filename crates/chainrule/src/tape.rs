@@ -129,13 +129,12 @@ pub(crate) const fn parents(h: u64) -> (usize, usize) {
 /// `heads[i]` is node `i`'s kind and parents; its partials follow those of
 /// node `i - 1` in `partials` (see [`n_partials`]). Invariants:
 /// `partials.capacity() >= 2 * heads.capacity()`,
-/// `args.capacity() >= heads.capacity()`, `arg_cos` covers
-/// `heads.capacity()` bits (and is zero from `args.len()` on), and unless
-/// `adj` is lent
+/// `arg_cos` covers `args.capacity()` bits (and is zero from `args.len()`
+/// on), and unless `adj` is lent
 /// `adj.capacity() >= heads.capacity()`, so that a node that fits in
-/// `heads` always fits its partials, argument and adjoint (one capacity
-/// check per recorded node; the capacity of `args` is address space, its
-/// pages are touched only by the sines and cosines recorded).
+/// `heads` always fits its partials and its adjoint (one capacity check per
+/// recorded node, and a second for a `sin` or `cos`, whose argument `args`
+/// keeps again).
 ///
 /// `adj` is the next backward pass's adjoint buffer, zeroed as the nodes
 /// are recorded (one store a node beside the head's) rather than by a
@@ -193,12 +192,6 @@ impl<T: Scalar> Arena<T> {
         let cap = self.heads.capacity();
         if self.partials.capacity() < 2 * cap {
             self.partials.reserve_exact(2 * cap - self.partials.len());
-        }
-        if self.args.capacity() < cap {
-            self.args.reserve_exact(cap - self.args.len());
-        }
-        if self.arg_cos.len() < cap.div_ceil(64) {
-            self.arg_cos.resize(cap.div_ceil(64), 0);
         }
         if !self.adj_lent && self.adj.capacity() < cap {
             self.adj.reserve_exact(cap - self.adj.len());
@@ -812,16 +805,18 @@ impl<T: Scalar> Tape<T> {
         let a = unsafe { &mut *self.nodes.get() };
         let idx = a.heads.len();
         // `room` is 0 while any flag is set, so this one comparison also
-        // sends tracing, checking and recording during a sweep to the slow path
-        let idx = if idx >= a.room {
+        // sends tracing, checking and recording during a sweep to the slow
+        // path (with a second for a sine or cosine whose copy is full)
+        let idx = if idx >= a.room || (takes_arg(kind) && a.args.len() == a.args.capacity()) {
             // the partials go by value: an array would be built on the
             // stack on every push, for a call that almost never happens
             self.push_slow(op, value, kind, p, d[0], d[1], constant)
         } else {
             // SAFETY: idx < room <= heads.capacity(), partials has room
-            // for two more per head slot, args and arg_cos for one, and
-            // (room > 0: not lent) adj has room for one, at `idx` (the
-            // arena's invariants).
+            // for two more per head slot, and (room > 0: not lent) adj has
+            // room for one, at `idx` (the arena's invariants); args has
+            // room for one if the node takes one (checked above), and
+            // arg_cos the bit (it covers args' capacity).
             unsafe {
                 // a page ahead of each stream (one head line: 8 nodes)
                 if idx % 8 == 0 {
@@ -888,6 +883,10 @@ impl<T: Scalar> Tape<T> {
         a.partials.extend_from_slice(&[d0, d1][..n_partials(kind)]);
         if takes_arg(kind) {
             a.args.push(d0);
+            let words = a.args.capacity().div_ceil(64);
+            if a.arg_cos.len() < words {
+                a.arg_cos.resize(words, 0);
+            }
             if kind & KIND_MASK == K_COS {
                 let j = a.args.len() - 1;
                 a.arg_cos[j / 64] |= 1 << (j % 64);
