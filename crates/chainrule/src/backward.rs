@@ -743,39 +743,50 @@ mod tests {
                 deferred > 20 * lookahead::BLOCK,
                 "{deferred} sines and cosines"
             );
-            // seeds all along the tape, so that no stretch of adjoints
-            // vanishes
-            let seeds: Vec<f64> = (0..=top)
-                .map(|i| {
-                    if i % 97 == 0 || i == top {
-                        0.5 + (i % 7) as f64
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let want = uniform_sweep_seeded(&tape, seeds.clone());
-            let live = want.iter().filter(|x| x.is_finite() && **x != 0.0).count();
-            assert!(
-                live > want.len() / 2,
-                "{live} of {} adjoints nonzero",
-                want.len()
-            );
             let lo = if round % 3 == 0 {
                 1
             } else {
                 1 + (next() as usize % top)
             };
-            for (spawn, far) in [(false, false), (true, false), (true, true)] {
-                let got = helped_sweep(&tape, seeds.clone(), lo, spawn, far);
-                for i in 1..=top {
-                    assert!(
-                        same(got[i], want[i]),
-                        "round {round}, lo {lo}, thread {spawn}: node {i}: {} against {}",
-                        got[i],
-                        want[i]
-                    );
+            assert_helped_is_uniform(&tape, top, 97, lo, round);
+        }
+    }
+
+    /// Asserts that sweeps of `tape` from node `top` down to `lo` with the
+    /// helper (a thread or not) give the uniform sweep's bits, with seeds
+    /// every `every` nodes so that no stretch of adjoints vanishes.
+    fn assert_helped_is_uniform(
+        tape: &Tape<f64>,
+        top: usize,
+        every: usize,
+        lo: usize,
+        round: usize,
+    ) {
+        let seeds: Vec<f64> = (0..=top)
+            .map(|i| {
+                if i % every == 0 || i == top {
+                    0.5 + (i % 7) as f64
+                } else {
+                    0.0
                 }
+            })
+            .collect();
+        let want = uniform_sweep_seeded(tape, seeds.clone());
+        let live = want.iter().filter(|x| x.is_finite() && **x != 0.0).count();
+        assert!(
+            live > want.len() / 2,
+            "{live} of {} adjoints nonzero",
+            want.len()
+        );
+        for (spawn, far) in [(false, false), (true, false), (true, true)] {
+            let got = helped_sweep(tape, seeds.clone(), lo, spawn, far);
+            for i in 1..=top {
+                assert!(
+                    same(got[i], want[i]),
+                    "round {round}, lo {lo}, thread {spawn}: node {i}: {} against {}",
+                    got[i],
+                    want[i]
+                );
             }
         }
     }
@@ -787,23 +798,38 @@ mod tests {
     fn a_long_backward_is_the_checked_one_bit_for_bit() {
         let tape = Tape::new();
         let (s0, a, b) = (tape.var(0.5), tape.var(0.9), tape.var(0.1));
-        let mut s = s0;
-        let mut k = 0;
+        let (mut s, mut k) = (s0, 0);
         while tape.len() < lookahead::MIN_NODES + 1000 {
-            s = if k % 3 == 2 {
-                s * a + s.cos() * b
-            } else {
-                s * a + s.sin() * b
-            };
-            k += 1;
+            s = recurrence_step(s, a, b, &mut k);
         }
-        let g = s.backward();
+        assert_backward_is_checked(s, a);
+    }
+
+    /// One step of `bench ad`'s recurrence, with a cosine every third.
+    fn recurrence_step<'t>(
+        s: Var<'t, f64>,
+        a: Var<'t, f64>,
+        b: Var<'t, f64>,
+        k: &mut u64,
+    ) -> Var<'t, f64> {
+        *k += 1;
+        if *k % 3 == 2 {
+            s * a + s.cos() * b
+        } else {
+            s * a + s.sin() * b
+        }
+    }
+
+    /// Asserts that `out.backward()` gives the bits of the checked sweep
+    /// (which never uses the helper), and a gradient for `a`.
+    fn assert_backward_is_checked(out: Var<'_, f64>, a: Var<'_, f64>) {
+        let g = out.backward();
         let got = g.as_slice().to_vec();
         drop(g);
-        let checked = s.try_backward().expect("finite");
+        let checked = out.try_backward().expect("finite");
         assert_eq!(got.len(), checked.as_slice().len());
         for (i, (&x, &y)) in got.iter().zip(checked.as_slice()).enumerate() {
-            assert!(same(x, y), "node {i}: {x} against {y}");
+            assert!(same(x, y), "out {}: node {i}: {x} against {y}", out.index());
         }
         assert!(checked.wrt(a).is_finite() && checked.wrt(a) != 0.0);
     }
@@ -971,32 +997,12 @@ mod tests {
             let arena = tape.nodes_ref();
             let above = arena.args.len() - arena.args_before(top + 1);
             assert!(above > 0 && above % lookahead::BLOCK != 0, "{above} above");
-            let seeds: Vec<f64> = (0..=top)
-                .map(|i| {
-                    if i % 89 == 0 || i == top {
-                        0.5 + (i % 5) as f64
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let want = uniform_sweep_seeded(&tape, seeds.clone());
             let lo = if round % 2 == 0 {
                 1
             } else {
                 1 + (next() as usize % top)
             };
-            for (spawn, far) in [(false, false), (true, false), (true, true)] {
-                let got = helped_sweep(&tape, seeds.clone(), lo, spawn, far);
-                for i in 1..=top {
-                    assert!(
-                        same(got[i], want[i]),
-                        "round {round}, lo {lo}, thread {spawn}: node {i}: {} against {}",
-                        got[i],
-                        want[i]
-                    );
-                }
-            }
+            assert_helped_is_uniform(&tape, top, 89, lo, round);
         }
     }
 
@@ -1008,41 +1014,18 @@ mod tests {
     fn a_long_backward_cut_by_a_custom_op_is_the_checked_one_bit_for_bit() {
         let tape = Tape::new();
         let (s0, a, b) = (tape.var(0.5), tape.var(0.9), tape.var(0.1));
-        let mut s = s0;
-        fn step<'t>(
-            s: Var<'t, f64>,
-            a: Var<'t, f64>,
-            b: Var<'t, f64>,
-            k: &mut u64,
-        ) -> Var<'t, f64> {
-            *k += 1;
-            if *k % 3 == 2 {
-                s * a + s.cos() * b
-            } else {
-                s * a + s.sin() * b
-            }
-        }
-        let mut k = 0u64;
+        let (mut s, mut k) = (s0, 0);
         while tape.len() < lookahead::MIN_NODES + 777 {
-            s = step(s, a, b, &mut k);
+            s = recurrence_step(s, a, b, &mut k);
         }
         let mid = s;
         let v = s.value();
         let c = tape.custom_op("twice", &[s], vec![2.0 * v], |gy, gx| gx[0] += 2.0 * gy[0]);
         s = c[0];
         while tape.len() < 2 * lookahead::MIN_NODES + 2000 {
-            s = step(s, a, b, &mut k);
+            s = recurrence_step(s, a, b, &mut k);
         }
-        for out in [s, mid] {
-            let g = out.backward();
-            let got = g.as_slice().to_vec();
-            drop(g);
-            let checked = out.try_backward().expect("finite");
-            assert_eq!(got.len(), checked.as_slice().len());
-            for (i, (&x, &y)) in got.iter().zip(checked.as_slice()).enumerate() {
-                assert!(same(x, y), "out {}: node {i}: {x} against {y}", out.index());
-            }
-            assert!(checked.wrt(a).is_finite() && checked.wrt(a) != 0.0);
-        }
+        assert_backward_is_checked(s, a);
+        assert_backward_is_checked(mid, a);
     }
 }
