@@ -16,7 +16,10 @@
 //! the partial ([`K_SIN`], [`K_COS`]). The call is then off the forward
 //! pass, whose time is the chain of values through `sin` and the rest of
 //! the step, and runs in the sweep beside its chain of adjoints; it is the
-//! same function of the same number, so the same bits.
+//! same function of the same number, so the same bits. The arena keeps
+//! these arguments a second time, compactly ([`Arena::args`]), for the
+//! helper thread that makes a long sweep's partials ahead of it
+//! ([`crate::lookahead`]).
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
