@@ -433,6 +433,8 @@ fn sweep_plain<T: Scalar, const FAR: bool, const BLOCKS: bool, const MADE: bool>
     (hi, pc, carry): (usize, usize, T),
     made: &[T],
 ) -> (usize, usize, T) {
+    // a block's made partials are counted against it
+    const { assert!(BLOCKS || !MADE) };
     let mut pc = pc;
     let mut used = 0;
     // The adjoint flowing to node i-1 (the most common parent: chains
@@ -978,6 +980,50 @@ mod tests {
             record_bounded(&mut vs, 200, &mut next);
         }
         assert_args_follow(&tape, "recorded again");
+    }
+
+    /// The argument copy and its cosine bits stay in step with the nodes,
+    /// and cover the copy's capacity, through any mix of recording (fast
+    /// and slow paths), `clear`, `reserve`, truncation, tracing, checking,
+    /// and recording while a backward pass's gradients hold the adjoints.
+    #[test]
+    fn the_argument_copy_survives_every_arena_operation() {
+        let mut next = rng(0x5EED_0FA1_10A7_5EED);
+        let mut tape = Tape::new();
+        for round in 0..300 {
+            match next() % 9 {
+                0 => tape.clear(),
+                1 => tape.reserve((next() % 5000) as usize),
+                2 if tape.len() > 1 => {
+                    let n = 1 + (next() as usize % tape.len());
+                    tape.truncate_nodes(n);
+                }
+                3 => tape.set_tracing(next() % 2 == 0),
+                4 => tape.set_check_finite(next() % 2 == 0),
+                5 => {
+                    let t = &tape;
+                    let mut vs: Vec<Var<'_, f64>> = (0..3).map(|k| t.var(k as f64 * 0.3)).collect();
+                    record_bounded(&mut vs, 50 + (next() % 300) as usize, &mut next);
+                    let g = vs.last().unwrap().backward();
+                    // recorded while the adjoints are lent: the slow path
+                    record_bounded(&mut vs, (next() % 200) as usize, &mut next);
+                    assert_args_follow(t, &format!("round {round}: while lent"));
+                    drop(g);
+                    record_bounded(&mut vs, (next() % 200) as usize, &mut next);
+                }
+                _ => {
+                    let t = &tape;
+                    let mut vs: Vec<Var<'_, f64>> = (0..3).map(|k| t.var(k as f64 - 0.7)).collect();
+                    // a run of sines alone, to fill the copy to its capacity
+                    for _ in 0..(next() % 700) {
+                        let x = *vs.last().unwrap();
+                        vs.push(if next() % 2 == 0 { x.sin() } else { x.cos() });
+                    }
+                    record_bounded(&mut vs, (next() % 2000) as usize, &mut next);
+                }
+            }
+            assert_args_follow(&tape, &format!("round {round}"));
+        }
     }
 
     /// A helped sweep whose top is not the tape's last node (later nodes,

@@ -18,13 +18,15 @@
 //! makes them, and the sweep adds in the same order: the gradients are
 //! identical with or without the helper.
 //!
-//! The helper never takes a core from anyone: on Linux it runs as
-//! `SCHED_IDLE`, on cores that would otherwise be idle. So the sweep never
-//! waits long for it: a block the helper claimed but has not finished
+//! The sweep never waits long for the helper (on a busy machine it may
+//! get little of a core): a block the helper claimed but has not finished
 //! after [`WAIT`] is swept with its partials computed in place (the
 //! helper's copy is then unused), and after [`PATIENCE`] such waits in one
-//! sweep it takes only blocks already done. The helper never runs more
-//! than [`RING`] blocks ahead.
+//! sweep it stops the helper, which only takes a share of a busy core
+//! from the sweep and the machine's other work. The helper never runs more
+//! than [`RING`] blocks ahead. It keeps its normal priority: the sweep
+//! joins it before returning, and a helper at idle priority on a busy
+//! machine made that join take hundreds of milliseconds.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -43,13 +45,13 @@ pub(crate) const BLOCK: usize = 256;
 const RING: usize = 16;
 
 /// How long the sweep waits for a block the helper is computing before it
-/// computes the block's partials itself: about what the helper needs for a
-/// whole block (256 calls of 10 ns), so a helper that the system has
-/// descheduled costs the sweep no more than computing the block would.
-const WAIT: Duration = Duration::from_micros(4);
+/// sweeps the block with the calls interleaved: about what that costs over
+/// sweeping made partials (`bench ad`: 256 steps at 13.7 against 10 ns),
+/// so that a slow helper (a shared core) never slows the sweep down.
+const WAIT: Duration = Duration::from_micros(1);
 
-/// Waits in vain after which a sweep stops waiting for the helper (it has
-/// no core to itself).
+/// Waits in vain after which a sweep stops the helper (it has no core to
+/// itself).
 const PATIENCE: usize = 4;
 
 /// Sweeps of fewer nodes run on one thread (a thread costs tens of
@@ -120,8 +122,9 @@ impl<T: Scalar> Ahead<T> {
         }
     }
 
-    /// Called by the sweep as it reaches the first deferred partial of
-    /// block `k` (blocks taken in order from 0): the block's partials, from
+    /// Called by the sweep as it starts block `k` (blocks taken in order
+    /// from 0; block 0 at the range's top, before its first sine, so the
+    /// sweep nearly always sweeps that one itself): the block's partials, from
     /// the top, if the helper has made them (or finishes them within
     /// `wait`), or `Err(waited)` if the sweep is to compute them itself
     /// (`waited`: it waited for the helper in vain).
@@ -143,7 +146,7 @@ impl<T: Scalar> Ahead<T> {
         while done.load(Ordering::Acquire) != k + 1 {
             std::hint::spin_loop();
             spins += 1;
-            if spins % 64 == 0 {
+            if spins % 8 == 0 {
                 let t0 = *since.get_or_insert_with(Instant::now);
                 if t0.elapsed() >= wait {
                     return Err(true);
@@ -164,13 +167,7 @@ impl<T: Scalar> Ahead<T> {
     /// floating-point control word ([`float_mode`]), taken on so that the
     /// partials are computed as the sweep would (flushing subnormals or
     /// not) wherever a new thread starts with the default.
-    ///
-    /// In the crate's unit tests the helper keeps its priority, so that
-    /// the tests, which run in parallel, still see it interleave with the
-    /// sweep.
     pub(crate) fn help(&self, args: &[T], cos: &[u64], top: usize, mode: u32) {
-        #[cfg(not(test))]
-        idle_priority();
         set_float_mode(mode);
         let mut spins = 0u32;
         loop {
@@ -232,15 +229,18 @@ impl<'a, T: Scalar> Feed<'a, T> {
     /// the next call. A block of the range's bottom may hold fewer than
     /// [`BLOCK`]; the sweep reads only those its nodes need.
     pub(crate) fn block(&mut self, k: usize) -> Option<&[T]> {
-        let wait = if self.vain < PATIENCE {
-            WAIT
-        } else {
-            Duration::ZERO
-        };
-        match self.ahead.take(k, wait) {
+        if self.vain >= PATIENCE {
+            return None;
+        }
+        match self.ahead.take(k, WAIT) {
             Ok(made) => Some(made),
             Err(waited) => {
                 self.vain += usize::from(waited);
+                if self.vain >= PATIENCE {
+                    // the helper returns at its next block; the sweep
+                    // computes the rest itself
+                    self.ahead.stop.store(true, Ordering::Release);
+                }
                 None
             }
         }
@@ -257,18 +257,6 @@ fn fill<T: Scalar>(out: &mut [T], args: &[T], cos: &[u64], end: usize) {
             K_SIN
         };
         *o = partial(kind, args[i]);
-    }
-}
-
-/// Lowers the calling thread to `SCHED_IDLE` (Linux; elsewhere, and if the
-/// system refuses, it keeps its priority).
-#[cfg_attr(test, allow(dead_code))]
-fn idle_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: pid 0 is the calling thread; `param` outlives the call.
-        unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
     }
 }
 
@@ -290,7 +278,10 @@ pub(crate) fn float_mode() -> u32 {
 /// [`float_mode`].
 fn set_float_mode(mode: u32) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: ldmxcsr loads a value that stmxcsr read (valid bits only).
+    // SAFETY: ldmxcsr loads a value that stmxcsr read on the sweep's
+    // thread (valid bits only); a mode other than the default there
+    // (flushing subnormals, as `bench --flush-denormals` sets) is the
+    // caller's, and this thread only mirrors it.
     unsafe {
         std::arch::asm!("ldmxcsr [{}]", in(reg) &mode, options(nostack, readonly))
     };
@@ -336,7 +327,7 @@ mod tests {
     }
 
     /// (How many blocks the helper makes depends on the cores' other
-    /// work; in unit tests it keeps its priority, see [`Ahead::help`].)
+    /// work.)
     #[test]
     fn blocks_hold_their_partials_whoever_makes_them() {
         let n = 3 * RING * BLOCK + 17;
