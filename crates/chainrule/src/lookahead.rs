@@ -124,8 +124,8 @@ impl<T: Scalar> Ahead<T> {
 
     /// Called by the sweep as it starts block `k` (blocks taken in order
     /// from 0; block 0 at the range's top, before its first sine, so the
-    /// sweep nearly always sweeps that one itself): the block's partials, from
-    /// the top, if the helper has made them (or finishes them within
+    /// sweep nearly always sweeps that one itself): the block's partials,
+    /// from the top, if the helper has made them (or finishes them within
     /// `wait`), or `Err(waited)` if the sweep is to compute them itself
     /// (`waited`: it waited for the helper in vain).
     ///
