@@ -640,11 +640,11 @@ impl<T: Scalar> Tape<T> {
             + a.args.len().div_ceil(64) * 8
     }
 
-    /// Size of the largest elementary node in bytes: a sine or cosine,
-    /// which keeps its argument twice (the second copy for a sweep's
-    /// helper thread) and a flag, 25 for f64. A binary operation with two
-    /// stored partials takes 24, inputs and sums 8, other unary operations
-    /// 16.
+    /// Size of the largest elementary node in bytes, rounded up: a sine or
+    /// cosine, which keeps its argument twice (the second copy for a
+    /// sweep's helper thread) and a bit saying which, 25 for f64. A binary
+    /// operation with two stored partials takes 24, inputs and sums 8,
+    /// other unary operations 16.
     pub const fn node_bytes() -> usize {
         8 + 2 * std::mem::size_of::<T>() + 1
     }
