@@ -537,6 +537,7 @@ fn sweep_plain<T: Scalar, const FAR: bool, const BLOCKS: bool, const MADE: bool>
 /// (`bench ad` at N = 10⁶, a 104 MB tape: the backward 12.3 ns/step
 /// against 15.2 without (first sitting); 12.3–13.4 at 64 to 1,024; see
 /// BENCHMARKS.md).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86-64 prefetches
 const SWEEP_PREFETCH: usize = 256;
 
 /// Sweeps of fewer nodes do not prefetch (2 Mi nodes: 16 MiB of heads

@@ -58,13 +58,15 @@ const PATIENCE: usize = 4;
 /// microseconds to start; 2²⁰ nodes take milliseconds to sweep).
 pub(crate) const MIN_NODES: usize = 1 << 20;
 
-/// Whether sweeps may use a helper thread: more than one core, and
-/// `CHAINRULE_SWEEP_HELPER` not set to `0` (read at the first long sweep
-/// of the process).
+/// Whether sweeps may use a helper thread: more than one core, a target
+/// whose helper computes in the sweep's floating-point mode ([`MODE_FOLLOWS`]),
+/// and `CHAINRULE_SWEEP_HELPER` not set to `0` (read at the first long
+/// sweep of the process).
 pub(crate) fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
-        std::env::var_os("CHAINRULE_SWEEP_HELPER").is_none_or(|v| v != "0")
+        MODE_FOLLOWS
+            && std::env::var_os("CHAINRULE_SWEEP_HELPER").is_none_or(|v| v != "0")
             && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
     })
 }
@@ -167,7 +169,7 @@ impl<T: Scalar> Ahead<T> {
     /// floating-point control word ([`float_mode`]), taken on so that the
     /// partials are computed as the sweep would (flushing subnormals or
     /// not) wherever a new thread starts with the default.
-    pub(crate) fn help(&self, args: &[T], cos: &[u64], top: usize, mode: u32) {
+    pub(crate) fn help(&self, args: &[T], cos: &[u64], top: usize, mode: u64) {
         set_float_mode(mode);
         let mut spins = 0u32;
         loop {
@@ -260,32 +262,54 @@ fn fill<T: Scalar>(out: &mut [T], args: &[T], cos: &[u64], end: usize) {
     }
 }
 
-/// The calling thread's floating-point control word (x86-64's MXCSR:
-/// rounding, flush-to-zero and denormals-are-zero; 0 elsewhere).
-pub(crate) fn float_mode() -> u32 {
+/// Whether a helper thread computes as the sweep's thread would: it sets
+/// the sweep's floating-point control word ([`float_mode`]) on x86-64 and
+/// AArch64, and elsewhere a POSIX thread inherits it from the thread that
+/// creates it (the sweep's). On other targets no helper is started.
+pub(crate) const MODE_FOLLOWS: bool =
+    cfg!(any(target_arch = "x86_64", target_arch = "aarch64", unix));
+
+/// The calling thread's floating-point control word: x86-64's MXCSR
+/// (rounding, flush-to-zero, denormals-are-zero and the exception masks)
+/// or AArch64's FPCR (rounding, flush-to-zero, default NaN); 0 elsewhere.
+pub(crate) fn float_mode() -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
         let mut v = 0u32;
         // SAFETY: stmxcsr stores the 32-bit MXCSR register into `v`.
         unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) };
+        u64::from(v)
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let v: u64;
+        // SAFETY: reading FPCR has no side effect.
+        unsafe { std::arch::asm!("mrs {}, fpcr", out(reg) v, options(nomem, nostack)) };
         v
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     0
 }
 
 /// Sets the calling thread's floating-point control word to one read by
 /// [`float_mode`].
-fn set_float_mode(mode: u32) {
+fn set_float_mode(mode: u64) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: ldmxcsr loads a value that stmxcsr read on the sweep's
-    // thread (valid bits only); a mode other than the default there
-    // (flushing subnormals, as `bench --flush-denormals` sets) is the
-    // caller's, and this thread only mirrors it.
+    {
+        let mode = mode as u32;
+        // SAFETY: ldmxcsr loads a value that stmxcsr read on the sweep's
+        // thread (valid bits only); a mode other than the default there
+        // (flushing subnormals, as `bench --flush-denormals` sets) is the
+        // caller's, and this thread only mirrors it.
+        unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &mode, options(nostack, readonly)) };
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: the value was read from FPCR on the sweep's thread, so every
+    // bit set is one that the core accepts; this thread only mirrors it.
     unsafe {
-        std::arch::asm!("ldmxcsr [{}]", in(reg) &mode, options(nostack, readonly))
+        std::arch::asm!("msr fpcr, {}", in(reg) mode, options(nostack))
     };
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let _ = mode;
 }
 
@@ -336,5 +360,35 @@ mod tests {
             // a consumer that ends while the helper is still ahead of it
             take_blocks(n, 3);
         }
+    }
+
+    /// A thread that takes on a floating-point mode has it, and its
+    /// arithmetic follows it (the helper's partials are then made as the
+    /// sweep's thread would make them, wherever threads start with the
+    /// default mode).
+    #[test]
+    fn a_thread_takes_on_the_float_mode() {
+        // 1 + ε/4 is 1 rounded to nearest, 1 + ε rounded up
+        let sum = || std::hint::black_box(1.0f64) + std::hint::black_box(f64::EPSILON / 4.0);
+        std::thread::spawn(move || {
+            let default = float_mode();
+            // round toward +∞, and flush subnormals
+            #[cfg(target_arch = "x86_64")]
+            let mode = default & !(3 << 13) | (2 << 13) | 0x8040;
+            #[cfg(target_arch = "aarch64")]
+            let mode = default & !(3 << 22) | (1 << 22) | (1 << 24);
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+            let mode = default;
+            assert_eq!(sum(), 1.0);
+            set_float_mode(mode);
+            assert_eq!(float_mode(), mode);
+            if mode != default {
+                assert_eq!(sum(), 1.0 + f64::EPSILON);
+            }
+            set_float_mode(default);
+            assert_eq!((float_mode(), sum()), (default, 1.0));
+        })
+        .join()
+        .unwrap();
     }
 }

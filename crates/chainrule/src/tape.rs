@@ -77,6 +77,7 @@ pub(crate) fn partial<T: Scalar>(kind: u64, stored: T) -> T {
 
 /// How many nodes ahead of the one being recorded [`record_prefetch`]
 /// asks for (512: 4 KiB of heads, one page).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86-64 prefetches
 const RECORD_AHEAD: usize = 512;
 
 /// Asks the processor, with write intent, for the head, adjoint and

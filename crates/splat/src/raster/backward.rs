@@ -70,6 +70,8 @@ impl<T: Scalar> BackTile<T> {
         simd: Simd,
         g: &mut [T],
     ) {
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = simd; // one path elsewhere
         #[cfg(target_arch = "x86_64")]
         {
             // SAFETY: `simd` names an instruction set the CPU supports.

@@ -49,6 +49,8 @@ impl<T: Scalar> TileState<T> {
     /// has). The code is the same on every path and uses no fused
     /// multiply-add, so every path gives the same bits.
     pub(super) fn render(&mut self, inp: &FwdInput<'_, T>, tx: usize, ty: usize, simd: Simd) {
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = simd; // one path elsewhere
         #[cfg(target_arch = "x86_64")]
         {
             // SAFETY: `simd` names an instruction set the CPU supports.
