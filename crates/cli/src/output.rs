@@ -57,6 +57,36 @@ pub fn remove_earlier_renders(report: &Path, list: &str, renders: &Path, keep: &
     }
 }
 
+/// Refuses `dir` (given as `flag`) when it is one of the folders a
+/// dataset's photos or masks were read from (`read_from`): renders are
+/// named after the photos, so they would replace them, and a later run's
+/// clean-up of earlier renders would then delete them. A folder that does
+/// not exist yet holds nothing to replace.
+pub fn refuse_dataset_folder(
+    dir: &Path,
+    read_from: &[std::path::PathBuf],
+    flag: &str,
+) -> CliResult {
+    let Ok(target) = std::fs::canonicalize(dir) else {
+        return Ok(());
+    };
+    match read_from
+        .iter()
+        .find(|f| std::fs::canonicalize(f).is_ok_and(|f| f == target))
+    {
+        Some(f) => Err(CliError::file(
+            dir,
+            format!(
+                "{flag}: that folder holds the dataset's photos or masks ({} is where they \
+                 were read from), which renders named after the photos would replace; \
+                 write the renders to another folder",
+                f.display()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `n` things, in words: `1 view`, `2 views`.
 pub fn count(n: usize, one: &str) -> String {
     if n == 1 {

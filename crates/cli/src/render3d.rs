@@ -368,8 +368,12 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
             format!("the {split} split has no views"),
         ));
     }
-    ensure_dir(out_dir)?;
     let compare_dir = out_dir.join("compare");
+    crate::output::refuse_dataset_folder(out_dir, &ds.read_from, "--out")?;
+    if d.compare {
+        crate::output::refuse_dataset_folder(&compare_dir, &ds.read_from, "--compare's folder")?;
+    }
+    ensure_dir(out_dir)?;
     if d.compare {
         ensure_dir(&compare_dir)?;
     }

@@ -359,6 +359,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     }
     let ds = data::load(&a.data, &opts).map_err(CliError::data)?;
     crate::output::print_notes(&ds);
+    // checked now, not after the training
+    crate::output::refuse_dataset_folder(&a.out.join("renders"), &ds.read_from, "--out's renders")?;
     let kind = data::detect(&a.data);
     if kind == Some("colmap") && ds.points.is_none() && !a.resume {
         eprintln!(

@@ -860,3 +860,63 @@ fn a_partial_masks_folder_is_said_and_reported() {
     assert!(notes[0].as_str().unwrap().contains(&want), "{report}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// Renders are named after the photos, so `render --data` refuses to
+/// write them into the folder the photos are read from (however the path
+/// is spelled), for either split, and leaves every photo as it was.
+#[test]
+fn renders_never_replace_the_datasets_photos() {
+    let d = tmp("own-photos");
+    let out = trained(&d);
+    let data = d.join("data");
+    copy_dir(std::path::Path::new(fixture()), &data);
+    let images = data.join("images");
+    let before: Vec<(std::ffi::OsString, Vec<u8>)> = {
+        let mut v: Vec<_> = std::fs::read_dir(&images)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name(), std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let spelled = data.join("sparse").join("..").join("images");
+    for (target, split) in [(&images, "train"), (&spelled, "test")] {
+        let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .args(["render", out.to_str().unwrap(), "--data"])
+            .arg(&data)
+            .args(["--split", split, "--json", "--out"])
+            .arg(target)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{split}");
+        let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let msg = e["error"].as_str().unwrap();
+        assert!(
+            msg.contains("photos") && msg.contains("another folder"),
+            "{msg}"
+        );
+        assert_eq!(e["path"], target.to_str().unwrap());
+    }
+    let mut after: Vec<_> = std::fs::read_dir(&images)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    after.sort();
+    assert!(after == before, "the photos changed");
+    // a folder beside them is fine
+    run(&[
+        "render",
+        out.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        data.join("renders").to_str().unwrap(),
+    ]);
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -68,8 +68,16 @@ fn colmap_masks_by_full_name_or_stem_and_inverted() {
     // no masks folder: every pixel counts
     let ds = load(&dir, &opts(false)).unwrap();
     assert!(ds.train.iter().all(|v| v.mask.is_none()));
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap();
+    let from =
+        |ds: &splat::data::Dataset| ds.read_from.iter().map(|p| canon(p)).collect::<Vec<_>>();
+    assert_eq!(from(&ds), [canon(&dir.join("images"))]);
     mask_png(&dir.join("masks/p0.png.png"), W, H);
     mask_png(&dir.join("masks/p1.png"), W, H);
+    assert_eq!(
+        from(&load(&dir, &opts(false)).unwrap()),
+        [canon(&dir.join("images")), canon(&dir.join("masks"))]
+    );
     for invert in [false, true] {
         let ds = load(&dir, &opts(invert)).unwrap();
         for v in &ds.train {
@@ -189,6 +197,15 @@ fn nerf_masks_live_in_each_splits_folder() {
         assert!(m[..8].iter().all(|&x| x == 0.0) && m[8..].iter().all(|&x| x == 1.0));
     }
     assert!(ds.notes.is_empty(), "{:?}", ds.notes);
+    // where the photos and masks came from, each folder once
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap();
+    let mut from: Vec<_> = ds.read_from.iter().map(|p| canon(p)).collect();
+    from.sort();
+    let mut want: Vec<_> = ["train", "test", "train/masks", "test/masks"]
+        .map(|f| canon(&dir.join(f)))
+        .to_vec();
+    want.sort();
+    assert_eq!(from, want);
     // a split's folder that leaves a photo out: that one whole, said once
     std::fs::remove_file(dir.join("train/masks/r_1.png")).unwrap();
     let ds = load(&dir, &LoadOptions::default()).unwrap();

@@ -229,6 +229,7 @@ fn dataset(width: u32, height: u32, views: u32) -> Dataset {
         points: None,
         format: "nerf-synthetic",
         notes: Vec::new(),
+        read_from: Vec::new(),
     }
 }
 

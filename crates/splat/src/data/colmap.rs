@@ -917,6 +917,11 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         },
         format: "colmap",
         notes,
+        read_from: super::folders_of(
+            jobs.iter()
+                .map(|j| j.path.as_path())
+                .chain(mask_paths.iter().flatten().map(|(p, _)| p.as_path())),
+        ),
     })
 }
 

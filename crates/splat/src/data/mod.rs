@@ -187,6 +187,10 @@ pub struct Dataset {
     /// What the loader chose that a user should hear of (one sentence
     /// each), e.g. the photos a partial `masks/` folder leaves whole.
     pub notes: Vec<String>,
+    /// The folders the photos and masks were read from, each once (empty
+    /// for a dataset made in memory): a writer of renders, which are named
+    /// after the photos, refuses them.
+    pub read_from: Vec<PathBuf>,
 }
 
 impl Dataset {
@@ -458,6 +462,24 @@ pub(crate) struct ImageJob {
 /// A decoded image: width, height, RGB composited on the background, and
 /// the alpha channel if it was not fully opaque.
 pub(crate) type Decoded = (u32, u32, Vec<f32>, Option<Vec<f32>>);
+
+/// The folders of `files`, each once (by its resolved path), in order.
+pub(crate) fn folders_of<'a>(files: impl IntoIterator<Item = &'a Path>) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for f in files {
+        let dir = f.parent().unwrap_or(Path::new("."));
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if seen.insert(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())) {
+            out.push(dir.to_path_buf());
+        }
+    }
+    out
+}
 
 /// Decodes images in parallel, composites alpha on `background`, and
 /// downscales by an integer factor (box filter).

@@ -156,6 +156,7 @@ fn load_split(
         })
         .collect();
     let images = decode_images(&jobs, opts.background, opts.downscale)?;
+    tallies.files.extend(jobs.iter().map(|j| j.path.clone()));
     // every image of a split must share one size (one camera_angle_x)
     if let Some(&(w0, h0, _, _)) = images.first() {
         for (f, (w, h, _, _)) in t.frames.iter().zip(&images) {
@@ -210,6 +211,8 @@ fn load_split(
 struct Tallies {
     folders: Vec<(PathBuf, masks::Tally)>,
     counted: std::collections::HashSet<PathBuf>,
+    /// Every photo and mask file read.
+    files: Vec<PathBuf>,
 }
 
 /// The user's masks of a split's images, each from `masks/` in its
@@ -226,6 +229,7 @@ fn split_masks(
     let Tallies {
         folders: tallies,
         counted,
+        files,
     } = tallies;
     let mut out = Vec::with_capacity(frames.len());
     for f in frames {
@@ -262,6 +266,7 @@ fn split_masks(
             image::image_dimensions(image).map_err(|e| DataError::invalid(image, "image", e))?;
         let m = masks::load(&path, image, w, h, opts.invert_masks)?;
         out.push(Some(masks::downscale(w, h, &m, opts.downscale)));
+        files.push(path);
     }
     Ok(out)
 }
@@ -286,6 +291,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         points: None,
         format: "nerf-synthetic",
         notes,
+        read_from: super::folders_of(tallies.files.iter().map(PathBuf::as_path)),
     })
 }
 
