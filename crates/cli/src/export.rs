@@ -59,6 +59,12 @@ pub struct ExportArgs {
     /// point_cloud.ply.
     #[arg(long)]
     pub out: PathBuf,
+    /// Print one JSON object instead of the sentence: `out`, `format`,
+    /// `gaussians`, `sh_degree` (as written), `antialiased`, `bytes`, and
+    /// the scene read (`input`, `input_bytes`). Errors are one JSON object
+    /// too, `{"error": ..., "path": ...}`, with exit code 2.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Writes `g` to `out` in `format` (atomically), declaring it
@@ -235,6 +241,27 @@ pub fn run(a: ExportArgs) -> CliResult {
         true => splat::formats::sog::unbundled_size(&file).unwrap_or(0),
         false => std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0),
     };
+    if a.json {
+        use clap::ValueEnum;
+        let format = a
+            .format
+            .to_possible_value()
+            .map(|v| v.get_name().to_string());
+        let sh_degree = match a.format {
+            ExportFormat::Splat => 0,
+            _ => g.sh_degree,
+        };
+        println!(
+            "{}",
+            serde_json::json!({
+                "out": a.out.display().to_string(), "format": format,
+                "gaussians": g.len(), "sh_degree": sh_degree,
+                "antialiased": antialiased, "bytes": n,
+                "input": file.display().to_string(), "input_bytes": before,
+            })
+        );
+        return Ok(());
+    }
     println!(
         "wrote {} ({} Gaussians, SH degree {}{}, {n} bytes; {} was {before} bytes)",
         a.out.display(),

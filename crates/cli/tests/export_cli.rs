@@ -415,3 +415,86 @@ fn an_unbundled_sog_is_written_and_read() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("a folder must be"), "{e}");
 }
+
+/// `export --json` and `view --export --json` print one JSON object that
+/// describes what they wrote: sizes as on disk, the SH degree as written.
+#[test]
+fn export_and_site_report_in_json() {
+    let dir = tmp("json");
+    let g = random_scene::<f32>(&RandomScene {
+        n: 40,
+        sh_degree: 1,
+        ..Default::default()
+    });
+    let ply = dir.join("in.ply");
+    std::fs::write(&ply, to_ply_bytes(&g)).unwrap();
+    let json = |args: &[&std::ffi::OsStr]| -> serde_json::Value {
+        let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = String::from_utf8(o.stdout).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        serde_json::from_str(&text).unwrap()
+    };
+    for (format, file, sh) in [("spz", "a.spz", 1), ("splat", "a.splat", 0)] {
+        let out = dir.join(file);
+        let v = json(&[
+            "export".as_ref(),
+            ply.as_os_str(),
+            "--format".as_ref(),
+            format.as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ]);
+        assert_eq!(v["format"], format, "{v}");
+        assert_eq!(v["out"], out.to_str().unwrap(), "{v}");
+        assert_eq!(
+            (v["gaussians"].as_u64(), v["sh_degree"].as_u64()),
+            (Some(40), Some(sh))
+        );
+        assert_eq!(
+            v["bytes"].as_u64(),
+            Some(std::fs::metadata(&out).unwrap().len())
+        );
+        assert_eq!(
+            v["input_bytes"].as_u64(),
+            Some(std::fs::metadata(&ply).unwrap().len())
+        );
+        assert_eq!(v["antialiased"], false);
+    }
+    let site = dir.join("site");
+    let v = json(&[
+        "view".as_ref(),
+        ply.as_os_str(),
+        "--export-format".as_ref(),
+        "spz".as_ref(),
+        "--export".as_ref(),
+        site.as_os_str(),
+    ]);
+    assert_eq!(v["site"], site.to_str().unwrap(), "{v}");
+    assert_eq!(v["model"], site.join("model.spz").to_str().unwrap(), "{v}");
+    let on_disk: u64 = walk(&site)
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    assert_eq!(v["bytes"].as_u64(), Some(on_disk), "{v}");
+    assert_eq!(v["files"].as_u64(), Some(walk(&site).len() as u64), "{v}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

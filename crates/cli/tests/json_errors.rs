@@ -56,6 +56,20 @@ fn every_json_subcommand_reports_errors_as_one_json_object() {
     assert!(v["error"].as_str().unwrap().contains("--out"), "{v}");
     json_error(&["bench", "fit", "--json", "--iters", "nope"]);
     json_error(&["synth", "--json", "--size", "0", "/dev/null/x"]);
+    // export and view --export: a file that is not a scene is named
+    let bad = std::env::temp_dir().join(format!("chainrule-json-bad-{}.ply", std::process::id()));
+    std::fs::write(&bad, "not a ply\n").unwrap();
+    let b = bad.to_str().unwrap();
+    let v = json_error(&["export", b, "--format", "spz", "--out", o, "--json"]);
+    assert_eq!(v["path"], b, "{v}");
+    let v = json_error(&["view", b, "--export", o, "--json"]);
+    assert_eq!(v["path"], b, "{v}");
+    let v = json_error(&["view", m, "--json"]);
+    assert!(
+        v["error"].as_str().unwrap().contains("chainrule-json-none"),
+        "{v}"
+    );
+    std::fs::remove_file(&bad).unwrap();
     // without --json: plain text on stderr, nothing on stdout
     let (code, stdout, stderr) = run(&["train", m, "--out", o]);
     assert_eq!(code, 2);

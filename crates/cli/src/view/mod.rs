@@ -72,6 +72,12 @@ pub struct ViewArgs {
     /// [default: ply]
     #[arg(long, value_enum, requires = "export")]
     pub export_format: Option<crate::export::ExportFormat>,
+    /// Print one JSON object instead of the sentence: `{"url": ...}` on
+    /// one line once the viewer listens (the server then runs on), or with
+    /// --export `{"site", "model", "files", "bytes"}`. Errors are one JSON
+    /// object too, `{"error": ..., "path": ...}`, with exit code 2.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Loads a dataset's views and returns their cameras as the page's JSON.
@@ -83,19 +89,23 @@ pub fn dataset_cameras(
         background: background.map(|c| c as f32),
         ..Default::default()
     };
-    let ds = splat::data::load(data, &opts).map_err(|e| CliError::usage(e.to_string()))?;
+    let ds = splat::data::load(data, &opts).map_err(CliError::data)?;
     Ok(state::cameras_json(&ds))
 }
 
 /// Binds, prints the URL and serves `state` on the current thread forever.
-fn serve_forever(host: &str, port: u16, st: Arc<ViewState>, open: bool) -> CliResult {
+fn serve_forever(host: &str, port: u16, st: Arc<ViewState>, open: bool, json: bool) -> CliResult {
     let (listener, addr) = server::bind(host, port).map_err(|e| {
         CliError::usage(format!(
             "cannot listen on {host}:{port}: {e} (try another --port)"
         ))
     })?;
     let url = format!("http://{addr}/");
-    println!("viewer at {url} (Ctrl-C to stop)");
+    if json {
+        println!("{}", serde_json::json!({ "url": url }));
+    } else {
+        println!("viewer at {url} (Ctrl-C to stop)");
+    }
     if open {
         open_browser(&url);
     }
@@ -202,9 +212,10 @@ pub fn run(a: ViewArgs) -> CliResult {
                     .unwrap_or(crate::export::ExportFormat::Ply)
                     .into(),
                 site_settings.as_ref(),
+                a.json,
             )
         }
-        None => serve_forever(&a.host, a.port, Arc::new(st), a.open),
+        None => serve_forever(&a.host, a.port, Arc::new(st), a.open, a.json),
     }
 }
 
@@ -241,6 +252,7 @@ fn export_site(
     dir: &std::path::Path,
     format: splat::formats::SceneFormat,
     settings: Option<&crate::settings::RenderSettings>,
+    json: bool,
 ) -> CliResult {
     let model = dir.join(format!("model.{}", format.extension()));
     let mut files = st
@@ -314,6 +326,18 @@ fn export_site(
                 format!("cannot remove the previous export's file: {e}"),
             )
         })?;
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "site": dir.display().to_string(),
+                "model": model.display().to_string(),
+                "files": files.len(),
+                "bytes": total,
+            })
+        );
+        return Ok(());
     }
     println!(
         "wrote the viewer and the scene to {} ({} files, {:.1} MB); host the folder on any \
