@@ -385,7 +385,7 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         sh_degree: d.sh_degree,
         background: bg,
     };
-    let names = splat::data::render_file_names(views);
+    let names = ds.render_names(views);
     let mut rows = Vec::with_capacity(views.len());
     for (v, name) in views.iter().zip(&names) {
         let cam = splat::train::camera_of(v);

@@ -501,7 +501,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             )
         }
         .write(&a.out)?;
-        let names = data::render_file_names(&eval_views);
+        let names = t.data().render_names(&eval_views);
         let mut per_view = Vec::new();
         for (e, name) in ev.iter().zip(&names) {
             let img = Image {

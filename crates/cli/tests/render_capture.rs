@@ -223,7 +223,7 @@ fn check_compare(data: &std::path::Path, rd: &std::path::Path, name: &str) {
         ..Default::default()
     };
     let ds = splat::data::load(data, &opts).unwrap();
-    let names = splat::data::render_file_names(&ds.test);
+    let names = ds.render_names(&ds.test);
     let v = &ds.test[names.iter().position(|n| n == name).expect("the test view")];
     let cmp = image::open(rd.join("compare").join(name))
         .unwrap()

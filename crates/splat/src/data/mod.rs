@@ -194,6 +194,28 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// File names for renders of `views` (a split of this dataset), as
+    /// [`render_file_names`] makes them, with stems that collide anywhere
+    /// in a COLMAP dataset keeping their folders in every split's renders
+    /// (a rig's `cam1/F10.jpg` is `cam1_F10.png` whether the held-out or
+    /// the training photos are rendered). A NeRF-synthetic dataset's
+    /// splits are folders of their own (`train/r_0.png`, `test/r_0.png`
+    /// are different photos of the usual names `r_0.png`), so there
+    /// collisions are judged within `views`.
+    pub fn render_names(&self, views: &[View]) -> Vec<String> {
+        if self.format == "colmap" {
+            let all: Vec<&str> = self
+                .train
+                .iter()
+                .chain(&self.test)
+                .map(|v| v.name.as_str())
+                .collect();
+            render_file_names_among(views, &all)
+        } else {
+            render_file_names(views)
+        }
+    }
+
     /// Centre and radius of the camera centres (the usual "scene extent":
     /// 1.1 × the largest distance of a camera from their mean).
     pub fn camera_extent(&self) -> ([f64; 3], f64) {
@@ -288,11 +310,16 @@ pub fn default_background(kind: Option<&str>) -> [f32; 3] {
 /// folders with the same stem (a camera rig's `cam0/F.jpg` and
 /// `cam1/F.jpg`) keep their folders in the name (`cam0_F.png`,
 /// `cam1_F.png`); a name met again after that gets `_2`, `_3`, … so no two
-/// views share a file. Whether stems collide is judged over `views`, the
-/// set rendered together (a NeRF-synthetic dataset's `train/r_0` and
-/// `test/r_0` are never in one set, so both stay `r_0.png`); a photo may
-/// therefore keep its folder in one split's renders and not in another's.
+/// views share a file. Whether stems collide is judged over `views`; see
+/// [`Dataset::render_names`] for a split of a dataset, judged so that a
+/// photo has one name whichever split is rendered.
 pub fn render_file_names(views: &[View]) -> Vec<String> {
+    render_file_names_among(views, &[])
+}
+
+/// [`render_file_names`] with collisions judged over `views` and the
+/// photos named `among`.
+fn render_file_names_among(views: &[View], among: &[&str]) -> Vec<String> {
     let clean = |text: &str| -> String {
         let mut c: String = text
             .chars()
@@ -329,7 +356,11 @@ pub fn render_file_names(views: &[View]) -> Vec<String> {
         parts.join("_")
     };
     // each distinct photo counted once
-    let names: std::collections::HashSet<&str> = views.iter().map(|v| v.name.as_str()).collect();
+    let names: std::collections::HashSet<&str> = views
+        .iter()
+        .map(|v| v.name.as_str())
+        .chain(among.iter().copied())
+        .collect();
     let mut stems = std::collections::HashMap::<String, usize>::new();
     for name in names {
         *stems.entry(clean(&stem(name))).or_insert(0) += 1;
@@ -693,6 +724,27 @@ mod tests {
         );
         // judged over the views named: alone, cam1/F is F.png
         assert_eq!(render_file_names(&[v("cam1/F.jpg")]), ["F.png"]);
+        // a COLMAP rig split in two: a photo has one name whichever split
+        // is rendered, and a stem that collides nowhere stays bare
+        let mut ds = Dataset {
+            train: vec![v("cam0/F10.jpg"), v("cam0/F1.jpg"), v("cam1/F1.jpg")],
+            test: vec![v("cam1/F10.jpg"), v("cam0/G.jpg")],
+            points: None,
+            format: "colmap",
+            notes: Vec::new(),
+            read_from: Vec::new(),
+        };
+        assert_eq!(
+            ds.render_names(&ds.train),
+            ["cam0_F10.png", "cam0_F1.png", "cam1_F1.png"]
+        );
+        assert_eq!(ds.render_names(&ds.test), ["cam1_F10.png", "G.png"]);
+        // NeRF-synthetic splits are folders of their own: r_0.png in each
+        ds.format = "nerf-synthetic";
+        ds.train = vec![v("train/r_0.png")];
+        ds.test = vec![v("test/r_0.png")];
+        assert_eq!(ds.render_names(&ds.train), ["r_0.png"]);
+        assert_eq!(ds.render_names(&ds.test), ["r_0.png"]);
     }
 
     #[test]
