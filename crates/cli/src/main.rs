@@ -19,21 +19,28 @@ struct Cli {
     command: Command,
 }
 
+/// (Commands that take numbers allow negative ones, so that `--lr-mean -1`
+/// is a value that validation refuses, not a flag clap does not know.)
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Fit 2D Gaussians to an image (PNG/JPEG, or a built-in target).
+    #[command(allow_negative_numbers = true)]
     Fit(fit::FitArgs),
     /// Render a 2D fit (gaussians.json from `fit`) or a 3D scene (a scene
     /// file, a `train` folder, a site, an original 3DGS model folder): an
     /// orbit, a dataset's cameras, or a flight along them.
+    #[command(allow_negative_numbers = true)]
     Render(render::RenderArgs),
     /// Differentiate a small program: its value and gradient at given inputs.
     Grad(grad::GradArgs),
     /// Write a NeRF-synthetic dataset of a procedural scene (no download).
+    #[command(allow_negative_numbers = true)]
     Synth(synth::SynthArgs),
     /// Train a 3D Gaussian scene on a NeRF-synthetic or COLMAP dataset.
+    #[command(allow_negative_numbers = true)]
     Train(train::TrainArgs),
     /// Measure speed and memory of a workload.
+    #[command(allow_negative_numbers = true)]
     Bench(bench::BenchArgs),
     /// Convert a 3D scene (any that `view` opens, .sog and .spz v4 among
     /// them) to .ply, .splat, .spz, .compressed.ply or .sog.

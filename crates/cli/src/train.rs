@@ -357,18 +357,19 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     if data::detect(&a.data) == Some("colmap") {
         note_models(&a.data);
     }
-    let ds = data::load(&a.data, &opts).map_err(CliError::data)?;
+    let mut ds = data::load(&a.data, &opts).map_err(CliError::data)?;
+    let kind = data::detect(&a.data);
+    if kind == Some("colmap") && ds.points.is_none() && !a.resume {
+        // a note of the report's too
+        ds.notes.push(format!(
+            "the COLMAP model has no sparse points (points3D.bin or .txt, or none in it): \
+             training starts from {} random points (--init-points)",
+            a.init_points
+        ));
+    }
     crate::output::print_notes(&ds);
     // checked now, not after the training
     crate::output::refuse_dataset_folder(&a.out.join("renders"), &ds.read_from, "--out's renders")?;
-    let kind = data::detect(&a.data);
-    if kind == Some("colmap") && ds.points.is_none() && !a.resume {
-        eprintln!(
-            "note: the COLMAP model has no sparse points (points3D.bin or .txt, or none in \
-             it): training starts from {} random points (--init-points)",
-            a.init_points
-        );
-    }
     let absgrad = use_absgrad(a.absgrad, a.no_absgrad, kind);
     check_out_dir(&a.out)?;
     let ckpt_dir = checkpoint_dir(&a.out);
@@ -394,6 +395,14 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         eprintln!("warning: {e}; --resume will not know which dataset this run trained on");
     }
     let resumed_from = t.iteration();
+    if a.resume && resumed_from >= a.iters {
+        eprintln!(
+            "warning: the checkpoint has {resumed_from} iterations, --iters {} no more: nothing \
+             is trained, the outputs are written again from it (--iters counts the \
+             checkpoint's iterations too)",
+            a.iters
+        );
+    }
     let (eval_views, eval_split) = if t.data().test.is_empty() {
         (t.data().train.clone(), "train")
     } else {

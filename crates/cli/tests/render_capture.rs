@@ -730,6 +730,21 @@ fn a_model_named_by_its_folder_trains_and_renders() {
     ]);
     let said = String::from_utf8_lossy(&resumed.stderr);
     assert!(!said.contains("warning"), "{said}");
+    // --iters no more than the checkpoint's: nothing to train, and said
+    let resumed = run(&[
+        "train",
+        same.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "10",
+        "--resume",
+    ]);
+    let said = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        said.contains("the checkpoint has 14 iterations, --iters 10 no more"),
+        "{said}"
+    );
     // the saved path finds the model's cameras again: a flight along them
     let path = d.join("p");
     run(&[
@@ -918,5 +933,39 @@ fn renders_never_replace_the_datasets_photos() {
         "--out",
         data.join("renders").to_str().unwrap(),
     ]);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A COLMAP model without sparse points trains from random points, and
+/// says so in the report's notes as well as on stderr.
+#[test]
+fn a_model_without_points_says_so_in_the_report() {
+    let d = tmp("no-points");
+    let data = d.join("data");
+    copy_dir(std::path::Path::new(fixture()), &data);
+    for f in ["points3D.bin", "points3D.txt"] {
+        let _ = std::fs::remove_file(data.join("sparse/0").join(f));
+    }
+    let out = d.join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args([
+            "train",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(["--iters", "2", "--init-points", "300", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let notes = v["notes"].as_array().unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("300 random points")),
+        "{v}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("300 random points"));
     std::fs::remove_dir_all(&d).unwrap();
 }

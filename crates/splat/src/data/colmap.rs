@@ -477,7 +477,7 @@ pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
                 &ip,
                 format!("image {} ({})", im.id, im.name),
                 format!(
-                    "refers to camera {} which cameras file does not define",
+                    "refers to camera {}, which the cameras file does not define",
                     im.camera_id
                 ),
             ));

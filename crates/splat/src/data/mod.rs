@@ -416,7 +416,16 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         }
     };
     if ds.train.is_empty() {
-        return Err(DataError::invalid(dir, "dataset", "no training images"));
+        let why = match (ds.test.len(), ds.format) {
+            (n, "colmap") if n > 0 => format!(
+                "no training images: one photo in {} (in name order, from the first) is held \
+                 out for testing, which leaves none of its {} to train on",
+                opts.holdout_every,
+                count_photos(n)
+            ),
+            _ => "no training images".to_string(),
+        };
+        return Err(DataError::invalid(dir, "dataset", why));
     }
     let mut ds = ds;
     if let Some(max) = opts.max_width {
@@ -493,6 +502,14 @@ pub(crate) struct ImageJob {
 /// A decoded image: width, height, RGB composited on the background, and
 /// the alpha channel if it was not fully opaque.
 pub(crate) type Decoded = (u32, u32, Vec<f32>, Option<Vec<f32>>);
+
+/// `n` photos, in words.
+fn count_photos(n: usize) -> String {
+    match n {
+        1 => "1 photo".into(),
+        n => format!("{n} photos"),
+    }
+}
 
 /// The folders of `files`, each once (by its resolved path), in order.
 pub(crate) fn folders_of<'a>(files: impl IntoIterator<Item = &'a Path>) -> Vec<PathBuf> {
