@@ -886,8 +886,9 @@ fn renders_never_replace_the_datasets_photos() {
     let data = d.join("data");
     copy_dir(std::path::Path::new(fixture()), &data);
     let images = data.join("images");
-    let before: Vec<(std::ffi::OsString, Vec<u8>)> = {
-        let mut v: Vec<_> = std::fs::read_dir(&images)
+    // every file's name and bytes
+    let snapshot = |dir: &std::path::Path| {
+        let mut v: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
@@ -897,6 +898,7 @@ fn renders_never_replace_the_datasets_photos() {
         v.sort();
         v
     };
+    let before = snapshot(&images);
     let spelled = data.join("sparse").join("..").join("images");
     for (target, split) in [(&images, "train"), (&spelled, "test")] {
         let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
@@ -915,15 +917,7 @@ fn renders_never_replace_the_datasets_photos() {
         );
         assert_eq!(e["path"], target.to_str().unwrap());
     }
-    let mut after: Vec<_> = std::fs::read_dir(&images)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name(), std::fs::read(e.path()).unwrap())
-        })
-        .collect();
-    after.sort();
-    assert!(after == before, "the photos changed");
+    assert!(snapshot(&images) == before, "the photos changed");
     // a folder beside them is fine
     run(&[
         "render",
