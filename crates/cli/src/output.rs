@@ -87,6 +87,54 @@ pub fn refuse_dataset_folder(
     }
 }
 
+/// Refuses to write renders named `names` into `dir` where one would
+/// replace a file that no earlier render there wrote: a photo of the
+/// dataset (read from a folder beside the ones loaded, such as `images/`
+/// when `images_2/` was, or another split's, or through a link), or any
+/// other file of the user's. The earlier renders are those the reports
+/// `earlier` list (a report file and its list of views, each with a
+/// `render` path, as [`remove_earlier_renders`] reads them). `flag` names
+/// the option that chose `dir`.
+pub fn refuse_replacing(
+    dir: &Path,
+    names: &[String],
+    earlier: &[(&Path, &str)],
+    flag: &str,
+) -> CliResult {
+    let mut ours = std::collections::HashSet::new();
+    for (report, list) in earlier {
+        let Ok(text) = std::fs::read(report) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
+            continue;
+        };
+        for view in v[*list].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            if let Some(name) = view["render"]
+                .as_str()
+                .and_then(|r| Path::new(r).file_name())
+            {
+                ours.insert(name.to_os_string());
+            }
+        }
+    }
+    for name in names {
+        let path = dir.join(name);
+        // (a link counts, even one to nothing)
+        if path.symlink_metadata().is_ok() && !ours.contains(std::ffi::OsStr::new(name)) {
+            return Err(CliError::file(
+                &path,
+                format!(
+                    "{flag}: a render would replace this file, which no earlier render there \
+                     wrote (a photo of the dataset?); write the renders to another folder, or \
+                     remove the file"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `n` things, in words: `1 view`, `2 views`.
 pub fn count(n: usize, one: &str) -> String {
     if n == 1 {

@@ -369,9 +369,21 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         ));
     }
     let compare_dir = out_dir.join("compare");
+    let names = ds.render_names(views);
+    // never over the dataset's photos (nor anything else of the user's);
+    // an earlier render's, or a `train` folder's renders, are replaced
+    let scores = out_dir.join(SCORES_FILE);
+    let metrics = out_dir
+        .parent()
+        .unwrap_or(Path::new(""))
+        .join("metrics.json");
+    let earlier = [(scores.as_path(), "per_view"), (metrics.as_path(), "views")];
     crate::output::refuse_dataset_folder(out_dir, &ds.read_from, "--out")?;
+    crate::output::refuse_replacing(out_dir, &names, &earlier, "--out")?;
     if d.compare {
-        crate::output::refuse_dataset_folder(&compare_dir, &ds.read_from, "--compare's folder")?;
+        let flag = "--compare's folder";
+        crate::output::refuse_dataset_folder(&compare_dir, &ds.read_from, flag)?;
+        crate::output::refuse_replacing(&compare_dir, &names, &earlier, flag)?;
     }
     ensure_dir(out_dir)?;
     if d.compare {
@@ -385,7 +397,6 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         sh_degree: d.sh_degree,
         background: bg,
     };
-    let names = ds.render_names(views);
     let mut rows = Vec::with_capacity(views.len());
     for (v, name) in views.iter().zip(&names) {
         let cam = splat::train::camera_of(v);
@@ -427,7 +438,6 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
     }
     // an earlier run's renders of other views would pass for this one's;
     // then this run's report, which the next run reads alike
-    let scores = out_dir.join(SCORES_FILE);
     crate::output::remove_earlier_renders(&scores, "per_view", out_dir, &names);
     if d.compare {
         crate::output::remove_earlier_renders(&scores, "per_view", &compare_dir, &names);

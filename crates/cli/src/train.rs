@@ -368,8 +368,24 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         ));
     }
     crate::output::print_notes(&ds);
-    // checked now, not after the training
-    crate::output::refuse_dataset_folder(&a.out.join("renders"), &ds.read_from, "--out's renders")?;
+    // checked now, not after the training: the renders of the views
+    // scored at the end never replace a photo (or another file of the
+    // user's); an earlier run's (metrics.json) or `render --data`'s
+    // (scores.json) are replaced
+    {
+        let renders = a.out.join("renders");
+        let flag = "--out's renders";
+        let scored = if ds.test.is_empty() {
+            &ds.train
+        } else {
+            &ds.test
+        };
+        let metrics = a.out.join("metrics.json");
+        let scores = renders.join(crate::render3d::SCORES_FILE);
+        let earlier = [(metrics.as_path(), "views"), (scores.as_path(), "per_view")];
+        crate::output::refuse_dataset_folder(&renders, &ds.read_from, flag)?;
+        crate::output::refuse_replacing(&renders, &ds.render_names(scored), &earlier, flag)?;
+    }
     let absgrad = use_absgrad(a.absgrad, a.no_absgrad, kind);
     check_out_dir(&a.out)?;
     let ckpt_dir = checkpoint_dir(&a.out);

@@ -877,56 +877,149 @@ fn a_partial_masks_folder_is_said_and_reported() {
 }
 
 /// Renders are named after the photos, so `render --data` refuses to
-/// write them into the folder the photos are read from (however the path
-/// is spelled), for either split, and leaves every photo as it was.
+/// write them where they would replace one: the folder the photos are read
+/// from (however the path is spelled), a split's folder that was not read
+/// (NeRF-synthetic's `val/` beside `test/`), or a folder a photo links to;
+/// and `train` refuses such a renders folder before it trains. Every
+/// photo is left as it was; an earlier render's files are replaced.
 #[test]
 fn renders_never_replace_the_datasets_photos() {
     let d = tmp("own-photos");
-    let out = trained(&d);
-    let data = d.join("data");
-    copy_dir(std::path::Path::new(fixture()), &data);
-    let images = data.join("images");
     // every file's name and bytes
     let snapshot = |dir: &std::path::Path| {
         let mut v: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(dir)
             .unwrap()
-            .map(|e| {
+            .filter_map(|e| {
                 let e = e.unwrap();
-                (e.file_name(), std::fs::read(e.path()).unwrap())
+                let p = e.path();
+                p.is_file()
+                    .then(|| (e.file_name(), std::fs::read(p).unwrap()))
             })
             .collect();
         v.sort();
         v
     };
-    let before = snapshot(&images);
-    let spelled = data.join("sparse").join("..").join("images");
-    for (target, split) in [(&images, "train"), (&spelled, "test")] {
+    // refused, with the path given or the file named in the JSON error
+    let refused = |args: &[&std::ffi::OsStr]| -> String {
         let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-            .args(["render", out.to_str().unwrap(), "--data"])
-            .arg(&data)
-            .args(["--split", split, "--json", "--out"])
-            .arg(target)
+            .args(args)
+            .arg("--json")
             .output()
             .unwrap();
-        assert_eq!(o.status.code(), Some(2), "{split}");
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
         let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let msg = e["error"].as_str().unwrap();
-        assert!(
-            msg.contains("photos") && msg.contains("another folder"),
-            "{msg}"
-        );
-        assert_eq!(e["path"], target.to_str().unwrap());
+        assert!(msg.contains("another folder"), "{msg}");
+        e["path"].as_str().unwrap().to_string()
+    };
+    // COLMAP: the photos' own folder, spelled two ways
+    let out = trained(&d);
+    let data = d.join("data");
+    copy_dir(std::path::Path::new(fixture()), &data);
+    let images = data.join("images");
+    let spelled = data.join("sparse").join("..").join("images");
+    for (target, split) in [(&images, "train"), (&spelled, "test")] {
+        let path = refused(&[
+            "render".as_ref(),
+            out.as_os_str(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--split".as_ref(),
+            split.as_ref(),
+            "--out".as_ref(),
+            target.as_os_str(),
+        ]);
+        assert_eq!(path, target.to_str().unwrap());
     }
-    assert!(snapshot(&images) == before, "the photos changed");
-    // a folder beside them is fine
+    // NeRF-synthetic, whose renders have the photos' very names
+    let syn = d.join("syn");
     run(&[
-        "render",
-        out.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        data.join("renders").to_str().unwrap(),
+        "synth",
+        syn.to_str().unwrap(),
+        "--views",
+        "4",
+        "--test-views",
+        "3",
+        "--size",
+        "16",
     ]);
+    let sout = d.join("sout");
+    run(&[
+        "train",
+        syn.to_str().unwrap(),
+        "--out",
+        sout.to_str().unwrap(),
+        "--iters",
+        "2",
+        "--json",
+    ]);
+    let linked = d.join("linked");
+    let raw = d.join("raw");
+    copy_dir(&syn, &linked);
+    copy_dir(&syn.join("test"), &raw);
+    #[cfg(unix)]
+    for f in ["r_0.png", "r_1.png", "r_2.png"] {
+        std::fs::remove_file(linked.join("test").join(f)).unwrap();
+        std::os::unix::fs::symlink(raw.join(f), linked.join("test").join(f)).unwrap();
+    }
+    let folders = ["train", "test", "val"].map(|f| syn.join(f));
+    let before: Vec<_> = folders.iter().chain([&raw]).map(|f| snapshot(f)).collect();
+    for (data, target) in [
+        (&syn, syn.join("train")),
+        (&syn, syn.join("test")),
+        (&syn, syn.join("val")),
+        (&linked, raw.clone()),
+    ] {
+        refused(&[
+            "render".as_ref(),
+            sout.as_os_str(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--out".as_ref(),
+            target.as_os_str(),
+        ]);
+    }
+    // train's renders folder that is a split's folder (a test split kept
+    // in `renders/`): refused before training
+    let kept = d.join("kept");
+    copy_dir(&syn, &kept);
+    std::fs::rename(kept.join("test"), kept.join("renders")).unwrap();
+    let json = kept.join("transforms_test.json");
+    let text = std::fs::read_to_string(&json).unwrap();
+    std::fs::write(&json, text.replace("./test/", "./renders/")).unwrap();
+    let kept_before = snapshot(&kept.join("renders"));
+    let path = refused(&[
+        "train".as_ref(),
+        kept.as_os_str(),
+        "--out".as_ref(),
+        kept.as_os_str(),
+        "--iters".as_ref(),
+        "2".as_ref(),
+    ]);
+    assert!(path.ends_with("renders"), "{path}");
+    assert!(snapshot(&kept.join("renders")) == kept_before);
+    assert!(
+        !kept.join("point_cloud.ply").exists(),
+        "trained before refusing"
+    );
+    let after: Vec<_> = folders.iter().chain([&raw]).map(|f| snapshot(f)).collect();
+    assert!(after == before, "a photo changed");
+    // beside the photos, and again over its own renders, or over a
+    // training's renders: fine
+    for target in [
+        syn.join("renders"),
+        syn.join("renders"),
+        sout.join("renders"),
+    ] {
+        run(&[
+            "render",
+            sout.to_str().unwrap(),
+            "--data",
+            syn.to_str().unwrap(),
+            "--out",
+            target.to_str().unwrap(),
+        ]);
+    }
     std::fs::remove_dir_all(&d).unwrap();
 }
 
