@@ -60,8 +60,10 @@ pub struct ExportArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Print one JSON object instead of the sentence: `out`, `format`,
-    /// `gaussians`, `sh_degree` (as written), `antialiased`, `bytes`, and
-    /// the scene read (`input`, `input_bytes`). Errors are one JSON object
+    /// `gaussians`, `sh_degree` and `antialiased` as the file written
+    /// declares them (.splat keeps neither), `scene_antialiased` (the
+    /// scene's drawing mode), `bytes`, and the scene read (`input`,
+    /// `input_bytes`). Errors are one JSON object
     /// too, `{"error": ..., "path": ...}`, with exit code 2.
     #[arg(long)]
     pub json: bool,
@@ -256,7 +258,9 @@ pub fn run(a: ExportArgs) -> CliResult {
             serde_json::json!({
                 "out": a.out.display().to_string(), "format": format,
                 "gaussians": g.len(), "sh_degree": sh_degree,
-                "antialiased": antialiased, "bytes": n,
+                // as the file declares it (.splat cannot)
+                "antialiased": antialiased && a.format != ExportFormat::Splat,
+                "scene_antialiased": antialiased, "bytes": n,
                 "input": file.display().to_string(), "input_bytes": before,
             })
         );

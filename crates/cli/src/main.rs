@@ -40,7 +40,6 @@ enum Command {
     #[command(allow_negative_numbers = true)]
     Train(train::TrainArgs),
     /// Measure speed and memory of a workload.
-    #[command(allow_negative_numbers = true)]
     Bench(bench::BenchArgs),
     /// Convert a 3D scene (any that `view` opens, .sog and .spz v4 among
     /// them) to .ply, .splat, .spz, .compressed.ply or .sog.

@@ -20,20 +20,26 @@ pub struct BenchArgs {
     pub workload: Workload,
 }
 
-/// The benchmark workloads.
+/// The benchmark workloads (each takes negative numbers as values, which
+/// validation refuses, rather than as unknown flags).
 #[derive(Debug, Subcommand)]
 pub enum Workload {
     /// Gradient of the scalar recursion s <- s*a + sin(s)*b against plain Rust.
+    #[command(allow_negative_numbers = true)]
     Ad(ad::AdArgs),
     /// Reversing long recursions: unrolled tape, store-all, checkpointing
     /// and inversion, on a scalar recursion and on alpha compositing.
+    #[command(allow_negative_numbers = true)]
     Recurrence(recurrence::RecurrenceArgs),
     /// 2D Gaussian-splatting image fit: seconds per iteration, peak memory, PSNR.
+    #[command(allow_negative_numbers = true)]
     Fit(fit::FitBenchArgs),
     /// Forward and backward of one 3D Gaussian-splatting view (f32).
+    #[command(allow_negative_numbers = true)]
     Render3d(render3d::Render3dArgs),
     /// 3D training iterations on an in-memory synthetic scene: ms per
     /// iteration and per stage, CPU utilisation, peak heap.
+    #[command(allow_negative_numbers = true)]
     Train(train::TrainBenchArgs),
 }
 

@@ -204,13 +204,24 @@ impl Dataset {
     /// collisions are judged within `views`.
     pub fn render_names(&self, views: &[View]) -> Vec<String> {
         if self.format == "colmap" {
-            let all: Vec<&str> = self
+            // every photo of the dataset named once, in name order (a
+            // COLMAP model names each photo once), whichever split asks
+            let mut all: Vec<&str> = self
                 .train
                 .iter()
                 .chain(&self.test)
                 .map(|v| v.name.as_str())
                 .collect();
-            render_file_names_among(views, &all)
+            all.sort_unstable();
+            all.dedup();
+            let named: std::collections::HashMap<&str, String> =
+                all.iter().copied().zip(file_names_of(&all)).collect();
+            // (views not all of this dataset: named among themselves)
+            views
+                .iter()
+                .map(|v| named.get(v.name.as_str()).cloned())
+                .collect::<Option<Vec<String>>>()
+                .unwrap_or_else(|| render_file_names(views))
         } else {
             render_file_names(views)
         }
@@ -314,12 +325,12 @@ pub fn default_background(kind: Option<&str>) -> [f32; 3] {
 /// [`Dataset::render_names`] for a split of a dataset, judged so that a
 /// photo has one name whichever split is rendered.
 pub fn render_file_names(views: &[View]) -> Vec<String> {
-    render_file_names_among(views, &[])
+    let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
+    file_names_of(&names)
 }
 
-/// [`render_file_names`] with collisions judged over `views` and the
-/// photos named `among`.
-fn render_file_names_among(views: &[View], among: &[&str]) -> Vec<String> {
+/// [`render_file_names`] of photos named `names`.
+fn file_names_of(names: &[&str]) -> Vec<String> {
     let clean = |text: &str| -> String {
         let mut c: String = text
             .chars()
@@ -344,8 +355,8 @@ fn render_file_names_among(views: &[View], among: &[&str]) -> Vec<String> {
     };
     // the name without its extension, its folders joined by `_` (a leading
     // `./` dropped)
-    let full = |v: &View| {
-        let p = Path::new(&v.name).with_extension("");
+    let full = |name: &str| {
+        let p = Path::new(name).with_extension("");
         let parts: Vec<String> = p
             .components()
             .filter_map(|c| match c {
@@ -356,21 +367,17 @@ fn render_file_names_among(views: &[View], among: &[&str]) -> Vec<String> {
         parts.join("_")
     };
     // each distinct photo counted once
-    let names: std::collections::HashSet<&str> = views
-        .iter()
-        .map(|v| v.name.as_str())
-        .chain(among.iter().copied())
-        .collect();
+    let distinct: std::collections::HashSet<&str> = names.iter().copied().collect();
     let mut stems = std::collections::HashMap::<String, usize>::new();
-    for name in names {
+    for name in distinct {
         *stems.entry(clean(&stem(name))).or_insert(0) += 1;
     }
     let mut seen = std::collections::HashMap::<String, usize>::new();
-    views
+    names
         .iter()
-        .map(|v| {
-            let s = clean(&stem(&v.name));
-            let base = if stems[&s] > 1 { clean(&full(v)) } else { s };
+        .map(|&name| {
+            let s = clean(&stem(name));
+            let base = if stems[&s] > 1 { clean(&full(name)) } else { s };
             let n = seen.entry(base.clone()).or_insert(0);
             *n += 1;
             if *n > 1 {
@@ -756,6 +763,12 @@ mod tests {
             ["cam0_F10.png", "cam0_F1.png", "cam1_F1.png"]
         );
         assert_eq!(ds.render_names(&ds.test), ["cam1_F10.png", "G.png"]);
+        // names that clean to the same one are told apart the same way in
+        // every split (by name order over the dataset)
+        ds.train = vec![v("y/b_c.png"), v("a/b_c.png")];
+        ds.test = vec![v("a_b/c.png"), v("x/c.png")];
+        assert_eq!(ds.render_names(&ds.train), ["y_b_c.png", "a_b_c.png"]);
+        assert_eq!(ds.render_names(&ds.test), ["a_b_c_2.png", "x_c.png"]);
         // NeRF-synthetic splits are folders of their own: r_0.png in each
         ds.format = "nerf-synthetic";
         ds.train = vec![v("train/r_0.png")];
