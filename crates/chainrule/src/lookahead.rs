@@ -301,7 +301,10 @@ fn set_float_mode(mode: u64) {
         // thread (valid bits only); a mode other than the default there
         // (flushing subnormals, as `bench --flush-denormals` sets) is the
         // caller's, and this thread only mirrors it.
-        unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &mode, options(nostack, readonly)) };
+        // (not `readonly`: as a write to memory the compiler keeps it in
+        // order with the loads and stores around it, and so with the
+        // arithmetic on what they load)
+        unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &mode, options(nostack)) };
     }
     #[cfg(target_arch = "aarch64")]
     // SAFETY: the value was read from FPCR on the sweep's thread, so every
@@ -381,7 +384,9 @@ mod tests {
             #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
             let mode = default;
             set_float_mode(mode);
-            let (got, up) = (float_mode(), sum());
+            // (the sum through `black_box` is made before the mode changes
+            // back: arithmetic on registers alone could move past the asm)
+            let (got, up) = (float_mode(), std::hint::black_box(sum()));
             set_float_mode(default);
             (default, mode, got, up, float_mode(), sum())
         })
