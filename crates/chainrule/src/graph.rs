@@ -214,12 +214,32 @@ impl Graph {
 /// assert!(dot.contains("n1 -> n2;")); // x feeds w
 /// assert!(dot.contains("w\\n* 2\\nvalue 10\\ngrad 0.5"));
 /// ```
+///
+/// Operations and values are known only for nodes recorded while the tape
+/// was tracing ([`Tape::set_tracing`], on before recording); a node
+/// recorded before shows as an input with a NaN value, and a graph with
+/// such an operation says so in its title.
 pub fn to_dot<'t, T: Scalar>(
     tape: &'t Tape<T>,
     output: Var<'t, T>,
     grads: &Gradients<'t, T>,
 ) -> String {
-    Graph::from_tape(tape, output, grads).to_dot()
+    let dot = Graph::from_tape(tape, output, grads).to_dot();
+    let traced = tape.trace();
+    // an operation drawn as an input was recorded before tracing
+    let untraced = (1..=output.index()).any(|i| match traced.get(i) {
+        None => true,
+        Some(e) => e.op == Op::Input && !tape.parents_of(i).is_empty(),
+    });
+    match untraced {
+        false => dot,
+        true => dot.replacen(
+            "  rankdir=LR;\n",
+            "  rankdir=LR;\n  labelloc=t;\n  label=\"some operations and values were not \
+             recorded: call Tape::set_tracing(true) before recording\";\n",
+            1,
+        ),
+    }
 }
 
 /// A number as drawn in graphs: up to six significant digits, exponent
@@ -307,6 +327,22 @@ mod tests {
         let dot = graph.to_dot();
         assert_eq!(dot.matches("->").count(), 3);
         assert!(!dot.contains(&format!("n{}", y.index())));
+    }
+
+    /// A graph of operations recorded without tracing says how to get
+    /// them; a traced one (with a NaN input of its own) does not.
+    #[test]
+    fn an_untraced_graph_says_so() {
+        let note = "call Tape::set_tracing(true)";
+        let tape = Tape::new();
+        let x = tape.var(1.0);
+        let y = (x * 2.0).sin() + x;
+        assert!(to_dot(&tape, y, &y.backward()).contains(note));
+        let mut tape = Tape::new();
+        tape.set_tracing(true);
+        let (x, n) = (tape.var(1.0), tape.var(f64::NAN));
+        let y = (x * 2.0).sin() + n;
+        assert!(!to_dot(&tape, y, &y.backward()).contains(note));
     }
 
     #[test]

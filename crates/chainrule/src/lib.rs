@@ -18,6 +18,12 @@
 //! assert_eq!((g.wrt(x), g.wrt(y), g.wrt(z)), (-4.0, -4.0, 3.0));
 //! ```
 //!
+//! [`Gradients`] borrow their tape. A function that builds a tape and
+//! returns one derivative, `(x * x).backward().wrt(x)` as its last
+//! expression, compiles in edition 2024; in edition 2021 the temporary
+//! outlives the tape, so bind it first: `let d = (x * x).backward().wrt(x);
+//! d`.
+//!
 //! A sum over many [`Var`]s is an iterator's `sum` into `Option<Var>`
 //! (`None` for no terms). A NaN or infinity is not an error by itself:
 //! [`Var::try_backward`] reports the first one, naming its operation,

@@ -137,6 +137,39 @@ fn gradcheck_detects_a_wrong_gradient() {
 }
 
 #[test]
+fn gradcheck_in_f32_passes_right_gradients_and_fails_wrong_ones() {
+    // f32 values carry ~1e-7 relative rounding, so the differences carry
+    // ~1e-5: the default (f64) tolerances alone failed this right gradient
+    let ok = gradcheck(
+        |x| x[0].tanh() * x[1],
+        &[0.3f32, 0.7],
+        GradcheckOptions::default(),
+    );
+    assert!(ok.passed(), "{ok}");
+    for f in [0.5f32, -2.0, 40.0] {
+        let ok = gradcheck(
+            |x| (x[0] * 0.1).sin().exp() * x[0],
+            &[f],
+            GradcheckOptions::default(),
+        );
+        assert!(ok.passed(), "{ok}");
+    }
+    // a gradient off by 1e-3 of itself still fails
+    let bad = gradcheck(
+        |x| {
+            let tape = x[0].tape();
+            let v = x[0].value();
+            tape.custom_op("bad_cube", &x[..1], vec![v * v * v], move |gy, gx| {
+                gx[0] += 3.0 * v * v * 1.001 * gy[0]
+            })[0]
+        },
+        &[1.5f32],
+        GradcheckOptions::default(),
+    );
+    assert!(!bad.passed(), "{bad}");
+}
+
+#[test]
 fn powf_accepts_constant_and_var() {
     let tape = Tape::new();
     let x = tape.var(2.0);
