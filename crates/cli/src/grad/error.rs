@@ -49,6 +49,9 @@ pub struct LangError {
     pub message: String,
 }
 
+/// The most characters of a program line an error shows.
+pub const WINDOW: usize = 120;
+
 impl LangError {
     /// An error of `kind` at `pos`.
     pub fn new(kind: ErrorKind, pos: Option<Pos>, message: impl Into<String>) -> Self {
@@ -64,7 +67,8 @@ impl LangError {
         Self::new(ErrorKind::Syntax, Some(pos), message)
     }
 
-    /// The message with its place: `file: line L, column C: syntax error: ...`,
+    /// The message with its place (at most [`WINDOW`] characters of a
+    /// long line, around the column): `file: line L, column C: syntax error: ...`,
     /// then the program line and a caret under the column.
     pub fn render(&self, src: &str, file: Option<&str>) -> String {
         let mut s = String::new();
@@ -81,12 +85,25 @@ impl LangError {
         s.push_str(&self.message);
         if let Some(p) = self.pos {
             if let Some(text) = src.lines().nth(p.line as usize - 1) {
-                // Tabs become spaces so the caret lines up.
-                let shown: String = text
+                // Tabs become spaces so the caret lines up; a long line
+                // shows only the part around the column.
+                let chars: Vec<char> = text
                     .chars()
                     .map(|c| if c == '\t' { ' ' } else { c })
                     .collect();
-                let caret = " ".repeat(p.col.saturating_sub(1) as usize);
+                let col = (p.col.saturating_sub(1) as usize).min(chars.len());
+                let from = col.saturating_sub(WINDOW / 2);
+                let to = chars.len().min(from + WINDOW);
+                let mut shown: String = chars[from..to].iter().collect();
+                let mut at = col - from;
+                if from > 0 {
+                    shown.insert(0, '…');
+                    at += 1;
+                }
+                if to < chars.len() {
+                    shown.push('…');
+                }
+                let caret = " ".repeat(at);
                 s.push_str(&format!("\n  {shown}\n  {caret}^"));
             }
         }
@@ -107,3 +124,33 @@ impl fmt::Display for LangError {
 }
 
 impl std::error::Error for LangError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A short line is shown whole; a long one only around the column,
+    /// marked where it is cut, with the caret still under the column.
+    #[test]
+    fn the_caret_stays_under_the_column_of_a_long_line() {
+        let e = |col| LangError::syntax(Pos { line: 1, col }, "m");
+        let short = "x + * 2";
+        assert_eq!(
+            e(5).render(short, None),
+            "line 1, column 5: syntax error: m\n  x + * 2\n      ^"
+        );
+        let long: String = (0..1000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        for col in [1u32, 30, 500, 999, 1000] {
+            let text = e(col).render(&long, None);
+            let lines: Vec<&str> = text.lines().collect();
+            let (shown, caret) = (lines[1], lines[2]);
+            assert!(shown.chars().count() <= WINDOW + 4, "{col}: {shown}");
+            let at = caret.chars().count() - 1;
+            let under: char = shown.chars().nth(at).unwrap();
+            assert_eq!(under, long.chars().nth(col as usize - 1).unwrap(), "{col}");
+            assert!(shown.contains('…'));
+        }
+    }
+}
