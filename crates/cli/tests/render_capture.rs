@@ -719,28 +719,22 @@ fn a_model_named_by_its_folder_trains_and_renders() {
     );
     // and not when the same dataset is reached by another path
     let same = data.join("sparse").join("..");
-    let resumed = run(&[
-        "train",
-        same.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--iters",
-        "14",
-        "--resume",
-    ]);
-    let said = String::from_utf8_lossy(&resumed.stderr);
+    let resume_to = |iters: &str| {
+        let o = run(&[
+            "train",
+            same.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--iters",
+            iters,
+            "--resume",
+        ]);
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let said = resume_to("14");
     assert!(!said.contains("warning"), "{said}");
     // --iters no more than the checkpoint's: nothing to train, and said
-    let resumed = run(&[
-        "train",
-        same.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--iters",
-        "10",
-        "--resume",
-    ]);
-    let said = String::from_utf8_lossy(&resumed.stderr);
+    let said = resume_to("10");
     assert!(
         said.contains("the checkpoint has 14 iterations, --iters 10 no more"),
         "{said}"
