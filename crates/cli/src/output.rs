@@ -30,22 +30,12 @@ pub fn write_atomic_with(
 /// that cannot be removed is a warning on stderr, not an error: the run's
 /// results are already written.
 pub fn remove_earlier_renders(report: &Path, list: &str, renders: &Path, keep: &[String]) {
-    let Ok(text) = std::fs::read(report) else {
-        return;
-    };
-    let Ok(earlier) = serde_json::from_slice::<serde_json::Value>(&text) else {
-        return;
-    };
-    let views = earlier[list].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    for v in views {
-        let Some(name) = v["render"].as_str().and_then(|r| Path::new(r).file_name()) else {
-            continue;
-        };
-        let png = Path::new(name).extension().is_some_and(|x| x == "png");
+    for name in earlier_renders(report, list) {
+        let png = Path::new(&name).extension().is_some_and(|x| x == "png");
         if !png || keep.iter().any(|k| std::ffi::OsStr::new(k) == name) {
             continue;
         }
-        let path = renders.join(name);
+        let path = renders.join(&name);
         if path.is_file() {
             if let Err(e) = std::fs::remove_file(&path) {
                 eprintln!(
@@ -57,16 +47,47 @@ pub fn remove_earlier_renders(report: &Path, list: &str, renders: &Path, keep: &
     }
 }
 
+/// The file names of the renders that `report` lists in its array `list`
+/// (each entry's `render` path); none when the report is missing or not
+/// JSON.
+fn earlier_renders(report: &Path, list: &str) -> Vec<std::ffi::OsString> {
+    let Some(earlier) = std::fs::read(report)
+        .ok()
+        .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
+    else {
+        return Vec::new();
+    };
+    let views = earlier[list].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    views
+        .iter()
+        .filter_map(|v| v["render"].as_str().and_then(|r| Path::new(r).file_name()))
+        .map(|n| n.to_os_string())
+        .collect()
+}
+
+/// Refuses `dir` (chosen by the option `flag`) as the folder of renders
+/// named `names` of the dataset `ds`, when it is a folder the dataset's
+/// photos or masks were read from (`refuse_dataset_folder`) or a render
+/// would replace a file that no earlier render there wrote
+/// (`refuse_replacing`, the earlier renders being those the reports
+/// `earlier` list).
+pub fn refuse_render_folder(
+    dir: &Path,
+    ds: &splat::data::Dataset,
+    names: &[String],
+    earlier: &[(&Path, &str)],
+    flag: &str,
+) -> CliResult {
+    refuse_dataset_folder(dir, &ds.read_from, flag)?;
+    refuse_replacing(dir, names, earlier, flag)
+}
+
 /// Refuses `dir` (given as `flag`) when it is one of the folders a
 /// dataset's photos or masks were read from (`read_from`): renders are
 /// named after the photos, so they would replace them, and a later run's
 /// clean-up of earlier renders would then delete them. A folder that does
 /// not exist yet holds nothing to replace.
-pub fn refuse_dataset_folder(
-    dir: &Path,
-    read_from: &[std::path::PathBuf],
-    flag: &str,
-) -> CliResult {
+fn refuse_dataset_folder(dir: &Path, read_from: &[std::path::PathBuf], flag: &str) -> CliResult {
     let Ok(target) = std::fs::canonicalize(dir) else {
         return Ok(());
     };
@@ -95,29 +116,16 @@ pub fn refuse_dataset_folder(
 /// `earlier` list (a report file and its list of views, each with a
 /// `render` path, as [`remove_earlier_renders`] reads them). `flag` names
 /// the option that chose `dir`.
-pub fn refuse_replacing(
+fn refuse_replacing(
     dir: &Path,
     names: &[String],
     earlier: &[(&Path, &str)],
     flag: &str,
 ) -> CliResult {
-    let mut ours = std::collections::HashSet::new();
-    for (report, list) in earlier {
-        let Ok(text) = std::fs::read(report) else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
-            continue;
-        };
-        for view in v[*list].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-            if let Some(name) = view["render"]
-                .as_str()
-                .and_then(|r| Path::new(r).file_name())
-            {
-                ours.insert(name.to_os_string());
-            }
-        }
-    }
+    let ours: std::collections::HashSet<_> = earlier
+        .iter()
+        .flat_map(|(report, list)| earlier_renders(report, list))
+        .collect();
     for name in names {
         let path = dir.join(name);
         // (a link counts, even one to nothing)

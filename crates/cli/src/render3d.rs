@@ -378,12 +378,10 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         .unwrap_or(Path::new(""))
         .join("metrics.json");
     let earlier = [(scores.as_path(), "per_view"), (metrics.as_path(), "views")];
-    crate::output::refuse_dataset_folder(out_dir, &ds.read_from, "--out")?;
-    crate::output::refuse_replacing(out_dir, &names, &earlier, "--out")?;
+    crate::output::refuse_render_folder(out_dir, &ds, &names, &earlier, "--out")?;
     if d.compare {
         let flag = "--compare's folder";
-        crate::output::refuse_dataset_folder(&compare_dir, &ds.read_from, flag)?;
-        crate::output::refuse_replacing(&compare_dir, &names, &earlier, flag)?;
+        crate::output::refuse_render_folder(&compare_dir, &ds, &names, &earlier, flag)?;
     }
     ensure_dir(out_dir)?;
     if d.compare {

@@ -383,8 +383,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         let metrics = a.out.join("metrics.json");
         let scores = renders.join(crate::render3d::SCORES_FILE);
         let earlier = [(metrics.as_path(), "views"), (scores.as_path(), "per_view")];
-        crate::output::refuse_dataset_folder(&renders, &ds.read_from, flag)?;
-        crate::output::refuse_replacing(&renders, &ds.render_names(scored), &earlier, flag)?;
+        let names = ds.render_names(scored);
+        crate::output::refuse_render_folder(&renders, &ds, &names, &earlier, flag)?;
     }
     let absgrad = use_absgrad(a.absgrad, a.no_absgrad, kind);
     check_out_dir(&a.out)?;

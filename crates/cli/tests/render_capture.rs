@@ -1028,17 +1028,17 @@ fn a_model_without_points_says_so_in_the_report() {
         let _ = std::fs::remove_file(data.join("sparse/0").join(f));
     }
     let out = d.join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .args([
-            "train",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .args(["--iters", "2", "--init-points", "300", "--json"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&[
+        "train",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "2",
+        "--init-points",
+        "300",
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let notes = v["notes"].as_array().unwrap();
     assert!(
