@@ -280,6 +280,79 @@ fn full_size_masks_fit_an_images_n_folder() {
     );
 }
 
+/// Photos at another size than their camera's (÷ N in `images_N`) are
+/// still taken as scaled copies, and a note says which: one photo of
+/// `images_2` at a quarter size, then a whole `images/` at half size.
+#[test]
+fn photos_at_another_size_are_named_in_a_note() {
+    let dir = crate::common::tmp("images-other-size");
+    for d in ["images", "images_2", "sparse/0"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    for e in std::fs::read_dir(fixture().join("sparse/0")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join("sparse/0").join(e.file_name())).unwrap();
+    }
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(fixture().join("images")).unwrap() {
+        let photo = e.unwrap().path();
+        let name = photo.file_name().unwrap().to_str().unwrap().to_string();
+        std::fs::copy(&photo, dir.join("images").join(&name)).unwrap();
+        names.push(name);
+    }
+    names.sort();
+    let shrink = |from: &str, to: &str, name: &str, f: u32| {
+        let img = image::open(dir.join(from).join(name)).unwrap();
+        let (w, h) = (img.width(), img.height());
+        img.resize_exact(w / f, h / f, image::imageops::FilterType::Triangle)
+            .to_rgb8()
+            .save(dir.join(to).join(name))
+            .unwrap();
+        (w, h)
+    };
+    let mut sizes = Vec::new();
+    for name in &names {
+        sizes.push(shrink("images", "images_2", name, 2));
+    }
+    let opts = LoadOptions {
+        downscale: 2,
+        ..LoadOptions::default()
+    };
+    assert!(load(&dir, &opts).unwrap().notes.is_empty());
+    // one copy at a quarter of the camera's size
+    let odd = &names[1];
+    shrink("images", "images_2", odd, 4);
+    let ds = load(&dir, &opts).unwrap();
+    assert_eq!(ds.train.len() + ds.test.len(), names.len());
+    assert_eq!(ds.notes.len(), 1, "{:?}", ds.notes);
+    let (w, h) = sizes[1];
+    let n = &ds.notes[0];
+    assert!(
+        n.starts_with(&format!("1 of the {} photos in", names.len()))
+            && n.contains(&format!(
+                "images_2 is not at their camera's size ({odd}; {odd} is {}×{}, not {}×{})",
+                w / 4,
+                h / 4,
+                w / 2,
+                h / 2
+            )),
+        "{n}"
+    );
+    // a whole images/ at half size, read without images_2
+    std::fs::remove_dir_all(dir.join("images_2")).unwrap();
+    for name in &names {
+        shrink("images", "images", name, 2);
+    }
+    let ds = load(&dir, &LoadOptions::default()).unwrap();
+    assert_eq!(ds.notes.len(), 1, "{:?}", ds.notes);
+    let n = &ds.notes[0];
+    assert!(
+        n.starts_with(&format!("{} of the {} photos in", names.len(), names.len()))
+            && n.contains("images are not at their camera's size"),
+        "{n}"
+    );
+}
+
 /// A photo that `images_2` lacks is read from `images/` and downscaled as
 /// it would be without `images_2` (the same view, bit for bit), with a note
 /// naming it; its mask is looked for in `masks/` first, then a `masks_2`

@@ -764,7 +764,11 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
                         .flatten()
                         .map(|p| (p, true))
                 });
-            tally.add(&im.name, &j.path, mask_paths[k].is_some());
+            let (dir, found) = match &mask_paths[k] {
+                Some((p, other)) => (if *other { second } else { first }, Some(p.as_path())),
+                None => (first, None),
+            };
+            tally.add_found(&im.name, &j.path, dir, found);
         }
         let searched = if own_masks.is_dir() || !fallback {
             if own_masks.is_dir() && fallback {
@@ -781,6 +785,10 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let mut remaps: HashMap<(i32, u32, u32), Remap> = HashMap::new();
     let mut train = Vec::new();
     let mut test = Vec::new();
+    // photos at another size than their camera's (÷ N in `images_N`),
+    // taken as scaled copies: their names, and the first one's sizes
+    let mut resized: Vec<String> = Vec::new();
+    let mut first_resized = String::new();
     for (k, (im, (w, h, rgb, alpha))) in images.iter().zip(decoded).enumerate() {
         let cam = &rec.cameras[&im.camera_id];
         // a folder of downscaled copies: the scale must be the same along
@@ -796,6 +804,20 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
                     cam.width, cam.height
                 ),
             ));
+        }
+        // an `images_N` copy is the camera's size ÷ N, rounded either way
+        let f = if pre.is_some() && !full_size[k] {
+            n as u64
+        } else {
+            1
+        };
+        let near = |m: u32, c: u64| (m as u64 * f).abs_diff(c) < f;
+        if !(near(w, cam.width) && near(h, cam.height)) {
+            if resized.is_empty() {
+                let (ew, eh) = (cam.width.div_ceil(f), cam.height.div_ceil(f));
+                first_resized = format!("{} is {w}×{h}, not {ew}×{eh}", im.name);
+            }
+            resized.push(im.name.clone());
         }
         let user = match &mask_paths[k] {
             Some((p, false)) => Some(masks::load(p, &jobs[k].path, w, h, opts.invert_masks)?),
@@ -906,6 +928,16 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         } else {
             train.push(view);
         }
+    }
+    if let Some((list, _)) = masks::name_list(&resized) {
+        notes.push(format!(
+            "{} of the {} photos in {} {} not at their camera's size ({list}; \
+             {first_resized}): each is taken as a scaled copy, its camera scaled to fit",
+            resized.len(),
+            images.len(),
+            img_dir.display(),
+            if resized.len() == 1 { "is" } else { "are" },
+        ));
     }
     Ok(Dataset {
         train,

@@ -28,6 +28,14 @@ pub fn find(masks_dir: &Path, name: &str) -> Option<PathBuf> {
     stem.is_file().then_some(stem)
 }
 
+/// The mask file [`find`] passes over for photo `name`: the one named by
+/// the photo's stem, when the one named by its full name is there too.
+pub fn passed_over(masks_dir: &Path, name: &str) -> Option<PathBuf> {
+    let appended = masks_dir.join(format!("{name}.png"));
+    let stem = masks_dir.join(name).with_extension("png");
+    (stem != appended && appended.is_file() && stem.is_file()).then_some(stem)
+}
+
 /// What a masks folder held for the photos looked up in it: how many,
 /// which had none (their names), and the first photo (name and path), for
 /// the error when none had one.
@@ -42,9 +50,21 @@ pub struct Tally {
     /// A second folder searched for the photos the first has no mask for
     /// (the full-size `masks/` beside `masks_N`), named in the messages.
     pub also: Option<PathBuf>,
+    /// The photos with two mask files ([`passed_over`]): each photo's name,
+    /// the file used and the file passed over.
+    pub two: Vec<(String, PathBuf, PathBuf)>,
 }
 
 impl Tally {
+    /// Counts photo `name` (at `photo`), whose mask in `masks_dir` is
+    /// `found` (its path), noting a second file there ([`passed_over`]).
+    pub fn add_found(&mut self, name: &str, photo: &Path, masks_dir: &Path, found: Option<&Path>) {
+        self.add(name, photo, found.is_some());
+        if let (Some(used), Some(other)) = (found, passed_over(masks_dir, name)) {
+            self.two.push((name.to_string(), used.to_path_buf(), other));
+        }
+    }
+
     /// Counts photo `name` (at `photo`), which has a mask if `found`.
     pub fn add(&mut self, name: &str, photo: &Path, found: bool) {
         self.total += 1;
@@ -58,11 +78,12 @@ impl Tally {
 
     /// The verdict on `masks_dir`: an error naming the folder and its
     /// first photo when no photo had a mask there (its files are named
-    /// otherwise), else the note for [`super::Dataset::notes`] when some
-    /// had none (`None` when all had one).
-    pub fn verdict(&self, masks_dir: &Path) -> Result<Option<String>, DataError> {
+    /// otherwise), else the notes for [`super::Dataset::notes`]: when some
+    /// photos had none, and when some had two (empty when every photo had
+    /// exactly one).
+    pub fn verdict(&self, masks_dir: &Path) -> Result<Vec<String>, DataError> {
         let Some((name, photo)) = &self.first else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let also = match &self.also {
             Some(d) => format!(" or in {}", d.display()),
@@ -87,7 +108,23 @@ impl Tally {
             Some(d) => format!("{} (nor {})", masks_dir.display(), d.display()),
             None => masks_dir.display().to_string(),
         };
-        Ok(note(&folders, &self.missing, self.total))
+        let mut notes: Vec<String> = note(&folders, &self.missing, self.total)
+            .into_iter()
+            .collect();
+        if let Some((name, used, other)) = self.two.first() {
+            let names: Vec<String> = self.two.iter().map(|t| t.0.clone()).collect();
+            let (list, _) = name_list(&names).expect("one at least");
+            notes.push(format!(
+                "{} of the {} photos {} two mask files ({list}): the one named after the \
+                 whole file name is used (for {name}, {} and not {})",
+                self.two.len(),
+                self.total,
+                if self.two.len() == 1 { "has" } else { "have" },
+                used.display(),
+                other.display()
+            ));
+        }
+        Ok(notes)
     }
 }
 
@@ -347,15 +384,37 @@ mod tests {
             }
             t.verdict(&d)
         };
-        let note = tally(&[("c.jpg", c), ("a.jpg", a)]).unwrap().unwrap();
-        assert!(note.contains("1 of the 2 photos (c.jpg): it is"), "{note}");
-        assert_eq!(tally(&[("a.jpg", a)]).unwrap(), None);
+        let notes = tally(&[("c.jpg", c), ("a.jpg", a)]).unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("1 of the 2 photos (c.jpg): it is"),
+            "{notes:?}"
+        );
+        assert!(tally(&[("a.jpg", a)]).unwrap().is_empty());
         let e = tally(&[("c.jpg", c)]).unwrap_err().to_string();
         assert!(
             e.contains("images/c.jpg") && e.contains("c.jpg.png") && e.contains("c.png"),
             "{e}"
         );
         assert!(!e.contains("cannot read"), "{e}");
+        // a photo with both files: the whole name's is used, and said
+        std::fs::write(d.join("a.png"), b"").unwrap();
+        assert_eq!(find(&d, "a.jpg"), Some(d.join("a.jpg.png")));
+        assert_eq!(passed_over(&d, "a.jpg"), Some(d.join("a.png")));
+        assert_eq!(passed_over(&d, "sub/b.jpg"), None);
+        let mut t = Tally::default();
+        for name in ["a.jpg", "sub/b.jpg"] {
+            let found = find(&d, name);
+            t.add_found(name, a, &d, found.as_deref());
+        }
+        let notes = t.verdict(&d).unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with("1 of the 2 photos has two mask files (a.jpg)")
+                && notes[0].contains("a.jpg.png and not")
+                && notes[0].ends_with("a.png)"),
+            "{notes:?}"
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -114,12 +114,19 @@ pub fn parse_transforms(text: &str, path: &Path, dir: &Path) -> Result<Transform
 
 /// Resolves a `file_path` such as `./train/r_0`: as given if that file
 /// exists, else with `.png` appended (the usual NeRF-synthetic omission).
+/// A leading `./` is dropped, so that paths print as `DIR/train/r_0.png`.
 fn resolve_image(dir: &Path, fp: &str) -> PathBuf {
-    let p = dir.join(fp);
+    let rel: PathBuf = Path::new(fp)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    let p = dir.join(&rel);
     if p.is_file() {
         return p;
     }
-    let with_png = dir.join(format!("{fp}.png"));
+    let mut png = p.clone().into_os_string();
+    png.push(".png");
+    let with_png = PathBuf::from(png);
     if with_png.is_file() {
         with_png
     } else {
@@ -256,7 +263,7 @@ fn split_masks(
         };
         let photo = std::fs::canonicalize(image).unwrap_or_else(|_| image.clone());
         if counted.insert(photo) {
-            tallies[k].1.add(&name, image, found.is_some());
+            tallies[k].1.add_found(&name, image, &dir, found.as_deref());
         }
         let Some(path) = found else {
             out.push(None);
@@ -343,5 +350,7 @@ mod tests {
         assert_eq!(t.frames.len(), 1);
         assert_eq!(t.frames[0].c2w[2][3], 4.0);
         assert!(t.frames[0].image_path.ends_with("train/r_0"));
+        // the `./` of the file path dropped (the folder is `.` here)
+        assert_eq!(t.frames[0].image_path.to_str(), Some("./train/r_0"));
     }
 }
