@@ -5,7 +5,9 @@
 use chainrule_cli::{
     alloc::CountingAlloc, bench, export, fit, grad, render, synth, train, view, CliError,
 };
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
@@ -20,7 +22,9 @@ struct Cli {
 }
 
 /// (Commands that take numbers allow negative ones, so that `--lr-mean -1`
-/// is a value that validation refuses, not a flag clap does not know.)
+/// is a value that validation refuses, not a flag clap does not know; one
+/// clap would not read as a number, `-1e-4` or `-.5`, is joined to its
+/// option first: [`join_negative_values`].)
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Fit 2D Gaussians to an image (PNG/JPEG, or a built-in target).
@@ -46,6 +50,52 @@ enum Command {
     Export(export::ExportArgs),
     /// Look at a scene in the browser (an interactive WebGL2 viewer).
     View(view::ViewArgs),
+}
+
+/// The command line with each negative number that clap would read as a
+/// flag joined to the option before it (`--lr-mean -1e-4` becomes
+/// `--lr-mean=-1e-4`): clap takes a negative value only when it is all
+/// digits (`-1`, `-0.5`), not `-1e-4` or `-.5`. Only where that option
+/// takes a value in the (sub)command it is given to, and not after `--`.
+fn join_negative_values(args: Vec<OsString>) -> Vec<OsString> {
+    let root = Cli::command();
+    let mut cmd = &root;
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter().peekable();
+    out.extend(it.next());
+    while let Some(a) = it.next() {
+        let text = a.to_str().unwrap_or("");
+        if text == "--" {
+            out.push(a);
+            out.extend(it);
+            break;
+        }
+        if let Some(sub) = cmd.find_subcommand(text) {
+            cmd = sub;
+            out.push(a);
+            continue;
+        }
+        let negative = |v: &OsString| {
+            v.to_str()
+                .is_some_and(|v| v.starts_with('-') && v.parse::<f64>().is_ok())
+        };
+        let takes_value = text.strip_prefix("--").is_some_and(|long| {
+            !long.contains('=')
+                && cmd
+                    .get_arguments()
+                    .any(|arg| arg.get_long() == Some(long) && arg.get_action().takes_values())
+        });
+        match it.peek() {
+            Some(v) if takes_value && negative(v) => {
+                let mut joined = a;
+                joined.push("=");
+                joined.push(it.next().expect("peeked"));
+                out.push(joined);
+            }
+            _ => out.push(a),
+        }
+    }
+    out
 }
 
 /// Whether the command line asks for JSON output: errors then go to stdout
@@ -86,7 +136,7 @@ fn exit_on_closed_output() {
 fn main() {
     exit_on_closed_output();
     let json = json_mode();
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(join_negative_values(std::env::args_os().collect())) {
         Ok(c) => c,
         Err(e) if json && e.use_stderr() => {
             // a usage error in JSON mode: clap's message up to its usage
@@ -125,5 +175,45 @@ fn main() {
             let _ = writeln!(std::io::stderr(), "error: {e}");
         }
         std::process::exit(e.exit_code());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_negative_values;
+    use std::ffi::OsString;
+
+    fn join(args: &[&str]) -> Vec<String> {
+        let args = args.iter().map(OsString::from).collect();
+        join_negative_values(args)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn negative_numbers_join_the_options_that_take_them() {
+        assert_eq!(
+            join(&["c", "train", "d", "--lr-mean", "-1e-4", "--iters", "-.5"]),
+            ["c", "train", "d", "--lr-mean=-1e-4", "--iters=-.5"]
+        );
+        // a nested subcommand's options, and a flag that takes no value
+        assert_eq!(
+            join(&["c", "bench", "fit", "--iters", "-2e3", "--json", "-1"]),
+            ["c", "bench", "fit", "--iters=-2e3", "--json", "-1"]
+        );
+        // not after `--`, not a word, and not an option of another command
+        assert_eq!(
+            join(&["c", "train", "--", "--lr-mean", "-1e-4"]),
+            ["c", "train", "--", "--lr-mean", "-1e-4"]
+        );
+        assert_eq!(
+            join(&["c", "train", "--lr-mean", "-x"]),
+            ["c", "train", "--lr-mean", "-x"]
+        );
+        assert_eq!(
+            join(&["c", "export", "--lr-mean", "-1e-4"]),
+            ["c", "export", "--lr-mean", "-1e-4"]
+        );
     }
 }

@@ -211,10 +211,20 @@ fn position_rate_flags_are_used_and_recorded() {
     let v = json(&run(&[&common[..], &flags].concat()));
     assert_eq!(v["lr_mean"], 2e-4);
     assert_eq!(v["lr_mean_final"], 1e-5);
-    for bad in [["--lr-mean", "0"], ["--lr-mean-final", "NaN"]] {
+    // negative numbers that clap alone would take for flags (an
+    // exponent, no leading digit) reach the validation too
+    for bad in [
+        ["--lr-mean", "0"],
+        ["--lr-mean-final", "NaN"],
+        ["--lr-mean", "-1e-4"],
+        ["--lr-mean", "-.5"],
+    ] {
         // without --json, so that the error is on stderr
         let args = [&common[..common.len() - 1], &bad].concat();
-        assert_usage_error(&run(&args), &[bad[0]]);
+        let o = run(&args);
+        assert_usage_error(&o, &[bad[0]]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("unexpected argument"), "{err}");
     }
 }
 
