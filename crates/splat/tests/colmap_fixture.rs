@@ -280,12 +280,10 @@ fn full_size_masks_fit_an_images_n_folder() {
     );
 }
 
-/// Photos at another size than their camera's (÷ N in `images_N`) are
-/// still taken as scaled copies, and a note says which: one photo of
-/// `images_2` at a quarter size, then a whole `images/` at half size.
-#[test]
-fn photos_at_another_size_are_named_in_a_note() {
-    let dir = crate::common::tmp("images-other-size");
+/// A copy of the fixture (its photos and model) with an empty `images_2`
+/// beside `images/`, and the photos' names, sorted.
+fn copy_with_images_n(tag: &str) -> (std::path::PathBuf, Vec<String>) {
+    let dir = crate::common::tmp(tag);
     for d in ["images", "images_2", "sparse/0"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
@@ -301,6 +299,15 @@ fn photos_at_another_size_are_named_in_a_note() {
         names.push(name);
     }
     names.sort();
+    (dir, names)
+}
+
+/// Photos at another size than their camera's (÷ N in `images_N`) are
+/// still taken as scaled copies, and a note says which: one photo of
+/// `images_2` at a quarter size, then a whole `images/` at half size.
+#[test]
+fn photos_at_another_size_are_named_in_a_note() {
+    let (dir, names) = copy_with_images_n("images-other-size");
     let shrink = |from: &str, to: &str, name: &str, f: u32| {
         let img = image::open(dir.join(from).join(name)).unwrap();
         let (w, h) = (img.width(), img.height());
@@ -359,22 +366,7 @@ fn photos_at_another_size_are_named_in_a_note() {
 /// one is fitted to it. A photo in neither folder is still an error.
 #[test]
 fn a_photo_missing_from_images_n_is_read_full_size() {
-    let dir = crate::common::tmp("images-n-fallback");
-    for d in ["images", "images_2", "sparse/0"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    for e in std::fs::read_dir(fixture().join("sparse/0")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.join("sparse/0").join(e.file_name())).unwrap();
-    }
-    let mut names = Vec::new();
-    for e in std::fs::read_dir(fixture().join("images")).unwrap() {
-        let photo = e.unwrap().path();
-        let name = photo.file_name().unwrap().to_owned();
-        std::fs::copy(&photo, dir.join("images").join(&name)).unwrap();
-        names.push(name.to_str().unwrap().to_string());
-    }
-    names.sort();
+    let (dir, names) = copy_with_images_n("images-n-fallback");
     let opts = LoadOptions {
         downscale: 2,
         ..LoadOptions::default()
