@@ -459,6 +459,12 @@ macro_rules! dual_impls {
             fn is_zero(self) -> bool {
                 self.parts_zero()
             }
+            #[inline(always)]
+            fn with_value(self, v: f64) -> Self {
+                let mut d = self;
+                d.re = self.re.with_value(v);
+                d
+            }
             #[inline]
             fn exp(self) -> Self {
                 let e = self.re.exp();

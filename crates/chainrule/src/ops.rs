@@ -662,9 +662,23 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// `m + ln_1p(expm1(xₖ − m) + Σ_{i≠k} e^(xᵢ − m))`. m is a constant
     /// (the result does not depend on it), so the gradient is exact: the
     /// softmax of the inputs. `None` for no inputs. m is the largest value
-    /// that is not NaN; where it is infinite, m is 0 and the result is the
-    /// plain formula's (+∞, or −∞ if every input is −∞); a NaN input makes
-    /// the result NaN.
+    /// that is not NaN.
+    ///
+    /// Infinite inputs give the limit as they tend to their infinity
+    /// together, as equal values:
+    /// - every input −∞: the value is −∞ and each gradient 1/n, the
+    ///   softmax of n equal inputs;
+    /// - some inputs +∞: the value is +∞, each of the j inputs at +∞ has
+    ///   gradient 1/j, every other input 0;
+    /// - a −∞ input beside a larger one has gradient 0, as a very small
+    ///   finite input would.
+    ///
+    /// For that, where m is infinite, xᵢ − m of each xᵢ equal to m is
+    /// recorded as 0 (a `sub` node of value 0, not the NaN of ∞ − ∞), and
+    /// on a tape of dual numbers keeps xᵢ's tangents
+    /// ([`Scalar::with_value`]), so that second derivatives are those of
+    /// equal inputs too (the Hessian I/n − J/n² of n inputs at −∞). A NaN
+    /// input makes the value and every gradient NaN.
     ///
     /// m is taken from the values, so a [`crate::Recurrence`] whose step
     /// uses `logsumexp` records another constant at each step: it cannot
@@ -681,16 +695,30 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// // ln(1 + e^-40) = 4.248e-18 is kept, as softplus keeps it
     /// let y = Var::logsumexp(&[tape.var(-40.0), tape.var(0.0)]).unwrap();
     /// assert!((y.value() - (-40f64).exp()).abs() < 1e-30);
+    /// // every input −∞: as n equal inputs
+    /// let xs = tape.vars(&[f64::NEG_INFINITY; 4]);
+    /// let y = Var::logsumexp(&xs).unwrap();
+    /// let g = y.backward();
+    /// assert_eq!((y.value(), g.wrt(xs[0]), g.wrt(xs[3])), (f64::NEG_INFINITY, 0.25, 0.25));
     /// ```
     pub fn logsumexp(xs: &[Var<'t, T>]) -> Option<Self> {
         let (k, m) = lse_shift(xs.iter().map(|x| x.val))?;
         let shift = T::from_f64(m);
-        let lead = (xs[k] - shift).exp_m1();
+        // xᵢ − m; where m is infinite, an xᵢ equal to it is taken as equal
+        // (a difference of 0 with xᵢ's tangents) instead of ∞ − ∞ = NaN
+        let diff = |x: Var<'t, T>| {
+            if m.is_infinite() && x.val.to_f64() == m {
+                x.unary_pass(Op::Sub, x.val.with_value(0.0), shift)
+            } else {
+                x - shift
+            }
+        };
+        let lead = diff(xs[k]).exp_m1();
         let rest: Option<Var<'t, T>> = xs
             .iter()
             .enumerate()
             .filter(|&(i, _)| i != k)
-            .map(|(_, &x)| (x - shift).exp())
+            .map(|(_, &x)| diff(x).exp())
             .sum();
         let inner = match rest {
             Some(r) => lead + r,
@@ -702,8 +730,8 @@ impl<'t, T: Scalar> Var<'t, T> {
 
 /// [`Var::logsumexp`]'s shift: the index of the first largest value that
 /// is not NaN (0 if all are NaN) and the value itself as `f64` (the value
-/// alone, without a dual number's tangent: a true constant), 0 where it
-/// is infinite. `None` for no values.
+/// alone, without a dual number's tangent: a true constant). `None` for
+/// no values.
 fn lse_shift<T: Scalar>(values: impl Iterator<Item = T>) -> Option<(usize, f64)> {
     let mut best: Option<(usize, f64)> = None;
     for (i, v) in values.enumerate() {
@@ -714,7 +742,7 @@ fn lse_shift<T: Scalar>(values: impl Iterator<Item = T>) -> Option<(usize, f64)>
             _ => {}
         }
     }
-    best.map(|(k, m)| (k, if m.is_finite() { m } else { 0.0 }))
+    best
 }
 
 /// The sum of an iterator of [`Var`]s, `None` when it is empty (a tape

@@ -52,6 +52,25 @@ pub trait Scalar:
     fn is_zero(self) -> bool {
         self == Self::zero()
     }
+    /// `self` with its value replaced by `v` and any tangents kept: for a
+    /// dual number `re.with_value(v) + eps·ε`, for a plain number
+    /// `from_f64(v)`. [`Var::logsumexp`](crate::Var::logsumexp) records
+    /// `x − m` of an input equal to an infinite m as
+    /// `x.with_value(0.0)`: the difference of two equal values, which
+    /// `−∞ − (−∞)` would make NaN. The default is `from_f64(v)`, which
+    /// drops tangents: a type with tangents overrides it, as
+    /// [`crate::Dual`] and [`crate::DualN`] do.
+    ///
+    /// ```
+    /// use chainrule::{Dual, Scalar};
+    /// let x = Dual::new(f64::NEG_INFINITY, 2.0);
+    /// assert_eq!(x.with_value(0.0), Dual::new(0.0, 2.0));
+    /// assert_eq!(f64::NEG_INFINITY.with_value(0.0), 0.0);
+    /// ```
+    #[inline(always)]
+    fn with_value(self, v: f64) -> Self {
+        Self::from_f64(v)
+    }
     /// e^x.
     fn exp(self) -> Self;
     /// Natural logarithm.

@@ -588,6 +588,62 @@ fn dual_comparisons_equality_and_formatting() {
     assert_eq!(x.max(y).value(), y.value());
 }
 
+// ---- logsumexp at infinite inputs: the limit's derivatives ------------------
+
+struct LogSumExp;
+impl Function for LogSumExp {
+    fn eval<'t, S: Scalar>(&self, _: &'t Tape<S>, x: &[Var<'t, S>]) -> Var<'t, S> {
+        Var::logsumexp(x).unwrap()
+    }
+}
+
+#[test]
+fn logsumexp_second_derivatives_at_infinite_inputs_are_the_limits() {
+    let (ninf, inf) = (f64::NEG_INFINITY, f64::INFINITY);
+    // every input −∞ is treated as equal inputs: the Hessian of
+    // logsumexp at (t, …, t) for any t, I/n − J/n²
+    for n in 1..=4 {
+        let x = vec![ninf; n];
+        let at_zero = grad_hessian(&LogSumExp, &vec![0.0; n]);
+        let r = grad_hessian(&LogSumExp, &x);
+        assert_eq!(r.value, ninf);
+        let dense = hessian_of(|x| Var::logsumexp(x).unwrap(), &x);
+        let nf = n as f64;
+        for i in 0..n {
+            assert_eq!(r.gradient[i], 1.0 / nf);
+            assert_eq!(dense.gradient[i], 1.0 / nf);
+            for j in 0..n {
+                let want = if i == j { 1.0 / nf } else { 0.0 } - 1.0 / (nf * nf);
+                let at = format!("n = {n}, H[{i}][{j}]");
+                assert_close(r.hessian[i][j], want, 1e-15, 1e-16, &at);
+                assert_close(dense.hessian[i][j], want, 1e-15, 1e-16, &at);
+                assert_close(r.hessian[i][j], at_zero.hessian[i][j], 1e-15, 1e-16, &at);
+            }
+        }
+    }
+    // one tangent: H·v = v/3 − mean(v)/3
+    let h = hvp(&LogSumExp, &[ninf, ninf, ninf], &[1.0, 2.0, 6.0]);
+    assert_eq!((h.value, h.gradient), (ninf, vec![1.0 / 3.0; 3]));
+    for (got, want) in h.hvp.iter().zip([-2.0 / 3.0, -1.0 / 3.0, 1.0]) {
+        assert_close(*got, want, 1e-15, 1e-16, "hvp");
+    }
+    // +∞ inputs: those of them as equal inputs, the others out of it
+    let r = grad_hessian(&LogSumExp, &[inf, 0.5, inf, ninf]);
+    assert_eq!(r.value, inf);
+    assert_eq!(r.gradient, vec![0.5, 0.0, 0.5, 0.0]);
+    let want = [
+        [0.25, 0.0, -0.25, 0.0],
+        [0.0; 4],
+        [-0.25, 0.0, 0.25, 0.0],
+        [0.0; 4],
+    ];
+    for i in 0..4 {
+        for j in 0..4 {
+            assert_close(r.hessian[i][j], want[i][j], 1e-15, 1e-16, "+inf");
+        }
+    }
+}
+
 // ---- the sweep must not skip a zero-valued adjoint with a tangent ----------
 
 struct XSinY;

@@ -471,6 +471,88 @@ fn logsumexp_is_stable_and_its_gradient_is_the_softmax() {
     assert_eq!(y.value(), f64::NEG_INFINITY);
 }
 
+/// `Var::logsumexp` before its infinite shifts were handled: the formula
+/// its doc states, from public operations, for a finite largest value.
+fn lse_reference<'t>(xs: &[Var<'t>]) -> Var<'t> {
+    let (mut k, mut m) = (0, xs[0].value());
+    for (i, x) in xs.iter().enumerate() {
+        if x.value() > m || (m.is_nan() && !x.value().is_nan()) {
+            (k, m) = (i, x.value());
+        }
+    }
+    assert!(m.is_finite(), "the reference is for a finite largest value");
+    let lead = (xs[k] - m).exp_m1();
+    let rest: Option<Var> = xs
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != k)
+        .map(|(_, &x)| (x - m).exp())
+        .sum();
+    let inner = match rest {
+        Some(r) => lead + r,
+        None => lead,
+    };
+    inner.ln_1p() + m
+}
+
+#[test]
+fn logsumexp_of_infinite_inputs_has_the_limits_gradient() {
+    let ninf = f64::NEG_INFINITY;
+    // every input −∞: the limit of x = (t, t, …) as t → −∞, softmax 1/n
+    for n in 1..=5 {
+        let tape = Tape::new();
+        let vs: Vec<Var> = (0..n).map(|_| tape.var(ninf)).collect();
+        let y = Var::logsumexp(&vs).unwrap();
+        assert_eq!(y.value(), ninf);
+        let g = y.backward();
+        for v in &vs {
+            assert_eq!(g.wrt(*v), 1.0 / n as f64, "n = {n}");
+        }
+    }
+    // on f32 too
+    let tape = Tape::<f32>::default();
+    let vs = tape.vars(&[f32::NEG_INFINITY; 4]);
+    let g = Var::logsumexp(&vs).unwrap().backward();
+    assert!(vs.iter().all(|&v| g.wrt(v) == 0.25));
+    // +∞ inputs: the limit as they grow together, 1/j to each of the j
+    // of them and 0 to every other input
+    let tape = Tape::new();
+    let vs = tape.vars(&[1.0, f64::INFINITY, ninf, f64::INFINITY, -2.0]);
+    let y = Var::logsumexp(&vs).unwrap();
+    assert_eq!(y.value(), f64::INFINITY);
+    let g = y.backward();
+    let gs: Vec<f64> = vs.iter().map(|&v| g.wrt(v)).collect();
+    assert_eq!(gs, [0.0, 0.5, 0.0, 0.5, 0.0]);
+    // a NaN input: value and every gradient NaN
+    for xs in [[ninf, f64::NAN], [f64::NAN, 1.0], [f64::INFINITY, f64::NAN]] {
+        let vs = tape.vars(&xs);
+        let y = Var::logsumexp(&vs).unwrap();
+        assert!(y.value().is_nan(), "{xs:?}");
+        let g = y.backward();
+        assert!(vs.iter().all(|&v| g.wrt(v).is_nan()), "{xs:?}");
+    }
+    // finite inputs, and finite mixed with −∞: the same bits as before
+    let cases: [&[f64]; 6] = [
+        &[0.3, -1.2, 2.5, 0.0, 1.7],
+        &[800.0, 799.0, -900.0],
+        &[-40.0, 0.0],
+        &[ninf, 2.0, ninf],
+        &[ninf, -1e308, 3.5, 3.5],
+        &[7.0],
+    ];
+    for xs in cases {
+        let tape = Tape::new();
+        let vs = tape.vars(xs);
+        let y = Var::logsumexp(&vs).unwrap();
+        let r = lse_reference(&vs);
+        assert_eq!(y.value().to_bits(), r.value().to_bits(), "{xs:?}");
+        let (gy, gr) = (y.backward(), r.backward());
+        for &v in &vs {
+            assert_eq!(gy.wrt(v).to_bits(), gr.wrt(v).to_bits(), "{xs:?}");
+        }
+    }
+}
+
 #[test]
 fn softplus_and_sigmoid_do_not_overflow() {
     let tape = Tape::new();
