@@ -93,11 +93,36 @@ impl<'t, T: Scalar> Var<'t, T> {
         sweep_tape(self.tape, &[(self.idx, seed)], false).0
     }
 
-    /// Like [`Var::backward`], but fails if a forward value recorded while
-    /// checking was on ([`Tape::set_check_finite`]) was NaN or infinite, or
-    /// if a gradient became so; the error names the first operation.
+    /// Like [`Var::backward`], but fails with the first NaN or infinity
+    /// on this output's path, naming its operation:
+    /// - a forward value recorded while checking was on
+    ///   ([`Tape::set_check_finite`]) that this value depends on: itself
+    ///   or, recursively, an operand of such a node (for an output of a
+    ///   [custom operation](Tape::custom_op), every input of that
+    ///   operation), whatever the partials, so also one reached through
+    ///   a partial of 0 (`x * 0.0`). Of several, the first recorded; one
+    ///   on a branch this value does not use is not reported (see
+    ///   [`Tape::first_non_finite`] for those);
+    /// - else, the first gradient contribution the sweep computes (from
+    ///   the output down) that is NaN or infinite: `adjoint × partial` at
+    ///   a node whose adjoint is finite and nonzero, or what a custom
+    ///   operation's vector-Jacobian product gives its inputs from
+    ///   adjoints not all 0. A node whose adjoint is 0 adds nothing and is
+    ///   not checked.
+    ///
+    /// ```
+    /// use chainrule::Tape;
+    /// let mut tape = Tape::new();
+    /// tape.set_check_finite(true);
+    /// let x = tape.var(2.0);
+    /// let unused = (x - 3.0).ln(); // NaN, not used by `y`
+    /// let y = x * x;
+    /// assert_eq!(y.try_backward().unwrap().wrt(x), 4.0);
+    /// let err = (y + unused).try_backward().unwrap_err();
+    /// assert_eq!((err.op.as_str(), err.node), ("ln", unused.index()));
+    /// ```
     pub fn try_backward(&self) -> Result<Gradients<'t, T>, NonFinite> {
-        if let Some(bad) = self.tape.first_non_finite() {
+        if let Some(bad) = self.tape.first_non_finite_below(self.idx as usize) {
             return Err(bad);
         }
         let (grads, bad) = sweep_tape(self.tape, &[(self.idx, T::one())], true);

@@ -26,8 +26,8 @@
 //!
 //! A sum over many [`Var`]s is an iterator's `sum` into `Option<Var>`
 //! (`None` for no terms). A NaN or infinity is not an error by itself:
-//! [`Var::try_backward`] reports the first one, naming its operation,
-//! once [`Tape::set_check_finite`] is on.
+//! [`Var::try_backward`] reports the first one on its output's path,
+//! naming its operation, once [`Tape::set_check_finite`] is on.
 //!
 //! Loops and recursion are just code: the tape records what ran. Long
 //! recursions can instead join the tape as one operation whose reverse pass

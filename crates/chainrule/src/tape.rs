@@ -554,7 +554,10 @@ pub struct Tape<T: Scalar = f64> {
     pub(crate) customs: UnsafeCell<Vec<CustomNode<T>>>,
     pub(crate) trace: UnsafeCell<Vec<TraceEntry>>,
     pub(crate) flags: Cell<u8>,
-    pub(crate) first_bad: UnsafeCell<Option<NonFinite>>,
+    /// Every node whose forward value was NaN or infinite when it was
+    /// recorded while checking was on, with that value, in recording
+    /// order (so in index order).
+    pub(crate) non_finite: UnsafeCell<Vec<(u32, f64)>>,
     /// Adjoint buffer kept between backward passes (taken while in use).
     pub(crate) adj_cache: Cell<Vec<T>>,
     pub(crate) scratch: Cell<Vec<T>>,
@@ -593,7 +596,7 @@ impl<T: Scalar> Tape<T> {
             customs: UnsafeCell::new(Vec::new()),
             trace: UnsafeCell::new(Vec::new()),
             flags: Cell::new(0),
-            first_bad: UnsafeCell::new(None),
+            non_finite: UnsafeCell::new(Vec::new()),
             adj_cache: Cell::new(Vec::new()),
             scratch: Cell::new(Vec::new()),
         }
@@ -609,7 +612,7 @@ impl<T: Scalar> Tape<T> {
         if self.flags.get() & TRACE != 0 {
             tr.push(sink_entry());
         }
-        *self.first_bad.get_mut() = None;
+        self.non_finite.get_mut().clear();
     }
 
     /// Number of nodes recorded, including the reserved sink at index 0.
@@ -659,10 +662,12 @@ impl<T: Scalar> Tape<T> {
         self.sync_trace();
     }
 
-    /// Checks every forward value and every gradient for NaN and infinity,
-    /// and remembers the first operation that produced one (see
-    /// [`Tape::first_non_finite`] and [`Var::try_backward`]). Implies
-    /// tracing. Costs speed; meant for debugging.
+    /// Checks every forward value and every gradient for NaN and infinity:
+    /// remembers each node whose value is one, for
+    /// [`Tape::first_non_finite`] (the first on the tape) and
+    /// [`Var::try_backward`] (the first its output depends on, else the
+    /// first non-finite gradient). Implies tracing. Costs speed; meant for
+    /// debugging.
     pub fn set_check_finite(&mut self, on: bool) {
         let f = self.flags.get();
         self.set_flags(if on { f | CHECK | TRACE } else { f & !CHECK });
@@ -703,10 +708,75 @@ impl<T: Scalar> Tape<T> {
         self.flags.get() & TRACE != 0
     }
 
-    /// The first non-finite forward value recorded while checking was on.
+    /// The first non-finite forward value recorded while checking was on,
+    /// anywhere on the tape, whether or not an output depends on it
+    /// ([`Var::try_backward`] reports only those its output depends on).
     pub fn first_non_finite(&self) -> Option<NonFinite> {
         // SAFETY: see the struct comment.
-        unsafe { (*self.first_bad.get()).clone() }
+        let bad = unsafe { &*self.non_finite.get() };
+        bad.first()
+            .map(|&(i, v)| self.forward_non_finite(i as usize, v))
+    }
+
+    /// The first non-finite forward value recorded while checking was on
+    /// that node `out` depends on ([`Tape::depends`]), `out` included.
+    /// Costs nothing beyond a look at the list unless some node up to
+    /// `out` is in it; then one pass over the nodes below `out`.
+    pub(crate) fn first_non_finite_below(&self, out: usize) -> Option<NonFinite> {
+        // SAFETY: see the struct comment.
+        let bad = unsafe { &*self.non_finite.get() };
+        let mut below = bad.iter().filter(|&&(i, _)| i as usize <= out).peekable();
+        below.peek()?;
+        let on = self.depends(out);
+        below
+            .find(|&&(i, _)| on[i as usize])
+            .map(|&(i, v)| self.forward_non_finite(i as usize, v))
+    }
+
+    /// The report of node `idx`'s non-finite forward value `value`.
+    fn forward_non_finite(&self, idx: usize, value: f64) -> NonFinite {
+        NonFinite {
+            node: idx,
+            op: self.op_name(idx),
+            value,
+            in_backward: false,
+        }
+    }
+
+    /// Which of the nodes `0..=out` node `out` depends on: `out` itself
+    /// and, recursively, the operands of each such node (every input of a
+    /// custom operation for each of its outputs), whatever the partials'
+    /// values. Operands are recorded before the nodes that use them, so
+    /// one downward pass marks them all.
+    pub(crate) fn depends(&self, out: usize) -> Vec<bool> {
+        let heads = &self.nodes_ref().heads;
+        let customs = self.customs_ref();
+        let mut on = vec![false; out + 1];
+        on[out] = true;
+        // customs are in recording order: those whose outputs start at or
+        // below `i` are `customs[..c]`
+        let mut c = customs.len();
+        for i in (1..=out).rev() {
+            if !on[i] {
+                continue;
+            }
+            while c > 0 && customs[c - 1].first_output as usize > i {
+                c -= 1;
+            }
+            if let Some(op) = c.checked_sub(1).map(|k| &customs[k]) {
+                if i < (op.first_output + op.n_outputs) as usize {
+                    for &p in &op.inputs {
+                        on[p as usize] = true;
+                    }
+                    continue;
+                }
+            }
+            // an input's parents are the sink, 0
+            let (p0, p1) = parents(heads[i]);
+            on[p0] = true;
+            on[p1] = true;
+        }
+        on
     }
 
     /// The trace (empty unless tracing is on): one entry per node, in order.
@@ -928,15 +998,8 @@ impl<T: Scalar> Tape<T> {
         });
         if self.flags.get() & CHECK != 0 && !value.is_finite() {
             // SAFETY: see the struct comment.
-            let bad = unsafe { &mut *self.first_bad.get() };
-            if bad.is_none() {
-                *bad = Some(NonFinite {
-                    node: idx,
-                    op: self.op_name(idx),
-                    value: value.to_f64(),
-                    in_backward: false,
-                });
-            }
+            let bad = unsafe { &mut *self.non_finite.get() };
+            bad.push((idx as u32, value.to_f64()));
         }
     }
 
@@ -1011,15 +1074,6 @@ impl<T: Scalar> Tape<T> {
             inputs: inputs.iter().map(|v| v.idx).collect(),
             vjp: Box::new(vjp),
         });
-        if self.flags.get() & CHECK != 0 {
-            // Re-name the first non-finite output now that the op is known.
-            let bad = unsafe { &mut *self.first_bad.get() };
-            if let Some(b) = bad.as_mut() {
-                if b.node >= first as usize && b.op == "custom" {
-                    b.op = format!("custom:{name}");
-                }
-            }
-        }
         outs
     }
 }

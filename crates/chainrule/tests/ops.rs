@@ -821,6 +821,40 @@ fn non_finite_values_name_their_operation() {
 }
 
 #[test]
+fn try_backward_reports_only_what_the_output_depends_on() {
+    let mut tape = Tape::new();
+    tape.set_check_finite(true);
+    let x = tape.var(2.0);
+    let off = (x - 3.0).ln(); // NaN, on a branch `y` does not use
+    let y = x * x + 1.0;
+    assert_eq!(tape.first_non_finite().map(|b| b.node), Some(off.index()));
+    let g = y.try_backward().expect("the NaN is not on y's path");
+    assert_eq!(g.wrt(x), 4.0);
+    drop(g);
+    // on the path it is reported, named as before; through a zero
+    // partial too (the output's value is computed from it)
+    let z = y + off;
+    let err = z.try_backward().unwrap_err();
+    assert_eq!((err.node, err.op.as_str()), (off.index(), "ln"));
+    assert!(!err.in_backward);
+    let err = (y + off * 0.0).try_backward().unwrap_err();
+    assert_eq!(err.node, off.index());
+    // an earlier NaN off the path does not hide a later one on it
+    let on = (x - 5.0).sqrt();
+    let err = (y * on).try_backward().unwrap_err();
+    assert_eq!((err.node, err.op.as_str()), (on.index(), "sqrt"));
+    // nor does one off the path hide a gradient that becomes infinite
+    let s = (x - 2.0).sqrt() * 3.0;
+    let err = s.try_backward().unwrap_err();
+    assert!(err.in_backward);
+    assert_eq!(err.op, "sqrt");
+    // through a custom operation: its inputs are on its outputs' path
+    let c = tape.custom_op("twice", &[off, x], vec![off.value() * 2.0, 1.0], |_, _| {});
+    assert_eq!(c[1].try_backward().unwrap_err().node, off.index());
+    assert!((x * 3.0).try_backward().is_ok());
+}
+
+#[test]
 fn non_finite_custom_op_is_named() {
     let mut tape = Tape::new();
     tape.set_check_finite(true);

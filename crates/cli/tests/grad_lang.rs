@@ -202,6 +202,18 @@ fn error_kinds() {
     assert!(e.message.contains("overflowed while adding up"), "{e}");
 }
 
+/// A NaN the output does not depend on (an unused binding) changes
+/// nothing: an infinite gradient is still traced to its derivative.
+#[test]
+fn a_nan_off_the_outputs_path_does_not_hide_an_infinite_derivative() {
+    let inputs = [("x".to_string(), 2.0)];
+    for src in ["sqrt(x - 2)", "a = log(x - 3); sqrt(x - 2)"] {
+        let e = gradient(src, &inputs, &GradOptions::default()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NonFinite);
+        assert!(e.message.contains("derivative of `sqrt`"), "{src}: {e}");
+    }
+}
+
 #[test]
 fn evaluator_is_generic_over_the_scalar() {
     let p =

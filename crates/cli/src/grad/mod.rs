@@ -247,8 +247,9 @@ fn run_on_tape(
     let (grads, backward_bad) = match out.try_backward() {
         Ok(g) => (g, None),
         Err(nf) if nf.in_backward => (out.backward(), Some(nf)),
-        // A NaN or infinity off the output's path: harmless unless a
-        // gradient turns out non-finite below.
+        // A NaN or infinity on the output's path that did not reach its
+        // value (`exp(log(0))` is 0): harmless unless a gradient turns out
+        // non-finite below. (One off the path is not reported.)
         Err(_) => (out.backward(), None),
     };
     let gradient: Vec<(String, f64)> = ev
