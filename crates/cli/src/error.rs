@@ -9,6 +9,17 @@ pub enum CliError {
     /// Bad input: arguments, programs, values.
     #[error("{0}")]
     Usage(String),
+    /// An error in a `grad` program at a place in its text: the message
+    /// names it, and `--json` gives it as numbers too.
+    #[error("{message}")]
+    Program {
+        /// What went wrong, with the place and the program's line.
+        message: String,
+        /// The line, from 1.
+        line: u32,
+        /// The column, from 1 (in characters).
+        column: u32,
+    },
     /// A file could not be read or written.
     #[error("{path}: {message}")]
     File {
@@ -32,6 +43,15 @@ impl CliError {
     pub fn also(self, more: impl std::fmt::Display) -> Self {
         match self {
             CliError::Usage(m) => CliError::Usage(format!("{m}; and {more}")),
+            CliError::Program {
+                message,
+                line,
+                column,
+            } => CliError::Program {
+                message: format!("{message}; and {more}"),
+                line,
+                column,
+            },
             CliError::File { path, message } => CliError::File {
                 path,
                 message: format!("{message}; and {more}"),
@@ -68,19 +88,25 @@ impl CliError {
     /// The file the error is about, if any.
     pub fn path(&self) -> Option<&Path> {
         match self {
-            CliError::Usage(_) => None,
+            CliError::Usage(_) | CliError::Program { .. } => None,
             CliError::File { path, .. } => Some(path),
         }
     }
 
     /// The error as the one JSON object `--json` mode prints:
-    /// `{"error": MESSAGE, "path": PATH or null}`.
+    /// `{"error": MESSAGE, "path": PATH or null}`, and for an error in a
+    /// `grad` program that has a place, `"line"` and `"column"` (numbers
+    /// from 1, as MESSAGE shows them) as well.
     pub fn to_json(&self) -> String {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "error": self.to_string(),
             "path": self.path().map(|p| p.display().to_string()),
-        })
-        .to_string()
+        });
+        if let CliError::Program { line, column, .. } = self {
+            v["line"] = (*line).into();
+            v["column"] = (*column).into();
+        }
+        v.to_string()
     }
 
     /// The process exit code for this error.

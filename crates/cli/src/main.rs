@@ -1,6 +1,7 @@
 //! The `chainrule` command: gradients from the shell, Gaussian-splatting fits
 //! and benchmarks. Every error exits with code 2 and one message on stderr
-//! (with `--json`: one JSON object `{"error": ..., "path": ...}` on stdout).
+//! (with `--json`: one JSON object `{"error": ..., "path": ...}` on stdout,
+//! with `"line"` and `"column"` too for a `grad` program wrong at a place).
 
 use chainrule_cli::{
     alloc::CountingAlloc, bench, export, fit, grad, render, synth, train, view, CliError,

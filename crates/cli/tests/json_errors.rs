@@ -1,6 +1,7 @@
 //! With `--json`, every subcommand that has the flag reports an error as
-//! exactly one JSON object on stdout, `{"error": ..., "path": ...}`, and
-//! exits with code 2; without it, the error stays plain text on stderr.
+//! exactly one JSON object on stdout, `{"error": ..., "path": ...}` (and
+//! `"line"`, `"column"` for a `grad` program wrong at a place), and exits
+//! with code 2; without it, the error stays plain text on stderr.
 
 use std::process::Command;
 
@@ -77,4 +78,35 @@ fn every_json_subcommand_reports_errors_as_one_json_object() {
         stdout.is_empty() && stderr.starts_with("error: "),
         "{stderr}"
     );
+}
+
+/// A `grad` program's error that has a place carries it as numbers too,
+/// `"line"` and `"column"` (from 1, as the message shows them), beside
+/// the usual keys; one without a place has only the usual keys.
+#[test]
+fn grad_errors_in_a_program_give_their_line_and_column() {
+    let (code, stdout, stderr) = run(&["grad", "y = x * 2\nz = (y + * 3)", "x=1", "--json"]);
+    assert_eq!(code, 2, "{stdout} {stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let obj = v.as_object().unwrap();
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["column", "error", "line", "path"], "{v}");
+    assert!(v["path"].is_null(), "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(msg.starts_with("line 2, column 10: syntax error: "), "{v}");
+    assert_eq!(
+        (v["line"].as_u64(), v["column"].as_u64()),
+        (Some(2), Some(10)),
+        "{v}"
+    );
+    // an unknown name has a place too; a bad input value has none
+    let (_, stdout, _) = run(&["grad", "x + nope", "x=1", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (v["line"].as_u64(), v["column"].as_u64()),
+        (Some(1), Some(5)),
+        "{v}"
+    );
+    json_error(&["grad", "x + 1", "x=oops", "--json"]);
 }

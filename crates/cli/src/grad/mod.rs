@@ -67,7 +67,9 @@ pub struct GradArgs {
     /// Input values as NAME=VALUE, one per input of the program.
     #[arg(value_name = "NAME=VALUE")]
     pub inputs: Vec<String>,
-    /// Print one JSON object {"value": .., "gradient": {name: ..}}.
+    /// Print one JSON object {"value": .., "gradient": {name: ..}}; an
+    /// error is {"error": .., "path": ..}, with "line" and "column" (from
+    /// 1) where the program is wrong at a place.
     #[arg(long)]
     pub json: bool,
     /// Write the recorded graph as Graphviz DOT to FILE.
@@ -497,8 +499,17 @@ pub fn run(args: GradArgs) -> CliResult {
         graph: args.dot.is_some() || args.svg.is_some(),
         hessian: args.hessian,
     };
-    let r = gradient(&src, &inputs, &opts)
-        .map_err(|e| CliError::usage(e.render(&src, file.as_deref())))?;
+    let r = gradient(&src, &inputs, &opts).map_err(|e| {
+        let message = e.render(&src, file.as_deref());
+        match e.pos {
+            Some(p) => CliError::Program {
+                message,
+                line: p.line,
+                column: p.col,
+            },
+            None => CliError::usage(message),
+        }
+    })?;
     for n in &r.unused {
         eprintln!("warning: the program never uses input `{n}` (its derivative is 0)");
     }
