@@ -110,7 +110,16 @@ pub struct TrainConfig {
     /// decaying and moving on their momentum. Off: the plain Adam of the
     /// original 3DGS.
     pub visible_adam: bool,
+    /// Weight of the mean opacity in the default strategy's loss (3DGS-MCMC's
+    /// opacity regulariser, which the MCMC strategy always applies at
+    /// [`OPACITY_REG`]): splats that no photo needs fade and are pruned,
+    /// instead of lingering where few photos constrain them. 0: none.
+    pub opacity_reg: f64,
 }
+
+/// The opacity regulariser's weight on COLMAP data by default
+/// ([`TrainConfig::opacity_reg`]; 3DGS-MCMC's and gsplat's 0.01).
+pub const OPACITY_REG: f64 = 0.01;
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -145,6 +154,7 @@ impl Default for TrainConfig {
             antialiased: false,
             random_background: false,
             visible_adam: false,
+            opacity_reg: 0.0,
         }
     }
 }

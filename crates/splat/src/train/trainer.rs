@@ -362,14 +362,17 @@ impl Trainer {
         // `absgrad` the sums of its per-pixel absolute values
         let d_means2d = ws.d_means2d_abs().unwrap_or(ws.d_means2d());
         lap.lap();
-        // a regulariser's gradient, added in the optimiser's pass (the
-        // default strategy has none)
+        // a regulariser's gradient, added in the optimiser's pass to the
+        // groups it regularises (the default strategy's opacity, with a
+        // weight; MCMC's opacity and scales)
         let mut reg = std::mem::take(&mut self.bufs.reg);
-        let has_reg = self.cfg.strategy != Strategy::Default;
-        let value = if has_reg {
-            for (r, p) in reg.iter_mut().zip(&self.params) {
+        let regs = strategy(self.cfg.strategy).regularised(&self.cfg);
+        let value = if regs.contains(&true) {
+            for ((r, p), &on) in reg.iter_mut().zip(&self.params).zip(&regs) {
                 r.clear();
-                r.resize(p.len(), 0.0);
+                if on {
+                    r.resize(p.len(), 0.0);
+                }
             }
             value + strategy(self.cfg.strategy).regularise(self, &mut reg)
         } else {
@@ -439,7 +442,7 @@ impl Trainer {
                 stride,
                 offset: 0,
             };
-            let extra = has_reg.then_some(&reg[g][..]);
+            let extra = regs[g].then_some(&reg[g][..]);
             let live = Live {
                 columns: src.width,
                 drawn: drawn_of(g),
@@ -462,7 +465,7 @@ impl Trainer {
         let [.., a_dc, a_rest] = &mut self.adam[..] else {
             unreachable!("the trainer has {GROUPS} optimiser groups")
         };
-        let extra = |g: usize| has_reg.then_some(&reg[g][..]);
+        let extra = |g: usize| regs[g].then_some(&reg[g][..]);
         let [c_dc, c_rest] = Adam::step_rows_pair(
             [
                 RowGroup {

@@ -2,7 +2,7 @@
 //! split large splats with a high average view-space gradient, prune
 //! transparent and oversized ones, reset opacities periodically.
 
-use super::super::{logit, schedule, Trainer};
+use super::super::{logit, schedule, TrainConfig, Trainer, GROUPS};
 use super::{Row, Strategy};
 use crate::adam::Adam;
 use crate::three::project::quat_to_rotmat;
@@ -13,6 +13,15 @@ use rayon::prelude::*;
 pub(crate) struct Adc;
 
 impl Strategy for Adc {
+    fn regularise(&self, t: &Trainer, grads: &mut [Vec<f64>; GROUPS]) -> f64 {
+        super::opacity_regulariser(t, t.cfg.opacity_reg, grads)
+    }
+
+    fn regularised(&self, cfg: &TrainConfig) -> [bool; GROUPS] {
+        // the opacity logits only
+        std::array::from_fn(|g| g == 3 && cfg.opacity_reg > 0.0)
+    }
+
     fn after_step(&self, t: &mut Trainer) {
         let it = t.iteration;
         if schedule::densify_now(&t.cfg, it) {
@@ -180,7 +189,48 @@ impl Trainer {
 #[cfg(test)]
 mod tests {
     use super::super::tiny_trainer;
-    use crate::train::TrainConfig;
+    use super::{Adc, Strategy};
+    use crate::train::{TrainConfig, GROUPS};
+
+    /// The opacity regulariser's gradient is its value's derivative
+    /// (central differences), on the opacity logits only; with a weight of
+    /// 0 it adds nothing.
+    #[test]
+    fn the_opacity_regulariser_is_differentiated_right() {
+        let cfg = TrainConfig {
+            opacity_reg: 0.01,
+            ..TrainConfig::default()
+        };
+        let mut t = tiny_trainer("opacity-reg", cfg);
+        for (i, v) in t.params[3].iter_mut().enumerate() {
+            *v = (i as f64 * 0.37).sin() * 3.0;
+        }
+        let zero = |t: &crate::train::Trainer| -> [Vec<f64>; GROUPS] {
+            std::array::from_fn(|g| vec![0.0; t.params[g].len()])
+        };
+        let mut g = zero(&t);
+        let value = Adc.regularise(&t, &mut g);
+        assert!(value > 0.0);
+        for (grp, rows) in g.iter().enumerate() {
+            assert_eq!(grp != 3, rows.iter().all(|&x| x == 0.0), "group {grp}");
+        }
+        for idx in [0, 7, 42] {
+            let h = 1e-6;
+            let mut val = |d: f64| {
+                t.params[3][idx] += d;
+                let v = Adc.regularise(&t, &mut zero(&t));
+                t.params[3][idx] -= d;
+                v
+            };
+            let fd = (val(h) - val(-h)) / (2.0 * h);
+            let rel = (fd - g[3][idx]).abs() / g[3][idx].abs();
+            assert!(rel < 1e-6, "{idx}: {fd} vs {}", g[3][idx]);
+        }
+        t.cfg.opacity_reg = 0.0;
+        let mut g = zero(&t);
+        assert_eq!(Adc.regularise(&t, &mut g), 0.0);
+        assert!(g.iter().flatten().all(|&x| x == 0.0));
+    }
 
     /// With the budget full, a round retires the faintest splats that are
     /// not candidates (at most `retire_per_round` of the scene, at most

@@ -13,7 +13,7 @@
 //! `NOISE_LR` and gated to the nearly transparent ones. The loss gets
 //! `OPACITY_REG · mean(opacity) + SCALE_REG · mean(scale)`.
 
-use super::super::{logit, schedule, Trainer, GROUPS};
+use super::super::{logit, schedule, TrainConfig, Trainer, GROUPS};
 use super::{DensifyScratch, Row, Strategy};
 use crate::three::project::quat_to_rotmat;
 use crate::three::scene::Rng;
@@ -21,7 +21,7 @@ use crate::three::scene::Rng;
 /// Noise scale relative to the position learning rate (gsplat: 5·10⁵).
 pub(crate) const NOISE_LR: f64 = 5e5;
 /// Weight of the mean opacity in the loss (gsplat's MCMC setting: 0.01).
-pub(crate) const OPACITY_REG: f64 = 0.01;
+pub(crate) const OPACITY_REG: f64 = crate::train::config::OPACITY_REG;
 /// Weight of the mean scale in the loss (gsplat's MCMC setting: 0.01).
 pub(crate) const SCALE_REG: f64 = 0.01;
 /// Growth per round (5%, the paper's and gsplat's), the least a round adds.
@@ -35,18 +35,18 @@ pub(crate) struct Mcmc;
 impl Strategy for Mcmc {
     fn regularise(&self, t: &Trainer, grads: &mut [Vec<f64>; GROUPS]) -> f64 {
         let n = t.len().max(1) as f64;
-        let mut value = 0.0;
-        for (i, &l) in t.params[3].iter().enumerate() {
-            let o = sigmoid(l);
-            value += OPACITY_REG * o / n;
-            grads[3][i] += OPACITY_REG * o * (1.0 - o) / n;
-        }
+        let mut value = super::opacity_regulariser(t, OPACITY_REG, grads);
         for (k, &ls) in t.params[1].iter().enumerate() {
             let s = ls.exp();
             value += SCALE_REG * s / (3.0 * n);
             grads[1][k] += SCALE_REG * s / (3.0 * n);
         }
         value
+    }
+
+    fn regularised(&self, _cfg: &TrainConfig) -> [bool; GROUPS] {
+        // the scales and the opacity logits
+        std::array::from_fn(|g| g == 1 || g == 3)
     }
 
     fn after_step(&self, t: &mut Trainer) {

@@ -1,7 +1,7 @@
 //! Density control: strategies that add, move and remove Gaussians
 //! between iterations, behind one trait ([`Strategy`]), one file each.
 
-use super::{Trainer, GROUPS};
+use super::{TrainConfig, Trainer, GROUPS};
 use crate::adam::Adam;
 
 mod default;
@@ -17,8 +17,27 @@ pub(crate) trait Strategy {
     fn regularise(&self, _t: &Trainer, _grads: &mut [Vec<f64>; GROUPS]) -> f64 {
         0.0
     }
+    /// The parameter groups [`Strategy::regularise`] adds gradients to
+    /// under `cfg` (none by default): only their rows are zeroed and read
+    /// (the SH rows alone are 48 numbers a Gaussian).
+    fn regularised(&self, _cfg: &TrainConfig) -> [bool; GROUPS] {
+        [false; GROUPS]
+    }
     /// Runs after the update of iteration `t.iteration()`.
     fn after_step(&self, t: &mut Trainer);
+}
+
+/// Adds `weight · mean(opacity)`'s gradient to the opacity logits' rows
+/// of `grads` and returns its value (3DGS-MCMC's opacity regulariser).
+pub(super) fn opacity_regulariser(t: &Trainer, weight: f64, grads: &mut [Vec<f64>; GROUPS]) -> f64 {
+    let n = t.len().max(1) as f64;
+    let mut value = 0.0;
+    for (i, &l) in t.params[3].iter().enumerate() {
+        let o = 1.0 / (1.0 + (-l).exp());
+        value += weight * o / n;
+        grads[3][i] += weight * o * (1.0 - o) / n;
+    }
+    value
 }
 
 /// The strategy a setting names.
