@@ -258,7 +258,8 @@ pub struct TrainReport {
     pub lr_mean: f64,
     /// Position learning rate at the end of its decay (`--lr-mean-final`).
     pub lr_mean_final: f64,
-    /// Weight of the mean opacity in the loss (`--opacity-reg`; 0: none).
+    /// Weight of the mean opacity in the loss (`--opacity-reg`, or 0.01
+    /// with `--strategy mcmc`; 0: none).
     pub opacity_reg: f64,
     /// Which views were scored: "test" or "train".
     pub eval_split: &'static str,
@@ -567,7 +568,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             final_loss: last_loss,
             lr_mean: t.config().lr_mean,
             lr_mean_final: t.config().lr_mean_final,
-            opacity_reg: t.config().opacity_reg,
+            opacity_reg: t.config().opacity_weight(),
             eval_split,
             eval_views: ev.len(),
             scored_views: ev.iter().filter(|e| !e.psnr.is_nan()).count(),
@@ -749,6 +750,11 @@ fn train_config(a: &TrainArgs, defaults: TrainConfig) -> CliResult<TrainConfig> 
         return Err(CliError::usage(format!(
             "--opacity-reg: must be a number at least 0 (got {w})"
         )));
+    }
+    if a.opacity_reg.is_some() && cfg.strategy == Strategy::Mcmc {
+        return Err(CliError::usage(
+            "--opacity-reg: the default strategy's; --strategy mcmc always applies 0.01",
+        ));
     }
     // the final rate keeps the defaults' ratio to the initial one (left
     // as it is without --lr-mean, so the default run's rates are the
@@ -1061,5 +1067,12 @@ mod tests {
             let e = config(&[bad]).unwrap_err().to_string();
             assert!(e.contains("--opacity-reg"), "{e}");
         }
+        // MCMC applies its own weight: the flag is refused there
+        let mcmc = config(&["--strategy", "mcmc"]).unwrap();
+        assert_eq!(mcmc.opacity_weight(), 0.01);
+        let e = config(&["--strategy", "mcmc", "--opacity-reg", "0.5"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--strategy mcmc"), "{e}");
     }
 }

@@ -335,14 +335,16 @@ fn photos_at_another_size_are_named_in_a_note() {
     let (w, h) = sizes[1];
     let n = &ds.notes[0];
     assert!(
-        n.starts_with(&format!("1 of the {} photos in", names.len()))
-            && n.contains(&format!(
-                "images_2 is not at their camera's size ({odd}; {odd} is {}×{}, not {}×{})",
-                w / 4,
-                h / 4,
-                w / 2,
-                h / 2
-            )),
+        n.starts_with(&format!(
+            "1 of the {} photos is not at its camera's size ({odd}; ",
+            names.len()
+        )) && n.contains(&format!(
+            "images_2/{odd} is {}×{}, not {}×{})",
+            w / 4,
+            h / 4,
+            w / 2,
+            h / 2
+        )),
         "{n}"
     );
     // a whole images/ at half size, read without images_2
@@ -354,8 +356,11 @@ fn photos_at_another_size_are_named_in_a_note() {
     assert_eq!(ds.notes.len(), 1, "{:?}", ds.notes);
     let n = &ds.notes[0];
     assert!(
-        n.starts_with(&format!("{} of the {} photos in", names.len(), names.len()))
-            && n.contains("images are not at their camera's size"),
+        n.starts_with(&format!(
+            "{} of the {} photos are not at their camera's size",
+            names.len(),
+            names.len()
+        )) && n.contains("images/"),
         "{n}"
     );
 }

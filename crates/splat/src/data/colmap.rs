@@ -815,7 +815,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         if !(near(w, cam.width) && near(h, cam.height)) {
             if resized.is_empty() {
                 let (ew, eh) = (cam.width.div_ceil(f), cam.height.div_ceil(f));
-                first_resized = format!("{} is {w}×{h}, not {ew}×{eh}", im.name);
+                first_resized = format!("{} is {w}×{h}, not {ew}×{eh}", jobs[k].path.display());
             }
             resized.push(im.name.clone());
         }
@@ -931,12 +931,12 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     }
     if let Some((list, _)) = masks::name_list(&resized) {
         notes.push(format!(
-            "{} of the {} photos in {} {} not at their camera's size ({list}; \
-             {first_resized}): each is taken as a scaled copy, its camera scaled to fit",
+            "{} of the {} photos {} not at {} camera's size ({list}; {first_resized}): \
+             each is taken as a scaled copy, its camera scaled to fit",
             resized.len(),
             images.len(),
-            img_dir.display(),
             if resized.len() == 1 { "is" } else { "are" },
+            if resized.len() == 1 { "its" } else { "their" },
         ));
     }
     Ok(Dataset {

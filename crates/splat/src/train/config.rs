@@ -112,8 +112,10 @@ pub struct TrainConfig {
     pub visible_adam: bool,
     /// Weight of the mean opacity in the default strategy's loss (3DGS-MCMC's
     /// opacity regulariser, which the MCMC strategy always applies at
-    /// [`OPACITY_REG`]): splats that no photo needs fade and are pruned,
-    /// instead of lingering where few photos constrain them. 0: none.
+    /// [`OPACITY_REG`], whatever this says: see
+    /// [`TrainConfig::opacity_weight`]): splats that no photo needs fade and
+    /// are pruned, instead of lingering where few photos constrain them.
+    /// 0: none.
     pub opacity_reg: f64,
 }
 
@@ -422,6 +424,16 @@ impl TrainConfig {
         (a * (1.0 - t) + b * t).exp()
     }
 
+    /// The weight of the mean opacity the loss applies: [`OPACITY_REG`]
+    /// with the MCMC strategy, [`TrainConfig::opacity_reg`] with the
+    /// default one.
+    pub fn opacity_weight(&self) -> f64 {
+        match self.strategy {
+            Strategy::Mcmc => OPACITY_REG,
+            Strategy::Default => self.opacity_reg,
+        }
+    }
+
     /// The default Gaussian budget of a dataset: one Gaussian per
     /// [`PIXELS_PER_GAUSSIAN`] (32) training pixels, at least
     /// [`MIN_DEFAULT_GAUSSIANS`] (10,000). For 52 training photos of
@@ -459,6 +471,12 @@ pub(super) fn check_config(data: &Dataset, cfg: &TrainConfig) -> Result<(), Trai
         return Err(TrainError::Config(
             "--max-gaussians must be at least 1".into(),
         ));
+    }
+    if !(cfg.opacity_reg.is_finite() && cfg.opacity_reg >= 0.0) {
+        return Err(TrainError::Config(format!(
+            "--opacity-reg {} is not a number at least 0",
+            cfg.opacity_reg
+        )));
     }
     for (flag, v) in [
         ("--lr-mean", cfg.lr_mean),

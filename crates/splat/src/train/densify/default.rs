@@ -232,6 +232,30 @@ mod tests {
         assert!(g.iter().flatten().all(|&x| x == 0.0));
     }
 
+    /// A training step with the opacity regulariser moves the opacities
+    /// (down: it adds a positive gradient) and nothing else, against the
+    /// same step without it.
+    #[test]
+    fn a_step_with_the_opacity_regulariser_moves_only_opacities() {
+        let run = |w: f64| {
+            let cfg = TrainConfig {
+                opacity_reg: w,
+                ..TrainConfig::default()
+            };
+            let mut t = tiny_trainer(&format!("opacity-step-{w}"), cfg);
+            t.step().unwrap();
+            t.params.clone()
+        };
+        let (plain, reg) = (run(0.0), run(0.5));
+        for g in 0..GROUPS {
+            if g == 3 {
+                assert!(plain[3].iter().zip(&reg[3]).all(|(p, r)| r < p));
+            } else {
+                assert_eq!(plain[g], reg[g], "group {g}");
+            }
+        }
+    }
+
     /// With the budget full, a round retires the faintest splats that are
     /// not candidates (at most `retire_per_round` of the scene, at most
     /// the candidates left out) and clones that many more candidates, the
