@@ -198,6 +198,15 @@ fn a_trained_capture_renders_with_its_saved_settings() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+/// A fresh temporary folder `tag` (see [`tmp`]) holding a copy of the
+/// COLMAP fixture in `data/`: the folder and the copy.
+fn fixture_copy(tag: &str) -> (PathBuf, PathBuf) {
+    let d = tmp(tag);
+    let data = d.join("data");
+    copy_dir(std::path::Path::new(fixture()), &data);
+    (d, data)
+}
+
 /// Copies the folder `from` (files and subfolders) to `to`.
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -535,9 +544,7 @@ fn a_site_flies_along_its_own_cameras() {
 /// out of the means instead of making them NaN.
 #[test]
 fn render_scores_what_training_scored_with_inverted_and_empty_masks() {
-    let d = tmp("inverted-masks");
-    let data = d.join("data");
-    copy_dir(std::path::Path::new(fixture()), &data);
+    let (d, data) = fixture_copy("inverted-masks");
     std::fs::create_dir_all(data.join("masks")).unwrap();
     for e in std::fs::read_dir(data.join("images")).unwrap() {
         let photo = e.unwrap().path();
@@ -614,9 +621,7 @@ fn render_scores_what_training_scored_with_inverted_and_empty_masks() {
 /// keeps the path, so `render OUT --data` scores the same photos.
 #[test]
 fn a_model_named_by_its_folder_trains_and_renders() {
-    let d = tmp("named-model");
-    let data = d.join("data");
-    copy_dir(std::path::Path::new(fixture()), &data);
+    let (d, data) = fixture_copy("named-model");
     // sparse/1: the same cameras and points, three of the twelve poses
     let rec = splat::data::colmap::read_reconstruction(&data.join("sparse/0")).unwrap();
     std::fs::create_dir_all(data.join("sparse/1")).unwrap();
@@ -832,9 +837,7 @@ fn a_model_named_by_its_folder_trains_and_renders() {
 /// and in the report, and trains them without a mask.
 #[test]
 fn a_partial_masks_folder_is_said_and_reported() {
-    let d = tmp("partial-masks");
-    let data = d.join("data");
-    copy_dir(std::path::Path::new(fixture()), &data);
+    let (d, data) = fixture_copy("partial-masks");
     std::fs::create_dir_all(data.join("masks")).unwrap();
     let mut photos: Vec<PathBuf> = std::fs::read_dir(data.join("images"))
         .unwrap()
@@ -1021,9 +1024,7 @@ fn renders_never_replace_the_datasets_photos() {
 /// says so in the report's notes as well as on stderr.
 #[test]
 fn a_model_without_points_says_so_in_the_report() {
-    let d = tmp("no-points");
-    let data = d.join("data");
-    copy_dir(std::path::Path::new(fixture()), &data);
+    let (d, data) = fixture_copy("no-points");
     for f in ["points3D.bin", "points3D.txt"] {
         let _ = std::fs::remove_file(data.join("sparse/0").join(f));
     }

@@ -20,19 +20,25 @@ use super::DataError;
 /// would be in `masks_dir`: `name + ".png"` if that file exists, else the
 /// name with its extension replaced by `.png`; `None` when neither exists.
 pub fn find(masks_dir: &Path, name: &str) -> Option<PathBuf> {
-    let appended = masks_dir.join(format!("{name}.png"));
+    let (appended, stem) = candidates(masks_dir, name);
     if appended.is_file() {
         return Some(appended);
     }
-    let stem = masks_dir.join(name).with_extension("png");
     stem.is_file().then_some(stem)
+}
+
+/// The two files that may hold photo `name`'s mask: `name + ".png"` and
+/// the name with its extension replaced by `.png`.
+fn candidates(masks_dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let appended = masks_dir.join(format!("{name}.png"));
+    let stem = masks_dir.join(name).with_extension("png");
+    (appended, stem)
 }
 
 /// The mask file [`find`] passes over for photo `name`: the one named by
 /// the photo's stem, when the one named by its full name is there too.
 pub fn passed_over(masks_dir: &Path, name: &str) -> Option<PathBuf> {
-    let appended = masks_dir.join(format!("{name}.png"));
-    let stem = masks_dir.join(name).with_extension("png");
+    let (appended, stem) = candidates(masks_dir, name);
     (stem != appended && appended.is_file() && stem.is_file()).then_some(stem)
 }
 
