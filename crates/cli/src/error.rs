@@ -19,6 +19,8 @@ pub enum CliError {
         line: u32,
         /// The column, from 1 (in characters).
         column: u32,
+        /// The file the program was read from (`grad @FILE`), if any.
+        path: Option<PathBuf>,
     },
     /// A file could not be read or written.
     #[error("{path}: {message}")]
@@ -47,10 +49,12 @@ impl CliError {
                 message,
                 line,
                 column,
+                path,
             } => CliError::Program {
                 message: format!("{message}; and {more}"),
                 line,
                 column,
+                path,
             },
             CliError::File { path, message } => CliError::File {
                 path,
@@ -88,7 +92,8 @@ impl CliError {
     /// The file the error is about, if any.
     pub fn path(&self) -> Option<&Path> {
         match self {
-            CliError::Usage(_) | CliError::Program { .. } => None,
+            CliError::Usage(_) => None,
+            CliError::Program { path, .. } => path.as_deref(),
             CliError::File { path, .. } => Some(path),
         }
     }

@@ -110,3 +110,40 @@ fn grad_errors_in_a_program_give_their_line_and_column() {
     );
     json_error(&["grad", "x + 1", "x=oops", "--json"]);
 }
+
+/// A program read from a file (`grad @FILE`) names that file as the
+/// error's `"path"`, with or without a place in it.
+#[test]
+fn grad_errors_in_a_program_file_give_its_path() {
+    let dir = std::env::temp_dir().join(format!("chainrule-json-grad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("prog.cr");
+    std::fs::write(&file, "y = x * 2\nz = (y + * 3)\n").unwrap();
+    let f = file.to_str().unwrap();
+    let (code, stdout, _) = run(&["grad", &format!("@{f}"), "x=1", "--json"]);
+    assert_eq!(code, 2, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["path"], f, "{v}");
+    assert_eq!(
+        (v["line"].as_u64(), v["column"].as_u64()),
+        (Some(2), Some(10)),
+        "{v}"
+    );
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{f}: line 2, column 10: ")),
+        "{v}"
+    );
+    // a bad command-line input is not the file's error: no path
+    std::fs::write(&file, "x * 2\n").unwrap();
+    let v = json_error(&["grad", &format!("@{f}"), "x=1", "x=2", "--json"]);
+    assert!(v["path"].is_null(), "{v}");
+    // a file that cannot be read is named too
+    let missing = dir.join("none.cr");
+    let m = missing.to_str().unwrap();
+    let v = json_error(&["grad", &format!("@{m}"), "x=1", "--json"]);
+    assert_eq!(v["path"], m, "{v}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -19,7 +19,7 @@
 //! assert_eq!(r.gradient, vec![("x".to_string(), 1.0)]);
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chainrule::{try_grad_hessian, Graph, Op, Scalar, Tape, TryRecord, Var};
 use clap::Args;
@@ -499,16 +499,19 @@ pub fn run(args: GradArgs) -> CliResult {
         graph: args.dot.is_some() || args.svg.is_some(),
         hessian: args.hessian,
     };
-    let r = gradient(&src, &inputs, &opts).map_err(|e| {
-        let message = e.render(&src, file.as_deref());
-        match e.pos {
-            Some(p) => CliError::Program {
-                message,
-                line: p.line,
-                column: p.col,
-            },
-            None => CliError::usage(message),
+    let r = gradient(&src, &inputs, &opts).map_err(|e| match (e.pos, &file) {
+        (Some(p), _) => CliError::Program {
+            message: e.render(&src, file.as_deref()),
+            line: p.line,
+            column: p.col,
+            path: file.as_deref().map(PathBuf::from),
+        },
+        // A command-line input's error is not the file's; `File` puts the
+        // path in front of the message itself.
+        (None, Some(f)) if e.kind != ErrorKind::Input => {
+            CliError::file(Path::new(f), e.render(&src, None))
         }
+        (None, _) => CliError::usage(e.render(&src, None)),
     })?;
     for n in &r.unused {
         eprintln!("warning: the program never uses input `{n}` (its derivative is 0)");
