@@ -233,21 +233,52 @@ fn dot_of_product_graph_has_fan_in() {
     assert!(d.contains("z\\ninput\\nvalue -4\\ngrad 3"));
 }
 
+/// A graph too large to draw is an error when an SVG is asked for, and
+/// nothing is written: no unasked-for `.dot` beside it, and the DOT asked
+/// for with `--dot` only on a run that succeeds.
 #[test]
-fn large_graph_keeps_the_dot_and_says_so() {
+fn large_graph_is_refused_for_svg_and_nothing_is_written() {
     let svg = tmp("big.svg");
-    let o = grad(&[
-        "fn s(x, n) = if n == 0 then x else sin(s(x, n - 1)) + x; s(x, 200)",
-        "x=0.5",
-        "--svg",
-        svg.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let beside = svg.with_extension("dot");
+    std::fs::write(&beside, "my notes").unwrap();
+    let prog = "fn s(x, n) = if n == 0 then x else sin(s(x, n - 1)) + x; s(x, 200)";
+    let o = grad(&[prog, "x=0.5", "--svg", svg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("too many to draw legibly"), "{err}");
+    assert!(
+        err.contains("too many to draw legibly") && err.contains("--dot"),
+        "{err}"
+    );
     assert!(!svg.exists());
-    let dot = std::fs::read_to_string(svg.with_extension("dot")).unwrap();
-    assert!(dot.matches("->").count() > 300);
+    assert_eq!(std::fs::read_to_string(&beside).unwrap(), "my notes");
+    let dot = tmp("big-asked.dot");
+    let o = grad(&[prog, "x=0.5", "--dot", dot.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&dot).unwrap().matches("->").count() > 300);
+}
+
+/// `--dot` and `--svg` may not overwrite the program file or each other.
+#[test]
+fn pictures_never_overwrite_the_program_or_each_other() {
+    let prog = tmp("prog-pic.txt");
+    std::fs::write(&prog, "x^2").unwrap();
+    let at = format!("@{}", prog.display());
+    let o = grad(&[&at, "x=3", "--dot", prog.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("program file"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&prog).unwrap(), "x^2");
+    let same = tmp("both.pic");
+    let o = grad(&[
+        &at,
+        "x=3",
+        "--dot",
+        same.to_str().unwrap(),
+        "--svg",
+        same.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("same file"), "{}", stderr(&o));
+    assert!(!same.exists());
 }
 
 #[test]

@@ -75,7 +75,8 @@ pub struct GradArgs {
     /// Write the recorded graph as Graphviz DOT to FILE.
     #[arg(long, value_name = "FILE")]
     pub dot: Option<PathBuf>,
-    /// Draw the recorded graph as SVG to FILE (no Graphviz needed).
+    /// Draw the recorded graph as SVG to FILE (no Graphviz needed); a
+    /// graph of more than 150 nodes is not drawn (an error: use --dot).
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
     /// Deepest nesting of function calls (recursion) allowed.
@@ -493,6 +494,11 @@ pub fn run(args: GradArgs) -> CliResult {
         None => (args.program.clone(), None),
     };
     let inputs = parse_inputs(&args.inputs).map_err(CliError::usage)?;
+    check_picture_paths(
+        file.as_deref().map(Path::new),
+        args.dot.as_deref(),
+        args.svg.as_deref(),
+    )?;
     let opts = GradOptions {
         max_depth: args.max_depth,
         max_steps: args.max_steps,
@@ -540,49 +546,71 @@ pub fn run(args: GradArgs) -> CliResult {
     Ok(())
 }
 
-fn write_pictures(
-    graph: &Graph,
-    dot: Option<&std::path::Path>,
-    svg_path: Option<&std::path::Path>,
+/// Refuses `--dot` and `--svg` paths that would overwrite the program
+/// file or each other, before anything is evaluated or written.
+fn check_picture_paths(
+    program: Option<&Path>,
+    dot: Option<&Path>,
+    svg: Option<&Path>,
 ) -> CliResult {
-    let dot_text = graph.to_dot();
-    if let Some(p) = dot {
-        write_atomic(p, dot_text.as_bytes())?;
-    }
-    if let Some(p) = svg_path {
-        let too_large = graph.len() > svg::MAX_SVG_NODES;
-        let drawn = if too_large {
-            None
-        } else {
-            svg::render_svg(graph)
-        };
-        match drawn {
-            Some(text) => write_atomic(p, text.as_bytes())?,
-            None => {
-                let why = if too_large {
-                    format!(
-                        "the graph has {} nodes, too many to draw legibly (limit {})",
-                        graph.len(),
-                        svg::MAX_SVG_NODES
-                    )
-                } else {
-                    "the graph could not be laid out".to_string()
-                };
-                let where_dot = match dot {
-                    Some(d) => d.to_path_buf(),
-                    None => {
-                        let d = p.with_extension("dot");
-                        write_atomic(&d, dot_text.as_bytes())?;
-                        d
-                    }
-                };
-                eprintln!(
-                    "note: {why}; no SVG written to {}; the DOT is in {}",
-                    p.display(),
-                    where_dot.display()
-                );
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    for (flag, p) in [("--dot", dot), ("--svg", svg)] {
+        if let (Some(p), Some(prog)) = (p, program) {
+            if same(p, prog) {
+                return Err(CliError::file(
+                    p,
+                    format!("{flag} names the program file itself; choose another file"),
+                ));
             }
         }
+    }
+    if let (Some(d), Some(s)) = (dot, svg) {
+        if same(d, s) {
+            return Err(CliError::file(
+                d,
+                "--dot and --svg name the same file; give each its own",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the pictures asked for. A graph too large to draw (or that
+/// cannot be laid out) is an error when an SVG is asked for, raised before
+/// any file is written, so no stale or unasked-for file is left behind.
+fn write_pictures(graph: &Graph, dot: Option<&Path>, svg_path: Option<&Path>) -> CliResult {
+    let svg_text = match svg_path {
+        Some(p) => {
+            let too_large = graph.len() > svg::MAX_SVG_NODES;
+            match (!too_large).then(|| svg::render_svg(graph)).flatten() {
+                Some(text) => Some(text),
+                None => {
+                    let why = if too_large {
+                        format!(
+                            "the graph has {} nodes, too many to draw legibly (limit {})",
+                            graph.len(),
+                            svg::MAX_SVG_NODES
+                        )
+                    } else {
+                        "the graph could not be laid out".to_string()
+                    };
+                    return Err(CliError::file(
+                        p,
+                        format!("no SVG written: {why}; --dot FILE writes the graph as Graphviz DOT instead"),
+                    ));
+                }
+            }
+        }
+        None => None,
+    };
+    if let Some(p) = dot {
+        write_atomic(p, graph.to_dot().as_bytes())?;
+    }
+    if let (Some(p), Some(text)) = (svg_path, svg_text) {
+        write_atomic(p, text.as_bytes())?;
     }
     Ok(())
 }
