@@ -377,6 +377,20 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             a.init_points
         ));
     }
+    if let (Some(points), false) = (&ds.points, a.resume) {
+        let budget = a.max_gaussians.map_or_else(
+            || TrainConfig::default_max_gaussians(&ds),
+            |m| usize::try_from(m).unwrap_or(usize::MAX),
+        );
+        // (a zero budget is refused with the other settings)
+        if budget > 0 && points.len() > budget {
+            ds.notes.push(format!(
+                "the model has {} sparse points, more than the Gaussian budget of {budget} \
+                 (--max-gaussians): training starts from {budget} of them, chosen at random",
+                points.len()
+            ));
+        }
+    }
     crate::output::print_notes(&ds);
     // checked now, not after the training: the renders of the views
     // scored at the end never replace a photo (or another file of the

@@ -1051,3 +1051,35 @@ fn a_model_without_points_says_so_in_the_report() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("300 random points"));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `--max-gaussians` caps the start too: a budget below the model's
+/// sparse points starts from that many of them, and a note says so.
+#[test]
+fn the_budget_caps_the_sparse_points() {
+    let d = tmp("cap");
+    let out = d.join("out");
+    let v = run_json(&[
+        "train",
+        fixture(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "2",
+        "--max-gaussians",
+        "40",
+        "--sh-degree",
+        "0",
+        "--json",
+    ]);
+    let n = v["gaussians"].as_u64().unwrap();
+    assert!((1..=40).contains(&n), "{v}");
+    let notes = v["notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|s| s
+            .as_str()
+            .unwrap()
+            .contains("training starts from 40 of them")),
+        "{v}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -55,7 +55,8 @@ fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64;
 }
 
 /// The initial parameters per group: the dataset's sparse points if it has
-/// them, otherwise `cfg.init_points` random points in a cube around the
+/// them (a random subset of `cfg.max_gaussians` of them when there are
+/// more: [`cap_points`]), otherwise `cfg.init_points` random points in a cube around the
 /// point the cameras look at (half-side: a third of the camera extent);
 /// each point's scale the root mean squared distance to its 3 nearest
 /// points (isotropic, as in the original 3DGS and gsplat), opacity 0.1, no
@@ -79,6 +80,9 @@ pub(super) fn initial_params(data: &Dataset, cfg: &TrainConfig) -> [Vec<f64>; GR
                 .unzip()
         }
     };
+    // more sparse points than the budget: a seeded random subset of them,
+    // in their order (the budget is a cap from the first iteration on)
+    let (pts, cols) = cap_points(pts, cols, cfg.max_gaussians.max(1), &mut rng);
     // initial scale: the root mean squared distance to the 3 nearest
     // points, per point (3DGS, gsplat), floored for duplicates
     let floor = MIN_INIT_SCALE * extent;
@@ -97,4 +101,53 @@ pub(super) fn initial_params(data: &Dataset, cfg: &TrainConfig) -> [Vec<f64>; GR
         params[5].extend(std::iter::repeat_n(0.0, 3 * (k - 1)));
     }
     params
+}
+
+/// At most `cap` of the points and their colours, chosen at random (a
+/// partial Fisher–Yates shuffle of the indices) and kept in their order;
+/// all of them when there are no more than `cap`.
+pub(super) fn cap_points(
+    pts: Vec<[f64; 3]>,
+    cols: Vec<[f64; 3]>,
+    cap: usize,
+    rng: &mut Rng,
+) -> (Vec<[f64; 3]>, Vec<[f64; 3]>) {
+    let n = pts.len();
+    if n <= cap {
+        return (pts, cols);
+    }
+    let mut idx: Vec<usize> = (0..n).collect();
+    for i in 0..cap {
+        let j = i + (rng.next_u64() % (n - i) as u64) as usize;
+        idx.swap(i, j);
+    }
+    let mut keep = idx[..cap].to_vec();
+    keep.sort_unstable();
+    keep.iter().map(|&i| (pts[i], cols[i])).unzip()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_points_are_a_seeded_subset_in_order() {
+        let pts: Vec<[f64; 3]> = (0..100).map(|i| [i as f64, 0.0, 0.0]).collect();
+        let cols: Vec<[f64; 3]> = (0..100).map(|i| [0.0, i as f64, 0.0]).collect();
+        let (p, c) = cap_points(pts.clone(), cols.clone(), 30, &mut Rng::new(7));
+        assert_eq!((p.len(), c.len()), (30, 30));
+        // each point keeps its own colour, in the original order, no repeats
+        assert!(p.iter().zip(&c).all(|(p, c)| p[0] == c[1]));
+        assert!(p.windows(2).all(|w| w[0][0] < w[1][0]));
+        // not simply the first 30
+        assert!(p.last().unwrap()[0] > 29.0);
+        // the same seed, the same subset; another seed, another one
+        let (q, _) = cap_points(pts.clone(), cols.clone(), 30, &mut Rng::new(7));
+        assert_eq!(p, q);
+        let (r, _) = cap_points(pts.clone(), cols.clone(), 30, &mut Rng::new(8));
+        assert_ne!(p, r);
+        // at or under the cap: all of them, unchanged
+        let (all, _) = cap_points(pts.clone(), cols.clone(), 100, &mut Rng::new(7));
+        assert_eq!(all, pts);
+    }
 }
