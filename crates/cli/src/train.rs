@@ -635,8 +635,12 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             "trained {} Gaussians for {ran}: {} views{unscored} PSNR {:.2} dB, SSIM {:.4}",
             report.gaussians, eval_split, report.psnr, report.ssim
         );
+        let exported = a.export.map_or(String::new(), |f| {
+            let ext = splat::formats::SceneFormat::from(f).extension();
+            format!(" ({})", point_cloud.with_extension(ext).display())
+        });
         println!(
-            "wrote {}, {}, {}, {} and {}",
+            "wrote {}{exported}, {}, {}, {} and {}",
             point_cloud.display(),
             renders.display(),
             metrics.display(),

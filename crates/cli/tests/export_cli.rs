@@ -465,6 +465,20 @@ fn export_and_site_report_in_json() {
         );
         assert_eq!(v["antialiased"], false);
     }
+    // an --out refused is the error's "path"
+    for (format, out) in [("spz", dir.join("b.ply")), ("ply", ply.clone())] {
+        let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .args(["export".as_ref(), ply.as_os_str(), "--format".as_ref()])
+            .arg(format)
+            .arg("--out")
+            .arg(&out)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["path"], out.to_str().unwrap(), "{v}");
+    }
     let site = dir.join("site");
     let v = json(&[
         "view".as_ref(),

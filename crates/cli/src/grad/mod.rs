@@ -485,6 +485,11 @@ fn json_num(x: f64) -> String {
 /// Runs `chainrule grad`.
 pub fn run(args: GradArgs) -> CliResult {
     let (src, file) = match args.program.strip_prefix('@') {
+        Some("") => {
+            return Err(CliError::usage(
+                "`@` needs a file name: @FILE reads the program from FILE",
+            ))
+        }
         Some(path) => {
             let p = PathBuf::from(path);
             let text = std::fs::read_to_string(&p)

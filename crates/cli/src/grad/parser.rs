@@ -190,7 +190,7 @@ fn mk(kind: ExprKind, pos: Pos) -> Result<Expr, LangError> {
     if h > MAX_HEIGHT {
         return Err(LangError::syntax(
             pos,
-            format!("expression nested too deeply (more than {MAX_HEIGHT} levels; a chain of + - * / is one level a term); split it with intermediate names"),
+            format!("expression nested too deeply (more than {MAX_HEIGHT} levels; each term of a chain of binary operators such as `+`, `*` or `and` is one level); split it with intermediate names"),
         ));
     }
     Ok(Expr {
