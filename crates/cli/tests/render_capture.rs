@@ -1083,3 +1083,41 @@ fn the_budget_caps_the_sparse_points() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A capture without its `images/` folder names the folder, and a folder
+/// where a photo should be is called that, not "not found".
+#[test]
+fn a_missing_photo_folder_is_named() {
+    let d = tmp("noimages");
+    let data = d.join("data");
+    copy_dir(
+        &std::path::Path::new(fixture()).join("sparse"),
+        &data.join("sparse"),
+    );
+    let fails = |what: &str| -> serde_json::Value {
+        let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .args(["train".as_ref(), data.as_os_str(), "--out".as_ref()])
+            .arg(d.join("out"))
+            .args(["--iters", "1", "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{what}");
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let v = fails("no images/");
+    assert_eq!(v["path"], data.join("images").to_str().unwrap(), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("folder not found"),
+        "{v}"
+    );
+    std::fs::create_dir_all(data.join("images/IMG_0000.jpg")).unwrap();
+    let v = fails("a folder for a photo");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("is a folder, not a photo"),
+        "{v}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -705,7 +705,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             full_size[k] = true;
         }
         if !path.is_file() {
-            return Err(DataError::io(&path, "image file not found"));
+            return Err(DataError::missing_photo(&path));
         }
         jobs.push(ImageJob { path, expect: None });
     }

@@ -47,6 +47,24 @@ impl DataError {
             message: e.to_string(),
         }
     }
+    /// A photo the dataset names that is not a file: says what is missing,
+    /// the whole folder (named, with the photo wanted from it), a folder
+    /// where the photo should be, or the photo itself.
+    pub(crate) fn missing_photo(path: &Path) -> Self {
+        if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
+            return DataError::io(
+                dir,
+                format!(
+                    "folder not found (the photos are read from it; wanted: {})",
+                    path.display()
+                ),
+            );
+        }
+        if path.is_dir() {
+            return DataError::invalid(path, "image", "is a folder, not a photo");
+        }
+        DataError::io(path, "image file not found")
+    }
     pub(crate) fn invalid(
         path: &Path,
         field: impl Into<String>,

@@ -151,7 +151,7 @@ fn load_split(
     let t = parse_transforms(&text, &path, dir)?;
     for f in &t.frames {
         if !f.image_path.is_file() {
-            return Err(DataError::io(&f.image_path, "image file not found"));
+            return Err(DataError::missing_photo(&f.image_path));
         }
     }
     let jobs: Vec<ImageJob> = t
