@@ -23,8 +23,9 @@ pub fn write_atomic_with(
 
 /// Removes from `renders` the render files that an earlier run listed in
 /// its report (`train`'s `metrics.json`, `views[].render`; `render
-/// --data`'s `scores.json`, `per_view[].render`: the file `report`, the
-/// array `list`) and this run did not write again (`keep`): renders of
+/// --data`'s `scores.json`, `per_view[].render`; `render --orbit`'s
+/// `orbit.json`, `files[]`: the file `report`, the array `list`, see
+/// `earlier_renders`) and this run did not write again (`keep`): renders of
 /// views this run may not have, which would pass for its own. Nothing
 /// else is touched (a user's own files in the folder stay), and a file
 /// that cannot be removed is a warning on stderr, not an error: the run's
@@ -47,8 +48,10 @@ pub fn remove_earlier_renders(report: &Path, list: &str, renders: &Path, keep: &
     }
 }
 
-/// The file names of the renders that `report` lists in its array `list`
-/// (each entry's `render` path); none when the report is missing or not
+/// The file names of the renders that `report` lists under the key
+/// `list`: an array of entries, each a path or an object with a `render`
+/// path (`render --data`'s `per_view`, `render --orbit`'s `files`), or one
+/// path (`render --orbit`'s `gif`); none when the report is missing or not
 /// JSON.
 fn earlier_renders(report: &Path, list: &str) -> Vec<std::ffi::OsString> {
     let Some(earlier) = std::fs::read(report)
@@ -57,10 +60,15 @@ fn earlier_renders(report: &Path, list: &str) -> Vec<std::ffi::OsString> {
     else {
         return Vec::new();
     };
-    let views = earlier[list].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let listed = &earlier[list];
+    let views = match listed.as_array() {
+        Some(views) => views.as_slice(),
+        None => std::slice::from_ref(listed),
+    };
     views
         .iter()
-        .filter_map(|v| v["render"].as_str().and_then(|r| Path::new(r).file_name()))
+        .filter_map(|v| v["render"].as_str().or(v.as_str()))
+        .filter_map(|r| Path::new(r).file_name())
         .map(|n| n.to_os_string())
         .collect()
 }
@@ -87,7 +95,11 @@ pub fn refuse_render_folder(
 /// named after the photos, so they would replace them, and a later run's
 /// clean-up of earlier renders would then delete them. A folder that does
 /// not exist yet holds nothing to replace.
-fn refuse_dataset_folder(dir: &Path, read_from: &[std::path::PathBuf], flag: &str) -> CliResult {
+pub fn refuse_dataset_folder(
+    dir: &Path,
+    read_from: &[std::path::PathBuf],
+    flag: &str,
+) -> CliResult {
     let Ok(target) = std::fs::canonicalize(dir) else {
         return Ok(());
     };
@@ -116,7 +128,7 @@ fn refuse_dataset_folder(dir: &Path, read_from: &[std::path::PathBuf], flag: &st
 /// `earlier` list (a report file and its list of views, each with a
 /// `render` path, as [`remove_earlier_renders`] reads them). `flag` names
 /// the option that chose `dir`.
-fn refuse_replacing(
+pub fn refuse_replacing(
     dir: &Path,
     names: &[String],
     earlier: &[(&Path, &str)],

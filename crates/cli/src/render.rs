@@ -50,14 +50,18 @@ pub struct RenderArgs {
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
     /// 3D scenes: number of views on a circle around the scene;
-    /// `--out` is then a directory for view_NNN.png and orbit.gif.
+    /// `--out` is then a directory for view_NNN.png and orbit.gif, listed
+    /// in orbit.json (a later orbit there replaces them and removes the
+    /// frames beyond its count; a file of these names that no render
+    /// wrote is refused, as is a folder of the dataset's photos).
     #[arg(long)]
     pub orbit: Option<usize>,
     /// 3D scenes: number of frames flying along the dataset's cameras in
     /// the order of their photos' names, numbers in names compared as
     /// numbers (IMG_2 before IMG_10) (the training dataset from
     /// settings.json, or --data, or an original 3DGS model's
-    /// cameras.json): path_NNN.png and path.gif in --out.
+    /// cameras.json): path_NNN.png and path.gif in --out, listed in
+    /// path.json (as --orbit's files in orbit.json).
     #[arg(long, conflicts_with = "orbit")]
     pub path: Option<usize>,
     /// 3D scenes: image size WxH of --orbit views (--path and --data
@@ -329,30 +333,66 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
                 ..Default::default()
             };
             let ds = splat::data::load(&data, &opts).map_err(CliError::data)?;
+            crate::output::refuse_dataset_folder(&a.out, &ds.read_from, "--out")?;
             let mut views: Vec<_> = ds.train.into_iter().chain(ds.test).collect();
             views.sort_by(|x, y| splat::data::capture::path_order(&x.name, &y.name));
             let w = crate::render3d::run_path(ply, &views, frames, &a.out, &o)?;
             ("path", crate::output::count(frames, "frame"), w)
         }
-        None => (
-            "orbit",
-            crate::output::count(o.views, "view"),
-            crate::render3d::run_ply(ply, &a.out, &o)?,
-        ),
+        None => {
+            let photos = photo_folders_around(&a.out, dataset.as_deref(), saved.as_ref());
+            crate::output::refuse_dataset_folder(&a.out, &photos, "--out")?;
+            (
+                "orbit",
+                crate::output::count(o.views, "view"),
+                crate::render3d::run_ply(ply, &a.out, &o)?,
+            )
+        }
     };
     report(a, kind, &what, written)
 }
 
+/// The folders the photos and masks of the training's dataset
+/// (`dataset`, from its `settings`) are read from, when `out` lies in the
+/// dataset's folder: an orbit's views must not go among the photos, as
+/// `--data`'s and `--path`'s must not
+/// ([`crate::output::refuse_dataset_folder`]). None elsewhere, without
+/// reading the dataset (which reads every photo), nor when the dataset
+/// cannot be read (an orbit does not need it).
+fn photo_folders_around(
+    out: &Path,
+    dataset: Option<&Path>,
+    settings: Option<&crate::settings::RenderSettings>,
+) -> Vec<PathBuf> {
+    let Some(data) = dataset else {
+        return Vec::new();
+    };
+    // a COLMAP model folder's photos are in its dataset's folder
+    let root = splat::data::colmap::dataset_of_model(data).unwrap_or_else(|| data.to_path_buf());
+    let inside = match (std::fs::canonicalize(out), std::fs::canonicalize(root)) {
+        (Ok(out), Ok(root)) => out.starts_with(root),
+        _ => false,
+    };
+    if !inside {
+        return Vec::new();
+    }
+    let opts = splat::data::LoadOptions {
+        downscale: crate::settings::RenderSettings::load_options(settings).0,
+        ..Default::default()
+    };
+    splat::data::load(data, &opts)
+        .map(|ds| ds.read_from)
+        .unwrap_or_default()
+}
+
 /// Says what an orbit or a path wrote: the PNGs, then the GIF.
 fn report(a: &RenderArgs, kind: &str, what: &str, written: Vec<PathBuf>) -> CliResult {
-    let (gif, pngs) = written.split_last().expect("at least one view and the GIF");
+    let gif = written.last().expect("at least one view and the GIF");
     if a.json {
-        let files: Vec<String> = pngs.iter().map(|p| p.display().to_string()).collect();
-        let v = serde_json::json!({
-            "kind": kind, "frames": pngs.len(), "files": files,
-            "gif": gif.display().to_string(), "out": a.out.display().to_string(),
-        });
-        println!("{v}");
+        println!(
+            "{}",
+            crate::render3d::sequence_report(kind, &a.out, &written)
+        );
     } else {
         println!("wrote {what} and {} to {}", gif.display(), a.out.display());
     }

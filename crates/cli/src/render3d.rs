@@ -15,6 +15,11 @@
 //! per photo, named after it, with PSNR and SSIM), and a flight along the
 //! dataset's cameras in order (`--path N`: positions interpolated
 //! linearly, rotations by slerp, PNGs and `path.gif`).
+//!
+//! Renders never replace a file that no earlier render wrote, nor go into
+//! a folder the dataset's photos were read from; an orbit or a path keeps
+//! the list of its files in `orbit.json` or `path.json`, by which the next
+//! one into the folder knows them.
 
 use std::path::{Path, PathBuf};
 
@@ -196,7 +201,8 @@ fn read_scene(path: &Path) -> CliResult<Gaussians<f32>> {
 }
 
 /// `chainrule render SCENE.ply --orbit N`: writes `view_000.png`, … and
-/// `orbit.gif` into `out_dir`; returns the paths written.
+/// `orbit.gif` into `out_dir`, listed in its `orbit.json` (see
+/// [`sequence_report`]); returns the paths of the PNGs and the GIF.
 pub fn run_ply(path: &Path, out_dir: &Path, o: &OrbitOptions) -> CliResult<Vec<PathBuf>> {
     if o.views == 0 || o.views > 10_000 {
         return Err(CliError::usage(
@@ -208,13 +214,14 @@ pub fn run_ply(path: &Path, out_dir: &Path, o: &OrbitOptions) -> CliResult<Vec<P
     }
     let g = read_scene(path)?;
     let cams = orbit_cameras(&g, o).map_err(|e| CliError::file(path, e))?;
-    write_sequence(&g, &cams, out_dir, "view", "orbit.gif", o)
+    write_sequence(&g, &cams, out_dir, "orbit", o)
 }
 
 /// `chainrule render SCENE.ply --path N --data DATASET`: `frames` views
 /// flying along the dataset's cameras (train and test, in name order):
 /// `path_000.png`, … and `path.gif` at the cameras' own size and
-/// intrinsics; returns the paths written.
+/// intrinsics, listed in `path.json`; returns the paths of the PNGs and
+/// the GIF.
 pub fn run_path(
     path: &Path,
     views: &[splat::data::View],
@@ -242,19 +249,72 @@ pub fn run_path(
             splat::train::camera_of(&splat::data::capture::along_path(views, s))
         })
         .collect();
-    write_sequence(&g, &cams, out_dir, "path", "path.gif", o)
+    write_sequence(&g, &cams, out_dir, "path", o)
 }
 
-/// Renders `cams` to `PREFIX_NNN.png` and one animated GIF in `out_dir`.
+/// The file-name prefix of the frames of a sequence of the kind `kind`:
+/// an orbit's are `view_000.png`, …, a path's `path_000.png`, ….
+fn frame_prefix(kind: &str) -> &str {
+    match kind {
+        "orbit" => "view",
+        other => other,
+    }
+}
+
+/// What a render of the kind `kind` (`orbit` or `path`) writes into
+/// `out_dir`, as `render --json` prints it: `written` is the frames, then
+/// the GIF (as [`run_ply`] and [`run_path`] return them). The render also
+/// keeps this object in `out_dir` as `KIND.json` (its `report`): the next
+/// render of the kind into the folder reads there which files are an
+/// earlier render's, to replace them, and to remove the frames beyond its
+/// own count.
+pub fn sequence_report(kind: &str, out_dir: &Path, written: &[PathBuf]) -> serde_json::Value {
+    let (gif, frames) = written
+        .split_last()
+        .expect("at least one frame and the GIF");
+    let files: Vec<String> = frames.iter().map(|p| p.display().to_string()).collect();
+    serde_json::json!({
+        "kind": kind, "frames": frames.len(), "files": files,
+        "gif": gif.display().to_string(),
+        "report": out_dir.join(format!("{kind}.json")).display().to_string(),
+        "out": out_dir.display().to_string(),
+    })
+}
+
+/// Renders `cams` to `PREFIX_NNN.png` and the animated GIF `KIND.gif` in
+/// `out_dir` (see [`frame_prefix`]), with the report `KIND.json` (see
+/// [`sequence_report`]). As `render --data` does, it refuses to replace a
+/// file that no earlier render there wrote, and removes an earlier
+/// render's frames beyond this one's count, which would pass for its own.
 fn write_sequence(
     g: &Gaussians<f32>,
     cams: &[Camera],
     out_dir: &Path,
-    prefix: &str,
-    gif_name: &str,
+    kind: &str,
     o: &OrbitOptions,
 ) -> CliResult<Vec<PathBuf>> {
+    let prefix = frame_prefix(kind);
+    let frames: Vec<String> = (0..cams.len())
+        .map(|i| format!("{prefix}_{i:03}.png"))
+        .collect();
+    let (gif_name, report_name) = (format!("{kind}.gif"), format!("{kind}.json"));
+    let report_path = out_dir.join(&report_name);
+    let names: Vec<String> = frames
+        .iter()
+        .cloned()
+        .chain([gif_name.clone(), report_name])
+        .collect();
+    let earlier = ["files", "gif", "report"].map(|list| (report_path.as_path(), list));
+    crate::output::refuse_replacing(out_dir, &names, &earlier, "--out")?;
     ensure_dir(out_dir)?;
+    // the earlier render's frames beyond this one's count go; then this
+    // render's report, written before its files, so that the next render
+    // finds even an interrupted one's files listed as its own
+    crate::output::remove_earlier_renders(&report_path, "files", out_dir, &frames);
+    let mut all: Vec<PathBuf> = frames.iter().map(|f| out_dir.join(f)).collect();
+    all.push(out_dir.join(&gif_name));
+    let report = sequence_report(kind, out_dir, &all);
+    write_atomic(&report_path, report.to_string().as_bytes())?;
     let mut written = Vec::with_capacity(cams.len() + 1);
     let gif_path = out_dir.join(gif_name);
     let gif_fail =
@@ -272,7 +332,7 @@ fn write_sequence(
                 .pixels()
                 .flat_map(|p| [p.0[0], p.0[1], p.0[2]])
                 .collect();
-            let file = out_dir.join(format!("{prefix}_{i:03}.png"));
+            let file = out_dir.join(&frames[i]);
             PngEncoder::new(&mut png)
                 .write_image(&rgb, cam.width, cam.height, image::ExtendedColorType::Rgb8)
                 .map_err(|e| CliError::file(&file, format!("cannot encode PNG: {e}")))?;

@@ -135,3 +135,110 @@ fn malformed_scene_exits_2_naming_file_and_property() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `chainrule render ARGS --json`: the exit code and the one JSON object
+/// on stdout.
+fn render_json(args: &[&std::ffi::OsStr]) -> (Option<i32>, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .arg("render")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: {e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), v)
+}
+
+/// The names of the files in `dir`, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A shorter orbit into the folder of a longer one removes that one's
+/// frames beyond its count (they would pass for its own, to a glob or
+/// `ffmpeg -i view_%03d.png`), and nothing else: a user's files, even one
+/// named like a frame, stay.
+#[test]
+fn a_shorter_orbit_removes_the_earlier_frames_beyond_its_count() {
+    let dir = tmp("again");
+    let ply = scene_file(&dir);
+    let out = dir.join("views");
+    let orbit = |n: &str, size: &str| {
+        let args = ["--orbit", n, "--size", size, "--out"].map(std::ffi::OsStr::new);
+        let (code, v) = render_json(&[&[ply.as_os_str()], &args[..], &[out.as_os_str()]].concat());
+        assert_eq!(code, Some(0), "{v}");
+        v
+    };
+    orbit("4", "24x16");
+    // the user's own files beside the frames
+    for f in ["notes.txt", "view_1000.png", "view_x.png", "path_000.png"] {
+        std::fs::write(out.join(f), "mine").unwrap();
+    }
+    let v = orbit("2", "12x8");
+    assert_eq!(v["report"], out.join("orbit.json").to_str().unwrap());
+    assert_eq!(
+        names_in(&out),
+        [
+            "notes.txt",
+            "orbit.gif",
+            "orbit.json",
+            "path_000.png",
+            "view_000.png",
+            "view_001.png",
+            "view_1000.png",
+            "view_x.png"
+        ]
+    );
+    for f in ["view_000.png", "view_001.png"] {
+        assert_eq!(image::image_dimensions(out.join(f)).unwrap(), (12, 8));
+    }
+    // the folder's report lists what this render wrote, as --json said
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("orbit.json")).unwrap()).unwrap();
+    assert_eq!(kept, v);
+    // and a longer one again over them
+    orbit("3", "12x8");
+    assert!(out.join("view_002.png").is_file());
+    assert_eq!(std::fs::read(out.join("view_1000.png")).unwrap(), b"mine");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An orbit refuses, as `render --data` does, to replace a file that no
+/// earlier render wrote (a user's `view_000.png`, `orbit.gif` or
+/// `orbit.json`), naming it, and writes nothing then.
+#[test]
+fn an_orbit_never_replaces_a_file_no_render_wrote() {
+    let dir = tmp("mine");
+    let ply = scene_file(&dir);
+    let out = dir.join("mine");
+    std::fs::create_dir_all(&out).unwrap();
+    let a = ["--orbit", "2", "--size", "12x8", "--out"].map(std::ffi::OsStr::new);
+    let args = [&[ply.as_os_str()], &a[..], &[out.as_os_str()]].concat();
+    for f in ["view_001.png", "orbit.gif", "orbit.json"] {
+        let file = out.join(f);
+        std::fs::write(&file, "mine").unwrap();
+        let (code, v) = render_json(&args);
+        assert_eq!(code, Some(2), "{f}: {v}");
+        assert_eq!(v["path"], file.to_str().unwrap(), "{v}");
+        assert!(v["error"].as_str().unwrap().contains("--out"), "{v}");
+        assert_eq!(names_in(&out), [f], "nothing written beside it");
+        assert_eq!(std::fs::read(&file).unwrap(), b"mine");
+        std::fs::remove_file(&file).unwrap();
+    }
+    // its own files, again: replaced
+    for _ in 0..2 {
+        assert_eq!(render_json(&args).0, Some(0));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

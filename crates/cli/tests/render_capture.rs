@@ -877,8 +877,9 @@ fn a_partial_masks_folder_is_said_and_reported() {
 /// write them where they would replace one: the folder the photos are read
 /// from (however the path is spelled), a split's folder that was not read
 /// (NeRF-synthetic's `val/` beside `test/`), or a folder a photo links to;
-/// and `train` refuses such a renders folder before it trains. Every
-/// photo is left as it was; an earlier render's files are replaced.
+/// and `train` refuses such a renders folder before it trains; `render
+/// --orbit` and `--path` refuse the photos' folders too. Every photo is
+/// left as it was; an earlier render's files are replaced.
 #[test]
 fn renders_never_replace_the_datasets_photos() {
     let d = tmp("own-photos");
@@ -976,6 +977,21 @@ fn renders_never_replace_the_datasets_photos() {
             target.as_os_str(),
         ]);
     }
+    // an orbit or a path of the scene trained on it, alike (its views are
+    // no photos, but would be taken among them)
+    for (kind, target) in [("--orbit", syn.join("train")), ("--path", syn.join("test"))] {
+        let path = refused(&[
+            "render".as_ref(),
+            sout.as_os_str(),
+            kind.as_ref(),
+            "2".as_ref(),
+            "--size".as_ref(),
+            "8x8".as_ref(),
+            "--out".as_ref(),
+            target.as_os_str(),
+        ]);
+        assert_eq!(path, target.to_str().unwrap());
+    }
     // train's renders folder that is a split's folder (a test split kept
     // in `renders/`): refused before training
     let kept = d.join("kept");
@@ -1016,6 +1032,11 @@ fn renders_never_replace_the_datasets_photos() {
             "--out",
             target.to_str().unwrap(),
         ]);
+    }
+    for kind in ["--orbit", "--path"] {
+        let target = syn.join("renders");
+        let args = ["render", sout.to_str().unwrap(), kind, "2", "--size", "8x8"];
+        run(&[&args[..], &["--out", target.to_str().unwrap()]].concat());
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
