@@ -270,6 +270,13 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             )));
         }
     }
+    if let Some(e) = a.elevation {
+        if !(e.is_finite() && e > -90.0 && e < 90.0) {
+            return Err(CliError::usage(format!(
+                "--elevation {e}: must be a finite number of degrees strictly between -90 and 90"
+            )));
+        }
+    }
     let o = OrbitOptions {
         views: a.orbit.unwrap_or(0),
         width,

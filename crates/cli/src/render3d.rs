@@ -167,8 +167,17 @@ pub fn orbit_cameras(g: &Gaussians<f32>, o: &OrbitOptions) -> CliResult<Vec<Came
             let (sa, ca) = a.sin_cos();
             let eye =
                 [0, 1, 2].map(|k| c[k] + dist * (ce * (ca * e1[k] + sa * e2[k]) + se * up[k]));
-            Camera::look_at(eye, c, up, o.fov_deg.to_radians(), o.width, o.height)
-                .ok_or_else(|| CliError::usage("cannot place the orbit cameras"))
+            Camera::look_at(eye, c, up, o.fov_deg.to_radians(), o.width, o.height).ok_or_else(
+                || {
+                    CliError::usage(format!(
+                        "cannot place the orbit cameras at elevation {}° and distance {dist} \
+                         about the centre {c:?}: within a hair of ±90° they have no direction \
+                         to look, and this far out the numbers overflow (see --elevation, \
+                         --radius, --center)",
+                        o.elevation_deg
+                    ))
+                },
+            )
         })
         .collect()
 }
@@ -210,10 +219,18 @@ pub fn run_ply(path: &Path, out_dir: &Path, o: &OrbitOptions) -> CliResult<Vec<P
         ));
     }
     if !(o.fov_deg > 1.0 && o.fov_deg < 170.0) {
-        return Err(CliError::usage("--fov must be between 1 and 170 degrees"));
+        return Err(CliError::usage(format!(
+            "--fov {}: must be between 1 and 170 degrees",
+            o.fov_deg
+        )));
     }
     let g = read_scene(path)?;
-    let cams = orbit_cameras(&g, o).map_err(|e| CliError::file(path, e))?;
+    // an empty scene is the file's fault; cameras that cannot be placed
+    // are the settings'
+    if g.is_empty() {
+        return Err(CliError::file(path, "the scene has no Gaussians"));
+    }
+    let cams = orbit_cameras(&g, o)?;
     write_sequence(&g, &cams, out_dir, "orbit", o)
 }
 

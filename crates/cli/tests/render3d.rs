@@ -242,3 +242,49 @@ fn an_orbit_never_replaces_a_file_no_render_wrote() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--elevation` is checked as a flag: ±90 (the camera above the centre
+/// along the up vector, which leaves it no direction), NaN or beyond is a
+/// usage error naming the flag and the value, not an error blamed on the
+/// scene file; so is an orbit that cannot be placed for other numbers.
+#[test]
+fn an_elevation_of_90_or_beyond_is_a_usage_error() {
+    let dir = tmp("elevation");
+    let ply = scene_file(&dir);
+    let out = dir.join("o");
+    for e in ["90", "-90", "nan", "inf", "200", "-90.5"] {
+        let a =
+            ["--orbit", "1", "--size", "8x8", "--elevation", e, "--out"].map(std::ffi::OsStr::new);
+        let (code, v) = render_json(&[&[ply.as_os_str()], &a[..], &[out.as_os_str()]].concat());
+        assert_eq!(code, Some(2), "{e}: {v}");
+        assert!(v["path"].is_null(), "{e}: {v}");
+        let msg = v["error"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("--elevation {}", e.parse::<f64>().unwrap())),
+            "{msg}"
+        );
+        assert!(msg.contains("between -90 and 90"), "{msg}");
+    }
+    // within a hair of 90, or a radius too large to compute with: said so,
+    // not blamed on the scene
+    for flags in [["--elevation", "89.99999999999999"], ["--radius", "1e200"]] {
+        let a = ["--orbit", "1", "--size", "8x8", "--out"].map(std::ffi::OsStr::new);
+        let flags = flags.map(std::ffi::OsStr::new);
+        let (code, v) =
+            render_json(&[&[ply.as_os_str()], &flags[..], &a[..], &[out.as_os_str()]].concat());
+        assert_eq!(code, Some(2), "{flags:?}: {v}");
+        assert!(v["path"].is_null(), "{v}");
+        let msg = v["error"].as_str().unwrap();
+        assert!(
+            msg.contains("--elevation") && msg.contains("--radius"),
+            "{msg}"
+        );
+    }
+    for e in ["89", "-89.9", "0"] {
+        let a =
+            ["--orbit", "1", "--size", "8x8", "--elevation", e, "--out"].map(std::ffi::OsStr::new);
+        let (code, v) = render_json(&[&[ply.as_os_str()], &a[..], &[out.as_os_str()]].concat());
+        assert_eq!(code, Some(0), "{e}: {v}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
