@@ -279,6 +279,34 @@ fn checkpoint_resumes_at_its_iteration_with_the_same_scene() {
 }
 
 #[test]
+fn a_bad_checkpoint_ply_is_named_once() {
+    let ds = tiny("badply");
+    let dir = tmp("badply-ckpt");
+    let t = Trainer::new(ds.clone(), cfg()).unwrap();
+    t.save_checkpoint(&dir).unwrap();
+    let ply = dir.join("ckpt-00000000/point_cloud.ply");
+    let shown = ply.display().to_string();
+    let once = |e: TrainError| {
+        let msg = e.to_string();
+        assert_eq!(msg.matches(&shown).count(), 1, "{msg}");
+        msg
+    };
+    // truncated: the header's count is more than the file holds
+    let bytes = std::fs::read(&ply).unwrap();
+    std::fs::write(&ply, &bytes[..bytes.len() / 2]).unwrap();
+    let msg = once(
+        Trainer::resume(ds.clone(), cfg(), &dir)
+            .err()
+            .expect("error"),
+    );
+    assert!(msg.starts_with(&format!("{shown}: ")), "{msg}");
+    // missing
+    std::fs::remove_file(&ply).unwrap();
+    let msg = once(Trainer::resume(ds, cfg(), &dir).err().expect("error"));
+    assert!(msg.contains("cannot read"), "{msg}");
+}
+
+#[test]
 fn malformed_latest_json_is_an_error_naming_the_field() {
     let ds = tiny("badjson");
     let dir = tmp("badjson-ckpt");

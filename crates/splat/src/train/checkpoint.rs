@@ -327,8 +327,9 @@ impl Trainer {
                 )
             })?;
         let sub = dir.join(name);
+        // the PLY error's message without its path, which `ck_err` adds
         let g: Gaussians<f64> =
-            ply::read_ply(&sub.join("point_cloud.ply")).map_err(|e| ck_err(&e.path.clone(), e))?;
+            ply::read_ply(&sub.join("point_cloud.ply")).map_err(|e| ck_err(&e.path, &e.message))?;
         if g.len() != n || g.sh_degree != cfg.sh_degree {
             return Err(ck_err(
                 &sub.join("point_cloud.ply"),
