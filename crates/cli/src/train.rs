@@ -69,7 +69,8 @@ pub struct TrainArgs {
     pub json: bool,
     /// Continue from the latest checkpoint in OUT/checkpoints (with a
     /// warning when DATA or --downscale is not the run's, as its
-    /// checkpoints/run.json records them).
+    /// checkpoints/run.json records them; --sh-degree, --antialiased and
+    /// --exposure must be the run's).
     #[arg(long)]
     pub resume: bool,
     /// Cap on the number of Gaussians [default: one per 32 training pixels,

@@ -118,14 +118,54 @@ fn exposure_trains_and_survives_a_checkpoint() {
     a.step().unwrap();
     b.step().unwrap();
     assert_eq!(a.exposure(2), b.exposure(2));
-    // a checkpoint without transforms is refused naming the field
+    // a checkpoint without transforms, resumed with --exposure: refused
+    // naming the checkpoint and why, not a missing exposure.bin
     let plain = TrainConfig {
         exposure: false,
         ..cfg.clone()
     };
-    let p = Trainer::new(ds.clone(), plain).unwrap();
+    let p = Trainer::new(ds.clone(), plain.clone()).unwrap();
     let ck2 = d.join("ck2");
     p.save_checkpoint(&ck2).unwrap();
-    let e = Trainer::resume(ds, cfg, &ck2).err().expect("refused");
-    assert!(e.to_string().contains("exposure"), "{e}");
+    let e = Trainer::resume(ds.clone(), cfg.clone(), &ck2)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("ckpt-00000000"), "{e}");
+    assert!(e.contains("trained without --exposure"), "{e}");
+    assert!(!e.contains("No such file"), "{e}");
+    // the same for a checkpoint written before latest.json said whether
+    // (its `exposure_steps` always there, `exposure` absent)
+    let latest = ck2.join("latest.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&latest).unwrap()).unwrap();
+    meta.as_object_mut().unwrap().remove("exposure");
+    meta["exposure_steps"] = 0.into();
+    std::fs::write(&latest, meta.to_string()).unwrap();
+    let e = Trainer::resume(ds.clone(), cfg.clone(), &ck2)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("trained without --exposure"), "{e}");
+    assert!(Trainer::resume(ds.clone(), plain.clone(), &ck2).is_ok());
+    // the other way: a checkpoint with transforms resumed without
+    // --exposure would drop them, and is refused
+    let e = Trainer::resume(ds.clone(), plain.clone(), &ck)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("ckpt-00000020"), "{e}");
+    assert!(e.contains("trained with --exposure"), "{e}");
+    // (an older checkpoint: told by its exposure.bin)
+    let latest = ck.join("latest.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&latest).unwrap()).unwrap();
+    meta.as_object_mut().unwrap().remove("exposure");
+    std::fs::write(&latest, meta.to_string()).unwrap();
+    let e = Trainer::resume(ds.clone(), plain, &ck)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("trained with --exposure"), "{e}");
+    assert!(Trainer::resume(ds, cfg, &ck).is_ok());
 }

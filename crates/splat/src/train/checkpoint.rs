@@ -162,7 +162,7 @@ impl Trainer {
     /// training goes on).
     pub fn checkpoint(&self) -> Checkpoint {
         let name = format!("ckpt-{:08}", self.iteration);
-        let meta = serde_json::json!({
+        let mut meta = serde_json::json!({
             "iteration": self.iteration,
             "checkpoint": name,
             "gaussians": self.len(),
@@ -173,8 +173,13 @@ impl Trainer {
             "lr_mean_final": self.cfg.lr_mean_final,
             "lr_mean_steps": self.cfg.lr_mean_steps,
             "adam_steps": self.adam.iter().map(|a| a.steps()).collect::<Vec<_>>(),
-            "exposure_steps": self.exposure_adam.steps(),
+            "exposure": self.cfg.exposure,
         });
+        // only a run with transforms has their optimiser's steps (and
+        // `exposure.bin`)
+        if self.cfg.exposure {
+            meta["exposure_steps"] = self.exposure_adam.steps().into();
+        }
         Checkpoint {
             name,
             // declared as trained, for viewers opening the checkpoint's PLY
@@ -327,6 +332,30 @@ impl Trainer {
                 )
             })?;
         let sub = dir.join(name);
+        // whether the run learned per-photo exposure transforms, as
+        // latest.json says (checkpoints written before it did: whether they
+        // hold the transforms' file). Continuing without them would drop
+        // what the run learned, and with them where there are none has
+        // nothing to read: either is refused, as a change of projection is
+        let trained_exposure = match meta.get("exposure") {
+            Some(x) => x
+                .as_bool()
+                .ok_or_else(|| ck_err(&latest, "exposure: not true or false"))?,
+            None => sub.join(EXPOSURE_FILE).is_file(),
+        };
+        if trained_exposure != cfg.exposure {
+            return Err(ck_err(
+                &sub,
+                if cfg.exposure {
+                    "this checkpoint was trained without --exposure, so it has no per-photo \
+                     exposure transforms to continue: resume without --exposure (or train \
+                     with it from the start in another folder)"
+                } else {
+                    "this checkpoint was trained with --exposure: resuming without it would \
+                     drop the per-photo exposure transforms it learned (resume with --exposure)"
+                },
+            ));
+        }
         // the PLY error's message without its path, which `ck_err` adds
         let g: Gaussians<f64> =
             ply::read_ply(&sub.join("point_cloud.ply")).map_err(|e| ck_err(&e.path, &e.message))?;
@@ -384,7 +413,7 @@ impl Trainer {
                 .ok_or_else(|| {
                     ck_err(
                         &latest,
-                        "exposure_steps: missing (was the run trained without --exposure?)",
+                        "exposure_steps: missing or not a non-negative integer",
                     )
                 })?;
             t.read_exposure(&sub.join(EXPOSURE_FILE), steps)?;
