@@ -166,8 +166,10 @@ pub fn images_bin(path: &Path, data: &[u8]) -> Result<Vec<Image>, DataError> {
     let n = r.count("number of images", 64 + 1 + 8)?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let f = format!("image {i}");
-        let id = r.i32(&format!("{f} id"))?;
+        // the record's place until its id is read, then the image's own
+        // id (what images.txt and COLMAP call it) with its place
+        let id = r.i32(&format!("image record {i} id"))?;
+        let f = format!("image {id} (record {i})");
         let mut q = [0.0; 4];
         for (k, qk) in q.iter_mut().enumerate() {
             *qk = r.f64(&format!("{f} qvec[{k}]"))?;
@@ -197,13 +199,14 @@ pub fn points_bin(path: &Path, data: &[u8]) -> Result<Vec<Point>, DataError> {
     let n = r.count("number of points", 8 + 24 + 3 + 8 + 8)?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let f = format!("point {i}");
-        r.u64(&format!("{f} id"))?;
+        let id = r.u64(&format!("point record {i} id"))?;
+        let f = format!("point {id} (record {i})");
         let mut xyz = [0.0; 3];
         for (k, x) in xyz.iter_mut().enumerate() {
             *x = r.f64(&format!("{f} xyz[{k}]"))?;
         }
-        let rgb = [r.u8(&f)?, r.u8(&f)?, r.u8(&f)?];
+        let rgb_field = format!("{f} rgb");
+        let rgb = [r.u8(&rgb_field)?, r.u8(&rgb_field)?, r.u8(&rgb_field)?];
         r.f64(&format!("{f} error"))?;
         let tl = r.count(&format!("{f} track length"), 8)?;
         r.take(tl * 8, &format!("{f} track"))?;
@@ -1023,6 +1026,107 @@ mod tests {
         huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
         let e = cameras_bin(p, &huge).unwrap_err().to_string();
         assert!(e.contains("declares"), "{e}");
+    }
+
+    /// One `images.bin` record.
+    fn image_rec(id: i32, q0: f64, camera_id: i32, name: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(id.to_le_bytes());
+        for x in [q0, 0.0, 0.0, 0.0, 0.5, 0.0, 1.0] {
+            b.extend(x.to_le_bytes());
+        }
+        b.extend(camera_id.to_le_bytes());
+        b.extend(name.as_bytes());
+        b.push(0);
+        b.extend(0u64.to_le_bytes()); // no 2D points
+        b
+    }
+
+    /// One `points3D.bin` record (a track of one element).
+    fn point_rec(id: u64, x: f64) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(id.to_le_bytes());
+        for v in [x, 1.0, 2.0] {
+            b.extend(v.to_le_bytes());
+        }
+        b.extend([255, 0, 10]);
+        b.extend(0.5f64.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.extend([3i32.to_le_bytes(), 4i32.to_le_bytes()].concat());
+        b
+    }
+
+    /// A file of `records` after their count.
+    fn counted(records: &[Vec<u8>]) -> Vec<u8> {
+        let mut b = (records.len() as u64).to_le_bytes().to_vec();
+        for r in records {
+            b.extend(r);
+        }
+        b
+    }
+
+    /// A record's fields are labelled by the image's or point's own id,
+    /// with the record's place, as the cameras' are; by the place alone
+    /// when the id itself cannot be read.
+    #[test]
+    fn binary_records_are_labelled_by_their_id() {
+        let p = Path::new("images.bin");
+        let ok = counted(&[
+            image_rec(50, 1.0, 1, "IMG_0049.png"),
+            image_rec(7, 1.0, 1, "IMG_0006.png"),
+        ]);
+        let ims = images_bin(p, &ok).unwrap();
+        assert_eq!(ims[0].id, 50);
+        assert_eq!(ims[1].name, "IMG_0006.png");
+        assert_eq!(ims[1].tvec, [0.5, 0.0, 1.0]);
+        let bad = counted(&[image_rec(50, f64::NAN, 1, "IMG_0049.png")]);
+        let e = images_bin(p, &bad).unwrap_err().to_string();
+        assert!(e.contains("image 50 (record 0) qvec[0]"), "{e}");
+        assert!(e.contains("not finite"), "{e}");
+        // truncated in the second record's points count, or in its id
+        let e = images_bin(p, &ok[..ok.len() - 3]).unwrap_err().to_string();
+        assert!(e.contains("image 7 (record 1) number of 2D points"), "{e}");
+        // (a first record long enough that the count's check passes)
+        let long = format!("{}.png", "a".repeat(80));
+        let first = image_rec(50, 1.0, 1, &long);
+        let two = counted(&[first.clone(), image_rec(7, 1.0, 1, "b.png")]);
+        let e = images_bin(p, &two[..8 + first.len() + 2])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("image record 1 id") && e.contains("truncated"),
+            "{e}"
+        );
+
+        let p = Path::new("points3D.bin");
+        let ok = counted(&[point_rec(4713, 0.5), point_rec(12, 0.25)]);
+        let pts = points_bin(p, &ok).unwrap();
+        assert_eq!(pts.len(), 2);
+        assert_eq!(pts[1].xyz, [0.25, 1.0, 2.0]);
+        assert_eq!(pts[0].rgb, [255, 0, 10]);
+        let bad = counted(&[point_rec(4713, f64::INFINITY)]);
+        let e = points_bin(p, &bad).unwrap_err().to_string();
+        assert!(e.contains("point 4713 (record 0) xyz[0]"), "{e}");
+        let e = points_bin(p, &ok[..ok.len() - 3]).unwrap_err().to_string();
+        assert!(e.contains("point 12 (record 1) track"), "{e}");
+        // truncated in the second record's id or colour: a first record
+        // with a track of 10 leaves bytes enough for the count's check
+        let mut long = point_rec(9, 0.5);
+        let at = long.len() - 16;
+        long[at..at + 8].copy_from_slice(&10u64.to_le_bytes());
+        long.extend([0u8; 8 * 9]);
+        let two = counted(&[long.clone(), point_rec(10, 0.5)]);
+        let e = points_bin(p, &two[..8 + long.len() + 4])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("point record 1 id") && e.contains("truncated"),
+            "{e}"
+        );
+        let e = points_bin(p, &two[..8 + long.len() + 8 + 24 + 1])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("point 10 (record 1) rgb"), "{e}");
     }
 
     #[test]
