@@ -112,6 +112,7 @@ pub fn sog(data: &[u8]) {
 }
 
 /// The six COLMAP readers; the first byte picks one, the rest is the file.
+/// Images read have distinct ids and names (a repeat is an error).
 pub fn colmap(data: &[u8]) {
     use splat::data::colmap;
     let Some((&which, body)) = data.split_first() else {
@@ -119,12 +120,19 @@ pub fn colmap(data: &[u8]) {
     };
     let path = Path::new("sparse/0/fuzz");
     let text = std::str::from_utf8(body);
+    let distinct = |ims: Result<Vec<colmap::Image>, _>| {
+        if let Ok(ims) = ims {
+            let ids: std::collections::HashSet<_> = ims.iter().map(|i| i.id).collect();
+            let names: std::collections::HashSet<_> = ims.iter().map(|i| &i.name).collect();
+            assert!(ids.len() == ims.len() && names.len() == ims.len());
+        }
+    };
     match (which % 6, text) {
         (0, _) => drop(colmap::cameras_bin(path, body)),
-        (1, _) => drop(colmap::images_bin(path, body)),
+        (1, _) => distinct(colmap::images_bin(path, body)),
         (2, _) => drop(colmap::points_bin(path, body)),
         (3, Ok(t)) => drop(colmap::cameras_txt(path, t)),
-        (4, Ok(t)) => drop(colmap::images_txt(path, t)),
+        (4, Ok(t)) => distinct(colmap::images_txt(path, t)),
         (5, Ok(t)) => drop(colmap::points_txt(path, t)),
         _ => {}
     }

@@ -479,3 +479,36 @@ fn a_photo_missing_from_images_n_is_read_full_size() {
         "{e}"
     );
 }
+
+/// A hand-edited or merged model that names one photo in two records
+/// (COLMAP never writes one) is refused, naming images.bin and both
+/// records by their image ids, rather than training on one photo at two
+/// poses and leaving the other photo out.
+#[test]
+fn a_photo_named_by_two_images_is_refused() {
+    let rec = read_reconstruction(&fixture().join("sparse/0")).unwrap();
+    let (a, b) = (&rec.images[0], &rec.images[1]);
+    assert_eq!(a.name.len(), b.name.len());
+    let dir = std::env::temp_dir().join(format!("chainrule-colmap-twice-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sparse = dir.join("sparse/0");
+    std::fs::create_dir_all(&sparse).unwrap();
+    for f in ["cameras.bin", "points3D.bin"] {
+        std::fs::copy(fixture().join("sparse/0").join(f), sparse.join(f)).unwrap();
+    }
+    let mut bytes = std::fs::read(fixture().join("sparse/0/images.bin")).unwrap();
+    let old = format!("{}\0", b.name).into_bytes();
+    let at = bytes
+        .windows(old.len())
+        .position(|w| w == old.as_slice())
+        .expect("the second name");
+    bytes[at..at + a.name.len()].copy_from_slice(a.name.as_bytes());
+    std::fs::write(sparse.join("images.bin"), bytes).unwrap();
+    let e = read_reconstruction(&sparse).unwrap_err().to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    let want = format!(
+        "images.bin: image {} (record 1): names {}, as image {} (record 0) does",
+        b.id, a.name, a.id
+    );
+    assert!(e.contains(&want), "{e}");
+}

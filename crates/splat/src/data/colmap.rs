@@ -138,16 +138,124 @@ fn camera(
         .map_err(|m| DataError::invalid(path, field, format!("{} camera: {m}", model.name())))
 }
 
+/// Where each camera or image id (or photo name) of a file was first
+/// seen: a record's index (`unit` "record") or a line number (`unit`
+/// "line"), and for a name the image's id. COLMAP writes each id and each
+/// photo's name once; a second record would silently replace the first (a
+/// camera) or pose one photo twice (an image), so it is refused naming
+/// both. (Points: [`unique_point_ids`].)
+struct Seen<K> {
+    unit: &'static str,
+    first: HashMap<K, (usize, i32)>,
+}
+
+impl<K: std::hash::Hash + Eq + std::fmt::Display> Seen<K> {
+    fn new(unit: &'static str) -> Self {
+        Seen {
+            unit,
+            first: HashMap::new(),
+        }
+    }
+
+    /// Records `what`'s id `id` at record or line `at` (`field` in
+    /// errors); an error when an earlier one has it.
+    fn id(
+        &mut self,
+        path: &Path,
+        field: &str,
+        what: &str,
+        id: K,
+        at: usize,
+    ) -> Result<(), DataError> {
+        use std::collections::hash_map::Entry;
+        match self.first.entry(id) {
+            Entry::Occupied(e) => Err(DataError::invalid(
+                path,
+                field,
+                again(what, e.key(), self.unit, e.get().0),
+            )),
+            Entry::Vacant(e) => {
+                e.insert((at, 0));
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Seen<String> {
+    /// Records the photo `name` of image `id` at record or line `at`
+    /// (`field` in errors); an error when an earlier image names it.
+    fn name(
+        &mut self,
+        path: &Path,
+        field: &str,
+        name: &str,
+        id: i32,
+        at: usize,
+    ) -> Result<(), DataError> {
+        if let Some(&(first, first_id)) = self.first.get(name) {
+            return Err(DataError::invalid(
+                path,
+                field,
+                format!(
+                    "names {name}, as image {first_id} ({} {first}) does: one photo with two \
+                     poses (COLMAP names each photo once)",
+                    self.unit
+                ),
+            ));
+        }
+        self.first.insert(name.to_string(), (at, id));
+        Ok(())
+    }
+}
+
+/// The error message of a second record with `what`'s id `id`, whose
+/// first is `unit` (record or line) `first`.
+fn again(what: &str, id: impl std::fmt::Display, unit: &str, first: usize) -> String {
+    format!("{what} id {id} again: {unit} {first} has it too (COLMAP writes each {what} once)")
+}
+
+/// The points' ids with their record index or line number (`unit`), after
+/// the whole file is read: an error naming the first record (in the file's
+/// order) whose id an earlier one has, as `label(id, at)` calls it. A
+/// second point of an id would be one more point where COLMAP has one.
+/// (Sorted rather than hashed: a capture may have millions of points.)
+fn unique_point_ids(
+    path: &Path,
+    unit: &str,
+    mut ids: Vec<(u64, usize)>,
+    label: impl Fn(u64, usize) -> String,
+) -> Result<(), DataError> {
+    ids.sort_unstable();
+    let repeat = ids
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .min_by_key(|w| w[1].1);
+    match repeat {
+        None => Ok(()),
+        Some(w) => {
+            let (id, first, second) = (w[0].0, w[0].1, w[1].1);
+            Err(DataError::invalid(
+                path,
+                label(id, second),
+                again("point", id, unit, first),
+            ))
+        }
+    }
+}
+
 /// Parses `cameras.bin`.
 pub fn cameras_bin(path: &Path, data: &[u8]) -> Result<HashMap<i32, Camera>, DataError> {
     let mut r = Reader { path, data, pos: 0 };
     let n = r.count("number of cameras", 24)?;
     let mut out = HashMap::with_capacity(n);
+    let mut seen = Seen::new("record");
     for i in 0..n {
         let id = r.i32(&format!("camera record {i} id"))?;
         // the camera's own id from here on (what cameras.txt and COLMAP
         // call it), with the record's place
         let f = format!("camera {id} (record {i})");
+        seen.id(path, &f, "camera", id, i)?;
         let m = model(path, &f, r.i32(&format!("{f} model"))?)?;
         let w = r.u64(&format!("{f} width"))?;
         let h = r.u64(&format!("{f} height"))?;
@@ -165,11 +273,13 @@ pub fn images_bin(path: &Path, data: &[u8]) -> Result<Vec<Image>, DataError> {
     let mut r = Reader { path, data, pos: 0 };
     let n = r.count("number of images", 64 + 1 + 8)?;
     let mut out = Vec::with_capacity(n);
+    let (mut ids, mut names) = (Seen::new("record"), Seen::new("record"));
     for i in 0..n {
         // the record's place until its id is read, then the image's own
         // id (what images.txt and COLMAP call it) with its place
         let id = r.i32(&format!("image record {i} id"))?;
         let f = format!("image {id} (record {i})");
+        ids.id(path, &f, "image", id, i)?;
         let mut q = [0.0; 4];
         for (k, qk) in q.iter_mut().enumerate() {
             *qk = r.f64(&format!("{f} qvec[{k}]"))?;
@@ -180,6 +290,7 @@ pub fn images_bin(path: &Path, data: &[u8]) -> Result<Vec<Image>, DataError> {
         }
         let camera_id = r.i32(&format!("{f} camera_id"))?;
         let name = r.cstring(&format!("{f} name"))?;
+        names.name(path, &f, &name, id, i)?;
         let np = r.count(&format!("{f} number of 2D points"), 24)?;
         r.take(np * 24, &format!("{f} 2D points"))?;
         out.push(Image {
@@ -198,9 +309,11 @@ pub fn points_bin(path: &Path, data: &[u8]) -> Result<Vec<Point>, DataError> {
     let mut r = Reader { path, data, pos: 0 };
     let n = r.count("number of points", 8 + 24 + 3 + 8 + 8)?;
     let mut out = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
     for i in 0..n {
         let id = r.u64(&format!("point record {i} id"))?;
         let f = format!("point {id} (record {i})");
+        ids.push((id, i));
         let mut xyz = [0.0; 3];
         for (k, x) in xyz.iter_mut().enumerate() {
             *x = r.f64(&format!("{f} xyz[{k}]"))?;
@@ -212,6 +325,9 @@ pub fn points_bin(path: &Path, data: &[u8]) -> Result<Vec<Point>, DataError> {
         r.take(tl * 8, &format!("{f} track"))?;
         out.push(Point { xyz, rgb });
     }
+    unique_point_ids(path, "record", ids, |id, i| {
+        format!("point {id} (record {i})")
+    })?;
     Ok(out)
 }
 
@@ -258,9 +374,11 @@ fn finite(path: &Path, line: usize, what: &str, x: f64) -> Result<f64, DataError
 /// Parses `cameras.txt`.
 pub fn cameras_txt(path: &Path, text: &str) -> Result<HashMap<i32, Camera>, DataError> {
     let mut out = HashMap::new();
+    let mut seen = Seen::new("line");
     for (ln, l) in text_lines(text, false) {
         let mut it = l.split_whitespace();
         let id: i32 = num(path, ln, "CAMERA_ID", it.next())?;
+        seen.id(path, &format!("line {ln}"), "camera", id, ln)?;
         let name = it
             .next()
             .ok_or_else(|| DataError::invalid(path, format!("line {ln}"), "missing MODEL"))?;
@@ -295,6 +413,7 @@ pub fn cameras_txt(path: &Path, text: &str) -> Result<HashMap<i32, Camera>, Data
 /// skipped and may be empty).
 pub fn images_txt(path: &Path, text: &str) -> Result<Vec<Image>, DataError> {
     let mut out = Vec::new();
+    let (mut ids, mut names) = (Seen::new("line"), Seen::new("line"));
     let mut lines = text_lines(text, true).skip_while(|(_, l)| l.is_empty());
     while let Some((ln, l)) = lines.next() {
         if l.is_empty() {
@@ -302,6 +421,8 @@ pub fn images_txt(path: &Path, text: &str) -> Result<Vec<Image>, DataError> {
         }
         let mut it = l.split_whitespace();
         let id: i32 = num(path, ln, "IMAGE_ID", it.next())?;
+        let at = format!("line {ln}");
+        ids.id(path, &at, "image", id, ln)?;
         let mut q = [0.0; 4];
         for (k, qk) in q.iter_mut().enumerate() {
             *qk = finite(
@@ -329,6 +450,7 @@ pub fn images_txt(path: &Path, text: &str) -> Result<Vec<Image>, DataError> {
                 "missing NAME",
             ));
         }
+        names.name(path, &at, &name, id, ln)?;
         lines.next(); // the POINTS2D line
         out.push(Image {
             id,
@@ -344,9 +466,11 @@ pub fn images_txt(path: &Path, text: &str) -> Result<Vec<Image>, DataError> {
 /// Parses `points3D.txt`.
 pub fn points_txt(path: &Path, text: &str) -> Result<Vec<Point>, DataError> {
     let mut out = Vec::new();
+    let mut ids = Vec::new();
     for (ln, l) in text_lines(text, false) {
         let mut it = l.split_whitespace();
-        let _id: u64 = num(path, ln, "POINT3D_ID", it.next())?;
+        let id: u64 = num(path, ln, "POINT3D_ID", it.next())?;
+        ids.push((id, ln));
         let mut xyz = [0.0; 3];
         for (k, x) in xyz.iter_mut().enumerate() {
             *x = finite(
@@ -362,6 +486,7 @@ pub fn points_txt(path: &Path, text: &str) -> Result<Vec<Point>, DataError> {
         }
         out.push(Point { xyz, rgb });
     }
+    unique_point_ids(path, "line", ids, |_, ln| format!("line {ln}"))?;
     Ok(out)
 }
 
@@ -1127,6 +1252,85 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("point 10 (record 1) rgb"), "{e}");
+    }
+
+    /// A second record of a camera, image or point id, or a second image
+    /// of one photo, is refused naming the file and both records (COLMAP
+    /// writes neither; the second would replace the first or pose one
+    /// photo twice).
+    #[test]
+    fn repeated_ids_and_photo_names_are_refused() {
+        let p = Path::new("cameras.bin");
+        let one = cam_bin(1, &[500.0, 510.0, 320.0, 240.0]);
+        let mut two = one.clone();
+        two[..8].copy_from_slice(&2u64.to_le_bytes());
+        two.extend(&one[8..]);
+        let e = cameras_bin(p, &two).unwrap_err().to_string();
+        assert!(e.starts_with("cameras.bin: camera 7 (record 1): "), "{e}");
+        assert!(e.contains("camera id 7 again: record 0 has it too"), "{e}");
+        let p = Path::new("cameras.txt");
+        let e = cameras_txt(
+            p,
+            "1 PINHOLE 100 80 90 91 50 40\n# x\n1 PINHOLE 10 8 9 9 5 4\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("cameras.txt: line 3: "), "{e}");
+        assert!(e.contains("camera id 1 again: line 1 has it too"), "{e}");
+
+        let p = Path::new("images.bin");
+        let same_name = counted(&[
+            image_rec(50, 1.0, 1, "IMG_0000.png"),
+            image_rec(51, 1.0, 1, "IMG_0000.png"),
+        ]);
+        let e = images_bin(p, &same_name).unwrap_err().to_string();
+        assert!(e.starts_with("images.bin: image 51 (record 1): "), "{e}");
+        assert!(
+            e.contains("names IMG_0000.png, as image 50 (record 0) does"),
+            "{e}"
+        );
+        let same_id = counted(&[
+            image_rec(50, 1.0, 1, "IMG_0000.png"),
+            image_rec(50, 1.0, 1, "IMG_0001.png"),
+        ]);
+        let e = images_bin(p, &same_id).unwrap_err().to_string();
+        assert!(e.starts_with("images.bin: image 50 (record 1): "), "{e}");
+        assert!(e.contains("image id 50 again: record 0 has it too"), "{e}");
+        let p = Path::new("images.txt");
+        let e = images_txt(p, "1 1 0 0 0 0 0 1 1 a.png\n\n2 1 0 0 0 0 0 2 1 a.png\n\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("images.txt: line 3: "), "{e}");
+        assert!(e.contains("names a.png, as image 1 (line 1) does"), "{e}");
+        let e = images_txt(
+            p,
+            "4 1 0 0 0 0 0 1 1 a.png\n1 2\n4 1 0 0 0 0 0 2 1 b.png\n\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("images.txt: line 3: "), "{e}");
+        assert!(e.contains("image id 4 again: line 1 has it too"), "{e}");
+
+        let p = Path::new("points3D.bin");
+        let pts = counted(&[
+            point_rec(9, 0.5),
+            point_rec(3, 0.5),
+            point_rec(3, 0.5),
+            point_rec(9, 0.5),
+        ]);
+        // the first repeat in the file's order (record 2), not in the ids'
+        let e = points_bin(p, &pts).unwrap_err().to_string();
+        assert!(e.starts_with("points3D.bin: point 3 (record 2): "), "{e}");
+        assert!(e.contains("point id 3 again: record 1 has it too"), "{e}");
+        let p = Path::new("points3D.txt");
+        let e = points_txt(
+            p,
+            "5 0 0 0 1 2 3 0.1\n6 0 0 0 1 2 3 0.1\n5 1 1 1 1 2 3 0.1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("points3D.txt: line 3: "), "{e}");
+        assert!(e.contains("point id 5 again: line 1 has it too"), "{e}");
     }
 
     #[test]
