@@ -73,8 +73,8 @@ pub struct TrainArgs {
     /// --exposure must be the run's).
     #[arg(long)]
     pub resume: bool,
-    /// Cap on the number of Gaussians [default: one per 32 training pixels,
-    /// at least 10,000; e.g. 124,800 for 52 training photos of 320×240].
+    /// Cap on the number of Gaussians [default: one per 27 training pixels,
+    /// at least 10,000; e.g. 147,911 for 52 training photos of 320×240].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_gaussians: Option<u64>,
     /// Once the Gaussian budget is full, each densification round retires

@@ -322,7 +322,7 @@ fn mcmc_grows_to_the_budget_and_help_states_the_defaults() {
     let help = run(&["train", "--help"]);
     let h = String::from_utf8_lossy(&help.stdout);
     for needle in [
-        "one per 32 training pixels",
+        "one per 27 training pixels",
         "half of",
         "mcmc",
         "kept pixels",
