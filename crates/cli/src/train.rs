@@ -824,12 +824,24 @@ impl RunRecord {
 
     /// The record of the run whose checkpoints `ckpt_dir` holds, else
     /// what `settings.json` says of the last run that ended in `out`.
+    /// A record that is there but cannot be read is a warning (the check
+    /// it serves then falls back to `settings.json`).
     fn read(out: &std::path::Path, ckpt_dir: &std::path::Path) -> Option<RunRecord> {
-        if let Some(r) = std::fs::read(ckpt_dir.join(Self::FILE))
-            .ok()
-            .and_then(|t| serde_json::from_slice(&t).ok())
-        {
-            return Some(r);
+        let file = ckpt_dir.join(Self::FILE);
+        let broken = match std::fs::read(&file) {
+            Ok(t) => match serde_json::from_slice(&t) {
+                Ok(r) => return Some(r),
+                Err(e) => Some(e.to_string()),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = broken {
+            eprintln!(
+                "warning: {}: cannot be read ({why}); --resume's check of the dataset and \
+                 --downscale uses settings.json instead",
+                file.display()
+            );
         }
         use crate::settings::{RenderSettings, FILE};
         let s = RenderSettings::read(&out.join(FILE)).ok()?;

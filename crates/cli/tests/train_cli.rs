@@ -122,6 +122,19 @@ fn train_writes_ply_renders_and_json_then_resumes() {
     assert_eq!(latest["lr_mean"], 1.28e-3);
     assert_eq!(latest["lr_mean_final"], 1.28e-5);
     assert_eq!(latest["lr_mean_steps"], 60);
+    // a broken checkpoints/run.json is said, not passed over
+    let record = out.join("checkpoints/run.json");
+    let kept = std::fs::read(&record).unwrap();
+    std::fs::write(&record, "{ not json").unwrap();
+    let mut args = vec![
+        "train", ds, "--out", os, "--iters", "30", "--json", "--resume",
+    ];
+    args.extend(common);
+    let o = run(&args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("run.json: cannot be read"), "{err}");
+    json(&o);
+    std::fs::write(&record, kept).unwrap();
     // `render --data` re-renders the saved PLY from the test cameras and
     // scores it exactly as training did (same f32 scene, same background)
     let rd = d.join("rd");
