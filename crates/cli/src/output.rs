@@ -146,8 +146,9 @@ pub fn refuse_replacing(
                 &path,
                 format!(
                     "{flag}: a render would replace this file, which no earlier render there \
-                     wrote (a photo of the dataset?); write the renders to another folder, or \
-                     remove the file"
+                     lists as its own (metrics.json, scores.json, orbit.json, path.json; a \
+                     photo of the dataset, or a frame of a version before those lists?); write \
+                     the renders to another folder, or remove the file"
                 ),
             ));
         }
