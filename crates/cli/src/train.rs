@@ -132,9 +132,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub init_points: u64,
     /// Largest spherical-harmonic degree (0 to 3). One more band is
-    /// trained every 1,000 iterations, or every 1,000 × --iters / 4,000
-    /// in runs shorter than 4,000 (at least 250), whose SH learning rate is
-    /// raised by 4,000 / --iters (at most ×4) as the position rate is.
+    /// trained every 1,000 iterations (every 500 on COLMAP data), or every
+    /// 1,000 × --iters / 4,000 in runs shorter than 4,000 (at least 250),
+    /// whose SH learning rate is raised by 4,000 / --iters (at most ×4) as
+    /// the position rate is.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
     pub sh_degree: u8,
     /// Background the photographs are composited on and renders use:
@@ -690,8 +691,8 @@ pub(crate) fn data_defaults(
 /// ([`splat::train::config::compress_for_run`]).
 fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -> TrainConfig {
     use splat::train::config::{
-        compress_for_run, lr_mean_scale, LR_MEAN, LR_MEAN_FINAL, LR_MEAN_ITERS, LR_SCALE,
-        OPACITY_REG, RETIRE_PER_ROUND,
+        compress_for_run, lr_mean_scale, CAPTURE_SH_INTERVAL, LR_MEAN, LR_MEAN_FINAL,
+        LR_MEAN_ITERS, LR_SCALE, OPACITY_REG, RETIRE_PER_ROUND,
     };
     // a scale of exactly 1 from 4,000 iterations on: the same bits
     let scale = lr_mean_scale(iters);
@@ -722,7 +723,15 @@ fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -
         ..TrainConfig::default()
     }
     .with_densify_until(iters / 2);
-    compress_for_run(cfg, iters)
+    let cfg = compress_for_run(cfg, iters);
+    TrainConfig {
+        sh_interval: if colmap {
+            cfg.sh_interval.min(CAPTURE_SH_INTERVAL)
+        } else {
+            cfg.sh_interval
+        },
+        ..cfg
+    }
 }
 
 /// The training settings of `a` over `defaults` (what
@@ -996,7 +1005,8 @@ mod tests {
     }
 
     /// On COLMAP data the scale rate is twice the original's at every
-    /// length; a short run gets its SH bands sooner, a higher SH rate and
+    /// length and the SH bands come at least every 500 iterations; a
+    /// short run gets its SH bands sooner, a higher SH rate and
     /// more retiring per round, by the position rate's factor; a given
     /// --retire-per-round wins; from 4,000 iterations on the library's SH
     /// settings are kept to the bit.
@@ -1004,8 +1014,8 @@ mod tests {
     fn short_runs_compress_the_sh_schedule_and_the_retiring() {
         let d = TrainConfig::default();
         for (iters, s, interval) in [
-            (30_000, 1.0, 1000),
-            (4000, 1.0, 1000),
+            (30_000, 1.0, 500),
+            (4000, 1.0, 500),
             (2000, 2.0, 500),
             (1000, 4.0, 250),
             (10, 4.0, 250),
@@ -1020,9 +1030,12 @@ mod tests {
             config_at(4000, &[]).unwrap().lr_sh.to_bits(),
             d.lr_sh.to_bits()
         );
-        // other data keep the original's scale rate
+        // other data keep the original's scale rate and, from 4,000
+        // iterations on, its SH interval
         let other = super::run_defaults([1.0; 3], 2000, false, false);
         assert_eq!((other.lr_scale, other.sh_interval), (d.lr_scale, 500));
+        let other = super::run_defaults([1.0; 3], 4000, false, false);
+        assert_eq!(other.sh_interval, 1000);
         let given = config_at(2000, &["--retire-per-round", "0"]).unwrap();
         assert_eq!(given.retire_per_round, 0.0);
         assert_eq!(given.sh_interval, 500);

@@ -285,6 +285,14 @@ pub fn sh_interval(iters: u32) -> u32 {
     (1000.0 / lr_mean_scale(iters)).round() as u32
 }
 
+/// The CLI's interval between SH bands on COLMAP data, at most (so from
+/// 2,000 iterations on; shorter runs keep [`sh_interval`]'s): degree 3
+/// from iteration 1,500 of a 4,000-iteration run instead of 3,000. On a
+/// 60-photo COLMAP capture at 320×240, 4,000 iterations and the default
+/// budget: +0.14 dB with 500, +0.04 dB with 750, for about 1% more CPU
+/// time (BENCHMARKS.md, twenty-ninth session).
+pub const CAPTURE_SH_INTERVAL: u32 = 500;
+
 /// The CLI's settings for a run of `iters` iterations shorter than
 /// [`LR_MEAN_ITERS`], compressed as its position rate is
 /// ([`lr_mean_scale`], `s` below; from 4,000 iterations on `s` is exactly 1
