@@ -22,6 +22,7 @@ mod three_render;
 mod three_rules;
 mod three_stages;
 mod train;
+mod train_coarse;
 mod train_exposure;
 mod train_masks;
 mod train_scene_copy;

@@ -152,6 +152,50 @@ impl View {
         (self.width, self.height) = (width, height);
     }
 
+    /// The view at a `f`-th of its resolution (`f` ≥ 2; 1 or 0: a copy):
+    /// the photo box-filtered as `--downscale` loads it (partial blocks at
+    /// the right and bottom edges dropped), its alpha alike, its mask
+    /// keeping only the pixels whose whole block was kept, and the
+    /// intrinsics scaled so that each new pixel sees exactly the block it
+    /// averages (its centre at the block's centre). Training's coarse
+    /// phase renders these ([`TrainConfig::coarse_until`](crate::train::TrainConfig::coarse_until)).
+    ///
+    /// ```
+    /// use splat::data::View;
+    /// let mut v = View::camera_only("a".into(), (4, 2), [10.0, 10.0, 2.0, 1.0], [[0.0; 4]; 4]);
+    /// v.image = (0..24).map(|i| i as f32).collect();
+    /// let h = v.downscaled(2);
+    /// assert_eq!((h.width, h.height, h.fx, h.cx, h.cy), (2, 1, 5.0, 1.0, 0.5));
+    /// // the first new pixel averages pixels (0,0), (0,1), (1,0), (1,1)
+    /// assert_eq!(&h.image[..3], &[7.5, 8.5, 9.5]);
+    /// ```
+    pub fn downscaled(&self, f: u32) -> View {
+        if f <= 1 {
+            return self.clone();
+        }
+        let (w, h) = (self.width, self.height);
+        let (nw, nh, image) = downscale_box(w, h, &self.image, 3, f);
+        let alpha = self.alpha.as_ref().map(|a| downscale_box(w, h, a, 1, f).2);
+        let mask = self.mask.as_ref().map(|m| masks::downscale(w, h, m, f));
+        // a new pixel spans `f` old ones (all of them when the image is
+        // narrower than `f`, as the box filter averages them)
+        let (sx, sy) = (1.0 / f.min(w) as f64, 1.0 / f.min(h) as f64);
+        View {
+            name: self.name.clone(),
+            width: nw,
+            height: nh,
+            fx: self.fx * sx,
+            fy: self.fy * sy,
+            cx: self.cx * sx,
+            cy: self.cy * sy,
+            world_to_camera: self.world_to_camera,
+            image,
+            alpha,
+            background: self.background,
+            mask,
+        }
+    }
+
     /// The image composited on another background `bg` instead (the same
     /// image when it had no transparency): `image + (bg − background)(1 − α)`.
     /// Training with random backgrounds uses this.

@@ -440,6 +440,7 @@ impl Trainer {
             densify_scratch: Default::default(),
             exposure: Vec::new(),
             exposure_adam: Adam::new(Vec::new()),
+            coarse: (1, Vec::new()),
         }
     }
 }

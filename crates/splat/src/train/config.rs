@@ -117,6 +117,21 @@ pub struct TrainConfig {
     /// are pruned, instead of lingering where few photos constrain them.
     /// 0: none.
     pub opacity_reg: f64,
+    /// Train on the photos at a `coarse_factor`-th of their resolution
+    /// until this iteration (0: never), then at full resolution: the
+    /// simplest form of DashGaussian's resolution schedule (Chen et al.,
+    /// CVPR 2025). While the Gaussians are few and coarse, a render of a
+    /// quarter of the pixels carries nearly all that the loss can teach
+    /// them, for about a quarter of the rasterisation's cost. Each photo
+    /// is box-filtered ([`View::downscaled`](crate::data::View::downscaled)),
+    /// its mask kept only where whole blocks are; densification's
+    /// statistic is in NDC units and its screen radii are counted in
+    /// full-resolution pixels, so density control reads the same scale
+    /// in both phases. Evaluation is always at full resolution.
+    pub coarse_until: u32,
+    /// The downscale factor of the coarse phase (see
+    /// [`TrainConfig::coarse_until`]); 1 or 0: none.
+    pub coarse_factor: u32,
 }
 
 /// The opacity regulariser's weight on COLMAP data by default
@@ -157,6 +172,8 @@ impl Default for TrainConfig {
             random_background: false,
             visible_adam: false,
             opacity_reg: 0.0,
+            coarse_until: 0,
+            coarse_factor: 2,
         }
     }
 }

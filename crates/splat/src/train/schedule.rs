@@ -26,6 +26,16 @@ pub(super) fn sh_band_up(cfg: &TrainConfig, it: u32, active: usize) -> bool {
     cfg.sh_interval > 0 && it % cfg.sh_interval == 0 && active < cfg.sh_degree
 }
 
+/// The downscale factor of iteration `it` (counted from 1): the coarse
+/// phase's `coarse_factor` up to `coarse_until`, then 1.
+pub(super) fn resolution_factor(cfg: &TrainConfig, it: u32) -> u32 {
+    if it <= cfg.coarse_until {
+        cfg.coarse_factor.max(1)
+    } else {
+        1
+    }
+}
+
 /// Whether density control runs after iteration `it`: strictly between
 /// `densify_from` and `densify_until`, every `densify_every`, never after
 /// the last iteration (a split just before the end would be scored).
@@ -105,6 +115,26 @@ mod tests {
         };
         let want = 0.01f64.powf(4000.0 / 30_000.0);
         assert!((group_lr(&cfg, 0, 4000, 1.0) / 1.6e-4 - want).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_coarse_phase_runs_to_coarse_until_inclusive() {
+        let cfg = |until, factor| TrainConfig {
+            coarse_until: until,
+            coarse_factor: factor,
+            ..TrainConfig::default()
+        };
+        let f = |c: &TrainConfig| {
+            (1..=6)
+                .map(|it| resolution_factor(c, it))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(f(&cfg(3, 2)), [2, 2, 2, 1, 1, 1]);
+        assert_eq!(f(&cfg(0, 2)), [1; 6]);
+        assert_eq!(f(&cfg(6, 4)), [4; 6]);
+        // a factor of 0 or 1 is no coarse phase
+        assert_eq!(f(&cfg(6, 0)), [1; 6]);
+        assert_eq!(f(&cfg(6, 1)), [1; 6]);
     }
 
     #[test]

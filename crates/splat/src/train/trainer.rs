@@ -77,6 +77,10 @@ pub struct Trainer {
     pub(super) bufs: StepBuffers,
     /// Density rounds' buffers kept between rounds.
     pub(super) densify_scratch: super::densify::DensifyScratch,
+    /// The training views at the coarse phase's resolution (made at its
+    /// first iteration, dropped after its last; see
+    /// [`TrainConfig::coarse_until`]) and their downscale factor.
+    pub(super) coarse: (u32, Vec<crate::data::View>),
 }
 
 /// What [`Trainer::step`] fills every iteration, kept so that an
@@ -131,6 +135,7 @@ impl Trainer {
             exposure_adam: Adam::new(Vec::new()),
             bufs: StepBuffers::default(),
             densify_scratch: Default::default(),
+            coarse: (1, Vec::new()),
         };
         t.init_exposure();
         // stepped at one rate per group (`group_lr`): no per-parameter rates
@@ -267,7 +272,27 @@ impl Trainer {
         let mut lap = Lap::start();
         let mut rng = Rng::new(self.cfg.seed ^ (it as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let vi = (rng.next_u64() % self.data.train.len() as u64) as usize;
-        let view = &self.data.train[vi];
+        let f = schedule::resolution_factor(&self.cfg, it);
+        if f != self.coarse.0 {
+            // the coarse phase starts (or its factor changed) or ends
+            self.coarse = if f > 1 {
+                (
+                    f,
+                    self.data
+                        .train
+                        .par_iter()
+                        .map(|v| v.downscaled(f))
+                        .collect(),
+                )
+            } else {
+                (1, Vec::new())
+            };
+        }
+        let view = if f > 1 {
+            &self.coarse.1[vi]
+        } else {
+            &self.data.train[vi]
+        };
         let cam = camera_of(view);
         let mut opts = self.render_options();
         let target: Cow<'_, [f32]> = if self.cfg.random_background {
@@ -389,6 +414,7 @@ impl Trainer {
             d_means2d,
             mask,
             (w, h),
+            f as f64,
         );
         st.densify += lap.lap();
         self.iteration = it;
@@ -596,14 +622,17 @@ impl Trainer {
 /// absolute sums, with `absgrad`), over the views where the
 /// splat is drawn; ignored pixels add no gradient, and with a mask a view
 /// counts only if the splat's centre is on a kept pixel (or off the image
-/// with some gradient from kept ones). Parallel over Gaussians, each entry
-/// on its own (the same bits on any number of threads).
+/// with some gradient from kept ones). Radii count in pixels of the
+/// full-resolution photo: a render at a `px_scale`-th of its resolution
+/// has its radii multiplied by `px_scale`. Parallel over Gaussians, each
+/// entry on its own (the same bits on any number of threads).
 fn accumulate_densify_stats(
     [accum, count, max_radii]: [&mut Vec<f64>; 3],
     p: &Projected<f32>,
     d_means2d: &[[f32; 2]],
     mask: Option<&[f32]>,
     (w, h): (usize, usize),
+    px_scale: f64,
 ) {
     let (hw, hh) = (0.5 * w as f64, 0.5 * h as f64);
     let kept = |i: usize| -> bool {
@@ -629,7 +658,7 @@ fn accumulate_densify_stats(
                 let gy = d[1] as f64 * hh;
                 *a += (gx * gx + gy * gy).sqrt();
                 *c += 1.0;
-                *mr = mr.max(r as f64);
+                *mr = mr.max(r as f64 * px_scale);
             }
         });
 }
