@@ -302,6 +302,30 @@ pub fn sh_interval(iters: u32) -> u32 {
     (1000.0 / lr_mean_scale(iters)).round() as u32
 }
 
+/// The CLI's floor on the interval between density-control rounds on
+/// COLMAP data in runs of 4,000 iterations or more whose window is the
+/// default (half the run), in place of [`MIN_DENSIFY_EVERY`]: the paper's
+/// interval scaled to the window but at least 50, so a 4,000-iteration
+/// run has twice the rounds, each judging and replacing fewer splats (the
+/// opacity resets keep their 3,000-iteration floor; the paper's 30,000
+/// iterations keep its 100). On 60-photo COLMAP captures at 320×240
+/// (4,000 iterations, the default budget): +0.13 dB alone, +0.24 dB
+/// beside the coarse phase ([`CAPTURE_COARSE_FRACTION`]), whose savings
+/// pay for most of the extra rounds' time (BENCHMARKS.md, thirtieth and
+/// thirty-first sessions).
+pub const CAPTURE_DENSIFY_EVERY: u32 = 50;
+
+/// The CLI's coarse phase on COLMAP data in runs of 4,000 iterations or
+/// more: [`TrainConfig::coarse_until`] at this fraction of the run (half
+/// the default densification window), at half resolution. On a 60-photo
+/// COLMAP capture at 320×240 (4,000 iterations), against the full
+/// resolution throughout: +0.05 dB with a quarter of the run coarse,
+/// +0.01 dB with half, −0.23 dB with three quarters; with density rounds
+/// every 50 iterations ([`CAPTURE_DENSIFY_EVERY`]) +0.29, +0.19 and +0.15
+/// dB with a quarter, three eighths and half (BENCHMARKS.md, thirty-first
+/// session).
+pub const CAPTURE_COARSE_FRACTION: f64 = 0.25;
+
 /// The CLI's interval between SH bands on COLMAP data, at most (so from
 /// 2,000 iterations on; shorter runs keep [`sh_interval`]'s): degree 3
 /// from iteration 1,500 of a 4,000-iteration run instead of 3,000. On a
