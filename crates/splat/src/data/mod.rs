@@ -168,13 +168,22 @@ impl View {
     /// assert_eq!((h.width, h.height, h.fx, h.cx, h.cy), (2, 1, 5.0, 1.0, 0.5));
     /// // the first new pixel averages pixels (0,0), (0,1), (1,0), (1,1)
     /// assert_eq!(&h.image[..3], &[7.5, 8.5, 9.5]);
+    /// // a camera without a photo scales too
+    /// let c = View::camera_only("c".into(), (5, 3), [10.0, 10.0, 2.5, 1.5], [[0.0; 4]; 4]);
+    /// let c = c.downscaled(2);
+    /// assert_eq!((c.width, c.height, c.fx, c.image.len()), (2, 1, 5.0, 0));
     /// ```
     pub fn downscaled(&self, f: u32) -> View {
         if f <= 1 {
             return self.clone();
         }
         let (w, h) = (self.width, self.height);
-        let (nw, nh, image) = downscale_box(w, h, &self.image, 3, f);
+        let (nw, nh, image) = if self.image.is_empty() {
+            // a camera without a photo: only the camera scales
+            ((w / f).max(1), (h / f).max(1), Vec::new())
+        } else {
+            downscale_box(w, h, &self.image, 3, f)
+        };
         let alpha = self.alpha.as_ref().map(|a| downscale_box(w, h, a, 1, f).2);
         let mask = self.mask.as_ref().map(|m| masks::downscale(w, h, m, f));
         // a new pixel spans `f` old ones (all of them when the image is
