@@ -83,7 +83,10 @@ pub struct TrainArgs {
     /// with the highest gradient; 0 keeps the 3DGS paper's rule (no growth
     /// once the budget is reached). A run that never fills its budget is
     /// unaffected [default: 0.04, times 4,000 / --iters for shorter runs
-    /// (at most 0.16), which have fewer rounds].
+    /// (at most 0.16), which have fewer rounds; on COLMAP data in runs of
+    /// 4,000 iterations or more, 0.10 a round over 40 rounds (a
+    /// 4,000-iteration run's), the same share over a longer window's
+    /// rounds, and never below 0.04].
     #[arg(long)]
     pub retire_per_round: Option<f64>,
     /// Weight of the mean opacity in the loss (3DGS-MCMC's opacity
@@ -710,8 +713,8 @@ pub(crate) fn data_defaults(
 fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -> TrainConfig {
     use splat::train::config::{
         compress_for_run, lr_mean_scale, CAPTURE_COARSE_FRACTION, CAPTURE_DENSIFY_EVERY,
-        CAPTURE_SH_INTERVAL, LR_MEAN, LR_MEAN_FINAL, LR_MEAN_ITERS, LR_SCALE, OPACITY_REG,
-        PAPER_DENSIFY, RETIRE_PER_ROUND,
+        CAPTURE_RETIRE_PER_ROUND, CAPTURE_SH_INTERVAL, LR_MEAN, LR_MEAN_FINAL, LR_MEAN_ITERS,
+        LR_SCALE, OPACITY_REG, PAPER_DENSIFY, RETIRE_PER_ROUND,
     };
     // a scale of exactly 1 from 4,000 iterations on: the same bits
     let scale = lr_mean_scale(iters);
@@ -743,25 +746,37 @@ fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -
     }
     .with_densify_until(iters / 2);
     let cfg = compress_for_run(cfg, iters);
-    // long runs on captures: a coarse first quarter, and density rounds
-    // twice as often (the opacity resets stay where `with_densify_until` put them)
+    // long runs on captures: a coarse first quarter, density rounds twice
+    // as often (the opacity resets stay where `with_densify_until` put
+    // them), and more of the faintest splats moved in each
     let long_capture = colmap && iters >= LR_MEAN_ITERS;
+    let densify_every = if long_capture {
+        // the paper's interval scaled to the window, floored at 50
+        // instead of 100 (the paper's own schedule is unchanged)
+        let [_, paper_until, paper_every, _] = PAPER_DENSIFY;
+        let scaled = f64::from(paper_every) * f64::from(cfg.densify_until) / f64::from(paper_until);
+        (scaled.round() as u32).max(CAPTURE_DENSIFY_EVERY)
+    } else {
+        cfg.densify_every
+    };
+    let retire_per_round = if long_capture {
+        // a 4,000-iteration run's share a round, scaled down by how many
+        // more rounds a longer window holds (so the share moved over the
+        // window stays that run's), never below the plain default
+        let rounds = |until: u32, every: u32| f64::from(until) / f64::from(every);
+        let fewer = rounds(2000, CAPTURE_DENSIFY_EVERY) / rounds(cfg.densify_until, densify_every);
+        (CAPTURE_RETIRE_PER_ROUND * fewer.min(1.0)).max(cfg.retire_per_round)
+    } else {
+        cfg.retire_per_round
+    };
     TrainConfig {
+        retire_per_round,
         sh_interval: if colmap {
             cfg.sh_interval.min(CAPTURE_SH_INTERVAL)
         } else {
             cfg.sh_interval
         },
-        densify_every: if long_capture {
-            // the paper's interval scaled to the window, floored at 50
-            // instead of 100 (the paper's own schedule is unchanged)
-            let [_, paper_until, paper_every, _] = PAPER_DENSIFY;
-            let scaled =
-                f64::from(paper_every) * f64::from(cfg.densify_until) / f64::from(paper_until);
-            (scaled.round() as u32).max(CAPTURE_DENSIFY_EVERY)
-        } else {
-            cfg.densify_every
-        },
+        densify_every,
         coarse_until: if long_capture {
             (iters as f64 * CAPTURE_COARSE_FRACTION).round() as u32
         } else {
@@ -983,6 +998,7 @@ pub(crate) fn models_note(data: &std::path::Path, doing: &str) -> Option<String>
 mod tests {
     use super::{run_defaults, train_config, use_absgrad, TrainArgs};
     use clap::Parser;
+    use splat::train::config::{lr_mean_scale, CAPTURE_RETIRE_PER_ROUND, RETIRE_PER_ROUND};
     use splat::train::TrainConfig;
 
     #[derive(Parser)]
@@ -1068,7 +1084,10 @@ mod tests {
             assert_eq!(c.lr_scale, 2.0 * d.lr_scale, "{iters}");
             assert_eq!(c.sh_interval, interval, "{iters}");
             assert_eq!(c.lr_sh, d.lr_sh * s, "{iters}");
-            assert_eq!(c.retire_per_round, 0.04 * s, "{iters}");
+            // long runs on captures retire more a round (below)
+            if iters < 4000 {
+                assert_eq!(c.retire_per_round, 0.04 * s, "{iters}");
+            }
         }
         assert_eq!(
             config_at(4000, &[]).unwrap().lr_sh.to_bits(),
@@ -1130,16 +1149,32 @@ mod tests {
     }
 
     /// Long runs on COLMAP data train their first quarter at half
-    /// resolution and densify every 50 iterations, with the opacity
-    /// resets where they were (none in a 4,000-iteration run); shorter
-    /// runs, NeRF-synthetic data and a window of the user's keep the
-    /// plain schedule; the flags override.
+    /// resolution and densify every 50 iterations, retiring more splats a
+    /// round, with the opacity resets where they were (none in a
+    /// 4,000-iteration run); shorter runs, NeRF-synthetic data and a
+    /// window of the user's keep the plain schedule; the flags override.
     #[test]
     fn captures_default_to_a_coarse_quarter_and_rounds_every_50() {
         let c = config(&[]).unwrap();
         assert_eq!((c.coarse_until, c.coarse_factor), (1000, 2));
         assert_eq!((c.densify_every, c.densify_until), (50, 2000));
         assert_eq!(c.opacity_reset_every, 3000);
+        assert_eq!(c.retire_per_round, CAPTURE_RETIRE_PER_ROUND);
+        // longer windows: the same share over the window (twice the
+        // rounds at 8,000 iterations), never below the plain 4%
+        let eight = config_at(8000, &[]).unwrap();
+        assert_eq!(eight.retire_per_round, CAPTURE_RETIRE_PER_ROUND / 2.0);
+        let paper = config_at(30_000, &[]).unwrap();
+        assert_eq!(paper.retire_per_round, RETIRE_PER_ROUND);
+        let short = config_at(3999, &[]).unwrap();
+        assert_eq!(
+            short.retire_per_round,
+            RETIRE_PER_ROUND * lr_mean_scale(3999)
+        );
+        let nerf = run_defaults([1.0; 3], 4000, false, false);
+        assert_eq!(nerf.retire_per_round, RETIRE_PER_ROUND);
+        let given = config(&["--retire-per-round", "0.02"]).unwrap();
+        assert_eq!(given.retire_per_round, 0.02);
         // the interval scales with the window as before, floored at 50
         let eight = config_at(8000, &[]).unwrap();
         assert_eq!((eight.coarse_until, eight.densify_every), (2000, 50));
