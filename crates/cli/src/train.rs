@@ -83,10 +83,10 @@ pub struct TrainArgs {
     /// with the highest gradient; 0 keeps the 3DGS paper's rule (no growth
     /// once the budget is reached). A run that never fills its budget is
     /// unaffected [default: 0.04, times 4,000 / --iters for shorter runs
-    /// (at most 0.16), which have fewer rounds; on COLMAP data in runs of
-    /// 4,000 iterations or more, 0.10 a round over 40 rounds (a
-    /// 4,000-iteration run's), the same share over a longer window's
-    /// rounds, and never below 0.04].
+    /// (at most 0.16), which have fewer rounds; on COLMAP data, 0.10 in a
+    /// 4,000-iteration run and, in longer runs, 0.10 times 2,000 / 50
+    /// over the window's length / the round interval (half at 8,000
+    /// iterations), never below 0.04].
     #[arg(long)]
     pub retire_per_round: Option<f64>,
     /// Weight of the mean opacity in the loss (3DGS-MCMC's opacity
@@ -760,9 +760,9 @@ fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -
         cfg.densify_every
     };
     let retire_per_round = if long_capture {
-        // a 4,000-iteration run's share a round, scaled down by how many
-        // more rounds a longer window holds (so the share moved over the
-        // window stays that run's), never below the plain default
+        // a 4,000-iteration run's share a round, scaled down by how much
+        // longer a window is in round intervals (so the share moved over
+        // the window stays about that run's), never below the plain default
         let rounds = |until: u32, every: u32| f64::from(until) / f64::from(every);
         let fewer = rounds(2000, CAPTURE_DENSIFY_EVERY) / rounds(cfg.densify_until, densify_every);
         (CAPTURE_RETIRE_PER_ROUND * fewer.min(1.0)).max(cfg.retire_per_round)

@@ -327,10 +327,9 @@ pub const CAPTURE_DENSIFY_EVERY: u32 = 50;
 pub const CAPTURE_COARSE_FRACTION: f64 = 0.25;
 
 /// The CLI's [`TrainConfig::retire_per_round`] on COLMAP data in a run of
-/// 4,000 iterations (its 40 density rounds), in place of
-/// [`RETIRE_PER_ROUND`]; longer runs on COLMAP data move the same share
-/// over their window's rounds, never less than [`RETIRE_PER_ROUND`] a
-/// round. Why: with the coarse quarter and rounds every 50 iterations
+/// 4,000 iterations, in place of [`RETIRE_PER_ROUND`]; longer runs on
+/// COLMAP data scale it down by their window's length in round intervals
+/// against that run's (2,000 / 50), never below [`RETIRE_PER_ROUND`]. Why: with the coarse quarter and rounds every 50 iterations
 /// ([`CAPTURE_DENSIFY_EVERY`]) the budget is full from about the ninth
 /// round, and the rounds after it place splats better the more of the
 /// faintest they may move, up to a point. On a 60-photo COLMAP capture at
