@@ -764,7 +764,8 @@ fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -
         // longer a window is in round intervals (so the share moved over
         // the window stays about that run's), never below the plain default
         let rounds = |until: u32, every: u32| f64::from(until) / f64::from(every);
-        let fewer = rounds(2000, CAPTURE_DENSIFY_EVERY) / rounds(cfg.densify_until, densify_every);
+        let fewer = rounds(LR_MEAN_ITERS / 2, CAPTURE_DENSIFY_EVERY)
+            / rounds(cfg.densify_until, densify_every);
         (CAPTURE_RETIRE_PER_ROUND * fewer.min(1.0)).max(cfg.retire_per_round)
     } else {
         cfg.retire_per_round
