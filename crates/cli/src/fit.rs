@@ -205,9 +205,12 @@ pub fn load_target(image: Option<&Path>, size: Option<u32>) -> CliResult<Image> 
 }
 
 /// Checks that `dir` can be created and written before any work is done.
+/// The probe is named as the atomic writes' temporary files are
+/// (`.NAME.tmp-PID`), so a process killed between writing and removing
+/// it leaves only what a killed atomic write may leave.
 pub fn check_out_dir(dir: &Path) -> CliResult {
     ensure_dir(dir)?;
-    let probe = dir.join(format!(".chainrule-probe-{}", std::process::id()));
+    let probe = dir.join(format!(".chainrule-probe.tmp-{}", std::process::id()));
     std::fs::write(&probe, b"")
         .map_err(|e| CliError::file(dir, format!("output directory is not writable: {e}")))?;
     let _ = std::fs::remove_file(&probe);
