@@ -302,8 +302,33 @@ pub fn sh_interval(iters: u32) -> u32 {
     (1000.0 / lr_mean_scale(iters)).round() as u32
 }
 
+/// The CLI's default run length on COLMAP data (its `--iters`), in place
+/// of the library's 4,000 ([`TrainConfig::iters`], still the default on
+/// NeRF-synthetic data). Why: with the capture schedule (from
+/// [`CAPTURE_SCHEDULE_ITERS`]) a run's time is close to proportional to its
+/// length, and 3,400 iterations bring the default command on a 60-photo
+/// COLMAP capture at 320×240 under six minutes on the slowest 2-core VM
+/// we were given (AMD EPYC Zen 3), for 0.13 dB. On that capture and VM,
+/// quiet, one sitting, against 4,000 iterations: 28.952 dB in 354.9 s of
+/// training (357.0 s wall) against 29.077 dB in 411.1 s; at seed 1
+/// (screening) 29.017 against 29.160 dB (BENCHMARKS.md, thirty-third
+/// session).
+pub const CAPTURE_ITERS: u32 = 3400;
+
+/// The run length from which the CLI gives COLMAP data the capture
+/// schedule: a coarse first quarter ([`CAPTURE_COARSE_FRACTION`]), density
+/// rounds at least every [`CAPTURE_DENSIFY_EVERY`] iterations, more of the
+/// faintest splats moved a round ([`CAPTURE_RETIRE_PER_ROUND`]) and the
+/// opacity regulariser ([`OPACITY_REG`]). On a 60-photo COLMAP capture at
+/// 320×240, the schedule against the plain one: +0.32 dB at 3,500
+/// iterations, +0.29 at 3,000 (BENCHMARKS.md, thirty-second session).
+/// Shorter runs were not measured with it (the opacity regulariser alone
+/// lost 0.2 dB in a 2,000-iteration run with a 30,000 budget) and keep the
+/// plain schedule.
+pub const CAPTURE_SCHEDULE_ITERS: u32 = 3000;
+
 /// The CLI's floor on the interval between density-control rounds on
-/// COLMAP data in runs of 4,000 iterations or more whose window is the
+/// COLMAP data in runs of [`CAPTURE_SCHEDULE_ITERS`] or more whose window is the
 /// default (half the run), in place of [`MIN_DENSIFY_EVERY`]: the paper's
 /// interval scaled to the window but at least 50, so a 4,000-iteration
 /// run has twice the rounds, each judging and replacing fewer splats (the
@@ -315,8 +340,8 @@ pub fn sh_interval(iters: u32) -> u32 {
 /// thirty-first sessions).
 pub const CAPTURE_DENSIFY_EVERY: u32 = 50;
 
-/// The CLI's coarse phase on COLMAP data in runs of 4,000 iterations or
-/// more: [`TrainConfig::coarse_until`] at this fraction of the run (half
+/// The CLI's coarse phase on COLMAP data in runs of
+/// [`CAPTURE_SCHEDULE_ITERS`] or more: [`TrainConfig::coarse_until`] at this fraction of the run (half
 /// the default densification window), at half resolution. On a 60-photo
 /// COLMAP capture at 320×240 (4,000 iterations), against the full
 /// resolution throughout: +0.05 dB with a quarter of the run coarse,
@@ -326,8 +351,9 @@ pub const CAPTURE_DENSIFY_EVERY: u32 = 50;
 /// session).
 pub const CAPTURE_COARSE_FRACTION: f64 = 0.25;
 
-/// The CLI's [`TrainConfig::retire_per_round`] on COLMAP data in a run of
-/// 4,000 iterations, in place of [`RETIRE_PER_ROUND`]; longer runs on
+/// The CLI's [`TrainConfig::retire_per_round`] on COLMAP data in runs of
+/// [`CAPTURE_SCHEDULE_ITERS`] to 4,000 iterations, in place of
+/// [`RETIRE_PER_ROUND`]; longer runs on
 /// COLMAP data scale it down by their window's length in round intervals
 /// against that run's (2,000 / 50), never below [`RETIRE_PER_ROUND`]. Why: with the coarse quarter and rounds every 50 iterations
 /// ([`CAPTURE_DENSIFY_EVERY`]) the budget is full from about the ninth
