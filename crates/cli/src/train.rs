@@ -762,8 +762,8 @@ fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -
     }
     .with_densify_until(iters / 2);
     let cfg = compress_for_run(cfg, iters);
-    // long runs on captures: a coarse first quarter, density rounds twice
-    // as often (the opacity resets stay where `with_densify_until` put
+    // runs of `CAPTURE_SCHEDULE_ITERS` or more on captures: a coarse
+    // first quarter, density rounds twice as often (the opacity resets stay where `with_densify_until` put
     // them), and more of the faintest splats moved in each
     let long_capture = colmap && iters >= CAPTURE_SCHEDULE_ITERS;
     let densify_every = if long_capture {
@@ -1237,7 +1237,7 @@ mod tests {
         assert_eq!((paper.coarse_until, paper.densify_every), (7500, 100));
         let short = config_at(2999, &[]).unwrap();
         assert_eq!((short.coarse_until, short.densify_every), (0, 100));
-        // the default length on captures has the whole capture schedule
+        // 3,500 and 3,000 iterations (screened) have the whole schedule
         let capture = config_at(3500, &[]).unwrap();
         assert_eq!((capture.coarse_until, capture.densify_every), (875, 50));
         assert_eq!((capture.densify_until, capture.opacity_reg), (1750, 0.01));
