@@ -43,9 +43,9 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Iterations in all (with --resume: including those already done)
-    /// [default: 3,400 on COLMAP data (0.13 dB below 4,000 iterations'
-    /// score on our capture in 14% less time, under six minutes on a
-    /// 2-core VM), 4,000 on NeRF-synthetic data]. The position learning rate
+    /// [default: 3,400 on COLMAP data (0.13 to 0.22 dB below 4,000
+    /// iterations' score on two captures of ours, in 14% less time: under
+    /// six minutes on a 2-core VM), 4,000 on NeRF-synthetic data]. The position learning rate
     /// decays a hundredfold over 30,000 iterations (the original 3DGS's)
     /// or twice --iters if fewer, so a run ends at a tenth of its starting
     /// rate or below.

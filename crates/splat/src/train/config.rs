@@ -308,11 +308,11 @@ pub fn sh_interval(iters: u32) -> u32 {
 /// [`CAPTURE_SCHEDULE_ITERS`]) a run's time is close to proportional to its
 /// length, and 3,400 iterations bring the default command on a 60-photo
 /// COLMAP capture at 320×240 under six minutes on the slowest 2-core VM
-/// we were given (AMD EPYC Zen 3), for 0.13 dB. On that capture and VM,
-/// quiet, one sitting, against 4,000 iterations: 28.952 dB in 354.9 s of
-/// training (357.0 s wall) against 29.077 dB in 411.1 s; at seed 1
-/// (screening) 29.017 against 29.160 dB (BENCHMARKS.md, thirty-third
-/// session).
+/// we were given (AMD EPYC Zen 3), for 0.13 to 0.22 dB. On that capture
+/// and VM, quiet, one sitting, against 4,000 iterations: 28.952 dB in
+/// 354.9 s of training (357.0 s wall) against 29.077 dB in 411.1 s; at
+/// seed 1 (screening) 29.017 against 29.160 dB; on a second capture
+/// 28.924 against 29.148 dB (BENCHMARKS.md, thirty-third session).
 pub const CAPTURE_ITERS: u32 = 3400;
 
 /// The run length from which the CLI gives COLMAP data the capture
