@@ -55,7 +55,8 @@ pub struct TrainArgs {
     /// (times the scene extent: the cameras' spread) [default: 3.2e-4,
     /// twice the original's 1.6e-4 (+0.3 to +0.7 dB on COLMAP captures,
     /// the same on the synth scene), for runs of 4,000 iterations or more;
-    /// 3.2e-4 × 4,000 / --iters for shorter runs, at most 1.28e-3 (1,000
+    /// 3.2e-4 × 4,000 / --iters for shorter runs (so about 3.76e-4 in a
+    /// COLMAP capture's default 3,400 iterations), at most 1.28e-3 (1,000
     /// iterations or fewer), so that a short run's splats can travel as
     /// far as a 4,000-iteration run's (+0.15 to +0.59 dB on two COLMAP
     /// captures at 1,000 and 2,000 iterations; on the synth scene +1.75 dB
@@ -707,15 +708,20 @@ pub(crate) fn data_defaults(
     }
 }
 
-/// The run's length: `--iters`, else
-/// [`splat::train::config::CAPTURE_ITERS`] on COLMAP data and the
-/// library's 4,000 on the rest.
+/// The run's length: `--iters`, else [`default_iters`].
 fn run_iters(a: &TrainArgs, colmap: bool) -> u32 {
-    a.iters.unwrap_or(if colmap {
+    a.iters.unwrap_or(default_iters(colmap))
+}
+
+/// `train`'s run length without `--iters`:
+/// [`splat::train::config::CAPTURE_ITERS`] on COLMAP data (`colmap`), the
+/// library's 4,000 on the rest.
+pub(crate) fn default_iters(colmap: bool) -> u32 {
+    if colmap {
         splat::train::config::CAPTURE_ITERS
     } else {
         TrainConfig::default().iters
-    })
+    }
 }
 
 /// [`data_defaults`] but the Gaussian budget (the library's): the

@@ -70,9 +70,10 @@ pub struct TrainBenchArgs {
     #[arg(long, requires = "data")]
     pub resume: Option<PathBuf>,
     /// With --data: the length of the run whose schedules apply (as
-    /// `train --iters`).
-    #[arg(long, default_value_t = 4000)]
-    pub train_iters: u32,
+    /// `train --iters`) [default: `train`'s, 3,400 on COLMAP data and
+    /// 4,000 on the rest].
+    #[arg(long)]
+    pub train_iters: Option<u32>,
     /// Adam updates only the Gaussians each view draws (as `train
     /// --visible-adam`).
     #[arg(long)]
@@ -234,8 +235,9 @@ fn dataset(width: u32, height: u32, views: u32) -> Dataset {
 }
 
 /// A real dataset, loaded as `chainrule train DIR` loads it, and the
-/// settings `train DIR --iters ITERS` would use.
-fn real_dataset(dir: &std::path::Path, iters: u32) -> CliResult<(Dataset, TrainConfig)> {
+/// settings `train DIR --iters ITERS` would use (without `iters`,
+/// `train DIR`'s).
+fn real_dataset(dir: &std::path::Path, iters: Option<u32>) -> CliResult<(Dataset, TrainConfig)> {
     let kind = splat::data::detect(dir);
     let background = splat::data::default_background(kind);
     let opts = LoadOptions {
@@ -246,6 +248,7 @@ fn real_dataset(dir: &std::path::Path, iters: u32) -> CliResult<(Dataset, TrainC
     let data = splat::data::load(dir, &opts).map_err(CliError::data)?;
     let absgrad = crate::train::use_absgrad(false, false, kind);
     let colmap = kind == Some("colmap");
+    let iters = iters.unwrap_or(crate::train::default_iters(colmap));
     let cfg = crate::train::data_defaults(&data, background.map(f64::from), iters, absgrad, colmap);
     Ok((data, cfg))
 }

@@ -312,7 +312,10 @@ pub fn sh_interval(iters: u32) -> u32 {
 /// and VM, quiet, one sitting, against 4,000 iterations: 28.952 dB in
 /// 354.9 s of training (357.0 s wall) against 29.077 dB in 411.1 s; at
 /// seed 1 (screening) 29.017 against 29.160 dB; on a second capture
-/// 28.924 against 29.148 dB (BENCHMARKS.md, thirty-third session).
+/// 28.924 against 29.148 dB (BENCHMARKS.md, thirty-third session). As a
+/// run shorter than [`LR_MEAN_ITERS`], it starts its position and SH
+/// rates 4,000 / 3,400 times higher ([`lr_mean_scale`]); so did the runs
+/// measured.
 pub const CAPTURE_ITERS: u32 = 3400;
 
 /// The run length from which the CLI gives COLMAP data the capture
