@@ -740,6 +740,11 @@ fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -
     };
     // a scale of exactly 1 from 4,000 iterations on: the same bits
     let scale = lr_mean_scale(iters);
+    // runs of `CAPTURE_SCHEDULE_ITERS` or more on captures: the opacity
+    // term, a coarse first quarter, density rounds twice as often (the
+    // opacity resets stay where `with_densify_until` put them), and more
+    // of the faintest splats moved in each
+    let capture_schedule = colmap && iters >= CAPTURE_SCHEDULE_ITERS;
     let cfg = TrainConfig {
         iters,
         lr_mean: LR_MEAN * scale,
@@ -752,11 +757,7 @@ fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -
         },
         retire_per_round: RETIRE_PER_ROUND,
         // (a 2,000-iteration run with a 30,000 budget lost 0.2 dB with it)
-        opacity_reg: if colmap && iters >= CAPTURE_SCHEDULE_ITERS {
-            OPACITY_REG
-        } else {
-            0.0
-        },
+        opacity_reg: if capture_schedule { OPACITY_REG } else { 0.0 },
         background,
         absgrad,
         densify_grad: if absgrad {
@@ -768,11 +769,7 @@ fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -
     }
     .with_densify_until(iters / 2);
     let cfg = compress_for_run(cfg, iters);
-    // runs of `CAPTURE_SCHEDULE_ITERS` or more on captures: a coarse
-    // first quarter, density rounds twice as often (the opacity resets stay where `with_densify_until` put
-    // them), and more of the faintest splats moved in each
-    let long_capture = colmap && iters >= CAPTURE_SCHEDULE_ITERS;
-    let densify_every = if long_capture {
+    let densify_every = if capture_schedule {
         // the paper's interval scaled to the window, floored at 50
         // instead of 100 (the paper's own schedule is unchanged)
         let [_, paper_until, paper_every, _] = PAPER_DENSIFY;
@@ -781,7 +778,7 @@ fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -
     } else {
         cfg.densify_every
     };
-    let retire_per_round = if long_capture {
+    let retire_per_round = if capture_schedule {
         // a 4,000-iteration run's share a round, scaled down by how much
         // longer a window is in round intervals (so the share moved over
         // the window stays about that run's), never below the plain default
@@ -800,7 +797,7 @@ fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -
             cfg.sh_interval
         },
         densify_every,
-        coarse_until: if long_capture {
+        coarse_until: if capture_schedule {
             (iters as f64 * CAPTURE_COARSE_FRACTION).round() as u32
         } else {
             0
