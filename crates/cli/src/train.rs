@@ -42,7 +42,9 @@ pub struct TrainArgs {
     /// renders of views this run does not have are removed), checkpoints.
     #[arg(long)]
     pub out: PathBuf,
-    /// Iterations in all (with --resume: including those already done)
+    /// Iterations in all (with --resume: including those already done;
+    /// without --iters, --resume continues to the length the run was
+    /// started with, as its checkpoints/run.json records it)
     /// [default: 3,400 on COLMAP data (0.13 to 0.22 dB below 4,000
     /// iterations' score on two captures of ours, in 14% less time: under
     /// six minutes on a 2-core VM), 4,000 on NeRF-synthetic data]. The position learning rate
@@ -71,10 +73,11 @@ pub struct TrainArgs {
     /// Print one JSON object at the end instead of a progress bar.
     #[arg(long)]
     pub json: bool,
-    /// Continue from the latest checkpoint in OUT/checkpoints (with a
-    /// warning when DATA or --downscale is not the run's, as its
-    /// checkpoints/run.json records them; --sh-degree, --antialiased and
-    /// --exposure must be the run's).
+    /// Continue from the latest checkpoint in OUT/checkpoints, to the
+    /// run's own length unless --iters is given (with a warning when DATA
+    /// or --downscale is not the run's, as its checkpoints/run.json
+    /// records them; --sh-degree, --antialiased and --exposure must be
+    /// the run's).
     #[arg(long)]
     pub resume: bool,
     /// Cap on the number of Gaussians [default: one per 27 training pixels,
@@ -440,15 +443,15 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     check_out_dir(&a.out)?;
     let ckpt_dir = checkpoint_dir(&a.out);
     let colmap = kind == Some("colmap");
-    let iters = run_iters(&a, colmap);
+    if a.resume && !ckpt_dir.join("latest.json").is_file() {
+        return Err(CliError::file(
+            &ckpt_dir.join("latest.json"),
+            "--resume: no checkpoint to continue from",
+        ));
+    }
+    let iters = run_iters(&a, colmap, || resumed_length(&ckpt_dir));
     let cfg = train_config(&a, data_defaults(&ds, background, iters, absgrad, colmap))?;
     let mut t = if a.resume {
-        if !ckpt_dir.join("latest.json").is_file() {
-            return Err(CliError::file(
-                &ckpt_dir.join("latest.json"),
-                "--resume: no checkpoint to continue from",
-            ));
-        }
         warn_resume_elsewhere(&a);
         Trainer::resume(ds, cfg, &ckpt_dir).map_err(train_err)?
     } else {
@@ -458,16 +461,19 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     // on: its next checkpoint continues on this run's photos); only for
     // --resume's warning, so a failure is a warning (the checkpoints' own
     // writes report an unwritable folder)
-    if let Err(e) = RunRecord::of(&a).write(&ckpt_dir) {
+    if let Err(e) = RunRecord::of(&a, iters).write(&ckpt_dir) {
         eprintln!("warning: {e}; --resume will not know which dataset this run trained on");
     }
     let resumed_from = t.iteration();
     if a.resume && resumed_from >= iters {
+        let length = match a.iters {
+            Some(n) => format!("--iters {n}"),
+            None => format!("the run's length ({iters})"),
+        };
         eprintln!(
-            "warning: the checkpoint has {resumed_from} iterations, --iters {} no more: nothing \
+            "warning: the checkpoint has {resumed_from} iterations, {length} no more: nothing \
              is trained, the outputs are written again from it (--iters counts the \
-             checkpoint's iterations too)",
-            iters
+             checkpoint's iterations too)"
         );
     }
     let (eval_views, eval_split) = if t.data().test.is_empty() {
@@ -708,9 +714,32 @@ pub(crate) fn data_defaults(
     }
 }
 
-/// The run's length: `--iters`, else [`default_iters`].
-fn run_iters(a: &TrainArgs, colmap: bool) -> u32 {
-    a.iters.unwrap_or(default_iters(colmap))
+/// The run's length: `--iters`; else, with `--resume`, the length the
+/// run was started with (`recorded`: what its `checkpoints/run.json`
+/// says), so that a run stopped and resumed keeps its schedules and ends
+/// where it would have; else [`default_iters`].
+fn run_iters(a: &TrainArgs, colmap: bool, recorded: impl FnOnce() -> Option<u32>) -> u32 {
+    match (a.iters, a.resume) {
+        (Some(n), _) => n,
+        (None, true) => recorded().unwrap_or_else(|| {
+            let n = default_iters(colmap);
+            eprintln!(
+                "warning: --resume: the run's length is not recorded (its checkpoints/run.json \
+                 is missing or from an older version): training to {n} iterations, the \
+                 default; give --iters for another length"
+            );
+            n
+        }),
+        (None, false) => default_iters(colmap),
+    }
+}
+
+/// The length (`--iters` in all) of the run whose checkpoints `ckpt_dir`
+/// holds, as its `run.json` records it; `None` when the file is missing,
+/// unreadable or older than the record.
+pub(crate) fn resumed_length(ckpt_dir: &std::path::Path) -> Option<u32> {
+    let text = std::fs::read(ckpt_dir.join(RunRecord::FILE)).ok()?;
+    serde_json::from_slice::<RunRecord>(&text).ok()?.iters
 }
 
 /// `train`'s run length without `--iters`:
@@ -891,15 +920,21 @@ struct RunRecord {
     dataset: std::path::PathBuf,
     /// `--downscale`, if given.
     downscale: Option<u32>,
+    /// The run's length (`--iters` in all, given or the default): what
+    /// `--resume` without `--iters` trains to. Absent in the records of
+    /// older versions.
+    #[serde(default)]
+    iters: Option<u32>,
 }
 
 impl RunRecord {
     const FILE: &'static str = "run.json";
 
-    fn of(a: &TrainArgs) -> RunRecord {
+    fn of(a: &TrainArgs, iters: u32) -> RunRecord {
         RunRecord {
             dataset: crate::settings::stored_dataset_path(&a.data),
             downscale: a.downscale,
+            iters: Some(iters),
         }
     }
 
@@ -936,6 +971,7 @@ impl RunRecord {
         Some(RunRecord {
             dataset: s.dataset?,
             downscale: s.downscale,
+            iters: None,
         })
     }
 }
@@ -1174,13 +1210,27 @@ mod tests {
                 .train
         };
         let plain = parse(&[]);
-        assert_eq!(run_iters(&plain, true), CAPTURE_ITERS);
-        assert_eq!(run_iters(&plain, false), 4000);
+        let none = || None;
+        assert_eq!(run_iters(&plain, true, none), CAPTURE_ITERS);
+        assert_eq!(run_iters(&plain, false, none), 4000);
         let given = parse(&["--iters", "1234"]);
         assert_eq!(
-            (run_iters(&given, true), run_iters(&given, false)),
+            (
+                run_iters(&given, true, none),
+                run_iters(&given, false, none)
+            ),
             (1234, 1234)
         );
+        // --resume: the run's recorded length, unless --iters is given;
+        // the default when there is no record
+        let resumed = parse(&["--resume"]);
+        assert_eq!(run_iters(&resumed, true, || Some(4000)), 4000);
+        assert_eq!(run_iters(&resumed, false, || Some(777)), 777);
+        assert_eq!(run_iters(&resumed, true, none), CAPTURE_ITERS);
+        let both = parse(&["--resume", "--iters", "1234"]);
+        assert_eq!(run_iters(&both, true, || Some(4000)), 1234);
+        // the record is read only when it decides
+        assert_eq!(run_iters(&plain, true, || panic!("read")), CAPTURE_ITERS);
         let c = train_config(&plain, run_defaults([0.0; 3], CAPTURE_ITERS, true, true)).unwrap();
         assert_eq!(c.iters, CAPTURE_ITERS);
         assert_eq!(c.densify_until, CAPTURE_ITERS / 2);

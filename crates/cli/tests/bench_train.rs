@@ -122,6 +122,8 @@ fn bench_train_continues_a_real_run() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
     assert_eq!(r["data"], ds);
     assert_eq!(r["resumed_from"], 6);
+    // the schedules of the resumed run's own length (checkpoints/run.json)
+    assert_eq!(r["train_iters"], 6);
     assert_eq!(r["pixels_per_iteration"], 24 * 24);
     assert!(r["gaussians_start"].as_u64().unwrap() > 0);
     let o = chainrule(&[

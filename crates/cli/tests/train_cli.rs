@@ -78,6 +78,50 @@ fn latest_json(out: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("checkpoints/latest.json")).unwrap()).unwrap()
 }
 
+/// `--resume` without `--iters` continues to the length the run was
+/// started with (its `checkpoints/run.json`), not to the default.
+#[test]
+fn resume_without_iters_keeps_the_runs_length() {
+    let (_d, data, out) = synth_run("resume-length");
+    let (ds, os) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let common = ["--init-points", "100", "--sh-degree", "0", "--json"];
+    let with = |extra: &[&'static str]| {
+        let mut args = vec!["train", ds, "--out", os];
+        args.extend(common);
+        args.extend(extra);
+        run(&args)
+    };
+    json(&with(&["--iters", "20"]));
+    let record_file = out.join("checkpoints/run.json");
+    let record = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&record_file).unwrap()).unwrap()
+    };
+    assert_eq!(record()["iters"], 20);
+    // a run of 20 resumed without --iters is done: nothing is trained
+    let o = with(&["--resume"]);
+    assert!(
+        stderr(&o).contains("the run's length (20) no more"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(json(&o)["iterations"], 20);
+    // the same checkpoint as a run started for 26 iterations: resumed to 26
+    let mut r = record();
+    r["iters"] = serde_json::json!(26);
+    std::fs::write(&record_file, serde_json::to_vec(&r).unwrap()).unwrap();
+    let v = json(&with(&["--resume"]));
+    assert_eq!(
+        (v["resumed_from"].clone(), v["iterations"].clone()),
+        (20.into(), 26.into())
+    );
+    assert_eq!(latest_json(&out)["iteration"], 26);
+    assert_eq!(record()["iters"], 26);
+    // --iters still wins, and is recorded as the run's new length
+    let v = json(&with(&["--resume", "--iters", "28"]));
+    assert_eq!(v["iterations"], 28);
+    assert_eq!(record()["iters"], 28);
+}
+
 #[test]
 fn train_writes_ply_renders_and_json_then_resumes() {
     let (d, data, out) = synth_run("e2e");

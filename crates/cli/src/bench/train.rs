@@ -70,8 +70,9 @@ pub struct TrainBenchArgs {
     #[arg(long, requires = "data")]
     pub resume: Option<PathBuf>,
     /// With --data: the length of the run whose schedules apply (as
-    /// `train --iters`) [default: `train`'s, 3,400 on COLMAP data and
-    /// 4,000 on the rest].
+    /// `train --iters`) [default: with --resume, the resumed run's length
+    /// as its checkpoints/run.json records it; else `train`'s, 3,400 on
+    /// COLMAP data and 4,000 on the rest].
     #[arg(long)]
     pub train_iters: Option<u32>,
     /// Adam updates only the Gaussians each view draws (as `train
@@ -130,6 +131,10 @@ pub struct TrainBenchReport {
     pub data: Option<String>,
     /// The iteration the run continued from (`--resume`; null otherwise).
     pub resumed_from: Option<u32>,
+    /// With `--data`: the length of the run whose schedules the timed
+    /// iterations follow (`--train-iters`, the resumed run's, or
+    /// `train`'s default); null for the synthetic views.
+    pub train_iters: Option<u32>,
     /// Image width (of the first training view, with `--data`).
     pub width: u32,
     /// Image height.
@@ -272,22 +277,29 @@ fn trainer(args: &TrainBenchArgs, width: u32, height: u32) -> CliResult<Trainer>
         };
         return Trainer::new(dataset(width, height, args.views), cfg).map_err(fail);
     };
-    let (data, mut cfg) = real_dataset(dir, args.train_iters)?;
-    cfg.visible_adam = args.visible_adam;
-    let Some(out) = &args.resume else {
-        return Trainer::new(data, cfg).map_err(fail);
-    };
-    let ckpt = match out.join("checkpoints").is_dir() {
-        true => out.join("checkpoints"),
-        false => out.clone(),
-    };
-    if !ckpt.join("latest.json").is_file() {
+    let ckpt = args
+        .resume
+        .as_ref()
+        .map(|out| match out.join("checkpoints").is_dir() {
+            true => out.join("checkpoints"),
+            false => out.clone(),
+        });
+    if let Some(c) = ckpt.as_ref().filter(|c| !c.join("latest.json").is_file()) {
         return Err(CliError::file(
-            &ckpt.join("latest.json"),
+            &c.join("latest.json"),
             "--resume: no checkpoint to continue from",
         ));
     }
-    Trainer::resume(data, cfg, &ckpt).map_err(fail)
+    // a resumed run's own length unless --train-iters says otherwise
+    let iters = args
+        .train_iters
+        .or_else(|| ckpt.as_deref().and_then(crate::train::resumed_length));
+    let (data, mut cfg) = real_dataset(dir, iters)?;
+    cfg.visible_adam = args.visible_adam;
+    match ckpt {
+        Some(c) => Trainer::resume(data, cfg, &c).map_err(fail),
+        None => Trainer::new(data, cfg).map_err(fail),
+    }
 }
 
 /// Runs the measurement.
@@ -348,6 +360,7 @@ fn measure_on_worker(
     Ok(TrainBenchReport {
         data: args.data.as_ref().map(|d| d.display().to_string()),
         resumed_from,
+        train_iters: args.data.as_ref().map(|_| tr.config().iters),
         width,
         height,
         pixels_per_iteration: width as u64 * height as u64,
@@ -385,9 +398,12 @@ pub fn run(args: TrainBenchArgs) -> CliResult {
         println!("{}", serde_json::to_string(&r).expect("report serialises"));
         return Ok(());
     }
+    let length = r
+        .train_iters
+        .map_or(String::new(), |n| format!(" (schedules of {n} iterations)"));
     let source = match (&r.data, r.resumed_from) {
-        (Some(d), Some(i)) => format!("{d} from iteration {i}"),
-        (Some(d), None) => d.clone(),
+        (Some(d), Some(i)) => format!("{d} from iteration {i}{length}"),
+        (Some(d), None) => format!("{d}{length}"),
         _ => "synthetic views".to_string(),
     };
     println!(
