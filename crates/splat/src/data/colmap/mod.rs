@@ -1,0 +1,427 @@
+//! COLMAP sparse reconstructions: `sparse/0/{cameras,images,points3D}` in
+//! the binary (`.bin`) or text (`.txt`) format, as COLMAP 3 and 4 write them
+//! (COLMAP 4's `rigs.bin` and `frames.bin` are not needed: `images.bin`
+//! still holds each image's pose) and as `image_undistorter` leaves them
+//! (`sparse/` without `0/`). Every camera model COLMAP defines is read
+//! ([`crate::cameras`]); photos of a distorting model are undistorted into a
+//! pinhole view at load, their pixels without a source masked. Poses are
+//! world-to-camera in OpenCV axes already: quaternion (w, x, y, z) and
+//! translation.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::{decode_images, masks, DataError, Dataset, ImageJob, LoadOptions, Mat4, Point, View};
+use crate::cameras::undistort::Remap;
+use crate::cameras::Intrinsics;
+
+mod folders;
+mod read;
+
+pub use folders::{dataset_of_model, model_folder, models, not_a_dataset_hint};
+pub use read::{
+    cameras_bin, cameras_txt, images_bin, images_txt, points_bin, points_txt, quat_to_rotation,
+    rotation_to_quat,
+};
+
+/// A camera of `cameras.{bin,txt}`: any COLMAP model.
+pub type Camera = Intrinsics;
+
+/// An image of `images.{bin,txt}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Image {
+    /// COLMAP's image id.
+    pub id: i32,
+    /// Rotation quaternion (w, x, y, z), world to camera.
+    pub qvec: [f64; 4],
+    /// Translation, world to camera.
+    pub tvec: [f64; 3],
+    /// The camera it was taken with.
+    pub camera_id: i32,
+    /// File name inside the images folder.
+    pub name: String,
+}
+
+/// The three files of a reconstruction.
+#[derive(Clone, Debug)]
+pub struct Reconstruction {
+    /// Cameras by id.
+    pub cameras: HashMap<i32, Camera>,
+    /// Registered images.
+    pub images: Vec<Image>,
+    /// Sparse points.
+    pub points: Vec<Point>,
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|e| DataError::io(path, e))
+}
+
+fn text(path: &Path) -> Result<String, DataError> {
+    String::from_utf8(read_file(path)?).map_err(|_| DataError::invalid(path, "text", "not UTF-8"))
+}
+
+/// Reads the reconstruction in `sparse` (a `sparse/0`-style folder),
+/// preferring `.bin` files and falling back to `.txt` file by file.
+pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
+    let pick = |stem: &str| -> Result<(PathBuf, bool), DataError> {
+        let bin = sparse.join(format!("{stem}.bin"));
+        let txt = sparse.join(format!("{stem}.txt"));
+        if bin.is_file() {
+            Ok((bin, true))
+        } else if txt.is_file() {
+            Ok((txt, false))
+        } else {
+            Err(DataError::io(&bin, "missing (and no .txt either)"))
+        }
+    };
+    let (cp, cb) = pick("cameras")?;
+    let cameras = if cb {
+        cameras_bin(&cp, &read_file(&cp)?)?
+    } else {
+        cameras_txt(&cp, &text(&cp)?)?
+    };
+    let (ip, ib) = pick("images")?;
+    let images = if ib {
+        images_bin(&ip, &read_file(&ip)?)?
+    } else {
+        images_txt(&ip, &text(&ip)?)?
+    };
+    let points = match pick("points3D") {
+        Ok((pp, true)) => points_bin(&pp, &read_file(&pp)?)?,
+        Ok((pp, false)) => points_txt(&pp, &text(&pp)?)?,
+        Err(_) => Vec::new(),
+    };
+    for im in &images {
+        if !cameras.contains_key(&im.camera_id) {
+            return Err(DataError::invalid(
+                &ip,
+                format!("image {} ({})", im.id, im.name),
+                format!(
+                    "refers to camera {}, which the cameras file does not define",
+                    im.camera_id
+                ),
+            ));
+        }
+    }
+    Ok(Reconstruction {
+        cameras,
+        images,
+        points,
+    })
+}
+
+/// Loads a COLMAP dataset folder: its model ([`model_folder`]: of several,
+/// the one registering the most photos) and the images folder named in
+/// `opts`, holding out every `holdout_every`-th image
+/// (sorted by name) for testing. Images in a downscaled folder are matched
+/// to the cameras by scaling the intrinsics. Photos of a distorting camera
+/// are undistorted into the pinhole [`crate::cameras::undistort`] chooses;
+/// a photo's alpha channel and its file in `masks/` (see [`masks`]) become
+/// [`View::mask`] together with the pixels undistortion left without a
+/// source.
+pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    // a model named by its own folder ([`dataset_of_model`]) poses the
+    // photos of the dataset around it
+    let (dir, sparse) = match dataset_of_model(dir) {
+        Some(root) => (root, dir.to_path_buf()),
+        None => (dir.to_path_buf(), model_folder(dir)),
+    };
+    let dir = dir.as_path();
+    let rec = read_reconstruction(&sparse)?;
+    // the file the poses come from, for errors about one of them
+    let images_file = ["images.bin", "images.txt"]
+        .map(|f| sparse.join(f))
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| sparse.clone());
+    let mut images = rec.images.clone();
+    images.sort_by(|a, b| a.name.cmp(&b.name));
+    // the Mip-NeRF 360 layout: `images_N` holds copies downscaled N times;
+    // used for downscale N when present (then not downscaled again), with
+    // `masks_N` for their masks
+    let n = opts.downscale;
+    let pre = (n > 1 && opts.images_dir == "images" && dir.join(format!("images_{n}")).is_dir())
+        .then(|| format!("images_{n}"));
+    let img_dir = dir.join(pre.as_deref().unwrap_or(&opts.images_dir));
+    let full_dir = dir.join(&opts.images_dir);
+    // with `images_N`, its `masks_N`, and for a photo that has no mask
+    // there the full-size `masks/`, fitted to the smaller photo
+    let own_masks = dir.join(match &pre {
+        Some(_) => format!("masks_{n}"),
+        None => "masks".to_string(),
+    });
+    let full_masks = dir.join("masks");
+    let fallback = pre.is_some() && full_masks.is_dir();
+    // a photo that `images_N` lacks is read from the full-size folder and
+    // downscaled as it would be without `images_N`
+    let mut full_size = vec![false; images.len()];
+    let mut jobs = Vec::with_capacity(images.len());
+    for (k, im) in images.iter().enumerate() {
+        let mut path = img_dir.join(&im.name);
+        if pre.is_some() && !path.is_file() {
+            let full = full_dir.join(&im.name);
+            if !full.is_file() {
+                return Err(DataError::io(
+                    &path,
+                    format!("image file not found (nor {})", full.display()),
+                ));
+            }
+            path = full;
+            full_size[k] = true;
+        }
+        if !path.is_file() {
+            return Err(DataError::missing_photo(&path));
+        }
+        jobs.push(ImageJob { path, expect: None });
+    }
+    // an `images_N` that has none of the photos is not that capture's
+    // (another naming, or another capture): an error, not a silent
+    // full-size load
+    if !images.is_empty() && full_size.iter().all(|&f| f) {
+        let name = &images[0].name;
+        return Err(DataError::invalid(
+            &img_dir,
+            "images",
+            format!(
+                "has none of the model's {} photos (for {name} it looked for {}): remove it \
+                 or name its copies as the photos in {} are named",
+                images.len(),
+                img_dir.join(name).display(),
+                full_dir.display()
+            ),
+        ));
+    }
+    let mut notes = Vec::new();
+    let from_full: Vec<String> = images
+        .iter()
+        .zip(&full_size)
+        .filter(|(_, &f)| f)
+        .map(|(im, _)| im.name.clone())
+        .collect();
+    if let Some((list, pronoun)) = masks::name_list(&from_full) {
+        notes.push(format!(
+            "{} has no copy of {} of the {} photos ({list}): {pronoun} read from {} and \
+             downscaled {n}×",
+            img_dir.display(),
+            from_full.len(),
+            images.len(),
+            full_dir.display()
+        ));
+    }
+    // each photo's mask file, and whether it is of the photo's other size
+    // (full-size for an `images_N` photo, or the reverse) and is fitted
+    let mut mask_paths: Vec<Option<(PathBuf, bool)>> = vec![None; images.len()];
+    if own_masks.is_dir() || fallback {
+        let mut tally = masks::Tally::default();
+        for (k, (im, j)) in images.iter().zip(&jobs).enumerate() {
+            // a full-size photo read in place of an `images_N` one looks in
+            // `masks/` first, then fits a `masks_N` mask to itself
+            let (first, second, second_ok) = if full_size[k] {
+                (&full_masks, &own_masks, true)
+            } else {
+                (&own_masks, &full_masks, fallback)
+            };
+            mask_paths[k] = masks::find(first, &im.name)
+                .map(|p| (p, false))
+                .or_else(|| {
+                    second_ok
+                        .then(|| masks::find(second, &im.name))
+                        .flatten()
+                        .map(|p| (p, true))
+                });
+            let (dir, found) = match &mask_paths[k] {
+                Some((p, other)) => (if *other { second } else { first }, Some(p.as_path())),
+                None => (first, None),
+            };
+            tally.add_found(&im.name, &j.path, dir, found);
+        }
+        let searched = if own_masks.is_dir() || !fallback {
+            if own_masks.is_dir() && fallback {
+                tally.also = Some(full_masks.clone());
+            }
+            &own_masks
+        } else {
+            &full_masks
+        };
+        notes.extend(tally.verdict(searched)?);
+    }
+    let decoded = decode_images(&jobs, opts.background, 1)?;
+    // one resampling map per camera and photo size, shared by its photos
+    let mut remaps: HashMap<(i32, u32, u32), Remap> = HashMap::new();
+    let mut train = Vec::new();
+    let mut test = Vec::new();
+    // photos at another size than their camera's (÷ N in `images_N`),
+    // taken as scaled copies: their names, and the first one's sizes
+    let mut resized: Vec<String> = Vec::new();
+    let mut first_resized = String::new();
+    for (k, (im, (w, h, rgb, alpha))) in images.iter().zip(decoded).enumerate() {
+        let cam = &rec.cameras[&im.camera_id];
+        // a folder of downscaled copies: the scale must be the same along
+        // both axes (to a pixel of rounding)
+        let sx = w as f64 / cam.width as f64;
+        let sy = h as f64 / cam.height as f64;
+        if (sx - sy).abs() * (cam.width.max(cam.height) as f64) > 1.5 {
+            return Err(DataError::invalid(
+                &jobs[k].path,
+                "image size",
+                format!(
+                    "is {w}×{h}, which is not a scaled copy of the camera's {}×{}",
+                    cam.width, cam.height
+                ),
+            ));
+        }
+        // an `images_N` copy is the camera's size ÷ N, rounded either way
+        let f = if pre.is_some() && !full_size[k] {
+            n as u64
+        } else {
+            1
+        };
+        let near = |m: u32, c: u64| (m as u64 * f).abs_diff(c) < f;
+        if !(near(w, cam.width) && near(h, cam.height)) {
+            if resized.is_empty() {
+                let (ew, eh) = (cam.width.div_ceil(f), cam.height.div_ceil(f));
+                first_resized = format!("{} is {w}×{h}, not {ew}×{eh}", jobs[k].path.display());
+            }
+            resized.push(im.name.clone());
+        }
+        let user = match &mask_paths[k] {
+            Some((p, false)) => Some(masks::load(p, &jobs[k].path, w, h, opts.invert_masks)?),
+            // with `images_N`, a mask of the other size of the photo is
+            // fitted: the full-size one (the camera's size) to an
+            // `images_N` photo, an `images_N` one (the camera's size
+            // divided by N, to a pixel) to a full-size photo read in its
+            // place; one already of the photo's size is taken as it is, and
+            // one of neither size is refused
+            Some((p, true)) => {
+                let (cw, ch) = (cam.width as u32, cam.height as u32);
+                let other = if full_size[k] {
+                    // floor(c / n) or ceil(c / n)
+                    let near = |m: u32, c: u32| (m as u64 * n as u64).abs_diff(c as u64) < n as u64;
+                    match masks::dimensions(p) {
+                        Some((mw, mh)) if near(mw, cw) && near(mh, ch) => (mw, mh),
+                        _ => (cw.div_ceil(n), ch.div_ceil(n)),
+                    }
+                } else {
+                    (cw, ch)
+                };
+                let photo = &jobs[k].path;
+                match masks::dimensions(p) {
+                    Some(d) if d == (w, h) => Some(masks::load(p, photo, w, h, opts.invert_masks)?),
+                    Some((mw, mh)) if (mw, mh) != other => {
+                        let (ow, oh) = other;
+                        return Err(DataError::invalid(
+                            p,
+                            "mask size",
+                            format!(
+                                "is {mw}×{mh}: neither its photo {}'s {w}×{h} nor {}",
+                                photo.display(),
+                                if full_size[k] {
+                                    format!("the images_{n} size, {ow}×{oh} (the camera's ÷ {n})")
+                                } else {
+                                    format!("the full-size photo's {ow}×{oh} (the camera's)")
+                                }
+                            ),
+                        ));
+                    }
+                    // (unreadable ones too: the loader's error says why)
+                    _ => {
+                        let (ow, oh) = other;
+                        let m = masks::load(p, photo, ow, oh, opts.invert_masks)?;
+                        Some(masks::fit(ow, oh, &m, w, h))
+                    }
+                }
+            }
+            None => None,
+        };
+        let mask = masks::combine(user, alpha.as_deref().map(masks::from_alpha));
+        let mut cam = cam.scaled(sx, sy);
+        (cam.width, cam.height) = (w as u64, h as u64);
+        let (pin, rgb, alpha, mask) = if cam.model.is_pinhole() {
+            let p = cam.model.pinhole_part(&cam.params).expect("a pinhole");
+            ((w, h, p), rgb, alpha, mask)
+        } else {
+            let r = remaps
+                .entry((im.camera_id, w, h))
+                .or_insert_with(|| Remap::new(&cam));
+            let p = r.pinhole;
+            let rgb = r.apply(&rgb, 3, &opts.background);
+            let alpha = alpha.map(|a| r.apply(&a, 1, &[0.0]));
+            let mask = r.mask(mask.as_deref());
+            (
+                (p.width, p.height, [p.fx, p.fy, p.cx, p.cy]),
+                rgb,
+                alpha,
+                Some(mask),
+            )
+        };
+        let (pw, ph, [fx, fy, cx, cy]) = pin;
+        // `images_N` photos are already downscaled
+        let downscale = if pre.is_some() && !full_size[k] { 1 } else { n };
+        let (w2, h2, rgb) = super::downscale_box(pw, ph, &rgb, 3, downscale);
+        let alpha = alpha.map(|a| super::downscale_box(pw, ph, &a, 1, downscale).2);
+        let mask = mask.map(|m| masks::downscale(pw, ph, &m, downscale));
+        let s = [w2 as f64 / pw as f64, h2 as f64 / ph as f64];
+        let r = quat_to_rotation(im.qvec).ok_or_else(|| {
+            DataError::invalid(
+                &images_file,
+                format!("image {} ({})", im.id, im.name),
+                "the quaternion is zero or too large to normalise",
+            )
+        })?;
+        let mut m: Mat4 = [[0.0; 4]; 4];
+        for i in 0..3 {
+            m[i][..3].copy_from_slice(&r[i]);
+            m[i][3] = im.tvec[i];
+        }
+        m[3][3] = 1.0;
+        let view = View {
+            name: im.name.clone(),
+            width: w2,
+            height: h2,
+            fx: fx * s[0],
+            fy: fy * s[1],
+            cx: cx * s[0],
+            cy: cy * s[1],
+            world_to_camera: m,
+            image: rgb,
+            alpha,
+            background: opts.background,
+            mask: masks::simplify(mask),
+        };
+        if opts.holdout_every > 0 && k % opts.holdout_every == 0 {
+            test.push(view);
+        } else {
+            train.push(view);
+        }
+    }
+    if let Some((list, _)) = masks::name_list(&resized) {
+        notes.push(format!(
+            "{} of the {} photos {} not at {} camera's size ({list}; {first_resized}): \
+             each is taken as a scaled copy, its camera scaled to fit",
+            resized.len(),
+            images.len(),
+            if resized.len() == 1 { "is" } else { "are" },
+            if resized.len() == 1 { "its" } else { "their" },
+        ));
+    }
+    Ok(Dataset {
+        train,
+        test,
+        points: if rec.points.is_empty() {
+            None
+        } else {
+            Some(rec.points)
+        },
+        format: "colmap",
+        notes,
+        read_from: super::folders_of(
+            jobs.iter()
+                .map(|j| j.path.as_path())
+                .chain(mask_paths.iter().flatten().map(|(p, _)| p.as_path())),
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests;

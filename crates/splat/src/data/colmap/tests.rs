@@ -1,0 +1,305 @@
+//! The readers and the folder rules, against records built by hand.
+
+use super::folders::root_of_model_path;
+use super::*;
+use crate::cameras::CameraModel;
+
+fn cam_bin(model: i32, params: &[f64]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(1u64.to_le_bytes());
+    b.extend(7i32.to_le_bytes());
+    b.extend(model.to_le_bytes());
+    b.extend(640u64.to_le_bytes());
+    b.extend(480u64.to_le_bytes());
+    for p in params {
+        b.extend(p.to_le_bytes());
+    }
+    b
+}
+
+/// A model folder's dataset by the path's names: relative paths
+/// (whose parent may be empty) included.
+#[test]
+fn model_paths_name_their_dataset() {
+    let root = |p: &str| root_of_model_path(Path::new(p));
+    assert_eq!(root("D/sparse/1"), Some(PathBuf::from("D")));
+    assert_eq!(root("D/sparse/1/"), Some(PathBuf::from("D")));
+    assert_eq!(root("/a/D/sparse"), Some(PathBuf::from("/a/D")));
+    assert_eq!(root("sparse/0"), Some(PathBuf::from(".")));
+    assert_eq!(root("sparse"), Some(PathBuf::from(".")));
+    assert_eq!(root("D/models/1"), None);
+    assert_eq!(root("1"), None);
+}
+
+#[test]
+fn binary_cameras() {
+    let p = Path::new("cameras.bin");
+    let c = cameras_bin(p, &cam_bin(1, &[500.0, 510.0, 320.0, 240.0])).unwrap();
+    assert_eq!(c[&7].params, [500.0, 510.0, 320.0, 240.0]);
+    assert_eq!(c[&7].model, CameraModel::Pinhole);
+    let c = cameras_bin(p, &cam_bin(0, &[500.0, 320.0, 240.0])).unwrap();
+    assert_eq!(c[&7].params, [500.0, 320.0, 240.0]);
+    // every model COLMAP defines is read, with its number of parameters
+    for m in CameraModel::all() {
+        let mut params = vec![0.01; m.num_params()];
+        params[..2].copy_from_slice(&[300.0, 300.0]);
+        let c = cameras_bin(p, &cam_bin(m.id(), &params)).unwrap();
+        assert_eq!(c[&7].model, m);
+        assert_eq!(c[&7].params, params);
+    }
+    let e = cameras_bin(p, &cam_bin(42, &[1.0; 8]))
+        .unwrap_err()
+        .to_string();
+    // named by its own id (7), not its place in the file
+    assert!(e.contains("unknown camera model id 42"), "{e}");
+    assert!(e.contains("camera 7 (record 0)"), "{e}");
+    let e = cameras_bin(p, &cam_bin(2, &[-5.0, 1.0, 1.0, 0.0]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("SIMPLE_RADIAL camera: focal length"), "{e}");
+    let full = cam_bin(1, &[500.0, 510.0, 320.0, 240.0]);
+    let e = cameras_bin(p, &full[..full.len() - 3])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("truncated") && e.contains("params[3]"), "{e}");
+    let mut huge = full.clone();
+    huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    let e = cameras_bin(p, &huge).unwrap_err().to_string();
+    assert!(e.contains("declares"), "{e}");
+}
+
+/// One `images.bin` record.
+fn image_rec(id: i32, q0: f64, camera_id: i32, name: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(id.to_le_bytes());
+    for x in [q0, 0.0, 0.0, 0.0, 0.5, 0.0, 1.0] {
+        b.extend(x.to_le_bytes());
+    }
+    b.extend(camera_id.to_le_bytes());
+    b.extend(name.as_bytes());
+    b.push(0);
+    b.extend(0u64.to_le_bytes()); // no 2D points
+    b
+}
+
+/// One `points3D.bin` record (a track of one element).
+fn point_rec(id: u64, x: f64) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(id.to_le_bytes());
+    for v in [x, 1.0, 2.0] {
+        b.extend(v.to_le_bytes());
+    }
+    b.extend([255, 0, 10]);
+    b.extend(0.5f64.to_le_bytes());
+    b.extend(1u64.to_le_bytes());
+    b.extend([3i32.to_le_bytes(), 4i32.to_le_bytes()].concat());
+    b
+}
+
+/// A file of `records` after their count.
+fn counted(records: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = (records.len() as u64).to_le_bytes().to_vec();
+    for r in records {
+        b.extend(r);
+    }
+    b
+}
+
+/// A record's fields are labelled by the image's or point's own id,
+/// with the record's place, as the cameras' are; by the place alone
+/// when the id itself cannot be read.
+#[test]
+fn binary_records_are_labelled_by_their_id() {
+    let p = Path::new("images.bin");
+    let ok = counted(&[
+        image_rec(50, 1.0, 1, "IMG_0049.png"),
+        image_rec(7, 1.0, 1, "IMG_0006.png"),
+    ]);
+    let ims = images_bin(p, &ok).unwrap();
+    assert_eq!(ims[0].id, 50);
+    assert_eq!(ims[1].name, "IMG_0006.png");
+    assert_eq!(ims[1].tvec, [0.5, 0.0, 1.0]);
+    let bad = counted(&[image_rec(50, f64::NAN, 1, "IMG_0049.png")]);
+    let e = images_bin(p, &bad).unwrap_err().to_string();
+    assert!(e.contains("image 50 (record 0) qvec[0]"), "{e}");
+    assert!(e.contains("not finite"), "{e}");
+    // truncated in the second record's points count, or in its id
+    let e = images_bin(p, &ok[..ok.len() - 3]).unwrap_err().to_string();
+    assert!(e.contains("image 7 (record 1) number of 2D points"), "{e}");
+    // (a first record long enough that the count's check passes)
+    let long = format!("{}.png", "a".repeat(80));
+    let first = image_rec(50, 1.0, 1, &long);
+    let two = counted(&[first.clone(), image_rec(7, 1.0, 1, "b.png")]);
+    let e = images_bin(p, &two[..8 + first.len() + 2])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("image record 1 id") && e.contains("truncated"),
+        "{e}"
+    );
+
+    let p = Path::new("points3D.bin");
+    let ok = counted(&[point_rec(4713, 0.5), point_rec(12, 0.25)]);
+    let pts = points_bin(p, &ok).unwrap();
+    assert_eq!(pts.len(), 2);
+    assert_eq!(pts[1].xyz, [0.25, 1.0, 2.0]);
+    assert_eq!(pts[0].rgb, [255, 0, 10]);
+    let bad = counted(&[point_rec(4713, f64::INFINITY)]);
+    let e = points_bin(p, &bad).unwrap_err().to_string();
+    assert!(e.contains("point 4713 (record 0) xyz[0]"), "{e}");
+    let e = points_bin(p, &ok[..ok.len() - 3]).unwrap_err().to_string();
+    assert!(e.contains("point 12 (record 1) track"), "{e}");
+    // truncated in the second record's id or colour: a first record
+    // with a track of 10 leaves bytes enough for the count's check
+    let mut long = point_rec(9, 0.5);
+    let at = long.len() - 16;
+    long[at..at + 8].copy_from_slice(&10u64.to_le_bytes());
+    long.extend([0u8; 8 * 9]);
+    let two = counted(&[long.clone(), point_rec(10, 0.5)]);
+    let e = points_bin(p, &two[..8 + long.len() + 4])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("point record 1 id") && e.contains("truncated"),
+        "{e}"
+    );
+    let e = points_bin(p, &two[..8 + long.len() + 8 + 24 + 1])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("point 10 (record 1) rgb"), "{e}");
+}
+
+/// A second record of a camera, image or point id, or a second image
+/// of one photo, is refused naming the file and both records (COLMAP
+/// writes neither; the second would replace the first or pose one
+/// photo twice).
+#[test]
+fn repeated_ids_and_photo_names_are_refused() {
+    let p = Path::new("cameras.bin");
+    let one = cam_bin(1, &[500.0, 510.0, 320.0, 240.0]);
+    let mut two = one.clone();
+    two[..8].copy_from_slice(&2u64.to_le_bytes());
+    two.extend(&one[8..]);
+    let e = cameras_bin(p, &two).unwrap_err().to_string();
+    assert!(e.starts_with("cameras.bin: camera 7 (record 1): "), "{e}");
+    assert!(e.contains("camera id 7 again: record 0 has it too"), "{e}");
+    let p = Path::new("cameras.txt");
+    let e = cameras_txt(
+        p,
+        "1 PINHOLE 100 80 90 91 50 40\n# x\n1 PINHOLE 10 8 9 9 5 4\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("cameras.txt: line 3: "), "{e}");
+    assert!(e.contains("camera id 1 again: line 1 has it too"), "{e}");
+
+    let p = Path::new("images.bin");
+    let same_name = counted(&[
+        image_rec(50, 1.0, 1, "IMG_0000.png"),
+        image_rec(51, 1.0, 1, "IMG_0000.png"),
+    ]);
+    let e = images_bin(p, &same_name).unwrap_err().to_string();
+    assert!(e.starts_with("images.bin: image 51 (record 1): "), "{e}");
+    assert!(
+        e.contains("names IMG_0000.png, as image 50 (record 0) does"),
+        "{e}"
+    );
+    let same_id = counted(&[
+        image_rec(50, 1.0, 1, "IMG_0000.png"),
+        image_rec(50, 1.0, 1, "IMG_0001.png"),
+    ]);
+    let e = images_bin(p, &same_id).unwrap_err().to_string();
+    assert!(e.starts_with("images.bin: image 50 (record 1): "), "{e}");
+    assert!(e.contains("image id 50 again: record 0 has it too"), "{e}");
+    let p = Path::new("images.txt");
+    let e = images_txt(p, "1 1 0 0 0 0 0 1 1 a.png\n\n2 1 0 0 0 0 0 2 1 a.png\n\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("images.txt: line 3: "), "{e}");
+    assert!(e.contains("names a.png, as image 1 (line 1) does"), "{e}");
+    let e = images_txt(
+        p,
+        "4 1 0 0 0 0 0 1 1 a.png\n1 2\n4 1 0 0 0 0 0 2 1 b.png\n\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("images.txt: line 3: "), "{e}");
+    assert!(e.contains("image id 4 again: line 1 has it too"), "{e}");
+
+    let p = Path::new("points3D.bin");
+    let pts = counted(&[
+        point_rec(9, 0.5),
+        point_rec(3, 0.5),
+        point_rec(3, 0.5),
+        point_rec(9, 0.5),
+    ]);
+    // the first repeat in the file's order (record 2), not in the ids'
+    let e = points_bin(p, &pts).unwrap_err().to_string();
+    assert!(e.starts_with("points3D.bin: point 3 (record 2): "), "{e}");
+    assert!(e.contains("point id 3 again: record 1 has it too"), "{e}");
+    let p = Path::new("points3D.txt");
+    let e = points_txt(
+        p,
+        "5 0 0 0 1 2 3 0.1\n6 0 0 0 1 2 3 0.1\n5 1 1 1 1 2 3 0.1\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("points3D.txt: line 3: "), "{e}");
+    assert!(e.contains("point id 5 again: line 1 has it too"), "{e}");
+}
+
+#[test]
+fn text_files() {
+    let p = Path::new("cameras.txt");
+    let c = cameras_txt(
+        p,
+        "# c\n1 PINHOLE 100 80 90 91 50 40\n2 SIMPLE_PINHOLE 100 80 90 50 40\n",
+    )
+    .unwrap();
+    assert_eq!(c[&1].params, [90.0, 91.0, 50.0, 40.0]);
+    assert_eq!(c[&2].params, [90.0, 50.0, 40.0]);
+    let e = cameras_txt(p, "1 PINHOLE 100 80 90 x 50 40\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 1") && e.contains("PARAMS[1]"), "{e}");
+    let c = cameras_txt(p, "1 RADIAL 100 80 90 50 40 0.1 -0.01\n").unwrap();
+    assert_eq!(c[&1].model, CameraModel::Radial);
+    let e = cameras_txt(p, "1 RADIAL 100 80 90 50 40 0.1 -0.01 7\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("takes 5 parameters"), "{e}");
+    let e = cameras_txt(p, "1 WIDE_ANGLE 100 80 1 2 3\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown camera model WIDE_ANGLE"), "{e}");
+    let ip = Path::new("images.txt");
+    let ims = images_txt(
+        ip,
+        "# h\n1 1 0 0 0 0.5 0 1 1 a.png\n\n2 1 0 0 0 0 0 2 1 b c.png\n10 20 -1\n",
+    )
+    .unwrap();
+    assert_eq!(ims.len(), 2);
+    assert_eq!(ims[1].name, "b c.png");
+    assert_eq!(ims[0].tvec, [0.5, 0.0, 1.0]);
+    let pts = points_txt(Path::new("p.txt"), "1 0.5 1 2 255 0 10 0.1 1 2\n").unwrap();
+    assert_eq!(pts[0].rgb, [255, 0, 10]);
+    let e = points_txt(Path::new("p.txt"), "1 0.5 1 nan 255 0 10 0.1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not finite"), "{e}");
+}
+
+#[test]
+fn quaternion_rotation_is_orthonormal() {
+    let r = quat_to_rotation([0.9, 0.1, -0.3, 0.2]).unwrap();
+    for i in 0..3 {
+        for j in 0..3 {
+            let d: f64 = (0..3).map(|k| r[k][i] * r[k][j]).sum();
+            assert!((d - if i == j { 1.0 } else { 0.0 }).abs() < 1e-12);
+        }
+    }
+    assert!(quat_to_rotation([0.0; 4]).is_none());
+    // finite components whose squared norm overflows: rejected, not
+    // silently the identity
+    assert!(quat_to_rotation([1e200, 0.0, 0.0, 1e200]).is_none());
+}
