@@ -43,8 +43,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Iterations in all (with --resume: including those already done;
-    /// without --iters, --resume continues to the length the run was
-    /// started with, as its checkpoints/run.json records it)
+    /// without --iters, --resume continues to the run's length as last
+    /// given or defaulted, which its checkpoints/run.json records)
     /// [default: 3,400 on COLMAP data (0.13 to 0.22 dB below 4,000
     /// iterations' score on two captures of ours, in 14% less time: under
     /// six minutes on a 2-core VM), 4,000 on NeRF-synthetic data]. The position learning rate
@@ -449,7 +449,15 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             "--resume: no checkpoint to continue from",
         ));
     }
-    let iters = run_iters(&a, colmap, || resumed_length(&ckpt_dir));
+    let recorded = if a.resume && a.iters.is_none() {
+        resumed_length(&ckpt_dir)
+    } else {
+        None
+    };
+    let iters = run_iters(&a, colmap, recorded);
+    // the length the record keeps: unknown when a resumed run without one
+    // fell back to the default (so that the next --resume says so again)
+    let known_length = (!a.resume || a.iters.is_some() || recorded.is_some()).then_some(iters);
     let cfg = train_config(&a, data_defaults(&ds, background, iters, absgrad, colmap))?;
     let mut t = if a.resume {
         warn_resume_elsewhere(&a);
@@ -458,22 +466,27 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         Trainer::new(ds, cfg).map_err(train_err)?
     };
     // what the checkpoints to come are fitted to (a resumed run's from here
-    // on: its next checkpoint continues on this run's photos); only for
-    // --resume's warning, so a failure is a warning (the checkpoints' own
-    // writes report an unwritable folder)
-    if let Err(e) = RunRecord::of(&a, iters).write(&ckpt_dir) {
-        eprintln!("warning: {e}; --resume will not know which dataset this run trained on");
+    // on: its next checkpoint continues on this run's photos) and the
+    // run's length: for --resume's warning and the length it trains to,
+    // so a failure is a warning (the checkpoints' own writes report an
+    // unwritable folder)
+    if let Err(e) = RunRecord::of(&a, known_length).write(&ckpt_dir) {
+        eprintln!(
+            "warning: {e}; --resume will not know which dataset this run trained on, nor its \
+             length"
+        );
     }
     let resumed_from = t.iteration();
     if a.resume && resumed_from >= iters {
-        let length = match a.iters {
-            Some(n) => format!("--iters {n}"),
-            None => format!("the run's length ({iters})"),
+        let length = match (a.iters, recorded) {
+            (Some(n), _) => format!("--iters {n}"),
+            (None, Some(_)) => format!("the run's length ({iters})"),
+            (None, None) => format!("the default length ({iters})"),
         };
         eprintln!(
             "warning: the checkpoint has {resumed_from} iterations, {length} no more: nothing \
-             is trained, the outputs are written again from it (--iters counts the \
-             checkpoint's iterations too)"
+             is trained, the outputs are written again from it (give --iters N, counting the \
+             checkpoint's iterations, to train further)"
         );
     }
     let (eval_views, eval_split) = if t.data().test.is_empty() {
@@ -714,23 +727,24 @@ pub(crate) fn data_defaults(
     }
 }
 
-/// The run's length: `--iters`; else, with `--resume`, the length the
-/// run was started with (`recorded`: what its `checkpoints/run.json`
-/// says), so that a run stopped and resumed keeps its schedules and ends
-/// where it would have; else [`default_iters`].
-fn run_iters(a: &TrainArgs, colmap: bool, recorded: impl FnOnce() -> Option<u32>) -> u32 {
-    match (a.iters, a.resume) {
-        (Some(n), _) => n,
-        (None, true) => recorded().unwrap_or_else(|| {
+/// The run's length: `--iters`; else, with `--resume`, the run's length
+/// as last given or defaulted (`recorded`: what its
+/// `checkpoints/run.json` says), so that a run stopped and resumed keeps
+/// its schedules and ends where it would have; else [`default_iters`].
+fn run_iters(a: &TrainArgs, colmap: bool, recorded: Option<u32>) -> u32 {
+    match (a.iters, a.resume, recorded) {
+        (Some(n), ..) => n,
+        (None, true, Some(n)) => n,
+        (None, true, None) => {
             let n = default_iters(colmap);
             eprintln!(
                 "warning: --resume: the run's length is not recorded (its checkpoints/run.json \
-                 is missing or from an older version): training to {n} iterations, the \
-                 default; give --iters for another length"
+                 is missing, unreadable or from an older version): training to {n} \
+                 iterations, the default; give --iters for another length"
             );
             n
-        }),
-        (None, false) => default_iters(colmap),
+        }
+        (None, false, _) => default_iters(colmap),
     }
 }
 
@@ -910,10 +924,11 @@ pub(crate) fn use_absgrad(absgrad: bool, no_absgrad: bool, kind: Option<&str>) -
     absgrad || (!no_absgrad && kind == Some("colmap"))
 }
 
-/// What a run's checkpoints are fitted to, kept beside them in
-/// `OUT/checkpoints/run.json` from the run's start (a resumed run's too),
-/// so that `--resume` after a run stopped before its end (and so before
-/// `settings.json`) can tell whether it continues on the same photos.
+/// What a run's checkpoints are fitted to, and the run's length, kept
+/// beside them in `OUT/checkpoints/run.json` from the run's start (a
+/// resumed run's too), so that `--resume` after a run stopped before its
+/// end (and so before `settings.json`) can tell whether it continues on
+/// the same photos, and trains to the run's length.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct RunRecord {
     /// The dataset, as `settings.json` keeps it.
@@ -922,7 +937,8 @@ struct RunRecord {
     downscale: Option<u32>,
     /// The run's length (`--iters` in all, given or the default): what
     /// `--resume` without `--iters` trains to. Absent in the records of
-    /// older versions.
+    /// older versions, and kept absent by a resume of such a run without
+    /// `--iters` (which trains to the default).
     #[serde(default)]
     iters: Option<u32>,
 }
@@ -930,11 +946,11 @@ struct RunRecord {
 impl RunRecord {
     const FILE: &'static str = "run.json";
 
-    fn of(a: &TrainArgs, iters: u32) -> RunRecord {
+    fn of(a: &TrainArgs, iters: Option<u32>) -> RunRecord {
         RunRecord {
             dataset: crate::settings::stored_dataset_path(&a.data),
             downscale: a.downscale,
-            iters: Some(iters),
+            iters,
         }
     }
 
@@ -1198,6 +1214,27 @@ mod tests {
         assert_eq!((own.lr_mean, own.lr_mean_final), (1.28e-3, 1e-5));
     }
 
+    /// `run.json`'s length: read back as written; absent from an older
+    /// version's record (no `iters`), a broken file or none at all.
+    #[test]
+    fn the_recorded_length_is_read_back() {
+        let dir = std::env::temp_dir().join(format!("cr-run-length-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("run.json");
+        assert_eq!(super::resumed_length(&dir), None);
+        std::fs::write(&file, r#"{"dataset": "d", "downscale": null}"#).unwrap();
+        assert_eq!(super::resumed_length(&dir), None);
+        std::fs::write(
+            &file,
+            r#"{"dataset": "d", "downscale": null, "iters": 3456}"#,
+        )
+        .unwrap();
+        assert_eq!(super::resumed_length(&dir), Some(3456));
+        std::fs::write(&file, "{ not json").unwrap();
+        assert_eq!(super::resumed_length(&dir), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// Without `--iters`, COLMAP data train for `CAPTURE_ITERS`, which has
     /// the capture schedule, and the rest for the library's 4,000; a given
     /// `--iters` wins on both.
@@ -1210,27 +1247,26 @@ mod tests {
                 .train
         };
         let plain = parse(&[]);
-        let none = || None;
-        assert_eq!(run_iters(&plain, true, none), CAPTURE_ITERS);
-        assert_eq!(run_iters(&plain, false, none), 4000);
+        assert_eq!(run_iters(&plain, true, None), CAPTURE_ITERS);
+        assert_eq!(run_iters(&plain, false, None), 4000);
+        // a record decides nothing without --resume
+        assert_eq!(run_iters(&plain, true, Some(777)), CAPTURE_ITERS);
         let given = parse(&["--iters", "1234"]);
         assert_eq!(
             (
-                run_iters(&given, true, none),
-                run_iters(&given, false, none)
+                run_iters(&given, true, None),
+                run_iters(&given, false, None)
             ),
             (1234, 1234)
         );
         // --resume: the run's recorded length, unless --iters is given;
         // the default when there is no record
         let resumed = parse(&["--resume"]);
-        assert_eq!(run_iters(&resumed, true, || Some(4000)), 4000);
-        assert_eq!(run_iters(&resumed, false, || Some(777)), 777);
-        assert_eq!(run_iters(&resumed, true, none), CAPTURE_ITERS);
+        assert_eq!(run_iters(&resumed, true, Some(4000)), 4000);
+        assert_eq!(run_iters(&resumed, false, Some(777)), 777);
+        assert_eq!(run_iters(&resumed, true, None), CAPTURE_ITERS);
         let both = parse(&["--resume", "--iters", "1234"]);
-        assert_eq!(run_iters(&both, true, || Some(4000)), 1234);
-        // the record is read only when it decides
-        assert_eq!(run_iters(&plain, true, || panic!("read")), CAPTURE_ITERS);
+        assert_eq!(run_iters(&both, true, Some(4000)), 1234);
         let c = train_config(&plain, run_defaults([0.0; 3], CAPTURE_ITERS, true, true)).unwrap();
         assert_eq!(c.iters, CAPTURE_ITERS);
         assert_eq!(c.densify_until, CAPTURE_ITERS / 2);

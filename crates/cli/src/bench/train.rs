@@ -16,7 +16,8 @@
 //! With `--data DIR` the views are a real dataset's instead, loaded as
 //! `chainrule train DIR` loads them, and the trainer has `train`'s default
 //! settings for that data (AbsGS on COLMAP data, the Gaussian budget, the
-//! schedules of a `--train-iters` run); with `--resume OUT` too, it
+//! schedules of a `--train-iters` run, by default `train`'s length or,
+//! with `--resume`, the resumed run's); with `--resume OUT` too, it
 //! continues from the latest checkpoint of the `train` run in `OUT`, so
 //! the timed iterations are that run's next ones: a capture's late
 //! iterations at their real size, repeatably (`--size`, `--gaussians`,

@@ -144,7 +144,7 @@ fn photo_count(model: &Path) -> Option<usize> {
     images_txt(&txt, &text).ok().map(|v| v.len())
 }
 
-/// The model [`load`] reads: of those [`models`] finds, the one that
+/// The model [`load`](super::load) reads: of those [`models`] finds, the one that
 /// registers the most photos (the first of equals); `sparse/0` (or
 /// `sparse/`) when there is none, for the error that names what is missing.
 pub fn model_folder(dir: &Path) -> PathBuf {
