@@ -41,7 +41,15 @@ pub struct Model {
     pub white_background: Option<bool>,
     /// `cfg_args`'s `sh_degree`, when the file says (0 to 3).
     pub sh_degree: Option<usize>,
+    /// The SfM points train.py copied into the folder (`input.ply`), when
+    /// they are there and readable: they place the orbit's centre where
+    /// the cameras' axes do not meet (a forward-facing capture).
+    pub points: Option<Vec<[f64; 3]>>,
 }
+
+/// The file in an original 3DGS model folder that holds the SfM points
+/// the model started from.
+pub const INPUT_POINTS: &str = "input.ply";
 
 /// The model folder that `scene` stands for: the folder itself, or the
 /// folder three levels above `point_cloud/iteration_N/point_cloud.ply`;
@@ -123,11 +131,24 @@ pub fn find(scene: &Path) -> CliResult<Option<Model>> {
     } else {
         (None, None)
     };
+    let points_file = root.join(INPUT_POINTS);
+    let points = if points_file.is_file() {
+        match splat::three::ply::read_points(&points_file) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("warning: {e}; framing the scene by its cameras alone");
+                None
+            }
+        }
+    } else {
+        None
+    };
     Ok(Some(Model {
         root,
         cameras,
         white_background,
         sh_degree,
+        points,
     }))
 }
 
@@ -318,14 +339,16 @@ fn camera(c: &Value) -> Result<View, String> {
 }
 
 impl Model {
-    /// The render settings of this model, framed by its cameras as
-    /// `train` frames its own (a settings file's version 2: no dataset).
+    /// The render settings of this model, framed by its cameras and its
+    /// SfM points (`input.ply`) as `train` frames its own (a settings
+    /// file's version 2: no dataset).
     /// The background is white when `cfg_args` says `white_background`,
     /// else black (train.py's default); the SH degree is `cfg_args`'s,
     /// else 3 (train.py's default).
     pub fn settings(&self) -> RenderSettings {
         let white = self.white_background.unwrap_or(false);
-        let center = capture::focus(&self.cameras).unwrap_or([0.0; 3]);
+        let center =
+            capture::focus_within(&self.cameras, self.points.as_deref()).unwrap_or([0.0; 3]);
         let up = capture::mean_up(&self.cameras).unwrap_or([0.0, 0.0, 1.0]);
         RenderSettings {
             format: crate::settings::FORMAT.into(),
@@ -546,5 +569,72 @@ mod tests {
         assert_eq!(arg(t, "model_path"), Some("\"a)b\""));
         assert_eq!(arg("", "sh_degree"), None);
         assert_eq!(arg("Namespace(sh_degree='", "sh_degree"), Some("'"));
+    }
+
+    /// An `input.ply` as train.py's `storePly` writes it: float x y z nx ny
+    /// nz, uchar red green blue.
+    fn input_ply(points: &[[f32; 3]]) -> Vec<u8> {
+        let mut b = format!(
+            "ply\nformat binary_little_endian 1.0\nelement vertex {}\n\
+             property float x\nproperty float y\nproperty float z\n\
+             property float nx\nproperty float ny\nproperty float nz\n\
+             property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n",
+            points.len()
+        )
+        .into_bytes();
+        for p in points {
+            for v in p.iter().chain(&[0.0; 3]) {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            b.extend_from_slice(&[200, 100, 50]);
+        }
+        b
+    }
+
+    #[test]
+    fn a_forward_facing_model_orbits_its_input_points() {
+        // five cameras side by side looking nearly the same way (+y), their
+        // axes meeting 30 units away, far behind the scene at y 4 to 6
+        let d = std::env::temp_dir().join(format!("chainrule-3dgs-ff-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("point_cloud/iteration_30000")).unwrap();
+        std::fs::write(d.join("point_cloud/iteration_30000/point_cloud.ply"), "x").unwrap();
+        let cams: Vec<Value> = (0..5)
+            .map(|i| {
+                let p = [i as f64 * 0.1 - 0.2, 0.0, 1.0];
+                let fwd = unit([-p[0], 30.0, 0.0]);
+                let right = unit(cross(fwd, [0.0, 0.0, 1.0]));
+                let down = cross(fwd, right);
+                let rot = [0, 1, 2].map(|k| [right[k], down[k], fwd[k]]);
+                cam(&format!("{i}.png"), p, rot)
+            })
+            .collect();
+        std::fs::write(
+            d.join("cameras.json"),
+            serde_json::to_string(&cams).unwrap(),
+        )
+        .unwrap();
+        // without input.ply: the cameras' focus, 30 units out
+        let s = find(&d).unwrap().unwrap().settings();
+        assert!((s.center[1] - 30.0).abs() < 1e-6, "{:?}", s.center);
+        // with it: the points' median
+        let points: Vec<[f32; 3]> = (0..21)
+            .map(|i| [0.05 * (i % 5) as f32, 4.0 + 0.1 * i as f32, 1.0])
+            .collect();
+        std::fs::write(d.join(INPUT_POINTS), input_ply(&points)).unwrap();
+        let m = find(&d).unwrap().unwrap();
+        assert_eq!(m.points.as_ref().map(Vec::len), Some(21));
+        let s = m.settings();
+        let want = [0.1f32 as f64, 5.0f32 as f64, 1.0];
+        assert_eq!(s.center, want);
+        assert!(s.radius < 6.0, "{}", s.radius);
+        // a broken input.ply is passed over (a warning): framed as without
+        let mut cut = input_ply(&points);
+        cut.truncate(cut.len() - 7);
+        std::fs::write(d.join(INPUT_POINTS), cut).unwrap();
+        let m = find(&d).unwrap().unwrap();
+        assert!(m.points.is_none());
+        assert!((m.settings().center[1] - 30.0).abs() < 1e-6);
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -100,7 +100,11 @@ impl RenderSettings {
         antialiased: bool,
     ) -> RenderSettings {
         let views: Vec<_> = ds.train.iter().chain(&ds.test).cloned().collect();
-        let center = capture::focus_within(&views, ds.points.as_deref()).unwrap_or([0.0; 3]);
+        let xyz: Option<Vec<[f64; 3]>> = ds
+            .points
+            .as_ref()
+            .map(|p| p.iter().map(|p| p.xyz).collect());
+        let center = capture::focus_within(&views, xyz.as_deref()).unwrap_or([0.0; 3]);
         let up = capture::mean_up(&views).unwrap_or([0.0, 0.0, 1.0]);
         RenderSettings {
             format: FORMAT.into(),

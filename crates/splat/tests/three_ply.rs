@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use splat::three::ply::{parse_ply, property_names, read_ply, to_ply_bytes, PlyError};
+use splat::three::ply::{
+    parse_ply, parse_points, property_names, read_ply, read_points, to_ply_bytes, PlyError,
+};
 use splat::three::scene::{random_scene, Gaussians, RandomScene};
 
 fn scene(n: usize, degree: usize, seed: u64) -> Gaussians<f32> {
@@ -121,6 +123,54 @@ fn reads_other_orders_types_and_extra_elements() {
     assert_eq!(g.opacity_logits[0], 1.5);
     assert_eq!(g.log_scales[0], [6.5, 7.5, 8.5]);
     assert_eq!(g.sh, vec![9.5, 10.5, 11.5]);
+}
+
+#[test]
+fn points_are_read_from_a_point_cloud_or_a_scene() {
+    // a point cloud as COLMAP's and train.py's writers make it: doubles
+    // here, colours as bytes, an element before `vertex`
+    let mut h = String::from("ply\nformat binary_little_endian 1.0\nelement camera 1\n");
+    h += "property float k\nelement vertex 2\nproperty uchar red\nproperty double z\n";
+    h += "property double x\nproperty double y\nend_header\n";
+    let mut bytes = h.into_bytes();
+    bytes.extend_from_slice(&9f32.to_le_bytes());
+    for (i, xyz) in [[1.0, 2.0, 3.0], [-4.5, 0.25, 1e10]].iter().enumerate() {
+        bytes.push(i as u8);
+        for c in [2, 0, 1] {
+            bytes.extend_from_slice(&f64::to_le_bytes(xyz[c]));
+        }
+    }
+    let p = parse_points(&bytes, "input.ply".as_ref()).unwrap();
+    assert_eq!(p, vec![[1.0, 2.0, 3.0], [-4.5, 0.25, 1e10]]);
+    // a 3DGS scene gives its means; so does a compressed one
+    let g = scene(5, 1, 3);
+    let m = parse_points(&to_ply_bytes(&g), "s.ply".as_ref()).unwrap();
+    let want: Vec<[f64; 3]> = g.means.iter().map(|m| m.map(f64::from)).collect();
+    assert_eq!(m, want);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compressed_ply");
+    let c = dir.join("room.compressed.ply");
+    let want: Vec<[f64; 3]> = read_ply::<f64>(&c).unwrap().means;
+    assert_eq!(read_points(&c).unwrap(), want);
+    // what is wrong is named: a missing coordinate, a value, the length
+    let e = parse_points(
+        &replace(&bytes, "double y", "double w"),
+        "input.ply".as_ref(),
+    )
+    .unwrap_err();
+    assert_eq!(e.property.as_deref(), Some("y"));
+    assert!(e.to_string().contains("input.ply"), "{e}");
+    let mut nan = bytes.clone();
+    let at = nan.len() - 8;
+    nan[at..].copy_from_slice(&f64::NAN.to_le_bytes());
+    let e = parse_points(&nan, "input.ply".as_ref()).unwrap_err();
+    assert!(
+        e.to_string().contains("vertex 1") && e.property.as_deref() == Some("y"),
+        "{e}"
+    );
+    let e = parse_points(&bytes[..bytes.len() - 1], "input.ply".as_ref()).unwrap_err();
+    assert!(e.to_string().contains("2 vertices"), "{e}");
+    let e = read_points("/nonexistent/input.ply".as_ref()).unwrap_err();
+    assert!(e.to_string().contains("cannot read"), "{e}");
 }
 
 fn err_of(bytes: &[u8]) -> PlyError {

@@ -52,7 +52,7 @@ pub fn focus(views: &[View]) -> Option<[f64; 3]> {
 /// least-squares point of nearly parallel axes, as a forward-facing
 /// capture's, can lie thousands of units away); then the points' median
 /// (per axis). Without points, [`focus`].
-pub fn focus_within(views: &[View], points: Option<&[super::Point]>) -> Option<[f64; 3]> {
+pub fn focus_within(views: &[View], points: Option<&[[f64; 3]]>) -> Option<[f64; 3]> {
     let f = focus(views)?;
     let Some(points) = points.filter(|p| !p.is_empty()) else {
         return Some(f);
@@ -66,7 +66,7 @@ pub fn focus_within(views: &[View], points: Option<&[super::Point]>) -> Option<[
         }
     }
     let dist = |p: &[f64; 3]| (0..3).map(|i| (p[i] - mean[i]).powi(2)).sum::<f64>().sqrt();
-    let mut far: Vec<f64> = points.iter().map(|p| dist(&p.xyz)).collect();
+    let mut far: Vec<f64> = points.iter().map(dist).collect();
     far.sort_by(f64::total_cmp);
     let far = far[(far.len() - 1) * 95 / 100];
     // in front of the cameras: the median camera's depth of the focus
@@ -85,7 +85,7 @@ pub fn focus_within(views: &[View], points: Option<&[super::Point]>) -> Option<[
         return Some(f);
     }
     let median = |k: usize| {
-        let mut c: Vec<f64> = points.iter().map(|p| p.xyz[k]).collect();
+        let mut c: Vec<f64> = points.iter().map(|p| p[k]).collect();
         c.sort_by(f64::total_cmp);
         c[c.len() / 2]
     };
@@ -341,7 +341,6 @@ mod tests {
 
     #[test]
     fn a_forward_facing_capture_centres_on_its_points() {
-        use crate::data::Point;
         // cameras side by side looking nearly the same way (+y), their
         // axes meeting far behind the scene; the scene's points at y 4-6
         let views: Vec<View> = (0..5)
@@ -357,11 +356,8 @@ mod tests {
                 looking([x, 0.0, 1.0], [x, 300.0, 1.0])
             })
             .collect();
-        let points: Vec<Point> = (0..21)
-            .map(|i| Point {
-                xyz: [0.05 * (i % 5) as f64, 4.0 + 0.1 * i as f64, 1.0],
-                rgb: [0; 3],
-            })
+        let points: Vec<[f64; 3]> = (0..21)
+            .map(|i| [0.05 * (i % 5) as f64, 4.0 + 0.1 * i as f64, 1.0])
             .collect();
         let c = focus_within(&views, Some(&points)).unwrap();
         assert_eq!(c, [0.1, 5.0, 1.0]);
@@ -373,11 +369,8 @@ mod tests {
                 looking([3.0 * a.cos(), 3.0 * a.sin(), 1.0], [0.0, 0.0, 1.0])
             })
             .collect();
-        let ring: Vec<Point> = (0..12)
-            .map(|i| Point {
-                xyz: [(i as f64).cos(), (i as f64).sin(), 1.0],
-                rgb: [0; 3],
-            })
+        let ring: Vec<[f64; 3]> = (0..12)
+            .map(|i| [(i as f64).cos(), (i as f64).sin(), 1.0])
             .collect();
         let f = focus_within(&around, Some(&ring)).unwrap();
         // a full level ring of 36, whose axes sum to nothing: still in

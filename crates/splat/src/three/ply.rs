@@ -212,122 +212,12 @@ pub const ANTIALIASED_COMMENT: &str = "comment SplatRenderMode: mip\n";
 /// assert_eq!(back, g);
 /// ```
 pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, PlyError> {
-    let err = |prop: Option<&str>, msg: String| PlyError::new(path, prop, msg);
-    if !bytes.starts_with(b"ply\n") && !bytes.starts_with(b"ply\r\n") {
-        return Err(err(None, "not a PLY file (no `ply` magic line)".into()));
-    }
-    let end = header_end(bytes)
-        .ok_or_else(|| err(None, "no `end_header` line in the first MiB".into()))?;
-    let data_start = end + b"end_header\n".len();
-    let header = std::str::from_utf8(&bytes[..end])
-        .map_err(|_| err(None, "the header is not UTF-8 text".into()))?;
-    let mut format_ok = false;
-    let mut elements: Vec<Element> = Vec::new();
-    for (ln, raw) in header.lines().enumerate().skip(1) {
-        let line = raw.trim_end_matches('\r').trim();
-        let mut w = line.split_whitespace();
-        match w.next() {
-            None | Some("comment") | Some("obj_info") => {}
-            Some("format") => {
-                let f = w.next().unwrap_or("");
-                if f != "binary_little_endian" {
-                    return Err(err(
-                        Some("format"),
-                        format!(
-                            "format `{f}` is not supported (only binary_little_endian, as the 3DGS exporter writes)"
-                        ),
-                    ));
-                }
-                format_ok = true;
-            }
-            Some("element") => {
-                let name = w.next().unwrap_or("").to_string();
-                let count = w
-                    .next()
-                    .and_then(|c| c.parse::<usize>().ok())
-                    .ok_or_else(|| {
-                        err(
-                            Some(&name),
-                            format!("header line {}: bad element count", ln + 1),
-                        )
-                    })?;
-                elements.push(Element {
-                    name,
-                    count,
-                    props: Vec::new(),
-                    stride: 0,
-                });
-            }
-            Some("property") => {
-                let el = elements.last_mut().ok_or_else(|| {
-                    err(
-                        None,
-                        format!("header line {}: property before any element", ln + 1),
-                    )
-                })?;
-                let ty = w.next().unwrap_or("");
-                if ty == "list" {
-                    let name = w.nth(2).unwrap_or("").to_string();
-                    el.props.push((name, None, 0));
-                    continue;
-                }
-                let name = w.next().unwrap_or("").to_string();
-                let t = Ty::parse(ty)
-                    .ok_or_else(|| err(Some(&name), format!("unknown property type `{ty}`")))?;
-                el.props.push((name, Some(t), el.stride));
-                el.stride += t.size();
-            }
-            Some(other) => {
-                return Err(err(
-                    None,
-                    format!("header line {}: unknown keyword `{other}`", ln + 1),
-                ))
-            }
-        }
-    }
-    if !format_ok {
-        return Err(err(Some("format"), "missing `format` line".into()));
-    }
+    let (elements, data_start) = parse_header(bytes, path)?;
     if super::compressed_ply::is_compressed(&elements) {
         return super::compressed_ply::decode(bytes, path, &elements, data_start);
     }
-    // skip the elements before `vertex` (they must have fixed-size records)
-    let mut offset = data_start;
-    let mut vertex = None;
-    for el in &elements {
-        if el.name == "vertex" {
-            vertex = Some(el);
-            break;
-        }
-        if let Some((p, _, _)) = el.props.iter().find(|p| p.1.is_none()) {
-            return Err(err(
-                Some(p),
-                format!(
-                    "list property in element `{}` before `vertex` is not supported",
-                    el.name
-                ),
-            ));
-        }
-        offset = el.end(offset, bytes.len(), path)?;
-    }
-    let v = vertex.ok_or_else(|| err(Some("vertex"), "no `vertex` element".into()))?;
-    if let Some((p, _, _)) = v.props.iter().find(|p| p.1.is_none()) {
-        return Err(err(
-            Some(p),
-            "list properties in `vertex` are not supported".into(),
-        ));
-    }
-    let need = v.count.saturating_mul(v.stride);
-    let have = bytes.len() - offset;
-    if need > have {
-        return Err(err(
-            Some("vertex"),
-            format!(
-                "header declares {} vertices of {} bytes ({} bytes) but the file holds {} bytes of data",
-                v.count, v.stride, need, have
-            ),
-        ));
-    }
+    let err = |prop: Option<&str>, msg: String| PlyError::new(path, prop, msg);
+    let (v, offset) = vertex_records(bytes, path, &elements, data_start)?;
     let prop = |name: &str| -> Option<(Ty, usize)> {
         v.props
             .iter()
@@ -426,6 +316,187 @@ pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, P
         }
     }
     Ok(g)
+}
+
+/// A PLY header's elements and where its data start, or the error naming
+/// the line or element at fault.
+fn parse_header(bytes: &[u8], path: &Path) -> Result<(Vec<Element>, usize), PlyError> {
+    let err = |prop: Option<&str>, msg: String| PlyError::new(path, prop, msg);
+    if !bytes.starts_with(b"ply\n") && !bytes.starts_with(b"ply\r\n") {
+        return Err(err(None, "not a PLY file (no `ply` magic line)".into()));
+    }
+    let end = header_end(bytes)
+        .ok_or_else(|| err(None, "no `end_header` line in the first MiB".into()))?;
+    let data_start = end + b"end_header\n".len();
+    let header = std::str::from_utf8(&bytes[..end])
+        .map_err(|_| err(None, "the header is not UTF-8 text".into()))?;
+    let mut format_ok = false;
+    let mut elements: Vec<Element> = Vec::new();
+    for (ln, raw) in header.lines().enumerate().skip(1) {
+        let line = raw.trim_end_matches('\r').trim();
+        let mut w = line.split_whitespace();
+        match w.next() {
+            None | Some("comment") | Some("obj_info") => {}
+            Some("format") => {
+                let f = w.next().unwrap_or("");
+                if f != "binary_little_endian" {
+                    return Err(err(
+                        Some("format"),
+                        format!(
+                            "format `{f}` is not supported (only binary_little_endian, as the 3DGS exporter writes)"
+                        ),
+                    ));
+                }
+                format_ok = true;
+            }
+            Some("element") => {
+                let name = w.next().unwrap_or("").to_string();
+                let count = w
+                    .next()
+                    .and_then(|c| c.parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        err(
+                            Some(&name),
+                            format!("header line {}: bad element count", ln + 1),
+                        )
+                    })?;
+                elements.push(Element {
+                    name,
+                    count,
+                    props: Vec::new(),
+                    stride: 0,
+                });
+            }
+            Some("property") => {
+                let el = elements.last_mut().ok_or_else(|| {
+                    err(
+                        None,
+                        format!("header line {}: property before any element", ln + 1),
+                    )
+                })?;
+                let ty = w.next().unwrap_or("");
+                if ty == "list" {
+                    let name = w.nth(2).unwrap_or("").to_string();
+                    el.props.push((name, None, 0));
+                    continue;
+                }
+                let name = w.next().unwrap_or("").to_string();
+                let t = Ty::parse(ty)
+                    .ok_or_else(|| err(Some(&name), format!("unknown property type `{ty}`")))?;
+                el.props.push((name, Some(t), el.stride));
+                el.stride += t.size();
+            }
+            Some(other) => {
+                return Err(err(
+                    None,
+                    format!("header line {}: unknown keyword `{other}`", ln + 1),
+                ))
+            }
+        }
+    }
+    if !format_ok {
+        return Err(err(Some("format"), "missing `format` line".into()));
+    }
+    Ok((elements, data_start))
+}
+
+/// The `vertex` element of a parsed header and the byte offset of its
+/// records (the elements before it skipped), checked against the file's
+/// length.
+fn vertex_records<'e>(
+    bytes: &[u8],
+    path: &Path,
+    elements: &'e [Element],
+    data_start: usize,
+) -> Result<(&'e Element, usize), PlyError> {
+    let err = |prop: Option<&str>, msg: String| PlyError::new(path, prop, msg);
+    // skip the elements before `vertex` (they must have fixed-size records)
+    let mut offset = data_start;
+    let mut vertex = None;
+    for el in elements {
+        if el.name == "vertex" {
+            vertex = Some(el);
+            break;
+        }
+        if let Some((p, _, _)) = el.props.iter().find(|p| p.1.is_none()) {
+            return Err(err(
+                Some(p),
+                format!(
+                    "list property in element `{}` before `vertex` is not supported",
+                    el.name
+                ),
+            ));
+        }
+        offset = el.end(offset, bytes.len(), path)?;
+    }
+    let v = vertex.ok_or_else(|| err(Some("vertex"), "no `vertex` element".into()))?;
+    if let Some((p, _, _)) = v.props.iter().find(|p| p.1.is_none()) {
+        return Err(err(
+            Some(p),
+            "list properties in `vertex` are not supported".into(),
+        ));
+    }
+    let need = v.count.saturating_mul(v.stride);
+    let have = bytes.len() - offset;
+    if need > have {
+        return Err(err(
+            Some("vertex"),
+            format!(
+                "header declares {} vertices of {} bytes ({} bytes) but the file holds {} bytes of data",
+                v.count, v.stride, need, have
+            ),
+        ));
+    }
+    Ok((v, offset))
+}
+
+/// Reads the positions (`x`, `y`, `z`) of a point cloud's PLY file, such
+/// as the SfM points the original 3DGS copies into its model folder as
+/// `input.ply`; any other properties are ignored. A 3DGS scene (plain or
+/// compressed) gives its Gaussians' means.
+pub fn read_points(path: &Path) -> Result<Vec<[f64; 3]>, PlyError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| PlyError::new(path, None, format!("cannot read: {e}")))?;
+    parse_points(&bytes, path)
+}
+
+/// [`read_points`] of a file's bytes; `path` only names the file in
+/// errors.
+///
+/// ```
+/// use splat::three::ply::{parse_points, to_ply_bytes};
+/// use splat::three::scene::{random_scene, RandomScene};
+/// let g = random_scene::<f32>(&RandomScene { n: 3, ..Default::default() });
+/// let xyz = parse_points(&to_ply_bytes(&g), "scene.ply".as_ref()).unwrap();
+/// assert_eq!(xyz[2], g.means[2].map(f64::from));
+/// ```
+pub fn parse_points(bytes: &[u8], path: &Path) -> Result<Vec<[f64; 3]>, PlyError> {
+    let (elements, data_start) = parse_header(bytes, path)?;
+    if super::compressed_ply::is_compressed(&elements) {
+        let g = super::compressed_ply::decode::<f64>(bytes, path, &elements, data_start)?;
+        return Ok(g.means);
+    }
+    let (v, offset) = vertex_records(bytes, path, &elements, data_start)?;
+    let names = ["x", "y", "z"];
+    let mut cols = [(Ty::F32, 0); 3];
+    for (c, name) in cols.iter_mut().zip(names) {
+        *c = v
+            .props
+            .iter()
+            .find(|p| p.0 == name)
+            .and_then(|p| p.1.map(|t| (t, p.2)))
+            .ok_or_else(|| PlyError::new(path, Some(name), "missing from the `vertex` element"))?;
+    }
+    (0..v.count)
+        .map(|i| {
+            let rec = &bytes[offset + i * v.stride..offset + (i + 1) * v.stride];
+            let mut p = [0.0; 3];
+            for ((x, (t, o)), name) in p.iter_mut().zip(cols).zip(names) {
+                *x = finite_in::<f64>(t.read(&rec[o..o + t.size()]), i, name, path)?;
+            }
+            Ok(p)
+        })
+        .collect()
 }
 
 fn collect<const N: usize>(
