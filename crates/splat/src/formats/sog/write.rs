@@ -23,14 +23,13 @@
 //!
 //! Values are rounded to the nearest step (splat-transform truncates; the
 //! readers only divide, so either reads back the same way). The images are
-//! WebP's lossless coding by the `image` crate, which leaves out some of
-//! the transforms libwebp searches: about 15% more bytes than
-//! splat-transform's for the same pixels (BENCHMARKS.md).
+//! WebP's lossless coding by libwebp (the `webp` crate), the encoder
+//! splat-transform and browsers use, with its colour kept exactly under
+//! zero alpha.
 
 use std::io::{Cursor, Write};
 
-use image::codecs::webp::WebPEncoder;
-use image::ExtendedColorType;
+use rayon::prelude::*;
 use serde_json::json;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
@@ -208,12 +207,14 @@ fn encode(g: &Gaussians<f32>, antialiased: bool) -> Result<Encoded, String> {
         [c[0], c[1], c[2], a as u8]
     });
 
-    let mut files: Vec<(&str, Vec<u8>)> = vec![
-        ("means_l.webp", webp(&means_l, width, height)?),
-        ("means_u.webp", webp(&means_u, width, height)?),
-        ("quats.webp", webp(&quats, width, height)?),
-        ("scales.webp", webp(&scales, width, height)?),
-        ("sh0.webp", webp(&sh0, width, height)?),
+    // the images as pixels (name, RGBA, width, height), encoded together
+    // at the end
+    let mut raw: Vec<(&str, Vec<u8>, usize, usize)> = vec![
+        ("means_l.webp", means_l, width, height),
+        ("means_u.webp", means_u, width, height),
+        ("quats.webp", quats, width, height),
+        ("scales.webp", scales, width, height),
+        ("sh0.webp", sh0, width, height),
     ];
     let mut meta = json!({
         "version": 2,
@@ -259,8 +260,8 @@ fn encode(g: &Gaussians<f32>, antialiased: bool) -> Result<Encoded, String> {
             let [lo, hi, ..] = labels[i].to_le_bytes();
             [lo, hi, 0, 255]
         });
-        files.push(("shN_centroids.webp", webp(&table, 64 * coeffs, rows)?));
-        files.push(("shN_labels.webp", webp(&label_image, width, height)?));
+        raw.push(("shN_centroids.webp", table, 64 * coeffs, rows));
+        raw.push(("shN_labels.webp", label_image, width, height));
         meta["shN"] = json!({
             "count": entries,
             "bands": g.sh_degree,
@@ -269,6 +270,10 @@ fn encode(g: &Gaussians<f32>, antialiased: bool) -> Result<Encoded, String> {
         });
     }
     let meta = serde_json::to_vec(&meta).map_err(|e| format!("meta.json: {e}"))?;
+    let files = raw
+        .par_iter()
+        .map(|(name, rgba, w, h)| Ok((*name, webp(rgba, *w, *h)?)))
+        .collect::<Result<Vec<_>, String>>()?;
     Ok((meta, files))
 }
 
@@ -302,13 +307,20 @@ fn pack_quat(q: [f32; 4]) -> [u8; 4] {
     out
 }
 
-/// Lossless WebP of an RGBA image.
+/// Lossless WebP of an RGBA image, by libwebp: `exact` keeps the colour
+/// under a zero alpha (SOG's opacity), and method 2 at quality 50 is
+/// within 0.2% of its slowest search's size at a tenth of its time
+/// (BENCHMARKS.md, "Thirty-fifth session").
 fn webp(rgba: &[u8], width: usize, height: usize) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    WebPEncoder::new_lossless(&mut out)
-        .encode(rgba, width as u32, height as u32, ExtendedColorType::Rgba8)
-        .map_err(|e| format!("WebP encoding: {e}"))?;
-    Ok(out)
+    let mut cfg = webp::WebPConfig::new().map_err(|()| "WebP encoding: no configuration")?;
+    cfg.lossless = 1;
+    cfg.exact = 1;
+    cfg.method = 2;
+    cfg.quality = 50.0;
+    let out = webp::Encoder::from_rgba(rgba, width as u32, height as u32)
+        .encode_advanced(&cfg)
+        .map_err(|e| format!("WebP encoding: {e:?}"))?;
+    Ok(out.to_vec())
 }
 
 /// The archive: `meta.json` first, then the images, every entry stored as
