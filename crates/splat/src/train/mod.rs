@@ -1,9 +1,10 @@
 //! Training a 3D Gaussian scene on posed photographs (the 3DGS recipe):
-//! render a random training view with the fused kernels, L1 + 0.2·(1 − SSIM)
-//! against the photograph, backward, Adam with a learning rate per parameter
-//! group, spherical-harmonic bands unlocked one at a time, and density
-//! control by a strategy (the default: clone small, split large, prune
-//! transparent and oversized splats, periodic opacity reset).
+//! render the training views in a shuffled order per epoch with the fused
+//! kernels, L1 + 0.2·(1 − SSIM) against the photograph, backward, Adam
+//! with a learning rate per parameter group, spherical-harmonic bands
+//! unlocked one at a time, and density control by a strategy (the
+//! default: clone small, split large, prune transparent and oversized
+//! splats, periodic opacity reset).
 //!
 //! Parameters and Adam's moments are kept in `f64`, one flat vector per
 //! group; each iteration renders in `f32`. Checkpoints are a folder with the

@@ -1,8 +1,43 @@
-//! Schedules: the learning rate of each parameter group, when the next
-//! spherical-harmonic band is unlocked, and when density control runs.
+//! Schedules: which training view an iteration renders, the learning
+//! rate of each parameter group, when the next spherical-harmonic band is
+//! unlocked, and when density control runs.
 
 use super::exposure::EXPOSURE_LR;
 use super::TrainConfig;
+use crate::rng::Rng;
+
+/// An epoch's order of the training views, cached between iterations by
+/// [`view_of`]: the epoch it belongs to and the permutation.
+#[derive(Clone, Debug, Default)]
+pub(super) struct ViewOrder {
+    epoch: Option<usize>,
+    order: Vec<usize>,
+}
+
+/// The training view that iteration `it` (counted from 1) renders among
+/// `n`: every epoch of `n` iterations visits each view once, in an order
+/// shuffled afresh per epoch from the seed, as the original 3DGS (its
+/// `viewpoint_stack`) and gsplat (a shuffling loader) sample. The view
+/// depends only on the seed, `it` and `n`, so a resumed run renders the
+/// views the uninterrupted one would; `cache` keeps the epoch's order
+/// (its buffer reused: no allocation after the first epoch).
+pub(super) fn view_of(seed: u64, it: u32, n: usize, cache: &mut ViewOrder) -> usize {
+    assert!(n > 0 && it > 0, "a view of iteration {it} among {n}");
+    let (epoch, pos) = ((it - 1) as usize / n, (it - 1) as usize % n);
+    if cache.epoch != Some(epoch) || cache.order.len() != n {
+        let mut r =
+            Rng::new(seed ^ 0x005E_ED0F_E90C ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        cache.order.clear();
+        cache.order.extend(0..n);
+        // Fisher–Yates
+        for i in (1..n).rev() {
+            let j = (r.next_u64() % (i as u64 + 1)) as usize;
+            cache.order.swap(i, j);
+        }
+        cache.epoch = Some(epoch);
+    }
+    cache.order[pos]
+}
 
 /// Learning rate of parameter group `g` after `iteration` iterations: the
 /// positions' decays log-linearly from `lr_mean` to `lr_mean_final` (both
@@ -115,6 +150,35 @@ mod tests {
         };
         let want = 0.01f64.powf(4000.0 / 30_000.0);
         assert!((group_lr(&cfg, 0, 4000, 1.0) / 1.6e-4 - want).abs() < 1e-12);
+    }
+
+    /// Each epoch visits every view once; the epochs' orders differ and
+    /// follow the seed; the view of an iteration does not depend on the
+    /// iterations asked before it (a resumed run's).
+    #[test]
+    fn every_epoch_visits_each_view_once_in_its_own_order() {
+        let n = 7;
+        let mut c = ViewOrder::default();
+        let views: Vec<usize> = (1..=5 * n as u32)
+            .map(|it| view_of(3, it, n, &mut c))
+            .collect();
+        let epochs: Vec<&[usize]> = views.chunks(n).collect();
+        for e in &epochs {
+            let mut sorted = e.to_vec();
+            sorted.sort();
+            assert_eq!(sorted, (0..n).collect::<Vec<_>>());
+        }
+        assert!(epochs.windows(2).any(|w| w[0] != w[1]), "{epochs:?}");
+        let fresh = |seed, it| view_of(seed, it, n, &mut ViewOrder::default());
+        for (i, &v) in views.iter().enumerate().rev() {
+            assert_eq!(v, fresh(3, i as u32 + 1));
+            assert_eq!(v, view_of(3, i as u32 + 1, n, &mut c));
+        }
+        let other: Vec<usize> = (1..=5 * n as u32).map(|it| fresh(4, it)).collect();
+        assert_ne!(views, other);
+        // the cache follows a change of the view count
+        assert_eq!(view_of(3, 1, 1, &mut c), 0);
+        assert!(view_of(3, 2, 2, &mut c) < 2);
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! The training loop: one iteration renders a random training view,
-//! takes the loss and its gradient, runs the render's backward pass,
-//! updates the parameters with Adam and hands over to the schedules and
-//! the density-control strategy.
+//! The training loop: one iteration renders a training view (each once
+//! an epoch, in a shuffled order), takes the loss and its gradient, runs
+//! the render's backward pass, updates the parameters with Adam and hands
+//! over to the schedules and the density-control strategy.
 
 use super::config::check_config;
 use super::densify::strategy;
@@ -105,6 +105,8 @@ pub(super) struct StepBuffers {
     render: RenderWorkspace<f32>,
     /// The per-iteration PSNR's block sums.
     psnr_blocks: Vec<f64>,
+    /// The training views' order in the current epoch.
+    view_order: schedule::ViewOrder,
 }
 
 impl Trainer {
@@ -256,9 +258,9 @@ impl Trainer {
         o
     }
 
-    /// One iteration: a random training view, render, L1 + 0.2·(1 − SSIM),
-    /// backward, Adam, then the schedules (SH band, densification, opacity
-    /// reset). A non-finite render, loss, gradient or updated parameter
+    /// One iteration: the next training view in the epoch's shuffled order
+    /// (`schedule::view_of`), render, L1 + 0.2·(1 − SSIM), backward, Adam,
+    /// then the schedules (SH band, densification, opacity reset). A non-finite render, loss, gradient or updated parameter
     /// stops with the operation named (the trainer should then be dropped;
     /// checkpoints on disk are not touched).
     pub fn step(&mut self) -> Result<StepInfo, TrainError> {
@@ -271,7 +273,12 @@ impl Trainer {
         let mut st = StageTimes::default();
         let mut lap = Lap::start();
         let mut rng = Rng::new(self.cfg.seed ^ (it as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let vi = (rng.next_u64() % self.data.train.len() as u64) as usize;
+        let vi = schedule::view_of(
+            self.cfg.seed,
+            it,
+            self.data.train.len(),
+            &mut self.bufs.view_order,
+        );
         let f = schedule::resolution_factor(&self.cfg, it);
         if f != self.coarse.0 {
             // the coarse phase starts (or its factor changed) or ends
