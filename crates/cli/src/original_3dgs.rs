@@ -5,6 +5,7 @@
 //! ```text
 //! MODEL/cameras.json                               every training camera
 //! MODEL/cfg_args                                   train.py's arguments
+//! MODEL/input.ply                                  the SfM points it started from
 //! MODEL/point_cloud/iteration_N/point_cloud.ply    the scene after N steps
 //! ```
 //!
@@ -13,14 +14,17 @@
 //! `position` (the camera's centre in the world) and `rotation` (the
 //! camera-to-world rotation, three rows, in OpenCV's camera axes: x right,
 //! y down, z forward). From those cameras come the orbit's centre (their
-//! focus), up (their mean up), radius and elevation, as `train` saves them
-//! for its own scenes, and the cameras that `render --path` flies along
-//! and `view` lists. `cfg_args` (a Python `Namespace(...)`) gives the
+//! focus, or the median of `input.ply`'s points when the focus is behind
+//! the cameras or beyond 95% of the points, as for a forward-facing
+//! capture), up (their mean up), radius and elevation, as `train` saves
+//! them for its own scenes, and the cameras that `render --path` flies
+//! along and `view` lists. `cfg_args` (a Python `Namespace(...)`) gives the
 //! background (`white_background`) and the SH degree (`sh_degree`).
 //!
 //! The cameras only frame the scene, so `render` and `view` take a broken
 //! `cameras.json` or `cfg_args` as a warning that names the file, the
-//! camera and the field, and frame the scene as they frame a bare PLY.
+//! camera and the field, and frame the scene as they frame a bare PLY; a
+//! broken `input.ply` is a warning too, and the cameras alone frame it.
 
 use std::path::{Path, PathBuf};
 

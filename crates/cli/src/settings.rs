@@ -194,7 +194,7 @@ impl RenderSettings {
     /// The settings that go with a scene: `settings.json` in the folder
     /// itself (a `train` output) or beside the file (its PLY), else those
     /// of an original 3DGS model folder that the scene is in (framed by
-    /// its `cameras.json`: [`crate::original_3dgs`]); `None` when there
+    /// its `cameras.json` and `input.ply`: [`crate::original_3dgs`]); `None` when there
     /// are none.
     pub fn find(scene: &Path) -> CliResult<Option<RenderSettings>> {
         Ok(Self::find_with_model(scene)?.0)

@@ -172,6 +172,20 @@ fn sog_written_here_reads_in_splat_transform_as_here() {
         entries(&bytes) == entries(&committed),
         "the writer's output changed: remake tests/fixtures/sog/written.sog (README)"
     );
+    // the archive's layout: `meta.json` first, every entry stored as it
+    // is (PlayCanvas's older bundle reader does not inflate), dated
+    // 1980-01-01 so the same scene gives the same archive
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).unwrap();
+    assert_eq!(zip.by_index(0).unwrap().name().unwrap(), "meta.json");
+    for i in 0..zip.len() {
+        let e = zip.by_index(i).unwrap();
+        assert_eq!(e.compression(), zip::CompressionMethod::Stored, "entry {i}");
+        assert_eq!(
+            e.last_modified(),
+            Some(zip::DateTime::default()),
+            "entry {i}"
+        );
+    }
     let ours = read_scene(&fixture("written.sog")).unwrap();
     let (n, theirs) = decoded_columns(&std::fs::read(fixture("written.decoded.ply")).unwrap());
     assert_eq!(n, ours.len());
@@ -219,6 +233,19 @@ fn sog_written_here_reads_in_splat_transform_as_here() {
 /// under a third of their variance; the same scene gives the same bytes.
 #[test]
 fn sog_round_trips_within_its_quantisation() {
+    // transparent Gaussians (opacity byte 0) keep their colours: the WebP
+    // encoder must not touch the colour under a zero alpha
+    let mut g = random_scene::<f32>(&RandomScene {
+        n: 64,
+        sh_degree: 0,
+        extent: 3.0,
+        seed: 7,
+        ..Default::default()
+    });
+    for i in (0..64).step_by(2) {
+        g.opacity_logits[i] = -20.0;
+    }
+    check_round_trip(&g, &sog::to_bytes(&g).unwrap(), "transparent");
     for (n, degree, seed) in [
         (0, 3, 1),
         (1, 0, 2),

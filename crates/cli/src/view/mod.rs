@@ -68,7 +68,7 @@ pub struct ViewArgs {
     /// trained; spz (quantised, SH kept) is the smallest, about 13 times
     /// smaller to download (−0.19 dB on a trained capture), compressed-ply (SuperSplat's, quantised, SH
     /// kept) about four times, and sog (PlayCanvas's WebP images, SH
-    /// through a palette) about six (−0.05 dB); splat drops the view-dependent
+    /// through a palette) about eight (−0.05 dB); splat drops the view-dependent
     /// colour.
     /// [default: ply]
     #[arg(long, value_enum, requires = "export")]

@@ -452,8 +452,11 @@ fn vertex_records<'e>(
 
 /// Reads the positions (`x`, `y`, `z`) of a point cloud's PLY file, such
 /// as the SfM points the original 3DGS copies into its model folder as
-/// `input.ply`; any other properties are ignored. A 3DGS scene (plain or
-/// compressed) gives its Gaussians' means.
+/// `input.ply`; the vertex element's other scalar properties are not read.
+/// The file must be one [`read_ply`]'s header rules accept
+/// (`binary_little_endian`, no list property in or before `vertex`). A
+/// compressed 3DGS scene is decoded whole (and checked as [`read_ply`]
+/// checks it) for its Gaussians' means.
 pub fn read_points(path: &Path) -> Result<Vec<[f64; 3]>, PlyError> {
     let bytes =
         std::fs::read(path).map_err(|e| PlyError::new(path, None, format!("cannot read: {e}")))?;

@@ -260,8 +260,9 @@ impl Trainer {
 
     /// One iteration: the next training view in the epoch's shuffled order
     /// (`schedule::view_of`), render, L1 + 0.2·(1 − SSIM), backward, Adam,
-    /// then the schedules (SH band, densification, opacity reset). A non-finite render, loss, gradient or updated parameter
-    /// stops with the operation named (the trainer should then be dropped;
+    /// then the schedules (SH band, densification, opacity reset). A
+    /// non-finite render, loss, gradient or updated parameter stops with
+    /// the operation named (the trainer should then be dropped;
     /// checkpoints on disk are not touched).
     pub fn step(&mut self) -> Result<StepInfo, TrainError> {
         let it = self.iteration + 1;

@@ -270,6 +270,12 @@ fn encode(g: &Gaussians<f32>, antialiased: bool) -> Result<Encoded, String> {
         });
     }
     let meta = serde_json::to_vec(&meta).map_err(|e| format!("meta.json: {e}"))?;
+    // libwebp sets up its code paths on first use without a lock (built
+    // without its thread support): one small encode first, alone
+    static WEBP_READY: std::sync::Once = std::sync::Once::new();
+    WEBP_READY.call_once(|| {
+        let _ = webp(&[0; 64], 4, 4);
+    });
     let files = raw
         .par_iter()
         .map(|(name, rgba, w, h)| Ok((*name, webp(rgba, *w, *h)?)))
