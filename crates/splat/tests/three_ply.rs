@@ -125,6 +125,30 @@ fn reads_other_orders_types_and_extra_elements() {
     assert_eq!(g.sh, vec![9.5, 10.5, 11.5]);
 }
 
+/// A header with Windows line ends reads as the same file with Unix
+/// ones; `end_header` ends the header only as a line of its own.
+#[test]
+fn headers_end_at_an_end_header_line_with_either_line_end() {
+    let g = scene(6, 2, 9);
+    let good = to_ply_bytes(&g);
+    let h = header_len(&good);
+    let header = std::str::from_utf8(&good[..h]).unwrap();
+    let mut crlf = header.replace('\n', "\r\n").into_bytes();
+    crlf.extend_from_slice(&good[h..]);
+    assert_eq!(parse(&crlf).unwrap(), g);
+    let mut commented = header
+        .replacen(
+            "end_header\n",
+            "comment not the end_header\nend_header\n",
+            1,
+        )
+        .into_bytes();
+    commented.extend_from_slice(&good[h..]);
+    assert_eq!(parse(&commented).unwrap(), g);
+    let e = parse(&replace(&good, "end_header\n", "end_header \n")).unwrap_err();
+    assert!(e.to_string().contains("no `end_header` line"), "{e}");
+}
+
 #[test]
 fn points_are_read_from_a_point_cloud_or_a_scene() {
     // a point cloud as COLMAP's and train.py's writers make it: doubles

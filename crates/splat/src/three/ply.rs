@@ -194,7 +194,29 @@ pub const MAX_HEADER: usize = 1 << 20;
 /// Where a PLY header's `end_header` line starts, if it ends within
 /// [`MAX_HEADER`] bytes.
 pub fn header_end(bytes: &[u8]) -> Option<usize> {
-    find(&bytes[..bytes.len().min(MAX_HEADER)], b"end_header\n")
+    header_bounds(bytes).map(|(end, _)| end)
+}
+
+/// Where a PLY header's `end_header` line starts and where the data after
+/// it start: the first line that is exactly `end_header`, ended by `\n`
+/// or `\r\n` (a header written with Windows line ends), within
+/// [`MAX_HEADER`] bytes.
+fn header_bounds(bytes: &[u8]) -> Option<(usize, usize)> {
+    const KEY: &[u8] = b"end_header";
+    let head = &bytes[..bytes.len().min(MAX_HEADER)];
+    let mut from = 0;
+    while let Some(i) = find(&head[from..], b"\nend_header") {
+        let start = from + i + 1;
+        let rest = &head[start + KEY.len()..];
+        if rest.starts_with(b"\n") {
+            return Some((start, start + KEY.len() + 1));
+        }
+        if rest.starts_with(b"\r\n") {
+            return Some((start, start + KEY.len() + 2));
+        }
+        from = start;
+    }
+    None
 }
 
 /// The header comment that declares a scene antialiased, as Brush writes
@@ -325,9 +347,8 @@ fn parse_header(bytes: &[u8], path: &Path) -> Result<(Vec<Element>, usize), PlyE
     if !bytes.starts_with(b"ply\n") && !bytes.starts_with(b"ply\r\n") {
         return Err(err(None, "not a PLY file (no `ply` magic line)".into()));
     }
-    let end = header_end(bytes)
+    let (end, data_start) = header_bounds(bytes)
         .ok_or_else(|| err(None, "no `end_header` line in the first MiB".into()))?;
-    let data_start = end + b"end_header\n".len();
     let header = std::str::from_utf8(&bytes[..end])
         .map_err(|_| err(None, "the header is not UTF-8 text".into()))?;
     let mut format_ok = false;
