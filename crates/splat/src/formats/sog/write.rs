@@ -315,8 +315,8 @@ fn pack_quat(q: [f32; 4]) -> [u8; 4] {
 
 /// Lossless WebP of an RGBA image, by libwebp: `exact` keeps the colour
 /// under a zero alpha (SOG's opacity), and method 2 at quality 50 is
-/// within 0.2% of its slowest search's size at a tenth of its time
-/// (BENCHMARKS.md, "Thirty-fifth session").
+/// within 0.1% of method 4's size (libwebp's default) at about a tenth
+/// of its time (BENCHMARKS.md, "Thirty-fifth session").
 fn webp(rgba: &[u8], width: usize, height: usize) -> Result<Vec<u8>, String> {
     let mut cfg = webp::WebPConfig::new().map_err(|()| "WebP encoding: no configuration")?;
     cfg.lossless = 1;
