@@ -148,6 +148,15 @@ pub(super) fn sh_degree_of(n_rest: usize, path: &Path) -> Result<usize, PlyError
 }
 
 impl Element {
+    /// The type and byte offset in the record of scalar property `name`
+    /// (`None` when it is missing or a list).
+    pub(super) fn scalar(&self, name: &str) -> Option<(Ty, usize)> {
+        self.props
+            .iter()
+            .find(|p| p.0 == name)
+            .and_then(|p| p.1.map(|t| (t, p.2)))
+    }
+
     /// Where this element's records end when they start at `offset`, or
     /// the error (naming the element) when that is past `len`, the file's
     /// length, or overflows.
@@ -240,12 +249,7 @@ pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, P
     }
     let err = |prop: Option<&str>, msg: String| PlyError::new(path, prop, msg);
     let (v, offset) = vertex_records(bytes, path, &elements, data_start)?;
-    let prop = |name: &str| -> Option<(Ty, usize)> {
-        v.props
-            .iter()
-            .find(|p| p.0 == name)
-            .and_then(|p| p.1.map(|t| (t, p.2)))
-    };
+    let prop = |name: &str| v.scalar(name);
     let required = |name: &str| {
         prop(name).ok_or_else(|| err(Some(name), "missing from the `vertex` element".into()))
     };
@@ -505,10 +509,7 @@ pub fn parse_points(bytes: &[u8], path: &Path) -> Result<Vec<[f64; 3]>, PlyError
     let mut cols = [(Ty::F32, 0); 3];
     for (c, name) in cols.iter_mut().zip(names) {
         *c = v
-            .props
-            .iter()
-            .find(|p| p.0 == name)
-            .and_then(|p| p.1.map(|t| (t, p.2)))
+            .scalar(name)
             .ok_or_else(|| PlyError::new(path, Some(name), "missing from the `vertex` element"))?;
     }
     (0..v.count)

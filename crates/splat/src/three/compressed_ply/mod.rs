@@ -86,11 +86,7 @@ struct Records<'a> {
 
 impl Records<'_> {
     fn prop(&self, name: &str) -> Option<(Ty, usize)> {
-        self.el
-            .props
-            .iter()
-            .find(|p| p.0 == name)
-            .and_then(|p| p.1.map(|t| (t, p.2)))
+        self.el.scalar(name)
     }
     fn get(&self, bytes: &[u8], i: usize, (t, o): (Ty, usize)) -> f64 {
         let at = self.start + i * self.el.stride + o;
