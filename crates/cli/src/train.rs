@@ -104,6 +104,13 @@ pub struct TrainArgs {
     /// for runs of 3,000 iterations or more, else 0].
     #[arg(long)]
     pub opacity_reg: Option<f64>,
+    /// The final model is an exponential moving average of the parameters
+    /// with a time constant of this many iterations, updated every 10
+    /// iterations once densification has ended (the last iteration's
+    /// parameters carry the noise of the last few photos seen); 0: the
+    /// last iteration's parameters [default: 100].
+    #[arg(long)]
+    pub ema_window: Option<u32>,
     /// Densify by AbsGS's statistic: the per-pixel absolute values of each
     /// splat's 2D-mean gradient summed, so that opposite gradients of a
     /// large splat over fine detail no longer cancel, with its own
@@ -290,6 +297,9 @@ pub struct TrainReport {
     pub coarse_until: u32,
     /// The coarse phase's downscale factor (`--coarse-factor`).
     pub coarse_factor: u32,
+    /// The time constant, in iterations, of the parameters' moving average
+    /// that the final model is (`--ema-window`; 0: none).
+    pub ema_window: u32,
     /// Which views were scored: "test" or "train".
     pub eval_split: &'static str,
     /// Views scored.
@@ -631,6 +641,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             opacity_reg: t.config().opacity_weight(),
             coarse_until: t.config().coarse_until.min(t.config().iters),
             coarse_factor: t.config().coarse_factor,
+            ema_window: t.config().ema_window,
             eval_split,
             eval_views: ev.len(),
             scored_views: ev.iter().filter(|e| !e.psnr.is_nan()).count(),
@@ -778,7 +789,7 @@ pub(crate) fn default_iters(colmap: bool) -> u32 {
 fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -> TrainConfig {
     use splat::train::config::{
         compress_for_run, lr_mean_scale, CAPTURE_COARSE_FRACTION, CAPTURE_DENSIFY_EVERY,
-        CAPTURE_RETIRE_PER_ROUND, CAPTURE_SCHEDULE_ITERS, CAPTURE_SH_INTERVAL, LR_MEAN,
+        CAPTURE_RETIRE_PER_ROUND, CAPTURE_SCHEDULE_ITERS, CAPTURE_SH_INTERVAL, EMA_WINDOW, LR_MEAN,
         LR_MEAN_FINAL, LR_MEAN_ITERS, LR_SCALE, OPACITY_REG, PAPER_DENSIFY, RETIRE_PER_ROUND,
     };
     // a scale of exactly 1 from 4,000 iterations on: the same bits
@@ -801,6 +812,7 @@ fn run_defaults(background: [f64; 3], iters: u32, absgrad: bool, colmap: bool) -
         retire_per_round: RETIRE_PER_ROUND,
         // (a 2,000-iteration run with a 30,000 budget lost 0.2 dB with it)
         opacity_reg: if capture_schedule { OPACITY_REG } else { 0.0 },
+        ema_window: EMA_WINDOW,
         background,
         absgrad,
         densify_grad: if absgrad {
@@ -873,6 +885,7 @@ fn train_config(a: &TrainArgs, defaults: TrainConfig) -> CliResult<TrainConfig> 
         antialiased: a.antialiased,
         retire_per_round: a.retire_per_round.unwrap_or(defaults.retire_per_round),
         opacity_reg: a.opacity_reg.unwrap_or(defaults.opacity_reg),
+        ema_window: a.ema_window.unwrap_or(defaults.ema_window),
         ..defaults
     }
     .with_densify_until(a.densify_until.unwrap_or(defaults.iters / 2));
@@ -1341,6 +1354,20 @@ mod tests {
         assert_eq!((off.coarse_until, off.densify_every), (0, 70));
         let f3 = config(&["--coarse-until", "800", "--coarse-factor", "3"]).unwrap();
         assert_eq!((f3.coarse_until, f3.coarse_factor), (800, 3));
+    }
+
+    /// The final model averages the parameters over 100 iterations on
+    /// any data and run length; `--ema-window` sets another window or 0.
+    #[test]
+    fn the_parameter_average_is_on_by_default_and_the_flag_overrides() {
+        assert_eq!(config_at(3400, &[]).unwrap().ema_window, 100);
+        assert_eq!(config_at(2000, &[]).unwrap().ema_window, 100);
+        let nerf = run_defaults([1.0; 3], 4000, false, false);
+        assert_eq!(nerf.ema_window, 100);
+        assert_eq!(config(&["--ema-window", "0"]).unwrap().ema_window, 0);
+        let short = ["--ema-window", "50"];
+        assert_eq!(config_at(2000, &short).unwrap().ema_window, 50);
+        assert!(Cli::try_parse_from(["train", "d", "--out", "o", "--ema-window", "-1"]).is_err());
     }
 
     /// The opacity regulariser is on at 0.01 for COLMAP data in runs of

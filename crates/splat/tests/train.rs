@@ -370,3 +370,76 @@ fn a_non_finite_value_stops_with_the_operation_named_and_the_checkpoint_intact()
     assert_eq!(std::fs::read(dir.join("latest.json")).unwrap(), before);
     assert_eq!(Trainer::resume(ds, c, &dir).unwrap().iteration(), 0);
 }
+
+/// The final model is the parameters' moving average: with a window of
+/// one update interval or less (decay 0) it is exactly the last
+/// iteration's parameters, with a longer one it differs from them; a
+/// checkpoint taken while it runs holds it (`average.bin`, and
+/// `average_updates` in `latest.json`), a resumed run ends where the
+/// uninterrupted one does (within the f32 of the checkpoint's files), and
+/// a damaged `average.bin` is an error naming it.
+#[test]
+fn the_final_model_is_the_parameters_moving_average_and_survives_a_resume() {
+    let ds = tiny("ema");
+    // densification ends at 20: the average is updated at 30, 40, 50, 60
+    let ema = |window: u32| TrainConfig {
+        ema_window: window,
+        densify_until: 20,
+        ..cfg()
+    };
+    let run = |window: u32, steps: u32| {
+        let mut t = Trainer::new(ds.clone(), ema(window)).unwrap();
+        for _ in 0..steps {
+            t.step().unwrap();
+        }
+        t
+    };
+    let last = run(0, 60).gaussians::<f64>();
+    assert_eq!(run(10, 60).gaussians::<f64>(), last);
+    let avg = run(40, 60).gaussians::<f64>();
+    let moved = avg
+        .opacity_logits
+        .iter()
+        .zip(&last.opacity_logits)
+        .filter(|(a, b)| (*a - *b).abs() > 1e-6)
+        .count();
+    assert!(moved > avg.len() / 2, "{moved} of {} moved", avg.len());
+    // stopped at 45 (the average updated at 30 and 40) and resumed
+    let dir = tmp("ema-ckpt");
+    run(40, 45).save_checkpoint(&dir).unwrap();
+    let sub = dir.join("ckpt-00000045");
+    assert!(sub.join("average.bin").is_file());
+    let meta = std::fs::read_to_string(dir.join("latest.json")).unwrap();
+    assert!(meta.contains("\"average_updates\":2"), "{meta}");
+    let cfg40 = ema(40);
+    let mut resumed = Trainer::resume(ds.clone(), cfg40.clone(), &dir).unwrap();
+    while resumed.iteration() < 60 {
+        resumed.step().unwrap();
+    }
+    let r = resumed.gaussians::<f64>();
+    assert_eq!(r.len(), avg.len());
+    for (x, y) in r.opacity_logits.iter().zip(&avg.opacity_logits) {
+        assert!((x - y).abs() <= 1e-3 * y.abs().max(1.0), "{x} vs {y}");
+    }
+    // without its average, the resumed run's model is another one
+    std::fs::remove_file(sub.join("average.bin")).unwrap();
+    match Trainer::resume(ds.clone(), cfg40.clone(), &dir) {
+        Err(TrainError::Checkpoint { path, message }) => {
+            assert_eq!(path, sub.join("average.bin"), "{message}")
+        }
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("a checkpoint without its average resumed"),
+    }
+    std::fs::write(sub.join("average.bin"), b"CRAVERG1 short").unwrap();
+    match Trainer::resume(ds, cfg40, &dir) {
+        Err(e @ TrainError::Checkpoint { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("average.bin") && msg.contains("expected"),
+                "{msg}"
+            );
+        }
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("a short average resumed"),
+    }
+}

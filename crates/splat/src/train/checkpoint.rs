@@ -24,6 +24,9 @@ const STATE_MAGIC: &[u8; 8] = b"CRTRAIN1";
 const EXPOSURE_MAGIC: &[u8; 8] = b"CREXPOS1";
 /// The exposure transforms' file in a checkpoint folder.
 const EXPOSURE_FILE: &str = "exposure.bin";
+const AVERAGE_MAGIC: &[u8; 8] = b"CRAVERG1";
+/// The parameters' moving average's file in a checkpoint folder.
+const AVERAGE_FILE: &str = "average.bin";
 
 /// A checkpoint taken in memory by [`Trainer::checkpoint`]: the files of
 /// its folder, ready to be written by [`Checkpoint::write`], on another
@@ -39,6 +42,8 @@ pub struct Checkpoint {
     state: Vec<u8>,
     /// `exposure.bin`, with `--exposure`.
     exposure: Option<Vec<u8>>,
+    /// `average.bin`, once the parameters' moving average has started.
+    average: Option<Vec<u8>>,
     /// `latest.json`'s text.
     meta: String,
 }
@@ -51,6 +56,7 @@ impl std::fmt::Debug for Checkpoint {
             .field("ply_bytes", &self.ply.len())
             .field("state_bytes", &self.state.len())
             .field("exposure_bytes", &self.exposure.as_ref().map(Vec::len))
+            .field("average_bytes", &self.average.as_ref().map(Vec::len))
             .finish()
     }
 }
@@ -62,7 +68,8 @@ impl Checkpoint {
     }
 
     /// Writes the checkpoint into `dir/ckpt-ITERATION/` (`point_cloud.ply`,
-    /// `state.bin`, and `exposure.bin` with `--exposure`), each file
+    /// `state.bin`, `exposure.bin` with `--exposure`, and `average.bin`
+    /// once the parameters' moving average has started), each file
     /// atomically, then atomically replaces `dir/latest.json` to point at
     /// it and removes the older checkpoint folders. Returns the folder.
     /// Until `latest.json` is replaced, the previous checkpoint stays the
@@ -73,6 +80,9 @@ impl Checkpoint {
         let mut files = vec![("point_cloud.ply", &self.ply), ("state.bin", &self.state)];
         if let Some(x) = &self.exposure {
             files.push((EXPOSURE_FILE, x));
+        }
+        if let Some(x) = &self.average {
+            files.push((AVERAGE_FILE, x));
         }
         for (file, bytes) in files {
             let path = sub.join(file);
@@ -174,6 +184,7 @@ impl Trainer {
             "lr_mean_steps": self.cfg.lr_mean_steps,
             "adam_steps": self.adam.iter().map(|a| a.steps()).collect::<Vec<_>>(),
             "exposure": self.cfg.exposure,
+            "average_updates": self.average.updates,
         });
         // only a run with transforms has their optimiser's steps (and
         // `exposure.bin`)
@@ -186,6 +197,7 @@ impl Trainer {
             ply: ply::to_ply_bytes_as(&self.gaussians::<f64>(), self.cfg.antialiased),
             state: self.state_bytes(),
             exposure: self.cfg.exposure.then(|| self.exposure_bytes()),
+            average: (self.average.updates > 0).then(|| self.average_bytes()),
             meta: meta.to_string(),
         }
     }
@@ -235,6 +247,45 @@ impl Trainer {
             vals[2 * len..].to_vec(),
             steps,
         );
+        Ok(())
+    }
+
+    /// `average.bin`: magic, Gaussian count, then each group's averaged
+    /// parameters in order, little-endian `f32` (the precision of the
+    /// checkpoint's PLY, which holds the parameters themselves).
+    fn average_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(AVERAGE_MAGIC);
+        b.extend_from_slice(&(self.len() as u64).to_le_bytes());
+        for x in self.average.params.iter().flatten() {
+            b.extend_from_slice(&(*x as f32).to_le_bytes());
+        }
+        b
+    }
+
+    /// Reads `average.bin` back (for the checkpoint's `n` Gaussians), as
+    /// the average of `updates` updates.
+    fn read_average(&mut self, path: &Path, n: usize, updates: u32) -> Result<(), TrainError> {
+        let bytes = std::fs::read(path).map_err(|e| ck_err(path, format!("cannot read: {e}")))?;
+        let strides = self.strides();
+        let want = 16 + 4 * n * strides.iter().sum::<usize>();
+        if bytes.len() != want
+            || &bytes[..8] != AVERAGE_MAGIC
+            || bytes[8..16] != (n as u64).to_le_bytes()
+        {
+            return Err(ck_err(
+                path,
+                format!(
+                    "not a parameter average for {n} Gaussians ({} bytes, expected {want})",
+                    bytes.len()
+                ),
+            ));
+        }
+        let mut vals = bytes[16..]
+            .chunks_exact(4)
+            .map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))));
+        self.average.params = std::array::from_fn(|g| vals.by_ref().take(n * strides[g]).collect());
+        self.average.updates = updates;
         Ok(())
     }
 
@@ -418,6 +469,18 @@ impl Trainer {
                 })?;
             t.read_exposure(&sub.join(EXPOSURE_FILE), steps)?;
         }
+        // the parameters' moving average, once started (checkpoints
+        // written before it existed have none)
+        let updates = match meta.get("average_updates") {
+            None => 0,
+            Some(v) => v
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| ck_err(&latest, "average_updates: not a non-negative integer"))?,
+        };
+        if updates > 0 {
+            t.read_average(&sub.join(AVERAGE_FILE), n, updates)?;
+        }
         Ok(t)
     }
 
@@ -441,6 +504,7 @@ impl Trainer {
             exposure: Vec::new(),
             exposure_adam: Adam::new(Vec::new()),
             coarse: (1, Vec::new()),
+            average: Default::default(),
         }
     }
 }

@@ -16,6 +16,7 @@
 //! initial scales),
 //! `schedule` (learning rates, SH degree, densification intervals),
 //! `densify` (the density-control strategies behind one trait),
+//! [`average`] (the final model as a moving average of the parameters),
 //! `checkpoint` (save and resume) and `eval` (scoring views). The L1 + SSIM
 //! loss and its gradient live in [`crate::loss`].
 
@@ -24,6 +25,7 @@ use std::path::PathBuf;
 use crate::data::View;
 use crate::three::Camera;
 
+pub mod average;
 mod checkpoint;
 pub mod config;
 mod densify;

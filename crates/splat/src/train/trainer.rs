@@ -3,6 +3,7 @@
 //! the render's backward pass, updates the parameters with Adam and hands
 //! over to the schedules and the density-control strategy.
 
+use super::average;
 use super::config::check_config;
 use super::densify::strategy;
 use super::exposure::{self, EXPOSURE_LR, EXPOSURE_PARAMS, IDENTITY};
@@ -81,6 +82,8 @@ pub struct Trainer {
     /// first iteration, dropped after its last; see
     /// [`TrainConfig::coarse_until`]) and their downscale factor.
     pub(super) coarse: (u32, Vec<crate::data::View>),
+    /// The parameters' moving average (see [`TrainConfig::ema_window`]).
+    pub(super) average: super::average::Average,
 }
 
 /// What [`Trainer::step`] fills every iteration, kept so that an
@@ -138,6 +141,7 @@ impl Trainer {
             bufs: StepBuffers::default(),
             densify_scratch: Default::default(),
             coarse: (1, Vec::new()),
+            average: Default::default(),
         };
         t.init_exposure();
         // stepped at one rate per group (`group_lr`): no per-parameter rates
@@ -615,13 +619,24 @@ impl Trainer {
         self.cfg.strategy == Strategy::Default
             && !schedule::densify_now(&self.cfg, it)
             && !schedule::opacity_reset_now(&self.cfg, it)
+            && !average::apply_now(&self.cfg, it)
     }
 
     fn after_step(&mut self) {
-        if schedule::sh_band_up(&self.cfg, self.iteration, self.sh_active) {
+        let it = self.iteration;
+        if schedule::sh_band_up(&self.cfg, it, self.sh_active) {
             self.sh_active += 1;
         }
         strategy(self.cfg.strategy).after_step(self);
+        if average::update_now(&self.cfg, it) {
+            self.average
+                .update(&self.params, average::decay(self.cfg.ema_window));
+            if average::apply_now(&self.cfg, it) {
+                // the run's model is the average (the optimiser's moments
+                // stay: a run continued from here goes on from it)
+                self.params.clone_from(&self.average.params);
+            }
+        }
     }
 }
 
