@@ -300,6 +300,9 @@ pub struct TrainReport {
     /// The time constant, in iterations, of the parameters' moving average
     /// that the final model is (`--ema-window`; 0: none).
     pub ema_window: u32,
+    /// Updates the average had (0: the model is the last iteration's
+    /// parameters, as when the densification window reaches the run's end).
+    pub ema_updates: u32,
     /// Which views were scored: "test" or "train".
     pub eval_split: &'static str,
     /// Views scored.
@@ -642,6 +645,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             coarse_until: t.config().coarse_until.min(t.config().iters),
             coarse_factor: t.config().coarse_factor,
             ema_window: t.config().ema_window,
+            ema_updates: t.average_updates(),
             eval_split,
             eval_views: ev.len(),
             scored_views: ev.iter().filter(|e| !e.psnr.is_nan()).count(),

@@ -40,7 +40,8 @@ pub(super) fn decay(window: u32) -> f64 {
 /// after the densification window (`densify_until`; density control and
 /// opacity resets change the set of Gaussians until then, and an average
 /// across a change would mix different splats), every [`EVERY`]
-/// iterations and at the run's last.
+/// iterations and at the run's last (which weighs as much as a full
+/// update when fewer than [`EVERY`] iterations precede it).
 pub(super) fn update_now(cfg: &TrainConfig, it: u32) -> bool {
     cfg.ema_window > 0 && it > cfg.densify_until && (it % EVERY == 0 || it == cfg.iters)
 }
@@ -53,6 +54,15 @@ pub(super) fn apply_now(cfg: &TrainConfig, it: u32) -> bool {
 }
 
 impl Average {
+    /// Forgets the average: the next update starts it at the parameters.
+    /// Density control calls it whenever it rearranges the Gaussians or
+    /// resets their opacities, which the schedule only does before the
+    /// average starts, unless a run is resumed with a longer `--iters`
+    /// (whose densification window then reaches past the checkpoint).
+    pub(super) fn restart(&mut self) {
+        self.updates = 0;
+    }
+
     /// Moves the average towards `params`: each value becomes `decay·average + (1 − decay)·param`. The first update,
     /// or one after the number of Gaussians changed (which the schedule
     /// rules out after the densification window), starts it at `params`.

@@ -281,9 +281,17 @@ impl Trainer {
                 ),
             ));
         }
-        let mut vals = bytes[16..]
+        let vals: Vec<f64> = bytes[16..]
             .chunks_exact(4)
-            .map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))));
+            .map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))))
+            .collect();
+        if let Some(i) = vals.iter().position(|v| !v.is_finite()) {
+            return Err(ck_err(
+                path,
+                format!("value {i} of the parameter average is not finite"),
+            ));
+        }
+        let mut vals = vals.into_iter();
         self.average.params = std::array::from_fn(|g| vals.by_ref().take(n * strides[g]).collect());
         self.average.updates = updates;
         Ok(())
@@ -470,7 +478,8 @@ impl Trainer {
             t.read_exposure(&sub.join(EXPOSURE_FILE), steps)?;
         }
         // the parameters' moving average, once started (checkpoints
-        // written before it existed have none)
+        // written before it existed have none); a run resumed without one
+        // neither needs nor reads it
         let updates = match meta.get("average_updates") {
             None => 0,
             Some(v) => v
@@ -478,7 +487,7 @@ impl Trainer {
                 .and_then(|v| u32::try_from(v).ok())
                 .ok_or_else(|| ck_err(&latest, "average_updates: not a non-negative integer"))?,
         };
-        if updates > 0 {
+        if updates > 0 && t.cfg.ema_window > 0 {
             t.read_average(&sub.join(AVERAGE_FILE), n, updates)?;
         }
         Ok(t)

@@ -166,6 +166,13 @@ impl Trainer {
         self.iteration
     }
 
+    /// Updates the parameters' moving average has had (0: none, the
+    /// parameters are the last iteration's; see
+    /// [`TrainConfig::ema_window`]).
+    pub fn average_updates(&self) -> u32 {
+        self.average.updates
+    }
+
     /// Number of Gaussians.
     pub fn len(&self) -> usize {
         self.params[3].len()

@@ -34,8 +34,10 @@ impl Strategy for Adc {
 }
 
 impl Trainer {
-    /// Opacities above 0.01 are set to 0.01 (and their moments cleared).
+    /// Opacities above 0.01 are set to 0.01 (and their moments cleared;
+    /// a parameter average under way starts again).
     pub fn reset_opacity(&mut self) {
+        self.average.restart();
         let cap = logit(0.01);
         for v in self.params[3].iter_mut() {
             *v = v.min(cap);

@@ -158,6 +158,8 @@ impl Trainer {
     /// a relocation) are first copied aside. The values are those of a
     /// copy into new vectors, on any thread count.
     pub(super) fn gather(&mut self, rows: &[Row]) {
+        // the rows are other splats now: a parameter average starts again
+        self.average.restart();
         let strides = self.strides();
         let n = rows.len();
         let mut moved = std::mem::take(&mut self.densify_scratch.moved);
