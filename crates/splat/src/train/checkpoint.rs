@@ -20,6 +20,28 @@ fn ck_err(path: &Path, m: impl std::fmt::Display) -> TrainError {
     }
 }
 
+/// Reads one of a checkpoint's binary files: `magic`, the count `n` as a
+/// little-endian `u64`, then `payload` bytes, which it returns. A file of
+/// another length, magic or count is an error naming it as not `what`
+/// (for example "a state file for 12 Gaussians").
+fn read_counted(
+    path: &Path,
+    magic: &[u8; 8],
+    n: usize,
+    payload: usize,
+    what: &str,
+) -> Result<Vec<u8>, TrainError> {
+    let bytes = std::fs::read(path).map_err(|e| ck_err(path, format!("cannot read: {e}")))?;
+    let want = 16 + payload;
+    if bytes.len() != want || &bytes[..8] != magic || bytes[8..16] != (n as u64).to_le_bytes() {
+        return Err(ck_err(
+            path,
+            format!("not {what} ({} bytes, expected {want})", bytes.len()),
+        ));
+    }
+    Ok(bytes)
+}
+
 const STATE_MAGIC: &[u8; 8] = b"CRTRAIN1";
 const EXPOSURE_MAGIC: &[u8; 8] = b"CREXPOS1";
 /// The exposure transforms' file in a checkpoint folder.
@@ -217,22 +239,10 @@ impl Trainer {
 
     /// Reads `exposure.bin` back (the views must be the run's).
     fn read_exposure(&mut self, path: &Path, steps: u32) -> Result<(), TrainError> {
-        let bytes = std::fs::read(path).map_err(|e| ck_err(path, format!("cannot read: {e}")))?;
         let n = self.data.train.len();
         let len = n * EXPOSURE_PARAMS;
-        let want = 16 + 8 * 3 * len;
-        if bytes.len() != want
-            || &bytes[..8] != EXPOSURE_MAGIC
-            || bytes[8..16] != (n as u64).to_le_bytes()
-        {
-            return Err(ck_err(
-                path,
-                format!(
-                    "not an exposure file for {n} training views ({} bytes, expected {want})",
-                    bytes.len()
-                ),
-            ));
-        }
+        let what = format!("an exposure file for {n} training views");
+        let bytes = read_counted(path, EXPOSURE_MAGIC, n, 8 * 3 * len, &what)?;
         let vals: Vec<f64> = bytes[16..]
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
@@ -266,21 +276,10 @@ impl Trainer {
     /// Reads `average.bin` back (for the checkpoint's `n` Gaussians), as
     /// the average of `updates` updates.
     fn read_average(&mut self, path: &Path, n: usize, updates: u32) -> Result<(), TrainError> {
-        let bytes = std::fs::read(path).map_err(|e| ck_err(path, format!("cannot read: {e}")))?;
         let strides = self.strides();
-        let want = 16 + 4 * n * strides.iter().sum::<usize>();
-        if bytes.len() != want
-            || &bytes[..8] != AVERAGE_MAGIC
-            || bytes[8..16] != (n as u64).to_le_bytes()
-        {
-            return Err(ck_err(
-                path,
-                format!(
-                    "not a parameter average for {n} Gaussians ({} bytes, expected {want})",
-                    bytes.len()
-                ),
-            ));
-        }
+        let payload = 4 * n * strides.iter().sum::<usize>();
+        let what = format!("a parameter average for {n} Gaussians");
+        let bytes = read_counted(path, AVERAGE_MAGIC, n, payload, &what)?;
         let vals: Vec<f64> = bytes[16..]
             .chunks_exact(4)
             .map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))))
@@ -434,21 +433,10 @@ impl Trainer {
         t.iteration = iteration;
         t.sh_active = sh_active.min(t.cfg.sh_degree);
         let bin = sub.join("state.bin");
-        let bytes = std::fs::read(&bin).map_err(|e| ck_err(&bin, format!("cannot read: {e}")))?;
         let strides = t.strides();
-        let want = 16 + 8 * n * (2 * strides.iter().sum::<usize>() + 3);
-        if bytes.len() != want
-            || &bytes[..8] != STATE_MAGIC
-            || bytes[8..16] != (n as u64).to_le_bytes()
-        {
-            return Err(ck_err(
-                &bin,
-                format!(
-                    "not a state file for {n} Gaussians ({} bytes, expected {want})",
-                    bytes.len()
-                ),
-            ));
-        }
+        let payload = 8 * n * (2 * strides.iter().sum::<usize>() + 3);
+        let what = format!("a state file for {n} Gaussians");
+        let bytes = read_counted(&bin, STATE_MAGIC, n, payload, &what)?;
         let mut vals = bytes[16..]
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")));
