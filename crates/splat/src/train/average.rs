@@ -63,9 +63,10 @@ impl Average {
         self.updates = 0;
     }
 
-    /// Moves the average towards `params`: each value becomes `decay·average + (1 − decay)·param`. The first update,
-    /// or one after the number of Gaussians changed (which the schedule
-    /// rules out after the densification window), starts it at `params`.
+    /// Moves the average towards `params`: each value becomes
+    /// `decay·average + (1 − decay)·param`. The first update, or one after
+    /// the number of Gaussians changed (which the schedule rules out after
+    /// the densification window), starts it at `params`.
     pub(super) fn update(&mut self, params: &[Vec<f64>; GROUPS], decay: f64) {
         let same = self.updates > 0
             && self
