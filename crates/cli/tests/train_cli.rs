@@ -139,6 +139,17 @@ fn train_writes_ply_renders_and_json_then_resumes() {
     // hundredfold, and four times that for a run this short
     assert_eq!(v["lr_mean"], 1.28e-3);
     assert_eq!(v["lr_mean_final"], 1.28e-5);
+    // the other groups' rates: the original's, the SH rate compressed
+    // fourfold too (a NeRF-synthetic scene keeps the original scale rate)
+    assert_eq!(
+        [
+            &v["lr_sh"],
+            &v["lr_opacity"],
+            &v["lr_scale"],
+            &v["lr_rotation"]
+        ],
+        [0.01, 0.05, 0.005, 0.001]
+    );
     assert!(out.join("point_cloud.ply").is_file());
     // test renders are named after their photos (test/r_0.png, …)
     assert!(out.join("renders/r_0.png").is_file());
@@ -166,6 +177,7 @@ fn train_writes_ply_renders_and_json_then_resumes() {
     assert_eq!(latest["lr_mean"], 1.28e-3);
     assert_eq!(latest["lr_mean_final"], 1.28e-5);
     assert_eq!(latest["lr_mean_steps"], 60);
+    assert_eq!(latest["lr_opacity"], 0.05);
     // a broken checkpoints/run.json is said, not passed over
     let record = out.join("checkpoints/run.json");
     let kept = std::fs::read(&record).unwrap();
