@@ -124,7 +124,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub opacity_reg: Option<f64>,
     /// The final model is an exponential moving average of the parameters
-    /// with a time constant of this many iterations, updated every 10
+    /// with a time constant of this many iterations, updated every 20
     /// iterations once densification has ended (the last iteration's
     /// parameters carry the noise of the last few photos seen); 0: the
     /// last iteration's parameters [default: 100].

@@ -265,14 +265,14 @@ impl Trainer {
     }
 
     /// `average.bin`: magic, Gaussian count, then each group's averaged
-    /// parameters in order, little-endian `f32` (the precision of the
-    /// checkpoint's PLY, which holds the parameters themselves).
+    /// parameters in order, little-endian `f32` (the average's own
+    /// precision, and the checkpoint's PLY's).
     fn average_bytes(&self) -> Vec<u8> {
         let mut b = Vec::new();
         b.extend_from_slice(AVERAGE_MAGIC);
         b.extend_from_slice(&(self.len() as u64).to_le_bytes());
         for x in self.average.params.iter().flatten() {
-            b.extend_from_slice(&(*x as f32).to_le_bytes());
+            b.extend_from_slice(&x.to_le_bytes());
         }
         b
     }
@@ -284,9 +284,9 @@ impl Trainer {
         let payload = 4 * n * strides.iter().sum::<usize>();
         let what = format!("a parameter average for {n} Gaussians");
         let bytes = read_counted(path, AVERAGE_MAGIC, n, payload, &what)?;
-        let vals: Vec<f64> = bytes[16..]
+        let vals: Vec<f32> = bytes[16..]
             .chunks_exact(4)
-            .map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))))
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect();
         if let Some(i) = vals.iter().position(|v| !v.is_finite()) {
             return Err(ck_err(

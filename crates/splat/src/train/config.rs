@@ -134,7 +134,7 @@ pub struct TrainConfig {
     pub coarse_factor: u32,
     /// The final model is an exponential moving average of the parameters
     /// with a time constant of this many iterations, taken after the
-    /// densification window, every 10 iterations (see `train::average`;
+    /// densification window, every 20 iterations (see `train::average`;
     /// [`EMA_WINDOW`] for the CLI's default and why); 0: the last
     /// iteration's parameters, as in the original 3DGS.
     pub ema_window: u32,

@@ -641,7 +641,7 @@ impl Trainer {
             if average::apply_now(&self.cfg, it) {
                 // the run's model is the average (the optimiser's moments
                 // stay: a run continued from here goes on from it)
-                self.params.clone_from(&self.average.params);
+                self.average.apply(&mut self.params);
             }
         }
     }
