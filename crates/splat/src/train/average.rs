@@ -19,8 +19,9 @@ use rayon::prelude::*;
 /// the parameters and the average (about 140 MB for 148,000 Gaussians of
 /// SH degree 3). Every 20 iterations scored as every 10 on two captures
 /// (−0.004 and −0.005 dB, with the same 100-iteration window) for half the
-/// passes: the capture default's 85 updates cost it about 0.6% of its
-/// wall time (BENCHMARKS.md, thirty-sixth and thirty-seventh sessions).
+/// passes: the capture default's 85 updates cost it less time than a
+/// sitting's noise (BENCHMARKS.md, thirty-sixth and thirty-seventh
+/// sessions).
 pub const EVERY: u32 = 20;
 
 /// The running average of every parameter group, and how many updates it
