@@ -70,10 +70,10 @@ pub struct TrainArgs {
     /// 3DGS's ratio].
     #[arg(long)]
     pub lr_mean_final: Option<f64>,
-    /// Learning rate of the colours' SH DC coefficients; the higher bands
-    /// learn at a twentieth of it [default: the original 3DGS's 2.5e-3,
-    /// times 4,000 / --iters for runs shorter than 4,000 iterations, at
-    /// most 1e-2].
+    /// Learning rate of the colours' SH DC coefficients, as given at any
+    /// run length; the higher bands learn at a twentieth of it [default:
+    /// the original 3DGS's 2.5e-3, times 4,000 / --iters for runs shorter
+    /// than 4,000 iterations, at most 1e-2].
     #[arg(long)]
     pub lr_sh: Option<f64>,
     /// Learning rate of the opacity logits [default: the original 3DGS's
@@ -96,7 +96,8 @@ pub struct TrainArgs {
     /// run's own length unless --iters is given (with a warning when DATA
     /// or --downscale is not the run's, as its checkpoints/run.json
     /// records them; --sh-degree, --antialiased and --exposure must be
-    /// the run's).
+    /// the run's; the learning rates are the flags' again, not the
+    /// checkpoint's, so give the run's --lr-* flags again).
     #[arg(long)]
     pub resume: bool,
     /// Cap on the number of Gaussians [default: one per 27 training pixels,

@@ -374,8 +374,7 @@ fn a_non_finite_value_stops_with_the_operation_named_and_the_checkpoint_intact()
 /// The final model is the parameters' moving average: with a window of
 /// one update interval or less (decay 0) it is the last iteration's
 /// parameters (rounded to the average's f32), with a longer one it
-/// differs from them; a
-/// checkpoint taken while it runs holds it (`average.bin`, and
+/// differs from them; a checkpoint taken while it runs holds it (`average.bin`, and
 /// `average_updates` in `latest.json`), a resumed run ends where the
 /// uninterrupted one does (within the f32 of the checkpoint's files), and
 /// a damaged `average.bin` is an error naming it.
@@ -396,13 +395,11 @@ fn the_final_model_is_the_parameters_moving_average_and_survives_a_resume() {
         }
         t
     };
-    let last = run(0, 100).gaussians::<f64>();
+    let plain = run(0, 100);
+    let last = plain.gaussians::<f64>();
     // a window of one update: the model is the last parameters (at the
     // average's f32 precision, the PLY's)
-    assert_eq!(
-        run(20, 100).gaussians::<f32>(),
-        run(0, 100).gaussians::<f32>()
-    );
+    assert_eq!(run(20, 100).gaussians::<f32>(), plain.gaussians::<f32>());
     let mut averaged = run(80, 100);
     assert_eq!(averaged.average_updates(), 4);
     let avg = averaged.gaussians::<f64>();
