@@ -412,21 +412,53 @@ pub fn run(a: TrainArgs) -> CliResult {
     rayon::scope(|_| run_on_worker(a))
 }
 
+/// The checks of `train`'s numeric flags that need no dataset (rates,
+/// weights, intervals in seconds), made before the dataset is loaded so
+/// that a mistyped flag is refused at once, by its name.
+fn check_values(a: &TrainArgs) -> CliResult<()> {
+    for (flag, v) in [
+        ("--lr-mean", a.lr_mean),
+        ("--lr-mean-final", a.lr_mean_final),
+        ("--lr-sh", a.lr_sh),
+        ("--lr-opacity", a.lr_opacity),
+        ("--lr-scale", a.lr_scale),
+        ("--lr-rotation", a.lr_rotation),
+    ] {
+        if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+            return Err(CliError::usage(format!(
+                "{flag}: must be a positive number (got {v})"
+            )));
+        }
+    }
+    if let Some(w) = a.opacity_reg.filter(|w| !(w.is_finite() && *w >= 0.0)) {
+        return Err(CliError::usage(format!(
+            "--opacity-reg: must be a number at least 0 (got {w})"
+        )));
+    }
+    if a.opacity_reg.is_some() && a.strategy == StrategyArg::Mcmc {
+        return Err(CliError::usage(
+            "--opacity-reg: the default strategy's; --strategy mcmc always applies 0.01",
+        ));
+    }
+    for (flag, v) in [
+        ("--checkpoint-every", a.checkpoint_every),
+        ("--eval-every", a.eval_every),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(CliError::usage(format!(
+                "{flag}: must be a number of seconds >= 0"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn run_on_worker(a: TrainArgs) -> CliResult {
+    check_values(&a)?;
     let background = match &a.background {
         Some(b) => parse_background(b)?,
         None => data::default_background(data::detect(&a.data)).map(f64::from),
     };
-    if !(a.checkpoint_every.is_finite() && a.checkpoint_every >= 0.0) {
-        return Err(CliError::usage(
-            "--checkpoint-every: must be a number of seconds >= 0",
-        ));
-    }
-    if !(a.eval_every.is_finite() && a.eval_every >= 0.0) {
-        return Err(CliError::usage(
-            "--eval-every: must be a number of seconds >= 0",
-        ));
-    }
     let opts = LoadOptions {
         background: background.map(|c| c as f32),
         downscale: a.downscale.unwrap_or(1),
@@ -525,10 +557,16 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             (None, Some(_)) => format!("the run's length ({iters})"),
             (None, None) => format!("the default length ({iters})"),
         };
+        // the model a run that ended here writes: a mid-run checkpoint's
+        // parameter average, not its live parameters
+        let from = match t.apply_average() {
+            true => "its parameters' moving average",
+            false => "it",
+        };
         eprintln!(
             "warning: the checkpoint has {resumed_from} iterations, {length} no more: nothing \
-             is trained, the outputs are written again from it (give --iters N, counting the \
-             checkpoint's iterations, to train further)"
+             is trained, the outputs are written again from {from} (give --iters N, counting \
+             the checkpoint's iterations, to train further)"
         );
     }
     let (eval_views, eval_split) = if t.data().test.is_empty() {
@@ -936,30 +974,7 @@ fn train_config(a: &TrainArgs, defaults: TrainConfig) -> CliResult<TrainConfig> 
     cfg.opacity_reset_every = a.opacity_reset_every.unwrap_or(cfg.opacity_reset_every);
     cfg.coarse_until = a.coarse_until.unwrap_or(cfg.coarse_until);
     cfg.coarse_factor = a.coarse_factor;
-    for (flag, v) in [
-        ("--lr-mean", a.lr_mean),
-        ("--lr-mean-final", a.lr_mean_final),
-        ("--lr-sh", a.lr_sh),
-        ("--lr-opacity", a.lr_opacity),
-        ("--lr-scale", a.lr_scale),
-        ("--lr-rotation", a.lr_rotation),
-    ] {
-        if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
-            return Err(CliError::usage(format!(
-                "{flag}: must be a positive number (got {v})"
-            )));
-        }
-    }
-    if let Some(w) = a.opacity_reg.filter(|w| !(w.is_finite() && *w >= 0.0)) {
-        return Err(CliError::usage(format!(
-            "--opacity-reg: must be a number at least 0 (got {w})"
-        )));
-    }
-    if a.opacity_reg.is_some() && cfg.strategy == Strategy::Mcmc {
-        return Err(CliError::usage(
-            "--opacity-reg: the default strategy's; --strategy mcmc always applies 0.01",
-        ));
-    }
+    check_values(a)?;
     // the final rate keeps the defaults' ratio to the initial one (left
     // as it is without --lr-mean, so the default run's rates are the
     // defaults' bits)
@@ -1242,6 +1257,15 @@ mod tests {
                 let e = config(&[&format!("{flag}={v}")]).expect_err("refused");
                 assert!(e.to_string().starts_with(&format!("{flag}:")), "{e}");
             }
+        }
+        // refused before the dataset is read: the folder does not exist,
+        // and the error is the flag's
+        for flag in ["--lr-mean=0", "--lr-rotation=-1", "--opacity-reg=-1"] {
+            let args = ["train", "/no/such/dataset/folder", "--out", "o", flag];
+            let a = Cli::try_parse_from(args).expect("flags parse").train;
+            let e = super::run(a).expect_err("refused");
+            let name = flag.split('=').next().unwrap();
+            assert!(e.to_string().starts_with(&format!("{name}:")), "{e}");
         }
     }
 

@@ -421,6 +421,32 @@ fn the_final_model_is_the_parameters_moving_average_and_survives_a_resume() {
     let meta = std::fs::read_to_string(dir.join("latest.json")).unwrap();
     assert!(meta.contains("\"average_updates\":2"), "{meta}");
     let cfg80 = ema(80);
+    // resumed with no iterations left (a shorter --iters): the model a run
+    // ending there writes is the checkpoint's average, as average.bin
+    // stores it (f32: 10 numbers a Gaussian before the opacities), not its
+    // live parameters
+    let short = TrainConfig {
+        iters: 60,
+        ..cfg80.clone()
+    };
+    let mut ended = Trainer::resume(ds.clone(), short.clone(), &dir).unwrap();
+    let live = ended.gaussians::<f32>();
+    assert!(ended.apply_average());
+    let stored = std::fs::read(sub.join("average.bin")).unwrap();
+    let n = live.len();
+    let stored_opacity: Vec<f32> = stored[16 + 4 * 10 * n..16 + 4 * 11 * n]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(ended.gaussians::<f32>().opacity_logits, stored_opacity);
+    assert_ne!(live.opacity_logits, stored_opacity);
+    // applying it again changes nothing (a finished run's checkpoint)
+    assert!(ended.apply_average());
+    assert_eq!(ended.gaussians::<f32>().opacity_logits, stored_opacity);
+    // a run without an average keeps its parameters
+    let mut plain_end = Trainer::resume(ds.clone(), ema(0), &dir).unwrap();
+    assert!(!plain_end.apply_average());
+    assert_eq!(plain_end.gaussians::<f32>(), live);
     let mut resumed = Trainer::resume(ds.clone(), cfg80.clone(), &dir).unwrap();
     while resumed.iteration() < 100 {
         resumed.step().unwrap();

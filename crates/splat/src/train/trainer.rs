@@ -173,6 +173,24 @@ impl Trainer {
         self.average.updates
     }
 
+    /// Makes the model what a run that ended at this iteration would have
+    /// written: the parameters' moving average when it has started and the
+    /// configuration keeps one ([`TrainConfig::ema_window`] > 0); returns
+    /// whether it did. For a run resumed from a checkpoint with no
+    /// iterations left to train: a mid-run checkpoint holds the live
+    /// parameters and the average beside them, and a finished run's
+    /// parameters already are its average (applying it again changes
+    /// nothing). The optimiser's moments stay, as at a run's end.
+    pub fn apply_average(&mut self) -> bool {
+        if self.cfg.ema_window == 0 || self.average.updates == 0 {
+            return false;
+        }
+        self.average.apply(&mut self.params);
+        // the f32 scene the last step drew is not the model any more
+        self.bufs.scene_stamp = None;
+        true
+    }
+
     /// Number of Gaussians.
     pub fn len(&self) -> usize {
         self.params[3].len()
