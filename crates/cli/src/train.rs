@@ -559,9 +559,10 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         };
         // the model a run that ended here writes: a mid-run checkpoint's
         // parameter average, not its live parameters
-        let from = match t.apply_average() {
-            true => "its parameters' moving average",
-            false => "it",
+        let from = if t.apply_average() {
+            "its parameters' moving average"
+        } else {
+            "it"
         };
         eprintln!(
             "warning: the checkpoint has {resumed_from} iterations, {length} no more: nothing \
@@ -974,6 +975,8 @@ fn train_config(a: &TrainArgs, defaults: TrainConfig) -> CliResult<TrainConfig> 
     cfg.opacity_reset_every = a.opacity_reset_every.unwrap_or(cfg.opacity_reset_every);
     cfg.coarse_until = a.coarse_until.unwrap_or(cfg.coarse_until);
     cfg.coarse_factor = a.coarse_factor;
+    // (made again here for callers that build a configuration without
+    // running: the CLI's tests)
     check_values(a)?;
     // the final rate keeps the defaults' ratio to the initial one (left
     // as it is without --lr-mean, so the default run's rates are the
@@ -1260,11 +1263,19 @@ mod tests {
         }
         // refused before the dataset is read: the folder does not exist,
         // and the error is the flag's
-        for flag in ["--lr-mean=0", "--lr-rotation=-1", "--opacity-reg=-1"] {
-            let args = ["train", "/no/such/dataset/folder", "--out", "o", flag];
-            let a = Cli::try_parse_from(args).expect("flags parse").train;
+        for flags in [
+            &["--lr-mean=0"][..],
+            &["--lr-rotation=-1"],
+            &["--opacity-reg=-1"],
+            &["--checkpoint-every=-5"],
+            &["--strategy", "mcmc", "--opacity-reg=0.5"],
+        ] {
+            let args = ["train", "/no/such/dataset/folder", "--out", "o"];
+            let a = Cli::try_parse_from(args.iter().chain(flags))
+                .expect("flags parse")
+                .train;
             let e = super::run(a).expect_err("refused");
-            let name = flag.split('=').next().unwrap();
+            let name = flags.last().unwrap().split('=').next().unwrap();
             assert!(e.to_string().starts_with(&format!("{name}:")), "{e}");
         }
     }

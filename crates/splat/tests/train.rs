@@ -376,8 +376,9 @@ fn a_non_finite_value_stops_with_the_operation_named_and_the_checkpoint_intact()
 /// parameters (rounded to the average's f32), with a longer one it
 /// differs from them; a checkpoint taken while it runs holds it (`average.bin`, and
 /// `average_updates` in `latest.json`), a resumed run ends where the
-/// uninterrupted one does (within the f32 of the checkpoint's files), and
-/// a damaged `average.bin` is an error naming it.
+/// uninterrupted one does (within the f32 of the checkpoint's files), one
+/// resumed with no iterations left writes the average (a finished run's
+/// model unchanged), and a damaged `average.bin` is an error naming it.
 #[test]
 fn the_final_model_is_the_parameters_moving_average_and_survives_a_resume() {
     let ds = tiny("ema");
@@ -422,31 +423,53 @@ fn the_final_model_is_the_parameters_moving_average_and_survives_a_resume() {
     assert!(meta.contains("\"average_updates\":2"), "{meta}");
     let cfg80 = ema(80);
     // resumed with no iterations left (a shorter --iters): the model a run
-    // ending there writes is the checkpoint's average, as average.bin
-    // stores it (f32: 10 numbers a Gaussian before the opacities), not its
-    // live parameters
+    // ending at 65 writes, not the live parameters: the average as
+    // average.bin stores it (f32; 10 numbers a Gaussian before the
+    // opacities) after the last iteration's update towards them (decay
+    // 1 − 20/80)
     let short = TrainConfig {
         iters: 60,
         ..cfg80.clone()
     };
     let mut ended = Trainer::resume(ds.clone(), short.clone(), &dir).unwrap();
-    let live = ended.gaussians::<f32>();
+    let live = ended.gaussians::<f64>();
     assert!(ended.apply_average());
     let stored = std::fs::read(sub.join("average.bin")).unwrap();
     let n = live.len();
-    let stored_opacity: Vec<f32> = stored[16 + 4 * 10 * n..16 + 4 * 11 * n]
+    let want: Vec<f32> = stored[16 + 4 * 10 * n..16 + 4 * 11 * n]
         .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .zip(&live.opacity_logits)
+        .map(|(b, &p)| {
+            let a = f64::from(f32::from_le_bytes(b.try_into().unwrap()));
+            (0.75 * a + 0.25 * p) as f32
+        })
         .collect();
-    assert_eq!(ended.gaussians::<f32>().opacity_logits, stored_opacity);
-    assert_ne!(live.opacity_logits, stored_opacity);
-    // applying it again changes nothing (a finished run's checkpoint)
-    assert!(ended.apply_average());
-    assert_eq!(ended.gaussians::<f32>().opacity_logits, stored_opacity);
+    assert_eq!(ended.gaussians::<f32>().opacity_logits, want);
+    assert_ne!(
+        live.opacity_logits,
+        want.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()
+    );
     // a run without an average keeps its parameters
     let mut plain_end = Trainer::resume(ds.clone(), ema(0), &dir).unwrap();
     assert!(!plain_end.apply_average());
-    assert_eq!(plain_end.gaussians::<f32>(), live);
+    assert_eq!(plain_end.gaussians::<f64>(), live);
+    // a finished run's checkpoint (at 90, not a multiple of 20: its
+    // average updated and applied there) is written again as it is
+    let done = tmp("ema-done");
+    let fin = TrainConfig {
+        iters: 90,
+        ..cfg80.clone()
+    };
+    let mut t90 = Trainer::new(ds.clone(), fin.clone()).unwrap();
+    while t90.iteration() < 90 {
+        t90.step().unwrap();
+    }
+    t90.save_checkpoint(&done).unwrap();
+    let mut again = Trainer::resume(ds.clone(), fin, &done).unwrap();
+    let before = again.gaussians::<f64>();
+    assert!(again.apply_average());
+    assert_eq!(again.gaussians::<f64>(), before);
+    assert_eq!(before, t90.gaussians::<f64>());
     let mut resumed = Trainer::resume(ds.clone(), cfg80.clone(), &dir).unwrap();
     while resumed.iteration() < 100 {
         resumed.step().unwrap();

@@ -98,6 +98,15 @@ impl Average {
         self.updates = if same { self.updates + 1 } else { 1 };
     }
 
+    /// Whether `params` are the average (as [`Average::apply`] leaves
+    /// them).
+    pub(super) fn is(&self, params: &[Vec<f64>; GROUPS]) -> bool {
+        self.params
+            .iter()
+            .zip(params)
+            .all(|(a, p)| a.len() == p.len() && a.iter().zip(p).all(|(&a, &p)| f64::from(a) == p))
+    }
+
     /// Copies the average into `params` (the run's model becomes it).
     pub(super) fn apply(&self, params: &mut [Vec<f64>; GROUPS]) {
         for (p, a) in params.iter_mut().zip(&self.params) {
@@ -128,8 +137,12 @@ mod tests {
         a.update(&p(0.1, 3), 0.5);
         assert_eq!(a.params[1][0], (0.5 * 7.0 + 0.5 * 0.1) as f32);
         let mut q = p(9.0, 1);
+        assert!(!a.is(&q));
         a.apply(&mut q);
         assert_eq!(q[4], vec![f64::from((0.5 * 7.0 + 0.5 * 0.1) as f32); 3]);
+        assert!(a.is(&q));
+        q[5][2] += 1e-9;
+        assert!(!a.is(&q));
     }
 
     #[test]

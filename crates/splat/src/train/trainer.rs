@@ -174,16 +174,24 @@ impl Trainer {
     }
 
     /// Makes the model what a run that ended at this iteration would have
-    /// written: the parameters' moving average when it has started and the
-    /// configuration keeps one ([`TrainConfig::ema_window`] > 0); returns
-    /// whether it did. For a run resumed from a checkpoint with no
-    /// iterations left to train: a mid-run checkpoint holds the live
-    /// parameters and the average beside them, and a finished run's
-    /// parameters already are its average (applying it again changes
-    /// nothing). The optimiser's moments stay, as at a run's end.
+    /// written: the parameters' moving average, when it has started and the
+    /// configuration keeps one ([`TrainConfig::ema_window`] > 0), after
+    /// the update a run's last iteration makes (unless the average was
+    /// updated at this iteration already, or the parameters already are
+    /// it); returns whether it did. For a run resumed from a checkpoint with
+    /// no iterations left to train: a mid-run checkpoint holds the live
+    /// parameters and the average as of its last update (every
+    /// [`average::EVERY`] iterations), and a finished run's parameters
+    /// already are its average (nothing changes). The optimiser's moments
+    /// stay, as at a run's end, and a checkpoint made afterwards holds the
+    /// average as its parameters, as a finished run's does.
     pub fn apply_average(&mut self) -> bool {
         if self.cfg.ema_window == 0 || self.average.updates == 0 {
             return false;
+        }
+        if self.iteration % average::EVERY != 0 && !self.average.is(&self.params) {
+            self.average
+                .update(&self.params, average::decay(self.cfg.ema_window));
         }
         self.average.apply(&mut self.params);
         // the f32 scene the last step drew is not the model any more

@@ -9,10 +9,11 @@
 //! becomes `1 − (1 − o)^(1/N)` and its scales are multiplied by
 //! `o / Σ_{i=1..N} Σ_{k=0..i−1} C(i−1, k) (−1)^k o'^(k+1) / √(k+1)` (the
 //! paper's equation 9). After every update, positions get noise shaped by
-//! each Gaussian's covariance, scaled by the original 3DGS's position
-//! learning rate at this point of the schedule times `NOISE_LR` (the rate
-//! gsplat's factor goes with, whatever rate the positions learn at) and
-//! gated to the nearly transparent ones. The loss gets
+//! each Gaussian's covariance, scaled by the position learning rate
+//! rescaled to start at the original 3DGS's 1.6·10⁻⁴ (the rate gsplat's
+//! factor goes with, whatever rate the positions learn at; it decays on
+//! the run's own schedule) times `NOISE_LR`, and gated to the nearly
+//! transparent ones. The loss gets
 //! `OPACITY_REG · mean(opacity) + SCALE_REG · mean(scale)`.
 
 use super::super::{logit, schedule, TrainConfig, Trainer, GROUPS};
