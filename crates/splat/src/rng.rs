@@ -36,6 +36,24 @@ impl Rng {
         lo + (hi - lo) * self.uniform()
     }
 
+    /// Moves to the `n`-th 64-bit draw of the stream (counted from its
+    /// start), as if `n` draws had been made: each [`Rng::uniform`] is one
+    /// draw, each [`Rng::normal`] two. So a stream consumed in known
+    /// amounts can be split between threads with the same numbers.
+    ///
+    /// ```
+    /// let (mut a, mut b) = (splat::rng::Rng::new(3), splat::rng::Rng::new(3));
+    /// for _ in 0..5 {
+    ///     a.normal();
+    /// }
+    /// b.seek(10);
+    /// assert_eq!(a.uniform(), b.uniform());
+    /// ```
+    pub fn seek(&mut self, n: u64) {
+        // a 64-bit draw is two of ChaCha's 32-bit words
+        self.0.set_word_pos(2 * u128::from(n));
+    }
+
     /// Standard normal (Box–Muller).
     pub fn normal(&mut self) -> f64 {
         let u = 1.0 - self.uniform();

@@ -20,6 +20,7 @@ use super::super::{logit, schedule, TrainConfig, Trainer, GROUPS};
 use super::{DensifyScratch, Row, Strategy};
 use crate::three::project::quat_to_rotmat;
 use crate::three::scene::Rng;
+use rayon::prelude::*;
 
 /// Noise scale relative to the original 3DGS's position learning rate
 /// (gsplat: 5·10⁵, with that rate).
@@ -36,6 +37,9 @@ pub(crate) const OPACITY_REG: f64 = crate::train::config::OPACITY_REG;
 pub(crate) const SCALE_REG: f64 = 0.01;
 /// Growth per round (5%, the paper's and gsplat's), the least a round adds.
 const GROWTH: f64 = 1.05;
+/// Gaussians per parallel task of the position noise (a few per thread
+/// for a capture's budget; the noise does not depend on it).
+const NOISE_CHUNK: usize = 8192;
 /// Copies of one Gaussian the relocation formula is evaluated up to.
 const N_MAX: usize = 51;
 
@@ -290,26 +294,46 @@ impl Trainer {
     /// rescaled to start at [`NOISE_BASE_LR`]): nearly transparent
     /// Gaussians explore, opaque ones stay.
     fn mcmc_noise(&mut self) {
+        self.mcmc_noise_in_chunks(NOISE_CHUNK);
+    }
+
+    /// [`Trainer::mcmc_noise`] in parallel over chunks of `chunk`
+    /// Gaussians: Gaussian `i` draws the stream's normals `3i` to `3i + 2`
+    /// (each chunk moves its copy of the stream to its first Gaussian's),
+    /// so the noise is the same for any chunk size and thread count.
+    fn mcmc_noise_in_chunks(&mut self, chunk: usize) {
         let scaler = self.group_lr(0) * (NOISE_BASE_LR / self.cfg.lr_mean) * NOISE_LR;
-        let mut rng = self.mcmc_rng(0x0015_E000);
-        for i in 0..self.len() {
-            let o = sigmoid(self.params[3][i]);
-            let gate = 1.0 / (1.0 + (-100.0 * (1.0 - o - 0.995)).exp());
-            let z = [rng.normal(), rng.normal(), rng.normal()];
-            if gate * scaler < 1e-300 {
-                continue;
-            }
-            let q = &self.params[2][4 * i..4 * i + 4];
-            let qn = q.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
-            let r = quat_to_rotmat([q[0] / qn, q[1] / qn, q[2] / qn, q[3] / qn]);
-            let s2 = [0, 1, 2].map(|k| (2.0 * self.params[1][3 * i + k]).exp());
-            // Σ z = R S² Rᵀ z
-            let rz = [0, 1, 2].map(|b| (0..3).map(|a| r[a][b] * z[a]).sum::<f64>() * s2[b]);
-            for a in 0..3 {
-                let d: f64 = (0..3).map(|b| r[a][b] * rz[b]).sum();
-                self.params[0][3 * i + a] += d * scaler * gate;
-            }
-        }
+        let rng = self.mcmc_rng(0x0015_E000);
+        let [means, scales, quats, opacities, ..] = &mut self.params;
+        let (scales, quats, opacities) = (&*scales, &*quats, &*opacities);
+        means
+            .par_chunks_mut(3 * chunk.max(1))
+            .enumerate()
+            .for_each(|(c, m)| {
+                let first = c * chunk.max(1);
+                let mut rng = rng.clone();
+                // three normals of two draws each per Gaussian
+                rng.seek(6 * first as u64);
+                for (j, m) in m.chunks_exact_mut(3).enumerate() {
+                    let i = first + j;
+                    let o = sigmoid(opacities[i]);
+                    let gate = 1.0 / (1.0 + (-100.0 * (1.0 - o - 0.995)).exp());
+                    let z = [rng.normal(), rng.normal(), rng.normal()];
+                    if gate * scaler < 1e-300 {
+                        continue;
+                    }
+                    let q = &quats[4 * i..4 * i + 4];
+                    let qn = q.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+                    let r = quat_to_rotmat([q[0] / qn, q[1] / qn, q[2] / qn, q[3] / qn]);
+                    let s2 = [0, 1, 2].map(|k| (2.0 * scales[3 * i + k]).exp());
+                    // Σ z = R S² Rᵀ z
+                    let rz = [0, 1, 2].map(|b| (0..3).map(|a| r[a][b] * z[a]).sum::<f64>() * s2[b]);
+                    for (a, ma) in m.iter_mut().enumerate() {
+                        let d: f64 = (0..3).map(|b| r[a][b] * rz[b]).sum();
+                        *ma += d * scaler * gate;
+                    }
+                }
+            });
     }
 }
 
@@ -469,6 +493,44 @@ mod trainer_tests {
                 * gate;
             let got = t.params[0][a] - before[a];
             assert!((got - want).abs() <= 1e-9 * want.abs(), "{got} vs {want}");
+        }
+    }
+
+    /// The parallel noise is the serial loop's to the bit, whatever the
+    /// chunk size: each Gaussian draws its own three normals of the stream.
+    #[test]
+    fn chunked_noise_is_the_serial_noise() {
+        let mut t = trainer("noise-chunks");
+        t.iteration = 5;
+        let n = t.len();
+        for i in 0..n {
+            t.params[3][i] = logit(if i % 3 == 0 { 0.002 } else { 0.4 });
+        }
+        // the serial reference: one stream, Gaussian after Gaussian
+        let mut want = t.params[0].clone();
+        let scaler = t.group_lr(0) * (NOISE_BASE_LR / t.cfg.lr_mean) * NOISE_LR;
+        let mut rng = t.mcmc_rng(0x0015_E000);
+        for i in 0..n {
+            let o = sigmoid(t.params[3][i]);
+            let gate = 1.0 / (1.0 + (-100.0 * (1.0 - o - 0.995)).exp());
+            let z = [rng.normal(), rng.normal(), rng.normal()];
+            let q = &t.params[2][4 * i..4 * i + 4];
+            let qn = q.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+            let r = quat_to_rotmat([q[0] / qn, q[1] / qn, q[2] / qn, q[3] / qn]);
+            let s2 = [0, 1, 2].map(|k| (2.0 * t.params[1][3 * i + k]).exp());
+            let rz = [0, 1, 2].map(|b| (0..3).map(|a| r[a][b] * z[a]).sum::<f64>() * s2[b]);
+            for a in 0..3 {
+                let d: f64 = (0..3).map(|b| r[a][b] * rz[b]).sum();
+                want[3 * i + a] += d * scaler * gate;
+            }
+        }
+        assert_ne!(want, t.params[0]);
+        for chunk in [1, 7, n, NOISE_CHUNK] {
+            let mut c = trainer("noise-chunks");
+            c.iteration = 5;
+            c.params[3].clone_from(&t.params[3]);
+            c.mcmc_noise_in_chunks(chunk);
+            assert_eq!(c.params[0], want, "chunk {chunk}");
         }
     }
 
