@@ -18,6 +18,14 @@
 //! makes them, and the sweep adds in the same order: the gradients are
 //! identical with or without the helper.
 //!
+//! A helper slower than the sweep (a vCPU that its host shares with other
+//! work makes the calls at half speed at times) never claims a block the
+//! sweep is about to reach: it claims at least [`LEAD`] blocks ahead of the
+//! sweep and marks those it leaps over as the sweep's own. The two then
+//! share the work (the sweep makes every block the helper leapt over)
+//! instead of the sweep waiting in vain for the block the helper is still
+//! making, and stopping it.
+//!
 //! The sweep never waits long for the helper (on a busy machine it may
 //! get little of a core): a block the helper claimed but has not finished
 //! after [`WAIT`] is swept with its partials computed in place (the
@@ -54,6 +62,18 @@ const WAIT: Duration = Duration::from_micros(1);
 /// itself).
 const PATIENCE: usize = 4;
 
+/// The fewest blocks ahead of the sweep's that the helper claims: enough
+/// that a helper making a block in twice the sweep's time finishes it
+/// before the sweep arrives. (`bench ad` on a Zen 2 VM whose helper made a
+/// block in 4.5 µs against the sweep's 3.5: the sweep 15.6–16.1 ns a step
+/// with a lead of 3 to 6, against 21.2–21.5 claiming the next block; see
+/// BENCHMARKS.md.)
+const LEAD: usize = 4;
+
+/// Marks `done[k % RING]` as `(k + 1) | LEAPT` when the helper leapt over
+/// block `k`: the sweep makes it.
+const LEAPT: usize = 1 << (usize::BITS - 1);
+
 /// Sweeps of fewer nodes run on one thread (a thread costs tens of
 /// microseconds to start; 2²⁰ nodes take milliseconds to sweep).
 pub(crate) const MIN_NODES: usize = 1 << 20;
@@ -85,7 +105,8 @@ pub(crate) struct Ahead<T> {
     next: AtomicUsize,
     /// The block the sweep is on (every block below it is finished with).
     at: AtomicUsize,
-    /// `done[k % RING] == k + 1` once block `k`'s partials are in its slot.
+    /// `done[k % RING] == k + 1` once block `k`'s partials are in its slot,
+    /// `(k + 1) | LEAPT` if the helper will not make them.
     done: [AtomicUsize; RING],
     /// Set by the sweep when it ends (or unwinds): the helper returns.
     stop: AtomicBool,
@@ -145,7 +166,14 @@ impl<T: Scalar> Ahead<T> {
         let done = &self.done[k % RING];
         let mut since: Option<Instant> = None;
         let mut spins = 0u32;
-        while done.load(Ordering::Acquire) != k + 1 {
+        loop {
+            let v = done.load(Ordering::Acquire);
+            if v == k + 1 {
+                break;
+            }
+            if v == (k + 1) | LEAPT {
+                return Err(false);
+            }
             std::hint::spin_loop();
             spins += 1;
             if spins % 8 == 0 {
@@ -176,11 +204,15 @@ impl<T: Scalar> Ahead<T> {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
-            let k = self.next.load(Ordering::Acquire);
+            let next = self.next.load(Ordering::Acquire);
+            let at = self.at.load(Ordering::Acquire);
+            // a block the sweep reaches before the helper could make it
+            // is left to the sweep
+            let k = next.max(at + LEAD);
             let Some(end) = top.checked_sub(k * BLOCK).filter(|&e| e > 0) else {
                 return;
             };
-            if k >= self.at.load(Ordering::Acquire) + RING {
+            if k >= at + RING {
                 // far enough ahead: let the sweep catch up
                 spins += 1;
                 if spins % 256 == 0 {
@@ -192,10 +224,16 @@ impl<T: Scalar> Ahead<T> {
             }
             if self
                 .next
-                .compare_exchange(k, k + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(next, k + 1, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
             {
                 continue;
+            }
+            // The blocks leapt over are the sweep's: their `done` entries
+            // last held blocks below `at` (`k < at + RING`), which the
+            // sweep has finished with.
+            for j in next..k {
+                self.done[j % RING].store((j + 1) | LEAPT, Ordering::Release);
             }
             let base = (k % RING) * BLOCK;
             // SAFETY: see `unsafe impl Sync`: the slot is this thread's
@@ -327,10 +365,7 @@ mod tests {
     /// it also checks the ring's synchronization for data races and the
     /// slot pointers for aliasing violations.
     fn take_blocks(n: usize, taken: usize) {
-        let args: Vec<f64> = (0..n).map(|i| i as f64 * 0.01 - 3.0).collect();
-        let cos: Vec<u64> = (0..n.div_ceil(64))
-            .map(|w| 0xAAAA_5555_0F0F_F0F0u64.rotate_left(w as u32))
-            .collect();
+        let (args, cos) = arguments(n);
         let ahead = Ahead::new();
         std::thread::scope(|s| {
             let _stop = StopOnDrop(&ahead);
@@ -338,19 +373,65 @@ mod tests {
             let mut feed = Feed::new(&ahead);
             for k in 0..taken {
                 let Some(b) = feed.block(k) else { continue };
-                for (j, &x) in b.iter().enumerate() {
-                    let Some(i) = n.checked_sub(k * BLOCK + 1 + j) else {
-                        break;
-                    };
-                    let kind = if cos[i / 64] >> (i % 64) & 1 == 1 {
-                        K_COS
-                    } else {
-                        K_SIN
-                    };
-                    assert_eq!(x.to_bits(), partial(kind, args[i]).to_bits(), "{k} {j}");
-                }
+                check_block(&args, &cos, k, b);
             }
         });
+    }
+
+    /// `n` arguments, and a pattern of `cos` (set) and `sin` bits for them.
+    fn arguments(n: usize) -> (Vec<f64>, Vec<u64>) {
+        let args = (0..n).map(|i| i as f64 * 0.01 - 3.0).collect();
+        let cos = (0..n.div_ceil(64))
+            .map(|w| 0xAAAA_5555_0F0F_F0F0u64.rotate_left(w as u32))
+            .collect();
+        (args, cos)
+    }
+
+    /// Block `k` made by the helper holds the partials of its arguments,
+    /// from the top.
+    fn check_block(args: &[f64], cos: &[u64], k: usize, b: &[f64]) {
+        let n = args.len();
+        for (j, &x) in b.iter().enumerate() {
+            let Some(i) = n.checked_sub(k * BLOCK + 1 + j) else {
+                break;
+            };
+            let kind = if cos[i / 64] >> (i % 64) & 1 == 1 {
+                K_COS
+            } else {
+                K_SIN
+            };
+            assert_eq!(x.to_bits(), partial(kind, args[i]).to_bits(), "{k} {j}");
+        }
+    }
+
+    /// A helper that starts behind the sweep (the sweep on block 5, which
+    /// nobody has claimed) claims block `5 + LEAD` first and leaves the
+    /// blocks it leapt over to the sweep, which takes them at once, with
+    /// no wait counted in vain; the blocks the helper made hold their
+    /// partials.
+    #[test]
+    fn a_helper_behind_the_sweep_leaps_ahead_and_leaves_the_blocks_between() {
+        let blocks = 5 + LEAD + 3;
+        let n = blocks * BLOCK - 9;
+        let (args, cos) = arguments(n);
+        let ahead = Ahead::new();
+        ahead.next.store(5, Ordering::Relaxed);
+        ahead.at.store(5, Ordering::Relaxed);
+        // every block is within the ring of the sweep's, so the helper
+        // makes them all, on this thread, and returns at the range's end
+        ahead.help(&args, &cos, n, float_mode());
+        assert_eq!(ahead.next.load(Ordering::Relaxed), blocks);
+        let mut feed = Feed::new(&ahead);
+        for k in 5..blocks {
+            match feed.block(k) {
+                Some(b) => {
+                    assert!(k >= 5 + LEAD, "block {k} was leapt over");
+                    check_block(&args, &cos, k, b);
+                }
+                None => assert!(k < 5 + LEAD, "block {k} was not made"),
+            }
+        }
+        assert_eq!(feed.vain, 0);
     }
 
     /// (How many blocks the helper makes depends on the cores' other
