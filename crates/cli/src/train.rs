@@ -435,6 +435,11 @@ fn check_values(a: &TrainArgs) -> CliResult<()> {
             "--opacity-reg: must be a number at least 0 (got {w})"
         )));
     }
+    if let Some(r) = a.retire_per_round.filter(|r| !(0.0..=1.0).contains(r)) {
+        return Err(CliError::usage(format!(
+            "--retire-per-round: must be a fraction from 0 to 1 (got {r})"
+        )));
+    }
     if a.opacity_reg.is_some() && a.strategy == StrategyArg::Mcmc {
         return Err(CliError::usage(
             "--opacity-reg: the default strategy's; --strategy mcmc always applies 0.01",
@@ -1268,6 +1273,7 @@ mod tests {
             &["--lr-rotation=-1"],
             &["--opacity-reg=-1"],
             &["--checkpoint-every=-5"],
+            &["--retire-per-round=1.5"],
             &["--strategy", "mcmc", "--opacity-reg=0.5"],
         ] {
             let args = ["train", "/no/such/dataset/folder", "--out", "o"];
