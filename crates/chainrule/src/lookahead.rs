@@ -118,7 +118,8 @@ pub(crate) struct Ahead<T> {
 // then taken block `k - RING + 1` (its `at` store is Release, after its
 // reads of block `k - RING`'s slot, the same slot). The sweep reads a slot
 // only after `done` says (Acquire) that the writes are finished, and only
-// until it takes the next block.
+// until it takes the next block; a block marked leapt over has its slot
+// neither written nor read.
 unsafe impl<T: Send> Sync for Ahead<T> {}
 
 /// Sets [`Ahead::stop`] when dropped, so that the helper returns even if
@@ -146,8 +147,9 @@ impl<T: Scalar> Ahead<T> {
     }
 
     /// Called by the sweep as it starts block `k` (blocks taken in order
-    /// from 0; block 0 at the range's top, before its first sine, so the
-    /// sweep nearly always sweeps that one itself): the block's partials,
+    /// from 0; block 0 at the range's top, before its first sine, and the
+    /// helper's first claim at least [`LEAD`] blocks down, so the sweep
+    /// sweeps the first few itself): the block's partials,
     /// from the top, if the helper has made them (or finishes them within
     /// `wait`), or `Err(waited)` if the sweep is to compute them itself
     /// (`waited`: it waited for the helper in vain).
@@ -222,18 +224,24 @@ impl<T: Scalar> Ahead<T> {
                 }
                 continue;
             }
+            // The blocks to leap over are marked as the sweep's before the
+            // claim, so that a sweep already waiting for one of them never
+            // waits in vain for the marks (the helper preempted between
+            // claim and marks). Their `done` entries last held blocks
+            // below `at` (`k < at + RING`), which the sweep has finished
+            // with. If the claim fails the marks stay, each naming only
+            // its own block: the helper never claims a block below `k`
+            // after this (the next try claims at least `k`: `at` only
+            // grows), so such a block is the sweep's either way.
+            for j in next..k {
+                self.done[j % RING].store((j + 1) | LEAPT, Ordering::Release);
+            }
             if self
                 .next
                 .compare_exchange(next, k + 1, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
             {
                 continue;
-            }
-            // The blocks leapt over are the sweep's: their `done` entries
-            // last held blocks below `at` (`k < at + RING`), which the
-            // sweep has finished with.
-            for j in next..k {
-                self.done[j % RING].store((j + 1) | LEAPT, Ordering::Release);
             }
             let base = (k % RING) * BLOCK;
             // SAFETY: see `unsafe impl Sync`: the slot is this thread's
@@ -442,7 +450,7 @@ mod tests {
         for _ in 0..20 {
             take_blocks(n, n.div_ceil(BLOCK));
             // a consumer that ends while the helper is still ahead of it
-            take_blocks(n, 3);
+            take_blocks(n, LEAD + 3);
         }
     }
 

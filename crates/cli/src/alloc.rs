@@ -1,18 +1,24 @@
 //! A counting global allocator, so benchmarks report peak heap bytes that
 //! were measured, not guessed. The `chainrule` binary installs it; the count
-//! costs four relaxed atomic operations per allocation.
+//! costs four relaxed atomic operations per allocation (five for a large
+//! one). The counts are the callers' sizes: a large block's extra page
+//! (below) is not counted.
 //!
-//! It also staggers large blocks within a page. The system allocator maps
-//! every block of 128 KiB or more on its own pages, so that all of them
+//! It also staggers large blocks within a page. glibc's allocator
+//! typically maps every large block on pages of its own (from 128 KiB up,
+//! a threshold that rises as large blocks are freed), so that they all
 //! start at the same offset in a page, and the trainer's arrays of one
 //! Gaussian group (parameters, Adam's two moments, gradients, the `f32`
 //! copy) then map entry `i` to the same first-level cache sets: the loops
 //! that stream several of them at once (the optimiser's pass) lose their
 //! cache lines to each other. Blocks of [`STAGGER_MIN`] bytes or more
 //! start [`STAGGER_STEP`]-aligned at an offset that changes from one block
-//! to the next (`bench train` on a capture, Zen 2: the optimiser 22.5 →
-//! 16.1 ms an iteration, the iteration 127–131 → 119–121 ms; see
-//! BENCHMARKS.md). Addresses change nothing computed.
+//! to the next, inside a system block a page larger (asked for at the
+//! alignment of `malloc`, so that zeroed blocks still come from `calloc`
+//! and growing ones from `realloc`). `bench train` on a capture, Zen 2:
+//! the optimiser 22.1–22.5 → 15.0–15.9 ms an iteration, the iteration
+//! 130.7–133.4 → 124.1–124.3 ms (see BENCHMARKS.md). Addresses change
+//! nothing computed.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,6 +42,11 @@ pub const STAGGER_STEP: usize = 64;
 /// Offsets in a page: 63 cache lines, the first kept for the header.
 const STAGGER_SLOTS: usize = 4096 / STAGGER_STEP - 1;
 
+/// The alignment the system block is asked for: at most what `malloc`
+/// gives (std's `System` then calls `malloc`, `calloc` and `realloc`; at
+/// a larger one it zeroes by hand and reallocates by copying).
+const OUTER_ALIGN: usize = 8;
+
 /// Staggered blocks so far: the next one's offset.
 static STAGGERED: AtomicUsize = AtomicUsize::new(0);
 
@@ -45,15 +56,40 @@ fn staggered(layout: Layout) -> bool {
     layout.size() >= STAGGER_MIN && layout.align() <= STAGGER_STEP
 }
 
-/// The system block under a staggered block of `size` bytes: a page more
-/// (the largest offset plus the header), aligned to a cache line.
+/// The system block under a staggered block of `size` bytes: a page and
+/// a cache line more (the alignment, the largest offset and the header).
 fn outer(size: usize) -> Option<Layout> {
-    Layout::from_size_align(size.checked_add(4096)?, STAGGER_STEP).ok()
+    Layout::from_size_align(size.checked_add(4096 + STAGGER_STEP)?, OUTER_ALIGN).ok()
 }
 
-/// The staggered block in the system block `base` (null stays null): the
-/// next offset, with `base` stored just below the returned address for
-/// `dealloc` and `realloc`.
+/// The first cache-line boundary at or after `base`.
+fn line_at_or_after(base: *mut u8) -> *mut u8 {
+    let a = base as usize;
+    let pad = a.next_multiple_of(STAGGER_STEP) - a;
+    base.wrapping_add(pad)
+}
+
+/// Puts the staggered block `slot` bytes after the first cache-line
+/// boundary of the system block `base`, with `base` stored just below it
+/// for `dealloc` and `realloc`; returns the block.
+///
+/// # Safety
+/// `base` is a block of an [`outer`] layout and `slot` is a multiple of
+/// [`STAGGER_STEP`] from 64 to `64 · STAGGER_SLOTS`.
+unsafe fn place(base: *mut u8, slot: usize) -> *mut u8 {
+    // SAFETY: the boundary is at most 63 bytes in, the slot at most 4032
+    // more, so the block ends within the outer one's `size + 4160` bytes;
+    // the header's 8 bytes lie between the boundary and the block (slot
+    // >= 64), and are 8-aligned as the block is 64-aligned
+    unsafe {
+        let p = line_at_or_after(base).add(slot);
+        p.cast::<*mut u8>().sub(1).write(base);
+        p
+    }
+}
+
+/// The staggered block in the new system block `base` (null stays null),
+/// at the next slot.
 ///
 /// # Safety
 /// `base` is null or a block of an [`outer`] layout.
@@ -61,17 +97,11 @@ unsafe fn stagger(base: *mut u8) -> *mut u8 {
     if base.is_null() {
         return base;
     }
-    let k = STAGGERED.fetch_add(1, Ordering::Relaxed);
-    // 37 is prime to 63: consecutive blocks 37 lines apart, every offset
+    let k = STAGGERED.fetch_add(1, Ordering::Relaxed) % STAGGER_SLOTS;
+    // 37 is prime to 63: consecutive blocks 37 lines apart, every slot
     // used before one repeats
-    let off = STAGGER_STEP * (1 + (k * 37) % STAGGER_SLOTS);
-    // SAFETY: off + size <= the outer block's size, and the header's 8
-    // bytes lie in the block's first `off` bytes (off >= 64)
-    unsafe {
-        let p = base.add(off);
-        p.cast::<*mut u8>().sub(1).write(base);
-        p
-    }
+    // SAFETY: the caller's block, and a slot in range
+    unsafe { place(base, STAGGER_STEP * (1 + (k * 37) % STAGGER_SLOTS)) }
 }
 
 /// The system block under the staggered block `p`.
@@ -162,20 +192,27 @@ unsafe impl GlobalAlloc for CountingAlloc {
             (true, true) => match (outer(layout.size()), outer(new_size)) {
                 // SAFETY: `ptr` is staggered in a block of layout `o`;
                 // the resized block keeps its first `off + min(sizes)`
-                // bytes, the caller's data among them, and has room for
-                // the header below them
+                // bytes, the caller's data among them; the data moves
+                // within the block (`copy` allows overlap) before `place`
+                // writes the header below its new position
                 (Some(o), Some(no)) => unsafe {
                     let base = base_of(ptr);
                     let off = ptr.offset_from(base) as usize;
+                    let slot = ptr.offset_from(line_at_or_after(base)) as usize;
                     let nb = System.realloc(base, o, no.size());
                     if nb.is_null() {
                         nb
                     } else {
-                        // the header moved with the block: it names the
-                        // old base
-                        let p = nb.add(off);
-                        p.cast::<*mut u8>().sub(1).write(nb);
-                        p
+                        // the same slot after the new block's first
+                        // boundary (where the data is unless the new
+                        // block's offset to a cache line differs: then
+                        // moved there first), and a header naming the
+                        // new base
+                        let p = line_at_or_after(nb).add(slot);
+                        if p != nb.add(off) {
+                            std::ptr::copy(nb.add(off), p, layout.size().min(new_size));
+                        }
+                        place(nb, slot)
                     }
                 },
                 _ => std::ptr::null_mut(),
@@ -245,8 +282,8 @@ pub fn measure_peak<R>(f: impl FnOnce() -> R) -> (R, usize) {
 mod tests {
     use super::*;
 
-    /// Large blocks start at different offsets in a page, each aligned to
-    /// a cache line; their bytes survive growing in place or by moving,
+    /// Large blocks start at different offsets from their system blocks'
+    /// first cache-line boundary, each aligned to a cache line; their bytes survive growing in place or by moving,
     /// shrinking below the threshold and growing above it again; zeroed
     /// ones are zeroed; a block that asks for a page's alignment gets it
     /// (not staggered); and the live count is the callers' bytes
@@ -261,11 +298,17 @@ mod tests {
         // the layout (or size) it has
         unsafe {
             let blocks: Vec<*mut u8> = (0..4).map(|_| a.alloc(big)).collect();
-            let mut offsets: Vec<usize> = blocks.iter().map(|&p| p as usize % 4096).collect();
-            assert!(offsets.iter().all(|o| o % STAGGER_STEP == 0), "{offsets:?}");
-            offsets.sort_unstable();
-            offsets.dedup();
-            assert_eq!(offsets.len(), 4, "the same offset twice");
+            assert!(blocks.iter().all(|&p| p as usize % STAGGER_STEP == 0));
+            // (the slot after the system block's first cache-line
+            // boundary: distinct for consecutive blocks whatever offsets
+            // in a page the system's blocks have)
+            let mut slots: Vec<usize> = blocks
+                .iter()
+                .map(|&p| p as usize - line_at_or_after(base_of(p)) as usize)
+                .collect();
+            slots.sort_unstable();
+            slots.dedup();
+            assert_eq!(slots.len(), 4, "the same slot twice");
             assert_eq!(live_bytes(), live + 4 * big.size());
             for (i, &p) in blocks.iter().enumerate() {
                 for j in 0..big.size() {
