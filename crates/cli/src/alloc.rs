@@ -104,6 +104,29 @@ unsafe fn stagger(base: *mut u8) -> *mut u8 {
     unsafe { place(base, STAGGER_STEP * (1 + (k * 37) % STAGGER_SLOTS)) }
 }
 
+/// The staggered block in the system block `nb` that a `realloc` made
+/// from one whose block was `off` bytes in, at `slot`, keeping its first
+/// `len` bytes: the same slot after `nb`'s first cache-line boundary,
+/// where the data already is unless `nb`'s offset to a cache line
+/// differs from the old block's (then it is moved there first), with a
+/// header naming `nb`.
+///
+/// # Safety
+/// `nb` is a block of an [`outer`] layout for at least `len` bytes whose
+/// bytes `off..off + len` are the data, and `slot` is as [`place`] takes.
+unsafe fn restagger(nb: *mut u8, off: usize, slot: usize, len: usize) -> *mut u8 {
+    let p = line_at_or_after(nb).wrapping_add(slot);
+    // SAFETY: both ranges lie within the block's first `4095 + len`
+    // bytes; `copy` allows overlap; the header goes below the data's new
+    // place after the move
+    unsafe {
+        if p != nb.add(off) {
+            std::ptr::copy(nb.add(off), p, len);
+        }
+        place(nb, slot)
+    }
+}
+
 /// The system block under the staggered block `p`.
 ///
 /// # Safety
@@ -203,16 +226,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
                     if nb.is_null() {
                         nb
                     } else {
-                        // the same slot after the new block's first
-                        // boundary (where the data is unless the new
-                        // block's offset to a cache line differs: then
-                        // moved there first), and a header naming the
-                        // new base
-                        let p = line_at_or_after(nb).add(slot);
-                        if p != nb.add(off) {
-                            std::ptr::copy(nb.add(off), p, layout.size().min(new_size));
-                        }
-                        place(nb, slot)
+                        restagger(nb, off, slot, layout.size().min(new_size))
                     }
                 },
                 _ => std::ptr::null_mut(),
@@ -281,6 +295,42 @@ pub fn measure_peak<R>(f: impl FnOnce() -> R) -> (R, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A block that `realloc` moved to a system block at another offset to
+    /// a cache line (as the heap's blocks can be) is moved to its slot
+    /// there, 64-aligned, with its bytes and a header naming the new
+    /// block; one at the same offset stays. (A buffer stands in for the
+    /// system block, the data placed as the old block had it.)
+    #[test]
+    fn a_block_realloc_moved_off_its_line_is_put_back_on_it() {
+        let len = 3000;
+        let slot = 5 * STAGGER_STEP;
+        let mut buf = vec![0u64; (len + 4096 + STAGGER_STEP) / 8 + 16];
+        let start = buf.as_mut_ptr().cast::<u8>();
+        for shift in [0, 8, 24, 56] {
+            // the new system block `shift` bytes past a cache line, its
+            // data where the old block's offset put it (the old block's
+            // base was on a cache line, so `off` = `slot`)
+            let nb = line_at_or_after(start).wrapping_add(shift);
+            let off = slot;
+            // SAFETY: every access lies within `buf` (`nb` at most 63 +
+            // 56 bytes in, then `off + len`, or the slot after the next
+            // boundary plus `len`, within the 16 spare words)
+            unsafe {
+                for j in 0..len {
+                    *nb.add(off + j) = (j * 7 % 251) as u8;
+                }
+                let p = restagger(nb, off, slot, len);
+                assert_eq!(p as usize % STAGGER_STEP, 0, "shift {shift}");
+                assert_eq!(p as usize - line_at_or_after(nb) as usize, slot);
+                assert_eq!(base_of(p), nb);
+                assert_eq!(p == nb.add(off), shift == 0);
+                for j in 0..len {
+                    assert_eq!(*p.add(j), (j * 7 % 251) as u8, "shift {shift} byte {j}");
+                }
+            }
+        }
+    }
 
     /// Large blocks start at different offsets from their system blocks'
     /// first cache-line boundary, each aligned to a cache line; their bytes survive growing in place or by moving,
