@@ -1,6 +1,7 @@
 //! Adam with a learning rate per parameter (bias-corrected, as the JAX peer:
 //! `p −= lr · m̂ / (√v̂ + ε)`).
 
+use crate::simd::prefetch_bytes;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -68,6 +69,11 @@ impl Step {
         *p -= self.rate * *m / (v.sqrt() * self.rsq + self.eps);
     }
 }
+
+/// How many rows ahead [`Step::update_rows`] asks for the gradient and
+/// copy rows it will read and write when they lie in longer rows (6 and
+/// 12 measured alike).
+const ROWS_AHEAD: usize = 12;
 
 /// Adam's bias corrections `(1 − β₁ᵗ, 1 − β₂ᵗ)` at step `t`.
 fn bias_corrections(b1: f64, b2: f64, t: u32) -> (f64, f64) {
@@ -147,8 +153,19 @@ impl Step {
         drawn: Option<(&[u32], Undrawn)>,
     ) -> Checked {
         let mut seen = Checked::FINITE;
+        // rows of longer rows (the SH groups' gradient and copy rows of a
+        // Gaussian, whose undrawn rows are skipped): asked for ahead, so
+        // that the misses overlap (`bench train` on a capture, Zen 2:
+        // optimiser 14.4–15.3 → 12.1–13.9 ms)
+        let (g_at, c_at) = (g.as_ptr(), c.as_ptr());
+        let ahead = gs > w || cs > w;
         let rows = g.chunks_exact(gs).zip(c.chunks_exact_mut(cs));
         for (r, (gr, cr)) in rows.enumerate() {
+            if ahead {
+                let next = r + ROWS_AHEAD;
+                prefetch_bytes(g_at.wrapping_add(next * gs), 4 * gs);
+                prefetch_bytes(c_at.wrapping_add(next * cs), 4 * cs);
+            }
             let gr = match drawn {
                 Some((d, Undrawn::Skip)) if d[r] == 0 => continue,
                 Some((d, Undrawn::Decay)) if d[r] == 0 => None,

@@ -98,6 +98,29 @@ impl Simd {
     }
 }
 
+/// Asks the processor to bring the `len` bytes from `at` into its caches,
+/// every cache line of them: for rows of a long buffer visited with gaps
+/// (a Gaussian's SH row, skipped when the view did not draw it), which
+/// the hardware's prefetchers do not follow. A hint only: nothing is read
+/// or written, and an address outside the buffer is never dereferenced
+/// (callers may pass rows past the end).
+#[inline(always)]
+pub(crate) fn prefetch_bytes<T>(at: *const T, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let at = at.cast::<i8>();
+        let mut off = 0;
+        while off < len {
+            // SAFETY: a prefetch never faults (the address is only a hint).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(off)) };
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, len);
+}
+
 #[cfg(test)]
 mod tests {
     use super::Simd;

@@ -32,7 +32,9 @@ use rayon::prelude::*;
 
 use super::camera::Camera;
 use super::scene::{GaussianVars, Gaussians};
+use super::sh::SH_ROWS_AHEAD;
 use crate::raster::{opacity_aware_bound, pixel_rect};
+use crate::simd::prefetch_bytes;
 
 /// Settings of the projection.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -783,6 +785,11 @@ pub(crate) fn project_sh_backward_seen_into<T: Scalar>(
     // without `radii`)
     size_grads(g, out);
     out.sh.resize(g.sh.len(), z);
+    // a drawn Gaussian's SH row and its gradient row (192 bytes each at
+    // degree 3), asked for a few Gaussians ahead: the undrawn ones are
+    // skipped, a pattern the hardware's prefetchers do not follow
+    let (sh_at, gsh_at) = (g.sh.as_ptr() as usize, out.sh.as_ptr() as usize);
+    let row = kk * 3 * std::mem::size_of::<T>();
     out.means
         .par_iter_mut()
         .zip(out.log_scales.par_iter_mut())
@@ -792,6 +799,11 @@ pub(crate) fn project_sh_backward_seen_into<T: Scalar>(
         .enumerate()
         .with_min_len(256)
         .for_each(|(i, ((((m, s), q), o), gco))| {
+            let next = i + SH_ROWS_AHEAD;
+            if radii.is_none_or(|r| r.get(next).is_some_and(|&r| r > 0)) {
+                prefetch_bytes((sh_at + next * row) as *const u8, row);
+                prefetch_bytes((gsh_at + next * row) as *const u8, row);
+            }
             let f = &grads.features[4 * i..4 * i + 4];
             let gr = (grads.means2d[i], grads.conics[i], f[3], grads.opacities[i]);
             (*m, *s, *q, *o) = backward_splat(g, i, &k, gr);

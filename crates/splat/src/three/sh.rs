@@ -11,6 +11,12 @@ use chainrule::{Scalar, Tape, Var};
 use rayon::prelude::*;
 
 use super::scene::{sh_coeffs, GaussianVars, Gaussians};
+use crate::simd::prefetch_bytes;
+
+/// How many Gaussians ahead the passes over drawn Gaussians' SH rows
+/// ([`sh_forward_drawn_into`], the fused projection and SH backward) ask
+/// for the rows they will read and write.
+pub(crate) const SH_ROWS_AHEAD: usize = 8;
 
 /// Band 0 constant, `1 / (2 sqrt(π))`.
 pub const SH_C0: f64 = 0.282_094_791_773_878_14;
@@ -184,6 +190,10 @@ pub fn sh_forward_drawn_into<T: Scalar>(
     let kk = g.sh_coeffs();
     let nk = sh_coeffs(degree);
     let half = T::from_f64(0.5);
+    // a drawn Gaussian's SH row, asked for a few Gaussians ahead (the
+    // undrawn ones are skipped, which the hardware's prefetchers do not
+    // follow)
+    let (sh_at, row) = (g.sh.as_ptr() as usize, kk * 3 * std::mem::size_of::<T>());
     out.clear();
     out.par_extend(
         g.means
@@ -192,6 +202,10 @@ pub fn sh_forward_drawn_into<T: Scalar>(
             .zip(g.sh.par_chunks_exact(kk * 3))
             .enumerate()
             .map(|(i, (m, co))| {
+                let next = i + SH_ROWS_AHEAD;
+                if radii.is_none_or(|r| r.get(next).is_some_and(|&r| r > 0)) {
+                    prefetch_bytes((sh_at + next * row) as *const u8, row);
+                }
                 if radii.is_some_and(|r| r[i] == 0) {
                     return [T::zero(); 3];
                 }
