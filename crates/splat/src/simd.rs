@@ -103,18 +103,22 @@ impl Simd {
 /// (a Gaussian's SH row, skipped when the view did not draw it), which
 /// the hardware's prefetchers do not follow. A hint only: nothing is read
 /// or written, and an address outside the buffer is never dereferenced
-/// (callers may pass rows past the end).
+/// (callers may pass rows past the end). Wherever `at` falls in its
+/// line: the last byte's line is asked for too.
 #[inline(always)]
 pub(crate) fn prefetch_bytes<T>(at: *const T, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         let at = at.cast::<i8>();
+        // SAFETY (both): a prefetch never faults (the address is a hint).
         let mut off = 0;
         while off < len {
-            // SAFETY: a prefetch never faults (the address is only a hint).
             unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(off)) };
             off += 64;
+        }
+        if len > 0 {
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(len - 1)) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -31,7 +31,7 @@ use chainrule::{sigmoid, Scalar, Tape, Var};
 use rayon::prelude::*;
 
 use super::camera::Camera;
-use super::scene::{GaussianVars, Gaussians};
+use super::scene::{sh_coeffs, GaussianVars, Gaussians};
 use super::sh::SH_ROWS_AHEAD;
 use crate::raster::{opacity_aware_bound, pixel_rect};
 use crate::simd::prefetch_bytes;
@@ -785,11 +785,14 @@ pub(crate) fn project_sh_backward_seen_into<T: Scalar>(
     // without `radii`)
     size_grads(g, out);
     out.sh.resize(g.sh.len(), z);
-    // a drawn Gaussian's SH row and its gradient row (192 bytes each at
-    // degree 3), asked for a few Gaussians ahead: the undrawn ones are
-    // skipped, a pattern the hardware's prefetchers do not follow
-    let (sh_at, gsh_at) = (g.sh.as_ptr() as usize, out.sh.as_ptr() as usize);
+    // a drawn Gaussian's SH row (the part this degree reads) and its
+    // gradient row (written whole; 192 bytes in f32 at degree 3), asked
+    // for a few Gaussians ahead: the undrawn ones are skipped, a pattern
+    // the hardware's prefetchers do not follow (addresses, not pointers:
+    // the closure must be `Sync`)
+    let (sh_at, gsh_at) = (g.sh.as_ptr().addr(), out.sh.as_ptr().addr());
     let row = kk * 3 * std::mem::size_of::<T>();
+    let read = sh_coeffs(degree) * 3 * std::mem::size_of::<T>();
     out.means
         .par_iter_mut()
         .zip(out.log_scales.par_iter_mut())
@@ -800,9 +803,9 @@ pub(crate) fn project_sh_backward_seen_into<T: Scalar>(
         .with_min_len(256)
         .for_each(|(i, ((((m, s), q), o), gco))| {
             let next = i + SH_ROWS_AHEAD;
-            if radii.is_none_or(|r| r.get(next).is_some_and(|&r| r > 0)) {
-                prefetch_bytes((sh_at + next * row) as *const u8, row);
-                prefetch_bytes((gsh_at + next * row) as *const u8, row);
+            if next < n && radii.is_none_or(|r| r[next] > 0) {
+                prefetch_bytes(std::ptr::without_provenance::<u8>(sh_at + next * row), read);
+                prefetch_bytes(std::ptr::without_provenance::<u8>(gsh_at + next * row), row);
             }
             let f = &grads.features[4 * i..4 * i + 4];
             let gr = (grads.means2d[i], grads.conics[i], f[3], grads.opacities[i]);

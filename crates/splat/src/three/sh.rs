@@ -190,10 +190,15 @@ pub fn sh_forward_drawn_into<T: Scalar>(
     let kk = g.sh_coeffs();
     let nk = sh_coeffs(degree);
     let half = T::from_f64(0.5);
-    // a drawn Gaussian's SH row, asked for a few Gaussians ahead (the
-    // undrawn ones are skipped, which the hardware's prefetchers do not
-    // follow)
-    let (sh_at, row) = (g.sh.as_ptr() as usize, kk * 3 * std::mem::size_of::<T>());
+    // a drawn Gaussian's SH row (the part this degree reads), asked for a
+    // few Gaussians ahead: the undrawn ones are skipped, which the
+    // hardware's prefetchers do not follow (an address, not a pointer:
+    // the closure must be `Sync`)
+    let (sh_at, n) = (g.sh.as_ptr().addr(), g.len());
+    let (row, read) = (
+        kk * 3 * std::mem::size_of::<T>(),
+        nk * 3 * std::mem::size_of::<T>(),
+    );
     out.clear();
     out.par_extend(
         g.means
@@ -203,8 +208,8 @@ pub fn sh_forward_drawn_into<T: Scalar>(
             .enumerate()
             .map(|(i, (m, co))| {
                 let next = i + SH_ROWS_AHEAD;
-                if radii.is_none_or(|r| r.get(next).is_some_and(|&r| r > 0)) {
-                    prefetch_bytes((sh_at + next * row) as *const u8, row);
+                if next < n && radii.is_none_or(|r| r[next] > 0) {
+                    prefetch_bytes(std::ptr::without_provenance::<u8>(sh_at + next * row), read);
                 }
                 if radii.is_some_and(|r| r[i] == 0) {
                     return [T::zero(); 3];
