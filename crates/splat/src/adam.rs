@@ -154,8 +154,10 @@ impl Step {
     ) -> Checked {
         let mut seen = Checked::FINITE;
         // rows of longer rows (the SH groups' gradient and copy rows of a
-        // Gaussian, 192 bytes each, visited with gaps): asked for ahead, so
-        // that the misses overlap (`bench train` on a capture, Zen 2:
+        // Gaussian, 192 bytes each, visited with gaps): the group's span of
+        // a row asked for ahead, so that the misses overlap (only the span:
+        // as fast as the whole row, and no waste for narrow groups of wide
+        // rows; `bench train` on a capture, Zen 2:
         // optimiser 14.4–15.3 → 12.1–13.9 ms). An undrawn row's gradients
         // are asked for too, though not read: testing `drawn` per row
         // measured slower (optimiser 12.5–12.6 against 12.1–12.2 ms), a
@@ -168,8 +170,8 @@ impl Step {
         for (r, (gr, cr)) in rows.enumerate() {
             let next = r + ROWS_AHEAD;
             if ahead && next < n_rows {
-                prefetch_bytes(g_at.wrapping_add(next * gs), row_bytes(gs));
-                prefetch_bytes(c_at.wrapping_add(next * cs), row_bytes(cs));
+                prefetch_bytes(g_at.wrapping_add(next * gs + go), row_bytes(w));
+                prefetch_bytes(c_at.wrapping_add(next * cs + co), row_bytes(w));
             }
             let gr = match drawn {
                 Some((d, Undrawn::Skip)) if d[r] == 0 => continue,
