@@ -13,8 +13,8 @@
 use crate::lookahead;
 use crate::scalar::Scalar;
 use crate::tape::{
-    n_partials, parents, partial, takes_arg, Arena, NonFinite, Tape, Var, IN_BACKWARD, KIND_MASK,
-    K_ADD, K_BINARY, K_COS, K_PASS, K_SIN, K_UNARY,
+    n_partials, parents, partial, takes_arg, Arena, NonFinite, Tape, Var, IN_BACKWARD, K_ADD,
+    K_BINARY, K_COS, K_LEAF, K_PASS, K_SIN, K_UNARY,
 };
 
 /// The gradients of one output with respect to every node recorded before it.
@@ -447,6 +447,13 @@ fn sweep_helped<T: Scalar>(
 /// computed. The caller adds the last carry into node `lo - 1`. The caller has checked `hi <= heads.len()`,
 /// `hi <= adj.len()` and `pc <= partials.len()`.
 ///
+/// The loop dispatches on the kinds of two nodes at a time (one jump
+/// through a table of the 49 pairs), then sweeps both: an interpreter's
+/// overhead per dispatch (the loop's test, the prefetch's, the jump) is
+/// paid once a pair, and the sweep of a tape is bound by its instructions
+/// (BENCHMARKS.md, issue 17). The nodes are swept in the same order with
+/// the same additions as one at a time, so the same bits.
+///
 /// Never inlined: the loop's registers are then allocated for the loop
 /// alone (inlined into its callers, the carried adjoint went to the stack).
 #[inline(never)]
@@ -460,30 +467,39 @@ fn sweep_plain<T: Scalar, const FAR: bool, const BLOCKS: bool, const MADE: bool>
 ) -> (usize, usize, T) {
     // a block's made partials are counted against it
     const { assert!(BLOCKS || !MADE) };
+    // every kind is below 7 (the largest is `K_COS`), so it fits in the
+    // 3 bits the pairs' dispatch takes from each head, and 7 is unused
+    const { assert!(K_LEAF < K_COS && K_UNARY < K_COS && K_BINARY < K_COS && K_ADD < K_COS) };
+    const { assert!(K_PASS < K_COS && K_SIN < K_COS && K_COS < 7) };
     let mut pc = pc;
     let mut used = 0;
-    // The adjoint flowing to node i-1 (the most common parent: chains
+    // The adjoint flowing to node n - 1 (the most common parent: chains
     // of operations) is carried in a register instead of through memory,
     // which takes a store-to-load round trip off the critical path.
     let mut carry = carry;
-    for i in (lo..hi).rev() {
-        // SAFETY: i < hi <= len(adj), len(heads); parents of node i are
-        // indices < i (a node is recorded after its operands, and
-        // operands from another tape are rejected when recording); the
-        // partials of nodes lo..hi lie below `pc` (one stream, in order).
-        unsafe {
-            if FAR && i % 8 == 0 {
-                prefetch_below(heads, adj, partials, i, pc);
+    // Sweeps node `$n` (head `$h`) of kind `$kind`, a constant, so that
+    // each arm below compiles to that kind's code alone. It steps the
+    // partials cursor back by the kind's count (`n_partials`) and skips a
+    // zero adjoint; before a `sin` or `cos` beyond the block, it returns.
+    //
+    // SAFETY (of the unchecked accesses): $n < hi <= len(adj),
+    // len(heads); parents of node $n are indices < $n (a node is recorded
+    // after its operands, and operands from another tape are rejected
+    // when recording); the partials of nodes lo..hi lie below `pc` (one
+    // stream, in order); a block has at most `BLOCK` made partials.
+    macro_rules! node {
+        ($kind:ident, $n:expr, $h:expr) => {{
+            let (n, h) = ($n, $h);
+            if BLOCKS && takes_arg($kind) {
+                if used == lookahead::BLOCK {
+                    return (n + 1, pc, carry);
+                }
             }
-            let h = *heads.get_unchecked(i);
-            if BLOCKS && used == lookahead::BLOCK && takes_arg(h) {
-                return (i + 1, pc, carry);
-            }
-            let a = *adj.get_unchecked(i) + carry;
+            let a = *adj.get_unchecked(n) + carry;
             carry = T::zero();
-            // the final adjoint of node i is read by `Gradients::wrt`
-            *adj.get_unchecked_mut(i) = a;
-            let prev = i - 1;
+            // the final adjoint of node n is read by `Gradients::wrt`
+            *adj.get_unchecked_mut(n) = a;
+            let prev = n - 1;
             macro_rules! give {
                 ($p:expr, $g:expr) => {
                     if $p == prev {
@@ -493,28 +509,24 @@ fn sweep_plain<T: Scalar, const FAR: bool, const BLOCKS: bool, const MADE: bool>
                     }
                 };
             }
-            // each arm steps the partials cursor back by its kind's
-            // count (`n_partials`) and skips a zero adjoint
-            match h & KIND_MASK {
+            match $kind {
                 K_BINARY => {
                     pc -= 2;
-                    if a.is_zero() {
-                        continue;
+                    if !a.is_zero() {
+                        let (p0, p1) = parents(h);
+                        let (g0, g1) = (
+                            a * *partials.get_unchecked(pc),
+                            a * *partials.get_unchecked(pc + 1),
+                        );
+                        give!(p0, g0);
+                        give!(p1, g1);
                     }
-                    let (p0, p1) = parents(h);
-                    let (g0, g1) = (
-                        a * *partials.get_unchecked(pc),
-                        a * *partials.get_unchecked(pc + 1),
-                    );
-                    give!(p0, g0);
-                    give!(p1, g1);
                 }
                 K_UNARY => {
                     pc -= 1;
-                    if a.is_zero() {
-                        continue;
+                    if !a.is_zero() {
+                        give!(parents(h).0, a * *partials.get_unchecked(pc));
                     }
-                    give!(parents(h).0, a * *partials.get_unchecked(pc));
                 }
                 // the partial from the kept argument: a library call
                 // beside the adjoints' chain (it does not depend on it),
@@ -524,36 +536,270 @@ fn sweep_plain<T: Scalar, const FAR: bool, const BLOCKS: bool, const MADE: bool>
                     if BLOCKS {
                         used += 1;
                     }
-                    let d = if MADE {
-                        *made.get_unchecked(used - 1)
-                    } else {
-                        if a.is_zero() {
-                            continue;
-                        }
-                        partial(h, *partials.get_unchecked(pc))
-                    };
-                    if a.is_zero() {
-                        continue;
+                    if !a.is_zero() {
+                        let d = if MADE {
+                            *made.get_unchecked(used - 1)
+                        } else {
+                            partial(h, *partials.get_unchecked(pc))
+                        };
+                        give!(parents(h).0, a * d);
                     }
-                    give!(parents(h).0, a * d);
                 }
                 K_ADD => {
-                    if a.is_zero() {
-                        continue;
+                    if !a.is_zero() {
+                        let (p0, p1) = parents(h);
+                        give!(p0, a);
+                        give!(p1, a);
                     }
-                    let (p0, p1) = parents(h);
-                    give!(p0, a);
-                    give!(p1, a);
                 }
                 K_PASS => {
-                    if a.is_zero() {
-                        continue;
+                    if !a.is_zero() {
+                        give!(parents(h).0, a);
                     }
-                    give!(parents(h).0, a);
                 }
+                _ => {
+                    let _ = h;
+                }
+            }
+        }};
+    }
+    let mut i = hi;
+    // Pairs for `f64` and `f32` only: their 49 arms take a few kilobytes,
+    // those of a wider scalar (a dual number) many times that.
+    if std::mem::size_of::<T>() <= 8 {
+        // SAFETY: see `node!`; i - 2 >= lo here, and a head's kind is one
+        // of the seven below 7 (heads are only made by `head` from them).
+        while i >= lo + 2 {
+            unsafe {
+                if FAR && i % 8 < 2 {
+                    prefetch_below(heads, adj, partials, i, pc);
+                }
+                let h1 = *heads.get_unchecked(i - 1);
+                let h0 = *heads.get_unchecked(i - 2);
+                // (kind of node i - 1, kind of node i - 2), in octal
+                match (h1 & 7) << 3 | (h0 & 7) {
+                    0o00 => {
+                        node!(K_LEAF, i - 1, h1);
+                        node!(K_LEAF, i - 2, h0);
+                    }
+                    0o01 => {
+                        node!(K_LEAF, i - 1, h1);
+                        node!(K_UNARY, i - 2, h0);
+                    }
+                    0o02 => {
+                        node!(K_LEAF, i - 1, h1);
+                        node!(K_BINARY, i - 2, h0);
+                    }
+                    0o03 => {
+                        node!(K_LEAF, i - 1, h1);
+                        node!(K_ADD, i - 2, h0);
+                    }
+                    0o04 => {
+                        node!(K_LEAF, i - 1, h1);
+                        node!(K_PASS, i - 2, h0);
+                    }
+                    0o05 => {
+                        node!(K_LEAF, i - 1, h1);
+                        node!(K_SIN, i - 2, h0);
+                    }
+                    0o06 => {
+                        node!(K_LEAF, i - 1, h1);
+                        node!(K_COS, i - 2, h0);
+                    }
+                    0o10 => {
+                        node!(K_UNARY, i - 1, h1);
+                        node!(K_LEAF, i - 2, h0);
+                    }
+                    0o11 => {
+                        node!(K_UNARY, i - 1, h1);
+                        node!(K_UNARY, i - 2, h0);
+                    }
+                    0o12 => {
+                        node!(K_UNARY, i - 1, h1);
+                        node!(K_BINARY, i - 2, h0);
+                    }
+                    0o13 => {
+                        node!(K_UNARY, i - 1, h1);
+                        node!(K_ADD, i - 2, h0);
+                    }
+                    0o14 => {
+                        node!(K_UNARY, i - 1, h1);
+                        node!(K_PASS, i - 2, h0);
+                    }
+                    0o15 => {
+                        node!(K_UNARY, i - 1, h1);
+                        node!(K_SIN, i - 2, h0);
+                    }
+                    0o16 => {
+                        node!(K_UNARY, i - 1, h1);
+                        node!(K_COS, i - 2, h0);
+                    }
+                    0o20 => {
+                        node!(K_BINARY, i - 1, h1);
+                        node!(K_LEAF, i - 2, h0);
+                    }
+                    0o21 => {
+                        node!(K_BINARY, i - 1, h1);
+                        node!(K_UNARY, i - 2, h0);
+                    }
+                    0o22 => {
+                        node!(K_BINARY, i - 1, h1);
+                        node!(K_BINARY, i - 2, h0);
+                    }
+                    0o23 => {
+                        node!(K_BINARY, i - 1, h1);
+                        node!(K_ADD, i - 2, h0);
+                    }
+                    0o24 => {
+                        node!(K_BINARY, i - 1, h1);
+                        node!(K_PASS, i - 2, h0);
+                    }
+                    0o25 => {
+                        node!(K_BINARY, i - 1, h1);
+                        node!(K_SIN, i - 2, h0);
+                    }
+                    0o26 => {
+                        node!(K_BINARY, i - 1, h1);
+                        node!(K_COS, i - 2, h0);
+                    }
+                    0o30 => {
+                        node!(K_ADD, i - 1, h1);
+                        node!(K_LEAF, i - 2, h0);
+                    }
+                    0o31 => {
+                        node!(K_ADD, i - 1, h1);
+                        node!(K_UNARY, i - 2, h0);
+                    }
+                    0o32 => {
+                        node!(K_ADD, i - 1, h1);
+                        node!(K_BINARY, i - 2, h0);
+                    }
+                    0o33 => {
+                        node!(K_ADD, i - 1, h1);
+                        node!(K_ADD, i - 2, h0);
+                    }
+                    0o34 => {
+                        node!(K_ADD, i - 1, h1);
+                        node!(K_PASS, i - 2, h0);
+                    }
+                    0o35 => {
+                        node!(K_ADD, i - 1, h1);
+                        node!(K_SIN, i - 2, h0);
+                    }
+                    0o36 => {
+                        node!(K_ADD, i - 1, h1);
+                        node!(K_COS, i - 2, h0);
+                    }
+                    0o40 => {
+                        node!(K_PASS, i - 1, h1);
+                        node!(K_LEAF, i - 2, h0);
+                    }
+                    0o41 => {
+                        node!(K_PASS, i - 1, h1);
+                        node!(K_UNARY, i - 2, h0);
+                    }
+                    0o42 => {
+                        node!(K_PASS, i - 1, h1);
+                        node!(K_BINARY, i - 2, h0);
+                    }
+                    0o43 => {
+                        node!(K_PASS, i - 1, h1);
+                        node!(K_ADD, i - 2, h0);
+                    }
+                    0o44 => {
+                        node!(K_PASS, i - 1, h1);
+                        node!(K_PASS, i - 2, h0);
+                    }
+                    0o45 => {
+                        node!(K_PASS, i - 1, h1);
+                        node!(K_SIN, i - 2, h0);
+                    }
+                    0o46 => {
+                        node!(K_PASS, i - 1, h1);
+                        node!(K_COS, i - 2, h0);
+                    }
+                    0o50 => {
+                        node!(K_SIN, i - 1, h1);
+                        node!(K_LEAF, i - 2, h0);
+                    }
+                    0o51 => {
+                        node!(K_SIN, i - 1, h1);
+                        node!(K_UNARY, i - 2, h0);
+                    }
+                    0o52 => {
+                        node!(K_SIN, i - 1, h1);
+                        node!(K_BINARY, i - 2, h0);
+                    }
+                    0o53 => {
+                        node!(K_SIN, i - 1, h1);
+                        node!(K_ADD, i - 2, h0);
+                    }
+                    0o54 => {
+                        node!(K_SIN, i - 1, h1);
+                        node!(K_PASS, i - 2, h0);
+                    }
+                    0o55 => {
+                        node!(K_SIN, i - 1, h1);
+                        node!(K_SIN, i - 2, h0);
+                    }
+                    0o56 => {
+                        node!(K_SIN, i - 1, h1);
+                        node!(K_COS, i - 2, h0);
+                    }
+                    0o60 => {
+                        node!(K_COS, i - 1, h1);
+                        node!(K_LEAF, i - 2, h0);
+                    }
+                    0o61 => {
+                        node!(K_COS, i - 1, h1);
+                        node!(K_UNARY, i - 2, h0);
+                    }
+                    0o62 => {
+                        node!(K_COS, i - 1, h1);
+                        node!(K_BINARY, i - 2, h0);
+                    }
+                    0o63 => {
+                        node!(K_COS, i - 1, h1);
+                        node!(K_ADD, i - 2, h0);
+                    }
+                    0o64 => {
+                        node!(K_COS, i - 1, h1);
+                        node!(K_PASS, i - 2, h0);
+                    }
+                    0o65 => {
+                        node!(K_COS, i - 1, h1);
+                        node!(K_SIN, i - 2, h0);
+                    }
+                    0o66 => {
+                        node!(K_COS, i - 1, h1);
+                        node!(K_COS, i - 2, h0);
+                    }
+                    // no kind is 7: the table needs no bounds check
+                    _ => std::hint::unreachable_unchecked(),
+                }
+            }
+            i -= 2;
+        }
+    }
+    while i > lo {
+        // SAFETY: see `node!`.
+        unsafe {
+            if FAR && i % 8 == 0 {
+                prefetch_below(heads, adj, partials, i, pc);
+            }
+            let h = *heads.get_unchecked(i - 1);
+            match h & 7 {
+                K_LEAF => node!(K_LEAF, i - 1, h),
+                K_UNARY => node!(K_UNARY, i - 1, h),
+                K_BINARY => node!(K_BINARY, i - 1, h),
+                K_ADD => node!(K_ADD, i - 1, h),
+                K_PASS => node!(K_PASS, i - 1, h),
+                K_SIN => node!(K_SIN, i - 1, h),
+                K_COS => node!(K_COS, i - 1, h),
                 _ => {}
             }
         }
+        i -= 1;
     }
     (lo, pc, carry)
 }
@@ -601,6 +847,7 @@ fn prefetch_below<T>(heads: &[u64], adj: &[T], partials: &[T], i: usize, pc: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tape::KIND_MASK;
 
     /// The sweep of the uniform layout this file used before kinds: every
     /// node two parents (the sink for a missing one) and two partials (1

@@ -120,6 +120,8 @@ pub(crate) const MAX_NODES: usize = 1 << IDX_BITS;
 /// A node's head: `kind | p0 << 4 | p1 << 34`.
 #[inline(always)]
 pub(crate) const fn head(kind: u64, p0: u32, p1: u32) -> u64 {
+    // the sweep's dispatch relies on it (`backward::sweep_plain`)
+    debug_assert!(kind <= K_COS);
     kind | (p0 as u64) << 4 | (p1 as u64) << 34
 }
 
