@@ -475,7 +475,12 @@ fn sweep_plain<T: Scalar, const FAR: bool, const BLOCKS: bool, const MADE: bool>
     let mut used = 0;
     // The adjoint flowing to node n - 1 (the most common parent: chains
     // of operations) is carried in a register instead of through memory,
-    // which takes a store-to-load round trip off the critical path.
+    // which takes a store-to-load round trip off the critical path. It
+    // starts each node at -0, not +0: -0 + g is g for every g, so the
+    // compiler drops that addition from the chain (+0 + g is not g for
+    // g = -0), and the adjoints are the same bits, because an adjoint is
+    // never -0 (sums begun from +0 are not), and adding -0 or +0 to one
+    // leaves it as it is.
     let mut carry = carry;
     // Sweeps node `$n` (head `$h`) of kind `$kind`, a constant, so that
     // each arm below compiles to that kind's code alone. It steps the
@@ -496,7 +501,7 @@ fn sweep_plain<T: Scalar, const FAR: bool, const BLOCKS: bool, const MADE: bool>
                 }
             }
             let a = *adj.get_unchecked(n) + carry;
-            carry = T::zero();
+            carry = -T::zero();
             // the final adjoint of node n is read by `Gradients::wrt`
             *adj.get_unchecked_mut(n) = a;
             let prev = n - 1;
@@ -1152,6 +1157,55 @@ mod tests {
             let out = *vs.last().unwrap();
             assert_fresh(&out.backward(), &tape, out);
         }
+    }
+
+    /// Signed zeros go through the sweep as through the uniform layout:
+    /// partials and inputs of +0 and -0 and negative seeds make
+    /// contributions of -0, which the register that carries node n - 1's
+    /// share (begun at -0, so that LLVM may drop an addition of it) must
+    /// leave exactly as the layout's carry from +0 does, bit for bit, in
+    /// every adjoint. The tapes are long enough for the pairs' loop.
+    #[test]
+    fn signed_zeros_sweep_like_the_uniform_layout_bit_for_bit() {
+        let mut next = rng(0xD1B5_4A32_D192_ED03);
+        let mut zeros = 0;
+        for _ in 0..300 {
+            let tape = Tape::new();
+            let mut vs: Vec<Var<'_, f64>> = [0.0, -0.0, 0.7, -1.3]
+                .iter()
+                .map(|&x| tape.var(x))
+                .collect();
+            for _ in 0..(20 + next() % 60) {
+                let m = vs.len();
+                let pick =
+                    |r: u64| vs[m - 1 - (r as usize % m.min(if r % 4 == 0 { m } else { 3 }))];
+                let (x, y) = (pick(next()), pick(next()));
+                let v = match next() % 10 {
+                    0 => x * 0.0,
+                    1 => x * -0.0,
+                    2 => -x,
+                    3 => x * y,
+                    4 => x + y,
+                    5 => x - y,
+                    6 => x * x,
+                    7 => x + x,
+                    8 => x.sin() * y,
+                    _ => x - 0.5,
+                };
+                vs.push(v);
+            }
+            let out = *vs.last().unwrap();
+            let seed = if next() % 2 == 0 { -1.5 } else { 1.0 };
+            let mut adj = vec![0.0; out.index() + 1];
+            adj[out.index()] = seed;
+            let want = uniform_sweep_seeded(&tape, adj);
+            let g = out.backward_with(seed);
+            for (i, w) in want.iter().enumerate().skip(1) {
+                assert_eq!(g.as_slice()[i].to_bits(), w.to_bits(), "node {i}");
+                zeros += usize::from(*w == 0.0 && i < out.index());
+            }
+        }
+        assert!(zeros > 1000, "{zeros} zero adjoints");
     }
 
     /// The adjoint buffer that recording zeroes is lent to one backward
