@@ -1160,7 +1160,7 @@ mod tests {
     }
 
     /// Signed zeros go through the sweep as through the uniform layout:
-    /// partials and inputs of +0 and -0 and negative seeds make
+    /// partials and inputs of +0 and -0 and seeds of -1.5 and -0 make
     /// contributions of -0, which the register that carries node n - 1's
     /// share (begun at -0, so that LLVM may drop an addition of it) must
     /// leave exactly as the layout's carry from +0 does, bit for bit, in
@@ -1195,7 +1195,7 @@ mod tests {
                 vs.push(v);
             }
             let out = *vs.last().unwrap();
-            let seed = if next() % 2 == 0 { -1.5 } else { 1.0 };
+            let seed = [-1.5, 1.0, -0.0][(next() % 3) as usize];
             let mut adj = vec![0.0; out.index() + 1];
             adj[out.index()] = seed;
             let want = uniform_sweep_seeded(&tape, adj);
