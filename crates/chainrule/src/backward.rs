@@ -865,19 +865,19 @@ mod tests {
 
     /// [`uniform_sweep`] from the seeds in `adj` (one entry per node up to
     /// the top one).
-    fn uniform_sweep_seeded(tape: &Tape<f64>, mut adj: Vec<f64>) -> Vec<f64> {
+    fn uniform_sweep_seeded<T: Scalar>(tape: &Tape<T>, mut adj: Vec<T>) -> Vec<T> {
         let arena = tape.nodes_ref();
         let top = adj.len() - 1;
         let mut pcs = vec![0; top + 2];
         for i in 0..=top {
             pcs[i + 1] = pcs[i] + n_partials(arena.heads[i]);
         }
-        let mut carry = 0.0;
+        let mut carry = T::zero();
         for i in (1..=top).rev() {
             let a = adj[i] + carry;
-            carry = 0.0;
+            carry = T::zero();
             adj[i] = a;
-            if a == 0.0 {
+            if a.is_zero() {
                 continue;
             }
             let (ps, ds) = arena.decode(i, pcs[i]);
@@ -1206,6 +1206,59 @@ mod tests {
             }
         }
         assert!(zeros > 1000, "{zeros} zero adjoints");
+    }
+
+    /// Random tapes over `T`, every kind in every pair of neighbours, swept
+    /// from a random seed, give the uniform layout's adjoints: `bits`
+    /// gives each adjoint's bits (every part of a dual number).
+    fn assert_generic_sweeps<T: Scalar>(seed: u64, bits: impl Fn(T) -> Vec<u64>) {
+        let mut next = rng(seed);
+        let c = |x: f64| T::from_f64(x);
+        for _ in 0..150 {
+            let tape = Tape::<T>::default();
+            let mut vs: Vec<Var<'_, T>> =
+                [0.3, -0.0, 1.1].iter().map(|&x| tape.var(c(x))).collect();
+            for _ in 0..(10 + next() % 90) {
+                let m = vs.len();
+                let pick =
+                    |r: u64| vs[m - 1 - (r as usize % m.min(if r % 4 == 0 { m } else { 3 }))];
+                let (x, y) = (pick(next()), pick(next()));
+                let v = match next() % 11 {
+                    0 => x + y,
+                    1 => x - y,
+                    2 => x * y,
+                    3 => x * c(0.9),
+                    4 => x + c(0.25),
+                    5 => x.sin(),
+                    6 => x.cos() * y,
+                    7 => -x,
+                    8 => x * x,
+                    9 => tape.var(c(0.5)) * x,
+                    _ => x * c(-0.0),
+                };
+                vs.push(v);
+            }
+            let out = *vs.last().unwrap();
+            let s = c([-1.5, 1.0, 0.75][(next() % 3) as usize]);
+            let mut adj = vec![T::zero(); out.index() + 1];
+            adj[out.index()] = s;
+            let want = uniform_sweep_seeded(&tape, adj);
+            let g = out.backward_with(s);
+            for (i, &w) in want.iter().enumerate().skip(1) {
+                assert_eq!(bits(g.as_slice()[i]), bits(w), "node {i}");
+            }
+        }
+    }
+
+    /// The pairs' loop in `f32` and the one-node loop of dual numbers
+    /// sweep as the uniform layout does, bit for bit.
+    #[test]
+    fn f32_and_dual_sweeps_are_the_uniform_layout_bit_for_bit() {
+        assert_generic_sweeps::<f32>(0x94D0_49BB_1331_11EB, |x| vec![u64::from(x.to_bits())]);
+        assert_generic_sweeps::<f64>(0xBF58_476D_1CE4_E5B9, |x| vec![x.to_bits()]);
+        assert_generic_sweeps::<crate::Dual<f64>>(0x2545_F491_4F6C_DD1D, |x| {
+            vec![x.re.to_bits(), x.eps.to_bits()]
+        });
     }
 
     /// The adjoint buffer that recording zeroes is lent to one backward
