@@ -437,6 +437,14 @@ fn sweep_helped<T: Scalar>(
     })
 }
 
+/// The code of a pair of node kinds `(A, B)` in [`sweep_plain`]'s
+/// dispatch: `A << 3 | B` (every kind is below 8).
+struct PairCode<const A: u64, const B: u64>;
+
+impl<const A: u64, const B: u64> PairCode<A, B> {
+    const CODE: u64 = A << 3 | B;
+}
+
 /// [`sweep_range`]'s loop without checks, prefetching ahead if `FAR`.
 /// Sweeps nodes from `hi - 1` down to `lo`, where `(hi, pc, carry)` is
 /// where an earlier call stopped (or the range's top, `pc` where node
@@ -568,6 +576,30 @@ fn sweep_plain<T: Scalar, const FAR: bool, const BLOCKS: bool, const MADE: bool>
             }
         }};
     }
+    // `match $code` with an arm for each pair of the kinds listed, which
+    // sweeps node $i - 1 (head $h1) as the first kind and node $i - 2 as
+    // the second; a code that is no pair is unreachable (no kind is 7), so
+    // the jump table needs no bounds check.
+    macro_rules! pairs {
+        ($code:expr, $i:ident, $h1:ident, $h0:ident; $($k:ident)*) => {
+            pairs!(@arms $code, $i, $h1, $h0; []; [$($k)*]; $($k)*)
+        };
+        (@arms $code:expr, $i:ident, $h1:ident, $h0:ident; [$($arms:tt)*]; [$($all:ident)*];) => {
+            match $code {
+                $($arms)*
+                _ => std::hint::unreachable_unchecked(),
+            }
+        };
+        (@arms $code:expr, $i:ident, $h1:ident, $h0:ident; [$($arms:tt)*]; [$($all:ident)*];
+            $k:ident $($rest:ident)*) => {
+            pairs!(@arms $code, $i, $h1, $h0; [$($arms)* $(
+                PairCode::<$k, $all>::CODE => {
+                    node!($k, $i - 1, $h1);
+                    node!($all, $i - 2, $h0);
+                }
+            )*]; [$($all)*]; $($rest)*)
+        };
+    }
     let mut i = hi;
     // Pairs for `f64` and `f32` only: their 49 arms take a few kilobytes,
     // those of a wider scalar (a dual number) many times that.
@@ -581,207 +613,9 @@ fn sweep_plain<T: Scalar, const FAR: bool, const BLOCKS: bool, const MADE: bool>
                 }
                 let h1 = *heads.get_unchecked(i - 1);
                 let h0 = *heads.get_unchecked(i - 2);
-                // (kind of node i - 1, kind of node i - 2), in octal
-                match (h1 & 7) << 3 | (h0 & 7) {
-                    0o00 => {
-                        node!(K_LEAF, i - 1, h1);
-                        node!(K_LEAF, i - 2, h0);
-                    }
-                    0o01 => {
-                        node!(K_LEAF, i - 1, h1);
-                        node!(K_UNARY, i - 2, h0);
-                    }
-                    0o02 => {
-                        node!(K_LEAF, i - 1, h1);
-                        node!(K_BINARY, i - 2, h0);
-                    }
-                    0o03 => {
-                        node!(K_LEAF, i - 1, h1);
-                        node!(K_ADD, i - 2, h0);
-                    }
-                    0o04 => {
-                        node!(K_LEAF, i - 1, h1);
-                        node!(K_PASS, i - 2, h0);
-                    }
-                    0o05 => {
-                        node!(K_LEAF, i - 1, h1);
-                        node!(K_SIN, i - 2, h0);
-                    }
-                    0o06 => {
-                        node!(K_LEAF, i - 1, h1);
-                        node!(K_COS, i - 2, h0);
-                    }
-                    0o10 => {
-                        node!(K_UNARY, i - 1, h1);
-                        node!(K_LEAF, i - 2, h0);
-                    }
-                    0o11 => {
-                        node!(K_UNARY, i - 1, h1);
-                        node!(K_UNARY, i - 2, h0);
-                    }
-                    0o12 => {
-                        node!(K_UNARY, i - 1, h1);
-                        node!(K_BINARY, i - 2, h0);
-                    }
-                    0o13 => {
-                        node!(K_UNARY, i - 1, h1);
-                        node!(K_ADD, i - 2, h0);
-                    }
-                    0o14 => {
-                        node!(K_UNARY, i - 1, h1);
-                        node!(K_PASS, i - 2, h0);
-                    }
-                    0o15 => {
-                        node!(K_UNARY, i - 1, h1);
-                        node!(K_SIN, i - 2, h0);
-                    }
-                    0o16 => {
-                        node!(K_UNARY, i - 1, h1);
-                        node!(K_COS, i - 2, h0);
-                    }
-                    0o20 => {
-                        node!(K_BINARY, i - 1, h1);
-                        node!(K_LEAF, i - 2, h0);
-                    }
-                    0o21 => {
-                        node!(K_BINARY, i - 1, h1);
-                        node!(K_UNARY, i - 2, h0);
-                    }
-                    0o22 => {
-                        node!(K_BINARY, i - 1, h1);
-                        node!(K_BINARY, i - 2, h0);
-                    }
-                    0o23 => {
-                        node!(K_BINARY, i - 1, h1);
-                        node!(K_ADD, i - 2, h0);
-                    }
-                    0o24 => {
-                        node!(K_BINARY, i - 1, h1);
-                        node!(K_PASS, i - 2, h0);
-                    }
-                    0o25 => {
-                        node!(K_BINARY, i - 1, h1);
-                        node!(K_SIN, i - 2, h0);
-                    }
-                    0o26 => {
-                        node!(K_BINARY, i - 1, h1);
-                        node!(K_COS, i - 2, h0);
-                    }
-                    0o30 => {
-                        node!(K_ADD, i - 1, h1);
-                        node!(K_LEAF, i - 2, h0);
-                    }
-                    0o31 => {
-                        node!(K_ADD, i - 1, h1);
-                        node!(K_UNARY, i - 2, h0);
-                    }
-                    0o32 => {
-                        node!(K_ADD, i - 1, h1);
-                        node!(K_BINARY, i - 2, h0);
-                    }
-                    0o33 => {
-                        node!(K_ADD, i - 1, h1);
-                        node!(K_ADD, i - 2, h0);
-                    }
-                    0o34 => {
-                        node!(K_ADD, i - 1, h1);
-                        node!(K_PASS, i - 2, h0);
-                    }
-                    0o35 => {
-                        node!(K_ADD, i - 1, h1);
-                        node!(K_SIN, i - 2, h0);
-                    }
-                    0o36 => {
-                        node!(K_ADD, i - 1, h1);
-                        node!(K_COS, i - 2, h0);
-                    }
-                    0o40 => {
-                        node!(K_PASS, i - 1, h1);
-                        node!(K_LEAF, i - 2, h0);
-                    }
-                    0o41 => {
-                        node!(K_PASS, i - 1, h1);
-                        node!(K_UNARY, i - 2, h0);
-                    }
-                    0o42 => {
-                        node!(K_PASS, i - 1, h1);
-                        node!(K_BINARY, i - 2, h0);
-                    }
-                    0o43 => {
-                        node!(K_PASS, i - 1, h1);
-                        node!(K_ADD, i - 2, h0);
-                    }
-                    0o44 => {
-                        node!(K_PASS, i - 1, h1);
-                        node!(K_PASS, i - 2, h0);
-                    }
-                    0o45 => {
-                        node!(K_PASS, i - 1, h1);
-                        node!(K_SIN, i - 2, h0);
-                    }
-                    0o46 => {
-                        node!(K_PASS, i - 1, h1);
-                        node!(K_COS, i - 2, h0);
-                    }
-                    0o50 => {
-                        node!(K_SIN, i - 1, h1);
-                        node!(K_LEAF, i - 2, h0);
-                    }
-                    0o51 => {
-                        node!(K_SIN, i - 1, h1);
-                        node!(K_UNARY, i - 2, h0);
-                    }
-                    0o52 => {
-                        node!(K_SIN, i - 1, h1);
-                        node!(K_BINARY, i - 2, h0);
-                    }
-                    0o53 => {
-                        node!(K_SIN, i - 1, h1);
-                        node!(K_ADD, i - 2, h0);
-                    }
-                    0o54 => {
-                        node!(K_SIN, i - 1, h1);
-                        node!(K_PASS, i - 2, h0);
-                    }
-                    0o55 => {
-                        node!(K_SIN, i - 1, h1);
-                        node!(K_SIN, i - 2, h0);
-                    }
-                    0o56 => {
-                        node!(K_SIN, i - 1, h1);
-                        node!(K_COS, i - 2, h0);
-                    }
-                    0o60 => {
-                        node!(K_COS, i - 1, h1);
-                        node!(K_LEAF, i - 2, h0);
-                    }
-                    0o61 => {
-                        node!(K_COS, i - 1, h1);
-                        node!(K_UNARY, i - 2, h0);
-                    }
-                    0o62 => {
-                        node!(K_COS, i - 1, h1);
-                        node!(K_BINARY, i - 2, h0);
-                    }
-                    0o63 => {
-                        node!(K_COS, i - 1, h1);
-                        node!(K_ADD, i - 2, h0);
-                    }
-                    0o64 => {
-                        node!(K_COS, i - 1, h1);
-                        node!(K_PASS, i - 2, h0);
-                    }
-                    0o65 => {
-                        node!(K_COS, i - 1, h1);
-                        node!(K_SIN, i - 2, h0);
-                    }
-                    0o66 => {
-                        node!(K_COS, i - 1, h1);
-                        node!(K_COS, i - 2, h0);
-                    }
-                    // no kind is 7: the table needs no bounds check
-                    _ => std::hint::unreachable_unchecked(),
-                }
+                // one arm for each pair of kinds (node i - 1's, node i - 2's)
+                pairs!((h1 & 7) << 3 | (h0 & 7), i, h1, h0;
+                    K_LEAF K_UNARY K_BINARY K_ADD K_PASS K_SIN K_COS)
             }
             i -= 2;
         }
