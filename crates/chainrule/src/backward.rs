@@ -347,7 +347,8 @@ pub(crate) fn sweep_range<T: Scalar>(
         }
     } else {
         // the same additions in the same order as `sweep_plain` (node
-        // `i - 1`'s share carried), so the same bits
+        // `i - 1`'s share carried, here from +0, there from -0: the same
+        // sums; see `sweep_plain`), so the same bits
         let mut carry = T::zero();
         for i in (lo..hi).rev() {
             pc -= n_partials(heads[i]);
@@ -488,7 +489,11 @@ fn sweep_plain<T: Scalar, const FAR: bool, const BLOCKS: bool, const MADE: bool>
     // compiler drops that addition from the chain (+0 + g is not g for
     // g = -0), and the adjoints are the same bits, because an adjoint is
     // never -0 (sums begun from +0 are not), and adding -0 or +0 to one
-    // leaves it as it is.
+    // leaves it as it is. That holds in the default floating-point mode
+    // (round to nearest, subnormals kept); with flush-to-zero (`bench
+    // recurrence --flush-denormals`) or a directed rounding, an adjoint
+    // in memory can be -0, and the sweep then leaves a zero adjoint -0
+    // where the +0 carry made it +0: the same value, another sign bit.
     let mut carry = carry;
     // Sweeps node `$n` (head `$h`) of kind `$kind`, a constant, so that
     // each arm below compiles to that kind's code alone. It steps the
@@ -601,8 +606,9 @@ fn sweep_plain<T: Scalar, const FAR: bool, const BLOCKS: bool, const MADE: bool>
         };
     }
     let mut i = hi;
-    // Pairs for `f64` and `f32` only: their 49 arms take a few kilobytes,
-    // those of a wider scalar (a dual number) many times that.
+    // Pairs only for scalars of at most 8 bytes (`f64`, `f32`,
+    // `Dual<f32>`): their 49 arms take a few kilobytes, those of a wider
+    // scalar (`Dual<f64>` and larger) many times that.
     if std::mem::size_of::<T>() <= 8 {
         // SAFETY: see `node!`; i - 2 >= lo here, and a head's kind is one
         // of the seven below 7 (heads are only made by `head` from them).
@@ -928,6 +934,36 @@ mod tests {
         assert_backward_is_checked(s, a);
     }
 
+    /// The same in `f32`: a tape long enough for the helper and the
+    /// prefetching sweep, whose blocks stop inside pairs, gives the checked
+    /// sweep's bits.
+    #[test]
+    fn a_long_f32_backward_is_the_checked_one_bit_for_bit() {
+        let tape = Tape::<f32>::default();
+        let (s0, a, b) = (tape.var(0.5f32), tape.var(0.9f32), tape.var(0.1f32));
+        let (mut s, mut k) = (s0, 0u64);
+        while tape.len() < lookahead::MIN_NODES + 1001 {
+            k += 1;
+            s = match k % 3 {
+                0 => s * a + s.cos() * b,
+                1 => s * a + s.sin() * b,
+                _ => (s * a - 0.01f32) + s.sin(),
+            };
+        }
+        let g = s.backward();
+        let got = g.as_slice().to_vec();
+        drop(g);
+        let checked = s.try_backward().expect("finite");
+        assert_eq!(got.len(), checked.as_slice().len());
+        for (i, (&x, &y)) in got.iter().zip(checked.as_slice()).enumerate() {
+            assert!(
+                x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+                "node {i}: {x} against {y}"
+            );
+        }
+        assert!(checked.wrt(a).is_finite() && checked.wrt(a) != 0.0);
+    }
+
     /// One step of `bench ad`'s recurrence, with a cosine every third.
     fn recurrence_step<'t>(
         s: Var<'t, f64>,
@@ -1032,10 +1068,17 @@ mod tests {
             }
             let out = *vs.last().unwrap();
             let s = c([-1.5, 1.0, 0.75, -0.0][(next() % 4) as usize]);
+            // a second output below, seeded -0, in half the rounds
+            let low = vs[next() as usize % vs.len()];
             let mut adj = vec![T::zero(); out.index() + 1];
-            adj[out.index()] = s;
+            adj[out.index()] += s;
+            let g = if next() % 2 == 0 {
+                adj[low.index()] += c(-0.0);
+                vjp(&[out, low], &[s, c(-0.0)])
+            } else {
+                out.backward_with(s)
+            };
             let want = uniform_sweep_seeded(&tape, adj);
-            let g = out.backward_with(s);
             for (i, &w) in want.iter().enumerate().skip(1) {
                 assert_eq!(bits(g.as_slice()[i]), bits(w), "node {i}");
                 zeros += usize::from(w.is_zero() && i < out.index());
@@ -1044,9 +1087,9 @@ mod tests {
         zeros
     }
 
-    /// The pairs' loop in `f64` and `f32` and the one-node loop of dual
-    /// numbers sweep as the uniform layout does, bit for bit, signed zeros
-    /// included.
+    /// The pairs' loop in `f64`, `f32` and `Dual<f32>` and the one-node
+    /// loop of `Dual<f64>` sweep as the uniform layout does, bit for bit,
+    /// signed zeros included.
     #[test]
     fn f32_and_dual_sweeps_are_the_uniform_layout_bit_for_bit() {
         let zeros = [
@@ -1054,6 +1097,10 @@ mod tests {
             assert_generic_sweeps::<f64>(0xBF58_476D_1CE4_E5B9, |x| vec![x.to_bits()]),
             assert_generic_sweeps::<crate::Dual<f64>>(0x2545_F491_4F6C_DD1D, |x| {
                 vec![x.re.to_bits(), x.eps.to_bits()]
+            }),
+            // 8 bytes: the pairs' loop
+            assert_generic_sweeps::<crate::Dual<f32>>(0x9E37_79B9_7F4A_7C15, |x| {
+                vec![u64::from(x.re.to_bits()), u64::from(x.eps.to_bits())]
             }),
         ];
         assert!(zeros.iter().all(|&z| z > 300), "zero adjoints: {zeros:?}");
