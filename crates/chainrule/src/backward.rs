@@ -950,18 +950,7 @@ mod tests {
                 _ => (s * a - 0.01f32) + s.sin(),
             };
         }
-        let g = s.backward();
-        let got = g.as_slice().to_vec();
-        drop(g);
-        let checked = s.try_backward().expect("finite");
-        assert_eq!(got.len(), checked.as_slice().len());
-        for (i, (&x, &y)) in got.iter().zip(checked.as_slice()).enumerate() {
-            assert!(
-                x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
-                "node {i}: {x} against {y}"
-            );
-        }
-        assert!(checked.wrt(a).is_finite() && checked.wrt(a) != 0.0);
+        assert_backward_is_checked(s, a);
     }
 
     /// One step of `bench ad`'s recurrence, with a cosine every third.
@@ -980,17 +969,20 @@ mod tests {
     }
 
     /// Asserts that `out.backward()` gives the bits of the checked sweep
-    /// (which never uses the helper), and a gradient for `a`.
-    fn assert_backward_is_checked(out: Var<'_, f64>, a: Var<'_, f64>) {
+    /// (which never uses the helper), and a gradient for `a`. (An `f32`
+    /// converts to `f64` exactly, signed zeros included, so comparing the
+    /// `f64` bits compares its own.)
+    fn assert_backward_is_checked<T: Scalar>(out: Var<'_, T>, a: Var<'_, T>) {
         let g = out.backward();
         let got = g.as_slice().to_vec();
         drop(g);
         let checked = out.try_backward().expect("finite");
         assert_eq!(got.len(), checked.as_slice().len());
         for (i, (&x, &y)) in got.iter().zip(checked.as_slice()).enumerate() {
+            let (x, y) = (x.to_f64(), y.to_f64());
             assert!(same(x, y), "out {}: node {i}: {x} against {y}", out.index());
         }
-        assert!(checked.wrt(a).is_finite() && checked.wrt(a) != 0.0);
+        assert!(checked.wrt(a).is_finite() && !checked.wrt(a).is_zero());
     }
 
     /// The arena's copy of the `sin` and `cos` arguments matches the nodes
