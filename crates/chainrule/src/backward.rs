@@ -476,10 +476,9 @@ fn sweep_plain<T: Scalar, const FAR: bool, const BLOCKS: bool, const MADE: bool>
 ) -> (usize, usize, T) {
     // a block's made partials are counted against it
     const { assert!(BLOCKS || !MADE) };
-    // every kind is below 7 (the largest is `K_COS`), so it fits in the
-    // 3 bits the pairs' dispatch takes from each head, and 7 is unused
-    const { assert!(K_LEAF < K_COS && K_UNARY < K_COS && K_BINARY < K_COS && K_ADD < K_COS) };
-    const { assert!(K_PASS < K_COS && K_SIN < K_COS && K_COS < 7) };
+    // `head` admits no kind above `K_COS`, so a kind fits in the 3 bits
+    // the pairs' dispatch takes from each head, and 7 is unused
+    const { assert!(K_COS < 7) };
     let mut pc = pc;
     let mut used = 0;
     // The adjoint flowing to node n - 1 (the most common parent: chains
@@ -508,10 +507,8 @@ fn sweep_plain<T: Scalar, const FAR: bool, const BLOCKS: bool, const MADE: bool>
     macro_rules! node {
         ($kind:ident, $n:expr, $h:expr) => {{
             let (n, h) = ($n, $h);
-            if BLOCKS && takes_arg($kind) {
-                if used == lookahead::BLOCK {
-                    return (n + 1, pc, carry);
-                }
+            if BLOCKS && takes_arg($kind) && used == lookahead::BLOCK {
+                return (n + 1, pc, carry);
             }
             let a = *adj.get_unchecked(n) + carry;
             carry = -T::zero();
