@@ -11,6 +11,7 @@ use serde::Serialize;
 use splat::data::{self, Dataset, LoadOptions};
 use splat::image_io::Image;
 use splat::three::ply;
+use splat::train::budget::{self, Budget};
 use splat::train::{CheckpointWriter, Strategy, TrainConfig, TrainError, Trainer};
 
 use crate::error::{CliError, CliResult};
@@ -101,7 +102,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
     /// Cap on the number of Gaussians [default: one per 27 training pixels,
-    /// at least 10,000; e.g. 147,911 for 52 training photos of 320×240].
+    /// at least 10,000 (e.g. 147,911 for 52 training photos of 320×240),
+    /// and at most what half of the machine's memory (or its container's
+    /// limit) holds beside the photos at about 5 kB a Gaussian (e.g. 1.68
+    /// million on 24 GiB for 160 photos 1,600 pixels wide, which the
+    /// pixels alone would give 9.9 million); a note says when the memory
+    /// sets it].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_gaussians: Option<u64>,
     /// Once the Gaussian budget is full, each densification round retires
@@ -296,6 +302,10 @@ pub struct TrainReport {
     pub ssim: f64,
     /// Number of Gaussians at the end.
     pub gaussians: usize,
+    /// The run's Gaussian budget: `--max-gaussians`, or the default (one
+    /// per 27 training pixels, at most what half of the machine's memory
+    /// holds; `notes` says when the memory set it).
+    pub max_gaussians: usize,
     /// Iterations done in all (including resumed ones).
     pub iterations: u32,
     /// Wall-clock seconds of this session's training.
@@ -485,11 +495,21 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             a.init_points
         ));
     }
+    let memory = budget::machine_memory();
+    let budget = match a.max_gaussians {
+        None => {
+            let b = Budget::of(&ds, memory);
+            ds.notes.extend(b.note());
+            b.gaussians
+        }
+        Some(m) => {
+            let m = usize::try_from(m).unwrap_or(usize::MAX);
+            ds.notes
+                .extend(memory.and_then(|mem| budget::oversize_warning(&ds, m, mem)));
+            m
+        }
+    };
     if let (Some(points), false) = (&ds.points, a.resume) {
-        let budget = a.max_gaussians.map_or_else(
-            || TrainConfig::default_max_gaussians(&ds),
-            |m| usize::try_from(m).unwrap_or(usize::MAX),
-        );
         // (a zero budget is refused with the other settings)
         if budget > 0 && points.len() > budget {
             ds.notes.push(format!(
@@ -708,6 +728,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             psnr: mean_of_scored(ev.iter().map(|e| e.psnr)),
             ssim: mean_of_scored(ev.iter().map(|e| e.ssim)),
             gaussians: t.len(),
+            max_gaussians: t.config().max_gaussians,
             iterations: t.iteration(),
             seconds,
             resumed_from,
@@ -814,7 +835,7 @@ pub(crate) fn data_defaults(
     colmap: bool,
 ) -> TrainConfig {
     TrainConfig {
-        max_gaussians: TrainConfig::default_max_gaussians(ds),
+        max_gaussians: Budget::of(ds, budget::machine_memory()).gaussians,
         ..run_defaults(background, iters, absgrad, colmap)
     }
 }

@@ -1094,6 +1094,7 @@ fn the_budget_caps_the_sparse_points() {
     ]);
     let n = v["gaussians"].as_u64().unwrap();
     assert!((1..=40).contains(&n), "{v}");
+    assert_eq!(v["max_gaussians"], 40, "{v}");
     let notes = v["notes"].as_array().unwrap();
     assert!(
         notes.iter().any(|s| s

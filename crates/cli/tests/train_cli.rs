@@ -387,11 +387,13 @@ fn mcmc_grows_to_the_budget_and_help_states_the_defaults() {
     // (the default interval is at least 100, longer than this run): 5%
     // growth per round reaches the cap of 230
     assert_eq!(v["gaussians"], 230);
+    assert_eq!(v["max_gaussians"], 230);
     assert!(v["psnr"].as_f64().unwrap() > 5.0);
     let help = run(&["train", "--help"]);
     let h = String::from_utf8_lossy(&help.stdout);
     for needle in [
         "one per 27 training pixels",
+        "half of the machine's memory",
         "half of",
         "mcmc",
         "kept pixels",

@@ -545,17 +545,13 @@ impl TrainConfig {
         }
     }
 
-    /// The default Gaussian budget of a dataset: one Gaussian per
-    /// [`PIXELS_PER_GAUSSIAN`] (27) training pixels, at least
+    /// The default Gaussian budget of a dataset by its pixels alone: one
+    /// Gaussian per [`PIXELS_PER_GAUSSIAN`] (27) training pixels, at least
     /// [`MIN_DEFAULT_GAUSSIANS`] (10,000). For 52 training photos of
-    /// 320×240 that is 147,911.
+    /// 320×240 that is 147,911. The CLI also caps it by the machine's
+    /// memory ([`super::budget::Budget`]).
     pub fn default_max_gaussians(data: &Dataset) -> usize {
-        let px: usize = data
-            .train
-            .iter()
-            .map(|v| v.width as usize * v.height as usize)
-            .sum();
-        (px / PIXELS_PER_GAUSSIAN).max(MIN_DEFAULT_GAUSSIANS)
+        super::budget::Budget::of(data, None).by_pixels
     }
 }
 

@@ -17,6 +17,7 @@
 //! `schedule` (learning rates, SH degree, densification intervals),
 //! `densify` (the density-control strategies behind one trait),
 //! [`average`] (the final model as a moving average of the parameters),
+//! [`budget`] (the default Gaussian budget: pixels and memory),
 //! `checkpoint` (save and resume) and `eval` (scoring views). The L1 + SSIM
 //! loss and its gradient live in [`crate::loss`].
 
@@ -26,6 +27,7 @@ use crate::data::View;
 use crate::three::Camera;
 
 pub mod average;
+pub mod budget;
 mod checkpoint;
 pub mod config;
 mod densify;
