@@ -512,3 +512,54 @@ fn a_photo_named_by_two_images_is_refused() {
     );
     assert!(e.contains(&want), "{e}");
 }
+
+/// Photos are loaded a few at a time and each narrowed to `max_width` as
+/// it is loaded (so that a capture of large photos is never held at full
+/// size all at once): the dataset is the one loaded at full size and
+/// narrowed afterwards, bit for bit (colours, undistortion's masks,
+/// intrinsics), whatever the number of threads decoding the photos.
+#[test]
+fn photos_narrowed_as_they_load_are_those_narrowed_afterwards() {
+    let full = load(fixture(), &LoadOptions::default()).unwrap();
+    let mut want = full.clone();
+    for v in want.train.iter_mut().chain(want.test.iter_mut()) {
+        splat::data::limit_width(v, 100);
+    }
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let got = pool
+            .install(|| {
+                load(
+                    fixture(),
+                    &LoadOptions {
+                        max_width: Some(100),
+                        ..LoadOptions::default()
+                    },
+                )
+            })
+            .unwrap();
+        assert_eq!(got.train.len(), want.train.len());
+        assert_eq!(got.test.len(), want.test.len());
+        for (g, w) in got
+            .train
+            .iter()
+            .chain(&got.test)
+            .zip(want.train.iter().chain(&want.test))
+        {
+            assert_eq!(g.name, w.name);
+            assert_eq!((g.width, g.height), (w.width, w.height));
+            assert!(g.width <= 100 && w.width < full.train[0].width);
+            assert_eq!([g.fx, g.fy, g.cx, g.cy], [w.fx, w.fy, w.cx, w.cy]);
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert!(bits(&g.image) == bits(&w.image), "{}: colours", g.name);
+            assert_eq!(g.mask.is_some(), w.mask.is_some(), "{}", g.name);
+            if let (Some(a), Some(b)) = (&g.mask, &w.mask) {
+                assert!(bits(a) == bits(b), "{}: mask", g.name);
+            }
+            assert_eq!(g.alpha.as_deref().map(bits), w.alpha.as_deref().map(bits));
+        }
+    }
+}

@@ -506,6 +506,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         return Err(DataError::invalid(dir, "dataset", why));
     }
     let mut ds = ds;
+    // (COLMAP photos were narrowed one by one as they were loaded)
     if let Some(max) = opts.max_width {
         for v in ds.train.iter_mut().chain(ds.test.iter_mut()) {
             limit_width(v, max.max(1));
@@ -654,6 +655,23 @@ pub(crate) fn decode_images(
             Ok((nw, nh, rgb, alpha))
         })
         .collect()
+}
+
+/// [`decode_images`] as an iterator that decodes a few photos at a time
+/// (one per thread of the pool) when the caller asks for the first of
+/// them, at full size: a caller that reduces each photo before taking the
+/// next holds only those few at full size, however many the capture has
+/// (200 photos of 17 megapixels are 40 GB as `f32` colour).
+pub(crate) fn decode_images_lazily(
+    jobs: &[ImageJob],
+    background: [f32; 3],
+) -> impl Iterator<Item = Result<Decoded, DataError>> + '_ {
+    let few = rayon::current_num_threads().max(1);
+    jobs.chunks(few)
+        .flat_map(move |c| match decode_images(c, background, 1) {
+            Ok(photos) => photos.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        })
 }
 
 /// Box-filter downscale of a `ch`-channel image by an integer factor

@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{decode_images, masks, DataError, Dataset, ImageJob, LoadOptions, Mat4, Point, View};
+use super::{
+    decode_images_lazily, masks, DataError, Dataset, ImageJob, LoadOptions, Mat4, Point, View,
+};
 use crate::cameras::undistort::Remap;
 use crate::cameras::Intrinsics;
 
@@ -246,7 +248,10 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         };
         notes.extend(tally.verdict(searched)?);
     }
-    let decoded = decode_images(&jobs, opts.background, 1)?;
+    // a few at a time, each reduced (undistorted, downscaled, narrowed to
+    // `max_width`) before the next few are decoded: a capture of large
+    // photos is never held at full size all at once
+    let decoded = decode_images_lazily(&jobs, opts.background);
     // one resampling map per camera and photo size, shared by its photos
     let mut remaps: HashMap<(i32, u32, u32), Remap> = HashMap::new();
     let mut train = Vec::new();
@@ -255,7 +260,8 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     // taken as scaled copies: their names, and the first one's sizes
     let mut resized: Vec<String> = Vec::new();
     let mut first_resized = String::new();
-    for (k, (im, (w, h, rgb, alpha))) in images.iter().zip(decoded).enumerate() {
+    for (k, (im, photo)) in images.iter().zip(decoded).enumerate() {
+        let (w, h, rgb, alpha) = photo?;
         let cam = &rec.cameras[&im.camera_id];
         // a folder of downscaled copies: the scale must be the same along
         // both axes (to a pixel of rounding)
@@ -375,7 +381,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             m[i][3] = im.tvec[i];
         }
         m[3][3] = 1.0;
-        let view = View {
+        let mut view = View {
             name: im.name.clone(),
             width: w2,
             height: h2,
@@ -389,6 +395,9 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             background: opts.background,
             mask: masks::simplify(mask),
         };
+        if let Some(max) = opts.max_width {
+            super::limit_width(&mut view, max.max(1));
+        }
         if opts.holdout_every > 0 && k % opts.holdout_every == 0 {
             test.push(view);
         } else {
