@@ -104,10 +104,10 @@ pub struct TrainArgs {
     /// Cap on the number of Gaussians [default: one per 27 training pixels,
     /// at least 10,000 (e.g. 147,911 for 52 training photos of 320×240),
     /// and at most what half of the machine's memory (or its container's
-    /// limit) holds beside the photos at about 5 kB a Gaussian (e.g. 1.68
-    /// million on 24 GiB for 160 photos 1,600 pixels wide, which the
-    /// pixels alone would give 9.9 million); a note says when the memory
-    /// sets it].
+    /// limit) holds beside the photos at about 5 kB a Gaussian, rounded
+    /// down to 10,000s (e.g. 1.67 million on 24 GiB for 160 photos 1,600
+    /// pixels wide, which the pixels alone would give 9.9 million); a note
+    /// says when the memory sets it].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_gaussians: Option<u64>,
     /// Once the Gaussian budget is full, each densification round retires
@@ -495,11 +495,11 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             a.init_points
         ));
     }
-    let memory = budget::machine_memory();
+    let memory = splat::machine::memory();
     let budget = match a.max_gaussians {
         None => {
             let b = Budget::of(&ds, memory);
-            ds.notes.extend(b.note());
+            ds.notes.extend(b.note(&ds));
             b.gaussians
         }
         Some(m) => {
@@ -595,11 +595,17 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
              the checkpoint's iterations, to train further)"
         );
     }
-    let (eval_views, eval_split) = if t.data().test.is_empty() {
-        (t.data().train.clone(), "train")
-    } else {
-        (t.data().test.clone(), "test")
-    };
+    // the views scored, borrowed from the trainer's dataset when scored
+    // (a copy held through the run would cost the photos' memory twice)
+    let on_train = t.data().test.is_empty();
+    let eval_split = if on_train { "train" } else { "test" };
+    fn scored_views(t: &Trainer, on_train: bool) -> &[splat::data::View] {
+        if on_train {
+            &t.data().train
+        } else {
+            &t.data().test
+        }
+    }
     let bar = crate::output::progress_bar(iters as u64, a.json);
     bar.set_position(resumed_from as u64);
     let start = Instant::now();
@@ -641,7 +647,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         if a.eval_every > 0.0 && train_secs - last_eval >= a.eval_every {
             let e0 = Instant::now();
             let ev = t
-                .evaluate(&eval_views)
+                .evaluate(scored_views(&t, on_train))
                 .map_err(|e| with_pending(&mut saver, train_err(e)))?;
             curve.push(CurvePoint {
                 seconds: train_secs,
@@ -687,7 +693,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             let file = point_cloud.with_extension(splat::formats::SceneFormat::from(f).extension());
             crate::export::write_scene(&t.gaussians::<f32>(), f, &file, antialiased)?;
         }
-        let ev = t.evaluate(&eval_views).map_err(train_err)?;
+        let ev = t.evaluate(scored_views(&t, on_train)).map_err(train_err)?;
         let renders = a.out.join("renders");
         crate::output::ensure_dir(&renders)?;
         crate::settings::RenderSettings {
@@ -702,7 +708,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             )
         }
         .write(&a.out)?;
-        let names = t.data().render_names(&eval_views);
+        let names = t.data().render_names(scored_views(&t, on_train));
         let mut per_view = Vec::new();
         for (e, name) in ev.iter().zip(&names) {
             let img = Image {
@@ -835,7 +841,7 @@ pub(crate) fn data_defaults(
     colmap: bool,
 ) -> TrainConfig {
     TrainConfig {
-        max_gaussians: Budget::of(ds, budget::machine_memory()).gaussians,
+        max_gaussians: Budget::of(ds, splat::machine::memory()).gaussians,
         ..run_defaults(background, iters, absgrad, colmap)
     }
 }

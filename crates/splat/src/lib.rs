@@ -16,6 +16,7 @@ pub mod formats;
 pub mod image_io;
 pub mod l1_ssim;
 pub mod loss;
+pub mod machine;
 pub mod model2d;
 pub mod raster;
 pub mod rng;

@@ -563,3 +563,56 @@ fn photos_narrowed_as_they_load_are_those_narrowed_afterwards() {
         }
     }
 }
+
+/// Photos are reduced in order as they are decoded, so the first photo
+/// that fails is the error, whatever the number of threads decoding them
+/// and however far the capture goes on: here the first photo's mask is of
+/// the wrong size, and the last photo is not an image (a loader that
+/// decoded every photo first reported the last one).
+#[test]
+fn the_first_photo_that_fails_is_the_error() {
+    let dir = std::env::temp_dir().join(format!("chainrule-colmap-order-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sparse = dir.join("sparse/0");
+    std::fs::create_dir_all(&sparse).unwrap();
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    std::fs::create_dir_all(dir.join("masks")).unwrap();
+    for f in ["cameras.bin", "images.bin", "points3D.bin"] {
+        std::fs::copy(fixture().join("sparse/0").join(f), sparse.join(f)).unwrap();
+    }
+    let mut names: Vec<String> = std::fs::read_dir(fixture().join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    for n in &names {
+        std::fs::copy(fixture().join("images").join(n), dir.join("images").join(n)).unwrap();
+    }
+    std::fs::write(
+        dir.join("images").join(names.last().unwrap()),
+        b"not a photo",
+    )
+    .unwrap();
+    image::GrayImage::new(7, 5)
+        .save(dir.join("masks").join(format!("{}.png", names[0])))
+        .unwrap();
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let e = pool
+            .install(|| load(&dir, &LoadOptions::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("{}.png", names[0])),
+            "{threads} threads: {e}"
+        );
+        assert!(
+            !e.contains(names.last().unwrap().as_str()),
+            "{threads} threads: {e}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -616,63 +616,96 @@ pub(crate) fn decode_images(
     downscale: u32,
 ) -> Result<Vec<Decoded>, DataError> {
     jobs.par_iter()
-        .map(|job| {
-            let img = image::ImageReader::open(&job.path)
-                .map_err(|e| DataError::io(&job.path, e))?
-                .with_guessed_format()
-                .map_err(|e| DataError::io(&job.path, e))?
-                .decode()
-                .map_err(|e| DataError::invalid(&job.path, "image", e))?;
-            let (w, h) = (img.width(), img.height());
-            if w == 0 || h == 0 {
-                return Err(DataError::invalid(&job.path, "image", "zero-sized image"));
-            }
-            if let Some((ew, eh)) = job.expect {
-                if (ew, eh) != (w, h) {
-                    return Err(DataError::invalid(
-                        &job.path,
-                        "image size",
-                        format!("is {w}×{h}, the camera says {ew}×{eh}"),
-                    ));
-                }
-            }
-            let rgba = img.to_rgba32f();
-            let mut rgb = Vec::with_capacity((w * h * 3) as usize);
-            let mut alpha = Vec::with_capacity((w * h) as usize);
-            for p in rgba.pixels() {
-                let a = p.0[3];
-                alpha.push(a);
-                for c in 0..3 {
-                    rgb.push(p.0[c] * a + background[c] * (1.0 - a));
-                }
-            }
-            let (nw, nh, rgb) = downscale_box(w, h, &rgb, 3, downscale);
-            let alpha = if alpha.iter().all(|&a| a >= 1.0) {
-                None
-            } else {
-                Some(downscale_box(w, h, &alpha, 1, downscale).2)
-            };
-            Ok((nw, nh, rgb, alpha))
-        })
+        .map(|job| decode_image(job, background, downscale))
         .collect()
 }
 
-/// [`decode_images`] as an iterator that decodes a few photos at a time
-/// (one per thread of the pool) when the caller asks for the first of
-/// them, at full size: a caller that reduces each photo before taking the
-/// next holds only those few at full size, however many the capture has
-/// (200 photos of 17 megapixels are 40 GB as `f32` colour).
+/// One photo of [`decode_images`].
+fn decode_image(
+    job: &ImageJob,
+    background: [f32; 3],
+    downscale: u32,
+) -> Result<Decoded, DataError> {
+    let img = image::ImageReader::open(&job.path)
+        .map_err(|e| DataError::io(&job.path, e))?
+        .with_guessed_format()
+        .map_err(|e| DataError::io(&job.path, e))?
+        .decode()
+        .map_err(|e| DataError::invalid(&job.path, "image", e))?;
+    let (w, h) = (img.width(), img.height());
+    if w == 0 || h == 0 {
+        return Err(DataError::invalid(&job.path, "image", "zero-sized image"));
+    }
+    if let Some((ew, eh)) = job.expect {
+        if (ew, eh) != (w, h) {
+            return Err(DataError::invalid(
+                &job.path,
+                "image size",
+                format!("is {w}×{h}, the camera says {ew}×{eh}"),
+            ));
+        }
+    }
+    let rgba = img.to_rgba32f();
+    drop(img);
+    let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+    let mut alpha = Vec::with_capacity((w * h) as usize);
+    for p in rgba.pixels() {
+        let a = p.0[3];
+        alpha.push(a);
+        for c in 0..3 {
+            rgb.push(p.0[c] * a + background[c] * (1.0 - a));
+        }
+    }
+    drop(rgba);
+    let (nw, nh, rgb) = downscale_box(w, h, &rgb, 3, downscale);
+    let alpha = if alpha.iter().all(|&a| a >= 1.0) {
+        None
+    } else {
+        Some(downscale_box(w, h, &alpha, 1, downscale).2)
+    };
+    Ok((nw, nh, rgb, alpha))
+}
+
+/// [`decode_images`] as an iterator that decodes `few` photos at a time
+/// (in parallel) when the caller asks for the first of them, at full
+/// size, one result per photo: a caller that reduces each photo before
+/// taking the next holds only those few at full size, however many the
+/// capture has (185 photos of 17 megapixels are 39 GB as `f32` colour),
+/// and the first photo that fails is the error, whatever the number of
+/// threads.
 pub(crate) fn decode_images_lazily(
     jobs: &[ImageJob],
     background: [f32; 3],
+    few: usize,
 ) -> impl Iterator<Item = Result<Decoded, DataError>> + '_ {
-    let few = rayon::current_num_threads().max(1);
-    jobs.chunks(few)
-        .flat_map(move |c| match decode_images(c, background, 1) {
-            Ok(photos) => photos.into_iter().map(Ok).collect::<Vec<_>>(),
-            Err(e) => vec![Err(e)],
-        })
+    jobs.chunks(few.max(1)).flat_map(move |c| {
+        c.par_iter()
+            .map(|job| decode_image(job, background, 1))
+            .collect::<Vec<_>>()
+    })
 }
+
+/// How many photos of at most `pixels` each to decode at once with
+/// [`decode_images_lazily`]: one per thread of the pool, but no more than
+/// a quarter of `memory` bytes (the machine's, when known) holds at about
+/// [`DECODE_BYTES_PER_PIXEL`] each while they are decoded.
+pub(crate) fn decode_batch(pixels: u64, memory: Option<u64>) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let per_photo = pixels.max(1).saturating_mul(DECODE_BYTES_PER_PIXEL);
+    match memory {
+        Some(m) => threads.min(
+            usize::try_from(m / 4 / per_photo)
+                .unwrap_or(usize::MAX)
+                .max(1),
+        ),
+        None => threads,
+    }
+}
+
+/// Bytes a pixel of a photo takes while [`decode_images`] converts it:
+/// the decoded 8-bit image, its `f32` RGBA copy and the composited RGB and
+/// alpha planes.
+pub(crate) const DECODE_BYTES_PER_PIXEL: u64 = 36;
 
 /// Box-filter downscale of a `ch`-channel image by an integer factor
 /// (partial blocks at the edges are dropped, as `w / f` rounds down).

@@ -52,8 +52,8 @@ pub fn photo_bytes(data: &Dataset) -> u64 {
 
 /// The most Gaussians that [`MEMORY_SHARE`] of `memory` bytes holds
 /// beside the dataset's photos ([`photo_bytes`]) at
-/// [`BYTES_PER_GAUSSIAN`] each, and at least
-/// [`MIN_DEFAULT_GAUSSIANS`].
+/// [`BYTES_PER_GAUSSIAN`] each, rounded down to a multiple of
+/// [`CAP_STEP`], and at least [`MIN_DEFAULT_GAUSSIANS`].
 ///
 /// ```
 /// use splat::data::Dataset;
@@ -74,11 +74,16 @@ pub fn photo_bytes(data: &Dataset) -> u64 {
 pub fn memory_cap(data: &Dataset, memory: u64) -> usize {
     let share = (memory as f64 * MEMORY_SHARE) as u64;
     let left = share.saturating_sub(photo_bytes(data));
-    let n = left / BYTES_PER_GAUSSIAN;
+    // rounded down, so that a machine whose total shifts a little (a
+    // kernel update, a balloon driver) keeps its budget
+    let n = left / BYTES_PER_GAUSSIAN / CAP_STEP * CAP_STEP;
     usize::try_from(n)
         .unwrap_or(usize::MAX)
         .max(MIN_DEFAULT_GAUSSIANS)
 }
+
+/// [`memory_cap`] is a multiple of this many Gaussians.
+pub const CAP_STEP: u64 = 10_000;
 
 /// The default budget of a dataset and how it was chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,12 +104,14 @@ impl Budget {
     /// The default budget of `data` on a machine of `memory` bytes
     /// (`None`: unknown, the pixel rule alone).
     pub fn of(data: &Dataset, memory: Option<u64>) -> Budget {
-        let px: usize = data
+        let px: u64 = data
             .train
             .iter()
-            .map(|v| v.width as usize * v.height as usize)
+            .map(|v| v.width as u64 * v.height as u64)
             .sum();
-        let by_pixels = (px / PIXELS_PER_GAUSSIAN).max(MIN_DEFAULT_GAUSSIANS);
+        let by_pixels = usize::try_from(px / PIXELS_PER_GAUSSIAN as u64)
+            .unwrap_or(usize::MAX)
+            .max(MIN_DEFAULT_GAUSSIANS);
         let by_memory = memory.map(|m| memory_cap(data, m));
         Budget {
             gaussians: by_memory.map_or(by_pixels, |m| m.min(by_pixels)),
@@ -120,13 +127,27 @@ impl Budget {
     }
 
     /// A sentence for the user when the memory set the budget.
-    pub fn note(&self) -> Option<String> {
+    pub fn note(&self, data: &Dataset) -> Option<String> {
         let memory = self.memory?;
+        let photos = photo_bytes(data);
+        if self.memory_bound() && photos as f64 >= memory as f64 * MEMORY_SHARE {
+            return Some(format!(
+                "the photos alone take {:.1} GiB, at least half of the {:.1} GiB of memory \
+                 this process may use: the Gaussian budget is the smallest default, {}, \
+                 instead of one per {} training pixels ({}); --downscale N loads smaller \
+                 photos, --max-gaussians sets the budget",
+                photos as f64 / GIB,
+                memory as f64 / GIB,
+                self.gaussians,
+                PIXELS_PER_GAUSSIAN,
+                self.by_pixels,
+            ));
+        }
         self.memory_bound().then(|| {
             format!(
-                "the Gaussian budget is {}, what half of this machine's {:.1} GiB of memory \
-                 holds beside the photos at about {} kB a Gaussian, fewer than one per {} \
-                 training pixels ({}); --max-gaussians sets it",
+                "the Gaussian budget is {}, what half of the {:.1} GiB of memory this process \
+                 may use holds beside the photos at about {} kB a Gaussian, fewer than one \
+                 per {} training pixels ({}); --max-gaussians sets it",
                 self.gaussians,
                 memory as f64 / GIB,
                 BYTES_PER_GAUSSIAN / 1000,
@@ -153,56 +174,14 @@ pub fn oversize_warning(data: &Dataset, gaussians: usize, memory: u64) -> Option
         format!(
             "a budget of {gaussians} Gaussians (--max-gaussians) needs about {:.1} GiB once \
              training reaches it (about {} kB a Gaussian beside {:.1} GiB of photos), more \
-             than this machine's {:.1} GiB of memory: the run may be stopped for lack of it",
+             than the {:.1} GiB of memory this process may use: the run may be stopped for \
+             lack of it",
             need as f64 / GIB,
             BYTES_PER_GAUSSIAN / 1000,
             photo_bytes(data) as f64 / GIB,
             memory as f64 / GIB,
         )
     })
-}
-
-/// This machine's memory in bytes: the total (Linux's `MemTotal`), or
-/// the memory limit of the control group the process runs in when that
-/// is lower (a container's). `None` where neither can be read (other
-/// systems), and the budget then follows the pixels alone.
-pub fn machine_memory() -> Option<u64> {
-    let total = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| parse_meminfo_total(&s));
-    let limit = [
-        "/sys/fs/cgroup/memory.max",
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-    ]
-    .iter()
-    .filter_map(|p| std::fs::read_to_string(p).ok())
-    .filter_map(|s| parse_cgroup_limit(&s))
-    .min();
-    match (total, limit) {
-        (Some(t), Some(l)) => Some(t.min(l)),
-        (t, l) => t.or(l),
-    }
-}
-
-/// `MemTotal` of a `/proc/meminfo` text, in bytes.
-pub fn parse_meminfo_total(text: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let mut words = line["MemTotal:".len()..].split_whitespace();
-    let n: u64 = words.next()?.parse().ok()?;
-    match words.next() {
-        Some("kB") => n.checked_mul(1024),
-        None => Some(n),
-        Some(_) => None,
-    }
-}
-
-/// A control group's memory limit (`memory.max` of cgroup v2, or
-/// `memory.limit_in_bytes` of v1), in bytes; `None` for no limit (`max`,
-/// or v1's page-rounded largest value).
-pub fn parse_cgroup_limit(text: &str) -> Option<u64> {
-    let n: u64 = text.trim().parse().ok()?;
-    // v1 writes "no limit" as the largest page-aligned i64
-    (n < 1 << 62).then_some(n)
 }
 
 #[cfg(test)]
@@ -258,7 +237,7 @@ mod tests {
             let b = Budget::of(&data, Some(gib << 30));
             assert_eq!(b.by_pixels, 147_911);
             assert_eq!(b.gaussians, 147_911, "{gib} GiB");
-            assert!(!b.memory_bound() && b.note().is_none());
+            assert!(!b.memory_bound() && b.note(&data).is_none());
         }
         assert_eq!(Budget::of(&data, None).gaussians, 147_911);
     }
@@ -275,13 +254,14 @@ mod tests {
         let memory = 24u64 << 30;
         let b = Budget::of(&data, Some(memory));
         assert_eq!(b.by_pixels, 9_860_740);
-        // (12,884,901,888 − 4,492,800,000) / 5,000 = 1,678,420
-        assert_eq!(b.by_memory, Some(1_678_420));
-        assert_eq!(b.gaussians, 1_678_420);
+        // (12,884,901,888 − 4,492,800,000) / 5,000 = 1,678,420, rounded
+        // down to a multiple of 10,000
+        assert_eq!(b.by_memory, Some(1_670_000));
+        assert_eq!(b.gaussians, 1_670_000);
         assert!(b.memory_bound());
-        let note = b.note().unwrap();
+        let note = b.note(&data).unwrap();
         assert!(
-            note.contains("1678420") && note.contains("24.0 GiB"),
+            note.contains("1670000") && note.contains("24.0 GiB"),
             "{note}"
         );
         assert!(
@@ -291,6 +271,7 @@ mod tests {
         // what it needs fits in the machine, what the pixels ask does not
         assert!(training_bytes(&data, b.gaussians) <= memory);
         assert!(oversize_warning(&data, b.gaussians, memory).is_none());
+        // 9,860,740 × 5,000 + 4,492,800,000 bytes = 50.1 GiB
         let w = oversize_warning(&data, b.by_pixels, memory).unwrap();
         assert!(w.contains("9860740") && w.contains("50.1 GiB"), "{w}");
     }
@@ -300,27 +281,11 @@ mod tests {
         let data = dataset(160, 25, (1600, 1040), false);
         let b = Budget::of(&data, Some(4 << 30));
         assert_eq!(b.gaussians, MIN_DEFAULT_GAUSSIANS);
-    }
-
-    #[test]
-    fn meminfo_and_cgroup_limits_are_read_in_bytes() {
-        let meminfo = "MemTotal:       24591916 kB\nMemFree:         1000 kB\n";
-        assert_eq!(parse_meminfo_total(meminfo), Some(24_591_916 * 1024));
-        assert_eq!(parse_meminfo_total("MemFree: 5 kB\n"), None);
-        assert_eq!(parse_meminfo_total("MemTotal: x kB\n"), None);
-        assert_eq!(parse_meminfo_total("MemTotal: 5 MB\n"), None);
-        assert_eq!(parse_cgroup_limit("max\n"), None);
-        assert_eq!(parse_cgroup_limit("8589934592\n"), Some(8 << 30));
-        // cgroup v1's "no limit"
-        assert_eq!(parse_cgroup_limit("9223372036854771712\n"), None);
-        assert_eq!(parse_cgroup_limit(""), None);
-    }
-
-    #[test]
-    fn this_machine_has_memory_on_linux() {
-        if cfg!(target_os = "linux") {
-            let m = machine_memory().expect("/proc/meminfo is readable on Linux");
-            assert!(m >= 64 << 20, "{m} bytes");
-        }
+        // the note says that the photos are the trouble
+        let note = b.note(&data).unwrap();
+        assert!(
+            note.contains("photos alone take 4.2 GiB") && note.contains("--downscale"),
+            "{note}"
+        );
     }
 }

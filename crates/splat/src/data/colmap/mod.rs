@@ -251,9 +251,24 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     // a few at a time, each reduced (undistorted, downscaled, narrowed to
     // `max_width`) before the next few are decoded: a capture of large
     // photos is never held at full size all at once
-    let decoded = decode_images_lazily(&jobs, opts.background);
-    // one resampling map per camera and photo size, shared by its photos
+    let largest = images
+        .iter()
+        .map(|im| {
+            let c = &rec.cameras[&im.camera_id];
+            c.width.saturating_mul(c.height)
+        })
+        .max()
+        .unwrap_or(1);
+    let few = super::decode_batch(largest, crate::machine::memory());
+    let decoded = decode_images_lazily(&jobs, opts.background, few);
+    // one resampling map per camera and photo size, shared by its photos,
+    // dropped after the camera's last photo (COLMAP's default makes a
+    // camera per photo, and each map is 16 bytes a full-size pixel)
     let mut remaps: HashMap<(i32, u32, u32), Remap> = HashMap::new();
+    let mut photos_left: HashMap<i32, usize> = HashMap::new();
+    for im in &images {
+        *photos_left.entry(im.camera_id).or_default() += 1;
+    }
     let mut train = Vec::new();
     let mut test = Vec::new();
     // photos at another size than their camera's (÷ N in `images_N`),
@@ -397,6 +412,11 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         };
         if let Some(max) = opts.max_width {
             super::limit_width(&mut view, max.max(1));
+        }
+        let left = photos_left.get_mut(&im.camera_id).expect("counted above");
+        *left -= 1;
+        if *left == 0 {
+            remaps.retain(|key, _| key.0 != im.camera_id);
         }
         if opts.holdout_every > 0 && k % opts.holdout_every == 0 {
             test.push(view);
