@@ -282,3 +282,75 @@ fn colmap_text_and_binary_agree() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+/// A NeRF-synthetic split is read a few photos at a time, each narrowed
+/// to `max_width` (with its mask) as it is read: the views are those read
+/// at full size and narrowed afterwards, bit for bit, whatever the number
+/// of threads decoding them.
+#[test]
+fn nerf_photos_narrowed_as_they_load_are_those_narrowed_afterwards() {
+    let dir = std::env::temp_dir().join(format!("chainrule-nerf-narrow-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    small_synth(&dir);
+    // a mask for every training photo: a disc kept, the corners ignored
+    let masks = dir.join("train/masks");
+    std::fs::create_dir_all(&masks).unwrap();
+    for e in std::fs::read_dir(dir.join("train")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "png") {
+            let (w, h) = image::image_dimensions(&p).unwrap();
+            let m = image::GrayImage::from_fn(w, h, |x, y| {
+                let (dx, dy) = (x as f64 - w as f64 / 2.0, y as f64 - h as f64 / 2.0);
+                image::Luma([if dx * dx + dy * dy < (w * w) as f64 / 5.0 {
+                    255
+                } else {
+                    0
+                }])
+            });
+            m.save(masks.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let full = load(&dir, &LoadOptions::default()).unwrap();
+    let narrow = full.train[0].width * 3 / 4;
+    let mut want = full.clone();
+    for v in want.train.iter_mut().chain(want.test.iter_mut()) {
+        splat::data::limit_width(v, narrow);
+    }
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let opts = LoadOptions {
+            max_width: Some(narrow),
+            ..LoadOptions::default()
+        };
+        let got = pool.install(|| load(&dir, &opts)).unwrap();
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let (g, w): (Vec<_>, Vec<_>) = (
+            got.train.iter().chain(&got.test).collect(),
+            want.train.iter().chain(&want.test).collect(),
+        );
+        assert_eq!(g.len(), w.len());
+        assert!(g.iter().filter(|v| v.mask.is_some()).count() >= 2);
+        for (g, w) in g.iter().zip(&w) {
+            assert_eq!((&g.name, g.width, g.height), (&w.name, w.width, w.height));
+            assert_eq!(g.width, narrow);
+            assert_eq!([g.fx, g.fy, g.cx, g.cy], [w.fx, w.fy, w.cx, w.cy]);
+            assert!(bits(&g.image) == bits(&w.image), "{}", g.name);
+            assert_eq!(
+                g.mask.as_deref().map(bits),
+                w.mask.as_deref().map(bits),
+                "{}",
+                g.name
+            );
+            assert_eq!(
+                g.alpha.as_deref().map(bits),
+                w.alpha.as_deref().map(bits),
+                "{}",
+                g.name
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -506,7 +506,8 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         return Err(DataError::invalid(dir, "dataset", why));
     }
     let mut ds = ds;
-    // (COLMAP photos were narrowed one by one as they were loaded)
+    // (the loaders narrowed the photos one by one as they read them: this
+    // leaves them as they are)
     if let Some(max) = opts.max_width {
         for v in ds.train.iter_mut().chain(ds.test.iter_mut()) {
             limit_width(v, max.max(1));
@@ -608,19 +609,8 @@ pub(crate) fn folders_of<'a>(files: impl IntoIterator<Item = &'a Path>) -> Vec<P
     out
 }
 
-/// Decodes images in parallel, composites alpha on `background`, and
-/// downscales by an integer factor (box filter).
-pub(crate) fn decode_images(
-    jobs: &[ImageJob],
-    background: [f32; 3],
-    downscale: u32,
-) -> Result<Vec<Decoded>, DataError> {
-    jobs.par_iter()
-        .map(|job| decode_image(job, background, downscale))
-        .collect()
-}
-
-/// One photo of [`decode_images`].
+/// Decodes one photo, composites alpha on `background`, and downscales
+/// by an integer factor (box filter).
 fn decode_image(
     job: &ImageJob,
     background: [f32; 3],
@@ -666,9 +656,9 @@ fn decode_image(
     Ok((nw, nh, rgb, alpha))
 }
 
-/// [`decode_images`] as an iterator that decodes `few` photos at a time
-/// (in parallel) when the caller asks for the first of them, at full
-/// size, one result per photo: a caller that reduces each photo before
+/// Decodes photos with [`decode_image`], as an iterator that decodes
+/// `few` photos at a time (in parallel) when the caller asks for the first of them, one result
+/// per photo: a caller that reduces each photo before
 /// taking the next holds only those few at full size, however many the
 /// capture has (185 photos of 17 megapixels are 39 GB as `f32` colour),
 /// and the first photo that fails is the error, whatever the number of
@@ -676,11 +666,12 @@ fn decode_image(
 pub(crate) fn decode_images_lazily(
     jobs: &[ImageJob],
     background: [f32; 3],
+    downscale: u32,
     few: usize,
 ) -> impl Iterator<Item = Result<Decoded, DataError>> + '_ {
     jobs.chunks(few.max(1)).flat_map(move |c| {
         c.par_iter()
-            .map(|job| decode_image(job, background, 1))
+            .map(|job| decode_image(job, background, downscale))
             .collect::<Vec<_>>()
     })
 }
@@ -702,7 +693,7 @@ pub(crate) fn decode_batch(pixels: u64, memory: Option<u64>) -> usize {
     }
 }
 
-/// Bytes a pixel of a photo takes while [`decode_images`] converts it:
+/// Bytes a pixel of a photo takes while [`decode_image`] converts it:
 /// the decoded 8-bit image, its `f32` RGBA copy and the composited RGB and
 /// alpha planes.
 pub(crate) const DECODE_BYTES_PER_PIXEL: u64 = 36;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::{
-    check_rotation, decode_images, masks, opengl_c2w_to_opencv_w2c, DataError, Dataset, ImageJob,
-    LoadOptions, Mat4, View,
+    check_rotation, decode_batch, decode_images_lazily, masks, opengl_c2w_to_opencv_w2c, DataError,
+    Dataset, ImageJob, LoadOptions, Mat4, View,
 };
 
 /// One frame of a transforms file, before its image is decoded.
@@ -162,53 +162,81 @@ fn load_split(
             expect: None,
         })
         .collect();
-    let images = decode_images(&jobs, opts.background, opts.downscale)?;
     tallies.files.extend(jobs.iter().map(|j| j.path.clone()));
+    let mask_paths = split_masks(&t.frames, tallies);
+    // a few photos at a time, each reduced (downscaled, its mask loaded,
+    // narrowed to `max_width`) before the next few are decoded, so that a
+    // split of large photos is never held at full size all at once
+    let largest = jobs
+        .iter()
+        .filter_map(|j| image::image_dimensions(&j.path).ok())
+        .map(|(w, h)| w as u64 * h as u64)
+        .max()
+        .unwrap_or(1);
+    let few = decode_batch(largest, crate::machine::memory());
     // every image of a split must share one size (one camera_angle_x)
-    if let Some(&(w0, h0, _, _)) = images.first() {
-        for (f, (w, h, _, _)) in t.frames.iter().zip(&images) {
-            if (*w, *h) != (w0, h0) {
-                return Err(DataError::invalid(
-                    &f.image_path,
-                    "image size",
-                    format!("is {w}×{h} but the split's first image is {w0}×{h0}"),
-                ));
-            }
-        }
-    }
-    let user_masks = split_masks(&t.frames, opts, tallies)?;
-    let views = t
+    let mut first: Option<(u32, u32)> = None;
+    let mut views = Vec::with_capacity(t.frames.len());
+    for ((f, photo), mask_path) in t
         .frames
         .iter()
-        .zip(images)
-        .zip(user_masks)
-        .map(|((f, (w, h, rgb, alpha)), mask)| {
-            let fx = 0.5 * w as f64 / (0.5 * t.camera_angle_x).tan();
-            let fy = match t.camera_angle_y {
-                Some(ay) => 0.5 * h as f64 / (0.5 * ay).tan(),
-                None => fx,
-            };
-            View {
-                name: f
-                    .image_path
-                    .strip_prefix(dir)
-                    .unwrap_or(&f.image_path)
-                    .display()
-                    .to_string(),
-                width: w,
-                height: h,
-                fx,
-                fy,
-                cx: w as f64 / 2.0,
-                cy: h as f64 / 2.0,
-                world_to_camera: opengl_c2w_to_opencv_w2c(&f.c2w),
-                image: rgb,
-                alpha,
-                background: opts.background,
-                mask: masks::simplify(mask),
+        .zip(decode_images_lazily(
+            &jobs,
+            opts.background,
+            opts.downscale,
+            few,
+        ))
+        .zip(mask_paths)
+    {
+        let (w, h, rgb, alpha) = photo?;
+        let (w0, h0) = *first.get_or_insert((w, h));
+        if (w, h) != (w0, h0) {
+            return Err(DataError::invalid(
+                &f.image_path,
+                "image size",
+                format!("is {w}×{h} but the split's first image is {w0}×{h0}"),
+            ));
+        }
+        let mask = match mask_path {
+            Some(path) => {
+                let image = &f.image_path;
+                let (fw, fh) = image::image_dimensions(image)
+                    .map_err(|e| DataError::invalid(image, "image", e))?;
+                let m = masks::load(&path, image, fw, fh, opts.invert_masks)?;
+                tallies.files.push(path);
+                Some(masks::downscale(fw, fh, &m, opts.downscale))
             }
-        })
-        .collect();
+            None => None,
+        };
+        let fx = 0.5 * w as f64 / (0.5 * t.camera_angle_x).tan();
+        let fy = match t.camera_angle_y {
+            Some(ay) => 0.5 * h as f64 / (0.5 * ay).tan(),
+            None => fx,
+        };
+        let mut view = View {
+            name: f
+                .image_path
+                .strip_prefix(dir)
+                .unwrap_or(&f.image_path)
+                .display()
+                .to_string(),
+            width: w,
+            height: h,
+            fx,
+            fy,
+            cx: w as f64 / 2.0,
+            cy: h as f64 / 2.0,
+            world_to_camera: opengl_c2w_to_opencv_w2c(&f.c2w),
+            image: rgb,
+            alpha,
+            background: opts.background,
+            mask: masks::simplify(mask),
+        };
+        if let Some(max) = opts.max_width {
+            super::limit_width(&mut view, max.max(1));
+        }
+        views.push(view);
+    }
     Ok(Some(views))
 }
 
@@ -222,21 +250,18 @@ struct Tallies {
     files: Vec<PathBuf>,
 }
 
-/// The user's masks of a split's images, each from `masks/` in its
-/// image's folder (see [`masks`]), downscaled as the image is; `None` for
-/// an image whose folder has no `masks/`, or which that folder leaves out.
+/// The user's mask files of a split's images, each from `masks/` in its
+/// image's folder (see [`masks`]; [`load_split`] reads each beside its
+/// photo); `None` for an image whose folder has no `masks/`, or which
+/// that folder leaves out.
 /// What each folder held is added to `tallies` (one per folder, across the
 /// splits, which may share one), for [`masks::Tally::verdict`] once every
 /// split is read.
-fn split_masks(
-    frames: &[Frame],
-    opts: &LoadOptions,
-    tallies: &mut Tallies,
-) -> Result<Vec<Option<Vec<f32>>>, DataError> {
+fn split_masks(frames: &[Frame], tallies: &mut Tallies) -> Vec<Option<PathBuf>> {
     let Tallies {
         folders: tallies,
         counted,
-        files,
+        ..
     } = tallies;
     let mut out = Vec::with_capacity(frames.len());
     for f in frames {
@@ -265,17 +290,9 @@ fn split_masks(
         if counted.insert(photo) {
             tallies[k].1.add_found(&name, image, &dir, found.as_deref());
         }
-        let Some(path) = found else {
-            out.push(None);
-            continue;
-        };
-        let (w, h) =
-            image::image_dimensions(image).map_err(|e| DataError::invalid(image, "image", e))?;
-        let m = masks::load(&path, image, w, h, opts.invert_masks)?;
-        out.push(Some(masks::downscale(w, h, &m, opts.downscale)));
-        files.push(path);
+        out.push(found);
     }
-    Ok(out)
+    out
 }
 
 /// Loads a NeRF-synthetic folder: train from `transforms_train.json`, test

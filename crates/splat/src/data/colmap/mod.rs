@@ -260,7 +260,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         .max()
         .unwrap_or(1);
     let few = super::decode_batch(largest, crate::machine::memory());
-    let decoded = decode_images_lazily(&jobs, opts.background, few);
+    let decoded = decode_images_lazily(&jobs, opts.background, 1, few);
     // one resampling map per camera and photo size, shared by its photos,
     // dropped after the camera's last photo (COLMAP's default makes a
     // camera per photo, and each map is 16 bytes a full-size pixel)
