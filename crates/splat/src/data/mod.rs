@@ -657,12 +657,12 @@ fn decode_image(
 }
 
 /// Decodes photos with [`decode_image`], as an iterator that decodes
-/// `few` photos at a time (in parallel) when the caller asks for the first of them, one result
-/// per photo: a caller that reduces each photo before
-/// taking the next holds only those few at full size, however many the
-/// capture has (185 photos of 17 megapixels are 39 GB as `f32` colour),
-/// and the first photo that fails is the error, whatever the number of
-/// threads.
+/// `few` photos at a time (in parallel) when the caller asks for the
+/// first of them, one result per photo: a caller that reduces each photo
+/// before taking the next holds only those few at full size, however many
+/// the capture has (185 photos of 17 megapixels are 39 GB as `f32`
+/// colour), and the first photo that fails is the error, whatever the
+/// number of threads.
 pub(crate) fn decode_images_lazily(
     jobs: &[ImageJob],
     background: [f32; 3],

@@ -251,19 +251,22 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     // a few at a time, each reduced (undistorted, downscaled, narrowed to
     // `max_width`) before the next few are decoded: a capture of large
     // photos is never held at full size all at once
-    let largest = images
+    // (the photos' own sizes too: a photo may be a larger scaled copy of
+    // its camera)
+    let cameras = images.iter().map(|im| {
+        let c = &rec.cameras[&im.camera_id];
+        c.width.saturating_mul(c.height)
+    });
+    let photos = jobs
         .iter()
-        .map(|im| {
-            let c = &rec.cameras[&im.camera_id];
-            c.width.saturating_mul(c.height)
-        })
-        .max()
-        .unwrap_or(1);
+        .filter_map(|j| image::image_dimensions(&j.path).ok())
+        .map(|(w, h)| w as u64 * h as u64);
+    let largest = cameras.chain(photos).max().unwrap_or(1);
     let few = super::decode_batch(largest, crate::machine::memory());
     let decoded = decode_images_lazily(&jobs, opts.background, 1, few);
     // one resampling map per camera and photo size, shared by its photos,
     // dropped after the camera's last photo (COLMAP's default makes a
-    // camera per photo, and each map is 16 bytes a full-size pixel)
+    // camera per photo, and each map is 16 bytes a pixel of the photo)
     let mut remaps: HashMap<(i32, u32, u32), Remap> = HashMap::new();
     let mut photos_left: HashMap<i32, usize> = HashMap::new();
     for im in &images {
