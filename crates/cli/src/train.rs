@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::Args;
 use serde::Serialize;
-use splat::data::{self, Dataset, LoadOptions};
+use splat::data::{self, LoadOptions};
 use splat::image_io::Image;
 use splat::three::ply;
 use splat::train::budget::{self, Budget};
@@ -495,17 +495,19 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             a.init_points
         ));
     }
-    let memory = splat::machine::memory();
+    // the default budget, judged once: the notes and the run use the same
+    let default_budget = Budget::of(&ds, splat::machine::memory());
     let budget = match a.max_gaussians {
         None => {
-            let b = Budget::of(&ds, memory);
-            ds.notes.extend(b.note(&ds));
-            b.gaussians
+            ds.notes.extend(default_budget.note(&ds));
+            default_budget.gaussians
         }
         Some(m) => {
             let m = usize::try_from(m).unwrap_or(usize::MAX);
-            ds.notes
-                .extend(memory.and_then(|mem| budget::oversize_warning(&ds, m, mem)));
+            let over = default_budget
+                .memory
+                .and_then(|mem| budget::oversize_warning(&ds, m, mem));
+            ds.notes.extend(over);
             m
         }
     };
@@ -557,7 +559,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     // the length the record keeps: unknown when a resumed run without one
     // fell back to the default (so that the next --resume says so again)
     let known_length = (!a.resume || a.iters.is_some() || recorded.is_some()).then_some(iters);
-    let cfg = train_config(&a, data_defaults(&ds, background, iters, absgrad, colmap))?;
+    let defaults = data_defaults(&default_budget, background, iters, absgrad, colmap);
+    let cfg = train_config(&a, defaults)?;
     let mut t = if a.resume {
         warn_resume_elsewhere(&a);
         Trainer::resume(ds, cfg, &ckpt_dir).map_err(train_err)?
@@ -827,21 +830,22 @@ pub fn checkpoint_dir(out: &Path) -> PathBuf {
 }
 
 /// The settings `chainrule train` derives from the data when no flag says
-/// otherwise, for a run of `iters` on `ds`: the Gaussian budget, the
+/// otherwise, for a run of `iters`: the Gaussian budget (`budget`:
+/// [`Budget::of`] the dataset on this machine), the
 /// position rate's horizon, the densification window (half the run) and
 /// its intervals, the background, and AbsGS's threshold when `absgrad`
 /// (see [`use_absgrad`]), and the scale rate for COLMAP data (`colmap`).
 /// `bench train --data` uses the same, so that it times the iterations
 /// `train` runs.
 pub(crate) fn data_defaults(
-    ds: &Dataset,
+    budget: &Budget,
     background: [f64; 3],
     iters: u32,
     absgrad: bool,
     colmap: bool,
 ) -> TrainConfig {
     TrainConfig {
-        max_gaussians: Budget::of(ds, splat::machine::memory()).gaussians,
+        max_gaussians: budget.gaussians,
         ..run_defaults(background, iters, absgrad, colmap)
     }
 }

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use crate::common::{on_threads, tmp};
 use splat::cameras::CameraModel;
 use splat::data::colmap::read_reconstruction;
 use splat::data::{load, LoadOptions};
@@ -526,21 +527,11 @@ fn photos_narrowed_as_they_load_are_those_narrowed_afterwards() {
         splat::data::limit_width(v, 100);
     }
     for threads in [1, 3] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        let got = pool
-            .install(|| {
-                load(
-                    fixture(),
-                    &LoadOptions {
-                        max_width: Some(100),
-                        ..LoadOptions::default()
-                    },
-                )
-            })
-            .unwrap();
+        let opts = LoadOptions {
+            max_width: Some(100),
+            ..LoadOptions::default()
+        };
+        let got = on_threads(threads, || load(fixture(), &opts)).unwrap();
         assert_eq!(got.train.len(), want.train.len());
         assert_eq!(got.test.len(), want.test.len());
         for (g, w) in got
@@ -571,8 +562,7 @@ fn photos_narrowed_as_they_load_are_those_narrowed_afterwards() {
 /// decoded every photo first reported the last one).
 #[test]
 fn the_first_photo_that_fails_is_the_error() {
-    let dir = std::env::temp_dir().join(format!("chainrule-colmap-order-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tmp("colmap-order");
     let sparse = dir.join("sparse/0");
     std::fs::create_dir_all(&sparse).unwrap();
     std::fs::create_dir_all(dir.join("images")).unwrap();
@@ -597,12 +587,7 @@ fn the_first_photo_that_fails_is_the_error() {
         .save(dir.join("masks").join(format!("{}.png", names[0])))
         .unwrap();
     for threads in [1, 3] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        let e = pool
-            .install(|| load(&dir, &LoadOptions::default()))
+        let e = on_threads(threads, || load(&dir, &LoadOptions::default()))
             .unwrap_err()
             .to_string();
         assert!(

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::{rotation_to_quat, tmp};
+use crate::common::{on_threads, rotation_to_quat, tmp};
 use splat::data::synth::{write_dataset, SynthOptions, CAMERA_DISTANCE};
 use splat::data::{load, LoadOptions};
 
@@ -289,8 +289,7 @@ fn colmap_text_and_binary_agree() {
 /// of threads decoding them.
 #[test]
 fn nerf_photos_narrowed_as_they_load_are_those_narrowed_afterwards() {
-    let dir = std::env::temp_dir().join(format!("chainrule-nerf-narrow-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tmp("nerf-narrow");
     small_synth(&dir);
     // a mask for every training photo: a disc kept, the corners ignored
     let masks = dir.join("train/masks");
@@ -317,15 +316,11 @@ fn nerf_photos_narrowed_as_they_load_are_those_narrowed_afterwards() {
         splat::data::limit_width(v, narrow);
     }
     for threads in [1, 3] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
         let opts = LoadOptions {
             max_width: Some(narrow),
             ..LoadOptions::default()
         };
-        let got = pool.install(|| load(&dir, &opts)).unwrap();
+        let got = on_threads(threads, || load(&dir, &opts)).unwrap();
         let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         let (g, w): (Vec<_>, Vec<_>) = (
             got.train.iter().chain(&got.test).collect(),

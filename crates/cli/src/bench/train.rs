@@ -255,12 +255,13 @@ fn real_dataset(dir: &std::path::Path, iters: Option<u32>) -> CliResult<(Dataset
     let absgrad = crate::train::use_absgrad(false, false, kind);
     let colmap = kind == Some("colmap");
     let iters = iters.unwrap_or(crate::train::default_iters(colmap));
-    let cfg = crate::train::data_defaults(&data, background.map(f64::from), iters, absgrad, colmap);
-    // (as `train` says it: the timings depend on the budget)
     let budget = splat::train::budget::Budget::of(&data, splat::machine::memory());
+    // (as `train` says it: the timings depend on the budget)
     if let Some(note) = budget.note(&data) {
         eprintln!("note: the budget `train` chooses, timed here: {note}");
     }
+    let bg = background.map(f64::from);
+    let cfg = crate::train::data_defaults(&budget, bg, iters, absgrad, colmap);
     Ok((data, cfg))
 }
 

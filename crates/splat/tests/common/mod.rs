@@ -17,6 +17,16 @@ pub fn tmp(name: &str) -> std::path::PathBuf {
     d
 }
 
+/// `f` run on a rayon pool of `threads` threads (a loader's results must
+/// not depend on how many decode its photos).
+pub fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
 /// Rotation matrix → unit quaternion (w, x, y, z), checked against
 /// `quat_to_rotation`.
 pub fn rotation_to_quat(r: [[f64; 3]; 3]) -> [f64; 4] {

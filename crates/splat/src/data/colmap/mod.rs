@@ -250,9 +250,9 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     }
     // a few at a time, each reduced (undistorted, downscaled, narrowed to
     // `max_width`) before the next few are decoded: a capture of large
-    // photos is never held at full size all at once
-    // (the photos' own sizes too: a photo may be a larger scaled copy of
-    // its camera)
+    // photos is never held at full size all at once. The batch is sized
+    // by the largest camera or photo (a photo may be a larger scaled copy
+    // of its camera).
     let cameras = images.iter().map(|im| {
         let c = &rec.cameras[&im.camera_id];
         c.width.saturating_mul(c.height)
