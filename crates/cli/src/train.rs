@@ -536,7 +536,12 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         };
         let metrics = a.out.join("metrics.json");
         let scores = renders.join(crate::render3d::SCORES_FILE);
-        let earlier = [(metrics.as_path(), "views"), (scores.as_path(), "per_view")];
+        let pending = pending_renders_file(&a.out);
+        let earlier = [
+            (metrics.as_path(), "views"),
+            (scores.as_path(), "per_view"),
+            (pending.as_path(), "renders"),
+        ];
         let names = ds.render_names(scored);
         crate::output::refuse_render_folder(&renders, &ds, &names, &earlier, flag)?;
     }
@@ -712,6 +717,17 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         }
         .write(&a.out)?;
         let names = t.data().render_names(scored_views(&t, on_train));
+        // listed as this run's before they are written: a run killed
+        // between the renders and metrics.json leaves renders that the next
+        // run (a --resume) must know as its own, not refuse as the user's
+        let listed: Vec<_> = names.iter().map(|n| renders.join(n)).collect();
+        crate::output::ensure_dir(&checkpoint_dir(&a.out))?;
+        write_atomic(
+            &pending_renders_file(&a.out),
+            serde_json::json!({ "renders": listed })
+                .to_string()
+                .as_bytes(),
+        )?;
         let mut per_view = Vec::new();
         for (e, name) in ev.iter().zip(&names) {
             let img = Image {
@@ -827,6 +843,12 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
 /// The folder checkpoints of a run in `out` go to.
 pub fn checkpoint_dir(out: &Path) -> PathBuf {
     out.join("checkpoints")
+}
+
+/// Where `train` lists the renders it is about to write into
+/// `OUT/renders` (`{"renders": [paths]}`), before writing them.
+fn pending_renders_file(out: &std::path::Path) -> PathBuf {
+    checkpoint_dir(out).join("renders.json")
 }
 
 /// The settings `chainrule train` derives from the data when no flag says

@@ -185,3 +185,69 @@ fn train_killed_and_resumed_reaches_the_end_with_whole_files() {
     assert_eq!(g.len() as u64, v["gaussians"].as_u64().unwrap());
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A run killed after writing its renders but before `metrics.json` (the
+/// report that lists them) leaves renders no report names: the run
+/// listed them beforehand (`checkpoints/renders.json`), so `--resume`
+/// writes over them instead of refusing them as the user's files.
+#[test]
+fn renders_written_before_a_kill_are_the_resumed_runs_own() {
+    let root = std::env::temp_dir().join(format!("chainrule-train-renders-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (data, out) = (root.join("data"), root.join("out"));
+    let synth = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args([
+            "synth",
+            data.to_str().unwrap(),
+            "--size",
+            "24",
+            "--views",
+            "4",
+        ])
+        .args(["--test-views", "2"])
+        .output()
+        .unwrap();
+    assert!(synth.status.success());
+    let run = |resume: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_chainrule"));
+        c.args([
+            "train",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args([
+            "--iters",
+            "20",
+            "--init-points",
+            "100",
+            "--sh-degree",
+            "0",
+            "--json",
+        ]);
+        if resume {
+            c.arg("--resume");
+        }
+        c.output().unwrap()
+    };
+    let o = run(false);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    // the state a kill between the renders and the report leaves
+    std::fs::remove_file(out.join("metrics.json")).unwrap();
+    assert!(std::fs::read_dir(out.join("renders")).unwrap().count() >= 2);
+    let o = run(true);
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.join("metrics.json").is_file());
+    // a file of the user's under a render's name is still refused
+    std::fs::remove_file(out.join("metrics.json")).unwrap();
+    std::fs::remove_file(out.join("checkpoints/renders.json")).unwrap();
+    let o = run(true);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no earlier render there"));
+    let _ = std::fs::remove_dir_all(&root);
+}
