@@ -720,14 +720,11 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         // listed as this run's before they are written: a run killed
         // between the renders and metrics.json leaves renders that the next
         // run (a --resume) must know as its own, not refuse as the user's
+        // (a safeguard only: where checkpoints/ cannot be written, the
+        // final checkpoint's error is the one reported)
         let listed: Vec<_> = names.iter().map(|n| renders.join(n)).collect();
-        crate::output::ensure_dir(&checkpoint_dir(&a.out))?;
-        write_atomic(
-            &pending_renders_file(&a.out),
-            serde_json::json!({ "renders": listed })
-                .to_string()
-                .as_bytes(),
-        )?;
+        let list = serde_json::json!({ "renders": listed }).to_string();
+        let _ = write_atomic(&pending_renders_file(&a.out), list.as_bytes());
         let mut per_view = Vec::new();
         for (e, name) in ev.iter().zip(&names) {
             let img = Image {
