@@ -94,7 +94,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub json: bool,
     /// Continue from the latest checkpoint in OUT/checkpoints, to the
-    /// run's own length unless --iters is given (with a warning when DATA
+    /// run's own length unless --iters is given, and with its own Gaussian
+    /// budget unless --max-gaussians is given (with a warning when DATA
     /// or --downscale is not the run's, as its checkpoints/run.json
     /// records them; --sh-degree, --antialiased and --exposure must be
     /// the run's; the learning rates are the flags' again, not the
@@ -107,7 +108,7 @@ pub struct TrainArgs {
     /// limit) holds beside the photos at about 5.5 kB a Gaussian, rounded
     /// down to 10,000s (e.g. 1.52 million on 24 GiB for 160 photos 1,600
     /// pixels wide, which the pixels alone would give 9.9 million); a note
-    /// says when the memory sets it].
+    /// says when the memory sets it; --resume keeps the run's budget].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_gaussians: Option<u64>,
     /// Once the Gaussian budget is full, each densification round retires
@@ -495,14 +496,21 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             a.init_points
         ));
     }
-    // the default budget, judged once: the notes and the run use the same
+    // the default budget, judged once: the notes and the run use the same;
+    // a resumed run keeps the budget it was started with (on this machine
+    // or another), as its checkpoints/run.json records it
     let default_budget = Budget::of(&ds, splat::machine::memory());
-    let budget = match a.max_gaussians {
-        None => {
+    let recorded_budget = if a.resume {
+        resumed_budget(&checkpoint_dir(&a.out))
+    } else {
+        None
+    };
+    let budget = match (a.max_gaussians, recorded_budget) {
+        (None, None) => {
             ds.notes.extend(default_budget.note(&ds));
             default_budget.gaussians
         }
-        Some(m) => {
+        (Some(m), _) => {
             let m = usize::try_from(m).unwrap_or(usize::MAX);
             let over = default_budget
                 .memory
@@ -510,6 +518,26 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             ds.notes.extend(over);
             m
         }
+        (None, Some(m)) => {
+            if m != default_budget.gaussians {
+                ds.notes.push(format!(
+                    "--resume: the run's Gaussian budget is {m}, as its checkpoints/run.json \
+                     records it (the default here would be {}); give --max-gaussians for \
+                     another",
+                    default_budget.gaussians
+                ));
+            }
+            let over = default_budget
+                .memory
+                .and_then(|mem| budget::oversize_warning(&ds, m, mem));
+            ds.notes.extend(over);
+            m
+        }
+    };
+    // what the run's defaults are built on: the budget chosen above
+    let default_budget = Budget {
+        gaussians: budget,
+        ..default_budget
     };
     if let (Some(points), false) = (&ds.points, a.resume) {
         // (a zero budget is refused with the other settings)
@@ -577,7 +605,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     // run's length: for --resume's warning and the length it trains to,
     // so a failure is a warning (the checkpoints' own writes report an
     // unwritable folder)
-    if let Err(e) = RunRecord::of(&a, known_length).write(&ckpt_dir) {
+    if let Err(e) = RunRecord::of(&a, known_length, budget).write(&ckpt_dir) {
         eprintln!(
             "warning: {e}; --resume will not know which dataset this run trained on, nor its \
              length"
@@ -894,8 +922,16 @@ fn run_iters(a: &TrainArgs, colmap: bool, recorded: Option<u32>) -> u32 {
 /// holds, as its `run.json` records it; `None` when the file is missing,
 /// unreadable or older than the record.
 pub(crate) fn resumed_length(ckpt_dir: &std::path::Path) -> Option<u32> {
-    let text = std::fs::read(ckpt_dir.join(RunRecord::FILE)).ok()?;
-    serde_json::from_slice::<RunRecord>(&text).ok()?.iters
+    RunRecord::of_checkpoints(ckpt_dir)?.iters
+}
+
+/// The Gaussian budget (`--max-gaussians`, given or defaulted) of the run
+/// whose checkpoints `ckpt_dir` holds, as its `run.json` records it;
+/// `None` when the file is missing, unreadable or older than the record.
+/// A resumed run keeps it: the default depends on the machine's memory,
+/// and a run resumed elsewhere would otherwise change its budget midway.
+pub(crate) fn resumed_budget(ckpt_dir: &std::path::Path) -> Option<usize> {
+    RunRecord::of_checkpoints(ckpt_dir)?.max_gaussians
 }
 
 /// `train`'s run length without `--iters`:
@@ -1072,17 +1108,29 @@ struct RunRecord {
     /// `--iters` (which trains to the default).
     #[serde(default)]
     iters: Option<u32>,
+    /// The run's Gaussian budget (`--max-gaussians`, given or the
+    /// default): what `--resume` without `--max-gaussians` keeps. Absent
+    /// in the records of older versions.
+    #[serde(default)]
+    max_gaussians: Option<usize>,
 }
 
 impl RunRecord {
     const FILE: &'static str = "run.json";
 
-    fn of(a: &TrainArgs, iters: Option<u32>) -> RunRecord {
+    fn of(a: &TrainArgs, iters: Option<u32>, max_gaussians: usize) -> RunRecord {
         RunRecord {
             dataset: crate::settings::stored_dataset_path(&a.data),
             downscale: a.downscale,
             iters,
+            max_gaussians: Some(max_gaussians),
         }
+    }
+
+    /// The record in `ckpt_dir`, if there is one that can be read.
+    fn of_checkpoints(ckpt_dir: &std::path::Path) -> Option<RunRecord> {
+        let text = std::fs::read(ckpt_dir.join(Self::FILE)).ok()?;
+        serde_json::from_slice(&text).ok()
     }
 
     fn write(&self, ckpt_dir: &std::path::Path) -> CliResult {
@@ -1119,6 +1167,7 @@ impl RunRecord {
             dataset: s.dataset?,
             downscale: s.downscale,
             iters: None,
+            max_gaussians: None,
         })
     }
 }
@@ -1411,8 +1460,9 @@ mod tests {
         assert_eq!((own.lr_mean, own.lr_mean_final), (1.28e-3, 1e-5));
     }
 
-    /// `run.json`'s length: read back as written; absent from an older
-    /// version's record (no `iters`), a broken file or none at all.
+    /// `run.json`'s length and budget: read back as written; absent from
+    /// an older version's record (no `iters`, no `max_gaussians`), a
+    /// broken file or none at all.
     #[test]
     fn the_recorded_length_is_read_back() {
         let dir = std::env::temp_dir().join(format!("cr-run-length-{}", std::process::id()));
@@ -1427,8 +1477,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(super::resumed_length(&dir), Some(3456));
+        assert_eq!(super::resumed_budget(&dir), None);
+        std::fs::write(
+            &file,
+            r#"{"dataset": "d", "downscale": 2, "iters": 3456, "max_gaussians": 12345}"#,
+        )
+        .unwrap();
+        assert_eq!(super::resumed_length(&dir), Some(3456));
+        assert_eq!(super::resumed_budget(&dir), Some(12345));
         std::fs::write(&file, "{ not json").unwrap();
         assert_eq!(super::resumed_length(&dir), None);
+        assert_eq!(super::resumed_budget(&dir), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

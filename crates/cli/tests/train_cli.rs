@@ -122,6 +122,60 @@ fn resume_without_iters_keeps_the_runs_length() {
     assert_eq!(record()["iters"], 28);
 }
 
+/// `--resume` without `--max-gaussians` keeps the budget the run was
+/// started with (its `checkpoints/run.json`), not this machine's default,
+/// which depends on its memory; a given `--max-gaussians` wins and is
+/// recorded.
+#[test]
+fn resume_keeps_the_runs_budget() {
+    let (_d, data, out) = synth_run("resume-budget");
+    let (ds, os) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let common = ["--init-points", "100", "--sh-degree", "0", "--json"];
+    let with = |extra: &[&'static str]| {
+        let mut args = vec!["train", ds, "--out", os];
+        args.extend(common);
+        args.extend(extra);
+        run(&args)
+    };
+    let first = json(&with(&["--iters", "10"]));
+    let default = first["max_gaussians"].as_u64().unwrap();
+    let record_file = out.join("checkpoints/run.json");
+    let record = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&record_file).unwrap()).unwrap()
+    };
+    assert_eq!(record()["max_gaussians"], default);
+    // the same checkpoint as a run started on a machine whose default was
+    // another budget: resumed with that budget, and a note says so
+    let mut r = record();
+    r["max_gaussians"] = serde_json::json!(default + 7);
+    std::fs::write(&record_file, serde_json::to_vec(&r).unwrap()).unwrap();
+    let o = with(&["--resume", "--iters", "12"]);
+    let v = json(&o);
+    assert_eq!(v["max_gaussians"], default + 7, "{v}");
+    assert!(
+        stderr(&o).contains(&format!("the run's Gaussian budget is {}", default + 7)),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(record()["max_gaussians"], default + 7);
+    // --max-gaussians still wins, and is recorded as the run's budget
+    let v = json(&with(&[
+        "--resume",
+        "--iters",
+        "14",
+        "--max-gaussians",
+        "150",
+    ]));
+    assert_eq!(v["max_gaussians"], 150);
+    assert_eq!(record()["max_gaussians"], 150);
+    // an older version's record (no budget): this machine's default
+    let mut r = record();
+    r.as_object_mut().unwrap().remove("max_gaussians");
+    std::fs::write(&record_file, serde_json::to_vec(&r).unwrap()).unwrap();
+    let v = json(&with(&["--resume", "--iters", "16"]));
+    assert_eq!(v["max_gaussians"], default);
+}
+
 #[test]
 fn train_writes_ply_renders_and_json_then_resumes() {
     let (d, data, out) = synth_run("e2e");

@@ -243,7 +243,11 @@ fn dataset(width: u32, height: u32, views: u32) -> Dataset {
 /// A real dataset, loaded as `chainrule train DIR` loads it, and the
 /// settings `train DIR --iters ITERS` would use (without `iters`,
 /// `train DIR`'s).
-fn real_dataset(dir: &std::path::Path, iters: Option<u32>) -> CliResult<(Dataset, TrainConfig)> {
+fn real_dataset(
+    dir: &std::path::Path,
+    iters: Option<u32>,
+    recorded_budget: Option<usize>,
+) -> CliResult<(Dataset, TrainConfig)> {
     let kind = splat::data::detect(dir);
     let background = splat::data::default_background(kind);
     let opts = LoadOptions {
@@ -255,10 +259,16 @@ fn real_dataset(dir: &std::path::Path, iters: Option<u32>) -> CliResult<(Dataset
     let absgrad = crate::train::use_absgrad(false, false, kind);
     let colmap = kind == Some("colmap");
     let iters = iters.unwrap_or(crate::train::default_iters(colmap));
-    let budget = splat::train::budget::Budget::of(&data, splat::machine::memory());
-    // (as `train` says it: the timings depend on the budget)
-    if let Some(note) = budget.note(&data) {
-        eprintln!("note: the budget `train` chooses, timed here: {note}");
+    let mut budget = splat::train::budget::Budget::of(&data, splat::machine::memory());
+    match recorded_budget {
+        // a resumed run's own budget, as `train --resume` keeps it
+        Some(m) => budget.gaussians = m,
+        // (as `train` says it: the timings depend on the budget)
+        None => {
+            if let Some(note) = budget.note(&data) {
+                eprintln!("note: the budget `train` chooses, timed here: {note}");
+            }
+        }
     }
     let bg = background.map(f64::from);
     let cfg = crate::train::data_defaults(&budget, bg, iters, absgrad, colmap);
@@ -301,7 +311,8 @@ fn trainer(args: &TrainBenchArgs, width: u32, height: u32) -> CliResult<Trainer>
     let iters = args
         .train_iters
         .or_else(|| ckpt.as_deref().and_then(crate::train::resumed_length));
-    let (data, mut cfg) = real_dataset(dir, iters)?;
+    let budget = ckpt.as_deref().and_then(crate::train::resumed_budget);
+    let (data, mut cfg) = real_dataset(dir, iters, budget)?;
     cfg.visible_adam = args.visible_adam;
     match ckpt {
         Some(c) => Trainer::resume(data, cfg, &c).map_err(fail),
