@@ -5,13 +5,24 @@
 
 use std::path::{Path, PathBuf};
 
-/// This machine's memory in bytes: the total (Linux's `MemTotal`), or
-/// the lowest memory limit of the control group the process runs in and
-/// of that group's ancestors when lower (a container's, a batch job's, a
-/// `systemd-run -p MemoryMax=`'s), and never more than the process can
-/// address. `None` where neither can be read (systems other than Linux),
-/// and the budget then follows the pixels alone.
+/// This machine's memory in bytes, never more than the process can
+/// address:
+/// - on Linux, the total (`MemTotal`), or the lowest memory limit of the
+///   control group the process runs in and of that group's ancestors when
+///   lower (a container's, a batch job's, a `systemd-run -p MemoryMax=`'s);
+/// - on macOS, the physical memory (`sysctl hw.memsize`);
+/// - on Windows, the physical memory (`GlobalMemoryStatusEx`'s
+///   `ullTotalPhys`).
+///
+/// `None` where none of these can be read (other systems), and the budget
+/// then follows the pixels alone.
 pub fn memory() -> Option<u64> {
+    let memory = linux_memory().or_else(os_memory);
+    memory.map(|m| m.min(usize::MAX as u64))
+}
+
+/// Linux's memory, as [`memory`] says; `None` elsewhere (no `/proc`).
+fn linux_memory() -> Option<u64> {
     let read = |p: &Path| std::fs::read_to_string(p).ok();
     let total = read(Path::new("/proc/meminfo")).and_then(|s| parse_meminfo_total(&s));
     let limit = read(Path::new("/proc/self/cgroup"))
@@ -20,11 +31,51 @@ pub fn memory() -> Option<u64> {
         .iter()
         .filter_map(|p| read(p).and_then(|s| parse_cgroup_limit(&s)))
         .min();
-    let memory = match (total, limit) {
+    match (total, limit) {
         (Some(t), Some(l)) => Some(t.min(l)),
         (t, l) => t.or(l),
+    }
+}
+
+/// macOS's physical memory: the `hw.memsize` sysctl, a 64-bit count of
+/// bytes.
+#[cfg(target_os = "macos")]
+fn os_memory() -> Option<u64> {
+    let mut bytes: u64 = 0;
+    let mut len = std::mem::size_of::<u64>();
+    // SAFETY: the name is a NUL-terminated string; `bytes` is a writable
+    // u64 and `len` says its size, so the kernel writes at most that many
+    // bytes into it; no new value is set (null, 0).
+    let rc = unsafe {
+        libc::sysctlbyname(
+            c"hw.memsize".as_ptr(),
+            (&mut bytes as *mut u64).cast(),
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
     };
-    memory.map(|m| m.min(usize::MAX as u64))
+    (rc == 0 && len == std::mem::size_of::<u64>() && bytes > 0).then_some(bytes)
+}
+
+/// Windows's physical memory: `GlobalMemoryStatusEx`'s `ullTotalPhys`.
+#[cfg(windows)]
+fn os_memory() -> Option<u64> {
+    use windows_sys::Win32::System::SystemInformation::{GlobalMemoryStatusEx, MEMORYSTATUSEX};
+    // SAFETY: MEMORYSTATUSEX is plain integers, for which all zeros is a
+    // valid value.
+    let mut status: MEMORYSTATUSEX = unsafe { std::mem::zeroed() };
+    status.dwLength = std::mem::size_of::<MEMORYSTATUSEX>() as u32;
+    // SAFETY: `status` is a writable MEMORYSTATUSEX whose `dwLength` is
+    // set, as the function requires.
+    let ok = unsafe { GlobalMemoryStatusEx(&mut status) };
+    (ok != 0 && status.ullTotalPhys > 0).then_some(status.ullTotalPhys)
+}
+
+/// Elsewhere the memory is not read.
+#[cfg(not(any(target_os = "macos", windows)))]
+fn os_memory() -> Option<u64> {
+    None
 }
 
 /// The files that may hold a memory limit on this process, from the text
@@ -140,9 +191,9 @@ mod tests {
     }
 
     #[test]
-    fn this_machine_has_memory_on_linux() {
-        if cfg!(target_os = "linux") {
-            let m = memory().expect("/proc/meminfo is readable on Linux");
+    fn this_machine_has_memory_on_linux_macos_and_windows() {
+        if cfg!(any(target_os = "linux", target_os = "macos", windows)) {
+            let m = memory().expect("the memory is readable on this system");
             assert!(m >= 64 << 20, "{m} bytes");
         }
     }
