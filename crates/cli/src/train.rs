@@ -176,6 +176,16 @@ pub struct TrainArgs {
     /// Random initial points when the dataset has no sparse points.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub init_points: u64,
+    /// Opacity of every initial Gaussian [default: 0.1, the original
+    /// 3DGS's; 0.5 with --strategy mcmc, as 3DGS-MCMC and gsplat's MCMC
+    /// preset start].
+    #[arg(long)]
+    pub init_opacity: Option<f64>,
+    /// Initial scale of each Gaussian, as a multiple of the root mean
+    /// squared distance to its 3 nearest starting points [default: 1, the
+    /// original 3DGS's; 0.1 with --strategy mcmc, gsplat's MCMC preset's].
+    #[arg(long)]
+    pub init_scale: Option<f64>,
     /// Largest spherical-harmonic degree (0 to 3). One more band is
     /// trained every 1,000 iterations (every 500 on COLMAP data), or every
     /// 1,000 × --iters / 4,000 in runs shorter than 4,000 (at least 250),
@@ -1038,6 +1048,8 @@ fn train_config(a: &TrainArgs, defaults: TrainConfig) -> CliResult<TrainConfig> 
         seed: a.seed,
         sh_degree: a.sh_degree as usize,
         init_points: a.init_points as usize,
+        init_opacity: a.init_opacity,
+        init_scale: a.init_scale,
         max_gaussians: match a.max_gaussians {
             Some(m) => usize::try_from(m).unwrap_or(usize::MAX),
             None => defaults.max_gaussians,

@@ -17,6 +17,13 @@ pub struct TrainConfig {
     pub sh_interval: u32,
     /// Random initial points when the dataset has no sparse points.
     pub init_points: usize,
+    /// Opacity of every initial Gaussian; `None`: the strategy's
+    /// ([`Strategy::initial_opacity`]).
+    pub init_opacity: Option<f64>,
+    /// Initial scale of each Gaussian, as a multiple of the root mean
+    /// squared distance to its 3 nearest points; `None`: the strategy's
+    /// ([`Strategy::initial_scale`]).
+    pub init_scale: Option<f64>,
     /// Position learning rate at the start, times the scene extent (the
     /// original 3DGS's 1.6·10⁻⁴ by default; see [`LR_MEAN`] for the
     /// CLI's).
@@ -162,6 +169,8 @@ impl Default for TrainConfig {
             sh_degree: 3,
             sh_interval: 1000,
             init_points: 5_000,
+            init_opacity: None,
+            init_scale: None,
             lr_mean: 1.6e-4,
             lr_mean_final: 1.6e-6,
             lr_mean_steps: POSITION_LR_STEPS,
@@ -207,6 +216,44 @@ pub enum Strategy {
     /// dead (nearly transparent) Gaussians onto live ones, sampled by
     /// opacity; noise on positions; opacity and scale regularisers.
     Mcmc,
+}
+
+impl Strategy {
+    /// The initial Gaussians' opacity: the original 3DGS's 0.1; 0.5 for
+    /// MCMC, as 3DGS-MCMC and gsplat's MCMC preset start (its Gaussians
+    /// are only ever relocated once nearly transparent, never pruned, so
+    /// they start well above that).
+    pub fn initial_opacity(self) -> f64 {
+        match self {
+            Strategy::Default => 0.1,
+            Strategy::Mcmc => 0.5,
+        }
+    }
+
+    /// The initial scale's multiple of the nearest points' distance: 1,
+    /// the original 3DGS's; 0.1 for MCMC, gsplat's MCMC preset's
+    /// (`init_scale`), whose scale regulariser and relocation grow what
+    /// needs to grow instead of splitting it.
+    pub fn initial_scale(self) -> f64 {
+        match self {
+            Strategy::Default => 1.0,
+            Strategy::Mcmc => 0.1,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// [`TrainConfig::init_opacity`], or the strategy's.
+    pub fn initial_opacity(&self) -> f64 {
+        self.init_opacity
+            .unwrap_or_else(|| self.strategy.initial_opacity())
+    }
+
+    /// [`TrainConfig::init_scale`], or the strategy's.
+    pub fn initial_scale(&self) -> f64 {
+        self.init_scale
+            .unwrap_or_else(|| self.strategy.initial_scale())
+    }
 }
 
 /// Iterations over which the position learning rate decays a hundredfold
@@ -583,6 +630,18 @@ pub(super) fn check_config(data: &Dataset, cfg: &TrainConfig) -> Result<(), Trai
         return Err(TrainError::Config(format!(
             "--opacity-reg {} is not a number at least 0",
             cfg.opacity_reg
+        )));
+    }
+    let o = cfg.initial_opacity();
+    if !(o > 0.0 && o < 1.0) {
+        return Err(TrainError::Config(format!(
+            "--init-opacity {o} is not a number between 0 and 1 (both excluded)"
+        )));
+    }
+    let s = cfg.initial_scale();
+    if !(s.is_finite() && s > 0.0) {
+        return Err(TrainError::Config(format!(
+            "--init-scale {s} is not a positive number"
         )));
     }
     for (flag, v) in [

@@ -59,8 +59,9 @@ fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64;
 /// more: [`cap_points`]), otherwise `cfg.init_points` random points in a cube around the
 /// point the cameras look at (half-side: a third of the camera extent);
 /// each point's scale the root mean squared distance to its 3 nearest
-/// points (isotropic, as in the original 3DGS and gsplat), opacity 0.1, no
-/// view dependence.
+/// points (isotropic, as in the original 3DGS and gsplat) times
+/// [`TrainConfig::initial_scale`], opacity [`TrainConfig::initial_opacity`]
+/// (0.1 and 1 by default, 0.5 and 0.1 for MCMC), no view dependence.
 pub(super) fn initial_params(data: &Dataset, cfg: &TrainConfig) -> [Vec<f64>; GROUPS] {
     let (center, extent) = data.camera_extent();
     let extent = if extent > 0.0 { extent } else { 1.0 };
@@ -86,17 +87,19 @@ pub(super) fn initial_params(data: &Dataset, cfg: &TrainConfig) -> [Vec<f64>; GR
     // initial scale: the root mean squared distance to the 3 nearest
     // points, per point (3DGS, gsplat), floored for duplicates
     let floor = MIN_INIT_SCALE * extent;
+    let times = cfg.initial_scale();
     let scales: Vec<f64> = knn::mean_sq_dist(&pts, 3)
         .into_iter()
-        .map(|d2| d2.sqrt().max(floor).ln())
+        .map(|d2| (d2.sqrt().max(floor) * times).ln())
         .collect();
+    let opacity = logit(cfg.initial_opacity());
     let k = sh_coeffs(cfg.sh_degree);
     let mut params: [Vec<f64>; GROUPS] = Default::default();
     for ((p, c), &s) in pts.iter().zip(&cols).zip(&scales) {
         params[0].extend_from_slice(p);
         params[1].extend_from_slice(&[s; 3]);
         params[2].extend_from_slice(&[1.0, 0.0, 0.0, 0.0]);
-        params[3].push(logit(0.1));
+        params[3].push(opacity);
         params[4].extend(c.iter().map(|&c| (c - 0.5) / SH_C0));
         params[5].extend(std::iter::repeat_n(0.0, 3 * (k - 1)));
     }
@@ -129,6 +132,58 @@ pub(super) fn cap_points(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Point;
+    use crate::train::Strategy;
+
+    /// The default strategy starts at the original 3DGS's opacity 0.1 and
+    /// the nearest points' distance; MCMC at gsplat's preset, 0.5 and a
+    /// tenth of it; given values win over both.
+    #[test]
+    fn the_strategy_sets_the_initial_opacity_and_scale() {
+        let data = Dataset {
+            train: vec![],
+            test: vec![],
+            points: Some(
+                [
+                    [0.0, 0.0, 0.0],
+                    [1.0, 0.0, 0.0],
+                    [0.0, 2.0, 0.0],
+                    [0.0, 0.0, 3.0],
+                ]
+                .map(|xyz| Point { xyz, rgb: [9; 3] })
+                .to_vec(),
+            ),
+            format: "colmap",
+            notes: vec![],
+            read_from: vec![],
+        };
+        let start = |strategy, init_opacity, init_scale| {
+            let cfg = TrainConfig {
+                strategy,
+                init_opacity,
+                init_scale,
+                ..TrainConfig::default()
+            };
+            initial_params(&data, &cfg)
+        };
+        let sig = |l: f64| 1.0 / (1.0 + (-l).exp());
+        let plain = start(Strategy::Default, None, None);
+        let mcmc = start(Strategy::Mcmc, None, None);
+        // the origin's 3 nearest points are at 1, 2 and 3: √(14/3)
+        let d = (14.0f64 / 3.0).sqrt();
+        assert!((plain[1][0].exp() - d).abs() < 1e-12);
+        assert!((mcmc[1][0].exp() - 0.1 * d).abs() < 1e-12);
+        for (p, m) in plain[3].iter().zip(&mcmc[3]) {
+            assert!((sig(*p) - 0.1).abs() < 1e-12 && (sig(*m) - 0.5).abs() < 1e-12);
+        }
+        // everything else starts the same
+        for g in [0, 2, 4, 5] {
+            assert_eq!(plain[g], mcmc[g]);
+        }
+        let given = start(Strategy::Mcmc, Some(0.25), Some(2.0));
+        assert!((sig(given[3][0]) - 0.25).abs() < 1e-12);
+        assert!((given[1][0].exp() - 2.0 * d).abs() < 1e-12);
+    }
 
     #[test]
     fn capped_points_are_a_seeded_subset_in_order() {
