@@ -451,6 +451,16 @@ fn check_values(a: &TrainArgs) -> CliResult<()> {
             )));
         }
     }
+    if let Some(o) = a.init_opacity.filter(|o| !(*o > 0.0 && *o < 1.0)) {
+        return Err(CliError::usage(format!(
+            "--init-opacity: must be a number between 0 and 1, both excluded (got {o})"
+        )));
+    }
+    if let Some(s) = a.init_scale.filter(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(CliError::usage(format!(
+            "--init-scale: must be a positive number (got {s})"
+        )));
+    }
     if let Some(w) = a.opacity_reg.filter(|w| !(w.is_finite() && *w >= 0.0)) {
         return Err(CliError::usage(format!(
             "--opacity-reg: must be a number at least 0 (got {w})"
@@ -1320,10 +1330,14 @@ mod tests {
         assert!((own.position_lr(4000) - 1e-4 * 0.1f64.sqrt()).abs() < 1e-16);
         assert!((own.position_lr(8000) - 1e-5).abs() < 1e-18);
 
-        let bad: [(&[&str], &str); 3] = [
+        let bad: [(&[&str], &str); 7] = [
             (&["--lr-mean", "0"], "--lr-mean:"),
             (&["--lr-mean=-1e-4"], "--lr-mean:"),
             (&["--lr-mean-final", "inf"], "--lr-mean-final:"),
+            (&["--init-opacity", "1"], "--init-opacity:"),
+            (&["--init-opacity", "nan"], "--init-opacity:"),
+            (&["--init-scale", "0"], "--init-scale:"),
+            (&["--init-scale", "inf"], "--init-scale:"),
         ];
         for (flags, name) in bad {
             let e = config(flags).expect_err("refused");
