@@ -78,24 +78,30 @@ fn latest_json(out: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("checkpoints/latest.json")).unwrap()).unwrap()
 }
 
+/// `train DATA --out OUT` of a small run (100 random points, no view
+/// dependence, `--json`) with `extra` flags.
+fn small_train(data: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> Output {
+    let (ds, os) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let mut args = vec!["train", ds, "--out", os];
+    args.extend(["--init-points", "100", "--sh-degree", "0", "--json"]);
+    args.extend(extra);
+    run(&args)
+}
+
+/// A JSON file's value.
+fn read_json(file: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
+}
+
 /// `--resume` without `--iters` continues to the length the run was
 /// started with (its `checkpoints/run.json`), not to the default.
 #[test]
 fn resume_without_iters_keeps_the_runs_length() {
     let (_d, data, out) = synth_run("resume-length");
-    let (ds, os) = (data.to_str().unwrap(), out.to_str().unwrap());
-    let common = ["--init-points", "100", "--sh-degree", "0", "--json"];
-    let with = |extra: &[&'static str]| {
-        let mut args = vec!["train", ds, "--out", os];
-        args.extend(common);
-        args.extend(extra);
-        run(&args)
-    };
+    let with = |extra: &[&str]| small_train(&data, &out, extra);
     json(&with(&["--iters", "20"]));
     let record_file = out.join("checkpoints/run.json");
-    let record = || -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(&record_file).unwrap()).unwrap()
-    };
+    let record = || read_json(&record_file);
     assert_eq!(record()["iters"], 20);
     // a run of 20 resumed without --iters is done: nothing is trained
     let o = with(&["--resume"]);
@@ -129,20 +135,11 @@ fn resume_without_iters_keeps_the_runs_length() {
 #[test]
 fn resume_keeps_the_runs_budget() {
     let (_d, data, out) = synth_run("resume-budget");
-    let (ds, os) = (data.to_str().unwrap(), out.to_str().unwrap());
-    let common = ["--init-points", "100", "--sh-degree", "0", "--json"];
-    let with = |extra: &[&'static str]| {
-        let mut args = vec!["train", ds, "--out", os];
-        args.extend(common);
-        args.extend(extra);
-        run(&args)
-    };
+    let with = |extra: &[&str]| small_train(&data, &out, extra);
     let first = json(&with(&["--iters", "10"]));
     let default = first["max_gaussians"].as_u64().unwrap();
     let record_file = out.join("checkpoints/run.json");
-    let record = || -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(&record_file).unwrap()).unwrap()
-    };
+    let record = || read_json(&record_file);
     assert_eq!(record()["max_gaussians"], default);
     // the same checkpoint as a run started on a machine whose default was
     // another budget: resumed with that budget, and a note says so
