@@ -12,6 +12,7 @@ use splat::data::{self, LoadOptions};
 use splat::image_io::Image;
 use splat::three::ply;
 use splat::train::budget::{self, Budget};
+use splat::train::config::INIT_SCALE_RANGE;
 use splat::train::{CheckpointWriter, Strategy, TrainConfig, TrainError, Trainer};
 
 use crate::error::{CliError, CliResult};
@@ -153,7 +154,7 @@ pub struct TrainArgs {
     /// Density control: `default` (the 3DGS paper's clone/split/prune) or
     /// `mcmc` (3DGS-MCMC: start from opaquer, smaller Gaussians, grow to
     /// --max-gaussians, relocate dead Gaussians onto live ones, noise on
-    /// positions; about 0.9 dB below the default on our COLMAP capture at
+    /// positions; 0.8 to 0.9 dB below the default on our COLMAP captures at
     /// 3,400 iterations).
     #[arg(long, value_enum, default_value_t = StrategyArg::Default)]
     pub strategy: StrategyArg,
@@ -178,14 +179,16 @@ pub struct TrainArgs {
     /// Random initial points when the dataset has no sparse points.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub init_points: u64,
-    /// Opacity of every initial Gaussian [default: 0.1, the original
-    /// 3DGS's; 0.5 with --strategy mcmc, as 3DGS-MCMC and gsplat's MCMC
-    /// preset start].
+    /// Opacity of every initial Gaussian (ignored with --resume, which
+    /// continues from its checkpoint) [default: 0.1, the original 3DGS's;
+    /// 0.5 with --strategy mcmc, as 3DGS-MCMC and gsplat's MCMC preset
+    /// start].
     #[arg(long)]
     pub init_opacity: Option<f64>,
     /// Initial scale of each Gaussian, as a multiple of the root mean
-    /// squared distance to its 3 nearest starting points [default: 1, the
-    /// original 3DGS's; 0.1 with --strategy mcmc, gsplat's MCMC preset's].
+    /// squared distance to its 3 nearest starting points, from 1e-6 to
+    /// 1000 (ignored with --resume) [default: 1, the original 3DGS's; 0.1
+    /// with --strategy mcmc, gsplat's MCMC preset's].
     #[arg(long)]
     pub init_scale: Option<f64>,
     /// Largest spherical-harmonic degree (0 to 3). One more band is
@@ -317,7 +320,8 @@ pub struct TrainReport {
     pub gaussians: usize,
     /// The run's Gaussian budget: `--max-gaussians`, or the default (one
     /// per 27 training pixels, at most what half of the machine's memory
-    /// holds; `notes` says when the memory set it).
+    /// holds; `notes` says when the memory set it), or with `--resume` the
+    /// budget the run's `checkpoints/run.json` records.
     pub max_gaussians: usize,
     /// Iterations done in all (including resumed ones).
     pub iterations: u32,
@@ -458,9 +462,9 @@ fn check_values(a: &TrainArgs) -> CliResult<()> {
             "--init-opacity: must be a number between 0 and 1, both excluded (got {o})"
         )));
     }
-    if let Some(s) = a.init_scale.filter(|s| !(s.is_finite() && *s > 0.0)) {
+    if let Some(s) = a.init_scale.filter(|s| !INIT_SCALE_RANGE.contains(s)) {
         return Err(CliError::usage(format!(
-            "--init-scale: must be a positive number (got {s})"
+            "--init-scale: must be a number from 1e-6 to 1000 (got {s})"
         )));
     }
     if let Some(w) = a.opacity_reg.filter(|w| !(w.is_finite() && *w >= 0.0)) {
@@ -529,19 +533,22 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     };
     let budget = match (a.max_gaussians, recorded_budget) {
         (None, None) => {
+            if a.resume {
+                ds.notes.push(format!(
+                    "--resume: the run's Gaussian budget is not recorded (its \
+                     checkpoints/run.json is missing, unreadable or from an older version): \
+                     this machine's default, {}; give --max-gaussians for another",
+                    default_budget.gaussians
+                ));
+            }
             ds.notes.extend(default_budget.note(&ds));
             default_budget.gaussians
         }
-        (Some(m), _) => {
-            let m = usize::try_from(m).unwrap_or(usize::MAX);
-            let over = default_budget
-                .memory
-                .and_then(|mem| budget::oversize_warning(&ds, m, mem));
-            ds.notes.extend(over);
-            m
-        }
-        (None, Some(m)) => {
-            if m != default_budget.gaussians {
+        (given, recorded) => {
+            let m = given.map_or(recorded.unwrap_or_default(), |m| {
+                usize::try_from(m).unwrap_or(usize::MAX)
+            });
+            if given.is_none() && m != default_budget.gaussians {
                 ds.notes.push(format!(
                     "--resume: the run's Gaussian budget is {m}, as its checkpoints/run.json \
                      records it (the default here would be {}); give --max-gaussians for \
@@ -630,7 +637,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     if let Err(e) = RunRecord::of(&a, known_length, budget).write(&ckpt_dir) {
         eprintln!(
             "warning: {e}; --resume will not know which dataset this run trained on, nor its \
-             length"
+             length and Gaussian budget"
         );
     }
     let resumed_from = t.iteration();
@@ -1115,11 +1122,12 @@ pub(crate) fn use_absgrad(absgrad: bool, no_absgrad: bool, kind: Option<&str>) -
     absgrad || (!no_absgrad && kind == Some("colmap"))
 }
 
-/// What a run's checkpoints are fitted to, and the run's length, kept
-/// beside them in `OUT/checkpoints/run.json` from the run's start (a
-/// resumed run's too), so that `--resume` after a run stopped before its
-/// end (and so before `settings.json`) can tell whether it continues on
-/// the same photos, and trains to the run's length.
+/// What a run's checkpoints are fitted to, the run's length and its
+/// Gaussian budget, kept beside them in `OUT/checkpoints/run.json` from
+/// the run's start (a resumed run's too), so that `--resume` after a run
+/// stopped before its end (and so before `settings.json`) can tell
+/// whether it continues on the same photos, and trains to the run's
+/// length with the run's budget.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct RunRecord {
     /// The dataset, as `settings.json` keeps it.
@@ -1332,15 +1340,20 @@ mod tests {
         assert!((own.position_lr(4000) - 1e-4 * 0.1f64.sqrt()).abs() < 1e-16);
         assert!((own.position_lr(8000) - 1e-5).abs() < 1e-18);
 
-        let bad: [(&[&str], &str); 7] = [
+        let bad: [(&[&str], &str); 9] = [
             (&["--lr-mean", "0"], "--lr-mean:"),
             (&["--lr-mean=-1e-4"], "--lr-mean:"),
             (&["--lr-mean-final", "inf"], "--lr-mean-final:"),
             (&["--init-opacity", "1"], "--init-opacity:"),
+            (&["--init-opacity", "0"], "--init-opacity:"),
             (&["--init-opacity", "nan"], "--init-opacity:"),
             (&["--init-scale", "0"], "--init-scale:"),
+            (&["--init-scale", "1e300"], "--init-scale:"),
             (&["--init-scale", "inf"], "--init-scale:"),
         ];
+        for ok in ["1e-6", "1000"] {
+            config(&["--init-scale", ok]).expect("in range");
+        }
         for (flags, name) in bad {
             let e = config(flags).expect_err("refused");
             assert!(e.to_string().starts_with(name), "{e}");

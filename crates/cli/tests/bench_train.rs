@@ -114,11 +114,16 @@ fn bench_train_continues_a_real_run() {
         "6",
         "--init-points",
         "200",
+        "--max-gaussians",
+        "150",
     ]));
     let o = chainrule(&[
         "bench", "train", "--data", ds, "--resume", out, "--iters", "2", "--warmup", "1", "--json",
     ]);
     ok(&o);
+    // the resumed run's own budget (checkpoints/run.json), not the default
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("Gaussian budget, timed here: 150"), "{e}");
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
     assert_eq!(r["data"], ds);
     assert_eq!(r["resumed_from"], 6);

@@ -169,8 +169,13 @@ fn resume_keeps_the_runs_budget() {
     let mut r = record();
     r.as_object_mut().unwrap().remove("max_gaussians");
     std::fs::write(&record_file, serde_json::to_vec(&r).unwrap()).unwrap();
-    let v = json(&with(&["--resume", "--iters", "16"]));
-    assert_eq!(v["max_gaussians"], default);
+    let o = with(&["--resume", "--iters", "16"]);
+    assert_eq!(json(&o)["max_gaussians"], default);
+    assert!(
+        stderr(&o).contains("the run's Gaussian budget is not recorded"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

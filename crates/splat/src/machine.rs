@@ -62,10 +62,10 @@ fn os_memory() -> Option<u64> {
 #[cfg(windows)]
 fn os_memory() -> Option<u64> {
     use windows_sys::Win32::System::SystemInformation::{GlobalMemoryStatusEx, MEMORYSTATUSEX};
-    // SAFETY: MEMORYSTATUSEX is plain integers, for which all zeros is a
-    // valid value.
-    let mut status: MEMORYSTATUSEX = unsafe { std::mem::zeroed() };
-    status.dwLength = std::mem::size_of::<MEMORYSTATUSEX>() as u32;
+    let mut status = MEMORYSTATUSEX {
+        dwLength: std::mem::size_of::<MEMORYSTATUSEX>() as u32,
+        ..Default::default()
+    };
     // SAFETY: `status` is a writable MEMORYSTATUSEX whose `dwLength` is
     // set, as the function requires.
     let ok = unsafe { GlobalMemoryStatusEx(&mut status) };

@@ -192,8 +192,9 @@ fn steady_state_training_iterations_allocate_nothing() {
 
         // MCMC at its budget: a round every 20 iterations relocates the
         // dead splats onto live ones (the threshold raised to the initial
-        // opacity, so that about half are dead), and every iteration adds
-        // its regulariser and position noise
+        // opacity, the default strategy's 0.1 rather than MCMC's 0.5, so
+        // that about half are dead), and every iteration adds its
+        // regulariser and position noise
         let mut t = Trainer::new(
             dataset(),
             TrainConfig {
@@ -203,6 +204,8 @@ fn steady_state_training_iterations_allocate_nothing() {
                 densify_from: 0,
                 densify_every: 20,
                 prune_opacity: 0.1,
+                init_opacity: Some(0.1),
+                init_scale: Some(1.0),
                 ..base
             },
         )

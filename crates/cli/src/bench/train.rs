@@ -17,7 +17,8 @@
 //! `chainrule train DIR` loads them, and the trainer has `train`'s default
 //! settings for that data (AbsGS on COLMAP data, the Gaussian budget, the
 //! schedules of a `--train-iters` run, by default `train`'s length or,
-//! with `--resume`, the resumed run's); with `--resume OUT` too, it
+//! with `--resume`, the resumed run's, and the resumed run's budget as
+//! `train --resume` keeps it); with `--resume OUT` too, it
 //! continues from the latest checkpoint of the `train` run in `OUT`, so
 //! the timed iterations are that run's next ones: a capture's late
 //! iterations at their real size, repeatably (`--size`, `--gaussians`,
@@ -242,7 +243,8 @@ fn dataset(width: u32, height: u32, views: u32) -> Dataset {
 
 /// A real dataset, loaded as `chainrule train DIR` loads it, and the
 /// settings `train DIR --iters ITERS` would use (without `iters`,
-/// `train DIR`'s).
+/// `train DIR`'s), with the Gaussian budget `recorded_budget` when it is
+/// given (a resumed run's, as its `checkpoints/run.json` records it).
 fn real_dataset(
     dir: &std::path::Path,
     iters: Option<u32>,
@@ -262,7 +264,10 @@ fn real_dataset(
     let mut budget = splat::train::budget::Budget::of(&data, splat::machine::memory());
     match recorded_budget {
         // a resumed run's own budget, as `train --resume` keeps it
-        Some(m) => budget.gaussians = m,
+        Some(m) => {
+            budget.gaussians = m;
+            eprintln!("note: the resumed run's Gaussian budget, timed here: {m}");
+        }
         // (as `train` says it: the timings depend on the budget)
         None => {
             if let Some(note) = budget.note(&data) {

@@ -218,6 +218,11 @@ pub enum Strategy {
     Mcmc,
 }
 
+/// The initial scales' multiples [`check_config`] accepts: wide enough for
+/// any use, narrow enough that no distance between points overflows to an
+/// infinite scale or underflows to zero (whose logarithm is −∞).
+pub const INIT_SCALE_RANGE: std::ops::RangeInclusive<f64> = 1e-6..=1e3;
+
 impl Strategy {
     /// The initial Gaussians' opacity: the original 3DGS's 0.1; 0.5 for
     /// MCMC, as 3DGS-MCMC and gsplat's MCMC preset start (its Gaussians
@@ -639,9 +644,9 @@ pub(super) fn check_config(data: &Dataset, cfg: &TrainConfig) -> Result<(), Trai
         )));
     }
     let s = cfg.initial_scale();
-    if !(s.is_finite() && s > 0.0) {
+    if !INIT_SCALE_RANGE.contains(&s) {
         return Err(TrainError::Config(format!(
-            "--init-scale {s} is not a positive number"
+            "--init-scale {s} is not a number from 1e-6 to 1000"
         )));
     }
     for (flag, v) in [

@@ -61,7 +61,8 @@ fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64;
 /// each point's scale the root mean squared distance to its 3 nearest
 /// points (isotropic, as in the original 3DGS and gsplat) times
 /// [`TrainConfig::initial_scale`], opacity [`TrainConfig::initial_opacity`]
-/// (0.1 and 1 by default, 0.5 and 0.1 for MCMC), no view dependence.
+/// (opacity 0.1 and scale ×1 by default, 0.5 and ×0.1 for MCMC), no view
+/// dependence.
 pub(super) fn initial_params(data: &Dataset, cfg: &TrainConfig) -> [Vec<f64>; GROUPS] {
     let (center, extent) = data.camera_extent();
     let extent = if extent > 0.0 { extent } else { 1.0 };
