@@ -218,9 +218,10 @@ pub enum Strategy {
     Mcmc,
 }
 
-/// The initial scales' multiples [`check_config`] accepts: wide enough for
-/// any use, narrow enough that no distance between points overflows to an
-/// infinite scale or underflows to zero (whose logarithm is −∞).
+/// The initial scales' multiples a run accepts
+/// ([`TrainConfig::init_scale`]): wide enough for any use, narrow enough
+/// that no distance between points overflows to an infinite scale or
+/// underflows to zero (whose logarithm is −∞).
 pub const INIT_SCALE_RANGE: std::ops::RangeInclusive<f64> = 1e-6..=1e3;
 
 impl Strategy {
