@@ -179,8 +179,10 @@ pub struct TrainArgs {
     /// Random initial points when the dataset has no sparse points.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub init_points: u64,
-    /// Opacity of every initial Gaussian (ignored with --resume, which
-    /// continues from its checkpoint) [default: 0.1, the original 3DGS's;
+    /// Opacity of every initial Gaussian, below 1 and, with the default
+    /// strategy, above its pruning threshold of 0.005 (ignored with
+    /// --resume, which continues from its checkpoint) [default: 0.1, the
+    /// original 3DGS's;
     /// 0.5 with --strategy mcmc, as 3DGS-MCMC and gsplat's MCMC preset
     /// start].
     #[arg(long)]

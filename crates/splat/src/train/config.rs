@@ -644,6 +644,13 @@ pub(super) fn check_config(data: &Dataset, cfg: &TrainConfig) -> Result<(), Trai
             "--init-opacity {o} is not a number between 0 and 1 (both excluded)"
         )));
     }
+    if cfg.strategy == Strategy::Default && o <= cfg.prune_opacity {
+        return Err(TrainError::Config(format!(
+            "--init-opacity {o} is at or below the pruning threshold {}: the first density \
+             round would prune every Gaussian",
+            cfg.prune_opacity
+        )));
+    }
     let s = cfg.initial_scale();
     if !INIT_SCALE_RANGE.contains(&s) {
         return Err(TrainError::Config(format!(

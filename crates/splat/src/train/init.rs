@@ -181,6 +181,32 @@ mod tests {
         for g in [0, 2, 4, 5] {
             assert_eq!(plain[g], mcmc[g]);
         }
+        // a start the default strategy would prune at once is refused,
+        // and so are opacities and scales outside their ranges
+        let bad = [
+            (Strategy::Default, Some(0.005), None, "pruning threshold"),
+            (Strategy::Default, Some(1.0), None, "between 0 and 1"),
+            (Strategy::Mcmc, Some(0.0), None, "between 0 and 1"),
+            (Strategy::Mcmc, None, Some(1e-7), "from 1e-6 to 1000"),
+        ];
+        let identity = std::array::from_fn(|r| std::array::from_fn(|c| f64::from(r == c)));
+        let one_view = Dataset {
+            train: vec![crate::data::View {
+                image: vec![0.0; 3 * 64],
+                ..crate::data::View::camera_only("v".into(), (8, 8), [9.0, 9.0, 4.0, 4.0], identity)
+            }],
+            ..data.clone()
+        };
+        for (strategy, init_opacity, init_scale, why) in bad {
+            let cfg = TrainConfig {
+                strategy,
+                init_opacity,
+                init_scale,
+                ..TrainConfig::default()
+            };
+            let e = super::super::config::check_config(&one_view, &cfg).unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+        }
         let given = start(Strategy::Mcmc, Some(0.25), Some(2.0));
         assert!((sig(given[3][0]) - 0.25).abs() < 1e-12);
         assert!((given[1][0].exp() - 2.0 * d).abs() < 1e-12);
