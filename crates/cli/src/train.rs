@@ -546,11 +546,9 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             ds.notes.extend(default_budget.note(&ds));
             default_budget.gaussians
         }
-        (given, recorded) => {
-            let m = given.map_or(recorded.unwrap_or_default(), |m| {
-                usize::try_from(m).unwrap_or(usize::MAX)
-            });
-            if given.is_none() && m != default_budget.gaussians {
+        (Some(m), _) => usize::try_from(m).unwrap_or(usize::MAX),
+        (None, Some(m)) => {
+            if m != default_budget.gaussians {
                 ds.notes.push(format!(
                     "--resume: the run's Gaussian budget is {m}, as its checkpoints/run.json \
                      records it (the default here would be {}); give --max-gaussians for \
@@ -558,18 +556,16 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
                     default_budget.gaussians
                 ));
             }
-            let over = default_budget
-                .memory
-                .and_then(|mem| budget::oversize_warning(&ds, m, mem));
-            ds.notes.extend(over);
             m
         }
     };
-    // what the run's defaults are built on: the budget chosen above
-    let default_budget = Budget {
-        gaussians: budget,
-        ..default_budget
-    };
+    if a.max_gaussians.is_some() || recorded_budget.is_some() {
+        // a budget not chosen by this machine's memory may exceed it
+        let over = default_budget
+            .memory
+            .and_then(|mem| budget::oversize_warning(&ds, budget, mem));
+        ds.notes.extend(over);
+    }
     if let (Some(points), false) = (&ds.points, a.resume) {
         // (a zero budget is refused with the other settings)
         if budget > 0 && points.len() > budget {
@@ -623,7 +619,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     // the length the record keeps: unknown when a resumed run without one
     // fell back to the default (so that the next --resume says so again)
     let known_length = (!a.resume || a.iters.is_some() || recorded.is_some()).then_some(iters);
-    let defaults = data_defaults(&default_budget, background, iters, absgrad, colmap);
+    let defaults = data_defaults(budget, background, iters, absgrad, colmap);
     let cfg = train_config(&a, defaults)?;
     let mut t = if a.resume {
         warn_resume_elsewhere(&a);
@@ -908,22 +904,22 @@ fn pending_renders_file(out: &std::path::Path) -> PathBuf {
 }
 
 /// The settings `chainrule train` derives from the data when no flag says
-/// otherwise, for a run of `iters`: the Gaussian budget (`budget`:
-/// [`Budget::of`] the dataset on this machine), the
+/// otherwise, for a run of `iters`: the Gaussian budget (`max_gaussians`:
+/// [`Budget::of`] the dataset on this machine, or a resumed run's), the
 /// position rate's horizon, the densification window (half the run) and
 /// its intervals, the background, and AbsGS's threshold when `absgrad`
 /// (see [`use_absgrad`]), and the scale rate for COLMAP data (`colmap`).
 /// `bench train --data` uses the same, so that it times the iterations
 /// `train` runs.
 pub(crate) fn data_defaults(
-    budget: &Budget,
+    max_gaussians: usize,
     background: [f64; 3],
     iters: u32,
     absgrad: bool,
     colmap: bool,
 ) -> TrainConfig {
     TrainConfig {
-        max_gaussians: budget.gaussians,
+        max_gaussians,
         ..run_defaults(background, iters, absgrad, colmap)
     }
 }

@@ -4,13 +4,14 @@
 //! PLY and PNG present decodes, every JSON parses, `latest.json` always
 //! names a checkpoint that loads).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const ITERS: &str = "300";
 
-fn train(data: &Path, out: &Path) -> std::process::Child {
+/// `chainrule train DATA --out OUT FLAGS…`, not yet run.
+fn train_command(data: &Path, out: &Path, flags: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_chainrule"));
     c.args([
         "train",
@@ -18,10 +19,34 @@ fn train(data: &Path, out: &Path) -> std::process::Child {
         "--out",
         out.to_str().unwrap(),
     ])
-    .args(["--iters", ITERS, "--init-points", "300", "--sh-degree", "1"])
-    .args(["--checkpoint-every", "0.02", "--json"])
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
+    .args(flags);
+    c
+}
+
+/// A fresh folder named after `tag` with a small synthetic dataset of
+/// `views` training and 2 test views in it: (folder, dataset, output).
+fn synth_root(tag: &str, views: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let root = std::env::temp_dir().join(format!("chainrule-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (data, out) = (root.join("data"), root.join("out"));
+    let st = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["synth", data.to_str().unwrap(), "--size", "24"])
+        .args(["--views", views, "--test-views", "2"])
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    (root, data, out)
+}
+
+fn train(data: &Path, out: &Path) -> std::process::Child {
+    let mut c = train_command(
+        data,
+        out,
+        &["--iters", ITERS, "--init-points", "300", "--sh-degree", "1"],
+    );
+    c.args(["--checkpoint-every", "0.02", "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     if out.join("checkpoints/latest.json").is_file() {
         c.arg("--resume");
     }
@@ -83,22 +108,7 @@ fn check(out: &Path, context: &str) -> u64 {
 
 #[test]
 fn train_killed_and_resumed_reaches_the_end_with_whole_files() {
-    let root = std::env::temp_dir().join(format!("chainrule-train-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let (data, out) = (root.join("data"), root.join("out"));
-    let st = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .args([
-            "synth",
-            data.to_str().unwrap(),
-            "--size",
-            "24",
-            "--views",
-            "6",
-        ])
-        .args(["--test-views", "2"])
-        .output()
-        .unwrap();
-    assert!(st.status.success());
+    let (root, data, out) = synth_root("train-crash", "6");
     // the length of a whole run sets the range of kill times
     let t = Instant::now();
     assert!(train(&data, &root.join("probe")).wait().unwrap().success());
@@ -148,22 +158,16 @@ fn train_killed_and_resumed_reaches_the_end_with_whole_files() {
         "no round was killed between two checkpoints"
     );
     // resumed to the end
-    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .args([
-            "train",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .args([
-            "--iters",
-            ITERS,
-            "--init-points",
-            "300",
-            "--sh-degree",
-            "1",
-            "--json",
-        ])
+    let flags = [
+        "--iters",
+        ITERS,
+        "--init-points",
+        "300",
+        "--sh-degree",
+        "1",
+        "--json",
+    ];
+    let o = train_command(&data, &out, &flags)
         .args(if out.join("checkpoints/latest.json").is_file() {
             vec!["--resume"]
         } else {
@@ -192,31 +196,9 @@ fn train_killed_and_resumed_reaches_the_end_with_whole_files() {
 /// writes over them instead of refusing them as the user's files.
 #[test]
 fn renders_written_before_a_kill_are_the_resumed_runs_own() {
-    let root = std::env::temp_dir().join(format!("chainrule-train-renders-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let (data, out) = (root.join("data"), root.join("out"));
-    let synth = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .args([
-            "synth",
-            data.to_str().unwrap(),
-            "--size",
-            "24",
-            "--views",
-            "4",
-        ])
-        .args(["--test-views", "2"])
-        .output()
-        .unwrap();
-    assert!(synth.status.success());
+    let (root, data, out) = synth_root("train-renders", "4");
     let run = |resume: bool| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_chainrule"));
-        c.args([
-            "train",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .args([
+        let flags = [
             "--iters",
             "20",
             "--init-points",
@@ -224,7 +206,8 @@ fn renders_written_before_a_kill_are_the_resumed_runs_own() {
             "--sh-degree",
             "0",
             "--json",
-        ]);
+        ];
+        let mut c = train_command(&data, &out, &flags);
         if resume {
             c.arg("--resume");
         }

@@ -261,22 +261,23 @@ fn real_dataset(
     let absgrad = crate::train::use_absgrad(false, false, kind);
     let colmap = kind == Some("colmap");
     let iters = iters.unwrap_or(crate::train::default_iters(colmap));
-    let mut budget = splat::train::budget::Budget::of(&data, splat::machine::memory());
-    match recorded_budget {
+    let max_gaussians = match recorded_budget {
         // a resumed run's own budget, as `train --resume` keeps it
         Some(m) => {
-            budget.gaussians = m;
             eprintln!("note: the resumed run's Gaussian budget, timed here: {m}");
+            m
         }
         // (as `train` says it: the timings depend on the budget)
         None => {
+            let budget = splat::train::budget::Budget::of(&data, splat::machine::memory());
             if let Some(note) = budget.note(&data) {
                 eprintln!("note: the budget `train` chooses, timed here: {note}");
             }
+            budget.gaussians
         }
-    }
+    };
     let bg = background.map(f64::from);
-    let cfg = crate::train::data_defaults(&budget, bg, iters, absgrad, colmap);
+    let cfg = crate::train::data_defaults(max_gaussians, bg, iters, absgrad, colmap);
     Ok((data, cfg))
 }
 
