@@ -107,7 +107,7 @@ pub struct TrainArgs {
     /// at least 10,000 (e.g. 147,911 for 52 training photos of 320×240),
     /// and at most what half of the machine's memory (or its container's
     /// limit) holds beside the photos at about 5.5 kB a Gaussian, rounded
-    /// down to 10,000s (e.g. 1.52 million on 24 GiB for 160 photos 1,600
+    /// down to 10,000s (e.g. 2.13 million on 24 GiB for 160 photos 1,600
     /// pixels wide, which the pixels alone would give 9.9 million); a note
     /// says when the memory sets it; --resume keeps the run's budget].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]

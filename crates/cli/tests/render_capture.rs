@@ -249,7 +249,7 @@ fn check_compare(data: &std::path::Path, rd: &std::path::Path, name: &str) {
             let heat = cmp.get_pixel(2 * w + x, y).0;
             assert_eq!(mid, render.get_pixel(x, y).0, "render panel at {x},{y}");
             for c in 0..3 {
-                let want = (v.image[i * 3 + c] * 255.0 + 0.5) as u8;
+                let want = v.image.bytes()[i * 3 + c];
                 assert!(photo[c].abs_diff(want) <= 1, "photo panel at {x},{y}");
             }
             if v.mask.as_ref().is_some_and(|m| m[i] == 0.0) {

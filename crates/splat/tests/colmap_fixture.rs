@@ -545,12 +545,17 @@ fn photos_narrowed_as_they_load_are_those_narrowed_afterwards() {
             assert!(g.width <= 100 && w.width < full.train[0].width);
             assert_eq!([g.fx, g.fy, g.cx, g.cy], [w.fx, w.fy, w.cx, w.cy]);
             let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert!(bits(&g.image) == bits(&w.image), "{}: colours", g.name);
+            // the loader rounds to 8 bits once, after narrowing; `limit_width`
+            // narrows photos already rounded: at most a level apart
+            assert!(within_a_level(&g.image, &w.image), "{}: colours", g.name);
             assert_eq!(g.mask.is_some(), w.mask.is_some(), "{}", g.name);
             if let (Some(a), Some(b)) = (&g.mask, &w.mask) {
                 assert!(bits(a) == bits(b), "{}: mask", g.name);
             }
-            assert_eq!(g.alpha.as_deref().map(bits), w.alpha.as_deref().map(bits));
+            assert_eq!(g.alpha.is_some(), w.alpha.is_some(), "{}", g.name);
+            if let (Some(a), Some(b)) = (&g.alpha, &w.alpha) {
+                assert!(within_a_level(a, b), "{}: alpha", g.name);
+            }
         }
     }
 }
@@ -600,4 +605,14 @@ fn the_first_photo_that_fails_is_the_error() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether two photos of the same size differ by at most one 8-bit level
+/// anywhere.
+fn within_a_level(a: &splat::data::Pixels8, b: &splat::data::Pixels8) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .iter()
+            .zip(b.bytes())
+            .all(|(x, y)| x.abs_diff(*y) <= 1)
 }

@@ -63,7 +63,7 @@ fn psnr_against_twin(scene: &Scene, v: &View, c2w: &Mat4) -> f64 {
         let a = twin[i * 4 + 3] as f64 / 255.0;
         for c in 0..3 {
             let t = twin[i * 4 + c] as f64 / 255.0 * a;
-            se += (t - v.image[i * 3 + c] as f64).powi(2);
+            se += (t - v.image.get(i * 3 + c) as f64).powi(2);
         }
         n += 3;
     }
@@ -110,7 +110,8 @@ fn undistorted_photos_match_the_pinhole_twin() {
                     .to_rgba32f();
                 img.pixels()
                     .flat_map(|p| [p.0[0] * p.0[3], p.0[1] * p.0[3], p.0[2] * p.0[3]])
-                    .collect()
+                    .collect::<Vec<f32>>()
+                    .into()
             },
             mask: None,
             ..v.clone()

@@ -303,7 +303,7 @@ fn images_n_is_used_for_downscale_n_and_wide_photos_are_limited() {
     .unwrap();
     let v = &ds.train[0];
     assert_eq!((v.width, v.height), (W / 2, H / 2));
-    assert!((v.image[0] - 200.0 / 255.0).abs() < 1e-6);
+    assert!((v.image.get(0) - 200.0 / 255.0).abs() < 1e-6);
     assert!((v.fx - 10.0).abs() < 1e-9 && (v.cx - 4.0).abs() < 1e-9);
     // without images_3, downscale 3 box-filters the full photos
     let ds = load(
@@ -314,7 +314,7 @@ fn images_n_is_used_for_downscale_n_and_wide_photos_are_limited() {
         },
     )
     .unwrap();
-    assert!((ds.train[0].image[0] - 100.0 / 255.0).abs() < 1e-6);
+    assert!((ds.train[0].image.get(0) - 100.0 / 255.0).abs() < 1e-6);
     // a width limit: 16 wide → 8 wide, intrinsics halved
     let ds = load(
         &dir,
@@ -327,6 +327,6 @@ fn images_n_is_used_for_downscale_n_and_wide_photos_are_limited() {
     let v = &ds.train[0];
     assert_eq!((v.width, v.height), (8, 6));
     assert!((v.fx - 10.0).abs() < 1e-9 && (v.cy - 3.0).abs() < 1e-9);
-    assert!(v.image.iter().all(|&x| (x - 100.0 / 255.0).abs() < 1e-5));
+    assert!(v.image.iter().all(|x| (x - 100.0 / 255.0).abs() < 1e-5));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -91,7 +91,12 @@ fn exposure_trains_and_survives_a_checkpoint() {
     let mut ds = data::load(&d.join("data"), &LoadOptions::default()).unwrap();
     // the photos' exposure varies: view k is darkened by 1 − 0.15·k
     for (k, v) in ds.train.iter_mut().enumerate() {
-        v.image.iter_mut().for_each(|c| *c *= 1.0 - 0.15 * k as f32);
+        let darker: Vec<f32> = v
+            .image
+            .iter()
+            .map(|c| c * (1.0 - 0.15 * k as f32))
+            .collect();
+        v.image = darker.into();
     }
     let cfg = TrainConfig {
         iters: 30,

@@ -248,17 +248,19 @@ fn evaluation_scores_only_kept_pixels() {
     let masked = t.evaluate(std::slice::from_ref(v)).map(|e| e[0].psnr);
     v.mask = Some(m.clone());
     let a = t.evaluate(std::slice::from_ref(v)).unwrap()[0].psnr;
-    for (p, px) in v.image.chunks_exact_mut(3).enumerate() {
+    let mut painted = v.image.to_f32();
+    for (p, px) in painted.chunks_exact_mut(3).enumerate() {
         if m[p] == 0.0 {
             px.copy_from_slice(&[1.0, 0.0, 1.0]);
         }
     }
+    v.image = painted.into();
     let e = &t.evaluate(std::slice::from_ref(v)).unwrap()[0];
     assert!(e.masked && !plain[0].masked);
     assert_eq!(e.psnr, a);
     assert_ne!(masked.unwrap(), a);
     let rgb = &e.rgb;
-    let target: Vec<f64> = v.image.iter().map(|&x| x as f64).collect();
+    let target: Vec<f64> = v.image.iter().map(f64::from).collect();
     let keep = |s: &[f64]| -> Vec<f64> {
         (0..w * h)
             .filter(|&p| m[p] > 0.0)

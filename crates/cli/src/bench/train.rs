@@ -214,7 +214,8 @@ fn dataset(width: u32, height: u32, views: u32) -> Dataset {
                     let a = p[3] as f32 / 255.0;
                     [0, 1, 2].map(|c| p[c] as f32 / 255.0 * a + (1.0 - a))
                 })
-                .collect();
+                .collect::<Vec<f32>>()
+                .into();
             View {
                 name: format!("view_{k}"),
                 width,

@@ -14,7 +14,10 @@ pub mod capture;
 pub mod colmap;
 pub mod masks;
 pub mod nerf;
+mod pixels;
 pub mod synth;
+
+pub use pixels::Pixels8;
 
 /// What went wrong reading a dataset: always the file, and the field or
 /// position where it applies.
@@ -101,11 +104,12 @@ pub struct View {
     /// World-to-camera transform in OpenCV axes (x right, y down, z forward).
     pub world_to_camera: Mat4,
     /// RGB in [0, 1], row-major, `height × width × 3`, composited on
-    /// [`View::background`] where the photograph had transparency.
-    pub image: Vec<f32>,
+    /// [`View::background`] where the photograph had transparency; held at
+    /// 8 bits, as the photo was ([`Pixels8`]: a quarter of `f32`'s memory).
+    pub image: Pixels8,
     /// Coverage in [0, 1] per pixel (`height × width`), when the image had
     /// an alpha channel that was not fully opaque; `None` otherwise.
-    pub alpha: Option<Vec<f32>>,
+    pub alpha: Option<Pixels8>,
     /// The background `image` was composited on.
     pub background: [f32; 3],
     /// Which pixels count (`height × width`, 1 = keep, 0 = ignore) in the
@@ -133,7 +137,7 @@ impl View {
             cx,
             cy,
             world_to_camera,
-            image: Vec::new(),
+            image: Pixels8::default(),
             alpha: None,
             background: [0.0; 3],
             mask: None,
@@ -161,13 +165,13 @@ impl View {
     /// phase renders these ([`TrainConfig::coarse_until`](crate::train::TrainConfig::coarse_until)).
     ///
     /// ```
-    /// use splat::data::View;
+    /// use splat::data::{Pixels8, View};
     /// let mut v = View::camera_only("a".into(), (4, 2), [10.0, 10.0, 2.0, 1.0], [[0.0; 4]; 4]);
-    /// v.image = (0..24).map(|i| i as f32).collect();
+    /// v.image = Pixels8::from_bytes((0..24).map(|i| 10 * i).collect());
     /// let h = v.downscaled(2);
     /// assert_eq!((h.width, h.height, h.fx, h.cx, h.cy), (2, 1, 5.0, 1.0, 0.5));
     /// // the first new pixel averages pixels (0,0), (0,1), (1,0), (1,1)
-    /// assert_eq!(&h.image[..3], &[7.5, 8.5, 9.5]);
+    /// assert_eq!(&h.image.bytes()[..3], &[75, 85, 95]);
     /// // a camera without a photo scales too
     /// let c = View::camera_only("c".into(), (5, 3), [10.0, 10.0, 2.5, 1.5], [[0.0; 4]; 4]);
     /// let c = c.downscaled(2);
@@ -180,11 +184,15 @@ impl View {
         let (w, h) = (self.width, self.height);
         let (nw, nh, image) = if self.image.is_empty() {
             // a camera without a photo: only the camera scales
-            ((w / f).max(1), (h / f).max(1), Vec::new())
+            ((w / f).max(1), (h / f).max(1), Pixels8::default())
         } else {
-            downscale_box(w, h, &self.image, 3, f)
+            let (nw, nh, image) = downscale_box(w, h, &self.image.to_f32(), 3, f);
+            (nw, nh, Pixels8::quantize(&image))
         };
-        let alpha = self.alpha.as_ref().map(|a| downscale_box(w, h, a, 1, f).2);
+        let alpha = self
+            .alpha
+            .as_ref()
+            .map(|a| Pixels8::quantize(&downscale_box(w, h, &a.to_f32(), 1, f).2));
         let mask = self.mask.as_ref().map(|m| masks::downscale(w, h, m, f));
         // a new pixel spans `f` old ones (all of them when the image is
         // narrower than `f`, as the box filter averages them)
@@ -209,18 +217,24 @@ impl View {
     /// image when it had no transparency): `image + (bg − background)(1 − α)`.
     /// Training with random backgrounds uses this.
     pub fn image_on(&self, bg: [f32; 3]) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.write_image_on(bg, &mut out);
+        out
+    }
+
+    /// [`View::image_on`] into `out` (cleared first; its capacity is
+    /// reused): what training's loss reads each iteration.
+    pub fn write_image_on(&self, bg: [f32; 3], out: &mut Vec<f32>) {
         let Some(alpha) = &self.alpha else {
-            return self.image.clone();
+            return self.image.write_f32(out);
         };
         let d = [0, 1, 2].map(|c| bg[c] - self.background[c]);
-        self.image
-            .chunks_exact(3)
-            .zip(alpha)
-            .flat_map(|(p, &a)| {
-                let t = 1.0 - a;
-                [p[0] + d[0] * t, p[1] + d[1] * t, p[2] + d[2] * t]
-            })
-            .collect()
+        out.clear();
+        out.reserve(self.image.len());
+        for (p, a) in self.image.bytes().chunks_exact(3).zip(alpha.iter()) {
+            let t = 1.0 - a;
+            out.extend([0, 1, 2].map(|c| pixels::value(p[c]) + d[c] * t));
+        }
     }
 
     /// The camera centre in world coordinates.
@@ -524,7 +538,37 @@ pub fn limit_width(v: &mut View, max: u32) {
     if v.width <= max {
         return;
     }
-    let (nw, nh) = loaded_size(v.width, v.height, 1, Some(max));
+    let mut rgb = v.image.to_f32();
+    let mut alpha = v.alpha.as_ref().map(Pixels8::to_f32);
+    narrow(v, &mut rgb, &mut alpha, max);
+    v.image = Pixels8::quantize(&rgb);
+    v.alpha = alpha.map(|a| Pixels8::quantize(&a));
+}
+
+/// A loaded photo's last step: narrowed to `max_width` as
+/// [`limit_width`] narrows it, while its colour and alpha are still `f32`
+/// (so that they are rounded to 8 bits once), then held in `view`, whose
+/// size, intrinsics and mask are those of `rgb`.
+pub(crate) fn hold_photo(
+    view: &mut View,
+    mut rgb: Vec<f32>,
+    mut alpha: Option<Vec<f32>>,
+    max_width: Option<u32>,
+) {
+    if let Some(max) = max_width.map(|m| m.max(1)) {
+        if view.width > max {
+            narrow(view, &mut rgb, &mut alpha, max);
+        }
+    }
+    view.image = Pixels8::quantize(&rgb);
+    view.alpha = alpha.map(|a| Pixels8::quantize(&a));
+}
+
+/// [`limit_width`]'s resampling of `rgb`, `alpha` and the view's mask
+/// (`view.width` > `max`), and its intrinsics.
+fn narrow(view: &mut View, rgb: &mut Vec<f32>, alpha: &mut Option<Vec<f32>>, max: u32) {
+    let (w, h) = (view.width, view.height);
+    let (nw, nh) = loaded_size(w, h, 1, Some(max));
     let resize = |data: &[f32], ch: usize| -> Vec<f32> {
         use image::imageops::{resize, FilterType};
         let mut out = Vec::with_capacity(nw as usize * nh as usize * ch);
@@ -532,9 +576,8 @@ pub fn limit_width(v: &mut View, max: u32) {
         let planes: Vec<Vec<f32>> = (0..ch)
             .map(|c| {
                 let plane: Vec<f32> = data.iter().skip(c).step_by(ch).copied().collect();
-                let img =
-                    image::ImageBuffer::<image::Luma<f32>, _>::from_raw(v.width, v.height, plane)
-                        .expect("a plane of the view's size");
+                let img = image::ImageBuffer::<image::Luma<f32>, _>::from_raw(w, h, plane)
+                    .expect("a plane of the view's size");
                 resize(&img, nw, nh, FilterType::Triangle).into_raw()
             })
             .collect();
@@ -545,15 +588,15 @@ pub fn limit_width(v: &mut View, max: u32) {
         }
         out
     };
-    v.image = resize(&v.image, 3);
-    v.alpha = v.alpha.as_ref().map(|a| resize(a, 1));
-    v.mask = v.mask.as_ref().map(|m| {
+    *rgb = resize(rgb, 3);
+    *alpha = alpha.as_ref().map(|a| resize(a, 1));
+    view.mask = view.mask.as_ref().map(|m| {
         resize(m, 1)
             .into_iter()
             .map(|x| if x > 1.0 - 1e-4 { 1.0 } else { 0.0 })
             .collect()
     });
-    v.rescale_intrinsics(nw, nh);
+    view.rescale_intrinsics(nw, nh);
 }
 
 /// The size a `width` × `height` photo is loaded at: divided by
@@ -811,7 +854,7 @@ mod tests {
             cx: 0.5,
             cy: 0.5,
             world_to_camera: w2c,
-            image: vec![0.0; 3],
+            image: vec![0.0; 3].into(),
             alpha: None,
             background: [0.0; 3],
             mask: None,
@@ -831,7 +874,7 @@ mod tests {
             cx: 0.5,
             cy: 0.5,
             world_to_camera: [[0.0; 4]; 4],
-            image: vec![0.0; 3],
+            image: vec![0.0; 3].into(),
             alpha: None,
             background: [0.0; 3],
             mask: None,

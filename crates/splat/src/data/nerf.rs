@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{
     check_rotation, decode_batch, decode_images_lazily, masks, opengl_c2w_to_opencv_w2c, DataError,
-    Dataset, ImageJob, LoadOptions, Mat4, View,
+    Dataset, ImageJob, LoadOptions, Mat4, Pixels8, View,
 };
 
 /// One frame of a transforms file, before its image is decoded.
@@ -227,14 +227,12 @@ fn load_split(
             cx: w as f64 / 2.0,
             cy: h as f64 / 2.0,
             world_to_camera: opengl_c2w_to_opencv_w2c(&f.c2w),
-            image: rgb,
-            alpha,
+            image: Pixels8::default(),
+            alpha: None,
             background: opts.background,
             mask: masks::simplify(mask),
         };
-        if let Some(max) = opts.max_width {
-            super::limit_width(&mut view, max.max(1));
-        }
+        super::hold_photo(&mut view, rgb, alpha, opts.max_width);
         views.push(view);
     }
     Ok(Some(views))

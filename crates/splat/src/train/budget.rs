@@ -15,7 +15,7 @@
 //! on the same machine chooses the same budget every time.
 
 use super::config::{MIN_DEFAULT_GAUSSIANS, PIXELS_PER_GAUSSIAN};
-use crate::data::{Dataset, View};
+use crate::data::{Dataset, Pixels8, View};
 
 /// Heap that a training run holds per Gaussian at its budget, in bytes,
 /// with spherical harmonics of degree 3: the parameters, their gradients
@@ -38,15 +38,16 @@ pub const BYTES_PER_GAUSSIAN: u64 = 5_500;
 /// fragmentation.
 pub const MEMORY_SHARE: f64 = 0.5;
 
-/// The bytes a dataset's photos take in memory (`f32` colour, and alpha
-/// and mask planes where they have them), with the coarse phase's
-/// copies of the training photos at half size (a quarter more of them).
+/// The bytes a dataset's photos take in memory (8-bit colour and alpha
+/// planes, `f32` mask planes where they have them), with the coarse
+/// phase's copies of the training photos at half size (a quarter more of
+/// them).
 pub fn photo_bytes(data: &Dataset) -> u64 {
     let view = |v: &View| {
-        let values = v.image.len()
-            + v.alpha.as_ref().map_or(0, Vec::len)
-            + v.mask.as_ref().map_or(0, Vec::len);
-        (values * std::mem::size_of::<f32>()) as u64
+        let bytes = v.image.len()
+            + v.alpha.as_ref().map_or(0, Pixels8::len)
+            + v.mask.as_ref().map_or(0, Vec::len) * std::mem::size_of::<f32>();
+        bytes as u64
     };
     let train: u64 = data.train.iter().map(view).sum();
     let test: u64 = data.test.iter().map(view).sum();
@@ -194,7 +195,7 @@ mod tests {
     fn view(w: u32, h: u32, masked: bool) -> View {
         let n = (w * h) as usize;
         View {
-            image: vec![0.0; 3 * n],
+            image: vec![0.0; 3 * n].into(),
             mask: masked.then(|| vec![1.0; n]),
             ..View::camera_only(
                 "v".into(),
@@ -223,12 +224,12 @@ mod tests {
 
     #[test]
     fn photos_count_their_planes_and_the_coarse_copies() {
-        // 4 training photos of 10×10 with masks: 4 × 100 × (3 + 1) × 4 =
-        // 6,400 bytes, a quarter more for the coarse copies (8,000); one
-        // test photo without: 100 × 3 × 4 = 1,200
+        // 4 training photos of 10×10 with masks: 4 × 100 × (3 × 1 + 4) =
+        // 2,800 bytes (8-bit colour, `f32` masks), a quarter more for the
+        // coarse copies (3,500); one test photo without: 100 × 3 = 300
         let mut data = dataset(4, 0, (10, 10), true);
         data.test.push(view(10, 10, false));
-        assert_eq!(photo_bytes(&data), 9_200);
+        assert_eq!(photo_bytes(&data), 3_800);
     }
 
     #[test]
@@ -252,19 +253,19 @@ mod tests {
         // one per 27 is 9,860,740 Gaussians
         let data = dataset(160, 25, (1600, 1040), false);
         let photos = photo_bytes(&data);
-        // 160 × 1,664,000 × 12 × 1.25 + 25 × 1,664,000 × 12
-        assert_eq!(photos, 3_993_600_000 + 499_200_000);
+        // 160 × 1,664,000 × 3 × 1.25 + 25 × 1,664,000 × 3 (8-bit colour)
+        assert_eq!(photos, 998_400_000 + 124_800_000);
         let memory = 24u64 << 30;
         let b = Budget::of(&data, Some(memory));
         assert_eq!(b.by_pixels, 9_860_740);
-        // (12,884,901,888 − 4,492,800,000) / 5,500 = 1,525,836, rounded
+        // (12,884,901,888 − 1,123,200,000) / 5,500 = 2,138,491, rounded
         // down to a multiple of 10,000
-        assert_eq!(b.by_memory, Some(1_520_000));
-        assert_eq!(b.gaussians, 1_520_000);
+        assert_eq!(b.by_memory, Some(2_130_000));
+        assert_eq!(b.gaussians, 2_130_000);
         assert!(b.memory_bound());
         let note = b.note(&data).unwrap();
         assert!(
-            note.contains("1520000") && note.contains("24.0 GiB"),
+            note.contains("2130000") && note.contains("24.0 GiB"),
             "{note}"
         );
         assert!(
@@ -274,20 +275,20 @@ mod tests {
         // what it needs fits in the machine, what the pixels ask does not
         assert!(training_bytes(&data, b.gaussians) <= memory);
         assert!(oversize_warning(&data, b.gaussians, memory).is_none());
-        // 9,860,740 × 5,500 + 4,492,800,000 bytes = 54.7 GiB
+        // 9,860,740 × 5,500 + 1,123,200,000 bytes = 51.6 GiB
         let w = oversize_warning(&data, b.by_pixels, memory).unwrap();
-        assert!(w.contains("9860740") && w.contains("54.7 GiB"), "{w}");
+        assert!(w.contains("9860740") && w.contains("51.6 GiB"), "{w}");
     }
 
     #[test]
     fn photos_beyond_the_share_leave_the_smallest_budget() {
         let data = dataset(160, 25, (1600, 1040), false);
-        let b = Budget::of(&data, Some(4 << 30));
+        let b = Budget::of(&data, Some(2 << 30));
         assert_eq!(b.gaussians, MIN_DEFAULT_GAUSSIANS);
         // the note says that the photos are the trouble
         let note = b.note(&data).unwrap();
         assert!(
-            note.contains("photos alone take 4.2 GiB") && note.contains("--downscale"),
+            note.contains("photos alone take 1.0 GiB") && note.contains("--downscale"),
             "{note}"
         );
     }

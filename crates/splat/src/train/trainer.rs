@@ -11,7 +11,6 @@ use super::init::initial_params;
 use super::{camera_of, schedule, Strategy, TrainConfig, TrainError, GROUPS};
 use crate::adam::{Adam, Checked, Live, RowGroup, Rows, RowsMut, Undrawn};
 use crate::data::Dataset;
-use std::borrow::Cow;
 
 use rayon::prelude::*;
 
@@ -108,6 +107,8 @@ pub(super) struct StepBuffers {
     render: RenderWorkspace<f32>,
     /// The per-iteration PSNR's block sums.
     psnr_blocks: Vec<f64>,
+    /// The photo the loss compares with, in `f32`.
+    target: Vec<f32>,
     /// The training views' order in the current epoch.
     view_order: schedule::ViewOrder,
 }
@@ -340,13 +341,15 @@ impl Trainer {
         };
         let cam = camera_of(view);
         let mut opts = self.render_options();
-        let target: Cow<'_, [f32]> = if self.cfg.random_background {
+        // the photo in f32 as the loss reads it (held at 8 bits)
+        let mut target = std::mem::take(&mut self.bufs.target);
+        if self.cfg.random_background {
             let bg = [rng.uniform(), rng.uniform(), rng.uniform()];
             opts.background = bg;
-            Cow::Owned(view.image_on(bg.map(|c| c as f32)))
+            view.write_image_on(bg.map(|c| c as f32), &mut target);
         } else {
-            Cow::Borrowed(&view.image)
-        };
+            view.image.write_f32(&mut target);
+        }
         let mask = view.mask.as_deref();
         let mut g32 = self
             .bufs
@@ -582,6 +585,7 @@ impl Trainer {
         self.bufs.scene_stamp = stamp;
         self.bufs.reg = reg;
         self.bufs.render = ws;
+        self.bufs.target = target;
         if let Some(de) = d_exposure {
             self.step_exposure(vi, &de)
                 .map_err(|op| TrainError::NonFinite { iteration: it, op })?;

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::{
-    decode_images_lazily, masks, DataError, Dataset, ImageJob, LoadOptions, Mat4, Point, View,
+    decode_images_lazily, masks, DataError, Dataset, ImageJob, LoadOptions, Mat4, Pixels8, Point,
+    View,
 };
 use crate::cameras::undistort::Remap;
 use crate::cameras::Intrinsics;
@@ -408,14 +409,12 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             cx: cx * s[0],
             cy: cy * s[1],
             world_to_camera: m,
-            image: rgb,
-            alpha,
+            image: Pixels8::default(),
+            alpha: None,
             background: opts.background,
             mask: masks::simplify(mask),
         };
-        if let Some(max) = opts.max_width {
-            super::limit_width(&mut view, max.max(1));
-        }
+        super::hold_photo(&mut view, rgb, alpha, opts.max_width);
         let left = photos_left.get_mut(&im.camera_id).expect("counted above");
         *left -= 1;
         if *left == 0 {
