@@ -401,7 +401,8 @@ fn write_compare(dir: &Path, name: &str, v: &splat::data::View, rgb: Vec<f64>) -
         data: rgb,
     };
     let file = dir.join(name);
-    let png = compare_masked(&photo, &render, v.mask.as_deref())
+    let mask = v.mask.as_ref().map(|m| m.to_f32());
+    let png = compare_masked(&photo, &render, mask.as_deref())
         .to_png()
         .map_err(|e| CliError::file(&file, format!("cannot encode PNG: {e}")))?;
     write_atomic(&file, &png)

@@ -57,7 +57,7 @@ fn psnr_against_twin(scene: &Scene, v: &View, c2w: &Mat4) -> f64 {
     let mut se = 0.0;
     let mut n = 0usize;
     for i in 0..(v.width * v.height) as usize {
-        if v.mask.as_ref().is_some_and(|m| m[i] == 0.0) {
+        if v.mask.as_ref().is_some_and(|m| m.get(i) == 0.0) {
             continue;
         }
         let a = twin[i * 4 + 3] as f64 / 255.0;

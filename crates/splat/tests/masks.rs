@@ -82,7 +82,7 @@ fn colmap_masks_by_full_name_or_stem_and_inverted() {
         let ds = load(&dir, &opts(invert)).unwrap();
         for v in &ds.train {
             let m = v.mask.as_ref().expect("a mask");
-            for (i, &x) in m.iter().enumerate() {
+            for (i, x) in m.iter().enumerate() {
                 let top = i < W as usize;
                 assert_eq!(x, if top != invert { 0.0 } else { 1.0 }, "{} {i}", v.name);
             }
@@ -99,8 +99,8 @@ fn colmap_masks_by_full_name_or_stem_and_inverted() {
     .unwrap();
     let m = ds.train[0].mask.as_ref().unwrap();
     assert_eq!(m.len(), (W / 2 * H / 2) as usize);
-    assert!(m[..(W / 2) as usize].iter().all(|&x| x == 0.0));
-    assert!(m[(W / 2) as usize..].iter().all(|&x| x == 1.0));
+    assert!(m.to_f32()[..(W / 2) as usize].iter().all(|&x| x == 0.0));
+    assert!(m.to_f32()[(W / 2) as usize..].iter().all(|&x| x == 1.0));
     // wrong size: both files named
     mask_png(&dir.join("masks/p1.png"), W + 1, H);
     let e = load(&dir, &opts(false)).unwrap_err().to_string();
@@ -157,14 +157,14 @@ fn a_colmap_photos_alpha_is_a_mask_combined_with_the_users() {
     write(&dir, true);
     let ds = load(&dir, &opts(false)).unwrap();
     let m = ds.train[0].mask.as_ref().unwrap();
-    for (i, &x) in m.iter().enumerate() {
+    for (i, x) in m.iter().enumerate() {
         assert_eq!(x, if i % W as usize == 0 { 0.0 } else { 1.0 });
     }
     mask_png(&dir.join("masks/p0.png.png"), W, H);
     mask_png(&dir.join("masks/p1.png.png"), W, H);
     let ds = load(&dir, &opts(false)).unwrap();
     let m = ds.train[0].mask.as_ref().unwrap();
-    for (i, &x) in m.iter().enumerate() {
+    for (i, x) in m.iter().enumerate() {
         let ignored = i % W as usize == 0 || i < W as usize;
         assert_eq!(x, if ignored { 0.0 } else { 1.0 });
     }
@@ -194,7 +194,9 @@ fn nerf_masks_live_in_each_splits_folder() {
     let ds = load(&dir, &LoadOptions::default()).unwrap();
     for v in ds.train.iter().chain(&ds.test) {
         let m = v.mask.as_ref().unwrap();
-        assert!(m[..8].iter().all(|&x| x == 0.0) && m[8..].iter().all(|&x| x == 1.0));
+        assert!(
+            m.to_f32()[..8].iter().all(|&x| x == 0.0) && m.to_f32()[8..].iter().all(|&x| x == 1.0)
+        );
     }
     assert!(ds.notes.is_empty(), "{:?}", ds.notes);
     // where the photos and masks came from, each folder once

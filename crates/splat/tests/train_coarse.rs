@@ -85,10 +85,15 @@ fn downscaled_views_keep_whole_blocks_of_the_mask_and_scale_the_camera() {
     let mut v = one_view("mask", 20).train[0].clone();
     let (w, h) = (v.width as usize, v.height as usize);
     // ignore column 3 only: new columns 1 (old 2–3) is dropped
-    v.mask = Some((0..w * h).map(|p| (p % w != 3) as u8 as f32).collect());
+    v.mask = Some(
+        (0..w * h)
+            .map(|p| (p % w != 3) as u8 as f32)
+            .collect::<Vec<f32>>()
+            .into(),
+    );
     let s = v.downscaled(2);
     let m = s.mask.as_ref().unwrap();
-    for (p, &k) in m.iter().enumerate() {
+    for (p, k) in m.iter().enumerate() {
         assert_eq!(k, if p % s.width as usize == 1 { 0.0 } else { 1.0 });
     }
     assert_eq!(

@@ -219,7 +219,7 @@ fn cfg() -> TrainConfig {
 fn fully_masked_photos_leave_the_scene_untouched() {
     let mut ds = tiny("all");
     for v in &mut ds.train {
-        v.mask = Some(vec![0.0; (v.width * v.height) as usize]);
+        v.mask = Some(vec![0.0; (v.width * v.height) as usize].into());
     }
     let mut t = Trainer::new(ds, cfg()).unwrap();
     let before = t.gaussians::<f64>();
@@ -246,7 +246,7 @@ fn evaluation_scores_only_kept_pixels() {
     let (w, h) = (v.width as usize, v.height as usize);
     let m: Vec<f32> = (0..w * h).map(|p| ((p % w) < w / 2) as u8 as f32).collect();
     let masked = t.evaluate(std::slice::from_ref(v)).map(|e| e[0].psnr);
-    v.mask = Some(m.clone());
+    v.mask = Some(m.clone().into());
     let a = t.evaluate(std::slice::from_ref(v)).unwrap()[0].psnr;
     let mut painted = v.image.to_f32();
     for (p, px) in painted.chunks_exact_mut(3).enumerate() {

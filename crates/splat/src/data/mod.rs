@@ -115,7 +115,8 @@ pub struct View {
     /// Which pixels count (`height × width`, 1 = keep, 0 = ignore) in the
     /// loss, in densification's statistics and in PSNR/SSIM: a user's mask
     /// and the pixels that undistortion left without a source. `None`: all.
-    pub mask: Option<Vec<f32>>,
+    /// Held at 8 bits like the photo (its values are 0 and 1, exactly).
+    pub mask: Option<Pixels8>,
 }
 
 impl View {
@@ -193,7 +194,10 @@ impl View {
             .alpha
             .as_ref()
             .map(|a| Pixels8::quantize(&downscale_box(w, h, &a.to_f32(), 1, f).2));
-        let mask = self.mask.as_ref().map(|m| masks::downscale(w, h, m, f));
+        let mask = self
+            .mask
+            .as_ref()
+            .map(|m| Pixels8::quantize(&masks::downscale(w, h, &m.to_f32(), f)));
         // a new pixel spans `f` old ones (all of them when the image is
         // narrower than `f`, as the box filter averages them)
         let (sx, sy) = (1.0 / f.min(w) as f64, 1.0 / f.min(h) as f64);
@@ -540,33 +544,43 @@ pub fn limit_width(v: &mut View, max: u32) {
     }
     let mut rgb = v.image.to_f32();
     let mut alpha = v.alpha.as_ref().map(Pixels8::to_f32);
-    narrow(v, &mut rgb, &mut alpha, max);
+    let mut mask = v.mask.as_ref().map(Pixels8::to_f32);
+    narrow(v, &mut rgb, &mut alpha, &mut mask, max);
     v.image = Pixels8::quantize(&rgb);
     v.alpha = alpha.map(|a| Pixels8::quantize(&a));
+    v.mask = mask.map(|m| Pixels8::quantize(&m));
 }
 
 /// A loaded photo's last step: narrowed to `max_width` as
-/// [`limit_width`] narrows it, while its colour and alpha are still `f32`
-/// (so that they are rounded to 8 bits once), then held in `view`, whose
-/// size, intrinsics and mask are those of `rgb`.
+/// [`limit_width`] narrows it, while its colour, alpha and mask are still
+/// `f32` (so that they are rounded to 8 bits once), then held in `view`,
+/// whose size and intrinsics are those of `rgb`.
 pub(crate) fn hold_photo(
     view: &mut View,
     mut rgb: Vec<f32>,
     mut alpha: Option<Vec<f32>>,
+    mut mask: Option<Vec<f32>>,
     max_width: Option<u32>,
 ) {
     if let Some(max) = max_width.map(|m| m.max(1)) {
         if view.width > max {
-            narrow(view, &mut rgb, &mut alpha, max);
+            narrow(view, &mut rgb, &mut alpha, &mut mask, max);
         }
     }
     view.image = Pixels8::quantize(&rgb);
     view.alpha = alpha.map(|a| Pixels8::quantize(&a));
+    view.mask = mask.map(|m| Pixels8::quantize(&m));
 }
 
-/// [`limit_width`]'s resampling of `rgb`, `alpha` and the view's mask
-/// (`view.width` > `max`), and its intrinsics.
-fn narrow(view: &mut View, rgb: &mut Vec<f32>, alpha: &mut Option<Vec<f32>>, max: u32) {
+/// [`limit_width`]'s resampling of `rgb`, `alpha` and `mask` (`view.width`
+/// > `max`), and the view's intrinsics.
+fn narrow(
+    view: &mut View,
+    rgb: &mut Vec<f32>,
+    alpha: &mut Option<Vec<f32>>,
+    mask: &mut Option<Vec<f32>>,
+    max: u32,
+) {
     let (w, h) = (view.width, view.height);
     let (nw, nh) = loaded_size(w, h, 1, Some(max));
     let resize = |data: &[f32], ch: usize| -> Vec<f32> {
@@ -590,7 +604,7 @@ fn narrow(view: &mut View, rgb: &mut Vec<f32>, alpha: &mut Option<Vec<f32>>, max
     };
     *rgb = resize(rgb, 3);
     *alpha = alpha.as_ref().map(|a| resize(a, 1));
-    view.mask = view.mask.as_ref().map(|m| {
+    *mask = mask.as_ref().map(|m| {
         resize(m, 1)
             .into_iter()
             .map(|x| if x > 1.0 - 1e-4 { 1.0 } else { 0.0 })

@@ -230,9 +230,9 @@ fn load_split(
             image: Pixels8::default(),
             alpha: None,
             background: opts.background,
-            mask: masks::simplify(mask),
+            mask: None,
         };
-        super::hold_photo(&mut view, rgb, alpha, opts.max_width);
+        super::hold_photo(&mut view, rgb, alpha, masks::simplify(mask), opts.max_width);
         views.push(view);
     }
     Ok(Some(views))

@@ -38,15 +38,14 @@ pub const BYTES_PER_GAUSSIAN: u64 = 5_500;
 /// fragmentation.
 pub const MEMORY_SHARE: f64 = 0.5;
 
-/// The bytes a dataset's photos take in memory (8-bit colour and alpha
-/// planes, `f32` mask planes where they have them), with the coarse
-/// phase's copies of the training photos at half size (a quarter more of
-/// them).
+/// The bytes a dataset's photos take in memory (8-bit colour, and alpha
+/// and mask planes where they have them), with the coarse phase's copies
+/// of the training photos at half size (a quarter more of them).
 pub fn photo_bytes(data: &Dataset) -> u64 {
     let view = |v: &View| {
         let bytes = v.image.len()
             + v.alpha.as_ref().map_or(0, Pixels8::len)
-            + v.mask.as_ref().map_or(0, Vec::len) * std::mem::size_of::<f32>();
+            + v.mask.as_ref().map_or(0, Pixels8::len);
         bytes as u64
     };
     let train: u64 = data.train.iter().map(view).sum();
@@ -196,7 +195,7 @@ mod tests {
         let n = (w * h) as usize;
         View {
             image: vec![0.0; 3 * n].into(),
-            mask: masked.then(|| vec![1.0; n]),
+            mask: masked.then(|| vec![1.0; n].into()),
             ..View::camera_only(
                 "v".into(),
                 (w, h),
@@ -224,12 +223,12 @@ mod tests {
 
     #[test]
     fn photos_count_their_planes_and_the_coarse_copies() {
-        // 4 training photos of 10×10 with masks: 4 × 100 × (3 × 1 + 4) =
-        // 2,800 bytes (8-bit colour, `f32` masks), a quarter more for the
-        // coarse copies (3,500); one test photo without: 100 × 3 = 300
+        // 4 training photos of 10×10 with masks: 4 × 100 × (3 + 1) =
+        // 1,600 bytes (8 bits a value), a quarter more for the coarse
+        // copies (2,000); one test photo without: 100 × 3 = 300
         let mut data = dataset(4, 0, (10, 10), true);
         data.test.push(view(10, 10, false));
-        assert_eq!(photo_bytes(&data), 3_800);
+        assert_eq!(photo_bytes(&data), 2_300);
     }
 
     #[test]

@@ -106,5 +106,5 @@ pub fn score_view(render_rgb: &[f32], view: &View, width: usize, height: usize) 
 fn mask_f64(view: &View) -> Option<Vec<f64>> {
     view.mask
         .as_ref()
-        .map(|m| m.iter().map(|&x| x as f64).collect())
+        .map(|m| m.iter().map(f64::from).collect())
 }

@@ -109,6 +109,8 @@ pub(super) struct StepBuffers {
     psnr_blocks: Vec<f64>,
     /// The photo the loss compares with, in `f32`.
     target: Vec<f32>,
+    /// Its mask in `f32`, when it has one.
+    mask: Vec<f32>,
     /// The training views' order in the current epoch.
     view_order: schedule::ViewOrder,
 }
@@ -350,7 +352,11 @@ impl Trainer {
         } else {
             view.image.write_f32(&mut target);
         }
-        let mask = view.mask.as_deref();
+        let mut mask_buf = std::mem::take(&mut self.bufs.mask);
+        let mask = view.mask.as_ref().map(|m| {
+            m.write_f32(&mut mask_buf);
+            &mask_buf[..]
+        });
         let mut g32 = self
             .bufs
             .scene
@@ -586,6 +592,7 @@ impl Trainer {
         self.bufs.reg = reg;
         self.bufs.render = ws;
         self.bufs.target = target;
+        self.bufs.mask = mask_buf;
         if let Some(de) = d_exposure {
             self.step_exposure(vi, &de)
                 .map_err(|op| TrainError::NonFinite { iteration: it, op })?;

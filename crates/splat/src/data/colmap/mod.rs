@@ -412,9 +412,9 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             image: Pixels8::default(),
             alpha: None,
             background: opts.background,
-            mask: masks::simplify(mask),
+            mask: None,
         };
-        super::hold_photo(&mut view, rgb, alpha, opts.max_width);
+        super::hold_photo(&mut view, rgb, alpha, masks::simplify(mask), opts.max_width);
         let left = photos_left.get_mut(&im.camera_id).expect("counted above");
         *left -= 1;
         if *left == 0 {
