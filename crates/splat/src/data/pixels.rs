@@ -46,19 +46,20 @@ static LEVELS: [f32; 256] = {
 
 /// The byte nearest `x` (clamped to `[0, 1]`; NaN reads as 0).
 #[inline]
-pub fn level(x: f32) -> u8 {
+pub(crate) fn level(x: f32) -> u8 {
     // `as` saturates and maps NaN to 0
     (x.clamp(0.0, 1.0) * 255.0).round() as u8
 }
 
 /// The value of byte `b`: `b / 255`.
 #[inline]
-pub fn value(b: u8) -> f32 {
+pub(crate) fn value(b: u8) -> f32 {
     LEVELS[b as usize]
 }
 
 impl Pixels8 {
-    /// The samples rounded to the nearest of 256 levels ([`level`]).
+    /// The samples rounded to the nearest of the 256 levels `b / 255`
+    /// (clamped to `[0, 1]`; NaN reads as 0).
     pub fn quantize(values: &[f32]) -> Pixels8 {
         Pixels8 {
             bytes: values.iter().map(|&x| level(x)).collect(),
