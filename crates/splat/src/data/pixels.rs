@@ -14,7 +14,8 @@
 //! (undistorted, scaled down, composited on a background) is rounded to
 //! the nearest of the 256 levels, as a resampled photo written to a file
 //! would be; the rounding is at most half a level (1/510), far below what
-//! a model's error is. Sixteen-bit photos lose their lower bits.
+//! a model's error is. Sixteen-bit photos lose their lower bits. Masks,
+//! whose values are 0 and 1, and alpha planes are held the same way.
 
 /// Samples in `[0, 1]` stored as bytes (`0` = 0.0, `255` = 1.0), in the
 /// order given: `height × width × 3` for colour, `height × width` for a
