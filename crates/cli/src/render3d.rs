@@ -393,7 +393,7 @@ fn write_compare(dir: &Path, name: &str, v: &splat::data::View, rgb: Vec<f64>) -
     let photo = Image {
         width,
         height,
-        data: v.image.iter().map(f64::from).collect(),
+        data: v.image_on(v.background).iter().map(|&x| x as f64).collect(),
     };
     let render = Image {
         width,

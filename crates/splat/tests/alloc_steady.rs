@@ -12,7 +12,7 @@
 //! time: the assertion does not depend on the machine's speed or load.
 
 use splat::data::synth::{write_dataset, SynthOptions};
-use splat::data::{self, LoadOptions};
+use splat::data::{self, LoadOptions, Pixels8};
 use splat::train::{Strategy, TrainConfig, Trainer};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -147,6 +147,39 @@ fn steady_state_training_iterations_allocate_nothing() {
             }
         });
         assert_eq!(t.len(), n, "no density round expected");
+
+        // masked photos on random backgrounds: the loss reads each photo
+        // (held at 8 bits) composited afresh and its mask, into buffers
+        // kept from one iteration to the next
+        let mut masked = dataset();
+        for v in &mut masked.train {
+            let (w, h) = (v.width as usize, v.height as usize);
+            v.mask = Some(Pixels8::from_bytes(
+                (0..w * h)
+                    .map(|p| if p % w < w / 4 { 0 } else { 255 })
+                    .collect(),
+            ));
+            assert!(v.alpha.is_some(), "synth photos have alpha");
+        }
+        let mut t = Trainer::new(
+            masked,
+            TrainConfig {
+                densify_from: 1000,
+                densify_every: 100,
+                opacity_reset_every: 0,
+                random_background: true,
+                ..base.clone()
+            },
+        )
+        .unwrap();
+        for _ in 0..40 {
+            t.step().unwrap();
+        }
+        assert_none("30 masked iterations on random backgrounds", || {
+            for _ in 0..30 {
+                t.step().unwrap();
+            }
+        });
 
         // iterations with density rounds every 20 (from the start, the
         // budget full: a round retires faint splats for clones and splits,

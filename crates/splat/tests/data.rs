@@ -74,6 +74,28 @@ fn synth_round_trips_through_the_nerf_loader() {
         assert!((a - b).abs() <= 1.5 / 255.0 + 1e-6, "{a} vs {b}");
     }
     assert_eq!(vw.image_on([1.0; 3]), vw.image.to_f32());
+    // a background between the 8-bit levels: a pixel with no coverage still
+    // reads as exactly that background, on its own or on another
+    let grey = load(
+        &dir,
+        &LoadOptions {
+            background: [0.5; 3],
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    let vg = &grey.train[1];
+    let (on_grey, on_blue) = (vg.image_on([0.5; 3]), vg.image_on([0.0, 0.0, 1.0]));
+    let a = vg.alpha.as_ref().unwrap();
+    let empty: Vec<usize> = (0..a.len()).filter(|&p| a.bytes()[p] == 0).collect();
+    assert!(!empty.is_empty());
+    // (0.1 − 1 + 1 is not 0.1 in f32: the empty pixels take `bg` itself)
+    let on_dark = vw.image_on([0.1; 3]);
+    for p in empty {
+        assert_eq!(on_grey[3 * p..3 * p + 3], [0.5; 3], "pixel {p}");
+        assert_eq!(on_blue[3 * p..3 * p + 3], [0.0, 0.0, 1.0], "pixel {p}");
+        assert_eq!(on_dark[3 * p..3 * p + 3], [0.1; 3], "pixel {p}");
+    }
     // downscaling halves the size and the focal length
     let ds = load(
         &dir,

@@ -6,7 +6,7 @@
 use crate::common::{tmp, write_colmap_bin};
 use splat::cameras::{CameraModel, Intrinsics};
 use splat::data::synth::{look_at_origin, Scene, CAMERA_DISTANCE};
-use splat::data::{load, opengl_c2w_to_opencv_w2c, LoadOptions, Mat4, View};
+use splat::data::{load, opengl_c2w_to_opencv_w2c, LoadOptions, Mat4, Pixels8, View};
 
 const W: u32 = 96;
 const H: u32 = 72;
@@ -108,10 +108,11 @@ fn undistorted_photos_match_the_pinhole_twin() {
                 let img = image::open(dir.join("images").join(&v.name))
                     .unwrap()
                     .to_rgba32f();
-                img.pixels()
-                    .flat_map(|p| [p.0[0] * p.0[3], p.0[1] * p.0[3], p.0[2] * p.0[3]])
-                    .collect::<Vec<f32>>()
-                    .into()
+                Pixels8::quantize(
+                    &img.pixels()
+                        .flat_map(|p| [p.0[0] * p.0[3], p.0[1] * p.0[3], p.0[2] * p.0[3]])
+                        .collect::<Vec<f32>>(),
+                )
             },
             mask: None,
             ..v.clone()

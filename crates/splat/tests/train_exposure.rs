@@ -4,7 +4,7 @@
 //! the transforms surviving a checkpoint.
 
 use splat::data::synth::{write_dataset, SynthOptions};
-use splat::data::{self, LoadOptions};
+use splat::data::{self, LoadOptions, Pixels8};
 use splat::loss::l1_ssim_value_grad;
 use splat::three::scene::Rng;
 use splat::train::exposure::{apply, backward, fit, half_fit_scores, IDENTITY};
@@ -96,7 +96,7 @@ fn exposure_trains_and_survives_a_checkpoint() {
             .iter()
             .map(|c| c * (1.0 - 0.15 * k as f32))
             .collect();
-        v.image = darker.into();
+        v.image = Pixels8::quantize(&darker);
     }
     let cfg = TrainConfig {
         iters: 30,

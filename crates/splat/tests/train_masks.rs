@@ -4,7 +4,7 @@
 
 use chainrule::{Tape, Var};
 use splat::data::synth::{write_dataset, SynthOptions};
-use splat::data::{self, Dataset, LoadOptions};
+use splat::data::{self, Dataset, LoadOptions, Pixels8};
 use splat::loss::{
     blur, blur_op, l1_ssim_value_grad_masked, psnr, psnr_masked, psnr_masked_blocked, ssim_values,
     ssim_values_masked, SSIM_C1, SSIM_C2, SSIM_LAMBDA,
@@ -219,7 +219,7 @@ fn cfg() -> TrainConfig {
 fn fully_masked_photos_leave_the_scene_untouched() {
     let mut ds = tiny("all");
     for v in &mut ds.train {
-        v.mask = Some(vec![0.0; (v.width * v.height) as usize].into());
+        v.mask = Some(Pixels8::from_bytes(vec![0; (v.width * v.height) as usize]));
     }
     let mut t = Trainer::new(ds, cfg()).unwrap();
     let before = t.gaussians::<f64>();
@@ -235,6 +235,35 @@ fn fully_masked_photos_leave_the_scene_untouched() {
     assert_eq!(before.sh, after.sh);
 }
 
+/// Planes of the wrong size and backgrounds outside [0, 1] (a library
+/// user's; the command line parses them) are refused by name, not trained
+/// on.
+#[test]
+fn malformed_views_and_backgrounds_are_refused() {
+    let ds = tiny("refused");
+    let refused = |ds: Dataset, c: TrainConfig| match Trainer::new(ds, c) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    };
+    let mut bad = ds.clone();
+    bad.train[0].alpha = Some(Pixels8::from_bytes(vec![255; 3]));
+    let e = refused(bad, cfg());
+    assert!(e.contains("alpha has 3 values"), "{e}");
+    let mut bad = ds.clone();
+    bad.train[1].background = [f32::NAN; 3];
+    let e = refused(bad, cfg());
+    assert!(e.contains("the photo's background"), "{e}");
+    let e = refused(
+        ds.clone(),
+        TrainConfig {
+            background: [0.0, 1.5, 0.0],
+            ..cfg()
+        },
+    );
+    assert!(e.contains("background [0.0, 1.5, 0.0]"), "{e}");
+    assert!(Trainer::new(ds, cfg()).is_ok());
+}
+
 #[test]
 fn evaluation_scores_only_kept_pixels() {
     let mut ds = tiny("eval");
@@ -246,7 +275,7 @@ fn evaluation_scores_only_kept_pixels() {
     let (w, h) = (v.width as usize, v.height as usize);
     let m: Vec<f32> = (0..w * h).map(|p| ((p % w) < w / 2) as u8 as f32).collect();
     let masked = t.evaluate(std::slice::from_ref(v)).map(|e| e[0].psnr);
-    v.mask = Some(m.clone().into());
+    v.mask = Some(Pixels8::quantize(&m));
     let a = t.evaluate(std::slice::from_ref(v)).unwrap()[0].psnr;
     let mut painted = v.image.to_f32();
     for (p, px) in painted.chunks_exact_mut(3).enumerate() {
@@ -254,7 +283,7 @@ fn evaluation_scores_only_kept_pixels() {
             px.copy_from_slice(&[1.0, 0.0, 1.0]);
         }
     }
-    v.image = painted.into();
+    v.image = Pixels8::quantize(&painted);
     let e = &t.evaluate(std::slice::from_ref(v)).unwrap()[0];
     assert!(e.masked && !plain[0].masked);
     assert_eq!(e.psnr, a);

@@ -208,14 +208,15 @@ fn dataset(width: u32, height: u32, views: u32) -> Dataset {
             let c2w = look_at_origin(eye);
             let rgba = scene.render(&c2w, CAMERA_ANGLE_X, width, height);
             // straight alpha over white, as the NeRF-synthetic loader does
-            let image = rgba
-                .chunks_exact(4)
-                .flat_map(|p| {
-                    let a = p[3] as f32 / 255.0;
-                    [0, 1, 2].map(|c| p[c] as f32 / 255.0 * a + (1.0 - a))
-                })
-                .collect::<Vec<f32>>()
-                .into();
+            let image = splat::data::Pixels8::quantize(
+                &rgba
+                    .chunks_exact(4)
+                    .flat_map(|p| {
+                        let a = p[3] as f32 / 255.0;
+                        [0, 1, 2].map(|c| p[c] as f32 / 255.0 * a + (1.0 - a))
+                    })
+                    .collect::<Vec<f32>>(),
+            );
             View {
                 name: format!("view_{k}"),
                 width,

@@ -332,7 +332,7 @@ mod tests {
             cx: 2.0,
             cy: 2.0,
             world_to_camera: m,
-            image: vec![0.0; 48].into(),
+            image: crate::data::Pixels8::from_bytes(vec![0; 48]),
             alpha: None,
             background: [0.0; 3],
             mask: None,

@@ -104,11 +104,13 @@ pub struct View {
     /// World-to-camera transform in OpenCV axes (x right, y down, z forward).
     pub world_to_camera: Mat4,
     /// RGB in [0, 1], row-major, `height × width × 3`, composited on
-    /// [`View::background`] where the photograph had transparency; held at
-    /// 8 bits, as the photo was ([`Pixels8`]: a quarter of `f32`'s memory).
+    /// [`View::background`] where the photograph had transparency (read it
+    /// with [`View::image_on`] then); held at 8 bits ([`Pixels8`]: an 8-bit
+    /// photo read as it is keeps its values, a resampled one is rounded).
     pub image: Pixels8,
     /// Coverage in [0, 1] per pixel (`height × width`), when the image had
-    /// an alpha channel that was not fully opaque; `None` otherwise.
+    /// an alpha channel that was not fully opaque; `None` otherwise. Held
+    /// at 8 bits, as the image.
     pub alpha: Option<Pixels8>,
     /// The background `image` was composited on.
     pub background: [f32; 3],
@@ -159,7 +161,8 @@ impl View {
 
     /// The view at a `f`-th of its resolution (`f` ≥ 2; 1 or 0: a copy):
     /// the photo box-filtered as `--downscale` loads it (partial blocks at
-    /// the right and bottom edges dropped), its alpha alike, its mask
+    /// the right and bottom edges dropped), but from the 8-bit values held,
+    /// and rounded to 8 bits again; its alpha alike, its mask
     /// keeping only the pixels whose whole block was kept, and the
     /// intrinsics scaled so that each new pixel sees exactly the block it
     /// averages (its centre at the block's centre). Training's coarse
@@ -217,9 +220,26 @@ impl View {
         }
     }
 
-    /// The image composited on another background `bg` instead (the same
-    /// image when it had no transparency): `image + (bg − background)(1 − α)`.
-    /// Training with random backgrounds uses this.
+    /// The image composited on background `bg` (the same image when it had
+    /// no transparency): a pixel with no coverage reads exactly `bg`, a
+    /// fully covered one its stored value, and one in between
+    /// `image + (bg − background₈)(1 − α)`, where `background₈` is
+    /// [`View::background`] at the 8-bit level the image holds it at (so
+    /// within about a level of the exact composite when the background is
+    /// not one of the 256 levels, 0.5 say). Training's loss and the
+    /// held-out scores read a transparent photo so, on its own background
+    /// or, with random backgrounds, on another.
+    ///
+    /// ```
+    /// use splat::data::{Pixels8, View};
+    /// let mut v = View::camera_only("a".into(), (2, 1), [1.0, 1.0, 1.0, 0.5], [[0.0; 4]; 4]);
+    /// v.background = [0.5; 3];
+    /// // one covered red pixel, one with no coverage (the background's level)
+    /// v.image = Pixels8::quantize(&[1.0, 0.0, 0.0, 0.5, 0.5, 0.5]);
+    /// v.alpha = Some(Pixels8::quantize(&[1.0, 0.0]));
+    /// assert_eq!(v.image_on([0.5; 3]), [1.0, 0.0, 0.0, 0.5, 0.5, 0.5]);
+    /// assert_eq!(v.image_on([0.25; 3])[3..], [0.25; 3]);
+    /// ```
     pub fn image_on(&self, bg: [f32; 3]) -> Vec<f32> {
         let mut out = Vec::new();
         self.write_image_on(bg, &mut out);
@@ -232,12 +252,18 @@ impl View {
         let Some(alpha) = &self.alpha else {
             return self.image.write_f32(out);
         };
-        let d = [0, 1, 2].map(|c| bg[c] - self.background[c]);
+        // (0 for a background on a level, black and white among them: the
+        // stored values then, bit for bit)
+        let d = [0, 1, 2].map(|c| bg[c] - pixels::value(pixels::level(self.background[c])));
         out.clear();
         out.reserve(self.image.len());
-        for (p, a) in self.image.bytes().chunks_exact(3).zip(alpha.iter()) {
-            let t = 1.0 - a;
-            out.extend([0, 1, 2].map(|c| pixels::value(p[c]) + d[c] * t));
+        for (p, &a) in self.image.bytes().chunks_exact(3).zip(alpha.bytes()) {
+            if a == 0 {
+                out.extend(bg);
+            } else {
+                let t = 1.0 - pixels::value(a);
+                out.extend([0, 1, 2].map(|c| pixels::value(p[c]) + d[c] * t));
+            }
         }
     }
 
@@ -537,7 +563,9 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
 /// Resamples a view wider than `max` pixels to `max` wide (the height in
 /// proportion), scaling its intrinsics; a triangle filter as wide as the
 /// scale averages the pixels away. A mask keeps a pixel only where all it
-/// averages were kept.
+/// averages were kept. The 8-bit values held are resampled and rounded
+/// again; the loaders narrow a photo before its one rounding (so after
+/// loading with a width limit this leaves the views as they are).
 pub fn limit_width(v: &mut View, max: u32) {
     if v.width <= max {
         return;
@@ -572,8 +600,8 @@ pub(crate) fn hold_photo(
     view.mask = mask.map(|m| Pixels8::quantize(&m));
 }
 
-/// [`limit_width`]'s resampling of `rgb`, `alpha` and `mask` (`view.width`
-/// > `max`), and the view's intrinsics.
+/// [`limit_width`]'s resampling of `rgb`, `alpha` and `mask`, and the
+/// view's intrinsics (for a view wider than `max`).
 fn narrow(
     view: &mut View,
     rgb: &mut Vec<f32>,
@@ -840,6 +868,42 @@ pub(crate) fn check_rotation(m: &Mat4) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// A loaded photo is narrowed in `f32` and rounded to 8 bits once,
+    /// after, not rounded and then narrowed (which [`limit_width`] has to
+    /// do with a view already held).
+    #[test]
+    fn a_loaded_photo_is_rounded_once_after_narrowing() {
+        let (w, h) = (10u32, 4u32);
+        let n = (w * h) as usize;
+        // every value 0.45 of a level above a level, so that rounding first
+        // moves them all the same way
+        let rgb: Vec<f32> = (0..3 * n)
+            .map(|i| ((i * 37 % 50 + 80) as f32 + 0.45) / 255.0)
+            .collect();
+        let alpha: Vec<f32> = (0..n).map(|i| 0.2 + 0.6 * (i as f32 / n as f32)).collect();
+        let camera = || View::camera_only("a".into(), (w, h), [8.0, 8.0, 5.0, 2.0], [[0.0; 4]; 4]);
+        let mut held = camera();
+        hold_photo(&mut held, rgb.clone(), Some(alpha.clone()), None, Some(4));
+        let mut narrowed = camera();
+        let (mut r, mut a, mut m) = (rgb.clone(), Some(alpha.clone()), None);
+        narrow(&mut narrowed, &mut r, &mut a, &mut m, 4);
+        assert_eq!((held.width, held.height), (4, 2));
+        assert_eq!(held.image, Pixels8::quantize(&r));
+        assert_eq!(held.alpha, a.map(|a| Pixels8::quantize(&a)));
+        assert_eq!([held.fx, held.cx], [narrowed.fx, narrowed.cx]);
+        // rounding first gives other values here
+        let mut twice = camera();
+        twice.image = Pixels8::quantize(&rgb);
+        twice.alpha = Some(Pixels8::quantize(&alpha));
+        limit_width(&mut twice, 4);
+        assert_ne!(twice.image, held.image);
+        // no width limit, or a narrower photo: rounded as it is
+        let mut as_is = camera();
+        hold_photo(&mut as_is, rgb.clone(), None, None, Some(10));
+        assert_eq!(as_is.image, Pixels8::quantize(&rgb));
+        assert_eq!((as_is.width, as_is.alpha), (10, None));
+    }
+
     #[test]
     fn opengl_to_opencv_round_trip() {
         // camera at (0, 0, 4) looking at the origin, OpenGL axes: identity
@@ -868,7 +932,7 @@ mod tests {
             cx: 0.5,
             cy: 0.5,
             world_to_camera: w2c,
-            image: vec![0.0; 3].into(),
+            image: Pixels8::from_bytes(vec![0; 3]),
             alpha: None,
             background: [0.0; 3],
             mask: None,
@@ -888,7 +952,7 @@ mod tests {
             cx: 0.5,
             cy: 0.5,
             world_to_camera: [[0.0; 4]; 4],
-            image: vec![0.0; 3].into(),
+            image: Pixels8::from_bytes(vec![0; 3]),
             alpha: None,
             background: [0.0; 3],
             mask: None,

@@ -1,25 +1,25 @@
-//! A photo's samples held at 8 bits: what a camera, a PNG or JPEG and
-//! COLMAP's undistorter store, a quarter of the memory of `f32`.
-//!
-//! A capture's photos are the largest thing a training run holds besides
-//! its Gaussians: 185 photos of 1,600×1,040 (a Mip-NeRF 360 scene at the
-//! default width) are 3.7 GB as `f32` colour and 0.9 GB at 8 bits, which
-//! leaves room for about half a million more Gaussians in the default
-//! budget ([`crate::train::budget`]). gsplat holds its photos so too, and
-//! the original 3DGS resizes them at 8 bits.
-//!
-//! An 8-bit photo read as it is (no undistortion, no resizing) keeps
-//! every value: sample `b` reads back as `b as f32 / 255.0`, the value
-//! the `image` crate's conversion gives. A photo that loading resampled
-//! (undistorted, scaled down, composited on a background) is rounded to
-//! the nearest of the 256 levels, as a resampled photo written to a file
-//! would be; the rounding is at most half a level (1/510), far below what
-//! a model's error is. Sixteen-bit photos lose their lower bits. Masks,
-//! whose values are 0 and 1, and alpha planes are held the same way.
+//! [`Pixels8`]: a photo's samples held at 8 bits.
 
 /// Samples in `[0, 1]` stored as bytes (`0` = 0.0, `255` = 1.0), in the
-/// order given: `height × width × 3` for colour, `height × width` for a
-/// coverage plane.
+/// order given: `height × width × 3` for colour, `height × width` for an
+/// alpha or mask plane. What a camera, a PNG or JPEG and COLMAP's
+/// undistorter store, in a quarter of the memory of `f32`.
+///
+/// A capture's photos are the largest thing a training run holds besides
+/// its Gaussians: 185 photos of 1,600×1,040 (a Mip-NeRF 360 scene at the
+/// default width) are 3.7 GB as `f32` colour and 0.9 GB at 8 bits, which
+/// leaves room for about 600,000 more Gaussians in the default budget on
+/// a 24 GiB machine ([`crate::train::budget`]). gsplat holds its photos so
+/// too, and the original 3DGS resizes them at 8 bits.
+///
+/// An 8-bit photo read as it is (no undistortion, no resizing) keeps
+/// every value: byte `b` reads back as `b as f32 / 255.0`, the value the
+/// `image` crate's conversion gives. A photo that loading resampled
+/// (undistorted, scaled down, composited on a background) is rounded to
+/// the nearest of the 256 levels, once, as a resampled photo written to a
+/// file would be: at most half a level (1/510), far below a model's
+/// error. Sixteen-bit photos lose their lower bits. Masks, whose values
+/// are 0 and 1, are held exactly.
 ///
 /// ```
 /// use splat::data::Pixels8;
@@ -77,6 +77,11 @@ impl Pixels8 {
         &self.bytes
     }
 
+    /// The stored bytes, taken.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// How many samples.
     pub fn len(&self) -> usize {
         self.bytes.len()
@@ -88,6 +93,10 @@ impl Pixels8 {
     }
 
     /// Sample `i` as a value in `[0, 1]`.
+    ///
+    /// # Panics
+    ///
+    /// If `i` is not below [`Pixels8::len`].
     pub fn get(&self, i: usize) -> f32 {
         value(self.bytes[i])
     }
@@ -107,20 +116,6 @@ impl Pixels8 {
     pub fn write_f32(&self, out: &mut Vec<f32>) {
         out.clear();
         out.extend(self.iter());
-    }
-}
-
-impl From<Vec<f32>> for Pixels8 {
-    /// [`Pixels8::quantize`].
-    fn from(values: Vec<f32>) -> Pixels8 {
-        Pixels8::quantize(&values)
-    }
-}
-
-impl From<&[f32]> for Pixels8 {
-    /// [`Pixels8::quantize`].
-    fn from(values: &[f32]) -> Pixels8 {
-        Pixels8::quantize(values)
     }
 }
 

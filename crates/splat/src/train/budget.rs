@@ -194,8 +194,8 @@ mod tests {
     fn view(w: u32, h: u32, masked: bool) -> View {
         let n = (w * h) as usize;
         View {
-            image: vec![0.0; 3 * n].into(),
-            mask: masked.then(|| vec![1.0; n].into()),
+            image: Pixels8::from_bytes(vec![0; 3 * n]),
+            mask: masked.then(|| Pixels8::from_bytes(vec![255; n])),
             ..View::camera_only(
                 "v".into(),
                 (w, h),

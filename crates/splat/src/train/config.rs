@@ -668,13 +668,37 @@ pub(super) fn check_config(data: &Dataset, cfg: &TrainConfig) -> Result<(), Trai
             )));
         }
     }
+    let colour = |c: &[f64; 3]| c.iter().all(|x| (0.0..=1.0).contains(x));
+    if !colour(&cfg.background) {
+        return Err(TrainError::Config(format!(
+            "background {:?}: each value must lie in [0, 1]",
+            cfg.background
+        )));
+    }
     for v in data.train.iter().chain(&data.test) {
+        if !colour(&v.background.map(f64::from)) {
+            return Err(TrainError::Config(format!(
+                "{}: the photo's background {:?}: each value must lie in [0, 1]",
+                v.name, v.background
+            )));
+        }
         if let Some(m) = &v.mask {
             if m.len() != v.width as usize * v.height as usize {
                 return Err(TrainError::Config(format!(
                     "{}: mask has {} values for {}x{} pixels",
                     v.name,
                     m.len(),
+                    v.width,
+                    v.height
+                )));
+            }
+        }
+        if let Some(a) = &v.alpha {
+            if a.len() != v.width as usize * v.height as usize {
+                return Err(TrainError::Config(format!(
+                    "{}: alpha has {} values for {}x{} pixels",
+                    v.name,
+                    a.len(),
                     v.width,
                     v.height
                 )));

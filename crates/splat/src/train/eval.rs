@@ -49,7 +49,8 @@ impl Trainer {
                     .map_err(|e| TrainError::Render(e.to_string()))?;
                 let s = score_view(&img.rgb, v, img.width, img.height);
                 let half_fit = self.cfg.exposure.then(|| {
-                    let target: Vec<f64> = v.image.iter().map(f64::from).collect();
+                    let target: Vec<f64> =
+                        v.image_on(v.background).iter().map(|&x| x as f64).collect();
                     let mask = mask_f64(v);
                     exposure::half_fit_scores(
                         &s.rgb,
@@ -93,7 +94,11 @@ pub fn score_view(render_rgb: &[f32], view: &View, width: usize, height: usize) 
         .iter()
         .map(|&x| (x as f64).clamp(0.0, 1.0))
         .collect();
-    let target: Vec<f64> = view.image.iter().map(f64::from).collect();
+    let target: Vec<f64> = view
+        .image_on(view.background)
+        .iter()
+        .map(|&x| x as f64)
+        .collect();
     let mask = mask_f64(view);
     let m = mask.as_deref();
     ViewScore {

@@ -192,7 +192,7 @@ mod tests {
         let identity = std::array::from_fn(|r| std::array::from_fn(|c| f64::from(r == c)));
         let one_view = Dataset {
             train: vec![crate::data::View {
-                image: vec![0.0; 3 * 64].into(),
+                image: crate::data::Pixels8::from_bytes(vec![0; 3 * 64]),
                 ..crate::data::View::camera_only("v".into(), (8, 8), [9.0, 9.0, 4.0, 4.0], identity)
             }],
             ..data.clone()

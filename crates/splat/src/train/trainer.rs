@@ -350,7 +350,7 @@ impl Trainer {
             opts.background = bg;
             view.write_image_on(bg.map(|c| c as f32), &mut target);
         } else {
-            view.image.write_f32(&mut target);
+            view.write_image_on(view.background, &mut target);
         }
         let mut mask_buf = std::mem::take(&mut self.bufs.mask);
         let mask = view.mask.as_ref().map(|m| {
