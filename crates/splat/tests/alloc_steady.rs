@@ -97,6 +97,18 @@ fn dataset() -> data::Dataset {
 }
 
 /// Asserts that `f` allocated nothing (`what` names it).
+/// Runs `warm` steps, then checks that `n` more allocate nothing.
+fn steady(t: &mut Trainer, warm: usize, n: usize, what: &str) {
+    for _ in 0..warm {
+        t.step().unwrap();
+    }
+    assert_none(what, || {
+        for _ in 0..n {
+            t.step().unwrap();
+        }
+    });
+}
+
 fn assert_none(what: &str, f: impl FnOnce()) {
     let (allocs, bytes) = count(f);
     assert_eq!(
@@ -137,15 +149,8 @@ fn steady_state_training_iterations_allocate_nothing() {
         .unwrap();
         // the warm-up: every view drawn at least once, every SH degree on,
         // buffers grown to what the views need (with headroom)
-        for _ in 0..40 {
-            t.step().unwrap();
-        }
         let n = t.len();
-        assert_none("30 steady-state iterations", || {
-            for _ in 0..30 {
-                t.step().unwrap();
-            }
-        });
+        steady(&mut t, 40, 30, "30 steady-state iterations");
         assert_eq!(t.len(), n, "no density round expected");
 
         // masked photos on random backgrounds: the loss reads each photo
@@ -172,14 +177,7 @@ fn steady_state_training_iterations_allocate_nothing() {
             },
         )
         .unwrap();
-        for _ in 0..40 {
-            t.step().unwrap();
-        }
-        assert_none("30 masked iterations on random backgrounds", || {
-            for _ in 0..30 {
-                t.step().unwrap();
-            }
-        });
+        steady(&mut t, 40, 30, "30 masked iterations on random backgrounds");
 
         // iterations with density rounds every 20 (from the start, the
         // budget full: a round retires faint splats for clones and splits,
@@ -199,14 +197,12 @@ fn steady_state_training_iterations_allocate_nothing() {
             },
         )
         .unwrap();
-        for _ in 0..100 {
-            t.step().unwrap();
-        }
-        assert_none("100 iterations with 5 density rounds and 2 resets", || {
-            for _ in 0..100 {
-                t.step().unwrap();
-            }
-        });
+        steady(
+            &mut t,
+            100,
+            100,
+            "100 iterations with 5 density rounds and 2 resets",
+        );
         // one more round, called directly after statistics were gathered
         // again (the last step ran a round): it did change the scene
         for _ in 0..10 {
@@ -245,14 +241,12 @@ fn steady_state_training_iterations_allocate_nothing() {
         .unwrap();
         // (a longer warm-up: relocations change the splats' footprints,
         // and the render's tile lists grow to the most they have needed)
-        for _ in 0..300 {
-            t.step().unwrap();
-        }
-        assert_none("100 MCMC iterations with 5 relocation rounds", || {
-            for _ in 0..100 {
-                t.step().unwrap();
-            }
-        });
+        steady(
+            &mut t,
+            300,
+            100,
+            "100 MCMC iterations with 5 relocation rounds",
+        );
         assert_eq!(t.len(), 4000, "the budget is full");
         // the last step ran a round: a relocated splat and its source
         // share their rotation until their next update

@@ -53,16 +53,14 @@ fn synth_round_trips_through_the_nerf_loader() {
         assert_eq!(&v.image.to_f32()[..3], &bg[..]);
     }
     // re-compositing through the kept alpha gives the other background's image
-    let white = load(&dir, &LoadOptions::default()).unwrap();
-    let black = load(
-        &dir,
-        &LoadOptions {
-            background: [0.0; 3],
+    let on = |background: [f32; 3]| {
+        let opts = LoadOptions {
+            background,
             ..LoadOptions::default()
-        },
-    )
-    .unwrap();
-    let (vw, vb) = (&white.train[1], &black.train[1]);
+        };
+        load(&dir, &opts).unwrap().train.swap_remove(1)
+    };
+    let (vw, vb) = (&on([1.0; 3]), &on([0.0; 3]));
     let alpha = vw
         .alpha
         .as_ref()
@@ -76,15 +74,7 @@ fn synth_round_trips_through_the_nerf_loader() {
     assert_eq!(vw.image_on([1.0; 3]), vw.image.to_f32());
     // a background between the 8-bit levels: a pixel with no coverage still
     // reads as exactly that background, on its own or on another
-    let grey = load(
-        &dir,
-        &LoadOptions {
-            background: [0.5; 3],
-            ..LoadOptions::default()
-        },
-    )
-    .unwrap();
-    let vg = &grey.train[1];
+    let vg = &on([0.5; 3]);
     let (on_grey, on_blue) = (vg.image_on([0.5; 3]), vg.image_on([0.0, 0.0, 1.0]));
     let a = vg.alpha.as_ref().unwrap();
     let empty: Vec<usize> = (0..a.len()).filter(|&p| a.bytes()[p] == 0).collect();

@@ -1,7 +1,7 @@
 //! The settings of a training run and their checks.
 
 use super::TrainError;
-use crate::data::Dataset;
+use crate::data::{Dataset, Pixels8};
 
 /// Settings of a training run (defaults: the 3DGS paper's, except the
 /// number of random initial points).
@@ -682,36 +682,19 @@ pub(super) fn check_config(data: &Dataset, cfg: &TrainConfig) -> Result<(), Trai
                 v.name, v.background
             )));
         }
-        if let Some(m) = &v.mask {
-            if m.len() != v.width as usize * v.height as usize {
+        let pixels = v.width as usize * v.height as usize;
+        let planes = [
+            ("mask", v.mask.as_ref().map(Pixels8::len), 1),
+            ("alpha", v.alpha.as_ref().map(Pixels8::len), 1),
+            ("image", Some(v.image.len()), 3),
+        ];
+        for (what, len, per_pixel) in planes {
+            if let Some(n) = len.filter(|&n| n != per_pixel * pixels) {
                 return Err(TrainError::Config(format!(
-                    "{}: mask has {} values for {}x{} pixels",
-                    v.name,
-                    m.len(),
-                    v.width,
-                    v.height
+                    "{}: {what} has {n} values for {}x{} pixels",
+                    v.name, v.width, v.height
                 )));
             }
-        }
-        if let Some(a) = &v.alpha {
-            if a.len() != v.width as usize * v.height as usize {
-                return Err(TrainError::Config(format!(
-                    "{}: alpha has {} values for {}x{} pixels",
-                    v.name,
-                    a.len(),
-                    v.width,
-                    v.height
-                )));
-            }
-        }
-        if v.image.len() != 3 * v.width as usize * v.height as usize {
-            return Err(TrainError::Config(format!(
-                "{}: image has {} values for {}x{} pixels",
-                v.name,
-                v.image.len(),
-                v.width,
-                v.height
-            )));
         }
     }
     Ok(())
