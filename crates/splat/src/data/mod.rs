@@ -570,13 +570,10 @@ pub fn limit_width(v: &mut View, max: u32) {
     if v.width <= max {
         return;
     }
-    let mut rgb = v.image.to_f32();
-    let mut alpha = v.alpha.as_ref().map(Pixels8::to_f32);
-    let mut mask = v.mask.as_ref().map(Pixels8::to_f32);
-    narrow(v, &mut rgb, &mut alpha, &mut mask, max);
-    v.image = Pixels8::quantize(&rgb);
-    v.alpha = alpha.map(|a| Pixels8::quantize(&a));
-    v.mask = mask.map(|m| Pixels8::quantize(&m));
+    let rgb = v.image.to_f32();
+    let alpha = v.alpha.as_ref().map(Pixels8::to_f32);
+    let mask = v.mask.as_ref().map(Pixels8::to_f32);
+    hold_photo(v, rgb, alpha, mask, Some(max));
 }
 
 /// A loaded photo's last step: narrowed to `max_width` as
