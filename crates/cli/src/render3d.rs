@@ -479,7 +479,7 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         let (img, _) = render(&g, &cam, &ropts).map_err(|e| CliError::usage(e.to_string()))?;
         // over the kept pixels of the view's mask (all without one)
         let splat::train::ViewScore { rgb, psnr, ssim } =
-            splat::train::score_view(&img.rgb, v, img.width, img.height);
+            splat::train::score_view(&img.rgb, v, bg, img.width, img.height);
         let px: Vec<u8> = rgb.iter().map(|x| (x * 255.0 + 0.5) as u8).collect();
         let file = out_dir.join(name);
         let mut png = Vec::new();

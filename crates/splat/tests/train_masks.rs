@@ -186,6 +186,11 @@ fn blocked_psnr_is_the_psnr_on_any_thread_count() {
 }
 
 fn tiny(name: &str) -> Dataset {
+    tiny_on(name, LoadOptions::default().background)
+}
+
+/// The synthetic dataset's photos composited on `background` by the loader.
+fn tiny_on(name: &str, background: [f32; 3]) -> Dataset {
     let d = std::env::temp_dir().join(format!("chainrule-masks-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     write_dataset(
@@ -198,7 +203,11 @@ fn tiny(name: &str) -> Dataset {
         },
     )
     .unwrap();
-    data::load(&d, &LoadOptions::default()).unwrap()
+    let opts = LoadOptions {
+        background,
+        ..LoadOptions::default()
+    };
+    data::load(&d, &opts).unwrap()
 }
 
 fn cfg() -> TrainConfig {
@@ -262,6 +271,38 @@ fn malformed_views_and_backgrounds_are_refused() {
     );
     assert!(e.contains("background [0.0, 1.5, 0.0]"), "{e}");
     assert!(Trainer::new(ds, cfg()).is_ok());
+}
+
+/// A library user's training background need not be the one the loader
+/// composited the photos on: the loss and the scores read each photo on
+/// the background the render has, so photos loaded on white train and
+/// score on black as photos loaded on black do (but for the rounding of
+/// partly covered pixels to 8 bits, half a level at most).
+#[test]
+fn photos_are_read_on_the_background_of_the_render() {
+    let black = [0.0; 3];
+    let on_white = tiny_on("bg-white", [1.0; 3]);
+    let on_black = tiny_on("bg-black", black.map(|c| c as f32));
+    assert!(on_white.train.iter().all(|v| v.alpha.is_some()));
+    let c = TrainConfig {
+        background: black,
+        ..cfg()
+    };
+    let mut tw = Trainer::new(on_white.clone(), c.clone()).unwrap();
+    let mut tb = Trainer::new(on_black.clone(), c).unwrap();
+    let (ew, eb) = (tw.evaluate(&on_white.test), tb.evaluate(&on_black.test));
+    for (w, b) in ew.unwrap().iter().zip(&eb.unwrap()) {
+        assert!(
+            (w.psnr - b.psnr).abs() < 0.05,
+            "{} against {}",
+            w.psnr,
+            b.psnr
+        );
+    }
+    for _ in 0..4 {
+        let (lw, lb) = (tw.step().unwrap().loss, tb.step().unwrap().loss);
+        assert!((lw - lb).abs() < 0.01 * lb, "loss {lw} against {lb}");
+    }
 }
 
 #[test]

@@ -97,7 +97,11 @@ pub struct TrainConfig {
     /// Learn a colour transform per training photo, applied to the render
     /// inside the loss (`--exposure`; see `train::exposure`).
     pub exposure: bool,
-    /// Background colour of renders (the one the photographs are on).
+    /// Background colour of renders. The loss and the held-out scores read
+    /// a photo with an alpha plane on it ([`View::image_on`]), whatever
+    /// background the loader composited the photo on.
+    ///
+    /// [`View::image_on`]: crate::data::View::image_on
     pub background: [f64; 3],
     /// Render with Mip-Splatting's antialiased projection (gsplat's
     /// `antialiased`): the 0.3 px² screen-space dilation is compensated by

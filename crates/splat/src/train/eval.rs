@@ -42,15 +42,19 @@ impl Trainer {
     pub fn evaluate(&self, views: &[View]) -> Result<Vec<ViewEval>, TrainError> {
         let g: Gaussians<f32> = self.gaussians();
         let opts = self.render_options();
+        let bg = opts.background;
         views
             .par_iter()
             .map(|v| {
                 let (img, _) = render(&g, &camera_of(v), &opts)
                     .map_err(|e| TrainError::Render(e.to_string()))?;
-                let s = score_view(&img.rgb, v, img.width, img.height);
+                let s = score_view(&img.rgb, v, bg, img.width, img.height);
                 let half_fit = self.cfg.exposure.then(|| {
-                    let target: Vec<f64> =
-                        v.image_on(v.background).iter().map(|&x| x as f64).collect();
+                    let target: Vec<f64> = v
+                        .image_on(bg.map(|c| c as f32))
+                        .iter()
+                        .map(|&x| x as f64)
+                        .collect();
                     let mask = mask_f64(v);
                     exposure::half_fit_scores(
                         &s.rgb,
@@ -86,16 +90,23 @@ pub struct ViewScore {
     pub ssim: f64,
 }
 
-/// Scores a `width × height` RGB render of `view` against its photograph,
-/// over the kept pixels of its mask: the one scoring rule that training's
-/// evaluation and `chainrule render --data` share.
-pub fn score_view(render_rgb: &[f32], view: &View, width: usize, height: usize) -> ViewScore {
+/// Scores a `width × height` RGB render of `view` against its photograph
+/// on the render's `background` (where the photo has an alpha plane: see
+/// [`View::image_on`]), over the kept pixels of its mask: the one scoring
+/// rule that training's evaluation and `chainrule render --data` share.
+pub fn score_view(
+    render_rgb: &[f32],
+    view: &View,
+    background: [f64; 3],
+    width: usize,
+    height: usize,
+) -> ViewScore {
     let rgb: Vec<f64> = render_rgb
         .iter()
         .map(|&x| (x as f64).clamp(0.0, 1.0))
         .collect();
     let target: Vec<f64> = view
-        .image_on(view.background)
+        .image_on(background.map(|c| c as f32))
         .iter()
         .map(|&x| x as f64)
         .collect();

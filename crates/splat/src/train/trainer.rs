@@ -345,13 +345,12 @@ impl Trainer {
         let mut opts = self.render_options();
         // the photo in f32 as the loss reads it (held at 8 bits)
         let mut target = std::mem::take(&mut self.bufs.target);
+        // on the background the render has (the configuration's, not
+        // necessarily the one the loader composited the photo on)
         if self.cfg.random_background {
-            let bg = [rng.uniform(), rng.uniform(), rng.uniform()];
-            opts.background = bg;
-            view.write_image_on(bg.map(|c| c as f32), &mut target);
-        } else {
-            view.write_image_on(view.background, &mut target);
+            opts.background = [rng.uniform(), rng.uniform(), rng.uniform()];
         }
+        view.write_image_on(opts.background.map(|c| c as f32), &mut target);
         let mut mask_buf = std::mem::take(&mut self.bufs.mask);
         let mask = view.mask.as_ref().map(|m| {
             m.write_f32(&mut mask_buf);
