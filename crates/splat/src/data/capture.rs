@@ -186,10 +186,15 @@ fn slerp(a: [f64; 4], mut b: [f64; 4], t: f64) -> [f64; 4] {
     q.map(|x| x / n)
 }
 
-/// A camera pose part way along the path through `views` (in their order):
-/// `s` from 0 (the first) to `views.len() − 1` (the last); positions are
-/// interpolated linearly, rotations by slerp, intrinsics linearly. The
-/// result is the view `⌊s⌋` with pose and intrinsics replaced.
+/// A camera part way along the path through `views` (in their order): `s`
+/// from 0 (the first) to `views.len() − 1` (the last); positions are
+/// interpolated linearly, rotations by slerp, intrinsics linearly. Every
+/// camera of a path has the first view's size, so that its frames make
+/// one video: each view's intrinsics are first fitted to that size (its
+/// focal lengths and `cx` scaled by the ratio of the widths, which keeps
+/// its horizontal field of view and its pixels square, and `cy` kept as
+/// the same fraction of the height). The result is a camera only, named
+/// after the view `⌊s⌋`.
 pub fn along_path(views: &[View], s: f64) -> View {
     let last = views.len() - 1;
     let s = s.clamp(0.0, last as f64);
@@ -218,15 +223,20 @@ pub fn along_path(views: &[View], s: f64) -> View {
         m[row][3] = -dot(r[row], c);
     }
     m[3][3] = 1.0;
-    let lerp = |x: f64, y: f64| x + t * (y - x);
-    View {
-        fx: lerp(a.fx, b.fx),
-        fy: lerp(a.fy, b.fy),
-        cx: lerp(a.cx, b.cx),
-        cy: lerp(a.cy, b.cy),
-        world_to_camera: m,
-        ..a.clone()
-    }
+    let (w0, h0) = (views[0].width, views[0].height);
+    // (a view of the first's size keeps its values exactly)
+    let fitted = |v: &View| {
+        let k = w0 as f64 / v.width as f64;
+        [
+            v.fx * k,
+            v.fy * k,
+            v.cx * k,
+            v.cy * (h0 as f64 / v.height as f64),
+        ]
+    };
+    let (ka, kb) = (fitted(a), fitted(b));
+    let k: [f64; 4] = [0, 1, 2, 3].map(|j| ka[j] + t * (kb[j] - ka[j]));
+    View::camera_only(a.name.clone(), (w0, h0), k, m)
 }
 
 /// The order `render --path` flies through a capture's photos: by name,
@@ -452,5 +462,53 @@ mod tests {
             (fwd[0] + h).abs() < 1e-9 && (fwd[1] + h).abs() < 1e-9,
             "{fwd:?}"
         );
+    }
+
+    /// Cameras of other sizes (COLMAP's camera per photo, undistorted to
+    /// sizes a few pixels apart, or a second camera of another resolution)
+    /// are fitted to the first's size: every frame has it, and a camera
+    /// twice the size with twice the focal length frames the same view.
+    #[test]
+    fn every_camera_of_a_path_has_the_first_views_size() {
+        let mut views = [
+            looking([2.0, 0.0, 0.0], [0.0; 3]),
+            looking([0.0, 2.0, 0.0], [0.0; 3]),
+            looking([-2.0, 0.0, 0.0], [0.0; 3]),
+        ];
+        views[0] = View::camera_only(
+            "a".into(),
+            (320, 240),
+            [300.0, 300.0, 160.0, 120.0],
+            views[0].world_to_camera,
+        );
+        // twice the size, the same field of view, the principal point off
+        // centre by 10% of the height
+        views[1] = View::camera_only(
+            "b".into(),
+            (640, 480),
+            [600.0, 600.0, 320.0, 288.0],
+            views[1].world_to_camera,
+        );
+        // a few pixels narrower, as an undistorted photo may be
+        views[2] = View::camera_only(
+            "c".into(),
+            (316, 236),
+            [296.0, 296.0, 158.0, 118.0],
+            views[2].world_to_camera,
+        );
+        for s in [0.0, 0.25, 0.5, 1.0, 1.5, 2.0] {
+            let v = along_path(&views, s);
+            assert_eq!((v.width, v.height), (320, 240), "at {s}");
+            assert!(v.image.is_empty());
+        }
+        let b = along_path(&views, 1.0);
+        assert_eq!([b.fx, b.fy, b.cx, b.cy], [300.0, 300.0, 160.0, 144.0]);
+        let mid = along_path(&views, 0.5);
+        assert_eq!([mid.fx, mid.cy], [300.0, 132.0]);
+        assert_eq!(along_path(&views, 0.0).fx, 300.0);
+        let c = along_path(&views, 2.0);
+        let k = 320.0 / 316.0;
+        assert_eq!([c.fx, c.cx], [296.0 * k, 158.0 * k]);
+        assert_eq!(c.cy, 118.0 * (240.0 / 236.0));
     }
 }
