@@ -339,7 +339,8 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
                 max_width: crate::settings::RenderSettings::load_options(saved.as_ref()).1,
                 ..Default::default()
             };
-            let ds = splat::data::load(&data, &opts).map_err(CliError::data)?;
+            // the cameras only: no photo is decoded
+            let ds = splat::data::load_cameras(&data, &opts).map_err(CliError::data)?;
             crate::output::refuse_dataset_folder(&a.out, &ds.read_from, "--out")?;
             let mut views: Vec<_> = ds.train.into_iter().chain(ds.test).collect();
             views.sort_by(|x, y| splat::data::capture::path_order(&x.name, &y.name));
@@ -364,8 +365,8 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
 /// dataset's folder: an orbit's views must not go among the photos, as
 /// `--data`'s and `--path`'s must not
 /// ([`crate::output::refuse_dataset_folder`]). None elsewhere, without
-/// reading the dataset (which reads every photo), nor when the dataset
-/// cannot be read (an orbit does not need it).
+/// reading the dataset's cameras, nor when they cannot be read (an orbit
+/// does not need them).
 fn photo_folders_around(
     out: &Path,
     dataset: Option<&Path>,
@@ -387,7 +388,7 @@ fn photo_folders_around(
         downscale: crate::settings::RenderSettings::load_options(settings).0,
         ..Default::default()
     };
-    splat::data::load(data, &opts)
+    splat::data::load_cameras(data, &opts)
         .map(|ds| ds.read_from)
         .unwrap_or_default()
 }

@@ -600,6 +600,15 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         let names = ds.render_names(scored);
         crate::output::refuse_render_folder(&renders, &ds, &names, &earlier, flag)?;
     }
+    // the run's files would go among the photos (and `render` refuses a
+    // model in such a folder)
+    if crate::output::refuse_dataset_folder(&a.out, &ds.read_from, "--out").is_err() {
+        return Err(CliError::file(
+            &a.out,
+            "--out: that folder holds the dataset's photos or masks; write the run to another \
+             folder",
+        ));
+    }
     let absgrad = use_absgrad(a.absgrad, a.no_absgrad, kind);
     check_out_dir(&a.out)?;
     let ckpt_dir = checkpoint_dir(&a.out);

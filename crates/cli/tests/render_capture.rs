@@ -1015,6 +1015,20 @@ fn renders_never_replace_the_datasets_photos() {
         !kept.join("point_cloud.ply").exists(),
         "trained before refusing"
     );
+    // train's own output in a folder of photos: refused, nothing written
+    for (data, target) in [(&syn, syn.join("train")), (&data, images.clone())] {
+        let path = refused(&[
+            "train".as_ref(),
+            data.as_os_str(),
+            "--out".as_ref(),
+            target.as_os_str(),
+            "--iters".as_ref(),
+            "2".as_ref(),
+        ]);
+        assert_eq!(path, target.to_str().unwrap());
+        assert!(!target.join("point_cloud.ply").exists());
+        assert!(!target.join("checkpoints").exists());
+    }
     let after: Vec<_> = folders.iter().chain([&raw]).map(|f| snapshot(f)).collect();
     assert!(after == before, "a photo changed");
     // beside the photos, and again over its own renders, or over a
@@ -1141,5 +1155,53 @@ fn a_missing_photo_folder_is_named() {
             .contains("is a folder, not a photo"),
         "{v}"
     );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// `render --path` needs a capture's cameras, not its photos: a photo gone
+/// since training is no error, and every frame has the first camera's
+/// size.
+#[test]
+fn a_path_needs_the_cameras_not_the_photos() {
+    let (d, data) = fixture_copy("path-cameras");
+    let out = d.join("out");
+    run(&[
+        "train",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "2",
+        "--json",
+    ]);
+    std::fs::remove_file(data.join("images/IMG_0003.jpg")).unwrap();
+    let path = d.join("path");
+    let r = run_json(&[
+        "render",
+        out.to_str().unwrap(),
+        "--path",
+        "5",
+        "--out",
+        path.to_str().unwrap(),
+        "--json",
+    ]);
+    let files = r["files"].as_array().unwrap();
+    assert_eq!(files.len(), 5);
+    let sizes: Vec<(u32, u32)> = files
+        .iter()
+        .map(|f| image::image_dimensions(f.as_str().unwrap()).unwrap())
+        .collect();
+    assert!(sizes.iter().all(|&s| s == sizes[0]), "{sizes:?}");
+    // the training's own photos still load in full elsewhere: the same
+    // command with the photo gone is refused by `render --data`, by name
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["render", out.to_str().unwrap(), "--data"])
+        .arg(&data)
+        .args(["--out", d.join("scores").to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(e["error"].as_str().unwrap().contains("IMG_0003.jpg"), "{e}");
     std::fs::remove_dir_all(&d).unwrap();
 }

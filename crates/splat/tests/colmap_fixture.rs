@@ -9,10 +9,10 @@
 
 use std::path::Path;
 
-use crate::common::{on_threads, tmp};
+use crate::common::{on_threads, same_cameras, tmp};
 use splat::cameras::CameraModel;
 use splat::data::colmap::read_reconstruction;
-use splat::data::{load, LoadOptions};
+use splat::data::{load, load_cameras, LoadOptions};
 
 fn fixture() -> &'static Path {
     Path::new(concat!(
@@ -614,4 +614,50 @@ fn within_a_level(a: &splat::data::Pixels8, b: &splat::data::Pixels8) -> bool {
             .iter()
             .zip(b.bytes())
             .all(|(x, y)| x.abs_diff(*y) <= 1)
+}
+
+/// The cameras alone (what `render --path` and the viewer read) are the
+/// full load's, to the bit, at every size option, from `images_N` copies
+/// too, and a missing photo leaves its camera as it was.
+#[test]
+fn cameras_alone_are_those_the_full_load_gives() {
+    let options = [
+        LoadOptions::default(),
+        LoadOptions {
+            downscale: 3,
+            ..LoadOptions::default()
+        },
+        LoadOptions {
+            max_width: Some(100),
+            holdout_every: 3,
+            background: [0.5; 3],
+            ..LoadOptions::default()
+        },
+    ];
+    for opts in &options {
+        let full = load(fixture(), opts).unwrap();
+        same_cameras(&full, &load_cameras(fixture(), opts).unwrap());
+    }
+    let (dir, names) = copy_with_images_n("cameras-alone");
+    for name in &names[1..] {
+        let img = image::open(dir.join("images").join(name)).unwrap();
+        img.resize_exact(80, 60, image::imageops::FilterType::Triangle)
+            .to_rgb8()
+            .save(dir.join("images_2").join(name))
+            .unwrap();
+    }
+    let opts = LoadOptions {
+        downscale: 2,
+        ..LoadOptions::default()
+    };
+    let full = load(&dir, &opts).unwrap();
+    same_cameras(&full, &load_cameras(&dir, &opts).unwrap());
+    // a photo gone: the full load refuses the folder, the cameras are
+    // unchanged (the camera's own size stands in for the photo's)
+    std::fs::remove_file(dir.join("images_2").join(&names[3])).unwrap();
+    std::fs::remove_file(dir.join("images").join(&names[3])).unwrap();
+    assert!(load(&dir, &opts).is_err());
+    let cams = load_cameras(&dir, &opts).unwrap();
+    same_cameras(&full, &cams);
+    assert!(cams.read_from.iter().any(|d| d.ends_with("images_2")));
 }

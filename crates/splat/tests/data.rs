@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use crate::common::{on_threads, rotation_to_quat, tmp};
+use crate::common::{on_threads, rotation_to_quat, same_cameras, tmp};
 use splat::data::synth::{write_dataset, SynthOptions, CAMERA_DISTANCE};
-use splat::data::{load, LoadOptions, Pixels8};
+use splat::data::{load, load_cameras, LoadOptions, Pixels8};
 
 fn small_synth(dir: &Path) {
     write_dataset(
@@ -364,4 +364,38 @@ fn nerf_photos_narrowed_as_they_load_are_those_narrowed_afterwards() {
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A NeRF-synthetic folder's cameras alone are the full load's, to the
+/// bit, downscaled and narrowed too; a missing photo takes its split's
+/// size.
+#[test]
+fn nerf_cameras_alone_are_those_the_full_load_gives() {
+    let dir = tmp("nerf-cameras");
+    small_synth(&dir);
+    for opts in [
+        LoadOptions::default(),
+        LoadOptions {
+            downscale: 2,
+            background: [0.0; 3],
+            ..LoadOptions::default()
+        },
+        LoadOptions {
+            max_width: Some(10),
+            ..LoadOptions::default()
+        },
+    ] {
+        let full = load(&dir, &opts).unwrap();
+        same_cameras(&full, &load_cameras(&dir, &opts).unwrap());
+        assert_eq!(load_cameras(&dir, &opts).unwrap().read_from, full.read_from);
+    }
+    let full = load(&dir, &LoadOptions::default()).unwrap();
+    std::fs::remove_file(dir.join("train/r_1.png")).unwrap();
+    assert!(load(&dir, &LoadOptions::default()).is_err());
+    let mut cams = load_cameras(&dir, &LoadOptions::default()).unwrap();
+    // (its name is the file name transforms_train.json gives, `r_1`: with
+    // the photo gone, nothing says it was a PNG)
+    assert_eq!(cams.train[1].name, "train/r_1");
+    cams.train[1].name = full.train[1].name.clone();
+    same_cameras(&full, &cams);
 }

@@ -90,7 +90,8 @@ pub fn dataset_cameras(
         background: background.map(|c| c as f32),
         ..Default::default()
     };
-    let ds = splat::data::load(data, &opts).map_err(CliError::data)?;
+    // the cameras only: no photo is decoded, and a missing one is no error
+    let ds = splat::data::load_cameras(data, &opts).map_err(CliError::data)?;
     Ok(state::cameras_json(&ds))
 }
 

@@ -97,13 +97,20 @@ impl Tally {
         };
         if self.missing.len() == self.total {
             let stem = Path::new(name).with_extension("png");
+            let other = match other_format(masks_dir, name) {
+                Some(f) => format!(
+                    "; there is {f}, but masks are read from PNG files only (a lossless \
+                     format: JPEG's artefacts would keep pixels meant to be ignored)"
+                ),
+                None => String::new(),
+            };
             return Err(DataError::invalid(
                 masks_dir,
                 "masks",
                 format!(
                     "no mask for any of the {} photos here{also} (for {} it looked for \
                      {name}.png and {}: a photo's mask is its file name, or its name without \
-                     the extension, with .png appended)",
+                     the extension, with .png appended{other})",
                     self.total,
                     photo.display(),
                     stem.display()
@@ -132,6 +139,25 @@ impl Tally {
         }
         Ok(notes)
     }
+}
+
+/// A file of `masks_dir` named as photo `name`'s mask would be but for
+/// its extension (`IMG_1.jpg` or `IMG_1.jpg.jpg` for `IMG_1.jpg`): a user's
+/// masks saved in another format than PNG.
+fn other_format(masks_dir: &Path, name: &str) -> Option<String> {
+    let name = Path::new(name);
+    let (file, stem) = (name.file_name()?, name.file_stem()?);
+    let dir = masks_dir.join(name.parent().unwrap_or(Path::new("")));
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .find(|p| {
+            let s = p.file_stem();
+            s == Some(file) || s == Some(stem)
+        })
+        .map(|p| p.display().to_string())
 }
 
 /// The note [`super::Dataset::notes`] holds when `masks_dir` has no mask

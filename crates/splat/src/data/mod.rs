@@ -68,6 +68,31 @@ impl DataError {
         }
         DataError::io(path, "image file not found")
     }
+    /// Photos the dataset names that are not files (`paths`, at least
+    /// one): [`DataError::missing_photo`] of the first, with how many more
+    /// are missing and which, so that a user fixes them all at once.
+    pub(crate) fn missing_photos(paths: &[PathBuf]) -> Self {
+        let e = DataError::missing_photo(&paths[0]);
+        let names: Vec<String> = paths[1..]
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
+            })
+            .collect();
+        match (e, masks::name_list(&names)) {
+            (DataError::Io { path, message }, Some((list, _))) if path == paths[0] => {
+                DataError::Io {
+                    path,
+                    message: format!(
+                        "{message}, nor {} more of the dataset's photos ({list})",
+                        names.len()
+                    ),
+                }
+            }
+            (e, _) => e,
+        }
+    }
     pub(crate) fn invalid(
         path: &Path,
         field: impl Into<String>,
@@ -525,17 +550,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let ds = match detect(dir) {
         Some("nerf-synthetic") => nerf::load(dir, opts)?,
         Some(_) => colmap::load(dir, opts)?,
-        None => {
-            return Err(DataError::invalid(
-                dir,
-                "dataset",
-                colmap::not_a_dataset_hint(dir).unwrap_or_else(|| {
-                    "neither a NeRF-synthetic dataset (transforms_train.json) nor a COLMAP one \
-                     (sparse/0/, or a model folder such as DATA/sparse/1)"
-                        .into()
-                }),
-            ))
-        }
+        None => return Err(unrecognised(dir)),
     };
     if ds.train.is_empty() {
         let why = match (ds.test.len(), ds.format) {
@@ -545,6 +560,9 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
                 opts.holdout_every,
                 count_photos(n)
             ),
+            (0, "colmap") => "no training images: the COLMAP model registers no photos (its \
+                              images file lists none; COLMAP could not place any of them)"
+                .to_string(),
             _ => "no training images".to_string(),
         };
         return Err(DataError::invalid(dir, "dataset", why));
@@ -560,6 +578,55 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     Ok(ds)
 }
 
+/// A dataset's cameras as [`load`] gives them (the same views, split,
+/// sizes and intrinsics), without decoding a photo: every view's `image`
+/// is empty and none has a mask. Each photo's size is read from its
+/// file's header; one that is missing or unreadable takes its camera's
+/// size (COLMAP) or its split's (NeRF-synthetic). What a fly-through
+/// (`render --path`) and the viewer need of a capture, read in
+/// milliseconds where [`load`] decodes and undistorts every photo.
+pub fn load_cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    if opts.downscale == 0 {
+        return Err(DataError::invalid(
+            dir,
+            "resolution",
+            "downscale factor must be at least 1",
+        ));
+    }
+    if !dir.is_dir() {
+        return Err(DataError::io(dir, "no such folder"));
+    }
+    match detect(dir) {
+        Some("nerf-synthetic") => nerf::cameras(dir, opts),
+        Some(_) => colmap::cameras(dir, opts),
+        None => Err(unrecognised(dir)),
+    }
+}
+
+/// The error for a folder that is no dataset [`detect`] knows.
+fn unrecognised(dir: &Path) -> DataError {
+    DataError::invalid(
+        dir,
+        "dataset",
+        colmap::not_a_dataset_hint(dir).unwrap_or_else(|| {
+            "neither a NeRF-synthetic dataset (transforms_train.json) nor a COLMAP one \
+             (sparse/0/, or a model folder such as DATA/sparse/1)"
+                .into()
+        }),
+    )
+}
+
+/// A camera without pixels narrowed to `max_width` as [`hold_photo`]
+/// narrows a photo and its view.
+pub(crate) fn narrow_camera(view: &mut View, max_width: Option<u32>) {
+    if let Some(max) = max_width.map(|m| m.max(1)) {
+        if view.width > max {
+            let (nw, nh) = loaded_size(view.width, view.height, 1, Some(max));
+            view.rescale_intrinsics(nw, nh);
+        }
+    }
+}
+
 /// Resamples a view wider than `max` pixels to `max` wide (the height in
 /// proportion), scaling its intrinsics; a triangle filter as wide as the
 /// scale averages the pixels away. A mask keeps a pixel only where all it
@@ -573,28 +640,71 @@ pub fn limit_width(v: &mut View, max: u32) {
     let rgb = v.image.to_f32();
     let alpha = v.alpha.as_ref().map(Pixels8::to_f32);
     let mask = v.mask.as_ref().map(Pixels8::to_f32);
-    hold_photo(v, rgb, alpha, mask, Some(max));
+    let _ = hold_photo(v, rgb, alpha, mask, Some(max));
 }
 
 /// A loaded photo's last step: narrowed to `max_width` as
 /// [`limit_width`] narrows it, while its colour, alpha and mask are still
 /// `f32` (so that they are rounded to 8 bits once), then held in `view`,
-/// whose size and intrinsics are those of `rgb`.
+/// whose size and intrinsics are those of `rgb`. Returns the size it had
+/// before, when it was narrowed.
 pub(crate) fn hold_photo(
     view: &mut View,
     mut rgb: Vec<f32>,
     mut alpha: Option<Vec<f32>>,
     mut mask: Option<Vec<f32>>,
     max_width: Option<u32>,
-) {
+) -> Option<(u32, u32)> {
+    let before = (view.width, view.height);
+    let mut narrowed = None;
     if let Some(max) = max_width.map(|m| m.max(1)) {
         if view.width > max {
             narrow(view, &mut rgb, &mut alpha, &mut mask, max);
+            narrowed = Some(before);
         }
     }
     view.image = Pixels8::quantize(&rgb);
     view.alpha = alpha.map(|a| Pixels8::quantize(&a));
     view.mask = mask.map(|m| Pixels8::quantize(&m));
+    narrowed
+}
+
+/// The photos a loader narrowed to its width limit, for a note: a user
+/// whose photos come out smaller than they are is told why.
+#[derive(Default)]
+pub(crate) struct Narrowed {
+    names: Vec<String>,
+    /// The first one's sizes, before and after.
+    first: String,
+    max: u32,
+}
+
+impl Narrowed {
+    /// Counts `view` (just held by [`hold_photo`], which returned `before`).
+    pub(crate) fn add(&mut self, view: &View, before: Option<(u32, u32)>) {
+        if let Some((w, h)) = before {
+            if self.names.is_empty() {
+                self.first = format!("{w}×{h} to {}×{}", view.width, view.height);
+                self.max = view.width;
+            }
+            self.names.push(view.name.clone());
+        }
+    }
+
+    /// The note, when any photo of the `total` was narrowed.
+    pub(crate) fn note(&self, total: usize) -> Option<String> {
+        let (list, _) = masks::name_list(&self.names)?;
+        let k = self.names.len();
+        Some(format!(
+            "{} of the {total} photos {} wider than {} pixels and {} scaled down to that width, \
+             as the original 3DGS does ({list}; the first from {})",
+            k,
+            if k == 1 { "is" } else { "are" },
+            self.max,
+            if k == 1 { "is" } else { "are" },
+            self.first
+        ))
+    }
 }
 
 /// [`limit_width`]'s resampling of `rgb`, `alpha` and `mask`, and the

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{
     check_rotation, decode_batch, decode_images_lazily, masks, opengl_c2w_to_opencv_w2c, DataError,
-    Dataset, ImageJob, LoadOptions, Mat4, Pixels8, View,
+    Dataset, ImageJob, LoadOptions, Mat4, View,
 };
 
 /// One frame of a transforms file, before its image is decoded.
@@ -149,10 +149,14 @@ fn load_split(
     }
     let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
     let t = parse_transforms(&text, &path, dir)?;
-    for f in &t.frames {
-        if !f.image_path.is_file() {
-            return Err(DataError::missing_photo(&f.image_path));
-        }
+    let missing: Vec<PathBuf> = t
+        .frames
+        .iter()
+        .map(|f| f.image_path.clone())
+        .filter(|p| !p.is_file())
+        .collect();
+    if !missing.is_empty() {
+        return Err(DataError::missing_photos(&missing));
     }
     let jobs: Vec<ImageJob> = t
         .frames
@@ -208,34 +212,92 @@ fn load_split(
             }
             None => None,
         };
-        let fx = 0.5 * w as f64 / (0.5 * t.camera_angle_x).tan();
-        let fy = match t.camera_angle_y {
-            Some(ay) => 0.5 * h as f64 / (0.5 * ay).tan(),
-            None => fx,
-        };
-        let mut view = View {
-            name: f
-                .image_path
-                .strip_prefix(dir)
-                .unwrap_or(&f.image_path)
-                .display()
-                .to_string(),
-            width: w,
-            height: h,
-            fx,
-            fy,
-            cx: w as f64 / 2.0,
-            cy: h as f64 / 2.0,
-            world_to_camera: opengl_c2w_to_opencv_w2c(&f.c2w),
-            image: Pixels8::default(),
-            alpha: None,
-            background: opts.background,
-            mask: None,
-        };
-        super::hold_photo(&mut view, rgb, alpha, masks::simplify(mask), opts.max_width);
+        let mut view = frame_view(dir, &t, f, (w, h), opts.background);
+        let before =
+            super::hold_photo(&mut view, rgb, alpha, masks::simplify(mask), opts.max_width);
+        tallies.narrowed.add(&view, before);
+        tallies.photos += 1;
         views.push(view);
     }
     Ok(Some(views))
+}
+
+/// The view of frame `f` of `t` whose photo is `w × h` pixels (as loaded,
+/// after the downscaling), without pixels.
+fn frame_view(
+    dir: &Path,
+    t: &Transforms,
+    f: &Frame,
+    (w, h): (u32, u32),
+    background: [f32; 3],
+) -> View {
+    let fx = 0.5 * w as f64 / (0.5 * t.camera_angle_x).tan();
+    let fy = match t.camera_angle_y {
+        Some(ay) => 0.5 * h as f64 / (0.5 * ay).tan(),
+        None => fx,
+    };
+    let name = f
+        .image_path
+        .strip_prefix(dir)
+        .unwrap_or(&f.image_path)
+        .display()
+        .to_string();
+    let m = opengl_c2w_to_opencv_w2c(&f.c2w);
+    let mut view = View::camera_only(name, (w, h), [fx, fy, w as f64 / 2.0, h as f64 / 2.0], m);
+    view.background = background;
+    view
+}
+
+/// The cameras of a NeRF-synthetic folder as [`load`] gives them, without
+/// decoding a photo: each photo's size is read from its file's header; a
+/// photo that is missing or unreadable takes its split's size (every photo
+/// of a split has one). No masks.
+pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    let mut files = Vec::new();
+    let mut split = |name: &str| -> Result<Option<Vec<View>>, DataError> {
+        let path = dir.join(format!("transforms_{name}.json"));
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
+        let t = parse_transforms(&text, &path, dir)?;
+        let sizes: Vec<Option<(u32, u32)>> = t
+            .frames
+            .iter()
+            .map(|f| image::image_dimensions(&f.image_path).ok())
+            .collect();
+        let Some(size) = sizes.iter().flatten().next().copied() else {
+            return match t.frames.first() {
+                Some(f) => Err(DataError::missing_photo(&f.image_path)),
+                None => Ok(Some(Vec::new())),
+            };
+        };
+        let mut views = Vec::with_capacity(t.frames.len());
+        for (f, s) in t.frames.iter().zip(&sizes) {
+            let (fw, fh) = s.unwrap_or(size);
+            if s.is_some() {
+                files.push(f.image_path.clone());
+            }
+            let wh = super::loaded_size(fw, fh, opts.downscale, None);
+            let mut view = frame_view(dir, &t, f, wh, opts.background);
+            super::narrow_camera(&mut view, opts.max_width);
+            views.push(view);
+        }
+        Ok(Some(views))
+    };
+    let train = split("train")?.unwrap_or_default();
+    let test = match split("test")? {
+        Some(t) => t,
+        None => split("val")?.unwrap_or_default(),
+    };
+    Ok(Dataset {
+        train,
+        test,
+        points: None,
+        format: "nerf-synthetic",
+        notes: Vec::new(),
+        read_from: super::folders_of(files.iter().map(PathBuf::as_path)),
+    })
 }
 
 /// What the splits' `masks/` folders held: a tally per folder (by its
@@ -246,6 +308,9 @@ struct Tallies {
     counted: std::collections::HashSet<PathBuf>,
     /// Every photo and mask file read.
     files: Vec<PathBuf>,
+    /// The photos read, and those narrowed to the width limit.
+    photos: usize,
+    narrowed: super::Narrowed,
 }
 
 /// The user's mask files of a split's images, each from `masks/` in its
@@ -307,6 +372,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     for (masks_dir, tally) in &tallies.folders {
         notes.extend(tally.verdict(masks_dir)?);
     }
+    notes.extend(tallies.narrowed.note(tallies.photos));
     Ok(Dataset {
         train,
         test,

@@ -93,3 +93,27 @@ pub fn decode_corrupted(
     let _ = splat::formats::decode_scene(&bytes, format, path);
     let _ = splat::formats::decode_scene(&good[..cut % good.len()], format, path);
 }
+
+/// Asserts that `cameras` (from [`splat::data::load_cameras`]) holds the
+/// views of `full` (from [`splat::data::load`]), in the same splits and
+/// order, with the same names, sizes, intrinsics and poses to the bit,
+/// and no pixels.
+pub fn same_cameras(full: &splat::data::Dataset, cameras: &splat::data::Dataset) {
+    assert_eq!(full.format, cameras.format);
+    for (f, c) in [(&full.train, &cameras.train), (&full.test, &cameras.test)] {
+        assert_eq!(f.len(), c.len());
+        for (f, c) in f.iter().zip(c) {
+            assert_eq!(f.name, c.name);
+            assert_eq!((f.width, f.height), (c.width, c.height), "{}", f.name);
+            assert_eq!(
+                [f.fx, f.fy, f.cx, f.cy].map(f64::to_bits),
+                [c.fx, c.fy, c.cx, c.cy].map(f64::to_bits),
+                "{}",
+                f.name
+            );
+            assert_eq!(f.world_to_camera, c.world_to_camera, "{}", f.name);
+            assert_eq!(f.background, c.background);
+            assert!(c.image.is_empty() && c.alpha.is_none() && c.mask.is_none());
+        }
+    }
+}

@@ -12,8 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::{
-    decode_images_lazily, masks, DataError, Dataset, ImageJob, LoadOptions, Mat4, Pixels8, Point,
-    View,
+    decode_images_lazily, masks, DataError, Dataset, ImageJob, LoadOptions, Mat4, Point, View,
 };
 use crate::cameras::undistort::Remap;
 use crate::cameras::Intrinsics;
@@ -114,6 +113,191 @@ pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
     })
 }
 
+/// Where a COLMAP dataset's parts are, and its model read.
+struct Layout {
+    /// The dataset's folder (the one holding the photos).
+    dir: PathBuf,
+    rec: Reconstruction,
+    /// The file the poses come from, for errors about one of them.
+    images_file: PathBuf,
+    /// The registered images, sorted by name.
+    images: Vec<Image>,
+    /// `images_N` when it holds the photos read for `--downscale N`.
+    pre: Option<String>,
+    /// The folder the photos are read from, and the full-size one.
+    img_dir: PathBuf,
+    full_dir: PathBuf,
+}
+
+impl Layout {
+    /// Finds the model and the photo folders of `dir` (a dataset, or one
+    /// model folder of one), and reads the model.
+    fn of(dir: &Path, opts: &LoadOptions) -> Result<Layout, DataError> {
+        // a model named by its own folder ([`dataset_of_model`]) poses the
+        // photos of the dataset around it
+        let (dir, sparse) = match dataset_of_model(dir) {
+            Some(root) => (root, dir.to_path_buf()),
+            None => (dir.to_path_buf(), model_folder(dir)),
+        };
+        let rec = read_reconstruction(&sparse)?;
+        let images_file = ["images.bin", "images.txt"]
+            .map(|f| sparse.join(f))
+            .into_iter()
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| sparse.to_path_buf());
+        let mut images = rec.images.clone();
+        images.sort_by(|a, b| a.name.cmp(&b.name));
+        // the Mip-NeRF 360 layout: `images_N` holds copies downscaled N
+        // times; used for downscale N when present (then not downscaled
+        // again), with `masks_N` for their masks
+        let n = opts.downscale;
+        let pre =
+            (n > 1 && opts.images_dir == "images" && dir.join(format!("images_{n}")).is_dir())
+                .then(|| format!("images_{n}"));
+        let img_dir = dir.join(pre.as_deref().unwrap_or(&opts.images_dir));
+        let full_dir = dir.join(&opts.images_dir);
+        Ok(Layout {
+            dir,
+            rec,
+            images_file,
+            images,
+            pre,
+            img_dir,
+            full_dir,
+        })
+    }
+
+    /// The pose of `im`, world to camera.
+    fn pose(&self, im: &Image) -> Result<Mat4, DataError> {
+        let r = quat_to_rotation(im.qvec).ok_or_else(|| {
+            DataError::invalid(
+                &self.images_file,
+                format!("image {} ({})", im.id, im.name),
+                "the quaternion is zero or too large to normalise",
+            )
+        })?;
+        let mut m: Mat4 = [[0.0; 4]; 4];
+        for i in 0..3 {
+            m[i][..3].copy_from_slice(&r[i]);
+            m[i][3] = im.tvec[i];
+        }
+        m[3][3] = 1.0;
+        Ok(m)
+    }
+}
+
+/// The view of image `im` whose photo is `w × h` pixels: its camera scaled
+/// to the photo, undistorted into `pinhole` (for a distorting model: the
+/// one its [`Remap`] maps to) then downscaled `downscale` times as
+/// [`super::downscale_box`] does. Returns the view without pixels, with
+/// the size and intrinsics of the pinhole before the downscaling.
+fn view_of(
+    layout: &Layout,
+    im: &Image,
+    pinhole: (u32, u32, [f64; 4]),
+    downscale: u32,
+    background: [f32; 3],
+) -> Result<View, DataError> {
+    let (pw, ph, [fx, fy, cx, cy]) = pinhole;
+    let (w2, h2) = if downscale <= 1 {
+        (pw, ph)
+    } else {
+        ((pw / downscale).max(1), (ph / downscale).max(1))
+    };
+    let s = [w2 as f64 / pw as f64, h2 as f64 / ph as f64];
+    let mut v = View::camera_only(
+        im.name.clone(),
+        (w2, h2),
+        [fx * s[0], fy * s[1], cx * s[0], cy * s[1]],
+        layout.pose(im)?,
+    );
+    v.background = background;
+    Ok(v)
+}
+
+/// The camera of `im` scaled to its photo's `w × h`.
+fn camera_at(layout: &Layout, im: &Image, (w, h): (u32, u32)) -> Intrinsics {
+    let cam = &layout.rec.cameras[&im.camera_id];
+    let sx = w as f64 / cam.width as f64;
+    let sy = h as f64 / cam.height as f64;
+    let mut cam = cam.scaled(sx, sy);
+    (cam.width, cam.height) = (w as u64, h as u64);
+    cam
+}
+
+/// The cameras of a COLMAP dataset as [`load`] gives them (the same
+/// views, sizes, intrinsics and split), without decoding a photo: each
+/// photo's size is read from its file's header, or is its camera's (÷ N
+/// in `images_N`) when the file is missing or unreadable; no masks. What
+/// `render --path` and the viewer need of a capture.
+pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    let layout = Layout::of(dir, opts)?;
+    let n = opts.downscale;
+    let mut pinholes: HashMap<(i32, u32, u32), crate::cameras::undistort::Pinhole> = HashMap::new();
+    let (mut train, mut test, mut files) = (Vec::new(), Vec::new(), Vec::new());
+    let mask_dirs: Vec<PathBuf> = std::iter::once("masks".to_string())
+        .chain(layout.pre.as_ref().map(|_| format!("masks_{n}")))
+        .map(|m| layout.dir.join(m))
+        .filter(|d| d.is_dir())
+        .collect();
+    for (k, im) in layout.images.iter().enumerate() {
+        let cam = &layout.rec.cameras[&im.camera_id];
+        // an `images_N` copy when there is one, else the full-size photo;
+        // with neither, the copy `images_N` should have held
+        let copy = layout.pre.as_ref().map(|_| layout.img_dir.join(&im.name));
+        let full = layout.full_dir.join(&im.name);
+        let scaled = copy
+            .as_ref()
+            .is_some_and(|c| c.is_file() || !full.is_file());
+        let path = if scaled {
+            copy.expect("images_N")
+        } else {
+            full
+        };
+        let f = if scaled { n as u64 } else { 1 };
+        let size = image::image_dimensions(&path).unwrap_or((
+            cam.width.div_ceil(f).max(1) as u32,
+            cam.height.div_ceil(f).max(1) as u32,
+        ));
+        if path.is_file() {
+            files.push(path);
+        }
+        // (the folders a full load reads masks from, for `read_from`)
+        files.extend(mask_dirs.iter().filter_map(|d| masks::find(d, &im.name)));
+        let cam = camera_at(&layout, im, size);
+        let pin = match cam.model.pinhole_part(&cam.params) {
+            Some(p) if cam.model.is_pinhole() => (size.0, size.1, p),
+            _ => {
+                let p = *pinholes
+                    .entry((im.camera_id, size.0, size.1))
+                    .or_insert_with(|| crate::cameras::undistort::pinhole_for(&cam));
+                (p.width, p.height, [p.fx, p.fy, p.cx, p.cy])
+            }
+        };
+        let mut view = view_of(
+            &layout,
+            im,
+            pin,
+            if scaled { 1 } else { n },
+            opts.background,
+        )?;
+        super::narrow_camera(&mut view, opts.max_width);
+        if opts.holdout_every > 0 && k % opts.holdout_every == 0 {
+            test.push(view);
+        } else {
+            train.push(view);
+        }
+    }
+    Ok(Dataset {
+        train,
+        test,
+        points: Some(layout.rec.points).filter(|p| !p.is_empty()),
+        format: "colmap",
+        notes: Vec::new(),
+        read_from: super::folders_of(files.iter().map(PathBuf::as_path)),
+    })
+}
+
 /// Loads a COLMAP dataset folder: its model ([`model_folder`]: of several,
 /// the one registering the most photos) and the images folder named in
 /// `opts`, holding out every `holdout_every`-th image
@@ -124,30 +308,18 @@ pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
 /// [`View::mask`] together with the pixels undistortion left without a
 /// source.
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    // a model named by its own folder ([`dataset_of_model`]) poses the
-    // photos of the dataset around it
-    let (dir, sparse) = match dataset_of_model(dir) {
-        Some(root) => (root, dir.to_path_buf()),
-        None => (dir.to_path_buf(), model_folder(dir)),
-    };
-    let dir = dir.as_path();
-    let rec = read_reconstruction(&sparse)?;
-    // the file the poses come from, for errors about one of them
-    let images_file = ["images.bin", "images.txt"]
-        .map(|f| sparse.join(f))
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| sparse.clone());
-    let mut images = rec.images.clone();
-    images.sort_by(|a, b| a.name.cmp(&b.name));
-    // the Mip-NeRF 360 layout: `images_N` holds copies downscaled N times;
-    // used for downscale N when present (then not downscaled again), with
-    // `masks_N` for their masks
+    let mut layout = Layout::of(dir, opts)?;
+    let Layout {
+        dir,
+        images,
+        pre,
+        img_dir,
+        full_dir,
+        ..
+    } = &layout;
+    let (dir, images, pre, img_dir, full_dir) = (dir.as_path(), images, pre, img_dir, full_dir);
+    let rec = &layout.rec;
     let n = opts.downscale;
-    let pre = (n > 1 && opts.images_dir == "images" && dir.join(format!("images_{n}")).is_dir())
-        .then(|| format!("images_{n}"));
-    let img_dir = dir.join(pre.as_deref().unwrap_or(&opts.images_dir));
-    let full_dir = dir.join(&opts.images_dir);
     // with `images_N`, its `masks_N`, and for a photo that has no mask
     // there the full-size `masks/`, fitted to the smaller photo
     let own_masks = dir.join(match &pre {
@@ -160,6 +332,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     // downscaled as it would be without `images_N`
     let mut full_size = vec![false; images.len()];
     let mut jobs = Vec::with_capacity(images.len());
+    let mut missing = Vec::new();
     for (k, im) in images.iter().enumerate() {
         let mut path = img_dir.join(&im.name);
         if pre.is_some() && !path.is_file() {
@@ -174,9 +347,12 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             full_size[k] = true;
         }
         if !path.is_file() {
-            return Err(DataError::missing_photo(&path));
+            missing.push(path.clone());
         }
         jobs.push(ImageJob { path, expect: None });
+    }
+    if !missing.is_empty() {
+        return Err(DataError::missing_photos(&missing));
     }
     // an `images_N` that has none of the photos is not that capture's
     // (another naming, or another capture): an error, not a silent
@@ -184,7 +360,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     if !images.is_empty() && full_size.iter().all(|&f| f) {
         let name = &images[0].name;
         return Err(DataError::invalid(
-            &img_dir,
+            img_dir,
             "images",
             format!(
                 "has none of the model's {} photos (for {name} it looked for {}): remove it \
@@ -196,6 +372,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         ));
     }
     let mut notes = Vec::new();
+    let mut narrowed = super::Narrowed::default();
     let from_full: Vec<String> = images
         .iter()
         .zip(&full_size)
@@ -270,7 +447,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     // camera per photo, and each map is 16 bytes a pixel of the photo)
     let mut remaps: HashMap<(i32, u32, u32), Remap> = HashMap::new();
     let mut photos_left: HashMap<i32, usize> = HashMap::new();
-    for im in &images {
+    for im in images {
         *photos_left.entry(im.camera_id).or_default() += 1;
     }
     let mut train = Vec::new();
@@ -360,8 +537,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             None => None,
         };
         let mask = masks::combine(user, alpha.as_deref().map(masks::from_alpha));
-        let mut cam = cam.scaled(sx, sy);
-        (cam.width, cam.height) = (w as u64, h as u64);
+        let cam = camera_at(&layout, im, (w, h));
         let (pin, rgb, alpha, mask) = if cam.model.is_pinhole() {
             let p = cam.model.pinhole_part(&cam.params).expect("a pinhole");
             ((w, h, p), rgb, alpha, mask)
@@ -380,41 +556,17 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
                 Some(mask),
             )
         };
-        let (pw, ph, [fx, fy, cx, cy]) = pin;
+        let (pw, ph, _) = pin;
         // `images_N` photos are already downscaled
         let downscale = if pre.is_some() && !full_size[k] { 1 } else { n };
         let (w2, h2, rgb) = super::downscale_box(pw, ph, &rgb, 3, downscale);
         let alpha = alpha.map(|a| super::downscale_box(pw, ph, &a, 1, downscale).2);
         let mask = mask.map(|m| masks::downscale(pw, ph, &m, downscale));
-        let s = [w2 as f64 / pw as f64, h2 as f64 / ph as f64];
-        let r = quat_to_rotation(im.qvec).ok_or_else(|| {
-            DataError::invalid(
-                &images_file,
-                format!("image {} ({})", im.id, im.name),
-                "the quaternion is zero or too large to normalise",
-            )
-        })?;
-        let mut m: Mat4 = [[0.0; 4]; 4];
-        for i in 0..3 {
-            m[i][..3].copy_from_slice(&r[i]);
-            m[i][3] = im.tvec[i];
-        }
-        m[3][3] = 1.0;
-        let mut view = View {
-            name: im.name.clone(),
-            width: w2,
-            height: h2,
-            fx: fx * s[0],
-            fy: fy * s[1],
-            cx: cx * s[0],
-            cy: cy * s[1],
-            world_to_camera: m,
-            image: Pixels8::default(),
-            alpha: None,
-            background: opts.background,
-            mask: None,
-        };
-        super::hold_photo(&mut view, rgb, alpha, masks::simplify(mask), opts.max_width);
+        let mut view = view_of(&layout, im, pin, downscale, opts.background)?;
+        debug_assert_eq!((view.width, view.height), (w2, h2));
+        let before =
+            super::hold_photo(&mut view, rgb, alpha, masks::simplify(mask), opts.max_width);
+        narrowed.add(&view, before);
         let left = photos_left.get_mut(&im.camera_id).expect("counted above");
         *left -= 1;
         if *left == 0 {
@@ -426,6 +578,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             train.push(view);
         }
     }
+    notes.extend(narrowed.note(images.len()));
     if let Some((list, _)) = masks::name_list(&resized) {
         notes.push(format!(
             "{} of the {} photos {} not at {} camera's size ({list}; {first_resized}): \
@@ -439,11 +592,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     Ok(Dataset {
         train,
         test,
-        points: if rec.points.is_empty() {
-            None
-        } else {
-            Some(rec.points)
-        },
+        points: Some(std::mem::take(&mut layout.rec.points)).filter(|p| !p.is_empty()),
         format: "colmap",
         notes,
         read_from: super::folders_of(
