@@ -164,7 +164,7 @@ pub fn render_2d(path: &Path, scale: f64) -> CliResult<Image> {
 /// scores or flight would mean nothing.
 fn note_data_model(trained: Option<&Path>, data: &Path) {
     if let Some(note) = crate::train::models_note(data, "using") {
-        eprintln!("{note}");
+        eprintln!("note: {note}");
     }
     let colmap = |p: &Path| splat::data::detect(p) == Some("colmap");
     let Some(trained) = trained.filter(|t| colmap(t) && colmap(data)) else {

@@ -510,11 +510,18 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         invert_masks: a.invert_masks,
         ..LoadOptions::default()
     };
-    // (before loading, so that an error in the chosen model says which)
-    if data::detect(&a.data) == Some("colmap") {
-        note_models(&a.data);
-    }
-    let mut ds = data::load(&a.data, &opts).map_err(CliError::data)?;
+    // which of several COLMAP models is read: said with an error in it,
+    // else among the notes (so the report's JSON holds it too)
+    let models = (data::detect(&a.data) == Some("colmap"))
+        .then(|| models_note(&a.data, "training"))
+        .flatten();
+    let mut ds = data::load(&a.data, &opts).map_err(|e| {
+        if let Some(n) = &models {
+            eprintln!("note: {n}");
+        }
+        CliError::data(e)
+    })?;
+    ds.notes.splice(0..0, models);
     let kind = data::detect(&a.data);
     if kind == Some("colmap") && ds.points.is_none() && !a.resume {
         // a note of the report's too
@@ -1248,20 +1255,12 @@ fn warn_resume_elsewhere(a: &TrainArgs) {
     }
 }
 
-/// Says on stderr which model of a COLMAP folder that holds several (the
-/// mapper's `sparse/0`, `sparse/1`, … when it could not join every photo
-/// into one, or one in `sparse/` itself beside numbered ones) is trained
-/// on, and what the others hold.
-fn note_models(data: &std::path::Path) {
-    if let Some(note) = models_note(data, "training") {
-        eprintln!("{note}");
-    }
-}
-
-/// The note printed when `data` holds several COLMAP models: which it
-/// holds, with their photo counts, which one is `doing` (training,
-/// scoring: the one with the most photos), and how to choose another.
-/// `None` for a dataset of one model (or none).
+/// The note (without its `note: `) for a `data` that holds several COLMAP
+/// models (the mapper's `sparse/0`, `sparse/1`, … when it could not join
+/// every photo into one, or one in `sparse/` itself beside numbered
+/// ones): which it holds, with their photo counts, which one is `doing`
+/// (training, scoring: the one with the most photos), and how to choose
+/// another. `None` for a dataset of one model (or none).
 pub(crate) fn models_note(data: &std::path::Path, doing: &str) -> Option<String> {
     let models = splat::data::colmap::models(data);
     if models.len() < 2 {
@@ -1275,7 +1274,7 @@ pub(crate) fn models_note(data: &std::path::Path, doing: &str) -> Option<String>
         .collect();
     let other = models.iter().find(|(p, _)| *p != chosen).map(|(p, _)| p);
     Some(format!(
-        "note: {} holds {} COLMAP models ({}); {doing} on {}, the one with the most photos \
+        "{} holds {} COLMAP models ({}); {doing} on {}, the one with the most photos \
          (name another to use it instead, as in {})",
         data.display(),
         models.len(),

@@ -673,6 +673,24 @@ fn a_model_named_by_its_folder_trains_and_renders() {
         "{rendered}"
     );
     assert_eq!(rendered["psnr"], trained["psnr"], "{rendered}");
+    // the dataset itself trains on its largest model, and the report's
+    // notes say so (as stderr does)
+    let whole = run_json(&[
+        "train",
+        data.to_str().unwrap(),
+        "--out",
+        d.join("whole").to_str().unwrap(),
+        "--iters",
+        "2",
+        "--json",
+    ]);
+    let notes = whole["notes"].as_array().unwrap();
+    assert!(
+        notes[0].as_str().unwrap().contains(
+            "holds 2 COLMAP models (sparse/0 12 photos, sparse/1 3 photos); training on sparse/0"
+        ),
+        "{whole}"
+    );
     // --data of the dataset loads its largest model, another reconstruction
     // than the one trained: said on stderr, with a note of the models
     let other = run(&[
