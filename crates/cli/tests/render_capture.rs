@@ -1177,8 +1177,9 @@ fn a_missing_photo_folder_is_named() {
 }
 
 /// `render --path` needs a capture's cameras, not its photos: a photo gone
-/// since training is no error, and every frame has the first camera's
-/// size.
+/// since training is no error (`render --data`, which scores the photos,
+/// names it). Every frame has one size (the fixture has one camera; cameras
+/// of several sizes are `capture::along_path`'s unit test).
 #[test]
 fn a_path_needs_the_cameras_not_the_photos() {
     let (d, data) = fixture_copy("path-cameras");

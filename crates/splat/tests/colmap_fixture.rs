@@ -660,4 +660,69 @@ fn cameras_alone_are_those_the_full_load_gives() {
     let cams = load_cameras(&dir, &opts).unwrap();
     same_cameras(&full, &cams);
     assert!(cams.read_from.iter().any(|d| d.ends_with("images_2")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The loader's words for what a user must fix: every missing photo (not
+/// one a run), a model without photos, masks in another format, and the
+/// photos narrowed to the width limit.
+#[test]
+fn the_loader_says_what_is_wrong_and_how_much() {
+    let (dir, names) = copy_with_images_n("loader-words");
+    std::fs::remove_dir_all(dir.join("images_2")).unwrap();
+    let err = |opts: &LoadOptions| load(&dir, opts).unwrap_err().to_string();
+    // narrowed: said, with how many
+    let narrow = LoadOptions {
+        max_width: Some(100),
+        ..LoadOptions::default()
+    };
+    let ds = load(&dir, &narrow).unwrap();
+    let note = ds.notes.iter().find(|n| n.contains("width limit"));
+    let note = note.expect("a note on the narrowed photos");
+    assert!(
+        note.starts_with("12 of the 12 photos are wider than 100 pixels"),
+        "{note}"
+    );
+    assert!(load(&dir, &LoadOptions::default())
+        .unwrap()
+        .notes
+        .iter()
+        .all(|n| !n.contains("width limit")));
+    // masks saved as JPEG, or as .PNG: named, with what to do
+    std::fs::create_dir_all(dir.join("masks")).unwrap();
+    let jpg = dir.join("masks").join(&names[0]);
+    std::fs::copy(dir.join("images").join(&names[0]), &jpg).unwrap();
+    let e = err(&LoadOptions::default());
+    assert!(
+        e.contains(&format!("there is {}", jpg.display())) && e.contains("PNG files only"),
+        "{e}"
+    );
+    std::fs::remove_file(&jpg).unwrap();
+    let upper = dir.join("masks").join("IMG_0000.PNG");
+    std::fs::write(&upper, b"not read").unwrap();
+    let e = err(&LoadOptions::default());
+    assert!(e.contains("extension .png, in lower case"), "{e}");
+    std::fs::remove_dir_all(dir.join("masks")).unwrap();
+    // three photos gone: the first named as the error's path, all three
+    // in its message
+    for k in [2, 5, 9] {
+        std::fs::remove_file(dir.join("images").join(&names[k])).unwrap();
+    }
+    match load(&dir, &LoadOptions::default()).unwrap_err() {
+        splat::data::DataError::Io { path, message } => {
+            assert_eq!(path, dir.join("images").join(&names[2]));
+            let want = format!(
+                "image file not found, nor 2 more of the dataset's photos: {}, {}",
+                names[5], names[9]
+            );
+            assert_eq!(message, want);
+        }
+        e => panic!("{e}"),
+    }
+    // a model that registers no photos says so
+    std::fs::remove_file(dir.join("sparse/0/images.bin")).unwrap();
+    std::fs::write(dir.join("sparse/0/images.txt"), "# no images\n").unwrap();
+    let e = err(&LoadOptions::default());
+    assert!(e.contains("the COLMAP model registers no photos"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

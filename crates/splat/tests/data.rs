@@ -398,4 +398,5 @@ fn nerf_cameras_alone_are_those_the_full_load_gives() {
     assert_eq!(cams.train[1].name, "train/r_1");
     cams.train[1].name = full.train[1].name.clone();
     same_cameras(&full, &cams);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -90,7 +90,8 @@ pub fn dataset_cameras(
         background: background.map(|c| c as f32),
         ..Default::default()
     };
-    // the cameras only: no photo is decoded, and a missing one is no error
+    // the cameras only: no photo is decoded, and a missing one takes its
+    // camera's size (its split's in NeRF-synthetic)
     let ds = splat::data::load_cameras(data, &opts).map_err(CliError::data)?;
     Ok(state::cameras_json(&ds))
 }

@@ -189,12 +189,16 @@ fn slerp(a: [f64; 4], mut b: [f64; 4], t: f64) -> [f64; 4] {
 /// A camera part way along the path through `views` (in their order): `s`
 /// from 0 (the first) to `views.len() − 1` (the last); positions are
 /// interpolated linearly, rotations by slerp, intrinsics linearly. Every
-/// camera of a path has the first view's size, so that its frames make
-/// one video: each view's intrinsics are first fitted to that size (its
+/// camera of a path has one size, so that its frames make one video: the
+/// size most of the views have (of sizes as common, the first view's in
+/// path order). Each view's intrinsics are first fitted to that size (its
 /// focal lengths and `cx` scaled by the ratio of the widths, which keeps
 /// its horizontal field of view and its pixels square, and `cy` kept as
 /// the same fraction of the height). The result is a camera only, named
-/// after the view `⌊s⌋`.
+/// after the view it leaves (`⌊s⌋`, the last but one at the end).
+///
+/// # Panics
+/// When `views` is empty.
 pub fn along_path(views: &[View], s: f64) -> View {
     let last = views.len() - 1;
     let s = s.clamp(0.0, last as f64);
@@ -223,8 +227,8 @@ pub fn along_path(views: &[View], s: f64) -> View {
         m[row][3] = -dot(r[row], c);
     }
     m[3][3] = 1.0;
-    let (w0, h0) = (views[0].width, views[0].height);
-    // (a view of the first's size keeps its values exactly)
+    let (w0, h0) = path_size(views);
+    // (a view of that size keeps its values exactly)
     let fitted = |v: &View| {
         let k = w0 as f64 / v.width as f64;
         [
@@ -237,6 +241,27 @@ pub fn along_path(views: &[View], s: f64) -> View {
     let (ka, kb) = (fitted(a), fitted(b));
     let k: [f64; 4] = [0, 1, 2, 3].map(|j| ka[j] + t * (kb[j] - ka[j]));
     View::camera_only(a.name.clone(), (w0, h0), k, m)
+}
+
+/// The size of the cameras along a path through `views` (see
+/// [`along_path`]): the most common, the first of equals in `views`'
+/// order.
+fn path_size(views: &[View]) -> (u32, u32) {
+    let mut counts: Vec<((u32, u32), usize)> = Vec::new();
+    for v in views {
+        let size = (v.width, v.height);
+        match counts.iter_mut().find(|(s, _)| *s == size) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((size, 1)),
+        }
+    }
+    // (max_by_key keeps the last of equals: the first, reversed)
+    counts
+        .iter()
+        .rev()
+        .max_by_key(|(_, n)| *n)
+        .map(|(s, _)| *s)
+        .expect("a path through at least one view")
 }
 
 /// The order `render --path` flies through a capture's photos: by name,
@@ -466,10 +491,11 @@ mod tests {
 
     /// Cameras of other sizes (COLMAP's camera per photo, undistorted to
     /// sizes a few pixels apart, or a second camera of another resolution)
-    /// are fitted to the first's size: every frame has it, and a camera
-    /// twice the size with twice the focal length frames the same view.
+    /// are fitted to one size, the most common (the first view's of
+    /// equals): every frame has it, and a camera twice the size with twice
+    /// the focal length frames the same view.
     #[test]
-    fn every_camera_of_a_path_has_the_first_views_size() {
+    fn every_camera_of_a_path_has_one_size() {
         let mut views = [
             looking([2.0, 0.0, 0.0], [0.0; 3]),
             looking([0.0, 2.0, 0.0], [0.0; 3]),
@@ -510,5 +536,16 @@ mod tests {
         let k = 320.0 / 316.0;
         assert_eq!([c.fx, c.cx], [296.0 * k, 158.0 * k]);
         assert_eq!(c.cy, 118.0 * (240.0 / 236.0));
+        // an odd first photo does not decide: most views are 640×480
+        let mut more = views.to_vec();
+        more.push(View::camera_only(
+            "d".into(),
+            (640, 480),
+            [500.0, 500.0, 320.0, 240.0],
+            views[0].world_to_camera,
+        ));
+        let first = along_path(&more, 0.0);
+        assert_eq!((first.width, first.height), (640, 480));
+        assert_eq!([first.fx, first.cy], [600.0, 240.0]);
     }
 }

@@ -98,9 +98,16 @@ impl Tally {
         if self.missing.len() == self.total {
             let stem = Path::new(name).with_extension("png");
             let other = match other_format(masks_dir, name) {
+                Some(f) if f.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) => {
+                    format!(
+                        "; there is {}: name the masks' extension .png, in lower case",
+                        f.display()
+                    )
+                }
                 Some(f) => format!(
-                    "; there is {f}, but masks are read from PNG files only (a lossless \
-                     format: JPEG's artefacts would keep pixels meant to be ignored)"
+                    "; there is {}, but masks are read from PNG files only (a lossless \
+                     format: JPEG's artefacts would keep pixels meant to be ignored)",
+                    f.display()
                 ),
                 None => String::new(),
             };
@@ -143,8 +150,8 @@ impl Tally {
 
 /// A file of `masks_dir` named as photo `name`'s mask would be but for
 /// its extension (`IMG_1.jpg` or `IMG_1.jpg.jpg` for `IMG_1.jpg`): a user's
-/// masks saved in another format than PNG.
-fn other_format(masks_dir: &Path, name: &str) -> Option<String> {
+/// masks saved in another format than PNG, or as `.PNG`.
+fn other_format(masks_dir: &Path, name: &str) -> Option<PathBuf> {
     let name = Path::new(name);
     let (file, stem) = (name.file_name()?, name.file_stem()?);
     let dir = masks_dir.join(name.parent().unwrap_or(Path::new("")));
@@ -157,7 +164,6 @@ fn other_format(masks_dir: &Path, name: &str) -> Option<String> {
             let s = p.file_stem();
             s == Some(file) || s == Some(stem)
         })
-        .map(|p| p.display().to_string())
 }
 
 /// The note [`super::Dataset::notes`] holds when `masks_dir` has no mask

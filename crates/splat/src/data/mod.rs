@@ -68,29 +68,35 @@ impl DataError {
         }
         DataError::io(path, "image file not found")
     }
-    /// Photos the dataset names that are not files (`paths`, at least
-    /// one): [`DataError::missing_photo`] of the first, with how many more
-    /// are missing and which, so that a user fixes them all at once.
-    pub(crate) fn missing_photos(paths: &[PathBuf]) -> Self {
-        let e = DataError::missing_photo(&paths[0]);
-        let names: Vec<String> = paths[1..]
+    /// Photos the dataset names that are not files (their paths and their
+    /// names in the dataset, at least one): [`DataError::missing_photo`]
+    /// of the first, with how many more are missing and which (up to
+    /// [`MISSING_LISTED`] of them), so that a user fixes them at once.
+    pub(crate) fn missing_photos(missing: &[(PathBuf, String)]) -> Self {
+        let first = &missing[0].0;
+        let rest = &missing[1..];
+        let mut list: Vec<&str> = rest
             .iter()
-            .map(|p| {
-                p.file_name()
-                    .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
-            })
+            .take(MISSING_LISTED)
+            .map(|m| m.1.as_str())
             .collect();
-        match (e, masks::name_list(&names)) {
-            (DataError::Io { path, message }, Some((list, _))) if path == paths[0] => {
+        let more = rest.len().saturating_sub(MISSING_LISTED);
+        let tail = format!("and {more} more");
+        if more > 0 {
+            list.push(&tail);
+        }
+        match DataError::missing_photo(first) {
+            DataError::Io { path, message } if !rest.is_empty() && path == *first => {
                 DataError::Io {
                     path,
                     message: format!(
-                        "{message}, nor {} more of the dataset's photos ({list})",
-                        names.len()
+                        "{message}, nor {} more of the dataset's photos: {}",
+                        rest.len(),
+                        list.join(", ")
                     ),
                 }
             }
-            (e, _) => e,
+            e => e,
         }
     }
     pub(crate) fn invalid(
@@ -105,6 +111,9 @@ impl DataError {
         }
     }
 }
+
+/// How many more missing photos [`DataError::missing_photos`] names.
+pub const MISSING_LISTED: usize = 20;
 
 /// A 4×4 matrix, row-major: `m[row][col]`.
 pub type Mat4 = [[f64; 4]; 4];
@@ -582,7 +591,9 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
 /// sizes and intrinsics), without decoding a photo: every view's `image`
 /// is empty and none has a mask. Each photo's size is read from its
 /// file's header; one that is missing or unreadable takes its camera's
-/// size (COLMAP) or its split's (NeRF-synthetic). What a fly-through
+/// size (COLMAP) or its split's (NeRF-synthetic, where such a view's name
+/// lacks the `.png` that `load` would have found appended). The
+/// COLMAP model's points are not read. What a fly-through
 /// (`render --path`) and the viewer need of a capture, read in
 /// milliseconds where [`load`] decodes and undistorts every photo.
 pub fn load_cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
@@ -593,8 +604,11 @@ pub fn load_cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError
             "downscale factor must be at least 1",
         ));
     }
-    if !dir.is_dir() {
+    if !dir.exists() {
         return Err(DataError::io(dir, "no such folder"));
+    }
+    if !dir.is_dir() {
+        return Err(DataError::io(dir, "not a directory"));
     }
     match detect(dir) {
         Some("nerf-synthetic") => nerf::cameras(dir, opts),
@@ -614,6 +628,19 @@ fn unrecognised(dir: &Path) -> DataError {
                 .into()
         }),
     )
+}
+
+/// A photo's size from its file's header (the format found from its
+/// content, as [`decode_image`] finds it), `None` when it cannot be read
+/// or is zero.
+pub(crate) fn photo_size(path: &Path) -> Option<(u32, u32)> {
+    image::ImageReader::open(path)
+        .ok()?
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
+        .filter(|&(w, h)| w > 0 && h > 0)
 }
 
 /// A camera without pixels narrowed to `max_width` as [`hold_photo`]
@@ -696,8 +723,8 @@ impl Narrowed {
         let (list, _) = masks::name_list(&self.names)?;
         let k = self.names.len();
         Some(format!(
-            "{} of the {total} photos {} wider than {} pixels and {} scaled down to that width, \
-             as the original 3DGS does ({list}; the first from {})",
+            "{} of the {total} photos {} wider than {} pixels, the width limit, and {} scaled \
+             down to it ({list}; the first from {})",
             k,
             if k == 1 { "is" } else { "are" },
             self.max,

@@ -149,11 +149,14 @@ fn load_split(
     }
     let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
     let t = parse_transforms(&text, &path, dir)?;
-    let missing: Vec<PathBuf> = t
+    let missing: Vec<(PathBuf, String)> = t
         .frames
         .iter()
-        .map(|f| f.image_path.clone())
-        .filter(|p| !p.is_file())
+        .filter(|f| !f.image_path.is_file())
+        .map(|f| {
+            let name = f.image_path.strip_prefix(dir).unwrap_or(&f.image_path);
+            (f.image_path.clone(), name.display().to_string())
+        })
         .collect();
     if !missing.is_empty() {
         return Err(DataError::missing_photos(&missing));
@@ -173,7 +176,7 @@ fn load_split(
     // split of large photos is never held at full size all at once
     let largest = jobs
         .iter()
-        .filter_map(|j| image::image_dimensions(&j.path).ok())
+        .filter_map(|j| super::photo_size(&j.path))
         .map(|(w, h)| w as u64 * h as u64)
         .max()
         .unwrap_or(1);
@@ -251,7 +254,9 @@ fn frame_view(
 /// The cameras of a NeRF-synthetic folder as [`load`] gives them, without
 /// decoding a photo: each photo's size is read from its file's header; a
 /// photo that is missing or unreadable takes its split's size (every photo
-/// of a split has one). No masks.
+/// of a split has one), and its name is the file name the transforms give
+/// (without the `.png` that [`load`] finds appended to a name without
+/// one). No masks.
 pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let mut files = Vec::new();
     let mut split = |name: &str| -> Result<Option<Vec<View>>, DataError> {
@@ -264,10 +269,15 @@ pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         let sizes: Vec<Option<(u32, u32)>> = t
             .frames
             .iter()
-            .map(|f| image::image_dimensions(&f.image_path).ok())
+            .map(|f| super::photo_size(&f.image_path))
             .collect();
         let Some(size) = sizes.iter().flatten().next().copied() else {
             return match t.frames.first() {
+                Some(f) if f.image_path.is_file() => Err(DataError::invalid(
+                    &f.image_path,
+                    "image",
+                    "its size cannot be read (nor any other photo's of the split)",
+                )),
                 Some(f) => Err(DataError::missing_photo(&f.image_path)),
                 None => Ok(Some(Vec::new())),
             };

@@ -66,6 +66,12 @@ fn text(path: &Path) -> Result<String, DataError> {
 /// Reads the reconstruction in `sparse` (a `sparse/0`-style folder),
 /// preferring `.bin` files and falling back to `.txt` file by file.
 pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
+    read_model(sparse, true)
+}
+
+/// [`read_reconstruction`], without the points when `points` is false
+/// (what the cameras alone need: a large model's points take seconds).
+fn read_model(sparse: &Path, with_points: bool) -> Result<Reconstruction, DataError> {
     let pick = |stem: &str| -> Result<(PathBuf, bool), DataError> {
         let bin = sparse.join(format!("{stem}.bin"));
         let txt = sparse.join(format!("{stem}.txt"));
@@ -90,6 +96,7 @@ pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
         images_txt(&ip, &text(&ip)?)?
     };
     let points = match pick("points3D") {
+        _ if !with_points => Vec::new(),
         Ok((pp, true)) => points_bin(&pp, &read_file(&pp)?)?,
         Ok((pp, false)) => points_txt(&pp, &text(&pp)?)?,
         Err(_) => Vec::new(),
@@ -131,15 +138,16 @@ struct Layout {
 
 impl Layout {
     /// Finds the model and the photo folders of `dir` (a dataset, or one
-    /// model folder of one), and reads the model.
-    fn of(dir: &Path, opts: &LoadOptions) -> Result<Layout, DataError> {
+    /// model folder of one), and reads the model (its points when
+    /// `with_points`).
+    fn of(dir: &Path, opts: &LoadOptions, with_points: bool) -> Result<Layout, DataError> {
         // a model named by its own folder ([`dataset_of_model`]) poses the
         // photos of the dataset around it
         let (dir, sparse) = match dataset_of_model(dir) {
             Some(root) => (root, dir.to_path_buf()),
             None => (dir.to_path_buf(), model_folder(dir)),
         };
-        let rec = read_reconstruction(&sparse)?;
+        let rec = read_model(&sparse, with_points)?;
         let images_file = ["images.bin", "images.txt"]
             .map(|f| sparse.join(f))
             .into_iter()
@@ -186,11 +194,11 @@ impl Layout {
     }
 }
 
-/// The view of image `im` whose photo is `w × h` pixels: its camera scaled
-/// to the photo, undistorted into `pinhole` (for a distorting model: the
-/// one its [`Remap`] maps to) then downscaled `downscale` times as
-/// [`super::downscale_box`] does. Returns the view without pixels, with
-/// the size and intrinsics of the pinhole before the downscaling.
+/// The view of image `im` (without pixels) whose photo, undistorted, is
+/// the pinhole `pinhole` (size and `[fx, fy, cx, cy]`: for a distorting
+/// model the one its [`Remap`] maps to, else the camera's own, scaled to
+/// the photo) downscaled `downscale` times as [`super::downscale_box`]
+/// does: the size and intrinsics after the downscaling.
 fn view_of(
     layout: &Layout,
     im: &Image,
@@ -228,10 +236,11 @@ fn camera_at(layout: &Layout, im: &Image, (w, h): (u32, u32)) -> Intrinsics {
 /// The cameras of a COLMAP dataset as [`load`] gives them (the same
 /// views, sizes, intrinsics and split), without decoding a photo: each
 /// photo's size is read from its file's header, or is its camera's (÷ N
-/// in `images_N`) when the file is missing or unreadable; no masks. What
-/// `render --path` and the viewer need of a capture.
+/// in `images_N`) when the file is missing or unreadable; no masks, and
+/// the model's points are not read. What `render --path` and the viewer
+/// need of a capture.
 pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let layout = Layout::of(dir, opts)?;
+    let layout = Layout::of(dir, opts, false)?;
     let n = opts.downscale;
     let mut pinholes: HashMap<(i32, u32, u32), crate::cameras::undistort::Pinhole> = HashMap::new();
     let (mut train, mut test, mut files) = (Vec::new(), Vec::new(), Vec::new());
@@ -255,7 +264,7 @@ pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             full
         };
         let f = if scaled { n as u64 } else { 1 };
-        let size = image::image_dimensions(&path).unwrap_or((
+        let size = super::photo_size(&path).unwrap_or((
             cam.width.div_ceil(f).max(1) as u32,
             cam.height.div_ceil(f).max(1) as u32,
         ));
@@ -308,7 +317,7 @@ pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
 /// [`View::mask`] together with the pixels undistortion left without a
 /// source.
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let mut layout = Layout::of(dir, opts)?;
+    let mut layout = Layout::of(dir, opts, true)?;
     let Layout {
         dir,
         images,
@@ -337,22 +346,35 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         let mut path = img_dir.join(&im.name);
         if pre.is_some() && !path.is_file() {
             let full = full_dir.join(&im.name);
-            if !full.is_file() {
-                return Err(DataError::io(
-                    &path,
-                    format!("image file not found (nor {})", full.display()),
-                ));
+            if full.is_file() {
+                path = full;
+                full_size[k] = true;
             }
-            path = full;
-            full_size[k] = true;
         }
         if !path.is_file() {
-            missing.push(path.clone());
+            missing.push((path.clone(), im.name.clone()));
         }
         jobs.push(ImageJob { path, expect: None });
     }
     if !missing.is_empty() {
-        return Err(DataError::missing_photos(&missing));
+        return Err(match DataError::missing_photos(&missing) {
+            // (with `images_N`, a photo is missing from both folders: the
+            // first's full-size path named too)
+            DataError::Io { path, message } if pre.is_some() && path == missing[0].0 => {
+                DataError::Io {
+                    path,
+                    message: format!(
+                        "{message} (nor {}{})",
+                        full_dir.join(&missing[0].1).display(),
+                        match missing.len() {
+                            1 => String::new(),
+                            _ => format!(", nor the others in {}", full_dir.display()),
+                        }
+                    ),
+                }
+            }
+            e => e,
+        });
     }
     // an `images_N` that has none of the photos is not that capture's
     // (another naming, or another capture): an error, not a silent
@@ -437,7 +459,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     });
     let photos = jobs
         .iter()
-        .filter_map(|j| image::image_dimensions(&j.path).ok())
+        .filter_map(|j| super::photo_size(&j.path))
         .map(|(w, h)| w as u64 * h as u64);
     let largest = cameras.chain(photos).max().unwrap_or(1);
     let few = super::decode_batch(largest, crate::machine::memory());
