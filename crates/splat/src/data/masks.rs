@@ -266,14 +266,9 @@ pub fn load(
 
 /// A mask file's size from its header, its format guessed from its bytes
 /// as [`load`] reads it (a `.png` holding another format included);
-/// `None` when it cannot be read.
+/// `None` when it cannot be read or is zero.
 pub fn dimensions(path: &Path) -> Option<(u32, u32)> {
-    image::ImageReader::open(path)
-        .ok()?
-        .with_guessed_format()
-        .ok()?
-        .into_dimensions()
-        .ok()
+    super::photo_size(path)
 }
 
 /// The mask an alpha channel implies: pixels with no coverage at all are

@@ -543,19 +543,7 @@ fn file_names_of(names: &[&str]) -> Vec<String> {
 /// COLMAP model of a dataset named by its folder (`DATA/sparse/1`: see
 /// [`colmap::dataset_of_model`]).
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    if opts.downscale == 0 {
-        return Err(DataError::invalid(
-            dir,
-            "resolution",
-            "downscale factor must be at least 1",
-        ));
-    }
-    if !dir.exists() {
-        return Err(DataError::io(dir, "no such folder"));
-    }
-    if !dir.is_dir() {
-        return Err(DataError::io(dir, "not a directory"));
-    }
+    check_folder(dir, opts)?;
     let ds = match detect(dir) {
         Some("nerf-synthetic") => nerf::load(dir, opts)?,
         Some(_) => colmap::load(dir, opts)?,
@@ -597,6 +585,16 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
 /// (`render --path`) and the viewer need of a capture, read in
 /// milliseconds where [`load`] decodes and undistorts every photo.
 pub fn load_cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    check_folder(dir, opts)?;
+    match detect(dir) {
+        Some("nerf-synthetic") => nerf::cameras(dir, opts),
+        Some(_) => colmap::cameras(dir, opts),
+        None => Err(unrecognised(dir)),
+    }
+}
+
+/// What [`load`] and [`load_cameras`] refuse before looking inside `dir`.
+fn check_folder(dir: &Path, opts: &LoadOptions) -> Result<(), DataError> {
     if opts.downscale == 0 {
         return Err(DataError::invalid(
             dir,
@@ -610,11 +608,7 @@ pub fn load_cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError
     if !dir.is_dir() {
         return Err(DataError::io(dir, "not a directory"));
     }
-    match detect(dir) {
-        Some("nerf-synthetic") => nerf::cameras(dir, opts),
-        Some(_) => colmap::cameras(dir, opts),
-        None => Err(unrecognised(dir)),
-    }
+    Ok(())
 }
 
 /// The error for a folder that is no dataset [`detect`] knows.
