@@ -112,7 +112,8 @@ impl DataError {
     }
 }
 
-/// How many more missing photos [`DataError::missing_photos`] names.
+/// How many missing photos beyond the first a loader's error names (a
+/// dataset's missing photos are listed in one error, up to this many).
 pub const MISSING_LISTED: usize = 20;
 
 /// A 4×4 matrix, row-major: `m[row][col]`.
