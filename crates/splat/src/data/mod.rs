@@ -580,9 +580,8 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
 /// sizes and intrinsics), without decoding a photo: every view's `image`
 /// is empty and none has a mask. Each photo's size is read from its
 /// file's header; one that is missing or unreadable takes its camera's
-/// size (COLMAP) or its split's (NeRF-synthetic, where such a view's name
-/// lacks the `.png` that `load` would have found appended). The
-/// COLMAP model's points are not read. What a fly-through
+/// size (COLMAP) or its split's (NeRF-synthetic). The COLMAP model's
+/// points are not read. What a fly-through
 /// (`render --path`) and the viewer need of a capture, read in
 /// milliseconds where [`load`] decodes and undistorts every photo.
 pub fn load_cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {

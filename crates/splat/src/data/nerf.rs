@@ -254,9 +254,8 @@ fn frame_view(
 /// The cameras of a NeRF-synthetic folder as [`load`] gives them, without
 /// decoding a photo: each photo's size is read from its file's header; a
 /// photo that is missing or unreadable takes its split's size (every photo
-/// of a split has one), and its name is the file name the transforms give
-/// (without the `.png` that [`load`] finds appended to a name without
-/// one). No masks.
+/// of a split has one), and a name without an extension gets `.png`
+/// appended, as [`load`] finds the photo. No masks.
 pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let mut files = Vec::new();
     let mut split = |name: &str| -> Result<Option<Vec<View>>, DataError> {
@@ -290,6 +289,11 @@ pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             }
             let wh = super::loaded_size(fw, fh, opts.downscale, None);
             let mut view = frame_view(dir, &t, f, wh, opts.background);
+            // a missing photo named without an extension is named as the
+            // PNG that [`resolve_image`] would have found
+            if !f.image_path.is_file() && f.image_path.extension().is_none() {
+                view.name.push_str(".png");
+            }
             super::narrow_camera(&mut view, opts.max_width);
             views.push(view);
         }
