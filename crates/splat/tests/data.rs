@@ -388,6 +388,12 @@ fn nerf_cameras_alone_are_those_the_full_load_gives() {
         let full = load(&dir, &opts).unwrap();
         same_cameras(&full, &load_cameras(&dir, &opts).unwrap());
         assert_eq!(load_cameras(&dir, &opts).unwrap().read_from, full.read_from);
+        // the photos narrowed to the width limit are said (5 + 3 of 24 px)
+        let said = full
+            .notes
+            .iter()
+            .any(|n| n.starts_with("8 of the 8 photos are wider than 10 pixels, the width limit"));
+        assert_eq!(said, opts.max_width.is_some(), "{:?}", full.notes);
     }
     let full = load(&dir, &LoadOptions::default()).unwrap();
     std::fs::remove_file(dir.join("train/r_1.png")).unwrap();

@@ -219,7 +219,6 @@ fn load_split(
         let before =
             super::hold_photo(&mut view, rgb, alpha, masks::simplify(mask), opts.max_width);
         tallies.narrowed.add(&view, before);
-        tallies.photos += 1;
         views.push(view);
     }
     Ok(Some(views))
@@ -322,8 +321,7 @@ struct Tallies {
     counted: std::collections::HashSet<PathBuf>,
     /// Every photo and mask file read.
     files: Vec<PathBuf>,
-    /// The photos read, and those narrowed to the width limit.
-    photos: usize,
+    /// The photos narrowed to the width limit.
     narrowed: super::Narrowed,
 }
 
@@ -386,7 +384,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     for (masks_dir, tally) in &tallies.folders {
         notes.extend(tally.verdict(masks_dir)?);
     }
-    notes.extend(tallies.narrowed.note(tallies.photos));
+    notes.extend(tallies.narrowed.note(train.len() + test.len()));
     Ok(Dataset {
         train,
         test,
