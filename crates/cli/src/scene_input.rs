@@ -56,6 +56,19 @@ pub fn folder_scene(dir: &Path) -> CliResult<PathBuf> {
             )
         });
     }
+    // a train folder whose run stopped before its end: its checkpoints
+    if let Some(scene) = latest_checkpoint_scene(dir) {
+        return Err(CliError::file(
+            dir,
+            format!(
+                "an unfinished `chainrule train` run (it writes point_cloud.ply at its end): \
+                 continue it with `chainrule train DATA --out {} --resume`, or open its latest \
+                 checkpoint's scene, {}",
+                dir.display(),
+                scene.display()
+            ),
+        ));
+    }
     Err(CliError::file(
         dir,
         "a folder must be a `chainrule train` output (no point_cloud.ply in it), a site \
@@ -63,6 +76,18 @@ pub fn folder_scene(dir: &Path) -> CliResult<PathBuf> {
          SOG's meta.json in it) or an original 3DGS model folder (no cameras.json and point_cloud/ \
          in it)",
     ))
+}
+
+/// The scene of the latest checkpoint of a `train` run in `dir` (as its
+/// `checkpoints/latest.json` names it), when there is one.
+fn latest_checkpoint_scene(dir: &Path) -> Option<PathBuf> {
+    let ckpts = dir.join("checkpoints");
+    let text = std::fs::read(ckpts.join("latest.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let scene = ckpts
+        .join(v.get("checkpoint")?.as_str()?)
+        .join("point_cloud.ply");
+    scene.is_file().then_some(scene)
 }
 
 /// What `render` and `view` read from a site's `info.json`.
@@ -236,6 +261,21 @@ pub fn scene_folder(scene: &Path) -> &Path {
             _ => Path::new("."),
         }
     }
+}
+
+/// The background of a scene that has no training settings, when none is
+/// given: the page's of a site (its `info.json`), else the dataset kind's
+/// ([`splat::data::default_background`]: white for NeRF-synthetic, black
+/// for COLMAP data and for no dataset). `render` and `view` share it, so a
+/// bare file draws alike in both and in a site `view --export` makes of it.
+pub fn unsaved_background(scene: &Path, dataset: Option<&Path>) -> [f64; 3] {
+    site_info(scene_folder(scene))
+        .ok()
+        .flatten()
+        .and_then(|s| s.background)
+        .unwrap_or_else(|| {
+            splat::data::default_background(dataset.and_then(splat::data::detect)).map(f64::from)
+        })
 }
 
 /// Converts a reader's error to the CLI's (path and message kept).

@@ -103,6 +103,12 @@ pub struct TrainArgs {
     /// checkpoint's, so give the run's --lr-* flags again).
     #[arg(long)]
     pub resume: bool,
+    /// Train afresh into an OUT that holds an earlier run (its
+    /// point_cloud.ply or checkpoints), replacing it. Without this flag or
+    /// --resume, such an OUT is refused, so a finished run is never lost to
+    /// a command run twice.
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Cap on the number of Gaussians [default: one per 27 training pixels,
     /// at least 10,000 (e.g. 147,911 for 52 training photos of 320×240),
     /// and at most what half of the machine's memory (or its container's
@@ -373,6 +379,10 @@ pub struct TrainReport {
     /// also take no part in the loss or in densification's statistics). A
     /// mask file that keeps every pixel changes nothing and is not counted.
     pub masked_views: usize,
+    /// Whether `--exposure` learned a colour transform per training photo
+    /// (then the held-out photos are scored twice: `psnr` with the
+    /// identity, `psnr_half_fit` by the original 3DGS's protocol).
+    pub exposure: bool,
     /// With `--exposure`: mean PSNR of the same views by the original's
     /// protocol (colour transform fitted by least squares on the left half
     /// of each photo, PSNR over the right half).
@@ -499,6 +509,10 @@ fn check_values(a: &TrainArgs) -> CliResult<()> {
 
 fn run_on_worker(a: TrainArgs) -> CliResult {
     check_values(&a)?;
+    // (a dataset that is not there is named first, by the loader)
+    if !a.resume && !a.overwrite && a.data.is_dir() {
+        refuse_earlier_run(&a.out)?;
+    }
     let background = match &a.background {
         Some(b) => parse_background(b)?,
         None => data::default_background(data::detect(&a.data)).map(f64::from),
@@ -632,10 +646,29 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         None
     };
     let iters = run_iters(&a, colmap, recorded);
+    // a resume with nothing left to train writes the outputs again from
+    // the checkpoint: they, the report and the record are of the run that
+    // trained it, so its settings are those of its own length (recorded,
+    // else the checkpoint's iterations), not of a shorter --iters
+    let trained_length = a
+        .resume
+        .then(|| checkpoint_iteration(&ckpt_dir))
+        .flatten()
+        .filter(|&done| done >= iters)
+        .map(|done| resumed_length(&ckpt_dir).map_or(done, |r| r.max(done)));
     // the length the record keeps: unknown when a resumed run without one
     // fell back to the default (so that the next --resume says so again)
-    let known_length = (!a.resume || a.iters.is_some() || recorded.is_some()).then_some(iters);
-    let defaults = data_defaults(budget, background, iters, absgrad, colmap);
+    let known_length = match trained_length {
+        Some(n) => Some(n),
+        None => (!a.resume || a.iters.is_some() || recorded.is_some()).then_some(iters),
+    };
+    let defaults = data_defaults(
+        budget,
+        background,
+        trained_length.unwrap_or(iters),
+        absgrad,
+        colmap,
+    );
     let cfg = train_config(&a, defaults)?;
     let mut t = if a.resume {
         warn_resume_elsewhere(&a);
@@ -840,7 +873,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             eval_split,
             eval_views: ev.len(),
             scored_views: ev.iter().filter(|e| !e.psnr.is_nan()).count(),
-            masked_views: ev.iter().filter(|e| e.masked).count(),
+            masked_views: ev.iter().filter(|e| e.masked && !e.psnr.is_nan()).count(),
+            exposure: t.config().exposure,
             psnr_half_fit: t
                 .config()
                 .exposure
@@ -889,6 +923,13 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             "trained {} Gaussians for {ran}: {} views{unscored} PSNR {:.2} dB, SSIM {:.4}",
             report.gaussians, eval_split, report.psnr, report.ssim
         );
+        if let (Some(p), Some(s)) = (report.psnr_half_fit, report.ssim_half_fit) {
+            println!(
+                "  (with --exposure those scores take each photo as it is, with the identity \
+                 colour transform; fitted on each photo's left half and scored on its right, \
+                 the original 3DGS's protocol: PSNR {p:.2} dB, SSIM {s:.4})"
+            );
+        }
         let exported = a.export.map_or(String::new(), |f| {
             let ext = splat::formats::SceneFormat::from(f).extension();
             format!(" ({})", point_cloud.with_extension(ext).display())
@@ -966,6 +1007,37 @@ fn run_iters(a: &TrainArgs, colmap: bool, recorded: Option<u32>) -> u32 {
 /// unreadable or older than the record.
 pub(crate) fn resumed_length(ckpt_dir: &std::path::Path) -> Option<u32> {
     RunRecord::of_checkpoints(ckpt_dir)?.iters
+}
+
+/// An error when `out` holds an earlier run (its model or its
+/// checkpoints), saying how far it got and the two ways on: `--resume`
+/// or `--overwrite`.
+fn refuse_earlier_run(out: &std::path::Path) -> CliResult<()> {
+    let ckpt_dir = checkpoint_dir(out);
+    let model = out.join("point_cloud.ply");
+    let what = match checkpoint_iteration(&ckpt_dir) {
+        Some(n) if model.is_file() => format!("a trained model and checkpoints to iteration {n}"),
+        Some(n) => format!("checkpoints to iteration {n} (an interrupted run)"),
+        None if model.is_file() => "a trained model (point_cloud.ply)".to_string(),
+        None if ckpt_dir.join("latest.json").exists() => "checkpoints".to_string(),
+        None => return Ok(()),
+    };
+    Err(CliError::file(
+        out,
+        format!(
+            "--out: the folder holds an earlier run ({what}); continue it with --resume \
+             (and --iters N to train further), replace it with --overwrite, or choose \
+             another folder"
+        ),
+    ))
+}
+
+/// The iteration of the checkpoint in `ckpt_dir` (its `latest.json`);
+/// `None` when unreadable (resuming then names what is wrong).
+fn checkpoint_iteration(ckpt_dir: &std::path::Path) -> Option<u32> {
+    let text = std::fs::read(ckpt_dir.join("latest.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    u32::try_from(v.get("iteration")?.as_u64()?).ok()
 }
 
 /// The Gaussian budget (`--max-gaussians`, given or defaulted) of the run

@@ -99,10 +99,27 @@ fn read_json(file: &std::path::Path) -> serde_json::Value {
 fn resume_without_iters_keeps_the_runs_length() {
     let (_d, data, out) = synth_run("resume-length");
     let with = |extra: &[&str]| small_train(&data, &out, extra);
-    json(&with(&["--iters", "20"]));
+    let first = json(&with(&["--iters", "20"]));
     let record_file = out.join("checkpoints/run.json");
     let record = || read_json(&record_file);
     assert_eq!(record()["iters"], 20);
+    // resumed with a shorter --iters: nothing is trained, and the outputs
+    // written again report the settings the run trained with, not those
+    // of a 10-iteration run, nor record 10 as its length
+    let again = json(&with(&["--resume", "--iters", "10"]));
+    for k in [
+        "lr_mean",
+        "lr_mean_final",
+        "lr_sh",
+        "lr_scale",
+        "opacity_reg",
+    ] {
+        assert_eq!(again[k], first[k], "{k}");
+    }
+    assert_eq!(
+        (again["iterations"].clone(), record()["iters"].clone()),
+        (20.into(), 20.into())
+    );
     // a run of 20 resumed without --iters is done: nothing is trained
     let o = with(&["--resume"]);
     assert!(
@@ -332,7 +349,13 @@ fn position_rate_flags_are_used_and_recorded() {
     let latest = latest_json(&out);
     assert_eq!(latest["lr_mean"], 1.6e-4);
     assert_eq!(latest["lr_mean_final"], 1.6e-6);
-    let flags = ["--lr-mean", "2e-4", "--lr-mean-final", "1e-5"];
+    let flags = [
+        "--lr-mean",
+        "2e-4",
+        "--lr-mean-final",
+        "1e-5",
+        "--overwrite",
+    ];
     let v = json(&run(&[&common[..], &flags].concat()));
     assert_eq!(v["lr_mean"], 2e-4);
     assert_eq!(v["lr_mean_final"], 1e-5);
@@ -613,4 +636,87 @@ fn a_scene_error_and_a_checkpoint_error_are_both_reported() {
     let e = v["error"].as_str().unwrap();
     assert!(e.contains("ckpt-00000005") && !e.contains("; and"), "{e}");
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A run into a folder that holds an earlier run is refused (the model
+/// and checkpoints stay as they were) unless `--resume` continues it or
+/// `--overwrite` replaces it.
+#[test]
+fn an_earlier_run_is_never_replaced_unasked() {
+    let (d, data, out) = synth_run("earlier-run");
+    let with = |extra: &[&str]| small_train(&data, &out, extra);
+    json(&with(&["--iters", "6"]));
+    let model = std::fs::read(out.join("point_cloud.ply")).unwrap();
+    let o = with(&["--iters", "3"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let msg = e["error"].as_str().unwrap();
+    assert!(
+        msg.contains("iteration 6") && msg.contains("--resume") && msg.contains("--overwrite"),
+        "{e}"
+    );
+    assert_eq!(e["path"].as_str(), out.to_str());
+    assert_eq!(std::fs::read(out.join("point_cloud.ply")).unwrap(), model);
+    assert_eq!(latest_json(&out)["iteration"], 6);
+    // an interrupted run (checkpoints, no model yet) is refused too
+    std::fs::remove_file(out.join("point_cloud.ply")).unwrap();
+    let o = with(&["--iters", "3"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("interrupted"));
+    // and render says how to go on from it
+    let orbit = d.join("orbit");
+    let (os, rs) = (out.to_str().unwrap(), orbit.to_str().unwrap());
+    let o = run(&["render", os, "--orbit", "1", "--out", rs]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("--resume") && e.contains("ckpt-00000006"), "{e}");
+    // --overwrite trains afresh
+    let v = json(&with(&["--iters", "3", "--overwrite"]));
+    assert_eq!(
+        (v["iterations"].clone(), v["resumed_from"].clone()),
+        (3.into(), 0.into())
+    );
+    assert_eq!(latest_json(&out)["iteration"], 3);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// `--exposure`'s report says so and scores the held-out photos both ways
+/// (the identity, and the original 3DGS's half-fit protocol), in JSON and
+/// in the text summary; a run without it says neither.
+#[test]
+fn the_report_says_how_exposure_runs_are_scored() {
+    let (d, data, out) = synth_run("exposure-report");
+    let v = json(&small_train(&data, &out, &["--iters", "3", "--exposure"]));
+    assert_eq!(v["exposure"], true);
+    assert!(v["psnr"].as_f64().unwrap().is_finite(), "{v}");
+    assert!(v["psnr_half_fit"].as_f64().unwrap().is_finite(), "{v}");
+    let metrics = read_json(&out.join("metrics.json"));
+    assert_eq!(metrics["exposure"], true);
+    let (ds, os) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let o = run(&[
+        "train",
+        ds,
+        "--out",
+        os,
+        "--iters",
+        "3",
+        "--init-points",
+        "100",
+        "--sh-degree",
+        "0",
+        "--exposure",
+        "--overwrite",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        text.contains("identity") && text.contains("protocol: PSNR"),
+        "{text}"
+    );
+    let v = json(&small_train(&data, &out, &["--iters", "3", "--overwrite"]));
+    assert_eq!(
+        (v["exposure"].clone(), v["psnr_half_fit"].clone()),
+        (false.into(), serde_json::Value::Null)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
 }
