@@ -42,6 +42,18 @@ impl From<ExportFormat> for SceneFormat {
     }
 }
 
+impl From<SceneFormat> for ExportFormat {
+    fn from(f: SceneFormat) -> Self {
+        match f {
+            SceneFormat::Ply => ExportFormat::Ply,
+            SceneFormat::Splat => ExportFormat::Splat,
+            SceneFormat::Spz => ExportFormat::Spz,
+            SceneFormat::CompressedPly => ExportFormat::CompressedPly,
+            SceneFormat::Sog => ExportFormat::Sog,
+        }
+    }
+}
+
 /// Arguments of `chainrule export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {

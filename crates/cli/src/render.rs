@@ -64,10 +64,12 @@ pub struct RenderArgs {
     /// path.json (as --orbit's files in orbit.json).
     #[arg(long, conflicts_with = "orbit")]
     pub path: Option<usize>,
-    /// 3D scenes: image size WxH of --orbit views (--path and --data
-    /// render at the dataset cameras' own size).
-    #[arg(long, default_value = "512x512")]
-    pub size: String,
+    /// 3D scenes: image size WxH of --orbit views [default: 512x512], or
+    /// of --path frames [default: the size most of the dataset's cameras
+    /// have; another size keeps their horizontal field of view]. --data
+    /// renders each photo at its own size, to score it.
+    #[arg(long)]
+    pub size: Option<String>,
     /// 3D scenes: the up vector of the orbit: x, -x, y, -y, z, -z or
     /// X,Y,Z [default: the training cameras' mean up from settings.json,
     /// else z].
@@ -83,9 +85,10 @@ pub struct RenderArgs {
     /// median distance from the centre, else one that frames the scene].
     #[arg(long)]
     pub radius: Option<f64>,
-    /// 3D scenes: horizontal field of view in degrees.
-    #[arg(long, default_value_t = 50.0)]
-    pub fov: f64,
+    /// 3D scenes: horizontal field of view of --orbit views, in degrees
+    /// [default: 50].
+    #[arg(long)]
+    pub fov: Option<f64>,
     /// 3D scenes: camera elevation above the orbit plane, degrees
     /// [default: the training cameras' mean elevation, else 20].
     #[arg(long, allow_hyphen_values = true)]
@@ -194,24 +197,10 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
         .data
         .clone()
         .or_else(|| saved.as_ref().and_then(|s| s.dataset.clone()));
-    // a site exported from a scene without training settings still
-    // names its page's background in info.json
-    let site_background = || {
-        crate::scene_input::site_info(crate::scene_input::scene_folder(&a.file))
-            .ok()
-            .flatten()
-            .and_then(|s| s.background)
-    };
     let background = match (&a.background, &saved) {
         (Some(b), _) => crate::fit::parse_background(b)?,
         (None, Some(s)) => s.background,
-        (None, None) => match site_background() {
-            Some(b) => b,
-            None => {
-                splat::data::default_background(dataset.as_deref().and_then(splat::data::detect))
-                    .map(f64::from)
-            }
-        },
+        (None, None) => crate::scene_input::unsaved_background(&a.file, dataset.as_deref()),
     };
     // --data given for scores or a flight: which model it loads
     if let Some(data) = a.data.as_deref() {
@@ -227,6 +216,27 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
         if let Some((flag, _)) = photo_flags.iter().find(|f| f.1) {
             return Err(CliError::usage(format!(
                 "{flag} applies to renders of a dataset's photos: it needs --data DATASET"
+            )));
+        }
+    }
+    if a.orbit.is_none() {
+        // an orbit's camera: --path and --data fly or score the dataset's
+        let orbit_flags = [
+            ("--fov", a.fov.is_some()),
+            ("--elevation", a.elevation.is_some()),
+            ("--radius", a.radius.is_some()),
+            ("--center", a.center.is_some()),
+            ("--up", a.up.is_some()),
+            ("--size", a.size.is_some() && a.path.is_none()),
+        ];
+        if let Some((flag, _)) = orbit_flags.iter().find(|f| f.1) {
+            let with = if a.path.is_some() {
+                "--path flies the dataset's cameras (--size sets its frames' size)"
+            } else {
+                "--data renders each photo's camera at the photo's size, to score it"
+            };
+            return Err(CliError::usage(format!(
+                "{flag} sets the camera of --orbit N views; {with}"
             )));
         }
     }
@@ -253,7 +263,9 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
         };
         return crate::render3d::run_ply_on_dataset(ply, data, &a.out, &d);
     }
-    let (width, height) = crate::bench::render3d::parse_size(&a.size)?;
+    let (width, height) =
+        crate::bench::render3d::parse_size(a.size.as_deref().unwrap_or("512x512"))?;
+    let path_size = a.size.is_some().then_some((width, height));
     let up = match (&a.up, &saved) {
         (Some(u), _) => parse_up(u)?,
         (None, Some(s)) => parse_up(&format!("{},{},{}", s.up[0], s.up[1], s.up[2]))?,
@@ -287,7 +299,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             .radius
             .or(saved.as_ref().map(|s| s.radius).filter(|r| *r > 0.0)),
         sh_degree,
-        fov_deg: a.fov,
+        fov_deg: a.fov.unwrap_or(50.0),
         elevation_deg: a
             .elevation
             .or(saved.as_ref().map(|s| s.elevation_deg))
@@ -301,14 +313,14 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             // an original 3DGS model folder's own cameras, when no dataset
             // is named
             if let (None, Some(m)) = (&dataset, &model) {
-                let w = crate::render3d::run_path(ply, &m.cameras, frames, &a.out, &o)?;
+                let w = crate::render3d::run_path(ply, &m.cameras, frames, path_size, &a.out, &o)?;
                 return report(a, "path", &crate::output::count(frames, "frame"), w);
             }
             // a site's own cameras (it is shared without its photos)
             if dataset.is_none() {
                 let site = crate::scene_input::scene_folder(&a.file);
                 if let Some(views) = crate::scene_input::site_views(site, saved.as_ref())? {
-                    let w = crate::render3d::run_path(ply, &views, frames, &a.out, &o)?;
+                    let w = crate::render3d::run_path(ply, &views, frames, path_size, &a.out, &o)?;
                     return report(a, "path", &crate::output::count(frames, "frame"), w);
                 }
             }
@@ -344,7 +356,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             crate::output::refuse_dataset_folder(&a.out, &ds.read_from, "--out")?;
             let mut views: Vec<_> = ds.train.into_iter().chain(ds.test).collect();
             views.sort_by(|x, y| splat::data::capture::path_order(&x.name, &y.name));
-            let w = crate::render3d::run_path(ply, &views, frames, &a.out, &o)?;
+            let w = crate::render3d::run_path(ply, &views, frames, path_size, &a.out, &o)?;
             ("path", crate::output::count(frames, "frame"), w)
         }
         None => {

@@ -237,12 +237,14 @@ pub fn run_ply(path: &Path, out_dir: &Path, o: &OrbitOptions) -> CliResult<Vec<P
 /// `chainrule render SCENE.ply --path N --data DATASET`: `frames` views
 /// flying along the dataset's cameras (train and test, in name order):
 /// `path_000.png`, … and `path.gif` at the cameras' own size and
-/// intrinsics, listed in `path.json`; returns the paths of the PNGs and
-/// the GIF.
+/// intrinsics, or at `size` (W, H) with the same horizontal field of view
+/// (`cy` the same fraction of the height), listed in `path.json`; returns
+/// the paths of the PNGs and the GIF.
 pub fn run_path(
     path: &Path,
     views: &[splat::data::View],
     frames: usize,
+    size: Option<(u32, u32)>,
     out_dir: &Path,
     o: &OrbitOptions,
 ) -> CliResult<Vec<PathBuf>> {
@@ -263,7 +265,14 @@ pub fn run_path(
             } else {
                 span * i as f64 / (frames - 1) as f64
             };
-            splat::train::camera_of(&splat::data::capture::along_path(views, s))
+            let mut v = splat::data::capture::along_path(views, s);
+            if let Some((w, h)) = size {
+                let k = w as f64 / v.width as f64;
+                (v.fx, v.fy, v.cx) = (v.fx * k, v.fy * k, v.cx * k);
+                v.cy *= h as f64 / v.height as f64;
+                (v.width, v.height) = (w, h);
+            }
+            splat::train::camera_of(&v)
         })
         .collect();
     write_sequence(&g, &cams, out_dir, "path", o)

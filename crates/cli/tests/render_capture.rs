@@ -575,10 +575,11 @@ fn render_scores_what_training_scored_with_inverted_and_empty_masks() {
     assert_eq!(
         (
             trained["eval_views"].as_u64(),
-            trained["scored_views"].as_u64()
+            trained["scored_views"].as_u64(),
+            trained["masked_views"].as_u64()
         ),
-        (Some(2), Some(1)),
-        "{trained}"
+        (Some(2), Some(1), Some(1)),
+        "the view whose mask keeps nothing is neither scored nor counted masked: {trained}"
     );
     let rendered = run_json(&[
         "render",
@@ -799,9 +800,9 @@ fn a_model_named_by_its_folder_trains_and_renders() {
             d.join("p-linked").to_str().unwrap(),
         ]);
     }
-    // the same output folder trained again on the whole capture: an
-    // earlier run's renders of views it does not have are removed, the
-    // user's own files (PNGs included) stay
+    // the same output folder trained again (--overwrite) on the whole
+    // capture: an earlier run's renders of views it does not have are
+    // removed, the user's own files (PNGs included) stay
     let renders = out.join("renders");
     std::fs::write(renders.join("notes.txt"), "mine").unwrap();
     let first_render = std::fs::read_dir(&renders)
@@ -827,6 +828,7 @@ fn a_model_named_by_its_folder_trains_and_renders() {
         out.to_str().unwrap(),
         "--iters",
         "10",
+        "--overwrite",
         "--json",
     ]);
     let mut names: Vec<String> = std::fs::read_dir(&renders)
@@ -1211,6 +1213,36 @@ fn a_path_needs_the_cameras_not_the_photos() {
         .map(|f| image::image_dimensions(f.as_str().unwrap()).unwrap())
         .collect();
     assert!(sizes.iter().all(|&s| s == sizes[0]), "{sizes:?}");
+    // --size sets the frames' size; an orbit's camera flags are refused
+    let sized = d.join("path-sized");
+    let r = run_json(&[
+        "render",
+        out.to_str().unwrap(),
+        "--path",
+        "2",
+        "--size",
+        "64x40",
+        "--out",
+        sized.to_str().unwrap(),
+        "--json",
+    ]);
+    for f in r["files"].as_array().unwrap() {
+        assert_eq!(
+            image::image_dimensions(f.as_str().unwrap()).unwrap(),
+            (64, 40)
+        );
+    }
+    for flag in [["--fov", "60"], ["--elevation", "10"], ["--radius", "2"]] {
+        let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .args(["render", out.to_str().unwrap(), "--path", "2"])
+            .args(flag)
+            .args(["--out", sized.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{flag:?}: {e}");
+        assert!(e.contains(flag[0]) && e.contains("--orbit"), "{e}");
+    }
     // the training's own photos still load in full elsewhere: the same
     // command with the photo gone is refused by `render --data`, by name
     let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))

@@ -177,6 +177,15 @@ fn viewer_matches_render_at_dataset_cameras() {
             dir.display()
         );
     }
+    // a mistyped camera name: said, and the scene drawn from the start view
+    let session = b.open(&format!("{url}?camera=no-such-photo&ui=0"), 400, 300);
+    b.wait_ready(&session, Duration::from_secs(120));
+    let notice = b.eval(&session, "window.__viewer.notice");
+    assert!(
+        notice.as_str().is_some_and(|n| n.contains("no-such-photo")),
+        "{notice}"
+    );
+    assert!(b.eval(&session, "window.__viewer.splats").as_u64() > Some(0));
     // `view --export`: the same page as a static site, hosted below a
     // sub-path by a plain file server that knows nothing of the viewer,
     // draws the same view; with the model as .spz, .splat, .compressed.ply

@@ -507,6 +507,17 @@ fn exported_site_keeps_the_settings_and_cameras(
         [255, 0, 0],
         "the page's background"
     );
+    // with none given, a bare scene's page takes render's rule: the
+    // dataset kind's background (white for NeRF-synthetic data, black with
+    // no dataset), so a shared site draws as `render` draws the file
+    let data = s.dataset.as_ref().unwrap().to_str().unwrap();
+    for (extra, want) in [(&[][..], [0.0; 3]), (&["--data", data][..], [1.0; 3])] {
+        let o = cli(&[&["view", bare, "--export", site_s][..], extra].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let info = std::fs::read(site.join("info.json")).unwrap();
+        let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
+        assert_eq!(info["background"], serde_json::json!(want), "{extra:?}");
+    }
     // never into a train folder: its settings.json would lose the dataset
     let o = cli(&["view", run_s, "--export", run_s]);
     let e = String::from_utf8_lossy(&o.stderr);

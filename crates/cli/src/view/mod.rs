@@ -45,11 +45,15 @@ pub struct ViewArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// Dataset (NeRF-synthetic or COLMAP) whose cameras are drawn and can
-    /// be chosen as viewpoints (`?camera=NAME`).
+    /// be chosen as viewpoints (the page's `?camera=NAME` opens at one,
+    /// the canvas at the photo's size; `&ui=0` hides the overlays, for
+    /// screenshots).
     #[arg(long, value_name = "DATASET")]
     pub data: Option<PathBuf>,
     /// Background of the page: black, white, or R,G,B in [0, 1] (default:
-    /// a training folder's, else white).
+    /// a training folder's, else a site's, else the dataset's kind, as
+    /// `render` takes it: white for NeRF-synthetic data, black for COLMAP
+    /// data or none).
     #[arg(long)]
     pub background: Option<String>,
     /// Open the page in the default browser.
@@ -66,11 +70,12 @@ pub struct ViewArgs {
     pub export: Option<PathBuf>,
     /// With --export: the model's file format. PLY keeps every value as
     /// trained; spz (quantised, SH kept) is the smallest, about 13 times
-    /// smaller to download (−0.19 dB on a trained capture), compressed-ply (SuperSplat's, quantised, SH
-    /// kept) about four times, and sog (PlayCanvas's WebP images, SH
-    /// through a palette) about eight (−0.05 dB); splat drops the view-dependent
-    /// colour.
-    /// [default: ply]
+    /// smaller to download (−0.34 dB on our default capture model), sog
+    /// (PlayCanvas's WebP images, SH through a palette) about eight
+    /// (−0.08 dB),
+    /// compressed-ply (SuperSplat's, quantised, SH kept) about four
+    /// (−0.19 dB); splat drops the view-dependent colour (−0.68 dB).
+    /// [default: the scene file's format (a train folder's: ply)]
     #[arg(long, value_enum, requires = "export")]
     pub export_format: Option<crate::export::ExportFormat>,
     /// Print one JSON object instead of the sentence: `{"url": ...}` on
@@ -151,7 +156,7 @@ pub fn run(a: ViewArgs) -> CliResult {
     let background = match (&a.background, &settings) {
         (Some(b), _) => crate::fit::parse_background(b)?,
         (None, Some(s)) => s.background,
-        (None, None) => [1.0; 3],
+        (None, None) => crate::scene_input::unsaved_background(&a.path, a.data.as_deref()),
     };
     let data = a.data.clone().or_else(|| {
         let d = settings.as_ref()?.dataset.clone()?;
@@ -165,8 +170,11 @@ pub fn run(a: ViewArgs) -> CliResult {
             None
         }
     });
+    // the site's model keeps the scene file's format unless told
+    let mut scene_format = None;
     let st = match scene_input::open(&a.path)? {
         SceneInput::Scene3d { gaussians, file } => {
+            scene_format = splat::formats::SceneFormat::from_path(&file);
             if gaussians.is_empty() {
                 return Err(CliError::file(&a.path, "the scene has no Gaussians"));
             }
@@ -217,6 +225,7 @@ pub fn run(a: ViewArgs) -> CliResult {
                 &st,
                 dir,
                 a.export_format
+                    .or(scene_format.map(Into::into))
                     .unwrap_or(crate::export::ExportFormat::Ply)
                     .into(),
                 site_settings.as_ref(),

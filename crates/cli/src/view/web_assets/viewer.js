@@ -8,8 +8,9 @@
 // intrinsics fx, fy, cx, cy in pixels of a w x h image.
 //
 // URL parameters: ?camera=NAME opens at a dataset camera (NAME: the photo's
-// name, file name or stem) with the canvas at the top-left, sized to the
-// photo in CSS pixels; ui=0 hides every overlay.
+// name, file name or stem; an unknown name is said and the start view
+// shown) with the canvas at the top-left, sized to the photo in CSS
+// pixels; ui=0 hides every overlay.
 import * as THREE from "three";
 import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
 
@@ -17,7 +18,7 @@ const params = new URLSearchParams(location.search);
 const showUi = params.get("ui") !== "0";
 const wantCamera = params.get("camera");
 // read by the browser tests: ready once the model is drawn, sorted
-const state = (window.__viewer = { ready: false, error: null, frames: 0, version: -1, splats: 0, frameMs: [] });
+const state = (window.__viewer = { ready: false, error: null, notice: null, frames: 0, version: -1, splats: 0, frameMs: [] });
 if (!showUi) document.body.classList.add("noui");
 const $ = (id) => document.getElementById(id);
 
@@ -27,6 +28,16 @@ function fail(e) {
   box.hidden = false;
   box.textContent = "error: " + e;
   console.error(e);
+}
+
+// a problem that leaves the page usable: shown in the error box (the
+// browser tests read it as state.notice), not fatal
+function notice(text) {
+  state.notice = text;
+  const box = $("error");
+  box.hidden = false;
+  box.textContent = text;
+  console.warn(text);
 }
 
 async function getJson(url) {
@@ -248,9 +259,13 @@ async function main() {
   reset();
   if (wantCamera) {
     const c = findCamera(cameras, wantCamera);
-    if (!c) throw new Error(`no dataset camera named "${wantCamera}" (${cameras.length} cameras)`);
-    $("cameras").value = c.name;
-    goToCamera(c);
+    if (c) {
+      $("cameras").value = c.name;
+      goToCamera(c);
+    } else {
+      // a mistyped link still shows the scene, from the start view
+      notice(`no dataset camera named "${wantCamera}" (${cameras.length} cameras): the start view instead`);
+    }
   }
   window.addEventListener("resize", fitCanvas);
   $("reset").addEventListener("click", reset);
