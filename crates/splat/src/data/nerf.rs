@@ -385,6 +385,9 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         notes.extend(tally.verdict(masks_dir)?);
     }
     notes.extend(tallies.narrowed.note(train.len() + test.len()));
+    if opts.invert_masks && tallies.folders.is_empty() {
+        notes.push(masks::nothing_inverted("SPLIT/masks/NAME.png"));
+    }
     Ok(Dataset {
         train,
         test,

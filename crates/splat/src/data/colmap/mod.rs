@@ -601,6 +601,9 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         }
     }
     notes.extend(narrowed.note(images.len()));
+    if opts.invert_masks && mask_paths.iter().all(Option::is_none) {
+        notes.push(masks::nothing_inverted("masks/NAME.png beside images/"));
+    }
     if let Some((list, _)) = masks::name_list(&resized) {
         notes.push(format!(
             "{} of the {} photos {} not at {} camera's size ({list}; {first_resized}): \
