@@ -65,9 +65,21 @@ fn opts(invert: bool) -> LoadOptions {
 fn colmap_masks_by_full_name_or_stem_and_inverted() {
     let dir = tmp("masks-colmap");
     write(&dir, false);
-    // no masks folder: every pixel counts
+    // no masks folder: every pixel counts; asked to invert, the notes say
+    // that nothing was
     let ds = load(&dir, &opts(false)).unwrap();
     assert!(ds.train.iter().all(|v| v.mask.is_none()));
+    assert!(ds.notes.is_empty(), "{:?}", ds.notes);
+    let inverted = load(&dir, &opts(true)).unwrap();
+    assert!(inverted.train.iter().all(|v| v.mask.is_none()));
+    assert!(
+        inverted
+            .notes
+            .iter()
+            .any(|n| n.contains("no photo has a mask file")),
+        "{:?}",
+        inverted.notes
+    );
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap();
     let from =
         |ds: &splat::data::Dataset| ds.read_from.iter().map(|p| canon(p)).collect::<Vec<_>>();
@@ -80,6 +92,7 @@ fn colmap_masks_by_full_name_or_stem_and_inverted() {
     );
     for invert in [false, true] {
         let ds = load(&dir, &opts(invert)).unwrap();
+        assert!(!ds.notes.iter().any(|n| n.contains("no photo has a mask")));
         for v in &ds.train {
             let m = v.mask.as_ref().expect("a mask");
             for (i, x) in m.iter().enumerate() {
@@ -184,6 +197,16 @@ fn nerf_masks_live_in_each_splits_folder() {
         },
     )
     .unwrap();
+    // no masks yet: asked to invert, the notes say nothing was
+    let invert = LoadOptions {
+        invert_masks: true,
+        ..LoadOptions::default()
+    };
+    let notes = load(&dir, &invert).unwrap().notes;
+    assert!(
+        notes.iter().any(|n| n.contains("no photo has a mask file")),
+        "{notes:?}"
+    );
     for split in ["train", "test"] {
         for i in 0..2 {
             if dir.join(format!("{split}/r_{i}.png")).is_file() {
