@@ -167,8 +167,24 @@ pub fn count(n: usize, one: &str) -> String {
 
 /// Creates `dir` (and parents) or says why it cannot.
 pub fn ensure_dir(dir: &Path) -> CliResult {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::file(dir, format!("cannot create output directory: {e}")))
+    std::fs::create_dir_all(dir).map_err(|e| {
+        // the usual cause, said plainly: the folder, or one above it, is a
+        // file (the OS says only "File exists" or "Not a directory")
+        let file = dir.ancestors().find(|p| p.is_file());
+        match file {
+            Some(f) if f == dir => {
+                CliError::file(dir, "the output folder is a file: give a folder's path")
+            }
+            Some(f) => CliError::file(
+                dir,
+                format!(
+                    "cannot create the output folder: {} is a file, not a folder",
+                    f.display()
+                ),
+            ),
+            None => CliError::file(dir, format!("cannot create output directory: {e}")),
+        }
+    })
 }
 
 /// The progress bar of long commands (`fit`, `train`): hidden with `--json`
@@ -192,5 +208,25 @@ pub fn progress_bar(total: u64, hidden: bool) -> indicatif::ProgressBar {
 pub fn print_notes(ds: &splat::data::Dataset) {
     for n in &ds.notes {
         eprintln!("note: {n}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An output folder that is a file, or lies below one, is said so.
+    #[test]
+    fn an_output_folder_in_a_file_is_named() {
+        let d = std::env::temp_dir().join(format!("chainrule-ensure-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("a-file");
+        std::fs::write(&f, b"x").unwrap();
+        let e = ensure_dir(&f).unwrap_err().to_string();
+        assert!(e.contains("is a file"), "{e}");
+        let e = ensure_dir(&f.join("sub/dir")).unwrap_err().to_string();
+        assert!(e.contains("a-file is a file"), "{e}");
+        ensure_dir(&d.join("new/dir")).unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -155,9 +155,24 @@ impl RenderSettings {
     pub fn read(path: &Path) -> CliResult<RenderSettings> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CliError::file(path, format!("cannot read: {e}")))?;
+        let bad = |what: &str| Err(CliError::file(path, what.to_string()));
+        // the format and version first: a newer file's fields are not ours
+        // to name as missing
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+            let version = v.get("version").and_then(|x| x.as_u64());
+            if v.get("format").and_then(|x| x.as_str()) == Some(FORMAT)
+                && !version.is_some_and(|n| (1..=2).contains(&n))
+            {
+                return bad(&format!(
+                    "version {}: this chainrule reads versions 1 and 2 of \
+                     chainrule-render-settings (written by a newer one?)",
+                    v.get("version")
+                        .map_or("missing".to_string(), |x| x.to_string())
+                ));
+            }
+        }
         let s: RenderSettings =
             serde_json::from_str(&text).map_err(|e| CliError::file(path, e.to_string()))?;
-        let bad = |what: &str| Err(CliError::file(path, what.to_string()));
         if s.format != FORMAT || !(1..=2).contains(&s.version) {
             return bad("not a version 1 or 2 chainrule-render-settings file");
         }
@@ -280,6 +295,14 @@ mod tests {
         std::fs::write(d.join(FILE), "{").unwrap();
         let e = RenderSettings::find(&d).unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");
+        // a newer version's file: its version is named, not a field it lacks
+        let newer = format!(r#"{{"format": "{FORMAT}", "version": 99, "fields": "of its own"}}"#);
+        std::fs::write(d.join(FILE), newer).unwrap();
+        let e = RenderSettings::find(&d).unwrap_err().to_string();
+        assert!(
+            e.contains("version 99") && !e.contains("missing field"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

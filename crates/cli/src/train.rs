@@ -919,9 +919,13 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             0 => String::new(),
             k => format!(" ({k} with every pixel masked, left out)"),
         };
+        let scores = match report.scored_views {
+            0 => "no score (every pixel of every view is masked)".to_string(),
+            _ => format!("PSNR {:.2} dB, SSIM {:.4}", report.psnr, report.ssim),
+        };
         println!(
-            "trained {} Gaussians for {ran}: {} views{unscored} PSNR {:.2} dB, SSIM {:.4}",
-            report.gaussians, eval_split, report.psnr, report.ssim
+            "trained {} Gaussians for {ran}: {} views{unscored} {scores}",
+            report.gaussians, eval_split
         );
         if let (Some(p), Some(s)) = (report.psnr_half_fit, report.ssim_half_fit) {
             println!(
