@@ -172,15 +172,10 @@ pub fn ensure_dir(dir: &Path) -> CliResult {
         // file (the OS says only "File exists" or "Not a directory")
         let file = dir.ancestors().find(|p| p.is_file());
         match file {
-            Some(f) if f == dir => {
-                CliError::file(dir, "the output folder is a file: give a folder's path")
-            }
+            Some(f) if f == dir => CliError::file(dir, "is a file, not a folder"),
             Some(f) => CliError::file(
                 dir,
-                format!(
-                    "cannot create the output folder: {} is a file, not a folder",
-                    f.display()
-                ),
+                format!("cannot create this folder: {} is a file", f.display()),
             ),
             None => CliError::file(dir, format!("cannot create output directory: {e}")),
         }

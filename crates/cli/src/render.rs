@@ -219,7 +219,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             )));
         }
     }
-    if a.orbit.is_none() {
+    if a.orbit.is_none() && (a.path.is_some() || a.data.is_some()) {
         // an orbit's camera: --path and --data fly or score the dataset's
         let orbit_flags = [
             ("--fov", a.fov.is_some()),

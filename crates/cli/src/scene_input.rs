@@ -61,9 +61,9 @@ pub fn folder_scene(dir: &Path) -> CliResult<PathBuf> {
         return Err(CliError::file(
             dir,
             format!(
-                "an unfinished `chainrule train` run (it writes point_cloud.ply at its end): \
-                 continue it with `chainrule train DATA --out {} --resume`, or open its latest \
-                 checkpoint's scene, {}",
+                "an unfinished `chainrule train` run (it writes point_cloud.ply at its end; \
+                 stopped, or still running): once stopped, continue it with `chainrule train \
+                 DATA --out {} --resume`; or open its latest checkpoint's scene, {}",
                 dir.display(),
                 scene.display()
             ),

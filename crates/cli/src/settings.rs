@@ -163,9 +163,14 @@ impl RenderSettings {
             if v.get("format").and_then(|x| x.as_str()) == Some(FORMAT)
                 && !version.is_some_and(|n| (1..=2).contains(&n))
             {
+                let newer = if version.is_some_and(|n| n > 2) {
+                    " (written by a newer chainrule?)"
+                } else {
+                    ""
+                };
                 return bad(&format!(
                     "version {}: this chainrule reads versions 1 and 2 of \
-                     chainrule-render-settings (written by a newer one?)",
+                     chainrule-render-settings{newer}",
                     v.get("version")
                         .map_or("missing".to_string(), |x| x.to_string())
                 ));

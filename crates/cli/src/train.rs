@@ -46,7 +46,9 @@ pub struct TrainArgs {
     pub out: PathBuf,
     /// Iterations in all (with --resume: including those already done;
     /// without --iters, --resume continues to the run's length as last
-    /// given or defaulted, which its checkpoints/run.json records)
+    /// given or defaulted, which its checkpoints/run.json records; an
+    /// --iters the checkpoint already reaches trains nothing and leaves
+    /// that length as it was)
     /// [default: 3,400 on COLMAP data (0.13 to 0.22 dB below 4,000
     /// iterations' score on two captures of ours, in 14% less time: under
     /// six minutes on a 2-core VM), 4,000 on NeRF-synthetic data]. The position learning rate
@@ -104,7 +106,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
     /// Train afresh into an OUT that holds an earlier run (its
-    /// point_cloud.ply or checkpoints), replacing it. Without this flag or
+    /// point_cloud.ply and checkpoints/ are removed first). Without this flag or
     /// --resume, such an OUT is refused, so a finished run is never lost to
     /// a command run twice.
     #[arg(long, conflicts_with = "resume")]
@@ -374,14 +376,15 @@ pub struct TrainReport {
     /// How many of them have a score: all but those whose mask ignores
     /// every pixel (left out of `psnr` and `ssim`).
     pub scored_views: usize,
-    /// How many of them have a mask that ignores at least one pixel: their
+    /// How many of the scored views have a mask that ignores at least one
+    /// pixel: their
     /// PSNR and SSIM are computed over the kept pixels only (ignored pixels
     /// also take no part in the loss or in densification's statistics). A
     /// mask file that keeps every pixel changes nothing and is not counted.
     pub masked_views: usize,
     /// Whether `--exposure` learned a colour transform per training photo
-    /// (then the held-out photos are scored twice: `psnr` with the
-    /// identity, `psnr_half_fit` by the original 3DGS's protocol).
+    /// (then the scored views are scored twice: `psnr` with the identity,
+    /// `psnr_half_fit` by the original 3DGS's protocol).
     pub exposure: bool,
     /// With `--exposure`: mean PSNR of the same views by the original's
     /// protocol (colour transform fitted by least squares on the left half
@@ -510,8 +513,12 @@ fn check_values(a: &TrainArgs) -> CliResult<()> {
 fn run_on_worker(a: TrainArgs) -> CliResult {
     check_values(&a)?;
     // (a dataset that is not there is named first, by the loader)
-    if !a.resume && !a.overwrite && a.data.is_dir() {
-        refuse_earlier_run(&a.out)?;
+    if !a.resume && a.data.is_dir() {
+        if a.overwrite {
+            clear_earlier_run(&a.out)?;
+        } else {
+            refuse_earlier_run(&a.out)?;
+        }
     }
     let background = match &a.background {
         Some(b) => parse_background(b)?,
@@ -650,16 +657,18 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     // the checkpoint: they, the report and the record are of the run that
     // trained it, so its settings are those of its own length (recorded,
     // else the checkpoint's iterations), not of a shorter --iters
-    let trained_length = a
+    let done = a
         .resume
         .then(|| checkpoint_iteration(&ckpt_dir))
         .flatten()
-        .filter(|&done| done >= iters)
-        .map(|done| resumed_length(&ckpt_dir).map_or(done, |r| r.max(done)));
+        .filter(|&done| done >= iters);
+    let recorded_length = done.and_then(|_| resumed_length(&ckpt_dir));
+    let trained_length = done.map(|done| recorded_length.map_or(done, |r| r.max(done)));
     // the length the record keeps: unknown when a resumed run without one
-    // fell back to the default (so that the next --resume says so again)
-    let known_length = match trained_length {
-        Some(n) => Some(n),
+    // fell back to the default or to the checkpoint's iterations (so that
+    // the next --resume says so again)
+    let known_length = match done {
+        Some(_) => trained_length.filter(|_| recorded_length.is_some()),
         None => (!a.resume || a.iters.is_some() || recorded.is_some()).then_some(iters),
     };
     let defaults = data_defaults(
@@ -927,7 +936,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             "trained {} Gaussians for {ran}: {} views{unscored} {scores}",
             report.gaussians, eval_split
         );
-        if let (Some(p), Some(s)) = (report.psnr_half_fit, report.ssim_half_fit) {
+        let half_fit = (report.psnr_half_fit, report.ssim_half_fit);
+        if let (Some(p), Some(s), 1..) = (half_fit.0, half_fit.1, report.scored_views) {
             println!(
                 "  (with --exposure those scores take each photo as it is, with the identity \
                  colour transform; fitted on each photo's left half and scored on its right, \
@@ -1019,21 +1029,47 @@ pub(crate) fn resumed_length(ckpt_dir: &std::path::Path) -> Option<u32> {
 fn refuse_earlier_run(out: &std::path::Path) -> CliResult<()> {
     let ckpt_dir = checkpoint_dir(out);
     let model = out.join("point_cloud.ply");
-    let what = match checkpoint_iteration(&ckpt_dir) {
-        Some(n) if model.is_file() => format!("a trained model and checkpoints to iteration {n}"),
-        Some(n) => format!("checkpoints to iteration {n} (an interrupted run)"),
-        None if model.is_file() => "a trained model (point_cloud.ply)".to_string(),
-        None if ckpt_dir.join("latest.json").exists() => "checkpoints".to_string(),
+    let resume = "continue it with --resume (and --iters N to train further), ";
+    let (what, resume) = match checkpoint_iteration(&ckpt_dir) {
+        Some(n) if model.is_file() => (
+            format!("a trained model and checkpoints to iteration {n}"),
+            resume,
+        ),
+        Some(n) => (
+            format!("checkpoints to iteration {n} (an interrupted run)"),
+            resume,
+        ),
+        // without a checkpoint there is nothing to resume from
+        None if model.is_file() => ("a trained model (point_cloud.ply)".to_string(), ""),
+        None if ckpt_dir.join("latest.json").exists() => ("checkpoints".to_string(), resume),
         None => return Ok(()),
     };
     Err(CliError::file(
         out,
         format!(
-            "--out: the folder holds an earlier run ({what}); continue it with --resume \
-             (and --iters N to train further), replace it with --overwrite, or choose \
-             another folder"
+            "--out: the folder holds an earlier run ({what}); {resume}replace it with \
+             --overwrite, or choose another folder"
         ),
     ))
+}
+
+/// `--overwrite`: the earlier run's model and checkpoints in `out` are
+/// removed before the new run writes anything, so that a new run stopped
+/// early leaves no old checkpoint for a `--resume` to continue under the
+/// new run's record. Its other files (renders, metrics, settings) are
+/// replaced as the new run writes them.
+fn clear_earlier_run(out: &std::path::Path) -> CliResult<()> {
+    let model = out.join("point_cloud.ply");
+    if model.is_file() {
+        std::fs::remove_file(&model)
+            .map_err(|e| CliError::file(&model, format!("--overwrite: cannot remove: {e}")))?;
+    }
+    let ckpt_dir = checkpoint_dir(out);
+    if ckpt_dir.is_dir() {
+        std::fs::remove_dir_all(&ckpt_dir)
+            .map_err(|e| CliError::file(&ckpt_dir, format!("--overwrite: cannot remove: {e}")))?;
+    }
+    Ok(())
 }
 
 /// The iteration of the checkpoint in `ckpt_dir` (its `latest.json`);

@@ -104,22 +104,24 @@ fn resume_without_iters_keeps_the_runs_length() {
     let record = || read_json(&record_file);
     assert_eq!(record()["iters"], 20);
     // resumed with a shorter --iters: nothing is trained, and the outputs
-    // written again report the settings the run trained with, not those
-    // of a 10-iteration run, nor record 10 as its length
+    // written again report the settings of the run's own length (here
+    // recorded as 8,000, where the position rate is no longer raised for
+    // a short run), not those of a 10-iteration run, nor record 10 as its
+    // length
+    let mut r = record();
+    r["iters"] = serde_json::json!(8000);
+    std::fs::write(&record_file, serde_json::to_vec(&r).unwrap()).unwrap();
     let again = json(&with(&["--resume", "--iters", "10"]));
-    for k in [
-        "lr_mean",
-        "lr_mean_final",
-        "lr_sh",
-        "lr_scale",
-        "opacity_reg",
-    ] {
-        assert_eq!(again[k], first[k], "{k}");
-    }
+    let lr = |iters| splat::train::config::LR_MEAN * splat::train::config::lr_mean_scale(iters);
+    assert_ne!(lr(8000), lr(10), "the test needs rates that differ");
+    assert_eq!(again["lr_mean"].as_f64(), Some(lr(8000)), "{again}");
+    assert_eq!(first["lr_mean"].as_f64(), Some(lr(20)), "{first}");
     assert_eq!(
         (again["iterations"].clone(), record()["iters"].clone()),
-        (20.into(), 20.into())
+        (20.into(), 8000.into())
     );
+    r["iters"] = serde_json::json!(20);
+    std::fs::write(&record_file, serde_json::to_vec(&r).unwrap()).unwrap();
     // a run of 20 resumed without --iters is done: nothing is trained
     let o = with(&["--resume"]);
     assert!(
@@ -139,7 +141,8 @@ fn resume_without_iters_keeps_the_runs_length() {
     );
     assert_eq!(latest_json(&out)["iteration"], 26);
     assert_eq!(record()["iters"], 26);
-    // --iters still wins, and is recorded as the run's new length
+    // --iters beyond the checkpoint still wins, and is recorded as the
+    // run's new length
     let v = json(&with(&["--resume", "--iters", "28"]));
     assert_eq!(v["iterations"], 28);
     assert_eq!(record()["iters"], 28);
@@ -670,13 +673,17 @@ fn an_earlier_run_is_never_replaced_unasked() {
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(e.contains("--resume") && e.contains("ckpt-00000006"), "{e}");
-    // --overwrite trains afresh
+    // --overwrite trains afresh, the earlier run's checkpoints gone first
+    // (a --resume after a failed start must not find them)
     let v = json(&with(&["--iters", "3", "--overwrite"]));
     assert_eq!(
         (v["iterations"].clone(), v["resumed_from"].clone()),
         (3.into(), 0.into())
     );
     assert_eq!(latest_json(&out)["iteration"], 3);
+    assert!(!out.join("checkpoints/ckpt-00000006").exists());
+    let o = with(&["--iters", "3", "--overwrite", "--resume"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     std::fs::remove_dir_all(&d).unwrap();
 }
 

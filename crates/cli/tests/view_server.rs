@@ -518,6 +518,27 @@ fn exported_site_keeps_the_settings_and_cameras(
         let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
         assert_eq!(info["background"], serde_json::json!(want), "{extra:?}");
     }
+    // a bare .spz's site keeps its format unless told (not a PLY 13 times
+    // its size)
+    let spz = dir.join("bare.spz");
+    let o = cli(&[
+        "export",
+        bare,
+        "--format",
+        "spz",
+        "--out",
+        spz.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let spz_site = dir.join("site-spz");
+    let o = cli(&[
+        "view",
+        spz.to_str().unwrap(),
+        "--export",
+        spz_site.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(spz_site.join("model.spz").is_file() && !spz_site.join("model.ply").exists());
     // never into a train folder: its settings.json would lose the dataset
     let o = cli(&["view", run_s, "--export", run_s]);
     let e = String::from_utf8_lossy(&o.stderr);

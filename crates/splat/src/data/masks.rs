@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use super::DataError;
 
 /// The note of a load asked to invert masks (`LoadOptions::invert_masks`)
-/// that found no mask file for any photo: nothing is inverted, and no pixel
-/// is left out (a mistyped folder, or the flag given by habit).
+/// that found no mask file for any photo: there is nothing to invert (a
+/// mistyped folder, or the flag given by habit).
 pub(super) fn nothing_inverted(where_: &str) -> String {
     format!(
-        "masks are to be read inverted, but no photo has a mask file ({where_}): no pixel is \
-         left out of the loss or the scores"
+        "masks are to be read inverted, but no photo has a mask file ({where_}): there is \
+         nothing to invert (the option changes nothing)"
     )
 }
 
