@@ -81,9 +81,8 @@ pub fn folder_scene(dir: &Path) -> CliResult<PathBuf> {
 /// The scene of the latest checkpoint of a `train` run in `dir` (as its
 /// `checkpoints/latest.json` names it), when there is one.
 fn latest_checkpoint_scene(dir: &Path) -> Option<PathBuf> {
-    let ckpts = dir.join("checkpoints");
-    let text = std::fs::read(ckpts.join("latest.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let ckpts = crate::train::checkpoint_dir(dir);
+    let v = crate::train::latest_checkpoint(&ckpts)?;
     let scene = ckpts
         .join(v.get("checkpoint")?.as_str()?)
         .join("point_cloud.ply");

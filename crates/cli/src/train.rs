@@ -662,14 +662,18 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         .then(|| checkpoint_iteration(&ckpt_dir))
         .flatten()
         .filter(|&done| done >= iters);
-    let recorded_length = done.and_then(|_| resumed_length(&ckpt_dir));
-    let trained_length = done.map(|done| recorded_length.map_or(done, |r| r.max(done)));
-    // the length the record keeps: unknown when a resumed run without one
-    // fell back to the default or to the checkpoint's iterations (so that
-    // the next --resume says so again)
-    let known_length = match done {
-        Some(_) => trained_length.filter(|_| recorded_length.is_some()),
-        None => (!a.resume || a.iters.is_some() || recorded.is_some()).then_some(iters),
+    // (and the length the record keeps: unknown when a resumed run without
+    // one fell back to the default or to the checkpoint's iterations, so
+    // that the next --resume says so again)
+    let (trained_length, known_length) = match done {
+        Some(done) => {
+            let recorded = resumed_length(&ckpt_dir).map(|r| r.max(done));
+            (Some(recorded.unwrap_or(done)), recorded)
+        }
+        None => {
+            let known = !a.resume || a.iters.is_some() || recorded.is_some();
+            (None, known.then_some(iters))
+        }
     };
     let defaults = data_defaults(
         budget,
@@ -936,8 +940,12 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             "trained {} Gaussians for {ran}: {} views{unscored} {scores}",
             report.gaussians, eval_split
         );
-        let half_fit = (report.psnr_half_fit, report.ssim_half_fit);
-        if let (Some(p), Some(s), 1..) = (half_fit.0, half_fit.1, report.scored_views) {
+        let half_fit = (
+            report.psnr_half_fit,
+            report.ssim_half_fit,
+            report.scored_views,
+        );
+        if let (Some(p), Some(s), 1..) = half_fit {
             println!(
                 "  (with --exposure those scores take each photo as it is, with the identity \
                  colour transform; fitted on each photo's left half and scored on its right, \
@@ -1072,12 +1080,15 @@ fn clear_earlier_run(out: &std::path::Path) -> CliResult<()> {
     Ok(())
 }
 
-/// The iteration of the checkpoint in `ckpt_dir` (its `latest.json`);
+/// The record of the latest checkpoint in `ckpt_dir` (its `latest.json`);
 /// `None` when unreadable (resuming then names what is wrong).
+pub(crate) fn latest_checkpoint(ckpt_dir: &std::path::Path) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(ckpt_dir.join("latest.json")).ok()?).ok()
+}
+
+/// The iteration of the latest checkpoint in `ckpt_dir`, when readable.
 fn checkpoint_iteration(ckpt_dir: &std::path::Path) -> Option<u32> {
-    let text = std::fs::read(ckpt_dir.join("latest.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
-    u32::try_from(v.get("iteration")?.as_u64()?).ok()
+    u32::try_from(latest_checkpoint(ckpt_dir)?.get("iteration")?.as_u64()?).ok()
 }
 
 /// The Gaussian budget (`--max-gaussians`, given or defaulted) of the run
