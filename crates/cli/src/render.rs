@@ -107,7 +107,9 @@ pub struct RenderArgs {
     /// COLMAP) instead of an orbit, and print PSNR and SSIM against its
     /// images (over the kept pixels of masked views), also kept in
     /// --out's scores.json (an earlier run's renders there that this one
-    /// does not write again are removed).
+    /// does not write again are removed) with the scores by the original
+    /// 3DGS's exposure protocol (`psnr_half_fit`: a colour transform
+    /// fitted on each photo's left half, scored on its right).
     #[arg(long, value_name = "DATASET", conflicts_with = "orbit")]
     pub data: Option<PathBuf>,
     /// With --data: which split (`test` or `train`) [default: test].

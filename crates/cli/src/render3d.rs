@@ -482,13 +482,25 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         sh_degree: d.sh_degree,
         background: bg,
     };
+    // one scored view: its photo's name, scores and render file
+    struct Row {
+        name: String,
+        psnr: f64,
+        ssim: f64,
+        half_fit: (f64, f64),
+        file: String,
+    }
     let mut rows = Vec::with_capacity(views.len());
     for (v, name) in views.iter().zip(&names) {
         let cam = splat::train::camera_of(v);
         let (img, _) = render(&g, &cam, &ropts).map_err(|e| CliError::usage(e.to_string()))?;
         // over the kept pixels of the view's mask (all without one)
-        let splat::train::ViewScore { rgb, psnr, ssim } =
-            splat::train::score_view(&img.rgb, v, bg, img.width, img.height);
+        let splat::train::ViewScore {
+            rgb,
+            psnr,
+            ssim,
+            half_fit,
+        } = splat::train::score_view(&img.rgb, v, bg, img.width, img.height);
         let px: Vec<u8> = rgb.iter().map(|x| (x * 255.0 + 0.5) as u8).collect();
         let file = out_dir.join(name);
         let mut png = Vec::new();
@@ -500,23 +512,31 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         if d.compare {
             write_compare(&compare_dir, name, v, rgb)?;
         }
-        rows.push((v.name.clone(), psnr, ssim, file.display().to_string()));
+        rows.push(Row {
+            name: v.name.clone(),
+            psnr,
+            ssim,
+            half_fit,
+            file: file.display().to_string(),
+        });
     }
     // over the views with a kept pixel (a view its mask ignores whole
     // has no score)
-    let mean_psnr = crate::train::mean_of_scored(rows.iter().map(|r| r.1));
-    let mean_ssim = crate::train::mean_of_scored(rows.iter().map(|r| r.2));
-    let scored = rows.iter().filter(|r| !r.1.is_nan()).count();
+    let mean = |f: fn(&Row) -> f64| crate::train::mean_of_scored(rows.iter().map(f));
+    let (mean_psnr, mean_ssim) = (mean(|r| r.psnr), mean(|r| r.ssim));
+    let scored = rows.iter().filter(|r| !r.psnr.is_nan()).count();
     let per: Vec<serde_json::Value> = rows
         .iter()
-        .map(|(name, p, s, file)| {
-            serde_json::json!({"name": name, "psnr": p, "ssim": s, "render": file})
+        .map(|r| {
+            serde_json::json!({"name": r.name, "psnr": r.psnr, "ssim": r.ssim,
+                "psnr_half_fit": r.half_fit.0, "ssim_half_fit": r.half_fit.1, "render": r.file})
         })
         .collect();
     let mut report = serde_json::json!({
         "split": split, "views": rows.len(), "scored_views": scored,
         "psnr": mean_psnr, "ssim": mean_ssim,
-        "per_view": per, "out": out_dir.display().to_string(),
+        "psnr_half_fit": mean(|r| r.half_fit.0), "ssim_half_fit": mean(|r| r.half_fit.1),
+        "per_view": per, "out": out_dir.display().to_string(), "notes": ds.notes,
     });
     if d.compare {
         report["compare"] = serde_json::json!(compare_dir.display().to_string());
@@ -531,8 +551,8 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
     if json {
         println!("{report}");
     } else {
-        for (name, p, s, _) in &rows {
-            println!("{name}: PSNR {p:.2} dB, SSIM {s:.4}");
+        for r in &rows {
+            println!("{}: PSNR {:.2} dB, SSIM {:.4}", r.name, r.psnr, r.ssim);
         }
         let unscored = match rows.len() - scored {
             0 => String::new(),
@@ -543,6 +563,14 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
             crate::output::count(rows.len(), "view"),
             out_dir.display()
         );
+        if scored > 0 {
+            println!(
+                "  (with a colour transform fitted on each photo's left half and scored on its \
+                 right, the original 3DGS's exposure protocol: PSNR {:.2} dB, SSIM {:.4})",
+                mean(|r| r.half_fit.0),
+                mean(|r| r.half_fit.1)
+            );
+        }
         if d.compare {
             println!(
                 "photo | render | error side by side in {}",

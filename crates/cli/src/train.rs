@@ -42,6 +42,8 @@ pub struct TrainArgs {
     pub data: PathBuf,
     /// Output folder: point_cloud.ply, test renders (an earlier run's
     /// renders of views this run does not have are removed), checkpoints.
+    /// A run holds the folder's lock (`.train.lock`) while it writes, so a
+    /// second `train` into the same folder at once is refused.
     #[arg(long)]
     pub out: PathBuf,
     /// Iterations in all (with --resume: including those already done;
@@ -172,7 +174,8 @@ pub struct TrainArgs {
     /// balance varies. Held-out photos are scored with the identity
     /// (`psnr`, `ssim`) and by the original 3DGS's protocol: a transform
     /// fitted on the left half of each photo, scores over the right half
-    /// (`psnr_half_fit`, `ssim_half_fit`).
+    /// (`psnr_half_fit`, `ssim_half_fit`; reported for every run, so that
+    /// runs with and without --exposure compare).
     #[arg(long)]
     pub exposure: bool,
     /// Mip-Splatting's antialiased projection (gsplat's `antialiased`):
@@ -383,16 +386,19 @@ pub struct TrainReport {
     /// mask file that keeps every pixel changes nothing and is not counted.
     pub masked_views: usize,
     /// Whether `--exposure` learned a colour transform per training photo
-    /// (then the scored views are scored twice: `psnr` with the identity,
+    /// (held-out photos have none: `psnr` scores them with the identity,
     /// `psnr_half_fit` by the original 3DGS's protocol).
     pub exposure: bool,
-    /// With `--exposure`: mean PSNR of the same views by the original's
-    /// protocol (colour transform fitted by least squares on the left half
-    /// of each photo, PSNR over the right half).
-    pub psnr_half_fit: Option<f64>,
-    /// With `--exposure`: mean SSIM by the same protocol.
-    pub ssim_half_fit: Option<f64>,
-    /// The scene.
+    /// Mean PSNR of the same views by the original 3DGS's protocol for
+    /// held-out photos under exposure compensation (a colour transform
+    /// fitted by least squares on the left half of each photo, PSNR over
+    /// the right half). Computed for every run, with `--exposure` or
+    /// without, so that the two compare by the same rule.
+    pub psnr_half_fit: f64,
+    /// Mean SSIM by the same protocol.
+    pub ssim_half_fit: f64,
+    /// The scene (an absolute path, as are the views' renders in
+    /// `metrics.json`, so that the file reads the same from anywhere).
     pub point_cloud: PathBuf,
     /// The dataset trained on, as `settings.json` keeps it (for COLMAP
     /// data of several models, the folder names the model only when one
@@ -408,6 +414,16 @@ pub struct TrainReport {
     pub machine: String,
     /// The kernels' vector instruction set (`CHAINRULE_SIMD` caps it).
     pub simd: &'static str,
+    /// With `--view`: the viewer's address (also on stderr as training
+    /// starts), where the final scene is served after this report until
+    /// the process is interrupted; null otherwise.
+    pub viewer: Option<String>,
+}
+
+/// `p` made absolute (against the working folder), as it is when that
+/// cannot be done.
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 fn train_err(e: TrainError) -> CliError {
@@ -512,13 +528,10 @@ fn check_values(a: &TrainArgs) -> CliResult<()> {
 
 fn run_on_worker(a: TrainArgs) -> CliResult {
     check_values(&a)?;
-    // (a dataset that is not there is named first, by the loader)
-    if !a.resume && a.data.is_dir() {
-        if a.overwrite {
-            clear_earlier_run(&a.out)?;
-        } else {
-            refuse_earlier_run(&a.out)?;
-        }
+    // (a dataset that is not there is named first, by the loader; said
+    // before the photos are read, and again once the folder is locked)
+    if !a.resume && !a.overwrite && a.data.is_dir() {
+        refuse_earlier_run(&a.out)?;
     }
     let background = match &a.background {
         Some(b) => parse_background(b)?,
@@ -639,6 +652,17 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     }
     let absgrad = use_absgrad(a.absgrad, a.no_absgrad, kind);
     check_out_dir(&a.out)?;
+    // from here on the folder is this run's: no other run writes into it
+    // (an earlier one's model and checkpoints go only now, so that a run
+    // refused above leaves them as they were)
+    let lock = OutLock::take(&a.out)?;
+    if !a.resume {
+        if a.overwrite {
+            clear_earlier_run(&a.out)?;
+        } else {
+            refuse_earlier_run(&a.out)?;
+        }
+    }
     let ckpt_dir = checkpoint_dir(&a.out);
     let colmap = kind == Some("colmap");
     if a.resume && !ckpt_dir.join("latest.json").is_file() {
@@ -853,8 +877,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             let bytes = img.to_png().map_err(|err| CliError::file(&p, err))?;
             write_atomic(&p, &bytes)?;
             per_view
-                .push(serde_json::json!({"view": e.name, "render": p, "psnr": e.psnr, "ssim": e.ssim, "masked": e.masked,
-                "psnr_half_fit": e.half_fit.map(|h| h.0), "ssim_half_fit": e.half_fit.map(|h| h.1)}));
+                .push(serde_json::json!({"view": e.name, "render": absolute(&p), "psnr": e.psnr, "ssim": e.ssim, "masked": e.masked,
+                "psnr_half_fit": e.half_fit.0, "ssim_half_fit": e.half_fit.1}));
         }
         // an earlier run's renders of other views would pass for this one's
         crate::output::remove_earlier_renders(
@@ -888,20 +912,15 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             scored_views: ev.iter().filter(|e| !e.psnr.is_nan()).count(),
             masked_views: ev.iter().filter(|e| e.masked && !e.psnr.is_nan()).count(),
             exposure: t.config().exposure,
-            psnr_half_fit: t
-                .config()
-                .exposure
-                .then(|| mean_of_scored(ev.iter().filter_map(|e| e.half_fit.map(|h| h.0)))),
-            ssim_half_fit: t
-                .config()
-                .exposure
-                .then(|| mean_of_scored(ev.iter().filter_map(|e| e.half_fit.map(|h| h.1)))),
-            point_cloud: point_cloud.clone(),
+            psnr_half_fit: mean_of_scored(ev.iter().map(|e| e.half_fit.0)),
+            ssim_half_fit: mean_of_scored(ev.iter().map(|e| e.half_fit.1)),
+            point_cloud: absolute(&point_cloud),
             dataset: crate::settings::stored_dataset_path(&a.data),
             notes: t.data().notes.clone(),
             curve,
             machine: crate::bench::machine(),
             simd: splat::simd_in_use(),
+            viewer: live.as_ref().map(|v| v.url.clone()),
         };
         Ok((point_cloud, renders, report, per_view))
     })();
@@ -940,16 +959,18 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             "trained {} Gaussians for {ran}: {} views{unscored} {scores}",
             report.gaussians, eval_split
         );
-        let half_fit = (
-            report.psnr_half_fit,
-            report.ssim_half_fit,
-            report.scored_views,
-        );
-        if let (Some(p), Some(s), 1..) = half_fit {
+        if report.scored_views > 0 {
+            let (p, s) = (report.psnr_half_fit, report.ssim_half_fit);
+            let scores = match report.exposure {
+                true => {
+                    "with --exposure those scores take each photo as it is (the identity \
+                         colour transform); fitted"
+                }
+                false => "with a colour transform fitted",
+            };
             println!(
-                "  (with --exposure those scores take each photo as it is, with the identity \
-                 colour transform; fitted on each photo's left half and scored on its right, \
-                 the original 3DGS's protocol: PSNR {p:.2} dB, SSIM {s:.4})"
+                "  ({scores} on each photo's left half and scored on its right, the original \
+                 3DGS's exposure protocol: PSNR {p:.2} dB, SSIM {s:.4})"
             );
         }
         let exported = a.export.map_or(String::new(), |f| {
@@ -965,6 +986,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             a.out.join("checkpoints").display()
         );
     }
+    // the run is over: a --resume may start while the viewer serves on
+    drop(lock);
     if let Some(v) = &live {
         v.serve_until_interrupted();
     }
@@ -1029,6 +1052,51 @@ fn run_iters(a: &TrainArgs, colmap: bool, recorded: Option<u32>) -> u32 {
 /// unreadable or older than the record.
 pub(crate) fn resumed_length(ckpt_dir: &std::path::Path) -> Option<u32> {
     RunRecord::of_checkpoints(ckpt_dir)?.iters
+}
+
+/// The lock a run holds on its output folder while it writes there: an
+/// exclusive advisory lock on `OUT/.train.lock` (the file stays; the lock
+/// goes with the process, however it ends), so that a second run into the
+/// same folder (even with `--resume` or `--overwrite`) is refused instead
+/// of interleaving its checkpoints and model with the first's.
+pub(crate) struct OutLock {
+    // held for its lock; released when dropped
+    _file: std::fs::File,
+}
+
+impl OutLock {
+    /// The lock file's name in the output folder.
+    pub(crate) const FILE: &'static str = ".train.lock";
+
+    /// Creates `out` when missing and takes its lock; an error naming the
+    /// folder when another process holds it. Where the file system cannot
+    /// lock (some network shares), the run goes on with a note.
+    pub(crate) fn take(out: &std::path::Path) -> CliResult<OutLock> {
+        crate::output::ensure_dir(out)?;
+        let path = out.join(Self::FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| CliError::file(&path, format!("cannot open the run's lock file: {e}")))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(CliError::file(
+                    out,
+                    "--out: another `chainrule train` is writing into this folder now; wait \
+                     for it to finish (or stop it), or choose another folder",
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => eprintln!(
+                "note: {}: cannot lock the output folder ({e}); a second run into it \
+                 at once would not be noticed",
+                path.display()
+            ),
+        }
+        Ok(OutLock { _file: file })
+    }
 }
 
 /// An error when `out` holds an earlier run (its model or its

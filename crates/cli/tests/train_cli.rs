@@ -272,8 +272,14 @@ fn train_writes_ply_renders_and_json_then_resumes() {
     let rd = d.join("rd");
     let r = render_data(&out, ds, &rd);
     assert_eq!(r["views"], 2);
-    let (p1, p2) = (r["psnr"].as_f64().unwrap(), v["psnr"].as_f64().unwrap());
-    assert!((p1 - p2).abs() < 1e-9, "render --data {p1} vs train {p2}");
+    for key in ["psnr", "psnr_half_fit", "ssim_half_fit"] {
+        let (p1, p2) = (r[key].as_f64().unwrap(), v[key].as_f64().unwrap());
+        assert!(
+            (p1 - p2).abs() < 1e-9,
+            "{key}: render --data {p1} vs train {p2}"
+        );
+    }
+    assert_eq!(r["notes"], v["notes"]);
     assert!(rd.join("r_0.png").is_file() && rd.join("r_1.png").is_file());
     let bad = run(&[
         "render",
@@ -534,6 +540,21 @@ fn settings_name_the_dataset_absolutely_and_a_moved_one_is_reported() {
         serde_json::from_slice(&std::fs::read(d.join("out/settings.json")).unwrap()).unwrap();
     let saved = PathBuf::from(st["dataset"].as_str().unwrap());
     assert_eq!(saved, d.join("data").canonicalize().unwrap());
+    // the report's paths too, so that metrics.json reads from anywhere
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let m = read_json(&d.join("out/metrics.json"));
+    for (p, file) in [
+        (&v["point_cloud"], "out/point_cloud.ply"),
+        (&m["point_cloud"], "out/point_cloud.ply"),
+        (&m["views"][0]["render"], "out/renders/r_0.png"),
+    ] {
+        let p = PathBuf::from(p.as_str().unwrap());
+        assert!(p.is_absolute(), "{p:?}");
+        assert_eq!(
+            p.canonicalize().unwrap(),
+            d.join(file).canonicalize().unwrap()
+        );
+    }
     // so a render from anywhere finds it
     let out = d.join("out");
     let (o_s, path) = (out.to_str().unwrap(), d.join("path"));
@@ -689,7 +710,7 @@ fn an_earlier_run_is_never_replaced_unasked() {
 
 /// `--exposure`'s report says so and scores the held-out photos both ways
 /// (the identity, and the original 3DGS's half-fit protocol), in JSON and
-/// in the text summary; a run without it says neither.
+/// in the text summary; a run without it is scored both ways too.
 #[test]
 fn the_report_says_how_exposure_runs_are_scored() {
     let (d, data, out) = synth_run("exposure-report");
@@ -720,10 +741,36 @@ fn the_report_says_how_exposure_runs_are_scored() {
         text.contains("identity") && text.contains("protocol: PSNR"),
         "{text}"
     );
+    // a run without --exposure is scored by the protocol too (to compare)
     let v = json(&small_train(&data, &out, &["--iters", "3", "--overwrite"]));
-    assert_eq!(
-        (v["exposure"].clone(), v["psnr_half_fit"].clone()),
-        (false.into(), serde_json::Value::Null)
-    );
+    assert_eq!(v["exposure"], false);
+    let (p, h) = (v["psnr"].as_f64().unwrap(), v["psnr_half_fit"].as_f64());
+    assert!(h.is_some_and(|h| h.is_finite() && h != p), "{v}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A run holds its output folder's lock while it writes: a second run into
+/// the folder at once is refused even with `--overwrite` or `--resume`
+/// (here the test holds the lock as the first run would), and runs once
+/// the lock is let go.
+#[test]
+fn a_second_run_into_a_busy_folder_is_refused() {
+    let (d, data, out) = synth_run("busy-folder");
+    std::fs::create_dir_all(&out).unwrap();
+    let lock = std::fs::File::create(out.join(".train.lock")).unwrap();
+    lock.try_lock().expect("the test takes the lock");
+    for extra in [&["--overwrite"][..], &["--resume"], &[]] {
+        let mut args = vec!["--iters", "3"];
+        args.extend(extra);
+        let o = small_train(&data, &out, &args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let msg = e["error"].as_str().unwrap();
+        assert!(msg.contains("another `chainrule train`"), "{e}");
+        assert_eq!(e["path"].as_str(), out.to_str());
+        assert!(!out.join("checkpoints").exists(), "{extra:?} wrote");
+    }
+    lock.unlock().unwrap();
+    json(&small_train(&data, &out, &["--iters", "3"]));
     std::fs::remove_dir_all(&d).unwrap();
 }

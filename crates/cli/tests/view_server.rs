@@ -691,3 +691,55 @@ fn export_refuses_a_folder_of_other_files() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
 }
+
+/// `train --view --json`: the report names the viewer's address, where
+/// the final scene is still served after the report.
+#[test]
+fn train_view_json_reports_the_viewer() {
+    let d = tmp("train-view-json");
+    let data = d.join("data");
+    let o = cli(&[
+        "synth",
+        data.to_str().unwrap(),
+        "--size",
+        "24",
+        "--views",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["train", data.to_str().unwrap(), "--out"])
+        .arg(d.join("out"))
+        .args(["--iters", "3", "--init-points", "50", "--json"])
+        .args(["--view", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server = Server {
+        child,
+        addr: String::new(),
+    };
+    let report: serde_json::Value = serde_json::from_str(&line).expect("one JSON object");
+    let url = report["viewer"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{report}"));
+    let addr = url
+        .strip_prefix("http://")
+        .and_then(|r| r.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("{url}"));
+    let (status, body) = get(addr, "/info.json");
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        info["splats"].as_u64(),
+        report["gaussians"].as_u64(),
+        "{info}"
+    );
+    drop(server);
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -28,10 +28,9 @@ pub struct ViewEval {
     pub ssim: f64,
     /// Whether the view has a mask (so the scores are over kept pixels).
     pub masked: bool,
-    /// With `--exposure`: PSNR and SSIM by the original 3DGS's protocol
-    /// for held-out photos (a colour transform fitted on the left half of
-    /// the photo, scores over the right half); `None` otherwise.
-    pub half_fit: Option<(f64, f64)>,
+    /// PSNR and SSIM by the original 3DGS's protocol for held-out photos
+    /// under exposure compensation (see [`ViewScore::half_fit`]).
+    pub half_fit: (f64, f64),
 }
 
 impl Trainer {
@@ -49,21 +48,6 @@ impl Trainer {
                 let (img, _) = render(&g, &camera_of(v), &opts)
                     .map_err(|e| TrainError::Render(e.to_string()))?;
                 let s = score_view(&img.rgb, v, bg, img.width, img.height);
-                let half_fit = self.cfg.exposure.then(|| {
-                    let target: Vec<f64> = v
-                        .image_on(bg.map(|c| c as f32))
-                        .iter()
-                        .map(|&x| x as f64)
-                        .collect();
-                    let mask = mask_f64(v);
-                    exposure::half_fit_scores(
-                        &s.rgb,
-                        &target,
-                        mask.as_deref(),
-                        img.width,
-                        img.height,
-                    )
-                });
                 Ok(ViewEval {
                     name: v.name.clone(),
                     width: img.width,
@@ -71,7 +55,7 @@ impl Trainer {
                     psnr: s.psnr,
                     ssim: s.ssim,
                     masked: v.mask.is_some(),
-                    half_fit,
+                    half_fit: s.half_fit,
                     rgb: s.rgb,
                 })
             })
@@ -88,6 +72,13 @@ pub struct ViewScore {
     pub psnr: f64,
     /// Mean SSIM over the kept pixels (all without a mask).
     pub ssim: f64,
+    /// PSNR and SSIM by the original 3DGS's protocol for held-out photos
+    /// under exposure compensation: a colour transform (3×3 and offset)
+    /// fitted by least squares on the left half of the photo (its kept
+    /// pixels), applied to the render, and scored over the right half.
+    /// Computed for every view, so that a run trained with `--exposure`
+    /// and one without compare by the same rule.
+    pub half_fit: (f64, f64),
 }
 
 /// Scores a `width × height` RGB render of `view` against its photograph
@@ -115,6 +106,7 @@ pub fn score_view(
     ViewScore {
         psnr: loss::psnr_masked(&rgb, &target, m, 3),
         ssim: loss::ssim_values_masked(&rgb, &target, m, width, height, 3),
+        half_fit: exposure::half_fit_scores(&rgb, &target, m, width, height),
         rgb,
     }
 }
