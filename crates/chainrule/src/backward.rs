@@ -13,7 +13,7 @@
 use crate::lookahead;
 use crate::scalar::Scalar;
 use crate::tape::{
-    n_partials, parents, partial, takes_arg, Arena, NonFinite, Tape, Var, IN_BACKWARD, K_ADD,
+    n_partials, parents, partial, takes_arg, Arena, NonFinite, Op, Tape, Var, IN_BACKWARD, K_ADD,
     K_BINARY, K_COS, K_LEAF, K_PASS, K_SIN, K_UNARY,
 };
 
@@ -107,8 +107,16 @@ impl<'t, T: Scalar> Var<'t, T> {
     ///   the output down) that is NaN or infinite: `adjoint × partial` at
     ///   a node whose adjoint is finite and nonzero, or what a custom
     ///   operation's vector-Jacobian product gives its inputs from
-    ///   adjoints not all 0. A node whose adjoint is 0 adds nothing and is
-    ///   not checked.
+    ///   adjoints not all 0;
+    /// - or an undefined one ([`NonFinite::zero_adjoint`]): a node whose
+    ///   adjoint is 0 by arithmetic (a product with 0 on the way, as
+    ///   `2·sqrt(x)` in `sqrt(x)²` at 0) and whose partial is not finite.
+    ///   [`backward`](Var::backward) takes that `0 × inf` as 0, which can
+    ///   be wrong (`sqrt(x)²` has derivative 1). A 0 that a selection
+    ///   gives (the operand a `max`, `min` or `relu` did not take, or
+    ///   `abs` and `hypot` at their kink) is no such product: below it
+    ///   nothing is checked, as nothing on a branch the output does not
+    ///   use is.
     ///
     /// ```
     /// use chainrule::Tape;
@@ -120,6 +128,14 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// assert_eq!(y.try_backward().unwrap().wrt(x), 4.0);
     /// let err = (y + unused).try_backward().unwrap_err();
     /// assert_eq!((err.op.as_str(), err.node), ("ln", unused.index()));
+    /// // 0 × inf: sqrt's derivative at 0 meets the 0 of 2·sqrt(z)
+    /// let z = tape.var(0.0);
+    /// let r = z.sqrt();
+    /// let err = r.powi(2).try_backward().unwrap_err();
+    /// assert!(err.zero_adjoint && (err.op.as_str(), err.node) == ("sqrt", r.index()));
+    /// assert_eq!(r.powi(2).backward().wrt(z), 0.0); // the unchecked sweep's 0
+    /// // the branch max did not take is not checked
+    /// assert_eq!(z.max(r - 5.0).try_backward().unwrap().wrt(z), 1.0);
     /// ```
     pub fn try_backward(&self) -> Result<Gradients<'t, T>, NonFinite> {
         if let Some(bad) = self.tape.first_non_finite_below(self.idx as usize) {
@@ -256,6 +272,12 @@ pub(crate) fn sweep_from<T: Scalar>(
     let customs = tape.customs_ref();
     debug_assert!(top < tape.len());
     let mut bad: Option<NonFinite> = None;
+    // checking: which nodes the output reaches other than through a
+    // selection's zero (see `sweep_range`), the seeds to begin with
+    let mut live: Vec<bool> = match check {
+        true => adj[..=top].iter().map(|a| !a.is_zero()).collect(),
+        false => Vec::new(),
+    };
     let mut hi = top + 1;
     // where node `hi - 1`'s partials end
     let mut pc = tape.nodes_ref().partials_before(hi);
@@ -266,10 +288,15 @@ pub(crate) fn sweep_from<T: Scalar>(
             continue;
         }
         let end = first + c.n_outputs as usize;
-        pc = sweep_range(tape, adj, end.min(hi), hi, pc, check, &mut bad);
+        pc = sweep_range(tape, adj, end.min(hi), hi, pc, check, &mut bad, &mut live);
         // Outputs of this op above `top` have zero adjoint (not in `adj`).
         let seen = end.min(hi);
         let out_grad = &adj[first..seen];
+        if check && live[first..seen].iter().any(|&l| l) {
+            for &p in &c.inputs {
+                live[p as usize] = true;
+            }
+        }
         if out_grad.iter().any(|g| !g.is_zero()) {
             in_grad.clear();
             in_grad.resize(c.inputs.len(), T::zero());
@@ -287,6 +314,7 @@ pub(crate) fn sweep_from<T: Scalar>(
                         op: format!("custom:{}", c.name),
                         value: g.to_f64(),
                         in_backward: true,
+                        zero_adjoint: false,
                     });
                 }
                 adj[p as usize] += g;
@@ -294,7 +322,7 @@ pub(crate) fn sweep_from<T: Scalar>(
         }
         hi = first;
     }
-    sweep_range(tape, adj, 1, hi, pc, check, &mut bad);
+    sweep_range(tape, adj, 1, hi, pc, check, &mut bad, &mut live);
     tape.scratch.set(in_grad);
     bad
 }
@@ -309,7 +337,16 @@ pub(crate) fn sweep_from<T: Scalar>(
 /// two-parent layout this replaced: a sum's partials of 1 are exact, so it
 /// passes its adjoint through unmultiplied, and a missing parent (the sink)
 /// receives nothing instead of `adjoint × 0`.
+///
+/// With `check`, `live` marks the nodes the output reaches other than
+/// through a zero partial of a selection (`max`, `min`, `relu`, `abs`,
+/// `hypot`: the branch not taken, or the convention at a kink). A node
+/// whose adjoint is 0 but that is live got its 0 from arithmetic (a
+/// product with 0, as `2·sqrt(x)` in `sqrt(x)²` at 0): a non-finite
+/// partial there is `0 × inf`, an undefined gradient the plain sweep
+/// takes as 0, so it is reported.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn sweep_range<T: Scalar>(
     tape: &Tape<T>,
     adj: &mut [T],
@@ -318,6 +355,7 @@ pub(crate) fn sweep_range<T: Scalar>(
     pc: usize,
     check: bool,
     bad: &mut Option<NonFinite>,
+    live: &mut [bool],
 ) -> usize {
     if hi <= lo {
         return pc;
@@ -355,10 +393,30 @@ pub(crate) fn sweep_range<T: Scalar>(
             let a = adj[i] + carry;
             carry = T::zero();
             adj[i] = a;
-            if a.is_zero() {
+            if !live[i] {
                 continue;
             }
             let (ps, ds) = arena.decode(i, pc);
+            let selects = tape.op_of(i).is_none_or(selects);
+            for k in 0..2 {
+                if ps[k] != 0 && !(selects && ds[k].is_zero()) {
+                    live[ps[k]] = true;
+                }
+            }
+            if a.is_zero() {
+                // 0 × inf: no contribution, but no gradient either
+                let undefined = (0..2).find(|&k| ps[k] != 0 && !ds[k].is_finite());
+                if let (Some(k), None) = (undefined, &bad) {
+                    *bad = Some(NonFinite {
+                        node: i,
+                        op: tape.op_name(i),
+                        value: ds[k].to_f64(),
+                        in_backward: true,
+                        zero_adjoint: true,
+                    });
+                }
+                continue;
+            }
             for k in 0..2 {
                 let g = a * ds[k];
                 if bad.is_none() && a.is_finite() && !g.is_finite() {
@@ -367,6 +425,7 @@ pub(crate) fn sweep_range<T: Scalar>(
                         op: tape.op_name(i),
                         value: g.to_f64(),
                         in_backward: true,
+                        zero_adjoint: false,
                     });
                 }
                 if ps[k] == i - 1 {
@@ -684,6 +743,15 @@ fn prefetch_below<T>(heads: &[u64], adj: &[T], partials: &[T], i: usize, pc: usi
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (heads, adj, partials, i, pc);
+}
+
+/// Whether `op`'s zero partials select (the operand a `max`, `min` or
+/// `relu` did not take) or follow a convention at a kink (`abs`, `hypot`
+/// at 0): no gradient reaches that operand, so a non-finite partial below
+/// it is no `0 × inf`. An unknown operation (recorded before checking was
+/// turned on) is taken as one, so that it is never reported.
+fn selects(op: Op) -> bool {
+    matches!(op, Op::Max | Op::Min | Op::Relu | Op::Abs | Op::Hypot)
 }
 
 #[cfg(test)]

@@ -18,6 +18,19 @@
 //! assert_eq!((g.wrt(x), g.wrt(y), g.wrt(z)), (-4.0, -4.0, 3.0));
 //! ```
 //!
+//! For a function of a slice of `f64`s, [`gradient_of`] does the taping:
+//!
+//! ```
+//! // f(x, y) = x · sin(y) + 1 at (2, 0): value 1, gradient (0, 2)
+//! let (v, g) = chainrule::gradient_of(|x| x[0] * x[1].sin() + 1.0, &[2.0, 0.0]);
+//! assert_eq!((v, g), (1.0, vec![0.0, 2.0]));
+//! ```
+//!
+//! Code generic over the number type (for second derivatives, see below)
+//! is written on [`Var`]`<S>` with `S:` [`Scalar`], where a literal is
+//! `S::from_f64(2.0)`: `x * 2.0` compiles on an `f64` (or `f32`) tape
+//! only.
+//!
 //! [`Gradients`] borrow their tape. A function that builds a tape and
 //! returns one derivative, `(x * x).backward().wrt(x)` as its last
 //! expression, compiles in edition 2024; in edition 2021 the temporary

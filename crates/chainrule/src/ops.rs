@@ -314,9 +314,10 @@ impl<'t, T: Scalar> Var<'t, T> {
         self.unary(Op::Sigmoid, s, d)
     }
 
-    /// max(0, x), with relu'(0) = 0.
+    /// max(0, x), with relu'(0) = 0. A NaN stays NaN (with partial 1, so
+    /// that it is seen downstream, as with [`max`](Self::max)), not 0.
     pub fn relu(self) -> Self {
-        if self.val > T::zero() {
+        if self.val > T::zero() || self.val.to_f64().is_nan() {
             self.unary(Op::Relu, self.val, T::one())
         } else {
             self.unary(Op::Relu, T::zero(), T::zero())

@@ -508,10 +508,23 @@ pub struct NonFinite {
     /// `true` if it appeared in the backward pass (a gradient), `false` if in
     /// the forward pass (a value).
     pub in_backward: bool,
+    /// `true` if the gradient reaching the node was 0 and its partial,
+    /// `value`, is not finite (`0 × inf`, as at `sqrt` in `sqrt(x)²` at
+    /// 0): the gradient is undefined there, and
+    /// [`Var::backward`](crate::Var::backward) takes the product as 0.
+    pub zero_adjoint: bool,
 }
 
 impl fmt::Display for NonFinite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.zero_adjoint {
+            return write!(
+                f,
+                "undefined gradient (0 × {}) at operation `{}` (node {}): a zero gradient \
+                 reached its infinite derivative",
+                self.value, self.op, self.node
+            );
+        }
         let what = if self.in_backward {
             "gradient"
         } else {
@@ -532,6 +545,14 @@ impl std::error::Error for NonFinite {}
 /// A tape is written through shared references (`&Tape`): every [`Var`]
 /// borrows it, and each operation on `Var`s appends a node. [`Tape::clear`]
 /// needs `&mut`, so no `Var` can outlive the nodes it names.
+///
+/// A tape holds at most 2³⁰ nodes (about 1.07 billion; each costs 12 to
+/// 28 bytes, so the limit is near 12 GB of `f64` nodes); recording one more
+/// panics with "tape is full". Longer computations belong in a
+/// [`Recurrence`](crate::Recurrence), whose strategies keep a step's nodes
+/// at a time, or in several tapes joined by [`vjp`](crate::vjp).
+/// `Tape::new()` makes an `f64` tape; a tape of another scalar is
+/// `Tape::<f32>::default()`.
 ///
 /// ```
 /// use chainrule::Tape;
@@ -744,6 +765,7 @@ impl<T: Scalar> Tape<T> {
             op: self.op_name(idx),
             value,
             in_backward: false,
+            zero_adjoint: false,
         }
     }
 
@@ -1008,6 +1030,14 @@ impl<T: Scalar> Tape<T> {
     }
 
     /// The name of the operation that produced node `idx` (needs tracing).
+    /// The operation of node `idx`, when traced (tracing or checking was
+    /// on as it was recorded).
+    pub(crate) fn op_of(&self, idx: usize) -> Option<Op> {
+        // SAFETY: see the struct comment.
+        let tr = unsafe { &*self.trace.get() };
+        tr.get(idx).map(|e| e.op)
+    }
+
     pub(crate) fn op_name(&self, idx: usize) -> String {
         // SAFETY: see the struct comment.
         let tr = unsafe { &*self.trace.get() };

@@ -355,12 +355,20 @@ fn min_max_and_clamp_pass_nan_on() {
         x.clamp(f64::NAN, 1.0),
         x.clamp(0.0, f64::NAN),
         x.clamp(nan, 1.0),
+        nan.relu(),
+        (x - 1.0).ln().relu(),
     ] {
         assert!(y.value().is_nan());
     }
     // ties still go to the first argument
     let g = x.max(0.3).backward();
     assert_eq!(g.wrt(x), 1.0);
+    // and a checked sweep names the operation that made the NaN
+    let mut checked = Tape::new();
+    checked.set_check_finite(true);
+    let z = checked.var(-1.0);
+    let err = (z.ln().relu() + z).try_backward().unwrap_err();
+    assert_eq!((err.op.as_str(), err.in_backward), ("ln", false));
 }
 
 #[test]
@@ -650,6 +658,53 @@ fn a_zero_adjoint_does_not_spread_nan() {
     let x = tape.var(0.0);
     let y = x + x.sqrt() * 0.0;
     assert_eq!(y.backward().wrt(x), 1.0);
+}
+
+/// The checked sweep reports `0 × inf` where the zero came from
+/// arithmetic (the derivative is then undefined, and the plain sweep's 0
+/// can be wrong), never where it came from a selection (the branch `max`,
+/// `min` or `relu` did not take, `abs` at its kink); and where it reports
+/// nothing, its gradients are the plain sweep's, bit for bit.
+#[test]
+fn checked_backward_reports_zero_times_infinity() {
+    let mut tape = Tape::new();
+    tape.set_check_finite(true);
+    let x = tape.var(0.0);
+    let r = x.sqrt();
+    let products = [
+        ("sqrt(x)²", r.powi(2)),
+        ("sqrt(x)·sqrt(x)", r * r),
+        ("cos(sqrt(x))", r.cos()),
+        ("x + 0·sqrt(x)", x + r * 0.0),
+        ("sqrt(x)·x, through a custom op", {
+            let y = tape.custom_op("twice", &[r], vec![2.0 * r.value()], |g, o| {
+                o[0] = 2.0 * g[0]
+            });
+            y[0] * x
+        }),
+    ];
+    for (name, y) in products {
+        let err = y.try_backward().unwrap_err();
+        assert!(err.zero_adjoint && err.in_backward, "{name}: {err:?}");
+        assert_eq!((err.op.as_str(), err.node), ("sqrt", r.index()), "{name}");
+        assert!(err.value.is_infinite(), "{name}: {err}");
+        assert!(err.to_string().contains("0 × inf"), "{err}");
+    }
+    let selections = [
+        x.max(r - 5.0),
+        (r + 5.0).min(x * 2.0),
+        (-1.0 - r).relu() + x,
+        r.abs() + x,
+        x.hypot(0.0) + (r * 0.0).relu(),
+    ];
+    for y in selections {
+        let checked = y.try_backward().unwrap();
+        let plain = y.backward();
+        assert_eq!(checked.wrt(x).to_bits(), plain.wrt(x).to_bits(), "{y:?}");
+    }
+    // away from 0 nothing is undefined
+    let x = tape.var(4.0);
+    assert_eq!(x.sqrt().powi(2).try_backward().unwrap().wrt(x), 1.0);
 }
 
 #[test]

@@ -287,8 +287,15 @@ fn syntax_error_shows_line_column_and_caret() {
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines[1], "  w = x * )");
     assert_eq!(lines[2], "          ^");
-    fails(&["a = 1\nb = (a + ", "x=1"], &["line 2, column 10"]);
+    fails(&["a = 1\nb = (a + ", "x=1"], &["line 2, column 9"]);
     fails(&["2x", "x=1"], &["column 2", "missing `*`"]);
+    // a program that ends too soon is shown where its last token ends,
+    // not past the blank lines after it
+    let err = fails(
+        &["x +\n\n  \n", "x=1"],
+        &["line 1, column 4", "end of program"],
+    );
+    assert!(err.contains("\n  x +\n     ^"), "{err}");
 }
 
 #[test]
@@ -328,6 +335,30 @@ fn input_errors() {
     fails(&["x", "x"], &["NAME=VALUE"]);
     fails(&["x", "1x=2"], &["not a name"]);
     fails(&["x", "x=1", "pi=3"], &["reserved"]);
+    // a keyword is all letters: it is reserved, not "not a name"
+    for k in ["then", "if", "fn", "not"] {
+        let arg = format!("{k}=2");
+        let err = fails(&["1", &arg], &["reserved", "keyword"]);
+        assert!(!err.contains("letters, digits"), "{err}");
+    }
+}
+
+/// Formulas pasted from typeset text: their minus, times, division and
+/// comparison signs read as the ASCII ones.
+#[test]
+fn typeset_signs_read_as_ascii() {
+    for (typeset, ascii) in [
+        ("x × 2 − 3 ÷ x", "x * 2 - 3 / x"),
+        ("if x ≥ 1 then x·x else −x", "if x >= 1 then x*x else -x"),
+        ("if x ≤ 1 then x⋅2 else 0", "if x <= 1 then x*2 else 0"),
+        ("if x ≠ 2 then x else 0", "if x != 2 then x else 0"),
+    ] {
+        assert_eq!(
+            json(&[typeset, "x=1.5"]),
+            json(&[ascii, "x=1.5"]),
+            "{typeset}"
+        );
+    }
 }
 
 #[test]
@@ -404,6 +435,45 @@ fn non_finite_results_name_the_operation() {
     );
     fails(&["a = x / 0; a", "x=1"], &["inf", "column 7"]);
     fails(&["log(0 - 1) + x", "x=1"], &["NaN"]);
+    // relu passes a NaN on (it does not hide it as 0)
+    fails(&["relu(log(x)) + x", "x=-1"], &["NaN", "`log`", "column 6"]);
+    // a comparison with NaN has no branch to take
+    fails(
+        &["if log(x) > 0 then 1 else 2*x", "x=-1"],
+        &["comparison (line 1, column 11)", "NaN", "`log`", "column 4"],
+    );
+    fails(
+        &["y = 0/0; if y == y then x else 0", "x=1"],
+        &["NaN", "`/`"],
+    );
+}
+
+/// An infinite derivative that a zero gradient reaches has no product
+/// (0 × inf): the gradient is undefined there, not the 0 the plain sweep
+/// would give (`sqrt(x)^2` has derivative 1 at 0, `cos(sqrt(x))` -1/2).
+/// A zero that is a branch min, max or relu did not take, or abs's kink,
+/// is no such product.
+#[test]
+fn zero_times_infinity_is_an_error() {
+    for (program, col) in [
+        ("sqrt(x)^2", "column 1"),
+        ("sqrt(x)*sqrt(x)", "column 9"),
+        ("cos(sqrt(x))", "column 5"),
+        ("x + 0*sqrt(x)", "column 7"),
+    ] {
+        fails(&[program, "x=0"], &["undefined", "`sqrt`", "0 × inf", col]);
+    }
+    for (program, want) in [
+        ("max(x, sqrt(x) - 5)", 1.0),
+        ("min(sqrt(x) + 5, 2*x)", 2.0),
+        ("relu(-1 - sqrt(x)) + x", 1.0),
+        ("abs(sqrt(x)) + x", 1.0),
+        ("sqrt(x)^2", 1.0),
+    ] {
+        let at = if program == "sqrt(x)^2" { "x=4" } else { "x=0" };
+        let v = json(&[program, at]);
+        assert_eq!(v["gradient"]["x"], want, "{program}: {v}");
+    }
 }
 
 /// An input the program never names (a misspelling, most often) is said on

@@ -33,8 +33,11 @@
 //! (as a compiled loop's reverse pass does), records each block once from
 //! its stored start state, and carries the parameters' adjoints from block
 //! to block, so that its gradient is, bit for bit, the one sweep of the
-//! whole unrolled tape (see `Scratch::vjp_unrolled` for the one rounding
-//! that can differ). It used to keep that whole tape, every step's nodes
+//! whole unrolled tape, but for the rounding of one addition where a
+//! step's first operation uses one state value twice (`s · s`) and that
+//! value is not the previous step's last node, or where two values of a
+//! step's output are the same node (two contributions are then added in
+//! another order). It used to keep that whole tape, every step's nodes
 //! and partials (about 200 bytes a step for alpha compositing, against 16
 //! for its two states).
 //!
@@ -44,8 +47,7 @@
 //! [`Recurrence::values`].
 //!
 //! A step declared [`Recurrence::compiled`] (no branch on values or on
-//! `t`) is recorded once and compiled into an instruction list
-//! (`compiled.rs`); every strategy then replays it instead of recording the
+//! `t`) is recorded once and compiled into an instruction list; every strategy then replays it instead of recording the
 //! closure (the forward pass too, without a twin), with the same gradient
 //! bit for bit, and store-all keeps every step's partials (a tape without
 //! heads) when they fit [`Recurrence::store_all_budget`] or take no more
@@ -547,8 +549,7 @@ impl<T: Scalar> Recurrence<T> {
     /// Declares that the step records the same operations, on the same
     /// operands, with the same constants, at every step `t` and for every
     /// state and input: no branch on values or on `t`. The step is then
-    /// recorded once and compiled into an instruction list
-    /// (`compiled.rs`) that every strategy's reverse pass (and the forward
+    /// recorded once and compiled into an instruction list that every strategy's reverse pass (and the forward
     /// pass, without [`Recurrence::values`]) replays instead of recording
     /// the closure: the same operations in the same order, so the
     /// gradient is the same, bit for bit, several times faster.

@@ -282,7 +282,7 @@ impl<T: Scalar> Scratch<T> {
             // newest node first, down to the first state leaf (the
             // parameter leaves have no parents)
             let pc = tape.nodes_ref().partials_before(top + 1);
-            sweep_range(tape, adj, 1 + np, top + 1, pc, false, &mut None);
+            sweep_range(tape, adj, 1 + np, top + 1, pc, false, &mut None, &mut []);
         } else {
             let seeds: Vec<(u32, T)> = cur
                 .iter()
@@ -400,7 +400,7 @@ impl<T: Scalar> Scratch<T> {
         }
         if tape.customs_ref().is_empty() {
             let pc = tape.nodes_ref().partials_before(top + 1);
-            sweep_range(tape, adj, 1 + np, top + 1, pc, false, &mut None);
+            sweep_range(tape, adj, 1 + np, top + 1, pc, false, &mut None, &mut []);
         } else {
             sweep_from(tape, adj, top, false);
         }

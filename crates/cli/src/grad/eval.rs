@@ -590,6 +590,35 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
         r
     }
 
+    /// The error for a comparison (at `at`) of the NaN `nan`: placed
+    /// where its first non-finite value was made, as other NaN errors are.
+    fn nan_compared(&self, nan: Num<'t, T>, at: Pos) -> LangError {
+        let made = match nan {
+            Num::Var(v) => Some(first_bad_ancestor(self.tape, v.index()).unwrap_or(v.index())),
+            Num::Const(_) => None,
+        };
+        let origin = made.and_then(|i| Some((self.origins.get(i).copied()??, i)));
+        match origin {
+            Some((pos, i)) => {
+                let word = self.words.get(i).cloned().flatten().unwrap_or_default();
+                LangError::new(
+                    ErrorKind::NonFinite,
+                    Some(pos),
+                    format!(
+                        "a comparison (line {}, column {}) is with NaN, which no branch can \
+                         follow: the first non-finite value was produced by `{word}` here",
+                        at.line, at.col
+                    ),
+                )
+            }
+            None => LangError::new(
+                ErrorKind::NonFinite,
+                Some(at),
+                "this comparison is with NaN, which no branch can follow",
+            ),
+        }
+    }
+
     /// A constant promoted to a leaf, for the few operations that need a
     /// recorded value as their first operand (`2 ^ x`, `atan2(1, x)`).
     fn leaf(&self, c: T) -> Var<'t, T> {
@@ -648,8 +677,12 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
                 Value::Num(self.note(r, e.pos, what))
             }
             ExprKind::Cmp(op, a, b) => {
-                let x = self.num(a, scope)?.value();
-                let y = self.num(b, scope)?.value();
+                let (x, y) = (self.num(a, scope)?, self.num(b, scope)?);
+                // a NaN would quietly take the else branch
+                if let Some(nan) = [x, y].into_iter().find(|n| n.value().to_f64().is_nan()) {
+                    return Err(self.nan_compared(nan, e.pos));
+                }
+                let (x, y) = (x.value(), y.value());
                 Value::Bool(match op {
                     CmpOp::Lt => x < y,
                     CmpOp::Le => x <= y,
@@ -777,7 +810,13 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
             "erf" => un(|v| v.erf(), |c| c.erf()),
             "erfc" => un(|v| v.erfc(), |c| c.erfc()),
             "sigmoid" => un(|v| v.sigmoid(), chainrule::sigmoid),
-            "relu" => un(|v| v.relu(), |c| if c > T::zero() { c } else { T::zero() }),
+            "relu" => un(
+                |v| v.relu(),
+                |c| match c > T::zero() || c.to_f64().is_nan() {
+                    true => c,
+                    false => T::zero(),
+                },
+            ),
             "softplus" => un(
                 |v| v.softplus(),
                 |c| {
@@ -856,4 +895,27 @@ fn min_max<'t, T: Scalar>(is_min: bool, p: Num<'t, T>, q: Num<'t, T>) -> Num<'t,
 fn small_int<T: Scalar>(y: T) -> Option<i32> {
     let f = y.to_f64();
     (f.fract() == 0.0 && f.abs() <= i32::MAX as f64).then_some(f as i32)
+}
+
+/// Where the non-finite value of node `out` began: the first node (in
+/// tape order) among those it reaches through non-finite values alone (a
+/// NaN or infinity that an operation turned finite again, as `x / inf`,
+/// is not the cause). Its parents are all finite, so its own operation
+/// made the value (a constant's is the one that computed it: non-finite
+/// constants are recorded as leaves).
+pub(super) fn first_bad_ancestor<T: Scalar>(tape: &Tape<T>, out: usize) -> Option<usize> {
+    let trace = tape.trace();
+    let bad = |i: usize| trace.get(i).is_some_and(|e| !e.value.is_finite());
+    let mut chain = vec![false; out + 1];
+    chain[out] = bad(out);
+    for i in (1..=out).rev() {
+        if chain[i] {
+            for p in tape.parents_of(i) {
+                if bad(p) {
+                    chain[p] = true;
+                }
+            }
+        }
+    }
+    (1..=out).find(|&i| chain[i])
 }

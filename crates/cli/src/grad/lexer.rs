@@ -115,7 +115,8 @@ pub struct Token {
 /// Words that cannot be names.
 pub const KEYWORDS: &[&str] = &["fn", "if", "then", "else", "and", "or", "not"];
 
-/// Splits `src` into tokens. Line breaks inside parentheses are dropped, so
+/// Splits `src` into tokens (the typeset signs − × · ⋅ ÷ ≤ ≥ ≠ read as
+/// `-`, `*`, `/`, `<=`, `>=`, `!=`). Line breaks inside parentheses are dropped, so
 /// an expression may span lines there; `#` starts a comment to the end of
 /// the line.
 pub fn lex(src: &str) -> Result<Vec<Token>, LangError> {
@@ -123,6 +124,7 @@ pub fn lex(src: &str) -> Result<Vec<Token>, LangError> {
     let mut out = Vec::new();
     let (mut i, mut line, mut col) = (0usize, 1u32, 1u32);
     let mut depth = 0usize;
+    let mut end = Pos { line: 1, col: 1 };
     while i < chars.len() {
         let c = chars[i];
         let pos = Pos { line, col };
@@ -219,7 +221,13 @@ pub fn lex(src: &str) -> Result<Vec<Token>, LangError> {
                 })
             }
             '+' => Some(Tok::Plus),
-            '-' => Some(Tok::Minus),
+            // the typeset signs of formulas pasted from papers, too
+            '-' | '\u{2212}' => Some(Tok::Minus),
+            '\u{d7}' | '\u{b7}' | '\u{22c5}' => Some(Tok::Star),
+            '\u{f7}' => Some(Tok::Slash),
+            '\u{2264}' => Some(Tok::Le),
+            '\u{2265}' => Some(Tok::Ge),
+            '\u{2260}' => Some(Tok::Ne),
             '*' if peek == Some('*') => {
                 adv = 2;
                 Some(Tok::Caret)
@@ -279,13 +287,19 @@ pub fn lex(src: &str) -> Result<Vec<Token>, LangError> {
         };
         if let Some(tok) = tok {
             out.push(Token { tok, pos });
+            end = Pos {
+                line,
+                col: col + adv as u32,
+            };
         }
         i += adv;
         col += adv as u32;
     }
+    // the end is said just after the last token (a dangling `+` is then
+    // shown on its own line, not past the blank lines that follow it)
     out.push(Token {
         tok: Tok::Eof,
-        pos: Pos { line, col },
+        pos: end,
     });
     Ok(out)
 }

@@ -40,6 +40,7 @@ use eval::{evaluate, EvalOptions, Num};
 #[derive(Debug, Args)]
 #[command(after_help = "The language:\n  \
 numbers 2 0.5 1e-3, names, + - * /, ^ or ** (right-associative; -x^2 is -(x^2)), parentheses\n  \
+(the typeset signs of pasted formulas read as theirs: − × · ÷ ≤ ≥ ≠)\n  \
 functions: exp expm1 log ln log1p log2 log10 sqrt cbrt square recip sin cos tan asin acos\n             \
 atan atan2 sinh cosh tanh asinh acosh atanh erf erfc sigmoid relu softplus abs hypot\n             \
 pow(x, y) \
@@ -54,7 +55,10 @@ at a tie, min and max pass the whole gradient to their first argument, and a NaN
 makes them NaN; clamp is min(max(x, lo), hi) (so a tie goes to x, and lo > hi gives hi);\n  \
 abs has derivative 0 at 0\n  \
 a NaN or infinity on the output's path, in a value or a derivative, is an error naming the\n  \
-operation (x^y at x = 0, y = 0: its derivative in y is -inf)\n  \
+operation (x^y at x = 0, y = 0: its derivative in y is -inf), and so are a comparison with\n  \
+a NaN (if log(x) > 0 at x = -1) and an infinite derivative that a zero gradient reaches\n  \
+(sqrt(x)^2 at x = 0: 0 × inf has no value) unless the zero is the branch that min, max or relu\n  \
+did not take, or abs at 0 (max(x, sqrt(x) - 5) at 0 has gradient 1)\n  \
 an expression nests at most 200 levels (the whole expression is one; each parenthesis, call,\n  \
 unary minus or ^ of a right-nested chain adds one), and a chain of + - * / at most 1,500 terms:\n  \
 bind parts to names to go further\n\n\
@@ -235,7 +239,7 @@ fn run_on_tape(
         }
     };
     if !out.value().is_finite() {
-        let node = first_bad_ancestor(&tape, out.index()).unwrap_or(out.index());
+        let node = eval::first_bad_ancestor(&tape, out.index()).unwrap_or(out.index());
         let op = word(&ev, &tape, node);
         let pos = ev.origins.get(node).copied().flatten();
         return Err(LangError::new(
@@ -260,6 +264,23 @@ fn run_on_tape(
         .iter()
         .map(|(n, v)| (n.clone(), grads.wrt(*v)))
         .collect();
+    // 0 × inf: every gradient may be finite, and wrong (`sqrt(x)^2` at 0
+    // would say 0, its derivative being 1)
+    if let Some(nf) = backward_bad.as_ref().filter(|nf| nf.zero_adjoint) {
+        let pos = ev.origins.get(nf.node).copied().flatten();
+        return Err(LangError::new(
+            ErrorKind::NonFinite,
+            pos,
+            format!(
+                "the gradient is undefined: the derivative of `{}` here is {} where the \
+                 gradient reaching it is 0, and 0 × {} has no value (write the expression \
+                 another way, or take a point off this one)",
+                word(&ev, &tape, nf.node),
+                nf.value,
+                nf.value
+            ),
+        ));
+    }
     if let Some((name, g)) = gradient.iter().find(|(_, g)| !g.is_finite()) {
         let culprit = match &backward_bad {
             Some(nf) => Some((
@@ -362,29 +383,6 @@ fn hessian_of(
     Ok(h)
 }
 
-/// Where the non-finite value of node `out` began: the first node (in
-/// tape order) among those it reaches through non-finite values alone (a
-/// NaN or infinity that an operation turned finite again, as `x / inf`,
-/// is not the cause). Its parents are all finite, so its own operation
-/// made the value (a constant's is the one that computed it: non-finite
-/// constants are recorded as leaves).
-fn first_bad_ancestor(tape: &Tape, out: usize) -> Option<usize> {
-    let trace = tape.trace();
-    let bad = |i: usize| trace.get(i).is_some_and(|e| !e.value.is_finite());
-    let mut chain = vec![false; out + 1];
-    chain[out] = bad(out);
-    for i in (1..=out).rev() {
-        if chain[i] {
-            for p in tape.parents_of(i) {
-                if bad(p) {
-                    chain[p] = true;
-                }
-            }
-        }
-    }
-    (1..=out).find(|&i| chain[i])
-}
-
 /// The program's word for node `i`'s operation (`/`, `sqrt`), else the
 /// engine's name for it.
 fn word(ev: &eval::Evaluation<'_, f64>, tape: &Tape, i: usize) -> String {
@@ -413,6 +411,12 @@ pub fn parse_inputs(args: &[String]) -> Result<Vec<(String, f64)>, String> {
             ));
         };
         let name = name.trim();
+        if lexer::KEYWORDS.contains(&name) {
+            return Err(format!(
+                "input `{a}`: `{name}` is reserved (a keyword of the language), not a name for \
+                 an input"
+            ));
+        }
         if !eval::is_identifier(name) {
             return Err(format!(
                 "input `{a}`: `{name}` is not a name (letters, digits and `_`, not starting with a digit)"
