@@ -387,6 +387,33 @@ fn recursion_limits() {
     assert_eq!(v["value"], 9999.0);
     let v = json(&[count, "x=30000", "--max-depth", "40000"]);
     assert_eq!(v["value"], 30000.0);
+    // an iteration written as tail recursion does not nest: 100,000
+    // steps of s <- s·a + sin(s)·b at the default limits, its gradient
+    // the one of the same loop by forward-mode recurrence
+    let iterate = "fn f(s, n) = if n == 0 then s else f(s*a + sin(s)*b, n - 1); f(s0, 100000)";
+    let v = json(&[iterate, "a=0.9", "b=0.1", "s0=0.5"]);
+    let (a, b, mut s) = (0.9f64, 0.1f64, 0.5f64);
+    let (mut da, mut db, mut ds0) = (0.0, 0.0, 1.0);
+    for _ in 0..100_000 {
+        let k = a + s.cos() * b;
+        (da, db, ds0) = (s + k * da, s.sin() + k * db, k * ds0);
+        s = s * a + s.sin() * b;
+    }
+    assert_eq!(v["value"], s);
+    for (name, want) in [("a", da), ("b", db), ("s0", ds0)] {
+        let got = v["gradient"][name].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs(),
+            "{name}: {got} vs {want}"
+        );
+    }
+    // a tail call that never ends stops at --max-steps, as one that nests
+    // stops at --max-depth
+    fails(&["fn f() = f(); f() + x", "x=1"], &["--max-steps"]);
+    fails(
+        &["fn f(n) = if n < 0 then n else f(n + 1); f(x)", "x=1"],
+        &["--max-steps"],
+    );
     // exponential recursion stops instead of hanging
     fails(
         &[

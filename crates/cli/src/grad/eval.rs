@@ -514,6 +514,13 @@ fn stack_address() -> usize {
     std::hint::black_box(&marker) as *const u8 as usize
 }
 
+/// What an expression in tail position comes to: a value, or a call of
+/// a program function with its arguments, still to be made.
+enum Tail<'p, 't, T: Scalar> {
+    Value(Value<'t, T>),
+    Call(&'p FnDef, Vec<Value<'t, T>>),
+}
+
 enum Scope<'a, 't, T: Scalar> {
     Main(&'a HashMap<String, Value<'t, T>>),
     Call(&'a FnDef, &'a [Value<'t, T>]),
@@ -627,7 +634,53 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
         v
     }
 
-    fn eval(&mut self, e: &'p Expr, scope: &Scope<'_, 't, T>) -> Result<Value<'t, T>, LangError> {
+    fn args(
+        &mut self,
+        args: &'p [Expr],
+        scope: &Scope<'_, 't, T>,
+    ) -> Result<Vec<Value<'t, T>>, LangError> {
+        args.iter().map(|a| self.eval(a, scope)).collect()
+    }
+
+    /// A call of `def` with `vals`, at one level of nesting however many
+    /// calls follow in tail position (a call that is the whole value of
+    /// the body, or of a branch of its `if`s): each replaces the one
+    /// before instead of nesting inside it, so that an iteration written
+    /// as tail recursion runs in constant stack and is not bound by
+    /// `--max-depth` (only by `--max-steps`).
+    fn call(&mut self, def: &'p FnDef, vals: Vec<Value<'t, T>>) -> Result<Value<'t, T>, LangError> {
+        let (mut def, mut vals) = (def, vals);
+        loop {
+            match self.tail(&def.body, &Scope::Call(def, &vals))? {
+                Tail::Value(v) => return Ok(v),
+                Tail::Call(next, args) => (def, vals) = (next, args),
+            }
+        }
+    }
+
+    /// `e` evaluated in tail position: its value, or the call it ends in
+    /// (with its arguments evaluated) for [`Ctx::call`] to make.
+    fn tail(
+        &mut self,
+        e: &'p Expr,
+        scope: &Scope<'_, 't, T>,
+    ) -> Result<Tail<'p, 't, T>, LangError> {
+        self.tick(e)?;
+        match &e.kind {
+            ExprKind::If(c, a, b) => {
+                let branch = if self.truth(c, scope)? { a } else { b };
+                self.tail(branch, scope)
+            }
+            ExprKind::Call(f, args) => match self.fns.get(f.as_str()).copied() {
+                Some(def) => Ok(Tail::Call(def, self.args(args, scope)?)),
+                None => self.eval(e, scope).map(Tail::Value),
+            },
+            _ => self.eval(e, scope).map(Tail::Value),
+        }
+    }
+
+    /// Counts one evaluation step (of `e`): an error past `--max-steps`.
+    fn tick(&mut self, e: &Expr) -> Result<(), LangError> {
         self.steps += 1;
         if self.steps > self.opts.max_steps {
             return Err(LangError::new(
@@ -639,6 +692,11 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    fn eval(&mut self, e: &'p Expr, scope: &Scope<'_, 't, T>) -> Result<Value<'t, T>, LangError> {
+        self.tick(e)?;
         if self.stack_base.abs_diff(stack_address()) > self.opts.stack_budget {
             return Err(LangError::new(
                 ErrorKind::Limit,
@@ -703,10 +761,7 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
             }
             ExprKind::Call(f, args) => {
                 if let Some(def) = self.fns.get(f.as_str()).copied() {
-                    let mut vals = Vec::with_capacity(args.len());
-                    for a in args {
-                        vals.push(self.eval(a, scope)?);
-                    }
+                    let vals = self.args(args, scope)?;
                     if self.depth >= self.opts.max_depth {
                         return Err(LangError::new(
                             ErrorKind::Limit,
@@ -718,7 +773,7 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
                         ));
                     }
                     self.depth += 1;
-                    let r = self.eval(&def.body, &Scope::Call(def, &vals));
+                    let r = self.call(def, vals);
                     self.depth -= 1;
                     r?
                 } else {

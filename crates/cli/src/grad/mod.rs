@@ -83,7 +83,11 @@ pub struct GradArgs {
     /// graph of more than 150 nodes is not drawn (an error: use --dot).
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
-    /// Deepest nesting of function calls (recursion) allowed.
+    /// Deepest nesting of function calls (recursion) allowed. A call in
+    /// tail position (the whole value of a function's body or of a branch
+    /// of its `if`s, as `f(s * a, n - 1)` in an iteration) replaces its
+    /// caller instead of nesting, so an iteration written that way is
+    /// bound by --max-steps only.
     #[arg(long, default_value_t = 10_000)]
     pub max_depth: usize,
     /// Most evaluation steps allowed (stops runaway recursion).
