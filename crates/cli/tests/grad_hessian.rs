@@ -123,6 +123,17 @@ fn cli_json_and_order_of_inputs() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // placed where it began, as a first-order one is: x^1.5 at 0 has
+    // gradient 0 and second derivative 0.75/sqrt(x) = inf
+    let out = Command::new(bin)
+        .args(["grad", "y = 2 * x\ny^1.5 + y", "x=0", "--hessian", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = e["error"].as_str().unwrap();
+    assert!(msg.contains("second derivative") && msg.contains("`^`"), "{e}");
+    assert_eq!((e["line"].as_u64(), e["column"].as_u64()), (Some(2), Some(2)), "{e}");
 }
 
 /// Value, gradient and Hessian against sympy's (`fixtures/sympy/`:

@@ -373,18 +373,51 @@ fn hessian_of(
     for (i, row) in h.iter().enumerate() {
         for (j, v) in row.iter().enumerate() {
             if !v.is_finite() {
-                return Err(LangError::new(
-                    ErrorKind::NonFinite,
-                    None,
-                    format!(
-                        "the second derivative with respect to `{}` and `{}` is {v}",
-                        inputs[i].0, inputs[j].0
-                    ),
-                ));
+                let msg = format!(
+                    "the second derivative with respect to `{}` and `{}` is {v}",
+                    inputs[i].0, inputs[j].0
+                );
+                let (pos, msg) = match second_order_cause(program, inputs, opts, j) {
+                    Some((pos, word)) => (Some(pos), format!("{msg}: first produced by `{word}` here")),
+                    None => (None, msg),
+                };
+                return Err(LangError::new(ErrorKind::NonFinite, pos, msg));
             }
         }
     }
     Ok(h)
+}
+
+/// Where a non-finite second derivative in the direction of input `dir`
+/// began: the program recorded again on a checked tape of dual numbers
+/// seeded with that input's unit direction, whose first non-finite value
+/// (a derivative carried forward, as sqrt's at 0) or gradient is placed
+/// as first-order errors are. `None` when that run finds none.
+fn second_order_cause(
+    program: &parser::Program,
+    inputs: &[(String, f64)],
+    opts: &EvalOptions,
+    dir: usize,
+) -> Option<(Pos, String)> {
+    use chainrule::Dual;
+    let mut tape = Tape::<Dual>::default();
+    tape.set_check_finite(true);
+    let seeded: Vec<(String, Dual)> = inputs
+        .iter()
+        .enumerate()
+        .map(|(k, (n, v))| (n.clone(), Dual::new(*v, f64::from(u8::from(k == dir)))))
+        .collect();
+    let ev = evaluate(program, &tape, &seeded, opts).ok()?;
+    let Num::Var(out) = ev.output else {
+        return None;
+    };
+    let node = match Scalar::is_finite(out.value()) {
+        false => eval::first_bad_ancestor(&tape, out.index()).unwrap_or(out.index()),
+        true => out.try_backward().err()?.node,
+    };
+    let pos = ev.origins.get(node).copied().flatten()?;
+    let word = ev.words.get(node).cloned().flatten()?;
+    Some((pos, word))
 }
 
 /// The program's word for node `i`'s operation (`/`, `sqrt`), else the
