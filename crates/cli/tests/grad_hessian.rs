@@ -132,8 +132,15 @@ fn cli_json_and_order_of_inputs() {
     assert_eq!(out.status.code(), Some(2));
     let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let msg = e["error"].as_str().unwrap();
-    assert!(msg.contains("second derivative") && msg.contains("`^`"), "{e}");
-    assert_eq!((e["line"].as_u64(), e["column"].as_u64()), (Some(2), Some(2)), "{e}");
+    assert!(
+        msg.contains("second derivative") && msg.contains("`^`"),
+        "{e}"
+    );
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(2), Some(2)),
+        "{e}"
+    );
 }
 
 /// Value, gradient and Hessian against sympy's (`fixtures/sympy/`:

@@ -6,6 +6,7 @@
 //! folded, so `x * 2` records one node `* 2`, as in the seed's figures.
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use chainrule::graph::fmt_number;
 use chainrule::{Operand, Scalar, Tape, Var};
@@ -135,8 +136,9 @@ pub struct Evaluation<'t, T: Scalar> {
     pub origins: Vec<Option<Pos>>,
     /// For each tape node index, the program's own word for the operation
     /// that recorded it (`+`, `/`, `sqrt`; `None` for inputs), which
-    /// errors name rather than the engine's (`rdiv`).
-    pub words: Vec<Option<String>>,
+    /// errors name rather than the engine's (`rdiv`). Each distinct word
+    /// is held once and shared.
+    pub words: Vec<Option<Rc<str>>>,
 }
 
 /// Checks names and calls before running anything: every name is an
@@ -452,6 +454,7 @@ pub fn evaluate<'t, T: Scalar>(
         labelled: HashSet::new(),
         origins: Vec::new(),
         words: Vec::new(),
+        word_of: HashMap::new(),
         depth: 0,
         steps: 0,
         opts: *opts,
@@ -532,7 +535,9 @@ struct Ctx<'p, 't, T: Scalar> {
     inputs: HashMap<String, Var<'t, T>>,
     labelled: HashSet<usize>,
     origins: Vec<Option<Pos>>,
-    words: Vec<Option<String>>,
+    words: Vec<Option<Rc<str>>>,
+    // each word once (a node's costs a pointer, not an allocation)
+    word_of: HashMap<&'p str, Rc<str>>,
     depth: usize,
     steps: u64,
     opts: EvalOptions,
@@ -582,7 +587,7 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
     /// leaf here, so that a non-finite value later found on the tape is
     /// traced back to the operation that made it rather than to the first
     /// one that met an input.
-    fn note(&mut self, r: Num<'t, T>, pos: Pos, what: &str) -> Num<'t, T> {
+    fn note(&mut self, r: Num<'t, T>, pos: Pos, what: &'p str) -> Num<'t, T> {
         let r = match r {
             Num::Const(c) if !c.is_finite() => Num::Var(self.leaf(c)),
             r => r,
@@ -591,7 +596,8 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
             let n = self.tape.len();
             if self.origins.len() < n {
                 self.origins.resize(n, Some(pos));
-                self.words.resize(n, Some(what.to_string()));
+                let word = self.word_of.entry(what).or_insert_with(|| Rc::from(what));
+                self.words.resize(n, Some(word.clone()));
             }
         }
         r
@@ -607,7 +613,12 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
         let origin = made.and_then(|i| Some((self.origins.get(i).copied()??, i)));
         match origin {
             Some((pos, i)) => {
-                let word = self.words.get(i).cloned().flatten().unwrap_or_default();
+                let word = self
+                    .words
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| "".into());
                 LangError::new(
                     ErrorKind::NonFinite,
                     Some(pos),

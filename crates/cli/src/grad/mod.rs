@@ -378,7 +378,9 @@ fn hessian_of(
                     inputs[i].0, inputs[j].0
                 );
                 let (pos, msg) = match second_order_cause(program, inputs, opts, j) {
-                    Some((pos, word)) => (Some(pos), format!("{msg}: first produced by `{word}` here")),
+                    Some((pos, word)) => {
+                        (Some(pos), format!("{msg}: first produced by `{word}` here"))
+                    }
                     None => (None, msg),
                 };
                 return Err(LangError::new(ErrorKind::NonFinite, pos, msg));
@@ -417,14 +419,14 @@ fn second_order_cause(
     };
     let pos = ev.origins.get(node).copied().flatten()?;
     let word = ev.words.get(node).cloned().flatten()?;
-    Some((pos, word))
+    Some((pos, word.to_string()))
 }
 
 /// The program's word for node `i`'s operation (`/`, `sqrt`), else the
 /// engine's name for it.
 fn word(ev: &eval::Evaluation<'_, f64>, tape: &Tape, i: usize) -> String {
     match ev.words.get(i).cloned().flatten() {
-        Some(w) => w,
+        Some(w) => w.to_string(),
         None => op_name(tape, i),
     }
 }
