@@ -55,6 +55,19 @@
 //! [`hessian`]; of a closure on `f64` inputs: [`hvp_of`], [`hessian_of`]);
 //! [`jvp`] and [`jacobian_forward`] are forward mode.
 //!
+//! Which function for which job:
+//!
+//! | you have | you want | call |
+//! |---|---|---|
+//! | [`Var`]s you recorded, one output | its gradient | [`Var::backward`] then [`Gradients::wrt`] ([`Var::try_backward`] to catch NaN) |
+//! | [`Var`]s you recorded, several outputs | a weighted sum's gradient, or the Jacobian | [`vjp`], [`jacobian`] |
+//! | a closure of `&[Var]` on `f64` | gradient, Hessian, Hessian-vector product | [`gradient_of`], [`hessian_of`], [`hvp_of`] |
+//! | a [`Function`] (generic over the scalar) | the same, on any scalar | [`gradient`], [`hessian`] or [`grad_hessian`], [`hvp`] |
+//! | a [`TryRecord`] (its recording can fail) | the same, with its error | [`try_gradient`], [`try_grad_hessian`], [`try_hvp`] |
+//! | a [`VectorFunction`] | its Jacobian | [`jacobian_auto`] (picks [`jacobian_forward`] or [`jacobian_reverse`] by shape) |
+//! | a function of `&[S]` for any [`Scalar`] `S` (no tape) | a directional derivative, forward mode | [`jvp`] at `S =` [`Dual`] |
+//! | a step `s ← f(s, x)` run many times | gradients in bounded memory | [`Recurrence`] |
+//!
 //! A backward pass over more than a million nodes, many of them `sin` or
 //! `cos`, starts a second thread for its duration that computes those
 //! nodes' derivatives (a `cos` or `sin` call each) ahead of the sweep: the
