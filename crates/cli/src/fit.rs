@@ -14,7 +14,7 @@ use splat::model2d::Init;
 use splat::raster::Blend;
 
 use crate::error::{CliError, CliResult};
-use crate::output::{ensure_dir, write_atomic};
+use crate::output::ensure_dir;
 
 /// Loss choices on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -61,7 +61,9 @@ pub struct FitArgs {
     /// PNG or JPEG to fit; without it, a built-in target (gradients, sharp
     /// edges, fine texture).
     pub image: Option<PathBuf>,
-    /// Number of Gaussians at the end of the fit.
+    /// Number of Gaussians at the end of the fit (fewer on a target so
+    /// small that a growth round would add more than one per pixel; a
+    /// note says so).
     #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
     pub gaussians: u32,
     /// Start with this many Gaussians and add the rest where the error is
@@ -88,6 +90,7 @@ pub struct FitArgs {
     #[arg(long, value_enum, default_value_t = BlendArg::Over)]
     pub blend: BlendArg,
     /// Background colour: black, white, or R,G,B with each value from 0 to 1.
+    /// An image's transparent pixels are fitted as composited over it.
     #[arg(long, default_value = "black")]
     pub background: String,
     /// Resize the image so its longer side is this many pixels (aspect
@@ -172,12 +175,27 @@ pub fn parse_background(s: &str) -> CliResult<[f64; 3]> {
     Ok(c)
 }
 
-/// Loads the target: the file (resized if asked) or the built-in one.
-pub fn load_target(image: Option<&Path>, size: Option<u32>) -> CliResult<Image> {
+/// Loads the target: the file (resized if asked; transparent pixels
+/// composited over `background`, with a note) or the built-in one.
+pub fn load_target(
+    image: Option<&Path>,
+    size: Option<u32>,
+    background: [f64; 3],
+) -> CliResult<Image> {
     match image {
         None => Ok(image_io::default_target(size.unwrap_or(256) as usize)),
         Some(p) => {
-            let img = image_io::load(p).map_err(|e| CliError::file(p, e))?;
+            let (img, transparent) =
+                image_io::load_on(p, background).map_err(|e| CliError::file(p, e))?;
+            if transparent {
+                eprintln!(
+                    "note: {} has transparent pixels: they are fitted as composited over the \
+                     background ({}; --background to change it), the colour the render shows \
+                     there",
+                    p.display(),
+                    crate::output::colour_name(background)
+                );
+            }
             Ok(match size {
                 None => img,
                 Some(s) => {
@@ -253,7 +271,7 @@ pub fn run(a: FitArgs) -> CliResult {
     // with fewer than 2 iterations there is no room to grow: start with all
     let initial = if a.iters < 2 { a.gaussians } else { initial };
     let background = parse_background(&a.background)?;
-    let target = load_target(a.image.as_deref(), a.size)?;
+    let target = load_target(a.image.as_deref(), a.size, background)?;
     check_out_dir(&a.out)?;
     let cfg = FitConfig {
         gaussians: initial as usize,
@@ -336,12 +354,6 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
     let render_png = a.out.join("render.png");
     let compare_png = a.out.join("compare.png");
     let gaussians_json = a.out.join("gaussians.json");
-    let png = |img: &Image, p: &Path| -> CliResult {
-        let bytes = img.to_png().map_err(|e| CliError::file(p, e))?;
-        write_atomic(p, &bytes)
-    };
-    png(&render, &render_png)?;
-    png(&image_io::compare(fitter.target(), &render), &compare_png)?;
     let file = GaussianFile::new(
         fitter.model(),
         w,
@@ -349,7 +361,35 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
         fitter.config().background,
         fitter.config().blend,
     );
-    write_atomic(&gaussians_json, file.to_json().as_bytes())?;
+    let json = file.to_json();
+    // a model its own reader would refuse (a factor grown past e^±30 by
+    // too large a rate) is a failed fit, not a result
+    if let Err(e) = GaussianFile::from_json(&json) {
+        return Err(CliError::usage(format!(
+            "the fit diverged: its model is not usable ({e}); try smaller learning rates \
+             (--lr-chol {}, --lr-mean {})",
+            a.lr_chol, a.lr_mean
+        )));
+    }
+    let png = |img: &Image, p: &Path| img.to_png().map_err(|e| CliError::file(p, e));
+    let render_bytes = png(&render, &render_png)?;
+    let compare_bytes = png(&image_io::compare(fitter.target(), &render), &compare_png)?;
+    // the three files replace an earlier fit's together (renamed in a
+    // row once all are written), so a fit stopped while writing leaves
+    // either set whole, not a render of one fit beside another's model
+    crate::output::write_atomic_all(&[
+        (&render_png, &render_bytes),
+        (&compare_png, &compare_bytes),
+        (&gaussians_json, json.as_bytes()),
+    ])?;
+    if fitter.model().n < a.gaussians as usize {
+        eprintln!(
+            "note: {} Gaussians, fewer than --gaussians {}: each growth round adds at most one \
+             per pixel of the {w}x{h} target",
+            fitter.model().n,
+            a.gaussians
+        );
+    }
     let report = FitReport {
         psnr,
         ssim,

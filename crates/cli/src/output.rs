@@ -12,6 +12,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult {
         .map_err(|e| CliError::file(path, format!("cannot write: {e}")))
 }
 
+/// Writes several files atomically and together (see
+/// [`splat::atomic::write_atomic_all`]).
+pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> CliResult {
+    splat::atomic::write_atomic_all(files).map_err(|e| {
+        let dir = files
+            .first()
+            .and_then(|f| f.0.parent())
+            .unwrap_or(Path::new("."));
+        CliError::file(dir, format!("cannot write the results: {e}"))
+    })
+}
+
+/// A background colour as `--background` takes it: `black`, `white` or
+/// `R,G,B`.
+pub fn colour_name(c: [f64; 3]) -> String {
+    match c {
+        [0.0, 0.0, 0.0] => "black".into(),
+        [1.0, 1.0, 1.0] => "white".into(),
+        [r, g, b] => format!("{r},{g},{b}"),
+    }
+}
+
 /// Writes to `path` atomically through a writer callback.
 pub fn write_atomic_with(
     path: &Path,

@@ -342,3 +342,92 @@ fn grow_adds_gaussians_during_the_fit() {
         serde_json::from_slice(&std::fs::read(d.join("gaussians.json")).unwrap()).unwrap();
     assert_eq!(model["mean"].as_array().unwrap().len(), 33);
 }
+
+/// A picture's transparent pixels are fitted as composited over the
+/// background (the colour the render shows there), with a note; not as
+/// the colour hidden under alpha 0.
+#[test]
+fn transparent_pixels_are_fitted_over_the_background() {
+    let d = tmp("transparent");
+    let pic = d.join("disc.png");
+    // a red disc on pixels of alpha 0 that hide pure green
+    let img = image::RgbaImage::from_fn(24, 24, |x, y| {
+        let inside = (x as i32 - 12).pow(2) + (y as i32 - 12).pow(2) < 36;
+        match inside {
+            true => image::Rgba([220, 30, 30, 255]),
+            false => image::Rgba([0, 255, 0, 0]),
+        }
+    });
+    img.save(&pic).unwrap();
+    let out = d.join("out");
+    let o = run(&[
+        "fit",
+        pic.to_str().unwrap(),
+        "--gaussians",
+        "60",
+        "--iters",
+        "60",
+        "--background",
+        "white",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("transparent pixels") && stderr(&o).contains("white"));
+    // the corner is fitted white, not green
+    let render = image::open(out.join("render.png")).unwrap().to_rgb8();
+    let corner = render.get_pixel(0, 0).0;
+    assert!(
+        corner[0] > 200 && corner[1] > 200 && corner[2] > 200,
+        "{corner:?}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A fit whose model its own reader would refuse (too large a rate
+/// grows a factor past e^±30) fails, and writes nothing.
+#[test]
+fn a_diverged_fit_writes_no_model() {
+    let d = tmp("diverged");
+    let pic = d.join("p.png");
+    write_png(&pic, 32, 24);
+    let out = d.join("out");
+    let o = run(&[
+        "fit",
+        pic.to_str().unwrap(),
+        "--lr-chol",
+        "5",
+        "--iters",
+        "200",
+        "--gaussians",
+        "100",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_usage_error(&o, "diverged");
+    assert!(stderr(&o).contains("--lr-chol 5"), "{}", stderr(&o));
+    for f in ["render.png", "compare.png", "gaussians.json"] {
+        assert!(!out.join(f).exists(), "{f}");
+    }
+    // a target too small for the Gaussians asked says it got fewer
+    write_png(&pic, 6, 5);
+    let o = run(&[
+        "fit",
+        pic.to_str().unwrap(),
+        "--gaussians",
+        "400",
+        "--iters",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let got = v["gaussians"].as_u64().unwrap();
+    assert!(got < 400, "{v}");
+    assert!(stderr(&o).contains(&format!(
+        "note: {got} Gaussians, fewer than --gaussians 400"
+    )));
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -1256,3 +1256,29 @@ fn a_path_needs_the_cameras_not_the_photos() {
     assert!(e["error"].as_str().unwrap().contains("IMG_0003.jpg"), "{e}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A photo cut short (an incomplete copy) is an error naming it, not a
+/// photo whose missing rows the decoder fills with grey.
+#[test]
+fn a_truncated_photo_is_named() {
+    let (d, data) = fixture_copy("truncated-photo");
+    let photo = std::fs::read_dir(data.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("jpg")))
+        .expect("a JPEG photo in the fixture");
+    let bytes = std::fs::read(&photo).unwrap();
+    std::fs::write(&photo, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["train", data.to_str().unwrap(), "--out"])
+        .arg(d.join("out"))
+        .args(["--iters", "1", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(e["error"].as_str().unwrap().contains("truncated"), "{e}");
+    let named = std::path::PathBuf::from(e["path"].as_str().unwrap());
+    assert_eq!(named.file_name(), photo.file_name(), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -18,11 +18,69 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    match stage(path, fill)? {
+        Some(s) => s.commit(),
+        None => Ok(()),
+    }
+}
+
+/// Writes several files atomically and together: each is written in full
+/// to its temporary file first, and only then are they renamed over their
+/// targets, one after the other, so that a process stopped while writing
+/// leaves either the old set or the new one (up to the moment between
+/// two renames), never a new file beside an old one it was written with.
+/// On an error, no target is touched unless the renames had begun.
+pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> std::io::Result<()> {
+    let mut staged = Vec::with_capacity(files.len());
+    for (path, bytes) in files {
+        match stage(path, |f| f.write_all(bytes)) {
+            Ok(Some(s)) => staged.push(s),
+            Ok(None) => {}
+            // (dropping the staged files removes their temporaries)
+            Err(e) => return Err(e),
+        }
+    }
+    staged.into_iter().try_for_each(Staged::commit)
+}
+
+/// A file written in full to its temporary name, waiting to be renamed
+/// over its target; dropped uncommitted, the temporary file is removed.
+struct Staged {
+    tmp: std::path::PathBuf,
+    path: std::path::PathBuf,
+    done: bool,
+}
+
+impl Staged {
+    fn commit(mut self) -> std::io::Result<()> {
+        std::fs::rename(&self.tmp, &self.path)?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// `path`'s content written by `fill` to a temporary file beside it,
+/// flushed and synced, for [`Staged::commit`] to rename; `None` when the
+/// target is not a regular file (a device, a FIFO), which is then written
+/// directly, as a stream.
+fn stage(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<Option<Staged>> {
     if let Ok(m) = std::fs::metadata(path) {
         if !m.is_file() && !m.is_dir() {
             let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
             fill(&mut f)?;
-            return f.flush();
+            f.flush()?;
+            return Ok(None);
         }
     }
     let resolved;
@@ -45,18 +103,42 @@ pub fn write_atomic_with(
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?
         .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        fill(&mut f)?;
-        f.flush()?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    remove_stale(dir, &name);
+    let staged = Staged {
+        tmp: dir.join(format!(".{name}.tmp-{}", std::process::id())),
+        path: path.to_path_buf(),
+        done: false,
+    };
+    let mut f = std::fs::File::create(&staged.tmp)?;
+    fill(&mut f)?;
+    f.flush()?;
+    f.sync_all()?;
+    Ok(Some(staged))
+}
+
+/// Removes the temporary files of `name` in `dir` that a process killed
+/// while writing left (`.NAME.tmp-PID` of a PID no longer running; on
+/// Linux, where `/proc` says which are; elsewhere none is removed).
+fn remove_stale(dir: &Path, name: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
     }
-    result
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let alive = pid
+            .parse::<u32>()
+            .map(|p| Path::new(&format!("/proc/{p}")).exists());
+        if alive == Ok(false) && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -76,6 +158,42 @@ mod tests {
         assert!(err.is_err());
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn several_files_are_replaced_together_and_stale_temporaries_go() {
+        let dir = std::env::temp_dir().join(format!("splat-atomic-all-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.png"), dir.join("b.json"));
+        write_atomic_all(&[(&a, b"a1"), (&b, b"b1")]).unwrap();
+        // the second cannot be written (its folder is missing): the first
+        // is not replaced either, and no temporary is left
+        let nowhere = dir.join("missing").join("b.json");
+        assert!(write_atomic_all(&[(&a, b"a2"), (&nowhere, b"b2")]).is_err());
+        assert_eq!(std::fs::read(&a).unwrap(), b"a1");
+        let names = || {
+            let mut v: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(), ["a.png", "b.json"]);
+        // a temporary left by a process that is gone is removed by the
+        // next write of that file (not one of a running process)
+        if Path::new("/proc/self").exists() {
+            let gone = dir.join(".a.png.tmp-4294967295");
+            let running = dir.join(".a.png.tmp-1");
+            let other = dir.join(".b.json.tmp-4294967295");
+            for f in [&gone, &running, &other] {
+                std::fs::write(f, b"half").unwrap();
+            }
+            write_atomic(&a, b"a3").unwrap();
+            assert!(!gone.exists() && running.exists() && other.exists());
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

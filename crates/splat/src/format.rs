@@ -16,7 +16,9 @@
 //!
 //! `mean` is in `[0, 1]²` of the image (x right, y down); `chol` is the
 //! Cholesky factor of the covariance in those units, stored as
-//! `(ln l11, l21/l11, ln l22)`; `color` is linear RGB (unclamped);
+//! `(ln l11, l21/l11, ln l22)`; `color` is RGB in the picture's own encoding
+//! (its stored values as fractions of their range, so sRGB for an ordinary
+//! photo; unclamped);
 //! `opacity = sigmoid(opacity_logit)`. `width`/`height` are the size the
 //! model was fitted at; rendering at any other size scales the picture.
 //! Reading rejects non-finite numbers and degenerate Gaussians (a log

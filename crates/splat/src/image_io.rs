@@ -1,10 +1,14 @@
-//! Images in and out: PNG/JPEG decoding to linear RGB floats in `[0, 1]`
-//! (no colour-space conversion, as the peer's `img_as_float`), PNG encoding,
-//! the built-in default target, and the side-by-side comparison picture.
+//! Images in and out: PNG/JPEG decoding to RGB floats in `[0, 1]` (the
+//! stored values as fractions of their range, 8-bit `b / 255` or 16-bit
+//! `v / 65535`, with no colour-space conversion: an sRGB photo stays
+//! sRGB-encoded, as the peer's `img_as_float` keeps it), transparency
+//! composited over a background, a JPEG's EXIF orientation applied, a
+//! truncated JPEG refused; PNG encoding, the built-in default target, and
+//! the side-by-side comparison picture.
 
 use std::path::Path;
 
-use image::{imageops::FilterType, ImageFormat, RgbImage};
+use image::{imageops::FilterType, ImageDecoder, ImageFormat, RgbImage};
 
 /// An RGB image, `height × width × 3` values in `[0, 1]`, row-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,28 +85,166 @@ impl Image {
     }
 }
 
-/// Reads a PNG or JPEG file (decided by its content) as RGB; grey is
-/// repeated, alpha dropped.
+/// Reads a PNG or JPEG file (decided by its content) as RGB, composited
+/// over black where it is transparent (see [`decode_on`]).
 pub fn load(path: &Path) -> Result<Image, ImageError> {
-    let bytes = std::fs::read(path).map_err(|e| ImageError::Read(e.to_string()))?;
-    decode(&bytes)
+    Ok(load_on(path, [0.0; 3])?.0)
 }
 
-/// Decodes PNG or JPEG bytes.
+/// [`load`] over `background`; also says whether any pixel was
+/// transparent.
+pub fn load_on(path: &Path, background: [f64; 3]) -> Result<(Image, bool), ImageError> {
+    let bytes = std::fs::read(path).map_err(|e| ImageError::Read(e.to_string()))?;
+    decode_on(&bytes, background)
+}
+
+/// Decodes PNG or JPEG bytes, over black (see [`decode_on`]).
 pub fn decode(bytes: &[u8]) -> Result<Image, ImageError> {
+    Ok(decode_on(bytes, [0.0; 3])?.0)
+}
+
+/// Decodes PNG or JPEG bytes as RGB: grey repeated; 8-bit values `b / 255`
+/// and 16-bit ones `v / 65535`; a pixel of alpha `a < 1` composited over
+/// `background` (`a · c + (1 − a) · bg`), the `bool` saying whether any
+/// was; a JPEG's EXIF orientation applied, so that a portrait photo is
+/// upright, as viewers show it. A JPEG that ends before its end-of-image
+/// marker (a truncated download) is an error, not an image with its last
+/// rows filled in.
+pub fn decode_on(bytes: &[u8], background: [f64; 3]) -> Result<(Image, bool), ImageError> {
     let format = image::guess_format(bytes).map_err(|_| ImageError::Format(String::new()))?;
     if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg) {
         return Err(ImageError::Format(format!(", found {format:?}")));
     }
-    let img = image::load_from_memory_with_format(bytes, format)
-        .map_err(|e| ImageError::Decode(e.to_string()))?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err(ImageError::Empty(
-            img.width() as usize,
-            img.height() as usize,
-        ));
+    if format == ImageFormat::Jpeg {
+        jpeg_complete(bytes).map_err(ImageError::Decode)?;
     }
-    Ok(Image::from_rgb8(&img.to_rgb8()))
+    let decode_err = |e: image::ImageError| ImageError::Decode(e.to_string());
+    let mut decoder = image::ImageReader::with_format(std::io::Cursor::new(bytes), format)
+        .into_decoder()
+        .map_err(decode_err)?;
+    let orientation = decoder.orientation().map_err(decode_err)?;
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(decode_err)?;
+    img.apply_orientation(orientation);
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if w == 0 || h == 0 {
+        return Err(ImageError::Empty(w, h));
+    }
+    let wide = matches!(
+        img.color(),
+        image::ColorType::L16
+            | image::ColorType::La16
+            | image::ColorType::Rgb16
+            | image::ColorType::Rgba16
+    );
+    if !wide && !img.color().has_alpha() {
+        return Ok((Image::from_rgb8(&img.to_rgb8()), false));
+    }
+    // (values as f64 of the stored integers, so that an opaque pixel
+    // is exactly what the 8-bit path gives)
+    let (px, range): (Vec<u16>, f64) = match wide {
+        true => (img.to_rgba16().into_raw(), 65535.0),
+        false => (
+            img.to_rgba8()
+                .into_raw()
+                .into_iter()
+                .map(u16::from)
+                .collect(),
+            255.0,
+        ),
+    };
+    let mut data = Vec::with_capacity(w * h * 3);
+    let mut transparent = false;
+    for p in px.chunks_exact(4) {
+        let a = p[3] as f64 / range;
+        transparent |= p[3] as f64 != range;
+        for c in 0..3 {
+            let v = p[c] as f64 / range;
+            data.push(if a < 1.0 {
+                v * a + background[c] * (1.0 - a)
+            } else {
+                v
+            });
+        }
+    }
+    let img = Image {
+        width: w,
+        height: h,
+        data,
+    };
+    Ok((img, transparent))
+}
+
+/// Whether JPEG `bytes` run to their end-of-image marker: the segments
+/// are walked by their lengths from the start-of-image marker, and each
+/// scan's entropy-coded data to the next marker (a `0xFF` byte not
+/// followed by a stuffed `0x00` or a restart marker), until `EOI`. Data
+/// after it (another picture of a multi-picture file, a motion photo's
+/// video) is not read.
+pub fn jpeg_complete(bytes: &[u8]) -> Result<(), String> {
+    let truncated = |at: usize| {
+        Err(format!(
+            "the JPEG is truncated: it ends at byte {} before its end-of-image marker \
+             (an incomplete download or copy?)",
+            at.min(bytes.len())
+        ))
+    };
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return Err("not a JPEG (no start-of-image marker)".into());
+    }
+    let mut i = 2;
+    loop {
+        // a marker, after any fill bytes
+        if i >= bytes.len() || bytes[i] != 0xFF {
+            return match i >= bytes.len() {
+                true => truncated(i),
+                false => Err(format!("the JPEG is damaged: no marker at byte {i}")),
+            };
+        }
+        while i < bytes.len() && bytes[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&marker) = bytes.get(i) else {
+            return truncated(i);
+        };
+        i += 1;
+        match marker {
+            0xD9 => return Ok(()),
+            // markers without a length
+            0x01 | 0xD0..=0xD7 => continue,
+            _ => {}
+        }
+        let Some(len) = bytes
+            .get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+        else {
+            return truncated(i);
+        };
+        if len < 2 {
+            return Err(format!(
+                "the JPEG is damaged: a segment of length {len} at byte {i}"
+            ));
+        }
+        i += len;
+        if i > bytes.len() {
+            return truncated(i);
+        }
+        if marker == 0xDA {
+            // the scan's data, to the next marker that is not a restart
+            loop {
+                let Some(k) = bytes[i..].iter().position(|&b| b == 0xFF) else {
+                    return truncated(bytes.len());
+                };
+                i += k;
+                match bytes.get(i + 1) {
+                    None => return truncated(bytes.len()),
+                    Some(0x00) | Some(0xD0..=0xD7) => i += 2,
+                    // fill bytes before a marker
+                    Some(0xFF) => i += 1,
+                    Some(_) => break,
+                }
+            }
+        }
+    }
 }
 
 /// The built-in target: smooth colour gradients, shapes with sharp edges

@@ -11,6 +11,7 @@ mod data;
 mod distorted;
 mod format_guards;
 mod formats;
+mod image_decode;
 mod l1_ssim;
 mod masks;
 mod model_loss;

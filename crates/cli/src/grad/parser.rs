@@ -157,7 +157,7 @@ pub struct Program {
 /// let p = parse("w = x * 2; u = w + 3; y = u / 2").unwrap();
 /// assert_eq!(p.stmts.len(), 3);
 /// let e = parse("y = (x + ").unwrap_err();
-/// assert_eq!(e.pos.unwrap().col, 10);
+/// assert_eq!(e.pos.unwrap().col, 9); // just after the dangling `+`
 /// ```
 pub fn parse(src: &str) -> Result<Program, LangError> {
     let toks = lex(src)?;

@@ -829,12 +829,19 @@ fn decode_image(
     background: [f32; 3],
     downscale: u32,
 ) -> Result<Decoded, DataError> {
-    let img = image::ImageReader::open(&job.path)
-        .map_err(|e| DataError::io(&job.path, e))?
+    let bytes = std::fs::read(&job.path).map_err(|e| DataError::io(&job.path, e))?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
         .with_guessed_format()
-        .map_err(|e| DataError::io(&job.path, e))?
+        .map_err(|e| DataError::io(&job.path, e))?;
+    // a truncated JPEG decodes without a word, its missing rows grey
+    if reader.format() == Some(image::ImageFormat::Jpeg) {
+        crate::image_io::jpeg_complete(&bytes)
+            .map_err(|e| DataError::invalid(&job.path, "image", e))?;
+    }
+    let img = reader
         .decode()
         .map_err(|e| DataError::invalid(&job.path, "image", e))?;
+    drop(bytes);
     let (w, h) = (img.width(), img.height());
     if w == 0 || h == 0 {
         return Err(DataError::invalid(&job.path, "image", "zero-sized image"));
