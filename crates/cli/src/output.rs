@@ -192,12 +192,14 @@ pub fn ensure_dir(dir: &Path) -> CliResult {
     std::fs::create_dir_all(dir).map_err(|e| {
         // the usual cause, said plainly: the folder, or one above it, is a
         // file (the OS says only "File exists" or "Not a directory")
-        let file = dir.ancestors().find(|p| p.is_file());
+        // (a device such as /dev/null is no file, and no folder either)
+        let file = dir.ancestors().find(|p| p.exists() && !p.is_dir());
         match file {
-            Some(f) if f == dir => CliError::file(dir, "is a file, not a folder"),
+            Some(f) if f == dir && f.is_file() => CliError::file(dir, "is a file, not a folder"),
+            Some(f) if f == dir => CliError::file(dir, "exists and is not a folder"),
             Some(f) => CliError::file(
                 dir,
-                format!("cannot create this folder: {} is a file", f.display()),
+                format!("cannot create this folder: {} is not a folder", f.display()),
             ),
             None => CliError::file(dir, format!("cannot create output directory: {e}")),
         }

@@ -35,14 +35,16 @@ pub const MAX_PIXELS: f64 = 67_108_864.0;
 /// `cfg_args`; flags override them.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// The model: a `gaussians.json` written by `chainrule fit`, a 3DGS
+    /// The model: a `gaussians.json` written by `chainrule fit` (or the
+    /// folder `fit` wrote it in), a 3DGS
     /// `.ply` (or `.compressed.ply`), a `.spz`, `.splat` or `.sog` file
     /// (or an unbundled SOG's `meta.json` or folder), a `chainrule train` output
     /// folder, a site folder written by `chainrule view --export`, or a
     /// model folder of the original 3DGS (its latest
     /// `point_cloud/iteration_N`, framed by its `cameras.json`).
     pub file: PathBuf,
-    /// The PNG to write (2D), or the folder for the views (3D).
+    /// The picture to write (2D: `.png`, or `.jpg`; its folder is made
+    /// when missing), or the folder for the views (3D).
     #[arg(long)]
     pub out: PathBuf,
     /// 2D fits: size relative to the size the model was fitted at (a 3D
@@ -115,9 +117,10 @@ pub struct RenderArgs {
     /// With --data: which split (`test` or `train`) [default: test].
     #[arg(long)]
     pub split: Option<String>,
-    /// 3D scenes: background colour, `white`, `black` or `R,G,B` in
-    /// [0, 1] [default: settings.json's, else white for NeRF-synthetic and
-    /// black for COLMAP data, else black].
+    /// Background colour, `white`, `black` or `R,G,B` in [0, 1]
+    /// [default: a 2D fit's, the one it was fitted on; a 3D scene's
+    /// settings.json's, else white for NeRF-synthetic and black for COLMAP
+    /// data, else black].
     #[arg(long)]
     pub background: Option<String>,
     /// With --data: swap kept and ignored pixels of the dataset's masks
@@ -142,11 +145,12 @@ pub struct RenderArgs {
 }
 
 /// Renders a 2D Gaussians file to an image.
-pub fn render_2d(path: &Path, scale: f64) -> CliResult<Image> {
+pub fn render_2d(path: &Path, scale: f64, background: Option<[f64; 3]>) -> CliResult<Image> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::file(path, format!("cannot read: {e}")))?;
     let file = GaussianFile::from_json(&text).map_err(|e| CliError::file(path, e))?;
-    let (g, background, blend) = file.model().map_err(|e| CliError::file(path, e))?;
+    let (g, fitted_on, blend) = file.model().map_err(|e| CliError::file(path, e))?;
+    let background = background.unwrap_or(fitted_on);
     let w = (file.width as f64 * scale).round();
     let h = (file.height as f64 * scale).round();
     if !(w >= 1.0 && h >= 1.0) || w * h > MAX_PIXELS {
@@ -437,11 +441,13 @@ pub fn run(a: RenderArgs) -> CliResult {
     if !a.file.exists() {
         return Err(CliError::file(&a.file, "no such file or folder"));
     }
-    let img = match ext.as_str() {
+    let fit = match ext.as_str() {
         // an unbundled SOG's meta.json is a 3D scene
         "json" if splat::formats::sog::is_unbundled(&a.file) => return render_3d(&a, &a.file),
-        "json" => render_2d(&a.file, a.scale)?,
+        "json" => a.file.clone(),
         "ply" | "spz" | "splat" | "sog" => return render_3d(&a, &a.file),
+        // a `chainrule fit` output folder
+        _ if a.file.join("gaussians.json").is_file() => a.file.join("gaussians.json"),
         _ if a.file.is_dir() => {
             let scene = crate::scene_input::folder_scene(&a.file)?;
             return render_3d(&a, &scene);
@@ -456,7 +462,71 @@ pub fn run(a: RenderArgs) -> CliResult {
             ))
         }
     };
-    let bytes = img.to_png().map_err(|e| CliError::file(&a.out, e))?;
+    refuse_3d_flags(&a)?;
+    let format = match a
+        .out
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("png") | None => image::ImageFormat::Png,
+        Some("jpg" | "jpeg") => image::ImageFormat::Jpeg,
+        Some(other) => {
+            return Err(CliError::file(
+                &a.out,
+                format!("--out: a 2D fit is written as .png or .jpg, not .{other}"),
+            ))
+        }
+    };
+    let background = a
+        .background
+        .as_deref()
+        .map(crate::fit::parse_background)
+        .transpose()?;
+    let img = render_2d(&fit, a.scale, background)?;
+    let mut bytes = Vec::new();
+    img.to_rgb8()
+        .write_to(&mut std::io::Cursor::new(&mut bytes), format)
+        .map_err(|e| CliError::file(&a.out, format!("cannot encode: {e}")))?;
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::output::ensure_dir(dir)?;
+    }
     write_atomic(&a.out, &bytes)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"out": a.out, "width": img.width, "height": img.height})
+        );
+    } else {
+        println!("wrote {} ({}x{})", a.out.display(), img.width, img.height);
+    }
     Ok(())
+}
+
+/// The flags of 3D scenes, refused for a 2D fit (which would ignore them).
+fn refuse_3d_flags(a: &RenderArgs) -> CliResult {
+    let given = [
+        ("--orbit", a.orbit.is_some()),
+        ("--path", a.path.is_some()),
+        ("--size", a.size.is_some()),
+        ("--up", a.up.is_some()),
+        ("--center", a.center.is_some()),
+        ("--radius", a.radius.is_some()),
+        ("--fov", a.fov.is_some()),
+        ("--elevation", a.elevation.is_some()),
+        ("--antialiased", a.antialiased),
+        ("--no-antialiased", a.no_antialiased),
+        ("--data", a.data.is_some()),
+        ("--split", a.split.is_some()),
+        ("--invert-masks", a.invert_masks),
+        ("--no-invert-masks", a.no_invert_masks),
+        ("--compare", a.compare),
+    ];
+    match given.iter().find(|g| g.1) {
+        Some((flag, _)) => Err(CliError::usage(format!(
+            "{flag}: for 3D scenes; a 2D fit (gaussians.json) is rendered at --scale times the \
+             size it was fitted at"
+        ))),
+        None => Ok(()),
+    }
 }

@@ -300,7 +300,7 @@ pub fn open(path: &Path) -> CliResult<SceneInput> {
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
         && !splat::formats::sog::is_unbundled(path)
     {
-        crate::render::render_2d(path, 1.0)?;
+        crate::render::render_2d(path, 1.0, None)?;
         return Ok(SceneInput::Fit2d {
             file: path.to_path_buf(),
         });

@@ -431,3 +431,73 @@ fn a_diverged_fit_writes_no_model() {
     )));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `render` of a 2D fit: the folder `fit` wrote names its model; `--out`
+/// may be `.png` or `.jpg` (written as such) in a folder it makes, and
+/// another extension is refused; `--background` replaces the fitted one;
+/// a 3D scene's flag is refused rather than ignored; `--json` says what
+/// was written. An output that exists and is no folder is said so.
+#[test]
+fn render_of_a_fit_folder_and_its_outputs() {
+    let d = tmp("render-2d");
+    let fit_out = d.join("fit");
+    let o = run(&[
+        "fit",
+        "--size",
+        "24",
+        "--gaussians",
+        "30",
+        "--iters",
+        "10",
+        "--out",
+        fit_out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f = fit_out.to_str().unwrap();
+    let jpg = d.join("new/deeper/r.jpg");
+    let o = run(&["render", f, "--out", jpg.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(24), Some(24))
+    );
+    let bytes = std::fs::read(&jpg).unwrap();
+    assert_eq!(
+        image::guess_format(&bytes).unwrap(),
+        image::ImageFormat::Jpeg
+    );
+    // at scale 1, the PNG is the fit's own render
+    let png = d.join("r.png");
+    let o = run(&["render", f, "--out", png.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(&png).unwrap(),
+        std::fs::read(fit_out.join("render.png")).unwrap()
+    );
+    // on white: a different picture
+    let white = d.join("w.png");
+    let o = run(&[
+        "render",
+        f,
+        "--out",
+        white.to_str().unwrap(),
+        "--background",
+        "white",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(std::fs::read(&white).unwrap(), std::fs::read(&png).unwrap());
+    let o = run(&["render", f, "--out", d.join("r.gif").to_str().unwrap()]);
+    assert_usage_error(&o, "not .gif");
+    for flag in [&["--size", "10x10"][..], &["--orbit", "3"], &["--compare"]] {
+        let mut args = vec!["render", f, "--out", png.to_str().unwrap()];
+        args.extend(flag);
+        assert_usage_error(&run(&args), &format!("{}: for 3D scenes", flag[0]));
+    }
+    #[cfg(unix)]
+    assert_usage_error(
+        &run(&["fit", "--out", "/dev/null"]),
+        "exists and is not a folder",
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

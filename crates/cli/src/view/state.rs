@@ -317,7 +317,7 @@ impl ViewState {
         if !(scale > 0.0 && (1.0..=MAX_FIT_PIXELS).contains(&pixels)) {
             return Response::error(400, "scale out of range");
         }
-        match crate::render::render_2d(path, scale).and_then(|img| {
+        match crate::render::render_2d(path, scale, None).and_then(|img| {
             img.to_png()
                 .map_err(|e| CliError::file(path, format!("cannot encode PNG: {e}")))
         }) {
