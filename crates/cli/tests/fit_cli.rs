@@ -501,3 +501,37 @@ fn render_of_a_fit_folder_and_its_outputs() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A target whose fit would not fit in memory is refused before anything
+/// is decoded or allocated (an allocation failure would abort), with a
+/// --size that fits.
+#[test]
+fn a_target_too_large_for_memory_is_refused() {
+    // 8192² pixels at ~1,500 bytes each: about 100 GB
+    if splat::machine::memory().is_none_or(|m| m > 120_000_000_000) {
+        eprintln!("skipped: this machine's memory is unknown or holds the fit");
+        return;
+    }
+    let d = tmp("too-large");
+    let out = d.join("out");
+    let o = run(&[
+        "fit",
+        "--size",
+        "8192",
+        "--loss",
+        "l1-ssim",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_usage_error(&o, "8192x8192 target needs about");
+    let e = stderr(&o);
+    let size: u32 = e
+        .split("--size ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{e}"));
+    assert!((1..8192).contains(&size), "{e}");
+    assert!(!out.exists(), "made its folder before refusing");
+    std::fs::remove_dir_all(&d).unwrap();
+}
