@@ -356,3 +356,52 @@ fn growth_adds_gaussians_where_the_error_is_and_keeps_state() {
     }
     assert_eq!(f.model(), f2.model());
 }
+
+/// The fit's l1-ssim loss joins the tape as one operation with the
+/// hand-written gradient ([`splat::l1_ssim::L1Ssim`]): its value and
+/// gradient are the ones of the loss recorded node by node, to rounding,
+/// and in f32 they agree with f64.
+#[test]
+fn the_fits_l1_ssim_equals_the_recorded_loss() {
+    let (w, h) = (23, 17);
+    let target = image_io::default_target(32).resized(w, h);
+    let cfg = FitConfig {
+        gaussians: 12,
+        seed: 4,
+        loss: Loss::L1Ssim,
+        background: [0.1, 0.2, 0.3],
+        ..FitConfig::default()
+    };
+    let mut fit = Fitter::<f64>::new(target.clone(), cfg.clone());
+    // a few steps first, so the splats are not at their initial values
+    for _ in 0..3 {
+        fit.step();
+    }
+    let params = fit.model().params.clone();
+    let n = fit.model().n;
+    let (v, g) = fit.loss_and_grad();
+    let g = g.to_vec();
+    let tape = Tape::new();
+    let vars = tape.vars(&params);
+    let l = model_loss(&vars, n, &target.data, w, h, Loss::L1Ssim);
+    let gt = l.backward();
+    assert!((v - l.value()).abs() < 1e-12, "{v} vs {}", l.value());
+    for (k, (a, x)) in g.iter().zip(&vars).enumerate() {
+        let b = gt.wrt(*x);
+        assert!(
+            (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
+            "param {k}: {a} vs {b}"
+        );
+    }
+    // f32: the same gradient to f32's precision
+    let mut fit32 = Fitter::<f32>::new(target, cfg);
+    for _ in 0..3 {
+        fit32.step();
+    }
+    let (v32, g32) = fit32.loss_and_grad();
+    assert!((v32 - v).abs() < 1e-4 * v.abs(), "{v32} vs {v}");
+    let scale = g.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    for (a, b) in g32.iter().zip(&g) {
+        assert!((a - b).abs() <= 2e-3 * scale, "{a} vs {b}");
+    }
+}
