@@ -249,17 +249,17 @@ fn target_size(a: &FitArgs) -> Option<(usize, usize)> {
 }
 
 /// The memory a fit takes, in bytes a pixel of the target: the tape of
-/// the loss and the render's buffers (measured on an AMD EPYC Zen 2 VM
-/// with a 2000x1500 target: 1.27 GB for mse in f32, 1.53 GB in f64,
-/// 4.37 GB for l1-ssim in f32, whose SSIM is recorded on the tape).
+/// the render and the loss, and the render's buffers (measured on an AMD
+/// EPYC Zen 2 VM with a 2000x1500 target: 1.27 GB for mse in f32, 1.53 GB
+/// in f64, 1.41 GB for l1-ssim in f32, 1.99 GB in f64).
 fn bytes_per_pixel(loss: LossArg, precision: Precision) -> f64 {
     let base = match loss {
         LossArg::Mse => 450.0,
-        LossArg::L1Ssim => 1500.0,
+        LossArg::L1Ssim => 500.0,
     };
     match precision {
         Precision::F32 => base,
-        Precision::F64 => base * 1.25,
+        Precision::F64 => base * 1.35,
     }
 }
 
@@ -291,9 +291,9 @@ fn check_memory(a: &FitArgs) -> CliResult {
         gb(need),
         gb(memory as f64),
         fits.max(1.0),
-        match a.loss {
-            LossArg::L1Ssim => ", and --loss mse takes a third of the memory",
-            LossArg::Mse => "",
+        match a.precision {
+            Precision::F64 => ", and --precision f32 takes a quarter less",
+            Precision::F32 => "",
         }
     )))
 }
