@@ -39,7 +39,8 @@ pub enum BlendArg {
 pub enum InitArg {
     /// Colours sampled from the image at each Gaussian's position.
     Image,
-    /// The JAX peer's: uniform random colours.
+    /// Uniform random colours (the initialisation of the JAX reference
+    /// workload that `chainrule bench fit` is compared with).
     Peer,
 }
 
@@ -123,7 +124,9 @@ pub struct FitArgs {
 /// What `fit --json` prints.
 #[derive(Debug, Serialize)]
 pub struct FitReport {
-    /// PSNR (dB) of the final render clipped to 0..1.
+    /// PSNR (dB) of the final render clipped to 0..1, before it is
+    /// rounded to render.png's 8 bits (which can lower it by a few
+    /// hundredths of a dB, more on a near-perfect fit).
     pub psnr: f64,
     /// Mean SSIM of the final render.
     pub ssim: f64,
