@@ -31,11 +31,11 @@ impl Drop for Server {
     }
 }
 
-fn start(args: &[&str]) -> Server {
+/// Starts the binary with `args` and reads its first line of stdout
+/// (the process is killed when the `Server` is dropped).
+fn spawn_with_first_line(args: &[&str]) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .arg("view")
         .args(args)
-        .args(["--port", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -44,13 +44,25 @@ fn start(args: &[&str]) -> Server {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr = line
+    let server = Server {
+        child,
+        addr: String::new(),
+    };
+    (server, line)
+}
+
+fn start(args: &[&str]) -> Server {
+    let mut all = vec!["view"];
+    all.extend(args);
+    all.extend(["--port", "0"]);
+    let (mut server, line) = spawn_with_first_line(&all);
+    server.addr = line
         .split("http://")
         .nth(1)
         .and_then(|r| r.split('/').next())
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_string();
-    Server { child, addr }
+    server
 }
 
 /// Sends raw bytes, returns (status, body).
@@ -707,23 +719,21 @@ fn train_view_json_reports_the_viewer() {
         "4",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .args(["train", data.to_str().unwrap(), "--out"])
-        .arg(d.join("out"))
-        .args(["--iters", "3", "--init-points", "50", "--json"])
-        .args(["--view", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let server = Server {
-        child,
-        addr: String::new(),
-    };
+    let out = d.join("out");
+    let (server, line) = spawn_with_first_line(&[
+        "train",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "3",
+        "--init-points",
+        "50",
+        "--json",
+        "--view",
+        "--port",
+        "0",
+    ]);
     let report: serde_json::Value = serde_json::from_str(&line).expect("one JSON object");
     let url = report["viewer"]
         .as_str()
