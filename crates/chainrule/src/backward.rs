@@ -108,15 +108,17 @@ impl<'t, T: Scalar> Var<'t, T> {
     ///   a node whose adjoint is finite and nonzero, or what a custom
     ///   operation's vector-Jacobian product gives its inputs from
     ///   adjoints not all 0;
-    /// - or an undefined one ([`NonFinite::zero_adjoint`]): a node whose
-    ///   adjoint is 0 by arithmetic (a product with 0 on the way, as
+    /// - or an indeterminate one ([`NonFinite::zero_adjoint`]): a node
+    ///   whose adjoint is 0 by arithmetic (a product with 0 on the way, as
     ///   `2·sqrt(x)` in `sqrt(x)²` at 0) and whose partial is not finite.
-    ///   [`backward`](Var::backward) takes that `0 × inf` as 0, which can
-    ///   be wrong (`sqrt(x)²` has derivative 1). A 0 that a selection
-    ///   gives (the operand a `max`, `min` or `relu` did not take, or
-    ///   `abs` and `hypot` at their kink) is no such product: below it
-    ///   nothing is checked, as nothing on a branch the output does not
-    ///   use is.
+    ///   IEEE arithmetic makes that `0 × inf` NaN; [`backward`](Var::backward)
+    ///   takes it as 0, which is right for `x·sqrt(x)` at 0 and wrong for
+    ///   `sqrt(x)²` (derivative 1), and the chain rule cannot tell which.
+    ///   A 0 that a selection gives (the operand a `max`, `min` or `relu`
+    ///   did not take, or `abs` and `hypot` at their kink) is no such
+    ///   product: below it nothing is checked, as nothing on a branch the
+    ///   output does not use is. Only nodes recorded while checking was on
+    ///   ([`Tape::set_check_finite`] before recording) are checked so.
     ///
     /// ```
     /// use chainrule::Tape;
@@ -397,7 +399,7 @@ pub(crate) fn sweep_range<T: Scalar>(
                 continue;
             }
             let (ps, ds) = arena.decode(i, pc);
-            let selects = tape.op_of(i).is_none_or(selects);
+            let selects = tape.traced(i).is_none_or(|(op, v)| selects(op, v));
             for k in 0..2 {
                 if ps[k] != 0 && !(selects && ds[k].is_zero()) {
                     live[ps[k]] = true;
@@ -745,13 +747,19 @@ fn prefetch_below<T>(heads: &[u64], adj: &[T], partials: &[T], i: usize, pc: usi
     let _ = (heads, adj, partials, i, pc);
 }
 
-/// Whether `op`'s zero partials select (the operand a `max`, `min` or
-/// `relu` did not take) or follow a convention at a kink (`abs`, `hypot`
-/// at 0): no gradient reaches that operand, so a non-finite partial below
-/// it is no `0 × inf`. An unknown operation (recorded before checking was
-/// turned on) is taken as one, so that it is never reported.
-fn selects(op: Op) -> bool {
-    matches!(op, Op::Max | Op::Min | Op::Relu | Op::Abs | Op::Hypot)
+/// Whether a zero partial of `op` (its node's value `value`) selects
+/// (the operand a `max`, `min` or `relu` did not take) or follows a
+/// convention at a kink (`abs` at 0, `hypot` at the origin, its value 0):
+/// no gradient reaches that operand, so a non-finite partial below it is
+/// no `0 × inf`. `hypot` elsewhere is smooth, and its zero partial (`a/h`
+/// at `a = 0`) is arithmetic. An unknown operation (recorded before
+/// checking was turned on) is taken as one, so that it is never reported.
+fn selects(op: Op, value: f64) -> bool {
+    match op {
+        Op::Max | Op::Min | Op::Relu | Op::Abs => true,
+        Op::Hypot => value == 0.0,
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -498,6 +498,7 @@ pub(crate) const IN_BACKWARD: u8 = 4;
 
 /// Where a non-finite number first appeared.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct NonFinite {
     /// Index of the node on the tape.
     pub node: usize,
@@ -510,8 +511,10 @@ pub struct NonFinite {
     pub in_backward: bool,
     /// `true` if the gradient reaching the node was 0 and its partial,
     /// `value`, is not finite (`0 × inf`, as at `sqrt` in `sqrt(x)²` at
-    /// 0): the gradient is undefined there, and
-    /// [`Var::backward`](crate::Var::backward) takes the product as 0.
+    /// 0): indeterminate, a NaN in IEEE arithmetic, which
+    /// [`Var::backward`](crate::Var::backward) takes as 0: right for
+    /// `x·sqrt(x)` at 0, wrong for `sqrt(x)²`, whose derivative is 1. Found
+    /// only among nodes recorded while checking was on.
     pub zero_adjoint: bool,
 }
 
@@ -520,8 +523,8 @@ impl fmt::Display for NonFinite {
         if self.zero_adjoint {
             return write!(
                 f,
-                "undefined gradient (0 × {}) at operation `{}` (node {}): a zero gradient \
-                 reached its infinite derivative",
+                "indeterminate gradient (0 × {}) at operation `{}` (node {}): a zero \
+                 gradient reached its infinite derivative",
                 self.value, self.op, self.node
             );
         }
@@ -1029,15 +1032,18 @@ impl<T: Scalar> Tape<T> {
         }
     }
 
-    /// The name of the operation that produced node `idx` (needs tracing).
-    /// The operation of node `idx`, when traced (tracing or checking was
-    /// on as it was recorded).
-    pub(crate) fn op_of(&self, idx: usize) -> Option<Op> {
+    /// The operation of node `idx` and its value, when traced (tracing or
+    /// checking was on as it was recorded); `None` for a node recorded
+    /// before (an elementary operation's is traced as an input then).
+    pub(crate) fn traced(&self, idx: usize) -> Option<(Op, f64)> {
         // SAFETY: see the struct comment.
         let tr = unsafe { &*self.trace.get() };
-        tr.get(idx).map(|e| e.op)
+        tr.get(idx)
+            .map(|e| (e.op, e.value))
+            .filter(|e| !matches!(e.0, Op::Input | Op::Sink))
     }
 
+    /// The name of the operation that produced node `idx` (needs tracing).
     pub(crate) fn op_name(&self, idx: usize) -> String {
         // SAFETY: see the struct comment.
         let tr = unsafe { &*self.trace.get() };

@@ -274,7 +274,15 @@ fn check_memory(a: &FitArgs) -> CliResult {
         return Ok(());
     };
     let per_px = bytes_per_pixel(a.loss, a.precision);
-    let need = (w * h) as f64 * per_px + a.gaussians as f64 * 150.0;
+    // a photo is decoded whole (to f64 RGB and its 8- or 16-bit pixels)
+    // before --size resizes it, and that copy is gone before the fit
+    let decoded = match (&a.image, a.size) {
+        (Some(p), Some(_)) => {
+            image::image_dimensions(p).map_or(0.0, |(w0, h0)| w0 as f64 * h0 as f64 * 32.0)
+        }
+        _ => 0.0,
+    };
+    let need = ((w * h) as f64 * per_px + a.gaussians as f64 * 150.0).max(decoded);
     // (a margin for the estimate and for the rest of the machine)
     let have = memory as f64 * 0.75;
     if need <= have {

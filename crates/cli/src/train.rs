@@ -530,8 +530,11 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     check_values(&a)?;
     // (a dataset that is not there is named first, by the loader; said
     // before the photos are read, and again once the folder is locked)
-    if !a.resume && !a.overwrite && a.data.is_dir() {
-        refuse_earlier_run(&a.out)?;
+    if a.data.is_dir() {
+        OutLock::refuse_if_busy(&a.out)?;
+        if !a.resume && !a.overwrite {
+            refuse_earlier_run(&a.out)?;
+        }
     }
     let background = match &a.background {
         Some(b) => parse_background(b)?,
@@ -1068,6 +1071,30 @@ impl OutLock {
     /// The lock file's name in the output folder.
     pub(crate) const FILE: &'static str = ".train.lock";
 
+    /// Before the dataset is read: an error when another run holds the
+    /// folder's lock now (creating nothing; the lock is taken by
+    /// [`OutLock::take`] once the folder is known to be fit for the run).
+    pub(crate) fn refuse_if_busy(out: &std::path::Path) -> CliResult {
+        let Ok(file) = std::fs::OpenOptions::new()
+            .write(true)
+            .open(out.join(Self::FILE))
+        else {
+            return Ok(());
+        };
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) => Err(Self::busy(out)),
+            _ => Ok(()),
+        }
+    }
+
+    fn busy(out: &std::path::Path) -> CliError {
+        CliError::file(
+            out,
+            "--out: another `chainrule train` is writing into this folder now; wait for it to \
+             finish (or stop it), or choose another folder",
+        )
+    }
+
     /// Creates `out` when missing and takes its lock; an error naming the
     /// folder when another process holds it. Where the file system cannot
     /// lock (some network shares), the run goes on with a note.
@@ -1082,13 +1109,7 @@ impl OutLock {
             .map_err(|e| CliError::file(&path, format!("cannot open the run's lock file: {e}")))?;
         match file.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(CliError::file(
-                    out,
-                    "--out: another `chainrule train` is writing into this folder now; wait \
-                     for it to finish (or stop it), or choose another folder",
-                ))
-            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Self::busy(out)),
             Err(std::fs::TryLockError::Error(e)) => eprintln!(
                 "note: {}: cannot lock the output folder ({e}); a second run into it \
                  at once would not be noticed",

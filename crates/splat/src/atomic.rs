@@ -29,8 +29,18 @@ pub fn write_atomic_with(
 /// targets, one after the other, so that a process stopped while writing
 /// leaves either the old set or the new one (up to the moment between
 /// two renames), never a new file beside an old one it was written with.
-/// On an error, no target is touched unless the renames had begun.
+/// On an error before the renames, no regular file is touched (a device
+/// or FIFO among the targets is written as it is staged). A path given
+/// twice is an error.
 pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> std::io::Result<()> {
+    for (k, (p, _)) in files.iter().enumerate() {
+        if files[..k].iter().any(|(q, _)| q == p) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} given twice", p.display()),
+            ));
+        }
+    }
     let mut staged = Vec::with_capacity(files.len());
     for (path, bytes) in files {
         match stage(path, |f| f.write_all(bytes)) {
@@ -103,7 +113,7 @@ fn stage(
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?
         .to_string_lossy();
-    remove_stale(dir, &name);
+    remove_stale(dir);
     let staged = Staged {
         tmp: dir.join(format!(".{name}.tmp-{}", std::process::id())),
         path: path.to_path_buf(),
@@ -116,26 +126,46 @@ fn stage(
     Ok(Some(staged))
 }
 
-/// Removes the temporary files of `name` in `dir` that a process killed
-/// while writing left (`.NAME.tmp-PID` of a PID no longer running; on
-/// Linux, where `/proc` says which are; elsewhere none is removed).
-fn remove_stale(dir: &Path, name: &str) {
+/// Removes the temporary files in `dir` that a process killed while
+/// writing left (`.NAME.tmp-PID`), once a process per folder: those of a
+/// PID no longer running (on Linux, where `/proc` says which are;
+/// elsewhere none is removed) and last written over an hour ago (a PID
+/// of another machine sharing the folder, or of another PID namespace,
+/// is not in this `/proc`; a write in progress is never that old).
+fn remove_stale(dir: &Path) {
+    static CLEANED: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
     if !Path::new("/proc/self").exists() {
         return;
     }
-    let prefix = format!(".{name}.tmp-");
+    {
+        let mut cleaned = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
+        if cleaned.iter().any(|d| d == dir) {
+            return;
+        }
+        cleaned.push(dir.to_path_buf());
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     for e in entries.flatten() {
         let file = e.file_name();
-        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+        let Some(pid) = file
+            .to_str()
+            .filter(|f| f.starts_with('.'))
+            .and_then(|f| f.rsplit_once(".tmp-"))
+            .map(|(_, pid)| pid)
+        else {
             continue;
         };
-        let alive = pid
+        let gone = pid
             .parse::<u32>()
-            .map(|p| Path::new(&format!("/proc/{p}")).exists());
-        if alive == Ok(false) && e.file_type().is_ok_and(|t| t.is_file()) {
+            .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < hour_ago);
+        if gone && old && e.file_type().is_ok_and(|t| t.is_file()) {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -182,18 +212,30 @@ mod tests {
             v
         };
         assert_eq!(names(), ["a.png", "b.json"]);
-        // a temporary left by a process that is gone is removed by the
-        // next write of that file (not one of a running process)
+        // a temporary left over an hour ago by a process that is gone is
+        // removed by this process's first write into the folder (not a
+        // running process's, nor a recent one)
         if Path::new("/proc/self").exists() {
-            let gone = dir.join(".a.png.tmp-4294967295");
-            let running = dir.join(".a.png.tmp-1");
-            let other = dir.join(".b.json.tmp-4294967295");
-            for f in [&gone, &running, &other] {
-                std::fs::write(f, b"half").unwrap();
+            let fresh =
+                std::env::temp_dir().join(format!("splat-atomic-stale-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&fresh);
+            std::fs::create_dir_all(&fresh).unwrap();
+            let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+            let gone = fresh.join(".a.png.tmp-4294967295");
+            let running = fresh.join(".a.png.tmp-1");
+            let recent = fresh.join(".b.json.tmp-4294967294");
+            for (f, aged) in [(&gone, true), (&running, true), (&recent, false)] {
+                let file = std::fs::File::create(f).unwrap();
+                if aged {
+                    file.set_modified(old).unwrap();
+                }
             }
-            write_atomic(&a, b"a3").unwrap();
-            assert!(!gone.exists() && running.exists() && other.exists());
+            write_atomic(&fresh.join("c.txt"), b"c").unwrap();
+            assert!(!gone.exists() && running.exists() && recent.exists());
+            std::fs::remove_dir_all(&fresh).unwrap();
         }
+        // a path given twice is refused
+        assert!(write_atomic_all(&[(&a, b"x"), (&a, b"y")]).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

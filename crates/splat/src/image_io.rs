@@ -106,8 +106,9 @@ pub fn decode(bytes: &[u8]) -> Result<Image, ImageError> {
 /// Decodes PNG or JPEG bytes as RGB: grey repeated; 8-bit values `b / 255`
 /// and 16-bit ones `v / 65535`; a pixel of alpha `a < 1` composited over
 /// `background` (`a · c + (1 − a) · bg`), the `bool` saying whether any
-/// was; a JPEG's EXIF orientation applied, so that a portrait photo is
-/// upright, as viewers show it. A JPEG that ends before its end-of-image
+/// was; an EXIF orientation (a JPEG's, or a PNG's `eXIf` chunk) applied,
+/// so that a portrait photo is upright, as viewers show it (`image`
+/// 0.25.4 or later reads it). A JPEG that ends before its end-of-image
 /// marker (a truncated download) is an error, not an image with its last
 /// rows filled in.
 pub fn decode_on(bytes: &[u8], background: [f64; 3]) -> Result<(Image, bool), ImageError> {
@@ -193,12 +194,11 @@ pub fn jpeg_complete(bytes: &[u8]) -> Result<(), String> {
     }
     let mut i = 2;
     loop {
-        // a marker, after any fill bytes
-        if i >= bytes.len() || bytes[i] != 0xFF {
-            return match i >= bytes.len() {
-                true => truncated(i),
-                false => Err(format!("the JPEG is damaged: no marker at byte {i}")),
-            };
+        // a marker, after any fill bytes (and stray bytes, which decoders
+        // skip with a warning)
+        match bytes[i.min(bytes.len())..].iter().position(|&b| b == 0xFF) {
+            Some(k) => i += k,
+            None => return truncated(bytes.len()),
         }
         while i < bytes.len() && bytes[i] == 0xFF {
             i += 1;

@@ -676,14 +676,18 @@ impl<'p, 't, T: Scalar> Ctx<'p, 't, T> {
         e: &'p Expr,
         scope: &Scope<'_, 't, T>,
     ) -> Result<Tail<'p, 't, T>, LangError> {
-        self.tick(e)?;
+        // (each expression counts one step: here those `eval` does not see)
         match &e.kind {
             ExprKind::If(c, a, b) => {
+                self.tick(e)?;
                 let branch = if self.truth(c, scope)? { a } else { b };
                 self.tail(branch, scope)
             }
             ExprKind::Call(f, args) => match self.fns.get(f.as_str()).copied() {
-                Some(def) => Ok(Tail::Call(def, self.args(args, scope)?)),
+                Some(def) => {
+                    self.tick(e)?;
+                    Ok(Tail::Call(def, self.args(args, scope)?))
+                }
                 None => self.eval(e, scope).map(Tail::Value),
             },
             _ => self.eval(e, scope).map(Tail::Value),

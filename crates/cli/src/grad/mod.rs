@@ -57,8 +57,9 @@ abs has derivative 0 at 0\n  \
 a NaN or infinity on the output's path, in a value or a derivative, is an error naming the\n  \
 operation (x^y at x = 0, y = 0: its derivative in y is -inf), and so are a comparison with\n  \
 a NaN (if log(x) > 0 at x = -1) and an infinite derivative that a zero gradient reaches\n  \
-(sqrt(x)^2 at x = 0: 0 × inf has no value) unless the zero is the branch that min, max or relu\n  \
-did not take, or abs at 0 (max(x, sqrt(x) - 5) at 0 has gradient 1)\n  \
+(sqrt(x)^2 at x = 0: the chain rule cannot decide 0 × inf) unless the zero is the branch\n  \
+that min, max or relu did not take, or abs or hypot at its kink (max(x, sqrt(x) - 5) at 0\n  \
+has gradient 1)\n  \
 an expression nests at most 200 levels (the whole expression is one; each parenthesis, call,\n  \
 unary minus or ^ of a right-nested chain adds one), and a chain of + - * / at most 1,500 terms:\n  \
 bind parts to names to go further\n\n\
@@ -276,9 +277,10 @@ fn run_on_tape(
             ErrorKind::NonFinite,
             pos,
             format!(
-                "the gradient is undefined: the derivative of `{}` here is {} where the \
-                 gradient reaching it is 0, and 0 × {} has no value (write the expression \
-                 another way, or take a point off this one)",
+                "the gradient is indeterminate: the derivative of `{}` here is {} where the \
+                 gradient reaching it is 0, and the chain rule cannot decide 0 × {} (it is \
+                 0 for x*sqrt(x) at 0, 1 for sqrt(x)^2): write the expression another way, or \
+                 take a point off this one",
                 word(&ev, &tape, nf.node),
                 nf.value,
                 nf.value
