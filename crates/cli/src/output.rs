@@ -199,7 +199,15 @@ pub fn ensure_dir(dir: &Path) -> CliResult {
             Some(f) if f == dir => CliError::file(dir, "exists and is not a folder"),
             Some(f) => CliError::file(
                 dir,
-                format!("cannot create this folder: {} is not a folder", f.display()),
+                format!(
+                    "cannot create this folder: {} is {}",
+                    f.display(),
+                    if f.is_file() {
+                        "a file"
+                    } else {
+                        "not a folder"
+                    }
+                ),
             ),
             None => CliError::file(dir, format!("cannot create output directory: {e}")),
         }
