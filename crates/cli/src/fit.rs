@@ -395,6 +395,7 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
     let bar = crate::output::progress_bar(a.iters as u64, a.json);
     let start = Instant::now();
     let mut last_loss = f64::NAN;
+    let mut first_loss = f64::NAN;
     let grow = a.gaussians as usize - fitter.model().n;
     let rounds = (a.grow_rounds as usize).min(a.iters as usize / 2).max(1);
     let grow_at = |it: usize| -> Option<usize> {
@@ -410,6 +411,9 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
             }
         }
         last_loss = fitter.step();
+        if it == 1 {
+            first_loss = last_loss;
+        }
         if !last_loss.is_finite() {
             return Err(CliError::usage(format!(
                 "the loss became {last_loss} at iteration {it}; try smaller learning rates"
@@ -470,6 +474,16 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
         (&compare_png, &compare_bytes),
         (&gaussians_json, json.as_bytes()),
     ])?;
+    // a rate too large can scatter the splats without any NaN: the
+    // result is written, and said to be worse than where it started
+    if last_loss > first_loss {
+        eprintln!(
+            "warning: the loss rose from {first_loss:.4e} to {last_loss:.4e} over the fit: it \
+             diverged; try smaller learning rates (--lr-mean {}, --lr-chol {}, --lr-color {}, \
+             --lr-opacity {})",
+            a.lr_mean, a.lr_chol, a.lr_color, a.lr_opacity
+        );
+    }
     if fitter.model().n < a.gaussians as usize {
         eprintln!(
             "note: {} Gaussians, fewer than --gaussians {}: each growth round adds at most one \

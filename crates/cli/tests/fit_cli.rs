@@ -429,6 +429,27 @@ fn a_diverged_fit_writes_no_model() {
     assert!(stderr(&o).contains(&format!(
         "note: {got} Gaussians, fewer than --gaussians 400"
     )));
+    assert!(!stderr(&o).contains("loss rose"), "{}", stderr(&o));
+    // a rate so large that the splats scatter without a NaN is said
+    write_png(&pic, 40, 30);
+    let o = run(&[
+        "fit",
+        pic.to_str().unwrap(),
+        "--lr-mean",
+        "1e6",
+        "--iters",
+        "60",
+        "--gaussians",
+        "100",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: the loss rose"),
+        "{}",
+        stderr(&o)
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 
