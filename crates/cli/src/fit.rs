@@ -199,27 +199,9 @@ pub fn load_target(
                     crate::output::colour_name(background)
                 );
             }
-            Ok(match size {
-                None => img,
-                Some(s) => {
-                    let s = s as usize;
-                    let (w, h) = if img.width >= img.height {
-                        (
-                            s,
-                            ((img.height * s) as f64 / img.width as f64)
-                                .round()
-                                .max(1.0) as usize,
-                        )
-                    } else {
-                        (
-                            ((img.width * s) as f64 / img.height as f64)
-                                .round()
-                                .max(1.0) as usize,
-                            s,
-                        )
-                    };
-                    img.resized(w, h)
-                }
+            Ok(match sized(img.width, img.height, size) {
+                (w, h) if (w, h) == (img.width, img.height) => img,
+                (w, h) => img.resized(w, h),
             })
         }
     }
@@ -236,19 +218,21 @@ fn target_size(a: &FitArgs) -> Option<(usize, usize)> {
         }
         Some(p) => image::image_dimensions(p).ok()?,
     };
-    let (w, h) = (w as usize, h as usize);
     // (an EXIF rotation swaps them; the pixel count is the same)
-    Some(match a.size {
-        None => (w, h),
-        Some(s) => {
-            let s = s as usize;
-            let scaled = |a: usize, b: usize| ((a * s) as f64 / b as f64).round().max(1.0) as usize;
-            match w >= h {
-                true => (s, scaled(h, w)),
-                false => (scaled(w, h), s),
-            }
-        }
-    })
+    Some(sized(w as usize, h as usize, a.size))
+}
+
+/// A `w × h` picture's size once --size (`size`) resizes it: its longer
+/// side `size`, the aspect kept (the size itself without --size).
+fn sized(w: usize, h: usize, size: Option<u32>) -> (usize, usize) {
+    let Some(s) = size.map(|s| s as usize) else {
+        return (w, h);
+    };
+    let scaled = |a: usize, b: usize| ((a * s) as f64 / b as f64).round().max(1.0) as usize;
+    match w >= h {
+        true => (s, scaled(h, w)),
+        false => (scaled(w, h), s),
+    }
 }
 
 /// The memory a fit takes, in bytes a pixel of the target: the tape of
