@@ -132,8 +132,12 @@ pub struct FitReport {
     pub ssim: f64,
     /// Number of Gaussians.
     pub gaussians: usize,
-    /// Iterations run.
+    /// Iterations run (fewer than `--iters` when Ctrl-C stopped the fit).
     pub iterations: u32,
+    /// Whether Ctrl-C (or SIGTERM) stopped the fit before `--iters`; the
+    /// files hold the model as it was then, and the command exits with
+    /// code 130.
+    pub interrupted: bool,
     /// Wall-clock seconds of the iterations.
     pub seconds: f64,
     /// `seconds / iterations`.
@@ -388,6 +392,12 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
         let r = (1..=rounds).find(|r| it == r * iters / (2 * rounds) + 1)?;
         Some(grow / rounds + usize::from(r <= grow % rounds))
     };
+    eprintln!(
+        "{}",
+        crate::interrupt::hint(&format!("fitting {} iterations", a.iters))
+    );
+    let armed = crate::interrupt::arm();
+    let mut done = 0;
     for it in 1..=a.iters {
         if grow > 0 {
             if let Some(k) = grow_at(it as usize) {
@@ -411,7 +421,13 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
             ));
         }
         bar.set_position(it as u64);
+        done = it;
+        if crate::interrupt::requested() {
+            break;
+        }
     }
+    drop(armed);
+    let interrupted = done < a.iters;
     let seconds = start.elapsed().as_secs_f64();
     bar.finish();
     let render = fitter.render();
@@ -468,7 +484,12 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
             a.lr_mean, a.lr_chol, a.lr_color, a.lr_opacity
         );
     }
-    if fitter.model().n < a.gaussians as usize {
+    if interrupted {
+        eprintln!(
+            "stopped at iteration {done} of {}: the files hold the model as it was then",
+            a.iters
+        );
+    } else if fitter.model().n < a.gaussians as usize {
         eprintln!(
             "note: {} Gaussians, fewer than --gaussians {}: each growth round adds at most one \
              per pixel of the {w}x{h} target",
@@ -482,8 +503,9 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
         gaussians: fitter.model().n,
         iterations: fitter.iterations(),
         seconds,
-        seconds_per_iteration: if a.iters > 0 {
-            seconds / a.iters as f64
+        interrupted,
+        seconds_per_iteration: if done > 0 {
+            seconds / f64::from(done)
         } else {
             0.0
         },

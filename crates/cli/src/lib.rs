@@ -21,6 +21,7 @@ pub mod export;
 pub mod fit;
 pub mod fuzzing;
 pub mod grad;
+pub mod interrupt;
 pub mod original_3dgs;
 pub mod output;
 pub mod render;

@@ -2,6 +2,8 @@
 //! and benchmarks. Every error exits with code 2 and one message on stderr
 //! (with `--json`: one JSON object `{"error": ..., "path": ...}` on stdout,
 //! with `"line"` and `"column"` too for a `grad` program wrong at a place).
+//! Ctrl-C during `fit` or `train` saves the result so far and exits with
+//! code 130 (`interrupt`).
 
 use chainrule_cli::{
     alloc::CountingAlloc, bench, export, fit, grad, render, synth, train, view, CliError,
@@ -136,6 +138,7 @@ fn exit_on_closed_output() {
 
 fn main() {
     exit_on_closed_output();
+    chainrule_cli::interrupt::install();
     let json = json_mode();
     let cli = match Cli::try_parse_from(join_negative_values(std::env::args_os().collect())) {
         Ok(c) => c,
@@ -176,6 +179,11 @@ fn main() {
             let _ = writeln!(std::io::stderr(), "error: {e}");
         }
         std::process::exit(e.exit_code());
+    }
+    // a loop Ctrl-C stopped has saved its result: the command still says
+    // that it did not run to its end
+    if chainrule_cli::interrupt::requested() {
+        std::process::exit(chainrule_cli::interrupt::EXIT_CODE);
     }
 }
 

@@ -338,6 +338,11 @@ pub struct TrainReport {
     pub max_gaussians: usize,
     /// Iterations done in all (including resumed ones).
     pub iterations: u32,
+    /// Whether Ctrl-C (or SIGTERM) stopped the run before its last
+    /// iteration: the checkpoint, scene and scores are of the model as it
+    /// was then, `--resume` continues the run, and the command exits with
+    /// code 130.
+    pub interrupted: bool,
     /// Wall-clock seconds of this session's training.
     pub seconds: f64,
     /// Iteration this session started from (0 unless resumed).
@@ -774,7 +779,12 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     if let Some(v) = &live {
         eprintln!("viewer at {} (live while training)", v.url);
     }
-    while t.iteration() < iters {
+    eprintln!(
+        "{}",
+        crate::interrupt::hint(&format!("training to iteration {iters}"))
+    );
+    let armed = crate::interrupt::arm();
+    while t.iteration() < iters && !crate::interrupt::requested() {
         let info = t
             .step()
             .map_err(|e| with_pending(&mut saver, train_err(e)))?;
@@ -819,6 +829,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             last_ckpt = Instant::now();
         }
     }
+    drop(armed);
+    let interrupted = t.iteration() < iters;
     let seconds = start.elapsed().as_secs_f64() - eval_time;
     if let Some(v) = &live {
         v.finish(&t);
@@ -896,6 +908,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             gaussians: t.len(),
             max_gaussians: t.config().max_gaussians,
             iterations: t.iteration(),
+            interrupted,
             seconds,
             resumed_from,
             final_loss: last_loss,
@@ -989,9 +1002,19 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             a.out.join("checkpoints").display()
         );
     }
+    if interrupted {
+        eprintln!(
+            "stopped at iteration {} of {iters}: the checkpoint, scene and scores are of the \
+             model as it was then; `chainrule train {} --out {} --resume` continues the run",
+            report.iterations,
+            a.data.display(),
+            a.out.display()
+        );
+    }
     // the run is over: a --resume may start while the viewer serves on
+    // (not after Ctrl-C, which asked for the end)
     drop(lock);
-    if let Some(v) = &live {
+    if let (Some(v), false) = (&live, interrupted) {
         v.serve_until_interrupted();
     }
     Ok(())

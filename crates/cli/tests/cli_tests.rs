@@ -13,6 +13,7 @@ mod fuzz_corpus;
 mod grad_cli;
 mod grad_hessian;
 mod grad_lang;
+mod interrupt;
 mod json_errors;
 mod render3d;
 mod render_capture;

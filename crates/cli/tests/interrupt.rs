@@ -1,0 +1,226 @@
+//! Ctrl-C (SIGINT) during `fit` and `train` saves what the loop has and
+//! exits with code 130; `train --resume` then continues the run; Ctrl-C
+//! still ends a command that only waits (a viewer serving) at once.
+//! Unix only: the signal is sent with `kill -INT`.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A fresh, empty folder for `tag`.
+fn root(tag: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("chainrule-int-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    root
+}
+
+/// Spawns `chainrule ARGS`, reads its stderr until a line containing
+/// `marker` (printed as the loop is armed), waits `settle`, sends SIGINT
+/// and returns the exit status, stdout and all of stderr. Fails after 120 s.
+fn interrupt_after(args: &[&str], marker: &str, settle: Duration) -> (ExitStatus, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let _ = tx.send(line.unwrap_or_default());
+        }
+    });
+    let stdout = child.stdout.take().unwrap();
+    let out_reader =
+        std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let start = Instant::now();
+    let mut lines = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("no {marker:?} line: {lines:?}"));
+        let found = line.contains(marker);
+        lines.push(line);
+        if found {
+            break;
+        }
+    }
+    std::thread::sleep(settle);
+    signal(&child, "INT");
+    let status = wait_or_kill(&mut child, start);
+    reader.join().unwrap();
+    lines.extend(rx.try_iter());
+    (status, out_reader.join().unwrap(), lines.join("\n"))
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn wait_or_kill(child: &mut Child, start: Instant) -> ExitStatus {
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("the command did not end within 120 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap()
+}
+
+#[test]
+fn ctrl_c_during_fit_saves_the_model_and_exits_130() {
+    let dir = root("fit");
+    let out = dir.join("out");
+    let (status, _, stderr) = interrupt_after(
+        &[
+            "fit",
+            "--size",
+            "32",
+            "--gaussians",
+            "60",
+            "--iters",
+            "10000000",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "Ctrl-C stops",
+        Duration::from_millis(300),
+    );
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("Ctrl-C stops after"), "{stderr}");
+    assert!(stderr.contains("stopped at iteration"), "{stderr}");
+    // the model is whole and says how far the fit got
+    let model = json(&out.join("gaussians.json"));
+    assert!(model.is_object());
+    for f in ["render.png", "compare.png"] {
+        let bytes = std::fs::read(out.join(f)).unwrap();
+        assert!(image::load_from_memory(&bytes).is_ok(), "{f}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn ctrl_c_during_fit_reports_interrupted_in_json() {
+    let dir = root("fitjson");
+    let out = dir.join("out");
+    let (status, stdout, stderr) = interrupt_after(
+        &[
+            "fit",
+            "--size",
+            "32",
+            "--gaussians",
+            "60",
+            "--iters",
+            "10000000",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "Ctrl-C stops",
+        Duration::from_millis(300),
+    );
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["interrupted"], true, "{report}");
+    let done = report["iterations"].as_u64().unwrap();
+    assert!((1..10_000_000).contains(&done), "{report}");
+    assert!(report["seconds_per_iteration"].as_f64().unwrap() > 0.0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn ctrl_c_during_train_checkpoints_and_resume_continues() {
+    let dir = root("train");
+    let (data, out) = (dir.join("data"), dir.join("out"));
+    let st = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["synth", data.to_str().unwrap(), "--size", "24"])
+        .args(["--views", "6", "--test-views", "2"])
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    // with the live viewer too: after Ctrl-C the run must end, not serve on
+    let (status, _, stderr) = interrupt_after(
+        &[
+            "train",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--iters",
+            "10000000",
+            "--init-points",
+            "300",
+            "--sh-degree",
+            "1",
+            "--eval-every",
+            "0",
+            "--view",
+            "--port",
+            "0",
+        ],
+        "Ctrl-C stops",
+        Duration::from_millis(300),
+    );
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("--resume` continues the run"), "{stderr}");
+    assert!(!stderr.contains("keeps serving"), "{stderr}");
+    let metrics = json(&out.join("metrics.json"));
+    assert_eq!(metrics["interrupted"], true, "{metrics}");
+    let done = metrics["iterations"].as_u64().unwrap();
+    assert!((1..10_000_000).contains(&done), "{metrics}");
+    let latest = json(&out.join("checkpoints/latest.json"));
+    assert_eq!(latest["iteration"].as_u64(), Some(done));
+    assert!(out.join("point_cloud.ply").is_file());
+    // the run goes on from there
+    let more = (done + 5).to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args([
+            "train",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(["--iters", &more, "--resume", "--json", "--eval-every", "0"])
+        .args(["--init-points", "300", "--sh-degree", "1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["resumed_from"].as_u64(), Some(done), "{report}");
+    assert_eq!(report["iterations"].as_u64(), Some(done + 5), "{report}");
+    assert_eq!(report["interrupted"], false);
+    // Ctrl-C still ends a command that only waits, at once
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["view", out.join("point_cloud.ply").to_str().unwrap()])
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("http://"), "{line}");
+    let start = Instant::now();
+    signal(&child, "INT");
+    let status = wait_or_kill(&mut child, start);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(status.code(), Some(130));
+    let _ = std::fs::remove_dir_all(dir);
+}
