@@ -1,7 +1,8 @@
 //! Masks end to end: files in `masks/` (COLMAP beside `images/`,
 //! NeRF-synthetic in each split's folder), a COLMAP photo's alpha channel,
-//! `invert_masks`, and the errors for a missing or mis-sized mask; and the
-//! folder layouts COLMAP 4 and `image_undistorter` leave.
+//! `invert_masks`, a mask at half its photo's size, and the errors for a
+//! missing or mis-sized mask; and the folder layouts COLMAP 4 and
+//! `image_undistorter` leave.
 
 use std::path::Path;
 
@@ -121,6 +122,20 @@ fn colmap_masks_by_full_name_or_stem_and_inverted() {
         e.contains("masks/p1.png") && e.contains("images/p1.png") && e.contains("17×12"),
         "{e}"
     );
+    // half the photo's size (made from an images_2 copy): resampled, its
+    // first row covering the photo's first two
+    mask_png(&dir.join("masks/p1.png"), W / 2, H / 2);
+    let ds = load(&dir, &opts(false)).unwrap();
+    let v = ds
+        .train
+        .iter()
+        .find(|v| v.name.ends_with("p1.png"))
+        .unwrap();
+    let m = v.mask.as_ref().unwrap().to_f32();
+    assert_eq!(m.len(), (W * H) as usize);
+    for (i, &x) in m.iter().enumerate() {
+        assert_eq!(x, if i < 2 * W as usize { 0.0 } else { 1.0 }, "{i}");
+    }
     // missing for one photo: that photo is used whole, and the loader
     // says so
     std::fs::remove_file(dir.join("masks/p1.png")).unwrap();

@@ -208,8 +208,11 @@ pub(super) fn name_list(names: &[String]) -> Option<(String, &'static str)> {
 }
 
 /// Decodes a mask file's bytes into 1 (keep) / 0 (ignore) per pixel, inverted
-/// when `invert`; it must be `width × height`, the size of `photo`, else the
-/// error names both files.
+/// when `invert`, at `width × height`, the size of `photo`. A mask half,
+/// a third, … of that size or twice, three times … it (the division
+/// rounded either way, as in an `images_N` folder) is resampled ([`fit`]:
+/// a pixel is kept only where all the mask pixels it covers are); one of
+/// any other size is an error that names both files.
 pub fn parse(
     path: &Path,
     bytes: &[u8],
@@ -229,14 +232,19 @@ pub fn parse(
         .into_dimensions()
         .map_err(|e| DataError::invalid(path, "mask", e))?;
     if (mw, mh) != (width, height) {
-        return Err(DataError::invalid(
-            path,
-            "mask size",
-            format!(
-                "is {mw}×{mh} but its photo {} is {width}×{height}",
-                photo.display()
-            ),
-        ));
+        if !scaled_copy((mw, mh), (width, height)) {
+            return Err(DataError::invalid(
+                path,
+                "mask size",
+                format!(
+                    "is {mw}×{mh} but its photo {} is {width}×{height} (a mask may also be its \
+                     photo's size divided or multiplied by a whole number)",
+                    photo.display()
+                ),
+            ));
+        }
+        let m = parse(path, bytes, photo, mw, mh, invert)?;
+        return Ok(fit(mw, mh, &m, width, height));
     }
     let img = reader()?
         .decode()
@@ -260,6 +268,22 @@ pub fn parse(
             }
         })
         .collect())
+}
+
+/// Whether an `m`-sized picture is a scaled copy of a `p`-sized one by an
+/// integer factor N ≥ 2, as an `images_N` folder's photos are: `p ÷ N` or
+/// `p × N` along both axes, the division rounded either way.
+fn scaled_copy(m: (u32, u32), p: (u32, u32)) -> bool {
+    // `small` is `large ÷ n` to a pixel along both axes
+    let divides = |small: (u32, u32), large: (u32, u32)| {
+        if small.0 == 0 || small.1 == 0 {
+            return false;
+        }
+        let n = (f64::from(large.0) / f64::from(small.0)).round() as u64;
+        let near = |s: u32, l: u32| (u64::from(s) * n).abs_diff(u64::from(l)) < n;
+        n >= 2 && near(small.0, large.0) && near(small.1, large.1)
+    };
+    divides(m, p) || divides(p, m)
 }
 
 /// Reads and decodes a mask file (see [`parse`]).
@@ -387,7 +411,7 @@ mod tests {
             &b,
             Path::new("images/a.jpg"),
             4,
-            1,
+            4,
             false,
         )
         .unwrap_err()
@@ -407,6 +431,40 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("m.png"), "{e}");
+    }
+
+    #[test]
+    fn a_scaled_copy_of_the_photo_is_resampled() {
+        // a half-size mask of a 4×2 photo: each of its pixels covers 2×2
+        let half = png(2, 1, &[0, 255]);
+        let (p, photo) = (Path::new("m.png"), Path::new("a.jpg"));
+        assert_eq!(
+            parse(p, &half, photo, 4, 2, false).unwrap(),
+            [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0]
+        );
+        // a double-size one: a pixel is kept only when all it covers are
+        let double = png(4, 2, &[255, 255, 255, 0, 255, 255, 255, 255]);
+        assert_eq!(parse(p, &double, photo, 2, 1, false).unwrap(), [1.0, 0.0]);
+        assert_eq!(parse(p, &double, photo, 2, 1, true).unwrap(), [0.0, 0.0]);
+        // another shape is still refused
+        let e = parse(p, &half, photo, 4, 8, false).unwrap_err().to_string();
+        assert!(e.contains("2×1") && e.contains("4×8"), "{e}");
+    }
+
+    #[test]
+    fn a_scaled_copy_is_a_whole_factor_along_both_axes_to_a_pixel() {
+        assert!(scaled_copy((160, 120), (320, 240)));
+        assert!(scaled_copy((106, 80), (320, 240))); // ÷ 3, rounded down
+        assert!(scaled_copy((107, 80), (320, 240))); // ÷ 3, rounded up
+        assert!(scaled_copy((640, 480), (320, 240)));
+        assert!(scaled_copy((960, 720), (320, 240)));
+        assert!(scaled_copy((480, 270), (1920, 1080)));
+        assert!(!scaled_copy((160, 100), (320, 240)));
+        assert!(!scaled_copy((240, 320), (320, 240)));
+        assert!(!scaled_copy((17, 12), (16, 12)));
+        assert!(!scaled_copy((1000, 563), (1920, 1080))); // not a whole factor
+        assert!(!scaled_copy((3, 1), (4, 8)));
+        assert!(!scaled_copy((0, 4), (3, 1)));
     }
 
     #[test]
