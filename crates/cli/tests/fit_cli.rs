@@ -157,6 +157,41 @@ fn fit_png_and_jpeg_of_any_size() {
 }
 
 #[test]
+fn a_long_photo_is_fitted_at_1024_pixels_unless_size_says_otherwise() {
+    let d = tmp("long");
+    let png = d.join("long.png");
+    write_png(&png, 1100, 40);
+    let fit = |extra: &[&str]| {
+        let out = d.join("out");
+        let mut args = vec![
+            "fit",
+            png.to_str().unwrap(),
+            "--gaussians",
+            "10",
+            "--iters",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let img = image::open(out.join("render.png")).unwrap();
+        ((img.width(), img.height()), stderr(&o))
+    };
+    let (size, err) = fit(&[]);
+    assert_eq!(size, (1024, 37));
+    assert!(
+        err.contains("long.png is 1100x40: fitting a 1024x37 copy") && err.contains("--size 1100"),
+        "{err}"
+    );
+    let (size, err) = fit(&["--size", "1100"]);
+    assert_eq!(size, (1100, 40));
+    assert!(!err.contains("note:"), "{err}");
+}
+
+#[test]
 fn missing_image_is_exit_2() {
     let d = tmp("missing");
     let o = run(&[
