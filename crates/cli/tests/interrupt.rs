@@ -85,63 +85,36 @@ fn json(p: &Path) -> serde_json::Value {
 
 #[test]
 fn ctrl_c_during_fit_saves_the_model_and_exits_130() {
-    let dir = root("fit");
-    let out = dir.join("out");
-    let (status, _, stderr) = interrupt_after(
-        &[
-            "fit",
-            "--size",
-            "32",
-            "--gaussians",
-            "60",
-            "--iters",
-            "10000000",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        "Ctrl-C stops",
-        Duration::from_millis(300),
-    );
-    assert_eq!(status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("Ctrl-C stops after"), "{stderr}");
-    assert!(stderr.contains("stopped at iteration"), "{stderr}");
-    // the model is whole and says how far the fit got
-    let model = json(&out.join("gaussians.json"));
-    assert!(model.is_object());
-    for f in ["render.png", "compare.png"] {
-        let bytes = std::fs::read(out.join(f)).unwrap();
-        assert!(image::load_from_memory(&bytes).is_ok(), "{f}");
+    for json_mode in [false, true] {
+        let dir = root(&format!("fit-{json_mode}"));
+        let out = dir.join("out");
+        let mut args = vec!["fit", "--size", "32", "--gaussians", "60"];
+        args.extend(["--iters", "10000000", "--out", out.to_str().unwrap()]);
+        if json_mode {
+            args.push("--json");
+        }
+        let (status, stdout, stderr) =
+            interrupt_after(&args, "Ctrl-C stops", Duration::from_millis(300));
+        assert_eq!(status.code(), Some(130), "{stderr}");
+        assert!(stderr.contains("stopped at iteration"), "{stderr}");
+        // the files are whole
+        assert!(json(&out.join("gaussians.json")).is_object());
+        for f in ["render.png", "compare.png"] {
+            let bytes = std::fs::read(out.join(f)).unwrap();
+            assert!(image::load_from_memory(&bytes).is_ok(), "{f}");
+        }
+        // and the report says how far the fit got
+        if json_mode {
+            let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+            assert_eq!(report["interrupted"], true, "{report}");
+            let done = report["iterations"].as_u64().unwrap();
+            assert!((1..10_000_000).contains(&done), "{report}");
+            assert!(report["seconds_per_iteration"].as_f64().unwrap() > 0.0);
+        } else {
+            assert!(stdout.contains("Gaussians to 32x32"), "{stdout}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-#[test]
-fn ctrl_c_during_fit_reports_interrupted_in_json() {
-    let dir = root("fitjson");
-    let out = dir.join("out");
-    let (status, stdout, stderr) = interrupt_after(
-        &[
-            "fit",
-            "--size",
-            "32",
-            "--gaussians",
-            "60",
-            "--iters",
-            "10000000",
-            "--json",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        "Ctrl-C stops",
-        Duration::from_millis(300),
-    );
-    assert_eq!(status.code(), Some(130), "{stderr}");
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(report["interrupted"], true, "{report}");
-    let done = report["iterations"].as_u64().unwrap();
-    assert!((1..10_000_000).contains(&done), "{report}");
-    assert!(report["seconds_per_iteration"].as_f64().unwrap() > 0.0);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
