@@ -21,9 +21,33 @@ static REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// Installs the handler for the whole process (the binary does, once, at
 /// its start). Where it cannot be installed the signals keep their default
-/// action, which ends the process.
+/// action, which ends the process. A signal the process was started with
+/// ignored stays ignored: `nohup` (SIGHUP) and a shell's background jobs
+/// (SIGINT) ask for that, and the handler would undo it.
 pub fn install() {
+    #[cfg(unix)]
+    let ignored: Vec<libc::c_int> = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP]
+        .into_iter()
+        .filter(|&s| is_ignored(s))
+        .collect();
     let _ = ctrlc::set_handler(on_signal);
+    #[cfg(unix)]
+    for s in ignored {
+        // SAFETY: setting a standard signal's disposition to SIG_IGN, as
+        // it was when the process started.
+        unsafe { libc::signal(s, libc::SIG_IGN) };
+    }
+}
+
+/// Whether signal `s` is ignored now.
+#[cfg(unix)]
+fn is_ignored(s: libc::c_int) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current
+    // one into `old`, a zeroed plain C struct.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(s, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 fn on_signal() {

@@ -1,6 +1,7 @@
 //! Ctrl-C (SIGINT) during `fit` and `train` saves what the loop has and
 //! exits with code 130; `train --resume` then continues the run; Ctrl-C
-//! still ends a command that only waits (a viewer serving) at once.
+//! still ends a command that only waits (a viewer serving) at once; a
+//! signal ignored when the process starts (`nohup`) stays ignored.
 //! Unix only: the signal is sent with `kill -INT`.
 #![cfg(unix)]
 
@@ -21,8 +22,21 @@ fn root(tag: &str) -> PathBuf {
 /// `marker` (printed as the loop is armed), waits `settle`, sends SIGINT
 /// and returns the exit status, stdout and all of stderr. Fails after 120 s.
 fn interrupt_after(args: &[&str], marker: &str, settle: Duration) -> (ExitStatus, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chainrule"))
-        .args(args)
+    let mut c = Command::new(env!("CARGO_BIN_EXE_chainrule"));
+    c.args(args);
+    signalled(c, marker, &[("INT", settle)])
+}
+
+/// Spawns `command`, reads its stderr until a line containing `marker`,
+/// then for each `(signal, wait)` waits and sends the signal (checking
+/// that the process is still running before each), and returns the exit
+/// status, stdout and all of stderr. Fails after 120 s.
+fn signalled(
+    mut command: Command,
+    marker: &str,
+    signals: &[(&str, Duration)],
+) -> (ExitStatus, String, String) {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -49,8 +63,14 @@ fn interrupt_after(args: &[&str], marker: &str, settle: Duration) -> (ExitStatus
             break;
         }
     }
-    std::thread::sleep(settle);
-    signal(&child, "INT");
+    for &(sig, wait) in signals {
+        std::thread::sleep(wait);
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the command ended before SIG{sig}: {lines:?}"
+        );
+        signal(&child, sig);
+    }
     let status = wait_or_kill(&mut child, start);
     reader.join().unwrap();
     lines.extend(rx.try_iter());
@@ -195,5 +215,31 @@ fn ctrl_c_during_train_checkpoints_and_resume_continues() {
     let status = wait_or_kill(&mut child, start);
     assert!(start.elapsed() < Duration::from_secs(10));
     assert_eq!(status.code(), Some(130));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_signal_ignored_at_the_start_stays_ignored_as_nohup_asks() {
+    let dir = root("nohup");
+    let out = dir.join("out");
+    // the shell ignores SIGHUP, as nohup does, and the binary replaces it
+    let mut c = Command::new("sh");
+    c.args(["-c", "trap '' HUP; exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["fit", "--size", "32", "--gaussians", "60"])
+        .args(["--iters", "10000000", "--out", out.to_str().unwrap()]);
+    // SIGHUP leaves it running (checked before SIGINT is sent); SIGINT
+    // then stops it, saving
+    let (status, _, stderr) = signalled(
+        c,
+        "Ctrl-C stops",
+        &[
+            ("HUP", Duration::from_millis(200)),
+            ("INT", Duration::from_millis(800)),
+        ],
+    );
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopped at iteration"), "{stderr}");
+    assert!(out.join("gaussians.json").is_file());
     let _ = std::fs::remove_dir_all(dir);
 }
