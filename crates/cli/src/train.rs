@@ -100,13 +100,19 @@ pub struct TrainArgs {
     pub json: bool,
     /// Continue from the latest checkpoint in OUT/checkpoints, to the
     /// run's own length unless --iters is given, and with its own Gaussian
-    /// budget unless --max-gaussians is given (with a warning when DATA
-    /// or --downscale is not the run's, as its checkpoints/run.json
-    /// records them; --sh-degree, --antialiased and --exposure must be
-    /// the run's; the learning rates are the flags' again, not the
-    /// checkpoint's, so give the run's --lr-* flags again).
+    /// budget unless --max-gaussians is given. DATA must hold the run's
+    /// photos (the names its checkpoints/run.json records; the folder may
+    /// have moved) unless --resume-other-data is given; a --downscale
+    /// other than the run's is a warning; --sh-degree, --antialiased and
+    /// --exposure must be the run's; the learning rates are the flags'
+    /// again, not the checkpoint's, so give the run's --lr-* flags again.
     #[arg(long)]
     pub resume: bool,
+    /// With --resume: continue the run on DATA even though its photos are
+    /// not the run's (to fine-tune a model on other photos; the run's
+    /// model, renders and scores are then replaced by ones of DATA).
+    #[arg(long, requires = "resume")]
+    pub resume_other_data: bool,
     /// Train afresh into an OUT that holds an earlier run (its
     /// point_cloud.ply and checkpoints/ are removed first). Without this flag or
     /// --resume, such an OUT is refused, so a finished run is never lost to
@@ -715,8 +721,9 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         colmap,
     );
     let cfg = train_config(&a, defaults)?;
+    let photos = PhotoSet::of(&ds);
     let mut t = if a.resume {
-        warn_resume_elsewhere(&a);
+        check_resume_elsewhere(&a, &photos)?;
         Trainer::resume(ds, cfg, &ckpt_dir).map_err(train_err)?
     } else {
         Trainer::new(ds, cfg).map_err(train_err)?
@@ -726,7 +733,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     // run's length: for --resume's warning and the length it trains to,
     // so a failure is a warning (the checkpoints' own writes report an
     // unwritable folder)
-    if let Err(e) = RunRecord::of(&a, known_length, budget).write(&ckpt_dir) {
+    if let Err(e) = RunRecord::of(&a, known_length, budget, photos).write(&ckpt_dir) {
         eprintln!(
             "warning: {e}; --resume will not know which dataset this run trained on, nor its \
              length and Gaussian budget"
@@ -779,10 +786,14 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     if let Some(v) = &live {
         eprintln!("viewer at {} (live while training)", v.url);
     }
-    eprintln!(
-        "{}",
-        crate::interrupt::hint(&format!("training to iteration {iters}"))
-    );
+    // (a resumed run already at its length trains nothing: the warning
+    // above says so)
+    if t.iteration() < iters {
+        eprintln!(
+            "{}",
+            crate::interrupt::hint(&format!("training to iteration {iters}"))
+        );
+    }
     let armed = crate::interrupt::arm();
     while t.iteration() < iters && !crate::interrupt::requested() {
         let info = t
@@ -1394,17 +1405,60 @@ struct RunRecord {
     /// in the records of older versions.
     #[serde(default)]
     max_gaussians: Option<usize>,
+    /// The dataset's photos (training and held-out views). Absent in the
+    /// records of older versions.
+    #[serde(default)]
+    photos: Option<PhotoSet>,
+}
+
+/// Which photos a dataset holds, to tell a dataset that moved from
+/// another one: their number, a digest (FNV-1a, 64 bits, in hex) of their
+/// sorted names and each one's pose (two captures from one camera may
+/// share names; a capture reconstructed again has other poses, and a
+/// model fitted in the old one's frame does not fit them), and the first
+/// name.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct PhotoSet {
+    count: usize,
+    digest: String,
+    first: String,
+}
+
+impl PhotoSet {
+    fn of(ds: &splat::data::Dataset) -> PhotoSet {
+        let mut views: Vec<&splat::data::View> = ds.train.iter().chain(&ds.test).collect();
+        views.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for v in &views {
+            // each name and a separator, so that ["ab"] and ["a", "b"]
+            // differ, then the pose's bits
+            let pose = v
+                .world_to_camera
+                .iter()
+                .flatten()
+                .flat_map(|x| x.to_bits().to_le_bytes());
+            for b in v.name.bytes().chain([0u8]).chain(pose) {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        PhotoSet {
+            count: views.len(),
+            digest: format!("{h:016x}"),
+            first: views.first().map_or(String::new(), |v| v.name.clone()),
+        }
+    }
 }
 
 impl RunRecord {
     const FILE: &'static str = "run.json";
 
-    fn of(a: &TrainArgs, iters: Option<u32>, max_gaussians: usize) -> RunRecord {
+    fn of(a: &TrainArgs, iters: Option<u32>, max_gaussians: usize, photos: PhotoSet) -> RunRecord {
         RunRecord {
             dataset: crate::settings::stored_dataset_path(&a.data),
             downscale: a.downscale,
             iters,
             max_gaussians: Some(max_gaussians),
+            photos: Some(photos),
         }
     }
 
@@ -1449,29 +1503,60 @@ impl RunRecord {
             downscale: s.downscale,
             iters: None,
             max_gaussians: None,
+            photos: None,
         })
     }
 }
 
-/// Warns when `--resume` continues, on another dataset or at another
-/// `--downscale`, the run whose checkpoints OUT holds (as its
-/// `checkpoints/run.json` says, else `settings.json`): the checkpoint's
-/// Gaussians (and its views' exposures) were fitted to that run's photos.
-/// A warning, not an error: the dataset may only have moved.
-fn warn_resume_elsewhere(a: &TrainArgs) {
+/// Refuses `--resume` on a dataset whose photos are not those of the run
+/// whose checkpoints OUT holds (as its `checkpoints/run.json` records
+/// them), unless --resume-other-data asks for it: the run's model, renders
+/// and scores would be replaced by a model fitted to other photos, so one
+/// mistyped folder would lose a finished run. A dataset that only moved
+/// has the same photos and is taken. Without that record (an older
+/// version's run, or only `settings.json`), another dataset's path is a
+/// warning, as before; so is another `--downscale`.
+fn check_resume_elsewhere(a: &TrainArgs, photos: &PhotoSet) -> CliResult {
     use crate::settings::loaded_from;
     let Some(s) = RunRecord::read(&a.out, &checkpoint_dir(&a.out)) else {
-        return;
+        return Ok(());
     };
-    if let (Some(x), Some(y)) = (loaded_from(&s.dataset), loaded_from(&a.data)) {
-        if x != y {
-            eprintln!(
-                "warning: --resume continues a run on {}, here on {}: its Gaussians were \
-                 fitted to the other dataset's photos",
-                x.display(),
-                y.display()
-            );
+    match &s.photos {
+        Some(run) if run != photos && !a.resume_other_data => {
+            return Err(CliError::usage(format!(
+                "--resume: {} holds a run on {} ({} photos, the first {}), and {} holds other \
+                 photos ({}, the first {}): continuing would replace that run's model with one \
+                 fitted to them. Give the run's dataset, or --out another folder; \
+                 --resume-other-data continues on these photos all the same",
+                a.out.display(),
+                s.dataset.display(),
+                run.count,
+                run.first,
+                a.data.display(),
+                photos.count,
+                photos.first
+            )));
         }
+        Some(run) if run != photos => eprintln!(
+            "note: --resume-other-data: the run on {} ({} photos) continues on {} ({} photos)",
+            s.dataset.display(),
+            run.count,
+            a.data.display(),
+            photos.count
+        ),
+        _ => {}
+    }
+    let elsewhere = match (loaded_from(&s.dataset), loaded_from(&a.data)) {
+        (Some(x), Some(y)) if x != y && s.photos.is_none() => Some((x, y)),
+        _ => None,
+    };
+    if let Some((x, y)) = elsewhere {
+        eprintln!(
+            "warning: --resume continues a run on {}, here on {}: its Gaussians were fitted \
+             to the other dataset's photos",
+            x.display(),
+            y.display()
+        );
     }
     // no --downscale and --downscale 1 load the same pixels unless a photo
     // is wider than 1,600
@@ -1488,6 +1573,7 @@ fn warn_resume_elsewhere(a: &TrainArgs) {
             said(a.downscale)
         );
     }
+    Ok(())
 }
 
 /// The note (without its `note: `) for a `data` that holds several COLMAP

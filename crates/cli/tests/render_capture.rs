@@ -723,11 +723,14 @@ fn a_model_named_by_its_folder_trains_and_renders() {
     copy_dir(&model, &loose);
     let e = refused(&loose);
     assert!(e.contains("DATA/sparse/N"), "{e}");
-    // --resume on another dataset than the run's is said, also after a
-    // run that stopped before its end, which wrote no settings.json (its
-    // checkpoints/run.json says what they were fitted to)
+    // --resume on another dataset than the run's (the largest model: other
+    // photos) is refused, naming both, also after a run that stopped
+    // before its end, which wrote no settings.json (its
+    // checkpoints/run.json says what they were fitted to), and nothing of
+    // the run is touched; --resume-other-data continues all the same
     std::fs::remove_file(out.join("settings.json")).unwrap();
-    let resumed = run(&[
+    let ply_before = std::fs::read(out.join("point_cloud.ply")).unwrap();
+    let args = [
         "train",
         data.to_str().unwrap(),
         "--out",
@@ -735,10 +738,28 @@ fn a_model_named_by_its_folder_trains_and_renders() {
         "--iters",
         "12",
         "--resume",
-    ]);
+    ];
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(args)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("holds a run on")
+            && said.contains("(3 photos")
+            && said.contains("holds other photos (12")
+            && said.contains("--resume-other-data"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("point_cloud.ply")).unwrap(),
+        ply_before
+    );
+    let resumed = run(&[&args[..], &["--resume-other-data"]].concat());
     let said = String::from_utf8_lossy(&resumed.stderr);
     assert!(
-        said.contains("warning: --resume continues a run on"),
+        said.contains("note: --resume-other-data: the run on") && !said.contains("warning"),
         "{said}"
     );
     // and not when the same dataset is reached by another path
@@ -757,6 +778,25 @@ fn a_model_named_by_its_folder_trains_and_renders() {
     };
     let said = resume_to("14");
     assert!(!said.contains("warning"), "{said}");
+    // nor when the dataset moved (a copy of the run resumed on a copy of
+    // the dataset: the same photos and poses)
+    let (moved, out2) = (d.join("moved"), d.join("o2"));
+    copy_dir(&data, &moved);
+    copy_dir(&out, &out2);
+    let o = run(&[
+        "train",
+        moved.to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+        "--iters",
+        "15",
+        "--resume",
+    ]);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !said.contains("warning") && !said.contains("--resume-other-data"),
+        "{said}"
+    );
     // --iters no more than the checkpoint's: nothing to train, and said
     let said = resume_to("10");
     assert!(
