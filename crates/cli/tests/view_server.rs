@@ -753,3 +753,34 @@ fn train_view_json_reports_the_viewer() {
     drop(server);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn on_every_interface_it_prints_addresses_to_open() {
+    let dir = tmp("any");
+    let (scene, _) = scene_file(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["view", scene.to_str().unwrap(), "--host", "0.0.0.0"])
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    out.read_line(&mut first).unwrap();
+    out.read_line(&mut second).unwrap();
+    let server = Server {
+        child,
+        addr: String::new(),
+    };
+    assert!(first.starts_with("viewer at http://0.0.0.0:"), "{first}");
+    // the loopback address it names serves the page
+    let here = second
+        .split("open http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address to open in {second:?}"));
+    assert!(here.starts_with("127.0.0.1:"), "{second}");
+    assert_eq!(get(here, "/").0, 200);
+    drop(server);
+}

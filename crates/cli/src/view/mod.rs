@@ -16,6 +16,7 @@ pub mod live;
 pub mod server;
 pub mod state;
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -114,16 +115,67 @@ fn serve_forever(host: &str, port: u16, st: Arc<ViewState>, open: bool, json: bo
         CliError::usage(format!("cannot listen on {host}:{port}: {e} ({hint})"))
     })?;
     let url = format!("http://{addr}/");
+    // on every interface (0.0.0.0, ::), the address is not one to open:
+    // this machine's loopback one and its network one are
+    let (here, lan) = match addr.ip().is_unspecified() {
+        true => (
+            format!(
+                "http://{}/",
+                SocketAddr::new(loopback_of(addr.ip()), addr.port())
+            ),
+            network_address(addr.ip())
+                .map(|ip| format!("http://{}/", SocketAddr::new(ip, addr.port()))),
+        ),
+        false => (url.clone(), None),
+    };
     if json {
-        println!("{}", serde_json::json!({ "url": url }));
+        let mut v = serde_json::json!({ "url": url });
+        if let Some(lan) = &lan {
+            v["lan_url"] = serde_json::json!(lan);
+        }
+        println!("{v}");
     } else {
         println!("viewer at {url} (Ctrl-C to stop)");
+        if here != url {
+            match &lan {
+                Some(lan) => println!(
+                    "  on every interface: open {here} on this machine, {lan} from another"
+                ),
+                None => println!("  on every interface: open {here} on this machine"),
+            }
+        }
     }
     if open {
-        open_browser(&url);
+        open_browser(&here);
     }
     server::serve(listener, state::handler(st));
     Ok(())
+}
+
+/// The loopback address of `ip`'s family.
+fn loopback_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+    }
+}
+
+/// This machine's address on its network, in `ip`'s family: the one a
+/// packet to a public address would leave from (a UDP socket's `connect`
+/// only picks the route, it sends nothing); `None` without a network.
+fn network_address(ip: IpAddr) -> Option<IpAddr> {
+    let (bind, probe): (SocketAddr, SocketAddr) = match ip {
+        // documentation addresses (RFC 5737, RFC 3849): never reached
+        IpAddr::V4(_) => (([0, 0, 0, 0], 0).into(), ([192, 0, 2, 1], 9).into()),
+        IpAddr::V6(_) => (
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+            ("2001:db8::1".parse::<std::net::Ipv6Addr>().ok()?, 9).into(),
+        ),
+    };
+    let s = std::net::UdpSocket::bind(bind).ok()?;
+    s.connect(probe).ok()?;
+    let local = s.local_addr().ok()?.ip();
+    (!local.is_loopback() && !local.is_unspecified()).then_some(local)
 }
 
 /// Asks the desktop to open `url`; a failure is only a warning.
