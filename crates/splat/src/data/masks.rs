@@ -209,8 +209,9 @@ pub(super) fn name_list(names: &[String]) -> Option<(String, &'static str)> {
 
 /// Decodes a mask file's bytes into 1 (keep) / 0 (ignore) per pixel, inverted
 /// when `invert`, at `width × height`, the size of `photo`. A mask half,
-/// a third, … of that size or twice, three times … it (the division
-/// rounded either way, as in an `images_N` folder) is resampled ([`fit`]:
+/// a third, … an eighth of that size or twice, three times … eight times
+/// it (the division rounded either way, as in an `images_N` folder) is
+/// resampled ([`fit`]:
 /// a pixel is kept only where all the mask pixels it covers are); one of
 /// any other size is an error that names both files.
 pub fn parse(
@@ -238,7 +239,7 @@ pub fn parse(
                 "mask size",
                 format!(
                     "is {mw}×{mh} but its photo {} is {width}×{height} (a mask may also be its \
-                     photo's size divided or multiplied by a whole number)",
+                     photo's size divided or multiplied by a whole number up to 8)",
                     photo.display()
                 ),
             ));
@@ -271,8 +272,10 @@ pub fn parse(
 }
 
 /// Whether an `m`-sized picture is a scaled copy of a `p`-sized one by an
-/// integer factor N ≥ 2, as an `images_N` folder's photos are: `p ÷ N` or
-/// `p × N` along both axes, the division rounded either way.
+/// integer factor N from 2 to 8, as an `images_N` folder's photos are
+/// (the original 3DGS's are `images_2`, `_4` and `_8`): `p ÷ N` or `p × N`
+/// along both axes, the division rounded either way. (A larger N would
+/// take almost any small mask for a copy: 7×5 is 64×48 ÷ 9.)
 fn scaled_copy(m: (u32, u32), p: (u32, u32)) -> bool {
     // `small` is `large ÷ n` to a pixel along both axes
     let divides = |small: (u32, u32), large: (u32, u32)| {
@@ -281,7 +284,7 @@ fn scaled_copy(m: (u32, u32), p: (u32, u32)) -> bool {
         }
         let n = (f64::from(large.0) / f64::from(small.0)).round() as u64;
         let near = |s: u32, l: u32| (u64::from(s) * n).abs_diff(u64::from(l)) < n;
-        n >= 2 && near(small.0, large.0) && near(small.1, large.1)
+        (2..=8).contains(&n) && near(small.0, large.0) && near(small.1, large.1)
     };
     divides(m, p) || divides(p, m)
 }
@@ -464,6 +467,8 @@ mod tests {
         assert!(!scaled_copy((17, 12), (16, 12)));
         assert!(!scaled_copy((1000, 563), (1920, 1080))); // not a whole factor
         assert!(!scaled_copy((3, 1), (4, 8)));
+        assert!(!scaled_copy((7, 5), (64, 48))); // ÷ 9
+        assert!(scaled_copy((8, 6), (64, 48))); // ÷ 8
         assert!(!scaled_copy((0, 4), (3, 1)));
     }
 
