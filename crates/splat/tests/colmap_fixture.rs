@@ -719,6 +719,26 @@ fn the_loader_says_what_is_wrong_and_how_much() {
         }
         e => panic!("{e}"),
     }
+    // the first of them there under a name in other letter case, or with
+    // another extension: said
+    let images = dir.join("images");
+    let stem = std::path::Path::new(&names[2])
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    for (there, said) in [
+        (names[2].to_uppercase(), "the names differ in letter case"),
+        (format!("{stem}.jpeg"), "with another extension"),
+    ] {
+        std::fs::copy(images.join(&names[0]), images.join(&there)).unwrap();
+        let e = err(&LoadOptions::default());
+        assert!(
+            e.contains(&format!("({there} is there")) && e.contains(said),
+            "{e}"
+        );
+        std::fs::remove_file(images.join(&there)).unwrap();
+    }
     // a model that registers no photos says so
     std::fs::remove_file(dir.join("sparse/0/images.bin")).unwrap();
     std::fs::write(dir.join("sparse/0/images.txt"), "# no images\n").unwrap();

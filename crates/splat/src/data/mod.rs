@@ -66,7 +66,10 @@ impl DataError {
         if path.is_dir() {
             return DataError::invalid(path, "image", "is a folder, not a photo");
         }
-        DataError::io(path, "image file not found")
+        match near_name(path) {
+            Some(hint) => DataError::io(path, format!("image file not found ({hint})")),
+            None => DataError::io(path, "image file not found"),
+        }
     }
     /// Photos the dataset names that are not files (their paths and their
     /// names in the dataset, at least one): [`DataError::missing_photo`]
@@ -110,6 +113,33 @@ impl DataError {
             message: message.to_string(),
         }
     }
+}
+
+/// What a missing file's folder holds under a name close to its own: the
+/// same name in other letter case (photos copied from a camera or from
+/// Windows), or the same stem with another extension (`.JPG`, `.jpeg`).
+fn near_name(path: &Path) -> Option<String> {
+    let wanted = path.file_name()?.to_str()?;
+    let stem = path.file_stem()?.to_str()?;
+    let names: Vec<String> = std::fs::read_dir(path.parent()?)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    if let Some(n) = names.iter().find(|n| n.eq_ignore_ascii_case(wanted)) {
+        return Some(format!(
+            "{n} is there: the names differ in letter case, which this file system tells apart"
+        ));
+    }
+    let same_stem = |n: &&String| {
+        Path::new(n.as_str())
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .is_some_and(|s| s.eq_ignore_ascii_case(stem))
+    };
+    names
+        .iter()
+        .find(same_stem)
+        .map(|n| format!("{n} is there, with another extension"))
 }
 
 /// How many missing photos beyond the first a loader's error names (a
