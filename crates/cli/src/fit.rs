@@ -412,6 +412,10 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
     debug_assert!(cfg.gaussians <= a.gaussians as usize);
     let (w, h) = (target.width, target.height);
     let mut fitter = Fitter::<T>::new(target, cfg);
+    eprintln!(
+        "{}",
+        crate::interrupt::hint(&format!("fitting {} iterations", a.iters))
+    );
     let bar = crate::output::progress_bar(a.iters as u64, a.json);
     let start = Instant::now();
     let mut last_loss = f64::NAN;
@@ -424,10 +428,6 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
         let r = (1..=rounds).find(|r| it == r * iters / (2 * rounds) + 1)?;
         Some(grow / rounds + usize::from(r <= grow % rounds))
     };
-    eprintln!(
-        "{}",
-        crate::interrupt::hint(&format!("fitting {} iterations", a.iters))
-    );
     let armed = crate::interrupt::arm();
     let mut done = 0;
     for it in 1..=a.iters {
@@ -461,7 +461,7 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
     drop(armed);
     let interrupted = done < a.iters;
     let seconds = start.elapsed().as_secs_f64();
-    bar.finish();
+    crate::output::finish_bar(&bar);
     let render = fitter.render();
     let psnr = loss::psnr(&render.data, &fitter.target().data);
     let ssim = loss::ssim_values(

@@ -230,6 +230,16 @@ pub fn progress_bar(total: u64, hidden: bool) -> indicatif::ProgressBar {
     b
 }
 
+/// Finishes a bar from [`progress_bar`], leaving its last state on its
+/// own line: a terminal's cursor stays at the end of the bar, so what is
+/// printed next would share its line.
+pub fn finish_bar(bar: &indicatif::ProgressBar) {
+    bar.finish();
+    if !bar.is_hidden() {
+        eprintln!();
+    }
+}
+
 /// Prints the loader's notes on a dataset ([`splat::data::Dataset::notes`])
 /// to stderr, one `note:` line each.
 pub fn print_notes(ds: &splat::data::Dataset) {

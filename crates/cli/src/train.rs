@@ -770,8 +770,6 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             &t.data().test
         }
     }
-    let bar = crate::output::progress_bar(iters as u64, a.json);
-    bar.set_position(resumed_from as u64);
     let start = Instant::now();
     let mut last_ckpt = Instant::now();
     let mut saver = CheckpointWriter::new(&ckpt_dir);
@@ -794,6 +792,9 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             crate::interrupt::hint(&format!("training to iteration {iters}"))
         );
     }
+    // (after the lines above, which a bar drawn earlier would split)
+    let bar = crate::output::progress_bar(iters as u64, a.json);
+    bar.set_position(resumed_from as u64);
     let armed = crate::interrupt::arm();
     while t.iteration() < iters && !crate::interrupt::requested() {
         let info = t
@@ -846,7 +847,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     if let Some(v) = &live {
         v.finish(&t);
     }
-    bar.finish();
+    crate::output::finish_bar(&bar);
     // the last checkpoint is written while the scene is exported and the
     // test views are scored; the run ends only once it is on disk
     saver.finish().map_err(train_err)?;
