@@ -423,3 +423,126 @@ fn frame_time_of_1e5_splats() {
         .unwrap();
     }
 }
+
+/// The page's address at `session` now (its query, `?…`).
+fn address(b: &mut browser::Browser, session: &str) -> String {
+    b.eval(session, "location.search")
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Waits until the address has settled (the same for 600 ms) on a value
+/// other than `from`; returns it.
+fn settled_address(b: &mut browser::Browser, session: &str, from: &str) -> String {
+    let t0 = std::time::Instant::now();
+    let mut last = address(b, session);
+    loop {
+        std::thread::sleep(Duration::from_millis(600));
+        let now = address(b, session);
+        if now == last && now != from {
+            return now;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the address stayed {last:?} (from {from:?})"
+        );
+        last = now;
+    }
+}
+
+#[test]
+fn the_address_follows_the_view_and_a_copied_link_reopens_it() {
+    let Some(chromium) = browser::chromium_or_skip("the_address_follows_the_view") else {
+        return;
+    };
+    let _turn = one_browser();
+    let dir = out_dir("address");
+    let data = dir.join("data");
+    run_ok(&[
+        "synth",
+        data.to_str().unwrap(),
+        "--views",
+        "2",
+        "--test-views",
+        "1",
+        "--size",
+        "64",
+    ]);
+    let g = random_scene::<f32>(&RandomScene {
+        n: 2000,
+        sh_degree: 1,
+        extent: 0.8,
+        log_scale_min: -4.0,
+        log_scale_max: -2.5,
+        seed: 5,
+    });
+    let scene = dir.join("scene.ply");
+    std::fs::write(&scene, to_ply_bytes(&g)).unwrap();
+    let (_server, url) = spawn_with_url(
+        &[
+            "view",
+            scene.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--port",
+            "0",
+        ],
+        false,
+    );
+    let mut b = browser::Browser::start(&chromium, dir.join("profile"));
+    // looking through a dataset camera, the address names it
+    let s = b.open(&format!("{url}?camera=r_0&ui=0"), 400, 300);
+    b.wait_ready(&s, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_millis(600));
+    let at_camera = address(&mut b, &s);
+    assert!(
+        at_camera.contains("camera=test/r_0") && at_camera.contains("ui=0"),
+        "{at_camera}"
+    );
+    // from the start view, a drag orbits, and the address becomes the pose
+    let s = b.open(&format!("{url}?ui=0"), 400, 300);
+    b.wait_ready(&s, Duration::from_secs(120));
+    let start = settled_address(&mut b, &s, "?ui=0");
+    assert!(start.contains("pose=") && start.contains("fov="), "{start}");
+    for (kind, x, y, buttons) in [
+        ("mousePressed", 200, 150, 1),
+        ("mouseMoved", 230, 160, 1),
+        ("mouseMoved", 260, 175, 1),
+        ("mouseReleased", 260, 175, 0),
+    ] {
+        b.call(
+            Some(&s),
+            "Input.dispatchMouseEvent",
+            serde_json::json!({"type": kind, "x": x, "y": y, "button": "left",
+                "buttons": buttons, "clickCount": 1}),
+        );
+    }
+    let moved = settled_address(&mut b, &s, &start);
+    assert!(moved.contains("pose=") && moved.contains("ui=0"), "{moved}");
+    let (w, h, here) = b.capture(&s);
+    save_png(&dir.join("moved.png"), w, h, &here);
+    // the link opens the same view (to the address's rounding)
+    let s2 = b.open(&format!("{url}{moved}"), 400, 300);
+    b.wait_ready(&s2, Duration::from_secs(120));
+    let (w2, h2, there) = b.capture(&s2);
+    save_png(&dir.join("reopened.png"), w2, h2, &there);
+    assert_eq!((w, h), (w2, h2));
+    let p = browser::psnr(&here, &there);
+    println!("the view reopened from its address: PSNR {p:.2} dB against the original");
+    assert!(p >= 35.0, "PSNR {p:.2} dB < 35");
+    // and the start view is not it (the drag moved the camera)
+    let s3 = b.open(&format!("{url}{start}"), 400, 300);
+    b.wait_ready(&s3, Duration::from_secs(120));
+    let (_, _, first) = b.capture(&s3);
+    let p = browser::psnr(&first, &here);
+    assert!(p < 30.0, "the drag did not move the view (PSNR {p:.2} dB)");
+    // a malformed pose is said, and the start view shown
+    let s4 = b.open(&format!("{url}?pose=1,2,3&ui=0"), 400, 300);
+    b.wait_ready(&s4, Duration::from_secs(120));
+    let notice = b.eval(&s4, "window.__viewer.notice");
+    assert!(
+        notice.as_str().is_some_and(|n| n.contains("7 numbers")),
+        "{notice}"
+    );
+}

@@ -10,13 +10,19 @@
 // URL parameters: ?camera=NAME opens at a dataset camera (NAME: the photo's
 // name, file name or stem; an unknown name is said and the start view
 // shown) with the canvas at the top-left, sized to the photo in CSS
-// pixels; ui=0 hides every overlay.
+// pixels; ?pose=X,Y,Z,QW,QX,QY,QZ&fov=DEG opens at a free viewpoint (the
+// camera's centre in world coordinates and the unit quaternion of its
+// world-to-camera rotation, and the vertical field of view); ui=0 hides
+// every overlay. The address bar follows the view (a dataset camera's
+// name while looking through it, else the pose), so a copied link opens
+// where it was copied.
 import * as THREE from "three";
 import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
 
 const params = new URLSearchParams(location.search);
 const showUi = params.get("ui") !== "0";
 const wantCamera = params.get("camera");
+const wantPose = params.get("pose");
 // read by the browser tests: ready once the model is drawn, sorted
 const state = (window.__viewer = { ready: false, error: null, notice: null, frames: 0, version: -1, splats: 0, frameMs: [] });
 if (!showUi) document.body.classList.add("noui");
@@ -69,6 +75,44 @@ const rotateAxes = (R, Q) => R.map((row) => mv(Q, row));
 const centerOf = (cam) => mul(mv(transpose(cam.R), cam.t), -1);
 function transpose(m) {
   return [0, 1, 2].map((i) => [m[0][i], m[1][i], m[2][i]]);
+}
+// a rotation matrix (rows) as a unit quaternion [w, x, y, z], w >= 0
+function toQuaternion(R) {
+  const t = R[0][0] + R[1][1] + R[2][2];
+  let q;
+  if (t > 0) {
+    const s = 2 * Math.sqrt(1 + t);
+    q = [s / 4, (R[2][1] - R[1][2]) / s, (R[0][2] - R[2][0]) / s, (R[1][0] - R[0][1]) / s];
+  } else if (R[0][0] > R[1][1] && R[0][0] > R[2][2]) {
+    const s = 2 * Math.sqrt(1 + R[0][0] - R[1][1] - R[2][2]);
+    q = [(R[2][1] - R[1][2]) / s, s / 4, (R[0][1] + R[1][0]) / s, (R[0][2] + R[2][0]) / s];
+  } else if (R[1][1] > R[2][2]) {
+    const s = 2 * Math.sqrt(1 + R[1][1] - R[0][0] - R[2][2]);
+    q = [(R[0][2] - R[2][0]) / s, (R[0][1] + R[1][0]) / s, s / 4, (R[1][2] + R[2][1]) / s];
+  } else {
+    const s = 2 * Math.sqrt(1 + R[2][2] - R[0][0] - R[1][1]);
+    q = [(R[1][0] - R[0][1]) / s, (R[0][2] + R[2][0]) / s, (R[1][2] + R[2][1]) / s, s / 4];
+  }
+  const n = Math.hypot(...q) * (q[0] < 0 ? -1 : 1);
+  return q.map((x) => x / n);
+}
+function fromQuaternion([w, x, y, z]) {
+  return [
+    [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+    [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+    [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+  ];
+}
+// `pose` and `fov` parameters: { R, C, fov } or null (and why) when malformed
+function parsePose(text, fovText) {
+  const v = text.split(",").map(Number);
+  if (v.length !== 7 || !v.every(Number.isFinite)) return { error: "expected 7 numbers X,Y,Z,QW,QX,QY,QZ" };
+  const q = v.slice(3);
+  const n = Math.hypot(...q);
+  if (!(n > 1e-6)) return { error: "the quaternion is zero" };
+  const fov = fovText === null ? null : Number(fovText);
+  if (fov !== null && !(fov >= 10 && fov <= 120)) return { error: "fov must be 10 to 120 degrees" };
+  return { C: v.slice(0, 3), R: fromQuaternion(q.map((x) => x / n)), fov };
 }
 function withCenter(cam, C) {
   cam.t = mul(mv(cam.R, C), -1);
@@ -161,6 +205,9 @@ async function main() {
   let cam = null;
   let fixed = false;
   let fovDeg = 50;
+  // the dataset camera looked through, and its pose's key (the address
+  // names it while the view is still its pose)
+  let atCamera = null;
 
   function fitCanvas() {
     let w, h;
@@ -179,6 +226,7 @@ async function main() {
   function freeCamera(from) {
     cam = { R: from.R.map((r) => r.slice()), t: from.t.slice(), w: 1, h: 1, fx: 1, fy: 1, cx: 0.5, cy: 0.5 };
     fixed = false;
+    atCamera = null;
     fitCanvas();
   }
 
@@ -191,6 +239,31 @@ async function main() {
     target = add(C, mul(cam.R[2], d));
     fitCanvas();
     selectFrustum(c);
+    atCamera = { name: c.name, key: poseKey() };
+  }
+
+  // ---- the address follows the view ----
+  const round = (x, d) => Number(x.toFixed(d));
+  function poseKey() {
+    const C = centerOf(cam).map((x) => Number(x.toPrecision(7)));
+    const q = toQuaternion(cam.R).map((x) => round(x, 6));
+    return `${C.join(",")},${q.join(",")}`;
+  }
+  let written = null, writtenAt = 0;
+  function followInAddress(now) {
+    const key = poseKey() + "|" + fovDeg;
+    if (key === written || now - writtenAt < 250) return;
+    const p = new URLSearchParams(location.search);
+    for (const k of ["camera", "pose", "fov"]) p.delete(k);
+    if (atCamera && atCamera.key === poseKey()) p.set("camera", atCamera.name);
+    else {
+      p.set("pose", poseKey());
+      p.set("fov", String(round(fovDeg, 2)));
+    }
+    // (commas and slashes kept readable; URLSearchParams escapes them)
+    history.replaceState(history.state, "", "?" + p.toString().replace(/%2C/g, ",").replace(/%2F/g, "/"));
+    written = key;
+    writtenAt = now;
   }
 
   function reset() {
@@ -265,6 +338,21 @@ async function main() {
     } else {
       // a mistyped link still shows the scene, from the start view
       notice(`no dataset camera named "${wantCamera}" (${cameras.length} cameras): the start view instead`);
+    }
+  } else if (wantPose) {
+    const p = parsePose(wantPose, params.get("fov"));
+    if (p.error) notice(`pose "${wantPose}": ${p.error}: the start view instead`);
+    else {
+      if (p.fov !== null) {
+        fovDeg = p.fov;
+        $("fov").value = fovDeg;
+        $("fovval").textContent = Math.round(fovDeg) + "°";
+      }
+      freeCamera({ R: p.R, t: mul(mv(p.R, p.C), -1) });
+      // orbit about the point ahead at the scene centre's depth
+      const d = Math.max(dot(sub(info.center, p.C), p.R[2]), radius * 0.1);
+      target = add(p.C, mul(p.R[2], d));
+      selectFrustum(null);
     }
   }
   window.addEventListener("resize", fitCanvas);
@@ -434,6 +522,7 @@ async function main() {
     }
     applyCamera(camera, cam, near, far);
     renderer.render(scene, camera);
+    followInAddress(now);
     state.frames++;
     fpsFrames++;
     if (now - fpsStart > 1000) {
