@@ -366,6 +366,7 @@ impl Model {
             center,
             radius: capture::median_distance(&self.cameras, center),
             elevation_deg: capture::mean_elevation(&self.cameras, center, up).to_degrees(),
+            facing: capture::facing(&self.cameras, center, up),
             downscale: None,
             invert_masks: false,
         }

@@ -310,6 +310,12 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             .elevation
             .or(saved.as_ref().map(|s| s.elevation_deg))
             .unwrap_or(20.0),
+        // the cameras' side of a forward-facing capture, unless the orbit
+        // is placed by hand
+        start: saved
+            .as_ref()
+            .filter(|_| a.center.is_none() && a.up.is_none())
+            .and_then(|s| s.facing),
         background,
         antialiased,
         ..Default::default()

@@ -88,6 +88,10 @@ pub struct OrbitOptions {
     pub fov_deg: f64,
     /// Camera height above the orbit's plane, degrees.
     pub elevation_deg: f64,
+    /// The direction from the centre, in the orbit's plane, of its first
+    /// view (`None`, or one along `up`: a fixed world axis made
+    /// orthogonal to `up`).
+    pub start: Option<[f64; 3]>,
     /// Background colour.
     pub background: [f64; 3],
     /// Mip-Splatting's antialiased projection.
@@ -108,6 +112,7 @@ impl Default for OrbitOptions {
             sh_degree: None,
             fov_deg: 50.0,
             elevation_deg: 20.0,
+            start: None,
             background: [0.0; 3],
             antialiased: false,
             fps: 12,
@@ -149,12 +154,21 @@ pub fn orbit_cameras(g: &Gaussians<f32>, o: &OrbitOptions) -> CliResult<Vec<Came
     let k = (0..3)
         .min_by(|&a, &b| up[a].abs().total_cmp(&up[b].abs()))
         .expect("three axes");
-    let mut e1 = [0.0; 3];
-    e1[k] = 1.0;
-    let along = e1[0] * up[0] + e1[1] * up[1] + e1[2] * up[2];
-    let e1 = [0, 1, 2].map(|i| e1[i] - along * up[i]);
-    let n1 = (e1[0] * e1[0] + e1[1] * e1[1] + e1[2] * e1[2]).sqrt();
-    let e1 = e1.map(|x| x / n1);
+    let mut axis = [0.0; 3];
+    axis[k] = 1.0;
+    // (the first view's direction, `--start` or the cameras' side, when
+    // it is not along `up`)
+    let in_plane = |v: [f64; 3]| {
+        let along = v[0] * up[0] + v[1] * up[1] + v[2] * up[2];
+        let e = [0, 1, 2].map(|i| v[i] - along * up[i]);
+        let n = (e[0] * e[0] + e[1] * e[1] + e[2] * e[2]).sqrt();
+        (n > 1e-6).then(|| e.map(|x| x / n))
+    };
+    let e1 = o
+        .start
+        .and_then(in_plane)
+        .or_else(|| in_plane(axis))
+        .expect("the axis least aligned with a unit up is not along it");
     let e2 = [
         up[1] * e1[2] - up[2] * e1[1],
         up[2] * e1[0] - up[0] * e1[2],

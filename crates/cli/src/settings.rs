@@ -49,6 +49,13 @@ pub struct RenderSettings {
     pub radius: f64,
     /// The cameras' mean elevation above `center`'s plane, degrees.
     pub elevation_deg: f64,
+    /// Where the cameras stand to one side of `center` (a forward-facing
+    /// capture): the unit direction toward them in the orbit's plane, so
+    /// that an orbit starts there and its first frame (a GIF's thumbnail)
+    /// shows the side the photos saw. Absent when they surround it, and
+    /// in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facing: Option<[f64; 3]>,
     /// `train --downscale` when given (`None`: photos wider than 1,600
     /// pixels were scaled to 1,600), so renders of the dataset match.
     #[serde(default)]
@@ -118,6 +125,7 @@ impl RenderSettings {
             center,
             radius: capture::median_distance(&views, center),
             elevation_deg: capture::mean_elevation(&views, center, up).to_degrees(),
+            facing: capture::facing(&views, center, up),
             downscale: None,
             invert_masks: false,
         }

@@ -80,6 +80,34 @@ fn orbit_cameras_circle_the_centre() {
 }
 
 #[test]
+fn an_orbit_starts_on_the_side_it_is_given() {
+    let g = random_scene::<f32>(&RandomScene {
+        n: 50,
+        ..Default::default()
+    });
+    let o = OrbitOptions {
+        center: Some([0.0; 3]),
+        views: 4,
+        ..Default::default()
+    };
+    // toward -y (with a part along up, which does not count), and the
+    // default start for comparison
+    for (start, want) in [
+        (Some([0.0, -2.0, 3.0]), [0.0, -1.0]),
+        (Some([0.0, 0.0, 1.0]), [1.0, 0.0]),
+        (None, [1.0, 0.0]),
+    ] {
+        let cams = orbit_cameras(&g, &OrbitOptions { start, ..o.clone() }).unwrap();
+        let c = cams[0].center();
+        let n = c[0].hypot(c[1]);
+        assert!(
+            (c[0] / n - want[0]).abs() < 1e-9 && (c[1] / n - want[1]).abs() < 1e-9,
+            "{start:?}: {c:?}"
+        );
+    }
+}
+
+#[test]
 fn malformed_scene_exits_2_naming_file_and_property() {
     let dir = tmp("bad");
     let ply = scene_file(&dir);

@@ -428,6 +428,7 @@ fn a_train_folder_brings_its_settings() {
         center: [0.0; 3],
         radius: 4.0,
         elevation_deg: 30.0,
+        facing: None,
         downscale: None,
         invert_masks: false,
     };

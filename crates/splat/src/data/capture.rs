@@ -167,6 +167,29 @@ pub fn mean_elevation(views: &[View], p: [f64; 3], up: [f64; 3]) -> f64 {
     s / views.len().max(1) as f64
 }
 
+/// The unit direction, in the plane through `p` orthogonal to `up`, from
+/// `p` toward the cameras' mean position, when they stand to one side of
+/// `p` (a forward-facing capture: their mean lies at least a quarter of
+/// their median distance from `p` in that plane); `None` when they
+/// surround it (or there are none).
+pub fn facing(views: &[View], p: [f64; 3], up: [f64; 3]) -> Option<[f64; 3]> {
+    if views.is_empty() {
+        return None;
+    }
+    let mut m = [0.0; 3];
+    for v in views {
+        let c = v.camera_center();
+        for k in 0..3 {
+            m[k] += (c[k] - p[k]) / views.len() as f64;
+        }
+    }
+    let along = dot(m, up);
+    let flat = [0, 1, 2].map(|k| m[k] - along * up[k]);
+    (dot(flat, flat).sqrt() >= 0.25 * median_distance(views, p))
+        .then(|| normalized(flat))
+        .flatten()
+}
+
 /// Spherical linear interpolation of unit quaternions (the shorter way).
 fn slerp(a: [f64; 4], mut b: [f64; 4], t: f64) -> [f64; 4] {
     let mut c: f64 = (0..4).map(|k| a[k] * b[k]).sum();
@@ -430,6 +453,30 @@ mod tests {
             "{f:?}"
         );
         assert_eq!(focus_within(&views, None), Some(far));
+    }
+
+    #[test]
+    fn cameras_to_one_side_face_the_orbit_and_cameras_around_do_not() {
+        let up = [0.0, 0.0, 1.0];
+        // five cameras at y = 0 looking at a scene about y = 5, from a bit
+        // above: the direction toward them, in the ground plane, is -y
+        let front: Vec<View> = (0..5)
+            .map(|i| looking([i as f64 * 0.2 - 0.4, 0.0, 1.5], [0.0, 5.0, 1.0]))
+            .collect();
+        let f = facing(&front, [0.0, 5.0, 1.0], up).unwrap();
+        assert!(
+            (f[0]).abs() < 1e-9 && (f[1] + 1.0).abs() < 1e-9 && f[2] == 0.0,
+            "{f:?}"
+        );
+        // eight cameras on a circle about the same point: none
+        let around: Vec<View> = (0..8)
+            .map(|i| {
+                let a = std::f64::consts::TAU * i as f64 / 8.0;
+                looking([5.0 * a.cos(), 5.0 + 5.0 * a.sin(), 1.5], [0.0, 5.0, 1.0])
+            })
+            .collect();
+        assert_eq!(facing(&around, [0.0, 5.0, 1.0], up), None);
+        assert_eq!(facing(&[], [0.0; 3], up), None);
     }
 
     #[test]
