@@ -272,6 +272,7 @@ mod tests {
             center: [0.1, 0.2, 0.3],
             radius: 2.5,
             elevation_deg: 10.0,
+            facing: Some([0.6, 0.0, -0.8]),
             downscale: Some(2),
             invert_masks: true,
         }
