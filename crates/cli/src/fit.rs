@@ -337,13 +337,17 @@ fn default_size(mut a: FitArgs) -> FitArgs {
             if w.max(h) > DEFAULT_MAX_SIDE {
                 a.size = Some(DEFAULT_MAX_SIDE);
                 let (cw, ch) = sized(w as usize, h as usize, a.size);
+                // (--size takes at most 8192; the render's --scale gives
+                // the photo's size back)
+                let full = w.max(h).min(8192);
                 eprintln!(
                     "note: {} is {w}x{h}: fitting a {cw}x{ch} copy, as without --size a photo \
-                     is fitted at most {DEFAULT_MAX_SIDE} pixels long (--size {} fits every \
-                     pixel; `chainrule render {}` renders the model at any size)",
+                     is fitted at most {DEFAULT_MAX_SIDE} pixels long (--size {full} fits more \
+                     pixels; `chainrule render {} --out full.png --scale {:.2}` draws the \
+                     model at about the photo's size)",
                     p.display(),
-                    w.max(h),
-                    a.out.join("gaussians.json").display()
+                    a.out.join("gaussians.json").display(),
+                    f64::from(w.max(h)) / f64::from(DEFAULT_MAX_SIDE)
                 );
             }
         }
@@ -412,6 +416,7 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
     debug_assert!(cfg.gaussians <= a.gaussians as usize);
     let (w, h) = (target.width, target.height);
     let mut fitter = Fitter::<T>::new(target, cfg);
+    let armed = crate::interrupt::arm();
     eprintln!(
         "{}",
         crate::interrupt::hint(&format!("fitting {} iterations", a.iters))
@@ -428,7 +433,6 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
         let r = (1..=rounds).find(|r| it == r * iters / (2 * rounds) + 1)?;
         Some(grow / rounds + usize::from(r <= grow % rounds))
     };
-    let armed = crate::interrupt::arm();
     let mut done = 0;
     for it in 1..=a.iters {
         if grow > 0 {
@@ -458,8 +462,9 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
             break;
         }
     }
+    // (a signal during the last iteration asked for a stop all the same)
+    let interrupted = crate::interrupt::requested();
     drop(armed);
-    let interrupted = done < a.iters;
     let seconds = start.elapsed().as_secs_f64();
     crate::output::finish_bar(&bar);
     let render = fitter.render();

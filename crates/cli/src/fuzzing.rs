@@ -218,7 +218,8 @@ pub fn camera_params(data: &[u8]) {
 }
 
 /// A mask file: the bytes decoded as an image and checked against a
-/// photo of the size it declares (and of a size it does not); values 0/1.
+/// photo of the size it declares, one twice that size (resampled) and one
+/// of another shape (refused); values 0/1.
 pub fn masks(data: &[u8]) {
     use splat::data::masks::parse;
     let (path, photo) = (Path::new("masks/fuzz.png"), Path::new("images/fuzz.jpg"));
@@ -235,11 +236,19 @@ pub fn masks(data: &[u8]) {
             assert_eq!(m.len() as u64, w as u64 * h as u64);
             assert!(m.iter().all(|&x| x == 0.0 || x == 1.0));
         }
-        if let Ok(m) = parse(path, data, photo, w.wrapping_add(1), h, true) {
+        // a photo one pixel taller (of the same width: never a scaled copy,
+        // which needs a factor of 2 to 8 along both axes) refuses it
+        if let Ok(m) = parse(path, data, photo, w, h.wrapping_add(1), true) {
             panic!(
-                "a {w}×{h} mask accepted for a wider photo ({} values)",
+                "a {w}×{h} mask accepted for a taller photo ({} values)",
                 m.len()
             );
+        }
+        // a photo twice its size takes it, resampled
+        if (w as u64 * h as u64) << 2 <= 1 << 24 {
+            if let Ok(m) = parse(path, data, photo, w * 2, h * 2, false) {
+                assert_eq!(m.len() as u64, 4 * w as u64 * h as u64);
+            }
         }
     }
 }

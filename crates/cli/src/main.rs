@@ -2,8 +2,8 @@
 //! and benchmarks. Every error exits with code 2 and one message on stderr
 //! (with `--json`: one JSON object `{"error": ..., "path": ...}` on stdout,
 //! with `"line"` and `"column"` too for a `grad` program wrong at a place).
-//! Ctrl-C during `fit` or `train` saves the result so far and exits with
-//! code 130 (`interrupt`).
+//! Ctrl-C during `fit` or `train` saves the result so far, then ends the
+//! process by the signal (exit code 130 on Windows; `interrupt`).
 
 use chainrule_cli::{
     alloc::CountingAlloc, bench, export, fit, grad, render, synth, train, view, CliError,
@@ -182,9 +182,7 @@ fn main() {
     }
     // a loop Ctrl-C stopped has saved its result: the command still says
     // that it did not run to its end
-    if chainrule_cli::interrupt::requested() {
-        std::process::exit(chainrule_cli::interrupt::EXIT_CODE);
-    }
+    chainrule_cli::interrupt::end_if_requested();
 }
 
 #[cfg(test)]

@@ -101,8 +101,8 @@ pub struct TrainArgs {
     /// Continue from the latest checkpoint in OUT/checkpoints, to the
     /// run's own length unless --iters is given, and with its own Gaussian
     /// budget unless --max-gaussians is given. DATA must hold the run's
-    /// photos (the names its checkpoints/run.json records; the folder may
-    /// have moved) unless --resume-other-data is given; a --downscale
+    /// photos (their names and poses, as its checkpoints/run.json records
+    /// them; the folder may have moved) unless --resume-other-data is given; a --downscale
     /// other than the run's is a warning; --sh-degree, --antialiased and
     /// --exposure must be the run's; the learning rates are the flags'
     /// again, not the checkpoint's, so give the run's --lr-* flags again.
@@ -297,7 +297,8 @@ pub struct TrainArgs {
     pub export: Option<crate::export::ExportFormat>,
     /// Serve the viewer (`chainrule view`'s page) while training: the model
     /// refreshes every few seconds, with the loss and PSNR curves; after
-    /// training it keeps serving the final scene until Ctrl-C.
+    /// training it keeps serving the final scene until Ctrl-C (not after a
+    /// run Ctrl-C stopped).
     #[arg(long)]
     pub view: bool,
     /// With --view: the port (0: any free port).
@@ -784,6 +785,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     if let Some(v) = &live {
         eprintln!("viewer at {} (live while training)", v.url);
     }
+    let armed = crate::interrupt::arm();
     // (a resumed run already at its length trains nothing: the warning
     // above says so)
     if t.iteration() < iters {
@@ -795,7 +797,6 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     // (after the lines above, which a bar drawn earlier would split)
     let bar = crate::output::progress_bar(iters as u64, a.json);
     bar.set_position(resumed_from as u64);
-    let armed = crate::interrupt::arm();
     while t.iteration() < iters && !crate::interrupt::requested() {
         let info = t
             .step()
@@ -841,8 +842,9 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             last_ckpt = Instant::now();
         }
     }
+    // (a signal during the last iteration asked for a stop all the same)
+    let interrupted = crate::interrupt::requested();
     drop(armed);
-    let interrupted = t.iteration() < iters;
     let seconds = start.elapsed().as_secs_f64() - eval_time;
     if let Some(v) = &live {
         v.finish(&t);
@@ -1017,10 +1019,9 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     if interrupted {
         eprintln!(
             "stopped at iteration {} of {iters}: the checkpoint, scene and scores are of the \
-             model as it was then; `chainrule train {} --out {} --resume` continues the run",
+             model as it was then; `{}` continues the run",
             report.iterations,
-            a.data.display(),
-            a.out.display()
+            resume_command(std::env::args_os().skip(1))
         );
     }
     // the run is over: a --resume may start while the viewer serves on
@@ -1030,6 +1031,33 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         v.serve_until_interrupted();
     }
     Ok(())
+}
+
+/// The command that continues a run started with `args` (the command
+/// line after the program's name): the same arguments, which the resume
+/// needs (`--sh-degree`, `--antialiased` and `--exposure` must be the
+/// run's; the rates and the strategy are the flags'), without
+/// `--overwrite` and with `--resume`, quoted for a POSIX shell where needed.
+fn resume_command(args: impl Iterator<Item = std::ffi::OsString>) -> String {
+    let mut words: Vec<String> = args
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| a != "--overwrite")
+        .collect();
+    if !words.iter().any(|a| a == "--resume") {
+        words.push("--resume".into());
+    }
+    let quote = |w: &String| {
+        let plain = !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_./:=,@+-%".contains(c));
+        if plain {
+            w.clone()
+        } else {
+            format!("'{}'", w.replace('\'', "'\\''"))
+        }
+    };
+    let words: Vec<String> = words.iter().map(quote).collect();
+    format!("chainrule {}", words.join(" "))
 }
 
 /// The folder checkpoints of a run in `out` go to.
@@ -1422,29 +1450,41 @@ struct RunRecord {
 struct PhotoSet {
     count: usize,
     digest: String,
+    /// The digest of the names alone, to say when only the poses differ.
+    #[serde(default)]
+    names: String,
     first: String,
 }
 
 impl PhotoSet {
     fn of(ds: &splat::data::Dataset) -> PhotoSet {
+        let bits = |v: &splat::data::View| -> Vec<u64> {
+            v.world_to_camera
+                .iter()
+                .flatten()
+                .map(|x| x.to_bits())
+                .collect()
+        };
         let mut views: Vec<&splat::data::View> = ds.train.iter().chain(&ds.test).collect();
-        views.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        // (a total order, duplicate names included)
+        views.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| bits(a).cmp(&bits(b))));
+        let fnv = |h: u64, b: u8| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        let (mut h, mut names) = (0xcbf2_9ce4_8422_2325_u64, 0xcbf2_9ce4_8422_2325_u64);
         for v in &views {
             // each name and a separator, so that ["ab"] and ["a", "b"]
             // differ, then the pose's bits
-            let pose = v
-                .world_to_camera
-                .iter()
-                .flatten()
-                .flat_map(|x| x.to_bits().to_le_bytes());
-            for b in v.name.bytes().chain([0u8]).chain(pose) {
-                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            for b in v.name.bytes().chain([0u8]) {
+                h = fnv(h, b);
+                names = fnv(names, b);
+            }
+            for b in bits(v).iter().flat_map(|x| x.to_le_bytes()) {
+                h = fnv(h, b);
             }
         }
         PhotoSet {
             count: views.len(),
             digest: format!("{h:016x}"),
+            names: format!("{names:016x}"),
             first: views.first().map_or(String::new(), |v| v.name.clone()),
         }
     }
@@ -1524,18 +1564,28 @@ fn check_resume_elsewhere(a: &TrainArgs, photos: &PhotoSet) -> CliResult {
     };
     match &s.photos {
         Some(run) if run != photos && !a.resume_other_data => {
+            let other = if run.names == photos.names {
+                format!(
+                    "the same {} photos posed differently (a capture reconstructed again? a \
+                     model fitted in the old poses' frame does not fit the new ones)",
+                    photos.count
+                )
+            } else {
+                format!(
+                    "other photos ({}, the first {})",
+                    photos.count, photos.first
+                )
+            };
             return Err(CliError::usage(format!(
-                "--resume: {} holds a run on {} ({} photos, the first {}), and {} holds other \
-                 photos ({}, the first {}): continuing would replace that run's model with one \
-                 fitted to them. Give the run's dataset, or --out another folder; \
-                 --resume-other-data continues on these photos all the same",
+                "--resume: {} holds a run on {} ({} photos, the first {}), and {} holds \
+                 {other}: continuing would replace that run's model with one fitted to them. \
+                 Give the run's dataset, or --out another folder; --resume-other-data \
+                 continues on these photos all the same",
                 a.out.display(),
                 s.dataset.display(),
                 run.count,
                 run.first,
                 a.data.display(),
-                photos.count,
-                photos.first
             )));
         }
         Some(run) if run != photos => eprintln!(
@@ -1608,7 +1658,7 @@ pub(crate) fn models_note(data: &std::path::Path, doing: &str) -> Option<String>
 
 #[cfg(test)]
 mod tests {
-    use super::{run_defaults, run_iters, train_config, use_absgrad, TrainArgs};
+    use super::{resume_command, run_defaults, run_iters, train_config, use_absgrad, TrainArgs};
     use clap::Parser;
     use splat::train::config::{
         lr_mean_scale, CAPTURE_ITERS, CAPTURE_RETIRE_PER_ROUND, RETIRE_PER_ROUND,
@@ -1970,6 +2020,28 @@ mod tests {
 
     /// The final model averages the parameters over 100 iterations on
     /// any data and run length; `--ema-window` sets another window or 0.
+    #[test]
+    fn the_resume_command_keeps_the_flags_and_quotes_what_a_shell_would_split() {
+        let args = [
+            "train",
+            "my data",
+            "--out",
+            "o",
+            "--sh-degree",
+            "1",
+            "--overwrite",
+        ];
+        assert_eq!(
+            resume_command(args.iter().map(std::ffi::OsString::from)),
+            "chainrule train 'my data' --out o --sh-degree 1 --resume"
+        );
+        let args = ["train", "it's", "--resume", "--lr-mean=1e-4"];
+        assert_eq!(
+            resume_command(args.iter().map(std::ffi::OsString::from)),
+            "chainrule train 'it'\\''s' --resume --lr-mean=1e-4"
+        );
+    }
+
     #[test]
     fn the_parameter_average_is_on_by_default_and_the_flag_overrides() {
         assert_eq!(config_at(3400, &[]).unwrap().ema_window, 100);

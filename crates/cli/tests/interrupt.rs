@@ -1,14 +1,21 @@
-//! Ctrl-C (SIGINT) during `fit` and `train` saves what the loop has and
-//! exits with code 130; `train --resume` then continues the run; Ctrl-C
-//! still ends a command that only waits (a viewer serving) at once; a
-//! signal ignored when the process starts (`nohup`) stays ignored.
+//! Ctrl-C (SIGINT) during `fit` and `train` saves what the loop has, then
+//! ends the process by the signal (so a shell loop stops, as for any
+//! program); the printed command (`train --resume` with the run's flags)
+//! continues the run; Ctrl-C still ends a command that only waits (a
+//! viewer serving) at once; a signal ignored when the process starts
+//! (`nohup`) stays ignored.
 //! Unix only: the signal is sent with `kill -INT`.
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+/// SIGINT's number (2 on every Unix), which a command stopped by Ctrl-C
+/// ends by, once it has saved, as a shell expects.
+const SIGINT: i32 = 2;
 
 /// A fresh, empty folder for `tag`.
 fn root(tag: &str) -> PathBuf {
@@ -115,7 +122,7 @@ fn ctrl_c_during_fit_saves_the_model_and_exits_130() {
         }
         let (status, stdout, stderr) =
             interrupt_after(&args, "Ctrl-C stops", Duration::from_millis(300));
-        assert_eq!(status.code(), Some(130), "{stderr}");
+        assert_eq!(status.signal(), Some(SIGINT), "{stderr}");
         assert!(stderr.contains("stopped at iteration"), "{stderr}");
         // the files are whole
         assert!(json(&out.join("gaussians.json")).is_object());
@@ -169,8 +176,18 @@ fn ctrl_c_during_train_checkpoints_and_resume_continues() {
         "Ctrl-C stops",
         Duration::from_millis(300),
     );
-    assert_eq!(status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("--resume` continues the run"), "{stderr}");
+    assert_eq!(status.signal(), Some(SIGINT), "{stderr}");
+    // the command printed to continue it keeps the run's flags
+    let printed = stderr
+        .split('`')
+        .find(|w| w.starts_with("chainrule train"))
+        .unwrap_or_else(|| panic!("no command in {stderr}"));
+    assert!(
+        printed.contains("--sh-degree 1")
+            && printed.contains("--init-points 300")
+            && printed.ends_with("--resume"),
+        "{printed}"
+    );
     assert!(!stderr.contains("keeps serving"), "{stderr}");
     let metrics = json(&out.join("metrics.json"));
     assert_eq!(metrics["interrupted"], true, "{metrics}");
@@ -214,7 +231,7 @@ fn ctrl_c_during_train_checkpoints_and_resume_continues() {
     signal(&child, "INT");
     let status = wait_or_kill(&mut child, start);
     assert!(start.elapsed() < Duration::from_secs(10));
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(status.signal(), Some(SIGINT));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -238,7 +255,7 @@ fn a_signal_ignored_at_the_start_stays_ignored_as_nohup_asks() {
             ("INT", Duration::from_millis(800)),
         ],
     );
-    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert_eq!(status.signal(), Some(SIGINT), "{stderr}");
     assert!(stderr.contains("stopped at iteration"), "{stderr}");
     assert!(out.join("gaussians.json").is_file());
     let _ = std::fs::remove_dir_all(dir);

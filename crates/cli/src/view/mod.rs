@@ -42,13 +42,17 @@ pub struct ViewArgs {
     #[arg(long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
     /// Address to listen on. The default serves this machine only; another
-    /// address exposes the scene to the network.
+    /// address exposes the scene to the network (on 0.0.0.0 or ::, every
+    /// interface, a second line names the addresses to open: this
+    /// machine's loopback one and its network one).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// Dataset (NeRF-synthetic or COLMAP) whose cameras are drawn and can
     /// be chosen as viewpoints (the page's `?camera=NAME` opens at one,
     /// the canvas at the photo's size; `&ui=0` hides the overlays, for
-    /// screenshots).
+    /// screenshots). With or without it, the page's address follows the
+    /// view (`?camera=NAME`, or `?pose=X,Y,Z,QW,QX,QY,QZ&fov=DEG` away
+    /// from the cameras), so a copied link opens where it was copied.
     #[arg(long, value_name = "DATASET")]
     pub data: Option<PathBuf>,
     /// Background of the page: black, white, or R,G,B in [0, 1] (default:
@@ -79,7 +83,8 @@ pub struct ViewArgs {
     /// [default: the scene file's format (a train folder's: ply)]
     #[arg(long, value_enum, requires = "export")]
     pub export_format: Option<crate::export::ExportFormat>,
-    /// Print one JSON object instead of the sentence: `{"url": ...}` on
+    /// Print one JSON object instead of the sentence: `{"url": ...}` (and
+    /// `"lan_url"`, this machine's network address, on 0.0.0.0 or ::) on
     /// one line once the viewer listens (the server then runs on), or with
     /// --export `{"site", "model", "files", "bytes"}`. Errors are one JSON
     /// object too, `{"error": ..., "path": ...}`, with exit code 2.

@@ -121,20 +121,32 @@ impl DataError {
 fn near_name(path: &Path) -> Option<String> {
     let wanted = path.file_name()?.to_str()?;
     let stem = path.file_stem()?.to_str()?;
+    // files only (a dangling link or a folder is no photo), never the
+    // wanted name itself
     let names: Vec<String> = std::fs::read_dir(path.parent()?)
         .ok()?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let is_file = std::fs::metadata(e.path()).ok()?.is_file();
+            let name = e.file_name().into_string().ok()?;
+            (is_file && name != wanted).then_some(name)
+        })
         .collect();
     if let Some(n) = names.iter().find(|n| n.eq_ignore_ascii_case(wanted)) {
         return Some(format!(
             "{n} is there: the names differ in letter case, which this file system tells apart"
         ));
     }
+    // (a photo's, not a sidecar's: .xmp, .aae, .json)
+    const PHOTO: [&str; 8] = ["jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp", "exr"];
     let same_stem = |n: &&String| {
-        Path::new(n.as_str())
-            .file_stem()
+        let n = Path::new(n.as_str());
+        n.file_stem()
             .and_then(|s| s.to_str())
             .is_some_and(|s| s.eq_ignore_ascii_case(stem))
+            && n.extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| PHOTO.iter().any(|p| x.eq_ignore_ascii_case(p)))
     };
     names
         .iter()

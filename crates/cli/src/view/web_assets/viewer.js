@@ -111,7 +111,7 @@ function parsePose(text, fovText) {
   const n = Math.hypot(...q);
   if (!(n > 1e-6)) return { error: "the quaternion is zero" };
   const fov = fovText === null ? null : Number(fovText);
-  if (fov !== null && !(fov >= 10 && fov <= 120)) return { error: "fov must be 10 to 120 degrees" };
+  if (fov !== null && !(fov > 0 && fov < 180)) return { error: "fov must be between 0 and 180 degrees" };
   return { C: v.slice(0, 3), R: fromQuaternion(q.map((x) => x / n)), fov };
 }
 function withCenter(cam, C) {
@@ -249,21 +249,35 @@ async function main() {
     const q = toQuaternion(cam.R).map((x) => round(x, 6));
     return `${C.join(",")},${q.join(",")}`;
   }
-  let written = null, writtenAt = 0;
+  // the vertical field of view: a dataset camera's own while looking
+  // through it (the slider's otherwise)
+  const viewFov = () => (fixed ? (360 / Math.PI) * Math.atan(cam.h / (2 * cam.fy)) : fovDeg);
+  // written once the view has been still for 300 ms (browsers limit how
+  // often a page may replace its address: Safari throws past 100 times in
+  // 30 s, which inside the frame loop would stop it)
+  let written = null, pending = null, pendingAt = 0;
   function followInAddress(now) {
-    const key = poseKey() + "|" + fovDeg;
-    if (key === written || now - writtenAt < 250) return;
+    const key = poseKey() + "|" + viewFov().toFixed(2);
+    if (key !== pending) {
+      pending = key;
+      pendingAt = now;
+      return;
+    }
+    if (key === written || now - pendingAt < 300) return;
+    written = key;
     const p = new URLSearchParams(location.search);
     for (const k of ["camera", "pose", "fov"]) p.delete(k);
     if (atCamera && atCamera.key === poseKey()) p.set("camera", atCamera.name);
     else {
       p.set("pose", poseKey());
-      p.set("fov", String(round(fovDeg, 2)));
+      p.set("fov", String(round(viewFov(), 2)));
     }
-    // (commas and slashes kept readable; URLSearchParams escapes them)
-    history.replaceState(history.state, "", "?" + p.toString().replace(/%2C/g, ",").replace(/%2F/g, "/"));
-    written = key;
-    writtenAt = now;
+    try {
+      // (commas and slashes kept readable; URLSearchParams escapes them)
+      history.replaceState(history.state, "", "?" + p.toString().replace(/%2C/g, ",").replace(/%2F/g, "/"));
+    } catch (e) {
+      console.warn("the address was not updated:", e);
+    }
   }
 
   function reset() {
