@@ -29,7 +29,7 @@ fn root(tag: &str) -> PathBuf {
 /// `marker` (printed as the loop is armed), waits `settle`, sends SIGINT
 /// and returns the exit status, stdout and all of stderr. Fails after 120 s.
 fn interrupt_after(args: &[&str], marker: &str, settle: Duration) -> (ExitStatus, String, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_chainrule"));
+    let mut c = with_default_signals(env!("CARGO_BIN_EXE_chainrule"));
     c.args(args);
     signalled(c, marker, &[("INT", settle)])
 }
@@ -82,6 +82,27 @@ fn signalled(
     reader.join().unwrap();
     lines.extend(rx.try_iter());
     (status, out_reader.join().unwrap(), lines.join("\n"))
+}
+
+/// `program` as a command whose process starts with SIGINT, SIGTERM and
+/// SIGHUP at their default actions, whatever this test process has: a
+/// test run in the background of a non-interactive shell (as CI may run
+/// it) inherits SIGINT ignored, and the binary rightly keeps a signal it
+/// was started with ignored.
+fn with_default_signals(program: &str) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut c = Command::new(program);
+    // SAFETY: between fork and exec, only async-signal-safe calls
+    // (signal) that touch no memory of the parent.
+    unsafe {
+        c.pre_exec(|| {
+            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(s, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    c
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -215,7 +236,7 @@ fn ctrl_c_during_train_checkpoints_and_resume_continues() {
     assert_eq!(report["iterations"].as_u64(), Some(done + 5), "{report}");
     assert_eq!(report["interrupted"], false);
     // Ctrl-C still ends a command that only waits, at once
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+    let mut child = with_default_signals(env!("CARGO_BIN_EXE_chainrule"))
         .args(["view", out.join("point_cloud.ply").to_str().unwrap()])
         .args(["--port", "0"])
         .stdout(Stdio::piped())
@@ -240,7 +261,7 @@ fn a_signal_ignored_at_the_start_stays_ignored_as_nohup_asks() {
     let dir = root("nohup");
     let out = dir.join("out");
     // the shell ignores SIGHUP, as nohup does, and the binary replaces it
-    let mut c = Command::new("sh");
+    let mut c = with_default_signals("sh");
     c.args(["-c", "trap '' HUP; exec \"$0\" \"$@\""])
         .arg(env!("CARGO_BIN_EXE_chainrule"))
         .args(["fit", "--size", "32", "--gaussians", "60"])
