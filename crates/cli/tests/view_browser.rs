@@ -79,6 +79,29 @@ fn spawn_with_url(args: &[&str], from_stderr: bool) -> (Kill, String) {
     (Kill(child), url)
 }
 
+/// `chainrule view SCENE --data DATA` on a free port, and a browser with
+/// its profile in `dir`: (the server, its URL, the browser).
+fn view_in_browser(
+    chromium: &Path,
+    scene: &Path,
+    data: &Path,
+    dir: &Path,
+) -> (Kill, String, browser::Browser) {
+    let (server, url) = spawn_with_url(
+        &[
+            "view",
+            scene.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--port",
+            "0",
+        ],
+        false,
+    );
+    let b = browser::Browser::start(chromium, dir.join("profile"));
+    (server, url, b)
+}
+
 /// The browser tests take turns: each runs a software-rendering browser,
 /// and two at once on a small machine starve each other.
 static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -145,18 +168,7 @@ fn viewer_matches_render_at_dataset_cameras() {
         "--json",
     ]))
     .unwrap();
-    let (_server, url) = spawn_with_url(
-        &[
-            "view",
-            scene.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--port",
-            "0",
-        ],
-        false,
-    );
-    let mut b = browser::Browser::start(&chromium, dir.join("profile"));
+    let (_server, url, mut b) = view_in_browser(&chromium, &scene, &data, &dir);
     for v in report["per_view"].as_array().unwrap() {
         let name = v["name"].as_str().unwrap();
         let stem = Path::new(name).file_stem().unwrap().to_str().unwrap();
@@ -479,18 +491,7 @@ fn the_address_follows_the_view_and_a_copied_link_reopens_it() {
     });
     let scene = dir.join("scene.ply");
     std::fs::write(&scene, to_ply_bytes(&g)).unwrap();
-    let (_server, url) = spawn_with_url(
-        &[
-            "view",
-            scene.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--port",
-            "0",
-        ],
-        false,
-    );
-    let mut b = browser::Browser::start(&chromium, dir.join("profile"));
+    let (_server, url, mut b) = view_in_browser(&chromium, &scene, &data, &dir);
     // looking through a dataset camera, the address names it
     let s = b.open(&format!("{url}?camera=r_0&ui=0"), 400, 300);
     b.wait_ready(&s, Duration::from_secs(120));
