@@ -1458,16 +1458,12 @@ struct PhotoSet {
 
 impl PhotoSet {
     fn of(ds: &splat::data::Dataset) -> PhotoSet {
-        let bits = |v: &splat::data::View| -> Vec<u64> {
-            v.world_to_camera
-                .iter()
-                .flatten()
-                .map(|x| x.to_bits())
-                .collect()
-        };
+        fn bits(v: &splat::data::View) -> impl Iterator<Item = u64> + '_ {
+            v.world_to_camera.iter().flatten().map(|x| x.to_bits())
+        }
         let mut views: Vec<&splat::data::View> = ds.train.iter().chain(&ds.test).collect();
         // (a total order, duplicate names included)
-        views.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| bits(a).cmp(&bits(b))));
+        views.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| bits(a).cmp(bits(b))));
         let fnv = |h: u64, b: u8| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         let (mut h, mut names) = (0xcbf2_9ce4_8422_2325_u64, 0xcbf2_9ce4_8422_2325_u64);
         for v in &views {
@@ -1477,7 +1473,7 @@ impl PhotoSet {
                 h = fnv(h, b);
                 names = fnv(names, b);
             }
-            for b in bits(v).iter().flat_map(|x| x.to_le_bytes()) {
+            for b in bits(v).flat_map(u64::to_le_bytes) {
                 h = fnv(h, b);
             }
         }

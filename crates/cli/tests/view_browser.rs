@@ -79,6 +79,21 @@ fn spawn_with_url(args: &[&str], from_stderr: bool) -> (Kill, String) {
     (Kill(child), url)
 }
 
+/// `chainrule synth DATA` of `views` training and `test` test views of
+/// `size`×`size` pixels.
+fn synth(data: &Path, views: u32, test: u32, size: u32) {
+    run_ok(&[
+        "synth",
+        data.to_str().unwrap(),
+        "--views",
+        &views.to_string(),
+        "--test-views",
+        &test.to_string(),
+        "--size",
+        &size.to_string(),
+    ]);
+}
+
 /// `chainrule view SCENE --data DATA` on a free port, and a browser with
 /// its profile in `dir`: (the server, its URL, the browser).
 fn view_in_browser(
@@ -126,16 +141,7 @@ fn viewer_matches_render_at_dataset_cameras() {
     let _turn = one_browser();
     let dir = out_dir("cameras");
     let data = dir.join("data");
-    run_ok(&[
-        "synth",
-        data.to_str().unwrap(),
-        "--views",
-        "2",
-        "--test-views",
-        "3",
-        "--size",
-        "96",
-    ]);
+    synth(&data, 2, 3, 96);
     let mut g = random_scene::<f32>(&RandomScene {
         n: 3000,
         sh_degree: 3,
@@ -310,16 +316,7 @@ fn live_training_page_shows_the_model_changing() {
     let _turn = one_browser();
     let dir = out_dir("live");
     let data = dir.join("data");
-    run_ok(&[
-        "synth",
-        data.to_str().unwrap(),
-        "--views",
-        "6",
-        "--test-views",
-        "1",
-        "--size",
-        "64",
-    ]);
+    synth(&data, 6, 1, 64);
     let run = dir.join("run");
     let (_train, url) = spawn_with_url(
         &[
@@ -471,16 +468,7 @@ fn the_address_follows_the_view_and_a_copied_link_reopens_it() {
     let _turn = one_browser();
     let dir = out_dir("address");
     let data = dir.join("data");
-    run_ok(&[
-        "synth",
-        data.to_str().unwrap(),
-        "--views",
-        "2",
-        "--test-views",
-        "1",
-        "--size",
-        "64",
-    ]);
+    synth(&data, 2, 1, 64);
     let g = random_scene::<f32>(&RandomScene {
         n: 2000,
         sh_degree: 1,
