@@ -10,6 +10,7 @@ use splat::formats::{encode_scene_as, SceneFormat};
 use crate::error::{CliError, CliResult};
 use crate::output::write_atomic;
 use crate::scene_input::{self, SceneInput};
+use crate::settings::RenderSettings;
 
 /// Output formats of `export` (and `train --export`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -76,8 +77,10 @@ pub struct ExportArgs {
     /// Print one JSON object instead of the sentence: `out`, `format`,
     /// `gaussians`, `sh_degree` and `antialiased` as the file written
     /// declares them (.splat keeps neither), `scene_antialiased` (the
-    /// scene's drawing mode), `bytes`, and the scene read (`input`,
-    /// `input_bytes`). Errors are one JSON object
+    /// scene's drawing mode), `framed` (whether the file carries the
+    /// training's framing and background in its header: a PLY or
+    /// compressed PLY of a scene that has them), `bytes`, and the scene
+    /// read (`input`, `input_bytes`). Errors are one JSON object
     /// too, `{"error": ..., "path": ...}`, with exit code 2.
     #[arg(long)]
     pub json: bool,
@@ -85,19 +88,26 @@ pub struct ExportArgs {
 
 /// Writes `g` to `out` in `format` (atomically), declaring it
 /// antialiased when `antialiased` (in the file, where the format can say
-/// it: see [`splat::formats::declared_antialiased`]); returns the bytes
-/// written.
+/// it: see [`splat::formats::declared_antialiased`]) and, in a PLY or
+/// compressed PLY, carrying `framing` (the training's settings: up,
+/// centre, background; [`RenderSettings::ply_comment`]) in its header;
+/// returns the bytes written.
 pub fn write_scene(
     g: &splat::three::Gaussians<f32>,
     format: ExportFormat,
     out: &std::path::Path,
     antialiased: bool,
+    framing: Option<&RenderSettings>,
 ) -> CliResult<usize> {
     if format == ExportFormat::Sog && splat::formats::sog::is_meta_json(out) {
         return write_unbundled_sog(g, out, antialiased);
     }
-    let bytes =
+    let mut bytes =
         encode_scene_as(g, format.into(), antialiased).map_err(|e| CliError::file(out, e))?;
+    if let (Some(f), ExportFormat::Ply | ExportFormat::CompressedPly) = (framing, format) {
+        bytes = splat::formats::with_ply_comment(bytes, &f.ply_comment())
+            .map_err(|e| CliError::file(out, e))?;
+    }
     write_atomic(out, &bytes)?;
     Ok(bytes.len())
 }
@@ -170,15 +180,21 @@ fn write_unbundled_sog(
 }
 
 /// Whether the scene at `input` (read from `file`) is antialiased, as
-/// [`scene_input::antialiased`] decides; training settings that cannot be
-/// read are warned about and left out (the scene itself was read).
-pub fn scene_antialiased(input: &std::path::Path, file: &std::path::Path) -> bool {
-    let (settings, model) =
-        crate::settings::RenderSettings::find_with_model(input).unwrap_or_else(|e| {
-            eprintln!("warning: {e}; the scene's drawing mode comes from the file");
-            (None, None)
-        });
-    scene_input::antialiased(settings.as_ref(), model.as_ref(), input, file)
+/// [`scene_input::antialiased`] decides, and the settings that frame it
+/// (its training's, or those made up for an original 3DGS model folder),
+/// with that drawing mode; training settings that cannot be read are
+/// warned about and left out (the scene itself was read).
+pub fn scene_settings(
+    input: &std::path::Path,
+    file: &std::path::Path,
+) -> (bool, Option<RenderSettings>) {
+    let (settings, model) = RenderSettings::find_with_model(input).unwrap_or_else(|e| {
+        eprintln!("warning: {e}; the scene's drawing mode comes from the file");
+        (None, None)
+    });
+    let antialiased = scene_input::antialiased(settings.as_ref(), model.as_ref(), input, file);
+    let framing = settings.map(|s| RenderSettings { antialiased, ..s });
+    (antialiased, framing)
 }
 
 /// Refuses an `--out` whose name says another format than `--format` (the
@@ -249,11 +265,11 @@ pub fn run(a: ExportArgs) -> CliResult {
     // the drawing mode goes with the scene, so other viewers draw it as
     // it was trained
     check_out(&a, &file)?;
-    let antialiased = scene_antialiased(&a.input, &file);
+    let (antialiased, framing) = scene_settings(&a.input, &file);
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         crate::output::ensure_dir(dir)?;
     }
-    let n = write_scene(&g, a.format, &a.out, antialiased)?;
+    let n = write_scene(&g, a.format, &a.out, antialiased, framing.as_ref())?;
     let before = match splat::formats::sog::is_meta_json(&file) {
         // the SOG's files together, not its meta.json alone
         true => splat::formats::sog::unbundled_size(&file).unwrap_or(0),
@@ -277,6 +293,8 @@ pub fn run(a: ExportArgs) -> CliResult {
                 // as the file declares it (.splat cannot)
                 "antialiased": antialiased && a.format != ExportFormat::Splat,
                 "scene_antialiased": antialiased, "bytes": n,
+                "framed": framing.is_some()
+                    && matches!(a.format, ExportFormat::Ply | ExportFormat::CompressedPly),
                 "input": file.display().to_string(), "input_bytes": before,
             })
         );

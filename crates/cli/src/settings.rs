@@ -163,10 +163,59 @@ impl RenderSettings {
     pub fn read(path: &Path) -> CliResult<RenderSettings> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CliError::file(path, format!("cannot read: {e}")))?;
+        Self::parse(&text, path)
+    }
+
+    /// The header comment that carries these settings inside a PLY file
+    /// (without the dataset, as a site's copy: a shared file does not
+    /// name a folder of the machine it was made on), so that a scene file
+    /// shared alone still opens framed and drawn as training did:
+    /// `comment chainrule-render-settings {JSON}`, the JSON on one line.
+    pub fn ply_comment(&self) -> String {
+        let json =
+            serde_json::to_string(&self.clone().without_dataset()).expect("plain data serialises");
+        format!("{FORMAT} {json}")
+    }
+
+    /// The settings a PLY or compressed PLY file carries in its header
+    /// ([`RenderSettings::ply_comment`]); `None` when it carries none. A
+    /// comment that cannot be read is warned about, naming the file, and
+    /// left out: the scene itself is still drawn.
+    pub fn embedded_in(file: &Path) -> Option<RenderSettings> {
+        if !matches!(
+            splat::formats::SceneFormat::from_path(file),
+            Some(splat::formats::SceneFormat::Ply | splat::formats::SceneFormat::CompressedPly)
+        ) {
+            return None;
+        }
+        let comments = splat::formats::ply_comments_in(file)?;
+        // the last such comment decides, as for the drawing mode
+        let json = comments
+            .iter()
+            .rev()
+            .find_map(|c| c.strip_prefix(FORMAT)?.strip_prefix(' '))?;
+        match Self::parse(json, file) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let why = match e {
+                    CliError::File { message, .. } => message,
+                    other => other.to_string(),
+                };
+                eprintln!(
+                    "warning: {}: its header comment {FORMAT} is left out: {why}",
+                    file.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Checks the text of settings read from `path` (named in errors).
+    fn parse(text: &str, path: &Path) -> CliResult<RenderSettings> {
         let bad = |what: &str| Err(CliError::file(path, what.to_string()));
         // the format and version first: a newer file's fields are not ours
         // to name as missing
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
             let version = v.get("version").and_then(|x| x.as_u64());
             if v.get("format").and_then(|x| x.as_str()) == Some(FORMAT)
                 && !version.is_some_and(|n| (1..=2).contains(&n))
@@ -185,7 +234,7 @@ impl RenderSettings {
             }
         }
         let s: RenderSettings =
-            serde_json::from_str(&text).map_err(|e| CliError::file(path, e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| CliError::file(path, e.to_string()))?;
         if s.format != FORMAT || !(1..=2).contains(&s.version) {
             return bad("not a version 1 or 2 chainrule-render-settings file");
         }
@@ -221,6 +270,8 @@ impl RenderSettings {
 
     /// The settings that go with a scene: `settings.json` in the folder
     /// itself (a `train` output) or beside the file (its PLY), else those
+    /// the file carries in its header (a PLY shared alone:
+    /// [`RenderSettings::embedded_in`]), else those
     /// of an original 3DGS model folder that the scene is in (framed by
     /// its `cameras.json` and `input.ply`: [`crate::original_3dgs`]); `None` when there
     /// are none.
@@ -237,6 +288,9 @@ impl RenderSettings {
         let file = Self::path_for(scene);
         if file.is_file() {
             return Ok((Some(Self::read(&file)?), None));
+        }
+        if let Some(s) = scene.is_file().then(|| Self::embedded_in(scene)).flatten() {
+            return Ok((Some(s), None));
         }
         Ok(match crate::original_3dgs::find_or_warn(scene) {
             Some((m, s)) => (Some(s), Some(m)),

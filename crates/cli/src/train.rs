@@ -860,21 +860,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     // waited for: an error in either is reported, both if both fail
     let outputs = (|| -> Result<_, CliError> {
         let point_cloud = a.out.join("point_cloud.ply");
-        // the drawing mode in the file too, for viewers and tools that
-        // never see settings.json
         let antialiased = t.config().antialiased;
-        write_atomic(
-            &point_cloud,
-            &ply::to_ply_bytes_as(&t.gaussians::<f64>(), antialiased),
-        )?;
-        if let Some(f) = a.export {
-            let file = point_cloud.with_extension(splat::formats::SceneFormat::from(f).extension());
-            crate::export::write_scene(&t.gaussians::<f32>(), f, &file, antialiased)?;
-        }
-        let ev = t.evaluate(scored_views(&t, on_train)).map_err(train_err)?;
-        let renders = a.out.join("renders");
-        crate::output::ensure_dir(&renders)?;
-        crate::settings::RenderSettings {
+        let settings = crate::settings::RenderSettings {
             downscale: a.downscale,
             invert_masks: a.invert_masks,
             ..crate::settings::RenderSettings::of_training(
@@ -882,10 +869,29 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
                 &a.data,
                 background,
                 a.sh_degree as usize,
-                t.config().antialiased,
+                antialiased,
             )
+        };
+        // the drawing mode and the framing in the file too, for viewers
+        // and tools that never see settings.json (a PLY shared alone)
+        let bytes = ply::to_ply_bytes_as(&t.gaussians::<f64>(), antialiased);
+        let bytes = splat::formats::with_ply_comment(bytes, &settings.ply_comment())
+            .map_err(|e| CliError::file(&point_cloud, e))?;
+        write_atomic(&point_cloud, &bytes)?;
+        if let Some(f) = a.export {
+            let file = point_cloud.with_extension(splat::formats::SceneFormat::from(f).extension());
+            crate::export::write_scene(
+                &t.gaussians::<f32>(),
+                f,
+                &file,
+                antialiased,
+                Some(&settings),
+            )?;
         }
-        .write(&a.out)?;
+        let ev = t.evaluate(scored_views(&t, on_train)).map_err(train_err)?;
+        let renders = a.out.join("renders");
+        crate::output::ensure_dir(&renders)?;
+        settings.write(&a.out)?;
         let names = t.data().render_names(scored_views(&t, on_train));
         // listed as this run's before they are written: a run killed
         // between the renders and metrics.json leaves renders that the next

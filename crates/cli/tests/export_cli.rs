@@ -276,6 +276,95 @@ fn the_antialiased_mode_of_a_scene_file_is_kept() {
     assert_eq!(declared_antialiased_in(&foreign.join("s.spz")), Some(true));
 }
 
+/// A PLY exported from a `train` folder carries the training's framing
+/// and background in its header, so that the file alone renders as the
+/// folder does; formats with no room for it say so in `--json`, and a
+/// malformed carried comment is a warning, not an error.
+#[test]
+fn a_ply_shared_alone_keeps_its_training_framing() {
+    let dir = tmp("framing");
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let g = random_scene::<f32>(&RandomScene {
+        n: 300,
+        sh_degree: 1,
+        ..Default::default()
+    });
+    std::fs::write(run.join("point_cloud.ply"), to_ply_bytes(&g)).unwrap();
+    // a capture's framing: tilted up, off-centre, grey background
+    let settings = serde_json::json!({
+        "format": "chainrule-render-settings", "version": 1,
+        "background": [0.3, 0.3, 0.3], "sh_degree": 1, "antialiased": false,
+        "dataset_kind": "colmap", "dataset": dir.join("no-such-capture"),
+        "up": [0.0, -0.94, -0.34], "center": [0.2, 0.1, -0.3],
+        "radius": 3.0, "elevation_deg": 20.0,
+    });
+    std::fs::write(run.join("settings.json"), settings.to_string()).unwrap();
+    let render = |scene: &Path, out: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .arg("render")
+            .arg(scene)
+            .args(["--orbit", "1", "--size", "64x48", "--out"])
+            .arg(dir.join(out))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (
+            std::fs::read(dir.join(out).join("view_000.png")).unwrap(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (framed, _) = render(&run, "folder");
+    let bare = dir.join("bare.ply");
+    std::fs::copy(run.join("point_cloud.ply"), &bare).unwrap();
+    assert_ne!(
+        render(&bare, "bare").0,
+        framed,
+        "the framing changes the render"
+    );
+    for (format, file, carried) in [
+        ("ply", "alone.ply", true),
+        ("compressed-ply", "alone.compressed.ply", true),
+        ("spz", "alone.spz", false),
+    ] {
+        let out = dir.join("shared").join(file);
+        let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .arg("export")
+            .arg(&run)
+            .args(["--format", format, "--json", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(report["framed"], serde_json::json!(carried), "{format}");
+        if format == "ply" {
+            assert_eq!(render(&out, "alone").0, framed);
+            // the shared file does not name the machine's dataset folder
+            let text = String::from_utf8_lossy(&std::fs::read(&out).unwrap()).to_string();
+            assert!(!text.contains("no-such-capture"));
+            // and it travels on through another export
+            let again = dir.join("again.ply");
+            assert!(export(&out, "ply", &again).status.success());
+            assert_eq!(render(&again, "again").0, framed);
+        }
+    }
+    // a carried comment that cannot be read: drawn unframed, with a warning
+    let broken = dir.join("broken.ply");
+    let bytes = splat::formats::with_ply_comment(
+        to_ply_bytes(&g),
+        r#"chainrule-render-settings {"format": "chainrule-render-settings", "version": 2"#,
+    )
+    .unwrap();
+    std::fs::write(&broken, bytes).unwrap();
+    let (img, stderr) = render(&broken, "broken");
+    assert_eq!(img, render(&bare, "bare2").0);
+    assert!(
+        stderr.contains("warning") && stderr.contains("broken.ply"),
+        "{stderr}"
+    );
+}
+
 /// A PlayCanvas `.sog` (splat-transform's, from the splat crate's
 /// fixtures) exports to every writable format and renders, keeping the
 /// antialiased mode its `meta.json` declares, and writes one back.

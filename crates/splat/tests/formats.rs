@@ -335,6 +335,59 @@ fn the_antialiased_mode_travels_with_the_file() {
     assert_eq!(declared_antialiased(b"not gzip", SceneFormat::Spz), None);
 }
 
+/// A comment added to a PLY or compressed PLY header (how a file carries
+/// its training's framing) reads back last among the comments, before the
+/// elements, and changes neither the scene read nor the drawing mode; a
+/// comment with a line break, or bytes that are no PLY, are refused.
+#[test]
+fn a_comment_added_to_a_ply_header_reads_back_and_changes_nothing_else() {
+    use splat::formats::{ply_comments, ply_comments_in, with_ply_comment};
+    let g = scene(30, 2, 7);
+    let dir = std::env::temp_dir().join(format!("chainrule-comment-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [SceneFormat::Ply, SceneFormat::CompressedPly] {
+        for aa in [false, true] {
+            let bytes = encode_scene_as(&g, f, aa).unwrap();
+            let before: Vec<String> = ply_comments(&bytes)
+                .unwrap()
+                .into_iter()
+                .map(String::from)
+                .collect();
+            let text = r#"chainrule-render-settings {"up":[0,0,1],"name":"a b"}"#;
+            let with = with_ply_comment(bytes.clone(), text).unwrap();
+            let comments = ply_comments(&with).unwrap();
+            assert_eq!(comments.last(), Some(&text), "{f:?}");
+            assert_eq!(comments.len(), before.len() + 1, "{f:?}");
+            let header = String::from_utf8_lossy(&with[..with.len().min(4096)]).to_string();
+            let (c, e) = (
+                header.find(text).unwrap(),
+                header.find("\nelement ").unwrap(),
+            );
+            assert!(c < e, "{f:?}: the comment comes before the elements");
+            assert_eq!(with.len(), bytes.len() + "comment \n".len() + text.len());
+            assert_eq!(
+                decode_scene(&with, f, Path::new("x")).unwrap(),
+                decode_scene(&bytes, f, Path::new("x")).unwrap(),
+                "{f:?}"
+            );
+            assert_eq!(
+                declared_antialiased(&with, f),
+                declared_antialiased(&bytes, f)
+            );
+            let file = dir.join(format!("c{aa}.{}", f.extension()));
+            std::fs::write(&file, &with).unwrap();
+            assert_eq!(ply_comments_in(&file).unwrap().last().unwrap(), text);
+            assert!(with_ply_comment(bytes.clone(), "two\nlines").is_err());
+            assert!(with_ply_comment(bytes.clone(), "cr\rhere").is_err());
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(with_ply_comment(b"not a ply".to_vec(), "x").is_err());
+    assert!(with_ply_comment(b"ply\nformat binary_little_endian 1.0\n".to_vec(), "x").is_err());
+    assert_eq!(ply_comments(b"not a ply"), None);
+    assert!(ply_comments_in(Path::new("/no/such/file.ply")).is_none());
+}
+
 fn v4_fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/spz_v4")

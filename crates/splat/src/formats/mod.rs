@@ -164,14 +164,9 @@ pub fn decode_scene(
 pub fn declared_antialiased(bytes: &[u8], format: SceneFormat) -> Option<bool> {
     match format {
         SceneFormat::Ply | SceneFormat::CompressedPly => {
-            let end = ply::header_end(bytes)?;
-            let header = std::str::from_utf8(&bytes[..end]).ok()?;
             let mut said = None;
-            for line in header.lines() {
-                let Some(comment) = line.trim().strip_prefix("comment ") else {
-                    continue;
-                };
-                let lower = comment.trim().to_ascii_lowercase();
+            for comment in ply_comments(bytes)? {
+                let lower = comment.to_ascii_lowercase();
                 if let Some(mode) = lower.strip_prefix("splatrendermode:") {
                     match mode.trim() {
                         "mip" => said = Some(true),
@@ -213,6 +208,74 @@ pub fn declared_antialiased_in(path: &Path) -> Option<bool> {
         .read_to_end(&mut head)
         .ok()?;
     declared_antialiased(&head, format)
+}
+
+/// The comments of a PLY header (the text after `comment `, trimmed), in
+/// order; `None` when `bytes` do not hold a whole PLY header.
+///
+/// ```
+/// let header = b"ply\nformat binary_little_endian 1.0\ncomment made by hand\nend_header\n";
+/// assert_eq!(splat::formats::ply_comments(header), Some(vec!["made by hand"]));
+/// ```
+pub fn ply_comments(bytes: &[u8]) -> Option<Vec<&str>> {
+    if !bytes.starts_with(b"ply\n") && !bytes.starts_with(b"ply\r\n") {
+        return None;
+    }
+    let end = ply::header_end(bytes)?;
+    let header = std::str::from_utf8(&bytes[..end]).ok()?;
+    Some(
+        header
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("comment "))
+            .map(str::trim)
+            .collect(),
+    )
+}
+
+/// [`ply_comments`] of the PLY (or compressed PLY) file at `path`, reading
+/// no more of it than its header; `None` when it cannot be read or is no
+/// PLY.
+pub fn ply_comments_in(path: &Path) -> Option<Vec<String>> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(ply::MAX_HEADER as u64)
+        .read_to_end(&mut head)
+        .ok()?;
+    Some(ply_comments(&head)?.into_iter().map(String::from).collect())
+}
+
+/// The bytes of a PLY (or compressed PLY) file with the header line
+/// `comment TEXT` added before its first `element` line, so that a file
+/// carries what its format has no field for (other readers skip
+/// comments). An error when `text` holds a line break, or `bytes` have no
+/// PLY header.
+///
+/// ```
+/// use splat::formats::{encode_scene, ply_comments, with_ply_comment, SceneFormat};
+/// use splat::three::scene::{random_scene, RandomScene};
+/// let g = random_scene::<f32>(&RandomScene { n: 2, ..Default::default() });
+/// let ply = with_ply_comment(encode_scene(&g, SceneFormat::Ply).unwrap(), "up 0 0 1").unwrap();
+/// assert_eq!(ply_comments(&ply), Some(vec!["up 0 0 1"]));
+/// ```
+pub fn with_ply_comment(bytes: Vec<u8>, text: &str) -> Result<Vec<u8>, String> {
+    if text.contains(['\n', '\r']) {
+        return Err("a PLY comment must be one line".into());
+    }
+    let end = ply_comments(&bytes)
+        .and(ply::header_end(&bytes))
+        .ok_or("not a PLY file (no header)")?;
+    let at = bytes[..end]
+        .windows(9)
+        .position(|w| w == b"\nelement ")
+        .map_or(end, |i| i + 1);
+    let line = format!("comment {text}\n");
+    let mut out = Vec::with_capacity(bytes.len() + line.len());
+    out.extend_from_slice(&bytes[..at]);
+    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(&bytes[at..]);
+    Ok(out)
 }
 
 /// Encodes a scene in a format.
