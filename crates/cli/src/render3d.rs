@@ -249,7 +249,8 @@ pub fn run_ply(path: &Path, out_dir: &Path, o: &OrbitOptions) -> CliResult<Vec<P
 }
 
 /// `chainrule render SCENE.ply --path N --data DATASET`: `frames` views
-/// flying along the dataset's cameras (train and test, in name order):
+/// flying along the dataset's cameras (train and test, in name order; a
+/// rig's one camera: [`splat::data::capture::path_through`], with a note):
 /// `path_000.png`, … and `path.gif` at the cameras' own size and
 /// intrinsics, or at `size` (W, H) with the same horizontal field of view
 /// (`cy` the same fraction of the height), listed in `path.json`; returns
@@ -270,6 +271,15 @@ pub fn run_path(
     if views.is_empty() {
         return Err(CliError::usage("--path: the dataset has no cameras"));
     }
+    let (views, rig) = splat::data::capture::path_through(views.to_vec());
+    if let Some((folder, n)) = rig {
+        eprintln!(
+            "note: the photos are a rig of {n} cameras (folders sharing file names); \
+             the path flies {folder}/'s {} photos",
+            views.len()
+        );
+    }
+    let views = &views[..];
     let g = read_scene(path)?;
     let span = (views.len() - 1) as f64;
     let cams: Vec<Camera> = (0..frames)

@@ -270,11 +270,10 @@ impl RenderSettings {
 
     /// The settings that go with a scene: `settings.json` in the folder
     /// itself (a `train` output) or beside the file (its PLY), else those
-    /// the file carries in its header (a PLY shared alone:
-    /// [`RenderSettings::embedded_in`]), else those
     /// of an original 3DGS model folder that the scene is in (framed by
-    /// its `cameras.json` and `input.ply`: [`crate::original_3dgs`]); `None` when there
-    /// are none.
+    /// its `cameras.json` and `input.ply`: [`crate::original_3dgs`]), else
+    /// those the file carries in its header (a PLY shared alone:
+    /// [`RenderSettings::embedded_in`]); `None` when there are none.
     pub fn find(scene: &Path) -> CliResult<Option<RenderSettings>> {
         Ok(Self::find_with_model(scene)?.0)
     }
@@ -289,12 +288,12 @@ impl RenderSettings {
         if file.is_file() {
             return Ok((Some(Self::read(&file)?), None));
         }
-        if let Some(s) = scene.is_file().then(|| Self::embedded_in(scene)).flatten() {
-            return Ok((Some(s), None));
-        }
         Ok(match crate::original_3dgs::find_or_warn(scene) {
             Some((m, s)) => (Some(s), Some(m)),
-            None => (None, None),
+            None => (
+                scene.is_file().then(|| Self::embedded_in(scene)).flatten(),
+                None,
+            ),
         })
     }
 

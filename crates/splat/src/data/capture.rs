@@ -287,6 +287,69 @@ fn path_size(views: &[View]) -> (u32, u32) {
         .expect("a path through at least one view")
 }
 
+/// The photos `render --path` flies through, in order: all of them by
+/// [`path_order`], except for a rig (the photos in several folders, such
+/// as `cam0/` and `cam1/`, that share their file names: one frame taken by
+/// several cameras at once), where one camera's photos are flown, those
+/// of the folder with the most (the first by name of equals), since
+/// flying them all would sweep through one camera's sequence and jump
+/// back to the next's. Returns the views and, for a rig, that folder and
+/// the number of folders.
+///
+/// ```
+/// use splat::data::{capture::path_through, View};
+/// let at = |name: &str| View::camera_only(name.into(), (4, 3), [4.0, 4.0, 2.0, 1.5],
+///     [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]);
+/// let rig = ["cam1/f2.png", "cam0/f1.png", "cam1/f1.png", "cam0/f2.png"].map(at).to_vec();
+/// let (views, chosen) = path_through(rig);
+/// assert_eq!(views.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["cam0/f1.png", "cam0/f2.png"]);
+/// assert_eq!(chosen, Some(("cam0".to_string(), 2)));
+/// ```
+pub fn path_through(mut views: Vec<View>) -> (Vec<View>, Option<(String, usize)>) {
+    views.sort_by(|a, b| path_order(&a.name, &b.name));
+    let split = |name: &str| match name.rfind('/') {
+        Some(i) => (name[..i].to_string(), name[i + 1..].to_string()),
+        None => (String::new(), name.to_string()),
+    };
+    // the folders in path order, each with its photos' file names
+    let mut folders: Vec<(String, std::collections::HashSet<String>)> = Vec::new();
+    for v in &views {
+        let (folder, file) = split(&v.name);
+        match folders.iter_mut().find(|(f, _)| *f == folder) {
+            Some((_, files)) => {
+                files.insert(file);
+            }
+            _ => folders.push((folder, [file].into())),
+        }
+    }
+    if folders.len() < 2 {
+        return (views, None);
+    }
+    let (largest, _) = folders
+        .iter()
+        .enumerate()
+        .rev()
+        .max_by_key(|(_, (_, files))| files.len())
+        .expect("two folders or more");
+    // a rig when another folder holds most of the same file names
+    let files = &folders[largest].1;
+    let shared = |other: &std::collections::HashSet<String>| {
+        let both = other.intersection(files).count();
+        2 * both >= other.len().min(files.len()).max(1)
+    };
+    let is_rig = folders
+        .iter()
+        .enumerate()
+        .any(|(i, (_, other))| i != largest && shared(other));
+    if !is_rig {
+        return (views, None);
+    }
+    let folder = folders[largest].0.clone();
+    let n = folders.len();
+    views.retain(|v| split(&v.name).0 == folder);
+    (views, Some((folder, n)))
+}
+
 /// The order `render --path` flies through a capture's photos: by name,
 /// with runs of digits compared as numbers (`IMG_2` before `IMG_10`, as
 /// a file browser lists them), ties broken by the plain order (so `01`
@@ -357,6 +420,67 @@ mod tests {
             proptest::prop_assert_eq!(o(&p, &q), p.cmp(&q));
             let (p, q) = (format!("f{i}.png"), format!("f{j}.png"));
             proptest::prop_assert_eq!(o(&p, &q), i.cmp(&j));
+        }
+    }
+
+    /// `path_through` flies one camera of a rig (folders sharing file
+    /// names), and every photo otherwise: one folder, folders of other
+    /// names (a capture split by day), or photos loose beside a folder.
+    #[test]
+    fn a_path_flies_one_camera_of_a_rig_and_every_photo_otherwise() {
+        let names = |list: &[&str]| {
+            let views = list
+                .iter()
+                .map(|_| looking([1.0, 0.0, 0.0], [0.0; 3]))
+                .zip(list)
+                .map(|(mut v, n)| {
+                    v.name = n.to_string();
+                    v
+                })
+                .collect();
+            let (views, rig) = path_through(views);
+            (views.into_iter().map(|v| v.name).collect::<Vec<_>>(), rig)
+        };
+        // a rig of three cameras, one of which missed a frame
+        let (flown, rig) = names(&[
+            "cam2/f1.jpg",
+            "cam1/f2.jpg",
+            "cam0/f10.jpg",
+            "cam0/f2.jpg",
+            "cam1/f1.jpg",
+            "cam2/f2.jpg",
+            "cam0/f1.jpg",
+            "cam1/f10.jpg",
+            "cam2/f10.jpg",
+            "cam1/f3.jpg",
+        ]);
+        assert_eq!(
+            flown,
+            ["cam1/f1.jpg", "cam1/f2.jpg", "cam1/f3.jpg", "cam1/f10.jpg"]
+        );
+        assert_eq!(rig, Some(("cam1".to_string(), 3)));
+        // equal sizes: the first folder by name
+        let (flown, rig) = names(&["b/x.png", "a/x.png", "b/y.png", "a/y.png"]);
+        assert_eq!(flown, ["a/x.png", "a/y.png"]);
+        assert_eq!(rig, Some(("a".to_string(), 2)));
+        // nested folders are folders like any other
+        let (flown, _) = names(&["s/l/1.png", "s/r/1.png", "s/l/2.png", "s/r/2.png"]);
+        assert_eq!(flown, ["s/l/1.png", "s/l/2.png"]);
+        for plain in [
+            &["IMG_2.jpg", "IMG_10.jpg", "IMG_1.jpg"][..],
+            &[
+                "day2/IMG_3.jpg",
+                "day1/IMG_1.jpg",
+                "day1/IMG_2.jpg",
+                "day2/IMG_4.jpg",
+            ][..],
+            &["x/IMG_1.jpg", "x/IMG_2.jpg", "IMG_3.jpg"][..],
+        ] {
+            let (flown, rig) = names(plain);
+            assert_eq!(rig, None, "{plain:?}");
+            let mut sorted = plain.to_vec();
+            sorted.sort_by(|a, b| path_order(a, b));
+            assert_eq!(flown, sorted);
         }
     }
 
