@@ -526,6 +526,49 @@ fn the_address_follows_the_view_and_a_copied_link_reopens_it() {
     let (_, _, first) = b.capture(&s3);
     let p = browser::psnr(&first, &here);
     assert!(p < 30.0, "the drag did not move the view (PSNR {p:.2} dB)");
+    // moved away from a dataset camera, the address keeps its lens (size
+    // and intrinsics) beside the pose, so the link reopens framed the same
+    let s5 = b.open(&format!("{url}?camera=r_0&ui=0"), 400, 300);
+    b.wait_ready(&s5, Duration::from_secs(120));
+    let at = settled_address(&mut b, &s5, "?camera=r_0&ui=0");
+    for (kind, x, y, buttons) in [
+        ("mousePressed", 30, 30, 1),
+        ("mouseMoved", 60, 38, 1),
+        ("mouseMoved", 90, 45, 1),
+        ("mouseReleased", 90, 45, 0),
+    ] {
+        b.call(
+            Some(&s5),
+            "Input.dispatchMouseEvent",
+            serde_json::json!({"type": kind, "x": x, "y": y, "button": "left",
+                "buttons": buttons, "clickCount": 1}),
+        );
+    }
+    let away = settled_address(&mut b, &s5, &at);
+    assert!(
+        away.contains("camera=test/r_0") && away.contains("pose=") && !away.contains("fov="),
+        "{away}"
+    );
+    let (w5, h5, lens) = b.capture(&s5);
+    save_png(&dir.join("moved-from-camera.png"), w5, h5, &lens);
+    let s6 = b.open(&format!("{url}{away}"), 400, 300);
+    b.wait_ready(&s6, Duration::from_secs(120));
+    let (w6, h6, again) = b.capture(&s6);
+    save_png(&dir.join("moved-from-camera-reopened.png"), w6, h6, &again);
+    assert_eq!((w5, h5), (w6, h6));
+    let p = browser::psnr(&lens, &again);
+    println!("a view moved from a dataset camera, reopened: PSNR {p:.2} dB");
+    assert!(p >= 35.0, "PSNR {p:.2} dB < 35");
+    let (_, _, through) = {
+        let s7 = b.open(&format!("{url}{at}"), 400, 300);
+        b.wait_ready(&s7, Duration::from_secs(120));
+        b.capture(&s7)
+    };
+    let p = browser::psnr(&through, &lens);
+    assert!(
+        p < 30.0,
+        "the drag did not move the camera (PSNR {p:.2} dB)"
+    );
     // a malformed pose is said, and the start view shown
     let s4 = b.open(&format!("{url}?pose=1,2,3&ui=0"), 400, 300);
     b.wait_ready(&s4, Duration::from_secs(120));

@@ -12,10 +12,13 @@
 // shown) with the canvas at the top-left, sized to the photo in CSS
 // pixels; ?pose=X,Y,Z,QW,QX,QY,QZ&fov=DEG opens at a free viewpoint (the
 // camera's centre in world coordinates and the unit quaternion of its
-// world-to-camera rotation, and the vertical field of view); ui=0 hides
-// every overlay. The address bar follows the view (a dataset camera's
-// name while looking through it, else the pose), so a copied link opens
-// where it was copied.
+// world-to-camera rotation, and the vertical field of view);
+// ?camera=NAME&pose=... opens at that pose through that dataset camera's
+// lens (its size and intrinsics: a view moved away from the camera); ui=0
+// hides every overlay. The address bar follows the view (a dataset
+// camera's name while looking through it, the pose too once moved, else
+// the pose and field of view), so a copied link opens where it was copied
+// and framed as it was.
 import * as THREE from "three";
 import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
 
@@ -267,8 +270,11 @@ async function main() {
     written = key;
     const p = new URLSearchParams(location.search);
     for (const k of ["camera", "pose", "fov"]) p.delete(k);
-    if (atCamera && atCamera.key === poseKey()) p.set("camera", atCamera.name);
-    else {
+    if (atCamera && fixed) {
+      // a dataset camera's lens: its name, and the pose once moved
+      p.set("camera", atCamera.name);
+      if (atCamera.key !== poseKey()) p.set("pose", poseKey());
+    } else {
       p.set("pose", poseKey());
       p.set("fov", String(round(viewFov(), 2)));
     }
@@ -351,12 +357,21 @@ async function main() {
       goToCamera(c);
     } else {
       // a mistyped link still shows the scene, from the start view
-      notice(`no dataset camera named "${wantCamera}" (${cameras.length} cameras): the start view instead`);
+      notice(`no dataset camera named "${wantCamera}" (${cameras.length} cameras): the ${wantPose ? "pose" : "start view"} instead`);
     }
-  } else if (wantPose) {
+  }
+  if (wantPose) {
     const p = parsePose(wantPose, params.get("fov"));
-    if (p.error) notice(`pose "${wantPose}": ${p.error}: the start view instead`);
-    else {
+    // (a camera named and found: the view is through it)
+    const lens = atCamera !== null;
+    if (p.error) notice(`pose "${wantPose}": ${p.error}: the ${lens ? "camera's own" : "start"} view instead`);
+    else if (lens) {
+      // moved away from a dataset camera, seen through its lens
+      cam.R = p.R.map((r) => r.slice());
+      cam.t = mul(mv(p.R, p.C), -1);
+      const d = Math.max(dot(sub(info.center, p.C), p.R[2]), radius * 0.1);
+      target = add(p.C, mul(p.R[2], d));
+    } else {
       if (p.fov !== null) {
         fovDeg = p.fov;
         $("fov").value = fovDeg;
