@@ -460,6 +460,26 @@ fn settled_address(b: &mut browser::Browser, session: &str, from: &str) -> Strin
     }
 }
 
+/// A left-button drag in the page from `at`, by `by` pixels, in two moves.
+fn drag(b: &mut browser::Browser, session: &str, at: (i64, i64), by: (i64, i64)) {
+    let (x, y) = at;
+    let half = (x + by.0 / 2, y + by.1 / 2);
+    let end = (x + by.0, y + by.1);
+    for (kind, (x, y), buttons) in [
+        ("mousePressed", at, 1),
+        ("mouseMoved", half, 1),
+        ("mouseMoved", end, 1),
+        ("mouseReleased", end, 0),
+    ] {
+        b.call(
+            Some(session),
+            "Input.dispatchMouseEvent",
+            serde_json::json!({"type": kind, "x": x, "y": y, "button": "left",
+                "buttons": buttons, "clickCount": 1}),
+        );
+    }
+}
+
 #[test]
 fn the_address_follows_the_view_and_a_copied_link_reopens_it() {
     let Some(chromium) = browser::chromium_or_skip("the_address_follows_the_view") else {
@@ -494,19 +514,7 @@ fn the_address_follows_the_view_and_a_copied_link_reopens_it() {
     b.wait_ready(&s, Duration::from_secs(120));
     let start = settled_address(&mut b, &s, "?ui=0");
     assert!(start.contains("pose=") && start.contains("fov="), "{start}");
-    for (kind, x, y, buttons) in [
-        ("mousePressed", 200, 150, 1),
-        ("mouseMoved", 230, 160, 1),
-        ("mouseMoved", 260, 175, 1),
-        ("mouseReleased", 260, 175, 0),
-    ] {
-        b.call(
-            Some(&s),
-            "Input.dispatchMouseEvent",
-            serde_json::json!({"type": kind, "x": x, "y": y, "button": "left",
-                "buttons": buttons, "clickCount": 1}),
-        );
-    }
+    drag(&mut b, &s, (200, 150), (60, 25));
     let moved = settled_address(&mut b, &s, &start);
     assert!(moved.contains("pose=") && moved.contains("ui=0"), "{moved}");
     let (w, h, here) = b.capture(&s);
@@ -531,19 +539,7 @@ fn the_address_follows_the_view_and_a_copied_link_reopens_it() {
     let s5 = b.open(&format!("{url}?camera=r_0&ui=0"), 400, 300);
     b.wait_ready(&s5, Duration::from_secs(120));
     let at = settled_address(&mut b, &s5, "?camera=r_0&ui=0");
-    for (kind, x, y, buttons) in [
-        ("mousePressed", 30, 30, 1),
-        ("mouseMoved", 60, 38, 1),
-        ("mouseMoved", 90, 45, 1),
-        ("mouseReleased", 90, 45, 0),
-    ] {
-        b.call(
-            Some(&s5),
-            "Input.dispatchMouseEvent",
-            serde_json::json!({"type": kind, "x": x, "y": y, "button": "left",
-                "buttons": buttons, "clickCount": 1}),
-        );
-    }
+    drag(&mut b, &s5, (30, 30), (60, 15));
     let away = settled_address(&mut b, &s5, &at);
     assert!(
         away.contains("camera=test/r_0") && away.contains("pose=") && !away.contains("fov="),

@@ -193,7 +193,6 @@ pub fn declared_antialiased(bytes: &[u8], format: SceneFormat) -> Option<bool> {
 /// name), reading no more of it than a header needs; `None` when the file
 /// cannot be read or says nothing.
 pub fn declared_antialiased_in(path: &Path) -> Option<bool> {
-    use std::io::Read;
     let format = SceneFormat::from_path(path)?;
     if sog::is_meta_json(path) {
         return sog::declared_antialiased_unbundled(path);
@@ -201,13 +200,20 @@ pub fn declared_antialiased_in(path: &Path) -> Option<bool> {
     if format == SceneFormat::Sog {
         return sog::declared_antialiased(std::fs::File::open(path).ok()?);
     }
+    declared_antialiased(&read_head(path)?, format)
+}
+
+/// The first [`ply::MAX_HEADER`] bytes of the file at `path` (all of a
+/// smaller one); `None` when it cannot be read.
+fn read_head(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
     let mut head = Vec::new();
     std::fs::File::open(path)
         .ok()?
         .take(ply::MAX_HEADER as u64)
         .read_to_end(&mut head)
         .ok()?;
-    declared_antialiased(&head, format)
+    Some(head)
 }
 
 /// The comments of a PLY header (the text after `comment `, trimmed), in
@@ -236,13 +242,7 @@ pub fn ply_comments(bytes: &[u8]) -> Option<Vec<&str>> {
 /// no more of it than its header; `None` when it cannot be read or is no
 /// PLY.
 pub fn ply_comments_in(path: &Path) -> Option<Vec<String>> {
-    use std::io::Read;
-    let mut head = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(ply::MAX_HEADER as u64)
-        .read_to_end(&mut head)
-        .ok()?;
+    let head = read_head(path)?;
     Some(ply_comments(&head)?.into_iter().map(String::from).collect())
 }
 
