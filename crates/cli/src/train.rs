@@ -249,7 +249,8 @@ pub struct TrainArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub downscale: Option<u32>,
     /// Swap kept and ignored pixels of the masks in the dataset's masks/
-    /// folder (by default 0 ignores a pixel, anything else keeps it).
+    /// folder (by default black, 0, or a mask's transparency ignores a
+    /// pixel, anything else keeps it).
     #[arg(long)]
     pub invert_masks: bool,
     /// Densify (clone/split/prune) until this iteration [default: half of

@@ -5,9 +5,10 @@
 //! `images/` kept; NeRF-synthetic: `masks/` in the folder of each split's
 //! images, e.g. `DIR/train/masks/`). A photo `NAME.EXT` has its mask at
 //! `masks/NAME.EXT.png` (COLMAP's convention) or `masks/NAME.png`. A pixel
-//! whose mask value is 0 in every colour channel is ignored; any other
-//! value keeps it (`--invert-masks` swaps the two). A mask must have its
-//! photo's size. A photo without a mask in the folder is trained and scored
+//! whose mask value is 0 in every colour channel is ignored, and so is one
+//! that a mask with an alpha channel makes transparent (a cut-out); any
+//! other value keeps it (`--invert-masks` swaps the two). A mask has its
+//! photo's size, or that size divided or multiplied by 2 to 8. A photo without a mask in the folder is trained and scored
 //! without one (the loader says which, in [`super::Dataset::notes`]), as
 //! when only the photos that show a passer-by are masked; a folder with no
 //! mask for any photo is an error (the files are probably named otherwise).
@@ -244,10 +245,28 @@ pub fn parse(
                 ),
             ));
         }
-        let m = parse(path, bytes, photo, mw, mh, invert)?;
-        return Ok(fit(mw, mh, &m, width, height));
+        let kept = kept_pixels(path, bytes, mw, mh)?;
+        return Ok(fit_by(mw, mh, |i| kept[i] != invert, width, height));
     }
-    let img = reader()?
+    let (keep, drop) = if invert { (0.0, 1.0) } else { (1.0, 0.0) };
+    Ok(kept_pixels(path, bytes, width, height)?
+        .into_iter()
+        .map(|k| if k { keep } else { drop })
+        .collect())
+}
+
+/// Decodes a mask file's bytes, of the size `width × height` that its
+/// header declares, into whether each pixel is kept: a colour channel
+/// above 0 and, in a mask with an alpha channel, not transparent (alpha
+/// above 0), as cut-out tools write masks; a mask whose colour is black
+/// throughout is read by its alpha alone. The decoded samples are read as
+/// they are: a byte a pixel beside the decoded image, not a converted copy
+/// (an 8× mask of a 1,600-pixel photo has 123 million pixels).
+fn kept_pixels(path: &Path, bytes: &[u8], width: u32, height: u32) -> Result<Vec<bool>, DataError> {
+    use image::DynamicImage as D;
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| DataError::io(path, e))?
         .decode()
         .map_err(|e| DataError::invalid(path, "mask", e))?;
     if (img.width(), img.height()) != (width, height) {
@@ -257,18 +276,37 @@ pub fn parse(
             "decoded size differs from the header's",
         ));
     }
-    let (keep, drop) = if invert { (0.0, 1.0) } else { (1.0, 0.0) };
-    Ok(img
-        .to_rgb32f()
-        .pixels()
-        .map(|p| {
-            if p.0.iter().any(|&c| c > 0.0) {
-                keep
-            } else {
-                drop
-            }
-        })
-        .collect())
+    // pixels of `channels` samples: the colour's `colour`, then an alpha
+    // when there is one more
+    fn kept<T: Copy + PartialOrd + Default>(
+        raw: &[T],
+        channels: usize,
+        colour: usize,
+    ) -> Vec<bool> {
+        let zero = T::default();
+        let lit = |p: &[T]| p[..colour].iter().any(|&c| c > zero);
+        if channels == colour {
+            return raw.chunks_exact(channels).map(lit).collect();
+        }
+        let black = !raw.chunks_exact(channels).any(lit);
+        raw.chunks_exact(channels)
+            .map(|p| (black || lit(p)) && p[colour] > zero)
+            .collect()
+    }
+    Ok(match &img {
+        D::ImageLuma8(b) => kept(b.as_raw(), 1, 1),
+        D::ImageLumaA8(b) => kept(b.as_raw(), 2, 1),
+        D::ImageRgb8(b) => kept(b.as_raw(), 3, 3),
+        D::ImageRgba8(b) => kept(b.as_raw(), 4, 3),
+        D::ImageLuma16(b) => kept(b.as_raw(), 1, 1),
+        D::ImageLumaA16(b) => kept(b.as_raw(), 2, 1),
+        D::ImageRgb16(b) => kept(b.as_raw(), 3, 3),
+        D::ImageRgba16(b) => kept(b.as_raw(), 4, 3),
+        D::ImageRgb32F(b) => kept(b.as_raw(), 3, 3),
+        D::ImageRgba32F(b) => kept(b.as_raw(), 4, 3),
+        other if other.color().has_alpha() => kept(other.to_rgba32f().as_raw(), 4, 3),
+        other => kept(other.to_rgb32f().as_raw(), 3, 3),
+    })
 }
 
 /// Whether an `m`-sized picture is a scaled copy of a `p`-sized one by an
@@ -346,6 +384,11 @@ pub fn downscale(w: u32, h: u32, mask: &[f32], f: u32) -> Vec<f32> {
 /// place): a pixel is kept only when every mask pixel its area covers is
 /// (when enlarging, the one it falls in).
 pub fn fit(mw: u32, mh: u32, mask: &[f32], w: u32, h: u32) -> Vec<f32> {
+    fit_by(mw, mh, |i| mask[i] >= 1.0, w, h)
+}
+
+/// [`fit`] of the mask whose pixel `i` (row-major) is kept when `kept(i)`.
+fn fit_by(mw: u32, mh: u32, kept: impl Fn(usize) -> bool, w: u32, h: u32) -> Vec<f32> {
     let span = |i: u32, n: u32, m: u32| {
         let a = (i as u64 * m as u64 / n as u64) as u32;
         let b = ((i as u64 + 1) * m as u64).div_ceil(n as u64) as u32;
@@ -358,7 +401,7 @@ pub fn fit(mw: u32, mh: u32, mask: &[f32], w: u32, h: u32) -> Vec<f32> {
             let xs = span(x, w, mw);
             let kept = ys
                 .clone()
-                .all(|sy| xs.clone().all(|sx| mask[(sy * mw + sx) as usize] >= 1.0));
+                .all(|sy| xs.clone().all(|sx| kept((sy * mw + sx) as usize)));
             out.push(if kept { 1.0 } else { 0.0 });
         }
     }
@@ -374,6 +417,96 @@ pub fn simplify(mask: Option<Vec<f32>>) -> Option<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// A mask of any colour type PNG stores (grey, grey and alpha,
+        /// RGB, RGBA; 8 or 16 bits) keeps the pixels whose colour, read as
+        /// RGB in [0, 1], is above 0 anywhere and whose alpha is (by the
+        /// alpha alone when the colour is black throughout), and its
+        /// inverse the others; fitting a 2× copy of it keeps a pixel
+        /// only where its whole block is kept.
+        #[test]
+        fn every_colour_type_keeps_the_pixels_with_some_colour(
+            kind in 0usize..8,
+            samples in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(0u16), proptest::strategy::Just(1u16), 0u16..=65535], 6 * 4 * 4),
+            invert: bool,
+        ) {
+            use image::{DynamicImage as D, ImageBuffer};
+            let (w, h) = (6u32, 4u32);
+            let n = (w * h) as usize;
+            let of8 = |c: usize| samples[..n * c].iter().map(|&v| (v >> 8) as u8 | (v & 1) as u8).collect::<Vec<u8>>();
+            let of16 = |c: usize| samples[..n * c].to_vec();
+            let img = match kind {
+                0 => D::ImageLuma8(ImageBuffer::from_raw(w, h, of8(1)).unwrap()),
+                1 => D::ImageLumaA8(ImageBuffer::from_raw(w, h, of8(2)).unwrap()),
+                2 => D::ImageRgb8(ImageBuffer::from_raw(w, h, of8(3)).unwrap()),
+                3 => D::ImageRgba8(ImageBuffer::from_raw(w, h, of8(4)).unwrap()),
+                4 => D::ImageLuma16(ImageBuffer::from_raw(w, h, of16(1)).unwrap()),
+                5 => D::ImageLumaA16(ImageBuffer::from_raw(w, h, of16(2)).unwrap()),
+                6 => D::ImageRgb16(ImageBuffer::from_raw(w, h, of16(3)).unwrap()),
+                _ => D::ImageRgba16(ImageBuffer::from_raw(w, h, of16(4)).unwrap()),
+            };
+            let mut png = Vec::new();
+            img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+            // colour above 0 and not transparent; by the alpha alone when
+            // the colour is black throughout
+            let rgba = img.to_rgba32f();
+            let lit = |p: &image::Rgba<f32>| p.0[..3].iter().any(|&c| c > 0.0);
+            let black = !rgba.pixels().any(lit);
+            let want: Vec<f32> = rgba
+                .pixels()
+                .map(|p| {
+                    let keep = (black && img.color().has_alpha() || lit(p)) && p.0[3] > 0.0;
+                    if keep != invert { 1.0 } else { 0.0 }
+                })
+                .collect();
+            let (m, photo) = (Path::new("m.png"), Path::new("p.png"));
+            proptest::prop_assert_eq!(&parse(m, &png, photo, w, h, invert).unwrap(), &want);
+            let half = parse(m, &png, photo, w / 2, h / 2, invert).unwrap();
+            proptest::prop_assert_eq!(half, fit(w, h, &want, w / 2, h / 2));
+        }
+    }
+
+    /// A cut-out's transparency is a mask: white where kept, transparent
+    /// where not (the trial's RGBA and grey-and-alpha masks, which were
+    /// read as keeping everything); and a mask drawn in the alpha alone,
+    /// black throughout, is read by its alpha.
+    #[test]
+    fn a_mask_files_transparency_ignores_its_pixels() {
+        use image::{DynamicImage as D, ImageBuffer};
+        let png = |img: D| {
+            let mut b = Vec::new();
+            img.write_to(&mut std::io::Cursor::new(&mut b), image::ImageFormat::Png)
+                .unwrap();
+            b
+        };
+        let (m, photo) = (Path::new("m.png"), Path::new("p.png"));
+        // 2×1: the left pixel transparent, the right opaque
+        let cutouts = [
+            png(D::ImageRgba8(
+                ImageBuffer::from_raw(2, 1, vec![255, 255, 255, 0, 255, 255, 255, 255]).unwrap(),
+            )),
+            png(D::ImageLumaA8(
+                ImageBuffer::from_raw(2, 1, vec![255, 0, 255, 255]).unwrap(),
+            )),
+            png(D::ImageRgba8(
+                ImageBuffer::from_raw(2, 1, vec![0, 0, 0, 0, 0, 0, 0, 255]).unwrap(),
+            )),
+        ];
+        for bytes in &cutouts {
+            assert_eq!(parse(m, bytes, photo, 2, 1, false).unwrap(), [0.0, 1.0]);
+            assert_eq!(parse(m, bytes, photo, 2, 1, true).unwrap(), [1.0, 0.0]);
+        }
+        // black and opaque is ignored, as without an alpha channel
+        let bytes = png(D::ImageRgba8(
+            ImageBuffer::from_raw(2, 1, vec![0, 0, 0, 255, 9, 0, 0, 255]).unwrap(),
+        ));
+        assert_eq!(parse(m, &bytes, photo, 2, 1, false).unwrap(), [0.0, 1.0]);
+        let bytes = png(D::ImageLuma8(
+            ImageBuffer::from_raw(2, 1, vec![0, 0]).unwrap(),
+        ));
+        assert_eq!(parse(m, &bytes, photo, 2, 1, false).unwrap(), [0.0, 0.0]);
+    }
 
     #[test]
     fn a_mask_fits_a_smaller_copy_of_its_photo_conservatively() {
