@@ -236,9 +236,24 @@ fn check_out(a: &ExportArgs, file: &std::path::Path) -> CliResult {
         ));
     }
     let folder = scene_input::scene_folder(&a.out);
-    if a.out
+    if folder.join("state.bin").is_file() {
+        return Err(CliError::usage(format!(
+            "--out {}: that folder is a training checkpoint (it holds state.bin), which a              resume reads whole; write to another folder",
+            a.out.display()
+        )));
+    }
+    // a train folder's scene in any format (`train --export` writes
+    // point_cloud.spz and the like beside point_cloud.ply)
+    let name = a
+        .out
         .file_name()
-        .is_some_and(|n| n.to_string_lossy().eq_ignore_ascii_case("point_cloud.ply"))
+        .map(|n| n.to_string_lossy().to_ascii_lowercase());
+    let own_scene = name.as_deref().is_some_and(|n| {
+        n.strip_prefix("point_cloud.").is_some_and(|ext| {
+            SceneFormat::from_path(std::path::Path::new(&format!("x.{ext}"))).is_some()
+        })
+    });
+    if own_scene
         && (folder.join(crate::settings::FILE).is_file()
             || crate::original_3dgs::root_of(&a.out).is_some())
     {

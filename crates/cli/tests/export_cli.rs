@@ -173,6 +173,32 @@ fn bad_inputs_exit_2_naming_the_file() {
     );
     assert_eq!(std::fs::read(&ply).unwrap(), before);
     assert!(!dir.join("scene.ply").exists());
+    // nor the folder's scene in another format (`train --export`'s), nor a
+    // file in one of its checkpoints, which a resume reads whole
+    let ckpt = run.join("checkpoints/ckpt-00000300");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    std::fs::write(ckpt.join("state.bin"), b"state").unwrap();
+    std::fs::write(ckpt.join("point_cloud.ply"), &before).unwrap();
+    for (format, out, want) in [
+        ("sog", run.join("point_cloud.sog"), "train"),
+        (
+            "compressed-ply",
+            run.join("point_cloud.compressed.ply"),
+            "train",
+        ),
+        ("ply", ckpt.join("point_cloud.ply"), "checkpoint"),
+        ("spz", ckpt.join("other.spz"), "checkpoint"),
+    ] {
+        let o = export(&other, format, &out);
+        assert_eq!(o.status.code(), Some(2), "{format} {out:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{err}");
+    }
+    assert_eq!(std::fs::read(ckpt.join("point_cloud.ply")).unwrap(), before);
+    assert!(!ckpt.join("other.spz").exists() && !run.join("point_cloud.sog").exists());
+    // a scene named point_cloud.spz elsewhere is anyone's to write
+    let o = export(&other, "spz", &dir.join("point_cloud.spz"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // and a missing folder of --out is made
     let o = export(&other, "spz", &dir.join("new/deeper/s.spz"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
