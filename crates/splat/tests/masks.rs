@@ -62,6 +62,29 @@ fn opts(invert: bool) -> LoadOptions {
     }
 }
 
+/// A `masks` that is a file, or a link to a folder that is not there
+/// (masks on a drive not mounted), is an error naming it, not a run
+/// without the masks; a link to a real folder is read.
+#[test]
+fn a_masks_entry_that_is_no_folder_is_an_error() {
+    let dir = tmp("masks-not-folder");
+    write(&dir, false);
+    std::fs::write(dir.join("masks"), b"not a folder").unwrap();
+    let e = load(&dir, &opts(false)).unwrap_err().to_string();
+    assert!(e.contains("masks") && e.contains("is a file"), "{e}");
+    std::fs::remove_file(dir.join("masks")).unwrap();
+    #[cfg(unix)]
+    {
+        let gone = dir.join("elsewhere");
+        std::os::unix::fs::symlink(&gone, dir.join("masks")).unwrap();
+        let e = load(&dir, &opts(false)).unwrap_err().to_string();
+        assert!(e.contains("elsewhere") && e.contains("not there"), "{e}");
+        mask_png(&gone.join("p0.png"), W, H);
+        let ds = load(&dir, &opts(false)).unwrap();
+        assert!(ds.train.iter().chain(&ds.test).any(|v| v.mask.is_some()));
+    }
+}
+
 #[test]
 fn colmap_masks_by_full_name_or_stem_and_inverted() {
     let dir = tmp("masks-colmap");

@@ -17,6 +17,35 @@ use std::path::{Path, PathBuf};
 
 use super::DataError;
 
+/// An error when `dir` (a masks folder's place) holds something that is
+/// not a folder: a file, or a link whose target is missing (masks left on
+/// a drive that is not mounted). Training without the masks the user set
+/// up would be silent; nothing there at all is fine (no masks).
+pub(super) fn check_folder(dir: &Path) -> Result<(), DataError> {
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return Ok(());
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let what = if meta.file_type().is_symlink() {
+        match std::fs::read_link(dir) {
+            Ok(to) => format!(
+                "is a link to {}, which is not there (or not a folder)",
+                to.display()
+            ),
+            Err(_) => "is a link that cannot be followed".to_string(),
+        }
+    } else {
+        "is a file, not a folder".to_string()
+    };
+    Err(DataError::invalid(
+        dir,
+        "masks",
+        format!("{what}: masks are read from a folder of PNG files beside the photos"),
+    ))
+}
+
 /// The note of a load asked to invert masks (`LoadOptions::invert_masks`)
 /// that found no mask file for any photo: there is nothing to invert (a
 /// mistyped folder, or the flag given by habit).

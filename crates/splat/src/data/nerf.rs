@@ -170,7 +170,7 @@ fn load_split(
         })
         .collect();
     tallies.files.extend(jobs.iter().map(|j| j.path.clone()));
-    let mask_paths = split_masks(&t.frames, tallies);
+    let mask_paths = split_masks(&t.frames, tallies)?;
     // a few photos at a time, each reduced (downscaled, its mask loaded,
     // narrowed to `max_width`) before the next few are decoded, so that a
     // split of large photos is never held at full size all at once
@@ -331,8 +331,9 @@ struct Tallies {
 /// that folder leaves out.
 /// What each folder held is added to `tallies` (one per folder, across the
 /// splits, which may share one), for [`masks::Tally::verdict`] once every
-/// split is read.
-fn split_masks(frames: &[Frame], tallies: &mut Tallies) -> Vec<Option<PathBuf>> {
+/// split is read. An error when a `masks` there is no folder
+/// ([`masks::check_folder`]).
+fn split_masks(frames: &[Frame], tallies: &mut Tallies) -> Result<Vec<Option<PathBuf>>, DataError> {
     let Tallies {
         folders: tallies,
         counted,
@@ -342,6 +343,7 @@ fn split_masks(frames: &[Frame], tallies: &mut Tallies) -> Vec<Option<PathBuf>> 
     for f in frames {
         let image = &f.image_path;
         let dir = image.parent().unwrap_or(Path::new(".")).join("masks");
+        masks::check_folder(&dir)?;
         if !dir.is_dir() {
             out.push(None);
             continue;
@@ -367,7 +369,7 @@ fn split_masks(frames: &[Frame], tallies: &mut Tallies) -> Vec<Option<PathBuf>> 
         }
         out.push(found);
     }
-    out
+    Ok(out)
 }
 
 /// Loads a NeRF-synthetic folder: train from `transforms_train.json`, test

@@ -336,6 +336,8 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         None => "masks".to_string(),
     });
     let full_masks = dir.join("masks");
+    masks::check_folder(&own_masks)?;
+    masks::check_folder(&full_masks)?;
     let fallback = pre.is_some() && full_masks.is_dir();
     // a photo that `images_N` lacks is read from the full-size folder and
     // downscaled as it would be without `images_N`
