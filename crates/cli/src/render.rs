@@ -111,7 +111,9 @@ pub struct RenderArgs {
     /// --out's scores.json (an earlier run's renders there that this one
     /// does not write again are removed) with the scores by the original
     /// 3DGS's exposure protocol (`psnr_half_fit`: a colour transform
-    /// fitted on each photo's left half, scored on its right).
+    /// fitted on each photo's left half, scored on its right, over the
+    /// `half_fit_views` whose masks keep pixels in both halves), the
+    /// number of `masked_views`, and per view whether it is `masked`.
     #[arg(long, value_name = "DATASET", conflicts_with = "orbit")]
     pub data: Option<PathBuf>,
     /// With --data: which split (`test` or `train`) [default: test].

@@ -512,6 +512,7 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         psnr: f64,
         ssim: f64,
         half_fit: (f64, f64),
+        masked: bool,
         file: String,
     }
     let mut rows = Vec::with_capacity(views.len());
@@ -541,6 +542,7 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
             psnr,
             ssim,
             half_fit,
+            masked: v.mask.is_some(),
             file: file.display().to_string(),
         });
     }
@@ -549,10 +551,13 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
     let mean = |f: fn(&Row) -> f64| crate::train::mean_of_scored(rows.iter().map(f));
     let (mean_psnr, mean_ssim) = (mean(|r| r.psnr), mean(|r| r.ssim));
     let scored = rows.iter().filter(|r| !r.psnr.is_nan()).count();
+    let half_counted = rows.iter().filter(|r| !r.half_fit.0.is_nan()).count();
+    let masked = rows.iter().filter(|r| r.masked && !r.psnr.is_nan()).count();
     let per: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
-            serde_json::json!({"name": r.name, "psnr": r.psnr, "ssim": r.ssim,
+            serde_json::json!({"name": r.name, "view": r.name, "masked": r.masked,
+                "psnr": r.psnr, "ssim": r.ssim,
                 "psnr_half_fit": r.half_fit.0, "ssim_half_fit": r.half_fit.1, "render": r.file})
         })
         .collect();
@@ -560,6 +565,7 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         "split": split, "views": rows.len(), "scored_views": scored,
         "psnr": mean_psnr, "ssim": mean_ssim,
         "psnr_half_fit": mean(|r| r.half_fit.0), "ssim_half_fit": mean(|r| r.half_fit.1),
+        "half_fit_views": half_counted, "masked_views": masked,
         "per_view": per, "out": out_dir.display().to_string(), "notes": ds.notes,
     });
     if d.compare {
@@ -583,16 +589,21 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
             k => format!(" ({k} with every pixel masked, left out)"),
         };
         println!(
-            "{split}: {}{unscored}, mean PSNR {mean_psnr:.2} dB, mean SSIM {mean_ssim:.4}; renders in {}",
+            "{split}: {}{unscored}, mean PSNR {mean_psnr:.2} dB, mean SSIM {mean_ssim:.4}{}; \
+             renders in {}",
             crate::output::count(rows.len(), "view"),
+            crate::train::masked_note(masked, scored),
             out_dir.display()
         );
         if scored > 0 {
             println!(
-                "  (with a colour transform fitted on each photo's left half and scored on its \
-                 right, the original 3DGS's exposure protocol: PSNR {:.2} dB, SSIM {:.4})",
-                mean(|r| r.half_fit.0),
-                mean(|r| r.half_fit.1)
+                "{}",
+                crate::train::half_fit_line(
+                    "with a colour transform fitted",
+                    (mean(|r| r.half_fit.0), mean(|r| r.half_fit.1)),
+                    half_counted,
+                    scored
+                )
             );
         }
         if d.compare {

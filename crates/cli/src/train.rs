@@ -410,6 +410,10 @@ pub struct TrainReport {
     pub psnr_half_fit: f64,
     /// Mean SSIM by the same protocol.
     pub ssim_half_fit: f64,
+    /// How many views those two means are over: the scored views whose
+    /// masks keep pixels in both halves (a view with none in one has no
+    /// score by this protocol).
+    pub half_fit_views: usize,
     /// The scene (an absolute path, as are the views' renders in
     /// `metrics.json`, so that the file reads the same from anywhere).
     pub point_cloud: PathBuf,
@@ -462,6 +466,39 @@ fn checkpoint_failed(which: &str, c: CliError) -> String {
 
 /// The mean of views' scores, leaving out views with none (NaN: a view
 /// whose mask ignores every pixel); NaN when no view has a score.
+/// What a summary adds to scores of which `masked` of the `scored` views
+/// have masks: that those views' scores are over their kept pixels.
+pub(crate) fn masked_note(masked: usize, scored: usize) -> String {
+    match masked {
+        0 => String::new(),
+        m if m == scored => " (over the pixels the masks keep)".to_string(),
+        m => format!(" ({m} of the {scored} views masked: over the pixels their masks keep)"),
+    }
+}
+
+/// The summary's line on the scores by the original 3DGS's exposure
+/// protocol (`lead`: how the colour transform came), over the `counted`
+/// of the `scored` views whose masks keep pixels in both halves.
+pub(crate) fn half_fit_line(
+    lead: &str,
+    (psnr, ssim): (f64, f64),
+    counted: usize,
+    scored: usize,
+) -> String {
+    let what = match counted {
+        0 => "no score: every view's mask keeps no pixel in one of its halves".to_string(),
+        n if n < scored => format!(
+            "PSNR {psnr:.2} dB, SSIM {ssim:.4} over {n} of the {scored} views; the others' \
+             masks keep no pixel in one of their halves"
+        ),
+        _ => format!("PSNR {psnr:.2} dB, SSIM {ssim:.4}"),
+    };
+    format!(
+        "  ({lead} on each photo's left half and scored on its right, the original 3DGS's \
+         exposure protocol: {what})"
+    )
+}
+
 pub(crate) fn mean_of_scored(xs: impl Iterator<Item = f64>) -> f64 {
     let (s, n) = xs
         .filter(|x| !x.is_nan())
@@ -951,6 +988,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             exposure: t.config().exposure,
             psnr_half_fit: mean_of_scored(ev.iter().map(|e| e.half_fit.0)),
             ssim_half_fit: mean_of_scored(ev.iter().map(|e| e.half_fit.1)),
+            half_fit_views: ev.iter().filter(|e| !e.half_fit.0.is_nan()).count(),
             point_cloud: absolute(&point_cloud),
             dataset: crate::settings::stored_dataset_path(&a.data),
             notes: t.data().notes.clone(),
@@ -990,15 +1028,19 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         };
         let scores = match report.scored_views {
             0 => "no score (every pixel of every view is masked)".to_string(),
-            _ => format!("PSNR {:.2} dB, SSIM {:.4}", report.psnr, report.ssim),
+            n => format!(
+                "PSNR {:.2} dB, SSIM {:.4}{}",
+                report.psnr,
+                report.ssim,
+                masked_note(report.masked_views, n)
+            ),
         };
         println!(
             "trained {} Gaussians for {ran}: {} views{unscored} {scores}",
             report.gaussians, eval_split
         );
         if report.scored_views > 0 {
-            let (p, s) = (report.psnr_half_fit, report.ssim_half_fit);
-            let scores = match report.exposure {
+            let lead = match report.exposure {
                 true => {
                     "with --exposure those scores take each photo as it is (the identity \
                          colour transform); fitted"
@@ -1006,8 +1048,13 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
                 false => "with a colour transform fitted",
             };
             println!(
-                "  ({scores} on each photo's left half and scored on its right, the original \
-                 3DGS's exposure protocol: PSNR {p:.2} dB, SSIM {s:.4})"
+                "{}",
+                half_fit_line(
+                    lead,
+                    (report.psnr_half_fit, report.ssim_half_fit),
+                    report.half_fit_views,
+                    report.scored_views
+                )
             );
         }
         let exported = a.export.map_or(String::new(), |f| {

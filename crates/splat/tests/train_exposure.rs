@@ -72,6 +72,19 @@ fn the_fit_recovers_a_known_transform_and_scores_the_other_half() {
         }
     }
     assert!(half_fit_scores(&x, &y2, None, w, h).0 < psnr);
+    // a mask that keeps no pixel of one half: no score (not the identity's
+    // score passed off as the protocol's, nor a NaN averaged in)
+    for keep_left in [true, false] {
+        let m: Vec<f64> = (0..w * h)
+            .map(|p| f64::from(u8::from((p % w < w / 2) == keep_left)))
+            .collect();
+        let (p, s) = half_fit_scores(&x, &y, Some(&m), w, h);
+        assert!(p.is_nan() && s.is_nan(), "{keep_left}: {p} {s}");
+    }
+    // one kept pixel on each side is enough to be scored
+    let mut m = vec![0.0; w * h];
+    (m[0], m[w - 1]) = (1.0, 1.0);
+    assert!(!half_fit_scores(&x, &y, Some(&m), w, h).0.is_nan());
 }
 
 #[test]

@@ -123,7 +123,9 @@ fn solve4(mut a: [[f64; 4]; 4], mut b: [f64; 4]) -> Option<[f64; 4]> {
 /// The held-out score under the original's protocol: fit the transform on
 /// the left half of the photo (kept pixels only when `mask` is given),
 /// apply it to the whole render, and return PSNR and SSIM over the right
-/// half (and the mask's kept pixels).
+/// half (and the mask's kept pixels). NaN for both, no score, when the
+/// mask keeps no pixel in one of the halves: nothing to fit on, or
+/// nothing to score (as a view masked whole has no plain score).
 pub fn half_fit_scores(
     render: &[f64],
     photo: &[f64],
@@ -132,6 +134,11 @@ pub fn half_fit_scores(
     height: usize,
 ) -> (f64, f64) {
     let kept = |p: usize| mask.is_none_or(|m| m[p] > 0.0);
+    let left = |p: &usize| p % width < width / 2;
+    let pixels = 0..width * height;
+    if !pixels.clone().filter(left).any(kept) || !pixels.filter(|p| !left(p)).any(kept) {
+        return (f64::NAN, f64::NAN);
+    }
     let e = fit(render, photo, |p| p % width < width / 2 && kept(p));
     let corrected: Vec<f64> = apply(&e, render)
         .into_iter()
