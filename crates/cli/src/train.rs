@@ -763,7 +763,13 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     let photos = PhotoSet::of(&ds);
     let mut t = if a.resume {
         check_resume_elsewhere(&a, &photos)?;
-        Trainer::resume(ds, cfg, &ckpt_dir).map_err(train_err)?
+        let noted = ds.notes.len();
+        let t = Trainer::resume(ds, cfg, &ckpt_dir).map_err(train_err)?;
+        // what the resume found (per-photo transforms that carried over)
+        for n in &t.data().notes[noted..] {
+            eprintln!("note: {n}");
+        }
+        t
     } else {
         Trainer::new(ds, cfg).map_err(train_err)?
     };

@@ -144,6 +144,44 @@ fn exposure_trains_and_survives_a_checkpoint() {
     for i in 0..4 {
         assert_eq!(r.exposure(i), t.exposure(i));
     }
+    assert_eq!(r.data().notes, ds.notes, "the same photos: no note");
+    // resumed on other photos (--resume-other-data): each transform goes
+    // to the photo of its name, whatever its place; a photo the run never
+    // trained starts at the identity, and a note says how many carried
+    let mut other = ds.clone();
+    other.train.swap(0, 3);
+    other.train[1].name = "a new photo.png".into();
+    other.train.truncate(3);
+    let o = Trainer::resume(other.clone(), cfg.clone(), &ck).unwrap();
+    assert_eq!(o.exposure(0), t.exposure(3));
+    assert_eq!(o.exposure(1), Some(IDENTITY));
+    assert_eq!(o.exposure(2), t.exposure(2));
+    assert!(
+        o.data()
+            .notes
+            .iter()
+            .any(|n| n.contains("2 of the 3") && n.contains("1 start at the identity")),
+        "{:?}",
+        o.data().notes
+    );
+    let mut o = o;
+    o.step().unwrap();
+    // a checkpoint of an earlier chainrule names no photos: only the same
+    // number of photos can take its transforms, and the error says why
+    let older = d.join("older");
+    t.save_checkpoint(&older).unwrap();
+    let latest = older.join("latest.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&latest).unwrap()).unwrap();
+    meta.as_object_mut().unwrap().remove("exposure_views");
+    std::fs::write(&latest, meta.to_string()).unwrap();
+    let e = Trainer::resume(other, cfg.clone(), &older)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("records no names"), "{e}");
+    let r2 = Trainer::resume(ds.clone(), cfg.clone(), &older).unwrap();
+    assert_eq!(r2.exposure(1), t.exposure(1));
     // one more step each: the optimiser's state came back too
     let (mut a, mut b) = (t, r);
     a.step().unwrap();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::config::check_config;
-use super::exposure::EXPOSURE_PARAMS;
+use super::exposure::{EXPOSURE_PARAMS, IDENTITY};
 use super::{TrainConfig, TrainError, Trainer, GROUPS};
 use crate::adam::Adam;
 use crate::atomic::write_atomic;
@@ -216,6 +216,15 @@ impl Trainer {
         // `exposure.bin`)
         if self.cfg.exposure {
             meta["exposure_steps"] = self.exposure_adam.steps().into();
+            // whose transforms `exposure.bin` holds, so that a run resumed
+            // on other photos carries each to its own photo
+            meta["exposure_views"] = self
+                .data
+                .train
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .into();
         }
         Checkpoint {
             name,
@@ -241,27 +250,68 @@ impl Trainer {
         b
     }
 
-    /// Reads `exposure.bin` back (the views must be the run's).
-    fn read_exposure(&mut self, path: &Path, steps: u32) -> Result<(), TrainError> {
+    /// Reads `exposure.bin` back: the transforms (and their moments) of
+    /// the photos `names` lists, in the file's order, each given to the
+    /// training photo of that name; a photo the file has none for starts
+    /// at the identity. Returns how many photos were matched. Without
+    /// `names` (checkpoints written before they were recorded) the file
+    /// must hold the run's own photos, in order.
+    fn read_exposure(
+        &mut self,
+        path: &Path,
+        steps: u32,
+        names: Option<&[String]>,
+    ) -> Result<usize, TrainError> {
         let n = self.data.train.len();
-        let len = n * EXPOSURE_PARAMS;
-        let what = format!("an exposure file for {n} training views");
-        let bytes = read_counted(path, EXPOSURE_MAGIC, n, 8 * 3 * len, &what)?;
+        let stored = match names {
+            Some(names) => names.len(),
+            None => n,
+        };
+        let len = stored * EXPOSURE_PARAMS;
+        let what = match names {
+            Some(_) => format!("an exposure file for the {stored} photos latest.json names"),
+            None => format!(
+                "an exposure file for {n} training photos (a checkpoint of an earlier chainrule \
+                 records no names, so its transforms carry over only to the same photos)"
+            ),
+        };
+        let bytes = read_counted(path, EXPOSURE_MAGIC, stored, 8 * 3 * len, &what)?;
         let vals: Vec<f64> = bytes[16..]
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect();
-        self.exposure = vals[..len]
+        // for each training photo, its row in the file
+        let rows: Vec<Option<usize>> = match names {
+            None => (0..n).map(Some).collect(),
+            Some(names) => {
+                let at: std::collections::HashMap<&str, usize> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.as_str(), i))
+                    .collect();
+                self.data
+                    .train
+                    .iter()
+                    .map(|v| at.get(v.name.as_str()).copied())
+                    .collect()
+            }
+        };
+        let block = |part: usize, row: Option<usize>| match row {
+            Some(r) => {
+                let from = part * len + r * EXPOSURE_PARAMS;
+                vals[from..from + EXPOSURE_PARAMS].to_vec()
+            }
+            None if part == 0 => IDENTITY.to_vec(),
+            None => vec![0.0; EXPOSURE_PARAMS],
+        };
+        let part = |k: usize| -> Vec<f64> { rows.iter().flat_map(|&r| block(k, r)).collect() };
+        let (e, m, v) = (part(0), part(1), part(2));
+        self.exposure = e
             .chunks_exact(EXPOSURE_PARAMS)
             .map(|c| c.try_into().expect("12 numbers"))
             .collect();
-        self.exposure_adam = Adam::from_state(
-            vec![0.0; len],
-            vals[len..2 * len].to_vec(),
-            vals[2 * len..].to_vec(),
-            steps,
-        );
-        Ok(())
+        self.exposure_adam = Adam::from_state(vec![0.0; n * EXPOSURE_PARAMS], m, v, steps);
+        Ok(rows.iter().filter(|r| r.is_some()).count())
     }
 
     /// `average.bin`: magic, Gaussian count, then each group's averaged
@@ -467,7 +517,26 @@ impl Trainer {
                         "exposure_steps: missing or not a non-negative integer",
                     )
                 })?;
-            t.read_exposure(&sub.join(EXPOSURE_FILE), steps)?;
+            let names: Option<Vec<String>> = match meta.get("exposure_views") {
+                None => None,
+                Some(v) => Some(
+                    v.as_array()
+                        .and_then(|a| a.iter().map(|s| s.as_str().map(String::from)).collect())
+                        .ok_or_else(|| {
+                            ck_err(&latest, "exposure_views: not a list of photo names")
+                        })?,
+                ),
+            };
+            let matched = t.read_exposure(&sub.join(EXPOSURE_FILE), steps, names.as_deref())?;
+            let n = t.data.train.len();
+            if matched < n {
+                t.data.notes.push(format!(
+                    "--exposure: {matched} of the {n} training photos continue with the colour \
+                     transforms the checkpoint learned for photos of their names; the other {} \
+                     start at the identity",
+                    n - matched
+                ));
+            }
         }
         // the parameters' moving average, once started (checkpoints
         // written before it existed have none); a run resumed without one
