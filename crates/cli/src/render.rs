@@ -114,6 +114,9 @@ pub struct RenderArgs {
     /// fitted on each photo's left half, scored on its right, over the
     /// `half_fit_views` whose masks keep pixels in both halves), the
     /// number of `masked_views`, and per view whether it is `masked`.
+    /// The training photos of an `--exposure` run (a train folder rendered
+    /// on its own dataset) are scored through the colour transforms the
+    /// run learned for them (per view `exposure`; a note says so).
     #[arg(long, value_name = "DATASET", conflicts_with = "orbit")]
     pub data: Option<PathBuf>,
     /// With --data: which split (`test` or `train`) [default: test].
@@ -196,6 +199,39 @@ fn note_data_model(trained: Option<&Path>, data: &Path) {
     }
 }
 
+/// The colour transforms an `--exposure` run learned for its training
+/// photos, when `ply` is a `train` folder's own scene (`scene` the folder
+/// or that file, `saved` its settings.json) and `data` the dataset it was
+/// trained on: so that `render --data --split train` scores the photos as
+/// the run fitted them. `None` otherwise (another scene or dataset: its
+/// photos' names would pick another photo's transform).
+fn learned_exposure(
+    scene: &Path,
+    ply: &Path,
+    saved: Option<&crate::settings::RenderSettings>,
+    from_model: bool,
+    data: &Path,
+) -> CliResult<Option<Vec<(String, [f64; 12])>>> {
+    use crate::settings::loaded_from;
+    let folder = crate::scene_input::scene_folder(scene);
+    let same = |x: &Path, y: &Path| match (x.canonicalize(), y.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    };
+    let ckpt = crate::train::checkpoint_dir(folder);
+    let trained_on = saved.and_then(|s| s.dataset.as_deref());
+    let ours = !from_model
+        && folder.join(crate::settings::FILE).is_file()
+        && same(ply, &folder.join("point_cloud.ply"))
+        && ckpt.join("latest.json").is_file()
+        && trained_on
+            .is_some_and(|t| loaded_from(t).is_some() && loaded_from(t) == loaded_from(data));
+    if !ours {
+        return Ok(None);
+    }
+    splat::train::exposure_transforms(&ckpt).map_err(|e| CliError::file(&ckpt, e))
+}
+
 /// Renders a 3D scene (`ply`) as the arguments ask, with the settings
 /// saved beside it filling in what they leave out.
 fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
@@ -268,6 +304,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             resolution: crate::settings::RenderSettings::load_options(saved.as_ref()),
             json: a.json,
             compare: a.compare,
+            exposure: learned_exposure(&a.file, ply, saved.as_ref(), model.is_some(), data)?,
         };
         return crate::render3d::run_ply_on_dataset(ply, data, &a.out, &d);
     }

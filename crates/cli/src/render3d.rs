@@ -416,6 +416,10 @@ pub struct DataRender {
     pub json: bool,
     /// Also write `compare/NAME`: photo, render and error heat map.
     pub compare: bool,
+    /// The colour transforms an `--exposure` run learned, by training
+    /// photo: a view of that name is scored (and its render written)
+    /// through its transform, as the run fitted it.
+    pub exposure: Option<Vec<(String, [f64; 12])>>,
 }
 
 /// Writes `dir/name`: the photo, the render and their error as a heat map
@@ -481,6 +485,26 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
     }
     let compare_dir = out_dir.join("compare");
     let names = ds.render_names(views);
+    let learned: std::collections::HashMap<&str, &[f64; 12]> = d
+        .exposure
+        .iter()
+        .flatten()
+        .map(|(n, e)| (n.as_str(), e))
+        .collect();
+    let through = views
+        .iter()
+        .filter(|v| learned.contains_key(v.name.as_str()))
+        .count();
+    let mut notes = ds.notes.clone();
+    if through > 0 {
+        let note = format!(
+            "{through} of the {} views are scored through the colour transforms the run \
+             learned for their photos (--exposure), as it fitted them; their renders too",
+            views.len()
+        );
+        eprintln!("note: {note}");
+        notes.push(note);
+    }
     // never over the dataset's photos (nor anything else of the user's);
     // an earlier render's, or a `train` folder's renders, are replaced
     let scores = out_dir.join(SCORES_FILE);
@@ -513,12 +537,21 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         ssim: f64,
         half_fit: (f64, f64),
         masked: bool,
+        exposure: bool,
         file: String,
     }
     let mut rows = Vec::with_capacity(views.len());
     for (v, name) in views.iter().zip(&names) {
         let cam = splat::train::camera_of(v);
-        let (img, _) = render(&g, &cam, &ropts).map_err(|e| CliError::usage(e.to_string()))?;
+        let (mut img, _) = render(&g, &cam, &ropts).map_err(|e| CliError::usage(e.to_string()))?;
+        let learned = learned.get(v.name.as_str());
+        if let Some(e) = learned {
+            let rgb: Vec<f64> = img.rgb.iter().map(|&x| f64::from(x)).collect();
+            img.rgb = splat::train::exposure::apply(e, &rgb)
+                .into_iter()
+                .map(|x| x.clamp(0.0, 1.0) as f32)
+                .collect();
+        }
         // over the kept pixels of the view's mask (all without one)
         let splat::train::ViewScore {
             rgb,
@@ -543,6 +576,7 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
             ssim,
             half_fit,
             masked: v.mask.is_some(),
+            exposure: learned.is_some(),
             file: file.display().to_string(),
         });
     }
@@ -557,6 +591,7 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         .iter()
         .map(|r| {
             serde_json::json!({"name": r.name, "view": r.name, "masked": r.masked,
+                "exposure": r.exposure,
                 "psnr": r.psnr, "ssim": r.ssim,
                 "psnr_half_fit": r.half_fit.0, "ssim_half_fit": r.half_fit.1, "render": r.file})
         })
@@ -566,7 +601,7 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         "psnr": mean_psnr, "ssim": mean_ssim,
         "psnr_half_fit": mean(|r| r.half_fit.0), "ssim_half_fit": mean(|r| r.half_fit.1),
         "half_fit_views": half_counted, "masked_views": masked,
-        "per_view": per, "out": out_dir.display().to_string(), "notes": ds.notes,
+        "per_view": per, "out": out_dir.display().to_string(), "notes": notes,
     });
     if d.compare {
         report["compare"] = serde_json::json!(compare_dir.display().to_string());

@@ -741,6 +741,63 @@ fn the_report_says_how_exposure_runs_are_scored() {
         text.contains("identity") && text.contains("protocol: PSNR"),
         "{text}"
     );
+    // `render --data --split train` of the run scores each training photo
+    // through the transform the run learned for it, and says so; its
+    // renders are the transformed ones. A copy without the checkpoints
+    // (nothing to read them from) scores the photos as they are
+    let transforms = splat::train::exposure_transforms(&out.join("checkpoints"))
+        .unwrap()
+        .expect("the run's transforms, by photo");
+    assert!(transforms
+        .iter()
+        .any(|(_, e)| *e != splat::train::exposure::IDENTITY));
+    let bare = d.join("no-checkpoints");
+    let _ = std::fs::create_dir_all(&bare);
+    for f in ["point_cloud.ply", "settings.json"] {
+        std::fs::copy(out.join(f), bare.join(f)).unwrap();
+    }
+    let score = |scene: &std::path::Path, to: &str| {
+        let o = run(&[
+            "render",
+            scene.to_str().unwrap(),
+            "--data",
+            ds,
+            "--split",
+            "train",
+            "--json",
+            "--out",
+            d.join(to).to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let (through, plain) = (score(&out, "r-through"), score(&bare, "r-plain"));
+    let per = through["per_view"].as_array().unwrap();
+    assert!(per.iter().all(|v| v["exposure"] == true), "{through}");
+    assert!(plain["per_view"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["exposure"] == false));
+    assert!(
+        through["notes"].to_string().contains("--exposure"),
+        "{through}"
+    );
+    assert_ne!(through["psnr"], plain["psnr"]);
+    // (the held-out photos have no learned transform: the same either way)
+    let test = |scene: &std::path::Path, to: &str| {
+        let o = run(&[
+            "render",
+            scene.to_str().unwrap(),
+            "--data",
+            ds,
+            "--json",
+            "--out",
+            d.join(to).to_str().unwrap(),
+        ]);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["psnr"].clone()
+    };
+    assert_eq!(test(&out, "t-through"), test(&bare, "t-plain"));
     // a run without --exposure is scored by the protocol too (to compare)
     let v = json(&small_train(&data, &out, &["--iters", "3", "--overwrite"]));
     assert_eq!(v["exposure"], false);

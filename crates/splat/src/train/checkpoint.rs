@@ -126,6 +126,55 @@ impl Checkpoint {
     }
 }
 
+/// The per-photo colour transforms (`--exposure`) of the latest
+/// checkpoint in `dir` (the folder of `latest.json`), by the name of the
+/// training photo each was learned for; `None` when the run learned none,
+/// or its checkpoint is of an earlier chainrule that did not record whose
+/// they are. For scoring the training photos as the run fitted them.
+pub fn exposure_transforms(
+    dir: &Path,
+) -> Result<Option<Vec<(String, [f64; EXPOSURE_PARAMS])>>, TrainError> {
+    let latest = dir.join("latest.json");
+    let text = std::fs::read_to_string(&latest)
+        .map_err(|e| ck_err(&latest, format!("cannot read: {e}")))?;
+    let meta: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ck_err(&latest, format!("malformed JSON: {e}")))?;
+    if meta.get("exposure").and_then(|v| v.as_bool()) != Some(true) {
+        return Ok(None);
+    }
+    let Some(names) = meta.get("exposure_views").and_then(|v| v.as_array()) else {
+        return Ok(None);
+    };
+    let names: Vec<String> = names
+        .iter()
+        .map(|s| s.as_str().map(String::from))
+        .collect::<Option<_>>()
+        .ok_or_else(|| ck_err(&latest, "exposure_views: not a list of photo names"))?;
+    let sub = meta
+        .get("checkpoint")
+        .and_then(|v| v.as_str())
+        .filter(|n| n.starts_with("ckpt-") && !n.contains(['/', '\\']))
+        .ok_or_else(|| ck_err(&latest, "checkpoint: missing or not a folder name ckpt-N"))?;
+    let path = dir.join(sub).join(EXPOSURE_FILE);
+    let len = names.len() * EXPOSURE_PARAMS;
+    let what = format!(
+        "an exposure file for the {} photos latest.json names",
+        names.len()
+    );
+    let bytes = read_counted(&path, EXPOSURE_MAGIC, names.len(), 8 * 3 * len, &what)?;
+    let vals: Vec<f64> = bytes[16..16 + 8 * len]
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    Ok(Some(
+        names
+            .into_iter()
+            .zip(vals.chunks_exact(EXPOSURE_PARAMS))
+            .map(|(n, e)| (n, e.try_into().expect("12 numbers")))
+            .collect(),
+    ))
+}
+
 /// Writes checkpoints into one folder on a thread of its own, so that
 /// training goes on while the files reach the disk (a capture's
 /// checkpoint is about 150 MB, which took this VM 1.6 s to write). One

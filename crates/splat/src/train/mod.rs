@@ -38,7 +38,7 @@ pub mod knn;
 mod schedule;
 pub mod trainer;
 
-pub use checkpoint::{Checkpoint, CheckpointWriter};
+pub use checkpoint::{exposure_transforms, Checkpoint, CheckpointWriter};
 pub use config::{Strategy, TrainConfig};
 pub use eval::{score_view, ViewEval, ViewScore};
 pub use trainer::{StepInfo, Trainer};
