@@ -174,6 +174,15 @@ fn colmap_masks_by_full_name_or_stem_and_inverted() {
             "{n}"
         );
     }
+    // its mask there as a JPEG: the note says why it is not read
+    std::fs::write(dir.join("masks/p1.jpg"), b"a jpeg").unwrap();
+    let ds = load(&dir, &opts(false)).unwrap();
+    assert!(
+        ds.notes[0].contains("p1.jpg, but masks are read from PNG files only"),
+        "{:?}",
+        ds.notes
+    );
+    std::fs::remove_file(dir.join("masks/p1.jpg")).unwrap();
     // missing for every photo: the files are named otherwise, an error
     // naming the folder and a photo
     std::fs::rename(dir.join("masks/p0.png.png"), dir.join("masks/mask_p0.png")).unwrap();

@@ -137,20 +137,9 @@ impl Tally {
         };
         if self.missing.len() == self.total {
             let stem = Path::new(name).with_extension("png");
-            let other = match other_format(masks_dir, name) {
-                Some(f) if f.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) => {
-                    format!(
-                        "; there is {}: name the masks' extension .png, in lower case",
-                        f.display()
-                    )
-                }
-                Some(f) => format!(
-                    "; there is {}, but masks are read from PNG files only (a lossless \
-                     format: JPEG's artefacts would keep pixels meant to be ignored)",
-                    f.display()
-                ),
-                None => String::new(),
-            };
+            let other = misnamed(masks_dir, name)
+                .map(|m| format!("; {m}"))
+                .unwrap_or_default();
             return Err(DataError::invalid(
                 masks_dir,
                 "masks",
@@ -171,6 +160,13 @@ impl Tally {
         let mut notes: Vec<String> = note(&folders, &self.missing, self.total)
             .into_iter()
             .collect();
+        // a missing mask that is there in another format or case
+        if let (Some(first), Some(why)) = (
+            notes.first_mut(),
+            self.missing.iter().take(20).find_map(|n| misnamed(masks_dir, n)),
+        ) {
+            first.push_str(&format!("; {why}"));
+        }
         if let Some((name, used, other)) = self.two.first() {
             let names: Vec<String> = self.two.iter().map(|t| t.0.clone()).collect();
             let (list, _) = name_list(&names).expect("one at least");
@@ -186,6 +182,27 @@ impl Tally {
         }
         Ok(notes)
     }
+}
+
+/// What is wrong with the file that looks like photo `name`'s mask in
+/// `masks_dir` but is not read as one ([`other_format`]), for a message:
+/// `there is masks/IMG_1.jpg, but masks are read from PNG files only …`.
+fn misnamed(masks_dir: &Path, name: &str) -> Option<String> {
+    let f = other_format(masks_dir, name)?;
+    Some(
+        if f.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
+            format!(
+                "there is {}: name the masks' extension .png, in lower case",
+                f.display()
+            )
+        } else {
+            format!(
+                "there is {}, but masks are read from PNG files only (a lossless format: \
+                 JPEG's artefacts would keep pixels meant to be ignored)",
+                f.display()
+            )
+        },
+    )
 }
 
 /// A file of `masks_dir` named as photo `name`'s mask would be but for
