@@ -277,6 +277,12 @@ pub fn run(a: ExportArgs) -> CliResult {
             ))
         }
     };
+    // (an empty file is most often a failed copy or download: a valid
+    // empty scene written from it would hide that, as view and render
+    // refuse it)
+    if g.is_empty() {
+        return Err(CliError::file(&file, "the scene has no Gaussians"));
+    }
     // the drawing mode goes with the scene, so other viewers draw it as
     // it was trained
     check_out(&a, &file)?;

@@ -124,7 +124,11 @@ fn bad_inputs_exit_2_naming_the_file() {
     std::fs::create_dir_all(&empty).unwrap();
     let other = dir.join("scene.obj");
     std::fs::write(&other, b"v 0 0 0").unwrap();
-    for input in [&bad, &empty, &other, &dir.join("missing.ply")] {
+    // (an empty .splat reads as a scene of no Gaussians, which export
+    // refuses as view and render do)
+    let nothing = dir.join("zero.splat");
+    std::fs::write(&nothing, b"").unwrap();
+    for input in [&bad, &empty, &other, &dir.join("missing.ply"), &nothing] {
         let o = export(input, "splat", &dir.join("out.splat"));
         assert_eq!(o.status.code(), Some(2), "{input:?}");
         let err = String::from_utf8_lossy(&o.stderr);

@@ -697,6 +697,21 @@ fn export_refuses_a_folder_of_other_files() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("other files"));
     assert!(!busy.join("index.html").exists());
+    // the errors about --export's folder name it, in JSON too, and a file
+    // there is said to be the wrong --export
+    let file = busy.join("notes.txt");
+    for (at, want) in [
+        (busy_s, "other files"),
+        (file.to_str().unwrap(), "is a file"),
+    ] {
+        let o = cli(&["view", scene, "--export", at, "--json"]);
+        assert_eq!(o.status.code(), Some(2));
+        let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(e["path"].as_str(), Some(at), "{e}");
+        let msg = e["error"].as_str().unwrap();
+        assert!(msg.contains("--export") && msg.contains(want), "{e}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     for _ in 0..2 {

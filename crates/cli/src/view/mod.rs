@@ -333,19 +333,25 @@ fn export_site(
         .static_site(format)
         .map_err(|e| CliError::file(&model, e))?
         .ok_or_else(|| CliError::usage("--export: only a 3D scene can be a static site"))?;
+    if dir.exists() && !dir.is_dir() {
+        return Err(CliError::file(
+            dir,
+            "--export: is a file, not a folder; name a new folder for the site",
+        ));
+    }
     if dir.join("point_cloud.ply").is_file() {
-        return Err(CliError::usage(format!(
-            "--export {}: that folder is a `chainrule train` output; its settings.json and \
+        return Err(CliError::file(
+            dir,
+            "--export: that folder is a `chainrule train` output; its settings.json and \
              files would be replaced. Export into a new folder",
-            dir.display()
-        )));
+        ));
     }
     if crate::original_3dgs::root_of(dir).is_some() {
-        return Err(CliError::usage(format!(
-            "--export {}: that folder is a model folder of the original 3DGS; its \
-             cameras.json would be replaced. Export into a new folder",
-            dir.display()
-        )));
+        return Err(CliError::file(
+            dir,
+            "--export: that folder is a model folder of the original 3DGS; its cameras.json \
+             would be replaced. Export into a new folder",
+        ));
     }
     // a folder of something else (a dataset, a project): the site's files
     // would land among its own
@@ -357,12 +363,14 @@ fn export_site(
     });
     if let Some(name) = other {
         if !matches!(scene_input::site_info(dir), Ok(Some(_))) {
-            return Err(CliError::usage(format!(
-                "--export {}: that folder holds other files ({} among them) and no earlier \
-                 site; export into a new or empty folder, or one an earlier --export wrote",
-                dir.display(),
-                name.to_string_lossy()
-            )));
+            return Err(CliError::file(
+                dir,
+                format!(
+                    "--export: that folder holds other files ({} among them) and no earlier \
+                     site; export into a new or empty folder, or one an earlier --export wrote",
+                    name.to_string_lossy()
+                ),
+            ));
         }
     }
     if let Some(s) = settings {

@@ -163,7 +163,10 @@ impl Tally {
         // a missing mask that is there in another format or case
         if let (Some(first), Some(why)) = (
             notes.first_mut(),
-            self.missing.iter().take(20).find_map(|n| misnamed(masks_dir, n)),
+            self.missing
+                .iter()
+                .take(20)
+                .find_map(|n| misnamed(masks_dir, n)),
         ) {
             first.push_str(&format!("; {why}"));
         }
