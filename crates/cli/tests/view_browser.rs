@@ -565,6 +565,40 @@ fn the_address_follows_the_view_and_a_copied_link_reopens_it() {
         p < 30.0,
         "the drag did not move the camera (PSNR {p:.2} dB)"
     );
+    // the field of view spans the window's shorter side: the same link on
+    // a portrait window (a phone) sees as wide as the landscape one sees
+    // high, and the slider's label says which
+    let label = |b: &mut browser::Browser, s: &str| {
+        b.eval(s, "document.getElementById('fovname').textContent")
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(label(&mut b, &s2), "vertical FOV");
+    let tall = b.open(&format!("{url}{moved}"), 300, 400);
+    b.wait_ready(&tall, Duration::from_secs(120));
+    assert_eq!(label(&mut b, &tall), "horizontal FOV");
+    let (tw, th, portrait) = b.capture(&tall);
+    save_png(&dir.join("portrait.png"), tw, th, &portrait);
+    // (the landscape view's middle 300×300 square, turned: the portrait's
+    // middle square shows the same scene at the same scale)
+    let square = |rgb: &[u8], w: u32, h: u32| -> Vec<u8> {
+        let (x0, y0) = ((w - 300) / 2, (h - 300) / 2);
+        (y0..y0 + 300)
+            .flat_map(|y| (x0..x0 + 300).flat_map(move |x| [y, x]))
+            .collect::<Vec<u32>>()
+            .chunks(2)
+            .flat_map(|p| {
+                let i = ((p[0] * w + p[1]) * 3) as usize;
+                rgb[i..i + 3].to_vec()
+            })
+            .collect()
+    };
+    if (w, h) == (400, 300) && (tw, th) == (300, 400) {
+        let p = browser::psnr(&square(&here, w, h), &square(&portrait, tw, th));
+        println!("portrait against landscape, their middle squares: PSNR {p:.2} dB");
+        assert!(p >= 30.0, "PSNR {p:.2} dB < 30");
+    }
     // a malformed pose is said, and the start view shown
     let s4 = b.open(&format!("{url}?pose=1,2,3&ui=0"), 400, 300);
     b.wait_ready(&s4, Duration::from_secs(120));

@@ -137,11 +137,14 @@ fn frame(g: &Gaussians<f32>, cameras: &[Value]) -> Value {
     }
     let home = match cameras.first() {
         Some(cam) => {
-            let (h, fy) = (
-                cam["height"].as_f64().unwrap_or(1.0),
-                cam["fy"].as_f64().unwrap_or(1.0),
-            );
-            json!({"R": cam["R"], "t": cam["t"], "fov_deg": (2.0 * (0.5 * h / fy).atan()).to_degrees()})
+            // its field of view across its shorter side, as the page
+            // spans the window's shorter side with it
+            let num = |k: &str| cam[k].as_f64().unwrap_or(1.0);
+            let (side, f) = match num("width") < num("height") {
+                true => (num("width"), num("fx")),
+                false => (num("height"), num("fy")),
+            };
+            json!({"R": cam["R"], "t": cam["t"], "fov_deg": (2.0 * (0.5 * side / f).atan()).to_degrees()})
         }
         None => {
             // look at the centre from the -y side, a little above, framing the radius

@@ -12,7 +12,8 @@
 // shown) with the canvas at the top-left, sized to the photo in CSS
 // pixels; ?pose=X,Y,Z,QW,QX,QY,QZ&fov=DEG opens at a free viewpoint (the
 // camera's centre in world coordinates and the unit quaternion of its
-// world-to-camera rotation, and the vertical field of view);
+// world-to-camera rotation, and the field of view across the window's
+// shorter side: top to bottom on a landscape window);
 // ?camera=NAME&pose=... opens at that pose through that dataset camera's
 // lens (its size and intrinsics: a view moved away from the camera); ui=0
 // hides every overlay. The address bar follows the view (a dataset
@@ -220,9 +221,12 @@ async function main() {
     } else {
       w = window.innerWidth;
       h = window.innerHeight;
-      const fy = h / 2 / Math.tan((fovDeg * Math.PI) / 360);
-      if (cam) Object.assign(cam, { w, h, fx: fy, fy, cx: w / 2, cy: h / 2 });
+      // the field of view spans the window's shorter side, so a portrait
+      // window (a phone) sees as wide as a landscape one sees high
+      const f = Math.min(w, h) / 2 / Math.tan((fovDeg * Math.PI) / 360);
+      if (cam) Object.assign(cam, { w, h, fx: f, fy: f, cx: w / 2, cy: h / 2 });
     }
+    $("fovname").textContent = w < h ? "horizontal FOV" : "vertical FOV";
     renderer.setSize(w, h, true);
   }
 
@@ -252,9 +256,10 @@ async function main() {
     const q = toQuaternion(cam.R).map((x) => round(x, 6));
     return `${C.join(",")},${q.join(",")}`;
   }
-  // the vertical field of view: a dataset camera's own while looking
-  // through it (the slider's otherwise)
-  const viewFov = () => (fixed ? (360 / Math.PI) * Math.atan(cam.h / (2 * cam.fy)) : fovDeg);
+  // the field of view across the shorter side: a dataset camera's own
+  // while looking through it (the slider's otherwise)
+  const viewFov = () =>
+    fixed ? (360 / Math.PI) * Math.atan(cam.w < cam.h ? cam.w / (2 * cam.fx) : cam.h / (2 * cam.fy)) : fovDeg;
   // written once the view has been still for 300 ms (browsers limit how
   // often a page may replace its address: Safari throws past 100 times in
   // 30 s, which inside the frame loop would stop it)
