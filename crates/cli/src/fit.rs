@@ -65,12 +65,12 @@ pub struct FitArgs {
     /// Number of Gaussians at the end of the fit (fewer on a target so
     /// small that a growth round would add more than one per pixel; a
     /// note says so).
-    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 4000, value_parser = crate::args::at_least_one::<u32>)]
     pub gaussians: u32,
     /// Start with this many Gaussians and add the rest where the error is
     /// largest, in --grow-rounds rounds over the first half of the run
     /// (default: half of --gaussians; equal to --gaussians: no growth).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = crate::args::at_least_one::<u32>)]
     pub initial_gaussians: Option<u32>,
     /// Adam iterations.
     #[arg(long, default_value_t = 500)]

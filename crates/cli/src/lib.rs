@@ -15,6 +15,7 @@ macro_rules! eprintln {
 }
 
 pub mod alloc;
+pub mod args;
 pub mod bench;
 pub mod error;
 pub mod export;

@@ -126,7 +126,7 @@ pub struct TrainArgs {
     /// down to 10,000s (e.g. 2.13 million on 24 GiB for 160 photos 1,600
     /// pixels wide, which the pixels alone would give 9.9 million); a note
     /// says when the memory sets it; --resume keeps the run's budget].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = crate::args::at_least_one::<u64>)]
     pub max_gaussians: Option<u64>,
     /// Once the Gaussian budget is full, each densification round retires
     /// up to this fraction of the Gaussians (the least opaque ones that
@@ -270,7 +270,7 @@ pub struct TrainArgs {
     /// Densify every this many iterations [default: 100 × until / 15,000,
     /// at least 100; on COLMAP data in runs of 3,000 iterations or more
     /// without --densify-until, at least 50: every 50 up to 15,000].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = crate::args::at_least_one::<u32>)]
     pub densify_every: Option<u32>,
     /// Reset opacities every this many iterations, 0 never [default:
     /// 3,000 × until / 15,000, at least 30 default intervals (3,000 when

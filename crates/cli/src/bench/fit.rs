@@ -24,10 +24,10 @@ use crate::fit::Precision;
 #[derive(Debug, Args)]
 pub struct FitBenchArgs {
     /// Iterations.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 1000, value_parser = crate::args::at_least_one::<u32>)]
     pub iters: u32,
     /// Number of Gaussians.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 2000, value_parser = crate::args::at_least_one::<u32>)]
     pub gaussians: u32,
     /// Target PNG/JPEG (e.g. the peer's target_coffee_256.png); default: the
     /// built-in target.

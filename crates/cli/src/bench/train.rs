@@ -48,7 +48,7 @@ pub struct TrainBenchArgs {
     #[arg(long, default_value_t = 20_000)]
     pub gaussians: usize,
     /// Timed iterations.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 30, value_parser = crate::args::at_least_one::<u32>)]
     pub iters: u32,
     /// Untimed iterations before them.
     #[arg(long, default_value_t = 5)]
