@@ -71,7 +71,8 @@ pub struct ExportArgs {
     /// meta.json writes the SOG unbundled: meta.json and its WebP images
     /// loose in that folder, as splat-transform does); its folder is made
     /// if missing. Not the scene being exported, nor a `train` folder's
-    /// point_cloud.ply.
+    /// scene in any format (point_cloud.ply, point_cloud.spz, …), nor a
+    /// file in one of its checkpoints.
     #[arg(long)]
     pub out: PathBuf,
     /// Print one JSON object instead of the sentence: `out`, `format`,
@@ -199,7 +200,8 @@ pub fn scene_settings(
 
 /// Refuses an `--out` whose name says another format than `--format` (the
 /// file would not read back as the name promises), or that would replace
-/// the scene being exported or a `train` folder's own `point_cloud.ply`.
+/// the scene being exported or a `train` folder's own scene
+/// (`point_cloud.*`), or go into a checkpoint (a folder with `state.bin`).
 fn check_out(a: &ExportArgs, file: &std::path::Path) -> CliResult {
     let want = SceneFormat::from(a.format);
     let named = SceneFormat::from_path(&a.out);
@@ -237,10 +239,11 @@ fn check_out(a: &ExportArgs, file: &std::path::Path) -> CliResult {
     }
     let folder = scene_input::scene_folder(&a.out);
     if folder.join("state.bin").is_file() {
-        return Err(CliError::usage(format!(
-            "--out {}: that folder is a training checkpoint (it holds state.bin), which a              resume reads whole; write to another folder",
-            a.out.display()
-        )));
+        return Err(CliError::file(
+            &a.out,
+            "--out: that folder is a training checkpoint (it holds state.bin), which a resume \
+             reads whole; write to another folder",
+        ));
     }
     // a train folder's scene in any format (`train --export` writes
     // point_cloud.spz and the like beside point_cloud.ply)

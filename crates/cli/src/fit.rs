@@ -333,7 +333,8 @@ pub const DEFAULT_MAX_SIDE: u32 = 1024;
 /// that no --size was given for, and a note saying so.
 fn default_size(mut a: FitArgs) -> FitArgs {
     if let (None, Some(p)) = (a.size, &a.image) {
-        if let Ok((w, h)) = image::image_dimensions(p) {
+        // (as the fit will see it: turned upright by its EXIF orientation)
+        if let Some((w, h)) = splat::image_io::oriented_size(p) {
             if w.max(h) > DEFAULT_MAX_SIDE {
                 a.size = Some(DEFAULT_MAX_SIDE);
                 let (cw, ch) = sized(w as usize, h as usize, a.size);

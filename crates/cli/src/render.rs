@@ -211,7 +211,7 @@ fn learned_exposure(
     saved: Option<&crate::settings::RenderSettings>,
     from_model: bool,
     data: &Path,
-) -> CliResult<Option<Vec<(String, [f64; 12])>>> {
+) -> CliResult<Option<splat::train::exposure::ByPhoto>> {
     use crate::settings::loaded_from;
     let folder = crate::scene_input::scene_folder(scene);
     let same = |x: &Path, y: &Path| match (x.canonicalize(), y.canonicalize()) {

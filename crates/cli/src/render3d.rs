@@ -419,7 +419,7 @@ pub struct DataRender {
     /// The colour transforms an `--exposure` run learned, by training
     /// photo: a view of that name is scored (and its render written)
     /// through its transform, as the run fitted it.
-    pub exposure: Option<Vec<(String, [f64; 12])>>,
+    pub exposure: Option<splat::train::exposure::ByPhoto>,
 }
 
 /// Writes `dir/name`: the photo, the render and their error as a heat map

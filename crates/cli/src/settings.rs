@@ -195,7 +195,9 @@ impl RenderSettings {
             .rev()
             .find_map(|c| c.strip_prefix(FORMAT)?.strip_prefix(' '))?;
         match Self::parse(json, file) {
-            Ok(s) => Some(s),
+            // (a shared file does not send a render to a folder of its
+            // choosing: a carried dataset is dropped, as writers leave it)
+            Ok(s) => Some(s.without_dataset()),
             Err(e) => {
                 let why = match e {
                     CliError::File { message, .. } => message,
@@ -290,10 +292,18 @@ impl RenderSettings {
         }
         Ok(match crate::original_3dgs::find_or_warn(scene) {
             Some((m, s)) => (Some(s), Some(m)),
-            None => (
-                scene.is_file().then(|| Self::embedded_in(scene)).flatten(),
-                None,
-            ),
+            None => {
+                // a folder's scene: a train folder's file, without its
+                // settings.json
+                let file = match scene.is_dir() {
+                    true => scene.join("point_cloud.ply"),
+                    false => scene.to_path_buf(),
+                };
+                (
+                    file.is_file().then(|| Self::embedded_in(&file)).flatten(),
+                    None,
+                )
+            }
         })
     }
 

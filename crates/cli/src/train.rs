@@ -464,8 +464,6 @@ fn checkpoint_failed(which: &str, c: CliError) -> String {
     format!("the {which} checkpoint was not written: {c}")
 }
 
-/// The mean of views' scores, leaving out views with none (NaN: a view
-/// whose mask ignores every pixel); NaN when no view has a score.
 /// What a summary adds to scores of which `masked` of the `scored` views
 /// have masks: that those views' scores are over their kept pixels.
 pub(crate) fn masked_note(masked: usize, scored: usize) -> String {
@@ -499,6 +497,8 @@ pub(crate) fn half_fit_line(
     )
 }
 
+/// The mean of views' scores, leaving out views with none (NaN: a view
+/// whose mask ignores every pixel); NaN when no view has a score.
 pub(crate) fn mean_of_scored(xs: impl Iterator<Item = f64>) -> f64 {
     let (s, n) = xs
         .filter(|x| !x.is_nan())

@@ -542,7 +542,7 @@ fn the_address_follows_the_view_and_a_copied_link_reopens_it() {
     drag(&mut b, &s5, (30, 30), (60, 15));
     let away = settled_address(&mut b, &s5, &at);
     assert!(
-        away.contains("camera=test/r_0") && away.contains("pose=") && !away.contains("fov="),
+        away.contains("camera=test/r_0") && away.contains("pose=") && away.contains("fov="),
         "{away}"
     );
     let (w5, h5, lens) = b.capture(&s5);
@@ -564,6 +564,16 @@ fn the_address_follows_the_view_and_a_copied_link_reopens_it() {
     assert!(
         p < 30.0,
         "the drag did not move the camera (PSNR {p:.2} dB)"
+    );
+    // on a page without that camera, the link opens the pose, and says why
+    let elsewhere = away.replace("camera=test/r_0", "camera=nosuch");
+    let s8 = b.open(&format!("{url}{elsewhere}"), 400, 300);
+    b.wait_ready(&s8, Duration::from_secs(120));
+    let said = b.eval(&s8, "window.__viewer.notice");
+    assert!(
+        said.as_str()
+            .is_some_and(|n| n.contains("nosuch") && n.contains("the pose instead")),
+        "{said}"
     );
     // the field of view spans the window's shorter side: the same link on
     // a portrait window (a phone) sees as wide as the landscape one sees

@@ -98,6 +98,25 @@ pub fn load_on(path: &Path, background: [f64; 3]) -> Result<(Image, bool), Image
     decode_on(&bytes, background)
 }
 
+/// The size a photo file decodes to with [`load`]: its header's, with
+/// width and height swapped when its EXIF orientation turns it a quarter
+/// (a phone's portrait photo stored landscape), read without decoding the
+/// pixels; `None` when the file cannot be read as an image.
+pub fn oriented_size(path: &Path) -> Option<(u32, u32)> {
+    use image::metadata::Orientation as O;
+    let mut decoder = image::ImageReader::open(path)
+        .ok()?
+        .with_guessed_format()
+        .ok()?
+        .into_decoder()
+        .ok()?;
+    let (w, h) = decoder.dimensions();
+    Some(match decoder.orientation().ok()? {
+        O::Rotate90 | O::Rotate270 | O::Rotate90FlipH | O::Rotate270FlipH => (h, w),
+        _ => (w, h),
+    })
+}
+
 /// Decodes PNG or JPEG bytes, over black (see [`decode_on`]).
 pub fn decode(bytes: &[u8]) -> Result<Image, ImageError> {
     Ok(decode_on(bytes, [0.0; 3])?.0)

@@ -73,6 +73,16 @@ fn exif_orientation_is_applied() {
     rotated.extend(&plain[2..]);
     let (a, b) = (decode(&plain).unwrap(), decode(&rotated).unwrap());
     assert_eq!((b.width, b.height), (30, 40));
+    // and the size read from the file's header says so too
+    let dir = std::env::temp_dir().join(format!("chainrule-exif-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (fp, fr) = (dir.join("plain.jpg"), dir.join("rotated.jpg"));
+    std::fs::write(&fp, &plain).unwrap();
+    std::fs::write(&fr, &rotated).unwrap();
+    assert_eq!(splat::image_io::oriented_size(&fp), Some((40, 30)));
+    assert_eq!(splat::image_io::oriented_size(&fr), Some((30, 40)));
+    assert_eq!(splat::image_io::oriented_size(&dir.join("none.jpg")), None);
+    std::fs::remove_dir_all(&dir).unwrap();
     // rotated 90° clockwise: b(x, y) = a(y, H − 1 − x)
     let px = |i: &splat::image_io::Image, x: usize, y: usize| {
         let p = (y * i.width + x) * 3;

@@ -308,7 +308,8 @@ pub fn parse(
 /// header declares, into whether each pixel is kept: a colour channel
 /// above 0 and, in a mask with an alpha channel, not transparent (alpha
 /// above 0), as cut-out tools write masks; a mask whose colour is black
-/// throughout is read by its alpha alone. The decoded samples are read as
+/// throughout and whose alpha is not opaque throughout is read by its
+/// alpha alone. The decoded samples are read as
 /// they are: a byte a pixel beside the decoded image, not a converted copy
 /// (an 8× mask of a 1,600-pixel photo has 123 million pixels).
 fn kept_pixels(path: &Path, bytes: &[u8], width: u32, height: u32) -> Result<Vec<bool>, DataError> {
@@ -337,9 +338,12 @@ fn kept_pixels(path: &Path, bytes: &[u8], width: u32, height: u32) -> Result<Vec
         if channels == colour {
             return raw.chunks_exact(channels).map(lit).collect();
         }
-        let black = !raw.chunks_exact(channels).any(lit);
+        // drawn in the alpha alone: black throughout, some of it
+        // transparent (black and opaque throughout ignores every pixel)
+        let by_alpha = !raw.chunks_exact(channels).any(lit)
+            && raw.chunks_exact(channels).any(|p| p[colour] <= zero);
         raw.chunks_exact(channels)
-            .map(|p| (black || lit(p)) && p[colour] > zero)
+            .map(|p| (by_alpha || lit(p)) && p[colour] > zero)
             .collect()
     }
     Ok(match &img {
@@ -471,7 +475,8 @@ mod tests {
         /// A mask of any colour type PNG stores (grey, grey and alpha,
         /// RGB, RGBA; 8 or 16 bits) keeps the pixels whose colour, read as
         /// RGB in [0, 1], is above 0 anywhere and whose alpha is (by the
-        /// alpha alone when the colour is black throughout), and its
+        /// alpha alone when the colour is black throughout and the alpha
+        /// not opaque throughout), and its
         /// inverse the others; fitting a 2× copy of it keeps a pixel
         /// only where its whole block is kept.
         #[test]
@@ -501,7 +506,7 @@ mod tests {
             // the colour is black throughout
             let rgba = img.to_rgba32f();
             let lit = |p: &image::Rgba<f32>| p.0[..3].iter().any(|&c| c > 0.0);
-            let black = !rgba.pixels().any(lit);
+            let black = !rgba.pixels().any(lit) && rgba.pixels().any(|p| p.0[3] <= 0.0);
             let want: Vec<f32> = rgba
                 .pixels()
                 .map(|p| {
@@ -519,7 +524,8 @@ mod tests {
     /// A cut-out's transparency is a mask: white where kept, transparent
     /// where not (the trial's RGBA and grey-and-alpha masks, which were
     /// read as keeping everything); and a mask drawn in the alpha alone,
-    /// black throughout, is read by its alpha.
+    /// black throughout, is read by its alpha (but black and opaque
+    /// throughout ignores every pixel).
     #[test]
     fn a_mask_files_transparency_ignores_its_pixels() {
         use image::{DynamicImage as D, ImageBuffer};
@@ -555,6 +561,19 @@ mod tests {
             ImageBuffer::from_raw(2, 1, vec![0, 0]).unwrap(),
         ));
         assert_eq!(parse(m, &bytes, photo, 2, 1, false).unwrap(), [0.0, 0.0]);
+        // black and opaque throughout, with an alpha channel: every pixel
+        // ignored (a photo to leave out whole), not read by the alpha
+        for bytes in [
+            png(D::ImageRgba8(
+                ImageBuffer::from_raw(2, 1, vec![0, 0, 0, 255, 0, 0, 0, 255]).unwrap(),
+            )),
+            png(D::ImageLumaA8(
+                ImageBuffer::from_raw(2, 1, vec![0, 255, 0, 255]).unwrap(),
+            )),
+        ] {
+            assert_eq!(parse(m, &bytes, photo, 2, 1, false).unwrap(), [0.0, 0.0]);
+            assert_eq!(parse(m, &bytes, photo, 2, 1, true).unwrap(), [1.0, 1.0]);
+        }
     }
 
     #[test]

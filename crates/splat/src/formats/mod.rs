@@ -247,10 +247,11 @@ pub fn ply_comments_in(path: &Path) -> Option<Vec<String>> {
 }
 
 /// The bytes of a PLY (or compressed PLY) file with the header line
-/// `comment TEXT` added before its first `element` line, so that a file
-/// carries what its format has no field for (other readers skip
-/// comments). An error when `text` holds a line break, or `bytes` have no
-/// PLY header.
+/// `comment TEXT` added as its last line before `end_header`, so that a
+/// file carries what its format has no field for (readers skip comments;
+/// at the end, the lines that loaders reading the header by position
+/// expect, `format` then `element vertex N`, keep their places). An error
+/// when `text` holds a line break, or `bytes` have no PLY header.
 ///
 /// ```
 /// use splat::formats::{encode_scene, ply_comments, with_ply_comment, SceneFormat};
@@ -263,13 +264,9 @@ pub fn with_ply_comment(bytes: Vec<u8>, text: &str) -> Result<Vec<u8>, String> {
     if text.contains(['\n', '\r']) {
         return Err("a PLY comment must be one line".into());
     }
-    let end = ply_comments(&bytes)
+    let at = ply_comments(&bytes)
         .and(ply::header_end(&bytes))
         .ok_or("not a PLY file (no header)")?;
-    let at = bytes[..end]
-        .windows(9)
-        .position(|w| w == b"\nelement ")
-        .map_or(end, |i| i + 1);
     let line = format!("comment {text}\n");
     let mut out = Vec::with_capacity(bytes.len() + line.len());
     out.extend_from_slice(&bytes[..at]);

@@ -131,9 +131,7 @@ impl Checkpoint {
 /// training photo each was learned for; `None` when the run learned none,
 /// or its checkpoint is of an earlier chainrule that did not record whose
 /// they are. For scoring the training photos as the run fitted them.
-pub fn exposure_transforms(
-    dir: &Path,
-) -> Result<Option<Vec<(String, [f64; EXPOSURE_PARAMS])>>, TrainError> {
+pub fn exposure_transforms(dir: &Path) -> Result<Option<super::exposure::ByPhoto>, TrainError> {
     let latest = dir.join("latest.json");
     let text = std::fs::read_to_string(&latest)
         .map_err(|e| ck_err(&latest, format!("cannot read: {e}")))?;

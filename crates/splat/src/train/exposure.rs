@@ -15,6 +15,10 @@ use crate::loss;
 /// Numbers per transform: `A` row-major, then `b`.
 pub const EXPOSURE_PARAMS: usize = 12;
 
+/// Colour transforms by photo name (a run's learned ones, as
+/// [`super::exposure_transforms`] reads them from a checkpoint).
+pub type ByPhoto = Vec<(String, [f64; EXPOSURE_PARAMS])>;
+
 /// The identity transform.
 pub const IDENTITY: [f64; EXPOSURE_PARAMS] =
     [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0];

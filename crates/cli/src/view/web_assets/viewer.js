@@ -276,9 +276,13 @@ async function main() {
     const p = new URLSearchParams(location.search);
     for (const k of ["camera", "pose", "fov"]) p.delete(k);
     if (atCamera && fixed) {
-      // a dataset camera's lens: its name, and the pose once moved
+      // a dataset camera's lens: its name, and the pose once moved (with
+      // its field of view, for a page that does not have that camera)
       p.set("camera", atCamera.name);
-      if (atCamera.key !== poseKey()) p.set("pose", poseKey());
+      if (atCamera.key !== poseKey()) {
+        p.set("pose", poseKey());
+        p.set("fov", String(round(viewFov(), 2)));
+      }
     } else {
       p.set("pose", poseKey());
       p.set("fov", String(round(viewFov(), 2)));
@@ -355,22 +359,26 @@ async function main() {
 
   // ---- start view ----
   reset();
+  // (a mistyped link still shows the scene: the pose alone, else the
+  // camera's own view, else the start view, and one notice says why)
+  const p = wantPose ? parsePose(wantPose, params.get("fov")) : null;
+  const missing = [];
   if (wantCamera) {
     const c = findCamera(cameras, wantCamera);
     if (c) {
       $("cameras").value = c.name;
       goToCamera(c);
-    } else {
-      // a mistyped link still shows the scene, from the start view
-      notice(`no dataset camera named "${wantCamera}" (${cameras.length} cameras): the ${wantPose ? "pose" : "start view"} instead`);
-    }
+    } else missing.push(`no dataset camera named "${wantCamera}" (${cameras.length} cameras)`);
   }
-  if (wantPose) {
-    const p = parsePose(wantPose, params.get("fov"));
+  if (p && p.error) missing.push(`pose "${wantPose}": ${p.error}`);
+  if (missing.length) {
+    const instead = p && !p.error ? "the pose" : atCamera ? "the camera's own view" : "the start view";
+    notice(`${missing.join("; ")}: ${instead} instead`);
+  }
+  if (p && !p.error) {
     // (a camera named and found: the view is through it)
     const lens = atCamera !== null;
-    if (p.error) notice(`pose "${wantPose}": ${p.error}: the ${lens ? "camera's own" : "start"} view instead`);
-    else if (lens) {
+    if (lens) {
       // moved away from a dataset camera, seen through its lens
       cam.R = p.R.map((r) => r.slice());
       cam.t = mul(mv(p.R, p.C), -1);
