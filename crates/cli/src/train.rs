@@ -325,6 +325,10 @@ pub struct CurvePoint {
     pub iteration: u32,
     /// Mean PSNR of the test views.
     pub psnr: f64,
+    /// Mean PSNR of the same views by the original 3DGS's exposure
+    /// protocol (as the final report's `psnr_half_fit`), so that an
+    /// `--exposure` run's progress on held-out photos can be followed.
+    pub psnr_half_fit: f64,
     /// Gaussians at that time.
     pub gaussians: usize,
 }
@@ -872,6 +876,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
                 seconds: train_secs,
                 iteration: it,
                 psnr: mean_of_scored(ev.iter().map(|e| e.psnr)),
+                psnr_half_fit: mean_of_scored(ev.iter().map(|e| e.half_fit.0)),
                 gaussians: t.len(),
             });
             last_eval = train_secs;

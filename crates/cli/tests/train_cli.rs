@@ -714,8 +714,22 @@ fn an_earlier_run_is_never_replaced_unasked() {
 #[test]
 fn the_report_says_how_exposure_runs_are_scored() {
     let (d, data, out) = synth_run("exposure-report");
-    let v = json(&small_train(&data, &out, &["--iters", "3", "--exposure"]));
+    let v = json(&small_train(
+        &data,
+        &out,
+        &["--iters", "3", "--exposure", "--eval-every", "0.000001"],
+    ));
     assert_eq!(v["exposure"], true);
+    // the curve follows the protocol's score too
+    let curve = v["curve"].as_array().expect("a curve");
+    assert!(!curve.is_empty(), "{v}");
+    for point in curve {
+        let (p, h) = (point["psnr"].as_f64(), point["psnr_half_fit"].as_f64());
+        assert!(
+            p.is_some_and(f64::is_finite) && h.is_some_and(f64::is_finite),
+            "{point}"
+        );
+    }
     assert!(v["psnr"].as_f64().unwrap().is_finite(), "{v}");
     assert!(v["psnr_half_fit"].as_f64().unwrap().is_finite(), "{v}");
     let metrics = read_json(&out.join("metrics.json"));
