@@ -129,6 +129,7 @@ fn serve_forever(host: &str, port: u16, st: Arc<ViewState>, open: bool, json: bo
                 SocketAddr::new(loopback_of(addr.ip()), addr.port())
             ),
             network_address(addr.ip())
+                .or_else(|| dual_stack_v4(addr.ip()))
                 .map(|ip| format!("http://{}/", SocketAddr::new(ip, addr.port()))),
         ),
         false => (url.clone(), None),
@@ -155,6 +156,19 @@ fn serve_forever(host: &str, port: u16, st: Arc<ViewState>, open: bool, json: bo
     }
     server::serve(listener, state::handler(st));
     Ok(())
+}
+
+/// The IPv4 network address that a socket on `::` also answers on, where
+/// it does (Linux's default dual-stack sockets: `bindv6only` 0), for a
+/// network with no IPv6 route; `None` elsewhere.
+fn dual_stack_v4(ip: IpAddr) -> Option<IpAddr> {
+    if !ip.is_ipv6() || !cfg!(target_os = "linux") {
+        return None;
+    }
+    let only = std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").ok()?;
+    (only.trim() == "0")
+        .then(|| network_address(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)))
+        .flatten()
 }
 
 /// The loopback address of `ip`'s family.
@@ -430,4 +444,27 @@ fn export_site(
         dir.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On `::`, an IPv4 network address is offered only for a dual-stack
+    /// socket (Linux's `bindv6only` 0), and it is the one an IPv4 socket
+    /// would offer; on `0.0.0.0` the IPv4 rule alone applies.
+    #[test]
+    fn a_dual_stack_socket_offers_the_ipv4_network_address() {
+        let v4 = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+        let v6 = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+        assert_eq!(dual_stack_v4(v4), None);
+        let dual = cfg!(target_os = "linux")
+            && std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only")
+                .is_ok_and(|s| s.trim() == "0");
+        match dual {
+            true => assert_eq!(dual_stack_v4(v6), network_address(v4)),
+            false => assert_eq!(dual_stack_v4(v6), None),
+        }
+        assert!(dual_stack_v4(v6).is_none_or(|ip| ip.is_ipv4()));
+    }
 }
