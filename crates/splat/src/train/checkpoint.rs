@@ -352,13 +352,35 @@ impl Trainer {
             None => vec![0.0; EXPOSURE_PARAMS],
         };
         let part = |k: usize| -> Vec<f64> { rows.iter().flat_map(|&r| block(k, r)).collect() };
-        let (e, m, v) = (part(0), part(1), part(2));
+        let (e, m, mut v) = (part(0), part(1), part(2));
         self.exposure = e
             .chunks_exact(EXPOSURE_PARAMS)
             .map(|c| c.try_into().expect("12 numbers"))
             .collect();
+        // a photo new to the run has no moments, but the optimiser's step
+        // count is shared, so its bias correction is spent: with a second
+        // moment of 0 its first hundreds of steps would be several times
+        // the learning rate. It takes the carried photos' mean second
+        // moment instead (and with none carried, the optimiser starts over)
+        let matched = rows.iter().filter(|r| r.is_some()).count();
+        let steps = if matched == 0 { 0 } else { steps };
+        if matched > 0 && matched < n {
+            let mut mean = [0.0; EXPOSURE_PARAMS];
+            for (row, r) in v.chunks_exact(EXPOSURE_PARAMS).zip(&rows) {
+                if r.is_some() {
+                    for (a, x) in mean.iter_mut().zip(row) {
+                        *a += x / matched as f64;
+                    }
+                }
+            }
+            for (row, r) in v.chunks_exact_mut(EXPOSURE_PARAMS).zip(&rows) {
+                if r.is_none() {
+                    row.copy_from_slice(&mean);
+                }
+            }
+        }
         self.exposure_adam = Adam::from_state(vec![0.0; n * EXPOSURE_PARAMS], m, v, steps);
-        Ok(rows.iter().filter(|r| r.is_some()).count())
+        Ok(matched)
     }
 
     /// `average.bin`: magic, Gaussian count, then each group's averaged
@@ -623,5 +645,72 @@ impl Trainer {
             coarse: (1, Vec::new()),
             average: Default::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::synth::{write_dataset, SynthOptions};
+
+    /// Resumed on other photos, a photo new to the run starts its
+    /// transform's optimiser with the carried photos' mean second moment
+    /// (its steps would otherwise be several times the learning rate, the
+    /// shared step count having spent the bias correction), and with no
+    /// photo carried the optimiser starts over.
+    #[test]
+    fn new_photos_take_the_carried_photos_mean_second_moment() {
+        let d = std::env::temp_dir().join(format!("splat-ck-moments-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let opts = SynthOptions {
+            train_views: 3,
+            test_views: 1,
+            size: 16,
+            seed: 2,
+        };
+        write_dataset(&d.join("data"), &opts).unwrap();
+        let ds = crate::data::load(&d.join("data"), &Default::default()).unwrap();
+        let cfg = TrainConfig {
+            iters: 10,
+            init_points: 50,
+            sh_degree: 0,
+            exposure: true,
+            ..TrainConfig::default().with_densify_until(5)
+        };
+        let mut t = Trainer::new(ds.clone(), cfg.clone()).unwrap();
+        for _ in 0..6 {
+            t.step().unwrap();
+        }
+        t.save_checkpoint(&d.join("ck")).unwrap();
+        let (_, v0) = t.exposure_adam.moments();
+        let rows: Vec<&[f64]> = v0.chunks_exact(EXPOSURE_PARAMS).collect();
+        // photo 1 renamed: new to the run
+        let mut other = ds.clone();
+        other.train[1].name = "new.png".into();
+        let r = Trainer::resume(other.clone(), cfg.clone(), &d.join("ck")).unwrap();
+        let (m, v) = r.exposure_adam.moments();
+        let (mr, vr): (Vec<&[f64]>, Vec<&[f64]>) = (
+            m.chunks_exact(EXPOSURE_PARAMS).collect(),
+            v.chunks_exact(EXPOSURE_PARAMS).collect(),
+        );
+        assert_eq!((vr[0], vr[2]), (rows[0], rows[2]));
+        for k in 0..EXPOSURE_PARAMS {
+            let mean = (rows[0][k] + rows[2][k]) / 2.0;
+            assert!(
+                (vr[1][k] - mean).abs() <= 1e-15 * mean.abs().max(1e-300),
+                "{k}"
+            );
+        }
+        assert!(mr[1].iter().all(|&x| x == 0.0));
+        assert!(vr[1].iter().any(|&x| x > 0.0), "the carried photos trained");
+        assert_eq!(r.exposure_adam.steps(), t.exposure_adam.steps());
+        // no photo carried: a fresh optimiser
+        for v in &mut other.train {
+            v.name = format!("other-{}", v.name);
+        }
+        let r = Trainer::resume(other, cfg, &d.join("ck")).unwrap();
+        assert_eq!(r.exposure_adam.steps(), 0);
+        assert!(r.exposure_adam.moments().1.iter().all(|&x| x == 0.0));
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }
