@@ -324,6 +324,15 @@ pub fn run(a: ExportArgs) -> CliResult {
         );
         return Ok(());
     }
+    if framing.is_some() && !matches!(a.format, ExportFormat::Ply | ExportFormat::CompressedPly) {
+        eprintln!(
+            "note: a .{} file has no room for the training's framing and background (up, \
+             centre, the cameras' side), which a .ply or .compressed.ply carries in its header \
+             and a site (`view --export`) in its settings.json: on its own it opens framed about \
+             its splats, up +z",
+            SceneFormat::from(a.format).extension()
+        );
+    }
     println!(
         "wrote {} ({} Gaussians, SH degree {}{}, {n} bytes; {} was {before} bytes)",
         a.out.display(),

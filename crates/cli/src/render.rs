@@ -375,12 +375,19 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
                     return report(a, "path", &crate::output::count(frames, "frame"), w);
                 }
             }
+            let file = crate::settings::RenderSettings::path_for(&a.file);
             let data = dataset.ok_or_else(|| match &saved {
-                Some(_) => CliError::usage(format!(
+                Some(_) if file.is_file() => CliError::usage(format!(
                     "--path needs the dataset's cameras, and {} names no dataset (a site \
                      written by `view --export` is shared without its photos): give --data \
                      DATASET",
-                    crate::settings::RenderSettings::path_for(&a.file).display()
+                    file.display()
+                )),
+                Some(_) => CliError::usage(format!(
+                    "--path needs the dataset's cameras, and {} carries its training's \
+                     settings but no dataset (a scene file shared alone names none): give \
+                     --data DATASET",
+                    a.file.display()
                 )),
                 None => {
                     CliError::usage("--path needs the dataset: --data DATASET (or a train folder)")
@@ -411,6 +418,16 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             ("path", crate::output::count(frames, "frame"), w)
         }
         None => {
+            if saved.is_none() && a.up.is_none() && a.center.is_none() {
+                eprintln!(
+                    "note: {} has no training settings (no settings.json beside it, nor \
+                     a header that carries them, as the PLYs `train` and `export` write \
+                     now do): the orbit circles the splats' middle about +z; --up X,Y,Z and \
+                     --center set them, or `chainrule export TRAIN_FOLDER --format ply` \
+                     writes a file that carries them",
+                    a.file.display()
+                );
+            }
             let photos = photo_folders_around(&a.out, dataset.as_deref(), saved.as_ref());
             crate::output::refuse_dataset_folder(&a.out, &photos, "--out")?;
             (

@@ -377,6 +377,39 @@ fn a_ply_shared_alone_keeps_its_training_framing() {
             let again = dir.join("again.ply");
             assert!(export(&out, "ply", &again).status.success());
             assert_eq!(render(&again, "again").0, framed);
+            // a site made of it starts the page where the orbit starts
+            // (about the saved centre, not the splats' middle), and its
+            // model carries the settings too
+            let site = dir.join("site");
+            view_export(&out, "ply", &site);
+            let info: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(site.join("info.json")).unwrap()).unwrap();
+            assert_eq!(
+                info["center"],
+                serde_json::json!([0.2, 0.1, -0.3]),
+                "{info}"
+            );
+            assert_eq!(info["radius"], serde_json::json!(3.0), "{info}");
+            let home = &info["home"]["t"];
+            let t: Vec<f64> = (0..3).map(|k| home[k].as_f64().unwrap()).collect();
+            // (the camera is `radius` from the centre: |R c + t| = 3)
+            let r = &info["home"]["R"];
+            let c = [0.2, 0.1, -0.3];
+            let d: f64 = (0..3)
+                .map(|i| {
+                    let rc: f64 = (0..3).map(|j| r[i][j].as_f64().unwrap() * c[j]).sum();
+                    (rc + t[i]).powi(2)
+                })
+                .sum::<f64>()
+                .sqrt();
+            assert!((d - 3.0).abs() < 1e-3, "{d}");
+            let comments = splat::formats::ply_comments_in(&site.join("model.ply")).unwrap();
+            assert!(
+                comments
+                    .iter()
+                    .any(|c| c.starts_with("chainrule-render-settings")),
+                "{comments:?}"
+            );
         }
     }
     // a carried comment that cannot be read: drawn unframed, with a warning

@@ -479,8 +479,17 @@ fn exported_site_keeps_the_settings_and_cameras(
         std::fs::read(out.join("view_001.png")).unwrap()
     };
     assert_eq!(orbit(site_s, "o-site"), orbit(run_s, "o-run"));
+    // the site's model downloaded alone carries the settings too
+    let alone = dir.join("downloaded.ply");
+    std::fs::copy(site.join("model.ply"), &alone).unwrap();
+    assert_eq!(
+        orbit(alone.to_str().unwrap(), "o-alone"),
+        orbit(run_s, "o-run")
+    );
+    // and without them (the splats alone) it is framed otherwise
     let generic = dir.join("bare.ply");
-    std::fs::copy(site.join("model.ply"), &generic).unwrap();
+    let g = splat::formats::read_scene(&site.join("model.ply")).unwrap();
+    std::fs::write(&generic, to_ply_bytes(&g)).unwrap();
     assert_ne!(
         orbit(generic.to_str().unwrap(), "o-bare"),
         orbit(run_s, "o-run")

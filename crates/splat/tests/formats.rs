@@ -368,6 +368,12 @@ fn a_comment_added_to_a_ply_header_reads_back_and_changes_nothing_else() {
                 header.lines().take(3).collect::<Vec<_>>(),
                 old.lines().take(3).collect::<Vec<_>>()
             );
+            if f == SceneFormat::Ply {
+                // the original 3DGS viewer (SIBR) reads the count there,
+                // antialiased or not
+                let third = header.lines().nth(2).unwrap();
+                assert_eq!(third, format!("element vertex {}", g.len()), "{aa}");
+            }
             assert_eq!(with.len(), bytes.len() + "comment \n".len() + text.len());
             assert_eq!(
                 decode_scene(&with, f, Path::new("x")).unwrap(),

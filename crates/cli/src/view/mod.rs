@@ -260,7 +260,7 @@ pub fn run(a: ViewArgs) -> CliResult {
             let antialiased =
                 scene_input::antialiased(settings.as_ref(), model.as_ref(), &a.path, &file);
             match &settings {
-                Some(s) => st.with_training_settings(antialiased, s.up),
+                Some(s) => st.with_training_settings(antialiased, s),
                 None => st.with_antialiased(antialiased),
             }
         }
@@ -388,6 +388,20 @@ fn export_site(
         }
     }
     if let Some(s) = settings {
+        // the site's model carries them too, where its format can (a
+        // visitor who downloads the model alone keeps the framing)
+        if matches!(
+            format,
+            splat::formats::SceneFormat::Ply | splat::formats::SceneFormat::CompressedPly
+        ) {
+            let name = format!("model.{}", format.extension());
+            if let Some((_, body)) = files.iter_mut().find(|(n, _)| *n == name) {
+                let framed =
+                    splat::formats::with_ply_comment(body.bytes().to_vec(), &s.ply_comment())
+                        .map_err(|e| CliError::file(&model, e))?;
+                *body = server::Body::Owned(framed);
+            }
+        }
         files.push((
             crate::settings::FILE.into(),
             server::Body::Owned(s.to_json().into_bytes()),

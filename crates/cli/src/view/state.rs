@@ -210,10 +210,44 @@ impl ViewState {
     }
 
     /// With a training run's settings: Mip-Splatting's antialiased
-    /// projection, and its cameras' mean up for orbiting.
-    pub fn with_training_settings(mut self, antialiased: bool, up: [f64; 3]) -> Self {
+    /// projection, its cameras' mean up for orbiting and, when the page has
+    /// no dataset camera to start from (a scene file shared alone, or a
+    /// site without cameras), the start view `render --orbit` frames first:
+    /// about the cameras' focus, at their distance and elevation, on their
+    /// side, with a 50° field of view.
+    pub fn with_training_settings(
+        mut self,
+        antialiased: bool,
+        s: &crate::settings::RenderSettings,
+    ) -> Self {
         self.antialiased = antialiased;
-        self.frame["up"] = json!(up);
+        self.frame["up"] = json!(s.up);
+        if self.cameras.is_empty() {
+            let o = crate::render3d::OrbitOptions {
+                views: 1,
+                width: 1,
+                height: 1,
+                up: s.up,
+                center: Some(s.center),
+                radius: Some(s.radius).filter(|r| *r > 0.0),
+                fov_deg: 50.0,
+                elevation_deg: s.elevation_deg,
+                start: s.facing,
+                ..Default::default()
+            };
+            let g = lock(&self.model).gaussians.clone();
+            if let Some(cam) = crate::render3d::orbit_cameras(&g, &o)
+                .ok()
+                .and_then(|c| c.into_iter().next())
+            {
+                self.frame["center"] = json!(s.center);
+                if s.radius > 0.0 {
+                    self.frame["radius"] = json!(s.radius);
+                }
+                self.frame["home"] =
+                    json!({"R": cam.rotation, "t": cam.translation, "fov_deg": 50.0});
+            }
+        }
         self
     }
 

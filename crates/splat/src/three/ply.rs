@@ -571,12 +571,14 @@ pub fn to_ply_bytes<T: Scalar>(g: &Gaussians<T>) -> Vec<u8> {
 pub fn to_ply_bytes_as<T: Scalar>(g: &Gaussians<T>, antialiased: bool) -> Vec<u8> {
     let names = property_names(g.sh_degree);
     let mut out = String::from("ply\nformat binary_little_endian 1.0\n");
-    if antialiased {
-        out += ANTIALIASED_COMMENT;
-    }
     out += &format!("element vertex {}\n", g.len());
     for n in &names {
         out += &format!("property float {n}\n");
+    }
+    // (last: the original 3DGS viewer, SIBR, reads the vertex count from
+    // the header's third line)
+    if antialiased {
+        out += ANTIALIASED_COMMENT;
     }
     out += "end_header\n";
     let mut bytes = out.into_bytes();

@@ -53,7 +53,13 @@ function notice(text) {
 async function getJson(url) {
   const r = await fetch(url, { cache: "no-store" });
   if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  return r.json();
+  const text = await r.text();
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    // (the file named, as the command line names it)
+    throw new Error(`${url}: not JSON: ${e.message}`);
+  }
 }
 
 // ---- small vector helpers (arrays of 3) ----
