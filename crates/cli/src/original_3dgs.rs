@@ -369,6 +369,7 @@ impl Model {
             facing: capture::facing(&self.cameras, center, up),
             downscale: None,
             invert_masks: false,
+            exposure: false,
         }
     }
 }

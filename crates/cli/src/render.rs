@@ -305,6 +305,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             json: a.json,
             compare: a.compare,
             exposure: learned_exposure(&a.file, ply, saved.as_ref(), model.is_some(), data)?,
+            trained_exposure: saved.as_ref().is_some_and(|s| s.exposure),
         };
         return crate::render3d::run_ply_on_dataset(ply, data, &a.out, &d);
     }

@@ -420,6 +420,9 @@ pub struct DataRender {
     /// photo: a view of that name is scored (and its render written)
     /// through its transform, as the run fitted it.
     pub exposure: Option<splat::train::exposure::ByPhoto>,
+    /// Whether the scene's training learned such transforms (its
+    /// settings say so), for a note when they are not at hand.
+    pub trained_exposure: bool,
 }
 
 /// Writes `dir/name`: the photo, the render and their error as a heat map
@@ -502,6 +505,14 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
              learned for their photos (--exposure), as it fitted them; their renders too",
             views.len()
         );
+        eprintln!("note: {note}");
+        notes.push(note);
+    } else if d.trained_exposure && d.exposure.is_none() && split == "train" {
+        let note = "the scene was trained with --exposure, whose per-photo colour transforms \
+                    stay in its train folder's checkpoints: the training photos are scored as \
+                    they are (render the train folder itself to score them through the \
+                    transforms)"
+            .to_string();
         eprintln!("note: {note}");
         notes.push(note);
     }

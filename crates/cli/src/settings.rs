@@ -64,6 +64,12 @@ pub struct RenderSettings {
     /// training scored.
     #[serde(default)]
     pub invert_masks: bool,
+    /// `train --exposure`: the run learned a colour transform per training
+    /// photo (kept in its checkpoints, not here), so a render of its
+    /// training photos from a shared copy says they are scored without
+    /// them. Absent when false, and in older files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exposure: bool,
 }
 
 /// The dataset path `settings.json` keeps: absolute, so that renders from
@@ -128,6 +134,7 @@ impl RenderSettings {
             facing: capture::facing(&views, center, up),
             downscale: None,
             invert_masks: false,
+            exposure: false,
         }
     }
 
@@ -338,6 +345,7 @@ mod tests {
             facing: Some([0.6, 0.0, -0.8]),
             downscale: Some(2),
             invert_masks: true,
+            exposure: true,
         }
     }
 

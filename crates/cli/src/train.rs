@@ -913,6 +913,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         let settings = crate::settings::RenderSettings {
             downscale: a.downscale,
             invert_masks: a.invert_masks,
+            exposure: t.config().exposure,
             ..crate::settings::RenderSettings::of_training(
                 t.data(),
                 &a.data,

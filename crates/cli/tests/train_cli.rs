@@ -798,6 +798,13 @@ fn the_report_says_how_exposure_runs_are_scored() {
         "{through}"
     );
     assert_ne!(through["psnr"], plain["psnr"]);
+    // the copy without them says why its training photos score lower
+    assert!(
+        plain["notes"]
+            .to_string()
+            .contains("trained with --exposure"),
+        "{plain}"
+    );
     // (the held-out photos have no learned transform: the same either way)
     let test = |scene: &std::path::Path, to: &str| {
         let o = run(&[

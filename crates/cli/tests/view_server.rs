@@ -431,6 +431,7 @@ fn a_train_folder_brings_its_settings() {
         facing: None,
         downscale: None,
         invert_masks: false,
+        exposure: false,
     };
     s.write(&run).unwrap();
     let srv = start(&[run.to_str().unwrap()]);
