@@ -508,10 +508,10 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         eprintln!("note: {note}");
         notes.push(note);
     } else if d.trained_exposure && d.exposure.is_none() && split == "train" {
-        let note = "the scene was trained with --exposure, whose per-photo colour transforms \
-                    stay in its train folder's checkpoints: the training photos are scored as \
-                    they are (render the train folder itself to score them through the \
-                    transforms)"
+        let note = "the scene was trained with --exposure, but its per-photo colour transforms \
+                    are not at hand (they are read from a train folder's checkpoints when the \
+                    folder itself is rendered on the dataset it was trained on): the training \
+                    photos are scored as they are"
             .to_string();
         eprintln!("note: {note}");
         notes.push(note);

@@ -242,7 +242,7 @@ impl RenderSettings {
                 ));
             }
         }
-        let s: RenderSettings =
+        let mut s: RenderSettings =
             serde_json::from_str(text).map_err(|e| CliError::file(path, e.to_string()))?;
         if s.format != FORMAT || !(1..=2).contains(&s.version) {
             return bad("not a version 1 or 2 chainrule-render-settings file");
@@ -259,8 +259,14 @@ impl RenderSettings {
         if s.sh_degree > 3 {
             return bad("sh_degree: must be 0 to 3");
         }
-        if s.up.iter().map(|x| x * x).sum::<f64>() < 1e-12 {
+        let norm = s.up.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if norm < 1e-6 {
             return bad("up: must not be zero");
+        }
+        // (a unit vector for every reader: the orbit and the page assume
+        // one; a unit one to rounding, as `train` writes it, is kept)
+        if (norm - 1.0).abs() > 1e-9 {
+            s.up = s.up.map(|x| x / norm);
         }
         if s.radius < 0.0 {
             return bad("radius: must not be negative");
@@ -354,6 +360,19 @@ mod tests {
         let d = std::env::temp_dir().join(format!("chainrule-settings-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
+        // `exposure` is left out when false, and a file without it (an
+        // older one) reads as false; an up of any length reads as a unit one
+        let plain = RenderSettings {
+            exposure: false,
+            up: [0.0, 0.0, 2.0],
+            ..sample()
+        };
+        let text = plain.to_json();
+        assert!(!text.contains("exposure"), "{text}");
+        let back = RenderSettings::parse(&text, Path::new("s.json")).unwrap();
+        assert_eq!(back.up, [0.0, 0.0, 1.0]);
+        assert!(!back.exposure);
+        assert!(sample().to_json().contains("\"exposure\": true"));
         assert_eq!(RenderSettings::find(&d).unwrap(), None);
         sample().write(&d).unwrap();
         assert_eq!(RenderSettings::find(&d).unwrap(), Some(sample()));

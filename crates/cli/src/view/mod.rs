@@ -162,13 +162,16 @@ fn serve_forever(host: &str, port: u16, st: Arc<ViewState>, open: bool, json: bo
 /// it does (Linux's default dual-stack sockets: `bindv6only` 0), for a
 /// network with no IPv6 route; `None` elsewhere.
 fn dual_stack_v4(ip: IpAddr) -> Option<IpAddr> {
-    if !ip.is_ipv6() || !cfg!(target_os = "linux") {
-        return None;
-    }
-    let only = std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").ok()?;
-    (only.trim() == "0")
+    let only = std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").ok();
+    answers_v4_too(ip, cfg!(target_os = "linux"), only.as_deref())
         .then(|| network_address(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)))
         .flatten()
+}
+
+/// Whether a socket bound to `ip` also answers IPv4: an IPv6 one on Linux
+/// whose `bindv6only` setting (`sysctl`, its file's text) is 0.
+fn answers_v4_too(ip: IpAddr, linux: bool, bindv6only: Option<&str>) -> bool {
+    ip.is_ipv6() && linux && bindv6only.is_some_and(|t| t.trim() == "0")
 }
 
 /// The loopback address of `ip`'s family.
@@ -467,6 +470,18 @@ mod tests {
     /// On `::`, an IPv4 network address is offered only for a dual-stack
     /// socket (Linux's `bindv6only` 0), and it is the one an IPv4 socket
     /// would offer; on `0.0.0.0` the IPv4 rule alone applies.
+    /// Only an IPv6 socket on Linux with `bindv6only` 0 answers IPv4.
+    #[test]
+    fn only_a_dual_stack_socket_answers_ipv4() {
+        let v4 = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+        let v6 = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+        assert!(answers_v4_too(v6, true, Some("0\n")));
+        assert!(!answers_v4_too(v6, true, Some("1\n")));
+        assert!(!answers_v4_too(v6, true, None));
+        assert!(!answers_v4_too(v6, false, Some("0")));
+        assert!(!answers_v4_too(v4, true, Some("0")));
+    }
+
     #[test]
     fn a_dual_stack_socket_offers_the_ipv4_network_address() {
         let v4 = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);

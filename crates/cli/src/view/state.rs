@@ -240,10 +240,9 @@ impl ViewState {
                 .ok()
                 .and_then(|c| c.into_iter().next())
             {
+                // (the page's radius stays the splats' extent: its speeds
+                // and near limits scale with it, with cameras or without)
                 self.frame["center"] = json!(s.center);
-                if s.radius > 0.0 {
-                    self.frame["radius"] = json!(s.radius);
-                }
                 self.frame["home"] =
                     json!({"R": cam.rotation, "t": cam.translation, "fov_deg": 50.0});
             }
