@@ -105,7 +105,7 @@ pub fn write_scene(
     }
     let mut bytes =
         encode_scene_as(g, format.into(), antialiased).map_err(|e| CliError::file(out, e))?;
-    if let (Some(f), ExportFormat::Ply | ExportFormat::CompressedPly) = (framing, format) {
+    if let Some(f) = framing.filter(|_| SceneFormat::from(format).is_ply()) {
         bytes = splat::formats::with_ply_comment(bytes, &f.ply_comment())
             .map_err(|e| CliError::file(out, e))?;
     }
@@ -226,12 +226,7 @@ fn check_out(a: &ExportArgs, file: &std::path::Path) -> CliResult {
             ),
         ));
     }
-    let same = |x: &std::path::Path, y: &std::path::Path| match (x.canonicalize(), y.canonicalize())
-    {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    };
-    if same(&a.out, file) {
+    if crate::output::same_file(&a.out, file) {
         return Err(CliError::file(
             &a.out,
             "--out: that is the scene being exported; write to another file",
@@ -294,6 +289,8 @@ pub fn run(a: ExportArgs) -> CliResult {
         crate::output::ensure_dir(dir)?;
     }
     let n = write_scene(&g, a.format, &a.out, antialiased, framing.as_ref())?;
+    // (the formats whose header carries the framing)
+    let ply = SceneFormat::from(a.format).is_ply();
     let before = match splat::formats::sog::is_meta_json(&file) {
         // the SOG's files together, not its meta.json alone
         true => splat::formats::sog::unbundled_size(&file).unwrap_or(0),
@@ -317,14 +314,13 @@ pub fn run(a: ExportArgs) -> CliResult {
                 // as the file declares it (.splat cannot)
                 "antialiased": antialiased && a.format != ExportFormat::Splat,
                 "scene_antialiased": antialiased, "bytes": n,
-                "framed": framing.is_some()
-                    && matches!(a.format, ExportFormat::Ply | ExportFormat::CompressedPly),
+                "framed": framing.is_some() && ply,
                 "input": file.display().to_string(), "input_bytes": before,
             })
         );
         return Ok(());
     }
-    if framing.is_some() && !matches!(a.format, ExportFormat::Ply | ExportFormat::CompressedPly) {
+    if framing.is_some() && !ply {
         eprintln!(
             "note: a .{} file has no room for the training's framing and background (up, \
              centre, the cameras' side), which a .ply or .compressed.ply carries in its header \

@@ -187,6 +187,15 @@ pub fn count(n: usize, one: &str) -> String {
     }
 }
 
+/// Whether two paths name the same existing file or folder (resolved);
+/// false when either cannot be resolved.
+pub fn same_file(x: &Path, y: &Path) -> bool {
+    match (x.canonicalize(), y.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
 /// Creates `dir` (and parents) or says why it cannot.
 pub fn ensure_dir(dir: &Path) -> CliResult {
     std::fs::create_dir_all(dir).map_err(|e| {

@@ -214,15 +214,11 @@ fn learned_exposure(
 ) -> CliResult<Option<splat::train::exposure::ByPhoto>> {
     use crate::settings::loaded_from;
     let folder = crate::scene_input::scene_folder(scene);
-    let same = |x: &Path, y: &Path| match (x.canonicalize(), y.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    };
     let ckpt = crate::train::checkpoint_dir(folder);
     let trained_on = saved.and_then(|s| s.dataset.as_deref());
     let ours = !from_model
         && folder.join(crate::settings::FILE).is_file()
-        && same(ply, &folder.join("point_cloud.ply"))
+        && crate::output::same_file(ply, &folder.join("point_cloud.ply"))
         && ckpt.join("latest.json").is_file()
         && trained_on
             .is_some_and(|t| loaded_from(t).is_some() && loaded_from(t) == loaded_from(data));

@@ -189,10 +189,7 @@ impl RenderSettings {
     /// comment that cannot be read is warned about, naming the file, and
     /// left out: the scene itself is still drawn.
     pub fn embedded_in(file: &Path) -> Option<RenderSettings> {
-        if !matches!(
-            splat::formats::SceneFormat::from_path(file),
-            Some(splat::formats::SceneFormat::Ply | splat::formats::SceneFormat::CompressedPly)
-        ) {
+        if !splat::formats::SceneFormat::from_path(file).is_some_and(|f| f.is_ply()) {
             return None;
         }
         let comments = splat::formats::ply_comments_in(file)?;

@@ -393,10 +393,7 @@ fn export_site(
     if let Some(s) = settings {
         // the site's model carries them too, where its format can (a
         // visitor who downloads the model alone keeps the framing)
-        if matches!(
-            format,
-            splat::formats::SceneFormat::Ply | splat::formats::SceneFormat::CompressedPly
-        ) {
+        if format.is_ply() {
             let name = format!("model.{}", format.extension());
             if let Some((_, body)) = files.iter_mut().find(|(n, _)| *n == name) {
                 let framed =

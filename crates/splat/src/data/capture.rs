@@ -306,21 +306,25 @@ fn path_size(views: &[View]) -> (u32, u32) {
 /// assert_eq!(chosen, Some(("cam0".to_string(), 2)));
 /// ```
 pub fn path_through(mut views: Vec<View>) -> (Vec<View>, Option<(String, usize)>) {
+    use std::collections::{HashMap, HashSet};
     views.sort_by(|a, b| path_order(&a.name, &b.name));
-    let split = |name: &str| match name.rfind('/') {
-        Some(i) => (name[..i].to_string(), name[i + 1..].to_string()),
-        None => (String::new(), name.to_string()),
+    let split = |name: &str| -> (String, String) {
+        let (folder, file) = name.rsplit_once('/').unwrap_or(("", name));
+        (folder.to_string(), file.to_string())
     };
-    // the folders in path order, each with its photos' file names
-    let mut folders: Vec<(String, std::collections::HashSet<String>)> = Vec::new();
+    // the folders in path order, each with its photos' file names, and
+    // each photo's camera centre by (folder, file name)
+    let mut folders: Vec<(String, HashSet<String>)> = Vec::new();
+    let mut centre: HashMap<(String, String), [f64; 3]> = HashMap::new();
     for v in &views {
         let (folder, file) = split(&v.name);
         match folders.iter_mut().find(|(f, _)| *f == folder) {
             Some((_, files)) => {
-                files.insert(file);
+                files.insert(file.clone());
             }
-            _ => folders.push((folder, [file].into())),
+            None => folders.push((folder.clone(), [file.clone()].into())),
         }
+        centre.insert((folder, file), v.camera_center());
     }
     if folders.len() < 2 {
         return (views, None);
@@ -337,15 +341,10 @@ pub fn path_through(mut views: Vec<View>) -> (Vec<View>, Option<(String, usize)>
     // (a trial's two-camera rig: 0.11; a NeRF-synthetic dataset's
     // `train/r_0` and `test/r_0`, or two days' `IMG_0001`, share names
     // from anywhere: about 1.4 on a sphere of cameras)
-    let files = &folders[largest].1;
-    let centre_of = |folder: &str, file: &str| {
-        views
-            .iter()
-            .find(|v| split(&v.name) == (folder.to_string(), file.to_string()))
-            .map(View::camera_center)
-    };
-    let centres: Vec<[f64; 3]> = views.iter().map(View::camera_center).collect();
-    let mean = [0, 1, 2].map(|k| centres.iter().map(|c| c[k]).sum::<f64>() / centres.len() as f64);
+    let (largest_name, files) = &folders[largest];
+    let at = |folder: &str, file: &str| centre[&(folder.to_string(), file.to_string())];
+    let n = centre.len() as f64;
+    let mean = [0, 1, 2].map(|k| centre.values().map(|c| c[k]).sum::<f64>() / n);
     let dist = |a: [f64; 3], b: [f64; 3]| {
         ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
     };
@@ -353,26 +352,25 @@ pub fn path_through(mut views: Vec<View>) -> (Vec<View>, Option<(String, usize)>
         xs.sort_by(f64::total_cmp);
         xs.get(xs.len() / 2).copied()
     };
-    let spread = median(centres.iter().map(|&c| dist(c, mean)).collect()).unwrap_or(0.0);
-    let largest_name = &folders[largest].0;
+    let spread = median(centre.values().map(|&c| dist(c, mean)).collect()).unwrap_or(0.0);
     let is_rig = folders.iter().enumerate().any(|(i, (folder, other))| {
         let both: Vec<&String> = other.intersection(files).collect();
         if i == largest || 2 * both.len() < other.len().min(files.len()).max(1) {
             return false;
         }
-        let apart: Vec<f64> = both
+        let apart = both
             .iter()
-            .filter_map(|f| Some(dist(centre_of(folder, f)?, centre_of(largest_name, f)?)))
+            .map(|f| dist(at(folder, f), at(largest_name, f)))
             .collect();
         median(apart).is_some_and(|d| d <= 0.4 * spread)
     });
     if !is_rig {
         return (views, None);
     }
-    let folder = folders[largest].0.clone();
-    let n = folders.len();
+    let folder = largest_name.clone();
+    let count = folders.len();
     views.retain(|v| split(&v.name).0 == folder);
-    (views, Some((folder, n)))
+    (views, Some((folder, count)))
 }
 
 /// The order `render --path` flies through a capture's photos: by name,
@@ -454,8 +452,9 @@ mod tests {
     #[test]
     fn a_path_flies_one_camera_of_a_rig_and_every_photo_otherwise() {
         // photos on a circle of radius 3 by the number in their file
-        // name; a folder moves them 3 cm (a rig) or, for names starting
-        // with `far`, half-way round (photos of one name from elsewhere)
+        // name; a folder moves them up to 3 cm (a rig) or, for names
+        // starting with `far`, turns them by its name's byte sum in
+        // radians (photos of one name from elsewhere)
         let at = |name: &str| {
             let (folder, file) = name.rsplit_once('/').unwrap_or(("", name));
             let k: f64 = file

@@ -8,8 +8,9 @@
 //! whose mask value is 0 in every colour channel is ignored, and so is one
 //! that a mask with an alpha channel makes transparent (a cut-out); any
 //! other value keeps it (`--invert-masks` swaps the two). A mask has its
-//! photo's size, or that size divided or multiplied by 2 to 8. A photo without a mask in the folder is trained and scored
-//! without one (the loader says which, in [`super::Dataset::notes`]), as
+//! photo's size, or that size divided or multiplied by 2 to 8. A photo
+//! without a mask in the folder is trained and scored without one (the
+//! loader says which, in [`super::Dataset::notes`]), as
 //! when only the photos that show a passer-by are masked; a folder with no
 //! mask for any photo is an error (the files are probably named otherwise).
 

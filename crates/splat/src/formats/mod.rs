@@ -107,6 +107,12 @@ impl SceneFormat {
             SceneFormat::Sog => "sog",
         }
     }
+
+    /// Whether the format is a PLY (the 3DGS layout or the compressed
+    /// one), whose header can carry comments ([`with_ply_comment`]).
+    pub fn is_ply(self) -> bool {
+        matches!(self, SceneFormat::Ply | SceneFormat::CompressedPly)
+    }
 }
 
 /// Reads a scene, choosing the format by the file's extension (an

@@ -140,30 +140,16 @@ pub fn exposure_transforms(dir: &Path) -> Result<Option<super::exposure::ByPhoto
     if meta.get("exposure").and_then(|v| v.as_bool()) != Some(true) {
         return Ok(None);
     }
-    let Some(names) = meta.get("exposure_views").and_then(|v| v.as_array()) else {
+    let Some(names) = exposure_names(&meta, &latest)? else {
         return Ok(None);
     };
-    let names: Vec<String> = names
-        .iter()
-        .map(|s| s.as_str().map(String::from))
-        .collect::<Option<_>>()
-        .ok_or_else(|| ck_err(&latest, "exposure_views: not a list of photo names"))?;
     let sub = meta
         .get("checkpoint")
         .and_then(|v| v.as_str())
         .filter(|n| n.starts_with("ckpt-") && !n.contains(['/', '\\']))
         .ok_or_else(|| ck_err(&latest, "checkpoint: missing or not a folder name ckpt-N"))?;
-    let path = dir.join(sub).join(EXPOSURE_FILE);
-    let len = names.len() * EXPOSURE_PARAMS;
-    let what = format!(
-        "an exposure file for the {} photos latest.json names",
-        names.len()
-    );
-    let bytes = read_counted(&path, EXPOSURE_MAGIC, names.len(), 8 * 3 * len, &what)?;
-    let vals: Vec<f64> = bytes[16..16 + 8 * len]
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .collect();
+    let what = names_what(names.len());
+    let vals = exposure_values(&dir.join(sub).join(EXPOSURE_FILE), names.len(), &what)?;
     Ok(Some(
         names
             .into_iter()
@@ -171,6 +157,40 @@ pub fn exposure_transforms(dir: &Path) -> Result<Option<super::exposure::ByPhoto
             .map(|(n, e)| (n, e.try_into().expect("12 numbers")))
             .collect(),
     ))
+}
+
+/// The photos whose transforms `exposure.bin` holds, in its order, as
+/// `latest.json` (`meta`, read from `latest`) names them; `None` in a
+/// checkpoint of an earlier chainrule, which names none.
+fn exposure_names(
+    meta: &serde_json::Value,
+    latest: &Path,
+) -> Result<Option<Vec<String>>, TrainError> {
+    let Some(v) = meta.get("exposure_views") else {
+        return Ok(None);
+    };
+    v.as_array()
+        .and_then(|a| a.iter().map(|s| s.as_str().map(String::from)).collect())
+        .map(Some)
+        .ok_or_else(|| ck_err(latest, "exposure_views: not a list of photo names"))
+}
+
+/// How an exposure file for the `n` photos `latest.json` names is called
+/// in errors.
+fn names_what(n: usize) -> String {
+    format!("an exposure file for the {n} photos latest.json names")
+}
+
+/// The numbers of the exposure file at `path` for `n` photos: their
+/// transforms, then Adam's first and second moments (12 each a photo);
+/// an error naming the file as not `what` when it is not one.
+fn exposure_values(path: &Path, n: usize, what: &str) -> Result<Vec<f64>, TrainError> {
+    let len = 3 * n * EXPOSURE_PARAMS;
+    let bytes = read_counted(path, EXPOSURE_MAGIC, n, 8 * len, what)?;
+    Ok(bytes[16..]
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect())
 }
 
 /// Writes checkpoints into one folder on a thread of its own, so that
@@ -316,17 +336,13 @@ impl Trainer {
         };
         let len = stored * EXPOSURE_PARAMS;
         let what = match names {
-            Some(_) => format!("an exposure file for the {stored} photos latest.json names"),
+            Some(_) => names_what(stored),
             None => format!(
                 "an exposure file for {n} training photos (a checkpoint of an earlier chainrule \
                  records no names, so its transforms carry over only to the same photos)"
             ),
         };
-        let bytes = read_counted(path, EXPOSURE_MAGIC, stored, 8 * 3 * len, &what)?;
-        let vals: Vec<f64> = bytes[16..]
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect();
+        let vals = exposure_values(path, stored, &what)?;
         // for each training photo, its row in the file
         let rows: Vec<Option<usize>> = match names {
             None => (0..n).map(Some).collect(),
@@ -586,16 +602,7 @@ impl Trainer {
                         "exposure_steps: missing or not a non-negative integer",
                     )
                 })?;
-            let names: Option<Vec<String>> = match meta.get("exposure_views") {
-                None => None,
-                Some(v) => Some(
-                    v.as_array()
-                        .and_then(|a| a.iter().map(|s| s.as_str().map(String::from)).collect())
-                        .ok_or_else(|| {
-                            ck_err(&latest, "exposure_views: not a list of photo names")
-                        })?,
-                ),
-            };
+            let names = exposure_names(&meta, &latest)?;
             let matched = t.read_exposure(&sub.join(EXPOSURE_FILE), steps, names.as_deref())?;
             let n = t.data.train.len();
             if matched < n {
