@@ -131,6 +131,9 @@ pub fn decode(bytes: &[u8]) -> Result<Image, ImageError> {
 /// marker (a truncated download) is an error, not an image with its last
 /// rows filled in.
 pub fn decode_on(bytes: &[u8], background: [f64; 3]) -> Result<(Image, bool), ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Format(": the file is empty (0 bytes)".into()));
+    }
     let format = image::guess_format(bytes).map_err(|_| ImageError::Format(String::new()))?;
     if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg) {
         return Err(ImageError::Format(format!(", found {format:?}")));
@@ -138,7 +141,7 @@ pub fn decode_on(bytes: &[u8], background: [f64; 3]) -> Result<(Image, bool), Im
     if format == ImageFormat::Jpeg {
         jpeg_complete(bytes).map_err(ImageError::Decode)?;
     }
-    let decode_err = |e: image::ImageError| ImageError::Decode(e.to_string());
+    let decode_err = |e: image::ImageError| ImageError::Decode(unreadable(bytes, &e));
     let mut decoder = image::ImageReader::with_format(std::io::Cursor::new(bytes), format)
         .into_decoder()
         .map_err(decode_err)?;
@@ -192,6 +195,44 @@ pub fn decode_on(bytes: &[u8], background: [f64; 3]) -> Result<(Image, bool), Im
         data,
     };
     Ok((img, transparent))
+}
+
+/// What went wrong with an image file's `bytes` that `image` could not
+/// decode (`err`), in words a user can act on: an empty file, a file that
+/// is not an image (with its first bytes when they read as text), or one
+/// cut short (a partial copy or download), else `image`'s own message.
+///
+/// ```
+/// use splat::image_io::unreadable;
+/// let e = image::load_from_memory(b"").unwrap_err();
+/// assert!(unreadable(b"", &e).contains("empty"));
+/// let e = image::load_from_memory(b"hello").unwrap_err();
+/// assert!(unreadable(b"hello", &e).contains("\"hello\""));
+/// ```
+pub fn unreadable(bytes: &[u8], err: &image::ImageError) -> String {
+    if bytes.is_empty() {
+        return "the file is empty (0 bytes)".into();
+    }
+    if image::guess_format(bytes).is_err() {
+        let head = &bytes[..bytes.len().min(16)];
+        let text = std::str::from_utf8(head)
+            .ok()
+            .filter(|t| t.chars().all(|c| !c.is_control() || c == '\n'))
+            .map(|t| format!(" (it starts with {:?})", t.trim_end()))
+            .unwrap_or_default();
+        return format!("is not an image this program reads (PNG or JPEG){text}");
+    }
+    let cut_short = match err {
+        image::ImageError::IoError(e) => e.kind() == std::io::ErrorKind::UnexpectedEof,
+        e => e.to_string().contains("end of file"),
+    };
+    if cut_short {
+        return format!(
+            "the file is cut short after {} bytes (an incomplete copy or download?)",
+            bytes.len()
+        );
+    }
+    err.to_string()
 }
 
 /// Whether JPEG `bytes` run to their end-of-image marker: the segments

@@ -282,7 +282,7 @@ pub fn parse(
     // refused before anything is allocated for it
     let (mw, mh) = reader()?
         .into_dimensions()
-        .map_err(|e| DataError::invalid(path, "mask", e))?;
+        .map_err(|e| DataError::invalid(path, "mask", crate::image_io::unreadable(bytes, &e)))?;
     if (mw, mh) != (width, height) {
         if !scaled_copy((mw, mh), (width, height)) {
             return Err(DataError::invalid(
@@ -319,7 +319,7 @@ fn kept_pixels(path: &Path, bytes: &[u8], width: u32, height: u32) -> Result<Vec
         .with_guessed_format()
         .map_err(|e| DataError::io(path, e))?
         .decode()
-        .map_err(|e| DataError::invalid(path, "mask", e))?;
+        .map_err(|e| DataError::invalid(path, "mask", crate::image_io::unreadable(bytes, &e)))?;
     if (img.width(), img.height()) != (width, height) {
         return Err(DataError::invalid(
             path,
@@ -635,7 +635,19 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("m.png"), "{e}");
+        assert!(e.contains("m.png") && e.contains("\"not a png\""), "{e}");
+    }
+
+    #[test]
+    fn an_empty_or_cut_short_mask_says_so() {
+        let b = png(64, 64, &[7; 64 * 64]);
+        let (p, photo) = (Path::new("m.png"), Path::new("a.jpg"));
+        let e = parse(p, &[], photo, 64, 64, false).unwrap_err().to_string();
+        assert!(e.contains("m.png") && e.contains("empty"), "{e}");
+        let e = parse(p, &b[..b.len() - 20], photo, 64, 64, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("m.png") && e.contains("cut short"), "{e}");
     }
 
     #[test]

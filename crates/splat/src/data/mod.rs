@@ -880,9 +880,9 @@ fn decode_image(
         crate::image_io::jpeg_complete(&bytes)
             .map_err(|e| DataError::invalid(&job.path, "image", e))?;
     }
-    let img = reader
-        .decode()
-        .map_err(|e| DataError::invalid(&job.path, "image", e))?;
+    let img = reader.decode().map_err(|e| {
+        DataError::invalid(&job.path, "image", crate::image_io::unreadable(&bytes, &e))
+    })?;
     drop(bytes);
     let (w, h) = (img.width(), img.height());
     if w == 0 || h == 0 {

@@ -207,8 +207,10 @@ fn load_split(
         let mask = match mask_path {
             Some(path) => {
                 let image = &f.image_path;
-                let (fw, fh) = image::image_dimensions(image)
-                    .map_err(|e| DataError::invalid(image, "image", e))?;
+                let (fw, fh) = image::image_dimensions(image).map_err(|e| {
+                    let bytes = std::fs::read(image).unwrap_or_default();
+                    DataError::invalid(image, "image", crate::image_io::unreadable(&bytes, &e))
+                })?;
                 let m = masks::load(&path, image, fw, fh, opts.invert_masks)?;
                 tallies.files.push(path);
                 Some(masks::downscale(fw, fh, &m, opts.downscale))
