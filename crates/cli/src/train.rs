@@ -633,7 +633,8 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     };
     let budget = match (a.max_gaussians, recorded_budget) {
         (None, None) => {
-            if a.resume {
+            // (without a checkpoint the resume is refused below)
+            if a.resume && checkpoint_dir(&a.out).join("latest.json").is_file() {
                 ds.notes.push(format!(
                     "--resume: the run's Gaussian budget is not recorded (its \
                      checkpoints/run.json is missing, unreadable or from an older version): \
@@ -723,10 +724,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     let ckpt_dir = checkpoint_dir(&a.out);
     let colmap = kind == Some("colmap");
     if a.resume && !ckpt_dir.join("latest.json").is_file() {
-        return Err(CliError::file(
-            &ckpt_dir.join("latest.json"),
-            "--resume: no checkpoint to continue from",
-        ));
+        return Err(no_checkpoint(&ckpt_dir));
     }
     let recorded = if a.resume && a.iters.is_none() {
         resumed_length(&ckpt_dir)
@@ -1300,6 +1298,33 @@ fn clear_earlier_run(out: &std::path::Path) -> CliResult<()> {
 
 /// The record of the latest checkpoint in `ckpt_dir` (its `latest.json`);
 /// `None` when unreadable (resuming then names what is wrong).
+/// The error of `--resume` when `ckpt_dir` has no `latest.json`: no
+/// checkpoint was completed there. A `ckpt-N` folder without it is one
+/// whose writing was cut off (a second Ctrl-C while the first saved, a
+/// crash), and the error says so and how to go on.
+pub(crate) fn no_checkpoint(ckpt_dir: &std::path::Path) -> CliError {
+    let latest = ckpt_dir.join("latest.json");
+    let partial = std::fs::read_dir(ckpt_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with("ckpt-"))
+        .max_by_key(|f| f[5..].parse::<u64>().unwrap_or(0));
+    match partial {
+        Some(f) => CliError::file(
+            &latest,
+            format!(
+                "--resume: no checkpoint was completed: {} was still being written when the run \
+                 ended (a second Ctrl-C while the first one saved, or a crash), so it cannot be \
+                 resumed; train again without --resume",
+                ckpt_dir.join(f).display()
+            ),
+        ),
+        None => CliError::file(&latest, "--resume: no checkpoint to continue from"),
+    }
+}
+
 pub(crate) fn latest_checkpoint(ckpt_dir: &std::path::Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&std::fs::read(ckpt_dir.join("latest.json")).ok()?).ok()
 }

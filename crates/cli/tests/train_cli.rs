@@ -852,3 +852,37 @@ fn a_second_run_into_a_busy_folder_is_refused() {
     json(&small_train(&data, &out, &["--iters", "3"]));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn resume_of_a_checkpoint_cut_off_while_written_says_so() {
+    let dir = tmp("cut-off");
+    let ds = dir.join("ds");
+    synth(&ds);
+    let out = dir.join("out");
+    // what a second Ctrl-C during the first checkpoint's save leaves
+    std::fs::create_dir_all(out.join("checkpoints/ckpt-40")).unwrap();
+    std::fs::write(out.join("checkpoints/ckpt-40/point_cloud.ply"), b"ply\n").unwrap();
+    let o = run(&[
+        "train",
+        ds.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--resume",
+    ]);
+    assert_usage_error(
+        &o,
+        &["ckpt-40", "no checkpoint was completed", "without --resume"],
+    );
+    assert!(!stderr(&o).contains("budget"), "{}", stderr(&o));
+    // and training again without --resume is not refused
+    let o = run(&[
+        "train",
+        ds.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(dir);
+}

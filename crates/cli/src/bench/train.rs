@@ -310,10 +310,7 @@ fn trainer(args: &TrainBenchArgs, width: u32, height: u32) -> CliResult<Trainer>
             false => out.clone(),
         });
     if let Some(c) = ckpt.as_ref().filter(|c| !c.join("latest.json").is_file()) {
-        return Err(CliError::file(
-            &c.join("latest.json"),
-            "--resume: no checkpoint to continue from",
-        ));
+        return Err(crate::train::no_checkpoint(c));
     }
     // a resumed run's own length unless --train-iters says otherwise
     let iters = args
