@@ -9,8 +9,8 @@
 //
 // URL parameters: ?camera=NAME opens at a dataset camera (NAME: the photo's
 // name, file name or stem; an unknown name is said and the start view
-// shown) with the canvas at the top-left, sized to the photo in CSS
-// pixels; ?pose=X,Y,Z,QW,QX,QY,QZ&fov=DEG opens at a free viewpoint (the
+// shown) with the canvas of the photo's size in pixels, scaled to fit the
+// window and centred; ?pose=X,Y,Z,QW,QX,QY,QZ&fov=DEG opens at a free viewpoint (the
 // camera's centre in world coordinates and the unit quaternion of its
 // world-to-camera rotation, and the field of view across the window's
 // shorter side: top to bottom on a landscape window);
@@ -222,8 +222,18 @@ async function main() {
   function fitCanvas() {
     let w, h;
     if (fixed) {
+      // a dataset camera's own pixels (what it saw, drawn at its size),
+      // shown whole: scaled to fit the window and centred
       w = cam.w;
       h = cam.h;
+      renderer.setSize(w, h, false);
+      const s = Math.min(window.innerWidth / w, window.innerHeight / h);
+      Object.assign(canvas.style, {
+        width: `${w * s}px`,
+        height: `${h * s}px`,
+        left: `${(window.innerWidth - w * s) / 2}px`,
+        top: `${(window.innerHeight - h * s) / 2}px`,
+      });
     } else {
       w = window.innerWidth;
       h = window.innerHeight;
@@ -231,9 +241,16 @@ async function main() {
       // window (a phone) sees as wide as a landscape one sees high
       const f = Math.min(w, h) / 2 / Math.tan((fovDeg * Math.PI) / 360);
       if (cam) Object.assign(cam, { w, h, fx: f, fy: f, cx: w / 2, cy: h / 2 });
+      renderer.setSize(w, h, true);
+      Object.assign(canvas.style, { left: "0px", top: "0px" });
     }
     $("fovname").textContent = w < h ? "horizontal FOV" : "vertical FOV";
-    renderer.setSize(w, h, true);
+    // the slider shows the field of view seen: a dataset camera's own
+    // while looking through it
+    if (cam) {
+      $("fov").value = viewFov();
+      $("fovval").textContent = Math.round(viewFov()) + "°";
+    }
   }
 
   function freeCamera(from) {
@@ -304,8 +321,6 @@ async function main() {
   function reset() {
     target = info.center.slice();
     fovDeg = info.home.fov_deg;
-    $("fov").value = fovDeg;
-    $("fovval").textContent = Math.round(fovDeg) + "°";
     freeCamera(info.home);
     $("cameras").value = "";
     // the start view is the first dataset camera's pose, when there is one
@@ -391,11 +406,7 @@ async function main() {
       const d = Math.max(dot(sub(info.center, p.C), p.R[2]), radius * 0.1);
       target = add(p.C, mul(p.R[2], d));
     } else {
-      if (p.fov !== null) {
-        fovDeg = p.fov;
-        $("fov").value = fovDeg;
-        $("fovval").textContent = Math.round(fovDeg) + "°";
-      }
+      if (p.fov !== null) fovDeg = p.fov;
       freeCamera({ R: p.R, t: mul(mv(p.R, p.C), -1) });
       // orbit about the point ahead at the scene centre's depth
       const d = Math.max(dot(sub(info.center, p.C), p.R[2]), radius * 0.1);
@@ -407,9 +418,8 @@ async function main() {
   $("reset").addEventListener("click", reset);
   $("fov").addEventListener("input", (e) => {
     fovDeg = Number(e.target.value);
-    $("fovval").textContent = Math.round(fovDeg) + "°";
-    if (fixed) freeCamera(cam);
-    fitCanvas();
+    // (freeCamera fits the canvas)
+    fixed ? freeCamera(cam) : fitCanvas();
   });
 
   // ---- navigation ----
