@@ -186,6 +186,29 @@ fn viewer_matches_render_at_dataset_cameras() {
             .unwrap()
             .to_rgb8();
         assert_eq!((w, h), want.dimensions(), "canvas sized to the photo");
+        // shown whole, scaled to fit the 400×300 window and centred
+        let r = b.eval(
+            &session,
+            "(() => { const r = document.getElementById('view').getBoundingClientRect(); \
+             return [r.left, r.top, r.width, r.height]; })()",
+        );
+        let r: Vec<f64> = r
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let s = (400.0 / w as f64).min(300.0 / h as f64);
+        let want_box = [
+            (400.0 - w as f64 * s) / 2.0,
+            (300.0 - h as f64 * s) / 2.0,
+            w as f64 * s,
+            h as f64 * s,
+        ];
+        assert!(
+            r.iter().zip(want_box).all(|(a, b)| (a - b).abs() < 1.0),
+            "the camera's frame is at {r:?}, not {want_box:?}"
+        );
         save_png(&dir.join(format!("viewer_{stem}.png")), w, h, &got);
         let p = browser::psnr(&got, want.as_raw());
         println!("{name}: viewer vs render --data PSNR {p:.2} dB");

@@ -453,22 +453,28 @@ async function main() {
     withCenter(cam, add(C, m));
   }
   let drag = null;
-  canvas.addEventListener("contextmenu", (e) => e.preventDefault());
-  canvas.addEventListener("pointerdown", (e) => {
-    canvas.setPointerCapture(e.pointerId);
+  // the whole window navigates, the margins beside a dataset camera's
+  // frame too (not the overlays: their controls keep their own drags)
+  const onView = (type, handler, opts) =>
+    document.body.addEventListener(type, (e) => {
+      if (e.target === canvas || e.target === document.body) handler(e);
+    }, opts);
+  onView("contextmenu", (e) => e.preventDefault());
+  onView("pointerdown", (e) => {
+    e.target.setPointerCapture(e.pointerId);
     drag = { x: e.clientX, y: e.clientY, pan: e.button === 2 || e.shiftKey };
   });
-  canvas.addEventListener("pointermove", (e) => {
+  onView("pointermove", (e) => {
     if (!drag || e.pointerType === "touch") return;
     const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
     drag.x = e.clientX;
     drag.y = e.clientY;
     drag.pan ? pan(dx, dy) : orbit(dx, dy);
   });
-  canvas.addEventListener("pointerup", () => (drag = null));
+  onView("pointerup", () => (drag = null));
   // a click (not a drag) on a frustum goes to that camera
   let downAt = null;
-  canvas.addEventListener("pointerdown", (e) => (downAt = [e.clientX, e.clientY]));
+  onView("pointerdown", (e) => (downAt = [e.clientX, e.clientY]));
   const ray = new THREE.Raycaster();
   ray.params.Line.threshold = radius * 0.02;
   canvas.addEventListener("click", (e) => {
@@ -484,7 +490,7 @@ async function main() {
       goToCamera(c);
     }
   });
-  canvas.addEventListener("wheel", (e) => {
+  onView("wheel", (e) => {
     e.preventDefault();
     zoom(Math.exp(e.deltaY * 0.001));
   }, { passive: false });
@@ -496,8 +502,8 @@ async function main() {
     const d = p.length > 1 ? Math.hypot(p[0][0] - p[1][0], p[0][1] - p[1][1]) : 0;
     return { n: p.length, cx, cy, d };
   };
-  canvas.addEventListener("touchstart", (e) => { e.preventDefault(); touches = touchInfo(e.touches); }, { passive: false });
-  canvas.addEventListener("touchmove", (e) => {
+  onView("touchstart", (e) => { e.preventDefault(); touches = touchInfo(e.touches); }, { passive: false });
+  onView("touchmove", (e) => {
     e.preventDefault();
     const t = touchInfo(e.touches);
     if (touches && t.n === touches.n) {
@@ -509,7 +515,7 @@ async function main() {
     }
     touches = t;
   }, { passive: false });
-  canvas.addEventListener("touchend", (e) => (touches = e.touches.length ? touchInfo(e.touches) : null));
+  onView("touchend", (e) => (touches = e.touches.length ? touchInfo(e.touches) : null));
   const keys = new Set();
   window.addEventListener("keydown", (e) => {
     if (e.target.tagName === "INPUT" || e.target.tagName === "SELECT") return;
