@@ -218,9 +218,11 @@ pub fn render_rgba(g: &Gaussians<f32>, cam: &Camera, o: &OrbitOptions) -> CliRes
 }
 
 /// Reads a scene file of any format `splat::formats` knows (.ply and
-/// .compressed.ply, .spz, .splat, .sog), by its extension.
+/// .compressed.ply, .spz, .splat, .sog), by its extension; a PLY's
+/// Gaussians that cannot be drawn are left out with a warning
+/// ([`crate::scene_input::read_drawable`]).
 fn read_scene(path: &Path) -> CliResult<Gaussians<f32>> {
-    splat::formats::read_scene(path).map_err(crate::scene_input::scene_error)
+    Ok(crate::scene_input::read_drawable(path)?.0)
 }
 
 /// `chainrule render SCENE.ply --orbit N`: writes `view_000.png`, … and
@@ -461,7 +463,7 @@ pub const SCORES_FILE: &str = "scores.json";
 /// [`SCORES_FILE`].
 pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRender) -> CliResult {
     let (split, bg, json) = (d.split.as_str(), d.background, d.json);
-    let g = read_scene(path)?;
+    let (g, left_out) = crate::scene_input::read_drawable(path)?;
     let opts = splat::data::LoadOptions {
         background: bg.map(|c| c as f32),
         invert_masks: d.invert_masks,
@@ -499,6 +501,7 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         .filter(|v| learned.contains_key(v.name.as_str()))
         .count();
     let mut notes = ds.notes.clone();
+    notes.extend(left_out);
     if through > 0 {
         let note = format!(
             "{through} of the {} views are scored through the colour transforms the run \

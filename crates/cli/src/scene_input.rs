@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use splat::formats::{read_scene, SceneError, SceneFormat};
+use splat::formats::{SceneError, SceneFormat};
 use splat::three::Gaussians;
 
 use crate::error::{CliError, CliResult};
@@ -285,6 +285,20 @@ pub fn scene_error(e: SceneError) -> CliError {
     }
 }
 
+/// Reads a scene file for drawing or converting
+/// ([`splat::formats::read_scene_skipping`]): a PLY's Gaussians that
+/// cannot be drawn (a diverged run's NaNs) are left out, with a warning
+/// printed and returned.
+pub fn read_drawable(
+    path: &Path,
+) -> CliResult<(splat::three::scene::Gaussians<f32>, Option<String>)> {
+    let (g, left_out) = splat::formats::read_scene_skipping(path).map_err(scene_error)?;
+    if let Some(w) = &left_out {
+        eprintln!("warning: {w}");
+    }
+    Ok((g, left_out))
+}
+
 /// Opens `path` as one of the scenes above.
 pub fn open(path: &Path) -> CliResult<SceneInput> {
     if !path.exists() {
@@ -292,7 +306,7 @@ pub fn open(path: &Path) -> CliResult<SceneInput> {
     }
     if path.is_dir() {
         let file = folder_scene(path)?;
-        let gaussians = read_scene(&file).map_err(scene_error)?;
+        let gaussians = read_drawable(&file)?.0;
         return Ok(SceneInput::Scene3d { file, gaussians });
     }
     if path
@@ -305,7 +319,7 @@ pub fn open(path: &Path) -> CliResult<SceneInput> {
             file: path.to_path_buf(),
         });
     }
-    let gaussians = read_scene(path).map_err(scene_error)?;
+    let gaussians = read_drawable(path)?.0;
     Ok(SceneInput::Scene3d {
         file: path.to_path_buf(),
         gaussians,

@@ -663,3 +663,36 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_ply_with_undrawable_gaussians_is_read_without_them() {
+    // a diverged run's PLY: two of its Gaussians hold a NaN
+    let dir = tmp("nan");
+    let mut g = random_scene::<f32>(&RandomScene {
+        n: 20,
+        ..Default::default()
+    });
+    g.means[3][2] = f32::NAN;
+    g.opacity_logits[11] = f32::NAN;
+    let ply = dir.join("diverged.ply");
+    std::fs::write(&ply, to_ply_bytes(&g)).unwrap();
+    let out = dir.join("clean.spz");
+    let o = export(&ply, "spz", &out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("left out 2 of 20") && err.contains("vertex 3"),
+        "{err}"
+    );
+    assert_eq!(read_scene(&out).unwrap().len(), 18);
+    // and it renders
+    let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .arg("render")
+        .arg(&ply)
+        .args(["--orbit", "1", "--out"])
+        .arg(dir.join("orbit"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -554,3 +554,53 @@ fn write_compressed_writer_edges_input() {
     let out = std::env::var("CHAINRULE_FIXTURE_OUT").expect("set CHAINRULE_FIXTURE_OUT");
     std::fs::write(out, to_ply_bytes(&compressed_writer_edges())).unwrap();
 }
+
+/// A diverged run's NaNs: `parse_ply` refuses them, `parse_ply_skipping`
+/// leaves out exactly the Gaussians that hold one (in any property) or a
+/// degenerate scale or rotation, keeps the rest bit for bit and in order,
+/// and refuses a file with nothing drawable left.
+#[test]
+fn skipping_leaves_out_exactly_the_undrawable_gaussians() {
+    use splat::three::ply::parse_ply_skipping;
+    let g = random_scene::<f32>(&RandomScene {
+        n: 12,
+        sh_degree: 1,
+        ..Default::default()
+    });
+    let mut bad = g.clone();
+    bad.means[2][1] = f32::NAN;
+    bad.opacity_logits[5] = f32::INFINITY;
+    bad.sh[7 * 12 + 11] = f32::NAN; // the last f_rest of Gaussian 7
+    bad.log_scales[9][0] = 40.0;
+    bad.quats[10] = [0.0; 4];
+    let path = Path::new("diverged.ply");
+    let bytes = to_ply_bytes(&bad);
+    let e = parse_ply::<f32>(&bytes, path).unwrap_err();
+    assert!(e.message.contains("vertex 2"), "{}", e.message);
+    let (kept, skipped) = parse_ply_skipping::<f32>(&bytes, path).unwrap();
+    assert_eq!((skipped.count, skipped.of), (5, 12));
+    let keep: Vec<usize> = (0..12).filter(|i| ![2, 5, 7, 9, 10].contains(i)).collect();
+    assert_eq!(kept.len(), keep.len());
+    for (j, &i) in keep.iter().enumerate() {
+        assert_eq!(kept.means[j], g.means[i]);
+        assert_eq!(kept.log_scales[j], g.log_scales[i]);
+        assert_eq!(kept.quats[j], g.quats[i]);
+        assert_eq!(kept.opacity_logits[j], g.opacity_logits[i]);
+        assert_eq!(kept.sh[j * 12..(j + 1) * 12], g.sh[i * 12..(i + 1) * 12]);
+    }
+    let w = skipped.warning().unwrap();
+    assert!(
+        w.contains("diverged.ply") && w.contains("5 of 12") && w.contains("vertex 2"),
+        "{w}"
+    );
+    // a clean file: nothing left out, no warning
+    let (all, none) = parse_ply_skipping::<f32>(&to_ply_bytes(&g), path).unwrap();
+    assert_eq!((all, none.count, none.warning()), (g.clone(), 0, None));
+    // nothing drawable: the first reason is the error
+    let mut worse = g.clone();
+    for m in &mut worse.means {
+        m[0] = f32::NAN;
+    }
+    let e = parse_ply_skipping::<f32>(&to_ply_bytes(&worse), path).unwrap_err();
+    assert!(e.message.contains("vertex 0"), "{}", e.message);
+}

@@ -118,6 +118,34 @@ impl SceneFormat {
 /// Reads a scene, choosing the format by the file's extension (an
 /// unbundled SOG by its `meta.json`, the images beside it).
 pub fn read_scene(path: &Path) -> Result<Gaussians<f32>, SceneError> {
+    let (format, bytes) = scene_bytes(path)?;
+    match bytes {
+        Some(bytes) => decode_scene(&bytes, format, path),
+        None => sog::read_unbundled(path),
+    }
+}
+
+/// [`read_scene`] for drawing and converting: a standard 3DGS PLY's
+/// Gaussians that cannot be drawn (a value not finite, a degenerate scale
+/// or rotation) are left out rather than refused
+/// ([`ply::parse_ply_skipping`]), with a warning that says how many and
+/// why the first was; the other formats are read as [`read_scene`]
+/// reads them.
+pub fn read_scene_skipping(path: &Path) -> Result<(Gaussians<f32>, Option<String>), SceneError> {
+    let (format, bytes) = scene_bytes(path)?;
+    match bytes {
+        Some(bytes) if format.is_ply() => {
+            let (g, skipped) = ply::parse_ply_skipping(&bytes, path)?;
+            Ok((g, skipped.warning()))
+        }
+        Some(bytes) => Ok((decode_scene(&bytes, format, path)?, None)),
+        None => Ok((sog::read_unbundled(path)?, None)),
+    }
+}
+
+/// A scene file's format and bytes (`None` for an unbundled SOG's
+/// `meta.json`, read with the images beside it).
+fn scene_bytes(path: &Path) -> Result<(SceneFormat, Option<Vec<u8>>), SceneError> {
     let format = SceneFormat::from_path(path).ok_or_else(|| {
         SceneError::new(
             path,
@@ -127,11 +155,11 @@ pub fn read_scene(path: &Path) -> Result<Gaussians<f32>, SceneError> {
         )
     })?;
     if sog::is_meta_json(path) {
-        return sog::read_unbundled(path);
+        return Ok((format, None));
     }
     let bytes = std::fs::read(path)
         .map_err(|e| SceneError::new(path, None, format!("cannot read: {e}")))?;
-    decode_scene(&bytes, format, path)
+    Ok((format, Some(bytes)))
 }
 
 /// Decodes the bytes of a scene file; `path` only names the file in errors.

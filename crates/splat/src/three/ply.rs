@@ -243,9 +243,69 @@ pub const ANTIALIASED_COMMENT: &str = "comment SplatRenderMode: mip\n";
 /// assert_eq!(back, g);
 /// ```
 pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, PlyError> {
+    parse_ply_with(bytes, path, false).map(|(g, _)| g)
+}
+
+/// The Gaussians of a 3DGS PLY that cannot be drawn and were left out by
+/// [`parse_ply_skipping`].
+#[derive(Debug, Default)]
+pub struct Skipped {
+    /// How many were left out.
+    pub count: usize,
+    /// Of how many records in the file.
+    pub of: usize,
+    /// Why the first was (its vertex and property named).
+    pub first: Option<PlyError>,
+}
+
+impl Skipped {
+    /// A warning that says what was left out, `None` when nothing was.
+    pub fn warning(&self) -> Option<String> {
+        let first = self.first.as_ref()?;
+        Some(format!(
+            "{}: left out {} of {} Gaussians that cannot be drawn (a value not finite, a \
+             degenerate scale or rotation); the first: {}",
+            first.path.display(),
+            self.count,
+            self.of,
+            first.message
+        ))
+    }
+}
+
+/// [`parse_ply`] that leaves out, rather than refuses, a standard 3DGS
+/// PLY's Gaussians with a value that is not finite or a degenerate scale
+/// or rotation (a diverged training run writes a few), and says how many
+/// it left out. A file whose every Gaussian is such is still an error, as
+/// is anything wrong with the file's structure. A compressed PLY is read
+/// as [`parse_ply`] reads it (its quantised values cannot be NaN).
+///
+/// ```
+/// use splat::three::ply::{parse_ply, parse_ply_skipping, to_ply_bytes};
+/// use splat::three::scene::{random_scene, RandomScene};
+/// let mut g = random_scene::<f32>(&RandomScene { n: 3, ..Default::default() });
+/// g.means[1][0] = f32::NAN;
+/// let bytes = to_ply_bytes(&g);
+/// assert!(parse_ply::<f32>(&bytes, "s.ply".as_ref()).is_err());
+/// let (kept, skipped) = parse_ply_skipping::<f32>(&bytes, "s.ply".as_ref()).unwrap();
+/// assert_eq!((kept.len(), skipped.count, skipped.of), (2, 1, 3));
+/// ```
+pub fn parse_ply_skipping<T: Scalar>(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(Gaussians<T>, Skipped), PlyError> {
+    parse_ply_with(bytes, path, true)
+}
+
+fn parse_ply_with<T: Scalar>(
+    bytes: &[u8],
+    path: &Path,
+    skip: bool,
+) -> Result<(Gaussians<T>, Skipped), PlyError> {
     let (elements, data_start) = parse_header(bytes, path)?;
     if super::compressed_ply::is_compressed(&elements) {
-        return super::compressed_ply::decode(bytes, path, &elements, data_start);
+        let g = super::compressed_ply::decode(bytes, path, &elements, data_start)?;
+        return Ok((g, Skipped::default()));
     }
     let err = |prop: Option<&str>, msg: String| PlyError::new(path, prop, msg);
     let (v, offset) = vertex_records(bytes, path, &elements, data_start)?;
@@ -292,56 +352,79 @@ pub fn parse_ply<T: Scalar>(bytes: &[u8], path: &Path) -> Result<Gaussians<T>, P
     let n = v.count;
     let k = sh_coeffs(degree);
     let mut g = Gaussians::<T>::with_capacity(degree, n);
+    let mut skipped = Skipped {
+        of: n,
+        ..Skipped::default()
+    };
+    let mut sh = Vec::with_capacity(3 * k);
     for i in 0..n {
         let rec = &bytes[offset + i * v.stride..offset + (i + 1) * v.stride];
         let get = |(t, o): (Ty, usize), name: &str| -> Result<T, PlyError> {
             finite_in(t.read(&rec[o..o + t.size()]), i, name, path)
         };
-        let mut m = [T::zero(); 3];
-        for c in 0..3 {
-            m[c] = get(p_xyz[c], names_xyz[c])?;
-        }
-        let mut s = [T::zero(); 3];
-        for c in 0..3 {
-            s[c] = get(p_s[c], names_s[c])?;
-        }
-        let mut q = [T::zero(); 4];
-        for c in 0..4 {
-            q[c] = get(p_r[c], names_r[c])?;
-        }
-        let qn = q.iter().map(|v| v.to_f64().powi(2)).sum::<f64>().sqrt();
-        if !(MIN_QUAT_NORM..=MAX_QUAT_NORM).contains(&qn) {
-            return Err(err(
-                Some("rot_0"),
-                format!(
-                    "vertex {i}: the rotation quaternion has norm {qn:e}; want {MIN_QUAT_NORM:e} to {MAX_QUAT_NORM:e} (zero cannot be normalised)"
-                ),
-            ));
-        }
-        if let Some(c) = (0..3).find(|&c| s[c].to_f64().abs() > MAX_LOG_SCALE) {
-            return Err(err(
-                Some(names_s[c]),
-                format!(
-                    "vertex {i}: log scale {} is degenerate (want |log scale| <= {MAX_LOG_SCALE}: the covariance would overflow or vanish)",
-                    s[c].to_f64()
-                ),
-            ));
-        }
-        g.means.push(m);
-        g.log_scales.push(s);
-        g.quats.push(q);
-        g.opacity_logits.push(get(p_o, "opacity")?);
-        for c in 0..3 {
-            g.sh.push(get(p_dc[c], names_dc[c])?);
-        }
-        for kk in 1..k {
+        sh.clear();
+        let record = (|| {
+            let mut m = [T::zero(); 3];
             for c in 0..3 {
-                let j = c * (k - 1) + kk - 1;
-                g.sh.push(get(p_rest[j], &rest_names[j])?);
+                m[c] = get(p_xyz[c], names_xyz[c])?;
             }
+            let mut s = [T::zero(); 3];
+            for c in 0..3 {
+                s[c] = get(p_s[c], names_s[c])?;
+            }
+            let mut q = [T::zero(); 4];
+            for c in 0..4 {
+                q[c] = get(p_r[c], names_r[c])?;
+            }
+            let qn = q.iter().map(|v| v.to_f64().powi(2)).sum::<f64>().sqrt();
+            if !(MIN_QUAT_NORM..=MAX_QUAT_NORM).contains(&qn) {
+                return Err(err(
+                    Some("rot_0"),
+                    format!(
+                        "vertex {i}: the rotation quaternion has norm {qn:e}; want {MIN_QUAT_NORM:e} to {MAX_QUAT_NORM:e} (zero cannot be normalised)"
+                    ),
+                ));
+            }
+            if let Some(c) = (0..3).find(|&c| s[c].to_f64().abs() > MAX_LOG_SCALE) {
+                return Err(err(
+                    Some(names_s[c]),
+                    format!(
+                        "vertex {i}: log scale {} is degenerate (want |log scale| <= {MAX_LOG_SCALE}: the covariance would overflow or vanish)",
+                        s[c].to_f64()
+                    ),
+                ));
+            }
+            let o = get(p_o, "opacity")?;
+            for c in 0..3 {
+                sh.push(get(p_dc[c], names_dc[c])?);
+            }
+            for kk in 1..k {
+                for c in 0..3 {
+                    let j = c * (k - 1) + kk - 1;
+                    sh.push(get(p_rest[j], &rest_names[j])?);
+                }
+            }
+            Ok((m, s, q, o))
+        })();
+        match record {
+            Ok((m, s, q, o)) => {
+                g.means.push(m);
+                g.log_scales.push(s);
+                g.quats.push(q);
+                g.opacity_logits.push(o);
+                g.sh.extend_from_slice(&sh);
+            }
+            Err(e) if skip => {
+                skipped.count += 1;
+                skipped.first.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
         }
     }
-    Ok(g)
+    if n > 0 && skipped.count == n {
+        return Err(skipped.first.expect("one was skipped"));
+    }
+    Ok((g, skipped))
 }
 
 /// A PLY header's elements and where its data start, or the error naming
