@@ -66,6 +66,19 @@ pub struct RenderArgs {
     /// path.json (as --orbit's files in orbit.json).
     #[arg(long, conflicts_with = "orbit")]
     pub path: Option<usize>,
+    /// 3D scenes: --path flies only the photos in this folder of the
+    /// dataset (a path relative to its images folder, such as `cam1` of a
+    /// rig whose cameras' photos are in `cam0/`, `cam1/`, …) [default:
+    /// every photo; for a rig (folders sharing file names, taken from
+    /// about the same places), its folder with the most photos, with a
+    /// note].
+    #[arg(
+        long,
+        requires = "path",
+        conflicts_with = "orbit",
+        value_name = "FOLDER"
+    )]
+    pub path_folder: Option<String>,
     /// 3D scenes: image size WxH of --orbit views [default: 512x512], or
     /// of --path frames [default: the size most of the dataset's cameras
     /// have; another size keeps their horizontal field of view]. --data
@@ -307,7 +320,11 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
     }
     let (width, height) =
         crate::bench::render3d::parse_size(a.size.as_deref().unwrap_or("512x512"))?;
-    let path_size = a.size.is_some().then_some((width, height));
+    let path_options = |frames| crate::render3d::PathOptions {
+        frames,
+        size: a.size.is_some().then_some((width, height)),
+        folder: a.path_folder.clone(),
+    };
     let up = match (&a.up, &saved) {
         (Some(u), _) => parse_up(u)?,
         (None, Some(s)) => parse_up(&format!("{},{},{}", s.up[0], s.up[1], s.up[2]))?,
@@ -361,14 +378,16 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             // an original 3DGS model folder's own cameras, when no dataset
             // is named
             if let (None, Some(m)) = (&dataset, &model) {
-                let w = crate::render3d::run_path(ply, &m.cameras, frames, path_size, &a.out, &o)?;
+                let p = path_options(frames);
+                let w = crate::render3d::run_path(ply, &m.cameras, &p, &a.out, &o)?;
                 return report(a, "path", &crate::output::count(frames, "frame"), w);
             }
             // a site's own cameras (it is shared without its photos)
             if dataset.is_none() {
                 let site = crate::scene_input::scene_folder(&a.file);
                 if let Some(views) = crate::scene_input::site_views(site, saved.as_ref())? {
-                    let w = crate::render3d::run_path(ply, &views, frames, path_size, &a.out, &o)?;
+                    let p = path_options(frames);
+                    let w = crate::render3d::run_path(ply, &views, &p, &a.out, &o)?;
                     return report(a, "path", &crate::output::count(frames, "frame"), w);
                 }
             }
@@ -411,26 +430,29 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             crate::output::refuse_dataset_folder(&a.out, &ds.read_from, "--out")?;
             let mut views: Vec<_> = ds.train.into_iter().chain(ds.test).collect();
             views.sort_by(|x, y| splat::data::capture::path_order(&x.name, &y.name));
-            let w = crate::render3d::run_path(ply, &views, frames, path_size, &a.out, &o)?;
+            let w = crate::render3d::run_path(ply, &views, &path_options(frames), &a.out, &o)?;
             ("path", crate::output::count(frames, "frame"), w)
         }
         None => {
+            let mut notes = Vec::new();
             if saved.is_none() && a.up.is_none() && a.center.is_none() {
-                eprintln!(
-                    "note: {} has no training settings (no settings.json beside it, nor \
-                     a header that carries them, as the PLYs `train` and `export` write \
-                     now do): the orbit circles the splats' middle about +z; --up X,Y,Z and \
-                     --center set them, or `chainrule export TRAIN_FOLDER --format ply` \
-                     writes a file that carries them",
+                let note = format!(
+                    "{} has no training settings (no settings.json beside it, nor a header \
+                     that carries them, as the PLYs `train` and `export` write now do): the \
+                     orbit circles the splats' middle about +z; --up X,Y,Z and --center set \
+                     them, or `chainrule export TRAIN_FOLDER --format ply` writes a file that \
+                     carries them",
                     a.file.display()
                 );
+                eprintln!("note: {note}");
+                notes.push(note);
             }
             let photos = photo_folders_around(&a.out, dataset.as_deref(), saved.as_ref());
             crate::output::refuse_dataset_folder(&a.out, &photos, "--out")?;
             (
                 "orbit",
                 crate::output::count(o.views, "view"),
-                crate::render3d::run_ply(ply, &a.out, &o)?,
+                crate::render3d::run_orbit(ply, &a.out, &o, notes)?,
             )
         }
     };
@@ -471,12 +493,12 @@ fn photo_folders_around(
 }
 
 /// Says what an orbit or a path wrote: the PNGs, then the GIF.
-fn report(a: &RenderArgs, kind: &str, what: &str, written: Vec<PathBuf>) -> CliResult {
-    let gif = written.last().expect("at least one view and the GIF");
+fn report(a: &RenderArgs, kind: &str, what: &str, s: crate::render3d::Sequence) -> CliResult {
+    let gif = s.written.last().expect("at least one view and the GIF");
     if a.json {
         println!(
             "{}",
-            crate::render3d::sequence_report(kind, &a.out, &written)
+            crate::render3d::sequence_report(kind, &a.out, &s.written, &s.notes)
         );
     } else {
         println!("wrote {what} and {} to {}", gif.display(), a.out.display());

@@ -217,18 +217,31 @@ pub fn render_rgba(g: &Gaussians<f32>, cam: &Camera, o: &OrbitOptions) -> CliRes
     Ok(RgbaImage::from_raw(cam.width, cam.height, px).expect("buffer of the right size"))
 }
 
-/// Reads a scene file of any format `splat::formats` knows (.ply and
-/// .compressed.ply, .spz, .splat, .sog), by its extension; a PLY's
-/// Gaussians that cannot be drawn are left out with a warning
-/// ([`crate::scene_input::read_drawable`]).
-fn read_scene(path: &Path) -> CliResult<Gaussians<f32>> {
-    Ok(crate::scene_input::read_drawable(path)?.0)
+/// What an orbit or a path wrote, and the notes said while writing it
+/// (also in its report, see [`sequence_report`]).
+#[derive(Clone, Debug, Default)]
+pub struct Sequence {
+    /// The frames' PNGs, then the GIF.
+    pub written: Vec<PathBuf>,
+    /// Notes and warnings, as printed (without their `note: ` prefix).
+    pub notes: Vec<String>,
 }
 
 /// `chainrule render SCENE.ply --orbit N`: writes `view_000.png`, … and
 /// `orbit.gif` into `out_dir`, listed in its `orbit.json` (see
 /// [`sequence_report`]); returns the paths of the PNGs and the GIF.
 pub fn run_ply(path: &Path, out_dir: &Path, o: &OrbitOptions) -> CliResult<Vec<PathBuf>> {
+    Ok(run_orbit(path, out_dir, o, Vec::new())?.written)
+}
+
+/// [`run_ply`] with `notes` said before it (they go into the report, with
+/// the scene file's warning if it has one).
+pub fn run_orbit(
+    path: &Path,
+    out_dir: &Path,
+    o: &OrbitOptions,
+    mut notes: Vec<String>,
+) -> CliResult<Sequence> {
     if o.views == 0 || o.views > 10_000 {
         return Err(CliError::usage(
             "--orbit: number of views must be 1 to 10000",
@@ -240,31 +253,44 @@ pub fn run_ply(path: &Path, out_dir: &Path, o: &OrbitOptions) -> CliResult<Vec<P
             o.fov_deg
         )));
     }
-    let g = read_scene(path)?;
+    let (g, left_out) = crate::scene_input::read_drawable(path)?;
+    notes.extend(left_out);
     // an empty scene is the file's fault; cameras that cannot be placed
     // are the settings'
     if g.is_empty() {
         return Err(CliError::file(path, "the scene has no Gaussians"));
     }
     let cams = orbit_cameras(&g, o)?;
-    write_sequence(&g, &cams, out_dir, "orbit", o)
+    write_sequence(&g, &cams, out_dir, "orbit", o, notes)
 }
 
-/// `chainrule render SCENE.ply --path N --data DATASET`: `frames` views
-/// flying along the dataset's cameras (train and test, in name order; a
-/// rig's one camera: [`splat::data::capture::path_through`], with a note):
+/// How `render --path` flies.
+#[derive(Clone, Debug, Default)]
+pub struct PathOptions {
+    /// How many frames.
+    pub frames: usize,
+    /// Their size (W, H), else the cameras' own.
+    pub size: Option<(u32, u32)>,
+    /// Only the photos in this folder of the dataset (`--path-folder`:
+    /// one camera of a rig), else all of them, or a rig's largest folder.
+    pub folder: Option<String>,
+}
+
+/// `chainrule render SCENE.ply --path N --data DATASET`: `p.frames` views
+/// flying along the dataset's cameras (train and test, in name order; only
+/// those in `p.folder` when given; a rig's one camera:
+/// [`splat::data::capture::path_through`], with a note):
 /// `path_000.png`, … and `path.gif` at the cameras' own size and
-/// intrinsics, or at `size` (W, H) with the same horizontal field of view
-/// (`cy` the same fraction of the height), listed in `path.json`; returns
-/// the paths of the PNGs and the GIF.
+/// intrinsics, or at `p.size` (W, H) with the same horizontal field of
+/// view (`cy` the same fraction of the height), listed in `path.json`.
 pub fn run_path(
     path: &Path,
     views: &[splat::data::View],
-    frames: usize,
-    size: Option<(u32, u32)>,
+    p: &PathOptions,
     out_dir: &Path,
     o: &OrbitOptions,
-) -> CliResult<Vec<PathBuf>> {
+) -> CliResult<Sequence> {
+    let (frames, size) = (p.frames, p.size);
     if frames == 0 || frames > 10_000 {
         return Err(CliError::usage(
             "--path: number of frames must be 1 to 10000",
@@ -273,16 +299,26 @@ pub fn run_path(
     if views.is_empty() {
         return Err(CliError::usage("--path: the dataset has no cameras"));
     }
-    let (views, rig) = splat::data::capture::path_through(views.to_vec());
-    if let Some((folder, n)) = rig {
-        eprintln!(
-            "note: the photos are a rig of {n} cameras (folders sharing file names); \
-             the path flies {folder}/'s {} photos",
-            views.len()
-        );
-    }
+    let mut notes = Vec::new();
+    let views = match &p.folder {
+        Some(folder) => in_folder(views, folder)?,
+        None => {
+            let (views, rig) = splat::data::capture::path_through(views.to_vec());
+            if let Some((folder, n)) = rig {
+                let note = format!(
+                    "the photos are a rig of {n} cameras (folders sharing file names); the \
+                     path flies {folder}/'s {} photos (--path-folder picks another)",
+                    views.len()
+                );
+                eprintln!("note: {note}");
+                notes.push(note);
+            }
+            views
+        }
+    };
     let views = &views[..];
-    let g = read_scene(path)?;
+    let (g, left_out) = crate::scene_input::read_drawable(path)?;
+    notes.extend(left_out);
     let span = (views.len() - 1) as f64;
     let cams: Vec<Camera> = (0..frames)
         .map(|i| {
@@ -301,7 +337,37 @@ pub fn run_path(
             splat::train::camera_of(&v)
         })
         .collect();
-    write_sequence(&g, &cams, out_dir, "path", o)
+    write_sequence(&g, &cams, out_dir, "path", o, notes)
+}
+
+/// The views whose photos are in `folder` of the dataset (`--path-folder`),
+/// in their order; an error naming the folders there is when none is.
+fn in_folder(views: &[splat::data::View], folder: &str) -> CliResult<Vec<splat::data::View>> {
+    let folder_of = |name: &str| name.rsplit_once('/').map_or("", |(f, _)| f).to_string();
+    let want = folder.trim_matches('/');
+    let chosen: Vec<_> = views
+        .iter()
+        .filter(|v| folder_of(&v.name) == want)
+        .cloned()
+        .collect();
+    if chosen.is_empty() {
+        let mut folders: Vec<String> = views.iter().map(|v| folder_of(&v.name)).collect();
+        folders.sort();
+        folders.dedup();
+        let listed: Vec<String> = folders
+            .iter()
+            .map(|f| match f.as_str() {
+                "" => "the images folder itself (\"\")".to_string(),
+                f => f.to_string(),
+            })
+            .collect();
+        return Err(CliError::usage(format!(
+            "--path-folder {folder}: no photo of the dataset is in that folder; its photos are \
+             in: {}",
+            listed.join(", ")
+        )));
+    }
+    Ok(chosen)
 }
 
 /// The file-name prefix of the frames of a sequence of the kind `kind`:
@@ -320,7 +386,12 @@ fn frame_prefix(kind: &str) -> &str {
 /// render of the kind into the folder reads there which files are an
 /// earlier render's, to replace them, and to remove the frames beyond its
 /// own count.
-pub fn sequence_report(kind: &str, out_dir: &Path, written: &[PathBuf]) -> serde_json::Value {
+pub fn sequence_report(
+    kind: &str,
+    out_dir: &Path,
+    written: &[PathBuf],
+    notes: &[String],
+) -> serde_json::Value {
     let (gif, frames) = written
         .split_last()
         .expect("at least one frame and the GIF");
@@ -329,7 +400,7 @@ pub fn sequence_report(kind: &str, out_dir: &Path, written: &[PathBuf]) -> serde
         "kind": kind, "frames": frames.len(), "files": files,
         "gif": gif.display().to_string(),
         "report": out_dir.join(format!("{kind}.json")).display().to_string(),
-        "out": out_dir.display().to_string(),
+        "out": out_dir.display().to_string(), "notes": notes,
     })
 }
 
@@ -344,7 +415,8 @@ fn write_sequence(
     out_dir: &Path,
     kind: &str,
     o: &OrbitOptions,
-) -> CliResult<Vec<PathBuf>> {
+    notes: Vec<String>,
+) -> CliResult<Sequence> {
     let prefix = frame_prefix(kind);
     let frames: Vec<String> = (0..cams.len())
         .map(|i| format!("{prefix}_{i:03}.png"))
@@ -365,7 +437,7 @@ fn write_sequence(
     crate::output::remove_earlier_renders(&report_path, "files", out_dir, &frames);
     let mut all: Vec<PathBuf> = frames.iter().map(|f| out_dir.join(f)).collect();
     all.push(out_dir.join(&gif_name));
-    let report = sequence_report(kind, out_dir, &all);
+    let report = sequence_report(kind, out_dir, &all, &notes);
     write_atomic(&report_path, report.to_string().as_bytes())?;
     let mut written = Vec::with_capacity(cams.len() + 1);
     let gif_path = out_dir.join(gif_name);
@@ -396,7 +468,7 @@ fn write_sequence(
     }
     write_atomic(&gif_path, &gif)?;
     written.push(gif_path);
-    Ok(written)
+    Ok(Sequence { written, notes })
 }
 
 /// Settings of `render SCENE --data DATASET`.

@@ -1324,3 +1324,79 @@ fn a_truncated_photo_is_named() {
     assert_eq!(named.file_name(), photo.file_name(), "{e}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A rig (`images/cam0/`, `images/cam1/`: the same file names, taken a
+/// centimetre apart): `render --path` flies one camera and says so, in
+/// `--json` and `path.json` too; `--path-folder` picks the other camera,
+/// and a folder without photos is an error naming those there are.
+#[test]
+fn a_path_through_a_rig_flies_one_camera_and_path_folder_picks_it() {
+    let (d, data) = fixture_copy("rig");
+    let rec = splat::data::colmap::read_reconstruction(&data.join("sparse/0")).unwrap();
+    let mut text = String::new();
+    for (k, folder) in ["cam0", "cam1"].iter().enumerate() {
+        std::fs::create_dir_all(data.join("images").join(folder)).unwrap();
+        for im in &rec.images {
+            let [qw, qx, qy, qz] = im.qvec;
+            let [tx, ty, tz] = im.tvec;
+            let tx = tx + 0.01 * k as f64;
+            let id = im.id + 100 * k as i32;
+            let name = format!("{folder}/{}", im.name);
+            std::fs::copy(
+                data.join("images").join(&im.name),
+                data.join("images").join(&name),
+            )
+            .unwrap();
+            text += &format!(
+                "{id} {qw} {qx} {qy} {qz} {tx} {ty} {tz} {} {name}\n\n",
+                im.camera_id
+            );
+        }
+    }
+    std::fs::remove_file(data.join("sparse/0/images.bin")).unwrap();
+    std::fs::write(data.join("sparse/0/images.txt"), text).unwrap();
+    let scene = trained(&d).join("point_cloud.ply");
+    let path = |out: &str, folder: Option<&str>| {
+        let mut args = vec![
+            "render",
+            scene.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ];
+        args.extend(["--path", "3", "--size", "40x30", "--json", "--out"]);
+        let out = d.join(out);
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        args.push(out.display().to_string());
+        if let Some(f) = folder {
+            args.extend(["--path-folder".to_string(), f.to_string()]);
+        }
+        Command::new(env!("CARGO_BIN_EXE_chainrule"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let o = path("rig", None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("rig of 2 cameras") && notes.contains("cam0/'s 12 photos"),
+        "{report}"
+    );
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("rig/path.json")).unwrap()).unwrap();
+    assert_eq!(kept["notes"], report["notes"]);
+    // the other camera: its first frame is the first photo seen from 1 cm
+    // aside, not the same picture
+    let o = path("cam1", Some("cam1"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["notes"], serde_json::json!([]), "{report}");
+    let first = |dir: &str| std::fs::read(d.join(dir).join("path_000.png")).unwrap();
+    assert_ne!(first("rig"), first("cam1"));
+    let o = path("none", Some("cam2"));
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stdout);
+    assert!(e.contains("cam2") && e.contains("cam0, cam1"), "{e}");
+    let _ = std::fs::remove_dir_all(d);
+}
