@@ -193,12 +193,18 @@ impl RenderSettings {
             return None;
         }
         let comments = splat::formats::ply_comments_in(file)?;
-        // the last such comment decides, as for the drawing mode
-        let json = comments
-            .iter()
-            .rev()
-            .find_map(|c| c.strip_prefix(FORMAT)?.strip_prefix(' '))?;
-        match Self::parse(json, file) {
+        // the last such comment decides, as for the drawing mode (one
+        // with nothing after the keyword is warned about as any other
+        // that cannot be read)
+        let json = comments.iter().rev().find_map(|c| {
+            let rest = c.strip_prefix(FORMAT)?;
+            (rest.is_empty() || rest.starts_with(char::is_whitespace)).then(|| rest.trim())
+        })?;
+        let parsed = match json {
+            "" => Err(CliError::file(file, "the comment holds no settings")),
+            json => Self::parse(json, file),
+        };
+        match parsed {
             // (a shared file does not send a render to a folder of its
             // choosing: a carried dataset is dropped, as writers leave it)
             Ok(s) => Some(s.without_dataset()),

@@ -425,6 +425,17 @@ fn a_ply_shared_alone_keeps_its_training_framing() {
         stderr.contains("warning") && stderr.contains("broken.ply"),
         "{stderr}"
     );
+    // and one with nothing after its keyword, the same
+    let empty = dir.join("empty.ply");
+    let bytes =
+        splat::formats::with_ply_comment(to_ply_bytes(&g), "chainrule-render-settings").unwrap();
+    std::fs::write(&empty, bytes).unwrap();
+    let (img, stderr) = render(&empty, "empty");
+    assert_eq!(img, render(&bare, "bare3").0);
+    assert!(
+        stderr.contains("warning") && stderr.contains("holds no settings"),
+        "{stderr}"
+    );
 }
 
 /// A PlayCanvas `.sog` (splat-transform's, from the splat crate's
