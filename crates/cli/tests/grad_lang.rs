@@ -200,6 +200,21 @@ fn error_kinds() {
     let e = gradient(&src, &[("x".into(), 0.1)], &GradOptions::default()).unwrap_err();
     assert_eq!(e.kind, ErrorKind::NonFinite);
     assert!(e.message.contains("overflowed while adding up"), "{e}");
+    // a negative base with an exponent that is an input: the power is
+    // real there, its partial in the exponent (a^b·ln a) is not, and the
+    // error says why and points at the power
+    for src in ["x^y", "x ** y", "pow(x, y)"] {
+        let at = [("x".into(), -2.0), ("y".into(), 3.0)];
+        let e = gradient(src, &at, &GradOptions::default()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NonFinite);
+        assert!(
+            e.message.contains("`y` is NaN") && e.message.contains("a^b·ln a"),
+            "{src}: {e}"
+        );
+    }
+    // a constant exponent is fine there
+    let r = gradient("x^3", &[("x".into(), -2.0)], &GradOptions::default()).unwrap();
+    assert_eq!((r.value, r.gradient[0].1), (-8.0, 12.0));
 }
 
 /// A NaN the output does not depend on (an unused binding) changes

@@ -289,13 +289,23 @@ fn run_on_tape(
     }
     if let Some((name, g)) = gradient.iter().find(|(_, g)| !g.is_finite()) {
         let culprit = match &backward_bad {
-            Some(nf) => Some((
-                nf.node,
-                format!(
-                    "first produced by the derivative of `{}`",
-                    word(&ev, &tape, nf.node)
-                ),
-            )),
+            Some(nf) => {
+                let op = word(&ev, &tape, nf.node);
+                // a^b's partial in b is a^b·ln a: no real value at a < 0
+                // (where a^b is real only at whole b, so not smooth in b)
+                let power = match op.as_str() {
+                    "^" | "**" | "pow" => {
+                        " (the derivative of a^b with respect to its exponent b is a^b·ln a, \
+                         which has no real value for a base a ≤ 0: with a negative base, give \
+                         the power a constant exponent)"
+                    }
+                    _ => "",
+                };
+                Some((
+                    nf.node,
+                    format!("first produced by the derivative of `{op}` here{power}"),
+                ))
+            }
             None => {
                 // Every product was finite: a sum of gradients overflowed.
                 // The highest node with a non-finite gradient is where.
@@ -307,19 +317,20 @@ fn run_on_tape(
                         (
                             i,
                             format!(
-                                "it overflowed while adding up the gradients that reach `{}`",
+                                "it overflowed while adding up the gradients that reach `{}` \
+                                 here",
                                 word(&ev, &tape, i)
                             ),
                         )
                     })
             }
         };
-        let (node, why) = culprit.unwrap_or((out.index(), "cause unknown".into()));
+        let (node, why) = culprit.unwrap_or((out.index(), "cause unknown here".into()));
         let pos = ev.origins.get(node).copied().flatten();
         return Err(LangError::new(
             ErrorKind::NonFinite,
             pos,
-            format!("the gradient with respect to `{name}` is {g}: {why} here"),
+            format!("the gradient with respect to `{name}` is {g}: {why}"),
         ));
     }
     let graph = want_graph.then(|| Graph::from_tape(&tape, out, &grads));
