@@ -256,6 +256,22 @@ fn bad_sog_files_name_what_is_wrong() {
             "not a WebP",
         ),
     ];
+    // a quaternion image whose alpha names no largest component (noise:
+    // most alphas are below 252)
+    let quats = entries()
+        .into_iter()
+        .find(|e| e.0 == "quats.webp")
+        .unwrap()
+        .1;
+    let (qw, qh) = image::load_from_memory(&quats)
+        .unwrap()
+        .to_rgba8()
+        .dimensions();
+    let mut cases = cases;
+    cases.push((
+        with_image("quats.webp", qw, qh, true),
+        "names no largest component",
+    ));
     for (bytes, want) in cases {
         let e = err(&bytes);
         assert!(

@@ -526,7 +526,17 @@ fn decode<R: Read + Seek>(
         let mean = [0, 1, 2].map(|a| axis(a, u16::from_le_bytes([l[a], h[a]])));
         let s = scales.px(i);
         let log_scale = [0, 1, 2].map(|a| meta.scales.codebook[s[a] as usize]);
-        let quat = unpack_quat(quats.px(i));
+        let quat = unpack_quat(quats.px(i)).ok_or_else(|| {
+            SceneError::new(
+                path,
+                Some(&meta.quats.files[0]),
+                format!(
+                    "splat {i}: alpha {} names no largest component (want 252 to 255: a \
+                     quaternion image re-encoded with another alpha?)",
+                    quats.px(i)[3]
+                ),
+            )
+        })?;
         check_gaussian(path, i, mean, log_scale, quat)?;
         g.means.push(mean);
         g.log_scales.push(log_scale);
@@ -553,10 +563,11 @@ fn decode<R: Read + Seek>(
     Ok(g)
 }
 
-/// A quaternion (w, x, y, z) from its packed pixel.
-fn unpack_quat(p: [u8; 4]) -> [f32; 4] {
+/// A quaternion (w, x, y, z) from its packed pixel; `None` when its alpha
+/// is not 252 + the index of the largest component.
+fn unpack_quat(p: [u8; 4]) -> Option<[f32; 4]> {
     if !(252..=255).contains(&p[3]) {
-        return [1.0, 0.0, 0.0, 0.0];
+        return None;
     }
     let largest = (p[3] - 252) as usize;
     let small = [0, 1, 2].map(|c| (p[c] as f64 / 255.0 * 2.0 - 1.0) / std::f64::consts::SQRT_2);
@@ -570,5 +581,5 @@ fn unpack_quat(p: [u8; 4]) -> [f32; 4] {
     q[largest] = (1.0 - small.iter().map(|v| v * v).sum::<f64>())
         .max(0.0)
         .sqrt();
-    q.map(|v| v as f32)
+    Some(q.map(|v| v as f32))
 }
