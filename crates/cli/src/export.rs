@@ -169,10 +169,10 @@ fn write_unbundled_sog(
             let path = dir.join(stale);
             if let Err(e) = std::fs::remove_file(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    eprintln!(
-                        "warning: {}: cannot remove the earlier SOG's image: {e}",
+                    crate::output::warn(format!(
+                        "{}: cannot remove the earlier SOG's image: {e}",
                         path.display()
-                    );
+                    ));
                 }
             }
         }
@@ -190,7 +190,7 @@ pub fn scene_settings(
     file: &std::path::Path,
 ) -> (bool, Option<RenderSettings>) {
     let (settings, model) = RenderSettings::find_with_model(input).unwrap_or_else(|e| {
-        eprintln!("warning: {e}; the scene's drawing mode comes from the file");
+        crate::output::warn(format!("{e}; the scene's drawing mode comes from the file"));
         (None, None)
     });
     let antialiased = scene_input::antialiased(settings.as_ref(), model.as_ref(), input, file);
@@ -308,7 +308,7 @@ pub fn run(a: ExportArgs) -> CliResult {
         };
         println!(
             "{}",
-            serde_json::json!({
+            crate::output::with_warnings(serde_json::json!({
                 "out": a.out.display().to_string(), "format": format,
                 "gaussians": g.len(), "sh_degree": sh_degree,
                 // as the file declares it (.splat cannot)
@@ -316,7 +316,7 @@ pub fn run(a: ExportArgs) -> CliResult {
                 "scene_antialiased": antialiased, "bytes": n,
                 "framed": framing.is_some() && ply,
                 "input": file.display().to_string(), "input_bytes": before,
-            })
+            }))
         );
         return Ok(());
     }

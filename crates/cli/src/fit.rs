@@ -515,12 +515,12 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
     // a rate too large can scatter the splats without any NaN: the
     // result is written, and said to be worse than where it started
     if last_loss > first_loss {
-        eprintln!(
-            "warning: the loss rose from {first_loss:.4e} to {last_loss:.4e} over the fit: it \
+        crate::output::warn(format!(
+            "the loss rose from {first_loss:.4e} to {last_loss:.4e} over the fit: it \
              diverged; try smaller learning rates (--lr-mean {}, --lr-chol {}, --lr-color {}, \
              --lr-opacity {})",
             a.lr_mean, a.lr_chol, a.lr_color, a.lr_opacity
-        );
+        ));
     }
     if interrupted {
         eprintln!(
@@ -557,7 +557,7 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
     if a.json {
         println!(
             "{}",
-            serde_json::to_string(&report).expect("report serialises")
+            crate::output::with_warnings(serde_json::to_value(&report).expect("report serialises"))
         );
     } else {
         println!(

@@ -140,7 +140,7 @@ pub fn find(scene: &Path) -> CliResult<Option<Model>> {
         match splat::three::ply::read_points(&points_file) {
             Ok(p) => Some(p),
             Err(e) => {
-                eprintln!("warning: {e}; framing the scene by its cameras alone");
+                crate::output::warn(format!("{e}; framing the scene by its cameras alone"));
                 None
             }
         }
@@ -168,16 +168,18 @@ pub fn find_or_warn(scene: &Path) -> Option<(Model, RenderSettings)> {
             if s.is_finite() {
                 return Some((m, s));
             }
-            eprintln!(
-                "warning: {}: the cameras frame no finite centre, up and radius; framing the \
+            crate::output::warn(format!(
+                "{}: the cameras frame no finite centre, up and radius; framing the \
                  scene without them",
                 m.root.join("cameras.json").display()
-            );
+            ));
             None
         }
         Ok(None) => None,
         Err(e) => {
-            eprintln!("warning: {e}; framing the scene without the model folder's cameras");
+            crate::output::warn(format!(
+                "{e}; framing the scene without the model folder's cameras"
+            ));
             None
         }
     }

@@ -24,6 +24,36 @@ pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> CliResult {
     })
 }
 
+/// The warnings this process has printed ([`warn`]), in order.
+static WARNINGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Prints `warning: MESSAGE` to stderr and keeps the message, so that a
+/// command's `--json` report carries it too ([`warnings`]): a program
+/// reading only stdout learns of it.
+pub fn warn(message: impl std::fmt::Display) {
+    let message = message.to_string();
+    eprintln!("warning: {message}");
+    WARNINGS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(message);
+}
+
+/// The warnings printed so far ([`warn`]), for a `--json` report's
+/// `warnings` array.
+pub fn warnings() -> Vec<String> {
+    WARNINGS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// `report` (a JSON object) with the key `warnings`: the warnings printed
+/// so far, an empty array when there were none.
+pub fn with_warnings(mut report: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = report.as_object_mut() {
+        o.insert("warnings".into(), warnings().into());
+    }
+    report
+}
+
 /// A background colour as `--background` takes it: `black`, `white` or
 /// `R,G,B`.
 pub fn colour_name(c: [f64; 3]) -> String {
@@ -61,10 +91,10 @@ pub fn remove_earlier_renders(report: &Path, list: &str, renders: &Path, keep: &
         let path = renders.join(&name);
         if path.is_file() {
             if let Err(e) = std::fs::remove_file(&path) {
-                eprintln!(
-                    "warning: {}: cannot remove an earlier run's render: {e}",
+                crate::output::warn(format!(
+                    "{}: cannot remove an earlier run's render: {e}",
                     path.display()
-                );
+                ));
             }
         }
     }

@@ -200,14 +200,14 @@ fn note_data_model(trained: Option<&Path>, data: &Path) {
     let loaded = crate::settings::loaded_from;
     if let (Some(t), Some(d)) = (loaded(trained), loaded(data)) {
         if t != d {
-            eprintln!(
-                "warning: the scene was trained on the COLMAP model {}, but --data {} loads {}: \
+            crate::output::warn(format!(
+                "the scene was trained on the COLMAP model {}, but --data {} loads {}: \
                  another reconstruction's cameras need not share its frame (give --data {})",
                 t.display(),
                 data.display(),
                 d.display(),
                 trained.display()
-            );
+            ));
         }
     }
 }

@@ -234,13 +234,12 @@ pub fn run_ply(path: &Path, out_dir: &Path, o: &OrbitOptions) -> CliResult<Vec<P
     Ok(run_orbit(path, out_dir, o, Vec::new())?.written)
 }
 
-/// [`run_ply`] with `notes` said before it (they go into the report, with
-/// the scene file's warning if it has one).
+/// [`run_ply`] with `notes` said before it (they go into the report).
 pub fn run_orbit(
     path: &Path,
     out_dir: &Path,
     o: &OrbitOptions,
-    mut notes: Vec<String>,
+    notes: Vec<String>,
 ) -> CliResult<Sequence> {
     if o.views == 0 || o.views > 10_000 {
         return Err(CliError::usage(
@@ -253,8 +252,7 @@ pub fn run_orbit(
             o.fov_deg
         )));
     }
-    let (g, left_out) = crate::scene_input::read_drawable(path)?;
-    notes.extend(left_out);
+    let g = crate::scene_input::read_drawable(path)?;
     // an empty scene is the file's fault; cameras that cannot be placed
     // are the settings'
     if g.is_empty() {
@@ -317,8 +315,7 @@ pub fn run_path(
         }
     };
     let views = &views[..];
-    let (g, left_out) = crate::scene_input::read_drawable(path)?;
-    notes.extend(left_out);
+    let g = crate::scene_input::read_drawable(path)?;
     let span = (views.len() - 1) as f64;
     let cams: Vec<Camera> = (0..frames)
         .map(|i| {
@@ -401,6 +398,7 @@ pub fn sequence_report(
         "gif": gif.display().to_string(),
         "report": out_dir.join(format!("{kind}.json")).display().to_string(),
         "out": out_dir.display().to_string(), "notes": notes,
+        "warnings": crate::output::warnings(),
     })
 }
 
@@ -535,7 +533,7 @@ pub const SCORES_FILE: &str = "scores.json";
 /// [`SCORES_FILE`].
 pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRender) -> CliResult {
     let (split, bg, json) = (d.split.as_str(), d.background, d.json);
-    let (g, left_out) = crate::scene_input::read_drawable(path)?;
+    let g = crate::scene_input::read_drawable(path)?;
     let opts = splat::data::LoadOptions {
         background: bg.map(|c| c as f32),
         invert_masks: d.invert_masks,
@@ -573,7 +571,6 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         .filter(|v| learned.contains_key(v.name.as_str()))
         .count();
     let mut notes = ds.notes.clone();
-    notes.extend(left_out);
     if through > 0 {
         let note = format!(
             "{through} of the {} views are scored through the colour transforms the run \
@@ -688,6 +685,7 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         "psnr_half_fit": mean(|r| r.half_fit.0), "ssim_half_fit": mean(|r| r.half_fit.1),
         "half_fit_views": half_counted, "masked_views": masked,
         "per_view": per, "out": out_dir.display().to_string(), "notes": notes,
+        "warnings": crate::output::warnings(),
     });
     if d.compare {
         report["compare"] = serde_json::json!(compare_dir.display().to_string());

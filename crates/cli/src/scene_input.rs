@@ -288,15 +288,13 @@ pub fn scene_error(e: SceneError) -> CliError {
 /// Reads a scene file for drawing or converting
 /// ([`splat::formats::read_scene_skipping`]): a PLY's Gaussians that
 /// cannot be drawn (a diverged run's NaNs) are left out, with a warning
-/// printed and returned.
-pub fn read_drawable(
-    path: &Path,
-) -> CliResult<(splat::three::scene::Gaussians<f32>, Option<String>)> {
+/// ([`crate::output::warn`]).
+pub fn read_drawable(path: &Path) -> CliResult<splat::three::scene::Gaussians<f32>> {
     let (g, left_out) = splat::formats::read_scene_skipping(path).map_err(scene_error)?;
-    if let Some(w) = &left_out {
-        eprintln!("warning: {w}");
+    if let Some(w) = left_out {
+        crate::output::warn(w);
     }
-    Ok((g, left_out))
+    Ok(g)
 }
 
 /// Opens `path` as one of the scenes above.
@@ -306,7 +304,7 @@ pub fn open(path: &Path) -> CliResult<SceneInput> {
     }
     if path.is_dir() {
         let file = folder_scene(path)?;
-        let gaussians = read_drawable(&file)?.0;
+        let gaussians = read_drawable(&file)?;
         return Ok(SceneInput::Scene3d { file, gaussians });
     }
     if path
@@ -319,7 +317,7 @@ pub fn open(path: &Path) -> CliResult<SceneInput> {
             file: path.to_path_buf(),
         });
     }
-    let gaussians = read_drawable(path)?.0;
+    let gaussians = read_drawable(path)?;
     Ok(SceneInput::Scene3d {
         file: path.to_path_buf(),
         gaussians,

@@ -213,10 +213,10 @@ impl RenderSettings {
                     CliError::File { message, .. } => message,
                     other => other.to_string(),
                 };
-                eprintln!(
-                    "warning: {}: its header comment {FORMAT} is left out: {why}",
+                crate::output::warn(format!(
+                    "{}: its header comment {FORMAT} is left out: {why}",
                     file.display()
-                );
+                ));
                 None
             }
         }

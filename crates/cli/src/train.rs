@@ -781,10 +781,10 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     // so a failure is a warning (the checkpoints' own writes report an
     // unwritable folder)
     if let Err(e) = RunRecord::of(&a, known_length, budget, photos).write(&ckpt_dir) {
-        eprintln!(
-            "warning: {e}; --resume will not know which dataset this run trained on, nor its \
+        crate::output::warn(format!(
+            "{e}; --resume will not know which dataset this run trained on, nor its \
              length and Gaussian budget"
-        );
+        ));
     }
     let resumed_from = t.iteration();
     if a.resume && resumed_from >= iters {
@@ -800,11 +800,11 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         } else {
             "it"
         };
-        eprintln!(
-            "warning: the checkpoint has {resumed_from} iterations, {length} no more: nothing \
+        crate::output::warn(format!(
+            "the checkpoint has {resumed_from} iterations, {length} no more: nothing \
              is trained, the outputs are written again from {from} (give --iters N, counting \
              the checkpoint's iterations, to train further)"
-        );
+        ));
     }
     // the views scored, borrowed from the trainer's dataset when scored
     // (a copy held through the run would cost the photos' memory twice)
@@ -1016,14 +1016,13 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             (Err(e), Err(c)) => return Err(e.also(checkpoint_failed("final", c))),
         };
     let metrics = a.out.join("metrics.json");
-    let mut full = serde_json::to_value(&report).expect("report serialises");
+    let report_json =
+        crate::output::with_warnings(serde_json::to_value(&report).expect("report serialises"));
+    let mut full = report_json.clone();
     full["views"] = serde_json::Value::Array(per_view);
     write_atomic(&metrics, full.to_string().as_bytes())?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).expect("report serialises")
-        );
+        println!("{report_json}");
     } else {
         let ran = match resumed_from {
             0 => format!("{} iterations in {seconds:.1} s", report.iterations),
@@ -1166,11 +1165,11 @@ fn run_iters(a: &TrainArgs, colmap: bool, recorded: Option<u32>) -> u32 {
         (None, true, Some(n)) => n,
         (None, true, None) => {
             let n = default_iters(colmap);
-            eprintln!(
-                "warning: --resume: the run's length is not recorded (its checkpoints/run.json \
+            crate::output::warn(format!(
+                "--resume: the run's length is not recorded (its checkpoints/run.json \
                  is missing, unreadable or from an older version): training to {n} \
                  iterations, the default; give --iters for another length"
-            );
+            ));
             n
         }
         (None, false, _) => default_iters(colmap),
@@ -1618,11 +1617,11 @@ impl RunRecord {
             Err(e) => Some(e.to_string()),
         };
         if let Some(why) = broken {
-            eprintln!(
-                "warning: {}: cannot be read ({why}); --resume's check of the dataset and \
+            crate::output::warn(format!(
+                "{}: cannot be read ({why}); --resume's check of the dataset and \
                  --downscale uses settings.json instead",
                 file.display()
-            );
+            ));
         }
         use crate::settings::{RenderSettings, FILE};
         let s = RenderSettings::read(&out.join(FILE)).ok()?;
@@ -1689,12 +1688,12 @@ fn check_resume_elsewhere(a: &TrainArgs, photos: &PhotoSet) -> CliResult {
         _ => None,
     };
     if let Some((x, y)) = elsewhere {
-        eprintln!(
-            "warning: --resume continues a run on {}, here on {}: its Gaussians were fitted \
+        crate::output::warn(format!(
+            "--resume continues a run on {}, here on {}: its Gaussians were fitted \
              to the other dataset's photos",
             x.display(),
             y.display()
-        );
+        ));
     }
     // no --downscale and --downscale 1 load the same pixels unless a photo
     // is wider than 1,600
@@ -1705,11 +1704,11 @@ fn check_resume_elsewhere(a: &TrainArgs, photos: &PhotoSet) -> CliResult {
     };
     if differs {
         let said = |d: Option<u32>| d.map_or("none".to_string(), |d| d.to_string());
-        eprintln!(
-            "warning: --resume continues a run trained at --downscale {}, here {}",
+        crate::output::warn(format!(
+            "--resume continues a run trained at --downscale {}, here {}",
             said(s.downscale),
             said(a.downscale)
-        );
+        ));
     }
     Ok(())
 }

@@ -696,14 +696,21 @@ fn a_ply_with_undrawable_gaussians_is_read_without_them() {
         "{err}"
     );
     assert_eq!(read_scene(&out).unwrap().len(), 18);
-    // and it renders
+    // and it renders, the warning in the --json report too (a program
+    // reading stdout alone learns of it)
     let o = Command::new(env!("CARGO_BIN_EXE_chainrule"))
         .arg("render")
         .arg(&ply)
-        .args(["--orbit", "1", "--out"])
+        .args(["--orbit", "1", "--size", "16x16", "--json", "--out"])
         .arg(dir.join("orbit"))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let warnings = report["warnings"].as_array().unwrap();
+    assert!(
+        warnings.len() == 1 && warnings[0].as_str().unwrap().contains("left out 2 of 20"),
+        "{report}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -519,6 +519,15 @@ fn unused_inputs_are_warned_about() {
         "{}",
         stderr(&o)
     );
+    // and in the --json object, for a program reading stdout alone
+    let v = json(&["x + 1", "x=1", "y=2"]);
+    assert!(
+        v["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("never uses input `y`")),
+        "{v}"
+    );
+    assert!(json(&["x + y", "x=1", "y=2"]).get("warnings").is_none());
     let o = grad(&["fn f(a) = a * y; f(x)", "x=1", "y=2"]);
     assert!(o.status.success());
     assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));

@@ -530,8 +530,20 @@ pub fn to_json(r: &GradResult) -> String {
         }
         s.push(']');
     }
+    // (only when there are: the object is otherwise exactly
+    // {"value", "gradient"}, as programs compare it)
+    if !r.unused.is_empty() {
+        let warnings: Vec<String> = r.unused.iter().map(|n| unused_warning(n)).collect();
+        s.push_str(",\"warnings\":");
+        s.push_str(&serde_json::to_string(&warnings).unwrap_or_default());
+    }
     s.push('}');
     s
+}
+
+/// The warning about an input the program never uses.
+fn unused_warning(name: &str) -> String {
+    format!("the program never uses input `{name}` (its derivative is 0)")
 }
 
 fn json_num(x: f64) -> String {
@@ -581,7 +593,7 @@ pub fn run(args: GradArgs) -> CliResult {
         (None, _) => CliError::usage(e.render(&src, None)),
     })?;
     for n in &r.unused {
-        eprintln!("warning: the program never uses input `{n}` (its derivative is 0)");
+        crate::output::warn(unused_warning(n));
     }
     if let Some(graph) = &r.graph {
         write_pictures(graph, args.dot.as_deref(), args.svg.as_deref())?;

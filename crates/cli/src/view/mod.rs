@@ -135,7 +135,7 @@ fn serve_forever(host: &str, port: u16, st: Arc<ViewState>, open: bool, json: bo
         false => (url.clone(), None),
     };
     if json {
-        let mut v = serde_json::json!({ "url": url });
+        let mut v = crate::output::with_warnings(serde_json::json!({ "url": url }));
         if let Some(lan) = &lan {
             v["lan_url"] = serde_json::json!(lan);
         }
@@ -208,7 +208,9 @@ pub fn open_browser(url: &str) {
         "xdg-open"
     };
     if let Err(e) = std::process::Command::new(cmd).arg(url).spawn() {
-        eprintln!("warning: --open: cannot run {cmd}: {e}; open {url} yourself");
+        crate::output::warn(format!(
+            "--open: cannot run {cmd}: {e}; open {url} yourself"
+        ));
     }
 }
 
@@ -237,10 +239,10 @@ pub fn run(a: ViewArgs) -> CliResult {
         if d.is_dir() {
             Some(d)
         } else {
-            eprintln!(
-                "warning: the training's dataset {} is not there; no cameras (use --data)",
+            crate::output::warn(format!(
+                "the training's dataset {} is not there; no cameras (use --data)",
                 d.display()
-            );
+            ));
             None
         }
     });
@@ -327,7 +329,7 @@ fn site_cameras(scene: &std::path::Path) -> CliResult<Vec<serde_json::Value>> {
         Ok(Err(e)) => format!("not JSON: {e}"),
         Err(e) => format!("cannot read: {e}"),
     };
-    eprintln!("warning: {}: {cams}; no cameras", file.display());
+    crate::output::warn(format!("{}: {cams}; no cameras", file.display()));
     Ok(Vec::new())
 }
 
@@ -440,12 +442,12 @@ fn export_site(
     if json {
         println!(
             "{}",
-            serde_json::json!({
+            crate::output::with_warnings(serde_json::json!({
                 "site": dir.display().to_string(),
                 "model": model.display().to_string(),
                 "files": files.len(),
                 "bytes": total,
-            })
+            }))
         );
         return Ok(());
     }
