@@ -416,7 +416,12 @@ pub fn images_txt(path: &Path, text: &str) -> Result<Vec<Image>, DataError> {
             ));
         }
         names.name(path, &at, &name, id, ln)?;
-        lines.next(); // the POINTS2D line
+        // the POINTS2D line, checked for its shape only (its points are
+        // not used): a file without these lines would otherwise lose every
+        // second image to them
+        if let Some((ln, points)) = lines.next() {
+            points2d_shape(path, ln, points)?;
+        }
         out.push(Image {
             id,
             qvec: q,
@@ -426,6 +431,51 @@ pub fn images_txt(path: &Path, text: &str) -> Result<Vec<Image>, DataError> {
         });
     }
     Ok(out)
+}
+
+/// Checks that an `images.txt` POINTS2D line is `X Y POINT3D_ID` triples
+/// (numbers, the third an integer), or empty, by the characters of its
+/// words (it may hold millions of points: they are not parsed); the error
+/// says that each image takes two lines when the line is not.
+fn points2d_shape(path: &Path, ln: usize, line: &str) -> Result<(), DataError> {
+    let is_int = |w: &str| {
+        let digits = w.strip_prefix('-').unwrap_or(w);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    };
+    let is_num = |w: &str| {
+        w.bytes().any(|b| b.is_ascii_digit())
+            && w.bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+    };
+    let mut n = 0;
+    for (k, w) in line.split_whitespace().enumerate() {
+        n = k + 1;
+        let ok = if k % 3 == 2 { is_int(w) } else { is_num(w) };
+        if !ok {
+            let want = if k % 3 == 2 {
+                "an integer POINT3D_ID"
+            } else {
+                "a number"
+            };
+            return Err(DataError::invalid(
+                path,
+                format!("line {ln}"),
+                format!(
+                    "POINTS2D: `{w}` is not {want}; each image takes two lines, its pose and \
+                     then its 2D points as X Y POINT3D_ID triples (the second may be empty): is \
+                     this the next image's line, its points line missing?"
+                ),
+            ));
+        }
+    }
+    if n % 3 != 0 {
+        return Err(DataError::invalid(
+            path,
+            format!("line {ln}"),
+            format!("POINTS2D: {n} values, not X Y POINT3D_ID triples"),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses `points3D.txt`.

@@ -219,7 +219,7 @@ fn repeated_ids_and_photo_names_are_refused() {
     assert!(e.contains("names a.png, as image 1 (line 1) does"), "{e}");
     let e = images_txt(
         p,
-        "4 1 0 0 0 0 0 1 1 a.png\n1 2\n4 1 0 0 0 0 0 2 1 b.png\n\n",
+        "4 1 0 0 0 0 0 1 1 a.png\n1 2 -1\n4 1 0 0 0 0 0 2 1 b.png\n\n",
     )
     .unwrap_err()
     .to_string();
@@ -281,6 +281,27 @@ fn text_files() {
     assert_eq!(ims.len(), 2);
     assert_eq!(ims[1].name, "b c.png");
     assert_eq!(ims[0].tvec, [0.5, 0.0, 1.0]);
+    // a file without its POINTS2D lines: an error at the second image's
+    // line, not every second image taken for points and left out
+    let poses =
+        "1 1 0 0 0 0.5 0 1 1 a.png\n2 0.9 0.1 0.2 0.3 0 0 2 1 b.png\n3 1 0 0 0 0 0 3 1 c.png\n";
+    let e = images_txt(ip, poses).unwrap_err().to_string();
+    assert!(
+        e.starts_with("images.txt: line 2: ") && e.contains("two lines") && e.contains("`0.1`"),
+        "{e}"
+    );
+    // points that are not triples, or not numbers
+    for (points, want) in [
+        ("1 2", "2 values"),
+        ("1.5 2.5 x", "`x`"),
+        ("1 2 3.5", "`3.5`"),
+    ] {
+        let text = format!("1 1 0 0 0 0 0 1 1 a.png\n{points}\n");
+        let e = images_txt(ip, &text).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains(want), "{points}: {e}");
+    }
+    let ok = images_txt(ip, "1 1 0 0 0 0 0 1 1 a.png\n1.5e2 -2.25 -1 3 4 17\n").unwrap();
+    assert_eq!(ok.len(), 1);
     let pts = points_txt(Path::new("p.txt"), "1 0.5 1 2 255 0 10 0.1 1 2\n").unwrap();
     assert_eq!(pts[0].rgb, [255, 0, 10]);
     let e = points_txt(Path::new("p.txt"), "1 0.5 1 nan 255 0 10 0.1\n")
