@@ -487,6 +487,7 @@ pub fn detect(dir: &Path) -> Option<&'static str> {
         Some("nerf-synthetic")
     } else if dir.join("sparse/0").is_dir()
         || dir.join("sparse").is_dir()
+        || dir.join("colmap/sparse").is_dir()
         || colmap::dataset_of_model(dir).is_some()
     {
         Some("colmap")
@@ -659,9 +660,19 @@ fn unrecognised(dir: &Path) -> DataError {
         dir,
         "dataset",
         colmap::not_a_dataset_hint(dir).unwrap_or_else(|| {
-            "neither a NeRF-synthetic dataset (transforms_train.json) nor a COLMAP one \
-             (sparse/0/, or a model folder such as DATA/sparse/1)"
-                .into()
+            // nerfstudio's own format is not read; its COLMAP folder is
+            let nerfstudio = if dir.join("transforms.json").is_file() {
+                "; its transforms.json (nerfstudio's format) is not read, but a COLMAP model \
+                 is: ns-process-data's colmap/sparse/0 beside images/, or COLMAP run on the \
+                 photos"
+            } else {
+                ""
+            };
+            format!(
+                "neither a NeRF-synthetic dataset (transforms_train.json) nor a COLMAP one \
+                 (sparse/0/, colmap/sparse/0/ as nerfstudio lays it out, or a model folder \
+                 such as DATA/sparse/1){nerfstudio}"
+            )
         }),
     )
 }

@@ -32,7 +32,35 @@ pub fn dataset_of_model(path: &Path) -> Option<PathBuf> {
         return None;
     }
     // by the names as given, else (`0` from inside `sparse/`) as resolved
-    root_of_model_path(path).or_else(|| root_of_model_path(&std::fs::canonicalize(path).ok()?))
+    let root = root_of_model_path(path)
+        .or_else(|| root_of_model_path(&std::fs::canonicalize(path).ok()?))?;
+    // nerfstudio's layout (`ns-process-data`): DATA/colmap/sparse/0 poses
+    // the photos of DATA/images
+    let outer = root
+        .parent()
+        .filter(|_| root.file_name().is_some_and(|n| n == "colmap"));
+    match outer {
+        Some(o) if !root.join("images").is_dir() && o.join("images").is_dir() => {
+            Some(if o.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                o.to_path_buf()
+            })
+        }
+        _ => Some(root),
+    }
+}
+
+/// The folder of a dataset's models: `dir/sparse`, or in nerfstudio's
+/// layout (`ns-process-data`: the photos in `dir/images`, COLMAP's output
+/// in `dir/colmap`) `dir/colmap/sparse` when `dir/sparse` is not there.
+pub fn sparse_dir(dir: &Path) -> PathBuf {
+    let nerfstudio = dir.join("colmap/sparse");
+    if !dir.join("sparse").is_dir() && nerfstudio.is_dir() {
+        nerfstudio
+    } else {
+        dir.join("sparse")
+    }
 }
 
 /// Why `dir` is not a COLMAP dataset although it looks like part of one,
@@ -106,7 +134,7 @@ pub(super) fn root_of_model_path(path: &Path) -> Option<PathBuf> {
 /// `images.txt`, with the number of photos it registers (0 when that file
 /// cannot be read), `sparse/` first, then by number.
 pub fn models(dir: &Path) -> Vec<(PathBuf, usize)> {
-    let sparse = dir.join("sparse");
+    let sparse = sparse_dir(dir);
     let holds = |p: &Path| p.join("images.bin").is_file() || p.join("images.txt").is_file();
     let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&sparse)
         .into_iter()
@@ -154,9 +182,10 @@ pub fn model_folder(dir: &Path) -> PathBuf {
         .enumerate()
         .max_by(|(i, a), (j, b)| a.1.cmp(&b.1).then(j.cmp(i)))
         .map(|(_, m)| m.0.clone());
+    let sparse = sparse_dir(dir);
     match best {
         Some(m) => m,
-        None if dir.join("sparse/0").is_dir() => dir.join("sparse/0"),
-        None => dir.join("sparse"),
+        None if sparse.join("0").is_dir() => sparse.join("0"),
+        None => sparse,
     }
 }

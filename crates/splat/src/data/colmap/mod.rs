@@ -20,7 +20,7 @@ use crate::cameras::Intrinsics;
 mod folders;
 mod read;
 
-pub use folders::{dataset_of_model, model_folder, models, not_a_dataset_hint};
+pub use folders::{dataset_of_model, model_folder, models, not_a_dataset_hint, sparse_dir};
 pub use read::{
     cameras_bin, cameras_txt, images_bin, images_txt, points_bin, points_txt, quat_to_rotation,
     rotation_to_quat,

@@ -324,3 +324,28 @@ fn quaternion_rotation_is_orthonormal() {
     // silently the identity
     assert!(quat_to_rotation([1e200, 0.0, 0.0, 1e200]).is_none());
 }
+
+/// nerfstudio's layout (`ns-process-data`): the photos in `D/images`,
+/// COLMAP's model in `D/colmap/sparse/0`; `D` and the model's own folder
+/// both name the dataset `D`, and a `D/sparse` of its own still wins.
+#[test]
+fn nerfstudio_layout_finds_its_model_and_photos() {
+    let d = std::env::temp_dir().join(format!("cr-nerfstudio-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let model = d.join("colmap/sparse/0");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::create_dir_all(d.join("images")).unwrap();
+    std::fs::write(model.join("cameras.txt"), "").unwrap();
+    std::fs::write(model.join("images.txt"), "1 1 0 0 0 0 0 1 1 a.png\n\n").unwrap();
+    assert_eq!(crate::data::detect(&d), Some("colmap"));
+    assert_eq!(model_folder(&d), model);
+    assert_eq!(dataset_of_model(&model), Some(d.clone()));
+    // a colmap/ folder with photos of its own is its own dataset
+    std::fs::create_dir_all(d.join("colmap/images")).unwrap();
+    assert_eq!(dataset_of_model(&model), Some(d.join("colmap")));
+    // and D/sparse, when there, is D's model folder
+    std::fs::create_dir_all(d.join("sparse/0")).unwrap();
+    std::fs::write(d.join("sparse/0/images.txt"), "").unwrap();
+    assert_eq!(sparse_dir(&d), d.join("sparse"));
+    std::fs::remove_dir_all(&d).unwrap();
+}
