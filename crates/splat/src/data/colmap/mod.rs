@@ -134,6 +134,10 @@ struct Layout {
     /// The folder the photos are read from, and the full-size one.
     img_dir: PathBuf,
     full_dir: PathBuf,
+    /// `images_N` copies named otherwise than their photos, by photo name
+    /// ([`copies_named_otherwise`]), and the note that says how they were
+    /// matched.
+    renamed: (HashMap<String, PathBuf>, Option<String>),
 }
 
 impl Layout {
@@ -164,6 +168,10 @@ impl Layout {
                 .then(|| format!("images_{n}"));
         let img_dir = dir.join(pre.as_deref().unwrap_or(&opts.images_dir));
         let full_dir = dir.join(&opts.images_dir);
+        let renamed = match pre {
+            Some(_) => copies_named_otherwise(&images, &full_dir, &img_dir),
+            None => Default::default(),
+        };
         Ok(Layout {
             dir,
             rec,
@@ -172,7 +180,19 @@ impl Layout {
             pre,
             img_dir,
             full_dir,
+            renamed,
         })
+    }
+
+    /// Where the photo `name` is read from in the folder of the photos
+    /// read (`images_N`'s copy, matched as [`copies_named_otherwise`]
+    /// does when named otherwise).
+    fn photo_path(&self, name: &str) -> PathBuf {
+        self.renamed
+            .0
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| self.img_dir.join(name))
     }
 
     /// The pose of `im`, world to camera.
@@ -192,6 +212,105 @@ impl Layout {
         m[3][3] = 1.0;
         Ok(m)
     }
+}
+
+/// The copies in `images_N` (`copies`) of the photos `images` names in
+/// `full` that are not named as the photos are, by photo name, and a note
+/// saying how they were matched: by the photo's name with another image
+/// extension (`IMG_0001.png` for `IMG_0001.JPG`), the only such file; or,
+/// when no copy matches a photo by name at all and both folders hold as
+/// many image files, in the sorted order of the files' names, as gsplat
+/// pairs an LLFF capture's `images_4/image000.png` with its
+/// `images/IMG_4026.JPG`. A copy named as its photo is left out (the plain
+/// join finds it).
+fn copies_named_otherwise(
+    images: &[Image],
+    full: &Path,
+    copies: &Path,
+) -> (HashMap<String, PathBuf>, Option<String>) {
+    let (mut by_stem, mut exact) = (HashMap::new(), 0);
+    let listed = image_files(copies);
+    for im in images {
+        if copies.join(&im.name).is_file() {
+            exact += 1;
+            continue;
+        }
+        let stem_of = |n: &str| n.rsplit_once('.').map_or(n, |(s, _)| s).to_string();
+        let stem = stem_of(&im.name);
+        let mut same = listed.iter().filter(|f| stem_of(f) == stem);
+        if let (Some(f), None) = (same.next(), same.next()) {
+            by_stem.insert(im.name.clone(), copies.join(f));
+        }
+    }
+    let first = |m: &HashMap<String, PathBuf>| {
+        let (name, path) = m.iter().min_by(|a, b| a.0.cmp(b.0))?;
+        Some(format!(
+            "{} for {name}",
+            path.strip_prefix(copies).unwrap_or(path).display()
+        ))
+    };
+    if !by_stem.is_empty() {
+        let note = format!(
+            "{}: {} of its copies are named as their photos with another extension, and \
+             matched to them so ({})",
+            copies.display(),
+            by_stem.len(),
+            first(&by_stem).unwrap_or_default()
+        );
+        return (by_stem, Some(note));
+    }
+    let originals = image_files(full);
+    if exact > 0 || listed.is_empty() || listed.len() != originals.len() {
+        return Default::default();
+    }
+    let paired: HashMap<String, PathBuf> = originals
+        .iter()
+        .zip(&listed)
+        .map(|(o, c)| (o.clone(), copies.join(c)))
+        .collect();
+    let wanted: HashMap<String, PathBuf> = images
+        .iter()
+        .filter_map(|im| Some((im.name.clone(), paired.get(&im.name)?.clone())))
+        .collect();
+    let note = format!(
+        "{}: its {} files are named otherwise than the {} in {} ({}), so they are paired with \
+         them in the sorted order of their names, as gsplat pairs them",
+        copies.display(),
+        listed.len(),
+        originals.len(),
+        full.display(),
+        first(&wanted).unwrap_or_default()
+    );
+    (wanted, Some(note))
+}
+
+/// The image files (by extension: PNG, JPEG, WebP, any case) in `dir` and
+/// its subfolders, as paths relative to it with `/` between folders,
+/// sorted.
+fn image_files(dir: &Path) -> Vec<String> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>, depth: usize) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let rel = format!("{prefix}{name}");
+            let path = e.path();
+            if path.is_dir() && depth < 4 {
+                walk(&path, &format!("{rel}/"), out, depth + 1);
+            } else if name.rsplit_once('.').is_some_and(|(_, ext)| {
+                ["png", "jpg", "jpeg", "webp"].contains(&ext.to_ascii_lowercase().as_str())
+            }) {
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out, 0);
+    out.sort();
+    out
 }
 
 /// The view of image `im` (without pixels) whose photo, undistorted, is
@@ -253,7 +372,7 @@ pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         let cam = &layout.rec.cameras[&im.camera_id];
         // an `images_N` copy when there is one, else the full-size photo;
         // with neither, the copy `images_N` should have held
-        let copy = layout.pre.as_ref().map(|_| layout.img_dir.join(&im.name));
+        let copy = layout.pre.as_ref().map(|_| layout.photo_path(&im.name));
         let full = layout.full_dir.join(&im.name);
         let scaled = copy
             .as_ref()
@@ -327,6 +446,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         ..
     } = &layout;
     let (dir, images, pre, img_dir, full_dir) = (dir.as_path(), images, pre, img_dir, full_dir);
+    let photo_path = |name: &str| layout.photo_path(name);
     let rec = &layout.rec;
     let n = opts.downscale;
     // with `images_N`, its `masks_N`, and for a photo that has no mask
@@ -345,7 +465,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let mut jobs = Vec::with_capacity(images.len());
     let mut missing = Vec::new();
     for (k, im) in images.iter().enumerate() {
-        let mut path = img_dir.join(&im.name);
+        let mut path = photo_path(&im.name);
         if pre.is_some() && !path.is_file() {
             let full = full_dir.join(&im.name);
             if full.is_file() {
@@ -395,7 +515,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             ),
         ));
     }
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = layout.renamed.1.iter().cloned().collect();
     let mut narrowed = super::Narrowed::default();
     let from_full: Vec<String> = images
         .iter()

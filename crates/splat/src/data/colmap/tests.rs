@@ -349,3 +349,50 @@ fn nerfstudio_layout_finds_its_model_and_photos() {
     assert_eq!(sparse_dir(&d), d.join("sparse"));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `images_N` copies named otherwise than their photos: by the photo's
+/// name with another extension, else (no copy named after any photo, as
+/// many files) in sorted order, as gsplat pairs an LLFF capture's; copies
+/// named as their photos need no match, and a folder that is neither is
+/// left to the loader's error.
+#[test]
+fn images_n_copies_are_matched_by_stem_or_sorted_order() {
+    let d = std::env::temp_dir().join(format!("cr-copies-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let (full, copies) = (d.join("images"), d.join("images_4"));
+    let touch = |dir: &Path, names: &[&str]| {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        for n in names {
+            std::fs::write(dir.join(n), b"").unwrap();
+        }
+    };
+    let image = |name: &str| Image {
+        id: 1,
+        qvec: [1.0, 0.0, 0.0, 0.0],
+        tvec: [0.0; 3],
+        camera_id: 1,
+        name: name.into(),
+    };
+    let ims = [image("IMG_7.JPG"), image("IMG_9.JPG")];
+    touch(&full, &["IMG_7.JPG", "IMG_9.JPG"]);
+    // by stem
+    touch(&copies, &["IMG_7.png", "IMG_9.png", "notes.txt"]);
+    let (m, note) = copies_named_otherwise(&ims, &full, &copies);
+    assert_eq!(m["IMG_9.JPG"], copies.join("IMG_9.png"));
+    assert!(note.unwrap().contains("another extension"));
+    // by sorted order (LLFF)
+    touch(&copies, &["image001.png", "image000.png"]);
+    let (m, note) = copies_named_otherwise(&ims, &full, &copies);
+    assert_eq!(m["IMG_7.JPG"], copies.join("image000.png"));
+    assert_eq!(m["IMG_9.JPG"], copies.join("image001.png"));
+    assert!(note.unwrap().contains("sorted order"));
+    // not as many files: no pairing
+    touch(&copies, &["image000.png"]);
+    assert!(copies_named_otherwise(&ims, &full, &copies).0.is_empty());
+    // named as the photos: nothing to match
+    touch(&copies, &["IMG_7.JPG", "IMG_9.JPG"]);
+    let (m, note) = copies_named_otherwise(&ims, &full, &copies);
+    assert!(m.is_empty() && note.is_none());
+    std::fs::remove_dir_all(&d).unwrap();
+}
