@@ -608,11 +608,21 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         let sx = w as f64 / cam.width as f64;
         let sy = h as f64 / cam.height as f64;
         if (sx - sy).abs() * (cam.width.max(cam.height) as f64) > 1.5 {
+            // in `images_N`, the size it should have had
+            let expected = match pre.is_some() && !full_size[k] {
+                true => format!(
+                    " (in {}, about {}×{}: the camera's ÷ {n})",
+                    img_dir.display(),
+                    cam.width / n as u64,
+                    cam.height / n as u64
+                ),
+                false => String::new(),
+            };
             return Err(DataError::invalid(
                 &jobs[k].path,
                 "image size",
                 format!(
-                    "is {w}×{h}, which is not a scaled copy of the camera's {}×{}",
+                    "is {w}×{h}, which is not a scaled copy of the camera's {}×{}{expected}",
                     cam.width, cam.height
                 ),
             ));
