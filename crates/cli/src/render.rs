@@ -199,7 +199,7 @@ fn note_data_model(trained: Option<&Path>, data: &Path) {
     };
     let loaded = crate::settings::loaded_from;
     if let (Some(t), Some(d)) = (loaded(trained), loaded(data)) {
-        if t != d {
+        if t != d && !splat::data::colmap::same_poses(&t, &d) {
             crate::output::warn(format!(
                 "the scene was trained on the COLMAP model {}, but --data {} loads {}: \
                  another reconstruction's cameras need not share its frame (give --data {})",

@@ -69,6 +69,35 @@ pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
     read_model(sparse, true)
 }
 
+/// Whether the models in `a` and `b` (`sparse/0`-style folders) pose the
+/// same photos the same way: the same image names, each with the same
+/// rotation and translation to 1e-9 (a model written again as text, or
+/// copied, is the same reconstruction; another run of COLMAP is not).
+/// False when either cannot be read.
+pub fn same_poses(a: &Path, b: &Path) -> bool {
+    let (Ok(a), Ok(b)) = (read_model(a, false), read_model(b, false)) else {
+        return false;
+    };
+    let by_name: HashMap<&str, &Image> = b.images.iter().map(|im| (im.name.as_str(), im)).collect();
+    let close = |x: &[f64], y: &[f64]| {
+        x.iter()
+            .zip(y)
+            .all(|(p, q)| (p - q).abs() <= 1e-9 * (1.0 + p.abs()))
+    };
+    a.images.len() == b.images.len()
+        && a.images.iter().all(|im| {
+            by_name.get(im.name.as_str()).is_some_and(|o| {
+                // q and −q are the same rotation
+                let flip = if im.qvec[0] * o.qvec[0] < 0.0 {
+                    -1.0
+                } else {
+                    1.0
+                };
+                close(&im.qvec, &o.qvec.map(|v| v * flip)) && close(&im.tvec, &o.tvec)
+            })
+        })
+}
+
 /// [`read_reconstruction`], without the points when `points` is false
 /// (what the cameras alone need: a large model's points take seconds).
 fn read_model(sparse: &Path, with_points: bool) -> Result<Reconstruction, DataError> {

@@ -396,3 +396,36 @@ fn images_n_copies_are_matched_by_stem_or_sorted_order() {
     assert!(m.is_empty() && note.is_none());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// Two models pose the same photos the same way when names and poses
+/// agree (a quaternion's sign aside), whatever their files' order.
+#[test]
+fn same_poses_compares_names_and_poses() {
+    let d = std::env::temp_dir().join(format!("cr-same-poses-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let model = |name: &str, images: &str| {
+        let m = d.join(name);
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::write(m.join("cameras.txt"), "1 PINHOLE 4 3 5 5 2 1.5\n").unwrap();
+        std::fs::write(m.join("images.txt"), images).unwrap();
+        m
+    };
+    let a = model(
+        "a",
+        "1 0.6 0.8 0 0 1 2 3 1 x.png\n\n2 1 0 0 0 0 0 0 1 y.png\n\n",
+    );
+    let b = model(
+        "b",
+        "7 1 0 0 0 0 0 0 1 y.png\n\n3 -0.6 -0.8 0 0 1 2 3 1 x.png\n\n",
+    );
+    let c = model(
+        "c",
+        "1 0.6 0.8 0 0 1 2 3.01 1 x.png\n\n2 1 0 0 0 0 0 0 1 y.png\n\n",
+    );
+    let e = model("e", "1 0.6 0.8 0 0 1 2 3 1 x.png\n\n");
+    assert!(same_poses(&a, &b));
+    assert!(!same_poses(&a, &c));
+    assert!(!same_poses(&a, &e) && !same_poses(&e, &a));
+    assert!(!same_poses(&a, &d.join("missing")));
+    std::fs::remove_dir_all(&d).unwrap();
+}
