@@ -190,7 +190,7 @@ pub fn render_2d(path: &Path, scale: f64, background: Option<[f64; 3]>) -> CliRe
 /// another reconstruction's cameras are in a frame of their own, so its
 /// scores or flight would mean nothing.
 fn note_data_model(trained: Option<&Path>, data: &Path) {
-    if let Some(note) = crate::train::models_note(data, "using") {
+    if let Some(note) = crate::train::models_note(data, "rendering") {
         eprintln!("note: {note}");
     }
     let colmap = |p: &Path| splat::data::detect(p) == Some("colmap");

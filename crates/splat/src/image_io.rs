@@ -220,7 +220,7 @@ pub fn unreadable(bytes: &[u8], err: &image::ImageError) -> String {
             .filter(|t| t.chars().all(|c| !c.is_control() || c == '\n'))
             .map(|t| format!(" (it starts with {:?})", t.trim_end()))
             .unwrap_or_default();
-        return format!("is not an image this program reads (PNG or JPEG){text}");
+        return format!("is not an image this program reads (PNG, JPEG or WebP){text}");
     }
     let cut_short = match err {
         image::ImageError::IoError(e) => e.kind() == std::io::ErrorKind::UnexpectedEof,

@@ -508,9 +508,10 @@ pub fn default_background(kind: Option<&str>) -> [f32; 3] {
 }
 
 /// File names (`STEM.png`) for renders of `views`, one per view, named
-/// after each photo: its file stem with every character other than ASCII
-/// letters, digits, `-`, `_` and `.` replaced by `_` (`train/r_0.png` →
-/// `r_0.png`, `IMG 0012.JPG` → `IMG_0012.png`). Photos in different
+/// after each photo: its file stem with every character other than
+/// letters, digits (of any script: `Küche_01.png` keeps its name), `-`, `_`
+/// and `.` replaced by `_` (`train/r_0.png` → `r_0.png`, `IMG 0012.JPG` →
+/// `IMG_0012.png`). Photos in different
 /// folders with the same stem (a camera rig's `cam0/F.jpg` and
 /// `cam1/F.jpg`) keep their folders in the name (`cam0_F.png`,
 /// `cam1_F.png`); a name met again after that gets `_2`, `_3`, … so no two
@@ -528,7 +529,7 @@ fn file_names_of(names: &[&str]) -> Vec<String> {
         let mut c: String = text
             .chars()
             .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
                     c
                 } else {
                     '_'
@@ -1161,7 +1162,7 @@ mod tests {
                 "r_0.png",
                 "IMG_0012.png",
                 "a_IMG_0012.png",
-                "_.png",
+                "é.png",
                 "v.hidden.png",
                 "cam0_F.png",
                 "cam1_F.png",

@@ -187,6 +187,14 @@ impl Layout {
             .find(|p| p.is_file())
             .unwrap_or_else(|| sparse.to_path_buf());
         let mut images = rec.images.clone();
+        // a model written on Windows by another tool may name its photos
+        // with `\` between folders, which COLMAP writes as `/`
+        for im in &mut images {
+            let slashed = im.name.replace('\\', "/");
+            if slashed != im.name && !dir.join(&opts.images_dir).join(&im.name).exists() {
+                im.name = slashed;
+            }
+        }
         images.sort_by(|a, b| a.name.cmp(&b.name));
         // the Mip-NeRF 360 layout: `images_N` holds copies downscaled N
         // times; used for downscale N when present (then not downscaled

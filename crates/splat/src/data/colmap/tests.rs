@@ -429,3 +429,36 @@ fn same_poses_compares_names_and_poses() {
     assert!(!same_poses(&a, &d.join("missing")));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A model that names its photos with `\` between folders (another tool's,
+/// on Windows) finds them in their folders, as if named with `/`.
+#[test]
+fn backslashed_names_find_their_photos() {
+    let d = std::env::temp_dir().join(format!("cr-backslash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("sparse/0")).unwrap();
+    std::fs::create_dir_all(d.join("images/sub")).unwrap();
+    std::fs::write(d.join("sparse/0/cameras.txt"), "1 PINHOLE 4 3 5 5 2 1.5\n").unwrap();
+    std::fs::write(
+        d.join("sparse/0/images.txt"),
+        "1 1 0 0 0 0 0 0 1 sub\\a.png\n\n",
+    )
+    .unwrap();
+    image::RgbImage::new(4, 3)
+        .save(d.join("images/sub/a.png"))
+        .unwrap();
+    let ds = super::cameras(&d, &crate::data::LoadOptions::default()).unwrap();
+    let all: Vec<&str> = ds
+        .train
+        .iter()
+        .chain(&ds.test)
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(all, ["sub/a.png"]);
+    assert!(
+        ds.read_from.iter().any(|f| f.ends_with("images/sub")),
+        "{:?}",
+        ds.read_from
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
