@@ -183,19 +183,17 @@ fn write_unbundled_sog(
 /// Whether the scene at `input` (read from `file`) is antialiased, as
 /// [`scene_input::antialiased`] decides, and the settings that frame it
 /// (its training's, or those made up for an original 3DGS model folder),
-/// with that drawing mode; training settings that cannot be read are
-/// warned about and left out (the scene itself was read).
+/// with that drawing mode; training settings that cannot be read are an
+/// error, as `render` and `view` make them (a shared copy would silently
+/// lose its framing).
 pub fn scene_settings(
     input: &std::path::Path,
     file: &std::path::Path,
-) -> (bool, Option<RenderSettings>) {
-    let (settings, model) = RenderSettings::find_with_model(input).unwrap_or_else(|e| {
-        crate::output::warn(format!("{e}; the scene's drawing mode comes from the file"));
-        (None, None)
-    });
+) -> CliResult<(bool, Option<RenderSettings>)> {
+    let (settings, model) = RenderSettings::find_with_model(input)?;
     let antialiased = scene_input::antialiased(settings.as_ref(), model.as_ref(), input, file);
     let framing = settings.map(|s| RenderSettings { antialiased, ..s });
-    (antialiased, framing)
+    Ok((antialiased, framing))
 }
 
 /// Refuses an `--out` whose name says another format than `--format` (the
@@ -284,7 +282,7 @@ pub fn run(a: ExportArgs) -> CliResult {
     // the drawing mode goes with the scene, so other viewers draw it as
     // it was trained
     check_out(&a, &file)?;
-    let (antialiased, framing) = scene_settings(&a.input, &file);
+    let (antialiased, framing) = scene_settings(&a.input, &file)?;
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         crate::output::ensure_dir(dir)?;
     }

@@ -303,8 +303,21 @@ impl RenderSettings {
         scene: &Path,
     ) -> CliResult<(Option<RenderSettings>, Option<crate::original_3dgs::Model>)> {
         let file = Self::path_for(scene);
+        // ours, read (and an error when it cannot be: render, view and
+        // export all refuse it alike); another program's file of that
+        // name, left out with a warning
         if file.is_file() {
-            return Ok((Some(Self::read(&file)?), None));
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| CliError::file(&file, format!("cannot read: {e}")))?;
+            // (by the format's name anywhere in it: ours, however broken)
+            let ours = text.contains(FORMAT);
+            if ours {
+                return Ok((Some(Self::parse(&text, &file)?), None));
+            }
+            crate::output::warn(format!(
+                "{}: not chainrule's settings (it does not name {FORMAT}), left out",
+                file.display()
+            ));
         }
         Ok(match crate::original_3dgs::find_or_warn(scene) {
             Some((m, s)) => (Some(s), Some(m)),
@@ -399,9 +412,14 @@ mod tests {
         v1.write(&d).unwrap();
         let e = RenderSettings::find(&d).unwrap_err().to_string();
         assert!(e.contains("dataset"), "{e}");
-        std::fs::write(d.join(FILE), "{").unwrap();
+        std::fs::write(d.join(FILE), format!(r#"{{"format": "{FORMAT}", "#)).unwrap();
         let e = RenderSettings::find(&d).unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");
+        // another program's settings.json: left out (with a warning)
+        std::fs::write(d.join(FILE), r#"{"theme": "dark"}"#).unwrap();
+        assert_eq!(RenderSettings::find(&d).unwrap(), None);
+        std::fs::write(d.join(FILE), "{").unwrap();
+        assert_eq!(RenderSettings::find(&d).unwrap(), None);
         // a newer version's file: its version is named, not a field it lacks
         let newer = format!(r#"{{"format": "{FORMAT}", "version": 99, "fields": "of its own"}}"#);
         std::fs::write(d.join(FILE), newer).unwrap();

@@ -128,6 +128,21 @@ fn bad_inputs_exit_2_naming_the_file() {
     // refuses as view and render do)
     let nothing = dir.join("zero.splat");
     std::fs::write(&nothing, b"").unwrap();
+    // a train folder whose settings cannot be read: refused, as render
+    // and view refuse it, not exported without its framing
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let g = random_scene::<f32>(&RandomScene {
+        n: 5,
+        ..Default::default()
+    });
+    std::fs::write(run.join("point_cloud.ply"), to_ply_bytes(&g)).unwrap();
+    let broken = br#"{"format": "chainrule-render-settings", "version": 1, "background": "pink"}"#;
+    std::fs::write(run.join("settings.json"), broken).unwrap();
+    let o = export(&run, "splat", &dir.join("run.splat"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("settings.json"));
+    assert!(!dir.join("run.splat").exists());
     for input in [&bad, &empty, &other, &dir.join("missing.ply"), &nothing] {
         let o = export(input, "splat", &dir.join("out.splat"));
         assert_eq!(o.status.code(), Some(2), "{input:?}");
