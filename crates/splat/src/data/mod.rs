@@ -55,10 +55,26 @@ impl DataError {
     /// where the photo should be, or the photo itself.
     pub(crate) fn missing_photo(path: &Path) -> Self {
         if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
+            // the photo in a folder above, where the model's subfolder is
+            // not (photos copied flat out of theirs)
+            let flat = path.file_name().and_then(|f| {
+                dir.ancestors()
+                    .skip(1)
+                    .map(|a| a.join(f))
+                    .find(|p| p.is_file())
+            });
+            let hint = flat.map_or(String::new(), |p| {
+                format!(
+                    "; there is a {} at {}: the model names its photos in subfolders, which \
+                     the photos are not in",
+                    p.file_name().unwrap_or_default().to_string_lossy(),
+                    p.display()
+                )
+            });
             return DataError::io(
                 dir,
                 format!(
-                    "folder not found (the photos are read from it; wanted: {})",
+                    "folder not found (the photos are read from it; wanted: {}){hint}",
                     path.display()
                 ),
             );
@@ -1060,6 +1076,24 @@ mod tests {
     /// A loaded photo is narrowed in `f32` and rounded to 8 bits once,
     /// after, not rounded and then narrowed (which [`limit_width`] has to
     /// do with a view already held).
+    /// A photo whose model's subfolder is missing, but which lies flat in
+    /// the folder above, is pointed at.
+    #[test]
+    fn a_photo_outside_its_named_subfolder_is_pointed_at() {
+        let d = std::env::temp_dir().join(format!("cr-flat-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("a.png"), b"").unwrap();
+        let e = DataError::missing_photo(&d.join("cam0/a.png")).to_string();
+        assert!(
+            e.contains("folder not found") && e.contains("subfolders"),
+            "{e}"
+        );
+        let e = DataError::missing_photo(&d.join("cam0/b.png")).to_string();
+        assert!(!e.contains("subfolders"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     #[test]
     fn a_loaded_photo_is_rounded_once_after_narrowing() {
         let (w, h) = (10u32, 4u32);
