@@ -645,7 +645,20 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         let sx = w as f64 / cam.width as f64;
         let sy = h as f64 / cam.height as f64;
         if (sx - sy).abs() * (cam.width.max(cam.height) as f64) > 1.5 {
-            // in `images_N`, the size it should have had
+            // in `images_N`, the size it should have had; a photo turned a
+            // quarter (its pixels rotated, as an editor applying its EXIF
+            // orientation saves them: COLMAP reads the stored pixels)
+            let turned = (h as f64 / cam.width as f64 - w as f64 / cam.height as f64).abs()
+                * (cam.width.max(cam.height) as f64)
+                <= 1.5;
+            let turned = match turned {
+                true => {
+                    "; it is the camera's size turned a quarter: were its pixels rotated \
+                         after COLMAP read them (an editor applying its EXIF orientation)? \
+                         COLMAP poses the pixels as they were stored"
+                }
+                false => "",
+            };
             let expected = match pre.is_some() && !full_size[k] {
                 true => format!(
                     " (in {}, about {}×{}: the camera's ÷ {n})",
@@ -659,7 +672,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
                 &jobs[k].path,
                 "image size",
                 format!(
-                    "is {w}×{h}, which is not a scaled copy of the camera's {}×{}{expected}",
+                    "is {w}×{h}, which is not a scaled copy of the camera's {}×{}{expected}{turned}",
                     cam.width, cam.height
                 ),
             ));
