@@ -462,3 +462,24 @@ fn backslashed_names_find_their_photos() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A photo stored turned a quarter from its camera (its pixels rotated
+/// after COLMAP read them) is refused, saying so.
+#[test]
+fn a_photo_turned_a_quarter_says_so() {
+    let d = std::env::temp_dir().join(format!("cr-turned-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("sparse/0")).unwrap();
+    std::fs::create_dir_all(d.join("images")).unwrap();
+    std::fs::write(d.join("sparse/0/cameras.txt"), "1 PINHOLE 8 6 5 5 4 3\n").unwrap();
+    std::fs::write(d.join("sparse/0/images.txt"), "1 1 0 0 0 0 0 0 1 a.png\n\n").unwrap();
+    std::fs::write(d.join("sparse/0/points3D.txt"), "").unwrap();
+    image::RgbImage::new(6, 8)
+        .save(d.join("images/a.png"))
+        .unwrap();
+    let e = super::load(&d, &crate::data::LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a.png") && e.contains("turned a quarter"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
