@@ -111,6 +111,11 @@ impl CliError {
             v["line"] = (*line).into();
             v["column"] = (*column).into();
         }
+        // the warnings printed before the error, when there were any
+        let warnings = crate::output::warnings();
+        if !warnings.is_empty() {
+            v["warnings"] = warnings.into();
+        }
         v.to_string()
     }
 

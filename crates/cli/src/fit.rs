@@ -555,10 +555,7 @@ fn fit_with<T: chainrule::Scalar>(a: &FitArgs, target: Image, cfg: FitConfig) ->
         gaussians_json,
     };
     if a.json {
-        println!(
-            "{}",
-            crate::output::with_warnings(serde_json::to_value(&report).expect("report serialises"))
-        );
+        println!("{}", crate::output::json_with_warnings(&report));
     } else {
         println!(
             "fitted {} Gaussians to {}x{} in {} iterations, {:.1} s ({:.1} ms/iteration): PSNR {:.2} dB, SSIM {:.4}",

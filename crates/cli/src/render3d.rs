@@ -223,7 +223,8 @@ pub fn render_rgba(g: &Gaussians<f32>, cam: &Camera, o: &OrbitOptions) -> CliRes
 pub struct Sequence {
     /// The frames' PNGs, then the GIF.
     pub written: Vec<PathBuf>,
-    /// Notes and warnings, as printed (without their `note: ` prefix).
+    /// Notes, as printed (without their `note: ` prefix; warnings go to
+    /// [`crate::output::warnings`]).
     pub notes: Vec<String>,
 }
 
@@ -341,7 +342,9 @@ pub fn run_path(
 /// in their order; an error naming the folders there is when none is.
 fn in_folder(views: &[splat::data::View], folder: &str) -> CliResult<Vec<splat::data::View>> {
     let folder_of = |name: &str| name.rsplit_once('/').map_or("", |(f, _)| f).to_string();
-    let want = folder.trim_matches('/');
+    // (`cam1/`, `./cam1` and `cam1\` name the same folder)
+    let slashed = folder.replace('\\', "/");
+    let want = slashed.trim_start_matches("./").trim_matches('/');
     let chosen: Vec<_> = views
         .iter()
         .filter(|v| folder_of(&v.name) == want)

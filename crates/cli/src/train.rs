@@ -1016,9 +1016,9 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             (Err(e), Err(c)) => return Err(e.also(checkpoint_failed("final", c))),
         };
     let metrics = a.out.join("metrics.json");
-    let report_json =
-        crate::output::with_warnings(serde_json::to_value(&report).expect("report serialises"));
-    let mut full = report_json.clone();
+    let report_json = crate::output::json_with_warnings(&report);
+    let mut full: serde_json::Value =
+        serde_json::from_str(&report_json).expect("the report's own JSON");
     full["views"] = serde_json::Value::Array(per_view);
     write_atomic(&metrics, full.to_string().as_bytes())?;
     if a.json {
@@ -1295,8 +1295,6 @@ fn clear_earlier_run(out: &std::path::Path) -> CliResult<()> {
     Ok(())
 }
 
-/// The record of the latest checkpoint in `ckpt_dir` (its `latest.json`);
-/// `None` when unreadable (resuming then names what is wrong).
 /// The error of `--resume` when `ckpt_dir` has no `latest.json`: no
 /// checkpoint was completed there. A `ckpt-N` folder without it is one
 /// whose writing was cut off (a second Ctrl-C while the first saved, a
@@ -1324,6 +1322,8 @@ pub(crate) fn no_checkpoint(ckpt_dir: &std::path::Path) -> CliError {
     }
 }
 
+/// The record of the latest checkpoint in `ckpt_dir` (its `latest.json`);
+/// `None` when unreadable (resuming then names what is wrong).
 pub(crate) fn latest_checkpoint(ckpt_dir: &std::path::Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&std::fs::read(ckpt_dir.join("latest.json")).ok()?).ok()
 }

@@ -132,7 +132,7 @@ pub fn decode(bytes: &[u8]) -> Result<Image, ImageError> {
 /// rows filled in.
 pub fn decode_on(bytes: &[u8], background: [f64; 3]) -> Result<(Image, bool), ImageError> {
     if bytes.is_empty() {
-        return Err(ImageError::Format(": the file is empty (0 bytes)".into()));
+        return Err(ImageError::Decode("the file is empty (0 bytes)".into()));
     }
     let format = image::guess_format(bytes).map_err(|_| ImageError::Format(String::new()))?;
     if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg) {
@@ -215,12 +215,17 @@ pub fn unreadable(bytes: &[u8], err: &image::ImageError) -> String {
     }
     if image::guess_format(bytes).is_err() {
         let head = &bytes[..bytes.len().min(16)];
-        let text = std::str::from_utf8(head)
-            .ok()
-            .filter(|t| t.chars().all(|c| !c.is_control() || c == '\n'))
-            .map(|t| format!(" (it starts with {:?})", t.trim_end()))
+        // (the text before a character the 16 bytes cut in two)
+        let head = match std::str::from_utf8(head) {
+            Ok(t) => t,
+            Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default(),
+        };
+        let head = head.trim_end();
+        let text = Some(head)
+            .filter(|t| !t.is_empty() && t.chars().all(|c| !c.is_control() || c.is_whitespace()))
+            .map(|t| format!(" (it starts with {t:?})"))
             .unwrap_or_default();
-        return format!("is not an image this program reads (PNG, JPEG or WebP){text}");
+        return format!("is not an image this program reads (PNG, JPEG, WebP or GIF){text}");
     }
     let cut_short = match err {
         image::ImageError::IoError(e) => e.kind() == std::io::ErrorKind::UnexpectedEof,

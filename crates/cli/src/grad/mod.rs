@@ -295,9 +295,9 @@ fn run_on_tape(
                 // (where a^b is real only at whole b, so not smooth in b)
                 let power = match op.as_str() {
                     "^" | "**" | "pow" => {
-                        " (the derivative of a^b with respect to its exponent b is a^b·ln a, \
-                         which has no real value for a base a ≤ 0: with a negative base, give \
-                         the power a constant exponent)"
+                        " (a^b's derivatives are b·a^(b−1) in the base, infinite at a = 0 for \
+                         b < 1, and a^b·ln a in the exponent, which has no real value for a \
+                         base a ≤ 0: with a negative base, give the power a constant exponent)"
                     }
                     _ => "",
                 };

@@ -55,19 +55,15 @@ impl DataError {
     /// where the photo should be, or the photo itself.
     pub(crate) fn missing_photo(path: &Path) -> Self {
         if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
-            // the photo in a folder above, where the model's subfolder is
-            // not (photos copied flat out of theirs)
+            // the photo in the nearest folder above that is there, where
+            // the named subfolder is not (photos copied flat out of theirs)
             let flat = path.file_name().and_then(|f| {
-                dir.ancestors()
-                    .skip(1)
-                    .map(|a| a.join(f))
-                    .find(|p| p.is_file())
+                let there = dir.ancestors().skip(1).find(|a| a.is_dir())?;
+                Some(there.join(f)).filter(|p| p.is_file())
             });
             let hint = flat.map_or(String::new(), |p| {
                 format!(
-                    "; there is a {} at {}: the model names its photos in subfolders, which \
-                     the photos are not in",
-                    p.file_name().unwrap_or_default().to_string_lossy(),
+                    "; a photo of that name is at {}, outside the folder named",
                     p.display()
                 )
             });
@@ -1073,9 +1069,6 @@ pub(crate) fn check_rotation(m: &Mat4) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    /// A loaded photo is narrowed in `f32` and rounded to 8 bits once,
-    /// after, not rounded and then narrowed (which [`limit_width`] has to
-    /// do with a view already held).
     /// A photo whose model's subfolder is missing, but which lies flat in
     /// the folder above, is pointed at.
     #[test]
@@ -1086,14 +1079,17 @@ mod tests {
         std::fs::write(d.join("a.png"), b"").unwrap();
         let e = DataError::missing_photo(&d.join("cam0/a.png")).to_string();
         assert!(
-            e.contains("folder not found") && e.contains("subfolders"),
+            e.contains("folder not found") && e.contains("outside the folder"),
             "{e}"
         );
         let e = DataError::missing_photo(&d.join("cam0/b.png")).to_string();
-        assert!(!e.contains("subfolders"), "{e}");
+        assert!(!e.contains("outside the folder"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 
+    /// A loaded photo is narrowed in `f32` and rounded to 8 bits once,
+    /// after, not rounded and then narrowed (which [`limit_width`] has to
+    /// do with a view already held).
     #[test]
     fn a_loaded_photo_is_rounded_once_after_narrowing() {
         let (w, h) = (10u32, 4u32);

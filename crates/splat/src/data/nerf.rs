@@ -207,10 +207,15 @@ fn load_split(
         let mask = match mask_path {
             Some(path) => {
                 let image = &f.image_path;
-                let (fw, fh) = image::image_dimensions(image).map_err(|e| {
-                    let bytes = std::fs::read(image).unwrap_or_default();
-                    DataError::invalid(image, "image", crate::image_io::unreadable(&bytes, &e))
-                })?;
+                let (fw, fh) =
+                    image::image_dimensions(image).map_err(|e| match std::fs::read(image) {
+                        Ok(bytes) => DataError::invalid(
+                            image,
+                            "image",
+                            crate::image_io::unreadable(&bytes, &e),
+                        ),
+                        Err(io) => DataError::io(image, io),
+                    })?;
                 let m = masks::load(&path, image, fw, fh, opts.invert_masks)?;
                 tallies.files.push(path);
                 Some(masks::downscale(fw, fh, &m, opts.downscale))

@@ -437,7 +437,10 @@ async function main() {
   }
   function pan(dx, dy) {
     const C = centerOf(cam);
-    const s = Math.max(norm(sub(C, target)), radius * 0.01) / cam.fy;
+    // (a drag's CSS pixels in the camera's pixels: a dataset camera's
+    // frame is shown scaled)
+    const css = canvas.clientHeight > 0 ? cam.h / canvas.clientHeight : 1;
+    const s = (Math.max(norm(sub(C, target)), radius * 0.01) / cam.fy) * css;
     const move = add(mul(cam.R[0], -dx * s), mul(cam.R[1], -dy * s));
     target = add(target, move);
     withCenter(cam, add(C, move));

@@ -71,7 +71,7 @@ pub fn read_reconstruction(sparse: &Path) -> Result<Reconstruction, DataError> {
 
 /// Whether the models in `a` and `b` (`sparse/0`-style folders) pose the
 /// same photos the same way: the same image names, each with the same
-/// rotation and translation to 1e-9 (a model written again as text, or
+/// rotation and translation to 1e-6 (a model written again as text, or
 /// copied, is the same reconstruction; another run of COLMAP is not).
 /// False when either cannot be read.
 pub fn same_poses(a: &Path, b: &Path) -> bool {
@@ -79,20 +79,19 @@ pub fn same_poses(a: &Path, b: &Path) -> bool {
         return false;
     };
     let by_name: HashMap<&str, &Image> = b.images.iter().map(|im| (im.name.as_str(), im)).collect();
+    // (to a millionth: a copy written as text by another tool may keep
+    // fewer digits than COLMAP's)
     let close = |x: &[f64], y: &[f64]| {
         x.iter()
             .zip(y)
-            .all(|(p, q)| (p - q).abs() <= 1e-9 * (1.0 + p.abs()))
+            .all(|(p, q)| (p - q).abs() <= 1e-6 * (1.0 + p.abs()))
     };
     a.images.len() == b.images.len()
         && a.images.iter().all(|im| {
             by_name.get(im.name.as_str()).is_some_and(|o| {
                 // q and −q are the same rotation
-                let flip = if im.qvec[0] * o.qvec[0] < 0.0 {
-                    -1.0
-                } else {
-                    1.0
-                };
+                let dot: f64 = im.qvec.iter().zip(&o.qvec).map(|(a, b)| a * b).sum();
+                let flip = if dot < 0.0 { -1.0 } else { 1.0 };
                 close(&im.qvec, &o.qvec.map(|v| v * flip)) && close(&im.tvec, &o.tvec)
             })
         })
@@ -191,7 +190,10 @@ impl Layout {
         // with `\` between folders, which COLMAP writes as `/`
         for im in &mut images {
             let slashed = im.name.replace('\\', "/");
-            if slashed != im.name && !dir.join(&opts.images_dir).join(&im.name).exists() {
+            // (on Windows `\` separates folders anyway: the name is made
+            // one that `/`-splitting rules, rigs' and render names', read)
+            let found = dir.join(&opts.images_dir).join(&im.name).exists();
+            if slashed != im.name && (cfg!(windows) || !found) {
                 im.name = slashed;
             }
         }
@@ -266,16 +268,23 @@ fn copies_named_otherwise(
     copies: &Path,
 ) -> (HashMap<String, PathBuf>, Option<String>) {
     let (mut by_stem, mut exact) = (HashMap::new(), 0);
+    // (the folder is listed only when a copy is not named as its photo)
+    if images.iter().all(|im| copies.join(&im.name).is_file()) {
+        return Default::default();
+    }
     let listed = image_files(copies);
+    let stem_of = |n: &str| n.rsplit_once('.').map_or(n, |(s, _)| s).to_string();
+    // each stem's files in the copies' folder, found once
+    let mut stems: HashMap<String, Vec<&String>> = HashMap::new();
+    for f in &listed {
+        stems.entry(stem_of(f)).or_default().push(f);
+    }
     for im in images {
         if copies.join(&im.name).is_file() {
             exact += 1;
             continue;
         }
-        let stem_of = |n: &str| n.rsplit_once('.').map_or(n, |(s, _)| s).to_string();
-        let stem = stem_of(&im.name);
-        let mut same = listed.iter().filter(|f| stem_of(f) == stem);
-        if let (Some(f), None) = (same.next(), same.next()) {
+        if let Some([f]) = stems.get(&stem_of(&im.name)).map(Vec::as_slice) {
             by_stem.insert(im.name.clone(), copies.join(f));
         }
     }
@@ -309,6 +318,9 @@ fn copies_named_otherwise(
         .iter()
         .filter_map(|im| Some((im.name.clone(), paired.get(&im.name)?.clone())))
         .collect();
+    if wanted.is_empty() {
+        return Default::default();
+    }
     let note = format!(
         "{}: its {} files are named otherwise than the {} in {} ({}), so they are paired with \
          them in the sorted order of their names, as gsplat pairs them",
@@ -335,7 +347,7 @@ fn image_files(dir: &Path) -> Vec<String> {
             };
             let rel = format!("{prefix}{name}");
             let path = e.path();
-            if path.is_dir() && depth < 4 {
+            if e.file_type().is_ok_and(|t| t.is_dir()) && depth < 4 {
                 walk(&path, &format!("{rel}/"), out, depth + 1);
             } else if name.rsplit_once('.').is_some_and(|(_, ext)| {
                 ["png", "jpg", "jpeg", "webp"].contains(&ext.to_ascii_lowercase().as_str())
@@ -458,7 +470,7 @@ pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         test,
         points: Some(layout.rec.points).filter(|p| !p.is_empty()),
         format: "colmap",
-        notes: Vec::new(),
+        notes: layout.renamed.1.iter().cloned().collect(),
         read_from: super::folders_of(files.iter().map(PathBuf::as_path)),
     })
 }

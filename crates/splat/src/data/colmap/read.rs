@@ -438,9 +438,11 @@ pub fn images_txt(path: &Path, text: &str) -> Result<Vec<Image>, DataError> {
 /// words (it may hold millions of points: they are not parsed); the error
 /// says that each image takes two lines when the line is not.
 fn points2d_shape(path: &Path, ln: usize, line: &str) -> Result<(), DataError> {
+    // (an id written as a float, `-1.0`, as some writers do, is one too)
     let is_int = |w: &str| {
         let digits = w.strip_prefix('-').unwrap_or(w);
-        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            || w.parse::<f64>().is_ok_and(|x| x.fract() == 0.0)
     };
     let is_num = |w: &str| {
         w.bytes().any(|b| b.is_ascii_digit())
