@@ -1394,6 +1394,16 @@ fn a_path_through_a_rig_flies_one_camera_and_path_folder_picks_it() {
     assert_eq!(report["notes"], serde_json::json!([]), "{report}");
     let first = |dir: &str| std::fs::read(d.join(dir).join("path_000.png")).unwrap();
     assert_ne!(first("rig"), first("cam1"));
+    // the same folder written otherwise
+    for (out, folder) in [("dot", "./cam1"), ("slash", "cam1/")] {
+        let o = path(out, Some(folder));
+        assert!(
+            o.status.success(),
+            "{folder}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        assert_eq!(first(out), first("cam1"), "{folder}");
+    }
     let o = path("none", Some("cam2"));
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stdout);
