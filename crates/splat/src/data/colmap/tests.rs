@@ -430,23 +430,45 @@ fn same_poses_compares_names_and_poses() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+/// A one-photo COLMAP dataset in a fresh temporary folder `tag`: a
+/// PINHOLE camera (`camera`: W H fx fy cx cy), the image named `name` at
+/// the identity pose, no points, and at `images/photo` a black photo of
+/// `size`.
+fn one_photo_dataset(
+    tag: &str,
+    camera: &str,
+    name: &str,
+    photo: &str,
+    size: (u32, u32),
+) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cr-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("sparse/0")).unwrap();
+    let photo = d.join("images").join(photo);
+    std::fs::create_dir_all(photo.parent().unwrap()).unwrap();
+    std::fs::write(
+        d.join("sparse/0/cameras.txt"),
+        format!("1 PINHOLE {camera}\n"),
+    )
+    .unwrap();
+    let images = format!("1 1 0 0 0 0 0 0 1 {name}\n\n");
+    std::fs::write(d.join("sparse/0/images.txt"), images).unwrap();
+    std::fs::write(d.join("sparse/0/points3D.txt"), "").unwrap();
+    image::RgbImage::new(size.0, size.1).save(photo).unwrap();
+    d
+}
+
 /// A model that names its photos with `\` between folders (another tool's,
 /// on Windows) finds them in their folders, as if named with `/`.
 #[test]
 fn backslashed_names_find_their_photos() {
-    let d = std::env::temp_dir().join(format!("cr-backslash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("sparse/0")).unwrap();
-    std::fs::create_dir_all(d.join("images/sub")).unwrap();
-    std::fs::write(d.join("sparse/0/cameras.txt"), "1 PINHOLE 4 3 5 5 2 1.5\n").unwrap();
-    std::fs::write(
-        d.join("sparse/0/images.txt"),
-        "1 1 0 0 0 0 0 0 1 sub\\a.png\n\n",
-    )
-    .unwrap();
-    image::RgbImage::new(4, 3)
-        .save(d.join("images/sub/a.png"))
-        .unwrap();
+    let d = one_photo_dataset(
+        "backslash",
+        "4 3 5 5 2 1.5",
+        "sub\\a.png",
+        "sub/a.png",
+        (4, 3),
+    );
     let ds = super::cameras(&d, &crate::data::LoadOptions::default()).unwrap();
     let all: Vec<&str> = ds
         .train
@@ -467,16 +489,7 @@ fn backslashed_names_find_their_photos() {
 /// after COLMAP read them) is refused, saying so.
 #[test]
 fn a_photo_turned_a_quarter_says_so() {
-    let d = std::env::temp_dir().join(format!("cr-turned-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("sparse/0")).unwrap();
-    std::fs::create_dir_all(d.join("images")).unwrap();
-    std::fs::write(d.join("sparse/0/cameras.txt"), "1 PINHOLE 8 6 5 5 4 3\n").unwrap();
-    std::fs::write(d.join("sparse/0/images.txt"), "1 1 0 0 0 0 0 0 1 a.png\n\n").unwrap();
-    std::fs::write(d.join("sparse/0/points3D.txt"), "").unwrap();
-    image::RgbImage::new(6, 8)
-        .save(d.join("images/a.png"))
-        .unwrap();
+    let d = one_photo_dataset("turned", "8 6 5 5 4 3", "a.png", "a.png", (6, 8));
     let e = super::load(&d, &crate::data::LoadOptions::default())
         .unwrap_err()
         .to_string();
