@@ -541,7 +541,9 @@ fn file_names_of(names: &[&str]) -> Vec<String> {
         let mut c: String = text
             .chars()
             .map(|c| {
-                if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                // (with the combining accents of a decomposed name, as
+                // macOS stores `Küche` as `Ku\u{308}che`)
+                if c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '\u{300}'..='\u{36f}') {
                     c
                 } else {
                     '_'
@@ -1181,6 +1183,7 @@ mod tests {
             v("IMG 0012.JPG"),
             v("a/IMG 0012.jpg"),
             v("./x/é.png"),
+            v("Ku\u{308}che.png"),
             v(".hidden"),
             v("cam0/F.jpg"),
             v("cam1/F.jpg"),
@@ -1193,6 +1196,7 @@ mod tests {
                 "IMG_0012.png",
                 "a_IMG_0012.png",
                 "é.png",
+                "Ku\u{308}che.png",
                 "v.hidden.png",
                 "cam0_F.png",
                 "cam1_F.png",
