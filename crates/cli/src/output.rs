@@ -54,18 +54,20 @@ pub fn with_warnings(mut report: serde_json::Value) -> serde_json::Value {
     report
 }
 
-/// [`with_warnings`] of a report serialised from a struct, keeping its
-/// fields' order (a `serde_json::Value` would sort them).
+/// [`with_warnings`] of a report serialised from a struct, as JSON text
+/// that keeps its fields' order (a `serde_json::Value` would sort them).
 pub fn json_with_warnings<T: serde::Serialize>(report: &T) -> String {
-    let text = serde_json::to_string(report).expect("reports serialise");
-    match text.strip_suffix('}') {
-        Some(open) if open.len() > 1 => format!(
-            "{open},\"warnings\":{}}}",
-            serde_json::Value::from(warnings())
-        ),
-        Some(_) => format!("{{\"warnings\":{}}}", serde_json::Value::from(warnings())),
-        None => text,
+    #[derive(serde::Serialize)]
+    struct WithWarnings<'a, T> {
+        #[serde(flatten)]
+        report: &'a T,
+        warnings: Vec<String>,
     }
+    serde_json::to_string(&WithWarnings {
+        report,
+        warnings: warnings(),
+    })
+    .expect("reports serialise")
 }
 
 /// A background colour as `--background` takes it: `black`, `white` or

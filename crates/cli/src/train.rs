@@ -1016,13 +1016,12 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
             (Err(e), Err(c)) => return Err(e.also(checkpoint_failed("final", c))),
         };
     let metrics = a.out.join("metrics.json");
-    let report_json = crate::output::json_with_warnings(&report);
-    let mut full: serde_json::Value =
-        serde_json::from_str(&report_json).expect("the report's own JSON");
+    let mut full =
+        crate::output::with_warnings(serde_json::to_value(&report).expect("report serialises"));
     full["views"] = serde_json::Value::Array(per_view);
     write_atomic(&metrics, full.to_string().as_bytes())?;
     if a.json {
-        println!("{report_json}");
+        println!("{}", crate::output::json_with_warnings(&report));
     } else {
         let ran = match resumed_from {
             0 => format!("{} iterations in {seconds:.1} s", report.iterations),
