@@ -81,7 +81,7 @@ pub struct GradArgs {
     #[arg(long, value_name = "FILE")]
     pub dot: Option<PathBuf>,
     /// Draw the recorded graph as SVG to FILE (no Graphviz needed); a
-    /// graph of more than 150 nodes is not drawn (an error: use --dot).
+    /// graph of more than 150 nodes is not drawn (a warning; use --dot).
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
     /// Deepest nesting of function calls (recursion) allowed. A call in
@@ -501,8 +501,9 @@ pub fn fmt_full(x: f64) -> String {
 }
 
 /// The one-line JSON object of `--json`: `{"value":..,"gradient":{..}}`
-/// with the inputs in the order given.
-pub fn to_json(r: &GradResult) -> String {
+/// with the inputs in the order given, and `"warnings"` only when
+/// `warnings` holds any.
+pub fn to_json(r: &GradResult, warnings: &[String]) -> String {
     let mut s = format!("{{\"value\":{},\"gradient\":{{", json_num(r.value));
     for (i, (n, g)) in r.gradient.iter().enumerate() {
         if i > 0 {
@@ -532,10 +533,9 @@ pub fn to_json(r: &GradResult) -> String {
     }
     // (only when there are: the object is otherwise exactly
     // {"value", "gradient"}, as programs compare it)
-    if !r.unused.is_empty() {
-        let warnings: Vec<String> = r.unused.iter().map(|n| unused_warning(n)).collect();
+    if !warnings.is_empty() {
         s.push_str(",\"warnings\":");
-        s.push_str(&serde_json::to_string(&warnings).unwrap_or_default());
+        s.push_str(&serde_json::to_string(warnings).unwrap_or_default());
     }
     s.push('}');
     s
@@ -599,7 +599,7 @@ pub fn run(args: GradArgs) -> CliResult {
         write_pictures(graph, args.dot.as_deref(), args.svg.as_deref())?;
     }
     if args.json {
-        println!("{}", to_json(&r));
+        println!("{}", to_json(&r, &crate::output::warnings()));
     } else {
         println!("value = {}", fmt_full(r.value));
         for (n, g) in &r.gradient {
@@ -652,33 +652,30 @@ fn check_picture_paths(
 }
 
 /// Writes the pictures asked for. A graph too large to draw (or that
-/// cannot be laid out) is an error when an SVG is asked for, raised before
-/// any file is written, so no stale or unasked-for file is left behind.
+/// cannot be laid out) gets no SVG but a warning that says why and points
+/// at `--dot`: the value and gradient are the result and are still
+/// printed, and the DOT asked for is still written.
 fn write_pictures(graph: &Graph, dot: Option<&Path>, svg_path: Option<&Path>) -> CliResult {
-    let svg_text = match svg_path {
-        Some(p) => {
-            let too_large = graph.len() > svg::MAX_SVG_NODES;
-            match (!too_large).then(|| svg::render_svg(graph)).flatten() {
-                Some(text) => Some(text),
-                None => {
-                    let why = if too_large {
-                        format!(
-                            "the graph has {} nodes, too many to draw legibly (limit {})",
-                            graph.len(),
-                            svg::MAX_SVG_NODES
-                        )
-                    } else {
-                        "the graph could not be laid out".to_string()
-                    };
-                    return Err(CliError::file(
-                        p,
-                        format!("no SVG written: {why}; --dot FILE writes the graph as Graphviz DOT instead"),
-                    ));
-                }
-            }
+    let svg_text = svg_path.and_then(|p| {
+        let too_large = graph.len() > svg::MAX_SVG_NODES;
+        let text = (!too_large).then(|| svg::render_svg(graph)).flatten();
+        if text.is_none() {
+            let why = if too_large {
+                format!(
+                    "the graph has {} nodes, too many to draw legibly (limit {})",
+                    graph.len(),
+                    svg::MAX_SVG_NODES
+                )
+            } else {
+                "the graph could not be laid out".to_string()
+            };
+            crate::output::warn(format!(
+                "no SVG written to {}: {why}; --dot FILE writes the graph as Graphviz DOT instead",
+                p.display()
+            ));
         }
-        None => None,
-    };
+        text
+    });
     if let Some(p) = dot {
         write_atomic(p, graph.to_dot().as_bytes())?;
     }
