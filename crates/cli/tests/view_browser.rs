@@ -632,6 +632,26 @@ fn the_address_follows_the_view_and_a_copied_link_reopens_it() {
         println!("portrait against landscape, their middle squares: PSNR {p:.2} dB");
         assert!(p >= 30.0, "PSNR {p:.2} dB < 30");
     }
+    // a link wider than the slider's 10–120° widens its range, so the knob
+    // shows the view's own field of view rather than sitting at an end
+    let wide: String = moved
+        .split('&')
+        .map(|kv| {
+            if kv.starts_with("fov=") {
+                "fov=150"
+            } else {
+                kv
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let s9 = b.open(&format!("{url}{wide}"), 400, 300);
+    b.wait_ready(&s9, Duration::from_secs(120));
+    let slider = b.eval(
+        &s9,
+        "(() => { const f = document.getElementById('fov'); return [Number(f.max), Number(f.value)]; })()",
+    );
+    assert_eq!(slider, serde_json::json!([150, 150]), "{wide}");
     // a malformed pose is said, and the start view shown
     let s4 = b.open(&format!("{url}?pose=1,2,3&ui=0"), 400, 300);
     b.wait_ready(&s4, Duration::from_secs(120));
