@@ -729,3 +729,41 @@ fn a_ply_with_undrawable_gaussians_is_read_without_them() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_splat_file_with_undrawable_records_is_read_without_them() {
+    // antimatter15's records from a diverged run: a NaN position, a zero
+    // scale
+    let dir = tmp("nan-splat");
+    let mut g = random_scene::<f32>(&RandomScene {
+        n: 20,
+        ..Default::default()
+    });
+    g.means[3][0] = f32::NAN;
+    g.log_scales[7][1] = f32::NEG_INFINITY;
+    let file = dir.join("diverged.splat");
+    std::fs::write(&file, splat::formats::splat_file::to_bytes(&g)).unwrap();
+    let out = dir.join("clean.ply");
+    let o = export(&file, "ply", &out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("left out 2 of 20") && err.contains("record 3"),
+        "{err}"
+    );
+    assert_eq!(read_scene(&out).unwrap().len(), 18);
+    // every record undrawable: still refused, naming the first
+    let mut bad = g.clone();
+    for m in bad.means.iter_mut() {
+        m[1] = f32::INFINITY;
+    }
+    std::fs::write(&file, splat::formats::splat_file::to_bytes(&bad)).unwrap();
+    let o = export(&file, "ply", &dir.join("none.ply"));
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("record 0") && err.contains("not finite"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

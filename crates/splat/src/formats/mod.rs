@@ -125,17 +125,22 @@ pub fn read_scene(path: &Path) -> Result<Gaussians<f32>, SceneError> {
     }
 }
 
-/// [`read_scene`] for drawing and converting: a standard 3DGS PLY's
-/// Gaussians that cannot be drawn (a value not finite, a degenerate scale
-/// or rotation) are left out rather than refused
-/// ([`ply::parse_ply_skipping`]), with a warning that says how many and
-/// why the first was; the other formats are read as [`read_scene`]
+/// [`read_scene`] for drawing and converting: a standard 3DGS PLY's or a
+/// `.splat` file's Gaussians that cannot be drawn (a value not finite, a
+/// degenerate scale or rotation) are left out rather than refused
+/// ([`ply::parse_ply_skipping`], [`splat_file::parse_skipping`]), with a
+/// warning that says how many and why the first was; the other formats
+/// (quantised, so they hold no such values) are read as [`read_scene`]
 /// reads them.
 pub fn read_scene_skipping(path: &Path) -> Result<(Gaussians<f32>, Option<String>), SceneError> {
     let (format, bytes) = scene_bytes(path)?;
     match bytes {
         Some(bytes) if format.is_ply() => {
             let (g, skipped) = ply::parse_ply_skipping(&bytes, path)?;
+            Ok((g, skipped.warning()))
+        }
+        Some(bytes) if format == SceneFormat::Splat => {
+            let (g, skipped) = splat_file::parse_skipping(&bytes, path)?;
             Ok((g, skipped.warning()))
         }
         Some(bytes) => Ok((decode_scene(&bytes, format, path)?, None)),

@@ -20,6 +20,7 @@
 use std::path::Path;
 
 use super::{check_gaussian, logit_clamped, sigmoid, to_u8, unit_quat, SceneError, SH_C0};
+use crate::three::ply::{PlyError, Skipped};
 use crate::three::Gaussians;
 
 /// Bytes per record.
@@ -53,6 +54,34 @@ pub fn to_bytes(g: &Gaussians<f32>) -> Vec<u8> {
 
 /// Parses `.splat` bytes; `path` only names the file in errors.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
+    parse_with(bytes, path, false).map(|(g, _)| g)
+}
+
+/// [`parse`] that leaves out, rather than refuses, records that cannot be
+/// drawn (a position or scale not finite, a degenerate scale or rotation,
+/// as a diverged run writes), and says how many it left out. A file whose
+/// every record is such is still an error, as is a length that is not a
+/// whole number of records.
+///
+/// ```
+/// use splat::formats::splat_file::{parse, parse_skipping, to_bytes};
+/// use splat::three::scene::{random_scene, RandomScene};
+/// let mut g = random_scene::<f32>(&RandomScene { n: 3, ..Default::default() });
+/// g.means[1][2] = f32::NAN;
+/// let bytes = to_bytes(&g);
+/// assert!(parse(&bytes, "s.splat".as_ref()).is_err());
+/// let (kept, skipped) = parse_skipping(&bytes, "s.splat".as_ref()).unwrap();
+/// assert_eq!((kept.len(), skipped.count, skipped.of), (2, 1, 3));
+/// ```
+pub fn parse_skipping(bytes: &[u8], path: &Path) -> Result<(Gaussians<f32>, Skipped), SceneError> {
+    parse_with(bytes, path, true)
+}
+
+fn parse_with(
+    bytes: &[u8],
+    path: &Path,
+    skip: bool,
+) -> Result<(Gaussians<f32>, Skipped), SceneError> {
     if bytes.len() % RECORD != 0 {
         return Err(SceneError::new(
             path,
@@ -65,23 +94,43 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
     }
     let n = bytes.len() / RECORD;
     let mut g = Gaussians::<f32>::with_capacity(0, n);
+    let mut skipped = Skipped {
+        of: n,
+        ..Default::default()
+    };
     let f = |r: &[u8], o: usize| f32::from_le_bytes([r[o], r[o + 1], r[o + 2], r[o + 3]]);
     for (i, r) in bytes.chunks_exact(RECORD).enumerate() {
-        let mean = [f(r, 0), f(r, 4), f(r, 8)];
-        let scale = [f(r, 12), f(r, 16), f(r, 20)];
-        if let Some(c) = (0..3).find(|&c| !(scale[c] > 0.0 && scale[c].is_finite())) {
-            return Err(SceneError::new(
-                path,
-                Some("scale"),
-                format!(
-                    "record {i}: scale {c} is {} (want a positive finite number)",
-                    scale[c]
-                ),
-            ));
-        }
-        let log_scale = scale.map(f32::ln);
-        let quat = [0, 1, 2, 3].map(|c| (r[28 + c] as f32 - 128.0) / 128.0);
-        check_gaussian(path, i, mean, log_scale, quat)?;
+        let record = || {
+            let mean = [f(r, 0), f(r, 4), f(r, 8)];
+            let scale = [f(r, 12), f(r, 16), f(r, 20)];
+            if let Some(c) = (0..3).find(|&c| !(scale[c] > 0.0 && scale[c].is_finite())) {
+                return Err(SceneError::new(
+                    path,
+                    Some("scale"),
+                    format!(
+                        "record {i}: scale {c} is {} (want a positive finite number)",
+                        scale[c]
+                    ),
+                ));
+            }
+            let log_scale = scale.map(f32::ln);
+            let quat = [0, 1, 2, 3].map(|c| (r[28 + c] as f32 - 128.0) / 128.0);
+            check_gaussian(path, i, mean, log_scale, quat)?;
+            Ok((mean, log_scale, quat))
+        };
+        let (mean, log_scale, quat) = match record() {
+            Ok(v) => v,
+            Err(e) if skip => {
+                skipped.count += 1;
+                skipped.first.get_or_insert(PlyError {
+                    path: e.path,
+                    property: e.field,
+                    message: e.message,
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         g.means.push(mean);
         g.log_scales.push(log_scale);
         g.quats.push(quat);
@@ -91,5 +140,13 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Gaussians<f32>, SceneError> {
         g.opacity_logits
             .push(logit_clamped(r[27] as f32 / 255.0, OPACITY_EPS));
     }
-    Ok(g)
+    if n > 0 && skipped.count == n {
+        let e = skipped.first.expect("one was skipped");
+        return Err(SceneError {
+            path: e.path,
+            field: e.property,
+            message: e.message,
+        });
+    }
+    Ok((g, skipped))
 }
