@@ -189,13 +189,16 @@ pub fn render_2d(path: &Path, scale: f64, background: Option<[f64; 3]>) -> CliRe
 /// than the one the scene was trained on (`trained`, from its settings):
 /// another reconstruction's cameras are in a frame of their own, so its
 /// scores or flight would mean nothing.
-fn note_data_model(trained: Option<&Path>, data: &Path) {
-    if let Some(note) = crate::train::models_note(data, "rendering") {
+///
+/// Returns the note, for the command's report.
+fn note_data_model(trained: Option<&Path>, data: &Path) -> Option<String> {
+    let note = crate::train::models_note(data, "rendering");
+    if let Some(note) = &note {
         eprintln!("note: {note}");
     }
     let colmap = |p: &Path| splat::data::detect(p) == Some("colmap");
     let Some(trained) = trained.filter(|t| colmap(t) && colmap(data)) else {
-        return;
+        return note;
     };
     let loaded = crate::settings::loaded_from;
     if let (Some(t), Some(d)) = (loaded(trained), loaded(data)) {
@@ -210,6 +213,7 @@ fn note_data_model(trained: Option<&Path>, data: &Path) {
             ));
         }
     }
+    note
 }
 
 /// The colour transforms an `--exposure` run learned for its training
@@ -256,9 +260,12 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
         (None, None) => crate::scene_input::unsaved_background(&a.file, dataset.as_deref()),
     };
     // --data given for scores or a flight: which model it loads
-    if let Some(data) = a.data.as_deref() {
-        note_data_model(saved.as_ref().and_then(|s| s.dataset.as_deref()), data);
-    }
+    let data_notes: Vec<String> = a
+        .data
+        .as_deref()
+        .and_then(|data| note_data_model(saved.as_ref().and_then(|s| s.dataset.as_deref()), data))
+        .into_iter()
+        .collect();
     if a.data.is_none() {
         let photo_flags = [
             ("--compare", a.compare),
@@ -315,6 +322,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             compare: a.compare,
             exposure: learned_exposure(&a.file, ply, saved.as_ref(), model.is_some(), data)?,
             trained_exposure: saved.as_ref().is_some_and(|s| s.exposure),
+            notes: data_notes,
         };
         return crate::render3d::run_ply_on_dataset(ply, data, &a.out, &d);
     }
@@ -324,6 +332,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
         frames,
         size: a.size.is_some().then_some((width, height)),
         folder: a.path_folder.clone(),
+        notes: Vec::new(),
     };
     let up = match (&a.up, &saved) {
         (Some(u), _) => parse_up(u)?,
@@ -428,9 +437,15 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             // the cameras only: no photo is decoded
             let ds = splat::data::load_cameras(&data, &opts).map_err(CliError::data)?;
             crate::output::refuse_dataset_folder(&a.out, &ds.read_from, "--out")?;
+            crate::output::print_notes(&ds);
+            let notes = data_notes.into_iter().chain(ds.notes).collect();
             let mut views: Vec<_> = ds.train.into_iter().chain(ds.test).collect();
             views.sort_by(|x, y| splat::data::capture::path_order(&x.name, &y.name));
-            let w = crate::render3d::run_path(ply, &views, &path_options(frames), &a.out, &o)?;
+            let p = crate::render3d::PathOptions {
+                notes,
+                ..path_options(frames)
+            };
+            let w = crate::render3d::run_path(ply, &views, &p, &a.out, &o)?;
             ("path", crate::output::count(frames, "frame"), w)
         }
         None => {

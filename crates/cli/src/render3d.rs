@@ -273,6 +273,9 @@ pub struct PathOptions {
     /// Only the photos in this folder of the dataset (`--path-folder`:
     /// one camera of a rig), else all of them, or a rig's largest folder.
     pub folder: Option<String>,
+    /// Notes already said about the cameras (the dataset's, as which of
+    /// several models was read), carried into the report and `path.json`.
+    pub notes: Vec<String>,
 }
 
 /// `chainrule render SCENE.ply --path N --data DATASET`: `p.frames` views
@@ -298,7 +301,7 @@ pub fn run_path(
     if views.is_empty() {
         return Err(CliError::usage("--path: the dataset has no cameras"));
     }
-    let mut notes = Vec::new();
+    let mut notes = p.notes.clone();
     let views = match &p.folder {
         Some(folder) => in_folder(views, folder)?,
         None => {
@@ -498,6 +501,9 @@ pub struct DataRender {
     /// Whether the scene's training learned such transforms (its
     /// settings say so), for a note when they are not at hand.
     pub trained_exposure: bool,
+    /// Notes already said about the dataset (which of several models it
+    /// loads), carried into the report before the dataset's own.
+    pub notes: Vec<String>,
 }
 
 /// Writes `dir/name`: the photo, the render and their error as a heat map
@@ -573,7 +579,7 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
         .iter()
         .filter(|v| learned.contains_key(v.name.as_str()))
         .count();
-    let mut notes = ds.notes.clone();
+    let mut notes: Vec<String> = d.notes.iter().chain(&ds.notes).cloned().collect();
     if through > 0 {
         let note = format!(
             "{through} of the {} views are scored through the colour transforms the run \

@@ -709,6 +709,28 @@ fn a_model_named_by_its_folder_trains_and_renders() {
         said.contains("holds 2 COLMAP models") && said.contains("warning: the scene was trained"),
         "{said}"
     );
+    // a path through the dataset's cameras says which model it flies, in
+    // its report and path.json as on stderr
+    let flown = run_json(&[
+        "render",
+        out.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--path",
+        "2",
+        "--size",
+        "16x12",
+        "--out",
+        d.join("p-models").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        flown["notes"].to_string().contains("holds 2 COLMAP models"),
+        "{flown}"
+    );
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("p-models/path.json")).unwrap()).unwrap();
+    assert_eq!(kept["notes"], flown["notes"]);
     // sparse/ itself and a model outside a dataset are refused, saying why
     let refused = |path: &std::path::Path| {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_chainrule"))
