@@ -18,6 +18,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("ply", ply),
     ("colmap", colmap),
     ("nerf_transforms", nerf_transforms),
+    ("nerfstudio_transforms", nerfstudio_transforms),
     ("fitted_gaussians", fitted_gaussians),
     ("camera_params", camera_params),
     ("masks", masks),
@@ -49,12 +50,17 @@ pub fn grad_lang(data: &[u8]) {
     }
 }
 
-/// The 3DGS PLY reader in f64 and f32: values finite, quaternions nonzero,
+/// The 3DGS PLY reader in f64 and f32, and the point-cloud reader: values finite, quaternions nonzero,
 /// what f32 read writes back and reads again equal, and it writes as a
 /// compressed PLY and a `.sog` that read back.
 pub fn ply(data: &[u8]) {
-    use splat::three::ply::{parse_ply, to_ply_bytes};
+    use splat::three::ply::{parse_ply, parse_point_cloud, to_ply_bytes};
     let path = Path::new("fuzz.ply");
+    // (a point cloud's reader, ASCII too: finite points, one colour each)
+    if let Ok((xyz, rgb)) = parse_point_cloud(data, path) {
+        assert!(xyz.iter().flatten().all(|v| v.is_finite()));
+        assert!(rgb.is_none_or(|c| c.len() == xyz.len()));
+    }
     if let Ok(g) = parse_ply::<f64>(data, path) {
         let n = g.means.len();
         assert_eq!(g.log_scales.len(), n);
@@ -153,6 +159,30 @@ pub fn nerf_transforms(data: &[u8]) {
             .iter()
             .all(|f| f.c2w.iter().flatten().all(|v| v.is_finite())));
     }
+}
+
+/// nerfstudio's `transforms.json` (its photos and points not looked at):
+/// the COLMAP model it amounts to has finite cameras that every image
+/// names, unit quaternions, finite translations and distinct photo names.
+pub fn nerfstudio_transforms(data: &[u8]) {
+    use splat::data::{nerfstudio, LoadOptions};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let dir = Path::new("/nonexistent-chainrule-fuzz");
+    let path = dir.join(nerfstudio::FILE);
+    let Ok(c) = nerfstudio::parse(text, &path, dir, &LoadOptions::default(), false) else {
+        return;
+    };
+    for im in &c.rec.images {
+        let cam = &c.rec.cameras[&im.camera_id];
+        assert!(cam.params.iter().all(|v| v.is_finite()));
+        let n: f64 = im.qvec.iter().map(|q| q * q).sum();
+        assert!((n - 1.0).abs() < 1e-6, "{:?}", im.qvec);
+        assert!(im.tvec.iter().all(|v| v.is_finite()));
+    }
+    let names: std::collections::HashSet<_> = c.rec.images.iter().map(|i| &i.name).collect();
+    assert_eq!(names.len(), c.rec.images.len());
 }
 
 /// `gaussians.json` of `fit`: the model builds, values finite, and it

@@ -43,7 +43,7 @@ enum Command {
     /// Write a NeRF-synthetic dataset of a procedural scene (no download).
     #[command(allow_negative_numbers = true)]
     Synth(synth::SynthArgs),
-    /// Train a 3D Gaussian scene on a NeRF-synthetic or COLMAP dataset.
+    /// Train a 3D Gaussian scene on a COLMAP, nerfstudio or NeRF-synthetic dataset.
     #[command(allow_negative_numbers = true)]
     Train(train::TrainArgs),
     /// Measure speed and memory of a workload.

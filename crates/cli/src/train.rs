@@ -35,10 +35,14 @@ use crate::output::write_atomic;
     widest the CPU has; the results are the same bits, only the speed differs)"
 )]
 pub struct TrainArgs {
-    /// Dataset folder: NeRF-synthetic (transforms_train.json) or COLMAP
+    /// Dataset folder: NeRF-synthetic (transforms_train.json), COLMAP
     /// (sparse/0 and images/; of several models in sparse/, the one with
-    /// the most photos). A COLMAP model folder such as DATA/sparse/1 trains
-    /// on that model, with DATA's photos.
+    /// the most photos) or nerfstudio (transforms.json beside the photos,
+    /// as capture apps export it; OPENCV and OPENCV_FISHEYE cameras, its
+    /// ply_file_path points). A COLMAP model folder such as DATA/sparse/1
+    /// trains on that model, with DATA's photos. Captures (COLMAP and
+    /// nerfstudio data) train with the defaults said "on COLMAP data"
+    /// below.
     pub data: PathBuf,
     /// Output folder: point_cloud.ply, test renders (an earlier run's
     /// renders of views this run does not have are removed), checkpoints.
@@ -722,7 +726,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
         }
     }
     let ckpt_dir = checkpoint_dir(&a.out);
-    let colmap = kind == Some("colmap");
+    let colmap = data::is_capture(kind);
     if a.resume && !ckpt_dir.join("latest.json").is_file() {
         return Err(no_checkpoint(&ckpt_dir));
     }
@@ -1494,10 +1498,10 @@ fn train_config(a: &TrainArgs, defaults: TrainConfig) -> CliResult<TrainConfig> 
 }
 
 /// Whether to densify by AbsGS's statistic: as asked (`--absgrad`,
-/// `--no-absgrad`), else on for COLMAP data (`kind` as from
+/// `--no-absgrad`), else on for captures (COLMAP or nerfstudio data: `kind` as from
 /// [`data::detect`]) and off for the rest.
 pub(crate) fn use_absgrad(absgrad: bool, no_absgrad: bool, kind: Option<&str>) -> bool {
-    absgrad || (!no_absgrad && kind == Some("colmap"))
+    absgrad || (!no_absgrad && splat::data::is_capture(kind))
 }
 
 /// What a run's checkpoints are fitted to, the run's length and its

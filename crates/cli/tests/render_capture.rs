@@ -1432,3 +1432,91 @@ fn a_path_through_a_rig_flies_one_camera_and_path_folder_picks_it() {
     assert!(e.contains("cam2") && e.contains("cam0, cam1"), "{e}");
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// A nerfstudio export of the fixture (nerfstudio's own `transforms.json`
+/// and `sparse_pc.ply`, the photos in `images/`) trains as a capture does
+/// (black, the captures' defaults), renders its photos by name, flies its
+/// cameras without flags and scores on itself as the run did.
+#[test]
+fn a_nerfstudio_export_trains_and_renders_as_a_capture() {
+    let d = tmp("nerfstudio");
+    let data = d.join("ns");
+    std::fs::create_dir_all(data.join("images")).unwrap();
+    let fixtures = std::path::Path::new(fixture()).parent().unwrap();
+    for f in ["transforms.json", "sparse_pc.ply"] {
+        std::fs::copy(fixtures.join("nerfstudio_room").join(f), data.join(f)).unwrap();
+    }
+    for e in std::fs::read_dir(fixtures.join("colmap_room/images")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), data.join("images").join(e.file_name())).unwrap();
+    }
+    let out = d.join("out");
+    let report = run_json(&[
+        "train",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "10",
+        "--sh-degree",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(report["eval_views"], 2, "{report}");
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("settings.json")).unwrap()).unwrap();
+    assert_eq!(st["dataset_kind"], "nerfstudio");
+    assert_eq!(st["background"], serde_json::json!([0.0, 0.0, 0.0]));
+    for name in ["IMG_0000.png", "IMG_0008.png"] {
+        assert!(out.join("renders").join(name).is_file(), "{name}");
+    }
+    // the captures' defaults, and the same run: the same photos, cameras
+    // and points in another world
+    let colmap = run_json(&[
+        "train",
+        fixture(),
+        "--out",
+        d.join("colmap").to_str().unwrap(),
+        "--iters",
+        "10",
+        "--sh-degree",
+        "1",
+        "--json",
+    ]);
+    for key in [
+        "max_gaussians",
+        "lr_mean",
+        "lr_scale",
+        "opacity_reg",
+        "coarse_until",
+        "ema_window",
+    ] {
+        assert_eq!(report[key], colmap[key], "{key}: {report}");
+    }
+    let (p, q) = (
+        report["psnr"].as_f64().unwrap(),
+        colmap["psnr"].as_f64().unwrap(),
+    );
+    assert!((p - q).abs() < 0.1, "{p} dB against COLMAP's {q}");
+    let o = out.to_str().unwrap();
+    let path = run_json(&[
+        "render",
+        o,
+        "--path",
+        "3",
+        "--out",
+        d.join("p").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(path["frames"], 3, "{path}");
+    let scores = run_json(&[
+        "render",
+        o,
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        d.join("s").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(scores["psnr"], report["psnr"], "{scores}");
+}

@@ -15,6 +15,7 @@ mod image_decode;
 mod l1_ssim;
 mod masks;
 mod model_loss;
+mod nerfstudio;
 mod raster_ref;
 mod sog;
 mod sog_write;

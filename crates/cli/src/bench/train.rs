@@ -261,7 +261,7 @@ fn real_dataset(
     };
     let data = splat::data::load(dir, &opts).map_err(CliError::data)?;
     let absgrad = crate::train::use_absgrad(false, false, kind);
-    let colmap = kind == Some("colmap");
+    let colmap = splat::data::is_capture(kind);
     let iters = iters.unwrap_or(crate::train::default_iters(colmap));
     let max_gaussians = match recorded_budget {
         // a resumed run's own budget, as `train --resume` keeps it

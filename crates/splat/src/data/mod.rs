@@ -14,6 +14,7 @@ pub mod capture;
 pub mod colmap;
 pub mod masks;
 pub mod nerf;
+pub mod nerfstudio;
 mod pixels;
 pub mod synth;
 
@@ -386,7 +387,8 @@ pub struct Dataset {
     pub test: Vec<View>,
     /// Sparse points (COLMAP only).
     pub points: Option<Vec<Point>>,
-    /// Which format it was read from: `"nerf-synthetic"` or `"colmap"`.
+    /// Which format it was read from: `"nerf-synthetic"`, `"colmap"` or
+    /// `"nerfstudio"`.
     pub format: &'static str,
     /// What the loader chose that a user should hear of (one sentence
     /// each), e.g. the photos a partial `masks/` folder leaves whole.
@@ -407,9 +409,10 @@ impl Dataset {
     /// are different photos of the usual names `r_0.png`), so there
     /// collisions are judged within `views`.
     pub fn render_names(&self, views: &[View]) -> Vec<String> {
-        if self.format == "colmap" {
+        if self.format != "nerf-synthetic" {
             // every photo of the dataset named once, in name order (a
-            // COLMAP model names each photo once), whichever split asks
+            // COLMAP model or nerfstudio's file names each photo once),
+            // whichever split asks
             let mut all: Vec<&str> = self
                 .train
                 .iter()
@@ -492,8 +495,10 @@ impl Default for LoadOptions {
 
 /// The kind of dataset in `dir`: `"nerf-synthetic"` (a
 /// `transforms_train.json`), `"colmap"` (`sparse/0/` or `sparse/`, or one
-/// model of a COLMAP dataset: see [`colmap::dataset_of_model`]), or
-/// `None`.
+/// model of a COLMAP dataset: see [`colmap::dataset_of_model`]),
+/// `"nerfstudio"` (a `transforms.json` and no COLMAP model: see
+/// [`nerfstudio`]; `ns-process-data`'s folder holds both, and its COLMAP
+/// model is read), or `None`.
 pub fn detect(dir: &Path) -> Option<&'static str> {
     if dir.join("transforms_train.json").is_file() {
         Some("nerf-synthetic")
@@ -503,9 +508,19 @@ pub fn detect(dir: &Path) -> Option<&'static str> {
         || colmap::dataset_of_model(dir).is_some()
     {
         Some("colmap")
+    } else if dir.join(nerfstudio::FILE).is_file() {
+        Some("nerfstudio")
     } else {
         None
     }
+}
+
+/// Whether a dataset of `kind` ([`detect`]) is a capture of the real
+/// world (COLMAP's or nerfstudio's cameras: opaque photos of a scene all
+/// around), which trains with the captures' defaults, rather than
+/// NeRF-synthetic's objects on nothing.
+pub fn is_capture(kind: Option<&str>) -> bool {
+    matches!(kind, Some("colmap") | Some("nerfstudio"))
 }
 
 /// The background a dataset's kind is usually trained and rendered on:
@@ -605,12 +620,13 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     check_folder(dir, opts)?;
     let ds = match detect(dir) {
         Some("nerf-synthetic") => nerf::load(dir, opts)?,
+        Some("nerfstudio") => nerfstudio::load(dir, opts)?,
         Some(_) => colmap::load(dir, opts)?,
         None => return Err(unrecognised(dir)),
     };
     if ds.train.is_empty() {
         let why = match (ds.test.len(), ds.format) {
-            (n, "colmap") if n > 0 => format!(
+            (n, "colmap" | "nerfstudio") if n > 0 => format!(
                 "no training images: one photo in {} (in name order, from the first) is held \
                  out for testing, which leaves none of its {} to train on",
                 opts.holdout_every,
@@ -619,6 +635,9 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
             (0, "colmap") => "no training images: the COLMAP model registers no photos (its \
                               images file lists none; COLMAP could not place any of them)"
                 .to_string(),
+            (0, "nerfstudio") => {
+                "no training images: its transforms.json lists no frames".to_string()
+            }
             _ => "no training images".to_string(),
         };
         return Err(DataError::invalid(dir, "dataset", why));
@@ -646,6 +665,7 @@ pub fn load_cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError
     check_folder(dir, opts)?;
     match detect(dir) {
         Some("nerf-synthetic") => nerf::cameras(dir, opts),
+        Some("nerfstudio") => nerfstudio::cameras(dir, opts),
         Some(_) => colmap::cameras(dir, opts),
         None => Err(unrecognised(dir)),
     }
@@ -675,19 +695,10 @@ fn unrecognised(dir: &Path) -> DataError {
         dir,
         "dataset",
         colmap::not_a_dataset_hint(dir).unwrap_or_else(|| {
-            // nerfstudio's own format is not read; its COLMAP folder is
-            let nerfstudio = if dir.join("transforms.json").is_file() {
-                "; its transforms.json (nerfstudio's format) is not read, but a COLMAP model \
-                 is: ns-process-data's colmap/sparse/0 beside images/, or COLMAP run on the \
-                 photos"
-            } else {
-                ""
-            };
-            format!(
-                "neither a NeRF-synthetic dataset (transforms_train.json) nor a COLMAP one \
-                 (sparse/0/, colmap/sparse/0/ as nerfstudio lays it out, or a model folder \
-                 such as DATA/sparse/1){nerfstudio}"
-            )
+            "neither a NeRF-synthetic dataset (transforms_train.json), a COLMAP one \
+             (sparse/0/, colmap/sparse/0/ as nerfstudio lays it out, or a model folder such \
+             as DATA/sparse/1) nor a nerfstudio one (transforms.json)"
+                .to_string()
         }),
     )
 }

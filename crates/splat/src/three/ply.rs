@@ -430,7 +430,18 @@ fn parse_ply_with<T: Scalar>(
 /// A PLY header's elements and where its data start, or the error naming
 /// the line or element at fault.
 fn parse_header(bytes: &[u8], path: &Path) -> Result<(Vec<Element>, usize), PlyError> {
+    parse_header_with(bytes, path, false).map(|(e, d, _)| (e, d))
+}
+
+/// [`parse_header`], also accepting `format ascii 1.0` when `ascii_ok`;
+/// the third value says whether the data are ASCII.
+fn parse_header_with(
+    bytes: &[u8],
+    path: &Path,
+    ascii_ok: bool,
+) -> Result<(Vec<Element>, usize, bool), PlyError> {
     let err = |prop: Option<&str>, msg: String| PlyError::new(path, prop, msg);
+    let mut ascii = false;
     if !bytes.starts_with(b"ply\n") && !bytes.starts_with(b"ply\r\n") {
         return Err(err(None, "not a PLY file (no `ply` magic line)".into()));
     }
@@ -447,7 +458,8 @@ fn parse_header(bytes: &[u8], path: &Path) -> Result<(Vec<Element>, usize), PlyE
             None | Some("comment") | Some("obj_info") => {}
             Some("format") => {
                 let f = w.next().unwrap_or("");
-                if f != "binary_little_endian" {
+                ascii = ascii_ok && f == "ascii";
+                if f != "binary_little_endian" && !ascii {
                     return Err(err(
                         Some("format"),
                         format!(
@@ -505,7 +517,7 @@ fn parse_header(bytes: &[u8], path: &Path) -> Result<(Vec<Element>, usize), PlyE
     if !format_ok {
         return Err(err(Some("format"), "missing `format` line".into()));
     }
-    Ok((elements, data_start))
+    Ok((elements, data_start, ascii))
 }
 
 /// The `vertex` element of a parsed header and the byte offset of its
@@ -605,6 +617,119 @@ pub fn parse_points(bytes: &[u8], path: &Path) -> Result<Vec<[f64; 3]>, PlyError
             Ok(p)
         })
         .collect()
+}
+
+/// A point cloud's positions and, when its file has them, their colours.
+pub type PointCloud = (Vec<[f64; 3]>, Option<Vec<[u8; 3]>>);
+
+/// The points of a point cloud's PLY file with their colours, as the
+/// SfM point clouds other tools write beside their cameras
+/// (nerfstudio's `sparse_pc.ply`, written as ASCII): `x`, `y`, `z` and,
+/// when the vertex element has all three, `red`, `green`, `blue` (an
+/// integer type read as 0–255, a floating one as 0–1). Binary
+/// (`binary_little_endian`) and ASCII files are read; the vertex
+/// element's other properties are not.
+///
+/// ```
+/// use splat::three::ply::parse_point_cloud;
+/// let text = "ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\n\
+///             property float y\nproperty float z\nproperty uint8 red\n\
+///             property uint8 green\nproperty uint8 blue\nend_header\n\
+///             0.5 1 -2 255 0 10\n3 4 5 1 2 3\n";
+/// let (xyz, rgb) = parse_point_cloud(text.as_bytes(), "p.ply".as_ref()).unwrap();
+/// assert_eq!(xyz, vec![[0.5, 1.0, -2.0], [3.0, 4.0, 5.0]]);
+/// assert_eq!(rgb, Some(vec![[255, 0, 10], [1, 2, 3]]));
+/// ```
+pub fn parse_point_cloud(bytes: &[u8], path: &Path) -> Result<PointCloud, PlyError> {
+    let (elements, data_start, ascii) = parse_header_with(bytes, path, true)?;
+    let err = |prop: Option<&str>, msg: String| PlyError::new(path, prop, msg);
+    let vi = elements
+        .iter()
+        .position(|e| e.name == "vertex")
+        .ok_or_else(|| err(Some("vertex"), "no `vertex` element".into()))?;
+    let v = &elements[vi];
+    let index = |name: &str| v.props.iter().position(|p| p.0 == name && p.1.is_some());
+    let mut xyz_at = [0; 3];
+    for (at, n) in xyz_at.iter_mut().zip(["x", "y", "z"]) {
+        *at = index(n).ok_or_else(|| err(Some(n), "missing from the `vertex` element".into()))?;
+    }
+    let rgb_at = match ["red", "green", "blue"].map(index) {
+        [Some(r), Some(g), Some(b)] => Some([r, g, b]),
+        _ => None,
+    };
+    let colour = |t: Ty, x: f64| -> u8 {
+        let x = if matches!(t, Ty::F32 | Ty::F64) {
+            x * 255.0
+        } else {
+            x
+        };
+        x.round().clamp(0.0, 255.0) as u8
+    };
+    let mut xyz = Vec::with_capacity(v.count.min(1 << 24));
+    let mut rgb = rgb_at.map(|_| Vec::with_capacity(v.count.min(1 << 24)));
+    let mut take = |i: usize, values: &dyn Fn(usize) -> f64| -> Result<(), PlyError> {
+        let mut p = [0.0; 3];
+        for (c, k) in xyz_at.iter().enumerate() {
+            p[c] = finite_in::<f64>(values(*k), i, &v.props[*k].0, path)?;
+        }
+        xyz.push(p);
+        if let (Some(at), Some(out)) = (rgb_at, rgb.as_mut()) {
+            out.push(at.map(|k| colour(v.props[k].1.expect("a scalar"), values(k))));
+        }
+        Ok(())
+    };
+    if ascii {
+        if let Some(p) = v.props.iter().find(|p| p.1.is_none()) {
+            return Err(err(
+                Some(&p.0),
+                "list properties in `vertex` are not supported".into(),
+            ));
+        }
+        let text = std::str::from_utf8(&bytes[data_start..])
+            .map_err(|_| err(None, "the ASCII data are not UTF-8 text".into()))?;
+        // one line a record: the elements before `vertex` are skipped
+        let skip: usize = elements[..vi].iter().map(|e| e.count).sum();
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty()).skip(skip);
+        for i in 0..v.count {
+            let line = lines.next().ok_or_else(|| {
+                err(
+                    Some("vertex"),
+                    format!(
+                        "the header declares {} vertices but the file holds {i}",
+                        v.count
+                    ),
+                )
+            })?;
+            let values: Vec<f64> = line
+                .split_whitespace()
+                .map(|w| w.parse::<f64>())
+                .collect::<Result<_, _>>()
+                .ok()
+                .filter(|vals: &Vec<f64>| vals.len() == v.props.len())
+                .ok_or_else(|| {
+                    err(
+                        Some("vertex"),
+                        format!(
+                            "vertex {i}: want {} numbers, one a property, not `{}`",
+                            v.props.len(),
+                            line.trim()
+                        ),
+                    )
+                })?;
+            take(i, &|k| values[k])?;
+        }
+    } else {
+        let (v, offset) = vertex_records(bytes, path, &elements, data_start)?;
+        for i in 0..v.count {
+            let rec = &bytes[offset + i * v.stride..offset + (i + 1) * v.stride];
+            take(i, &|k| {
+                let (_, t, o) = &v.props[k];
+                let t = t.expect("a scalar");
+                t.read(&rec[*o..*o + t.size()])
+            })?;
+        }
+    }
+    Ok((xyz, rgb))
 }
 
 fn collect<const N: usize>(

@@ -185,6 +185,25 @@ impl Layout {
             .into_iter()
             .find(|p| p.is_file())
             .unwrap_or_else(|| sparse.to_path_buf());
+        Ok(Layout::with_model(
+            dir,
+            rec,
+            images_file,
+            &opts.images_dir,
+            opts,
+        ))
+    }
+
+    /// The layout of the dataset in `dir` posed by `rec`, read from
+    /// `images_file` (named in errors about a pose), whose photos are
+    /// named relative to `dir/images_dir`.
+    fn with_model(
+        dir: PathBuf,
+        rec: Reconstruction,
+        images_file: PathBuf,
+        images_dir: &str,
+        opts: &LoadOptions,
+    ) -> Layout {
         let mut images = rec.images.clone();
         // a model written on Windows by another tool may name its photos
         // with `\` between folders, which COLMAP writes as `/`
@@ -192,7 +211,7 @@ impl Layout {
             let slashed = im.name.replace('\\', "/");
             // (on Windows `\` separates folders anyway: the name is made
             // one that `/`-splitting rules, rigs' and render names', read)
-            let found = dir.join(&opts.images_dir).join(&im.name).exists();
+            let found = dir.join(images_dir).join(&im.name).exists();
             if slashed != im.name && (cfg!(windows) || !found) {
                 im.name = slashed;
             }
@@ -202,16 +221,15 @@ impl Layout {
         // times; used for downscale N when present (then not downscaled
         // again), with `masks_N` for their masks
         let n = opts.downscale;
-        let pre =
-            (n > 1 && opts.images_dir == "images" && dir.join(format!("images_{n}")).is_dir())
-                .then(|| format!("images_{n}"));
-        let img_dir = dir.join(pre.as_deref().unwrap_or(&opts.images_dir));
-        let full_dir = dir.join(&opts.images_dir);
+        let pre = (n > 1 && images_dir == "images" && dir.join(format!("images_{n}")).is_dir())
+            .then(|| format!("images_{n}"));
+        let img_dir = dir.join(pre.as_deref().unwrap_or(images_dir));
+        let full_dir = dir.join(images_dir);
         let renamed = match pre {
             Some(_) => copies_named_otherwise(&images, &full_dir, &img_dir),
             None => Default::default(),
         };
-        Ok(Layout {
+        Layout {
             dir,
             rec,
             images_file,
@@ -220,7 +238,7 @@ impl Layout {
             img_dir,
             full_dir,
             renamed,
-        })
+        }
     }
 
     /// Where the photo `name` is read from in the folder of the photos
@@ -408,7 +426,56 @@ fn camera_at(layout: &Layout, im: &Image, (w, h): (u32, u32)) -> Intrinsics {
 /// the model's points are not read. What `render --path` and the viewer
 /// need of a capture.
 pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let layout = Layout::of(dir, opts, false)?;
+    cameras_of(Layout::of(dir, opts, false)?, opts, "colmap")
+}
+
+/// [`cameras`] of a dataset whose model `rec` was read from `source` (a
+/// file of another format than COLMAP's, named in errors), its photos
+/// named relative to `dir/images_dir`: the views, split and notes as
+/// [`cameras`] gives them, the dataset's `format` as given.
+pub(crate) fn cameras_of_model(
+    dir: &Path,
+    rec: Reconstruction,
+    source: &Path,
+    images_dir: &str,
+    opts: &LoadOptions,
+    format: &'static str,
+) -> Result<Dataset, DataError> {
+    let layout = Layout::with_model(
+        dir.to_path_buf(),
+        rec,
+        source.to_path_buf(),
+        images_dir,
+        opts,
+    );
+    cameras_of(layout, opts, format)
+}
+
+/// [`load`] of a dataset whose model `rec` was read from `source`, as
+/// [`cameras_of_model`] takes it.
+pub(crate) fn load_model(
+    dir: &Path,
+    rec: Reconstruction,
+    source: &Path,
+    images_dir: &str,
+    opts: &LoadOptions,
+    format: &'static str,
+) -> Result<Dataset, DataError> {
+    let layout = Layout::with_model(
+        dir.to_path_buf(),
+        rec,
+        source.to_path_buf(),
+        images_dir,
+        opts,
+    );
+    load_layout(layout, opts, format)
+}
+
+fn cameras_of(
+    layout: Layout,
+    opts: &LoadOptions,
+    format: &'static str,
+) -> Result<Dataset, DataError> {
     let n = opts.downscale;
     let mut pinholes: HashMap<(i32, u32, u32), crate::cameras::undistort::Pinhole> = HashMap::new();
     let (mut train, mut test, mut files) = (Vec::new(), Vec::new(), Vec::new());
@@ -469,7 +536,7 @@ pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         train,
         test,
         points: Some(layout.rec.points).filter(|p| !p.is_empty()),
-        format: "colmap",
+        format,
         notes: layout.renamed.1.iter().cloned().collect(),
         read_from: super::folders_of(files.iter().map(PathBuf::as_path)),
     })
@@ -485,7 +552,14 @@ pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
 /// [`View::mask`] together with the pixels undistortion left without a
 /// source.
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let mut layout = Layout::of(dir, opts, true)?;
+    load_layout(Layout::of(dir, opts, true)?, opts, "colmap")
+}
+
+fn load_layout(
+    mut layout: Layout,
+    opts: &LoadOptions,
+    format: &'static str,
+) -> Result<Dataset, DataError> {
     let Layout {
         dir,
         images,
@@ -812,7 +886,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         train,
         test,
         points: Some(std::mem::take(&mut layout.rec.points)).filter(|p| !p.is_empty()),
-        format: "colmap",
+        format,
         notes,
         read_from: super::folders_of(
             jobs.iter()

@@ -1,0 +1,253 @@
+//! nerfstudio's `transforms.json`, as nerfstudio itself writes it: the
+//! committed `fixtures/nerfstudio_room/{transforms.json,sparse_pc.ply}`
+//! are what `ns-process-data`'s `colmap_to_json` made of the COLMAP
+//! capture in `fixtures/colmap_room` (its photos are copied beside them
+//! here, as `ns-process-data` copies them into `images/`). Made by
+//! `fixtures/make_nerfstudio.py` (nerfstudio's own code; see its header).
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{same_cameras, tmp};
+use splat::data::{detect, load, load_cameras, LoadOptions};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// nerfstudio's export of `colmap_room` in a folder of its own, its photos
+/// in `images/` as `ns-process-data` leaves them.
+fn nerfstudio_room(name: &str) -> PathBuf {
+    let d = tmp(name);
+    std::fs::create_dir_all(d.join("images")).unwrap();
+    for f in ["transforms.json", "sparse_pc.ply"] {
+        std::fs::copy(fixtures().join("nerfstudio_room").join(f), d.join(f)).unwrap();
+    }
+    for e in std::fs::read_dir(fixtures().join("colmap_room/images")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), d.join("images").join(e.file_name())).unwrap();
+    }
+    d
+}
+
+fn opts() -> LoadOptions {
+    LoadOptions {
+        holdout_every: 4,
+        background: [0.0; 3],
+        ..LoadOptions::default()
+    }
+}
+
+fn transforms(d: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(d.join("transforms.json")).unwrap()).unwrap()
+}
+
+/// The 3×3 part of nerfstudio's `applied_transform` (its world is
+/// COLMAP's, axes permuted).
+fn applied(t: &serde_json::Value) -> [[f64; 3]; 3] {
+    let a = &t["applied_transform"];
+    [0, 1, 2].map(|r| [0, 1, 2].map(|c| a[r][c].as_f64().unwrap()))
+}
+
+fn mul(a: &[[f64; 3]; 3], v: [f64; 3]) -> [f64; 3] {
+    [0, 1, 2].map(|r| (0..3).map(|c| a[r][c] * v[c]).sum())
+}
+
+#[test]
+fn nerfstudios_export_of_a_capture_loads_as_the_capture_does() {
+    let d = nerfstudio_room("ns-room");
+    assert_eq!(detect(&d), Some("nerfstudio"));
+    let ns = load(&d, &opts()).unwrap();
+    let colmap = load(&fixtures().join("colmap_room"), &opts()).unwrap();
+    assert_eq!(ns.format, "nerfstudio");
+    let a = applied(&transforms(&d));
+    for (n, c) in [(&ns.train, &colmap.train), (&ns.test, &colmap.test)] {
+        assert_eq!(n.len(), c.len());
+        for (n, c) in n.iter().zip(c) {
+            // the same photo, camera and undistortion (COLMAP's
+            // SIMPLE_RADIAL is nerfstudio's OPENCV with k1 alone)
+            assert_eq!(n.name, c.name);
+            assert_eq!((n.width, n.height), (c.width, c.height));
+            for (x, y) in [n.fx, n.fy, n.cx, n.cy]
+                .iter()
+                .zip([c.fx, c.fy, c.cx, c.cy])
+            {
+                assert!((x - y).abs() < 1e-9, "{}: {x} vs {y}", n.name);
+            }
+            let (pn, pc) = (n.image.to_f32(), c.image.to_f32());
+            let worst = pn
+                .iter()
+                .zip(&pc)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst <= 1.5 / 255.0, "{}: pixels differ by {worst}", n.name);
+            assert_eq!(n.mask.is_some(), c.mask.is_some());
+            // the same pose in nerfstudio's world: centres moved by the
+            // applied transform, and so the camera's axes
+            let (cn, cc) = (n.camera_center(), c.camera_center());
+            let moved = mul(&a, cc);
+            for k in 0..3 {
+                assert!(
+                    (cn[k] - moved[k]).abs() < 1e-9,
+                    "{}: {cn:?} vs {moved:?}",
+                    n.name
+                );
+            }
+            let (rn, rc) = (n.world_to_camera, c.world_to_camera);
+            for r in 0..3 {
+                // row r of R_ns = row r of R_colmap · Aᵀ
+                let row = mul(&a, [rc[r][0], rc[r][1], rc[r][2]]);
+                for k in 0..3 {
+                    assert!((rn[r][k] - row[k]).abs() < 1e-9, "{}", n.name);
+                }
+            }
+        }
+    }
+    // the SfM points of sparse_pc.ply: COLMAP's, in nerfstudio's world
+    // (written with six decimals), their colours kept
+    let (pn, pc) = (ns.points.clone().unwrap(), colmap.points.unwrap());
+    // (in the order nerfstudio's reader listed them: each found by place)
+    assert_eq!(pn.len(), pc.len());
+    for p in &pn {
+        let q = pc
+            .iter()
+            .find(|q| {
+                let moved = mul(&a, q.xyz);
+                (0..3).all(|k| (p.xyz[k] - moved[k]).abs() < 1e-5)
+            })
+            .unwrap_or_else(|| panic!("{:?} is no COLMAP point moved", p.xyz));
+        assert_eq!(p.rgb, q.rgb);
+    }
+    // the cameras alone, as the full load gives them
+    same_cameras(&ns, &load_cameras(&d, &opts()).unwrap());
+}
+
+/// A change to a transforms file.
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
+/// Edits `transforms.json` in `d` with `f`.
+fn edit(d: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let mut t = transforms(d);
+    f(&mut t);
+    std::fs::write(d.join("transforms.json"), t.to_string()).unwrap();
+}
+
+fn error(d: &Path) -> String {
+    load(d, &opts()).unwrap_err().to_string()
+}
+
+#[test]
+fn a_transforms_file_of_other_captures_loads_or_says_what_is_wrong() {
+    let d = nerfstudio_room("ns-edits");
+    // per-frame intrinsics (a capture app's file: each frame its own),
+    // no points (random ones, with a note), a split named (not used)
+    edit(&d, |t| {
+        let o = t.as_object_mut().unwrap();
+        let shared: Vec<(String, serde_json::Value)> = ["fl_x", "fl_y", "cx", "cy", "w", "h", "k1"]
+            .iter()
+            .map(|k| (k.to_string(), o.remove(*k).unwrap()))
+            .collect();
+        o.remove("ply_file_path");
+        o.insert(
+            "test_filenames".into(),
+            serde_json::json!(["images/IMG_0000.jpg"]),
+        );
+        for f in o["frames"].as_array_mut().unwrap() {
+            for (k, v) in &shared {
+                f[k] = v.clone();
+            }
+        }
+    });
+    let ds = load(&d, &opts()).unwrap();
+    assert!(ds.points.is_none());
+    let notes = ds.notes.join("\n");
+    assert!(
+        notes.contains("test_filenames is not used") && notes.contains("random points"),
+        "{notes}"
+    );
+    let colmap = load(&fixtures().join("colmap_room"), &opts()).unwrap();
+    assert_eq!(ds.train[0].fx, colmap.train[0].fx);
+    // what is refused, and where
+    let d = nerfstudio_room("ns-bad");
+    let original = transforms(&d);
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|t| t["camera_model"] = "EQUIRECTANGULAR".into()),
+            "camera_model: camera model EQUIRECTANGULAR is not supported",
+        ),
+        (Box::new(|t| t["k4"] = 0.01.into()), "k4 = 0.01"),
+        (
+            Box::new(|t| {
+                t["frames"][2].as_object_mut().unwrap().remove("file_path");
+            }),
+            "frames[2].file_path: missing",
+        ),
+        (
+            Box::new(|t| t["frames"][1]["transform_matrix"][0][0] = 3.0.into()),
+            "frames[1].transform_matrix: the 3×3 rotation part is not orthonormal",
+        ),
+        (
+            Box::new(|t| t["frames"][3]["file_path"] = t["frames"][0]["file_path"].clone()),
+            "frames[3].file_path: names IMG_",
+        ),
+        (
+            Box::new(|t| t["frames"][0]["fl_x"] = "big".into()),
+            "frames[0].fl_x: must be a finite number",
+        ),
+        (
+            Box::new(|t| t["frames"][0]["mask_path"] = "elsewhere/m.png".into()),
+            "frames[0].mask_path: names",
+        ),
+        (
+            Box::new(|t| t["frames"] = serde_json::json!([])),
+            "no training images",
+        ),
+    ];
+    for (f, want) in cases {
+        let mut t = original.clone();
+        f(&mut t);
+        std::fs::write(d.join("transforms.json"), t.to_string()).unwrap();
+        let e = error(&d);
+        assert!(
+            e.contains(want) && e.contains("transforms.json"),
+            "{want}: {e}"
+        );
+    }
+    // a mask named where the COLMAP loader finds it is read
+    std::fs::create_dir_all(d.join("masks")).unwrap();
+    let (w, h) = (
+        original["w"].as_u64().unwrap(),
+        original["h"].as_u64().unwrap(),
+    );
+    let mut m = image::GrayImage::from_pixel(w as u32, h as u32, image::Luma([255]));
+    m.put_pixel(0, 0, image::Luma([0]));
+    m.save(d.join("masks/IMG_0001.png")).unwrap();
+    let mut t = original.clone();
+    let k = (0..12)
+        .find(|&k| t["frames"][k]["file_path"] == "images/IMG_0001.jpg")
+        .unwrap();
+    t["frames"][k]["mask_path"] = "masks/IMG_0001.png".into();
+    std::fs::write(d.join("transforms.json"), t.to_string()).unwrap();
+    let ds = load(&d, &opts()).unwrap();
+    let v = ds.train.iter().find(|v| v.name == "IMG_0001.jpg").unwrap();
+    assert!(v.mask.is_some());
+}
+
+#[test]
+fn a_fisheye_capture_is_undistorted_into_a_pinhole() {
+    let d = nerfstudio_room("ns-fisheye");
+    edit(&d, |t| {
+        t["camera_model"] = "OPENCV_FISHEYE".into();
+        t["k1"] = 0.05.into();
+        t["k2"] = 0.01.into();
+    });
+    let ds = load(&d, &opts()).unwrap();
+    let colmap = load(&fixtures().join("colmap_room"), &opts()).unwrap();
+    for (f, c) in ds.train.iter().zip(&colmap.train) {
+        // a fisheye's pinhole is another one than the near-pinhole's, with
+        // the pixels no source reaches masked
+        assert_eq!(f.name, c.name);
+        assert!(f.fx > 0.0 && f.width > 0 && f.height > 0);
+        assert_ne!(f.image.to_f32(), c.image.to_f32());
+    }
+    same_cameras(&ds, &load_cameras(&d, &opts()).unwrap());
+}
