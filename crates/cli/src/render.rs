@@ -118,8 +118,8 @@ pub struct RenderArgs {
     /// scene file say.
     #[arg(long)]
     pub no_antialiased: bool,
-    /// 3D scenes: render the cameras of this dataset (NeRF-synthetic or
-    /// COLMAP) instead of an orbit, and print PSNR and SSIM against its
+    /// 3D scenes: render the cameras of this dataset (NeRF-synthetic,
+    /// COLMAP or nerfstudio) instead of an orbit, and print PSNR and SSIM against its
     /// images (over the kept pixels of masked views), also kept in
     /// --out's scores.json (an earlier run's renders there that this one
     /// does not write again are removed) with the scores by the original

@@ -1,5 +1,5 @@
 //! `chainrule train DATA --out DIR`: train a 3D Gaussian scene on a
-//! NeRF-synthetic or COLMAP dataset, with checkpoints and `--resume`, and
+//! NeRF-synthetic, COLMAP or nerfstudio dataset, with checkpoints and `--resume`, and
 //! write `DIR/point_cloud.ply` and renders of the test views with their PSNR
 //! and SSIM.
 

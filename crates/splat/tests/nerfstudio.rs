@@ -139,7 +139,8 @@ fn error(d: &Path) -> String {
 fn a_transforms_file_of_other_captures_loads_or_says_what_is_wrong() {
     let d = nerfstudio_room("ns-edits");
     // per-frame intrinsics (a capture app's file: each frame its own),
-    // no points (random ones, with a note), a split named (not used)
+    // no points (random ones, with a note), a split named (used, as
+    // nerfstudio uses it)
     edit(&d, |t| {
         let o = t.as_object_mut().unwrap();
         let shared: Vec<(String, serde_json::Value)> = ["fl_x", "fl_y", "cx", "cy", "w", "h", "k1"]
@@ -161,9 +162,12 @@ fn a_transforms_file_of_other_captures_loads_or_says_what_is_wrong() {
     assert!(ds.points.is_none());
     let notes = ds.notes.join("\n");
     assert!(
-        notes.contains("test_filenames is not used") && notes.contains("random points"),
+        notes.contains("test_filenames is held out (1 photo)") && notes.contains("random points"),
         "{notes}"
     );
+    let held: Vec<&str> = ds.test.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(held, ["IMG_0000.jpg"]);
+    assert_eq!(ds.train.len(), 11);
     let colmap = load(&fixtures().join("colmap_room"), &opts()).unwrap();
     assert_eq!(ds.train[0].fx, colmap.train[0].fx);
     // what is refused, and where
@@ -196,6 +200,24 @@ fn a_transforms_file_of_other_captures_loads_or_says_what_is_wrong() {
         (
             Box::new(|t| t["frames"][0]["mask_path"] = "elsewhere/m.png".into()),
             "frames[0].mask_path: names",
+        ),
+        (
+            // a mirror is orthonormal, but no camera's pose
+            Box::new(|t| {
+                for r in 0..3 {
+                    let x = t["frames"][4]["transform_matrix"][r][2].as_f64().unwrap();
+                    t["frames"][4]["transform_matrix"][r][2] = (-x).into();
+                }
+            }),
+            "frames[4].transform_matrix: the 3×3 rotation part is a mirror",
+        ),
+        (
+            Box::new(|t| t["ply_file_path"] = "nosuch.ply".into()),
+            "ply_file_path: names",
+        ),
+        (
+            Box::new(|t| t["test_filenames"] = serde_json::json!(["images/nosuch.jpg"])),
+            "test_filenames[0]: names nosuch.jpg, which no frame",
         ),
         (
             Box::new(|t| t["frames"] = serde_json::json!([])),
@@ -250,4 +272,94 @@ fn a_fisheye_capture_is_undistorted_into_a_pinhole() {
         assert_ne!(f.image.to_f32(), c.image.to_f32());
     }
     same_cameras(&ds, &load_cameras(&d, &opts()).unwrap());
+}
+
+/// What other apps write: a mask beside the photo named by `mask_path`,
+/// the photos in `rgb/` with `rgb_2/` copies, names without an extension,
+/// float32 noise in a matrix's last row, instant-ngp's `is_fisheye`, and
+/// the file itself named as the dataset.
+#[test]
+fn other_apps_layouts_load() {
+    let d = nerfstudio_room("ns-apps");
+    std::fs::rename(d.join("images"), d.join("rgb")).unwrap();
+    std::fs::create_dir_all(d.join("rgb_2")).unwrap();
+    std::fs::create_dir_all(d.join("seg")).unwrap();
+    for e in std::fs::read_dir(d.join("rgb")).unwrap() {
+        let p = e.unwrap().path();
+        let half = image::open(&p)
+            .unwrap()
+            .resize_exact(80, 60, image::imageops::Triangle);
+        half.save(d.join("rgb_2").join(p.file_name().unwrap()))
+            .unwrap();
+    }
+    let mut m = image::GrayImage::from_pixel(160, 120, image::Luma([255]));
+    m.put_pixel(5, 5, image::Luma([0]));
+    m.save(d.join("seg/first.png")).unwrap();
+    edit(&d, |t| {
+        for f in t["frames"].as_array_mut().unwrap() {
+            let p = f["file_path"].as_str().unwrap().replace("images/", "rgb/");
+            f["file_path"] = p.trim_end_matches(".jpg").to_string().into();
+            f["transform_matrix"][3][3] = 0.99999994.into();
+            if p.ends_with("IMG_0003.jpg") {
+                f["mask_path"] = "seg/first.png".into();
+            }
+        }
+    });
+    let ds = load(&d, &opts()).unwrap();
+    let v = ds.train.iter().find(|v| v.name == "IMG_0003.jpg").unwrap();
+    assert!(v.mask.is_some(), "the mask_path's mask is the photo's");
+    assert_eq!(ds.train.len() + ds.test.len(), 12);
+    // --downscale 2 reads rgb_2/ (its copies, not the photos halved here)
+    let half = load(
+        &d,
+        &LoadOptions {
+            downscale: 2,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        half.read_from
+            .iter()
+            .filter(|p| p.ends_with("rgb_2"))
+            .count(),
+        1,
+        "{:?}",
+        half.read_from
+    );
+    // instant-ngp's fisheye flag without a model: a fisheye
+    edit(&d, |t| {
+        t.as_object_mut().unwrap().remove("camera_model");
+        t["is_fisheye"] = true.into();
+    });
+    let fish = load(&d, &opts()).unwrap();
+    let plain = load(&fixtures().join("colmap_room"), &opts()).unwrap();
+    assert_ne!(fish.train[0].image.to_f32(), plain.train[0].image.to_f32());
+    // the file named itself, beside a COLMAP model: read, and the folder
+    // is read as COLMAP data with a note saying how to read the file
+    let both = nerfstudio_room("ns-both");
+    std::fs::create_dir_all(both.join("sparse")).unwrap();
+    let copy = |from: &Path, to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    };
+    copy(
+        &fixtures().join("colmap_room/sparse/0"),
+        &both.join("sparse/0"),
+    );
+    let as_colmap = load(&both, &opts()).unwrap();
+    assert_eq!(as_colmap.format, "colmap");
+    assert!(
+        as_colmap.notes.join("\n").contains("name "),
+        "{:?}",
+        as_colmap.notes
+    );
+    let file = both.join("transforms.json");
+    assert_eq!(detect(&file), Some("nerfstudio"));
+    let as_file = load(&file, &opts()).unwrap();
+    assert_eq!(as_file.format, "nerfstudio");
+    same_cameras(&as_file, &load_cameras(&file, &opts()).unwrap());
 }

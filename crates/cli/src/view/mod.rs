@@ -47,7 +47,7 @@ pub struct ViewArgs {
     /// machine's loopback one and its network one).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// Dataset (NeRF-synthetic or COLMAP) whose cameras are drawn and can
+    /// Dataset (NeRF-synthetic, COLMAP or nerfstudio) whose cameras are drawn and can
     /// be chosen as viewpoints (the page's `?camera=NAME` opens at one,
     /// the canvas at the photo's size; `&ui=0` hides the overlays, for
     /// screenshots). With or without it, the page's address follows the

@@ -496,11 +496,13 @@ impl Default for LoadOptions {
 /// The kind of dataset in `dir`: `"nerf-synthetic"` (a
 /// `transforms_train.json`), `"colmap"` (`sparse/0/` or `sparse/`, or one
 /// model of a COLMAP dataset: see [`colmap::dataset_of_model`]),
-/// `"nerfstudio"` (a `transforms.json` and no COLMAP model: see
-/// [`nerfstudio`]; `ns-process-data`'s folder holds both, and its COLMAP
-/// model is read), or `None`.
+/// `"nerfstudio"` (a `transforms.json` and no COLMAP model, or the path
+/// of such a `.json` file itself: see [`nerfstudio`]; `ns-process-data`'s
+/// folder holds both, and its COLMAP model is read), or `None`.
 pub fn detect(dir: &Path) -> Option<&'static str> {
-    if dir.join("transforms_train.json").is_file() {
+    if nerfstudio::is_file(dir) {
+        Some("nerfstudio")
+    } else if dir.join("transforms_train.json").is_file() {
         Some("nerf-synthetic")
     } else if dir.join("sparse/0").is_dir()
         || dir.join("sparse").is_dir()
@@ -618,12 +620,13 @@ fn file_names_of(names: &[&str]) -> Vec<String> {
 /// [`colmap::dataset_of_model`]).
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     check_folder(dir, opts)?;
-    let ds = match detect(dir) {
+    let mut ds = match detect(dir) {
         Some("nerf-synthetic") => nerf::load(dir, opts)?,
         Some("nerfstudio") => nerfstudio::load(dir, opts)?,
-        Some(_) => colmap::load(dir, opts)?,
+        Some(_) => colmap::load(dir, opts).map_err(|e| beside_transforms(dir, e))?,
         None => return Err(unrecognised(dir)),
     };
+    ds.notes.splice(0..0, colmap_read_before_transforms(dir));
     if ds.train.is_empty() {
         let why = match (ds.test.len(), ds.format) {
             (n, "colmap" | "nerfstudio") if n > 0 => format!(
@@ -642,7 +645,6 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         };
         return Err(DataError::invalid(dir, "dataset", why));
     }
-    let mut ds = ds;
     // (the loaders narrowed the photos one by one as they read them: this
     // leaves them as they are)
     if let Some(max) = opts.max_width {
@@ -663,11 +665,57 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
 /// milliseconds where [`load`] decodes and undistorts every photo.
 pub fn load_cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     check_folder(dir, opts)?;
-    match detect(dir) {
-        Some("nerf-synthetic") => nerf::cameras(dir, opts),
-        Some("nerfstudio") => nerfstudio::cameras(dir, opts),
-        Some(_) => colmap::cameras(dir, opts),
-        None => Err(unrecognised(dir)),
+    let mut ds = match detect(dir) {
+        Some("nerf-synthetic") => nerf::cameras(dir, opts)?,
+        Some("nerfstudio") => nerfstudio::cameras(dir, opts)?,
+        Some(_) => colmap::cameras(dir, opts).map_err(|e| beside_transforms(dir, e))?,
+        None => return Err(unrecognised(dir)),
+    };
+    ds.notes.splice(0..0, colmap_read_before_transforms(dir));
+    Ok(ds)
+}
+
+/// The note for a dataset folder that holds both a COLMAP model and
+/// nerfstudio's `transforms.json` (as `ns-process-data` leaves it): the
+/// COLMAP model is read, and how to read the other.
+fn colmap_read_before_transforms(dir: &Path) -> Option<String> {
+    let file = dir.join(nerfstudio::FILE);
+    (detect(dir) == Some("colmap") && file.is_file()).then(|| {
+        format!(
+            "{} holds a COLMAP model and nerfstudio's {}: the COLMAP model is read (name {} \
+             to read that file instead)",
+            dir.display(),
+            nerfstudio::FILE,
+            file.display()
+        )
+    })
+}
+
+/// A COLMAP load's error, for a folder that also holds `transforms.json`:
+/// said to be the COLMAP model's, with how to read the other.
+fn beside_transforms(dir: &Path, e: DataError) -> DataError {
+    let file = dir.join(nerfstudio::FILE);
+    if !file.is_file() {
+        return e;
+    }
+    let hint = format!(
+        " (this is the folder's COLMAP model; name {} to read nerfstudio's file instead)",
+        file.display()
+    );
+    match e {
+        DataError::Io { path, message } => DataError::Io {
+            path,
+            message: message + &hint,
+        },
+        DataError::Invalid {
+            path,
+            field,
+            message,
+        } => DataError::Invalid {
+            path,
+            field,
+            message: message + &hint,
+        },
     }
 }
 
@@ -683,7 +731,7 @@ fn check_folder(dir: &Path, opts: &LoadOptions) -> Result<(), DataError> {
     if !dir.exists() {
         return Err(DataError::io(dir, "no such folder"));
     }
-    if !dir.is_dir() {
+    if !dir.is_dir() && !nerfstudio::is_file(dir) {
         return Err(DataError::io(dir, "not a directory"));
     }
     Ok(())
@@ -1059,7 +1107,8 @@ pub fn opengl_c2w_to_opencv_w2c(c2w: &Mat4) -> Mat4 {
 }
 
 /// Checks that the upper-left 3×3 block is a rotation (orthonormal, det +1)
-/// to a loose tolerance; returns a message if not.
+/// to a loose tolerance, and the last row [0, 0, 0, 1] to 1e-5; returns a
+/// message if not.
 pub(crate) fn check_rotation(m: &Mat4) -> Result<(), String> {
     for i in 0..3 {
         for j in 0..3 {
@@ -1072,8 +1121,23 @@ pub(crate) fn check_rotation(m: &Mat4) -> Result<(), String> {
             }
         }
     }
-    if m[3] != [0.0, 0.0, 0.0, 1.0] {
-        return Err("the last row must be [0, 0, 0, 1]".into());
+    // a mirror (determinant −1) is orthonormal too, but no camera's pose:
+    // taken as one, it would look the other way
+    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+    if det < 0.0 {
+        return Err(format!(
+            "the 3×3 rotation part is a mirror (determinant {det:.3}), not a rotation: a \
+             camera's axes must be right-handed"
+        ));
+    }
+    // (float32 noise in the last row, as some exporters write, is taken)
+    let last = [0.0, 0.0, 0.0, 1.0];
+    if (0..4)
+        .any(|c| (m[3][c] - last[c]).abs().partial_cmp(&1e-5) != Some(std::cmp::Ordering::Less))
+    {
+        return Err(format!("the last row must be [0, 0, 0, 1], not {:?}", m[3]));
     }
     Ok(())
 }

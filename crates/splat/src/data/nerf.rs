@@ -36,9 +36,8 @@ pub struct Transforms {
 /// Parses a transforms JSON document (`text`), resolving image paths
 /// against `dir`. `path` is only used in error messages.
 pub fn parse_transforms(text: &str, path: &Path, dir: &Path) -> Result<Transforms, DataError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| {
-        DataError::invalid(path, format!("line {} column {}", e.line(), e.column()), e)
-    })?;
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| super::nerfstudio::json_error(path, &e))?;
     let obj = v
         .as_object()
         .ok_or_else(|| DataError::invalid(path, "top level", "must be a JSON object"))?;

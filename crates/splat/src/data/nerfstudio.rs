@@ -1,35 +1,41 @@
 //! nerfstudio's `transforms.json`: the cameras of a capture as
-//! `ns-process-data`, Polycam, Record3D, KIRI and other capture apps
-//! export them for nerfstudio. One file beside the photos holds
+//! `ns-process-data`, Polycam, Record3D, KIRI, instant-ngp's `colmap2nerf`
+//! and other capture apps export them for nerfstudio. One file beside the
+//! photos holds
 //!
 //! - the intrinsics, shared at its top level or given per frame (a frame's
 //!   own keys win): `w`, `h` (else read from the photo), `fl_x`, `fl_y`
 //!   (else `camera_angle_x`/`camera_angle_y`, instant-ngp's fields of
 //!   view), `cx`, `cy` (else the middle), the distortion `k1`–`k4`, `p1`,
-//!   `p2`, and `camera_model`: `OPENCV` (the default; radial `k1`–`k3` and
-//!   tangential `p1`, `p2` as COLMAP's FULL_OPENCV writes them) or
-//!   `OPENCV_FISHEYE` (equidistant, `k1`–`k4`);
-//! - `frames`, each a `file_path` relative to the folder and a
-//!   camera-to-world `transform_matrix` in OpenGL axes (x right, y up,
-//!   looking down −z), and optionally a `mask_path`;
+//!   `p2`, and `camera_model`: a perspective one (`OPENCV`, the default, as
+//!   nerfstudio also reads `SIMPLE_PINHOLE`, `PINHOLE`, `SIMPLE_RADIAL`,
+//!   `RADIAL`: radial `k1`–`k3` and tangential `p1`, `p2`, as COLMAP's
+//!   FULL_OPENCV), or `OPENCV_FISHEYE` (equidistant, `k1`–`k4`; also
+//!   instant-ngp's `"is_fisheye": true`);
+//! - `frames`, each a `file_path` relative to the folder (an extension
+//!   left out is found), a camera-to-world `transform_matrix` in OpenGL
+//!   axes (x right, y up, looking down −z), and optionally a `mask_path`;
 //! - optionally `ply_file_path`, the SfM points (`sparse_pc.ply`) in the
-//!   frames' world.
+//!   frames' world, and `train_filenames`/`val_filenames`/`test_filenames`,
+//!   a split (used, as nerfstudio uses it).
 //!
 //! The capture is turned into the COLMAP model it amounts to (a camera per
 //! distinct set of intrinsics, an image per frame) and loaded as a COLMAP
-//! dataset is ([`super::colmap`]): distorted photos undistorted, masks
-//! from `masks/` beside `images/`, `images_N` for `--downscale N`, every
-//! 8th photo in name order held out. Its `train_filenames` and
-//! `test_filenames` are not used (nerfstudio's default split ignores them
-//! too), with a note.
+//! dataset is ([`super::colmap`]): distorted photos undistorted, masks from
+//! the frames' `mask_path` (as nerfstudio reads them; when the file names
+//! none, from `masks/` beside the photos' folder), that folder's `_N`
+//! copies (`images_2/`) for `--downscale N`, every 8th photo in name order
+//! held out unless the file names a split. A folder that also holds a
+//! COLMAP model (as `ns-process-data` leaves one) is read as COLMAP data,
+//! with a note; naming the file itself (`DATA/transforms.json`) reads it.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::colmap::{rotation_to_quat, Image, Reconstruction};
-use super::{check_rotation, masks, opengl_c2w_to_opencv_w2c, DataError, Dataset, LoadOptions};
+use super::colmap::{rotation_to_quat, Foreign, Image, Reconstruction, Split};
+use super::{check_rotation, opengl_c2w_to_opencv_w2c, DataError, Dataset, LoadOptions};
 use crate::cameras::{CameraModel, Intrinsics};
 
 /// The file this format is read from, in the dataset's folder.
@@ -41,46 +47,109 @@ pub struct Capture {
     /// A camera per distinct set of intrinsics, an image per frame (named
     /// as [`Capture::images_dir`] holds it), the points when read.
     pub rec: Reconstruction,
-    /// The folder the photos' names are relative to, inside the dataset's
-    /// (`images`, or `LoadOptions::images_dir`, when every frame's photo is
-    /// in `images/`, else the dataset's own: an empty path).
+    /// The folder the photos' names are relative to, inside the dataset's:
+    /// the one folder every frame's photo is in (`images`, or
+    /// `LoadOptions::images_dir` for it), else the dataset's own (an empty
+    /// path).
     pub images_dir: String,
-    /// What a user should hear of (a split the file names and that is not
-    /// used, no points).
+    /// Whether that folder's `_N` copies are read for `--downscale N`.
+    pub copies: bool,
+    /// The frames' `mask_path` files, by photo name.
+    pub mask_files: HashMap<String, PathBuf>,
+    /// The split the file names (`test_filenames`, else `val_filenames`,
+    /// and `train_filenames`), by photo name.
+    pub split: Option<Split>,
+    /// What a user should hear of (the split used, no points).
     pub notes: Vec<String>,
 }
 
-/// Loads the nerfstudio dataset in `dir` (see the module's notes).
-pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let c = read(dir, opts, true)?;
-    let file = dir.join(FILE);
-    let mut ds = super::colmap::load_model(dir, c.rec, &file, &c.images_dir, opts, "nerfstudio")?;
-    ds.notes.splice(0..0, c.notes);
+/// Whether `path` names a nerfstudio file itself (a `.json` file other
+/// than NeRF-synthetic's `transforms_*.json`), rather than its folder.
+pub fn is_file(path: &Path) -> bool {
+    path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        && !path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("transforms_"))
+}
+
+/// The dataset's folder and its file: `path` itself when it names the
+/// file, else `path/transforms.json`.
+fn folder_and_file(path: &Path) -> (PathBuf, PathBuf) {
+    if is_file(path) {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        (
+            dir.unwrap_or(Path::new(".")).to_path_buf(),
+            path.to_path_buf(),
+        )
+    } else {
+        (path.to_path_buf(), path.join(FILE))
+    }
+}
+
+/// Loads the nerfstudio dataset at `path` (its folder, or its file: see
+/// the module's notes).
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    let (dir, file) = folder_and_file(path);
+    let c = read(&dir, &file, opts, true)?;
+    let notes = c.notes.clone();
+    let mut ds = super::colmap::load_model(&dir, foreign(c, file), opts)?;
+    ds.notes.splice(0..0, notes);
     Ok(ds)
 }
 
-/// The cameras of the nerfstudio dataset in `dir` as [`load`] gives them,
+/// The cameras of the nerfstudio dataset at `path` as [`load`] gives them,
 /// without decoding a photo or reading the points.
-pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let c = read(dir, opts, false)?;
-    let file = dir.join(FILE);
-    let mut ds =
-        super::colmap::cameras_of_model(dir, c.rec, &file, &c.images_dir, opts, "nerfstudio")?;
-    ds.notes.splice(0..0, c.notes);
+pub fn cameras(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    let (dir, file) = folder_and_file(path);
+    let c = read(&dir, &file, opts, false)?;
+    let notes = c.notes.clone();
+    let mut ds = super::colmap::cameras_of_model(&dir, foreign(c, file), opts)?;
+    ds.notes.splice(0..0, notes);
     Ok(ds)
 }
 
-/// Reads `dir/transforms.json` (its points when `with_points`).
-fn read(dir: &Path, opts: &LoadOptions, with_points: bool) -> Result<Capture, DataError> {
-    let path = dir.join(FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
-    parse(&text, &path, dir, opts, with_points)
+fn foreign(c: Capture, file: PathBuf) -> Foreign {
+    Foreign {
+        rec: c.rec,
+        file,
+        images_dir: c.images_dir,
+        copies: c.copies,
+        mask_files: c.mask_files,
+        split: c.split,
+        format: "nerfstudio",
+    }
+}
+
+/// Reads the dataset's `file` (its points when `with_points`).
+fn read(
+    dir: &Path,
+    file: &Path,
+    opts: &LoadOptions,
+    with_points: bool,
+) -> Result<Capture, DataError> {
+    let text = std::fs::read_to_string(file).map_err(|e| DataError::io(file, e))?;
+    parse(&text, file, dir, opts, with_points)
+}
+
+/// A JSON syntax error's words without the place, which the error's field
+/// gives (serde_json's text ends with " at line L column C").
+pub(crate) fn json_error(path: &Path, e: &serde_json::Error) -> DataError {
+    let text = e.to_string();
+    let words = text.split(" at line ").next().unwrap_or(&text).to_string();
+    DataError::invalid(
+        path,
+        format!("line {} column {}", e.line(), e.column()),
+        words,
+    )
 }
 
 /// Parses the text of a `transforms.json` (`path`, named in errors) of
 /// the dataset in `dir`, where a frame's photo is looked at for its size
-/// when the file gives none and the points are read from when
-/// `with_points`.
+/// when the file gives none (or for its extension when its name has none),
+/// its mask looked for, and the points read from when `with_points`.
 ///
 /// ```
 /// use splat::data::{nerfstudio::parse, LoadOptions};
@@ -102,53 +171,54 @@ pub fn parse(
     opts: &LoadOptions,
     with_points: bool,
 ) -> Result<Capture, DataError> {
-    let path = path.to_path_buf();
-    let v: Value = serde_json::from_str(text).map_err(|e| {
-        DataError::invalid(&path, format!("line {} column {}", e.line(), e.column()), e)
-    })?;
+    let v: Value = serde_json::from_str(text).map_err(|e| json_error(path, &e))?;
     let top = v
         .as_object()
-        .ok_or_else(|| DataError::invalid(&path, "top level", "must be a JSON object"))?;
+        .ok_or_else(|| DataError::invalid(path, "top level", "must be a JSON object"))?;
     let frames = top
         .get("frames")
-        .ok_or_else(|| DataError::invalid(&path, "frames", "missing"))?
+        .ok_or_else(|| DataError::invalid(path, "frames", "missing"))?
         .as_array()
-        .ok_or_else(|| DataError::invalid(&path, "frames", "must be an array"))?;
+        .ok_or_else(|| DataError::invalid(path, "frames", "must be an array"))?;
     // each frame's photo, named as the file names it (`./` dropped, `\`
-    // read as `/`)
+    // read as `/`, an extension left out found)
     let mut names = Vec::with_capacity(frames.len());
     for (i, f) in frames.iter().enumerate() {
         let fp = f
             .get("file_path")
-            .ok_or_else(|| DataError::invalid(&path, format!("frames[{i}].file_path"), "missing"))?
+            .ok_or_else(|| DataError::invalid(path, format!("frames[{i}].file_path"), "missing"))?
             .as_str()
             .ok_or_else(|| {
-                DataError::invalid(&path, format!("frames[{i}].file_path"), "must be a string")
+                DataError::invalid(path, format!("frames[{i}].file_path"), "must be a string")
             })?;
-        names.push(normalise(fp));
+        names.push(with_extension(dir, normalise(fp)));
     }
-    // the photos in `images/` (ns-process-data's layout): named inside it,
-    // so that `images_N` and `masks/` beside it are found as for COLMAP
-    let in_images = !names.is_empty() && names.iter().all(|n| n.starts_with("images/"));
-    let images_dir = if in_images {
-        opts.images_dir.clone()
-    } else {
-        String::new()
+    // the photos in one folder (ns-process-data's `images/`, another app's
+    // `rgb/`): named inside it, so that its `_N` copies and `masks/` beside
+    // it are found as for COLMAP
+    let folder = common_folder(&names);
+    let (images_dir, copies) = match folder.as_deref() {
+        Some("images") => (opts.images_dir.clone(), opts.images_dir == "images"),
+        Some(f) => (f.to_string(), true),
+        None => (String::new(), false),
     };
-    if in_images {
-        for n in &mut names {
-            n.drain(.."images/".len());
+    let strip = |n: &str| -> String {
+        match &folder {
+            Some(f) => n.strip_prefix(&format!("{f}/")).unwrap_or(n).to_string(),
+            None => n.to_string(),
         }
-    }
+    };
+    let names: Vec<String> = names.iter().map(|n| strip(n)).collect();
+    let photo_dir = dir.join(folder.as_deref().unwrap_or(""));
     let mut cameras: HashMap<i32, Intrinsics> = HashMap::new();
     let mut ids: Vec<(Intrinsics, i32)> = Vec::new();
     let mut images = Vec::with_capacity(frames.len());
+    let mut mask_files = HashMap::new();
     for (i, (f, name)) in frames.iter().zip(&names).enumerate() {
         let frame = f.as_object().ok_or_else(|| {
-            DataError::invalid(&path, format!("frames[{i}]"), "must be a JSON object")
+            DataError::invalid(path, format!("frames[{i}]"), "must be a JSON object")
         })?;
-        let photo = dir.join(if in_images { "images" } else { "" }).join(name);
-        let cam = intrinsics(&path, i, frame, top, &photo)?;
+        let cam = intrinsics(path, i, frame, top, &photo_dir.join(name))?;
         let id = match ids.iter().find(|(c, _)| *c == cam) {
             Some((_, id)) => *id,
             None => {
@@ -158,7 +228,7 @@ pub fn parse(
                 id
             }
         };
-        let c2w = matrix(&path, i, frame)?;
+        let c2w = matrix(path, i, frame)?;
         let w2c = opengl_c2w_to_opencv_w2c(&c2w);
         let r = [0, 1, 2].map(|k| [w2c[k][0], w2c[k][1], w2c[k][2]]);
         images.push(Image {
@@ -168,46 +238,52 @@ pub fn parse(
             camera_id: id,
             name: name.clone(),
         });
-        if let Some(m) = frame.get("mask_path") {
-            check_mask(dir, &path, i, m, name, in_images)?;
+        if let Some(m) = frame.get("mask_path").filter(|m| !m.is_null()) {
+            let field = format!("frames[{i}].mask_path");
+            let m = m
+                .as_str()
+                .ok_or_else(|| DataError::invalid(path, &field, "must be a string"))?;
+            let file = dir.join(normalise(m));
+            if !file.is_file() {
+                return Err(DataError::invalid(
+                    path,
+                    field,
+                    format!("names {}, which is not there", file.display()),
+                ));
+            }
+            mask_files.insert(name.clone(), file);
         }
     }
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, n) in names.iter().enumerate() {
         if let Some(first) = seen.insert(n.as_str(), i) {
             return Err(DataError::invalid(
-                &path,
+                path,
                 format!("frames[{i}].file_path"),
                 format!("names {n} again (frames[{first}] did): each photo once"),
             ));
         }
     }
-    let points = match top.get("ply_file_path") {
+    let mut notes = Vec::new();
+    let split = split(path, top, dir, &names, &strip, opts, &mut notes)?;
+    let points = match top.get("ply_file_path").filter(|p| !p.is_null()) {
         Some(_) if !with_points => Vec::new(),
         Some(p) => {
-            let p = p
-                .as_str()
-                .ok_or_else(|| DataError::invalid(&path, "ply_file_path", "must be a string"))?;
-            read_points(&dir.join(normalise(p)))?
+            let p = p.as_str().filter(|p| !p.trim().is_empty()).ok_or_else(|| {
+                DataError::invalid(path, "ply_file_path", "must name a file (a string)")
+            })?;
+            let file = dir.join(normalise(p));
+            read_points(&file).map_err(|e| {
+                DataError::invalid(
+                    path,
+                    "ply_file_path",
+                    format!("names {}: {e}", file.display()),
+                )
+            })?
         }
         None => Vec::new(),
     };
-    let mut notes = Vec::new();
-    let named: Vec<&str> = ["train_filenames", "val_filenames", "test_filenames"]
-        .into_iter()
-        .filter(|k| top.contains_key(*k))
-        .collect();
-    if !named.is_empty() {
-        notes.push(format!(
-            "{}'s {} {} not used: every {} photo in name order is held out, as for COLMAP \
-             data (and as nerfstudio's default split ignores them)",
-            path.display(),
-            named.join(", "),
-            if named.len() == 1 { "is" } else { "are" },
-            ordinal(opts.holdout_every)
-        ));
-    }
-    if with_points && !top.contains_key("ply_file_path") {
+    if with_points && points.is_empty() {
         notes.push(format!(
             "{} names no point cloud (ply_file_path): training starts from random points",
             path.display()
@@ -220,19 +296,119 @@ pub fn parse(
             points,
         },
         images_dir,
+        copies,
+        mask_files,
+        split,
         notes,
     })
 }
 
-/// "8th", "2nd", … for the holdout note.
-fn ordinal(n: usize) -> String {
-    let suffix = match (n % 10, n % 100) {
-        (1, x) if x != 11 => "st",
-        (2, x) if x != 12 => "nd",
-        (3, x) if x != 13 => "rd",
-        _ => "th",
+/// The first folder every name shares (`images` of `images/a.png`,
+/// `images/sub/b.png`), if they all lie in one; `..` and an absolute path
+/// never count as one.
+fn common_folder(names: &[String]) -> Option<String> {
+    let first = |n: &str| n.split_once('/').map(|(f, _)| f.to_string());
+    let f = first(names.first()?)?;
+    (!f.is_empty()
+        && f != ".."
+        && names
+            .iter()
+            .all(|n| first(n).as_deref() == Some(f.as_str())))
+    .then_some(f)
+}
+
+/// `name` as it is when its photo is there or it has an extension, else
+/// with the first image extension that finds the photo (instant-ngp's and
+/// Blender's files may leave it out).
+fn with_extension(dir: &Path, name: String) -> String {
+    if dir.join(&name).is_file() || Path::new(&name).extension().is_some() {
+        return name;
+    }
+    ["png", "jpg", "jpeg", "PNG", "JPG", "JPEG"]
+        .iter()
+        .map(|e| format!("{name}.{e}"))
+        .find(|n| dir.join(n).is_file())
+        .unwrap_or(name)
+}
+
+/// The split the file names: `test_filenames` (else `val_filenames`) held
+/// out and `train_filenames` trained on, as nerfstudio uses them (a
+/// frame in neither is left out); only `train_filenames`: the rest held
+/// out. `None` when it names none (every `holdout_every`-th photo is then
+/// held out). A name that is no frame's is an error.
+fn split(
+    path: &Path,
+    top: &Map<String, Value>,
+    dir: &Path,
+    names: &[String],
+    strip: &dyn Fn(&str) -> String,
+    opts: &LoadOptions,
+    notes: &mut Vec<String>,
+) -> Result<Option<Split>, DataError> {
+    let frames: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let list = |key: &str| -> Result<Option<HashSet<String>>, DataError> {
+        let Some(v) = top.get(key).filter(|v| !v.is_null()) else {
+            return Ok(None);
+        };
+        let items = v
+            .as_array()
+            .ok_or_else(|| DataError::invalid(path, key, "must be an array of file paths"))?;
+        let mut out = HashSet::new();
+        for (i, x) in items.iter().enumerate() {
+            let n = x.as_str().ok_or_else(|| {
+                DataError::invalid(path, format!("{key}[{i}]"), "must be a string")
+            })?;
+            let n = strip(&with_extension(dir, normalise(n)));
+            if !frames.contains(n.as_str()) {
+                return Err(DataError::invalid(
+                    path,
+                    format!("{key}[{i}]"),
+                    format!("names {n}, which no frame's file_path names"),
+                ));
+            }
+            out.insert(n);
+        }
+        Ok(Some(out))
     };
-    format!("{n}{suffix}")
+    let train = list("train_filenames")?;
+    let (test, key) = match (list("test_filenames")?, list("val_filenames")?) {
+        (Some(t), _) => (Some(t), "test_filenames"),
+        (None, Some(v)) => (Some(v), "val_filenames"),
+        (None, None) => (None, "train_filenames"),
+    };
+    let test = match (test, &train) {
+        (Some(t), _) => t,
+        (None, Some(t)) => frames
+            .iter()
+            .filter(|n| !t.contains(**n))
+            .map(|n| n.to_string())
+            .collect(),
+        (None, None) => return Ok(None),
+    };
+    if opts.holdout_every > 0 {
+        let unused = train.as_ref().map_or(0, |t| {
+            frames
+                .iter()
+                .filter(|n| !t.contains(**n) && !test.contains(**n))
+                .count()
+        });
+        notes.push(format!(
+            "{}'s {key} {} held out ({}){}",
+            path.display(),
+            if key == "train_filenames" {
+                "names the training photos: the rest are"
+            } else {
+                "is"
+            },
+            if test.len() == 1 { "1 photo".to_string() } else { format!("{} photos", test.len()) },
+            if unused > 0 {
+                format!("; {unused} photos its split names neither are left out, as nerfstudio leaves them")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Ok(Some(Split { test, train }))
 }
 
 /// A file path of the transforms file: `\` read as `/`, `./` dropped.
@@ -361,7 +537,10 @@ fn intrinsics(
     let cy = number("cy")?.unwrap_or(h as f64 / 2.0);
     let k = |key: &str| number(key).map(|x| x.unwrap_or(0.0));
     let (k1, k2, k3, k4, p1, p2) = (k("k1")?, k("k2")?, k("k3")?, k("k4")?, k("p1")?, k("p2")?);
+    // (instant-ngp marks a fisheye with `is_fisheye` and no model)
+    let fisheye = matches!(get("is_fisheye"), Some((Value::Bool(true), _)));
     let (model_name, model_at) = match get("camera_model") {
+        None if fisheye => ("OPENCV_FISHEYE".to_string(), "is_fisheye".to_string()),
         None => ("OPENCV".to_string(), "camera_model".to_string()),
         Some((v, at)) => (
             v.as_str()
@@ -372,7 +551,7 @@ fn intrinsics(
     };
     let unsupported = |what: String| DataError::invalid(path, &model_at, what);
     let (model, params) = match model_name.as_str() {
-        "OPENCV" | "PERSPECTIVE" | "PINHOLE" | "SIMPLE_PINHOLE" => {
+        "OPENCV" | "PERSPECTIVE" | "PINHOLE" | "SIMPLE_PINHOLE" | "SIMPLE_RADIAL" | "RADIAL" => {
             if k4 != 0.0 {
                 return Err(unsupported(format!(
                     "{model_name} with k4 = {k4} (a radial term in r⁸, which no COLMAP \
@@ -388,7 +567,7 @@ fn intrinsics(
                 (CameraModel::FullOpenCv, p)
             }
         }
-        "OPENCV_FISHEYE" => {
+        "OPENCV_FISHEYE" | "FISHEYE" => {
             if p1 != 0.0 || p2 != 0.0 {
                 return Err(unsupported(format!(
                     "OPENCV_FISHEYE has no tangential terms, but p1 = {p1}, p2 = {p2}"
@@ -401,8 +580,9 @@ fn intrinsics(
         }
         other => {
             return Err(unsupported(format!(
-                "camera model {other} is not supported (OPENCV and OPENCV_FISHEYE are; \
-                 an equirectangular or stereo panorama is not a capture this trains on)"
+                "camera model {other} is not supported: the perspective ones (OPENCV, \
+                 SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL) and OPENCV_FISHEYE are; an \
+                 equirectangular or stereo panorama is not a capture this trains on"
             )))
         }
     };
@@ -410,59 +590,10 @@ fn intrinsics(
         .map_err(|e| DataError::invalid(path, format!("frames[{i}] camera"), e))
 }
 
-/// A frame's `mask_path` must name the mask the COLMAP loader reads for
-/// its photo (`masks/NAME.png` beside `images/`): one elsewhere would be
-/// silently left out, and its pixels trained on.
-fn check_mask(
-    dir: &Path,
-    path: &Path,
-    i: usize,
-    m: &Value,
-    name: &str,
-    in_images: bool,
-) -> Result<(), DataError> {
-    let field = format!("frames[{i}].mask_path");
-    let given = m
-        .as_str()
-        .ok_or_else(|| DataError::invalid(path, &field, "must be a string"))?;
-    let given = dir.join(normalise(given));
-    let masks_dir = dir.join("masks");
-    let found = in_images.then(|| masks::find(&masks_dir, name)).flatten();
-    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    match found {
-        Some(f) if same(&f, &given) => Ok(()),
-        _ if !given.is_file() => Err(DataError::invalid(
-            path,
-            field,
-            format!("names {}, which is not there", given.display()),
-        )),
-        _ => Err(DataError::invalid(
-            path,
-            field,
-            format!(
-                "names {}, but masks are read from masks/ beside images/, by the photo's \
-                 name: {} or {} (move it there{})",
-                given.display(),
-                masks_dir.join(name).with_extension("png").display(),
-                masks_dir.join(format!("{name}.png")).display(),
-                if in_images {
-                    ""
-                } else {
-                    ", and the photos into images/"
-                }
-            ),
-        )),
-    }
-}
-
 /// The points of `ply_file_path` (grey where the file has no colours).
-fn read_points(file: &Path) -> Result<Vec<super::Point>, DataError> {
-    let bytes = std::fs::read(file).map_err(|e| DataError::io(file, e))?;
-    let (xyz, rgb) = crate::three::ply::parse_point_cloud(&bytes, file)
-        .map_err(|e| DataError::invalid(&e.path, "point cloud", e.message))?;
+fn read_points(file: &Path) -> Result<Vec<super::Point>, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
+    let (xyz, rgb) = crate::three::ply::parse_point_cloud(&bytes, file).map_err(|e| e.message)?;
     Ok(xyz
         .into_iter()
         .enumerate()

@@ -166,6 +166,41 @@ struct Layout {
     /// ([`copies_named_otherwise`]), and the note that says how they were
     /// matched.
     renamed: (HashMap<String, PathBuf>, Option<String>),
+    /// Mask files named by the model's file itself, by photo name (they
+    /// take the place of `masks/`'s).
+    mask_files: HashMap<String, PathBuf>,
+    /// The split the model's file names, else every `holdout_every`-th
+    /// photo is held out.
+    split: Option<Split>,
+}
+
+/// A split named by a dataset's file (nerfstudio's `test_filenames`), by
+/// photo name.
+#[derive(Clone, Debug, Default)]
+pub struct Split {
+    /// The held-out photos.
+    pub test: std::collections::HashSet<String>,
+    /// The training photos, when named (else every photo not held out).
+    pub train: Option<std::collections::HashSet<String>>,
+}
+
+/// A model read from another format than COLMAP's (nerfstudio's
+/// `transforms.json`), with what that format says beyond a model.
+pub(crate) struct Foreign {
+    /// The model it amounts to.
+    pub rec: Reconstruction,
+    /// The file it was read from (named in errors about a pose).
+    pub file: PathBuf,
+    /// The folder (in the dataset's) the photos are named relative to.
+    pub images_dir: String,
+    /// Whether `images_dir`'s `_N` copies are read for `--downscale N`.
+    pub copies: bool,
+    /// Mask files the file names, by photo name.
+    pub mask_files: HashMap<String, PathBuf>,
+    /// The split it names.
+    pub split: Option<Split>,
+    /// The dataset's kind, as [`Dataset::format`] gives it.
+    pub format: &'static str,
 }
 
 impl Layout {
@@ -185,23 +220,27 @@ impl Layout {
             .into_iter()
             .find(|p| p.is_file())
             .unwrap_or_else(|| sparse.to_path_buf());
+        let copies = opts.images_dir == "images";
         Ok(Layout::with_model(
             dir,
             rec,
             images_file,
             &opts.images_dir,
+            copies,
             opts,
         ))
     }
 
     /// The layout of the dataset in `dir` posed by `rec`, read from
     /// `images_file` (named in errors about a pose), whose photos are
-    /// named relative to `dir/images_dir`.
+    /// named relative to `dir/images_dir`, with its `_N` copies read for
+    /// `--downscale N` when `copies`.
     fn with_model(
         dir: PathBuf,
         rec: Reconstruction,
         images_file: PathBuf,
         images_dir: &str,
+        copies: bool,
         opts: &LoadOptions,
     ) -> Layout {
         let mut images = rec.images.clone();
@@ -221,8 +260,11 @@ impl Layout {
         // times; used for downscale N when present (then not downscaled
         // again), with `masks_N` for their masks
         let n = opts.downscale;
-        let pre = (n > 1 && images_dir == "images" && dir.join(format!("images_{n}")).is_dir())
-            .then(|| format!("images_{n}"));
+        let pre = (n > 1
+            && copies
+            && !images_dir.is_empty()
+            && dir.join(format!("{images_dir}_{n}")).is_dir())
+        .then(|| format!("{images_dir}_{n}"));
         let img_dir = dir.join(pre.as_deref().unwrap_or(images_dir));
         let full_dir = dir.join(images_dir);
         let renamed = match pre {
@@ -238,6 +280,42 @@ impl Layout {
             img_dir,
             full_dir,
             renamed,
+            mask_files: HashMap::new(),
+            split: None,
+        }
+    }
+
+    /// [`Layout::with_model`] of a model read from another format's file.
+    fn of_foreign(dir: &Path, m: Foreign, opts: &LoadOptions) -> Layout {
+        let mut layout = Layout::with_model(
+            dir.to_path_buf(),
+            m.rec,
+            m.file,
+            &m.images_dir,
+            m.copies,
+            opts,
+        );
+        layout.mask_files = m.mask_files;
+        layout.split = m.split;
+        layout
+    }
+
+    /// Whether the `k`-th photo (in name order), `name`, is held out:
+    /// as the model's file names the split, else every
+    /// `opts.holdout_every`-th; `None` for a photo the file's split leaves
+    /// out of both. With `holdout_every` 0 (every camera wanted) none is.
+    fn held_out(&self, k: usize, name: &str, opts: &LoadOptions) -> Option<bool> {
+        if opts.holdout_every == 0 {
+            return Some(false);
+        }
+        match &self.split {
+            Some(s) if s.test.contains(name) => Some(true),
+            Some(s) => s
+                .train
+                .as_ref()
+                .is_none_or(|t| t.contains(name))
+                .then_some(false),
+            None => Some(k % opts.holdout_every == 0),
         }
     }
 
@@ -429,46 +507,23 @@ pub fn cameras(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     cameras_of(Layout::of(dir, opts, false)?, opts, "colmap")
 }
 
-/// [`cameras`] of a dataset whose model `rec` was read from `source` (a
-/// file of another format than COLMAP's, named in errors), its photos
-/// named relative to `dir/images_dir`: the views, split and notes as
-/// [`cameras`] gives them, the dataset's `format` as given.
+/// [`cameras`] of the dataset in `dir` whose model was read from a file
+/// of another format ([`Foreign`]): the views, split and notes as
+/// [`cameras`] gives them, the dataset's format as `m` says.
 pub(crate) fn cameras_of_model(
     dir: &Path,
-    rec: Reconstruction,
-    source: &Path,
-    images_dir: &str,
+    m: Foreign,
     opts: &LoadOptions,
-    format: &'static str,
 ) -> Result<Dataset, DataError> {
-    let layout = Layout::with_model(
-        dir.to_path_buf(),
-        rec,
-        source.to_path_buf(),
-        images_dir,
-        opts,
-    );
-    cameras_of(layout, opts, format)
+    let format = m.format;
+    cameras_of(Layout::of_foreign(dir, m, opts), opts, format)
 }
 
-/// [`load`] of a dataset whose model `rec` was read from `source`, as
-/// [`cameras_of_model`] takes it.
-pub(crate) fn load_model(
-    dir: &Path,
-    rec: Reconstruction,
-    source: &Path,
-    images_dir: &str,
-    opts: &LoadOptions,
-    format: &'static str,
-) -> Result<Dataset, DataError> {
-    let layout = Layout::with_model(
-        dir.to_path_buf(),
-        rec,
-        source.to_path_buf(),
-        images_dir,
-        opts,
-    );
-    load_layout(layout, opts, format)
+/// [`load`] of the dataset in `dir` whose model was read from a file of
+/// another format ([`Foreign`]).
+pub(crate) fn load_model(dir: &Path, m: Foreign, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    let format = m.format;
+    load_layout(Layout::of_foreign(dir, m, opts), opts, format)
 }
 
 fn cameras_of(
@@ -526,10 +581,10 @@ fn cameras_of(
             opts.background,
         )?;
         super::narrow_camera(&mut view, opts.max_width);
-        if opts.holdout_every > 0 && k % opts.holdout_every == 0 {
-            test.push(view);
-        } else {
-            train.push(view);
+        match layout.held_out(k, &im.name, opts) {
+            Some(true) => test.push(view),
+            Some(false) => train.push(view),
+            None => {}
         }
     }
     Ok(Dataset {
@@ -659,7 +714,9 @@ fn load_layout(
     // each photo's mask file, and whether it is of the photo's other size
     // (full-size for an `images_N` photo, or the reverse) and is fitted
     let mut mask_paths: Vec<Option<(PathBuf, bool)>> = vec![None; images.len()];
-    if own_masks.is_dir() || fallback {
+    // (masks the model's file names are the masks, as nerfstudio reads
+    // them: `masks/` is looked in only when it names none)
+    if (own_masks.is_dir() || fallback) && layout.mask_files.is_empty() {
         let mut tally = masks::Tally::default();
         for (k, (im, j)) in images.iter().zip(&jobs).enumerate() {
             // a full-size photo read in place of an `images_N` one looks in
@@ -692,6 +749,11 @@ fn load_layout(
             &full_masks
         };
         notes.extend(tally.verdict(searched)?);
+    }
+    for (k, im) in images.iter().enumerate() {
+        if let Some(p) = layout.mask_files.get(&im.name) {
+            mask_paths[k] = Some((p.clone(), false));
+        }
     }
     // a few at a time, each reduced (undistorted, downscaled, narrowed to
     // `max_width`) before the next few are decoded: a capture of large
@@ -862,10 +924,10 @@ fn load_layout(
         if *left == 0 {
             remaps.retain(|key, _| key.0 != im.camera_id);
         }
-        if opts.holdout_every > 0 && k % opts.holdout_every == 0 {
-            test.push(view);
-        } else {
-            train.push(view);
+        match layout.held_out(k, &im.name, opts) {
+            Some(true) => test.push(view),
+            Some(false) => train.push(view),
+            None => {}
         }
     }
     notes.extend(narrowed.note(images.len()));
