@@ -92,21 +92,28 @@ fn folder_and_file(path: &Path) -> (PathBuf, PathBuf) {
 /// Loads the nerfstudio dataset at `path` (its folder, or its file: see
 /// the module's notes).
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let (dir, file) = folder_and_file(path);
-    let c = read(&dir, &file, opts, true)?;
-    let notes = c.notes.clone();
-    let mut ds = super::colmap::load_model(&dir, foreign(c, file), opts)?;
-    ds.notes.splice(0..0, notes);
-    Ok(ds)
+    through_colmap(path, opts, true, super::colmap::load_model)
 }
 
 /// The cameras of the nerfstudio dataset at `path` as [`load`] gives them,
 /// without decoding a photo or reading the points.
 pub fn cameras(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    through_colmap(path, opts, false, super::colmap::cameras_of_model)
+}
+
+/// Reads the file at `path` (its points when `with_points`) and hands the
+/// model it amounts to to the COLMAP loader `colmap`; the file's notes
+/// come first.
+fn through_colmap(
+    path: &Path,
+    opts: &LoadOptions,
+    with_points: bool,
+    colmap: fn(&Path, Foreign, &LoadOptions) -> Result<Dataset, DataError>,
+) -> Result<Dataset, DataError> {
     let (dir, file) = folder_and_file(path);
-    let c = read(&dir, &file, opts, false)?;
+    let c = read(&dir, &file, opts, with_points)?;
     let notes = c.notes.clone();
-    let mut ds = super::colmap::cameras_of_model(&dir, foreign(c, file), opts)?;
+    let mut ds = colmap(&dir, foreign(c, file), opts)?;
     ds.notes.splice(0..0, notes);
     Ok(ds)
 }
