@@ -418,7 +418,8 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
                     CliError::usage("--path needs the dataset: --data DATASET (or a train folder)")
                 }
             })?;
-            if a.data.is_none() && !data.is_dir() {
+            // (a dataset is a folder, or nerfstudio's file named itself)
+            if a.data.is_none() && !data.exists() {
                 return Err(CliError::file(
                     &data,
                     format!(

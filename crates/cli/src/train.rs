@@ -588,7 +588,7 @@ fn run_on_worker(a: TrainArgs) -> CliResult {
     check_values(&a)?;
     // (a dataset that is not there is named first, by the loader; said
     // before the photos are read, and again once the folder is locked)
-    if a.data.is_dir() {
+    if a.data.is_dir() || splat::data::nerfstudio::is_file(&a.data) {
         OutLock::refuse_if_busy(&a.out)?;
         if !a.resume && !a.overwrite {
             refuse_earlier_run(&a.out)?;

@@ -1519,4 +1519,26 @@ fn a_nerfstudio_export_trains_and_renders_as_a_capture() {
         "--json",
     ]);
     assert_eq!(scores["psnr"], report["psnr"], "{scores}");
+    // the file itself named as the dataset: trained, and its run flies the
+    // cameras with no --data
+    let by_file = d.join("by-file");
+    run_json(&[
+        "train",
+        data.join("transforms.json").to_str().unwrap(),
+        "--out",
+        by_file.to_str().unwrap(),
+        "--iters",
+        "2",
+        "--json",
+    ]);
+    let flown = run_json(&[
+        "render",
+        by_file.to_str().unwrap(),
+        "--path",
+        "2",
+        "--out",
+        d.join("p2").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(flown["frames"], 2, "{flown}");
 }

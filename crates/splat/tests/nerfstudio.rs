@@ -194,8 +194,8 @@ fn a_transforms_file_of_other_captures_loads_or_says_what_is_wrong() {
             "frames[3].file_path: names IMG_",
         ),
         (
-            Box::new(|t| t["frames"][0]["fl_x"] = "big".into()),
-            "frames[0].fl_x: must be a finite number",
+            Box::new(|t| t["fl_x"] = "big".into()),
+            "fl_x: must be a finite number",
         ),
         (
             Box::new(|t| t["frames"][0]["mask_path"] = "elsewhere/m.png".into()),
@@ -234,24 +234,36 @@ fn a_transforms_file_of_other_captures_loads_or_says_what_is_wrong() {
             "{want}: {e}"
         );
     }
-    // a mask named where the COLMAP loader finds it is read
-    std::fs::create_dir_all(d.join("masks")).unwrap();
+    // a frame's mask_path is its mask, wherever it is (masks/ is not
+    // looked in: it would not find this one)
+    std::fs::create_dir_all(d.join("seg")).unwrap();
     let (w, h) = (
-        original["w"].as_u64().unwrap(),
-        original["h"].as_u64().unwrap(),
+        original["w"].as_u64().unwrap() as u32,
+        original["h"].as_u64().unwrap() as u32,
     );
-    let mut m = image::GrayImage::from_pixel(w as u32, h as u32, image::Luma([255]));
-    m.put_pixel(0, 0, image::Luma([0]));
-    m.save(d.join("masks/IMG_0001.png")).unwrap();
+    let m = image::GrayImage::from_fn(w, h, |x, y| {
+        let inside = (60..80).contains(&x) && (50..70).contains(&y);
+        image::Luma([if inside { 0 } else { 255 }])
+    });
+    m.save(d.join("seg/IMG_0001.png")).unwrap();
     let mut t = original.clone();
     let k = (0..12)
         .find(|&k| t["frames"][k]["file_path"] == "images/IMG_0001.jpg")
         .unwrap();
-    t["frames"][k]["mask_path"] = "masks/IMG_0001.png".into();
+    t["frames"][k]["mask_path"] = "seg/IMG_0001.png".into();
     std::fs::write(d.join("transforms.json"), t.to_string()).unwrap();
     let ds = load(&d, &opts()).unwrap();
-    let v = ds.train.iter().find(|v| v.name == "IMG_0001.jpg").unwrap();
-    assert!(v.mask.is_some());
+    let ignored = |name: &str| {
+        let v = ds.train.iter().find(|v| v.name == name).unwrap();
+        // (no mask: every pixel kept)
+        v.mask
+            .as_ref()
+            .map_or(0, |m| m.to_f32().iter().filter(|&&x| x < 0.5).count())
+    };
+    // (the 20×20 block, beside the pixels undistortion leaves without a
+    // source, which every photo has)
+    let (with, without) = (ignored("IMG_0001.jpg"), ignored("IMG_0002.jpg"));
+    assert!(with >= without + 300, "{with} vs {without}");
 }
 
 #[test]
@@ -362,4 +374,98 @@ fn other_apps_layouts_load() {
     let as_file = load(&file, &opts()).unwrap();
     assert_eq!(as_file.format, "nerfstudio");
     same_cameras(&as_file, &load_cameras(&file, &opts()).unwrap());
+}
+
+/// The distortion keys land in COLMAP's parameters in COLMAP's order, from
+/// k1… keys or `distortion_params`, the file's own winning over a frame's
+/// (as nerfstudio reads them).
+#[test]
+fn distortion_keys_map_to_colmaps_parameters() {
+    use splat::data::nerfstudio::parse;
+    let params = |json: &str| {
+        let c = parse(
+            json,
+            Path::new("t.json"),
+            Path::new("/nonexistent"),
+            &opts(),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let cam = &c.rec.cameras[&c.rec.images[0].camera_id];
+        (cam.model.name(), cam.params.clone())
+    };
+    let frame = r#""frames": [{"file_path": "images/a.png", "transform_matrix": [[1,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}]"#;
+    let base = r#""w": 64, "h": 48, "fl_x": 50, "fl_y": 51, "cx": 31, "cy": 23"#;
+    assert_eq!(
+        params(&format!(
+            r#"{{{base}, "k1": 0.1, "k2": 0.2, "p1": 0.3, "p2": 0.4, {frame}}}"#
+        )),
+        ("OPENCV", vec![50.0, 51.0, 31.0, 23.0, 0.1, 0.2, 0.3, 0.4])
+    );
+    let full = (
+        "FULL_OPENCV",
+        vec![
+            50.0, 51.0, 31.0, 23.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.0, 0.0, 0.0,
+        ],
+    );
+    assert_eq!(
+        params(&format!(
+            r#"{{{base}, "k1": 0.1, "k2": 0.2, "k3": 0.5, "p1": 0.3, "p2": 0.4, {frame}}}"#
+        )),
+        full
+    );
+    assert_eq!(
+        params(&format!(
+            r#"{{{base}, "distortion_params": [0.1, 0.2, 0.5, 0.0, 0.3, 0.4], {frame}}}"#
+        )),
+        full
+    );
+    assert_eq!(
+        params(&format!(
+            r#"{{{base}, "camera_model": "OPENCV_FISHEYE", "k1": 0.1, "k2": 0.2, "k3": 0.3, "k4": 0.4, {frame}}}"#
+        )),
+        (
+            "OPENCV_FISHEYE",
+            vec![50.0, 51.0, 31.0, 23.0, 0.1, 0.2, 0.3, 0.4]
+        )
+    );
+    assert_eq!(
+        params(&format!("{{{base}, {frame}}}")),
+        ("PINHOLE", vec![50.0, 51.0, 31.0, 23.0])
+    );
+    // the file's intrinsics and distortion win over a frame's
+    let own = r#""frames": [{"file_path": "images/a.png", "fl_x": 99, "k1": 0.9, "transform_matrix": [[1,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}]"#;
+    assert_eq!(
+        params(&format!(r#"{{{base}, "k1": 0.1, {own}}}"#)),
+        ("OPENCV", vec![50.0, 51.0, 31.0, 23.0, 0.1, 0.0, 0.0, 0.0])
+    );
+}
+
+/// A split named by `train_filenames` alone holds out the rest;
+/// `val_filenames` stands for a missing `test_filenames`; a frame named in
+/// neither list is left out.
+#[test]
+fn the_files_split_is_used() {
+    let d = nerfstudio_room("ns-split");
+    let names = |ds: &splat::data::Dataset| {
+        let mut n: Vec<String> = ds.test.iter().map(|v| v.name.clone()).collect();
+        n.sort();
+        (ds.train.len(), n)
+    };
+    let train: Vec<String> = (2..12).map(|k| format!("images/IMG_{k:04}.jpg")).collect();
+    edit(&d, |t| t["train_filenames"] = serde_json::json!(train));
+    assert_eq!(
+        names(&load(&d, &opts()).unwrap()),
+        (10, vec!["IMG_0000.jpg".into(), "IMG_0001.jpg".into()])
+    );
+    edit(&d, |t| {
+        t["train_filenames"] = serde_json::json!(train[1..]);
+        t["val_filenames"] = serde_json::json!(["images/IMG_0005.jpg"]);
+    });
+    // IMG_0000, IMG_0001 and IMG_0002 are in neither list: left out; one
+    // named in both is held out
+    let ds = load(&d, &opts()).unwrap();
+    assert_eq!(names(&ds), (8, vec!["IMG_0005.jpg".into()]));
+    assert!(ds.train.iter().all(|v| v.name != "IMG_0001.jpg"));
+    same_cameras(&ds, &load_cameras(&d, &opts()).unwrap());
 }

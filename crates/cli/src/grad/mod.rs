@@ -669,8 +669,15 @@ fn write_pictures(graph: &Graph, dot: Option<&Path>, svg_path: Option<&Path>) ->
             } else {
                 "the graph could not be laid out".to_string()
             };
+            // (an earlier run's picture there is not this graph's)
+            let earlier = if p.exists() {
+                " (the file there is an earlier one, left as it was)"
+            } else {
+                ""
+            };
             crate::output::warn(format!(
-                "no SVG written to {}: {why}; --dot FILE writes the graph as Graphviz DOT instead",
+                "no SVG written to {}{earlier}: {why}; --dot FILE writes the graph as Graphviz \
+                 DOT instead",
                 p.display()
             ));
         }

@@ -236,7 +236,8 @@ pub fn run(a: ViewArgs) -> CliResult {
     };
     let data = a.data.clone().or_else(|| {
         let d = settings.as_ref()?.dataset.clone()?;
-        if d.is_dir() {
+        // (a folder, or nerfstudio's file named itself)
+        if d.exists() {
             Some(d)
         } else {
             crate::output::warn(format!(

@@ -629,7 +629,13 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     ds.notes.splice(0..0, colmap_read_before_transforms(dir));
     if ds.train.is_empty() {
         let why = match (ds.test.len(), ds.format) {
-            (n, "colmap" | "nerfstudio") if n > 0 => format!(
+            (n, "nerfstudio") if n > 0 => format!(
+                "no training images: all {} photos are held out (by the split its \
+                 transforms.json names: train_filenames, test_filenames or val_filenames; or \
+                 one in {} in name order when it names none)",
+                n, opts.holdout_every
+            ),
+            (n, "colmap") if n > 0 => format!(
                 "no training images: one photo in {} (in name order, from the first) is held \
                  out for testing, which leaves none of its {} to train on",
                 opts.holdout_every,

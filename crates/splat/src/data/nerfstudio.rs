@@ -3,11 +3,13 @@
 //! and other capture apps export them for nerfstudio. One file beside the
 //! photos holds
 //!
-//! - the intrinsics, shared at its top level or given per frame (a frame's
-//!   own keys win): `w`, `h` (else read from the photo), `fl_x`, `fl_y`
+//! - the intrinsics, shared at its top level or given per frame (the top
+//!   level's keys win, and its distortion whole, as nerfstudio reads
+//!   them): `w`, `h` (else read from the photo), `fl_x`, `fl_y`
 //!   (else `camera_angle_x`/`camera_angle_y`, instant-ngp's fields of
 //!   view), `cx`, `cy` (else the middle), the distortion `k1`–`k4`, `p1`,
-//!   `p2`, and `camera_model`: a perspective one (`OPENCV`, the default, as
+//!   `p2` (or `distortion_params`, those six in that order), and
+//!   `camera_model`: a perspective one (`OPENCV`, the default, as
 //!   nerfstudio also reads `SIMPLE_PINHOLE`, `PINHOLE`, `SIMPLE_RADIAL`,
 //!   `RADIAL`: radial `k1`–`k3` and tangential `p1`, `p2`, as COLMAP's
 //!   FULL_OPENCV), or `OPENCV_FISHEYE` (equidistant, `k1`–`k4`; also
@@ -291,8 +293,12 @@ pub fn parse(
         None => Vec::new(),
     };
     if with_points && points.is_empty() {
+        let why = match top.get("ply_file_path").filter(|p| !p.is_null()) {
+            Some(_) => "names a point cloud (ply_file_path) that holds no points",
+            None => "names no point cloud (ply_file_path)",
+        };
         notes.push(format!(
-            "{} names no point cloud (ply_file_path): training starts from random points",
+            "{} {why}: training starts from random points",
             path.display()
         ));
     }
@@ -469,11 +475,12 @@ fn intrinsics(
     top: &Map<String, Value>,
     photo: &Path,
 ) -> Result<Intrinsics, DataError> {
-    // (the key, and where it was found, for errors)
+    // (the key, and where it was found, for errors): the file's own value,
+    // else the frame's, as nerfstudio reads them ("fixed" intrinsics win)
     let get = |key: &str| -> Option<(&Value, String)> {
-        match frame.get(key) {
-            Some(v) => Some((v, format!("frames[{i}].{key}"))),
-            None => top.get(key).map(|v| (v, key.to_string())),
+        match top.get(key) {
+            Some(v) => Some((v, key.to_string())),
+            None => frame.get(key).map(|v| (v, format!("frames[{i}].{key}"))),
         }
     };
     let number = |key: &str| -> Result<Option<f64>, DataError> {
@@ -542,8 +549,59 @@ fn intrinsics(
     };
     let cx = number("cx")?.unwrap_or(w as f64 / 2.0);
     let cy = number("cy")?.unwrap_or(h as f64 / 2.0);
-    let k = |key: &str| number(key).map(|x| x.unwrap_or(0.0));
-    let (k1, k2, k3, k4, p1, p2) = (k("k1")?, k("k2")?, k("k3")?, k("k4")?, k("p1")?, k("p2")?);
+    // the distortion comes whole from the file when it gives any of it, else
+    // from the frame (nerfstudio's rule), as k1… keys or as
+    // `distortion_params` [k1, k2, k3, k4, p1, p2]
+    let keys = ["k1", "k2", "k3", "k4", "p1", "p2"];
+    let fixed = keys
+        .iter()
+        .chain(&["distortion_params"])
+        .any(|k| top.contains_key(*k));
+    let source = if fixed { top } else { frame };
+    let at = |key: &str| {
+        if fixed {
+            key.to_string()
+        } else {
+            format!("frames[{i}].{key}")
+        }
+    };
+    let mut d = [0.0; 6];
+    if let Some(v) = source.get("distortion_params").filter(|v| !v.is_null()) {
+        let list = v.as_array().filter(|a| a.len() == 6).ok_or_else(|| {
+            DataError::invalid(
+                path,
+                at("distortion_params"),
+                "must be [k1, k2, k3, k4, p1, p2]",
+            )
+        })?;
+        for (x, v) in d.iter_mut().zip(list) {
+            *x = v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+                DataError::invalid(
+                    path,
+                    at("distortion_params"),
+                    "must hold six finite numbers",
+                )
+            })?;
+        }
+    } else {
+        for (x, key) in d.iter_mut().zip(keys) {
+            if let Some(v) = source.get(key).filter(|v| !v.is_null()) {
+                *x = v
+                    .as_f64()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| DataError::invalid(path, at(key), "must be a finite number"))?;
+            }
+        }
+    }
+    let [k1, k2, k3, k4, p1, p2] = d;
+    // (a refusal of a term names where it was given)
+    let term_at = |key: &str| {
+        if source.contains_key("distortion_params") {
+            at("distortion_params")
+        } else {
+            at(key)
+        }
+    };
     // (instant-ngp marks a fisheye with `is_fisheye` and no model)
     let fisheye = matches!(get("is_fisheye"), Some((Value::Bool(true), _)));
     let (model_name, model_at) = match get("camera_model") {
@@ -560,10 +618,14 @@ fn intrinsics(
     let (model, params) = match model_name.as_str() {
         "OPENCV" | "PERSPECTIVE" | "PINHOLE" | "SIMPLE_PINHOLE" | "SIMPLE_RADIAL" | "RADIAL" => {
             if k4 != 0.0 {
-                return Err(unsupported(format!(
-                    "{model_name} with k4 = {k4} (a radial term in r⁸, which no COLMAP \
-                     model has) is not supported"
-                )));
+                return Err(DataError::invalid(
+                    path,
+                    term_at("k4"),
+                    format!(
+                        "k4 = {k4} on a perspective ({model_name}) camera, a radial term in r⁸ \
+                         that no COLMAP model has, is not supported"
+                    ),
+                ));
             }
             if [k1, k2, k3, p1, p2].iter().all(|&x| x == 0.0) {
                 (CameraModel::Pinhole, vec![fx, fy, cx, cy])
@@ -576,9 +638,11 @@ fn intrinsics(
         }
         "OPENCV_FISHEYE" | "FISHEYE" => {
             if p1 != 0.0 || p2 != 0.0 {
-                return Err(unsupported(format!(
-                    "OPENCV_FISHEYE has no tangential terms, but p1 = {p1}, p2 = {p2}"
-                )));
+                return Err(DataError::invalid(
+                    path,
+                    term_at(if p1 != 0.0 { "p1" } else { "p2" }),
+                    format!("OPENCV_FISHEYE has no tangential terms, but p1 = {p1}, p2 = {p2}"),
+                ));
             }
             (
                 CameraModel::OpenCvFisheye,

@@ -460,11 +460,14 @@ fn parse_header_with(
                 let f = w.next().unwrap_or("");
                 ascii = ascii_ok && f == "ascii";
                 if f != "binary_little_endian" && !ascii {
+                    let supported = if ascii_ok {
+                        "binary_little_endian and ascii are"
+                    } else {
+                        "only binary_little_endian, as the 3DGS exporter writes"
+                    };
                     return Err(err(
                         Some("format"),
-                        format!(
-                            "format `{f}` is not supported (only binary_little_endian, as the 3DGS exporter writes)"
-                        ),
+                        format!("format `{f}` is not supported ({supported})"),
                     ));
                 }
                 format_ok = true;
@@ -665,8 +668,11 @@ pub fn parse_point_cloud(bytes: &[u8], path: &Path) -> Result<PointCloud, PlyErr
         };
         x.round().clamp(0.0, 255.0) as u8
     };
-    let mut xyz = Vec::with_capacity(v.count.min(1 << 24));
-    let mut rgb = rgb_at.map(|_| Vec::with_capacity(v.count.min(1 << 24)));
+    // (no more than the file's bytes could hold: a header's count is not
+    // trusted before the data are read)
+    let cap = v.count.min(bytes.len() / v.props.len().max(1));
+    let mut xyz = Vec::with_capacity(cap);
+    let mut rgb = rgb_at.map(|_| Vec::with_capacity(cap));
     let mut take = |i: usize, values: &dyn Fn(usize) -> f64| -> Result<(), PlyError> {
         let mut p = [0.0; 3];
         for (c, k) in xyz_at.iter().enumerate() {
@@ -688,7 +694,15 @@ pub fn parse_point_cloud(bytes: &[u8], path: &Path) -> Result<PointCloud, PlyErr
         let text = std::str::from_utf8(&bytes[data_start..])
             .map_err(|_| err(None, "the ASCII data are not UTF-8 text".into()))?;
         // one line a record: the elements before `vertex` are skipped
-        let skip: usize = elements[..vi].iter().map(|e| e.count).sum();
+        let skip = elements[..vi]
+            .iter()
+            .try_fold(0usize, |n, e| n.checked_add(e.count))
+            .ok_or_else(|| {
+                err(
+                    None,
+                    "the elements before `vertex` declare too many records".into(),
+                )
+            })?;
         let mut lines = text.lines().filter(|l| !l.trim().is_empty()).skip(skip);
         for i in 0..v.count {
             let line = lines.next().ok_or_else(|| {

@@ -251,7 +251,7 @@ async function main() {
       // (a camera wider or narrower than the slider's 10–120° widens its
       // range, so the knob sits at the camera's own value, not at an end)
       const slider = $("fov");
-      slider.min = Math.min(10, Math.floor(viewFov()));
+      slider.min = Math.max(1, Math.min(10, Math.floor(viewFov())));
       slider.max = Math.max(120, Math.min(179, Math.ceil(viewFov())));
       slider.value = viewFov();
       $("fovval").textContent = Math.round(viewFov()) + "°";

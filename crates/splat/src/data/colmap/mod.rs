@@ -297,6 +297,15 @@ impl Layout {
         );
         layout.mask_files = m.mask_files;
         layout.split = m.split;
+        // the photos the file's split leaves out of both halves are not
+        // read at all (as nerfstudio leaves them)
+        let images = std::mem::take(&mut layout.images);
+        layout.images = images
+            .into_iter()
+            .enumerate()
+            .filter(|(k, im)| layout.held_out(*k, &im.name, opts).is_some())
+            .map(|(_, im)| im)
+            .collect();
         layout
     }
 
