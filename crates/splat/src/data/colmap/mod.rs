@@ -808,13 +808,24 @@ fn load_layout(
             let turned = (h as f64 / cam.width as f64 - w as f64 / cam.height as f64).abs()
                 * (cam.width.max(cam.height) as f64)
                 <= 1.5;
+            // (the tool that posed them: COLMAP, or the app that wrote
+            // another format's file)
+            let posed_by = match format {
+                "colmap" => "COLMAP".to_string(),
+                _ => layout
+                    .images_file
+                    .file_name()
+                    .map_or("the cameras' file".into(), |n| {
+                        n.to_string_lossy().into_owned()
+                    }),
+            };
             let turned = match turned {
-                true => {
+                true => format!(
                     "; it is the camera's size turned a quarter: were its pixels rotated \
-                         after COLMAP read them (an editor applying its EXIF orientation)? \
-                         COLMAP poses the pixels as they were stored"
-                }
-                false => "",
+                     after it was posed (an editor applying its EXIF orientation)? \
+                     {posed_by} poses the pixels as they were stored"
+                ),
+                false => String::new(),
             };
             let expected = match pre.is_some() && !full_size[k] {
                 true => format!(
