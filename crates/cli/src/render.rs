@@ -419,7 +419,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
                 }
             })?;
             // (a dataset is a folder, or nerfstudio's file named itself)
-            if a.data.is_none() && !data.exists() {
+            if a.data.is_none() && !(data.is_dir() || splat::data::nerfstudio::is_file(&data)) {
                 return Err(CliError::file(
                     &data,
                     format!(
@@ -490,8 +490,12 @@ fn photo_folders_around(
     let Some(data) = dataset else {
         return Vec::new();
     };
-    // a COLMAP model folder's photos are in its dataset's folder
-    let root = splat::data::colmap::dataset_of_model(data).unwrap_or_else(|| data.to_path_buf());
+    // a COLMAP model folder's photos are in its dataset's folder, and a
+    // nerfstudio file's in its own
+    let root = match data.parent() {
+        Some(p) if splat::data::nerfstudio::is_file(data) => p.to_path_buf(),
+        _ => splat::data::colmap::dataset_of_model(data).unwrap_or_else(|| data.to_path_buf()),
+    };
     let inside = match (std::fs::canonicalize(out), std::fs::canonicalize(root)) {
         (Ok(out), Ok(root)) => out.starts_with(root),
         _ => false,

@@ -89,18 +89,21 @@ pub(crate) fn stored_dataset_path(dataset: &Path) -> PathBuf {
 
 /// What loading `dataset` reads, resolved, so that two paths can be
 /// compared: a COLMAP dataset's model folder (the one named, else the one
-/// with the most photos), else the dataset folder itself; `None` when the
-/// path cannot be resolved (moved, or not a dataset).
+/// with the most photos), a nerfstudio folder's `transforms.json` (the
+/// same whether the folder or the file is named), else the dataset folder
+/// itself; `None` when the path cannot be resolved (moved, or not a
+/// dataset).
 pub(crate) fn loaded_from(dataset: &Path) -> Option<PathBuf> {
     use splat::data::colmap::{dataset_of_model, model_folder};
-    let of_models =
-        splat::data::detect(dataset) == Some("colmap") && dataset_of_model(dataset).is_none();
-    std::fs::canonicalize(if of_models {
+    let kind = splat::data::detect(dataset);
+    let read = if kind == Some("colmap") && dataset_of_model(dataset).is_none() {
         model_folder(dataset)
+    } else if kind == Some("nerfstudio") && dataset.is_dir() {
+        dataset.join(splat::data::nerfstudio::FILE)
     } else {
         dataset.to_path_buf()
-    })
-    .ok()
+    };
+    std::fs::canonicalize(read).ok()
 }
 
 impl RenderSettings {

@@ -1541,4 +1541,12 @@ fn a_nerfstudio_export_trains_and_renders_as_a_capture() {
         "--json",
     ]);
     assert_eq!(flown["frames"], 2, "{flown}");
+    // and its renders are refused among the photos, as a folder's run's are
+    let into_photos = Command::new(env!("CARGO_BIN_EXE_chainrule"))
+        .args(["render", by_file.to_str().unwrap(), "--orbit", "2", "--out"])
+        .arg(data.join("images"))
+        .output()
+        .unwrap();
+    assert_eq!(into_photos.status.code(), Some(2));
+    assert_eq!(std::fs::read_dir(data.join("images")).unwrap().count(), 12);
 }

@@ -320,6 +320,13 @@ fn other_apps_layouts_load() {
     let ds = load(&d, &opts()).unwrap();
     let v = ds.train.iter().find(|v| v.name == "IMG_0003.jpg").unwrap();
     assert!(v.mask.is_some(), "the mask_path's mask is the photo's");
+    // (its folder is one the photos' cameras alone say is read, too)
+    let cams = load_cameras(&d, &opts()).unwrap();
+    assert!(
+        cams.read_from.iter().any(|p| p.ends_with("seg")),
+        "{:?}",
+        cams.read_from
+    );
     assert_eq!(ds.train.len() + ds.test.len(), 12);
     // --downscale 2 reads rgb_2/ (its copies, not the photos halved here)
     let half = load(

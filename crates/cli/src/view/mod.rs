@@ -237,7 +237,7 @@ pub fn run(a: ViewArgs) -> CliResult {
     let data = a.data.clone().or_else(|| {
         let d = settings.as_ref()?.dataset.clone()?;
         // (a folder, or nerfstudio's file named itself)
-        if d.exists() {
+        if d.is_dir() || splat::data::nerfstudio::is_file(&d) {
             Some(d)
         } else {
             crate::output::warn(format!(

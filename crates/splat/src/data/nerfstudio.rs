@@ -553,9 +553,10 @@ fn intrinsics(
     // from the frame (nerfstudio's rule), as k1… keys or as
     // `distortion_params` [k1, k2, k3, k4, p1, p2]
     let keys = ["k1", "k2", "k3", "k4", "p1", "p2"];
-    let fixed = keys
+    // (nerfstudio's trigger leaves k4 out: a file's k4 alone does not
+    // make its distortion the file's)
+    let fixed = ["k1", "k2", "k3", "p1", "p2", "distortion_params"]
         .iter()
-        .chain(&["distortion_params"])
         .any(|k| top.contains_key(*k));
     let source = if fixed { top } else { frame };
     let at = |key: &str| {

@@ -570,8 +570,12 @@ fn cameras_of(
         if path.is_file() {
             files.push(path);
         }
-        // (the folders a full load reads masks from, for `read_from`)
-        files.extend(mask_dirs.iter().filter_map(|d| masks::find(d, &im.name)));
+        // (the folders a full load reads masks from, for `read_from`: the
+        // model's file's own when it names any)
+        match layout.mask_files.is_empty() {
+            true => files.extend(mask_dirs.iter().filter_map(|d| masks::find(d, &im.name))),
+            false => files.extend(layout.mask_files.get(&im.name).cloned()),
+        }
         let cam = camera_at(&layout, im, size);
         let pin = match cam.model.pinhole_part(&cam.params) {
             Some(p) if cam.model.is_pinhole() => (size.0, size.1, p),
