@@ -174,15 +174,16 @@ pub fn nerfstudio_transforms(data: &[u8]) {
     let Ok(c) = nerfstudio::parse(text, &path, dir, &LoadOptions::default(), false) else {
         return;
     };
-    for im in &c.rec.images {
-        let cam = &c.rec.cameras[&im.camera_id];
+    let rec = &c.model.rec;
+    for im in &rec.images {
+        let cam = &rec.cameras[&im.camera_id];
         assert!(cam.params.iter().all(|v| v.is_finite()));
         let n: f64 = im.qvec.iter().map(|q| q * q).sum();
         assert!((n - 1.0).abs() < 1e-6, "{:?}", im.qvec);
         assert!(im.tvec.iter().all(|v| v.is_finite()));
     }
-    let names: std::collections::HashSet<_> = c.rec.images.iter().map(|i| &i.name).collect();
-    assert_eq!(names.len(), c.rec.images.len());
+    let names: std::collections::HashSet<_> = rec.images.iter().map(|i| &i.name).collect();
+    assert_eq!(names.len(), rec.images.len());
 }
 
 /// `gaussians.json` of `fit`: the model builds, values finite, and it

@@ -398,7 +398,8 @@ fn distortion_keys_map_to_colmaps_parameters() {
             false,
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let cam = &c.rec.cameras[&c.rec.images[0].camera_id];
+        let rec = &c.model.rec;
+        let cam = &rec.cameras[&rec.images[0].camera_id];
         (cam.model.name(), cam.params.clone())
     };
     let frame = r#""frames": [{"file_path": "images/a.png", "transform_matrix": [[1,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}]"#;

@@ -45,6 +45,25 @@ pub enum DataError {
 }
 
 impl DataError {
+    /// The same error with `more` appended to its message.
+    pub(crate) fn also(self, more: &str) -> Self {
+        match self {
+            DataError::Io { path, message } => DataError::Io {
+                path,
+                message: message + more,
+            },
+            DataError::Invalid {
+                path,
+                field,
+                message,
+            } => DataError::Invalid {
+                path,
+                field,
+                message: message + more,
+            },
+        }
+    }
+
     pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> Self {
         DataError::Io {
             path: path.to_path_buf(),
@@ -704,25 +723,10 @@ fn beside_transforms(dir: &Path, e: DataError) -> DataError {
     if !file.is_file() {
         return e;
     }
-    let hint = format!(
+    e.also(&format!(
         " (this is the folder's COLMAP model; name {} to read nerfstudio's file instead)",
         file.display()
-    );
-    match e {
-        DataError::Io { path, message } => DataError::Io {
-            path,
-            message: message + &hint,
-        },
-        DataError::Invalid {
-            path,
-            field,
-            message,
-        } => DataError::Invalid {
-            path,
-            field,
-            message: message + &hint,
-        },
-    }
+    ))
 }
 
 /// What [`load`] and [`load_cameras`] refuse before looking inside `dir`.

@@ -46,21 +46,14 @@ pub const FILE: &str = "transforms.json";
 /// A `transforms.json` read as the COLMAP model it amounts to.
 #[derive(Clone, Debug)]
 pub struct Capture {
-    /// A camera per distinct set of intrinsics, an image per frame (named
-    /// as [`Capture::images_dir`] holds it), the points when read.
-    pub rec: Reconstruction,
-    /// The folder the photos' names are relative to, inside the dataset's:
-    /// the one folder every frame's photo is in (`images`, or
-    /// `LoadOptions::images_dir` for it), else the dataset's own (an empty
-    /// path).
-    pub images_dir: String,
-    /// Whether that folder's `_N` copies are read for `--downscale N`.
-    pub copies: bool,
-    /// The frames' `mask_path` files, by photo name.
-    pub mask_files: HashMap<String, PathBuf>,
-    /// The split the file names (`test_filenames`, else `val_filenames`,
-    /// and `train_filenames`), by photo name.
-    pub split: Option<Split>,
+    /// The model, with what the file says beyond one: a camera per
+    /// distinct set of intrinsics, an image per frame (named inside
+    /// `images_dir`: the one folder every frame's photo is in, `images`
+    /// read as `LoadOptions::images_dir`, else the dataset's own, an empty
+    /// path), the points when read, the frames' `mask_path` files and the
+    /// split the file names (`test_filenames`, else `val_filenames`, and
+    /// `train_filenames`), by photo name.
+    pub model: Foreign,
     /// What a user should hear of (the split used, no points).
     pub notes: Vec<String>,
 }
@@ -114,22 +107,9 @@ fn through_colmap(
 ) -> Result<Dataset, DataError> {
     let (dir, file) = folder_and_file(path);
     let c = read(&dir, &file, opts, with_points)?;
-    let notes = c.notes.clone();
-    let mut ds = colmap(&dir, foreign(c, file), opts)?;
-    ds.notes.splice(0..0, notes);
+    let mut ds = colmap(&dir, c.model, opts)?;
+    ds.notes.splice(0..0, c.notes);
     Ok(ds)
-}
-
-fn foreign(c: Capture, file: PathBuf) -> Foreign {
-    Foreign {
-        rec: c.rec,
-        file,
-        images_dir: c.images_dir,
-        copies: c.copies,
-        mask_files: c.mask_files,
-        split: c.split,
-        format: "nerfstudio",
-    }
 }
 
 /// Reads the dataset's `file` (its points when `with_points`).
@@ -167,11 +147,12 @@ pub(crate) fn json_error(path: &Path, e: &serde_json::Error) -> DataError {
 ///   [[1,0,0,0],[0,1,0,0],[0,0,1,2],[0,0,0,1]]}]}"#;
 /// let c = parse(text, "transforms.json".as_ref(), ".".as_ref(), &LoadOptions::default(), false)
 ///     .unwrap();
-/// assert_eq!((c.images_dir.as_str(), c.rec.images[0].name.as_str()), ("images", "a.png"));
-/// assert_eq!(c.rec.cameras[&1].model.name(), "OPENCV");
+/// let m = &c.model;
+/// assert_eq!((m.images_dir.as_str(), m.rec.images[0].name.as_str()), ("images", "a.png"));
+/// assert_eq!(m.rec.cameras[&1].model.name(), "OPENCV");
 /// // OpenGL's camera looking down −z from z = 2 is OpenCV's flipped: its
 /// // world-to-camera translation is (0, 0, 2) after the axes' turn
-/// assert_eq!(c.rec.images[0].tvec, [0.0, 0.0, 2.0]);
+/// assert_eq!(m.rec.images[0].tvec, [0.0, 0.0, 2.0]);
 /// ```
 pub fn parse(
     text: &str,
@@ -303,15 +284,19 @@ pub fn parse(
         ));
     }
     Ok(Capture {
-        rec: Reconstruction {
-            cameras,
-            images,
-            points,
+        model: Foreign {
+            rec: Reconstruction {
+                cameras,
+                images,
+                points,
+            },
+            file: path.to_path_buf(),
+            images_dir,
+            copies,
+            mask_files,
+            split,
+            format: "nerfstudio",
         },
-        images_dir,
-        copies,
-        mask_files,
-        split,
         notes,
     })
 }

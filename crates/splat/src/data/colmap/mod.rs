@@ -186,7 +186,8 @@ pub struct Split {
 
 /// A model read from another format than COLMAP's (nerfstudio's
 /// `transforms.json`), with what that format says beyond a model.
-pub(crate) struct Foreign {
+#[derive(Clone, Debug)]
+pub struct Foreign {
     /// The model it amounts to.
     pub rec: Reconstruction,
     /// The file it was read from (named in errors about a pose).
