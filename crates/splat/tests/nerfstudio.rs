@@ -175,8 +175,8 @@ fn a_transforms_file_of_other_captures_loads_or_says_what_is_wrong() {
     let original = transforms(&d);
     let cases: Vec<(Edit, &str)> = vec![
         (
-            Box::new(|t| t["camera_model"] = "EQUIRECTANGULAR".into()),
-            "camera_model: camera model EQUIRECTANGULAR is not supported",
+            Box::new(|t| t["camera_model"] = "OMNIDIRECTIONALSTEREO_L".into()),
+            "camera_model: camera model OMNIDIRECTIONALSTEREO_L is not supported",
         ),
         (Box::new(|t| t["k4"] = 0.01.into()), "k4 = 0.01"),
         (
@@ -476,4 +476,106 @@ fn the_files_split_is_used() {
     assert_eq!(names(&ds), (8, vec!["IMG_0005.jpg".into()]));
     assert!(ds.train.iter().all(|v| v.name != "IMG_0001.jpg"));
     same_cameras(&ds, &load_cameras(&d, &opts()).unwrap());
+}
+
+/// FISHEYE624 (Project Aria's lens) and EQUIRECTANGULAR project as
+/// nerfstudio's own code does: the reference values are nerfstudio
+/// 1.1.5's `fisheye624_project` (float64) and its `Cameras.generate_rays`
+/// for an EQUIRECTANGULAR camera (float32; `/tmp/s52/ref624.py` and
+/// `refeq.py` in the fifty-second session's notes).
+#[test]
+fn aria_fisheyes_and_panoramas_project_as_nerfstudio_does() {
+    use splat::data::nerfstudio::parse;
+    let camera = |json: &str| {
+        let c = parse(
+            json,
+            Path::new("t.json"),
+            Path::new("/nonexistent"),
+            &opts(),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let rec = &c.model.rec;
+        rec.cameras[&rec.images[0].camera_id].clone()
+    };
+    let frame = r#""frames": [{"file_path": "images/a.png", "transform_matrix": [[1,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}]"#;
+    let aria = camera(&format!(
+        r#"{{"camera_model": "FISHEYE624", "w": 640, "h": 480, "fl_x": 300, "fl_y": 310,
+            "cx": 320.5, "cy": 240.25, "distortion_params": [0.03, -0.02, 0.01, -0.004,
+            0.002, -0.001, 0.0015, -0.0008, 0.0007, -0.0004, 0.0003, -0.0002], {frame}}}"#
+    ));
+    assert_eq!(aria.model.name(), "RAD_TAN_THIN_PRISM_FISHEYE");
+    let nerfstudio = [
+        ([0.1, -0.2, 1.0], [350.1057862439939, 179.1226521633817]),
+        ([0.5, 0.3, 0.8], [484.4597891852602, 341.6790974403151]),
+        ([-0.9, 0.4, 0.5], [14.970424330146898, 380.5684457740503]),
+        ([1.2, -1.1, 0.6], [596.3389319415431, -20.722971574806877]),
+        ([0.0, 0.0, 2.0], [320.5, 240.25]),
+    ];
+    for (d, want) in nerfstudio {
+        let got = aria.project(d).unwrap();
+        for k in 0..2 {
+            assert!((got[k] - want[k]).abs() < 1e-9, "{d:?}: {got:?} vs {want:?}");
+        }
+    }
+    // a 64×32 panorama; nerfstudio's rays in OpenGL axes (x right, y up,
+    // looking down −z), ours in OpenCV's (y down, z forward)
+    let pano = camera(&format!(
+        r#"{{"camera_model": "EQUIRECTANGULAR", "w": 64, "h": 32, "fl_x": 32, "fl_y": 32,
+            "cx": 32, "cy": 16, {frame}}}"#
+    ));
+    assert_eq!(pano.model.name(), "EQUIRECTANGULAR");
+    let rays = [
+        ([32.0, 16.0], [0.0, -4.371138828673793e-08, -1.0]),
+        ([10.25, 3.5], [-0.28462257981300354, 0.9415440559387207, 0.18023529648780823]),
+        ([50.0, 28.0], [0.3753301501274109, -0.9238796234130859, 0.07465780526399612]),
+        ([8.0, 16.0], [-0.7071068286895752, -4.371139183945161e-08, 0.7071068286895752]),
+        ([60.0, 10.0], [0.3181895315647125, 0.5555701851844788, 0.76817786693573]),
+    ];
+    for (px, gl) in rays {
+        let d = pano.unproject(px).unwrap();
+        let n = d.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let cv = [gl[0], -gl[1], -gl[2]];
+        for k in 0..3 {
+            assert!((d[k] / n - cv[k]).abs() < 1e-6, "{px:?}: {d:?} vs {cv:?}");
+        }
+        // and back to the same pixel
+        let back = pano.project(d).unwrap();
+        assert!((back[0] - px[0]).abs() < 1e-9 && (back[1] - px[1]).abs() < 1e-9);
+    }
+    // what nerfstudio's formulas cannot be given as COLMAP's models is
+    // refused, naming the key
+    let refused = |json: String| {
+        parse(
+            &json,
+            Path::new("t.json"),
+            Path::new("/nonexistent"),
+            &opts(),
+            false,
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let e = refused(format!(
+        r#"{{"camera_model": "FISHEYE624", "w": 64, "h": 48, "fl_x": 30, "k1": 0.1, {frame}}}"#
+    ));
+    assert!(e.contains("k1") && e.contains("distortion_params"), "{e}");
+    let e = refused(format!(
+        r#"{{"camera_model": "FISHEYE624", "w": 64, "h": 48, "fl_x": 30,
+            "distortion_params": [0.1, 0, 0, 0, 0, 0], {frame}}}"#
+    ));
+    assert!(e.contains("[k0, k1, k2, k3, k4, k5, p0, p1, s0, s1, s2, s3]"), "{e}");
+    let e = refused(format!(
+        r#"{{"camera_model": "EQUIRECTANGULAR", "w": 64, "h": 32, "fl_x": 20, {frame}}}"#
+    ));
+    assert!(e.contains("fl_x") && e.contains("360°"), "{e}");
+    let e = refused(format!(
+        r#"{{"camera_model": "VR180_L", "w": 64, "h": 32, "fl_x": 20, {frame}}}"#
+    ));
+    assert!(e.contains("VR180_L is not supported"), "{e}");
+    let e = refused(format!(
+        r#"{{"camera_model": "OPENCV_FISHEYE", "w": 64, "h": 32, "fl_x": 20,
+            "fisheye_crop_radius": -3, {frame}}}"#
+    ));
+    assert!(e.contains("fisheye_crop_radius"), "{e}");
 }

@@ -423,6 +423,30 @@ pub fn combine(a: Option<Vec<f32>>, b: Option<Vec<f32>>) -> Option<Vec<f32>> {
     }
 }
 
+/// The mask of an image circle: a pixel of a `w`×`h` photo is kept (1)
+/// when its centre lies within `radius` of the middle pixel's centre (row
+/// `h / 2`, column `w / 2`, rounded down: the circle nerfstudio draws for
+/// `fisheye_crop_radius`), else ignored (0).
+///
+/// ```
+/// let m = splat::data::masks::circle(4, 3, 1.5);
+/// // the middle pixel is column 2, row 1: column 0 lies 2 or more from it
+/// let row = [0.0, 1.0, 1.0, 1.0];
+/// assert_eq!(m, [row, row, row].concat());
+/// ```
+pub fn circle(w: u32, h: u32, radius: f64) -> Vec<f32> {
+    let (mx, my) = ((w / 2) as f64, (h / 2) as f64);
+    let r2 = radius * radius;
+    (0..h)
+        .flat_map(|y| {
+            (0..w).map(move |x| {
+                let (dx, dy) = (x as f64 - mx, y as f64 - my);
+                f32::from(u8::from(dx * dx + dy * dy < r2))
+            })
+        })
+        .collect()
+}
+
 /// A mask downscaled by an integer factor: a pixel is kept only when every
 /// pixel of its block is (its colour averages them all).
 pub fn downscale(w: u32, h: u32, mask: &[f32], f: u32) -> Vec<f32> {

@@ -12,8 +12,14 @@
 //!   `camera_model`: a perspective one (`OPENCV`, the default, as
 //!   nerfstudio also reads `SIMPLE_PINHOLE`, `PINHOLE`, `SIMPLE_RADIAL`,
 //!   `RADIAL`: radial `k1`–`k3` and tangential `p1`, `p2`, as COLMAP's
-//!   FULL_OPENCV), or `OPENCV_FISHEYE` (equidistant, `k1`–`k4`; also
-//!   instant-ngp's `"is_fisheye": true`);
+//!   FULL_OPENCV), `OPENCV_FISHEYE` (equidistant, `k1`–`k4`; also
+//!   instant-ngp's `"is_fisheye": true`), `FISHEYE624` (Project Aria's
+//!   FisheyeRadTanThinPrism, `distortion_params` `[k0..k5, p0, p1,
+//!   s0..s3]`: COLMAP's RAD_TAN_THIN_PRISM_FISHEYE) or `EQUIRECTANGULAR`
+//!   (a 360° panorama, COLMAP's model of that name; its front is trained
+//!   on, as for COLMAP data);
+//! - `fisheye_crop_radius`, a fisheye's image circle in pixels: what lies
+//!   beyond it (the lens's vignette) takes no part in training or scores;
 //! - `frames`, each a `file_path` relative to the folder (an extension
 //!   left out is found), a camera-to-world `transform_matrix` in OpenGL
 //!   axes (x right, y up, looking down −z), and optionally a `mask_path`;
@@ -255,6 +261,7 @@ pub fn parse(
         }
     }
     let mut notes = Vec::new();
+    let circles = circles(path, top, &cameras, &mut notes)?;
     let split = split(path, top, dir, &names, &strip, opts, &mut notes)?;
     let points = match top.get("ply_file_path").filter(|p| !p.is_null()) {
         Some(_) if !with_points => Vec::new(),
@@ -295,10 +302,54 @@ pub fn parse(
             copies,
             mask_files,
             split,
+            circles,
             format: "nerfstudio",
         },
         notes,
     })
+}
+
+/// The image circle of each fisheye camera, from the file's
+/// `fisheye_crop_radius` (a fisheye lens's vignette, as Project Aria and
+/// Eyeful Tower captures give it): its pixels beyond take no part in
+/// training. As in nerfstudio, other cameras ignore it (with a note here).
+fn circles(
+    path: &Path,
+    top: &Map<String, Value>,
+    cameras: &HashMap<i32, Intrinsics>,
+    notes: &mut Vec<String>,
+) -> Result<HashMap<i32, f64>, DataError> {
+    let Some(v) = top.get("fisheye_crop_radius").filter(|v| !v.is_null()) else {
+        return Ok(HashMap::new());
+    };
+    let r = v
+        .as_f64()
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .ok_or_else(|| {
+            DataError::invalid(
+                path,
+                "fisheye_crop_radius",
+                "must be a positive number (pixels)",
+            )
+        })?;
+    let circles: HashMap<i32, f64> = cameras
+        .iter()
+        .filter(|(_, c)| c.model.is_fisheye())
+        .map(|(&id, _)| (id, r))
+        .collect();
+    notes.push(match circles.is_empty() {
+        true => format!(
+            "{}: fisheye_crop_radius is ignored: no camera is a fisheye (as nerfstudio \
+             reads it)",
+            path.display()
+        ),
+        false => format!(
+            "{}: the fisheye photos' pixels more than fisheye_crop_radius = {r} px from \
+             their middle are left out of training and scores",
+            path.display()
+        ),
+    });
+    Ok(circles)
 }
 
 /// The first folder every name shares (`images` of `images/a.png`,
@@ -518,6 +569,47 @@ fn intrinsics(
             )),
         }
     };
+    // (instant-ngp marks a fisheye with `is_fisheye` and no model)
+    let fisheye = matches!(get("is_fisheye"), Some((Value::Bool(true), _)));
+    let (model_name, model_at) = match get("camera_model") {
+        None if fisheye => ("OPENCV_FISHEYE".to_string(), "is_fisheye".to_string()),
+        None => ("OPENCV".to_string(), "camera_model".to_string()),
+        Some((v, at)) => (
+            v.as_str()
+                .ok_or_else(|| DataError::invalid(path, &at, "must be a string"))?
+                .to_string(),
+            at,
+        ),
+    };
+    if model_name == "EQUIRECTANGULAR" {
+        // nerfstudio's panorama: azimuth π(x − cx)/fx and elevation
+        // π(cy − y)/fy, which is COLMAP's model when the panorama spans
+        // 360° by 180° from its middle (nerfstudio ignores a distortion
+        // here, and so does this)
+        let (wf, hf) = (w as f64, h as f64);
+        for (key, want) in [
+            ("fl_x", wf / 2.0),
+            ("cx", wf / 2.0),
+            ("fl_y", hf),
+            ("cy", hf / 2.0),
+        ] {
+            match number(key)? {
+                Some(v) if (v - want).abs() > 1e-3 => {
+                    return Err(DataError::invalid(
+                        path,
+                        get(key).expect("found").1,
+                        format!(
+                            "is {v}: an EQUIRECTANGULAR panorama of {w}×{h} spans 360° by 180° \
+                             from its middle ({key} = {want}); another span is not supported"
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        return Intrinsics::new(CameraModel::Equirectangular, w, h, vec![wf, hf])
+            .map_err(|e| DataError::invalid(path, format!("frames[{i}] camera"), e));
+    }
     let fx = match number("fl_x")? {
         Some(f) => f,
         None => from_angle("camera_angle_x", w)?.ok_or_else(|| {
@@ -536,7 +628,8 @@ fn intrinsics(
     let cy = number("cy")?.unwrap_or(h as f64 / 2.0);
     // the distortion comes whole from the file when it gives any of it, else
     // from the frame (nerfstudio's rule), as k1… keys or as
-    // `distortion_params` [k1, k2, k3, k4, p1, p2]
+    // `distortion_params` ([k1, k2, k3, k4, p1, p2]; FISHEYE624's twelve
+    // terms [k0..k5, p0, p1, s0..s3] only so)
     let keys = ["k1", "k2", "k3", "k4", "p1", "p2"];
     // (nerfstudio's trigger leaves k4 out: a file's k4 alone does not
     // make its distortion the file's)
@@ -551,24 +644,35 @@ fn intrinsics(
             format!("frames[{i}].{key}")
         }
     };
-    let mut d = [0.0; 6];
+    let aria = model_name == "FISHEYE624";
+    let terms = if aria {
+        "[k0, k1, k2, k3, k4, k5, p0, p1, s0, s1, s2, s3] (FISHEYE624's)"
+    } else {
+        "[k1, k2, k3, k4, p1, p2]"
+    };
+    let mut d = vec![0.0; if aria { 12 } else { 6 }];
     if let Some(v) = source.get("distortion_params").filter(|v| !v.is_null()) {
-        let list = v.as_array().filter(|a| a.len() == 6).ok_or_else(|| {
-            DataError::invalid(
-                path,
-                at("distortion_params"),
-                "must be [k1, k2, k3, k4, p1, p2]",
-            )
-        })?;
+        let list = v
+            .as_array()
+            .filter(|a| a.len() == d.len())
+            .ok_or_else(|| {
+                DataError::invalid(path, at("distortion_params"), format!("must be {terms}"))
+            })?;
         for (x, v) in d.iter_mut().zip(list) {
             *x = v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
                 DataError::invalid(
                     path,
                     at("distortion_params"),
-                    "must hold six finite numbers",
+                    format!("must hold {} finite numbers", list.len()),
                 )
             })?;
         }
+    } else if let Some(key) = keys.iter().find(|k| aria && source.contains_key(**k)) {
+        return Err(DataError::invalid(
+            path,
+            at(key),
+            format!("FISHEYE624's distortion is given as distortion_params, {terms}"),
+        ));
     } else {
         for (x, key) in d.iter_mut().zip(keys) {
             if let Some(v) = source.get(key).filter(|v| !v.is_null()) {
@@ -579,7 +683,6 @@ fn intrinsics(
             }
         }
     }
-    let [k1, k2, k3, k4, p1, p2] = d;
     // (a refusal of a term names where it was given)
     let term_at = |key: &str| {
         if source.contains_key("distortion_params") {
@@ -588,21 +691,17 @@ fn intrinsics(
             at(key)
         }
     };
-    // (instant-ngp marks a fisheye with `is_fisheye` and no model)
-    let fisheye = matches!(get("is_fisheye"), Some((Value::Bool(true), _)));
-    let (model_name, model_at) = match get("camera_model") {
-        None if fisheye => ("OPENCV_FISHEYE".to_string(), "is_fisheye".to_string()),
-        None => ("OPENCV".to_string(), "camera_model".to_string()),
-        Some((v, at)) => (
-            v.as_str()
-                .ok_or_else(|| DataError::invalid(path, &at, "must be a string"))?
-                .to_string(),
-            at,
-        ),
-    };
     let unsupported = |what: String| DataError::invalid(path, &model_at, what);
     let (model, params) = match model_name.as_str() {
+        // Project Aria's FisheyeRadTanThinPrism: COLMAP's
+        // RAD_TAN_THIN_PRISM_FISHEYE, term for term
+        "FISHEYE624" => {
+            let mut p = vec![fx, fy, cx, cy];
+            p.extend(&d);
+            (CameraModel::RadTanThinPrismFisheye, p)
+        }
         "OPENCV" | "PERSPECTIVE" | "PINHOLE" | "SIMPLE_PINHOLE" | "SIMPLE_RADIAL" | "RADIAL" => {
+            let [k1, k2, k3, k4, p1, p2] = [d[0], d[1], d[2], d[3], d[4], d[5]];
             if k4 != 0.0 {
                 return Err(DataError::invalid(
                     path,
@@ -623,6 +722,7 @@ fn intrinsics(
             }
         }
         "OPENCV_FISHEYE" | "FISHEYE" => {
+            let [k1, k2, k3, k4, p1, p2] = [d[0], d[1], d[2], d[3], d[4], d[5]];
             if p1 != 0.0 || p2 != 0.0 {
                 return Err(DataError::invalid(
                     path,
@@ -638,8 +738,8 @@ fn intrinsics(
         other => {
             return Err(unsupported(format!(
                 "camera model {other} is not supported: the perspective ones (OPENCV, \
-                 SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL) and OPENCV_FISHEYE are; an \
-                 equirectangular or stereo panorama is not a capture this trains on"
+                 SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL), OPENCV_FISHEYE, FISHEYE624 \
+                 and EQUIRECTANGULAR are; a stereo panorama is not a capture this trains on"
             )))
         }
     };

@@ -172,6 +172,9 @@ struct Layout {
     /// The split the model's file names, else every `holdout_every`-th
     /// photo is held out.
     split: Option<Split>,
+    /// The image circle of a camera, by camera id: pixels beyond it are
+    /// left out of the loss ([`Foreign::circles`]).
+    circles: HashMap<i32, f64>,
 }
 
 /// A split named by a dataset's file (nerfstudio's `test_filenames`), by
@@ -200,6 +203,14 @@ pub struct Foreign {
     pub mask_files: HashMap<String, PathBuf>,
     /// The split it names.
     pub split: Option<Split>,
+    /// The radius of a camera's image circle, by camera id, in the
+    /// camera's pixels (nerfstudio's `fisheye_crop_radius`): a pixel of its
+    /// photos is kept when its centre lies within the radius of the middle
+    /// pixel's (row `h / 2`, column `w / 2`, rounded down, as nerfstudio
+    /// draws the circle); the rest (a fisheye's vignette) takes no part in
+    /// the loss, as a mask's ignored pixels do. A scaled copy of a photo
+    /// (`images_N`) has its circle scaled with it.
+    pub circles: HashMap<i32, f64>,
     /// The dataset's kind, as [`Dataset::format`] gives it.
     pub format: &'static str,
 }
@@ -283,6 +294,7 @@ impl Layout {
             renamed,
             mask_files: HashMap::new(),
             split: None,
+            circles: HashMap::new(),
         }
     }
 
@@ -298,6 +310,7 @@ impl Layout {
         );
         layout.mask_files = m.mask_files;
         layout.split = m.split;
+        layout.circles = m.circles;
         // the photos the file's split leaves out of both halves are not
         // read at all (as nerfstudio leaves them)
         let images = std::mem::take(&mut layout.images);
@@ -914,6 +927,12 @@ fn load_layout(
             None => None,
         };
         let mask = masks::combine(user, alpha.as_deref().map(masks::from_alpha));
+        let circle = layout.circles.get(&im.camera_id).map(|r| {
+            // (in a scaled copy, the circle scaled with the photo)
+            let r = r * w as f64 / cam.width as f64;
+            masks::circle(w, h, r)
+        });
+        let mask = masks::combine(mask, circle);
         let cam = camera_at(&layout, im, (w, h));
         let (pin, rgb, alpha, mask) = if cam.model.is_pinhole() {
             let p = cam.model.pinhole_part(&cam.params).expect("a pinhole");
