@@ -228,17 +228,17 @@ fn an_aria_capture_keeps_to_its_image_circle() {
         ..LoadOptions::default()
     };
     let kept = |v: &View| {
-        v.mask
-            .as_ref()
-            .map_or(v.width * v.height, |m| {
-                m.to_f32().iter().filter(|&&x| x > 0.5).count() as u32
-            })
+        v.mask.as_ref().map_or(v.width * v.height, |m| {
+            m.to_f32().iter().filter(|&&x| x > 0.5).count() as u32
+        })
     };
     file(true);
     let ds = load(&dir, &opts).unwrap();
     assert_eq!(ds.format, "nerfstudio");
     assert!(
-        ds.notes.iter().any(|n| n.contains("fisheye_crop_radius = 33")),
+        ds.notes
+            .iter()
+            .any(|n| n.contains("fisheye_crop_radius = 33")),
         "{:?}",
         ds.notes
     );

@@ -388,16 +388,8 @@ fn other_apps_layouts_load() {
 /// (as nerfstudio reads them).
 #[test]
 fn distortion_keys_map_to_colmaps_parameters() {
-    use splat::data::nerfstudio::parse;
     let params = |json: &str| {
-        let c = parse(
-            json,
-            Path::new("t.json"),
-            Path::new("/nonexistent"),
-            &opts(),
-            false,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let c = parse_alone(json).unwrap_or_else(|e| panic!("{e}"));
         let rec = &c.model.rec;
         let cam = &rec.cameras[&rec.images[0].camera_id];
         (cam.model.name(), cam.params.clone())
@@ -478,6 +470,12 @@ fn the_files_split_is_used() {
     same_cameras(&ds, &load_cameras(&d, &opts()).unwrap());
 }
 
+/// A `transforms.json` text read on its own (no photos, no points).
+fn parse_alone(json: &str) -> Result<splat::data::nerfstudio::Capture, splat::data::DataError> {
+    let (file, dir) = (Path::new("t.json"), Path::new("/nonexistent"));
+    splat::data::nerfstudio::parse(json, file, dir, &opts(), false)
+}
+
 /// FISHEYE624 (Project Aria's lens) and EQUIRECTANGULAR project as
 /// nerfstudio's own code does: the reference values are nerfstudio
 /// 1.1.5's `fisheye624_project` (float64) and its `Cameras.generate_rays`
@@ -485,16 +483,8 @@ fn the_files_split_is_used() {
 /// `refeq.py` in the fifty-second session's notes).
 #[test]
 fn aria_fisheyes_and_panoramas_project_as_nerfstudio_does() {
-    use splat::data::nerfstudio::parse;
     let camera = |json: &str| {
-        let c = parse(
-            json,
-            Path::new("t.json"),
-            Path::new("/nonexistent"),
-            &opts(),
-            false,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let c = parse_alone(json).unwrap_or_else(|e| panic!("{e}"));
         let rec = &c.model.rec;
         rec.cameras[&rec.images[0].camera_id].clone()
     };
@@ -515,7 +505,10 @@ fn aria_fisheyes_and_panoramas_project_as_nerfstudio_does() {
     for (d, want) in nerfstudio {
         let got = aria.project(d).unwrap();
         for k in 0..2 {
-            assert!((got[k] - want[k]).abs() < 1e-9, "{d:?}: {got:?} vs {want:?}");
+            assert!(
+                (got[k] - want[k]).abs() < 1e-9,
+                "{d:?}: {got:?} vs {want:?}"
+            );
         }
     }
     // a 64×32 panorama; nerfstudio's rays in OpenGL axes (x right, y up,
@@ -527,10 +520,30 @@ fn aria_fisheyes_and_panoramas_project_as_nerfstudio_does() {
     assert_eq!(pano.model.name(), "EQUIRECTANGULAR");
     let rays = [
         ([32.0, 16.0], [0.0, -4.371138828673793e-08, -1.0]),
-        ([10.25, 3.5], [-0.28462257981300354, 0.9415440559387207, 0.18023529648780823]),
-        ([50.0, 28.0], [0.3753301501274109, -0.9238796234130859, 0.07465780526399612]),
-        ([8.0, 16.0], [-0.7071068286895752, -4.371139183945161e-08, 0.7071068286895752]),
-        ([60.0, 10.0], [0.3181895315647125, 0.5555701851844788, 0.76817786693573]),
+        (
+            [10.25, 3.5],
+            [
+                -0.28462257981300354,
+                0.9415440559387207,
+                0.18023529648780823,
+            ],
+        ),
+        (
+            [50.0, 28.0],
+            [0.3753301501274109, -0.9238796234130859, 0.07465780526399612],
+        ),
+        (
+            [8.0, 16.0],
+            [
+                -0.7071068286895752,
+                -4.371139183945161e-08,
+                0.7071068286895752,
+            ],
+        ),
+        (
+            [60.0, 10.0],
+            [0.3181895315647125, 0.5555701851844788, 0.76817786693573],
+        ),
     ];
     for (px, gl) in rays {
         let d = pano.unproject(px).unwrap();
@@ -545,17 +558,7 @@ fn aria_fisheyes_and_panoramas_project_as_nerfstudio_does() {
     }
     // what nerfstudio's formulas cannot be given as COLMAP's models is
     // refused, naming the key
-    let refused = |json: String| {
-        parse(
-            &json,
-            Path::new("t.json"),
-            Path::new("/nonexistent"),
-            &opts(),
-            false,
-        )
-        .unwrap_err()
-        .to_string()
-    };
+    let refused = |json: String| parse_alone(&json).unwrap_err().to_string();
     let e = refused(format!(
         r#"{{"camera_model": "FISHEYE624", "w": 64, "h": 48, "fl_x": 30, "k1": 0.1, {frame}}}"#
     ));
@@ -564,7 +567,10 @@ fn aria_fisheyes_and_panoramas_project_as_nerfstudio_does() {
         r#"{{"camera_model": "FISHEYE624", "w": 64, "h": 48, "fl_x": 30,
             "distortion_params": [0.1, 0, 0, 0, 0, 0], {frame}}}"#
     ));
-    assert!(e.contains("[k0, k1, k2, k3, k4, k5, p0, p1, s0, s1, s2, s3]"), "{e}");
+    assert!(
+        e.contains("[k0, k1, k2, k3, k4, k5, p0, p1, s0, s1, s2, s3]"),
+        "{e}"
+    );
     let e = refused(format!(
         r#"{{"camera_model": "EQUIRECTANGULAR", "w": 64, "h": 32, "fl_x": 20, {frame}}}"#
     ));
@@ -578,4 +584,27 @@ fn aria_fisheyes_and_panoramas_project_as_nerfstudio_does() {
             "fisheye_crop_radius": -3, {frame}}}"#
     ));
     assert!(e.contains("fisheye_crop_radius"), "{e}");
+    // a radius under a pixel (Eyeful Tower's fraction) is set aside, said
+    let c = parse_alone(&format!(
+        r#"{{"camera_model": "OPENCV_FISHEYE", "w": 64, "h": 32, "fl_x": 20,
+            "fisheye_crop_radius": 0.43, {frame}}}"#
+    ))
+    .unwrap();
+    assert!(c.model.circles.is_empty());
+    assert!(
+        c.notes.iter().any(|n| n.contains("0.43 is ignored")),
+        "{:?}",
+        c.notes
+    );
+    // a perspective camera ignores the radius, as nerfstudio's does
+    let c = parse_alone(&format!(
+        r#"{{"w": 64, "h": 32, "fl_x": 20, "fisheye_crop_radius": 30, {frame}}}"#
+    ))
+    .unwrap();
+    assert!(c.model.circles.is_empty());
+    assert!(
+        c.notes.iter().any(|n| n.contains("no camera is a fisheye")),
+        "{:?}",
+        c.notes
+    );
 }

@@ -332,6 +332,17 @@ fn circles(
                 "must be a positive number (pixels)",
             )
         })?;
+    if r < 1.0 {
+        // (Eyeful Tower's files give a fraction of the image, 0.375 to
+        // 0.45, which nerfstudio reads as pixels all the same)
+        notes.push(format!(
+            "{}: fisheye_crop_radius = {r} is ignored: it is read in pixels, and a circle \
+             under a pixel would leave nothing to train on (a fraction of the image, as \
+             Eyeful Tower's files give it, is not one)",
+            path.display()
+        ));
+        return Ok(HashMap::new());
+    }
     let circles: HashMap<i32, f64> = cameras
         .iter()
         .filter(|(_, c)| c.model.is_fisheye())
@@ -652,12 +663,9 @@ fn intrinsics(
     };
     let mut d = vec![0.0; if aria { 12 } else { 6 }];
     if let Some(v) = source.get("distortion_params").filter(|v| !v.is_null()) {
-        let list = v
-            .as_array()
-            .filter(|a| a.len() == d.len())
-            .ok_or_else(|| {
-                DataError::invalid(path, at("distortion_params"), format!("must be {terms}"))
-            })?;
+        let list = v.as_array().filter(|a| a.len() == d.len()).ok_or_else(|| {
+            DataError::invalid(path, at("distortion_params"), format!("must be {terms}"))
+        })?;
         for (x, v) in d.iter_mut().zip(list) {
             *x = v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
                 DataError::invalid(
