@@ -115,7 +115,7 @@ impl RenderSettings {
         sh_degree: usize,
         antialiased: bool,
     ) -> RenderSettings {
-        let views: Vec<_> = ds.train.iter().chain(&ds.test).cloned().collect();
+        let views: Vec<_> = ds.views().cloned().collect();
         let xyz: Option<Vec<[f64; 3]>> = ds
             .points
             .as_ref()

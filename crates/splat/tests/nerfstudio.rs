@@ -443,7 +443,7 @@ fn distortion_keys_map_to_colmaps_parameters() {
 
 /// A split named by `train_filenames` alone holds out the rest;
 /// `val_filenames` stands for a missing `test_filenames`; a frame named in
-/// neither list is left out.
+/// neither list is left out, one named in both is in both halves.
 #[test]
 fn the_files_split_is_used() {
     let d = nerfstudio_room("ns-split");
@@ -463,10 +463,21 @@ fn the_files_split_is_used() {
         t["val_filenames"] = serde_json::json!(["images/IMG_0005.jpg"]);
     });
     // IMG_0000, IMG_0001 and IMG_0002 are in neither list: left out; one
-    // named in both is held out
+    // named in both is trained on and scored, as nerfstudio uses it
     let ds = load(&d, &opts()).unwrap();
-    assert_eq!(names(&ds), (8, vec!["IMG_0005.jpg".into()]));
+    assert_eq!(names(&ds), (9, vec!["IMG_0005.jpg".into()]));
     assert!(ds.train.iter().all(|v| v.name != "IMG_0001.jpg"));
+    assert!(ds.train.iter().any(|v| v.name == "IMG_0005.jpg"));
+    // every photo once among the dataset's views (what paths and the
+    // viewer list)
+    assert_eq!(ds.views().count(), 9);
+    assert!(
+        ds.notes
+            .iter()
+            .any(|n| n.contains("1 photo it names in both")),
+        "{:?}",
+        ds.notes
+    );
     same_cameras(&ds, &load_cameras(&d, &opts()).unwrap());
 }
 

@@ -72,10 +72,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The page's JSON for a dataset's cameras (train views, then test).
+/// The page's JSON for a dataset's cameras (train views, then test; a
+/// photo in both halves once, as trained on).
 pub fn cameras_json(ds: &splat::data::Dataset) -> Vec<Value> {
-    let views = ds.train.iter().map(|v| (v, "train"));
-    views_json(views.chain(ds.test.iter().map(|v| (v, "test"))))
+    let trained = ds.train.len();
+    views_json(
+        ds.views()
+            .enumerate()
+            .map(|(k, v)| (v, if k < trained { "train" } else { "test" })),
+    )
 }
 
 /// The page's JSON for cameras, each with the split it belongs to.

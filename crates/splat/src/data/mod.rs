@@ -419,6 +419,20 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Every photo's view once: the training views, then the held-out ones
+    /// not trained on too (a nerfstudio file's split may name a photo in
+    /// both halves). NeRF-synthetic's splits are photos of their own even
+    /// where their names agree, so all of them are given.
+    pub fn views(&self) -> impl Iterator<Item = &View> {
+        let trained: std::collections::HashSet<&str> = match self.format {
+            "nerf-synthetic" => Default::default(),
+            _ => self.train.iter().map(|v| v.name.as_str()).collect(),
+        };
+        let held = self.test.iter();
+        let held = held.filter(move |v| !trained.contains(v.name.as_str()));
+        self.train.iter().chain(held)
+    }
+
     /// File names for renders of `views` (a split of this dataset), as
     /// [`render_file_names`] makes them, with stems that collide anywhere
     /// in a COLMAP dataset keeping their folders in every split's renders

@@ -452,8 +452,11 @@ fn split(
                 .filter(|n| !t.contains(**n) && !test.contains(**n))
                 .count()
         });
+        let both = train
+            .as_ref()
+            .map_or(0, |t| test.iter().filter(|n| t.contains(*n)).count());
         notes.push(format!(
-            "{}'s {key} {} held out ({}){}",
+            "{}'s {key} {} held out ({}){}{}",
             path.display(),
             if key == "train_filenames" {
                 "names the training photos: the rest are"
@@ -465,6 +468,18 @@ fn split(
                 format!("; {unused} photos its split names neither are left out, as nerfstudio leaves them")
             } else {
                 String::new()
+            },
+            match both {
+                0 => String::new(),
+                1 => "; 1 photo it names in both train_filenames and the held-out list is \
+                      trained on and scored, as nerfstudio uses it (its score is not of an unseen \
+                      view)"
+                    .to_string(),
+                n => format!(
+                    "; {n} photos it names in both train_filenames and the held-out list are \
+                     trained on and scored, as nerfstudio uses them (their scores are not of \
+                     unseen views)"
+                ),
             }
         ));
     }

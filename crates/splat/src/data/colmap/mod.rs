@@ -317,28 +317,35 @@ impl Layout {
         layout.images = images
             .into_iter()
             .enumerate()
-            .filter(|(k, im)| layout.held_out(*k, &im.name, opts).is_some())
+            .filter(|(k, im)| layout.halves(*k, &im.name, opts) != (false, false))
             .map(|(_, im)| im)
             .collect();
         layout
     }
 
-    /// Whether the `k`-th photo (in name order), `name`, is held out:
-    /// as the model's file names the split, else every
-    /// `opts.holdout_every`-th; `None` for a photo the file's split leaves
-    /// out of both. With `holdout_every` 0 (every camera wanted) none is.
-    fn held_out(&self, k: usize, name: &str, opts: &LoadOptions) -> Option<bool> {
+    /// Which halves the `k`-th photo (in name order), `name`, is in, as
+    /// (trained on, held out): as the model's file names the split (a
+    /// photo it names in both is in both, as nerfstudio uses it; one it
+    /// names in neither is in neither), else every `opts.holdout_every`-th
+    /// held out and the rest trained on. With `holdout_every` 0 (every
+    /// camera wanted) each is trained on.
+    fn halves(&self, k: usize, name: &str, opts: &LoadOptions) -> (bool, bool) {
         if opts.holdout_every == 0 {
-            return Some(false);
+            return (true, false);
         }
         match &self.split {
-            Some(s) if s.test.contains(name) => Some(true),
-            Some(s) => s
-                .train
-                .as_ref()
-                .is_none_or(|t| t.contains(name))
-                .then_some(false),
-            None => Some(k % opts.holdout_every == 0),
+            Some(s) => {
+                let test = s.test.contains(name);
+                let train = match &s.train {
+                    Some(t) => t.contains(name),
+                    None => !test,
+                };
+                (train, test)
+            }
+            None => {
+                let test = k % opts.holdout_every == 0;
+                (!test, test)
+            }
         }
     }
 
@@ -520,6 +527,24 @@ fn camera_at(layout: &Layout, im: &Image, (w, h): (u32, u32)) -> Intrinsics {
     cam
 }
 
+/// Puts a view in the halves it belongs to ([`Layout::halves`]).
+fn push_to_halves(
+    (trained, held): (bool, bool),
+    view: View,
+    train: &mut Vec<View>,
+    test: &mut Vec<View>,
+) {
+    match (trained, held) {
+        (true, true) => {
+            test.push(view.clone());
+            train.push(view);
+        }
+        (true, false) => train.push(view),
+        (false, true) => test.push(view),
+        (false, false) => {}
+    }
+}
+
 /// The cameras of a COLMAP dataset as [`load`] gives them (the same
 /// views, sizes, intrinsics and split), without decoding a photo: each
 /// photo's size is read from its file's header, or is its camera's (÷ N
@@ -608,11 +633,12 @@ fn cameras_of(
             opts.background,
         )?;
         super::narrow_camera(&mut view, opts.max_width);
-        match layout.held_out(k, &im.name, opts) {
-            Some(true) => test.push(view),
-            Some(false) => train.push(view),
-            None => {}
-        }
+        push_to_halves(
+            layout.halves(k, &im.name, opts),
+            view,
+            &mut train,
+            &mut test,
+        );
     }
     Ok(Dataset {
         train,
@@ -968,11 +994,12 @@ fn load_layout(
         if *left == 0 {
             remaps.retain(|key, _| key.0 != im.camera_id);
         }
-        match layout.held_out(k, &im.name, opts) {
-            Some(true) => test.push(view),
-            Some(false) => train.push(view),
-            None => {}
-        }
+        push_to_halves(
+            layout.halves(k, &im.name, opts),
+            view,
+            &mut train,
+            &mut test,
+        );
     }
     notes.extend(narrowed.note(images.len()));
     if opts.invert_masks && mask_paths.iter().all(Option::is_none) {
