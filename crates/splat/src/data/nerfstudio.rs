@@ -286,7 +286,7 @@ pub fn parse(
             None => "names no point cloud (ply_file_path)",
         };
         notes.push(format!(
-            "{} {why}: training starts from random points",
+            "{} {why}, so a training run on it starts from random points",
             path.display()
         ));
     }
