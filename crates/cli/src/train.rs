@@ -38,8 +38,9 @@ pub struct TrainArgs {
     /// Dataset folder: NeRF-synthetic (transforms_train.json), COLMAP
     /// (sparse/0 and images/; of several models in sparse/, the one with
     /// the most photos) or nerfstudio (transforms.json beside the photos,
-    /// as capture apps export it; OPENCV and OPENCV_FISHEYE cameras, its
-    /// ply_file_path points). A COLMAP model folder such as DATA/sparse/1
+    /// as capture apps export it; perspective, OPENCV_FISHEYE, FISHEYE624
+    /// (Project Aria) and EQUIRECTANGULAR cameras, a fisheye's
+    /// fisheye_crop_radius, its ply_file_path points). A COLMAP model folder such as DATA/sparse/1
     /// trains on that model, with DATA's photos. Captures (COLMAP and
     /// nerfstudio data) train with the defaults said "on COLMAP data"
     /// below.

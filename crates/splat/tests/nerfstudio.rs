@@ -217,7 +217,7 @@ fn a_transforms_file_of_other_captures_loads_or_says_what_is_wrong() {
         ),
         (
             Box::new(|t| t["test_filenames"] = serde_json::json!(["images/nosuch.jpg"])),
-            "test_filenames[0]: names nosuch.jpg, which no frame",
+            "test_filenames[0]: names images/nosuch.jpg, which no frame",
         ),
         (
             Box::new(|t| t["frames"] = serde_json::json!([])),
@@ -474,7 +474,7 @@ fn the_files_split_is_used() {
     assert!(
         ds.notes
             .iter()
-            .any(|n| n.contains("1 photo it names in both")),
+            .any(|n| n.contains("1 photo it names in train_filenames too (IMG_0005.jpg)")),
         "{:?}",
         ds.notes
     );
@@ -585,11 +585,34 @@ fn aria_fisheyes_and_panoramas_project_as_nerfstudio_does() {
     let e = refused(format!(
         r#"{{"camera_model": "EQUIRECTANGULAR", "w": 64, "h": 32, "fl_x": 20, {frame}}}"#
     ));
-    assert!(e.contains("fl_x") && e.contains("360°"), "{e}");
+    assert!(
+        e.contains("fl_x: is 20, not 32") && e.contains("360°"),
+        "{e}"
+    );
     let e = refused(format!(
         r#"{{"camera_model": "VR180_L", "w": 64, "h": 32, "fl_x": 20, {frame}}}"#
     ));
-    assert!(e.contains("VR180_L is not supported"), "{e}");
+    assert!(
+        e.contains("VR180_L is not supported; a stereo panorama"),
+        "{e}"
+    );
+    // the model is what an unknown one's refusal names, before its terms
+    let e = refused(format!(
+        r#"{{"camera_model": "fisheye624", "w": 64, "h": 48, "fl_x": 30,
+            "distortion_params": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], {frame}}}"#
+    ));
+    assert!(
+        e.contains("camera_model: camera model fisheye624 is not supported (names are upper case: FISHEYE624)"),
+        "{e}"
+    );
+    // FISHEYE624 without its terms (nerfstudio fails on it too)
+    let e = refused(format!(
+        r#"{{"camera_model": "FISHEYE624", "w": 64, "h": 48, "fl_x": 30, {frame}}}"#
+    ));
+    assert!(
+        e.contains("frames[0]: is a FISHEYE624 camera with no distortion"),
+        "{e}"
+    );
     let e = refused(format!(
         r#"{{"camera_model": "OPENCV_FISHEYE", "w": 64, "h": 32, "fl_x": 20,
             "fisheye_crop_radius": -3, {frame}}}"#
@@ -617,5 +640,81 @@ fn aria_fisheyes_and_panoramas_project_as_nerfstudio_does() {
         c.notes.iter().any(|n| n.contains("no camera is a fisheye")),
         "{:?}",
         c.notes
+    );
+}
+
+/// A panorama trains on its front and says so; a fisheye's circle that
+/// leaves nothing to train on is an error, one past every corner a note
+/// that nothing is left out.
+#[test]
+fn panoramas_and_image_circles_say_what_they_keep() {
+    let d = nerfstudio_room("ns-pano");
+    edit(&d, |t| {
+        let o = t.as_object_mut().unwrap();
+        for k in ["fl_x", "fl_y", "cx", "cy", "k1", "k2", "p1", "p2"] {
+            o.remove(k);
+        }
+        o.insert("camera_model".into(), "EQUIRECTANGULAR".into());
+    });
+    let ds = load(&d, &opts()).unwrap();
+    assert!(
+        ds.notes
+            .iter()
+            .any(|n| n
+                .contains("12 photos are EQUIRECTANGULAR panoramas: only the front 120° by 90°")),
+        "{:?}",
+        ds.notes
+    );
+    let d = nerfstudio_room("ns-circle");
+    let original = transforms(&d);
+    let with_radius = |r: f64| {
+        let mut t = original.clone();
+        t["camera_model"] = "OPENCV_FISHEYE".into();
+        t["fisheye_crop_radius"] = r.into();
+        std::fs::write(d.join("transforms.json"), t.to_string()).unwrap();
+    };
+    with_radius(2.0);
+    let e = error(&d);
+    assert!(
+        e.contains("masks: leave no pixel of any training photo to train on"),
+        "{e}"
+    );
+    // (160×120 photos: the corners lie 100 px from the middle)
+    with_radius(101.0);
+    let ds = load(&d, &opts()).unwrap();
+    assert!(
+        ds.notes
+            .iter()
+            .any(|n| n.contains("fisheye_crop_radius = 101 px reaches past every corner")),
+        "{:?}",
+        ds.notes
+    );
+    with_radius(60.0);
+    let ds = load(&d, &opts()).unwrap();
+    assert!(
+        ds.notes
+            .iter()
+            .any(|n| n.contains("more than fisheye_crop_radius = 60 px")),
+        "{:?}",
+        ds.notes
+    );
+    // one photo masked out whole: said, and trained without it
+    image::RgbImage::new(160, 120)
+        .save(d.join("black.png"))
+        .unwrap();
+    let mut t = original.clone();
+    for f in t["frames"].as_array_mut().unwrap() {
+        if f["file_path"].as_str().unwrap().ends_with("IMG_0001.jpg") {
+            f["mask_path"] = "black.png".into();
+        }
+    }
+    std::fs::write(d.join("transforms.json"), t.to_string()).unwrap();
+    let ds = load(&d, &opts()).unwrap();
+    assert!(
+        ds.notes
+            .iter()
+            .any(|n| n.contains("1 training photo (IMG_0001.jpg) keeps no pixel after its masks")),
+        "{:?}",
+        ds.notes
     );
 }

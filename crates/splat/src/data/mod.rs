@@ -684,6 +684,8 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         };
         return Err(DataError::invalid(dir, "dataset", why));
     }
+    let notes = nothing_kept(dir, &ds)?;
+    ds.notes.extend(notes);
     // (the loaders narrowed the photos one by one as they read them: this
     // leaves them as they are)
     if let Some(max) = opts.max_width {
@@ -692,6 +694,53 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         }
     }
     Ok(ds)
+}
+
+/// The photos whose masks (a mask file, the photo's alpha, a fisheye's
+/// image circle, what undistortion leaves without a source, all
+/// together) keep no pixel: an error when that is every training photo
+/// (training would learn nothing and say nothing), else a note naming
+/// them (a held-out one is left out of the scores).
+fn nothing_kept(dir: &Path, ds: &Dataset) -> Result<Vec<String>, DataError> {
+    let empty = |views: &[View]| -> Vec<String> {
+        views
+            .iter()
+            .filter(|v| v.mask.as_ref().is_some_and(|m| m.iter().all(|x| x == 0.0)))
+            .map(|v| v.name.clone())
+            .collect()
+    };
+    let (train, test) = (empty(&ds.train), empty(&ds.test));
+    if train.len() == ds.train.len() {
+        return Err(DataError::invalid(
+            dir,
+            "masks",
+            format!(
+                "leave no pixel of any training photo to train on (all {} of them: their mask \
+                 files, alpha channels or a fisheye's fisheye_crop_radius ignore every pixel)",
+                train.len()
+            ),
+        ));
+    }
+    let mut notes = Vec::new();
+    for (names, what, so) in [
+        (&train, "training", "nothing to train on"),
+        (
+            &test,
+            "held-out",
+            "nothing to score: left out of the scores",
+        ),
+    ] {
+        if let Some((list, _)) = masks::name_list(names) {
+            notes.push(format!(
+                "{} {what} photo{} ({list}) keep{} no pixel after {} masks: {so}",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                if names.len() == 1 { "s" } else { "" },
+                if names.len() == 1 { "its" } else { "their" },
+            ));
+        }
+    }
+    Ok(notes)
 }
 
 /// A dataset's cameras as [`load`] gives them (the same views, split,

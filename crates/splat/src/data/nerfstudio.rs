@@ -348,15 +348,29 @@ fn circles(
         .filter(|(_, c)| c.model.is_fisheye())
         .map(|(&id, _)| (id, r))
         .collect();
-    notes.push(match circles.is_empty() {
-        true => format!(
+    // (a circle past every corner of its photos leaves nothing out)
+    let cuts = cameras.iter().any(|(id, c)| {
+        let (w, h) = (c.width as f64, c.height as f64);
+        circles.contains_key(id) && r * r <= (w / 2.0).powi(2) + (h / 2.0).powi(2)
+    });
+    let shown = match r < 1e6 {
+        true => format!("{r}"),
+        false => format!("{r:e}"),
+    };
+    notes.push(match (circles.is_empty(), cuts) {
+        (true, _) => format!(
             "{}: fisheye_crop_radius is ignored: no camera is a fisheye (as nerfstudio \
              reads it)",
             path.display()
         ),
-        false => format!(
-            "{}: the fisheye photos' pixels more than fisheye_crop_radius = {r} px from \
+        (false, true) => format!(
+            "{}: the fisheye photos' pixels more than fisheye_crop_radius = {shown} px from \
              their middle are left out of training and scores",
+            path.display()
+        ),
+        (false, false) => format!(
+            "{}: fisheye_crop_radius = {shown} px reaches past every corner of the photos: \
+             no pixel is left out",
             path.display()
         ),
     });
@@ -418,12 +432,13 @@ fn split(
             let n = x.as_str().ok_or_else(|| {
                 DataError::invalid(path, format!("{key}[{i}]"), "must be a string")
             })?;
+            let written = n;
             let n = strip(&with_extension(dir, normalise(n)));
             if !frames.contains(n.as_str()) {
                 return Err(DataError::invalid(
                     path,
                     format!("{key}[{i}]"),
-                    format!("names {n}, which no frame's file_path names"),
+                    format!("names {written}, which no frame's file_path names"),
                 ));
             }
             out.insert(n);
@@ -452,9 +467,10 @@ fn split(
                 .filter(|n| !t.contains(**n) && !test.contains(**n))
                 .count()
         });
-        let both = train
-            .as_ref()
-            .map_or(0, |t| test.iter().filter(|n| t.contains(*n)).count());
+        let mut both: Vec<String> = train.as_ref().map_or(Vec::new(), |t| {
+            test.iter().filter(|n| t.contains(*n)).cloned().collect()
+        });
+        both.sort();
         notes.push(format!(
             "{}'s {key} {} held out ({}){}{}",
             path.display(),
@@ -469,16 +485,20 @@ fn split(
             } else {
                 String::new()
             },
-            match both {
-                0 => String::new(),
-                1 => "; 1 photo it names in both train_filenames and the held-out list is \
-                      trained on and scored, as nerfstudio uses it (its score is not of an unseen \
-                      view)"
-                    .to_string(),
-                n => format!(
-                    "; {n} photos it names in both train_filenames and the held-out list are \
-                     trained on and scored, as nerfstudio uses them (their scores are not of \
-                     unseen views)"
+            match super::masks::name_list(&both) {
+                None => String::new(),
+                Some((list, _)) if both.len() == test.len() && both.len() > 1 => format!(
+                    "; train_filenames names all of them too ({list}): they are trained on as \
+                     well, as nerfstudio uses them, so no score is of an unseen view"
+                ),
+                Some((list, _)) if both.len() == 1 => format!(
+                    "; 1 photo it names in train_filenames too ({list}) is trained on as well, \
+                     as nerfstudio uses it, so its score is not of an unseen view"
+                ),
+                Some((list, _)) => format!(
+                    "; {} photos it names in train_filenames too ({list}) are trained on as \
+                     well, as nerfstudio uses them, so their scores are not of unseen views",
+                    both.len()
                 ),
             }
         ));
@@ -607,6 +627,40 @@ fn intrinsics(
             at,
         ),
     };
+    // (the model is checked before its terms, so that an unknown one is
+    // what a refusal names)
+    const PERSPECTIVE: [&str; 6] = [
+        "OPENCV",
+        "PERSPECTIVE",
+        "PINHOLE",
+        "SIMPLE_PINHOLE",
+        "SIMPLE_RADIAL",
+        "RADIAL",
+    ];
+    const OTHERS: [&str; 4] = ["OPENCV_FISHEYE", "FISHEYE", "FISHEYE624", "EQUIRECTANGULAR"];
+    let name = model_name.as_str();
+    if !PERSPECTIVE.contains(&name) && !OTHERS.contains(&name) {
+        let upper = name.to_uppercase();
+        let hint = if PERSPECTIVE.contains(&upper.as_str()) || OTHERS.contains(&upper.as_str()) {
+            format!(" (names are upper case: {upper})")
+        } else if ["OMNIDIRECTIONALSTEREO", "VR180"]
+            .iter()
+            .any(|s| upper.starts_with(s))
+        {
+            "; a stereo panorama is not a capture this trains on".to_string()
+        } else {
+            String::new()
+        };
+        return Err(DataError::invalid(
+            path,
+            &model_at,
+            format!(
+                "camera model {name} is not supported{hint}: the perspective ones ({}), {} are",
+                PERSPECTIVE.join(", "),
+                OTHERS.join(", ")
+            ),
+        ));
+    }
     if model_name == "EQUIRECTANGULAR" {
         // nerfstudio's panorama: azimuth π(x − cx)/fx and elevation
         // π(cy − y)/fy, which is COLMAP's model when the panorama spans
@@ -625,8 +679,9 @@ fn intrinsics(
                         path,
                         get(key).expect("found").1,
                         format!(
-                            "is {v}: an EQUIRECTANGULAR panorama of {w}×{h} spans 360° by 180° \
-                             from its middle ({key} = {want}); another span is not supported"
+                            "is {v}, not {want}: an EQUIRECTANGULAR panorama of {w}×{h} spans \
+                             360° by 180° about its middle (fl_x = cx = w/2, fl_y = h, cy = h/2, \
+                             as nerfstudio writes it); another is not supported"
                         ),
                     ))
                 }
@@ -672,14 +727,27 @@ fn intrinsics(
     };
     let aria = model_name == "FISHEYE624";
     let terms = if aria {
-        "[k0, k1, k2, k3, k4, k5, p0, p1, s0, s1, s2, s3] (FISHEYE624's)"
+        "[k0, k1, k2, k3, k4, k5, p0, p1, s0, s1, s2, s3]"
     } else {
         "[k1, k2, k3, k4, p1, p2]"
     };
     let mut d = vec![0.0; if aria { 12 } else { 6 }];
     if let Some(v) = source.get("distortion_params").filter(|v| !v.is_null()) {
         let list = v.as_array().filter(|a| a.len() == d.len()).ok_or_else(|| {
-            DataError::invalid(path, at("distortion_params"), format!("must be {terms}"))
+            let given = match v.as_array() {
+                Some(a) => format!(", not {} numbers", a.len()),
+                None => String::new(),
+            };
+            let of = if aria {
+                " (FISHEYE624's twelve terms)"
+            } else {
+                ""
+            };
+            DataError::invalid(
+                path,
+                at("distortion_params"),
+                format!("must be {terms}{of}{given}"),
+            )
         })?;
         for (x, v) in d.iter_mut().zip(list) {
             *x = v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
@@ -690,11 +758,20 @@ fn intrinsics(
                 )
             })?;
         }
-    } else if let Some(key) = keys.iter().find(|k| aria && source.contains_key(**k)) {
+    } else if aria {
+        // (nerfstudio's FISHEYE624 takes its terms from distortion_params
+        // alone, and fails without them)
+        let (field, what) = match keys.iter().find(|k| source.contains_key(**k)) {
+            Some(key) => (at(key), "is not a FISHEYE624 term: its distortion is given"),
+            None => (
+                format!("frames[{i}]"),
+                "is a FISHEYE624 camera with no distortion: give it",
+            ),
+        };
         return Err(DataError::invalid(
             path,
-            at(key),
-            format!("FISHEYE624's distortion is given as distortion_params, {terms}"),
+            field,
+            format!("{what} as distortion_params, {terms}"),
         ));
     } else {
         for (x, key) in d.iter_mut().zip(keys) {
@@ -714,7 +791,6 @@ fn intrinsics(
             at(key)
         }
     };
-    let unsupported = |what: String| DataError::invalid(path, &model_at, what);
     let (model, params) = match model_name.as_str() {
         // Project Aria's FisheyeRadTanThinPrism: COLMAP's
         // RAD_TAN_THIN_PRISM_FISHEYE, term for term
@@ -758,13 +834,7 @@ fn intrinsics(
                 vec![fx, fy, cx, cy, k1, k2, k3, k4],
             )
         }
-        other => {
-            return Err(unsupported(format!(
-                "camera model {other} is not supported: the perspective ones (OPENCV, \
-                 SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL), OPENCV_FISHEYE, FISHEYE624 \
-                 and EQUIRECTANGULAR are; a stereo panorama is not a capture this trains on"
-            )))
-        }
+        other => unreachable!("camera model {other} was checked above"),
     };
     Intrinsics::new(model, w, h, params)
         .map_err(|e| DataError::invalid(path, format!("frames[{i}] camera"), e))

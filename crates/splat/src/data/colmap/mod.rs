@@ -1002,6 +1002,22 @@ fn load_layout(
         );
     }
     notes.extend(narrowed.note(images.len()));
+    let panoramas = images
+        .iter()
+        .filter(|im| {
+            rec.cameras[&im.camera_id].model == crate::cameras::CameraModel::Equirectangular
+        })
+        .count();
+    if panoramas > 0 {
+        let which = match panoramas {
+            1 => "1 photo is an EQUIRECTANGULAR panorama".to_string(),
+            n => format!("{n} photos are EQUIRECTANGULAR panoramas"),
+        };
+        notes.push(format!(
+            "{which}: only the front 120° by 90° of a panorama (a pinhole view along the \
+             camera's axis) is trained on and scored"
+        ));
+    }
     if opts.invert_masks && mask_paths.iter().all(Option::is_none) {
         notes.push(masks::nothing_inverted("masks/NAME.png beside images/"));
     }
