@@ -163,7 +163,8 @@ pub fn nerf_transforms(data: &[u8]) {
 
 /// nerfstudio's `transforms.json` (its photos and points not looked at):
 /// the COLMAP model it amounts to has finite cameras that every image
-/// names, unit quaternions, finite translations and distinct photo names.
+/// names, unit quaternions, finite translations, distinct photo names and
+/// image circles of fisheye cameras only.
 pub fn nerfstudio_transforms(data: &[u8]) {
     use splat::data::{nerfstudio, LoadOptions};
     let Ok(text) = std::str::from_utf8(data) else {
@@ -184,6 +185,11 @@ pub fn nerfstudio_transforms(data: &[u8]) {
     }
     let names: std::collections::HashSet<_> = rec.images.iter().map(|i| &i.name).collect();
     assert_eq!(names.len(), rec.images.len());
+    // an image circle only for a fisheye camera of the model, of at least
+    // a pixel
+    for (id, r) in &c.model.circles {
+        assert!(rec.cameras[id].model.is_fisheye() && r.is_finite() && *r >= 1.0);
+    }
 }
 
 /// `gaussians.json` of `fit`: the model builds, values finite, and it

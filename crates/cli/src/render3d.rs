@@ -569,10 +569,13 @@ pub fn run_ply_on_dataset(path: &Path, data: &Path, out_dir: &Path, d: &DataRend
     }
     let compare_dir = out_dir.join("compare");
     let names = ds.render_names(views);
+    // (the training photos only: a held-out photo is scored as `train`
+    // scores it, with none, even one a nerfstudio split also trains on)
     let learned: std::collections::HashMap<&str, &[f64; 12]> = d
         .exposure
         .iter()
         .flatten()
+        .filter(|_| split == "train")
         .map(|(n, e)| (n.as_str(), e))
         .collect();
     let through = views

@@ -1555,7 +1555,9 @@ impl PhotoSet {
         fn bits(v: &splat::data::View) -> impl Iterator<Item = u64> + '_ {
             v.world_to_camera.iter().flatten().map(|x| x.to_bits())
         }
-        let mut views: Vec<&splat::data::View> = ds.train.iter().chain(&ds.test).collect();
+        // (every photo once: one a nerfstudio split names in both halves
+        // counts once, as before it was trained on too)
+        let mut views: Vec<&splat::data::View> = ds.views().collect();
         // (a total order, duplicate names included)
         views.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| bits(a).cmp(bits(b))));
         let fnv = |h: u64, b: u8| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);

@@ -593,7 +593,7 @@ fn aria_fisheyes_and_panoramas_project_as_nerfstudio_does() {
         r#"{{"camera_model": "VR180_L", "w": 64, "h": 32, "fl_x": 20, {frame}}}"#
     ));
     assert!(
-        e.contains("VR180_L is not supported; a stereo panorama"),
+        e.contains("VR180_L is not supported (a stereo panorama"),
         "{e}"
     );
     // the model is what an unknown one's refusal names, before its terms
@@ -694,7 +694,7 @@ fn panoramas_and_image_circles_say_what_they_keep() {
     assert!(
         ds.notes
             .iter()
-            .any(|n| n.contains("more than fisheye_crop_radius = 60 px")),
+            .any(|n| n.contains("at least fisheye_crop_radius = 60 px")),
         "{:?}",
         ds.notes
     );

@@ -470,12 +470,8 @@ impl Dataset {
     /// Centre and radius of the camera centres (the usual "scene extent":
     /// 1.1 × the largest distance of a camera from their mean).
     pub fn camera_extent(&self) -> ([f64; 3], f64) {
-        let centers: Vec<[f64; 3]> = self
-            .train
-            .iter()
-            .chain(&self.test)
-            .map(|v| v.camera_center())
-            .collect();
+        // (every photo once: one in both halves weighs as one)
+        let centers: Vec<[f64; 3]> = self.views().map(|v| v.camera_center()).collect();
         let n = centers.len().max(1) as f64;
         let mut mean = [0.0; 3];
         for c in &centers {
@@ -684,7 +680,7 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         };
         return Err(DataError::invalid(dir, "dataset", why));
     }
-    let notes = nothing_kept(dir, &ds)?;
+    let notes = nothing_kept(dir, &ds, opts)?;
     ds.notes.extend(notes);
     // (the loaders narrowed the photos one by one as they read them: this
     // leaves them as they are)
@@ -701,11 +697,15 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
 /// together) keep no pixel: an error when that is every training photo
 /// (training would learn nothing and say nothing), else a note naming
 /// them (a held-out one is left out of the scores).
-fn nothing_kept(dir: &Path, ds: &Dataset) -> Result<Vec<String>, DataError> {
+fn nothing_kept(dir: &Path, ds: &Dataset, opts: &LoadOptions) -> Result<Vec<String>, DataError> {
     let empty = |views: &[View]| -> Vec<String> {
         views
             .iter()
-            .filter(|v| v.mask.as_ref().is_some_and(|m| m.iter().all(|x| x == 0.0)))
+            .filter(|v| {
+                v.mask
+                    .as_ref()
+                    .is_some_and(|m| m.bytes().iter().all(|&b| b == 0))
+            })
             .map(|v| v.name.clone())
             .collect()
     };
@@ -715,9 +715,15 @@ fn nothing_kept(dir: &Path, ds: &Dataset) -> Result<Vec<String>, DataError> {
             dir,
             "masks",
             format!(
-                "leave no pixel of any training photo to train on (all {} of them: their mask \
-                 files, alpha channels or a fisheye's fisheye_crop_radius ignore every pixel)",
-                train.len()
+                "leave no pixel of any training photo to train on (all {} of them: mask files, \
+                 alpha channels and a fisheye's fisheye_crop_radius together, less the pixels \
+                 undistortion or --downscale leave without a whole source, ignore every pixel){}",
+                train.len(),
+                if opts.invert_masks {
+                    "; --invert-masks is given: are the masks white where a pixel is kept?"
+                } else {
+                    ""
+                }
             ),
         ));
     }

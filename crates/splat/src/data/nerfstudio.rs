@@ -56,7 +56,8 @@ pub struct Capture {
     /// distinct set of intrinsics, an image per frame (named inside
     /// `images_dir`: the one folder every frame's photo is in, `images`
     /// read as `LoadOptions::images_dir`, else the dataset's own, an empty
-    /// path), the points when read, the frames' `mask_path` files and the
+    /// path), the points when read, the frames' `mask_path` files, the
+    /// fisheye cameras' image circle (`fisheye_crop_radius`) and the
     /// split the file names (`test_filenames`, else `val_filenames`, and
     /// `train_filenames`), by photo name.
     pub model: Foreign,
@@ -351,7 +352,10 @@ fn circles(
     // (a circle past every corner of its photos leaves nothing out)
     let cuts = cameras.iter().any(|(id, c)| {
         let (w, h) = (c.width as f64, c.height as f64);
-        circles.contains_key(id) && r * r <= (w / 2.0).powi(2) + (h / 2.0).powi(2)
+        // (from the middle pixel, as the mask measures: w / 2 rounded down)
+        let (mx, my) = ((c.width / 2) as f64, (c.height / 2) as f64);
+        let far = mx.max(w - 1.0 - mx).powi(2) + my.max(h - 1.0 - my).powi(2);
+        circles.contains_key(id) && r * r <= far
     });
     let shown = match r < 1e6 {
         true => format!("{r}"),
@@ -364,7 +368,7 @@ fn circles(
             path.display()
         ),
         (false, true) => format!(
-            "{}: the fisheye photos' pixels more than fisheye_crop_radius = {shown} px from \
+            "{}: the fisheye photos' pixels at least fisheye_crop_radius = {shown} px from \
              their middle are left out of training and scores",
             path.display()
         ),
@@ -639,7 +643,7 @@ fn intrinsics(
     ];
     const OTHERS: [&str; 4] = ["OPENCV_FISHEYE", "FISHEYE", "FISHEYE624", "EQUIRECTANGULAR"];
     let name = model_name.as_str();
-    if !PERSPECTIVE.contains(&name) && !OTHERS.contains(&name) {
+    let unknown = |name: &str| {
         let upper = name.to_uppercase();
         let hint = if PERSPECTIVE.contains(&upper.as_str()) || OTHERS.contains(&upper.as_str()) {
             format!(" (names are upper case: {upper})")
@@ -647,19 +651,24 @@ fn intrinsics(
             .iter()
             .any(|s| upper.starts_with(s))
         {
-            "; a stereo panorama is not a capture this trains on".to_string()
+            " (a stereo panorama is not a capture this trains on)".to_string()
         } else {
             String::new()
         };
-        return Err(DataError::invalid(
+        let (last, others) = OTHERS.split_last().expect("not empty");
+        DataError::invalid(
             path,
             &model_at,
             format!(
-                "camera model {name} is not supported{hint}: the perspective ones ({}), {} are",
+                "camera model {name} is not supported{hint}: the perspective ones ({}), {} and \
+                 {last} are",
                 PERSPECTIVE.join(", "),
-                OTHERS.join(", ")
+                others.join(", ")
             ),
-        ));
+        )
+    };
+    if !PERSPECTIVE.contains(&name) && !OTHERS.contains(&name) {
+        return Err(unknown(name));
     }
     if model_name == "EQUIRECTANGULAR" {
         // nerfstudio's panorama: azimuth π(x − cx)/fx and elevation
@@ -674,7 +683,9 @@ fn intrinsics(
             ("cy", hf / 2.0),
         ] {
             match number(key)? {
-                Some(v) if (v - want).abs() > 1e-3 => {
+                // (within half a pixel: a file written with pixel centres
+                // at whole numbers is the same panorama to that half pixel)
+                Some(v) if (v - want).abs() > 0.5 + 1e-9 => {
                     return Err(DataError::invalid(
                         path,
                         get(key).expect("found").1,
@@ -834,7 +845,7 @@ fn intrinsics(
                 vec![fx, fy, cx, cy, k1, k2, k3, k4],
             )
         }
-        other => unreachable!("camera model {other} was checked above"),
+        other => return Err(unknown(other)),
     };
     Intrinsics::new(model, w, h, params)
         .map_err(|e| DataError::invalid(path, format!("frames[{i}] camera"), e))

@@ -19,7 +19,8 @@ fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64;
     // least squares: Σ (I − d dᵀ) p = Σ (I − d dᵀ) c
     let mut a = [[0.0; 3]; 3];
     let mut b = [0.0; 3];
-    for v in data.train.iter().chain(&data.test) {
+    // (every photo once: one in both halves weighs as one)
+    for v in data.views() {
         let m = &v.world_to_camera;
         let d = [m[2][0], m[2][1], m[2][2]];
         let c = v.camera_center();
@@ -34,7 +35,7 @@ fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64;
     let det = a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
         - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
         + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
-    let n = (data.train.len() + data.test.len()) as f64;
+    let n = data.views().count() as f64;
     let mid = if det.abs() > 1e-3 * n * n * n {
         // Cramer's rule
         let col = |k: usize| {

@@ -208,8 +208,11 @@ pub struct Foreign {
     /// photos is kept when its centre lies within the radius of the middle
     /// pixel's (row `h / 2`, column `w / 2`, rounded down, as nerfstudio
     /// draws the circle); the rest (a fisheye's vignette) takes no part in
-    /// the loss, as a mask's ignored pixels do. A scaled copy of a photo
-    /// (`images_N`) has its circle scaled with it.
+    /// the loss, as a mask's ignored pixels do, together with any mask
+    /// file and alpha (a pixel is kept where all of them keep it; nerfstudio
+    /// itself drops the circle when a frame has a mask). A scaled copy of a
+    /// photo (`images_N`) has its circle scaled with it, measured from the
+    /// copy's own middle pixel.
     pub circles: HashMap<i32, f64>,
     /// The dataset's kind, as [`Dataset::format`] gives it.
     pub format: &'static str,
