@@ -3,7 +3,7 @@
 //! camera at the same pose sees (its "pinhole twin"), over the pixels the
 //! loader keeps. Without undistortion the same photos would not match.
 
-use crate::common::{tmp, write_colmap_bin};
+use crate::common::{assert_note, tmp, write_colmap_bin};
 use splat::cameras::{CameraModel, Intrinsics};
 use splat::data::synth::{look_at_origin, Scene, CAMERA_DISTANCE};
 use splat::data::{load, opengl_c2w_to_opencv_w2c, LoadOptions, Mat4, Pixels8, View};
@@ -235,13 +235,7 @@ fn an_aria_capture_keeps_to_its_image_circle() {
     file(true);
     let ds = load(&dir, &opts).unwrap();
     assert_eq!(ds.format, "nerfstudio");
-    assert!(
-        ds.notes
-            .iter()
-            .any(|n| n.contains("fisheye_crop_radius = 33")),
-        "{:?}",
-        ds.notes
-    );
+    assert_note(&ds.notes, "fisheye_crop_radius = 33");
     file(false);
     let uncropped = load(&dir, &opts).unwrap();
     assert_eq!((ds.train.len(), uncropped.train.len()), (4, 4));

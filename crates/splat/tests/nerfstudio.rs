@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{same_cameras, tmp};
+use crate::common::{assert_note, same_cameras, tmp};
 use splat::data::{detect, load, load_cameras, LoadOptions};
 
 fn fixtures() -> PathBuf {
@@ -471,12 +471,9 @@ fn the_files_split_is_used() {
     // every photo once among the dataset's views (what paths and the
     // viewer list)
     assert_eq!(ds.views().count(), 9);
-    assert!(
-        ds.notes
-            .iter()
-            .any(|n| n.contains("1 photo it names in train_filenames too (IMG_0005.jpg)")),
-        "{:?}",
-        ds.notes
+    assert_note(
+        &ds.notes,
+        "1 photo it names in train_filenames too (IMG_0005.jpg)",
     );
     same_cameras(&ds, &load_cameras(&d, &opts()).unwrap());
 }
@@ -569,55 +566,48 @@ fn aria_fisheyes_and_panoramas_project_as_nerfstudio_does() {
     }
     // what nerfstudio's formulas cannot be given as COLMAP's models is
     // refused, naming the key
-    let refused = |json: String| parse_alone(&json).unwrap_err().to_string();
-    let e = refused(format!(
-        r#"{{"camera_model": "FISHEYE624", "w": 64, "h": 48, "fl_x": 30, "k1": 0.1, {frame}}}"#
-    ));
-    assert!(e.contains("k1") && e.contains("distortion_params"), "{e}");
-    let e = refused(format!(
-        r#"{{"camera_model": "FISHEYE624", "w": 64, "h": 48, "fl_x": 30,
-            "distortion_params": [0.1, 0, 0, 0, 0, 0], {frame}}}"#
-    ));
-    assert!(
-        e.contains("[k0, k1, k2, k3, k4, k5, p0, p1, s0, s1, s2, s3]"),
-        "{e}"
-    );
-    let e = refused(format!(
-        r#"{{"camera_model": "EQUIRECTANGULAR", "w": 64, "h": 32, "fl_x": 20, {frame}}}"#
-    ));
-    assert!(
-        e.contains("fl_x: is 20, not 32") && e.contains("360°"),
-        "{e}"
-    );
-    let e = refused(format!(
-        r#"{{"camera_model": "VR180_L", "w": 64, "h": 32, "fl_x": 20, {frame}}}"#
-    ));
-    assert!(
-        e.contains("VR180_L is not supported (a stereo panorama"),
-        "{e}"
-    );
-    // the model is what an unknown one's refusal names, before its terms
-    let e = refused(format!(
-        r#"{{"camera_model": "fisheye624", "w": 64, "h": 48, "fl_x": 30,
-            "distortion_params": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], {frame}}}"#
-    ));
-    assert!(
-        e.contains("camera_model: camera model fisheye624 is not supported (names are upper case: FISHEYE624)"),
-        "{e}"
-    );
-    // FISHEYE624 without its terms (nerfstudio fails on it too)
-    let e = refused(format!(
-        r#"{{"camera_model": "FISHEYE624", "w": 64, "h": 48, "fl_x": 30, {frame}}}"#
-    ));
-    assert!(
-        e.contains("frames[0]: is a FISHEYE624 camera with no distortion"),
-        "{e}"
-    );
-    let e = refused(format!(
-        r#"{{"camera_model": "OPENCV_FISHEYE", "w": 64, "h": 32, "fl_x": 20,
-            "fisheye_crop_radius": -3, {frame}}}"#
-    ));
-    assert!(e.contains("fisheye_crop_radius"), "{e}");
+    let cases = [
+        (
+            r#""camera_model": "FISHEYE624", "w": 64, "h": 48, "fl_x": 30, "k1": 0.1"#,
+            "k1: is not a FISHEYE624 term: its distortion is given as distortion_params",
+        ),
+        (
+            r#""camera_model": "FISHEYE624", "w": 64, "h": 48, "fl_x": 30,
+               "distortion_params": [0.1, 0, 0, 0, 0, 0]"#,
+            "[k0, k1, k2, k3, k4, k5, p0, p1, s0, s1, s2, s3] (FISHEYE624's twelve terms), not 6",
+        ),
+        // FISHEYE624 without its terms (nerfstudio fails on it too)
+        (
+            r#""camera_model": "FISHEYE624", "w": 64, "h": 48, "fl_x": 30"#,
+            "frames[0]: is a FISHEYE624 camera with no distortion",
+        ),
+        (
+            r#""camera_model": "EQUIRECTANGULAR", "w": 64, "h": 32, "fl_x": 20"#,
+            "fl_x: is 20, not 32: an EQUIRECTANGULAR panorama of 64×32 spans 360°",
+        ),
+        (
+            r#""camera_model": "VR180_L", "w": 64, "h": 32, "fl_x": 20"#,
+            "VR180_L is not supported (a stereo panorama",
+        ),
+        // the model is what an unknown one's refusal names, before its terms
+        (
+            r#""camera_model": "fisheye624", "w": 64, "h": 48, "fl_x": 30,
+               "distortion_params": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]"#,
+            "camera_model: camera model fisheye624 is not supported (names are upper case: \
+             FISHEYE624)",
+        ),
+        (
+            r#""camera_model": "OPENCV_FISHEYE", "w": 64, "h": 32, "fl_x": 20,
+               "fisheye_crop_radius": -3"#,
+            "fisheye_crop_radius: must be a positive number",
+        ),
+    ];
+    for (keys, want) in cases {
+        let e = parse_alone(&format!("{{{keys}, {frame}}}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{want}: {e}");
+    }
     // a radius under a pixel (Eyeful Tower's fraction) is set aside, said
     let c = parse_alone(&format!(
         r#"{{"camera_model": "OPENCV_FISHEYE", "w": 64, "h": 32, "fl_x": 20,
@@ -625,22 +615,14 @@ fn aria_fisheyes_and_panoramas_project_as_nerfstudio_does() {
     ))
     .unwrap();
     assert!(c.model.circles.is_empty());
-    assert!(
-        c.notes.iter().any(|n| n.contains("0.43 is ignored")),
-        "{:?}",
-        c.notes
-    );
+    assert_note(&c.notes, "0.43 is ignored");
     // a perspective camera ignores the radius, as nerfstudio's does
     let c = parse_alone(&format!(
         r#"{{"w": 64, "h": 32, "fl_x": 20, "fisheye_crop_radius": 30, {frame}}}"#
     ))
     .unwrap();
     assert!(c.model.circles.is_empty());
-    assert!(
-        c.notes.iter().any(|n| n.contains("no camera is a fisheye")),
-        "{:?}",
-        c.notes
-    );
+    assert_note(&c.notes, "no camera is a fisheye");
 }
 
 /// A panorama trains on its front and says so; a fisheye's circle that
@@ -657,13 +639,9 @@ fn panoramas_and_image_circles_say_what_they_keep() {
         o.insert("camera_model".into(), "EQUIRECTANGULAR".into());
     });
     let ds = load(&d, &opts()).unwrap();
-    assert!(
-        ds.notes
-            .iter()
-            .any(|n| n
-                .contains("12 photos are EQUIRECTANGULAR panoramas: only the front 120° by 90°")),
-        "{:?}",
-        ds.notes
+    assert_note(
+        &ds.notes,
+        "12 photos are EQUIRECTANGULAR panoramas: only the front 120° by 90°",
     );
     let d = nerfstudio_room("ns-circle");
     let original = transforms(&d);
@@ -682,22 +660,13 @@ fn panoramas_and_image_circles_say_what_they_keep() {
     // (160×120 photos: the corners lie 100 px from the middle)
     with_radius(101.0);
     let ds = load(&d, &opts()).unwrap();
-    assert!(
-        ds.notes
-            .iter()
-            .any(|n| n.contains("fisheye_crop_radius = 101 px reaches past every corner")),
-        "{:?}",
-        ds.notes
+    assert_note(
+        &ds.notes,
+        "fisheye_crop_radius = 101 px reaches past every corner",
     );
     with_radius(60.0);
     let ds = load(&d, &opts()).unwrap();
-    assert!(
-        ds.notes
-            .iter()
-            .any(|n| n.contains("at least fisheye_crop_radius = 60 px")),
-        "{:?}",
-        ds.notes
-    );
+    assert_note(&ds.notes, "at least fisheye_crop_radius = 60 px");
     // one photo masked out whole: said, and trained without it
     image::RgbImage::new(160, 120)
         .save(d.join("black.png"))
@@ -710,11 +679,8 @@ fn panoramas_and_image_circles_say_what_they_keep() {
     }
     std::fs::write(d.join("transforms.json"), t.to_string()).unwrap();
     let ds = load(&d, &opts()).unwrap();
-    assert!(
-        ds.notes
-            .iter()
-            .any(|n| n.contains("1 training photo (IMG_0001.jpg) keeps no pixel after its masks")),
-        "{:?}",
-        ds.notes
+    assert_note(
+        &ds.notes,
+        "1 training photo (IMG_0001.jpg) keeps no pixel after its masks",
     );
 }

@@ -117,3 +117,12 @@ pub fn same_cameras(full: &splat::data::Dataset, cameras: &splat::data::Dataset)
         }
     }
 }
+
+/// Asserts that one of `notes` contains `part` (all of them shown if none
+/// does).
+pub fn assert_note(notes: &[String], part: &str) {
+    assert!(
+        notes.iter().any(|n| n.contains(part)),
+        "no note contains {part:?}: {notes:?}"
+    );
+}
