@@ -639,10 +639,10 @@ fn panoramas_and_image_circles_say_what_they_keep() {
         o.insert("camera_model".into(), "EQUIRECTANGULAR".into());
     });
     let ds = load(&d, &opts()).unwrap();
-    assert_note(
-        &ds.notes,
-        "12 photos are EQUIRECTANGULAR panoramas: only the front 120° by 90°",
-    );
+    let front = "12 photos are EQUIRECTANGULAR panoramas: only the front 120° by 90°";
+    assert_note(&ds.notes, front);
+    // (and where the cameras alone are read: `render --path`, the viewer)
+    assert_note(&load_cameras(&d, &opts()).unwrap().notes, front);
     let d = nerfstudio_room("ns-circle");
     let original = transforms(&d);
     let with_radius = |r: f64| {

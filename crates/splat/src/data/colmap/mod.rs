@@ -643,14 +643,38 @@ fn cameras_of(
             &mut test,
         );
     }
+    let notes = (layout.renamed.1.iter().cloned())
+        .chain(panorama_note(&layout.images, &layout.rec))
+        .collect();
     Ok(Dataset {
         train,
         test,
         points: Some(layout.rec.points).filter(|p| !p.is_empty()),
         format,
-        notes: layout.renamed.1.iter().cloned().collect(),
+        notes,
         read_from: super::folders_of(files.iter().map(PathBuf::as_path)),
     })
+}
+
+/// The note that a dataset's panoramas are trained on and scored through
+/// their front only (the pinhole [`crate::cameras::undistort::pinhole_for`]
+/// gives an EQUIRECTANGULAR camera).
+fn panorama_note(images: &[Image], rec: &Reconstruction) -> Option<String> {
+    let panoramas = images
+        .iter()
+        .filter(|im| {
+            rec.cameras[&im.camera_id].model == crate::cameras::CameraModel::Equirectangular
+        })
+        .count();
+    let which = match panoramas {
+        0 => return None,
+        1 => "1 photo is an EQUIRECTANGULAR panorama".to_string(),
+        n => format!("{n} photos are EQUIRECTANGULAR panoramas"),
+    };
+    Some(format!(
+        "{which}: only the front 120° by 90° of a panorama (a pinhole view along the camera's \
+         axis) is trained on and scored"
+    ))
 }
 
 /// Loads a COLMAP dataset folder: its model ([`model_folder`]: of several,
@@ -1005,22 +1029,7 @@ fn load_layout(
         );
     }
     notes.extend(narrowed.note(images.len()));
-    let panoramas = images
-        .iter()
-        .filter(|im| {
-            rec.cameras[&im.camera_id].model == crate::cameras::CameraModel::Equirectangular
-        })
-        .count();
-    if panoramas > 0 {
-        let which = match panoramas {
-            1 => "1 photo is an EQUIRECTANGULAR panorama".to_string(),
-            n => format!("{n} photos are EQUIRECTANGULAR panoramas"),
-        };
-        notes.push(format!(
-            "{which}: only the front 120° by 90° of a panorama (a pinhole view along the \
-             camera's axis) is trained on and scored"
-        ));
-    }
+    notes.extend(panorama_note(images, rec));
     if opts.invert_masks && mask_paths.iter().all(Option::is_none) {
         notes.push(masks::nothing_inverted("masks/NAME.png beside images/"));
     }
