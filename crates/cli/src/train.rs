@@ -2181,4 +2181,48 @@ mod tests {
             .to_string();
         assert!(e.contains("--strategy mcmc"), "{e}");
     }
+
+    /// A photo a nerfstudio split names in both halves counts once in a
+    /// run's photo set and in the camera extent, so that a run started
+    /// when it was held out only still resumes; a COLMAP dataset's set is
+    /// the one its train and test views chained give, as before.
+    #[test]
+    fn a_photo_in_both_halves_counts_once() {
+        use splat::data::{Dataset, View};
+        let view = |name: &str, z: f64| {
+            let mut w2c = [[0.0; 4]; 4];
+            for (k, row) in w2c.iter_mut().enumerate() {
+                row[k] = 1.0;
+            }
+            w2c[2][3] = z;
+            View::camera_only(name.into(), (8, 6), [8.0, 8.0, 4.0, 3.0], w2c)
+        };
+        let dataset = |train: Vec<View>, test: Vec<View>, format| Dataset {
+            train,
+            test,
+            points: None,
+            format,
+            notes: Vec::new(),
+            read_from: Vec::new(),
+        };
+        let (a, b, p) = (view("a.png", 1.0), view("b.png", 2.0), view("p.png", 5.0));
+        let before = dataset(vec![a.clone(), b.clone()], vec![p.clone()], "nerfstudio");
+        let both = dataset(
+            vec![a.clone(), p.clone(), b.clone()],
+            vec![p.clone()],
+            "nerfstudio",
+        );
+        assert_eq!(super::PhotoSet::of(&before), super::PhotoSet::of(&both));
+        assert_eq!(super::PhotoSet::of(&both).count, 3);
+        let (_, r0) = before.camera_extent();
+        let (_, r1) = both.camera_extent();
+        assert!((r0 - r1).abs() < 1e-12, "{r0} vs {r1}");
+        // NeRF-synthetic's splits are photos of their own, names alike
+        let nerf = dataset(
+            vec![a.clone(), p.clone()],
+            vec![p.clone()],
+            "nerf-synthetic",
+        );
+        assert_eq!(super::PhotoSet::of(&nerf).count, 3);
+    }
 }

@@ -585,6 +585,12 @@ fn aria_fisheyes_and_panoramas_project_as_nerfstudio_does() {
             r#""camera_model": "EQUIRECTANGULAR", "w": 64, "h": 32, "fl_x": 20"#,
             "fl_x: is 20, not 32: an EQUIRECTANGULAR panorama of 64×32 spans 360°",
         ),
+        // (a centre at (w − 1)/2, pixel centres at whole numbers, is half a
+        // pixel from COLMAP's model: refused rather than moved)
+        (
+            r#""camera_model": "EQUIRECTANGULAR", "w": 64, "h": 32, "cx": 31.5"#,
+            "cx: is 31.5, not 32",
+        ),
         (
             r#""camera_model": "VR180_L", "w": 64, "h": 32, "fl_x": 20"#,
             "VR180_L is not supported (a stereo panorama",
@@ -657,6 +663,12 @@ fn panoramas_and_image_circles_say_what_they_keep() {
         e.contains("masks: leave no pixel of any training photo to train on"),
         "{e}"
     );
+    let inverted = LoadOptions {
+        invert_masks: true,
+        ..opts()
+    };
+    let e = load(&d, &inverted).unwrap_err().to_string();
+    assert!(e.contains("--invert-masks is given"), "{e}");
     // (160×120 photos: the corners lie 100 px from the middle)
     with_radius(101.0);
     let ds = load(&d, &opts()).unwrap();

@@ -716,8 +716,9 @@ fn nothing_kept(dir: &Path, ds: &Dataset, opts: &LoadOptions) -> Result<Vec<Stri
             "masks",
             format!(
                 "leave no pixel of any training photo to train on (all {} of them: mask files, \
-                 alpha channels and a fisheye's fisheye_crop_radius together, less the pixels \
-                 undistortion or --downscale leave without a whole source, ignore every pixel){}",
+                 alpha channels and a fisheye's fisheye_crop_radius together, with the pixels \
+                 undistortion or --downscale leave without a wholly kept source, ignore every \
+                 pixel){}",
                 train.len(),
                 if opts.invert_masks {
                     "; --invert-masks is given: are the masks white where a pixel is kept?"

@@ -683,9 +683,10 @@ fn intrinsics(
             ("cy", hf / 2.0),
         ] {
             match number(key)? {
-                // (within half a pixel: a file written with pixel centres
-                // at whole numbers is the same panorama to that half pixel)
-                Some(v) if (v - want).abs() > 0.5 + 1e-9 => {
+                // (COLMAP's model has no other centre or scale: a file
+                // written with pixel centres at whole numbers, cx = (w − 1)/2,
+                // is half a pixel from it, and refused rather than moved)
+                Some(v) if (v - want).abs() > 1e-3 => {
                     return Err(DataError::invalid(
                         path,
                         get(key).expect("found").1,

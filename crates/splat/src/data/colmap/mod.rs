@@ -212,7 +212,9 @@ pub struct Foreign {
     /// file and alpha (a pixel is kept where all of them keep it; nerfstudio
     /// itself drops the circle when a frame has a mask). A scaled copy of a
     /// photo (`images_N`) has its circle scaled with it, measured from the
-    /// copy's own middle pixel.
+    /// copy's own middle pixel (so for a radius within a pixel or so of an
+    /// odd-sized camera's corners, a copy's corners may be cut where the
+    /// camera's are not, or the other way).
     pub circles: HashMap<i32, f64>,
     /// The dataset's kind, as [`Dataset::format`] gives it.
     pub format: &'static str,
