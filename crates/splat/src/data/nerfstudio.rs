@@ -811,7 +811,7 @@ fn intrinsics(
             p.extend(&d);
             (CameraModel::RadTanThinPrismFisheye, p)
         }
-        "OPENCV" | "PERSPECTIVE" | "PINHOLE" | "SIMPLE_PINHOLE" | "SIMPLE_RADIAL" | "RADIAL" => {
+        m if PERSPECTIVE.contains(&m) => {
             let [k1, k2, k3, k4, p1, p2] = [d[0], d[1], d[2], d[3], d[4], d[5]];
             if k4 != 0.0 {
                 return Err(DataError::invalid(
