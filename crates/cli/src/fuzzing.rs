@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use splat::cameras::undistort::Remap;
+use splat::cameras::undistort::{parts_for, Remap};
 use splat::cameras::{CameraModel, Intrinsics};
 
 /// A fuzz target's body.
@@ -211,9 +211,10 @@ pub fn fitted_gaussians(data: &[u8]) {
 /// Camera parameters as `cameras.bin` gives them: byte 0 the model id (as
 /// a signed byte, so unknown ids too), bytes 1 and 2 width and height
 /// (1 to 64), then little-endian f64 parameters. Checked parameters must
-/// give an undistortion map whose mask is 0/1, whose resampling of a finite
-/// photo is finite, and whose unprojected pixels project back into the
-/// image (where Newton converged).
+/// give an undistortion map (for a panorama, one for each of its six
+/// faces) whose mask is 0/1, whose resampling of a finite photo is finite,
+/// and whose unprojected pixels project back into the image (where Newton
+/// converged).
 pub fn camera_params(data: &[u8]) {
     if data.len() < 3 {
         return;
@@ -241,17 +242,22 @@ pub fn camera_params(data: &[u8]) {
             }
         }
     }
-    let r = Remap::new(&cam);
-    let p = r.pinhole;
-    assert!(p.width >= 1 && p.height >= 1);
-    assert!(u64::from(p.width) <= 2 * w.max(64) && u64::from(p.height) <= 2 * h.max(64));
-    let mask = r.mask(None);
-    assert!(mask.iter().all(|&m| m == 0.0 || m == 1.0));
-    let photo = vec![0.5f32; (w * h * 3) as usize];
-    let out = r.apply(&photo, 3, &[0.0; 3]);
-    assert!(out
-        .iter()
-        .all(|v| v.is_finite() && (0.0..=0.5 + 1e-6).contains(v)));
+    // (a panorama's six faces, any other camera's one view)
+    let parts = parts_for(&cam);
+    assert_eq!(parts.len(), if parts[0].face.is_some() { 6 } else { 1 });
+    for part in &parts {
+        let r = Remap::part(&cam, part);
+        let p = r.pinhole;
+        assert!(p.width >= 1 && p.height >= 1);
+        assert!(u64::from(p.width) <= 2 * w.max(64) && u64::from(p.height) <= 2 * h.max(64));
+        let mask = r.mask(None);
+        assert!(mask.iter().all(|&m| m == 0.0 || m == 1.0));
+        let photo = vec![0.5f32; (w * h * 3) as usize];
+        let out = r.apply(&photo, 3, &[0.0; 3]);
+        assert!(out
+            .iter()
+            .all(|v| v.is_finite() && (0.0..=0.5 + 1e-6).contains(v)));
+    }
 }
 
 /// A mask file: the bytes decoded as an image and checked against a

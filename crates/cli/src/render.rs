@@ -439,7 +439,7 @@ fn render_3d(a: &RenderArgs, ply: &Path) -> CliResult {
             let ds = splat::data::load_cameras(&data, &opts).map_err(CliError::data)?;
             crate::output::refuse_dataset_folder(&a.out, &ds.read_from, "--out")?;
             crate::output::print_notes(&ds);
-            let mut views: Vec<_> = ds.views().cloned().collect();
+            let mut views: Vec<_> = ds.flight_views().into_iter().cloned().collect();
             let notes = data_notes.into_iter().chain(ds.notes).collect();
             views.sort_by(|x, y| splat::data::capture::path_order(&x.name, &y.name));
             let p = crate::render3d::PathOptions {

@@ -39,7 +39,8 @@ pub struct TrainArgs {
     /// (sparse/0 and images/; of several models in sparse/, the one with
     /// the most photos) or nerfstudio (transforms.json beside the photos,
     /// as capture apps export it; perspective, OPENCV_FISHEYE, FISHEYE624
-    /// (Project Aria) and EQUIRECTANGULAR cameras, a fisheye's
+    /// (Project Aria) and EQUIRECTANGULAR cameras (a panorama trains as
+    /// the six faces of a cube), a fisheye's
     /// fisheye_crop_radius, its ply_file_path points). A COLMAP model folder such as DATA/sparse/1
     /// trains on that model, with DATA's photos. Captures (COLMAP and
     /// nerfstudio data) train with the defaults said "on COLMAP data"

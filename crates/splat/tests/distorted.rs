@@ -294,3 +294,130 @@ fn an_aria_capture_keeps_to_its_image_circle() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A capture of 360° panoramas (EQUIRECTANGULAR, as COLMAP 4 and
+/// nerfstudio write them) loads as six 90° views a panorama, the faces of
+/// a cube, each matching the pinhole twin at the pose it claims; a flight
+/// through the capture visits each panorama once.
+#[test]
+fn panoramas_load_as_the_six_faces_of_a_cube() {
+    let scene = Scene::new(8);
+    let (pw, ph) = (192u32, 96u32);
+    let cam = Intrinsics::new(
+        CameraModel::Equirectangular,
+        pw as u64,
+        ph as u64,
+        vec![pw as f64, ph as f64],
+    )
+    .unwrap();
+    let dir = tmp("distorted-panorama");
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    let mut images = Vec::new();
+    let mut centres = Vec::new();
+    // among the scene's objects, above its platform, so that every face
+    // sees something
+    let eyes = [
+        [0.15, -0.05, -0.2],
+        [0.1, 0.2, 0.0],
+        [-0.1, 0.05, -0.3],
+        [0.05, -0.15, 0.25],
+    ];
+    for (i, eye) in eyes.into_iter().enumerate() {
+        let c2w = look_at_origin(eye);
+        let mut rgba = scene.render_camera(&c2w, pw, ph, |p| cam.unproject(p));
+        // opaque (the scene on black), so that no face is masked whole by
+        // the photo's alpha where it sees nothing
+        for px in rgba.chunks_mut(4) {
+            let a = px[3] as f32 / 255.0;
+            for c in px.iter_mut().take(3) {
+                *c = (*c as f32 * a).round() as u8;
+            }
+            px[3] = 255;
+        }
+        let name = format!("p{i}.png");
+        image::RgbaImage::from_raw(pw, ph, rgba)
+            .unwrap()
+            .save(dir.join("images").join(&name))
+            .unwrap();
+        images.push((name, opengl_c2w_to_opencv_w2c(&c2w)));
+        centres.push([c2w[0][3], c2w[1][3], c2w[2][3]]);
+    }
+    write_colmap_bin(&dir, &cam, &images);
+    let opts = LoadOptions {
+        background: [0.0; 3],
+        holdout_every: 0,
+        ..LoadOptions::default()
+    };
+    let ds = load(&dir, &opts).unwrap();
+    assert_note(
+        &ds.notes,
+        "4 photos are EQUIRECTANGULAR panoramas: each is cut",
+    );
+    assert_eq!(ds.train.len(), 24);
+    let mut scores = Vec::new();
+    for (k, v) in ds.train.iter().enumerate() {
+        let (i, face) = (
+            k / 6,
+            ["front", "right", "back", "left", "up", "down"][k % 6],
+        );
+        assert_eq!(v.name, format!("p{i}@{face}.png"));
+        // 192 / π ≈ 61 pixels a side, at the panorama's centre
+        assert_eq!((v.width, v.height, v.fx, v.cx), (61, 61, 30.5, 30.5));
+        let c = v.camera_center();
+        assert!((0..3).all(|j| (c[j] - centres[i][j]).abs() < 1e-9), "{c:?}");
+        // the twin: the scene seen by a pinhole at the pose the view claims
+        let good = psnr_against_twin(&scene, v, &opencv_w2c_to_opengl_c2w(&v.world_to_camera));
+        eprintln!("{}: {good:.1} dB", v.name);
+        scores.push(good);
+    }
+    // measured: 31.0-45.3 dB (a face on one plain sphere 66.7, one that
+    // sees nothing but black exactly equal)
+    let worst = scores.iter().cloned().fold(f64::INFINITY, f64::min);
+    assert!(worst > 29.0, "{scores:?}");
+    // the faces a panorama sees the scene through, turned the wrong way
+    // (the face's rotation applied transposed), do not match
+    let v = &ds.train[1];
+    let mut wrong = v.world_to_camera;
+    let r = [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]];
+    let front = &ds.train[0].world_to_camera;
+    for (i, row) in wrong.iter_mut().take(3).enumerate() {
+        for (j, x) in row.iter_mut().enumerate() {
+            *x = (0..3).map(|k| r[i][k] * front[k][j]).sum();
+        }
+    }
+    let bad = psnr_against_twin(&scene, v, &opencv_w2c_to_opengl_c2w(&wrong));
+    assert!(bad < worst - 5.0, "{bad} dB");
+    // `render --path` flies through the fronts
+    let flight: Vec<&str> = ds.flight_views().iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        flight,
+        [
+            "p0@front.png",
+            "p1@front.png",
+            "p2@front.png",
+            "p3@front.png"
+        ]
+    );
+    // the cameras alone: the same views
+    let cams = splat::data::load_cameras(&dir, &opts).unwrap();
+    let named = |d: &splat::data::Dataset| -> Vec<String> {
+        d.train.iter().map(|v| v.name.clone()).collect()
+    };
+    assert_eq!(named(&cams), named(&ds));
+    for (a, b) in cams.train.iter().zip(&ds.train) {
+        assert_eq!(a.world_to_camera, b.world_to_camera);
+        assert_eq!((a.width, a.fx), (b.width, b.fx));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// OpenCV world-to-camera to OpenGL camera-to-world (the inverse of
+/// [`opengl_c2w_to_opencv_w2c`]).
+fn opencv_w2c_to_opengl_c2w(w2c: &Mat4) -> Mat4 {
+    let mut m = splat::data::rigid_inverse(w2c);
+    for row in m.iter_mut().take(3) {
+        row[1] = -row[1];
+        row[2] = -row[2];
+    }
+    m
+}

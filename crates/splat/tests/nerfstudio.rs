@@ -631,7 +631,7 @@ fn aria_fisheyes_and_panoramas_project_as_nerfstudio_does() {
     assert_note(&c.notes, "no camera is a fisheye");
 }
 
-/// A panorama trains on its front and says so; a fisheye's circle that
+/// A panorama trains on the six faces of a cube and says so; a fisheye's circle that
 /// leaves nothing to train on is an error, one past every corner a note
 /// that nothing is left out.
 #[test]
@@ -645,10 +645,24 @@ fn panoramas_and_image_circles_say_what_they_keep() {
         o.insert("camera_model".into(), "EQUIRECTANGULAR".into());
     });
     let ds = load(&d, &opts()).unwrap();
-    let front = "12 photos are EQUIRECTANGULAR panoramas: only the front 120° by 90°";
-    assert_note(&ds.notes, front);
+    let faces = "12 photos are EQUIRECTANGULAR panoramas: each is cut into the six faces of a \
+                 cube (90° pinhole views named NAME@front, @right, @back, @left, @up and @down, \
+                 as IMG_0000@front.jpg)";
+    assert_note(&ds.notes, faces);
+    // each panorama's faces in its half of the split, 160 / π pixels a side
+    assert_eq!((ds.train.len(), ds.test.len()), (6 * 9, 6 * 3));
+    assert!(ds.views().all(|v| (v.width, v.height) == (51, 51)));
+    let held: Vec<&str> = ds.test.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        held[..6],
+        ["front", "right", "back", "left", "up", "down"]
+            .map(|f| { format!("{}@{f}.jpg", held[0].trim_end_matches("@front.jpg")) })
+    );
+    assert_eq!(ds.flight_views().len(), 12);
     // (and where the cameras alone are read: `render --path`, the viewer)
-    assert_note(&load_cameras(&d, &opts()).unwrap().notes, front);
+    let cams = load_cameras(&d, &opts()).unwrap();
+    assert_note(&cams.notes, faces);
+    assert_eq!(cams.views().count(), 72);
     let d = nerfstudio_room("ns-circle");
     let original = transforms(&d);
     let with_radius = |r: f64| {

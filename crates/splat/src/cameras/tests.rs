@@ -495,3 +495,105 @@ fn scaling_a_camera_scales_its_pixels() {
         );
     }
 }
+
+#[test]
+fn a_panorama_is_cut_into_six_faces_that_see_every_direction_once() {
+    use super::undistort::{parts_for, Part, FACES};
+    let c = cam(CameraModel::Equirectangular, 360, 180, vec![360.0, 180.0]);
+    let parts: Vec<Part> = parts_for(&c);
+    let names: Vec<_> = parts.iter().map(|p| p.face.unwrap()).collect();
+    assert_eq!(names, ["front", "right", "back", "left", "up", "down"]);
+    // 90° squares at the equator's resolution: 360 / π ≈ 115 pixels
+    let p = parts[0].pinhole;
+    assert_eq!((p.width, p.height), (115, 115));
+    assert_eq!((p.fx, p.cx), (57.5, 57.5));
+    let apply = |r: &[[f64; 3]; 3], v: [f64; 3]| -> [f64; 3] {
+        std::array::from_fn(|i| (0..3).map(|k| r[i][k] * v[k]).sum())
+    };
+    for part in &parts {
+        let r = &part.rotation;
+        // a rotation: orthonormal rows, determinant +1 (z = x × y)
+        for i in 0..3 {
+            for j in 0..3 {
+                let d: f64 = (0..3).map(|k| r[i][k] * r[j][k]).sum();
+                assert_eq!(d, f64::from(u8::from(i == j)), "{:?}", part.face);
+            }
+        }
+        let z = [
+            r[0][1] * r[1][2] - r[0][2] * r[1][1],
+            r[0][2] * r[1][0] - r[0][0] * r[1][2],
+            r[0][0] * r[1][1] - r[0][1] * r[1][0],
+        ];
+        assert_eq!(z, r[2], "{:?}", part.face);
+        // each pixel samples the panorama along its own ray, turned into
+        // the panorama's axes
+        let map = Remap::part(&c, part);
+        let src = map.mask(None);
+        assert!(src.iter().all(|&m| m == 1.0), "{:?}", part.face);
+        let pin = part.pinhole;
+        for (x, y) in [(0, 0), (57, 57), (114, 3), (40, 114)] {
+            let v = [
+                (x as f64 + 0.5 - pin.cx) / pin.fx,
+                (y as f64 + 0.5 - pin.cy) / pin.fy,
+                1.0,
+            ];
+            // the ray in the panorama's axes: rotationᵀ·v
+            let d: [f64; 3] = std::array::from_fn(|i| (0..3).map(|k| r[k][i] * v[k]).sum());
+            let px = c.project(d).unwrap();
+            let back = c.unproject(px).unwrap();
+            let n = |a: [f64; 3]| {
+                let l = a.iter().map(|v| v * v).sum::<f64>().sqrt();
+                a.map(|v| v / l)
+            };
+            let (a, b) = (n(d), n(back));
+            assert!(
+                (0..3).all(|k| (a[k] - b[k]).abs() < 1e-9),
+                "{:?} ({x}, {y}): {a:?} vs {b:?}",
+                part.face
+            );
+        }
+    }
+    // every direction in exactly one face's frustum (a grid of directions
+    // off the faces' borders)
+    for i in 0..40 {
+        for j in 0..20 {
+            let (az, el) = (
+                (i as f64 + 0.3) * std::f64::consts::TAU / 40.0,
+                (j as f64 + 0.4) * std::f64::consts::PI / 20.0 - std::f64::consts::FRAC_PI_2,
+            );
+            let d = [el.cos() * az.sin(), el.sin(), el.cos() * az.cos()];
+            let seen = FACES
+                .iter()
+                .filter(|(_, r)| {
+                    let f = apply(r, d);
+                    f[2] > 0.0 && f[0].abs() <= f[2] && f[1].abs() <= f[2]
+                })
+                .count();
+            assert_eq!(seen, 1, "{d:?}");
+        }
+    }
+    // the faces' mean up (−y of each) is the panorama's
+    let up: [f64; 3] = std::array::from_fn(|k| FACES.iter().map(|(_, r)| -r[1][k]).sum());
+    assert_eq!(up, [0.0, -4.0, 0.0]);
+    // any other camera is one part along its own axes
+    let one = parts_for(&realistic(CameraModel::OpenCv));
+    assert_eq!(one.len(), 1);
+    assert_eq!(
+        (one[0].face, one[0].rotation),
+        (None, super::undistort::IDENTITY)
+    );
+}
+
+#[test]
+fn a_face_is_named_before_the_extension() {
+    use super::undistort::face_name;
+    for (name, want) in [
+        ("R0010001.JPG", "R0010001@front.JPG"),
+        ("pano/R001.jpg", "pano/R001@front.jpg"),
+        ("v1.2/pano", "v1.2/pano@front"),
+        (".hidden", ".hidden@front"),
+        ("a.b.png", "a.b@front.png"),
+    ] {
+        assert_eq!(face_name(name, "front"), want);
+    }
+}

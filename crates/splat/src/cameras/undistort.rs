@@ -1,5 +1,6 @@
 //! Undistortion: a photo taken through any [`Intrinsics`] resampled, once at
-//! load, into a pinhole view.
+//! load, into a pinhole view, or, for a 360° panorama, into the six 90°
+//! faces of a cube ([`parts_for`]).
 //!
 //! **The pinhole** ([`pinhole_for`]) is chosen much as COLMAP's
 //! `image_undistorter` does with its defaults: the focal lengths and
@@ -57,27 +58,104 @@ pub struct Pinhole {
 /// Smallest and largest scale of the output size (COLMAP's defaults).
 const MIN_SCALE: f64 = 0.2;
 const MAX_SCALE: f64 = 2.0;
-/// EQUIRECTANGULAR: half the field of view kept, horizontally and
-/// vertically (a panorama has no single pinhole; its front part is used).
-const PANORAMA_HALF_FOV: [f64; 2] = [std::f64::consts::PI / 3.0, std::f64::consts::PI / 4.0];
+
+/// A rotation as its rows: a view's x, y and z axes given in the axes of
+/// the camera that took the photo (both x right, y down, z forward).
+pub type Rotation = [[f64; 3]; 3];
+
+/// The rotation that leaves the axes as they are.
+pub const IDENTITY: Rotation = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+
+/// The six faces of the cube a panorama is cut into, by name, each a 90°
+/// pinhole view from the panorama's centre: along the camera's axis
+/// (`front`), turned right, back and left about its y axis, and up and
+/// down (`up` looks along −y with the panorama's back at its top, `down`
+/// along +y with the front at its top, so that the cameras' mean up is
+/// the panorama's).
+pub const FACES: [(&str, Rotation); 6] = [
+    ("front", IDENTITY),
+    (
+        "right",
+        [[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]],
+    ),
+    (
+        "back",
+        [[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]],
+    ),
+    ("left", [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]),
+    ("up", [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]),
+    ("down", [[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]),
+];
+
+/// One pinhole view that a photo is resampled into: the photo's own
+/// undistorted view, or one face of a panorama.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Part {
+    /// The view's camera.
+    pub pinhole: Pinhole,
+    /// The view's axes in the photo camera's ([`Rotation`]): [`IDENTITY`]
+    /// but for a panorama's faces. A view's world-to-camera rotation is
+    /// this times the photo's.
+    pub rotation: Rotation,
+    /// The panorama's face it is (a name of [`FACES`]); none for a photo
+    /// of one view.
+    pub face: Option<&'static str>,
+}
+
+/// The views a photo of `cam` is resampled into: for a 360° panorama
+/// (EQUIRECTANGULAR), the six faces of a cube ([`FACES`]), each a square
+/// pinhole of 90° whose focal length is the panorama's angular resolution
+/// at the equator (from its width: a face is `width / π` pixels wide), so
+/// that together they hold every direction once; for any other camera
+/// the one view [`pinhole_for`] chooses.
+pub fn parts_for(cam: &Intrinsics) -> Vec<Part> {
+    if cam.model.pinhole_part(&cam.params).is_some() {
+        return vec![Part {
+            pinhole: pinhole_for(cam),
+            rotation: IDENTITY,
+            face: None,
+        }];
+    }
+    let pinhole = pinhole_for(cam);
+    FACES
+        .iter()
+        .map(|&(face, rotation)| Part {
+            pinhole,
+            rotation,
+            face: Some(face),
+        })
+        .collect()
+}
+
+/// The name of a panorama's face `face` of the photo `name`: `@face` put
+/// before the extension (`pano/R001.jpg` → `pano/R001@front.jpg`), so that
+/// each face's renders and scores are named apart.
+pub fn face_name(name: &str, face: &str) -> String {
+    // (an extension is a dot after the last folder's `/`, not leading)
+    let file = name.rfind('/').map_or(0, |i| i + 1);
+    match name[file..].rfind('.').filter(|&d| d > 0) {
+        Some(d) => format!("{}@{face}{}", &name[..file + d], &name[file + d..]),
+        None => format!("{name}@{face}"),
+    }
+}
 
 /// The pinhole that a photo of `cam` is undistorted into (see the module
-/// docs). A pinhole model gives itself.
+/// docs). A pinhole model gives itself; a panorama gives the pinhole of
+/// each face of [`parts_for`].
 pub fn pinhole_for(cam: &Intrinsics) -> Pinhole {
     let (w, h) = (cam.width as f64, cam.height as f64);
     let Some([fx, fy, cx, cy]) = cam.model.pinhole_part(&cam.params) else {
         // a panorama: its angular resolution at the equator (from the image
-        // width, which bounds the output size whatever the parameters say)
-        let f = w / (2.0 * std::f64::consts::PI);
-        let pw = (2.0 * f * PANORAMA_HALF_FOV[0].tan()).round().max(1.0);
-        let ph = (2.0 * f * PANORAMA_HALF_FOV[1].tan()).round().max(1.0);
+        // width, which bounds the output size whatever the parameters
+        // say), a square of 90° (tan 45° = 1)
+        let side = (w / std::f64::consts::PI).round().max(1.0);
         return Pinhole {
-            width: pw as u32,
-            height: ph as u32,
-            fx: f,
-            fy: f,
-            cx: pw / 2.0,
-            cy: ph / 2.0,
+            width: side as u32,
+            height: side as u32,
+            fx: side / 2.0,
+            fy: side / 2.0,
+            cx: side / 2.0,
+            cy: side / 2.0,
         };
     };
     let same = Pinhole {
@@ -161,6 +239,8 @@ pub fn pinhole_for(cam: &Intrinsics) -> Pinhole {
 pub struct Remap {
     /// The output camera.
     pub pinhole: Pinhole,
+    /// The output camera's axes in the photo camera's ([`Part::rotation`]).
+    pub rotation: Rotation,
     /// Width of the photo.
     pub src_width: u32,
     /// Height of the photo.
@@ -170,13 +250,27 @@ pub struct Remap {
 }
 
 impl Remap {
-    /// The map from `cam`'s photos to the pinhole [`pinhole_for`] chooses.
+    /// The map from `cam`'s photos to the pinhole [`pinhole_for`] chooses
+    /// (for a panorama, its front face).
     pub fn new(cam: &Intrinsics) -> Remap {
         Remap::to(cam, pinhole_for(cam))
     }
 
-    /// The map from `cam`'s photos to a given pinhole.
+    /// The map from `cam`'s photos to a given pinhole along the camera's
+    /// own axes.
     pub fn to(cam: &Intrinsics, pinhole: Pinhole) -> Remap {
+        Remap::rotated(cam, pinhole, IDENTITY)
+    }
+
+    /// The map from `cam`'s photos to one [`Part`] of them.
+    pub fn part(cam: &Intrinsics, part: &Part) -> Remap {
+        Remap::rotated(cam, part.pinhole, part.rotation)
+    }
+
+    /// The map from `cam`'s photos to a pinhole whose axes are `rotation`
+    /// in the camera's: an output pixel's ray `d` (in the pinhole's axes)
+    /// is `rotationᵀ·d` in the camera's.
+    pub fn rotated(cam: &Intrinsics, pinhole: Pinhole, rotation: Rotation) -> Remap {
         let (w, h) = (cam.width as f64, cam.height as f64);
         let pw = pinhole.width as usize;
         let mut src = vec![[f64::NAN; 2]; pw * pinhole.height as usize];
@@ -184,11 +278,14 @@ impl Remap {
             .enumerate()
             .for_each(|(y, row)| {
                 for (x, s) in row.iter_mut().enumerate() {
-                    let d = [
+                    let v = [
                         (x as f64 + 0.5 - pinhole.cx) / pinhole.fx,
                         (y as f64 + 0.5 - pinhole.cy) / pinhole.fy,
                         1.0,
                     ];
+                    let r = &rotation;
+                    let d: [f64; 3] =
+                        std::array::from_fn(|i| r[0][i] * v[0] + r[1][i] * v[1] + r[2][i] * v[2]);
                     if let Some(p) = cam.project(d) {
                         if (0.0..=w).contains(&p[0]) && (0.0..=h).contains(&p[1]) {
                             *s = p;
@@ -198,6 +295,7 @@ impl Remap {
             });
         Remap {
             pinhole,
+            rotation,
             src_width: cam.width as u32,
             src_height: cam.height as u32,
             src,

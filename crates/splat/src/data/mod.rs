@@ -433,6 +433,40 @@ impl Dataset {
         self.train.iter().chain(held)
     }
 
+    /// The views a flight through the dataset's cameras visits
+    /// ([`Dataset::views`] in their order): a panorama by its front face
+    /// only, the other five (a view named as
+    /// [`crate::cameras::undistort::face_name`] names them, whose front
+    /// face is a view at the same place) left out, as a path turning to
+    /// each face in place would spin.
+    pub fn flight_views(&self) -> Vec<&View> {
+        let centers: std::collections::HashMap<&str, [f64; 3]> = self
+            .views()
+            .map(|v| (v.name.as_str(), v.camera_center()))
+            .collect();
+        let side_face = |v: &View| {
+            crate::cameras::undistort::FACES[1..]
+                .iter()
+                .any(|(face, _)| {
+                    let file = v.name.rfind('/').map_or(0, |i| i + 1);
+                    let tag = format!("@{face}");
+                    let Some(at) = v.name[file..].rfind(&tag).map(|i| file + i) else {
+                        return false;
+                    };
+                    let rest = &v.name[at + tag.len()..];
+                    if !(rest.is_empty() || rest.starts_with('.') && !rest[1..].contains('.')) {
+                        return false;
+                    }
+                    let front = format!("{}@front{rest}", &v.name[..at]);
+                    let c = v.camera_center();
+                    centers.get(front.as_str()).is_some_and(|f| {
+                        (0..3).all(|k| (f[k] - c[k]).abs() <= 1e-9 * (1.0 + c[k].abs()))
+                    })
+                })
+        };
+        self.views().filter(|v| !side_face(v)).collect()
+    }
+
     /// File names for renders of `views` (a split of this dataset), as
     /// [`render_file_names`] makes them, with stems that collide anywhere
     /// in a COLMAP dataset keeping their folders in every split's renders

@@ -16,8 +16,8 @@
 //!   instant-ngp's `"is_fisheye": true`), `FISHEYE624` (Project Aria's
 //!   FisheyeRadTanThinPrism, `distortion_params` `[k0..k5, p0, p1,
 //!   s0..s3]`: COLMAP's RAD_TAN_THIN_PRISM_FISHEYE) or `EQUIRECTANGULAR`
-//!   (a 360° panorama, COLMAP's model of that name; its front is trained
-//!   on, as for COLMAP data);
+//!   (a 360° panorama, COLMAP's model of that name; cut into the six
+//!   faces of a cube, as for COLMAP data);
 //! - `fisheye_crop_radius`, a fisheye's image circle in pixels: what lies
 //!   beyond it (the lens's vignette) takes no part in training or scores;
 //! - `frames`, each a `file_path` relative to the folder (an extension

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use super::{
     decode_images_lazily, masks, DataError, Dataset, ImageJob, LoadOptions, Mat4, Point, View,
 };
-use crate::cameras::undistort::Remap;
+use crate::cameras::undistort::{Part, Remap};
 use crate::cameras::Intrinsics;
 
 mod folders;
@@ -532,6 +532,24 @@ fn camera_at(layout: &Layout, im: &Image, (w, h): (u32, u32)) -> Intrinsics {
     cam
 }
 
+/// `view` made the view of `part` of its photo: for a panorama's face,
+/// named after it ([`crate::cameras::undistort::face_name`]) and turned
+/// (the face's rotation after the photo's world-to-camera).
+fn part_of(mut view: View, part: &Part) -> View {
+    let Some(face) = part.face else {
+        return view;
+    };
+    view.name = crate::cameras::undistort::face_name(&view.name, face);
+    let m = view.world_to_camera;
+    let r = &part.rotation;
+    for (i, row) in view.world_to_camera.iter_mut().take(3).enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = (0..3).map(|k| r[i][k] * m[k][j]).sum();
+        }
+    }
+    view
+}
+
 /// Puts a view in the halves it belongs to ([`Layout::halves`]).
 fn push_to_halves(
     (trained, held): (bool, bool),
@@ -585,7 +603,7 @@ fn cameras_of(
     format: &'static str,
 ) -> Result<Dataset, DataError> {
     let n = opts.downscale;
-    let mut pinholes: HashMap<(i32, u32, u32), crate::cameras::undistort::Pinhole> = HashMap::new();
+    let mut parts: HashMap<(i32, u32, u32), Vec<Part>> = HashMap::new();
     let (mut train, mut test, mut files) = (Vec::new(), Vec::new(), Vec::new());
     let mask_dirs: Vec<PathBuf> = std::iter::once("masks".to_string())
         .chain(layout.pre.as_ref().map(|_| format!("masks_{n}")))
@@ -621,29 +639,27 @@ fn cameras_of(
             false => files.extend(layout.mask_files.get(&im.name).cloned()),
         }
         let cam = camera_at(&layout, im, size);
-        let pin = match cam.model.pinhole_part(&cam.params) {
-            Some(p) if cam.model.is_pinhole() => (size.0, size.1, p),
-            _ => {
-                let p = *pinholes
-                    .entry((im.camera_id, size.0, size.1))
-                    .or_insert_with(|| crate::cameras::undistort::pinhole_for(&cam));
-                (p.width, p.height, [p.fx, p.fy, p.cx, p.cy])
-            }
-        };
-        let mut view = view_of(
-            &layout,
-            im,
-            pin,
-            if scaled { 1 } else { n },
-            opts.background,
-        )?;
-        super::narrow_camera(&mut view, opts.max_width);
-        push_to_halves(
-            layout.halves(k, &im.name, opts),
-            view,
-            &mut train,
-            &mut test,
-        );
+        // (a pinhole camera's one part is itself)
+        let pieces = parts
+            .entry((im.camera_id, size.0, size.1))
+            .or_insert_with(|| crate::cameras::undistort::parts_for(&cam));
+        for part in pieces.iter() {
+            let p = part.pinhole;
+            let mut view = view_of(
+                &layout,
+                im,
+                (p.width, p.height, [p.fx, p.fy, p.cx, p.cy]),
+                if scaled { 1 } else { n },
+                opts.background,
+            )?;
+            super::narrow_camera(&mut view, opts.max_width);
+            push_to_halves(
+                layout.halves(k, &im.name, opts),
+                part_of(view, part),
+                &mut train,
+                &mut test,
+            );
+        }
     }
     let notes = (layout.renamed.1.iter().cloned())
         .chain(panorama_note(&layout.images, &layout.rec))
@@ -658,24 +674,25 @@ fn cameras_of(
     })
 }
 
-/// The note that a dataset's panoramas are trained on and scored through
-/// their front only (the pinhole [`crate::cameras::undistort::pinhole_for`]
-/// gives an EQUIRECTANGULAR camera).
+/// The note that a dataset's panoramas are cut into the six faces of a
+/// cube ([`crate::cameras::undistort::parts_for`]), each a view of its own.
 fn panorama_note(images: &[Image], rec: &Reconstruction) -> Option<String> {
-    let panoramas = images
+    let panoramas: Vec<&Image> = images
         .iter()
         .filter(|im| {
             rec.cameras[&im.camera_id].model == crate::cameras::CameraModel::Equirectangular
         })
-        .count();
-    let which = match panoramas {
+        .collect();
+    let which = match panoramas.len() {
         0 => return None,
         1 => "1 photo is an EQUIRECTANGULAR panorama".to_string(),
         n => format!("{n} photos are EQUIRECTANGULAR panoramas"),
     };
+    let example = crate::cameras::undistort::face_name(&panoramas[0].name, "front");
     Some(format!(
-        "{which}: only the front 120° by 90° of a panorama (a pinhole view along the camera's \
-         axis) is trained on and scored"
+        "{which}: each is cut into the six faces of a cube (90° pinhole views named \
+         NAME@front, @right, @back, @left, @up and @down, as {example}), which are trained on \
+         and scored as photos of their own, all six in the panorama's half of the split"
     ))
 }
 
@@ -853,10 +870,11 @@ fn load_layout(
     let largest = cameras.chain(photos).max().unwrap_or(1);
     let few = super::decode_batch(largest, crate::machine::memory());
     let decoded = decode_images_lazily(&jobs, opts.background, 1, few);
-    // one resampling map per camera and photo size, shared by its photos,
-    // dropped after the camera's last photo (COLMAP's default makes a
-    // camera per photo, and each map is 16 bytes a pixel of the photo)
-    let mut remaps: HashMap<(i32, u32, u32), Remap> = HashMap::new();
+    // the resampling maps (one per part: a panorama has six) per camera
+    // and photo size, shared by its photos, dropped after the camera's
+    // last photo (COLMAP's default makes a camera per photo, and each map
+    // is 16 bytes a pixel of the photo)
+    let mut remaps: HashMap<(i32, u32, u32), Vec<(Part, Remap)>> = HashMap::new();
     let mut photos_left: HashMap<i32, usize> = HashMap::new();
     for im in images {
         *photos_left.entry(im.camera_id).or_default() += 1;
@@ -867,6 +885,8 @@ fn load_layout(
     // taken as scaled copies: their names, and the first one's sizes
     let mut resized: Vec<String> = Vec::new();
     let mut first_resized = String::new();
+    // the views made (a panorama makes six)
+    let mut made = 0;
     for (k, (im, photo)) in images.iter().zip(decoded).enumerate() {
         let (w, h, rgb, alpha) = photo?;
         let cam = &rec.cameras[&im.camera_id];
@@ -989,48 +1009,57 @@ fn load_layout(
         });
         let mask = masks::combine(mask, circle);
         let cam = camera_at(&layout, im, (w, h));
-        let (pin, rgb, alpha, mask) = if cam.model.is_pinhole() {
-            let p = cam.model.pinhole_part(&cam.params).expect("a pinhole");
-            ((w, h, p), rgb, alpha, mask)
+        // the photo as it is (a pinhole: its one part is itself), or
+        // resampled into each part
+        let pieces = if cam.model.is_pinhole() {
+            let part = crate::cameras::undistort::parts_for(&cam)[0];
+            vec![(part, rgb, alpha, mask)]
         } else {
-            let r = remaps
-                .entry((im.camera_id, w, h))
-                .or_insert_with(|| Remap::new(&cam));
-            let p = r.pinhole;
-            let rgb = r.apply(&rgb, 3, &opts.background);
-            let alpha = alpha.map(|a| r.apply(&a, 1, &[0.0]));
-            let mask = r.mask(mask.as_deref());
-            (
-                (p.width, p.height, [p.fx, p.fy, p.cx, p.cy]),
-                rgb,
-                alpha,
-                Some(mask),
-            )
+            let parts = remaps.entry((im.camera_id, w, h)).or_insert_with(|| {
+                crate::cameras::undistort::parts_for(&cam)
+                    .into_iter()
+                    .map(|part| (part, Remap::part(&cam, &part)))
+                    .collect()
+            });
+            parts
+                .iter()
+                .map(|(part, r)| {
+                    let rgb = r.apply(&rgb, 3, &opts.background);
+                    let alpha = alpha.as_ref().map(|a| r.apply(a, 1, &[0.0]));
+                    (*part, rgb, alpha, Some(r.mask(mask.as_deref())))
+                })
+                .collect()
         };
-        let (pw, ph, _) = pin;
         // `images_N` photos are already downscaled
         let downscale = if pre.is_some() && !full_size[k] { 1 } else { n };
-        let (w2, h2, rgb) = super::downscale_box(pw, ph, &rgb, 3, downscale);
-        let alpha = alpha.map(|a| super::downscale_box(pw, ph, &a, 1, downscale).2);
-        let mask = mask.map(|m| masks::downscale(pw, ph, &m, downscale));
-        let mut view = view_of(&layout, im, pin, downscale, opts.background)?;
-        debug_assert_eq!((view.width, view.height), (w2, h2));
-        let before =
-            super::hold_photo(&mut view, rgb, alpha, masks::simplify(mask), opts.max_width);
-        narrowed.add(&view, before);
+        for (part, rgb, alpha, mask) in pieces {
+            let p = part.pinhole;
+            let (pw, ph) = (p.width, p.height);
+            let pin = (pw, ph, [p.fx, p.fy, p.cx, p.cy]);
+            let (w2, h2, rgb) = super::downscale_box(pw, ph, &rgb, 3, downscale);
+            let alpha = alpha.map(|a| super::downscale_box(pw, ph, &a, 1, downscale).2);
+            let mask = mask.map(|m| masks::downscale(pw, ph, &m, downscale));
+            let view = view_of(&layout, im, pin, downscale, opts.background)?;
+            let mut view = part_of(view, &part);
+            debug_assert_eq!((view.width, view.height), (w2, h2));
+            let before =
+                super::hold_photo(&mut view, rgb, alpha, masks::simplify(mask), opts.max_width);
+            narrowed.add(&view, before);
+            made += 1;
+            push_to_halves(
+                layout.halves(k, &im.name, opts),
+                view,
+                &mut train,
+                &mut test,
+            );
+        }
         let left = photos_left.get_mut(&im.camera_id).expect("counted above");
         *left -= 1;
         if *left == 0 {
             remaps.retain(|key, _| key.0 != im.camera_id);
         }
-        push_to_halves(
-            layout.halves(k, &im.name, opts),
-            view,
-            &mut train,
-            &mut test,
-        );
     }
-    notes.extend(narrowed.note(images.len()));
+    notes.extend(narrowed.note(made));
     notes.extend(panorama_note(images, rec));
     if opts.invert_masks && mask_paths.iter().all(Option::is_none) {
         notes.push(masks::nothing_inverted("masks/NAME.png beside images/"));
