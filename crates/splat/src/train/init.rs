@@ -14,7 +14,12 @@ const MIN_INIT_SCALE: f64 = 3e-4;
 /// `extent / 3` around the point closest to all optical axes (cameras look
 /// inward; for cameras on a sphere of radius 4 this is the usual ±1.5 cube
 /// around the origin), or around the cameras' centre when the axes are
-/// near-parallel (forward-facing captures).
+/// near-parallel (forward-facing captures). When fewer than half the
+/// cameras look towards that point (within 60° of their axis), the capture
+/// looks outwards from among its cameras (a room filmed from its middle,
+/// a panorama's faces), and what it sees lies beyond them: then the cube
+/// is `3 × extent` in half-side around the cameras' centre, as gsplat's
+/// random start (`init_extent` 3 times the scene scale).
 fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64; 3]) {
     // least squares: Σ (I − d dᵀ) p = Σ (I − d dᵀ) c
     let mut a = [[0.0; 3]; 3];
@@ -36,7 +41,8 @@ fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64;
         - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
         + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
     let n = data.views().count() as f64;
-    let mid = if det.abs() > 1e-3 * n * n * n {
+    let axes_meet = det.abs() > 1e-3 * n * n * n;
+    let mid = if axes_meet {
         // Cramer's rule
         let col = |k: usize| {
             let mut m = a;
@@ -51,14 +57,33 @@ fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64;
     } else {
         center
     };
+    let towards = data
+        .views()
+        .filter(|v| {
+            let m = &v.world_to_camera;
+            let c = v.camera_center();
+            let to: [f64; 3] = std::array::from_fn(|k| mid[k] - c[k]);
+            let along: f64 = (0..3).map(|k| m[2][k] * to[k]).sum();
+            along > 0.5 * to.iter().map(|t| t * t).sum::<f64>().sqrt()
+        })
+        .count() as f64;
+    if axes_meet && 2.0 * towards < n {
+        let h = 3.0 * extent;
+        return (
+            [0, 1, 2].map(|k| center[k] - h),
+            [0, 1, 2].map(|k| center[k] + h),
+        );
+    }
     let h = extent / 3.0;
     ([0, 1, 2].map(|k| mid[k] - h), [0, 1, 2].map(|k| mid[k] + h))
 }
 
 /// The initial parameters per group: the dataset's sparse points if it has
 /// them (a random subset of `cfg.max_gaussians` of them when there are
-/// more: [`cap_points`]), otherwise `cfg.init_points` random points in a cube around the
-/// point the cameras look at (half-side: a third of the camera extent);
+/// more: [`cap_points`]), otherwise `cfg.init_points` random points in a
+/// cube around the point the cameras look at (half-side: a third of the
+/// camera extent), or around the cameras when they look outwards (three
+/// times the extent: [`camera_box`]);
 /// each point's scale the root mean squared distance to its 3 nearest
 /// points (isotropic, as in the original 3DGS and gsplat) times
 /// [`TrainConfig::initial_scale`], opacity [`TrainConfig::initial_opacity`]
@@ -211,6 +236,58 @@ mod tests {
         let given = start(Strategy::Mcmc, Some(0.25), Some(2.0));
         assert!((sig(given[3][0]) - 0.25).abs() < 1e-12);
         assert!((given[1][0].exp() - 2.0 * d).abs() < 1e-12);
+    }
+
+    /// Cameras on a sphere looking at its centre start in a small cube
+    /// there; panoramas' faces (six axes from each of a few places close
+    /// together) look outwards and start in a cube three times the
+    /// cameras' extent around them.
+    #[test]
+    fn random_points_fill_what_the_cameras_look_at() {
+        let at = |c: [f64; 3], r: [[f64; 3]; 3]| {
+            // world-to-camera: rotation r, centre c (t = −r·c)
+            let mut m = [[0.0; 4]; 4];
+            for i in 0..3 {
+                m[i][..3].copy_from_slice(&r[i]);
+                m[i][3] = -(0..3).map(|k| r[i][k] * c[k]).sum::<f64>();
+            }
+            m[3][3] = 1.0;
+            crate::data::View::camera_only("v".into(), (8, 8), [9.0, 9.0, 4.0, 4.0], m)
+        };
+        let dataset = |train| Dataset {
+            train,
+            test: vec![],
+            points: None,
+            format: "colmap",
+            notes: vec![],
+            read_from: vec![],
+        };
+        // inward: on the axes ±x, ±y, ±z at distance 4, each looking at 0
+        let mut inward = Vec::new();
+        for (_, r) in crate::cameras::undistort::FACES {
+            // the face looks along its third row: stand at −4 × it
+            let c = r[2].map(|v| -4.0 * v);
+            inward.push(at(c, r));
+        }
+        let data = dataset(inward);
+        let (center, extent) = data.camera_extent();
+        let (lo, hi) = camera_box(&data, center, extent);
+        assert!((0..3).all(|k| lo[k].abs() < 1e-9 + extent / 3.0
+            && (hi[k] - lo[k] - 2.0 * extent / 3.0).abs() < 1e-9));
+        // outward: the six faces at each of three places 0.2 apart
+        let mut outward = Vec::new();
+        for c in [[0.0, 0.0, 0.0], [0.2, 0.0, 0.0], [0.0, 0.2, 0.1]] {
+            for (_, r) in crate::cameras::undistort::FACES {
+                outward.push(at(c, r));
+            }
+        }
+        let data = dataset(outward);
+        let (center, extent) = data.camera_extent();
+        let (lo, hi) = camera_box(&data, center, extent);
+        for k in 0..3 {
+            assert!((lo[k] - (center[k] - 3.0 * extent)).abs() < 1e-12);
+            assert!((hi[k] - (center[k] + 3.0 * extent)).abs() < 1e-12);
+        }
     }
 
     #[test]
