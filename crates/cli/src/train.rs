@@ -180,7 +180,8 @@ pub struct TrainArgs {
     /// 3,400 iterations).
     #[arg(long, value_enum, default_value_t = StrategyArg::Default)]
     pub strategy: StrategyArg,
-    /// Learn a colour transform per training photo (3×3 matrix + offset,
+    /// Learn a colour transform per training photo (per view: each face
+    /// of a panorama learns its own; 3×3 matrix + offset,
     /// from the identity, its own learning rate 0.01 → 0.001) applied to
     /// the render inside the loss, for captures whose exposure or white
     /// balance varies. Held-out photos are scored with the identity

@@ -406,7 +406,31 @@ fn panoramas_load_as_the_six_faces_of_a_cube() {
     assert_eq!(named(&cams), named(&ds));
     for (a, b) in cams.train.iter().zip(&ds.train) {
         assert_eq!(a.world_to_camera, b.world_to_camera);
-        assert_eq!((a.width, a.fx), (b.width, b.fx));
+        let camera = |v: &View| (v.width, v.height, v.fx, v.fy, v.cx, v.cy);
+        assert_eq!(camera(a), camera(b));
+    }
+    // at half size (`--downscale 2`), held out every other panorama: each
+    // face halved, all six of a panorama in its half, as the cameras say
+    let half = LoadOptions {
+        downscale: 2,
+        holdout_every: 2,
+        ..opts.clone()
+    };
+    let ds = load(&dir, &half).unwrap();
+    let cams = splat::data::load_cameras(&dir, &half).unwrap();
+    assert_eq!((ds.train.len(), ds.test.len()), (12, 12));
+    assert!(ds.test[..6].iter().all(|v| v.name.starts_with("p0@")));
+    assert!(ds.train[..6].iter().all(|v| v.name.starts_with("p1@")));
+    for (a, b) in cams.views().zip(ds.views()) {
+        assert_eq!(
+            (a.name.as_str(), a.world_to_camera),
+            (b.name.as_str(), b.world_to_camera)
+        );
+        assert_eq!(
+            (a.width, a.height, a.fx, a.cx),
+            (b.width, b.height, b.fx, b.cx)
+        );
+        assert_eq!((b.width, b.height, b.fx), (30, 30, 15.0));
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -241,6 +241,10 @@ pub struct Remap {
     pub pinhole: Pinhole,
     /// The output camera's axes in the photo camera's ([`Part::rotation`]).
     pub rotation: Rotation,
+    /// Whether the photo's columns wrap around (a 360° panorama's left
+    /// and right edges meet), so that a sample near one edge takes taps
+    /// from the other instead of repeating the edge pixel.
+    wrap_x: bool,
     /// Width of the photo.
     pub src_width: u32,
     /// Height of the photo.
@@ -296,10 +300,18 @@ impl Remap {
         Remap {
             pinhole,
             rotation,
+            wrap_x: cam.model == super::CameraModel::Equirectangular,
             src_width: cam.width as u32,
             src_height: cam.height as u32,
             src,
         }
+    }
+
+    /// Where output pixel `i` (row-major) samples the photo: NaN when
+    /// nowhere.
+    #[cfg(test)]
+    pub(super) fn source(&self, i: usize) -> [f64; 2] {
+        self.src[i]
     }
 
     /// The Lanczos-3 taps of output pixel `i` along x and along y.
@@ -309,7 +321,10 @@ impl Remap {
             return None;
         }
         Some(Taps {
-            x: lanczos3_taps(sx, self.src_width as usize),
+            x: match self.wrap_x {
+                true => lanczos3_taps_wrapped(sx, self.src_width as usize),
+                false => lanczos3_taps(sx, self.src_width as usize),
+            },
             y: lanczos3_taps(sy, self.src_height as usize),
         })
     }
@@ -414,7 +429,24 @@ pub(super) fn lanczos3(t: f64) -> f64 {
 /// interpolates; positions within half a pixel of the border take the edge
 /// pixel.
 pub(super) fn lanczos3_taps(pos: f64, n: usize) -> [(usize, f64); 2 * LANCZOS_A] {
-    let f = (pos - 0.5).clamp(0.0, (n - 1) as f64);
+    let last = (n - 1) as f64;
+    taps_at((pos - 0.5).clamp(0.0, last), |i| {
+        i.clamp(0.0, last) as usize
+    })
+}
+
+/// [`lanczos3_taps`] along an axis that wraps around (a panorama's
+/// columns): taps beyond one edge are the pixels at the other, and a
+/// position within half a pixel of an edge is between the two edge pixels.
+pub(super) fn lanczos3_taps_wrapped(pos: f64, n: usize) -> [(usize, f64); 2 * LANCZOS_A] {
+    let n = n as f64;
+    // (min: rem_euclid of a tiny negative number may round to n itself)
+    taps_at(pos - 0.5, |i| i.rem_euclid(n).min(n - 1.0) as usize)
+}
+
+/// The six normalised Lanczos-3 taps around `f` (a position in pixel
+/// indices: pixel `k` at `k`), each index mapped into the image by `index`.
+fn taps_at(f: f64, index: impl Fn(f64) -> usize) -> [(usize, f64); 2 * LANCZOS_A] {
     let i0 = f.floor();
     let frac = f - i0;
     let mut taps = [(0usize, 0.0f64); 2 * LANCZOS_A];
@@ -447,7 +479,7 @@ pub(super) fn lanczos3_taps(pos: f64, n: usize) -> [(usize, f64); 2 * LANCZOS_A]
             let pt = pi * (f - i);
             3.0 * s1 * (sa * cp + ca * sp) / (pt * pt)
         };
-        *t = (i.clamp(0.0, (n - 1) as f64) as usize, w);
+        *t = (index(i), w);
         sum += w;
     }
     for t in &mut taps {

@@ -459,8 +459,9 @@ impl Dataset {
                     }
                     let front = format!("{}@front{rest}", &v.name[..at]);
                     let c = v.camera_center();
+                    let norm = |a: [f64; 3]| a.iter().map(|v| v * v).sum::<f64>().sqrt();
                     centers.get(front.as_str()).is_some_and(|f| {
-                        (0..3).all(|k| (f[k] - c[k]).abs() <= 1e-9 * (1.0 + c[k].abs()))
+                        norm(std::array::from_fn(|k| f[k] - c[k])) <= 1e-9 * (1.0 + norm(c))
                     })
                 })
         };

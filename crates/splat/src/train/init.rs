@@ -15,9 +15,10 @@ const MIN_INIT_SCALE: f64 = 3e-4;
 /// inward; for cameras on a sphere of radius 4 this is the usual ±1.5 cube
 /// around the origin), or around the cameras' centre when the axes are
 /// near-parallel (forward-facing captures). When fewer than half the
-/// cameras look towards that point (within 60° of their axis), the capture
-/// looks outwards from among its cameras (a room filmed from its middle,
-/// a panorama's faces), and what it sees lies beyond them: then the cube
+/// cameras look towards that point (within 60° of their axis) and their
+/// axes spread out (their mean is shorter than 0.5), the capture looks
+/// outwards from among its cameras (a room filmed from its middle, a
+/// panorama's faces), and what it sees lies beyond them: then the cube
 /// is `3 × extent` in half-side around the cameras' centre, as gsplat's
 /// random start (`init_extent` 3 times the scene scale).
 fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64; 3]) {
@@ -67,7 +68,16 @@ fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64;
             along > 0.5 * to.iter().map(|t| t * t).sum::<f64>().sqrt()
         })
         .count() as f64;
-    if axes_meet && 2.0 * towards < n {
+    // (and their axes spread out: a forward-facing capture's nearly
+    // parallel axes meet anywhere around the cameras, noise deciding where)
+    let mut mean_axis = [0.0; 3];
+    for v in data.views() {
+        for (k, m) in mean_axis.iter_mut().enumerate() {
+            *m += v.world_to_camera[2][k] / n;
+        }
+    }
+    let spread = mean_axis.iter().map(|m| m * m).sum::<f64>() < 0.25;
+    if axes_meet && spread && 2.0 * towards < n {
         let h = 3.0 * extent;
         return (
             [0, 1, 2].map(|k| center[k] - h),
@@ -272,8 +282,10 @@ mod tests {
         let data = dataset(inward);
         let (center, extent) = data.camera_extent();
         let (lo, hi) = camera_box(&data, center, extent);
-        assert!((0..3).all(|k| lo[k].abs() < 1e-9 + extent / 3.0
-            && (hi[k] - lo[k] - 2.0 * extent / 3.0).abs() < 1e-9));
+        for k in 0..3 {
+            assert!((lo[k] + extent / 3.0).abs() < 1e-9, "{lo:?}");
+            assert!((hi[k] - extent / 3.0).abs() < 1e-9, "{hi:?}");
+        }
         // outward: the six faces at each of three places 0.2 apart
         let mut outward = Vec::new();
         for c in [[0.0, 0.0, 0.0], [0.2, 0.0, 0.0], [0.0, 0.2, 0.1]] {
@@ -288,6 +300,24 @@ mod tests {
             assert!((lo[k] - (center[k] - 3.0 * extent)).abs() < 1e-12);
             assert!((hi[k] - (center[k] + 3.0 * extent)).abs() < 1e-12);
         }
+        // forward-facing: a grid of cameras looking along +z, each turned
+        // a few degrees, so that their axes meet somewhere near them, not
+        // in front: not taken for an outward capture
+        let mut forward = Vec::new();
+        for i in 0..12 {
+            let a = 0.05 * ((i * 7 % 5) as f64 - 2.0);
+            let b = 0.04 * ((i * 3 % 4) as f64 - 1.5);
+            let r = [
+                [a.cos(), 0.0, -a.sin()],
+                [a.sin() * b.sin(), b.cos(), a.cos() * b.sin()],
+                [a.sin() * b.cos(), -b.sin(), a.cos() * b.cos()],
+            ];
+            forward.push(at([(i % 4) as f64 * 0.1, (i / 4) as f64 * 0.1, 0.0], r));
+        }
+        let data = dataset(forward);
+        let (center, extent) = data.camera_extent();
+        let (lo, hi) = camera_box(&data, center, extent);
+        assert!(hi[0] - lo[0] < extent, "{lo:?} {hi:?} ({extent})");
     }
 
     #[test]

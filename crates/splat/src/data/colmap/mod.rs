@@ -4,7 +4,8 @@
 //! still holds each image's pose) and as `image_undistorter` leaves them
 //! (`sparse/` without `0/`). Every camera model COLMAP defines is read
 //! ([`crate::cameras`]); photos of a distorting model are undistorted into a
-//! pinhole view at load, their pixels without a source masked. Poses are
+//! pinhole view at load, their pixels without a source masked, and a 360°
+//! panorama (EQUIRECTANGULAR) into the six faces of a cube, each a view. Poses are
 //! world-to-camera in OpenCV axes already: quaternion (w, x, y, z) and
 //! translation.
 
@@ -701,7 +702,8 @@ fn panorama_note(images: &[Image], rec: &Reconstruction) -> Option<String> {
 /// `opts`, holding out every `holdout_every`-th image
 /// (sorted by name) for testing. Images in a downscaled folder are matched
 /// to the cameras by scaling the intrinsics. Photos of a distorting camera
-/// are undistorted into the pinhole [`crate::cameras::undistort`] chooses;
+/// are undistorted into the pinhole [`crate::cameras::undistort`] chooses
+/// (a panorama into six, the faces of a cube);
 /// a photo's alpha channel and its file in `masks/` (see [`masks`]) become
 /// [`View::mask`] together with the pixels undistortion left without a
 /// source.
@@ -873,7 +875,7 @@ fn load_layout(
     // the resampling maps (one per part: a panorama has six) per camera
     // and photo size, shared by its photos, dropped after the camera's
     // last photo (COLMAP's default makes a camera per photo, and each map
-    // is 16 bytes a pixel of the photo)
+    // is 16 bytes a pixel of its output)
     let mut remaps: HashMap<(i32, u32, u32), Vec<(Part, Remap)>> = HashMap::new();
     let mut photos_left: HashMap<i32, usize> = HashMap::new();
     for im in images {
@@ -1010,29 +1012,40 @@ fn load_layout(
         let mask = masks::combine(mask, circle);
         let cam = camera_at(&layout, im, (w, h));
         // the photo as it is (a pinhole: its one part is itself), or
-        // resampled into each part
-        let pieces = if cam.model.is_pinhole() {
-            let part = crate::cameras::undistort::parts_for(&cam)[0];
-            vec![(part, rgb, alpha, mask)]
+        // resampled into each part, one at a time (a panorama's six faces
+        // are never all held at full size at once)
+        let key = (im.camera_id, w, h);
+        let count = if cam.model.is_pinhole() {
+            1
         } else {
-            let parts = remaps.entry((im.camera_id, w, h)).or_insert_with(|| {
-                crate::cameras::undistort::parts_for(&cam)
-                    .into_iter()
-                    .map(|part| (part, Remap::part(&cam, &part)))
-                    .collect()
-            });
-            parts
-                .iter()
-                .map(|(part, r)| {
-                    let rgb = r.apply(&rgb, 3, &opts.background);
-                    let alpha = alpha.as_ref().map(|a| r.apply(a, 1, &[0.0]));
-                    (*part, rgb, alpha, Some(r.mask(mask.as_deref())))
+            remaps
+                .entry(key)
+                .or_insert_with(|| {
+                    crate::cameras::undistort::parts_for(&cam)
+                        .into_iter()
+                        .map(|part| (part, Remap::part(&cam, &part)))
+                        .collect()
                 })
-                .collect()
+                .len()
         };
+        let mut whole = Some((rgb, alpha, mask));
         // `images_N` photos are already downscaled
         let downscale = if pre.is_some() && !full_size[k] { 1 } else { n };
-        for (part, rgb, alpha, mask) in pieces {
+        for j in 0..count {
+            let (part, rgb, alpha, mask) = match remaps.get(&key) {
+                Some(parts) => {
+                    let (part, r) = &parts[j];
+                    let (rgb, alpha, mask) = whole.as_ref().expect("the photo");
+                    let alpha = alpha.as_ref().map(|a| r.apply(a, 1, &[0.0]));
+                    let mask = Some(r.mask(mask.as_deref()));
+                    (*part, r.apply(rgb, 3, &opts.background), alpha, mask)
+                }
+                None => {
+                    let (rgb, alpha, mask) = whole.take().expect("one part");
+                    let part = crate::cameras::undistort::parts_for(&cam)[0];
+                    (part, rgb, alpha, mask)
+                }
+            };
             let p = part.pinhole;
             let (pw, ph) = (p.width, p.height);
             let pin = (pw, ph, [p.fx, p.fy, p.cx, p.cy]);
