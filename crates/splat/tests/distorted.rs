@@ -48,6 +48,15 @@ fn write_capture(dir: &std::path::Path, scene: &Scene, cam: &Intrinsics) -> Vec<
     poses
 }
 
+/// An RGBA pixel composited on black, made opaque.
+fn on_black(px: &mut [u8]) {
+    let a = px[3] as f32 / 255.0;
+    for c in px.iter_mut().take(3) {
+        *c = (*c as f32 * a).round() as u8;
+    }
+    px[3] = 255;
+}
+
 /// PSNR over kept pixels between a loaded view and the pinhole twin's
 /// render at the view's own intrinsics (both on black).
 fn psnr_against_twin(scene: &Scene, v: &View, c2w: &Mat4) -> f64 {
@@ -196,11 +205,7 @@ fn an_aria_capture_keeps_to_its_image_circle() {
             if (x - (W / 2) as f64).hypot(y - (H / 2) as f64) >= radius {
                 px.copy_from_slice(&[255, 0, 0, 255]);
             } else {
-                let a = px[3] as f32 / 255.0;
-                for c in px.iter_mut().take(3) {
-                    *c = (*c as f32 * a).round() as u8;
-                }
-                px[3] = 255;
+                on_black(px);
             }
         }
         let name = format!("images/a{i}.png");
@@ -327,13 +332,7 @@ fn panoramas_load_as_the_six_faces_of_a_cube() {
         let mut rgba = scene.render_camera(&c2w, pw, ph, |p| cam.unproject(p));
         // opaque (the scene on black), so that no face is masked whole by
         // the photo's alpha where it sees nothing
-        for px in rgba.chunks_mut(4) {
-            let a = px[3] as f32 / 255.0;
-            for c in px.iter_mut().take(3) {
-                *c = (*c as f32 * a).round() as u8;
-            }
-            px[3] = 255;
-        }
+        rgba.chunks_mut(4).for_each(on_black);
         let name = format!("p{i}.png");
         image::RgbaImage::from_raw(pw, ph, rgba)
             .unwrap()
@@ -421,16 +420,15 @@ fn panoramas_load_as_the_six_faces_of_a_cube() {
     assert_eq!((ds.train.len(), ds.test.len()), (12, 12));
     assert!(ds.test[..6].iter().all(|v| v.name.starts_with("p0@")));
     assert!(ds.train[..6].iter().all(|v| v.name.starts_with("p1@")));
+    assert_eq!(cams.views().count(), 24);
     for (a, b) in cams.views().zip(ds.views()) {
         assert_eq!(
             (a.name.as_str(), a.world_to_camera),
             (b.name.as_str(), b.world_to_camera)
         );
-        assert_eq!(
-            (a.width, a.height, a.fx, a.cx),
-            (b.width, b.height, b.fx, b.cx)
-        );
-        assert_eq!((b.width, b.height, b.fx), (30, 30, 15.0));
+        let camera = |v: &View| (v.width, v.height, v.fx, v.fy, v.cx, v.cy);
+        assert_eq!(camera(a), camera(b));
+        assert_eq!(camera(b), (30, 30, 15.0, 15.0, 15.0, 15.0));
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

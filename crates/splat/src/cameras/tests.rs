@@ -550,9 +550,9 @@ fn a_panorama_is_cut_into_six_faces_that_see_every_direction_once() {
                 part.face
             );
         }
-        // and looks where its name says: the middle pixel's ray (between
-        // the four middle pixels of an odd face, 115 pixels: pixel 57's
-        // centre is the middle) lands on the panorama's middle row at a
+        // and looks where its name says: the middle pixel's ray (a face of
+        // 115 pixels: pixel 57's centre is its middle) lands on the
+        // panorama's middle row at a
         // quarter turn each (right at 3/4 of the width, left at 1/4,
         // back at the seam), or at its top or bottom row
         let mid = map.source(57 * 115 + 57);

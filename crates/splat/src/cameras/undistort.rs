@@ -22,7 +22,8 @@
 //! **Resampling** ([`Remap`]): each output pixel's centre is unprojected by
 //! the pinhole and projected by the model into the photo, where the photo is
 //! sampled with a Lanczos-3 kernel (separable, 6×6 taps, weights normalised
-//! to sum to one; edge pixels repeated within the photo's area), and the
+//! to sum to one; edge pixels repeated within the photo's area, but a 360°
+//! panorama's columns wrap around its seam), and the
 //! result is clamped to the range of the taps' values so that the kernel's
 //! negative lobes add no ringing beyond what the photo holds. Bilinear
 //! interpolation (what COLMAP's `image_undistorter` and OpenCV's `remap`
@@ -300,7 +301,11 @@ impl Remap {
         Remap {
             pinhole,
             rotation,
-            wrap_x: cam.model == super::CameraModel::Equirectangular,
+            // (when the panorama spans the photo's width, as COLMAP's
+            // cameras of it do; the width parameter is checked at load only
+            // for nerfstudio's)
+            wrap_x: cam.model == super::CameraModel::Equirectangular
+                && (cam.params[0] - cam.width as f64).abs() < 0.5,
             src_width: cam.width as u32,
             src_height: cam.height as u32,
             src,
@@ -440,8 +445,8 @@ pub(super) fn lanczos3_taps(pos: f64, n: usize) -> [(usize, f64); 2 * LANCZOS_A]
 /// position within half a pixel of an edge is between the two edge pixels.
 pub(super) fn lanczos3_taps_wrapped(pos: f64, n: usize) -> [(usize, f64); 2 * LANCZOS_A] {
     let n = n as f64;
-    // (min: rem_euclid of a tiny negative number may round to n itself)
-    taps_at(pos - 0.5, |i| i.rem_euclid(n).min(n - 1.0) as usize)
+    // (`i` is a whole number, so its remainder is exact)
+    taps_at(pos - 0.5, |i| i.rem_euclid(n) as usize)
 }
 
 /// The six normalised Lanczos-3 taps around `f` (a position in pixel

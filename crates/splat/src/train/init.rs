@@ -14,13 +14,14 @@ const MIN_INIT_SCALE: f64 = 3e-4;
 /// `extent / 3` around the point closest to all optical axes (cameras look
 /// inward; for cameras on a sphere of radius 4 this is the usual ±1.5 cube
 /// around the origin), or around the cameras' centre when the axes are
-/// near-parallel (forward-facing captures). When fewer than half the
-/// cameras look towards that point (within 60° of their axis) and their
-/// axes spread out (their mean is shorter than 0.5), the capture looks
-/// outwards from among its cameras (a room filmed from its middle, a
-/// panorama's faces), and what it sees lies beyond them: then the cube
-/// is `3 × extent` in half-side around the cameras' centre, as gsplat's
-/// random start (`init_extent` 3 times the scene scale).
+/// near-parallel (forward-facing captures), or when fewer than half the
+/// cameras look towards that point (within 60° of their axis): then, if
+/// their axes spread out (their mean is shorter than 0.5), the capture
+/// looks outwards from among its cameras (a room filmed from its middle, a
+/// panorama's faces), and what it sees lies beyond them, so the cube is
+/// `3 × extent` in half-side around the cameras' centre, as gsplat's
+/// random start (`init_extent` 3 times the scene scale); if not, it is
+/// forward-facing, its axes meeting wherever noise puts them.
 fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64; 3]) {
     // least squares: Σ (I − d dᵀ) p = Σ (I − d dᵀ) c
     let mut a = [[0.0; 3]; 3];
@@ -68,8 +69,10 @@ fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64;
             along > 0.5 * to.iter().map(|t| t * t).sum::<f64>().sqrt()
         })
         .count() as f64;
-    // (and their axes spread out: a forward-facing capture's nearly
-    // parallel axes meet anywhere around the cameras, noise deciding where)
+    // outwards when their axes also spread out; a forward-facing capture's
+    // nearly parallel axes meet anywhere around the cameras, noise
+    // deciding where (behind them as often as not): its box is around the
+    // cameras, as when the axes are parallel
     let mut mean_axis = [0.0; 3];
     for v in data.views() {
         for (k, m) in mean_axis.iter_mut().enumerate() {
@@ -77,13 +80,17 @@ fn camera_box(data: &Dataset, center: [f64; 3], extent: f64) -> ([f64; 3], [f64;
         }
     }
     let spread = mean_axis.iter().map(|m| m * m).sum::<f64>() < 0.25;
-    if axes_meet && spread && 2.0 * towards < n {
-        let h = 3.0 * extent;
-        return (
-            [0, 1, 2].map(|k| center[k] - h),
-            [0, 1, 2].map(|k| center[k] + h),
-        );
-    }
+    let mid = match axes_meet && 2.0 * towards < n {
+        true if spread => {
+            let h = 3.0 * extent;
+            return (
+                [0, 1, 2].map(|k| center[k] - h),
+                [0, 1, 2].map(|k| center[k] + h),
+            );
+        }
+        true => center,
+        false => mid,
+    };
     let h = extent / 3.0;
     ([0, 1, 2].map(|k| mid[k] - h), [0, 1, 2].map(|k| mid[k] + h))
 }
@@ -317,7 +324,11 @@ mod tests {
         let data = dataset(forward);
         let (center, extent) = data.camera_extent();
         let (lo, hi) = camera_box(&data, center, extent);
-        assert!(hi[0] - lo[0] < extent, "{lo:?} {hi:?} ({extent})");
+        // (the axes meet behind these cameras: the box is around them)
+        for k in 0..3 {
+            assert!((lo[k] - (center[k] - extent / 3.0)).abs() < 1e-12, "{lo:?}");
+            assert!((hi[k] - (center[k] + extent / 3.0)).abs() < 1e-12, "{hi:?}");
+        }
     }
 
     #[test]

@@ -1013,38 +1013,41 @@ fn load_layout(
         let cam = camera_at(&layout, im, (w, h));
         // the photo as it is (a pinhole: its one part is itself), or
         // resampled into each part, one at a time (a panorama's six faces
-        // are never all held at full size at once)
+        // are never all held at full size at once; nor their maps, for a
+        // camera's last photo, whose maps are not kept)
         let key = (im.camera_id, w, h);
-        let count = if cam.model.is_pinhole() {
-            1
-        } else {
-            remaps
-                .entry(key)
-                .or_insert_with(|| {
-                    crate::cameras::undistort::parts_for(&cam)
-                        .into_iter()
-                        .map(|part| (part, Remap::part(&cam, &part)))
-                        .collect()
-                })
-                .len()
+        let last = photos_left[&im.camera_id] == 1;
+        if !cam.model.is_pinhole() && !last {
+            remaps.entry(key).or_insert_with(|| {
+                crate::cameras::undistort::parts_for(&cam)
+                    .into_iter()
+                    .map(|part| (part, Remap::part(&cam, &part)))
+                    .collect()
+            });
+        }
+        let parts: Vec<Part> = match remaps.get(&key) {
+            Some(kept) => kept.iter().map(|(part, _)| *part).collect(),
+            None => crate::cameras::undistort::parts_for(&cam),
         };
         let mut whole = Some((rgb, alpha, mask));
         // `images_N` photos are already downscaled
         let downscale = if pre.is_some() && !full_size[k] { 1 } else { n };
-        for j in 0..count {
-            let (part, rgb, alpha, mask) = match remaps.get(&key) {
-                Some(parts) => {
-                    let (part, r) = &parts[j];
-                    let (rgb, alpha, mask) = whole.as_ref().expect("the photo");
-                    let alpha = alpha.as_ref().map(|a| r.apply(a, 1, &[0.0]));
-                    let mask = Some(r.mask(mask.as_deref()));
-                    (*part, r.apply(rgb, 3, &opts.background), alpha, mask)
-                }
-                None => {
-                    let (rgb, alpha, mask) = whole.take().expect("one part");
-                    let part = crate::cameras::undistort::parts_for(&cam)[0];
-                    (part, rgb, alpha, mask)
-                }
+        for (j, &part) in parts.iter().enumerate() {
+            let (rgb, alpha, mask) = if cam.model.is_pinhole() {
+                whole.take().expect("one part")
+            } else {
+                let own;
+                let r = match remaps.get(&key) {
+                    Some(kept) => &kept[j].1,
+                    None => {
+                        own = Remap::part(&cam, &part);
+                        &own
+                    }
+                };
+                let (rgb, alpha, mask) = whole.as_ref().expect("the photo");
+                let alpha = alpha.as_ref().map(|a| r.apply(a, 1, &[0.0]));
+                let mask = Some(r.mask(mask.as_deref()));
+                (r.apply(rgb, 3, &opts.background), alpha, mask)
             };
             let p = part.pinhole;
             let (pw, ph) = (p.width, p.height);
