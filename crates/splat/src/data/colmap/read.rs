@@ -99,8 +99,25 @@ fn camera(
     height: u64,
     p: Vec<f64>,
 ) -> Result<Camera, DataError> {
-    Intrinsics::new(model, width, height, p)
-        .map_err(|m| DataError::invalid(path, field, format!("{} camera: {m}", model.name())))
+    let cam = Intrinsics::new(model, width, height, p)
+        .map_err(|m| DataError::invalid(path, field, format!("{} camera: {m}", model.name())))?;
+    // a panorama spans its parameters' width and height: another size
+    // than the image's is not a 360° photo (and would be trained on as a
+    // distorted one)
+    if model == CameraModel::Equirectangular {
+        let (pw, ph) = (cam.params[0], cam.params[1]);
+        if (pw - width as f64).abs() > 0.5 || (ph - height as f64).abs() > 0.5 {
+            return Err(DataError::invalid(
+                path,
+                field,
+                format!(
+                    "EQUIRECTANGULAR camera: its parameters {pw} and {ph} are not its image \
+                     size {width}×{height} (a panorama spans its whole image, 360° by 180°)"
+                ),
+            ));
+        }
+    }
+    Ok(cam)
 }
 
 /// Where each camera or image id (or photo name) of a file was first

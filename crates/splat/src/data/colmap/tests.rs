@@ -43,10 +43,27 @@ fn binary_cameras() {
     for m in CameraModel::all() {
         let mut params = vec![0.01; m.num_params()];
         params[..2].copy_from_slice(&[300.0, 300.0]);
+        if m == CameraModel::Equirectangular {
+            // (a panorama's parameters are its image size, 640×480 here)
+            params = vec![640.0, 480.0];
+        }
         let c = cameras_bin(p, &cam_bin(m.id(), &params)).unwrap();
         assert_eq!(c[&7].model, m);
         assert_eq!(c[&7].params, params);
     }
+    // a panorama whose parameters are not its image size is not a 360°
+    // photo: refused, naming both
+    let e = cameras_bin(
+        p,
+        &cam_bin(CameraModel::Equirectangular.id(), &[320.0, 240.0]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("camera 7")
+            && e.contains("parameters 320 and 240 are not its image size 640×480"),
+        "{e}"
+    );
     let e = cameras_bin(p, &cam_bin(42, &[1.0; 8]))
         .unwrap_err()
         .to_string();
