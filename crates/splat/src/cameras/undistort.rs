@@ -110,14 +110,14 @@ pub struct Part {
 /// that together they hold every direction once; for any other camera
 /// the one view [`pinhole_for`] chooses.
 pub fn parts_for(cam: &Intrinsics) -> Vec<Part> {
+    let pinhole = pinhole_for(cam);
     if cam.model.pinhole_part(&cam.params).is_some() {
         return vec![Part {
-            pinhole: pinhole_for(cam),
+            pinhole,
             rotation: IDENTITY,
             face: None,
         }];
     }
-    let pinhole = pinhole_for(cam);
     FACES
         .iter()
         .map(|&(face, rotation)| Part {
@@ -240,8 +240,6 @@ pub fn pinhole_for(cam: &Intrinsics) -> Pinhole {
 pub struct Remap {
     /// The output camera.
     pub pinhole: Pinhole,
-    /// The output camera's axes in the photo camera's ([`Part::rotation`]).
-    pub rotation: Rotation,
     /// Whether the photo's columns wrap around (a 360° panorama's left
     /// and right edges meet), so that a sample near one edge takes taps
     /// from the other instead of repeating the edge pixel.
@@ -300,7 +298,6 @@ impl Remap {
             });
         Remap {
             pinhole,
-            rotation,
             // (when the panorama spans the photo's width, as COLMAP's
             // cameras of it do; the width parameter is checked at load only
             // for nerfstudio's)

@@ -440,30 +440,29 @@ impl Dataset {
     /// face is a view at the same place) left out, as a path turning to
     /// each face in place would spin.
     pub fn flight_views(&self) -> Vec<&View> {
+        use crate::cameras::undistort::{face_name, FACES};
         let centers: std::collections::HashMap<&str, [f64; 3]> = self
             .views()
             .map(|v| (v.name.as_str(), v.camera_center()))
             .collect();
         let side_face = |v: &View| {
-            crate::cameras::undistort::FACES[1..]
-                .iter()
-                .any(|(face, _)| {
-                    let file = v.name.rfind('/').map_or(0, |i| i + 1);
-                    let tag = format!("@{face}");
-                    let Some(at) = v.name[file..].rfind(&tag).map(|i| file + i) else {
-                        return false;
-                    };
-                    let rest = &v.name[at + tag.len()..];
-                    if !(rest.is_empty() || rest.starts_with('.') && !rest[1..].contains('.')) {
-                        return false;
-                    }
-                    let front = format!("{}@front{rest}", &v.name[..at]);
-                    let c = v.camera_center();
-                    let norm = |a: [f64; 3]| a.iter().map(|v| v * v).sum::<f64>().sqrt();
-                    centers.get(front.as_str()).is_some_and(|f| {
-                        norm(std::array::from_fn(|k| f[k] - c[k])) <= 1e-9 * (1.0 + norm(c))
-                    })
+            FACES[1..].iter().any(|(face, _)| {
+                // the photo's name this face's was made from, if it was
+                let tag = format!("@{face}");
+                let Some(at) = v.name.rfind(&tag) else {
+                    return false;
+                };
+                let photo = format!("{}{}", &v.name[..at], &v.name[at + tag.len()..]);
+                if face_name(&photo, face) != v.name {
+                    return false;
+                }
+                let front = face_name(&photo, "front");
+                let c = v.camera_center();
+                let norm = |a: [f64; 3]| a.iter().map(|v| v * v).sum::<f64>().sqrt();
+                centers.get(front.as_str()).is_some_and(|f| {
+                    norm(std::array::from_fn(|k| f[k] - c[k])) <= 1e-9 * (1.0 + norm(c))
                 })
+            })
         };
         self.views().filter(|v| !side_face(v)).collect()
     }
